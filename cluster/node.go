@@ -1,0 +1,527 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+const (
+	raftDBFile      = "raft.db"
+	snapshotsDir    = "snapshots"
+	retainSnapshots = 2
+	defaultTimeout  = 10 * time.Second
+)
+
+// Config describes one admin node's raft.
+type Config struct {
+	ID       string
+	RaftAddr string
+	DataDir  string
+	// Peers is the initial voter set. A node whose data dir is empty and that
+	// appears in Peers bootstraps with it; an empty Peers means "wait to be
+	// added by a running cluster". Ignored once the node has state.
+	Peers  []Peer
+	FSM    raft.FSM
+	Logger hclog.Logger
+
+	// OnLeader runs in its own goroutine each time this node becomes leader,
+	// after a barrier has applied every earlier entry. Its context is
+	// cancelled, and the call awaited, as soon as leadership is lost.
+	OnLeader func(ctx context.Context)
+
+	// Tuning; zero values mean the defaults below.
+	HeartbeatTimeout  time.Duration // 1s
+	ElectionTimeout   time.Duration // 1s
+	LeaderLease       time.Duration // 500ms
+	SnapshotThreshold uint64        // 8192
+	SnapshotInterval  time.Duration // 30s
+	TrailingLogs      uint64        // 10240
+	MaxAppendEntries  int           // 512
+}
+
+// Node is a running raft member.
+type Node struct {
+	cfg       Config
+	raft      *raft.Raft
+	store     *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	logger    hclog.Logger
+
+	// ready is true while this node leads and its barrier has completed.
+	ready    atomic.Bool
+	notifyCh chan bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	shutOnce sync.Once
+}
+
+// Open starts the raft node described by cfg. On first start of an empty data
+// dir it bootstraps the cluster from cfg.Peers (every node given the same
+// peers bootstraps the same configuration); later starts rejoin with the
+// stored state.
+func Open(cfg Config) (*Node, error) {
+	if err := ValidateID(cfg.ID); err != nil {
+		return nil, err
+	}
+	if err := ValidateAddr("--raft-addr", cfg.RaftAddr); err != nil {
+		return nil, err
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("a data dir is required")
+	}
+	if cfg.FSM == nil {
+		return nil, errors.New("cluster: no FSM given")
+	}
+	if len(cfg.Peers) > 0 {
+		found := false
+		for _, p := range cfg.Peers {
+			if p.ID == cfg.ID {
+				found = true
+				if p.RaftAddr != cfg.RaftAddr {
+					return nil, fmt.Errorf("--peers gives %s the address %s but --raft-addr is %s", p.ID, p.RaftAddr, cfg.RaftAddr)
+				}
+			}
+		}
+		if !found {
+			return nil, fmt.Errorf("--peers does not include this node's id %s", cfg.ID)
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := claimDataDir(cfg.DataDir, cfg.ID); err != nil {
+		return nil, err
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = cfg.Logger.Named("raft")
+	setDuration(&rc.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setDuration(&rc.ElectionTimeout, cfg.ElectionTimeout)
+	setDuration(&rc.LeaderLeaseTimeout, cfg.LeaderLease)
+	setDuration(&rc.SnapshotInterval, cfg.SnapshotInterval)
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	rc.MaxAppendEntries = 512
+	if cfg.MaxAppendEntries > 0 {
+		rc.MaxAppendEntries = cfg.MaxAppendEntries
+	}
+	// Let many concurrent Apply calls queue so the leader commits them in one
+	// log write and one AppendEntries round (group commit).
+	rc.BatchApplyCh = true
+	notifyCh := make(chan bool, 16)
+	rc.NotifyCh = notifyCh
+	if err := raft.ValidateConfig(rc); err != nil {
+		return nil, fmt.Errorf("raft config: %w", err)
+	}
+
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path: filepath.Join(cfg.DataDir, raftDBFile),
+		BoltOptions: &bbolt.Options{
+			Timeout: time.Second,
+			// The map freelist is not written on every commit; it is rebuilt
+			// by a scan when the file is opened.
+			NoFreelistSync: true,
+			FreelistType:   bbolt.FreelistMapType,
+		},
+	})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open log store: %s is locked by another process", filepath.Join(cfg.DataDir, raftDBFile))
+		}
+		return nil, fmt.Errorf("open log store: %w", err)
+	}
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("log cache: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.DataDir, snapshotsDir), retainSnapshots, cfg.Logger.Named("snapshots"))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open snapshot store: %w", err)
+	}
+	advertise, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("resolve --raft-addr: %w", err)
+	}
+	transport, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, &raft.NetworkTransportConfig{
+		MaxPool: 5,
+		Timeout: 10 * time.Second,
+		Logger:  cfg.Logger.Named("transport"),
+	})
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("listen on --raft-addr %s: %w", cfg.RaftAddr, err)
+	}
+
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	if !existing && len(cfg.Peers) > 0 {
+		var servers []raft.Server
+		for _, p := range cfg.Peers {
+			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
+		}
+		if err := raft.BootstrapCluster(rc, logs, store, snaps, transport, raft.Configuration{Servers: servers}); err != nil {
+			transport.Close()
+			store.Close()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+		cfg.Logger.Info("bootstrapped a new cluster", "peers", len(servers))
+	} else if existing {
+		cfg.Logger.Info("rejoining with existing state", "data_dir", cfg.DataDir)
+	} else {
+		cfg.Logger.Info("no state and no --peers: waiting to be added by a running cluster (ctl peers add)")
+	}
+
+	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, transport)
+	if err != nil {
+		transport.Close()
+		store.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n := &Node{cfg: cfg, raft: r, store: store, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{})}
+	n.wg.Add(1)
+	go n.watchLeadership()
+	return n, nil
+}
+
+func setDuration(dst *time.Duration, v time.Duration) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// watchLeadership runs OnLeader while this node leads.
+func (n *Node) watchLeadership() {
+	defer n.wg.Done()
+	var run *leaderRun
+	stopLeading := func() {
+		n.ready.Store(false)
+		if run != nil {
+			run.cancel()
+			<-run.done
+			run = nil
+		}
+	}
+	defer stopLeading()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case leader := <-n.notifyCh:
+			if !leader {
+				n.logger.Info("lost leadership")
+				stopLeading()
+			} else if run == nil {
+				run = n.startLeading()
+			}
+		}
+	}
+}
+
+type leaderRun struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startLeading applies every earlier entry with a barrier, marks the node
+// ready and runs OnLeader until the returned run is cancelled.
+func (n *Node) startLeading() *leaderRun {
+	ctx, cancel := context.WithCancel(context.Background())
+	run := &leaderRun{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(run.done)
+		for ctx.Err() == nil {
+			err := n.raft.Barrier(defaultTimeout).Error()
+			if err == nil {
+				break
+			}
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		n.ready.Store(true)
+		n.logger.Info("leading", "term", n.raft.CurrentTerm())
+		if n.cfg.OnLeader != nil {
+			n.cfg.OnLeader(ctx)
+		}
+	}()
+	return run
+}
+
+// ID is this node's id.
+func (n *Node) ID() string { return n.cfg.ID }
+
+// RaftAddr is this node's raft address.
+func (n *Node) RaftAddr() string { return n.cfg.RaftAddr }
+
+// Leader returns the current leader's id and raft address, if known.
+func (n *Node) Leader() (id, addr string) {
+	a, i := n.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// IsLeader reports whether this node leads and has caught up (barrier done).
+func (n *Node) IsLeader() bool { return n.ready.Load() && n.raft.State() == raft.Leader }
+
+func (n *Node) notLeader() error {
+	id, addr := n.Leader()
+	if id == n.cfg.ID {
+		// Raft already sees us as leader but the barrier is not done.
+		return ErrNotReady
+	}
+	return &NotLeaderError{LeaderID: id, LeaderAddr: addr}
+}
+
+func timeoutFrom(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		if d := time.Until(dl); d > 0 {
+			return d
+		}
+		return time.Millisecond
+	}
+	return defaultTimeout
+}
+
+// Apply proposes cmd and waits until it is applied on this node, returning
+// the FSM's response. On a follower it returns an error matching ErrNotLeader.
+func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
+	if n.raft.State() != raft.Leader {
+		return nil, n.notLeader()
+	}
+	f := n.raft.Apply(cmd, timeoutFrom(ctx))
+	if err := f.Error(); err != nil {
+		switch {
+		case errors.Is(err, raft.ErrNotLeader):
+			return nil, n.notLeader()
+		case errors.Is(err, raft.ErrLeadershipLost):
+			return nil, fmt.Errorf("apply: %w", ErrOutcomeUnknown)
+		case errors.Is(err, raft.ErrEnqueueTimeout):
+			return nil, fmt.Errorf("apply: %w", context.DeadlineExceeded)
+		}
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	return f.Response(), nil
+}
+
+// VerifyRead confirms, by a round of contact with a quorum, that this node
+// still leads and has applied everything committed before its term, so a read
+// of the local state right after it is linearizable.
+func (n *Node) VerifyRead(ctx context.Context) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	errCh := make(chan error, 1)
+	go func() { errCh <- n.raft.VerifyLeader().Error() }()
+	select {
+	case err := <-errCh:
+		if err != nil {
+			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+				return n.notLeader()
+			}
+			return fmt.Errorf("verify leader: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Status is a snapshot of this node's raft view.
+type Status struct {
+	ID, State          string
+	LeaderID           string
+	LeaderAddr         string
+	Term               uint64
+	CommitIndex        uint64
+	AppliedIndex       uint64
+	LastLogIndex       uint64
+	LastSnapshotIndex  uint64
+	LastContact        string
+	NumPeers           int
+	ProtocolVersion    int
+	ConfigurationIndex uint64
+}
+
+// Status reports this node's raft state.
+func (n *Node) Status() Status {
+	stats := n.raft.Stats()
+	num := func(k string) uint64 { v, _ := strconv.ParseUint(stats[k], 10, 64); return v }
+	id, addr := n.Leader()
+	return Status{
+		ID:                n.cfg.ID,
+		State:             stateName(n.raft.State()),
+		LeaderID:          id,
+		LeaderAddr:        addr,
+		Term:              num("term"),
+		CommitIndex:       num("commit_index"),
+		AppliedIndex:      n.raft.AppliedIndex(),
+		LastLogIndex:      n.raft.LastIndex(),
+		LastSnapshotIndex: num("last_snapshot_index"),
+		LastContact:       stats["last_contact"],
+	}
+}
+
+func stateName(s raft.RaftState) string {
+	switch s {
+	case raft.Leader:
+		return "leader"
+	case raft.Follower:
+		return "follower"
+	case raft.Candidate:
+		return "candidate"
+	default:
+		return "shutdown"
+	}
+}
+
+// Member is one server in the raft configuration.
+type Member struct {
+	ID       string
+	RaftAddr string
+	Suffrage string
+}
+
+// Members returns the current raft configuration, ordered by id.
+func (n *Node) Members() ([]Member, error) {
+	f := n.raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	var out []Member
+	for _, s := range f.Configuration().Servers {
+		out = append(out, Member{ID: string(s.ID), RaftAddr: string(s.Address), Suffrage: s.Suffrage.String()})
+	}
+	sortMembers(out)
+	return out, nil
+}
+
+func sortMembers(m []Member) {
+	sort.Slice(m, func(i, j int) bool { return m[i].ID < m[j].ID })
+}
+
+// AddVoter adds (or re-addresses) a voting member. Leader only.
+func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
+	if err := ValidateID(id); err != nil {
+		return err
+	}
+	if err := ValidateAddr("raft address", addr); err != nil {
+		return err
+	}
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	members, err := n.Members()
+	if err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.ID == id && m.RaftAddr == addr {
+			return nil
+		}
+		if m.ID != id && m.RaftAddr == addr {
+			return fmt.Errorf("raft address %s already belongs to member %s", addr, m.ID)
+		}
+	}
+	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutFrom(ctx)).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.notLeader()
+		}
+		return fmt.Errorf("add voter %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a member. Leader only.
+func (n *Node) RemoveServer(ctx context.Context, id string) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	members, err := n.Members()
+	if err != nil {
+		return err
+	}
+	found := false
+	for _, m := range members {
+		found = found || m.ID == id
+	}
+	if !found {
+		return fmt.Errorf("%s is not a member of the cluster", id)
+	}
+	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx)).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) {
+			return n.notLeader()
+		}
+		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	return nil
+}
+
+// Snapshot asks raft to take a snapshot now (and truncate the log).
+func (n *Node) Snapshot() error {
+	if err := n.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return fmt.Errorf("snapshot: %w", err)
+	}
+	return nil
+}
+
+// Shutdown stops leadership work, raft, the transport and the stores.
+func (n *Node) Shutdown() error {
+	var err error
+	n.shutOnce.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		if e := n.raft.Shutdown().Error(); e != nil {
+			err = fmt.Errorf("raft shutdown: %w", e)
+		}
+		if e := n.transport.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close transport: %w", e)
+		}
+		if e := n.store.Close(); e != nil && err == nil {
+			err = fmt.Errorf("close log store: %w", e)
+		}
+	})
+	return err
+}
+
+// WaitFor polls cond until it holds or ctx ends; a helper for callers that
+// must wait on raft state (e.g. a leader to appear).
+func WaitFor(ctx context.Context, every time.Duration, cond func() bool) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+

@@ -1,0 +1,339 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+const ctlUsage = `Usage: groundskeeper ctl --admin ADDR[,ADDR...] COMMAND [flags] [--json]
+
+Commands:
+  status                                   raft state of every admin
+  tasks [--state S,...] [--volume N]       list tasks
+  task submit --type T --volume N [...]    submit a manual task
+  task show ID                             one task in full
+  workers                                  registered workers
+  peers list                               raft members
+  peers add ID RAFT_ADDR                   add a voter (start it first without --peers)
+  peers remove ID                          remove a member
+
+Common flags (before or after the command):
+  --admin ADDR[,ADDR...]   admin gRPC addresses; any one will do (default: $GROUNDSKEEPER_ADMIN)
+  --json                   machine-readable output
+  --stale                  read from the answering node's own state instead of the leader's
+  --timeout D              give up after D (default 15s)
+`
+
+type ctlOpts struct {
+	admin   string
+	json    bool
+	stale   bool
+	timeout time.Duration
+	out     io.Writer
+}
+
+func (o *ctlOpts) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.admin, "admin", o.admin, "admin gRPC addresses, comma-separated")
+	fs.BoolVar(&o.json, "json", o.json, "machine-readable output")
+	fs.BoolVar(&o.stale, "stale", o.stale, "serve reads from the answering node's own state")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "overall deadline")
+}
+
+func (o *ctlOpts) consistency() pb.Consistency {
+	if o.stale {
+		return pb.Consistency_CONSISTENCY_STALE
+	}
+	return pb.Consistency_CONSISTENCY_LINEARIZABLE
+}
+
+// subFlags parses a subcommand's flags, accepting the common ones too.
+func (o *ctlOpts) subFlags(name string, args []string, define func(fs *flag.FlagSet)) (*flag.FlagSet, error) {
+	fs := newFlagSet("ctl " + name)
+	o.register(fs)
+	if define != nil {
+		define(fs)
+	}
+	// Allow positional arguments before flags ("peers add a4 ADDR --json").
+	var pos []string
+	for len(args) > 0 {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs, fs.Parse(pos)
+}
+
+func runCtl(args []string, out io.Writer) error {
+	o := &ctlOpts{admin: os.Getenv("GROUNDSKEEPER_ADMIN"), timeout: 15 * time.Second, out: out}
+	fs := newFlagSet("ctl")
+	o.register(fs)
+	fs.Usage = func() {}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprint(out, ctlUsage)
+			return errHelp
+		}
+		return usagef("%s (see groundskeeper ctl --help)", err)
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		return usagef("a command is required: status, tasks, task, workers or peers (see groundskeeper ctl --help)")
+	}
+	cmd, rest := rest[0], rest[1:]
+	switch cmd {
+	case "status":
+		return o.status(rest)
+	case "tasks":
+		return o.tasks(rest)
+	case "task":
+		if len(rest) == 0 {
+			return usagef("task needs a subcommand: submit or show")
+		}
+		switch rest[0] {
+		case "submit":
+			return o.taskSubmit(rest[1:])
+		case "show":
+			return o.taskShow(rest[1:])
+		}
+		return usagef("unknown task subcommand %q (want submit or show)", rest[0])
+	case "workers":
+		return o.workers(rest)
+	case "peers":
+		if len(rest) == 0 {
+			return usagef("peers needs a subcommand: list, add or remove")
+		}
+		switch rest[0] {
+		case "list":
+			return o.status(rest[1:])
+		case "add":
+			return o.peersAdd(rest[1:])
+		case "remove":
+			return o.peersRemove(rest[1:])
+		}
+		return usagef("unknown peers subcommand %q (want list, add or remove)", rest[0])
+	}
+	return usagef("unknown ctl command %q (want status, tasks, task, workers or peers)", cmd)
+}
+
+// call dials the admins and runs one RPC with retries across addresses.
+func ctlCall[T any](o *ctlOpts, call func(ctx context.Context, a pb.AdminClient) (T, error)) (T, error) {
+	var zero T
+	addrs := splitList(o.admin)
+	if len(addrs) == 0 {
+		return zero, usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
+	}
+	c, err := gkrpc.Dial(addrs)
+	if err != nil {
+		return zero, usagef("%s", err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	defer cancel()
+	perTry := min(o.timeout, 5*time.Second)
+	out, err := gkrpc.Do(ctx, c, perTry, call)
+	if err != nil {
+		return zero, rpcError(err)
+	}
+	return out, nil
+}
+
+// rpcError turns a gRPC status into one plain sentence.
+func rpcError(err error) error {
+	s, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	if s.Code() == codes.InvalidArgument {
+		return usagef("%s", s.Message())
+	}
+	return errors.New(s.Message())
+}
+
+func noArgs(fs *flag.FlagSet) error {
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
+func (o *ctlOpts) status(args []string) error {
+	fs, err := o.subFlags("status", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	st, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.StatusResponse, error) {
+		return a.Status(ctx, &pb.StatusRequest{})
+	})
+	if err != nil {
+		return err
+	}
+	return printStatus(o, st)
+}
+
+func (o *ctlOpts) tasks(args []string) error {
+	var states string
+	var volume uint64
+	fs, err := o.subFlags("tasks", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&states, "state", "", "only tasks in these states, comma-separated")
+		fs.Uint64Var(&volume, "volume", 0, "only tasks of this volume")
+	})
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	req := &pb.ListTasksRequest{Consistency: o.consistency()}
+	for _, s := range splitList(states) {
+		st, err := fsm.ParseTaskState(s)
+		if err != nil {
+			return usagef("--state: %s", err)
+		}
+		req.States = append(req.States, st)
+	}
+	if volume > 1<<32-1 {
+		return usagef("--volume %d is out of range", volume)
+	}
+	req.VolumeId = uint32(volume)
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.ListTasksResponse, error) {
+		return a.ListTasks(ctx, req)
+	})
+	if err != nil {
+		return err
+	}
+	return printTasks(o, resp.Tasks)
+}
+
+func (o *ctlOpts) taskSubmit(args []string) error {
+	var typ, collection, source, target string
+	var volume uint64
+	var priority int
+	fs, err := o.subFlags("task submit", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding or balance (required)")
+		fs.Uint64Var(&volume, "volume", 0, "volume id (required)")
+		fs.StringVar(&collection, "collection", "", "the volume's collection")
+		fs.StringVar(&source, "source", "", "source server (balance)")
+		fs.StringVar(&target, "target", "", "target server (balance)")
+		fs.IntVar(&priority, "priority", 0, "higher runs first")
+	})
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	if typ == "" {
+		return usagef("--type is required (vacuum, erasure_coding or balance)")
+	}
+	t, err := fsm.ParseTaskType(typ)
+	if err != nil {
+		return usagef("%s", err)
+	}
+	if volume == 0 {
+		return usagef("--volume is required and must be greater than 0")
+	}
+	if volume > 1<<32-1 {
+		return usagef("--volume %d is out of range", volume)
+	}
+	req := &pb.SubmitTaskRequest{Type: t, VolumeId: uint32(volume), Collection: collection, Source: source, Target: target, Priority: int32(priority)}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.SubmitTaskResponse, error) {
+		return a.SubmitTask(ctx, req)
+	})
+	if err != nil {
+		return err
+	}
+	return printSubmitted(o, resp)
+}
+
+func (o *ctlOpts) taskShow(args []string) error {
+	fs, err := o.subFlags("task show", args, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("task show needs exactly one task id")
+	}
+	id, err := strconv.ParseUint(fs.Arg(0), 10, 64)
+	if err != nil || id == 0 {
+		return usagef("task id %q is not a positive number", fs.Arg(0))
+	}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.GetTaskResponse, error) {
+		return a.GetTask(ctx, &pb.GetTaskRequest{Id: id, Consistency: o.consistency()})
+	})
+	if err != nil {
+		return err
+	}
+	return printTaskDetail(o, resp.Task)
+}
+
+func (o *ctlOpts) workers(args []string) error {
+	fs, err := o.subFlags("workers", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.ListWorkersResponse, error) {
+		return a.ListWorkers(ctx, &pb.ListWorkersRequest{Consistency: o.consistency()})
+	})
+	if err != nil {
+		return err
+	}
+	return printWorkers(o, resp.Workers)
+}
+
+func (o *ctlOpts) peersAdd(args []string) error {
+	fs, err := o.subFlags("peers add", args, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 2 {
+		return usagef("peers add needs an id and a raft address: peers add a4 127.0.0.1:7004")
+	}
+	id, addr := fs.Arg(0), fs.Arg(1)
+	if _, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.AddPeerResponse, error) {
+		return a.AddPeer(ctx, &pb.AddPeerRequest{Id: id, RaftAddr: addr})
+	}); err != nil {
+		return err
+	}
+	return printDone(o, fmt.Sprintf("added %s (%s) as a voter", id, addr))
+}
+
+func (o *ctlOpts) peersRemove(args []string) error {
+	fs, err := o.subFlags("peers remove", args, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("peers remove needs exactly one member id")
+	}
+	id := fs.Arg(0)
+	if _, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.RemovePeerResponse, error) {
+		return a.RemovePeer(ctx, &pb.RemovePeerRequest{Id: id})
+	}); err != nil {
+		return err
+	}
+	return printDone(o, fmt.Sprintf("removed %s", id))
+}

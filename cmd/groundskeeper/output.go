@@ -1,0 +1,200 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"text/tabwriter"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// JSON shapes of DESIGN.md section 8; field names are a contract.
+
+type memberJSON struct {
+	ID           string `json:"id"`
+	RaftAddr     string `json:"raft_addr"`
+	GRPCAddr     string `json:"grpc_addr"`
+	State        string `json:"state"`
+	Suffrage     string `json:"suffrage"`
+	AppliedIndex uint64 `json:"applied_index"`
+}
+
+type statusJSON struct {
+	NodeID       string       `json:"node_id"`
+	LeaderID     string       `json:"leader_id"`
+	Term         uint64       `json:"term"`
+	CommitIndex  uint64       `json:"commit_index"`
+	AppliedIndex uint64       `json:"applied_index"`
+	Members      []memberJSON `json:"members"`
+}
+
+type taskJSON struct {
+	ID         uint64  `json:"id"`
+	Type       string  `json:"type"`
+	VolumeID   uint32  `json:"volume_id"`
+	Collection string  `json:"collection"`
+	State      string  `json:"state"`
+	WorkerID   string  `json:"worker_id"`
+	Attempt    uint32  `json:"attempt"`
+	Progress   float64 `json:"progress"`
+	Step       string  `json:"step"`
+	Error      string  `json:"error"`
+	Fence      uint64  `json:"fence"`
+	Priority   int32   `json:"priority"`
+	RetryCount uint32  `json:"retry_count"`
+	Origin     string  `json:"origin"`
+	Source     string  `json:"source,omitempty"`
+	Target     string  `json:"target,omitempty"`
+	CreatedAt  string  `json:"created_at"`
+	UpdatedAt  string  `json:"updated_at"`
+	Existing   *bool   `json:"existing,omitempty"`
+}
+
+type workerJSON struct {
+	ID            string   `json:"id"`
+	Capabilities  []string `json:"capabilities"`
+	MaxConcurrent uint32   `json:"max_concurrent"`
+	Connected     bool     `json:"connected"`
+	Running       []uint64 `json:"running"`
+}
+
+func stamp(ns int64) string {
+	if ns == 0 {
+		return ""
+	}
+	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
+}
+
+func toTaskJSON(t *pb.Task) taskJSON {
+	return taskJSON{
+		ID: t.Id, Type: fsm.TypeName(t.Type), VolumeID: t.VolumeId, Collection: t.Collection,
+		State: fsm.StateName(t.State), WorkerID: t.WorkerId, Attempt: t.Attempt, Progress: t.Progress,
+		Step: t.Step, Error: t.LastError, Fence: t.Fence, Priority: t.Priority, RetryCount: t.RetryCount,
+		Origin: t.Origin, Source: t.Source, Target: t.Target, CreatedAt: stamp(t.CreatedAt), UpdatedAt: stamp(t.UpdatedAt),
+	}
+}
+
+func (o *ctlOpts) writeJSON(v any) error {
+	enc := json.NewEncoder(o.out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (o *ctlOpts) table() *tabwriter.Writer { return tabwriter.NewWriter(o.out, 0, 0, 2, ' ', 0) }
+
+func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
+	if o.json {
+		out := statusJSON{NodeID: st.NodeId, LeaderID: st.LeaderId, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Members: []memberJSON{}}
+		for _, m := range st.Members {
+			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex})
+		}
+		return o.writeJSON(out)
+	}
+	leader := st.LeaderId
+	if leader == "" {
+		leader = "(none)"
+	}
+	fmt.Fprintf(o.out, "leader %s, term %d, commit index %d (answered by %s, applied %d)\n\n", leader, st.Term, st.CommitIndex, st.NodeId, st.AppliedIndex)
+	w := o.table()
+	fmt.Fprintln(w, "ID\tSTATE\tRAFT ADDR\tGRPC ADDR\tAPPLIED\tSUFFRAGE")
+	for _, m := range st.Members {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.AppliedIndex, m.Suffrage)
+	}
+	return w.Flush()
+}
+
+func printTasks(o *ctlOpts, tasks []*pb.Task) error {
+	if o.json {
+		out := make([]taskJSON, 0, len(tasks))
+		for _, t := range tasks {
+			out = append(out, toTaskJSON(t))
+		}
+		return o.writeJSON(out)
+	}
+	if len(tasks) == 0 {
+		fmt.Fprintln(o.out, "no tasks")
+		return nil
+	}
+	w := o.table()
+	fmt.Fprintln(w, "ID\tTYPE\tVOLUME\tSTATE\tWORKER\tATTEMPT\tPROGRESS\tERROR")
+	for _, t := range tasks {
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%d\t%.0f%%\t%s\n", t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State), dash(t.WorkerId), t.Attempt, t.Progress, t.LastError)
+	}
+	return w.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func printSubmitted(o *ctlOpts, r *pb.SubmitTaskResponse) error {
+	if o.json {
+		j := toTaskJSON(r.Task)
+		j.Existing = &r.Existing
+		return o.writeJSON(j)
+	}
+	t := r.Task
+	if r.Existing {
+		fmt.Fprintf(o.out, "volume %d already has an active %s task: returning task %d (%s) instead of creating another\n", t.VolumeId, fsm.TypeName(t.Type), t.Id, fsm.StateName(t.State))
+		return nil
+	}
+	fmt.Fprintf(o.out, "submitted task %d: %s of volume %d (%s)\n", t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State))
+	return nil
+}
+
+func printTaskDetail(o *ctlOpts, t *pb.Task) error {
+	if o.json {
+		return o.writeJSON(toTaskJSON(t))
+	}
+	j := toTaskJSON(t)
+	w := o.table()
+	for _, kv := range [][2]string{
+		{"id", fmt.Sprint(j.ID)}, {"type", j.Type}, {"volume", fmt.Sprint(j.VolumeID)}, {"collection", j.Collection},
+		{"state", j.State}, {"worker", dash(j.WorkerID)}, {"attempt", fmt.Sprint(j.Attempt)}, {"fence", fmt.Sprint(j.Fence)},
+		{"progress", fmt.Sprintf("%.0f%% %s", j.Progress, j.Step)}, {"retries", fmt.Sprint(j.RetryCount)}, {"priority", fmt.Sprint(j.Priority)},
+		{"origin", j.Origin}, {"source", j.Source}, {"target", j.Target}, {"created", j.CreatedAt}, {"updated", j.UpdatedAt}, {"error", j.Error},
+	} {
+		fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
+	}
+	return w.Flush()
+}
+
+func printWorkers(o *ctlOpts, ws []*pb.WorkerStatus) error {
+	out := make([]workerJSON, 0, len(ws))
+	for _, w := range ws {
+		j := workerJSON{ID: w.Worker.Id, MaxConcurrent: w.Worker.MaxConcurrent, Connected: w.Connected, Running: w.Running, Capabilities: []string{}}
+		if j.Running == nil {
+			j.Running = []uint64{}
+		}
+		for _, c := range w.Worker.Capabilities {
+			j.Capabilities = append(j.Capabilities, fsm.TypeName(c))
+		}
+		out = append(out, j)
+	}
+	if o.json {
+		return o.writeJSON(out)
+	}
+	if len(out) == 0 {
+		fmt.Fprintln(o.out, "no workers")
+		return nil
+	}
+	w := o.table()
+	fmt.Fprintln(w, "ID\tCONNECTED\tCAPABILITIES\tSLOTS\tRUNNING")
+	for _, j := range out {
+		fmt.Fprintf(w, "%s\t%v\t%v\t%d\t%v\n", j.ID, j.Connected, j.Capabilities, j.MaxConcurrent, j.Running)
+	}
+	return w.Flush()
+}
+
+func printDone(o *ctlOpts, msg string) error {
+	if o.json {
+		return o.writeJSON(map[string]any{"ok": true, "message": msg})
+	}
+	fmt.Fprintln(o.out, msg)
+	return nil
+}

@@ -1,0 +1,279 @@
+package fsm
+
+import (
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// Apply applies one decoded command at a raft index and reports the outcome.
+// Refusals are results, not panics: the state is left exactly as it was.
+func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
+	if index > s.appliedIndex {
+		s.appliedIndex = index
+	}
+	res := &pb.ApplyResult{Index: index}
+	var (
+		task     *pb.Task
+		existing bool
+		err      *Error
+	)
+	if cmd.Version != CommandVersion {
+		err = errorf(pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, "command version %d is not supported (this build applies version %d)", cmd.Version, CommandVersion)
+	} else {
+		switch b := cmd.Body.(type) {
+		case *pb.Command_SubmitTask:
+			task, existing, err = s.submitTask(cmd.Now, b.SubmitTask)
+		case *pb.Command_AssignTask:
+			task, err = s.assignTask(index, cmd.Now, b.AssignTask)
+		case *pb.Command_StartTask:
+			task, err = s.startTask(cmd.Now, b.StartTask)
+		case *pb.Command_ReportProgress:
+			task, err = s.reportProgress(cmd.Now, b.ReportProgress)
+		case *pb.Command_CompleteTask:
+			task, err = s.completeTask(cmd.Now, b.CompleteTask)
+		case *pb.Command_FailTask:
+			task, err = s.failTask(cmd.Now, b.FailTask)
+		case *pb.Command_RequeueTask:
+			task, err = s.requeueTask(cmd.Now, b.RequeueTask)
+		case *pb.Command_CancelTask:
+			task, err = s.cancelTask(cmd.Now, b.CancelTask)
+		case *pb.Command_RetireCapacityChanges:
+			s.retireCapacityChanges(b.RetireCapacityChanges)
+		case *pb.Command_RegisterWorker:
+			err = s.registerWorker(cmd.Now, b.RegisterWorker)
+		case *pb.Command_DeregisterWorker:
+			err = s.deregisterWorker(b.DeregisterWorker)
+		case *pb.Command_SetAdminAddr:
+			err = s.setAdminAddr(b.SetAdminAddr)
+		default:
+			err = errorf(pb.ErrorCode_ERROR_CODE_INVALID, "command has no known body")
+		}
+	}
+	if err != nil {
+		res.ErrorCode, res.Error = err.Code, err.Msg
+	}
+	res.Task, res.Existing = task, existing
+	return res
+}
+
+func (s *State) submitTask(now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error) {
+	if !ValidType(c.Type) {
+		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "unknown task type %d", int32(c.Type))
+	}
+	if c.VolumeId == 0 {
+		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "volume id must be greater than 0")
+	}
+	params := append([]*pb.Param(nil), c.Params...)
+	sort.SliceStable(params, func(i, j int) bool { return params[i].Key < params[j].Key })
+	for i := 1; i < len(params); i++ {
+		if params[i].Key == params[i-1].Key {
+			return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "parameter %q is given twice", params[i].Key)
+		}
+	}
+	if t, ok := s.ActiveTask(c.VolumeId); ok {
+		if t.Type == c.Type {
+			return t, true, nil
+		}
+		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d already has an active %s task (%d)", c.VolumeId, TypeName(t.Type), t.Id)
+	}
+	origin := c.Origin
+	if origin == "" {
+		origin = "manual"
+	}
+	if origin != "manual" && s.HasUnreportedChange(c.VolumeId) {
+		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d has a completed change the master has not reported yet", c.VolumeId)
+	}
+	t := &pb.Task{
+		Id:         s.nextTaskID,
+		Type:       c.Type,
+		VolumeId:   c.VolumeId,
+		Collection: c.Collection,
+		Source:     c.Source,
+		Target:     c.Target,
+		Params:     params,
+		State:      pending,
+		Priority:   c.Priority,
+		Attempt:    1,
+		CreatedAt:  now,
+		UpdatedAt:  now,
+		Origin:     origin,
+	}
+	s.nextTaskID++
+	s.putTask(t)
+	return t, false, nil
+}
+
+// mutable returns a private copy of task id for modification, checking that
+// the move to state `to` is legal and, when fence is non-zero, that it matches.
+func (s *State) mutable(id uint64, to pb.TaskState, fence uint64, checkFence bool) (*pb.Task, *Error) {
+	t, ok := s.tasks[id]
+	if !ok {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "task %d not found", id)
+	}
+	if checkFence && fence != t.Fence {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_STALE_FENCE, "task %d: fence %d is stale (current attempt has fence %d)", id, fence, t.Fence)
+	}
+	if to != t.State && !Legal(t.State, to) {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", id, StateName(t.State), StateName(to))
+	}
+	return proto.Clone(t).(*pb.Task), nil
+}
+
+func (s *State) assignTask(index uint64, now int64, c *pb.AssignTask) (*pb.Task, *Error) {
+	if c.WorkerId == "" {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "assignment names no worker")
+	}
+	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != pending {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(assigned))
+	}
+	t, err := s.mutable(c.TaskId, assigned, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	t.State, t.WorkerId, t.Fence = assigned, c.WorkerId, index
+	t.AssignedAt, t.UpdatedAt = now, now
+	t.Progress, t.Step = 0, ""
+	s.putTask(t)
+	return t, nil
+}
+
+func (s *State) startTask(now int64, c *pb.StartTask) (*pb.Task, *Error) {
+	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != assigned && cur.Fence == c.Fence {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(running))
+	}
+	t, err := s.mutable(c.TaskId, running, c.Fence, true)
+	if err != nil {
+		return nil, err
+	}
+	t.State, t.StartedAt, t.UpdatedAt = running, now, now
+	s.putTask(t)
+	return t, nil
+}
+
+func (s *State) reportProgress(now int64, c *pb.ReportProgress) (*pb.Task, *Error) {
+	if c.Progress < 0 || c.Progress > 100 || c.Progress != c.Progress {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "progress %v is outside 0-100", c.Progress)
+	}
+	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != running && cur.Fence == c.Fence {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is %s, not running", c.TaskId, StateName(cur.State))
+	}
+	t, err := s.mutable(c.TaskId, running, c.Fence, true)
+	if err != nil {
+		return nil, err
+	}
+	t.Progress, t.Step, t.UpdatedAt = c.Progress, c.Step, now
+	s.putTask(t)
+	return t, nil
+}
+
+func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
+	t, err := s.mutable(c.TaskId, completed, c.Fence, true)
+	if err != nil {
+		return nil, err
+	}
+	t.State, t.Progress, t.FinishedAt, t.UpdatedAt = completed, 100, now, now
+	t.LastError = ""
+	s.putTask(t)
+	if c.Change != nil {
+		ch := proto.Clone(c.Change).(*pb.CapacityChange)
+		ch.TaskId, ch.Type, ch.VolumeId, ch.CompletedAt = t.Id, t.Type, t.VolumeId, now
+		if ch.Collection == "" {
+			ch.Collection = t.Collection
+		}
+		sort.SliceStable(ch.Shards, func(i, j int) bool { return ch.Shards[i].ShardId < ch.Shards[j].ShardId })
+		s.changes[t.Id] = ch
+		s.changesByVolume[t.VolumeId]++
+	}
+	return t, nil
+}
+
+func (s *State) failTask(now int64, c *pb.FailTask) (*pb.Task, *Error) {
+	t, err := s.mutable(c.TaskId, failed, c.Fence, true)
+	if err != nil {
+		return nil, err
+	}
+	t.State, t.LastError, t.FinishedAt, t.UpdatedAt = failed, c.Error, now, now
+	s.putTask(t)
+	return t, nil
+}
+
+func (s *State) requeueTask(now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
+	if cur, ok := s.tasks[c.TaskId]; ok && cur.State == pending {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already pending", c.TaskId)
+	}
+	t, err := s.mutable(c.TaskId, pending, c.Fence, c.Fence != 0)
+	if err != nil {
+		return nil, err
+	}
+	t.State, t.WorkerId, t.Fence = pending, "", 0
+	t.Attempt++
+	if c.CountAsRetry {
+		t.RetryCount++
+	}
+	t.LastError, t.NotBefore, t.UpdatedAt = c.Reason, c.NotBefore, now
+	t.Progress, t.Step = 0, ""
+	s.putTask(t)
+	return t, nil
+}
+
+func (s *State) cancelTask(now int64, c *pb.CancelTask) (*pb.Task, *Error) {
+	t, err := s.mutable(c.TaskId, cancelled, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	if t.State == cancelled {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already cancelled", c.TaskId)
+	}
+	t.State, t.LastError, t.FinishedAt, t.UpdatedAt = cancelled, c.Reason, now, now
+	s.putTask(t)
+	return t, nil
+}
+
+func (s *State) retireCapacityChanges(c *pb.RetireCapacityChanges) {
+	for _, id := range c.TaskIds {
+		ch, ok := s.changes[id]
+		if !ok {
+			continue
+		}
+		delete(s.changes, id)
+		if s.changesByVolume[ch.VolumeId]--; s.changesByVolume[ch.VolumeId] <= 0 {
+			delete(s.changesByVolume, ch.VolumeId)
+		}
+	}
+}
+
+func (s *State) registerWorker(now int64, c *pb.RegisterWorker) *Error {
+	w := c.Worker
+	if w == nil || w.Id == "" {
+		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "worker registration has no id")
+	}
+	for _, capability := range w.Capabilities {
+		if !ValidType(capability) {
+			return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "worker %s: unknown capability %d", w.Id, int32(capability))
+		}
+	}
+	w = proto.Clone(w).(*pb.Worker)
+	sort.Slice(w.Capabilities, func(i, j int) bool { return w.Capabilities[i] < w.Capabilities[j] })
+	w.RegisteredAt = now
+	s.workers[w.Id] = w
+	return nil
+}
+
+func (s *State) deregisterWorker(c *pb.DeregisterWorker) *Error {
+	if _, ok := s.workers[c.WorkerId]; !ok {
+		return errorf(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "worker %s is not registered", c.WorkerId)
+	}
+	delete(s.workers, c.WorkerId)
+	return nil
+}
+
+func (s *State) setAdminAddr(c *pb.SetAdminAddr) *Error {
+	if c.Id == "" || c.GrpcAddr == "" {
+		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "admin address needs an id and a gRPC address")
+	}
+	s.admins[c.Id] = c.GrpcAddr
+	return nil
+}

@@ -1,0 +1,85 @@
+package fsm
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sort"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// SnapshotVersion is the snapshot format this build writes and reads.
+const SnapshotVersion = 1
+
+// Snapshot captures the whole state with every list sorted by key. It shares
+// the immutable values with the state, so it is cheap and safe to take under
+// the apply lock and to marshal after the lock is released.
+func (s *State) Snapshot() *pb.StateSnapshot {
+	snap := &pb.StateSnapshot{
+		Version:         SnapshotVersion,
+		NextTaskId:      s.nextTaskID,
+		AppliedIndex:    s.appliedIndex,
+		Tasks:           s.Tasks(TaskFilter{}),
+		CapacityChanges: s.CapacityChanges(),
+		Workers:         s.Workers(),
+	}
+	for id, addr := range s.admins {
+		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr})
+	}
+	sort.Slice(snap.Admins, func(i, j int) bool { return snap.Admins[i].Id < snap.Admins[j].Id })
+	return snap
+}
+
+// FromSnapshot builds a fresh state from a snapshot, checking it is coherent.
+func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
+	if snap.Version != SnapshotVersion {
+		return nil, fmt.Errorf("snapshot version %d is not supported (this build reads version %d)", snap.Version, SnapshotVersion)
+	}
+	s := NewState()
+	s.nextTaskID, s.appliedIndex = snap.NextTaskId, snap.AppliedIndex
+	for _, t := range snap.Tasks {
+		if t.Id == 0 || t.Id >= s.nextTaskID {
+			return nil, fmt.Errorf("snapshot task id %d is outside 1..%d", t.Id, s.nextTaskID-1)
+		}
+		if _, dup := s.tasks[t.Id]; dup {
+			return nil, fmt.Errorf("snapshot holds task %d twice", t.Id)
+		}
+		if Active(t.State) {
+			if other, busy := s.active[t.VolumeId]; busy {
+				return nil, fmt.Errorf("snapshot has two active tasks (%d, %d) on volume %d", other, t.Id, t.VolumeId)
+			}
+		}
+		s.putTask(t)
+	}
+	for _, c := range snap.CapacityChanges {
+		s.changes[c.TaskId] = c
+		s.changesByVolume[c.VolumeId]++
+	}
+	for _, w := range snap.Workers {
+		s.workers[w.Id] = w
+	}
+	for _, a := range snap.Admins {
+		s.admins[a.Id] = a.GrpcAddr
+	}
+	return s, nil
+}
+
+// MarshalSnapshot encodes a snapshot deterministically.
+func MarshalSnapshot(snap *pb.StateSnapshot) ([]byte, error) {
+	return proto.MarshalOptions{Deterministic: true}.Marshal(snap)
+}
+
+// Hash is a digest of the whole state: equal states give equal hashes on
+// every node, whatever order their maps were filled in.
+func (s *State) Hash() string {
+	b, err := MarshalSnapshot(s.Snapshot())
+	if err != nil {
+		// Marshalling our own well-formed messages cannot fail; make it loud if it does.
+		panic(fmt.Sprintf("fsm: marshal state for hash: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,129 @@
+package fsm
+
+import (
+	"sort"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// State is the replicated state machine without any raft or locking. Stored
+// *pb.Task, *pb.CapacityChange and *pb.Worker values are immutable: a change
+// replaces the pointer with a modified copy, so readers and snapshots may keep
+// pointers without copying.
+type State struct {
+	nextTaskID   uint64
+	appliedIndex uint64
+	tasks        map[uint64]*pb.Task
+	// active maps a volume to its one active (pending/assigned/running) task.
+	active map[uint32]uint64
+	// changes holds committed-but-unreported capacity changes by task id.
+	changes map[uint64]*pb.CapacityChange
+	// changesByVolume counts unretired changes per volume.
+	changesByVolume map[uint32]int
+	workers         map[string]*pb.Worker
+	admins          map[string]string
+}
+
+// NewState returns an empty state.
+func NewState() *State {
+	return &State{
+		nextTaskID:      1,
+		tasks:           map[uint64]*pb.Task{},
+		active:          map[uint32]uint64{},
+		changes:         map[uint64]*pb.CapacityChange{},
+		changesByVolume: map[uint32]int{},
+		workers:         map[string]*pb.Worker{},
+		admins:          map[string]string{},
+	}
+}
+
+// AppliedIndex is the raft index of the last command applied.
+func (s *State) AppliedIndex() uint64 { return s.appliedIndex }
+
+// Task returns the task with the given id. The result must not be modified.
+func (s *State) Task(id uint64) (*pb.Task, bool) {
+	t, ok := s.tasks[id]
+	return t, ok
+}
+
+// ActiveTask returns the active task holding a volume's reservation, if any.
+func (s *State) ActiveTask(volume uint32) (*pb.Task, bool) {
+	id, ok := s.active[volume]
+	if !ok {
+		return nil, false
+	}
+	return s.tasks[id], true
+}
+
+// TaskFilter selects tasks; zero values match everything.
+type TaskFilter struct {
+	States   []pb.TaskState
+	VolumeID uint32
+}
+
+func (f TaskFilter) match(t *pb.Task) bool {
+	if f.VolumeID != 0 && t.VolumeId != f.VolumeID {
+		return false
+	}
+	if len(f.States) == 0 {
+		return true
+	}
+	for _, st := range f.States {
+		if t.State == st {
+			return true
+		}
+	}
+	return false
+}
+
+// Tasks returns the matching tasks ordered by id. Results must not be modified.
+func (s *State) Tasks(f TaskFilter) []*pb.Task {
+	out := make([]*pb.Task, 0, len(s.tasks))
+	for _, t := range s.tasks {
+		if f.match(t) {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}
+
+// CapacityChanges returns the unretired capacity changes ordered by task id.
+func (s *State) CapacityChanges() []*pb.CapacityChange {
+	out := make([]*pb.CapacityChange, 0, len(s.changes))
+	for _, c := range s.changes {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
+	return out
+}
+
+// HasUnreportedChange reports whether a volume has a capacity change the
+// master has not reflected yet.
+func (s *State) HasUnreportedChange(volume uint32) bool { return s.changesByVolume[volume] > 0 }
+
+// Workers returns the registered workers ordered by id.
+func (s *State) Workers() []*pb.Worker {
+	out := make([]*pb.Worker, 0, len(s.workers))
+	for _, w := range s.workers {
+		out = append(out, w)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
+	return out
+}
+
+// AdminAddr returns the client gRPC address an admin node published.
+func (s *State) AdminAddr(id string) (string, bool) {
+	a, ok := s.admins[id]
+	return a, ok
+}
+
+// putTask stores t and keeps the volume reservation index in step with its state.
+func (s *State) putTask(t *pb.Task) {
+	s.tasks[t.Id] = t
+	if Active(t.State) {
+		s.active[t.VolumeId] = t.Id
+	} else if s.active[t.VolumeId] == t.Id {
+		delete(s.active, t.VolumeId)
+	}
+}

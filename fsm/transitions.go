@@ -1,0 +1,35 @@
+package fsm
+
+import "github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+
+const (
+	pending   = pb.TaskState_TASK_STATE_PENDING
+	assigned  = pb.TaskState_TASK_STATE_ASSIGNED
+	running   = pb.TaskState_TASK_STATE_RUNNING
+	completed = pb.TaskState_TASK_STATE_COMPLETED
+	failed    = pb.TaskState_TASK_STATE_FAILED
+	cancelled = pb.TaskState_TASK_STATE_CANCELLED
+)
+
+// legal lists every allowed (from, to) pair; nothing else may happen to a task.
+var legal = map[[2]pb.TaskState]bool{
+	{pending, assigned}:   true,
+	{assigned, running}:   true,
+	{running, completed}:  true,
+	{assigned, failed}:    true,
+	{running, failed}:     true,
+	{assigned, pending}:   true, // requeue
+	{running, pending}:    true, // requeue
+	{pending, cancelled}:  true,
+	{assigned, cancelled}: true,
+	{running, cancelled}:  true,
+}
+
+// Legal reports whether a task may move from one state to another.
+func Legal(from, to pb.TaskState) bool { return legal[[2]pb.TaskState{from, to}] }
+
+// Terminal reports whether s is an end state (completed, failed, cancelled).
+func Terminal(s pb.TaskState) bool { return s == completed || s == failed || s == cancelled }
+
+// Active reports whether a task in state s holds its volume's reservation.
+func Active(s pb.TaskState) bool { return s == pending || s == assigned || s == running }

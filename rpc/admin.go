@@ -1,0 +1,231 @@
+package gkrpc
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// memberProbeTimeout bounds how long Status waits for each other member.
+const memberProbeTimeout = 700 * time.Millisecond
+
+// Status reports the cluster as this node sees it; unless local_only, it asks
+// every member for its own state and marks those that do not answer unreachable.
+func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusResponse, error) {
+	st := s.raft.Status()
+	resp := &pb.StatusResponse{
+		NodeId:         st.ID,
+		State:          st.State,
+		LeaderId:       st.LeaderID,
+		LeaderRaftAddr: st.LeaderAddr,
+		Term:           st.Term,
+		CommitIndex:    st.CommitIndex,
+		AppliedIndex:   st.AppliedIndex,
+		LastLogIndex:   st.LastLogIndex,
+	}
+	addrs := map[string]string{}
+	members, err := s.raft.Members()
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	s.fsm.Read(func(f *fsm.State) {
+		for _, m := range members {
+			addrs[m.ID], _ = f.AdminAddr(m.ID)
+		}
+	})
+	resp.LeaderGrpcAddr = addrs[st.LeaderID]
+	resp.Members = make([]*pb.Member, len(members))
+	var wg sync.WaitGroup
+	for i, m := range members {
+		pm := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, GrpcAddr: addrs[m.ID], Suffrage: m.Suffrage, State: "unreachable"}
+		resp.Members[i] = pm
+		if m.ID == st.ID {
+			pm.State, pm.AppliedIndex, pm.Term = st.State, st.AppliedIndex, st.Term
+			continue
+		}
+		if req.LocalOnly || pm.GrpcAddr == "" {
+			continue
+		}
+		wg.Add(1)
+		go func(pm *pb.Member) {
+			defer wg.Done()
+			c, err := s.conn(pm.GrpcAddr)
+			if err != nil {
+				return
+			}
+			pctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
+			defer cancel()
+			other, err := pb.NewAdminClient(c).Status(pctx, &pb.StatusRequest{LocalOnly: true})
+			if err != nil || other.NodeId != pm.Id {
+				return
+			}
+			pm.State, pm.AppliedIndex, pm.Term = other.State, other.AppliedIndex, other.Term
+		}(pm)
+	}
+	wg.Wait()
+	return resp, nil
+}
+
+// SubmitTask creates a manual task, or returns the active one of the same
+// type for the same volume.
+func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb.SubmitTaskResponse, error) {
+	if !fsm.ValidType(req.Type) {
+		return nil, invalid(fmt.Sprintf("unknown task type %d (want vacuum, erasure_coding or balance)", int32(req.Type)))
+	}
+	if req.VolumeId == 0 {
+		return nil, invalid("volume id must be greater than 0")
+	}
+	seen := map[string]bool{}
+	for _, p := range req.Params {
+		if p.Key == "" {
+			return nil, invalid("a task parameter has an empty key")
+		}
+		if seen[p.Key] {
+			return nil, invalid(fmt.Sprintf("task parameter %q is given twice", p.Key))
+		}
+		seen[p.Key] = true
+	}
+	res, err := s.apply(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+		Type: req.Type, VolumeId: req.VolumeId, Collection: req.Collection, Source: req.Source,
+		Target: req.Target, Params: req.Params, Priority: req.Priority, Origin: "manual",
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.SubmitTaskResponse{Task: res.Task, Existing: res.Existing, Index: res.Index}, nil
+}
+
+// ListTasks lists tasks, optionally filtered by state and volume.
+func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.ListTasksResponse, error) {
+	for _, st := range req.States {
+		if _, ok := pb.TaskState_name[int32(st)]; !ok || st == pb.TaskState_TASK_STATE_UNSPECIFIED {
+			return nil, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
+		}
+	}
+	forward, err := s.readLocal(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if forward {
+		c, err := s.leaderConn()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pb.NewAdminClient(c).ListTasks(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	resp := &pb.ListTasksResponse{}
+	s.fsm.Read(func(st *fsm.State) {
+		resp.Tasks = st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId})
+		resp.AppliedIndex = st.AppliedIndex()
+	})
+	return resp, nil
+}
+
+// GetTask returns one task by id.
+func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTaskResponse, error) {
+	if req.Id == 0 {
+		return nil, invalid("task id must be greater than 0")
+	}
+	forward, err := s.readLocal(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if forward {
+		c, err := s.leaderConn()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pb.NewAdminClient(c).GetTask(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	resp := &pb.GetTaskResponse{}
+	var ok bool
+	s.fsm.Read(func(st *fsm.State) {
+		resp.Task, ok = st.Task(req.Id)
+		resp.AppliedIndex = st.AppliedIndex()
+	})
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "task %d not found", req.Id)
+	}
+	return resp, nil
+}
+
+// ListWorkers lists registered workers.
+func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*pb.ListWorkersResponse, error) {
+	forward, err := s.readLocal(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if forward {
+		c, err := s.leaderConn()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pb.NewAdminClient(c).ListWorkers(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	resp := &pb.ListWorkersResponse{}
+	s.fsm.Read(func(st *fsm.State) {
+		running := map[string][]uint64{}
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
+			running[t.WorkerId] = append(running[t.WorkerId], t.Id)
+		}
+		for _, w := range st.Workers() {
+			resp.Workers = append(resp.Workers, &pb.WorkerStatus{Worker: w, Running: running[w.Id]})
+		}
+		resp.AppliedIndex = st.AppliedIndex()
+	})
+	return resp, nil
+}
+
+// AddPeer adds a voter; a follower forwards the call to the leader.
+func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPeerResponse, error) {
+	if err := cluster.ValidateID(req.Id); err != nil {
+		return nil, invalid(err.Error())
+	}
+	if err := cluster.ValidateAddr("raft address", req.RaftAddr); err != nil {
+		return nil, invalid(err.Error())
+	}
+	err := s.raft.AddVoter(ctx, req.Id, req.RaftAddr)
+	if isNotLeader(err) {
+		c, cerr := s.leaderConn()
+		if cerr != nil {
+			return nil, cerr
+		}
+		resp, err := pb.NewAdminClient(c).AddPeer(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	if err != nil {
+		return nil, peerError(err)
+	}
+	return &pb.AddPeerResponse{}, nil
+}
+
+// RemovePeer removes a member; a follower forwards the call to the leader.
+func (s *Server) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
+	if err := cluster.ValidateID(req.Id); err != nil {
+		return nil, invalid(err.Error())
+	}
+	err := s.raft.RemoveServer(ctx, req.Id)
+	if isNotLeader(err) {
+		c, cerr := s.leaderConn()
+		if cerr != nil {
+			return nil, cerr
+		}
+		resp, err := pb.NewAdminClient(c).RemovePeer(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	if err != nil {
+		return nil, peerError(err)
+	}
+	return &pb.RemovePeerResponse{}, nil
+}

@@ -1,0 +1,220 @@
+package gkrpc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// Raft is what the servers need from the local raft node.
+type Raft interface {
+	ID() string
+	Apply(ctx context.Context, cmd []byte) (any, error)
+	VerifyRead(ctx context.Context) error
+	Leader() (id, raftAddr string)
+	Status() cluster.Status
+	Members() ([]cluster.Member, error)
+	AddVoter(ctx context.Context, id, addr string) error
+	RemoveServer(ctx context.Context, id string) error
+}
+
+// Server implements the Admin and Internal services of one admin node.
+type Server struct {
+	pb.UnimplementedAdminServer
+	pb.UnimplementedInternalServer
+
+	raft     Raft
+	fsm      *fsm.FSM
+	grpcAddr string
+	logger   hclog.Logger
+	now      func() time.Time
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewServer wires the services of a node whose client address is grpcAddr.
+func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server {
+	if logger == nil {
+		logger = hclog.NewNullLogger()
+	}
+	return &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{}}
+}
+
+// Register adds both services to a gRPC server.
+func (s *Server) Register(g *grpc.Server) {
+	pb.RegisterAdminServer(g, s)
+	pb.RegisterInternalServer(g, s)
+}
+
+// Close drops the connections kept to other nodes.
+func (s *Server) Close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for a, c := range s.conns {
+		c.Close()
+		delete(s.conns, a)
+	}
+}
+
+// conn returns a cached client connection to another admin node.
+func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	s.conns[addr] = c
+	return c, nil
+}
+
+// leaderConn finds the leader's client address in the replicated state.
+func (s *Server) leaderConn() (*grpc.ClientConn, error) {
+	id, _ := s.raft.Leader()
+	if id == "" {
+		return nil, status.Error(codes.Unavailable, "no leader is known yet; retry shortly")
+	}
+	if id == s.raft.ID() {
+		return nil, status.Error(codes.Unavailable, "this node is becoming leader; retry shortly")
+	}
+	var addr string
+	var ok bool
+	s.fsm.Read(func(st *fsm.State) { addr, ok = st.AdminAddr(id) })
+	if !ok {
+		return nil, status.Errorf(codes.Unavailable, "leader %s has not published its gRPC address yet; retry shortly", id)
+	}
+	return s.conn(addr)
+}
+
+// apply encodes cmd, applies it on the leader (forwarding if this node is a
+// follower) and returns the FSM result, or its refusal as an error.
+func (s *Server) apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	b, err := fsm.Encode(s.now().UnixNano(), cmd)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	res, err := s.applyBytes(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := fsm.ResultError(res); err != nil {
+		return res, toStatus(err)
+	}
+	return res, nil
+}
+
+func (s *Server) applyBytes(ctx context.Context, b []byte) (*pb.ApplyResult, error) {
+	out, err := s.raft.Apply(ctx, b)
+	if err == nil {
+		res, ok := out.(*pb.ApplyResult)
+		if !ok {
+			return nil, status.Errorf(codes.Internal, "unexpected apply result %T", out)
+		}
+		return res, nil
+	}
+	if !errors.Is(err, cluster.ErrNotLeader) {
+		return nil, toStatus(err)
+	}
+	c, cerr := s.leaderConn()
+	if cerr != nil {
+		return nil, cerr
+	}
+	res, err := pb.NewInternalClient(c).Apply(ctx, &pb.ApplyRequest{Command: b})
+	return res, s.forwardErr(err)
+}
+
+// forwardErr rewords a failure to reach the leader so the caller sees a
+// retryable "leader unreachable" rather than a connection error of its own.
+func (s *Server) forwardErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok || st.Code() != codes.Unavailable {
+		return err
+	}
+	id, _ := s.raft.Leader()
+	return status.Errorf(codes.Unavailable, "forwarding to leader %s failed (%s); retry shortly", id, st.Message())
+}
+
+// Apply is the Internal RPC: a follower hands the leader an encoded command.
+// It is never forwarded again, so a stale view cannot make requests loop.
+func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResult, error) {
+	if _, err := fsm.Decode(req.Command); err != nil {
+		return nil, invalid(err.Error())
+	}
+	out, err := s.raft.Apply(ctx, req.Command)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	res, ok := out.(*pb.ApplyResult)
+	if !ok {
+		return nil, status.Errorf(codes.Internal, "unexpected apply result %T", out)
+	}
+	return res, nil
+}
+
+// readLocal decides whether a read may be served here. For a linearizable
+// read on a follower it returns forward=true and the caller forwards the call.
+func (s *Server) readLocal(ctx context.Context, c pb.Consistency) (forward bool, err error) {
+	switch c {
+	case pb.Consistency_CONSISTENCY_STALE:
+		return false, nil
+	case pb.Consistency_CONSISTENCY_UNSPECIFIED, pb.Consistency_CONSISTENCY_LINEARIZABLE:
+	default:
+		return false, invalid(fmt.Sprintf("unknown consistency %d (want STALE or LINEARIZABLE)", int32(c)))
+	}
+	err = s.raft.VerifyRead(ctx)
+	if err == nil {
+		return false, nil
+	}
+	var nl *cluster.NotLeaderError
+	if errors.As(err, &nl) {
+		return true, nil
+	}
+	return false, toStatus(err)
+}
+
+// PublishAddress keeps this node's client address in the replicated state,
+// so followers can forward to it once it leads. It returns when ctx ends.
+func (s *Server) PublishAddress(ctx context.Context) {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var cur string
+		s.fsm.Read(func(st *fsm.State) { cur, _ = st.AdminAddr(s.raft.ID()) })
+		if cur != s.grpcAddr {
+			if id, _ := s.raft.Leader(); id != "" {
+				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				_, err := s.apply(cctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: s.raft.ID(), GrpcAddr: s.grpcAddr}}})
+				cancel()
+				if err != nil {
+					s.logger.Debug("publish gRPC address", "error", err)
+				} else {
+					s.logger.Info("published gRPC address", "addr", s.grpcAddr)
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
