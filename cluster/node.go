@@ -524,4 +524,3 @@ func WaitFor(ctx context.Context, every time.Duration, cond func() bool) error {
 	}
 	return nil
 }
-
