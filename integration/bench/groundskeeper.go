@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+type gkCluster struct {
+	procs   []*proc
+	conns   []*grpc.ClientConn
+	clients []pb.AdminClient
+	ids     []string
+}
+
+func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error) {
+	ports, err := freePorts(6)
+	if err != nil {
+		return nil, err
+	}
+	var peers []string
+	for i := 0; i < 3; i++ {
+		peers = append(peers, fmt.Sprintf("b%d=127.0.0.1:%d", i+1, ports[i]))
+	}
+	g := &gkCluster{}
+	for i := 0; i < 3; i++ {
+		id := fmt.Sprintf("b%d", i+1)
+		grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
+		p, err := startProc(filepath.Join(dir, id+".log"), bin, "admin", "--id", id,
+			"--data-dir", filepath.Join(dir, id), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]),
+			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--log-level", "warn")
+		if err != nil {
+			g.stop()
+			return nil, err
+		}
+		g.procs = append(g.procs, p)
+		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			g.stop()
+			return nil, err
+		}
+		g.conns, g.ids = append(g.conns, conn), append(g.ids, id)
+		g.clients = append(g.clients, pb.NewAdminClient(conn))
+	}
+	// Ready when every node knows every member's address (forwarding works).
+	err = poll(ctx, 30*time.Second, func() error {
+		for _, c := range g.clients {
+			st, err := c.Status(ctx, &pb.StatusRequest{})
+			if err != nil {
+				return err
+			}
+			for _, m := range st.Members {
+				if m.State == "unreachable" || m.GrpcAddr == "" || st.LeaderId == "" {
+					return fmt.Errorf("member %s not ready", m.Id)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		g.stop()
+		return nil, fmt.Errorf("groundskeeper cluster did not form: %w", err)
+	}
+	return g, nil
+}
+
+func (g *gkCluster) name() string { return "groundskeeper" }
+func (g *gkCluster) nodes() int   { return len(g.clients) }
+
+func (g *gkCluster) op(ctx context.Context, _, node int, seq uint64) error {
+	_, err := g.clients[node].SubmitTask(ctx, &pb.SubmitTaskRequest{
+		Type:     pb.TaskType_TASK_TYPE_VACUUM,
+		VolumeId: uint32(seq%(1<<32-1)) + 1,
+	})
+	return err
+}
+
+func (g *gkCluster) leader(ctx context.Context) (int, error) {
+	st, err := g.clients[0].Status(ctx, &pb.StatusRequest{LocalOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	for i, id := range g.ids {
+		if id == st.LeaderId {
+			return i, nil
+		}
+	}
+	return 0, fmt.Errorf("no leader")
+}
+
+func (g *gkCluster) stop() {
+	for _, c := range g.conns {
+		c.Close()
+	}
+	for _, p := range g.procs {
+		p.stop()
+	}
+}
