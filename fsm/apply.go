@@ -116,7 +116,10 @@ func (s *State) mutable(id uint64, to pb.TaskState, fence uint64, checkFence boo
 	if checkFence && fence != t.Fence {
 		return nil, errorf(pb.ErrorCode_ERROR_CODE_STALE_FENCE, "task %d: fence %d is stale (current attempt has fence %d)", id, fence, t.Fence)
 	}
-	if to != t.State && !Legal(t.State, to) {
+	// A terminal task never changes again (a retried CompleteTask must not
+	// re-record its capacity change); otherwise only a legal move, or staying
+	// put (progress on a running task), is allowed.
+	if Terminal(t.State) || (to != t.State && !Legal(t.State, to)) {
 		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", id, StateName(t.State), StateName(to))
 	}
 	return proto.Clone(t).(*pb.Task), nil
@@ -178,7 +181,7 @@ func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
 	t.LastError = ""
 	s.putTask(t)
 	if c.Change != nil {
-		ch := proto.Clone(c.Change).(*pb.CapacityChange)
+		ch := c.Change
 		ch.TaskId, ch.Type, ch.VolumeId, ch.CompletedAt = t.Id, t.Type, t.VolumeId, now
 		if ch.Collection == "" {
 			ch.Collection = t.Collection

@@ -58,9 +58,9 @@ func loadFor(ctx context.Context, s system, clients int, dur time.Duration, lead
 	ctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		all  []time.Duration
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		all      []time.Duration
 		errs     atomic.Int64
 		firstErr atomic.Value
 	)
