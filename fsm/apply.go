@@ -10,6 +10,7 @@ import (
 
 // Apply applies one decoded command at a raft index and reports the outcome.
 // Refusals are results, not panics: the state is left exactly as it was.
+// The result's Task is the stored immutable value: callers must not modify it.
 func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 	if index > s.appliedIndex {
 		s.appliedIndex = index
@@ -66,7 +67,10 @@ func (s *State) submitTask(now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error)
 	if c.VolumeId == 0 {
 		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "volume id must be greater than 0")
 	}
-	params := append([]*pb.Param(nil), c.Params...)
+	params := make([]*pb.Param, len(c.Params))
+	for i, p := range c.Params {
+		params[i] = proto.Clone(p).(*pb.Param)
+	}
 	sort.SliceStable(params, func(i, j int) bool { return params[i].Key < params[j].Key })
 	for i := 1; i < len(params); i++ {
 		if params[i].Key == params[i-1].Key {
@@ -181,7 +185,7 @@ func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
 	t.LastError = ""
 	s.putTask(t)
 	if c.Change != nil {
-		ch := c.Change
+		ch := proto.Clone(c.Change).(*pb.CapacityChange)
 		ch.TaskId, ch.Type, ch.VolumeId, ch.CompletedAt = t.Id, t.Type, t.VolumeId, now
 		if ch.Collection == "" {
 			ch.Collection = t.Collection

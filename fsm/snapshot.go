@@ -38,6 +38,9 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 	if snap.Version != SnapshotVersion {
 		return nil, fmt.Errorf("snapshot version %d is not supported (this build reads version %d)", snap.Version, SnapshotVersion)
 	}
+	if snap.NextTaskId == 0 {
+		return nil, fmt.Errorf("snapshot has next task id 0 (ids start at 1)")
+	}
 	s := NewState()
 	s.nextTaskID, s.appliedIndex = snap.NextTaskId, snap.AppliedIndex
 	for _, t := range snap.Tasks {
@@ -55,6 +58,9 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 		s.putTask(t)
 	}
 	for _, c := range snap.CapacityChanges {
+		if _, dup := s.changes[c.TaskId]; dup {
+			return nil, fmt.Errorf("snapshot holds the capacity change of task %d twice", c.TaskId)
+		}
 		s.changes[c.TaskId] = c
 		s.changesByVolume[c.VolumeId]++
 	}

@@ -1,0 +1,301 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// memSink is a raft.SnapshotSink over a bytes.Buffer.
+type memSink struct {
+	bytes.Buffer
+	failWrite         bool
+	closed, cancelled bool
+}
+
+func (m *memSink) ID() string { return "mem" }
+
+func (m *memSink) Write(p []byte) (int, error) {
+	if m.failWrite {
+		return 0, errors.New("disk full")
+	}
+	return m.Buffer.Write(p)
+}
+
+func (m *memSink) Close() error  { m.closed = true; return nil }
+func (m *memSink) Cancel() error { m.cancelled = true; return nil }
+
+var _ raft.SnapshotSink = (*memSink)(nil)
+
+// readCloser records whether Restore closed it.
+type readCloser struct {
+	io.Reader
+	closed bool
+}
+
+func (r *readCloser) Close() error { r.closed = true; return nil }
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("network reset") }
+
+// raftLogs wraps encoded commands as raft log entries and sprinkles
+// non-command entries (configuration, no-op, barrier) and one undecodable
+// command between them, numbering everything 1, 2, 3, ...
+func raftLogs(log [][]byte, seed uint64) []*raft.Log {
+	r := rand.New(rand.NewPCG(seed, 1))
+	var out []*raft.Log
+	add := func(typ raft.LogType, data []byte) {
+		out = append(out, &raft.Log{Index: uint64(len(out) + 1), Term: 1, Type: typ, Data: data})
+	}
+	for i, b := range log {
+		switch r.IntN(12) {
+		case 0:
+			add(raft.LogConfiguration, []byte("not a command"))
+		case 1:
+			add(raft.LogNoop, nil)
+		case 2:
+			add(raft.LogBarrier, nil)
+		}
+		if i == len(log)/2 {
+			add(raft.LogCommand, []byte{0xff, 0xff, 0xff}) // undecodable
+		}
+		add(raft.LogCommand, b)
+	}
+	return out
+}
+
+// TestFSMApplyBatchMatchesOneByOne: ApplyBatch over random chunks, FSM.Apply
+// one entry at a time and State.Apply on the decoded commands all give the
+// same results and the same Hash.
+func TestFSMApplyBatchMatchesOneByOne(t *testing.T) {
+	for seed := uint64(3000); seed < 3010; seed++ {
+		logs := raftLogs(randomLog(t, seed, propSteps), seed)
+		batched, single := New(), New()
+		var notified []uint64
+		batched.OnApply(func(i uint64) { notified = append(notified, i) })
+
+		r := rand.New(rand.NewPCG(seed, 2))
+		var batchOut []interface{}
+		var lastOfBatches []uint64
+		for i := 0; i < len(logs); {
+			n := min(1+r.IntN(16), len(logs)-i)
+			out := batched.ApplyBatch(logs[i : i+n])
+			if len(out) != n {
+				t.Fatalf("ApplyBatch returned %d results for %d logs", len(out), n)
+			}
+			batchOut = append(batchOut, out...)
+			lastOfBatches = append(lastOfBatches, logs[i+n-1].Index)
+			i += n
+		}
+		if !equalU64(notified, lastOfBatches) {
+			t.Fatalf("OnApply got %v, want %v", notified, lastOfBatches)
+		}
+
+		direct := NewState()
+		for i, l := range logs {
+			got := single.Apply(l)
+			if l.Type != raft.LogCommand {
+				if got != nil || batchOut[i] != nil {
+					t.Fatalf("entry %d (%v): response %v / %v, want nil", l.Index, l.Type, got, batchOut[i])
+				}
+				continue
+			}
+			ra, ok1 := got.(*pb.ApplyResult)
+			rb, ok2 := batchOut[i].(*pb.ApplyResult)
+			if !ok1 || !ok2 || !proto.Equal(ra, rb) {
+				t.Fatalf("entry %d: %v vs %v", l.Index, got, batchOut[i])
+			}
+			cmd, err := Decode(l.Data)
+			if err != nil {
+				if ra.ErrorCode != codeInvalid || ra.Index != l.Index {
+					t.Fatalf("undecodable entry gave %v", ra)
+				}
+				continue
+			}
+			if rd := direct.Apply(l.Index, cmd); !proto.Equal(rd, ra) {
+				t.Fatalf("entry %d: State.Apply %v, FSM %v", l.Index, rd, ra)
+			}
+		}
+		if batched.Hash() != single.Hash() {
+			t.Fatalf("seed %d: batched and single hashes differ", seed)
+		}
+		// State.Apply never saw the trailing non-command entries' indexes.
+		var last uint64
+		single.Read(func(s *State) { last = s.AppliedIndex(); checkInvariants(t, s) })
+		if last != logs[len(logs)-1].Index {
+			t.Fatalf("applied index %d, want %d", last, logs[len(logs)-1].Index)
+		}
+		if c, _ := FromSnapshot(direct.Snapshot()); c != nil {
+			c.appliedIndex = last
+			if c.Hash() != single.Hash() {
+				t.Fatalf("seed %d: FSM and State differ", seed)
+			}
+		}
+	}
+}
+
+func equalU64(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestFSMNonCommandEntries: configuration, no-op and barrier entries give a
+// nil response, change nothing but the applied index.
+func TestFSMNonCommandEntries(t *testing.T) {
+	f := New()
+	b, _ := Encode(1, submitCmd(vacuum, 1))
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b})
+	before := f.Hash()
+	for i, typ := range []raft.LogType{raft.LogConfiguration, raft.LogNoop, raft.LogBarrier, raft.LogAddPeerDeprecated} {
+		if resp := f.Apply(&raft.Log{Index: uint64(2 + i), Type: typ, Data: b}); resp != nil {
+			t.Fatalf("%v: response %v", typ, resp)
+		}
+	}
+	var st *State
+	f.Read(func(s *State) { st = s })
+	if st.AppliedIndex() != 5 || len(st.tasks) != 1 {
+		t.Fatalf("applied %d tasks %d", st.AppliedIndex(), len(st.tasks))
+	}
+	if f.Hash() == before {
+		t.Fatalf("applied index not part of the hash")
+	}
+}
+
+// TestFSMSnapshotRestore: Snapshot + Persist into a sink, Restore on a new FSM
+// gives the same Hash, and both stay equal as more entries are applied. The
+// snapshot is point-in-time even if Persist runs after more applies.
+func TestFSMSnapshotRestore(t *testing.T) {
+	logs := raftLogs(randomLog(t, 4000, 2*propSteps), 4000)
+	half := len(logs) / 2
+	a := New()
+	a.ApplyBatch(logs[:half])
+	want := a.Hash()
+
+	snap, err := a.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// raft may persist after further entries are applied.
+	a.ApplyBatch(logs[half : half+10])
+	sink := &memSink{}
+	if err := snap.Persist(sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	if !sink.closed || sink.cancelled {
+		t.Fatalf("sink closed=%v cancelled=%v", sink.closed, sink.cancelled)
+	}
+
+	b := New()
+	var restoredAt uint64
+	b.OnApply(func(i uint64) { restoredAt = i })
+	rc := &readCloser{Reader: bytes.NewReader(sink.Bytes())}
+	if err := b.Restore(rc); err != nil {
+		t.Fatal(err)
+	}
+	if !rc.closed {
+		t.Fatalf("Restore did not close the reader")
+	}
+	if b.Hash() != want {
+		t.Fatalf("restored hash differs from the state at snapshot time")
+	}
+	if restoredAt != logs[half-1].Index {
+		t.Fatalf("OnApply after restore got %d, want %d", restoredAt, logs[half-1].Index)
+	}
+	b.Read(func(s *State) { checkInvariants(t, s) })
+
+	b.ApplyBatch(logs[half : half+10])
+	if a.Hash() != b.Hash() {
+		t.Fatalf("hashes differ after catching up")
+	}
+	for _, l := range logs[half+10:] {
+		ra, rb := a.Apply(l), b.Apply(l)
+		if ra != nil || rb != nil {
+			if !proto.Equal(ra.(*pb.ApplyResult), rb.(*pb.ApplyResult)) {
+				t.Fatalf("entry %d: %v vs %v", l.Index, ra, rb)
+			}
+		}
+	}
+	if a.Hash() != b.Hash() {
+		t.Fatalf("hashes differ after the rest of the log")
+	}
+}
+
+func TestFSMPersistWriteError(t *testing.T) {
+	f := New()
+	b, _ := Encode(1, submitCmd(vacuum, 1))
+	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b})
+	snap, _ := f.Snapshot()
+	sink := &memSink{failWrite: true}
+	if err := snap.Persist(sink); err == nil {
+		t.Fatalf("Persist ignored a write error")
+	}
+	if !sink.cancelled || sink.closed {
+		t.Fatalf("sink closed=%v cancelled=%v, want cancelled only", sink.closed, sink.cancelled)
+	}
+}
+
+// TestFSMRestoreGarbage: a bad snapshot makes Restore fail and leaves the
+// current state (and its reader) intact.
+func TestFSMRestoreGarbage(t *testing.T) {
+	f := New()
+	f.ApplyBatch(raftLogs(randomLog(t, 5000, propSteps), 5000))
+	want := f.Hash()
+	called := false
+	f.OnApply(func(uint64) { called = true })
+
+	mk := func(snap *pb.StateSnapshot) []byte {
+		b, err := MarshalSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	r := rand.New(rand.NewPCG(5000, 3))
+	random := make([]byte, 4096)
+	for i := range random {
+		random[i] = byte(r.UintN(256))
+	}
+	good, _ := MarshalSnapshot(NewState().Snapshot())
+	cases := map[string]io.Reader{
+		"garbage":        bytes.NewReader([]byte("garbage\xff\x00")),
+		"random":         bytes.NewReader(random),
+		"empty":          bytes.NewReader(nil),
+		"truncated":      bytes.NewReader(mk(f.state.Snapshot())[:100]),
+		"wrong version":  bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion + 1, NextTaskId: 1})),
+		"two active":     bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 3, Tasks: []*pb.Task{{Id: 1, VolumeId: 1, State: pending}, {Id: 2, VolumeId: 1, State: running}}})),
+		"read error":     io.MultiReader(bytes.NewReader(good), errReader{}),
+		"task id beyond": bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 1, Tasks: []*pb.Task{{Id: 1, VolumeId: 1, State: completed}}})),
+	}
+	for name, rd := range cases {
+		rc := &readCloser{Reader: rd}
+		if err := f.Restore(rc); err == nil {
+			t.Errorf("%s: Restore accepted it", name)
+		}
+		if !rc.closed {
+			t.Errorf("%s: reader not closed", name)
+		}
+		if f.Hash() != want {
+			t.Fatalf("%s: failed Restore changed the state", name)
+		}
+	}
+	if called {
+		t.Fatalf("OnApply called for a failed Restore")
+	}
+	f.Read(func(s *State) { checkInvariants(t, s) })
+}
