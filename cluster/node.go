@@ -317,17 +317,48 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 	}
 	f := n.raft.Apply(cmd, timeoutFrom(ctx))
 	if err := f.Error(); err != nil {
-		switch {
-		case errors.Is(err, raft.ErrNotLeader):
-			return nil, n.notLeader()
-		case errors.Is(err, raft.ErrLeadershipLost):
-			return nil, fmt.Errorf("apply: %w", ErrOutcomeUnknown)
-		case errors.Is(err, raft.ErrEnqueueTimeout):
-			return nil, fmt.Errorf("apply: %w", context.DeadlineExceeded)
-		}
-		return nil, fmt.Errorf("apply: %w", err)
+		return nil, n.applyError(err)
 	}
 	return f.Response(), nil
+}
+
+// ApplyMany proposes every command, each as its own log entry (raft commits
+// queued entries together), then waits for all of them. Results and errors
+// are index-aligned with cmds.
+func (n *Node) ApplyMany(ctx context.Context, cmds [][]byte) ([]any, []error) {
+	out, errs := make([]any, len(cmds)), make([]error, len(cmds))
+	if n.raft.State() != raft.Leader {
+		err := n.notLeader()
+		for i := range errs {
+			errs[i] = err
+		}
+		return out, errs
+	}
+	timeout := timeoutFrom(ctx)
+	futures := make([]raft.ApplyFuture, len(cmds))
+	for i, c := range cmds {
+		futures[i] = n.raft.Apply(c, timeout)
+	}
+	for i, f := range futures {
+		if err := f.Error(); err != nil {
+			errs[i] = n.applyError(err)
+			continue
+		}
+		out[i] = f.Response()
+	}
+	return out, errs
+}
+
+func (n *Node) applyError(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader):
+		return n.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return fmt.Errorf("apply: %w", ErrOutcomeUnknown)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("apply: %w", context.DeadlineExceeded)
+	}
+	return fmt.Errorf("apply: %w", err)
 }
 
 // VerifyRead confirms, by a round of contact with a quorum, that this node

@@ -5,6 +5,7 @@ import (
 	"net"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -34,6 +35,9 @@ func ValidateAddr(what, addr string) error {
 		if c < '0' || c > '9' {
 			return fmt.Errorf("%s %q has a non-numeric port", what, addr)
 		}
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("%s %q has a port outside 1-65535", what, addr)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 type Raft interface {
 	ID() string
 	Apply(ctx context.Context, cmd []byte) (any, error)
+	ApplyMany(ctx context.Context, cmds [][]byte) ([]any, []error)
 	VerifyRead(ctx context.Context) error
 	Leader() (id, raftAddr string)
 	Status() cluster.Status
@@ -43,6 +44,9 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
+
+	fwd       *forwarder
+	fwdCancel context.CancelFunc
 }
 
 // NewServer wires the services of a node whose client address is grpcAddr.
@@ -50,7 +54,12 @@ func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	return &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{}}
+	s := &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{}}
+	s.fwd = newForwarder(s)
+	ctx, cancel := context.WithCancel(context.Background())
+	s.fwdCancel = cancel
+	go s.fwd.run(ctx)
+	return s
 }
 
 // Register adds both services to a gRPC server.
@@ -61,6 +70,7 @@ func (s *Server) Register(g *grpc.Server) {
 
 // Close drops the connections kept to other nodes.
 func (s *Server) Close() {
+	s.fwdCancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for a, c := range s.conns {
@@ -131,12 +141,7 @@ func (s *Server) applyBytes(ctx context.Context, b []byte) (*pb.ApplyResult, err
 	if !errors.Is(err, cluster.ErrNotLeader) {
 		return nil, toStatus(err)
 	}
-	c, cerr := s.leaderConn()
-	if cerr != nil {
-		return nil, cerr
-	}
-	res, err := pb.NewInternalClient(c).Apply(ctx, &pb.ApplyRequest{Command: b})
-	return res, s.forwardErr(err)
+	return s.fwd.forward(ctx, b)
 }
 
 // forwardErr rewords a failure to reach the leader so the caller sees a

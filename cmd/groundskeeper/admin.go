@@ -63,6 +63,7 @@ func runAdmin(args []string) error {
 	grpcAddr := fs.String("grpc-addr", "", "host:port for the gRPC API used by ctl, workers and other admins (required)")
 	peers := fs.String("peers", "", "initial voters, id=host:port,... (the same on every node; omit to join a running cluster via 'ctl peers add')")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) on this host:port")
 	var m maintenanceFlags
 	fs.StringVar(&m.master, "master", "", "SeaweedFS master, host:httpPort or host:httpPort.grpcPort")
 	fs.DurationVar(&m.detectInterval, "detect-interval", 10*time.Second, "how often to look for maintenance work")
@@ -98,11 +99,23 @@ func runAdmin(args []string) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
+	if *debugAddr != "" {
+		if err := cluster.ValidateAddr("--debug-addr", *debugAddr); err != nil {
+			return usagef("%s", err)
+		}
+	}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
 		return usagef("--log-level %q is not one of trace, debug, info, warn, error", *logLevel)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "admin." + *id, Level: level, Output: os.Stderr})
+	if *debugAddr != "" {
+		stopDebug, err := serveDebug(*debugAddr)
+		if err != nil {
+			return err
+		}
+		defer stopDebug()
+	}
 	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger})
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strings"
 )
 
@@ -31,6 +32,12 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 var version = "dev"
 
 func main() {
+	// The admin's heap is small and its hot path allocates per request; a
+	// larger GC target trades a little memory for noticeably less CPU.
+	// An explicit GOGC from the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 

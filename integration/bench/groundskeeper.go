@@ -30,6 +30,7 @@ func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error
 		peers = append(peers, fmt.Sprintf("b%d=127.0.0.1:%d", i+1, ports[i]))
 	}
 	g := &gkCluster{}
+	var addrs []string
 	for i := 0; i < 3; i++ {
 		id := fmt.Sprintf("b%d", i+1)
 		grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
@@ -41,21 +42,43 @@ func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error
 			return nil, err
 		}
 		g.procs = append(g.procs, p)
-		conn, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		addrs = append(addrs, grpcAddr)
+	}
+	if err := g.connect(ctx, addrs); err != nil {
+		g.stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+// connectGroundskeeper loads a cluster someone else started.
+func connectGroundskeeper(ctx context.Context, addrs []string) (*gkCluster, error) {
+	g := &gkCluster{}
+	if err := g.connect(ctx, addrs); err != nil {
+		g.stop()
+		return nil, err
+	}
+	return g, nil
+}
+
+func (g *gkCluster) connect(ctx context.Context, addrs []string) error {
+	for _, a := range addrs {
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
 		if err != nil {
-			g.stop()
-			return nil, err
+			return err
 		}
-		g.conns, g.ids = append(g.conns, conn), append(g.ids, id)
+		g.conns = append(g.conns, conn)
 		g.clients = append(g.clients, pb.NewAdminClient(conn))
 	}
 	// Ready when every node knows every member's address (forwarding works).
-	err = poll(ctx, 30*time.Second, func() error {
+	err := poll(ctx, 30*time.Second, func() error {
+		g.ids = g.ids[:0]
 		for _, c := range g.clients {
 			st, err := c.Status(ctx, &pb.StatusRequest{})
 			if err != nil {
 				return err
 			}
+			g.ids = append(g.ids, st.NodeId)
 			for _, m := range st.Members {
 				if m.State == "unreachable" || m.GrpcAddr == "" || st.LeaderId == "" {
 					return fmt.Errorf("member %s not ready", m.Id)
@@ -65,10 +88,9 @@ func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error
 		return nil
 	})
 	if err != nil {
-		g.stop()
-		return nil, fmt.Errorf("groundskeeper cluster did not form: %w", err)
+		return fmt.Errorf("groundskeeper cluster did not form: %w", err)
 	}
-	return g, nil
+	return nil
 }
 
 func (g *gkCluster) name() string { return "groundskeeper" }

@@ -25,7 +25,7 @@ type row struct {
 	errors   int64
 	perSec   float64
 	p50, p99 time.Duration
-	firstErr string
+	errKinds map[string]int
 }
 
 func measureAll(ctx context.Context, s system, clients []int, warmup, dur time.Duration, leaderOnly bool) ([]row, error) {
@@ -57,12 +57,13 @@ func measureAll(ctx context.Context, s system, clients []int, warmup, dur time.D
 func loadFor(ctx context.Context, s system, clients int, dur time.Duration, leader int, seqBase *uint64) row {
 	ctx, cancel := context.WithTimeout(ctx, dur)
 	defer cancel()
+	deadline, _ := ctx.Deadline()
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		all      []time.Duration
 		errs     atomic.Int64
-		firstErr atomic.Value
+		errKinds = map[string]int{}
 	)
 	start := time.Now()
 	for c := 0; c < clients; c++ {
@@ -77,12 +78,16 @@ func loadFor(ctx context.Context, s system, clients int, dur time.Duration, lead
 			for ctx.Err() == nil {
 				t0 := time.Now()
 				err := s.op(ctx, c, node, atomic.AddUint64(seqBase, 1))
-				if ctx.Err() != nil {
+				// A call cut off by the end of the window is not an error
+				// (gRPC may see the deadline pass before ctx's own timer fires).
+				if !time.Now().Before(deadline) {
 					break
 				}
 				if err != nil {
 					errs.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
+					mu.Lock()
+					errKinds[err.Error()]++
+					mu.Unlock()
 					continue
 				}
 				lat = append(lat, time.Since(t0))
@@ -96,9 +101,7 @@ func loadFor(ctx context.Context, s system, clients int, dur time.Duration, lead
 	elapsed := time.Since(start)
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	r := row{clients: clients, ops: len(all), errors: errs.Load(), perSec: float64(len(all)) / elapsed.Seconds()}
-	if e, ok := firstErr.Load().(string); ok {
-		r.firstErr = e
-	}
+	r.errKinds = errKinds
 	if len(all) > 0 {
 		r.p50 = all[len(all)*50/100]
 		r.p99 = all[min(len(all)-1, len(all)*99/100)]
@@ -115,8 +118,8 @@ func printTable(title string, rows []row) {
 		fmt.Printf("%8d %12.0f %10s %10s %8d\n", r.clients, r.perSec, ms(r.p50), ms(r.p99), r.errors)
 	}
 	for _, r := range rows {
-		if r.firstErr != "" {
-			fmt.Printf("  first error at %d clients: %s\n", r.clients, r.firstErr)
+		for msg, n := range r.errKinds {
+			fmt.Printf("  %d clients: %d x %s\n", r.clients, n, msg)
 		}
 	}
 }

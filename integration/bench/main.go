@@ -30,6 +30,7 @@ func run() error {
 	etcdMode := flag.String("etcd", "auto", "auto: compare with etcd if it is on PATH; off: skip")
 	bin := flag.String("bin", "", "groundskeeper binary (default: build it)")
 	target := flag.String("target", "all", "send to: all (clients spread over the three nodes) or leader")
+	admins := flag.String("admins", "", "load an already running cluster at these gRPC addresses instead of starting one")
 	flag.Parse()
 	var clients []int
 	for _, s := range strings.Split(*clientsFlag, ",") {
@@ -49,13 +50,18 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	path := *bin
-	if path == "" {
-		if path, err = buildBinary(dir); err != nil {
-			return err
+	var gk *gkCluster
+	if *admins != "" {
+		gk, err = connectGroundskeeper(ctx, strings.Split(*admins, ","))
+	} else {
+		path := *bin
+		if path == "" {
+			if path, err = buildBinary(dir); err != nil {
+				return err
+			}
 		}
+		gk, err = startGroundskeeper(ctx, path, dir)
 	}
-	gk, err := startGroundskeeper(ctx, path, dir)
 	if err != nil {
 		return err
 	}

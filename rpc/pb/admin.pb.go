@@ -70,6 +70,156 @@ func (Consistency) EnumDescriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{0}
 }
 
+type ApplyBatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Commands      [][]byte               `protobuf:"bytes,1,rep,name=commands,proto3" json:"commands,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchRequest) Reset() {
+	*x = ApplyBatchRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchRequest) ProtoMessage() {}
+
+func (x *ApplyBatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchRequest.ProtoReflect.Descriptor instead.
+func (*ApplyBatchRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *ApplyBatchRequest) GetCommands() [][]byte {
+	if x != nil {
+		return x.Commands
+	}
+	return nil
+}
+
+// ApplyBatchItem is the outcome of one command of a batch: a result, or a
+// gRPC status code and message if it could not be applied at all.
+type ApplyBatchItem struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *ApplyResult           `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Code          int32                  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchItem) Reset() {
+	*x = ApplyBatchItem{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchItem) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchItem) ProtoMessage() {}
+
+func (x *ApplyBatchItem) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchItem.ProtoReflect.Descriptor instead.
+func (*ApplyBatchItem) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ApplyBatchItem) GetResult() *ApplyResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ApplyBatchItem) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *ApplyBatchItem) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+type ApplyBatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Items         []*ApplyBatchItem      `protobuf:"bytes,1,rep,name=items,proto3" json:"items,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ApplyBatchResponse) Reset() {
+	*x = ApplyBatchResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ApplyBatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ApplyBatchResponse) ProtoMessage() {}
+
+func (x *ApplyBatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ApplyBatchResponse.ProtoReflect.Descriptor instead.
+func (*ApplyBatchResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ApplyBatchResponse) GetItems() []*ApplyBatchItem {
+	if x != nil {
+		return x.Items
+	}
+	return nil
+}
+
 type ApplyRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
@@ -79,7 +229,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[0]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -91,7 +241,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[0]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -104,7 +254,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -124,7 +274,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[1]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -136,7 +286,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[1]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -149,7 +299,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *StatusRequest) GetLocalOnly() bool {
@@ -175,7 +325,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[2]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -187,7 +337,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[2]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -200,7 +350,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Member) GetId() string {
@@ -270,7 +420,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +432,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +445,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -383,7 +533,7 @@ type SubmitTaskRequest struct {
 
 func (x *SubmitTaskRequest) Reset() {
 	*x = SubmitTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -395,7 +545,7 @@ func (x *SubmitTaskRequest) String() string {
 func (*SubmitTaskRequest) ProtoMessage() {}
 
 func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -408,7 +558,7 @@ func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitTaskRequest) GetType() TaskType {
@@ -473,7 +623,7 @@ type SubmitTaskResponse struct {
 
 func (x *SubmitTaskResponse) Reset() {
 	*x = SubmitTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -485,7 +635,7 @@ func (x *SubmitTaskResponse) String() string {
 func (*SubmitTaskResponse) ProtoMessage() {}
 
 func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -498,7 +648,7 @@ func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskResponse.ProtoReflect.Descriptor instead.
 func (*SubmitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitTaskResponse) GetTask() *Task {
@@ -534,7 +684,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +696,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +709,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTasksRequest) GetConsistency() Consistency {
@@ -593,7 +743,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +755,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +768,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -645,7 +795,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +807,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +820,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTaskRequest) GetId() uint64 {
@@ -697,7 +847,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -709,7 +859,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -722,7 +872,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -748,7 +898,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -760,7 +910,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -773,7 +923,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListWorkersRequest) GetConsistency() Consistency {
@@ -794,7 +944,7 @@ type WorkerStatus struct {
 
 func (x *WorkerStatus) Reset() {
 	*x = WorkerStatus{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +956,7 @@ func (x *WorkerStatus) String() string {
 func (*WorkerStatus) ProtoMessage() {}
 
 func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +969,7 @@ func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerStatus.ProtoReflect.Descriptor instead.
 func (*WorkerStatus) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkerStatus) GetWorker() *Worker {
@@ -853,7 +1003,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -865,7 +1015,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -878,7 +1028,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerStatus {
@@ -905,7 +1055,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1067,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1080,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -955,7 +1105,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -967,7 +1117,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -980,7 +1130,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 type RemovePeerRequest struct {
@@ -992,7 +1142,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1004,7 +1154,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1017,7 +1167,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -1035,7 +1185,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1047,7 +1197,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1060,14 +1210,22 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 var File_groundskeeper_v1_admin_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1cgroundskeeper/v1/admin.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\x1a\x1egroundskeeper/v1/command.proto\"(\n" +
+	"\x1cgroundskeeper/v1/admin.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\x1a\x1egroundskeeper/v1/command.proto\"/\n" +
+	"\x11ApplyBatchRequest\x12\x1a\n" +
+	"\bcommands\x18\x01 \x03(\fR\bcommands\"u\n" +
+	"\x0eApplyBatchItem\x125\n" +
+	"\x06result\x18\x01 \x01(\v2\x1d.groundskeeper.v1.ApplyResultR\x06result\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"L\n" +
+	"\x12ApplyBatchResponse\x126\n" +
+	"\x05items\x18\x01 \x03(\v2 .groundskeeper.v1.ApplyBatchItemR\x05items\"(\n" +
 	"\fApplyRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\fR\acommand\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
@@ -1149,9 +1307,11 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vListWorkers\x12$.groundskeeper.v1.ListWorkersRequest\x1a%.groundskeeper.v1.ListWorkersResponse\x12N\n" +
 	"\aAddPeer\x12 .groundskeeper.v1.AddPeerRequest\x1a!.groundskeeper.v1.AddPeerResponse\x12W\n" +
 	"\n" +
-	"RemovePeer\x12#.groundskeeper.v1.RemovePeerRequest\x1a$.groundskeeper.v1.RemovePeerResponse2R\n" +
+	"RemovePeer\x12#.groundskeeper.v1.RemovePeerRequest\x1a$.groundskeeper.v1.RemovePeerResponse2\xab\x01\n" +
 	"\bInternal\x12F\n" +
-	"\x05Apply\x12\x1e.groundskeeper.v1.ApplyRequest\x1a\x1d.groundskeeper.v1.ApplyResultB6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
+	"\x05Apply\x12\x1e.groundskeeper.v1.ApplyRequest\x1a\x1d.groundskeeper.v1.ApplyResult\x12W\n" +
+	"\n" +
+	"ApplyBatch\x12#.groundskeeper.v1.ApplyBatchRequest\x1a$.groundskeeper.v1.ApplyBatchResponseB6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
 
 var (
 	file_groundskeeper_v1_admin_proto_rawDescOnce sync.Once
@@ -1166,67 +1326,74 @@ func file_groundskeeper_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(Consistency)(0),            // 0: groundskeeper.v1.Consistency
-	(*ApplyRequest)(nil),        // 1: groundskeeper.v1.ApplyRequest
-	(*StatusRequest)(nil),       // 2: groundskeeper.v1.StatusRequest
-	(*Member)(nil),              // 3: groundskeeper.v1.Member
-	(*StatusResponse)(nil),      // 4: groundskeeper.v1.StatusResponse
-	(*SubmitTaskRequest)(nil),   // 5: groundskeeper.v1.SubmitTaskRequest
-	(*SubmitTaskResponse)(nil),  // 6: groundskeeper.v1.SubmitTaskResponse
-	(*ListTasksRequest)(nil),    // 7: groundskeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),   // 8: groundskeeper.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),      // 9: groundskeeper.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),     // 10: groundskeeper.v1.GetTaskResponse
-	(*ListWorkersRequest)(nil),  // 11: groundskeeper.v1.ListWorkersRequest
-	(*WorkerStatus)(nil),        // 12: groundskeeper.v1.WorkerStatus
-	(*ListWorkersResponse)(nil), // 13: groundskeeper.v1.ListWorkersResponse
-	(*AddPeerRequest)(nil),      // 14: groundskeeper.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),     // 15: groundskeeper.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),   // 16: groundskeeper.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),  // 17: groundskeeper.v1.RemovePeerResponse
-	(TaskType)(0),               // 18: groundskeeper.v1.TaskType
-	(*Param)(nil),               // 19: groundskeeper.v1.Param
-	(*Task)(nil),                // 20: groundskeeper.v1.Task
-	(TaskState)(0),              // 21: groundskeeper.v1.TaskState
-	(*Worker)(nil),              // 22: groundskeeper.v1.Worker
-	(*ApplyResult)(nil),         // 23: groundskeeper.v1.ApplyResult
+	(*ApplyBatchRequest)(nil),   // 1: groundskeeper.v1.ApplyBatchRequest
+	(*ApplyBatchItem)(nil),      // 2: groundskeeper.v1.ApplyBatchItem
+	(*ApplyBatchResponse)(nil),  // 3: groundskeeper.v1.ApplyBatchResponse
+	(*ApplyRequest)(nil),        // 4: groundskeeper.v1.ApplyRequest
+	(*StatusRequest)(nil),       // 5: groundskeeper.v1.StatusRequest
+	(*Member)(nil),              // 6: groundskeeper.v1.Member
+	(*StatusResponse)(nil),      // 7: groundskeeper.v1.StatusResponse
+	(*SubmitTaskRequest)(nil),   // 8: groundskeeper.v1.SubmitTaskRequest
+	(*SubmitTaskResponse)(nil),  // 9: groundskeeper.v1.SubmitTaskResponse
+	(*ListTasksRequest)(nil),    // 10: groundskeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),   // 11: groundskeeper.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),      // 12: groundskeeper.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),     // 13: groundskeeper.v1.GetTaskResponse
+	(*ListWorkersRequest)(nil),  // 14: groundskeeper.v1.ListWorkersRequest
+	(*WorkerStatus)(nil),        // 15: groundskeeper.v1.WorkerStatus
+	(*ListWorkersResponse)(nil), // 16: groundskeeper.v1.ListWorkersResponse
+	(*AddPeerRequest)(nil),      // 17: groundskeeper.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),     // 18: groundskeeper.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),   // 19: groundskeeper.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),  // 20: groundskeeper.v1.RemovePeerResponse
+	(*ApplyResult)(nil),         // 21: groundskeeper.v1.ApplyResult
+	(TaskType)(0),               // 22: groundskeeper.v1.TaskType
+	(*Param)(nil),               // 23: groundskeeper.v1.Param
+	(*Task)(nil),                // 24: groundskeeper.v1.Task
+	(TaskState)(0),              // 25: groundskeeper.v1.TaskState
+	(*Worker)(nil),              // 26: groundskeeper.v1.Worker
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
-	3,  // 0: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
-	18, // 1: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
-	19, // 2: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
-	20, // 3: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 4: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	21, // 5: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	20, // 6: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
-	0,  // 7: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	20, // 8: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 9: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	22, // 10: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
-	12, // 11: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	2,  // 12: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	5,  // 13: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	7,  // 14: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	9,  // 15: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	11, // 16: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	14, // 17: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	16, // 18: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	1,  // 19: groundskeeper.v1.Internal.Apply:input_type -> groundskeeper.v1.ApplyRequest
-	4,  // 20: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	6,  // 21: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	8,  // 22: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	10, // 23: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	13, // 24: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	15, // 25: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	17, // 26: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	23, // 27: groundskeeper.v1.Internal.Apply:output_type -> groundskeeper.v1.ApplyResult
-	20, // [20:28] is the sub-list for method output_type
-	12, // [12:20] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	21, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
+	2,  // 1: groundskeeper.v1.ApplyBatchResponse.items:type_name -> groundskeeper.v1.ApplyBatchItem
+	6,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
+	22, // 3: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
+	23, // 4: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
+	24, // 5: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 6: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	25, // 7: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
+	24, // 8: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	0,  // 9: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	24, // 10: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 11: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	26, // 12: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	15, // 13: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
+	5,  // 14: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	8,  // 15: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	10, // 16: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	12, // 17: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	14, // 18: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	17, // 19: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	19, // 20: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	4,  // 21: groundskeeper.v1.Internal.Apply:input_type -> groundskeeper.v1.ApplyRequest
+	1,  // 22: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	7,  // 23: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	9,  // 24: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	11, // 25: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	13, // 26: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	16, // 27: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	18, // 28: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	20, // 29: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	21, // 30: groundskeeper.v1.Internal.Apply:output_type -> groundskeeper.v1.ApplyResult
+	3,  // 31: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	23, // [23:32] is the sub-list for method output_type
+	14, // [14:23] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_admin_proto_init() }
@@ -1242,7 +1409,7 @@ func file_groundskeeper_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_admin_proto_rawDesc), len(file_groundskeeper_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

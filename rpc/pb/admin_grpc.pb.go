@@ -353,7 +353,8 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Internal_Apply_FullMethodName = "/groundskeeper.v1.Internal/Apply"
+	Internal_Apply_FullMethodName      = "/groundskeeper.v1.Internal/Apply"
+	Internal_ApplyBatch_FullMethodName = "/groundskeeper.v1.Internal/ApplyBatch"
 )
 
 // InternalClient is the client API for Internal service.
@@ -364,6 +365,9 @@ const (
 type InternalClient interface {
 	// Apply proposes an encoded Command on the leader.
 	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResult, error)
+	// ApplyBatch proposes many encoded Commands at once, each as its own log
+	// entry; a follower coalesces concurrent forwarded writes into one call.
+	ApplyBatch(ctx context.Context, in *ApplyBatchRequest, opts ...grpc.CallOption) (*ApplyBatchResponse, error)
 }
 
 type internalClient struct {
@@ -384,6 +388,16 @@ func (c *internalClient) Apply(ctx context.Context, in *ApplyRequest, opts ...gr
 	return out, nil
 }
 
+func (c *internalClient) ApplyBatch(ctx context.Context, in *ApplyBatchRequest, opts ...grpc.CallOption) (*ApplyBatchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ApplyBatchResponse)
+	err := c.cc.Invoke(ctx, Internal_ApplyBatch_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServer is the server API for Internal service.
 // All implementations must embed UnimplementedInternalServer
 // for forward compatibility.
@@ -392,6 +406,9 @@ func (c *internalClient) Apply(ctx context.Context, in *ApplyRequest, opts ...gr
 type InternalServer interface {
 	// Apply proposes an encoded Command on the leader.
 	Apply(context.Context, *ApplyRequest) (*ApplyResult, error)
+	// ApplyBatch proposes many encoded Commands at once, each as its own log
+	// entry; a follower coalesces concurrent forwarded writes into one call.
+	ApplyBatch(context.Context, *ApplyBatchRequest) (*ApplyBatchResponse, error)
 	mustEmbedUnimplementedInternalServer()
 }
 
@@ -404,6 +421,9 @@ type UnimplementedInternalServer struct{}
 
 func (UnimplementedInternalServer) Apply(context.Context, *ApplyRequest) (*ApplyResult, error) {
 	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
+}
+func (UnimplementedInternalServer) ApplyBatch(context.Context, *ApplyBatchRequest) (*ApplyBatchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ApplyBatch not implemented")
 }
 func (UnimplementedInternalServer) mustEmbedUnimplementedInternalServer() {}
 func (UnimplementedInternalServer) testEmbeddedByValue()                  {}
@@ -444,6 +464,24 @@ func _Internal_Apply_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Internal_ApplyBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ApplyBatchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServer).ApplyBatch(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Internal_ApplyBatch_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServer).ApplyBatch(ctx, req.(*ApplyBatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Internal_ServiceDesc is the grpc.ServiceDesc for Internal service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -454,6 +492,10 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Apply",
 			Handler:    _Internal_Apply_Handler,
+		},
+		{
+			MethodName: "ApplyBatch",
+			Handler:    _Internal_ApplyBatch_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

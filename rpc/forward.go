@@ -1,0 +1,168 @@
+package gkrpc
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+const (
+	// maxForwardBatch bounds how many commands one ApplyBatch call carries.
+	maxForwardBatch = 512
+	// forwardInFlight bounds concurrent ApplyBatch calls; while they are out,
+	// new commands gather into the next batch.
+	forwardInFlight = 4
+	forwardTimeout  = 10 * time.Second
+)
+
+type forwardReq struct {
+	ctx  context.Context
+	cmd  []byte
+	done chan forwardResp
+}
+
+type forwardResp struct {
+	res *pb.ApplyResult
+	err error
+}
+
+// forwarder coalesces the writes a follower must hand to the leader into
+// ApplyBatch calls: one RPC for many concurrent writes instead of one each.
+type forwarder struct {
+	s     *Server
+	queue chan forwardReq
+	slots chan struct{}
+}
+
+func newForwarder(s *Server) *forwarder {
+	return &forwarder{s: s, queue: make(chan forwardReq, maxForwardBatch), slots: make(chan struct{}, forwardInFlight)}
+}
+
+// forward sends cmd to the leader as part of a batch and waits for its result.
+func (f *forwarder) forward(ctx context.Context, cmd []byte) (*pb.ApplyResult, error) {
+	req := forwardReq{ctx: ctx, cmd: cmd, done: make(chan forwardResp, 1)}
+	select {
+	case f.queue <- req:
+	case <-ctx.Done():
+		return nil, toStatus(ctx.Err())
+	}
+	select {
+	case r := <-req.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		return nil, toStatus(ctx.Err())
+	}
+}
+
+// run gathers queued writes into batches until ctx ends.
+func (f *forwarder) run(ctx context.Context) {
+	for {
+		var first forwardReq
+		select {
+		case <-ctx.Done():
+			return
+		case first = <-f.queue:
+		}
+		select {
+		case f.slots <- struct{}{}:
+		case <-ctx.Done():
+			first.done <- forwardResp{err: status.Error(codes.Unavailable, "node is shutting down")}
+			return
+		}
+		batch := []forwardReq{first}
+	fill:
+		for len(batch) < maxForwardBatch {
+			select {
+			case r := <-f.queue:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		go func() {
+			defer func() { <-f.slots }()
+			f.send(batch)
+		}()
+	}
+}
+
+func (f *forwarder) send(batch []forwardReq) {
+	fail := func(err error) {
+		for _, r := range batch {
+			r.done <- forwardResp{err: err}
+		}
+	}
+	// Drop requests whose callers gave up; the rest share one deadline.
+	live := batch[:0]
+	for _, r := range batch {
+		if r.ctx.Err() != nil {
+			r.done <- forwardResp{err: toStatus(r.ctx.Err())}
+			continue
+		}
+		live = append(live, r)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
+	c, err := f.s.leaderConn()
+	if err != nil {
+		fail(err)
+		return
+	}
+	req := &pb.ApplyBatchRequest{Commands: make([][]byte, len(batch))}
+	for i, r := range batch {
+		req.Commands[i] = r.cmd
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), forwardTimeout)
+	defer cancel()
+	resp, err := pb.NewInternalClient(c).ApplyBatch(ctx, req)
+	if err != nil {
+		fail(f.s.forwardErr(err))
+		return
+	}
+	if len(resp.Items) != len(batch) {
+		fail(status.Errorf(codes.Internal, "leader answered %d results for %d commands", len(resp.Items), len(batch)))
+		return
+	}
+	for i, it := range resp.Items {
+		if codes.Code(it.Code) != codes.OK {
+			batch[i].done <- forwardResp{err: status.Error(codes.Code(it.Code), it.Message)}
+			continue
+		}
+		batch[i].done <- forwardResp{res: it.Result}
+	}
+}
+
+// ApplyBatch is the Internal RPC behind the forwarder: every command is
+// proposed as its own entry and the outcomes are returned in order.
+func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb.ApplyBatchResponse, error) {
+	if len(req.Commands) == 0 || len(req.Commands) > maxForwardBatch {
+		return nil, invalid("a batch must hold between 1 and 512 commands")
+	}
+	for _, c := range req.Commands {
+		if _, err := fsm.Decode(c); err != nil {
+			return nil, invalid(err.Error())
+		}
+	}
+	outs, errs := s.raft.ApplyMany(ctx, req.Commands)
+	resp := &pb.ApplyBatchResponse{Items: make([]*pb.ApplyBatchItem, len(outs))}
+	for i := range outs {
+		it := &pb.ApplyBatchItem{}
+		if errs[i] != nil {
+			st := status.Convert(toStatus(errs[i]))
+			it.Code, it.Message = int32(st.Code()), st.Message()
+		} else if res, ok := outs[i].(*pb.ApplyResult); ok {
+			it.Result = res
+		} else {
+			it.Code, it.Message = int32(codes.Internal), "unexpected apply result"
+		}
+		resp.Items[i] = it
+	}
+	return resp, nil
+}
