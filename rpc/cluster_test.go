@@ -1,0 +1,317 @@
+package gkrpc
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// waitTimeout bounds every poll; generous because the tests may share two
+// cores with the race detector and other builds.
+const waitTimeout = 20 * time.Second
+
+func testLogger(name string) hclog.Logger {
+	lvl := os.Getenv("GK_TEST_LOG")
+	if lvl == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+// The port is drawn from below the kernel's ephemeral range, so no socket
+// bound to port 0 and no outgoing connection (of this or any concurrently
+// running test binary) can take it between now and the moment a raft
+// transport binds it; ports already handed out in this process are skipped.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	lo, hi := 10000, ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 1000 && hi-lo > 1000; try++ {
+		p := lo + rand.IntN(hi-lo)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return l.Addr().String()
+	}
+	// No room below the ephemeral range: let the kernel choose.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// ephemeralLow is the first port the kernel hands out for port 0.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 {
+			return lo
+		}
+	}
+	return 32768
+}
+
+// adminNode mirrors cmd/groundskeeper/node.go: raft + FSM + the gRPC API +
+// the loop that publishes this node's client address.
+type adminNode struct {
+	id, raftAddr, grpcAddr, dataDir string
+
+	raft   *cluster.Node
+	fsm    *fsm.FSM
+	server *Server
+	grpc   *grpc.Server
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	conn   *grpc.ClientConn // a client connection to this node's API
+	client pb.AdminClient
+}
+
+func (n *adminNode) running() bool { return n.raft != nil }
+
+func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer) *adminNode {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &adminNode{id: id, raftAddr: raftAddr, grpcAddr: lis.Addr().String(), dataDir: dataDir, fsm: fsm.New()}
+	logger := testLogger(id)
+	n.raft, err = cluster.Open(cluster.Config{
+		ID: id, RaftAddr: raftAddr, DataDir: dataDir, Peers: peers, FSM: n.fsm, Logger: logger,
+		HeartbeatTimeout: 300 * time.Millisecond,
+		ElectionTimeout:  300 * time.Millisecond,
+		LeaderLease:      100 * time.Millisecond,
+	})
+	if err != nil {
+		lis.Close()
+		t.Fatalf("open %s: %v", id, err)
+	}
+	n.server = NewServer(n.raft, n.fsm, n.grpcAddr, logger.Named("rpc"))
+	n.grpc = grpc.NewServer()
+	n.server.Register(n.grpc)
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	n.wg.Add(2)
+	go func() {
+		defer n.wg.Done()
+		_ = n.grpc.Serve(lis)
+	}()
+	go func() {
+		defer n.wg.Done()
+		n.server.PublishAddress(ctx)
+	}()
+	n.conn, err = grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.client = pb.NewAdminClient(n.conn)
+	return n
+}
+
+// stop shuts the node down as cmd/groundskeeper does: API first, then raft.
+func (n *adminNode) stop() error {
+	if !n.running() {
+		return nil
+	}
+	n.cancel()
+	stopped := make(chan struct{})
+	go func() { n.grpc.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(3 * time.Second):
+		n.grpc.Stop()
+	}
+	n.wg.Wait()
+	n.server.Close()
+	n.conn.Close()
+	err := n.raft.Shutdown()
+	n.raft = nil
+	return err
+}
+
+type testCluster struct {
+	t     *testing.T
+	nodes []*adminNode
+}
+
+// newCluster starts three admin nodes and waits until a leader is ready and
+// every node's gRPC address has been published to every node.
+func newCluster(t *testing.T) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
+	var peers []cluster.Peer
+	for i := 1; i <= 3; i++ {
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: freeAddr(t)})
+	}
+	t.Cleanup(c.stopAll)
+	for _, p := range peers {
+		c.nodes = append(c.nodes, startAdmin(t, p.ID, p.RaftAddr, filepath.Join(t.TempDir(), p.ID), peers))
+	}
+	c.waitLeader()
+	c.waitPublished()
+	return c
+}
+
+func (c *testCluster) stopAll() {
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		wg.Add(1)
+		go func(n *adminNode) { defer wg.Done(); _ = n.stop() }(n)
+	}
+	wg.Wait()
+}
+
+func (c *testCluster) addrs() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.grpcAddr)
+	}
+	return out
+}
+
+// leader returns the index of the running node that is a ready leader and
+// that every running node names, or -1.
+func (c *testCluster) leader() int {
+	leader := -1
+	for i, n := range c.nodes {
+		if n.running() && n.raft.IsLeader() {
+			if leader >= 0 {
+				return -1
+			}
+			leader = i
+		}
+	}
+	if leader < 0 {
+		return -1
+	}
+	for _, n := range c.nodes {
+		if n.running() {
+			if id, _ := n.raft.Leader(); id != c.nodes[leader].id {
+				return -1
+			}
+		}
+	}
+	return leader
+}
+
+func (c *testCluster) waitLeader() int {
+	c.t.Helper()
+	l := -1
+	waitFor(c.t, "a leader all running nodes agree on", func() bool { l = c.leader(); return l >= 0 })
+	return l
+}
+
+// followers returns the indexes of the running nodes other than the leader.
+func (c *testCluster) followers(leader int) []int {
+	var out []int
+	for i, n := range c.nodes {
+		if i != leader && n.running() {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// waitPublished polls until every running node's state holds every node's
+// gRPC address.
+func (c *testCluster) waitPublished() {
+	c.t.Helper()
+	waitFor(c.t, "every node to publish its gRPC address", func() bool {
+		for _, n := range c.nodes {
+			if !n.running() {
+				continue
+			}
+			ok := true
+			n.fsm.Read(func(st *fsm.State) {
+				for _, m := range c.nodes {
+					if a, _ := st.AdminAddr(m.id); a != m.grpcAddr {
+						ok = false
+					}
+				}
+			})
+			if !ok {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := cluster.WaitFor(ctx, 20*time.Millisecond, cond); err != nil {
+		t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
+	}
+}
+
+// call runs fn with a per-call timeout, retrying while the server answers
+// Unavailable ("retry shortly"), as any client is told to.
+func call[T any](t testing.TB, fn func(ctx context.Context) (T, error)) (T, error) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		out, err := fn(ctx)
+		cancel()
+		if status.Code(err) != codes.Unavailable || time.Now().After(deadline) {
+			return out, err
+		}
+		t.Logf("retrying after: %v", err)
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func wantCode(t testing.TB, what string, err error, code codes.Code) {
+	t.Helper()
+	if status.Code(err) != code {
+		t.Errorf("%s: got %v, want code %s", what, err, code)
+		return
+	}
+	if msg := status.Convert(err).Message(); msg == "" || strings.Contains(msg, "\n") {
+		t.Errorf("%s: message %q is not one line", what, msg)
+	}
+}
+
+func taskIDs(tasks []*pb.Task) map[uint64]*pb.Task {
+	out := map[uint64]*pb.Task{}
+	for _, t := range tasks {
+		out[t.Id] = t
+	}
+	return out
+}
