@@ -102,10 +102,6 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	if err := claimDataDir(cfg.DataDir, cfg.ID); err != nil {
-		return nil, err
-	}
-
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = cfg.Logger.Named("raft")
@@ -130,6 +126,10 @@ func Open(cfg Config) (*Node, error) {
 	rc.NotifyCh = notifyCh
 	if err := raft.ValidateConfig(rc); err != nil {
 		return nil, fmt.Errorf("raft config: %w", err)
+	}
+	// Touch the disk only once everything given has been checked.
+	if err := claimDataDir(cfg.DataDir, cfg.ID); err != nil {
+		return nil, err
 	}
 
 	store, err := raftboltdb.New(raftboltdb.Options{

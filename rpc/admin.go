@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
@@ -127,7 +128,25 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 		resp.Tasks = st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId})
 		resp.AppliedIndex = st.AppliedIndex()
 	})
+	for i, t := range resp.Tasks {
+		resp.Tasks[i] = s.withLiveProgress(t)
+	}
 	return resp, nil
+}
+
+// withLiveProgress overlays the leader's live progress on a running task
+// (a copy: stored tasks are immutable).
+func (s *Server) withLiveProgress(t *pb.Task) *pb.Task {
+	if s.live == nil || t.State != pb.TaskState_TASK_STATE_RUNNING {
+		return t
+	}
+	p, step, ok := s.live.Progress(t.Id)
+	if !ok || (p == t.Progress && step == t.Step) || step == "" {
+		return t
+	}
+	c := proto.Clone(t).(*pb.Task)
+	c.Progress, c.Step = p, step
+	return c
 }
 
 // GetTask returns one task by id.
@@ -156,6 +175,7 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "task %d not found", req.Id)
 	}
+	resp.Task = s.withLiveProgress(resp.Task)
 	return resp, nil
 }
 
@@ -174,13 +194,17 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 		return resp, s.forwardErr(err)
 	}
 	resp := &pb.ListWorkersResponse{}
+	var connected map[string]bool
+	if s.live != nil {
+		connected = s.live.Connected()
+	}
 	s.fsm.Read(func(st *fsm.State) {
 		running := map[string][]uint64{}
 		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
 			running[t.WorkerId] = append(running[t.WorkerId], t.Id)
 		}
 		for _, w := range st.Workers() {
-			resp.Workers = append(resp.Workers, &pb.WorkerStatus{Worker: w, Running: running[w.Id]})
+			resp.Workers = append(resp.Workers, &pb.WorkerStatus{Worker: w, Running: running[w.Id], Connected: connected[w.Id]})
 		}
 		resp.AppliedIndex = st.AppliedIndex()
 	})

@@ -3,10 +3,12 @@ package gkrpc
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -393,35 +395,6 @@ func TestPeerRequestValidation(t *testing.T) {
 		})
 		wantCode(t, "AddPeer with a member's address via "+n.id, err, codes.FailedPrecondition)
 	}
-	// Internal.Apply is never forwarded: a follower refuses it, and garbage
-	// is refused everywhere.
-	for _, n := range c.nodes {
-		_, err := pb.NewInternalClient(n.conn).Apply(context.Background(), &pb.ApplyRequest{Command: []byte{0xff, 0xff, 0xff}})
-		wantCode(t, "Internal.Apply of garbage via "+n.id, err, codes.InvalidArgument)
-	}
-	b, err := fsm.Encode(time.Now().UnixNano(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 5}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := map[string]bool{}
-	waitFor(t, "both followers to refuse Internal.Apply", func() bool {
-		l := c.leader()
-		if l < 0 {
-			return false
-		}
-		for _, f := range c.followers(l) {
-			n := c.nodes[f]
-			_, err := pb.NewInternalClient(n.conn).Apply(context.Background(), &pb.ApplyRequest{Command: b})
-			if err == nil {
-				// It led by the time the call arrived; harmless, try again.
-				t.Logf("Internal.Apply on %s succeeded; it must have become leader", n.id)
-				return false
-			}
-			wantCode(t, "Internal.Apply on follower "+n.id, err, codes.Unavailable)
-			refused[n.id] = true
-		}
-		return len(refused) >= 2
-	})
 }
 
 func TestAddAndRemovePeerThroughFollower(t *testing.T) {
@@ -476,4 +449,191 @@ func TestAddAndRemovePeerThroughFollower(t *testing.T) {
 		m, err := c.nodes[l].raft.Members()
 		return err == nil && len(m) == 3
 	})
+}
+
+func TestInternalService(t *testing.T) {
+	c := newCluster(t)
+	encode := func(vol uint32) []byte {
+		b, err := fsm.Encode(time.Now().UnixNano(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	garbage := []byte{0xff, 0xff, 0xff}
+	for _, n := range c.nodes {
+		ic := pb.NewInternalClient(n.conn)
+		ctx := context.Background()
+		_, err := ic.Apply(ctx, &pb.ApplyRequest{Command: garbage})
+		wantCode(t, "Internal.Apply of garbage via "+n.id, err, codes.InvalidArgument)
+		_, err = ic.ApplyBatch(ctx, &pb.ApplyBatchRequest{})
+		wantCode(t, "empty Internal.ApplyBatch via "+n.id, err, codes.InvalidArgument)
+		_, err = ic.ApplyBatch(ctx, &pb.ApplyBatchRequest{Commands: [][]byte{encode(5), garbage}})
+		wantCode(t, "Internal.ApplyBatch with garbage via "+n.id, err, codes.InvalidArgument)
+		big := make([][]byte, maxForwardBatch+1)
+		for i := range big {
+			big[i] = encode(5)
+		}
+		_, err = ic.ApplyBatch(ctx, &pb.ApplyBatchRequest{Commands: big})
+		wantCode(t, "oversized Internal.ApplyBatch via "+n.id, err, codes.InvalidArgument)
+	}
+	// Nothing of the above was applied.
+	for _, n := range c.nodes {
+		n.fsm.Read(func(st *fsm.State) {
+			if tasks := st.Tasks(fsm.TaskFilter{}); len(tasks) != 0 {
+				t.Errorf("%s holds tasks after refused internal calls: %v", n.id, tasks)
+			}
+		})
+	}
+
+	// The internal calls are never forwarded again, so a stale view cannot
+	// make a request loop: a follower refuses them as Unavailable.
+	cmd := encode(5)
+	refused := map[string]bool{}
+	waitFor(t, "both followers to refuse Internal.Apply and ApplyBatch", func() bool {
+		l := c.leader()
+		if l < 0 {
+			return false
+		}
+		for _, f := range c.followers(l) {
+			n := c.nodes[f]
+			ic := pb.NewInternalClient(n.conn)
+			_, err := ic.Apply(context.Background(), &pb.ApplyRequest{Command: cmd})
+			if err == nil {
+				// It led by the time the call arrived; harmless, try again.
+				t.Logf("Internal.Apply on %s succeeded; it must have become leader", n.id)
+				return false
+			}
+			wantCode(t, "Internal.Apply on follower "+n.id, err, codes.Unavailable)
+			resp, err := ic.ApplyBatch(context.Background(), &pb.ApplyBatchRequest{Commands: [][]byte{cmd, cmd}})
+			if err != nil {
+				t.Fatalf("Internal.ApplyBatch on follower %s: %v", n.id, err)
+			}
+			if len(resp.Items) != 2 {
+				t.Fatalf("Internal.ApplyBatch on follower %s answered %d items for 2", n.id, len(resp.Items))
+			}
+			for _, it := range resp.Items {
+				if codes.Code(it.Code) == codes.OK {
+					return false // it led after all
+				}
+				if codes.Code(it.Code) != codes.Unavailable || it.Result != nil {
+					t.Errorf("Internal.ApplyBatch item on follower %s: code %s %q", n.id, codes.Code(it.Code), it.Message)
+				}
+			}
+			refused[n.id] = true
+		}
+		return len(refused) >= 2
+	})
+
+	// On the leader, ApplyBatch applies each command as its own entry and
+	// answers in order, refusals included.
+	resp, err := call(t, func(ctx context.Context) (*pb.ApplyBatchResponse, error) {
+		l := c.leader()
+		if l < 0 {
+			return nil, status.Error(codes.Unavailable, "no leader yet")
+		}
+		ec, err := fsm.Encode(time.Now().UnixNano(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 6}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pb.NewInternalClient(c.nodes[l].conn).ApplyBatch(ctx, &pb.ApplyBatchRequest{Commands: [][]byte{encode(6), ec, encode(7)}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Items) != 3 {
+		t.Fatalf("ApplyBatch answered %d items for 3", len(resp.Items))
+	}
+	for i, it := range resp.Items {
+		if codes.Code(it.Code) != codes.OK {
+			t.Fatalf("item %d: %s %q", i, codes.Code(it.Code), it.Message)
+		}
+	}
+	r0, r1, r2 := resp.Items[0].Result, resp.Items[1].Result, resp.Items[2].Result
+	if r0.Task.GetVolumeId() != 6 || r2.Task.GetVolumeId() != 7 || r0.Index >= r1.Index || r1.Index >= r2.Index {
+		t.Errorf("ApplyBatch results out of order: %v / %v / %v", r0, r1, r2)
+	}
+	if r1.ErrorCode != pb.ErrorCode_ERROR_CODE_VOLUME_BUSY {
+		t.Errorf("an erasure coding on a volume with a vacuum gave %v, want a volume-busy refusal", r1)
+	}
+}
+
+// TestConcurrentSubmitsThroughFollowers drives the follower's forwarder:
+// many concurrent writes are batched to the leader, every caller gets its own
+// answer, and concurrent submits of the same volume agree on one task.
+func TestConcurrentSubmitsThroughFollowers(t *testing.T) {
+	c := newCluster(t)
+	leader := c.waitLeader()
+	fs := c.followers(leader)
+	const distinct = 120
+	const dupVolume, dupCallers = 9999, 24
+
+	type result struct {
+		vol  uint32
+		resp *pb.SubmitTaskResponse
+		err  error
+	}
+	results := make(chan result, distinct+dupCallers)
+	var wg sync.WaitGroup
+	for i := 0; i < distinct+dupCallers; i++ {
+		vol := uint32(1000 + i)
+		if i >= distinct {
+			vol = dupVolume
+		}
+		n := c.nodes[fs[i%len(fs)]]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+			defer cancel()
+			resp, err := n.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
+			results <- result{vol, resp, err}
+		}()
+	}
+	wg.Wait()
+	close(results)
+
+	ids := map[uint64]uint32{}
+	var dupID uint64
+	created := 0
+	for r := range results {
+		if r.err != nil {
+			t.Errorf("submit volume %d: %v", r.vol, r.err)
+			continue
+		}
+		if r.resp.Task.GetVolumeId() != r.vol {
+			t.Errorf("submit volume %d answered with %v", r.vol, r.resp.Task)
+			continue
+		}
+		if r.vol == dupVolume {
+			if dupID != 0 && r.resp.Task.Id != dupID {
+				t.Errorf("concurrent submits of volume %d got tasks %d and %d", dupVolume, dupID, r.resp.Task.Id)
+			}
+			dupID = r.resp.Task.Id
+			if !r.resp.Existing {
+				created++
+			}
+			continue
+		}
+		if r.resp.Existing {
+			t.Errorf("first submit of volume %d reported an existing task", r.vol)
+		}
+		if other, dup := ids[r.resp.Task.Id]; dup {
+			t.Errorf("task id %d given to volumes %d and %d", r.resp.Task.Id, other, r.vol)
+		}
+		ids[r.resp.Task.Id] = r.vol
+	}
+	if created != 1 {
+		t.Errorf("%d of the concurrent submits of volume %d created a task, want exactly 1", created, dupVolume)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	for _, n := range c.nodes {
+		waitFor(t, n.id+" to hold every task", func() bool {
+			var count int
+			n.fsm.Read(func(st *fsm.State) { count = len(st.Tasks(fsm.TaskFilter{})) })
+			return count == distinct+1
+		})
+	}
 }

@@ -47,7 +47,19 @@ type Server struct {
 
 	fwd       *forwarder
 	fwdCancel context.CancelFunc
+
+	live LiveView
 }
+
+// LiveView is leader-local knowledge that is not replicated: which workers
+// are connected and how far running attempts have got between checkpoints.
+type LiveView interface {
+	Connected() map[string]bool
+	Progress(task uint64) (progress float64, step string, ok bool)
+}
+
+// SetLive lets reads served by the leader include live worker state.
+func (s *Server) SetLive(l LiveView) { s.live = l }
 
 // NewServer wires the services of a node whose client address is grpcAddr.
 func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server {

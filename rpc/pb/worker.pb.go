@@ -854,6 +854,7 @@ type AdminMessage struct {
 	//	*AdminMessage_Assign
 	//	*AdminMessage_Cancel
 	//	*AdminMessage_Ack
+	//	*AdminMessage_HeartbeatAck
 	Body          isAdminMessage_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -941,6 +942,15 @@ func (x *AdminMessage) GetAck() *Ack {
 	return nil
 }
 
+func (x *AdminMessage) GetHeartbeatAck() *HeartbeatAck {
+	if x != nil {
+		if x, ok := x.Body.(*AdminMessage_HeartbeatAck); ok {
+			return x.HeartbeatAck
+		}
+	}
+	return nil
+}
+
 type isAdminMessage_Body interface {
 	isAdminMessage_Body()
 }
@@ -965,6 +975,10 @@ type AdminMessage_Ack struct {
 	Ack *Ack `protobuf:"bytes,5,opt,name=ack,proto3,oneof"`
 }
 
+type AdminMessage_HeartbeatAck struct {
+	HeartbeatAck *HeartbeatAck `protobuf:"bytes,6,opt,name=heartbeat_ack,json=heartbeatAck,proto3,oneof"`
+}
+
 func (*AdminMessage_Welcome) isAdminMessage_Body() {}
 
 func (*AdminMessage_Redirect) isAdminMessage_Body() {}
@@ -974,6 +988,46 @@ func (*AdminMessage_Assign) isAdminMessage_Body() {}
 func (*AdminMessage_Cancel) isAdminMessage_Body() {}
 
 func (*AdminMessage_Ack) isAdminMessage_Body() {}
+
+func (*AdminMessage_HeartbeatAck) isAdminMessage_Body() {}
+
+// HeartbeatAck answers every heartbeat; a worker that gets none for a lease
+// stops its attempts (rolling back) before the leader requeues them.
+type HeartbeatAck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeartbeatAck) Reset() {
+	*x = HeartbeatAck{}
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeartbeatAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeartbeatAck) ProtoMessage() {}
+
+func (x *HeartbeatAck) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeartbeatAck.ProtoReflect.Descriptor instead.
+func (*HeartbeatAck) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{11}
+}
 
 type Welcome struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -986,7 +1040,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1052,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1065,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{11}
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Welcome) GetLeaderId() string {
@@ -1046,7 +1100,7 @@ type Redirect struct {
 
 func (x *Redirect) Reset() {
 	*x = Redirect{}
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1058,7 +1112,7 @@ func (x *Redirect) String() string {
 func (*Redirect) ProtoMessage() {}
 
 func (x *Redirect) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1071,7 +1125,7 @@ func (x *Redirect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Redirect.ProtoReflect.Descriptor instead.
 func (*Redirect) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Redirect) GetLeaderId() string {
@@ -1097,7 +1151,7 @@ type Assign struct {
 
 func (x *Assign) Reset() {
 	*x = Assign{}
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1109,7 +1163,7 @@ func (x *Assign) String() string {
 func (*Assign) ProtoMessage() {}
 
 func (x *Assign) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1122,7 +1176,7 @@ func (x *Assign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Assign.ProtoReflect.Descriptor instead.
 func (*Assign) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Assign) GetSpec() *TaskSpec {
@@ -1145,7 +1199,7 @@ type Cancel struct {
 
 func (x *Cancel) Reset() {
 	*x = Cancel{}
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1157,7 +1211,7 @@ func (x *Cancel) String() string {
 func (*Cancel) ProtoMessage() {}
 
 func (x *Cancel) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1170,7 +1224,7 @@ func (x *Cancel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Cancel.ProtoReflect.Descriptor instead.
 func (*Cancel) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{14}
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Cancel) GetTaskId() uint64 {
@@ -1208,7 +1262,7 @@ type Ack struct {
 
 func (x *Ack) Reset() {
 	*x = Ack{}
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1220,7 +1274,7 @@ func (x *Ack) String() string {
 func (*Ack) ProtoMessage() {}
 
 func (x *Ack) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_worker_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1233,7 +1287,7 @@ func (x *Ack) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ack.ProtoReflect.Descriptor instead.
 func (*Ack) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Ack) GetTaskId() uint64 {
@@ -1262,6 +1316,69 @@ func (x *Ack) GetError() string {
 		return x.Error
 	}
 	return ""
+}
+
+// JournalEntry is a worker's local record of one attempt (its bbolt
+// journal), not sent over the wire.
+type JournalEntry struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Spec  *TaskSpec              `protobuf:"bytes,1,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Set once the attempt ended, until the leader acknowledges the outcome.
+	Completed     *TaskCompleted `protobuf:"bytes,2,opt,name=completed,proto3" json:"completed,omitempty"`
+	Failed        *TaskFailed    `protobuf:"bytes,3,opt,name=failed,proto3" json:"failed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JournalEntry) Reset() {
+	*x = JournalEntry{}
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JournalEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JournalEntry) ProtoMessage() {}
+
+func (x *JournalEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_worker_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JournalEntry.ProtoReflect.Descriptor instead.
+func (*JournalEntry) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *JournalEntry) GetSpec() *TaskSpec {
+	if x != nil {
+		return x.Spec
+	}
+	return nil
+}
+
+func (x *JournalEntry) GetCompleted() *TaskCompleted {
+	if x != nil {
+		return x.Completed
+	}
+	return nil
+}
+
+func (x *JournalEntry) GetFailed() *TaskFailed {
+	if x != nil {
+		return x.Failed
+	}
+	return nil
 }
 
 var File_groundskeeper_v1_worker_proto protoreflect.FileDescriptor
@@ -1332,14 +1449,16 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x1f\n" +
 	"\vrolled_back\x18\x03 \x01(\bR\n" +
 	"rolledBack\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error\"\x9a\x02\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xe1\x02\n" +
 	"\fAdminMessage\x125\n" +
 	"\awelcome\x18\x01 \x01(\v2\x19.groundskeeper.v1.WelcomeH\x00R\awelcome\x128\n" +
 	"\bredirect\x18\x02 \x01(\v2\x1a.groundskeeper.v1.RedirectH\x00R\bredirect\x122\n" +
 	"\x06assign\x18\x03 \x01(\v2\x18.groundskeeper.v1.AssignH\x00R\x06assign\x122\n" +
 	"\x06cancel\x18\x04 \x01(\v2\x18.groundskeeper.v1.CancelH\x00R\x06cancel\x12)\n" +
-	"\x03ack\x18\x05 \x01(\v2\x15.groundskeeper.v1.AckH\x00R\x03ackB\x06\n" +
-	"\x04body\"d\n" +
+	"\x03ack\x18\x05 \x01(\v2\x15.groundskeeper.v1.AckH\x00R\x03ack\x12E\n" +
+	"\rheartbeat_ack\x18\x06 \x01(\v2\x1e.groundskeeper.v1.HeartbeatAckH\x00R\fheartbeatAckB\x06\n" +
+	"\x04body\"\x0e\n" +
+	"\fHeartbeatAck\"d\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x19\n" +
 	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\x12!\n" +
@@ -1357,7 +1476,11 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x1a\n" +
 	"\baccepted\x18\x03 \x01(\bR\baccepted\x12\x14\n" +
-	"\x05error\x18\x04 \x01(\tR\x05error2_\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\"\xb3\x01\n" +
+	"\fJournalEntry\x12.\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1a.groundskeeper.v1.TaskSpecR\x04spec\x12=\n" +
+	"\tcompleted\x18\x02 \x01(\v2\x1f.groundskeeper.v1.TaskCompletedR\tcompleted\x124\n" +
+	"\x06failed\x18\x03 \x01(\v2\x1c.groundskeeper.v1.TaskFailedR\x06failed2_\n" +
 	"\rWorkerService\x12N\n" +
 	"\aSession\x12\x1f.groundskeeper.v1.WorkerMessage\x1a\x1e.groundskeeper.v1.AdminMessage(\x010\x01B6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
 
@@ -1373,7 +1496,7 @@ func file_groundskeeper_v1_worker_proto_rawDescGZIP() []byte {
 	return file_groundskeeper_v1_worker_proto_rawDescData
 }
 
-var file_groundskeeper_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_groundskeeper_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_groundskeeper_v1_worker_proto_goTypes = []any{
 	(*TaskSpec)(nil),       // 0: groundskeeper.v1.TaskSpec
 	(*RunningTask)(nil),    // 1: groundskeeper.v1.RunningTask
@@ -1386,19 +1509,21 @@ var file_groundskeeper_v1_worker_proto_goTypes = []any{
 	(*TaskFailed)(nil),     // 8: groundskeeper.v1.TaskFailed
 	(*TaskReleased)(nil),   // 9: groundskeeper.v1.TaskReleased
 	(*AdminMessage)(nil),   // 10: groundskeeper.v1.AdminMessage
-	(*Welcome)(nil),        // 11: groundskeeper.v1.Welcome
-	(*Redirect)(nil),       // 12: groundskeeper.v1.Redirect
-	(*Assign)(nil),         // 13: groundskeeper.v1.Assign
-	(*Cancel)(nil),         // 14: groundskeeper.v1.Cancel
-	(*Ack)(nil),            // 15: groundskeeper.v1.Ack
-	(*Task)(nil),           // 16: groundskeeper.v1.Task
-	(*ShardPlacement)(nil), // 17: groundskeeper.v1.ShardPlacement
-	(TaskType)(0),          // 18: groundskeeper.v1.TaskType
-	(*CapacityChange)(nil), // 19: groundskeeper.v1.CapacityChange
+	(*HeartbeatAck)(nil),   // 11: groundskeeper.v1.HeartbeatAck
+	(*Welcome)(nil),        // 12: groundskeeper.v1.Welcome
+	(*Redirect)(nil),       // 13: groundskeeper.v1.Redirect
+	(*Assign)(nil),         // 14: groundskeeper.v1.Assign
+	(*Cancel)(nil),         // 15: groundskeeper.v1.Cancel
+	(*Ack)(nil),            // 16: groundskeeper.v1.Ack
+	(*JournalEntry)(nil),   // 17: groundskeeper.v1.JournalEntry
+	(*Task)(nil),           // 18: groundskeeper.v1.Task
+	(*ShardPlacement)(nil), // 19: groundskeeper.v1.ShardPlacement
+	(TaskType)(0),          // 20: groundskeeper.v1.TaskType
+	(*CapacityChange)(nil), // 21: groundskeeper.v1.CapacityChange
 }
 var file_groundskeeper_v1_worker_proto_depIdxs = []int32{
-	16, // 0: groundskeeper.v1.TaskSpec.task:type_name -> groundskeeper.v1.Task
-	17, // 1: groundskeeper.v1.TaskSpec.shard_targets:type_name -> groundskeeper.v1.ShardPlacement
+	18, // 0: groundskeeper.v1.TaskSpec.task:type_name -> groundskeeper.v1.Task
+	19, // 1: groundskeeper.v1.TaskSpec.shard_targets:type_name -> groundskeeper.v1.ShardPlacement
 	3,  // 2: groundskeeper.v1.WorkerMessage.hello:type_name -> groundskeeper.v1.Hello
 	4,  // 3: groundskeeper.v1.WorkerMessage.heartbeat:type_name -> groundskeeper.v1.Heartbeat
 	5,  // 4: groundskeeper.v1.WorkerMessage.started:type_name -> groundskeeper.v1.TaskStarted
@@ -1406,23 +1531,27 @@ var file_groundskeeper_v1_worker_proto_depIdxs = []int32{
 	7,  // 6: groundskeeper.v1.WorkerMessage.completed:type_name -> groundskeeper.v1.TaskCompleted
 	8,  // 7: groundskeeper.v1.WorkerMessage.failed:type_name -> groundskeeper.v1.TaskFailed
 	9,  // 8: groundskeeper.v1.WorkerMessage.released:type_name -> groundskeeper.v1.TaskReleased
-	18, // 9: groundskeeper.v1.Hello.capabilities:type_name -> groundskeeper.v1.TaskType
+	20, // 9: groundskeeper.v1.Hello.capabilities:type_name -> groundskeeper.v1.TaskType
 	1,  // 10: groundskeeper.v1.Hello.running:type_name -> groundskeeper.v1.RunningTask
 	1,  // 11: groundskeeper.v1.Heartbeat.running:type_name -> groundskeeper.v1.RunningTask
-	19, // 12: groundskeeper.v1.TaskCompleted.change:type_name -> groundskeeper.v1.CapacityChange
-	11, // 13: groundskeeper.v1.AdminMessage.welcome:type_name -> groundskeeper.v1.Welcome
-	12, // 14: groundskeeper.v1.AdminMessage.redirect:type_name -> groundskeeper.v1.Redirect
-	13, // 15: groundskeeper.v1.AdminMessage.assign:type_name -> groundskeeper.v1.Assign
-	14, // 16: groundskeeper.v1.AdminMessage.cancel:type_name -> groundskeeper.v1.Cancel
-	15, // 17: groundskeeper.v1.AdminMessage.ack:type_name -> groundskeeper.v1.Ack
-	0,  // 18: groundskeeper.v1.Assign.spec:type_name -> groundskeeper.v1.TaskSpec
-	2,  // 19: groundskeeper.v1.WorkerService.Session:input_type -> groundskeeper.v1.WorkerMessage
-	10, // 20: groundskeeper.v1.WorkerService.Session:output_type -> groundskeeper.v1.AdminMessage
-	20, // [20:21] is the sub-list for method output_type
-	19, // [19:20] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	21, // 12: groundskeeper.v1.TaskCompleted.change:type_name -> groundskeeper.v1.CapacityChange
+	12, // 13: groundskeeper.v1.AdminMessage.welcome:type_name -> groundskeeper.v1.Welcome
+	13, // 14: groundskeeper.v1.AdminMessage.redirect:type_name -> groundskeeper.v1.Redirect
+	14, // 15: groundskeeper.v1.AdminMessage.assign:type_name -> groundskeeper.v1.Assign
+	15, // 16: groundskeeper.v1.AdminMessage.cancel:type_name -> groundskeeper.v1.Cancel
+	16, // 17: groundskeeper.v1.AdminMessage.ack:type_name -> groundskeeper.v1.Ack
+	11, // 18: groundskeeper.v1.AdminMessage.heartbeat_ack:type_name -> groundskeeper.v1.HeartbeatAck
+	0,  // 19: groundskeeper.v1.Assign.spec:type_name -> groundskeeper.v1.TaskSpec
+	0,  // 20: groundskeeper.v1.JournalEntry.spec:type_name -> groundskeeper.v1.TaskSpec
+	7,  // 21: groundskeeper.v1.JournalEntry.completed:type_name -> groundskeeper.v1.TaskCompleted
+	8,  // 22: groundskeeper.v1.JournalEntry.failed:type_name -> groundskeeper.v1.TaskFailed
+	2,  // 23: groundskeeper.v1.WorkerService.Session:input_type -> groundskeeper.v1.WorkerMessage
+	10, // 24: groundskeeper.v1.WorkerService.Session:output_type -> groundskeeper.v1.AdminMessage
+	24, // [24:25] is the sub-list for method output_type
+	23, // [23:24] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_worker_proto_init() }
@@ -1446,6 +1575,7 @@ func file_groundskeeper_v1_worker_proto_init() {
 		(*AdminMessage_Assign)(nil),
 		(*AdminMessage_Cancel)(nil),
 		(*AdminMessage_Ack)(nil),
+		(*AdminMessage_HeartbeatAck)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1453,7 +1583,7 @@ func file_groundskeeper_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_worker_proto_rawDesc), len(file_groundskeeper_v1_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

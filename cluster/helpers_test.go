@@ -1,0 +1,366 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// waitTimeout bounds every poll. The machine running the tests may be small
+// and busy (race detector, concurrent builds), so it is generous; a healthy
+// run needs a fraction of it.
+const waitTimeout = 20 * time.Second
+
+// testLogger is silent unless GK_TEST_LOG names a level (e.g. debug, info).
+func testLogger(name string) hclog.Logger {
+	lvl := os.Getenv("GK_TEST_LOG")
+	if lvl == "" {
+		return hclog.NewNullLogger()
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+// The port is drawn from below the kernel's ephemeral range, so no socket
+// bound to port 0 and no outgoing connection (of this or any concurrently
+// running test binary) can take it between now and the moment a raft
+// transport binds it; ports already handed out in this process are skipped.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	lo, hi := 10000, ephemeralLow()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for try := 0; try < 1000 && hi-lo > 1000; try++ {
+		p := lo + rand.IntN(hi-lo)
+		if portsUsed[p] {
+			continue
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		portsUsed[p] = true
+		return l.Addr().String()
+	}
+	// No room below the ephemeral range: let the kernel choose.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find a free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// ephemeralLow is the first port the kernel hands out for port 0.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err == nil {
+		var lo, hi int
+		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 {
+			return lo
+		}
+	}
+	return 32768
+}
+
+// fastConfig returns a Config with short raft timeouts for tests.
+func fastConfig(id, raftAddr, dataDir string, peers []Peer) Config {
+	return Config{
+		ID:               id,
+		RaftAddr:         raftAddr,
+		DataDir:          dataDir,
+		Peers:            peers,
+		Logger:           testLogger(id),
+		HeartbeatTimeout: 300 * time.Millisecond,
+		ElectionTimeout:  300 * time.Millisecond,
+		LeaderLease:      100 * time.Millisecond,
+	}
+}
+
+// tnode is one member of a test cluster; node is nil while it is stopped.
+type tnode struct {
+	cfg  Config
+	node *Node
+	fsm  *fsm.FSM
+}
+
+func (n *tnode) running() bool { return n.node != nil }
+
+type testCluster struct {
+	t     *testing.T
+	nodes []*tnode
+	// tweak, if set, adjusts every node's config before each Open (called
+	// with a fresh FSM already set).
+	tweak func(c *Config)
+}
+
+// newCluster starts n nodes bootstrapped with the same peers.
+func newCluster(t *testing.T, n int, tweak func(c *Config)) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t, tweak: tweak}
+	var peers []Peer
+	for i := 1; i <= n; i++ {
+		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), RaftAddr: freeAddr(t)})
+	}
+	for _, p := range peers {
+		cfg := fastConfig(p.ID, p.RaftAddr, filepath.Join(t.TempDir(), p.ID), peers)
+		c.nodes = append(c.nodes, &tnode{cfg: cfg})
+	}
+	t.Cleanup(c.shutdownAll)
+	for i := range c.nodes {
+		c.start(i)
+	}
+	return c
+}
+
+// start opens node i (again) with its config, its data dir and a fresh FSM.
+func (c *testCluster) start(i int) {
+	c.t.Helper()
+	tn := c.nodes[i]
+	if tn.running() {
+		c.t.Fatalf("node %s is already running", tn.cfg.ID)
+	}
+	cfg := tn.cfg
+	f := fsm.New()
+	cfg.FSM = f
+	if c.tweak != nil {
+		c.tweak(&cfg)
+	}
+	n, err := Open(cfg)
+	if err != nil {
+		c.t.Fatalf("open %s: %v", cfg.ID, err)
+	}
+	tn.node, tn.fsm = n, f
+}
+
+// stop shuts node i down, keeping its data dir.
+func (c *testCluster) stop(i int) {
+	c.t.Helper()
+	tn := c.nodes[i]
+	if !tn.running() {
+		return
+	}
+	if err := tn.node.Shutdown(); err != nil {
+		c.t.Errorf("shutdown %s: %v", tn.cfg.ID, err)
+	}
+	tn.node = nil
+}
+
+func (c *testCluster) shutdownAll() {
+	var wg sync.WaitGroup
+	for _, tn := range c.nodes {
+		if tn.running() {
+			wg.Add(1)
+			go func(n *Node) { defer wg.Done(); _ = n.Shutdown() }(tn.node)
+		}
+	}
+	wg.Wait()
+	for _, tn := range c.nodes {
+		tn.node = nil
+	}
+}
+
+func (c *testCluster) running() []*tnode {
+	var out []*tnode
+	for _, tn := range c.nodes {
+		if tn.running() {
+			out = append(out, tn)
+		}
+	}
+	return out
+}
+
+// stableLeader returns the index of the running node that leads (barrier
+// done) and that every running node names as leader.
+func (c *testCluster) stableLeader() (int, bool) {
+	leader := -1
+	for i, tn := range c.nodes {
+		if tn.running() && tn.node.IsLeader() {
+			if leader >= 0 {
+				return -1, false
+			}
+			leader = i
+		}
+	}
+	if leader < 0 {
+		return -1, false
+	}
+	want := c.nodes[leader].cfg.ID
+	for _, tn := range c.running() {
+		if id, _ := tn.node.Leader(); id != want {
+			return -1, false
+		}
+	}
+	return leader, true
+}
+
+// waitLeader polls until the running nodes agree on one ready leader.
+func (c *testCluster) waitLeader() int {
+	c.t.Helper()
+	var leader int
+	waitFor(c.t, "a leader every running node agrees on", func() bool {
+		var ok bool
+		leader, ok = c.stableLeader()
+		return ok
+	})
+	return leader
+}
+
+// apply applies cmd on whichever node leads, retrying through elections.
+func (c *testCluster) apply(cmd *pb.Command) *pb.ApplyResult {
+	c.t.Helper()
+	res, err := c.tryApply(cmd)
+	if err != nil {
+		c.t.Fatalf("%v%s", err, c.describe())
+	}
+	return res
+}
+
+// tryApply is apply without failing the test, for use off the test goroutine.
+func (c *testCluster) tryApply(cmd *pb.Command) (*pb.ApplyResult, error) {
+	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	deadline := time.Now().Add(waitTimeout)
+	for time.Now().Before(deadline) {
+		for _, tn := range c.running() {
+			if id, _ := tn.node.Leader(); id != tn.cfg.ID {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err := tn.node.Apply(ctx, b)
+			cancel()
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			r, ok := out.(*pb.ApplyResult)
+			if !ok {
+				return nil, fmt.Errorf("apply returned %T, want *pb.ApplyResult", out)
+			}
+			return r, nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("no leader applied the command within %s (last error: %v)", waitTimeout, lastErr)
+}
+
+// submit applies a SubmitTask for a vacuum of volume vol and checks it succeeded.
+func (c *testCluster) submit(vol uint32) *pb.Task {
+	c.t.Helper()
+	res := c.apply(submitCmd(vol, pb.TaskType_TASK_TYPE_VACUUM))
+	if err := fsm.ResultError(res); err != nil {
+		c.t.Fatalf("submit volume %d: %v", vol, err)
+	}
+	return res.Task
+}
+
+func submitCmd(vol uint32, typ pb.TaskType) *pb.Command {
+	return &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: typ, VolumeId: vol, Origin: "manual"}}}
+}
+
+func encode(t testing.TB, cmd *pb.Command) []byte {
+	t.Helper()
+	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// waitConverged polls until every running node's FSM has the same hash and
+// holds at least wantTasks tasks; it returns that hash.
+func (c *testCluster) waitConverged(wantTasks int) string {
+	c.t.Helper()
+	var hash string
+	waitFor(c.t, fmt.Sprintf("every running node to hold the same state with %d tasks", wantTasks), func() bool {
+		hash = ""
+		for _, tn := range c.running() {
+			h := tn.fsm.Hash()
+			if hash != "" && h != hash {
+				return false
+			}
+			hash = h
+			if taskCount(tn.fsm) < wantTasks {
+				return false
+			}
+		}
+		return true
+	}, c.describe)
+	return hash
+}
+
+func (c *testCluster) describe() string {
+	var b strings.Builder
+	for _, tn := range c.nodes {
+		if !tn.running() {
+			fmt.Fprintf(&b, "\n  %s: stopped", tn.cfg.ID)
+			continue
+		}
+		st := tn.node.Status()
+		fmt.Fprintf(&b, "\n  %s: %s leader=%q term=%d commit=%d applied=%d last=%d snap=%d tasks=%d hash=%.12s",
+			st.ID, st.State, st.LeaderID, st.Term, st.CommitIndex, st.AppliedIndex, st.LastLogIndex,
+			st.LastSnapshotIndex, taskCount(tn.fsm), tn.fsm.Hash())
+	}
+	return b.String()
+}
+
+func taskCount(f *fsm.FSM) int {
+	var n int
+	f.Read(func(s *fsm.State) { n = len(s.Tasks(fsm.TaskFilter{})) })
+	return n
+}
+
+func hasTask(f *fsm.FSM, id uint64) bool {
+	var ok bool
+	f.Read(func(s *fsm.State) { _, ok = s.Task(id) })
+	return ok
+}
+
+// waitFor polls cond every 20ms until it holds or waitTimeout passes.
+func waitFor(t testing.TB, what string, cond func() bool, detail ...func() string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := WaitFor(ctx, 20*time.Millisecond, cond); err != nil {
+		msg := fmt.Sprintf("timed out after %s waiting for %s", waitTimeout, what)
+		for _, d := range detail {
+			msg += ": " + d()
+		}
+		t.Fatal(msg)
+	}
+}
+
+// notLeaderError returns err as a *NotLeaderError after checking errors.Is.
+func notLeaderError(t testing.TB, err error) *NotLeaderError {
+	t.Helper()
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("error %v does not match ErrNotLeader", err)
+	}
+	var nl *NotLeaderError
+	if !errors.As(err, &nl) {
+		t.Fatalf("error %v (%T) is not a *NotLeaderError", err, err)
+	}
+	return nl
+}

@@ -1,0 +1,92 @@
+package scheduler
+
+import (
+	"sort"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// WorkerLoad is a connected worker as assignment sees it.
+type WorkerLoad struct {
+	ID            string
+	Capabilities  []pb.TaskType
+	MaxConcurrent int
+	Running       int
+}
+
+func (w WorkerLoad) can(t pb.TaskType) bool {
+	for _, c := range w.Capabilities {
+		if c == t {
+			return true
+		}
+	}
+	return false
+}
+
+// PickWorker chooses the capable worker with a free slot and the lowest load
+// (running/max), ties broken by most free slots, then id.
+func PickWorker(t pb.TaskType, workers []WorkerLoad) (string, bool) {
+	best := -1
+	for i, w := range workers {
+		if !w.can(t) || w.Running >= w.MaxConcurrent {
+			continue
+		}
+		if best < 0 || better(w, workers[best]) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	return workers[best].ID, true
+}
+
+func better(a, b WorkerLoad) bool {
+	la := float64(a.Running) / float64(a.MaxConcurrent)
+	lb := float64(b.Running) / float64(b.MaxConcurrent)
+	if la != lb {
+		return la < lb
+	}
+	if fa, fb := a.MaxConcurrent-a.Running, b.MaxConcurrent-b.Running; fa != fb {
+		return fa > fb
+	}
+	return a.ID < b.ID
+}
+
+// Ready returns the pending tasks that may be assigned now, highest priority
+// first, then oldest, then lowest id.
+func Ready(pending []*pb.Task, now time.Time) []*pb.Task {
+	out := make([]*pb.Task, 0, len(pending))
+	for _, t := range pending {
+		if t.State == pb.TaskState_TASK_STATE_PENDING && t.NotBefore <= now.UnixNano() {
+			out = append(out, t)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Priority != b.Priority {
+			return a.Priority > b.Priority
+		}
+		if a.CreatedAt != b.CreatedAt {
+			return a.CreatedAt < b.CreatedAt
+		}
+		return a.Id < b.Id
+	})
+	return out
+}
+
+// Backoff is the wait before retry number n (1-based): 2 s doubling, at most 5 min.
+func Backoff(n uint32) time.Duration {
+	d := 2 * time.Second
+	for i := uint32(1); i < n && d < 5*time.Minute; i++ {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
+
+// Retry decides what a failed attempt leads to: another attempt (after
+// Backoff) while the budget lasts and the failure is retryable, else failed.
+func Retry(task *pb.Task, retryable bool, maxRetries uint32) bool {
+	return retryable && task.RetryCount < maxRetries
+}

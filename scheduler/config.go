@@ -1,0 +1,45 @@
+package scheduler
+
+import (
+	"fmt"
+	"time"
+)
+
+// Thresholds decide what counts as maintenance work; the defaults are
+// SeaweedFS's own.
+type Thresholds struct {
+	VacuumGarbage    float64       // vacuum when deleted/size >= this (0.3)
+	ECFullness       float64       // erasure-code when size/limit >= this (0.95)
+	ECQuietFor       time.Duration // ... and unmodified for this long (1h)
+	ECMinSizeMB      uint64        // ... and at least this big (30 MB)
+	BalanceImbalance float64       // balance when (max-min)/avg slot usage >= this (0.2)
+}
+
+// DefaultThresholds are SeaweedFS's defaults.
+func DefaultThresholds() Thresholds {
+	return Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2}
+}
+
+// Validate refuses out-of-range values with one sentence.
+func (t Thresholds) Validate() error {
+	switch {
+	case !(t.VacuumGarbage > 0 && t.VacuumGarbage <= 1):
+		return fmt.Errorf("vacuum garbage threshold %v is out of range (0, 1]", t.VacuumGarbage)
+	case !(t.ECFullness > 0 && t.ECFullness <= 1):
+		return fmt.Errorf("EC fullness ratio %v is out of range (0, 1]", t.ECFullness)
+	case t.ECQuietFor < 0:
+		return fmt.Errorf("EC quiet period %s must not be negative", t.ECQuietFor)
+	case !(t.BalanceImbalance > 0):
+		return fmt.Errorf("balance imbalance threshold %v must be greater than 0", t.BalanceImbalance)
+	}
+	return nil
+}
+
+// Erasure coding layout used by SeaweedFS: 10 data + 4 parity shards.
+const (
+	DataShards   = 10
+	ParityShards = 4
+	TotalShards  = DataShards + ParityShards
+	// MinECServers is the fewest volume servers an EC layout may use.
+	MinECServers = 4
+)

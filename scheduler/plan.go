@@ -1,0 +1,176 @@
+package scheduler
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// ErrPlan marks a task that cannot be planned against the topology; another
+// attempt on the same topology would fail the same way.
+var ErrPlan = errors.New("cannot plan task")
+
+func planErr(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, args...))
+}
+
+// PlanSpec resolves where a task's attempt must act, from the topology. The
+// returned spec carries the task as given (with its fence).
+func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
+	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage}
+	v, ok := topo.Volumes[task.VolumeId]
+	if !ok {
+		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+			return nil, planErr("volume %d is already erasure coded", task.VolumeId)
+		}
+		return nil, planErr("volume %d not found in the master's topology", task.VolumeId)
+	}
+	spec.Size, spec.DeletedBytes, spec.DiskType, spec.ReplicaPlacement = v.Size, v.DeletedBytes, v.DiskType, v.ReplicaPlacement
+	for _, r := range v.Replicas {
+		spec.Replicas = append(spec.Replicas, r.Server.Addr.String())
+	}
+	switch task.Type {
+	case pb.TaskType_TASK_TYPE_VACUUM:
+		return spec, nil
+	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		targets, err := placeShards(v, topo)
+		if err != nil {
+			return nil, err
+		}
+		spec.ShardTargets = targets
+		return spec, nil
+	case pb.TaskType_TASK_TYPE_BALANCE:
+		src, dst, err := planMove(task, v, topo)
+		if err != nil {
+			return nil, err
+		}
+		spec.Source, spec.Target = src.Addr.String(), dst.Addr.String()
+		return spec, nil
+	}
+	return nil, planErr("unknown task type %d", int32(task.Type))
+}
+
+// placeShards spreads the 14 shards round-robin over the servers with the
+// most free slots, starting with the volume's first replica (which generates
+// them), using at least MinECServers servers.
+func placeShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacement, error) {
+	if len(v.Replicas) == 0 {
+		return nil, planErr("volume %d has no replica to encode", v.ID)
+	}
+	source := v.Replicas[0].Server
+	type cand struct {
+		s    *seaweed.Server
+		free int64
+	}
+	var cands []cand
+	for _, s := range topo.Servers {
+		var free int64
+		for _, d := range s.Disks {
+			free += d.FreeSlots
+		}
+		if s.ID != source.ID && free <= 0 {
+			continue
+		}
+		cands = append(cands, cand{s, free})
+	}
+	if len(cands) < MinECServers {
+		return nil, planErr("erasure coding needs at least %d volume servers with free slots; the topology has %d", MinECServers, len(cands))
+	}
+	sort.SliceStable(cands, func(i, j int) bool {
+		if (cands[i].s.ID == source.ID) != (cands[j].s.ID == source.ID) {
+			return cands[i].s.ID == source.ID
+		}
+		if cands[i].free != cands[j].free {
+			return cands[i].free > cands[j].free
+		}
+		return cands[i].s.ID < cands[j].s.ID
+	})
+	n := min(len(cands), TotalShards)
+	out := make([]*pb.ShardPlacement, TotalShards)
+	for shard := 0; shard < TotalShards; shard++ {
+		out[shard] = &pb.ShardPlacement{ShardId: uint32(shard), Server: cands[shard%n].s.Addr.String()}
+	}
+	return out, nil
+}
+
+// findServer matches a server by id, HTTP address or SeaweedFS address form.
+func findServer(topo *seaweed.Topology, name string) (*seaweed.Server, bool) {
+	if s, ok := topo.Server(name); ok {
+		return s, true
+	}
+	for _, s := range topo.Servers {
+		if s.Addr.HTTP == name || s.Addr.String() == name || s.Addr.GRPC == name {
+			return s, true
+		}
+	}
+	return nil, false
+}
+
+// planMove resolves a balance task's source and target. Either may be left
+// empty by an operator: the fullest replica holder and the emptiest server
+// without the volume are chosen.
+func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
+	usage := func(s *seaweed.Server) float64 {
+		var used, max int64
+		for _, d := range s.Disks {
+			used, max = used+d.VolumeCount, max+d.MaxVolumes
+		}
+		if max == 0 {
+			return 1
+		}
+		return float64(used) / float64(max)
+	}
+	if task.Source != "" {
+		s, ok := findServer(topo, task.Source)
+		if !ok {
+			return nil, nil, planErr("source server %s is not in the topology", task.Source)
+		}
+		if !hasReplica(v, s.ID) {
+			return nil, nil, planErr("volume %d not found on source server %s", v.ID, task.Source)
+		}
+		src = s
+	} else {
+		for _, r := range v.Replicas {
+			if src == nil || usage(r.Server) > usage(src) {
+				src = r.Server
+			}
+		}
+	}
+	if task.Target != "" {
+		s, ok := findServer(topo, task.Target)
+		if !ok {
+			return nil, nil, planErr("target server %s is not in the topology", task.Target)
+		}
+		dst = s
+	} else {
+		for _, s := range topo.Servers {
+			if hasReplica(v, s.ID) || freeSlots(s) <= 0 {
+				continue
+			}
+			if dst == nil || usage(s) < usage(dst) {
+				dst = s
+			}
+		}
+	}
+	if dst == nil {
+		return nil, nil, planErr("no server without a replica of volume %d has a free slot to move it to", v.ID)
+	}
+	if hasReplica(v, dst.ID) {
+		return nil, nil, planErr("target server %s already holds volume %d", dst.ID, v.ID)
+	}
+	if freeSlots(dst) <= 0 {
+		return nil, nil, planErr("target server %s has no free volume slot", dst.ID)
+	}
+	return src, dst, nil
+}
+
+func freeSlots(s *seaweed.Server) int64 {
+	var free int64
+	for _, d := range s.Disks {
+		free += d.FreeSlots
+	}
+	return free
+}

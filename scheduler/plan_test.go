@@ -1,0 +1,308 @@
+package scheduler
+
+import (
+	"errors"
+	"reflect"
+	"testing"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+var (
+	vacuumT  = pb.TaskType_TASK_TYPE_VACUUM
+	ecT      = pb.TaskType_TASK_TYPE_ERASURE_CODING
+	balanceT = pb.TaskType_TASK_TYPE_BALANCE
+)
+
+func TestPlanSpecVacuum(t *testing.T) {
+	topo := build(100,
+		srv(sid(1), 10, v(7, 5000).garbage(2000), v(8, 10)),
+		srv(sid(2), 10, v(7, 5000).garbage(1500)).at(sid(2), 19999), // non-default gRPC port
+		srv("vs3", 10, v(7, 4000)).at("10.0.0.3:8080", 18080),       // id is not the address
+		srv("10.0.0.4:8080.28080", 10, v(7, 5000)),                  // id carries the gRPC port
+		srv(sid(5), 10, v(9, 10)),
+	)
+	task := &pb.Task{Id: 42, Type: vacuumT, VolumeId: 7, Fence: 99, Attempt: 2}
+	th := DefaultThresholds()
+	th.VacuumGarbage = 0.4
+	spec, err := PlanSpec(task, topo, th)
+	if err != nil {
+		t.Fatalf("PlanSpec: %v", err)
+	}
+	// Every replica, in server-id order, in SeaweedFS's host:port.grpcPort form.
+	want := []string{"10.0.0.1:8080.18080", "10.0.0.2:8080.19999", "10.0.0.4:8080.28080", "10.0.0.3:8080.18080"}
+	if !reflect.DeepEqual(spec.Replicas, want) {
+		t.Errorf("Replicas = %q, want %q", spec.Replicas, want)
+	}
+	for _, r := range spec.Replicas {
+		if _, err := seaweed.ParseAddress(r); err != nil {
+			t.Errorf("replica %q does not parse as a SeaweedFS address: %v", r, err)
+		}
+	}
+	if spec.Task != task {
+		t.Errorf("spec.Task = %v, want the task as given (with its fence)", spec.Task)
+	}
+	if spec.Size != 5000 || spec.DeletedBytes != 2000 || spec.GarbageThreshold != 0.4 {
+		t.Errorf("spec size/deleted/threshold = %d/%d/%v, want 5000/2000/0.4", spec.Size, spec.DeletedBytes, spec.GarbageThreshold)
+	}
+	if spec.Source != "" || spec.Target != "" || len(spec.ShardTargets) != 0 {
+		t.Errorf("vacuum spec has move/EC fields: %+v", spec)
+	}
+}
+
+func TestPlanSpecUnplannable(t *testing.T) {
+	topo := build(100,
+		srv(sid(1), 10, v(1, 100)).shards(50, allShards()...),
+		srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10))
+	for _, tc := range []struct {
+		name string
+		task *pb.Task
+		want string
+	}{
+		{name: "vacuum of unknown volume", task: &pb.Task{Type: vacuumT, VolumeId: 77}, want: "not found"},
+		{name: "EC of unknown volume", task: &pb.Task{Type: ecT, VolumeId: 77}, want: "not found"},
+		{name: "balance of unknown volume", task: &pb.Task{Type: balanceT, VolumeId: 77}, want: "not found"},
+		{name: "EC of an already erasure-coded volume", task: &pb.Task{Type: ecT, VolumeId: 50}, want: "already erasure coded"},
+		{name: "vacuum of an erasure-coded volume", task: &pb.Task{Type: vacuumT, VolumeId: 50}, want: "not found"},
+		{name: "unknown task type", task: &pb.Task{Type: pb.TaskType_TASK_TYPE_UNSPECIFIED, VolumeId: 1}, want: "unknown task type"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := PlanSpec(tc.task, topo, DefaultThresholds())
+			if !errors.Is(err, ErrPlan) {
+				t.Fatalf("PlanSpec = %v, %v; want an ErrPlan", spec, err)
+			}
+			if !contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not say %q", err, tc.want)
+			}
+			if spec != nil {
+				t.Errorf("spec = %v alongside an error", spec)
+			}
+		})
+	}
+}
+
+// addrOf is the SeaweedFS address form of server n with the default gRPC port.
+func addrOf(ns ...int) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = swa(n)
+	}
+	return out
+}
+
+func TestPlanSpecErasureCoding(t *testing.T) {
+	sixteen := []*node{srv(sid(1), 10, v(1, 100))}
+	for k := 2; k <= 16; k++ {
+		sixteen = append(sixteen, srv(sid(k), int64(k)))
+	}
+	for _, tc := range []struct {
+		name  string
+		nodes []*node
+		// order is the servers shards go to, round-robin: shard i on order[i%len(order)].
+		order   []string
+		wantErr string
+	}{
+		{name: "four servers: source first, then most free, then id", nodes: []*node{
+			srv(sid(1), 10, v(1, 100)), srv(sid(2), 5), srv(sid(3), 20), srv(sid(4), 5)},
+			order: addrOf(1, 3, 2, 4)},
+		{name: "source without a free slot still generates", nodes: []*node{
+			srv(sid(1), 1, v(1, 100)), srv(sid(2), 5), srv(sid(3), 5), srv(sid(4), 5)},
+			order: addrOf(1, 2, 3, 4)},
+		{name: "servers without a free slot are skipped", nodes: []*node{
+			srv(sid(1), 10, v(1, 100)), srv(sid(2), 1, v(10, 1)), srv(sid(3), 6), srv(sid(4), 7),
+			srv(sid(5), 8).withFree(0).shards(60, allShards()...), srv(sid(6), 9)},
+			order: addrOf(1, 6, 4, 3)},
+		{name: "sixteen servers: exactly 14 used", nodes: sixteen,
+			order: addrOf(1, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4)},
+		{name: "replicated volume: the lowest-id replica generates", nodes: []*node{
+			srv(sid(1), 10), srv(sid(2), 10, v(1, 100)), srv(sid(3), 10, v(1, 100)), srv(sid(4), 10)},
+			order: addrOf(2, 1, 4, 3)},
+		{name: "gRPC ports as the master reports them", nodes: []*node{
+			srv(sid(1), 10, v(1, 100)).at(sid(1), 17001), srv(sid(2), 9).at(sid(2), 17002),
+			srv(sid(3), 8).at(sid(3), 17003), srv(sid(4), 7).at(sid(4), 17004)},
+			order: []string{"10.0.0.1:8080.17001", "10.0.0.2:8080.17002", "10.0.0.3:8080.17003", "10.0.0.4:8080.17004"}},
+		{name: "three usable servers of four", nodes: []*node{
+			srv(sid(1), 10, v(1, 100)), srv(sid(2), 5), srv(sid(3), 5), srv(sid(4), 1, v(10, 1))},
+			wantErr: "at least 4"},
+		{name: "three servers", nodes: []*node{
+			srv(sid(1), 10, v(1, 100)), srv(sid(2), 5), srv(sid(3), 5)},
+			wantErr: "at least 4"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topo := build(100, tc.nodes...)
+			task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7}
+			spec, err := PlanSpec(task, topo, DefaultThresholds())
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantErr) {
+					t.Fatalf("PlanSpec = %v, want an ErrPlan saying %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("PlanSpec: %v", err)
+			}
+			if len(spec.ShardTargets) != TotalShards {
+				t.Fatalf("%d shard targets, want %d", len(spec.ShardTargets), TotalShards)
+			}
+			var got []string
+			distinct := map[string]bool{}
+			for i, st := range spec.ShardTargets {
+				if st.ShardId != uint32(i) {
+					t.Errorf("shard target %d has shard id %d", i, st.ShardId)
+				}
+				want := tc.order[i%len(tc.order)]
+				if st.Server != want {
+					t.Errorf("shard %d on %s, want %s", i, st.Server, want)
+				}
+				got = append(got, st.Server)
+				distinct[st.Server] = true
+			}
+			// Properties, independent of the expected order.
+			usable := 0
+			source := topo.Volumes[1].Replicas[0].Server
+			for _, s := range topo.Servers {
+				free := int64(0)
+				for _, d := range s.Disks {
+					free += d.FreeSlots
+				}
+				if free > 0 || s.ID == source.ID {
+					usable++
+				} else if distinct[s.Addr.String()] {
+					t.Errorf("shards placed on %s, which has no free slot", s.ID)
+				}
+			}
+			if want := min(usable, TotalShards); len(distinct) != want {
+				t.Errorf("shards on %d distinct servers, want min(%d usable, 14) = %d: %v", len(distinct), usable, want, got)
+			}
+			if len(distinct) < MinECServers {
+				t.Errorf("shards on %d servers, want >= %d", len(distinct), MinECServers)
+			}
+			if got[0] != source.Addr.String() {
+				t.Errorf("shard 0 on %s, want the generating replica %s", got[0], source.Addr.String())
+			}
+			if len(spec.Replicas) != len(topo.Volumes[1].Replicas) {
+				t.Errorf("Replicas = %v, want all %d replicas", spec.Replicas, len(topo.Volumes[1].Replicas))
+			}
+		})
+	}
+}
+
+func TestPlanSpecBalance(t *testing.T) {
+	// Ids differ from addresses so that each way of naming a server is tested.
+	nodes := func() []*node {
+		return []*node{
+			srv("vs1", 10, v(5, 100), v(6, 10), v(7, 10)).at("10.0.0.1:8080", 18080),        // 3/10, holds 5
+			srv("vs2", 10, v(5, 100)).at("10.0.0.2:8080", 18080),                            // 1/10, holds 5
+			srv("vs3", 10, v(8, 10)).at("10.0.0.3:8080", 19999),                             // 1/10
+			srv("vs4", 4, v(9, 1), v(10, 1), v(11, 1), v(12, 1)).at("10.0.0.4:8080", 18080), // full
+			srv("vs5", 10).at("10.0.0.5:8080", 18080),                                       // empty
+		}
+	}
+	const (
+		a1 = "10.0.0.1:8080.18080"
+		a2 = "10.0.0.2:8080.18080"
+		a3 = "10.0.0.3:8080.19999"
+		a5 = "10.0.0.5:8080.18080"
+	)
+	for _, tc := range []struct {
+		name           string
+		nodes          []*node // nil: nodes()
+		volume         uint32  // 0: 5
+		source, target string
+		wantSrc        string
+		wantDst        string
+		wantErr        string
+	}{
+		{name: "by server id", source: "vs1", target: "vs3", wantSrc: a1, wantDst: a3},
+		{name: "by HTTP address", source: "10.0.0.1:8080", target: "10.0.0.3:8080", wantSrc: a1, wantDst: a3},
+		{name: "by SeaweedFS address", source: a1, target: a3, wantSrc: a1, wantDst: a3},
+		{name: "by gRPC address", source: "10.0.0.1:18080", target: "10.0.0.3:19999", wantSrc: a1, wantDst: a3},
+		{name: "mixed forms", source: "vs2", target: a5, wantSrc: a2, wantDst: a5},
+		{name: "neither: fullest holder to emptiest non-holder", wantSrc: a1, wantDst: a5},
+		{name: "source only", source: "vs2", wantSrc: a2, wantDst: a5},
+		{name: "target only", target: "vs3", wantSrc: a1, wantDst: a3},
+		{name: "ties: lowest ids", volume: 1, nodes: []*node{
+			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(1, 10)), srv(sid(3), 8), srv(sid(4), 8)},
+			wantSrc: swa(1), wantDst: swa(3)},
+		{name: "source lacks the volume", source: "vs3", target: "vs5", wantErr: "not found on source"},
+		{name: "unknown source", source: "10.9.9.9:8080", target: "vs5", wantErr: "not in the topology"},
+		{name: "unknown target", source: "vs1", target: "10.9.9.9:8080", wantErr: "not in the topology"},
+		{name: "target already holds it", source: "vs1", target: "vs2", wantErr: "already holds"},
+		{name: "target is the source", source: "vs1", target: a1, wantErr: "already holds"},
+		{name: "target has no free slot", source: "vs1", target: "vs4", wantErr: "no free volume slot"},
+		{name: "target with free slots used by EC shards", volume: 1, nodes: []*node{
+			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8).withFree(0).shards(60, allShards()...)},
+			target: sid(2), wantErr: "no free volume slot"},
+		{name: "every server holds it", volume: 1, nodes: []*node{
+			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(1, 10))}, wantErr: "no server without a replica"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ns := tc.nodes
+			if ns == nil {
+				ns = nodes()
+			}
+			id := tc.volume
+			if id == 0 {
+				id = 5
+			}
+			topo := build(100, ns...)
+			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4}
+			spec, err := PlanSpec(task, topo, DefaultThresholds())
+			if tc.wantErr != "" {
+				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantErr) {
+					t.Fatalf("PlanSpec = %v, %v; want an ErrPlan saying %q", spec, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("PlanSpec: %v", err)
+			}
+			if spec.Source != tc.wantSrc || spec.Target != tc.wantDst {
+				t.Fatalf("move %s -> %s, want %s -> %s", spec.Source, spec.Target, tc.wantSrc, tc.wantDst)
+			}
+			if spec.Task != task || task.Source != tc.source || task.Target != tc.target {
+				t.Errorf("PlanSpec changed or replaced the task: %v", spec.Task)
+			}
+			var replicas []string
+			for _, r := range topo.Volumes[id].Replicas {
+				replicas = append(replicas, r.Server.Addr.String())
+			}
+			if !reflect.DeepEqual(spec.Replicas, replicas) {
+				t.Errorf("Replicas = %v, want %v", spec.Replicas, replicas)
+			}
+		})
+	}
+}
+
+// TestDetectThenPlan runs every balance proposal Detect makes on a range of
+// two- to five-server layouts through PlanSpec: detection and planning must
+// agree on what is movable, or a refused task is created on every poll.
+func TestDetectThenPlan(t *testing.T) {
+	layouts := 0
+	for servers := 2; servers <= 5; servers++ {
+		for seed := 0; seed < 40; seed++ {
+			var ns []*node
+			next := uint32(1)
+			for i := 1; i <= servers; i++ {
+				slots := int64(4 + (seed*7+i*3)%9)
+				count := (seed*5 + i*11) % int(slots+1)
+				vols := fillers(next, count)
+				next += uint32(count)
+				n := srv(sid(i), slots, vols...)
+				if (seed+i)%4 == 0 {
+					// Some slots taken by EC shards: fewer free slots than max-count.
+					n.withFree(max(0, slots-int64(count)-int64((seed+i)%3)))
+				}
+				ns = append(ns, n)
+			}
+			topo := build(100, ns...)
+			props := Detect(topo, idle, nil, DefaultThresholds(), now)
+			assertPlannable(t, topo, props)
+			layouts++
+		}
+	}
+	if testing.Verbose() {
+		t.Logf("%d layouts", layouts)
+	}
+}

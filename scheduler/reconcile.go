@@ -1,0 +1,34 @@
+package scheduler
+
+import (
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// Reflected reports whether the master's topology now shows a committed
+// capacity change, so it can be retired.
+func Reflected(c *pb.CapacityChange, topo *seaweed.Topology) bool {
+	v, present := topo.Volumes[c.VolumeId]
+	switch c.Type {
+	case pb.TaskType_TASK_TYPE_VACUUM:
+		// Gone entirely (deleted by someone) or no longer at the old size.
+		return !present || c.OldSize == c.NewSize || v.Size != c.OldSize
+	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		e, ec := topo.EcVolumes[c.VolumeId]
+		return !present && ec && e.ShardCount() >= TotalShards
+	case pb.TaskType_TASK_TYPE_BALANCE:
+		if !present {
+			// Reconciliation only runs on a trusted (complete) topology: a
+			// volume missing from it was deleted, and nothing is left to move.
+			return true
+		}
+		onTarget, onSource := false, false
+		for _, r := range v.Replicas {
+			a := r.Server.Addr.String()
+			onTarget = onTarget || a == c.Target || r.Server.ID == c.Target || r.Server.Addr.HTTP == c.Target || r.Server.Addr.GRPC == c.Target
+			onSource = onSource || a == c.Source || r.Server.ID == c.Source || r.Server.Addr.HTTP == c.Source || r.Server.Addr.GRPC == c.Source
+		}
+		return onTarget && !onSource
+	}
+	return true
+}

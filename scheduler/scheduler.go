@@ -1,0 +1,511 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// Applier proposes a command through raft on this (leader) node.
+type Applier interface {
+	Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error)
+}
+
+// StateReader reads the replicated state.
+type StateReader interface {
+	Read(fn func(s *fsm.State))
+}
+
+// Master is what the scheduler needs from the SeaweedFS master.
+type Master interface {
+	Topology(ctx context.Context) (*seaweed.Topology, error)
+	SetAutoVacuum(ctx context.Context, on bool) error
+	NewAdminLock(client string) *seaweed.AdminLock
+}
+
+// Config tunes the scheduler; zero values take the defaults in parentheses.
+type Config struct {
+	Thresholds     Thresholds
+	DetectInterval time.Duration // 10s
+	Lease          time.Duration // 10s: a worker silent this long is presumed gone...
+	Grace          time.Duration // 5s: ...and its tasks are requeued after lease+grace
+	Heartbeat      time.Duration // 2s: how often workers report
+	MaxRetries     uint32        // 3
+	// StuckAfter is how long a running task may go without progress (per type).
+	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
+	NodeID     string
+	Logger     hclog.Logger
+	// Now is the clock (tests replace it).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() {
+	if c.Thresholds == (Thresholds{}) {
+		c.Thresholds = DefaultThresholds()
+	}
+	setDur := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	setDur(&c.DetectInterval, 10*time.Second)
+	setDur(&c.Lease, 10*time.Second)
+	setDur(&c.Grace, 5*time.Second)
+	setDur(&c.Heartbeat, 2*time.Second)
+	if c.MaxRetries == 0 {
+		c.MaxRetries = 3
+	}
+	stuck := map[pb.TaskType]time.Duration{
+		pb.TaskType_TASK_TYPE_VACUUM: 10 * time.Minute, pb.TaskType_TASK_TYPE_ERASURE_CODING: 30 * time.Minute,
+		pb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute,
+	}
+	for k, v := range c.StuckAfter {
+		stuck[k] = v
+	}
+	c.StuckAfter = stuck
+	if c.Logger == nil {
+		c.Logger = hclog.NewNullLogger()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// ErrNotRunning means the scheduler is not running here (not the leader).
+var ErrNotRunning = errors.New("scheduler is not running on this node")
+
+// Scheduler runs the leader's maintenance loops. Create it once per node;
+// Run it each time the node becomes leader.
+type Scheduler struct {
+	cfg    Config
+	apply  Applier
+	state  StateReader
+	master Master // nil: no SeaweedFS master configured
+	log    hclog.Logger
+
+	mu       sync.Mutex
+	running  bool
+	started  time.Time
+	sessions map[string]*Session
+	// lastSeen is the last time each worker was heard from (survives detach).
+	lastSeen map[string]time.Time
+	// progress is leader-local progress of running attempts, by task id.
+	progress map[uint64]progressInfo
+	// cancelling holds attempts told to stop, until they are released.
+	cancelling map[uint64]cancelInfo
+	topo       *seaweed.Topology
+	topoOK     bool
+	topoErr    error
+	maxServers int
+	lowPolls   int
+	vacuumOff  *bool
+	kick       chan struct{}
+}
+
+type progressInfo struct {
+	fence    uint64
+	progress float64
+	step     string
+	at       time.Time
+}
+
+type cancelInfo struct {
+	fence  uint64
+	reason string
+	retry  bool
+	at     time.Time
+}
+
+// New creates a scheduler. master may be nil.
+func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler {
+	cfg.defaults()
+	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
+		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
+		cancelling: map[uint64]cancelInfo{}, kick: make(chan struct{}, 1)}
+}
+
+// Run performs the leader's duties until ctx ends (leadership lost).
+func (s *Scheduler) Run(ctx context.Context) {
+	s.mu.Lock()
+	s.running, s.started = true, s.cfg.Now()
+	s.topo, s.topoOK, s.topoErr, s.maxServers, s.lowPolls, s.vacuumOff = nil, false, nil, 0, 0, nil
+	s.mu.Unlock()
+	s.log.Info("scheduler started")
+	var wg sync.WaitGroup
+	if s.master != nil {
+		lock := s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
+		wg.Add(2)
+		go func() { defer wg.Done(); lock.Run(ctx) }()
+		go func() { defer wg.Done(); s.detectLoop(ctx) }()
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		s.maintain(ctx)
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+		case <-s.kick:
+		}
+	}
+	wg.Wait()
+	s.mu.Lock()
+	s.running = false
+	for id, sess := range s.sessions {
+		sess.close()
+		delete(s.sessions, id)
+	}
+	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
+	s.mu.Unlock()
+	s.log.Info("scheduler stopped")
+}
+
+// Kick asks for an assignment round soon.
+func (s *Scheduler) Kick() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Scheduler) propose(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	res, err := s.apply.Apply(cctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return res, fsm.ResultError(res)
+}
+
+// detectLoop polls the master, retires reflected capacity changes, proposes
+// detected work and keeps the master's own vacuum off while we vacuum.
+func (s *Scheduler) detectLoop(ctx context.Context) {
+	t := time.NewTicker(s.cfg.DetectInterval)
+	defer t.Stop()
+	for {
+		s.detectOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Scheduler) detectOnce(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	topo, err := s.master.Topology(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	if err != nil {
+		if s.topoErr == nil {
+			s.log.Warn("master unreachable: detection paused, running tasks continue", "error", err)
+		}
+		s.topoErr, s.topoOK = err, false
+		s.mu.Unlock()
+		return
+	}
+	if s.topoErr != nil {
+		s.log.Info("master reachable again")
+	}
+	s.topoErr = nil
+	s.topo, s.topoOK = topo, s.trustTopology(topo)
+	ok := s.topoOK
+	vacuumWorkers := false
+	for _, sess := range s.sessions {
+		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
+	}
+	s.mu.Unlock()
+	if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
+		s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
+	} else {
+		s.mu.Lock()
+		if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
+			s.log.Info("master automatic vacuum", "off", vacuumWorkers)
+		}
+		s.vacuumOff = &vacuumWorkers
+		s.mu.Unlock()
+	}
+	if !ok {
+		return
+	}
+	s.reconcile(ctx, topo)
+	s.detect(ctx, topo)
+	s.Kick()
+}
+
+// trustTopology decides whether a topology is complete enough to act on: a
+// drop in servers (a master restarting, volume servers re-registering) is
+// trusted only once it has held for three polls. Call with s.mu held.
+func (s *Scheduler) trustTopology(t *seaweed.Topology) bool {
+	n := len(t.Servers)
+	if n >= s.maxServers {
+		s.maxServers, s.lowPolls = n, 0
+		return n > 0
+	}
+	s.lowPolls++
+	if s.lowPolls >= 3 {
+		s.log.Info("accepting a smaller topology", "servers", n, "was", s.maxServers)
+		s.maxServers, s.lowPolls = n, 0
+		return n > 0
+	}
+	s.log.Info("topology is refilling: detection paused", "servers", n, "expected", s.maxServers)
+	return false
+}
+
+func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
+	var retire []uint64
+	s.state.Read(func(st *fsm.State) {
+		for _, c := range st.CapacityChanges() {
+			if Reflected(c, topo) {
+				retire = append(retire, c.TaskId)
+			}
+		}
+	})
+	if len(retire) == 0 {
+		return
+	}
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: retire}}}); err != nil {
+		s.log.Warn("retire capacity changes", "error", err)
+		return
+	}
+	s.log.Info("master reflects completed work", "retired", len(retire))
+}
+
+func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
+	var busyVols map[uint32]bool
+	var moves []ActiveMove
+	s.state.Read(func(st *fsm.State) {
+		busyVols = map[uint32]bool{}
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
+			busyVols[t.VolumeId] = true
+			if t.Type == pb.TaskType_TASK_TYPE_BALANCE {
+				moves = append(moves, ActiveMove{Source: t.Source, Target: t.Target})
+			}
+		}
+		for _, c := range st.CapacityChanges() {
+			busyVols[c.VolumeId] = true
+		}
+	})
+	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, s.cfg.Now())
+	for _, p := range props {
+		res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
+			Priority: p.Priority, Origin: "detector",
+		}}})
+		if err != nil {
+			if errors.Is(err, fsm.ErrVolumeBusy) {
+				continue
+			}
+			s.log.Warn("propose detected task", "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "error", err)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if !res.Existing {
+			s.log.Info("detected", "task", res.Task.Id, "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "why", p.Reason)
+		}
+	}
+}
+
+// maintain runs one round of lease checks, stuck checks and assignment.
+func (s *Scheduler) maintain(ctx context.Context) {
+	now := s.cfg.Now()
+	var active []*pb.Task
+	var pending []*pb.Task
+	s.state.Read(func(st *fsm.State) {
+		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+	})
+	s.expireLeases(ctx, active, now)
+	s.checkStuck(active, now)
+	s.assign(ctx, active, pending, now)
+}
+
+// expireLeases requeues the attempts of workers silent for lease+grace. A
+// new leader first gives every worker one lease+grace to reconnect.
+func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now time.Time) {
+	limit := s.cfg.Lease + s.cfg.Grace
+	s.mu.Lock()
+	if now.Sub(s.started) < limit {
+		s.mu.Unlock()
+		return
+	}
+	var expired []*pb.Task
+	for _, t := range active {
+		seen, ok := s.lastSeen[t.WorkerId]
+		if _, conn := s.sessions[t.WorkerId]; conn && ok && now.Sub(seen) < limit {
+			continue
+		}
+		if !ok {
+			seen = s.started
+		}
+		if now.Sub(seen) >= limit && now.Sub(time.Unix(0, t.AssignedAt)) >= limit {
+			expired = append(expired, t)
+		}
+	}
+	for id, sess := range s.sessions {
+		if now.Sub(s.lastSeen[id]) >= limit {
+			s.log.Warn("worker lease expired", "worker", id)
+			sess.close()
+			delete(s.sessions, id)
+		}
+	}
+	s.mu.Unlock()
+	for _, t := range expired {
+		s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+	}
+}
+
+// checkStuck tells workers to stop attempts that made no progress for too long.
+func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range active {
+		if _, ok := s.cancelling[t.Id]; ok {
+			continue
+		}
+		p, ok := s.progress[t.Id]
+		if !ok || p.fence != t.Fence {
+			s.progress[t.Id] = progressInfo{fence: t.Fence, at: now}
+			continue
+		}
+		if now.Sub(p.at) < s.cfg.StuckAfter[t.Type] {
+			continue
+		}
+		reason := fmt.Sprintf("stuck: no progress for %s in step %q", now.Sub(p.at).Truncate(time.Second), p.step)
+		s.log.Warn("task stuck, cancelling its attempt", "task", t.Id, "worker", t.WorkerId, "reason", reason)
+		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: reason, retry: true, at: now}
+		if sess, ok := s.sessions[t.WorkerId]; ok {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: reason}}})
+		}
+	}
+}
+
+// assign hands ready tasks to workers with free slots.
+func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time) {
+	ready := Ready(pending, now)
+	if len(ready) == 0 {
+		return
+	}
+	s.mu.Lock()
+	topo, topoOK := s.topo, s.topoOK
+	running := map[string]int{}
+	for _, t := range active {
+		running[t.WorkerId]++
+	}
+	var loads []WorkerLoad
+	for _, sess := range s.sessions {
+		loads = append(loads, WorkerLoad{ID: sess.id, Capabilities: sess.caps, MaxConcurrent: sess.max, Running: running[sess.id]})
+	}
+	s.mu.Unlock()
+	sort.Slice(loads, func(i, j int) bool { return loads[i].ID < loads[j].ID })
+	if len(loads) == 0 || topo == nil || !topoOK {
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, t := range ready {
+		if ctx.Err() != nil {
+			break
+		}
+		id, ok := PickWorker(t.Type, loads)
+		if !ok {
+			continue
+		}
+		for i := range loads {
+			if loads[i].ID == id {
+				loads[i].Running++
+			}
+		}
+		spec, planErr := PlanSpec(t, topo, s.cfg.Thresholds)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.assignOne(ctx, t, worker, spec, planErr)
+		}(t, id, spec, planErr)
+	}
+	wg.Wait()
+}
+
+// schedulerWorker is the worker id under which the leader itself fails a
+// task that cannot be planned (assigned -> failed is the legal path).
+const schedulerWorker = "(scheduler)"
+
+func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+	if planErr != nil {
+		worker = schedulerWorker
+	}
+	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: t.Id, WorkerId: worker}}})
+	if err != nil {
+		if !errors.Is(err, fsm.ErrIllegalTransition) {
+			s.log.Warn("assign", "task", t.Id, "worker", worker, "error", err)
+		}
+		return
+	}
+	if planErr != nil {
+		reason := planErr.Error()
+		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: res.Task.Fence, Error: trimPlan(reason)}}}); err != nil {
+			s.log.Warn("fail unplannable task", "task", t.Id, "error", err)
+		} else {
+			s.log.Warn("task failed", "task", t.Id, "reason", trimPlan(reason))
+		}
+		return
+	}
+	spec.Task = res.Task
+	s.mu.Lock()
+	sess, ok := s.sessions[worker]
+	s.progress[t.Id] = progressInfo{fence: res.Task.Fence, at: s.cfg.Now()}
+	s.mu.Unlock()
+	if ok {
+		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Assign{Assign: &pb.Assign{Spec: spec}}})
+	}
+	s.log.Debug("assigned", "task", t.Id, "worker", worker, "fence", res.Task.Fence)
+}
+
+func trimPlan(s string) string {
+	const p = "cannot plan task: "
+	if len(s) > len(p) && s[:len(p)] == p {
+		return s[len(p):]
+	}
+	return s
+}
+
+// requeue puts an attempt back to pending (fence-checked).
+func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) {
+	var notBefore int64
+	if retry {
+		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
+	}
+	_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
+		TaskId: t.Id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry,
+	}}})
+	s.mu.Lock()
+	delete(s.progress, t.Id)
+	delete(s.cancelling, t.Id)
+	s.mu.Unlock()
+	if err != nil {
+		if !errors.Is(err, fsm.ErrStaleFence) && !errors.Is(err, fsm.ErrIllegalTransition) {
+			s.log.Warn("requeue", "task", t.Id, "error", err)
+		}
+		return
+	}
+	s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
+	s.Kick()
+}

@@ -1,0 +1,306 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// sendBuffer bounds the messages queued for one worker; a worker that falls
+// this far behind is disconnected (it reconnects and re-attaches).
+const sendBuffer = 1024
+
+// Session is one connected worker's stream, as the scheduler sees it.
+type Session struct {
+	id   string
+	caps []pb.TaskType
+	max  int
+
+	out      chan *pb.AdminMessage
+	done     chan struct{}
+	doneOnce sync.Once
+}
+
+// Out is the queue of messages for the stream writer; Done closes when the
+// scheduler drops the session.
+func (s *Session) Out() <-chan *pb.AdminMessage { return s.out }
+
+// Done is closed when the session is dropped.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+func (s *Session) close() { s.doneOnce.Do(func() { close(s.done) }) }
+
+func (s *Session) send(m *pb.AdminMessage) {
+	select {
+	case <-s.done:
+	case s.out <- m:
+	default:
+		s.close()
+	}
+}
+
+func (s *Session) can(t pb.TaskType) bool {
+	for _, c := range s.caps {
+		if c == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Attach registers a worker's session after its Hello and reconciles the
+// attempts it says it is running with the replicated state: ones it still
+// owns are re-attached, the rest are cancelled on the worker.
+func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welcome, error) {
+	if h.WorkerId == "" {
+		return nil, nil, errors.New("hello without a worker id")
+	}
+	if h.MaxConcurrent == 0 {
+		return nil, nil, errors.New("hello with max_concurrent 0")
+	}
+	for _, c := range h.Capabilities {
+		if !fsm.ValidType(c) {
+			return nil, nil, fmt.Errorf("unknown capability %d", int32(c))
+		}
+	}
+	s.mu.Lock()
+	if !s.running {
+		s.mu.Unlock()
+		return nil, nil, ErrNotRunning
+	}
+	if old, ok := s.sessions[h.WorkerId]; ok {
+		old.close()
+	}
+	sess := &Session{id: h.WorkerId, caps: h.Capabilities, max: int(h.MaxConcurrent), out: make(chan *pb.AdminMessage, sendBuffer), done: make(chan struct{})}
+	s.sessions[h.WorkerId] = sess
+	s.lastSeen[h.WorkerId] = s.cfg.Now()
+	s.mu.Unlock()
+
+	// Register (or refresh) the worker's identity and capabilities.
+	var registered *pb.Worker
+	s.state.Read(func(st *fsm.State) {
+		for _, w := range st.Workers() {
+			if w.Id == h.WorkerId {
+				registered = w
+			}
+		}
+	})
+	if registered == nil || !sameCaps(registered.Capabilities, h.Capabilities) || registered.MaxConcurrent != h.MaxConcurrent {
+		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{
+			Id: h.WorkerId, Capabilities: h.Capabilities, MaxConcurrent: h.MaxConcurrent,
+		}}}}); err != nil {
+			s.detach(sess)
+			return nil, nil, fmt.Errorf("register worker: %w", err)
+		}
+	}
+	s.reconcileRunning(sess, h.Running)
+	s.log.Info("worker connected", "worker", h.WorkerId, "capabilities", len(h.Capabilities), "slots", h.MaxConcurrent, "running", len(h.Running))
+	s.Kick()
+	return sess, &pb.Welcome{LeaderId: s.cfg.NodeID, LeaseMs: s.cfg.Lease.Milliseconds(), HeartbeatMs: s.cfg.Heartbeat.Milliseconds()}, nil
+}
+
+func sameCaps(a, b []pb.TaskType) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[pb.TaskType]bool{}
+	for _, c := range a {
+		seen[c] = true
+	}
+	for _, c := range b {
+		if !seen[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// reconcileRunning compares what a worker runs with what it owns.
+func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
+	now := s.cfg.Now()
+	for _, r := range running {
+		var t *pb.Task
+		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
+		owned := t != nil && t.WorkerId == sess.id && t.Fence == r.Fence &&
+			(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING)
+		s.mu.Lock()
+		_, cancelling := s.cancelling[r.TaskId]
+		if owned && !cancelling {
+			if p, ok := s.progress[r.TaskId]; !ok || p.fence != r.Fence || r.Progress != p.progress {
+				s.progress[r.TaskId] = progressInfo{fence: r.Fence, progress: r.Progress, step: r.Step, at: now}
+			}
+		}
+		s.mu.Unlock()
+		if !owned {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: "this attempt is no longer current"}}})
+		}
+	}
+}
+
+// Detach drops a session whose stream ended. Its attempts stay assigned
+// until the lease expires, so a quick reconnect re-attaches them.
+func (s *Scheduler) Detach(sess *Session) { s.detach(sess) }
+
+func (s *Scheduler) detach(sess *Session) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cur, ok := s.sessions[sess.id]; ok && cur == sess {
+		delete(s.sessions, sess.id)
+	}
+	sess.close()
+}
+
+// Handle processes one message from a worker, in stream order.
+func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessage) error {
+	s.mu.Lock()
+	if cur, ok := s.sessions[sess.id]; !ok || cur != sess {
+		s.mu.Unlock()
+		return ErrNotRunning
+	}
+	s.lastSeen[sess.id] = s.cfg.Now()
+	s.mu.Unlock()
+	switch b := m.Body.(type) {
+	case *pb.WorkerMessage_Heartbeat:
+		// Cancels for attempts that are no longer this worker's go out
+		// before the ack: a worker treats attempts not cancelled by the
+		// time the ack arrives as still its own.
+		s.reconcileRunning(sess, b.Heartbeat.Running)
+		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+	case *pb.WorkerMessage_Started:
+		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
+		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound)) {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error()}}})
+		} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
+			return err
+		}
+	case *pb.WorkerMessage_Progress:
+		p := b.Progress
+		s.mu.Lock()
+		s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
+		s.mu.Unlock()
+		if p.Checkpoint {
+			_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: p.TaskId, Fence: p.Fence, Progress: p.Progress, Step: p.Step}}})
+			if err != nil && errors.Is(err, fsm.ErrStaleFence) {
+				sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error()}}})
+			}
+		}
+	case *pb.WorkerMessage_Completed:
+		c := b.Completed
+		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: c.TaskId, Fence: c.Fence, Change: c.Change}}})
+		if err != nil && !isRefusal(err) {
+			return err
+		}
+		s.forget(c.TaskId)
+		s.ack(sess, c.TaskId, c.Fence, err)
+		if err == nil {
+			s.log.Info("task completed", "task", c.TaskId, "worker", sess.id)
+		}
+		s.Kick()
+	case *pb.WorkerMessage_Failed:
+		return s.handleFailed(ctx, sess, b.Failed)
+	case *pb.WorkerMessage_Released:
+		r := b.Released
+		s.mu.Lock()
+		ci, cancelling := s.cancelling[r.TaskId]
+		s.mu.Unlock()
+		var t *pb.Task
+		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
+		if cancelling && ci.fence == r.Fence && t != nil {
+			s.finishAttempt(ctx, t, r.Fence, ci.reason, ci.retry)
+		}
+		s.forget(r.TaskId)
+		s.ack(sess, r.TaskId, r.Fence, nil)
+		s.Kick()
+	case *pb.WorkerMessage_Hello:
+		return errors.New("unexpected second hello")
+	default:
+		return errors.New("empty worker message")
+	}
+	return nil
+}
+
+func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskFailed) error {
+	var t *pb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(f.TaskId) })
+	if t == nil || t.Fence != f.Fence {
+		s.ack(sess, f.TaskId, f.Fence, errors.New("stale attempt"))
+		return nil
+	}
+	reason := f.Error
+	if f.Step != "" {
+		reason = f.Step + ": " + f.Error
+	}
+	if !f.RolledBack {
+		reason += " (rollback incomplete)"
+	}
+	s.log.Warn("attempt failed", "task", f.TaskId, "worker", sess.id, "error", reason, "retryable", f.Retryable)
+	s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+	s.forget(f.TaskId)
+	s.ack(sess, f.TaskId, f.Fence, nil)
+	s.Kick()
+	return nil
+}
+
+// finishAttempt retries a stopped attempt (with backoff) or fails the task.
+func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) {
+	if t.State != pb.TaskState_TASK_STATE_ASSIGNED && t.State != pb.TaskState_TASK_STATE_RUNNING {
+		return
+	}
+	if Retry(t, retryable, s.cfg.MaxRetries) {
+		s.requeue(ctx, t, fence, reason, true)
+		return
+	}
+	if retryable {
+		reason = fmt.Sprintf("%s (gave up after %d retries)", reason, t.RetryCount)
+	}
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil && !isRefusal(err) {
+		s.log.Warn("fail task", "task", t.Id, "error", err)
+		return
+	}
+	s.log.Warn("task failed", "task", t.Id, "reason", reason)
+}
+
+func (s *Scheduler) forget(id uint64) {
+	s.mu.Lock()
+	delete(s.progress, id)
+	delete(s.cancelling, id)
+	s.mu.Unlock()
+}
+
+func (s *Scheduler) ack(sess *Session, id, fence uint64, err error) {
+	a := &pb.Ack{TaskId: id, Fence: fence, Accepted: err == nil}
+	if err != nil {
+		a.Error = err.Error()
+	}
+	sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Ack{Ack: a}})
+}
+
+// isRefusal reports a deterministic refusal by the state machine (as
+// opposed to a raft or leadership error).
+func isRefusal(err error) bool {
+	var fe *fsm.Error
+	return errors.As(err, &fe)
+}
+
+// Connected lists connected worker ids (for status displays).
+func (s *Scheduler) Connected() map[string]bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]bool{}
+	for id := range s.sessions {
+		out[id] = true
+	}
+	return out
+}
+
+// Progress returns the leader-local progress of a running attempt.
+func (s *Scheduler) Progress(id uint64) (progress float64, step string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.progress[id]
+	return p.progress, p.step, ok
+}

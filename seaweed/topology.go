@@ -1,0 +1,158 @@
+package seaweed
+
+import (
+	"sort"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+)
+
+// Topology is the master's view of the cluster, flattened for decisions.
+type Topology struct {
+	// VolumeSizeLimit is the master's volume size limit in bytes.
+	VolumeSizeLimit uint64
+	// Servers sorted by ID.
+	Servers []*Server
+	// Volumes by id; a volume has one replica per server that holds it.
+	Volumes map[uint32]*Volume
+	// EcVolumes by id: which server holds which shards.
+	EcVolumes map[uint32]*EcVolume
+}
+
+// Server is one volume server.
+type Server struct {
+	ID         string
+	Addr       Address
+	DataCenter string
+	Rack       string
+	// Disks by disk type ("" is the default hard-drive type).
+	Disks map[string]*Disk
+}
+
+// Disk is one disk type's capacity on a server.
+type Disk struct {
+	Type        string
+	MaxVolumes  int64
+	VolumeCount int64
+	FreeSlots   int64
+	// EcShards counts shards held; SeaweedFS charges one slot per 10 shards.
+	EcShards int
+}
+
+// Replica is one copy of a volume.
+type Replica struct {
+	Server *Server
+	Info   *master_pb.VolumeInformationMessage
+}
+
+// Volume is a normal (replicated) volume and its replicas.
+type Volume struct {
+	ID         uint32
+	Collection string
+	DiskType   string
+	// Size, DeletedBytes, FileCount, DeleteCount are the largest any replica reports.
+	Size         uint64
+	DeletedBytes uint64
+	FileCount    uint64
+	DeleteCount  uint64
+	ReadOnly     bool
+	// ModifiedAt is the latest modification (unix seconds) of any replica.
+	ModifiedAt       int64
+	ReplicaPlacement uint32
+	Replicas         []Replica
+}
+
+// GarbageRatio is deleted bytes over size (0 for an empty volume).
+func (v *Volume) GarbageRatio() float64 {
+	if v.Size == 0 {
+		return 0
+	}
+	return float64(v.DeletedBytes) / float64(v.Size)
+}
+
+// EcVolume is an erasure-coded volume: shard id -> holders.
+type EcVolume struct {
+	ID         uint32
+	Collection string
+	Shards     map[uint32][]string
+}
+
+// ShardCount is the number of distinct shards present.
+func (e *EcVolume) ShardCount() int { return len(e.Shards) }
+
+// FromVolumeList builds a Topology from the master's answer.
+func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
+	t := &Topology{
+		VolumeSizeLimit: resp.GetVolumeSizeLimitMb() * 1024 * 1024,
+		Volumes:         map[uint32]*Volume{},
+		EcVolumes:       map[uint32]*EcVolume{},
+	}
+	for _, dc := range resp.GetTopologyInfo().GetDataCenterInfos() {
+		for _, rack := range dc.GetRackInfos() {
+			for _, dn := range rack.GetDataNodeInfos() {
+				s := &Server{
+					ID:         dn.GetId(),
+					Addr:       nodeAddress(dn.GetId(), dn.GetAddress(), dn.GetGrpcPort()),
+					DataCenter: dc.GetId(),
+					Rack:       rack.GetId(),
+					Disks:      map[string]*Disk{},
+				}
+				t.Servers = append(t.Servers, s)
+				types := make([]string, 0, len(dn.GetDiskInfos()))
+				for typ := range dn.GetDiskInfos() {
+					types = append(types, typ)
+				}
+				sort.Strings(types)
+				for _, typ := range types {
+					di := dn.GetDiskInfos()[typ]
+					d := &Disk{Type: typ, MaxVolumes: di.GetMaxVolumeCount(), VolumeCount: di.GetVolumeCount(), FreeSlots: di.GetFreeVolumeCount()}
+					s.Disks[typ] = d
+					for _, vi := range di.GetVolumeInfos() {
+						t.addReplica(s, vi)
+					}
+					for _, ec := range di.GetEcShardInfos() {
+						e := t.EcVolumes[ec.GetId()]
+						if e == nil {
+							e = &EcVolume{ID: ec.GetId(), Collection: ec.GetCollection(), Shards: map[uint32][]string{}}
+							t.EcVolumes[ec.GetId()] = e
+						}
+						for bits, shard := ec.GetEcIndexBits(), uint32(0); bits != 0; bits, shard = bits>>1, shard+1 {
+							if bits&1 == 1 {
+								e.Shards[shard] = append(e.Shards[shard], s.ID)
+								d.EcShards++
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	sort.Slice(t.Servers, func(i, j int) bool { return t.Servers[i].ID < t.Servers[j].ID })
+	for _, v := range t.Volumes {
+		sort.Slice(v.Replicas, func(i, j int) bool { return v.Replicas[i].Server.ID < v.Replicas[j].Server.ID })
+	}
+	return t
+}
+
+func (t *Topology) addReplica(s *Server, vi *master_pb.VolumeInformationMessage) {
+	v := t.Volumes[vi.GetId()]
+	if v == nil {
+		v = &Volume{ID: vi.GetId(), Collection: vi.GetCollection(), DiskType: vi.GetDiskType(), ReplicaPlacement: vi.GetReplicaPlacement()}
+		t.Volumes[vi.GetId()] = v
+	}
+	v.Size = max(v.Size, vi.GetSize())
+	v.DeletedBytes = max(v.DeletedBytes, vi.GetDeletedByteCount())
+	v.FileCount = max(v.FileCount, vi.GetFileCount())
+	v.DeleteCount = max(v.DeleteCount, vi.GetDeleteCount())
+	v.ModifiedAt = max(v.ModifiedAt, vi.GetModifiedAtSecond())
+	v.ReadOnly = v.ReadOnly || vi.GetReadOnly()
+	v.Replicas = append(v.Replicas, Replica{Server: s, Info: vi})
+}
+
+// Server returns the server with the given id.
+func (t *Topology) Server(id string) (*Server, bool) {
+	i := sort.Search(len(t.Servers), func(i int) bool { return t.Servers[i].ID >= id })
+	if i < len(t.Servers) && t.Servers[i].ID == id {
+		return t.Servers[i], true
+	}
+	return nil, false
+}

@@ -1,0 +1,115 @@
+package worker
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+var attemptsBucket = []byte("attempts")
+
+// Entry is one journalled attempt: its spec and, once it ended, the outcome
+// not yet acknowledged by the leader.
+type Entry struct {
+	Spec      *pb.TaskSpec
+	Completed *pb.TaskCompleted
+	Failed    *pb.TaskFailed
+}
+
+// Journal records every accepted assignment in a local bbolt file before it
+// starts, so a restarted worker knows what it was doing.
+type Journal struct{ db *bbolt.DB }
+
+// OpenJournal opens (or creates) DIR/journal.db.
+func OpenJournal(dir string) (*Journal, error) {
+	path := filepath.Join(dir, "journal.db")
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		if errors.Is(err, bbolt.ErrTimeout) {
+			return nil, fmt.Errorf("open journal: %s is locked by another worker process", path)
+		}
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(attemptsBucket)
+		return err
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open journal: %w", err)
+	}
+	return &Journal{db: db}, nil
+}
+
+// Close closes the file.
+func (j *Journal) Close() error { return j.db.Close() }
+
+func key(id uint64) []byte {
+	k := make([]byte, 8)
+	binary.BigEndian.PutUint64(k, id)
+	return k
+}
+
+func encodeEntry(e *Entry) ([]byte, error) {
+	return proto.Marshal(&pb.JournalEntry{Spec: e.Spec, Completed: e.Completed, Failed: e.Failed})
+}
+
+func decodeEntry(b []byte) (*Entry, error) {
+	var je pb.JournalEntry
+	if err := proto.Unmarshal(b, &je); err != nil {
+		return nil, fmt.Errorf("corrupt journal entry: %w", err)
+	}
+	if je.GetSpec().GetTask() == nil {
+		return nil, errors.New("corrupt journal entry: no task")
+	}
+	return &Entry{Spec: je.Spec, Completed: je.Completed, Failed: je.Failed}, nil
+}
+
+// Put stores (or replaces) an attempt's entry, durably.
+func (j *Journal) Put(e *Entry) error {
+	b, err := encodeEntry(e)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return j.db.Update(func(tx *bbolt.Tx) error {
+		return tx.Bucket(attemptsBucket).Put(key(e.Spec.Task.Id), b)
+	})
+}
+
+// Delete forgets an attempt if the journal still holds that fence.
+func (j *Journal) Delete(id, fence uint64) error {
+	return j.db.Update(func(tx *bbolt.Tx) error {
+		bk := tx.Bucket(attemptsBucket)
+		v := bk.Get(key(id))
+		if v == nil {
+			return nil
+		}
+		e, err := decodeEntry(v)
+		if err != nil || e.Spec.Task.Fence == fence {
+			return bk.Delete(key(id))
+		}
+		return nil
+	})
+}
+
+// All returns every journalled attempt, by task id.
+func (j *Journal) All() ([]*Entry, error) {
+	var out []*Entry
+	err := j.db.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(attemptsBucket).ForEach(func(k, v []byte) error {
+			e, err := decodeEntry(v)
+			if err != nil {
+				return fmt.Errorf("task %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, e)
+			return nil
+		})
+	})
+	return out, err
+}

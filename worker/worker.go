@@ -1,0 +1,520 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// TaskMetadataKey is the gRPC metadata key a worker sets on every
+// volume-server call of an attempt: "<task id>/<fence>".
+const TaskMetadataKey = "gk-task"
+
+// Config describes a worker.
+type Config struct {
+	ID            string
+	Admins        []string
+	DataDir       string
+	Capabilities  []pb.TaskType
+	MaxConcurrent int
+	Executors     map[pb.TaskType]Executor
+	Logger        hclog.Logger
+	// Version is sent in the hello.
+	Version string
+}
+
+// Worker runs assignments from the leader.
+type Worker struct {
+	cfg     Config
+	journal *Journal
+	log     hclog.Logger
+
+	mu       sync.Mutex
+	attempts map[uint64]*attempt
+	// restored are journalled attempts from before a restart, waiting for the
+	// leader to say whether they are still ours.
+	restored map[uint64]*Entry
+	// outbox holds outcomes until the leader acknowledges them.
+	outbox   map[uint64]*pb.WorkerMessage
+	stream   pb.WorkerService_SessionClient
+	sendMu   sync.Mutex
+	lastAck  time.Time
+	lease    time.Duration
+	hint     string
+	next     int
+	restarts chan struct{}
+}
+
+type attempt struct {
+	spec     *pb.TaskSpec
+	cancel   context.CancelFunc
+	step     string
+	progress float64
+	// released is set when the leader asked us to stop: report Released.
+	released bool
+	reason   string
+}
+
+// New validates the configuration and opens the journal.
+func New(cfg Config) (*Worker, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("a worker id is required")
+	}
+	if len(cfg.Admins) == 0 {
+		return nil, errors.New("at least one admin address is required")
+	}
+	if cfg.MaxConcurrent < 1 {
+		return nil, fmt.Errorf("max concurrent %d must be at least 1", cfg.MaxConcurrent)
+	}
+	if len(cfg.Capabilities) == 0 {
+		return nil, errors.New("at least one capability is required")
+	}
+	for _, c := range cfg.Capabilities {
+		if cfg.Executors[c] == nil {
+			return nil, fmt.Errorf("no executor for capability %s", fsm.TypeName(c))
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	j, err := OpenJournal(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, journal: j, log: cfg.Logger, attempts: map[uint64]*attempt{}, restored: map[uint64]*Entry{},
+		outbox: map[uint64]*pb.WorkerMessage{}}
+	entries, err := j.All()
+	if err != nil {
+		j.Close()
+		return nil, fmt.Errorf("read journal: %w", err)
+	}
+	for _, e := range entries {
+		id := e.Spec.Task.Id
+		switch {
+		case e.Completed != nil:
+			w.outbox[id] = &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: e.Completed}}
+		case e.Failed != nil:
+			w.outbox[id] = &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: e.Failed}}
+		default:
+			w.restored[id] = e
+		}
+	}
+	if len(entries) > 0 {
+		w.log.Info("journal holds attempts from before a restart", "unreported", len(w.outbox), "interrupted", len(w.restored))
+	}
+	return w, nil
+}
+
+// Close closes the journal. Call after Run returned.
+func (w *Worker) Close() error { return w.journal.Close() }
+
+// Run connects to the admins and works until ctx ends. Attempts still
+// running when ctx ends are stopped and rolled back.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); w.watchLease(ctx) }()
+	conns := map[string]*grpc.ClientConn{}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	failures := 0
+	for ctx.Err() == nil {
+		addr := w.pickAddr()
+		conn, ok := conns[addr]
+		if !ok {
+			var err error
+			conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}))
+			if err != nil {
+				return fmt.Errorf("admin address %q: %w", addr, err)
+			}
+			conns[addr] = conn
+		}
+		redirected, err := w.session(ctx, pb.NewWorkerServiceClient(conn), addr)
+		if ctx.Err() != nil {
+			break
+		}
+		if redirected {
+			failures = 0
+			continue
+		}
+		failures++
+		w.log.Debug("session ended", "admin", addr, "error", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, time.Second)):
+		}
+	}
+	w.stopAll("worker shutting down")
+	wg.Wait()
+	return nil
+}
+
+func (w *Worker) pickAddr() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.hint != "" {
+		h := w.hint
+		w.hint = ""
+		return h
+	}
+	a := w.cfg.Admins[w.next%len(w.cfg.Admins)]
+	w.next++
+	return a
+}
+
+// session runs one stream; it reports whether the admin redirected us.
+func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr string) (bool, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := c.Session(sctx)
+	if err != nil {
+		return false, err
+	}
+	hello := &pb.Hello{WorkerId: w.cfg.ID, Capabilities: w.cfg.Capabilities, MaxConcurrent: uint32(w.cfg.MaxConcurrent),
+		Running: w.running(true), Version: w.cfg.Version}
+	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Hello{Hello: hello}}); err != nil {
+		return false, err
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return false, err
+	}
+	if r := first.GetRedirect(); r != nil {
+		w.mu.Lock()
+		w.hint = r.LeaderGrpcAddr
+		w.mu.Unlock()
+		return r.LeaderGrpcAddr != "", fmt.Errorf("%s is not the leader", addr)
+	}
+	welcome := first.GetWelcome()
+	if welcome == nil {
+		return false, errors.New("admin answered hello with neither welcome nor redirect")
+	}
+	w.mu.Lock()
+	w.stream, w.lastAck = stream, time.Now()
+	w.lease = time.Duration(welcome.LeaseMs) * time.Millisecond
+	pendingStarts := make([]*pb.WorkerMessage, 0, len(w.attempts))
+	for id, a := range w.attempts {
+		pendingStarts = append(pendingStarts, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: id, Fence: a.spec.Task.Fence}}})
+	}
+	outbox := make([]*pb.WorkerMessage, 0, len(w.outbox))
+	for _, m := range w.outbox {
+		outbox = append(outbox, m)
+	}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		if w.stream == stream {
+			w.stream = nil
+		}
+		w.mu.Unlock()
+	}()
+	w.log.Info("connected", "admin", addr, "leader", welcome.LeaderId)
+	for _, m := range append(pendingStarts, outbox...) {
+		w.send(m)
+	}
+	hb := time.Duration(welcome.HeartbeatMs) * time.Millisecond
+	if hb <= 0 {
+		hb = 2 * time.Second
+	}
+	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}})
+	go func() {
+		t := time.NewTicker(hb)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}})
+			}
+		}
+	}()
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			return false, err
+		}
+		w.handle(ctx, m)
+	}
+}
+
+// running lists attempts for hello and heartbeats; withRestored adds the
+// journalled ones from before a restart.
+func (w *Worker) running(withRestored bool) []*pb.RunningTask {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []*pb.RunningTask
+	for id, a := range w.attempts {
+		out = append(out, &pb.RunningTask{TaskId: id, Fence: a.spec.Task.Fence, Step: a.step, Progress: a.progress})
+	}
+	for id, e := range w.restored {
+		out = append(out, &pb.RunningTask{TaskId: id, Fence: e.Spec.Task.Fence, Step: "interrupted by a worker restart"})
+	}
+	return out
+}
+
+func (w *Worker) send(m *pb.WorkerMessage) {
+	w.mu.Lock()
+	s := w.stream
+	w.mu.Unlock()
+	if s == nil {
+		return
+	}
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	_ = s.Send(m)
+}
+
+func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
+	switch b := m.Body.(type) {
+	case *pb.AdminMessage_HeartbeatAck:
+		w.mu.Lock()
+		w.lastAck = time.Now()
+		restored := w.restored
+		w.restored = map[uint64]*Entry{}
+		w.mu.Unlock()
+		// The leader answered our hello and heartbeat without cancelling
+		// these: they are still ours, but their progress died with the old
+		// process. Roll back and report, so the leader retries them.
+		for _, e := range restored {
+			go w.rollbackRestored(ctx, e)
+		}
+	case *pb.AdminMessage_Assign:
+		w.start(ctx, b.Assign.Spec)
+	case *pb.AdminMessage_Cancel:
+		w.cancel(b.Cancel)
+	case *pb.AdminMessage_Ack:
+		w.mu.Lock()
+		if out, ok := w.outbox[b.Ack.TaskId]; ok && fenceOf(out) == b.Ack.Fence {
+			delete(w.outbox, b.Ack.TaskId)
+		}
+		w.mu.Unlock()
+		if err := w.journal.Delete(b.Ack.TaskId, b.Ack.Fence); err != nil {
+			w.log.Error("journal delete", "task", b.Ack.TaskId, "error", err)
+		}
+	}
+}
+
+func fenceOf(m *pb.WorkerMessage) uint64 {
+	switch b := m.Body.(type) {
+	case *pb.WorkerMessage_Completed:
+		return b.Completed.Fence
+	case *pb.WorkerMessage_Failed:
+		return b.Failed.Fence
+	case *pb.WorkerMessage_Released:
+		return b.Released.Fence
+	}
+	return 0
+}
+
+// start journals an assignment and runs it.
+func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
+	t := spec.GetTask()
+	if t == nil {
+		return
+	}
+	w.mu.Lock()
+	if a, ok := w.attempts[t.Id]; ok {
+		w.mu.Unlock()
+		if a.spec.Task.Fence != t.Fence {
+			w.log.Warn("assignment for a task already running under another fence", "task", t.Id)
+		}
+		return
+	}
+	ex := w.cfg.Executors[t.Type]
+	full := len(w.attempts) >= w.cfg.MaxConcurrent
+	w.mu.Unlock()
+	if ex == nil || full {
+		reason := "worker has no executor for " + fsm.TypeName(t.Type)
+		if full {
+			reason = "worker has no free slot"
+		}
+		w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: reason, Step: "accept", Retryable: true, RolledBack: true}}}, spec)
+		return
+	}
+	if err := w.journal.Put(&Entry{Spec: spec}); err != nil {
+		w.log.Error("cannot journal assignment; refusing it", "task", t.Id, "error", err)
+		w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: err.Error(), Step: "journal", Retryable: true, RolledBack: true}}}, nil)
+		return
+	}
+	actx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)))
+	a := &attempt{spec: spec, cancel: cancel}
+	w.mu.Lock()
+	w.attempts[t.Id] = a
+	w.mu.Unlock()
+	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: t.Id, Fence: t.Fence}}})
+	w.log.Info("running", "task", t.Id, "type", fsm.TypeName(t.Type), "volume", t.VolumeId, "attempt", t.Attempt)
+	go w.execute(actx, a, ex)
+}
+
+func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
+	t := a.spec.Task
+	report := func(step string, progress float64, checkpoint bool) {
+		w.mu.Lock()
+		a.step, a.progress = step, progress
+		w.mu.Unlock()
+		w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Progress{Progress: &pb.TaskProgress{TaskId: t.Id, Fence: t.Fence, Progress: progress, Step: step, Checkpoint: checkpoint}}})
+	}
+	change, err := ex.Execute(ctx, a.spec, report)
+	a.cancel()
+	w.mu.Lock()
+	delete(w.attempts, t.Id)
+	released, reason := a.released, a.reason
+	w.mu.Unlock()
+	var msg *pb.WorkerMessage
+	switch {
+	case err == nil:
+		w.log.Info("completed", "task", t.Id)
+		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: t.Id, Fence: t.Fence, Change: change}}}
+	case released:
+		f := asFailure(err)
+		w.log.Info("stopped on the leader's request", "task", t.Id, "reason", reason, "rolled_back", f.RolledBack)
+		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: t.Id, Fence: t.Fence, RolledBack: f.RolledBack, Error: f.Error()}}}
+	default:
+		f := asFailure(err)
+		if reason != "" {
+			f.Err = fmt.Errorf("%s: %w", reason, f.Err)
+			f.Retryable = true
+		}
+		w.log.Warn("attempt failed", "task", t.Id, "step", f.Step, "error", f.Err, "retryable", f.Retryable, "rolled_back", f.RolledBack)
+		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: f.Err.Error(), Step: f.Step, Retryable: f.Retryable, RolledBack: f.RolledBack}}}
+	}
+	w.report(msg, a.spec)
+}
+
+func asFailure(err error) *Failure {
+	var f *Failure
+	if errors.As(err, &f) {
+		return f
+	}
+	return &Failure{Step: "execute", Err: err, Retryable: true}
+}
+
+// report journals an outcome (so a restart re-sends it) and sends it.
+func (w *Worker) report(msg *pb.WorkerMessage, spec *pb.TaskSpec) {
+	var id uint64
+	e := &Entry{Spec: spec}
+	switch b := msg.Body.(type) {
+	case *pb.WorkerMessage_Completed:
+		id, e.Completed = b.Completed.TaskId, b.Completed
+	case *pb.WorkerMessage_Failed:
+		id, e.Failed = b.Failed.TaskId, b.Failed
+	case *pb.WorkerMessage_Released:
+		id = b.Released.TaskId
+	}
+	if spec != nil && (e.Completed != nil || e.Failed != nil) {
+		if err := w.journal.Put(e); err != nil {
+			w.log.Error("journal outcome", "task", id, "error", err)
+		}
+	}
+	w.mu.Lock()
+	w.outbox[id] = msg
+	w.mu.Unlock()
+	w.send(msg)
+}
+
+// cancel stops an attempt the leader no longer wants; an attempt unknown
+// here (or restored from before a restart but no longer ours) is released
+// without touching SeaweedFS: the current attempt owns the volume now.
+func (w *Worker) cancel(c *pb.Cancel) {
+	w.mu.Lock()
+	a, ok := w.attempts[c.TaskId]
+	if ok && a.spec.Task.Fence == c.Fence {
+		a.released, a.reason = true, c.Reason
+		w.mu.Unlock()
+		a.cancel()
+		return
+	}
+	_, wasRestored := w.restored[c.TaskId]
+	if wasRestored {
+		delete(w.restored, c.TaskId)
+	}
+	w.mu.Unlock()
+	if wasRestored {
+		w.log.Info("journalled attempt is no longer ours; leaving the volume to the current attempt", "task", c.TaskId, "reason", c.Reason)
+	}
+	if err := w.journal.Delete(c.TaskId, c.Fence); err != nil {
+		w.log.Error("journal delete", "task", c.TaskId, "error", err)
+	}
+	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: c.TaskId, Fence: c.Fence, RolledBack: false, Error: "not running here"}}})
+}
+
+func (w *Worker) rollbackRestored(ctx context.Context, e *Entry) {
+	t := e.Spec.Task
+	ex := w.cfg.Executors[t.Type]
+	rctx := metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence))
+	var err error
+	if ex != nil {
+		err = ex.Rollback(rctx, e.Spec)
+	} else {
+		err = fmt.Errorf("no executor for %s", fsm.TypeName(t.Type))
+	}
+	w.log.Info("rolled back an attempt interrupted by a restart", "task", t.Id, "error", err)
+	f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: true, RolledBack: err == nil}
+	if err != nil {
+		f.Error += "; rollback: " + err.Error()
+	}
+	w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: f}}, e.Spec)
+}
+
+// watchLease stops every attempt once the leader has not acknowledged a
+// heartbeat for a whole lease: the leader requeues them after lease+grace,
+// so they must be stopped (and rolled back) before then.
+func (w *Worker) watchLease(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		expired := w.lease > 0 && len(w.attempts) > 0 && time.Since(w.lastAck) > w.lease
+		w.mu.Unlock()
+		if expired {
+			w.log.Warn("no word from the leader for a lease: stopping attempts")
+			w.stopAll("lost contact with the leader")
+		}
+	}
+}
+
+func (w *Worker) stopAll(reason string) {
+	w.mu.Lock()
+	var cancels []context.CancelFunc
+	for _, a := range w.attempts {
+		if a.reason == "" {
+			a.reason = reason
+		}
+		cancels = append(cancels, a.cancel)
+	}
+	w.mu.Unlock()
+	for _, c := range cancels {
+		c()
+	}
+	// Wait for the attempts to finish rolling back.
+	for {
+		w.mu.Lock()
+		n := len(w.attempts)
+		w.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
