@@ -40,6 +40,10 @@ type Config struct {
 	Grace          time.Duration // 5s: ...and its tasks are requeued after lease+grace
 	Heartbeat      time.Duration // 2s: how often workers report
 	MaxRetries     uint32        // 3
+	// FailureCooldown keeps detection away from a volume whose task of the
+	// same kind failed this recently (30m), so a volume that cannot be
+	// processed does not get a new doomed task every detection round.
+	FailureCooldown time.Duration
 	// StuckAfter is how long a running task may go without progress (per type).
 	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
 	NodeID     string
@@ -61,6 +65,7 @@ func (c *Config) defaults() {
 	setDur(&c.Lease, 10*time.Second)
 	setDur(&c.Grace, 5*time.Second)
 	setDur(&c.Heartbeat, 2*time.Second)
+	setDur(&c.FailureCooldown, 30*time.Minute)
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 3
 	}
@@ -288,8 +293,14 @@ func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	var busyVols map[uint32]bool
 	var moves []ActiveMove
+	cooldown := s.cfg.Now().Add(-s.cfg.FailureCooldown).UnixNano()
 	s.state.Read(func(st *fsm.State) {
 		busyVols = map[uint32]bool{}
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED}}) {
+			if t.FinishedAt >= cooldown {
+				busyVols[t.VolumeId] = true
+			}
+		}
 		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
 			busyVols[t.VolumeId] = true
 			if t.Type == pb.TaskType_TASK_TYPE_BALANCE {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/signal"
@@ -10,49 +11,42 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // maintenanceFlags are the detection settings of DESIGN.md section 8,
 // validated at start so a bad value is refused before anything runs.
 type maintenanceFlags struct {
-	master           string
-	detectInterval   time.Duration
-	vacuumGarbage    float64
-	ecFullness       float64
-	ecQuietFor       time.Duration
-	ecMinSizeMB      uint64
-	balanceThreshold float64
+	master         string
+	detectInterval time.Duration
+	thresholds     scheduler.Thresholds
+}
+
+func (m *maintenanceFlags) register(fs *flag.FlagSet) {
+	d := scheduler.DefaultThresholds()
+	fs.StringVar(&m.master, "master", "", "SeaweedFS master, host:httpPort or host:httpPort.grpcPort")
+	fs.DurationVar(&m.detectInterval, "detect-interval", 10*time.Second, "how often to look for maintenance work")
+	fs.Float64Var(&m.thresholds.VacuumGarbage, "vacuum-garbage-threshold", d.VacuumGarbage, "vacuum volumes whose garbage ratio is at least this")
+	fs.Float64Var(&m.thresholds.ECFullness, "ec-fullness-ratio", d.ECFullness, "erasure-code volumes at least this full")
+	fs.DurationVar(&m.thresholds.ECQuietFor, "ec-quiet-for", d.ECQuietFor, "erasure-code only volumes unmodified for this long")
+	fs.Uint64Var(&m.thresholds.ECMinSizeMB, "ec-min-size-mb", d.ECMinSizeMB, "erasure-code only volumes of at least this many MB")
+	fs.Float64Var(&m.thresholds.BalanceImbalance, "balance-imbalance-threshold", d.BalanceImbalance, "balance when (max-min)/avg slot usage reaches this")
 }
 
 func (m *maintenanceFlags) validate() error {
-	switch {
-	case m.detectInterval < time.Second:
+	if m.detectInterval < time.Second {
 		return usagef("--detect-interval %s is too short (at least 1s)", m.detectInterval)
-	case m.vacuumGarbage <= 0 || m.vacuumGarbage > 1:
-		return usagef("--vacuum-garbage-threshold %v is out of range (0, 1]", m.vacuumGarbage)
-	case m.ecFullness <= 0 || m.ecFullness > 1:
-		return usagef("--ec-fullness-ratio %v is out of range (0, 1]", m.ecFullness)
-	case m.ecQuietFor < 0:
-		return usagef("--ec-quiet-for %s must not be negative", m.ecQuietFor)
-	case m.balanceThreshold <= 0:
-		return usagef("--balance-imbalance-threshold %v must be greater than 0", m.balanceThreshold)
+	}
+	if err := m.thresholds.Validate(); err != nil {
+		return usagef("%s", err)
 	}
 	if m.master != "" {
-		if err := cluster.ValidateAddr("--master", hostPortOnly(m.master)); err != nil {
-			return usagef("%s (want host:httpPort or host:httpPort.grpcPort)", err)
+		if _, err := seaweed.ParseAddress(m.master); err != nil {
+			return usagef("--master: %s", err)
 		}
 	}
 	return nil
-}
-
-// hostPortOnly drops SeaweedFS's optional ".grpcPort" suffix.
-func hostPortOnly(addr string) string {
-	for i := len(addr) - 1; i >= 0 && addr[i] != ':'; i-- {
-		if addr[i] == '.' {
-			return addr[:i]
-		}
-	}
-	return addr
 }
 
 func runAdmin(args []string) error {
@@ -65,13 +59,7 @@ func runAdmin(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) on this host:port")
 	var m maintenanceFlags
-	fs.StringVar(&m.master, "master", "", "SeaweedFS master, host:httpPort or host:httpPort.grpcPort")
-	fs.DurationVar(&m.detectInterval, "detect-interval", 10*time.Second, "how often to look for maintenance work")
-	fs.Float64Var(&m.vacuumGarbage, "vacuum-garbage-threshold", 0.3, "vacuum volumes whose garbage ratio is at least this")
-	fs.Float64Var(&m.ecFullness, "ec-fullness-ratio", 0.95, "erasure-code volumes at least this full")
-	fs.DurationVar(&m.ecQuietFor, "ec-quiet-for", time.Hour, "erasure-code only volumes unmodified for this long")
-	fs.Uint64Var(&m.ecMinSizeMB, "ec-min-size-mb", 30, "erasure-code only volumes of at least this many MB")
-	fs.Float64Var(&m.balanceThreshold, "balance-imbalance-threshold", 0.2, "balance when (max-min)/avg slot usage reaches this")
+	m.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -116,7 +104,11 @@ func runAdmin(args []string) error {
 		}
 		defer stopDebug()
 	}
-	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger})
+	if m.master == "" {
+		logger.Warn("no --master given: tasks are replicated but nothing is detected or assigned")
+	}
+	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
+		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval}})
 	if err != nil {
 		return err
 	}

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -14,6 +17,10 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
 
 // runDev starts a three-node admin quorum in this process and reports what
@@ -24,12 +31,25 @@ func runDev(args []string) error {
 	host := fs.String("host", "127.0.0.1", "address to listen on")
 	raftPort := fs.Int("raft-port", 7001, "raft port of the first admin (the others use the next ones)")
 	grpcPort := fs.Int("grpc-port", 9001, "gRPC port of the first admin (the others use the next ones)")
-	logLevel := fs.String("log-level", "warn", "log level of the admins")
+	logLevel := fs.String("log-level", "warn", "log level of the admins and workers")
+	master := fs.String("master", "", "use this real SeaweedFS master instead of the simulated one")
+	servers := fs.Int("servers", 6, "volume servers of the simulated SeaweedFS")
+	workers := fs.Int("workers", 2, "workers to run")
+	detect := fs.Duration("detect-interval", 2*time.Second, "how often the leader looks for work")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	if *servers < 4 || *servers > 1000 {
+		return usagef("--servers %d is out of range 4-1000 (erasure coding needs 4)", *servers)
+	}
+	if *workers < 0 || *workers > 100 {
+		return usagef("--workers %d is out of range 0-100", *workers)
+	}
+	if *detect < time.Second {
+		return usagef("--detect-interval %s is too short (at least 1s)", *detect)
 	}
 	dir := *dataDir
 	if dir == "" {
@@ -44,6 +64,25 @@ func runDev(args []string) error {
 	if level == hclog.NoLevel {
 		return usagef("--log-level %q is not one of trace, debug, info, warn, error", *logLevel)
 	}
+	masterAddr := *master
+	var simc *sim.Cluster
+	if masterAddr == "" {
+		var err error
+		if simc, err = startSimulation(*servers); err != nil {
+			return err
+		}
+		defer simc.Close()
+		masterAddr = simc.MasterServerAddress().String()
+		fmt.Printf("groundskeeper dev: simulated SeaweedFS with %d volume servers, master at %s\n", *servers, masterAddr)
+	} else if _, err := seaweed.ParseAddress(masterAddr); err != nil {
+		return usagef("--master: %s", err)
+	}
+	th := scheduler.DefaultThresholds()
+	if simc != nil {
+		// The simulated volumes were "last written" long ago; keep SeaweedFS's
+		// thresholds otherwise.
+		th.ECMinSizeMB = 30
+	}
 	var peers []cluster.Peer
 	var cfgs []nodeConfig
 	for i := 0; i < 3; i++ {
@@ -53,6 +92,7 @@ func runDev(args []string) error {
 		cfgs = append(cfgs, nodeConfig{
 			ID: id, DataDir: filepath.Join(dir, id), RaftAddr: raftAddr, GRPCAddr: fmt.Sprintf("%s:%d", *host, *grpcPort+i),
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "admin." + id, Level: level, Output: os.Stderr}),
+			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect},
 		})
 	}
 	var nodes []*adminNode
@@ -72,10 +112,40 @@ func runDev(args []string) error {
 		grpcAddrs = append(grpcAddrs, c.GRPCAddr)
 	}
 	admins := strings.Join(grpcAddrs, ",")
-	fmt.Printf("groundskeeper dev: three admins running, state in %s\n", dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for i := 0; i < *workers; i++ {
+		id := fmt.Sprintf("w%d", i+1)
+		volumes := seaweed.NewVolumeClient()
+		w, err := worker.New(worker.Config{
+			ID: id, Admins: grpcAddrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2, Version: version,
+			Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE},
+			Executors:    worker.Executors(volumes),
+			Logger:       hclog.New(&hclog.LoggerOptions{Name: "worker." + id, Level: level, Output: os.Stderr}),
+		})
+		if err != nil {
+			return fmt.Errorf("start worker %s: %w", id, err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer volumes.Close()
+			defer w.Close()
+			w.Run(ctx)
+		}()
+	}
+	if simc != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); keepMakingGarbage(ctx, simc) }()
+	}
+	fmt.Printf("groundskeeper dev: three admins and %d workers running, state in %s\n", *workers, dir)
 	fmt.Printf("  try: groundskeeper ctl --admin %s status\n", admins)
 	fmt.Printf("       groundskeeper ctl --admin %s task submit --type vacuum --volume 7\n", admins)
 	fmt.Printf("       groundskeeper ctl --admin %s tasks\n", admins)
+	fmt.Printf("       groundskeeper ctl --admin %s workers\n", admins)
 	fmt.Println("  Ctrl-C stops everything.")
 
 	sig := make(chan os.Signal, 1)
@@ -103,11 +173,74 @@ func runDev(args []string) error {
 			n.fsm.Read(func(st *fsm.State) {
 				for _, t := range st.Tasks(fsm.TaskFilter{}) {
 					if prev, ok := seen[t.Id]; !ok || prev != t.State {
-						fmt.Printf("%s  task %d: %s of volume %d is %s\n", time.Now().Format("15:04:05"), t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State))
+						extra := ""
+						if t.WorkerId != "" && t.State != pb.TaskState_TASK_STATE_PENDING {
+							extra = " on " + t.WorkerId
+						}
+						if t.LastError != "" && t.State != pb.TaskState_TASK_STATE_COMPLETED {
+							extra += " (" + t.LastError + ")"
+						}
+						fmt.Printf("%s  task %d: %s of volume %d is %s%s\n", time.Now().Format("15:04:05"), t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State), extra)
 						seen[t.Id] = t.State
 					}
 				}
 			})
 		}
+	}
+}
+
+// startSimulation starts a simulated SeaweedFS with work for every task
+// type: volumes with garbage (vacuum), full volumes untouched for a day
+// (erasure coding), and an empty server beside full ones (balance).
+func startSimulation(servers int) (*sim.Cluster, error) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers, cfg.VolumeSizeLimitMB, cfg.MaxVolumesPerServer = servers, 100, 20
+	c, err := sim.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start simulated SeaweedFS: %w", err)
+	}
+	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
+	full := servers - 1 // the last server starts empty
+	add := func(n int, spec sim.VolumeSpec) error {
+		_, err := c.AddVolumesFunc(n, func(i int, s *sim.VolumeSpec) { s.Servers = []int{i % full} }, spec)
+		return err
+	}
+	for _, step := range []struct {
+		n    int
+		spec sim.VolumeSpec
+	}{
+		{12, sim.VolumeSpec{Size: 60 << 20, FileCount: 600, DeletedBytes: 30 << 20, DeleteCount: 300}},
+		{4, sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: dayAgo}},
+		{20, sim.VolumeSpec{Size: 20 << 20, FileCount: 200}},
+	} {
+		if err := add(step.n, step.spec); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("seed simulated volumes: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// keepMakingGarbage deletes data from a random volume now and then, as
+// users do, so detection keeps finding vacuum work.
+func keepMakingGarbage(ctx context.Context, c *sim.Cluster) {
+	r := rand.New(rand.NewPCG(1, 2))
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var vols []sim.VolumeState
+		for _, s := range c.Servers() {
+			vols = append(vols, s.Volumes()...)
+		}
+		if len(vols) == 0 {
+			continue
+		}
+		v := vols[r.IntN(len(vols))]
+		_ = c.DeleteData(v.ID, v.Size/2, v.FileCount/2)
 	}
 }

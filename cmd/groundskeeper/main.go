@@ -15,6 +15,7 @@ const usage = `groundskeeper: a highly available maintenance control plane for S
 
 Usage:
   groundskeeper admin --id ID --data-dir DIR --raft-addr HOST:PORT --grpc-addr HOST:PORT --peers ID=HOST:PORT,...
+  groundskeeper worker --id ID --admin ADDR[,ADDR...] --data-dir DIR [--capabilities vacuum,erasure_coding,balance] [--max-concurrent 2]
   groundskeeper ctl --admin ADDR[,ADDR...] status|tasks|task|workers|peers ... [--json]
   groundskeeper dev [--data-dir DIR]
   groundskeeper version
@@ -50,6 +51,8 @@ func run(args []string) int {
 	switch args[0] {
 	case "admin":
 		err = runAdmin(args[1:])
+	case "worker":
+		err = runWorker(args[1:])
 	case "ctl":
 		err = runCtl(args[1:], os.Stdout)
 	case "dev":
@@ -59,7 +62,7 @@ func run(args []string) int {
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 	default:
-		err = usagef("unknown command %q (want admin, ctl, dev or version)", args[0])
+		err = usagef("unknown command %q (want admin, worker, ctl, dev or version)", args[0])
 	}
 	if err == nil || errors.Is(err, errHelp) {
 		return 0

@@ -9,11 +9,15 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // nodeConfig is everything needed to run one admin node.
@@ -21,12 +25,17 @@ type nodeConfig struct {
 	ID, DataDir, RaftAddr, GRPCAddr string
 	Peers                           []cluster.Peer
 	Logger                          hclog.Logger
+	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
+	Master    string
+	Scheduler scheduler.Config
 }
 
 // adminNode is a running admin: raft, the replicated state and the gRPC API.
 type adminNode struct {
 	raft   *cluster.Node
 	fsm    *fsm.FSM
+	sched  *scheduler.Scheduler
+	master *seaweed.Master
 	server *gkrpc.Server
 	grpc   *grpc.Server
 	cancel context.CancelFunc
@@ -39,17 +48,35 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
 	n := &adminNode{fsm: fsm.New()}
+	var master scheduler.Master
+	if cfg.Master != "" {
+		if n.master, err = seaweed.DialMaster(cfg.Master); err != nil {
+			lis.Close()
+			return nil, err
+		}
+		master = n.master
+	}
+	schedCfg := cfg.Scheduler
+	schedCfg.NodeID, schedCfg.Logger = cfg.ID, cfg.Logger.Named("scheduler")
+	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
 	n.raft, err = cluster.Open(cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, DataDir: cfg.DataDir, Peers: cfg.Peers,
-		FSM: n.fsm, Logger: cfg.Logger,
+		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,
 	})
 	if err != nil {
 		lis.Close()
+		if n.master != nil {
+			n.master.Close()
+		}
 		return nil, err
 	}
 	n.server = gkrpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
-	n.grpc = grpc.NewServer()
+	n.server.SetLive(n.sched)
+	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
+		// Workers ping every 5 s to notice a dead leader quickly.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}))
 	n.server.Register(n.grpc)
+	pb.RegisterWorkerServiceServer(n.grpc, gkrpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
@@ -80,5 +107,29 @@ func (n *adminNode) stop() error {
 	}
 	n.wg.Wait()
 	n.server.Close()
-	return n.raft.Shutdown()
+	err := n.raft.Shutdown()
+	if n.master != nil {
+		n.master.Close()
+	}
+	return err
+}
+
+// localApplier proposes the scheduler's commands on this node only: a
+// scheduler that lost leadership must fail, never forward to the new leader.
+type localApplier struct{ n *adminNode }
+
+func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
+	if err != nil {
+		return nil, err
+	}
+	out, err := a.n.raft.Apply(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	res, ok := out.(*pb.ApplyResult)
+	if !ok {
+		return nil, fmt.Errorf("unexpected apply result %T", out)
+	}
+	return res, nil
 }

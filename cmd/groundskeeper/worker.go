@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/worker"
+)
+
+func runWorker(args []string) error {
+	fs := newFlagSet("worker")
+	id := fs.String("id", "", "this worker's id, unique among workers (required)")
+	admins := fs.String("admin", "", "admin gRPC addresses, comma-separated; any one will do (required)")
+	dataDir := fs.String("data-dir", "", "directory for the worker's journal (required)")
+	caps := fs.String("capabilities", "vacuum,erasure_coding,balance", "task types this worker runs")
+	maxConc := fs.Int("max-concurrent", 2, "how many tasks it runs at once")
+	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	switch {
+	case *id == "":
+		return usagef("--id is required")
+	case *admins == "":
+		return usagef("--admin is required")
+	case *dataDir == "":
+		return usagef("--data-dir is required")
+	case *maxConc < 1 || *maxConc > 1024:
+		return usagef("--max-concurrent %d is out of range 1-1024", *maxConc)
+	}
+	if err := cluster.ValidateID(*id); err != nil {
+		return usagef("worker %s", err)
+	}
+	addrs := splitList(*admins)
+	for _, a := range addrs {
+		if err := cluster.ValidateAddr("--admin address", a); err != nil {
+			return usagef("%s", err)
+		}
+	}
+	capabilities, err := parseCapabilities(*caps)
+	if err != nil {
+		return err
+	}
+	level := hclog.LevelFromString(*logLevel)
+	if level == hclog.NoLevel {
+		return usagef("--log-level %q is not one of trace, debug, info, warn, error", *logLevel)
+	}
+	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "worker." + *id, Level: level, Output: os.Stderr})
+	volumes := seaweed.NewVolumeClient()
+	defer volumes.Close()
+	w, err := worker.New(worker.Config{
+		ID: *id, Admins: addrs, DataDir: *dataDir, Capabilities: capabilities, MaxConcurrent: *maxConc,
+		Executors: worker.Executors(volumes), Logger: logger, Version: version,
+	})
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	logger.Info("worker started", "admins", addrs, "capabilities", *caps, "max_concurrent", *maxConc)
+	if err := w.Run(ctx); err != nil {
+		return err
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+// parseCapabilities turns "vacuum,erasure_coding" into task types.
+func parseCapabilities(s string) ([]pb.TaskType, error) {
+	var out []pb.TaskType
+	seen := map[pb.TaskType]bool{}
+	for _, c := range splitList(s) {
+		t, err := fsm.ParseTaskType(c)
+		if err != nil {
+			return nil, usagef("--capabilities: %s", err)
+		}
+		if !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usagef("--capabilities names no task type")
+	}
+	return out, nil
+}

@@ -1,0 +1,471 @@
+package sim
+
+import (
+	"fmt"
+	"math/bits"
+	"net"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+	"google.golang.org/grpc"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// VolumeServer is one simulated volume server.
+type VolumeServer struct {
+	c          *Cluster
+	idx        int
+	id         string // host:httpPort, also DataNodeInfo.id and .address
+	host       string
+	httpPort   int
+	grpcPort   int
+	grpcAddr   string
+	dc, rack   string
+	diskType   string
+	maxVolumes int64
+
+	lifeMu sync.Mutex // serialises Stop/Start
+	gs     *grpc.Server
+	lis    net.Listener // closed by us too: Stop before Serve ran would leave it open
+
+	mu          sync.Mutex
+	up          bool
+	life        uint64 // bumped on every stop: handlers drop work of an older life
+	regGen      uint64 // bumped on stop and start: orders master (un)registrations
+	maintenance bool
+	vols        map[uint32]*replica
+	ecs         map[uint32]*ecVol
+	copying     map[uint32]bool
+
+	pmu     sync.Mutex
+	pending map[uint64]struct{}
+	armed   bool
+}
+
+func newVolumeServer(c *Cluster, idx int, lis net.Listener, dc, rack string) *VolumeServer {
+	gp := lis.Addr().(*net.TCPAddr).Port
+	hp := gp - grpcPortOffset
+	s := &VolumeServer{
+		c: c, idx: idx, host: c.cfg.Host, httpPort: hp, grpcPort: gp,
+		id:       net.JoinHostPort(c.cfg.Host, strconv.Itoa(hp)),
+		grpcAddr: net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp)),
+		dc:       dc, rack: rack, diskType: c.cfg.DiskType, maxVolumes: c.cfg.MaxVolumesPerServer,
+		vols: map[uint32]*replica{}, ecs: map[uint32]*ecVol{}, copying: map[uint32]bool{},
+		pending: map[uint64]struct{}{},
+	}
+	s.gs = c.newGRPCServer(s.ident())
+	volume_server_pb.RegisterVolumeServerServer(s.gs, &vsHandler{s: s})
+	s.up = true
+	s.lis = lis
+	go s.gs.Serve(lis)
+	return s
+}
+
+func (s *VolumeServer) ident() ident { return ident{id: s.id, grpcAddr: s.grpcAddr, volume: true} }
+
+// Index is the server's position in Cluster.Servers.
+func (s *VolumeServer) Index() int { return s.idx }
+
+// ID is the data node id the master reports ("host:httpPort").
+func (s *VolumeServer) ID() string { return s.id }
+
+// GRPCAddress is where the server listens ("host:grpcPort").
+func (s *VolumeServer) GRPCAddress() string { return s.grpcAddr }
+
+// Address gives both address forms; Address().String() is SeaweedFS's
+// "host:httpPort.grpcPort".
+func (s *VolumeServer) Address() seaweed.Address {
+	return seaweed.Address{HTTP: s.id, GRPC: s.grpcAddr}
+}
+
+// DataCenter and Rack place the server in the topology.
+func (s *VolumeServer) DataCenter() string { return s.dc }
+func (s *VolumeServer) Rack() string       { return s.rack }
+
+// Up reports whether the server is serving.
+func (s *VolumeServer) Up() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.up
+}
+
+// SetMaintenance puts the server in (or out of) maintenance mode: the RPCs
+// SeaweedFS gates on it fail with "volume server … is in maintenance mode".
+func (s *VolumeServer) SetMaintenance(on bool) {
+	s.mu.Lock()
+	s.maintenance = on
+	s.mu.Unlock()
+}
+
+// Stop takes the server down: its gRPC server stops (in-flight calls fail)
+// and the master drops it after the heartbeat delay. Its volumes stay on
+// "disk".
+func (s *VolumeServer) Stop() {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	s.mu.Lock()
+	if !s.up {
+		s.mu.Unlock()
+		return
+	}
+	s.up = false
+	s.life++
+	s.regGen++
+	gen := s.regGen
+	gs := s.gs
+	s.gs = nil
+	s.mu.Unlock()
+	gs.Stop()
+	s.lis.Close()
+	s.c.master.scheduleUnregister(s, gen)
+}
+
+// Start brings a stopped server back on the same port, as a restarted
+// process: non-persisted read-only marks are gone, unfinished compactions
+// are rolled back, unloaded volumes load again and every EC shard file with
+// an index is mounted. The master learns of it after the heartbeat delay.
+func (s *VolumeServer) Start() error {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	if s.c.closed.Load() {
+		return fmt.Errorf("sim: cluster closed")
+	}
+	s.mu.Lock()
+	up := s.up
+	s.mu.Unlock()
+	if up {
+		return nil
+	}
+	lis, err := net.Listen("tcp", s.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("sim: restart %s: %w", s.id, err)
+	}
+	gs := s.c.newGRPCServer(s.ident())
+	volume_server_pb.RegisterVolumeServerServer(gs, &vsHandler{s: s})
+	s.mu.Lock()
+	for _, r := range s.vols {
+		r.roMark, r.canDeleteMark = r.persistRO, r.persistCanDelete
+		r.compacting, r.cpd, r.unloaded = false, cpdNone, false
+	}
+	for vid, e := range s.ecs {
+		if e.files == 0 {
+			delete(s.ecs, vid)
+			continue
+		}
+		e.mounted = 0
+		if e.hasIndex {
+			e.mounted = e.files
+		}
+	}
+	s.copying = map[uint32]bool{}
+	s.up = true
+	s.regGen++
+	gen := s.regGen
+	s.gs = gs
+	s.lis = lis
+	s.mu.Unlock()
+	go gs.Serve(lis)
+	s.c.master.scheduleRegister(s, gen)
+	return nil
+}
+
+// Restart is Stop then Start.
+func (s *VolumeServer) Restart() error {
+	s.Stop()
+	return s.Start()
+}
+
+func (s *VolumeServer) shutdown() {
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	s.mu.Lock()
+	s.up = false
+	s.life++
+	s.regGen++
+	gs := s.gs
+	s.gs = nil
+	s.mu.Unlock()
+	if gs != nil {
+		gs.Stop()
+		s.lis.Close()
+	}
+}
+
+// freeSlotsLocked is the server's own count of free volume slots: max −
+// volumes − ceil(EC shard files / 10).
+func (s *VolumeServer) freeSlotsLocked() int64 {
+	shards := 0
+	for _, e := range s.ecs {
+		shards += bits.OnesCount32(e.files)
+	}
+	return s.maxVolumes - int64(len(s.vols)) - int64((shards+DataShards-1)/DataShards)
+}
+
+func (s *VolumeServer) addReplicas(reps []*replica) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range reps {
+		s.vols[r.id] = r
+		s.changedLocked(volKey(r.id))
+	}
+}
+
+// ---- inspection ----
+
+// VolumeState is a snapshot of one replica.
+type VolumeState struct {
+	ID                uint32
+	Collection        string
+	Size              uint64
+	FileCount         uint64
+	DeleteCount       uint64
+	DeletedBytes      uint64
+	ReadOnly          bool // any read-only mark (what VolumeStatus reports)
+	ReadOnlyPersist   bool // the mark is in the .vif and survives a restart
+	ReadOnlyCanDelete bool
+	ReplicaPlacement  uint32
+	ModifiedAt        int64
+	CompactRevision   uint32
+	LastAppendAtNs    uint64
+	Compacting        bool
+	Compacted         bool // a finished compaction awaits commit (.cpd/.cpx present)
+	Unloaded          bool // a failed commit unloaded it until the server restarts
+}
+
+// Volume returns this server's replica of vid.
+func (s *VolumeServer) Volume(vid uint32) (VolumeState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.vols[vid]
+	if r == nil {
+		return VolumeState{}, false
+	}
+	return r.state(), true
+}
+
+// Volumes lists this server's replicas by id.
+func (s *VolumeServer) Volumes() []VolumeState {
+	s.mu.Lock()
+	out := make([]VolumeState, 0, len(s.vols))
+	for _, r := range s.vols {
+		out = append(out, r.state())
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// EcState is a snapshot of one server's EC shards of a volume.
+type EcState struct {
+	ID         uint32
+	Collection string
+	EncodeTsNs int64
+	Files      []uint32 // shard files on disk
+	Mounted    []uint32 // shards mounted (served and reported to the master)
+	HasIndex   bool     // .ecx present
+	ShardSize  int64
+}
+
+// EcShards returns this server's EC state for vid.
+func (s *VolumeServer) EcShards(vid uint32) (EcState, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.ecs[vid]
+	if e == nil {
+		return EcState{}, false
+	}
+	return EcState{ID: vid, Collection: e.collection, EncodeTsNs: e.encodeTsNs, Files: shardList(e.files),
+		Mounted: shardList(e.mounted), HasIndex: e.hasIndex, ShardSize: e.shardSize()}, true
+}
+
+func shardList(b uint32) []uint32 {
+	var out []uint32
+	for i := uint32(0); b != 0; i, b = i+1, b>>1 {
+		if b&1 == 1 {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// ---- replicas ----
+
+type cpdState int
+
+const (
+	cpdNone     cpdState = iota
+	cpdPartial           // an interrupted compaction left temp files
+	cpdComplete          // a finished compaction awaits commit
+)
+
+type appendRec struct {
+	ts                           int64
+	bytes, files, delBytes, dels uint64
+}
+
+type replica struct {
+	id           uint32
+	collection   string
+	size         uint64
+	fileCount    uint64
+	deleteCount  uint64
+	deletedBytes uint64
+	rp           uint32
+	modifiedAt   int64
+	revision     uint32
+	lastAppendNs uint64
+
+	roMark, canDeleteMark       bool // in memory
+	persistRO, persistCanDelete bool // in the .vif
+
+	compacting           bool
+	cpd                  cpdState
+	cpdDelBytes, cpdDels uint64 // garbage the finished compaction removes
+	unloaded             bool
+
+	appends []appendRec        // writes made through Cluster.Write/DeleteData
+	applied map[int64]struct{} // append ids present here
+}
+
+func newReplica(spec VolumeSpec) *replica {
+	size := max(spec.Size, superBlockSize)
+	return &replica{
+		id: spec.ID, collection: spec.Collection, size: size, fileCount: spec.FileCount,
+		deleteCount: spec.DeleteCount, deletedBytes: min(spec.DeletedBytes, size-superBlockSize),
+		rp: spec.ReplicaPlacement, modifiedAt: spec.ModifiedAt, lastAppendNs: uint64(spec.ModifiedAt) * uint64(time.Second),
+		roMark: spec.ReadOnly, persistRO: spec.ReadOnly,
+	}
+}
+
+func (r *replica) noWrite() bool { return r.roMark || r.canDeleteMark }
+
+func (r *replica) garbageRatio() float64 {
+	if r.unloaded || r.size <= superBlockSize {
+		return 0
+	}
+	return float64(r.deletedBytes) / float64(r.size-superBlockSize)
+}
+
+func (r *replica) apply(rec appendRec) {
+	if _, dup := r.applied[rec.ts]; dup {
+		return
+	}
+	if r.applied == nil {
+		r.applied = map[int64]struct{}{}
+	}
+	r.applied[rec.ts] = struct{}{}
+	r.appends = append(r.appends, rec)
+	r.size += rec.bytes
+	r.fileCount += rec.files
+	r.deletedBytes = min(r.deletedBytes+rec.delBytes, r.size-superBlockSize)
+	r.deleteCount += rec.dels
+	r.modifiedAt = rec.ts / int64(time.Second)
+	r.lastAppendNs = uint64(rec.ts)
+}
+
+func (r *replica) clone() *replica {
+	n := *r
+	n.appends = append([]appendRec(nil), r.appends...)
+	n.applied = make(map[int64]struct{}, len(r.applied))
+	for k := range r.applied {
+		n.applied[k] = struct{}{}
+	}
+	return &n
+}
+
+func (r *replica) state() VolumeState {
+	return VolumeState{
+		ID: r.id, Collection: r.collection, Size: r.size, FileCount: r.fileCount, DeleteCount: r.deleteCount,
+		DeletedBytes: r.deletedBytes, ReadOnly: r.noWrite(), ReadOnlyPersist: r.persistRO,
+		ReadOnlyCanDelete: r.canDeleteMark && !r.roMark, ReplicaPlacement: r.rp, ModifiedAt: r.modifiedAt,
+		CompactRevision: r.revision, LastAppendAtNs: r.lastAppendNs, Compacting: r.compacting,
+		Compacted: r.cpd == cpdComplete, Unloaded: r.unloaded,
+	}
+}
+
+func (s *VolumeServer) volumeMessage(r *replica) *master_pb.VolumeInformationMessage {
+	return &master_pb.VolumeInformationMessage{
+		Id: r.id, Size: r.size, Collection: r.collection, FileCount: r.fileCount, DeleteCount: r.deleteCount,
+		DeletedByteCount: r.deletedBytes, ReadOnly: r.noWrite(), ReadOnlyCanDelete: r.canDeleteMark && !r.roMark,
+		ReplicaPlacement: r.rp, Version: volumeVersion, CompactRevision: r.revision, ModifiedAtSecond: r.modifiedAt,
+		DiskType: s.diskType,
+	}
+}
+
+// ---- EC ----
+
+type ecVol struct {
+	collection  string
+	encodeTsNs  int64
+	datSize     uint64
+	fileCount   uint64
+	deleteCount uint64
+	files       uint32 // shard files present
+	mounted     uint32 // shards mounted
+	hasIndex    bool
+}
+
+func (e *ecVol) shardSize() int64 {
+	return int64((e.datSize + DataShards - 1) / DataShards)
+}
+
+func (s *VolumeServer) ecMessage(vid uint32, e *ecVol) *master_pb.VolumeEcShardInformationMessage {
+	n := bits.OnesCount32(e.mounted)
+	sizes := make([]int64, n)
+	for i := range sizes {
+		sizes[i] = e.shardSize()
+	}
+	return &master_pb.VolumeEcShardInformationMessage{
+		Id: vid, Collection: e.collection, EcIndexBits: e.mounted, DiskType: s.diskType, ShardSizes: sizes,
+		FileCount: e.fileCount, DeleteCount: e.deleteCount, EncodeTsNs: e.encodeTsNs,
+	}
+}
+
+// ---- heartbeats ----
+
+const ecFlag = 1 << 32
+
+func volKey(vid uint32) uint64 { return uint64(vid) }
+func ecKey(vid uint32) uint64  { return uint64(vid) | ecFlag }
+
+// changedLocked tells the master about a change (s.mu held): at once with no
+// heartbeat delay, otherwise with the next heartbeat.
+func (s *VolumeServer) changedLocked(keys ...uint64) {
+	if s.c.cfg.HeartbeatDelay <= 0 {
+		s.c.master.updateLocked(s, keys)
+		return
+	}
+	s.pmu.Lock()
+	for _, k := range keys {
+		s.pending[k] = struct{}{}
+	}
+	if !s.armed {
+		s.armed = true
+		time.AfterFunc(s.c.cfg.HeartbeatDelay, s.flush)
+	}
+	s.pmu.Unlock()
+}
+
+// flush sends the pending changes to the master.
+func (s *VolumeServer) flush() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pmu.Lock()
+	p := s.pending
+	s.pending = map[uint64]struct{}{}
+	s.armed = false
+	s.pmu.Unlock()
+	if len(p) == 0 {
+		return
+	}
+	keys := make([]uint64, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	s.c.master.updateLocked(s, keys)
+}

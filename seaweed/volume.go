@@ -1,0 +1,492 @@
+package seaweed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// EC layout of SeaweedFS (weed/storage/erasure_coding): 10 data + 4 parity
+// shards; shard ids go up to 31 in the bitmask.
+const (
+	EcDataShards   = 10
+	EcParityShards = 4
+	EcTotalShards  = EcDataShards + EcParityShards
+	EcMaxShards    = 32
+)
+
+// AllEcShards returns the shard ids 0..EcTotalShards-1.
+func AllEcShards() []uint32 { return shardRange(EcTotalShards) }
+
+// EveryEcShardID returns 0..EcMaxShards-1, for sweeps that must catch any
+// layout.
+func EveryEcShardID() []uint32 { return shardRange(EcMaxShards) }
+
+func shardRange(n int) []uint32 {
+	ids := make([]uint32, n)
+	for i := range ids {
+		ids[i] = uint32(i)
+	}
+	return ids
+}
+
+// VolumeClient calls volume servers. It keeps one gRPC connection per
+// volume-server gRPC address. Servers are named in either SeaweedFS form,
+// "host:port" or "host:port.grpcPort". It is safe for concurrent use.
+type VolumeClient struct {
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool
+}
+
+// NewVolumeClient returns an empty connection cache.
+func NewVolumeClient() *VolumeClient {
+	return &VolumeClient{conns: map[string]*grpc.ClientConn{}}
+}
+
+// Close closes every cached connection. Later calls fail.
+func (c *VolumeClient) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	var errs []error
+	for addr, conn := range c.conns {
+		if err := conn.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close %s: %w", addr, err))
+		}
+		delete(c.conns, addr)
+	}
+	return errors.Join(errs...)
+}
+
+func (c *VolumeClient) client(server string) (volume_server_pb.VolumeServerClient, error) {
+	a, err := ParseAddress(server)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, errors.New("volume client is closed")
+	}
+	conn := c.conns[a.GRPC]
+	if conn == nil {
+		conn, err = grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, fmt.Errorf("dial volume server %s: %w", a.GRPC, err)
+		}
+		c.conns[a.GRPC] = conn
+	}
+	return volume_server_pb.NewVolumeServerClient(conn), nil
+}
+
+// SourceForm gives the "host:port.grpcPort" form a volume server expects as
+// the peer it should pull from (source_data_node, source_volume_server).
+func SourceForm(server string) (string, error) {
+	a, err := ParseAddress(server)
+	if err != nil {
+		return "", err
+	}
+	return a.String(), nil
+}
+
+// ---------------------------------------------------------------------------
+// Error classification.
+
+// notFoundMessage matches the plain-text "volume missing" answers of the
+// RPCs that do not use codes.NotFound (see docs/seaweedfs-rpcs.md §4). It is
+// anchored so that a master error quoted inside another message, or
+// "volume N data backend not found" (an unloaded volume), does not match.
+var notFoundMessage = regexp.MustCompile(`^(not found volume id \d+|volume \d+ not found|volume not found \d+|receiver not found volume id \d+|EC volume \d+ not found|VolumeEcShardsInfo: EC volume \d+ not found)$`)
+
+func grpcStatus(err error) (*status.Status, bool) {
+	var se interface{ GRPCStatus() *status.Status }
+	if errors.As(err, &se) {
+		return se.GRPCStatus(), true
+	}
+	return nil, false
+}
+
+// IsNotFound reports whether a volume server answered that it does not have
+// the volume (or EC volume) at all.
+func IsNotFound(err error) bool {
+	st, ok := grpcStatus(err)
+	if !ok {
+		return false
+	}
+	if st.Code() == codes.NotFound {
+		return true
+	}
+	return st.Code() == codes.Unknown && notFoundMessage.MatchString(st.Message())
+}
+
+// IsUnreachable reports whether the call failed because the server could not
+// be reached (nothing was delivered).
+func IsUnreachable(err error) bool {
+	st, ok := grpcStatus(err)
+	return ok && st.Code() == codes.Unavailable && !strings.Contains(st.Message(), "being copied")
+}
+
+// IsBeingCopied reports the "volume N is already being copied" refusal of
+// VolumeCopy and VolumeDelete while a copy of that volume is in flight.
+func IsBeingCopied(err error) bool {
+	st, ok := grpcStatus(err)
+	return ok && strings.Contains(st.Message(), "being copied")
+}
+
+// ---------------------------------------------------------------------------
+// Vacuum.
+
+// VacuumVolumeCheck returns the volume's garbage ratio as the server computes
+// it from its needle map.
+func (c *VolumeClient) VacuumVolumeCheck(ctx context.Context, server string, vid uint32) (*volume_server_pb.VacuumVolumeCheckResponse, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.VacuumVolumeCheck(ctx, &volume_server_pb.VacuumVolumeCheckRequest{VolumeId: vid})
+	if err != nil {
+		return nil, fmt.Errorf("vacuum check volume %d on %s: %w", vid, server, err)
+	}
+	return resp, nil
+}
+
+// VacuumVolumeCompact runs a compaction and drains its stream; progress (may
+// be nil) receives processed bytes, which the server only sends every
+// 128 MiB. A nil return means the stream ended with EOF.
+func (c *VolumeClient) VacuumVolumeCompact(ctx context.Context, server string, vid uint32, progress func(processedBytes int64)) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	stream, err := cl.VacuumVolumeCompact(ctx, &volume_server_pb.VacuumVolumeCompactRequest{VolumeId: vid})
+	if err != nil {
+		return fmt.Errorf("vacuum compact volume %d on %s: %w", vid, server, err)
+	}
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("vacuum compact volume %d on %s: %w", vid, server, err)
+		}
+		if progress != nil {
+			progress(msg.GetProcessedBytes())
+		}
+	}
+}
+
+// VacuumVolumeCommit swaps in the compacted files. Not retry-safe.
+func (c *VolumeClient) VacuumVolumeCommit(ctx context.Context, server string, vid uint32) (*volume_server_pb.VacuumVolumeCommitResponse, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.VacuumVolumeCommit(ctx, &volume_server_pb.VacuumVolumeCommitRequest{VolumeId: vid})
+	if err != nil {
+		return resp, fmt.Errorf("vacuum commit volume %d on %s: %w", vid, server, err)
+	}
+	return resp, nil
+}
+
+// VacuumVolumeCleanup removes a compaction's temporary files.
+func (c *VolumeClient) VacuumVolumeCleanup(ctx context.Context, server string, vid uint32) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VacuumVolumeCleanup(ctx, &volume_server_pb.VacuumVolumeCleanupRequest{VolumeId: vid}); err != nil {
+		return fmt.Errorf("vacuum cleanup volume %d on %s: %w", vid, server, err)
+	}
+	return nil
+}
+
+// HasVolumeFile reports whether the volume's file with extension ext (".cpd",
+// ".cpx", ...) exists on the server, by asking CopyFile for its first byte.
+func (c *VolumeClient) HasVolumeFile(ctx context.Context, server string, vid uint32, collection, ext string) (bool, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cl.CopyFile(ctx, &volume_server_pb.CopyFileRequest{
+		VolumeId: vid, Ext: ext, Collection: collection,
+		CompactionRevision: math.MaxUint32, StopOffset: 1,
+	})
+	if err == nil {
+		for {
+			if _, err = stream.Recv(); err != nil {
+				break
+			}
+		}
+		if err == io.EOF {
+			return true, nil
+		}
+	}
+	if st, ok := grpcStatus(err); ok && strings.Contains(st.Message(), "no such file or directory") {
+		return false, nil
+	}
+	return false, fmt.Errorf("probe %s of volume %d on %s: %w", ext, vid, server, err)
+}
+
+// ---------------------------------------------------------------------------
+// Volume state.
+
+// VolumeMarkReadonly marks the volume read-only. The volume server first
+// tells the master, so this fails while the master is unreachable.
+func (c *VolumeClient) VolumeMarkReadonly(ctx context.Context, server string, vid uint32, persist bool) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeMarkReadonly(ctx, &volume_server_pb.VolumeMarkReadonlyRequest{VolumeId: vid, Persist: persist}); err != nil {
+		return fmt.Errorf("mark volume %d read-only on %s: %w", vid, server, err)
+	}
+	return nil
+}
+
+// VolumeMarkWritable clears the read-only marks and tells the master.
+func (c *VolumeClient) VolumeMarkWritable(ctx context.Context, server string, vid uint32) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeMarkWritable(ctx, &volume_server_pb.VolumeMarkWritableRequest{VolumeId: vid}); err != nil {
+		return fmt.Errorf("mark volume %d writable on %s: %w", vid, server, err)
+	}
+	return nil
+}
+
+// VolumeStatus returns read-only state, .dat size and counts.
+func (c *VolumeClient) VolumeStatus(ctx context.Context, server string, vid uint32) (*volume_server_pb.VolumeStatusResponse, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.VolumeStatus(ctx, &volume_server_pb.VolumeStatusRequest{VolumeId: vid})
+	if err != nil {
+		return nil, fmt.Errorf("status of volume %d on %s: %w", vid, server, err)
+	}
+	return resp, nil
+}
+
+// ReadVolumeFileStatus returns file sizes, counts and the compaction revision.
+func (c *VolumeClient) ReadVolumeFileStatus(ctx context.Context, server string, vid uint32) (*volume_server_pb.ReadVolumeFileStatusResponse, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.ReadVolumeFileStatus(ctx, &volume_server_pb.ReadVolumeFileStatusRequest{VolumeId: vid})
+	if err != nil {
+		return nil, fmt.Errorf("file status of volume %d on %s: %w", vid, server, err)
+	}
+	return resp, nil
+}
+
+// VolumeDelete unmounts and deletes the volume on the server, whatever it
+// holds (only_empty=false).
+func (c *VolumeClient) VolumeDelete(ctx context.Context, server string, vid uint32, keepRemoteData bool) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeDelete(ctx, &volume_server_pb.VolumeDeleteRequest{VolumeId: vid, KeepRemoteData: keepRemoteData}); err != nil {
+		return fmt.Errorf("delete volume %d on %s: %w", vid, server, err)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Moving a volume.
+
+// VolumeCopy makes target pull the volume from source and mount it, draining
+// the stream; progress (may be nil) receives processed bytes. It returns the
+// final message's last_append_at_ns (0 if the server sent none).
+func (c *VolumeClient) VolumeCopy(ctx context.Context, target string, vid uint32, collection, source, diskType string, progress func(processedBytes int64)) (uint64, error) {
+	cl, err := c.client(target)
+	if err != nil {
+		return 0, err
+	}
+	src, err := SourceForm(source)
+	if err != nil {
+		return 0, err
+	}
+	stream, err := cl.VolumeCopy(ctx, &volume_server_pb.VolumeCopyRequest{
+		VolumeId: vid, Collection: collection, SourceDataNode: src, DiskType: diskType,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("copy volume %d from %s to %s: %w", vid, source, target, err)
+	}
+	var lastAppendAtNs uint64
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			return lastAppendAtNs, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("copy volume %d from %s to %s: %w", vid, source, target, err)
+		}
+		if msg.GetLastAppendAtNs() != 0 {
+			lastAppendAtNs = msg.GetLastAppendAtNs()
+		}
+		if progress != nil && msg.GetProcessedBytes() > 0 {
+			progress(msg.GetProcessedBytes())
+		}
+	}
+}
+
+// VolumeTailReceiver makes target apply the needles source appended after
+// sinceNs, returning once source was idle for about 2×idleSeconds.
+func (c *VolumeClient) VolumeTailReceiver(ctx context.Context, target string, vid uint32, sinceNs uint64, idleSeconds uint32, source string) error {
+	cl, err := c.client(target)
+	if err != nil {
+		return err
+	}
+	src, err := SourceForm(source)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeTailReceiver(ctx, &volume_server_pb.VolumeTailReceiverRequest{
+		VolumeId: vid, SinceNs: sinceNs, IdleTimeoutSeconds: idleSeconds, SourceVolumeServer: src,
+	}); err != nil {
+		return fmt.Errorf("tail volume %d from %s into %s: %w", vid, source, target, err)
+	}
+	return nil
+}
+
+// ---------------------------------------------------------------------------
+// Erasure coding.
+
+// VolumeEcShardsGenerate writes .ecx, the 14 shards and the .vif next to the
+// volume. Each call is a new encode generation.
+func (c *VolumeClient) VolumeEcShardsGenerate(ctx context.Context, server string, vid uint32, collection string) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeEcShardsGenerate(ctx, &volume_server_pb.VolumeEcShardsGenerateRequest{VolumeId: vid, Collection: collection}); err != nil {
+		return fmt.Errorf("generate EC shards of volume %d on %s: %w", vid, server, err)
+	}
+	return nil
+}
+
+// VolumeEcShardsMount mounts the given shards from local files.
+func (c *VolumeClient) VolumeEcShardsMount(ctx context.Context, server string, vid uint32, collection string, shards []uint32) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeEcShardsMount(ctx, &volume_server_pb.VolumeEcShardsMountRequest{VolumeId: vid, Collection: collection, ShardIds: shards}); err != nil {
+		return fmt.Errorf("mount EC shards %v of volume %d on %s: %w", shards, vid, server, err)
+	}
+	return nil
+}
+
+// VolumeEcShardsUnmount unmounts the given shards (every generation); files
+// stay.
+func (c *VolumeClient) VolumeEcShardsUnmount(ctx context.Context, server string, vid uint32, shards []uint32) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeEcShardsUnmount(ctx, &volume_server_pb.VolumeEcShardsUnmountRequest{VolumeId: vid, ShardIds: shards}); err != nil {
+		return fmt.Errorf("unmount EC shards %v of volume %d on %s: %w", shards, vid, server, err)
+	}
+	return nil
+}
+
+// VolumeEcShardsCopy makes target pull the given shards, with .ecx, .ecj,
+// .vif and .ecsum, from source's disk. It does not mount them.
+func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string) error {
+	cl, err := c.client(target)
+	if err != nil {
+		return err
+	}
+	src, err := SourceForm(source)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeEcShardsCopy(ctx, &volume_server_pb.VolumeEcShardsCopyRequest{
+		VolumeId: vid, Collection: collection, ShardIds: shards, SourceDataNode: src,
+		CopyEcxFile: true, CopyEcjFile: true, CopyVifFile: true, CopyEcsumFile: true,
+	}); err != nil {
+		return fmt.Errorf("copy EC shards %v of volume %d from %s to %s: %w", shards, vid, source, target, err)
+	}
+	return nil
+}
+
+// VolumeEcShardsDelete deletes the given shard files (and the index files
+// once no shard is left). Unmount first.
+func (c *VolumeClient) VolumeEcShardsDelete(ctx context.Context, server string, vid uint32, collection string, shards []uint32) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeEcShardsDelete(ctx, &volume_server_pb.VolumeEcShardsDeleteRequest{VolumeId: vid, Collection: collection, ShardIds: shards}); err != nil {
+		return fmt.Errorf("delete EC shards %v of volume %d on %s: %w", shards, vid, server, err)
+	}
+	return nil
+}
+
+// VolumeEcShardsTeardown unloads the EC volume and wipes every EC artifact of
+// it on every disk of the server (full_teardown, all generations). The .vif
+// of a regular volume living there is kept.
+func (c *VolumeClient) VolumeEcShardsTeardown(ctx context.Context, server string, vid uint32, collection string) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	resp, err := cl.VolumeEcShardsDelete(ctx, &volume_server_pb.VolumeEcShardsDeleteRequest{VolumeId: vid, Collection: collection, FullTeardown: true})
+	if err != nil {
+		return fmt.Errorf("tear down EC volume %d on %s: %w", vid, server, err)
+	}
+	if !resp.GetFullTeardownDone() {
+		return fmt.Errorf("tear down EC volume %d on %s: the server does not support full teardown", vid, server)
+	}
+	return nil
+}
+
+// VolumeEcShardsInfo lists the shards of the volume mounted on the server.
+func (c *VolumeClient) VolumeEcShardsInfo(ctx context.Context, server string, vid uint32) (*volume_server_pb.VolumeEcShardsInfoResponse, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := cl.VolumeEcShardsInfo(ctx, &volume_server_pb.VolumeEcShardsInfoRequest{VolumeId: vid})
+	if err != nil {
+		return nil, fmt.Errorf("EC shards of volume %d on %s: %w", vid, server, err)
+	}
+	return resp, nil
+}
+
+// MountedEcShards returns the shard ids the server has mounted for the
+// volume with a positive size; an absent EC volume gives an empty set.
+func (c *VolumeClient) MountedEcShards(ctx context.Context, server string, vid uint32) (map[uint32]int64, error) {
+	resp, err := c.VolumeEcShardsInfo(ctx, server, vid)
+	if err != nil {
+		if IsNotFound(err) {
+			return map[uint32]int64{}, nil
+		}
+		return nil, err
+	}
+	out := map[uint32]int64{}
+	for _, s := range resp.GetEcShardInfos() {
+		if s.GetSize() > 0 {
+			out[s.GetShardId()] = s.GetSize()
+		}
+	}
+	return out, nil
+}

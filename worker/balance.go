@@ -1,0 +1,238 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+)
+
+// Balance steps.
+const (
+	StepBalanceProbe  = "probe"
+	StepBalanceFreeze = "freeze"
+	StepBalanceCopy   = "copy"
+	StepBalanceTail   = "tail"
+	StepBalanceVerify = "verify"
+	StepBalanceDelete = "delete-source"
+)
+
+// tailIdleSeconds is the idle window VolumeTailReceiver waits for (the
+// sender really waits about twice as long). The source is read-only by then,
+// so nothing new is expected; the tail only catches appends that were in
+// flight when it was frozen.
+const tailIdleSeconds = 1
+
+// NewBalanceExecutor returns the executor of balance tasks (moving one
+// volume). It follows `weed shell volume.move` (docs/seaweedfs-rpcs.md §5.3):
+// probe both ends, mark the source read-only, copy the volume to the target,
+// tail what the source appended meanwhile, check the target is not behind,
+// and delete the source. Before that delete, a failure deletes the target's
+// copy and makes the source writable again (if it was).
+func NewBalanceExecutor(c *seaweed.VolumeClient) Executor { return &balanceExecutor{c: c} }
+
+type balanceExecutor struct{ c *seaweed.VolumeClient }
+
+type balanceAttempt struct {
+	c                 *seaweed.VolumeClient
+	vid               uint32
+	source, target    string
+	sourceWasWritable bool
+	frozen            bool
+	copied            bool // a copy to the target may exist
+}
+
+func planBalance(spec *pb.TaskSpec) (source, target string, err error) {
+	source, target = spec.GetSource(), spec.GetTarget()
+	if source == "" {
+		source = spec.GetTask().GetSource()
+	}
+	if target == "" {
+		target = spec.GetTask().GetTarget()
+	}
+	if _, err := seaweed.ParseAddress(source); err != nil {
+		return "", "", permanent("source: %v", err)
+	}
+	if _, err := seaweed.ParseAddress(target); err != nil {
+		return "", "", permanent("target: %v", err)
+	}
+	if sameServer(source, target) {
+		return "", "", permanent("source and target are the same server %s", source)
+	}
+	return source, target, nil
+}
+
+func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*pb.CapacityChange, error) {
+	vid, collection := volumeOf(spec)
+	p := newProgress(report)
+	p.begin(StepBalanceProbe, 0)
+	source, target, err := planBalance(spec)
+	if err != nil {
+		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
+	}
+	a := &balanceAttempt{c: e.c, vid: vid, source: source, target: target}
+	fail := func(step string, err error) (*pb.CapacityChange, error) {
+		return nil, failure(ctx, step, err, true, a.rollback(ctx))
+	}
+
+	// Probe: the source has the volume, the target does not.
+	cctx, cancel := call(ctx)
+	st, err := e.c.VolumeStatus(cctx, source, vid)
+	cancel()
+	if err != nil {
+		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
+	}
+	a.sourceWasWritable = !st.GetIsReadOnly()
+	present, err := probeVolume(ctx, e.c, target, vid)
+	if err != nil {
+		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
+	}
+	if present {
+		// A copy would replace that replica; never point a copy at a server
+		// that may hold the authoritative data.
+		return nil, failure(ctx, StepBalanceProbe, permanent("target %s already holds volume %d", target, vid), true, nil)
+	}
+
+	p.begin(StepBalanceFreeze, 5)
+	if err := ctx.Err(); err != nil {
+		return fail(StepBalanceFreeze, err)
+	}
+	a.frozen = true
+	cctx, cancel = call(ctx)
+	err = e.c.VolumeMarkReadonly(cctx, source, vid, false)
+	cancel()
+	if err != nil {
+		return fail(StepBalanceFreeze, err)
+	}
+
+	p.begin(StepBalanceCopy, 10)
+	if err := ctx.Err(); err != nil {
+		return fail(StepBalanceCopy, err)
+	}
+	a.copied = true
+	size := max(spec.GetSize(), st.GetVolumeSize())
+	lastAppendAtNs, err := e.c.VolumeCopy(ctx, target, vid, collection, source, spec.GetDiskType(), func(processed int64) {
+		if size > 0 {
+			p.within(10 + 70*min(1, float64(processed)/float64(size)))
+		}
+	})
+	if err != nil {
+		return fail(StepBalanceCopy, err)
+	}
+
+	p.begin(StepBalanceTail, 80)
+	if err := ctx.Err(); err != nil {
+		return fail(StepBalanceTail, err)
+	}
+	if err := e.c.VolumeTailReceiver(ctx, target, vid, lastAppendAtNs, tailIdleSeconds, source); err != nil {
+		return fail(StepBalanceTail, err)
+	}
+
+	// Verify: read the source after the tail, then the target; the target
+	// must not be behind (it may be ahead: it is writable already).
+	p.begin(StepBalanceVerify, 90)
+	if err := ctx.Err(); err != nil {
+		return fail(StepBalanceVerify, err)
+	}
+	cctx, cancel = call(ctx)
+	src, err := e.c.ReadVolumeFileStatus(cctx, source, vid)
+	var dst *volume_server_pb.ReadVolumeFileStatusResponse
+	if err == nil {
+		dst, err = e.c.ReadVolumeFileStatus(cctx, target, vid)
+	}
+	cancel()
+	if err != nil {
+		return fail(StepBalanceVerify, err)
+	}
+	if dst.GetDatFileSize() < src.GetDatFileSize() || dst.GetIdxFileSize() < src.GetIdxFileSize() || dst.GetFileCount() < src.GetFileCount() {
+		return fail(StepBalanceVerify, fmt.Errorf("copy of volume %d on %s is behind the source %s (dat %d < %d, idx %d < %d or files %d < %d)",
+			vid, target, source, dst.GetDatFileSize(), src.GetDatFileSize(), dst.GetIdxFileSize(), src.GetIdxFileSize(), dst.GetFileCount(), src.GetFileCount()))
+	}
+
+	// The irreversible step: delete the source. It runs to the end even if
+	// the attempt is cancelled now; a failure keeps the source read-only and
+	// never deletes the target.
+	p.begin(StepBalanceDelete, 95)
+	if err := ctx.Err(); err != nil {
+		return fail(StepBalanceDelete, err)
+	}
+	dctx, dcancel := detached(ctx, finishTimeout)
+	err = deleteVolume(dctx, e.c, source, vid, true)
+	dcancel()
+	if err != nil {
+		return nil, failure(ctx, StepBalanceDelete, fmt.Errorf("the copy on %s is complete; the source stays read-only: %w", target, err), false, nil)
+	}
+	p.done()
+	return &pb.CapacityChange{
+		TaskId:      spec.GetTask().GetId(),
+		Type:        pb.TaskType_TASK_TYPE_BALANCE,
+		VolumeId:    vid,
+		Collection:  collection,
+		OldSize:     spec.GetSize(),
+		NewSize:     dst.GetDatFileSize(),
+		Source:      source,
+		Target:      target,
+		CompletedAt: time.Now().UnixNano(),
+	}, nil
+}
+
+// rollback deletes whatever copy reached the target (the target had none
+// before) and makes the source writable again if the attempt froze it.
+func (a *balanceAttempt) rollback(ctx context.Context) error {
+	rctx, cancel := detached(ctx, rollbackTimeout)
+	defer cancel()
+	var errs []error
+	if a.copied {
+		// A copy whose stream broke may still finish and mount; the delete
+		// waits out a copy in flight.
+		if err := deleteVolume(rctx, a.c, a.target, a.vid, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if a.frozen && a.sourceWasWritable {
+		cctx, ccancel := call(rctx)
+		if err := a.c.VolumeMarkWritable(cctx, a.source, a.vid); err != nil {
+			errs = append(errs, err)
+		}
+		ccancel()
+	}
+	return errors.Join(errs...)
+}
+
+// Rollback undoes what an interrupted move left. If the source no longer
+// has the volume, the move got past its irreversible step (or never had
+// anything to move) and nothing is changed. Otherwise a copy on the target
+// is this task's partial copy (a balance target never holds the volume
+// before the move) and is deleted, and a source frozen by a non-persistent
+// mark (as the attempt freezes it) is made writable again; a mark persisted
+// in the .vif, as an operator's `volume.mark -readonly` is, stays.
+func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
+	vid, _ := volumeOf(spec)
+	source, target, err := planBalance(spec)
+	if err != nil {
+		return err
+	}
+	frozen, err := frozenUnpersisted(ctx, e.c, source, vid)
+	switch {
+	case seaweed.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("cannot tell whether volume %d is still on %s; changing nothing: %w", vid, source, err)
+	}
+	var errs []error
+	if err := deleteVolume(ctx, e.c, target, vid, true); err != nil {
+		errs = append(errs, err)
+	}
+	if frozen {
+		cctx, cancel := call(ctx)
+		if err := e.c.VolumeMarkWritable(cctx, source, vid); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,448 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// Erasure-coding steps.
+const (
+	StepEcPrepare  = "prepare"
+	StepEcFreeze   = "freeze"
+	StepEcGenerate = "generate"
+	StepEcMount    = "mount"
+	StepEcSpread   = "spread"
+	StepEcVerify   = "verify"
+	StepEcDelete   = "delete-original"
+)
+
+// NewECExecutor returns the executor of erasure-coding tasks. It
+// follows `weed shell ec.encode` (docs/seaweedfs-rpcs.md §5.2): sweep EC
+// leftovers of the volume, mark every replica read-only, generate the 14
+// shards on one replica, mount them there, move each shard whose target is
+// another server (copy, mount, check, then unmount and delete at the
+// source), verify with every server that each shard is mounted where the
+// spec says, and only then delete the original replicas. Any failure before
+// that delete tears the new shards down everywhere and makes the replicas
+// writable again.
+func NewECExecutor(c *seaweed.VolumeClient) Executor { return &ecExecutor{c: c} }
+
+type ecExecutor struct{ c *seaweed.VolumeClient }
+
+// ecPlan is a validated erasure-coding spec.
+type ecPlan struct {
+	vid        uint32
+	collection string
+	replicas   []string
+	// placement: shard id -> server, as the spec names it.
+	placement map[uint32]string
+	// servers: every server involved (replicas and shard targets), once.
+	servers []string
+}
+
+func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
+	vid, collection := volumeOf(spec)
+	replicas, err := parseServers("replicas", spec.GetReplicas())
+	if err != nil {
+		return nil, err
+	}
+	if len(replicas) == 0 {
+		return nil, permanent("the spec names no replica of volume %d", vid)
+	}
+	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}}
+	for _, st := range spec.GetShardTargets() {
+		if st.GetShardId() >= seaweed.EcTotalShards {
+			return nil, permanent("shard target for shard %d: only shards 0..%d exist", st.GetShardId(), seaweed.EcTotalShards-1)
+		}
+		if _, dup := pl.placement[st.GetShardId()]; dup {
+			return nil, permanent("shard %d has two targets", st.GetShardId())
+		}
+		if _, err := seaweed.ParseAddress(st.GetServer()); err != nil {
+			return nil, permanent("shard %d target: %v", st.GetShardId(), err)
+		}
+		pl.placement[st.GetShardId()] = st.GetServer()
+	}
+	if len(pl.placement) != seaweed.EcTotalShards {
+		return nil, permanent("the spec places %d of the %d shards", len(pl.placement), seaweed.EcTotalShards)
+	}
+	all := slices.Clone(replicas)
+	for _, id := range seaweed.AllEcShards() {
+		all = append(all, pl.placement[id])
+	}
+	pl.servers, _ = parseServers("servers", all)
+	return pl, nil
+}
+
+// shardsOn returns the shards placed on server, sorted.
+func (pl *ecPlan) shardsOn(server string) []uint32 {
+	var ids []uint32
+	for id, s := range pl.placement {
+		if sameServer(s, server) {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ecAttempt is the state of one Execute, for its rollback.
+type ecAttempt struct {
+	*ecPlan
+	c *seaweed.VolumeClient
+	// wasReadOnly by replica, before the attempt.
+	wasReadOnly map[string]bool
+	// frozen: replicas this attempt may have marked read-only.
+	frozen []string
+	// touched: servers where this attempt may have created EC files.
+	touched map[string]string // gRPC address -> server
+	source  string
+}
+
+func (a *ecAttempt) touch(server string, err error) {
+	if err != nil && seaweed.IsUnreachable(err) {
+		return // nothing was delivered
+	}
+	if p, perr := seaweed.ParseAddress(server); perr == nil {
+		a.touched[p.GRPC] = server
+	}
+}
+
+func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*pb.CapacityChange, error) {
+	p := newProgress(report)
+	p.begin(StepEcPrepare, 0)
+	pl, err := planEc(spec)
+	if err != nil {
+		return nil, failure(ctx, StepEcPrepare, err, true, nil)
+	}
+	a := &ecAttempt{ecPlan: pl, c: e.c, wasReadOnly: map[string]bool{}, touched: map[string]string{}}
+	fail := func(step string, err error) (*pb.CapacityChange, error) {
+		return nil, failure(ctx, step, err, true, a.rollback(ctx))
+	}
+
+	// Every replica must be there; remember which were read-only already.
+	for _, r := range pl.replicas {
+		cctx, cancel := call(ctx)
+		st, err := e.c.VolumeStatus(cctx, r, pl.vid)
+		cancel()
+		if err != nil {
+			return nil, failure(ctx, StepEcPrepare, err, true, nil)
+		}
+		a.wasReadOnly[r] = st.GetIsReadOnly()
+	}
+	// Sweep EC leftovers of earlier attempts so that no generation mixes
+	// with the new one. An unreachable shard target is left for the copy
+	// step to report.
+	for _, s := range pl.servers {
+		if err := a.teardown(ctx, s); err != nil {
+			if seaweed.IsUnreachable(err) && !slices.ContainsFunc(pl.replicas, func(r string) bool { return sameServer(r, s) }) {
+				continue
+			}
+			return nil, failure(ctx, StepEcPrepare, err, true, nil)
+		}
+	}
+
+	// Freeze every replica: writes after the index is cut would be lost.
+	p.begin(StepEcFreeze, 5)
+	for _, r := range pl.replicas {
+		if err := ctx.Err(); err != nil {
+			return fail(StepEcFreeze, err)
+		}
+		a.frozen = append(a.frozen, r)
+		cctx, cancel := call(ctx)
+		err := e.c.VolumeMarkReadonly(cctx, r, pl.vid, false)
+		cancel()
+		if err != nil {
+			return fail(StepEcFreeze, err)
+		}
+	}
+	if err := a.chooseSource(ctx); err != nil {
+		return fail(StepEcFreeze, err)
+	}
+
+	p.begin(StepEcGenerate, 10)
+	if err := ctx.Err(); err != nil {
+		return fail(StepEcGenerate, err)
+	}
+	err = e.c.VolumeEcShardsGenerate(ctx, a.source, pl.vid, pl.collection)
+	a.touch(a.source, err)
+	if err != nil {
+		return fail(StepEcGenerate, err)
+	}
+
+	p.begin(StepEcMount, 30)
+	cctx, cancel := call(ctx)
+	err = e.c.VolumeEcShardsMount(cctx, a.source, pl.vid, pl.collection, seaweed.AllEcShards())
+	cancel()
+	if err != nil {
+		return fail(StepEcMount, err)
+	}
+
+	// Move every shard whose target is not the source, one target at a time.
+	p.begin(StepEcSpread, 35)
+	// Targets in the order of their lowest shard id.
+	moves := map[string][]uint32{}
+	var targets []string
+	for _, id := range seaweed.AllEcShards() {
+		if t := pl.placement[id]; !sameServer(t, a.source) {
+			if moves[t] == nil {
+				targets = append(targets, t)
+			}
+			moves[t] = append(moves[t], id)
+		}
+	}
+	for i, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return fail(StepEcSpread, err)
+		}
+		if err := a.move(ctx, t, moves[t]); err != nil {
+			return fail(StepEcSpread, err)
+		}
+		p.within(35 + 50*float64(i+1)/float64(len(targets)))
+	}
+
+	// Ask every server what it has mounted.
+	p.begin(StepEcVerify, 85)
+	if err := ctx.Err(); err != nil {
+		return fail(StepEcVerify, err)
+	}
+	if err := a.verify(ctx); err != nil {
+		return fail(StepEcVerify, err)
+	}
+
+	// The irreversible step: delete the original replicas. It runs to the
+	// end even if the attempt is cancelled now.
+	p.begin(StepEcDelete, 90)
+	if err := ctx.Err(); err != nil {
+		return fail(StepEcDelete, err)
+	}
+	if err := a.deleteOriginals(ctx); err != nil {
+		return nil, err
+	}
+	p.done()
+	return &pb.CapacityChange{
+		TaskId:      spec.GetTask().GetId(),
+		Type:        pb.TaskType_TASK_TYPE_ERASURE_CODING,
+		VolumeId:    pl.vid,
+		Collection:  pl.collection,
+		OldSize:     spec.GetSize(),
+		NewSize:     0,
+		Shards:      placementList(pl.placement),
+		CompletedAt: time.Now().UnixNano(),
+	}, nil
+}
+
+// chooseSource checks that the frozen replicas agree and picks the one that
+// keeps the most shards, so that the fewest shards travel.
+func (a *ecAttempt) chooseSource(ctx context.Context) error {
+	type fileStatus struct{ revision, idxSize uint64 }
+	var first *fileStatus
+	best, bestCount := "", -1
+	for _, r := range a.replicas {
+		cctx, cancel := call(ctx)
+		st, err := a.c.ReadVolumeFileStatus(cctx, r, a.vid)
+		cancel()
+		if err != nil {
+			return err
+		}
+		fs := &fileStatus{uint64(st.GetCompactionRevision()), st.GetIdxFileSize()}
+		if first == nil {
+			first = fs
+		} else if fs.revision == first.revision && fs.idxSize != first.idxSize {
+			// Same compaction history but a different index: a replica is
+			// behind, and encoding it would lose needles.
+			return fmt.Errorf("replicas of volume %d differ (index %d bytes on %s, %d on %s); not encoding", a.vid, first.idxSize, a.replicas[0], fs.idxSize, r)
+		}
+		if n := len(a.shardsOn(r)); n > bestCount {
+			best, bestCount = r, n
+		}
+	}
+	a.source = best
+	return nil
+}
+
+// move copies shards from the source to target, mounts them there, checks
+// them, and only then removes them from the source.
+func (a *ecAttempt) move(ctx context.Context, target string, shards []uint32) error {
+	err := a.c.VolumeEcShardsCopy(ctx, target, a.vid, a.collection, shards, a.source)
+	a.touch(target, err)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := call(ctx)
+	defer cancel()
+	if err := a.c.VolumeEcShardsMount(cctx, target, a.vid, a.collection, shards); err != nil {
+		return err
+	}
+	mounted, err := a.c.MountedEcShards(cctx, target, a.vid)
+	if err != nil {
+		return err
+	}
+	for _, id := range shards {
+		if mounted[id] <= 0 {
+			return fmt.Errorf("shard %d of volume %d is not mounted on %s after the copy", id, a.vid, target)
+		}
+	}
+	if err := a.c.VolumeEcShardsUnmount(cctx, a.source, a.vid, shards); err != nil {
+		return err
+	}
+	return a.c.VolumeEcShardsDelete(cctx, a.source, a.vid, a.collection, shards)
+}
+
+// verify asks every involved server which shards it has mounted and
+// requires exactly the placement.
+func (a *ecAttempt) verify(ctx context.Context) error {
+	for _, s := range a.servers {
+		cctx, cancel := call(ctx)
+		mounted, err := a.c.MountedEcShards(cctx, s, a.vid)
+		cancel()
+		if err != nil {
+			return err
+		}
+		want := a.shardsOn(s)
+		var got []uint32
+		for id := range mounted {
+			if id < seaweed.EcTotalShards {
+				got = append(got, id)
+			}
+		}
+		slices.Sort(got)
+		if !slices.Equal(want, got) {
+			return fmt.Errorf("server %s has shards %v of volume %d mounted, the spec places %v there", s, got, a.vid, want)
+		}
+	}
+	return nil
+}
+
+// deleteOriginals deletes every original replica. If none was deleted the
+// attempt is rolled back; once one is gone, the shards are the volume.
+func (a *ecAttempt) deleteOriginals(ctx context.Context) *Failure {
+	dctx, cancel := detached(ctx, finishTimeout)
+	defer cancel()
+	var errs []error
+	deleted := 0
+	for _, r := range a.replicas {
+		err := deleteVolume(dctx, a.c, r, a.vid, false)
+		if err != nil {
+			if present, perr := probeVolume(dctx, a.c, r, a.vid); perr == nil && !present {
+				err = nil
+			}
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		deleted++
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	err := errors.Join(errs...)
+	if deleted == 0 {
+		return failure(ctx, StepEcDelete, err, true, a.rollback(ctx))
+	}
+	return failure(ctx, StepEcDelete, fmt.Errorf("%w: the EC shards are complete and %d of %d original replicas are deleted; the rest must be deleted: %w", errPermanent, deleted, len(a.replicas), err), false, nil)
+}
+
+// teardown unmounts every shard of the volume on server and wipes its EC
+// files there (keeping a regular volume's own files).
+func (a *ecAttempt) teardown(ctx context.Context, server string) error {
+	cctx, cancel := call(ctx)
+	defer cancel()
+	if err := a.c.VolumeEcShardsUnmount(cctx, server, a.vid, seaweed.EveryEcShardID()); err != nil {
+		return err
+	}
+	return a.c.VolumeEcShardsTeardown(cctx, server, a.vid, a.collection)
+}
+
+// rollback undoes the attempt: tear the shards down wherever they may have
+// been created, and make writable the replicas it froze.
+func (a *ecAttempt) rollback(ctx context.Context) error {
+	rctx, cancel := detached(ctx, rollbackTimeout)
+	defer cancel()
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(a.touched)) {
+		if err := a.teardown(rctx, a.touched[k]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, r := range a.frozen {
+		if a.wasReadOnly[r] {
+			continue
+		}
+		cctx, ccancel := call(rctx)
+		err := a.c.VolumeMarkWritable(cctx, r, a.vid)
+		ccancel()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Rollback undoes what an interrupted attempt left. If an original replica
+// is gone and every shard is mounted where the spec says, the attempt got
+// past its irreversible step and nothing is changed. If every replica is
+// still there, EC files of the volume are torn down on every involved server
+// and replicas frozen by a non-persistent mark (as the attempt freezes them)
+// are made writable; a mark persisted in the .vif, as an operator's
+// `volume.mark -readonly` is, stays.
+func (e *ecExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
+	pl, err := planEc(spec)
+	if err != nil {
+		return err
+	}
+	a := &ecAttempt{ecPlan: pl, c: e.c}
+	var missing []string
+	frozen := map[string]bool{}
+	for _, r := range pl.replicas {
+		f, err := frozenUnpersisted(ctx, e.c, r, pl.vid)
+		switch {
+		case err == nil:
+			frozen[r] = f
+		case seaweed.IsNotFound(err):
+			missing = append(missing, r)
+		default:
+			return fmt.Errorf("cannot tell whether volume %d is still on %s; changing nothing: %w", pl.vid, r, err)
+		}
+	}
+	if len(missing) > 0 {
+		if verr := a.verify(ctx); verr != nil {
+			return fmt.Errorf("volume %d is gone from %v but its shards are not as planned (%v); changing nothing", pl.vid, missing, verr)
+		}
+		return nil
+	}
+	var errs []error
+	for _, s := range pl.servers {
+		if err := a.teardown(ctx, s); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, r := range pl.replicas {
+		if !frozen[r] {
+			continue
+		}
+		cctx, cancel := call(ctx)
+		if err := e.c.VolumeMarkWritable(cctx, r, pl.vid); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	return errors.Join(errs...)
+}
+
+func placementList(m map[uint32]string) []*pb.ShardPlacement {
+	out := make([]*pb.ShardPlacement, 0, len(m))
+	for id, s := range m {
+		out = append(out, &pb.ShardPlacement{ShardId: id, Server: s})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ShardId < out[j].ShardId })
+	return out
+}
