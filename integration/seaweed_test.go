@@ -1,0 +1,574 @@
+package integration
+
+// Helpers for the executor tests: a real SeaweedFS cluster (one master and
+// several volume servers, each its own process group), files written and
+// read through the HTTP API, and polling of the master's topology.
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+const (
+	// weedStartTimeout bounds the start of a whole cluster.
+	weedStartTimeout = 90 * time.Second
+	// topologyTimeout bounds a wait for the master to reflect a change; the
+	// master learns sizes and counts from heartbeats every 5 s.
+	topologyTimeout = 60 * time.Second
+	// weedPollEvery spaces the polls of the master.
+	weedPollEvery = 250 * time.Millisecond
+	// httpTimeout bounds one HTTP request to SeaweedFS.
+	httpTimeout = 30 * time.Second
+)
+
+var (
+	weedOnce sync.Once
+	weedPath string
+	weedErr  error
+)
+
+// weedBinary finds the weed binary: $WEED_BIN, else scripts/weed.sh. The
+// test is skipped when neither gives one.
+func weedBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a real SeaweedFS cluster")
+	}
+	weedOnce.Do(func() {
+		if p := os.Getenv("WEED_BIN"); p != "" {
+			if isExecutable(p) {
+				weedPath = p
+				return
+			}
+			weedErr = fmt.Errorf("WEED_BIN=%q is not an executable file", p)
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			weedErr = errors.Join(weedErr, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "weed.sh"))
+		cmd.Env = append(os.Environ(), "WEED_BIN=")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			weedErr = errors.Join(weedErr, fmt.Errorf("scripts/weed.sh: %v: %s", err, strings.TrimSpace(stderr.String())))
+			return
+		}
+		lines := nonEmptyLines(string(out))
+		if len(lines) == 0 || !isExecutable(lines[len(lines)-1]) {
+			weedErr = errors.Join(weedErr, fmt.Errorf("scripts/weed.sh printed no executable path (%q)", out))
+			return
+		}
+		weedPath, weedErr = lines[len(lines)-1], nil
+	})
+	if weedPath == "" {
+		t.Skipf("no SeaweedFS weed binary (set WEED_BIN or make scripts/weed.sh work): %v", weedErr)
+	}
+	return weedPath
+}
+
+func isExecutable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
+}
+
+// freeWeedPort returns a port p such that p and p+10000 (SeaweedFS's default
+// gRPC port) are both free and never handed out before in this test binary.
+func freeWeedPort(t testing.TB) int {
+	t.Helper()
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for i := 0; i < 500; i++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("pick a free port: %v", err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		a, b := fmt.Sprintf("127.0.0.1:%d", p), fmt.Sprintf("127.0.0.1:%d", p+10000)
+		if p+10000 > 65535 || used[a] || used[b] {
+			continue
+		}
+		l2, err := net.Listen("tcp", b)
+		if err != nil {
+			continue
+		}
+		l2.Close()
+		used[a], used[b] = true, true
+		return p
+	}
+	t.Fatal("could not find a free port p with p+10000 free too")
+	return 0
+}
+
+// weedProc is one weed process in its own process group.
+type weedProc struct {
+	name    string
+	logPath string
+	cmd     *exec.Cmd
+	done    chan struct{}
+}
+
+func startWeed(t *testing.T, bin, name, logPath string, args ...string) *weedProc {
+	t.Helper()
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatalf("create %s: %v", logPath, err)
+	}
+	defer f.Close()
+	cmd := exec.Command(bin, append([]string{"-logtostderr"}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	p := &weedProc{name: name, logPath: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// stop kills the process group and waits for the process.
+func (p *weedProc) stop() {
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(exitTimeout):
+	}
+}
+
+func (p *weedProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *weedProc) logTail(n int) string {
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// volumeServer is one running volume server.
+type volumeServer struct {
+	*weedProc
+	// Addr in SeaweedFS's "host:port.grpcPort" form, as a TaskSpec names it.
+	Addr string
+	HTTP string
+}
+
+// weedCluster is a master and its volume servers.
+type weedCluster struct {
+	master     *weedProc
+	masterHTTP string
+	mc         master_pb.SeaweedClient
+	servers    []*volumeServer
+	vc         *seaweed.VolumeClient
+	hc         *http.Client
+}
+
+// startWeedCluster starts a master and n volume servers and waits until the
+// master lists all of them.
+func startWeedCluster(t *testing.T, n int) *weedCluster {
+	t.Helper()
+	bin := weedBinary(t)
+	dir := t.TempDir()
+	mp := freeWeedPort(t)
+	c := &weedCluster{masterHTTP: fmt.Sprintf("127.0.0.1:%d", mp), vc: seaweed.NewVolumeClient(), hc: &http.Client{Timeout: httpTimeout}}
+	mdir := filepath.Join(dir, "master")
+	if err := os.MkdirAll(mdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.master = startWeed(t, bin, "master", filepath.Join(dir, "master.log"), "master",
+		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", mp), "-mdir="+mdir, "-volumeSizeLimitMB=8", "-peers=none")
+	for i := 0; i < n; i++ {
+		p := freeWeedPort(t)
+		vdir := filepath.Join(dir, fmt.Sprintf("vol%d", i))
+		if err := os.MkdirAll(vdir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		proc := startWeed(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), "volume",
+			"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
+			"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
+		c.servers = append(c.servers, &volumeServer{weedProc: proc,
+			Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)})
+	}
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", mp+10000), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatalf("dial master: %v", err)
+	}
+	c.mc = master_pb.NewSeaweedClient(conn)
+	// Cleanups run last-in first-out: the client closes before the processes die.
+	t.Cleanup(func() {
+		_ = c.vc.Close()
+		_ = conn.Close()
+		if t.Failed() {
+			for _, p := range append([]*weedProc{c.master}, procs(c.servers)...) {
+				t.Logf("--- last lines of %s (%s):\n%s", p.name, p.logPath, p.logTail(25))
+			}
+		}
+	})
+	start := time.Now()
+	c.waitTopologyWithin(t, weedStartTimeout, fmt.Sprintf("the master to list %d volume servers", n), func(topo *seaweed.Topology) (bool, string) {
+		for _, p := range append([]*weedProc{c.master}, procs(c.servers)...) {
+			if p.exited() {
+				t.Fatalf("%s exited during start-up:\n%s", p.name, p.logTail(25))
+			}
+		}
+		for _, s := range c.servers {
+			if _, ok := topo.Server(s.HTTP); !ok {
+				return false, fmt.Sprintf("%d servers listed, %s missing", len(topo.Servers), s.HTTP)
+			}
+		}
+		return true, ""
+	})
+	t.Logf("SeaweedFS master %s and %d volume servers up in %s", c.masterHTTP, n, time.Since(start).Round(time.Millisecond))
+	return c
+}
+
+func procs(vs []*volumeServer) []*weedProc {
+	out := make([]*weedProc, len(vs))
+	for i, v := range vs {
+		out[i] = v.weedProc
+	}
+	return out
+}
+
+// topology asks the master for its VolumeList.
+func (c *weedCluster) topology(ctx context.Context) (*seaweed.Topology, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := c.mc.VolumeList(ctx, &master_pb.VolumeListRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return seaweed.FromVolumeList(resp), nil
+}
+
+// waitTopology polls the master until cond holds and returns that topology.
+func (c *weedCluster) waitTopology(t *testing.T, what string, cond func(*seaweed.Topology) (bool, string)) *seaweed.Topology {
+	t.Helper()
+	return c.waitTopologyWithin(t, topologyTimeout, what, cond)
+}
+
+func (c *weedCluster) waitTopologyWithin(t *testing.T, timeout time.Duration, what string, cond func(*seaweed.Topology) (bool, string)) *seaweed.Topology {
+	t.Helper()
+	began := time.Now()
+	deadline := began.Add(timeout)
+	last := ""
+	for {
+		topo, err := c.topology(context.Background())
+		if err == nil {
+			ok, msg := cond(topo)
+			if ok {
+				if d := time.Since(began); d > time.Second {
+					t.Logf("waited %s for %s", d.Round(time.Millisecond), what)
+				}
+				return topo
+			}
+			last = msg
+		} else {
+			last = "VolumeList: " + err.Error()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; last check: %s", timeout, what, last)
+		}
+		time.Sleep(weedPollEvery)
+	}
+}
+
+// replicaServers gives the TaskSpec form of every server holding vid.
+func replicaServers(v *seaweed.Volume) []string {
+	var out []string
+	for _, r := range v.Replicas {
+		out = append(out, r.Server.Addr.String())
+	}
+	return out
+}
+
+// holders lists the ids of the servers holding vid as a regular volume.
+func holders(topo *seaweed.Topology, vid uint32) []string {
+	v := topo.Volumes[vid]
+	if v == nil {
+		return nil
+	}
+	var out []string
+	for _, r := range v.Replicas {
+		out = append(out, r.Server.ID)
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Files.
+
+// storedFile is a file written through SeaweedFS with known content.
+type storedFile struct {
+	Fid string
+	Vid uint32
+	// URL is the volume server the file was written to.
+	URL     string
+	Sum     [32]byte
+	Size    int
+	Deleted bool
+}
+
+type assignResult struct {
+	Fid   string `json:"fid"`
+	URL   string `json:"url"`
+	Count int    `json:"count"`
+	Error string `json:"error"`
+}
+
+// writeFiles assigns n file ids at once (one volume) in collection and
+// uploads n files of about size bytes with deterministic content. On a
+// fresh master the first assign takes about 10 s: the master defers volume
+// id allocation for two heartbeat periods after start-up.
+func (c *weedCluster) writeFiles(t *testing.T, collection string, n, size int) []*storedFile {
+	t.Helper()
+	began := time.Now()
+	defer func() { t.Logf("wrote %d files in %s", n, time.Since(began).Round(time.Millisecond)) }()
+	var a assignResult
+	c.getJSON(t, fmt.Sprintf("http://%s/dir/assign?count=%d&collection=%s", c.masterHTTP, n, collection), &a)
+	if a.Error != "" || a.Fid == "" || a.Count < n {
+		t.Fatalf("assign %d ids in %s: %+v", n, collection, a)
+	}
+	vidStr, _, _ := strings.Cut(a.Fid, ",")
+	vid, err := strconv.ParseUint(vidStr, 10, 32)
+	if err != nil {
+		t.Fatalf("assign returned fid %q: %v", a.Fid, err)
+	}
+	rng := rand.New(rand.NewPCG(vid, uint64(n)))
+	files := make([]*storedFile, n)
+	for i := range files {
+		fid := a.Fid
+		if i > 0 {
+			fid = fmt.Sprintf("%s_%d", a.Fid, i)
+		}
+		data := make([]byte, size+rng.IntN(size/4+1))
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		c.upload(t, a.URL, fid, data)
+		files[i] = &storedFile{Fid: fid, Vid: uint32(vid), URL: a.URL, Sum: sha256.Sum256(data), Size: len(data)}
+	}
+	return files
+}
+
+func (c *weedCluster) upload(t *testing.T, server, fid string, data []byte) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fw, err := mw.CreateFormFile("file", strings.ReplaceAll(fid, ",", "_")+".bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fw.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	if err := mw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodPost, fmt.Sprintf("http://%s/%s", server, fid), &body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		t.Fatalf("upload %s to %s: %v", fid, server, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload %s to %s: %s: %s", fid, server, resp.Status, b)
+	}
+}
+
+// deleteFiles deletes files through the server holding their volume.
+func (c *weedCluster) deleteFiles(t *testing.T, server string, files []*storedFile) {
+	t.Helper()
+	for _, f := range files {
+		req, err := http.NewRequest(http.MethodDelete, fmt.Sprintf("http://%s/%s", server, f.Fid), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			t.Fatalf("delete %s: %v", f.Fid, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted && resp.StatusCode != http.StatusOK {
+			t.Fatalf("delete %s on %s: %s: %s", f.Fid, server, resp.Status, b)
+		}
+		f.Deleted = true
+	}
+}
+
+// checkFiles reads every file through each of the given volume servers: a
+// live file must come back with its checksum, a deleted one must be 404.
+func (c *weedCluster) checkFiles(t *testing.T, files []*storedFile, servers ...string) {
+	t.Helper()
+	for _, s := range servers {
+		for _, f := range files {
+			if err := c.checkFile(s, f); err != nil {
+				t.Fatalf("read back through %s: %v", s, err)
+			}
+		}
+	}
+}
+
+func (c *weedCluster) checkFile(server string, f *storedFile) error {
+	resp, err := c.hc.Get(fmt.Sprintf("http://%s/%s", server, f.Fid))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", f.Fid, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", f.Fid, err)
+	}
+	if f.Deleted {
+		if resp.StatusCode != http.StatusNotFound {
+			return fmt.Errorf("GET deleted %s: %s, want 404 Not Found", f.Fid, resp.Status)
+		}
+		return nil
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s: %.200s", f.Fid, resp.Status, b)
+	}
+	if sha256.Sum256(b) != f.Sum {
+		return fmt.Errorf("GET %s: %d bytes with the wrong checksum (wrote %d bytes)", f.Fid, len(b), f.Size)
+	}
+	return nil
+}
+
+func (c *weedCluster) getJSON(t *testing.T, url string, v any) {
+	t.Helper()
+	resp, err := c.hc.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("GET %s: %v: %s", url, err, b)
+	}
+}
+
+// serverAddrs lists every volume server in TaskSpec form.
+func (c *weedCluster) serverAddrs() []string {
+	out := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		out[i] = s.Addr
+	}
+	return out
+}
+
+// httpOf turns a TaskSpec address into the HTTP host:port.
+func httpOf(t *testing.T, addr string) string {
+	t.Helper()
+	a, err := seaweed.ParseAddress(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a.HTTP
+}
+
+// ---------------------------------------------------------------------------
+// Progress recording.
+
+type progressEvent struct {
+	Step       string
+	Progress   float64
+	Checkpoint bool
+}
+
+// recorder records an executor's progress and can run a hook when a step
+// begins (its first checkpoint).
+type recorder struct {
+	mu      sync.Mutex
+	events  []progressEvent
+	onBegin map[string]func()
+}
+
+func (r *recorder) report(step string, progress float64, checkpoint bool) {
+	r.mu.Lock()
+	r.events = append(r.events, progressEvent{step, progress, checkpoint})
+	hook := r.onBegin[step]
+	if checkpoint {
+		delete(r.onBegin, step)
+	} else {
+		hook = nil
+	}
+	r.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+}
+
+// checkpoints lists the steps that began, in order.
+func (r *recorder) checkpoints() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if e.Checkpoint {
+			out = append(out, e.Step)
+		}
+	}
+	return out
+}
+
+// monotonic reports whether progress never went down.
+func (r *recorder) monotonic() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := 1; i < len(r.events); i++ {
+		if r.events[i].Progress < r.events[i-1].Progress {
+			return false
+		}
+	}
+	return true
+}
