@@ -227,6 +227,19 @@ func checkInvariants(t testing.TB, s *State) {
 	if s.nextTaskID == 0 {
 		t.Fatalf("nextTaskID is 0")
 	}
+	indexed := 0
+	for st, set := range s.byState {
+		for id := range set {
+			task, ok := s.tasks[id]
+			if !ok || task.State != st {
+				t.Fatalf("byState[%v] holds task %d, which is not in that state", st, id)
+			}
+			indexed++
+		}
+	}
+	if indexed != len(s.tasks) {
+		t.Fatalf("byState indexes %d tasks, state holds %d", indexed, len(s.tasks))
+	}
 	activeByVol := map[uint32]uint64{}
 	for id, tk := range s.tasks {
 		if tk == nil {

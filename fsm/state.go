@@ -14,6 +14,9 @@ type State struct {
 	nextTaskID   uint64
 	appliedIndex uint64
 	tasks        map[uint64]*pb.Task
+	// byState indexes task ids by state, so the scheduler's frequent reads of
+	// pending and running tasks do not scan the whole history.
+	byState map[pb.TaskState]map[uint64]struct{}
 	// active maps a volume to its one active (pending/assigned/running) task.
 	active map[uint32]uint64
 	// changes holds committed-but-unreported capacity changes by task id.
@@ -29,6 +32,7 @@ func NewState() *State {
 	return &State{
 		nextTaskID:      1,
 		tasks:           map[uint64]*pb.Task{},
+		byState:         map[pb.TaskState]map[uint64]struct{}{},
 		active:          map[uint32]uint64{},
 		changes:         map[uint64]*pb.CapacityChange{},
 		changesByVolume: map[uint32]int{},
@@ -78,10 +82,26 @@ func (f TaskFilter) match(t *pb.Task) bool {
 
 // Tasks returns the matching tasks ordered by id. Results must not be modified.
 func (s *State) Tasks(f TaskFilter) []*pb.Task {
-	out := make([]*pb.Task, 0, len(s.tasks))
-	for _, t := range s.tasks {
-		if f.match(t) {
-			out = append(out, t)
+	var out []*pb.Task
+	if len(f.States) == 0 {
+		out = make([]*pb.Task, 0, len(s.tasks))
+		for _, t := range s.tasks {
+			if f.match(t) {
+				out = append(out, t)
+			}
+		}
+	} else {
+		seen := map[pb.TaskState]bool{}
+		for _, st := range f.States {
+			if seen[st] {
+				continue
+			}
+			seen[st] = true
+			for id := range s.byState[st] {
+				if t := s.tasks[id]; f.match(t) {
+					out = append(out, t)
+				}
+			}
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Id < out[j].Id })
@@ -118,8 +138,18 @@ func (s *State) AdminAddr(id string) (string, bool) {
 	return a, ok
 }
 
-// putTask stores t and keeps the volume reservation index in step with its state.
+// putTask stores t and keeps the state and volume reservation indexes in
+// step with its state.
 func (s *State) putTask(t *pb.Task) {
+	if old, ok := s.tasks[t.Id]; ok && old.State != t.State {
+		delete(s.byState[old.State], t.Id)
+	}
+	set := s.byState[t.State]
+	if set == nil {
+		set = map[uint64]struct{}{}
+		s.byState[t.State] = set
+	}
+	set[t.Id] = struct{}{}
 	s.tasks[t.Id] = t
 	if Active(t.State) {
 		s.active[t.VolumeId] = t.Id
@@ -127,3 +157,6 @@ func (s *State) putTask(t *pb.Task) {
 		delete(s.active, t.VolumeId)
 	}
 }
+
+// CountByState is the number of tasks in a state.
+func (s *State) CountByState(st pb.TaskState) int { return len(s.byState[st]) }

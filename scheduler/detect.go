@@ -50,6 +50,12 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			taken[id] = true
 		}
 	}
+	freeServers := 0
+	for _, srv := range topo.Servers {
+		if freeSlots(srv) > 0 {
+			freeServers++
+		}
+	}
 	if len(topo.Servers) >= MinECServers && topo.VolumeSizeLimit > 0 {
 		for _, id := range ids {
 			v := topo.Volumes[id]
@@ -62,8 +68,16 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			full := float64(v.Size) / float64(topo.VolumeSizeLimit)
 			quiet := now.Sub(time.Unix(v.ModifiedAt, 0))
 			if full >= th.ECFullness && quiet >= th.ECQuietFor && v.Size >= th.ECMinSizeMB<<20 {
-				// Only what PlanSpec can place: enough servers with free slots.
-				if _, err := placeShards(v, topo); err != nil {
+				// Only what PlanSpec can place: placeShards uses every server
+				// with a free slot plus the generating replica.
+				if len(v.Replicas) == 0 {
+					continue
+				}
+				usable := freeServers
+				if freeSlots(v.Replicas[0].Server) <= 0 {
+					usable++
+				}
+				if usable < MinECServers {
 					continue
 				}
 				out = append(out, Proposal{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeID: id, Collection: v.Collection,

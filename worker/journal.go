@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -26,7 +27,17 @@ type Entry struct {
 
 // Journal records every accepted assignment in a local bbolt file before it
 // starts, so a restarted worker knows what it was doing.
-type Journal struct{ db *bbolt.DB }
+//
+// Puts are durable before they return. Forgetting an acknowledged attempt
+// is not: deletes ride along with the next put (or Flush). Losing one in a
+// crash only makes the restarted worker re-send an outcome the leader
+// already has, which it refuses and acknowledges again.
+type Journal struct {
+	db *bbolt.DB
+
+	mu      sync.Mutex
+	deletes map[uint64]uint64 // task id -> fence
+}
 
 // OpenJournal opens (or creates) DIR/journal.db.
 func OpenJournal(dir string) (*Journal, error) {
@@ -48,11 +59,17 @@ func OpenJournal(dir string) (*Journal, error) {
 		db.Close()
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &Journal{db: db}, nil
+	return &Journal{db: db, deletes: map[uint64]uint64{}}, nil
 }
 
-// Close closes the file.
-func (j *Journal) Close() error { return j.db.Close() }
+// Close flushes pending deletes and closes the file.
+func (j *Journal) Close() error {
+	ferr := j.Flush()
+	if err := j.db.Close(); err != nil {
+		return err
+	}
+	return ferr
+}
 
 func key(id uint64) []byte {
 	k := make([]byte, 8)
@@ -75,31 +92,63 @@ func decodeEntry(b []byte) (*Entry, error) {
 	return &Entry{Spec: je.Spec, Completed: je.Completed, Failed: je.Failed}, nil
 }
 
-// Put stores (or replaces) an attempt's entry, durably.
+// Put stores (or replaces) an attempt's entry, durably. Concurrent puts
+// share one disk sync.
 func (j *Journal) Put(e *Entry) error {
 	b, err := encodeEntry(e)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	return j.db.Update(func(tx *bbolt.Tx) error {
-		return tx.Bucket(attemptsBucket).Put(key(e.Spec.Task.Id), b)
+	id := e.Spec.Task.Id
+	return j.db.Batch(func(tx *bbolt.Tx) error {
+		bk := tx.Bucket(attemptsBucket)
+		if err := j.applyDeletes(bk, id); err != nil {
+			return err
+		}
+		return bk.Put(key(id), b)
 	})
 }
 
-// Delete forgets an attempt if the journal still holds that fence.
-func (j *Journal) Delete(id, fence uint64) error {
-	return j.db.Update(func(tx *bbolt.Tx) error {
-		bk := tx.Bucket(attemptsBucket)
+// Delete forgets an attempt (if the journal still holds that fence) at the
+// next put or flush.
+func (j *Journal) Delete(id, fence uint64) {
+	j.mu.Lock()
+	j.deletes[id] = fence
+	j.mu.Unlock()
+}
+
+// Flush applies pending deletes now.
+func (j *Journal) Flush() error {
+	j.mu.Lock()
+	n := len(j.deletes)
+	j.mu.Unlock()
+	if n == 0 {
+		return nil
+	}
+	return j.db.Update(func(tx *bbolt.Tx) error { return j.applyDeletes(tx.Bucket(attemptsBucket), 0) })
+}
+
+// applyDeletes removes the pending deletes whose fence still matches, except
+// for task `keep`, which the caller is about to overwrite.
+func (j *Journal) applyDeletes(bk *bbolt.Bucket, keep uint64) error {
+	j.mu.Lock()
+	pending := j.deletes
+	j.deletes = map[uint64]uint64{}
+	delete(pending, keep)
+	j.mu.Unlock()
+	for id, fence := range pending {
 		v := bk.Get(key(id))
 		if v == nil {
-			return nil
+			continue
 		}
 		e, err := decodeEntry(v)
 		if err != nil || e.Spec.Task.Fence == fence {
-			return bk.Delete(key(id))
+			if err := bk.Delete(key(id)); err != nil {
+				return err
+			}
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // All returns every journalled attempt, by task id.

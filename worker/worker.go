@@ -123,8 +123,9 @@ func (w *Worker) Close() error { return w.journal.Close() }
 // running when ctx ends are stopped and rolled back.
 func (w *Worker) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); w.watchLease(ctx) }()
+	go func() { defer wg.Done(); w.flushJournal(ctx) }()
 	conns := map[string]*grpc.ClientConn{}
 	defer func() {
 		for _, c := range conns {
@@ -304,9 +305,7 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 			delete(w.outbox, b.Ack.TaskId)
 		}
 		w.mu.Unlock()
-		if err := w.journal.Delete(b.Ack.TaskId, b.Ack.Fence); err != nil {
-			w.log.Error("journal delete", "task", b.Ack.TaskId, "error", err)
-		}
+		w.journal.Delete(b.Ack.TaskId, b.Ack.Fence)
 	}
 }
 
@@ -448,9 +447,7 @@ func (w *Worker) cancel(c *pb.Cancel) {
 	if wasRestored {
 		w.log.Info("journalled attempt is no longer ours; leaving the volume to the current attempt", "task", c.TaskId, "reason", c.Reason)
 	}
-	if err := w.journal.Delete(c.TaskId, c.Fence); err != nil {
-		w.log.Error("journal delete", "task", c.TaskId, "error", err)
-	}
+	w.journal.Delete(c.TaskId, c.Fence)
 	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: c.TaskId, Fence: c.Fence, RolledBack: false, Error: "not running here"}}})
 }
 
@@ -516,5 +513,22 @@ func (w *Worker) stopAll(reason string) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flushJournal writes pending journal deletes once a second, so a quiet
+// worker does not keep acknowledged attempts on disk indefinitely.
+func (w *Worker) flushJournal(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := w.journal.Flush(); err != nil {
+				w.log.Error("journal flush", "error", err)
+			}
+		}
 	}
 }
