@@ -104,13 +104,14 @@ func runAdmin(args []string) error {
 		}
 		defer stopDebug()
 	}
-	if m.master == "" {
-		logger.Warn("no --master given: tasks are replicated but nothing is detected or assigned")
-	}
 	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
 		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval}})
 	if err != nil {
 		return err
+	}
+	// Only once the node runs: a refused start prints its one sentence alone.
+	if m.master == "" {
+		logger.Warn("no --master given: tasks are replicated but nothing is detected or assigned")
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)

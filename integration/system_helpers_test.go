@@ -1,0 +1,344 @@
+package integration
+
+// Helpers for TestMaintenanceOnRealSeaweedFS: admins and workers started
+// with arbitrary flags (the harness's node.start knows only the raft flags),
+// volume servers added to a running SeaweedFS cluster, assignments that
+// ride out the master's volume growth, lookups and reads through the
+// servers the master names.
+
+import (
+	"context"
+	"crypto/sha256"
+	enc "encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math/bits"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// startArgs is node.start with the whole command line given: it launches
+// the binary with args in its own process group, appending its output to
+// the node's log, and keeps the node's bookkeeping (running, signal,
+// waitExit, logTail) working.
+func (n *node) startArgs(t testing.TB, args ...string) {
+	t.Helper()
+	if n.running() {
+		t.Fatalf("start %s: already running", n.ID)
+	}
+	f, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("open log of %s: %v", n.ID, err)
+	}
+	fmt.Fprintf(f, "===== test harness: starting %s at %s: %s\n", n.ID, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
+	cmd := exec.Command(binary, args...)
+	cmd.Env = cleanEnv()
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatalf("start %s: %v", n.ID, err)
+	}
+	done := make(chan struct{})
+	n.mu.Lock()
+	n.cmd, n.done, n.state, n.logFile = cmd, done, nil, f
+	n.mu.Unlock()
+	go func() {
+		_ = cmd.Wait()
+		n.mu.Lock()
+		n.state = cmd.ProcessState
+		n.mu.Unlock()
+		f.Close()
+		close(done)
+	}()
+}
+
+// startWorkers starts `groundskeeper worker` processes w1..wN against the
+// given admin addresses. Their process groups are killed when the test
+// ends, and their logs' tails printed if it failed.
+func startWorkers(t *testing.T, n int, admins []string) []*node {
+	t.Helper()
+	dir := t.TempDir()
+	var ws []*node
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("w%d", i)
+		w := &node{ID: id, DataDir: filepath.Join(dir, id, "data"), LogPath: filepath.Join(dir, id+".log")}
+		ws = append(ws, w)
+	}
+	t.Cleanup(func() {
+		for _, w := range ws {
+			if w.running() {
+				_ = w.signal(syscall.SIGKILL)
+				w.waitExit(t)
+			}
+		}
+		if t.Failed() {
+			for _, w := range ws {
+				t.Logf("----- last lines of %s's log (%s) -----\n%s", w.ID, w.LogPath, w.logTail(40))
+			}
+		}
+	})
+	for _, w := range ws {
+		w.startArgs(t, "worker", "--id", w.ID, "--admin", strings.Join(admins, ","), "--data-dir", w.DataDir)
+	}
+	return ws
+}
+
+// addVolumeServer starts one more (empty) volume server on the cluster's
+// master, with the flags startWeedCluster uses, and waits until the master
+// lists it.
+func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
+	t.Helper()
+	bin := weedBinary(t)
+	dir := t.TempDir()
+	p := freeWeedPort(t)
+	name := fmt.Sprintf("volume%d", len(c.servers))
+	vdir := filepath.Join(dir, "vol")
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	proc := startWeed(t, bin, name, filepath.Join(dir, name+".log"), "volume",
+		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
+		"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
+	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)}
+	c.servers = append(c.servers, vs)
+	c.waitTopologyWithin(t, weedStartTimeout, "the master to list the added volume server "+vs.HTTP, func(topo *seaweed.Topology) (bool, string) {
+		if proc.exited() {
+			t.Fatalf("%s exited during start-up:\n%s", name, proc.logTail(25))
+		}
+		if _, ok := topo.Server(vs.HTTP); !ok {
+			return false, fmt.Sprintf("%d servers listed", len(topo.Servers))
+		}
+		return true, ""
+	})
+	return vs
+}
+
+// assignWithin asks the master for count file ids in collection, telling it
+// the expected size of each file, and retries while the master answers 503
+// (volume growth still in progress) until timeout.
+func (c *weedCluster) assignWithin(t *testing.T, timeout time.Duration, collection string, count, dataSize int) (assignResult, uint32) {
+	t.Helper()
+	u := fmt.Sprintf("http://%s/dir/assign?count=%d&collection=%s&dataSize=%d", c.masterHTTP, count, url.QueryEscape(collection), dataSize)
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for {
+		a, err := func() (assignResult, error) {
+			var a assignResult
+			resp, err := c.hc.Get(u)
+			if err != nil {
+				return a, err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			if resp.StatusCode != http.StatusOK {
+				return a, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+			}
+			if err := json.Unmarshal(b, &a); err != nil {
+				return a, fmt.Errorf("%v: %s", err, b)
+			}
+			if a.Error != "" || a.Fid == "" || a.Count < count {
+				return a, fmt.Errorf("unusable answer %+v", a)
+			}
+			return a, nil
+		}()
+		if err == nil {
+			vidStr, _, _ := strings.Cut(a.Fid, ",")
+			vid, perr := strconv.ParseUint(vidStr, 10, 32)
+			if perr != nil {
+				t.Fatalf("assign returned fid %q: %v", a.Fid, perr)
+			}
+			return a, uint32(vid)
+		}
+		last = err.Error()
+		if time.Now().After(deadline) {
+			t.Fatalf("assign of %d ids in %s: no answer within %s; last: %s", count, collection, timeout, last)
+		}
+		time.Sleep(weedPollEvery)
+	}
+}
+
+// writeAssigned uploads n files to the ids of one assignment (fid, fid_1,
+// ...), each of minSize plus up to minSize/8 random bytes of deterministic
+// content, and returns them with their checksums.
+func (c *weedCluster) writeAssigned(t *testing.T, a assignResult, vid uint32, n, minSize int, seed uint64) []*storedFile {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, uint64(vid)))
+	files := make([]*storedFile, n)
+	for i := range files {
+		fid := a.Fid
+		if i > 0 {
+			fid = fmt.Sprintf("%s_%d", a.Fid, i)
+		}
+		data := make([]byte, minSize+rng.IntN(minSize/8+1))
+		for j := 0; j < len(data); j += 8 {
+			var w [8]byte
+			enc.LittleEndian.PutUint64(w[:], rng.Uint64())
+			copy(data[j:], w[:])
+		}
+		c.upload(t, a.URL, fid, data)
+		files[i] = &storedFile{Fid: fid, Vid: vid, URL: a.URL, Sum: sha256.Sum256(data), Size: len(data)}
+	}
+	return files
+}
+
+type lookupResult struct {
+	Locations []struct {
+		URL string `json:"url"`
+	} `json:"locations"`
+	Error string `json:"error"`
+}
+
+// lookup asks the master which servers serve volume vid (for an EC volume,
+// the servers holding its shards).
+func (c *weedCluster) lookup(vid uint32) ([]string, error) {
+	resp, err := c.hc.Get(fmt.Sprintf("http://%s/dir/lookup?volumeId=%d", c.masterHTTP, vid))
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var r lookupResult
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("lookup %d: %s: %v: %s", vid, resp.Status, err, b)
+	}
+	if r.Error != "" || len(r.Locations) == 0 {
+		return nil, fmt.Errorf("lookup %d: %s: %s", vid, resp.Status, strings.TrimSpace(string(b)))
+	}
+	var out []string
+	for _, l := range r.Locations {
+		out = append(out, l.URL)
+	}
+	return out, nil
+}
+
+// sysTask is a task as `ctl tasks --json` prints it, with the balance
+// endpoints.
+type sysTask struct {
+	taskJSON
+	Collection string `json:"collection"`
+	Source     string `json:"source"`
+	Target     string `json:"target"`
+	RetryCount uint32 `json:"retry_count"`
+	Origin     string `json:"origin"`
+	UpdatedAt  string `json:"updated_at"`
+}
+
+func (tk sysTask) String() string {
+	s := fmt.Sprintf("task %d %s of volume %d: %s (worker %q, attempt %d, retries %d, progress %.0f%%)", tk.ID, tk.Type, tk.VolumeID, tk.State, tk.WorkerID, tk.Attempt, tk.RetryCount, tk.Progress)
+	if tk.Source != "" || tk.Target != "" {
+		s += fmt.Sprintf(" %s -> %s", tk.Source, tk.Target)
+	}
+	if tk.Error != "" {
+		s += ": error: " + tk.Error
+	}
+	return s
+}
+
+// sysWorker is a worker as `ctl workers --json` prints it.
+type sysWorker struct {
+	ID           string   `json:"id"`
+	Capabilities []string `json:"capabilities"`
+	Connected    bool     `json:"connected"`
+	Running      []uint64 `json:"running"`
+}
+
+var workerKeys = []string{"id", "capabilities", "connected", "running"}
+
+// checkWorkerKeys verifies the documented keys of `ctl workers --json`.
+func checkWorkerKeys(raw []byte) error {
+	var arr []map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &arr); err != nil {
+		return err
+	}
+	for _, o := range arr {
+		if err := checkKeys(o, workerKeys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// rawView is the master's VolumeList read directly from master_pb, without
+// the product's seaweed.FromVolumeList, so the final assertions do not share
+// a parser with the scheduler they check.
+type rawView struct {
+	// replicas: volume id -> node id -> its volume information.
+	replicas map[uint32]map[string]*master_pb.VolumeInformationMessage
+	// ecBits: volume id -> node id -> the shard bits it holds.
+	ecBits map[uint32]map[string]uint32
+	// ecCollection: volume id -> collection of its shards.
+	ecCollection map[uint32]string
+}
+
+func (c *weedCluster) rawView(ctx context.Context) (*rawView, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	resp, err := c.mc.VolumeList(ctx, &master_pb.VolumeListRequest{})
+	if err != nil {
+		return nil, err
+	}
+	r := &rawView{replicas: map[uint32]map[string]*master_pb.VolumeInformationMessage{}, ecBits: map[uint32]map[string]uint32{}, ecCollection: map[uint32]string{}}
+	for _, dc := range resp.GetTopologyInfo().GetDataCenterInfos() {
+		for _, rack := range dc.GetRackInfos() {
+			for _, dn := range rack.GetDataNodeInfos() {
+				for _, disk := range dn.GetDiskInfos() {
+					for _, vi := range disk.GetVolumeInfos() {
+						if r.replicas[vi.GetId()] == nil {
+							r.replicas[vi.GetId()] = map[string]*master_pb.VolumeInformationMessage{}
+						}
+						r.replicas[vi.GetId()][dn.GetId()] = vi
+					}
+					for _, ec := range disk.GetEcShardInfos() {
+						if r.ecBits[ec.GetId()] == nil {
+							r.ecBits[ec.GetId()] = map[string]uint32{}
+						}
+						r.ecBits[ec.GetId()][dn.GetId()] |= ec.GetEcIndexBits()
+						r.ecCollection[ec.GetId()] = ec.GetCollection()
+					}
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// erasureCoded says what keeps vid from being a complete EC volume spread
+// over at least minServers servers, with no regular replica left ("" if it is).
+func (r *rawView) erasureCoded(vid uint32, collection string, minServers int) string {
+	if reps := r.replicas[vid]; len(reps) > 0 {
+		return fmt.Sprintf("volume %d still has regular replicas on %v", vid, slices.Sorted(maps.Keys(reps)))
+	}
+	var union uint32
+	shards := 0
+	for _, b := range r.ecBits[vid] {
+		union |= b
+		shards += bits.OnesCount32(b)
+	}
+	const all = 1<<14 - 1
+	switch {
+	case union != all || shards != 14:
+		return fmt.Sprintf("volume %d: shard bits %014b over %d shards on %v, want all 14 once", vid, union, shards, r.ecBits[vid])
+	case len(r.ecBits[vid]) < minServers:
+		return fmt.Sprintf("volume %d: shards on %d servers, want at least %d", vid, len(r.ecBits[vid]), minServers)
+	case r.ecCollection[vid] != collection:
+		return fmt.Sprintf("volume %d: shards in collection %q, want %q", vid, r.ecCollection[vid], collection)
+	}
+	return ""
+}
