@@ -72,7 +72,32 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		}(pm)
 	}
 	wg.Wait()
+	resp.Maintenance = s.maintenance(ctx, req.LocalOnly)
 	return resp, nil
+}
+
+// maintenance is the leader's scheduler view: local on the leader, asked of
+// the leader otherwise.
+func (s *Server) maintenance(ctx context.Context, localOnly bool) *pb.Maintenance {
+	if s.live != nil {
+		if m, ok := s.live.Status(); ok {
+			return m
+		}
+	}
+	if localOnly {
+		return nil
+	}
+	c, err := s.leaderConn()
+	if err != nil {
+		return nil
+	}
+	pctx, cancel := context.WithTimeout(ctx, memberProbeTimeout)
+	defer cancel()
+	st, err := pb.NewAdminClient(c).Status(pctx, &pb.StatusRequest{LocalOnly: true})
+	if err != nil {
+		return nil
+	}
+	return st.Maintenance
 }
 
 // SubmitTask creates a manual task, or returns the active one of the same

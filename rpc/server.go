@@ -56,6 +56,7 @@ type Server struct {
 type LiveView interface {
 	Connected() map[string]bool
 	Progress(task uint64) (progress float64, step string, ok bool)
+	Status() (*pb.Maintenance, bool)
 }
 
 // SetLive lets reads served by the leader include live worker state.

@@ -28,6 +28,7 @@ type StateReader interface {
 // Master is what the scheduler needs from the SeaweedFS master.
 type Master interface {
 	Topology(ctx context.Context) (*seaweed.Topology, error)
+	Addr() seaweed.Address
 	SetAutoVacuum(ctx context.Context, on bool) error
 	NewAdminLock(client string) *seaweed.AdminLock
 }
@@ -112,8 +113,12 @@ type Scheduler struct {
 	topoErr    error
 	maxServers int
 	lowPolls   int
-	vacuumOff  *bool
-	kick       chan struct{}
+	// lastServers is the server count of the previous poll.
+	lastServers int
+	vacuumOff   *bool
+	lock        *seaweed.AdminLock
+	lastPoll    time.Time
+	kick        chan struct{}
 }
 
 type progressInfo struct {
@@ -142,12 +147,15 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started = true, s.cfg.Now()
-	s.topo, s.topoOK, s.topoErr, s.maxServers, s.lowPolls, s.vacuumOff = nil, false, nil, 0, 0, nil
+	s.topo, s.topoOK, s.topoErr, s.maxServers, s.lowPolls, s.lastServers, s.vacuumOff = nil, false, nil, 0, 0, 0, nil
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
 	if s.master != nil {
 		lock := s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
+		s.mu.Lock()
+		s.lock = lock
+		s.mu.Unlock()
 		wg.Add(2)
 		go func() { defer wg.Done(); lock.Run(ctx) }()
 		go func() { defer wg.Done(); s.detectLoop(ctx) }()
@@ -172,6 +180,43 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
+}
+
+// Status is the leader's maintenance view for operators; ok is false when
+// the scheduler is not running here.
+func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return nil, false
+	}
+	st = &pb.Maintenance{WorkersConnected: uint32(len(s.sessions))}
+	if s.master == nil {
+		st.MasterState = "not configured"
+		return st, true
+	}
+	st.Master = s.master.Addr().String()
+	if !s.lastPoll.IsZero() {
+		st.LastPoll = s.lastPoll.UnixNano()
+	}
+	switch {
+	case s.topoErr != nil:
+		st.MasterState, st.MasterError = "unreachable", s.topoErr.Error()
+	case s.topo == nil:
+		st.MasterState = "starting"
+	case !s.topoOK:
+		st.MasterState = "refilling"
+	default:
+		st.MasterState = "ok"
+	}
+	if s.topo != nil {
+		st.Servers, st.Volumes = uint32(len(s.topo.Servers)), uint32(len(s.topo.Volumes))
+	}
+	if s.lock != nil {
+		st.AdminLockHeld, _ = s.lock.Held()
+	}
+	st.MasterVacuumOff = s.vacuumOff != nil && *s.vacuumOff
+	return st, true
 }
 
 // Kick asks for an assignment round soon.
@@ -215,6 +260,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		return
 	}
 	s.mu.Lock()
+	s.lastPoll = s.cfg.Now()
 	if err != nil {
 		if s.topoErr == nil {
 			s.log.Warn("master unreachable: detection paused, running tasks continue", "error", err)
@@ -254,12 +300,37 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 
 // trustTopology decides whether a topology is complete enough to act on: a
 // drop in servers (a master restarting, volume servers re-registering) is
-// trusted only once it has held for three polls. Call with s.mu held.
+// trusted only once it has held, unchanged, for three polls; an empty one
+// never is. Call with s.mu held.
 func (s *Scheduler) trustTopology(t *seaweed.Topology) bool {
 	n := len(t.Servers)
-	if n >= s.maxServers {
+	if n == 0 {
+		// A master that has just (re)started: it must not lower what we expect.
+		s.lowPolls, s.lastServers = 0, 0
+		if s.maxServers > 0 {
+			s.log.Info("topology is refilling: detection paused", "servers", n, "expected", s.maxServers)
+		}
+		return false
+	}
+	if s.maxServers == 0 {
+		// No baseline yet (this node just became leader): a master that is
+		// refilling right now would look complete. Trust the first topology
+		// only once two polls in a row agree on the server count.
+		if n != s.lastServers {
+			s.lastServers = n
+			s.log.Info("waiting for a stable topology before detecting", "servers", n)
+			return false
+		}
 		s.maxServers, s.lowPolls = n, 0
-		return n > 0
+		return true
+	}
+	if n >= s.maxServers {
+		s.maxServers, s.lowPolls, s.lastServers = n, 0, n
+		return true
+	}
+	if n != s.lastServers {
+		// Still changing (servers re-registering): count from this poll.
+		s.lowPolls, s.lastServers = 0, n
 	}
 	s.lowPolls++
 	if s.lowPolls >= 3 {

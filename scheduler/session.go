@@ -194,7 +194,10 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		if err != nil && !isRefusal(err) {
 			return err
 		}
-		s.forget(c.TaskId)
+		// A stale report must not wipe what is known of the current attempt.
+		if !errors.Is(err, fsm.ErrStaleFence) {
+			s.forget(c.TaskId)
+		}
 		s.ack(sess, c.TaskId, c.Fence, err)
 		if err == nil {
 			s.log.Info("task completed", "task", c.TaskId, "worker", sess.id)
@@ -212,7 +215,9 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		if cancelling && ci.fence == r.Fence && t != nil {
 			s.finishAttempt(ctx, t, r.Fence, ci.reason, ci.retry)
 		}
-		s.forget(r.TaskId)
+		if t == nil || t.Fence == r.Fence {
+			s.forget(r.TaskId)
+		}
 		s.ack(sess, r.TaskId, r.Fence, nil)
 		s.Kick()
 	case *pb.WorkerMessage_Hello:

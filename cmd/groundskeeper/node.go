@@ -95,9 +95,12 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	return n, nil
 }
 
-// stop shuts the node down: API first, then raft and its stores.
+// stop shuts the node down: raft first (which ends leadership, so the
+// scheduler stops and closes the worker streams), then the API, then the
+// stores.
 func (n *adminNode) stop() error {
 	n.cancel()
+	err := n.raft.Shutdown()
 	stopped := make(chan struct{})
 	go func() { n.grpc.GracefulStop(); close(stopped) }()
 	select {
@@ -107,7 +110,6 @@ func (n *adminNode) stop() error {
 	}
 	n.wg.Wait()
 	n.server.Close()
-	err := n.raft.Shutdown()
 	if n.master != nil {
 		n.master.Close()
 	}

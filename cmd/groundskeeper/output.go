@@ -22,12 +22,25 @@ type memberJSON struct {
 }
 
 type statusJSON struct {
-	NodeID       string       `json:"node_id"`
-	LeaderID     string       `json:"leader_id"`
-	Term         uint64       `json:"term"`
-	CommitIndex  uint64       `json:"commit_index"`
-	AppliedIndex uint64       `json:"applied_index"`
-	Members      []memberJSON `json:"members"`
+	NodeID       string           `json:"node_id"`
+	LeaderID     string           `json:"leader_id"`
+	Term         uint64           `json:"term"`
+	CommitIndex  uint64           `json:"commit_index"`
+	AppliedIndex uint64           `json:"applied_index"`
+	Members      []memberJSON     `json:"members"`
+	Maintenance  *maintenanceJSON `json:"maintenance,omitempty"`
+}
+
+type maintenanceJSON struct {
+	Master           string `json:"master"`
+	MasterState      string `json:"master_state"`
+	MasterError      string `json:"master_error,omitempty"`
+	Servers          uint32 `json:"servers"`
+	Volumes          uint32 `json:"volumes"`
+	AdminLockHeld    bool   `json:"admin_lock_held"`
+	MasterVacuumOff  bool   `json:"master_vacuum_off"`
+	WorkersConnected uint32 `json:"workers_connected"`
+	LastPoll         string `json:"last_poll,omitempty"`
 }
 
 type taskJSON struct {
@@ -90,6 +103,10 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		for _, m := range st.Members {
 			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex})
 		}
+		if m := st.Maintenance; m != nil {
+			out.Maintenance = &maintenanceJSON{Master: m.Master, MasterState: m.MasterState, MasterError: m.MasterError, Servers: m.Servers, Volumes: m.Volumes,
+				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll)}
+		}
 		return o.writeJSON(out)
 	}
 	leader := st.LeaderId
@@ -102,7 +119,23 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	for _, m := range st.Members {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.AppliedIndex, m.Suffrage)
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if m := st.Maintenance; m != nil {
+		fmt.Fprintln(o.out)
+		switch m.MasterState {
+		case "not configured":
+			fmt.Fprintf(o.out, "SeaweedFS master: not configured (admins started without --master: nothing is detected or assigned)\n")
+		case "unreachable":
+			fmt.Fprintf(o.out, "SeaweedFS master %s: UNREACHABLE (%s); detection paused, running tasks continue\n", m.Master, m.MasterError)
+		default:
+			fmt.Fprintf(o.out, "SeaweedFS master %s: %s, %d volume servers, %d volumes\n", m.Master, m.MasterState, m.Servers, m.Volumes)
+			fmt.Fprintf(o.out, "admin lock held: %v, master's own vacuum off: %v\n", m.AdminLockHeld, m.MasterVacuumOff)
+		}
+		fmt.Fprintf(o.out, "workers connected: %d\n", m.WorkersConnected)
+	}
+	return nil
 }
 
 func printTasks(o *ctlOpts, tasks []*pb.Task) error {

@@ -414,8 +414,10 @@ type StatusResponse struct {
 	LastLogIndex   uint64                 `protobuf:"varint,8,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
 	Members        []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
 	LeaderGrpcAddr string                 `protobuf:"bytes,10,opt,name=leader_grpc_addr,json=leaderGrpcAddr,proto3" json:"leader_grpc_addr,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The leader's view of SeaweedFS and its workers (empty if no leader).
+	Maintenance   *Maintenance `protobuf:"bytes,11,opt,name=maintenance,proto3" json:"maintenance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -518,6 +520,124 @@ func (x *StatusResponse) GetLeaderGrpcAddr() string {
 	return ""
 }
 
+func (x *StatusResponse) GetMaintenance() *Maintenance {
+	if x != nil {
+		return x.Maintenance
+	}
+	return nil
+}
+
+// Maintenance is what the leader's scheduler knows, for operators.
+type Maintenance struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Master string                 `protobuf:"bytes,1,opt,name=master,proto3" json:"master,omitempty"`
+	// ok, unreachable, refilling, not configured, starting
+	MasterState   string `protobuf:"bytes,2,opt,name=master_state,json=masterState,proto3" json:"master_state,omitempty"`
+	MasterError   string `protobuf:"bytes,3,opt,name=master_error,json=masterError,proto3" json:"master_error,omitempty"`
+	Servers       uint32 `protobuf:"varint,4,opt,name=servers,proto3" json:"servers,omitempty"`
+	Volumes       uint32 `protobuf:"varint,5,opt,name=volumes,proto3" json:"volumes,omitempty"`
+	AdminLockHeld bool   `protobuf:"varint,6,opt,name=admin_lock_held,json=adminLockHeld,proto3" json:"admin_lock_held,omitempty"`
+	// Whether the master's own periodic vacuum is switched off by us.
+	MasterVacuumOff  bool   `protobuf:"varint,7,opt,name=master_vacuum_off,json=masterVacuumOff,proto3" json:"master_vacuum_off,omitempty"`
+	WorkersConnected uint32 `protobuf:"varint,8,opt,name=workers_connected,json=workersConnected,proto3" json:"workers_connected,omitempty"`
+	LastPoll         int64  `protobuf:"varint,9,opt,name=last_poll,json=lastPoll,proto3" json:"last_poll,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *Maintenance) Reset() {
+	*x = Maintenance{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Maintenance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Maintenance) ProtoMessage() {}
+
+func (x *Maintenance) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Maintenance.ProtoReflect.Descriptor instead.
+func (*Maintenance) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Maintenance) GetMaster() string {
+	if x != nil {
+		return x.Master
+	}
+	return ""
+}
+
+func (x *Maintenance) GetMasterState() string {
+	if x != nil {
+		return x.MasterState
+	}
+	return ""
+}
+
+func (x *Maintenance) GetMasterError() string {
+	if x != nil {
+		return x.MasterError
+	}
+	return ""
+}
+
+func (x *Maintenance) GetServers() uint32 {
+	if x != nil {
+		return x.Servers
+	}
+	return 0
+}
+
+func (x *Maintenance) GetVolumes() uint32 {
+	if x != nil {
+		return x.Volumes
+	}
+	return 0
+}
+
+func (x *Maintenance) GetAdminLockHeld() bool {
+	if x != nil {
+		return x.AdminLockHeld
+	}
+	return false
+}
+
+func (x *Maintenance) GetMasterVacuumOff() bool {
+	if x != nil {
+		return x.MasterVacuumOff
+	}
+	return false
+}
+
+func (x *Maintenance) GetWorkersConnected() uint32 {
+	if x != nil {
+		return x.WorkersConnected
+	}
+	return 0
+}
+
+func (x *Maintenance) GetLastPoll() int64 {
+	if x != nil {
+		return x.LastPoll
+	}
+	return 0
+}
+
 type SubmitTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          TaskType               `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
@@ -533,7 +653,7 @@ type SubmitTaskRequest struct {
 
 func (x *SubmitTaskRequest) Reset() {
 	*x = SubmitTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -545,7 +665,7 @@ func (x *SubmitTaskRequest) String() string {
 func (*SubmitTaskRequest) ProtoMessage() {}
 
 func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -558,7 +678,7 @@ func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitTaskRequest) GetType() TaskType {
@@ -623,7 +743,7 @@ type SubmitTaskResponse struct {
 
 func (x *SubmitTaskResponse) Reset() {
 	*x = SubmitTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -635,7 +755,7 @@ func (x *SubmitTaskResponse) String() string {
 func (*SubmitTaskResponse) ProtoMessage() {}
 
 func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -648,7 +768,7 @@ func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskResponse.ProtoReflect.Descriptor instead.
 func (*SubmitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitTaskResponse) GetTask() *Task {
@@ -684,7 +804,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -696,7 +816,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -709,7 +829,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTasksRequest) GetConsistency() Consistency {
@@ -743,7 +863,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +875,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +888,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -795,7 +915,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -807,7 +927,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -820,7 +940,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTaskRequest) GetId() uint64 {
@@ -847,7 +967,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +979,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +992,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -898,7 +1018,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -910,7 +1030,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -923,7 +1043,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListWorkersRequest) GetConsistency() Consistency {
@@ -944,7 +1064,7 @@ type WorkerStatus struct {
 
 func (x *WorkerStatus) Reset() {
 	*x = WorkerStatus{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1076,7 @@ func (x *WorkerStatus) String() string {
 func (*WorkerStatus) ProtoMessage() {}
 
 func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1089,7 @@ func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerStatus.ProtoReflect.Descriptor instead.
 func (*WorkerStatus) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WorkerStatus) GetWorker() *Worker {
@@ -1003,7 +1123,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1015,7 +1135,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1028,7 +1148,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerStatus {
@@ -1055,7 +1175,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1187,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1200,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -1105,7 +1225,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1237,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1250,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type RemovePeerRequest struct {
@@ -1142,7 +1262,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1274,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1287,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -1185,7 +1305,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1197,7 +1317,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1210,7 +1330,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 var File_groundskeeper_v1_admin_proto protoreflect.FileDescriptor
@@ -1238,7 +1358,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1a\n" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x12\n" +
-	"\x04term\x18\a \x01(\x04R\x04term\"\xe6\x02\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\"\xa7\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -1250,7 +1370,18 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x0elast_log_index\x18\b \x01(\x04R\flastLogIndex\x122\n" +
 	"\amembers\x18\t \x03(\v2\x18.groundskeeper.v1.MemberR\amembers\x12(\n" +
 	"\x10leader_grpc_addr\x18\n" +
-	" \x01(\tR\x0eleaderGrpcAddr\"\xfd\x01\n" +
+	" \x01(\tR\x0eleaderGrpcAddr\x12?\n" +
+	"\vmaintenance\x18\v \x01(\v2\x1d.groundskeeper.v1.MaintenanceR\vmaintenance\"\xbd\x02\n" +
+	"\vMaintenance\x12\x16\n" +
+	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
+	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
+	"\fmaster_error\x18\x03 \x01(\tR\vmasterError\x12\x18\n" +
+	"\aservers\x18\x04 \x01(\rR\aservers\x12\x18\n" +
+	"\avolumes\x18\x05 \x01(\rR\avolumes\x12&\n" +
+	"\x0fadmin_lock_held\x18\x06 \x01(\bR\radminLockHeld\x12*\n" +
+	"\x11master_vacuum_off\x18\a \x01(\bR\x0fmasterVacuumOff\x12+\n" +
+	"\x11workers_connected\x18\b \x01(\rR\x10workersConnected\x12\x1b\n" +
+	"\tlast_poll\x18\t \x01(\x03R\blastPoll\"\xfd\x01\n" +
 	"\x11SubmitTaskRequest\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\rR\bvolumeId\x12\x1e\n" +
@@ -1326,7 +1457,7 @@ func file_groundskeeper_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(Consistency)(0),            // 0: groundskeeper.v1.Consistency
 	(*ApplyBatchRequest)(nil),   // 1: groundskeeper.v1.ApplyBatchRequest
@@ -1336,64 +1467,66 @@ var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(*StatusRequest)(nil),       // 5: groundskeeper.v1.StatusRequest
 	(*Member)(nil),              // 6: groundskeeper.v1.Member
 	(*StatusResponse)(nil),      // 7: groundskeeper.v1.StatusResponse
-	(*SubmitTaskRequest)(nil),   // 8: groundskeeper.v1.SubmitTaskRequest
-	(*SubmitTaskResponse)(nil),  // 9: groundskeeper.v1.SubmitTaskResponse
-	(*ListTasksRequest)(nil),    // 10: groundskeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),   // 11: groundskeeper.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),      // 12: groundskeeper.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),     // 13: groundskeeper.v1.GetTaskResponse
-	(*ListWorkersRequest)(nil),  // 14: groundskeeper.v1.ListWorkersRequest
-	(*WorkerStatus)(nil),        // 15: groundskeeper.v1.WorkerStatus
-	(*ListWorkersResponse)(nil), // 16: groundskeeper.v1.ListWorkersResponse
-	(*AddPeerRequest)(nil),      // 17: groundskeeper.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),     // 18: groundskeeper.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),   // 19: groundskeeper.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),  // 20: groundskeeper.v1.RemovePeerResponse
-	(*ApplyResult)(nil),         // 21: groundskeeper.v1.ApplyResult
-	(TaskType)(0),               // 22: groundskeeper.v1.TaskType
-	(*Param)(nil),               // 23: groundskeeper.v1.Param
-	(*Task)(nil),                // 24: groundskeeper.v1.Task
-	(TaskState)(0),              // 25: groundskeeper.v1.TaskState
-	(*Worker)(nil),              // 26: groundskeeper.v1.Worker
+	(*Maintenance)(nil),         // 8: groundskeeper.v1.Maintenance
+	(*SubmitTaskRequest)(nil),   // 9: groundskeeper.v1.SubmitTaskRequest
+	(*SubmitTaskResponse)(nil),  // 10: groundskeeper.v1.SubmitTaskResponse
+	(*ListTasksRequest)(nil),    // 11: groundskeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),   // 12: groundskeeper.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),      // 13: groundskeeper.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),     // 14: groundskeeper.v1.GetTaskResponse
+	(*ListWorkersRequest)(nil),  // 15: groundskeeper.v1.ListWorkersRequest
+	(*WorkerStatus)(nil),        // 16: groundskeeper.v1.WorkerStatus
+	(*ListWorkersResponse)(nil), // 17: groundskeeper.v1.ListWorkersResponse
+	(*AddPeerRequest)(nil),      // 18: groundskeeper.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),     // 19: groundskeeper.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),   // 20: groundskeeper.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),  // 21: groundskeeper.v1.RemovePeerResponse
+	(*ApplyResult)(nil),         // 22: groundskeeper.v1.ApplyResult
+	(TaskType)(0),               // 23: groundskeeper.v1.TaskType
+	(*Param)(nil),               // 24: groundskeeper.v1.Param
+	(*Task)(nil),                // 25: groundskeeper.v1.Task
+	(TaskState)(0),              // 26: groundskeeper.v1.TaskState
+	(*Worker)(nil),              // 27: groundskeeper.v1.Worker
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
-	21, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
+	22, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
 	2,  // 1: groundskeeper.v1.ApplyBatchResponse.items:type_name -> groundskeeper.v1.ApplyBatchItem
 	6,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
-	22, // 3: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
-	23, // 4: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
-	24, // 5: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 6: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	25, // 7: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	24, // 8: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
-	0,  // 9: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	24, // 10: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 11: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	26, // 12: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
-	15, // 13: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	5,  // 14: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	8,  // 15: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	10, // 16: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	12, // 17: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	14, // 18: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	17, // 19: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	19, // 20: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	4,  // 21: groundskeeper.v1.Internal.Apply:input_type -> groundskeeper.v1.ApplyRequest
-	1,  // 22: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
-	7,  // 23: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	9,  // 24: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	11, // 25: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	13, // 26: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	16, // 27: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	18, // 28: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	20, // 29: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	21, // 30: groundskeeper.v1.Internal.Apply:output_type -> groundskeeper.v1.ApplyResult
-	3,  // 31: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
-	23, // [23:32] is the sub-list for method output_type
-	14, // [14:23] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	8,  // 3: groundskeeper.v1.StatusResponse.maintenance:type_name -> groundskeeper.v1.Maintenance
+	23, // 4: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
+	24, // 5: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
+	25, // 6: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 7: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	26, // 8: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
+	25, // 9: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	0,  // 10: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	25, // 11: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 12: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	27, // 13: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	16, // 14: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
+	5,  // 15: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	9,  // 16: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	11, // 17: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	13, // 18: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	15, // 19: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	18, // 20: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	20, // 21: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	4,  // 22: groundskeeper.v1.Internal.Apply:input_type -> groundskeeper.v1.ApplyRequest
+	1,  // 23: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	7,  // 24: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	10, // 25: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	12, // 26: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	14, // 27: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	17, // 28: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	19, // 29: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	21, // 30: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	22, // 31: groundskeeper.v1.Internal.Apply:output_type -> groundskeeper.v1.ApplyResult
+	3,  // 32: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	24, // [24:33] is the sub-list for method output_type
+	15, // [15:24] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_admin_proto_init() }
@@ -1409,7 +1542,7 @@ func file_groundskeeper_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_admin_proto_rawDesc), len(file_groundskeeper_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

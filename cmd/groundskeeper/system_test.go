@@ -1,0 +1,601 @@
+package main
+
+// In-process system tests: a simulated SeaweedFS (real gRPC, in memory),
+// three admin nodes in a raft quorum started with startNode, and real
+// workers running the real executors. Faults are injected into the
+// simulator (failed or slow RPCs, a master outage), into the admins (a
+// leader crash) and between a worker and the admins (a network cut).
+// Every test checks the outcome on the simulator's side, not only in the
+// replicated state. Set GK_TEST_LOG=info (or debug) to see the logs.
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+	"github.com/groundskeeper-dev/groundskeeper/worker"
+)
+
+const mb = 1 << 20
+
+const (
+	vacuumT  = pb.TaskType_TASK_TYPE_VACUUM
+	ecT      = pb.TaskType_TASK_TYPE_ERASURE_CODING
+	balanceT = pb.TaskType_TASK_TYPE_BALANCE
+
+	pendingS   = pb.TaskState_TASK_STATE_PENDING
+	runningS   = pb.TaskState_TASK_STATE_RUNNING
+	completedS = pb.TaskState_TASK_STATE_COMPLETED
+	failedS    = pb.TaskState_TASK_STATE_FAILED
+)
+
+// garbageSpec is a 4 MB volume, half of it deleted: vacuum work that
+// compacts it to 2 MB.
+var garbageSpec = sim.VolumeSpec{Size: 4 * mb, FileCount: 400, DeletedBytes: 2 * mb, DeleteCount: 200}
+
+// fullQuietSpec is a volume at 99% of the 10 MB limit, untouched for a day:
+// erasure-coding work.
+func fullQuietSpec() sim.VolumeSpec {
+	return sim.VolumeSpec{Size: 10*mb - 100<<10, FileCount: 900, ModifiedAt: time.Now().Add(-24 * time.Hour).Unix()}
+}
+
+// fillerSpec is a small live volume nobody needs to touch.
+var fillerSpec = sim.VolumeSpec{Size: mb, FileCount: 100}
+
+// addOn creates a volume on the given servers.
+func (s *system) addOn(spec sim.VolumeSpec, servers ...int) uint32 {
+	s.t.Helper()
+	spec.Servers = servers
+	if len(servers) > 1 {
+		spec.ReplicaPlacement = uint32(len(servers) - 1) // "00N": N more copies in the rack
+	}
+	id, err := s.sim.AddVolume(spec)
+	if err != nil {
+		s.t.Fatalf("add volume: %v", err)
+	}
+	return id
+}
+
+func inCompaction(t *pb.Task) bool {
+	return t.State == runningS && t.Step == worker.StepVacuumCompact
+}
+
+func wantContains(t *testing.T, what, got string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(got, w) {
+			t.Errorf("%s = %q, want it to mention %q", what, got, w)
+		}
+	}
+}
+
+// TestSystemCompletesAllWork: every kind of work the detectors find is done
+// for real, the simulator ends in the expected state, nothing overlapped,
+// the three admins agree, and every capacity change is retired once the
+// master reflects it.
+func TestSystemCompletesAllWork(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysSimConfig(5))
+	vac := map[uint32]int{s.addOn(garbageSpec, 0): 0, s.addOn(garbageSpec, 1): 1}
+	ecVol := s.addOn(fullQuietSpec(), 2)
+	for server, n := range []int{2, 2, 2, 3} { // server 4 starts empty
+		for i := 0; i < n; i++ {
+			s.addOn(fillerSpec, server)
+		}
+	}
+	sc := sysSchedConfig()
+	sc.Thresholds.BalanceImbalance = 0.2
+	s.startAdmins(sc)
+	s.startWorker("w1", s.grpcAddrs(), 2)
+	s.startWorker("w2", s.grpcAddrs(), 2)
+
+	tasks := s.waitQuiet()
+	lastMove := map[uint32]*pb.Task{}
+	kinds := map[pb.TaskType]int{}
+	for _, tk := range tasks {
+		kinds[tk.Type]++
+		if tk.State != completedS || tk.Attempt != 1 {
+			t.Errorf("task %d (%s of volume %d) ended %s on attempt %d (%q); want completed on attempt 1",
+				tk.Id, fsm.TypeName(tk.Type), tk.VolumeId, fsm.StateName(tk.State), tk.Attempt, tk.LastError)
+		}
+		switch tk.Type {
+		case vacuumT:
+			if _, ok := vac[tk.VolumeId]; !ok {
+				t.Errorf("unexpected vacuum task %d for volume %d", tk.Id, tk.VolumeId)
+			}
+		case ecT:
+			if tk.VolumeId != ecVol {
+				t.Errorf("unexpected erasure-coding task %d for volume %d", tk.Id, tk.VolumeId)
+			}
+		case balanceT:
+			lastMove[tk.VolumeId] = tk
+		}
+	}
+	if kinds[vacuumT] != 2 || kinds[ecT] != 1 || kinds[balanceT] == 0 {
+		t.Fatalf("tasks by type: %d vacuum, %d erasure coding, %d balance; want 2, 1 and at least 1",
+			kinds[vacuumT], kinds[ecT], kinds[balanceT])
+	}
+
+	var perServer []int
+	for _, srv := range s.sim.Servers() {
+		perServer = append(perServer, len(srv.Volumes()))
+	}
+	t.Logf("%d tasks: %d vacuum, %d erasure coding, %d balance; volumes per server now %v",
+		len(tasks), kinds[vacuumT], kinds[ecT], kinds[balanceT], perServer)
+
+	// The simulator's side.
+	for vid, server := range vac {
+		s.checkVacuumed(server, vid, 2*mb)
+	}
+	s.checkErasureCoded(ecVol)
+	for vid, tk := range lastMove {
+		target, ok1 := s.sim.ServerByAddress(tk.Target)
+		source, ok2 := s.sim.ServerByAddress(tk.Source)
+		if !ok1 || !ok2 {
+			t.Errorf("balance task %d names unknown servers %s -> %s", tk.Id, tk.Source, tk.Target)
+			continue
+		}
+		if h := s.holders(vid); len(h) != 1 || h[0] != target.Index() {
+			t.Errorf("volume %d moved from server %d to %d is on servers %v; want the target only", vid, source.Index(), target.Index(), h)
+		}
+		if v, ok := target.Volume(vid); ok && (v.ReadOnly || v.Size != fillerSpec.Size) {
+			t.Errorf("volume %d on its new server: read-only %v, size %d; want writable, %d", vid, v.ReadOnly, v.Size, fillerSpec.Size)
+		}
+	}
+	if h := s.holders(ecVol); len(h) != 0 {
+		t.Errorf("erasure-coded volume %d still has replicas on %v", ecVol, h)
+	}
+	lo, hi := perServer[0], perServer[0]
+	for _, n := range perServer {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if perServer[4] == 0 || hi-lo > 1 {
+		t.Errorf("volumes per server %v after balancing; want the empty server filled and at most one volume of difference", perServer)
+	}
+	s.checkNoOverlaps()
+	s.waitHashes(0, 1, 2)
+}
+
+// TestSystemRetriesFailedStep: a step that fails once is rolled back, the
+// task waits out its backoff and the second attempt completes.
+func TestSystemRetriesFailedStep(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysSimConfig(4))
+	vacVol := s.addOn(garbageSpec, 0)
+	ecVol := s.addOn(fullQuietSpec(), 1)
+	vacFault := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vacVol, FailNext: 1})
+	ecFault := s.sim.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: ecVol, FailNext: 1})
+	s.startAdmins(sysSchedConfig())
+	s.startWorker("w1", s.grpcAddrs(), 1)
+	s.startWorker("w2", s.grpcAddrs(), 1)
+
+	requeued := func(t *pb.Task) bool { return t.State == pendingS && t.Attempt == 2 }
+	// After attempt 1 of the vacuum failed: the volume is as it was.
+	vt := s.waitTask(vacVol, "attempt 1 failed and requeued", requeued)
+	vstate := s.replica(0, vacVol)
+	if now := s.task(vt.Id); requeued(now) { // still backing off: the snapshot shows the rolled-back state
+		if vstate.ReadOnly || vstate.Compacting || vstate.Compacted || vstate.DeletedBytes != garbageSpec.DeletedBytes {
+			t.Errorf("volume %d after the failed attempt: %+v; want untouched and writable", vacVol, vstate)
+		}
+	} else {
+		t.Logf("vacuum attempt 2 started before the rolled-back state could be checked")
+	}
+	wantContains(t, "last error after the failed compaction", vt.LastError, worker.StepVacuumCompact, "injected fault")
+	if vt.RetryCount != 1 {
+		t.Errorf("vacuum task retry count %d after one failure, want 1", vt.RetryCount)
+	}
+	if err := s.sim.Write(vacVol, 4096, 1); err != nil {
+		t.Errorf("volume %d is not writable after the rolled-back attempt: %v", vacVol, err)
+	}
+
+	// After attempt 1 of the erasure coding failed: no shard anywhere, the
+	// original writable again.
+	et := s.waitTask(ecVol, "attempt 1 failed and requeued", requeued)
+	holders, files := s.holders(ecVol), s.ecFiles(ecVol)
+	var ro bool
+	if len(holders) == 1 {
+		ro = s.replica(holders[0], ecVol).ReadOnly
+	}
+	if now := s.task(et.Id); requeued(now) {
+		if len(holders) != 1 || holders[0] != 1 || ro || files != 0 {
+			t.Errorf("volume %d after the failed attempt: replicas on %v (read-only %v), %d shard files; want the writable original on server 1 and no shards",
+				ecVol, holders, ro, files)
+		}
+	} else {
+		t.Logf("erasure-coding attempt 2 started before the rolled-back state could be checked")
+	}
+	wantContains(t, "last error after the failed shard copy", et.LastError, worker.StepEcSpread, "injected fault")
+
+	for _, vid := range []uint32{vacVol, ecVol} {
+		done := s.waitTask(vid, "completed", func(t *pb.Task) bool { return !active(t) })
+		if done.State != completedS || done.Attempt != 2 || done.RetryCount != 1 {
+			t.Errorf("task %d of volume %d ended %s on attempt %d with %d retries (%q); want completed on attempt 2 after 1 retry",
+				done.Id, vid, fsm.StateName(done.State), done.Attempt, done.RetryCount, done.LastError)
+		}
+	}
+	s.checkVacuumed(0, vacVol, 2*mb+4096)
+	s.checkErasureCoded(ecVol)
+	if vacFault.Fired() != 1 || ecFault.Fired() != 1 {
+		t.Errorf("faults fired %d and %d times, want once each", vacFault.Fired(), ecFault.Fired())
+	}
+	s.checkNoOverlaps()
+}
+
+// TestSystemGivesUpWithReason: a step that always fails exhausts the
+// retries; the task fails with the step and the error, the volume is left
+// as it was, and detection leaves it alone for the failure cooldown.
+func TestSystemGivesUpWithReason(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysSimConfig(4))
+	vid := s.addOn(garbageSpec, 2)
+	fault := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, FailNext: 1000})
+	sc := sysSchedConfig() // MaxRetries 2: three attempts
+	s.startAdmins(sc)
+	s.startWorker("w1", s.grpcAddrs(), 1)
+
+	failed := s.waitTask(vid, "failed", func(t *pb.Task) bool { return !active(t) })
+	if failed.State != failedS || failed.Attempt != sc.MaxRetries+1 || failed.RetryCount != sc.MaxRetries {
+		t.Fatalf("task %d ended %s on attempt %d after %d retries; want failed on attempt %d after %d",
+			failed.Id, fsm.StateName(failed.State), failed.Attempt, failed.RetryCount, sc.MaxRetries+1, sc.MaxRetries)
+	}
+	wantContains(t, "last error", failed.LastError, worker.StepVacuumCompact, "injected fault", "gave up after 2 retries")
+	if n := fault.Fired(); n != int(sc.MaxRetries)+1 {
+		t.Errorf("the compaction was tried %d times, want %d", n, sc.MaxRetries+1)
+	}
+	s.checkIntact(2, vid, garbageSpec.Size, garbageSpec.DeletedBytes)
+	if err := s.sim.Write(vid, 4096, 1); err != nil {
+		t.Errorf("volume %d is not writable after the task gave up: %v", vid, err)
+	}
+	// The volume still has garbage, but the failure cooldown keeps
+	// detection away from it.
+	s.waitPolls(3)
+	if ts := s.tasksFor(vid); len(ts) != 1 {
+		t.Errorf("volume %d has %d tasks after its task failed; want no new task during the cooldown", vid, len(ts))
+	}
+	s.checkNoOverlaps()
+}
+
+// TestSystemWorkerVanishes: a worker cut off from the admins mid-task stops
+// and rolls back its attempt before its lease (plus grace) runs out on the
+// leader; the task is requeued as attempt 2 and completes on another
+// worker without any overlap on the volume, and reports carrying the old
+// fence are refused.
+func TestSystemWorkerVanishes(t *testing.T) {
+	cfg := sysSimConfig(4)
+	cfg.CompactDuration = 4 * time.Second
+	s := newSystem(t, cfg)
+	vid := s.addOn(garbageSpec, 1)
+	s.startAdmins(sysSchedConfig())
+	leader := s.waitLeader()
+	// Worker A reaches the leader only through a proxy that can be cut.
+	proxy := startProxy(t, s.cfgs[leader].GRPCAddr)
+	a := s.startWorker("wA", []string{proxy.Addr()}, 1)
+	first := s.waitTask(vid, "compacting on wA", func(t *pb.Task) bool { return inCompaction(t) && t.WorkerId == "wA" })
+	sysWaitFor(t, sysWait, "the compaction to run on the volume server", func() bool { return s.replica(1, vid).Compacting })
+	s.startWorker("wB", s.grpcAddrs(), 1)
+	s.waitConnected("wB")
+
+	proxy.Cut()
+	cutAt := time.Now()
+	second := s.waitTask(vid, "requeued onto wB", func(t *pb.Task) bool { return t.Attempt == 2 && t.WorkerId == "wB" })
+	t.Logf("attempt 2 assigned %s after the cut", time.Unix(0, second.AssignedAt).Sub(cutAt).Round(time.Millisecond))
+	if second.RetryCount != 0 {
+		t.Errorf("a lost worker counted as a failed attempt: retry count %d", second.RetryCount)
+	}
+	done := s.waitTask(vid, "completed", func(t *pb.Task) bool { return !active(t) })
+	if done.State != completedS || done.Attempt != 2 || done.WorkerId != "wB" || done.Fence == first.Fence {
+		t.Fatalf("task ended %s on attempt %d by %s with fence %d (first fence %d); want completed on attempt 2 by wB",
+			fsm.StateName(done.State), done.Attempt, done.WorkerId, done.Fence, first.Fence)
+	}
+	s.checkVacuumed(1, vid, 2*mb)
+
+	// Every operation of A's attempt ended before the first of B's began.
+	ops := s.opsOf(vid)
+	var lastA, firstB time.Time
+	sawA := false
+	for _, o := range ops {
+		switch o.Fence {
+		case fenceStr(first.Fence):
+			sawA = true
+			if o.End.After(lastA) {
+				lastA = o.End
+			}
+		case fenceStr(done.Fence):
+			if firstB.IsZero() || o.Start.Before(firstB) {
+				firstB = o.Start
+			}
+		default:
+			t.Errorf("operation of an unknown attempt: %s", o)
+		}
+	}
+	if !sawA || firstB.IsZero() || !lastA.Before(firstB) {
+		t.Errorf("attempt 1 (fence %d) must end before attempt 2 (fence %d) starts:%s", first.Fence, done.Fence, opsString(ops))
+	} else {
+		t.Logf("attempt 1 stopped %s after the cut, %s before attempt 2 began",
+			lastA.Sub(cutAt).Round(time.Millisecond), firstB.Sub(lastA).Round(time.Millisecond))
+	}
+	if ops[0].Method != "VacuumVolumeCompact" || !strings.Contains(ops[0].Err, "interrupted") {
+		t.Errorf("the cut-off worker's compaction should have been interrupted:%s", opsString(ops))
+	}
+	s.checkNoOverlaps()
+
+	// A late completion from A's attempt, over a worker session: refused.
+	a.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	defer cancel()
+	leader = s.waitLeader()
+	stream, welcome, err := s.rawSession(ctx, s.cfgs[leader].GRPCAddr, &pb.Hello{WorkerId: "wA",
+		Capabilities: []pb.TaskType{balanceT}, MaxConcurrent: 1}) // balance: nothing to be given
+	if err != nil || welcome.GetWelcome() == nil {
+		t.Fatalf("raw session: %v, first message %v", err, welcome)
+	}
+	late := &pb.TaskCompleted{TaskId: done.Id, Fence: first.Fence, Change: &pb.CapacityChange{OldSize: garbageSpec.Size, NewSize: 1}}
+	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: late}}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		m, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("waiting for the ack of the late completion: %v", err)
+		}
+		if ack := m.GetAck(); ack != nil && ack.TaskId == done.Id {
+			if ack.Accepted || !strings.Contains(ack.Error, "stale") {
+				t.Errorf("late completion with the old fence: ack %v; want refused as stale", ack)
+			}
+			break
+		}
+	}
+	// The same report as a raft command through the leader: STALE_FENCE.
+	res, err := localApplier{s.node(leader)}.Apply(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{
+		TaskId: done.Id, Fence: first.Fence, Change: late.Change}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rerr := fsm.ResultError(res); !errors.Is(rerr, fsm.ErrStaleFence) {
+		t.Errorf("CompleteTask with the old fence: %v (code %s); want STALE_FENCE", rerr, res.ErrorCode)
+	}
+	if now := s.task(done.Id); !proto.Equal(now, done) {
+		t.Errorf("the refused reports changed the task:\n got %v\nwant %v", now, done)
+	}
+}
+
+func fenceStr(f uint64) string { return strconv.FormatUint(f, 10) }
+
+// TestSystemLeaderFailover: the leader crashes while tasks run; a new
+// leader is elected, the workers reconnect and re-attach their attempts
+// (same attempt, same fence), the tasks complete, the survivors agree, and
+// the old leader catches up when it comes back.
+func TestSystemLeaderFailover(t *testing.T) {
+	cfg := sysSimConfig(4)
+	cfg.CompactDuration = 7 * time.Second
+	s := newSystem(t, cfg)
+	vols := map[uint32]int{}
+	for i := 0; i < 3; i++ {
+		vols[s.addOn(garbageSpec, i)] = i
+	}
+	sc := sysSchedConfig()
+	// A failover (noticing the dead leader, electing, the workers
+	// reconnecting) must fit in a lease, or workers rightly give up.
+	sc.Lease, sc.Grace = 6*time.Second, 2*time.Second
+	s.startAdmins(sc)
+	s.startWorker("w1", s.grpcAddrs(), 2)
+	s.startWorker("w2", s.grpcAddrs(), 2)
+
+	before := map[uint32]*pb.Task{}
+	for vid := range vols {
+		before[vid] = s.waitTask(vid, "compacting", inCompaction)
+	}
+	old := s.leader()
+	crashAt := time.Now()
+	s.stopNode(old)
+	leader := s.waitLeader()
+	s.waitConnected("w1", "w2")
+	t.Logf("leader %s -> %s, workers back after %s", s.cfgs[old].ID, s.cfgs[leader].ID, time.Since(crashAt).Round(time.Millisecond))
+	for _, tk := range before {
+		if now := s.task(tk.Id); active(now) && (now.Attempt != 1 || now.Fence != tk.Fence) {
+			t.Errorf("task %d was requeued by the failover: attempt %d, fence %d -> %d", tk.Id, now.Attempt, tk.Fence, now.Fence)
+		}
+	}
+	for vid, tk := range before {
+		done := s.waitTask(vid, "completed", func(t *pb.Task) bool { return !active(t) })
+		if done.State != completedS || done.Attempt != 1 || done.Fence != tk.Fence || done.WorkerId != tk.WorkerId {
+			t.Errorf("task %d ended %s on attempt %d by %s with fence %d (%q); want completed by the same attempt (1, %s, fence %d)",
+				done.Id, fsm.StateName(done.State), done.Attempt, done.WorkerId, done.Fence, done.LastError, tk.WorkerId, tk.Fence)
+		}
+		s.checkVacuumed(vols[vid], vid, 2*mb)
+	}
+	s.checkNoOverlaps()
+	s.waitQuiet()
+	var alive []int
+	for i := range s.cfgs {
+		if i != old {
+			alive = append(alive, i)
+		}
+	}
+	h := s.waitHashes(alive...)
+	s.startNode(old)
+	if h2 := s.waitHashes(0, 1, 2); h2 != h {
+		t.Logf("state moved on while the old leader caught up (%s -> %s)", h[:12], h2[:12])
+	}
+}
+
+// TestSystemMasterOutage: the SeaweedFS master goes down while a task
+// runs. The task finishes (workers talk to volume servers), its completion
+// is committed as a capacity change that stays unretired while the master
+// is down; nothing is detected meanwhile; after the restart the change is
+// retired only once the master reflects it, and nothing is proposed from
+// the partial topology the master serves while volume servers re-register.
+func TestSystemMasterOutage(t *testing.T) {
+	cfg := sysSimConfig(6)
+	cfg.CompactDuration = 3 * time.Second
+	// After the restart the servers re-register one every 1.5 s, server 5
+	// last: a partial topology for longer than three detection intervals,
+	// even after the leader's reconnection backoff.
+	cfg.MasterRefillDelay = 9 * time.Second
+	last := cfg.Servers - 1
+	s := newSystem(t, cfg)
+	vid := s.addOn(garbageSpec, last)
+	// Two replicas, on the first and the last server to re-register.
+	twin := s.addOn(sim.VolumeSpec{Size: 4 * mb, FileCount: 400}, 0, last)
+	sc := sysSchedConfig()
+	s.startAdmins(sc)
+	s.startWorker("w1", s.grpcAddrs(), 2)
+
+	s.waitTask(vid, "compacting", inCompaction)
+	stopAt := time.Now()
+	s.sim.StopMaster()
+	done := s.waitTask(vid, "completed with the master down", func(t *pb.Task) bool { return !active(t) })
+	if done.State != completedS {
+		t.Fatalf("task %d ended %s (%q) while the master was down; want completed", done.Id, fsm.StateName(done.State), done.LastError)
+	}
+	if !hasChange(s.changes(), done.Id) {
+		t.Fatalf("the completion of task %d was not committed as a capacity change", done.Id)
+	}
+	s.checkVacuumed(last, vid, 2*mb)
+	// Garbage the master cannot report yet.
+	if err := s.sim.DeleteData(twin, 2*mb, 200); err != nil {
+		t.Fatal(err)
+	}
+	// The outage lasts three detection intervals; meanwhile nothing changes.
+	for until := time.Now().Add(3 * sc.DetectInterval); time.Now().Before(until); time.Sleep(50 * time.Millisecond) {
+		if !hasChange(s.changes(), done.Id) {
+			t.Fatalf("the change of task %d was retired while the master was down", done.Id)
+		}
+		if n := len(s.tasks()); n != 1 {
+			t.Fatalf("%d tasks exist while the master is down; want nothing new proposed", n)
+		}
+	}
+
+	restartAt := time.Now()
+	if err := s.sim.StartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	refilled := restartAt.Add(cfg.MasterRefillDelay)
+	sysWaitFor(t, sysWait, "the change to retire after the restart", func() bool {
+		known := s.sim.RegisteredServers()
+		retired := !hasChange(s.changes(), done.Id)
+		if retired && known < cfg.Servers && s.sim.RegisteredServers() < cfg.Servers {
+			t.Errorf("the change of task %d (volume %d on the server the master hears from last) was retired %s after the restart, while the master knew %d of %d servers",
+				done.Id, vid, time.Since(restartAt).Round(time.Millisecond), known, cfg.Servers)
+		}
+		return retired
+	})
+
+	tasks := s.waitQuiet()
+	for _, tk := range tasks {
+		created := time.Unix(0, tk.CreatedAt)
+		if created.After(stopAt) && created.Before(refilled) {
+			t.Errorf("task %d (%s of volume %d) was proposed %s after the master restart, from a partial topology (refill takes %s)",
+				tk.Id, fsm.TypeName(tk.Type), tk.VolumeId, created.Sub(restartAt).Round(time.Millisecond), cfg.MasterRefillDelay)
+		}
+	}
+	ts := s.tasksFor(twin)
+	if len(ts) != 1 || ts[0].Type != vacuumT || ts[0].State != completedS {
+		t.Errorf("volume %d (garbage made during the outage): tasks %v; want one completed vacuum", twin, ts)
+	}
+	s.checkVacuumed(0, twin, 2*mb)
+	s.checkVacuumed(last, twin, 2*mb)
+	s.checkNoOverlaps()
+}
+
+// TestSystemUnknownVolume: a manual task for a volume the master does not
+// know fails with "not found" instead of being retried.
+func TestSystemUnknownVolume(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysSimConfig(4))
+	s.addOn(fillerSpec, 0)
+	s.startAdmins(sysSchedConfig())
+	s.startWorker("w1", s.grpcAddrs(), 1)
+	leader := s.waitConnected("w1")
+	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	defer cancel()
+	// Submitted through a follower, which forwards it.
+	resp, err := s.adminClient((leader+1)%3).SubmitTask(ctx, &pb.SubmitTaskRequest{Type: vacuumT, VolumeId: 4242})
+	if err != nil {
+		t.Fatalf("task submit: %v", err)
+	}
+	var got *pb.Task
+	sysWaitFor(t, sysWait, "the task to end", func() bool { got = s.task(resp.Task.Id); return !active(got) })
+	if got.State != failedS || got.Attempt != 1 || got.RetryCount != 0 {
+		t.Errorf("task ended %s on attempt %d after %d retries; want failed at once", fsm.StateName(got.State), got.Attempt, got.RetryCount)
+	}
+	wantContains(t, "last error", got.LastError, "not found")
+}
+
+// TestSystemBadCapability: a worker cannot be built with a capability it
+// has no executor for, and an admin refuses a hello with an unknown one.
+func TestSystemBadCapability(t *testing.T) {
+	t.Parallel()
+	volumes := seaweed.NewVolumeClient()
+	defer volumes.Close()
+	_, err := worker.New(worker.Config{ID: "wx", Admins: []string{"127.0.0.1:9"}, DataDir: t.TempDir(), MaxConcurrent: 1,
+		Capabilities: []pb.TaskType{vacuumT, ecT},
+		Executors:    map[pb.TaskType]worker.Executor{vacuumT: worker.NewVacuumExecutor(volumes)}})
+	if err == nil {
+		t.Fatal("worker.New accepted a capability without an executor")
+	}
+	wantContains(t, "worker.New error", err.Error(), "erasure_coding")
+
+	s := newSystem(t, sysSimConfig(4))
+	s.startAdmins(sysSchedConfig())
+	leader := s.waitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	defer cancel()
+	for _, i := range []int{leader, (leader + 1) % 3} {
+		_, first, err := s.rawSession(ctx, s.cfgs[i].GRPCAddr, &pb.Hello{WorkerId: "wbad",
+			Capabilities: []pb.TaskType{vacuumT, pb.TaskType(99)}, MaxConcurrent: 1})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("hello with capability 99 to %s: first message %v, error %v; want InvalidArgument", s.cfgs[i].ID, first, err)
+		} else {
+			wantContains(t, "refusal", status.Convert(err).Message(), "99")
+		}
+	}
+	s.read(func(st *fsm.State) {
+		for _, w := range st.Workers() {
+			if w.Id == "wbad" {
+				t.Errorf("the refused worker was registered: %v", w)
+			}
+		}
+	})
+	// A well-formed worker is still welcome.
+	s.startWorker("w1", s.grpcAddrs(), 1)
+	s.waitConnected("w1")
+}
+
+// TestSystemStuckAttemptRetried: an attempt that makes no progress for
+// StuckAfter is cancelled by the leader, rolled back by its worker and
+// retried after a backoff.
+func TestSystemStuckAttemptRetried(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysSimConfig(4))
+	vid := s.addOn(garbageSpec, 3)
+	hang := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: time.Minute})
+	sc := sysSchedConfig()
+	sc.StuckAfter = map[pb.TaskType]time.Duration{vacuumT: 2 * time.Second}
+	s.startAdmins(sc)
+	s.startWorker("w1", s.grpcAddrs(), 1)
+
+	stuck := s.waitTask(vid, "the stuck attempt to be cancelled and requeued", func(t *pb.Task) bool { return t.Attempt == 2 })
+	hang.Remove()
+	wantContains(t, "requeue reason", stuck.LastError, "stuck", worker.StepVacuumCompact)
+	if stuck.RetryCount != 1 {
+		t.Errorf("retry count %d after a stuck attempt, want 1", stuck.RetryCount)
+	}
+	done := s.waitTask(vid, "completed", func(t *pb.Task) bool { return !active(t) })
+	if done.State != completedS || done.Attempt != 2 {
+		t.Errorf("task ended %s on attempt %d (%q); want completed on attempt 2", fsm.StateName(done.State), done.Attempt, done.LastError)
+	}
+	s.checkVacuumed(3, vid, 2*mb)
+	s.checkNoOverlaps()
+}
