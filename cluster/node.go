@@ -60,12 +60,14 @@ type Node struct {
 	transport *raft.NetworkTransport
 	logger    hclog.Logger
 
-	// ready is true while this node leads and its barrier has completed.
-	ready    atomic.Bool
-	notifyCh chan bool
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	shutOnce sync.Once
+	// readyTerm is the term in which this node, as leader, completed its
+	// barrier (0: not ready). Leadership lost and regained quickly can reach
+	// us as a single notification, so readiness is tied to the term.
+	readyTerm atomic.Uint64
+	notifyCh  chan bool
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	shutOnce  sync.Once
 }
 
 // Open starts the raft node described by cfg. On first start of an empty data
@@ -219,7 +221,7 @@ func (n *Node) watchLeadership() {
 	defer n.wg.Done()
 	var run *leaderRun
 	stopLeading := func() {
-		n.ready.Store(false)
+		n.readyTerm.Store(0)
 		if run != nil {
 			run.cancel()
 			<-run.done
@@ -237,12 +239,18 @@ func (n *Node) watchLeadership() {
 				stopLeading()
 			} else if run == nil {
 				run = n.startLeading()
+			} else if run.term != n.raft.CurrentTerm() {
+				// Lost and regained leadership between two looks: start over
+				// with a fresh barrier in the new term.
+				stopLeading()
+				run = n.startLeading()
 			}
 		}
 	}
 }
 
 type leaderRun struct {
+	term   uint64
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -251,7 +259,8 @@ type leaderRun struct {
 // ready and runs OnLeader until the returned run is cancelled.
 func (n *Node) startLeading() *leaderRun {
 	ctx, cancel := context.WithCancel(context.Background())
-	run := &leaderRun{cancel: cancel, done: make(chan struct{})}
+	term := n.raft.CurrentTerm()
+	run := &leaderRun{term: term, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(run.done)
 		for ctx.Err() == nil {
@@ -266,8 +275,11 @@ func (n *Node) startLeading() *leaderRun {
 		if ctx.Err() != nil {
 			return
 		}
-		n.ready.Store(true)
-		n.logger.Info("leading", "term", n.raft.CurrentTerm())
+		if n.raft.CurrentTerm() != term {
+			return // leadership changed hands during the barrier
+		}
+		n.readyTerm.Store(term)
+		n.logger.Info("leading", "term", term)
 		if n.cfg.OnLeader != nil {
 			n.cfg.OnLeader(ctx)
 		}
@@ -288,7 +300,10 @@ func (n *Node) Leader() (id, addr string) {
 }
 
 // IsLeader reports whether this node leads and has caught up (barrier done).
-func (n *Node) IsLeader() bool { return n.ready.Load() && n.raft.State() == raft.Leader }
+func (n *Node) IsLeader() bool {
+	t := n.readyTerm.Load()
+	return t != 0 && n.raft.State() == raft.Leader && n.raft.CurrentTerm() == t
+}
 
 func (n *Node) notLeader() error {
 	id, addr := n.Leader()
