@@ -141,6 +141,44 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 	}
 }
 
+// resendLost re-sends assignments a worker does not know about: the task is
+// still `assigned` to it (a worker's Started is handled before any later
+// heartbeat of its stream) yet its heartbeat does not list it, so the Assign
+// never arrived (its session was replaced, or its queue overflowed). The
+// worker ignores an assignment it already ran, so this never runs one twice.
+func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
+	have := map[uint64]bool{}
+	for _, r := range running {
+		have[r.TaskId] = true
+	}
+	cutoff := s.cfg.Now().Add(-2 * s.cfg.Heartbeat).UnixNano()
+	var lost []*pb.Task
+	s.state.Read(func(st *fsm.State) {
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED}}) {
+			if t.WorkerId == sess.id && !have[t.Id] && t.AssignedAt < cutoff {
+				lost = append(lost, t)
+			}
+		}
+	})
+	if len(lost) == 0 {
+		return
+	}
+	s.mu.Lock()
+	topo, ok := s.topo, s.topoOK
+	s.mu.Unlock()
+	if topo == nil || !ok {
+		return
+	}
+	for _, t := range lost {
+		spec, err := PlanSpec(t, topo, s.cfg.Thresholds)
+		if err != nil {
+			continue // the volume changed under it: the stuck timer retries it
+		}
+		s.log.Info("re-sending an assignment its worker does not have", "task", t.Id, "worker", sess.id)
+		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Assign{Assign: &pb.Assign{Spec: spec}}})
+	}
+}
+
 // Detach drops a session whose stream ended. Its attempts stay assigned
 // until the lease expires, so a quick reconnect re-attaches them.
 func (s *Scheduler) Detach(sess *Session) { s.detach(sess) }
@@ -169,6 +207,7 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		// before the ack: a worker treats attempts not cancelled by the
 		// time the ack arrives as still its own.
 		s.reconcileRunning(sess, b.Heartbeat.Running)
+		s.resendLost(sess, b.Heartbeat.Running)
 		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
 	case *pb.WorkerMessage_Started:
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})

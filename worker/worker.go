@@ -335,6 +335,12 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		}
 		return
 	}
+	if out, ok := w.outbox[t.Id]; ok && fenceOf(out) == t.Fence {
+		// Already ran this attempt; its outcome awaits acknowledgement.
+		w.mu.Unlock()
+		w.send(out)
+		return
+	}
 	ex := w.cfg.Executors[t.Type]
 	full := len(w.attempts) >= w.cfg.MaxConcurrent
 	w.mu.Unlock()

@@ -1,0 +1,64 @@
+package scheduler
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// applyAll feeds commands to an FSM as raft log entries at indexes 1, 2, ...
+func applyAll(t *testing.T, f *fsm.FSM, at time.Time, cmds ...*pb.Command) {
+	t.Helper()
+	for i, c := range cmds {
+		b, err := fsm.Encode(at.UnixNano(), c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b}).(*pb.ApplyResult)
+		if err := fsm.ResultError(res); err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+	}
+}
+
+func TestResendLostAssignment(t *testing.T) {
+	f := fsm.New()
+	assignedAt := now.Add(-time.Minute)
+	applyAll(t, f, assignedAt,
+		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}}},
+		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 2, WorkerId: "w1"}}},
+	)
+	s := New(Config{Now: func() time.Time { return now }}, nil, f, nil)
+	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20), v(2, 10<<20))), true
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+
+	// The worker runs task 2 but never heard of task 1.
+	s.resendLost(sess, []*pb.RunningTask{{TaskId: 2, Fence: 4}})
+	select {
+	case m := <-sess.Out():
+		spec := m.GetAssign().GetSpec()
+		if spec.GetTask().GetId() != 1 || spec.GetTask().GetFence() != 3 || len(spec.Replicas) != 1 {
+			t.Fatalf("re-sent %v, want task 1 with fence 3 and its replica", m)
+		}
+	default:
+		t.Fatal("the lost assignment was not re-sent")
+	}
+	select {
+	case m := <-sess.Out():
+		t.Fatalf("re-sent an assignment the worker runs: %v", m)
+	default:
+	}
+
+	// A fresh assignment may still be on its way: leave it alone.
+	s.cfg.Now = func() time.Time { return assignedAt.Add(s.cfg.Heartbeat) }
+	s.resendLost(sess, nil)
+	if len(sess.Out()) != 0 {
+		t.Fatal("re-sent an assignment younger than two heartbeats")
+	}
+}
