@@ -76,6 +76,20 @@ func retryable(err error) bool {
 // with an error no other node would change, or ctx ends. Each try gets at
 // most perTry.
 func Do[T any](ctx context.Context, c *Client, perTry time.Duration, call func(ctx context.Context, a pb.AdminClient) (T, error)) (T, error) {
+	return DoConn(ctx, c, perTry, func(ctx context.Context, conn grpc.ClientConnInterface) (T, error) {
+		return call(ctx, pb.NewAdminClient(conn))
+	})
+}
+
+// DoOracle is Do for the CapacityOracle service.
+func DoOracle[T any](ctx context.Context, c *Client, perTry time.Duration, call func(ctx context.Context, o pb.CapacityOracleClient) (T, error)) (T, error) {
+	return DoConn(ctx, c, perTry, func(ctx context.Context, conn grpc.ClientConnInterface) (T, error) {
+		return call(ctx, pb.NewCapacityOracleClient(conn))
+	})
+}
+
+// DoConn is Do for any service of the admin nodes: call gets the connection.
+func DoConn[T any](ctx context.Context, c *Client, perTry time.Duration, call func(ctx context.Context, conn grpc.ClientConnInterface) (T, error)) (T, error) {
 	var zero T
 	var lastErr error
 	deadRounds := 0
@@ -84,7 +98,7 @@ func Do[T any](ctx context.Context, c *Client, perTry time.Duration, call func(c
 		for range c.conns {
 			i := c.next
 			tctx, cancel := context.WithTimeout(ctx, perTry)
-			out, err := call(tctx, pb.NewAdminClient(c.conns[i]))
+			out, err := call(tctx, c.conns[i])
 			cancel()
 			if err == nil {
 				return out, nil

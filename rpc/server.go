@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -35,6 +36,7 @@ type Raft interface {
 type Server struct {
 	pb.UnimplementedAdminServer
 	pb.UnimplementedInternalServer
+	pb.UnimplementedCapacityOracleServer
 
 	raft     Raft
 	fsm      *fsm.FSM
@@ -49,6 +51,9 @@ type Server struct {
 	fwdCancel context.CancelFunc
 
 	live LiveView
+
+	// topo is the master's topology for the capacity oracle (nil: no master).
+	topo atomic.Pointer[topologyHolder]
 }
 
 // LiveView is leader-local knowledge that is not replicated: which workers
@@ -75,10 +80,12 @@ func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server
 	return s
 }
 
-// Register adds both services to a gRPC server.
+// Register adds the Admin, Internal and CapacityOracle services to a gRPC
+// server.
 func (s *Server) Register(g *grpc.Server) {
 	pb.RegisterAdminServer(g, s)
 	pb.RegisterInternalServer(g, s)
+	pb.RegisterCapacityOracleServer(g, s)
 }
 
 // Close drops the connections kept to other nodes.

@@ -26,6 +26,8 @@ Commands:
   task submit --type T --volume N [...]    submit a manual task
   task show ID                             one task in full
   workers                                  registered workers
+  capacity --volume N[,N...]               master and projected volume sizes
+  capacity --server ADDR[,ADDR...]         master and projected slots and bytes of servers
   peers list                               raft members
   peers add ID RAFT_ADDR                   add a voter (start it first without --peers)
   peers remove ID                          remove a member
@@ -95,7 +97,7 @@ func runCtl(args []string, out io.Writer) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usagef("a command is required: status, tasks, task, workers or peers (see groundskeeper ctl --help)")
+		return usagef("a command is required: status, tasks, task, workers, capacity or peers (see groundskeeper ctl --help)")
 	}
 	cmd, rest := rest[0], rest[1:]
 	switch cmd {
@@ -116,6 +118,8 @@ func runCtl(args []string, out io.Writer) error {
 		return usagef("unknown task subcommand %q (want submit or show)", rest[0])
 	case "workers":
 		return o.workers(rest)
+	case "capacity":
+		return o.capacity(rest)
 	case "peers":
 		if len(rest) == 0 {
 			return usagef("peers needs a subcommand: list, add or remove")
@@ -130,11 +134,25 @@ func runCtl(args []string, out io.Writer) error {
 		}
 		return usagef("unknown peers subcommand %q (want list, add or remove)", rest[0])
 	}
-	return usagef("unknown ctl command %q (want status, tasks, task, workers or peers)", cmd)
+	return usagef("unknown ctl command %q (want status, tasks, task, workers, capacity or peers)", cmd)
 }
 
 // call dials the admins and runs one RPC with retries across addresses.
 func ctlCall[T any](o *ctlOpts, call func(ctx context.Context, a pb.AdminClient) (T, error)) (T, error) {
+	return ctlDo(o, func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (T, error) {
+		return gkrpc.Do(ctx, c, perTry, call)
+	})
+}
+
+// ctlOracleCall is ctlCall for the CapacityOracle service.
+func ctlOracleCall[T any](o *ctlOpts, call func(ctx context.Context, a pb.CapacityOracleClient) (T, error)) (T, error) {
+	return ctlDo(o, func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (T, error) {
+		return gkrpc.DoOracle(ctx, c, perTry, call)
+	})
+}
+
+// ctlDo dials the admins and runs do under the overall timeout.
+func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (T, error)) (T, error) {
 	var zero T
 	addrs := splitList(o.admin)
 	if len(addrs) == 0 {
@@ -148,7 +166,7 @@ func ctlCall[T any](o *ctlOpts, call func(ctx context.Context, a pb.AdminClient)
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
 	defer cancel()
 	perTry := min(o.timeout, 5*time.Second)
-	out, err := gkrpc.Do(ctx, c, perTry, call)
+	out, err := do(ctx, c, perTry)
 	if err != nil {
 		return zero, rpcError(err)
 	}

@@ -36,6 +36,7 @@ type adminNode struct {
 	fsm    *fsm.FSM
 	sched  *scheduler.Scheduler
 	master *seaweed.Master
+	topo   *seaweed.TopologyCache
 	server *gkrpc.Server
 	grpc   *grpc.Server
 	cancel context.CancelFunc
@@ -72,6 +73,18 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	}
 	n.server = gkrpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
 	n.server.SetLive(n.sched)
+	if n.master != nil {
+		// Every node, leader or not, keeps the master's last topology for
+		// the capacity oracle's reads.
+		interval := schedCfg.DetectInterval
+		if interval <= 0 {
+			interval = 10 * time.Second
+		}
+		n.topo = seaweed.NewTopologyCache(n.master, interval)
+		topoLog := cfg.Logger.Named("topology")
+		n.topo.OnError = func(err error) { topoLog.Debug("master poll failed: keeping the last topology", "error", err) }
+		n.server.SetTopology(n.topo)
+	}
 	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}))
@@ -91,6 +104,13 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 		defer n.wg.Done()
 		n.server.PublishAddress(ctx)
 	}()
+	if n.topo != nil {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.topo.Run(ctx)
+		}()
+	}
 	cfg.Logger.Info("admin node started", "id", cfg.ID, "raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr)
 	return n, nil
 }

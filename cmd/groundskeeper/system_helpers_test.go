@@ -318,14 +318,28 @@ func hasChange(changes []*pb.CapacityChange, taskID uint64) bool {
 func active(t *pb.Task) bool { return fsm.Active(t.State) }
 
 // polls is how often the master has been asked for its topology.
-func (s *system) polls() int { return s.sim.CallCount("VolumeList") }
-
-// waitPolls waits until the leader has polled the master n more times, so
-// that detection has had its chance to act.
+// waitPolls waits until the leader has finished n more detection rounds
+// (master polls of its scheduler; the topology caches of every admin poll
+// the master too, so counting VolumeList calls would say too little).
 func (s *system) waitPolls(n int) {
 	s.t.Helper()
-	start := s.polls()
-	sysWaitFor(s.t, sysWait, fmt.Sprintf("%d more topology polls", n), func() bool { return s.polls() >= start+n })
+	var seen int64
+	count := -1 // the first look only sets the baseline
+	sysWaitFor(s.t, sysWait, fmt.Sprintf("%d more detection rounds of the leader", n), func() bool {
+		i := s.leader()
+		if i < 0 {
+			return false
+		}
+		st, ok := s.node(i).sched.Status()
+		if !ok || st.LastPoll == 0 {
+			return false
+		}
+		if st.LastPoll != seen {
+			seen = st.LastPoll
+			count++
+		}
+		return count >= n
+	})
 }
 
 // waitQuiet waits until every task is terminal, every capacity change is

@@ -1,0 +1,208 @@
+package gkrpc
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// MaxOracleIDs is the most volume ids or servers one oracle call may ask for.
+const MaxOracleIDs = 10000
+
+// TopologySource gives the master's last topology and when it was fetched
+// (nil before the first successful poll); a *seaweed.TopologyCache.
+type TopologySource interface {
+	Latest() (*seaweed.Topology, time.Time)
+}
+
+type topologyHolder struct{ src TopologySource }
+
+// SetTopology gives the capacity oracle the master's topology. Without it
+// (no master configured) oracle calls fail with FailedPrecondition.
+func (s *Server) SetTopology(src TopologySource) {
+	if src == nil {
+		s.topo.Store(nil)
+		return
+	}
+	s.topo.Store(&topologyHolder{src: src})
+}
+
+// topology returns the master's last topology, or the status to answer.
+func (s *Server) topology() (*seaweed.Topology, time.Time, error) {
+	h := s.topo.Load()
+	if h == nil {
+		return nil, time.Time{}, status.Error(codes.FailedPrecondition, "this admin node has no SeaweedFS master configured (start it with --master), so it knows no volume sizes")
+	}
+	t, at := h.src.Latest()
+	if t == nil {
+		return nil, time.Time{}, status.Error(codes.Unavailable, "the master's topology has not been fetched yet; retry shortly")
+	}
+	return t, at, nil
+}
+
+func validConsistency(c pb.Consistency) error {
+	if _, ok := pb.Consistency_name[int32(c)]; !ok {
+		return invalid(fmt.Sprintf("unknown consistency %d (want STALE or LINEARIZABLE)", int32(c)))
+	}
+	return nil
+}
+
+func stamp(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// GetVolumeCapacity projects volumes: the master's size, the adjustments of
+// work in flight and of completed work the master has not reported, and the
+// size once they land.
+func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacityRequest) (*pb.GetVolumeCapacityResponse, error) {
+	switch n := len(req.VolumeIds); {
+	case n == 0:
+		return nil, invalid("no volume ids given")
+	case n > MaxOracleIDs:
+		return nil, invalid(fmt.Sprintf("%d volume ids given; at most %d per call", n, MaxOracleIDs))
+	}
+	for _, id := range req.VolumeIds {
+		if id == 0 {
+			return nil, invalid("volume id must be greater than 0")
+		}
+	}
+	if err := validConsistency(req.Consistency); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
+		return nil, err
+	}
+	forward, err := s.readLocal(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if forward {
+		c, err := s.leaderConn()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pb.NewCapacityOracleClient(c).GetVolumeCapacity(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	topo, at, err := s.topology()
+	if err != nil {
+		return nil, err
+	}
+	vols := make([]*seaweed.Volume, len(req.VolumeIds))
+	var unknown []uint32
+	for i, id := range req.VolumeIds {
+		v, ok := scheduler.FindVolume(topo, id)
+		if !ok {
+			unknown = append(unknown, id)
+			continue
+		}
+		vols[i] = v
+	}
+	if len(unknown) > 0 {
+		return nil, invalid(unknownVolumes(unknown))
+	}
+	active := make([]*pb.Task, len(vols))
+	var changes map[uint32][]*pb.CapacityChange
+	resp := &pb.GetVolumeCapacityResponse{TopologyAt: stamp(at), Volumes: make([]*pb.VolumeCapacity, len(vols))}
+	s.fsm.Read(func(st *fsm.State) {
+		for i, v := range vols {
+			active[i], _ = st.ActiveTask(v.ID)
+			if changes == nil && st.HasUnreportedChange(v.ID) {
+				changes = map[uint32][]*pb.CapacityChange{}
+				for _, c := range st.CapacityChanges() {
+					changes[c.VolumeId] = append(changes[c.VolumeId], c)
+				}
+			}
+		}
+		resp.AppliedIndex = st.AppliedIndex()
+	})
+	for i, v := range vols {
+		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], changes[v.ID])
+	}
+	return resp, nil
+}
+
+// unknownVolumes names up to ten unknown volume ids in one sentence.
+func unknownVolumes(ids []uint32) string {
+	if len(ids) == 1 {
+		return fmt.Sprintf("volume %d is not in the master's topology", ids[0])
+	}
+	names := make([]string, 0, 10)
+	for _, id := range ids[:min(len(ids), 10)] {
+		names = append(names, fmt.Sprint(id))
+	}
+	more := ""
+	if len(ids) > 10 {
+		more = fmt.Sprintf(" and %d more", len(ids)-10)
+	}
+	return fmt.Sprintf("volumes %s%s are not in the master's topology", strings.Join(names, ", "), more)
+}
+
+// GetServerCapacity reports volume slots and bytes of volume servers' disks,
+// as the master reports them and as projected once work in flight and
+// unreported completed work land.
+func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacityRequest) (*pb.GetServerCapacityResponse, error) {
+	switch n := len(req.Servers); {
+	case n == 0:
+		return nil, invalid("no servers given")
+	case n > MaxOracleIDs:
+		return nil, invalid(fmt.Sprintf("%d servers given; at most %d per call", n, MaxOracleIDs))
+	}
+	for _, name := range req.Servers {
+		if strings.TrimSpace(name) == "" {
+			return nil, invalid("a server name is empty")
+		}
+	}
+	if err := validConsistency(req.Consistency); err != nil {
+		return nil, err
+	}
+	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
+		return nil, err
+	}
+	forward, err := s.readLocal(ctx, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if forward {
+		c, err := s.leaderConn()
+		if err != nil {
+			return nil, err
+		}
+		resp, err := pb.NewCapacityOracleClient(c).GetServerCapacity(ctx, req)
+		return resp, s.forwardErr(err)
+	}
+	topo, at, err := s.topology()
+	if err != nil {
+		return nil, err
+	}
+	servers := make([]*seaweed.Server, 0, len(req.Servers))
+	for _, name := range req.Servers {
+		srv, ok := scheduler.FindServer(topo, name)
+		if !ok {
+			return nil, invalid(fmt.Sprintf("server %s is not in the master's topology", name))
+		}
+		servers = append(servers, srv)
+	}
+	var active []*pb.Task
+	var changes []*pb.CapacityChange
+	resp := &pb.GetServerCapacityResponse{TopologyAt: stamp(at)}
+	s.fsm.Read(func(st *fsm.State) {
+		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+		changes = st.CapacityChanges()
+		resp.AppliedIndex = st.AppliedIndex()
+	})
+	resp.Servers = scheduler.ProjectServers(topo, servers, active, changes)
+	return resp, nil
+}

@@ -1,0 +1,360 @@
+package scheduler
+
+import (
+	"sort"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// This file is the capacity oracle's projection: pure functions of the
+// master's topology, the active tasks and the unretired capacity changes.
+
+const (
+	inProgress = pb.Adjustment_IN_PROGRESS
+	committed  = pb.Adjustment_COMMITTED_UNREPORTED
+)
+
+// FindVolume returns the volume as the master reports it: a normal volume,
+// or an erasure-coded one (size 0: the normal volume is gone).
+func FindVolume(topo *seaweed.Topology, id uint32) (*seaweed.Volume, bool) {
+	if topo == nil {
+		return nil, false
+	}
+	if v, ok := topo.Volumes[id]; ok {
+		return v, true
+	}
+	if e, ok := topo.EcVolumes[id]; ok {
+		return &seaweed.Volume{ID: id, Collection: e.Collection}, true
+	}
+	return nil, false
+}
+
+// ProjectVolume projects one volume. active is its active (pending, assigned
+// or running) task, if any; changes are its unretired capacity changes.
+// Changes the topology already reflects are left out, so a node whose
+// topology is newer than the leader's retirement does not count them twice.
+//
+// Committed changes apply first, in task order: vacuum new_size − old_size,
+// erasure coding −old_size (the volume is removed), balance 0. Then the task
+// in flight: vacuum −deleted_bytes (0 if a committed vacuum already counts
+// the garbage), erasure coding the removal of what is left, balance 0.
+// projected_size never drops below 0.
+func ProjectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) *pb.VolumeCapacity {
+	out := &pb.VolumeCapacity{VolumeId: v.ID, Collection: v.Collection, MasterSize: v.Size, DeletedBytes: v.DeletedBytes}
+	cur := int64(v.Size)
+	add := func(id uint64, typ pb.TaskType, kind pb.Adjustment_Kind, delta int64) {
+		out.Adjustments = append(out.Adjustments, &pb.Adjustment{TaskId: id, Type: typ, Kind: kind, DeltaBytes: delta})
+		cur = max(cur+delta, 0)
+	}
+	cs := append([]*pb.CapacityChange(nil), changes...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].TaskId < cs[j].TaskId })
+	vacuumed := false
+	for _, c := range cs {
+		if c.VolumeId != v.ID || (topo != nil && Reflected(c, topo)) {
+			continue
+		}
+		switch c.Type {
+		case pb.TaskType_TASK_TYPE_VACUUM:
+			add(c.TaskId, c.Type, committed, int64(c.NewSize)-int64(c.OldSize))
+			vacuumed = true
+		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+			add(c.TaskId, c.Type, committed, -int64(c.OldSize))
+		case pb.TaskType_TASK_TYPE_BALANCE:
+			add(c.TaskId, c.Type, committed, 0)
+		}
+	}
+	if active != nil && active.VolumeId == v.ID {
+		switch active.Type {
+		case pb.TaskType_TASK_TYPE_VACUUM:
+			var d int64
+			if !vacuumed {
+				d = -int64(v.DeletedBytes)
+			}
+			add(active.Id, active.Type, inProgress, d)
+		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+			add(active.Id, active.Type, inProgress, -cur)
+		case pb.TaskType_TASK_TYPE_BALANCE:
+			add(active.Id, active.Type, inProgress, 0)
+		}
+	}
+	out.ProjectedSize = uint64(cur)
+	return out
+}
+
+// FindServer matches a volume server by id, HTTP address or SeaweedFS
+// address form.
+func FindServer(topo *seaweed.Topology, name string) (*seaweed.Server, bool) {
+	if topo == nil {
+		return nil, false
+	}
+	return findServer(topo, name)
+}
+
+// diskProj accumulates one disk's figures.
+type diskProj struct {
+	max                    int64
+	usedSlots, freeSlots   int64
+	masterBytes, projBytes uint64
+	masterEC, projEC       int64
+	masterVol, projVol     int64
+	projECBytes            uint64
+}
+
+type serverProj struct {
+	s     *seaweed.Server
+	disks map[string]*diskProj
+}
+
+// disk picks where a volume of disk type typ lands on a server: that type,
+// else the default type, else the first type.
+func (sp *serverProj) disk(typ string) *diskProj {
+	if d, ok := sp.disks[typ]; ok {
+		return d
+	}
+	if d, ok := sp.disks[""]; ok {
+		return d
+	}
+	keys := make([]string, 0, len(sp.disks))
+	for k := range sp.disks {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if len(keys) == 0 {
+		return nil
+	}
+	return sp.disks[keys[0]]
+}
+
+func ecSlots(shards int64) int64 { return (shards + DataShards - 1) / DataShards }
+
+// ProjectServers projects the given servers (each resolved with FindServer;
+// all must exist). active are the active tasks and changes the unretired
+// capacity changes of the whole state.
+//
+// The master's figures are its slot counts and the bytes of the volumes it
+// lists on the server. Projected: a vacuum (in flight or unreported) shrinks
+// every replica by the volume's delta; erasure coding removes the volume's
+// replicas and adds shards of size/10 on their targets (for a task in
+// flight, the targets the scheduler would plan now); a balance moves the
+// volume from its source to its target. Ten EC shards take one slot.
+func ProjectServers(topo *seaweed.Topology, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+	byID := map[string]*serverProj{}
+	var order []*serverProj
+	for _, s := range servers {
+		if _, dup := byID[s.ID]; dup {
+			continue
+		}
+		sp := &serverProj{s: s, disks: map[string]*diskProj{}}
+		for typ, d := range s.Disks {
+			dp := &diskProj{max: d.MaxVolumes, masterEC: int64(d.EcShards), usedSlots: d.MaxVolumes - d.FreeSlots, freeSlots: d.FreeSlots}
+			sp.disks[typ] = dp
+		}
+		byID[s.ID] = sp
+		order = append(order, sp)
+	}
+	// The master's bytes: every replica on a wanted server.
+	for _, v := range topo.Volumes {
+		for _, r := range v.Replicas {
+			if sp := byID[r.Server.ID]; sp != nil {
+				if d := sp.disk(r.Info.GetDiskType()); d != nil {
+					d.masterBytes += r.Info.GetSize()
+					d.masterVol++
+				}
+			}
+		}
+	}
+	for _, sp := range order {
+		for _, d := range sp.disks {
+			d.projBytes, d.projEC, d.projVol = d.masterBytes, d.masterEC, d.masterVol
+		}
+	}
+	lookup := func(name string) *serverProj {
+		if s, ok := findServer(topo, name); ok {
+			return byID[s.ID]
+		}
+		return nil
+	}
+	holds := func(v *seaweed.Volume, s *seaweed.Server) *seaweed.Replica {
+		for i := range v.Replicas {
+			if v.Replicas[i].Server.ID == s.ID {
+				return &v.Replicas[i]
+			}
+		}
+		return nil
+	}
+	addBytes := func(d *diskProj, delta int64) {
+		d.projBytes = uint64(max(int64(d.projBytes)+delta, 0))
+	}
+	removeReplica := func(v *seaweed.Volume, r *seaweed.Replica) {
+		if sp := byID[r.Server.ID]; sp != nil {
+			if d := sp.disk(r.Info.GetDiskType()); d != nil {
+				addBytes(d, -int64(r.Info.GetSize()))
+				d.projVol--
+			}
+		}
+	}
+	addReplica := func(v *seaweed.Volume, name string, size uint64) {
+		if sp := lookup(name); sp != nil {
+			if d := sp.disk(v.DiskType); d != nil {
+				addBytes(d, int64(size))
+				d.projVol++
+			}
+		}
+	}
+	addShards := func(v *seaweed.Volume, placements []*pb.ShardPlacement, size uint64) {
+		e := topo.EcVolumes[v.ID]
+		for _, p := range placements {
+			s, ok := findServer(topo, p.Server)
+			if !ok {
+				continue
+			}
+			if e != nil && listHas(e.Shards[p.ShardId], s.ID) {
+				continue // already reported
+			}
+			if sp := byID[s.ID]; sp != nil {
+				if d := sp.disk(v.DiskType); d != nil {
+					d.projEC++
+					d.projECBytes += size / DataShards
+				}
+			}
+		}
+	}
+	// Volume-level deltas, for vacuum's effect on each replica.
+	vacuumDelta := func(v *seaweed.Volume, active *pb.Task, cs []*pb.CapacityChange) {
+		vc := ProjectVolume(topo, v, active, cs)
+		var delta int64
+		for _, a := range vc.Adjustments {
+			if a.Type == pb.TaskType_TASK_TYPE_VACUUM {
+				delta += a.DeltaBytes
+			}
+		}
+		if delta == 0 {
+			return
+		}
+		for i := range v.Replicas {
+			r := &v.Replicas[i]
+			if sp := byID[r.Server.ID]; sp != nil {
+				if d := sp.disk(r.Info.GetDiskType()); d != nil {
+					addBytes(d, delta)
+				}
+			}
+		}
+	}
+	changesByVol := map[uint32][]*pb.CapacityChange{}
+	for _, c := range changes {
+		if !Reflected(c, topo) {
+			changesByVol[c.VolumeId] = append(changesByVol[c.VolumeId], c)
+		}
+	}
+	activeByVol := map[uint32]*pb.Task{}
+	for _, t := range active {
+		activeByVol[t.VolumeId] = t
+	}
+	vols := map[uint32]bool{}
+	for id := range changesByVol {
+		vols[id] = true
+	}
+	for id := range activeByVol {
+		vols[id] = true
+	}
+	ids := make([]uint32, 0, len(vols))
+	for id := range vols {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	for _, id := range ids {
+		v, ok := topo.Volumes[id]
+		if !ok {
+			// Gone from the master (or already erasure coded): only shards
+			// of an unreported encoding can still arrive.
+			for _, c := range changesByVol[id] {
+				if c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+					addShards(&seaweed.Volume{ID: id}, c.Shards, c.OldSize)
+				}
+			}
+			continue
+		}
+		t := activeByVol[id]
+		vacuumDelta(v, t, changesByVol[id])
+		removed := false
+		for _, c := range changesByVol[id] {
+			switch c.Type {
+			case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+				if !removed {
+					for i := range v.Replicas {
+						removeReplica(v, &v.Replicas[i])
+					}
+					removed = true
+				}
+				addShards(v, c.Shards, c.OldSize)
+			case pb.TaskType_TASK_TYPE_BALANCE:
+				if removed {
+					continue
+				}
+				if src, ok := findServer(topo, c.Source); ok {
+					if r := holds(v, src); r != nil {
+						removeReplica(v, r)
+					}
+				}
+				if dst, ok := findServer(topo, c.Target); ok && holds(v, dst) == nil {
+					addReplica(v, c.Target, v.Size)
+				}
+			}
+		}
+		if t == nil || removed {
+			continue
+		}
+		switch t.Type {
+		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+			placements, err := placeShards(v, topo)
+			if err != nil {
+				continue
+			}
+			for i := range v.Replicas {
+				removeReplica(v, &v.Replicas[i])
+			}
+			addShards(v, placements, v.Size)
+		case pb.TaskType_TASK_TYPE_BALANCE:
+			src, dst, err := planMove(t, v, topo)
+			if err != nil {
+				continue
+			}
+			if r := holds(v, src); r != nil {
+				removeReplica(v, r)
+			}
+			if holds(v, dst) == nil {
+				addReplica(v, dst.ID, v.Size)
+			}
+		}
+	}
+	out := make([]*pb.ServerCapacity, 0, len(order))
+	for _, sp := range order {
+		sc := &pb.ServerCapacity{Server: sp.s.ID, Address: sp.s.Addr.String()}
+		types := make([]string, 0, len(sp.disks))
+		for typ := range sp.disks {
+			types = append(types, typ)
+		}
+		sort.Strings(types)
+		for _, typ := range types {
+			d := sp.disks[typ]
+			m := &pb.CapacityFigures{UsedSlots: d.usedSlots, FreeSlots: d.freeSlots, VolumeBytes: d.masterBytes,
+				Volumes: uint32(d.masterVol), EcShards: uint32(d.masterEC)}
+			used := d.usedSlots + (d.projVol - d.masterVol) + ecSlots(d.projEC) - ecSlots(d.masterEC)
+			p := &pb.CapacityFigures{UsedSlots: used, FreeSlots: d.max - used, VolumeBytes: d.projBytes,
+				Volumes: uint32(max(d.projVol, 0)), EcShards: uint32(max(d.projEC, 0)), EcShardBytes: d.projECBytes}
+			sc.Disks = append(sc.Disks, &pb.DiskCapacity{DiskType: typ, MaxSlots: d.max, Master: m, Projected: p})
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+func listHas(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}

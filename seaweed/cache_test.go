@@ -1,0 +1,114 @@
+package seaweed
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+)
+
+type fakeSource struct {
+	mu   sync.Mutex
+	topo *Topology
+	err  error
+}
+
+func (f *fakeSource) Topology(context.Context) (*Topology, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.topo, f.err
+}
+
+func (f *fakeSource) set(t *Topology, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.topo, f.err = t, err
+}
+
+func TestTopologyCacheKeepsLastTopology(t *testing.T) {
+	src := &fakeSource{}
+	c := NewTopologyCache(src, time.Hour)
+	ctx := context.Background()
+	if topo, at := c.Latest(); topo != nil || !at.IsZero() {
+		t.Fatalf("before any poll: got %v at %v", topo, at)
+	}
+	src.set(nil, errors.New("down"))
+	c.Poll(ctx)
+	if topo, _ := c.Latest(); topo != nil || c.LastError() == nil {
+		t.Fatalf("failed first poll: topo %v err %v", topo, c.LastError())
+	}
+	first := &Topology{VolumeSizeLimit: 1}
+	src.set(first, nil)
+	c.Poll(ctx)
+	topo, at := c.Latest()
+	if topo != first || at.IsZero() || c.LastError() != nil {
+		t.Fatalf("after a poll: got %v at %v err %v", topo, at, c.LastError())
+	}
+	src.set(nil, errors.New("master gone"))
+	c.Poll(ctx)
+	if topo2, at2 := c.Latest(); topo2 != first || at2 != at || c.LastError() == nil {
+		t.Fatalf("master unreachable: want the last topology kept, got %v at %v", topo2, at2)
+	}
+}
+
+func TestTopologyCacheRefilling(t *testing.T) {
+	servers := func(n int) *Topology {
+		t := &Topology{}
+		for i := 0; i < n; i++ {
+			t.Servers = append(t.Servers, &Server{ID: string(rune('a' + i))})
+		}
+		return t
+	}
+	src := &fakeSource{}
+	c := NewTopologyCache(src, time.Hour)
+	ctx := context.Background()
+	full := servers(3)
+	src.set(full, nil)
+	c.Poll(ctx)
+	// A restarted master: empty, then partial.
+	src.set(servers(0), nil)
+	for i := 0; i < 5; i++ {
+		c.Poll(ctx)
+	}
+	if got, _ := c.Latest(); got != full {
+		t.Fatal("an empty topology replaced a full one")
+	}
+	partial := servers(2)
+	src.set(partial, nil)
+	for i := 1; i < RefillPolls; i++ {
+		c.Poll(ctx)
+		if got, _ := c.Latest(); got != full {
+			t.Fatalf("poll %d: a smaller topology replaced the full one too early", i)
+		}
+	}
+	c.Poll(ctx)
+	if got, _ := c.Latest(); got != partial {
+		t.Fatalf("a smaller topology held for %d polls was not accepted", RefillPolls)
+	}
+	// Back to full at once.
+	src.set(full, nil)
+	c.Poll(ctx)
+	if got, _ := c.Latest(); got != full {
+		t.Fatal("a larger topology was not accepted at once")
+	}
+}
+
+func TestTopologyCacheRun(t *testing.T) {
+	src := &fakeSource{topo: &Topology{}}
+	c := NewTopologyCache(src, 100*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	polled := c.Polled()
+	go func() { c.Run(ctx); close(done) }()
+	select {
+	case <-polled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no poll")
+	}
+	if topo, _ := c.Latest(); topo == nil {
+		t.Fatal("no topology after the first poll")
+	}
+	cancel()
+	<-done
+}
