@@ -145,13 +145,23 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			conns[addr] = conn
 		}
-		redirected, err := w.session(ctx, pb.NewWorkerServiceClient(conn), addr)
+		// This loop paces the attempts. Without the reset, a connection to
+		// an admin that was down keeps failing at once in gRPC's own
+		// reconnect backoff (1 s growing to 2 min) after the admin is back,
+		// even when it is the new leader.
+		conn.ResetConnectBackoff()
+		redirected, welcomed, err := w.session(ctx, pb.NewWorkerServiceClient(conn), addr)
 		if ctx.Err() != nil {
 			break
 		}
 		if redirected {
 			failures = 0
 			continue
+		}
+		if welcomed {
+			// A session that was up ended (e.g. the leader died): start the
+			// backoff over, not from the failures before that session.
+			failures = 0
 		}
 		failures++
 		w.log.Debug("session ended", "admin", addr, "error", err)
@@ -178,32 +188,33 @@ func (w *Worker) pickAddr() string {
 	return a
 }
 
-// session runs one stream; it reports whether the admin redirected us.
-func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr string) (bool, error) {
+// session runs one stream; it reports whether the admin redirected us and
+// whether it welcomed us (the session was up before it ended).
+func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr string) (redirected, welcomed bool, err error) {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stream, err := c.Session(sctx)
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	hello := &pb.Hello{WorkerId: w.cfg.ID, Capabilities: w.cfg.Capabilities, MaxConcurrent: uint32(w.cfg.MaxConcurrent),
 		Running: w.running(true), Version: w.cfg.Version}
 	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Hello{Hello: hello}}); err != nil {
-		return false, err
+		return false, false, err
 	}
 	first, err := stream.Recv()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	if r := first.GetRedirect(); r != nil {
 		w.mu.Lock()
 		w.hint = r.LeaderGrpcAddr
 		w.mu.Unlock()
-		return r.LeaderGrpcAddr != "", fmt.Errorf("%s is not the leader", addr)
+		return r.LeaderGrpcAddr != "", false, fmt.Errorf("%s is not the leader", addr)
 	}
 	welcome := first.GetWelcome()
 	if welcome == nil {
-		return false, errors.New("admin answered hello with neither welcome nor redirect")
+		return false, false, errors.New("admin answered hello with neither welcome nor redirect")
 	}
 	w.mu.Lock()
 	w.stream, w.lastAck = stream, time.Now()
@@ -248,7 +259,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	for {
 		m, err := stream.Recv()
 		if err != nil {
-			return false, err
+			return false, true, err
 		}
 		w.handle(ctx, m)
 	}
