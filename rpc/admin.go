@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -136,17 +137,10 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 			return nil, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
 		}
 	}
-	forward, err := s.readLocal(ctx, req.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	if forward {
-		c, err := s.leaderConn()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pb.NewAdminClient(c).ListTasks(ctx, req)
-		return resp, s.forwardErr(err)
+	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.ListTasksResponse, error) {
+		return pb.NewAdminClient(c).ListTasks(ctx, req)
+	}); forwarded || err != nil {
+		return resp, err
 	}
 	resp := &pb.ListTasksResponse{}
 	s.fsm.Read(func(st *fsm.State) {
@@ -179,17 +173,10 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 	if req.Id == 0 {
 		return nil, invalid("task id must be greater than 0")
 	}
-	forward, err := s.readLocal(ctx, req.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	if forward {
-		c, err := s.leaderConn()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pb.NewAdminClient(c).GetTask(ctx, req)
-		return resp, s.forwardErr(err)
+	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.GetTaskResponse, error) {
+		return pb.NewAdminClient(c).GetTask(ctx, req)
+	}); forwarded || err != nil {
+		return resp, err
 	}
 	resp := &pb.GetTaskResponse{}
 	var ok bool
@@ -206,17 +193,10 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 
 // ListWorkers lists registered workers.
 func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*pb.ListWorkersResponse, error) {
-	forward, err := s.readLocal(ctx, req.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	if forward {
-		c, err := s.leaderConn()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pb.NewAdminClient(c).ListWorkers(ctx, req)
-		return resp, s.forwardErr(err)
+	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.ListWorkersResponse, error) {
+		return pb.NewAdminClient(c).ListWorkers(ctx, req)
+	}); forwarded || err != nil {
+		return resp, err
 	}
 	resp := &pb.ListWorkersResponse{}
 	var connected map[string]bool

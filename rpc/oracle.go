@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -84,17 +85,10 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
 		return nil, err
 	}
-	forward, err := s.readLocal(ctx, req.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	if forward {
-		c, err := s.leaderConn()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pb.NewCapacityOracleClient(c).GetVolumeCapacity(ctx, req)
-		return resp, s.forwardErr(err)
+	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.GetVolumeCapacityResponse, error) {
+		return pb.NewCapacityOracleClient(c).GetVolumeCapacity(ctx, req)
+	}); forwarded || err != nil {
+		return resp, err
 	}
 	topo, at, err := s.topology()
 	if err != nil {
@@ -171,17 +165,10 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
 		return nil, err
 	}
-	forward, err := s.readLocal(ctx, req.Consistency)
-	if err != nil {
-		return nil, err
-	}
-	if forward {
-		c, err := s.leaderConn()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := pb.NewCapacityOracleClient(c).GetServerCapacity(ctx, req)
-		return resp, s.forwardErr(err)
+	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.GetServerCapacityResponse, error) {
+		return pb.NewCapacityOracleClient(c).GetServerCapacity(ctx, req)
+	}); forwarded || err != nil {
+		return resp, err
 	}
 	topo, at, err := s.topology()
 	if err != nil {

@@ -216,6 +216,22 @@ func (s *Server) readLocal(ctx context.Context, c pb.Consistency) (forward bool,
 	return false, toStatus(err)
 }
 
+// viaLeader serves a read on the leader when its consistency requires it:
+// it reports forwarded=true with the leader's answer, or forwarded=false
+// when this node may answer itself.
+func viaLeader[T any](s *Server, ctx context.Context, c pb.Consistency, call func(*grpc.ClientConn) (T, error)) (resp T, forwarded bool, err error) {
+	forward, err := s.readLocal(ctx, c)
+	if err != nil || !forward {
+		return resp, false, err
+	}
+	conn, err := s.leaderConn()
+	if err != nil {
+		return resp, true, err
+	}
+	resp, err = call(conn)
+	return resp, true, s.forwardErr(err)
+}
+
 // PublishAddress keeps this node's client address in the replicated state,
 // so followers can forward to it once it leads. It returns when ctx ends.
 func (s *Server) PublishAddress(ctx context.Context) {
