@@ -51,7 +51,18 @@ type Config struct {
 	Logger     hclog.Logger
 	// Now is the clock (tests replace it).
 	Now func() time.Time
+	// Observe, if set, is told of timed events for metrics: EventTaskCompleted
+	// (a task's finished_at - started_at, by type, when this leader commits
+	// its completion) and EventDetection (one detection round; typ is
+	// unspecified). It must not block.
+	Observe func(event string, typ pb.TaskType, d time.Duration)
 }
+
+// Events passed to Config.Observe.
+const (
+	EventTaskCompleted = "task_completed"
+	EventDetection     = "detection"
+)
 
 func (c *Config) defaults() {
 	if c.Thresholds == (Thresholds{}) {
@@ -83,6 +94,9 @@ func (c *Config) defaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Observe == nil {
+		c.Observe = func(string, pb.TaskType, time.Duration) {}
 	}
 }
 
@@ -219,6 +233,20 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 	return st, true
 }
 
+// Load reports the connected workers and their total slots; ok is false
+// when the scheduler is not running here.
+func (s *Scheduler) Load() (workers, slots int, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return 0, 0, false
+	}
+	for _, sess := range s.sessions {
+		slots += sess.max
+	}
+	return len(s.sessions), slots, true
+}
+
 // Kick asks for an assignment round soon.
 func (s *Scheduler) Kick() {
 	select {
@@ -253,6 +281,12 @@ func (s *Scheduler) detectLoop(ctx context.Context) {
 }
 
 func (s *Scheduler) detectOnce(ctx context.Context) {
+	begin := time.Now()
+	defer func() {
+		if ctx.Err() == nil {
+			s.cfg.Observe(EventDetection, pb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
+		}
+	}()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	topo, err := s.master.Topology(pctx)
 	cancel()

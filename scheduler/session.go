@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -240,6 +241,7 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		s.ack(sess, c.TaskId, c.Fence, err)
 		if err == nil {
 			s.log.Info("task completed", "task", c.TaskId, "worker", sess.id)
+			s.observeCompleted(c.TaskId)
 		}
 		s.Kick()
 	case *pb.WorkerMessage_Failed:
@@ -306,6 +308,23 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 		return
 	}
 	s.log.Warn("task failed", "task", t.Id, "reason", reason)
+}
+
+// observeCompleted reports a completed task's run time to Config.Observe.
+func (s *Scheduler) observeCompleted(id uint64) {
+	var t *pb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+	if t == nil || t.State != pb.TaskState_TASK_STATE_COMPLETED {
+		return
+	}
+	start := t.StartedAt
+	if start == 0 {
+		start = t.AssignedAt
+	}
+	if start == 0 || t.FinishedAt < start {
+		return
+	}
+	s.cfg.Observe(EventTaskCompleted, t.Type, time.Duration(t.FinishedAt-start))
 }
 
 func (s *Scheduler) forget(id uint64) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -54,6 +55,26 @@ type Worker struct {
 	hint     string
 	next     int
 	restarts chan struct{}
+
+	// finished counts reported outcomes: completed, failed, released.
+	finished [3]atomic.Uint64
+}
+
+// Stats is a worker's current load and outcome counts, for metrics.
+type Stats struct {
+	Running, MaxConcurrent int
+	// Connected is true while a session with the leader is up.
+	Connected                   bool
+	Completed, Failed, Released uint64
+}
+
+// Stats returns the worker's current load, connection and outcome counts.
+func (w *Worker) Stats() Stats {
+	w.mu.Lock()
+	st := Stats{Running: len(w.attempts), MaxConcurrent: w.cfg.MaxConcurrent, Connected: w.stream != nil}
+	w.mu.Unlock()
+	st.Completed, st.Failed, st.Released = w.finished[0].Load(), w.finished[1].Load(), w.finished[2].Load()
+	return st
 }
 
 type attempt struct {
@@ -428,10 +449,13 @@ func (w *Worker) report(msg *pb.WorkerMessage, spec *pb.TaskSpec) {
 	switch b := msg.Body.(type) {
 	case *pb.WorkerMessage_Completed:
 		id, e.Completed = b.Completed.TaskId, b.Completed
+		w.finished[0].Add(1)
 	case *pb.WorkerMessage_Failed:
 		id, e.Failed = b.Failed.TaskId, b.Failed
+		w.finished[1].Add(1)
 	case *pb.WorkerMessage_Released:
 		id = b.Released.TaskId
+		w.finished[2].Add(1)
 	}
 	if spec != nil && (e.Completed != nil || e.Failed != nil) {
 		if err := w.journal.Put(e); err != nil {

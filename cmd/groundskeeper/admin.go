@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -58,6 +59,7 @@ func runAdmin(args []string) error {
 	peers := fs.String("peers", "", "initial voters, id=host:port,... (the same on every node; omit to join a running cluster via 'ctl peers add')")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) on this host:port")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
 	var m maintenanceFlags
 	m.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -92,6 +94,11 @@ func runAdmin(args []string) error {
 			return usagef("%s", err)
 		}
 	}
+	if *metricsAddr != "" {
+		if err := cluster.ValidateAddr("--metrics-addr", *metricsAddr); err != nil {
+			return usagef("%s", err)
+		}
+	}
 	level := hclog.LevelFromString(*logLevel)
 	if level == hclog.NoLevel {
 		return usagef("--log-level %q is not one of trace, debug, info, warn, error", *logLevel)
@@ -104,10 +111,22 @@ func runAdmin(args []string) error {
 		}
 		defer stopDebug()
 	}
+	var metricsLis net.Listener
+	if *metricsAddr != "" {
+		if metricsLis, err = listenMetrics(*metricsAddr); err != nil {
+			return err
+		}
+	}
 	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
 		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval}})
 	if err != nil {
+		if metricsLis != nil {
+			metricsLis.Close()
+		}
 		return err
+	}
+	if metricsLis != nil {
+		defer serveMetrics(metricsLis, node.metricsHandler())()
 	}
 	// Only once the node runs: a refused start prints its one sentence alone.
 	if m.master == "" {

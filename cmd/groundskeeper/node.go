@@ -39,8 +39,11 @@ type adminNode struct {
 	topo   *seaweed.TopologyCache
 	server *gkrpc.Server
 	grpc   *grpc.Server
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	// metrics is the node's own registry and the histograms observed on
+	// its hot paths; the rest is read at scrape time.
+	metrics *adminMetrics
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 func startNode(cfg nodeConfig) (*adminNode, error) {
@@ -48,7 +51,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
-	n := &adminNode{fsm: fsm.New()}
+	n := &adminNode{fsm: fsm.New(), metrics: newAdminMetrics()}
 	var master scheduler.Master
 	if cfg.Master != "" {
 		if n.master, err = seaweed.DialMaster(cfg.Master); err != nil {
@@ -59,6 +62,14 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	}
 	schedCfg := cfg.Scheduler
 	schedCfg.NodeID, schedCfg.Logger = cfg.ID, cfg.Logger.Named("scheduler")
+	if prev := schedCfg.Observe; prev != nil {
+		schedCfg.Observe = func(event string, typ pb.TaskType, d time.Duration) {
+			n.metrics.observe(event, typ, d)
+			prev(event, typ, d)
+		}
+	} else {
+		schedCfg.Observe = n.metrics.observe
+	}
 	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
 	n.raft, err = cluster.Open(cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, DataDir: cfg.DataDir, Peers: cfg.Peers,
@@ -87,10 +98,12 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	}
 	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
 		// Workers ping every 5 s to notice a dead leader quickly.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}))
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
+		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
 	n.server.Register(n.grpc)
 	pb.RegisterWorkerServiceServer(n.grpc, gkrpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)
+	n.metrics.reg.MustRegister(newAdminCollector(n))
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)

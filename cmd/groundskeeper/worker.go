@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"syscall"
@@ -24,6 +25,7 @@ func runWorker(args []string) error {
 	caps := fs.String("capabilities", "vacuum,erasure_coding,balance", "task types this worker runs")
 	maxConc := fs.Int("max-concurrent", 2, "how many tasks it runs at once")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
+	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -49,6 +51,11 @@ func runWorker(args []string) error {
 			return usagef("%s", err)
 		}
 	}
+	if *metricsAddr != "" {
+		if err := cluster.ValidateAddr("--metrics-addr", *metricsAddr); err != nil {
+			return usagef("%s", err)
+		}
+	}
 	capabilities, err := parseCapabilities(*caps)
 	if err != nil {
 		return err
@@ -59,6 +66,13 @@ func runWorker(args []string) error {
 	}
 	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	var metricsLis net.Listener
+	if *metricsAddr != "" {
+		if metricsLis, err = listenMetrics(*metricsAddr); err != nil {
+			return err
+		}
+		defer metricsLis.Close()
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "worker." + *id, Level: level, Output: os.Stderr})
 	volumes := seaweed.NewVolumeClient()
@@ -71,6 +85,9 @@ func runWorker(args []string) error {
 		return err
 	}
 	defer w.Close()
+	if metricsLis != nil {
+		defer serveMetrics(metricsLis, workerHandler(w))()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	logger.Info("worker started", "admins", addrs, "capabilities", *caps, "max_concurrent", *maxConc)
