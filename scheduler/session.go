@@ -283,8 +283,14 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	if !f.RolledBack {
 		reason += " (rollback incomplete)"
 	}
-	s.log.Warn("attempt failed", "task", f.TaskId, "worker", sess.id, "error", reason, "retryable", f.Retryable)
-	s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+	if f.Interrupted {
+		// Not the task's fault: try again at once, without using its budget.
+		s.log.Info("attempt interrupted by its worker", "task", f.TaskId, "worker", sess.id, "reason", reason)
+		s.requeue(ctx, t, f.Fence, reason, false)
+	} else {
+		s.log.Warn("attempt failed", "task", f.TaskId, "worker", sess.id, "error", reason, "retryable", f.Retryable)
+		s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+	}
 	s.forget(f.TaskId)
 	s.ack(sess, f.TaskId, f.Fence, nil)
 	s.Kick()

@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -60,5 +61,63 @@ func TestResendLostAssignment(t *testing.T) {
 	s.resendLost(sess, nil)
 	if len(sess.Out()) != 0 {
 		t.Fatal("re-sent an assignment younger than two heartbeats")
+	}
+}
+
+// fsmApplier applies proposals straight to an FSM at the next raft index.
+type fsmApplier struct {
+	f     *fsm.FSM
+	index uint64
+	at    time.Time
+}
+
+func (a *fsmApplier) Apply(_ context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	b, err := fsm.Encode(a.at.UnixNano(), cmd)
+	if err != nil {
+		return nil, err
+	}
+	a.index++
+	return a.f.Apply(&raft.Log{Index: a.index, Type: raft.LogCommand, Data: b}).(*pb.ApplyResult), nil
+}
+
+func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		failed      *pb.TaskFailed
+		wantRetries uint32
+		backoff     bool
+	}{
+		{name: "interrupted", failed: &pb.TaskFailed{Error: "lost contact with the leader", Retryable: true, RolledBack: true, Interrupted: true}, wantRetries: 0},
+		{name: "failed step", failed: &pb.TaskFailed{Step: "compact", Error: "disk full", Retryable: true, RolledBack: true}, wantRetries: 1, backoff: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fsm.New()
+			a := &fsmApplier{f: f, at: now}
+			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+			for _, c := range []*pb.Command{
+				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+			} {
+				if _, err := s.propose(context.Background(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+			tc.failed.TaskId, tc.failed.Fence = 1, 2
+			if err := s.handleFailed(context.Background(), sess, tc.failed); err != nil {
+				t.Fatal(err)
+			}
+			var task *pb.Task
+			f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+			if task.State != pb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 || task.RetryCount != tc.wantRetries {
+				t.Fatalf("task after the report: state %v attempt %d retries %d; want pending, 2, %d", task.State, task.Attempt, task.RetryCount, tc.wantRetries)
+			}
+			if got := task.NotBefore > now.UnixNano(); got != tc.backoff {
+				t.Fatalf("backoff before the next attempt: %v, want %v", got, tc.backoff)
+			}
+			if m := <-sess.Out(); m.GetAck().GetTaskId() != 1 {
+				t.Fatalf("worker got %v, want an ack of task 1", m)
+			}
+		})
 	}
 }

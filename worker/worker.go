@@ -424,12 +424,14 @@ func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
 		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: t.Id, Fence: t.Fence, RolledBack: f.RolledBack, Error: f.Error()}}}
 	default:
 		f := asFailure(err)
-		if reason != "" {
+		interrupted := reason != ""
+		if interrupted {
 			f.Err = fmt.Errorf("%s: %w", reason, f.Err)
 			f.Retryable = true
 		}
 		w.log.Warn("attempt failed", "task", t.Id, "step", f.Step, "error", f.Err, "retryable", f.Retryable, "rolled_back", f.RolledBack)
-		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: f.Err.Error(), Step: f.Step, Retryable: f.Retryable, RolledBack: f.RolledBack}}}
+		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: f.Err.Error(), Step: f.Step,
+			Retryable: f.Retryable, RolledBack: f.RolledBack, Interrupted: interrupted}}}
 	}
 	w.report(msg, a.spec)
 }
@@ -503,7 +505,7 @@ func (w *Worker) rollbackRestored(ctx context.Context, e *Entry) {
 		err = fmt.Errorf("no executor for %s", fsm.TypeName(t.Type))
 	}
 	w.log.Info("rolled back an attempt interrupted by a restart", "task", t.Id, "error", err)
-	f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: true, RolledBack: err == nil}
+	f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: true, RolledBack: err == nil, Interrupted: true}
 	if err != nil {
 		f.Error += "; rollback: " + err.Error()
 	}

@@ -698,7 +698,10 @@ type TaskFailed struct {
 	// Whether another attempt could succeed (false: e.g. volume not found).
 	Retryable bool `protobuf:"varint,5,opt,name=retryable,proto3" json:"retryable,omitempty"`
 	// Whether everything the attempt changed was undone.
-	RolledBack    bool `protobuf:"varint,6,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	RolledBack bool `protobuf:"varint,6,opt,name=rolled_back,json=rolledBack,proto3" json:"rolled_back,omitempty"`
+	// The worker stopped the attempt itself (shutdown, restart, lost contact
+	// with the leader), not because the task failed: retry without counting it.
+	Interrupted   bool `protobuf:"varint,7,opt,name=interrupted,proto3" json:"interrupted,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -771,6 +774,13 @@ func (x *TaskFailed) GetRetryable() bool {
 func (x *TaskFailed) GetRolledBack() bool {
 	if x != nil {
 		return x.RolledBack
+	}
+	return false
+}
+
+func (x *TaskFailed) GetInterrupted() bool {
+	if x != nil {
+		return x.Interrupted
 	}
 	return false
 }
@@ -1434,7 +1444,7 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\rTaskCompleted\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x128\n" +
-	"\x06change\x18\x03 \x01(\v2 .groundskeeper.v1.CapacityChangeR\x06change\"\xa4\x01\n" +
+	"\x06change\x18\x03 \x01(\v2 .groundskeeper.v1.CapacityChangeR\x06change\"\xc6\x01\n" +
 	"\n" +
 	"TaskFailed\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
@@ -1443,7 +1453,8 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\x04step\x18\x04 \x01(\tR\x04step\x12\x1c\n" +
 	"\tretryable\x18\x05 \x01(\bR\tretryable\x12\x1f\n" +
 	"\vrolled_back\x18\x06 \x01(\bR\n" +
-	"rolledBack\"t\n" +
+	"rolledBack\x12 \n" +
+	"\vinterrupted\x18\a \x01(\bR\vinterrupted\"t\n" +
 	"\fTaskReleased\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x1f\n" +
