@@ -43,6 +43,8 @@ type Worker struct {
 
 	mu       sync.Mutex
 	attempts map[uint64]*attempt
+	// ended is signalled (with mu) whenever an attempt leaves attempts.
+	ended *sync.Cond
 	// restored are journalled attempts from before a restart, waiting for the
 	// leader to say whether they are still ours.
 	restored map[uint64]*Entry
@@ -115,6 +117,7 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w := &Worker{cfg: cfg, journal: j, log: cfg.Logger, attempts: map[uint64]*attempt{}, restored: map[uint64]*Entry{},
 		outbox: map[uint64]*pb.WorkerMessage{}}
+	w.ended = sync.NewCond(&w.mu)
 	entries, err := j.All()
 	if err != nil {
 		j.Close()
@@ -412,6 +415,7 @@ func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
 	w.mu.Lock()
 	delete(w.attempts, t.Id)
 	released, reason := a.released, a.reason
+	w.ended.Broadcast()
 	w.mu.Unlock()
 	var msg *pb.WorkerMessage
 	switch {
@@ -548,15 +552,11 @@ func (w *Worker) stopAll(reason string) {
 		c()
 	}
 	// Wait for the attempts to finish rolling back.
-	for {
-		w.mu.Lock()
-		n := len(w.attempts)
-		w.mu.Unlock()
-		if n == 0 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
+	w.mu.Lock()
+	for len(w.attempts) > 0 {
+		w.ended.Wait()
 	}
+	w.mu.Unlock()
 }
 
 // flushJournal writes pending journal deletes once a second, so a quiet
