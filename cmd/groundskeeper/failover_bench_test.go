@@ -15,11 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/groundskeeper-dev/groundskeeper/cluster"
-	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
-	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
 
@@ -46,7 +43,6 @@ const failoverWorkers = 3
 // sessions stay idle.
 func BenchmarkFailover(b *testing.B) {
 	c := newFailoverCluster(b)
-	defer c.close()
 	c.start()
 
 	var rounds []failoverRound
@@ -102,20 +98,13 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[max(0, min(k, len(s)-1))]
 }
 
-// failoverCluster is the system harness's cluster for a benchmark: three
-// admins started with startNode (default raft and scheduler timings), a
-// simulated SeaweedFS master, and real workers.
+// failoverCluster is the system harness with default raft and scheduler
+// timings and workers whose executors finish at once.
 type failoverCluster struct {
+	*system
 	b         *testing.B
-	sim       *sim.Cluster
-	cfgs      []nodeConfig
 	workerIDs []string
-
-	mu      sync.Mutex
-	nodes   []*adminNode
-	cancel  context.CancelFunc
-	workers sync.WaitGroup
-	nextVol atomic.Uint32
+	nextVol   atomic.Uint32
 }
 
 // failoverRound is what one kill measured, each from the kill.
@@ -129,11 +118,7 @@ type failoverRound struct {
 
 func newFailoverCluster(b *testing.B) *failoverCluster {
 	b.Helper()
-	s, err := sim.New(sysSimConfig(2))
-	if err != nil {
-		b.Fatalf("start simulated SeaweedFS: %v", err)
-	}
-	c := &failoverCluster{b: b, sim: s}
+	c := &failoverCluster{system: newSystem(b, sysSimConfig(2)), b: b}
 	c.nextVol.Store(1_000_000)
 	return c
 }
@@ -141,37 +126,20 @@ func newFailoverCluster(b *testing.B) *failoverCluster {
 func (c *failoverCluster) start() {
 	b := c.b
 	b.Helper()
-	dir := b.TempDir()
-	var peers []cluster.Peer
-	for i := 0; i < 3; i++ {
-		id := fmt.Sprintf("a%d", i+1)
-		raftAddr := sysFreeAddr(b)
-		peers = append(peers, cluster.Peer{ID: id, RaftAddr: raftAddr})
-		c.cfgs = append(c.cfgs, nodeConfig{
-			ID: id, DataDir: filepath.Join(dir, id), RaftAddr: raftAddr, GRPCAddr: sysFreeAddr(b),
-			Logger: sysLogger("admin." + id), Master: c.sim.MasterServerAddress().String(),
-			// Zero timings: the scheduler's defaults (lease 10 s,
-			// heartbeat 2 s). Thresholds no volume meets.
-			Scheduler: scheduler.Config{Thresholds: scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour,
-				ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9}},
-		})
-	}
-	c.nodes = make([]*adminNode, 3)
-	for i := range c.cfgs {
-		c.cfgs[i].Peers = peers
-		c.startNode(i)
-	}
-	sysWaitFor(b, sysWait, "a leader", func() bool { return c.leader() >= 0 })
+	// Zero timings: the scheduler's defaults (lease 10 s, heartbeat 2 s).
+	// Thresholds no volume meets.
+	c.startAdmins(scheduler.Config{Thresholds: scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour,
+		ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9}})
 
 	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	var addrs []string
-	for _, cfg := range c.cfgs {
-		addrs = append(addrs, cfg.GRPCAddr)
-	}
+	var workers sync.WaitGroup
+	// Registered after the system's own cleanup, so it runs first: the
+	// workers stop before the admins do.
+	b.Cleanup(func() { cancel(); workers.Wait() })
+	addrs := c.grpcAddrs()
 	for i := 0; i < failoverWorkers; i++ {
 		id := fmt.Sprintf("w%d", i+1)
-		w, err := worker.New(worker.Config{ID: id, Admins: addrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2,
+		w, err := worker.New(worker.Config{ID: id, Admins: addrs, DataDir: filepath.Join(c.dir, id), MaxConcurrent: 2,
 			Version: "failover-bench", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM},
 			Executors: map[pb.TaskType]worker.Executor{pb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}},
 			Logger:    sysLogger("worker." + id)})
@@ -179,9 +147,9 @@ func (c *failoverCluster) start() {
 			b.Fatalf("start worker %s: %v", id, err)
 		}
 		c.workerIDs = append(c.workerIDs, id)
-		c.workers.Add(1)
+		workers.Add(1)
 		go func() {
-			defer c.workers.Done()
+			defer workers.Done()
 			defer w.Close()
 			if err := w.Run(ctx); err != nil {
 				b.Errorf("worker %s: %v", id, err)
@@ -192,95 +160,12 @@ func (c *failoverCluster) start() {
 		l := c.leader()
 		return l >= 0 && len(c.missing(l)) == 0
 	})
-	// Every node's published gRPC address (followers redirect workers with
-	// it), a first write and every node caught up: the first round starts
-	// from the same steady state as the others.
-	c.waitPublished()
+	// A first write and every node caught up: the first round starts from
+	// the same steady state as the others.
 	if _, err := c.submit(context.Background(), addrs); err != nil {
 		b.Fatal(err)
 	}
 	c.waitCaughtUp()
-}
-
-// waitPublished is system.waitPublished for this cluster: every running
-// node knows every admin's gRPC address.
-func (c *failoverCluster) waitPublished() {
-	c.b.Helper()
-	sysWaitFor(c.b, sysWait, "every admin's published gRPC address", func() bool {
-		for i := range c.cfgs {
-			n := c.node(i)
-			if n == nil {
-				continue
-			}
-			ok := true
-			n.fsm.Read(func(st *fsm.State) {
-				for _, cfg := range c.cfgs {
-					if a, found := st.AdminAddr(cfg.ID); !found || a != cfg.GRPCAddr {
-						ok = false
-					}
-				}
-			})
-			if !ok {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-func (c *failoverCluster) close() {
-	if c.cancel != nil {
-		c.cancel()
-		c.workers.Wait()
-	}
-	for i := range c.nodes {
-		c.stopNode(i)
-	}
-	c.sim.Close()
-}
-
-func (c *failoverCluster) startNode(i int) {
-	c.b.Helper()
-	n, err := startNode(c.cfgs[i])
-	if err != nil {
-		c.b.Fatalf("start admin %s: %v", c.cfgs[i].ID, err)
-	}
-	c.mu.Lock()
-	c.nodes[i] = n
-	c.mu.Unlock()
-}
-
-// stopNode crashes admin i as the system harness's stopNode does: the
-// gRPC server stops abruptly (worker streams break at once), then raft
-// shuts down.
-func (c *failoverCluster) stopNode(i int) {
-	c.mu.Lock()
-	n := c.nodes[i]
-	c.nodes[i] = nil
-	c.mu.Unlock()
-	if n == nil {
-		return
-	}
-	n.grpc.Stop()
-	if err := n.stop(); err != nil {
-		c.b.Logf("stop admin %s: %v", c.cfgs[i].ID, err)
-	}
-}
-
-func (c *failoverCluster) node(i int) *adminNode {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.nodes[i]
-}
-
-// leader returns the index of the ready leader, or -1.
-func (c *failoverCluster) leader() int {
-	for i := range c.cfgs {
-		if n := c.node(i); n != nil && n.raft.IsLeader() {
-			return i
-		}
-	}
-	return -1
 }
 
 // missing lists the workers without a session on node l's scheduler.

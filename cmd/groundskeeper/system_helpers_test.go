@@ -68,7 +68,7 @@ func sysSimConfig(servers int) sim.Config {
 }
 
 type system struct {
-	t    *testing.T
+	t    testing.TB
 	sim  *sim.Cluster
 	dir  string
 	cfgs []nodeConfig
@@ -86,7 +86,7 @@ type sysWorker struct {
 }
 
 // newSystem starts the simulated SeaweedFS; seed volumes, then startAdmins.
-func newSystem(t *testing.T, simCfg sim.Config) *system {
+func newSystem(t testing.TB, simCfg sim.Config) *system {
 	t.Helper()
 	c, err := sim.New(simCfg)
 	if err != nil {
