@@ -178,23 +178,6 @@ func (s *Server) forwardErr(err error) error {
 	return status.Errorf(codes.Unavailable, "forwarding to leader %s failed (%s); retry shortly", id, st.Message())
 }
 
-// Apply is the Internal RPC: a follower hands the leader an encoded command.
-// It is never forwarded again, so a stale view cannot make requests loop.
-func (s *Server) Apply(ctx context.Context, req *pb.ApplyRequest) (*pb.ApplyResult, error) {
-	if _, err := fsm.Decode(req.Command); err != nil {
-		return nil, invalid(err.Error())
-	}
-	out, err := s.raft.Apply(ctx, req.Command)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	res, ok := out.(*pb.ApplyResult)
-	if !ok {
-		return nil, status.Errorf(codes.Internal, "unexpected apply result %T", out)
-	}
-	return res, nil
-}
-
 // readLocal decides whether a read may be served here. For a linearizable
 // read on a follower it returns forward=true and the caller forwards the call.
 func (s *Server) readLocal(ctx context.Context, c pb.Consistency) (forward bool, err error) {

@@ -220,50 +220,6 @@ func (x *ApplyBatchResponse) GetItems() []*ApplyBatchItem {
 	return nil
 }
 
-type ApplyRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyRequest) Reset() {
-	*x = ApplyRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyRequest) ProtoMessage() {}
-
-func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
-func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{3}
-}
-
-func (x *ApplyRequest) GetCommand() []byte {
-	if x != nil {
-		return x.Command
-	}
-	return nil
-}
-
 type StatusRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Only this node's own view, without asking the other members.
@@ -274,7 +230,7 @@ type StatusRequest struct {
 
 func (x *StatusRequest) Reset() {
 	*x = StatusRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +242,7 @@ func (x *StatusRequest) String() string {
 func (*StatusRequest) ProtoMessage() {}
 
 func (x *StatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +255,7 @@ func (x *StatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusRequest.ProtoReflect.Descriptor instead.
 func (*StatusRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *StatusRequest) GetLocalOnly() bool {
@@ -325,7 +281,7 @@ type Member struct {
 
 func (x *Member) Reset() {
 	*x = Member{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -337,7 +293,7 @@ func (x *Member) String() string {
 func (*Member) ProtoMessage() {}
 
 func (x *Member) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -350,7 +306,7 @@ func (x *Member) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Member.ProtoReflect.Descriptor instead.
 func (*Member) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Member) GetId() string {
@@ -422,7 +378,7 @@ type StatusResponse struct {
 
 func (x *StatusResponse) Reset() {
 	*x = StatusResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +390,7 @@ func (x *StatusResponse) String() string {
 func (*StatusResponse) ProtoMessage() {}
 
 func (x *StatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +403,7 @@ func (x *StatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatusResponse.ProtoReflect.Descriptor instead.
 func (*StatusResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *StatusResponse) GetNodeId() string {
@@ -547,7 +503,7 @@ type Maintenance struct {
 
 func (x *Maintenance) Reset() {
 	*x = Maintenance{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -559,7 +515,7 @@ func (x *Maintenance) String() string {
 func (*Maintenance) ProtoMessage() {}
 
 func (x *Maintenance) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -572,7 +528,7 @@ func (x *Maintenance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Maintenance.ProtoReflect.Descriptor instead.
 func (*Maintenance) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Maintenance) GetMaster() string {
@@ -653,7 +609,7 @@ type SubmitTaskRequest struct {
 
 func (x *SubmitTaskRequest) Reset() {
 	*x = SubmitTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -665,7 +621,7 @@ func (x *SubmitTaskRequest) String() string {
 func (*SubmitTaskRequest) ProtoMessage() {}
 
 func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -678,7 +634,7 @@ func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SubmitTaskRequest) GetType() TaskType {
@@ -743,7 +699,7 @@ type SubmitTaskResponse struct {
 
 func (x *SubmitTaskResponse) Reset() {
 	*x = SubmitTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -755,7 +711,7 @@ func (x *SubmitTaskResponse) String() string {
 func (*SubmitTaskResponse) ProtoMessage() {}
 
 func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -768,7 +724,7 @@ func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskResponse.ProtoReflect.Descriptor instead.
 func (*SubmitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitTaskResponse) GetTask() *Task {
@@ -804,7 +760,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +772,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +785,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ListTasksRequest) GetConsistency() Consistency {
@@ -863,7 +819,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +831,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +844,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTasksResponse) GetTasks() []*Task {
@@ -915,7 +871,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -927,7 +883,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -940,7 +896,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetTaskRequest) GetId() uint64 {
@@ -967,7 +923,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -979,7 +935,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -992,7 +948,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTaskResponse) GetTask() *Task {
@@ -1018,7 +974,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1030,7 +986,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1043,7 +999,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListWorkersRequest) GetConsistency() Consistency {
@@ -1064,7 +1020,7 @@ type WorkerStatus struct {
 
 func (x *WorkerStatus) Reset() {
 	*x = WorkerStatus{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1032,7 @@ func (x *WorkerStatus) String() string {
 func (*WorkerStatus) ProtoMessage() {}
 
 func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1045,7 @@ func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerStatus.ProtoReflect.Descriptor instead.
 func (*WorkerStatus) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *WorkerStatus) GetWorker() *Worker {
@@ -1123,7 +1079,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1135,7 +1091,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1148,7 +1104,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerStatus {
@@ -1175,7 +1131,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1143,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1156,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -1225,7 +1181,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1237,7 +1193,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1250,7 +1206,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 type RemovePeerRequest struct {
@@ -1262,7 +1218,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1274,7 +1230,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1287,7 +1243,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -1305,7 +1261,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1317,7 +1273,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1330,7 +1286,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 var File_groundskeeper_v1_admin_proto protoreflect.FileDescriptor
@@ -1345,9 +1301,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x04code\x18\x02 \x01(\x05R\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\"L\n" +
 	"\x12ApplyBatchResponse\x126\n" +
-	"\x05items\x18\x01 \x03(\v2 .groundskeeper.v1.ApplyBatchItemR\x05items\"(\n" +
-	"\fApplyRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\".\n" +
+	"\x05items\x18\x01 \x03(\v2 .groundskeeper.v1.ApplyBatchItemR\x05items\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
 	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xbd\x01\n" +
@@ -1438,9 +1392,8 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vListWorkers\x12$.groundskeeper.v1.ListWorkersRequest\x1a%.groundskeeper.v1.ListWorkersResponse\x12N\n" +
 	"\aAddPeer\x12 .groundskeeper.v1.AddPeerRequest\x1a!.groundskeeper.v1.AddPeerResponse\x12W\n" +
 	"\n" +
-	"RemovePeer\x12#.groundskeeper.v1.RemovePeerRequest\x1a$.groundskeeper.v1.RemovePeerResponse2\xab\x01\n" +
-	"\bInternal\x12F\n" +
-	"\x05Apply\x12\x1e.groundskeeper.v1.ApplyRequest\x1a\x1d.groundskeeper.v1.ApplyResult\x12W\n" +
+	"RemovePeer\x12#.groundskeeper.v1.RemovePeerRequest\x1a$.groundskeeper.v1.RemovePeerResponse2c\n" +
+	"\bInternal\x12W\n" +
 	"\n" +
 	"ApplyBatch\x12#.groundskeeper.v1.ApplyBatchRequest\x1a$.groundskeeper.v1.ApplyBatchResponseB6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
 
@@ -1457,73 +1410,70 @@ func file_groundskeeper_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(Consistency)(0),            // 0: groundskeeper.v1.Consistency
 	(*ApplyBatchRequest)(nil),   // 1: groundskeeper.v1.ApplyBatchRequest
 	(*ApplyBatchItem)(nil),      // 2: groundskeeper.v1.ApplyBatchItem
 	(*ApplyBatchResponse)(nil),  // 3: groundskeeper.v1.ApplyBatchResponse
-	(*ApplyRequest)(nil),        // 4: groundskeeper.v1.ApplyRequest
-	(*StatusRequest)(nil),       // 5: groundskeeper.v1.StatusRequest
-	(*Member)(nil),              // 6: groundskeeper.v1.Member
-	(*StatusResponse)(nil),      // 7: groundskeeper.v1.StatusResponse
-	(*Maintenance)(nil),         // 8: groundskeeper.v1.Maintenance
-	(*SubmitTaskRequest)(nil),   // 9: groundskeeper.v1.SubmitTaskRequest
-	(*SubmitTaskResponse)(nil),  // 10: groundskeeper.v1.SubmitTaskResponse
-	(*ListTasksRequest)(nil),    // 11: groundskeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),   // 12: groundskeeper.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),      // 13: groundskeeper.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),     // 14: groundskeeper.v1.GetTaskResponse
-	(*ListWorkersRequest)(nil),  // 15: groundskeeper.v1.ListWorkersRequest
-	(*WorkerStatus)(nil),        // 16: groundskeeper.v1.WorkerStatus
-	(*ListWorkersResponse)(nil), // 17: groundskeeper.v1.ListWorkersResponse
-	(*AddPeerRequest)(nil),      // 18: groundskeeper.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),     // 19: groundskeeper.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),   // 20: groundskeeper.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),  // 21: groundskeeper.v1.RemovePeerResponse
-	(*ApplyResult)(nil),         // 22: groundskeeper.v1.ApplyResult
-	(TaskType)(0),               // 23: groundskeeper.v1.TaskType
-	(*Param)(nil),               // 24: groundskeeper.v1.Param
-	(*Task)(nil),                // 25: groundskeeper.v1.Task
-	(TaskState)(0),              // 26: groundskeeper.v1.TaskState
-	(*Worker)(nil),              // 27: groundskeeper.v1.Worker
+	(*StatusRequest)(nil),       // 4: groundskeeper.v1.StatusRequest
+	(*Member)(nil),              // 5: groundskeeper.v1.Member
+	(*StatusResponse)(nil),      // 6: groundskeeper.v1.StatusResponse
+	(*Maintenance)(nil),         // 7: groundskeeper.v1.Maintenance
+	(*SubmitTaskRequest)(nil),   // 8: groundskeeper.v1.SubmitTaskRequest
+	(*SubmitTaskResponse)(nil),  // 9: groundskeeper.v1.SubmitTaskResponse
+	(*ListTasksRequest)(nil),    // 10: groundskeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),   // 11: groundskeeper.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),      // 12: groundskeeper.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),     // 13: groundskeeper.v1.GetTaskResponse
+	(*ListWorkersRequest)(nil),  // 14: groundskeeper.v1.ListWorkersRequest
+	(*WorkerStatus)(nil),        // 15: groundskeeper.v1.WorkerStatus
+	(*ListWorkersResponse)(nil), // 16: groundskeeper.v1.ListWorkersResponse
+	(*AddPeerRequest)(nil),      // 17: groundskeeper.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),     // 18: groundskeeper.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),   // 19: groundskeeper.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),  // 20: groundskeeper.v1.RemovePeerResponse
+	(*ApplyResult)(nil),         // 21: groundskeeper.v1.ApplyResult
+	(TaskType)(0),               // 22: groundskeeper.v1.TaskType
+	(*Param)(nil),               // 23: groundskeeper.v1.Param
+	(*Task)(nil),                // 24: groundskeeper.v1.Task
+	(TaskState)(0),              // 25: groundskeeper.v1.TaskState
+	(*Worker)(nil),              // 26: groundskeeper.v1.Worker
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
-	22, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
+	21, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
 	2,  // 1: groundskeeper.v1.ApplyBatchResponse.items:type_name -> groundskeeper.v1.ApplyBatchItem
-	6,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
-	8,  // 3: groundskeeper.v1.StatusResponse.maintenance:type_name -> groundskeeper.v1.Maintenance
-	23, // 4: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
-	24, // 5: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
-	25, // 6: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
+	5,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
+	7,  // 3: groundskeeper.v1.StatusResponse.maintenance:type_name -> groundskeeper.v1.Maintenance
+	22, // 4: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
+	23, // 5: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
+	24, // 6: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
 	0,  // 7: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	26, // 8: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	25, // 9: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	25, // 8: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
+	24, // 9: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
 	0,  // 10: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	25, // 11: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	24, // 11: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
 	0,  // 12: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	27, // 13: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
-	16, // 14: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	5,  // 15: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	9,  // 16: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	11, // 17: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	13, // 18: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	15, // 19: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	18, // 20: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	20, // 21: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	4,  // 22: groundskeeper.v1.Internal.Apply:input_type -> groundskeeper.v1.ApplyRequest
-	1,  // 23: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
-	7,  // 24: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	10, // 25: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	12, // 26: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	14, // 27: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	17, // 28: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	19, // 29: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	21, // 30: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	22, // 31: groundskeeper.v1.Internal.Apply:output_type -> groundskeeper.v1.ApplyResult
-	3,  // 32: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
-	24, // [24:33] is the sub-list for method output_type
-	15, // [15:24] is the sub-list for method input_type
+	26, // 13: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	15, // 14: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
+	4,  // 15: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	8,  // 16: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	10, // 17: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	12, // 18: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	14, // 19: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	17, // 20: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	19, // 21: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	1,  // 22: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	6,  // 23: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	9,  // 24: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	11, // 25: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	13, // 26: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	16, // 27: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	18, // 28: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	20, // 29: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	3,  // 30: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
 	15, // [15:15] is the sub-list for extension type_name
 	15, // [15:15] is the sub-list for extension extendee
 	0,  // [0:15] is the sub-list for field type_name
@@ -1542,7 +1492,7 @@ func file_groundskeeper_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_admin_proto_rawDesc), len(file_groundskeeper_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

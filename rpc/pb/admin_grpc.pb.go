@@ -353,7 +353,6 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	Internal_Apply_FullMethodName      = "/groundskeeper.v1.Internal/Apply"
 	Internal_ApplyBatch_FullMethodName = "/groundskeeper.v1.Internal/ApplyBatch"
 )
 
@@ -363,8 +362,6 @@ const (
 //
 // Internal is spoken between admin nodes only.
 type InternalClient interface {
-	// Apply proposes an encoded Command on the leader.
-	Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResult, error)
 	// ApplyBatch proposes many encoded Commands at once, each as its own log
 	// entry; a follower coalesces concurrent forwarded writes into one call.
 	ApplyBatch(ctx context.Context, in *ApplyBatchRequest, opts ...grpc.CallOption) (*ApplyBatchResponse, error)
@@ -376,16 +373,6 @@ type internalClient struct {
 
 func NewInternalClient(cc grpc.ClientConnInterface) InternalClient {
 	return &internalClient{cc}
-}
-
-func (c *internalClient) Apply(ctx context.Context, in *ApplyRequest, opts ...grpc.CallOption) (*ApplyResult, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ApplyResult)
-	err := c.cc.Invoke(ctx, Internal_Apply_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func (c *internalClient) ApplyBatch(ctx context.Context, in *ApplyBatchRequest, opts ...grpc.CallOption) (*ApplyBatchResponse, error) {
@@ -404,8 +391,6 @@ func (c *internalClient) ApplyBatch(ctx context.Context, in *ApplyBatchRequest, 
 //
 // Internal is spoken between admin nodes only.
 type InternalServer interface {
-	// Apply proposes an encoded Command on the leader.
-	Apply(context.Context, *ApplyRequest) (*ApplyResult, error)
 	// ApplyBatch proposes many encoded Commands at once, each as its own log
 	// entry; a follower coalesces concurrent forwarded writes into one call.
 	ApplyBatch(context.Context, *ApplyBatchRequest) (*ApplyBatchResponse, error)
@@ -419,9 +404,6 @@ type InternalServer interface {
 // pointer dereference when methods are called.
 type UnimplementedInternalServer struct{}
 
-func (UnimplementedInternalServer) Apply(context.Context, *ApplyRequest) (*ApplyResult, error) {
-	return nil, status.Error(codes.Unimplemented, "method Apply not implemented")
-}
 func (UnimplementedInternalServer) ApplyBatch(context.Context, *ApplyBatchRequest) (*ApplyBatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ApplyBatch not implemented")
 }
@@ -444,24 +426,6 @@ func RegisterInternalServer(s grpc.ServiceRegistrar, srv InternalServer) {
 		t.testEmbeddedByValue()
 	}
 	s.RegisterService(&Internal_ServiceDesc, srv)
-}
-
-func _Internal_Apply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ApplyRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(InternalServer).Apply(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: Internal_Apply_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(InternalServer).Apply(ctx, req.(*ApplyRequest))
-	}
-	return interceptor(ctx, in, info, handler)
 }
 
 func _Internal_ApplyBatch_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
@@ -489,10 +453,6 @@ var Internal_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "groundskeeper.v1.Internal",
 	HandlerType: (*InternalServer)(nil),
 	Methods: []grpc.MethodDesc{
-		{
-			MethodName: "Apply",
-			Handler:    _Internal_Apply_Handler,
-		},
 		{
 			MethodName: "ApplyBatch",
 			Handler:    _Internal_ApplyBatch_Handler,
