@@ -125,14 +125,12 @@ type Scheduler struct {
 	topo       *seaweed.Topology
 	topoOK     bool
 	topoErr    error
-	maxServers int
-	lowPolls   int
-	// lastServers is the server count of the previous poll.
-	lastServers int
-	vacuumOff   *bool
-	lock        *seaweed.AdminLock
-	lastPoll    time.Time
-	kick        chan struct{}
+	// refill judges whether a polled topology is complete enough to act on.
+	refill    seaweed.RefillGuard
+	vacuumOff *bool
+	lock      *seaweed.AdminLock
+	lastPoll  time.Time
+	kick      chan struct{}
 }
 
 type progressInfo struct {
@@ -161,7 +159,9 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started = true, s.cfg.Now()
-	s.topo, s.topoOK, s.topoErr, s.maxServers, s.lowPolls, s.lastServers, s.vacuumOff = nil, false, nil, 0, 0, 0, nil
+	s.topo, s.topoOK, s.topoErr, s.vacuumOff = nil, false, nil, nil
+	// A new leader has no baseline: it waits for two agreeing polls.
+	s.refill = seaweed.RefillGuard{Agree: true}
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
@@ -337,42 +337,20 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 // trusted only once it has held, unchanged, for three polls; an empty one
 // never is. Call with s.mu held.
 func (s *Scheduler) trustTopology(t *seaweed.Topology) bool {
-	n := len(t.Servers)
-	if n == 0 {
-		// A master that has just (re)started: it must not lower what we expect.
-		s.lowPolls, s.lastServers = 0, 0
-		if s.maxServers > 0 {
-			s.log.Info("topology is refilling: detection paused", "servers", n, "expected", s.maxServers)
-		}
-		return false
-	}
-	if s.maxServers == 0 {
-		// No baseline yet (this node just became leader): a master that is
-		// refilling right now would look complete. Trust the first topology
-		// only once two polls in a row agree on the server count.
-		if n != s.lastServers {
-			s.lastServers = n
-			s.log.Info("waiting for a stable topology before detecting", "servers", n)
-			return false
-		}
-		s.maxServers, s.lowPolls = n, 0
+	n, expected := len(t.Servers), s.refill.Expected()
+	switch s.refill.Trust(n) {
+	case seaweed.Trusted:
 		return true
-	}
-	if n >= s.maxServers {
-		s.maxServers, s.lowPolls, s.lastServers = n, 0, n
+	case seaweed.Smaller:
+		s.log.Info("accepting a smaller topology", "servers", n, "was", expected)
 		return true
+	case seaweed.Waiting:
+		s.log.Info("waiting for a stable topology before detecting", "servers", n)
+	default:
+		if expected > 0 {
+			s.log.Info("topology is refilling: detection paused", "servers", n, "expected", expected)
+		}
 	}
-	if n != s.lastServers {
-		// Still changing (servers re-registering): count from this poll.
-		s.lowPolls, s.lastServers = 0, n
-	}
-	s.lowPolls++
-	if s.lowPolls >= 3 {
-		s.log.Info("accepting a smaller topology", "servers", n, "was", s.maxServers)
-		s.maxServers, s.lowPolls = n, 0
-		return n > 0
-	}
-	s.log.Info("topology is refilling: detection paused", "servers", n, "expected", s.maxServers)
 	return false
 }
 

@@ -26,10 +26,8 @@ type TopologyCache struct {
 	topo    *Topology
 	at      time.Time
 	lastErr error
-	// lowPolls counts consecutive polls with the same, smaller server
-	// count (lowServers) than the kept topology.
-	lowPolls, lowServers int
-	polled               chan struct{} // closed and replaced after every poll
+	guard   RefillGuard
+	polled  chan struct{} // closed and replaced after every poll
 }
 
 // NewTopologyCache polls src every interval (at least 100ms).
@@ -79,34 +77,14 @@ func (c *TopologyCache) Poll(ctx context.Context) {
 	}
 }
 
-// RefillPolls is how many polls in a row a topology with fewer servers than
-// the kept one must hold before it replaces it.
-const RefillPolls = 3
-
 // accept decides whether a fetched topology replaces the kept one: a master
 // that has just restarted answers with no or only some volume servers until
 // they re-register, and its partial view must not hide the sizes it
-// reported before. An empty topology never replaces a non-empty one; one
-// with fewer servers does once the same count has held for RefillPolls
-// polls. Call with c.mu held.
+// reported before (see RefillGuard). Call with c.mu held.
 func (c *TopologyCache) accept(t *Topology) bool {
-	if c.topo == nil || len(t.Servers) >= len(c.topo.Servers) {
-		c.lowPolls = 0
-		return true
-	}
-	if len(t.Servers) == 0 {
-		c.lowPolls = 0
-		return false
-	}
-	if len(t.Servers) != c.lowServers {
-		c.lowPolls, c.lowServers = 0, len(t.Servers)
-	}
-	c.lowPolls++
-	if c.lowPolls >= RefillPolls {
-		c.lowPolls = 0
-		return true
-	}
-	return false
+	v := c.guard.Trust(len(t.Servers))
+	// With nothing kept yet, even an empty cluster is better than no answer.
+	return c.topo == nil || v == Trusted || v == Smaller
 }
 
 // Latest returns the last topology fetched and when (nil before the first
