@@ -60,6 +60,10 @@ func TestBadInput(t *testing.T) {
 	a1 := c.nodes[0]
 	admin := a1.GRPCAddr
 
+	// Flags that are valid but for the one under test; nothing listens on
+	// port 1, and a refused start never gets to use them.
+	adminArgs := []string{"admin", "--id", "a9", "--data-dir", filepath.Join(t.TempDir(), "never"), "--raft-addr", "127.0.0.1:1", "--grpc-addr", "127.0.0.1:2"}
+
 	t.Run("ctl", func(t *testing.T) {
 		cases := []struct {
 			name string
@@ -85,6 +89,8 @@ func TestBadInput(t *testing.T) {
 			{"peers remove unknown member", []string{"ctl", "--admin", admin, "peers", "remove", "zz"}, "zz"},
 			{"unknown top-level command", []string{"frobnicate"}, "frobnicate"},
 			{"unknown admin flag", []string{"admin", "--bogus"}, "bogus"},
+			{"leader lease over heartbeat timeout", append(adminArgs, "--raft-leader-lease", "2s"), "--raft-leader-lease"},
+			{"zero election timeout", append(adminArgs, "--raft-election-timeout", "0s"), "--raft-election-timeout"},
 		}
 		for _, tc := range cases {
 			res := runBin(t, tc.args...)

@@ -182,21 +182,32 @@ func (w *Worker) Run(ctx context.Context) error {
 			failures = 0
 			continue
 		}
-		if welcomed {
-			// A session that was up ended (e.g. the leader died): start the
-			// backoff over, not from the failures before that session.
+		if welcomed || errors.Is(err, errNoLeaderYet) {
+			// A session that was up ended (e.g. the leader died), or an
+			// admin answered but knows no leader yet (an election is under
+			// way): ask again soon, the new leader is moments away.
 			failures = 0
 		}
 		failures++
 		w.log.Debug("session ended", "admin", addr, "error", err)
 		select {
 		case <-ctx.Done():
-		case <-time.After(min(time.Duration(failures)*100*time.Millisecond, time.Second)):
+		case <-time.After(reconnectDelay(failures)):
 		}
 	}
 	w.stopAll("worker shutting down")
 	wg.Wait()
 	return nil
+}
+
+// errNoLeaderYet is an admin's answer while no leader is known to it.
+var errNoLeaderYet = errors.New("admin knows no leader yet")
+
+// reconnectDelay paces session attempts: quick at first, since a leader
+// election takes a second or two, then up to a second apart while no admin
+// answers at all.
+func reconnectDelay(failures int) time.Duration {
+	return min(time.Duration(failures)*100*time.Millisecond, time.Second)
 }
 
 func (w *Worker) pickAddr() string {
@@ -234,7 +245,10 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		w.mu.Lock()
 		w.hint = r.LeaderGrpcAddr
 		w.mu.Unlock()
-		return r.LeaderGrpcAddr != "", false, fmt.Errorf("%s is not the leader", addr)
+		if r.LeaderGrpcAddr == "" {
+			return false, false, fmt.Errorf("%s: %w", addr, errNoLeaderYet)
+		}
+		return true, false, fmt.Errorf("%s is not the leader", addr)
 	}
 	welcome := first.GetWelcome()
 	if welcome == nil {

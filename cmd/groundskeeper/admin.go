@@ -50,6 +50,23 @@ func (m *maintenanceFlags) validate() error {
 	return nil
 }
 
+// validateRaftTimings checks the raft timing flags the way raft would, but
+// in the flags' own words.
+func validateRaftTimings(heartbeat, election, lease time.Duration) error {
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"--raft-heartbeat-timeout", heartbeat}, {"--raft-election-timeout", election}, {"--raft-leader-lease", lease}} {
+		if f.v < 5*time.Millisecond {
+			return usagef("%s %s is too short: give at least 5ms", f.name, f.v)
+		}
+	}
+	if lease > heartbeat {
+		return usagef("--raft-leader-lease %s must not exceed --raft-heartbeat-timeout %s", lease, heartbeat)
+	}
+	return nil
+}
+
 func runAdmin(args []string) error {
 	fs := newFlagSet("admin")
 	id := fs.String("id", "", "this node's id, unique in the cluster (required)")
@@ -60,6 +77,9 @@ func runAdmin(args []string) error {
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) on this host:port")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
+	heartbeat := fs.Duration("raft-heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "a follower that hears nothing from the leader for this long (up to twice it) starts an election")
+	election := fs.Duration("raft-election-timeout", cluster.DefaultElectionTimeout, "how long a candidate waits for votes before it tries again")
+	lease := fs.Duration("raft-leader-lease", cluster.DefaultLeaderLease, "a leader that cannot reach a quorum for this long steps down; at most --raft-heartbeat-timeout")
 	var m maintenanceFlags
 	m.register(fs)
 	if err := parseFlags(fs, args); err != nil {
@@ -87,6 +107,9 @@ func runAdmin(args []string) error {
 		return usagef("%s", err)
 	}
 	if err := m.validate(); err != nil {
+		return err
+	}
+	if err := validateRaftTimings(*heartbeat, *election, *lease); err != nil {
 		return err
 	}
 	if *debugAddr != "" {
@@ -118,7 +141,8 @@ func runAdmin(args []string) error {
 		}
 	}
 	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
-		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval}})
+		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval},
+		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease})
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()

@@ -28,6 +28,8 @@ type nodeConfig struct {
 	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
 	Master    string
 	Scheduler scheduler.Config
+	// Raft timings; zero means the cluster package's defaults.
+	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
 }
 
 // adminNode is a running admin: raft, the replicated state and the gRPC API.
@@ -74,6 +76,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	n.raft, err = cluster.Open(cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, DataDir: cfg.DataDir, Peers: cfg.Peers,
 		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,
+		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout, LeaderLease: cfg.LeaderLease,
 	})
 	if err != nil {
 		lis.Close()
