@@ -420,14 +420,41 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 func (s *Scheduler) maintain(ctx context.Context) {
 	now := s.cfg.Now()
 	var active []*pb.Task
-	var pending []*pb.Task
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
-		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
 	})
 	s.expireLeases(ctx, active, now)
 	s.checkStuck(active, now)
+	// The pending queue can be long (a master outage, no workers): read it
+	// only when something could be assigned, not on every kick.
+	if !s.mayAssign(active) {
+		return
+	}
+	var pending []*pb.Task
+	s.state.Read(func(st *fsm.State) {
+		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+	})
 	s.assign(ctx, active, pending, now)
+}
+
+// mayAssign reports whether a trusted topology and a connected worker with a
+// free slot exist, without which assign has nothing to do.
+func (s *Scheduler) mayAssign(active []*pb.Task) bool {
+	running := map[string]int{}
+	for _, t := range active {
+		running[t.WorkerId]++
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.topo == nil || !s.topoOK {
+		return false
+	}
+	for _, sess := range s.sessions {
+		if running[sess.id] < sess.max {
+			return true
+		}
+	}
+	return false
 }
 
 // expireLeases requeues the attempts of workers silent for lease+grace. A
