@@ -49,6 +49,8 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 			err = s.deregisterWorker(b.DeregisterWorker)
 		case *pb.Command_SetAdminAddr:
 			err = s.setAdminAddr(b.SetAdminAddr)
+		case *pb.Command_PruneTasks:
+			err = s.pruneTasks(b.PruneTasks)
 		default:
 			err = errorf(pb.ErrorCode_ERROR_CODE_INVALID, "command has no known body")
 		}
@@ -237,6 +239,21 @@ func (s *State) cancelTask(now int64, c *pb.CancelTask) (*pb.Task, *Error) {
 	t.State, t.LastError, t.FinishedAt, t.UpdatedAt = cancelled, c.Reason, now, now
 	s.putTask(t)
 	return t, nil
+}
+
+// MaxPrune bounds the task ids of one PruneTasks command.
+const MaxPrune = 10000
+
+func (s *State) pruneTasks(c *pb.PruneTasks) *Error {
+	if len(c.TaskIds) == 0 || len(c.TaskIds) > MaxPrune {
+		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "a prune must name between 1 and %d tasks, not %d", MaxPrune, len(c.TaskIds))
+	}
+	for _, id := range c.TaskIds {
+		if s.Prunable(id) {
+			s.removeTask(id)
+		}
+	}
+	return nil
 }
 
 func (s *State) retireCapacityChanges(c *pb.RetireCapacityChanges) {

@@ -78,6 +78,10 @@ func registerCmd(w *pb.Worker) *pb.Command {
 	return &pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: w}}}
 }
 
+func pruneCmd(ids ...uint64) *pb.Command {
+	return &pb.Command{Version: CommandVersion, Body: &pb.Command_PruneTasks{PruneTasks: &pb.PruneTasks{TaskIds: ids}}}
+}
+
 func deregisterCmd(id string) *pb.Command {
 	return &pb.Command{Body: &pb.Command_DeregisterWorker{DeregisterWorker: &pb.DeregisterWorker{WorkerId: id}}}
 }
@@ -379,6 +383,8 @@ type checker struct {
 	// The state's contents before the command (immutable values).
 	prev        map[uint64]*pb.Task
 	prevChanges map[uint64]*pb.CapacityChange
+	// pruned counts tasks a PruneTasks removed.
+	pruned      int
 	prevWorkers map[string]*pb.Worker
 	prevAdmins  map[string]string
 	prevNext    uint64
@@ -513,8 +519,10 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 	t.Helper()
 	prevApplied, prevNext := s.appliedIndex, s.nextTaskID
 	prevChangesByVol := map[uint32]int{}
-	for _, ch := range c.prevChanges {
+	hadChange := map[uint64]bool{}
+	for id, ch := range c.prevChanges {
 		prevChangesByVol[ch.VolumeId]++
+		hadChange[id] = true
 	}
 	prevActive := map[uint32]*pb.Task{}
 	for _, tk := range c.prev {
@@ -571,10 +579,20 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 	}
 
 	// Which tasks changed, and how.
+	pruned := map[uint64]bool{}
+	if p, ok := cmd.Body.(*pb.Command_PruneTasks); ok && !refused {
+		for _, id := range p.PruneTasks.TaskIds {
+			pruned[id] = true
+		}
+	}
 	for id, before := range prev {
 		after, ok := s.tasks[id]
 		if !ok {
-			t.Fatalf("index %d: task %d disappeared", index, id)
+			if !pruned[id] || !Terminal(before.State) || hadChange[id] {
+				t.Fatalf("index %d: task %d (%s, change %v) disappeared after %T", index, id, StateName(before.State), hadChange[id], cmd.Body)
+			}
+			c.pruned++
+			continue
 		}
 		if after == before {
 			continue
@@ -724,6 +742,13 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		if _, ok := s.workers[b.DeregisterWorker.WorkerId]; ok {
 			t.Fatalf("index %d: worker still registered", index)
 		}
+	case *pb.Command_PruneTasks:
+		for _, id := range b.PruneTasks.TaskIds {
+			before, existed := prev[id]
+			if _, still := s.tasks[id]; still && existed && Terminal(before.State) && !hadChange[id] {
+				t.Fatalf("index %d: terminal task %d without a change was not pruned", index, id)
+			}
+		}
 	case *pb.Command_SetAdminAddr:
 		if a, _ := s.AdminAddr(b.SetAdminAddr.Id); a != b.SetAdminAddr.GrpcAddr {
 			t.Fatalf("index %d: admin addr %q", index, a)
@@ -871,6 +896,17 @@ func (g *gen) change() *pb.CapacityChange {
 func (g *gen) next(s *State) *pb.Command {
 	g.now += int64(1 + g.r.IntN(1_000_000))
 	var cmd *pb.Command
+	if g.r.IntN(30) == 0 {
+		// Prune a few ids: terminal ones mostly, but also live, unknown
+		// and change-holding ones, which must be kept; rarely none at all.
+		var ids []uint64
+		for range g.r.IntN(4) {
+			ids = append(ids, g.taskID(s))
+		}
+		cmd = pruneCmd(ids...)
+		cmd.Now = g.now
+		return cmd
+	}
 	switch x := g.r.IntN(100); {
 	case x < 16:
 		c := &pb.SubmitTask{Type: g.taskType(), VolumeId: g.volume(), Collection: g.pick([]string{"", "c1"}), Priority: int32(g.r.IntN(5))}

@@ -25,7 +25,7 @@ func TestPropertyRandomLogs(t *testing.T) {
 	}
 	transitions := map[[2]pb.TaskState]int{}
 	codes := map[pb.ErrorCode]int{}
-	maxTasks := 0
+	maxTasks, pruned := 0, 0
 	for seed := range seeds {
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			g, s := newGen(uint64(seed)), NewState()
@@ -46,6 +46,7 @@ func TestPropertyRandomLogs(t *testing.T) {
 				codes[k] += n
 			}
 			maxTasks = max(maxTasks, len(s.tasks))
+			pruned += c.pruned
 		})
 		if !ok {
 			t.Fatalf("seed %d failed; rerun with -run 'TestPropertyRandomLogs/seed=%d$'", seed, seed)
@@ -67,7 +68,10 @@ func TestPropertyRandomLogs(t *testing.T) {
 			t.Errorf("result code %v seen only %d times", code, codes[code])
 		}
 	}
-	t.Logf("transitions %v", transitions)
+	if pruned < 10 {
+		t.Errorf("only %d tasks were pruned", pruned)
+	}
+	t.Logf("transitions %v; %d tasks pruned", transitions, pruned)
 	t.Logf("codes %v; largest state %d tasks", codes, maxTasks)
 }
 

@@ -158,6 +158,25 @@ func (s *State) putTask(t *pb.Task) {
 	}
 }
 
+// Prunable reports whether task id may be forgotten: it exists, is terminal
+// and has no unretired capacity change (the oracle still reports those).
+func (s *State) Prunable(id uint64) bool {
+	t, ok := s.tasks[id]
+	if !ok || !Terminal(t.State) {
+		return false
+	}
+	_, hasChange := s.changes[id]
+	return !hasChange
+}
+
+// removeTask forgets a terminal task. Terminal tasks hold no volume
+// reservation, so only the task and state indexes change.
+func (s *State) removeTask(id uint64) {
+	t := s.tasks[id]
+	delete(s.byState[t.State], id)
+	delete(s.tasks, id)
+}
+
 // CountByState is the number of tasks in a state.
 func (s *State) CountByState(st pb.TaskState) int { return len(s.byState[st]) }
 

@@ -91,6 +91,8 @@ func TestBadInput(t *testing.T) {
 			{"unknown admin flag", []string{"admin", "--bogus"}, "bogus"},
 			{"leader lease over heartbeat timeout", append(adminArgs, "--raft-leader-lease", "2s"), "--raft-leader-lease"},
 			{"zero election timeout", append(adminArgs, "--raft-election-timeout", "0s"), "--raft-election-timeout"},
+			{"task retention too short", append(adminArgs, "--task-retention", "10m"), "--task-retention"},
+			{"negative retention count", append(adminArgs, "--task-retention-count", "-5"), "--task-retention-count"},
 		}
 		for _, tc := range cases {
 			res := runBin(t, tc.args...)

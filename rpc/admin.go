@@ -185,7 +185,7 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	if !ok {
-		return nil, status.Errorf(codes.NotFound, "task %d not found", req.Id)
+		return nil, status.Errorf(codes.NotFound, "task %d not found (finished tasks are forgotten after the admins' --task-retention)", req.Id)
 	}
 	resp.Task = s.withLiveProgress(resp.Task)
 	return resp, nil

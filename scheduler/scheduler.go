@@ -33,6 +33,9 @@ type Master interface {
 	NewAdminLock(client string) *seaweed.AdminLock
 }
 
+// DefaultFailureCooldown is Config.FailureCooldown's default.
+const DefaultFailureCooldown = 30 * time.Minute
+
 // Config tunes the scheduler; zero values take the defaults in parentheses.
 type Config struct {
 	Thresholds     Thresholds
@@ -45,6 +48,8 @@ type Config struct {
 	// same kind failed this recently (30m), so a volume that cannot be
 	// processed does not get a new doomed task every detection round.
 	FailureCooldown time.Duration
+	// Retention bounds the finished tasks kept in the replicated state.
+	Retention Retention
 	// StuckAfter is how long a running task may go without progress (per type).
 	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
 	NodeID     string
@@ -77,7 +82,10 @@ func (c *Config) defaults() {
 	setDur(&c.Lease, 10*time.Second)
 	setDur(&c.Grace, 5*time.Second)
 	setDur(&c.Heartbeat, 2*time.Second)
-	setDur(&c.FailureCooldown, 30*time.Minute)
+	setDur(&c.FailureCooldown, DefaultFailureCooldown)
+	if c.Retention == (Retention{}) {
+		c.Retention = DefaultRetention()
+	}
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 3
 	}
@@ -116,6 +124,8 @@ type Scheduler struct {
 	running  bool
 	started  time.Time
 	sessions map[string]*Session
+	// lastPrune is when maintain last pruned (only Run's goroutine uses it).
+	lastPrune time.Time
 	// lastSeen is the last time each worker was heard from (survives detach).
 	lastSeen map[string]time.Time
 	// progress is leader-local progress of running attempts, by task id.
@@ -425,6 +435,10 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	})
 	s.expireLeases(ctx, active, now)
 	s.checkStuck(active, now)
+	if now.Sub(s.lastPrune) >= pruneEvery {
+		s.lastPrune = now
+		s.prune(ctx, now)
+	}
 	// The pending queue can be long (a master outage, no workers): read it
 	// only when something could be assigned, not on every kick.
 	if !s.mayAssign(active) {

@@ -22,6 +22,7 @@ type maintenanceFlags struct {
 	master         string
 	detectInterval time.Duration
 	thresholds     scheduler.Thresholds
+	retention      scheduler.Retention
 }
 
 func (m *maintenanceFlags) register(fs *flag.FlagSet) {
@@ -33,6 +34,9 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&m.thresholds.ECQuietFor, "ec-quiet-for", d.ECQuietFor, "erasure-code only volumes unmodified for this long")
 	fs.Uint64Var(&m.thresholds.ECMinSizeMB, "ec-min-size-mb", d.ECMinSizeMB, "erasure-code only volumes of at least this many MB")
 	fs.Float64Var(&m.thresholds.BalanceImbalance, "balance-imbalance-threshold", d.BalanceImbalance, "balance when (max-min)/avg slot usage reaches this")
+	r := scheduler.DefaultRetention()
+	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
+	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")
 }
 
 func (m *maintenanceFlags) validate() error {
@@ -40,6 +44,9 @@ func (m *maintenanceFlags) validate() error {
 		return usagef("--detect-interval %s is too short (at least 1s)", m.detectInterval)
 	}
 	if err := m.thresholds.Validate(); err != nil {
+		return usagef("%s", err)
+	}
+	if err := m.retention.Validate(scheduler.DefaultFailureCooldown); err != nil {
 		return usagef("%s", err)
 	}
 	if m.master != "" {
@@ -141,7 +148,7 @@ func runAdmin(args []string) error {
 		}
 	}
 	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
-		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval},
+		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Retention: m.retention},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease})
 	if err != nil {
 		if metricsLis != nil {

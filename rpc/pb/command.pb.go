@@ -106,6 +106,7 @@ type Command struct {
 	//	*Command_RegisterWorker
 	//	*Command_DeregisterWorker
 	//	*Command_SetAdminAddr
+	//	*Command_PruneTasks
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -270,6 +271,15 @@ func (x *Command) GetSetAdminAddr() *SetAdminAddr {
 	return nil
 }
 
+func (x *Command) GetPruneTasks() *PruneTasks {
+	if x != nil {
+		if x, ok := x.Body.(*Command_PruneTasks); ok {
+			return x.PruneTasks
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -322,6 +332,10 @@ type Command_SetAdminAddr struct {
 	SetAdminAddr *SetAdminAddr `protobuf:"bytes,21,opt,name=set_admin_addr,json=setAdminAddr,proto3,oneof"`
 }
 
+type Command_PruneTasks struct {
+	PruneTasks *PruneTasks `protobuf:"bytes,22,opt,name=prune_tasks,json=pruneTasks,proto3,oneof"`
+}
+
 func (*Command_SubmitTask) isCommand_Body() {}
 
 func (*Command_AssignTask) isCommand_Body() {}
@@ -345,6 +359,8 @@ func (*Command_RegisterWorker) isCommand_Body() {}
 func (*Command_DeregisterWorker) isCommand_Body() {}
 
 func (*Command_SetAdminAddr) isCommand_Body() {}
+
+func (*Command_PruneTasks) isCommand_Body() {}
 
 type SubmitTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1001,6 +1017,53 @@ func (x *DeregisterWorker) GetWorkerId() string {
 	return ""
 }
 
+// PruneTasks forgets terminal tasks the leader chose by its retention
+// policy. Tasks that are not terminal, or still carry an unretired capacity
+// change, are kept whatever the list says; unknown ids are skipped.
+type PruneTasks struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskIds       []uint64               `protobuf:"varint,1,rep,packed,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneTasks) Reset() {
+	*x = PruneTasks{}
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneTasks) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneTasks) ProtoMessage() {}
+
+func (x *PruneTasks) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneTasks.ProtoReflect.Descriptor instead.
+func (*PruneTasks) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *PruneTasks) GetTaskIds() []uint64 {
+	if x != nil {
+		return x.TaskIds
+	}
+	return nil
+}
+
 type SetAdminAddr struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -1011,7 +1074,7 @@ type SetAdminAddr struct {
 
 func (x *SetAdminAddr) Reset() {
 	*x = SetAdminAddr{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1023,7 +1086,7 @@ func (x *SetAdminAddr) String() string {
 func (*SetAdminAddr) ProtoMessage() {}
 
 func (x *SetAdminAddr) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1036,7 +1099,7 @@ func (x *SetAdminAddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAdminAddr.ProtoReflect.Descriptor instead.
 func (*SetAdminAddr) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *SetAdminAddr) GetId() string {
@@ -1069,7 +1132,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1144,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1157,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ApplyResult) GetIndex() uint64 {
@@ -1136,7 +1199,7 @@ var File_groundskeeper_v1_command_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\x9c\a\n" +
+	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xdd\a\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\x03R\x03now\x12?\n" +
@@ -1156,7 +1219,9 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x17retire_capacity_changes\x18\x12 \x01(\v2'.groundskeeper.v1.RetireCapacityChangesH\x00R\x15retireCapacityChanges\x12K\n" +
 	"\x0fregister_worker\x18\x13 \x01(\v2 .groundskeeper.v1.RegisterWorkerH\x00R\x0eregisterWorker\x12Q\n" +
 	"\x11deregister_worker\x18\x14 \x01(\v2\".groundskeeper.v1.DeregisterWorkerH\x00R\x10deregisterWorker\x12F\n" +
-	"\x0eset_admin_addr\x18\x15 \x01(\v2\x1e.groundskeeper.v1.SetAdminAddrH\x00R\fsetAdminAddrB\x06\n" +
+	"\x0eset_admin_addr\x18\x15 \x01(\v2\x1e.groundskeeper.v1.SetAdminAddrH\x00R\fsetAdminAddr\x12?\n" +
+	"\vprune_tasks\x18\x16 \x01(\v2\x1c.groundskeeper.v1.PruneTasksH\x00R\n" +
+	"pruneTasksB\x06\n" +
 	"\x04body\"\x8e\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
@@ -1206,7 +1271,10 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x0eRegisterWorker\x120\n" +
 	"\x06worker\x18\x01 \x01(\v2\x18.groundskeeper.v1.WorkerR\x06worker\"/\n" +
 	"\x10DeregisterWorker\x12\x1b\n" +
-	"\tworker_id\x18\x01 \x01(\tR\bworkerId\";\n" +
+	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"'\n" +
+	"\n" +
+	"PruneTasks\x12\x19\n" +
+	"\btask_ids\x18\x01 \x03(\x04R\ataskIds\";\n" +
 	"\fSetAdminAddr\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\xbd\x01\n" +
@@ -1239,7 +1307,7 @@ func file_groundskeeper_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: groundskeeper.v1.ErrorCode
 	(*Command)(nil),               // 1: groundskeeper.v1.Command
@@ -1254,13 +1322,14 @@ var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(*RetireCapacityChanges)(nil), // 10: groundskeeper.v1.RetireCapacityChanges
 	(*RegisterWorker)(nil),        // 11: groundskeeper.v1.RegisterWorker
 	(*DeregisterWorker)(nil),      // 12: groundskeeper.v1.DeregisterWorker
-	(*SetAdminAddr)(nil),          // 13: groundskeeper.v1.SetAdminAddr
-	(*ApplyResult)(nil),           // 14: groundskeeper.v1.ApplyResult
-	(TaskType)(0),                 // 15: groundskeeper.v1.TaskType
-	(*Param)(nil),                 // 16: groundskeeper.v1.Param
-	(*CapacityChange)(nil),        // 17: groundskeeper.v1.CapacityChange
-	(*Worker)(nil),                // 18: groundskeeper.v1.Worker
-	(*Task)(nil),                  // 19: groundskeeper.v1.Task
+	(*PruneTasks)(nil),            // 13: groundskeeper.v1.PruneTasks
+	(*SetAdminAddr)(nil),          // 14: groundskeeper.v1.SetAdminAddr
+	(*ApplyResult)(nil),           // 15: groundskeeper.v1.ApplyResult
+	(TaskType)(0),                 // 16: groundskeeper.v1.TaskType
+	(*Param)(nil),                 // 17: groundskeeper.v1.Param
+	(*CapacityChange)(nil),        // 18: groundskeeper.v1.CapacityChange
+	(*Worker)(nil),                // 19: groundskeeper.v1.Worker
+	(*Task)(nil),                  // 20: groundskeeper.v1.Task
 }
 var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	2,  // 0: groundskeeper.v1.Command.submit_task:type_name -> groundskeeper.v1.SubmitTask
@@ -1274,18 +1343,19 @@ var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	10, // 8: groundskeeper.v1.Command.retire_capacity_changes:type_name -> groundskeeper.v1.RetireCapacityChanges
 	11, // 9: groundskeeper.v1.Command.register_worker:type_name -> groundskeeper.v1.RegisterWorker
 	12, // 10: groundskeeper.v1.Command.deregister_worker:type_name -> groundskeeper.v1.DeregisterWorker
-	13, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
-	15, // 12: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
-	16, // 13: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
-	17, // 14: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
-	18, // 15: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
-	0,  // 16: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
-	19, // 17: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	14, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
+	13, // 12: groundskeeper.v1.Command.prune_tasks:type_name -> groundskeeper.v1.PruneTasks
+	16, // 13: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
+	17, // 14: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
+	18, // 15: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
+	19, // 16: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
+	0,  // 17: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
+	20, // 18: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
+	19, // [19:19] is the sub-list for method output_type
+	19, // [19:19] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_command_proto_init() }
@@ -1307,6 +1377,7 @@ func file_groundskeeper_v1_command_proto_init() {
 		(*Command_RegisterWorker)(nil),
 		(*Command_DeregisterWorker)(nil),
 		(*Command_SetAdminAddr)(nil),
+		(*Command_PruneTasks)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1314,7 +1385,7 @@ func file_groundskeeper_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_command_proto_rawDesc), len(file_groundskeeper_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
