@@ -177,13 +177,15 @@ func ctlCapacity(t *testing.T, admins string, vid uint32) (capVolume, error) {
 	return v, nil
 }
 
-// grpcurlCapacity calls CapacityOracle/GetVolumeCapacity (linearizable)
-// through one admin with grpcurl, which learns the schema from the admin's
+// grpcurlCapacity calls CapacityOracle/GetVolumeCapacity with the given
+// consistency ("CONSISTENCY_LINEARIZABLE": answered by the leader;
+// "CONSISTENCY_STALE": by the admin asked, from its own state and its own
+// copy of the master's topology) through one admin with grpcurl, which learns the schema from the admin's
 // server reflection, and converts the answer to the ctl shape. grpcurl
 // prints protobuf's JSON mapping (camelCase, 64-bit numbers as strings,
 // zero values left out), which protojson reads back exactly.
-func grpcurlCapacity(bin, admin string, vid uint32) (capVolume, error) {
-	req := fmt.Sprintf(`{"volume_ids":[%d],"consistency":"CONSISTENCY_LINEARIZABLE"}`, vid)
+func grpcurlCapacity(bin, admin, consistency string, vid uint32) (capVolume, error) {
+	req := fmt.Sprintf(`{"volume_ids":[%d],"consistency":%q}`, vid, consistency)
 	out, err := grpcurl(bin, "-plaintext", "-max-time", "20", "-d", req, admin, "groundskeeper.v1.CapacityOracle/GetVolumeCapacity")
 	if err != nil {
 		return capVolume{}, err
@@ -213,8 +215,8 @@ func grpcurlCapacity(bin, admin string, vid uint32) (capVolume, error) {
 }
 
 // oracleAgrees asks the oracle about vid through ctl (any admin) and
-// through grpcurl via every admin, requires all the answers to be the same
-// and to equal want, and returns the ctl answer.
+// through grpcurl via every admin, linearizable and stale, requires all the
+// answers to be the same and to equal want, and returns the ctl answer.
 func oracleAgrees(t *testing.T, grpcurlBin string, admins []string, vid uint32, want capVolume) (capVolume, string) {
 	got, err := ctlCapacity(t, strings.Join(admins, ","), vid)
 	if err != nil {
@@ -224,12 +226,14 @@ func oracleAgrees(t *testing.T, grpcurlBin string, admins []string, vid uint32, 
 		return got, fmt.Sprintf("ctl capacity answers %s, want %s", got, want)
 	}
 	for _, a := range admins {
-		g, err := grpcurlCapacity(grpcurlBin, a, vid)
-		if err != nil {
-			return got, err.Error()
-		}
-		if !reflect.DeepEqual(g, got) {
-			return got, fmt.Sprintf("grpcurl via %s answers %s, ctl answered %s", a, g, got)
+		for _, cons := range []string{"CONSISTENCY_LINEARIZABLE", "CONSISTENCY_STALE"} {
+			g, err := grpcurlCapacity(grpcurlBin, a, cons, vid)
+			if err != nil {
+				return got, err.Error()
+			}
+			if !reflect.DeepEqual(g, got) {
+				return got, fmt.Sprintf("grpcurl %s via %s answers %s, ctl answered %s", cons, a, g, got)
+			}
 		}
 	}
 	return got, ""
