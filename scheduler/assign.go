@@ -24,6 +24,12 @@ func (w WorkerLoad) can(t pb.TaskType) bool {
 	return false
 }
 
+// NeedsMaster reports whether running a task of type t needs the SeaweedFS
+// master. Erasure coding and balance mark the volume read-only, which a
+// volume server does through the master (docs/seaweedfs-rpcs.md §4.2); a
+// vacuum calls volume servers only (§4.1), so it can run during an outage.
+func NeedsMaster(t pb.TaskType) bool { return t != pb.TaskType_TASK_TYPE_VACUUM }
+
 // PickWorker chooses the capable worker with a free slot and the lowest load
 // (running/max), ties broken by most free slots, then id.
 func PickWorker(t pb.TaskType, workers []WorkerLoad) (string, bool) {

@@ -135,6 +135,10 @@ type Scheduler struct {
 	topo       *seaweed.Topology
 	topoOK     bool
 	topoErr    error
+	// trusted is the last topology trusted this term (complete); it plans
+	// the work that may still go out while the master is unreachable or
+	// refilling (see assignTopology).
+	trusted *seaweed.Topology
 	// refill judges whether a polled topology is complete enough to act on.
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
@@ -169,7 +173,7 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started = true, s.cfg.Now()
-	s.topo, s.topoOK, s.topoErr, s.vacuumOff = nil, false, nil, nil
+	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}
 	s.mu.Unlock()
@@ -318,6 +322,9 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	}
 	s.topoErr = nil
 	s.topo, s.topoOK = topo, s.trustTopology(topo)
+	if s.topoOK {
+		s.trusted = topo
+	}
 	ok := s.topoOK
 	vacuumWorkers := false
 	for _, sess := range s.sessions {
@@ -538,7 +545,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 		return
 	}
 	s.mu.Lock()
-	topo, topoOK := s.topo, s.topoOK
+	topo, topoOK := s.assignTopology()
 	running := map[string]int{}
 	for _, t := range active {
 		running[t.WorkerId]++
@@ -549,7 +556,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	}
 	s.mu.Unlock()
 	sort.Slice(loads, func(i, j int) bool { return loads[i].ID < loads[j].ID })
-	if len(loads) == 0 || topo == nil || !topoOK {
+	if len(loads) == 0 || topo == nil {
 		return
 	}
 	var wg sync.WaitGroup
@@ -557,6 +564,9 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	for _, t := range ready {
 		if ctx.Err() != nil {
 			break
+		}
+		if !topoOK && NeedsMaster(t.Type) {
+			continue
 		}
 		id, ok := PickWorker(t.Type, loads)
 		if !ok {
@@ -577,6 +587,20 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 		}(t, id, spec, planErr)
 	}
 	wg.Wait()
+}
+
+// assignTopology is the topology assignments are planned from, and whether
+// the master answers with a complete one right now. While it is unreachable
+// or refilling, tasks already detected that need no master (vacuum: volume
+// servers only) still go out, planned from the last complete topology of
+// this term (DESIGN.md section 4: workers talk to volume servers directly;
+// only detection pauses); a leader that never saw one assigns nothing. Call
+// with s.mu held.
+func (s *Scheduler) assignTopology() (*seaweed.Topology, bool) {
+	if s.topoOK {
+		return s.topo, true
+	}
+	return s.trusted, false
 }
 
 // schedulerWorker is the worker id under which the leader itself fails a

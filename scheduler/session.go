@@ -165,9 +165,9 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 		return
 	}
 	s.mu.Lock()
-	topo, ok := s.topo, s.topoOK
+	topo, _ := s.assignTopology()
 	s.mu.Unlock()
-	if topo == nil || !ok {
+	if topo == nil {
 		return
 	}
 	for _, t := range lost {

@@ -16,5 +16,10 @@ WEED_BIN="$(./scripts/weed.sh)"
 export WEED_BIN
 echo "$WEED_BIN"
 
+echo "== grpcurl for the capacity oracle test (installed once, then cached)"
+GRPCURL_BIN="$(./scripts/grpcurl.sh)"
+export GRPCURL_BIN
+echo "$GRPCURL_BIN"
+
 echo "== integration tests: real groundskeeper processes, real SeaweedFS"
 go test -race -count=1 -timeout 30m ./integration/...
