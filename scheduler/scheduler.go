@@ -458,8 +458,9 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	s.assign(ctx, active, pending, now)
 }
 
-// mayAssign reports whether a trusted topology and a connected worker with a
-// free slot exist, without which assign has nothing to do.
+// mayAssign reports whether a topology to plan from (see assignTopology) and
+// a connected worker with a free slot exist, without which assign has
+// nothing to do.
 func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 	running := map[string]int{}
 	for _, t := range active {
@@ -467,7 +468,7 @@ func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.topo == nil || !s.topoOK {
+	if topo, _ := s.assignTopology(); topo == nil {
 		return false
 	}
 	for _, sess := range s.sessions {
