@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -367,4 +369,100 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 		return checkServers(p.srvs, projected, projected)
 	})
 	sysWaitFor(t, sysWait, "the change to retire", func() bool { return !hasChange(s.changes(), done.Id) })
+}
+
+// TestSystemWatchVacuum: a WatchCapacity stream on a follower sees a
+// vacuum's adjustment IN_PROGRESS, then COMMITTED_UNREPORTED (completed
+// while the master is down), then retired once the master reports the new
+// size, each update stamped with the state's index and the topology time.
+func TestSystemWatchVacuum(t *testing.T) {
+	s := newSystem(t, sysSimConfig(4))
+	vid := s.addOn(garbageSpec, 0)
+	s.startAdmins(sysSchedConfig())
+	follower := (s.waitLeader() + 1) % len(s.cfgs)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c := pb.NewCapacityOracleClient(s.conn(s.cfgs[follower].GRPCAddr))
+	var st pb.CapacityOracle_WatchCapacityClient
+	sysWaitFor(t, sysWait, "a watch to open", func() bool {
+		var err error
+		st, err = c.WatchCapacity(ctx, &pb.WatchCapacityRequest{VolumeIds: []uint32{vid}})
+		return err == nil
+	})
+	updates := make(chan *pb.CapacityUpdate, 100)
+	ended := make(chan error, 1)
+	go func() {
+		for {
+			u, err := st.Recv()
+			if err != nil {
+				ended <- err
+				close(updates)
+				return
+			}
+			updates <- u
+		}
+	}()
+	var lastIndex uint64
+	var seen []string
+	// await reads updates until one satisfies cond.
+	await := func(what string, cond func(v *pb.VolumeCapacity) bool) *pb.VolumeCapacity {
+		t.Helper()
+		deadline := time.After(sysWait)
+		for {
+			select {
+			case u, ok := <-updates:
+				if !ok {
+					t.Fatalf("the watch ended while waiting for %s: %v (seen %v)", what, <-ended, seen)
+				}
+				if u.AppliedIndex < lastIndex || u.TopologyAt == 0 {
+					t.Fatalf("update at index %d after %d, topology_at %d", u.AppliedIndex, lastIndex, u.TopologyAt)
+				}
+				lastIndex = u.AppliedIndex
+				if len(u.Volumes) != 1 || u.Volumes[0].VolumeId != vid {
+					t.Fatalf("update %v; want volume %d only", u, vid)
+				}
+				v := u.Volumes[0]
+				seen = append(seen, fmt.Sprintf("%d/%d%v", v.MasterSize, v.ProjectedSize, v.Adjustments))
+				if cond(v) {
+					return v
+				}
+			case <-deadline:
+				t.Fatalf("no update with %s within %s (seen %v)", what, sysWait, seen)
+			}
+		}
+	}
+	kind := func(v *pb.VolumeCapacity, k pb.Adjustment_Kind) bool {
+		return len(v.Adjustments) == 1 && v.Adjustments[0].Kind == k
+	}
+
+	v := await("the vacuum in progress", func(v *pb.VolumeCapacity) bool { return kind(v, pb.Adjustment_IN_PROGRESS) })
+	masterSize := v.MasterSize
+	if masterSize != garbageSpec.Size || v.ProjectedSize != garbageSpec.Size-garbageSpec.DeletedBytes {
+		t.Fatalf("in progress: master %d, projected %d; want %d and %d", masterSize, v.ProjectedSize, garbageSpec.Size, garbageSpec.Size-garbageSpec.DeletedBytes)
+	}
+	s.sim.StopMaster()
+	s.startWorker("w1", s.grpcAddrs(), 1)
+	v = await("a committed-unreported vacuum", func(v *pb.VolumeCapacity) bool { return kind(v, pb.Adjustment_COMMITTED_UNREPORTED) })
+	newSize := garbageSpec.Size - garbageSpec.DeletedBytes
+	if v.MasterSize != masterSize || v.ProjectedSize != newSize || v.Adjustments[0].DeltaBytes != int64(newSize)-int64(masterSize) {
+		t.Fatalf("committed unreported: %v; want master %d, projected %d", v, masterSize, newSize)
+	}
+	if err := s.sim.StartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	await("the master's new size", func(v *pb.VolumeCapacity) bool {
+		return len(v.Adjustments) == 0 && v.MasterSize == newSize && v.ProjectedSize == newSize
+	})
+	t.Logf("updates seen: %v", seen)
+
+	cancel()
+	select {
+	case err := <-ended:
+		if status.Code(err) != codes.Canceled {
+			t.Fatalf("the watch ended with %v after cancel", err)
+		}
+	case <-time.After(sysWait):
+		t.Fatal("the watch did not end after cancel")
+	}
 }
