@@ -20,9 +20,9 @@ import (
 
 // fakeChanges is a change source the test fires by hand.
 type fakeChanges struct {
-	mu    sync.Mutex
-	ch    chan struct{}
-	done  chan struct{}
+	mu   sync.Mutex
+	ch   chan struct{}
+	done chan struct{}
 }
 
 func newFakeChanges() *fakeChanges {
