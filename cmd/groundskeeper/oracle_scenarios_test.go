@@ -465,4 +465,26 @@ func TestSystemWatchVacuum(t *testing.T) {
 	case <-time.After(sysWait):
 		t.Fatal("the watch did not end after cancel")
 	}
+	// The metrics count the stream once it ended.
+	sysWaitFor(t, sysWait, "the ended watch to be counted", func() bool {
+		mfs, err := s.node(follower).metrics.reg.Gather()
+		if err != nil {
+			return false
+		}
+		for _, mf := range mfs {
+			if mf.GetName() != "groundskeeper_oracle_requests_total" {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				labels := map[string]string{}
+				for _, l := range m.GetLabel() {
+					labels[l.GetName()] = l.GetValue()
+				}
+				if labels["method"] == "WatchCapacity" && labels["code"] == codes.Canceled.String() {
+					return m.GetCounter().GetValue() == 1
+				}
+			}
+		}
+		return false
+	})
 }
