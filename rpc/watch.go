@@ -24,8 +24,8 @@ type ChangeSource interface {
 	Done() <-chan struct{}
 }
 
-// watchCoalesce is how long a watch waits after a wake-up before it
-// projects, so that a burst of applied commands costs one projection.
+// watchCoalesce is how long a watch waits at least after a wake-up before
+// it projects, so that a burst of applied commands costs one projection.
 const watchCoalesce = 20 * time.Millisecond
 
 type watchHolder struct {
@@ -79,10 +79,15 @@ func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityO
 	ctx := stream.Context()
 	for first := true; ; first = false {
 		changed := h.src.Changed() // before reading, so no change is missed
+		began := time.Now()
 		upd, err := s.watchRound(w, first)
 		if err != nil {
 			return err
 		}
+		// A projection of many servers walks the whole topology: wait at
+		// least four times as long as it took before the next one, so a
+		// watch never takes more than a fifth of a core however busy raft is.
+		pause := max(h.coalesce, 4*time.Since(began))
 		if upd != nil {
 			if err := stream.Send(upd); err != nil {
 				return err
@@ -91,8 +96,8 @@ func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityO
 		if err := waitWatch(ctx.Done(), h.src.Done(), changed); err != nil {
 			return err
 		}
-		if h.coalesce > 0 {
-			t := time.NewTimer(h.coalesce)
+		if pause > 0 {
+			t := time.NewTimer(pause)
 			err := waitWatch(ctx.Done(), h.src.Done(), t.C)
 			t.Stop()
 			if err != nil {

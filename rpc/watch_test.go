@@ -385,3 +385,81 @@ func TestChangeFeed(t *testing.T) {
 	<-f.Done()
 	f.Notify() // no panic after Close
 }
+
+// TestWatchCapacitySlowClient: with the real feed wired to the FSM's apply
+// callback, a client that does not read blocks nothing: thousands of
+// commands apply at once, and when the client reads again it catches up to
+// the latest projection instead of every intermediate one.
+func TestWatchCapacitySlowClient(t *testing.T) {
+	e := newWatchEnv(t)
+	feed := NewChangeFeed()
+	e.fsm.OnApply(func(uint64) { feed.Notify() })
+	srv := NewServer(nil, e.fsm, "", nil)
+	t.Cleanup(srv.Close)
+	srv.SetTopology(e.topo)
+	srv.SetChanges(feed)
+	g := grpc.NewServer()
+	pb.RegisterCapacityOracleServer(g, srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Volumes 7 and 8 on 10.0.0.1, asked for many times over: large updates.
+	ids := []uint32{7, 8}
+	st, err := pb.NewCapacityOracleClient(conn).WatchCapacity(ctx, &pb.WatchCapacityRequest{VolumeIds: ids, Servers: []string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	next(t, st)
+
+	const n = 3000
+	applied := make(chan time.Duration, 1)
+	go func() {
+		begin := time.Now()
+		var last uint64
+		for i := 0; i < n; i++ {
+			vol := uint32(7 + i%2)
+			res := e.apply(&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol}}})
+			last = res.Task.GetId()
+			if i < n-2 {
+				e.apply(&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: last, Reason: "churn"}}})
+			}
+		}
+		applied <- time.Since(begin)
+	}()
+	select {
+	case d := <-applied:
+		t.Logf("%d commands applied in %s while the client did not read", 2*n-2, d)
+	case <-time.After(30 * time.Second):
+		t.Fatal("applying commands blocked behind a client that does not read")
+	}
+	final := e.index
+	received := 1
+	for {
+		u := next(t, st)
+		received++
+		if u.AppliedIndex == final {
+			if v := vol(u, 7); v != nil && (len(v.Adjustments) != 1 || v.Adjustments[0].Kind != pb.Adjustment_IN_PROGRESS) {
+				t.Fatalf("volume 7 at the end: %v", v)
+			}
+			break
+		}
+		if u.AppliedIndex > final {
+			t.Fatalf("update at index %d beyond the last applied %d", u.AppliedIndex, final)
+		}
+	}
+	if received > n {
+		t.Fatalf("%d updates for %d commands: intermediate states were queued, not skipped", received, 2*n-2)
+	}
+	t.Logf("%d updates for %d commands", received, 2*n-2)
+}
