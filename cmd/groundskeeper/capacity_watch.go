@@ -35,16 +35,14 @@ type capacityUpdateJSON struct {
 	MissingServers   []string             `json:"missing_servers"`
 }
 
-// watchCapacity streams projection updates until interrupted. A stream
+// watchCapacity streams projection updates until interrupted. A watch is
+// always served from the contacted admin's own state (--stale is implied). A stream
 // that breaks (the admin stopped, the connection dropped) is reopened
 // through any admin; the new stream starts with every projection again.
 func (o *ctlOpts) watchCapacity(ids []uint32, names []string) error {
 	addrs := splitList(o.admin)
 	if len(addrs) == 0 {
 		return usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
-	}
-	if o.stale {
-		return usagef("--watch is always served from the contacted admin's own state; drop --stale")
 	}
 	c, err := gkrpc.Dial(addrs)
 	if err != nil {

@@ -129,7 +129,7 @@ func TestCtlCapacityWatchUsage(t *testing.T) {
 	for _, args := range [][]string{
 		{"capacity", "--watch"},
 		{"capacity", "--watch", "--volume", "0"},
-		{"capacity", "--watch", "--volume", "7", "--stale"},
+		{"capacity", "--watch", "--volume", "7,x"},
 	} {
 		err := runCtl(append([]string{"--admin", "127.0.0.1:1", "--timeout", time.Second.String()}, args...), &bytes.Buffer{})
 		var ue *usageError
