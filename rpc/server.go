@@ -54,6 +54,8 @@ type Server struct {
 
 	// topo is the master's topology for the capacity oracle (nil: no master).
 	topo atomic.Pointer[topologyHolder]
+	// watch wakes WatchCapacity streams (nil: watches are refused).
+	watch atomic.Pointer[watchHolder]
 }
 
 // LiveView is leader-local knowledge that is not replicated: which workers

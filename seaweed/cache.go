@@ -21,6 +21,9 @@ type TopologyCache struct {
 	now      func() time.Time
 	// OnError, if set, is told of every failed poll.
 	OnError func(error)
+	// OnUpdate, if set, is called after every poll that replaced the kept
+	// topology (capacity watches wake on it). It must not block.
+	OnUpdate func()
 
 	mu      sync.Mutex
 	topo    *Topology
@@ -60,10 +63,12 @@ func (c *TopologyCache) Poll(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	updated := false
 	c.mu.Lock()
 	if err == nil && topo != nil {
 		if c.accept(topo) {
 			c.topo, c.at = topo, c.now()
+			updated = true
 		}
 		c.lastErr = nil
 	} else {
@@ -74,6 +79,9 @@ func (c *TopologyCache) Poll(ctx context.Context) {
 	c.mu.Unlock()
 	if err != nil && c.OnError != nil {
 		c.OnError(err)
+	}
+	if updated && c.OnUpdate != nil {
+		c.OnUpdate()
 	}
 }
 

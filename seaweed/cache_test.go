@@ -112,3 +112,22 @@ func TestTopologyCacheRun(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestTopologyCacheOnUpdate(t *testing.T) {
+	src := &fakeSource{}
+	c := NewTopologyCache(src, time.Hour)
+	updates := 0
+	c.OnUpdate = func() { updates++ }
+	ctx := context.Background()
+	src.set(nil, errors.New("down"))
+	c.Poll(ctx)
+	if updates != 0 {
+		t.Fatalf("a failed poll notified %d times", updates)
+	}
+	src.set(&Topology{Servers: []*Server{{ID: "a"}}}, nil)
+	c.Poll(ctx)
+	c.Poll(ctx)
+	if updates != 2 {
+		t.Fatalf("two accepted polls notified %d times, want 2", updates)
+	}
+}

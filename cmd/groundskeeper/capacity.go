@@ -87,9 +87,11 @@ func parseVolumeIDs(s string) ([]uint32, error) {
 
 func (o *ctlOpts) capacity(args []string) error {
 	var volumes, servers string
+	var watch bool
 	fs, err := o.subFlags("capacity", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&volumes, "volume", "", "volume ids, comma-separated")
 		fs.StringVar(&servers, "server", "", "volume servers, comma-separated")
+		fs.BoolVar(&watch, "watch", false, "print every change of the projections until interrupted")
 	})
 	if err != nil {
 		return err
@@ -104,6 +106,9 @@ func (o *ctlOpts) capacity(args []string) error {
 	names := splitList(servers)
 	if len(ids) == 0 && len(names) == 0 {
 		return usagef("capacity needs --volume N[,N...] or --server ADDR[,ADDR...]")
+	}
+	if watch {
+		return o.watchCapacity(ids, names)
 	}
 	out := capacityJSON{}
 	var vols []*pb.VolumeCapacity

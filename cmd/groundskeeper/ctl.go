@@ -28,6 +28,7 @@ Commands:
   workers                                  registered workers
   capacity --volume N[,N...]               master and projected volume sizes
   capacity --server ADDR[,ADDR...]         master and projected slots and bytes of servers
+  capacity --watch --volume/--server ...   print each change of those projections until interrupted
   peers list                               raft members
   peers add ID RAFT_ADDR                   add a voter (start it first without --peers)
   peers remove ID                          remove a member

@@ -46,6 +46,9 @@ type adminNode struct {
 	metrics *adminMetrics
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+	// changes wakes capacity watches: every applied batch and every new
+	// master topology notifies it.
+	changes *gkrpc.ChangeFeed
 }
 
 func startNode(cfg nodeConfig) (*adminNode, error) {
@@ -53,7 +56,10 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
-	n := &adminNode{fsm: fsm.New(), metrics: newAdminMetrics()}
+	n := &adminNode{fsm: fsm.New(), metrics: newAdminMetrics(), changes: gkrpc.NewChangeFeed()}
+	// Notification lives here, outside fsm.Apply: Apply stays deterministic
+	// and the feed never blocks raft's apply goroutine.
+	n.fsm.OnApply(func(uint64) { n.changes.Notify() })
 	var master scheduler.Master
 	if cfg.Master != "" {
 		if n.master, err = seaweed.DialMaster(cfg.Master); err != nil {
@@ -87,6 +93,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	}
 	n.server = gkrpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
 	n.server.SetLive(n.sched)
+	n.server.SetChanges(n.changes)
 	if n.master != nil {
 		// Every node, leader or not, keeps the master's last topology for
 		// the capacity oracle's reads.
@@ -97,6 +104,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 		n.topo = seaweed.NewTopologyCache(n.master, interval)
 		topoLog := cfg.Logger.Named("topology")
 		n.topo.OnError = func(err error) { topoLog.Debug("master poll failed: keeping the last topology", "error", err) }
+		n.topo.OnUpdate = n.changes.Notify
 		n.server.SetTopology(n.topo)
 	}
 	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
@@ -136,6 +144,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 // stores.
 func (n *adminNode) stop() error {
 	n.cancel()
+	n.changes.Close() // capacity watches end now, not at the graceful-stop timeout
 	err := n.raft.Shutdown()
 	stopped := make(chan struct{})
 	go func() { n.grpc.GracefulStop(); close(stopped) }()

@@ -677,6 +677,152 @@ func (x *CapacityFigures) GetEcShardBytes() uint64 {
 	return 0
 }
 
+type WatchCapacityRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// 1 to 10,000 volume ids and/or 1 to 10,000 servers (by id, "host:port"
+	// or "host:port.grpcPort"); at least one of the two.
+	VolumeIds     []uint32 `protobuf:"varint,1,rep,packed,name=volume_ids,json=volumeIds,proto3" json:"volume_ids,omitempty"`
+	Servers       []string `protobuf:"bytes,2,rep,name=servers,proto3" json:"servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchCapacityRequest) Reset() {
+	*x = WatchCapacityRequest{}
+	mi := &file_groundskeeper_v1_oracle_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchCapacityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchCapacityRequest) ProtoMessage() {}
+
+func (x *WatchCapacityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_oracle_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchCapacityRequest.ProtoReflect.Descriptor instead.
+func (*WatchCapacityRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_oracle_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *WatchCapacityRequest) GetVolumeIds() []uint32 {
+	if x != nil {
+		return x.VolumeIds
+	}
+	return nil
+}
+
+func (x *WatchCapacityRequest) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+// CapacityUpdate is one message of a WatchCapacity stream. The first holds
+// every volume and server asked for; later ones only those whose projection
+// changed since the last message.
+type CapacityUpdate struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Volumes []*VolumeCapacity      `protobuf:"bytes,1,rep,name=volumes,proto3" json:"volumes,omitempty"`
+	Servers []*ServerCapacity      `protobuf:"bytes,2,rep,name=servers,proto3" json:"servers,omitempty"`
+	// The raft index of the replicated state the projections are based on.
+	AppliedIndex uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// When the master's topology used was fetched (unix nanoseconds).
+	TopologyAt int64 `protobuf:"varint,4,opt,name=topology_at,json=topologyAt,proto3" json:"topology_at,omitempty"`
+	// Volumes and servers asked for that the master's topology no longer
+	// lists (sent once when they disappear; they are sent again if they
+	// come back).
+	MissingVolumeIds []uint32 `protobuf:"varint,5,rep,packed,name=missing_volume_ids,json=missingVolumeIds,proto3" json:"missing_volume_ids,omitempty"`
+	MissingServers   []string `protobuf:"bytes,6,rep,name=missing_servers,json=missingServers,proto3" json:"missing_servers,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *CapacityUpdate) Reset() {
+	*x = CapacityUpdate{}
+	mi := &file_groundskeeper_v1_oracle_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CapacityUpdate) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CapacityUpdate) ProtoMessage() {}
+
+func (x *CapacityUpdate) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_oracle_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CapacityUpdate.ProtoReflect.Descriptor instead.
+func (*CapacityUpdate) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_oracle_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *CapacityUpdate) GetVolumes() []*VolumeCapacity {
+	if x != nil {
+		return x.Volumes
+	}
+	return nil
+}
+
+func (x *CapacityUpdate) GetServers() []*ServerCapacity {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *CapacityUpdate) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *CapacityUpdate) GetTopologyAt() int64 {
+	if x != nil {
+		return x.TopologyAt
+	}
+	return 0
+}
+
+func (x *CapacityUpdate) GetMissingVolumeIds() []uint32 {
+	if x != nil {
+		return x.MissingVolumeIds
+	}
+	return nil
+}
+
+func (x *CapacityUpdate) GetMissingServers() []string {
+	if x != nil {
+		return x.MissingServers
+	}
+	return nil
+}
+
 var File_groundskeeper_v1_oracle_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_oracle_proto_rawDesc = "" +
@@ -737,10 +883,23 @@ const file_groundskeeper_v1_oracle_proto_rawDesc = "" +
 	"\fvolume_bytes\x18\x03 \x01(\x04R\vvolumeBytes\x12\x18\n" +
 	"\avolumes\x18\x04 \x01(\rR\avolumes\x12\x1b\n" +
 	"\tec_shards\x18\x05 \x01(\rR\becShards\x12$\n" +
-	"\x0eec_shard_bytes\x18\x06 \x01(\x04R\fecShardBytes2\xec\x01\n" +
+	"\x0eec_shard_bytes\x18\x06 \x01(\x04R\fecShardBytes\"O\n" +
+	"\x14WatchCapacityRequest\x12\x1d\n" +
+	"\n" +
+	"volume_ids\x18\x01 \x03(\rR\tvolumeIds\x12\x18\n" +
+	"\aservers\x18\x02 \x03(\tR\aservers\"\xa5\x02\n" +
+	"\x0eCapacityUpdate\x12:\n" +
+	"\avolumes\x18\x01 \x03(\v2 .groundskeeper.v1.VolumeCapacityR\avolumes\x12:\n" +
+	"\aservers\x18\x02 \x03(\v2 .groundskeeper.v1.ServerCapacityR\aservers\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x1f\n" +
+	"\vtopology_at\x18\x04 \x01(\x03R\n" +
+	"topologyAt\x12,\n" +
+	"\x12missing_volume_ids\x18\x05 \x03(\rR\x10missingVolumeIds\x12'\n" +
+	"\x0fmissing_servers\x18\x06 \x03(\tR\x0emissingServers2\xc9\x02\n" +
 	"\x0eCapacityOracle\x12l\n" +
 	"\x11GetVolumeCapacity\x12*.groundskeeper.v1.GetVolumeCapacityRequest\x1a+.groundskeeper.v1.GetVolumeCapacityResponse\x12l\n" +
-	"\x11GetServerCapacity\x12*.groundskeeper.v1.GetServerCapacityRequest\x1a+.groundskeeper.v1.GetServerCapacityResponseB6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
+	"\x11GetServerCapacity\x12*.groundskeeper.v1.GetServerCapacityRequest\x1a+.groundskeeper.v1.GetServerCapacityResponse\x12[\n" +
+	"\rWatchCapacity\x12&.groundskeeper.v1.WatchCapacityRequest\x1a .groundskeeper.v1.CapacityUpdate0\x01B6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
 
 var (
 	file_groundskeeper_v1_oracle_proto_rawDescOnce sync.Once
@@ -755,7 +914,7 @@ func file_groundskeeper_v1_oracle_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_oracle_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_oracle_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_groundskeeper_v1_oracle_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_groundskeeper_v1_oracle_proto_goTypes = []any{
 	(Adjustment_Kind)(0),              // 0: groundskeeper.v1.Adjustment.Kind
 	(*GetVolumeCapacityRequest)(nil),  // 1: groundskeeper.v1.GetVolumeCapacityRequest
@@ -767,29 +926,35 @@ var file_groundskeeper_v1_oracle_proto_goTypes = []any{
 	(*ServerCapacity)(nil),            // 7: groundskeeper.v1.ServerCapacity
 	(*DiskCapacity)(nil),              // 8: groundskeeper.v1.DiskCapacity
 	(*CapacityFigures)(nil),           // 9: groundskeeper.v1.CapacityFigures
-	(Consistency)(0),                  // 10: groundskeeper.v1.Consistency
-	(TaskType)(0),                     // 11: groundskeeper.v1.TaskType
+	(*WatchCapacityRequest)(nil),      // 10: groundskeeper.v1.WatchCapacityRequest
+	(*CapacityUpdate)(nil),            // 11: groundskeeper.v1.CapacityUpdate
+	(Consistency)(0),                  // 12: groundskeeper.v1.Consistency
+	(TaskType)(0),                     // 13: groundskeeper.v1.TaskType
 }
 var file_groundskeeper_v1_oracle_proto_depIdxs = []int32{
-	10, // 0: groundskeeper.v1.GetVolumeCapacityRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	12, // 0: groundskeeper.v1.GetVolumeCapacityRequest.consistency:type_name -> groundskeeper.v1.Consistency
 	3,  // 1: groundskeeper.v1.GetVolumeCapacityResponse.volumes:type_name -> groundskeeper.v1.VolumeCapacity
 	4,  // 2: groundskeeper.v1.VolumeCapacity.adjustments:type_name -> groundskeeper.v1.Adjustment
-	11, // 3: groundskeeper.v1.Adjustment.type:type_name -> groundskeeper.v1.TaskType
+	13, // 3: groundskeeper.v1.Adjustment.type:type_name -> groundskeeper.v1.TaskType
 	0,  // 4: groundskeeper.v1.Adjustment.kind:type_name -> groundskeeper.v1.Adjustment.Kind
-	10, // 5: groundskeeper.v1.GetServerCapacityRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	12, // 5: groundskeeper.v1.GetServerCapacityRequest.consistency:type_name -> groundskeeper.v1.Consistency
 	7,  // 6: groundskeeper.v1.GetServerCapacityResponse.servers:type_name -> groundskeeper.v1.ServerCapacity
 	8,  // 7: groundskeeper.v1.ServerCapacity.disks:type_name -> groundskeeper.v1.DiskCapacity
 	9,  // 8: groundskeeper.v1.DiskCapacity.master:type_name -> groundskeeper.v1.CapacityFigures
 	9,  // 9: groundskeeper.v1.DiskCapacity.projected:type_name -> groundskeeper.v1.CapacityFigures
-	1,  // 10: groundskeeper.v1.CapacityOracle.GetVolumeCapacity:input_type -> groundskeeper.v1.GetVolumeCapacityRequest
-	5,  // 11: groundskeeper.v1.CapacityOracle.GetServerCapacity:input_type -> groundskeeper.v1.GetServerCapacityRequest
-	2,  // 12: groundskeeper.v1.CapacityOracle.GetVolumeCapacity:output_type -> groundskeeper.v1.GetVolumeCapacityResponse
-	6,  // 13: groundskeeper.v1.CapacityOracle.GetServerCapacity:output_type -> groundskeeper.v1.GetServerCapacityResponse
-	12, // [12:14] is the sub-list for method output_type
-	10, // [10:12] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	3,  // 10: groundskeeper.v1.CapacityUpdate.volumes:type_name -> groundskeeper.v1.VolumeCapacity
+	7,  // 11: groundskeeper.v1.CapacityUpdate.servers:type_name -> groundskeeper.v1.ServerCapacity
+	1,  // 12: groundskeeper.v1.CapacityOracle.GetVolumeCapacity:input_type -> groundskeeper.v1.GetVolumeCapacityRequest
+	5,  // 13: groundskeeper.v1.CapacityOracle.GetServerCapacity:input_type -> groundskeeper.v1.GetServerCapacityRequest
+	10, // 14: groundskeeper.v1.CapacityOracle.WatchCapacity:input_type -> groundskeeper.v1.WatchCapacityRequest
+	2,  // 15: groundskeeper.v1.CapacityOracle.GetVolumeCapacity:output_type -> groundskeeper.v1.GetVolumeCapacityResponse
+	6,  // 16: groundskeeper.v1.CapacityOracle.GetServerCapacity:output_type -> groundskeeper.v1.GetServerCapacityResponse
+	11, // 17: groundskeeper.v1.CapacityOracle.WatchCapacity:output_type -> groundskeeper.v1.CapacityUpdate
+	15, // [15:18] is the sub-list for method output_type
+	12, // [12:15] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_oracle_proto_init() }
@@ -805,7 +970,7 @@ func file_groundskeeper_v1_oracle_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_oracle_proto_rawDesc), len(file_groundskeeper_v1_oracle_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	CapacityOracle_GetVolumeCapacity_FullMethodName = "/groundskeeper.v1.CapacityOracle/GetVolumeCapacity"
 	CapacityOracle_GetServerCapacity_FullMethodName = "/groundskeeper.v1.CapacityOracle/GetServerCapacity"
+	CapacityOracle_WatchCapacity_FullMethodName     = "/groundskeeper.v1.CapacityOracle/WatchCapacity"
 )
 
 // CapacityOracleClient is the client API for CapacityOracle service.
@@ -33,6 +34,12 @@ const (
 type CapacityOracleClient interface {
 	GetVolumeCapacity(ctx context.Context, in *GetVolumeCapacityRequest, opts ...grpc.CallOption) (*GetVolumeCapacityResponse, error)
 	GetServerCapacity(ctx context.Context, in *GetServerCapacityRequest, opts ...grpc.CallOption) (*GetServerCapacityResponse, error)
+	// WatchCapacity streams projections: first the current one of every
+	// volume and server asked for, then each one again whenever it changes
+	// (a command applied to the replicated state, a new master topology).
+	// Served by the contacted node from its own state (STALE semantics);
+	// a slow reader skips intermediate projections and gets the latest.
+	WatchCapacity(ctx context.Context, in *WatchCapacityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CapacityUpdate], error)
 }
 
 type capacityOracleClient struct {
@@ -63,6 +70,25 @@ func (c *capacityOracleClient) GetServerCapacity(ctx context.Context, in *GetSer
 	return out, nil
 }
 
+func (c *capacityOracleClient) WatchCapacity(ctx context.Context, in *WatchCapacityRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[CapacityUpdate], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &CapacityOracle_ServiceDesc.Streams[0], CapacityOracle_WatchCapacity_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[WatchCapacityRequest, CapacityUpdate]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CapacityOracle_WatchCapacityClient = grpc.ServerStreamingClient[CapacityUpdate]
+
 // CapacityOracleServer is the server API for CapacityOracle service.
 // All implementations must embed UnimplementedCapacityOracleServer
 // for forward compatibility.
@@ -73,6 +99,12 @@ func (c *capacityOracleClient) GetServerCapacity(ctx context.Context, in *GetSer
 type CapacityOracleServer interface {
 	GetVolumeCapacity(context.Context, *GetVolumeCapacityRequest) (*GetVolumeCapacityResponse, error)
 	GetServerCapacity(context.Context, *GetServerCapacityRequest) (*GetServerCapacityResponse, error)
+	// WatchCapacity streams projections: first the current one of every
+	// volume and server asked for, then each one again whenever it changes
+	// (a command applied to the replicated state, a new master topology).
+	// Served by the contacted node from its own state (STALE semantics);
+	// a slow reader skips intermediate projections and gets the latest.
+	WatchCapacity(*WatchCapacityRequest, grpc.ServerStreamingServer[CapacityUpdate]) error
 	mustEmbedUnimplementedCapacityOracleServer()
 }
 
@@ -88,6 +120,9 @@ func (UnimplementedCapacityOracleServer) GetVolumeCapacity(context.Context, *Get
 }
 func (UnimplementedCapacityOracleServer) GetServerCapacity(context.Context, *GetServerCapacityRequest) (*GetServerCapacityResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetServerCapacity not implemented")
+}
+func (UnimplementedCapacityOracleServer) WatchCapacity(*WatchCapacityRequest, grpc.ServerStreamingServer[CapacityUpdate]) error {
+	return status.Error(codes.Unimplemented, "method WatchCapacity not implemented")
 }
 func (UnimplementedCapacityOracleServer) mustEmbedUnimplementedCapacityOracleServer() {}
 func (UnimplementedCapacityOracleServer) testEmbeddedByValue()                        {}
@@ -146,6 +181,17 @@ func _CapacityOracle_GetServerCapacity_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _CapacityOracle_WatchCapacity_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(WatchCapacityRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(CapacityOracleServer).WatchCapacity(m, &grpc.GenericServerStream[WatchCapacityRequest, CapacityUpdate]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type CapacityOracle_WatchCapacityServer = grpc.ServerStreamingServer[CapacityUpdate]
+
 // CapacityOracle_ServiceDesc is the grpc.ServiceDesc for CapacityOracle service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -162,6 +208,12 @@ var CapacityOracle_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _CapacityOracle_GetServerCapacity_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "WatchCapacity",
+			Handler:       _CapacityOracle_WatchCapacity_Handler,
+			ServerStreams: true,
+		},
+	},
 	Metadata: "groundskeeper/v1/oracle.proto",
 }
