@@ -42,7 +42,7 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 		case *pb.Command_CancelTask:
 			task, err = s.cancelTask(cmd.Now, b.CancelTask)
 		case *pb.Command_RetireCapacityChanges:
-			s.retireCapacityChanges(b.RetireCapacityChanges)
+			s.retireCapacityChanges(cmd.Now, b.RetireCapacityChanges)
 		case *pb.Command_RegisterWorker:
 			err = s.registerWorker(cmd.Now, b.RegisterWorker)
 		case *pb.Command_DeregisterWorker:
@@ -256,7 +256,17 @@ func (s *State) pruneTasks(c *pb.PruneTasks) *Error {
 	return nil
 }
 
-func (s *State) retireCapacityChanges(c *pb.RetireCapacityChanges) {
+// RetiredKeep is how long, in nanoseconds of the retiring commands' own
+// timestamps, a retired change is remembered: 5 minutes, far longer than
+// one poll of the master.
+const RetiredKeep int64 = 5 * 60 * 1e9
+
+func (s *State) retireCapacityChanges(now int64, c *pb.RetireCapacityChanges) {
+	for id, ch := range s.retired {
+		if ch.RetiredAt < now-RetiredKeep {
+			s.forget(id)
+		}
+	}
 	for _, id := range c.TaskIds {
 		ch, ok := s.changes[id]
 		if !ok {
@@ -266,6 +276,9 @@ func (s *State) retireCapacityChanges(c *pb.RetireCapacityChanges) {
 		if s.changesByVolume[ch.VolumeId]--; s.changesByVolume[ch.VolumeId] <= 0 {
 			delete(s.changesByVolume, ch.VolumeId)
 		}
+		r := proto.Clone(ch).(*pb.CapacityChange)
+		r.RetiredAt = now
+		s.remember(r)
 	}
 }
 

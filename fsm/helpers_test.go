@@ -733,6 +733,14 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 			if _, still := s.changes[id]; still {
 				t.Fatalf("index %d: change %d not retired", index, id)
 			}
+			if r, kept := s.retired[id]; hadChange[id] && (!kept || r.RetiredAt != cmd.Now || r.TaskId != id) {
+				t.Fatalf("index %d: retired change %d not remembered as retired now: %v", index, id, r)
+			}
+		}
+		for id, r := range s.retired {
+			if r.RetiredAt < cmd.Now-RetiredKeep {
+				t.Fatalf("index %d: change %d retired at %d still remembered at %d", index, id, r.RetiredAt, cmd.Now)
+			}
 		}
 	case *pb.Command_RegisterWorker:
 		if _, ok := s.workers[b.RegisterWorker.Worker.GetId()]; !ok {

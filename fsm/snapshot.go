@@ -24,6 +24,7 @@ func (s *State) Snapshot() *pb.StateSnapshot {
 		AppliedIndex:    s.appliedIndex,
 		Tasks:           s.Tasks(TaskFilter{}),
 		CapacityChanges: s.CapacityChanges(),
+		RetiredChanges:  s.RetiredChanges(),
 		Workers:         s.Workers(),
 	}
 	for id, addr := range s.admins {
@@ -63,6 +64,12 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 		}
 		s.changes[c.TaskId] = c
 		s.changesByVolume[c.VolumeId]++
+	}
+	for _, c := range snap.RetiredChanges {
+		if _, dup := s.retired[c.TaskId]; dup {
+			return nil, fmt.Errorf("snapshot holds the retired change of task %d twice", c.TaskId)
+		}
+		s.remember(c)
 	}
 	for _, w := range snap.Workers {
 		s.workers[w.Id] = w

@@ -21,6 +21,11 @@ type State struct {
 	active map[uint32]uint64
 	// changes holds committed-but-unreported capacity changes by task id.
 	changes map[uint64]*pb.CapacityChange
+	// retired holds changes retired within RetiredKeep, by task id (see
+	// RecentlyRetired).
+	retired map[uint64]*pb.CapacityChange
+	// retiredByVolume counts the remembered retired changes per volume.
+	retiredByVolume map[uint32]int
 	// changesByVolume counts unretired changes per volume.
 	changesByVolume map[uint32]int
 	workers         map[string]*pb.Worker
@@ -35,6 +40,8 @@ func NewState() *State {
 		byState:         map[pb.TaskState]map[uint64]struct{}{},
 		active:          map[uint32]uint64{},
 		changes:         map[uint64]*pb.CapacityChange{},
+		retired:         map[uint64]*pb.CapacityChange{},
+		retiredByVolume: map[uint32]int{},
 		changesByVolume: map[uint32]int{},
 		workers:         map[string]*pb.Worker{},
 		admins:          map[string]string{},
@@ -112,6 +119,48 @@ func (s *State) Tasks(f TaskFilter) []*pb.Task {
 func (s *State) CapacityChanges() []*pb.CapacityChange {
 	out := make([]*pb.CapacityChange, 0, len(s.changes))
 	for _, c := range s.changes {
+		out = append(out, c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
+	return out
+}
+
+// RecentlyRetired returns a volume's changes retired within RetiredKeep,
+// ordered by task id. The leader retires a change once its own poll of the
+// master shows it; another node's copy of the topology may be up to a poll
+// older, and with these it can tell whether its copy shows the change yet.
+func (s *State) RecentlyRetired(volume uint32) []*pb.CapacityChange {
+	var out []*pb.CapacityChange
+	for _, c := range s.retired {
+		if c.VolumeId == volume {
+			out = append(out, c)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
+	return out
+}
+
+// HasRetiredChange reports whether a volume has a recently retired change.
+func (s *State) HasRetiredChange(volume uint32) bool { return s.retiredByVolume[volume] > 0 }
+
+// remember and forget keep the retired changes and their per-volume count.
+func (s *State) remember(c *pb.CapacityChange) {
+	s.retired[c.TaskId] = c
+	s.retiredByVolume[c.VolumeId]++
+}
+
+func (s *State) forget(id uint64) {
+	c := s.retired[id]
+	delete(s.retired, id)
+	if s.retiredByVolume[c.VolumeId]--; s.retiredByVolume[c.VolumeId] <= 0 {
+		delete(s.retiredByVolume, c.VolumeId)
+	}
+}
+
+// RetiredChanges returns every recently retired change ordered by task id.
+func (s *State) RetiredChanges() []*pb.CapacityChange {
+	out := make([]*pb.CapacityChange, 0, len(s.retired))
+	for _, c := range s.retired {
 		out = append(out, c)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })

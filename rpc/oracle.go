@@ -113,9 +113,12 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	s.fsm.Read(func(st *fsm.State) {
 		for i, v := range vols {
 			active[i], _ = st.ActiveTask(v.ID)
-			if changes == nil && st.HasUnreportedChange(v.ID) {
+			// Recently retired changes too: the leader retired them on its
+			// own poll, and this node's topology may not show them yet
+			// (ProjectVolume skips what this topology reflects).
+			if changes == nil && (st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID)) {
 				changes = map[uint32][]*pb.CapacityChange{}
-				for _, c := range st.CapacityChanges() {
+				for _, c := range append(st.CapacityChanges(), st.RetiredChanges()...) {
 					changes[c.VolumeId] = append(changes[c.VolumeId], c)
 				}
 			}
@@ -187,7 +190,7 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	resp := &pb.GetServerCapacityResponse{TopologyAt: stamp(at)}
 	s.fsm.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
-		changes = st.CapacityChanges()
+		changes = append(st.CapacityChanges(), st.RetiredChanges()...)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	resp.Servers = scheduler.ProjectServers(topo, servers, active, changes)

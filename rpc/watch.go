@@ -208,10 +208,12 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 		need := len(servers) > 0
 		for i, v := range vols {
 			active[i], _ = st.ActiveTask(v.ID)
-			need = need || st.HasUnreportedChange(v.ID)
+			need = need || st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID)
 		}
 		if need {
-			changes = st.CapacityChanges()
+			// As in GetVolumeCapacity: recently retired changes count
+			// until this node's own topology shows them.
+			changes = append(st.CapacityChanges(), st.RetiredChanges()...)
 		}
 		if len(servers) > 0 {
 			allActive = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})

@@ -431,8 +431,11 @@ type CapacityChange struct {
 	Source     string                 `protobuf:"bytes,7,opt,name=source,proto3" json:"source,omitempty"`
 	Target     string                 `protobuf:"bytes,8,opt,name=target,proto3" json:"target,omitempty"`
 	// For erasure coding: where each shard went, shard id -> server.
-	Shards        []*ShardPlacement `protobuf:"bytes,9,rep,name=shards,proto3" json:"shards,omitempty"`
-	CompletedAt   int64             `protobuf:"varint,10,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	Shards      []*ShardPlacement `protobuf:"bytes,9,rep,name=shards,proto3" json:"shards,omitempty"`
+	CompletedAt int64             `protobuf:"varint,10,opt,name=completed_at,json=completedAt,proto3" json:"completed_at,omitempty"`
+	// When the leader saw the master report it (unix nanoseconds of the
+	// retiring command); 0 while unreported.
+	RetiredAt     int64 `protobuf:"varint,11,opt,name=retired_at,json=retiredAt,proto3" json:"retired_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -533,6 +536,13 @@ func (x *CapacityChange) GetShards() []*ShardPlacement {
 func (x *CapacityChange) GetCompletedAt() int64 {
 	if x != nil {
 		return x.CompletedAt
+	}
+	return 0
+}
+
+func (x *CapacityChange) GetRetiredAt() int64 {
+	if x != nil {
+		return x.RetiredAt
 	}
 	return 0
 }
@@ -728,8 +738,11 @@ type StateSnapshot struct {
 	Workers         []*Worker              `protobuf:"bytes,5,rep,name=workers,proto3" json:"workers,omitempty"`
 	Admins          []*AdminNode           `protobuf:"bytes,6,rep,name=admins,proto3" json:"admins,omitempty"`
 	AppliedIndex    uint64                 `protobuf:"varint,7,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Changes retired in the last few minutes, by task id: a node whose own
+	// copy of the master's topology is older than the leader's still shows them.
+	RetiredChanges []*CapacityChange `protobuf:"bytes,8,rep,name=retired_changes,json=retiredChanges,proto3" json:"retired_changes,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StateSnapshot) Reset() {
@@ -811,6 +824,13 @@ func (x *StateSnapshot) GetAppliedIndex() uint64 {
 	return 0
 }
 
+func (x *StateSnapshot) GetRetiredChanges() []*CapacityChange {
+	if x != nil {
+		return x.RetiredChanges
+	}
+	return nil
+}
+
 var File_groundskeeper_v1_state_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_state_proto_rawDesc = "" +
@@ -853,7 +873,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"retryCount\x12\x16\n" +
 	"\x06origin\x18\x16 \x01(\tR\x06origin\x12\x1d\n" +
 	"\n" +
-	"not_before\x18\x17 \x01(\x03R\tnotBefore\"\xd9\x02\n" +
+	"not_before\x18\x17 \x01(\x03R\tnotBefore\"\xf8\x02\n" +
 	"\x0eCapacityChange\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
@@ -867,7 +887,9 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x06target\x18\b \x01(\tR\x06target\x128\n" +
 	"\x06shards\x18\t \x03(\v2 .groundskeeper.v1.ShardPlacementR\x06shards\x12!\n" +
 	"\fcompleted_at\x18\n" +
-	" \x01(\x03R\vcompletedAt\"C\n" +
+	" \x01(\x03R\vcompletedAt\x12\x1d\n" +
+	"\n" +
+	"retired_at\x18\v \x01(\x03R\tretiredAt\"C\n" +
 	"\x0eShardPlacement\x12\x19\n" +
 	"\bshard_id\x18\x01 \x01(\rR\ashardId\x12\x16\n" +
 	"\x06server\x18\x02 \x01(\tR\x06server\"\xbe\x01\n" +
@@ -879,7 +901,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\rregistered_at\x18\x05 \x01(\x03R\fregisteredAt\"8\n" +
 	"\tAdminNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\xd4\x02\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\x9f\x03\n" +
 	"\rStateSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\fnext_task_id\x18\x02 \x01(\x04R\n" +
@@ -888,7 +910,8 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x10capacity_changes\x18\x04 \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0fcapacityChanges\x122\n" +
 	"\aworkers\x18\x05 \x03(\v2\x18.groundskeeper.v1.WorkerR\aworkers\x123\n" +
 	"\x06admins\x18\x06 \x03(\v2\x1b.groundskeeper.v1.AdminNodeR\x06admins\x12#\n" +
-	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex*p\n" +
+	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12I\n" +
+	"\x0fretired_changes\x18\b \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0eretiredChanges*p\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
@@ -939,11 +962,12 @@ var file_groundskeeper_v1_state_proto_depIdxs = []int32{
 	4,  // 7: groundskeeper.v1.StateSnapshot.capacity_changes:type_name -> groundskeeper.v1.CapacityChange
 	6,  // 8: groundskeeper.v1.StateSnapshot.workers:type_name -> groundskeeper.v1.Worker
 	7,  // 9: groundskeeper.v1.StateSnapshot.admins:type_name -> groundskeeper.v1.AdminNode
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	4,  // 10: groundskeeper.v1.StateSnapshot.retired_changes:type_name -> groundskeeper.v1.CapacityChange
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_state_proto_init() }
