@@ -85,14 +85,11 @@ func ephemeralLow() int {
 // fastConfig returns a Config with short raft timeouts for tests.
 func fastConfig(id, raftAddr, dataDir string, peers []Peer) Config {
 	return Config{
-		ID:               id,
-		RaftAddr:         raftAddr,
-		DataDir:          dataDir,
-		Peers:            peers,
-		Logger:           testLogger(id),
-		HeartbeatTimeout: 300 * time.Millisecond,
-		ElectionTimeout:  300 * time.Millisecond,
-		LeaderLease:      100 * time.Millisecond,
+		ID:       id,
+		RaftAddr: raftAddr,
+		DataDir:  dataDir,
+		Peers:    peers,
+		Logger:   testLogger(id),
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 )
@@ -133,7 +134,7 @@ func TestOpenRefuses(t *testing.T) {
 			"no data dir":   func(c *Config) { c.DataDir = "" },
 			"no fsm":        func(c *Config) { c.FSM = nil },
 			"lease > heartbeat": func(c *Config) {
-				c.LeaderLease = 2 * c.HeartbeatTimeout
+				c.HeartbeatTimeout, c.LeaderLease = 500*time.Millisecond, time.Second
 			},
 		} {
 			cfg := base(dir)

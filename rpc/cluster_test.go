@@ -112,9 +112,6 @@ func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer
 	logger := testLogger(id)
 	n.raft, err = cluster.Open(cluster.Config{
 		ID: id, RaftAddr: raftAddr, DataDir: dataDir, Peers: peers, FSM: n.fsm, Logger: logger,
-		HeartbeatTimeout: 300 * time.Millisecond,
-		ElectionTimeout:  300 * time.Millisecond,
-		LeaderLease:      100 * time.Millisecond,
 	})
 	if err != nil {
 		lis.Close()
