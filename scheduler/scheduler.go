@@ -122,6 +122,11 @@ type Scheduler struct {
 	progress map[uint64]progressInfo
 	// cancelling holds attempts told to stop, until they are released.
 	cancelling map[uint64]cancelInfo
+	// restored is set when a snapshot replaced the state while leading;
+	// confirm then holds the attempts (task -> fence) the restored state
+	// says are active, until their workers' heartbeats confirm them.
+	restored bool
+	confirm  map[uint64]uint64
 	topo       *seaweed.Topology
 	topoOK     bool
 	topoErr    error
@@ -145,6 +150,8 @@ type cancelInfo struct {
 	reason string
 	retry  bool
 	at     time.Time
+	// sent is when the Cancel was last sent to the worker.
+	sent time.Time
 }
 
 // New creates a scheduler. master may be nil.
@@ -152,7 +159,7 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 	cfg.defaults()
 	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
-		cancelling: map[uint64]cancelInfo{}, kick: make(chan struct{}, 1)}
+		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1)}
 }
 
 // Run performs the leader's duties until ctx ends (leadership lost).
@@ -192,6 +199,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		delete(s.sessions, id)
 	}
 	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
+	s.restored, s.confirm = false, map[uint64]uint64{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
 }
@@ -425,7 +433,9 @@ func (s *Scheduler) maintain(ctx context.Context) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
 		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
 	})
+	s.noteRestored(active)
 	s.expireLeases(ctx, active, now)
+	s.cancelRequested(active, now)
 	s.checkStuck(active, now)
 	s.assign(ctx, active, pending, now)
 }
@@ -465,6 +475,64 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 	}
 }
 
+// cancelRequested tells workers to stop the attempts of tasks an operator
+// cancelled. The task stays active (its volume reserved) until the worker
+// reports the attempt stopped, or its lease expires; either ends it
+// cancelled. The request is replicated, so a new leader picks it up here.
+func (s *Scheduler) cancelRequested(active []*pb.Task, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range active {
+		if !t.CancelRequested {
+			continue
+		}
+		if ci, ok := s.cancelling[t.Id]; ok && ci.fence == t.Fence {
+			if ci.retry {
+				// A stuck cancel already asked the worker to stop: make its
+				// end final instead of a retry.
+				ci.retry, ci.reason = false, t.CancelReason
+				s.cancelling[t.Id] = ci
+			}
+			continue
+		}
+		s.log.Info("cancelling task on request: stopping its attempt", "task", t.Id, "worker", t.WorkerId, "reason", t.CancelReason)
+		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: t.CancelReason, at: now, sent: now}
+		if sess, ok := s.sessions[t.WorkerId]; ok {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: t.CancelReason}}})
+		}
+	}
+}
+
+// StateRestored is told (by the FSM, outside its lock) that a snapshot
+// replaced the state. Leader-local knowledge of attempts no longer matches
+// it: it is dropped, and the attempts the restored state holds active are
+// confirmed with their workers' next heartbeats (see confirmRunning).
+func (s *Scheduler) StateRestored() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return
+	}
+	s.log.Warn("the replicated state was replaced by a snapshot: reconciling running attempts with workers")
+	s.progress, s.cancelling = map[uint64]progressInfo{}, map[uint64]cancelInfo{}
+	s.restored = true
+	s.Kick()
+}
+
+// noteRestored records, after a restore, which attempts must be confirmed.
+func (s *Scheduler) noteRestored(active []*pb.Task) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.restored {
+		return
+	}
+	s.restored = false
+	s.confirm = map[uint64]uint64{}
+	for _, t := range active {
+		s.confirm[t.Id] = t.Fence
+	}
+}
+
 // checkStuck tells workers to stop attempts that made no progress for too long.
 func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
 	s.mu.Lock()
@@ -483,7 +551,7 @@ func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
 		}
 		reason := fmt.Sprintf("stuck: no progress for %s in step %q", now.Sub(p.at).Truncate(time.Second), p.step)
 		s.log.Warn("task stuck, cancelling its attempt", "task", t.Id, "worker", t.WorkerId, "reason", reason)
-		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: reason, retry: true, at: now}
+		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: reason, retry: true, at: now, sent: now}
 		if sess, ok := s.sessions[t.WorkerId]; ok {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: reason}}})
 		}
@@ -587,7 +655,7 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
 	}
-	_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
+	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
 		TaskId: t.Id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry,
 	}}})
 	s.mu.Lock()
@@ -600,6 +668,10 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 		}
 		return
 	}
-	s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
+	if res.Task.GetState() == pb.TaskState_TASK_STATE_CANCELLED {
+		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", reason)
+	} else {
+		s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
+	}
 	s.Kick()
 }
