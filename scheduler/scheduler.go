@@ -127,9 +127,9 @@ type Scheduler struct {
 	// says are active, until their workers' heartbeats confirm them.
 	restored bool
 	confirm  map[uint64]uint64
-	topo       *seaweed.Topology
-	topoOK     bool
-	topoErr    error
+	topo     *seaweed.Topology
+	topoOK   bool
+	topoErr  error
 	// refill judges whether a polled topology is complete enough to act on.
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
