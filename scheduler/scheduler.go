@@ -41,9 +41,11 @@ type Config struct {
 	Grace          time.Duration // 5s: ...and its tasks are requeued after lease+grace
 	Heartbeat      time.Duration // 2s: how often workers report
 	MaxRetries     uint32        // 3
-	// FailureCooldown keeps detection away from a volume whose task of the
-	// same kind failed this recently (30m), so a volume that cannot be
-	// processed does not get a new doomed task every detection round.
+	// FailureCooldown keeps detection away from a volume whose task failed
+	// or was cancelled this recently (30m), so a volume that cannot be
+	// processed does not get a new doomed task every detection round, and
+	// an operator's cancel is not undone by the next round. Manual
+	// submissions and retries ignore it.
 	FailureCooldown time.Duration
 	// StuckAfter is how long a running task may go without progress (per type).
 	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
@@ -387,7 +389,10 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	cooldown := s.cfg.Now().Add(-s.cfg.FailureCooldown).UnixNano()
 	s.state.Read(func(st *fsm.State) {
 		busyVols = map[uint32]bool{}
-		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED}}) {
+		// A task that failed, or that an operator cancelled, keeps detection
+		// off its volume for the cooldown; operators' own submissions and
+		// retries are not held back.
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED}}) {
 			if t.FinishedAt >= cooldown {
 				busyVols[t.VolumeId] = true
 			}
