@@ -115,7 +115,7 @@ func (o *ctlOpts) snapshotSave(args []string) error {
 		return o.writeJSON(info)
 	}
 	fmt.Fprintf(o.out, "saved a snapshot of the replicated state at index %d (term %d, %s, taken by %s) to %s\n",
-		hdr.Index, hdr.Term, byteCount(hdr.Size), hdr.NodeId, file)
+		hdr.Index, hdr.Term, humanBytes(uint64(hdr.Size)), hdr.NodeId, file)
 	return nil
 }
 
@@ -171,7 +171,7 @@ func receiveSnapshotFile(ctx context.Context, conn grpc.ClientConnInterface, dir
 			if _, err := w.Write(b.Data); err != nil {
 				return tmp, nil, fmt.Errorf("write %s: %w", tmp, err)
 			}
-			p.throttled(fmt.Sprintf("saving snapshot: %s of %s", byteCount(got), byteCount(hdr.Size)), got == hdr.Size)
+			p.throttled(fmt.Sprintf("saving snapshot: %s of %s", humanBytes(uint64(got)), humanBytes(uint64(hdr.Size))), got == hdr.Size)
 		case *pb.SnapshotChunk_Sha256:
 			sum = b.Sha256
 		default:
@@ -272,11 +272,11 @@ func (o *ctlOpts) snapshotRestore(args []string) error {
 				return nil, err
 			}
 			if err := gkrpc.SendSnapshot(up, snap.hdr, bytes.NewReader(snap.data), func(sent int64) {
-				p.throttled(fmt.Sprintf("restoring snapshot: sent %s of %s", byteCount(sent), byteCount(size)), sent == size)
+				p.throttled(fmt.Sprintf("restoring snapshot: sent %s of %s", humanBytes(uint64(sent)), humanBytes(uint64(size))), sent == size)
 			}); err != nil {
 				return nil, err
 			}
-			p.show(fmt.Sprintf("restoring snapshot: sent %s; waiting for the cluster to install it", byteCount(size)))
+			p.show(fmt.Sprintf("restoring snapshot: sent %s; waiting for the cluster to install it", humanBytes(uint64(size))))
 			return up.CloseAndRecv()
 		})
 	})
