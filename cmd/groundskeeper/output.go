@@ -198,6 +198,9 @@ func printTaskDetail(o *ctlOpts, t *pb.Task) error {
 	} {
 		fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
 	}
+	if t.CancelRequested && !fsm.Terminal(t.State) {
+		fmt.Fprintf(w, "cancel\trequested (%s): waiting for the worker to stop and roll back\n", t.CancelReason)
+	}
 	return w.Flush()
 }
 
