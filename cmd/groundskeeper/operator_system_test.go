@@ -317,3 +317,52 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	}
 	s.waitHashes(0, 1, 2)
 }
+
+// TestSystemRestoreReconcilesRunning: a snapshot taken while a vacuum ran
+// is restored after that vacuum completed. The restored state says the
+// attempt is still running, but its worker no longer runs it: the leader
+// notices at the worker's next heartbeat and requeues it (well before any
+// stuck timer), and the task is done again in a new attempt. A task
+// submitted after the snapshot is forgotten.
+func TestSystemRestoreReconcilesRunning(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, sysSimConfig(4))
+	vid := s.addOn(garbageSpec, 0)
+	slow := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: 3 * time.Second})
+	sc := sysSchedConfig()
+	sc.StuckAfter = map[pb.TaskType]time.Duration{vacuumT: time.Hour}
+	s.startAdmins(sc)
+	s.startWorker("w1", s.grpcAddrs(), 1)
+
+	running := s.waitTask(vid, "compacting", inCompaction)
+	file := filepath.Join(t.TempDir(), "running.snap")
+	if _, _, err := s.ctlRun("snapshot", "save", file); err != nil {
+		t.Fatalf("snapshot save: %v", err)
+	}
+	snap, err := readSnapshotFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := fsm.DecodeSnapshot(snap.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved, _ := st.Task(running.Id); saved == nil || saved.State != runningS || saved.Fence != running.Fence {
+		t.Fatalf("the snapshot holds task %v; want it running under fence %d (saved too late?)", saved, running.Fence)
+	}
+	s.waitTask(vid, "completed", func(t *pb.Task) bool { return t.State == completedS })
+	slow.Remove()
+
+	if _, _, err := s.ctlRun("snapshot", "restore", file); err != nil {
+		t.Fatalf("snapshot restore: %v", err)
+	}
+	again := s.waitTask(vid, "requeued and done again after the restore", func(t *pb.Task) bool {
+		return t.Attempt >= 2 && !active(t)
+	})
+	if again.Id != running.Id || again.Attempt != 2 || again.State != completedS {
+		t.Errorf("after the restore task %d ended %s on attempt %d (%q); want task %d completed on attempt 2",
+			again.Id, fsm.StateName(again.State), again.Attempt, again.LastError, running.Id)
+	}
+	s.waitHashes(0, 1, 2)
+	s.checkNoOverlaps()
+}
