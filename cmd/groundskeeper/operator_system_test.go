@@ -366,3 +366,47 @@ func TestSystemRestoreReconcilesRunning(t *testing.T) {
 	s.waitHashes(0, 1, 2)
 	s.checkNoOverlaps()
 }
+
+// TestSystemCancelWhileWorkerGone: a running task whose worker has lost
+// contact is cancelled; the Cancel cannot reach the worker, which stops
+// and rolls back by itself when its lease runs out, and the leader's lease
+// expiry then ends the task cancelled, not requeued.
+func TestSystemCancelWhileWorkerGone(t *testing.T) {
+	s := newSystem(t, sysSimConfig(4))
+	vid := s.addOn(garbageSpec, 1)
+	hang := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: time.Minute})
+	defer hang.Remove()
+	s.startAdmins(sysSchedConfig())
+	leader := s.waitLeader()
+	proxy := startProxy(t, s.cfgs[leader].GRPCAddr)
+	s.startWorker("wA", []string{proxy.Addr()}, 1)
+	running := s.waitTask(vid, "compacting on wA", inCompaction)
+	s.startWorker("wB", s.grpcAddrs(), 1) // ready to take the task, were it requeued
+	s.waitConnected("wB")
+
+	proxy.Cut()
+	out, _, err := s.ctlRun("task", "cancel", strconv.FormatUint(running.Id, 10), "--json")
+	if err != nil {
+		t.Fatalf("ctl task cancel: %v", err)
+	}
+	j := decodeTask(t, "task cancel --json", out)
+	final := s.task(running.Id)
+	if j.State != "cancelled" || final.State != pb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.WorkerId != "wA" {
+		t.Fatalf("task ended %s on attempt %d by %s (%q); want cancelled in wA's attempt 1",
+			fsm.StateName(final.State), final.Attempt, final.WorkerId, final.LastError)
+	}
+	wantContains(t, "cancelled task's error", final.LastError, "cancelled by operator", "stopped responding")
+	for _, o := range s.opsOf(vid) {
+		if o.Fence != fenceStr(running.Fence) {
+			t.Errorf("operation of another attempt on volume %d: %s", vid, o)
+		}
+	}
+	sysWaitFor(t, sysWait, "wA's compaction to be stopped on the volume server", func() bool {
+		v := s.replica(1, vid)
+		return !v.Compacting && !v.ReadOnly
+	})
+	if n := len(s.tasksFor(vid)); n != 1 {
+		t.Errorf("volume %d has %d tasks; want only the cancelled one", vid, n)
+	}
+	s.checkNoOverlaps()
+}
