@@ -62,8 +62,9 @@ func TestOperatorCommands(t *testing.T) {
 	if saved.Index == 0 || saved.Size == 0 || len(saved.Sha256) != 64 {
 		t.Fatalf("snapshot save printed %+v", saved)
 	}
-	tasksAt := func(addr string) string {
-		tasks := ctlJSON[[]taskJSON](t, "tasks", addr, "tasks", "--stale")
+	// tasksAt is addr's own view with --stale, the leader's otherwise.
+	tasksAt := func(addr string, stale ...string) string {
+		tasks := ctlJSON[[]taskJSON](t, "tasks", addr, append([]string{"tasks"}, stale...)...)
 		var b strings.Builder
 		for _, tk := range tasks {
 			b.WriteString(strconv.FormatUint(tk.ID, 10) + ":" + tk.State + " ")
@@ -94,6 +95,9 @@ func TestOperatorCommands(t *testing.T) {
 		}
 	}
 	changed := tasksAt(a1)
+	if !strings.Contains(want, "3:pending") {
+		t.Fatalf("the saved state lacks the retried task 3: %s", want)
+	}
 	if changed == want {
 		t.Fatalf("the state did not change after the save")
 	}
@@ -104,7 +108,7 @@ func TestOperatorCommands(t *testing.T) {
 	}
 	for _, addr := range []string{a1, a2, a3} {
 		eventually(t, "node "+addr+" to serve the restored tasks", func() (bool, string) {
-			got := tasksAt(addr)
+			got := tasksAt(addr, "--stale")
 			return got == want, "tasks " + got + ", want " + want
 		})
 	}
