@@ -97,3 +97,29 @@ func recv(t *testing.T, sess *Session) *pb.AdminMessage {
 		return nil
 	}
 }
+
+// TestStartedForEndedTaskIsCancelled: a worker that reports starting an
+// attempt of a task that has ended meanwhile (cancelled) is told to stop.
+func TestStartedForEndedTaskIsCancelled(t *testing.T) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.sessions["w1"] = sess
+	s.running, s.started, s.lastSeen["w1"] = true, now, now
+	for _, c := range []*pb.Command{
+		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: 1, Reason: "operator", Fence: 2}}},
+	} {
+		if _, err := s.propose(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: 1, Fence: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if m := recv(t, sess); m.GetCancel().GetTaskId() != 1 || m.GetCancel().GetFence() != 2 {
+		t.Fatalf("worker got %v, want a Cancel of task 1 fence 2", m)
+	}
+}

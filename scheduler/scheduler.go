@@ -438,7 +438,7 @@ func (s *Scheduler) maintain(ctx context.Context) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
 		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
 	})
-	s.noteRestored(active)
+	s.noteRestored()
 	s.expireLeases(ctx, active, now)
 	s.cancelRequested(active, now)
 	s.checkStuck(active, now)
@@ -525,17 +525,26 @@ func (s *Scheduler) StateRestored() {
 }
 
 // noteRestored records, after a restore, which attempts must be confirmed.
-func (s *Scheduler) noteRestored(active []*pb.Task) {
+// It reads the state itself: a round's earlier read may predate the restore.
+func (s *Scheduler) noteRestored() {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.restored {
+	restored := s.restored
+	s.restored = false
+	s.mu.Unlock()
+	if !restored {
 		return
 	}
-	s.restored = false
-	s.confirm = map[uint64]uint64{}
+	var active []*pb.Task
+	s.state.Read(func(st *fsm.State) {
+		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+	})
+	confirm := map[uint64]uint64{}
 	for _, t := range active {
-		s.confirm[t.Id] = t.Fence
+		confirm[t.Id] = t.Fence
 	}
+	s.mu.Lock()
+	s.confirm = confirm
+	s.mu.Unlock()
 }
 
 // checkStuck tells workers to stop attempts that made no progress for too long.

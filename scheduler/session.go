@@ -274,7 +274,9 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
 	case *pb.WorkerMessage_Started:
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
-		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound)) {
+		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(b.Started.TaskId)) {
+			// Not this attempt's to run (any more): a task that has ended,
+			// e.g. cancelled meanwhile, must not be worked on.
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error()}}})
 		} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
 			return err
@@ -404,6 +406,13 @@ func (s *Scheduler) observeCompleted(id uint64) {
 		return
 	}
 	s.cfg.Observe(EventTaskCompleted, t.Type, time.Duration(t.FinishedAt-start))
+}
+
+// ended reports whether task id is in a terminal state.
+func (s *Scheduler) ended(id uint64) bool {
+	var t *pb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+	return t != nil && fsm.Terminal(t.State)
 }
 
 func (s *Scheduler) forget(id uint64) {
