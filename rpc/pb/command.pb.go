@@ -333,7 +333,8 @@ type Command_SetAdminAddr struct {
 }
 
 type Command_RequestCancel struct {
-	RequestCancel *RequestCancel `protobuf:"bytes,22,opt,name=request_cancel,json=requestCancel,proto3,oneof"`
+	// 22 is PruneTasks on main (retention); do not reuse it here.
+	RequestCancel *RequestCancel `protobuf:"bytes,23,opt,name=request_cancel,json=requestCancel,proto3,oneof"`
 }
 
 func (*Command_SubmitTask) isCommand_Body() {}
@@ -1238,7 +1239,7 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x0fregister_worker\x18\x13 \x01(\v2 .groundskeeper.v1.RegisterWorkerH\x00R\x0eregisterWorker\x12Q\n" +
 	"\x11deregister_worker\x18\x14 \x01(\v2\".groundskeeper.v1.DeregisterWorkerH\x00R\x10deregisterWorker\x12F\n" +
 	"\x0eset_admin_addr\x18\x15 \x01(\v2\x1e.groundskeeper.v1.SetAdminAddrH\x00R\fsetAdminAddr\x12H\n" +
-	"\x0erequest_cancel\x18\x16 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancelB\x06\n" +
+	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancelB\x06\n" +
 	"\x04body\"\x8e\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
