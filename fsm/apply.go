@@ -246,7 +246,8 @@ func (s *State) cancelTask(now int64, c *pb.CancelTask) (*pb.Task, *Error) {
 	}
 	reason := c.Reason
 	if t.CancelRequested {
-		reason = cancelError(t, "")
+		// An operator's cancel: c.Reason, if any, says how the attempt ended.
+		reason = cancelError(t, c.Reason)
 	}
 	t.State, t.LastError, t.FinishedAt, t.UpdatedAt = cancelled, reason, now, now
 	s.putTask(t)

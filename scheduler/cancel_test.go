@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +18,13 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		end  *pb.WorkerMessage
+		want string
 	}{
-		{"released", &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: 1, Fence: 2, RolledBack: true}}}},
-		{"failed, retryable", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "compact", Error: "context canceled", Retryable: true, RolledBack: true}}}},
-		{"failed for good", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "compact", Error: "bad volume", RolledBack: true}}}},
-		{"interrupted", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Error: "lost contact", Retryable: true, RolledBack: true, Interrupted: true}}}},
+		{"released", &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: 1, Fence: 2, RolledBack: true}}}, ""},
+		{"released, rollback incomplete", &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: 1, Fence: 2, Error: "mark writable: unavailable"}}}, "rollback incomplete: mark writable: unavailable"},
+		{"failed, retryable", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "compact", Error: "context canceled", Retryable: true, RolledBack: true}}}, "compact: context canceled"},
+		{"failed for good", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "compact", Error: "bad volume", RolledBack: true}}}, "bad volume"},
+		{"interrupted", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Error: "lost contact", Retryable: true, RolledBack: true, Interrupted: true}}}, "lost contact"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := fsm.New()
@@ -73,6 +76,12 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 				t.Fatal(err)
 			}
 			tk := task()
+			if !strings.HasPrefix(tk.LastError, "operator") {
+				t.Errorf("cancelled task's error %q does not start with the operator's reason", tk.LastError)
+			}
+			if tc.want != "" && !strings.Contains(tk.LastError, tc.want) {
+				t.Errorf("cancelled task's error %q does not say %q", tk.LastError, tc.want)
+			}
 			if tk.State != pb.TaskState_TASK_STATE_CANCELLED || tk.Attempt != 1 || tk.RetryCount != 0 {
 				t.Fatalf("task ended %s on attempt %d with %d retries (%q); want cancelled on attempt 1",
 					fsm.StateName(tk.State), tk.Attempt, tk.RetryCount, tk.LastError)

@@ -318,7 +318,12 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		var t *pb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
 		if cancelling && ci.fence == r.Fence && t != nil {
-			s.finishAttempt(ctx, t, r.Fence, ci.reason, ci.retry)
+			reason := ci.reason
+			if !r.RolledBack && r.Error != "" && r.Error != notRunningHere {
+				// The operator must know the volume may need a look.
+				reason += " (rollback incomplete: " + r.Error + ")"
+			}
+			s.finishAttempt(ctx, t, r.Fence, reason, ci.retry)
 		}
 		if t == nil || t.Fence == r.Fence {
 			s.forget(r.TaskId)
@@ -368,7 +373,13 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 		return
 	}
 	if t.CancelRequested {
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: t.Id, Fence: fence}}}); err != nil {
+		// The task's error is the operator's reason, plus how the attempt
+		// ended when that says more (a failure, an incomplete rollback).
+		detail := reason
+		if detail == t.CancelReason {
+			detail = ""
+		}
+		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: t.Id, Fence: fence, Reason: detail}}}); err != nil {
 			if !isRefusal(err) {
 				s.log.Warn("cancel task", "task", t.Id, "error", err)
 			}
@@ -407,6 +418,9 @@ func (s *Scheduler) observeCompleted(id uint64) {
 	}
 	s.cfg.Observe(EventTaskCompleted, t.Type, time.Duration(t.FinishedAt-start))
 }
+
+// notRunningHere is what a worker says releasing an attempt it does not run.
+const notRunningHere = "not running here"
 
 // ended reports whether task id is in a terminal state.
 func (s *Scheduler) ended(id uint64) bool {

@@ -837,7 +837,9 @@ func (x *RequeueTask) GetCountAsRetry() bool {
 type CancelTask struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The task's error; for a task an operator asked to cancel, how its
+	// attempt ended (added to the operator's reason).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// 0 cancels whatever attempt is current; otherwise it must match the
 	// current fence (the attempt that was stopped).
 	Fence         uint64 `protobuf:"varint,3,opt,name=fence,proto3" json:"fence,omitempty"`
