@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -124,20 +125,22 @@ type Scheduler struct {
 	progress map[uint64]progressInfo
 	// cancelling holds attempts told to stop, until they are released.
 	cancelling map[uint64]cancelInfo
-	// restored is set when a snapshot replaced the state while leading;
-	// confirm then holds the attempts (task -> fence) the restored state
-	// says are active, until their workers' heartbeats confirm them.
-	restored bool
-	confirm  map[uint64]uint64
-	topo     *seaweed.Topology
-	topoOK   bool
-	topoErr  error
+	// confirm holds, after a snapshot replaced the state while leading, the
+	// attempts (task -> fence) the restored state says are active, until
+	// their workers' heartbeats confirm them.
+	confirm map[uint64]uint64
+	topo    *seaweed.Topology
+	topoOK  bool
+	topoErr error
 	// refill judges whether a polled topology is complete enough to act on.
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
 	lock      *seaweed.AdminLock
 	lastPoll  time.Time
 	kick      chan struct{}
+	// restored is set (by the FSM's goroutine, so without s.mu) when a
+	// snapshot replaced the state; the next round reconciles.
+	restored atomic.Bool
 }
 
 type progressInfo struct {
@@ -168,6 +171,7 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started = true, s.cfg.Now()
+	s.restored.Store(false)
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff = nil, false, nil, nil
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}
@@ -201,7 +205,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		delete(s.sessions, id)
 	}
 	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
-	s.restored, s.confirm = false, map[uint64]uint64{}
+	s.confirm = map[uint64]uint64{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
 }
@@ -508,32 +512,24 @@ func (s *Scheduler) cancelRequested(active []*pb.Task, now time.Time) {
 	}
 }
 
-// StateRestored is told (by the FSM, outside its lock) that a snapshot
-// replaced the state. Leader-local knowledge of attempts no longer matches
-// it: it is dropped, and the attempts the restored state holds active are
-// confirmed with their workers' next heartbeats (see confirmRunning).
+// StateRestored is told by the FSM that a snapshot replaced the state (it
+// runs on raft's FSM goroutine, so it only flags it). While this node leads,
+// the next round drops the leader-local knowledge of attempts, which no
+// longer matches the state, and has the attempts the restored state holds
+// active confirmed by their workers' next heartbeats (see confirmRunning).
 func (s *Scheduler) StateRestored() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !s.running {
-		return
-	}
-	s.log.Warn("the replicated state was replaced by a snapshot: reconciling running attempts with workers")
-	s.progress, s.cancelling = map[uint64]progressInfo{}, map[uint64]cancelInfo{}
-	s.restored = true
+	s.restored.Store(true)
 	s.Kick()
 }
 
-// noteRestored records, after a restore, which attempts must be confirmed.
-// It reads the state itself: a round's earlier read may predate the restore.
+// noteRestored, after a restore, resets what the leader knows of attempts
+// and records which must be confirmed. It reads the state itself: a round's
+// earlier read may predate the restore.
 func (s *Scheduler) noteRestored() {
-	s.mu.Lock()
-	restored := s.restored
-	s.restored = false
-	s.mu.Unlock()
-	if !restored {
+	if !s.restored.Swap(false) {
 		return
 	}
+	s.log.Warn("the replicated state was replaced by a snapshot: reconciling running attempts with workers")
 	var active []*pb.Task
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
@@ -543,7 +539,7 @@ func (s *Scheduler) noteRestored() {
 		confirm[t.Id] = t.Fence
 	}
 	s.mu.Lock()
-	s.confirm = confirm
+	s.progress, s.cancelling, s.confirm = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, confirm
 	s.mu.Unlock()
 }
 
