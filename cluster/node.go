@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"path/filepath"
 	"sort"
@@ -70,6 +72,7 @@ type Node struct {
 	cfg       Config
 	raft      *raft.Raft
 	store     *raftboltdb.BoltStore
+	snaps     raft.SnapshotStore
 	transport *raft.NetworkTransport
 	logger    hclog.Logger
 
@@ -218,7 +221,7 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, raft: r, store: store, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, raft: r, store: store, snaps: snaps, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{})}
 	n.wg.Add(1)
 	go n.watchLeadership()
 	return n, nil
@@ -549,6 +552,69 @@ func (n *Node) Snapshot() error {
 		return fmt.Errorf("snapshot: %w", err)
 	}
 	return nil
+}
+
+// SnapshotMeta describes a snapshot opened by SaveSnapshot.
+type SnapshotMeta struct {
+	Index, Term uint64
+	Size        int64
+}
+
+// SaveSnapshot takes a snapshot of the replicated state (raft's user
+// snapshot: the FSM at its last applied index, also written to the local
+// snapshot store) and opens it for reading; the caller closes the reader.
+// If nothing was applied since the last snapshot, that one is opened.
+func (n *Node) SaveSnapshot() (SnapshotMeta, io.ReadCloser, error) {
+	f := n.raft.Snapshot()
+	err := f.Error()
+	if errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return n.openLatestSnapshot()
+	}
+	if err != nil {
+		return SnapshotMeta{}, nil, fmt.Errorf("snapshot: %w", err)
+	}
+	meta, rc, err := f.Open()
+	if err != nil {
+		return SnapshotMeta{}, nil, fmt.Errorf("open snapshot: %w", err)
+	}
+	return SnapshotMeta{Index: meta.Index, Term: meta.Term, Size: meta.Size}, rc, nil
+}
+
+func (n *Node) openLatestSnapshot() (SnapshotMeta, io.ReadCloser, error) {
+	list, err := n.snaps.List()
+	if err != nil {
+		return SnapshotMeta{}, nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	if len(list) == 0 {
+		return SnapshotMeta{}, nil, errors.New("no snapshot available yet")
+	}
+	meta, rc, err := n.snaps.Open(list[0].ID)
+	if err != nil {
+		return SnapshotMeta{}, nil, fmt.Errorf("open snapshot %s: %w", list[0].ID, err)
+	}
+	return SnapshotMeta{Index: meta.Index, Term: meta.Term, Size: meta.Size}, rc, nil
+}
+
+// RestoreSnapshot replaces the replicated state, on every member, with the
+// snapshot data (which the caller has vetted: raft stops the node if the
+// FSM refuses it). Only the leader can do it. The cluster's membership is
+// kept; the log continues past max(current, index)+1, so fences keep
+// growing. It returns the new last log index.
+func (n *Node) RestoreSnapshot(ctx context.Context, index, term uint64, data []byte) (uint64, error) {
+	if !n.IsLeader() {
+		return 0, n.notLeader()
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Index: index, Term: term, Size: int64(len(data))}
+	if err := n.raft.Restore(meta, bytes.NewReader(data), timeoutFrom(ctx)); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("restore: %w", ErrOutcomeUnknown)
+		}
+		if errors.Is(err, raft.ErrEnqueueTimeout) {
+			return 0, fmt.Errorf("restore: %w", context.DeadlineExceeded)
+		}
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	return n.raft.LastIndex(), nil
 }
 
 // Shutdown stops leadership work, raft, the transport and the stores.

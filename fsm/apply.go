@@ -41,6 +41,8 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 			task, err = s.requeueTask(cmd.Now, b.RequeueTask)
 		case *pb.Command_CancelTask:
 			task, err = s.cancelTask(cmd.Now, b.CancelTask)
+		case *pb.Command_RequestCancel:
+			task, err = s.requestCancel(cmd.Now, b.RequestCancel)
 		case *pb.Command_RetireCapacityChanges:
 			s.retireCapacityChanges(cmd.Now, b.RetireCapacityChanges)
 		case *pb.Command_RegisterWorker:
@@ -89,7 +91,9 @@ func (s *State) submitTask(now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error)
 	if origin == "" {
 		origin = "manual"
 	}
-	if origin != "manual" && s.HasUnreportedChange(c.VolumeId) {
+	// Only detection waits for the master to report completed work; an
+	// operator's task (manual, or a retry) may run at once.
+	if !OperatorOrigin(origin) && s.HasUnreportedChange(c.VolumeId) {
 		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d has a completed change the master has not reported yet", c.VolumeId)
 	}
 	t := &pb.Task{
@@ -217,6 +221,12 @@ func (s *State) requeueTask(now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.CancelRequested {
+		// The stopped attempt was the last one: an operator cancelled the task.
+		t.State, t.LastError, t.FinishedAt, t.UpdatedAt = cancelled, cancelError(t, c.Reason), now, now
+		s.putTask(t)
+		return t, nil
+	}
 	t.State, t.WorkerId, t.Fence = pending, "", 0
 	t.Attempt++
 	if c.CountAsRetry {
@@ -229,16 +239,59 @@ func (s *State) requeueTask(now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
 }
 
 func (s *State) cancelTask(now int64, c *pb.CancelTask) (*pb.Task, *Error) {
-	t, err := s.mutable(c.TaskId, cancelled, 0, false)
+	t, err := s.mutable(c.TaskId, cancelled, c.Fence, c.Fence != 0)
 	if err != nil {
 		return nil, err
 	}
 	if t.State == cancelled {
 		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already cancelled", c.TaskId)
 	}
-	t.State, t.LastError, t.FinishedAt, t.UpdatedAt = cancelled, c.Reason, now, now
+	reason := c.Reason
+	if t.CancelRequested {
+		// An operator's cancel: c.Reason, if any, says how the attempt ended.
+		reason = cancelError(t, c.Reason)
+	}
+	t.State, t.LastError, t.FinishedAt, t.UpdatedAt = cancelled, reason, now, now
 	s.putTask(t)
 	return t, nil
+}
+
+// requestCancel is an operator's cancel: a pending task holds no worker and
+// is cancelled at once; an assigned or running one is only marked, so its
+// volume stays reserved until the leader has stopped the attempt.
+func (s *State) requestCancel(now int64, c *pb.RequestCancel) (*pb.Task, *Error) {
+	cur, ok := s.tasks[c.TaskId]
+	if !ok {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "task %d not found", c.TaskId)
+	}
+	if Terminal(cur.State) {
+		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already %s, so there is nothing to cancel", c.TaskId, StateName(cur.State))
+	}
+	if cur.CancelRequested {
+		return cur, nil
+	}
+	t, err := s.mutable(c.TaskId, cancelled, 0, false)
+	if err != nil {
+		return nil, err
+	}
+	reason := c.Reason
+	if reason == "" {
+		reason = "cancelled by operator"
+	}
+	t.CancelRequested, t.CancelReason, t.UpdatedAt = true, reason, now
+	if t.State == pending {
+		t.State, t.LastError, t.FinishedAt = cancelled, reason, now
+	}
+	s.putTask(t)
+	return t, nil
+}
+
+// cancelError is the error a task cancelled on request ends with.
+func cancelError(t *pb.Task, detail string) string {
+	if detail == "" {
+		return t.CancelReason
+	}
+	return t.CancelReason + " (attempt stopped: " + detail + ")"
 }
 
 // MaxPrune bounds the task ids of one PruneTasks command.

@@ -70,6 +70,10 @@ func cancelCmd(id uint64, reason string) *pb.Command {
 	return &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: id, Reason: reason}}}
 }
 
+func requestCancelCmd(id uint64, reason string) *pb.Command {
+	return &pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: id, Reason: reason}}}
+}
+
 func retireCmd(ids ...uint64) *pb.Command {
 	return &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: ids}}}
 }
@@ -495,6 +499,8 @@ func taskIDOf(cmd *pb.Command) (uint64, bool) {
 		return b.RequeueTask.TaskId, true
 	case *pb.Command_CancelTask:
 		return b.CancelTask.TaskId, true
+	case *pb.Command_RequestCancel:
+		return b.RequestCancel.TaskId, true
 	}
 	return 0, false
 }
@@ -611,6 +617,8 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 				t.Fatalf("index %d: task %d moved %s -> %s, which is not Legal", index, id, StateName(before.State), StateName(after.State))
 			}
 			c.transitions[[2]pb.TaskState{before.State, after.State}]++
+		} else if _, isRequest := cmd.Body.(*pb.Command_RequestCancel); isRequest && after.CancelRequested && !before.CancelRequested {
+			// An operator's cancel marks an assigned or running task.
 		} else if _, isProgress := cmd.Body.(*pb.Command_ReportProgress); !isProgress || after.State != running {
 			t.Fatalf("index %d: %T changed task %d without a state change", index, cmd.Body, id)
 		}
@@ -678,7 +686,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		if prevActive[vol] != nil {
 			t.Fatalf("index %d: second active task created on volume %d", index, vol)
 		}
-		if o := b.SubmitTask.Origin; o != "" && o != "manual" && prevChangesByVol[vol] > 0 {
+		if o := b.SubmitTask.Origin; o != "" && !OperatorOrigin(o) && prevChangesByVol[vol] > 0 {
 			t.Fatalf("index %d: origin %q accepted on volume %d with an unreported change", index, o, vol)
 		}
 		nt := res.Task
@@ -718,14 +726,31 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		if b.RequeueTask.CountAsRetry {
 			wantRetry++
 		}
+		if before.CancelRequested {
+			// An operator's cancel: the stopped attempt ends the task.
+			if (before.State != assigned && before.State != running) || (f != 0 && f != before.Fence) || after.State != cancelled {
+				t.Fatalf("index %d: requeue of a task being cancelled %v -> %v", index, before, after)
+			}
+			sameAttempt()
+			break
+		}
 		if (before.State != assigned && before.State != running) || (f != 0 && f != before.Fence) ||
 			after.State != pending || after.Attempt != before.Attempt+1 || after.Fence != 0 || after.WorkerId != "" ||
 			after.RetryCount != wantRetry || after.NotBefore != b.RequeueTask.NotBefore {
 			t.Fatalf("index %d: requeue(fence %d, retry %v) %v -> %v", index, f, b.RequeueTask.CountAsRetry, before, after)
 		}
 	case *pb.Command_CancelTask:
-		if !Active(before.State) || after.State != cancelled {
+		if f := b.CancelTask.Fence; !Active(before.State) || after.State != cancelled || (f != 0 && f != before.Fence) {
 			t.Fatalf("index %d: cancel %v -> %v", index, before, after)
+		}
+		sameAttempt()
+	case *pb.Command_RequestCancel:
+		want := before.State
+		if before.State == pending {
+			want = cancelled
+		}
+		if !Active(before.State) || after.State != want || !after.CancelRequested {
+			t.Fatalf("index %d: cancel request %v -> %v", index, before, after)
 		}
 		sameAttempt()
 	case *pb.Command_RetireCapacityChanges:
@@ -950,7 +975,15 @@ func (g *gen) next(s *State) *pb.Command {
 		cmd = requeueCmd(id, f, "lease expired", g.r.IntN(2) == 0)
 		cmd.GetRequeueTask().NotBefore = g.now + int64(g.r.IntN(3))*1e9
 	case x < 82:
-		cmd = cancelCmd(g.taskID(s), "operator")
+		switch id := g.taskID(s); g.r.IntN(3) {
+		case 0:
+			cmd = cancelCmd(id, "operator")
+		case 1:
+			cmd = requestCancelCmd(id, g.pick([]string{"", "operator"}))
+		default:
+			cmd = cancelCmd(id, "operator")
+			cmd.GetCancelTask().Fence = g.fence(s, id)
+		}
 	case x < 88:
 		var ids []uint64
 		changes := s.CapacityChanges()

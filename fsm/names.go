@@ -73,3 +73,16 @@ func ParseTaskState(s string) (pb.TaskState, error) {
 	}
 	return 0, fmt.Errorf("unknown task state %q (want pending, assigned, running, completed, failed or cancelled)", s)
 }
+
+// RetryOrigin is the origin of a task an operator submitted as a retry of
+// task id.
+func RetryOrigin(id uint64) string { return fmt.Sprintf("%s%d", retryOriginPrefix, id) }
+
+const retryOriginPrefix = "retry of task "
+
+// OperatorOrigin reports whether a task's origin is an operator ("manual",
+// or a retry of another task) rather than a detector: only detectors wait
+// for the master to report a volume's completed work.
+func OperatorOrigin(origin string) bool {
+	return origin == "manual" || strings.HasPrefix(origin, retryOriginPrefix)
+}

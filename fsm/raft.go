@@ -18,6 +18,8 @@ type FSM struct {
 	state *State
 	// onApply, if set, is called after each batch with the applied index.
 	onApply func(index uint64)
+	// onRestore, if set, is called after the state was replaced by a snapshot.
+	onRestore func()
 }
 
 var (
@@ -31,6 +33,11 @@ func New() *FSM { return &FSM{state: NewState()} }
 // OnApply registers a callback run (outside the lock) after commands are applied.
 // Call it before raft starts.
 func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
+
+// OnRestore registers a callback run (outside the lock) each time a snapshot
+// replaces the state: at start-up, when a follower installs the leader's
+// snapshot, and when an operator restores one. Call it before raft starts.
+func (f *FSM) OnRestore(fn func()) { f.onRestore = fn }
 
 // Apply applies a single committed log entry.
 func (f *FSM) Apply(l *raft.Log) interface{} {
@@ -101,19 +108,18 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
-	var snap pb.StateSnapshot
-	if err := proto.Unmarshal(b, &snap); err != nil {
-		return fmt.Errorf("decode snapshot: %w", err)
-	}
-	st, err := FromSnapshot(&snap)
+	st, snap, err := DecodeSnapshot(b)
 	if err != nil {
-		return fmt.Errorf("restore snapshot: %w", err)
+		return err
 	}
 	f.mu.Lock()
 	f.state = st
 	f.mu.Unlock()
 	if f.onApply != nil {
 		f.onApply(snap.AppliedIndex)
+	}
+	if f.onRestore != nil {
+		f.onRestore()
 	}
 	return nil
 }
@@ -133,3 +139,18 @@ func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
 }
 
 func (s *fsmSnapshot) Release() {}
+
+// DecodeSnapshot decodes and checks the bytes of a persisted snapshot,
+// returning the state they hold. It changes nothing: callers use it to
+// vet a snapshot before handing it to raft (which cannot take a refusal).
+func DecodeSnapshot(b []byte) (*State, *pb.StateSnapshot, error) {
+	var snap pb.StateSnapshot
+	if err := proto.Unmarshal(b, &snap); err != nil {
+		return nil, nil, fmt.Errorf("decode snapshot: %w", err)
+	}
+	st, err := FromSnapshot(&snap)
+	if err != nil {
+		return nil, nil, fmt.Errorf("restore snapshot: %w", err)
+	}
+	return st, &snap, nil
+}

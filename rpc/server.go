@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,6 +31,8 @@ type Raft interface {
 	Members() ([]cluster.Member, error)
 	AddVoter(ctx context.Context, id, addr string) error
 	RemoveServer(ctx context.Context, id string) error
+	SaveSnapshot() (cluster.SnapshotMeta, io.ReadCloser, error)
+	RestoreSnapshot(ctx context.Context, index, term uint64, data []byte) (uint64, error)
 }
 
 // Server implements the Admin and Internal services of one admin node.

@@ -41,8 +41,8 @@ const pruneEvery = time.Minute
 
 // PruneCandidates picks, from the terminal tasks, those to forget: finished
 // more than MaxAge before now, or beyond the MaxCount most recently finished.
-// A failed task younger than cooldown stays (detection reads it to leave its
-// volume alone), and so does any task keep names (one still carrying an
+// A failed or cancelled task younger than cooldown stays (detection reads it
+// to leave its volume alone), and so does any task keep names (one still carrying an
 // unreported capacity change). The ids come back sorted.
 func PruneCandidates(terminal []*pb.Task, keep func(id uint64) bool, now time.Time, r Retention, cooldown time.Duration) []uint64 {
 	byAge := slices.Clone(terminal)
@@ -62,7 +62,7 @@ func PruneCandidates(terminal []*pb.Task, keep func(id uint64) bool, now time.Ti
 		if !old && !surplus {
 			continue
 		}
-		if t.State == pb.TaskState_TASK_STATE_FAILED && t.FinishedAt >= failCut {
+		if (t.State == pb.TaskState_TASK_STATE_FAILED || t.State == pb.TaskState_TASK_STATE_CANCELLED) && t.FinishedAt >= failCut {
 			continue
 		}
 		if keep != nil && keep(t.Id) {

@@ -29,6 +29,7 @@ func TestPruneCandidates(t *testing.T) {
 		finished(5, failed, 10*time.Minute),    // recent failure
 		finished(6, done, time.Minute),         // recent
 		finished(7, done, time.Minute),         // recent, finished at the same time as 6
+		finished(8, cancelled, 20*time.Minute), // a cancel in its cooldown
 	}
 	keep := func(id uint64) bool { return id == 4 }
 	for _, tc := range []struct {
@@ -37,10 +38,11 @@ func TestPruneCandidates(t *testing.T) {
 		want []uint64
 	}{
 		{"age only", Retention{MaxAge: week}, []uint64{1, 2}},
-		{"count keeps the most recently finished", Retention{MaxAge: week, MaxCount: 3}, []uint64{1, 2, 3}},
+		{"count keeps the most recently finished", Retention{MaxAge: week, MaxCount: 4}, []uint64{1, 2, 3}},
 		// 7 and 6 finished together: the higher id counts as more recent.
 		{"count ties broken by id", Retention{MaxAge: week, MaxCount: 1}, []uint64{1, 2, 3, 6}},
-		// Task 5 (failed 10 min ago) is beyond both limits but in its cooldown.
+		// Tasks 5 (failed 10 min ago) and 8 (cancelled 20 min ago) are beyond
+		// both limits but in their cooldown.
 		{"a failure in its cooldown stays", Retention{MaxAge: 5 * time.Minute, MaxCount: 1}, []uint64{1, 2, 3, 6}},
 	} {
 		got := PruneCandidates(tasks, keep, now, tc.r, cooldown)
@@ -55,7 +57,7 @@ func TestPruneCandidates(t *testing.T) {
 	rev := slices.Clone(tasks)
 	slices.Reverse(rev)
 	before := slices.Clone(rev)
-	if got := PruneCandidates(rev, keep, now, Retention{MaxAge: week, MaxCount: 3}, cooldown); !slices.Equal(got, []uint64{1, 2, 3}) {
+	if got := PruneCandidates(rev, keep, now, Retention{MaxAge: week, MaxCount: 4}, cooldown); !slices.Equal(got, []uint64{1, 2, 3}) {
 		t.Errorf("reversed input: pruned %v", got)
 	}
 	if !slices.Equal(rev, before) {

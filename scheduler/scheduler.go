@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -44,9 +45,11 @@ type Config struct {
 	Grace          time.Duration // 5s: ...and its tasks are requeued after lease+grace
 	Heartbeat      time.Duration // 2s: how often workers report
 	MaxRetries     uint32        // 3
-	// FailureCooldown keeps detection away from a volume whose task of the
-	// same kind failed this recently (30m), so a volume that cannot be
-	// processed does not get a new doomed task every detection round.
+	// FailureCooldown keeps detection away from a volume whose task failed
+	// or was cancelled this recently (30m), so a volume that cannot be
+	// processed does not get a new doomed task every detection round, and
+	// an operator's cancel is not undone by the next round. Manual
+	// submissions and retries ignore it.
 	FailureCooldown time.Duration
 	// Retention bounds the finished tasks kept in the replicated state.
 	Retention Retention
@@ -132,9 +135,13 @@ type Scheduler struct {
 	progress map[uint64]progressInfo
 	// cancelling holds attempts told to stop, until they are released.
 	cancelling map[uint64]cancelInfo
-	topo       *seaweed.Topology
-	topoOK     bool
-	topoErr    error
+	// confirm holds, after a snapshot replaced the state while leading, the
+	// attempts (task -> fence) the restored state says are active, until
+	// their workers' heartbeats confirm them.
+	confirm map[uint64]uint64
+	topo    *seaweed.Topology
+	topoOK  bool
+	topoErr error
 	// trusted is the last topology trusted this term (complete); it plans
 	// the work that may still go out while the master is unreachable or
 	// refilling (see assignTopology).
@@ -145,6 +152,9 @@ type Scheduler struct {
 	lock      *seaweed.AdminLock
 	lastPoll  time.Time
 	kick      chan struct{}
+	// restored is set (by the FSM's goroutine, so without s.mu) when a
+	// snapshot replaced the state; the next round reconciles.
+	restored atomic.Bool
 }
 
 type progressInfo struct {
@@ -159,6 +169,8 @@ type cancelInfo struct {
 	reason string
 	retry  bool
 	at     time.Time
+	// sent is when the Cancel was last sent to the worker.
+	sent time.Time
 }
 
 // New creates a scheduler. master may be nil.
@@ -166,13 +178,14 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 	cfg.defaults()
 	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
-		cancelling: map[uint64]cancelInfo{}, kick: make(chan struct{}, 1)}
+		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1)}
 }
 
 // Run performs the leader's duties until ctx ends (leadership lost).
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started = true, s.cfg.Now()
+	s.restored.Store(false)
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}
@@ -206,6 +219,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		delete(s.sessions, id)
 	}
 	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
+	s.confirm = map[uint64]uint64{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
 }
@@ -396,7 +410,10 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	cooldown := s.cfg.Now().Add(-s.cfg.FailureCooldown).UnixNano()
 	s.state.Read(func(st *fsm.State) {
 		busyVols = map[uint32]bool{}
-		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED}}) {
+		// A task that failed, or that an operator cancelled, keeps detection
+		// off its volume for the cooldown; operators' own submissions and
+		// retries are not held back.
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED}}) {
 			if t.FinishedAt >= cooldown {
 				busyVols[t.VolumeId] = true
 			}
@@ -440,7 +457,9 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
 	})
+	s.noteRestored()
 	s.expireLeases(ctx, active, now)
+	s.cancelRequested(active, now)
 	s.checkStuck(active, now)
 	if now.Sub(s.lastPrune) >= pruneEvery {
 		s.lastPrune = now
@@ -514,6 +533,65 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 	}
 }
 
+// cancelRequested tells workers to stop the attempts of tasks an operator
+// cancelled. The task stays active (its volume reserved) until the worker
+// reports the attempt stopped, or its lease expires; either ends it
+// cancelled. The request is replicated, so a new leader picks it up here.
+func (s *Scheduler) cancelRequested(active []*pb.Task, now time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, t := range active {
+		if !t.CancelRequested {
+			continue
+		}
+		if ci, ok := s.cancelling[t.Id]; ok && ci.fence == t.Fence {
+			if ci.retry {
+				// A stuck cancel already asked the worker to stop: make its
+				// end final instead of a retry.
+				ci.retry, ci.reason = false, t.CancelReason
+				s.cancelling[t.Id] = ci
+			}
+			continue
+		}
+		s.log.Info("cancelling task on request: stopping its attempt", "task", t.Id, "worker", t.WorkerId, "reason", t.CancelReason)
+		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: t.CancelReason, at: now, sent: now}
+		if sess, ok := s.sessions[t.WorkerId]; ok {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: t.CancelReason}}})
+		}
+	}
+}
+
+// StateRestored is told by the FSM that a snapshot replaced the state (it
+// runs on raft's FSM goroutine, so it only flags it). While this node leads,
+// the next round drops the leader-local knowledge of attempts, which no
+// longer matches the state, and has the attempts the restored state holds
+// active confirmed by their workers' next heartbeats (see confirmRunning).
+func (s *Scheduler) StateRestored() {
+	s.restored.Store(true)
+	s.Kick()
+}
+
+// noteRestored, after a restore, resets what the leader knows of attempts
+// and records which must be confirmed. It reads the state itself: a round's
+// earlier read may predate the restore.
+func (s *Scheduler) noteRestored() {
+	if !s.restored.Swap(false) {
+		return
+	}
+	s.log.Warn("the replicated state was replaced by a snapshot: reconciling running attempts with workers")
+	var active []*pb.Task
+	s.state.Read(func(st *fsm.State) {
+		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+	})
+	confirm := map[uint64]uint64{}
+	for _, t := range active {
+		confirm[t.Id] = t.Fence
+	}
+	s.mu.Lock()
+	s.progress, s.cancelling, s.confirm = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, confirm
+	s.mu.Unlock()
+}
+
 // checkStuck tells workers to stop attempts that made no progress for too long.
 func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
 	s.mu.Lock()
@@ -532,7 +610,7 @@ func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
 		}
 		reason := fmt.Sprintf("stuck: no progress for %s in step %q", now.Sub(p.at).Truncate(time.Second), p.step)
 		s.log.Warn("task stuck, cancelling its attempt", "task", t.Id, "worker", t.WorkerId, "reason", reason)
-		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: reason, retry: true, at: now}
+		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: reason, retry: true, at: now, sent: now}
 		if sess, ok := s.sessions[t.WorkerId]; ok {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: reason}}})
 		}
@@ -653,7 +731,7 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
 	}
-	_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
+	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
 		TaskId: t.Id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry,
 	}}})
 	s.mu.Lock()
@@ -666,6 +744,10 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 		}
 		return
 	}
-	s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
+	if res.Task.GetState() == pb.TaskState_TASK_STATE_CANCELLED {
+		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", reason)
+	} else {
+		s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
+	}
 	s.Kick()
 }

@@ -129,13 +129,23 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 		owned := t != nil && t.WorkerId == sess.id && t.Fence == r.Fence &&
 			(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING)
 		s.mu.Lock()
-		_, cancelling := s.cancelling[r.TaskId]
+		ci, cancelling := s.cancelling[r.TaskId]
 		if owned && !cancelling {
 			if p, ok := s.progress[r.TaskId]; !ok || p.fence != r.Fence || r.Progress != p.progress {
 				s.progress[r.TaskId] = progressInfo{fence: r.Fence, progress: r.Progress, step: r.Step, at: now}
 			}
 		}
+		// An attempt told to stop is still running: say it again now and
+		// then (the Cancel may have gone down a stream that since broke).
+		resend := owned && cancelling && ci.fence == r.Fence && now.Sub(ci.sent) >= 2*s.cfg.Heartbeat
+		if resend {
+			ci.sent = now
+			s.cancelling[r.TaskId] = ci
+		}
 		s.mu.Unlock()
+		if resend {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: ci.reason}}})
+		}
 		if !owned {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: "this attempt is no longer current"}}})
 		}
@@ -180,6 +190,57 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	}
 }
 
+// confirmRunning, after a snapshot restore, checks the attempts the restored
+// state says this worker runs against what its heartbeat lists: a running
+// attempt it does not list (it finished or dropped it after the snapshot
+// was taken) is requeued, since nothing works on its volume any more.
+// Assigned ones are left to resendLost.
+func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running []*pb.RunningTask) {
+	s.mu.Lock()
+	if len(s.confirm) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	have := map[uint64]uint64{}
+	for _, r := range running {
+		have[r.TaskId] = r.Fence
+	}
+	var check []uint64
+	for id, fence := range s.confirm {
+		if f, ok := have[id]; ok && f == fence {
+			delete(s.confirm, id)
+			continue
+		}
+		check = append(check, id)
+	}
+	s.mu.Unlock()
+	for _, id := range check {
+		var t *pb.Task
+		s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+		s.mu.Lock()
+		fence, want := s.confirm[id]
+		s.mu.Unlock()
+		switch {
+		case !want:
+		case t == nil || t.Fence != fence || !fsm.Active(t.State) || t.State == pb.TaskState_TASK_STATE_PENDING:
+			s.dropConfirm(id)
+		case t.WorkerId != sess.id:
+		case t.State == pb.TaskState_TASK_STATE_ASSIGNED:
+			s.dropConfirm(id)
+		default:
+			s.dropConfirm(id)
+			s.log.Warn("restored state has an attempt its worker is not running: requeueing it", "task", id, "worker", sess.id)
+			s.requeue(ctx, t, fence, "its worker was not running it after a snapshot restore", false)
+		}
+	}
+}
+
+func (s *Scheduler) dropConfirm(id uint64) {
+	s.mu.Lock()
+	delete(s.confirm, id)
+	s.mu.Unlock()
+}
+
 // Detach drops a session whose stream ended. Its attempts stay assigned
 // until the lease expires, so a quick reconnect re-attaches them.
 func (s *Scheduler) Detach(sess *Session) { s.detach(sess) }
@@ -208,11 +269,14 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		// before the ack: a worker treats attempts not cancelled by the
 		// time the ack arrives as still its own.
 		s.reconcileRunning(sess, b.Heartbeat.Running)
+		s.confirmRunning(ctx, sess, b.Heartbeat.Running)
 		s.resendLost(sess, b.Heartbeat.Running)
 		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
 	case *pb.WorkerMessage_Started:
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
-		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound)) {
+		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(b.Started.TaskId)) {
+			// Not this attempt's to run (any more): a task that has ended,
+			// e.g. cancelled meanwhile, must not be worked on.
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error()}}})
 		} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
 			return err
@@ -254,7 +318,12 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		var t *pb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
 		if cancelling && ci.fence == r.Fence && t != nil {
-			s.finishAttempt(ctx, t, r.Fence, ci.reason, ci.retry)
+			reason := ci.reason
+			if !r.RolledBack && r.Error != "" && r.Error != notRunningHere {
+				// The operator must know the volume may need a look.
+				reason += " (rollback incomplete: " + r.Error + ")"
+			}
+			s.finishAttempt(ctx, t, r.Fence, reason, ci.retry)
 		}
 		if t == nil || t.Fence == r.Fence {
 			s.forget(r.TaskId)
@@ -297,9 +366,26 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	return nil
 }
 
-// finishAttempt retries a stopped attempt (with backoff) or fails the task.
+// finishAttempt retries a stopped attempt (with backoff) or fails the task;
+// a task an operator cancelled ends cancelled instead.
 func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) {
 	if t.State != pb.TaskState_TASK_STATE_ASSIGNED && t.State != pb.TaskState_TASK_STATE_RUNNING {
+		return
+	}
+	if t.CancelRequested {
+		// The task's error is the operator's reason, plus how the attempt
+		// ended when that says more (a failure, an incomplete rollback).
+		detail := reason
+		if detail == t.CancelReason {
+			detail = ""
+		}
+		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: t.Id, Fence: fence, Reason: detail}}}); err != nil {
+			if !isRefusal(err) {
+				s.log.Warn("cancel task", "task", t.Id, "error", err)
+			}
+			return
+		}
+		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", t.CancelReason, "attempt_end", reason)
 		return
 	}
 	if Retry(t, retryable, s.cfg.MaxRetries) {
@@ -331,6 +417,16 @@ func (s *Scheduler) observeCompleted(id uint64) {
 		return
 	}
 	s.cfg.Observe(EventTaskCompleted, t.Type, time.Duration(t.FinishedAt-start))
+}
+
+// notRunningHere is what a worker says releasing an attempt it does not run.
+const notRunningHere = "not running here"
+
+// ended reports whether task id is in a terminal state.
+func (s *Scheduler) ended(id uint64) bool {
+	var t *pb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+	return t != nil && fsm.Terminal(t.State)
 }
 
 func (s *Scheduler) forget(id uint64) {

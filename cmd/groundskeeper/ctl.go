@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -23,8 +24,10 @@ const ctlUsage = `Usage: groundskeeper ctl --admin ADDR[,ADDR...] COMMAND [flags
 Commands:
   status                                   raft state of every admin
   tasks [--state S,...] [--volume N]       list tasks
-  task submit --type T --volume N [...]    submit a manual task
+  task submit --type T --volume N [...]    submit a manual task (--wait: until it ends, showing progress)
   task show ID                             one task in full
+  task cancel ID [--reason TEXT]           cancel a task; waits until it has ended (--no-wait: return at once)
+  task retry ID                            submit a failed or cancelled task again (--wait: until it ends)
   workers                                  registered workers
   capacity --volume N[,N...]               master and projected volume sizes
   capacity --server ADDR[,ADDR...]         master and projected slots and bytes of servers
@@ -32,27 +35,36 @@ Commands:
   peers list                               raft members
   peers add ID RAFT_ADDR                   add a voter (start it first without --peers)
   peers remove ID                          remove a member
+  snapshot save FILE                       save a snapshot of the replicated state to FILE
+  snapshot restore FILE                    replace the replicated state with a saved snapshot
 
 Common flags (before or after the command):
   --admin ADDR[,ADDR...]   admin gRPC addresses; any one will do (default: $GROUNDSKEEPER_ADMIN)
   --json                   machine-readable output
   --stale                  read from the answering node's own state instead of the leader's
-  --timeout D              give up after D (default 15s)
+  --timeout D              give up on each call after D (default 15s)
+  --wait-timeout D         commands that wait for a task give up after D (default: no limit)
+
+Commands that wait show progress on stderr and exit non-zero unless the task
+ends as asked (completed; cancelled for task cancel).
 `
 
 type ctlOpts struct {
-	admin   string
-	json    bool
-	stale   bool
-	timeout time.Duration
-	out     io.Writer
+	admin       string
+	json        bool
+	stale       bool
+	timeout     time.Duration
+	waitTimeout time.Duration
+	out         io.Writer
+	// errOut takes progress displays (stderr).
+	errOut io.Writer
 }
 
 func (o *ctlOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.admin, "admin", o.admin, "admin gRPC addresses, comma-separated")
 	fs.BoolVar(&o.json, "json", o.json, "machine-readable output")
 	fs.BoolVar(&o.stale, "stale", o.stale, "serve reads from the answering node's own state")
-	fs.DurationVar(&o.timeout, "timeout", o.timeout, "overall deadline")
+	fs.DurationVar(&o.timeout, "timeout", o.timeout, "deadline of each call")
 }
 
 func (o *ctlOpts) consistency() pb.Consistency {
@@ -84,8 +96,11 @@ func (o *ctlOpts) subFlags(name string, args []string, define func(fs *flag.Flag
 	return fs, fs.Parse(pos)
 }
 
-func runCtl(args []string, out io.Writer) error {
-	o := &ctlOpts{admin: os.Getenv("GROUNDSKEEPER_ADMIN"), timeout: 15 * time.Second, out: out}
+func runCtl(args []string, out io.Writer) error { return runCtlIO(args, out, os.Stderr) }
+
+// runCtlIO is runCtl with progress displays going to errOut.
+func runCtlIO(args []string, out, errOut io.Writer) error {
+	o := &ctlOpts{admin: os.Getenv("GROUNDSKEEPER_ADMIN"), timeout: 15 * time.Second, out: out, errOut: errOut}
 	fs := newFlagSet("ctl")
 	o.register(fs)
 	fs.Usage = func() {}
@@ -98,7 +113,7 @@ func runCtl(args []string, out io.Writer) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usagef("a command is required: status, tasks, task, workers, capacity or peers (see groundskeeper ctl --help)")
+		return usagef("a command is required: status, tasks, task, workers, capacity, peers or snapshot (see groundskeeper ctl --help)")
 	}
 	cmd, rest := rest[0], rest[1:]
 	switch cmd {
@@ -108,34 +123,49 @@ func runCtl(args []string, out io.Writer) error {
 		return o.tasks(rest)
 	case "task":
 		if len(rest) == 0 {
-			return usagef("task needs a subcommand: submit or show")
+			return usagef("task needs a subcommand: submit, show, cancel or retry")
 		}
 		switch rest[0] {
 		case "submit":
 			return o.taskSubmit(rest[1:])
 		case "show":
 			return o.taskShow(rest[1:])
+		case "cancel":
+			return o.taskCancel(rest[1:])
+		case "retry":
+			return o.taskRetry(rest[1:])
 		}
-		return usagef("unknown task subcommand %q (want submit or show)", rest[0])
+		return usagef("unknown task subcommand %q (want submit, show, cancel or retry)", rest[0])
 	case "workers":
 		return o.workers(rest)
 	case "capacity":
 		return o.capacity(rest)
 	case "peers":
-		if len(rest) == 0 {
-			return usagef("peers needs a subcommand: list, add or remove")
+		if len(rest) == 0 || strings.HasPrefix(rest[0], "-") {
+			return o.peersList(rest)
 		}
 		switch rest[0] {
 		case "list":
-			return o.status(rest[1:])
+			return o.peersList(rest[1:])
 		case "add":
 			return o.peersAdd(rest[1:])
 		case "remove":
 			return o.peersRemove(rest[1:])
 		}
 		return usagef("unknown peers subcommand %q (want list, add or remove)", rest[0])
+	case "snapshot":
+		if len(rest) == 0 {
+			return usagef("snapshot needs a subcommand: save FILE or restore FILE")
+		}
+		switch rest[0] {
+		case "save":
+			return o.snapshotSave(rest[1:])
+		case "restore":
+			return o.snapshotRestore(rest[1:])
+		}
+		return usagef("unknown snapshot subcommand %q (want save or restore)", rest[0])
 	}
-	return usagef("unknown ctl command %q (want status, tasks, task, workers, capacity or peers)", cmd)
+	return usagef("unknown ctl command %q (want status, tasks, task, workers, capacity, peers or snapshot)", cmd)
 }
 
 // call dials the admins and runs one RPC with retries across addresses.
@@ -210,6 +240,23 @@ func (o *ctlOpts) status(args []string) error {
 	return printStatus(o, st)
 }
 
+func (o *ctlOpts) peersList(args []string) error {
+	fs, err := o.subFlags("peers list", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	st, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.StatusResponse, error) {
+		return a.Status(ctx, &pb.StatusRequest{})
+	})
+	if err != nil {
+		return err
+	}
+	return printPeers(o, st)
+}
+
 func (o *ctlOpts) tasks(args []string) error {
 	var states string
 	var volume uint64
@@ -248,7 +295,10 @@ func (o *ctlOpts) taskSubmit(args []string) error {
 	var typ, collection, source, target string
 	var volume uint64
 	var priority int
+	var wait bool
 	fs, err := o.subFlags("task submit", args, func(fs *flag.FlagSet) {
+		fs.BoolVar(&wait, "wait", false, "wait for the task to end, showing its progress")
+		fs.DurationVar(&o.waitTimeout, "wait-timeout", o.waitTimeout, "give up waiting after this long (0: wait as long as it takes)")
 		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding or balance (required)")
 		fs.Uint64Var(&volume, "volume", 0, "volume id (required)")
 		fs.StringVar(&collection, "collection", "", "the volume's collection")
@@ -281,6 +331,12 @@ func (o *ctlOpts) taskSubmit(args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if wait {
+		if resp.Existing {
+			fmt.Fprintf(o.errOut, "volume %d already has an active %s task: waiting for task %d instead\n", resp.Task.VolumeId, fsm.TypeName(resp.Task.Type), resp.Task.Id)
+		}
+		return o.waitAndReport(resp.Task.Id)
 	}
 	return printSubmitted(o, resp)
 }

@@ -79,6 +79,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 		schedCfg.Observe = n.metrics.observe
 	}
 	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
+	n.fsm.OnRestore(n.sched.StateRestored)
 	n.raft, err = cluster.Open(cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, DataDir: cfg.DataDir, Peers: cfg.Peers,
 		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,

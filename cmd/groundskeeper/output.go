@@ -63,6 +63,9 @@ type taskJSON struct {
 	CreatedAt  string  `json:"created_at"`
 	UpdatedAt  string  `json:"updated_at"`
 	Existing   *bool   `json:"existing,omitempty"`
+	// CancelRequested: an operator cancelled the task and its attempt is
+	// being stopped.
+	CancelRequested bool `json:"cancel_requested,omitempty"`
 }
 
 type workerJSON struct {
@@ -86,6 +89,7 @@ func toTaskJSON(t *pb.Task) taskJSON {
 		State: fsm.StateName(t.State), WorkerID: t.WorkerId, Attempt: t.Attempt, Progress: t.Progress,
 		Step: t.Step, Error: t.LastError, Fence: t.Fence, Priority: t.Priority, RetryCount: t.RetryCount,
 		Origin: t.Origin, Source: t.Source, Target: t.Target, CreatedAt: stamp(t.CreatedAt), UpdatedAt: stamp(t.UpdatedAt),
+		CancelRequested: t.CancelRequested,
 	}
 }
 
@@ -194,6 +198,9 @@ func printTaskDetail(o *ctlOpts, t *pb.Task) error {
 	} {
 		fmt.Fprintf(w, "%s\t%s\n", kv[0], kv[1])
 	}
+	if t.CancelRequested && !fsm.Terminal(t.State) {
+		fmt.Fprintf(w, "cancel\trequested (%s): waiting for the worker to stop and roll back\n", t.CancelReason)
+	}
 	return w.Flush()
 }
 
@@ -230,4 +237,26 @@ func printDone(o *ctlOpts, msg string) error {
 	}
 	fmt.Fprintln(o.out, msg)
 	return nil
+}
+
+type peersJSON struct {
+	LeaderID string       `json:"leader_id"`
+	Term     uint64       `json:"term"`
+	Members  []memberJSON `json:"members"`
+}
+
+func printPeers(o *ctlOpts, st *pb.StatusResponse) error {
+	if o.json {
+		out := peersJSON{LeaderID: st.LeaderId, Term: st.Term, Members: []memberJSON{}}
+		for _, m := range st.Members {
+			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex})
+		}
+		return o.writeJSON(out)
+	}
+	w := o.table()
+	fmt.Fprintln(w, "ID\tSTATE\tRAFT ADDR\tGRPC ADDR\tSUFFRAGE")
+	for _, m := range st.Members {
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.Suffrage)
+	}
+	return w.Flush()
 }

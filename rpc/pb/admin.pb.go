@@ -1289,6 +1289,490 @@ func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
+type CancelTaskRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Recorded as the task's error; default "cancelled by operator".
+	Reason        string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTaskRequest) Reset() {
+	*x = CancelTaskRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTaskRequest) ProtoMessage() {}
+
+func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
+func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CancelTaskRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *CancelTaskRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type CancelTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The task after the request: cancelled (it was pending), or still
+	// assigned/running with cancel_requested set until its worker stops.
+	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelTaskResponse) Reset() {
+	*x = CancelTaskResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelTaskResponse) ProtoMessage() {}
+
+func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelTaskResponse.ProtoReflect.Descriptor instead.
+func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CancelTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+type RetryTaskRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryTaskRequest) Reset() {
+	*x = RetryTaskRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryTaskRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryTaskRequest) ProtoMessage() {}
+
+func (x *RetryTaskRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryTaskRequest.ProtoReflect.Descriptor instead.
+func (*RetryTaskRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RetryTaskRequest) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+type RetryTaskResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The new task (or, if the volume already has an active task of that
+	// type, that task with existing set).
+	Task          *Task  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Existing      bool   `protobuf:"varint,2,opt,name=existing,proto3" json:"existing,omitempty"`
+	RetryOf       uint64 `protobuf:"varint,3,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RetryTaskResponse) Reset() {
+	*x = RetryTaskResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RetryTaskResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RetryTaskResponse) ProtoMessage() {}
+
+func (x *RetryTaskResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RetryTaskResponse.ProtoReflect.Descriptor instead.
+func (*RetryTaskResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *RetryTaskResponse) GetTask() *Task {
+	if x != nil {
+		return x.Task
+	}
+	return nil
+}
+
+func (x *RetryTaskResponse) GetExisting() bool {
+	if x != nil {
+		return x.Existing
+	}
+	return false
+}
+
+func (x *RetryTaskResponse) GetRetryOf() uint64 {
+	if x != nil {
+		return x.RetryOf
+	}
+	return 0
+}
+
+type SaveSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SaveSnapshotRequest) Reset() {
+	*x = SaveSnapshotRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SaveSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SaveSnapshotRequest) ProtoMessage() {}
+
+func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{24}
+}
+
+// SnapshotHeader describes a snapshot of the replicated state.
+type SnapshotHeader struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The stream format; this build speaks 1.
+	FormatVersion uint32 `protobuf:"varint,1,opt,name=format_version,json=formatVersion,proto3" json:"format_version,omitempty"`
+	// Raft index and term the snapshot was taken at.
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Term  uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	// Length of the data in bytes.
+	Size int64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// Hex sha256 of the data; set by the client on restore (on save it comes
+	// in the last chunk).
+	Sha256        string `protobuf:"bytes,5,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	NodeId        string `protobuf:"bytes,6,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotHeader) Reset() {
+	*x = SnapshotHeader{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotHeader) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotHeader) ProtoMessage() {}
+
+func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
+func (*SnapshotHeader) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *SnapshotHeader) GetFormatVersion() uint32 {
+	if x != nil {
+		return x.FormatVersion
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *SnapshotHeader) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *SnapshotHeader) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type SnapshotChunk struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Body:
+	//
+	//	*SnapshotChunk_Header
+	//	*SnapshotChunk_Data
+	//	*SnapshotChunk_Sha256
+	Body          isSnapshotChunk_Body `protobuf_oneof:"body"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotChunk) Reset() {
+	*x = SnapshotChunk{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotChunk) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotChunk) ProtoMessage() {}
+
+func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
+func (*SnapshotChunk) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *SnapshotChunk) GetBody() isSnapshotChunk_Body {
+	if x != nil {
+		return x.Body
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetHeader() *SnapshotHeader {
+	if x != nil {
+		if x, ok := x.Body.(*SnapshotChunk_Header); ok {
+			return x.Header
+		}
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetData() []byte {
+	if x != nil {
+		if x, ok := x.Body.(*SnapshotChunk_Data); ok {
+			return x.Data
+		}
+	}
+	return nil
+}
+
+func (x *SnapshotChunk) GetSha256() string {
+	if x != nil {
+		if x, ok := x.Body.(*SnapshotChunk_Sha256); ok {
+			return x.Sha256
+		}
+	}
+	return ""
+}
+
+type isSnapshotChunk_Body interface {
+	isSnapshotChunk_Body()
+}
+
+type SnapshotChunk_Header struct {
+	Header *SnapshotHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
+}
+
+type SnapshotChunk_Data struct {
+	Data []byte `protobuf:"bytes,2,opt,name=data,proto3,oneof"`
+}
+
+type SnapshotChunk_Sha256 struct {
+	// Hex sha256 of all the data, after the last data chunk (save only).
+	Sha256 string `protobuf:"bytes,3,opt,name=sha256,proto3,oneof"`
+}
+
+func (*SnapshotChunk_Header) isSnapshotChunk_Body() {}
+
+func (*SnapshotChunk_Data) isSnapshotChunk_Body() {}
+
+func (*SnapshotChunk_Sha256) isSnapshotChunk_Body() {}
+
+type RestoreSnapshotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The raft index the restored state now stands at.
+	Index uint64 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	// The leader's state hash right after the restore.
+	StateHash     string `protobuf:"bytes,2,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RestoreSnapshotResponse) Reset() {
+	*x = RestoreSnapshotResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RestoreSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RestoreSnapshotResponse) ProtoMessage() {}
+
+func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RestoreSnapshotResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *RestoreSnapshotResponse) GetStateHash() string {
+	if x != nil {
+		return x.StateHash
+	}
+	return ""
+}
+
 var File_groundskeeper_v1_admin_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_admin_proto_rawDesc = "" +
@@ -1378,11 +1862,39 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x0fAddPeerResponse\"#\n" +
 	"\x11RemovePeerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12RemovePeerResponse*_\n" +
+	"\x12RemovePeerResponse\";\n" +
+	"\x11CancelTaskRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\"@\n" +
+	"\x12CancelTaskResponse\x12*\n" +
+	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\"\"\n" +
+	"\x10RetryTaskRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\"v\n" +
+	"\x11RetryTaskResponse\x12*\n" +
+	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
+	"\bexisting\x18\x02 \x01(\bR\bexisting\x12\x19\n" +
+	"\bretry_of\x18\x03 \x01(\x04R\aretryOf\"\x15\n" +
+	"\x13SaveSnapshotRequest\"\xa6\x01\n" +
+	"\x0eSnapshotHeader\x12%\n" +
+	"\x0eformat_version\x18\x01 \x01(\rR\rformatVersion\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\x12\x16\n" +
+	"\x06sha256\x18\x05 \x01(\tR\x06sha256\x12\x17\n" +
+	"\anode_id\x18\x06 \x01(\tR\x06nodeId\"\x83\x01\n" +
+	"\rSnapshotChunk\x12:\n" +
+	"\x06header\x18\x01 \x01(\v2 .groundskeeper.v1.SnapshotHeaderH\x00R\x06header\x12\x14\n" +
+	"\x04data\x18\x02 \x01(\fH\x00R\x04data\x12\x18\n" +
+	"\x06sha256\x18\x03 \x01(\tH\x00R\x06sha256B\x06\n" +
+	"\x04body\"N\n" +
+	"\x17RestoreSnapshotResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
+	"\n" +
+	"state_hash\x18\x02 \x01(\tR\tstateHash*_\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\xd8\x04\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\xc2\a\n" +
 	"\x05Admin\x12K\n" +
 	"\x06Status\x12\x1f.groundskeeper.v1.StatusRequest\x1a .groundskeeper.v1.StatusResponse\x12W\n" +
 	"\n" +
@@ -1392,7 +1904,12 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vListWorkers\x12$.groundskeeper.v1.ListWorkersRequest\x1a%.groundskeeper.v1.ListWorkersResponse\x12N\n" +
 	"\aAddPeer\x12 .groundskeeper.v1.AddPeerRequest\x1a!.groundskeeper.v1.AddPeerResponse\x12W\n" +
 	"\n" +
-	"RemovePeer\x12#.groundskeeper.v1.RemovePeerRequest\x1a$.groundskeeper.v1.RemovePeerResponse2c\n" +
+	"RemovePeer\x12#.groundskeeper.v1.RemovePeerRequest\x1a$.groundskeeper.v1.RemovePeerResponse\x12W\n" +
+	"\n" +
+	"CancelTask\x12#.groundskeeper.v1.CancelTaskRequest\x1a$.groundskeeper.v1.CancelTaskResponse\x12T\n" +
+	"\tRetryTask\x12\".groundskeeper.v1.RetryTaskRequest\x1a#.groundskeeper.v1.RetryTaskResponse\x12X\n" +
+	"\fSaveSnapshot\x12%.groundskeeper.v1.SaveSnapshotRequest\x1a\x1f.groundskeeper.v1.SnapshotChunk0\x01\x12_\n" +
+	"\x0fRestoreSnapshot\x12\x1f.groundskeeper.v1.SnapshotChunk\x1a).groundskeeper.v1.RestoreSnapshotResponse(\x012c\n" +
 	"\bInternal\x12W\n" +
 	"\n" +
 	"ApplyBatch\x12#.groundskeeper.v1.ApplyBatchRequest\x1a$.groundskeeper.v1.ApplyBatchResponseB6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
@@ -1410,73 +1927,92 @@ func file_groundskeeper_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_groundskeeper_v1_admin_proto_goTypes = []any{
-	(Consistency)(0),            // 0: groundskeeper.v1.Consistency
-	(*ApplyBatchRequest)(nil),   // 1: groundskeeper.v1.ApplyBatchRequest
-	(*ApplyBatchItem)(nil),      // 2: groundskeeper.v1.ApplyBatchItem
-	(*ApplyBatchResponse)(nil),  // 3: groundskeeper.v1.ApplyBatchResponse
-	(*StatusRequest)(nil),       // 4: groundskeeper.v1.StatusRequest
-	(*Member)(nil),              // 5: groundskeeper.v1.Member
-	(*StatusResponse)(nil),      // 6: groundskeeper.v1.StatusResponse
-	(*Maintenance)(nil),         // 7: groundskeeper.v1.Maintenance
-	(*SubmitTaskRequest)(nil),   // 8: groundskeeper.v1.SubmitTaskRequest
-	(*SubmitTaskResponse)(nil),  // 9: groundskeeper.v1.SubmitTaskResponse
-	(*ListTasksRequest)(nil),    // 10: groundskeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),   // 11: groundskeeper.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),      // 12: groundskeeper.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),     // 13: groundskeeper.v1.GetTaskResponse
-	(*ListWorkersRequest)(nil),  // 14: groundskeeper.v1.ListWorkersRequest
-	(*WorkerStatus)(nil),        // 15: groundskeeper.v1.WorkerStatus
-	(*ListWorkersResponse)(nil), // 16: groundskeeper.v1.ListWorkersResponse
-	(*AddPeerRequest)(nil),      // 17: groundskeeper.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),     // 18: groundskeeper.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),   // 19: groundskeeper.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),  // 20: groundskeeper.v1.RemovePeerResponse
-	(*ApplyResult)(nil),         // 21: groundskeeper.v1.ApplyResult
-	(TaskType)(0),               // 22: groundskeeper.v1.TaskType
-	(*Param)(nil),               // 23: groundskeeper.v1.Param
-	(*Task)(nil),                // 24: groundskeeper.v1.Task
-	(TaskState)(0),              // 25: groundskeeper.v1.TaskState
-	(*Worker)(nil),              // 26: groundskeeper.v1.Worker
+	(Consistency)(0),                // 0: groundskeeper.v1.Consistency
+	(*ApplyBatchRequest)(nil),       // 1: groundskeeper.v1.ApplyBatchRequest
+	(*ApplyBatchItem)(nil),          // 2: groundskeeper.v1.ApplyBatchItem
+	(*ApplyBatchResponse)(nil),      // 3: groundskeeper.v1.ApplyBatchResponse
+	(*StatusRequest)(nil),           // 4: groundskeeper.v1.StatusRequest
+	(*Member)(nil),                  // 5: groundskeeper.v1.Member
+	(*StatusResponse)(nil),          // 6: groundskeeper.v1.StatusResponse
+	(*Maintenance)(nil),             // 7: groundskeeper.v1.Maintenance
+	(*SubmitTaskRequest)(nil),       // 8: groundskeeper.v1.SubmitTaskRequest
+	(*SubmitTaskResponse)(nil),      // 9: groundskeeper.v1.SubmitTaskResponse
+	(*ListTasksRequest)(nil),        // 10: groundskeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 11: groundskeeper.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),          // 12: groundskeeper.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),         // 13: groundskeeper.v1.GetTaskResponse
+	(*ListWorkersRequest)(nil),      // 14: groundskeeper.v1.ListWorkersRequest
+	(*WorkerStatus)(nil),            // 15: groundskeeper.v1.WorkerStatus
+	(*ListWorkersResponse)(nil),     // 16: groundskeeper.v1.ListWorkersResponse
+	(*AddPeerRequest)(nil),          // 17: groundskeeper.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),         // 18: groundskeeper.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),       // 19: groundskeeper.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),      // 20: groundskeeper.v1.RemovePeerResponse
+	(*CancelTaskRequest)(nil),       // 21: groundskeeper.v1.CancelTaskRequest
+	(*CancelTaskResponse)(nil),      // 22: groundskeeper.v1.CancelTaskResponse
+	(*RetryTaskRequest)(nil),        // 23: groundskeeper.v1.RetryTaskRequest
+	(*RetryTaskResponse)(nil),       // 24: groundskeeper.v1.RetryTaskResponse
+	(*SaveSnapshotRequest)(nil),     // 25: groundskeeper.v1.SaveSnapshotRequest
+	(*SnapshotHeader)(nil),          // 26: groundskeeper.v1.SnapshotHeader
+	(*SnapshotChunk)(nil),           // 27: groundskeeper.v1.SnapshotChunk
+	(*RestoreSnapshotResponse)(nil), // 28: groundskeeper.v1.RestoreSnapshotResponse
+	(*ApplyResult)(nil),             // 29: groundskeeper.v1.ApplyResult
+	(TaskType)(0),                   // 30: groundskeeper.v1.TaskType
+	(*Param)(nil),                   // 31: groundskeeper.v1.Param
+	(*Task)(nil),                    // 32: groundskeeper.v1.Task
+	(TaskState)(0),                  // 33: groundskeeper.v1.TaskState
+	(*Worker)(nil),                  // 34: groundskeeper.v1.Worker
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
-	21, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
+	29, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
 	2,  // 1: groundskeeper.v1.ApplyBatchResponse.items:type_name -> groundskeeper.v1.ApplyBatchItem
 	5,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
 	7,  // 3: groundskeeper.v1.StatusResponse.maintenance:type_name -> groundskeeper.v1.Maintenance
-	22, // 4: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
-	23, // 5: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
-	24, // 6: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
+	30, // 4: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
+	31, // 5: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
+	32, // 6: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
 	0,  // 7: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	25, // 8: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	24, // 9: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	33, // 8: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
+	32, // 9: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
 	0,  // 10: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	24, // 11: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	32, // 11: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
 	0,  // 12: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	26, // 13: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	34, // 13: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
 	15, // 14: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	4,  // 15: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	8,  // 16: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	10, // 17: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	12, // 18: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	14, // 19: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	17, // 20: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	19, // 21: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	1,  // 22: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
-	6,  // 23: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	9,  // 24: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	11, // 25: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	13, // 26: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	16, // 27: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	18, // 28: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	20, // 29: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	3,  // 30: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	32, // 15: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
+	32, // 16: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
+	26, // 17: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
+	4,  // 18: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	8,  // 19: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	10, // 20: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	12, // 21: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	14, // 22: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	17, // 23: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	19, // 24: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	21, // 25: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
+	23, // 26: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
+	25, // 27: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
+	27, // 28: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
+	1,  // 29: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	6,  // 30: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	9,  // 31: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	11, // 32: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	13, // 33: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	16, // 34: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	18, // 35: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	20, // 36: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	22, // 37: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
+	24, // 38: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
+	27, // 39: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
+	28, // 40: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
+	3,  // 41: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	30, // [30:42] is the sub-list for method output_type
+	18, // [18:30] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_admin_proto_init() }
@@ -1486,13 +2022,18 @@ func file_groundskeeper_v1_admin_proto_init() {
 	}
 	file_groundskeeper_v1_state_proto_init()
 	file_groundskeeper_v1_command_proto_init()
+	file_groundskeeper_v1_admin_proto_msgTypes[26].OneofWrappers = []any{
+		(*SnapshotChunk_Header)(nil),
+		(*SnapshotChunk_Data)(nil),
+		(*SnapshotChunk_Sha256)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_admin_proto_rawDesc), len(file_groundskeeper_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -107,6 +107,7 @@ type Command struct {
 	//	*Command_DeregisterWorker
 	//	*Command_SetAdminAddr
 	//	*Command_PruneTasks
+	//	*Command_RequestCancel
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -280,6 +281,15 @@ func (x *Command) GetPruneTasks() *PruneTasks {
 	return nil
 }
 
+func (x *Command) GetRequestCancel() *RequestCancel {
+	if x != nil {
+		if x, ok := x.Body.(*Command_RequestCancel); ok {
+			return x.RequestCancel
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -336,6 +346,10 @@ type Command_PruneTasks struct {
 	PruneTasks *PruneTasks `protobuf:"bytes,22,opt,name=prune_tasks,json=pruneTasks,proto3,oneof"`
 }
 
+type Command_RequestCancel struct {
+	RequestCancel *RequestCancel `protobuf:"bytes,23,opt,name=request_cancel,json=requestCancel,proto3,oneof"`
+}
+
 func (*Command_SubmitTask) isCommand_Body() {}
 
 func (*Command_AssignTask) isCommand_Body() {}
@@ -361,6 +375,8 @@ func (*Command_DeregisterWorker) isCommand_Body() {}
 func (*Command_SetAdminAddr) isCommand_Body() {}
 
 func (*Command_PruneTasks) isCommand_Body() {}
+
+func (*Command_RequestCancel) isCommand_Body() {}
 
 type SubmitTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -834,9 +850,14 @@ func (x *RequeueTask) GetCountAsRetry() bool {
 }
 
 type CancelTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	// The task's error; for a task an operator asked to cancel, how its
+	// attempt ended (added to the operator's reason).
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// 0 cancels whatever attempt is current; otherwise it must match the
+	// current fence (the attempt that was stopped).
+	Fence         uint64 `protobuf:"varint,3,opt,name=fence,proto3" json:"fence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -885,6 +906,68 @@ func (x *CancelTask) GetReason() string {
 	return ""
 }
 
+func (x *CancelTask) GetFence() uint64 {
+	if x != nil {
+		return x.Fence
+	}
+	return 0
+}
+
+// RequestCancel is an operator's cancel: a pending task is cancelled at once;
+// an assigned or running one is marked, and the leader stops its attempt
+// (rolled back by the worker) before committing the cancel.
+type RequestCancel struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RequestCancel) Reset() {
+	*x = RequestCancel{}
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RequestCancel) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RequestCancel) ProtoMessage() {}
+
+func (x *RequestCancel) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RequestCancel.ProtoReflect.Descriptor instead.
+func (*RequestCancel) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RequestCancel) GetTaskId() uint64 {
+	if x != nil {
+		return x.TaskId
+	}
+	return 0
+}
+
+func (x *RequestCancel) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 type RetireCapacityChanges struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskIds       []uint64               `protobuf:"varint,1,rep,packed,name=task_ids,json=taskIds,proto3" json:"task_ids,omitempty"`
@@ -894,7 +977,7 @@ type RetireCapacityChanges struct {
 
 func (x *RetireCapacityChanges) Reset() {
 	*x = RetireCapacityChanges{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +989,7 @@ func (x *RetireCapacityChanges) String() string {
 func (*RetireCapacityChanges) ProtoMessage() {}
 
 func (x *RetireCapacityChanges) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1002,7 @@ func (x *RetireCapacityChanges) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetireCapacityChanges.ProtoReflect.Descriptor instead.
 func (*RetireCapacityChanges) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{9}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RetireCapacityChanges) GetTaskIds() []uint64 {
@@ -938,7 +1021,7 @@ type RegisterWorker struct {
 
 func (x *RegisterWorker) Reset() {
 	*x = RegisterWorker{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1033,7 @@ func (x *RegisterWorker) String() string {
 func (*RegisterWorker) ProtoMessage() {}
 
 func (x *RegisterWorker) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1046,7 @@ func (x *RegisterWorker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RegisterWorker.ProtoReflect.Descriptor instead.
 func (*RegisterWorker) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{10}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *RegisterWorker) GetWorker() *Worker {
@@ -982,7 +1065,7 @@ type DeregisterWorker struct {
 
 func (x *DeregisterWorker) Reset() {
 	*x = DeregisterWorker{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -994,7 +1077,7 @@ func (x *DeregisterWorker) String() string {
 func (*DeregisterWorker) ProtoMessage() {}
 
 func (x *DeregisterWorker) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1007,7 +1090,7 @@ func (x *DeregisterWorker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeregisterWorker.ProtoReflect.Descriptor instead.
 func (*DeregisterWorker) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{11}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DeregisterWorker) GetWorkerId() string {
@@ -1029,7 +1112,7 @@ type PruneTasks struct {
 
 func (x *PruneTasks) Reset() {
 	*x = PruneTasks{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1124,7 @@ func (x *PruneTasks) String() string {
 func (*PruneTasks) ProtoMessage() {}
 
 func (x *PruneTasks) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1137,7 @@ func (x *PruneTasks) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PruneTasks.ProtoReflect.Descriptor instead.
 func (*PruneTasks) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PruneTasks) GetTaskIds() []uint64 {
@@ -1074,7 +1157,7 @@ type SetAdminAddr struct {
 
 func (x *SetAdminAddr) Reset() {
 	*x = SetAdminAddr{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1169,7 @@ func (x *SetAdminAddr) String() string {
 func (*SetAdminAddr) ProtoMessage() {}
 
 func (x *SetAdminAddr) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1182,7 @@ func (x *SetAdminAddr) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetAdminAddr.ProtoReflect.Descriptor instead.
 func (*SetAdminAddr) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SetAdminAddr) GetId() string {
@@ -1132,7 +1215,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1227,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1240,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{14}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyResult) GetIndex() uint64 {
@@ -1199,7 +1282,7 @@ var File_groundskeeper_v1_command_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xdd\a\n" +
+	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xa7\b\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\x03R\x03now\x12?\n" +
@@ -1221,7 +1304,8 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x11deregister_worker\x18\x14 \x01(\v2\".groundskeeper.v1.DeregisterWorkerH\x00R\x10deregisterWorker\x12F\n" +
 	"\x0eset_admin_addr\x18\x15 \x01(\v2\x1e.groundskeeper.v1.SetAdminAddrH\x00R\fsetAdminAddr\x12?\n" +
 	"\vprune_tasks\x18\x16 \x01(\v2\x1c.groundskeeper.v1.PruneTasksH\x00R\n" +
-	"pruneTasksB\x06\n" +
+	"pruneTasks\x12H\n" +
+	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancelB\x06\n" +
 	"\x04body\"\x8e\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
@@ -1261,9 +1345,13 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"not_before\x18\x04 \x01(\x03R\tnotBefore\x12$\n" +
-	"\x0ecount_as_retry\x18\x05 \x01(\bR\fcountAsRetry\"=\n" +
+	"\x0ecount_as_retry\x18\x05 \x01(\bR\fcountAsRetry\"S\n" +
 	"\n" +
 	"CancelTask\x12\x17\n" +
+	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
+	"\x05fence\x18\x03 \x01(\x04R\x05fence\"@\n" +
+	"\rRequestCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"2\n" +
 	"\x15RetireCapacityChanges\x12\x19\n" +
@@ -1307,7 +1395,7 @@ func file_groundskeeper_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: groundskeeper.v1.ErrorCode
 	(*Command)(nil),               // 1: groundskeeper.v1.Command
@@ -1319,17 +1407,18 @@ var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(*FailTask)(nil),              // 7: groundskeeper.v1.FailTask
 	(*RequeueTask)(nil),           // 8: groundskeeper.v1.RequeueTask
 	(*CancelTask)(nil),            // 9: groundskeeper.v1.CancelTask
-	(*RetireCapacityChanges)(nil), // 10: groundskeeper.v1.RetireCapacityChanges
-	(*RegisterWorker)(nil),        // 11: groundskeeper.v1.RegisterWorker
-	(*DeregisterWorker)(nil),      // 12: groundskeeper.v1.DeregisterWorker
-	(*PruneTasks)(nil),            // 13: groundskeeper.v1.PruneTasks
-	(*SetAdminAddr)(nil),          // 14: groundskeeper.v1.SetAdminAddr
-	(*ApplyResult)(nil),           // 15: groundskeeper.v1.ApplyResult
-	(TaskType)(0),                 // 16: groundskeeper.v1.TaskType
-	(*Param)(nil),                 // 17: groundskeeper.v1.Param
-	(*CapacityChange)(nil),        // 18: groundskeeper.v1.CapacityChange
-	(*Worker)(nil),                // 19: groundskeeper.v1.Worker
-	(*Task)(nil),                  // 20: groundskeeper.v1.Task
+	(*RequestCancel)(nil),         // 10: groundskeeper.v1.RequestCancel
+	(*RetireCapacityChanges)(nil), // 11: groundskeeper.v1.RetireCapacityChanges
+	(*RegisterWorker)(nil),        // 12: groundskeeper.v1.RegisterWorker
+	(*DeregisterWorker)(nil),      // 13: groundskeeper.v1.DeregisterWorker
+	(*PruneTasks)(nil),            // 14: groundskeeper.v1.PruneTasks
+	(*SetAdminAddr)(nil),          // 15: groundskeeper.v1.SetAdminAddr
+	(*ApplyResult)(nil),           // 16: groundskeeper.v1.ApplyResult
+	(TaskType)(0),                 // 17: groundskeeper.v1.TaskType
+	(*Param)(nil),                 // 18: groundskeeper.v1.Param
+	(*CapacityChange)(nil),        // 19: groundskeeper.v1.CapacityChange
+	(*Worker)(nil),                // 20: groundskeeper.v1.Worker
+	(*Task)(nil),                  // 21: groundskeeper.v1.Task
 }
 var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	2,  // 0: groundskeeper.v1.Command.submit_task:type_name -> groundskeeper.v1.SubmitTask
@@ -1340,22 +1429,23 @@ var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	7,  // 5: groundskeeper.v1.Command.fail_task:type_name -> groundskeeper.v1.FailTask
 	8,  // 6: groundskeeper.v1.Command.requeue_task:type_name -> groundskeeper.v1.RequeueTask
 	9,  // 7: groundskeeper.v1.Command.cancel_task:type_name -> groundskeeper.v1.CancelTask
-	10, // 8: groundskeeper.v1.Command.retire_capacity_changes:type_name -> groundskeeper.v1.RetireCapacityChanges
-	11, // 9: groundskeeper.v1.Command.register_worker:type_name -> groundskeeper.v1.RegisterWorker
-	12, // 10: groundskeeper.v1.Command.deregister_worker:type_name -> groundskeeper.v1.DeregisterWorker
-	14, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
-	13, // 12: groundskeeper.v1.Command.prune_tasks:type_name -> groundskeeper.v1.PruneTasks
-	16, // 13: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
-	17, // 14: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
-	18, // 15: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
-	19, // 16: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
-	0,  // 17: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
-	20, // 18: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	11, // 8: groundskeeper.v1.Command.retire_capacity_changes:type_name -> groundskeeper.v1.RetireCapacityChanges
+	12, // 9: groundskeeper.v1.Command.register_worker:type_name -> groundskeeper.v1.RegisterWorker
+	13, // 10: groundskeeper.v1.Command.deregister_worker:type_name -> groundskeeper.v1.DeregisterWorker
+	15, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
+	14, // 12: groundskeeper.v1.Command.prune_tasks:type_name -> groundskeeper.v1.PruneTasks
+	10, // 13: groundskeeper.v1.Command.request_cancel:type_name -> groundskeeper.v1.RequestCancel
+	17, // 14: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
+	18, // 15: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
+	19, // 16: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
+	20, // 17: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
+	0,  // 18: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
+	21, // 19: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_command_proto_init() }
@@ -1378,6 +1468,7 @@ func file_groundskeeper_v1_command_proto_init() {
 		(*Command_DeregisterWorker)(nil),
 		(*Command_SetAdminAddr)(nil),
 		(*Command_PruneTasks)(nil),
+		(*Command_RequestCancel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1385,7 +1476,7 @@ func file_groundskeeper_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_command_proto_rawDesc), len(file_groundskeeper_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

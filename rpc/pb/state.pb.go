@@ -222,9 +222,13 @@ type Task struct {
 	// Origin says who created the task: "manual" or a detector name.
 	Origin string `protobuf:"bytes,22,opt,name=origin,proto3" json:"origin,omitempty"`
 	// Earliest time a requeued task may be assigned again (backoff); 0 = now.
-	NotBefore     int64 `protobuf:"varint,23,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NotBefore int64 `protobuf:"varint,23,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
+	// An operator asked to cancel this task; its attempt is being stopped and
+	// it ends cancelled (not requeued) once the attempt has stopped.
+	CancelRequested bool   `protobuf:"varint,24,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
+	CancelReason    string `protobuf:"bytes,25,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -416,6 +420,20 @@ func (x *Task) GetNotBefore() int64 {
 		return x.NotBefore
 	}
 	return 0
+}
+
+func (x *Task) GetCancelRequested() bool {
+	if x != nil {
+		return x.CancelRequested
+	}
+	return false
+}
+
+func (x *Task) GetCancelReason() string {
+	if x != nil {
+		return x.CancelReason
+	}
+	return ""
 }
 
 // CapacityChange is committed when a task completes and retired only once the
@@ -838,7 +856,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x1cgroundskeeper/v1/state.proto\x12\x10groundskeeper.v1\"/\n" +
 	"\x05Param\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xc6\x05\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x96\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
@@ -873,7 +891,9 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"retryCount\x12\x16\n" +
 	"\x06origin\x18\x16 \x01(\tR\x06origin\x12\x1d\n" +
 	"\n" +
-	"not_before\x18\x17 \x01(\x03R\tnotBefore\"\xf8\x02\n" +
+	"not_before\x18\x17 \x01(\x03R\tnotBefore\x12)\n" +
+	"\x10cancel_requested\x18\x18 \x01(\bR\x0fcancelRequested\x12#\n" +
+	"\rcancel_reason\x18\x19 \x01(\tR\fcancelReason\"\xf8\x02\n" +
 	"\x0eCapacityChange\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +

@@ -1,0 +1,78 @@
+package gkrpc
+
+import (
+	"context"
+	"fmt"
+	"unicode/utf8"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// maxCancelReason bounds the reason an operator gives for a cancel.
+const maxCancelReason = 512
+
+// CancelTask cancels a task. A pending one is cancelled at once; an assigned
+// or running one is marked, and the leader's scheduler stops its attempt (the
+// worker rolls back) before the cancel is committed, so its volume is never
+// free while a worker still touches it. The response holds the task as the
+// request left it; callers poll it until it is terminal.
+func (s *Server) CancelTask(ctx context.Context, req *pb.CancelTaskRequest) (*pb.CancelTaskResponse, error) {
+	if req.Id == 0 {
+		return nil, invalid("task id must be greater than 0")
+	}
+	if len(req.Reason) > maxCancelReason || !utf8.ValidString(req.Reason) {
+		return nil, invalid(fmt.Sprintf("the reason must be valid UTF-8 of at most %d bytes", maxCancelReason))
+	}
+	res, err := s.apply(ctx, &pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: req.Id, Reason: req.Reason}}})
+	if err != nil {
+		if status.Code(err) == codes.FailedPrecondition {
+			// The state machine says which terminal state the task is in.
+			return nil, status.Errorf(codes.FailedPrecondition, "%s; only a pending, assigned or running task can be cancelled", status.Convert(err).Message())
+		}
+		return nil, err
+	}
+	return &pb.CancelTaskResponse{Task: res.Task}, nil
+}
+
+// RetryTask submits a new task with the type, volume, servers, parameters
+// and priority of a failed or cancelled one. Like any operator submission it
+// ignores the detector's failure cooldown; if the volume already has an
+// active task of that type, that task is returned (existing).
+func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.RetryTaskResponse, error) {
+	if req.Id == 0 {
+		return nil, invalid("task id must be greater than 0")
+	}
+	// The leader's state: a lagging follower might not know the task yet.
+	if resp, forwarded, err := viaLeader(s, ctx, pb.Consistency_CONSISTENCY_LINEARIZABLE, func(c *grpc.ClientConn) (*pb.RetryTaskResponse, error) {
+		return pb.NewAdminClient(c).RetryTask(ctx, req)
+	}); forwarded || err != nil {
+		return resp, err
+	}
+	var old *pb.Task
+	var ok bool
+	s.fsm.Read(func(st *fsm.State) { old, ok = st.Task(req.Id) })
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "task %d not found", req.Id)
+	}
+	switch old.State {
+	case pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED:
+	case pb.TaskState_TASK_STATE_COMPLETED:
+		return nil, status.Errorf(codes.FailedPrecondition, "task %d completed, so there is nothing to retry; only a failed or cancelled task can be retried", req.Id)
+	default:
+		return nil, status.Errorf(codes.FailedPrecondition, "task %d is still %s; only a failed or cancelled task can be retried", req.Id, fsm.StateName(old.State))
+	}
+	// A terminal task never changes again, so what was read stays true.
+	res, err := s.apply(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+		Type: old.Type, VolumeId: old.VolumeId, Collection: old.Collection, Source: old.Source,
+		Target: old.Target, Params: old.Params, Priority: old.Priority, Origin: fsm.RetryOrigin(old.Id),
+	}}})
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RetryTaskResponse{Task: res.Task, Existing: res.Existing, RetryOf: old.Id}, nil
+}
