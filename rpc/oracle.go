@@ -85,10 +85,12 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
 		return nil, err
 	}
-	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.GetVolumeCapacityResponse, error) {
-		return pb.NewCapacityOracleClient(c).GetVolumeCapacity(ctx, req)
-	}); forwarded || err != nil {
-		return resp, err
+	// A follower hands linearizable lookups to the leader, merged with
+	// other requests in flight (see volumeForwarder).
+	if forward, err := s.readLocal(ctx, req.Consistency); err != nil {
+		return nil, err
+	} else if forward {
+		return s.volFwd.forward(ctx, req)
 	}
 	topo, at, err := s.topology()
 	if err != nil {

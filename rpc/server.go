@@ -48,6 +48,7 @@ type Server struct {
 	conns map[string]*grpc.ClientConn
 
 	fwd       *forwarder
+	volFwd    *volumeForwarder
 	fwdCancel context.CancelFunc
 
 	live LiveView
@@ -74,6 +75,7 @@ func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server
 	}
 	s := &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{}}
 	s.fwd = newForwarder(s)
+	s.volFwd = newVolumeForwarder(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.fwdCancel = cancel
 	go s.fwd.run(ctx)
