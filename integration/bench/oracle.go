@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -190,31 +192,41 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 	for _, c := range o.clients {
 		maxClients = max(maxClients, c)
 	}
-	// Per-client requests, reused: client c's calls are sequential.
-	single := make([]*pb.GetVolumeCapacityRequest, maxClients)
-	batch := make([]*pb.GetVolumeCapacityRequest, maxClients)
-	for i := range maxClients {
-		single[i] = &pb.GetVolumeCapacityRequest{VolumeIds: make([]uint32, 1)}
-		batch[i] = &pb.GetVolumeCapacityRequest{VolumeIds: make([]uint32, o.batch)}
+	// Like the etcd gets, the calls go out pre-encoded and their answers are
+	// not decoded, so the load generator costs the same for both systems.
+	raw := make([]*grpc.ClientConn, len(addrs))
+	for i, a := range addrs {
+		if raw[i], err = grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{}))); err != nil {
+			return err
+		}
+		defer raw[i].Close()
 	}
+	// Per-client buffers, reused: client c's calls are sequential.
+	bufs := make([][]byte, maxClients)
 	pick := func(seq uint64) uint32 { return ids[mix(seq)%uint64(len(ids))] }
-	gkMode := func(label string, cons pb.Consistency, reqs []*pb.GetVolumeCapacityRequest) *oracleSystem {
-		return &oracleSystem{label: label, n: 3, perOp: len(reqs[0].VolumeIds), leaderI: g.leader,
+	gkMode := func(label string, cons pb.Consistency, n int) *oracleSystem {
+		return &oracleSystem{label: label, n: 3, perOp: n, leaderI: g.leader,
 			call: func(ctx context.Context, c, node int, seq uint64) error {
-				req := reqs[c]
-				req.Consistency = cons
-				for k := range req.VolumeIds {
-					req.VolumeIds[k] = pick(seq*uint64(len(req.VolumeIds)) + uint64(k))
+				// GetVolumeCapacityRequest: volume_ids = 1 (packed), consistency = 2.
+				var packed []byte
+				for k := range n {
+					packed = protowire.AppendVarint(packed, uint64(pick(seq*uint64(n)+uint64(k))))
 				}
-				_, err := oracles[node].GetVolumeCapacity(ctx, req)
-				return err
+				req := protowire.AppendTag(bufs[c][:0], 1, protowire.BytesType)
+				req = protowire.AppendBytes(req, packed)
+				req = protowire.AppendTag(req, 2, protowire.VarintType)
+				req = protowire.AppendVarint(req, uint64(cons))
+				bufs[c] = req
+				var resp []byte
+				return raw[node].Invoke(ctx, "/groundskeeper.v1.CapacityOracle/GetVolumeCapacity", &req, &resp)
 			}}
 	}
 	modes := []*oracleSystem{
-		gkMode("STALE, 1 id", pb.Consistency_CONSISTENCY_STALE, single),
-		gkMode("LINEARIZABLE, 1 id", pb.Consistency_CONSISTENCY_LINEARIZABLE, single),
-		gkMode(fmt.Sprintf("STALE, %d ids", o.batch), pb.Consistency_CONSISTENCY_STALE, batch),
-		gkMode(fmt.Sprintf("LINEARIZABLE, %d ids", o.batch), pb.Consistency_CONSISTENCY_LINEARIZABLE, batch),
+		gkMode("STALE, 1 id", pb.Consistency_CONSISTENCY_STALE, 1),
+		gkMode("LINEARIZABLE, 1 id", pb.Consistency_CONSISTENCY_LINEARIZABLE, 1),
+		gkMode(fmt.Sprintf("STALE, %d ids", o.batch), pb.Consistency_CONSISTENCY_STALE, o.batch),
+		gkMode(fmt.Sprintf("LINEARIZABLE, %d ids", o.batch), pb.Consistency_CONSISTENCY_LINEARIZABLE, o.batch),
 	}
 	var gkRows []oracleRow
 	for _, m := range modes {
