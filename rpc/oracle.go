@@ -192,6 +192,6 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 		changes = st.CapacityChanges()
 		resp.AppliedIndex = st.AppliedIndex()
 	})
-	resp.Servers = scheduler.ProjectServers(topo, servers, active, changes)
+	resp.Servers = scheduler.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)
 	return resp, nil
 }

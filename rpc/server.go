@@ -55,6 +55,8 @@ type Server struct {
 
 	// topo is the master's topology for the capacity oracle (nil: no master).
 	topo atomic.Pointer[topologyHolder]
+	// srvIdx sums the master's replicas per server for GetServerCapacity.
+	srvIdx serverIndexCache
 }
 
 // LiveView is leader-local knowledge that is not replicated: which workers
