@@ -186,7 +186,27 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 	if err != nil {
 		return fmt.Errorf("oracle not ready: %w", err)
 	}
-	fmt.Printf("  ready after %v\n", time.Since(start).Round(time.Millisecond))
+	// The leader's scheduler fetches the topology for itself and submits
+	// what it detects: let that settle before measuring.
+	var lastApplied uint64
+	err = poll(ctx, 5*time.Minute, func() error {
+		st, err := g.clients[0].Status(ctx, &pb.StatusRequest{})
+		if err != nil {
+			return err
+		}
+		if st.Maintenance.GetLastPoll() == 0 || st.Maintenance.GetVolumes() == 0 {
+			return fmt.Errorf("the scheduler has not polled the master yet")
+		}
+		if st.AppliedIndex != lastApplied {
+			lastApplied = st.AppliedIndex
+			return fmt.Errorf("detection still submitting (applied index %d)", st.AppliedIndex)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("scheduler not settled: %w", err)
+	}
+	fmt.Printf("  ready after %v (applied index %d)\n", time.Since(start).Round(time.Millisecond), lastApplied)
 
 	maxClients := 0
 	for _, c := range o.clients {
