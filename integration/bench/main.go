@@ -43,6 +43,7 @@ func run() error {
 	servers := flag.Int("servers", 500, "-oracle: volume servers in the simulated master")
 	batch := flag.Int("batch", 100, "-oracle: volume ids per batched call")
 	profileDir := flag.String("profile", "", "-oracle: save each admin's CPU profile of every mode in this directory")
+	rounds := flag.Int("rounds", 1, "-oracle: measure every mode this many times, the oracle's and etcd's alternating")
 	flag.Parse()
 	if *oracleMode {
 		set := false
@@ -77,7 +78,7 @@ func run() error {
 			}
 		}
 		return runOracle(ctx, oracleOpts{bin: path, dir: dir, volumes: *volumes, servers: *servers, batch: *batch,
-			clients: clients, warmup: *warmup, duration: *duration, etcd: *etcdMode, profileDir: *profileDir})
+			clients: clients, warmup: *warmup, duration: *duration, etcd: *etcdMode, profileDir: *profileDir, rounds: max(*rounds, 1)})
 	}
 
 	var gk *gkCluster

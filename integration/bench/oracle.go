@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -34,10 +35,12 @@ type oracleOpts struct {
 	warmup, duration time.Duration
 	etcd             string
 	profileDir       string
+	rounds           int
 }
 
 // oracleSystem loads the oracle (or etcd) with one kind of call.
 type oracleSystem struct {
+	procs   []*proc // the servers, for their CPU time
 	label   string
 	n       int
 	perOp   int // lookups per call
@@ -124,7 +127,63 @@ func rssOf(pid int) string {
 type oracleRow struct {
 	mode  string
 	perOp int
+	round int
 	r     row
+	// CPU time per call of the three servers together and of this process
+	// (the load generator, plus the idle simulated master).
+	serverCPU, clientCPU time.Duration
+}
+
+// measureCPU is measureAll that also charges each call its share of the
+// servers' and the load generator's CPU time in the measured window: the
+// machine is shared, so calls per second alone say little about the cost.
+func measureCPU(ctx context.Context, m *oracleSystem, clients []int, warmup, dur time.Duration) ([]oracleRow, error) {
+	var out []oracleRow
+	var seq uint64
+	for _, c := range clients {
+		if warmup > 0 {
+			loadFor(ctx, m, c, warmup, -1, &seq)
+		}
+		srv0, self0 := procsCPU(m.procs), selfCPU()
+		r := loadFor(ctx, m, c, dur, -1, &seq)
+		srv, self := procsCPU(m.procs)-srv0, selfCPU()-self0
+		if r.ops == 0 {
+			return nil, fmt.Errorf("%s: no call succeeded with %d clients (%d errors)", m.name(), c, r.errors)
+		}
+		out = append(out, oracleRow{mode: m.label, perOp: m.perOp, r: r,
+			serverCPU: srv / time.Duration(r.ops), clientCPU: self / time.Duration(r.ops)})
+	}
+	return out, nil
+}
+
+// procsCPU sums the user and system time of processes (from /proc, in
+// clock ticks of 10 ms).
+func procsCPU(ps []*proc) time.Duration {
+	var total time.Duration
+	for _, p := range ps {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces): utime and
+		// stime are the 12th and 13th.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		u, _ := strconv.ParseInt(f[11], 10, 64)
+		s, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(u+s) * 10 * time.Millisecond
+	}
+	return total
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func runOracle(ctx context.Context, o oracleOpts) error {
@@ -226,7 +285,7 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 	bufs := make([][]byte, maxClients)
 	pick := func(seq uint64) uint32 { return ids[mix(seq)%uint64(len(ids))] }
 	gkMode := func(label string, cons pb.Consistency, n int) *oracleSystem {
-		return &oracleSystem{label: label, n: 3, perOp: n, leaderI: g.leader,
+		return &oracleSystem{procs: g.procs, label: label, n: 3, perOp: n, leaderI: g.leader,
 			call: func(ctx context.Context, c, node int, seq uint64) error {
 				// GetVolumeCapacityRequest: volume_ids = 1 (packed), consistency = 2.
 				var packed []byte
@@ -248,48 +307,22 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 		gkMode(fmt.Sprintf("STALE, %d ids", o.batch), pb.Consistency_CONSISTENCY_STALE, o.batch),
 		gkMode(fmt.Sprintf("LINEARIZABLE, %d ids", o.batch), pb.Consistency_CONSISTENCY_LINEARIZABLE, o.batch),
 	}
-	var gkRows []oracleRow
-	for _, m := range modes {
-		var stopProf func()
-		if o.profileDir != "" {
-			stopProf = profileAll(ctx, debug, o.profileDir, m.label, o.warmup+o.duration)
+	// etcd runs alongside (idle while the oracle is measured and the other
+	// way round), and the modes alternate between the two, so a change in
+	// the machine's background load hits both sides alike.
+	var ed *etcdCluster
+	if o.etcd != "off" {
+		if etcdPath, lookErr := lookPath("etcd"); lookErr != nil {
+			fmt.Println("etcd not found on PATH: comparison skipped (Debian: apt-get install etcd-server)")
+		} else {
+			if ed, err = startEtcd(ctx, etcdPath, o.dir); err != nil {
+				return err
+			}
+			defer ed.stop()
+			if err := ed.op(ctx, 0, 0, 0); err != nil { // the key the gets read: bench/0
+				return err
+			}
 		}
-		rows, err := measureAll(ctx, m, o.clients, o.warmup, o.duration, false)
-		if stopProf != nil {
-			stopProf()
-		}
-		if err != nil {
-			return err
-		}
-		for _, r := range rows {
-			gkRows = append(gkRows, oracleRow{mode: m.label, perOp: m.perOp, r: r})
-		}
-	}
-	var rss []string
-	for i, p := range g.procs {
-		rss = append(rss, fmt.Sprintf("b%d %s", i+1, rssOf(p.cmd.Process.Pid)))
-	}
-	g.stop()
-	g = &gkCluster{}
-	sc.Close()
-	printOracleTable(fmt.Sprintf("groundskeeper capacity oracle: GetVolumeCapacity (3 admins, loopback, %d volumes on %d servers)", o.volumes, o.servers), gkRows)
-	fmt.Printf("admin RSS after the run: %s\n", strings.Join(rss, ", "))
-
-	if o.etcd == "off" {
-		return nil
-	}
-	etcdPath, lookErr := lookPath("etcd")
-	if lookErr != nil {
-		fmt.Println("\netcd not found on PATH: comparison skipped (Debian: apt-get install etcd-server)")
-		return nil
-	}
-	ed, err := startEtcd(ctx, etcdPath, o.dir)
-	if err != nil {
-		return err
-	}
-	defer ed.stop()
-	if err := ed.op(ctx, 0, 0, 0); err != nil { // the key the gets read: bench/0
-		return err
 	}
 	etcdMode := func(label string, serializable bool) *oracleSystem {
 		var req []byte
@@ -299,34 +332,73 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 			req = protowire.AppendTag(req, 7, protowire.VarintType) // RangeRequest.serializable
 			req = protowire.AppendVarint(req, 1)
 		}
-		return &oracleSystem{label: label, n: 3, perOp: 1, leaderI: ed.leader,
+		return &oracleSystem{procs: ed.procs, label: label, n: 3, perOp: 1, leaderI: ed.leader,
 			call: func(ctx context.Context, c, node int, seq uint64) error {
 				r := req
 				var resp []byte
 				return ed.conns[node].Invoke(ctx, "/etcdserverpb.KV/Range", &r, &resp)
 			}}
 	}
-	var etcdRows []oracleRow
-	for _, m := range []*oracleSystem{etcdMode("serializable get", true), etcdMode("linearizable get", false)} {
-		rows, err := measureAll(ctx, m, o.clients, o.warmup, o.duration, false)
-		if err != nil {
-			return err
-		}
-		for _, r := range rows {
-			etcdRows = append(etcdRows, oracleRow{mode: m.label, perOp: 1, r: r})
+	type step struct {
+		m    *oracleSystem
+		etcd bool
+	}
+	steps := []step{{modes[0], false}}
+	if ed != nil {
+		steps = append(steps, step{etcdMode("serializable get", true), true})
+	}
+	steps = append(steps, step{modes[1], false})
+	if ed != nil {
+		steps = append(steps, step{etcdMode("linearizable get", false), true})
+	}
+	steps = append(steps, step{modes[2], false}, step{modes[3], false})
+
+	var gkRows, etcdRows []oracleRow
+	for round := 1; round <= o.rounds; round++ {
+		for _, st := range steps {
+			var stopProf func()
+			if o.profileDir != "" && !st.etcd {
+				stopProf = profileAll(ctx, debug, o.profileDir, fmt.Sprintf("%s-r%d", st.m.label, round), o.warmup+o.duration)
+			}
+			rows, err := measureCPU(ctx, st.m, o.clients, o.warmup, o.duration)
+			if stopProf != nil {
+				stopProf()
+			}
+			if err != nil {
+				return err
+			}
+			for _, r := range rows {
+				row := r
+				row.round = round
+				if st.etcd {
+					etcdRows = append(etcdRows, row)
+				} else {
+					gkRows = append(gkRows, row)
+				}
+			}
 		}
 	}
-	printOracleTable("etcd 3-member yardstick: single-key Range (loopback)", etcdRows)
-	printOracleGoals(gkRows, etcdRows, o.batch)
+	var rss []string
+	for i, p := range g.procs {
+		rss = append(rss, fmt.Sprintf("b%d %s", i+1, rssOf(p.cmd.Process.Pid)))
+	}
+	printOracleTable(fmt.Sprintf("groundskeeper capacity oracle: GetVolumeCapacity (3 admins, loopback, %d volumes on %d servers)", o.volumes, o.servers), gkRows)
+	fmt.Printf("admin RSS after the run: %s\n", strings.Join(rss, ", "))
+	if ed != nil {
+		printOracleTable("etcd 3-member yardstick: single-key Range (loopback)", etcdRows)
+		printOracleGoals(gkRows, etcdRows, o.batch, o.rounds)
+	}
 	return nil
 }
 
 func printOracleTable(title string, rows []oracleRow) {
 	fmt.Printf("\n%s\n", title)
-	fmt.Printf("%-22s %8s %12s %14s %10s %10s %8s\n", "mode", "clients", "calls/s", "lookups/s", "p50", "p99", "errors")
+	fmt.Printf("%-22s %5s %8s %12s %14s %10s %10s %8s %12s %12s\n", "mode", "round", "clients", "calls/s", "lookups/s", "p50", "p99", "errors", "server CPU", "client CPU")
 	for _, r := range rows {
-		fmt.Printf("%-22s %8d %12.0f %14.0f %10s %10s %8d\n", r.mode, r.r.clients, r.r.perSec, r.r.perSec*float64(r.perOp), ms(r.r.p50), ms(r.r.p99), r.r.errors)
+		fmt.Printf("%-22s %5d %8d %12.0f %14.0f %10s %10s %8d %9.1f µs %9.1f µs\n", r.mode, r.round, r.r.clients, r.r.perSec, r.r.perSec*float64(r.perOp), ms(r.r.p50), ms(r.r.p99), r.r.errors,
+			float64(r.serverCPU)/1e3, float64(r.clientCPU)/1e3)
 	}
+	fmt.Println("(CPU per call: the three servers together, and the load generator)")
 	for _, r := range rows {
 		for msg, n := range r.r.errKinds {
 			fmt.Printf("  %s, %d clients: %d x %s\n", r.mode, r.r.clients, n, msg)
@@ -334,30 +406,35 @@ func printOracleTable(title string, rows []oracleRow) {
 	}
 }
 
-// printOracleGoals checks issue 5's goals at the largest client count.
-func printOracleGoals(gk, etcd []oracleRow, batch int) {
-	best := func(rows []oracleRow, mode string) float64 {
+// printOracleGoals checks issue 5's goals at the largest client count, in
+// each round (whose oracle and etcd modes ran next to each other in time).
+func printOracleGoals(gk, etcd []oracleRow, batch, rounds int) {
+	rate := func(rows []oracleRow, mode string, round int) float64 {
 		var v float64
 		var c int
 		for _, r := range rows {
-			if r.mode == mode && r.r.clients >= c {
+			if r.mode == mode && r.round == round && r.r.clients >= c {
 				v, c = r.r.perSec*float64(r.perOp), r.r.clients
 			}
 		}
 		return v
 	}
-	ser, lin := best(etcd, "serializable get"), best(etcd, "linearizable get")
 	verdict := func(ok bool) string {
 		if ok {
 			return "met"
 		}
 		return "NOT met"
 	}
-	st, li, sb := best(gk, "STALE, 1 id"), best(gk, "LINEARIZABLE, 1 id"), best(gk, fmt.Sprintf("STALE, %d ids", batch))
 	fmt.Printf("\ngoals (largest client count)\n")
-	fmt.Printf("  single-id STALE %.0f/s >= 2 x etcd serializable %.0f/s (%.2fx): %s\n", st, ser, st/ser, verdict(st >= 2*ser))
-	fmt.Printf("  single-id LINEARIZABLE %.0f/s >= etcd linearizable %.0f/s (%.2fx): %s\n", li, lin, li/lin, verdict(li >= lin))
-	fmt.Printf("  batched STALE %.0f lookups/s >= 300000: %s\n", sb, verdict(sb >= 300000))
+	for round := 1; round <= rounds; round++ {
+		ser, lin := rate(etcd, "serializable get", round), rate(etcd, "linearizable get", round)
+		st, li := rate(gk, "STALE, 1 id", round), rate(gk, "LINEARIZABLE, 1 id", round)
+		sb := rate(gk, fmt.Sprintf("STALE, %d ids", batch), round)
+		fmt.Printf(" round %d\n", round)
+		fmt.Printf("  single-id STALE %.0f/s >= 2 x etcd serializable %.0f/s (%.2fx): %s\n", st, ser, st/ser, verdict(st >= 2*ser))
+		fmt.Printf("  single-id LINEARIZABLE %.0f/s >= etcd linearizable %.0f/s (%.2fx): %s\n", li, lin, li/lin, verdict(li >= lin))
+		fmt.Printf("  batched STALE %.0f lookups/s >= 300000: %s\n", sb, verdict(sb >= 300000))
+	}
 }
 
 // profileAll fetches a CPU profile of every admin while a mode runs.
