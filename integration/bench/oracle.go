@@ -266,6 +266,11 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 		return fmt.Errorf("scheduler not settled: %w", err)
 	}
 	fmt.Printf("  ready after %v (applied index %d)\n", time.Since(start).Round(time.Millisecond), lastApplied)
+	var rss0 []string
+	for i, p := range g.procs {
+		rss0 = append(rss0, fmt.Sprintf("b%d %s", i+1, rssOf(p.cmd.Process.Pid)))
+	}
+	fmt.Printf("  admin RSS before measuring: %s\n", strings.Join(rss0, ", "))
 
 	maxClients := 0
 	for _, c := range o.clients {
