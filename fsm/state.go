@@ -23,8 +23,11 @@ type State struct {
 	changes map[uint64]*pb.CapacityChange
 	// changesByVolume counts unretired changes per volume.
 	changesByVolume map[uint32]int
-	workers         map[string]*pb.Worker
-	admins          map[string]string
+	// volumeChanges lists each volume's unretired changes, so a read of one
+	// volume does not copy and sort every change.
+	volumeChanges map[uint32][]*pb.CapacityChange
+	workers       map[string]*pb.Worker
+	admins        map[string]string
 }
 
 // NewState returns an empty state.
@@ -36,6 +39,7 @@ func NewState() *State {
 		active:          map[uint32]uint64{},
 		changes:         map[uint64]*pb.CapacityChange{},
 		changesByVolume: map[uint32]int{},
+		volumeChanges:   map[uint32][]*pb.CapacityChange{},
 		workers:         map[string]*pb.Worker{},
 		admins:          map[string]string{},
 	}
@@ -116,6 +120,26 @@ func (s *State) CapacityChanges() []*pb.CapacityChange {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
 	return out
+}
+
+// VolumeChanges returns one volume's unretired capacity changes ordered by
+// task id (nil if none): CapacityChanges filtered to the volume, without a
+// pass over every change. The changes must not be modified.
+func (s *State) VolumeChanges(volume uint32) []*pb.CapacityChange {
+	cs := s.volumeChanges[volume]
+	if len(cs) == 0 {
+		return nil
+	}
+	out := append([]*pb.CapacityChange(nil), cs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
+	return out
+}
+
+// addChange records an unretired capacity change.
+func (s *State) addChange(c *pb.CapacityChange) {
+	s.changes[c.TaskId] = c
+	s.changesByVolume[c.VolumeId]++
+	s.volumeChanges[c.VolumeId] = append(s.volumeChanges[c.VolumeId], c)
 }
 
 // HasUnreportedChange reports whether a volume has a capacity change the

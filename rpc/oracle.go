@@ -110,22 +110,28 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 		return nil, invalid(unknownVolumes(unknown))
 	}
 	active := make([]*pb.Task, len(vols))
-	var changes map[uint32][]*pb.CapacityChange
+	// Each volume's own changes, from the state's per-volume index: no copy
+	// and sort of every unretired change when one volume has some.
+	var changes [][]*pb.CapacityChange
 	resp := &pb.GetVolumeCapacityResponse{TopologyAt: stamp(at), Volumes: make([]*pb.VolumeCapacity, len(vols))}
 	s.fsm.Read(func(st *fsm.State) {
 		for i, v := range vols {
 			active[i], _ = st.ActiveTask(v.ID)
-			if changes == nil && st.HasUnreportedChange(v.ID) {
-				changes = map[uint32][]*pb.CapacityChange{}
-				for _, c := range st.CapacityChanges() {
-					changes[c.VolumeId] = append(changes[c.VolumeId], c)
+			if st.HasUnreportedChange(v.ID) {
+				if changes == nil {
+					changes = make([][]*pb.CapacityChange, len(vols))
 				}
+				changes[i] = st.VolumeChanges(v.ID)
 			}
 		}
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	for i, v := range vols {
-		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], changes[v.ID])
+		var cs []*pb.CapacityChange
+		if changes != nil {
+			cs = changes[i]
+		}
+		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], cs)
 	}
 	return resp, nil
 }
