@@ -80,10 +80,12 @@ type Node struct {
 	// barrier (0: not ready). Leadership lost and regained quickly can reach
 	// us as a single notification, so readiness is tied to the term.
 	readyTerm atomic.Uint64
-	notifyCh  chan bool
-	stop      chan struct{}
-	wg        sync.WaitGroup
-	shutOnce  sync.Once
+	// verifier coalesces concurrent VerifyRead calls into shared rounds.
+	verifier *verifyBatcher
+	notifyCh chan bool
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	shutOnce sync.Once
 }
 
 // Open starts the raft node described by cfg. On first start of an empty data
@@ -222,6 +224,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n := &Node{cfg: cfg, raft: r, store: store, snaps: snaps, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{})}
+	n.verifier = newVerifyBatcher(func() error { return r.VerifyLeader().Error() })
 	n.wg.Add(1)
 	go n.watchLeadership()
 	return n, nil
@@ -400,20 +403,18 @@ func (n *Node) VerifyRead(ctx context.Context) error {
 	if !n.IsLeader() {
 		return n.notLeader()
 	}
-	errCh := make(chan error, 1)
-	go func() { errCh <- n.raft.VerifyLeader().Error() }()
-	select {
-	case err := <-errCh:
-		if err != nil {
-			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
-				return n.notLeader()
-			}
-			return fmt.Errorf("verify leader: %w", err)
+	// Concurrent reads share one round of VerifyLeader, each a round that
+	// started after it arrived (see verifyBatcher).
+	if err := n.verifier.do(ctx); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return n.notLeader()
 		}
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			return err
+		}
+		return fmt.Errorf("verify leader: %w", err)
 	}
+	return nil
 }
 
 // Status is a snapshot of this node's raft view.

@@ -197,8 +197,7 @@ func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
 			ch.Collection = t.Collection
 		}
 		sort.SliceStable(ch.Shards, func(i, j int) bool { return ch.Shards[i].ShardId < ch.Shards[j].ShardId })
-		s.changes[t.Id] = ch
-		s.changesByVolume[t.VolumeId]++
+		s.addChange(ch)
 	}
 	return t, nil
 }
@@ -328,6 +327,18 @@ func (s *State) retireCapacityChanges(now int64, c *pb.RetireCapacityChanges) {
 		delete(s.changes, id)
 		if s.changesByVolume[ch.VolumeId]--; s.changesByVolume[ch.VolumeId] <= 0 {
 			delete(s.changesByVolume, ch.VolumeId)
+		}
+		// A new slice, not an edit in place: nothing shares the old one.
+		var rest []*pb.CapacityChange
+		for _, c := range s.volumeChanges[ch.VolumeId] {
+			if c.TaskId != id {
+				rest = append(rest, c)
+			}
+		}
+		if len(rest) == 0 {
+			delete(s.volumeChanges, ch.VolumeId)
+		} else {
+			s.volumeChanges[ch.VolumeId] = rest
 		}
 		r := proto.Clone(ch).(*pb.CapacityChange)
 		r.RetiredAt = now

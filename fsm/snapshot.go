@@ -62,8 +62,7 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 		if _, dup := s.changes[c.TaskId]; dup {
 			return nil, fmt.Errorf("snapshot holds the capacity change of task %d twice", c.TaskId)
 		}
-		s.changes[c.TaskId] = c
-		s.changesByVolume[c.VolumeId]++
+		s.addChange(c)
 	}
 	for _, c := range snap.RetiredChanges {
 		if _, dup := s.retired[c.TaskId]; dup {

@@ -28,8 +28,11 @@ type State struct {
 	retiredByVolume map[uint32]int
 	// changesByVolume counts unretired changes per volume.
 	changesByVolume map[uint32]int
-	workers         map[string]*pb.Worker
-	admins          map[string]string
+	// volumeChanges lists each volume's unretired changes, so a read of one
+	// volume does not copy and sort every change.
+	volumeChanges map[uint32][]*pb.CapacityChange
+	workers       map[string]*pb.Worker
+	admins        map[string]string
 }
 
 // NewState returns an empty state.
@@ -43,6 +46,7 @@ func NewState() *State {
 		retired:         map[uint64]*pb.CapacityChange{},
 		retiredByVolume: map[uint32]int{},
 		changesByVolume: map[uint32]int{},
+		volumeChanges:   map[uint32][]*pb.CapacityChange{},
 		workers:         map[string]*pb.Worker{},
 		admins:          map[string]string{},
 	}
@@ -140,6 +144,19 @@ func (s *State) RecentlyRetired(volume uint32) []*pb.CapacityChange {
 	return out
 }
 
+// VolumeChanges returns one volume's unretired capacity changes ordered by
+// task id (nil if none): CapacityChanges filtered to the volume, without a
+// pass over every change. The changes must not be modified.
+func (s *State) VolumeChanges(volume uint32) []*pb.CapacityChange {
+	cs := s.volumeChanges[volume]
+	if len(cs) == 0 {
+		return nil
+	}
+	out := append([]*pb.CapacityChange(nil), cs...)
+	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
+	return out
+}
+
 // HasRetiredChange reports whether a volume has a recently retired change.
 func (s *State) HasRetiredChange(volume uint32) bool { return s.retiredByVolume[volume] > 0 }
 
@@ -165,6 +182,13 @@ func (s *State) RetiredChanges() []*pb.CapacityChange {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
 	return out
+}
+
+// addChange records an unretired capacity change.
+func (s *State) addChange(c *pb.CapacityChange) {
+	s.changes[c.TaskId] = c
+	s.changesByVolume[c.VolumeId]++
+	s.volumeChanges[c.VolumeId] = append(s.volumeChanges[c.VolumeId], c)
 }
 
 // HasUnreportedChange reports whether a volume has a capacity change the

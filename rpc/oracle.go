@@ -85,10 +85,12 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
 		return nil, err
 	}
-	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.GetVolumeCapacityResponse, error) {
-		return pb.NewCapacityOracleClient(c).GetVolumeCapacity(ctx, req)
-	}); forwarded || err != nil {
-		return resp, err
+	// A follower hands linearizable lookups to the leader, merged with
+	// other requests in flight (see volumeForwarder).
+	if forward, err := s.readLocal(ctx, req.Consistency); err != nil {
+		return nil, err
+	} else if forward {
+		return s.volFwd.forward(ctx, req)
 	}
 	topo, at, err := s.topology()
 	if err != nil {
@@ -108,7 +110,9 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 		return nil, invalid(unknownVolumes(unknown))
 	}
 	active := make([]*pb.Task, len(vols))
-	var changes map[uint32][]*pb.CapacityChange
+	// Each volume's own changes, from the state's per-volume index: no copy
+	// and sort of every unretired change when one volume has some.
+	var changes [][]*pb.CapacityChange
 	resp := &pb.GetVolumeCapacityResponse{TopologyAt: stamp(at), Volumes: make([]*pb.VolumeCapacity, len(vols))}
 	s.fsm.Read(func(st *fsm.State) {
 		for i, v := range vols {
@@ -116,17 +120,21 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 			// Recently retired changes too: the leader retired them on its
 			// own poll, and this node's topology may not show them yet
 			// (ProjectVolume skips what this topology reflects).
-			if changes == nil && (st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID)) {
-				changes = map[uint32][]*pb.CapacityChange{}
-				for _, c := range append(st.CapacityChanges(), st.RetiredChanges()...) {
-					changes[c.VolumeId] = append(changes[c.VolumeId], c)
+			if st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID) {
+				if changes == nil {
+					changes = make([][]*pb.CapacityChange, len(vols))
 				}
+				changes[i] = append(st.VolumeChanges(v.ID), st.RecentlyRetired(v.ID)...)
 			}
 		}
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	for i, v := range vols {
-		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], changes[v.ID])
+		var cs []*pb.CapacityChange
+		if changes != nil {
+			cs = changes[i]
+		}
+		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], cs)
 	}
 	return resp, nil
 }
@@ -193,6 +201,6 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 		changes = append(st.CapacityChanges(), st.RetiredChanges()...)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
-	resp.Servers = scheduler.ProjectServers(topo, servers, active, changes)
+	resp.Servers = scheduler.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)
 	return resp, nil
 }

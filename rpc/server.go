@@ -51,6 +51,7 @@ type Server struct {
 	conns map[string]*grpc.ClientConn
 
 	fwd       *forwarder
+	volFwd    *volumeForwarder
 	fwdCancel context.CancelFunc
 
 	live LiveView
@@ -59,6 +60,8 @@ type Server struct {
 	topo atomic.Pointer[topologyHolder]
 	// watch wakes WatchCapacity streams (nil: watches are refused).
 	watch atomic.Pointer[watchHolder]
+	// srvIdx sums the master's replicas per server for GetServerCapacity.
+	srvIdx serverIndexCache
 }
 
 // LiveView is leader-local knowledge that is not replicated: which workers
@@ -79,6 +82,7 @@ func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server
 	}
 	s := &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{}}
 	s.fwd = newForwarder(s)
+	s.volFwd = newVolumeForwarder(s)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.fwdCancel = cancel
 	go s.fwd.run(ctx)

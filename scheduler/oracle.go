@@ -139,6 +139,67 @@ func ecSlots(shards int64) int64 { return (shards + DataShards - 1) / DataShards
 // flight, the targets the scheduler would plan now); a balance moves the
 // volume from its source to its target. Ten EC shards take one slot.
 func ProjectServers(topo *seaweed.Topology, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+	return ProjectServersIndexed(topo, IndexServers(topo), servers, active, changes)
+}
+
+// ServerIndex is what the master lists on each server, summed per replica
+// disk type: built once per topology, it spares ProjectServers a scan of
+// every volume on each call.
+type ServerIndex struct {
+	byServer map[string][]diskUsage
+}
+
+// diskUsage sums the replicas of one disk type on one server.
+type diskUsage struct {
+	diskType string
+	bytes    uint64
+	volumes  int64
+}
+
+// IndexServers sums the replicas of every volume per server and disk type.
+func IndexServers(topo *seaweed.Topology) *ServerIndex {
+	type key struct{ server, diskType string }
+	sums := map[key]*diskUsage{}
+	for _, v := range topo.Volumes {
+		for _, r := range v.Replicas {
+			k := key{r.Server.ID, r.Info.GetDiskType()}
+			u := sums[k]
+			if u == nil {
+				u = &diskUsage{diskType: k.diskType}
+				sums[k] = u
+			}
+			u.bytes += r.Info.GetSize()
+			u.volumes++
+		}
+	}
+	idx := &ServerIndex{byServer: make(map[string][]diskUsage, len(topo.Servers))}
+	for k, u := range sums {
+		idx.byServer[k.server] = append(idx.byServer[k.server], *u)
+	}
+	for _, us := range idx.byServer {
+		sort.Slice(us, func(i, j int) bool { return us[i].diskType < us[j].diskType })
+	}
+	return idx
+}
+
+// ProjectServersIndexed is ProjectServers with the topology's index (from
+// IndexServers) already built.
+func ProjectServersIndexed(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+	return projectServers(topo, func(byID map[string]*serverProj) {
+		for id, sp := range byID {
+			for _, u := range idx.byServer[id] {
+				if d := sp.disk(u.diskType); d != nil {
+					d.masterBytes += u.bytes
+					d.masterVol += u.volumes
+				}
+			}
+		}
+	}, servers, active, changes)
+}
+
+// projectServers does the work of ProjectServers; masterUsage adds the
+// master's bytes and volume counts of the replicas on the wanted servers.
+func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*serverProj), servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
 	byID := map[string]*serverProj{}
 	var order []*serverProj
 	for _, s := range servers {
@@ -154,16 +215,7 @@ func ProjectServers(topo *seaweed.Topology, servers []*seaweed.Server, active []
 		order = append(order, sp)
 	}
 	// The master's bytes: every replica on a wanted server.
-	for _, v := range topo.Volumes {
-		for _, r := range v.Replicas {
-			if sp := byID[r.Server.ID]; sp != nil {
-				if d := sp.disk(r.Info.GetDiskType()); d != nil {
-					d.masterBytes += r.Info.GetSize()
-					d.masterVol++
-				}
-			}
-		}
-	}
+	masterUsage(byID)
 	for _, sp := range order {
 		for _, d := range sp.disks {
 			d.projBytes, d.projEC, d.projVol = d.masterBytes, d.masterEC, d.masterVol

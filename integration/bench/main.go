@@ -4,6 +4,13 @@
 // (when an etcd binary is on PATH), and prints both tables.
 //
 //	go run ./integration/bench [-clients 1,16,128] [-duration 10s] [-etcd auto|off]
+//
+// With -oracle it measures capacity-oracle lookups instead (STALE and
+// LINEARIZABLE, one id and batches of 100 per call, 1,000,000 volumes in a
+// simulated master, 128 clients) next to etcd serializable and linearizable
+// gets:
+//
+//	go run ./integration/bench -oracle [-duration 10s] [-profile DIR]
 package main
 
 import (
@@ -31,7 +38,20 @@ func run() error {
 	bin := flag.String("bin", "", "groundskeeper binary (default: build it)")
 	target := flag.String("target", "all", "send to: all (clients spread over the three nodes) or leader")
 	admins := flag.String("admins", "", "load an already running cluster at these gRPC addresses instead of starting one")
+	oracleMode := flag.Bool("oracle", false, "benchmark capacity-oracle reads (1M volumes, 128 clients) against etcd gets instead of writes")
+	volumes := flag.Int("volumes", 1_000_000, "-oracle: volumes in the simulated master")
+	servers := flag.Int("servers", 500, "-oracle: volume servers in the simulated master")
+	batch := flag.Int("batch", 100, "-oracle: volume ids per batched call")
+	profileDir := flag.String("profile", "", "-oracle: save each admin's CPU profile of every mode in this directory")
+	rounds := flag.Int("rounds", 1, "-oracle: measure every mode this many times, the oracle's and etcd's alternating")
 	flag.Parse()
+	if *oracleMode {
+		set := false
+		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "clients" })
+		if !set {
+			*clientsFlag = "128"
+		}
+	}
 	var clients []int
 	for _, s := range strings.Split(*clientsFlag, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -49,6 +69,17 @@ func run() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
+
+	if *oracleMode {
+		path := *bin
+		if path == "" {
+			if path, err = buildBinary(dir); err != nil {
+				return err
+			}
+		}
+		return runOracle(ctx, oracleOpts{bin: path, dir: dir, volumes: *volumes, servers: *servers, batch: *batch,
+			clients: clients, warmup: *warmup, duration: *duration, etcd: *etcdMode, profileDir: *profileDir, rounds: max(*rounds, 1)})
+	}
 
 	var gk *gkCluster
 	if *admins != "" {
