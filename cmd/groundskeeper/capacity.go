@@ -177,14 +177,7 @@ func (o *ctlOpts) capacity(args []string) error {
 		for _, s := range srvs {
 			for _, d := range s.Disks {
 				m, p := d.Master, d.Projected
-				typ := d.DiskType
-				if typ == "" {
-					typ = "hdd"
-				}
-				shards := fmt.Sprint(p.GetEcShards())
-				if p.GetEcShardBytes() > 0 {
-					shards += fmt.Sprintf(" (+%s arriving)", humanBytes(p.GetEcShardBytes()))
-				}
+				typ, shards := diskLabels(d)
 				fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%s\t%s\n", s.Server, typ, d.MaxSlots,
 					m.GetUsedSlots(), m.GetFreeSlots(), humanBytes(m.GetVolumeBytes()), m.GetEcShards(),
 					p.GetUsedSlots(), p.GetFreeSlots(), humanBytes(p.GetVolumeBytes()), shards)
@@ -214,4 +207,19 @@ func signedBytes(d int64) string {
 		return "-" + humanBytes(uint64(-d))
 	}
 	return "+" + humanBytes(uint64(d))
+}
+
+// diskLabels names a disk's type ("hdd" for SeaweedFS's default) and its
+// projected EC shards, with the bytes of those still arriving.
+func diskLabels(d *pb.DiskCapacity) (typ, shards string) {
+	typ = d.DiskType
+	if typ == "" {
+		typ = "hdd"
+	}
+	p := d.Projected
+	shards = fmt.Sprint(p.GetEcShards())
+	if p.GetEcShardBytes() > 0 {
+		shards += fmt.Sprintf(" (+%s arriving)", humanBytes(p.GetEcShardBytes()))
+	}
+	return typ, shards
 }

@@ -165,14 +165,7 @@ func (o *ctlOpts) printUpdate(u *pb.CapacityUpdate) error {
 	for _, s := range u.Servers {
 		for _, d := range s.Disks {
 			m, p := d.Master, d.Projected
-			typ := d.DiskType
-			if typ == "" {
-				typ = "hdd"
-			}
-			shards := fmt.Sprint(p.GetEcShards())
-			if p.GetEcShardBytes() > 0 {
-				shards += fmt.Sprintf(" (+%s arriving)", humanBytes(p.GetEcShardBytes()))
-			}
+			typ, shards := diskLabels(d)
 			fmt.Fprintf(&b, "%sserver %s %s  used %d/%d -> %d/%d slots  bytes %s -> %s  ec shards %d -> %s\n", prefix, s.Server, typ,
 				m.GetUsedSlots(), d.MaxSlots, p.GetUsedSlots(), d.MaxSlots, humanBytes(m.GetVolumeBytes()), humanBytes(p.GetVolumeBytes()),
 				m.GetEcShards(), shards)

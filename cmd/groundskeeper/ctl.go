@@ -224,16 +224,7 @@ func noArgs(fs *flag.FlagSet) error {
 }
 
 func (o *ctlOpts) status(args []string) error {
-	fs, err := o.subFlags("status", args, nil)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	st, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.StatusResponse, error) {
-		return a.Status(ctx, &pb.StatusRequest{})
-	})
+	st, err := o.fetchStatus("status", args)
 	if err != nil {
 		return err
 	}
@@ -241,20 +232,26 @@ func (o *ctlOpts) status(args []string) error {
 }
 
 func (o *ctlOpts) peersList(args []string) error {
-	fs, err := o.subFlags("peers list", args, nil)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(fs); err != nil {
-		return err
-	}
-	st, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.StatusResponse, error) {
-		return a.Status(ctx, &pb.StatusRequest{})
-	})
+	st, err := o.fetchStatus("peers list", args)
 	if err != nil {
 		return err
 	}
 	return printPeers(o, st)
+}
+
+// fetchStatus parses a command that takes no arguments and asks for the
+// cluster's status.
+func (o *ctlOpts) fetchStatus(name string, args []string) (*pb.StatusResponse, error) {
+	fs, err := o.subFlags(name, args, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := noArgs(fs); err != nil {
+		return nil, err
+	}
+	return ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.StatusResponse, error) {
+		return a.Status(ctx, &pb.StatusRequest{})
+	})
 }
 
 func (o *ctlOpts) tasks(args []string) error {
