@@ -22,6 +22,8 @@ type maintenanceFlags struct {
 	master         string
 	detectInterval time.Duration
 	thresholds     scheduler.Thresholds
+	// Worker liveness (scheduler.Config): lease, grace and heartbeat.
+	lease, grace, heartbeat time.Duration
 }
 
 func (m *maintenanceFlags) register(fs *flag.FlagSet) {
@@ -33,6 +35,9 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&m.thresholds.ECQuietFor, "ec-quiet-for", d.ECQuietFor, "erasure-code only volumes unmodified for this long")
 	fs.Uint64Var(&m.thresholds.ECMinSizeMB, "ec-min-size-mb", d.ECMinSizeMB, "erasure-code only volumes of at least this many MB")
 	fs.Float64Var(&m.thresholds.BalanceImbalance, "balance-imbalance-threshold", d.BalanceImbalance, "balance when (max-min)/avg slot usage reaches this")
+	fs.DurationVar(&m.lease, "worker-lease", 10*time.Second, "a worker silent this long stops its attempts and is presumed gone")
+	fs.DurationVar(&m.grace, "worker-grace", 5*time.Second, "a silent worker's tasks are requeued after its lease plus this")
+	fs.DurationVar(&m.heartbeat, "worker-heartbeat", 2*time.Second, "how often workers report (well under --worker-lease)")
 }
 
 func (m *maintenanceFlags) validate() error {
@@ -41,6 +46,12 @@ func (m *maintenanceFlags) validate() error {
 	}
 	if err := m.thresholds.Validate(); err != nil {
 		return usagef("%s", err)
+	}
+	if m.heartbeat < 50*time.Millisecond || m.lease < 2*m.heartbeat {
+		return usagef("--worker-heartbeat %s must be at least 50ms and at most half of --worker-lease %s", m.heartbeat, m.lease)
+	}
+	if m.grace <= 0 {
+		return usagef("--worker-grace %s must be positive", m.grace)
 	}
 	if m.master != "" {
 		if _, err := seaweed.ParseAddress(m.master); err != nil {
@@ -54,7 +65,8 @@ func runAdmin(args []string) error {
 	fs := newFlagSet("admin")
 	id := fs.String("id", "", "this node's id, unique in the cluster (required)")
 	dataDir := fs.String("data-dir", "", "directory for the raft log, snapshots and node identity (required)")
-	raftAddr := fs.String("raft-addr", "", "host:port for raft traffic between admins (required)")
+	raftAddr := fs.String("raft-addr", "", "host:port for raft traffic between admins (required); raft connections to peers leave from this IP too")
+	raftAdvertise := fs.String("raft-advertise", "", "host:port the other admins reach this node's raft at, if not --raft-addr (NAT, a proxy); --peers lists this one")
 	grpcAddr := fs.String("grpc-addr", "", "host:port for the gRPC API used by ctl, workers and other admins (required)")
 	peers := fs.String("peers", "", "initial voters, id=host:port,... (the same on every node; omit to join a running cluster via 'ctl peers add')")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
@@ -81,6 +93,11 @@ func runAdmin(args []string) error {
 	}
 	if err := cluster.ValidateAddr("--raft-addr", *raftAddr); err != nil {
 		return usagef("%s", err)
+	}
+	if *raftAdvertise != "" {
+		if err := cluster.ValidateAddr("--raft-advertise", *raftAdvertise); err != nil {
+			return usagef("%s", err)
+		}
 	}
 	parsedPeers, err := cluster.ParsePeers(*peers)
 	if err != nil {
@@ -117,8 +134,9 @@ func runAdmin(args []string) error {
 			return err
 		}
 	}
-	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
-		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval}})
+	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
+		Peers: parsedPeers, Logger: logger, Master: m.master,
+		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat}})
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()

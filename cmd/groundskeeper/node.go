@@ -23,8 +23,10 @@ import (
 // nodeConfig is everything needed to run one admin node.
 type nodeConfig struct {
 	ID, DataDir, RaftAddr, GRPCAddr string
-	Peers                           []cluster.Peer
-	Logger                          hclog.Logger
+	// RaftAdvertise is --raft-advertise ("" : RaftAddr).
+	RaftAdvertise string
+	Peers         []cluster.Peer
+	Logger        hclog.Logger
 	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
 	Master    string
 	Scheduler scheduler.Config
@@ -72,7 +74,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	}
 	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
 	n.raft, err = cluster.Open(cluster.Config{
-		ID: cfg.ID, RaftAddr: cfg.RaftAddr, DataDir: cfg.DataDir, Peers: cfg.Peers,
+		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers,
 		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,
 	})
 	if err != nil {
