@@ -461,7 +461,8 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 	}
 	s.mu.Unlock()
 	for _, t := range expired {
-		s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+		// A failed proposal is retried by the next tick.
+		_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
 	}
 }
 
@@ -582,7 +583,7 @@ func trimPlan(s string) string {
 }
 
 // requeue puts an attempt back to pending (fence-checked).
-func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) {
+func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) error {
 	var notBefore int64
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
@@ -598,8 +599,12 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 		if !errors.Is(err, fsm.ErrStaleFence) && !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("requeue", "task", t.Id, "error", err)
 		}
-		return
+		if isRefusal(err) {
+			return nil
+		}
+		return fmt.Errorf("requeue task %d: %w", t.Id, err)
 	}
 	s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
 	s.Kick()
+	return nil
 }

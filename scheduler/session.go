@@ -253,8 +253,21 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		s.mu.Unlock()
 		var t *pb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
-		if cancelling && ci.fence == r.Fence && t != nil {
-			s.finishAttempt(ctx, t, r.Fence, ci.reason, ci.retry)
+		switch {
+		case cancelling && ci.fence == r.Fence && t != nil:
+			if err := s.finishAttempt(ctx, t, r.Fence, ci.reason, ci.retry); err != nil {
+				// Not acknowledged: the worker re-sends it to the next leader.
+				return err
+			}
+		case t != nil && t.Fence == r.Fence && t.WorkerId == sess.id &&
+			(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING):
+			// The current attempt, released without this leader having
+			// asked (a previous leader cancelled it, then lost leadership
+			// before requeueing): its worker no longer runs it, so it is
+			// requeued now rather than left running on nobody.
+			if err := s.requeue(ctx, t, r.Fence, "released by its worker: "+r.Error, false); err != nil {
+				return err
+			}
 		}
 		if t == nil || t.Fence == r.Fence {
 			s.forget(r.TaskId)
@@ -283,13 +296,21 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	if !f.RolledBack {
 		reason += " (rollback incomplete)"
 	}
+	var err error
 	if f.Interrupted {
 		// Not the task's fault: try again at once, without using its budget.
 		s.log.Info("attempt interrupted by its worker", "task", f.TaskId, "worker", sess.id, "reason", reason)
-		s.requeue(ctx, t, f.Fence, reason, false)
+		err = s.requeue(ctx, t, f.Fence, reason, false)
 	} else {
 		s.log.Warn("attempt failed", "task", f.TaskId, "worker", sess.id, "error", reason, "retryable", f.Retryable)
-		s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+		err = s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+	}
+	if err != nil {
+		// The outcome of the proposal is unknown (leadership lost, a
+		// timeout): no ack, so the worker keeps the report and sends it
+		// again to whoever leads next. Acknowledged, the task would stay
+		// running on a worker that no longer runs it.
+		return err
 	}
 	s.forget(f.TaskId)
 	s.ack(sess, f.TaskId, f.Fence, nil)
@@ -298,22 +319,27 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 }
 
 // finishAttempt retries a stopped attempt (with backoff) or fails the task.
-func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) {
+// It returns an error only when the proposal's outcome is unknown (not for
+// a deterministic refusal).
+func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) error {
 	if t.State != pb.TaskState_TASK_STATE_ASSIGNED && t.State != pb.TaskState_TASK_STATE_RUNNING {
-		return
+		return nil
 	}
 	if Retry(t, retryable, s.cfg.MaxRetries) {
-		s.requeue(ctx, t, fence, reason, true)
-		return
+		return s.requeue(ctx, t, fence, reason, true)
 	}
 	if retryable {
 		reason = fmt.Sprintf("%s (gave up after %d retries)", reason, t.RetryCount)
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil && !isRefusal(err) {
-		s.log.Warn("fail task", "task", t.Id, "error", err)
-		return
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil {
+		if !isRefusal(err) {
+			s.log.Warn("fail task", "task", t.Id, "error", err)
+			return fmt.Errorf("fail task %d: %w", t.Id, err)
+		}
+		return nil
 	}
 	s.log.Warn("task failed", "task", t.Id, "reason", reason)
+	return nil
 }
 
 // observeCompleted reports a completed task's run time to Config.Observe.

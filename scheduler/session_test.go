@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -116,6 +117,76 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 				t.Fatalf("backoff before the next attempt: %v, want %v", got, tc.backoff)
 			}
 			if m := <-sess.Out(); m.GetAck().GetTaskId() != 1 {
+				t.Fatalf("worker got %v, want an ack of task 1", m)
+			}
+		})
+	}
+}
+
+// flakyApplier fails the proposals it is told to (as raft does when
+// leadership is lost mid-apply: the outcome is unknown), else applies them.
+type flakyApplier struct {
+	fsmApplier
+	fail bool
+}
+
+func (a *flakyApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	if a.fail {
+		return nil, errors.New("apply: leadership lost while applying; outcome unknown")
+	}
+	return a.fsmApplier.Apply(ctx, cmd)
+}
+
+// TestReportNotAckedWhenItsOutcomeIsUnknown: a worker's failure or release
+// report is acknowledged only once its consequence (requeue, fail) is
+// committed or refused. Found by the fault harness: a requeue lost with the
+// leadership was acknowledged all the same, the worker forgot its report,
+// and the task stayed running on a worker that no longer ran it.
+func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  *pb.WorkerMessage
+	}{
+		{"interrupted", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "restart", Error: "worker restarted", Retryable: true, Interrupted: true}}}},
+		{"failed step", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "compact", Error: "disk full", Retryable: true, RolledBack: true}}}},
+		// Released without this leader having asked: a previous leader
+		// cancelled it (stuck) and lost leadership before requeueing.
+		{"released", &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: 1, Fence: 2, RolledBack: true, Error: "stuck"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fsm.New()
+			a := &flakyApplier{fsmApplier: fsmApplier{f: f, at: now}}
+			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+			for _, c := range []*pb.Command{
+				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+			} {
+				if _, err := s.propose(context.Background(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.running = true
+			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+			s.sessions["w1"] = sess
+
+			a.fail = true
+			if err := s.Handle(context.Background(), sess, tc.msg); err == nil {
+				t.Fatal("a report whose requeue was lost was handled without error")
+			}
+			if len(sess.Out()) != 0 {
+				t.Fatalf("worker got %v for a report whose requeue was lost, want nothing (it must send it again)", <-sess.Out())
+			}
+			// The worker sends it again, to a leader that can commit.
+			a.fail = false
+			if err := s.Handle(context.Background(), sess, tc.msg); err != nil {
+				t.Fatal(err)
+			}
+			var task *pb.Task
+			f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+			if task.State != pb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 {
+				t.Fatalf("task after the re-sent report: state %v attempt %d; want pending, attempt 2", task.State, task.Attempt)
+			}
+			if m := <-sess.Out(); m.GetAck().GetTaskId() != 1 || !m.GetAck().GetAccepted() {
 				t.Fatalf("worker got %v, want an ack of task 1", m)
 			}
 		})
