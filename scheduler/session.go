@@ -101,7 +101,8 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 	s.reconcileRunning(sess, h.Running)
 	s.log.Info("worker connected", "worker", h.WorkerId, "capabilities", len(h.Capabilities), "slots", h.MaxConcurrent, "running", len(h.Running))
 	s.Kick()
-	return sess, &pb.Welcome{LeaderId: s.cfg.NodeID, LeaseMs: s.cfg.Lease.Milliseconds(), HeartbeatMs: s.cfg.Heartbeat.Milliseconds()}, nil
+	return sess, &pb.Welcome{LeaderId: s.cfg.NodeID, LeaseMs: s.cfg.Lease.Milliseconds(), HeartbeatMs: s.cfg.Heartbeat.Milliseconds(),
+		GraceMs: s.cfg.Grace.Milliseconds()}, nil
 }
 
 func sameCaps(a, b []pb.TaskType) bool {
@@ -137,7 +138,7 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 		}
 		s.mu.Unlock()
 		if !owned {
-			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: "this attempt is no longer current"}}})
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: "this attempt is no longer current", Superseded: true}}})
 		}
 	}
 }
@@ -213,7 +214,7 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 	case *pb.WorkerMessage_Started:
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
 		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound)) {
-			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error()}}})
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error(), Superseded: true}}})
 		} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
 			return err
 		}
@@ -225,7 +226,7 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		if p.Checkpoint {
 			_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: p.TaskId, Fence: p.Fence, Progress: p.Progress, Step: p.Step}}})
 			if err != nil && errors.Is(err, fsm.ErrStaleFence) {
-				sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error()}}})
+				sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error(), Superseded: true}}})
 			}
 		}
 	case *pb.WorkerMessage_Completed:

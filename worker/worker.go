@@ -16,6 +16,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // TaskMetadataKey is the gRPC metadata key a worker sets on every
@@ -54,6 +55,15 @@ type Worker struct {
 	sendMu   sync.Mutex
 	lastAck  time.Time
 	lease    time.Duration
+	// grace is the leader's grace after a lease (Welcome.grace_ms).
+	grace time.Duration
+	// leaseAnchor is when the worker sent the last heartbeat the leader
+	// acknowledged: the leader heard from it at or after that, so it
+	// requeues nothing of ours before leaseAnchor + lease + grace.
+	// hbSent queues the send times of unacknowledged heartbeats of the
+	// current session (acks come back in order).
+	leaseAnchor time.Time
+	hbSent      []time.Time
 	hint     string
 	next     int
 	restarts chan struct{}
@@ -87,6 +97,9 @@ type attempt struct {
 	// released is set when the leader asked us to stop: report Released.
 	released bool
 	reason   string
+	// superseded is set when the leader said the attempt is no longer
+	// current: it must not touch SeaweedFS again, not even to roll back.
+	superseded bool
 }
 
 // New validates the configuration and opens the journal.
@@ -223,6 +236,9 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	}
 	hello := &pb.Hello{WorkerId: w.cfg.ID, Capabilities: w.cfg.Capabilities, MaxConcurrent: uint32(w.cfg.MaxConcurrent),
 		Running: w.running(true), Version: w.cfg.Version}
+	// The welcome does not renew the lease anchor: a leader that no longer
+	// counts an attempt of ours as current says so in a Cancel queued behind
+	// the welcome, and the first heartbeat ack comes after it.
 	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Hello{Hello: hello}}); err != nil {
 		return false, false, err
 	}
@@ -243,6 +259,8 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	w.mu.Lock()
 	w.stream, w.lastAck = stream, time.Now()
 	w.lease = time.Duration(welcome.LeaseMs) * time.Millisecond
+	w.grace = time.Duration(welcome.GraceMs) * time.Millisecond
+	w.hbSent = nil
 	pendingStarts := make([]*pb.WorkerMessage, 0, len(w.attempts))
 	for id, a := range w.attempts {
 		pendingStarts = append(pendingStarts, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: id, Fence: a.spec.Task.Fence}}})
@@ -267,7 +285,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	if hb <= 0 {
 		hb = 2 * time.Second
 	}
-	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}})
+	w.sendHeartbeat(stream)
 	go func() {
 		t := time.NewTicker(hb)
 		defer t.Stop()
@@ -276,7 +294,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 			case <-sctx.Done():
 				return
 			case <-t.C:
-				w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}})
+				w.sendHeartbeat(stream)
 			}
 		}
 	}()
@@ -304,6 +322,53 @@ func (w *Worker) running(withRestored bool) []*pb.RunningTask {
 	return out
 }
 
+// sendHeartbeat sends a heartbeat on stream, noting when, so its ack can
+// move the lease anchor.
+func (w *Worker) sendHeartbeat(stream pb.WorkerService_SessionClient) {
+	hb := &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}}
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.mu.Lock()
+	if w.stream != stream {
+		w.mu.Unlock()
+		return
+	}
+	w.hbSent = append(w.hbSent, time.Now())
+	w.mu.Unlock()
+	_ = stream.Send(hb)
+}
+
+// callGuard is the check before every volume-server call of attempt a:
+// refused once the leader said the attempt is no longer current, or once
+// the leader may have requeued it (lease + grace after the last heartbeat
+// it acknowledged; a fifth of the grace is kept as margin). A worker frozen
+// (SIGSTOP, a VM pause) or cut off past that point leaves the volume to the
+// attempt that replaced it, its rollback included.
+func (w *Worker) callGuard(a *attempt) func() error {
+	return func() error {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if a.superseded {
+			return fmt.Errorf("task %d attempt %d is no longer current", a.spec.Task.Id, a.spec.Task.Fence)
+		}
+		return w.leaseHeldLocked()
+	}
+}
+
+// leaseHeldLocked reports (w.mu held) an error once the leader may have
+// requeued this worker's attempts.
+func (w *Worker) leaseHeldLocked() error {
+	if w.lease <= 0 || w.leaseAnchor.IsZero() {
+		return nil
+	}
+	limit := w.lease + w.grace - w.grace/5
+	if since := time.Since(w.leaseAnchor); since >= limit {
+		return fmt.Errorf("lease lost: the last heartbeat the leader acknowledged left %s ago (lease %s, grace %s)",
+			since.Round(time.Millisecond), w.lease, w.grace)
+	}
+	return nil
+}
+
 func (w *Worker) send(m *pb.WorkerMessage) {
 	w.mu.Lock()
 	s := w.stream
@@ -321,6 +386,10 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 	case *pb.AdminMessage_HeartbeatAck:
 		w.mu.Lock()
 		w.lastAck = time.Now()
+		if len(w.hbSent) > 0 {
+			w.leaseAnchor = w.hbSent[0]
+			w.hbSent = w.hbSent[1:]
+		}
 		restored := w.restored
 		w.restored = map[uint64]*Entry{}
 		w.mu.Unlock()
@@ -392,8 +461,11 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: err.Error(), Step: "journal", Retryable: true, RolledBack: true}}}, nil)
 		return
 	}
-	actx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)))
-	a := &attempt{spec: spec, cancel: cancel}
+	a := &attempt{spec: spec}
+	actx, cancel := context.WithCancel(seaweed.WithCallGuard(
+		metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
+		w.callGuard(a)))
+	a.cancel = cancel
 	w.mu.Lock()
 	w.attempts[t.Id] = a
 	w.mu.Unlock()
@@ -482,6 +554,7 @@ func (w *Worker) cancel(c *pb.Cancel) {
 	a, ok := w.attempts[c.TaskId]
 	if ok && a.spec.Task.Fence == c.Fence {
 		a.released, a.reason = true, c.Reason
+		a.superseded = a.superseded || c.Superseded
 		w.mu.Unlock()
 		a.cancel()
 		return
@@ -501,7 +574,12 @@ func (w *Worker) cancel(c *pb.Cancel) {
 func (w *Worker) rollbackRestored(ctx context.Context, e *Entry) {
 	t := e.Spec.Task
 	ex := w.cfg.Executors[t.Type]
-	rctx := metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence))
+	rctx := seaweed.WithCallGuard(metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
+		func() error {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.leaseHeldLocked()
+		})
 	var err error
 	if ex != nil {
 		err = ex.Rollback(rctx, e.Spec)
