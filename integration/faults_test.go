@@ -127,7 +127,7 @@ type faultRun struct {
 }
 
 func (r *faultRun) note(format string, args ...any) {
-	msg := fmt.Sprintf("%7.2fs r%03d ", time.Since(r.began).Seconds(), r.round) + fmt.Sprintf(format, args...)
+	msg := fmt.Sprintf("%s %7.2fs r%03d ", time.Now().UTC().Format("15:04:05.000"), time.Since(r.began).Seconds(), r.round) + fmt.Sprintf(format, args...)
 	r.logMu.Lock()
 	r.events = append(r.events, msg)
 	r.logMu.Unlock()
@@ -156,7 +156,48 @@ func (r *faultRun) fail(format string, args ...any) {
 	for _, w := range r.workers {
 		fmt.Fprintf(&b, "\n--- %s log tail (%s) ---\n%s", w.ID, w.LogPath, w.logTail(25))
 	}
+	if dir, err := r.keepEvidence(); err != nil {
+		fmt.Fprintf(&b, "\n(could not keep the logs: %v)", err)
+	} else {
+		fmt.Fprintf(&b, "\n--- whole logs, fault events and op log kept in %s ---", dir)
+	}
 	r.t.Fatal(b.String())
+}
+
+// keepEvidence copies every process log, the fault events and the op log
+// to a directory the test's cleanup does not remove.
+func (r *faultRun) keepEvidence() (string, error) {
+	dir, err := os.MkdirTemp("", fmt.Sprintf("gk-faults-seed%d-", r.seed))
+	if err != nil {
+		return "", err
+	}
+	var nodes []*node
+	for _, a := range r.admins {
+		nodes = append(nodes, a.node)
+	}
+	for _, w := range r.workers {
+		nodes = append(nodes, w.node)
+	}
+	for _, n := range nodes {
+		b, err := os.ReadFile(n.LogPath)
+		if err != nil {
+			return dir, fmt.Errorf("read %s: %w", n.LogPath, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n.ID+".log"), b, 0o644); err != nil {
+			return dir, err
+		}
+	}
+	r.logMu.Lock()
+	events := strings.Join(r.events, "\n") + "\n"
+	r.logMu.Unlock()
+	if err := os.WriteFile(filepath.Join(dir, "faults.log"), []byte(events), 0o644); err != nil {
+		return dir, err
+	}
+	var ops strings.Builder
+	for _, o := range r.sim.OpLog() {
+		fmt.Fprintf(&ops, "%s err=%q\n", o, o.Err)
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "oplog.txt"), []byte(ops.String()), 0o644)
 }
 
 func envInt(name string, def uint64) (uint64, error) {
@@ -574,7 +615,7 @@ func (r *faultRun) runRound(kind faultKind) {
 		if kind == fkKillFollower {
 			victim = pickFollower()
 		}
-		d := r.hold(200*time.Millisecond, 1200*time.Millisecond)
+		d := r.hold(150*time.Millisecond, 900*time.Millisecond)
 		r.note("%s: kill -9 %s for %s", kind, victim.ID, d)
 		victim.kill9(r.t)
 		time.Sleep(d) // the fault's duration
@@ -607,7 +648,7 @@ func (r *faultRun) runRound(kind faultKind) {
 			victim = pickFollower()
 		}
 		// Past the workers' lease and raft's election timeout.
-		d := r.hold(faultLease+500*time.Millisecond, faultLease+faultGrace+1500*time.Millisecond)
+		d := r.hold(faultLease+500*time.Millisecond, faultLease+faultGrace+500*time.Millisecond)
 		r.note("%s: SIGSTOP %s for %s", kind, victim.ID, d)
 		if err := victim.signal(syscall.SIGSTOP); err != nil {
 			r.fail("SIGSTOP %s: %v", victim.ID, err)
@@ -621,7 +662,7 @@ func (r *faultRun) runRound(kind faultKind) {
 	case fkStopWorker:
 		w := r.workers[r.rng.IntN(len(r.workers))]
 		// Past lease + grace: the leader requeues its tasks meanwhile.
-		d := r.hold(faultLease+faultGrace+300*time.Millisecond, faultLease+faultGrace+1200*time.Millisecond)
+		d := r.hold(faultLease+faultGrace+300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
 		r.note("%s: SIGSTOP %s for %s", kind, w.ID, d)
 		if err := w.signal(syscall.SIGSTOP); err != nil {
 			r.fail("SIGSTOP %s: %v", w.ID, err)
@@ -634,7 +675,7 @@ func (r *faultRun) runRound(kind faultKind) {
 		w.stopped = false
 	case fkIsolateLeader:
 		fs := r.followers(leader)
-		d := r.hold(2500*time.Millisecond, 3500*time.Millisecond)
+		d := r.hold(2200*time.Millisecond, 3000*time.Millisecond)
 		r.note("%s: cut %s off from %s and %s for %s", kind, leader.ID, fs[0].ID, fs[1].ID, d)
 		cutAt := time.Now()
 		r.parts.cutPair(leader.ip, fs[0].ip)
