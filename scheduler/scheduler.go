@@ -49,6 +49,10 @@ type Config struct {
 	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
 	NodeID     string
 	Logger     hclog.Logger
+	// VerifyLeader, if set, confirms by a round of contact with a quorum
+	// that this node still leads. Heartbeats are acknowledged only after a
+	// verification that started after they arrived (see leadershipCheck).
+	VerifyLeader func(ctx context.Context) error
 	// Now is the clock (tests replace it).
 	Now func() time.Time
 	// Observe, if set, is told of timed events for metrics: EventTaskCompleted
@@ -116,6 +120,9 @@ type Scheduler struct {
 	running  bool
 	started  time.Time
 	sessions map[string]*Session
+	leadership *leadershipCheck
+	// runCtx is the context of the current Run (leadership).
+	runCtx context.Context
 	// lastSeen is the last time each worker was heard from (survives detach).
 	lastSeen map[string]time.Time
 	// progress is leader-local progress of running attempts, by task id.
@@ -152,13 +159,13 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 	cfg.defaults()
 	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
-		cancelling: map[uint64]cancelInfo{}, kick: make(chan struct{}, 1)}
+		cancelling: map[uint64]cancelInfo{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
 }
 
 // Run performs the leader's duties until ctx ends (leadership lost).
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
-	s.running, s.started = true, s.cfg.Now()
+	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff = nil, false, nil, nil
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}

@@ -201,10 +201,20 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		s.mu.Unlock()
 		return ErrNotRunning
 	}
-	s.lastSeen[sess.id] = s.cfg.Now()
+	received := s.cfg.Now()
+	s.lastSeen[sess.id] = received
+	runCtx := s.runCtx
 	s.mu.Unlock()
+	if runCtx == nil {
+		runCtx = ctx
+	}
 	switch b := m.Body.(type) {
 	case *pb.WorkerMessage_Heartbeat:
+		// Only a leader that still leads after the heartbeat arrived may
+		// acknowledge it (see leadershipCheck).
+		if err := s.leadership.confirm(ctx, runCtx, received, s.cfg.Now); err != nil {
+			return fmt.Errorf("confirm leadership before acknowledging a heartbeat: %w", err)
+		}
 		// Cancels for attempts that are no longer this worker's go out
 		// before the ack: a worker treats attempts not cancelled by the
 		// time the ack arrives as still its own.

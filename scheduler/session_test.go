@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -190,5 +191,61 @@ func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
 				t.Fatalf("worker got %v, want an ack of task 1", m)
 			}
 		})
+	}
+}
+
+// TestHeartbeatAckedOnlyByAConfirmedLeader: a heartbeat is acknowledged
+// only after a leadership verification that started after it arrived. A
+// leader deposed while frozen (SIGSTOP) would otherwise, once continued,
+// acknowledge heartbeats from its old sessions and keep a worker running
+// attempts that the new leader is about to requeue (found by the fault
+// harness). Verifications are shared by the heartbeats waiting on them.
+func TestHeartbeatAckedOnlyByAConfirmedLeader(t *testing.T) {
+	f := fsm.New()
+	var mu sync.Mutex
+	leading, calls := false, 0
+	clock := now
+	s := New(Config{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Millisecond); return clock },
+		VerifyLeader: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if !leading {
+				return errors.New("not the leader")
+			}
+			return nil
+		}}, &fsmApplier{f: f, at: now}, f, nil)
+	s.running = true
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+	s.sessions["w1"] = sess
+	hb := &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{}}}
+
+	if err := s.Handle(context.Background(), sess, hb); err == nil {
+		t.Fatal("a deposed leader handled a heartbeat without error")
+	}
+	if len(sess.Out()) != 0 {
+		t.Fatalf("a deposed leader acknowledged a heartbeat: %v", <-sess.Out())
+	}
+	mu.Lock()
+	leading = true
+	mu.Unlock()
+	if err := s.Handle(context.Background(), sess, hb); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-sess.Out(); m.GetHeartbeatAck() == nil {
+		t.Fatalf("worker got %v, want a heartbeat ack", m)
+	}
+	// Each heartbeat needs a verification that started after it arrived.
+	mu.Lock()
+	before := calls
+	mu.Unlock()
+	if err := s.Handle(context.Background(), sess, hb); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Out()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != before+1 {
+		t.Fatalf("%d verifications for a later heartbeat, want 1", calls-before)
 	}
 }

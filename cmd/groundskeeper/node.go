@@ -72,6 +72,8 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	} else {
 		schedCfg.Observe = n.metrics.observe
 	}
+	// Set before raft starts, called only while leading (n.raft is set by then).
+	schedCfg.VerifyLeader = func(ctx context.Context) error { return n.raft.VerifyRead(ctx) }
 	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
 	n.raft, err = cluster.Open(cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers,
