@@ -124,6 +124,13 @@ type faultRun struct {
 
 	roundsByKind map[faultKind]int
 	round        int
+	// windows are the rounds' fault intervals (inject to heal).
+	windows []faultWindow
+}
+
+type faultWindow struct {
+	kind     faultKind
+	from, to time.Time
 }
 
 func (r *faultRun) note(format string, args ...any) {
@@ -256,7 +263,9 @@ func TestRandomizedFaults(t *testing.T) {
 	for r.round = 1; r.round <= int(rounds); r.round++ {
 		kind := r.pickKind()
 		r.roundsByKind[kind]++
+		from := time.Now()
 		r.runRound(kind)
+		r.windows = append(r.windows, faultWindow{kind: kind, from: from, to: time.Now()})
 		r.checkProcesses()
 		r.waitLeader()
 	}
@@ -807,9 +816,10 @@ func (r *faultRun) finalChecks() {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "fault harness results (seed %d, %d rounds, %s)\n", r.seed, sumKinds(r.roundsByKind), time.Since(r.began).Round(time.Second))
-	fmt.Fprintf(&b, "  rounds by fault kind:\n")
+	hit := roundsHittingWork(r.windows, ops)
+	fmt.Fprintf(&b, "  rounds by fault kind (with volume operations in flight during the fault):\n")
 	for _, w := range faultWeights {
-		fmt.Fprintf(&b, "    %-20s %d\n", w.kind, r.roundsByKind[w.kind])
+		fmt.Fprintf(&b, "    %-20s %3d (%d)\n", w.kind, r.roundsByKind[w.kind], hit[w.kind])
 	}
 	fmt.Fprintf(&b, "  tasks: %d (%s) by state: %s\n", len(tasks), fmtCounts(byType), fmtCounts(byState))
 	fmt.Fprintf(&b, "  mutating operations in the op log: %d\n", len(ops))
@@ -859,6 +869,21 @@ func (r *faultRun) finalChecks() {
 	if len(problems) > 0 {
 		r.fail("%d kinds of violation:\n%s\n%s", len(problems), b.String(), strings.Join(problems, "\n"))
 	}
+}
+
+// roundsHittingWork counts, by kind, the rounds during whose fault some
+// mutating volume-server operation ran.
+func roundsHittingWork(windows []faultWindow, ops []sim.Op) map[faultKind]int {
+	out := map[faultKind]int{}
+	for _, w := range windows {
+		for _, o := range ops {
+			if o.Start.Before(w.to) && o.End.After(w.from) {
+				out[w.kind]++
+				break
+			}
+		}
+	}
+	return out
 }
 
 func sumKinds(m map[faultKind]int) int {
