@@ -6,6 +6,9 @@ package integration
 // advertises, with --raft-advertise, a TCP proxy in front of its raft
 // listener; the proxy sees which admin is connecting by the source IP and
 // refuses, or cuts, connections between admins the test has partitioned.
+// Only raft is partitioned: workers and ctl reach every admin, and a
+// follower's gRPC forwarding to the leader is not cut (a partition between
+// the admins' raft network, with clients still reaching all of them).
 
 import (
 	"errors"

@@ -59,8 +59,9 @@ const (
 	// task to be terminal and the admins to agree.
 	faultDrainTimeout = 3 * time.Minute
 	// faultStepDown bounds how long an isolated leader may still call
-	// itself leader: raft's leader lease (500 ms) plus scheduling slack.
-	faultStepDown = 2 * time.Second
+	// itself leader: raft checks its leader lease (500 ms) every lease, so
+	// up to about 1 s, plus slack for a loaded CI machine.
+	faultStepDown = 2500 * time.Millisecond
 )
 
 type faultKind string
@@ -500,7 +501,7 @@ func (r *faultRun) waitLeader() *faultAdmin {
 	}
 }
 
-// waitLeaderOrNil is leader() polled for up to timeout.
+// waitLeaderFor is leader() polled for up to timeout (nil if none).
 func (r *faultRun) waitLeaderFor(timeout time.Duration) *faultAdmin {
 	deadline := time.Now().Add(timeout)
 	for {
