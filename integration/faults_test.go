@@ -7,8 +7,8 @@ package integration
 // submissions). Round after round the harness injects one fault, lets the
 // system run under it, and heals it: kill -9 and restart of the leader, of a
 // follower or of a worker, a restart or an outage of the SeaweedFS master,
-// SIGSTOP of an admin or a worker past its lease then SIGCONT, and raft
-// partitions (the leader isolated from both followers, or one follower
+// SIGSTOP of an admin or a worker around and past its lease then SIGCONT,
+// and raft partitions (the leader isolated from both followers, or one follower
 // isolated). Afterwards it heals everything, lets the work drain and checks:
 //
 //   - no two mutating volume-server operations of different task attempts
@@ -657,8 +657,9 @@ func (r *faultRun) runRound(kind faultKind) {
 		if kind == fkStopFollower {
 			victim = pickFollower()
 		}
-		// Past the workers' lease and raft's election timeout.
-		d := r.hold(faultLease+500*time.Millisecond, faultLease+faultGrace+500*time.Millisecond)
+		// Mostly past the workers' lease and raft's election timeout,
+		// sometimes just short of them.
+		d := r.hold(faultLease-500*time.Millisecond, faultLease+faultGrace+500*time.Millisecond)
 		r.note("%s: SIGSTOP %s for %s", kind, victim.ID, d)
 		if err := victim.signal(syscall.SIGSTOP); err != nil {
 			r.fail("SIGSTOP %s: %v", victim.ID, err)
@@ -671,8 +672,11 @@ func (r *faultRun) runRound(kind faultKind) {
 		victim.stopped = false
 	case fkStopWorker:
 		w := r.workers[r.rng.IntN(len(r.workers))]
-		// Past lease + grace: the leader requeues its tasks meanwhile.
-		d := r.hold(faultLease+faultGrace+300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
+		// From just short of the lease (nothing happens), through the grace
+		// (the worker must stop and roll back its attempts itself, before
+		// the leader requeues them), to past lease + grace (the leader
+		// requeues them meanwhile: the worker must not touch them again).
+		d := r.hold(faultLease-300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
 		r.note("%s: SIGSTOP %s for %s", kind, w.ID, d)
 		if err := w.signal(syscall.SIGSTOP); err != nil {
 			r.fail("SIGSTOP %s: %v", w.ID, err)
