@@ -15,13 +15,14 @@ import (
 func TestCallGuard(t *testing.T) {
 	w := &Worker{lease: time.Second, grace: 500 * time.Millisecond}
 	a := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 7, Fence: 42}}}
-	guard := w.callGuard(a)
-	if err := guard(); err != nil {
-		t.Fatalf("no heartbeat acknowledged yet (a first session): %v", err)
+	g := w.callGuard(a)
+	guard := func() error { _, err := g(); return err }
+	if until, err := g(); err != nil || until.IsZero() {
+		t.Fatalf("no heartbeat acknowledged yet (a first session): until %v, %v; want allowed for a lease", until, err)
 	}
 	w.leaseAnchor = time.Now().Add(-1300 * time.Millisecond)
-	if err := guard(); err != nil {
-		t.Fatalf("1.3s after the anchor, inside lease 1s + grace 0.5s less 0.1s: %v", err)
+	if until, err := g(); err != nil || !until.Equal(w.leaseAnchor.Add(1400*time.Millisecond)) {
+		t.Fatalf("1.3s after the anchor, inside lease 1s + grace 0.5s less 0.1s: until %v (anchor %v), %v", until, w.leaseAnchor, err)
 	}
 	w.leaseAnchor = time.Now().Add(-1450 * time.Millisecond)
 	if err := guard(); err == nil {
@@ -57,7 +58,7 @@ func TestCallGuard(t *testing.T) {
 	b := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 8, Fence: 43}}, cancel: func() {}}
 	w.attempts[8] = b
 	w.cancel(&pb.Cancel{TaskId: 8, Fence: 43, Reason: "stuck"})
-	if err := w.callGuard(b)(); err != nil || !b.released {
+	if _, err := w.callGuard(b)(); err != nil || !b.released {
 		t.Fatalf("stuck cancel: guard %v, released %v; want allowed and released", err, b.released)
 	}
 }

@@ -338,35 +338,41 @@ func (w *Worker) sendHeartbeat(stream pb.WorkerService_SessionClient) {
 	_ = stream.Send(hb)
 }
 
-// callGuard is the check before every volume-server call of attempt a:
-// refused once the leader said the attempt is no longer current, or once
-// the leader may have requeued it (lease + grace after the last heartbeat
-// it acknowledged; a fifth of the grace is kept as margin). A worker frozen
+// callGuard is the check before (and during) every volume-server call of
+// attempt a: refused once the leader said the attempt is no longer current,
+// or once the leader may have requeued it (lease + grace after the send
+// time of the last heartbeat it acknowledged; a fifth of the grace is kept
+// as margin); a call still running then is cancelled. A worker frozen
 // (SIGSTOP, a VM pause) or cut off past that point leaves the volume to the
 // attempt that replaced it, its rollback included.
-func (w *Worker) callGuard(a *attempt) func() error {
-	return func() error {
+func (w *Worker) callGuard(a *attempt) seaweed.CallGuard {
+	return func() (time.Time, error) {
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		if a.superseded {
-			return fmt.Errorf("task %d attempt %d is no longer current", a.spec.Task.Id, a.spec.Task.Fence)
+			return time.Time{}, fmt.Errorf("task %d attempt %d is no longer current", a.spec.Task.Id, a.spec.Task.Fence)
 		}
 		return w.leaseHeldLocked()
 	}
 }
 
-// leaseHeldLocked reports (w.mu held) an error once the leader may have
-// requeued this worker's attempts.
-func (w *Worker) leaseHeldLocked() error {
-	if w.lease <= 0 || w.leaseAnchor.IsZero() {
-		return nil
+// leaseHeldLocked (w.mu held) returns until when the leader cannot have
+// requeued this worker's attempts, or an error once it may have.
+func (w *Worker) leaseHeldLocked() (time.Time, error) {
+	if w.lease <= 0 {
+		return time.Time{}, nil
+	}
+	if w.leaseAnchor.IsZero() {
+		// A first session, before its first ack: check again in a lease.
+		return time.Now().Add(w.lease), nil
 	}
 	limit := w.lease + w.grace - w.grace/5
-	if since := time.Since(w.leaseAnchor); since >= limit {
-		return fmt.Errorf("lease lost: the last heartbeat the leader acknowledged left %s ago (lease %s, grace %s)",
-			since.Round(time.Millisecond), w.lease, w.grace)
+	until := w.leaseAnchor.Add(limit)
+	if now := time.Now(); !now.Before(until) {
+		return time.Time{}, fmt.Errorf("lease lost: the last heartbeat the leader acknowledged left %s ago (lease %s, grace %s)",
+			now.Sub(w.leaseAnchor).Round(time.Millisecond), w.lease, w.grace)
 	}
-	return nil
+	return until, nil
 }
 
 func (w *Worker) send(m *pb.WorkerMessage) {
@@ -575,7 +581,7 @@ func (w *Worker) rollbackRestored(ctx context.Context, e *Entry) {
 	t := e.Spec.Task
 	ex := w.cfg.Executors[t.Type]
 	rctx := seaweed.WithCallGuard(metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
-		func() error {
+		func() (time.Time, error) {
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			return w.leaseHeldLocked()
