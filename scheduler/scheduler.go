@@ -116,10 +116,10 @@ type Scheduler struct {
 	master Master // nil: no SeaweedFS master configured
 	log    hclog.Logger
 
-	mu       sync.Mutex
-	running  bool
-	started  time.Time
-	sessions map[string]*Session
+	mu         sync.Mutex
+	running    bool
+	started    time.Time
+	sessions   map[string]*Session
 	leadership *leadershipCheck
 	// runCtx is the context of the current Run (leadership).
 	runCtx context.Context

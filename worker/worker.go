@@ -50,11 +50,11 @@ type Worker struct {
 	// leader to say whether they are still ours.
 	restored map[uint64]*Entry
 	// outbox holds outcomes until the leader acknowledges them.
-	outbox   map[uint64]*pb.WorkerMessage
-	stream   pb.WorkerService_SessionClient
-	sendMu   sync.Mutex
-	lastAck  time.Time
-	lease    time.Duration
+	outbox  map[uint64]*pb.WorkerMessage
+	stream  pb.WorkerService_SessionClient
+	sendMu  sync.Mutex
+	lastAck time.Time
+	lease   time.Duration
 	// grace is the leader's grace after a lease (Welcome.grace_ms).
 	grace time.Duration
 	// leaseAnchor is when the worker sent the last heartbeat the leader
@@ -64,9 +64,9 @@ type Worker struct {
 	// current session (acks come back in order).
 	leaseAnchor time.Time
 	hbSent      []time.Time
-	hint     string
-	next     int
-	restarts chan struct{}
+	hint        string
+	next        int
+	restarts    chan struct{}
 
 	// finished counts reported outcomes: completed, failed, released.
 	finished [3]atomic.Uint64
