@@ -286,7 +286,8 @@ func (r *faultRun) startSim() {
 	cfg.Servers, cfg.VolumeSizeLimitMB, cfg.MaxVolumesPerServer = 6, 100, 30
 	cfg.MasterRefillDelay = 800 * time.Millisecond
 	cfg.AdminLockDuration = 3 * time.Second
-	cfg.CompactDuration, cfg.CopyDuration, cfg.EcGenerateDuration, cfg.EcCopyDuration = 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond, 60*time.Millisecond
+	// Slow enough that a round's fault finds calls in flight.
+	cfg.CompactDuration, cfg.CopyDuration, cfg.EcGenerateDuration, cfg.EcCopyDuration = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
 	cfg.Seed = int64(r.seed)
 	c, err := sim.New(cfg)
 	if err != nil {
@@ -827,6 +828,13 @@ func (r *faultRun) finalChecks() {
 		fmt.Fprintf(&b, "    %-20s %3d (%d)\n", w.kind, r.roundsByKind[w.kind], hit[w.kind])
 	}
 	fmt.Fprintf(&b, "  tasks: %d (%s) by state: %s\n", len(tasks), fmtCounts(byType), fmtCounts(byState))
+	shown := 0
+	for _, tk := range tasks {
+		if tk.State == pb.TaskState_TASK_STATE_FAILED && shown < 5 {
+			shown++
+			fmt.Fprintf(&b, "    failed: task %d (%s of volume %d, attempt %d): %s\n", tk.Id, typeNames[tk.Type], tk.VolumeId, tk.Attempt, tk.LastError)
+		}
+	}
 	fmt.Fprintf(&b, "  mutating operations in the op log: %d\n", len(ops))
 	fmt.Fprintf(&b, "  overlapping operations on a volume: %d\n", len(overlaps))
 	fmt.Fprintf(&b, "  stale attempts (an operation after a later attempt of the task began): %d\n", len(staleAttempts))
