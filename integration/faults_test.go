@@ -819,6 +819,23 @@ func (r *faultRun) finalChecks() {
 	interleaved := findInterleavedTasks(ops)
 	concurrent := findConcurrentTasks(tasks)
 	hashes, hashErr := r.waitEqualHashes()
+	// Replicas a volume server unloaded (a commit without a finished
+	// compaction: the volume is offline until the server restarts), and
+	// replicas left read-only (informational: an interrupted EC or move
+	// whose rollback was not allowed to run leaves its mark to the next
+	// attempt).
+	var unloaded []string
+	readOnly := 0
+	for _, srv := range r.sim.Servers() {
+		for _, v := range srv.Volumes() {
+			if v.Unloaded {
+				unloaded = append(unloaded, fmt.Sprintf("volume %d on %s", v.ID, srv.ID()))
+			}
+			if v.ReadOnly {
+				readOnly++
+			}
+		}
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "fault harness results (seed %d, %d rounds, %s)\n", r.seed, sumKinds(r.roundsByKind), time.Since(r.began).Round(time.Second))
@@ -840,6 +857,8 @@ func (r *faultRun) finalChecks() {
 	fmt.Fprintf(&b, "  stale attempts (an operation after a later attempt of the task began): %d\n", len(staleAttempts))
 	fmt.Fprintf(&b, "  tasks executing on one volume at once (interleaved op spans): %d\n", len(interleaved))
 	fmt.Fprintf(&b, "  tasks active on one volume at once (replicated state): %d\n", len(concurrent))
+	fmt.Fprintf(&b, "  replicas unloaded by a commit without a finished compaction: %d\n", len(unloaded))
+	fmt.Fprintf(&b, "  replicas left read-only (informational): %d\n", readOnly)
 	fmt.Fprintf(&b, "  tasks not terminal: %d\n", len(open))
 	fmt.Fprintf(&b, "  state hashes: %s\n", hashes)
 	fmt.Print(b.String())
@@ -870,6 +889,14 @@ func (r *faultRun) finalChecks() {
 		}
 		problems = append(problems, "concurrent tasks: "+s)
 	}
+	for i, u := range unloaded {
+		if i == 10 {
+			break
+		}
+		var vid uint32
+		fmt.Sscanf(u, "volume %d", &vid)
+		problems = append(problems, "unloaded: "+u+"\n"+opExcerpt(ops, vid, time.Time{}, time.Now()))
+	}
 	for i, tk := range open {
 		if i == 10 {
 			break
@@ -881,6 +908,13 @@ func (r *faultRun) finalChecks() {
 	}
 	if len(problems) > 0 {
 		r.fail("%d kinds of violation:\n%s\n%s", len(problems), b.String(), strings.Join(problems, "\n"))
+	}
+	if os.Getenv("GK_FAULT_KEEP") != "" {
+		dir, err := r.keepEvidence()
+		if err != nil {
+			r.t.Errorf("keep the logs: %v", err)
+		}
+		fmt.Printf("fault harness: logs, fault events and op log kept in %s\n", dir)
 	}
 }
 
