@@ -428,13 +428,36 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	now := s.cfg.Now()
 	var active []*pb.Task
 	var pending []*pb.Task
+	unreported := map[uint32]bool{}
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
 		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+		for _, c := range st.CapacityChanges() {
+			unreported[c.VolumeId] = true
+		}
 	})
 	s.expireLeases(ctx, active, now)
 	s.checkStuck(active, now)
-	s.assign(ctx, active, pending, now)
+	s.assign(ctx, active, waitForMaster(pending, unreported), now)
+}
+
+// waitForMaster leaves out the pending tasks whose volume has a completed
+// change the master does not show yet: planned now, from a topology from
+// before that change (a volume just moved, erasure coded), their attempt
+// would act on replicas that are gone. They are planned once the master
+// reflects the change and it is retired. (Detection already skips such
+// volumes; manual submissions and retries do not go through detection.)
+func waitForMaster(pending []*pb.Task, unreported map[uint32]bool) []*pb.Task {
+	if len(unreported) == 0 {
+		return pending
+	}
+	out := pending[:0:0]
+	for _, t := range pending {
+		if !unreported[t.VolumeId] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // expireLeases requeues the attempts of workers silent for lease+grace. A

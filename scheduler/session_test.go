@@ -249,3 +249,19 @@ func TestHeartbeatAckedOnlyByAConfirmedLeader(t *testing.T) {
 		t.Fatalf("%d verifications for a later heartbeat, want 1", calls-before)
 	}
 }
+
+// TestPendingTaskWaitsForTheMasterToShowAFinishedChange: a task whose
+// volume has a completed change the master does not show yet is not
+// planned. Found by the fault harness: a manual vacuum submitted right as a
+// balance moved its volume was planned from the topology polled before the
+// move, sent to the old server, and failed for good with "volume not found".
+func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
+	pending := []*pb.Task{{Id: 1, VolumeId: 19}, {Id: 2, VolumeId: 20}}
+	got := waitForMaster(pending, map[uint32]bool{19: true})
+	if len(got) != 1 || got[0].Id != 2 {
+		t.Fatalf("planned %v, want only task 2 (volume 19 has an unreported change)", got)
+	}
+	if got := waitForMaster(pending, nil); len(got) != 2 {
+		t.Fatalf("with no unreported change %d of 2 tasks are planned", len(got))
+	}
+}
