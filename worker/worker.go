@@ -242,8 +242,26 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Hello{Hello: hello}}); err != nil {
 		return false, false, err
 	}
+	// An admin that accepts the stream but does not answer (frozen by
+	// SIGSTOP, a VM pause, overloaded) must not hold the worker: it has a
+	// lease to re-attach its attempts within, and its finished attempts'
+	// reports wait in its outbox meanwhile. Gone unanswered too long, the
+	// hello is given up and the next admin is tried.
+	answered := make(chan struct{})
+	helloTimer := time.AfterFunc(w.helloTimeout(), func() {
+		select {
+		case <-answered:
+		default:
+			cancel()
+		}
+	})
 	first, err := stream.Recv()
+	close(answered)
+	helloTimer.Stop()
 	if err != nil {
+		if ctx.Err() == nil && sctx.Err() != nil {
+			return false, false, fmt.Errorf("%s did not answer the hello within %s: %w", addr, w.helloTimeout(), err)
+		}
 		return false, false, err
 	}
 	if r := first.GetRedirect(); r != nil {
@@ -320,6 +338,18 @@ func (w *Worker) running(withRestored bool) []*pb.RunningTask {
 		out = append(out, &pb.RunningTask{TaskId: id, Fence: e.Spec.Task.Fence, Step: "interrupted by a worker restart"})
 	}
 	return out
+}
+
+// helloTimeout bounds the wait for an admin's answer to a hello: 3 s, or
+// half the lease of the last welcome if that is shorter.
+func (w *Worker) helloTimeout() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := 3 * time.Second
+	if w.lease > 0 && w.lease/2 < d {
+		d = w.lease / 2
+	}
+	return d
 }
 
 // sendHeartbeat sends a heartbeat on stream, noting when, so its ack can
