@@ -433,7 +433,12 @@ func (s *Scheduler) maintain(ctx context.Context) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
 		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
 		for _, c := range st.CapacityChanges() {
-			unreported[c.VolumeId] = true
+			// Only changes of placement: a vacuum leaves the replicas where
+			// they are (and its change may stay unretired for long while
+			// users keep writing and deleting).
+			if c.Type == pb.TaskType_TASK_TYPE_BALANCE || c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+				unreported[c.VolumeId] = true
+			}
 		}
 	})
 	s.expireLeases(ctx, active, now)
@@ -442,9 +447,9 @@ func (s *Scheduler) maintain(ctx context.Context) {
 }
 
 // waitForMaster leaves out the pending tasks whose volume has a completed
-// change the master does not show yet: planned now, from a topology from
-// before that change (a volume just moved, erasure coded), their attempt
-// would act on replicas that are gone. They are planned once the master
+// move or erasure coding the master does not show yet: planned now, from a
+// topology from before that change, their attempt would act on replicas
+// that are gone. They are planned once the master
 // reflects the change and it is retired. (Detection already skips such
 // volumes; manual submissions and retries do not go through detection.)
 func waitForMaster(pending []*pb.Task, unreported map[uint32]bool) []*pb.Task {
