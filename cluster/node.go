@@ -44,7 +44,11 @@ const (
 type Config struct {
 	ID       string
 	RaftAddr string
-	DataDir  string
+	// RaftAdvertise is the address the other members reach this node at,
+	// when it differs from RaftAddr (NAT, a proxy); "" means RaftAddr. It
+	// is the address --peers must list for this node.
+	RaftAdvertise string
+	DataDir       string
 	// Peers is the initial voter set. A node whose data dir is empty and that
 	// appears in Peers bootstraps with it; an empty Peers means "wait to be
 	// added by a running cluster". Ignored once the node has state.
@@ -99,6 +103,11 @@ func Open(cfg Config) (*Node, error) {
 	if err := ValidateAddr("--raft-addr", cfg.RaftAddr); err != nil {
 		return nil, err
 	}
+	if cfg.RaftAdvertise == "" {
+		cfg.RaftAdvertise = cfg.RaftAddr
+	} else if err := ValidateAddr("--raft-advertise", cfg.RaftAdvertise); err != nil {
+		return nil, err
+	}
 	if cfg.DataDir == "" {
 		return nil, errors.New("a data dir is required")
 	}
@@ -110,8 +119,12 @@ func Open(cfg Config) (*Node, error) {
 		for _, p := range cfg.Peers {
 			if p.ID == cfg.ID {
 				found = true
-				if p.RaftAddr != cfg.RaftAddr {
-					return nil, fmt.Errorf("--peers gives %s the address %s but --raft-addr is %s", p.ID, p.RaftAddr, cfg.RaftAddr)
+				if p.RaftAddr != cfg.RaftAdvertise {
+					flag, addr := "--raft-addr", cfg.RaftAddr
+					if cfg.RaftAdvertise != cfg.RaftAddr {
+						flag, addr = "--raft-advertise", cfg.RaftAdvertise
+					}
+					return nil, fmt.Errorf("--peers gives %s the address %s but %s is %s", p.ID, p.RaftAddr, flag, addr)
 				}
 			}
 		}
@@ -179,20 +192,24 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
-	advertise, err := net.ResolveTCPAddr("tcp", cfg.RaftAddr)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("resolve --raft-addr: %w", err)
+	var advertise net.Addr // nil: the address the listener got
+	if cfg.RaftAdvertise != cfg.RaftAddr {
+		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("resolve --raft-advertise %s: %w", cfg.RaftAdvertise, err)
+		}
 	}
-	transport, err := raft.NewTCPTransportWithConfig(cfg.RaftAddr, advertise, &raft.NetworkTransportConfig{
-		MaxPool: 5,
-		Timeout: 10 * time.Second,
-		Logger:  cfg.Logger.Named("transport"),
-	})
+	stream, err := newStreamLayer(cfg.RaftAddr, advertise)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen on --raft-addr %s: %w", cfg.RaftAddr, err)
 	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  stream,
+		MaxPool: 5,
+		Timeout: 10 * time.Second,
+		Logger:  cfg.Logger.Named("transport"),
+	})
 
 	existing, err := raft.HasExistingState(logs, store, snaps)
 	if err != nil {
@@ -310,8 +327,9 @@ func (n *Node) startLeading() *leaderRun {
 // ID is this node's id.
 func (n *Node) ID() string { return n.cfg.ID }
 
-// RaftAddr is this node's raft address.
-func (n *Node) RaftAddr() string { return n.cfg.RaftAddr }
+// RaftAddr is the raft address the other members reach this node at
+// (--raft-advertise if given, else --raft-addr).
+func (n *Node) RaftAddr() string { return n.cfg.RaftAdvertise }
 
 // Leader returns the current leader's id and raft address, if known.
 func (n *Node) Leader() (id, addr string) {

@@ -94,6 +94,13 @@ func (f *FSM) Hash() string {
 	return f.state.Hash()
 }
 
+// HashAt returns the state digest and the index it reflects, read together.
+func (f *FSM) HashAt() (index uint64, hash string) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.state.appliedIndex, f.state.Hash()
+}
+
 // Snapshot captures the state quickly; the encoding happens in Persist.
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()

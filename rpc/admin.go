@@ -33,6 +33,7 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		AppliedIndex:   st.AppliedIndex,
 		LastLogIndex:   st.LastLogIndex,
 	}
+	resp.StateIndex, resp.StateHash = s.fsm.HashAt()
 	addrs := map[string]string{}
 	members, err := s.raft.Members()
 	if err != nil {

@@ -57,6 +57,10 @@ type Config struct {
 	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
 	NodeID     string
 	Logger     hclog.Logger
+	// VerifyLeader, if set, confirms by a round of contact with a quorum
+	// that this node still leads. Heartbeats are acknowledged only after a
+	// verification that started after they arrived (see leadershipCheck).
+	VerifyLeader func(ctx context.Context) error
 	// Now is the clock (tests replace it).
 	Now func() time.Time
 	// Observe, if set, is told of timed events for metrics: EventTaskCompleted
@@ -123,10 +127,13 @@ type Scheduler struct {
 	master Master // nil: no SeaweedFS master configured
 	log    hclog.Logger
 
-	mu       sync.Mutex
-	running  bool
-	started  time.Time
-	sessions map[string]*Session
+	mu         sync.Mutex
+	running    bool
+	started    time.Time
+	sessions   map[string]*Session
+	leadership *leadershipCheck
+	// runCtx is the context of the current Run (leadership).
+	runCtx context.Context
 	// lastPrune is when maintain last pruned (only Run's goroutine uses it).
 	lastPrune time.Time
 	// lastSeen is the last time each worker was heard from (survives detach).
@@ -178,13 +185,13 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 	cfg.defaults()
 	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
-		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1)}
+		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
 }
 
 // Run performs the leader's duties until ctx ends (leadership lost).
 func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
-	s.running, s.started = true, s.cfg.Now()
+	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
 	// A new leader has no baseline: it waits for two agreeing polls.
@@ -471,10 +478,38 @@ func (s *Scheduler) maintain(ctx context.Context) {
 		return
 	}
 	var pending []*pb.Task
+	unreported := map[uint32]bool{}
 	s.state.Read(func(st *fsm.State) {
 		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+		for _, c := range st.CapacityChanges() {
+			// Only changes of placement: a vacuum leaves the replicas where
+			// they are (and its change may stay unretired for long while
+			// users keep writing and deleting).
+			if c.Type == pb.TaskType_TASK_TYPE_BALANCE || c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+				unreported[c.VolumeId] = true
+			}
+		}
 	})
-	s.assign(ctx, active, pending, now)
+	s.assign(ctx, active, waitForMaster(pending, unreported), now)
+}
+
+// waitForMaster leaves out the pending tasks whose volume has a completed
+// move or erasure coding the master does not show yet: planned now, from a
+// topology from before that change, their attempt would act on replicas
+// that are gone. They are planned once the master
+// reflects the change and it is retired. (Detection already skips such
+// volumes; manual submissions and retries do not go through detection.)
+func waitForMaster(pending []*pb.Task, unreported map[uint32]bool) []*pb.Task {
+	if len(unreported) == 0 {
+		return pending
+	}
+	out := pending[:0:0]
+	for _, t := range pending {
+		if !unreported[t.VolumeId] {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // mayAssign reports whether a topology to plan from (see assignTopology) and
@@ -529,7 +564,8 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 	}
 	s.mu.Unlock()
 	for _, t := range expired {
-		s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+		// A failed proposal is retried by the next tick.
+		_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
 	}
 }
 
@@ -726,7 +762,7 @@ func trimPlan(s string) string {
 }
 
 // requeue puts an attempt back to pending (fence-checked).
-func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) {
+func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) error {
 	var notBefore int64
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
@@ -742,7 +778,10 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 		if !errors.Is(err, fsm.ErrStaleFence) && !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("requeue", "task", t.Id, "error", err)
 		}
-		return
+		if isRefusal(err) {
+			return nil
+		}
+		return fmt.Errorf("requeue task %d: %w", t.Id, err)
 	}
 	if res.Task.GetState() == pb.TaskState_TASK_STATE_CANCELLED {
 		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", reason)
@@ -750,4 +789,5 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 		s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
 	}
 	s.Kick()
+	return nil
 }

@@ -101,7 +101,8 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 	s.reconcileRunning(sess, h.Running)
 	s.log.Info("worker connected", "worker", h.WorkerId, "capabilities", len(h.Capabilities), "slots", h.MaxConcurrent, "running", len(h.Running))
 	s.Kick()
-	return sess, &pb.Welcome{LeaderId: s.cfg.NodeID, LeaseMs: s.cfg.Lease.Milliseconds(), HeartbeatMs: s.cfg.Heartbeat.Milliseconds()}, nil
+	return sess, &pb.Welcome{LeaderId: s.cfg.NodeID, LeaseMs: s.cfg.Lease.Milliseconds(), HeartbeatMs: s.cfg.Heartbeat.Milliseconds(),
+		GraceMs: s.cfg.Grace.Milliseconds()}, nil
 }
 
 func sameCaps(a, b []pb.TaskType) bool {
@@ -147,7 +148,7 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: ci.reason}}})
 		}
 		if !owned {
-			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: "this attempt is no longer current"}}})
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: r.TaskId, Fence: r.Fence, Reason: "this attempt is no longer current", Superseded: true}}})
 		}
 	}
 }
@@ -261,10 +262,20 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		s.mu.Unlock()
 		return ErrNotRunning
 	}
-	s.lastSeen[sess.id] = s.cfg.Now()
+	received := s.cfg.Now()
+	s.lastSeen[sess.id] = received
+	runCtx := s.runCtx
 	s.mu.Unlock()
+	if runCtx == nil {
+		runCtx = ctx
+	}
 	switch b := m.Body.(type) {
 	case *pb.WorkerMessage_Heartbeat:
+		// Only a leader that still leads after the heartbeat arrived may
+		// acknowledge it (see leadershipCheck).
+		if err := s.leadership.confirm(ctx, runCtx, received, s.cfg.Now); err != nil {
+			return fmt.Errorf("confirm leadership before acknowledging a heartbeat: %w", err)
+		}
 		// Cancels for attempts that are no longer this worker's go out
 		// before the ack: a worker treats attempts not cancelled by the
 		// time the ack arrives as still its own.
@@ -276,8 +287,9 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
 		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(b.Started.TaskId)) {
 			// Not this attempt's to run (any more): a task that has ended,
-			// e.g. cancelled meanwhile, must not be worked on.
-			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error()}}})
+			// e.g. cancelled meanwhile, must not be worked on, and another
+			// attempt may own the volume, so the worker must not touch it.
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error(), Superseded: true}}})
 		} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
 			return err
 		}
@@ -289,7 +301,7 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		if p.Checkpoint {
 			_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: p.TaskId, Fence: p.Fence, Progress: p.Progress, Step: p.Step}}})
 			if err != nil && errors.Is(err, fsm.ErrStaleFence) {
-				sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error()}}})
+				sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error(), Superseded: true}}})
 			}
 		}
 	case *pb.WorkerMessage_Completed:
@@ -317,13 +329,26 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		s.mu.Unlock()
 		var t *pb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
-		if cancelling && ci.fence == r.Fence && t != nil {
+		switch {
+		case cancelling && ci.fence == r.Fence && t != nil:
 			reason := ci.reason
 			if !r.RolledBack && r.Error != "" && r.Error != notRunningHere {
 				// The operator must know the volume may need a look.
 				reason += " (rollback incomplete: " + r.Error + ")"
 			}
-			s.finishAttempt(ctx, t, r.Fence, reason, ci.retry)
+			if err := s.finishAttempt(ctx, t, r.Fence, reason, ci.retry); err != nil {
+				// Not acknowledged: the worker re-sends it to the next leader.
+				return err
+			}
+		case t != nil && t.Fence == r.Fence && t.WorkerId == sess.id &&
+			(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING):
+			// The current attempt, released without this leader having
+			// asked (a previous leader cancelled it, then lost leadership
+			// before requeueing): its worker no longer runs it, so it is
+			// requeued now rather than left running on nobody.
+			if err := s.requeue(ctx, t, r.Fence, "released by its worker: "+r.Error, false); err != nil {
+				return err
+			}
 		}
 		if t == nil || t.Fence == r.Fence {
 			s.forget(r.TaskId)
@@ -352,13 +377,21 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	if !f.RolledBack {
 		reason += " (rollback incomplete)"
 	}
+	var err error
 	if f.Interrupted {
 		// Not the task's fault: try again at once, without using its budget.
 		s.log.Info("attempt interrupted by its worker", "task", f.TaskId, "worker", sess.id, "reason", reason)
-		s.requeue(ctx, t, f.Fence, reason, false)
+		err = s.requeue(ctx, t, f.Fence, reason, false)
 	} else {
 		s.log.Warn("attempt failed", "task", f.TaskId, "worker", sess.id, "error", reason, "retryable", f.Retryable)
-		s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+		err = s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+	}
+	if err != nil {
+		// The outcome of the proposal is unknown (leadership lost, a
+		// timeout): no ack, so the worker keeps the report and sends it
+		// again to whoever leads next. Acknowledged, the task would stay
+		// running on a worker that no longer runs it.
+		return err
 	}
 	s.forget(f.TaskId)
 	s.ack(sess, f.TaskId, f.Fence, nil)
@@ -367,10 +400,12 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 }
 
 // finishAttempt retries a stopped attempt (with backoff) or fails the task;
-// a task an operator cancelled ends cancelled instead.
-func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) {
+// a task an operator cancelled ends cancelled instead. It returns an error
+// only when the proposal's outcome is unknown (not for a deterministic
+// refusal).
+func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) error {
 	if t.State != pb.TaskState_TASK_STATE_ASSIGNED && t.State != pb.TaskState_TASK_STATE_RUNNING {
-		return
+		return nil
 	}
 	if t.CancelRequested {
 		// The task's error is the operator's reason, plus how the attempt
@@ -382,24 +417,28 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: t.Id, Fence: fence, Reason: detail}}}); err != nil {
 			if !isRefusal(err) {
 				s.log.Warn("cancel task", "task", t.Id, "error", err)
+				return fmt.Errorf("cancel task %d: %w", t.Id, err)
 			}
-			return
+			return nil
 		}
 		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", t.CancelReason, "attempt_end", reason)
-		return
+		return nil
 	}
 	if Retry(t, retryable, s.cfg.MaxRetries) {
-		s.requeue(ctx, t, fence, reason, true)
-		return
+		return s.requeue(ctx, t, fence, reason, true)
 	}
 	if retryable {
 		reason = fmt.Sprintf("%s (gave up after %d retries)", reason, t.RetryCount)
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil && !isRefusal(err) {
-		s.log.Warn("fail task", "task", t.Id, "error", err)
-		return
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil {
+		if !isRefusal(err) {
+			s.log.Warn("fail task", "task", t.Id, "error", err)
+			return fmt.Errorf("fail task %d: %w", t.Id, err)
+		}
+		return nil
 	}
 	s.log.Warn("task failed", "task", t.Id, "reason", reason)
+	return nil
 }
 
 // observeCompleted reports a completed task's run time to Config.Observe.

@@ -2,6 +2,8 @@ package scheduler
 
 import (
 	"context"
+	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -119,5 +121,147 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 				t.Fatalf("worker got %v, want an ack of task 1", m)
 			}
 		})
+	}
+}
+
+// flakyApplier fails the proposals it is told to (as raft does when
+// leadership is lost mid-apply: the outcome is unknown), else applies them.
+type flakyApplier struct {
+	fsmApplier
+	fail bool
+}
+
+func (a *flakyApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	if a.fail {
+		return nil, errors.New("apply: leadership lost while applying; outcome unknown")
+	}
+	return a.fsmApplier.Apply(ctx, cmd)
+}
+
+// TestReportNotAckedWhenItsOutcomeIsUnknown: a worker's failure or release
+// report is acknowledged only once its consequence (requeue, fail) is
+// committed or refused. Found by the fault harness: a requeue lost with the
+// leadership was acknowledged all the same, the worker forgot its report,
+// and the task stayed running on a worker that no longer ran it.
+func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		msg  *pb.WorkerMessage
+	}{
+		{"interrupted", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "restart", Error: "worker restarted", Retryable: true, Interrupted: true}}}},
+		{"failed step", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Step: "compact", Error: "disk full", Retryable: true, RolledBack: true}}}},
+		// Released without this leader having asked: a previous leader
+		// cancelled it (stuck) and lost leadership before requeueing.
+		{"released", &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: 1, Fence: 2, RolledBack: true, Error: "stuck"}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fsm.New()
+			a := &flakyApplier{fsmApplier: fsmApplier{f: f, at: now}}
+			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+			for _, c := range []*pb.Command{
+				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+			} {
+				if _, err := s.propose(context.Background(), c); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s.running = true
+			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+			s.sessions["w1"] = sess
+
+			a.fail = true
+			if err := s.Handle(context.Background(), sess, tc.msg); err == nil {
+				t.Fatal("a report whose requeue was lost was handled without error")
+			}
+			if len(sess.Out()) != 0 {
+				t.Fatalf("worker got %v for a report whose requeue was lost, want nothing (it must send it again)", <-sess.Out())
+			}
+			// The worker sends it again, to a leader that can commit.
+			a.fail = false
+			if err := s.Handle(context.Background(), sess, tc.msg); err != nil {
+				t.Fatal(err)
+			}
+			var task *pb.Task
+			f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+			if task.State != pb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 {
+				t.Fatalf("task after the re-sent report: state %v attempt %d; want pending, attempt 2", task.State, task.Attempt)
+			}
+			if m := <-sess.Out(); m.GetAck().GetTaskId() != 1 || !m.GetAck().GetAccepted() {
+				t.Fatalf("worker got %v, want an ack of task 1", m)
+			}
+		})
+	}
+}
+
+// TestHeartbeatAckedOnlyByAConfirmedLeader: a heartbeat is acknowledged
+// only after a leadership verification that started after it arrived. A
+// leader deposed while frozen (SIGSTOP) would otherwise, once continued,
+// acknowledge heartbeats from its old sessions and keep a worker running
+// attempts that the new leader is about to requeue (found by the fault
+// harness). Verifications are shared by the heartbeats waiting on them.
+func TestHeartbeatAckedOnlyByAConfirmedLeader(t *testing.T) {
+	f := fsm.New()
+	var mu sync.Mutex
+	leading, calls := false, 0
+	clock := now
+	s := New(Config{Now: func() time.Time { mu.Lock(); defer mu.Unlock(); clock = clock.Add(time.Millisecond); return clock },
+		VerifyLeader: func(context.Context) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls++
+			if !leading {
+				return errors.New("not the leader")
+			}
+			return nil
+		}}, &fsmApplier{f: f, at: now}, f, nil)
+	s.running = true
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+	s.sessions["w1"] = sess
+	hb := &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{}}}
+
+	if err := s.Handle(context.Background(), sess, hb); err == nil {
+		t.Fatal("a deposed leader handled a heartbeat without error")
+	}
+	if len(sess.Out()) != 0 {
+		t.Fatalf("a deposed leader acknowledged a heartbeat: %v", <-sess.Out())
+	}
+	mu.Lock()
+	leading = true
+	mu.Unlock()
+	if err := s.Handle(context.Background(), sess, hb); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-sess.Out(); m.GetHeartbeatAck() == nil {
+		t.Fatalf("worker got %v, want a heartbeat ack", m)
+	}
+	// Each heartbeat needs a verification that started after it arrived.
+	mu.Lock()
+	before := calls
+	mu.Unlock()
+	if err := s.Handle(context.Background(), sess, hb); err != nil {
+		t.Fatal(err)
+	}
+	<-sess.Out()
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != before+1 {
+		t.Fatalf("%d verifications for a later heartbeat, want 1", calls-before)
+	}
+}
+
+// TestPendingTaskWaitsForTheMasterToShowAFinishedChange: a task whose
+// volume has a completed change the master does not show yet is not
+// planned. Found by the fault harness: a manual vacuum submitted right as a
+// balance moved its volume was planned from the topology polled before the
+// move, sent to the old server, and failed for good with "volume not found".
+func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
+	pending := []*pb.Task{{Id: 1, VolumeId: 19}, {Id: 2, VolumeId: 20}}
+	got := waitForMaster(pending, map[uint32]bool{19: true})
+	if len(got) != 1 || got[0].Id != 2 {
+		t.Fatalf("planned %v, want only task 2 (volume 19 has an unreported change)", got)
+	}
+	if got := waitForMaster(pending, nil); len(got) != 2 {
+		t.Fatalf("with no unreported change %d of 2 tasks are planned", len(got))
 	}
 }

@@ -82,7 +82,8 @@ func (c *VolumeClient) client(server string) (volume_server_pb.VolumeServerClien
 	}
 	conn := c.conns[a.GRPC]
 	if conn == nil {
-		conn, err = grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err = grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithChainUnaryInterceptor(guardUnary), grpc.WithChainStreamInterceptor(guardStream))
 		if err != nil {
 			return nil, fmt.Errorf("dial volume server %s: %w", a.GRPC, err)
 		}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // TaskMetadataKey is the gRPC metadata key a worker sets on every
@@ -49,14 +50,23 @@ type Worker struct {
 	// leader to say whether they are still ours.
 	restored map[uint64]*Entry
 	// outbox holds outcomes until the leader acknowledges them.
-	outbox   map[uint64]*pb.WorkerMessage
-	stream   pb.WorkerService_SessionClient
-	sendMu   sync.Mutex
-	lastAck  time.Time
-	lease    time.Duration
-	hint     string
-	next     int
-	restarts chan struct{}
+	outbox  map[uint64]*pb.WorkerMessage
+	stream  pb.WorkerService_SessionClient
+	sendMu  sync.Mutex
+	lastAck time.Time
+	lease   time.Duration
+	// grace is the leader's grace after a lease (Welcome.grace_ms).
+	grace time.Duration
+	// leaseAnchor is when the worker sent the last heartbeat the leader
+	// acknowledged: the leader heard from it at or after that, so it
+	// requeues nothing of ours before leaseAnchor + lease + grace.
+	// hbSent queues the send times of unacknowledged heartbeats of the
+	// current session (acks come back in order).
+	leaseAnchor time.Time
+	hbSent      []time.Time
+	hint        string
+	next        int
+	restarts    chan struct{}
 
 	// finished counts reported outcomes: completed, failed, released.
 	finished [3]atomic.Uint64
@@ -87,6 +97,9 @@ type attempt struct {
 	// released is set when the leader asked us to stop: report Released.
 	released bool
 	reason   string
+	// superseded is set when the leader said the attempt is no longer
+	// current: it must not touch SeaweedFS again, not even to roll back.
+	superseded bool
 }
 
 // New validates the configuration and opens the journal.
@@ -234,11 +247,32 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	}
 	hello := &pb.Hello{WorkerId: w.cfg.ID, Capabilities: w.cfg.Capabilities, MaxConcurrent: uint32(w.cfg.MaxConcurrent),
 		Running: w.running(true), Version: w.cfg.Version}
+	// The welcome does not renew the lease anchor: a leader that no longer
+	// counts an attempt of ours as current says so in a Cancel queued behind
+	// the welcome, and the first heartbeat ack comes after it.
 	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Hello{Hello: hello}}); err != nil {
 		return false, false, err
 	}
+	// An admin that accepts the stream but does not answer (frozen by
+	// SIGSTOP, a VM pause, overloaded) must not hold the worker: it has a
+	// lease to re-attach its attempts within, and its finished attempts'
+	// reports wait in its outbox meanwhile. Gone unanswered too long, the
+	// hello is given up and the next admin is tried.
+	answered := make(chan struct{})
+	helloTimer := time.AfterFunc(w.helloTimeout(), func() {
+		select {
+		case <-answered:
+		default:
+			cancel()
+		}
+	})
 	first, err := stream.Recv()
+	close(answered)
+	helloTimer.Stop()
 	if err != nil {
+		if ctx.Err() == nil && sctx.Err() != nil {
+			return false, false, fmt.Errorf("%s did not answer the hello within %s: %w", addr, w.helloTimeout(), err)
+		}
 		return false, false, err
 	}
 	if r := first.GetRedirect(); r != nil {
@@ -257,6 +291,8 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	w.mu.Lock()
 	w.stream, w.lastAck = stream, time.Now()
 	w.lease = time.Duration(welcome.LeaseMs) * time.Millisecond
+	w.grace = time.Duration(welcome.GraceMs) * time.Millisecond
+	w.hbSent = nil
 	pendingStarts := make([]*pb.WorkerMessage, 0, len(w.attempts))
 	for id, a := range w.attempts {
 		pendingStarts = append(pendingStarts, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: id, Fence: a.spec.Task.Fence}}})
@@ -281,7 +317,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	if hb <= 0 {
 		hb = 2 * time.Second
 	}
-	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}})
+	w.sendHeartbeat(stream)
 	go func() {
 		t := time.NewTicker(hb)
 		defer t.Stop()
@@ -290,7 +326,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 			case <-sctx.Done():
 				return
 			case <-t.C:
-				w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}})
+				w.sendHeartbeat(stream)
 			}
 		}
 	}()
@@ -318,6 +354,71 @@ func (w *Worker) running(withRestored bool) []*pb.RunningTask {
 	return out
 }
 
+// helloTimeout bounds the wait for an admin's answer to a hello: 3 s, or
+// half the lease of the last welcome if that is shorter.
+func (w *Worker) helloTimeout() time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	d := 3 * time.Second
+	if w.lease > 0 && w.lease/2 < d {
+		d = w.lease / 2
+	}
+	return d
+}
+
+// sendHeartbeat sends a heartbeat on stream, noting when, so its ack can
+// move the lease anchor.
+func (w *Worker) sendHeartbeat(stream pb.WorkerService_SessionClient) {
+	hb := &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}}
+	w.sendMu.Lock()
+	defer w.sendMu.Unlock()
+	w.mu.Lock()
+	if w.stream != stream {
+		w.mu.Unlock()
+		return
+	}
+	w.hbSent = append(w.hbSent, time.Now())
+	w.mu.Unlock()
+	_ = stream.Send(hb)
+}
+
+// callGuard is the check before (and during) every volume-server call of
+// attempt a: refused once the leader said the attempt is no longer current,
+// or once the leader may have requeued it (lease + grace after the send
+// time of the last heartbeat it acknowledged; a fifth of the grace is kept
+// as margin); a call still running then is cancelled. A worker frozen
+// (SIGSTOP, a VM pause) or cut off past that point leaves the volume to the
+// attempt that replaced it, its rollback included.
+func (w *Worker) callGuard(a *attempt) seaweed.CallGuard {
+	return func() (time.Time, error) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		if a.superseded {
+			return time.Time{}, fmt.Errorf("task %d attempt %d is no longer current", a.spec.Task.Id, a.spec.Task.Fence)
+		}
+		return w.leaseHeldLocked()
+	}
+}
+
+// leaseHeldLocked (w.mu held) returns until when the leader cannot have
+// requeued this worker's attempts, or an error once it may have.
+func (w *Worker) leaseHeldLocked() (time.Time, error) {
+	if w.lease <= 0 {
+		return time.Time{}, nil
+	}
+	if w.leaseAnchor.IsZero() {
+		// A first session, before its first ack: check again in a lease.
+		return time.Now().Add(w.lease), nil
+	}
+	limit := w.lease + w.grace - w.grace/5
+	until := w.leaseAnchor.Add(limit)
+	if now := time.Now(); !now.Before(until) {
+		return time.Time{}, fmt.Errorf("lease lost: the last heartbeat the leader acknowledged left %s ago (lease %s, grace %s)",
+			now.Sub(w.leaseAnchor).Round(time.Millisecond), w.lease, w.grace)
+	}
+	return until, nil
+}
+
 func (w *Worker) send(m *pb.WorkerMessage) {
 	w.mu.Lock()
 	s := w.stream
@@ -335,6 +436,10 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 	case *pb.AdminMessage_HeartbeatAck:
 		w.mu.Lock()
 		w.lastAck = time.Now()
+		if len(w.hbSent) > 0 {
+			w.leaseAnchor = w.hbSent[0]
+			w.hbSent = w.hbSent[1:]
+		}
 		restored := w.restored
 		w.restored = map[uint64]*Entry{}
 		w.mu.Unlock()
@@ -406,8 +511,11 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: err.Error(), Step: "journal", Retryable: true, RolledBack: true}}}, nil)
 		return
 	}
-	actx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)))
-	a := &attempt{spec: spec, cancel: cancel}
+	a := &attempt{spec: spec}
+	actx, cancel := context.WithCancel(seaweed.WithCallGuard(
+		metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
+		w.callGuard(a)))
+	a.cancel = cancel
 	w.mu.Lock()
 	w.attempts[t.Id] = a
 	w.mu.Unlock()
@@ -496,6 +604,7 @@ func (w *Worker) cancel(c *pb.Cancel) {
 	a, ok := w.attempts[c.TaskId]
 	if ok && a.spec.Task.Fence == c.Fence {
 		a.released, a.reason = true, c.Reason
+		a.superseded = a.superseded || c.Superseded
 		w.mu.Unlock()
 		a.cancel()
 		return
@@ -515,7 +624,12 @@ func (w *Worker) cancel(c *pb.Cancel) {
 func (w *Worker) rollbackRestored(ctx context.Context, e *Entry) {
 	t := e.Spec.Task
 	ex := w.cfg.Executors[t.Type]
-	rctx := metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence))
+	rctx := seaweed.WithCallGuard(metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
+		func() (time.Time, error) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			return w.leaseHeldLocked()
+		})
 	var err error
 	if ex != nil {
 		err = ex.Rollback(rctx, e.Spec)

@@ -23,6 +23,8 @@ type maintenanceFlags struct {
 	detectInterval time.Duration
 	thresholds     scheduler.Thresholds
 	retention      scheduler.Retention
+	// Worker liveness (scheduler.Config): lease, grace and heartbeat.
+	lease, grace, heartbeat time.Duration
 }
 
 func (m *maintenanceFlags) register(fs *flag.FlagSet) {
@@ -37,6 +39,9 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
 	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")
+	fs.DurationVar(&m.lease, "worker-lease", 10*time.Second, "a worker silent this long stops its attempts and is presumed gone")
+	fs.DurationVar(&m.grace, "worker-grace", 5*time.Second, "a silent worker's tasks are requeued after its lease plus this")
+	fs.DurationVar(&m.heartbeat, "worker-heartbeat", 2*time.Second, "how often workers report (well under --worker-lease)")
 }
 
 func (m *maintenanceFlags) validate() error {
@@ -48,6 +53,12 @@ func (m *maintenanceFlags) validate() error {
 	}
 	if err := m.retention.Validate(scheduler.DefaultFailureCooldown); err != nil {
 		return usagef("%s", err)
+	}
+	if m.heartbeat < 50*time.Millisecond || m.lease < 2*m.heartbeat {
+		return usagef("--worker-heartbeat %s must be at least 50ms and at most half of --worker-lease %s", m.heartbeat, m.lease)
+	}
+	if m.grace <= 0 {
+		return usagef("--worker-grace %s must be positive", m.grace)
 	}
 	if m.master != "" {
 		if _, err := seaweed.ParseAddress(m.master); err != nil {
@@ -78,7 +89,8 @@ func runAdmin(args []string) error {
 	fs := newFlagSet("admin")
 	id := fs.String("id", "", "this node's id, unique in the cluster (required)")
 	dataDir := fs.String("data-dir", "", "directory for the raft log, snapshots and node identity (required)")
-	raftAddr := fs.String("raft-addr", "", "host:port for raft traffic between admins (required)")
+	raftAddr := fs.String("raft-addr", "", "host:port for raft traffic between admins (required); raft connections to peers leave from this IP too")
+	raftAdvertise := fs.String("raft-advertise", "", "host:port the other admins reach this node's raft at, if not --raft-addr (NAT, a proxy); --peers lists this one")
 	grpcAddr := fs.String("grpc-addr", "", "host:port for the gRPC API used by ctl, workers and other admins (required)")
 	peers := fs.String("peers", "", "initial voters, id=host:port,... (the same on every node; omit to join a running cluster via 'ctl peers add')")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
@@ -108,6 +120,11 @@ func runAdmin(args []string) error {
 	}
 	if err := cluster.ValidateAddr("--raft-addr", *raftAddr); err != nil {
 		return usagef("%s", err)
+	}
+	if *raftAdvertise != "" {
+		if err := cluster.ValidateAddr("--raft-advertise", *raftAdvertise); err != nil {
+			return usagef("%s", err)
+		}
 	}
 	parsedPeers, err := cluster.ParsePeers(*peers)
 	if err != nil {
@@ -147,8 +164,10 @@ func runAdmin(args []string) error {
 			return err
 		}
 	}
-	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, GRPCAddr: *grpcAddr, Peers: parsedPeers, Logger: logger,
-		Master: m.master, Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Retention: m.retention},
+	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
+		Peers: parsedPeers, Logger: logger, Master: m.master,
+		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
+			Retention: m.retention},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease})
 	if err != nil {
 		if metricsLis != nil {

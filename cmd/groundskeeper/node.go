@@ -23,8 +23,10 @@ import (
 // nodeConfig is everything needed to run one admin node.
 type nodeConfig struct {
 	ID, DataDir, RaftAddr, GRPCAddr string
-	Peers                           []cluster.Peer
-	Logger                          hclog.Logger
+	// RaftAdvertise is --raft-advertise ("" : RaftAddr).
+	RaftAdvertise string
+	Peers         []cluster.Peer
+	Logger        hclog.Logger
 	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
 	Master    string
 	Scheduler scheduler.Config
@@ -78,10 +80,12 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	} else {
 		schedCfg.Observe = n.metrics.observe
 	}
+	// Set before raft starts, called only while leading (n.raft is set by then).
+	schedCfg.VerifyLeader = func(ctx context.Context) error { return n.raft.VerifyRead(ctx) }
 	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
 	n.fsm.OnRestore(n.sched.StateRestored)
 	n.raft, err = cluster.Open(cluster.Config{
-		ID: cfg.ID, RaftAddr: cfg.RaftAddr, DataDir: cfg.DataDir, Peers: cfg.Peers,
+		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers,
 		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout, LeaderLease: cfg.LeaderLease,
 	})

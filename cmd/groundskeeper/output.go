@@ -29,6 +29,10 @@ type statusJSON struct {
 	AppliedIndex uint64           `json:"applied_index"`
 	Members      []memberJSON     `json:"members"`
 	Maintenance  *maintenanceJSON `json:"maintenance,omitempty"`
+	// StateHash digests the answering node's replicated state as of
+	// StateIndex (compare nodes at equal indexes).
+	StateHash  string `json:"state_hash"`
+	StateIndex uint64 `json:"state_index"`
 }
 
 type maintenanceJSON struct {
@@ -103,7 +107,8 @@ func (o *ctlOpts) table() *tabwriter.Writer { return tabwriter.NewWriter(o.out, 
 
 func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	if o.json {
-		out := statusJSON{NodeID: st.NodeId, LeaderID: st.LeaderId, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Members: []memberJSON{}}
+		out := statusJSON{NodeID: st.NodeId, LeaderID: st.LeaderId, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Members: []memberJSON{},
+			StateHash: st.StateHash, StateIndex: st.StateIndex}
 		for _, m := range st.Members {
 			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex})
 		}

@@ -371,7 +371,12 @@ type StatusResponse struct {
 	Members        []*Member              `protobuf:"bytes,9,rep,name=members,proto3" json:"members,omitempty"`
 	LeaderGrpcAddr string                 `protobuf:"bytes,10,opt,name=leader_grpc_addr,json=leaderGrpcAddr,proto3" json:"leader_grpc_addr,omitempty"`
 	// The leader's view of SeaweedFS and its workers (empty if no leader).
-	Maintenance   *Maintenance `protobuf:"bytes,11,opt,name=maintenance,proto3" json:"maintenance,omitempty"`
+	Maintenance *Maintenance `protobuf:"bytes,11,opt,name=maintenance,proto3" json:"maintenance,omitempty"`
+	// This node's replicated state: a digest of it (fsm.State.Hash) and the
+	// raft index it reflects, read together. Two nodes at the same
+	// state_index must have the same state_hash.
+	StateHash     string `protobuf:"bytes,12,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	StateIndex    uint64 `protobuf:"varint,13,opt,name=state_index,json=stateIndex,proto3" json:"state_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -481,6 +486,20 @@ func (x *StatusResponse) GetMaintenance() *Maintenance {
 		return x.Maintenance
 	}
 	return nil
+}
+
+func (x *StatusResponse) GetStateHash() string {
+	if x != nil {
+		return x.StateHash
+	}
+	return ""
+}
+
+func (x *StatusResponse) GetStateIndex() uint64 {
+	if x != nil {
+		return x.StateIndex
+	}
+	return 0
 }
 
 // Maintenance is what the leader's scheduler knows, for operators.
@@ -1796,7 +1815,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1a\n" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x12\n" +
-	"\x04term\x18\a \x01(\x04R\x04term\"\xa7\x03\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\"\xe7\x03\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -1809,7 +1828,11 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\amembers\x18\t \x03(\v2\x18.groundskeeper.v1.MemberR\amembers\x12(\n" +
 	"\x10leader_grpc_addr\x18\n" +
 	" \x01(\tR\x0eleaderGrpcAddr\x12?\n" +
-	"\vmaintenance\x18\v \x01(\v2\x1d.groundskeeper.v1.MaintenanceR\vmaintenance\"\xbd\x02\n" +
+	"\vmaintenance\x18\v \x01(\v2\x1d.groundskeeper.v1.MaintenanceR\vmaintenance\x12\x1d\n" +
+	"\n" +
+	"state_hash\x18\f \x01(\tR\tstateHash\x12\x1f\n" +
+	"\vstate_index\x18\r \x01(\x04R\n" +
+	"stateIndex\"\xbd\x02\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +

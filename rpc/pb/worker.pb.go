@@ -1040,10 +1040,13 @@ func (*HeartbeatAck) Descriptor() ([]byte, []int) {
 }
 
 type Welcome struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	LeaseMs       int64                  `protobuf:"varint,2,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
-	HeartbeatMs   int64                  `protobuf:"varint,3,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	LeaderId    string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaseMs     int64                  `protobuf:"varint,2,opt,name=lease_ms,json=leaseMs,proto3" json:"lease_ms,omitempty"`
+	HeartbeatMs int64                  `protobuf:"varint,3,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
+	// The leader requeues a silent worker's attempts lease + grace after it
+	// last heard from it; the worker sends nothing to SeaweedFS past that.
+	GraceMs       int64 `protobuf:"varint,4,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1095,6 +1098,13 @@ func (x *Welcome) GetLeaseMs() int64 {
 func (x *Welcome) GetHeartbeatMs() int64 {
 	if x != nil {
 		return x.HeartbeatMs
+	}
+	return 0
+}
+
+func (x *Welcome) GetGraceMs() int64 {
+	if x != nil {
+		return x.GraceMs
 	}
 	return 0
 }
@@ -1199,10 +1209,16 @@ func (x *Assign) GetSpec() *TaskSpec {
 // Cancel: stop the attempt and roll back (stuck, cancelled by an operator,
 // or unknown to this leader).
 type Cancel struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Fence         uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
-	Reason        string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Fence  uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	Reason string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// superseded: the attempt is no longer current (its task was requeued,
+	// reassigned or removed), so another attempt may own the volume: the
+	// worker must stop without touching SeaweedFS again, rollback included.
+	// Unset (stuck, cancelled by an operator), the attempt is still the
+	// current one and rolls back.
+	Superseded    bool `protobuf:"varint,4,opt,name=superseded,proto3" json:"superseded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1256,6 +1272,13 @@ func (x *Cancel) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *Cancel) GetSuperseded() bool {
+	if x != nil {
+		return x.Superseded
+	}
+	return false
 }
 
 // Ack: a completion or failure was committed (or refused); the worker may
@@ -1469,20 +1492,24 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\x03ack\x18\x05 \x01(\v2\x15.groundskeeper.v1.AckH\x00R\x03ack\x12E\n" +
 	"\rheartbeat_ack\x18\x06 \x01(\v2\x1e.groundskeeper.v1.HeartbeatAckH\x00R\fheartbeatAckB\x06\n" +
 	"\x04body\"\x0e\n" +
-	"\fHeartbeatAck\"d\n" +
+	"\fHeartbeatAck\"\x7f\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x19\n" +
 	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\x12!\n" +
-	"\fheartbeat_ms\x18\x03 \x01(\x03R\vheartbeatMs\"Q\n" +
+	"\fheartbeat_ms\x18\x03 \x01(\x03R\vheartbeatMs\x12\x19\n" +
+	"\bgrace_ms\x18\x04 \x01(\x03R\agraceMs\"Q\n" +
 	"\bRedirect\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12(\n" +
 	"\x10leader_grpc_addr\x18\x02 \x01(\tR\x0eleaderGrpcAddr\"8\n" +
 	"\x06Assign\x12.\n" +
-	"\x04spec\x18\x01 \x01(\v2\x1a.groundskeeper.v1.TaskSpecR\x04spec\"O\n" +
+	"\x04spec\x18\x01 \x01(\v2\x1a.groundskeeper.v1.TaskSpecR\x04spec\"o\n" +
 	"\x06Cancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x16\n" +
-	"\x06reason\x18\x03 \x01(\tR\x06reason\"f\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1e\n" +
+	"\n" +
+	"superseded\x18\x04 \x01(\bR\n" +
+	"superseded\"f\n" +
 	"\x03Ack\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x1a\n" +
