@@ -3,6 +3,7 @@ package seaweed
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -19,6 +20,16 @@ import (
 // that check.
 
 type callGuardKey struct{}
+
+// guardMark starts the message of every call a guard refused or cancelled.
+const guardMark = "lease guard: "
+
+// GuardRefused reports whether err (or an error it wraps the text of) is a
+// call a guard refused or cancelled: the attempt was stopped because its
+// worker may have lost the task, not because the step failed.
+func GuardRefused(err error) bool {
+	return err != nil && strings.Contains(err.Error(), guardMark)
+}
 
 // CallGuard says whether a call may be made now. It returns until when the
 // permission holds (zero: no limit; a call still running then is checked
@@ -45,7 +56,7 @@ func guardCall(ctx context.Context, method string) (context.Context, func(), err
 	}
 	until, err := g()
 	if err != nil {
-		return nil, nil, status.Errorf(codes.Aborted, "%s not sent: %v", method, err)
+		return nil, nil, status.Errorf(codes.Aborted, "%s%s not sent: %v", guardMark, method, err)
 	}
 	if until.IsZero() {
 		return ctx, func() {}, nil
@@ -66,7 +77,7 @@ func guardCall(ctx context.Context, method string) (context.Context, func(), err
 			}
 			var err error
 			if until, err = g(); err != nil {
-				cancel(status.Errorf(codes.Aborted, "%s cancelled: %v", method, err))
+				cancel(status.Errorf(codes.Aborted, "%s%s cancelled: %v", guardMark, method, err))
 				return
 			}
 			if until.IsZero() {

@@ -3,6 +3,7 @@ package seaweed_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,8 +42,8 @@ func TestCallGuardStopsCallsBeforeTheyLeave(t *testing.T) {
 	})
 	allowed = false
 	detachedCtx := context.WithoutCancel(ctx)
-	if err := vc.VolumeMarkReadonly(detachedCtx, server, vid, false); status.Code(err) != codes.Aborted {
-		t.Fatalf("unary call under a refusing guard: %v, want Aborted", err)
+	if err := vc.VolumeMarkReadonly(detachedCtx, server, vid, false); status.Code(err) != codes.Aborted || !seaweed.GuardRefused(fmt.Errorf("mark: %w", err)) {
+		t.Fatalf("unary call under a refusing guard: %v, want Aborted and GuardRefused", err)
 	}
 	if err := vc.VacuumVolumeCompact(ctx, server, vid, nil); status.Code(err) != codes.Aborted {
 		t.Fatalf("streaming call under a refusing guard: %v, want Aborted", err)
@@ -105,8 +106,8 @@ func TestCallGuardCancelsARunningCall(t *testing.T) {
 	})
 	began := time.Now()
 	err = vc.VacuumVolumeCompact(lapsing, server, vid, nil)
-	if status.Code(err) != codes.Aborted {
-		t.Fatalf("compaction whose permission lapsed: %v, want Aborted", err)
+	if status.Code(err) != codes.Aborted || !seaweed.GuardRefused(err) {
+		t.Fatalf("compaction whose permission lapsed: %v, want Aborted and GuardRefused", err)
 	}
 	if d := time.Since(began); d > 450*time.Millisecond {
 		t.Fatalf("the call ran %s, past its permission (150 ms) by far", d)

@@ -550,9 +550,13 @@ func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
 		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: t.Id, Fence: t.Fence, RolledBack: f.RolledBack, Error: f.Error()}}}
 	default:
 		f := asFailure(err)
-		interrupted := reason != ""
-		if interrupted {
+		// Stopped by this worker (shutdown, lost contact) or by its call
+		// guard (the lease lapsed mid-attempt): not the task's fault.
+		interrupted := reason != "" || seaweed.GuardRefused(f.Err)
+		if reason != "" {
 			f.Err = fmt.Errorf("%s: %w", reason, f.Err)
+		}
+		if interrupted {
 			f.Retryable = true
 		}
 		w.log.Warn("attempt failed", "task", t.Id, "step", f.Step, "error", f.Err, "retryable", f.Retryable, "rolled_back", f.RolledBack)
