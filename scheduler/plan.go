@@ -17,9 +17,70 @@ func planErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, args...))
 }
 
+// AlreadyDone is PlanSpec's answer for a retried erasure coding or move
+// whose end state the master already shows: an earlier attempt finished the
+// work but its completion never got committed (its worker lost the leader,
+// the report came after the requeue and was refused as stale). Planned
+// again, it would fail ("already erasure coded", "not on the source"); it
+// is completed instead, with Change describing what the topology shows.
+type AlreadyDone struct {
+	Change *pb.CapacityChange
+}
+
+func (a *AlreadyDone) Error() string {
+	return fmt.Sprintf("volume %d: the master already shows the %s done", a.Change.VolumeId, typeWord(a.Change.Type))
+}
+
+func typeWord(t pb.TaskType) string {
+	if t == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+		return "erasure coding"
+	}
+	return "move"
+}
+
+// doneBefore reports whether a retried task's goal is what the topology
+// shows. Only retries (attempt > 1) count: a first attempt that finds the
+// work done was asked for something that already is, which is an error.
+func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+	if task.Attempt <= 1 {
+		return nil, false
+	}
+	v, present := topo.Volumes[task.VolumeId]
+	switch task.Type {
+	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		e, ec := topo.EcVolumes[task.VolumeId]
+		if present || !ec || e.ShardCount() < TotalShards {
+			return nil, false
+		}
+		ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
+		for shard := uint32(0); shard < TotalShards; shard++ {
+			if servers := e.Shards[shard]; len(servers) > 0 {
+				ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
+			}
+		}
+		return &AlreadyDone{Change: ch}, true
+	case pb.TaskType_TASK_TYPE_BALANCE:
+		if !present || task.Source == "" || task.Target == "" {
+			return nil, false
+		}
+		src, okS := findServer(topo, task.Source)
+		dst, okD := findServer(topo, task.Target)
+		if !okS || !okD || hasReplica(v, src.ID) || !hasReplica(v, dst.ID) {
+			return nil, false
+		}
+		return &AlreadyDone{Change: &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
+			OldSize: v.Size, NewSize: v.Size, Source: task.Source, Target: task.Target}}, true
+	}
+	return nil, false
+}
+
 // PlanSpec resolves where a task's attempt must act, from the topology. The
-// returned spec carries the task as given (with its fence).
+// returned spec carries the task as given (with its fence). A retry whose
+// work the topology shows done gets an *AlreadyDone error.
 func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
+	if done, ok := doneBefore(task, topo); ok {
+		return nil, done
+	}
 	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {

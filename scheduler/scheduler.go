@@ -723,6 +723,11 @@ func (s *Scheduler) assignTopology() (*seaweed.Topology, bool) {
 const schedulerWorker = "(scheduler)"
 
 func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+	var done *AlreadyDone
+	if errors.As(planErr, &done) {
+		s.completeDone(ctx, t, done)
+		return
+	}
 	if planErr != nil {
 		worker = schedulerWorker
 	}
@@ -751,6 +756,30 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Assign{Assign: &pb.Assign{Spec: spec}}})
 	}
 	s.log.Debug("assigned", "task", t.Id, "worker", worker, "fence", res.Task.Fence)
+}
+
+// completeDone completes a retried task whose work an earlier attempt did
+// (see AlreadyDone): the leader takes the attempt itself and commits the
+// change the topology shows. A step that fails leaves the attempt with the
+// leader's own pseudo-worker, whose lease then expires and requeues it.
+func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyDone) {
+	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: t.Id, WorkerId: schedulerWorker}}})
+	if err != nil {
+		if !errors.Is(err, fsm.ErrIllegalTransition) {
+			s.log.Warn("assign a task found done", "task", t.Id, "error", err)
+		}
+		return
+	}
+	fence := res.Task.Fence
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: t.Id, Fence: fence}}}); err != nil {
+		s.log.Warn("start a task found done", "task", t.Id, "error", err)
+		return
+	}
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: t.Id, Fence: fence, Change: done.Change}}}); err != nil {
+		s.log.Warn("complete a task found done", "task", t.Id, "error", err)
+		return
+	}
+	s.log.Info("task completed: an earlier attempt did the work", "task", t.Id, "detail", done.Error())
 }
 
 func trimPlan(s string) string {

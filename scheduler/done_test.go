@@ -1,0 +1,96 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// TestPlanSpecRetryFindsWorkDone: a retried erasure coding or move whose
+// end state the master shows is completed, not failed; a first attempt, or a
+// retry whose work is only partly visible, is planned (or refused) as usual.
+func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
+	th := DefaultThresholds()
+	ecTask := func(attempt uint32) *pb.Task {
+		return &pb.Task{Id: 9, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 5, Attempt: attempt, Collection: "c"}
+	}
+	encoded := build(30,
+		srv(sid(1), 10).shards(5, 0, 1, 2, 3),
+		srv(sid(2), 10).shards(5, 4, 5, 6, 7),
+		srv(sid(3), 10).shards(5, 8, 9, 10),
+		srv(sid(4), 10).shards(5, 11, 12, 13),
+	)
+	_, err := PlanSpec(ecTask(2), encoded, th)
+	var done *AlreadyDone
+	if !errors.As(err, &done) {
+		t.Fatalf("EC retry with all 14 shards mounted: %v, want AlreadyDone", err)
+	}
+	if c := done.Change; c.TaskId != 9 || c.VolumeId != 5 || c.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING || len(c.Shards) != TotalShards ||
+		c.Shards[0].Server != sid(1) || c.Shards[13].Server != sid(4) {
+		t.Errorf("EC change %v", c)
+	}
+	if _, err := PlanSpec(ecTask(1), encoded, th); errors.As(err, &done) || !errors.Is(err, ErrPlan) {
+		t.Errorf("EC first attempt on an encoded volume: %v, want a plan error", err)
+	}
+	partial := build(30, srv(sid(1), 10).shards(5, 0, 1, 2, 3), srv(sid(2), 10).shards(5, 4, 5, 6, 7))
+	if _, err := PlanSpec(ecTask(3), partial, th); errors.As(err, &done) {
+		t.Errorf("EC retry with 8 shards: %v, want no AlreadyDone", err)
+	}
+
+	mv := func(attempt uint32) *pb.Task {
+		return &pb.Task{Id: 4, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Attempt: attempt, Source: sid(1), Target: sid(2)}
+	}
+	moved := build(30, srv(sid(1), 10), srv(sid(2), 10, v(3, 7<<20)), srv(sid(3), 10))
+	_, err = PlanSpec(mv(2), moved, th)
+	if !errors.As(err, &done) {
+		t.Fatalf("move retry with the volume on the target only: %v, want AlreadyDone", err)
+	}
+	if c := done.Change; c.Source != sid(1) || c.Target != sid(2) || c.OldSize != 7<<20 || c.NewSize != 7<<20 {
+		t.Errorf("move change %v", c)
+	}
+	if !Reflected(done.Change, moved) {
+		t.Error("the change of a move found done is not reflected by the topology it came from")
+	}
+	if _, err := PlanSpec(mv(1), moved, th); errors.As(err, &done) {
+		t.Errorf("move first attempt: %v, want no AlreadyDone", err)
+	}
+	both := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10, v(3, 7<<20)), srv(sid(3), 10))
+	if _, err := PlanSpec(mv(2), both, th); errors.As(err, &done) {
+		t.Errorf("move retry with the volume still on the source: %v, want no AlreadyDone", err)
+	}
+}
+
+// TestCompleteDone: the leader completes a task found done itself, through
+// the log, with the change the topology shows.
+func TestCompleteDone(t *testing.T) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	for _, c := range []*pb.Command{
+		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}}},
+		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: 1, Reason: "lease expired"}}},
+	} {
+		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
+			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
+		}
+	}
+	var task *pb.Task
+	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+	moved := build(30, srv(sid(1), 10), srv(sid(2), 10, v(3, 7<<20)))
+	_, planErr := PlanSpec(task, moved, DefaultThresholds())
+	s.assignOne(context.Background(), task, "w9", nil, planErr)
+	f.Read(func(st *fsm.State) {
+		got, _ := st.Task(1)
+		if got.State != pb.TaskState_TASK_STATE_COMPLETED || got.WorkerId != schedulerWorker || got.Attempt != 2 {
+			t.Fatalf("task after completeDone: %v", got)
+		}
+		if cs := st.CapacityChanges(); len(cs) != 1 || cs[0].TaskId != 1 || cs[0].Target != sid(2) {
+			t.Errorf("changes %v", cs)
+		}
+	})
+}
