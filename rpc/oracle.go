@@ -124,7 +124,7 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 				if changes == nil {
 					changes = make([][]*pb.CapacityChange, len(vols))
 				}
-				changes[i] = append(st.VolumeChanges(v.ID), st.RecentlyRetired(v.ID)...)
+				changes[i] = append(st.VolumeChanges(v.ID), freshRetired(st.RecentlyRetired(v.ID), s.now())...)
 			}
 		}
 		resp.AppliedIndex = st.AppliedIndex()
@@ -137,6 +137,21 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], cs)
 	}
 	return resp, nil
+}
+
+// freshRetired keeps the retired changes younger than fsm.RetiredKeep. The
+// state forgets older ones only when the next retirement is applied, so on
+// a quiet cluster they would otherwise linger (and a move later undone
+// would be projected again).
+func freshRetired(cs []*pb.CapacityChange, now time.Time) []*pb.CapacityChange {
+	cut := now.UnixNano() - fsm.RetiredKeep
+	out := cs[:0:0]
+	for _, c := range cs {
+		if c.RetiredAt >= cut {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // unknownVolumes names up to ten unknown volume ids in one sentence.
@@ -198,7 +213,7 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	resp := &pb.GetServerCapacityResponse{TopologyAt: stamp(at)}
 	s.fsm.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
-		changes = append(st.CapacityChanges(), st.RetiredChanges()...)
+		changes = append(st.CapacityChanges(), freshRetired(st.RetiredChanges(), s.now())...)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	resp.Servers = scheduler.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)

@@ -213,7 +213,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 		if need {
 			// As in GetVolumeCapacity: recently retired changes count
 			// until this node's own topology shows them.
-			changes = append(st.CapacityChanges(), st.RetiredChanges()...)
+			changes = append(st.CapacityChanges(), freshRetired(st.RetiredChanges(), s.now())...)
 		}
 		if len(servers) > 0 {
 			allActive = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})

@@ -799,10 +799,14 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
 		TaskId: t.Id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry,
 	}}})
-	s.mu.Lock()
-	delete(s.progress, t.Id)
-	delete(s.cancelling, t.Id)
-	s.mu.Unlock()
+	if err == nil || isRefusal(err) {
+		// Only once the outcome is known: a report re-sent after an unknown
+		// outcome must still find the cancel it answers.
+		s.mu.Lock()
+		delete(s.progress, t.Id)
+		delete(s.cancelling, t.Id)
+		s.mu.Unlock()
+	}
 	if err != nil {
 		if !errors.Is(err, fsm.ErrStaleFence) && !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("requeue", "task", t.Id, "error", err)

@@ -81,7 +81,10 @@ func guardCall(ctx context.Context, method string) (context.Context, func(), err
 				return
 			}
 			if until.IsZero() {
-				<-stop
+				select {
+				case <-stop:
+				case <-cctx.Done():
+				}
 				return
 			}
 		}
