@@ -306,6 +306,9 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		}
 	case *pb.WorkerMessage_Completed:
 		c := b.Completed
+		if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
+			return err // outcome unknown: no ack, the worker re-sends
+		}
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: c.TaskId, Fence: c.Fence, Change: c.Change}}})
 		if err != nil && !isRefusal(err) {
 			return err
@@ -359,6 +362,23 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		return errors.New("unexpected second hello")
 	default:
 		return errors.New("empty worker message")
+	}
+	return nil
+}
+
+// startIfAssigned commits the start of the current attempt if a completion
+// arrives while the task is still assigned: the worker did start, but its
+// TaskStarted went to a leader that died before committing it. Without the
+// start the completion would be refused (assigned -> completed is not a
+// legal move) and the task left assigned to a worker that no longer runs it.
+func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64) error {
+	var t *pb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+	if t == nil || t.State != pb.TaskState_TASK_STATE_ASSIGNED || t.Fence != fence {
+		return nil
+	}
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}}); err != nil && !isRefusal(err) {
+		return fmt.Errorf("start task %d before its completion: %w", id, err)
 	}
 	return nil
 }

@@ -265,3 +265,59 @@ func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
 		t.Fatalf("with no unreported change %d of 2 tasks are planned", len(got))
 	}
 }
+
+// TestCompletionOfAnAttemptWhoseStartWasLost: the leader that assigned a
+// task died before committing its worker's TaskStarted; the worker finished
+// and reports the completion to the next leader, which must complete the
+// task (committing the lost start first) rather than refuse it and leave the
+// task assigned to a worker that no longer runs it. Found by the fault
+// harness (a kill -9 of the leader 11 ms after an assignment).
+func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.sessions["w1"] = sess
+	s.running, s.started, s.lastSeen["w1"] = true, now, now
+	for _, c := range []*pb.Command{
+		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+	} {
+		if _, err := s.propose(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	change := &pb.CapacityChange{OldSize: 100, NewSize: 60}
+	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 1, Fence: 2, Change: change}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.Read(func(st *fsm.State) {
+		tk, _ := st.Task(1)
+		if tk.State != pb.TaskState_TASK_STATE_COMPLETED || tk.Fence != 2 {
+			t.Fatalf("task after the completion: %v", tk)
+		}
+		if !st.HasUnreportedChange(1) {
+			t.Error("the completion's capacity change was not recorded")
+		}
+	})
+	if m := recv(t, sess); m.GetAck().GetTaskId() != 1 || m.GetAck().GetError() != "" {
+		t.Fatalf("worker got %v, want a clean ack of task 1", m)
+	}
+	// A completion carrying another attempt's fence still changes nothing.
+	for _, c := range []*pb.Command{
+		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}}},
+		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 2, WorkerId: "w1"}}},
+	} {
+		if _, err := s.propose(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 2, Fence: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	f.Read(func(st *fsm.State) {
+		if tk, _ := st.Task(2); tk.State != pb.TaskState_TASK_STATE_ASSIGNED {
+			t.Fatalf("a stale completion moved task 2 to %s", fsm.StateName(tk.State))
+		}
+	})
+}
