@@ -62,3 +62,27 @@ func TestCallGuard(t *testing.T) {
 		t.Fatalf("stuck cancel: guard %v, released %v; want allowed and released", err, b.released)
 	}
 }
+
+// TestFirstHelloAnchorsTheLease: a process's first hello starts its lease
+// anchor (a later hello does not move it), so an attempt assigned before
+// the first heartbeat ack is refused once lease + grace have passed since
+// that hello, e.g. by a worker frozen right after receiving it. Found by
+// the fault harness: such a worker compacted and committed a volume its
+// task's next attempt was compacting.
+func TestFirstHelloAnchorsTheLease(t *testing.T) {
+	w := &Worker{lease: time.Second, grace: 500 * time.Millisecond}
+	a := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 7, Fence: 42}}}
+	g := w.callGuard(a)
+	hello := time.Now().Add(-2 * time.Second)
+	w.anchorFirstHello(hello)
+	if !w.leaseAnchor.Equal(hello) {
+		t.Fatalf("anchor %v after the first hello at %v", w.leaseAnchor, hello)
+	}
+	if _, err := g(); err == nil {
+		t.Fatal("2s after the first hello, with no ack: allowed, want refused (lease 1s + grace 0.5s)")
+	}
+	w.anchorFirstHello(time.Now())
+	if !w.leaseAnchor.Equal(hello) {
+		t.Fatal("a later hello moved the anchor")
+	}
+}

@@ -249,7 +249,9 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		Running: w.running(true), Version: w.cfg.Version}
 	// The welcome does not renew the lease anchor: a leader that no longer
 	// counts an attempt of ours as current says so in a Cancel queued behind
-	// the welcome, and the first heartbeat ack comes after it.
+	// the welcome, and the first heartbeat ack comes after it. A process's
+	// first hello sets it, though (see anchorFirstHello).
+	w.anchorFirstHello(time.Now())
 	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Hello{Hello: hello}}); err != nil {
 		return false, false, err
 	}
@@ -397,6 +399,20 @@ func (w *Worker) callGuard(a *attempt) seaweed.CallGuard {
 			return time.Time{}, fmt.Errorf("task %d attempt %d is no longer current", a.spec.Task.Id, a.spec.Task.Fence)
 		}
 		return w.leaseHeldLocked()
+	}
+}
+
+// anchorFirstHello starts the lease anchor at a process's first hello: the
+// leader hears from it no earlier, so nothing it assigns this process is
+// requeued before then + lease + grace. Without it the anchor stays unset
+// until the first heartbeat ack, and a worker frozen (SIGSTOP) right after
+// receiving an assignment ran it on waking although the leader had given
+// the task to another worker meanwhile (found by the fault harness).
+func (w *Worker) anchorFirstHello(at time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.leaseAnchor.IsZero() {
+		w.leaseAnchor = at
 	}
 }
 
