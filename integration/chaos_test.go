@@ -316,32 +316,8 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 		if err != nil {
 			return false, "VolumeList: " + err.Error()
 		}
-		for _, r := range roles {
-			if r.ec {
-				if !hasTask(tasks, "erasure_coding", r.vid, "completed") {
-					return false, fmt.Sprintf("no completed erasure coding of %s volume %d yet", r.name, r.vid)
-				}
-				if msg := ecDone(topo, r.vid); msg != "" {
-					return false, msg
-				}
-				continue
-			}
-			if !hasTask(tasks, "vacuum", r.vid, "completed") {
-				return false, fmt.Sprintf("no completed vacuum of %s volume %d yet", r.name, r.vid)
-			}
-			v := topo.Volumes[r.vid]
-			if v == nil {
-				return false, fmt.Sprintf("vacuumed volume %d is not in the master's topology", r.vid)
-			}
-			if v.GarbageRatio() >= 0.05 || v.Size >= r.before.Size {
-				return false, fmt.Sprintf("master still shows vacuumed volume %d at %d bytes with %d deleted bytes (was %d, %d)", r.vid, v.Size, v.DeletedBytes, r.before.Size, r.before.DeletedBytes)
-			}
-		}
-		if moved := movedToAdded(tasks, topo, isAdded); len(moved) == 0 {
-			return false, "no completed balance onto the added server " + added.HTTP + " that the master reflects; slot usage: " + slotUsage(topo)
-		}
-		if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
-			return false, fmt.Sprintf("%d tasks still active:\n%s", len(active), joinTasks(active))
+		if msg := maintenanceDone(tasks, topo, roles, added, isAdded); msg != "" {
+			return false, msg
 		}
 		final, finalTopo = tasks, topo
 		return true, ""

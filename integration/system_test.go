@@ -219,32 +219,8 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 		if err != nil {
 			return false, "VolumeList: " + err.Error()
 		}
-		for _, r := range roles {
-			if r.ec {
-				if !hasTask(tasks, "erasure_coding", r.vid, "completed") {
-					return false, fmt.Sprintf("no completed erasure coding of %s volume %d yet", r.name, r.vid)
-				}
-				if msg := ecDone(topo, r.vid); msg != "" {
-					return false, msg
-				}
-				continue
-			}
-			if !hasTask(tasks, "vacuum", r.vid, "completed") {
-				return false, fmt.Sprintf("no completed vacuum of %s volume %d yet", r.name, r.vid)
-			}
-			v := topo.Volumes[r.vid]
-			if v == nil {
-				return false, fmt.Sprintf("vacuumed volume %d is not in the master's topology", r.vid)
-			}
-			if v.GarbageRatio() >= 0.05 || v.Size >= r.before.Size {
-				return false, fmt.Sprintf("master still shows vacuumed volume %d at %d bytes with %d deleted bytes (was %d, %d)", r.vid, v.Size, v.DeletedBytes, r.before.Size, r.before.DeletedBytes)
-			}
-		}
-		if moved := movedToAdded(tasks, topo, isAdded); len(moved) == 0 {
-			return false, "no completed balance onto the added server " + added.HTTP + " that the master reflects; slot usage: " + slotUsage(topo)
-		}
-		if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
-			return false, fmt.Sprintf("%d tasks still active:\n%s", len(active), joinTasks(active))
+		if msg := maintenanceDone(tasks, topo, roles, added, isAdded); msg != "" {
+			return false, msg
 		}
 		// Quiet: the master's topology calls for no more work.
 		if props := scheduler.Detect(topo, func(uint32) bool { return false }, nil, th, time.Now()); len(props) > 0 {
@@ -497,6 +473,41 @@ func slotUsage(topo *seaweed.Topology) string {
 
 // ecDone says what is missing for vid to count as erasure coded in the
 // master's topology ("" when it is).
+// maintenanceDone says what is still missing (or "" once nothing is) of the
+// maintenance run both real-SeaweedFS system tests wait for: every role
+// volume erasure coded or vacuumed as the master shows it, a completed move
+// onto the added server, and no task active.
+func maintenanceDone(tasks []sysTask, topo *seaweed.Topology, roles []*volumeRole, added *volumeServer, isAdded func(string) bool) string {
+	for _, r := range roles {
+		if r.ec {
+			if !hasTask(tasks, "erasure_coding", r.vid, "completed") {
+				return fmt.Sprintf("no completed erasure coding of %s volume %d yet", r.name, r.vid)
+			}
+			if msg := ecDone(topo, r.vid); msg != "" {
+				return msg
+			}
+			continue
+		}
+		if !hasTask(tasks, "vacuum", r.vid, "completed") {
+			return fmt.Sprintf("no completed vacuum of %s volume %d yet", r.name, r.vid)
+		}
+		v := topo.Volumes[r.vid]
+		if v == nil {
+			return fmt.Sprintf("vacuumed volume %d is not in the master's topology", r.vid)
+		}
+		if v.GarbageRatio() >= 0.05 || v.Size >= r.before.Size {
+			return fmt.Sprintf("master still shows vacuumed volume %d at %d bytes with %d deleted bytes (was %d, %d)", r.vid, v.Size, v.DeletedBytes, r.before.Size, r.before.DeletedBytes)
+		}
+	}
+	if moved := movedToAdded(tasks, topo, isAdded); len(moved) == 0 {
+		return "no completed balance onto the added server " + added.HTTP + " that the master reflects; slot usage: " + slotUsage(topo)
+	}
+	if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
+		return fmt.Sprintf("%d tasks still active:\n%s", len(active), joinTasks(active))
+	}
+	return ""
+}
+
 func ecDone(topo *seaweed.Topology, vid uint32) string {
 	if _, ok := topo.Volumes[vid]; ok {
 		return fmt.Sprintf("erasure coded volume %d is still listed as a regular volume on %v", vid, holders(topo, vid))
