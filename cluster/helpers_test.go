@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"net"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
 	"os"
 	"path/filepath"
 	"strings"
@@ -31,55 +30,6 @@ func testLogger(name string) hclog.Logger {
 		return hclog.NewNullLogger()
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-// The port is drawn from below the kernel's ephemeral range, so no socket
-// bound to port 0 and no outgoing connection (of this or any concurrently
-// running test binary) can take it between now and the moment a raft
-// transport binds it; ports already handed out in this process are skipped.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	lo, hi := 10000, ephemeralLow()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for try := 0; try < 1000 && hi-lo > 1000; try++ {
-		p := lo + rand.IntN(hi-lo)
-		if portsUsed[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		portsUsed[p] = true
-		return l.Addr().String()
-	}
-	// No room below the ephemeral range: let the kernel choose.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// ephemeralLow is the first port the kernel hands out for port 0.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 {
-			return lo
-		}
-	}
-	return 32768
 }
 
 // fastConfig returns a Config with short raft timeouts for tests.
@@ -360,4 +310,10 @@ func notLeaderError(t testing.TB, err error) *NotLeaderError {
 		t.Fatalf("error %v (%T) is not a *NotLeaderError", err, err)
 	}
 	return nl
+}
+
+// freeAddr is testaddr.Free.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	return testaddr.Free(t)
 }

@@ -3,7 +3,7 @@ package gkrpc
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
 	"net"
 	"os"
 	"path/filepath"
@@ -33,55 +33,6 @@ func testLogger(name string) hclog.Logger {
 		return hclog.NewNullLogger()
 	}
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
-}
-
-// freeAddr returns a loopback address whose port was free a moment ago.
-// The port is drawn from below the kernel's ephemeral range, so no socket
-// bound to port 0 and no outgoing connection (of this or any concurrently
-// running test binary) can take it between now and the moment a raft
-// transport binds it; ports already handed out in this process are skipped.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	lo, hi := 10000, ephemeralLow()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for try := 0; try < 1000 && hi-lo > 1000; try++ {
-		p := lo + rand.IntN(hi-lo)
-		if portsUsed[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		portsUsed[p] = true
-		return l.Addr().String()
-	}
-	// No room below the ephemeral range: let the kernel choose.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// ephemeralLow is the first port the kernel hands out for port 0.
-func ephemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 {
-			return lo
-		}
-	}
-	return 32768
 }
 
 // adminNode mirrors cmd/groundskeeper/node.go: raft + FSM + the gRPC API +
@@ -311,4 +262,10 @@ func taskIDs(tasks []*pb.Task) map[uint64]*pb.Task {
 		out[t.Id] = t
 	}
 	return out
+}
+
+// freeAddr is testaddr.Free.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	return testaddr.Free(t)
 }

@@ -7,8 +7,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
 	"io"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -616,50 +616,10 @@ func sysWaitFor(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// sysFreeAddr returns a loopback address whose port was free a moment ago,
-// drawn from below the kernel's ephemeral range so that no port-0 socket
-// or outgoing connection takes it before the node binds it (again, after
-// a restart); ports handed out in this process are not reused.
+// sysFreeAddr is testaddr.Free.
 func sysFreeAddr(t testing.TB) string {
 	t.Helper()
-	lo, hi := 10000, sysEphemeralLow()
-	sysPortsMu.Lock()
-	defer sysPortsMu.Unlock()
-	for try := 0; try < 1000 && hi-lo > 1000; try++ {
-		p := lo + rand.IntN(hi-lo)
-		if sysPortsUsed[p] {
-			continue
-		}
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			continue
-		}
-		l.Close()
-		sysPortsUsed[p] = true
-		return l.Addr().String()
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("find a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-var (
-	sysPortsMu   sync.Mutex
-	sysPortsUsed = map[int]bool{}
-)
-
-func sysEphemeralLow() int {
-	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
-	if err == nil {
-		var lo, hi int
-		if _, err := fmt.Sscan(string(b), &lo, &hi); err == nil && lo > 0 {
-			return lo
-		}
-	}
-	return 32768
+	return testaddr.Free(t)
 }
 
 // ---- a network cut between one worker and the admins ----
