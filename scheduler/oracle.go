@@ -162,13 +162,13 @@ func IndexServers(topo *seaweed.Topology) *ServerIndex {
 	sums := map[key]*diskUsage{}
 	for _, v := range topo.Volumes {
 		for _, r := range v.Replicas {
-			k := key{r.Server.ID, r.Info.GetDiskType()}
+			k := key{r.Server.ID, r.DiskType}
 			u := sums[k]
 			if u == nil {
 				u = &diskUsage{diskType: k.diskType}
 				sums[k] = u
 			}
-			u.bytes += r.Info.GetSize()
+			u.bytes += r.Size
 			u.volumes++
 		}
 	}
@@ -240,8 +240,8 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 	}
 	removeReplica := func(v *seaweed.Volume, r *seaweed.Replica) {
 		if sp := byID[r.Server.ID]; sp != nil {
-			if d := sp.disk(r.Info.GetDiskType()); d != nil {
-				addBytes(d, -int64(r.Info.GetSize()))
+			if d := sp.disk(r.DiskType); d != nil {
+				addBytes(d, -int64(r.Size))
 				d.projVol--
 			}
 		}
@@ -287,7 +287,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 		for i := range v.Replicas {
 			r := &v.Replicas[i]
 			if sp := byID[r.Server.ID]; sp != nil {
-				if d := sp.disk(r.Info.GetDiskType()); d != nil {
+				if d := sp.disk(r.DiskType); d != nil {
 					addBytes(d, delta)
 				}
 			}

@@ -19,8 +19,8 @@ func scanMasterUsage(topo *seaweed.Topology) func(byID map[string]*serverProj) {
 		for _, v := range topo.Volumes {
 			for _, r := range v.Replicas {
 				if sp := byID[r.Server.ID]; sp != nil {
-					if d := sp.disk(r.Info.GetDiskType()); d != nil {
-						d.masterBytes += r.Info.GetSize()
+					if d := sp.disk(r.DiskType); d != nil {
+						d.masterBytes += r.Size
 						d.masterVol++
 					}
 				}

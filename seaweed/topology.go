@@ -38,27 +38,32 @@ type Disk struct {
 	EcShards int
 }
 
-// Replica is one copy of a volume.
+// Replica is one copy of a volume: the few fields of the master's
+// VolumeInformationMessage that decisions read. The message itself is not
+// kept: at a million volumes it made up most of an admin's heap.
 type Replica struct {
-	Server *Server
-	Info   *master_pb.VolumeInformationMessage
+	Server          *Server
+	Size            uint64
+	DiskType        string
+	CompactRevision uint32
 }
 
 // Volume is a normal (replicated) volume and its replicas.
 type Volume struct {
-	ID         uint32
-	Collection string
-	DiskType   string
+	ID               uint32
+	ReplicaPlacement uint32
+	Collection       string
+	DiskType         string
 	// Size, DeletedBytes, FileCount, DeleteCount are the largest any replica reports.
 	Size         uint64
 	DeletedBytes uint64
 	FileCount    uint64
 	DeleteCount  uint64
 	ReadOnly     bool
+	replicaCount int32 // FromVolumeList's count, before Replicas is filled
 	// ModifiedAt is the latest modification (unix seconds) of any replica.
-	ModifiedAt       int64
-	ReplicaPlacement uint32
-	Replicas         []Replica
+	ModifiedAt int64
+	Replicas   []Replica
 }
 
 // GarbageRatio is deleted bytes over size (0 for an empty volume).
@@ -80,12 +85,32 @@ type EcVolume struct {
 func (e *EcVolume) ShardCount() int { return len(e.Shards) }
 
 // FromVolumeList builds a Topology from the master's answer.
+//
+// A topology is kept for as long as the next poll takes, by every admin, so
+// it is laid out for a small heap: volumes and replicas live in two slabs
+// sized in a first pass, and names are shared.
 func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
+	replicas := 0
+	for _, dc := range resp.GetTopologyInfo().GetDataCenterInfos() {
+		for _, rack := range dc.GetRackInfos() {
+			for _, dn := range rack.GetDataNodeInfos() {
+				for _, di := range dn.GetDiskInfos() {
+					replicas += len(di.GetVolumeInfos())
+				}
+			}
+		}
+	}
 	t := &Topology{
 		VolumeSizeLimit: resp.GetVolumeSizeLimitMb() * 1024 * 1024,
 		Volumes:         map[uint32]*Volume{},
 		EcVolumes:       map[uint32]*EcVolume{},
 	}
+	b := builder{t: t, names: map[string]string{}}
+	type placed struct {
+		s  *Server
+		vi []*master_pb.VolumeInformationMessage
+	}
+	var all []placed
 	for _, dc := range resp.GetTopologyInfo().GetDataCenterInfos() {
 		for _, rack := range dc.GetRackInfos() {
 			for _, dn := range rack.GetDataNodeInfos() {
@@ -107,12 +132,13 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 					d := &Disk{Type: typ, MaxVolumes: di.GetMaxVolumeCount(), VolumeCount: di.GetVolumeCount(), FreeSlots: di.GetFreeVolumeCount()}
 					s.Disks[typ] = d
 					for _, vi := range di.GetVolumeInfos() {
-						t.addReplica(s, vi)
+						b.merge(vi)
 					}
+					all = append(all, placed{s, di.GetVolumeInfos()})
 					for _, ec := range di.GetEcShardInfos() {
 						e := t.EcVolumes[ec.GetId()]
 						if e == nil {
-							e = &EcVolume{ID: ec.GetId(), Collection: ec.GetCollection(), Shards: map[uint32][]string{}}
+							e = &EcVolume{ID: ec.GetId(), Collection: b.name(ec.GetCollection()), Shards: map[uint32][]string{}}
 							t.EcVolumes[ec.GetId()] = e
 						}
 						for bits, shard := ec.GetEcIndexBits(), uint32(0); bits != 0; bits, shard = bits>>1, shard+1 {
@@ -126,6 +152,21 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 			}
 		}
 	}
+	// Second pass: every volume's replicas, in one slab cut to the counts
+	// the first pass took.
+	slab := make([]Replica, replicas)
+	for _, chunk := range b.chunks {
+		for i := range chunk {
+			v := &chunk[i]
+			v.Replicas, slab = slab[:0:v.replicaCount], slab[v.replicaCount:]
+		}
+	}
+	for _, p := range all {
+		for _, vi := range p.vi {
+			v := t.Volumes[vi.GetId()]
+			v.Replicas = append(v.Replicas, Replica{Server: p.s, Size: vi.GetSize(), DiskType: b.name(vi.GetDiskType()), CompactRevision: vi.GetCompactRevision()})
+		}
+	}
 	sort.Slice(t.Servers, func(i, j int) bool { return t.Servers[i].ID < t.Servers[j].ID })
 	for _, v := range t.Volumes {
 		sort.Slice(v.Replicas, func(i, j int) bool { return v.Replicas[i].Server.ID < v.Replicas[j].Server.ID })
@@ -133,11 +174,39 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 	return t
 }
 
-func (t *Topology) addReplica(s *Server, vi *master_pb.VolumeInformationMessage) {
-	v := t.Volumes[vi.GetId()]
+// builder holds what FromVolumeList shares between volumes.
+type builder struct {
+	t *Topology
+	// names shares one copy of each collection and disk type name: the
+	// decoded message holds a copy per volume.
+	names map[string]string
+	// chunks hold the volumes, a few thousand to an allocation; a chunk
+	// never grows, so pointers into it stay valid.
+	chunks [][]Volume
+}
+
+const volumeChunk = 4096
+
+func (b *builder) name(s string) string {
+	if v, ok := b.names[s]; ok {
+		return v
+	}
+	b.names[s] = s
+	return s
+}
+
+// merge counts a replica into its volume: the volume carries the largest
+// size, garbage and counts any replica reports.
+func (b *builder) merge(vi *master_pb.VolumeInformationMessage) {
+	v := b.t.Volumes[vi.GetId()]
 	if v == nil {
-		v = &Volume{ID: vi.GetId(), Collection: vi.GetCollection(), DiskType: vi.GetDiskType(), ReplicaPlacement: vi.GetReplicaPlacement()}
-		t.Volumes[vi.GetId()] = v
+		if n := len(b.chunks); n == 0 || len(b.chunks[n-1]) == volumeChunk {
+			b.chunks = append(b.chunks, make([]Volume, 0, volumeChunk))
+		}
+		c := &b.chunks[len(b.chunks)-1]
+		*c = append(*c, Volume{ID: vi.GetId(), Collection: b.name(vi.GetCollection()), DiskType: b.name(vi.GetDiskType()), ReplicaPlacement: vi.GetReplicaPlacement()})
+		v = &(*c)[len(*c)-1]
+		b.t.Volumes[vi.GetId()] = v
 	}
 	v.Size = max(v.Size, vi.GetSize())
 	v.DeletedBytes = max(v.DeletedBytes, vi.GetDeletedByteCount())
@@ -145,7 +214,7 @@ func (t *Topology) addReplica(s *Server, vi *master_pb.VolumeInformationMessage)
 	v.DeleteCount = max(v.DeleteCount, vi.GetDeleteCount())
 	v.ModifiedAt = max(v.ModifiedAt, vi.GetModifiedAtSecond())
 	v.ReadOnly = v.ReadOnly || vi.GetReadOnly()
-	v.Replicas = append(v.Replicas, Replica{Server: s, Info: vi})
+	v.replicaCount++
 }
 
 // Server returns the server with the given id.

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"runtime"
 	"testing"
 	"time"
 
@@ -68,6 +69,42 @@ func BenchmarkVolumeList100k(b *testing.B) {
 		size = proto.Size(resp)
 	}
 	b.ReportMetric(float64(size)/(1<<20), "MiB/resp")
+}
+
+// BenchmarkTopologyHeap100k reports what a kept topology costs an admin in
+// live heap (every admin keeps the master's last one for the oracle), next
+// to the decoded VolumeList it was built from, which is garbage once built.
+func BenchmarkTopologyHeap100k(b *testing.B) {
+	c := build100k(b)
+	mc := masterClient(b, c)
+	ctx := ctxT(b)
+	heap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	var topoMiB, respMiB float64
+	for b.Loop() {
+		base := heap()
+		resp, err := mc.VolumeList(ctx, &mpb.VolumeListRequest{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		withResp := heap()
+		topo := seaweed.FromVolumeList(resp)
+		resp = nil
+		withTopo := heap()
+		if len(topo.Volumes) != 100_000 {
+			b.Fatalf("%d volumes", len(topo.Volumes))
+		}
+		respMiB = float64(withResp-base) / (1 << 20)
+		topoMiB = float64(int64(withTopo)-int64(base)) / (1 << 20)
+		runtime.KeepAlive(resp)
+		runtime.KeepAlive(topo)
+	}
+	b.ReportMetric(topoMiB, "MiB-topology")
+	b.ReportMetric(respMiB, "MiB-response")
 }
 
 // TestVolumeList100kNeedsLargeMessages shows why clients need

@@ -67,7 +67,7 @@ func TestVacuumLifecycle(t *testing.T) {
 	if chk.GarbageRatio != 0 {
 		t.Fatalf("garbage after commit %v", chk.GarbageRatio)
 	}
-	if v := topology(t, mc).Volumes[1]; v.Size != size-150*mib || v.DeletedBytes != 0 || v.Replicas[0].Info.CompactRevision != 1 {
+	if v := topology(t, mc).Volumes[1]; v.Size != size-150*mib || v.DeletedBytes != 0 || v.Replicas[0].CompactRevision != 1 {
 		t.Fatalf("master sees %+v", v)
 	}
 
