@@ -2,6 +2,7 @@ package seaweed
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -31,6 +32,9 @@ type TopologyCache struct {
 	lastErr error
 	guard   RefillGuard
 	polled  chan struct{} // closed and replaced after every poll
+	// lastPoll is when the last poll ended; inflight is the poll under way.
+	lastPoll time.Time
+	inflight *fetch
 }
 
 // NewTopologyCache polls src every interval (at least 100ms).
@@ -41,33 +45,86 @@ func NewTopologyCache(src TopologySource, interval time.Duration) *TopologyCache
 	return &TopologyCache{src: src, interval: interval, timeout: 30 * time.Second, now: time.Now, polled: make(chan struct{})}
 }
 
-// Run polls until ctx ends.
+// Run polls until ctx ends: every interval after the last poll, whoever
+// made it, so a node whose scheduler fetches through Fetch does not poll the
+// master a second time.
 func (c *TopologyCache) Run(ctx context.Context) {
-	t := time.NewTicker(c.interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
-		c.Poll(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+		c.mu.Lock()
+		due := c.lastPoll.Add(c.interval)
+		c.mu.Unlock()
+		if wait := due.Sub(c.now()); wait > 0 {
+			t.Reset(wait)
+			continue
+		}
+		c.Poll(ctx)
+		t.Reset(c.interval)
 	}
 }
 
 // Poll fetches the topology once; on failure the last one is kept.
 func (c *TopologyCache) Poll(ctx context.Context) {
-	pctx, cancel := context.WithTimeout(ctx, c.timeout)
+	_, _ = c.Fetch(ctx)
+}
+
+// Fetch polls the master now, keeps the answer as Poll does, and returns the
+// topology fetched (which the refill guard may not have let replace the kept
+// one) or the poll's error. A call while another poll is under way shares
+// that poll's answer instead of asking the master again.
+func (c *TopologyCache) Fetch(ctx context.Context) (*Topology, error) {
+	c.mu.Lock()
+	if f := c.inflight; f != nil {
+		f.waiters++
+		c.mu.Unlock()
+		select {
+		case <-f.done:
+			return f.topo, f.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f := &fetch{done: make(chan struct{})}
+	c.inflight = f
+	c.mu.Unlock()
+
+	// The poll runs on its own context: callers sharing it must not lose
+	// their answer because the first caller gave up.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		alone := c.inflight == f && f.waiters == 0
+		c.mu.Unlock()
+		if alone {
+			cancel()
+		}
+	})
 	topo, err := c.src.Topology(pctx)
+	stop()
 	cancel()
-	if ctx.Err() != nil {
-		return
+	if err == nil && topo == nil {
+		err = errors.New("the master answered no topology")
 	}
 	updated := false
 	c.mu.Lock()
-	if err == nil && topo != nil {
+	c.inflight = nil
+	f.topo, f.err = topo, err
+	close(f.done)
+	if ctx.Err() != nil && err != nil {
+		// Cut short by our own caller: nothing was learnt about the master.
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.lastPoll = c.now()
+	if err == nil {
 		if c.accept(topo) {
-			c.topo, c.at = topo, c.now()
+			c.topo, c.at = topo, c.lastPoll
 			updated = true
 		}
 		c.lastErr = nil
@@ -83,6 +140,15 @@ func (c *TopologyCache) Poll(ctx context.Context) {
 	if updated && c.OnUpdate != nil {
 		c.OnUpdate()
 	}
+	return topo, err
+}
+
+// fetch is one poll of the master, shared by the callers that overlap it.
+type fetch struct {
+	done    chan struct{}
+	waiters int
+	topo    *Topology
+	err     error
 }
 
 // accept decides whether a fetched topology replaces the kept one: a master

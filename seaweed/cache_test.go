@@ -131,3 +131,114 @@ func TestTopologyCacheOnUpdate(t *testing.T) {
 		t.Fatalf("two accepted polls notified %d times, want 2", updates)
 	}
 }
+
+// countingSource counts polls and, while gate is set, holds each poll until
+// gate is closed.
+type countingSource struct {
+	mu    sync.Mutex
+	polls int
+	gate  chan struct{}
+	topo  *Topology
+}
+
+func (s *countingSource) Topology(ctx context.Context) (*Topology, error) {
+	s.mu.Lock()
+	s.polls++
+	gate := s.gate
+	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return s.topo, nil
+}
+
+func (s *countingSource) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.polls
+}
+
+func TestTopologyCacheFetchSharesAPollUnderWay(t *testing.T) {
+	src := &countingSource{gate: make(chan struct{}), topo: &Topology{VolumeSizeLimit: 7}}
+	c := NewTopologyCache(src, time.Hour)
+	ctx := context.Background()
+	type answer struct {
+		topo *Topology
+		err  error
+	}
+	answers := make(chan answer, 3)
+	for range 3 {
+		go func() {
+			topo, err := c.Fetch(ctx)
+			answers <- answer{topo, err}
+		}()
+	}
+	// Wait until all three are in: one polling, two waiting on it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.mu.Lock()
+		joined := c.inflight != nil && c.inflight.waiters == 2
+		c.mu.Unlock()
+		if joined {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the three fetches never met on one poll")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(src.gate)
+	for range 3 {
+		a := <-answers
+		if a.err != nil || a.topo != src.topo {
+			t.Fatalf("fetch answered %v, %v", a.topo, a.err)
+		}
+	}
+	if n := src.count(); n != 1 {
+		t.Fatalf("three overlapping fetches polled the master %d times, want 1", n)
+	}
+	if topo, _ := c.Latest(); topo != src.topo {
+		t.Fatalf("the fetched topology was not kept: %v", topo)
+	}
+}
+
+func TestTopologyCacheRunCountsFromTheLastFetch(t *testing.T) {
+	src := &countingSource{topo: &Topology{}}
+	const interval = 300 * time.Millisecond
+	c := NewTopologyCache(src, interval)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	polled := c.Polled()
+	go c.Run(ctx)
+	<-polled // Run's own first poll
+	// A scheduler fetching every third of the interval keeps the cache
+	// fresh: Run must not poll on top of it.
+	tick := time.NewTicker(interval / 3)
+	defer tick.Stop()
+	fetches := 0
+	for range 12 {
+		<-tick.C
+		if _, err := c.Fetch(ctx); err != nil {
+			t.Fatal(err)
+		}
+		fetches++
+	}
+	if n := src.count(); n != 1+fetches {
+		t.Fatalf("%d polls for %d fetches over %v: Run polled %d times on top of the fetches", n, fetches, 4*interval, n-1-fetches)
+	}
+	// Once the fetches stop, Run polls again by itself.
+	deadline := time.Now().Add(10 * interval)
+	for src.count() == 1+fetches {
+		if time.Now().After(deadline) {
+			t.Fatal("Run stopped polling after the fetches ended")
+		}
+		select {
+		case <-c.Polled():
+		case <-time.After(interval):
+		}
+	}
+}

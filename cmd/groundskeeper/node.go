@@ -68,7 +68,19 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 			lis.Close()
 			return nil, err
 		}
-		master = n.master
+		// Every node, leader or not, keeps the master's last topology for
+		// the capacity oracle's reads. The leader's scheduler polls through
+		// the same cache, so the leader fetches and holds one topology, not
+		// two.
+		interval := cfg.Scheduler.DetectInterval
+		if interval <= 0 {
+			interval = 10 * time.Second
+		}
+		n.topo = seaweed.NewTopologyCache(n.master, interval)
+		topoLog := cfg.Logger.Named("topology")
+		n.topo.OnError = func(err error) { topoLog.Debug("master poll failed: keeping the last topology", "error", err) }
+		n.topo.OnUpdate = n.changes.Notify
+		master = cachedMaster{n.master, n.topo}
 	}
 	schedCfg := cfg.Scheduler
 	schedCfg.NodeID, schedCfg.Logger = cfg.ID, cfg.Logger.Named("scheduler")
@@ -99,17 +111,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	n.server = gkrpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
 	n.server.SetLive(n.sched)
 	n.server.SetChanges(n.changes)
-	if n.master != nil {
-		// Every node, leader or not, keeps the master's last topology for
-		// the capacity oracle's reads.
-		interval := schedCfg.DetectInterval
-		if interval <= 0 {
-			interval = 10 * time.Second
-		}
-		n.topo = seaweed.NewTopologyCache(n.master, interval)
-		topoLog := cfg.Logger.Named("topology")
-		n.topo.OnError = func(err error) { topoLog.Debug("master poll failed: keeping the last topology", "error", err) }
-		n.topo.OnUpdate = n.changes.Notify
+	if n.topo != nil {
 		n.server.SetTopology(n.topo)
 	}
 	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
@@ -192,4 +194,15 @@ func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResu
 		return nil, fmt.Errorf("unexpected apply result %T", out)
 	}
 	return res, nil
+}
+
+// cachedMaster is the master as the scheduler sees it: its topology polls
+// go through the node's topology cache.
+type cachedMaster struct {
+	*seaweed.Master
+	cache *seaweed.TopologyCache
+}
+
+func (m cachedMaster) Topology(ctx context.Context) (*seaweed.Topology, error) {
+	return m.cache.Fetch(ctx)
 }
