@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime/debug"
 	"strings"
 )
 
@@ -33,11 +32,9 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 var version = "dev"
 
 func main() {
-	// The admin's heap is small and its hot path allocates per request; a
-	// larger GC target trades a little memory for noticeably less CPU.
-	// An explicit GOGC from the environment wins.
+	// An explicit GOGC from the environment wins over the adaptive target.
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		adaptGC()
 	}
 	os.Exit(run(os.Args[1:]))
 }
