@@ -44,7 +44,12 @@ func run() error {
 	batch := flag.Int("batch", 100, "-oracle: volume ids per batched call")
 	profileDir := flag.String("profile", "", "-oracle: save each admin's CPU profile of every mode in this directory")
 	rounds := flag.Int("rounds", 1, "-oracle: measure every mode this many times, the oracle's and etcd's alternating")
+	serveSimFlag := flag.Bool("serve-sim", false, "internal: run the -oracle benchmark's simulated master")
+	simIDs := flag.String("sim-ids", "", "internal: with -serve-sim, write the volume ids here")
 	flag.Parse()
+	if *serveSimFlag {
+		return serveSim(*volumes, *servers, *simIDs)
+	}
 	if *oracleMode {
 		set := false
 		flag.Visit(func(f *flag.Flag) { set = set || f.Name == "clients" })
