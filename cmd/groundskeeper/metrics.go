@@ -107,6 +107,7 @@ type adminCollector struct {
 
 	raftState, term, commit, applied, lastLog *prometheus.Desc
 	tasks, queue, workers, slots              *prometheus.Desc
+	topoVolumes, topoServers, topoAge, master *prometheus.Desc
 }
 
 func newAdminCollector(n *adminNode) *adminCollector {
@@ -114,20 +115,25 @@ func newAdminCollector(n *adminNode) *adminCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNS, "", name), help, labels, nil)
 	}
 	return &adminCollector{n: n,
-		raftState: d("raft_state", "1 for this node's current raft state, 0 for the others.", "state"),
-		term:      d("raft_term", "Current raft term."),
-		commit:    d("raft_commit_index", "Raft commit index."),
-		applied:   d("raft_applied_index", "Raft index last applied to the state machine."),
-		lastLog:   d("raft_last_log_index", "Last index in the raft log."),
-		tasks:     d("tasks", "Tasks in the replicated state, by type and state.", "type", "state"),
-		queue:     d("queue_depth", "Pending tasks ready to be assigned now."),
-		workers:   d("workers_connected", "Workers connected to this node's scheduler (leader only; 0 elsewhere)."),
-		slots:     d("worker_slots", "Total task slots of the connected workers (leader only; 0 elsewhere)."),
+		raftState:   d("raft_state", "1 for this node's current raft state, 0 for the others.", "state"),
+		term:        d("raft_term", "Current raft term."),
+		commit:      d("raft_commit_index", "Raft commit index."),
+		applied:     d("raft_applied_index", "Raft index last applied to the state machine."),
+		lastLog:     d("raft_last_log_index", "Last index in the raft log."),
+		tasks:       d("tasks", "Tasks in the replicated state, by type and state.", "type", "state"),
+		queue:       d("queue_depth", "Pending tasks ready to be assigned now."),
+		workers:     d("workers_connected", "Workers connected to this node's scheduler (leader only; 0 elsewhere)."),
+		slots:       d("worker_slots", "Total task slots of the connected workers (leader only; 0 elsewhere)."),
+		topoVolumes: d("topology_volumes", "Volumes in this node's copy of the master's topology, which the capacity oracle answers from.", "kind"),
+		topoServers: d("topology_servers", "Volume servers in this node's copy of the master's topology."),
+		topoAge:     d("topology_age_seconds", "Seconds since this node's copy of the master's topology was fetched (absent before the first)."),
+		master:      d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots} {
+	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
+		c.topoVolumes, c.topoServers, c.topoAge, c.master} {
 		ch <- d
 	}
 }
@@ -169,6 +175,22 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	workers, slots, _ := c.n.sched.Load()
 	gauge(c.workers, float64(workers))
 	gauge(c.slots, float64(slots))
+	if c.n.topo == nil {
+		return // no master configured
+	}
+	topo, at := c.n.topo.Latest()
+	if topo != nil {
+		gauge(c.topoVolumes, float64(len(topo.Volumes)), "normal")
+		gauge(c.topoVolumes, float64(len(topo.EcVolumes)), "ec")
+		gauge(c.topoServers, float64(len(topo.Servers)))
+		gauge(c.topoAge, time.Since(at).Seconds())
+	}
+	switch err := c.n.topo.LastError(); {
+	case err != nil:
+		gauge(c.master, 0)
+	case topo != nil:
+		gauge(c.master, 1)
+	}
 }
 
 // adminReady reports whether an admin node is ready: a leader is known and

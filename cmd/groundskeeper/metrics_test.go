@@ -234,6 +234,26 @@ func TestSystemMetrics(t *testing.T) {
 	if total != 1 {
 		t.Errorf("task_duration_seconds_count{type=vacuum} summed over the nodes = %v; want 1", total)
 	}
+	// Every node's copy of the topology, as the master holds it.
+	m, err := seaweed.DialMaster(s.sim.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	want, err := m.Topology(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range s.cfgs {
+		_, b := scrape(t, s.node(i).metricsHandler(), "/metrics")
+		wantMetric(t, b, "groundskeeper_master_reachable", 1)
+		wantMetric(t, b, "groundskeeper_topology_servers", float64(len(want.Servers)))
+		wantMetric(t, b, `groundskeeper_topology_volumes{kind="normal"}`, float64(len(want.Volumes)))
+		wantMetric(t, b, `groundskeeper_topology_volumes{kind="ec"}`, float64(len(want.EcVolumes)))
+		if age, ok := metricValue(b, "groundskeeper_topology_age_seconds"); !ok || age < 0 || age > 30 {
+			t.Errorf("a%d: topology_age_seconds = %v (present %v); want the last poll's age", i+1, age, ok)
+		}
+	}
 }
 
 func TestMetricsAddrFlag(t *testing.T) {

@@ -463,6 +463,18 @@ func TestSystemMasterOutage(t *testing.T) {
 		t.Fatalf("the completion of task %d was not committed as a capacity change", done.Id)
 	}
 	s.checkVacuumed(last, vid, 2*mb)
+	// Every node shows the outage in its metrics: the master unreachable,
+	// and the topology the oracle answers from older than the outage.
+	for i := range s.cfgs {
+		n := s.node(i)
+		sysWaitFor(t, 10*time.Second, "a"+strconv.Itoa(i+1)+"'s metrics to show the master unreachable", func() bool {
+			_, body := scrape(t, n.metricsHandler(), "/metrics")
+			down, _ := metricValue(body, "groundskeeper_master_reachable")
+			age, _ := metricValue(body, "groundskeeper_topology_age_seconds")
+			servers, _ := metricValue(body, "groundskeeper_topology_servers")
+			return down == 0 && age >= time.Since(stopAt).Seconds()-0.5 && servers == float64(cfg.Servers)
+		})
+	}
 	// Garbage the master cannot report yet.
 	if err := s.sim.DeleteData(twin, 2*mb, 200); err != nil {
 		t.Fatal(err)
