@@ -27,22 +27,12 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 		{"interrupted", &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Fence: 2, Error: "lost contact", Retryable: true, RolledBack: true, Interrupted: true}}}, "lost contact"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := fsm.New()
-			a := &fsmApplier{f: f, at: now}
-			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-			s.sessions["w1"] = sess
-			s.running, s.started, s.lastSeen["w1"] = true, now, now
-			for _, c := range []*pb.Command{
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-				{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: 1, Fence: 2}}},
-				{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: 1, Reason: "operator"}}},
-			} {
-				if _, err := s.propose(context.Background(), c); err != nil {
-					t.Fatal(err)
-				}
-			}
+			s, f, sess := leadingWith(t,
+				&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+				&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+				&pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: 1, Fence: 2}}},
+				&pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: 1, Reason: "operator"}}},
+			)
 			task := func() *pb.Task {
 				var tk *pb.Task
 				f.Read(func(st *fsm.State) { tk, _ = st.Task(1) })
@@ -110,21 +100,11 @@ func recv(t *testing.T, sess *Session) *pb.AdminMessage {
 // TestStartedForEndedTaskIsCancelled: a worker that reports starting an
 // attempt of a task that has ended meanwhile (cancelled) is told to stop.
 func TestStartedForEndedTaskIsCancelled(t *testing.T) {
-	f := fsm.New()
-	a := &fsmApplier{f: f, at: now}
-	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-	s.sessions["w1"] = sess
-	s.running, s.started, s.lastSeen["w1"] = true, now, now
-	for _, c := range []*pb.Command{
-		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-		{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: 1, Reason: "operator", Fence: 2}}},
-	} {
-		if _, err := s.propose(context.Background(), c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, _, sess := leadingWith(t,
+		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: 1, Reason: "operator", Fence: 2}}},
+	)
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: 1, Fence: 2}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,4 +113,21 @@ func TestStartedForEndedTaskIsCancelled(t *testing.T) {
 	if m := recv(t, sess); m.GetCancel().GetTaskId() != 1 || m.GetCancel().GetFence() != 2 || !m.GetCancel().GetSuperseded() {
 		t.Fatalf("worker got %v, want a superseded Cancel of task 1 fence 2", m)
 	}
+}
+
+// leadingWith returns a leading scheduler over a fresh FSM with worker w1's
+// session attached, after proposing cmds in order.
+func leadingWith(t *testing.T, cmds ...*pb.Command) (*Scheduler, *fsm.FSM, *Session) {
+	t.Helper()
+	f := fsm.New()
+	s := New(Config{Now: func() time.Time { return now }}, &fsmApplier{f: f, at: now}, f, nil)
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.sessions["w1"] = sess
+	s.running, s.started, s.lastSeen["w1"] = true, now, now
+	for _, c := range cmds {
+		if _, err := s.propose(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return s, f, sess
 }

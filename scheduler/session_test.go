@@ -273,20 +273,10 @@ func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
 // task assigned to a worker that no longer runs it. Found by the fault
 // harness (a kill -9 of the leader 11 ms after an assignment).
 func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
-	f := fsm.New()
-	a := &fsmApplier{f: f, at: now}
-	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-	s.sessions["w1"] = sess
-	s.running, s.started, s.lastSeen["w1"] = true, now, now
-	for _, c := range []*pb.Command{
-		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-	} {
-		if _, err := s.propose(context.Background(), c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	s, f, sess := leadingWith(t,
+		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+	)
 	change := &pb.CapacityChange{OldSize: 100, NewSize: 60}
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 1, Fence: 2, Change: change}}}); err != nil {
 		t.Fatal(err)
