@@ -66,28 +66,7 @@ func grpcurlBinary(t *testing.T) string {
 			grpcurlErr = fmt.Errorf("GRPCURL_BIN=%q is not an executable file", p)
 			return
 		}
-		root, err := moduleRoot()
-		if err != nil {
-			grpcurlErr = err
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "grpcurl.sh"))
-		cmd.Env = append(os.Environ(), "GRPCURL_BIN=")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			grpcurlErr = fmt.Errorf("scripts/grpcurl.sh: %v: %s", err, strings.TrimSpace(stderr.String()))
-			return
-		}
-		lines := nonEmptyLines(string(out))
-		if len(lines) == 0 || !isExecutable(lines[len(lines)-1]) {
-			grpcurlErr = fmt.Errorf("scripts/grpcurl.sh printed no executable path (%q)", out)
-			return
-		}
-		grpcurlPath = lines[len(lines)-1]
+		grpcurlPath, grpcurlErr = toolFromScript("grpcurl.sh", "GRPCURL_BIN", 10*time.Minute)
 	})
 	if grpcurlPath == "" {
 		t.Fatalf("this test needs grpcurl and found none: %v.\nInstall it with ./scripts/grpcurl.sh (it runs `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@%s` into ~/.cache/groundskeeper and prints the path), or set GRPCURL_BIN to a grpcurl binary; ./scripts/test.sh does the former", grpcurlErr, grpcurlVersion)

@@ -66,33 +66,42 @@ func weedBinary(t *testing.T) string {
 			}
 			weedErr = fmt.Errorf("WEED_BIN=%q is not an executable file", p)
 		}
-		root, err := moduleRoot()
+		p, err := toolFromScript("weed.sh", "WEED_BIN", 15*time.Minute)
 		if err != nil {
 			weedErr = errors.Join(weedErr, err)
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", "weed.sh"))
-		cmd.Env = append(os.Environ(), "WEED_BIN=")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			weedErr = errors.Join(weedErr, fmt.Errorf("scripts/weed.sh: %v: %s", err, strings.TrimSpace(stderr.String())))
-			return
-		}
-		lines := nonEmptyLines(string(out))
-		if len(lines) == 0 || !isExecutable(lines[len(lines)-1]) {
-			weedErr = errors.Join(weedErr, fmt.Errorf("scripts/weed.sh printed no executable path (%q)", out))
-			return
-		}
-		weedPath, weedErr = lines[len(lines)-1], nil
+		weedPath, weedErr = p, nil
 	})
 	if weedPath == "" {
 		t.Skipf("no SeaweedFS weed binary (set WEED_BIN or make scripts/weed.sh work): %v", weedErr)
 	}
 	return weedPath
+}
+
+// toolFromScript runs scripts/NAME (which installs a tool once into the
+// cache) with env cleared, so it does not just echo a bad setting back, and
+// returns the executable path it prints last.
+func toolFromScript(name, env string, timeout time.Duration) (string, error) {
+	root, err := moduleRoot()
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(root, "scripts", name))
+	cmd.Env = append(os.Environ(), env+"=")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return "", fmt.Errorf("scripts/%s: %v: %s", name, err, strings.TrimSpace(stderr.String()))
+	}
+	lines := nonEmptyLines(string(out))
+	if len(lines) == 0 || !isExecutable(lines[len(lines)-1]) {
+		return "", fmt.Errorf("scripts/%s printed no executable path (%q)", name, out)
+	}
+	return lines[len(lines)-1], nil
 }
 
 func isExecutable(p string) bool {
