@@ -68,6 +68,14 @@ func newWatchEnv(t *testing.T) *watchEnv {
 		e.ended <- err
 		return err
 	}))
+	e.client = serveOracle(t, g, srv)
+	return e
+}
+
+// serveOracle serves srv's capacity oracle on g at a loopback port until the
+// test ends, and returns a client of it.
+func serveOracle(t *testing.T, g *grpc.Server, srv *Server, opts ...grpc.DialOption) pb.CapacityOracleClient {
+	t.Helper()
 	pb.RegisterCapacityOracleServer(g, srv)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -75,13 +83,12 @@ func newWatchEnv(t *testing.T) *watchEnv {
 	}
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(lis.Addr().String(), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	e.client = pb.NewCapacityOracleClient(conn)
-	return e
+	return pb.NewCapacityOracleClient(conn)
 }
 
 func (e *watchEnv) apply(cmd *pb.Command) *pb.ApplyResult {
@@ -173,20 +180,7 @@ func TestWatchCapacityPreconditions(t *testing.T) {
 	f := fsm.New()
 	srv := NewServer(nil, f, "", nil)
 	defer srv.Close()
-	g := grpc.NewServer()
-	pb.RegisterCapacityOracleServer(g, srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(lis) }()
-	defer g.Stop()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	c := pb.NewCapacityOracleClient(conn)
+	c := serveOracle(t, grpc.NewServer(), srv)
 	recvErr := func() error {
 		st, err := c.WatchCapacity(context.Background(), &pb.WatchCapacityRequest{VolumeIds: []uint32{7}})
 		if err != nil {
@@ -398,25 +392,12 @@ func TestWatchCapacitySlowClient(t *testing.T) {
 	t.Cleanup(srv.Close)
 	srv.SetTopology(e.topo)
 	srv.SetChanges(feed)
-	g := grpc.NewServer()
-	pb.RegisterCapacityOracleServer(g, srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = g.Serve(lis) }()
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	client := serveOracle(t, grpc.NewServer(), srv, grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	// Volumes 7 and 8 on 10.0.0.1, asked for many times over: large updates.
 	ids := []uint32{7, 8}
-	st, err := pb.NewCapacityOracleClient(conn).WatchCapacity(ctx, &pb.WatchCapacityRequest{VolumeIds: ids, Servers: []string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}})
+	st, err := client.WatchCapacity(ctx, &pb.WatchCapacityRequest{VolumeIds: ids, Servers: []string{"10.0.0.1:8080", "10.0.0.2:8080", "10.0.0.3:8080"}})
 	if err != nil {
 		t.Fatal(err)
 	}
