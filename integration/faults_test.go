@@ -90,6 +90,10 @@ var faultWeights = []struct {
 	{fkStopLeader, 5}, {fkStopFollower, 4}, {fkStopWorker, 7}, {fkIsolateLeader, 7}, {fkIsolateFollow, 7},
 }
 
+// extraFaults runs the fault kinds defined in faults_*_test.go files, which
+// register themselves (and their weights in faultWeights) from init.
+var extraFaults = map[faultKind]func(r *faultRun, kind faultKind){}
+
 // faultAdmin is one admin process with its own loopback IP.
 type faultAdmin struct {
 	*node
@@ -728,6 +732,10 @@ func (r *faultRun) runRound(kind faultKind) {
 		r.note("%s: cut %s off from %s for %s", kind, f.ID, strings.Join(others, ","), d)
 		time.Sleep(d)
 		r.parts.heal()
+	default:
+		if run, ok := extraFaults[kind]; ok {
+			run(r, kind)
+		}
 	}
 }
 

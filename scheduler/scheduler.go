@@ -127,6 +127,10 @@ type Scheduler struct {
 	master Master // nil: no SeaweedFS master configured
 	log    hclog.Logger
 
+	// owners serializes, per worker, every decision about which attempts
+	// the worker owns with the proposal it leads to (see ownership).
+	owners ownership
+
 	mu         sync.Mutex
 	running    bool
 	started    time.Time
@@ -563,7 +567,37 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 		}
 	}
 	s.mu.Unlock()
+	byWorker := map[string][]*pb.Task{}
+	var workers []string
 	for _, t := range expired {
+		if _, ok := byWorker[t.WorkerId]; !ok {
+			workers = append(workers, t.WorkerId)
+		}
+		byWorker[t.WorkerId] = append(byWorker[t.WorkerId], t)
+	}
+	for _, w := range workers {
+		s.requeueExpired(ctx, w, byWorker[w], limit)
+	}
+}
+
+// requeueExpired requeues a silent worker's attempts while holding the
+// worker's ownership lock, having checked again under it that the worker is
+// still silent: a hello (or heartbeat) that got in since the decision above
+// re-attached them, and one that comes after finds the requeue committed and
+// is told to drop them (see ownership).
+func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
+	unlock := s.owners.lock(worker)
+	defer unlock()
+	s.mu.Lock()
+	_, conn := s.sessions[worker]
+	seen, ok := s.lastSeen[worker]
+	alive := conn && ok && s.cfg.Now().Sub(seen) < limit
+	s.mu.Unlock()
+	if alive {
+		s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
+		return
+	}
+	for _, t := range tasks {
 		// A failed proposal is retried by the next tick.
 		_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
 	}

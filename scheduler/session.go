@@ -68,6 +68,10 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 			return nil, nil, fmt.Errorf("unknown capability %d", int32(c))
 		}
 	}
+	// Registering the session and reconciling its attempts are one step
+	// with respect to lease expiries (see ownership).
+	unlock := s.owners.lock(h.WorkerId)
+	defer unlock()
 	s.mu.Lock()
 	if !s.running {
 		s.mu.Unlock()
@@ -159,15 +163,17 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 // never arrived (its session was replaced, or its queue overflowed). The
 // worker ignores an assignment it already ran, so this never runs one twice.
 func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
-	have := map[uint64]bool{}
+	// By attempt: a restarted worker also lists the journalled attempts it
+	// rolls back, which may be earlier attempts of a task now assigned to it.
+	have := map[[2]uint64]bool{}
 	for _, r := range running {
-		have[r.TaskId] = true
+		have[[2]uint64{r.TaskId, r.Fence}] = true
 	}
 	cutoff := s.cfg.Now().Add(-2 * s.cfg.Heartbeat).UnixNano()
 	var lost []*pb.Task
 	s.state.Read(func(st *fsm.State) {
 		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED}}) {
-			if t.WorkerId == sess.id && !have[t.Id] && t.AssignedAt < cutoff {
+			if t.WorkerId == sess.id && !have[[2]uint64{t.Id, t.Fence}] && t.AssignedAt < cutoff {
 				lost = append(lost, t)
 			}
 		}
@@ -202,13 +208,13 @@ func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running [
 		s.mu.Unlock()
 		return
 	}
-	have := map[uint64]uint64{}
+	have := map[[2]uint64]bool{}
 	for _, r := range running {
-		have[r.TaskId] = r.Fence
+		have[[2]uint64{r.TaskId, r.Fence}] = true
 	}
 	var check []uint64
 	for id, fence := range s.confirm {
-		if f, ok := have[id]; ok && f == fence {
+		if have[[2]uint64{id, fence}] {
 			delete(s.confirm, id)
 			continue
 		}
@@ -278,11 +284,14 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		}
 		// Cancels for attempts that are no longer this worker's go out
 		// before the ack: a worker treats attempts not cancelled by the
-		// time the ack arrives as still its own.
+		// time the ack arrives as still its own. No requeue of its attempts
+		// may be in flight meanwhile (see ownership).
+		unlock := s.owners.lock(sess.id)
 		s.reconcileRunning(sess, b.Heartbeat.Running)
 		s.confirmRunning(ctx, sess, b.Heartbeat.Running)
 		s.resendLost(sess, b.Heartbeat.Running)
 		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+		unlock()
 	case *pb.WorkerMessage_Started:
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
 		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(b.Started.TaskId)) {

@@ -28,6 +28,11 @@ type Entry struct {
 // Journal records every accepted assignment in a local bbolt file before it
 // starts, so a restarted worker knows what it was doing.
 //
+// Entries are keyed by attempt (task id, fence), so two attempts of one task
+// on this worker (an earlier one being rolled back after a restart, the
+// task's next one) never overwrite each other. A journal written by an older
+// worker, keyed by task id alone, is converted when opened.
+//
 // Puts are durable before they return. Forgetting an acknowledged attempt
 // is not: deletes ride along with the next put (or Flush). Losing one in a
 // crash only makes the restarted worker re-send an outcome the leader
@@ -36,8 +41,11 @@ type Journal struct {
 	db *bbolt.DB
 
 	mu      sync.Mutex
-	deletes map[uint64]uint64 // task id -> fence
+	deletes map[attemptKey]bool
 }
+
+// attemptKey names one attempt of a task.
+type attemptKey struct{ id, fence uint64 }
 
 // OpenJournal opens (or creates) DIR/journal.db.
 func OpenJournal(dir string) (*Journal, error) {
@@ -53,13 +61,47 @@ func OpenJournal(dir string) (*Journal, error) {
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
 	if err := db.Update(func(tx *bbolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(attemptsBucket)
-		return err
+		bk, err := tx.CreateBucketIfNotExists(attemptsBucket)
+		if err != nil {
+			return err
+		}
+		return migrateKeys(bk)
 	}); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open journal: %w", err)
 	}
-	return &Journal{db: db, deletes: map[uint64]uint64{}}, nil
+	return &Journal{db: db, deletes: map[attemptKey]bool{}}, nil
+}
+
+// migrateKeys re-keys the entries of an older journal (8-byte task id keys)
+// by attempt, in the transaction that opens the journal. An entry that
+// cannot be decoded keeps its old key (All reports it).
+func migrateKeys(bk *bbolt.Bucket) error {
+	type old struct {
+		k, v []byte
+	}
+	var olds []old
+	if err := bk.ForEach(func(k, v []byte) error {
+		if len(k) == 8 {
+			olds = append(olds, old{append([]byte(nil), k...), append([]byte(nil), v...)})
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for _, o := range olds {
+		e, err := decodeEntry(o.v)
+		if err != nil {
+			continue
+		}
+		if err := bk.Put(key(e.Spec.Task.Id, e.Spec.Task.Fence), o.v); err != nil {
+			return err
+		}
+		if err := bk.Delete(o.k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close flushes pending deletes and closes the file.
@@ -71,9 +113,11 @@ func (j *Journal) Close() error {
 	return ferr
 }
 
-func key(id uint64) []byte {
-	k := make([]byte, 8)
+// key is an attempt's key: task id, then fence, big-endian.
+func key(id, fence uint64) []byte {
+	k := make([]byte, 16)
 	binary.BigEndian.PutUint64(k, id)
+	binary.BigEndian.PutUint64(k[8:], fence)
 	return k
 }
 
@@ -99,21 +143,22 @@ func (j *Journal) Put(e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
-	id := e.Spec.Task.Id
+	t := e.Spec.Task
 	return j.db.Batch(func(tx *bbolt.Tx) error {
 		bk := tx.Bucket(attemptsBucket)
-		if err := j.applyDeletes(bk, id); err != nil {
+		// Pending deletes first: a put of an attempt wins over a delete of
+		// it queued before.
+		if err := j.applyDeletes(bk); err != nil {
 			return err
 		}
-		return bk.Put(key(id), b)
+		return bk.Put(key(t.Id, t.Fence), b)
 	})
 }
 
-// Delete forgets an attempt (if the journal still holds that fence) at the
-// next put or flush.
+// Delete forgets an attempt at the next put or flush.
 func (j *Journal) Delete(id, fence uint64) {
 	j.mu.Lock()
-	j.deletes[id] = fence
+	j.deletes[attemptKey{id, fence}] = true
 	j.mu.Unlock()
 }
 
@@ -125,40 +170,32 @@ func (j *Journal) Flush() error {
 	if n == 0 {
 		return nil
 	}
-	return j.db.Update(func(tx *bbolt.Tx) error { return j.applyDeletes(tx.Bucket(attemptsBucket), 0) })
+	return j.db.Update(func(tx *bbolt.Tx) error { return j.applyDeletes(tx.Bucket(attemptsBucket)) })
 }
 
-// applyDeletes removes the pending deletes whose fence still matches, except
-// for task `keep`, which the caller is about to overwrite.
-func (j *Journal) applyDeletes(bk *bbolt.Bucket, keep uint64) error {
+// applyDeletes removes the pending deletes. If the transaction fails, bbolt
+// retries a batch function alone; a lost delete only costs a re-sent report.
+func (j *Journal) applyDeletes(bk *bbolt.Bucket) error {
 	j.mu.Lock()
 	pending := j.deletes
-	j.deletes = map[uint64]uint64{}
-	delete(pending, keep)
+	j.deletes = map[attemptKey]bool{}
 	j.mu.Unlock()
-	for id, fence := range pending {
-		v := bk.Get(key(id))
-		if v == nil {
-			continue
-		}
-		e, err := decodeEntry(v)
-		if err != nil || e.Spec.Task.Fence == fence {
-			if err := bk.Delete(key(id)); err != nil {
-				return err
-			}
+	for a := range pending {
+		if err := bk.Delete(key(a.id, a.fence)); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-// All returns every journalled attempt, by task id.
+// All returns every journalled attempt, by task id and fence.
 func (j *Journal) All() ([]*Entry, error) {
 	var out []*Entry
 	err := j.db.View(func(tx *bbolt.Tx) error {
 		return tx.Bucket(attemptsBucket).ForEach(func(k, v []byte) error {
 			e, err := decodeEntry(v)
 			if err != nil {
-				return fmt.Errorf("task %d: %w", binary.BigEndian.Uint64(k), err)
+				return fmt.Errorf("task %d: %w", binary.BigEndian.Uint64(k[:min(len(k), 8)]), err)
 			}
 			out = append(out, e)
 			return nil

@@ -42,15 +42,20 @@ type Worker struct {
 	journal *Journal
 	log     hclog.Logger
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// attempts are the attempts this worker works on, by task id: running
+	// ones, and journalled ones from before a restart being rolled back. An
+	// attempt stays here until its outcome is in the outbox, so it is always
+	// in one of the two (a cancel or a re-sent assignment never finds it in
+	// neither).
 	attempts map[uint64]*attempt
 	// ended is signalled (with mu) whenever an attempt leaves attempts.
 	ended *sync.Cond
 	// restored are journalled attempts from before a restart, waiting for the
 	// leader to say whether they are still ours.
-	restored map[uint64]*Entry
+	restored map[attemptKey]*Entry
 	// outbox holds outcomes until the leader acknowledges them.
-	outbox  map[uint64]*pb.WorkerMessage
+	outbox  map[attemptKey]*pb.WorkerMessage
 	stream  pb.WorkerService_SessionClient
 	sendMu  sync.Mutex
 	lastAck time.Time
@@ -91,6 +96,7 @@ func (w *Worker) Stats() Stats {
 
 type attempt struct {
 	spec     *pb.TaskSpec
+	ctx      context.Context
 	cancel   context.CancelFunc
 	step     string
 	progress float64
@@ -100,6 +106,9 @@ type attempt struct {
 	// superseded is set when the leader said the attempt is no longer
 	// current: it must not touch SeaweedFS again, not even to roll back.
 	superseded bool
+	// restored: a journalled attempt from before a restart, being rolled
+	// back (see rollbackRestored).
+	restored bool
 }
 
 // New validates the configuration and opens the journal.
@@ -128,8 +137,8 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Worker{cfg: cfg, journal: j, log: cfg.Logger, attempts: map[uint64]*attempt{}, restored: map[uint64]*Entry{},
-		outbox: map[uint64]*pb.WorkerMessage{}}
+	w := &Worker{cfg: cfg, journal: j, log: cfg.Logger, attempts: map[uint64]*attempt{}, restored: map[attemptKey]*Entry{},
+		outbox: map[attemptKey]*pb.WorkerMessage{}}
 	w.ended = sync.NewCond(&w.mu)
 	entries, err := j.All()
 	if err != nil {
@@ -137,7 +146,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("read journal: %w", err)
 	}
 	for _, e := range entries {
-		id := e.Spec.Task.Id
+		id := attemptKey{e.Spec.Task.Id, e.Spec.Task.Fence}
 		switch {
 		case e.Completed != nil:
 			w.outbox[id] = &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: e.Completed}}
@@ -246,7 +255,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		return false, false, err
 	}
 	hello := &pb.Hello{WorkerId: w.cfg.ID, Capabilities: w.cfg.Capabilities, MaxConcurrent: uint32(w.cfg.MaxConcurrent),
-		Running: w.running(true), Version: w.cfg.Version}
+		Running: w.running(), Version: w.cfg.Version}
 	// The welcome does not renew the lease anchor: a leader that no longer
 	// counts an attempt of ours as current says so in a Cancel queued behind
 	// the welcome, and the first heartbeat ack comes after it. A process's
@@ -297,6 +306,9 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	w.hbSent = nil
 	pendingStarts := make([]*pb.WorkerMessage, 0, len(w.attempts))
 	for id, a := range w.attempts {
+		if a.restored {
+			continue // its start is long committed, or never will be
+		}
 		pendingStarts = append(pendingStarts, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: id, Fence: a.spec.Task.Fence}}})
 	}
 	outbox := make([]*pb.WorkerMessage, 0, len(w.outbox))
@@ -341,17 +353,24 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 	}
 }
 
-// running lists attempts for hello and heartbeats; withRestored adds the
-// journalled ones from before a restart.
-func (w *Worker) running(withRestored bool) []*pb.RunningTask {
+// running lists attempts for hello and heartbeats: those running, and the
+// journalled ones from before a restart, waiting for the leader's word or
+// being rolled back. Heartbeats list them all, so the leader's
+// reconciliation cancels any that is not the current attempt of its task,
+// whenever it learns so (before acknowledging the heartbeat).
+func (w *Worker) running() []*pb.RunningTask {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	var out []*pb.RunningTask
 	for id, a := range w.attempts {
-		out = append(out, &pb.RunningTask{TaskId: id, Fence: a.spec.Task.Fence, Step: a.step, Progress: a.progress})
+		step := a.step
+		if a.restored {
+			step = "rolling back after a worker restart"
+		}
+		out = append(out, &pb.RunningTask{TaskId: id, Fence: a.spec.Task.Fence, Step: step, Progress: a.progress})
 	}
-	for id, e := range w.restored {
-		out = append(out, &pb.RunningTask{TaskId: id, Fence: e.Spec.Task.Fence, Step: "interrupted by a worker restart"})
+	for k := range w.restored {
+		out = append(out, &pb.RunningTask{TaskId: k.id, Fence: k.fence, Step: "interrupted by a worker restart"})
 	}
 	return out
 }
@@ -371,7 +390,7 @@ func (w *Worker) helloTimeout() time.Duration {
 // sendHeartbeat sends a heartbeat on stream, noting when, so its ack can
 // move the lease anchor.
 func (w *Worker) sendHeartbeat(stream pb.WorkerService_SessionClient) {
-	hb := &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running(false)}}}
+	hb := &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{Running: w.running()}}}
 	w.sendMu.Lock()
 	defer w.sendMu.Unlock()
 	w.mu.Lock()
@@ -456,14 +475,25 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 			w.leaseAnchor = w.hbSent[0]
 			w.hbSent = w.hbSent[1:]
 		}
-		restored := w.restored
-		w.restored = map[uint64]*Entry{}
+		// The leader answered our hello and this heartbeat, both listing
+		// these, without cancelling them: they are still ours, but their
+		// progress died with the old process. Roll back and report, so the
+		// leader retries them. Being rolled back, they stay listed in
+		// heartbeats until reported, so a leader that comes to see them as
+		// superseded stops them.
+		var rollbacks []*attempt
+		for k, e := range w.restored {
+			if _, busy := w.attempts[k.id]; busy {
+				// Another attempt of the task runs here: this one is not
+				// current, and the leader will say so (it stays listed).
+				continue
+			}
+			delete(w.restored, k)
+			rollbacks = append(rollbacks, w.newAttemptLocked(ctx, e.Spec, true))
+		}
 		w.mu.Unlock()
-		// The leader answered our hello and heartbeat without cancelling
-		// these: they are still ours, but their progress died with the old
-		// process. Roll back and report, so the leader retries them.
-		for _, e := range restored {
-			go w.rollbackRestored(ctx, e)
+		for _, a := range rollbacks {
+			go w.rollbackRestored(a)
 		}
 	case *pb.AdminMessage_Assign:
 		w.start(ctx, b.Assign.Spec)
@@ -471,24 +501,23 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 		w.cancel(b.Cancel)
 	case *pb.AdminMessage_Ack:
 		w.mu.Lock()
-		if out, ok := w.outbox[b.Ack.TaskId]; ok && fenceOf(out) == b.Ack.Fence {
-			delete(w.outbox, b.Ack.TaskId)
-		}
+		delete(w.outbox, attemptKey{b.Ack.TaskId, b.Ack.Fence})
 		w.mu.Unlock()
 		w.journal.Delete(b.Ack.TaskId, b.Ack.Fence)
 	}
 }
 
-func fenceOf(m *pb.WorkerMessage) uint64 {
+// attemptOf names the attempt an outcome reports on.
+func attemptOf(m *pb.WorkerMessage) attemptKey {
 	switch b := m.Body.(type) {
 	case *pb.WorkerMessage_Completed:
-		return b.Completed.Fence
+		return attemptKey{b.Completed.TaskId, b.Completed.Fence}
 	case *pb.WorkerMessage_Failed:
-		return b.Failed.Fence
+		return attemptKey{b.Failed.TaskId, b.Failed.Fence}
 	case *pb.WorkerMessage_Released:
-		return b.Released.Fence
+		return attemptKey{b.Released.TaskId, b.Released.Fence}
 	}
-	return 0
+	return attemptKey{}
 }
 
 // start journals an assignment and runs it.
@@ -505,7 +534,7 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		}
 		return
 	}
-	if out, ok := w.outbox[t.Id]; ok && fenceOf(out) == t.Fence {
+	if out, ok := w.outbox[attemptKey{t.Id, t.Fence}]; ok {
 		// Already ran this attempt; its outcome awaits acknowledgement.
 		w.mu.Unlock()
 		w.send(out)
@@ -527,21 +556,29 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: err.Error(), Step: "journal", Retryable: true, RolledBack: true}}}, nil)
 		return
 	}
-	a := &attempt{spec: spec}
-	actx, cancel := context.WithCancel(seaweed.WithCallGuard(
-		metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
-		w.callGuard(a)))
-	a.cancel = cancel
 	w.mu.Lock()
-	w.attempts[t.Id] = a
+	a := w.newAttemptLocked(ctx, spec, false)
 	w.mu.Unlock()
 	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: t.Id, Fence: t.Fence}}})
 	w.log.Info("running", "task", t.Id, "type", fsm.TypeName(t.Type), "volume", t.VolumeId, "attempt", t.Attempt)
-	go w.execute(actx, a, ex)
+	go w.execute(a, ex)
 }
 
-func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
-	t := a.spec.Task
+// newAttemptLocked (w.mu held) registers an attempt in attempts, with its
+// context (a.ctx): cancelled by a.cancel, and every volume-server call
+// checked by callGuard and tagged with the attempt.
+func (w *Worker) newAttemptLocked(ctx context.Context, spec *pb.TaskSpec, restored bool) *attempt {
+	t := spec.Task
+	a := &attempt{spec: spec, restored: restored}
+	a.ctx, a.cancel = context.WithCancel(seaweed.WithCallGuard(
+		metadata.AppendToOutgoingContext(context.WithoutCancel(ctx), TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
+		w.callGuard(a)))
+	w.attempts[t.Id] = a
+	return a
+}
+
+func (w *Worker) execute(a *attempt, ex Executor) {
+	ctx, t := a.ctx, a.spec.Task
 	report := func(step string, progress float64, checkpoint bool) {
 		w.mu.Lock()
 		a.step, a.progress = step, progress
@@ -551,9 +588,7 @@ func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
 	change, err := ex.Execute(ctx, a.spec, report)
 	a.cancel()
 	w.mu.Lock()
-	delete(w.attempts, t.Id)
 	released, reason := a.released, a.reason
-	w.ended.Broadcast()
 	w.mu.Unlock()
 	var msg *pb.WorkerMessage
 	switch {
@@ -579,7 +614,22 @@ func (w *Worker) execute(ctx context.Context, a *attempt, ex Executor) {
 		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Error: f.Err.Error(), Step: f.Step,
 			Retryable: f.Retryable, RolledBack: f.RolledBack, Interrupted: interrupted}}}
 	}
-	w.report(msg, a.spec)
+	w.finish(a, msg)
+}
+
+// finish reports an attempt's outcome (see report) and only then drops the
+// attempt from attempts, in one step with putting the outcome in the
+// outbox: a cancel or a re-sent assignment arriving meanwhile finds the
+// attempt in one of the two, never in neither (where a cancel was answered
+// "not running here" ahead of the outcome, and a re-sent assignment ran the
+// attempt a second time).
+func (w *Worker) finish(a *attempt, msg *pb.WorkerMessage) {
+	w.reportThen(msg, a.spec, func() {
+		if w.attempts[a.spec.Task.Id] == a {
+			delete(w.attempts, a.spec.Task.Id)
+		}
+		w.ended.Broadcast()
+	})
 }
 
 func asFailure(err error) *Failure {
@@ -591,7 +641,11 @@ func asFailure(err error) *Failure {
 }
 
 // report journals an outcome (so a restart re-sends it) and sends it.
-func (w *Worker) report(msg *pb.WorkerMessage, spec *pb.TaskSpec) {
+func (w *Worker) report(msg *pb.WorkerMessage, spec *pb.TaskSpec) { w.reportThen(msg, spec, nil) }
+
+// reportThen is report, calling locked (with w.mu held) as the outcome
+// enters the outbox.
+func (w *Worker) reportThen(msg *pb.WorkerMessage, spec *pb.TaskSpec, locked func()) {
 	var id uint64
 	e := &Entry{Spec: spec}
 	switch b := msg.Body.(type) {
@@ -611,28 +665,42 @@ func (w *Worker) report(msg *pb.WorkerMessage, spec *pb.TaskSpec) {
 		}
 	}
 	w.mu.Lock()
-	w.outbox[id] = msg
+	w.outbox[attemptOf(msg)] = msg
+	if locked != nil {
+		locked()
+	}
 	w.mu.Unlock()
 	w.send(msg)
 }
 
 // cancel stops an attempt the leader no longer wants; an attempt unknown
 // here (or restored from before a restart but no longer ours) is released
-// without touching SeaweedFS: the current attempt owns the volume now.
+// without touching SeaweedFS: the current attempt owns the volume now. An
+// attempt that already ended is answered with its outcome.
 func (w *Worker) cancel(c *pb.Cancel) {
+	k := attemptKey{c.TaskId, c.Fence}
 	w.mu.Lock()
 	a, ok := w.attempts[c.TaskId]
 	if ok && a.spec.Task.Fence == c.Fence {
 		a.released, a.reason = true, c.Reason
 		a.superseded = a.superseded || c.Superseded
+		// A restored attempt's rollback is how it stops: only an attempt
+		// that is no longer current must not even roll back.
+		stop := !a.restored || a.superseded
 		w.mu.Unlock()
-		a.cancel()
+		if stop {
+			a.cancel()
+		}
 		return
 	}
-	_, wasRestored := w.restored[c.TaskId]
-	if wasRestored {
-		delete(w.restored, c.TaskId)
+	if out, ok := w.outbox[k]; ok {
+		// Ended, its outcome not yet acknowledged: that answers the cancel.
+		w.mu.Unlock()
+		w.send(out)
+		return
 	}
+	_, wasRestored := w.restored[k]
+	delete(w.restored, k)
 	w.mu.Unlock()
 	if wasRestored {
 		w.log.Info("journalled attempt is no longer ours; leaving the volume to the current attempt", "task", c.TaskId, "reason", c.Reason)
@@ -641,27 +709,38 @@ func (w *Worker) cancel(c *pb.Cancel) {
 	w.send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: c.TaskId, Fence: c.Fence, RolledBack: false, Error: "not running here"}}})
 }
 
-func (w *Worker) rollbackRestored(ctx context.Context, e *Entry) {
-	t := e.Spec.Task
+// rollbackRestored rolls back a journalled attempt from before a restart
+// and reports it. It runs as an attempt (listed in heartbeats, its calls
+// guarded by the lease and stopped once the leader says it is superseded).
+func (w *Worker) rollbackRestored(a *attempt) {
+	t := a.spec.Task
 	ex := w.cfg.Executors[t.Type]
-	rctx := seaweed.WithCallGuard(metadata.AppendToOutgoingContext(ctx, TaskMetadataKey, fmt.Sprintf("%d/%d", t.Id, t.Fence)),
-		func() (time.Time, error) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			return w.leaseHeldLocked()
-		})
 	var err error
 	if ex != nil {
-		err = ex.Rollback(rctx, e.Spec)
+		err = ex.Rollback(a.ctx, a.spec)
 	} else {
 		err = fmt.Errorf("no executor for %s", fsm.TypeName(t.Type))
 	}
-	w.log.Info("rolled back an attempt interrupted by a restart", "task", t.Id, "error", err)
-	f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: true, RolledBack: err == nil, Interrupted: true}
-	if err != nil {
-		f.Error += "; rollback: " + err.Error()
+	a.cancel()
+	w.mu.Lock()
+	released, superseded := a.released, a.superseded
+	w.mu.Unlock()
+	w.log.Info("rolled back an attempt interrupted by a restart", "task", t.Id, "error", err, "superseded", superseded)
+	var msg *pb.WorkerMessage
+	if released {
+		r := &pb.TaskReleased{TaskId: t.Id, Fence: t.Fence, RolledBack: err == nil, Error: "worker restarted during the attempt"}
+		if err != nil {
+			r.Error += "; rollback: " + err.Error()
+		}
+		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: r}}
+	} else {
+		f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: true, RolledBack: err == nil, Interrupted: true}
+		if err != nil {
+			f.Error += "; rollback: " + err.Error()
+		}
+		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: f}}
 	}
-	w.report(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: f}}, e.Spec)
+	w.finish(a, msg)
 }
 
 // watchLease stops every attempt once the leader has not acknowledged a

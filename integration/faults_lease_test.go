@@ -1,0 +1,112 @@
+package integration
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// fkRestartAtLease: kill -9 a worker holding a running attempt and restart
+// it so that its hello reaches the leader right around the moment the
+// leader's lease expiry requeues that attempt (lease + grace after it last
+// heard from the worker), sometimes a little before, sometimes a little
+// after. The restarted worker finds the attempt in its journal and lists
+// it; whether the leader re-attaches it or requeues it, exactly one of
+// them may touch the volume: a rollback judged the owner against a state
+// about to change would run beside the attempt that replaces it (issue 10,
+// item 2).
+const fkRestartAtLease faultKind = "worker-restart-lease"
+
+// GK_FAULT_LEASE_WEIGHT overrides its weight (10), e.g. to run mostly this
+// fault while working on it.
+func init() {
+	weight := 10
+	if n, err := envInt("GK_FAULT_LEASE_WEIGHT", 10); err == nil {
+		weight = int(n)
+	}
+	faultWeights = append(faultWeights, struct {
+		kind   faultKind
+		weight int
+	}{fkRestartAtLease, weight})
+	extraFaults[fkRestartAtLease] = (*faultRun).restartWorkerAtLease
+}
+
+// restartWorkerAtLease runs one fkRestartAtLease round.
+func (r *faultRun) restartWorkerAtLease(kind faultKind) {
+	w, task := r.workerWithRunningAttempt(3 * time.Second)
+	if w == nil {
+		w = r.workers[r.rng.IntN(len(r.workers))]
+	}
+	// The leader heard from the worker at most a heartbeat before the kill
+	// and checks leases every 500 ms, so its expiry falls in about
+	// [kill + lease + grace - heartbeat, kill + lease + grace + 500ms]. The
+	// hello is aimed across that window, allowing ~150 ms for the process
+	// to start and dial.
+	const startup = 150 * time.Millisecond
+	expiry := faultLease + faultGrace
+	aim := expiry + r.hold(-2*faultHeartbeat, 700*time.Millisecond)
+	logBefore := len(w.log())
+	r.note("%s: kill -9 %s (holding %s), its hello aimed at %s after the kill (lease+grace %s)", kind, w.ID, task, aim.Round(time.Millisecond), expiry)
+	killed := time.Now()
+	w.kill9(r.t)
+	time.Sleep(time.Until(killed.Add(aim - startup)))
+	w.startArgs(r.t, w.argv...)
+	// Note when the restarted worker was welcomed and what became of its
+	// journalled attempts (for the round's record; the checks after the
+	// run judge the outcome).
+	welcomed := false
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		since := w.log()[logBefore:]
+		if !welcomed && strings.Contains(since, "connected: admin=") {
+			welcomed = true
+			r.note("%s: %s welcomed %s after the kill (%+v from lease+grace)", kind, w.ID,
+				time.Since(killed).Round(time.Millisecond), (time.Since(killed) - expiry).Round(time.Millisecond))
+		}
+		superseded := strings.Count(since, "journalled attempt is no longer ours") + strings.Count(since, "superseded=true")
+		rolledBack := strings.Count(since, "superseded=false")
+		if welcomed && superseded+rolledBack > 0 {
+			r.note("%s: %s's journalled attempts: %d rolled back as its own, %d left to the attempt that replaced them", kind, w.ID, rolledBack, superseded)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !welcomed {
+		r.note("%s: %s not welcomed within 5s of its restart", kind, w.ID)
+	}
+}
+
+// workerWithRunningAttempt picks, at random, a worker that holds a running
+// (or assigned) attempt, waiting up to wait for one; nil if none.
+func (r *faultRun) workerWithRunningAttempt(wait time.Duration) (*faultWorker, string) {
+	deadline := time.Now().Add(wait)
+	for {
+		tasks, err := r.listTasks()
+		if err == nil {
+			var cands []*pb.Task
+			for _, tk := range tasks {
+				if tk.State == pb.TaskState_TASK_STATE_RUNNING || tk.State == pb.TaskState_TASK_STATE_ASSIGNED {
+					for _, w := range r.workers {
+						if w.ID == tk.WorkerId && w.running() && !w.stopped {
+							cands = append(cands, tk)
+						}
+					}
+				}
+			}
+			if len(cands) > 0 {
+				tk := cands[r.rng.IntN(len(cands))]
+				for _, w := range r.workers {
+					if w.ID == tk.WorkerId {
+						return w, fmt.Sprintf("%s task %d fence %d", typeNames[tk.Type], tk.Id, tk.Fence)
+					}
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return nil, "no attempt"
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

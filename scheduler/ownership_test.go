@@ -1,0 +1,136 @@
+package scheduler
+
+import (
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// gatedApplier holds every RequeueTask proposal until release is closed,
+// after closing entered: a requeue whose commit is still in flight.
+type gatedApplier struct {
+	fsmApplier
+	mu       sync.Mutex
+	entered  chan struct{}
+	release  chan struct{}
+	requeues int
+}
+
+func (a *gatedApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	if cmd.GetRequeueTask() != nil {
+		a.mu.Lock()
+		a.requeues++
+		if a.requeues == 1 {
+			close(a.entered)
+		}
+		a.mu.Unlock()
+		<-a.release
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fsmApplier.Apply(ctx, cmd)
+}
+
+// goroutineBlocked reports whether some goroutine whose stack contains fn
+// is waiting for a mutex.
+func goroutineBlocked(fn string) bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) && strings.Contains(g, "sync.(*Mutex).Lock") {
+			return true
+		}
+	}
+	return false
+}
+
+// TestHelloDuringALeaseExpiryRequeue: a restarted worker's hello that
+// arrives while the lease expiry's requeue of its attempt is being
+// committed must not leave the worker owning it. Before, the hello was
+// reconciled against the state from before the requeue, judged the owner,
+// and got no cancel: the worker rolled the journalled attempt back under a
+// fresh lease while the task was pending or reassigned (issue 10, item 2).
+// The interleaving is forced: the requeue is held in the applier while the
+// hello is handled (or, with the fix, blocks on the worker's ownership lock).
+func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
+	f := fsm.New()
+	long := now.Add(-time.Minute)
+	applyAll(t, f, long,
+		&pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{Id: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: 1}}}},
+		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		&pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: 1, Fence: 3}}},
+	)
+	a := &gatedApplier{fsmApplier: fsmApplier{f: f, at: now, index: 4}, entered: make(chan struct{}), release: make(chan struct{})}
+	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	// Leading for a minute; w1 last heard from a minute ago, session gone.
+	s.running, s.started, s.lastSeen["w1"] = true, long, long
+	var active []*pb.Task
+	f.Read(func(st *fsm.State) {
+		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_RUNNING}})
+	})
+	if len(active) != 1 || active[0].Id != 1 || active[0].Fence != 3 {
+		t.Fatalf("set-up: active %v, want task 1 running under fence 3", active)
+	}
+
+	expired := make(chan struct{})
+	go func() { defer close(expired); s.expireLeases(context.Background(), active, now) }()
+	<-a.entered // decided, requeue in flight
+
+	type attached struct {
+		sess *Session
+		err  error
+	}
+	hello := make(chan attached, 1)
+	go func() {
+		sess, _, err := s.Attach(context.Background(), &pb.Hello{WorkerId: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM},
+			MaxConcurrent: 1, Running: []*pb.RunningTask{{TaskId: 1, Fence: 3, Step: "interrupted by a worker restart"}}})
+		hello <- attached{sess, err}
+	}()
+	// Let the hello be handled as far as it can while the requeue is in
+	// flight: all the way (it must then not have been judged the owner),
+	// or up to the ownership lock.
+	var got *attached
+	deadline := time.Now().Add(10 * time.Second)
+	for got == nil && !goroutineBlocked("(*Scheduler).Attach") {
+		select {
+		case h := <-hello:
+			got = &h
+		case <-time.After(time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the hello neither finished nor waited for the requeue")
+		}
+	}
+	close(a.release)
+	<-expired
+	if got == nil {
+		h := <-hello
+		got = &h
+	}
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+
+	var task *pb.Task
+	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+	if task.State != pb.TaskState_TASK_STATE_PENDING {
+		t.Fatalf("task after the expiry: %s, want pending (requeued)", fsm.StateName(task.State))
+	}
+	var cancelled bool
+	for len(got.sess.Out()) > 0 {
+		m := <-got.sess.Out()
+		if c := m.GetCancel(); c.GetTaskId() == 1 && c.GetFence() == 3 && c.GetSuperseded() {
+			cancelled = true
+		}
+	}
+	if !cancelled {
+		t.Fatal("the worker that said hello while its attempt was being requeued was not told the attempt is superseded: it would roll it back as its own")
+	}
+}
