@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -149,8 +150,27 @@ func (s *State) assignTask(index uint64, now int64, c *pb.AssignTask) (*pb.Task,
 	t.State, t.WorkerId, t.Fence = assigned, c.WorkerId, index
 	t.AssignedAt, t.UpdatedAt = now, now
 	t.Progress, t.Step = 0, ""
+	t.AttemptServers = sortedUnion(nil, c.Servers)
 	s.putTask(t)
 	return t, nil
+}
+
+// sortedUnion returns the sorted, deduplicated union of a and b without
+// empty strings, so that the servers an attempt named are recorded the same
+// way on every node whatever order the command listed them in.
+func sortedUnion(a, b []string) []string {
+	seen := make(map[string]bool, len(a)+len(b))
+	var out []string
+	for _, l := range [][]string{a, b} {
+		for _, x := range l {
+			if x != "" && !seen[x] {
+				seen[x] = true
+				out = append(out, x)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (s *State) startTask(now int64, c *pb.StartTask) (*pb.Task, *Error) {
@@ -227,6 +247,9 @@ func (s *State) requeueTask(now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
 		return t, nil
 	}
 	t.State, t.WorkerId, t.Fence = pending, "", 0
+	// The ended attempt may have left data on its servers: the next
+	// attempt's spec names them so that its executor sweeps or recognises it.
+	t.EarlierServers, t.AttemptServers = sortedUnion(t.EarlierServers, t.AttemptServers), nil
 	t.Attempt++
 	if c.CountAsRetry {
 		t.RetryCount++

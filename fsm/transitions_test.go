@@ -3,6 +3,7 @@ package fsm
 import (
 	"errors"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -398,5 +399,34 @@ func TestNames(t *testing.T) {
 	}
 	if TypeName(99) != "unknown(99)" || StateName(99) != "unknown(99)" || ValidType(0) || ValidType(99) {
 		t.Errorf("unknown names")
+	}
+}
+
+// TestAttemptServersHistory: the servers an assignment names are the
+// attempt's; a requeue moves them to the history that the next attempt's
+// spec sweeps, sorted and deduplicated whatever order the commands used.
+func TestAttemptServersHistory(t *testing.T) {
+	h := newHarness(t)
+	tk := h.ok(submitCmd(pb.TaskType_TASK_TYPE_ERASURE_CODING, 7))
+	assign := func(servers ...string) *pb.Task {
+		cmd := assignCmd(tk.Id, "w1")
+		cmd.GetAssignTask().Servers = servers
+		return h.ok(cmd)
+	}
+	got := assign("b:1", "a:1", "b:1", "")
+	if !slices.Equal(got.AttemptServers, []string{"a:1", "b:1"}) || len(got.EarlierServers) != 0 {
+		t.Fatalf("first attempt: attempt %v earlier %v", got.AttemptServers, got.EarlierServers)
+	}
+	got = h.ok(requeueCmd(tk.Id, got.Fence, "worker lost", true))
+	if len(got.AttemptServers) != 0 || !slices.Equal(got.EarlierServers, []string{"a:1", "b:1"}) {
+		t.Fatalf("requeued: attempt %v earlier %v", got.AttemptServers, got.EarlierServers)
+	}
+	got = assign("c:1", "a:1")
+	if !slices.Equal(got.AttemptServers, []string{"a:1", "c:1"}) || !slices.Equal(got.EarlierServers, []string{"a:1", "b:1"}) {
+		t.Fatalf("second attempt: attempt %v earlier %v", got.AttemptServers, got.EarlierServers)
+	}
+	got = h.ok(requeueCmd(tk.Id, 0, "again", true))
+	if !slices.Equal(got.EarlierServers, []string{"a:1", "b:1", "c:1"}) {
+		t.Fatalf("second requeue: earlier %v", got.EarlierServers)
 	}
 }

@@ -26,11 +26,7 @@ func init() {
 	if n, err := envInt("GK_FAULT_LEASE_WEIGHT", 10); err == nil {
 		weight = int(n)
 	}
-	faultWeights = append(faultWeights, struct {
-		kind   faultKind
-		weight int
-	}{fkRestartAtLease, weight})
-	extraFaults[fkRestartAtLease] = (*faultRun).restartWorkerAtLease
+	registerFault(fkRestartAtLease, weight, func(r *faultRun) { r.restartWorkerAtLease(fkRestartAtLease) })
 }
 
 // restartWorkerAtLease runs one fkRestartAtLease round.

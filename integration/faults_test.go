@@ -90,9 +90,31 @@ var faultWeights = []struct {
 	{fkStopLeader, 5}, {fkStopFollower, 4}, {fkStopWorker, 7}, {fkIsolateLeader, 7}, {fkIsolateFollow, 7},
 }
 
-// extraFaults runs the fault kinds defined in faults_*_test.go files, which
-// register themselves (and their weights in faultWeights) from init.
-var extraFaults = map[faultKind]func(r *faultRun, kind faultKind){}
+// extraFaults are fault kinds defined in other files (faults_*_test.go),
+// registered from their init with registerFault.
+var extraFaults = map[faultKind]func(*faultRun){}
+
+func registerFault(kind faultKind, weight int, run func(*faultRun)) {
+	faultWeights = append(faultWeights, struct {
+		kind   faultKind
+		weight int
+	}{kind, weight})
+	extraFaults[kind] = run
+}
+
+// extraFinalChecks are final checks defined in other files: each returns
+// how many things it checked and its violations.
+var extraFinalChecks []struct {
+	name  string
+	check func(*faultRun) (int, []string)
+}
+
+func registerFinalCheck(name string, check func(*faultRun) (int, []string)) {
+	extraFinalChecks = append(extraFinalChecks, struct {
+		name  string
+		check func(*faultRun) (int, []string)
+	}{name, check})
+}
 
 // faultAdmin is one admin process with its own loopback IP.
 type faultAdmin struct {
@@ -733,8 +755,8 @@ func (r *faultRun) runRound(kind faultKind) {
 		time.Sleep(d)
 		r.parts.heal()
 	default:
-		if run, ok := extraFaults[kind]; ok {
-			run(r, kind)
+		if run := extraFaults[kind]; run != nil {
+			run(r)
 		}
 	}
 }
@@ -868,6 +890,16 @@ func (r *faultRun) finalChecks() {
 	fmt.Fprintf(&b, "  replicas unloaded by a commit without a finished compaction: %d\n", len(unloaded))
 	fmt.Fprintf(&b, "  replicas left read-only (informational): %d\n", readOnly)
 	fmt.Fprintf(&b, "  tasks not terminal: %d\n", len(open))
+	var extraProblems []string
+	for _, x := range extraFinalChecks {
+		n, ps := x.check(r)
+		fmt.Fprintf(&b, "  %s: %d (of %d checked)\n", x.name, len(ps), n)
+		for i, p := range ps {
+			if i < 10 {
+				extraProblems = append(extraProblems, x.name+": "+p)
+			}
+		}
+	}
 	fmt.Fprintf(&b, "  state hashes: %s\n", hashes)
 	fmt.Print(b.String())
 	r.t.Log(b.String())
@@ -914,6 +946,7 @@ func (r *faultRun) finalChecks() {
 	if hashErr != nil {
 		problems = append(problems, hashErr.Error())
 	}
+	problems = append(problems, extraProblems...)
 	if len(problems) > 0 {
 		r.fail("%d kinds of violation:\n%s\n%s", len(problems), b.String(), strings.Join(problems, "\n"))
 	}

@@ -81,7 +81,7 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 	if done, ok := doneBefore(task, topo); ok {
 		return nil, done
 	}
-	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage}
+	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage, EarlierServers: task.EarlierServers}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
@@ -102,6 +102,7 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 			return nil, err
 		}
 		spec.ShardTargets = targets
+		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := planMove(task, v, topo)
@@ -112,6 +113,60 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 		return spec, nil
 	}
 	return nil, planErr("unknown task type %d", int32(task.Type))
+}
+
+// SpecServers are the servers on which an attempt of spec may create data:
+// for erasure coding the replicas (one generates the shards) and the shard
+// targets, for a move its target. The assignment records them in the task
+// (AssignTask.servers), so that a retry knows where an abandoned attempt
+// may have left shards or a partial copy.
+func SpecServers(spec *pb.TaskSpec) []string {
+	var out []string
+	switch spec.GetTask().GetType() {
+	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		out = append(out, spec.GetReplicas()...)
+		for _, st := range spec.GetShardTargets() {
+			out = append(out, st.GetServer())
+		}
+	case pb.TaskType_TASK_TYPE_BALANCE:
+		out = append(out, spec.GetTarget())
+	}
+	seen := map[string]bool{}
+	var uniq []string
+	for _, s := range out {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			uniq = append(uniq, s)
+		}
+	}
+	sort.Strings(uniq)
+	return uniq
+}
+
+// shardHolders lists, sorted, every server the master reports with shards
+// of the volume (in the form replicas use); a volume being encoded has none
+// unless an earlier attempt left some.
+func shardHolders(topo *seaweed.Topology, vid uint32) []string {
+	e, ok := topo.EcVolumes[vid]
+	if !ok {
+		return nil
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, ids := range e.Shards {
+		for _, id := range ids {
+			name := id
+			if s, ok := findServer(topo, id); ok {
+				name = s.Addr.String()
+			}
+			if !seen[name] {
+				seen[name] = true
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // placeShards spreads the 14 shards round-robin over the servers with the
@@ -184,6 +239,18 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		}
 		return float64(used) / float64(max)
 	}
+	// A retry whose earlier attempt left its copy on a server (that server
+	// now holds a replica the master lists) moves to that server again: its
+	// executor recognises the copy, adopts it if it is identical to the
+	// source or replaces it if it holds nothing the source lacks. Such a
+	// server is never the source.
+	var leftover *seaweed.Server
+	for _, name := range task.EarlierServers {
+		if s, ok := findServer(topo, name); ok && hasReplica(v, s.ID) {
+			leftover = s
+			break
+		}
+	}
 	if task.Source != "" {
 		s, ok := findServer(topo, task.Source)
 		if !ok {
@@ -195,10 +262,19 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		src = s
 	} else {
 		for _, r := range v.Replicas {
+			if leftover != nil && r.Server.ID == leftover.ID {
+				continue
+			}
 			if src == nil || usage(r.Server) > usage(src) {
 				src = r.Server
 			}
 		}
+		if src == nil {
+			return nil, nil, planErr("volume %d has no replica to move besides an earlier attempt's copy on %s", v.ID, leftover.ID)
+		}
+	}
+	if leftover != nil && (task.Target == "" || sameID(topo, task.Target, leftover.ID)) && leftover.ID != src.ID {
+		return src, leftover, nil
 	}
 	if task.Target != "" {
 		s, ok := findServer(topo, task.Target)
@@ -234,4 +310,10 @@ func freeSlots(s *seaweed.Server) int64 {
 		free += d.FreeSlots
 	}
 	return free
+}
+
+// sameID reports whether name resolves to the server with the given id.
+func sameID(topo *seaweed.Topology, name, id string) bool {
+	s, ok := findServer(topo, name)
+	return ok && s.ID == id
 }

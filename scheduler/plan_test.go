@@ -210,6 +210,7 @@ func TestPlanSpecBalance(t *testing.T) {
 		nodes          []*node // nil: nodes()
 		volume         uint32  // 0: 5
 		source, target string
+		earlier        []string // servers of earlier attempts (a retry)
 		wantSrc        string
 		wantDst        string
 		wantErr        string
@@ -236,6 +237,12 @@ func TestPlanSpecBalance(t *testing.T) {
 			target: sid(2), wantErr: "no free volume slot"},
 		{name: "every server holds it", volume: 1, nodes: []*node{
 			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(1, 10))}, wantErr: "no server without a replica"},
+		// A retry whose abandoned attempt's copy on its target is listed.
+		{name: "retry: target holds the earlier attempt's copy", source: "vs1", target: "vs2", earlier: []string{a2}, wantSrc: a1, wantDst: a2},
+		{name: "retry: neither named, back to the earlier target", earlier: []string{a2}, wantSrc: a1, wantDst: a2},
+		{name: "retry: the earlier copy is never the source", source: "", target: "", earlier: []string{a1}, wantSrc: a2, wantDst: a1},
+		{name: "retry: an earlier target without the volume changes nothing", source: "vs1", target: "vs3", earlier: []string{a5}, wantSrc: a1, wantDst: a3},
+		{name: "retry: another holder is not the earlier target", source: "vs1", target: "vs2", earlier: []string{a3}, wantErr: "already holds"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := tc.nodes
@@ -247,7 +254,10 @@ func TestPlanSpecBalance(t *testing.T) {
 				id = 5
 			}
 			topo := build(100, ns...)
-			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4}
+			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4, EarlierServers: tc.earlier}
+			if tc.earlier != nil {
+				task.Attempt = 2
+			}
 			spec, err := PlanSpec(task, topo, DefaultThresholds())
 			if tc.wantErr != "" {
 				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantErr) {
@@ -304,5 +314,37 @@ func TestDetectThenPlan(t *testing.T) {
 	}
 	if testing.Verbose() {
 		t.Logf("%d layouts", layouts)
+	}
+}
+
+// TestPlanSpecErasureCodingLeftovers: a retry's spec names, besides its own
+// plan, the servers of earlier attempts and every server the master lists
+// with shards of the volume (leftovers of an abandoned attempt, which the
+// executor sweeps), and the assignment records the servers the spec may
+// create data on.
+func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
+	topo := build(100,
+		srv(sid(1), 10, v(1, 100)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
+		srv(sid(5), 0).withFree(0).shards(1, 3, 4), srv(sid(6), 0).withFree(0).shards(1, 7))
+	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), swa(9)}}
+	spec, err := PlanSpec(task, topo, DefaultThresholds())
+	if err != nil {
+		t.Fatalf("PlanSpec: %v", err)
+	}
+	if want := []string{swa(5), swa(6)}; !reflect.DeepEqual(spec.EcShardHolders, want) {
+		t.Errorf("EcShardHolders = %v, want %v", spec.EcShardHolders, want)
+	}
+	if !reflect.DeepEqual(spec.EarlierServers, task.EarlierServers) {
+		t.Errorf("EarlierServers = %v, want %v", spec.EarlierServers, task.EarlierServers)
+	}
+	if want := addrOf(1, 2, 3, 4); !reflect.DeepEqual(SpecServers(spec), want) {
+		t.Errorf("SpecServers = %v, want %v", SpecServers(spec), want)
+	}
+	move := &pb.TaskSpec{Task: &pb.Task{Type: balanceT}, Replicas: []string{swa(1)}, Source: swa(1), Target: swa(2)}
+	if want := []string{swa(2)}; !reflect.DeepEqual(SpecServers(move), want) {
+		t.Errorf("SpecServers(move) = %v, want %v", SpecServers(move), want)
+	}
+	if got := SpecServers(&pb.TaskSpec{Task: &pb.Task{Type: vacuumT}, Replicas: []string{swa(1)}}); len(got) != 0 {
+		t.Errorf("SpecServers(vacuum) = %v, want none", got)
 	}
 }

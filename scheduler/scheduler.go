@@ -765,7 +765,11 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 	if planErr != nil {
 		worker = schedulerWorker
 	}
-	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: t.Id, WorkerId: worker}}})
+	assign := &pb.AssignTask{TaskId: t.Id, WorkerId: worker}
+	if planErr == nil {
+		assign.Servers = SpecServers(spec)
+	}
+	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: assign}})
 	if err != nil {
 		if !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("assign", "task", t.Id, "worker", worker, "error", err)

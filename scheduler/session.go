@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -189,8 +190,11 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	}
 	for _, t := range lost {
 		spec, err := PlanSpec(t, topo, s.cfg.Thresholds)
-		if err != nil {
-			continue // the volume changed under it: the stuck timer retries it
+		if err != nil || !subset(SpecServers(spec), t.AttemptServers) {
+			// The volume changed under it: the stuck timer retries it. A
+			// spec naming servers the assignment did not record is not sent
+			// either: a retry must know every server an attempt may touch.
+			continue
 		}
 		s.log.Info("re-sending an assignment its worker does not have", "task", t.Id, "worker", sess.id)
 		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Assign{Assign: &pb.Assign{Spec: spec}}})
@@ -536,4 +540,14 @@ func (s *Scheduler) Progress(id uint64) (progress float64, step string, ok bool)
 	defer s.mu.Unlock()
 	p, ok := s.progress[id]
 	return p.progress, p.step, ok
+}
+
+// subset reports whether every element of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package seaweed
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -490,4 +491,85 @@ func (c *VolumeClient) MountedEcShards(ctx context.Context, server string, vid u
 		}
 	}
 	return out, nil
+}
+
+// ---------------------------------------------------------------------------
+// Needle index.
+
+// IdxEntrySize is the size of one .idx entry of a weed built without the
+// 5BytesOffset tag (the release default): needle id (8 bytes), offset in
+// 8-byte units (4) and size (4), big-endian.
+const IdxEntrySize = 16
+
+// NeedleSet is the live content of a volume by its index: needle id -> size.
+type NeedleSet map[uint64]uint32
+
+// LiveNeedles reads the volume's .idx from the server (CopyFile, as
+// `weed shell volume.check.disk` does) and replays it: a put with a
+// non-zero offset and a valid size sets the needle, anything else (a
+// tombstone) deletes it. What is left is what the volume holds, whatever its
+// compaction revision: vacuum drops deleted entries, not live ones.
+func (c *VolumeClient) LiveNeedles(ctx context.Context, server string, vid uint32, collection string) (NeedleSet, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cl.CopyFile(ctx, &volume_server_pb.CopyFileRequest{
+		VolumeId: vid, Ext: ".idx", Collection: collection,
+		CompactionRevision: math.MaxUint32, StopOffset: math.MaxInt64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the index of volume %d on %s: %w", vid, server, err)
+	}
+	set := NeedleSet{}
+	var rest []byte
+	for {
+		msg, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read the index of volume %d on %s: %w", vid, server, err)
+		}
+		buf := append(rest, msg.GetFileContent()...)
+		for len(buf) >= IdxEntrySize {
+			set.apply(buf[:IdxEntrySize])
+			buf = buf[IdxEntrySize:]
+		}
+		rest = append(rest[:0:0], buf...)
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("read the index of volume %d on %s: %d trailing bytes (not a whole %d-byte entry)", vid, server, len(rest), IdxEntrySize)
+	}
+	return set, nil
+}
+
+func (s NeedleSet) apply(e []byte) {
+	id := binary.BigEndian.Uint64(e[0:8])
+	offset := binary.BigEndian.Uint32(e[8:12])
+	size := int32(binary.BigEndian.Uint32(e[12:16]))
+	// SeaweedFS: Size.IsDeleted is size < 0 (TombstoneFileSize is -1).
+	if offset != 0 && size >= 0 {
+		s[id] = uint32(size)
+	} else {
+		delete(s, id)
+	}
+}
+
+// Diff counts the needles only s holds and only other holds (a needle of
+// different sizes counts on both sides).
+func (s NeedleSet) Diff(other NeedleSet) (sOnly, otherOnly int) {
+	for id, sz := range s {
+		if osz, ok := other[id]; !ok || osz != sz {
+			sOnly++
+		}
+	}
+	for id, sz := range other {
+		if ssz, ok := s[id]; !ok || ssz != sz {
+			otherOnly++
+		}
+	}
+	return sOnly, otherOnly
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -40,6 +41,7 @@ type balanceExecutor struct{ c *seaweed.VolumeClient }
 type balanceAttempt struct {
 	c                 *seaweed.VolumeClient
 	vid               uint32
+	collection        string
 	source, target    string
 	sourceWasWritable bool
 	frozen            bool
@@ -74,7 +76,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 	if err != nil {
 		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
 	}
-	a := &balanceAttempt{c: e.c, vid: vid, source: source, target: target}
+	a := &balanceAttempt{c: e.c, vid: vid, collection: collection, source: source, target: target}
 	fail := func(step string, err error) (*pb.CapacityChange, error) {
 		return nil, failure(ctx, step, err, true, a.rollback(ctx))
 	}
@@ -91,10 +93,24 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 	if err != nil {
 		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
 	}
+	// earlier: the target holds the copy an abandoned attempt of this task
+	// made (its spec named the target). That attempt froze the source with
+	// a mark that is not persisted; the source was writable before it.
+	earlier := false
 	if present {
-		// A copy would replace that replica; never point a copy at a server
-		// that may hold the authoritative data.
-		return nil, failure(ctx, StepBalanceProbe, permanent("target %s already holds volume %d", target, vid), true, nil)
+		if !slices.ContainsFunc(spec.GetEarlierServers(), func(s string) bool { return sameServer(s, target) }) {
+			// A copy would replace that replica; never point a copy at a
+			// server that may hold the authoritative data.
+			return nil, failure(ctx, StepBalanceProbe, permanent("target %s already holds volume %d", target, vid), true, nil)
+		}
+		earlier = true
+		if !a.sourceWasWritable {
+			frozen, err := frozenUnpersisted(ctx, e.c, source, vid)
+			if err != nil {
+				return nil, failure(ctx, StepBalanceProbe, err, true, nil)
+			}
+			a.sourceWasWritable = frozen
+		}
 	}
 
 	p.begin(StepBalanceFreeze, 5)
@@ -109,27 +125,55 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		return fail(StepBalanceFreeze, err)
 	}
 
+	adopted := false
+	if earlier {
+		// Compare the earlier copy with the frozen source: identical, it is
+		// adopted; holding nothing the source lacks, it is replaced; holding
+		// needles the source lacks, it may be the only good copy of them and
+		// neither side is touched.
+		srcSet, err := e.c.LiveNeedles(ctx, source, vid, collection)
+		if err != nil {
+			return fail(StepBalanceFreeze, err)
+		}
+		dstSet, err := e.c.LiveNeedles(ctx, target, vid, collection)
+		if err != nil {
+			return fail(StepBalanceFreeze, err)
+		}
+		switch srcOnly, dstOnly := srcSet.Diff(dstSet); {
+		case dstOnly > 0:
+			return fail(StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both: reconcile them first (weed shell volume.check.disk)", target, vid, dstOnly, source))
+		case srcOnly == 0:
+			adopted = true
+		default:
+			if err := deleteVolume(ctx, e.c, target, vid, true); err != nil {
+				return fail(StepBalanceFreeze, fmt.Errorf("delete the earlier attempt's partial copy of volume %d on %s: %w", vid, target, err))
+			}
+		}
+	}
+
 	p.begin(StepBalanceCopy, 10)
 	if err := ctx.Err(); err != nil {
 		return fail(StepBalanceCopy, err)
 	}
 	a.copied = true
-	size := max(spec.GetSize(), st.GetVolumeSize())
-	lastAppendAtNs, err := e.c.VolumeCopy(ctx, target, vid, collection, source, spec.GetDiskType(), func(processed int64) {
-		if size > 0 {
-			p.within(10 + 70*min(1, float64(processed)/float64(size)))
+	if !adopted {
+		size := max(spec.GetSize(), st.GetVolumeSize())
+		lastAppendAtNs, err := e.c.VolumeCopy(ctx, target, vid, collection, source, spec.GetDiskType(), func(processed int64) {
+			if size > 0 {
+				p.within(10 + 70*min(1, float64(processed)/float64(size)))
+			}
+		})
+		if err != nil {
+			return fail(StepBalanceCopy, err)
 		}
-	})
-	if err != nil {
-		return fail(StepBalanceCopy, err)
-	}
 
-	p.begin(StepBalanceTail, 80)
-	if err := ctx.Err(); err != nil {
-		return fail(StepBalanceTail, err)
-	}
-	if err := e.c.VolumeTailReceiver(ctx, target, vid, lastAppendAtNs, tailIdleSeconds, source); err != nil {
-		return fail(StepBalanceTail, err)
+		p.begin(StepBalanceTail, 80)
+		if err := ctx.Err(); err != nil {
+			return fail(StepBalanceTail, err)
+		}
+		if err := e.c.VolumeTailReceiver(ctx, target, vid, lastAppendAtNs, tailIdleSeconds, source); err != nil {
+			return fail(StepBalanceTail, err)
+		}
 	}
 
 	// Verify: read the source after the tail, then the target; the target
@@ -189,7 +233,7 @@ func (a *balanceAttempt) rollback(ctx context.Context) error {
 	if a.copied {
 		// A copy whose stream broke may still finish and mount; the delete
 		// waits out a copy in flight.
-		if err := deleteVolume(rctx, a.c, a.target, a.vid, true); err != nil {
+		if err := deleteCopy(rctx, a.c, a.source, a.target, a.vid, a.collection); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -224,7 +268,7 @@ func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error
 		return fmt.Errorf("cannot tell whether volume %d is still on %s; changing nothing: %w", vid, source, err)
 	}
 	var errs []error
-	if err := deleteVolume(ctx, e.c, target, vid, true); err != nil {
+	if err := deleteCopy(ctx, e.c, source, target, vid, spec.GetTask().GetCollection()); err != nil {
 		errs = append(errs, err)
 	}
 	if frozen {
@@ -235,4 +279,26 @@ func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error
 		cancel()
 	}
 	return errors.Join(errs...)
+}
+
+// deleteCopy deletes the move's copy on the target unless it holds needles
+// the source lacks (it took writes of its own: it may be the only good copy
+// of them). A target without the volume, or with a copy still in flight
+// (not mounted yet), is deleted as before: the delete waits the copy out.
+func deleteCopy(ctx context.Context, c *seaweed.VolumeClient, source, target string, vid uint32, collection string) error {
+	dstSet, err := c.LiveNeedles(ctx, target, vid, collection)
+	switch {
+	case seaweed.IsNotFound(err):
+	case err != nil:
+		return fmt.Errorf("cannot tell whether the copy of volume %d on %s holds data of its own; keeping it: %w", vid, target, err)
+	default:
+		srcSet, err := c.LiveNeedles(ctx, source, vid, collection)
+		if err != nil {
+			return fmt.Errorf("cannot compare the copy of volume %d on %s with the source %s; keeping it: %w", vid, target, source, err)
+		}
+		if _, dstOnly := srcSet.Diff(dstSet); dstOnly > 0 {
+			return fmt.Errorf("the copy of volume %d on %s holds %d needles the source %s lacks; keeping it", vid, target, dstOnly, source)
+		}
+	}
+	return deleteVolume(ctx, c, target, vid, true)
 }

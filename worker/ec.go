@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -127,7 +128,10 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 		return nil, failure(ctx, step, err, true, a.rollback(ctx))
 	}
 
-	// Every replica must be there; remember which were read-only already.
+	// Every replica must be there; remember which were read-only already. A
+	// retry finds the replicas an abandoned attempt froze (a mark that is
+	// not persisted, as attempts freeze) read-only: they were writable.
+	retry := len(spec.GetEarlierServers()) > 0
 	for _, r := range pl.replicas {
 		cctx, cancel := call(ctx)
 		st, err := e.c.VolumeStatus(cctx, r, pl.vid)
@@ -136,14 +140,30 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
 		a.wasReadOnly[r] = st.GetIsReadOnly()
+		if a.wasReadOnly[r] && retry {
+			frozen, err := frozenUnpersisted(ctx, e.c, r, pl.vid)
+			if err != nil {
+				return nil, failure(ctx, StepEcPrepare, err, true, nil)
+			}
+			a.wasReadOnly[r] = !frozen
+		}
 	}
-	// Sweep EC leftovers of earlier attempts so that no generation mixes
-	// with the new one. An unreachable shard target is left for the copy
-	// step to report.
-	for _, s := range pl.servers {
+	// Sweep EC leftovers so that no generation mixes with the new one: on
+	// the servers of this plan, of every earlier attempt, and every server
+	// the master lists with shards of the volume (a retry is planned from
+	// current free slots, so an abandoned attempt's shards can be anywhere).
+	// An unreachable shard target of this plan is left for the copy step to
+	// report; any other server that cannot be swept fails the attempt, since
+	// its old shards would come back beside the new ones.
+	for _, s := range a.sweepServers(spec) {
 		if err := a.teardown(ctx, s); err != nil {
-			if seaweed.IsUnreachable(err) && !slices.ContainsFunc(pl.replicas, func(r string) bool { return sameServer(r, s) }) {
+			inPlan := slices.ContainsFunc(pl.servers, func(p string) bool { return sameServer(p, s) })
+			isReplica := slices.ContainsFunc(pl.replicas, func(r string) bool { return sameServer(r, s) })
+			if seaweed.IsUnreachable(err) && inPlan && !isReplica {
 				continue
+			}
+			if !inPlan {
+				err = fmt.Errorf("cannot sweep EC leftovers of volume %d from %s (an earlier attempt's server or a shard holder the master lists): %w", pl.vid, s, err)
 			}
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
@@ -239,27 +259,55 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	}, nil
 }
 
-// chooseSource checks that the frozen replicas agree and picks the one that
-// keeps the most shards, so that the fewest shards travel.
+// sweepServers lists, once each, the servers of the plan, of earlier
+// attempts and those the master lists with shards of the volume.
+func (a *ecAttempt) sweepServers(spec *pb.TaskSpec) []string {
+	all := slices.Clone(a.servers)
+	all = append(all, spec.GetEarlierServers()...)
+	all = append(all, spec.GetEcShardHolders()...)
+	var out []string
+	for _, s := range all {
+		if _, err := seaweed.ParseAddress(s); err != nil {
+			continue // planEc checked the plan's own; history is best effort
+		}
+		if !slices.ContainsFunc(out, func(o string) bool { return sameServer(o, s) }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// chooseSource checks that the frozen replicas hold the same volume and
+// picks the one that keeps the most shards, so that the fewest shards
+// travel. Replicas are compared on their live needle sets, read from each
+// .idx as `weed shell volume.check.disk` does: vacuum compacts replicas
+// independently, so compaction revisions, index sizes and file counts
+// differ between replicas that hold the same needles. Replicas that
+// disagree are refused, not repaired: the shards replace every replica, so
+// encoding one that is behind (or ahead) would lose what the others hold.
 func (a *ecAttempt) chooseSource(ctx context.Context) error {
-	type fileStatus struct{ revision, idxSize uint64 }
-	var first *fileStatus
+	if len(a.replicas) > 1 {
+		var ref seaweed.NeedleSet
+		var disagree []string
+		for i, r := range a.replicas {
+			set, err := a.c.LiveNeedles(ctx, r, a.vid, a.collection)
+			if err != nil {
+				return err
+			}
+			if i == 0 {
+				ref = set
+				continue
+			}
+			if refOnly, rOnly := ref.Diff(set); refOnly > 0 || rOnly > 0 {
+				disagree = append(disagree, fmt.Sprintf("%s lacks %d and adds %d of %s's %d live needles", r, refOnly, rOnly, a.replicas[0], len(ref)))
+			}
+		}
+		if len(disagree) > 0 {
+			return permanent("replicas of volume %d disagree (%s); not encoding, which would replace every replica with one of them: reconcile them first (weed shell volume.check.disk)", a.vid, strings.Join(disagree, "; "))
+		}
+	}
 	best, bestCount := "", -1
 	for _, r := range a.replicas {
-		cctx, cancel := call(ctx)
-		st, err := a.c.ReadVolumeFileStatus(cctx, r, a.vid)
-		cancel()
-		if err != nil {
-			return err
-		}
-		fs := &fileStatus{uint64(st.GetCompactionRevision()), st.GetIdxFileSize()}
-		if first == nil {
-			first = fs
-		} else if fs.revision == first.revision && fs.idxSize != first.idxSize {
-			// Same compaction history but a different index: a replica is
-			// behind, and encoding it would lose needles.
-			return fmt.Errorf("replicas of volume %d differ (index %d bytes on %s, %d on %s); not encoding", a.vid, first.idxSize, a.replicas[0], fs.idxSize, r)
-		}
 		if n := len(a.shardsOn(r)); n > bestCount {
 			best, bestCount = r, n
 		}

@@ -479,9 +479,11 @@ func (x *SubmitTask) GetOrigin() string {
 }
 
 type AssignTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	WorkerId      string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TaskId   uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	WorkerId string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// Servers on which the attempt's spec may create data (Task.attempt_servers).
+	Servers       []string `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -528,6 +530,13 @@ func (x *AssignTask) GetWorkerId() string {
 		return x.WorkerId
 	}
 	return ""
+}
+
+func (x *AssignTask) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
 }
 
 type StartTask struct {
@@ -1318,11 +1327,12 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12/\n" +
 	"\x06params\x18\x06 \x03(\v2\x17.groundskeeper.v1.ParamR\x06params\x12\x1a\n" +
 	"\bpriority\x18\a \x01(\x05R\bpriority\x12\x16\n" +
-	"\x06origin\x18\b \x01(\tR\x06origin\"B\n" +
+	"\x06origin\x18\b \x01(\tR\x06origin\"\\\n" +
 	"\n" +
 	"AssignTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x1b\n" +
-	"\tworker_id\x18\x02 \x01(\tR\bworkerId\":\n" +
+	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x18\n" +
+	"\aservers\x18\x03 \x03(\tR\aservers\":\n" +
 	"\tStartTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\"o\n" +

@@ -227,8 +227,16 @@ type Task struct {
 	// it ends cancelled (not requeued) once the attempt has stopped.
 	CancelRequested bool   `protobuf:"varint,24,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
 	CancelReason    string `protobuf:"bytes,25,opt,name=cancel_reason,json=cancelReason,proto3" json:"cancel_reason,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Servers on which the current attempt's spec may create data (erasure
+	// coding: the replicas and the shard targets; balance: the target), as the
+	// assignment named them, sorted. Cleared when the attempt is requeued.
+	AttemptServers []string `protobuf:"bytes,26,rep,name=attempt_servers,json=attemptServers,proto3" json:"attempt_servers,omitempty"`
+	// The attempt_servers of every earlier attempt, sorted and deduplicated:
+	// where an abandoned attempt may have left shards or a partial copy that a
+	// retry must sweep or recognise.
+	EarlierServers []string `protobuf:"bytes,27,rep,name=earlier_servers,json=earlierServers,proto3" json:"earlier_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -434,6 +442,20 @@ func (x *Task) GetCancelReason() string {
 		return x.CancelReason
 	}
 	return ""
+}
+
+func (x *Task) GetAttemptServers() []string {
+	if x != nil {
+		return x.AttemptServers
+	}
+	return nil
+}
+
+func (x *Task) GetEarlierServers() []string {
+	if x != nil {
+		return x.EarlierServers
+	}
+	return nil
 }
 
 // CapacityChange is committed when a task completes and retired only once the
@@ -856,7 +878,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x1cgroundskeeper/v1/state.proto\x12\x10groundskeeper.v1\"/\n" +
 	"\x05Param\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x96\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe8\x06\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
@@ -893,7 +915,9 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\x17 \x01(\x03R\tnotBefore\x12)\n" +
 	"\x10cancel_requested\x18\x18 \x01(\bR\x0fcancelRequested\x12#\n" +
-	"\rcancel_reason\x18\x19 \x01(\tR\fcancelReason\"\xf8\x02\n" +
+	"\rcancel_reason\x18\x19 \x01(\tR\fcancelReason\x12'\n" +
+	"\x0fattempt_servers\x18\x1a \x03(\tR\x0eattemptServers\x12'\n" +
+	"\x0fearlier_servers\x18\x1b \x03(\tR\x0eearlierServers\"\xf8\x02\n" +
 	"\x0eCapacityChange\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +

@@ -43,8 +43,14 @@ type TaskSpec struct {
 	ReplicaPlacement uint32 `protobuf:"varint,9,opt,name=replica_placement,json=replicaPlacement,proto3" json:"replica_placement,omitempty"`
 	// Garbage ratio above which vacuum compacts (the detection threshold).
 	GarbageThreshold float64 `protobuf:"fixed64,10,opt,name=garbage_threshold,json=garbageThreshold,proto3" json:"garbage_threshold,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Servers where earlier attempts of this task may have left data (their
+	// shard targets and replicas, or their balance target): Task.earlier_servers.
+	EarlierServers []string `protobuf:"bytes,11,rep,name=earlier_servers,json=earlierServers,proto3" json:"earlier_servers,omitempty"`
+	// Erasure coding: every server the master lists with shards of the volume
+	// (leftovers of earlier attempts), same address form as replicas.
+	EcShardHolders []string `protobuf:"bytes,12,rep,name=ec_shard_holders,json=ecShardHolders,proto3" json:"ec_shard_holders,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
@@ -145,6 +151,20 @@ func (x *TaskSpec) GetGarbageThreshold() float64 {
 		return x.GarbageThreshold
 	}
 	return 0
+}
+
+func (x *TaskSpec) GetEarlierServers() []string {
+	if x != nil {
+		return x.EarlierServers
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetEcShardHolders() []string {
+	if x != nil {
+		return x.EcShardHolders
+	}
+	return nil
 }
 
 // RunningTask is an attempt a worker holds, reported in Hello and heartbeats.
@@ -1418,7 +1438,7 @@ var File_groundskeeper_v1_worker_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x1dgroundskeeper/v1/worker.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xf9\x02\n" +
+	"\x1dgroundskeeper/v1/worker.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xcc\x03\n" +
 	"\bTaskSpec\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
 	"\breplicas\x18\x02 \x03(\tR\breplicas\x12\x16\n" +
@@ -1430,7 +1450,9 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\tdisk_type\x18\b \x01(\tR\bdiskType\x12+\n" +
 	"\x11replica_placement\x18\t \x01(\rR\x10replicaPlacement\x12+\n" +
 	"\x11garbage_threshold\x18\n" +
-	" \x01(\x01R\x10garbageThreshold\"l\n" +
+	" \x01(\x01R\x10garbageThreshold\x12'\n" +
+	"\x0fearlier_servers\x18\v \x03(\tR\x0eearlierServers\x12(\n" +
+	"\x10ec_shard_holders\x18\f \x03(\tR\x0eecShardHolders\"l\n" +
 	"\vRunningTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x12\n" +

@@ -38,6 +38,13 @@ type Fault struct {
 	FailNext    int
 	Probability float64
 	After       bool
+	// Skip lets the first Skip matching calls through untouched (no
+	// latency, no failure): "fail the third copy" is Skip 2, FailNext 1.
+	Skip int
+	// OnFire, if set, runs each time the rule fails a call, before the
+	// call returns (outside the simulator's locks): a test's hook into an
+	// exact step of an operation, e.g. to kill the worker running it.
+	OnFire func()
 }
 
 // FaultHandle is an injected rule.
@@ -45,6 +52,7 @@ type FaultHandle struct {
 	set       *faultSet
 	f         Fault
 	remaining int
+	skipped   int
 	fired     int
 	removed   bool
 }
@@ -108,16 +116,21 @@ type ident struct {
 	volume       bool // a volume server (not the master)
 }
 
-func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (time.Duration, error) {
+func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (time.Duration, []func(), error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var lat time.Duration
 	var err error
+	var hooks []func()
 	for _, h := range fs.rules {
 		f := &h.f
 		if f.After != after || (f.Method != "" && f.Method != method) ||
 			(f.Server != "" && f.Server != who.id && f.Server != who.grpcAddr) ||
 			(f.VolumeID != 0 && f.VolumeID != vid) {
+			continue
+		}
+		if h.skipped < f.Skip {
+			h.skipped++
 			continue
 		}
 		lat += f.Latency
@@ -142,13 +155,19 @@ func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (ti
 			if err == nil {
 				err = status.Error(codes.Unavailable, "sim: injected fault")
 			}
+			if f.OnFire != nil {
+				hooks = append(hooks, f.OnFire)
+			}
 		}
 	}
-	return lat, err
+	return lat, hooks, err
 }
 
 func (fs *faultSet) apply(ctx context.Context, method string, who ident, vid uint32, after bool) error {
-	lat, err := fs.decide(method, who, vid, after)
+	lat, hooks, err := fs.decide(method, who, vid, after)
+	for _, h := range hooks {
+		h()
+	}
 	if lat > 0 {
 		if werr := sleepCtx(ctx, lat); werr != nil {
 			return werr

@@ -190,8 +190,10 @@ func (h *vsHandler) VacuumVolumeCommit(ctx context.Context, req *volume_server_p
 	gone := min(r.cpdDelBytes, r.size-superBlockSize)
 	r.size -= gone
 	r.deletedBytes -= min(r.deletedBytes, gone)
-	r.fileCount -= min(r.fileCount, r.cpdDels)
-	r.deleteCount -= min(r.deleteCount, r.cpdDels)
+	dropped := min(r.fileCount, r.deleteCount, r.cpdDels)
+	r.fileCount -= dropped
+	r.deleteCount -= dropped
+	r.idBase += dropped
 	r.revision++
 	r.cpd, r.cpdDelBytes, r.cpdDels = cpdNone, 0, 0
 	s.changedLocked(volKey(vid))
@@ -774,6 +776,7 @@ type simFile struct {
 	size       uint64
 	index      bool // an .idx/.cpx (puts then tombstones) or an .ecx (sorted, tombstoned in place)
 	sortedIdx  bool
+	base       uint64 // needle ids start after base
 	files      uint64
 	dels       uint64
 	modifiedNs int64
@@ -787,12 +790,12 @@ func (f simFile) chunk(off, n uint64) []byte {
 	for i := uint64(0); i < n; {
 		k := (off + i) / idxEntrySize
 		var entry [idxEntrySize]byte
-		id, size := k+1, uint32(needleSize)
+		id, size := f.base+k+1, uint32(needleSize)
 		switch {
 		case f.sortedIdx && k < f.dels:
 			size = tombstoneSize
 		case !f.sortedIdx && k >= f.files:
-			id, size = k-f.files+1, tombstoneSize
+			id, size = f.base+k-f.files+1, tombstoneSize
 		}
 		binary.BigEndian.PutUint64(entry[0:8], id)
 		binary.BigEndian.PutUint32(entry[8:12], uint32(k+1)) // offset in 8-byte units
@@ -834,15 +837,16 @@ func (h *vsHandler) CopyFile(req *volume_server_pb.CopyFileRequest, stream volum
 		case ".dat":
 			exists, f.size = true, r.size
 		case ".idx":
-			exists, f.index, f.files, f.dels = true, true, r.fileCount, r.deleteCount
+			exists, f.index, f.base, f.files, f.dels = true, true, r.idBase, r.fileCount, r.deleteCount
 			f.size = (r.fileCount + r.deleteCount) * idxEntrySize
 		case ".vif":
 			exists, f.size = true, 64
 		case ".cpd":
 			exists, f.size = r.cpd != cpdNone, r.size-min(r.cpdDelBytes, r.size-superBlockSize)
 		case ".cpx":
-			live := r.fileCount - min(r.fileCount, r.cpdDels)
-			exists, f.index, f.files = r.cpd != cpdNone, true, live
+			dropped := min(r.fileCount, r.deleteCount, r.cpdDels)
+			live := r.fileCount - dropped
+			exists, f.index, f.base, f.files = r.cpd != cpdNone, true, r.idBase+dropped, live
 			f.size = live * idxEntrySize
 		}
 	} else {

@@ -248,6 +248,16 @@ func (m *master) updateLocked(s *VolumeServer, keys []uint64) {
 	n.dirty = true
 }
 
+// touchLocked makes the master rebuild the server's node (its counts)
+// without any volume change (s.mu held).
+func (m *master) touchLocked(s *VolumeServer) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := m.nodes[s]; n != nil {
+		n.dirty = true
+	}
+}
+
 // setReadOnly is the master side of VolumeMarkReadonly: the volume server
 // calls it (synchronously) before and after flipping its flag.
 func (m *master) setReadOnly(s *VolumeServer, vid uint32, ro bool) error {

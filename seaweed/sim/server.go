@@ -94,6 +94,16 @@ func (s *VolumeServer) Up() bool {
 	return s.up
 }
 
+// SetMaxVolumes changes the server's volume slot count, as restarting it
+// with another -max (or a disk filling up) would; the master sees the new
+// free slots with the next heartbeat.
+func (s *VolumeServer) SetMaxVolumes(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxVolumes = n
+	s.c.master.touchLocked(s)
+}
+
 // SetMaintenance puts the server in (or out of) maintenance mode: the RPCs
 // SeaweedFS gates on it fail with "volume server … is in maintenance mode".
 func (s *VolumeServer) SetMaintenance(on bool) {
@@ -319,6 +329,11 @@ type replica struct {
 	modifiedAt   int64
 	revision     uint32
 	lastAppendNs uint64
+	// idBase is how many needle ids compactions dropped: the .idx holds
+	// puts of ids idBase+1..idBase+fileCount and tombstones of the oldest
+	// deleteCount of them, so that replicas holding the same needles list the
+	// same live ids whatever their compaction history.
+	idBase uint64
 
 	roMark, canDeleteMark       bool // in memory
 	persistRO, persistCanDelete bool // in the .vif

@@ -527,6 +527,29 @@ func (c *Cluster) Write(vid uint32, bytes, files uint64) error {
 	return c.mutateReplicas(vid, appendRec{bytes: bytes, files: files})
 }
 
+// WriteReplica simulates a write of bytes in files new files that reached
+// only the replica of vid on the server with the given id (or gRPC
+// address): a replicated write whose fan-out failed half-way, which leaves
+// the replicas disagreeing until volume.check.disk repairs them.
+func (c *Cluster) WriteReplica(vid uint32, server string, bytes, files uint64) error {
+	s, ok := c.ServerByAddress(server)
+	if !ok {
+		return fmt.Errorf("sim: no volume server %s", server)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.vols[vid]
+	switch {
+	case r == nil:
+		return fmt.Errorf("sim: volume %d not found on %s", vid, s.id)
+	case r.unloaded || r.noWrite():
+		return fmt.Errorf("sim: volume %d on %s is read only", vid, s.id)
+	}
+	r.apply(appendRec{ts: c.nowNs(), bytes: bytes, files: files})
+	s.changedLocked(volKey(vid))
+	return nil
+}
+
 // DeleteData simulates deleting files files holding bytes bytes from every
 // replica of vid, which creates garbage for vacuum.
 func (c *Cluster) DeleteData(vid uint32, bytes, files uint64) error {
