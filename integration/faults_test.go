@@ -346,7 +346,7 @@ func (r *faultRun) startAdmins() {
 	for _, a := range r.admins {
 		a.argv = []string{"admin", "--id", a.ID, "--data-dir", a.DataDir,
 			"--raft-addr", a.raftBind, "--raft-advertise", a.RaftAddr, "--grpc-addr", a.GRPCAddr,
-			"--peers", strings.Join(peers, ","),
+			"--peers", strings.Join(peers, ","), "--bootstrap",
 			"--master", r.sim.MasterServerAddress().String(),
 			"--detect-interval", "1s",
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
