@@ -114,6 +114,22 @@ func TestOpenRefuses(t *testing.T) {
 		oneSentence(t, err, "--peers", "a1")
 		notCreated(t, dir)
 	})
+	t.Run("empty data dir without peers", func(t *testing.T) {
+		cfg := base(t.TempDir())
+		cfg.Peers, cfg.Bootstrap = nil, false
+		n, err := Open(context.Background(), cfg)
+		if err == nil {
+			n.Shutdown()
+			t.Fatal("Open succeeded")
+		}
+		oneSentence(t, err, "empty", "--peers")
+		cfg.Bootstrap = true
+		if n, err = Open(context.Background(), cfg); err == nil {
+			n.Shutdown()
+			t.Fatal("Open with --bootstrap and no peers succeeded")
+		}
+		oneSentence(t, err, "--bootstrap", "--peers")
+	})
 	t.Run("own id with another address", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")
 		cfg := base(dir)

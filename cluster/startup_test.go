@@ -300,3 +300,27 @@ func TestWipedVoterRefusesToRejoin(t *testing.T) {
 		t.Fatalf("W caught up without task %d", task.Id)
 	}
 }
+
+// TestOpenWaitEndsWithContext: an empty node whose peers never answer waits
+// in Open until its context ends, then returns and frees its port and store.
+func TestOpenWaitEndsWithContext(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := fastConfig("a1", addr, t.TempDir(), []Peer{{"a1", addr}, {"a2", freeAddr(t)}, {"a3", freeAddr(t)}})
+	cfg.FSM = fsm.New()
+	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	n, err := Open(ctx, cfg)
+	if err == nil {
+		n.Shutdown()
+		t.Fatal("Open bootstrapped with no peer answering")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Open: %v, want the context's error", err)
+	}
+	// Everything was released: the same node opens again (and waits again).
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if _, err := Open(ctx2, cfg); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second Open: %v, want the context's error (not a locked store or a busy port)", err)
+	}
+}

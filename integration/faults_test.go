@@ -88,6 +88,7 @@ var faultWeights = []struct {
 }{
 	{fkKillLeader, 12}, {fkKillFollower, 10}, {fkKillWorker, 14}, {fkMasterRestart, 8}, {fkMasterOutage, 8},
 	{fkStopLeader, 5}, {fkStopFollower, 4}, {fkStopWorker, 7}, {fkIsolateLeader, 7}, {fkIsolateFollow, 7},
+	{fkAdminWiped, 4}, // faults_boot_test.go
 }
 
 // faultAdmin is one admin process with its own loopback IP.
@@ -610,7 +611,7 @@ func (r *faultRun) followers(leader *faultAdmin) []*faultAdmin {
 func (r *faultRun) runRound(kind faultKind) {
 	var leader *faultAdmin
 	switch kind {
-	case fkKillLeader, fkKillFollower, fkStopLeader, fkStopFollower, fkIsolateLeader, fkIsolateFollow:
+	case fkKillLeader, fkKillFollower, fkStopLeader, fkStopFollower, fkIsolateLeader, fkIsolateFollow, fkAdminWiped:
 		leader = r.waitLeaderFor(faultLeaderWait)
 		if leader == nil {
 			r.fail("no leader to pick a %s victim from", kind)
@@ -621,6 +622,8 @@ func (r *faultRun) runRound(kind faultKind) {
 		return fs[r.rng.IntN(len(fs))]
 	}
 	switch kind {
+	case fkAdminWiped:
+		r.wipeFollower(leader)
 	case fkKillLeader, fkKillFollower:
 		victim := leader
 		if kind == fkKillFollower {

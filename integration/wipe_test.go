@@ -120,6 +120,18 @@ func TestWipedAdminRefusesToRejoin(t *testing.T) {
 		return res.Code == 0, res.String()
 	})
 	w.start(t) // same command line, empty data dir: it waits to be added
+	// Add it once it waits (its API answers once raft runs): added while it
+	// still asks its peers, it would rightly refuse again.
+	eventually(t, w.ID+" to wait to be added", func() (bool, string) {
+		if !w.running() {
+			t.Fatalf("%s exited instead of waiting to be added:\n%s", w.ID, w.logTail(5))
+		}
+		_, res, err := ctlJSONErr[statusJSON](t, "status", w.GRPCAddr, "status", "--timeout", "2s")
+		if err != nil {
+			return false, res.String()
+		}
+		return true, ""
+	})
 	eventually(t, "ctl peers add "+w.ID, func() (bool, string) {
 		res := ctl(t, l.GRPCAddr, "peers", "add", w.ID, w.RaftAddr)
 		return res.Code == 0, res.String()
