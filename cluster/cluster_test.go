@@ -277,9 +277,7 @@ func TestFullRestart(t *testing.T) {
 
 	// Reopen everything with the same config, peers included: the nodes
 	// must rejoin with their state, not bootstrap a new cluster.
-	for i := range c.nodes {
-		c.start(i)
-	}
+	c.startAll()
 	for _, tn := range c.nodes {
 		st := tn.node.Status()
 		if st.LastLogIndex < lastIndex {
@@ -610,11 +608,16 @@ func TestAddVoterAndRemoveServer(t *testing.T) {
 	}
 	want := c.waitConverged(5)
 
-	// A fourth node with no peers and an empty data dir waits to be added.
-	joinCfg := fastConfig("n4", freeAddr(t), filepath.Join(t.TempDir(), "n4"), nil)
+	// A fourth node with an empty data dir, given the cluster's members as
+	// peers and no bootstrap, waits to be added.
+	var members []Peer
+	for _, tn := range c.nodes {
+		members = append(members, Peer{ID: tn.cfg.ID, RaftAddr: tn.cfg.RaftAddr})
+	}
+	joinCfg := fastConfig("n4", freeAddr(t), filepath.Join(t.TempDir(), "n4"), members)
 	joinFSM := fsm.New()
 	joinCfg.FSM = joinFSM
-	n4, err := Open(joinCfg)
+	n4, err := Open(context.Background(), joinCfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,14 +32,20 @@ func testLogger(name string) hclog.Logger {
 	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
 }
 
-// fastConfig returns a Config with short raft timeouts for tests.
+// fastConfig returns a Config for tests that bootstraps a new cluster of
+// peers (those that include id; else it waits to be added).
 func fastConfig(id, raftAddr, dataDir string, peers []Peer) Config {
+	self := false
+	for _, p := range peers {
+		self = self || p.ID == id
+	}
 	return Config{
-		ID:       id,
-		RaftAddr: raftAddr,
-		DataDir:  dataDir,
-		Peers:    peers,
-		Logger:   testLogger(id),
+		ID:        id,
+		RaftAddr:  raftAddr,
+		DataDir:   dataDir,
+		Peers:     peers,
+		Bootstrap: self,
+		Logger:    testLogger(id),
 	}
 }
 
@@ -73,18 +79,44 @@ func newCluster(t *testing.T, n int, tweak func(c *Config)) *testCluster {
 		c.nodes = append(c.nodes, &tnode{cfg: cfg})
 	}
 	t.Cleanup(c.shutdownAll)
-	for i := range c.nodes {
-		c.start(i)
-	}
+	c.startAll()
 	return c
+}
+
+// startAll opens every stopped node at once: an empty node waits in Open
+// until its peers answer its probes, so they cannot start one by one.
+func (c *testCluster) startAll() {
+	c.t.Helper()
+	var wg sync.WaitGroup
+	errs := make([]error, len(c.nodes))
+	for i, tn := range c.nodes {
+		if tn.running() {
+			continue
+		}
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			errs[i] = c.open(i)
+		}(i)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // start opens node i (again) with its config, its data dir and a fresh FSM.
 func (c *testCluster) start(i int) {
 	c.t.Helper()
+	if err := c.open(i); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *testCluster) open(i int) error {
 	tn := c.nodes[i]
 	if tn.running() {
-		c.t.Fatalf("node %s is already running", tn.cfg.ID)
+		return fmt.Errorf("node %s is already running", tn.cfg.ID)
 	}
 	cfg := tn.cfg
 	f := fsm.New()
@@ -92,11 +124,14 @@ func (c *testCluster) start(i int) {
 	if c.tweak != nil {
 		c.tweak(&cfg)
 	}
-	n, err := Open(cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	n, err := Open(ctx, cfg)
 	if err != nil {
-		c.t.Fatalf("open %s: %v", cfg.ID, err)
+		return fmt.Errorf("open %s: %w", cfg.ID, err)
 	}
 	tn.node, tn.fsm = n, f
+	return nil
 }
 
 // stop shuts node i down, keeping its data dir.

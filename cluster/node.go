@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,12 +50,19 @@ type Config struct {
 	// is the address --peers must list for this node.
 	RaftAdvertise string
 	DataDir       string
-	// Peers is the initial voter set. A node whose data dir is empty and that
-	// appears in Peers bootstraps with it; an empty Peers means "wait to be
-	// added by a running cluster". Ignored once the node has state.
-	Peers  []Peer
-	FSM    raft.FSM
-	Logger hclog.Logger
+	// Peers are the cluster's voters (--peers). A node whose data dir is
+	// empty probes them before it starts raft (see Open); with Bootstrap
+	// they are the new cluster's initial configuration and must include
+	// this node. Ignored once the node has state.
+	Peers []Peer
+	// Bootstrap (--bootstrap): Peers form a new cluster. Only an empty node
+	// whose peers are all empty and waiting to bootstrap (or that counted
+	// this node as new when they bootstrapped) bootstraps; it is ignored
+	// when the data dir has state, or when the peers already run a cluster
+	// without this node.
+	Bootstrap bool
+	FSM       raft.FSM
+	Logger    hclog.Logger
 
 	// OnLeader runs in its own goroutine each time this node becomes leader,
 	// after a barrier has applied every earlier entry. Its context is
@@ -78,7 +86,11 @@ type Node struct {
 	store     *raftboltdb.BoltStore
 	snaps     raft.SnapshotStore
 	transport *raft.NetworkTransport
+	stream    *streamLayer
 	logger    hclog.Logger
+	// incarnation and record are this node's probe identity (probe.go).
+	incarnation string
+	record      atomic.Pointer[map[string]string]
 
 	// readyTerm is the term in which this node, as leader, completed its
 	// barrier (0: not ready). Leadership lost and regained quickly can reach
@@ -92,11 +104,15 @@ type Node struct {
 	shutOnce sync.Once
 }
 
-// Open starts the raft node described by cfg. On first start of an empty data
-// dir it bootstraps the cluster from cfg.Peers (every node given the same
-// peers bootstraps the same configuration); later starts rejoin with the
-// stored state.
-func Open(cfg Config) (*Node, error) {
+// Open starts the raft node described by cfg. A data dir with raft state
+// rejoins with it. An empty data dir first asks the other peers (the probe
+// protocol on the raft port) whether it is safe to start: it bootstraps
+// only with cfg.Bootstrap, when every peer is new too; it refuses to start
+// if a peer still counts this node as a voter (the dir was wiped: the vote
+// and log it forgot could cost acknowledged writes); otherwise it starts
+// raft empty and waits to be added. Open blocks while it probes, until ctx
+// ends.
+func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if err := ValidateID(cfg.ID); err != nil {
 		return nil, err
 	}
@@ -114,23 +130,26 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.FSM == nil {
 		return nil, errors.New("cluster: no FSM given")
 	}
-	if len(cfg.Peers) > 0 {
-		found := false
-		for _, p := range cfg.Peers {
-			if p.ID == cfg.ID {
-				found = true
-				if p.RaftAddr != cfg.RaftAdvertise {
-					flag, addr := "--raft-addr", cfg.RaftAddr
-					if cfg.RaftAdvertise != cfg.RaftAddr {
-						flag, addr = "--raft-advertise", cfg.RaftAdvertise
-					}
-					return nil, fmt.Errorf("--peers gives %s the address %s but %s is %s", p.ID, p.RaftAddr, flag, addr)
+	found := false
+	for _, p := range cfg.Peers {
+		if p.ID == cfg.ID {
+			found = true
+			if p.RaftAddr != cfg.RaftAdvertise {
+				flag, addr := "--raft-addr", cfg.RaftAddr
+				if cfg.RaftAdvertise != cfg.RaftAddr {
+					flag, addr = "--raft-advertise", cfg.RaftAdvertise
 				}
+				return nil, fmt.Errorf("--peers gives %s the address %s but %s is %s", p.ID, p.RaftAddr, flag, addr)
 			}
+		} else if p.RaftAddr == cfg.RaftAdvertise {
+			return nil, fmt.Errorf("--peers gives this node's raft address %s to %s", p.RaftAddr, p.ID)
 		}
-		if !found {
-			return nil, fmt.Errorf("--peers does not include this node's id %s", cfg.ID)
-		}
+	}
+	if cfg.Bootstrap && len(cfg.Peers) == 0 {
+		return nil, errors.New("--bootstrap needs --peers: the voters of the new cluster, this node included")
+	}
+	if cfg.Bootstrap && !found {
+		return nil, fmt.Errorf("--peers does not include this node's id %s", cfg.ID)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -192,6 +211,27 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("open snapshot store: %w", err)
 	}
+	existing, err := raft.HasExistingState(logs, store, snaps)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("inspect raft state: %w", err)
+	}
+	if !existing && len(cfg.Peers) == 0 {
+		store.Close()
+		return nil, fmt.Errorf("data dir %s is empty and no --peers were given: give the cluster's members as --peers (with --bootstrap to form a new cluster) so the node can check that none of them still counts it as a voter", cfg.DataDir)
+	}
+	// The incarnation lives in raft.db, so wiping the raft state loses it
+	// too; it is stored before the node answers any probe.
+	incarnation, err := loadIncarnation(store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	record, err := loadBootstrapRecord(store)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	var advertise net.Addr // nil: the address the listener got
 	if cfg.RaftAdvertise != cfg.RaftAddr {
 		if advertise, err = net.ResolveTCPAddr("tcp", cfg.RaftAdvertise); err != nil {
@@ -204,47 +244,203 @@ func Open(cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("listen on --raft-addr %s: %w", cfg.RaftAddr, err)
 	}
+	fail := func(err error) (*Node, error) {
+		stream.Close()
+		store.Close()
+		return nil, err
+	}
+
+	n := &Node{cfg: cfg, store: store, snaps: snaps, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{}),
+		incarnation: incarnation, stream: stream}
+	n.record.Store(&record)
+	doBootstrap := false
+	if existing {
+		cfg.Logger.Info("rejoining with existing state", "data_dir", cfg.DataDir)
+	} else {
+		stream.setProbeInfo(func() ProbeInfo {
+			return ProbeInfo{ID: cfg.ID, Incarnation: incarnation, WaitingToBootstrap: cfg.Bootstrap, Bootstrap: *n.record.Load()}
+		})
+		d, err := n.probeUntilDecided(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		switch d.Action {
+		case refuse:
+			if d.Why != "" {
+				return fail(fmt.Errorf("data dir %s is empty and %s", cfg.DataDir, d.Why))
+			}
+			return fail(fmt.Errorf("data dir %s is empty but peer %s still counts node %s as a voter, which may have voted and acknowledged writes this data dir forgot: "+
+				"run `ctl peers remove %s` against the cluster, then start this node with an empty data dir and add it back with `ctl peers add %s %s`",
+				cfg.DataDir, d.Peer, cfg.ID, cfg.ID, cfg.ID, cfg.RaftAdvertise))
+		case bootstrap:
+			if err := storeBootstrapRecord(store, d.Record); err != nil {
+				return fail(err)
+			}
+			n.record.Store(&d.Record)
+			doBootstrap = true
+			if d.Peer != "" {
+				cfg.Logger.Info("peer bootstrapped the cluster counting this node as new: bootstrapping the same configuration", "peer", d.Peer)
+			}
+		case waitToBeAdded:
+			cfg.Logger.Info("no peer counts this node as a member: starting empty, waiting to be added by a running cluster (ctl peers add)")
+		}
+	}
+
+	stream.startRaft()
 	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  stream,
 		MaxPool: 5,
 		Timeout: 10 * time.Second,
 		Logger:  cfg.Logger.Named("transport"),
 	})
-
-	existing, err := raft.HasExistingState(logs, store, snaps)
-	if err != nil {
+	n.transport = transport
+	fail = func(err error) (*Node, error) {
 		transport.Close()
 		store.Close()
-		return nil, fmt.Errorf("inspect raft state: %w", err)
+		return nil, err
 	}
-	if !existing && len(cfg.Peers) > 0 {
+	if doBootstrap {
 		var servers []raft.Server
 		for _, p := range cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 		}
 		if err := raft.BootstrapCluster(rc, logs, store, snaps, transport, raft.Configuration{Servers: servers}); err != nil {
-			transport.Close()
-			store.Close()
-			return nil, fmt.Errorf("bootstrap: %w", err)
+			return fail(fmt.Errorf("bootstrap: %w", err))
 		}
 		cfg.Logger.Info("bootstrapped a new cluster", "peers", len(servers))
-	} else if existing {
-		cfg.Logger.Info("rejoining with existing state", "data_dir", cfg.DataDir)
-	} else {
-		cfg.Logger.Info("no state and no --peers: waiting to be added by a running cluster (ctl peers add)")
 	}
 
 	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, transport)
 	if err != nil {
-		transport.Close()
-		store.Close()
-		return nil, fmt.Errorf("start raft: %w", err)
+		return fail(fmt.Errorf("start raft: %w", err))
 	}
-	n := &Node{cfg: cfg, raft: r, store: store, snaps: snaps, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{})}
+	n.raft = r
+	stream.setProbeInfo(n.probeInfo)
 	n.verifier = newVerifyBatcher(func() error { return r.VerifyLeader().Error() })
 	n.wg.Add(1)
 	go n.watchLeadership()
 	return n, nil
+}
+
+// probeInfo is a running node's probe answer.
+func (n *Node) probeInfo() ProbeInfo {
+	info := ProbeInfo{ID: n.cfg.ID, Incarnation: n.incarnation, Bootstrap: *n.record.Load()}
+	for _, s := range n.raft.GetConfiguration().Configuration().Servers {
+		info.Members = append(info.Members, string(s.ID))
+	}
+	info.HasState = len(info.Members) > 0 || n.raft.LastIndex() > 0
+	_, leader := n.raft.LeaderWithID()
+	info.Leader = string(leader)
+	return info
+}
+
+// probeLogEvery is how often a node waiting on its peers says so.
+const probeLogEvery = 5 * time.Second
+
+// probeUntilDecided probes the other peers, a round every probeInterval,
+// until decideStart's verdict is not keepWaiting or ctx ends.
+func (n *Node) probeUntilDecided(ctx context.Context) (startDecision, error) {
+	const probeInterval = 250 * time.Millisecond
+	var lastLog time.Time
+	for {
+		answers := n.probeRound(ctx)
+		d := decideStart(n.cfg.Bootstrap, n.cfg.ID, n.incarnation, n.cfg.Peers, answers)
+		if d.Action != keepWaiting {
+			return d, nil
+		}
+		if time.Since(lastLog) >= probeLogEvery {
+			lastLog = time.Now()
+			n.logger.Info("empty data dir: asking the peers before starting raft", "bootstrap", n.cfg.Bootstrap, "status", d.Why)
+		}
+		select {
+		case <-ctx.Done():
+			return startDecision{}, fmt.Errorf("stopped while waiting for the peers to answer: %w", ctx.Err())
+		case <-time.After(probeInterval):
+		}
+	}
+}
+
+// probeRound asks every other peer at once and returns the answers that
+// came back (a peer answering under another id, or without an
+// incarnation, counts as no answer).
+func (n *Node) probeRound(ctx context.Context) map[string]ProbeInfo {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	answers := map[string]ProbeInfo{}
+	for _, p := range n.cfg.Peers {
+		if p.ID == n.cfg.ID {
+			continue
+		}
+		wg.Add(1)
+		go func(p Peer) {
+			defer wg.Done()
+			info, err := n.stream.probePeer(ctx, p.RaftAddr)
+			if err != nil {
+				n.logger.Debug("probe failed", "peer", p.ID, "addr", p.RaftAddr, "error", err)
+				return
+			}
+			if info.ID != p.ID || info.Incarnation == "" {
+				n.logger.Warn("probe answered by an unexpected node", "peer", p.ID, "addr", p.RaftAddr, "answered_id", info.ID)
+				return
+			}
+			mu.Lock()
+			answers[p.ID] = info
+			mu.Unlock()
+		}(p)
+	}
+	wg.Wait()
+	return answers
+}
+
+const (
+	incarnationKey = "gk_incarnation"
+	bootstrapKey   = "gk_bootstrap"
+)
+
+// loadIncarnation returns the store's incarnation, creating it first.
+func loadIncarnation(store *raftboltdb.BoltStore) (string, error) {
+	v, err := store.Get([]byte(incarnationKey))
+	if err == nil && len(v) > 0 {
+		return string(v), nil
+	}
+	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		return "", fmt.Errorf("read incarnation: %w", err)
+	}
+	inc, err := newIncarnation()
+	if err != nil {
+		return "", err
+	}
+	if err := store.Set([]byte(incarnationKey), []byte(inc)); err != nil {
+		return "", fmt.Errorf("store incarnation: %w", err)
+	}
+	return inc, nil
+}
+
+// loadBootstrapRecord returns the stored bootstrap record (nil: none).
+func loadBootstrapRecord(store *raftboltdb.BoltStore) (map[string]string, error) {
+	v, err := store.Get([]byte(bootstrapKey))
+	if errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read bootstrap record: %w", err)
+	}
+	var rec map[string]string
+	if err := json.Unmarshal(v, &rec); err != nil {
+		return nil, fmt.Errorf("decode bootstrap record: %w", err)
+	}
+	return rec, nil
+}
+
+func storeBootstrapRecord(store *raftboltdb.BoltStore, rec map[string]string) error {
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encode bootstrap record: %w", err)
+	}
+	if err := store.Set([]byte(bootstrapKey), b); err != nil {
+		return fmt.Errorf("store bootstrap record: %w", err)
+	}
+	return nil
 }
 
 func setDuration(dst *time.Duration, v time.Duration) {

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -89,7 +90,7 @@ func TestParsePeers(t *testing.T) {
 func TestOpenRefuses(t *testing.T) {
 	addr, other := freeAddr(t), freeAddr(t)
 	base := func(dir string) Config {
-		cfg := fastConfig("a1", addr, dir, nil)
+		cfg := fastConfig("a1", addr, dir, []Peer{{"a1", addr}})
 		cfg.FSM = fsm.New()
 		return cfg
 	}
@@ -105,7 +106,7 @@ func TestOpenRefuses(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")
 		cfg := base(dir)
 		cfg.Peers = []Peer{{"a2", other}, {"a3", freeAddr(t)}}
-		n, err := Open(cfg)
+		n, err := Open(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown()
 			t.Fatal("Open succeeded")
@@ -113,11 +114,27 @@ func TestOpenRefuses(t *testing.T) {
 		oneSentence(t, err, "--peers", "a1")
 		notCreated(t, dir)
 	})
+	t.Run("empty data dir without peers", func(t *testing.T) {
+		cfg := base(t.TempDir())
+		cfg.Peers, cfg.Bootstrap = nil, false
+		n, err := Open(context.Background(), cfg)
+		if err == nil {
+			n.Shutdown()
+			t.Fatal("Open succeeded")
+		}
+		oneSentence(t, err, "empty", "--peers")
+		cfg.Bootstrap = true
+		if n, err = Open(context.Background(), cfg); err == nil {
+			n.Shutdown()
+			t.Fatal("Open with --bootstrap and no peers succeeded")
+		}
+		oneSentence(t, err, "--bootstrap", "--peers")
+	})
 	t.Run("own id with another address", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")
 		cfg := base(dir)
 		cfg.Peers = []Peer{{"a1", other}, {"a2", freeAddr(t)}}
-		n, err := Open(cfg)
+		n, err := Open(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown()
 			t.Fatal("Open succeeded")
@@ -139,7 +156,7 @@ func TestOpenRefuses(t *testing.T) {
 		} {
 			cfg := base(dir)
 			mod(&cfg)
-			n, err := Open(cfg)
+			n, err := Open(context.Background(), cfg)
 			if err == nil {
 				n.Shutdown()
 				t.Fatalf("%s: Open succeeded", name)
@@ -156,7 +173,7 @@ func TestOpenRefuses(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, nodeIDFile), []byte("b7\n"), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		n, err := Open(base(dir))
+		n, err := Open(context.Background(), base(dir))
 		if err == nil {
 			n.Shutdown()
 			t.Fatal("Open succeeded")
@@ -175,7 +192,7 @@ func TestOpenRefuses(t *testing.T) {
 	t.Run("data dir used by a real node under another id", func(t *testing.T) {
 		dir := t.TempDir()
 		cfg := base(dir)
-		n, err := Open(cfg)
+		n, err := Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -183,15 +200,15 @@ func TestOpenRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg = base(dir)
-		cfg.ID = "a2"
-		if n, err := Open(cfg); err == nil {
+		cfg.ID, cfg.Peers = "a2", []Peer{{"a2", addr}}
+		if n, err := Open(context.Background(), cfg); err == nil {
 			n.Shutdown()
 			t.Fatal("Open under another id succeeded")
 		} else {
 			oneSentence(t, err, "belongs to node a1", "a2")
 		}
 		// The rightful owner still opens it.
-		n, err = Open(base(dir))
+		n, err = Open(context.Background(), base(dir))
 		if err != nil {
 			t.Fatalf("reopen by its owner: %v", err)
 		}
@@ -202,7 +219,7 @@ func TestOpenRefuses(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, raftDBFile), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		n, err := Open(base(dir))
+		n, err := Open(context.Background(), base(dir))
 		if err == nil {
 			n.Shutdown()
 			t.Fatal("Open succeeded")
@@ -214,14 +231,14 @@ func TestOpenRefuses(t *testing.T) {
 	})
 	t.Run("data dir in use", func(t *testing.T) {
 		dir := t.TempDir()
-		n, err := Open(base(dir))
+		n, err := Open(context.Background(), base(dir))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer n.Shutdown()
 		cfg := base(dir)
-		cfg.RaftAddr = other
-		n2, err := Open(cfg)
+		cfg.RaftAddr, cfg.Peers = other, []Peer{{"a1", other}}
+		n2, err := Open(context.Background(), cfg)
 		if err == nil {
 			n2.Shutdown()
 			t.Fatal("a second Open of a data dir in use succeeded")
@@ -229,15 +246,15 @@ func TestOpenRefuses(t *testing.T) {
 		oneSentence(t, err, "locked")
 	})
 	t.Run("raft address in use", func(t *testing.T) {
-		n, err := Open(base(t.TempDir()))
+		n, err := Open(context.Background(), base(t.TempDir()))
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer n.Shutdown()
 		dir := t.TempDir()
 		cfg := base(dir)
-		cfg.ID = "a2"
-		n2, err := Open(cfg)
+		cfg.ID, cfg.Peers = "a2", []Peer{{"a2", addr}}
+		n2, err := Open(context.Background(), cfg)
 		if err == nil {
 			n2.Shutdown()
 			t.Fatal("Open on a raft address in use succeeded")
@@ -245,8 +262,8 @@ func TestOpenRefuses(t *testing.T) {
 		oneSentence(t, err, addr)
 		// The store was closed on the way out: the dir can be opened now.
 		cfg = base(dir)
-		cfg.ID, cfg.RaftAddr = "a2", other
-		n3, err := Open(cfg)
+		cfg.ID, cfg.RaftAddr, cfg.Peers = "a2", other, []Peer{{"a2", other}}
+		n3, err := Open(context.Background(), cfg)
 		if err != nil {
 			t.Fatalf("reopen after a failed listen: %v", err)
 		}

@@ -1,9 +1,12 @@
 package cluster
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"net"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -18,10 +21,29 @@ import (
 // rules and network policies written per address apply to it (and a test
 // can tell its admins apart by source address). A wildcard bind address
 // (0.0.0.0, ::) keeps the kernel's choice.
+//
+// It also runs its own accept loop, so the raft port answers groundskeeper's
+// probes (probe.go) before raft runs: each connection's first byte is
+// peeked (in a goroutine of its own, so a slow client never holds up the
+// others); a probe is answered here, anything else goes to raft through
+// Accept once raft runs and is closed before that.
 type streamLayer struct {
 	advertise net.Addr
 	listener  *net.TCPListener
 	dialer    net.Dialer
+
+	// probeInfo answers probes; nil until set (probes are closed unanswered).
+	probeInfo atomic.Pointer[func() ProbeInfo]
+	// raftOn: connections that are not probes go to raft (else closed).
+	raftOn    atomic.Bool
+	conns     chan net.Conn
+	closed    chan struct{}
+	closeOnce sync.Once
+	wg        sync.WaitGroup
+	// routing holds the connections being peeked or answered, closed by
+	// Close so it need not wait out their deadlines.
+	mu      sync.Mutex
+	routing map[net.Conn]struct{}
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
@@ -41,12 +63,105 @@ func newStreamLayer(bind string, advertise net.Addr) (*streamLayer, error) {
 		tl.Close()
 		return nil, fmt.Errorf("raft address %s is not advertisable (give a concrete IP)", advertise)
 	}
-	s := &streamLayer{advertise: advertise, listener: tl}
+	s := &streamLayer{advertise: advertise, listener: tl, conns: make(chan net.Conn), closed: make(chan struct{}),
+		routing: map[net.Conn]struct{}{}}
 	if !local.IP.IsUnspecified() {
 		s.dialer.LocalAddr = &net.TCPAddr{IP: local.IP}
 	}
+	s.wg.Add(1)
+	go s.acceptLoop()
 	return s, nil
 }
+
+// setProbeInfo makes the stream layer answer probes with f's result.
+func (s *streamLayer) setProbeInfo(f func() ProbeInfo) { s.probeInfo.Store(&f) }
+
+// startRaft hands every later non-probe connection to raft's Accept.
+func (s *streamLayer) startRaft() { s.raftOn.Store(true) }
+
+func (s *streamLayer) acceptLoop() {
+	defer s.wg.Done()
+	delay := time.Duration(0)
+	for {
+		c, err := s.listener.Accept()
+		if err != nil {
+			select {
+			case <-s.closed:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A transient error (out of file descriptors): back off.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-s.closed:
+				return
+			case <-time.After(delay):
+			}
+			continue
+		}
+		delay = 0
+		s.mu.Lock()
+		select {
+		case <-s.closed:
+			s.mu.Unlock()
+			c.Close()
+			return
+		default:
+		}
+		s.routing[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			s.route(c)
+			s.mu.Lock()
+			delete(s.routing, c)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// route peeks at c's first byte and answers a probe or hands c to raft.
+func (s *streamLayer) route(c net.Conn) {
+	_ = c.SetReadDeadline(time.Now().Add(probeTimeout))
+	r := bufio.NewReaderSize(c, 16)
+	first, err := r.Peek(1)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if first[0] == probeMagic {
+		_, _ = r.Discard(1)
+		if f := s.probeInfo.Load(); f != nil {
+			serveProbe(c, r, *f)
+		} else {
+			c.Close()
+		}
+		return
+	}
+	if !s.raftOn.Load() {
+		c.Close()
+		return
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	pc := &peekedConn{Conn: c, r: r}
+	select {
+	case s.conns <- pc:
+	case <-s.closed:
+		c.Close()
+	}
+}
+
+// peekedConn reads through the buffer that holds the peeked byte.
+type peekedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Dial implements raft.StreamLayer.
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
@@ -55,15 +170,32 @@ func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	return d.Dial("tcp", string(address))
 }
 
-// Accept implements net.Listener.
-func (s *streamLayer) Accept() (net.Conn, error) { return s.listener.Accept() }
-
-// Close implements net.Listener.
-func (s *streamLayer) Close() error {
-	err := s.listener.Close()
-	if errors.Is(err, net.ErrClosed) {
-		return nil
+// Accept implements net.Listener: the next connection for raft.
+func (s *streamLayer) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.conns:
+		return c, nil
+	case <-s.closed:
+		return nil, net.ErrClosed
 	}
+}
+
+// Close implements net.Listener. It waits for the connections being routed.
+func (s *streamLayer) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		close(s.closed)
+		for c := range s.routing {
+			c.Close()
+		}
+		s.mu.Unlock()
+		err = s.listener.Close()
+		if errors.Is(err, net.ErrClosed) {
+			err = nil
+		}
+	})
+	s.wg.Wait()
 	return err
 }
 

@@ -24,6 +24,7 @@ func TestStreamLayerDialsFromBindIP(t *testing.T) {
 		t.Skipf("cannot listen on 127.0.0.22 here: %v", err)
 	}
 	defer b.Close()
+	b.startRaft()
 	if b.Addr().String() != adv.String() {
 		t.Fatalf("b advertises %s, want %s", b.Addr(), adv)
 	}
@@ -43,6 +44,10 @@ func TestStreamLayerDialsFromBindIP(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 	defer conn.Close()
+	// The stream layer peeks at a connection's first byte before raft gets it.
+	if _, err := conn.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
 	var in net.Conn
 	select {
 	case in = <-accepted:

@@ -88,6 +88,7 @@ var faultWeights = []struct {
 }{
 	{fkKillLeader, 12}, {fkKillFollower, 10}, {fkKillWorker, 14}, {fkMasterRestart, 8}, {fkMasterOutage, 8},
 	{fkStopLeader, 5}, {fkStopFollower, 4}, {fkStopWorker, 7}, {fkIsolateLeader, 7}, {fkIsolateFollow, 7},
+	{fkAdminWiped, 4}, // faults_boot_test.go
 }
 
 // extraFaults are fault kinds defined in other files (faults_*_test.go),
@@ -372,7 +373,7 @@ func (r *faultRun) startAdmins() {
 	for _, a := range r.admins {
 		a.argv = []string{"admin", "--id", a.ID, "--data-dir", a.DataDir,
 			"--raft-addr", a.raftBind, "--raft-advertise", a.RaftAddr, "--grpc-addr", a.GRPCAddr,
-			"--peers", strings.Join(peers, ","),
+			"--peers", strings.Join(peers, ","), "--bootstrap",
 			"--master", r.sim.MasterServerAddress().String(),
 			"--detect-interval", "1s",
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
@@ -636,7 +637,7 @@ func (r *faultRun) followers(leader *faultAdmin) []*faultAdmin {
 func (r *faultRun) runRound(kind faultKind) {
 	var leader *faultAdmin
 	switch kind {
-	case fkKillLeader, fkKillFollower, fkStopLeader, fkStopFollower, fkIsolateLeader, fkIsolateFollow:
+	case fkKillLeader, fkKillFollower, fkStopLeader, fkStopFollower, fkIsolateLeader, fkIsolateFollow, fkAdminWiped:
 		leader = r.waitLeaderFor(faultLeaderWait)
 		if leader == nil {
 			r.fail("no leader to pick a %s victim from", kind)
@@ -647,6 +648,8 @@ func (r *faultRun) runRound(kind faultKind) {
 		return fs[r.rng.IntN(len(fs))]
 	}
 	switch kind {
+	case fkAdminWiped:
+		r.wipeFollower(leader)
 	case fkKillLeader, fkKillFollower:
 		victim := leader
 		if kind == fkKillFollower {

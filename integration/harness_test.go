@@ -392,8 +392,11 @@ type node struct {
 	GRPCAddr string
 	DataDir  string
 	LogPath  string
-	// Peers is the --peers value; empty starts a node that waits to be added.
+	// Peers is the --peers value: the cluster's members (an empty data dir
+	// asks them whether it may start).
 	Peers string
+	// Bootstrap adds --bootstrap: Peers form a new cluster.
+	Bootstrap bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -406,6 +409,9 @@ func (n *node) args() []string {
 	a := []string{"admin", "--id", n.ID, "--data-dir", n.DataDir, "--raft-addr", n.RaftAddr, "--grpc-addr", n.GRPCAddr}
 	if n.Peers != "" {
 		a = append(a, "--peers", n.Peers)
+	}
+	if n.Bootstrap {
+		a = append(a, "--bootstrap")
 	}
 	return a
 }
@@ -563,7 +569,8 @@ type cluster struct {
 	nodes []*node
 }
 
-// newCluster prepares n admins a1..aN sharing one --peers list; nothing is
+// newCluster prepares n admins a1..aN sharing one --peers list and
+// --bootstrap (the README's recipe for a new cluster); nothing is
 // started. Every process left running is killed when the test ends, and the
 // tail of every log is printed if it failed.
 func newCluster(t *testing.T, n int) *cluster {
@@ -575,7 +582,7 @@ func newCluster(t *testing.T, n int) *cluster {
 		peers = append(peers, nd.ID+"="+nd.RaftAddr)
 	}
 	for _, nd := range c.nodes {
-		nd.Peers = strings.Join(peers, ",")
+		nd.Peers, nd.Bootstrap = strings.Join(peers, ","), true
 	}
 	t.Cleanup(func() {
 		for _, nd := range c.nodes {
@@ -593,7 +600,7 @@ func newCluster(t *testing.T, n int) *cluster {
 	return c
 }
 
-// newNode adds a node (not started, no --peers) to the cluster's bookkeeping.
+// newNode adds a node (not started, no --peers yet) to the cluster's bookkeeping.
 func (c *cluster) newNode(id string) *node {
 	nd := &node{
 		ID:       id,

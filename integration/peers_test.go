@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// TestPeersAddRemove: a fourth admin started without --peers joins through
+// TestPeersAddRemove: a fourth admin started with the cluster's --peers and
+// no --bootstrap joins through
 // `ctl peers add`, catches up on the existing state, and leaves again through
 // `ctl peers remove`; the cluster keeps working on three.
 func TestPeersAddRemove(t *testing.T) {
@@ -15,7 +16,8 @@ func TestPeersAddRemove(t *testing.T) {
 	cl := dialAdmins(t, c.addrs())
 	submitMany(t, cl, 1, 20)
 
-	a4 := c.newNode("a4") // no --peers: waits to be added
+	a4 := c.newNode("a4")
+	a4.Peers = first[0].Peers // the members it asks; no --bootstrap: it waits to be added
 	a4.start(t)
 
 	// Add through a follower, so the call is forwarded to the leader.

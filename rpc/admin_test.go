@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -403,8 +404,13 @@ func TestAddAndRemovePeerThroughFollower(t *testing.T) {
 	if _, err := submit(t, c.nodes[leader], pb.TaskType_TASK_TYPE_VACUUM, 1); err != nil {
 		t.Fatal(err)
 	}
-	// A fourth node with no peers waits to be added.
-	n4 := startAdmin(t, "a4", freeAddr(t), t.TempDir(), nil)
+	// A fourth node, given the cluster's members and no bootstrap, waits to
+	// be added.
+	var members []cluster.Peer
+	for _, n := range c.nodes {
+		members = append(members, cluster.Peer{ID: n.id, RaftAddr: n.raftAddr})
+	}
+	n4 := startAdmin(t, "a4", freeAddr(t), t.TempDir(), members, false)
 	c.nodes = append(c.nodes, n4) // stopped by the cluster's cleanup
 	via := c.nodes[c.followers(leader)[0]]
 	if _, err := call(t, func(ctx context.Context) (*pb.AddPeerResponse, error) {

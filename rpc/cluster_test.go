@@ -2,6 +2,7 @@ package gkrpc
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
 	"net"
@@ -53,20 +54,34 @@ type adminNode struct {
 
 func (n *adminNode) running() bool { return n.raft != nil }
 
-func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer) *adminNode {
+// startAdmin starts an admin node; with bootstrap, peers form a new
+// cluster, else they are the cluster this node waits to be added to.
+func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap bool) *adminNode {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	n, err := openAdmin(id, raftAddr, dataDir, peers, bootstrap)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n
+}
+
+// openAdmin is startAdmin for use off the test goroutine: an empty node
+// waits in cluster.Open for its peers, so a new cluster's nodes start at once.
+func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap bool) (*adminNode, error) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
 	n := &adminNode{id: id, raftAddr: raftAddr, grpcAddr: lis.Addr().String(), dataDir: dataDir, fsm: fsm.New()}
 	logger := testLogger(id)
-	n.raft, err = cluster.Open(cluster.Config{
-		ID: id, RaftAddr: raftAddr, DataDir: dataDir, Peers: peers, FSM: n.fsm, Logger: logger,
+	openCtx, openCancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer openCancel()
+	n.raft, err = cluster.Open(openCtx, cluster.Config{
+		ID: id, RaftAddr: raftAddr, DataDir: dataDir, Peers: peers, Bootstrap: bootstrap, FSM: n.fsm, Logger: logger,
 	})
 	if err != nil {
 		lis.Close()
-		t.Fatalf("open %s: %v", id, err)
+		return nil, fmt.Errorf("open %s: %w", id, err)
 	}
 	n.server = NewServer(n.raft, n.fsm, n.grpcAddr, logger.Named("rpc"))
 	n.grpc = grpc.NewServer()
@@ -84,10 +99,15 @@ func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer
 	}()
 	n.conn, err = grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		t.Fatal(err)
+		n.cancel()
+		n.grpc.Stop()
+		n.wg.Wait()
+		n.server.Close()
+		n.raft.Shutdown()
+		return nil, err
 	}
 	n.client = pb.NewAdminClient(n.conn)
-	return n
+	return n, nil
 }
 
 // stop shuts the node down as cmd/groundskeeper does: API first, then raft.
@@ -126,8 +146,27 @@ func newCluster(t *testing.T) *testCluster {
 		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: freeAddr(t)})
 	}
 	t.Cleanup(c.stopAll)
-	for _, p := range peers {
-		c.nodes = append(c.nodes, startAdmin(t, p.ID, p.RaftAddr, filepath.Join(t.TempDir(), p.ID), peers))
+	c.nodes = make([]*adminNode, len(peers))
+	errs := make([]error, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		dir := filepath.Join(t.TempDir(), p.ID)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.nodes[i], errs[i] = openAdmin(p.ID, p.RaftAddr, dir, peers, true)
+		}()
+	}
+	wg.Wait()
+	var started []*adminNode
+	for _, n := range c.nodes {
+		if n != nil {
+			started = append(started, n)
+		}
+	}
+	c.nodes = started // stopAll must not meet a nil node
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 	c.waitLeader()
 	c.waitPublished()

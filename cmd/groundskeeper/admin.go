@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -92,7 +94,8 @@ func runAdmin(args []string) error {
 	raftAddr := fs.String("raft-addr", "", "host:port for raft traffic between admins (required); raft connections to peers leave from this IP too")
 	raftAdvertise := fs.String("raft-advertise", "", "host:port the other admins reach this node's raft at, if not --raft-addr (NAT, a proxy); --peers lists this one")
 	grpcAddr := fs.String("grpc-addr", "", "host:port for the gRPC API used by ctl, workers and other admins (required)")
-	peers := fs.String("peers", "", "initial voters, id=host:port,... (the same on every node; omit to join a running cluster via 'ctl peers add')")
+	peers := fs.String("peers", "", "the cluster's voters, id=host:port,... (the same on every node); an empty data dir asks them whether it may start (a new node lists the running cluster's members and waits for 'ctl peers add')")
+	bootstrap := fs.Bool("bootstrap", false, "the --peers form a new cluster: an empty data dir bootstraps it once every peer answers empty and started with --bootstrap too (safe to keep: ignored once the cluster exists)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) on this host:port")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
@@ -164,14 +167,21 @@ func runAdmin(args []string) error {
 			return err
 		}
 	}
-	node, err := startNode(nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
-		Peers: parsedPeers, Logger: logger, Master: m.master,
+	// A signal ends the wait of an empty node for its peers too.
+	startCtx, stopStart := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	node, err := startNode(startCtx, nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
+		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease})
+	stopStart()
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()
+		}
+		if startCtx.Err() != nil && errors.Is(err, context.Canceled) {
+			logger.Info("stopped by a signal while waiting for the peers")
+			return nil
 		}
 		return err
 	}

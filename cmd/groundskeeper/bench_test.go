@@ -71,19 +71,21 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 	// Thresholds no volume meets: every task comes from the benchmark.
 	th := scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour, ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9}
 	dir := b.TempDir()
-	var nodes []*adminNode
+	var cfgs []nodeConfig
 	var addrs []string
 	for i, p := range peers {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
-		n, err := startNode(nodeConfig{ID: p.ID, DataDir: filepath.Join(dir, p.ID), RaftAddr: p.RaftAddr, GRPCAddr: addr, Peers: peers,
+		cfgs = append(cfgs, nodeConfig{ID: p.ID, DataDir: filepath.Join(dir, p.ID), RaftAddr: p.RaftAddr, GRPCAddr: addr, Peers: peers, Bootstrap: true,
 			Logger: hclog.NewNullLogger(), Master: simc.MasterServerAddress().String(),
 			Scheduler: scheduler.Config{Thresholds: th, DetectInterval: time.Second}})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer n.stop()
-		nodes = append(nodes, n)
 		addrs = append(addrs, addr)
+	}
+	nodes, err := startNodes(context.Background(), cfgs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range nodes {
+		defer n.stop()
 	}
 	var leader *adminNode
 	if err := cluster.WaitFor(context.Background(), 20*time.Millisecond, func() bool {

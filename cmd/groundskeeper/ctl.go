@@ -33,7 +33,7 @@ Commands:
   capacity --server ADDR[,ADDR...]         master and projected slots and bytes of servers
   capacity --watch --volume/--server ...   print each change of those projections until interrupted
   peers list                               raft members
-  peers add ID RAFT_ADDR                   add a voter (start it first without --peers)
+  peers add ID RAFT_ADDR                   add a voter (start it first with the cluster's --peers, no --bootstrap)
   peers remove ID                          remove a member
   snapshot save FILE                       save a snapshot of the replicated state to FILE
   snapshot restore FILE                    replace the replicated state with a saved snapshot

@@ -95,22 +95,22 @@ func runDev(args []string) error {
 			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect},
 		})
 	}
-	var nodes []*adminNode
+	var grpcAddrs []string
+	for i := range cfgs {
+		cfgs[i].Peers, cfgs[i].Bootstrap = peers, true
+		grpcAddrs = append(grpcAddrs, cfgs[i].GRPCAddr)
+	}
+	startCtx, stopStart := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	nodes, err := startNodes(startCtx, cfgs)
+	stopStart()
+	if err != nil {
+		return err
+	}
 	defer func() {
 		for _, n := range nodes {
 			n.stop()
 		}
 	}()
-	var grpcAddrs []string
-	for _, c := range cfgs {
-		c.Peers = peers
-		n, err := startNode(c)
-		if err != nil {
-			return fmt.Errorf("start %s: %w", c.ID, err)
-		}
-		nodes = append(nodes, n)
-		grpcAddrs = append(grpcAddrs, c.GRPCAddr)
-	}
 	admins := strings.Join(grpcAddrs, ",")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -13,7 +13,7 @@ import (
 const usage = `groundskeeper: a highly available maintenance control plane for SeaweedFS
 
 Usage:
-  groundskeeper admin --id ID --data-dir DIR --raft-addr HOST:PORT --grpc-addr HOST:PORT --peers ID=HOST:PORT,... [--metrics-addr HOST:PORT]
+  groundskeeper admin --id ID --data-dir DIR --raft-addr HOST:PORT --grpc-addr HOST:PORT --peers ID=HOST:PORT,... [--bootstrap] [--metrics-addr HOST:PORT]
   groundskeeper worker --id ID --admin ADDR[,ADDR...] --data-dir DIR [--capabilities vacuum,erasure_coding,balance] [--max-concurrent 2] [--metrics-addr HOST:PORT]
   groundskeeper ctl --admin ADDR[,ADDR...] status|tasks|task|workers|capacity|peers|snapshot ... [--json]
   groundskeeper dev [--data-dir DIR]

@@ -65,8 +65,8 @@ func wantMetric(t *testing.T, body, series string, want float64) {
 func startSingleAdmin(t *testing.T) (*adminNode, string) {
 	t.Helper()
 	raftAddr, grpcAddr := sysFreeAddr(t), sysFreeAddr(t)
-	n, err := startNode(nodeConfig{ID: "m1", DataDir: filepath.Join(t.TempDir(), "m1"), RaftAddr: raftAddr, GRPCAddr: grpcAddr,
-		Peers: []cluster.Peer{{ID: "m1", RaftAddr: raftAddr}}, Logger: sysLogger("admin.m1"), Scheduler: sysSchedConfig()})
+	n, err := startNode(context.Background(), nodeConfig{ID: "m1", DataDir: filepath.Join(t.TempDir(), "m1"), RaftAddr: raftAddr, GRPCAddr: grpcAddr,
+		Peers: []cluster.Peer{{ID: "m1", RaftAddr: raftAddr}}, Bootstrap: true, Logger: sysLogger("admin.m1"), Scheduler: sysSchedConfig()})
 	if err != nil {
 		t.Fatalf("start admin: %v", err)
 	}

@@ -26,7 +26,9 @@ type nodeConfig struct {
 	// RaftAdvertise is --raft-advertise ("" : RaftAddr).
 	RaftAdvertise string
 	Peers         []cluster.Peer
-	Logger        hclog.Logger
+	// Bootstrap is --bootstrap: Peers form a new cluster (cluster.Config).
+	Bootstrap bool
+	Logger    hclog.Logger
 	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
 	Master    string
 	Scheduler scheduler.Config
@@ -53,7 +55,9 @@ type adminNode struct {
 	changes *gkrpc.ChangeFeed
 }
 
-func startNode(cfg nodeConfig) (*adminNode, error) {
+// startNode starts an admin node. With an empty data dir it first waits in
+// cluster.Open until its peers have answered (ctx ends the wait).
+func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
@@ -96,8 +100,8 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	schedCfg.VerifyLeader = func(ctx context.Context) error { return n.raft.VerifyRead(ctx) }
 	n.sched = scheduler.New(schedCfg, localApplier{n}, n.fsm, master)
 	n.fsm.OnRestore(n.sched.StateRestored)
-	n.raft, err = cluster.Open(cluster.Config{
-		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers,
+	n.raft, err = cluster.Open(ctx, cluster.Config{
+		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers, Bootstrap: cfg.Bootstrap,
 		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout, LeaderLease: cfg.LeaderLease,
 	})
@@ -127,7 +131,7 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	pb.RegisterWorkerServiceServer(n.grpc, gkrpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)
 	n.metrics.reg.MustRegister(newAdminCollector(n))
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)
 	go func() {
@@ -138,17 +142,50 @@ func startNode(cfg nodeConfig) (*adminNode, error) {
 	}()
 	go func() {
 		defer n.wg.Done()
-		n.server.PublishAddress(ctx)
+		n.server.PublishAddress(runCtx)
 	}()
 	if n.topo != nil {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			n.topo.Run(ctx)
+			n.topo.Run(runCtx)
 		}()
 	}
 	cfg.Logger.Info("admin node started", "id", cfg.ID, "raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr)
 	return n, nil
+}
+
+// startNodes starts the admins of cfgs at once (empty nodes of a new
+// cluster wait in Open for each other). If one fails, the others are
+// stopped and the first error is returned.
+func startNodes(ctx context.Context, cfgs []nodeConfig) ([]*adminNode, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	nodes := make([]*adminNode, len(cfgs))
+	errs := make([]error, len(cfgs))
+	var wg sync.WaitGroup
+	for i, c := range cfgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if nodes[i], errs[i] = startNode(ctx, c); errs[i] != nil {
+				errs[i] = fmt.Errorf("start %s: %w", c.ID, errs[i])
+				cancel() // the others need not wait for this one
+			}
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			for _, n := range nodes {
+				if n != nil {
+					n.stop()
+				}
+			}
+			return nil, err
+		}
+	}
+	return nodes, nil
 }
 
 // streamWorkers is how many goroutines the gRPC server keeps for calls.

@@ -150,11 +150,18 @@ func (s *system) startAdmins(sc scheduler.Config) {
 			Logger: sysLogger("admin." + id), Master: s.sim.MasterServerAddress().String(), Scheduler: sc,
 		})
 	}
-	s.nodes = make([]*adminNode, 3)
 	for i := range s.cfgs {
-		s.cfgs[i].Peers = peers
-		s.startNode(i)
+		s.cfgs[i].Peers, s.cfgs[i].Bootstrap = peers, true
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	defer cancel()
+	nodes, err := startNodes(ctx, s.cfgs)
+	if err != nil {
+		s.t.Fatalf("start admins: %v", err)
+	}
+	s.mu.Lock()
+	s.nodes = nodes
+	s.mu.Unlock()
 	s.waitLeader()
 	s.waitPublished()
 }
@@ -187,7 +194,9 @@ func (s *system) waitPublished() {
 
 func (s *system) startNode(i int) {
 	s.t.Helper()
-	n, err := startNode(s.cfgs[i])
+	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	defer cancel()
+	n, err := startNode(ctx, s.cfgs[i])
 	if err != nil {
 		s.t.Fatalf("start admin %s: %v", s.cfgs[i].ID, err)
 	}

@@ -36,7 +36,7 @@ func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error
 		grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
 		p, err := startProc(filepath.Join(dir, id+".log"), bin, "admin", "--id", id,
 			"--data-dir", filepath.Join(dir, id), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--log-level", "warn")
+			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--bootstrap", "--log-level", "warn")
 		if err != nil {
 			g.stop()
 			return nil, err

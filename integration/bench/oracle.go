@@ -217,7 +217,7 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 		// quiet during the measurement.
 		p, err := startProc(filepath.Join(o.dir, id+".log"), o.bin, "admin", "--id", id,
 			"--data-dir", filepath.Join(o.dir, id), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--log-level", "warn",
+			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--bootstrap", "--log-level", "warn",
 			"--master", sc.addr, "--detect-interval", "1h", "--debug-addr", debugAddr)
 		if err != nil {
 			return err
