@@ -19,16 +19,18 @@ const SnapshotVersion = 1
 // the apply lock and to marshal after the lock is released.
 func (s *State) Snapshot() *pb.StateSnapshot {
 	snap := &pb.StateSnapshot{
-		Version:         SnapshotVersion,
-		NextTaskId:      s.nextTaskID,
-		AppliedIndex:    s.appliedIndex,
-		Tasks:           s.Tasks(TaskFilter{}),
-		CapacityChanges: s.CapacityChanges(),
-		RetiredChanges:  s.RetiredChanges(),
-		Workers:         s.Workers(),
+		Version:          SnapshotVersion,
+		NextTaskId:       s.nextTaskID,
+		AppliedIndex:     s.appliedIndex,
+		Tasks:            s.Tasks(TaskFilter{}),
+		CapacityChanges:  s.CapacityChanges(),
+		RetiredChanges:   s.RetiredChanges(),
+		Workers:          s.Workers(),
+		TestCommandIndex: s.testCommandIndex,
 	}
 	for id, addr := range s.admins {
-		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr})
+		a := s.versions[id]
+		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: a.version, VersionSince: a.since})
 	}
 	sort.Slice(snap.Admins, func(i, j int) bool { return snap.Admins[i].Id < snap.Admins[j].Id })
 	return snap
@@ -44,6 +46,7 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 	}
 	s := NewState()
 	s.nextTaskID, s.appliedIndex = snap.NextTaskId, snap.AppliedIndex
+	s.testCommandIndex = snap.TestCommandIndex
 	for _, t := range snap.Tasks {
 		if t.Id == 0 || t.Id >= s.nextTaskID {
 			return nil, fmt.Errorf("snapshot task id %d is outside 1..%d", t.Id, s.nextTaskID-1)
@@ -75,6 +78,9 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 	}
 	for _, a := range snap.Admins {
 		s.admins[a.Id] = a.GrpcAddr
+		if a.MaxCommandVersion != 0 {
+			s.versions[a.Id] = advert{version: a.MaxCommandVersion, since: a.VersionSince}
+		}
 	}
 	return s, nil
 }
