@@ -90,7 +90,20 @@ type Node struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	shutOnce sync.Once
+	// fatal carries the one error (the FSM halted) that the process must
+	// exit on; see Fatal.
+	fatal chan error
 }
+
+// Halter is implemented by an FSM that can stop applying for good (a
+// committed command this build does not know); the node passes the
+// reason on through Fatal.
+type Halter interface{ OnHalt(func(error)) }
+
+// Fatal delivers, at most once, an error this node cannot go on after:
+// its FSM stopped at an entry it cannot apply. The process should log it
+// and exit; raft keeps the entry for a binary that can.
+func (n *Node) Fatal() <-chan error { return n.fatal }
 
 // Open starts the raft node described by cfg. On first start of an empty data
 // dir it bootstraps the cluster from cfg.Peers (every node given the same
@@ -234,13 +247,22 @@ func Open(cfg Config) (*Node, error) {
 		cfg.Logger.Info("no state and no --peers: waiting to be added by a running cluster (ctl peers add)")
 	}
 
+	fatal := make(chan error, 1)
+	if h, ok := cfg.FSM.(Halter); ok {
+		h.OnHalt(func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		})
+	}
 	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, transport)
 	if err != nil {
 		transport.Close()
 		store.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{cfg: cfg, raft: r, store: store, snaps: snaps, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, raft: r, store: store, snaps: snaps, transport: transport, logger: cfg.Logger, notifyCh: notifyCh, stop: make(chan struct{}), fatal: fatal}
 	n.verifier = newVerifyBatcher(func() error { return r.VerifyLeader().Error() })
 	n.wg.Add(1)
 	go n.watchLeadership()
@@ -418,7 +440,8 @@ func (n *Node) applyError(err error) error {
 // still leads and has applied everything committed before its term, so a read
 // of the local state right after it is linearizable.
 func (n *Node) VerifyRead(ctx context.Context) error {
-	if !n.IsLeader() {
+	ready := n.readyTerm.Load()
+	if ready == 0 || !n.IsLeader() {
 		return n.notLeader()
 	}
 	// Concurrent reads share one round of VerifyLeader, each a round that
@@ -431,6 +454,14 @@ func (n *Node) VerifyRead(ctx context.Context) error {
 			return err
 		}
 		return fmt.Errorf("verify leader: %w", err)
+	}
+	// The round proved leadership in the current term, but leadership may
+	// have been lost and regained meanwhile: a new term whose barrier is not
+	// done yet has not applied everything committed before it. Serve the
+	// read only if this node is still ready, in the very term it was ready
+	// in before the round.
+	if n.readyTerm.Load() != ready || !n.IsLeader() {
+		return n.notLeader()
 	}
 	return nil
 }
