@@ -322,6 +322,7 @@ func (n *Node) startLeading() *leaderRun {
 	run := &leaderRun{term: term, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(run.done)
+		before := n.raft.LastIndex()
 		for ctx.Err() == nil {
 			err := n.raft.Barrier(defaultTimeout).Error()
 			if err == nil {
@@ -330,6 +331,15 @@ func (n *Node) startLeading() *leaderRun {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
 				return
 			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Raft publishes its applied index only after it handed the entries
+		// to the FSM, which may release the barrier first: wait for it, so
+		// a ready leader never reports an applied index behind its barrier.
+		for n.raft.AppliedIndex() <= before && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
 		}
 		if ctx.Err() != nil {
 			return
@@ -464,6 +474,27 @@ func (n *Node) VerifyRead(ctx context.Context) error {
 		return n.notLeader()
 	}
 	return nil
+}
+
+// StateIndex extends fsmIndex, the last raft index handed to the FSM,
+// over the no-op and barrier entries after it that raft has applied (it
+// does not hand those to the FSM, and they change nothing): the FSM's
+// state is exactly the state at the index returned. When nothing else is
+// in flight it is raft's applied index. 0 stays 0 (not known).
+func (n *Node) StateIndex(fsmIndex uint64) uint64 {
+	if fsmIndex == 0 {
+		return 0
+	}
+	applied := n.raft.AppliedIndex()
+	idx := fsmIndex
+	for steps := 0; idx < applied && steps < 1024; steps++ {
+		var l raft.Log
+		if err := n.store.GetLog(idx+1, &l); err != nil || (l.Type != raft.LogNoop && l.Type != raft.LogBarrier) {
+			break
+		}
+		idx++
+	}
+	return idx
 }
 
 // Status is a snapshot of this node's raft view.

@@ -175,7 +175,10 @@ func (f *FSM) Hash() string {
 	return f.state.Hash()
 }
 
-// HashAt returns the state digest and the index it reflects, read together.
+// HashAt returns the state digest and the raft index it reflects, read
+// together: the last entry handed to the FSM (0 right after an operator's
+// restore, until the next entry). Raft's no-op and barrier entries are not
+// handed over; cluster.Node.StateIndex extends the index over them.
 func (f *FSM) HashAt() (index uint64, hash string) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()

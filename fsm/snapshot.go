@@ -90,10 +90,26 @@ func MarshalSnapshot(snap *pb.StateSnapshot) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(snap)
 }
 
-// Hash is a digest of the whole state: equal states give equal hashes on
-// every node, whatever order their maps were filled in.
+// WithoutIndex returns the bytes of a vetted snapshot with its applied
+// index cleared: what an operator's restore hands to raft. Raft gives the
+// restored state a new index of its own choosing, so the saved one would
+// be wrong (and behind); 0 means "not known until the next entry".
+func WithoutIndex(b []byte) ([]byte, error) {
+	_, snap, err := DecodeSnapshot(b)
+	if err != nil {
+		return nil, err
+	}
+	snap.AppliedIndex = 0
+	return MarshalSnapshot(snap)
+}
+
+// Hash is a digest of the whole state's content (not of the index it was
+// reached at): equal states give equal hashes on every node, whatever
+// order their maps were filled in.
 func (s *State) Hash() string {
-	b, err := MarshalSnapshot(s.Snapshot())
+	snap := s.Snapshot()
+	snap.AppliedIndex = 0
+	b, err := MarshalSnapshot(snap)
 	if err != nil {
 		// Marshalling our own well-formed messages cannot fail; make it loud if it does.
 		panic(fmt.Sprintf("fsm: marshal state for hash: %v", err))

@@ -33,7 +33,8 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		AppliedIndex:   st.AppliedIndex,
 		LastLogIndex:   st.LastLogIndex,
 	}
-	resp.StateIndex, resp.StateHash = s.fsm.HashAt()
+	fsmIndex, hash := s.fsm.HashAt()
+	resp.StateIndex, resp.StateHash = s.raft.StateIndex(fsmIndex), hash
 	addrs := map[string]string{}
 	members, err := s.raft.Members()
 	if err != nil {

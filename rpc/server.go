@@ -33,6 +33,7 @@ type Raft interface {
 	RemoveServer(ctx context.Context, id string) error
 	SaveSnapshot() (cluster.SnapshotMeta, io.ReadCloser, error)
 	RestoreSnapshot(ctx context.Context, index, term uint64, data []byte) (uint64, error)
+	StateIndex(fsmIndex uint64) uint64
 }
 
 // Server implements the Admin and Internal services of one admin node.
