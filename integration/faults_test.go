@@ -88,6 +88,7 @@ var faultWeights = []struct {
 }{
 	{fkKillLeader, 12}, {fkKillFollower, 10}, {fkKillWorker, 14}, {fkMasterRestart, 8}, {fkMasterOutage, 8},
 	{fkStopLeader, 5}, {fkStopFollower, 4}, {fkStopWorker, 7}, {fkIsolateLeader, 7}, {fkIsolateFollow, 7},
+	{fkRollingUpgrade, 3},
 }
 
 // faultAdmin is one admin process with its own loopback IP.
@@ -262,7 +263,7 @@ func TestRandomizedFaults(t *testing.T) {
 	r.waitLeader()
 	r.waitSomeTaskRunning()
 	for r.round = 1; r.round <= int(rounds); r.round++ {
-		kind := r.pickKind()
+		kind := r.upgradeDue(r.pickKind(), int(rounds))
 		r.roundsByKind[kind]++
 		from := time.Now()
 		r.runRound(kind)
@@ -715,6 +716,8 @@ func (r *faultRun) runRound(kind faultKind) {
 			r.note("the majority elected %s during the partition", nl.ID)
 		}
 		r.parts.heal()
+	case fkRollingUpgrade:
+		r.rollingUpgrade()
 	case fkIsolateFollow:
 		f := pickFollower()
 		d := r.hold(800*time.Millisecond, 2000*time.Millisecond)

@@ -394,6 +394,8 @@ type node struct {
 	LogPath  string
 	// Peers is the --peers value; empty starts a node that waits to be added.
 	Peers string
+	// Env is added to the environment of the node's next starts.
+	Env []string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -439,7 +441,7 @@ func (n *node) start(t testing.TB) {
 	}
 	fmt.Fprintf(f, "===== test harness: starting %s at %s: %s\n", n.ID, time.Now().Format(time.RFC3339Nano), strings.Join(n.args(), " "))
 	cmd := exec.Command(binary, n.args()...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), n.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
