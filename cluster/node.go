@@ -102,7 +102,20 @@ type Node struct {
 	stop     chan struct{}
 	wg       sync.WaitGroup
 	shutOnce sync.Once
+	// fatal carries the one error (the FSM halted) that the process must
+	// exit on; see Fatal.
+	fatal chan error
 }
+
+// Halter is implemented by an FSM that can stop applying for good (a
+// committed command this build does not know); the node passes the
+// reason on through Fatal.
+type Halter interface{ OnHalt(func(error)) }
+
+// Fatal delivers, at most once, an error this node cannot go on after:
+// its FSM stopped at an entry it cannot apply. The process should log it
+// and exit; raft keeps the entry for a binary that can.
+func (n *Node) Fatal() <-chan error { return n.fatal }
 
 // Open starts the raft node described by cfg. A data dir with raft state
 // rejoins with it. An empty data dir first asks the other peers (the probe
@@ -310,11 +323,21 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Logger.Info("bootstrapped a new cluster", "peers", len(servers))
 	}
 
+	fatal := make(chan error, 1)
+	if h, ok := cfg.FSM.(Halter); ok {
+		h.OnHalt(func(err error) {
+			select {
+			case fatal <- err:
+			default:
+			}
+		})
+	}
 	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, transport)
 	if err != nil {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
 	n.raft = r
+	n.fatal = fatal
 	stream.setProbeInfo(n.probeInfo)
 	n.verifier = newVerifyBatcher(func() error { return r.VerifyLeader().Error() })
 	n.wg.Add(1)
@@ -496,6 +519,7 @@ func (n *Node) startLeading() *leaderRun {
 	run := &leaderRun{term: term, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(run.done)
+		before := n.raft.LastIndex()
 		for ctx.Err() == nil {
 			err := n.raft.Barrier(defaultTimeout).Error()
 			if err == nil {
@@ -504,6 +528,15 @@ func (n *Node) startLeading() *leaderRun {
 			if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
 				return
 			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		// Raft publishes its applied index only after it handed the entries
+		// to the FSM, which may release the barrier first: wait for it, so
+		// a ready leader never reports an applied index behind its barrier.
+		for n.raft.AppliedIndex() <= before && ctx.Err() == nil {
+			time.Sleep(time.Millisecond)
 		}
 		if ctx.Err() != nil {
 			return
@@ -614,7 +647,8 @@ func (n *Node) applyError(err error) error {
 // still leads and has applied everything committed before its term, so a read
 // of the local state right after it is linearizable.
 func (n *Node) VerifyRead(ctx context.Context) error {
-	if !n.IsLeader() {
+	ready := n.readyTerm.Load()
+	if ready == 0 || !n.IsLeader() {
 		return n.notLeader()
 	}
 	// Concurrent reads share one round of VerifyLeader, each a round that
@@ -628,7 +662,36 @@ func (n *Node) VerifyRead(ctx context.Context) error {
 		}
 		return fmt.Errorf("verify leader: %w", err)
 	}
+	// The round proved leadership in the current term, but leadership may
+	// have been lost and regained meanwhile: a new term whose barrier is not
+	// done yet has not applied everything committed before it. Serve the
+	// read only if this node is still ready, in the very term it was ready
+	// in before the round.
+	if n.readyTerm.Load() != ready || !n.IsLeader() {
+		return n.notLeader()
+	}
 	return nil
+}
+
+// StateIndex extends fsmIndex, the last raft index handed to the FSM,
+// over the no-op and barrier entries after it that raft has applied (it
+// does not hand those to the FSM, and they change nothing): the FSM's
+// state is exactly the state at the index returned. When nothing else is
+// in flight it is raft's applied index. 0 stays 0 (not known).
+func (n *Node) StateIndex(fsmIndex uint64) uint64 {
+	if fsmIndex == 0 {
+		return 0
+	}
+	applied := n.raft.AppliedIndex()
+	idx := fsmIndex
+	for steps := 0; idx < applied && steps < 1024; steps++ {
+		var l raft.Log
+		if err := n.store.GetLog(idx+1, &l); err != nil || (l.Type != raft.LogNoop && l.Type != raft.LogBarrier) {
+			break
+		}
+		idx++
+	}
+	return idx
 }
 
 // Status is a snapshot of this node's raft view.

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/hashicorp/raft"
 )
 
 // Peer is one voter of the initial configuration.
@@ -72,4 +74,15 @@ func ParsePeers(s string) ([]Peer, error) {
 	}
 	sort.Slice(peers, func(i, j int) bool { return peers[i].ID < peers[j].ID })
 	return peers, nil
+}
+
+// Voters returns the ids of the voting members.
+func Voters(members []Member) []string {
+	var out []string
+	for _, m := range members {
+		if m.Suffrage == raft.Voter.String() {
+			out = append(out, m.ID)
+		}
+	}
+	return out
 }

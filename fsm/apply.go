@@ -22,8 +22,10 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 		existing bool
 		err      *Error
 	)
-	if cmd.Version != CommandVersion {
-		err = errorf(pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, "command version %d is not supported (this build applies version %d)", cmd.Version, CommandVersion)
+	if cmd.Version < CommandVersion || cmd.Version > s.MaxVersion() {
+		err = errorf(pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, "command version %d is not supported (this build applies versions %d to %d)", cmd.Version, CommandVersion, s.MaxVersion())
+	} else if need := RequiredVersion(cmd); need > cmd.Version {
+		err = errorf(pb.ErrorCode_ERROR_CODE_INVALID, "command body needs version %d, not %d", need, cmd.Version)
 	} else {
 		switch b := cmd.Body.(type) {
 		case *pb.Command_SubmitTask:
@@ -51,7 +53,11 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 		case *pb.Command_DeregisterWorker:
 			err = s.deregisterWorker(b.DeregisterWorker)
 		case *pb.Command_SetAdminAddr:
-			err = s.setAdminAddr(b.SetAdminAddr)
+			err = s.setAdminAddr(index, b.SetAdminAddr)
+		case *pb.Command_TestCommand:
+			if s.testCommandIndex == 0 {
+				s.testCommandIndex = index
+			}
 		case *pb.Command_PruneTasks:
 			err = s.pruneTasks(b.PruneTasks)
 		default:
@@ -394,10 +400,14 @@ func (s *State) deregisterWorker(c *pb.DeregisterWorker) *Error {
 	return nil
 }
 
-func (s *State) setAdminAddr(c *pb.SetAdminAddr) *Error {
+func (s *State) setAdminAddr(index uint64, c *pb.SetAdminAddr) *Error {
 	if c.Id == "" || c.GrpcAddr == "" {
 		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "admin address needs an id and a gRPC address")
 	}
 	s.admins[c.Id] = c.GrpcAddr
+	v := max(c.MaxCommandVersion, CommandVersion)
+	if cur, ok := s.versions[c.Id]; !ok || cur.version != v {
+		s.versions[c.Id] = advert{version: v, since: index}
+	}
 	return nil
 }

@@ -20,6 +20,31 @@ type FSM struct {
 	onApply func(index uint64)
 	// onRestore, if set, is called after the state was replaced by a snapshot.
 	onRestore func()
+	// maxVersion is the highest command version this build applies.
+	maxVersion uint32
+	// halted is set, once, when a committed entry holds a command this
+	// build does not know: nothing at or past it is applied any more.
+	halted *UnknownCommandError
+	// onHalt, if set, is told (once) why the FSM halted.
+	onHalt func(error)
+}
+
+// UnknownCommandError says a committed entry holds a command this build
+// does not know. The FSM stops before it: applying it wrongly, or skipping
+// it, would make this node's state differ from its upgraded peers'.
+type UnknownCommandError struct {
+	Index   uint64
+	Version uint32 // the entry's command version
+	Known   uint32 // the highest version this build applies
+	Body    bool   // false: the body itself is not one this build knows
+}
+
+func (e *UnknownCommandError) Error() string {
+	what := fmt.Sprintf("a command of version %d", e.Version)
+	if !e.Body {
+		what = fmt.Sprintf("a command (version %d) whose kind", e.Version)
+	}
+	return fmt.Sprintf("raft entry %d holds %s this build does not know (it applies command versions up to %d): stopped before applying it; upgrade this node's binary and start it again (the entry stays in the log and is applied then)", e.Index, what, e.Known)
 }
 
 var (
@@ -27,8 +52,49 @@ var (
 	_ raft.BatchingFSM = (*FSM)(nil)
 )
 
-// New returns an FSM over an empty state.
-func New() *FSM { return &FSM{state: NewState()} }
+// New returns an FSM over an empty state that applies the base command
+// version only.
+func New() *FSM { return NewWithVersion(CommandVersion) }
+
+// NewWithVersion returns an FSM over an empty state that applies command
+// versions up to maxVersion.
+func NewWithVersion(maxVersion uint32) *FSM {
+	maxVersion = max(maxVersion, CommandVersion)
+	st := NewState()
+	st.maxVersion = maxVersion
+	return &FSM{state: st, maxVersion: maxVersion}
+}
+
+// MaxCommandVersion is the highest command version this FSM applies.
+func (f *FSM) MaxCommandVersion() uint32 { return f.maxVersion }
+
+// OnHalt registers fn, told once (from raft's apply goroutine, outside the
+// lock) that the FSM stopped at a command this build does not know. fn
+// must not block. Call it before raft starts.
+func (f *FSM) OnHalt(fn func(error)) { f.onHalt = fn }
+
+// Halted returns why the FSM stopped applying, or nil.
+func (f *FSM) Halted() error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.halted == nil {
+		return nil
+	}
+	return f.halted
+}
+
+// unknown reports whether cmd is a command this build does not know: a
+// version outside the ones it applies, or a body it cannot read. (A known
+// body in a version too old for it is merely invalid: Apply refuses it.)
+func (f *FSM) unknown(index uint64, cmd *pb.Command) *UnknownCommandError {
+	if cmd.Version > f.maxVersion || cmd.Version < CommandVersion {
+		return &UnknownCommandError{Index: index, Version: cmd.Version, Known: f.maxVersion, Body: true}
+	}
+	if cmd.Body == nil || RequiredVersion(cmd) > f.maxVersion {
+		return &UnknownCommandError{Index: index, Version: cmd.Version, Known: f.maxVersion}
+	}
+	return nil
+}
 
 // OnApply registers a callback run (outside the lock) after commands are applied.
 // Call it before raft starts.
@@ -61,8 +127,20 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		cmds[i] = cmd
 	}
 	var last uint64
+	var halt *UnknownCommandError
 	f.mu.Lock()
 	for i, l := range logs {
+		if f.halted == nil && cmds[i] != nil {
+			if u := f.unknown(l.Index, cmds[i]); u != nil {
+				f.halted, halt = u, u
+			}
+		}
+		if f.halted != nil {
+			// Not applied here: raft keeps the entry, and the upgraded
+			// binary applies it (and everything after it) on restart.
+			out[i] = &pb.ApplyResult{Index: l.Index, ErrorCode: pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, Error: f.halted.Error()}
+			continue
+		}
 		last = l.Index
 		if cmds[i] == nil {
 			if l.Index > f.state.appliedIndex {
@@ -75,6 +153,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	f.mu.Unlock()
 	if f.onApply != nil && last > 0 {
 		f.onApply(last)
+	}
+	if halt != nil && f.onHalt != nil {
+		f.onHalt(halt)
 	}
 	return out
 }
@@ -94,7 +175,10 @@ func (f *FSM) Hash() string {
 	return f.state.Hash()
 }
 
-// HashAt returns the state digest and the index it reflects, read together.
+// HashAt returns the state digest and the raft index it reflects, read
+// together: the last entry handed to the FSM (0 right after an operator's
+// restore, until the next entry). Raft's no-op and barrier entries are not
+// handed over; cluster.Node.StateIndex extends the index over them.
 func (f *FSM) HashAt() (index uint64, hash string) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
@@ -105,6 +189,11 @@ func (f *FSM) HashAt() (index uint64, hash string) {
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	if f.halted != nil {
+		// A snapshot now would claim entries this node never applied, and
+		// let raft drop them from the log before the upgraded binary runs.
+		return nil, fmt.Errorf("no snapshot: %w", f.halted)
+	}
 	return &fsmSnapshot{snap: f.state.Snapshot()}, nil
 }
 
@@ -119,7 +208,14 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return err
 	}
+	st.maxVersion = f.maxVersion
 	f.mu.Lock()
+	if f.halted != nil {
+		f.mu.Unlock()
+		// A state from past the entry this build does not know was made by
+		// a newer build: this one may not read all of it.
+		return fmt.Errorf("no restore: %w", f.halted)
+	}
 	f.state = st
 	f.mu.Unlock()
 	if f.onApply != nil {

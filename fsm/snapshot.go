@@ -19,16 +19,18 @@ const SnapshotVersion = 1
 // the apply lock and to marshal after the lock is released.
 func (s *State) Snapshot() *pb.StateSnapshot {
 	snap := &pb.StateSnapshot{
-		Version:         SnapshotVersion,
-		NextTaskId:      s.nextTaskID,
-		AppliedIndex:    s.appliedIndex,
-		Tasks:           s.Tasks(TaskFilter{}),
-		CapacityChanges: s.CapacityChanges(),
-		RetiredChanges:  s.RetiredChanges(),
-		Workers:         s.Workers(),
+		Version:          SnapshotVersion,
+		NextTaskId:       s.nextTaskID,
+		AppliedIndex:     s.appliedIndex,
+		Tasks:            s.Tasks(TaskFilter{}),
+		CapacityChanges:  s.CapacityChanges(),
+		RetiredChanges:   s.RetiredChanges(),
+		Workers:          s.Workers(),
+		TestCommandIndex: s.testCommandIndex,
 	}
 	for id, addr := range s.admins {
-		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr})
+		a := s.versions[id]
+		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: a.version, VersionSince: a.since})
 	}
 	sort.Slice(snap.Admins, func(i, j int) bool { return snap.Admins[i].Id < snap.Admins[j].Id })
 	return snap
@@ -44,6 +46,7 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 	}
 	s := NewState()
 	s.nextTaskID, s.appliedIndex = snap.NextTaskId, snap.AppliedIndex
+	s.testCommandIndex = snap.TestCommandIndex
 	for _, t := range snap.Tasks {
 		if t.Id == 0 || t.Id >= s.nextTaskID {
 			return nil, fmt.Errorf("snapshot task id %d is outside 1..%d", t.Id, s.nextTaskID-1)
@@ -75,6 +78,9 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 	}
 	for _, a := range snap.Admins {
 		s.admins[a.Id] = a.GrpcAddr
+		if a.MaxCommandVersion != 0 {
+			s.versions[a.Id] = advert{version: a.MaxCommandVersion, since: a.VersionSince}
+		}
 	}
 	return s, nil
 }
@@ -84,10 +90,26 @@ func MarshalSnapshot(snap *pb.StateSnapshot) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(snap)
 }
 
-// Hash is a digest of the whole state: equal states give equal hashes on
-// every node, whatever order their maps were filled in.
+// WithoutIndex returns the bytes of a vetted snapshot with its applied
+// index cleared: what an operator's restore hands to raft. Raft gives the
+// restored state a new index of its own choosing, so the saved one would
+// be wrong (and behind); 0 means "not known until the next entry".
+func WithoutIndex(b []byte) ([]byte, error) {
+	_, snap, err := DecodeSnapshot(b)
+	if err != nil {
+		return nil, err
+	}
+	snap.AppliedIndex = 0
+	return MarshalSnapshot(snap)
+}
+
+// Hash is a digest of the whole state's content (not of the index it was
+// reached at): equal states give equal hashes on every node, whatever
+// order their maps were filled in.
 func (s *State) Hash() string {
-	b, err := MarshalSnapshot(s.Snapshot())
+	snap := s.Snapshot()
+	snap.AppliedIndex = 0
+	b, err := MarshalSnapshot(snap)
 	if err != nil {
 		// Marshalling our own well-formed messages cannot fail; make it loud if it does.
 		panic(fmt.Sprintf("fsm: marshal state for hash: %v", err))

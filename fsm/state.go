@@ -33,6 +33,20 @@ type State struct {
 	volumeChanges map[uint32][]*pb.CapacityChange
 	workers       map[string]*pb.Worker
 	admins        map[string]string
+	// versions holds each admin's advertised command version.
+	versions map[string]advert
+	// testCommandIndex is the index of the first test-only TestCommand.
+	testCommandIndex uint64
+	// maxVersion is the highest command version this build applies (0:
+	// CommandVersion). A property of the build, not of the replicated state.
+	maxVersion uint32
+}
+
+// advert is an admin's advertised command version and the index at which
+// it first advertised it.
+type advert struct {
+	version uint32
+	since   uint64
 }
 
 // NewState returns an empty state.
@@ -49,8 +63,31 @@ func NewState() *State {
 		volumeChanges:   map[uint32][]*pb.CapacityChange{},
 		workers:         map[string]*pb.Worker{},
 		admins:          map[string]string{},
+		versions:        map[string]advert{},
 	}
 }
+
+// MaxVersion is the highest command version this state's build applies.
+func (s *State) MaxVersion() uint32 { return max(s.maxVersion, CommandVersion) }
+
+// AdminVersion returns the command version an admin advertised and the
+// index at which it first did (ok false: nothing advertised).
+func (s *State) AdminVersion(id string) (version uint32, since uint64, ok bool) {
+	a, ok := s.versions[id]
+	return a.version, a.since, ok
+}
+
+// AdminVersions maps every admin that advertised to its command version.
+func (s *State) AdminVersions() map[string]uint32 {
+	out := make(map[string]uint32, len(s.versions))
+	for id, a := range s.versions {
+		out[id] = a.version
+	}
+	return out
+}
+
+// TestCommandIndex is the index of the first test-only TestCommand applied (0: none).
+func (s *State) TestCommandIndex() uint64 { return s.testCommandIndex }
 
 // AppliedIndex is the raft index of the last command applied.
 func (s *State) AppliedIndex() uint64 { return s.appliedIndex }

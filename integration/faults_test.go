@@ -88,7 +88,8 @@ var faultWeights = []struct {
 }{
 	{fkKillLeader, 12}, {fkKillFollower, 10}, {fkKillWorker, 14}, {fkMasterRestart, 8}, {fkMasterOutage, 8},
 	{fkStopLeader, 5}, {fkStopFollower, 4}, {fkStopWorker, 7}, {fkIsolateLeader, 7}, {fkIsolateFollow, 7},
-	{fkAdminWiped, 4}, // faults_boot_test.go
+	{fkAdminWiped, 4},     // faults_boot_test.go
+	{fkRollingUpgrade, 3}, // faults_versions_test.go
 }
 
 // extraFaults are fault kinds defined in other files (faults_*_test.go),
@@ -289,7 +290,7 @@ func TestRandomizedFaults(t *testing.T) {
 	r.waitLeader()
 	r.waitSomeTaskRunning()
 	for r.round = 1; r.round <= int(rounds); r.round++ {
-		kind := r.pickKind()
+		kind := r.upgradeDue(r.pickKind(), int(rounds))
 		r.roundsByKind[kind]++
 		from := time.Now()
 		r.runRound(kind)
@@ -744,6 +745,8 @@ func (r *faultRun) runRound(kind faultKind) {
 			r.note("the majority elected %s during the partition", nl.ID)
 		}
 		r.parts.heal()
+	case fkRollingUpgrade:
+		r.rollingUpgrade()
 	case fkIsolateFollow:
 		f := pickFollower()
 		d := r.hold(800*time.Millisecond, 2000*time.Millisecond)

@@ -397,6 +397,8 @@ type node struct {
 	Peers string
 	// Bootstrap adds --bootstrap: Peers form a new cluster.
 	Bootstrap bool
+	// Env is added to the environment of the node's next starts.
+	Env []string
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -445,7 +447,7 @@ func (n *node) start(t testing.TB) {
 	}
 	fmt.Fprintf(f, "===== test harness: starting %s at %s: %s\n", n.ID, time.Now().Format(time.RFC3339Nano), strings.Join(n.args(), " "))
 	cmd := exec.Command(binary, n.args()...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), n.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

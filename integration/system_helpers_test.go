@@ -48,7 +48,7 @@ func (n *node) startArgs(t testing.TB, args ...string) {
 	}
 	fmt.Fprintf(f, "===== test harness: starting %s at %s: %s\n", n.ID, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	cmd := exec.Command(binary, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), n.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

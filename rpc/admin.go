@@ -33,22 +33,28 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		AppliedIndex:   st.AppliedIndex,
 		LastLogIndex:   st.LastLogIndex,
 	}
-	resp.StateIndex, resp.StateHash = s.fsm.HashAt()
+	fsmIndex, hash := s.fsm.HashAt()
+	resp.StateIndex, resp.StateHash = s.raft.StateIndex(fsmIndex), hash
 	addrs := map[string]string{}
 	members, err := s.raft.Members()
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	var advertised map[string]uint32
 	s.fsm.Read(func(f *fsm.State) {
 		for _, m := range members {
 			addrs[m.ID], _ = f.AdminAddr(m.ID)
 		}
+		advertised = f.AdminVersions()
+		resp.TestCommandIndex = f.TestCommandIndex()
 	})
+	resp.CommandVersion = fsm.AgreedVersion(cluster.Voters(members), advertised)
 	resp.LeaderGrpcAddr = addrs[st.LeaderID]
 	resp.Members = make([]*pb.Member, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		pm := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, GrpcAddr: addrs[m.ID], Suffrage: m.Suffrage, State: "unreachable"}
+		pm := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, GrpcAddr: addrs[m.ID], Suffrage: m.Suffrage, State: "unreachable",
+			MaxCommandVersion: advertised[m.ID]}
 		resp.Members[i] = pm
 		if m.ID == st.ID {
 			pm.State, pm.AppliedIndex, pm.Term = st.State, st.AppliedIndex, st.Term

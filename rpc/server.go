@@ -33,6 +33,7 @@ type Raft interface {
 	RemoveServer(ctx context.Context, id string) error
 	SaveSnapshot() (cluster.SnapshotMeta, io.ReadCloser, error)
 	RestoreSnapshot(ctx context.Context, index, term uint64, data []byte) (uint64, error)
+	StateIndex(fsmIndex uint64) uint64
 }
 
 // Server implements the Admin and Internal services of one admin node.
@@ -224,23 +225,31 @@ func viaLeader[T any](s *Server, ctx context.Context, c pb.Consistency, call fun
 	return resp, true, s.forwardErr(err)
 }
 
-// PublishAddress keeps this node's client address in the replicated state,
-// so followers can forward to it once it leads. It returns when ctx ends.
+// PublishAddress keeps this node's client address, and the highest command
+// version its build applies, in the replicated state, so followers can
+// forward to it once it leads and the leader knows which command versions
+// every voter applies. It returns when ctx ends.
 func (s *Server) PublishAddress(ctx context.Context) {
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
+	version := s.fsm.MaxCommandVersion()
 	for {
 		var cur string
-		s.fsm.Read(func(st *fsm.State) { cur, _ = st.AdminAddr(s.raft.ID()) })
-		if cur != s.grpcAddr {
+		var curVersion uint32
+		s.fsm.Read(func(st *fsm.State) {
+			cur, _ = st.AdminAddr(s.raft.ID())
+			curVersion, _, _ = st.AdminVersion(s.raft.ID())
+		})
+		if cur != s.grpcAddr || curVersion != version {
 			if id, _ := s.raft.Leader(); id != "" {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := s.apply(cctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: s.raft.ID(), GrpcAddr: s.grpcAddr}}})
+				_, err := s.apply(cctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{
+					Id: s.raft.ID(), GrpcAddr: s.grpcAddr, MaxCommandVersion: version}}})
 				cancel()
 				if err != nil {
 					s.logger.Debug("publish gRPC address", "error", err)
 				} else {
-					s.logger.Info("published gRPC address", "addr", s.grpcAddr)
+					s.logger.Info("published gRPC address", "addr", s.grpcAddr, "max_command_version", version)
 				}
 			}
 		}

@@ -100,7 +100,11 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 		return err
 	}
 	ctx := stream.Context()
-	idx, err := s.raft.RestoreSnapshot(ctx, hdr.Index, hdr.Term, data)
+	restored, err := fsm.WithoutIndex(data)
+	if err != nil {
+		return invalid(fmt.Sprintf("snapshot: %v", err))
+	}
+	idx, err := s.raft.RestoreSnapshot(ctx, hdr.Index, hdr.Term, restored)
 	if isNotLeader(err) {
 		resp, err := s.relayRestore(stream, hdr, data)
 		if err != nil {
@@ -112,6 +116,13 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 		return toStatus(err)
 	}
 	s.logger.Warn("replicated state restored from a snapshot", "snapshot_index", hdr.Index, "index", idx)
+	// The restored state's index is not known until an entry follows it:
+	// republish this node's address (the restored state may hold an old
+	// one anyway), which every node applies.
+	if _, err := s.apply(ctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{
+		Id: s.raft.ID(), GrpcAddr: s.grpcAddr, MaxCommandVersion: s.fsm.MaxCommandVersion()}}}); err != nil {
+		s.logger.Warn("republish after the restore", "error", err)
+	}
 	return stream.SendAndClose(&pb.RestoreSnapshotResponse{Index: idx, StateHash: s.fsm.Hash()})
 }
 

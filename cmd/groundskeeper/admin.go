@@ -14,6 +14,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -139,6 +140,10 @@ func runAdmin(args []string) error {
 	if err := validateRaftTimings(*heartbeat, *election, *lease); err != nil {
 		return err
 	}
+	maxVersion, err := testCommandVersion(os.Getenv(testCommandVersionEnv))
+	if err != nil {
+		return err
+	}
 	if *debugAddr != "" {
 		if err := cluster.ValidateAddr("--debug-addr", *debugAddr); err != nil {
 			return usagef("%s", err)
@@ -173,7 +178,7 @@ func runAdmin(args []string) error {
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention},
-		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease})
+		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion})
 	stopStart()
 	if err != nil {
 		if metricsLis != nil {
@@ -194,12 +199,38 @@ func runAdmin(args []string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	s := <-sig
-	logger.Info("shutting down", "signal", s.String())
+	select {
+	case s := <-sig:
+		logger.Info("shutting down", "signal", s.String())
+	case err := <-node.raft.Fatal():
+		// The FSM stopped at a command this build does not know: exit
+		// non-zero (main prints err); raft keeps the entry for the upgrade.
+		signal.Stop(sig)
+		if serr := node.stop(); serr != nil {
+			logger.Warn("shutdown after the stop", "error", serr)
+		}
+		return err
+	}
 	signal.Stop(sig)
 	if err := node.stop(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped cleanly")
 	return nil
+}
+
+// testCommandVersionEnv, test-only, makes an admin apply (and its leader,
+// once every voter advertises it, write) the test-only command version 2:
+// how tests play a rolling upgrade into a build that knows one more
+// command version. Never set it in production.
+const testCommandVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION"
+
+func testCommandVersion(v string) (uint32, error) {
+	switch v {
+	case "", "1":
+		return fsm.CommandVersion, nil
+	case "2":
+		return fsm.TestCommandVersion, nil
+	}
+	return 0, usagef("%s=%q: want 1 or 2 (test-only)", testCommandVersionEnv, v)
 }

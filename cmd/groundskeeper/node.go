@@ -34,6 +34,12 @@ type nodeConfig struct {
 	Scheduler scheduler.Config
 	// Raft timings; zero means the cluster package's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
+	// MaxCommandVersion is the highest command version this node applies
+	// (0: fsm.CommandVersion). Tests raise it to fsm.TestCommandVersion
+	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=2) to play a newer build, whose
+	// leader then writes one test-only version-2 command once every voter
+	// advertises that version.
+	MaxCommandVersion uint32
 }
 
 // adminNode is a running admin: raft, the replicated state and the gRPC API.
@@ -53,6 +59,7 @@ type adminNode struct {
 	// changes wakes capacity watches: every applied batch and every new
 	// master topology notifies it.
 	changes *gkrpc.ChangeFeed
+	logger  hclog.Logger
 }
 
 // startNode starts an admin node. With an empty data dir it first waits in
@@ -62,7 +69,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
-	n := &adminNode{fsm: fsm.New(), metrics: newAdminMetrics(), changes: gkrpc.NewChangeFeed()}
+	n := &adminNode{fsm: fsm.NewWithVersion(cfg.MaxCommandVersion), metrics: newAdminMetrics(), changes: gkrpc.NewChangeFeed(), logger: cfg.Logger}
 	// Notification lives here, outside fsm.Apply: Apply stays deterministic
 	// and the feed never blocks raft's apply goroutine.
 	n.fsm.OnApply(func(uint64) { n.changes.Notify() })
@@ -102,7 +109,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 	n.fsm.OnRestore(n.sched.StateRestored)
 	n.raft, err = cluster.Open(ctx, cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers, Bootstrap: cfg.Bootstrap,
-		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.sched.Run,
+		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.lead,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout, LeaderLease: cfg.LeaderLease,
 	})
 	if err != nil {
@@ -213,11 +220,68 @@ func (n *adminNode) stop() error {
 	return err
 }
 
+// lead runs this node's leader-only work for one term: the scheduler and,
+// in a build that knows the test-only command version, its emitter.
+func (n *adminNode) lead(ctx context.Context) {
+	if n.fsm.MaxCommandVersion() >= fsm.TestCommandVersion {
+		done := make(chan struct{})
+		defer func() { <-done }()
+		go func() {
+			defer close(done)
+			n.emitTestCommand(ctx)
+		}()
+	}
+	n.sched.Run(ctx)
+}
+
+// emitTestCommand (test-only: a build started with
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=2) writes one version-2 TestCommand as
+// soon as every voter advertises version 2, unless the state has one.
+func (n *adminNode) emitTestCommand(ctx context.Context) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var done bool
+		n.fsm.Read(func(s *fsm.State) { done = s.TestCommandIndex() != 0 })
+		if done {
+			return
+		}
+		if n.agreedVersion() >= fsm.TestCommandVersion {
+			res, err := localApplier{n}.Apply(ctx, &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
+			if err == nil && res.ErrorCode == pb.ErrorCode_ERROR_CODE_NONE {
+				n.logger.Info("wrote the test-only version-2 command", "index", res.Index)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// agreedVersion is the highest command version every voter advertised.
+func (n *adminNode) agreedVersion() uint32 {
+	members, err := n.raft.Members()
+	if err != nil {
+		return fsm.CommandVersion
+	}
+	var adv map[string]uint32
+	n.fsm.Read(func(s *fsm.State) { adv = s.AdminVersions() })
+	return fsm.AgreedVersion(cluster.Voters(members), adv)
+}
+
 // localApplier proposes the scheduler's commands on this node only: a
 // scheduler that lost leadership must fail, never forward to the new leader.
+// It writes a command only in a version every voter applies.
 type localApplier struct{ n *adminNode }
 
 func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	if need := fsm.RequiredVersion(cmd); need > fsm.CommandVersion {
+		if agreed := a.n.agreedVersion(); need > agreed {
+			return nil, fmt.Errorf("command needs version %d but not every voter applies it yet (agreed version %d)", need, agreed)
+		}
+	}
 	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
 	if err != nil {
 		return nil, err

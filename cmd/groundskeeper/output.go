@@ -19,6 +19,9 @@ type memberJSON struct {
 	State        string `json:"state"`
 	Suffrage     string `json:"suffrage"`
 	AppliedIndex uint64 `json:"applied_index"`
+	// MaxCommandVersion is the highest command version the member's build
+	// applies, as it advertised it (0: not advertised yet).
+	MaxCommandVersion uint32 `json:"max_command_version"`
 }
 
 type statusJSON struct {
@@ -33,6 +36,11 @@ type statusJSON struct {
 	// StateIndex (compare nodes at equal indexes).
 	StateHash  string `json:"state_hash"`
 	StateIndex uint64 `json:"state_index"`
+	// CommandVersion is the highest command version every voter applies.
+	CommandVersion uint32 `json:"command_version"`
+	// TestCommandIndex: test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION), the
+	// index of the first test-only version-2 command (0: none).
+	TestCommandIndex uint64 `json:"test_command_index,omitempty"`
 }
 
 type maintenanceJSON struct {
@@ -108,9 +116,10 @@ func (o *ctlOpts) table() *tabwriter.Writer { return tabwriter.NewWriter(o.out, 
 func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	if o.json {
 		out := statusJSON{NodeID: st.NodeId, LeaderID: st.LeaderId, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Members: []memberJSON{},
-			StateHash: st.StateHash, StateIndex: st.StateIndex}
+			StateHash: st.StateHash, StateIndex: st.StateIndex, CommandVersion: st.CommandVersion, TestCommandIndex: st.TestCommandIndex}
 		for _, m := range st.Members {
-			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex})
+			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex,
+				MaxCommandVersion: m.MaxCommandVersion})
 		}
 		if m := st.Maintenance; m != nil {
 			out.Maintenance = &maintenanceJSON{Master: m.Master, MasterState: m.MasterState, MasterError: m.MasterError, Servers: m.Servers, Volumes: m.Volumes,
@@ -122,11 +131,15 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(o.out, "leader %s, term %d, commit index %d (answered by %s, applied %d)\n\n", leader, st.Term, st.CommitIndex, st.NodeId, st.AppliedIndex)
+	fmt.Fprintf(o.out, "leader %s, term %d, commit index %d (answered by %s, applied %d), command version %d\n\n", leader, st.Term, st.CommitIndex, st.NodeId, st.AppliedIndex, st.CommandVersion)
 	w := o.table()
-	fmt.Fprintln(w, "ID\tSTATE\tRAFT ADDR\tGRPC ADDR\tAPPLIED\tSUFFRAGE")
+	fmt.Fprintln(w, "ID\tSTATE\tRAFT ADDR\tGRPC ADDR\tAPPLIED\tSUFFRAGE\tCMD VERSION")
 	for _, m := range st.Members {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.AppliedIndex, m.Suffrage)
+		v := "-"
+		if m.MaxCommandVersion > 0 {
+			v = fmt.Sprint(m.MaxCommandVersion)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.AppliedIndex, m.Suffrage, v)
 	}
 	if err := w.Flush(); err != nil {
 		return err

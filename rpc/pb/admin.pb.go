@@ -271,12 +271,15 @@ type Member struct {
 	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	GrpcAddr string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	// leader, follower, candidate, unreachable
-	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
-	Suffrage      string `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
-	AppliedIndex  uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
-	Term          uint64 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	State        string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Suffrage     string `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
+	AppliedIndex uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Term         uint64 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	// The highest command version the member's build applies, as it
+	// advertised it in the replicated state (0: not advertised yet).
+	MaxCommandVersion uint32 `protobuf:"varint,8,opt,name=max_command_version,json=maxCommandVersion,proto3" json:"max_command_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -358,6 +361,13 @@ func (x *Member) GetTerm() uint64 {
 	return 0
 }
 
+func (x *Member) GetMaxCommandVersion() uint32 {
+	if x != nil {
+		return x.MaxCommandVersion
+	}
+	return 0
+}
+
 type StatusResponse struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	NodeId         string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -375,10 +385,15 @@ type StatusResponse struct {
 	// This node's replicated state: a digest of it (fsm.State.Hash) and the
 	// raft index it reflects, read together. Two nodes at the same
 	// state_index must have the same state_hash.
-	StateHash     string `protobuf:"bytes,12,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
-	StateIndex    uint64 `protobuf:"varint,13,opt,name=state_index,json=stateIndex,proto3" json:"state_index,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	StateHash  string `protobuf:"bytes,12,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	StateIndex uint64 `protobuf:"varint,13,opt,name=state_index,json=stateIndex,proto3" json:"state_index,omitempty"`
+	// The highest command version every voter has advertised: the newest
+	// the leader may write.
+	CommandVersion uint32 `protobuf:"varint,14,opt,name=command_version,json=commandVersion,proto3" json:"command_version,omitempty"`
+	// Test-only: the index of the first TestCommand applied (0: none).
+	TestCommandIndex uint64 `protobuf:"varint,15,opt,name=test_command_index,json=testCommandIndex,proto3" json:"test_command_index,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -498,6 +513,20 @@ func (x *StatusResponse) GetStateHash() string {
 func (x *StatusResponse) GetStateIndex() uint64 {
 	if x != nil {
 		return x.StateIndex
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetCommandVersion() uint32 {
+	if x != nil {
+		return x.CommandVersion
+	}
+	return 0
+}
+
+func (x *StatusResponse) GetTestCommandIndex() uint64 {
+	if x != nil {
+		return x.TestCommandIndex
 	}
 	return 0
 }
@@ -1807,7 +1836,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x05items\x18\x01 \x03(\v2 .groundskeeper.v1.ApplyBatchItemR\x05items\".\n" +
 	"\rStatusRequest\x12\x1d\n" +
 	"\n" +
-	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xbd\x01\n" +
+	"local_only\x18\x01 \x01(\bR\tlocalOnly\"\xed\x01\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x1b\n" +
@@ -1815,7 +1844,8 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x1a\n" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x12\n" +
-	"\x04term\x18\a \x01(\x04R\x04term\"\xe7\x03\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\x12.\n" +
+	"\x13max_command_version\x18\b \x01(\rR\x11maxCommandVersion\"\xbe\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -1832,7 +1862,9 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\n" +
 	"state_hash\x18\f \x01(\tR\tstateHash\x12\x1f\n" +
 	"\vstate_index\x18\r \x01(\x04R\n" +
-	"stateIndex\"\xbd\x02\n" +
+	"stateIndex\x12'\n" +
+	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
+	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xbd\x02\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +

@@ -108,6 +108,7 @@ type Command struct {
 	//	*Command_SetAdminAddr
 	//	*Command_PruneTasks
 	//	*Command_RequestCancel
+	//	*Command_TestCommand
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -290,6 +291,15 @@ func (x *Command) GetRequestCancel() *RequestCancel {
 	return nil
 }
 
+func (x *Command) GetTestCommand() *TestCommand {
+	if x != nil {
+		if x, ok := x.Body.(*Command_TestCommand); ok {
+			return x.TestCommand
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -350,6 +360,11 @@ type Command_RequestCancel struct {
 	RequestCancel *RequestCancel `protobuf:"bytes,23,opt,name=request_cancel,json=requestCancel,proto3,oneof"`
 }
 
+type Command_TestCommand struct {
+	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=2): needs command version 2.
+	TestCommand *TestCommand `protobuf:"bytes,24,opt,name=test_command,json=testCommand,proto3,oneof"`
+}
+
 func (*Command_SubmitTask) isCommand_Body() {}
 
 func (*Command_AssignTask) isCommand_Body() {}
@@ -377,6 +392,8 @@ func (*Command_SetAdminAddr) isCommand_Body() {}
 func (*Command_PruneTasks) isCommand_Body() {}
 
 func (*Command_RequestCancel) isCommand_Body() {}
+
+func (*Command_TestCommand) isCommand_Body() {}
 
 type SubmitTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1157,11 +1174,14 @@ func (x *PruneTasks) GetTaskIds() []uint64 {
 }
 
 type SetAdminAddr struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	GrpcAddr string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	// The highest command version the publishing node's build applies
+	// (0, from builds before versions were advertised, means 1).
+	MaxCommandVersion uint32 `protobuf:"varint,3,opt,name=max_command_version,json=maxCommandVersion,proto3" json:"max_command_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *SetAdminAddr) Reset() {
@@ -1208,6 +1228,53 @@ func (x *SetAdminAddr) GetGrpcAddr() string {
 	return ""
 }
 
+func (x *SetAdminAddr) GetMaxCommandVersion() uint32 {
+	if x != nil {
+		return x.MaxCommandVersion
+	}
+	return 0
+}
+
+// TestCommand is a test-only no-op of command version 2: a build knows it
+// only when started with GROUNDSKEEPER_TEST_COMMAND_VERSION=2, so tests can
+// upgrade a cluster into "a build that knows one more command version".
+// Applying it records its index (State.TestCommandIndex) and nothing else.
+type TestCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TestCommand) Reset() {
+	*x = TestCommand{}
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TestCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TestCommand) ProtoMessage() {}
+
+func (x *TestCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TestCommand.ProtoReflect.Descriptor instead.
+func (*TestCommand) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
 // ApplyResult is what applying one command produced.
 type ApplyResult struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -1224,7 +1291,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1236,7 +1303,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1249,7 +1316,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApplyResult) GetIndex() uint64 {
@@ -1291,7 +1358,7 @@ var File_groundskeeper_v1_command_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xa7\b\n" +
+	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xeb\b\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\x03R\x03now\x12?\n" +
@@ -1314,7 +1381,8 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x0eset_admin_addr\x18\x15 \x01(\v2\x1e.groundskeeper.v1.SetAdminAddrH\x00R\fsetAdminAddr\x12?\n" +
 	"\vprune_tasks\x18\x16 \x01(\v2\x1c.groundskeeper.v1.PruneTasksH\x00R\n" +
 	"pruneTasks\x12H\n" +
-	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancelB\x06\n" +
+	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancel\x12B\n" +
+	"\ftest_command\x18\x18 \x01(\v2\x1d.groundskeeper.v1.TestCommandH\x00R\vtestCommandB\x06\n" +
 	"\x04body\"\x8e\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
@@ -1372,10 +1440,12 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\"'\n" +
 	"\n" +
 	"PruneTasks\x12\x19\n" +
-	"\btask_ids\x18\x01 \x03(\x04R\ataskIds\";\n" +
+	"\btask_ids\x18\x01 \x03(\x04R\ataskIds\"k\n" +
 	"\fSetAdminAddr\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\xbd\x01\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12.\n" +
+	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersion\"\r\n" +
+	"\vTestCommand\"\xbd\x01\n" +
 	"\vApplyResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12:\n" +
 	"\n" +
@@ -1405,7 +1475,7 @@ func file_groundskeeper_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: groundskeeper.v1.ErrorCode
 	(*Command)(nil),               // 1: groundskeeper.v1.Command
@@ -1423,12 +1493,13 @@ var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(*DeregisterWorker)(nil),      // 13: groundskeeper.v1.DeregisterWorker
 	(*PruneTasks)(nil),            // 14: groundskeeper.v1.PruneTasks
 	(*SetAdminAddr)(nil),          // 15: groundskeeper.v1.SetAdminAddr
-	(*ApplyResult)(nil),           // 16: groundskeeper.v1.ApplyResult
-	(TaskType)(0),                 // 17: groundskeeper.v1.TaskType
-	(*Param)(nil),                 // 18: groundskeeper.v1.Param
-	(*CapacityChange)(nil),        // 19: groundskeeper.v1.CapacityChange
-	(*Worker)(nil),                // 20: groundskeeper.v1.Worker
-	(*Task)(nil),                  // 21: groundskeeper.v1.Task
+	(*TestCommand)(nil),           // 16: groundskeeper.v1.TestCommand
+	(*ApplyResult)(nil),           // 17: groundskeeper.v1.ApplyResult
+	(TaskType)(0),                 // 18: groundskeeper.v1.TaskType
+	(*Param)(nil),                 // 19: groundskeeper.v1.Param
+	(*CapacityChange)(nil),        // 20: groundskeeper.v1.CapacityChange
+	(*Worker)(nil),                // 21: groundskeeper.v1.Worker
+	(*Task)(nil),                  // 22: groundskeeper.v1.Task
 }
 var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	2,  // 0: groundskeeper.v1.Command.submit_task:type_name -> groundskeeper.v1.SubmitTask
@@ -1445,17 +1516,18 @@ var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	15, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
 	14, // 12: groundskeeper.v1.Command.prune_tasks:type_name -> groundskeeper.v1.PruneTasks
 	10, // 13: groundskeeper.v1.Command.request_cancel:type_name -> groundskeeper.v1.RequestCancel
-	17, // 14: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
-	18, // 15: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
-	19, // 16: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
-	20, // 17: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
-	0,  // 18: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
-	21, // 19: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 14: groundskeeper.v1.Command.test_command:type_name -> groundskeeper.v1.TestCommand
+	18, // 15: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
+	19, // 16: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
+	20, // 17: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
+	21, // 18: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
+	0,  // 19: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
+	22, // 20: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_command_proto_init() }
@@ -1479,6 +1551,7 @@ func file_groundskeeper_v1_command_proto_init() {
 		(*Command_SetAdminAddr)(nil),
 		(*Command_PruneTasks)(nil),
 		(*Command_RequestCancel)(nil),
+		(*Command_TestCommand)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1486,7 +1559,7 @@ func file_groundskeeper_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_command_proto_rawDesc), len(file_groundskeeper_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -717,11 +717,15 @@ func (x *Worker) GetRegisteredAt() int64 {
 
 // AdminNode is an admin's client-facing gRPC address, published by the node itself.
 type AdminNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	GrpcAddr      string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	GrpcAddr string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
+	// The highest command version the node's build applies, as it last
+	// advertised it, and the raft index at which that was first advertised.
+	MaxCommandVersion uint32 `protobuf:"varint,3,opt,name=max_command_version,json=maxCommandVersion,proto3" json:"max_command_version,omitempty"`
+	VersionSince      uint64 `protobuf:"varint,4,opt,name=version_since,json=versionSince,proto3" json:"version_since,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *AdminNode) Reset() {
@@ -768,6 +772,20 @@ func (x *AdminNode) GetGrpcAddr() string {
 	return ""
 }
 
+func (x *AdminNode) GetMaxCommandVersion() uint32 {
+	if x != nil {
+		return x.MaxCommandVersion
+	}
+	return 0
+}
+
+func (x *AdminNode) GetVersionSince() uint64 {
+	if x != nil {
+		return x.VersionSince
+	}
+	return 0
+}
+
 // StateSnapshot is the whole replicated state, every list sorted by its key.
 type StateSnapshot struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -781,8 +799,10 @@ type StateSnapshot struct {
 	// Changes retired in the last few minutes, by task id: a node whose own
 	// copy of the master's topology is older than the leader's still shows them.
 	RetiredChanges []*CapacityChange `protobuf:"bytes,8,rep,name=retired_changes,json=retiredChanges,proto3" json:"retired_changes,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The index of the first test-only TestCommand applied (0: none).
+	TestCommandIndex uint64 `protobuf:"varint,9,opt,name=test_command_index,json=testCommandIndex,proto3" json:"test_command_index,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *StateSnapshot) Reset() {
@@ -871,6 +891,13 @@ func (x *StateSnapshot) GetRetiredChanges() []*CapacityChange {
 	return nil
 }
 
+func (x *StateSnapshot) GetTestCommandIndex() uint64 {
+	if x != nil {
+		return x.TestCommandIndex
+	}
+	return 0
+}
+
 var File_groundskeeper_v1_state_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_state_proto_rawDesc = "" +
@@ -942,10 +969,12 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.groundskeeper.v1.TaskTypeR\fcapabilities\x12%\n" +
 	"\x0emax_concurrent\x18\x03 \x01(\rR\rmaxConcurrent\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12#\n" +
-	"\rregistered_at\x18\x05 \x01(\x03R\fregisteredAt\"8\n" +
+	"\rregistered_at\x18\x05 \x01(\x03R\fregisteredAt\"\x8d\x01\n" +
 	"\tAdminNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
-	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\"\x9f\x03\n" +
+	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12.\n" +
+	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersion\x12#\n" +
+	"\rversion_since\x18\x04 \x01(\x04R\fversionSince\"\xcd\x03\n" +
 	"\rStateSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\fnext_task_id\x18\x02 \x01(\x04R\n" +
@@ -955,7 +984,8 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\aworkers\x18\x05 \x03(\v2\x18.groundskeeper.v1.WorkerR\aworkers\x123\n" +
 	"\x06admins\x18\x06 \x03(\v2\x1b.groundskeeper.v1.AdminNodeR\x06admins\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12I\n" +
-	"\x0fretired_changes\x18\b \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0eretiredChanges*p\n" +
+	"\x0fretired_changes\x18\b \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0eretiredChanges\x12,\n" +
+	"\x12test_command_index\x18\t \x01(\x04R\x10testCommandIndex*p\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
