@@ -158,9 +158,9 @@ type Scheduler struct {
 	vacuumOff *bool
 	lock      *seaweed.AdminLock
 	// paused is the last Gate's reason, to log its changes once.
-	paused string
-	lastPoll  time.Time
-	kick      chan struct{}
+	paused   string
+	lastPoll time.Time
+	kick     chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
