@@ -140,7 +140,7 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	w := o.table()
 	fmt.Fprintln(w, "ID\tSTATE\tRAFT ADDR\tGRPC ADDR\tAPPLIED\tSUFFRAGE")
 	for _, m := range st.Members {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.AppliedIndex, m.Suffrage)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\n", m.Id, m.State, m.RaftAddr, dash(m.GrpcAddr), m.AppliedIndex, m.Suffrage)
 	}
 	if err := w.Flush(); err != nil {
 		return err

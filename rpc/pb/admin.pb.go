@@ -270,7 +270,8 @@ type Member struct {
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	GrpcAddr string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	// leader, follower, candidate, unreachable
+	// leader, follower, candidate, unreachable (did not answer at grpc_addr),
+	// "address unknown yet" (grpc_addr not published yet, so not asked)
 	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
 	Suffrage      string `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
 	AppliedIndex  uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
