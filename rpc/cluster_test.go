@@ -55,6 +55,13 @@ func (n *adminNode) running() bool { return n.raft != nil }
 
 func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer) *adminNode {
 	t.Helper()
+	return startAdminPublishing(t, id, raftAddr, dataDir, peers, true)
+}
+
+// startAdminPublishing is startAdmin, without the loop that publishes the
+// node's address unless publish.
+func startAdminPublishing(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer, publish bool) *adminNode {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -73,15 +80,18 @@ func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer
 	n.server.Register(n.grpc)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		_ = n.grpc.Serve(lis)
 	}()
-	go func() {
-		defer n.wg.Done()
-		n.server.PublishAddress(ctx)
-	}()
+	if publish {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.server.PublishAddress(ctx)
+		}()
+	}
 	n.conn, err = grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

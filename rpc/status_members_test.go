@@ -22,15 +22,16 @@ func TestStatusMemberAddressUnknown(t *testing.T) {
 	}
 	c := &testCluster{t: t}
 	t.Cleanup(c.stopAll)
-	// a3 starts first and alone, so it knows no leader before its publishing
-	// loop is stopped: it never publishes, yet it runs and follows.
-	late := startAdmin(t, peers[2].ID, peers[2].RaftAddr, filepath.Join(t.TempDir(), peers[2].ID), peers)
-	late.cancel()
+	// a1 and a2 form the quorum and publish; a3 joins them without
+	// publishing (its log is behind, so it cannot lead): it runs and
+	// follows, but nobody knows its gRPC address.
 	for _, p := range peers[:2] {
 		c.nodes = append(c.nodes, startAdmin(t, p.ID, p.RaftAddr, filepath.Join(t.TempDir(), p.ID), peers))
 	}
-	c.nodes = append(c.nodes, late)
 	c.waitLeader()
+	c.waitPublished()
+	late := startAdminPublishing(t, peers[2].ID, peers[2].RaftAddr, filepath.Join(t.TempDir(), peers[2].ID), peers, false)
+	c.nodes = append(c.nodes, late)
 	waitFor(t, "a1 and a2 to publish their addresses and a3 to follow", func() bool {
 		ok := true
 		for _, n := range c.nodes {
