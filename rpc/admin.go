@@ -19,8 +19,20 @@ import (
 // memberProbeTimeout bounds how long Status waits for each other member.
 const memberProbeTimeout = 700 * time.Millisecond
 
+// Member states Status gives besides raft's own (leader, follower, ...).
+const (
+	// MemberUnreachable: the member did not answer at its published address.
+	MemberUnreachable = "unreachable"
+	// MemberAddressUnknown: the member has not published its gRPC address
+	// yet (it does so once it joins a quorum), so it could not be asked; it
+	// may well be healthy.
+	MemberAddressUnknown = "address unknown yet"
+)
+
 // Status reports the cluster as this node sees it; unless local_only, it asks
-// every member for its own state and marks those that do not answer unreachable.
+// every member for its own state and marks those that do not answer
+// unreachable, and those it cannot ask because their address is not
+// published yet MemberAddressUnknown.
 func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusResponse, error) {
 	st := s.raft.Status()
 	resp := &pb.StatusResponse{
@@ -53,14 +65,18 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 	resp.Members = make([]*pb.Member, len(members))
 	var wg sync.WaitGroup
 	for i, m := range members {
-		pm := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, GrpcAddr: addrs[m.ID], Suffrage: m.Suffrage, State: "unreachable",
+		pm := &pb.Member{Id: m.ID, RaftAddr: m.RaftAddr, GrpcAddr: addrs[m.ID], Suffrage: m.Suffrage, State: MemberUnreachable,
 			MaxCommandVersion: advertised[m.ID]}
 		resp.Members[i] = pm
 		if m.ID == st.ID {
 			pm.State, pm.AppliedIndex, pm.Term = st.State, st.AppliedIndex, st.Term
 			continue
 		}
-		if req.LocalOnly || pm.GrpcAddr == "" {
+		if req.LocalOnly {
+			continue
+		}
+		if pm.GrpcAddr == "" {
+			pm.State = MemberAddressUnknown
 			continue
 		}
 		wg.Add(1)

@@ -58,7 +58,14 @@ func (n *adminNode) running() bool { return n.raft != nil }
 // cluster, else they are the cluster this node waits to be added to.
 func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap bool) *adminNode {
 	t.Helper()
-	n, err := openAdmin(id, raftAddr, dataDir, peers, bootstrap)
+	return startAdminPublishing(t, id, raftAddr, dataDir, peers, bootstrap, true)
+}
+
+// startAdminPublishing is startAdmin, without the loop that publishes the
+// node's address unless publish.
+func startAdminPublishing(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap, publish bool) *adminNode {
+	t.Helper()
+	n, err := openAdmin(id, raftAddr, dataDir, peers, bootstrap, publish)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +74,7 @@ func startAdmin(t testing.TB, id, raftAddr, dataDir string, peers []cluster.Peer
 
 // openAdmin is startAdmin for use off the test goroutine: an empty node
 // waits in cluster.Open for its peers, so a new cluster's nodes start at once.
-func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap bool) (*adminNode, error) {
+func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap, publish bool) (*adminNode, error) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -88,15 +95,18 @@ func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap boo
 	n.server.Register(n.grpc)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		_ = n.grpc.Serve(lis)
 	}()
-	go func() {
-		defer n.wg.Done()
-		n.server.PublishAddress(ctx)
-	}()
+	if publish {
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.server.PublishAddress(ctx)
+		}()
+	}
 	n.conn, err = grpc.NewClient(n.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		n.cancel()
@@ -140,11 +150,18 @@ type testCluster struct {
 // every node's gRPC address has been published to every node.
 func newCluster(t *testing.T) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t}
 	var peers []cluster.Peer
 	for i := 1; i <= 3; i++ {
 		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: freeAddr(t)})
 	}
+	return newClusterOf(t, peers)
+}
+
+// newClusterOf bootstraps a new cluster of peers (started at once) and
+// waits for a leader and every node's published address.
+func newClusterOf(t *testing.T, peers []cluster.Peer) *testCluster {
+	t.Helper()
+	c := &testCluster{t: t}
 	t.Cleanup(c.stopAll)
 	c.nodes = make([]*adminNode, len(peers))
 	errs := make([]error, len(peers))
@@ -154,7 +171,7 @@ func newCluster(t *testing.T) *testCluster {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.nodes[i], errs[i] = openAdmin(p.ID, p.RaftAddr, dir, peers, true)
+			c.nodes[i], errs[i] = openAdmin(p.ID, p.RaftAddr, dir, peers, true, true)
 		}()
 	}
 	wg.Wait()

@@ -161,8 +161,10 @@ type Scheduler struct {
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
 	lock      *seaweed.AdminLock
-	lastPoll  time.Time
-	kick      chan struct{}
+	// paused is the last Gate's reason, to log its changes once.
+	paused   string
+	lastPoll time.Time
+	kick     chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
@@ -198,6 +200,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
+	s.lock, s.paused = nil, ""
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}
 	s.mu.Unlock()
@@ -210,7 +213,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		s.mu.Unlock()
 		wg.Add(2)
 		go func() { defer wg.Done(); lock.Run(ctx) }()
-		go func() { defer wg.Done(); s.detectLoop(ctx) }()
+		go func() { defer wg.Done(); s.detectLoop(ctx, lock) }()
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -266,8 +269,17 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 		st.Servers, st.Volumes = uint32(len(s.topo.Servers)), uint32(len(s.topo.Volumes))
 	}
 	if s.lock != nil {
-		st.AdminLockHeld, _ = s.lock.Held()
+		l := s.lock.State()
+		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.Status == seaweed.LockOurs, l.Status.String(), l.Holder
+		if !l.Since.IsZero() {
+			st.AdminLockSince = l.Since.UnixNano()
+		}
+		if l.Err != nil {
+			st.AdminLockError = l.Err.Error()
+		}
 	}
+	g := s.gate()
+	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = s.vacuumOff != nil && *s.vacuumOff
 	return st, true
 }
@@ -305,8 +317,10 @@ func (s *Scheduler) propose(ctx context.Context, cmd *pb.Command) (*pb.ApplyResu
 }
 
 // detectLoop polls the master, retires reflected capacity changes, proposes
-// detected work and keeps the master's own vacuum off while we vacuum.
-func (s *Scheduler) detectLoop(ctx context.Context) {
+// detected work and keeps the master's own vacuum off while we vacuum. A
+// change of the admin lock starts a round at once (work resumes as soon as
+// the lock is ours).
+func (s *Scheduler) detectLoop(ctx context.Context, lock *seaweed.AdminLock) {
 	t := time.NewTicker(s.cfg.DetectInterval)
 	defer t.Stop()
 	for {
@@ -315,8 +329,28 @@ func (s *Scheduler) detectLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-lock.Changed():
+			s.Kick()
 		}
 	}
+}
+
+// gate is what the admin lock allows now (everything without a master),
+// logging when that changes. Call with s.mu held.
+func (s *Scheduler) gate() Gate {
+	if s.lock == nil {
+		return Gate{Detect: true, Assign: true}
+	}
+	g := LockGate(s.lock.State())
+	if g.Paused != s.paused {
+		if g.Paused != "" {
+			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
+		} else {
+			s.log.Info("maintenance resumed: the admin lock is ours", "lock", seaweed.AdminLockName)
+		}
+		s.paused = g.Paused
+	}
+	return g
 }
 
 func (s *Scheduler) detectOnce(ctx context.Context) {
@@ -355,7 +389,17 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	for _, sess := range s.sessions {
 		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
 	}
+	detect := s.gate().Detect
 	s.mu.Unlock()
+	if !detect {
+		// Another process holds the admin lock (or it is not known to be
+		// ours): it decides the master's vacuum, and nothing is detected.
+		// Capacity changes of our finished work are still retired.
+		if ok {
+			s.reconcile(ctx, topo)
+		}
+		return
+	}
 	if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
 		s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
 	} else {
@@ -516,9 +560,9 @@ func waitForMaster(pending []*pb.Task, unreported map[uint32]bool) []*pb.Task {
 	return out
 }
 
-// mayAssign reports whether a topology to plan from (see assignTopology) and
-// a connected worker with a free slot exist, without which assign has
-// nothing to do.
+// mayAssign reports whether the admin lock allows assigning (see LockGate),
+// and a topology to plan from (see assignTopology) and a connected worker
+// with a free slot exist, without which assign has nothing to do.
 func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 	running := map[string]int{}
 	for _, t := range active {
@@ -526,6 +570,9 @@ func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.gate().Assign {
+		return false
+	}
 	if topo, _ := s.assignTopology(); topo == nil {
 		return false
 	}
@@ -695,6 +742,9 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	}
 	s.mu.Lock()
 	topo, topoOK := s.assignTopology()
+	if !s.gate().Assign {
+		topo = nil
+	}
 	running := map[string]int{}
 	for _, t := range active {
 		running[t.WorkerId]++

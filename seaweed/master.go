@@ -3,23 +3,31 @@ package seaweed
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 )
 
 // AdminLockName is the master lock groundskeeper's leader holds: the one
-// SeaweedFS's own `weed admin` holds to announce itself, so the two never run
-// maintenance at once, and while it is held a vacuum switched off with
-// by_plugin stays off (and switches itself back on if we die).
+// SeaweedFS's own `weed admin` holds (as client "admin-server") to announce
+// itself, so the two never run maintenance at once; while someone else holds
+// it the leader detects and assigns nothing. While it is held a vacuum
+// switched off with by_plugin stays off (and switches itself back on if we
+// die). (`weed shell`'s `lock`, and `weed admin` while a job runs, hold
+// another one, "shell".)
 const AdminLockName = "admin-server"
 
-// Lock timing of the master: a grant lasts 10 s; renew well before.
+// Lock timing, as SeaweedFS's wdclient/exclusive_locks: the master grants
+// 10 s (LockDuration); renew every 4 s, ask again every second while the
+// lock is not ours, and give each call 3 s.
 const (
 	lockRenewEvery = 4 * time.Second
+	lockRetryEvery = time.Second
 	lockRPCTimeout = 3 * time.Second
 )
 
@@ -82,38 +90,108 @@ func (m *Master) SetAutoVacuum(ctx context.Context, on bool) error {
 	return nil
 }
 
-// AdminLock keeps the master's admin lock while it runs.
+// AdminLock keeps the master's admin lock while it runs, the way SeaweedFS's
+// own holders do (weed/wdclient/exclusive_locks, which `weed admin` uses for
+// this lock and `weed shell` for its "shell" lock): the master grants a
+// lease of 10 s to the first client that asks, and renews it only for a
+// request carrying the current token (each renewal hands out a new one);
+// anyone else is refused with "already locked by CLIENT: " until the holder
+// releases it or its lease runs out. While the lock is not ours we ask
+// again every second, as those holders do; while it is, we renew every
+// 4 s.
 type AdminLock struct {
 	m      *Master
 	client string
+	now    func() time.Time
 
-	mu     sync.Mutex
-	token  int64
-	ts     int64
-	held   bool
-	lastEr error
+	mu      sync.Mutex
+	token   int64
+	ts      int64
+	state   LockState
+	changed chan struct{}
 }
+
+// LockStatus is what the master last told about the admin lock.
+type LockStatus int
+
+// The admin lock is ours, held by another client, or not known: no answer
+// yet, or the master could not be asked (see LockState.Last).
+const (
+	LockUnknown LockStatus = iota
+	LockOurs
+	LockOther
+)
+
+func (s LockStatus) String() string {
+	switch s {
+	case LockOurs:
+		return "ours"
+	case LockOther:
+		return "held elsewhere"
+	default:
+		return "unknown"
+	}
+}
+
+// LockState is the admin lock as last seen.
+type LockState struct {
+	Status LockStatus
+	// Holder is the client the master named as holding it (ours when it is
+	// ours); for LockUnknown, the holder of the last definite answer.
+	Holder string
+	// Since is when the lock became ours, when another holder was first
+	// refused us (the master does not tell when it took the lock), or when
+	// asking started to fail.
+	Since time.Time
+	// Last is, for LockUnknown, the last definite status (LockUnknown if
+	// the master never answered).
+	Last LockStatus
+	// Err is why the master could not be asked (LockUnknown only).
+	Err error
+}
+
+// lockedByPrefix starts the master's refusal (master_grpc_server_admin.go).
+const lockedByPrefix = "already locked by "
 
 // NewAdminLock returns a lock keeper identifying itself as client.
-func (m *Master) NewAdminLock(client string) *AdminLock { return &AdminLock{m: m, client: client} }
-
-// Held reports whether the lock is currently held, and the last error.
-func (l *AdminLock) Held() (bool, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.held, l.lastEr
+func (m *Master) NewAdminLock(client string) *AdminLock {
+	return &AdminLock{m: m, client: client, now: time.Now, changed: make(chan struct{}, 1)}
 }
 
+// Client is the name this keeper gives the master.
+func (l *AdminLock) Client() string { return l.client }
+
+// State is the lock as last seen.
+func (l *AdminLock) State() LockState {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
+}
+
+// Held reports whether the lock is currently ours, and the last error.
+func (l *AdminLock) Held() (bool, error) {
+	st := l.State()
+	return st.Status == LockOurs, st.Err
+}
+
+// Changed is signalled (without blocking; it holds one signal) whenever the
+// lock's status or holder changes.
+func (l *AdminLock) Changed() <-chan struct{} { return l.changed }
+
 // Run acquires the lock and renews it until ctx ends, then releases it.
-// Losing it (master restart, someone else holding it) is retried every
-// renewal period; Held tells the current state.
+// Losing it (master restart, another client holding it) is retried every
+// second; State tells the current state.
 func (l *AdminLock) Run(ctx context.Context) {
-	t := time.NewTicker(lockRenewEvery)
-	defer t.Stop()
 	for {
 		l.renew(ctx)
+		every := lockRetryEvery
+		if l.State().Status == LockOurs {
+			every = lockRenewEvery
+		}
+		t := time.NewTimer(every)
 		select {
 		case <-ctx.Done():
+			t.Stop()
 			l.release()
 			return
 		case <-t.C:
@@ -133,19 +211,72 @@ func (l *AdminLock) renew(ctx context.Context) {
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err != nil {
-		l.held, l.token, l.ts, l.lastEr = false, 0, 0, fmt.Errorf("master %s: admin lock: %w", l.m.addr.HTTP, err)
-		return
+	switch holder, refused := lockedBy(err); {
+	case err == nil:
+		l.token, l.ts = resp.GetToken(), resp.GetLockTsNs()
+		l.setLocked(LockState{Status: LockOurs, Holder: l.client})
+	case refused:
+		// Our token, if we had one, is dead: someone else holds the lock.
+		l.token, l.ts = 0, 0
+		l.setLocked(LockState{Status: LockOther, Holder: holder})
+	default:
+		// Keep the token: if our lease is still running, the next renewal
+		// with it succeeds.
+		l.setLocked(LockState{Status: LockUnknown, Err: fmt.Errorf("master %s: admin lock: %w", l.m.addr.HTTP, err)})
 	}
-	l.held, l.token, l.ts, l.lastEr = true, resp.GetToken(), resp.GetLockTsNs(), nil
+}
+
+// setLocked records a new observation, keeping Since while nothing changed.
+// Call with l.mu held.
+func (l *AdminLock) setLocked(next LockState) {
+	prev := l.state
+	if next.Status == LockUnknown {
+		next.Holder, next.Last = prev.Holder, prev.Status
+		if prev.Status == LockUnknown {
+			next.Last = prev.Last
+		}
+	}
+	if prev.Status == next.Status && prev.Holder == next.Holder && !prev.Since.IsZero() {
+		next.Since = prev.Since
+	} else {
+		next.Since = l.now()
+	}
+	l.state = next
+	if prev.Status != next.Status || prev.Holder != next.Holder {
+		select {
+		case l.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// lockedBy reports whether err is the master's refusal because another
+// client holds the lock, and that client. SeaweedFS never stores the
+// holder's message, so the refusal reads "already locked by CLIENT: ".
+func lockedBy(err error) (holder string, refused bool) {
+	if err == nil {
+		return "", false
+	}
+	msg := status.Convert(err).Message()
+	rest, ok := strings.CutPrefix(msg, lockedByPrefix)
+	if !ok {
+		return "", false
+	}
+	if i := strings.LastIndex(rest, ": "); i >= 0 {
+		rest = rest[:i]
+	} else {
+		rest = strings.TrimSuffix(rest, ":")
+	}
+	return rest, true
 }
 
 func (l *AdminLock) release() {
 	l.mu.Lock()
-	token, ts, held := l.token, l.ts, l.held
-	l.held, l.token, l.ts = false, 0, 0
+	token, ts, ours := l.token, l.ts, l.state.Status == LockOurs
+	l.token, l.ts = 0, 0
+	l.state = LockState{}
 	l.mu.Unlock()
-	if !held {
+	if !ours || token == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockRPCTimeout)

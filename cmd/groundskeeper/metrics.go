@@ -108,6 +108,7 @@ type adminCollector struct {
 	raftState, term, commit, applied, lastLog *prometheus.Desc
 	tasks, queue, workers, slots              *prometheus.Desc
 	topoVolumes, topoServers, topoAge, master *prometheus.Desc
+	adminLock, paused                         *prometheus.Desc
 }
 
 func newAdminCollector(n *adminNode) *adminCollector {
@@ -128,12 +129,14 @@ func newAdminCollector(n *adminNode) *adminCollector {
 		topoServers: d("topology_servers", "Volume servers in this node's copy of the master's topology."),
 		topoAge:     d("topology_age_seconds", "Seconds since this node's copy of the master's topology was fetched (absent before the first)."),
 		master:      d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
+		adminLock:   d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
+		paused:      d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin lock, by what (leader with a master only).", "what"),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
-		c.topoVolumes, c.topoServers, c.topoAge, c.master} {
+		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused} {
 		ch <- d
 	}
 }
@@ -175,6 +178,11 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	workers, slots, _ := c.n.sched.Load()
 	gauge(c.workers, float64(workers))
 	gauge(c.slots, float64(slots))
+	if m, ok := c.n.sched.Status(); ok && m.AdminLock != "" {
+		gauge(c.adminLock, b2f(m.AdminLockHeld))
+		gauge(c.paused, b2f(m.DetectionPaused), "detection")
+		gauge(c.paused, b2f(m.AssignmentPaused), "assignment")
+	}
 	if c.n.topo == nil {
 		return // no master configured
 	}
@@ -191,6 +199,13 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	case topo != nil:
 		gauge(c.master, 1)
 	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // adminReady reports whether an admin node is ready: a leader is known and

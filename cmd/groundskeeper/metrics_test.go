@@ -220,6 +220,9 @@ func TestSystemMetrics(t *testing.T) {
 	wantMetric(t, body, `groundskeeper_tasks{state="completed",type="vacuum"}`, 1)
 	wantMetric(t, body, `groundskeeper_workers_connected`, 1)
 	wantMetric(t, body, `groundskeeper_worker_slots`, 3)
+	wantMetric(t, body, `groundskeeper_admin_lock_held`, 1)
+	wantMetric(t, body, `groundskeeper_maintenance_paused{what="detection"}`, 0)
+	wantMetric(t, body, `groundskeeper_maintenance_paused{what="assignment"}`, 0)
 	total := 0.0
 	for i := range s.cfgs {
 		if n := s.node(i); n != nil {

@@ -53,6 +53,18 @@ type maintenanceJSON struct {
 	MasterVacuumOff  bool   `json:"master_vacuum_off"`
 	WorkersConnected uint32 `json:"workers_connected"`
 	LastPoll         string `json:"last_poll,omitempty"`
+	// AdminLock is SeaweedFS's admin lock: ours, held elsewhere or unknown;
+	// AdminLockHolder is who the master says holds it, and AdminLockSince
+	// since when (ours: acquired; elsewhere: first refused us; unknown:
+	// first failed to ask).
+	AdminLock       string `json:"admin_lock,omitempty"`
+	AdminLockHolder string `json:"admin_lock_holder,omitempty"`
+	AdminLockSince  string `json:"admin_lock_since,omitempty"`
+	AdminLockError  string `json:"admin_lock_error,omitempty"`
+	// Paused says why detection or assignment is paused.
+	Paused           string `json:"paused,omitempty"`
+	DetectionPaused  bool   `json:"detection_paused"`
+	AssignmentPaused bool   `json:"assignment_paused"`
 }
 
 type taskJSON struct {
@@ -123,7 +135,9 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		}
 		if m := st.Maintenance; m != nil {
 			out.Maintenance = &maintenanceJSON{Master: m.Master, MasterState: m.MasterState, MasterError: m.MasterError, Servers: m.Servers, Volumes: m.Volumes,
-				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll)}
+				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
+				AdminLock: m.AdminLock, AdminLockHolder: m.AdminLockHolder, AdminLockSince: stamp(m.AdminLockSince), AdminLockError: m.AdminLockError,
+				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused}
 		}
 		return o.writeJSON(out)
 	}
@@ -139,7 +153,7 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		if m.MaxCommandVersion > 0 {
 			v = fmt.Sprint(m.MaxCommandVersion)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.AppliedIndex, m.Suffrage, v)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", m.Id, m.State, m.RaftAddr, dash(m.GrpcAddr), m.AppliedIndex, m.Suffrage, v)
 	}
 	if err := w.Flush(); err != nil {
 		return err
@@ -153,11 +167,45 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 			fmt.Fprintf(o.out, "SeaweedFS master %s: UNREACHABLE (%s); detection paused, running tasks continue\n", m.Master, m.MasterError)
 		default:
 			fmt.Fprintf(o.out, "SeaweedFS master %s: %s, %d volume servers, %d volumes\n", m.Master, m.MasterState, m.Servers, m.Volumes)
-			fmt.Fprintf(o.out, "admin lock held: %v, master's own vacuum off: %v\n", m.AdminLockHeld, m.MasterVacuumOff)
+			fmt.Fprintf(o.out, "admin lock %s, master's own vacuum off: %v\n", adminLockLine(m), m.MasterVacuumOff)
+		}
+		if m.Paused != "" {
+			what := "detection and assignment"
+			switch {
+			case !m.DetectionPaused:
+				what = "assignment"
+			case !m.AssignmentPaused:
+				what = "detection"
+			}
+			fmt.Fprintf(o.out, "MAINTENANCE PAUSED (%s): %s; running tasks continue\n", what, m.Paused)
 		}
 		fmt.Fprintf(o.out, "workers connected: %d\n", m.WorkersConnected)
 	}
 	return nil
+}
+
+// adminLockLine describes SeaweedFS's admin lock for the status text.
+func adminLockLine(m *pb.Maintenance) string {
+	since := ""
+	if m.AdminLockSince != 0 {
+		since = " since " + stamp(m.AdminLockSince)
+	}
+	switch m.AdminLock {
+	case "ours":
+		return "held by this leader" + since
+	case "held elsewhere":
+		if since != "" {
+			since = " (seen" + since + ")"
+		}
+		return fmt.Sprintf("HELD BY %s, another process%s", dash(m.AdminLockHolder), since)
+	case "":
+		return fmt.Sprintf("held: %v", m.AdminLockHeld)
+	}
+	s := "not known" + since
+	if m.AdminLockError != "" {
+		s += " (" + m.AdminLockError + ")"
+	}
+	return s
 }
 
 func printTasks(o *ctlOpts, tasks []*pb.Task) error {

@@ -270,7 +270,8 @@ type Member struct {
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
 	GrpcAddr string                 `protobuf:"bytes,3,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
-	// leader, follower, candidate, unreachable
+	// leader, follower, candidate, unreachable (did not answer at grpc_addr),
+	// "address unknown yet" (grpc_addr not published yet, so not asked)
 	State        string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
 	Suffrage     string `protobuf:"bytes,5,opt,name=suffrage,proto3" json:"suffrage,omitempty"`
 	AppliedIndex uint64 `protobuf:"varint,6,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
@@ -545,6 +546,18 @@ type Maintenance struct {
 	MasterVacuumOff  bool   `protobuf:"varint,7,opt,name=master_vacuum_off,json=masterVacuumOff,proto3" json:"master_vacuum_off,omitempty"`
 	WorkersConnected uint32 `protobuf:"varint,8,opt,name=workers_connected,json=workersConnected,proto3" json:"workers_connected,omitempty"`
 	LastPoll         int64  `protobuf:"varint,9,opt,name=last_poll,json=lastPoll,proto3" json:"last_poll,omitempty"`
+	// SeaweedFS's admin lock: ours, held elsewhere, unknown.
+	AdminLock string `protobuf:"bytes,10,opt,name=admin_lock,json=adminLock,proto3" json:"admin_lock,omitempty"`
+	// Who holds it, as the master named them (ours when it is ours).
+	AdminLockHolder string `protobuf:"bytes,11,opt,name=admin_lock_holder,json=adminLockHolder,proto3" json:"admin_lock_holder,omitempty"`
+	// When it became ours, when the other holder was first seen, or when
+	// asking started to fail (unix ns).
+	AdminLockSince int64  `protobuf:"varint,12,opt,name=admin_lock_since,json=adminLockSince,proto3" json:"admin_lock_since,omitempty"`
+	AdminLockError string `protobuf:"bytes,13,opt,name=admin_lock_error,json=adminLockError,proto3" json:"admin_lock_error,omitempty"`
+	// Why detection or assignment is paused ("" while neither is).
+	Paused           string `protobuf:"bytes,14,opt,name=paused,proto3" json:"paused,omitempty"`
+	DetectionPaused  bool   `protobuf:"varint,15,opt,name=detection_paused,json=detectionPaused,proto3" json:"detection_paused,omitempty"`
+	AssignmentPaused bool   `protobuf:"varint,16,opt,name=assignment_paused,json=assignmentPaused,proto3" json:"assignment_paused,omitempty"`
 	unknownFields    protoimpl.UnknownFields
 	sizeCache        protoimpl.SizeCache
 }
@@ -640,6 +653,55 @@ func (x *Maintenance) GetLastPoll() int64 {
 		return x.LastPoll
 	}
 	return 0
+}
+
+func (x *Maintenance) GetAdminLock() string {
+	if x != nil {
+		return x.AdminLock
+	}
+	return ""
+}
+
+func (x *Maintenance) GetAdminLockHolder() string {
+	if x != nil {
+		return x.AdminLockHolder
+	}
+	return ""
+}
+
+func (x *Maintenance) GetAdminLockSince() int64 {
+	if x != nil {
+		return x.AdminLockSince
+	}
+	return 0
+}
+
+func (x *Maintenance) GetAdminLockError() string {
+	if x != nil {
+		return x.AdminLockError
+	}
+	return ""
+}
+
+func (x *Maintenance) GetPaused() string {
+	if x != nil {
+		return x.Paused
+	}
+	return ""
+}
+
+func (x *Maintenance) GetDetectionPaused() bool {
+	if x != nil {
+		return x.DetectionPaused
+	}
+	return false
+}
+
+func (x *Maintenance) GetAssignmentPaused() bool {
+	if x != nil {
+		return x.AssignmentPaused
+	}
+	return false
 }
 
 type SubmitTaskRequest struct {
@@ -1864,7 +1926,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vstate_index\x18\r \x01(\x04R\n" +
 	"stateIndex\x12'\n" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
-	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xbd\x02\n" +
+	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xcc\x04\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -1874,7 +1936,16 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x0fadmin_lock_held\x18\x06 \x01(\bR\radminLockHeld\x12*\n" +
 	"\x11master_vacuum_off\x18\a \x01(\bR\x0fmasterVacuumOff\x12+\n" +
 	"\x11workers_connected\x18\b \x01(\rR\x10workersConnected\x12\x1b\n" +
-	"\tlast_poll\x18\t \x01(\x03R\blastPoll\"\xfd\x01\n" +
+	"\tlast_poll\x18\t \x01(\x03R\blastPoll\x12\x1d\n" +
+	"\n" +
+	"admin_lock\x18\n" +
+	" \x01(\tR\tadminLock\x12*\n" +
+	"\x11admin_lock_holder\x18\v \x01(\tR\x0fadminLockHolder\x12(\n" +
+	"\x10admin_lock_since\x18\f \x01(\x03R\x0eadminLockSince\x12(\n" +
+	"\x10admin_lock_error\x18\r \x01(\tR\x0eadminLockError\x12\x16\n" +
+	"\x06paused\x18\x0e \x01(\tR\x06paused\x12)\n" +
+	"\x10detection_paused\x18\x0f \x01(\bR\x0fdetectionPaused\x12+\n" +
+	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\"\xfd\x01\n" +
 	"\x11SubmitTaskRequest\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\rR\bvolumeId\x12\x1e\n" +

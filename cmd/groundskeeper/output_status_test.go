@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// TestPrintStatusSaysWhatIsKnown: `ctl status` shows a member whose address
+// is not published yet as such (not unreachable), and a leader paused
+// because another process holds SeaweedFS's admin lock: who, since when,
+// and what is paused; in text and in --json.
+func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
+	since := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Term: 2, CommitIndex: 5, AppliedIndex: 5,
+		Members: []*pb.Member{
+			{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"},
+			{Id: "a2", RaftAddr: "127.0.0.1:7002", GrpcAddr: "127.0.0.1:9002", State: "follower", Suffrage: "Voter"},
+			{Id: "a3", RaftAddr: "127.0.0.1:7003", State: gkrpc.MemberAddressUnknown, Suffrage: "Voter"},
+		},
+		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", Servers: 3, Volumes: 7,
+			AdminLock: "held elsewhere", AdminLockHolder: "admin-server", AdminLockSince: since.UnixNano(),
+			Paused: `SeaweedFS's admin lock "admin-server" is held by "admin-server"`, DetectionPaused: true, AssignmentPaused: true},
+	}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	out := text.String()
+	for _, want := range []string{
+		"a3  address unknown yet  127.0.0.1:7003  -",
+		`admin lock HELD BY admin-server, another process (seen since 2026-11-25T07:00:00Z)`,
+		`MAINTENANCE PAUSED (detection and assignment): SeaweedFS's admin lock "admin-server" is held by "admin-server"; running tasks continue`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "unreachable") {
+		t.Errorf("status text calls something unreachable:\n%s", out)
+	}
+
+	var js bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &js, json: true}, st); err != nil {
+		t.Fatal(err)
+	}
+	var got statusJSON
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, js.String())
+	}
+	if m := got.Members[2]; m.State != "address unknown yet" || m.GRPCAddr != "" {
+		t.Errorf("--json member a3: %+v; want state %q", m, "address unknown yet")
+	}
+	m := got.Maintenance
+	if m == nil || m.AdminLock != "held elsewhere" || m.AdminLockHolder != "admin-server" || m.AdminLockSince != "2026-11-25T07:00:00Z" ||
+		!m.DetectionPaused || !m.AssignmentPaused || m.Paused == "" || m.AdminLockHeld {
+		t.Errorf("--json maintenance: %+v", m)
+	}
+}

@@ -1,0 +1,57 @@
+package scheduler
+
+import (
+	"fmt"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// Gate is what the leader may start, given SeaweedFS's admin lock (see
+// seaweed.AdminLockName): the lock is how SeaweedFS's own maintenance
+// (`weed admin`) and we keep out of each other's way, so while another
+// process holds it the leader neither detects nor assigns.
+//
+// Attempts already assigned are left to finish (they are not cancelled):
+// each holds its volume's reservation in the replicated state, and losing
+// the lock says nothing about another process touching those volumes, while
+// stopping an erasure coding or a move midway leaves the volume worse than
+// either finishing or never starting. Their outcomes, lease expiries and
+// cancels are handled as usual; a requeued attempt waits, pending, for the
+// lock.
+type Gate struct {
+	Detect, Assign bool
+	// Paused says why not, for logs and `ctl status` ("" when both may).
+	Paused string
+}
+
+// LockGate decides from the admin lock as last seen:
+//
+//   - ours: detect and assign;
+//   - held by another client: pause both until it is ours;
+//   - not known because the master cannot be asked: detection pauses (it
+//     needs the master anyway); assignment goes on under the master-outage
+//     rules (assignTopology) only if the lock was ours when the master last
+//     answered, since a master nobody reaches grants it to nobody;
+//   - not known yet (a new leader, no answer): pause both.
+func LockGate(l seaweed.LockState) Gate {
+	switch l.Status {
+	case seaweed.LockOurs:
+		return Gate{Detect: true, Assign: true}
+	case seaweed.LockOther:
+		return Gate{Paused: fmt.Sprintf("SeaweedFS's admin lock %q is held by %s", seaweed.AdminLockName, holderName(l.Holder))}
+	}
+	switch l.Last {
+	case seaweed.LockOurs:
+		return Gate{Assign: true, Paused: "detection paused: the admin lock cannot be renewed (the master does not answer)"}
+	case seaweed.LockOther:
+		return Gate{Paused: fmt.Sprintf("SeaweedFS's admin lock %q was last held by %s and the master does not answer", seaweed.AdminLockName, holderName(l.Holder))}
+	}
+	return Gate{Paused: fmt.Sprintf("waiting for SeaweedFS's admin lock %q", seaweed.AdminLockName)}
+}
+
+func holderName(h string) string {
+	if h == "" {
+		return "another client (the master did not say which)"
+	}
+	return fmt.Sprintf("%q", h)
+}

@@ -1,0 +1,270 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+)
+
+func TestLockGate(t *testing.T) {
+	down := errors.New("connection refused")
+	for _, tc := range []struct {
+		name           string
+		lock           seaweed.LockState
+		detect, assign bool
+		paused         []string // substrings of Gate.Paused ("" when not paused)
+	}{
+		{name: "ours", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1"}, detect: true, assign: true},
+		{name: "weed admin holds it", lock: seaweed.LockState{Status: seaweed.LockOther, Holder: "admin-server"},
+			paused: []string{`"admin-server"`, "held by"}},
+		{name: "holder not named", lock: seaweed.LockState{Status: seaweed.LockOther},
+			paused: []string{"another client"}},
+		{name: "a former leader's lease not yet run out", lock: seaweed.LockState{Status: seaweed.LockOther, Holder: "groundskeeper a2"},
+			paused: []string{`"groundskeeper a2"`}},
+		{name: "no answer yet", lock: seaweed.LockState{Status: seaweed.LockUnknown},
+			paused: []string{"waiting for"}},
+		{name: "master down, lock was ours", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOurs, Err: down},
+			assign: true, paused: []string{"detection paused"}},
+		{name: "master down, lock was held elsewhere", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOther, Holder: "admin-server", Err: down},
+			paused: []string{`"admin-server"`, "does not answer"}},
+		{name: "master down from the start", lock: seaweed.LockState{Status: seaweed.LockUnknown, Err: down},
+			paused: []string{"waiting for"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := LockGate(tc.lock)
+			if g.Detect != tc.detect || g.Assign != tc.assign {
+				t.Errorf("LockGate(%+v) detect %v assign %v; want %v %v", tc.lock, g.Detect, g.Assign, tc.detect, tc.assign)
+			}
+			if (g.Paused == "") != (len(tc.paused) == 0) || !contains(g.Paused, tc.paused...) {
+				t.Errorf("LockGate(%+v).Paused = %q; want it to mention %q", tc.lock, g.Paused, tc.paused)
+			}
+		})
+	}
+}
+
+// syncApplier is fsmApplier for a running scheduler, whose rounds propose
+// from several goroutines.
+type syncApplier struct {
+	mu sync.Mutex
+	a  fsmApplier
+}
+
+func (s *syncApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.a.at = time.Now()
+	return s.a.Apply(ctx, cmd)
+}
+
+// otherHolder holds the admin lock as `weed admin` does (its presence lock:
+// lock "admin-server", client "admin-server", renewed every 4 s with the
+// token of the last grant), straight through the master's gRPC API.
+type otherHolder struct {
+	t     *testing.T
+	conn  *grpc.ClientConn
+	c     master_pb.SeaweedClient
+	stop  chan struct{}
+	done  chan struct{}
+	token int64
+	ts    int64
+}
+
+func holdAdminLock(t *testing.T, masterGRPC string, renewEvery time.Duration) *otherHolder {
+	t.Helper()
+	conn, err := grpc.NewClient(masterGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &otherHolder{t: t, conn: conn, c: master_pb.NewSeaweedClient(conn), stop: make(chan struct{}), done: make(chan struct{})}
+	t.Cleanup(func() { h.crash(); conn.Close() })
+	lease := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		resp, err := h.c.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{PreviousToken: h.token, PreviousLockTime: h.ts,
+			LockName: seaweed.AdminLockName, ClientName: "admin-server"})
+		if err == nil {
+			h.token, h.ts = resp.Token, resp.LockTsNs
+		}
+		return err
+	}
+	if err := lease(); err != nil {
+		t.Fatalf("take the admin lock as weed admin would: %v", err)
+	}
+	go func() {
+		defer close(h.done)
+		tick := time.NewTicker(renewEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case <-tick.C:
+				if err := lease(); err != nil {
+					t.Errorf("renew the other client's admin lock: %v", err)
+					return
+				}
+			}
+		}
+	}()
+	return h
+}
+
+// crash stops renewing without releasing: the lease runs out on the master.
+func (h *otherHolder) crash() {
+	select {
+	case <-h.stop:
+	default:
+		close(h.stop)
+	}
+	<-h.done
+}
+
+// release stops renewing and releases the lock, as `weed admin` does on a
+// clean shutdown.
+func (h *otherHolder) release() {
+	h.crash()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if _, err := h.c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: h.token, PreviousLockTime: h.ts, LockName: seaweed.AdminLockName}); err != nil {
+		h.t.Fatalf("release the other client's admin lock: %v", err)
+	}
+}
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, why)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestPausedWhileAdminLockHeldElsewhere: a leader that finds SeaweedFS's
+// admin lock held by another process (a `weed admin`) detects nothing and
+// assigns nothing, manual tasks included, and says so in its status; once
+// the other process releases the lock, or its lease runs out after it died,
+// the leader takes the lock and the work goes out.
+func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
+	for _, ends := range []string{"released", "expired"} {
+		t.Run(ends, func(t *testing.T) {
+			cfg := sim.DefaultConfig()
+			cfg.Servers, cfg.AdminLockDuration, cfg.MasterRefillDelay = 2, 2*time.Second, 100*time.Millisecond
+			c, err := sim.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			garbage := sim.VolumeSpec{Size: 4 << 20, FileCount: 400, DeletedBytes: 2 << 20, DeleteCount: 200}
+			garbage.Servers = []int{0}
+			detected, err := c.AddVolume(garbage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			garbage.Servers = []int{1}
+			manual, err := c.AddVolume(garbage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			other := holdAdminLock(t, c.MasterServerAddress().GRPC, 500*time.Millisecond)
+
+			master, err := seaweed.DialMaster(c.MasterServerAddress().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { master.Close() })
+			f := fsm.New()
+			s := New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
+				Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}},
+				&syncApplier{a: fsmApplier{f: f}}, f, master)
+			if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+				Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: manual, Origin: "manual"}}}); err != nil {
+				t.Fatal(err)
+			}
+			sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
+				out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+			s.mu.Lock()
+			s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
+			s.mu.Unlock()
+			ctx, cancel := context.WithCancel(context.Background())
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); s.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-stopped })
+
+			// Several polls of a complete topology while the lock is held
+			// elsewhere: each would have detected and assigned.
+			var polls []int64
+			waitUntil(t, 20*time.Second, "five polls of a complete topology with the admin lock held elsewhere", func() (bool, string) {
+				st, ok := s.Status()
+				if !ok || st.MasterState != "ok" || st.AdminLock != "held elsewhere" {
+					return false, st.String()
+				}
+				if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
+					polls = append(polls, st.LastPoll)
+				}
+				return len(polls) >= 5, st.String()
+			})
+			st, _ := s.Status()
+			if st.AdminLockHeld || st.AdminLockHolder != "admin-server" || st.AdminLockSince == 0 ||
+				!st.DetectionPaused || !st.AssignmentPaused || !contains(st.Paused, `"admin-server"`) {
+				t.Errorf("status while another process holds the lock: %v; want held elsewhere by admin-server, since set, both paused", st)
+			}
+			var tasks []*pb.Task
+			f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{}) })
+			if len(tasks) != 1 || tasks[0].State != pb.TaskState_TASK_STATE_PENDING {
+				t.Fatalf("tasks while another process holds the admin lock: %v; want only the manual one, pending", tasks)
+			}
+			if len(sess.out) != 0 {
+				t.Fatalf("%d messages sent to the worker while another process holds the admin lock; want none", len(sess.out))
+			}
+			if holder, held := c.AdminLock(seaweed.AdminLockName); !held || holder != "admin-server" {
+				t.Fatalf("the master says the lock is held %v by %q; want the other process to keep it", held, holder)
+			}
+
+			if ends == "released" {
+				other.release()
+			} else {
+				other.crash()
+			}
+			waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the lock is ours", func() (bool, string) {
+				var byVol map[uint32]pb.TaskState
+				f.Read(func(st *fsm.State) {
+					byVol = map[uint32]pb.TaskState{}
+					for _, tk := range st.Tasks(fsm.TaskFilter{}) {
+						byVol[tk.VolumeId] = tk.State
+					}
+				})
+				ok := byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED
+				return ok, fmt.Sprint(byVol)
+			})
+			st, _ = s.Status()
+			if !st.AdminLockHeld || st.AdminLock != "ours" || st.AdminLockHolder != "groundskeeper a1" || st.Paused != "" || st.DetectionPaused || st.AssignmentPaused {
+				t.Errorf("status once the lock is ours: %v", st)
+			}
+			if holder, held := c.AdminLock(seaweed.AdminLockName); !held || holder != "groundskeeper a1" {
+				t.Errorf("the master says the lock is held %v by %q; want groundskeeper a1", held, holder)
+			}
+			if len(sess.out) != 2 {
+				t.Errorf("%d messages sent to the worker; want the two assignments", len(sess.out))
+			}
+		})
+	}
+}

@@ -1,0 +1,107 @@
+package seaweed_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+)
+
+func waitLock(t *testing.T, l *seaweed.AdminLock, what string, cond func(seaweed.LockState) bool) seaweed.LockState {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		st := l.State()
+		if cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s: lock state %+v", what, st)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestAdminLockKeeper against the simulated master: refused while another
+// client holds the lock (named), ours once it is released; a failed
+// renewal keeps the token, so the next one, within the lease, still
+// renews it instead of being refused as "already locked by" ourselves; a
+// master restart, which forgets the lock, gets it back.
+func TestAdminLockKeeper(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers = 1 // the lease: 10 s, as SeaweedFS
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	conn, err := grpc.NewClient(c.MasterServerAddress().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	mc := master_pb.NewSeaweedClient(conn)
+	ctx := context.Background()
+	other, err := mc.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{LockName: seaweed.AdminLockName, ClientName: "admin-server"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	l := m.NewAdminLock("groundskeeper a1")
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(rctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	st := waitLock(t, l, "the lock refused to us, held by admin-server", func(s seaweed.LockState) bool {
+		return s.Status == seaweed.LockOther && s.Holder == "admin-server"
+	})
+	if st.Since.IsZero() {
+		t.Errorf("held elsewhere with no since: %+v", st)
+	}
+	if _, err := mc.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{LockName: seaweed.AdminLockName, PreviousToken: other.Token, PreviousLockTime: other.LockTsNs}); err != nil {
+		t.Fatal(err)
+	}
+	waitLock(t, l, "the lock ours once released", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
+
+	// One renewal fails; the next (a second later, well within the lease)
+	// must renew with the kept token.
+	f := c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", FailNext: 1})
+	waitLock(t, l, "a failed renewal to leave the lock unknown, last ours", func(s seaweed.LockState) bool {
+		return s.Status == seaweed.LockUnknown && s.Last == seaweed.LockOurs && s.Err != nil
+	})
+	st = waitLock(t, l, "the next renewal to succeed", func(s seaweed.LockState) bool { return s.Status != seaweed.LockUnknown })
+	if st.Status != seaweed.LockOurs {
+		t.Fatalf("after one failed renewal within the lease the lock is %+v; want ours (the token kept)", st)
+	}
+	if f.Fired() != 1 {
+		t.Fatalf("the fault fired %d times", f.Fired())
+	}
+
+	if err := c.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	// The restarted master forgot the lock; the next renewal takes it anew.
+	waitLock(t, l, "the restarted master to name us as the holder", func(s seaweed.LockState) bool {
+		holder, held := c.AdminLock(seaweed.AdminLockName)
+		return held && holder == "groundskeeper a1" && s.Status == seaweed.LockOurs
+	})
+
+	// Leaving releases it at once.
+	cancel()
+	<-done
+	if _, held := c.AdminLock(seaweed.AdminLockName); held {
+		t.Fatal("the lock is still held after the keeper stopped")
+	}
+}
