@@ -586,7 +586,10 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 // re-attached them, and one that comes after finds the requeue committed and
 // is told to drop them (see ownership).
 func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
-	unlock := s.owners.lock(worker)
+	unlock, err := s.owners.lock(ctx, worker)
+	if err != nil {
+		return // leadership lost
+	}
 	defer unlock()
 	s.mu.Lock()
 	_, conn := s.sessions[worker]
@@ -597,10 +600,17 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 		s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
 		return
 	}
+	// Proposed together, so the lock is held for about one commit.
+	var wg sync.WaitGroup
 	for _, t := range tasks {
-		// A failed proposal is retried by the next tick.
-		_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A failed proposal is retried by the next tick.
+			_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+		}()
 	}
+	wg.Wait()
 }
 
 // cancelRequested tells workers to stop the attempts of tasks an operator

@@ -71,12 +71,21 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 	}
 	// Registering the session and reconciling its attempts are one step
 	// with respect to lease expiries (see ownership).
-	unlock := s.owners.lock(h.WorkerId)
+	// A hello its worker gave up on (the stream ended while it waited)
+	// must not register a session: it would close the worker's next one.
+	unlock, err := s.owners.lock(ctx, h.WorkerId)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hello abandoned while an ownership decision about %s was under way: %w", h.WorkerId, err)
+	}
 	defer unlock()
 	s.mu.Lock()
 	if !s.running {
 		s.mu.Unlock()
 		return nil, nil, ErrNotRunning
+	}
+	if err := ctx.Err(); err != nil {
+		s.mu.Unlock()
+		return nil, nil, fmt.Errorf("hello abandoned: %w", err)
 	}
 	if old, ok := s.sessions[h.WorkerId]; ok {
 		old.close()
@@ -290,7 +299,10 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		// before the ack: a worker treats attempts not cancelled by the
 		// time the ack arrives as still its own. No requeue of its attempts
 		// may be in flight meanwhile (see ownership).
-		unlock := s.owners.lock(sess.id)
+		unlock, err := s.owners.lock(ctx, sess.id)
+		if err != nil {
+			return fmt.Errorf("wait for an ownership decision about %s: %w", sess.id, err)
+		}
 		s.reconcileRunning(sess, b.Heartbeat.Running)
 		s.confirmRunning(ctx, sess, b.Heartbeat.Running)
 		s.resendLost(sess, b.Heartbeat.Running)
