@@ -96,6 +96,120 @@ func (x *expiryFixture) hello(ctx context.Context, running ...*pb.Task) (*Sessio
 	return sess, err
 }
 
+// TestRecheckCountsAFreshDisconnectedWorkerAlive: the expiry's re-check
+// uses the expiry's own rule (heard from within lease+grace), not "has a
+// session". A worker whose hello and acknowledged heartbeat were just
+// handled, and whose stream then broke, may still roll back under its
+// lease guard for lease + 0.8·grace: requeueing its attempt now would let
+// the next attempt run beside that rollback. Before, the re-check counted
+// only a connected worker alive and requeued (issue 10 item 2 review).
+func TestRecheckCountsAFreshDisconnectedWorkerAlive(t *testing.T) {
+	x := newExpiryFixture(t, 1, true)
+	sess, err := x.hello(context.Background(), x.tasks[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	x.s.Detach(sess)
+	x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
+	if st := x.state(x.tasks[0].Id); st != pb.TaskState_TASK_STATE_RUNNING {
+		t.Fatalf("task of a worker heard from just now: %s, want running (not requeued under its live lease)", fsm.StateName(st))
+	}
+}
+
+// TestHelloBetweenExpiryDecisionAndRecheck: a restarted worker's hello
+// handled after expireLeases decided to requeue its attempt, but before the
+// re-check, re-attaches the attempt it lists: no requeue, no cancel.
+func TestHelloBetweenExpiryDecisionAndRecheck(t *testing.T) {
+	x := newExpiryFixture(t, 1, true)
+	var sess *Session
+	var helloErr error
+	calls := 0
+	x.s.beforeRecheck = func(ctx context.Context, worker string) {
+		calls++
+		sess, helloErr = x.hello(ctx, x.tasks[0])
+	}
+	x.s.expireLeases(context.Background(), x.tasks, now)
+	if calls != 1 {
+		t.Fatalf("the expiry decided to requeue %d times, want once (set-up)", calls)
+	}
+	if helloErr != nil {
+		t.Fatal(helloErr)
+	}
+	if st := x.state(x.tasks[0].Id); st != pb.TaskState_TASK_STATE_RUNNING {
+		t.Fatalf("task after a hello in the re-check window: %s, want running (re-attached)", fsm.StateName(st))
+	}
+	if x.a.requeuesEntered() != 0 {
+		t.Fatal("a requeue was proposed for an attempt its worker re-attached")
+	}
+	for len(sess.Out()) > 0 {
+		if c := (<-sess.Out()).GetCancel(); c != nil {
+			t.Fatalf("the re-attached attempt was cancelled: %v", c)
+		}
+	}
+}
+
+// TestHeartbeatWhileARequeueIsInFlight: a session registered after the
+// expiry's decision whose worker then went quiet for a lease (the re-check
+// finds it silent) sends a heartbeat while the requeue of its attempt is
+// being committed. Its reconciliation must wait for the commit and cancel
+// the attempt before the ack; reconciled against the state from before the
+// requeue, the ack would tell the worker the attempt is still its own.
+func TestHeartbeatWhileARequeueIsInFlight(t *testing.T) {
+	x := newExpiryFixture(t, 1, false)
+	tk := x.tasks[0]
+	sess, err := x.hello(context.Background(), tk)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(sess.Out()) > 0 {
+		<-sess.Out()
+	}
+	x.setNow(now.Add(x.limit() + time.Second)) // silent since the hello
+	requeued := make(chan struct{})
+	go func() { defer close(requeued); x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit()) }()
+	<-x.a.entered
+
+	handled := make(chan error, 1)
+	go func() {
+		handled <- x.s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: &pb.Heartbeat{
+			Running: []*pb.RunningTask{{TaskId: tk.Id, Fence: tk.Fence, Step: "vacuum"}}}}})
+	}()
+	var done bool
+	var herr error
+	waitUntil(t, "the heartbeat neither finished nor waited for the requeue", func() bool {
+		select {
+		case herr = <-handled:
+			done = true
+		default:
+		}
+		return done || x.s.owners.waiters("w1") == 1
+	})
+	close(x.a.release)
+	<-requeued
+	if !done {
+		herr = <-handled
+	}
+	if herr != nil {
+		t.Fatal(herr)
+	}
+	if st := x.state(tk.Id); st != pb.TaskState_TASK_STATE_PENDING {
+		t.Fatalf("task: %s, want pending (requeued)", fsm.StateName(st))
+	}
+	cancelled := false
+	for len(sess.Out()) > 0 {
+		m := <-sess.Out()
+		if c := m.GetCancel(); c.GetTaskId() == tk.Id && c.GetFence() == tk.Fence && c.GetSuperseded() {
+			cancelled = true
+		}
+		if m.GetHeartbeatAck() != nil && !cancelled {
+			t.Fatal("the heartbeat was acknowledged without cancelling the attempt being requeued: the worker keeps it as its own")
+		}
+	}
+	if !cancelled {
+		t.Fatal("no cancel for the requeued attempt")
+	}
+}
+
 // TestAbandonedHelloDoesNotRegister: a hello whose stream ends while it
 // waits for the worker's ownership lock (held by a requeue being committed)
 // returns at once and registers nothing. Before, it waited for the lock

@@ -166,6 +166,9 @@ type Scheduler struct {
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
+	// beforeRecheck, if set, runs between a lease expiry's decision and its
+	// re-check under the worker's ownership lock (tests only).
+	beforeRecheck func(ctx context.Context, worker string)
 }
 
 type progressInfo struct {
@@ -582,19 +585,24 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 
 // requeueExpired requeues a silent worker's attempts while holding the
 // worker's ownership lock, having checked again under it that the worker is
-// still silent: a hello (or heartbeat) that got in since the decision above
-// re-attached them, and one that comes after finds the requeue committed and
-// is told to drop them (see ownership).
+// still silent, by the same rule as the decision: heard from within
+// lease+grace, connected or not (a worker whose stream broke after an
+// acknowledged heartbeat may still roll back under its lease guard until
+// then). A hello (or heartbeat) that got in since the decision re-attached
+// them; one that comes after finds the requeues committed and is told to
+// drop them (see ownership).
 func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
+	if s.beforeRecheck != nil {
+		s.beforeRecheck(ctx, worker)
+	}
 	unlock, err := s.owners.lock(ctx, worker)
 	if err != nil {
 		return // leadership lost
 	}
 	defer unlock()
 	s.mu.Lock()
-	_, conn := s.sessions[worker]
 	seen, ok := s.lastSeen[worker]
-	alive := conn && ok && s.cfg.Now().Sub(seen) < limit
+	alive := ok && s.cfg.Now().Sub(seen) < limit
 	s.mu.Unlock()
 	if alive {
 		s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
