@@ -148,6 +148,25 @@ func TestHelloBetweenExpiryDecisionAndRecheck(t *testing.T) {
 	}
 }
 
+// TestHelloInRecheckWindowRequeuesUnlistedAttempts: a hello in the re-check
+// window keeps what it lists, but the worker's expired attempts it does not
+// list (its data dir was wiped, say) are requeued: before, they stayed
+// running on nobody until they counted as stuck.
+func TestHelloInRecheckWindowRequeuesUnlistedAttempts(t *testing.T) {
+	x := newExpiryFixture(t, 2, true)
+	listed, unlisted := x.tasks[0], x.tasks[1]
+	if _, err := x.hello(context.Background(), listed); err != nil {
+		t.Fatal(err)
+	}
+	x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
+	if st := x.state(listed.Id); st != pb.TaskState_TASK_STATE_RUNNING {
+		t.Fatalf("listed attempt: %s, want running", fsm.StateName(st))
+	}
+	if st := x.state(unlisted.Id); st != pb.TaskState_TASK_STATE_PENDING {
+		t.Fatalf("expired attempt the hello did not list: %s, want pending (requeued)", fsm.StateName(st))
+	}
+}
+
 // TestHeartbeatWhileARequeueIsInFlight: a session registered after the
 // expiry's decision whose worker then went quiet for a lease (the re-check
 // finds it silent) sends a heartbeat while the requeue of its attempt is

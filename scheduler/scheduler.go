@@ -142,6 +142,9 @@ type Scheduler struct {
 	lastPrune time.Time
 	// lastSeen is the last time each worker was heard from (survives detach).
 	lastSeen map[string]time.Time
+	// listed is, per worker, the attempts its last hello or heartbeat listed
+	// (written and read under the worker's ownership lock).
+	listed map[string]listing
 	// progress is leader-local progress of running attempts, by task id.
 	progress map[uint64]progressInfo
 	// cancelling holds attempts told to stop, until they are released.
@@ -171,6 +174,12 @@ type Scheduler struct {
 	beforeRecheck func(ctx context.Context, worker string)
 }
 
+// listing is what a worker's hello or heartbeat listed, and when.
+type listing struct {
+	at   time.Time
+	have map[[2]uint64]bool
+}
+
 type progressInfo struct {
 	fence    uint64
 	progress float64
@@ -191,7 +200,7 @@ type cancelInfo struct {
 func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler {
 	cfg.defaults()
 	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
-		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
+		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, listed: map[string]listing{}, progress: map[uint64]progressInfo{},
 		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
 }
 
@@ -233,7 +242,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		delete(s.sessions, id)
 	}
 	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
-	s.confirm = map[uint64]uint64{}
+	s.confirm, s.listed = map[uint64]uint64{}, map[string]listing{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
 }
@@ -585,12 +594,15 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 
 // requeueExpired requeues a silent worker's attempts while holding the
 // worker's ownership lock, having checked again under it that the worker is
-// still silent, by the same rule as the decision: heard from within
-// lease+grace, connected or not (a worker whose stream broke after an
-// acknowledged heartbeat may still roll back under its lease guard until
-// then). A hello (or heartbeat) that got in since the decision re-attached
-// them; one that comes after finds the requeues committed and is told to
-// drop them (see ownership).
+// still silent, by the same rule as the decision (heard from within
+// lease+grace, connected or not: a worker whose stream broke after an
+// acknowledged heartbeat may still roll back under its lease guard). A hello
+// (or heartbeat) that got in since the decision re-attached the attempts it
+// listed; those it did not list are requeued still (a worker that lost its
+// data dir does not run them, and nothing else would requeue them before
+// they count as stuck). One that comes after finds the requeues committed
+// and is told to drop them (see ownership). The requeues of one worker are
+// proposed together, so the lock is held for about one commit.
 func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
 	if s.beforeRecheck != nil {
 		s.beforeRecheck(ctx, worker)
@@ -601,14 +613,27 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 	}
 	defer unlock()
 	s.mu.Lock()
+	now := s.cfg.Now()
 	seen, ok := s.lastSeen[worker]
-	alive := ok && s.cfg.Now().Sub(seen) < limit
+	alive := ok && now.Sub(seen) < limit
+	l, listedRecently := s.listed[worker]
+	listedRecently = listedRecently && now.Sub(l.at) < limit
 	s.mu.Unlock()
 	if alive {
-		s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
-		return
+		var unlisted []*pb.Task
+		for _, t := range tasks {
+			if listedRecently && !l.have[[2]uint64{t.Id, t.Fence}] {
+				unlisted = append(unlisted, t)
+			}
+		}
+		if len(unlisted) == 0 {
+			s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
+			return
+		}
+		s.log.Info("worker re-attached as its lease expired: requeueing the attempts it did not list", "worker", worker,
+			"unlisted", len(unlisted), "kept", len(tasks)-len(unlisted))
+		tasks = unlisted
 	}
-	// Proposed together, so the lock is held for about one commit.
 	var wg sync.WaitGroup
 	for _, t := range tasks {
 		wg.Add(1)

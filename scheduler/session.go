@@ -138,6 +138,13 @@ func sameCaps(a, b []pb.TaskType) bool {
 // reconcileRunning compares what a worker runs with what it owns.
 func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 	now := s.cfg.Now()
+	have := make(map[[2]uint64]bool, len(running))
+	for _, r := range running {
+		have[[2]uint64{r.TaskId, r.Fence}] = true
+	}
+	s.mu.Lock()
+	s.listed[sess.id] = listing{at: now, have: have}
+	s.mu.Unlock()
 	for _, r := range running {
 		var t *pb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
