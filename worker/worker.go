@@ -498,7 +498,7 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 	case *pb.AdminMessage_Assign:
 		w.start(ctx, b.Assign.Spec)
 	case *pb.AdminMessage_Cancel:
-		w.cancel(b.Cancel)
+		w.cancel(ctx, b.Cancel)
 	case *pb.AdminMessage_Ack:
 		w.mu.Lock()
 		delete(w.outbox, attemptKey{b.Ack.TaskId, b.Ack.Fence})
@@ -673,11 +673,13 @@ func (w *Worker) reportThen(msg *pb.WorkerMessage, spec *pb.TaskSpec, locked fun
 	w.send(msg)
 }
 
-// cancel stops an attempt the leader no longer wants; an attempt unknown
-// here (or restored from before a restart but no longer ours) is released
-// without touching SeaweedFS: the current attempt owns the volume now. An
-// attempt that already ended is answered with its outcome.
-func (w *Worker) cancel(c *pb.Cancel) {
+// cancel stops an attempt the leader no longer wants. A journalled attempt
+// from before a restart that the leader still counts as current (a plain
+// cancel, e.g. an operator's) is rolled back and then reported released; one
+// it says is superseded, or an attempt unknown here, is released without
+// touching SeaweedFS: the current attempt owns the volume now. An attempt
+// that already ended is answered with its outcome.
+func (w *Worker) cancel(ctx context.Context, c *pb.Cancel) {
 	k := attemptKey{c.TaskId, c.Fence}
 	w.mu.Lock()
 	a, ok := w.attempts[c.TaskId]
@@ -699,7 +701,25 @@ func (w *Worker) cancel(c *pb.Cancel) {
 		w.send(out)
 		return
 	}
-	_, wasRestored := w.restored[k]
+	e, wasRestored := w.restored[k]
+	if wasRestored && !c.Superseded {
+		if ok {
+			// Another attempt of the task runs here, so the leader cannot
+			// count this one as current: it will say so (it stays listed).
+			w.mu.Unlock()
+			w.log.Warn("cancel of a journalled attempt while another attempt of its task runs here; waiting for the leader's word", "task", c.TaskId, "fence", c.Fence)
+			return
+		}
+		// Still the current attempt: what it may have left behind (read-only
+		// replicas, stray shards) is undone before it is reported released.
+		delete(w.restored, k)
+		a := w.newAttemptLocked(ctx, e.Spec, true)
+		a.released, a.reason = true, c.Reason
+		w.mu.Unlock()
+		w.log.Info("journalled attempt cancelled by the leader: rolling it back", "task", c.TaskId, "fence", c.Fence, "reason", c.Reason)
+		go w.rollbackRestored(a)
+		return
+	}
 	delete(w.restored, k)
 	w.mu.Unlock()
 	if wasRestored {
