@@ -1,6 +1,8 @@
 package worker
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -23,6 +25,28 @@ func journalled(t *testing.T, id, fence uint64) string {
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// rollbackProbe's Rollback hands out its context, then returns what it is
+// given on result, or its context's error once that ends.
+type rollbackProbe struct {
+	statsExecutor
+	ctxs   chan context.Context
+	result chan error
+}
+
+func newRollbackProbe() *rollbackProbe {
+	return &rollbackProbe{ctxs: make(chan context.Context, 4), result: make(chan error, 4)}
+}
+
+func (p *rollbackProbe) Rollback(ctx context.Context, _ *pb.TaskSpec) error {
+	p.ctxs <- ctx
+	select {
+	case err := <-p.result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // released returns the Released the worker sent for (id, fence), if any.
@@ -87,3 +111,90 @@ func TestPlainCancelOfARestoredAttemptRollsItBack(t *testing.T) {
 
 // notRunningHereMsg is what the worker answers for an attempt it leaves alone.
 const notRunningHereMsg = "not running here"
+
+// TestRestoredRollbackOutlivesLostContact: a restored attempt's rollback
+// runs on a detached context, like an executor's own: losing contact with
+// the leader for a lease (watchLease's stopAll) does not stop it half-way;
+// the call guard does, once the lease may be gone, and then no outcome is
+// journalled: the attempt waits in restored again. Before, stopAll
+// cancelled it after one lease without an ack, earlier than the guard's
+// limit, and a Failed{RolledBack: false} was journalled, so no restart
+// ever rolled it back again.
+func TestRestoredRollbackOutlivesLostContact(t *testing.T) {
+	ex := newRollbackProbe()
+	w := newTestWorker(t, journalled(t, 5, 50), ex)
+	rs := &recordStream{}
+	w.stream = rs
+	w.handle(t.Context(), &pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+	rctx := <-ex.ctxs
+	w.mu.Lock()
+	a := w.attempts[5]
+	w.mu.Unlock()
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); w.stopAll("lost contact with the leader") }()
+	waitFor(t, "stopAll to stop the attempt", func() bool { return a.ctx.Err() != nil })
+	if rctx.Err() != nil {
+		t.Fatal("losing contact for a lease cancelled the rollback of a restored attempt; the lease guard allows it longer")
+	}
+	// The guard then refuses a call: the lease may be gone.
+	ex.result <- errors.New("rpc error: code = Aborted desc = lease guard: VolumeMarkWritable not sent: lease lost")
+	<-stopped
+	for _, m := range rs.messages() {
+		if m.GetFailed() != nil || m.GetReleased() != nil {
+			t.Fatalf("reported %v for a rollback the lease guard stopped", m)
+		}
+	}
+	w.mu.Lock()
+	_, waiting := w.restored[attemptKey{5, 50}]
+	w.mu.Unlock()
+	if !waiting {
+		t.Fatal("the attempt whose rollback the lease guard stopped is no longer waiting to be rolled back")
+	}
+	assertUnfinishedInJournal(t, w, 5, 50)
+}
+
+// TestShutdownLeavesARestoredRollbackJournalled: a worker shutting down
+// stops a restored attempt's rollback at once and journals no outcome, so
+// the next start restores it again. Before, a Failed{RolledBack: false}
+// was journalled and the rollback never redone.
+func TestShutdownLeavesARestoredRollbackJournalled(t *testing.T) {
+	ex := newRollbackProbe()
+	w := newTestWorker(t, journalled(t, 5, 50), ex)
+	w.handle(t.Context(), &pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+	<-ex.ctxs
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-ran:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the worker did not shut down")
+	}
+	assertUnfinishedInJournal(t, w, 5, 50)
+}
+
+// assertUnfinishedInJournal fails unless the journal holds attempt
+// (id, fence) without an outcome.
+func assertUnfinishedInJournal(t *testing.T, w *Worker, id, fence uint64) {
+	t.Helper()
+	if err := w.journal.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	all, err := w.journal.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		if e.Spec.Task.Id == id && e.Spec.Task.Fence == fence {
+			if e.Completed != nil || e.Failed != nil {
+				t.Fatalf("journal holds an outcome for the interrupted rollback: failed %v, completed %v", e.Failed, e.Completed)
+			}
+			return
+		}
+	}
+	t.Fatal("the interrupted rollback's attempt is gone from the journal")
+}

@@ -72,6 +72,8 @@ type Worker struct {
 	hint        string
 	next        int
 	restarts    chan struct{}
+	// stopping is set when Run's context ended: the worker is shutting down.
+	stopping bool
 
 	// finished counts reported outcomes: completed, failed, released.
 	finished [3]atomic.Uint64
@@ -109,6 +111,9 @@ type attempt struct {
 	// restored: a journalled attempt from before a restart, being rolled
 	// back (see rollbackRestored).
 	restored bool
+	// abort stops a restored attempt's rollback at once (set by
+	// rollbackRestored, under w.mu): for a superseded cancel or a shutdown.
+	abort context.CancelFunc
 }
 
 // New validates the configuration and opens the journal.
@@ -217,6 +222,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-time.After(reconnectDelay(failures)):
 		}
 	}
+	// Restored attempts' rollbacks stop at once, and are redone after the
+	// restart (see rollbackRestored).
+	w.mu.Lock()
+	w.stopping = true
+	for _, a := range w.attempts {
+		if a.abort != nil {
+			a.abort()
+		}
+	}
+	w.mu.Unlock()
 	w.stopAll("worker shutting down")
 	wg.Wait()
 	return nil
@@ -689,9 +704,13 @@ func (w *Worker) cancel(ctx context.Context, c *pb.Cancel) {
 		// A restored attempt's rollback is how it stops: only an attempt
 		// that is no longer current must not even roll back.
 		stop := !a.restored || a.superseded
+		abort := a.abort
 		w.mu.Unlock()
 		if stop {
 			a.cancel()
+			if abort != nil {
+				abort()
+			}
 		}
 		return
 	}
@@ -732,19 +751,48 @@ func (w *Worker) cancel(ctx context.Context, c *pb.Cancel) {
 // rollbackRestored rolls back a journalled attempt from before a restart
 // and reports it. It runs as an attempt (listed in heartbeats, its calls
 // guarded by the lease and stopped once the leader says it is superseded).
+//
+// Like an executor's own rollback it runs on a detached context bounded by
+// rollbackTimeout: losing contact with the leader (watchLease) does not stop
+// it half-way, the call guard does once the lease may be gone. A superseded
+// cancel or the worker's shutdown stop it at once (a.abort). Stopped by the lease or a
+// shutdown, no outcome is journalled: the attempt waits in restored again
+// (and in the journal across a restart), to be rolled back once the leader
+// still counts it as current, or dropped when it says it is superseded.
 func (w *Worker) rollbackRestored(a *attempt) {
 	t := a.spec.Task
 	ex := w.cfg.Executors[t.Type]
+	rctx, rcancel := detached(a.ctx, rollbackTimeout)
+	defer rcancel()
+	w.mu.Lock()
+	a.abort = rcancel
+	if a.superseded || w.stopping {
+		rcancel()
+	}
+	w.mu.Unlock()
 	var err error
 	if ex != nil {
-		err = ex.Rollback(a.ctx, a.spec)
+		err = ex.Rollback(rctx, a.spec)
 	} else {
 		err = fmt.Errorf("no executor for %s", fsm.TypeName(t.Type))
 	}
 	a.cancel()
 	w.mu.Lock()
-	released, superseded := a.released, a.superseded
+	released, superseded, stopping := a.released, a.superseded, w.stopping
+	interrupted := err != nil && !superseded && (stopping || seaweed.GuardRefused(err))
+	if interrupted {
+		// Not an outcome: back to waiting for the leader's word.
+		if w.attempts[t.Id] == a {
+			delete(w.attempts, t.Id)
+		}
+		w.restored[attemptKey{t.Id, t.Fence}] = &Entry{Spec: a.spec}
+		w.ended.Broadcast()
+	}
 	w.mu.Unlock()
+	if interrupted {
+		w.log.Warn("rollback of an attempt interrupted by a restart stopped before it finished; it stays journalled", "task", t.Id, "fence", t.Fence, "error", err, "shutting_down", stopping)
+		return
+	}
 	w.log.Info("rolled back an attempt interrupted by a restart", "task", t.Id, "error", err, "superseded", superseded)
 	var msg *pb.WorkerMessage
 	if released {
