@@ -198,3 +198,28 @@ func assertUnfinishedInJournal(t *testing.T, w *Worker, id, fence uint64) {
 	}
 	t.Fatal("the interrupted rollback's attempt is gone from the journal")
 }
+
+// TestAssignOfARestoredAttemptIsNotRun: an assignment of the very attempt
+// a restart interrupted (journalled, waiting in restored) is not run from
+// the start beside its pending rollback; it is dropped, as one of a task
+// already running here is.
+func TestAssignOfARestoredAttemptIsNotRun(t *testing.T) {
+	ex := &gateExecutor{began: make(chan string, 4), release: make(chan struct{})}
+	w := newTestWorker(t, journalled(t, 5, 50), ex)
+	rs := &recordStream{}
+	w.stream = rs
+	w.start(t.Context(), spec(5, 50))
+	for _, m := range rs.messages() {
+		if m.GetStarted() != nil {
+			t.Fatal("the assignment of an attempt waiting to be rolled back was started")
+		}
+	}
+	w.mu.Lock()
+	_, running := w.attempts[5]
+	_, waiting := w.restored[attemptKey{5, 50}]
+	w.mu.Unlock()
+	if running || !waiting {
+		t.Fatalf("running %v, still restored %v: want not run, still waiting for the leader's word", running, waiting)
+	}
+	assertUnfinishedInJournal(t, w, 5, 50)
+}

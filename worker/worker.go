@@ -555,6 +555,13 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		w.send(out)
 		return
 	}
+	if _, ok := w.restored[attemptKey{t.Id, t.Fence}]; ok {
+		// This very attempt was interrupted by a restart: it is rolled back
+		// (or dropped) as a journalled one, never run again from the start.
+		w.mu.Unlock()
+		w.log.Warn("assignment of an attempt interrupted by a restart; it is rolled back, not run", "task", t.Id, "fence", t.Fence)
+		return
+	}
 	ex := w.cfg.Executors[t.Type]
 	full := len(w.attempts) >= w.cfg.MaxConcurrent
 	w.mu.Unlock()
