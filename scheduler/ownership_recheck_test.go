@@ -286,3 +286,27 @@ func TestRequeuesOfOneWorkerAreProposedTogether(t *testing.T) {
 		}
 	}
 }
+
+// TestRequeueDelayEnv: the test-only GROUNDSKEEPER_TEST_REQUEUE_DELAY sets
+// a delay before the expiry's re-check (which gives up when the leadership
+// ends); unset, there is none.
+func TestRequeueDelayEnv(t *testing.T) {
+	t.Setenv(testRequeueDelayEnv, "")
+	if s := New(Config{}, nil, nil, nil); s.beforeRecheck != nil {
+		t.Fatal("a delay without the variable")
+	}
+	t.Setenv(testRequeueDelayEnv, "20ms")
+	s := New(Config{}, nil, nil, nil)
+	if s.beforeRecheck == nil {
+		t.Fatal("no delay with the variable set")
+	}
+	start := time.Now()
+	s.beforeRecheck(context.Background(), "w1")
+	if d := time.Since(start); d < 20*time.Millisecond {
+		t.Fatalf("waited %s, want 20ms", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	t.Setenv(testRequeueDelayEnv, "1h")
+	New(Config{}, nil, nil, nil).beforeRecheck(ctx, "w1") // returns: leadership over
+}

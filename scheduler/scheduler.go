@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -170,7 +171,8 @@ type Scheduler struct {
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
 	// beforeRecheck, if set, runs between a lease expiry's decision and its
-	// re-check under the worker's ownership lock (tests only).
+	// re-check under the worker's ownership lock. Test-only: it widens the
+	// window a hello can land in (see testRequeueDelayEnv).
 	beforeRecheck func(ctx context.Context, worker string)
 }
 
@@ -179,6 +181,14 @@ type listing struct {
 	at   time.Time
 	have map[[2]uint64]bool
 }
+
+// testRequeueDelayEnv names a TEST-ONLY environment variable: a duration the
+// leader sleeps between deciding that a worker's lease expired and
+// re-checking it before requeueing (e.g. 300ms), so that the fault harness
+// lands restarted workers' hellos in that window instead of almost never.
+// Not for production: it only delays requeues. Deliberately undocumented
+// for operators.
+const testRequeueDelayEnv = "GROUNDSKEEPER_TEST_REQUEUE_DELAY"
 
 type progressInfo struct {
 	fence    uint64
@@ -199,9 +209,21 @@ type cancelInfo struct {
 // New creates a scheduler. master may be nil.
 func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler {
 	cfg.defaults()
-	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
+	s := &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, listed: map[string]listing{}, progress: map[uint64]progressInfo{},
 		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
+	if v := os.Getenv(testRequeueDelayEnv); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			s.log.Warn("test-only delay before re-checking expired leases", "env", testRequeueDelayEnv, "delay", d)
+			s.beforeRecheck = func(ctx context.Context, worker string) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
+		}
+	}
+	return s
 }
 
 // Run performs the leader's duties until ctx ends (leadership lost).
