@@ -69,7 +69,7 @@ func (r *faultRun) restartWorkerAtLease(kind faultKind) {
 		r.t.Cleanup(func() {
 			leaseStats.Lock()
 			defer leaseStats.Unlock()
-			fmt.Printf("%s: %d rounds; hellos inside the window between the lease expiry's decision and its re-check: %d (attempts requeued there as unlisted: %d)\n",
+			fmt.Printf("%s: %d rounds; hellos inside the window between the lease expiry's decision and its re-check: %d (rounds whose next heartbeat did not list a kept attempt, requeued then: %d)\n",
 				fkRestartAtLease, leaseStats.rounds, leaseStats.inWindow, leaseStats.unl)
 		})
 	})
@@ -85,10 +85,11 @@ func (r *faultRun) restartWorkerAtLease(kind faultKind) {
 					continue
 				}
 				for _, line := range strings.Split(l[adminLogBefore[i]:], "\n") {
-					if strings.Contains(line, "re-attached as its lease expired") && strings.Contains(line, "worker="+w.ID) {
-						in = true
-						unl = unl || strings.Contains(line, "did not list")
+					if !strings.Contains(line, "worker="+w.ID) {
+						continue
 					}
+					in = in || strings.Contains(line, "re-attached as its lease expired")
+					unl = unl || strings.Contains(line, "was to confirm is not running there")
 				}
 			}
 			if !in {

@@ -24,7 +24,7 @@ import (
 //     not cancelled as its own.
 //
 // So a hello or heartbeat is either handled before the expiry's re-check
-// (which then sees the worker alive and requeues nothing it listed) or after
+// (which then sees the worker alive and requeues nothing) or after
 // the requeue committed (and the reconciliation cancels the attempts).
 //
 // The heartbeat's part is not made redundant by the re-check: a session may

@@ -149,22 +149,58 @@ func TestHelloBetweenExpiryDecisionAndRecheck(t *testing.T) {
 }
 
 // TestHelloInRecheckWindowRequeuesUnlistedAttempts: a hello in the re-check
-// window keeps what it lists, but the worker's expired attempts it does not
-// list (its data dir was wiped, say) are requeued: before, they stayed
-// running on nobody until they counted as stuck.
+// window keeps the worker's expired attempts, but its next heartbeat must
+// list them: one it does not (its data dir was wiped, say) is requeued then.
+// Before, such attempts stayed running on nobody until they counted as
+// stuck. Not at the hello already: an attempt that ended before the
+// restart has its outcome re-sent after the hello, and must complete.
 func TestHelloInRecheckWindowRequeuesUnlistedAttempts(t *testing.T) {
-	x := newExpiryFixture(t, 2, true)
-	listed, unlisted := x.tasks[0], x.tasks[1]
-	if _, err := x.hello(context.Background(), listed); err != nil {
-		t.Fatal(err)
+	heartbeat := func(x *expiryFixture, sess *Session, running ...*pb.Task) {
+		t.Helper()
+		hb := &pb.Heartbeat{}
+		for _, tk := range running {
+			hb.Running = append(hb.Running, &pb.RunningTask{TaskId: tk.Id, Fence: tk.Fence})
+		}
+		if err := x.s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Heartbeat{Heartbeat: hb}}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
-	if st := x.state(listed.Id); st != pb.TaskState_TASK_STATE_RUNNING {
-		t.Fatalf("listed attempt: %s, want running", fsm.StateName(st))
-	}
-	if st := x.state(unlisted.Id); st != pb.TaskState_TASK_STATE_PENDING {
-		t.Fatalf("expired attempt the hello did not list: %s, want pending (requeued)", fsm.StateName(st))
-	}
+	t.Run("lost", func(t *testing.T) {
+		x := newExpiryFixture(t, 2, true)
+		listed, unlisted := x.tasks[0], x.tasks[1]
+		sess, err := x.hello(context.Background(), listed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
+		heartbeat(x, sess, listed)
+		if st := x.state(listed.Id); st != pb.TaskState_TASK_STATE_RUNNING {
+			t.Fatalf("listed attempt: %s, want running", fsm.StateName(st))
+		}
+		if st := x.state(unlisted.Id); st != pb.TaskState_TASK_STATE_PENDING {
+			t.Fatalf("expired attempt neither hello nor heartbeat listed: %s, want pending (requeued)", fsm.StateName(st))
+		}
+	})
+	t.Run("ended", func(t *testing.T) {
+		x := newExpiryFixture(t, 2, true)
+		listed, ended := x.tasks[0], x.tasks[1]
+		sess, err := x.hello(context.Background(), listed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
+		if err := x.s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{
+			TaskId: ended.Id, Fence: ended.Fence, Change: &pb.CapacityChange{OldSize: 2, NewSize: 1}}}}); err != nil {
+			t.Fatal(err)
+		}
+		heartbeat(x, sess, listed)
+		if st := x.state(ended.Id); st != pb.TaskState_TASK_STATE_COMPLETED {
+			t.Fatalf("attempt whose outcome came after the hello: %s, want completed", fsm.StateName(st))
+		}
+		if st := x.state(listed.Id); st != pb.TaskState_TASK_STATE_RUNNING {
+			t.Fatalf("listed attempt: %s, want running", fsm.StateName(st))
+		}
+	})
 }
 
 // TestHeartbeatWhileARequeueIsInFlight: a session registered after the

@@ -143,16 +143,15 @@ type Scheduler struct {
 	lastPrune time.Time
 	// lastSeen is the last time each worker was heard from (survives detach).
 	lastSeen map[string]time.Time
-	// listed is, per worker, the attempts its last hello or heartbeat listed
-	// (written and read under the worker's ownership lock).
-	listed map[string]listing
 	// progress is leader-local progress of running attempts, by task id.
 	progress map[uint64]progressInfo
 	// cancelling holds attempts told to stop, until they are released.
 	cancelling map[uint64]cancelInfo
-	// confirm holds, after a snapshot replaced the state while leading, the
-	// attempts (task -> fence) the restored state says are active, until
-	// their workers' heartbeats confirm them.
+	// confirm holds attempts (task -> fence) that their workers' next
+	// heartbeats must list, or they are requeued (see confirmRunning): after
+	// a snapshot replaced the state while leading, the attempts the restored
+	// state says are active; after a worker re-attached as its lease
+	// expired, the attempts the expiry would have requeued.
 	confirm map[uint64]uint64
 	topo    *seaweed.Topology
 	topoOK  bool
@@ -174,12 +173,6 @@ type Scheduler struct {
 	// re-check under the worker's ownership lock. Test-only: it widens the
 	// window a hello can land in (see testRequeueDelayEnv).
 	beforeRecheck func(ctx context.Context, worker string)
-}
-
-// listing is what a worker's hello or heartbeat listed, and when.
-type listing struct {
-	at   time.Time
-	have map[[2]uint64]bool
 }
 
 // testRequeueDelayEnv names a TEST-ONLY environment variable: a duration the
@@ -210,7 +203,7 @@ type cancelInfo struct {
 func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler {
 	cfg.defaults()
 	s := &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
-		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, listed: map[string]listing{}, progress: map[uint64]progressInfo{},
+		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
 		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
 	if v := os.Getenv(testRequeueDelayEnv); v != "" {
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
@@ -264,7 +257,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		delete(s.sessions, id)
 	}
 	s.progress, s.cancelling, s.lastSeen = map[uint64]progressInfo{}, map[uint64]cancelInfo{}, map[string]time.Time{}
-	s.confirm, s.listed = map[uint64]uint64{}, map[string]listing{}
+	s.confirm = map[uint64]uint64{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
 }
@@ -616,15 +609,17 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 
 // requeueExpired requeues a silent worker's attempts while holding the
 // worker's ownership lock, having checked again under it that the worker is
-// still silent, by the same rule as the decision (heard from within
-// lease+grace, connected or not: a worker whose stream broke after an
-// acknowledged heartbeat may still roll back under its lease guard). A hello
-// (or heartbeat) that got in since the decision re-attached the attempts it
-// listed; those it did not list are requeued still (a worker that lost its
-// data dir does not run them, and nothing else would requeue them before
-// they count as stuck). One that comes after finds the requeues committed
-// and is told to drop them (see ownership). The requeues of one worker are
-// proposed together, so the lock is held for about one commit.
+// still silent, by the same rule as the decision: heard from within
+// lease+grace, connected or not (a worker whose stream broke after an
+// acknowledged heartbeat may still roll back under its lease guard until
+// then). A hello (or heartbeat) that got in since the decision re-attached
+// the attempts; one that comes after finds the requeues committed and is
+// told to drop them (see ownership). Re-attached, they must still be listed
+// by the worker's next heartbeat, or they are requeued then (confirmRunning):
+// a worker restarted with a wiped data dir does not run them, and nothing
+// else would requeue them before they count as stuck. Not at once: an
+// attempt its hello did not list may have ended, its outcome re-sent after
+// the hello and before that heartbeat.
 func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
 	if s.beforeRecheck != nil {
 		s.beforeRecheck(ctx, worker)
@@ -635,27 +630,19 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 	}
 	defer unlock()
 	s.mu.Lock()
-	now := s.cfg.Now()
 	seen, ok := s.lastSeen[worker]
-	alive := ok && now.Sub(seen) < limit
-	l, listedRecently := s.listed[worker]
-	listedRecently = listedRecently && now.Sub(l.at) < limit
+	alive := ok && s.cfg.Now().Sub(seen) < limit
+	if alive {
+		for _, t := range tasks {
+			s.confirm[t.Id] = t.Fence
+		}
+	}
 	s.mu.Unlock()
 	if alive {
-		var unlisted []*pb.Task
-		for _, t := range tasks {
-			if listedRecently && !l.have[[2]uint64{t.Id, t.Fence}] {
-				unlisted = append(unlisted, t)
-			}
-		}
-		if len(unlisted) == 0 {
-			s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
-			return
-		}
-		s.log.Info("worker re-attached as its lease expired: requeueing the attempts it did not list", "worker", worker,
-			"unlisted", len(unlisted), "kept", len(tasks)-len(unlisted))
-		tasks = unlisted
+		s.log.Info("worker re-attached as its lease expired: its attempts stay its own if its next heartbeat lists them", "worker", worker, "attempts", len(tasks))
+		return
 	}
+	// Proposed together, so the lock is held for about one commit.
 	var wg sync.WaitGroup
 	for _, t := range tasks {
 		wg.Add(1)

@@ -138,13 +138,6 @@ func sameCaps(a, b []pb.TaskType) bool {
 // reconcileRunning compares what a worker runs with what it owns.
 func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 	now := s.cfg.Now()
-	have := make(map[[2]uint64]bool, len(running))
-	for _, r := range running {
-		have[[2]uint64{r.TaskId, r.Fence}] = true
-	}
-	s.mu.Lock()
-	s.listed[sess.id] = listing{at: now, have: have}
-	s.mu.Unlock()
 	for _, r := range running {
 		var t *pb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
@@ -217,11 +210,12 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	}
 }
 
-// confirmRunning, after a snapshot restore, checks the attempts the restored
-// state says this worker runs against what its heartbeat lists: a running
-// attempt it does not list (it finished or dropped it after the snapshot
-// was taken) is requeued, since nothing works on its volume any more.
-// Assigned ones are left to resendLost.
+// confirmRunning checks the attempts to be confirmed (after a snapshot
+// restore, or a re-attach as the lease expired; see Scheduler.confirm) that
+// the state says this worker runs against what its heartbeat lists: a
+// running attempt it does not list (it finished or dropped it after the
+// snapshot was taken, or lost its journal) is requeued, since nothing works
+// on its volume any more. Assigned ones are left to resendLost.
 func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running []*pb.RunningTask) {
 	s.mu.Lock()
 	if len(s.confirm) == 0 {
@@ -256,8 +250,8 @@ func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running [
 			s.dropConfirm(id)
 		default:
 			s.dropConfirm(id)
-			s.log.Warn("restored state has an attempt its worker is not running: requeueing it", "task", id, "worker", sess.id)
-			s.requeue(ctx, t, fence, "its worker was not running it after a snapshot restore", false)
+			s.log.Warn("an attempt its worker was to confirm is not running there: requeueing it", "task", id, "worker", sess.id)
+			s.requeue(ctx, t, fence, "its worker was not running it (after a snapshot restore or a re-attach at lease expiry)", false)
 		}
 	}
 }
