@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +26,15 @@ const fkRestartAtLease faultKind = "worker-restart-lease"
 // leader wait 300 ms between deciding a worker's lease expired and the
 // re-check before its requeues: without it that window is about one raft
 // commit wide and the hellos aimed at it by fkRestartAtLease almost never
-// land inside it.
-var adminTestEnv = []string{"GROUNDSKEEPER_TEST_REQUEUE_DELAY=300ms"}
+// land inside it. GK_FAULT_REQUEUE_DELAY overrides the 300ms (0: none, to
+// compare).
+var adminTestEnv = func() []string {
+	d := "300ms"
+	if v, ok := os.LookupEnv("GK_FAULT_REQUEUE_DELAY"); ok {
+		d = v
+	}
+	return []string{"GROUNDSKEEPER_TEST_REQUEUE_DELAY=" + d}
+}()
 
 // leaseStats counts fkRestartAtLease rounds and where their hellos landed,
 // printed when the run ends.
