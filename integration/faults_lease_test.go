@@ -2,7 +2,9 @@ package integration
 
 import (
 	"fmt"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -18,6 +20,29 @@ import (
 // about to change would run beside the attempt that replaces it (issue 10,
 // item 2).
 const fkRestartAtLease faultKind = "worker-restart-lease"
+
+// adminTestEnv is added to every admin's environment by the fault harness.
+// GROUNDSKEEPER_TEST_REQUEUE_DELAY (test-only, see scheduler) makes the
+// leader wait 300 ms between deciding a worker's lease expired and the
+// re-check before its requeues: without it that window is about one raft
+// commit wide and the hellos aimed at it by fkRestartAtLease almost never
+// land inside it. GK_FAULT_REQUEUE_DELAY overrides the 300ms (0: none, to
+// compare).
+var adminTestEnv = func() []string {
+	d := "300ms"
+	if v, ok := os.LookupEnv("GK_FAULT_REQUEUE_DELAY"); ok {
+		d = v
+	}
+	return []string{"GROUNDSKEEPER_TEST_REQUEUE_DELAY=" + d}
+}()
+
+// leaseStats counts fkRestartAtLease rounds and where their hellos landed,
+// printed when the run ends.
+var leaseStats struct {
+	sync.Mutex
+	once                  sync.Once
+	rounds, inWindow, unl int
+}
 
 // GK_FAULT_LEASE_WEIGHT overrides its weight (10), e.g. to run mostly this
 // fault while working on it.
@@ -44,6 +69,54 @@ func (r *faultRun) restartWorkerAtLease(kind faultKind) {
 	expiry := faultLease + faultGrace
 	aim := expiry + r.hold(-2*faultHeartbeat, 700*time.Millisecond)
 	logBefore := len(w.log())
+	adminLogBefore := make([]int, len(r.admins))
+	for i, a := range r.admins {
+		adminLogBefore[i] = len(a.log())
+	}
+	leaseStats.once.Do(func() {
+		r.t.Cleanup(func() {
+			leaseStats.Lock()
+			defer leaseStats.Unlock()
+			fmt.Printf("%s: %d rounds; hellos inside the window between the lease expiry's decision and its re-check: %d (rounds whose next heartbeat did not list a kept attempt, requeued then: %d)\n",
+				fkRestartAtLease, leaseStats.rounds, leaseStats.inWindow, leaseStats.unl)
+		})
+	})
+	defer func() {
+		// A hello that got in between the leader's expiry decision and its
+		// re-check shows as the leader's "re-attached as its lease expired".
+		in, unl := false, false
+		deadline := time.Now().Add(1500 * time.Millisecond)
+		for !in && time.Now().Before(deadline) {
+			for i, a := range r.admins {
+				l := a.log() // appended to, across restarts too
+				if len(l) < adminLogBefore[i] {
+					continue
+				}
+				for _, line := range strings.Split(l[adminLogBefore[i]:], "\n") {
+					if !strings.Contains(line, "worker="+w.ID) {
+						continue
+					}
+					in = in || strings.Contains(line, "re-attached as its lease expired")
+					unl = unl || strings.Contains(line, "was to confirm is not running there")
+				}
+			}
+			if !in {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if in {
+			r.note("%s: %s's hello landed between the leader's expiry decision and its re-check", kind, w.ID)
+		}
+		leaseStats.Lock()
+		leaseStats.rounds++
+		if in {
+			leaseStats.inWindow++
+		}
+		if unl {
+			leaseStats.unl++
+		}
+		leaseStats.Unlock()
+	}()
 	r.note("%s: kill -9 %s (holding %s), its hello aimed at %s after the kill (lease+grace %s)", kind, w.ID, task, aim.Round(time.Millisecond), expiry)
 	killed := time.Now()
 	w.kill9(r.t)

@@ -361,7 +361,8 @@ func (r *faultRun) startAdmins() {
 		}
 		r.t.Cleanup(proxy.close)
 		a := &faultAdmin{
-			node:     &node{ID: id, GRPCAddr: grpcAddr, RaftAddr: proxy.addr(), DataDir: filepath.Join(dir, id, "data"), LogPath: filepath.Join(dir, id+".log")},
+			node: &node{ID: id, GRPCAddr: grpcAddr, RaftAddr: proxy.addr(), DataDir: filepath.Join(dir, id, "data"), LogPath: filepath.Join(dir, id+".log"),
+				Env: adminTestEnv},
 			ip:       ip,
 			raftBind: raftBind,
 			proxy:    proxy,

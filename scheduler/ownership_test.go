@@ -2,8 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"runtime"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -37,17 +35,23 @@ func (a *gatedApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyRes
 	return a.fsmApplier.Apply(ctx, cmd)
 }
 
-// goroutineBlocked reports whether some goroutine whose stack contains fn
-// is waiting for a mutex.
-func goroutineBlocked(fn string) bool {
-	buf := make([]byte, 1<<20)
-	buf = buf[:runtime.Stack(buf, true)]
-	for _, g := range strings.Split(string(buf), "\n\n") {
-		if strings.Contains(g, fn) && strings.Contains(g, "sync.(*Mutex).Lock") {
-			return true
+// requeuesEntered counts the RequeueTask proposals that reached the applier.
+func (a *gatedApplier) requeuesEntered() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.requeues
+}
+
+// waitUntil polls cond until it holds, failing the test after a deadline.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting: %s", what)
 		}
+		time.Sleep(time.Millisecond)
 	}
-	return false
 }
 
 // TestHelloDuringALeaseExpiryRequeue: a restarted worker's hello that
@@ -97,17 +101,14 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 	// flight: all the way (it must then not have been judged the owner),
 	// or up to the ownership lock.
 	var got *attached
-	deadline := time.Now().Add(10 * time.Second)
-	for got == nil && !goroutineBlocked("(*Scheduler).Attach") {
+	waitUntil(t, "the hello neither finished nor waited for the requeue", func() bool {
 		select {
 		case h := <-hello:
 			got = &h
-		case <-time.After(time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the hello neither finished nor waited for the requeue")
-		}
-	}
+		return got != nil || s.owners.waiters("w1") == 1
+	})
 	close(a.release)
 	<-expired
 	if got == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -146,9 +147,11 @@ type Scheduler struct {
 	progress map[uint64]progressInfo
 	// cancelling holds attempts told to stop, until they are released.
 	cancelling map[uint64]cancelInfo
-	// confirm holds, after a snapshot replaced the state while leading, the
-	// attempts (task -> fence) the restored state says are active, until
-	// their workers' heartbeats confirm them.
+	// confirm holds attempts (task -> fence) that their workers' next
+	// heartbeats must list, or they are requeued (see confirmRunning): after
+	// a snapshot replaced the state while leading, the attempts the restored
+	// state says are active; after a worker re-attached as its lease
+	// expired, the attempts the expiry would have requeued.
 	confirm map[uint64]uint64
 	topo    *seaweed.Topology
 	topoOK  bool
@@ -168,7 +171,19 @@ type Scheduler struct {
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
+	// beforeRecheck, if set, runs between a lease expiry's decision and its
+	// re-check under the worker's ownership lock. Test-only: it widens the
+	// window a hello can land in (see testRequeueDelayEnv).
+	beforeRecheck func(ctx context.Context, worker string)
 }
+
+// testRequeueDelayEnv names a TEST-ONLY environment variable: a duration the
+// leader sleeps between deciding that a worker's lease expired and
+// re-checking it before requeueing (e.g. 300ms), so that the fault harness
+// lands restarted workers' hellos in that window instead of almost never.
+// Not for production: it only delays requeues. Deliberately undocumented
+// for operators.
+const testRequeueDelayEnv = "GROUNDSKEEPER_TEST_REQUEUE_DELAY"
 
 type progressInfo struct {
 	fence    uint64
@@ -189,9 +204,21 @@ type cancelInfo struct {
 // New creates a scheduler. master may be nil.
 func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler {
 	cfg.defaults()
-	return &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
+	s := &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
 		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
+	if v := os.Getenv(testRequeueDelayEnv); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			s.log.Warn("test-only delay before re-checking expired leases", "env", testRequeueDelayEnv, "delay", d)
+			s.beforeRecheck = func(ctx context.Context, worker string) {
+				select {
+				case <-ctx.Done():
+				case <-time.After(d):
+				}
+			}
+		}
+	}
+	return s
 }
 
 // Run performs the leader's duties until ctx ends (leadership lost).
@@ -629,25 +656,50 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 
 // requeueExpired requeues a silent worker's attempts while holding the
 // worker's ownership lock, having checked again under it that the worker is
-// still silent: a hello (or heartbeat) that got in since the decision above
-// re-attached them, and one that comes after finds the requeue committed and
-// is told to drop them (see ownership).
+// still silent, by the same rule as the decision: heard from within
+// lease+grace, connected or not (a worker whose stream broke after an
+// acknowledged heartbeat may still roll back under its lease guard until
+// then). A hello (or heartbeat) that got in since the decision re-attached
+// the attempts; one that comes after finds the requeues committed and is
+// told to drop them (see ownership). Re-attached, they must still be listed
+// by the worker's next heartbeat, or they are requeued then (confirmRunning):
+// a worker restarted with a wiped data dir does not run them, and nothing
+// else would requeue them before they count as stuck. Not at once: an
+// attempt its hello did not list may have ended, its outcome re-sent after
+// the hello and before that heartbeat.
 func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
-	unlock := s.owners.lock(worker)
+	if s.beforeRecheck != nil {
+		s.beforeRecheck(ctx, worker)
+	}
+	unlock, err := s.owners.lock(ctx, worker)
+	if err != nil {
+		return // leadership lost
+	}
 	defer unlock()
 	s.mu.Lock()
-	_, conn := s.sessions[worker]
 	seen, ok := s.lastSeen[worker]
-	alive := conn && ok && s.cfg.Now().Sub(seen) < limit
+	alive := ok && s.cfg.Now().Sub(seen) < limit
+	if alive {
+		for _, t := range tasks {
+			s.confirm[t.Id] = t.Fence
+		}
+	}
 	s.mu.Unlock()
 	if alive {
-		s.log.Info("worker re-attached as its lease expired: its attempts stay its own", "worker", worker)
+		s.log.Info("worker re-attached as its lease expired: its attempts stay its own if its next heartbeat lists them", "worker", worker, "attempts", len(tasks))
 		return
 	}
+	// Proposed together, so the lock is held for about one commit.
+	var wg sync.WaitGroup
 	for _, t := range tasks {
-		// A failed proposal is retried by the next tick.
-		_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A failed proposal is retried by the next tick.
+			_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+		}()
 	}
+	wg.Wait()
 }
 
 // cancelRequested tells workers to stop the attempts of tasks an operator

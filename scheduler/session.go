@@ -71,12 +71,21 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 	}
 	// Registering the session and reconciling its attempts are one step
 	// with respect to lease expiries (see ownership).
-	unlock := s.owners.lock(h.WorkerId)
+	// A hello its worker gave up on (the stream ended while it waited)
+	// must not register a session: it would close the worker's next one.
+	unlock, err := s.owners.lock(ctx, h.WorkerId)
+	if err != nil {
+		return nil, nil, fmt.Errorf("hello abandoned while an ownership decision about %s was under way: %w", h.WorkerId, err)
+	}
 	defer unlock()
 	s.mu.Lock()
 	if !s.running {
 		s.mu.Unlock()
 		return nil, nil, ErrNotRunning
+	}
+	if err := ctx.Err(); err != nil {
+		s.mu.Unlock()
+		return nil, nil, fmt.Errorf("hello abandoned: %w", err)
 	}
 	if old, ok := s.sessions[h.WorkerId]; ok {
 		old.close()
@@ -201,11 +210,12 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	}
 }
 
-// confirmRunning, after a snapshot restore, checks the attempts the restored
-// state says this worker runs against what its heartbeat lists: a running
-// attempt it does not list (it finished or dropped it after the snapshot
-// was taken) is requeued, since nothing works on its volume any more.
-// Assigned ones are left to resendLost.
+// confirmRunning checks the attempts to be confirmed (after a snapshot
+// restore, or a re-attach as the lease expired; see Scheduler.confirm) that
+// the state says this worker runs against what its heartbeat lists: a
+// running attempt it does not list (it finished or dropped it after the
+// snapshot was taken, or lost its journal) is requeued, since nothing works
+// on its volume any more. Assigned ones are left to resendLost.
 func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running []*pb.RunningTask) {
 	s.mu.Lock()
 	if len(s.confirm) == 0 {
@@ -240,8 +250,8 @@ func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running [
 			s.dropConfirm(id)
 		default:
 			s.dropConfirm(id)
-			s.log.Warn("restored state has an attempt its worker is not running: requeueing it", "task", id, "worker", sess.id)
-			s.requeue(ctx, t, fence, "its worker was not running it after a snapshot restore", false)
+			s.log.Warn("an attempt its worker was to confirm is not running there: requeueing it", "task", id, "worker", sess.id)
+			s.requeue(ctx, t, fence, "its worker was not running it (after a snapshot restore or a re-attach at lease expiry)", false)
 		}
 	}
 }
@@ -290,7 +300,10 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		// before the ack: a worker treats attempts not cancelled by the
 		// time the ack arrives as still its own. No requeue of its attempts
 		// may be in flight meanwhile (see ownership).
-		unlock := s.owners.lock(sess.id)
+		unlock, err := s.owners.lock(ctx, sess.id)
+		if err != nil {
+			return fmt.Errorf("wait for an ownership decision about %s: %w", sess.id, err)
+		}
 		s.reconcileRunning(sess, b.Heartbeat.Running)
 		s.confirmRunning(ctx, sess, b.Heartbeat.Running)
 		s.resendLost(sess, b.Heartbeat.Running)

@@ -50,14 +50,14 @@ func TestCallGuard(t *testing.T) {
 	// A superseded attempt is refused whatever the lease says.
 	w.attempts = map[uint64]*attempt{7: a}
 	a.cancel = func() {}
-	w.cancel(&pb.Cancel{TaskId: 7, Fence: 42, Reason: "this attempt is no longer current", Superseded: true})
+	w.cancel(t.Context(), &pb.Cancel{TaskId: 7, Fence: 42, Reason: "this attempt is no longer current", Superseded: true})
 	if err := guard(); err == nil {
 		t.Fatal("superseded attempt: allowed")
 	}
 	// A stuck-attempt cancel (not superseded) keeps the rollback allowed.
 	b := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 8, Fence: 43}}, cancel: func() {}}
 	w.attempts[8] = b
-	w.cancel(&pb.Cancel{TaskId: 8, Fence: 43, Reason: "stuck"})
+	w.cancel(t.Context(), &pb.Cancel{TaskId: 8, Fence: 43, Reason: "stuck"})
 	if _, err := w.callGuard(b)(); err != nil || !b.released {
 		t.Fatalf("stuck cancel: guard %v, released %v; want allowed and released", err, b.released)
 	}

@@ -155,7 +155,7 @@ func TestRestoredAttemptsAreListedInHeartbeats(t *testing.T) {
 	}
 	// A leader that has since requeued the task says it is superseded: the
 	// rollback stops, and the worker reports it released.
-	w.cancel(&pb.Cancel{TaskId: 5, Fence: 50, Reason: "this attempt is no longer current", Superseded: true})
+	w.cancel(context.Background(), &pb.Cancel{TaskId: 5, Fence: 50, Reason: "this attempt is no longer current", Superseded: true})
 	waitFor(t, "the release of the superseded rollback", func() bool {
 		for _, m := range rs.messages() {
 			if r := m.GetReleased(); r.GetTaskId() == 5 && r.GetFence() == 50 {
@@ -203,7 +203,7 @@ func TestNoGapBetweenAttemptsAndOutbox(t *testing.T) {
 	}
 	close(ex.release)
 	waitFor(t, "the outcome's journal write", func() bool { return goroutineIn("(*Journal).Put") })
-	w.cancel(&pb.Cancel{TaskId: 7, Fence: 70, Reason: "operator"})
+	w.cancel(context.Background(), &pb.Cancel{TaskId: 7, Fence: 70, Reason: "operator"})
 	resent := make(chan struct{})
 	go func() { defer close(resent); w.start(ctx, spec(7, 70)) }()
 	if err := tx.Rollback(); err != nil {

@@ -72,6 +72,8 @@ type Worker struct {
 	hint        string
 	next        int
 	restarts    chan struct{}
+	// stopping is set when Run's context ended: the worker is shutting down.
+	stopping bool
 
 	// finished counts reported outcomes: completed, failed, released.
 	finished [3]atomic.Uint64
@@ -109,6 +111,9 @@ type attempt struct {
 	// restored: a journalled attempt from before a restart, being rolled
 	// back (see rollbackRestored).
 	restored bool
+	// abort stops a restored attempt's rollback at once (set by
+	// rollbackRestored, under w.mu): for a superseded cancel or a shutdown.
+	abort context.CancelFunc
 }
 
 // New validates the configuration and opens the journal.
@@ -217,6 +222,16 @@ func (w *Worker) Run(ctx context.Context) error {
 		case <-time.After(reconnectDelay(failures)):
 		}
 	}
+	// Restored attempts' rollbacks stop at once, and are redone after the
+	// restart (see rollbackRestored).
+	w.mu.Lock()
+	w.stopping = true
+	for _, a := range w.attempts {
+		if a.abort != nil {
+			a.abort()
+		}
+	}
+	w.mu.Unlock()
 	w.stopAll("worker shutting down")
 	wg.Wait()
 	return nil
@@ -498,7 +513,7 @@ func (w *Worker) handle(ctx context.Context, m *pb.AdminMessage) {
 	case *pb.AdminMessage_Assign:
 		w.start(ctx, b.Assign.Spec)
 	case *pb.AdminMessage_Cancel:
-		w.cancel(b.Cancel)
+		w.cancel(ctx, b.Cancel)
 	case *pb.AdminMessage_Ack:
 		w.mu.Lock()
 		delete(w.outbox, attemptKey{b.Ack.TaskId, b.Ack.Fence})
@@ -538,6 +553,13 @@ func (w *Worker) start(ctx context.Context, spec *pb.TaskSpec) {
 		// Already ran this attempt; its outcome awaits acknowledgement.
 		w.mu.Unlock()
 		w.send(out)
+		return
+	}
+	if _, ok := w.restored[attemptKey{t.Id, t.Fence}]; ok {
+		// This very attempt was interrupted by a restart: it is rolled back
+		// (or dropped) as a journalled one, never run again from the start.
+		w.mu.Unlock()
+		w.log.Warn("assignment of an attempt interrupted by a restart; it is rolled back, not run", "task", t.Id, "fence", t.Fence)
 		return
 	}
 	ex := w.cfg.Executors[t.Type]
@@ -673,11 +695,13 @@ func (w *Worker) reportThen(msg *pb.WorkerMessage, spec *pb.TaskSpec, locked fun
 	w.send(msg)
 }
 
-// cancel stops an attempt the leader no longer wants; an attempt unknown
-// here (or restored from before a restart but no longer ours) is released
-// without touching SeaweedFS: the current attempt owns the volume now. An
-// attempt that already ended is answered with its outcome.
-func (w *Worker) cancel(c *pb.Cancel) {
+// cancel stops an attempt the leader no longer wants. A journalled attempt
+// from before a restart that the leader still counts as current (a plain
+// cancel, e.g. an operator's) is rolled back and then reported released; one
+// it says is superseded, or an attempt unknown here, is released without
+// touching SeaweedFS: the current attempt owns the volume now. An attempt
+// that already ended is answered with its outcome.
+func (w *Worker) cancel(ctx context.Context, c *pb.Cancel) {
 	k := attemptKey{c.TaskId, c.Fence}
 	w.mu.Lock()
 	a, ok := w.attempts[c.TaskId]
@@ -687,9 +711,13 @@ func (w *Worker) cancel(c *pb.Cancel) {
 		// A restored attempt's rollback is how it stops: only an attempt
 		// that is no longer current must not even roll back.
 		stop := !a.restored || a.superseded
+		abort := a.abort
 		w.mu.Unlock()
 		if stop {
 			a.cancel()
+			if abort != nil {
+				abort()
+			}
 		}
 		return
 	}
@@ -699,7 +727,25 @@ func (w *Worker) cancel(c *pb.Cancel) {
 		w.send(out)
 		return
 	}
-	_, wasRestored := w.restored[k]
+	e, wasRestored := w.restored[k]
+	if wasRestored && !c.Superseded {
+		if ok {
+			// Another attempt of the task runs here, so the leader cannot
+			// count this one as current: it will say so (it stays listed).
+			w.mu.Unlock()
+			w.log.Warn("cancel of a journalled attempt while another attempt of its task runs here; waiting for the leader's word", "task", c.TaskId, "fence", c.Fence)
+			return
+		}
+		// Still the current attempt: what it may have left behind (read-only
+		// replicas, stray shards) is undone before it is reported released.
+		delete(w.restored, k)
+		a := w.newAttemptLocked(ctx, e.Spec, true)
+		a.released, a.reason = true, c.Reason
+		w.mu.Unlock()
+		w.log.Info("journalled attempt cancelled by the leader: rolling it back", "task", c.TaskId, "fence", c.Fence, "reason", c.Reason)
+		go w.rollbackRestored(a)
+		return
+	}
 	delete(w.restored, k)
 	w.mu.Unlock()
 	if wasRestored {
@@ -712,19 +758,48 @@ func (w *Worker) cancel(c *pb.Cancel) {
 // rollbackRestored rolls back a journalled attempt from before a restart
 // and reports it. It runs as an attempt (listed in heartbeats, its calls
 // guarded by the lease and stopped once the leader says it is superseded).
+//
+// Like an executor's own rollback it runs on a detached context bounded by
+// rollbackTimeout: losing contact with the leader (watchLease) does not stop
+// it half-way, the call guard does once the lease may be gone. A superseded
+// cancel or the worker's shutdown stop it at once (a.abort). Stopped by the lease or a
+// shutdown, no outcome is journalled: the attempt waits in restored again
+// (and in the journal across a restart), to be rolled back once the leader
+// still counts it as current, or dropped when it says it is superseded.
 func (w *Worker) rollbackRestored(a *attempt) {
 	t := a.spec.Task
 	ex := w.cfg.Executors[t.Type]
+	rctx, rcancel := detached(a.ctx, rollbackTimeout)
+	defer rcancel()
+	w.mu.Lock()
+	a.abort = rcancel
+	if a.superseded || w.stopping {
+		rcancel()
+	}
+	w.mu.Unlock()
 	var err error
 	if ex != nil {
-		err = ex.Rollback(a.ctx, a.spec)
+		err = ex.Rollback(rctx, a.spec)
 	} else {
 		err = fmt.Errorf("no executor for %s", fsm.TypeName(t.Type))
 	}
 	a.cancel()
 	w.mu.Lock()
-	released, superseded := a.released, a.superseded
+	released, superseded, stopping := a.released, a.superseded, w.stopping
+	interrupted := err != nil && !superseded && (stopping || seaweed.GuardRefused(err))
+	if interrupted {
+		// Not an outcome: back to waiting for the leader's word.
+		if w.attempts[t.Id] == a {
+			delete(w.attempts, t.Id)
+		}
+		w.restored[attemptKey{t.Id, t.Fence}] = &Entry{Spec: a.spec}
+		w.ended.Broadcast()
+	}
 	w.mu.Unlock()
+	if interrupted {
+		w.log.Warn("rollback of an attempt interrupted by a restart stopped before it finished; it stays journalled", "task", t.Id, "fence", t.Fence, "error", err, "shutting_down", stopping)
+		return
+	}
 	w.log.Info("rolled back an attempt interrupted by a restart", "task", t.Id, "error", err, "superseded", superseded)
 	var msg *pb.WorkerMessage
 	if released {
