@@ -231,7 +231,7 @@ func TestHeartbeatWhileARequeueIsInFlight(t *testing.T) {
 	}()
 	var done bool
 	var herr error
-	waitUntil(t, "the heartbeat neither finished nor waited for the requeue", func() bool {
+	waitFor(t, "the heartbeat neither finished nor waited for the requeue", func() bool {
 		select {
 		case herr = <-handled:
 			done = true
@@ -284,7 +284,7 @@ func TestAbandonedHelloDoesNotRegister(t *testing.T) {
 		_, err := x.hello(ctx, x.tasks[0])
 		hello <- err
 	}()
-	waitUntil(t, "the hello did not wait for the requeue", func() bool { return x.s.owners.waiters("w1") == 1 })
+	waitFor(t, "the hello did not wait for the requeue", func() bool { return x.s.owners.waiters("w1") == 1 })
 	cancel()
 	select {
 	case err := <-hello:

@@ -42,16 +42,10 @@ func (a *gatedApplier) requeuesEntered() int {
 	return a.requeues
 }
 
-// waitUntil polls cond until it holds, failing the test after a deadline.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+// waitFor polls cond until it holds, failing the test after a deadline.
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting: %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
 }
 
 // TestHelloDuringALeaseExpiryRequeue: a restarted worker's hello that
@@ -101,7 +95,7 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 	// flight: all the way (it must then not have been judged the owner),
 	// or up to the ownership lock.
 	var got *attached
-	waitUntil(t, "the hello neither finished nor waited for the requeue", func() bool {
+	waitFor(t, "the hello neither finished nor waited for the requeue", func() bool {
 		select {
 		case h := <-hello:
 			got = &h
