@@ -238,7 +238,7 @@ func (s *Server) PublishAddress(ctx context.Context) {
 		var curVersion uint32
 		s.fsm.Read(func(st *fsm.State) {
 			cur, _ = st.AdminAddr(s.raft.ID())
-			curVersion, _, _ = st.AdminVersion(s.raft.ID())
+			curVersion, _ = st.AdminVersion(s.raft.ID())
 		})
 		if cur != s.grpcAddr || curVersion != version {
 			if id, _ := s.raft.Leader(); id != "" {
