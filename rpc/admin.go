@@ -60,7 +60,7 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		advertised = f.AdminVersions()
 		resp.TestCommandIndex = f.TestCommandIndex()
 	})
-	resp.CommandVersion = fsm.AgreedVersion(cluster.Voters(members), advertised)
+	resp.CommandVersion = fsm.AgreedVersion(cluster.MemberIDs(members), advertised)
 	resp.LeaderGrpcAddr = addrs[st.LeaderID]
 	resp.Members = make([]*pb.Member, len(members))
 	var wg sync.WaitGroup
