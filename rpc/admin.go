@@ -179,7 +179,7 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).
-	resp.AppliedIndex = s.raft.StateIndex(resp.AppliedIndex)
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	for i, t := range resp.Tasks {
 		resp.Tasks[i] = s.withLiveProgress(t)
 	}
@@ -218,7 +218,7 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).
-	resp.AppliedIndex = s.raft.StateIndex(resp.AppliedIndex)
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "task %d not found (finished tasks are forgotten after the admins' --task-retention)", req.Id)
 	}
@@ -249,7 +249,7 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).
-	resp.AppliedIndex = s.raft.StateIndex(resp.AppliedIndex)
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	return resp, nil
 }
 

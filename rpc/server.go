@@ -260,3 +260,13 @@ func (s *Server) PublishAddress(ctx context.Context) {
 		}
 	}
 }
+
+// stateIndex is the index the local state is at as raft counts it
+// (Raft.StateIndex); a server without raft (the oracle's tests) answers
+// the FSM's.
+func (s *Server) stateIndex(fsmIndex uint64) uint64 {
+	if s.raft == nil {
+		return fsmIndex
+	}
+	return s.raft.StateIndex(fsmIndex)
+}
