@@ -32,3 +32,11 @@ func (e *NotLeaderError) Error() string {
 }
 
 func (e *NotLeaderError) Is(target error) bool { return target == ErrNotLeader }
+
+// ErrVersionNotAgreed means the leader refused to write a command in a
+// version some member of the configuration does not apply (yet).
+var ErrVersionNotAgreed = errors.New("command version not applied by every member")
+
+// ErrJoinTooOld means a node may not join: it does not apply a command
+// version the cluster has already written.
+var ErrJoinTooOld = errors.New("node does not apply the cluster's command versions")

@@ -105,6 +105,11 @@ type Node struct {
 	// fatal carries the one error (the FSM halted) that the process must
 	// exit on; see Fatal.
 	fatal chan error
+	// gateMu serializes, on the leader, proposals of a command above the
+	// base version with configuration changes (versions.go); proposed is
+	// the highest such version this node proposed.
+	gateMu   sync.Mutex
+	proposed uint32
 }
 
 // Halter is implemented by an FSM that can stop applying for good (a
@@ -271,7 +276,8 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		cfg.Logger.Info("rejoining with existing state", "data_dir", cfg.DataDir)
 	} else {
 		stream.setProbeInfo(func() ProbeInfo {
-			return ProbeInfo{ID: cfg.ID, Incarnation: incarnation, WaitingToBootstrap: cfg.Bootstrap, Bootstrap: *n.record.Load()}
+			return ProbeInfo{ID: cfg.ID, Incarnation: incarnation, WaitingToBootstrap: cfg.Bootstrap, Bootstrap: *n.record.Load(),
+				MaxCommandVersion: n.maxCommandVersion()}
 		})
 		d, err := n.probeUntilDecided(ctx)
 		if err != nil {
@@ -334,6 +340,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, transport)
 	if err != nil {
+		select {
+		case ferr := <-fatal:
+			// The FSM refused the local snapshot for good (taken by a newer
+			// build): say that, not raft's "failed to load any snapshots".
+			return fail(ferr)
+		default:
+		}
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
 	n.raft = r
@@ -347,7 +360,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 // probeInfo is a running node's probe answer.
 func (n *Node) probeInfo() ProbeInfo {
-	info := ProbeInfo{ID: n.cfg.ID, Incarnation: n.incarnation, Bootstrap: *n.record.Load()}
+	info := ProbeInfo{ID: n.cfg.ID, Incarnation: n.incarnation, Bootstrap: *n.record.Load(), MaxCommandVersion: n.maxCommandVersion()}
 	for _, s := range n.raft.GetConfiguration().Configuration().Servers {
 		info.Members = append(info.Members, string(s.ID))
 	}
@@ -355,6 +368,15 @@ func (n *Node) probeInfo() ProbeInfo {
 	_, leader := n.raft.LeaderWithID()
 	info.Leader = string(leader)
 	return info
+}
+
+// maxCommandVersion is what probe answers advertise (0: the FSM has no
+// command versions).
+func (n *Node) maxCommandVersion() uint32 {
+	if v := n.versioned(); v != nil {
+		return v.MaxCommandVersion()
+	}
+	return 0
 }
 
 // probeLogEvery is how often a node waiting on its peers says so.
@@ -532,9 +554,14 @@ func (n *Node) startLeading() *leaderRun {
 		if ctx.Err() != nil {
 			return
 		}
-		// Raft publishes its applied index only after it handed the entries
-		// to the FSM, which may release the barrier first: wait for it, so
-		// a ready leader never reports an applied index behind its barrier.
+		// The barrier's future is released by the FSM goroutine once every
+		// earlier entry was applied, but raft's applied index is set by its
+		// own goroutine when it queues the batch to the FSM (before or
+		// after that, racing with the release; it can be ahead of the FSM,
+		// never behind it for long). Wait until it has passed the entries
+		// that were there before the barrier, so a ready leader never
+		// reports an applied index behind its barrier (its FSM state is
+		// already at least there, since the barrier was released).
 		for n.raft.AppliedIndex() <= before && ctx.Err() == nil {
 			time.Sleep(time.Millisecond)
 		}
@@ -597,9 +624,22 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
 	}
-	f := n.raft.Apply(cmd, timeoutFrom(ctx))
+	futures, errs := n.proposeGated([][]byte{cmd}, timeoutFrom(ctx))
+	if errs[0] != nil {
+		return nil, errs[0]
+	}
+	return n.result(futures[0])
+}
+
+// result waits for an applied entry's response. An error response (the
+// FSM halted before the entry: its outcome is unknown on this node) is
+// returned as the error.
+func (n *Node) result(f raft.ApplyFuture) (any, error) {
 	if err := f.Error(); err != nil {
 		return nil, n.applyError(err)
+	}
+	if err, ok := f.Response().(error); ok {
+		return nil, fmt.Errorf("apply: %w", err)
 	}
 	return f.Response(), nil
 }
@@ -616,17 +656,11 @@ func (n *Node) ApplyMany(ctx context.Context, cmds [][]byte) ([]any, []error) {
 		}
 		return out, errs
 	}
-	timeout := timeoutFrom(ctx)
-	futures := make([]raft.ApplyFuture, len(cmds))
-	for i, c := range cmds {
-		futures[i] = n.raft.Apply(c, timeout)
-	}
+	futures, errs := n.proposeGated(cmds, timeoutFrom(ctx))
 	for i, f := range futures {
-		if err := f.Error(); err != nil {
-			errs[i] = n.applyError(err)
-			continue
+		if errs[i] == nil {
+			out[i], errs[i] = n.result(f)
 		}
-		out[i] = f.Response()
 	}
 	return out, errs
 }
@@ -767,7 +801,10 @@ func sortMembers(m []Member) {
 	sort.Slice(m, func(i, j int) bool { return m[i].ID < m[j].ID })
 }
 
-// AddVoter adds (or re-addresses) a voting member. Leader only.
+// AddVoter adds (or re-addresses) a voting member. Leader only. Once the
+// cluster wrote a command above the base version, the node must answer a
+// probe saying it applies that version. A node that is not a member has
+// whatever an earlier life of its id published forgotten first.
 func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 	if err := ValidateID(id); err != nil {
 		return err
@@ -778,16 +815,28 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 	if !n.IsLeader() {
 		return n.notLeader()
 	}
+	n.gateMu.Lock()
+	defer n.gateMu.Unlock()
 	members, err := n.Members()
 	if err != nil {
 		return err
 	}
+	member := false
 	for _, m := range members {
 		if m.ID == id && m.RaftAddr == addr {
 			return nil
 		}
 		if m.ID != id && m.RaftAddr == addr {
 			return fmt.Errorf("raft address %s already belongs to member %s", addr, m.ID)
+		}
+		member = member || m.ID == id
+	}
+	if err := n.checkJoin(ctx, id, addr); err != nil {
+		return err
+	}
+	if !member {
+		if err := n.forgetAdmin(ctx, id); err != nil {
+			return fmt.Errorf("forget what an earlier %s published: %w", id, err)
 		}
 	}
 	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutFrom(ctx)).Error(); err != nil {
@@ -799,11 +848,14 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 	return nil
 }
 
-// RemoveServer removes a member. Leader only.
+// RemoveServer removes a member, then forgets what it published (its
+// address and command version). Leader only.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if !n.IsLeader() {
 		return n.notLeader()
 	}
+	n.gateMu.Lock()
+	defer n.gateMu.Unlock()
 	members, err := n.Members()
 	if err != nil {
 		return err
@@ -820,6 +872,13 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 			return n.notLeader()
 		}
 		return fmt.Errorf("remove %s: %w", id, err)
+	}
+	if id == n.cfg.ID {
+		return nil // no longer the leader; the next AddVoter of id forgets
+	}
+	if err := n.forgetAdmin(ctx, id); err != nil {
+		// Removed all the same: an AddVoter of id forgets it first.
+		n.logger.Warn("removed, but could not forget what it published", "id", id, "error", err)
 	}
 	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-
-	"github.com/hashicorp/raft"
 )
 
 // Peer is one voter of the initial configuration.
@@ -76,13 +74,11 @@ func ParsePeers(s string) ([]Peer, error) {
 	return peers, nil
 }
 
-// Voters returns the ids of the voting members.
-func Voters(members []Member) []string {
-	var out []string
-	for _, m := range members {
-		if m.Suffrage == raft.Voter.String() {
-			out = append(out, m.ID)
-		}
+// MemberIDs returns the ids of every member, voters and non-voters alike.
+func MemberIDs(members []Member) []string {
+	out := make([]string, len(members))
+	for i, m := range members {
+		out[i] = m.ID
 	}
 	return out
 }

@@ -50,6 +50,9 @@ type ProbeInfo struct {
 	// Bootstrap is the node's bootstrap record: for each peer of the
 	// cluster it bootstrapped, the incarnation that peer had then.
 	Bootstrap map[string]string `json:"bootstrap,omitempty"`
+	// MaxCommandVersion is the highest command version the node's build
+	// applies (0: a build that does not say, which applies the base one).
+	MaxCommandVersion uint32 `json:"max_command_version,omitempty"`
 }
 
 func (p ProbeInfo) lists(id string) bool {

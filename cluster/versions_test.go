@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,8 +38,10 @@ func TestVerifyReadRechecksReadinessAfterRound(t *testing.T) {
 }
 
 // TestFatalOnUnknownCommand: a committed command this build does not know
-// reaches the process through Node.Fatal, naming the entry, and is not
-// applied (nor anything after it).
+// (written here past the leader's gate, as a newer leader would) reaches
+// the process through Node.Fatal, naming the entry, and is not applied
+// (nor anything after it); a later command is answered "outcome unknown
+// here", not as refused, since the other nodes may apply it.
 func TestFatalOnUnknownCommand(t *testing.T) {
 	c := newCluster(t, 1, nil)
 	li := c.waitLeader()
@@ -50,11 +53,11 @@ func TestFatalOnUnknownCommand(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	out, err := n.Apply(ctx, b)
-	if err != nil {
+	fut := n.raft.Apply(b, 10*time.Second)
+	if err := fut.Error(); err != nil {
 		t.Fatal(err)
 	}
-	idx := out.(*pb.ApplyResult).Index
+	idx := fut.Index()
 	select {
 	case err := <-n.Fatal():
 		var u *fsm.UnknownCommandError
@@ -64,8 +67,10 @@ func TestFatalOnUnknownCommand(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no fatal error after a committed command of an unknown version")
 	}
-	if _, err := n.Apply(ctx, encode(t, submitCmd(2, pb.TaskType_TASK_TYPE_VACUUM))); err != nil {
-		t.Fatal(err)
+	_, err = n.Apply(ctx, encode(t, submitCmd(2, pb.TaskType_TASK_TYPE_VACUUM)))
+	var h *fsm.HaltedError
+	if !errors.As(err, &h) || !strings.Contains(err.Error(), "outcome is unknown") {
+		t.Fatalf("apply after the halt: %v; want a HaltedError saying the outcome is unknown here", err)
 	}
 	if got := taskCount(f); got != 1 {
 		t.Fatalf("%d tasks; want 1 (nothing applied past the unknown entry)", got)

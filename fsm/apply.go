@@ -27,6 +27,8 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 	} else if need := RequiredVersion(cmd); need > cmd.Version {
 		err = errorf(pb.ErrorCode_ERROR_CODE_INVALID, "command body needs version %d, not %d", need, cmd.Version)
 	} else {
+		// Deterministic: every node applies the same versions in order.
+		s.written = max(s.written, cmd.Version)
 		switch b := cmd.Body.(type) {
 		case *pb.Command_SubmitTask:
 			task, existing, err = s.submitTask(cmd.Now, b.SubmitTask)
@@ -53,7 +55,9 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 		case *pb.Command_DeregisterWorker:
 			err = s.deregisterWorker(b.DeregisterWorker)
 		case *pb.Command_SetAdminAddr:
-			err = s.setAdminAddr(index, b.SetAdminAddr)
+			err = s.setAdminAddr(b.SetAdminAddr)
+		case *pb.Command_ForgetAdmin:
+			err = s.forgetAdmin(b.ForgetAdmin)
 		case *pb.Command_TestCommand:
 			if s.testCommandIndex == 0 {
 				s.testCommandIndex = index
@@ -400,14 +404,24 @@ func (s *State) deregisterWorker(c *pb.DeregisterWorker) *Error {
 	return nil
 }
 
-func (s *State) setAdminAddr(index uint64, c *pb.SetAdminAddr) *Error {
+func (s *State) setAdminAddr(c *pb.SetAdminAddr) *Error {
 	if c.Id == "" || c.GrpcAddr == "" {
 		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "admin address needs an id and a gRPC address")
 	}
 	s.admins[c.Id] = c.GrpcAddr
-	v := max(c.MaxCommandVersion, CommandVersion)
-	if cur, ok := s.versions[c.Id]; !ok || cur.version != v {
-		s.versions[c.Id] = advert{version: v, since: index}
+	// 0, from builds before versions were advertised, means the base
+	// version: the same value a snapshot of such a build restores to.
+	s.versions[c.Id] = max(c.MaxCommandVersion, CommandVersion)
+	return nil
+}
+
+// forgetAdmin drops an admin's address and advertised version; an admin
+// that published nothing is already forgotten.
+func (s *State) forgetAdmin(c *pb.ForgetAdmin) *Error {
+	if c.Id == "" {
+		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "forget admin needs an id")
 	}
+	delete(s.admins, c.Id)
+	delete(s.versions, c.Id)
 	return nil
 }

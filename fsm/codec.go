@@ -26,17 +26,19 @@ func RequiredVersion(cmd *pb.Command) uint32 {
 	return CommandVersion
 }
 
-// AgreedVersion is the highest command version every voter has advertised
-// (advertised maps an admin id to its advertised version): the newest the
-// leader may write. A voter that advertised nothing yet counts as the base
-// version, which every build applies.
-func AgreedVersion(voters []string, advertised map[string]uint32) uint32 {
-	if len(voters) == 0 {
+// AgreedVersion is the highest command version every one of ids (the
+// servers of the raft configuration, voters and non-voters alike: each
+// applies every entry) has advertised (advertised maps an admin id to its
+// advertised version): the newest the leader may write. A server that
+// advertised nothing yet counts as the base version, which every build
+// applies.
+func AgreedVersion(ids []string, advertised map[string]uint32) uint32 {
+	if len(ids) == 0 {
 		return CommandVersion
 	}
 	agreed := uint32(0)
-	for i, v := range voters {
-		a := max(advertised[v], CommandVersion)
+	for i, id := range ids {
+		a := max(advertised[id], CommandVersion)
 		if i == 0 || a < agreed {
 			agreed = a
 		}

@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -23,8 +24,10 @@ type FSM struct {
 	// maxVersion is the highest command version this build applies.
 	maxVersion uint32
 	// halted is set, once, when a committed entry holds a command this
-	// build does not know: nothing at or past it is applied any more.
-	halted *UnknownCommandError
+	// build does not know, or a snapshot reflects one: nothing at or past
+	// it is applied (or restored) any more. An *UnknownCommandError or a
+	// *SnapshotTooNewError.
+	halted error
 	// onHalt, if set, is told (once) why the FSM halted.
 	onHalt func(error)
 }
@@ -37,15 +40,52 @@ type UnknownCommandError struct {
 	Version uint32 // the entry's command version
 	Known   uint32 // the highest version this build applies
 	Body    bool   // false: the body itself is not one this build knows
+	// Fields: the body is known but carries fields this build does not
+	// know (a newer build's addition), which it would silently drop.
+	Fields bool
 }
 
 func (e *UnknownCommandError) Error() string {
 	what := fmt.Sprintf("a command of version %d", e.Version)
-	if !e.Body {
+	switch {
+	case e.Fields:
+		what = fmt.Sprintf("a command (version %d) with fields", e.Version)
+	case !e.Body:
 		what = fmt.Sprintf("a command (version %d) whose kind", e.Version)
 	}
 	return fmt.Sprintf("raft entry %d holds %s this build does not know (it applies command versions up to %d): stopped before applying it; upgrade this node's binary and start it again (the entry stays in the log and is applied then)", e.Index, what, e.Known)
 }
+
+// SnapshotTooNewError says a snapshot reflects commands of a version this
+// build does not apply: it was taken by a newer build, and this one may not
+// read all of it (nor go on from it, since the log before it is gone).
+type SnapshotTooNewError struct {
+	Index   uint64 // the snapshot's applied index (0: not recorded)
+	Version uint32 // the highest command version the snapshot reflects
+	Known   uint32
+}
+
+func (e *SnapshotTooNewError) Error() string {
+	at := ""
+	if e.Index != 0 {
+		at = fmt.Sprintf(" (at raft index %d)", e.Index)
+	}
+	return fmt.Sprintf("a snapshot%s reflects commands of version %d, which this build does not know (it applies command versions up to %d): refused to restore it; upgrade this node's binary and start it again", at, e.Version, e.Known)
+}
+
+// HaltedError is the response to an entry committed after the FSM halted:
+// this node did not apply it, the nodes that know its command did, so its
+// outcome is unknown here.
+type HaltedError struct {
+	Index uint64
+	Cause error
+}
+
+func (e *HaltedError) Error() string {
+	return fmt.Sprintf("raft entry %d was committed but this node stopped applying before it, so its outcome is unknown here: %v", e.Index, e.Cause)
+}
+
+func (e *HaltedError) Unwrap() error { return e.Cause }
 
 var (
 	_ raft.FSM         = (*FSM)(nil)
@@ -84,8 +124,9 @@ func (f *FSM) Halted() error {
 }
 
 // unknown reports whether cmd is a command this build does not know: a
-// version outside the ones it applies, or a body it cannot read. (A known
-// body in a version too old for it is merely invalid: Apply refuses it.)
+// version outside the ones it applies, a body it cannot read, or fields
+// anywhere in it that it does not know. (A known body in a version too old
+// for it is merely invalid: Apply refuses it.)
 func (f *FSM) unknown(index uint64, cmd *pb.Command) *UnknownCommandError {
 	if cmd.Version > f.maxVersion || cmd.Version < CommandVersion {
 		return &UnknownCommandError{Index: index, Version: cmd.Version, Known: f.maxVersion, Body: true}
@@ -93,7 +134,40 @@ func (f *FSM) unknown(index uint64, cmd *pb.Command) *UnknownCommandError {
 	if cmd.Body == nil || RequiredVersion(cmd) > f.maxVersion {
 		return &UnknownCommandError{Index: index, Version: cmd.Version, Known: f.maxVersion}
 	}
+	if hasUnknownFields(cmd.ProtoReflect()) {
+		return &UnknownCommandError{Index: index, Version: cmd.Version, Known: f.maxVersion, Body: true, Fields: true}
+	}
 	return nil
+}
+
+// hasUnknownFields reports whether m, or any message inside it, holds
+// fields its descriptor does not know (kept by the decoder as unknown).
+func hasUnknownFields(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsMap():
+			if fd.MapValue().Message() != nil {
+				v.Map().Range(func(_ protoreflect.MapKey, mv protoreflect.Value) bool {
+					found = hasUnknownFields(mv.Message())
+					return !found
+				})
+			}
+		case fd.Message() == nil:
+		case fd.IsList():
+			l := v.List()
+			for i := 0; i < l.Len() && !found; i++ {
+				found = hasUnknownFields(l.Get(i).Message())
+			}
+		default:
+			found = hasUnknownFields(v.Message())
+		}
+		return !found
+	})
+	return found
 }
 
 // OnApply registers a callback run (outside the lock) after commands are applied.
@@ -111,7 +185,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 }
 
 // ApplyBatch applies committed entries under one lock acquisition. Each result
-// is a *pb.ApplyResult (nil for configuration entries).
+// is a *pb.ApplyResult (nil for configuration entries), or a *HaltedError
+// once the FSM halted.
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
 	cmds := make([]*pb.Command, len(logs))
@@ -127,7 +202,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		cmds[i] = cmd
 	}
 	var last uint64
-	var halt *UnknownCommandError
+	var halt error
 	f.mu.Lock()
 	for i, l := range logs {
 		if f.halted == nil && cmds[i] != nil {
@@ -137,8 +212,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		if f.halted != nil {
 			// Not applied here: raft keeps the entry, and the upgraded
-			// binary applies it (and everything after it) on restart.
-			out[i] = &pb.ApplyResult{Index: l.Index, ErrorCode: pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, Error: f.halted.Error()}
+			// binary applies it (and everything after it) on restart. The
+			// other nodes may well have applied it: its outcome is unknown
+			// here, which is not a refusal.
+			out[i] = &HaltedError{Index: l.Index, Cause: f.halted}
 			continue
 		}
 		last = l.Index
@@ -215,6 +292,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		// A state from past the entry this build does not know was made by
 		// a newer build: this one may not read all of it.
 		return fmt.Errorf("no restore: %w", f.halted)
+	}
+	if v := st.WrittenVersion(); v > f.maxVersion {
+		// Raft cannot take a refusal: a follower's install only logs it and
+		// the leader sends the snapshot again, and at start-up raft tries
+		// older snapshots the log no longer continues. Stop for good, so
+		// the process exits and the snapshot waits for the upgrade.
+		halt := &SnapshotTooNewError{Index: snap.AppliedIndex, Version: v, Known: f.maxVersion}
+		f.halted = halt
+		f.mu.Unlock()
+		if f.onHalt != nil {
+			f.onHalt(halt)
+		}
+		return halt
 	}
 	f.state = st
 	f.mu.Unlock()

@@ -28,9 +28,13 @@ func (s *State) Snapshot() *pb.StateSnapshot {
 		Workers:          s.Workers(),
 		TestCommandIndex: s.testCommandIndex,
 	}
+	if s.written > CommandVersion {
+		// 0 for the base version keeps such snapshots (and hashes) as
+		// earlier builds wrote them.
+		snap.MaxCommandVersion = s.written
+	}
 	for id, addr := range s.admins {
-		a := s.versions[id]
-		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: a.version, VersionSince: a.since})
+		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: s.versions[id]})
 	}
 	sort.Slice(snap.Admins, func(i, j int) bool { return snap.Admins[i].Id < snap.Admins[j].Id })
 	return snap
@@ -76,11 +80,12 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 	for _, w := range snap.Workers {
 		s.workers[w.Id] = w
 	}
+	s.written = max(snap.MaxCommandVersion, CommandVersion)
 	for _, a := range snap.Admins {
 		s.admins[a.Id] = a.GrpcAddr
-		if a.MaxCommandVersion != 0 {
-			s.versions[a.Id] = advert{version: a.MaxCommandVersion, since: a.VersionSince}
-		}
+		// What replaying the SetAdminAddr of a build that advertised
+		// nothing gives, so restored and replayed states hash alike.
+		s.versions[a.Id] = max(a.MaxCommandVersion, CommandVersion)
 	}
 	return s, nil
 }

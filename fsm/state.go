@@ -33,20 +33,18 @@ type State struct {
 	volumeChanges map[uint32][]*pb.CapacityChange
 	workers       map[string]*pb.Worker
 	admins        map[string]string
-	// versions holds each admin's advertised command version.
-	versions map[string]advert
+	// versions holds each admin's advertised command version (at least
+	// CommandVersion for every admin with an address).
+	versions map[string]uint32
 	// testCommandIndex is the index of the first test-only TestCommand.
 	testCommandIndex uint64
+	// written is the highest command version among the entries applied (at
+	// least CommandVersion): a build that applies less may not hold this
+	// state, and a node that applies less may not join (the ratchet).
+	written uint32
 	// maxVersion is the highest command version this build applies (0:
 	// CommandVersion). A property of the build, not of the replicated state.
 	maxVersion uint32
-}
-
-// advert is an admin's advertised command version and the index at which
-// it first advertised it.
-type advert struct {
-	version uint32
-	since   uint64
 }
 
 // NewState returns an empty state.
@@ -63,28 +61,34 @@ func NewState() *State {
 		volumeChanges:   map[uint32][]*pb.CapacityChange{},
 		workers:         map[string]*pb.Worker{},
 		admins:          map[string]string{},
-		versions:        map[string]advert{},
+		versions:        map[string]uint32{},
+		written:         CommandVersion,
 	}
 }
 
 // MaxVersion is the highest command version this state's build applies.
 func (s *State) MaxVersion() uint32 { return max(s.maxVersion, CommandVersion) }
 
-// AdminVersion returns the command version an admin advertised and the
-// index at which it first did (ok false: nothing advertised).
-func (s *State) AdminVersion(id string) (version uint32, since uint64, ok bool) {
-	a, ok := s.versions[id]
-	return a.version, a.since, ok
+// AdminVersion returns the command version an admin advertised (ok false:
+// the admin published nothing).
+func (s *State) AdminVersion(id string) (version uint32, ok bool) {
+	v, ok := s.versions[id]
+	return v, ok
 }
 
-// AdminVersions maps every admin that advertised to its command version.
+// AdminVersions maps every admin that published its address to its
+// advertised command version.
 func (s *State) AdminVersions() map[string]uint32 {
 	out := make(map[string]uint32, len(s.versions))
-	for id, a := range s.versions {
-		out[id] = a.version
+	for id, v := range s.versions {
+		out[id] = v
 	}
 	return out
 }
+
+// WrittenVersion is the highest command version among the entries the
+// state reflects (at least CommandVersion).
+func (s *State) WrittenVersion() uint32 { return max(s.written, CommandVersion) }
 
 // TestCommandIndex is the index of the first test-only TestCommand applied (0: none).
 func (s *State) TestCommandIndex() uint64 { return s.testCommandIndex }

@@ -133,8 +133,9 @@ func TestAgreedVersion(t *testing.T) {
 	}
 }
 
-// TestAdvertisedVersion: SetAdminAddr records the advertised version and
-// the index it was first advertised at, through snapshots too.
+// TestAdvertisedVersion: SetAdminAddr records the advertised version (0,
+// from builds that advertised nothing, as the base version), through
+// snapshots too; ForgetAdmin drops it with the address.
 func TestAdvertisedVersion(t *testing.T) {
 	s := NewState()
 	adv := func(idx uint64, id string, v uint32) {
@@ -146,17 +147,35 @@ func TestAdvertisedVersion(t *testing.T) {
 		}
 	}
 	adv(3, "a", 0)
-	adv(5, "a", 1)
+	if v, ok := s.AdminVersion("a"); !ok || v != CommandVersion {
+		t.Fatalf("a advertised nothing: version %d (%v); want %d", v, ok, CommandVersion)
+	}
 	adv(7, "a", 2)
-	adv(9, "a", 2)
-	if v, since, ok := s.AdminVersion("a"); !ok || v != 2 || since != 7 {
-		t.Fatalf("a advertised %d since %d (%v); want 2 since 7", v, since, ok)
+	adv(9, "b", 1)
+	if v, ok := s.AdminVersion("a"); !ok || v != 2 {
+		t.Fatalf("a advertised %d (%v); want 2", v, ok)
 	}
 	c, err := FromSnapshot(s.Snapshot())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, since, _ := c.AdminVersion("a"); v != 2 || since != 7 || c.Hash() != s.Hash() {
-		t.Fatalf("after a snapshot: %d since %d", v, since)
+	if v, _ := c.AdminVersion("a"); v != 2 || c.Hash() != s.Hash() {
+		t.Fatalf("after a snapshot: version %d, hashes equal %v", v, c.Hash() == s.Hash())
+	}
+	forget := &pb.Command{Version: CommandVersion, Body: &pb.Command_ForgetAdmin{ForgetAdmin: &pb.ForgetAdmin{Id: "a"}}}
+	if r := s.Apply(10, forget); r.ErrorCode != 0 {
+		t.Fatalf("forget: %v", r.Error)
+	}
+	if _, ok := s.AdminVersion("a"); ok {
+		t.Error("a's version survived ForgetAdmin")
+	}
+	if _, ok := s.AdminAddr("a"); ok {
+		t.Error("a's address survived ForgetAdmin")
+	}
+	if r := s.Apply(11, forget); r.ErrorCode != 0 {
+		t.Errorf("forgetting a forgotten admin: %v; want no error", r.Error)
+	}
+	if v, _ := s.AdminVersion("b"); v != 1 {
+		t.Errorf("b's version %d after forgetting a; want 1", v)
 	}
 }

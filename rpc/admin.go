@@ -27,6 +27,9 @@ const (
 	// yet (it does so once it joins a quorum), so it could not be asked; it
 	// may well be healthy.
 	MemberAddressUnknown = "address unknown yet"
+	// MemberHalted prefixes the state of a node whose FSM stopped at a
+	// command (or snapshot) its build does not know, followed by why.
+	MemberHalted = "halted: "
 )
 
 // Status reports the cluster as this node sees it; unless local_only, it asks
@@ -45,6 +48,11 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		AppliedIndex:   st.AppliedIndex,
 		LastLogIndex:   st.LastLogIndex,
 	}
+	if err := s.fsm.Halted(); err != nil {
+		// Until the process exits (at once, in the admin command): the
+		// node takes no entry past the halt and says why.
+		resp.State = MemberHalted + err.Error()
+	}
 	fsmIndex, hash := s.fsm.HashAt()
 	resp.StateIndex, resp.StateHash = s.raft.StateIndex(fsmIndex), hash
 	addrs := map[string]string{}
@@ -60,7 +68,7 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		advertised = f.AdminVersions()
 		resp.TestCommandIndex = f.TestCommandIndex()
 	})
-	resp.CommandVersion = fsm.AgreedVersion(cluster.Voters(members), advertised)
+	resp.CommandVersion = fsm.AgreedVersion(cluster.MemberIDs(members), advertised)
 	resp.LeaderGrpcAddr = addrs[st.LeaderID]
 	resp.Members = make([]*pb.Member, len(members))
 	var wg sync.WaitGroup
@@ -69,7 +77,7 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 			MaxCommandVersion: advertised[m.ID]}
 		resp.Members[i] = pm
 		if m.ID == st.ID {
-			pm.State, pm.AppliedIndex, pm.Term = st.State, st.AppliedIndex, st.Term
+			pm.State, pm.AppliedIndex, pm.Term = resp.State, st.AppliedIndex, st.Term
 			continue
 		}
 		if req.LocalOnly {
@@ -170,6 +178,8 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 		resp.Tasks = st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId})
 		resp.AppliedIndex = st.AppliedIndex()
 	})
+	// The state's index as raft counts it (its no-op and barrier entries too).
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	for i, t := range resp.Tasks {
 		resp.Tasks[i] = s.withLiveProgress(t)
 	}
@@ -207,6 +217,8 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 		resp.Task, ok = st.Task(req.Id)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
+	// The state's index as raft counts it (its no-op and barrier entries too).
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "task %d not found (finished tasks are forgotten after the admins' --task-retention)", req.Id)
 	}
@@ -236,6 +248,8 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 		}
 		resp.AppliedIndex = st.AppliedIndex()
 	})
+	// The state's index as raft counts it (its no-op and barrier entries too).
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	return resp, nil
 }
 

@@ -28,6 +28,11 @@ func toStatus(err error) error {
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, cluster.ErrOutcomeUnknown):
 		return status.Error(codes.Unavailable, err.Error())
+	case errors.As(err, new(*fsm.HaltedError)):
+		// This node stopped applying; the others go on: ask another.
+		return status.Error(codes.Unavailable, err.Error())
+	case errors.Is(err, cluster.ErrVersionNotAgreed), errors.Is(err, cluster.ErrJoinTooOld):
+		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	case errors.Is(err, context.Canceled):

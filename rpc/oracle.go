@@ -129,6 +129,8 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 		}
 		resp.AppliedIndex = st.AppliedIndex()
 	})
+	// The state's index as raft counts it (its no-op and barrier entries too).
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	for i, v := range vols {
 		var cs []*pb.CapacityChange
 		if changes != nil {
@@ -216,6 +218,8 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 		changes = append(st.CapacityChanges(), freshRetired(st.RetiredChanges(), s.now())...)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
+	// The state's index as raft counts it (its no-op and barrier entries too).
+	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
 	resp.Servers = scheduler.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)
 	return resp, nil
 }

@@ -238,7 +238,7 @@ func (s *Server) PublishAddress(ctx context.Context) {
 		var curVersion uint32
 		s.fsm.Read(func(st *fsm.State) {
 			cur, _ = st.AdminAddr(s.raft.ID())
-			curVersion, _, _ = st.AdminVersion(s.raft.ID())
+			curVersion, _ = st.AdminVersion(s.raft.ID())
 		})
 		if cur != s.grpcAddr || curVersion != version {
 			if id, _ := s.raft.Leader(); id != "" {
@@ -259,4 +259,14 @@ func (s *Server) PublishAddress(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// stateIndex is the index the local state is at as raft counts it
+// (Raft.StateIndex); a server without raft (the oracle's tests) answers
+// the FSM's.
+func (s *Server) stateIndex(fsmIndex uint64) uint64 {
+	if s.raft == nil {
+		return fsmIndex
+	}
+	return s.raft.StateIndex(fsmIndex)
 }

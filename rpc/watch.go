@@ -165,6 +165,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 	}
 	var applied uint64
 	s.fsm.Read(func(st *fsm.State) { applied = st.AppliedIndex() })
+	applied = s.stateIndex(applied) // raft's applied index, as answered below
 	if w.initialised && topo == w.topo && applied == w.applied {
 		return nil, nil // a notification with nothing new for this node
 	}
@@ -220,6 +221,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 		}
 		applied = st.AppliedIndex()
 	})
+	applied = s.stateIndex(applied)
 	w.topo, w.applied, w.initialised = topo, applied, true
 
 	upd := &pb.CapacityUpdate{AppliedIndex: applied, TopologyAt: stamp(at)}

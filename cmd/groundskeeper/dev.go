@@ -163,6 +163,15 @@ func runDev(args []string) error {
 		case <-tick.C:
 		}
 		for _, n := range nodes {
+			select {
+			case err := <-n.raft.Fatal():
+				// As the admin command does: one admin stopped applying, so
+				// stop them all and exit non-zero with the reason.
+				return fmt.Errorf("admin %s stopped: %w", n.raft.ID(), err)
+			default:
+			}
+		}
+		for _, n := range nodes {
 			if !n.raft.IsLeader() {
 				continue
 			}

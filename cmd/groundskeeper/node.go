@@ -260,28 +260,25 @@ func (n *adminNode) emitTestCommand(ctx context.Context) {
 	}
 }
 
-// agreedVersion is the highest command version every voter advertised.
+// agreedVersion is the highest command version every server of the
+// configuration advertised.
 func (n *adminNode) agreedVersion() uint32 {
 	members, err := n.raft.Members()
 	if err != nil {
 		return fsm.CommandVersion
 	}
-	var adv map[string]uint32
-	n.fsm.Read(func(s *fsm.State) { adv = s.AdminVersions() })
-	return fsm.AgreedVersion(cluster.Voters(members), adv)
+	return n.fsm.AgreedVersion(cluster.MemberIDs(members))
 }
+
+// The leader's gate (cluster.Node.Apply, every proposal's one way in)
+// writes a command only in a version every member applies.
+var _ cluster.Versioned = (*fsm.FSM)(nil)
 
 // localApplier proposes the scheduler's commands on this node only: a
 // scheduler that lost leadership must fail, never forward to the new leader.
-// It writes a command only in a version every voter applies.
 type localApplier struct{ n *adminNode }
 
 func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
-	if need := fsm.RequiredVersion(cmd); need > fsm.CommandVersion {
-		if agreed := a.n.agreedVersion(); need > agreed {
-			return nil, fmt.Errorf("command needs version %d but not every voter applies it yet (agreed version %d)", need, agreed)
-		}
-	}
 	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
 	if err != nil {
 		return nil, err

@@ -109,6 +109,7 @@ type Command struct {
 	//	*Command_PruneTasks
 	//	*Command_RequestCancel
 	//	*Command_TestCommand
+	//	*Command_ForgetAdmin
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -300,6 +301,15 @@ func (x *Command) GetTestCommand() *TestCommand {
 	return nil
 }
 
+func (x *Command) GetForgetAdmin() *ForgetAdmin {
+	if x != nil {
+		if x, ok := x.Body.(*Command_ForgetAdmin); ok {
+			return x.ForgetAdmin
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -365,6 +375,10 @@ type Command_TestCommand struct {
 	TestCommand *TestCommand `protobuf:"bytes,24,opt,name=test_command,json=testCommand,proto3,oneof"`
 }
 
+type Command_ForgetAdmin struct {
+	ForgetAdmin *ForgetAdmin `protobuf:"bytes,25,opt,name=forget_admin,json=forgetAdmin,proto3,oneof"`
+}
+
 func (*Command_SubmitTask) isCommand_Body() {}
 
 func (*Command_AssignTask) isCommand_Body() {}
@@ -394,6 +408,8 @@ func (*Command_PruneTasks) isCommand_Body() {}
 func (*Command_RequestCancel) isCommand_Body() {}
 
 func (*Command_TestCommand) isCommand_Body() {}
+
+func (*Command_ForgetAdmin) isCommand_Body() {}
 
 type SubmitTask struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1235,6 +1251,54 @@ func (x *SetAdminAddr) GetMaxCommandVersion() uint32 {
 	return 0
 }
 
+// ForgetAdmin drops what an admin published (its gRPC address and command
+// version): the leader writes it when the admin leaves the configuration,
+// and before one that is not a member joins, so a version advertised by an
+// earlier life of that id never counts for the node that joins under it.
+type ForgetAdmin struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForgetAdmin) Reset() {
+	*x = ForgetAdmin{}
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForgetAdmin) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForgetAdmin) ProtoMessage() {}
+
+func (x *ForgetAdmin) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForgetAdmin.ProtoReflect.Descriptor instead.
+func (*ForgetAdmin) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ForgetAdmin) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 // TestCommand is a test-only no-op of command version 2: a build knows it
 // only when started with GROUNDSKEEPER_TEST_COMMAND_VERSION=2, so tests can
 // upgrade a cluster into "a build that knows one more command version".
@@ -1247,7 +1311,7 @@ type TestCommand struct {
 
 func (x *TestCommand) Reset() {
 	*x = TestCommand{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1259,7 +1323,7 @@ func (x *TestCommand) String() string {
 func (*TestCommand) ProtoMessage() {}
 
 func (x *TestCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1272,7 +1336,7 @@ func (x *TestCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestCommand.ProtoReflect.Descriptor instead.
 func (*TestCommand) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{16}
 }
 
 // ApplyResult is what applying one command produced.
@@ -1291,7 +1355,7 @@ type ApplyResult struct {
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1367,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1380,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ApplyResult) GetIndex() uint64 {
@@ -1358,7 +1422,7 @@ var File_groundskeeper_v1_command_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xeb\b\n" +
+	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xaf\t\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\x03R\x03now\x12?\n" +
@@ -1382,7 +1446,8 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\vprune_tasks\x18\x16 \x01(\v2\x1c.groundskeeper.v1.PruneTasksH\x00R\n" +
 	"pruneTasks\x12H\n" +
 	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancel\x12B\n" +
-	"\ftest_command\x18\x18 \x01(\v2\x1d.groundskeeper.v1.TestCommandH\x00R\vtestCommandB\x06\n" +
+	"\ftest_command\x18\x18 \x01(\v2\x1d.groundskeeper.v1.TestCommandH\x00R\vtestCommand\x12B\n" +
+	"\fforget_admin\x18\x19 \x01(\v2\x1d.groundskeeper.v1.ForgetAdminH\x00R\vforgetAdminB\x06\n" +
 	"\x04body\"\x8e\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
@@ -1444,7 +1509,9 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\fSetAdminAddr\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12.\n" +
-	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersion\"\r\n" +
+	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersion\"\x1d\n" +
+	"\vForgetAdmin\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\r\n" +
 	"\vTestCommand\"\xbd\x01\n" +
 	"\vApplyResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12:\n" +
@@ -1475,7 +1542,7 @@ func file_groundskeeper_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: groundskeeper.v1.ErrorCode
 	(*Command)(nil),               // 1: groundskeeper.v1.Command
@@ -1493,13 +1560,14 @@ var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(*DeregisterWorker)(nil),      // 13: groundskeeper.v1.DeregisterWorker
 	(*PruneTasks)(nil),            // 14: groundskeeper.v1.PruneTasks
 	(*SetAdminAddr)(nil),          // 15: groundskeeper.v1.SetAdminAddr
-	(*TestCommand)(nil),           // 16: groundskeeper.v1.TestCommand
-	(*ApplyResult)(nil),           // 17: groundskeeper.v1.ApplyResult
-	(TaskType)(0),                 // 18: groundskeeper.v1.TaskType
-	(*Param)(nil),                 // 19: groundskeeper.v1.Param
-	(*CapacityChange)(nil),        // 20: groundskeeper.v1.CapacityChange
-	(*Worker)(nil),                // 21: groundskeeper.v1.Worker
-	(*Task)(nil),                  // 22: groundskeeper.v1.Task
+	(*ForgetAdmin)(nil),           // 16: groundskeeper.v1.ForgetAdmin
+	(*TestCommand)(nil),           // 17: groundskeeper.v1.TestCommand
+	(*ApplyResult)(nil),           // 18: groundskeeper.v1.ApplyResult
+	(TaskType)(0),                 // 19: groundskeeper.v1.TaskType
+	(*Param)(nil),                 // 20: groundskeeper.v1.Param
+	(*CapacityChange)(nil),        // 21: groundskeeper.v1.CapacityChange
+	(*Worker)(nil),                // 22: groundskeeper.v1.Worker
+	(*Task)(nil),                  // 23: groundskeeper.v1.Task
 }
 var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	2,  // 0: groundskeeper.v1.Command.submit_task:type_name -> groundskeeper.v1.SubmitTask
@@ -1516,18 +1584,19 @@ var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	15, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
 	14, // 12: groundskeeper.v1.Command.prune_tasks:type_name -> groundskeeper.v1.PruneTasks
 	10, // 13: groundskeeper.v1.Command.request_cancel:type_name -> groundskeeper.v1.RequestCancel
-	16, // 14: groundskeeper.v1.Command.test_command:type_name -> groundskeeper.v1.TestCommand
-	18, // 15: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
-	19, // 16: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
-	20, // 17: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
-	21, // 18: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
-	0,  // 19: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
-	22, // 20: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
-	21, // [21:21] is the sub-list for method output_type
-	21, // [21:21] is the sub-list for method input_type
-	21, // [21:21] is the sub-list for extension type_name
-	21, // [21:21] is the sub-list for extension extendee
-	0,  // [0:21] is the sub-list for field type_name
+	17, // 14: groundskeeper.v1.Command.test_command:type_name -> groundskeeper.v1.TestCommand
+	16, // 15: groundskeeper.v1.Command.forget_admin:type_name -> groundskeeper.v1.ForgetAdmin
+	19, // 16: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
+	20, // 17: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
+	21, // 18: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
+	22, // 19: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
+	0,  // 20: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
+	23, // 21: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_command_proto_init() }
@@ -1552,6 +1621,7 @@ func file_groundskeeper_v1_command_proto_init() {
 		(*Command_PruneTasks)(nil),
 		(*Command_RequestCancel)(nil),
 		(*Command_TestCommand)(nil),
+		(*Command_ForgetAdmin)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1559,7 +1629,7 @@ func file_groundskeeper_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_command_proto_rawDesc), len(file_groundskeeper_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -721,9 +721,8 @@ type AdminNode struct {
 	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	GrpcAddr string                 `protobuf:"bytes,2,opt,name=grpc_addr,json=grpcAddr,proto3" json:"grpc_addr,omitempty"`
 	// The highest command version the node's build applies, as it last
-	// advertised it, and the raft index at which that was first advertised.
+	// advertised it (0, in snapshots of earlier builds, means 1).
 	MaxCommandVersion uint32 `protobuf:"varint,3,opt,name=max_command_version,json=maxCommandVersion,proto3" json:"max_command_version,omitempty"`
-	VersionSince      uint64 `protobuf:"varint,4,opt,name=version_since,json=versionSince,proto3" json:"version_since,omitempty"`
 	unknownFields     protoimpl.UnknownFields
 	sizeCache         protoimpl.SizeCache
 }
@@ -779,13 +778,6 @@ func (x *AdminNode) GetMaxCommandVersion() uint32 {
 	return 0
 }
 
-func (x *AdminNode) GetVersionSince() uint64 {
-	if x != nil {
-		return x.VersionSince
-	}
-	return 0
-}
-
 // StateSnapshot is the whole replicated state, every list sorted by its key.
 type StateSnapshot struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -801,8 +793,11 @@ type StateSnapshot struct {
 	RetiredChanges []*CapacityChange `protobuf:"bytes,8,rep,name=retired_changes,json=retiredChanges,proto3" json:"retired_changes,omitempty"`
 	// The index of the first test-only TestCommand applied (0: none).
 	TestCommandIndex uint64 `protobuf:"varint,9,opt,name=test_command_index,json=testCommandIndex,proto3" json:"test_command_index,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The highest command version among the entries the state reflects (0:
+	// the base version 1). A build that applies less refuses the snapshot.
+	MaxCommandVersion uint32 `protobuf:"varint,10,opt,name=max_command_version,json=maxCommandVersion,proto3" json:"max_command_version,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *StateSnapshot) Reset() {
@@ -898,6 +893,13 @@ func (x *StateSnapshot) GetTestCommandIndex() uint64 {
 	return 0
 }
 
+func (x *StateSnapshot) GetMaxCommandVersion() uint32 {
+	if x != nil {
+		return x.MaxCommandVersion
+	}
+	return 0
+}
+
 var File_groundskeeper_v1_state_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_state_proto_rawDesc = "" +
@@ -969,12 +971,11 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\fcapabilities\x18\x02 \x03(\x0e2\x1a.groundskeeper.v1.TaskTypeR\fcapabilities\x12%\n" +
 	"\x0emax_concurrent\x18\x03 \x01(\rR\rmaxConcurrent\x12\x18\n" +
 	"\aaddress\x18\x04 \x01(\tR\aaddress\x12#\n" +
-	"\rregistered_at\x18\x05 \x01(\x03R\fregisteredAt\"\x8d\x01\n" +
+	"\rregistered_at\x18\x05 \x01(\x03R\fregisteredAt\"n\n" +
 	"\tAdminNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12.\n" +
-	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersion\x12#\n" +
-	"\rversion_since\x18\x04 \x01(\x04R\fversionSince\"\xcd\x03\n" +
+	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersionJ\x04\b\x04\x10\x05\"\xfd\x03\n" +
 	"\rStateSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\fnext_task_id\x18\x02 \x01(\x04R\n" +
@@ -985,7 +986,9 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x06admins\x18\x06 \x03(\v2\x1b.groundskeeper.v1.AdminNodeR\x06admins\x12#\n" +
 	"\rapplied_index\x18\a \x01(\x04R\fappliedIndex\x12I\n" +
 	"\x0fretired_changes\x18\b \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0eretiredChanges\x12,\n" +
-	"\x12test_command_index\x18\t \x01(\x04R\x10testCommandIndex*p\n" +
+	"\x12test_command_index\x18\t \x01(\x04R\x10testCommandIndex\x12.\n" +
+	"\x13max_command_version\x18\n" +
+	" \x01(\rR\x11maxCommandVersion*p\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
