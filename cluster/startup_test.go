@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -287,10 +288,16 @@ func TestWipedVoterRefusesToRejoin(t *testing.T) {
 	if m, err := c.nodes[w].node.Members(); err != nil || len(m) != 0 {
 		t.Fatalf("restarted W has members %v (%v), want none until added", m, err)
 	}
+	var addErr error
 	waitFor(t, "AddVoter "+wCfg.ID, func() bool {
 		i, ok := c.stableLeader()
-		return ok && c.nodes[i].node.AddVoter(context.Background(), wCfg.ID, wCfg.RaftAddr) == nil
-	})
+		if !ok {
+			addErr = errors.New("no stable leader")
+			return false
+		}
+		addErr = c.nodes[i].node.AddVoter(context.Background(), wCfg.ID, wCfg.RaftAddr)
+		return addErr == nil
+	}, func() string { return fmt.Sprintf("last AddVoter: %v%s", addErr, c.describe()) })
 	next := c.submit(2)
 	if next.Id <= task.Id {
 		t.Fatalf("new task got id %d, not above the acknowledged task's %d", next.Id, task.Id)
