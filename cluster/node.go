@@ -229,6 +229,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
+	if existing {
+		if err := checkStoresAgree(cfg, store, snaps); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	if !existing && len(cfg.Peers) == 0 {
 		store.Close()
 		return nil, fmt.Errorf("data dir %s is empty and no --peers were given: give the cluster's members as --peers (with --bootstrap to form a new cluster) so the node can check that none of them still counts it as a voter", cfg.DataDir)
@@ -413,6 +419,42 @@ func (n *Node) probeRound(ctx context.Context) map[string]ProbeInfo {
 	}
 	wg.Wait()
 	return answers
+}
+
+// raftCurrentTermKey is the key under which hashicorp/raft keeps the
+// current term in its stable store (keyCurrentTerm in raft.go).
+const raftCurrentTermKey = "CurrentTerm"
+
+// checkStoresAgree refuses a data dir whose stores show that part of it
+// was lost: raft.db (the log, the term and the vote) beside snapshots that
+// only a node with a term could have written, or a log compacted past
+// entries that no snapshot covers. Raft would start the first with term 0
+// and no vote record (a voter that forgot its vote and the log after its
+// snapshot) and cannot start the second.
+func checkStoresAgree(cfg Config, store *raftboltdb.BoltStore, snaps raft.SnapshotStore) error {
+	term, err := store.GetUint64([]byte(raftCurrentTermKey))
+	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		return fmt.Errorf("read current term: %w", err)
+	}
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	first, err := store.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("read first log index: %w", err)
+	}
+	recovery := fmt.Sprintf("run `ctl peers remove %s` against the cluster, then empty this data dir, start the node and add it back with `ctl peers add %s %s`",
+		cfg.ID, cfg.ID, cfg.RaftAdvertise)
+	switch {
+	case term == 0 && len(list) > 0:
+		return fmt.Errorf("data dir %s holds snapshots but its %s has no term or vote (it was lost or replaced), so node %s may have voted and acknowledged writes it forgot: %s",
+			cfg.DataDir, raftDBFile, cfg.ID, recovery)
+	case first > 1 && len(list) == 0:
+		return fmt.Errorf("data dir %s holds a raft log starting at index %d but no snapshot of the entries before it (%s/ was lost), so node %s cannot rebuild its state: %s",
+			cfg.DataDir, first, snapshotsDir, cfg.ID, recovery)
+	}
+	return nil
 }
 
 const (
