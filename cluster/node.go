@@ -234,6 +234,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		store.Close()
 		return nil, fmt.Errorf("inspect raft state: %w", err)
 	}
+	if existing {
+		if err := checkStoresAgree(cfg, store, snaps); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	if !existing && len(cfg.Peers) == 0 {
 		store.Close()
 		return nil, fmt.Errorf("data dir %s is empty and no --peers were given: give the cluster's members as --peers (with --bootstrap to form a new cluster) so the node can check that none of them still counts it as a voter", cfg.DataDir)
@@ -275,8 +281,12 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if existing {
 		cfg.Logger.Info("rejoining with existing state", "data_dir", cfg.DataDir)
 	} else {
+		var proposed map[string]string
+		if cfg.Bootstrap {
+			proposed = proposal(cfg.Peers)
+		}
 		stream.setProbeInfo(func() ProbeInfo {
-			return ProbeInfo{ID: cfg.ID, Incarnation: incarnation, WaitingToBootstrap: cfg.Bootstrap, Bootstrap: *n.record.Load(),
+			return ProbeInfo{ID: cfg.ID, Incarnation: incarnation, WaitingToBootstrap: cfg.Bootstrap, Proposed: proposed, Bootstrap: *n.record.Load(),
 				MaxCommandVersion: n.maxCommandVersion()}
 		})
 		d, err := n.probeUntilDecided(ctx)
@@ -297,10 +307,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			}
 			n.record.Store(&d.Record)
 			doBootstrap = true
-			if d.Peer != "" {
-				cfg.Logger.Info("peer bootstrapped the cluster counting this node as new: bootstrapping the same configuration", "peer", d.Peer)
-			}
 		case waitToBeAdded:
+			if d.Record != nil {
+				// The cluster counts this node as a voter that never held
+				// state: start empty and let its leader bring entry 1 on
+				// (bootstrapping from our own --peers could write an entry 1
+				// that differs from the cluster's).
+				if err := storeBootstrapRecord(store, d.Record); err != nil {
+					return fail(err)
+				}
+				n.record.Store(&d.Record)
+				cfg.Logger.Info("peer bootstrapped the cluster counting this node as new: starting empty, the leader brings it the log", "peer", d.Peer)
+				break
+			}
 			cfg.Logger.Info("no peer counts this node as a member: starting empty, waiting to be added by a running cluster (ctl peers add)")
 		}
 	}
@@ -319,10 +338,13 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if doBootstrap {
+		// Every bootstrapper proposed the same --peers (decideStart); in id
+		// order they write the same entry 1.
 		var servers []raft.Server
 		for _, p := range cfg.Peers {
 			servers = append(servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(p.ID), Address: raft.ServerAddress(p.RaftAddr)})
 		}
+		sort.Slice(servers, func(i, j int) bool { return servers[i].ID < servers[j].ID })
 		if err := raft.BootstrapCluster(rc, logs, store, snaps, transport, raft.Configuration{Servers: servers}); err != nil {
 			return fail(fmt.Errorf("bootstrap: %w", err))
 		}
@@ -362,7 +384,10 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 func (n *Node) probeInfo() ProbeInfo {
 	info := ProbeInfo{ID: n.cfg.ID, Incarnation: n.incarnation, Bootstrap: *n.record.Load(), MaxCommandVersion: n.maxCommandVersion()}
 	for _, s := range n.raft.GetConfiguration().Configuration().Servers {
-		info.Members = append(info.Members, string(s.ID))
+		if info.Members == nil {
+			info.Members = map[string]string{}
+		}
+		info.Members[string(s.ID)] = string(s.Address)
 	}
 	info.HasState = len(info.Members) > 0 || n.raft.LastIndex() > 0
 	_, leader := n.raft.LeaderWithID()
@@ -383,19 +408,36 @@ func (n *Node) maxCommandVersion() uint32 {
 const probeLogEvery = 5 * time.Second
 
 // probeUntilDecided probes the other peers, a round every probeInterval,
-// until decideStart's verdict is not keepWaiting or ctx ends.
+// until decideStart's verdict is not keepWaiting or ctx ends. It probes
+// --peers and every member an answer names (--peers may be stale).
 func (n *Node) probeUntilDecided(ctx context.Context) (startDecision, error) {
 	const probeInterval = 250 * time.Millisecond
-	var lastLog time.Time
+	targets := map[string]string{}
+	for _, p := range n.cfg.Peers {
+		if p.ID != n.cfg.ID {
+			targets[p.ID] = p.RaftAddr
+		}
+	}
+	var lastLog, lastWarn time.Time
+	lastWhy := ""
 	for {
-		answers := n.probeRound(ctx)
+		answers, odd := n.probeRound(ctx, targets)
 		d := decideStart(n.cfg.Bootstrap, n.cfg.ID, n.incarnation, n.cfg.Peers, answers)
 		if d.Action != keepWaiting {
 			return d, nil
 		}
-		if time.Since(lastLog) >= probeLogEvery {
-			lastLog = time.Now()
+		addMembers(targets, n.cfg.ID, answers)
+		// The status when it changes (at most once a second) and every
+		// probeLogEvery; warnings every probeLogEvery.
+		if since := time.Since(lastLog); since >= probeLogEvery || (d.Why != lastWhy && since >= time.Second) {
+			lastLog, lastWhy = time.Now(), d.Why
 			n.logger.Info("empty data dir: asking the peers before starting raft", "bootstrap", n.cfg.Bootstrap, "status", d.Why)
+		}
+		if len(odd) > 0 && time.Since(lastWarn) >= probeLogEvery {
+			lastWarn = time.Now()
+			for _, o := range odd {
+				n.logger.Warn("probe answered by an unexpected node", "peer", o.id, "addr", o.addr, "answered_id", o.answered)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -405,36 +447,91 @@ func (n *Node) probeUntilDecided(ctx context.Context) (startDecision, error) {
 	}
 }
 
-// probeRound asks every other peer at once and returns the answers that
-// came back (a peer answering under another id, or without an
-// incarnation, counts as no answer).
-func (n *Node) probeRound(ctx context.Context) map[string]ProbeInfo {
+// addMembers adds to targets every member the answers name that targets
+// lacks, taking its address from the answers in id order.
+func addMembers(targets map[string]string, self string, answers map[string]ProbeInfo) {
+	ids := make([]string, 0, len(answers))
+	for id := range answers {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		for m, addr := range answers[id].Members {
+			if _, ok := targets[m]; !ok && m != self {
+				targets[m] = addr
+			}
+		}
+	}
+}
+
+// oddAnswer is a probe answered under another id, or without an incarnation.
+type oddAnswer struct{ id, addr, answered string }
+
+// probeRound asks every target (id → raft address) at once and returns the
+// answers that came back; a target answering under another id, or without
+// an incarnation, counts as no answer and is returned in odd.
+func (n *Node) probeRound(ctx context.Context, targets map[string]string) (map[string]ProbeInfo, []oddAnswer) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	answers := map[string]ProbeInfo{}
-	for _, p := range n.cfg.Peers {
-		if p.ID == n.cfg.ID {
-			continue
-		}
+	var odd []oddAnswer
+	for id, addr := range targets {
 		wg.Add(1)
-		go func(p Peer) {
+		go func() {
 			defer wg.Done()
-			info, err := n.stream.probePeer(ctx, p.RaftAddr)
+			info, err := n.stream.probePeer(ctx, addr)
 			if err != nil {
-				n.logger.Debug("probe failed", "peer", p.ID, "addr", p.RaftAddr, "error", err)
-				return
-			}
-			if info.ID != p.ID || info.Incarnation == "" {
-				n.logger.Warn("probe answered by an unexpected node", "peer", p.ID, "addr", p.RaftAddr, "answered_id", info.ID)
+				n.logger.Debug("probe failed", "peer", id, "addr", addr, "error", err)
 				return
 			}
 			mu.Lock()
-			answers[p.ID] = info
-			mu.Unlock()
-		}(p)
+			defer mu.Unlock()
+			if info.ID != id || info.Incarnation == "" {
+				odd = append(odd, oddAnswer{id: id, addr: addr, answered: info.ID})
+				return
+			}
+			answers[id] = info
+		}()
 	}
 	wg.Wait()
-	return answers
+	sort.Slice(odd, func(i, j int) bool { return odd[i].id < odd[j].id })
+	return answers, odd
+}
+
+// raftCurrentTermKey is the key under which hashicorp/raft keeps the
+// current term in its stable store (keyCurrentTerm in raft.go).
+const raftCurrentTermKey = "CurrentTerm"
+
+// checkStoresAgree refuses a data dir whose stores show that part of it
+// was lost: raft.db (the log, the term and the vote) beside snapshots that
+// only a node with a term could have written, or a log compacted past
+// entries that no snapshot covers. Raft would start the first with term 0
+// and no vote record (a voter that forgot its vote and the log after its
+// snapshot) and cannot start the second.
+func checkStoresAgree(cfg Config, store *raftboltdb.BoltStore, snaps raft.SnapshotStore) error {
+	term, err := store.GetUint64([]byte(raftCurrentTermKey))
+	if err != nil && !errors.Is(err, raftboltdb.ErrKeyNotFound) {
+		return fmt.Errorf("read current term: %w", err)
+	}
+	list, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("list snapshots: %w", err)
+	}
+	first, err := store.FirstIndex()
+	if err != nil {
+		return fmt.Errorf("read first log index: %w", err)
+	}
+	recovery := fmt.Sprintf("run `ctl peers remove %s` against the cluster, then empty this data dir, start the node and add it back with `ctl peers add %s %s`",
+		cfg.ID, cfg.ID, cfg.RaftAdvertise)
+	switch {
+	case term == 0 && len(list) > 0:
+		return fmt.Errorf("data dir %s holds snapshots but its %s has no term or vote (it was lost or replaced), so node %s may have voted and acknowledged writes it forgot: %s",
+			cfg.DataDir, raftDBFile, cfg.ID, recovery)
+	case first > 1 && len(list) == 0:
+		return fmt.Errorf("data dir %s holds a raft log starting at index %d but no snapshot of the entries before it (%s/ was lost), so node %s cannot rebuild its state: %s",
+			cfg.DataDir, first, snapshotsDir, cfg.ID, recovery)
+	}
+	return nil
 }
 
 const (

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -129,6 +130,21 @@ func TestOpenRefuses(t *testing.T) {
 			t.Fatal("Open with --bootstrap and no peers succeeded")
 		}
 		oneSentence(t, err, "--bootstrap", "--peers")
+	})
+	t.Run("only itself in peers without --bootstrap", func(t *testing.T) {
+		cfg := base(t.TempDir())
+		cfg.Bootstrap = false
+		ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+		defer cancel()
+		n, err := Open(ctx, cfg)
+		if err == nil {
+			n.Shutdown()
+			t.Fatal("Open succeeded")
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Open waited for peers that --peers does not name: %v", err)
+		}
+		oneSentence(t, err, "--peers lists only this node a1", "--bootstrap")
 	})
 	t.Run("own id with another address", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")

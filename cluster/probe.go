@@ -43,8 +43,13 @@ type ProbeInfo struct {
 	// WaitingToBootstrap: the node is empty, started with --bootstrap and
 	// has not started raft yet.
 	WaitingToBootstrap bool `json:"waiting_to_bootstrap"`
-	// Members are the ids in the node's latest raft configuration.
-	Members []string `json:"members,omitempty"`
+	// Proposed, while WaitingToBootstrap, is the configuration the node
+	// would bootstrap (its --peers, id → raft address): bootstrappers
+	// bootstrap only when they all propose the same one.
+	Proposed map[string]string `json:"proposed,omitempty"`
+	// Members is the node's latest raft configuration, id → raft address:
+	// a starting node probes these too, as its --peers may be stale.
+	Members map[string]string `json:"members,omitempty"`
 	// Leader is the leader id the node knows ("" : none).
 	Leader string `json:"leader,omitempty"`
 	// Bootstrap is the node's bootstrap record: for each peer of the
@@ -56,12 +61,8 @@ type ProbeInfo struct {
 }
 
 func (p ProbeInfo) lists(id string) bool {
-	for _, m := range p.Members {
-		if m == id {
-			return true
-		}
-	}
-	return false
+	_, ok := p.Members[id]
+	return ok
 }
 
 // newIncarnation returns 16 random bytes in hex.

@@ -14,7 +14,8 @@ const (
 	keepWaiting startAction = iota
 	// bootstrap: write the bootstrap record, bootstrap from --peers, start raft.
 	bootstrap
-	// waitToBeAdded: start raft empty; a running cluster adds this node.
+	// waitToBeAdded: start raft empty; a running cluster adds this node
+	// (or, when a peer vouched, already counts it and brings it the log).
 	waitToBeAdded
 	// refuse: starting could cost acknowledged writes; Open fails.
 	refuse
@@ -28,9 +29,11 @@ func (a startAction) String() string {
 type startDecision struct {
 	Action startAction
 	// Peer is the peer the verdict rests on (refuse: the one that still
-	// counts this node as a voter; bootstrap: the one that vouched, if any).
+	// counts this node as a voter; waitToBeAdded: the one that vouched, or
+	// one that runs the cluster without this node).
 	Peer string
-	// Record is the bootstrap record to store before bootstrapping.
+	// Record is the bootstrap record to store before starting raft
+	// (bootstrap: the new one; waitToBeAdded: the vouching peer's).
 	Record map[string]string
 	// Why explains keepWaiting (for the log) or refuse (for the error).
 	Why string
@@ -40,76 +43,128 @@ type startDecision struct {
 // a peer that did not answer is absent), what an empty node does. It is a
 // pure function of its inputs.
 //
-//   - A peer whose configuration lists this node, but whose bootstrap record
-//     does not give this node its current incarnation, knows this node as a
-//     voter that may have voted and acknowledged writes the empty data dir
-//     forgot: refuse, whatever the other peers say.
-//   - With --bootstrap: a peer with state that lists this node vouched for
-//     this incarnation (it counted this node as fresh when it bootstrapped):
-//     bootstrap identically. Every other peer empty and waiting to
-//     bootstrap: bootstrap. A peer with state that does not list this node
-//     (it was removed): wait to be added, once a majority answered.
-//   - Without --bootstrap: wait to be added once ceil(n/2) of the other
-//     peers answered (n counts this node) and none of them refused.
+// The peers it weighs are the union of --peers and every answer's members
+// (--peers goes stale after `ctl peers add`); n counts them and this node.
+//
+//   - A peer "lists" this node when its raft configuration holds it, and
+//     "vouches" for it when it lists it and its bootstrap record gives this
+//     node its current incarnation. The incarnation lives in raft.db with
+//     the term and vote, so an empty node that still has the incarnation
+//     it had when the vouching peer bootstrapped has held no raft state
+//     since the cluster began: it never voted or acknowledged anything, and
+//     starting it empty (the leader brings it entry 1 onward) is safe. One
+//     vouch suffices, whatever other peers of the same cluster say: a peer
+//     added later by `ctl peers add` has no record, and a bootstrapper may
+//     have recorded an incarnation this node had before a wipe that came
+//     before any state. Only a lister that neither vouches nor shares a
+//     configuration with the voucher (each lists the other) makes it
+//     refuse: that is another cluster, in which this node may have voted.
+//   - A peer lists this node and none vouches: the data dir was wiped
+//     while the node was a voter that may have voted and acknowledged
+//     writes it forgot: refuse, whatever the other peers say.
+//   - Nobody lists this node, without --bootstrap: wait to be added once
+//     ceil(n/2) of the other peers answered. The latest committed
+//     configuration that holds this node is on a majority of its members,
+//     so among any ceil(n/2) of the others at least one would list it.
+//     With no other peer at all there is nobody to be added by: refuse.
+//   - Nobody lists this node, with --bootstrap: a peer with state runs a
+//     cluster without this node (it was removed): wait to be added, once
+//     ceil(n/2) answered. Otherwise bootstrap once every other peer
+//     answered empty, started with --bootstrap, and proposing exactly
+//     these --peers (ids and addresses): two groups of bootstrappers with
+//     different --peers that share members would form two clusters.
 func decideStart(bootstrapMode bool, self, incarnation string, peers []Peer, answers map[string]ProbeInfo) startDecision {
-	var others []string
+	set := map[string]bool{}
 	for _, p := range peers {
 		if p.ID != self {
-			others = append(others, p.ID)
+			set[p.ID] = true
 		}
 	}
-	sort.Strings(others)
-	n := len(others) + 1
-	need := (n + 1) / 2 // ceil(n/2) of the others
-	if need > len(others) {
-		need = len(others)
+	for _, a := range answers {
+		for id := range a.Members {
+			if id != self {
+				set[id] = true
+			}
+		}
 	}
-	var missing, withState, emptyNotWaiting []string
-	vouch := ""
+	others := make([]string, 0, len(set))
+	for id := range set {
+		others = append(others, id)
+	}
+	sort.Strings(others)
+	if len(others) == 0 {
+		if bootstrapMode {
+			return startDecision{Action: bootstrap, Record: map[string]string{self: incarnation}}
+		}
+		return startDecision{Action: refuse, Why: fmt.Sprintf("--peers lists only this node %s, so no running cluster can add it: "+
+			"start it with --bootstrap to form a new cluster of one, or give the running cluster's members as --peers", self)}
+	}
+	n := len(others) + 1
+	need := min((n+1)/2, len(others)) // ceil(n/2) of the others
+	var missing, withState, emptyNotWaiting, vouchers, nonVouchers []string
 	for _, id := range others {
 		a, ok := answers[id]
 		if !ok {
 			missing = append(missing, id)
 			continue
 		}
-		if a.lists(self) && a.Bootstrap[self] != incarnation {
-			return startDecision{Action: refuse, Peer: id}
+		if a.lists(self) {
+			if a.HasState && a.Bootstrap[self] == incarnation {
+				vouchers = append(vouchers, id)
+			} else {
+				nonVouchers = append(nonVouchers, id)
+			}
 		}
 		switch {
 		case a.HasState:
 			withState = append(withState, id)
-			if a.lists(self) && vouch == "" {
-				vouch = id
-			}
 		case !a.WaitingToBootstrap:
 			emptyNotWaiting = append(emptyNotWaiting, id)
 		}
 	}
 	answered := len(others) - len(missing)
-	if !bootstrapMode {
-		if answered >= need && len(others) > 0 {
-			return startDecision{Action: waitToBeAdded}
+	if len(vouchers) > 0 {
+		v := vouchers[0]
+		for _, x := range nonVouchers {
+			if !answers[x].lists(v) || !answers[v].lists(x) {
+				return startDecision{Action: refuse, Peer: x}
+			}
 		}
-		return startDecision{Action: keepWaiting, Why: fmt.Sprintf("waiting for %d of the peers to answer (no answer yet from %s)", need, strings.Join(missing, ", "))}
+		return startDecision{Action: waitToBeAdded, Peer: v, Record: copyRecord(answers[v].Bootstrap)}
 	}
-	if vouch != "" {
-		rec := answers[vouch].Bootstrap
-		if !sameIDs(rec, peers) {
-			return startDecision{Action: refuse, Peer: vouch, Why: fmt.Sprintf("peer %s bootstrapped the cluster %s but --peers lists %s", vouch, recordIDs(rec), peerIDs(peers))}
-		}
-		return startDecision{Action: bootstrap, Peer: vouch, Record: copyRecord(rec)}
+	if len(nonVouchers) > 0 {
+		return startDecision{Action: refuse, Peer: nonVouchers[0]}
 	}
-	if len(withState) > 0 {
+	if !bootstrapMode || len(withState) > 0 {
 		if answered >= need {
-			return startDecision{Action: waitToBeAdded, Peer: withState[0]}
+			d := startDecision{Action: waitToBeAdded}
+			if len(withState) > 0 {
+				d.Peer = withState[0]
+			}
+			return d
 		}
-		return startDecision{Action: keepWaiting, Why: fmt.Sprintf("%s already form a cluster without this node; waiting for %d of the peers to answer (no answer yet from %s)", strings.Join(withState, ", "), need, strings.Join(missing, ", "))}
+		why := fmt.Sprintf("waiting for %d of the peers %s to answer (no answer yet from %s)", need, strings.Join(others, ", "), strings.Join(missing, ", "))
+		if len(withState) > 0 {
+			why = strings.Join(withState, ", ") + " already form a cluster without this node; " + why
+		}
+		return startDecision{Action: keepWaiting, Why: why}
 	}
+	var whys []string
 	if len(missing) > 0 {
-		return startDecision{Action: keepWaiting, Why: "waiting for every peer to answer before bootstrapping (no answer yet from " + strings.Join(missing, ", ") + ")"}
+		whys = append(whys, "no answer yet from "+strings.Join(missing, ", "))
 	}
 	if len(emptyNotWaiting) > 0 {
-		return startDecision{Action: keepWaiting, Why: strings.Join(emptyNotWaiting, ", ") + " have empty data dirs but were not started with --bootstrap"}
+		whys = append(whys, strings.Join(emptyNotWaiting, ", ")+" answered with an empty data dir but without --bootstrap")
+	}
+	mine := proposal(peers)
+	for _, id := range others {
+		if a, ok := answers[id]; ok && a.WaitingToBootstrap && !sameProposal(a.Proposed, mine) {
+			whys = append(whys, fmt.Sprintf("peer %s proposes the peers %s but this node's --peers are %s (give every bootstrapping node the same --peers)",
+				id, formatProposal(a.Proposed), formatProposal(mine)))
+		}
+	}
+	if len(whys) > 0 {
+		return startDecision{Action: keepWaiting, Why: "waiting for every peer to answer empty, with --bootstrap and the same --peers, before bootstrapping: " + strings.Join(whys, "; ")}
 	}
 	rec := map[string]string{self: incarnation}
 	for _, id := range others {
@@ -118,33 +173,41 @@ func decideStart(bootstrapMode bool, self, incarnation string, peers []Peer, ans
 	return startDecision{Action: bootstrap, Record: rec}
 }
 
-func sameIDs(rec map[string]string, peers []Peer) bool {
-	if len(rec) != len(peers) {
+// proposal is peers as the id → raft address map a bootstrapping node
+// proposes in its probe answers.
+func proposal(peers []Peer) map[string]string {
+	out := make(map[string]string, len(peers))
+	for _, p := range peers {
+		out[p.ID] = p.RaftAddr
+	}
+	return out
+}
+
+func sameProposal(a, b map[string]string) bool {
+	if len(a) != len(b) {
 		return false
 	}
-	for _, p := range peers {
-		if _, ok := rec[p.ID]; !ok {
+	for id, addr := range a {
+		if other, ok := b[id]; !ok || other != addr {
 			return false
 		}
 	}
 	return true
 }
 
-func recordIDs(rec map[string]string) string {
-	ids := make([]string, 0, len(rec))
-	for id := range rec {
+// formatProposal prints a proposal as id=addr,... sorted by id ("none" if empty).
+func formatProposal(p map[string]string) string {
+	if len(p) == 0 {
+		return "none"
+	}
+	ids := make([]string, 0, len(p))
+	for id := range p {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	return strings.Join(ids, ",")
-}
-
-func peerIDs(peers []Peer) string {
-	ids := make([]string, 0, len(peers))
-	for _, p := range peers {
-		ids = append(ids, p.ID)
+	for i, id := range ids {
+		ids[i] = id + "=" + p[id]
 	}
-	sort.Strings(ids)
 	return strings.Join(ids, ",")
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -19,8 +20,8 @@ import (
 )
 
 func TestProbeCodec(t *testing.T) {
-	in := ProbeInfo{ID: "a1", HasState: true, Incarnation: "abc", Members: []string{"a1", "a2"}, Leader: "a2",
-		Bootstrap: map[string]string{"a1": "abc", "a2": "def"}}
+	in := ProbeInfo{ID: "a1", HasState: true, Incarnation: "abc", Members: map[string]string{"a1": "h:1", "a2": "h:2"}, Leader: "a2",
+		Bootstrap: map[string]string{"a1": "abc", "a2": "def"}, Proposed: map[string]string{"a1": "h:1"}}
 	var buf bytes.Buffer
 	if err := writeProbeAnswer(&buf, in); err != nil {
 		t.Fatal(err)
@@ -164,17 +165,40 @@ func TestStreamLayerRoutes(t *testing.T) {
 }
 
 func TestDecideStart(t *testing.T) {
-	peers := []Peer{{"a", "h:1"}, {"b", "h:2"}, {"c", "h:3"}}
+	addrs := map[string]string{"a": "h:1", "b": "h:2", "c": "h:3", "d": "h:4", "e": "h:5"}
+	mk := func(ids ...string) []Peer {
+		var out []Peer
+		for _, id := range ids {
+			out = append(out, Peer{id, addrs[id]})
+		}
+		return out
+	}
+	members := func(ids ...string) map[string]string {
+		out := map[string]string{}
+		for _, id := range ids {
+			out[id] = addrs[id]
+		}
+		return out
+	}
+	peers := mk("a", "b", "c")
 	const me, inc = "c", "inc-c"
 	empty := func(id string, waiting bool) ProbeInfo {
-		return ProbeInfo{ID: id, Incarnation: "inc-" + id, WaitingToBootstrap: waiting}
+		p := ProbeInfo{ID: id, Incarnation: "inc-" + id, WaitingToBootstrap: waiting}
+		if waiting {
+			p.Proposed = proposal(peers)
+		}
+		return p
 	}
-	running := func(id string, members []string, rec map[string]string) ProbeInfo {
-		return ProbeInfo{ID: id, Incarnation: "inc-" + id, HasState: true, Members: members, Bootstrap: rec}
+	proposing := func(id string, prop map[string]string) ProbeInfo {
+		return ProbeInfo{ID: id, Incarnation: "inc-" + id, WaitingToBootstrap: true, Proposed: prop}
 	}
-	all := []string{"a", "b", "c"}
+	running := func(id string, m map[string]string, rec map[string]string) ProbeInfo {
+		return ProbeInfo{ID: id, Incarnation: "inc-" + id, HasState: true, Members: m, Bootstrap: rec}
+	}
+	all := members("a", "b", "c")
 	recFresh := map[string]string{"a": "inc-a", "b": "inc-b", "c": "inc-c"}
 	recOld := map[string]string{"a": "inc-a", "b": "inc-b", "c": "inc-c-before-wipe"}
+	recAC := map[string]string{"a": "inc-a", "c": "inc-c"}
 	cases := []struct {
 		name      string
 		bootstrap bool
@@ -182,26 +206,58 @@ func TestDecideStart(t *testing.T) {
 		answers   map[string]ProbeInfo
 		want      startAction
 		peer      string
+		rec       map[string]string // the record to store (bootstrap: every peer's incarnation)
+		why       []string          // keepWaiting/refuse: Why mentions these
 	}{
-		{"bootstrap: nobody answered", true, peers, nil, keepWaiting, ""},
-		{"bootstrap: one peer missing", true, peers, map[string]ProbeInfo{"a": empty("a", true)}, keepWaiting, ""},
-		{"bootstrap: all empty and waiting", true, peers, map[string]ProbeInfo{"a": empty("a", true), "b": empty("b", true)}, bootstrap, ""},
-		{"bootstrap: one peer empty without --bootstrap", true, peers, map[string]ProbeInfo{"a": empty("a", true), "b": empty("b", false)}, keepWaiting, ""},
-		{"bootstrap: single node", true, []Peer{{"c", "h:3"}}, nil, bootstrap, ""},
-		{"bootstrap: late starter counted as fresh", true, peers, map[string]ProbeInfo{"a": running("a", all, recFresh)}, bootstrap, "a"},
-		{"bootstrap: wiped, the only peer up lists it", true, peers, map[string]ProbeInfo{"b": running("b", all, recOld)}, refuse, "b"},
-		{"bootstrap: wiped, listed by a peer without a record", true, peers, map[string]ProbeInfo{"a": empty("a", true), "b": running("b", all, nil)}, refuse, "b"},
-		{"bootstrap: one vouches, another does not", true, peers, map[string]ProbeInfo{"a": running("a", all, recFresh), "b": running("b", all, recOld)}, refuse, "b"},
-		{"bootstrap: removed, majority answered", true, peers, map[string]ProbeInfo{"a": running("a", []string{"a", "b"}, recOld), "b": running("b", []string{"a", "b"}, recOld)}, waitToBeAdded, "a"},
-		{"bootstrap: removed, too few answered", true, peers, map[string]ProbeInfo{"a": running("a", []string{"a", "b"}, recOld)}, keepWaiting, ""},
-		{"bootstrap: vouched by a cluster of other members", true, peers, map[string]ProbeInfo{"a": running("a", all, map[string]string{"a": "inc-a", "c": "inc-c"})}, refuse, "a"},
-		{"join: majority answered, none lists it", false, peers, map[string]ProbeInfo{"a": running("a", []string{"a", "b"}, nil), "b": running("b", []string{"a", "b"}, nil)}, waitToBeAdded, ""},
-		{"join: too few answered", false, peers, map[string]ProbeInfo{"a": running("a", []string{"a", "b"}, nil)}, keepWaiting, ""},
-		{"join: listed without vouching", false, peers, map[string]ProbeInfo{"a": running("a", all, recOld)}, refuse, "a"},
-		{"join: peers without self, majority of 4", false, []Peer{{"a", "h:1"}, {"b", "h:2"}, {"d", "h:4"}},
-			map[string]ProbeInfo{"a": running("a", []string{"a", "b", "d"}, nil), "b": running("b", []string{"a", "b", "d"}, nil)}, waitToBeAdded, ""},
-		{"join: peers without self, one of 4", false, []Peer{{"a", "h:1"}, {"b", "h:2"}, {"d", "h:4"}},
-			map[string]ProbeInfo{"a": running("a", []string{"a", "b", "d"}, nil)}, keepWaiting, ""},
+		{"bootstrap: nobody answered", true, peers, nil, keepWaiting, "", nil, []string{"no answer yet from a, b"}},
+		{"bootstrap: one peer missing", true, peers, map[string]ProbeInfo{"a": empty("a", true)}, keepWaiting, "", nil, []string{"no answer yet from b"}},
+		{"bootstrap: all empty and waiting", true, peers, map[string]ProbeInfo{"a": empty("a", true), "b": empty("b", true)}, bootstrap, "", nil, nil},
+		{"bootstrap: one peer empty without --bootstrap", true, peers, map[string]ProbeInfo{"a": empty("a", true), "b": empty("b", false)}, keepWaiting, "", nil,
+			[]string{"b answered with an empty data dir but without --bootstrap"}},
+		{"bootstrap: one missing, one without --bootstrap", true, peers, map[string]ProbeInfo{"b": empty("b", false)}, keepWaiting, "", nil,
+			[]string{"no answer yet from a", "b answered with an empty data dir but without --bootstrap"}},
+		{"bootstrap: waiting peer proposes other peers", true, peers,
+			map[string]ProbeInfo{"a": empty("a", true), "b": proposing("b", members("a", "b", "d"))}, keepWaiting, "", nil,
+			[]string{"peer b proposes the peers a=h:1,b=h:2,d=h:4 but this node's --peers are a=h:1,b=h:2,c=h:3"}},
+		{"bootstrap: waiting peer proposes another address", true, peers,
+			map[string]ProbeInfo{"a": proposing("a", map[string]string{"a": "h:1", "b": "h:2", "c": "h:9"}), "b": empty("b", true)}, keepWaiting, "", nil,
+			[]string{"peer a proposes the peers a=h:1,b=h:2,c=h:9"}},
+		{"bootstrap: waiting peer proposes nothing", true, peers,
+			map[string]ProbeInfo{"a": proposing("a", nil), "b": empty("b", true)}, keepWaiting, "", nil, []string{"peer a proposes the peers none"}},
+		{"bootstrap: single node", true, mk("c"), nil, bootstrap, "", nil, nil},
+		{"bootstrap: late starter counted as fresh starts empty", true, peers, map[string]ProbeInfo{"a": running("a", all, recFresh)}, waitToBeAdded, "a", recFresh, nil},
+		{"bootstrap: wiped, the only peer up lists it", true, peers, map[string]ProbeInfo{"b": running("b", all, recOld)}, refuse, "b", nil, nil},
+		{"bootstrap: wiped, listed by a peer without a record", true, peers, map[string]ProbeInfo{"a": empty("a", true), "b": running("b", all, nil)}, refuse, "b", nil, nil},
+		{"bootstrap: one vouches, a member of its cluster recorded an earlier incarnation", true, peers,
+			map[string]ProbeInfo{"a": running("a", all, recFresh), "b": running("b", all, recOld)}, waitToBeAdded, "a", recFresh, nil},
+		{"bootstrap: one vouches, a lister of another cluster does not", true, peers,
+			map[string]ProbeInfo{"a": running("a", members("a", "c"), recAC), "b": running("b", members("b", "c", "d"), recOld)}, refuse, "b", nil, nil},
+		{"bootstrap: vouching peers and a member added later without a record", true, peers,
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "c", "d"), recFresh), "b": running("b", members("a", "b", "c", "d"), recFresh),
+				"d": running("d", members("a", "b", "c", "d"), nil)}, waitToBeAdded, "a", recFresh, nil},
+		{"bootstrap: removed, majority answered", true, peers, map[string]ProbeInfo{"a": running("a", members("a", "b"), recOld), "b": running("b", members("a", "b"), recOld)}, waitToBeAdded, "a", nil, nil},
+		{"bootstrap: removed, too few answered", true, peers, map[string]ProbeInfo{"a": running("a", members("a", "b"), recOld)}, keepWaiting, "", nil, []string{"already form a cluster"}},
+		{"bootstrap: vouched by a cluster of other members", true, peers, map[string]ProbeInfo{"a": running("a", all, recAC)}, waitToBeAdded, "a", recAC, nil},
+		{"join: majority answered, none lists it", false, peers, map[string]ProbeInfo{"a": running("a", members("a", "b"), nil), "b": running("b", members("a", "b"), nil)}, waitToBeAdded, "", nil, nil},
+		{"join: too few answered", false, peers, map[string]ProbeInfo{"a": running("a", members("a", "b"), nil)}, keepWaiting, "", nil, []string{"no answer yet from b"}},
+		{"join: listed without vouching", false, peers, map[string]ProbeInfo{"a": running("a", all, recOld)}, refuse, "a", nil, nil},
+		{"join: vouched", false, peers, map[string]ProbeInfo{"a": running("a", all, recFresh)}, waitToBeAdded, "a", recFresh, nil},
+		{"join: peers without self, majority of 4", false, mk("a", "b", "d"),
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "d"), nil), "b": running("b", members("a", "b", "d"), nil)}, waitToBeAdded, "", nil, nil},
+		{"join: peers without self, one of 4", false, mk("a", "b", "d"),
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "d"), nil)}, keepWaiting, "", nil, nil},
+		{"join: only this node in --peers", false, mk("c"), nil, refuse, "", nil, []string{"--peers lists only this node c", "--bootstrap"}},
+		{"join: stale --peers, the answers name more members", false, peers,
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "d", "e"), nil), "b": running("b", members("a", "b", "d", "e"), nil)}, keepWaiting, "", nil,
+			[]string{"waiting for 3 of the peers a, b, d, e", "no answer yet from d, e"}},
+		{"join: stale --peers, enough of the members answered", false, peers,
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "d", "e"), nil), "b": running("b", members("a", "b", "d", "e"), nil),
+				"d": running("d", members("a", "b", "d", "e"), nil)}, waitToBeAdded, "", nil, nil},
+		{"join: stale --peers, a member only the answers name lists it", false, peers,
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "d"), nil), "d": running("d", members("a", "b", "c", "d"), recOld)}, refuse, "d", nil, nil},
+		{"bootstrap: stale --peers, a member only the answers name lists it", true, peers,
+			map[string]ProbeInfo{"a": running("a", members("a", "b", "d"), nil), "b": running("b", members("a", "b", "d"), nil),
+				"d": running("d", members("a", "b", "c", "d"), recOld)}, refuse, "d", nil, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -212,14 +268,20 @@ func TestDecideStart(t *testing.T) {
 			if d.Action == keepWaiting && d.Why == "" {
 				t.Error("keep waiting without a reason to log")
 			}
+			for _, w := range tc.why {
+				if !strings.Contains(d.Why, w) {
+					t.Errorf("why %q does not mention %q", d.Why, w)
+				}
+			}
+			want := tc.rec
 			if d.Action == bootstrap {
-				want := map[string]string{}
+				want = map[string]string{}
 				for _, p := range tc.peers {
 					want[p.ID] = "inc-" + p.ID
 				}
-				if !reflect.DeepEqual(d.Record, want) {
-					t.Errorf("bootstrap record %v, want %v", d.Record, want)
-				}
+			}
+			if !reflect.DeepEqual(d.Record, want) {
+				t.Errorf("record %v, want %v", d.Record, want)
 			}
 		})
 	}
@@ -287,10 +349,16 @@ func TestWipedVoterRefusesToRejoin(t *testing.T) {
 	if m, err := c.nodes[w].node.Members(); err != nil || len(m) != 0 {
 		t.Fatalf("restarted W has members %v (%v), want none until added", m, err)
 	}
+	var addErr error
 	waitFor(t, "AddVoter "+wCfg.ID, func() bool {
 		i, ok := c.stableLeader()
-		return ok && c.nodes[i].node.AddVoter(context.Background(), wCfg.ID, wCfg.RaftAddr) == nil
-	})
+		if !ok {
+			addErr = errors.New("no stable leader")
+			return false
+		}
+		addErr = c.nodes[i].node.AddVoter(context.Background(), wCfg.ID, wCfg.RaftAddr)
+		return addErr == nil
+	}, func() string { return fmt.Sprintf("last AddVoter: %v%s", addErr, c.describe()) })
 	next := c.submit(2)
 	if next.Id <= task.Id {
 		t.Fatalf("new task got id %d, not above the acknowledged task's %d", next.Id, task.Id)

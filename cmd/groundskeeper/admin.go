@@ -172,19 +172,21 @@ func runAdmin(args []string) error {
 			return err
 		}
 	}
-	// A signal ends the wait of an empty node for its peers too.
-	startCtx, stopStart := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	node, err := startNode(startCtx, nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
+	// One signal context for the whole run: a signal ends the wait of an
+	// empty node for its peers, and one that arrives after that wait (while
+	// raft or gRPC start) is not lost but stops the node once it runs.
+	runCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	node, err := startNode(runCtx, nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion})
-	stopStart()
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()
 		}
-		if startCtx.Err() != nil && errors.Is(err, context.Canceled) {
+		if runCtx.Err() != nil && errors.Is(err, context.Canceled) {
 			logger.Info("stopped by a signal while waiting for the peers")
 			return nil
 		}
@@ -197,27 +199,32 @@ func runAdmin(args []string) error {
 	if m.master == "" {
 		logger.Warn("no --master given: tasks are replicated but nothing is detected or assigned")
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	if afterStartHook != nil {
+		afterStartHook()
+	}
 	select {
-	case s := <-sig:
-		logger.Info("shutting down", "signal", s.String())
+	case <-runCtx.Done():
+		logger.Info("shutting down", "signal", context.Cause(runCtx).Error())
 	case err := <-node.raft.Fatal():
 		// The FSM stopped at a command this build does not know: exit
 		// non-zero (main prints err); raft keeps the entry for the upgrade.
-		signal.Stop(sig)
+		stopSignals()
 		if serr := node.stop(); serr != nil {
 			logger.Warn("shutdown after the stop", "error", serr)
 		}
 		return err
 	}
-	signal.Stop(sig)
+	stopSignals()
 	if err := node.stop(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped cleanly")
 	return nil
 }
+
+// afterStartHook, test-only, runs once the node runs, before runAdmin
+// waits for a signal.
+var afterStartHook func()
 
 // testCommandVersionEnv, test-only, makes an admin apply (and its leader,
 // once every voter advertises it, write) the test-only command version 2:

@@ -100,9 +100,11 @@ func runDev(args []string) error {
 		cfgs[i].Peers, cfgs[i].Bootstrap = peers, true
 		grpcAddrs = append(grpcAddrs, cfgs[i].GRPCAddr)
 	}
-	startCtx, stopStart := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	nodes, err := startNodes(startCtx, cfgs)
-	stopStart()
+	// One signal context for the whole run, so a signal that arrives while
+	// the nodes start is not lost.
+	runCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stopSignals()
+	nodes, err := startNodes(runCtx, cfgs)
 	if err != nil {
 		return err
 	}
@@ -148,17 +150,14 @@ func runDev(args []string) error {
 	fmt.Printf("       groundskeeper ctl --admin %s workers\n", admins)
 	fmt.Println("  Ctrl-C stops everything.")
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastLeader := ""
 	seen := map[uint64]pb.TaskState{}
 	for {
 		select {
-		case s := <-sig:
-			fmt.Printf("groundskeeper dev: %s, stopping\n", s)
+		case <-runCtx.Done():
+			fmt.Printf("groundskeeper dev: %s, stopping\n", context.Cause(runCtx))
 			return nil
 		case <-tick.C:
 		}
