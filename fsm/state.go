@@ -38,7 +38,7 @@ type State struct {
 	// testCommandIndex is the index of the first test-only TestCommand.
 	testCommandIndex uint64
 	// maxVersion is the highest command version this build applies (0:
-	// CommandVersion). A property of the build, not of the replicated state.
+	// CurrentVersion). A property of the build, not of the replicated state.
 	maxVersion uint32
 }
 
@@ -68,7 +68,12 @@ func NewState() *State {
 }
 
 // MaxVersion is the highest command version this state's build applies.
-func (s *State) MaxVersion() uint32 { return max(s.maxVersion, CommandVersion) }
+func (s *State) MaxVersion() uint32 {
+	if s.maxVersion == 0 {
+		return CurrentVersion
+	}
+	return s.maxVersion
+}
 
 // AdminVersion returns the command version an admin advertised and the
 // index at which it first did (ok false: nothing advertised).
