@@ -510,20 +510,51 @@ type NeedleSet map[uint64]uint32
 // tombstone) deletes it. What is left is what the volume holds, whatever its
 // compaction revision: vacuum drops deleted entries, not live ones.
 func (c *VolumeClient) LiveNeedles(ctx context.Context, server string, vid uint32, collection string) (NeedleSet, error) {
-	cl, err := c.client(server)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := cl.CopyFile(ctx, &volume_server_pb.CopyFileRequest{
+	set := NeedleSet{}
+	err := c.readEntries(ctx, server, &volume_server_pb.CopyFileRequest{
 		VolumeId: vid, Ext: ".idx", Collection: collection,
 		CompactionRevision: math.MaxUint32, StopOffset: math.MaxInt64,
-	})
+	}, IdxEntrySize, set.apply)
 	if err != nil {
 		return nil, fmt.Errorf("read the index of volume %d on %s: %w", vid, server, err)
 	}
+	return set, nil
+}
+
+// EcLiveNeedles reads what an EC volume holds from the server's .ecx (the
+// sorted index the encode wrote from the .idx; a delete tombstones its
+// entry in place) and .ecj (the ids deleted since): comparable with a
+// replica's LiveNeedles.
+func (c *VolumeClient) EcLiveNeedles(ctx context.Context, server string, vid uint32, collection string) (NeedleSet, error) {
 	set := NeedleSet{}
+	err := c.readEntries(ctx, server, &volume_server_pb.CopyFileRequest{
+		VolumeId: vid, Ext: ".ecx", Collection: collection, IsEcVolume: true, StopOffset: math.MaxInt64,
+	}, IdxEntrySize, set.apply)
+	if err == nil {
+		err = c.readEntries(ctx, server, &volume_server_pb.CopyFileRequest{
+			VolumeId: vid, Ext: ".ecj", Collection: collection, IsEcVolume: true, StopOffset: math.MaxInt64,
+			IgnoreSourceFileNotFound: true,
+		}, 8, func(e []byte) { delete(set, binary.BigEndian.Uint64(e)) })
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the EC index of volume %d on %s: %w", vid, server, err)
+	}
+	return set, nil
+}
+
+// readEntries streams a file from the server (CopyFile) and calls apply on
+// each whole entry of size bytes.
+func (c *VolumeClient) readEntries(ctx context.Context, server string, req *volume_server_pb.CopyFileRequest, size int, apply func([]byte)) error {
+	cl, err := c.client(server)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cl.CopyFile(ctx, req)
+	if err != nil {
+		return err
+	}
 	var rest []byte
 	for {
 		msg, err := stream.Recv()
@@ -531,19 +562,19 @@ func (c *VolumeClient) LiveNeedles(ctx context.Context, server string, vid uint3
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("read the index of volume %d on %s: %w", vid, server, err)
+			return err
 		}
 		buf := append(rest, msg.GetFileContent()...)
-		for len(buf) >= IdxEntrySize {
-			set.apply(buf[:IdxEntrySize])
-			buf = buf[IdxEntrySize:]
+		for len(buf) >= size {
+			apply(buf[:size])
+			buf = buf[size:]
 		}
 		rest = append(rest[:0:0], buf...)
 	}
 	if len(rest) != 0 {
-		return nil, fmt.Errorf("read the index of volume %d on %s: %d trailing bytes (not a whole %d-byte entry)", vid, server, len(rest), IdxEntrySize)
+		return fmt.Errorf("%d trailing bytes in %s (not a whole %d-byte entry)", len(rest), req.GetExt(), size)
 	}
-	return set, nil
+	return nil
 }
 
 func (s NeedleSet) apply(e []byte) {

@@ -417,6 +417,7 @@ func (s *VolumeServer) volumeMessage(r *replica) *master_pb.VolumeInformationMes
 type ecVol struct {
 	collection  string
 	encodeTsNs  int64
+	idBase      uint64 // .ecx needle ids start after it, as the encoded replica's .idx did
 	datSize     uint64
 	fileCount   uint64
 	deleteCount uint64
