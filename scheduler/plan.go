@@ -3,7 +3,9 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -151,6 +153,10 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 		}
 		spec.ShardTargets = targets
 		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
+		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
+			return nil, planErr("volume %d already has EC shards on %s, where no earlier attempt of this task put any (another encode, or this replica came back after the volume was encoded elsewhere): not encoding over them; compare the shards with the replicas and delete whichever is stale first (weed shell ec.decode or volume.delete)",
+				task.VolumeId, strings.Join(foreign, ", "))
+		}
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := planMove(task, v, topo)
@@ -198,6 +204,23 @@ func SpecMove(spec *pb.TaskSpec) *pb.Move {
 		return nil
 	}
 	return &pb.Move{Source: spec.GetSource(), Target: spec.GetTarget()}
+}
+
+// foreignHolders lists the holders that are none of the earlier servers:
+// shards a retry did not make, which it must never sweep (they may be the
+// only complete copy of the volume's newest data).
+func foreignHolders(topo *seaweed.Topology, holders, earlier []string) []string {
+	var out []string
+	for _, h := range holders {
+		hs, ok := findServer(topo, h)
+		if !slices.ContainsFunc(earlier, func(e string) bool {
+			es, eok := findServer(topo, e)
+			return e == h || ok && eok && es.ID == hs.ID
+		}) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // shardHolders lists, sorted, every server the master reports with shards

@@ -333,12 +333,20 @@ func TestDetectThenPlan(t *testing.T) {
 // plan, the servers of earlier attempts and every server the master lists
 // with shards of the volume (leftovers of an abandoned attempt, which the
 // executor sweeps), and the assignment records the servers the spec may
-// create data on.
+// create data on. Shards on a server no earlier attempt used are not the
+// task's: it is refused, never swept, first attempt or retry.
 func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	topo := build(100,
 		srv(sid(1), 10, v(1, 100)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
 		srv(sid(5), 0).withFree(0).shards(1, 3, 4), srv(sid(6), 0).withFree(0).shards(1, 7))
-	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), swa(9)}}
+	for _, earlier := range [][]string{nil, {swa(5), swa(9)}} {
+		task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
+		_, err := PlanSpec(task, topo, DefaultThresholds())
+		if !errors.Is(err, ErrPlan) || !contains(err.Error(), "already has EC shards on") || !contains(err.Error(), swa(6)) || (earlier != nil) == contains(err.Error(), swa(5)) {
+			t.Errorf("earlier %v: PlanSpec = %v; want a refusal naming %s (and %s unless an earlier attempt used it)", earlier, err, swa(6), swa(5))
+		}
+	}
+	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
 	spec, err := PlanSpec(task, topo, DefaultThresholds())
 	if err != nil {
 		t.Fatalf("PlanSpec: %v", err)

@@ -122,8 +122,9 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 		e.vc.VolumeEcShardsMount(ctx, src, vid, "", seaweed.AllEcShards()),
 		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
 		e.vc.VolumeEcShardsMount(ctx, other, vid, "", moved),
-		e.vc.VolumeEcShardsUnmount(ctx, src, vid, moved),
-		e.vc.VolumeEcShardsDelete(ctx, src, vid, "", moved),
+		// Killed before unmounting them at the source: the generation is
+		// not complete as placed (two shards are listed twice), so the
+		// retry sweeps it rather than finish it.
 	}
 	if err := errors.Join(steps...); err != nil {
 		t.Fatalf("abandoned attempt: %v", err)
