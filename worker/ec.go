@@ -351,7 +351,7 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *pro
 			return nil, failure(ctx, StepEcVerify, err, true, a.rollback(ctx)), true
 		}
 		if genOnly, rOnly := genSet.Diff(set); genOnly > 0 || rOnly > 0 {
-			differ = append(differ, fmt.Sprintf("%s lacks %d and adds %d of the generation's %d live needles", r, genOnly, rOnly, len(genSet)))
+			differ = append(differ, fmt.Sprintf("%s lacks %d and adds %d of the generation's %d live needles", r, genOnly, rOnly, genSet.Len()))
 		}
 	}
 	if len(differ) > 0 {
@@ -427,7 +427,7 @@ func (a *ecAttempt) chooseSource(ctx context.Context) error {
 				continue
 			}
 			if refOnly, rOnly := ref.Diff(set); refOnly > 0 || rOnly > 0 {
-				disagree = append(disagree, fmt.Sprintf("%s lacks %d and adds %d of %s's %d live needles", r, refOnly, rOnly, a.replicas[0], len(ref)))
+				disagree = append(disagree, fmt.Sprintf("%s lacks %d and adds %d of %s's %d live needles", r, refOnly, rOnly, a.replicas[0], ref.Len()))
 			}
 		}
 		if len(disagree) > 0 {

@@ -362,7 +362,7 @@ func (h *vsHandler) VolumeServerStatus(ctx context.Context, req *volume_server_p
 			PercentUsed: float32(used) / float32(max(all, 1)) * 100, PercentFree: float32(all-used) / float32(max(all, 1)) * 100,
 		}},
 		MemoryStatus: &volume_server_pb.MemStatus{},
-		Version:      "sim",
+		Version:      h.s.c.cfg.version(),
 		DataCenter:   s.dc,
 		Rack:         s.rack,
 		State:        &volume_server_pb.VolumeServerState{Maintenance: s.maintenance},
