@@ -176,6 +176,16 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// An unreachable shard target of this plan is left for the copy step to
 	// report; any other server that cannot be swept fails the attempt, since
 	// its old shards would come back beside the new ones.
+	//
+	// A server of an earlier attempt that is down is not skipped, although
+	// `weed shell ec.encode` skips servers the master no longer lists: a
+	// volume server mounts the EC files it finds on disk when it starts, so
+	// the old generation's shards would be listed again beside the new ones
+	// (SeaweedFS fences reads by EncodeTsNs, but every shard would no longer
+	// be listed once, and a later EC of the volume would be refused over
+	// them). The failure is retryable: the task waits for the server. If it
+	// is gone for good, a new task submitted without this one's history
+	// does not look for it.
 	for _, s := range a.sweepServers(spec) {
 		if err := a.teardown(ctx, s); err != nil {
 			inPlan := slices.ContainsFunc(pl.servers, func(p string) bool { return sameServer(p, s) })
@@ -184,7 +194,7 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 				continue
 			}
 			if !inPlan {
-				err = fmt.Errorf("cannot sweep EC leftovers of volume %d from %s (an earlier attempt's server or a shard holder the master lists): %w", pl.vid, s, err)
+				err = fmt.Errorf("cannot sweep EC leftovers of volume %d from %s (an earlier attempt's server or a shard holder the master lists; if it is gone for good, cancel this task and submit a new one, which does not look there): %w", pl.vid, s, err)
 			}
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}

@@ -175,3 +175,51 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 	}
 	requireShardsOnce(t, e, vid)
 }
+
+// TestECRetryWaitsForDownEarlierServer: a server of an earlier attempt is
+// down (its leftovers would be mounted again when it starts): the retry
+// fails retryably, naming it and the way out, and changes nothing; once
+// the server is back the retry sweeps it and encodes.
+func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
+	e := newSimEnv(t, 8)
+	ctx := testCtx(t)
+	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	src := first.Replicas[0]
+	var other string
+	var moved []uint32
+	for _, st := range first.ShardTargets {
+		if st.Server != src && (other == "" || st.Server == other) {
+			other, moved = st.Server, append(moved, st.ShardId)
+		}
+	}
+	if err := errors.Join(
+		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
+		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
+		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
+	); err != nil {
+		t.Fatalf("abandoned attempt: %v", err)
+	}
+	s, _ := e.c.ServerByAddress(other)
+	s.Stop()
+	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	retry := e.plan(t, task)
+	_, err = worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
+	var f *worker.Failure
+	if !errors.As(err, &f) || !f.Retryable || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "submit a new one") {
+		t.Fatalf("retry with %s down: %v; want a retryable failure naming it and the way out", other, err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh client: the old one's connection to the server backs off.
+	vc := seaweed.NewVolumeClient()
+	t.Cleanup(func() { vc.Close() })
+	if _, err := worker.NewECExecutor(vc).Execute(ctx, e.plan(t, task), nil); err != nil {
+		t.Fatalf("retry with %s back: %v", other, err)
+	}
+	requireShardsOnce(t, e, vid)
+}
