@@ -354,8 +354,8 @@ func (h *vsHandler) VolumeServerStatus(ctx context.Context, req *volume_server_p
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	const slot = uint64(1) << 30
-	all := uint64(s.maxVolumes) * slot
-	used := uint64(s.maxVolumes-s.freeSlotsLocked()) * slot
+	all := uint64(s.maxVolumes.Load()) * slot
+	used := uint64(s.maxVolumes.Load()-s.freeSlotsLocked()) * slot
 	return &volume_server_pb.VolumeServerStatusResponse{
 		DiskStatuses: []*volume_server_pb.DiskStatus{{
 			Dir: "/sim/" + s.id, All: all, Used: used, Free: all - used, DiskType: readableDiskType(s.diskType),
@@ -661,7 +661,7 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	if e := s.ecs[vid]; e != nil {
 		have = e.files
 	}
-	free := (s.maxVolumes-int64(len(s.vols)))*DataShards - int64(held)
+	free := (s.maxVolumes.Load()-int64(len(s.vols)))*DataShards - int64(held)
 	life := s.life
 	s.mu.Unlock()
 	if need := int64(bits.OnesCount32(want &^ have)); need > free {
