@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,8 +165,8 @@ func TestMembershipAndVersions(t *testing.T) {
 	}
 	j1, _ := c.joiner("j1", fsm.CommandVersion)
 	err = c.nodes[li].node.AddVoter(ctx, "j1", j1.RaftAddr())
-	if !errors.Is(err, ErrJoinTooOld) || !strings.Contains(err.Error(), "version 2") {
-		t.Fatalf("add a version-1 node after version 2 was written: %v; want ErrJoinTooOld naming version 2", err)
+	if want := fmt.Sprintf("version %d", fsm.TestCommandVersion); !errors.Is(err, ErrJoinTooOld) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("add a version-1 node after the test command's version was written: %v; want ErrJoinTooOld naming %s", err, want)
 	}
 	if m, _ := c.nodes[li].node.Members(); len(m) != 2 {
 		t.Fatalf("members %v after a refused add; want the two", m)

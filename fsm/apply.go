@@ -31,9 +31,9 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 		s.written = max(s.written, cmd.Version)
 		switch b := cmd.Body.(type) {
 		case *pb.Command_SubmitTask:
-			task, existing, err = s.submitTask(cmd.Now, b.SubmitTask)
+			task, existing, err = s.submitTask(cmd.Version, cmd.Now, b.SubmitTask)
 		case *pb.Command_AssignTask:
-			task, err = s.assignTask(index, cmd.Now, b.AssignTask)
+			task, err = s.assignTask(cmd.Version, index, cmd.Now, b.AssignTask)
 		case *pb.Command_StartTask:
 			task, err = s.startTask(cmd.Now, b.StartTask)
 		case *pb.Command_ReportProgress:
@@ -43,7 +43,7 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 		case *pb.Command_FailTask:
 			task, err = s.failTask(cmd.Now, b.FailTask)
 		case *pb.Command_RequeueTask:
-			task, err = s.requeueTask(cmd.Now, b.RequeueTask)
+			task, err = s.requeueTask(cmd.Version, cmd.Now, b.RequeueTask)
 		case *pb.Command_CancelTask:
 			task, err = s.cancelTask(cmd.Now, b.CancelTask)
 		case *pb.Command_RequestCancel:
@@ -75,7 +75,7 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 	return res
 }
 
-func (s *State) submitTask(now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error) {
+func (s *State) submitTask(version uint32, now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error) {
 	if !ValidType(c.Type) {
 		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "unknown task type %d", int32(c.Type))
 	}
@@ -91,6 +91,9 @@ func (s *State) submitTask(now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error)
 		if params[i].Key == params[i-1].Key {
 			return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "parameter %q is given twice", params[i].Key)
 		}
+	}
+	if version >= HistoryVersion && (len(c.EarlierServers) > MaxEarlierServers || len(c.EarlierMoves) > MaxEarlierMoves) {
+		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "a submission carries at most %d earlier servers and %d earlier moves", MaxEarlierServers, MaxEarlierMoves)
 	}
 	if t, ok := s.ActiveTask(c.VolumeId); ok {
 		if t.Type == c.Type {
@@ -122,6 +125,11 @@ func (s *State) submitTask(now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error)
 		UpdatedAt:  now,
 		Origin:     origin,
 	}
+	if version >= HistoryVersion {
+		// A retry of a task: what its attempts may have left.
+		t.EarlierServers = sortedUnion(nil, c.EarlierServers)
+		t.EarlierMoves = appendMoves(nil, c.EarlierMoves...)
+	}
 	s.nextTaskID++
 	s.putTask(t)
 	return t, false, nil
@@ -146,7 +154,7 @@ func (s *State) mutable(id uint64, to pb.TaskState, fence uint64, checkFence boo
 	return proto.Clone(t).(*pb.Task), nil
 }
 
-func (s *State) assignTask(index uint64, now int64, c *pb.AssignTask) (*pb.Task, *Error) {
+func (s *State) assignTask(version uint32, index uint64, now int64, c *pb.AssignTask) (*pb.Task, *Error) {
 	if c.WorkerId == "" {
 		return nil, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "assignment names no worker")
 	}
@@ -160,9 +168,30 @@ func (s *State) assignTask(index uint64, now int64, c *pb.AssignTask) (*pb.Task,
 	t.State, t.WorkerId, t.Fence = assigned, c.WorkerId, index
 	t.AssignedAt, t.UpdatedAt = now, now
 	t.Progress, t.Step = 0, ""
-	t.AttemptServers = sortedUnion(nil, c.Servers)
+	if version >= HistoryVersion {
+		t.AttemptServers = sortedUnion(nil, c.Servers)
+		t.AttemptMove = nil
+		if m := c.GetMove(); m.GetSource() != "" || m.GetTarget() != "" {
+			t.AttemptMove = &pb.Move{Source: m.GetSource(), Target: m.GetTarget()}
+		}
+	}
 	s.putTask(t)
 	return t, nil
+}
+
+// appendMoves appends moves (empty ones skipped) to a copy of l, keeping
+// the newest MaxEarlierMoves.
+func appendMoves(l []*pb.Move, moves ...*pb.Move) []*pb.Move {
+	out := make([]*pb.Move, 0, len(l)+len(moves))
+	for _, m := range append(slices.Clone(l), moves...) {
+		if m.GetSource() != "" || m.GetTarget() != "" {
+			out = append(out, &pb.Move{Source: m.GetSource(), Target: m.GetTarget()})
+		}
+	}
+	if len(out) > MaxEarlierMoves {
+		out = out[len(out)-MaxEarlierMoves:]
+	}
+	return out
 }
 
 // sortedUnion returns the sorted, deduplicated union of a and b without
@@ -242,7 +271,7 @@ func (s *State) failTask(now int64, c *pb.FailTask) (*pb.Task, *Error) {
 	return t, nil
 }
 
-func (s *State) requeueTask(now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
+func (s *State) requeueTask(version uint32, now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State == pending {
 		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already pending", c.TaskId)
 	}
@@ -259,7 +288,10 @@ func (s *State) requeueTask(now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
 	t.State, t.WorkerId, t.Fence = pending, "", 0
 	// The ended attempt may have left data on its servers: the next
 	// attempt's spec names them so that its executor sweeps or recognises it.
-	t.EarlierServers, t.AttemptServers = sortedUnion(t.EarlierServers, t.AttemptServers), nil
+	if version >= HistoryVersion {
+		t.EarlierServers, t.AttemptServers = sortedUnion(t.EarlierServers, t.AttemptServers), nil
+		t.EarlierMoves, t.AttemptMove = appendMoves(t.EarlierMoves, t.AttemptMove), nil
+	}
 	t.Attempt++
 	if c.CountAsRetry {
 		t.RetryCount++

@@ -9,13 +9,33 @@ import (
 )
 
 // CommandVersion is the base envelope version: every build writes and
-// applies it, and every command but the test-only one is written with it.
+// applies it.
 const CommandVersion = 1
 
-// TestCommandVersion is the version of the test-only TestCommand. A build
-// applies it only when told to (GROUNDSKEEPER_TEST_COMMAND_VERSION=2), which
-// is how tests play "a build that knows one more command version".
-const TestCommandVersion = 2
+// HistoryVersion (2) adds the attempt history: AssignTask.servers and
+// .move are recorded in the task (attempt_servers, attempt_move), a
+// requeue moves them to earlier_servers and earlier_moves, and SubmitTask
+// carries a retried task's history. A version-1 AssignTask, RequeueTask or
+// SubmitTask leaves those fields as they are, even if the command carries
+// them, as a build that predates them does.
+const HistoryVersion = 2
+
+// CurrentVersion is the highest real command version this build writes and
+// applies.
+const CurrentVersion = HistoryVersion
+
+// TestCommandVersion is the version of the test-only TestCommand, one above
+// CurrentVersion. A build applies it only when told to
+// (GROUNDSKEEPER_TEST_COMMAND_VERSION=3), which is how tests play "a build
+// that knows one more command version".
+const TestCommandVersion = CurrentVersion + 1
+
+// MaxEarlierMoves bounds Task.earlier_moves: a requeue or a retry keeps the
+// newest ones.
+const MaxEarlierMoves = 32
+
+// MaxEarlierServers bounds the history a SubmitTask may carry.
+const MaxEarlierServers = 4096
 
 // RequiredVersion is the lowest command version that can carry cmd's body:
 // the version Encode stamps and the leader must know every voter applies.
@@ -47,9 +67,42 @@ func AgreedVersion(ids []string, advertised map[string]uint32) uint32 {
 }
 
 // Encode stamps the envelope version (RequiredVersion) and the proposer's
-// time and marshals cmd.
+// time and marshals cmd. A command that carries attempt history is written
+// as version 1, its history dropped: EncodeAgreed writes it as version 2
+// when every voter applies that.
 func Encode(now int64, cmd *pb.Command) ([]byte, error) {
+	return EncodeAgreed(now, CommandVersion, cmd)
+}
+
+// historyBody reports whether cmd's body is one whose version-2 form
+// records attempt history.
+func historyBody(cmd *pb.Command) bool {
+	switch cmd.Body.(type) {
+	case *pb.Command_AssignTask, *pb.Command_RequeueTask, *pb.Command_SubmitTask:
+		return true
+	}
+	return false
+}
+
+// EncodeAgreed is Encode for a leader whose voters all apply command
+// versions up to agreed: a command that records attempt history is
+// stamped version 2 if agreed allows it; otherwise it is stamped version 1
+// and its history fields are cleared (a version-1 command never carries
+// what it would not apply).
+func EncodeAgreed(now int64, agreed uint32, cmd *pb.Command) ([]byte, error) {
 	cmd.Version = RequiredVersion(cmd)
+	if historyBody(cmd) {
+		if agreed >= HistoryVersion {
+			cmd.Version = max(cmd.Version, HistoryVersion)
+		} else {
+			switch b := cmd.Body.(type) {
+			case *pb.Command_AssignTask:
+				b.AssignTask.Servers, b.AssignTask.Move = nil, nil
+			case *pb.Command_SubmitTask:
+				b.SubmitTask.EarlierServers, b.SubmitTask.EarlierMoves = nil, nil
+			}
+		}
+	}
 	cmd.Now = now
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
 	if err != nil {

@@ -61,7 +61,7 @@ func fuzzSeeds(t testing.TB) []*pb.Command {
 		c.Version, c.Now = CommandVersion, 2_000_000
 	}
 	wrong := cancelCmd(1, "")
-	wrong.Version = 2
+	wrong.Version = CurrentVersion + 1
 	return append(cmds, wrong)
 }
 

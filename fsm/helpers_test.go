@@ -139,7 +139,7 @@ func (h *harness) apply(cmd *pb.Command) *pb.ApplyResult {
 	h.t.Helper()
 	h.idx++
 	h.now += 1000
-	b, err := Encode(h.now, cmd)
+	b, err := EncodeAgreed(h.now, CurrentVersion, cmd)
 	if err != nil {
 		h.t.Fatalf("encode: %v", err)
 	}
@@ -574,7 +574,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 			t.Fatalf("index %d: refusal result malformed: %v", index, res)
 		}
 	}
-	if cmd.Version != CommandVersion {
+	if cmd.Version < CommandVersion || cmd.Version > CurrentVersion {
 		if res.ErrorCode != codeVersion {
 			t.Fatalf("index %d: version %d gave %v, want UNKNOWN_VERSION", index, cmd.Version, res.ErrorCode)
 		}
@@ -1019,10 +1019,11 @@ func (g *gen) next(s *State) *pb.Command {
 		cmd = &pb.Command{} // no body
 	default:
 		cmd = cancelCmd(g.taskID(s), "from the future")
-		cmd.Version = CommandVersion + 1 + uint32(g.r.IntN(2))
+		cmd.Version = CurrentVersion + 1 + uint32(g.r.IntN(2))
 	}
 	if cmd.Version == 0 {
-		cmd.Version = CommandVersion
+		// Either known version: they differ only in the attempt history.
+		cmd.Version = CommandVersion + uint32(g.r.IntN(int(CurrentVersion)))
 	}
 	cmd.Now = g.now
 	return cmd

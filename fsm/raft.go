@@ -92,14 +92,18 @@ var (
 	_ raft.BatchingFSM = (*FSM)(nil)
 )
 
-// New returns an FSM over an empty state that applies the base command
-// version only.
-func New() *FSM { return NewWithVersion(CommandVersion) }
+// New returns an FSM over an empty state that applies the command versions
+// this build knows (up to CurrentVersion).
+func New() *FSM { return NewWithVersion(CurrentVersion) }
 
 // NewWithVersion returns an FSM over an empty state that applies command
-// versions up to maxVersion.
+// versions up to maxVersion (0: CurrentVersion). Tests give 1 to play a
+// build that predates the attempt history, TestCommandVersion to play one
+// that knows one more version.
 func NewWithVersion(maxVersion uint32) *FSM {
-	maxVersion = max(maxVersion, CommandVersion)
+	if maxVersion == 0 {
+		maxVersion = CurrentVersion
+	}
 	st := NewState()
 	st.maxVersion = maxVersion
 	return &FSM{state: st, maxVersion: maxVersion}

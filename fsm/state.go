@@ -43,7 +43,7 @@ type State struct {
 	// state, and a node that applies less may not join (the ratchet).
 	written uint32
 	// maxVersion is the highest command version this build applies (0:
-	// CommandVersion). A property of the build, not of the replicated state.
+	// CurrentVersion). A property of the build, not of the replicated state.
 	maxVersion uint32
 }
 
@@ -67,7 +67,12 @@ func NewState() *State {
 }
 
 // MaxVersion is the highest command version this state's build applies.
-func (s *State) MaxVersion() uint32 { return max(s.maxVersion, CommandVersion) }
+func (s *State) MaxVersion() uint32 {
+	if s.maxVersion == 0 {
+		return CurrentVersion
+	}
+	return s.maxVersion
+}
 
 // AdminVersion returns the command version an admin advertised (ok false:
 // the admin published nothing).

@@ -139,7 +139,7 @@ func TestDuplicateCompleteDoesNotReRecordChange(t *testing.T) {
 }
 
 func TestUnknownVersion(t *testing.T) {
-	for _, v := range []uint32{0, CommandVersion + 1, 1 << 31} {
+	for _, v := range []uint32{0, CurrentVersion + 1, 1 << 31} {
 		h := newHarness(t)
 		h.ok(submitCmd(vacuum, 1))
 		before := contentKey(t, h.s)

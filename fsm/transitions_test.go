@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"testing"
@@ -428,5 +429,80 @@ func TestAttemptServersHistory(t *testing.T) {
 	got = h.ok(requeueCmd(tk.Id, 0, "again", true))
 	if !slices.Equal(got.EarlierServers, []string{"a:1", "b:1", "c:1"}) {
 		t.Fatalf("second requeue: earlier %v", got.EarlierServers)
+	}
+}
+
+// TestAttemptHistoryIsVersion2: the attempt history (servers, moves, a
+// retry's carried history) is applied only from version-2 commands. A
+// version-1 AssignTask, RequeueTask or SubmitTask carrying the fields
+// leaves them as they were, as a build that predates them does, so that
+// both builds reach the same state; EncodeAgreed with agreed version 1
+// writes version 1 without them.
+func TestAttemptHistoryIsVersion2(t *testing.T) {
+	mv := &pb.Move{Source: "a:1", Target: "b:1"}
+	apply := func(h *harness, version uint32, cmd *pb.Command) *pb.Task {
+		t.Helper()
+		h.idx++
+		cmd.Version, cmd.Now = version, h.now
+		res := h.s.Apply(h.idx, cmd)
+		if res.ErrorCode != codeNone {
+			t.Fatalf("%T: %v %s", cmd.Body, res.ErrorCode, res.Error)
+		}
+		return res.Task
+	}
+	for _, version := range []uint32{CommandVersion, HistoryVersion} {
+		h := newHarness(t)
+		sub := submitCmd(pb.TaskType_TASK_TYPE_BALANCE, 7)
+		sub.GetSubmitTask().EarlierServers = []string{"z:1", "c:1", "z:1"}
+		sub.GetSubmitTask().EarlierMoves = []*pb.Move{{Source: "c:1", Target: "z:1"}}
+		tk := apply(h, version, sub)
+		as := assignCmd(tk.Id, "w1")
+		as.GetAssignTask().Servers, as.GetAssignTask().Move = []string{"b:1", "a:1"}, mv
+		got := apply(h, version, as)
+		got = apply(h, version, requeueCmd(tk.Id, got.Fence, "lost", true))
+		if version == CommandVersion {
+			if len(got.EarlierServers)+len(got.AttemptServers)+len(got.EarlierMoves) != 0 || got.AttemptMove != nil {
+				t.Errorf("version 1 recorded history: %v", got)
+			}
+			continue
+		}
+		if !slices.Equal(got.EarlierServers, []string{"a:1", "b:1", "c:1", "z:1"}) || len(got.AttemptServers) != 0 || got.AttemptMove != nil ||
+			len(got.EarlierMoves) != 2 || got.EarlierMoves[0].Source != "c:1" || got.EarlierMoves[1].Target != "b:1" {
+			t.Errorf("version 2 history: %v", got)
+		}
+	}
+
+	// The leader's encoding follows the agreed version.
+	for _, agreed := range []uint32{CommandVersion, HistoryVersion, TestCommandVersion} {
+		as := assignCmd(3, "w1")
+		as.GetAssignTask().Servers, as.GetAssignTask().Move = []string{"a:1"}, mv
+		b, err := EncodeAgreed(5, agreed, as)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, _ := Decode(b)
+		want := min(agreed, HistoryVersion)
+		if dec.Version != want || (want == CommandVersion) != (dec.GetAssignTask().GetMove() == nil && len(dec.GetAssignTask().GetServers()) == 0) {
+			t.Errorf("agreed %d: wrote %v", agreed, dec)
+		}
+	}
+
+	// Moves are bounded, the newest kept; a submission carrying more is refused.
+	h := newHarness(t)
+	tk := h.ok(submitCmd(pb.TaskType_TASK_TYPE_BALANCE, 8))
+	var got *pb.Task
+	for i := range MaxEarlierMoves + 3 {
+		as := assignCmd(tk.Id, "w1")
+		as.GetAssignTask().Move = &pb.Move{Source: "s:1", Target: fmt.Sprintf("t%d:1", i)}
+		got = h.ok(as)
+		got = h.ok(requeueCmd(tk.Id, got.Fence, "lost", true))
+	}
+	if n := len(got.EarlierMoves); n != MaxEarlierMoves || got.EarlierMoves[n-1].Target != fmt.Sprintf("t%d:1", MaxEarlierMoves+2) {
+		t.Errorf("earlier moves %d, newest %v", n, got.EarlierMoves[n-1])
+	}
+	sub := submitCmd(pb.TaskType_TASK_TYPE_BALANCE, 9)
+	sub.GetSubmitTask().EarlierMoves = make([]*pb.Move, MaxEarlierMoves+1)
+	if res := h.apply(sub); res.ErrorCode != codeInvalid {
+		t.Errorf("an oversized history: %v", res)
 	}
 }

@@ -40,7 +40,7 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 		unknown []byte
 		version string
 	}{
-		{"newer version", v2, "version 2"},
+		{"newer version", v2, "version 3"},
 		{"unknown body", unknownBodyBytes(t), "version 1"},
 	}
 	for _, tc := range cases {
@@ -100,7 +100,7 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 			// The upgraded binary replays the kept log and applies it all.
 			if tc.name == "newer version" {
 				up := NewWithVersion(TestCommandVersion)
-				up.OnHalt(func(err error) { t.Errorf("version-2 build halted: %v", err) })
+				up.OnHalt(func(err error) { t.Errorf("version-3 build halted: %v", err) })
 				up.ApplyBatch(logs)
 				up.Read(func(s *State) {
 					if n := len(s.Tasks(TaskFilter{})); n != 3 || s.TestCommandIndex() != 4 {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -147,6 +149,55 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 		requireWritableOn(t, c, vid, spec.Replicas...)
 	})
 
+	// An encode that deleted one of two originals and died: its retry
+	// finishes (the survivor holds what the generation holds) or refuses
+	// (the survivor took a write since), and never sweeps the generation.
+	for _, diverge := range []bool{false, true} {
+		t.Run(fmt.Sprintf("an EC retry after one original was deleted (survivor diverged %v)", diverge), func(t *testing.T) {
+			ctx, cancel := execCtx(t)
+			defer cancel()
+			coll := "half" // one collection: the cluster has few free slots
+			vid, a := c.writeReplicated(t, coll, "001", 8)
+			task := &pb.Task{Id: 5, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: coll, Attempt: 1}
+			first := plan(t, task, func(v *seaweed.Volume) bool { return len(v.Replicas) == 2 && v.FileCount >= 8 })
+			survivor := first.Replicas[1]
+			// The first attempt as far as its first delete: encode over
+			// the first replica only (the survivor holds the same needles).
+			partial := proto.Clone(first).(*pb.TaskSpec)
+			partial.Replicas = partial.Replicas[:1]
+			if _, err := ec.Execute(ctx, partial, nil); err != nil {
+				t.Fatalf("first attempt: %v", err)
+			}
+			if diverge {
+				c.uploadLocal(t, httpOf(t, survivor), fmt.Sprintf("%s_%d", a.Fid, 9))
+			}
+			retryTask := &pb.Task{Id: 5, Type: task.Type, VolumeId: vid, Collection: coll, Attempt: 2, EarlierServers: scheduler.SpecServers(first)}
+			retry := plan(t, retryTask, func(v *seaweed.Volume) bool { return len(v.Replicas) == 1 })
+			_, err := ec.Execute(ctx, retry, nil)
+			if diverge {
+				f := requireFailure(t, err, worker.StepEcVerify)
+				if f.Retryable || !strings.Contains(err.Error(), "differ") {
+					t.Fatalf("want a permanent refusal: %v", err)
+				}
+				t.Logf("refused as expected: %v", err)
+			} else if err != nil {
+				t.Fatalf("retry: %v", err)
+			}
+			c.waitTopology(t, "14 shards, each listed once", func(topo *seaweed.Topology) (bool, string) {
+				e := topo.EcVolumes[vid]
+				if e == nil || e.ShardCount() != seaweed.EcTotalShards || (topo.Volumes[vid] != nil) != diverge {
+					return false, fmt.Sprintf("%+v regular %v", e, topo.Volumes[vid] != nil)
+				}
+				for _, h := range e.Shards {
+					if len(h) != 1 {
+						return false, fmt.Sprintf("%+v", e.Shards)
+					}
+				}
+				return true, ""
+			})
+		})
+	}
+
 	t.Run("a move retried after an abandoned copy adopts it", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
@@ -161,7 +212,8 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 		if _, err := c.vc.VolumeCopy(ctx, first.Target, vid, "move", first.Source, "", nil); err != nil {
 			t.Fatal(err)
 		}
-		retryTask := &pb.Task{Id: 3, Type: task.Type, VolumeId: vid, Collection: "move", Attempt: 2, EarlierServers: scheduler.SpecServers(first)}
+		retryTask := &pb.Task{Id: 3, Type: task.Type, VolumeId: vid, Collection: "move", Attempt: 2, EarlierServers: scheduler.SpecServers(first),
+			EarlierMoves: []*pb.Move{scheduler.SpecMove(first)}}
 		retry := plan(t, retryTask, func(v *seaweed.Volume) bool { return len(v.Replicas) == 2 })
 		if retry.Target != first.Target {
 			t.Fatalf("retry targets %s, want the earlier target %s", retry.Target, first.Target)

@@ -4,10 +4,11 @@ package integration
 // restarted one at a time (followers first, the leader last, SIGTERM and
 // start with the same flags, as an operator upgrades) into a build that
 // knows one more command version: the same binary with the test-only
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=2. Checked all along the way: the
-// test-only version-2 command is never committed while any member still
-// advertises version 1 (and no admin stops at a command it does not
-// know); after the third admin advertises version 2 the command is
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=3 (this build's real version is 2,
+// fsm.CurrentVersion). Checked all along the way: the test-only version-3
+// command is never committed while any member still advertises version 3
+// (and no admin stops at a command it does not know); after the third
+// admin advertises version 3 the command is
 // committed and applied by all three. The run's final checks then require
 // the three state hashes to agree. Drawn like any fault; if not drawn by
 // the middle round, that round does it. Later draws restart the admins
@@ -25,8 +26,10 @@ import (
 
 const (
 	fkRollingUpgrade faultKind = "rolling-upgrade"
-	// testVersionEnv is the admins' test-only switch to command version 2.
-	testVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION=2"
+	// testVersionEnv is the admins' test-only switch to command version 3
+	// (fsm.TestCommandVersion), one above this build's.
+	testVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION=3"
+	testVersion    = 3
 	// haltSentence is what an admin that stopped at an unknown command says.
 	haltSentence = "upgrade this node's binary"
 )
@@ -50,14 +53,14 @@ func (r *faultRun) upgraded(a *faultAdmin) bool {
 }
 
 // rollingUpgrade restarts every admin, one at a time, into the build that
-// knows command version 2, watching the version gate all the while.
+// knows command version 3, watching the version gate all the while.
 func (r *faultRun) rollingUpgrade() {
 	leader := r.waitLeaderFor(faultLeaderWait)
 	if leader == nil {
 		r.fail("no leader to start a rolling upgrade from")
 	}
 	order := append(r.followers(leader), leader)
-	r.note("%s: restart %s, %s, %s one at a time into command version 2", fkRollingUpgrade, order[0].ID, order[1].ID, order[2].ID)
+	r.note("%s: restart %s, %s, %s one at a time into command version 3", fkRollingUpgrade, order[0].ID, order[1].ID, order[2].ID)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -82,12 +85,12 @@ func (r *faultRun) rollingUpgrade() {
 		}
 		a.startArgs(r.t, a.argv...)
 		a.restarted++
-		// Up again, caught up and advertising version 2 before the next.
+		// Up again, caught up and advertising version 3 before the next.
 		deadline := time.Now().Add(faultLeaderWait)
-		for !r.advertisesV2(a) {
+		for !r.advertisesTestVersion(a) {
 			if time.Now().After(deadline) {
 				stopWatch()
-				r.fail("%s did not come back advertising command version 2 within %s", a.ID, faultLeaderWait)
+				r.fail("%s did not come back advertising command version 3 within %s", a.ID, faultLeaderWait)
 			}
 			if !a.running() {
 				stopWatch()
@@ -95,9 +98,9 @@ func (r *faultRun) rollingUpgrade() {
 			}
 			time.Sleep(pollEvery)
 		}
-		r.note("%s: %s runs command version 2", fkRollingUpgrade, a.ID)
+		r.note("%s: %s runs command version 3", fkRollingUpgrade, a.ID)
 	}
-	// Every voter advertises version 2 now: the leader writes the command.
+	// Every voter advertises version 3 now: the leader writes the command.
 	deadline := time.Now().Add(faultLeaderWait)
 	for {
 		all := true
@@ -110,33 +113,33 @@ func (r *faultRun) rollingUpgrade() {
 		}
 		if time.Now().After(deadline) {
 			stopWatch()
-			r.fail("the test-only version-2 command was not applied by all three admins within %s of the upgrade", faultLeaderWait)
+			r.fail("the test-only version-3 command was not applied by all three admins within %s of the upgrade", faultLeaderWait)
 		}
 		time.Sleep(pollEvery)
 	}
 	stopWatch()
 	if st := r.status(r.admins[0], time.Second); st != nil {
-		r.note("%s: version-2 command at index %d, cluster command version %d", fkRollingUpgrade, st.TestCommandIndex, st.CommandVersion)
+		r.note("%s: version-3 command at index %d, cluster command version %d", fkRollingUpgrade, st.TestCommandIndex, st.CommandVersion)
 	}
 }
 
-// advertisesV2 reports whether a answers, a leader is known, and the
-// state a serves shows a at command version 2.
-func (r *faultRun) advertisesV2(a *faultAdmin) bool {
+// advertisesTestVersion reports whether a answers, a leader is known, and the
+// state a serves shows a at command version 3.
+func (r *faultRun) advertisesTestVersion(a *faultAdmin) bool {
 	st := r.status(a, time.Second)
 	if st == nil || st.LeaderId == "" {
 		return false
 	}
 	for _, m := range st.Members {
 		if m.Id == a.ID {
-			return m.MaxCommandVersion >= 2 && m.State != "unreachable"
+			return m.MaxCommandVersion >= testVersion && m.State != "unreachable"
 		}
 	}
 	return false
 }
 
 // watchVersionGate polls every admin until ctx ends and returns the first
-// violation seen: a state holding the version-2 command while a member is
+// violation seen: a state holding the version-3 command while a member is
 // advertised at a lower version, or an admin that stopped at a command it
 // does not know.
 func (r *faultRun) watchVersionGate(ctx context.Context) string {
@@ -150,7 +153,7 @@ func (r *faultRun) watchVersionGate(ctx context.Context) string {
 				continue
 			}
 			for _, m := range st.Members {
-				if m.MaxCommandVersion < 2 {
+				if m.MaxCommandVersion < testVersion {
 					return describeVersions(a.ID, st)
 				}
 			}
@@ -168,5 +171,5 @@ func describeVersions(from string, st *pb.StatusResponse) string {
 	for _, m := range st.Members {
 		vs = append(vs, fmt.Sprintf("%s=v%d", m.Id, m.MaxCommandVersion))
 	}
-	return fmt.Sprintf("%s's state holds the version-2 command (index %d) while members advertise %s", from, st.TestCommandIndex, strings.Join(vs, " "))
+	return fmt.Sprintf("%s's state holds the version-3 command (index %d) while members advertise %s", from, st.TestCommandIndex, strings.Join(vs, " "))
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -28,10 +29,11 @@ func wantMessage(t *testing.T, what string, err error, want ...string) {
 	}
 }
 
-// applyOn proposes a raw command on the leader (what the scheduler would).
+// applyOn proposes a raw command on the leader (what the scheduler would),
+// in the command version every build of the test cluster applies.
 func applyOn(t *testing.T, n *adminNode, cmd *pb.Command) *pb.Task {
 	t.Helper()
-	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
+	b, err := fsm.EncodeAgreed(time.Now().UnixNano(), fsm.CurrentVersion, cmd)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +137,51 @@ func TestCancelAndRetryTask(t *testing.T) {
 	})
 	if err != nil || !rr2.Existing || rr2.Task.Id != nt.Id {
 		t.Fatalf("second retry gave %v, %v; want the existing task %d", rr2, err, nt.Id)
+	}
+}
+
+// TestRetryCarriesHistory: `ctl task retry` submits a new task that
+// inherits the history of the one it retries (the servers and moves of its
+// earlier attempts and of its last one), so that the new task recognises
+// what they left instead of refusing "target already holds volume".
+func TestRetryCarriesHistory(t *testing.T) {
+	c := newCluster(t)
+	l := c.waitLeader()
+	c.waitPublished()
+	leader, f := c.nodes[l], c.nodes[c.followers(l)[0]]
+	waitFor(t, "every voter to advertise the current command version", func() bool {
+		var ok bool
+		leader.fsm.Read(func(st *fsm.State) {
+			ok = true
+			for _, m := range c.nodes {
+				if v, _ := st.AdminVersion(m.id); v < fsm.CurrentVersion {
+					ok = false
+				}
+			}
+		})
+		return ok
+	})
+	sub, err := submit(t, leader, pb.TaskType_TASK_TYPE_BALANCE, 31)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := sub.Task.Id
+	m1, m2 := &pb.Move{Source: "a:1.2", Target: "b:1.2"}, &pb.Move{Source: "a:1.2", Target: "c:1.2"}
+	tk := applyOn(t, leader, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: "w1", Servers: []string{"a:1.2", "b:1.2"}, Move: m1}}})
+	applyOn(t, leader, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: id, Fence: tk.Fence, Reason: "lease expired"}}})
+	tk = applyOn(t, leader, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: "w1", Servers: []string{"a:1.2", "c:1.2"}, Move: m2}}})
+	applyOn(t, leader, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: id, Fence: tk.Fence, Error: "needles the source lacks"}}})
+
+	rr, err := call(t, func(ctx context.Context) (*pb.RetryTaskResponse, error) {
+		return f.client.RetryTask(ctx, &pb.RetryTaskRequest{Id: id})
+	})
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	nt := rr.Task
+	if !slices.Equal(nt.EarlierServers, []string{"a:1.2", "b:1.2", "c:1.2"}) || len(nt.AttemptServers) != 0 ||
+		len(nt.EarlierMoves) != 2 || nt.EarlierMoves[0].Target != "b:1.2" || nt.EarlierMoves[1].Target != "c:1.2" {
+		t.Fatalf("the retry's history: servers %v moves %v; want both attempts'", nt.EarlierServers, nt.EarlierMoves)
 	}
 }
 

@@ -159,6 +159,28 @@ func (s *Server) apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, e
 	return res, nil
 }
 
+// applyAgreed is apply for a command whose newer form (command version 2:
+// attempt history) is written only when every member applies it; called on
+// the leader.
+func (s *Server) applyAgreed(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	agreed := uint32(fsm.CommandVersion)
+	if members, err := s.raft.Members(); err == nil {
+		agreed = min(s.fsm.AgreedVersion(cluster.MemberIDs(members)), s.fsm.MaxCommandVersion())
+	}
+	b, err := fsm.EncodeAgreed(s.now().UnixNano(), agreed, cmd)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	res, err := s.applyBytes(ctx, b)
+	if err != nil {
+		return nil, err
+	}
+	if err := fsm.ResultError(res); err != nil {
+		return res, toStatus(err)
+	}
+	return res, nil
+}
+
 func (s *Server) applyBytes(ctx context.Context, b []byte) (*pb.ApplyResult, error) {
 	out, err := s.raft.Apply(ctx, b)
 	if err == nil {

@@ -3,6 +3,7 @@ package gkrpc
 import (
 	"context"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -66,10 +67,24 @@ func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.R
 	default:
 		return nil, status.Errorf(codes.FailedPrecondition, "task %d is still %s; only a failed or cancelled task can be retried", req.Id, fsm.StateName(old.State))
 	}
-	// A terminal task never changes again, so what was read stays true.
-	res, err := s.apply(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+	// A terminal task never changes again, so what was read stays true. The
+	// new task inherits the old one's history (every attempt's servers and
+	// moves), so that it recognises what they left (a partial copy, a
+	// complete EC generation): written as command version 2, only once
+	// every voter applies that (fsm.EncodeAgreed drops it otherwise).
+	servers := append(slices.Clone(old.EarlierServers), old.AttemptServers...)
+	moves := append(slices.Clone(old.EarlierMoves), old.AttemptMove)
+	if n := len(servers); n > fsm.MaxEarlierServers {
+		servers = servers[n-fsm.MaxEarlierServers:]
+	}
+	moves = slices.DeleteFunc(moves, func(m *pb.Move) bool { return m == nil })
+	if n := len(moves); n > fsm.MaxEarlierMoves {
+		moves = moves[n-fsm.MaxEarlierMoves:]
+	}
+	res, err := s.applyAgreed(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
 		Type: old.Type, VolumeId: old.VolumeId, Collection: old.Collection, Source: old.Source,
 		Target: old.Target, Params: old.Params, Priority: old.Priority, Origin: fsm.RetryOrigin(old.Id),
+		EarlierServers: servers, EarlierMoves: moves,
 	}}})
 	if err != nil {
 		return nil, err

@@ -3,7 +3,9 @@ package scheduler
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -38,11 +40,18 @@ func typeWord(t pb.TaskType) string {
 	return "move"
 }
 
+// retried reports whether the task has attempts before this one: a
+// requeued attempt, or a task `ctl task retry` submitted with the history
+// of the one it retries.
+func retried(task *pb.Task) bool {
+	return task.Attempt > 1 || len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
+}
+
 // doneBefore reports whether a retried task's goal is what the topology
-// shows. Only retries (attempt > 1) count: a first attempt that finds the
-// work done was asked for something that already is, which is an error.
+// shows. Only retries count: a first attempt that finds the work done was
+// asked for something that already is, which is an error.
 func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
-	if task.Attempt <= 1 {
+	if !retried(task) {
 		return nil, false
 	}
 	v, present := topo.Volumes[task.VolumeId]
@@ -60,7 +69,18 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 		}
 		return &AlreadyDone{Change: ch}, true
 	case pb.TaskType_TASK_TYPE_BALANCE:
-		if !present || task.Source == "" || task.Target == "" {
+		if !present {
+			return nil, false
+		}
+		// The newest earlier move whose target holds the volume decides:
+		// its source gone, that move finished.
+		if m, src, _, ok := lastLandedMove(task, v, topo); ok {
+			if src != nil {
+				return nil, false // its source still holds it: planMove retries it
+			}
+			return movedDone(task, v, m.GetSource(), m.GetTarget()), true
+		}
+		if task.Source == "" || task.Target == "" {
 			return nil, false
 		}
 		src, okS := findServer(topo, task.Source)
@@ -68,10 +88,40 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 		if !okS || !okD || hasReplica(v, src.ID) || !hasReplica(v, dst.ID) {
 			return nil, false
 		}
-		return &AlreadyDone{Change: &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
-			OldSize: v.Size, NewSize: v.Size, Source: task.Source, Target: task.Target}}, true
+		return movedDone(task, v, task.Source, task.Target), true
 	}
 	return nil, false
+}
+
+func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
+	return &AlreadyDone{Change: &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
+		OldSize: v.Size, NewSize: v.Size, Source: source, Target: target}}
+}
+
+// lastLandedMove finds the newest earlier move of the task whose target
+// holds a replica now: an earlier attempt's copy (a move's target never
+// holds the volume before it, see planMove and the executor's probe). src
+// is that move's source if it still holds a replica (the attempt was
+// abandoned before deleting it), nil if it does not (the move finished).
+func lastLandedMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m *pb.Move, src, dst *seaweed.Server, ok bool) {
+	for i := len(task.EarlierMoves) - 1; i >= 0; i-- {
+		m := task.EarlierMoves[i]
+		d, okD := findServer(topo, m.GetTarget())
+		if !okD || !hasReplica(v, d.ID) {
+			continue
+		}
+		if s, okS := findServer(topo, m.GetSource()); okS && hasReplica(v, s.ID) && s.ID != d.ID {
+			return m, s, d, true
+		}
+		return m, nil, d, true
+	}
+	return nil, nil, nil, false
+}
+
+// placementCopies is the number of copies a SeaweedFS replica placement
+// asks for ("xyz": 1 + x + y + z).
+func placementCopies(rp uint32) int {
+	return 1 + int(rp/100%10) + int(rp/10%10) + int(rp%10)
 }
 
 // PlanSpec resolves where a task's attempt must act, from the topology. The
@@ -103,6 +153,10 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 		}
 		spec.ShardTargets = targets
 		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
+		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
+			return nil, planErr("volume %d already has EC shards on %s, where no earlier attempt of this task put any (another encode, or this replica came back after the volume was encoded elsewhere): not encoding over them; compare the shards with the replicas and delete whichever is stale first (weed shell ec.decode or volume.delete)",
+				task.VolumeId, strings.Join(foreign, ", "))
+		}
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := planMove(task, v, topo)
@@ -115,9 +169,9 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 	return nil, planErr("unknown task type %d", int32(task.Type))
 }
 
-// SpecServers are the servers on which an attempt of spec may create data:
-// for erasure coding the replicas (one generates the shards) and the shard
-// targets, for a move its target. The assignment records them in the task
+// SpecServers are the servers an attempt of spec acts on: for erasure
+// coding the replicas (one generates the shards) and the shard targets, for
+// a move its source and target. The assignment records them in the task
 // (AssignTask.servers), so that a retry knows where an abandoned attempt
 // may have left shards or a partial copy.
 func SpecServers(spec *pb.TaskSpec) []string {
@@ -129,7 +183,7 @@ func SpecServers(spec *pb.TaskSpec) []string {
 			out = append(out, st.GetServer())
 		}
 	case pb.TaskType_TASK_TYPE_BALANCE:
-		out = append(out, spec.GetTarget())
+		out = append(out, spec.GetSource(), spec.GetTarget())
 	}
 	seen := map[string]bool{}
 	var uniq []string
@@ -141,6 +195,32 @@ func SpecServers(spec *pb.TaskSpec) []string {
 	}
 	sort.Strings(uniq)
 	return uniq
+}
+
+// SpecMove is a move spec's source and target (AssignTask.move), nil for
+// other tasks.
+func SpecMove(spec *pb.TaskSpec) *pb.Move {
+	if spec.GetTask().GetType() != pb.TaskType_TASK_TYPE_BALANCE {
+		return nil
+	}
+	return &pb.Move{Source: spec.GetSource(), Target: spec.GetTarget()}
+}
+
+// foreignHolders lists the holders that are none of the earlier servers:
+// shards a retry did not make, which it must never sweep (they may be the
+// only complete copy of the volume's newest data).
+func foreignHolders(topo *seaweed.Topology, holders, earlier []string) []string {
+	var out []string
+	for _, h := range holders {
+		hs, ok := findServer(topo, h)
+		if !slices.ContainsFunc(earlier, func(e string) bool {
+			es, eok := findServer(topo, e)
+			return e == h || ok && eok && es.ID == hs.ID
+		}) {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // shardHolders lists, sorted, every server the master reports with shards
@@ -239,17 +319,24 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		}
 		return float64(used) / float64(max)
 	}
-	// A retry whose earlier attempt left its copy on a server (that server
-	// now holds a replica the master lists) moves to that server again: its
-	// executor recognises the copy, adopts it if it is identical to the
-	// source or replaces it if it holds nothing the source lacks. Such a
-	// server is never the source.
-	var leftover *seaweed.Server
-	for _, name := range task.EarlierServers {
-		if s, ok := findServer(topo, name); ok && hasReplica(v, s.ID) {
-			leftover = s
-			break
+	// A retry whose earlier attempt left its copy (its target holds a
+	// replica while its source still does) repeats that move: its executor
+	// recognises the copy, adopts it if it is identical to the source or
+	// replaces it if it holds nothing the source lacks, and deletes the
+	// source, so the volume ends with as many replicas as before that
+	// attempt. Only that attempt's own source is used: deleting any other
+	// replica would cost one (doneBefore completes a move whose source is
+	// gone). A volume that would end below its placement's copies is not
+	// touched: the target's replica may not be that attempt's copy.
+	if _, es, ed, ok := lastLandedMove(task, v, topo); ok && es != nil {
+		if task.Source != "" && !sameID(topo, task.Source, es.ID) || task.Target != "" && !sameID(topo, task.Target, ed.ID) {
+			return nil, nil, planErr("volume %d: an earlier attempt's copy on %s from %s is not the move asked for", v.ID, ed.ID, es.ID)
 		}
+		if len(v.Replicas)-1 < placementCopies(v.ReplicaPlacement) {
+			return nil, nil, planErr("volume %d has %d replicas, among them an earlier attempt's copy on %s from %s; deleting %s would leave fewer than the %d copies its placement %03d asks for: not moving (check the replicas with weed shell volume.check.disk, then delete the extra one)",
+				v.ID, len(v.Replicas), ed.ID, es.ID, es.ID, placementCopies(v.ReplicaPlacement), v.ReplicaPlacement)
+		}
+		return es, ed, nil
 	}
 	if task.Source != "" {
 		s, ok := findServer(topo, task.Source)
@@ -262,19 +349,13 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		src = s
 	} else {
 		for _, r := range v.Replicas {
-			if leftover != nil && r.Server.ID == leftover.ID {
-				continue
-			}
 			if src == nil || usage(r.Server) > usage(src) {
 				src = r.Server
 			}
 		}
 		if src == nil {
-			return nil, nil, planErr("volume %d has no replica to move besides an earlier attempt's copy on %s", v.ID, leftover.ID)
+			return nil, nil, planErr("volume %d has no replica to move", v.ID)
 		}
-	}
-	if leftover != nil && (task.Target == "" || sameID(topo, task.Target, leftover.ID)) && leftover.ID != src.ID {
-		return src, leftover, nil
 	}
 	if task.Target != "" {
 		s, ok := findServer(topo, task.Target)

@@ -210,7 +210,7 @@ func TestPlanSpecBalance(t *testing.T) {
 		nodes          []*node // nil: nodes()
 		volume         uint32  // 0: 5
 		source, target string
-		earlier        []string // servers of earlier attempts (a retry)
+		moves          []*pb.Move // earlier attempts' moves, oldest first (a retry)
 		wantSrc        string
 		wantDst        string
 		wantErr        string
@@ -237,12 +237,24 @@ func TestPlanSpecBalance(t *testing.T) {
 			target: sid(2), wantErr: "no free volume slot"},
 		{name: "every server holds it", volume: 1, nodes: []*node{
 			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(1, 10))}, wantErr: "no server without a replica"},
-		// A retry whose abandoned attempt's copy on its target is listed.
-		{name: "retry: target holds the earlier attempt's copy", source: "vs1", target: "vs2", earlier: []string{a2}, wantSrc: a1, wantDst: a2},
-		{name: "retry: neither named, back to the earlier target", earlier: []string{a2}, wantSrc: a1, wantDst: a2},
-		{name: "retry: the earlier copy is never the source", source: "", target: "", earlier: []string{a1}, wantSrc: a2, wantDst: a1},
-		{name: "retry: an earlier target without the volume changes nothing", source: "vs1", target: "vs3", earlier: []string{a5}, wantSrc: a1, wantDst: a3},
-		{name: "retry: another holder is not the earlier target", source: "vs1", target: "vs2", earlier: []string{a3}, wantErr: "already holds"},
+		// A retry whose abandoned attempt's copy on its target is listed
+		// while that attempt's source still holds the volume.
+		{name: "retry: target holds the earlier attempt's copy", source: "vs1", target: "vs2", moves: []*pb.Move{{Source: a1, Target: a2}}, wantSrc: a1, wantDst: a2},
+		{name: "retry: neither named, back to the earlier move", moves: []*pb.Move{{Source: a1, Target: a2}}, wantSrc: a1, wantDst: a2},
+		{name: "retry: the earlier copy is never the source", moves: []*pb.Move{{Source: a2, Target: a1}}, wantSrc: a2, wantDst: a1},
+		{name: "retry: an earlier target without the volume changes nothing", source: "vs1", target: "vs3", moves: []*pb.Move{{Source: a1, Target: a5}}, wantSrc: a1, wantDst: a3},
+		{name: "retry: another holder is not the earlier target", source: "vs1", target: "vs2", moves: []*pb.Move{{Source: a1, Target: a3}}, wantErr: "already holds"},
+		{name: "retry: the newest landed move decides", moves: []*pb.Move{{Source: a1, Target: a5}, {Source: a2, Target: a1}}, wantSrc: a2, wantDst: a1},
+		{name: "retry: the earlier copy from another source than named", source: "vs2", target: "vs1", moves: []*pb.Move{{Source: a1, Target: a2}}, wantErr: "not the move asked for"},
+		// rp 001 on vs1, vs2 plus the earlier copy on vs3 from vs1: deleting
+		// vs1 leaves two; with only vs1 and the copy (one replica lost
+		// meanwhile), deleting vs1 would leave one of two.
+		{name: "retry: adopt keeps the placement's copies", volume: 1, nodes: []*node{
+			srv(sid(1), 8, vrp(1, 10, 1)), srv(sid(2), 8, vrp(1, 10, 1)), srv(sid(3), 8, vrp(1, 10, 1)), srv(sid(4), 8)},
+			moves: []*pb.Move{{Source: swa(1), Target: swa(3)}}, wantSrc: swa(1), wantDst: swa(3)},
+		{name: "retry: adopt never below the placement", volume: 1, nodes: []*node{
+			srv(sid(1), 8, vrp(1, 10, 1)), srv(sid(3), 8, vrp(1, 10, 1)), srv(sid(4), 8)},
+			moves: []*pb.Move{{Source: swa(1), Target: swa(3)}}, wantErr: "fewer than the 2 copies"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := tc.nodes
@@ -254,8 +266,8 @@ func TestPlanSpecBalance(t *testing.T) {
 				id = 5
 			}
 			topo := build(100, ns...)
-			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4, EarlierServers: tc.earlier}
-			if tc.earlier != nil {
+			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4, EarlierMoves: tc.moves}
+			if tc.moves != nil {
 				task.Attempt = 2
 			}
 			spec, err := PlanSpec(task, topo, DefaultThresholds())
@@ -321,12 +333,20 @@ func TestDetectThenPlan(t *testing.T) {
 // plan, the servers of earlier attempts and every server the master lists
 // with shards of the volume (leftovers of an abandoned attempt, which the
 // executor sweeps), and the assignment records the servers the spec may
-// create data on.
+// create data on. Shards on a server no earlier attempt used are not the
+// task's: it is refused, never swept, first attempt or retry.
 func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	topo := build(100,
 		srv(sid(1), 10, v(1, 100)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
 		srv(sid(5), 0).withFree(0).shards(1, 3, 4), srv(sid(6), 0).withFree(0).shards(1, 7))
-	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), swa(9)}}
+	for _, earlier := range [][]string{nil, {swa(5), swa(9)}} {
+		task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
+		_, err := PlanSpec(task, topo, DefaultThresholds())
+		if !errors.Is(err, ErrPlan) || !contains(err.Error(), "already has EC shards on") || !contains(err.Error(), swa(6)) || (earlier != nil) == contains(err.Error(), swa(5)) {
+			t.Errorf("earlier %v: PlanSpec = %v; want a refusal naming %s (and %s unless an earlier attempt used it)", earlier, err, swa(6), swa(5))
+		}
+	}
+	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
 	spec, err := PlanSpec(task, topo, DefaultThresholds())
 	if err != nil {
 		t.Fatalf("PlanSpec: %v", err)
@@ -341,8 +361,11 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 		t.Errorf("SpecServers = %v, want %v", SpecServers(spec), want)
 	}
 	move := &pb.TaskSpec{Task: &pb.Task{Type: balanceT}, Replicas: []string{swa(1)}, Source: swa(1), Target: swa(2)}
-	if want := []string{swa(2)}; !reflect.DeepEqual(SpecServers(move), want) {
+	if want := []string{swa(1), swa(2)}; !reflect.DeepEqual(SpecServers(move), want) {
 		t.Errorf("SpecServers(move) = %v, want %v", SpecServers(move), want)
+	}
+	if m := SpecMove(move); m.GetSource() != swa(1) || m.GetTarget() != swa(2) {
+		t.Errorf("SpecMove(move) = %v", m)
 	}
 	if got := SpecServers(&pb.TaskSpec{Task: &pb.Task{Type: vacuumT}, Replicas: []string{swa(1)}}); len(got) != 0 {
 		t.Errorf("SpecServers(vacuum) = %v, want none", got)

@@ -869,7 +869,7 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 	}
 	assign := &pb.AssignTask{TaskId: t.Id, WorkerId: worker}
 	if planErr == nil {
-		assign.Servers = SpecServers(spec)
+		assign.Servers, assign.Move = SpecServers(spec), SpecMove(spec)
 	}
 	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: assign}})
 	if err != nil {

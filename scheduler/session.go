@@ -199,7 +199,7 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	}
 	for _, t := range lost {
 		spec, err := PlanSpec(t, topo, s.cfg.Thresholds)
-		if err != nil || !subset(SpecServers(spec), t.AttemptServers) {
+		if err != nil || !subset(SpecServers(spec), t.AttemptServers) || !sameMove(SpecMove(spec), t.AttemptMove) {
 			// The volume changed under it: the stuck timer retries it. A
 			// spec naming servers the assignment did not record is not sent
 			// either: a retry must know every server an attempt may touch.
@@ -563,4 +563,9 @@ func subset(a, b []string) bool {
 		}
 	}
 	return true
+}
+
+// sameMove reports whether two moves (nil: none) name the same servers.
+func sameMove(a, b *pb.Move) bool {
+	return a.GetSource() == b.GetSource() && a.GetTarget() == b.GetTarget()
 }

@@ -94,11 +94,14 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
 	}
 	// earlier: the target holds the copy an abandoned attempt of this task
-	// made (its spec named the target). That attempt froze the source with
-	// a mark that is not persisted; the source was writable before it.
+	// made (an earlier attempt moved from this source to this target). That
+	// attempt froze the source with a mark that is not persisted; the
+	// source was writable before it.
 	earlier := false
 	if present {
-		if !slices.ContainsFunc(spec.GetEarlierServers(), func(s string) bool { return sameServer(s, target) }) {
+		if !slices.ContainsFunc(spec.GetTask().GetEarlierMoves(), func(m *pb.Move) bool {
+			return sameServer(m.GetSource(), source) && sameServer(m.GetTarget(), target)
+		}) {
 			// A copy would replace that replica; never point a copy at a
 			// server that may hold the authoritative data.
 			return nil, failure(ctx, StepBalanceProbe, permanent("target %s already holds volume %d", target, vid), true, nil)
@@ -127,10 +130,21 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 
 	adopted := false
 	if earlier {
+		// Freeze the earlier copy too before comparing: it is writable (a
+		// replica the master lists), and a write it took between the
+		// comparison and its delete would be lost.
+		a.copied = true
+		cctx, cancel = call(ctx)
+		err = e.c.VolumeMarkReadonly(cctx, target, vid, false)
+		cancel()
+		if err != nil {
+			return fail(StepBalanceFreeze, err)
+		}
 		// Compare the earlier copy with the frozen source: identical, it is
 		// adopted; holding nothing the source lacks, it is replaced; holding
 		// needles the source lacks, it may be the only good copy of them and
-		// neither side is touched.
+		// neither side is touched: both stay read-only, so that neither
+		// takes writes the other lacks.
 		srcSet, err := e.c.LiveNeedles(ctx, source, vid, collection)
 		if err != nil {
 			return fail(StepBalanceFreeze, err)
@@ -141,7 +155,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		}
 		switch srcOnly, dstOnly := srcSet.Diff(dstSet); {
 		case dstOnly > 0:
-			return fail(StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both: reconcile them first (weed shell volume.check.disk)", target, vid, dstOnly, source))
+			return nil, failure(ctx, StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", target, vid, dstOnly, source), false, nil)
 		case srcOnly == 0:
 			adopted = true
 		default:
@@ -210,6 +224,15 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 	if err != nil {
 		return nil, failure(ctx, StepBalanceDelete, fmt.Errorf("the copy on %s is complete; the source stays read-only: %w", target, err), false, nil)
 	}
+	if adopted {
+		// The adopted copy was frozen for the comparison; it is the volume now.
+		cctx, cancel = call(ctx)
+		err = e.c.VolumeMarkWritable(cctx, target, vid)
+		cancel()
+		if err != nil {
+			return nil, failure(ctx, StepBalanceDelete, fmt.Errorf("the source is deleted and the copy on %s is complete but stays read-only: %w", target, err), false, nil)
+		}
+	}
 	p.done()
 	return &pb.CapacityChange{
 		TaskId:      spec.GetTask().GetId(),
@@ -225,19 +248,23 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 }
 
 // rollback deletes whatever copy reached the target (the target had none
-// before) and makes the source writable again if the attempt froze it.
+// before) and makes the source writable again if the attempt froze it. A
+// copy that holds needles the source lacks is kept and the source left
+// read-only with it: two writable copies would diverge.
 func (a *balanceAttempt) rollback(ctx context.Context) error {
 	rctx, cancel := detached(ctx, rollbackTimeout)
 	defer cancel()
 	var errs []error
+	kept := false
 	if a.copied {
 		// A copy whose stream broke may still finish and mount; the delete
 		// waits out a copy in flight.
 		if err := deleteCopy(rctx, a.c, a.source, a.target, a.vid, a.collection); err != nil {
 			errs = append(errs, err)
+			kept = true
 		}
 	}
-	if a.frozen && a.sourceWasWritable {
+	if a.frozen && a.sourceWasWritable && !kept {
 		cctx, ccancel := call(rctx)
 		if err := a.c.VolumeMarkWritable(cctx, a.source, a.vid); err != nil {
 			errs = append(errs, err)
@@ -253,7 +280,8 @@ func (a *balanceAttempt) rollback(ctx context.Context) error {
 // is this task's partial copy (a balance target never holds the volume
 // before the move) and is deleted, and a source frozen by a non-persistent
 // mark (as the attempt freezes it) is made writable again; a mark persisted
-// in the .vif, as an operator's `volume.mark -readonly` is, stays.
+// in the .vif, as an operator's `volume.mark -readonly` is, stays. A copy
+// that cannot be deleted keeps the source read-only.
 func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
 	vid, _ := volumeOf(spec)
 	source, target, err := planBalance(spec)
@@ -267,37 +295,42 @@ func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error
 	case err != nil:
 		return fmt.Errorf("cannot tell whether volume %d is still on %s; changing nothing: %w", vid, source, err)
 	}
-	var errs []error
 	if err := deleteCopy(ctx, e.c, source, target, vid, spec.GetTask().GetCollection()); err != nil {
-		errs = append(errs, err)
+		return err
 	}
 	if frozen {
 		cctx, cancel := call(ctx)
-		if err := e.c.VolumeMarkWritable(cctx, source, vid); err != nil {
-			errs = append(errs, err)
-		}
-		cancel()
+		defer cancel()
+		return e.c.VolumeMarkWritable(cctx, source, vid)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // deleteCopy deletes the move's copy on the target unless it holds needles
 // the source lacks (it took writes of its own: it may be the only good copy
-// of them). A target without the volume, or with a copy still in flight
-// (not mounted yet), is deleted as before: the delete waits the copy out.
+// of them). The copy is frozen first, so that no write lands between the
+// comparison and the delete; a kept copy stays frozen. A target without the
+// volume, or with a copy still in flight (not mounted yet), is deleted as
+// before: the delete waits the copy out.
 func deleteCopy(ctx context.Context, c *seaweed.VolumeClient, source, target string, vid uint32, collection string) error {
+	cctx, cancel := call(ctx)
+	err := c.VolumeMarkReadonly(cctx, target, vid, false)
+	cancel()
+	if err != nil && !seaweed.IsNotFound(err) {
+		return fmt.Errorf("cannot freeze the copy of volume %d on %s to compare it with the source; keeping it and the source read-only: %w", vid, target, err)
+	}
 	dstSet, err := c.LiveNeedles(ctx, target, vid, collection)
 	switch {
 	case seaweed.IsNotFound(err):
 	case err != nil:
-		return fmt.Errorf("cannot tell whether the copy of volume %d on %s holds data of its own; keeping it: %w", vid, target, err)
+		return fmt.Errorf("cannot tell whether the copy of volume %d on %s holds data of its own; keeping it and the source read-only: %w", vid, target, err)
 	default:
 		srcSet, err := c.LiveNeedles(ctx, source, vid, collection)
 		if err != nil {
-			return fmt.Errorf("cannot compare the copy of volume %d on %s with the source %s; keeping it: %w", vid, target, source, err)
+			return fmt.Errorf("cannot compare the copy of volume %d on %s with the source %s; keeping both read-only: %w", vid, target, source, err)
 		}
 		if _, dstOnly := srcSet.Diff(dstSet); dstOnly > 0 {
-			return fmt.Errorf("the copy of volume %d on %s holds %d needles the source %s lacks; keeping it", vid, target, dstOnly, source)
+			return fmt.Errorf("the copy of volume %d on %s holds %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", vid, target, dstOnly, source)
 		}
 	}
 	return deleteVolume(ctx, c, target, vid, true)

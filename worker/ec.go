@@ -148,6 +148,27 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 			a.wasReadOnly[r] = !frozen
 		}
 	}
+	// Shards the master lists on a server no earlier attempt of this task
+	// used are not this task's: never swept (the leader refuses to plan
+	// this too; a spec from an older leader may not).
+	var foreign []string
+	for _, h := range spec.GetEcShardHolders() {
+		if !slices.ContainsFunc(spec.GetEarlierServers(), func(e string) bool { return sameServer(e, h) }) {
+			foreign = append(foreign, h)
+		}
+	}
+	if len(foreign) > 0 {
+		return nil, failure(ctx, StepEcPrepare, permanent("volume %d already has EC shards on %s, where no earlier attempt of this task put any: not encoding over them", pl.vid, strings.Join(foreign, ", ")), true, nil)
+	}
+	// An earlier attempt that got past its verify step left a complete
+	// generation and may have deleted some originals: finish its deletes
+	// rather than sweep the generation that may be all that is left of the
+	// deleted replicas.
+	if retry {
+		if change, err, ok := a.finishEarlier(ctx, spec, p); ok {
+			return change, err
+		}
+	}
 	// Sweep EC leftovers so that no generation mixes with the new one: on
 	// the servers of this plan, of every earlier attempt, and every server
 	// the master lists with shards of the volume (a retry is planned from
@@ -155,6 +176,16 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// An unreachable shard target of this plan is left for the copy step to
 	// report; any other server that cannot be swept fails the attempt, since
 	// its old shards would come back beside the new ones.
+	//
+	// A server of an earlier attempt that is down is not skipped, although
+	// `weed shell ec.encode` skips servers the master no longer lists: a
+	// volume server mounts the EC files it finds on disk when it starts, so
+	// the old generation's shards would be listed again beside the new ones
+	// (SeaweedFS fences reads by EncodeTsNs, but every shard would no longer
+	// be listed once, and a later EC of the volume would be refused over
+	// them). The failure is retryable: the task waits for the server. If it
+	// is gone for good, a new task submitted without this one's history
+	// does not look for it.
 	for _, s := range a.sweepServers(spec) {
 		if err := a.teardown(ctx, s); err != nil {
 			inPlan := slices.ContainsFunc(pl.servers, func(p string) bool { return sameServer(p, s) })
@@ -163,7 +194,7 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 				continue
 			}
 			if !inPlan {
-				err = fmt.Errorf("cannot sweep EC leftovers of volume %d from %s (an earlier attempt's server or a shard holder the master lists): %w", pl.vid, s, err)
+				err = fmt.Errorf("cannot sweep EC leftovers of volume %d from %s (an earlier attempt's server or a shard holder the master lists; if it is gone for good, cancel this task and submit a new one, which does not look there): %w", pl.vid, s, err)
 			}
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
@@ -259,6 +290,113 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	}, nil
 }
 
+// finishEarlier finishes an earlier attempt that left a complete
+// generation: every one of the 14 shards mounted exactly once, all of one
+// encode run (EncodeTsNs, SeaweedFS's generation fence), on servers of
+// earlier attempts. The remaining replicas are frozen and compared with
+// the generation's index (.ecx, .ecj); each that holds the same needles is
+// deleted, as that attempt would have. ok is false when there is no such
+// generation (the caller sweeps and encodes as usual), or when a replica
+// differs while the placement's every copy is still there (the replicas
+// are the volume then: the caller sweeps the stale generation and encodes
+// again). With copies missing, a differing replica is refused and left
+// read-only: the generation may be all that is left of the deleted ones.
+func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *progressReporter) (*pb.CapacityChange, error, bool) {
+	placement := map[uint32]string{}
+	var ts int64
+	first := true
+	for _, s := range spec.GetEarlierServers() {
+		if _, err := seaweed.ParseAddress(s); err != nil {
+			continue
+		}
+		cctx, cancel := call(ctx)
+		resp, err := a.c.VolumeEcShardsInfo(cctx, s, a.vid)
+		cancel()
+		if err != nil {
+			if seaweed.IsNotFound(err) {
+				continue
+			}
+			return nil, nil, false // cannot tell: the sweep reports the server
+		}
+		mounted := false
+		for _, si := range resp.GetEcShardInfos() {
+			if si.GetSize() <= 0 || si.GetShardId() >= seaweed.EcTotalShards {
+				continue
+			}
+			if _, dup := placement[si.GetShardId()]; dup {
+				return nil, nil, false
+			}
+			placement[si.GetShardId()], mounted = s, true
+		}
+		if !mounted {
+			continue
+		}
+		gen := resp.GetEcShardConfig().GetEncodeTsNs()
+		if !first && gen != ts {
+			return nil, nil, false // shards of two encode runs
+		}
+		ts, first = gen, false
+	}
+	if len(placement) != seaweed.EcTotalShards {
+		return nil, nil, false
+	}
+	p.begin(StepEcVerify, 85)
+	genSet, err := a.c.EcLiveNeedles(ctx, placement[0], a.vid, a.collection)
+	if err != nil {
+		return nil, failure(ctx, StepEcVerify, err, true, nil), true
+	}
+	for _, r := range a.replicas {
+		a.frozen = append(a.frozen, r)
+		cctx, cancel := call(ctx)
+		err := a.c.VolumeMarkReadonly(cctx, r, a.vid, false)
+		cancel()
+		if err != nil {
+			return nil, failure(ctx, StepEcFreeze, err, true, a.rollback(ctx)), true
+		}
+	}
+	var differ []string
+	for _, r := range a.replicas {
+		set, err := a.c.LiveNeedles(ctx, r, a.vid, a.collection)
+		if err != nil {
+			return nil, failure(ctx, StepEcVerify, err, true, a.rollback(ctx)), true
+		}
+		if genOnly, rOnly := genSet.Diff(set); genOnly > 0 || rOnly > 0 {
+			differ = append(differ, fmt.Sprintf("%s lacks %d and adds %d of the generation's %d live needles", r, genOnly, rOnly, genSet.Len()))
+		}
+	}
+	if len(differ) > 0 {
+		if len(a.replicas) >= placementCopies(spec.GetReplicaPlacement()) {
+			// Every copy is there: unfreeze, and let the caller sweep and encode.
+			if err := a.rollback(ctx); err != nil {
+				return nil, failure(ctx, StepEcVerify, err, true, nil), true
+			}
+			a.frozen = nil
+			return nil, nil, false
+		}
+		return nil, failure(ctx, StepEcVerify, permanent("an earlier attempt left a complete EC generation of volume %d and deleted original replicas, but the rest differ from it (%s); deleting nothing, the replicas left read-only: compare them (weed shell volume.check.disk) and keep the complete data", a.vid, strings.Join(differ, "; ")), false, nil), true
+	}
+	p.begin(StepEcDelete, 90)
+	if f := a.deleteOriginals(ctx); f != nil {
+		return nil, f, true
+	}
+	p.done()
+	return &pb.CapacityChange{
+		TaskId:      spec.GetTask().GetId(),
+		Type:        pb.TaskType_TASK_TYPE_ERASURE_CODING,
+		VolumeId:    a.vid,
+		Collection:  a.collection,
+		OldSize:     spec.GetSize(),
+		Shards:      placementList(placement),
+		CompletedAt: time.Now().UnixNano(),
+	}, nil, true
+}
+
+// placementCopies is the number of copies a SeaweedFS replica placement
+// asks for ("xyz": 1 + x + y + z).
+func placementCopies(rp uint32) int {
+	return 1 + int(rp/100%10) + int(rp/10%10) + int(rp%10)
+}
+
 // sweepServers lists, once each, the servers of the plan, of earlier
 // attempts and those the master lists with shards of the volume.
 func (a *ecAttempt) sweepServers(spec *pb.TaskSpec) []string {
@@ -299,7 +437,7 @@ func (a *ecAttempt) chooseSource(ctx context.Context) error {
 				continue
 			}
 			if refOnly, rOnly := ref.Diff(set); refOnly > 0 || rOnly > 0 {
-				disagree = append(disagree, fmt.Sprintf("%s lacks %d and adds %d of %s's %d live needles", r, refOnly, rOnly, a.replicas[0], len(ref)))
+				disagree = append(disagree, fmt.Sprintf("%s lacks %d and adds %d of %s's %d live needles", r, refOnly, rOnly, a.replicas[0], ref.Len()))
 			}
 		}
 		if len(disagree) > 0 {

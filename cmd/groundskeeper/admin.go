@@ -226,18 +226,25 @@ func runAdmin(args []string) error {
 // waits for a signal.
 var afterStartHook func()
 
-// testCommandVersionEnv, test-only, makes an admin apply (and its leader,
-// once every voter advertises it, write) the test-only command version 2:
-// how tests play a rolling upgrade into a build that knows one more
-// command version. Never set it in production.
+// testCommandVersionEnv, test-only, names the highest command version an
+// admin applies (and its leader writes, once every voter advertises it):
+// 1 plays a build that predates the attempt history, 2 is this build
+// (fsm.CurrentVersion, the default) and 3 (fsm.TestCommandVersion) plays a
+// build that knows one more command version, whose leader writes one
+// test-only TestCommand: how tests play a rolling upgrade. Never set it in
+// production.
 const testCommandVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION"
 
 func testCommandVersion(v string) (uint32, error) {
 	switch v {
-	case "", "1":
+	case "":
+		return fsm.CurrentVersion, nil
+	case "1":
 		return fsm.CommandVersion, nil
 	case "2":
+		return fsm.HistoryVersion, nil
+	case "3":
 		return fsm.TestCommandVersion, nil
 	}
-	return 0, usagef("%s=%q: want 1 or 2 (test-only)", testCommandVersionEnv, v)
+	return 0, usagef("%s=%q: want 1, 2 or 3 (test-only)", testCommandVersionEnv, v)
 }

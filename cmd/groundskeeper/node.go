@@ -35,10 +35,11 @@ type nodeConfig struct {
 	// Raft timings; zero means the cluster package's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
 	// MaxCommandVersion is the highest command version this node applies
-	// (0: fsm.CommandVersion). Tests raise it to fsm.TestCommandVersion
-	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=2) to play a newer build, whose
-	// leader then writes one test-only version-2 command once every voter
-	// advertises that version.
+	// (0: fsm.CurrentVersion). Tests raise it to fsm.TestCommandVersion
+	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=3) to play a newer build, whose
+	// leader then writes one test-only version-3 command once every voter
+	// advertises that version, or lower it to 1 to play a build that
+	// predates the attempt history (version 2).
 	MaxCommandVersion uint32
 }
 
@@ -235,8 +236,9 @@ func (n *adminNode) lead(ctx context.Context) {
 }
 
 // emitTestCommand (test-only: a build started with
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=2) writes one version-2 TestCommand as
-// soon as every voter advertises version 2, unless the state has one.
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=3) writes one TestCommand (version
+// fsm.TestCommandVersion) as soon as every voter advertises that version,
+// unless the state has one.
 func (n *adminNode) emitTestCommand(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -249,7 +251,7 @@ func (n *adminNode) emitTestCommand(ctx context.Context) {
 		if n.agreedVersion() >= fsm.TestCommandVersion {
 			res, err := localApplier{n}.Apply(ctx, &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
 			if err == nil && res.ErrorCode == pb.ErrorCode_ERROR_CODE_NONE {
-				n.logger.Info("wrote the test-only version-2 command", "index", res.Index)
+				n.logger.Info("wrote the test-only command", "version", fsm.TestCommandVersion, "index", res.Index)
 			}
 		}
 		select {
@@ -279,7 +281,13 @@ var _ cluster.Versioned = (*fsm.FSM)(nil)
 type localApplier struct{ n *adminNode }
 
 func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
-	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
+	agreed := min(a.n.agreedVersion(), a.n.fsm.MaxCommandVersion())
+	if need := fsm.RequiredVersion(cmd); need > agreed {
+		return nil, fmt.Errorf("command needs version %d but not every voter applies it yet (agreed version %d)", need, agreed)
+	}
+	// Attempt history (servers, moves) is written only once every voter
+	// applies it; before, the command is written as version 1 without it.
+	b, err := fsm.EncodeAgreed(time.Now().UnixNano(), agreed, cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -88,8 +88,9 @@ func (c *versionCluster) testCommandIndex(n *adminNode) uint64 {
 }
 
 // TestVersionGate: with one voter whose build applies only version 1, the
-// leader (version 2) never writes the version-2 command and nobody halts;
-// once that voter restarts into a version-2 build and advertises it, the
+// leader (test version 3) never writes the version-3 test command nor a
+// version-3 command (the attempt history) and nobody halts; once that voter
+// restarts into a version-3 build and advertises it, the
 // command is committed (after the advertisement), applied everywhere, and
 // the three states agree.
 func TestVersionGate(t *testing.T) {
@@ -111,7 +112,7 @@ func TestVersionGate(t *testing.T) {
 	for time.Now().Before(deadline) {
 		for i, n := range c.nodes {
 			if idx := c.testCommandIndex(n); idx != 0 {
-				t.Fatalf("%s applied the version-2 command at %d while v3 applies only version 1", c.cfgs[i].ID, idx)
+				t.Fatalf("%s applied the version-3 command at %d while v3 applies only version 1", c.cfgs[i].ID, idx)
 			}
 			select {
 			case err := <-n.raft.Fatal():
@@ -125,7 +126,7 @@ func TestVersionGate(t *testing.T) {
 			}
 			// The gate holds for any caller of the leader's applier too.
 			if _, err := (localApplier{l}).Apply(context.Background(), &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}}); err == nil {
-				t.Fatal("the leader's applier wrote a version-2 command a voter does not apply")
+				t.Fatal("the leader's applier wrote a version-3 command a voter does not apply")
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -135,7 +136,7 @@ func TestVersionGate(t *testing.T) {
 	c.stop(2)
 	c.cfgs[2].MaxCommandVersion = fsm.TestCommandVersion
 	c.start(2)
-	sysWaitFor(t, sysWait, "the version-2 command on all three", func() bool {
+	sysWaitFor(t, sysWait, "the version-3 command on all three", func() bool {
 		for _, n := range c.nodes {
 			if c.testCommandIndex(n) == 0 {
 				return false

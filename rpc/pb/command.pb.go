@@ -371,7 +371,7 @@ type Command_RequestCancel struct {
 }
 
 type Command_TestCommand struct {
-	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=2): needs command version 2.
+	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=3): needs command version 3.
 	TestCommand *TestCommand `protobuf:"bytes,24,opt,name=test_command,json=testCommand,proto3,oneof"`
 }
 
@@ -412,17 +412,22 @@ func (*Command_TestCommand) isCommand_Body() {}
 func (*Command_ForgetAdmin) isCommand_Body() {}
 
 type SubmitTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          TaskType               `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
-	VolumeId      uint32                 `protobuf:"varint,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
-	Collection    string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
-	Source        string                 `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
-	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
-	Params        []*Param               `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
-	Priority      int32                  `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
-	Origin        string                 `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Type       TaskType               `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
+	VolumeId   uint32                 `protobuf:"varint,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	Collection string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
+	Source     string                 `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	Target     string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
+	Params     []*Param               `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
+	Priority   int32                  `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
+	Origin     string                 `protobuf:"bytes,8,opt,name=origin,proto3" json:"origin,omitempty"`
+	// Command version 2 (ctl task retry): the history of the task retried, its
+	// earlier and last attempts' servers and moves, so that the new task
+	// recognises what they left. Ignored by a version-1 command.
+	EarlierServers []string `protobuf:"bytes,9,rep,name=earlier_servers,json=earlierServers,proto3" json:"earlier_servers,omitempty"`
+	EarlierMoves   []*Move  `protobuf:"bytes,10,rep,name=earlier_moves,json=earlierMoves,proto3" json:"earlier_moves,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *SubmitTask) Reset() {
@@ -511,12 +516,29 @@ func (x *SubmitTask) GetOrigin() string {
 	return ""
 }
 
+func (x *SubmitTask) GetEarlierServers() []string {
+	if x != nil {
+		return x.EarlierServers
+	}
+	return nil
+}
+
+func (x *SubmitTask) GetEarlierMoves() []*Move {
+	if x != nil {
+		return x.EarlierMoves
+	}
+	return nil
+}
+
 type AssignTask struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TaskId   uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	WorkerId string                 `protobuf:"bytes,2,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	// Servers on which the attempt's spec may create data (Task.attempt_servers).
+	// Command version 2: servers on which the attempt's spec may create data
+	// (Task.attempt_servers) and, for a move, its source and target
+	// (Task.attempt_move). Ignored by a version-1 command.
 	Servers       []string `protobuf:"bytes,3,rep,name=servers,proto3" json:"servers,omitempty"`
+	Move          *Move    `protobuf:"bytes,4,opt,name=move,proto3" json:"move,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -568,6 +590,13 @@ func (x *AssignTask) GetWorkerId() string {
 func (x *AssignTask) GetServers() []string {
 	if x != nil {
 		return x.Servers
+	}
+	return nil
+}
+
+func (x *AssignTask) GetMove() *Move {
+	if x != nil {
+		return x.Move
 	}
 	return nil
 }
@@ -1448,7 +1477,7 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancel\x12B\n" +
 	"\ftest_command\x18\x18 \x01(\v2\x1d.groundskeeper.v1.TestCommandH\x00R\vtestCommand\x12B\n" +
 	"\fforget_admin\x18\x19 \x01(\v2\x1d.groundskeeper.v1.ForgetAdminH\x00R\vforgetAdminB\x06\n" +
-	"\x04body\"\x8e\x02\n" +
+	"\x04body\"\xf4\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
@@ -1460,12 +1489,16 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12/\n" +
 	"\x06params\x18\x06 \x03(\v2\x17.groundskeeper.v1.ParamR\x06params\x12\x1a\n" +
 	"\bpriority\x18\a \x01(\x05R\bpriority\x12\x16\n" +
-	"\x06origin\x18\b \x01(\tR\x06origin\"\\\n" +
+	"\x06origin\x18\b \x01(\tR\x06origin\x12'\n" +
+	"\x0fearlier_servers\x18\t \x03(\tR\x0eearlierServers\x12;\n" +
+	"\rearlier_moves\x18\n" +
+	" \x03(\v2\x16.groundskeeper.v1.MoveR\fearlierMoves\"\x88\x01\n" +
 	"\n" +
 	"AssignTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x18\n" +
-	"\aservers\x18\x03 \x03(\tR\aservers\":\n" +
+	"\aservers\x18\x03 \x03(\tR\aservers\x12*\n" +
+	"\x04move\x18\x04 \x01(\v2\x16.groundskeeper.v1.MoveR\x04move\":\n" +
 	"\tStartTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\"o\n" +
@@ -1565,9 +1598,10 @@ var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(*ApplyResult)(nil),           // 18: groundskeeper.v1.ApplyResult
 	(TaskType)(0),                 // 19: groundskeeper.v1.TaskType
 	(*Param)(nil),                 // 20: groundskeeper.v1.Param
-	(*CapacityChange)(nil),        // 21: groundskeeper.v1.CapacityChange
-	(*Worker)(nil),                // 22: groundskeeper.v1.Worker
-	(*Task)(nil),                  // 23: groundskeeper.v1.Task
+	(*Move)(nil),                  // 21: groundskeeper.v1.Move
+	(*CapacityChange)(nil),        // 22: groundskeeper.v1.CapacityChange
+	(*Worker)(nil),                // 23: groundskeeper.v1.Worker
+	(*Task)(nil),                  // 24: groundskeeper.v1.Task
 }
 var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	2,  // 0: groundskeeper.v1.Command.submit_task:type_name -> groundskeeper.v1.SubmitTask
@@ -1588,15 +1622,17 @@ var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	16, // 15: groundskeeper.v1.Command.forget_admin:type_name -> groundskeeper.v1.ForgetAdmin
 	19, // 16: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
 	20, // 17: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
-	21, // 18: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
-	22, // 19: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
-	0,  // 20: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
-	23, // 21: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	21, // 18: groundskeeper.v1.SubmitTask.earlier_moves:type_name -> groundskeeper.v1.Move
+	21, // 19: groundskeeper.v1.AssignTask.move:type_name -> groundskeeper.v1.Move
+	22, // 20: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
+	23, // 21: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
+	0,  // 22: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
+	24, // 23: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_command_proto_init() }

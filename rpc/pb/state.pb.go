@@ -235,8 +235,16 @@ type Task struct {
 	// where an abandoned attempt may have left shards or a partial copy that a
 	// retry must sweep or recognise.
 	EarlierServers []string `protobuf:"bytes,27,rep,name=earlier_servers,json=earlierServers,proto3" json:"earlier_servers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Balance: the source and target the current attempt's spec named (from
+	// AssignTask.move). Cleared when the attempt is requeued.
+	AttemptMove *Move `protobuf:"bytes,28,opt,name=attempt_move,json=attemptMove,proto3" json:"attempt_move,omitempty"`
+	// The attempt_move of every earlier attempt, oldest first (at most
+	// fsm.MaxEarlierMoves, the newest kept): a retry recognises the copy an
+	// abandoned attempt left only while that attempt's own source still holds
+	// the volume.
+	EarlierMoves  []*Move `protobuf:"bytes,29,rep,name=earlier_moves,json=earlierMoves,proto3" json:"earlier_moves,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Task) Reset() {
@@ -458,6 +466,73 @@ func (x *Task) GetEarlierServers() []string {
 	return nil
 }
 
+func (x *Task) GetAttemptMove() *Move {
+	if x != nil {
+		return x.AttemptMove
+	}
+	return nil
+}
+
+func (x *Task) GetEarlierMoves() []*Move {
+	if x != nil {
+		return x.EarlierMoves
+	}
+	return nil
+}
+
+// Move is one attempt's balance source and target, SeaweedFS address form.
+type Move struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Source        string                 `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Target        string                 `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Move) Reset() {
+	*x = Move{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Move) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Move) ProtoMessage() {}
+
+func (x *Move) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Move.ProtoReflect.Descriptor instead.
+func (*Move) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Move) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Move) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
+}
+
 // CapacityChange is committed when a task completes and retired only once the
 // master's topology shows it.
 type CapacityChange struct {
@@ -482,7 +557,7 @@ type CapacityChange struct {
 
 func (x *CapacityChange) Reset() {
 	*x = CapacityChange{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[2]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -494,7 +569,7 @@ func (x *CapacityChange) String() string {
 func (*CapacityChange) ProtoMessage() {}
 
 func (x *CapacityChange) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[2]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -507,7 +582,7 @@ func (x *CapacityChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CapacityChange.ProtoReflect.Descriptor instead.
 func (*CapacityChange) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{2}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CapacityChange) GetTaskId() uint64 {
@@ -597,7 +672,7 @@ type ShardPlacement struct {
 
 func (x *ShardPlacement) Reset() {
 	*x = ShardPlacement{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[3]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +684,7 @@ func (x *ShardPlacement) String() string {
 func (*ShardPlacement) ProtoMessage() {}
 
 func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[3]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +697,7 @@ func (x *ShardPlacement) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShardPlacement.ProtoReflect.Descriptor instead.
 func (*ShardPlacement) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{3}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ShardPlacement) GetShardId() uint32 {
@@ -652,7 +727,7 @@ type Worker struct {
 
 func (x *Worker) Reset() {
 	*x = Worker{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[4]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -664,7 +739,7 @@ func (x *Worker) String() string {
 func (*Worker) ProtoMessage() {}
 
 func (x *Worker) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[4]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -677,7 +752,7 @@ func (x *Worker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Worker.ProtoReflect.Descriptor instead.
 func (*Worker) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Worker) GetId() string {
@@ -729,7 +804,7 @@ type AdminNode struct {
 
 func (x *AdminNode) Reset() {
 	*x = AdminNode{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[5]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -741,7 +816,7 @@ func (x *AdminNode) String() string {
 func (*AdminNode) ProtoMessage() {}
 
 func (x *AdminNode) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[5]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -754,7 +829,7 @@ func (x *AdminNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AdminNode.ProtoReflect.Descriptor instead.
 func (*AdminNode) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AdminNode) GetId() string {
@@ -802,7 +877,7 @@ type StateSnapshot struct {
 
 func (x *StateSnapshot) Reset() {
 	*x = StateSnapshot{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[6]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +889,7 @@ func (x *StateSnapshot) String() string {
 func (*StateSnapshot) ProtoMessage() {}
 
 func (x *StateSnapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[6]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +902,7 @@ func (x *StateSnapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateSnapshot.ProtoReflect.Descriptor instead.
 func (*StateSnapshot) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StateSnapshot) GetVersion() uint32 {
@@ -907,7 +982,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x1cgroundskeeper/v1/state.proto\x12\x10groundskeeper.v1\"/\n" +
 	"\x05Param\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xe8\x06\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xe0\a\n" +
 	"\x04Task\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
@@ -946,7 +1021,12 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x10cancel_requested\x18\x18 \x01(\bR\x0fcancelRequested\x12#\n" +
 	"\rcancel_reason\x18\x19 \x01(\tR\fcancelReason\x12'\n" +
 	"\x0fattempt_servers\x18\x1a \x03(\tR\x0eattemptServers\x12'\n" +
-	"\x0fearlier_servers\x18\x1b \x03(\tR\x0eearlierServers\"\xf8\x02\n" +
+	"\x0fearlier_servers\x18\x1b \x03(\tR\x0eearlierServers\x129\n" +
+	"\fattempt_move\x18\x1c \x01(\v2\x16.groundskeeper.v1.MoveR\vattemptMove\x12;\n" +
+	"\rearlier_moves\x18\x1d \x03(\v2\x16.groundskeeper.v1.MoveR\fearlierMoves\"6\n" +
+	"\x04Move\x12\x16\n" +
+	"\x06source\x18\x01 \x01(\tR\x06source\x12\x16\n" +
+	"\x06target\x18\x02 \x01(\tR\x06target\"\xf8\x02\n" +
 	"\x0eCapacityChange\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12.\n" +
 	"\x04type\x18\x02 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
@@ -1016,35 +1096,38 @@ func file_groundskeeper_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_groundskeeper_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_groundskeeper_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_groundskeeper_v1_state_proto_goTypes = []any{
 	(TaskType)(0),          // 0: groundskeeper.v1.TaskType
 	(TaskState)(0),         // 1: groundskeeper.v1.TaskState
 	(*Param)(nil),          // 2: groundskeeper.v1.Param
 	(*Task)(nil),           // 3: groundskeeper.v1.Task
-	(*CapacityChange)(nil), // 4: groundskeeper.v1.CapacityChange
-	(*ShardPlacement)(nil), // 5: groundskeeper.v1.ShardPlacement
-	(*Worker)(nil),         // 6: groundskeeper.v1.Worker
-	(*AdminNode)(nil),      // 7: groundskeeper.v1.AdminNode
-	(*StateSnapshot)(nil),  // 8: groundskeeper.v1.StateSnapshot
+	(*Move)(nil),           // 4: groundskeeper.v1.Move
+	(*CapacityChange)(nil), // 5: groundskeeper.v1.CapacityChange
+	(*ShardPlacement)(nil), // 6: groundskeeper.v1.ShardPlacement
+	(*Worker)(nil),         // 7: groundskeeper.v1.Worker
+	(*AdminNode)(nil),      // 8: groundskeeper.v1.AdminNode
+	(*StateSnapshot)(nil),  // 9: groundskeeper.v1.StateSnapshot
 }
 var file_groundskeeper_v1_state_proto_depIdxs = []int32{
 	0,  // 0: groundskeeper.v1.Task.type:type_name -> groundskeeper.v1.TaskType
 	2,  // 1: groundskeeper.v1.Task.params:type_name -> groundskeeper.v1.Param
 	1,  // 2: groundskeeper.v1.Task.state:type_name -> groundskeeper.v1.TaskState
-	0,  // 3: groundskeeper.v1.CapacityChange.type:type_name -> groundskeeper.v1.TaskType
-	5,  // 4: groundskeeper.v1.CapacityChange.shards:type_name -> groundskeeper.v1.ShardPlacement
-	0,  // 5: groundskeeper.v1.Worker.capabilities:type_name -> groundskeeper.v1.TaskType
-	3,  // 6: groundskeeper.v1.StateSnapshot.tasks:type_name -> groundskeeper.v1.Task
-	4,  // 7: groundskeeper.v1.StateSnapshot.capacity_changes:type_name -> groundskeeper.v1.CapacityChange
-	6,  // 8: groundskeeper.v1.StateSnapshot.workers:type_name -> groundskeeper.v1.Worker
-	7,  // 9: groundskeeper.v1.StateSnapshot.admins:type_name -> groundskeeper.v1.AdminNode
-	4,  // 10: groundskeeper.v1.StateSnapshot.retired_changes:type_name -> groundskeeper.v1.CapacityChange
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 3: groundskeeper.v1.Task.attempt_move:type_name -> groundskeeper.v1.Move
+	4,  // 4: groundskeeper.v1.Task.earlier_moves:type_name -> groundskeeper.v1.Move
+	0,  // 5: groundskeeper.v1.CapacityChange.type:type_name -> groundskeeper.v1.TaskType
+	6,  // 6: groundskeeper.v1.CapacityChange.shards:type_name -> groundskeeper.v1.ShardPlacement
+	0,  // 7: groundskeeper.v1.Worker.capabilities:type_name -> groundskeeper.v1.TaskType
+	3,  // 8: groundskeeper.v1.StateSnapshot.tasks:type_name -> groundskeeper.v1.Task
+	5,  // 9: groundskeeper.v1.StateSnapshot.capacity_changes:type_name -> groundskeeper.v1.CapacityChange
+	7,  // 10: groundskeeper.v1.StateSnapshot.workers:type_name -> groundskeeper.v1.Worker
+	8,  // 11: groundskeeper.v1.StateSnapshot.admins:type_name -> groundskeeper.v1.AdminNode
+	5,  // 12: groundskeeper.v1.StateSnapshot.retired_changes:type_name -> groundskeeper.v1.CapacityChange
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_state_proto_init() }
@@ -1058,7 +1141,7 @@ func file_groundskeeper_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_state_proto_rawDesc), len(file_groundskeeper_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -354,15 +354,15 @@ func (h *vsHandler) VolumeServerStatus(ctx context.Context, req *volume_server_p
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	const slot = uint64(1) << 30
-	all := uint64(s.maxVolumes) * slot
-	used := uint64(s.maxVolumes-s.freeSlotsLocked()) * slot
+	all := uint64(s.maxVolumes.Load()) * slot
+	used := uint64(s.maxVolumes.Load()-s.freeSlotsLocked()) * slot
 	return &volume_server_pb.VolumeServerStatusResponse{
 		DiskStatuses: []*volume_server_pb.DiskStatus{{
 			Dir: "/sim/" + s.id, All: all, Used: used, Free: all - used, DiskType: readableDiskType(s.diskType),
 			PercentUsed: float32(used) / float32(max(all, 1)) * 100, PercentFree: float32(all-used) / float32(max(all, 1)) * 100,
 		}},
 		MemoryStatus: &volume_server_pb.MemStatus{},
-		Version:      "sim",
+		Version:      h.s.c.cfg.version(),
 		DataCenter:   s.dc,
 		Rack:         s.rack,
 		State:        &volume_server_pb.VolumeServerState{Maintenance: s.maintenance},
@@ -535,7 +535,7 @@ func (h *vsHandler) VolumeEcShardsGenerate(ctx context.Context, req *volume_serv
 		delete(s.ecs, vid)
 		s.changedLocked(ecKey(vid))
 	}
-	e := &ecVol{collection: r.collection, datSize: r.size, fileCount: r.fileCount, deleteCount: r.deleteCount,
+	e := &ecVol{collection: r.collection, datSize: r.size, fileCount: r.fileCount, deleteCount: r.deleteCount, idBase: r.idBase,
 		files: 1<<TotalShards - 1, hasIndex: true}
 	life := s.life
 	s.mu.Unlock()
@@ -661,7 +661,7 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	if e := s.ecs[vid]; e != nil {
 		have = e.files
 	}
-	free := (s.maxVolumes-int64(len(s.vols)))*DataShards - int64(held)
+	free := (s.maxVolumes.Load()-int64(len(s.vols)))*DataShards - int64(held)
 	life := s.life
 	s.mu.Unlock()
 	if need := int64(bits.OnesCount32(want &^ have)); need > free {
@@ -709,7 +709,7 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	}
 	if req.CopyVifFile || e.encodeTsNs == 0 {
 		e.collection, e.encodeTsNs, e.datSize = snap.collection, snap.encodeTsNs, snap.datSize
-		e.fileCount, e.deleteCount = snap.fileCount, snap.deleteCount
+		e.fileCount, e.deleteCount, e.idBase = snap.fileCount, snap.deleteCount, snap.idBase
 	}
 	e.files |= want
 	if req.CopyEcxFile {
@@ -858,7 +858,7 @@ func (h *vsHandler) CopyFile(req *volume_server_pb.CopyFileRequest, stream volum
 				sh, _ := strconv.Atoi(req.Ext[3:])
 				exists, f.size = sh < 32 && e.files&(1<<sh) != 0, uint64(e.shardSize())
 			case req.Ext == ".ecx":
-				exists, f.index, f.sortedIdx, f.files, f.dels = e.hasIndex, true, true, e.fileCount, e.deleteCount
+				exists, f.index, f.sortedIdx, f.base, f.files, f.dels = e.hasIndex, true, true, e.idBase, e.fileCount, e.deleteCount
 				f.size = e.fileCount * idxEntrySize
 			case req.Ext == ".ecj":
 				exists, f.size = e.hasIndex, e.deleteCount*8

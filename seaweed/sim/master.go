@@ -326,8 +326,8 @@ func (n *nodeView) build() (*master_pb.DataNodeInfo, *master_pb.DiskInfo) {
 	counts := &master_pb.DiskInfo{
 		Type:              s.diskType,
 		VolumeCount:       int64(len(vis)),
-		MaxVolumeCount:    s.maxVolumes,
-		FreeVolumeCount:   s.maxVolumes - (int64(len(vis)) - remote) - int64((shards+DataShards-1)/DataShards),
+		MaxVolumeCount:    s.maxVolumes.Load(),
+		FreeVolumeCount:   s.maxVolumes.Load() - (int64(len(vis)) - remote) - int64((shards+DataShards-1)/DataShards),
 		ActiveVolumeCount: active,
 		RemoteVolumeCount: remote,
 	}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -30,8 +31,8 @@ func TestReplicaNeedleSets(t *testing.T) {
 	must[[]*vpb.VacuumVolumeCompactResponse](t)(compact(ctx, v0, vid))
 	must[*vpb.VacuumVolumeCommitResponse](t)(v0.VacuumVolumeCommit(ctx, &vpb.VacuumVolumeCommitRequest{VolumeId: vid}))
 	x, y := sets()
-	if len(x) != 4 {
-		t.Fatalf("%d live needles, want 4", len(x))
+	if x.Len() != 4 {
+		t.Fatalf("%d live needles, want 4", x.Len())
 	}
 	if xo, yo := x.Diff(y); xo != 0 || yo != 0 {
 		t.Fatalf("compacted and uncompacted replicas differ: %d/%d", xo, yo)
@@ -45,8 +46,8 @@ func TestReplicaNeedleSets(t *testing.T) {
 	ok(t, c.Write(vid, mib, 3))
 	ok(t, c.DeleteData(vid, 1024, 1))
 	x, y = sets()
-	if xo, yo := x.Diff(y); xo != 0 || yo != 0 || len(x) != 6 {
-		t.Fatalf("after a write and a delete: %d live, differ %d/%d", len(x), xo, yo)
+	if xo, yo := x.Diff(y); xo != 0 || yo != 0 || x.Len() != 6 {
+		t.Fatalf("after a write and a delete: %d live, differ %d/%d", x.Len(), xo, yo)
 	}
 	// A write that reached the second replica only.
 	ok(t, c.WriteReplica(vid, b, mib, 2))
@@ -91,5 +92,18 @@ func TestSetMaxVolumes(t *testing.T) {
 			t.Fatalf("free slots never became 3: %+v", topo.Servers)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestNeedleSetsRefuseUnknownBuild: a volume server whose version does not
+// tell its index entry size (neither a 30GB nor an 8000GB build) is not
+// read: its entries would be cut at the wrong size.
+func TestNeedleSetsRefuseUnknownBuild(t *testing.T) {
+	c := newCluster(t, Config{Servers: 1, Version: "9TB 9.99"})
+	vid := must[uint32](t)(c.AddVolume(VolumeSpec{Size: 10 * mib, FileCount: 6}))
+	vc := seaweed.NewVolumeClient()
+	t.Cleanup(func() { vc.Close() })
+	if _, err := vc.LiveNeedles(ctxT(t), c.Server(0).Address().String(), vid, ""); err == nil || !strings.Contains(err.Error(), "index entry size") {
+		t.Fatalf("LiveNeedles on an unknown build: %v; want a refusal", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
@@ -18,16 +19,18 @@ import (
 
 // VolumeServer is one simulated volume server.
 type VolumeServer struct {
-	c          *Cluster
-	idx        int
-	id         string // host:httpPort, also DataNodeInfo.id and .address
-	host       string
-	httpPort   int
-	grpcPort   int
-	grpcAddr   string
-	dc, rack   string
-	diskType   string
-	maxVolumes int64
+	c        *Cluster
+	idx      int
+	id       string // host:httpPort, also DataNodeInfo.id and .address
+	host     string
+	httpPort int
+	grpcPort int
+	grpcAddr string
+	dc, rack string
+	diskType string
+	// maxVolumes is read by the master's topology build, which holds the
+	// master's lock, not this server's.
+	maxVolumes atomic.Int64
 
 	lifeMu sync.Mutex // serialises Stop/Start
 	gs     *grpc.Server
@@ -54,10 +57,11 @@ func newVolumeServer(c *Cluster, idx int, lis net.Listener, dc, rack string) *Vo
 		c: c, idx: idx, host: c.cfg.Host, httpPort: hp, grpcPort: gp,
 		id:       net.JoinHostPort(c.cfg.Host, strconv.Itoa(hp)),
 		grpcAddr: net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp)),
-		dc:       dc, rack: rack, diskType: c.cfg.DiskType, maxVolumes: c.cfg.MaxVolumesPerServer,
+		dc:       dc, rack: rack, diskType: c.cfg.DiskType,
 		vols: map[uint32]*replica{}, ecs: map[uint32]*ecVol{}, copying: map[uint32]bool{},
 		pending: map[uint64]struct{}{},
 	}
+	s.maxVolumes.Store(c.cfg.MaxVolumesPerServer)
 	s.gs = c.newGRPCServer(s.ident())
 	volume_server_pb.RegisterVolumeServerServer(s.gs, &vsHandler{s: s})
 	s.up = true
@@ -100,7 +104,7 @@ func (s *VolumeServer) Up() bool {
 func (s *VolumeServer) SetMaxVolumes(n int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.maxVolumes = n
+	s.maxVolumes.Store(n)
 	s.c.master.touchLocked(s)
 }
 
@@ -213,7 +217,7 @@ func (s *VolumeServer) freeSlotsLocked() int64 {
 	for _, e := range s.ecs {
 		shards += bits.OnesCount32(e.files)
 	}
-	return s.maxVolumes - int64(len(s.vols)) - int64((shards+DataShards-1)/DataShards)
+	return s.maxVolumes.Load() - int64(len(s.vols)) - int64((shards+DataShards-1)/DataShards)
 }
 
 func (s *VolumeServer) addReplicas(reps []*replica) {
@@ -417,6 +421,7 @@ func (s *VolumeServer) volumeMessage(r *replica) *master_pb.VolumeInformationMes
 type ecVol struct {
 	collection  string
 	encodeTsNs  int64
+	idBase      uint64 // .ecx needle ids start after it, as the encoded replica's .idx did
 	datSize     uint64
 	fileCount   uint64
 	deleteCount uint64

@@ -50,9 +50,19 @@ func DialOptions() []grpc.DialOption {
 
 // Config describes a simulated cluster. The zero value is usable: 4 servers
 // in one rack, immediate heartbeats, instant operations.
+func (c Config) version() string {
+	if c.Version == "" {
+		return "30GB 4.53 sim"
+	}
+	return c.Version
+}
+
 type Config struct {
 	// Servers is the number of volume servers (default 4).
 	Servers int
+	// Version is what VolumeServerStatus reports (default "30GB 4.53 sim",
+	// a default build: 16-byte index entries).
+	Version string
 	// DataCenters and RacksPerDataCenter spread the servers round-robin over
 	// racks (defaults 1 and 1, named DefaultDataCenter/DefaultRack; with more,
 	// "dc1".., "rack1"..).
