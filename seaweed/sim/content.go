@@ -168,3 +168,11 @@ func (l *contentLedger) sortedVidsLocked() []uint32 {
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
 }
+
+// KnownVolumes is how many volumes the durability check knows (every volume
+// ever created, deleted ones included).
+func (c *Cluster) KnownVolumes() int {
+	c.content.mu.Lock()
+	defer c.content.mu.Unlock()
+	return len(c.content.vols)
+}
