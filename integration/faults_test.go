@@ -20,6 +20,8 @@ package integration
 //     volume interleave (a second task for a volume runs only after the
 //     first's last operation); and in the replicated state no two tasks of
 //     one volume are active at the same time (reservation);
+//   - no volume lost data, after every round and at the end, and at the end
+//     every volume is held exactly as promised (faults_durability_test.go);
 //   - every task is terminal;
 //   - the three admins report the same state hash at the same index.
 //
@@ -117,6 +119,12 @@ func registerFinalCheck(name string, check func(*faultRun) (int, []string)) {
 		check func(*faultRun) (int, []string)
 	}{name, check})
 }
+
+// roundHooks run after every round (its fault healed), defined in other
+// files and registered from their init with registerRoundHook.
+var roundHooks []func(*faultRun)
+
+func registerRoundHook(h func(*faultRun)) { roundHooks = append(roundHooks, h) }
 
 // faultAdmin is one admin process with its own loopback IP.
 type faultAdmin struct {
@@ -296,6 +304,9 @@ func TestRandomizedFaults(t *testing.T) {
 		r.runRound(kind)
 		r.windows = append(r.windows, faultWindow{kind: kind, from: from, to: time.Now()})
 		r.checkProcesses()
+		for _, h := range roundHooks {
+			h(r)
+		}
 		r.waitLeader()
 	}
 	r.round = 0

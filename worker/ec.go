@@ -206,6 +206,9 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 		if err := ctx.Err(); err != nil {
 			return fail(StepEcFreeze, err)
 		}
+		if broken(breakEcSkipFreeze) {
+			break
+		}
 		a.frozen = append(a.frozen, r)
 		cctx, cancel := call(ctx)
 		err := e.c.VolumeMarkReadonly(cctx, r, pl.vid, false)
@@ -234,6 +237,11 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	cancel()
 	if err != nil {
 		return fail(StepEcMount, err)
+	}
+	if broken(breakEcDeleteBeforeVerify) {
+		if f := a.deleteOriginals(ctx); f != nil {
+			return nil, f
+		}
 	}
 
 	// Move every shard whose target is not the source, one target at a time.

@@ -27,7 +27,12 @@ type simEnv struct {
 
 func newSimEnv(t *testing.T, servers int) *simEnv {
 	t.Helper()
-	c, err := sim.New(sim.Config{Servers: servers, MaxVolumesPerServer: 10})
+	return newSimEnvConfig(t, sim.Config{Servers: servers, MaxVolumesPerServer: 10})
+}
+
+func newSimEnvConfig(t *testing.T, cfg sim.Config) *simEnv {
+	t.Helper()
+	c, err := sim.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

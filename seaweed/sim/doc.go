@@ -53,5 +53,18 @@
 // vacuum switch, and re-learns the volume servers over Config.MasterRefillDelay
 // (VolumeList answers with a partial topology meanwhile, without error).
 //
+// # Durability
+//
+// Besides operations the simulator tracks data (content.go): a replica's
+// content is the set of client writes (Write, DeleteData) it holds,
+// unchanged by compaction, copied by VolumeCopy and extended by
+// VolumeTailReceiver; each volume has a ledger of its promised copies and
+// of the writes that were acknowledged (a write reaches every replica or
+// fails, and a read-only replica refuses it); every EC shard file carries
+// the generation it belongs to (the encode's EncodeTsNs and the content it
+// encoded). Durability (any moment) and DurabilityAtRest (no task in
+// flight) compare the disks against the ledgers and report each volume
+// whose data is not held as promised, with its op-log history.
+//
 // Everything is safe for concurrent use.
 package sim

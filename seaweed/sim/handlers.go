@@ -537,6 +537,7 @@ func (h *vsHandler) VolumeEcShardsGenerate(ctx context.Context, req *volume_serv
 	}
 	e := &ecVol{collection: r.collection, datSize: r.size, fileCount: r.fileCount, deleteCount: r.deleteCount, idBase: r.idBase,
 		files: 1<<TotalShards - 1, hasIndex: true}
+	encoded := encodeSnapshot(r)
 	life := s.life
 	s.mu.Unlock()
 	if err := sleepCtx(ctx, c.opDuration(c.cfg.EcGenerateDuration, e.datSize)); err != nil {
@@ -548,6 +549,7 @@ func (h *vsHandler) VolumeEcShardsGenerate(ctx context.Context, req *volume_serv
 		return nil, fmt.Errorf("WriteEcFiles %d: server stopped", vid)
 	}
 	e.encodeTsNs = c.nowNs()
+	e.setGeneration(encoded, e.encodeTsNs)
 	s.ecs[vid] = e
 	return &volume_server_pb.VolumeEcShardsGenerateResponse{}, nil
 }
@@ -712,6 +714,7 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 		e.fileCount, e.deleteCount, e.idBase = snap.fileCount, snap.deleteCount, snap.idBase
 	}
 	e.files |= want
+	e.copyGenerations(&snap, want)
 	if req.CopyEcxFile {
 		e.hasIndex = true
 	}

@@ -428,6 +428,7 @@ type ecVol struct {
 	files       uint32 // shard files present
 	mounted     uint32 // shards mounted
 	hasIndex    bool
+	gens        [TotalShards]ecGen // each shard file's generation (content.go)
 }
 
 func (e *ecVol) shardSize() int64 {

@@ -172,6 +172,8 @@ type Cluster struct {
 	cursor int
 	lastNs atomic.Int64
 	closed atomic.Bool
+
+	content contentLedger // what each volume must hold: see content.go
 }
 
 // New starts a cluster: the master and every volume server are listening
@@ -440,6 +442,9 @@ func (c *Cluster) AddVolumesFunc(n int, edit func(i int, spec *VolumeSpec), tmpl
 		c.maxID = max(c.maxID, id)
 	}
 	c.mu.Unlock()
+	for _, p := range all {
+		c.content.born(p.spec.ID, ReplicaCount(p.spec.ReplicaPlacement), p.spec.FileCount > 0 || p.spec.Size > superBlockSize)
+	}
 
 	perServer := make([][]*replica, len(c.servers))
 	ids := make([]uint32, 0, n)
@@ -505,6 +510,7 @@ func (c *Cluster) AddEcVolume(spec EcVolumeSpec) error {
 		idx = append(idx, si)
 	}
 	sort.Ints(idx)
+	gen := c.content.ledgerGeneration(spec.ID, spec.FileCount > 0 || spec.Size > 0)
 	for _, si := range idx {
 		s := c.servers[si]
 		s.mu.Lock()
@@ -521,6 +527,8 @@ func (c *Cluster) AddEcVolume(spec EcVolumeSpec) error {
 				return fmt.Errorf("sim: shard id %d", sh)
 			}
 			e.files |= 1 << sh
+			e.gens[sh] = gen
+			e.gens[sh].id = ts
 			if !spec.Unmounted {
 				e.mounted |= 1 << sh
 			}
@@ -567,6 +575,8 @@ func (c *Cluster) DeleteData(vid uint32, bytes, files uint64) error {
 }
 
 func (c *Cluster) mutateReplicas(vid uint32, rec appendRec) error {
+	c.content.mu.Lock()
+	defer c.content.mu.Unlock()
 	var holders []*VolumeServer
 	for _, s := range c.servers {
 		s.mu.Lock()
@@ -596,6 +606,7 @@ func (c *Cluster) mutateReplicas(vid uint32, rec appendRec) error {
 		}
 		s.mu.Unlock()
 	}
+	c.content.ackLocked(vid, rec.ts)
 	return nil
 }
 

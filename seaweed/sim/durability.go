@@ -1,0 +1,326 @@
+package sim
+
+import (
+	"fmt"
+	"math/bits"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Violation is a volume whose data the cluster does not hold as promised.
+type Violation struct {
+	VolumeID uint32
+	// Problems says what is wrong, one sentence each.
+	Problems []string
+	// Ledger says what the volume must hold: its promised copies and its
+	// acknowledged writes.
+	Ledger string
+	// History is every operation the op log recorded on the volume.
+	History []Op
+}
+
+// historyShown bounds the operations String prints (the last ones).
+const historyShown = 40
+
+func (v Violation) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "volume %d: %s (%s)", v.VolumeID, strings.Join(v.Problems, "; "), v.Ledger)
+	ops := v.History
+	if len(ops) > historyShown {
+		fmt.Fprintf(&b, "\n    ... %d earlier operations", len(ops)-historyShown)
+		ops = ops[len(ops)-historyShown:]
+	}
+	for _, o := range ops {
+		fmt.Fprintf(&b, "\n    %s", o)
+		if o.Err != "" {
+			fmt.Fprintf(&b, " err=%q", o.Err)
+		}
+	}
+	return b.String()
+}
+
+// Durability checks, at any moment, that no volume has lost data: every
+// volume that ever held data has either its promised number of regular
+// replicas holding every acknowledged write, or the 14 distinct shards of
+// one EC generation that encodes exactly those writes; and a volume served
+// only as EC mounts no shard of another generation. What a task in flight
+// legitimately leaves (a copy not yet tailed, an encode not yet spread,
+// leftovers of an encode beside the regular replicas) is not reported.
+// Volume servers that are down still count: their disks keep the data.
+func (c *Cluster) Durability() []Violation { return c.durability(false) }
+
+// DurabilityAtRest is Durability for a cluster with no task in flight,
+// which must also be tidy: every regular replica holds exactly the
+// acknowledged writes (none silently missed one); a volume that is both
+// regular and EC has read-only replicas identical to a complete EC
+// generation that encodes them (an encode whose original replicas were not
+// all deleted); and no shard file or mounted shard of another generation
+// is left.
+func (c *Cluster) DurabilityAtRest() []Violation { return c.durability(true) }
+
+type replicaView struct {
+	server          string
+	missing, extra  int
+	readOnly, unldd bool
+}
+
+func (r replicaView) current() bool { return r.missing == 0 && r.extra == 0 }
+
+type shardView struct {
+	server         string
+	shard          uint32
+	gen            int64
+	missing, extra int
+	file, mounted  bool
+}
+
+type genView struct {
+	id             int64
+	files          uint32 // distinct shard ids with a file on some disk
+	missing, extra int
+}
+
+func (g *genView) consistent() bool { return g.missing == 0 && g.extra == 0 }
+
+type volumeView struct {
+	replicas int
+	held     bool
+	acked    int
+	ackedAt  int64
+	regular  []replicaView
+	shards   []shardView
+}
+
+func (c *Cluster) durability(atRest bool) []Violation {
+	views := map[uint32]*volumeView{}
+	c.content.mu.Lock()
+	for _, s := range c.servers {
+		s.mu.Lock()
+	}
+	empty := map[int64]struct{}{}
+	ledger := func(vid uint32) (map[int64]struct{}, *volumeView) {
+		l := c.content.vols[vid]
+		v := views[vid]
+		if v == nil {
+			v = &volumeView{replicas: 1}
+			if l != nil {
+				v.replicas, v.held, v.acked, v.ackedAt = max(l.replicas, 1), l.held, len(l.acked), l.ackedAt
+			}
+			views[vid] = v
+		}
+		if l == nil {
+			return empty, v
+		}
+		return l.acked, v
+	}
+	for _, vid := range c.content.sortedVidsLocked() {
+		ledger(vid)
+	}
+	for _, s := range c.servers {
+		for vid, r := range s.vols {
+			acked, v := ledger(vid)
+			miss, extra := diffSets(acked, r.applied)
+			v.regular = append(v.regular, replicaView{server: s.id, missing: miss, extra: extra, readOnly: r.noWrite(), unldd: r.unloaded})
+		}
+		for vid, e := range s.ecs {
+			acked, v := ledger(vid)
+			for _, sh := range shardList(e.files | e.mounted) {
+				if sh >= TotalShards {
+					continue
+				}
+				g := e.gens[sh]
+				miss, extra := diffSets(acked, g.writes)
+				v.shards = append(v.shards, shardView{server: s.id, shard: sh, gen: g.id, missing: miss, extra: extra,
+					file: e.files&(1<<sh) != 0, mounted: e.mounted&(1<<sh) != 0})
+			}
+		}
+	}
+	for i := len(c.servers) - 1; i >= 0; i-- {
+		c.servers[i].mu.Unlock()
+	}
+	c.content.mu.Unlock()
+
+	vids := make([]uint32, 0, len(views))
+	for vid := range views {
+		vids = append(vids, vid)
+	}
+	sort.Slice(vids, func(i, j int) bool { return vids[i] < vids[j] })
+	var out []Violation
+	var ops []Op
+	for _, vid := range vids {
+		v := views[vid]
+		problems := v.problems(atRest)
+		if len(problems) == 0 {
+			continue
+		}
+		if ops == nil {
+			ops = c.OpLog()
+		}
+		viol := Violation{VolumeID: vid, Problems: problems, Ledger: v.ledgerText()}
+		for _, o := range ops {
+			if o.VolumeID == vid {
+				viol.History = append(viol.History, o)
+			}
+		}
+		out = append(out, viol)
+	}
+	return out
+}
+
+func (v *volumeView) ledgerText() string {
+	s := fmt.Sprintf("promised %d regular copies; %d acknowledged writes", v.replicas, v.acked)
+	if v.acked > 0 {
+		s += ", the last at " + time.Unix(0, v.ackedAt).UTC().Format("15:04:05.000000")
+	}
+	return s
+}
+
+// generations groups the shard files by generation, newest first.
+func (v *volumeView) generations() []*genView {
+	byID := map[int64]*genView{}
+	for _, sh := range v.shards {
+		if !sh.file {
+			continue
+		}
+		g := byID[sh.gen]
+		if g == nil {
+			g = &genView{id: sh.gen, missing: sh.missing, extra: sh.extra}
+			byID[sh.gen] = g
+		}
+		g.files |= 1 << sh.shard
+	}
+	out := make([]*genView, 0, len(byID))
+	for _, g := range byID {
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].id > out[j].id })
+	return out
+}
+
+func (v *volumeView) problems(atRest bool) []string {
+	var out []string
+	current := 0
+	for _, r := range v.regular {
+		if r.current() {
+			current++
+		}
+	}
+	gens := v.generations()
+	var good *genView
+	for _, g := range gens {
+		if bits.OnesCount32(g.files) == TotalShards && g.consistent() {
+			good = g
+			break
+		}
+	}
+	if v.held && current < v.replicas && good == nil {
+		s := "data lost: no regular copy holds exactly the acknowledged writes and no complete EC generation encodes them"
+		if current > 0 {
+			s = fmt.Sprintf("redundancy lost: %d of the %d promised regular copies hold exactly the acknowledged writes, and no complete EC generation encodes them", current, v.replicas)
+		}
+		if rs := v.describeReplicas(false); rs != "" {
+			s += " (" + rs + ")"
+		}
+		if len(gens) == 0 {
+			s += ", and no EC shards"
+		}
+		for _, g := range gens {
+			s += ", " + describeGen(g)
+		}
+		out = append(out, s)
+	}
+	// A volume served as EC only must not mount a shard of another generation.
+	if good != nil && (atRest || len(v.regular) == 0) {
+		var stale []string
+		for _, sh := range v.shards {
+			if sh.gen != good.id && (sh.mounted || atRest) {
+				where := "on disk"
+				if sh.mounted {
+					where = "mounted"
+				}
+				stale = append(stale, fmt.Sprintf("shard %d on %s (%s, generation %d)", sh.shard, sh.server, where, sh.gen))
+			}
+		}
+		if len(stale) > 0 {
+			out = append(out, fmt.Sprintf("shards of another generation than the complete one (%d) are left: %s", good.id, strings.Join(stale, ", ")))
+		}
+	}
+	if !atRest {
+		return out
+	}
+	if rs := v.describeReplicas(true); rs != "" {
+		out = append(out, "regular replicas that do not hold exactly the acknowledged writes: "+rs)
+	}
+	if len(v.regular) > 0 && len(v.shards) > 0 {
+		ok := good != nil
+		var writable []string
+		for _, r := range v.regular {
+			if !r.readOnly {
+				writable = append(writable, r.server)
+			}
+			ok = ok && r.current()
+		}
+		ok = ok && len(writable) == 0
+		if !ok {
+			s := fmt.Sprintf("both a regular volume (%d replicas", len(v.regular))
+			if len(writable) > 0 {
+				s += ", writable on " + strings.Join(writable, ", ")
+			}
+			s += ") and an EC volume ("
+			var gs []string
+			for _, g := range gens {
+				gs = append(gs, describeGen(g))
+			}
+			if len(gs) == 0 {
+				gs = append(gs, "mounted shards whose files are gone")
+			}
+			s += strings.Join(gs, "; ") + ")"
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// describeReplicas lists the replicas that are not current (onlyBad) or
+// all of them.
+func (v *volumeView) describeReplicas(onlyBad bool) string {
+	var parts []string
+	for _, r := range v.regular {
+		if onlyBad && r.current() {
+			continue
+		}
+		var what []string
+		if r.missing > 0 {
+			what = append(what, fmt.Sprintf("missed %d acknowledged writes", r.missing))
+		}
+		if r.extra > 0 {
+			what = append(what, fmt.Sprintf("holds %d writes never acknowledged", r.extra))
+		}
+		if len(what) == 0 {
+			what = append(what, "current")
+		}
+		if r.readOnly {
+			what = append(what, "read-only")
+		}
+		if r.unldd {
+			what = append(what, "unloaded")
+		}
+		parts = append(parts, r.server+": "+strings.Join(what, ", "))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, "; ")
+}
+
+func describeGen(g *genView) string {
+	s := fmt.Sprintf("EC generation %d has %d of %d shards on disk %v", g.id, bits.OnesCount32(g.files), TotalShards, shardList(g.files))
+	switch {
+	case g.missing > 0 && g.extra > 0:
+		s += fmt.Sprintf(" and encodes content that misses %d acknowledged writes and holds %d others", g.missing, g.extra)
+	case g.missing > 0:
+		s += fmt.Sprintf(" and encodes content that misses %d acknowledged writes", g.missing)
+	case g.extra > 0:
+		s += fmt.Sprintf(" and encodes %d writes never acknowledged", g.extra)
+	}
+	return s
+}
