@@ -203,7 +203,10 @@ func (l *AdminLock) renew(ctx context.Context) {
 	l.mu.Lock()
 	token, ts := l.token, l.ts
 	l.mu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, lockRPCTimeout)
+	// Not cut short when ctx ends: a renewal the master processed hands
+	// out a new token, and only with that one can release give the lock
+	// back (with the old one the successor waits for the lease to run out).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockRPCTimeout)
 	defer cancel()
 	resp, err := l.m.c.LeaseAdminToken(rctx, &master_pb.LeaseAdminTokenRequest{
 		PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName, ClientName: l.client,
@@ -270,13 +273,18 @@ func lockedBy(err error) (holder string, refused bool) {
 	return rest, true
 }
 
+// release gives the lock back whenever we hold a token, whatever the last
+// renewal said: after a renewal that failed the lease it renewed may still
+// run, and our successor would wait for it. A token the master no longer
+// knows is ignored by it. The call is detached from the ended context, with
+// a short timeout of its own.
 func (l *AdminLock) release() {
 	l.mu.Lock()
-	token, ts, ours := l.token, l.ts, l.state.Status == LockOurs
+	token, ts := l.token, l.ts
 	l.token, l.ts = 0, 0
 	l.state = LockState{}
 	l.mu.Unlock()
-	if !ours || token == 0 {
+	if token == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockRPCTimeout)
