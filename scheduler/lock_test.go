@@ -20,13 +20,21 @@ import (
 
 func TestLockGate(t *testing.T) {
 	down := errors.New("connection refused")
+	now := time.Unix(1_700_000_000, 0)
+	within, past := now.Add(time.Second), now.Add(-time.Millisecond)
 	for _, tc := range []struct {
 		name           string
 		lock           seaweed.LockState
 		detect, assign bool
 		paused         []string // substrings of Gate.Paused ("" when not paused)
 	}{
-		{name: "ours", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1"}, detect: true, assign: true},
+		{name: "ours", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1", Until: within}, detect: true, assign: true},
+		{name: "ours, but no renewal confirmed within the lease (a process pause)", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1", Until: past},
+			paused: []string{"no renewal confirmed"}},
+		{name: "ours, token lost", lock: seaweed.LockState{Status: seaweed.LockLost, Holder: "groundskeeper a1"},
+			paused: []string{"ours, token lost", "waiting for the lease to lapse"}},
+		{name: "master down, token lost", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockLost, Holder: "groundskeeper a1", Err: down},
+			paused: []string{"token lost", "does not answer"}},
 		{name: "weed admin holds it", lock: seaweed.LockState{Status: seaweed.LockOther, Holder: "admin-server"},
 			paused: []string{`"admin-server"`, "held by"}},
 		{name: "holder not named", lock: seaweed.LockState{Status: seaweed.LockOther},
@@ -35,15 +43,17 @@ func TestLockGate(t *testing.T) {
 			paused: []string{`"groundskeeper a2"`}},
 		{name: "no answer yet", lock: seaweed.LockState{Status: seaweed.LockUnknown},
 			paused: []string{"waiting for"}},
-		{name: "master down, lock was ours", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOurs, Err: down},
+		{name: "master down, lock was ours, within its lease", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOurs, Err: down, Until: within},
 			assign: true, paused: []string{"detection paused"}},
+		{name: "master down, lock was ours, past its lease", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOurs, Err: down, Until: past},
+			paused: []string{"does not answer", "lease of its last renewal has run out"}},
 		{name: "master down, lock was held elsewhere", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOther, Holder: "admin-server", Err: down},
 			paused: []string{`"admin-server"`, "does not answer"}},
 		{name: "master down from the start", lock: seaweed.LockState{Status: seaweed.LockUnknown, Err: down},
 			paused: []string{"waiting for"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := LockGate(tc.lock)
+			g := LockGate(tc.lock, now)
 			if g.Detect != tc.detect || g.Assign != tc.assign {
 				t.Errorf("LockGate(%+v) detect %v assign %v; want %v %v", tc.lock, g.Detect, g.Assign, tc.detect, tc.assign)
 			}
@@ -266,5 +276,87 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 				t.Errorf("%d messages sent to the worker; want the two assignments", len(sess.out))
 			}
 		})
+	}
+}
+
+// TestAssignmentStopsWhenTheLockLeaseRunsOut: with the master gone (as our
+// --master losing its election: another master leader, where a `weed admin`
+// may take the lock) vacuums already detected still go out while the lease
+// of our last confirmed renewal runs, and not after it: once it has run out
+// another process may hold the lock on a master we do not reach.
+func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers = 2 // the lease: 10 s, as SeaweedFS
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	spec := sim.VolumeSpec{Size: 4 << 20, FileCount: 400}
+	spec.Servers = []int{0}
+	early, err := c.AddVolume(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec.Servers = []int{1}
+	late, err := c.AddVolume(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	f := fsm.New()
+	s := New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
+		Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}},
+		&syncApplier{a: fsmApplier{f: f}}, f, master)
+	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
+		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.mu.Lock()
+	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	waitUntil(t, 20*time.Second, "the lock ours and a complete topology", func() (bool, string) {
+		st, ok := s.Status()
+		return ok && st.AdminLockHeld && st.MasterState == "ok" && st.Volumes == 2, st.String()
+	})
+	submit := func(vol uint32) {
+		t.Helper()
+		if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+			Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	state := func(vol uint32) pb.TaskState {
+		var tasks []*pb.Task
+		f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{VolumeID: vol}) })
+		if len(tasks) != 1 {
+			return pb.TaskState_TASK_STATE_UNSPECIFIED
+		}
+		return tasks[0].State
+	}
+
+	c.StopMaster()
+	submit(early)
+	waitUntil(t, 20*time.Second, "a vacuum assigned during the outage, within the lease", func() (bool, string) {
+		var tk []*pb.Task
+		f.Read(func(st *fsm.State) { tk = st.Tasks(fsm.TaskFilter{VolumeID: early}) })
+		return state(early) == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(tk)
+	})
+	waitUntil(t, 20*time.Second, "assignment paused once the lease of the last renewal has run out", func() (bool, string) {
+		st, _ := s.Status()
+		return st.AssignmentPaused && !st.AdminLockHeld && contains(st.Paused, "run out"), st.String()
+	})
+	submit(late)
+	s.Kick()
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+		if st := state(late); st != pb.TaskState_TASK_STATE_PENDING {
+			t.Fatalf("a vacuum submitted after the lease ran out is %v; want it pending", st)
+		}
 	}
 }

@@ -270,12 +270,15 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 	}
 	if s.lock != nil {
 		l := s.lock.State()
-		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.Status == seaweed.LockOurs, l.Status.String(), l.Holder
+		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.OursAt(time.Now()), l.Status.String(), l.Holder
 		if !l.Since.IsZero() {
 			st.AdminLockSince = l.Since.UnixNano()
 		}
 		if l.Err != nil {
 			st.AdminLockError = l.Err.Error()
+		}
+		if l.Status == seaweed.LockOurs && !st.AdminLockHeld {
+			st.AdminLock, st.AdminLockError = seaweed.LockUnknown.String(), "no renewal confirmed within the lease"
 		}
 	}
 	g := s.gate()
@@ -341,7 +344,7 @@ func (s *Scheduler) gate() Gate {
 	if s.lock == nil {
 		return Gate{Detect: true, Assign: true}
 	}
-	g := LockGate(s.lock.State())
+	g := LockGate(s.lock.State(), time.Now())
 	if g.Paused != s.paused {
 		if g.Paused != "" {
 			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)

@@ -24,8 +24,12 @@ const AdminLockName = "admin-server"
 
 // Lock timing, as SeaweedFS's wdclient/exclusive_locks: the master grants
 // 10 s (LockDuration); renew every 4 s, ask again every second while the
-// lock is not ours, and give each call 3 s.
+// lock is not ours, and give each call 3 s. The lock counts as ours until
+// lockLease after the last renewal that succeeded was sent, less
+// lockMargin for the two clocks' drift and the master's own processing.
 const (
+	lockLease      = 10 * time.Second
+	lockMargin     = 1500 * time.Millisecond
 	lockRenewEvery = 4 * time.Second
 	lockRetryEvery = time.Second
 	lockRPCTimeout = 3 * time.Second
@@ -115,11 +119,15 @@ type AdminLock struct {
 type LockStatus int
 
 // The admin lock is ours, held by another client, or not known: no answer
-// yet, or the master could not be asked (see LockState.Last).
+// yet, or the master could not be asked (see LockState.Last). LockLost: the
+// master names us as the holder but refuses our token: it processed a
+// renewal whose answer we never got, so the lease is ours with a token we
+// do not know, until it lapses.
 const (
 	LockUnknown LockStatus = iota
 	LockOurs
 	LockOther
+	LockLost
 )
 
 func (s LockStatus) String() string {
@@ -128,6 +136,8 @@ func (s LockStatus) String() string {
 		return "ours"
 	case LockOther:
 		return "held elsewhere"
+	case LockLost:
+		return "ours, token lost"
 	default:
 		return "unknown"
 	}
@@ -148,6 +158,19 @@ type LockState struct {
 	Last LockStatus
 	// Err is why the master could not be asked (LockUnknown only).
 	Err error
+	// Until is, while the lock is ours or was ours when the master last
+	// answered, the local time (with its monotonic reading) until which it
+	// surely still is: when the last renewal that succeeded was sent, plus
+	// the master's lease, less a margin. Past it, with no renewal
+	// confirmed since (the master does not answer, a new master leader
+	// that never granted it, a process pause), another client may hold it.
+	Until time.Time
+}
+
+// OursAt reports whether the lock is surely ours at now (a time from the
+// same clock as Until, e.g. time.Now()).
+func (s LockState) OursAt(now time.Time) bool {
+	return s.Status == LockOurs && now.Before(s.Until)
 }
 
 // lockedByPrefix starts the master's refusal (master_grpc_server_admin.go).
@@ -168,10 +191,10 @@ func (l *AdminLock) State() LockState {
 	return l.state
 }
 
-// Held reports whether the lock is currently ours, and the last error.
+// Held reports whether the lock is surely ours now, and the last error.
 func (l *AdminLock) Held() (bool, error) {
 	st := l.State()
-	return st.Status == LockOurs, st.Err
+	return st.OursAt(time.Now()), st.Err
 }
 
 // Changed is signalled (without blocking; it holds one signal) whenever the
@@ -203,6 +226,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 	l.mu.Lock()
 	token, ts := l.token, l.ts
 	l.mu.Unlock()
+	sent := l.now()
 	// Not cut short when ctx ends: a renewal the master processed hands
 	// out a new token, and only with that one can release give the lock
 	// back (with the old one the successor waits for the lease to run out).
@@ -217,7 +241,14 @@ func (l *AdminLock) renew(ctx context.Context) {
 	switch holder, refused := lockedBy(err); {
 	case err == nil:
 		l.token, l.ts = resp.GetToken(), resp.GetLockTsNs()
-		l.setLocked(LockState{Status: LockOurs, Holder: l.client})
+		l.setLocked(LockState{Status: LockOurs, Holder: l.client, Until: sent.Add(lockLease - lockMargin)})
+	case refused && holder == l.client:
+		// The master renewed for us once without our hearing the answer
+		// (a reply lost, a call timed out after it was processed): our
+		// token is dead, and nobody, us included, gets the lock until that
+		// lease lapses.
+		l.token, l.ts = 0, 0
+		l.setLocked(LockState{Status: LockLost, Holder: holder})
 	case refused:
 		// Our token, if we had one, is dead: someone else holds the lock.
 		l.token, l.ts = 0, 0
@@ -234,7 +265,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 func (l *AdminLock) setLocked(next LockState) {
 	prev := l.state
 	if next.Status == LockUnknown {
-		next.Holder, next.Last = prev.Holder, prev.Status
+		next.Holder, next.Last, next.Until = prev.Holder, prev.Status, prev.Until
 		if prev.Status == LockUnknown {
 			next.Last = prev.Last
 		}

@@ -198,6 +198,9 @@ func adminLockLine(m *pb.Maintenance) string {
 			since = " (seen" + since + ")"
 		}
 		return fmt.Sprintf("HELD BY %s, another process%s", dash(m.AdminLockHolder), since)
+	case "ours, token lost":
+		// The master processed a renewal whose answer was lost.
+		return "ours, token lost; waiting for the lease to lapse" + since
 	case "":
 		return fmt.Sprintf("held: %v", m.AdminLockHeld)
 	}

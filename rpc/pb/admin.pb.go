@@ -546,7 +546,9 @@ type Maintenance struct {
 	MasterVacuumOff  bool   `protobuf:"varint,7,opt,name=master_vacuum_off,json=masterVacuumOff,proto3" json:"master_vacuum_off,omitempty"`
 	WorkersConnected uint32 `protobuf:"varint,8,opt,name=workers_connected,json=workersConnected,proto3" json:"workers_connected,omitempty"`
 	LastPoll         int64  `protobuf:"varint,9,opt,name=last_poll,json=lastPoll,proto3" json:"last_poll,omitempty"`
-	// SeaweedFS's admin lock: ours, held elsewhere, unknown.
+	// SeaweedFS's admin lock: ours, held elsewhere, ours, token lost (the
+	// master renewed it for us but the answer was lost), unknown (also when
+	// ours but no renewal was confirmed within the lease).
 	AdminLock string `protobuf:"bytes,10,opt,name=admin_lock,json=adminLock,proto3" json:"admin_lock,omitempty"`
 	// Who holds it, as the master named them (ours when it is ours).
 	AdminLockHolder string `protobuf:"bytes,11,opt,name=admin_lock_holder,json=adminLockHolder,proto3" json:"admin_lock_holder,omitempty"`
