@@ -8,9 +8,16 @@ import (
 )
 
 // Gate is what the leader may start, given SeaweedFS's admin lock (see
-// seaweed.AdminLockName): the lock is how SeaweedFS's own maintenance
-// (`weed admin`) and we keep out of each other's way, so while another
-// process holds it the leader neither detects nor assigns.
+// seaweed.AdminLockName) and its shell lock (seaweed.ShellLockName): while
+// another process holds the admin lock (a `weed admin` announces itself
+// with it) or anybody holds the shell lock (a `weed shell` user's `lock`,
+// or `weed admin` running a detection or a job), the leader neither
+// detects nor assigns.
+//
+// This is not mutual exclusion: a `weed shell` or `weed admin` that takes
+// the shell lock after our attempts started is not kept away from them.
+// Holding the shell lock ourselves around running attempts, as weed
+// admin's AdminLockManager does around its jobs, is future work (issue 12).
 //
 // Attempts already assigned are left to finish (they are not cancelled):
 // each holds its volume's reservation in the replicated state, and losing
@@ -23,6 +30,17 @@ type Gate struct {
 	Detect, Assign bool
 	// Paused says why not, for logs and `ctl status` ("" when both may).
 	Paused string
+}
+
+// OtherLock is a lock other processes take on the master (the shell lock),
+// as last asked.
+type OtherLock struct {
+	Held   bool
+	Holder string
+	// Since is when it was first seen held by Holder (or free).
+	Since time.Time
+	// Err is why the last ask failed (Held is then the last answer).
+	Err error
 }
 
 // LockGate decides from the admin lock as last seen, at now (the clock of
@@ -40,8 +58,23 @@ type Gate struct {
 //     answered, and only within the lease that answer confirmed: past it
 //     another process may hold the lock on a master we do not reach (our
 //     master lost its election, a one-way partition, a process pause);
-//   - not known yet (a new leader, no answer): pause both.
-func LockGate(l seaweed.LockState, now time.Time) Gate {
+//   - not known yet (a new leader, no answer): pause both;
+//
+// and, whatever the admin lock, the shell lock held (by anybody: we never
+// take it) pauses both.
+func LockGate(l seaweed.LockState, shell OtherLock, now time.Time) Gate {
+	g := adminLockGate(l, now)
+	if shell.Held {
+		why := fmt.Sprintf("SeaweedFS's %q lock is held by %s (a `weed shell` lock, or `weed admin` running a job)", seaweed.ShellLockName, holderName(shell.Holder))
+		if g.Paused != "" {
+			why += "; " + g.Paused
+		}
+		return Gate{Paused: why}
+	}
+	return g
+}
+
+func adminLockGate(l seaweed.LockState, now time.Time) Gate {
 	switch l.Status {
 	case seaweed.LockOurs:
 		if l.OursAt(now) {

@@ -25,6 +25,7 @@ func TestLockGate(t *testing.T) {
 	for _, tc := range []struct {
 		name           string
 		lock           seaweed.LockState
+		shell          OtherLock
 		detect, assign bool
 		paused         []string // substrings of Gate.Paused ("" when not paused)
 	}{
@@ -49,11 +50,21 @@ func TestLockGate(t *testing.T) {
 			paused: []string{"does not answer", "lease of its last renewal has run out"}},
 		{name: "master down, lock was held elsewhere", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOther, Holder: "admin-server", Err: down},
 			paused: []string{`"admin-server"`, "does not answer"}},
+		{name: "ours, shell lock held by weed admin running a job", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1", Until: within},
+			shell: OtherLock{Held: true, Holder: "admin-plugin"}, paused: []string{`"shell"`, `"admin-plugin"`}},
+		{name: "shell lock held, its holder not named", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1", Until: within},
+			shell: OtherLock{Held: true}, paused: []string{`"shell"`, "another client"}},
+		{name: "shell lock held, master down since, lock was ours", lock: seaweed.LockState{Status: seaweed.LockUnknown, Last: seaweed.LockOurs, Err: down, Until: within},
+			shell: OtherLock{Held: true, Holder: "shell", Err: down}, paused: []string{`"shell"`, "detection paused"}},
+		{name: "shell lock free, the last ask failed", lock: seaweed.LockState{Status: seaweed.LockOurs, Holder: "groundskeeper a1", Until: within},
+			shell: OtherLock{Err: down}, detect: true, assign: true},
+		{name: "both held elsewhere", lock: seaweed.LockState{Status: seaweed.LockOther, Holder: "admin-server"},
+			shell: OtherLock{Held: true, Holder: "admin-plugin"}, paused: []string{`"admin-plugin"`, `"admin-server"`}},
 		{name: "master down from the start", lock: seaweed.LockState{Status: seaweed.LockUnknown, Err: down},
 			paused: []string{"waiting for"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			g := LockGate(tc.lock, now)
+			g := LockGate(tc.lock, tc.shell, now)
 			if g.Detect != tc.detect || g.Assign != tc.assign {
 				t.Errorf("LockGate(%+v) detect %v assign %v; want %v %v", tc.lock, g.Detect, g.Assign, tc.detect, tc.assign)
 			}
@@ -89,28 +100,37 @@ type otherHolder struct {
 	done  chan struct{}
 	token int64
 	ts    int64
+	name  string
 }
 
 func holdAdminLock(t *testing.T, masterGRPC string, renewEvery time.Duration) *otherHolder {
+	t.Helper()
+	return holdLock(t, masterGRPC, seaweed.AdminLockName, "admin-server", renewEvery)
+}
+
+// holdLock holds the named lock as client, as SeaweedFS's exclusive_locks
+// does (`weed shell`'s `lock`: "shell"; weed admin's jobs: "shell" as
+// "admin-plugin").
+func holdLock(t *testing.T, masterGRPC, name, client string, renewEvery time.Duration) *otherHolder {
 	t.Helper()
 	conn, err := grpc.NewClient(masterGRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &otherHolder{t: t, conn: conn, c: master_pb.NewSeaweedClient(conn), stop: make(chan struct{}), done: make(chan struct{})}
+	h := &otherHolder{t: t, conn: conn, c: master_pb.NewSeaweedClient(conn), stop: make(chan struct{}), done: make(chan struct{}), name: name}
 	t.Cleanup(func() { h.crash(); conn.Close() })
 	lease := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		resp, err := h.c.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{PreviousToken: h.token, PreviousLockTime: h.ts,
-			LockName: seaweed.AdminLockName, ClientName: "admin-server"})
+			LockName: name, ClientName: client})
 		if err == nil {
 			h.token, h.ts = resp.Token, resp.LockTsNs
 		}
 		return err
 	}
 	if err := lease(); err != nil {
-		t.Fatalf("take the admin lock as weed admin would: %v", err)
+		t.Fatalf("take the %s lock as %s: %v", name, client, err)
 	}
 	go func() {
 		defer close(h.done)
@@ -147,7 +167,7 @@ func (h *otherHolder) release() {
 	h.crash()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	if _, err := h.c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: h.token, PreviousLockTime: h.ts, LockName: seaweed.AdminLockName}); err != nil {
+	if _, err := h.c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: h.token, PreviousLockTime: h.ts, LockName: h.name}); err != nil {
 		h.t.Fatalf("release the other client's admin lock: %v", err)
 	}
 }
@@ -358,5 +378,92 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 		if st := state(late); st != pb.TaskState_TASK_STATE_PENDING {
 			t.Fatalf("a vacuum submitted after the lease ran out is %v; want it pending", st)
 		}
+	}
+}
+
+// TestPausedWhileShellLockHeld: weed admin runs its jobs, and `weed shell`
+// users their commands, under SeaweedFS's shell lock, not admin-server:
+// while anybody holds it the leader (holding admin-server) detects and
+// assigns nothing, and says who holds it; once it is released the work goes
+// out.
+func TestPausedWhileShellLockHeld(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers, cfg.MasterRefillDelay = 2, 100*time.Millisecond
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	garbage := sim.VolumeSpec{Size: 4 << 20, FileCount: 400, DeletedBytes: 2 << 20, DeleteCount: 200}
+	garbage.Servers = []int{0}
+	detected, err := c.AddVolume(garbage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage.Servers = []int{1}
+	manual, err := c.AddVolume(garbage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shell := holdLock(t, c.MasterServerAddress().GRPC, seaweed.ShellLockName, "admin-plugin", 500*time.Millisecond)
+
+	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	f := fsm.New()
+	s := New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
+		Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}},
+		&syncApplier{a: fsmApplier{f: f}}, f, master)
+	if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+		Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: manual, Origin: "manual"}}}); err != nil {
+		t.Fatal(err)
+	}
+	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
+		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.mu.Lock()
+	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+
+	// Several polls of a complete topology with the admin lock ours and
+	// the shell lock held: each would have detected and assigned.
+	var polls []int64
+	waitUntil(t, 20*time.Second, "five polls of a complete topology with the admin lock ours", func() (bool, string) {
+		st, ok := s.Status()
+		if !ok || st.MasterState != "ok" || !st.AdminLockHeld || st.Volumes != 2 {
+			return false, st.String()
+		}
+		if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
+			polls = append(polls, st.LastPoll)
+		}
+		return len(polls) >= 5, st.String()
+	})
+	var tasks []*pb.Task
+	f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{}) })
+	if len(tasks) != 1 || tasks[0].State != pb.TaskState_TASK_STATE_PENDING || len(sess.out) != 0 {
+		t.Fatalf("tasks while the shell lock is held: %v, %d messages to the worker; want only the manual one, pending, none", tasks, len(sess.out))
+	}
+	st, _ := s.Status()
+	if st.ShellLockHolder != "admin-plugin" || st.ShellLockSince == 0 || !st.DetectionPaused || !st.AssignmentPaused || !contains(st.Paused, `"shell"`, `"admin-plugin"`) {
+		t.Errorf("status while the shell lock is held: %v; want its holder, since, both paused", st)
+	}
+
+	shell.release()
+	waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the shell lock is free", func() (bool, string) {
+		byVol := map[uint32]pb.TaskState{}
+		f.Read(func(st *fsm.State) {
+			for _, tk := range st.Tasks(fsm.TaskFilter{}) {
+				byVol[tk.VolumeId] = tk.State
+			}
+		})
+		return byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(byVol)
+	})
+	if st, _ := s.Status(); st.ShellLockHolder != "" || st.Paused != "" {
+		t.Errorf("status once the shell lock is free: %v", st)
 	}
 }

@@ -32,6 +32,7 @@ type Master interface {
 	Addr() seaweed.Address
 	SetAutoVacuum(ctx context.Context, on bool) error
 	NewAdminLock(client string) *seaweed.AdminLock
+	LockHolder(ctx context.Context, name string) (holder string, held bool, err error)
 }
 
 // DefaultFailureCooldown is Config.FailureCooldown's default.
@@ -161,6 +162,9 @@ type Scheduler struct {
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
 	lock      *seaweed.AdminLock
+	// shell is SeaweedFS's shell lock as last asked, and when.
+	shell        OtherLock
+	shellChecked time.Time
 	// paused is the last Gate's reason, to log its changes once.
 	paused   string
 	lastPoll time.Time
@@ -200,7 +204,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
-	s.lock, s.paused = nil, ""
+	s.lock, s.paused, s.shell, s.shellChecked = nil, "", OtherLock{}, time.Time{}
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}
 	s.mu.Unlock()
@@ -281,6 +285,13 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 			st.AdminLock, st.AdminLockError = seaweed.LockUnknown.String(), "no renewal confirmed within the lease"
 		}
 	}
+	if s.shell.Held {
+		st.ShellLockHolder = s.shell.Holder
+		if st.ShellLockHolder == "" {
+			st.ShellLockHolder = "(not named)"
+		}
+		st.ShellLockSince = s.shell.Since.UnixNano()
+	}
 	g := s.gate()
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = s.vacuumOff != nil && *s.vacuumOff
@@ -344,16 +355,59 @@ func (s *Scheduler) gate() Gate {
 	if s.lock == nil {
 		return Gate{Detect: true, Assign: true}
 	}
-	g := LockGate(s.lock.State(), time.Now())
+	g := LockGate(s.lock.State(), s.shell, time.Now())
 	if g.Paused != s.paused {
 		if g.Paused != "" {
 			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
 		} else {
-			s.log.Info("maintenance resumed: the admin lock is ours", "lock", seaweed.AdminLockName)
+			s.log.Info("maintenance resumed: the admin lock is ours and the shell lock free", "lock", seaweed.AdminLockName)
 		}
 		s.paused = g.Paused
 	}
 	return g
+}
+
+// checkShell asks the master who holds SeaweedFS's shell lock. A failed ask
+// keeps the last answer. Call without s.mu.
+func (s *Scheduler) checkShell(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	holder, held, err := s.master.LockHolder(cctx, seaweed.ShellLockName)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shellChecked = time.Now()
+	if err != nil {
+		if s.shell.Err == nil {
+			s.log.Warn("cannot ask the master who holds the shell lock", "error", err)
+		}
+		s.shell.Err = err
+		return
+	}
+	if held != s.shell.Held || holder != s.shell.Holder || s.shell.Since.IsZero() {
+		if held {
+			s.log.Warn("SeaweedFS's shell lock is held: maintenance pauses", "holder", holder)
+		} else if s.shell.Held {
+			s.log.Info("SeaweedFS's shell lock is free again", "was", s.shell.Holder)
+		}
+		s.shell = OtherLock{Held: held, Holder: holder, Since: s.cfg.Now()}
+		return
+	}
+	s.shell.Err = nil
+}
+
+// refreshShell asks about the shell lock again before assigning, unless it
+// was asked within the last second or the master does not answer (then
+// the last answer stands, and the admin lock's lease bounds how long).
+func (s *Scheduler) refreshShell(ctx context.Context) {
+	s.mu.Lock()
+	skip := s.master == nil || s.topoErr != nil || time.Since(s.shellChecked) < time.Second
+	s.mu.Unlock()
+	if !skip {
+		s.checkShell(ctx)
+	}
 }
 
 func (s *Scheduler) detectOnce(ctx context.Context) {
@@ -368,6 +422,9 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	cancel()
 	if ctx.Err() != nil {
 		return
+	}
+	if err == nil {
+		s.checkShell(ctx)
 	}
 	s.mu.Lock()
 	s.lastPoll = s.cfg.Now()
@@ -743,6 +800,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	if len(ready) == 0 {
 		return
 	}
+	s.refreshShell(ctx)
 	s.mu.Lock()
 	topo, topoOK := s.assignTopology()
 	if !s.gate().Assign {

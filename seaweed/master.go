@@ -15,12 +15,18 @@ import (
 
 // AdminLockName is the master lock groundskeeper's leader holds: the one
 // SeaweedFS's own `weed admin` holds (as client "admin-server") to announce
-// itself, so the two never run maintenance at once; while someone else holds
-// it the leader detects and assigns nothing. While it is held a vacuum
-// switched off with by_plugin stays off (and switches itself back on if we
-// die). (`weed shell`'s `lock`, and `weed admin` while a job runs, hold
-// another one, "shell".)
+// itself (admin_presence_lock.go); while someone else holds it the leader
+// detects and assigns nothing. While it is held a vacuum switched off with
+// by_plugin stays off (and switches itself back on if we die). Holding it
+// does not keep weed admin's jobs away: weed admin runs them under
+// ShellLockName, so the leader also pauses while that one is held.
 const AdminLockName = "admin-server"
+
+// ShellLockName is the lock `weed shell`'s `lock` command takes, and
+// `weed admin` takes around each detection and job of its plugin
+// scheduler (AdminLockManager, client "admin-plugin"). The leader only
+// asks who holds it (LockHolder); it does not take it.
+const ShellLockName = "shell"
 
 // Lock timing, as SeaweedFS's wdclient/exclusive_locks: the master grants
 // 10 s (LockDuration); renew every 4 s, ask again every second while the
@@ -92,6 +98,16 @@ func (m *Master) SetAutoVacuum(ctx context.Context, on bool) error {
 		return fmt.Errorf("master %s: set automatic vacuum %v: %w", m.addr.HTTP, on, err)
 	}
 	return nil
+}
+
+// LockHolder asks the master who holds the named lock; held is false when
+// nobody does (or the holder's lease ran out).
+func (m *Master) LockHolder(ctx context.Context, name string) (holder string, held bool, err error) {
+	resp, err := m.c.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: name})
+	if err != nil {
+		return "", false, fmt.Errorf("master %s: lock %q status: %w", m.addr.HTTP, name, err)
+	}
+	return resp.GetClientName(), resp.GetIsLocked(), nil
 }
 
 // AdminLock keeps the master's admin lock while it runs, the way SeaweedFS's

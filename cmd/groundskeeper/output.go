@@ -61,6 +61,11 @@ type maintenanceJSON struct {
 	AdminLockHolder string `json:"admin_lock_holder,omitempty"`
 	AdminLockSince  string `json:"admin_lock_since,omitempty"`
 	AdminLockError  string `json:"admin_lock_error,omitempty"`
+	// ShellLockHolder is who holds SeaweedFS's shell lock (a `weed shell`
+	// lock, or `weed admin` running a job), since ShellLockSince; maintenance
+	// pauses meanwhile. Absent while nobody does.
+	ShellLockHolder string `json:"shell_lock_holder,omitempty"`
+	ShellLockSince  string `json:"shell_lock_since,omitempty"`
 	// Paused says why detection or assignment is paused.
 	Paused           string `json:"paused,omitempty"`
 	DetectionPaused  bool   `json:"detection_paused"`
@@ -137,6 +142,7 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 			out.Maintenance = &maintenanceJSON{Master: m.Master, MasterState: m.MasterState, MasterError: m.MasterError, Servers: m.Servers, Volumes: m.Volumes,
 				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
 				AdminLock: m.AdminLock, AdminLockHolder: m.AdminLockHolder, AdminLockSince: stamp(m.AdminLockSince), AdminLockError: m.AdminLockError,
+				ShellLockHolder: m.ShellLockHolder, ShellLockSince: stamp(m.ShellLockSince),
 				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused}
 		}
 		return o.writeJSON(out)
@@ -168,6 +174,13 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		default:
 			fmt.Fprintf(o.out, "SeaweedFS master %s: %s, %d volume servers, %d volumes\n", m.Master, m.MasterState, m.Servers, m.Volumes)
 			fmt.Fprintf(o.out, "admin lock %s, master's own vacuum off: %v\n", adminLockLine(m), m.MasterVacuumOff)
+		}
+		if m.ShellLockHolder != "" {
+			since := ""
+			if m.ShellLockSince != 0 {
+				since = " (seen since " + stamp(m.ShellLockSince) + ")"
+			}
+			fmt.Fprintf(o.out, "shell lock HELD BY %s, another process%s\n", m.ShellLockHolder, since)
 		}
 		if m.Paused != "" {
 			what := "detection and assignment"

@@ -86,3 +86,33 @@ func TestPrintStatusTokenLost(t *testing.T) {
 		t.Errorf("status text names our own lease another process's:\n%s", out)
 	}
 }
+
+// TestPrintStatusShellLock: the shell lock's holder (weed admin running a
+// job, a weed shell lock) is shown with since when, in text and --json.
+func TestPrintStatusShellLock(t *testing.T) {
+	since := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Term: 2,
+		Members: []*pb.Member{{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"}},
+		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", AdminLock: "ours", AdminLockHeld: true,
+			ShellLockHolder: "admin-plugin", ShellLockSince: since.UnixNano(),
+			Paused: `SeaweedFS's "shell" lock is held by "admin-plugin"`, DetectionPaused: true, AssignmentPaused: true},
+	}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "shell lock HELD BY admin-plugin, another process (seen since 2026-11-25T07:00:00Z)"; !strings.Contains(text.String(), want) {
+		t.Errorf("status text lacks %q:\n%s", want, text.String())
+	}
+	var js bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &js, json: true}, st); err != nil {
+		t.Fatal(err)
+	}
+	var got statusJSON
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if m := got.Maintenance; m == nil || m.ShellLockHolder != "admin-plugin" || m.ShellLockSince != "2026-11-25T07:00:00Z" {
+		t.Errorf("--json maintenance: %+v", m)
+	}
+}

@@ -560,8 +560,13 @@ type Maintenance struct {
 	Paused           string `protobuf:"bytes,14,opt,name=paused,proto3" json:"paused,omitempty"`
 	DetectionPaused  bool   `protobuf:"varint,15,opt,name=detection_paused,json=detectionPaused,proto3" json:"detection_paused,omitempty"`
 	AssignmentPaused bool   `protobuf:"varint,16,opt,name=assignment_paused,json=assignmentPaused,proto3" json:"assignment_paused,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Who holds SeaweedFS's "shell" lock (a `weed shell` lock, or `weed admin`
+	// running a job), "" while nobody does; maintenance pauses while it is
+	// held. Since when it was first seen held (unix ns).
+	ShellLockHolder string `protobuf:"bytes,17,opt,name=shell_lock_holder,json=shellLockHolder,proto3" json:"shell_lock_holder,omitempty"`
+	ShellLockSince  int64  `protobuf:"varint,18,opt,name=shell_lock_since,json=shellLockSince,proto3" json:"shell_lock_since,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Maintenance) Reset() {
@@ -704,6 +709,20 @@ func (x *Maintenance) GetAssignmentPaused() bool {
 		return x.AssignmentPaused
 	}
 	return false
+}
+
+func (x *Maintenance) GetShellLockHolder() string {
+	if x != nil {
+		return x.ShellLockHolder
+	}
+	return ""
+}
+
+func (x *Maintenance) GetShellLockSince() int64 {
+	if x != nil {
+		return x.ShellLockSince
+	}
+	return 0
 }
 
 type SubmitTaskRequest struct {
@@ -1928,7 +1947,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vstate_index\x18\r \x01(\x04R\n" +
 	"stateIndex\x12'\n" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
-	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xcc\x04\n" +
+	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xa2\x05\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -1947,7 +1966,9 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x10admin_lock_error\x18\r \x01(\tR\x0eadminLockError\x12\x16\n" +
 	"\x06paused\x18\x0e \x01(\tR\x06paused\x12)\n" +
 	"\x10detection_paused\x18\x0f \x01(\bR\x0fdetectionPaused\x12+\n" +
-	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\"\xfd\x01\n" +
+	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\x12*\n" +
+	"\x11shell_lock_holder\x18\x11 \x01(\tR\x0fshellLockHolder\x12(\n" +
+	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\"\xfd\x01\n" +
 	"\x11SubmitTaskRequest\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\rR\bvolumeId\x12\x1e\n" +
