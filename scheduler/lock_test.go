@@ -467,3 +467,108 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 		t.Errorf("status once the shell lock is free: %v", st)
 	}
 }
+
+// startLeader runs a scheduler with a vacuum worker's session against the
+// simulated master and waits for it to hold the admin lock with the
+// master's own vacuum switched off.
+func startLeader(t *testing.T, c *sim.Cluster) (s *Scheduler, stop func()) {
+	t.Helper()
+	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	f := fsm.New()
+	s = New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour}, &syncApplier{a: fsmApplier{f: f}}, f, master)
+	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
+		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.mu.Lock()
+	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
+	s.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx) }()
+	stop = func() { cancel(); <-stopped }
+	t.Cleanup(stop)
+	waitUntil(t, 20*time.Second, "the lock ours and the master's vacuum off", func() (bool, string) {
+		st, ok := s.Status()
+		_, byPlugin := c.VacuumDisabled()
+		return ok && st.AdminLockHeld && st.MasterVacuumOff && byPlugin, st.String()
+	})
+	return s, stop
+}
+
+// TestVacuumSwitchedBackOnBeforeRelease: a leader that stops (leadership
+// lost, shutdown) switches the master's own vacuum back on, by plugin as it
+// switched it off, while it still holds the admin lock, then releases it.
+func TestVacuumSwitchedBackOnBeforeRelease(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers = 1
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_, stop := startLeader(t, c)
+	// Record the switch as the release reaches the master (the fault only
+	// reports it; the release itself happens).
+	var atRelease []bool
+	c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "ReleaseAdminToken", FailNext: 1, After: true, OnFire: func() {
+		_, byPlugin := c.VacuumDisabled()
+		atRelease = append(atRelease, byPlugin)
+	}})
+	stop()
+	if op, byPlugin := c.VacuumDisabled(); op || byPlugin {
+		t.Fatalf("after the leader stopped the master's vacuum is disabled (by operator %v, by plugin %v); want it back on", op, byPlugin)
+	}
+	if len(atRelease) != 1 || atRelease[0] {
+		t.Fatalf("the master's vacuum at the release, disabled by plugin: %v; want one release, after it was back on", atRelease)
+	}
+	if holder, held := c.AdminLock(seaweed.AdminLockName); held {
+		t.Fatalf("the admin lock is still held by %q", holder)
+	}
+}
+
+// TestVacuumNotOursWhileLockHeldElsewhere: once another process has taken
+// the admin lock (our lease ran out), the master's vacuum is its to set:
+// status says so instead of our last, stale, switch.
+func TestVacuumNotOursWhileLockHeldElsewhere(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers, cfg.AdminLockDuration = 1, 2*time.Second
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	s, _ := startLeader(t, c)
+	// The simulated lease (2 s) runs out between our renewals (every 4 s):
+	// weed admin takes the lock in that gap.
+	conn, err := grpc.NewClient(c.MasterServerAddress().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	mc := master_pb.NewSeaweedClient(conn)
+	var token, ts int64
+	renew := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		resp, err := mc.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{PreviousToken: token, PreviousLockTime: ts,
+			LockName: seaweed.AdminLockName, ClientName: "admin-server"})
+		if err == nil {
+			token, ts = resp.Token, resp.LockTsNs
+		}
+		return err
+	}
+	waitUntil(t, 20*time.Second, "weed admin to take the lock, then us to see it held elsewhere", func() (bool, string) {
+		if err := renew(); err != nil {
+			return false, err.Error()
+		}
+		st, _ := s.Status()
+		return st.AdminLock == "held elsewhere", st.String()
+	})
+	st, _ := s.Status()
+	if st.MasterVacuumOff || st.MasterVacuum != MasterVacuumNotOurs {
+		t.Fatalf("status while another process holds the admin lock: vacuum off %v, %q; want not ours to set", st.MasterVacuumOff, st.MasterVacuum)
+	}
+}

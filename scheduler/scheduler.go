@@ -116,6 +116,16 @@ func (c *Config) defaults() {
 	}
 }
 
+// Maintenance.master_vacuum: the master's own periodic vacuum as we set it.
+const (
+	MasterVacuumOff    = "off"
+	MasterVacuumOn     = "on"
+	MasterVacuumNotSet = "not set yet"
+	// MasterVacuumNotOurs: another process holds the admin lock and decides
+	// it (our last switch stays in effect until it does).
+	MasterVacuumNotOurs = "not ours to set"
+)
+
 // ErrNotRunning means the scheduler is not running here (not the leader).
 var ErrNotRunning = errors.New("scheduler is not running on this node")
 
@@ -210,14 +220,22 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
+	var lock *seaweed.AdminLock
+	// The lock keeper outlives ctx until the master's vacuum is given back
+	// (see restoreVacuum), which must happen while the lock is ours.
+	lockCtx, stopLock := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLock()
+	lockDone := make(chan struct{})
 	if s.master != nil {
-		lock := s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
+		lock = s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
 		s.mu.Lock()
 		s.lock = lock
 		s.mu.Unlock()
-		wg.Add(2)
-		go func() { defer wg.Done(); lock.Run(ctx) }()
+		wg.Add(1)
+		go func() { defer close(lockDone); lock.Run(lockCtx) }()
 		go func() { defer wg.Done(); s.detectLoop(ctx, lock) }()
+	} else {
+		close(lockDone)
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -230,6 +248,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	if lock != nil {
+		s.restoreVacuum(lock)
+	}
+	stopLock()
+	<-lockDone
 	s.mu.Lock()
 	s.running = false
 	for id, sess := range s.sessions {
@@ -240,6 +263,37 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.confirm = map[uint64]uint64{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
+}
+
+// restoreVacuum, on a clean stop (leadership lost, shutdown), switches the
+// master's own vacuum back on if we switched it off, before the admin lock
+// is released: released first, the lock could go to another holder whose
+// switch ours would then override. If the lock is not surely ours any more,
+// its holder decides (and the master re-enables its vacuum by itself once
+// nobody holds the lock).
+func (s *Scheduler) restoreVacuum(lock *seaweed.AdminLock) {
+	s.mu.Lock()
+	off := s.vacuumOff != nil && *s.vacuumOff
+	s.mu.Unlock()
+	if !off {
+		return
+	}
+	st := lock.State()
+	if !time.Now().Before(st.Until) || (st.Status != seaweed.LockOurs && !(st.Status == seaweed.LockUnknown && st.Last == seaweed.LockOurs)) {
+		s.log.Info("not switching the master's automatic vacuum back on: the admin lock is not surely ours", "lock", st.Status)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.master.SetAutoVacuum(ctx, true); err != nil {
+		s.log.Warn("could not switch the master's automatic vacuum back on", "error", err)
+		return
+	}
+	s.log.Info("master automatic vacuum switched back on")
+	s.mu.Lock()
+	on := false
+	s.vacuumOff = &on
+	s.mu.Unlock()
 }
 
 // Status is the leader's maintenance view for operators; ok is false when
@@ -295,6 +349,16 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 	g := s.gate()
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = s.vacuumOff != nil && *s.vacuumOff
+	switch {
+	case s.lock != nil && s.lock.State().Status == seaweed.LockOther:
+		st.MasterVacuum, st.MasterVacuumOff = MasterVacuumNotOurs, false
+	case s.vacuumOff == nil:
+		st.MasterVacuum = MasterVacuumNotSet
+	case *s.vacuumOff:
+		st.MasterVacuum = MasterVacuumOff
+	default:
+		st.MasterVacuum = MasterVacuumOn
+	}
 	return st, true
 }
 
@@ -450,25 +514,36 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
 	}
 	detect := s.gate().Detect
+	lock := s.lock.State()
+	if lock.Status == seaweed.LockOther {
+		// Whoever holds the admin lock now decides the master's vacuum
+		// (our last switch stays in effect until it does).
+		s.vacuumOff = nil
+	}
 	s.mu.Unlock()
+	// The master's vacuum is ours to switch while the admin lock is (the
+	// master keeps a by-plugin switch only while the lock is held), whether
+	// or not the shell lock pauses detection.
+	if lock.OursAt(time.Now()) {
+		if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
+			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
+		} else {
+			s.mu.Lock()
+			if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
+				s.log.Info("master automatic vacuum", "off", vacuumWorkers)
+			}
+			s.vacuumOff = &vacuumWorkers
+			s.mu.Unlock()
+		}
+	}
 	if !detect {
-		// Another process holds the admin lock (or it is not known to be
-		// ours): it decides the master's vacuum, and nothing is detected.
-		// Capacity changes of our finished work are still retired.
+		// Another process holds a lock (or the admin lock is not known to
+		// be ours): nothing is detected. Capacity changes of our finished
+		// work are still retired.
 		if ok {
 			s.reconcile(ctx, topo)
 		}
 		return
-	}
-	if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
-		s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
-	} else {
-		s.mu.Lock()
-		if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
-			s.log.Info("master automatic vacuum", "off", vacuumWorkers)
-		}
-		s.vacuumOff = &vacuumWorkers
-		s.mu.Unlock()
 	}
 	if !ok {
 		return

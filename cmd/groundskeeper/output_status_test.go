@@ -24,7 +24,7 @@ func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
 			{Id: "a3", RaftAddr: "127.0.0.1:7003", State: gkrpc.MemberAddressUnknown, Suffrage: "Voter"},
 		},
 		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", Servers: 3, Volumes: 7,
-			AdminLock: "held elsewhere", AdminLockHolder: "admin-server", AdminLockSince: since.UnixNano(),
+			AdminLock: "held elsewhere", AdminLockHolder: "admin-server", AdminLockSince: since.UnixNano(), MasterVacuum: "not ours to set",
 			Paused: `SeaweedFS's admin lock "admin-server" is held by "admin-server"`, DetectionPaused: true, AssignmentPaused: true},
 	}
 	var text bytes.Buffer
@@ -34,7 +34,7 @@ func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
 	out := text.String()
 	for _, want := range []string{
 		"a3  address unknown yet  127.0.0.1:7003  -",
-		`admin lock HELD BY admin-server, another process (seen since 2026-11-25T07:00:00Z)`,
+		`admin lock HELD BY admin-server, another process (seen since 2026-11-25T07:00:00Z), master's own vacuum: not ours to set (another process holds the admin lock)`,
 		`MAINTENANCE PAUSED (detection and assignment): SeaweedFS's admin lock "admin-server" is held by "admin-server"; running tasks continue`,
 	} {
 		if !strings.Contains(out, want) {

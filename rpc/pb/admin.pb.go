@@ -565,8 +565,11 @@ type Maintenance struct {
 	// held. Since when it was first seen held (unix ns).
 	ShellLockHolder string `protobuf:"bytes,17,opt,name=shell_lock_holder,json=shellLockHolder,proto3" json:"shell_lock_holder,omitempty"`
 	ShellLockSince  int64  `protobuf:"varint,18,opt,name=shell_lock_since,json=shellLockSince,proto3" json:"shell_lock_since,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The master's own periodic vacuum as we set it: off, on, not set yet, or
+	// not ours to set (another process holds the admin lock and decides it).
+	MasterVacuum  string `protobuf:"bytes,19,opt,name=master_vacuum,json=masterVacuum,proto3" json:"master_vacuum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Maintenance) Reset() {
@@ -723,6 +726,13 @@ func (x *Maintenance) GetShellLockSince() int64 {
 		return x.ShellLockSince
 	}
 	return 0
+}
+
+func (x *Maintenance) GetMasterVacuum() string {
+	if x != nil {
+		return x.MasterVacuum
+	}
+	return ""
 }
 
 type SubmitTaskRequest struct {
@@ -1947,7 +1957,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vstate_index\x18\r \x01(\x04R\n" +
 	"stateIndex\x12'\n" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
-	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xa2\x05\n" +
+	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xc7\x05\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -1968,7 +1978,8 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x10detection_paused\x18\x0f \x01(\bR\x0fdetectionPaused\x12+\n" +
 	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\x12*\n" +
 	"\x11shell_lock_holder\x18\x11 \x01(\tR\x0fshellLockHolder\x12(\n" +
-	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\"\xfd\x01\n" +
+	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\x12#\n" +
+	"\rmaster_vacuum\x18\x13 \x01(\tR\fmasterVacuum\"\xfd\x01\n" +
 	"\x11SubmitTaskRequest\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\rR\bvolumeId\x12\x1e\n" +
