@@ -572,3 +572,52 @@ func TestVacuumNotOursWhileLockHeldElsewhere(t *testing.T) {
 		t.Fatalf("status while another process holds the admin lock: vacuum off %v, %q; want not ours to set", st.MasterVacuumOff, st.MasterVacuum)
 	}
 }
+
+// TestLockChangesDoNotFloodDetection: each change of the admin lock brings
+// a detection round (a full topology read) forward, but no sooner than
+// half a detection interval after the last, so a master flapping the lock
+// every few milliseconds costs no extra reads within that half interval.
+func TestLockChangesDoNotFloodDetection(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers = 1
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	f := fsm.New()
+	const interval = 10 * time.Second
+	s := New(Config{NodeID: "a1", DetectInterval: interval}, &syncApplier{a: fsmApplier{f: f}}, f, master)
+	s.lock = master.NewAdminLock("groundskeeper a1")
+	changed := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.detectLoop(ctx, changed) }()
+	t.Cleanup(func() { cancel(); <-done })
+	reads := func() int { return c.CallCount("VolumeList") }
+	waitUntil(t, 10*time.Second, "the first detection round", func() (bool, string) { return reads() == 1, fmt.Sprint(reads()) })
+	start := time.Now()
+
+	// The lock flaps every 10 ms for a second.
+	for end := start.Add(time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		select {
+		case changed <- struct{}{}:
+		case <-time.After(time.Second):
+			t.Fatal("the detection loop does not take lock changes")
+		}
+	}
+	if n := reads(); n != 1 {
+		t.Fatalf("%d topology reads within a second of flapping lock changes; want only the first round's", n)
+	}
+	// A change brings the next round forward to half an interval after
+	// the last, well before the full interval.
+	waitUntil(t, interval, "a round brought forward by the lock changes", func() (bool, string) { return reads() == 2, fmt.Sprint(reads()) })
+	if d := time.Since(start); d < interval/2-time.Second || d >= interval-time.Second {
+		t.Fatalf("the round after the lock changes came %v after the first; want about %v", d, interval/2)
+	}
+}

@@ -233,7 +233,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		s.mu.Unlock()
 		wg.Add(1)
 		go func() { defer close(lockDone); lock.Run(lockCtx) }()
-		go func() { defer wg.Done(); s.detectLoop(ctx, lock) }()
+		go func() { defer wg.Done(); s.detectLoop(ctx, lock.Changed()) }()
 	} else {
 		close(lockDone)
 	}
@@ -395,21 +395,34 @@ func (s *Scheduler) propose(ctx context.Context, cmd *pb.Command) (*pb.ApplyResu
 }
 
 // detectLoop polls the master, retires reflected capacity changes, proposes
-// detected work and keeps the master's own vacuum off while we vacuum. A
-// change of the admin lock starts a round at once (work resumes as soon as
-// the lock is ours).
-func (s *Scheduler) detectLoop(ctx context.Context, lock *seaweed.AdminLock) {
-	t := time.NewTicker(s.cfg.DetectInterval)
-	defer t.Stop()
+// detected work and keeps the master's own vacuum off while we vacuum, every
+// DetectInterval. A change of the admin lock (changed) starts an assignment
+// round at once (work resumes as soon as the lock is ours) and brings the
+// next detection round forward, to no sooner than DetectInterval/2 after
+// the last: a round reads the whole topology (tens of MB on a large
+// cluster), and a flapping master can change the lock every second.
+func (s *Scheduler) detectLoop(ctx context.Context, changed <-chan struct{}) {
+	minGap := s.cfg.DetectInterval / 2
+	next := time.NewTimer(0)
+	defer next.Stop()
+	var last, due time.Time
 	for {
-		s.detectOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		case <-lock.Changed():
+		case <-changed:
 			s.Kick()
+			if at := last.Add(minGap); at.Before(due) {
+				due = at
+				next.Reset(time.Until(at))
+			}
+			continue
+		case <-next.C:
 		}
+		last = time.Now()
+		s.detectOnce(ctx)
+		due = time.Now().Add(s.cfg.DetectInterval)
+		next.Reset(s.cfg.DetectInterval)
 	}
 }
 
