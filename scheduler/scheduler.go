@@ -33,6 +33,7 @@ type Master interface {
 	Addr() seaweed.Address
 	SetAutoVacuum(ctx context.Context, on bool) error
 	NewAdminLock(client string) *seaweed.AdminLock
+	LockHolder(ctx context.Context, name string) (holder string, held bool, err error)
 }
 
 // DefaultFailureCooldown is Config.FailureCooldown's default.
@@ -116,6 +117,16 @@ func (c *Config) defaults() {
 	}
 }
 
+// Maintenance.master_vacuum: the master's own periodic vacuum as we set it.
+const (
+	MasterVacuumOff    = "off"
+	MasterVacuumOn     = "on"
+	MasterVacuumNotSet = "not set yet"
+	// MasterVacuumNotOurs: another process holds the admin lock and decides
+	// it (our last switch stays in effect until it does).
+	MasterVacuumNotOurs = "not ours to set"
+)
+
 // ErrNotRunning means the scheduler is not running here (not the leader).
 var ErrNotRunning = errors.New("scheduler is not running on this node")
 
@@ -164,6 +175,9 @@ type Scheduler struct {
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
 	lock      *seaweed.AdminLock
+	// shell is SeaweedFS's shell lock as last asked, and when.
+	shell        OtherLock
+	shellChecked time.Time
 	// paused is the last Gate's reason, to log its changes once.
 	paused   string
 	lastPoll time.Time
@@ -227,20 +241,28 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
 	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
-	s.lock, s.paused = nil, ""
+	s.lock, s.paused, s.shell, s.shellChecked = nil, "", OtherLock{}, time.Time{}
 	// A new leader has no baseline: it waits for two agreeing polls.
 	s.refill = seaweed.RefillGuard{Agree: true}
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
+	var lock *seaweed.AdminLock
+	// The lock keeper outlives ctx until the master's vacuum is given back
+	// (see restoreVacuum), which must happen while the lock is ours.
+	lockCtx, stopLock := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopLock()
+	lockDone := make(chan struct{})
 	if s.master != nil {
-		lock := s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
+		lock = s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
 		s.mu.Lock()
 		s.lock = lock
 		s.mu.Unlock()
-		wg.Add(2)
-		go func() { defer wg.Done(); lock.Run(ctx) }()
-		go func() { defer wg.Done(); s.detectLoop(ctx, lock) }()
+		wg.Add(1)
+		go func() { defer close(lockDone); lock.Run(lockCtx) }()
+		go func() { defer wg.Done(); s.detectLoop(ctx, lock.Changed()) }()
+	} else {
+		close(lockDone)
 	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
@@ -253,6 +275,11 @@ func (s *Scheduler) Run(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	if lock != nil {
+		s.restoreVacuum(lock)
+	}
+	stopLock()
+	<-lockDone
 	s.mu.Lock()
 	s.running = false
 	for id, sess := range s.sessions {
@@ -263,6 +290,37 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.confirm = map[uint64]uint64{}
 	s.mu.Unlock()
 	s.log.Info("scheduler stopped")
+}
+
+// restoreVacuum, on a clean stop (leadership lost, shutdown), switches the
+// master's own vacuum back on if we switched it off, before the admin lock
+// is released: released first, the lock could go to another holder whose
+// switch ours would then override. If the lock is not surely ours any more,
+// its holder decides (and the master re-enables its vacuum by itself once
+// nobody holds the lock).
+func (s *Scheduler) restoreVacuum(lock *seaweed.AdminLock) {
+	s.mu.Lock()
+	off := s.vacuumOff != nil && *s.vacuumOff
+	s.mu.Unlock()
+	if !off {
+		return
+	}
+	st := lock.State()
+	if !time.Now().Before(st.Until) || (st.Status != seaweed.LockOurs && !(st.Status == seaweed.LockUnknown && st.Last == seaweed.LockOurs)) {
+		s.log.Info("not switching the master's automatic vacuum back on: the admin lock is not surely ours", "lock", st.Status)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := s.master.SetAutoVacuum(ctx, true); err != nil {
+		s.log.Warn("could not switch the master's automatic vacuum back on", "error", err)
+		return
+	}
+	s.log.Info("master automatic vacuum switched back on")
+	s.mu.Lock()
+	on := false
+	s.vacuumOff = &on
+	s.mu.Unlock()
 }
 
 // Status is the leader's maintenance view for operators; ok is false when
@@ -297,17 +355,37 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 	}
 	if s.lock != nil {
 		l := s.lock.State()
-		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.Status == seaweed.LockOurs, l.Status.String(), l.Holder
+		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.OursAt(time.Now()), l.Status.String(), l.Holder
 		if !l.Since.IsZero() {
 			st.AdminLockSince = l.Since.UnixNano()
 		}
 		if l.Err != nil {
 			st.AdminLockError = l.Err.Error()
 		}
+		if l.Status == seaweed.LockOurs && !st.AdminLockHeld {
+			st.AdminLock, st.AdminLockError = seaweed.LockUnknown.String(), "no renewal confirmed within the lease"
+		}
+	}
+	if s.shell.Held {
+		st.ShellLockHolder = s.shell.Holder
+		if st.ShellLockHolder == "" {
+			st.ShellLockHolder = "(not named)"
+		}
+		st.ShellLockSince = s.shell.Since.UnixNano()
 	}
 	g := s.gate()
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = s.vacuumOff != nil && *s.vacuumOff
+	switch {
+	case s.lock != nil && s.lock.State().Status == seaweed.LockOther:
+		st.MasterVacuum, st.MasterVacuumOff = MasterVacuumNotOurs, false
+	case s.vacuumOff == nil:
+		st.MasterVacuum = MasterVacuumNotSet
+	case *s.vacuumOff:
+		st.MasterVacuum = MasterVacuumOff
+	default:
+		st.MasterVacuum = MasterVacuumOn
+	}
 	return st, true
 }
 
@@ -344,21 +422,34 @@ func (s *Scheduler) propose(ctx context.Context, cmd *pb.Command) (*pb.ApplyResu
 }
 
 // detectLoop polls the master, retires reflected capacity changes, proposes
-// detected work and keeps the master's own vacuum off while we vacuum. A
-// change of the admin lock starts a round at once (work resumes as soon as
-// the lock is ours).
-func (s *Scheduler) detectLoop(ctx context.Context, lock *seaweed.AdminLock) {
-	t := time.NewTicker(s.cfg.DetectInterval)
-	defer t.Stop()
+// detected work and keeps the master's own vacuum off while we vacuum, every
+// DetectInterval. A change of the admin lock (changed) starts an assignment
+// round at once (work resumes as soon as the lock is ours) and brings the
+// next detection round forward, to no sooner than DetectInterval/2 after
+// the last: a round reads the whole topology (tens of MB on a large
+// cluster), and a flapping master can change the lock every second.
+func (s *Scheduler) detectLoop(ctx context.Context, changed <-chan struct{}) {
+	minGap := s.cfg.DetectInterval / 2
+	next := time.NewTimer(0)
+	defer next.Stop()
+	var last, due time.Time
 	for {
-		s.detectOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-		case <-lock.Changed():
+		case <-changed:
 			s.Kick()
+			if at := last.Add(minGap); at.Before(due) {
+				due = at
+				next.Reset(time.Until(at))
+			}
+			continue
+		case <-next.C:
 		}
+		last = time.Now()
+		s.detectOnce(ctx)
+		due = time.Now().Add(s.cfg.DetectInterval)
+		next.Reset(s.cfg.DetectInterval)
 	}
 }
 
@@ -368,16 +459,59 @@ func (s *Scheduler) gate() Gate {
 	if s.lock == nil {
 		return Gate{Detect: true, Assign: true}
 	}
-	g := LockGate(s.lock.State())
+	g := LockGate(s.lock.State(), s.shell, time.Now())
 	if g.Paused != s.paused {
 		if g.Paused != "" {
 			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
 		} else {
-			s.log.Info("maintenance resumed: the admin lock is ours", "lock", seaweed.AdminLockName)
+			s.log.Info("maintenance resumed: the admin lock is ours and the shell lock free", "lock", seaweed.AdminLockName)
 		}
 		s.paused = g.Paused
 	}
 	return g
+}
+
+// checkShell asks the master who holds SeaweedFS's shell lock. A failed ask
+// keeps the last answer. Call without s.mu.
+func (s *Scheduler) checkShell(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	holder, held, err := s.master.LockHolder(cctx, seaweed.ShellLockName)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shellChecked = time.Now()
+	if err != nil {
+		if s.shell.Err == nil {
+			s.log.Warn("cannot ask the master who holds the shell lock", "error", err)
+		}
+		s.shell.Err = err
+		return
+	}
+	if held != s.shell.Held || holder != s.shell.Holder || s.shell.Since.IsZero() {
+		if held {
+			s.log.Warn("SeaweedFS's shell lock is held: maintenance pauses", "holder", holder)
+		} else if s.shell.Held {
+			s.log.Info("SeaweedFS's shell lock is free again", "was", s.shell.Holder)
+		}
+		s.shell = OtherLock{Held: held, Holder: holder, Since: s.cfg.Now()}
+		return
+	}
+	s.shell.Err = nil
+}
+
+// refreshShell asks about the shell lock again before assigning, unless it
+// was asked within the last second or the master does not answer (then
+// the last answer stands, and the admin lock's lease bounds how long).
+func (s *Scheduler) refreshShell(ctx context.Context) {
+	s.mu.Lock()
+	skip := s.master == nil || s.topoErr != nil || time.Since(s.shellChecked) < time.Second
+	s.mu.Unlock()
+	if !skip {
+		s.checkShell(ctx)
+	}
 }
 
 func (s *Scheduler) detectOnce(ctx context.Context) {
@@ -392,6 +526,9 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	cancel()
 	if ctx.Err() != nil {
 		return
+	}
+	if err == nil {
+		s.checkShell(ctx)
 	}
 	s.mu.Lock()
 	s.lastPoll = s.cfg.Now()
@@ -417,25 +554,36 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
 	}
 	detect := s.gate().Detect
+	lock := s.lock.State()
+	if lock.Status == seaweed.LockOther {
+		// Whoever holds the admin lock now decides the master's vacuum
+		// (our last switch stays in effect until it does).
+		s.vacuumOff = nil
+	}
 	s.mu.Unlock()
+	// The master's vacuum is ours to switch while the admin lock is (the
+	// master keeps a by-plugin switch only while the lock is held), whether
+	// or not the shell lock pauses detection.
+	if lock.OursAt(time.Now()) {
+		if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
+			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
+		} else {
+			s.mu.Lock()
+			if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
+				s.log.Info("master automatic vacuum", "off", vacuumWorkers)
+			}
+			s.vacuumOff = &vacuumWorkers
+			s.mu.Unlock()
+		}
+	}
 	if !detect {
-		// Another process holds the admin lock (or it is not known to be
-		// ours): it decides the master's vacuum, and nothing is detected.
-		// Capacity changes of our finished work are still retired.
+		// Another process holds a lock (or the admin lock is not known to
+		// be ours): nothing is detected. Capacity changes of our finished
+		// work are still retired.
 		if ok {
 			s.reconcile(ctx, topo)
 		}
 		return
-	}
-	if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
-		s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
-	} else {
-		s.mu.Lock()
-		if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
-			s.log.Info("master automatic vacuum", "off", vacuumWorkers)
-		}
-		s.vacuumOff = &vacuumWorkers
-		s.mu.Unlock()
 	}
 	if !ok {
 		return
@@ -792,6 +940,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	if len(ready) == 0 {
 		return
 	}
+	s.refreshShell(ctx)
 	s.mu.Lock()
 	topo, topoOK := s.assignTopology()
 	if !s.gate().Assign {

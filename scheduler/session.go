@@ -170,8 +170,10 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 // resendLost re-sends assignments a worker does not know about: the task is
 // still `assigned` to it (a worker's Started is handled before any later
 // heartbeat of its stream) yet its heartbeat does not list it, so the Assign
-// never arrived (its session was replaced, or its queue overflowed). The
-// worker ignores an assignment it already ran, so this never runs one twice.
+// never arrived (its session was replaced, or its queue overflowed, or a
+// leader committed it and died before sending it). The worker ignores an
+// assignment it already ran, so this never runs one twice. Like assign, it
+// sends nothing while the admin lock gate forbids assigning.
 func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	// By attempt: a restarted worker also lists the journalled attempts it
 	// rolls back, which may be earlier attempts of a task now assigned to it.
@@ -191,8 +193,16 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	if len(lost) == 0 {
 		return
 	}
+	// A re-sent assignment starts an attempt as much as a first one does:
+	// not while the admin lock says another process may be running
+	// maintenance (or before it is known to be ours, as on a new leader).
+	// The task stays assigned; it is re-sent once the lock is ours, or the
+	// stuck timer requeues it.
 	s.mu.Lock()
 	topo, _ := s.assignTopology()
+	if !s.gate().Assign {
+		topo = nil
+	}
 	s.mu.Unlock()
 	if topo == nil {
 		return

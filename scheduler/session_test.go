@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
 // applyAll feeds commands to an FSM as raft log entries at indexes 1, 2, ...
@@ -310,4 +313,71 @@ func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 			t.Fatalf("a stale completion moved task 2 to %s", fsm.StateName(tk.State))
 		}
 	})
+}
+
+// TestResendLostWaitsForAdminLock: an assignment committed but never
+// delivered (its leader died before sending it) is not re-sent while the
+// admin lock is not known to be ours: not on a new leader that has no
+// answer yet, and not while another process (a `weed admin`) holds it; it
+// is re-sent once the lock is ours.
+func TestResendLostWaitsForAdminLock(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers, cfg.AdminLockDuration = 1, 2*time.Second
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+
+	f := fsm.New()
+	assignedAt := now.Add(-time.Minute)
+	applyAll(t, f, assignedAt,
+		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
+		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+	)
+	s := New(Config{NodeID: "a1", Now: func() time.Time { return now }}, nil, f, master)
+	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20))), true
+	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
+
+	// A new leader: the lock keeper has no answer yet.
+	s.lock = master.NewAdminLock("groundskeeper a1")
+	s.resendLost(sess, nil)
+	if len(sess.Out()) != 0 {
+		t.Fatalf("re-sent an assignment before the admin lock was known to be ours: %v", <-sess.Out())
+	}
+
+	// Another process holds the lock.
+	other := holdAdminLock(t, c.MasterServerAddress().GRPC, 500*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.lock.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUntil(t, 20*time.Second, "the lock refused to us", func() (bool, string) {
+		st := s.lock.State()
+		return st.Status == seaweed.LockOther, fmt.Sprintf("%+v", st)
+	})
+	s.resendLost(sess, nil)
+	if len(sess.Out()) != 0 {
+		t.Fatalf("re-sent an assignment while another process holds the admin lock: %v", <-sess.Out())
+	}
+
+	other.release()
+	waitUntil(t, 20*time.Second, "the lock ours", func() (bool, string) {
+		st := s.lock.State()
+		return st.Status == seaweed.LockOurs, fmt.Sprintf("%+v", st)
+	})
+	s.resendLost(sess, nil)
+	select {
+	case m := <-sess.Out():
+		if m.GetAssign().GetSpec().GetTask().GetId() != 1 {
+			t.Fatalf("re-sent %v; want task 1", m)
+		}
+	default:
+		t.Fatal("the lost assignment was not re-sent once the lock was ours")
+	}
 }

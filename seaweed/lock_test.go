@@ -7,7 +7,9 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -103,5 +105,121 @@ func TestAdminLockKeeper(t *testing.T) {
 	<-done
 	if _, held := c.AdminLock(seaweed.AdminLockName); held {
 		t.Fatal("the lock is still held after the keeper stopped")
+	}
+}
+
+// TestAdminLockReleasedAfterFailedRenewal: a keeper whose last renewal
+// failed still holds a lease the master granted, and one that stops while a
+// renewal is in flight holds the lease that renewal granted; either way
+// stopping releases the lock at once instead of leaving the next leader to
+// wait for the lease to run out.
+func TestAdminLockReleasedAfterFailedRenewal(t *testing.T) {
+	for _, tc := range []string{"renewal failed", "stopped during a renewal"} {
+		t.Run(tc, func(t *testing.T) {
+			cfg := sim.DefaultConfig()
+			cfg.Servers = 1 // the lease: 10 s, as SeaweedFS
+			c, err := sim.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { c.Close() })
+			m, err := seaweed.DialMaster(c.MasterServerAddress().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { m.Close() })
+			l := m.NewAdminLock("groundskeeper a1")
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { defer close(done); l.Run(ctx) }()
+			t.Cleanup(func() { cancel(); <-done })
+			waitLock(t, l, "the lock ours", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
+
+			if tc == "renewal failed" {
+				c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", Err: status.Error(codes.Unavailable, "sim: master unreachable")})
+				waitLock(t, l, "a failed renewal", func(s seaweed.LockState) bool { return s.Status == seaweed.LockUnknown })
+			} else {
+				// The master renews (a new token) but answers slowly; the
+				// keeper is stopped meanwhile.
+				calls := c.CallCount("LeaseAdminToken")
+				c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", Latency: time.Second, After: true})
+				waitLock(t, l, "a renewal in flight", func(seaweed.LockState) bool { return c.CallCount("LeaseAdminToken") > calls })
+			}
+			cancel()
+			<-done
+			if holder, held := c.AdminLock(seaweed.AdminLockName); held {
+				t.Fatalf("the lock is still held by %q after the keeper stopped; want it released", holder)
+			}
+		})
+	}
+}
+
+// TestAdminLockTokenLost: a renewal the master processed but whose answer
+// was lost leaves the master naming us as the holder of a token we do not
+// know; the keeper says so (ours, token lost), not that another process
+// holds it, and takes the lock anew once that lease lapses.
+func TestAdminLockTokenLost(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers, cfg.AdminLockDuration = 1, 3*time.Second
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	l := m.NewAdminLock("groundskeeper a1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitLock(t, l, "the lock ours", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
+
+	c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", FailNext: 1, After: true})
+	st := waitLock(t, l, "a renewal refused for a token the master replaced", func(s seaweed.LockState) bool {
+		return s.Status != seaweed.LockOurs && s.Status != seaweed.LockUnknown
+	})
+	if st.Status != seaweed.LockLost || st.Status.String() != "ours, token lost" || st.Holder != "groundskeeper a1" || st.OursAt(time.Now()) {
+		t.Fatalf("after a renewal whose answer was lost the lock is %+v (%v); want ours, token lost, named groundskeeper a1, not held", st, st.Status)
+	}
+	waitLock(t, l, "the lock ours again once the lost lease lapsed", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
+}
+
+// TestAdminLockUntil: the lock counts as ours until the master's lease
+// (10 s) less a margin (1.5 s) after the successful renewal was SENT, not
+// answered: a slow answer shortens what it confirms.
+func TestAdminLockUntil(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Servers = 1
+	c, err := sim.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", Latency: time.Second})
+	l := m.NewAdminLock("groundskeeper a1")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	start := time.Now()
+	go func() { defer close(done); l.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	st := waitLock(t, l, "the lock ours", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
+	seen := time.Now()
+	const valid = 10*time.Second - 1500*time.Millisecond
+	// Sent at or after start, and at least the injected second before the
+	// answer was seen.
+	if st.Until.Before(start.Add(valid)) || st.Until.After(seen.Add(valid-time.Second)) {
+		t.Fatalf("ours until %v after start (seen ours %v after start); want between %v and %v", st.Until.Sub(start), seen.Sub(start), valid, seen.Sub(start)+valid-time.Second)
+	}
+	if !st.OursAt(st.Until.Add(-time.Millisecond)) || st.OursAt(st.Until) {
+		t.Fatalf("OursAt disagrees with Until %v", st.Until)
 	}
 }

@@ -15,17 +15,27 @@ import (
 
 // AdminLockName is the master lock groundskeeper's leader holds: the one
 // SeaweedFS's own `weed admin` holds (as client "admin-server") to announce
-// itself, so the two never run maintenance at once; while someone else holds
-// it the leader detects and assigns nothing. While it is held a vacuum
-// switched off with by_plugin stays off (and switches itself back on if we
-// die). (`weed shell`'s `lock`, and `weed admin` while a job runs, hold
-// another one, "shell".)
+// itself (admin_presence_lock.go); while someone else holds it the leader
+// detects and assigns nothing. While it is held a vacuum switched off with
+// by_plugin stays off (and switches itself back on if we die). Holding it
+// does not keep weed admin's jobs away: weed admin runs them under
+// ShellLockName, so the leader also pauses while that one is held.
 const AdminLockName = "admin-server"
+
+// ShellLockName is the lock `weed shell`'s `lock` command takes, and
+// `weed admin` takes around each detection and job of its plugin
+// scheduler (AdminLockManager, client "admin-plugin"). The leader only
+// asks who holds it (LockHolder); it does not take it.
+const ShellLockName = "shell"
 
 // Lock timing, as SeaweedFS's wdclient/exclusive_locks: the master grants
 // 10 s (LockDuration); renew every 4 s, ask again every second while the
-// lock is not ours, and give each call 3 s.
+// lock is not ours, and give each call 3 s. The lock counts as ours until
+// lockLease after the last renewal that succeeded was sent, less
+// lockMargin for the two clocks' drift and the master's own processing.
 const (
+	lockLease      = 10 * time.Second
+	lockMargin     = 1500 * time.Millisecond
 	lockRenewEvery = 4 * time.Second
 	lockRetryEvery = time.Second
 	lockRPCTimeout = 3 * time.Second
@@ -90,6 +100,16 @@ func (m *Master) SetAutoVacuum(ctx context.Context, on bool) error {
 	return nil
 }
 
+// LockHolder asks the master who holds the named lock; held is false when
+// nobody does (or the holder's lease ran out).
+func (m *Master) LockHolder(ctx context.Context, name string) (holder string, held bool, err error) {
+	resp, err := m.c.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: name})
+	if err != nil {
+		return "", false, fmt.Errorf("master %s: lock %q status: %w", m.addr.HTTP, name, err)
+	}
+	return resp.GetClientName(), resp.GetIsLocked(), nil
+}
+
 // AdminLock keeps the master's admin lock while it runs, the way SeaweedFS's
 // own holders do (weed/wdclient/exclusive_locks, which `weed admin` uses for
 // this lock and `weed shell` for its "shell" lock): the master grants a
@@ -115,11 +135,15 @@ type AdminLock struct {
 type LockStatus int
 
 // The admin lock is ours, held by another client, or not known: no answer
-// yet, or the master could not be asked (see LockState.Last).
+// yet, or the master could not be asked (see LockState.Last). LockLost: the
+// master names us as the holder but refuses our token: it processed a
+// renewal whose answer we never got, so the lease is ours with a token we
+// do not know, until it lapses.
 const (
 	LockUnknown LockStatus = iota
 	LockOurs
 	LockOther
+	LockLost
 )
 
 func (s LockStatus) String() string {
@@ -128,6 +152,8 @@ func (s LockStatus) String() string {
 		return "ours"
 	case LockOther:
 		return "held elsewhere"
+	case LockLost:
+		return "ours, token lost"
 	default:
 		return "unknown"
 	}
@@ -148,6 +174,19 @@ type LockState struct {
 	Last LockStatus
 	// Err is why the master could not be asked (LockUnknown only).
 	Err error
+	// Until is, while the lock is ours or was ours when the master last
+	// answered, the local time (with its monotonic reading) until which it
+	// surely still is: when the last renewal that succeeded was sent, plus
+	// the master's lease, less a margin. Past it, with no renewal
+	// confirmed since (the master does not answer, a new master leader
+	// that never granted it, a process pause), another client may hold it.
+	Until time.Time
+}
+
+// OursAt reports whether the lock is surely ours at now (a time from the
+// same clock as Until, e.g. time.Now()).
+func (s LockState) OursAt(now time.Time) bool {
+	return s.Status == LockOurs && now.Before(s.Until)
 }
 
 // lockedByPrefix starts the master's refusal (master_grpc_server_admin.go).
@@ -168,10 +207,10 @@ func (l *AdminLock) State() LockState {
 	return l.state
 }
 
-// Held reports whether the lock is currently ours, and the last error.
+// Held reports whether the lock is surely ours now, and the last error.
 func (l *AdminLock) Held() (bool, error) {
 	st := l.State()
-	return st.Status == LockOurs, st.Err
+	return st.OursAt(time.Now()), st.Err
 }
 
 // Changed is signalled (without blocking; it holds one signal) whenever the
@@ -203,7 +242,11 @@ func (l *AdminLock) renew(ctx context.Context) {
 	l.mu.Lock()
 	token, ts := l.token, l.ts
 	l.mu.Unlock()
-	rctx, cancel := context.WithTimeout(ctx, lockRPCTimeout)
+	sent := l.now()
+	// Not cut short when ctx ends: a renewal the master processed hands
+	// out a new token, and only with that one can release give the lock
+	// back (with the old one the successor waits for the lease to run out).
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockRPCTimeout)
 	defer cancel()
 	resp, err := l.m.c.LeaseAdminToken(rctx, &master_pb.LeaseAdminTokenRequest{
 		PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName, ClientName: l.client,
@@ -214,7 +257,14 @@ func (l *AdminLock) renew(ctx context.Context) {
 	switch holder, refused := lockedBy(err); {
 	case err == nil:
 		l.token, l.ts = resp.GetToken(), resp.GetLockTsNs()
-		l.setLocked(LockState{Status: LockOurs, Holder: l.client})
+		l.setLocked(LockState{Status: LockOurs, Holder: l.client, Until: sent.Add(lockLease - lockMargin)})
+	case refused && holder == l.client:
+		// The master renewed for us once without our hearing the answer
+		// (a reply lost, a call timed out after it was processed): our
+		// token is dead, and nobody, us included, gets the lock until that
+		// lease lapses.
+		l.token, l.ts = 0, 0
+		l.setLocked(LockState{Status: LockLost, Holder: holder})
 	case refused:
 		// Our token, if we had one, is dead: someone else holds the lock.
 		l.token, l.ts = 0, 0
@@ -231,7 +281,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 func (l *AdminLock) setLocked(next LockState) {
 	prev := l.state
 	if next.Status == LockUnknown {
-		next.Holder, next.Last = prev.Holder, prev.Status
+		next.Holder, next.Last, next.Until = prev.Holder, prev.Status, prev.Until
 		if prev.Status == LockUnknown {
 			next.Last = prev.Last
 		}
@@ -270,13 +320,18 @@ func lockedBy(err error) (holder string, refused bool) {
 	return rest, true
 }
 
+// release gives the lock back whenever we hold a token, whatever the last
+// renewal said: after a renewal that failed the lease it renewed may still
+// run, and our successor would wait for it. A token the master no longer
+// knows is ignored by it. The call is detached from the ended context, with
+// a short timeout of its own.
 func (l *AdminLock) release() {
 	l.mu.Lock()
-	token, ts, ours := l.token, l.ts, l.state.Status == LockOurs
+	token, ts := l.token, l.ts
 	l.token, l.ts = 0, 0
 	l.state = LockState{}
 	l.mu.Unlock()
-	if !ours || token == 0 {
+	if token == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockRPCTimeout)

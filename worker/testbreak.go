@@ -7,7 +7,7 @@ import (
 
 // A test-only switch that deliberately breaks an executor, so that tests
 // can show that the simulator's durability check catches a broken executor
-// (issue 16). It is read once, when the process starts, from the
+// (seaweed/sim durability.go). It is read once, when the process starts, from the
 // environment variable GROUNDSKEEPER_TEST_BREAK. Never set it anywhere but
 // in a test: a broken executor loses data.
 const (

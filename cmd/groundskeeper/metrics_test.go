@@ -223,6 +223,8 @@ func TestSystemMetrics(t *testing.T) {
 	wantMetric(t, body, `groundskeeper_admin_lock_held`, 1)
 	wantMetric(t, body, `groundskeeper_maintenance_paused{what="detection"}`, 0)
 	wantMetric(t, body, `groundskeeper_maintenance_paused{what="assignment"}`, 0)
+	wantMetric(t, body, `groundskeeper_lock_held_elsewhere{lock="admin-server"}`, 0)
+	wantMetric(t, body, `groundskeeper_lock_held_elsewhere{lock="shell"}`, 0)
 	total := 0.0
 	for i := range s.cfgs {
 		if n := s.node(i); n != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 )
 
 // JSON shapes of DESIGN.md section 8; field names are a contract.
@@ -44,13 +45,16 @@ type statusJSON struct {
 }
 
 type maintenanceJSON struct {
-	Master           string `json:"master"`
-	MasterState      string `json:"master_state"`
-	MasterError      string `json:"master_error,omitempty"`
-	Servers          uint32 `json:"servers"`
-	Volumes          uint32 `json:"volumes"`
-	AdminLockHeld    bool   `json:"admin_lock_held"`
-	MasterVacuumOff  bool   `json:"master_vacuum_off"`
+	Master          string `json:"master"`
+	MasterState     string `json:"master_state"`
+	MasterError     string `json:"master_error,omitempty"`
+	Servers         uint32 `json:"servers"`
+	Volumes         uint32 `json:"volumes"`
+	AdminLockHeld   bool   `json:"admin_lock_held"`
+	MasterVacuumOff bool   `json:"master_vacuum_off"`
+	// MasterVacuum is the master's own vacuum as we set it: off, on, not
+	// set yet, or not ours to set (another process holds the admin lock).
+	MasterVacuum     string `json:"master_vacuum,omitempty"`
 	WorkersConnected uint32 `json:"workers_connected"`
 	LastPoll         string `json:"last_poll,omitempty"`
 	// AdminLock is SeaweedFS's admin lock: ours, held elsewhere or unknown;
@@ -61,6 +65,11 @@ type maintenanceJSON struct {
 	AdminLockHolder string `json:"admin_lock_holder,omitempty"`
 	AdminLockSince  string `json:"admin_lock_since,omitempty"`
 	AdminLockError  string `json:"admin_lock_error,omitempty"`
+	// ShellLockHolder is who holds SeaweedFS's shell lock (a `weed shell`
+	// lock, or `weed admin` running a job), since ShellLockSince; maintenance
+	// pauses meanwhile. Absent while nobody does.
+	ShellLockHolder string `json:"shell_lock_holder,omitempty"`
+	ShellLockSince  string `json:"shell_lock_since,omitempty"`
 	// Paused says why detection or assignment is paused.
 	Paused           string `json:"paused,omitempty"`
 	DetectionPaused  bool   `json:"detection_paused"`
@@ -135,8 +144,9 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		}
 		if m := st.Maintenance; m != nil {
 			out.Maintenance = &maintenanceJSON{Master: m.Master, MasterState: m.MasterState, MasterError: m.MasterError, Servers: m.Servers, Volumes: m.Volumes,
-				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
+				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, MasterVacuum: m.MasterVacuum, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
 				AdminLock: m.AdminLock, AdminLockHolder: m.AdminLockHolder, AdminLockSince: stamp(m.AdminLockSince), AdminLockError: m.AdminLockError,
+				ShellLockHolder: m.ShellLockHolder, ShellLockSince: stamp(m.ShellLockSince),
 				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused}
 		}
 		return o.writeJSON(out)
@@ -167,7 +177,14 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 			fmt.Fprintf(o.out, "SeaweedFS master %s: UNREACHABLE (%s); detection paused, running tasks continue\n", m.Master, m.MasterError)
 		default:
 			fmt.Fprintf(o.out, "SeaweedFS master %s: %s, %d volume servers, %d volumes\n", m.Master, m.MasterState, m.Servers, m.Volumes)
-			fmt.Fprintf(o.out, "admin lock %s, master's own vacuum off: %v\n", adminLockLine(m), m.MasterVacuumOff)
+			fmt.Fprintf(o.out, "admin lock %s, master's own vacuum: %s\n", adminLockLine(m), masterVacuumText(m))
+		}
+		if m.ShellLockHolder != "" {
+			since := ""
+			if m.ShellLockSince != 0 {
+				since = " (seen since " + stamp(m.ShellLockSince) + ")"
+			}
+			fmt.Fprintf(o.out, "shell lock HELD BY %s, another process%s\n", m.ShellLockHolder, since)
 		}
 		if m.Paused != "" {
 			what := "detection and assignment"
@@ -184,6 +201,22 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	return nil
 }
 
+// masterVacuumText says how we set the master's own periodic vacuum.
+func masterVacuumText(m *pb.Maintenance) string {
+	switch m.MasterVacuum {
+	case "":
+		if m.MasterVacuumOff { // a leader of an older build
+			return "off"
+		}
+		return "on"
+	case scheduler.MasterVacuumOff:
+		return "off (switched off by us while vacuum workers are connected)"
+	case scheduler.MasterVacuumNotOurs:
+		return "not ours to set (another process holds the admin lock)"
+	}
+	return m.MasterVacuum
+}
+
 // adminLockLine describes SeaweedFS's admin lock for the status text.
 func adminLockLine(m *pb.Maintenance) string {
 	since := ""
@@ -198,6 +231,9 @@ func adminLockLine(m *pb.Maintenance) string {
 			since = " (seen" + since + ")"
 		}
 		return fmt.Sprintf("HELD BY %s, another process%s", dash(m.AdminLockHolder), since)
+	case "ours, token lost":
+		// The master processed a renewal whose answer was lost.
+		return "ours, token lost; waiting for the lease to lapse" + since
 	case "":
 		return fmt.Sprintf("held: %v", m.AdminLockHeld)
 	}

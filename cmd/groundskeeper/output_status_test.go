@@ -24,7 +24,7 @@ func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
 			{Id: "a3", RaftAddr: "127.0.0.1:7003", State: gkrpc.MemberAddressUnknown, Suffrage: "Voter"},
 		},
 		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", Servers: 3, Volumes: 7,
-			AdminLock: "held elsewhere", AdminLockHolder: "admin-server", AdminLockSince: since.UnixNano(),
+			AdminLock: "held elsewhere", AdminLockHolder: "admin-server", AdminLockSince: since.UnixNano(), MasterVacuum: "not ours to set",
 			Paused: `SeaweedFS's admin lock "admin-server" is held by "admin-server"`, DetectionPaused: true, AssignmentPaused: true},
 	}
 	var text bytes.Buffer
@@ -34,7 +34,7 @@ func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
 	out := text.String()
 	for _, want := range []string{
 		"a3  address unknown yet  127.0.0.1:7003  -",
-		`admin lock HELD BY admin-server, another process (seen since 2026-11-25T07:00:00Z)`,
+		`admin lock HELD BY admin-server, another process (seen since 2026-11-25T07:00:00Z), master's own vacuum: not ours to set (another process holds the admin lock)`,
 		`MAINTENANCE PAUSED (detection and assignment): SeaweedFS's admin lock "admin-server" is held by "admin-server"; running tasks continue`,
 	} {
 		if !strings.Contains(out, want) {
@@ -59,6 +59,60 @@ func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
 	m := got.Maintenance
 	if m == nil || m.AdminLock != "held elsewhere" || m.AdminLockHolder != "admin-server" || m.AdminLockSince != "2026-11-25T07:00:00Z" ||
 		!m.DetectionPaused || !m.AssignmentPaused || m.Paused == "" || m.AdminLockHeld {
+		t.Errorf("--json maintenance: %+v", m)
+	}
+}
+
+// TestPrintStatusTokenLost: a leader the master refuses under its own name
+// (a renewal processed whose answer was lost) is not shown as another
+// process holding the lock.
+func TestPrintStatusTokenLost(t *testing.T) {
+	since := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Term: 2,
+		Members: []*pb.Member{{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"}},
+		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok",
+			AdminLock: "ours, token lost", AdminLockHolder: "groundskeeper a1", AdminLockSince: since.UnixNano(),
+			Paused: "x", DetectionPaused: true, AssignmentPaused: true},
+	}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	out := text.String()
+	if want := "admin lock ours, token lost; waiting for the lease to lapse since 2026-11-25T07:00:00Z"; !strings.Contains(out, want) {
+		t.Errorf("status text lacks %q:\n%s", want, out)
+	}
+	if strings.Contains(out, "another process") {
+		t.Errorf("status text names our own lease another process's:\n%s", out)
+	}
+}
+
+// TestPrintStatusShellLock: the shell lock's holder (weed admin running a
+// job, a weed shell lock) is shown with since when, in text and --json.
+func TestPrintStatusShellLock(t *testing.T) {
+	since := time.Date(2026, 11, 25, 7, 0, 0, 0, time.UTC)
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Term: 2,
+		Members: []*pb.Member{{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"}},
+		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", AdminLock: "ours", AdminLockHeld: true,
+			ShellLockHolder: "admin-plugin", ShellLockSince: since.UnixNano(),
+			Paused: `SeaweedFS's "shell" lock is held by "admin-plugin"`, DetectionPaused: true, AssignmentPaused: true},
+	}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "shell lock HELD BY admin-plugin, another process (seen since 2026-11-25T07:00:00Z)"; !strings.Contains(text.String(), want) {
+		t.Errorf("status text lacks %q:\n%s", want, text.String())
+	}
+	var js bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &js, json: true}, st); err != nil {
+		t.Fatal(err)
+	}
+	var got statusJSON
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if m := got.Maintenance; m == nil || m.ShellLockHolder != "admin-plugin" || m.ShellLockSince != "2026-11-25T07:00:00Z" {
 		t.Errorf("--json maintenance: %+v", m)
 	}
 }

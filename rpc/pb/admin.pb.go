@@ -546,7 +546,9 @@ type Maintenance struct {
 	MasterVacuumOff  bool   `protobuf:"varint,7,opt,name=master_vacuum_off,json=masterVacuumOff,proto3" json:"master_vacuum_off,omitempty"`
 	WorkersConnected uint32 `protobuf:"varint,8,opt,name=workers_connected,json=workersConnected,proto3" json:"workers_connected,omitempty"`
 	LastPoll         int64  `protobuf:"varint,9,opt,name=last_poll,json=lastPoll,proto3" json:"last_poll,omitempty"`
-	// SeaweedFS's admin lock: ours, held elsewhere, unknown.
+	// SeaweedFS's admin lock: ours, held elsewhere, ours, token lost (the
+	// master renewed it for us but the answer was lost), unknown (also when
+	// ours but no renewal was confirmed within the lease).
 	AdminLock string `protobuf:"bytes,10,opt,name=admin_lock,json=adminLock,proto3" json:"admin_lock,omitempty"`
 	// Who holds it, as the master named them (ours when it is ours).
 	AdminLockHolder string `protobuf:"bytes,11,opt,name=admin_lock_holder,json=adminLockHolder,proto3" json:"admin_lock_holder,omitempty"`
@@ -558,8 +560,16 @@ type Maintenance struct {
 	Paused           string `protobuf:"bytes,14,opt,name=paused,proto3" json:"paused,omitempty"`
 	DetectionPaused  bool   `protobuf:"varint,15,opt,name=detection_paused,json=detectionPaused,proto3" json:"detection_paused,omitempty"`
 	AssignmentPaused bool   `protobuf:"varint,16,opt,name=assignment_paused,json=assignmentPaused,proto3" json:"assignment_paused,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Who holds SeaweedFS's "shell" lock (a `weed shell` lock, or `weed admin`
+	// running a job), "" while nobody does; maintenance pauses while it is
+	// held. Since when it was first seen held (unix ns).
+	ShellLockHolder string `protobuf:"bytes,17,opt,name=shell_lock_holder,json=shellLockHolder,proto3" json:"shell_lock_holder,omitempty"`
+	ShellLockSince  int64  `protobuf:"varint,18,opt,name=shell_lock_since,json=shellLockSince,proto3" json:"shell_lock_since,omitempty"`
+	// The master's own periodic vacuum as we set it: off, on, not set yet, or
+	// not ours to set (another process holds the admin lock and decides it).
+	MasterVacuum  string `protobuf:"bytes,19,opt,name=master_vacuum,json=masterVacuum,proto3" json:"master_vacuum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Maintenance) Reset() {
@@ -702,6 +712,27 @@ func (x *Maintenance) GetAssignmentPaused() bool {
 		return x.AssignmentPaused
 	}
 	return false
+}
+
+func (x *Maintenance) GetShellLockHolder() string {
+	if x != nil {
+		return x.ShellLockHolder
+	}
+	return ""
+}
+
+func (x *Maintenance) GetShellLockSince() int64 {
+	if x != nil {
+		return x.ShellLockSince
+	}
+	return 0
+}
+
+func (x *Maintenance) GetMasterVacuum() string {
+	if x != nil {
+		return x.MasterVacuum
+	}
+	return ""
 }
 
 type SubmitTaskRequest struct {
@@ -1926,7 +1957,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vstate_index\x18\r \x01(\x04R\n" +
 	"stateIndex\x12'\n" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
-	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xcc\x04\n" +
+	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xc7\x05\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -1945,7 +1976,10 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x10admin_lock_error\x18\r \x01(\tR\x0eadminLockError\x12\x16\n" +
 	"\x06paused\x18\x0e \x01(\tR\x06paused\x12)\n" +
 	"\x10detection_paused\x18\x0f \x01(\bR\x0fdetectionPaused\x12+\n" +
-	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\"\xfd\x01\n" +
+	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\x12*\n" +
+	"\x11shell_lock_holder\x18\x11 \x01(\tR\x0fshellLockHolder\x12(\n" +
+	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\x12#\n" +
+	"\rmaster_vacuum\x18\x13 \x01(\tR\fmasterVacuum\"\xfd\x01\n" +
 	"\x11SubmitTaskRequest\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\rR\bvolumeId\x12\x1e\n" +
