@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -55,7 +56,7 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 	if len(halts) != 1 || old.Halted() == nil {
 		t.Fatalf("halt reported %d times, Halted() = %v; want once", len(halts), old.Halted())
 	}
-	for _, want := range []string{"version 2", "upgrade this node's binary"} {
+	for _, want := range []string{fmt.Sprintf("version %d", TestCommandVersion), "upgrade this node's binary"} {
 		if !strings.Contains(halts[0].Error(), want) {
 			t.Errorf("halt %q does not say %q", halts[0], want)
 		}
