@@ -644,9 +644,10 @@ func (c *VolumeClient) LiveNeedles(ctx context.Context, server string, vid uint3
 }
 
 // EcLiveNeedles reads what an EC volume holds from the server's .ecx (the
-// sorted index the encode wrote from the .idx; a delete tombstones its
-// entry in place) and .ecj (the ids deleted since): comparable with a
-// replica's LiveNeedles.
+// sorted index the encode wrote from the .idx, tombstones the .idx had
+// included) and .ecj (the ids deleted since on this server: this weed
+// journals an EC delete there rather than changing the .ecx, and on one
+// holder only; see EcJournal): comparable with a replica's LiveNeedles.
 func (c *VolumeClient) EcLiveNeedles(ctx context.Context, server string, vid uint32, collection string) (NeedleSet, error) {
 	size, err := c.idxEntrySize(ctx, server)
 	if err != nil {
