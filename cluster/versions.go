@@ -82,7 +82,11 @@ func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyF
 	ids, err := n.configIDs()
 	agreed := uint32(0)
 	if err == nil {
-		agreed = v.AgreedVersion(ids)
+		// Never below what is written already: checkJoin admitted no
+		// server that does not apply it, and one not advertised yet
+		// (being added) would otherwise count as the base version.
+		written, _ := v.WrittenVersion()
+		agreed = max(v.AgreedVersion(ids), min(written, v.MaxCommandVersion()))
 	}
 	for i, c := range cmds {
 		if versions[i] != 0 {

@@ -179,15 +179,23 @@ func (s *State) assignTask(version uint32, index uint64, now int64, c *pb.Assign
 	return t, nil
 }
 
-// appendMoves appends moves (empty ones skipped) to a copy of l, keeping
-// the newest MaxEarlierMoves.
+// appendMoves appends moves (empty ones skipped) to a copy of l, each
+// (source, target) once at its newest place, keeping the newest
+// MaxEarlierMoves: a repeated move must not push an older distinct one
+// out of the history.
 func appendMoves(l []*pb.Move, moves ...*pb.Move) []*pb.Move {
-	out := make([]*pb.Move, 0, len(l)+len(moves))
-	for _, m := range append(slices.Clone(l), moves...) {
-		if m.GetSource() != "" || m.GetTarget() != "" {
-			out = append(out, &pb.Move{Source: m.GetSource(), Target: m.GetTarget()})
+	all := append(slices.Clone(l), moves...)
+	out := make([]*pb.Move, 0, len(all))
+	seen := map[[2]string]bool{}
+	for i := len(all) - 1; i >= 0; i-- {
+		m := all[i]
+		k := [2]string{m.GetSource(), m.GetTarget()}
+		if (k[0] != "" || k[1] != "") && !seen[k] {
+			seen[k] = true
+			out = append(out, &pb.Move{Source: k[0], Target: k[1]})
 		}
 	}
+	slices.Reverse(out)
 	if len(out) > MaxEarlierMoves {
 		out = out[len(out)-MaxEarlierMoves:]
 	}

@@ -52,6 +52,19 @@ func (f *FSM) AgreedVersion(ids []string) uint32 {
 	return AgreedVersion(ids, f.state.versions)
 }
 
+// EncodingVersion is the command version a leader may write in: what
+// every one of ids advertised, but never below what the state has written
+// already (a member that has not advertised yet, one being added, counts
+// as the base version, and a command written in version 1 then drops the
+// attempt history a later version-2 command overwrites; writing the
+// written version is safe: cluster checkJoin admits no server that does
+// not apply it), nor above what this build applies.
+func (f *FSM) EncodingVersion(ids []string) uint32 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return min(max(AgreedVersion(ids, f.state.versions), f.state.WrittenVersion()), f.maxVersion)
+}
+
 // WrittenVersion is the highest command version among the entries the
 // state reflects, and whether it is above the base version.
 func (f *FSM) WrittenVersion() (uint32, bool) {

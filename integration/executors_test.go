@@ -342,7 +342,7 @@ func TestErasureCodingExecutor(t *testing.T) {
 		c.checkFiles(t, files, holder)
 	}
 
-	t.Run("unreachable shard target fails at the copy and rolls back", func(t *testing.T) {
+	t.Run("unreachable shard target is refused before anything changes", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
 		p := freeWeedPort(t) // nothing listens there
@@ -358,9 +358,11 @@ func TestErasureCodingExecutor(t *testing.T) {
 		if change != nil {
 			t.Fatalf("failed attempt returned a change: %v", change)
 		}
-		f := requireFailure(t, err, worker.StepEcSpread)
-		if !f.Retryable || !f.RolledBack {
-			t.Fatalf("want a retryable, rolled back failure: %+v", f)
+		// Every server that may hold shards is asked before anything is
+		// swept or frozen; one that cannot answer fails the attempt there.
+		f := requireFailure(t, err, worker.StepEcPrepare)
+		if !f.Retryable || !strings.Contains(err.Error(), "changing nothing") {
+			t.Fatalf("want a retryable failure that changes nothing: %+v", f)
 		}
 		if !strings.Contains(err.Error(), bad) {
 			t.Fatalf("the error does not name the unreachable target %s: %v", bad, err)

@@ -159,14 +159,22 @@ func (s *Server) apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, e
 	return res, nil
 }
 
+// encodingVersion is the command version the leader writes in: what every
+// member advertised, never below what is written already
+// (fsm.EncodingVersion).
+func (s *Server) encodingVersion() uint32 {
+	if members, err := s.raft.Members(); err == nil {
+		return s.fsm.EncodingVersion(cluster.MemberIDs(members))
+	}
+	w, _ := s.fsm.WrittenVersion()
+	return min(w, s.fsm.MaxCommandVersion())
+}
+
 // applyAgreed is apply for a command whose newer form (command version 2:
 // attempt history) is written only when every member applies it; called on
 // the leader.
 func (s *Server) applyAgreed(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
-	agreed := uint32(fsm.CommandVersion)
-	if members, err := s.raft.Members(); err == nil {
-		agreed = min(s.fsm.AgreedVersion(cluster.MemberIDs(members)), s.fsm.MaxCommandVersion())
-	}
+	agreed := s.encodingVersion()
 	b, err := fsm.EncodeAgreed(s.now().UnixNano(), agreed, cmd)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())

@@ -81,6 +81,9 @@ func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.R
 	if n := len(moves); n > fsm.MaxEarlierMoves {
 		moves = moves[n-fsm.MaxEarlierMoves:]
 	}
+	if (len(servers) > 0 || len(moves) > 0) && s.encodingVersion() < fsm.HistoryVersion {
+		return nil, status.Errorf(codes.FailedPrecondition, "task %d's attempt history (the servers its attempts used) can be written only once every member applies command version %d; the new task would not know where they left shards or copies: retry once every member runs this build", req.Id, fsm.HistoryVersion)
+	}
 	res, err := s.applyAgreed(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
 		Type: old.Type, VolumeId: old.VolumeId, Collection: old.Collection, Source: old.Source,
 		Target: old.Target, Params: old.Params, Priority: old.Priority, Origin: fsm.RetryOrigin(old.Id),

@@ -292,6 +292,35 @@ func placeShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacemen
 	return out, nil
 }
 
+// MaxShardsPerServer is the most shards of one volume placeShards puts on
+// one server (round-robin over at least MinECServers servers): losing any
+// one server then loses at most as many shards as there are parity shards.
+const MaxShardsPerServer = (TotalShards + MinECServers - 1) / MinECServers
+
+// CheckSpread checks a layout of the 14 shards (shard count by server)
+// against placeShards' spread rule: at least MinECServers servers, at most
+// MaxShardsPerServer shards on any one. nil if a fresh plan could have
+// placed it so.
+func CheckSpread(perServer map[string]int) error {
+	n, total := 0, 0
+	for s, c := range perServer {
+		if c <= 0 {
+			continue
+		}
+		n, total = n+1, total+c
+		if c > MaxShardsPerServer {
+			return fmt.Errorf("%s holds %d of the %d shards, more than the %d a plan puts on one server", s, c, TotalShards, MaxShardsPerServer)
+		}
+	}
+	if total != TotalShards {
+		return fmt.Errorf("the layout holds %d of the %d shards", total, TotalShards)
+	}
+	if n < MinECServers {
+		return fmt.Errorf("the shards are on %d servers, fewer than the %d a plan uses", n, MinECServers)
+	}
+	return nil
+}
+
 // findServer matches a server by id, HTTP address or SeaweedFS address form.
 func findServer(topo *seaweed.Topology, name string) (*seaweed.Server, bool) {
 	if s, ok := topo.Server(name); ok {

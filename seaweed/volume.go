@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // EC layout of SeaweedFS (weed/storage/erasure_coding): 10 data + 4 parity
@@ -643,9 +644,10 @@ func (c *VolumeClient) LiveNeedles(ctx context.Context, server string, vid uint3
 }
 
 // EcLiveNeedles reads what an EC volume holds from the server's .ecx (the
-// sorted index the encode wrote from the .idx; a delete tombstones its
-// entry in place) and .ecj (the ids deleted since): comparable with a
-// replica's LiveNeedles.
+// sorted index the encode wrote from the .idx, tombstones the .idx had
+// included) and .ecj (the ids deleted since on this server: this weed
+// journals an EC delete there rather than changing the .ecx, and on one
+// holder only; see EcJournal): comparable with a replica's LiveNeedles.
 func (c *VolumeClient) EcLiveNeedles(ctx context.Context, server string, vid uint32, collection string) (NeedleSet, error) {
 	size, err := c.idxEntrySize(ctx, server)
 	if err != nil {
@@ -724,4 +726,53 @@ func (s NeedleSet) Diff(other NeedleSet) (sOnly, otherOnly int) {
 		}
 	}
 	return sOnly + len(s.recs) - i, otherOnly + len(other.recs) - j
+}
+
+// EcEncodeTsNs reads the encode run (EncodeTsNs, SeaweedFS's generation
+// fence) of the EC volume on server from its .vif (CopyFile): the
+// volume server's VolumeEcShardsInfo does not report it. 0 means the .vif
+// does not say (an encode by a SeaweedFS without generations).
+func (c *VolumeClient) EcEncodeTsNs(ctx context.Context, server string, vid uint32, collection string) (int64, error) {
+	var buf []byte
+	err := c.readEntries(ctx, server, &volume_server_pb.CopyFileRequest{
+		VolumeId: vid, Ext: ".vif", Collection: collection, IsEcVolume: true, StopOffset: 1 << 20,
+	}, 1, func(b []byte) { buf = append(buf, b[0]) })
+	if err != nil {
+		return 0, fmt.Errorf("read the .vif of EC volume %d on %s: %w", vid, server, err)
+	}
+	var info volume_server_pb.VolumeInfo
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true, AllowPartial: true}).Unmarshal(buf, &info); err != nil {
+		return 0, fmt.Errorf("parse the .vif of EC volume %d on %s: %w", vid, server, err)
+	}
+	return info.GetEcShardConfig().GetEncodeTsNs(), nil
+}
+
+// EcJournal lists the needle ids in the EC volume's .ecj on server: the
+// deletes that server took since the encode (SeaweedFS journals each EC
+// delete on one holder, store_ec_delete.go).
+func (c *VolumeClient) EcJournal(ctx context.Context, server string, vid uint32, collection string) ([]uint64, error) {
+	var ids []uint64
+	err := c.readEntries(ctx, server, &volume_server_pb.CopyFileRequest{
+		VolumeId: vid, Ext: ".ecj", Collection: collection, IsEcVolume: true, StopOffset: math.MaxInt64,
+		IgnoreSourceFileNotFound: true,
+	}, 8, func(e []byte) { ids = append(ids, binary.BigEndian.Uint64(e)) })
+	if err != nil {
+		return nil, fmt.Errorf("read the EC journal of volume %d on %s: %w", vid, server, err)
+	}
+	return ids, nil
+}
+
+// Without drops the given needle ids from the set (a copy).
+func (s NeedleSet) Without(ids []uint64) NeedleSet {
+	drop := map[uint64]bool{}
+	for _, id := range ids {
+		drop[id] = true
+	}
+	out := NeedleSet{recs: make([]needleRec, 0, len(s.recs))}
+	for _, r := range s.recs {
+		if !drop[r.id] {
+			out.recs = append(out.recs, r)
+		}
+	}
+	return out
 }

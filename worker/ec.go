@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -160,46 +161,59 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	if len(foreign) > 0 {
 		return nil, failure(ctx, StepEcPrepare, permanent("volume %d already has EC shards on %s, where no earlier attempt of this task put any: not encoding over them", pl.vid, strings.Join(foreign, ", ")), true, nil)
 	}
-	// An earlier attempt that got past its verify step left a complete
-	// generation and may have deleted some originals: finish its deletes
-	// rather than sweep the generation that may be all that is left of the
-	// deleted replicas.
-	if retry {
-		if change, err, ok := a.finishEarlier(ctx, spec, p); ok {
-			return change, err
+	// Ask every server that may hold EC shards of the volume (of this
+	// plan, of earlier attempts, listed by the master) what it has, before
+	// anything is finished or torn down: a server that cannot answer may
+	// hold shards that are all that is left of a deleted original, and a
+	// sweep that stops halfway leaves a generation neither complete nor
+	// gone. Any answer but "none here" fails the attempt, touching nothing.
+	holders, err := a.survey(ctx, spec)
+	if err != nil {
+		return nil, failure(ctx, StepEcPrepare, err, true, nil)
+	}
+	if len(holders) > 0 {
+		// An earlier attempt that got past its verify step left a
+		// complete generation and may have deleted some originals: finish
+		// its deletes rather than sweep the generation that may be all
+		// that is left of the deleted replicas.
+		if retry {
+			if change, err, ok := a.finishEarlier(ctx, spec, holders, p); ok {
+				return change, err
+			}
+		}
+		// Otherwise the leftovers are swept, but only while every original
+		// is there: with one missing, they may be all that is left of it.
+		if len(pl.replicas) < placementCopies(spec.GetReplicaPlacement()) {
+			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d has EC shards left on %s that are not a complete, spread generation to finish, and only %d of the %d replicas its placement %03d asks for: an earlier attempt may have deleted the others, so those shards may be all that is left of them; changing nothing (bring the missing replica back, or check the shards with weed shell ec.decode)",
+				pl.vid, strings.Join(holderNames(holders), ", "), len(pl.replicas), placementCopies(spec.GetReplicaPlacement()), spec.GetReplicaPlacement()), true, nil)
+		}
+		// A generation that took deletes (its .ecj) holds them alone: the
+		// frozen replicas never saw them.
+		if n, on, err := a.journalled(ctx, holders); err != nil {
+			return nil, failure(ctx, StepEcPrepare, err, true, nil)
+		} else if n > 0 {
+			return nil, failure(ctx, StepEcPrepare, permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; re-encoding would sweep those shards and bring the deleted files back: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", pl.vid, n, strings.Join(on, ", ")), true, nil)
 		}
 	}
 	// Sweep EC leftovers so that no generation mixes with the new one: on
 	// the servers of this plan, of every earlier attempt, and every server
 	// the master lists with shards of the volume (a retry is planned from
 	// current free slots, so an abandoned attempt's shards can be anywhere).
-	// An unreachable shard target of this plan is left for the copy step to
-	// report; any other server that cannot be swept fails the attempt, since
-	// its old shards would come back beside the new ones.
+	// Every one answered the survey; one that fails now fails the attempt
+	// (retryable; every original is there).
 	//
 	// A server of an earlier attempt that is down is not skipped, although
 	// `weed shell ec.encode` skips servers the master no longer lists: a
 	// volume server mounts the EC files it finds on disk when it starts, so
-	// the old generation's shards would be listed again beside the new ones
-	// (SeaweedFS fences reads by EncodeTsNs, but every shard would no longer
-	// be listed once, and a later EC of the volume would be refused over
-	// them). The failure is retryable: the task waits for the server. If it
-	// is gone for good, a new task submitted without this one's history
-	// does not look for it.
+	// the old generation's shards would be listed again beside the new ones.
+	// The failure is retryable: the task waits for the server. If it is gone
+	// for good, a new task submitted without this one's history does not
+	// look for it.
 	for _, s := range a.sweepServers(spec) {
 		if err := a.teardown(ctx, s); err != nil {
-			inPlan := slices.ContainsFunc(pl.servers, func(p string) bool { return sameServer(p, s) })
-			isReplica := slices.ContainsFunc(pl.replicas, func(r string) bool { return sameServer(r, s) })
-			if seaweed.IsUnreachable(err) && inPlan && !isReplica {
-				continue
-			}
-			if !inPlan {
-				err = fmt.Errorf("cannot sweep EC leftovers of volume %d from %s (an earlier attempt's server or a shard holder the master lists; if it is gone for good, cancel this task and submit a new one, which does not look there): %w", pl.vid, s, err)
-			}
-			return nil, failure(ctx, StepEcPrepare, err, true, nil)
+			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot sweep EC leftovers of volume %d from %s: %w", pl.vid, s, err), true, nil)
 		}
 	}
-
 	// Freeze every replica: writes after the index is cut would be lost.
 	p.begin(StepEcFreeze, 5)
 	for _, r := range pl.replicas {
@@ -298,25 +312,28 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	}, nil
 }
 
-// finishEarlier finishes an earlier attempt that left a complete
-// generation: every one of the 14 shards mounted exactly once, all of one
-// encode run (EncodeTsNs, SeaweedFS's generation fence), on servers of
-// earlier attempts. The remaining replicas are frozen and compared with
-// the generation's index (.ecx, .ecj); each that holds the same needles is
-// deleted, as that attempt would have. ok is false when there is no such
-// generation (the caller sweeps and encodes as usual), or when a replica
-// differs while the placement's every copy is still there (the replicas
-// are the volume then: the caller sweeps the stale generation and encodes
-// again). With copies missing, a differing replica is refused and left
-// read-only: the generation may be all that is left of the deleted ones.
-func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *progressReporter) (*pb.CapacityChange, error, bool) {
-	placement := map[uint32]string{}
-	var ts int64
-	first := true
-	for _, s := range spec.GetEarlierServers() {
-		if _, err := seaweed.ParseAddress(s); err != nil {
-			continue
-		}
+// ecHolder is a server that has shards of the volume mounted.
+type ecHolder struct {
+	server string
+	shards map[uint32]int64 // shard id -> size
+	// entries in its .ecx (VolumeEcShardsInfo walks it: files + deleted).
+	entries uint64
+}
+
+func holderNames(hs []ecHolder) []string {
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.server
+	}
+	return out
+}
+
+// survey asks every server of sweepServers which shards of the volume it
+// has mounted. Any error but "not found" is returned: the caller then
+// changes nothing.
+func (a *ecAttempt) survey(ctx context.Context, spec *pb.TaskSpec) ([]ecHolder, error) {
+	var out []ecHolder
+	for _, s := range a.sweepServers(spec) {
 		cctx, cancel := call(ctx)
 		resp, err := a.c.VolumeEcShardsInfo(cctx, s, a.vid)
 		cancel()
@@ -324,35 +341,118 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *pro
 			if seaweed.IsNotFound(err) {
 				continue
 			}
-			return nil, nil, false // cannot tell: the sweep reports the server
+			return nil, fmt.Errorf("cannot ask %s which EC shards of volume %d it holds; changing nothing until every server that may hold some answers (if it is gone for good, cancel this task and submit a new one, which does not look there): %w", s, a.vid, err)
 		}
-		mounted := false
+		h := ecHolder{server: s, shards: map[uint32]int64{}, entries: resp.GetFileCount() + resp.GetFileDeletedCount()}
 		for _, si := range resp.GetEcShardInfos() {
-			if si.GetSize() <= 0 || si.GetShardId() >= seaweed.EcTotalShards {
-				continue
+			if si.GetSize() > 0 && si.GetShardId() < seaweed.EcTotalShards {
+				h.shards[si.GetShardId()] = si.GetSize()
 			}
-			if _, dup := placement[si.GetShardId()]; dup {
-				return nil, nil, false
-			}
-			placement[si.GetShardId()], mounted = s, true
 		}
-		if !mounted {
-			continue
+		if len(h.shards) > 0 {
+			out = append(out, h)
 		}
-		gen := resp.GetEcShardConfig().GetEncodeTsNs()
-		if !first && gen != ts {
-			return nil, nil, false // shards of two encode runs
-		}
-		ts, first = gen, false
 	}
-	if len(placement) != seaweed.EcTotalShards {
+	return out, nil
+}
+
+// journalled counts the deletes in the .ecj of every holder and names the
+// holders that have some.
+func (a *ecAttempt) journalled(ctx context.Context, holders []ecHolder) (int, []string, error) {
+	n := 0
+	var on []string
+	for _, h := range holders {
+		ids, err := a.c.EcJournal(ctx, h.server, a.vid, a.collection)
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(ids) > 0 {
+			n += len(ids)
+			on = append(on, h.server)
+		}
+	}
+	return n, on, nil
+}
+
+// generation returns the placement of the holders' shards if they are one
+// complete generation an encode of this task could have left to finish:
+// each of the 14 shards mounted once, spread as a fresh plan spreads them
+// (scheduler.CheckSpread), all of one encode run (EncodeTsNs from every
+// holder's .vif, known and equal), with equal shard sizes and .ecx
+// lengths. why says what is not so; err is set when a holder could not be
+// read.
+func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (placement map[uint32]string, why string, err error) {
+	placement = map[uint32]string{}
+	per := map[string]int{}
+	var size int64
+	for _, h := range holders {
+		for id, sz := range h.shards {
+			if prev, dup := placement[id]; dup {
+				return nil, fmt.Sprintf("shard %d is mounted on both %s and %s", id, prev, h.server), nil
+			}
+			if size != 0 && sz != size {
+				return nil, fmt.Sprintf("shard sizes differ (%d and %d bytes)", size, sz), nil
+			}
+			placement[id], size = h.server, sz
+			per[h.server]++
+		}
+		if h.entries != holders[0].entries {
+			return nil, fmt.Sprintf("the .ecx on %s has %d entries, on %s %d", h.server, h.entries, holders[0].server, holders[0].entries), nil
+		}
+	}
+	if err := scheduler.CheckSpread(per); err != nil {
+		return nil, err.Error(), nil
+	}
+	var ts int64
+	for i, h := range holders {
+		t, err := a.c.EcEncodeTsNs(ctx, h.server, a.vid, a.collection)
+		if err != nil {
+			return nil, "", err
+		}
+		if t == 0 {
+			return nil, fmt.Sprintf("the .vif on %s does not name the encode run", h.server), nil
+		}
+		if i > 0 && t != ts {
+			return nil, fmt.Sprintf("the shards are of two encode runs (%d on %s, %d on %s)", ts, holders[0].server, t, h.server), nil
+		}
+		ts = t
+	}
+	return placement, "", nil
+}
+
+// finishEarlier finishes an earlier attempt that left a complete
+// generation (see generation). The remaining replicas are frozen and
+// compared with the generation's index: its .ecx with the deletes every
+// holder journalled (.ecj; SeaweedFS journals each EC delete on one
+// holder) taken out; a needle only a replica has counts as agreement when
+// the journal deleted it. Each replica that agrees is deleted, as that
+// attempt would have. ok is false when there is no such generation, or
+// when a replica differs while the placement's every copy is still there
+// (the replicas are the volume then): the caller decides whether to sweep.
+// With copies missing, a differing replica is refused and left read-only:
+// the generation may be all that is left of the deleted ones.
+func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holders []ecHolder, p *progressReporter) (*pb.CapacityChange, error, bool) {
+	placement, _, err := a.generation(ctx, holders)
+	if err != nil {
+		return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot tell whether the EC shards of volume %d are one generation; changing nothing: %w", a.vid, err), true, nil), true
+	}
+	if placement == nil {
 		return nil, nil, false
 	}
 	p.begin(StepEcVerify, 85)
+	var journal []uint64
+	for _, h := range holders {
+		ids, err := a.c.EcJournal(ctx, h.server, a.vid, a.collection)
+		if err != nil {
+			return nil, failure(ctx, StepEcVerify, err, true, nil), true
+		}
+		journal = append(journal, ids...)
+	}
 	genSet, err := a.c.EcLiveNeedles(ctx, placement[0], a.vid, a.collection)
 	if err != nil {
 		return nil, failure(ctx, StepEcVerify, err, true, nil), true
 	}
+	genSet = genSet.Without(journal)
 	for _, r := range a.replicas {
 		a.frozen = append(a.frozen, r)
 		cctx, cancel := call(ctx)
@@ -368,13 +468,13 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *pro
 		if err != nil {
 			return nil, failure(ctx, StepEcVerify, err, true, a.rollback(ctx)), true
 		}
-		if genOnly, rOnly := genSet.Diff(set); genOnly > 0 || rOnly > 0 {
+		if genOnly, rOnly := genSet.Diff(set.Without(journal)); genOnly > 0 || rOnly > 0 {
 			differ = append(differ, fmt.Sprintf("%s lacks %d and adds %d of the generation's %d live needles", r, genOnly, rOnly, genSet.Len()))
 		}
 	}
 	if len(differ) > 0 {
 		if len(a.replicas) >= placementCopies(spec.GetReplicaPlacement()) {
-			// Every copy is there: unfreeze, and let the caller sweep and encode.
+			// Every copy is there: unfreeze, and let the caller decide.
 			if err := a.rollback(ctx); err != nil {
 				return nil, failure(ctx, StepEcVerify, err, true, nil), true
 			}

@@ -262,14 +262,15 @@ func (n *adminNode) emitTestCommand(ctx context.Context) {
 	}
 }
 
-// agreedVersion is the highest command version every server of the
-// configuration advertised.
+// agreedVersion is the command version this leader writes in: the highest
+// every server of the configuration advertised, never below the version
+// already written (fsm.EncodingVersion).
 func (n *adminNode) agreedVersion() uint32 {
 	members, err := n.raft.Members()
 	if err != nil {
-		return fsm.CommandVersion
+		return min(fsm.CommandVersion, n.fsm.MaxCommandVersion())
 	}
-	return n.fsm.AgreedVersion(cluster.MemberIDs(members))
+	return n.fsm.EncodingVersion(cluster.MemberIDs(members))
 }
 
 // The leader's gate (cluster.Node.Apply, every proposal's one way in)
@@ -281,7 +282,7 @@ var _ cluster.Versioned = (*fsm.FSM)(nil)
 type localApplier struct{ n *adminNode }
 
 func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
-	agreed := min(a.n.agreedVersion(), a.n.fsm.MaxCommandVersion())
+	agreed := a.n.agreedVersion()
 	if need := fsm.RequiredVersion(cmd); need > agreed {
 		return nil, fmt.Errorf("command needs version %d but not every voter applies it yet (agreed version %d)", need, agreed)
 	}

@@ -5,6 +5,7 @@ import (
 
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func allShards() []uint32 {
@@ -62,6 +63,27 @@ func TestErasureCoding(t *testing.T) {
 	if len(info.EcShardInfos) != 4 || info.EcShardInfos[0].ShardId != 10 || info.EcShardInfos[0].Size <= 0 ||
 		info.EcShardConfig.DataShards != 10 || info.FileCount != 36 || info.FileDeletedCount != 4 {
 		t.Fatalf("shards info %v", info)
+	}
+	// As SeaweedFS's VolumeEcShardsInfo (volume_grpc_erasure_coding.go):
+	// the config is the layout only; the encode run is in the .vif.
+	if info.EcShardConfig.EncodeTsNs != 0 {
+		t.Fatalf("VolumeEcShardsInfo reports EncodeTsNs %d; SeaweedFS does not", info.EcShardConfig.EncodeTsNs)
+	}
+	vif, err := v1.CopyFile(ctx, &vpb.CopyFileRequest{VolumeId: 5, Collection: "c", Ext: ".vif", IsEcVolume: true, StopOffset: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []byte
+	for {
+		m, err := vif.Recv()
+		if err != nil {
+			break
+		}
+		raw = append(raw, m.FileContent...)
+	}
+	var vi vpb.VolumeInfo
+	if err := protojson.Unmarshal(raw, &vi); err != nil || vi.GetEcShardConfig().GetEncodeTsNs() != e.EncodeTsNs || e.EncodeTsNs == 0 {
+		t.Fatalf("EC .vif %q (%v): want ecShardConfig.encodeTsNs %d", raw, err, e.EncodeTsNs)
 	}
 	must[*vpb.VolumeEcShardsUnmountResponse](t)(v0.VolumeEcShardsUnmount(ctx, &vpb.VolumeEcShardsUnmountRequest{VolumeId: 5, ShardIds: move}))
 	must[*vpb.VolumeEcShardsDeleteResponse](t)(v0.VolumeEcShardsDelete(ctx, &vpb.VolumeEcShardsDeleteRequest{VolumeId: 5, Collection: "c", ShardIds: move}))

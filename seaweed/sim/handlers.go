@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/bits"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 // vsHandler serves volume_server_pb.VolumeServer for one VolumeServer.
@@ -738,7 +740,9 @@ func (h *vsHandler) VolumeEcShardsInfo(ctx context.Context, req *volume_server_p
 	}
 	resp := &volume_server_pb.VolumeEcShardsInfoResponse{
 		VolumeSize: e.datSize, FileCount: e.fileCount - min(e.fileCount, e.deleteCount), FileDeletedCount: e.deleteCount,
-		EcShardConfig: &volume_server_pb.EcShardConfig{DataShards: DataShards, ParityShards: ParityShards, EncodeTsNs: e.encodeTsNs},
+		// As SeaweedFS's VolumeEcShardsInfo: the config carries the
+		// layout only, not the encode run (EncodeTsNs is in the .vif).
+		EcShardConfig: &volume_server_pb.EcShardConfig{DataShards: DataShards, ParityShards: ParityShards},
 	}
 	for _, sh := range shardList(e.mounted) {
 		resp.EcShardInfos = append(resp.EcShardInfos, &volume_server_pb.EcShardInfo{ShardId: sh, Size: e.shardSize(), Collection: e.collection, VolumeId: vid})
@@ -783,9 +787,13 @@ type simFile struct {
 	files      uint64
 	dels       uint64
 	modifiedNs int64
+	content    []byte // served as is when set (an EC .vif)
 }
 
 func (f simFile) chunk(off, n uint64) []byte {
+	if f.content != nil {
+		return slices.Clone(f.content[off : off+n])
+	}
 	buf := make([]byte, n)
 	if !f.index {
 		return buf
@@ -866,7 +874,11 @@ func (h *vsHandler) CopyFile(req *volume_server_pb.CopyFileRequest, stream volum
 			case req.Ext == ".ecj":
 				exists, f.size = e.hasIndex, e.deleteCount*8
 			case req.Ext == ".vif":
-				exists, f.size = true, 64
+				// SeaweedFS writes the EC .vif as protojson with the
+				// encode run in ecShardConfig.encodeTsNs.
+				f.content, _ = protojson.Marshal(&volume_server_pb.VolumeInfo{Version: 3,
+					EcShardConfig: &volume_server_pb.EcShardConfig{DataShards: DataShards, ParityShards: ParityShards, EncodeTsNs: e.encodeTsNs}})
+				exists, f.size = true, uint64(len(f.content))
 			}
 		}
 		if !exists {
