@@ -142,10 +142,17 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 	return s.conn(addr)
 }
 
-// apply encodes cmd, applies it on the leader (forwarding if this node is a
-// follower) and returns the FSM result, or its refusal as an error.
+// apply encodes cmd in the base command version, applies it on the leader
+// (forwarding if this node is a follower) and returns the FSM result, or
+// its refusal as an error.
 func (s *Server) apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
-	b, err := fsm.Encode(s.now().UnixNano(), cmd)
+	return s.applyIn(ctx, fsm.CommandVersion, cmd)
+}
+
+// applyIn is apply with cmd encoded for a cluster whose members all apply
+// command versions up to agreed (fsm.EncodeAgreed).
+func (s *Server) applyIn(ctx context.Context, agreed uint32, cmd *pb.Command) (*pb.ApplyResult, error) {
+	b, err := fsm.EncodeAgreed(s.now().UnixNano(), agreed, cmd)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
@@ -174,19 +181,7 @@ func (s *Server) encodingVersion() uint32 {
 // attempt history) is written only when every member applies it; called on
 // the leader.
 func (s *Server) applyAgreed(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
-	agreed := s.encodingVersion()
-	b, err := fsm.EncodeAgreed(s.now().UnixNano(), agreed, cmd)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
-	res, err := s.applyBytes(ctx, b)
-	if err != nil {
-		return nil, err
-	}
-	if err := fsm.ResultError(res); err != nil {
-		return res, toStatus(err)
-	}
-	return res, nil
+	return s.applyIn(ctx, s.encodingVersion(), cmd)
 }
 
 func (s *Server) applyBytes(ctx context.Context, b []byte) (*pb.ApplyResult, error) {
