@@ -14,20 +14,6 @@ import (
 // start it empty, `ctl peers add`, and waits until it has caught up.
 const fkAdminWiped faultKind = "admin-wiped"
 
-// GK_FAULT_WEIGHT_ADMIN_WIPED overrides its weight (4), e.g. to run mostly
-// this fault.
-func init() {
-	n, err := envInt("GK_FAULT_WEIGHT_ADMIN_WIPED", 4)
-	if err != nil {
-		return
-	}
-	for i := range faultWeights {
-		if faultWeights[i].kind == fkAdminWiped {
-			faultWeights[i].weight = int(n)
-		}
-	}
-}
-
 // faultRecoverWait bounds each step of the recovery.
 const faultRecoverWait = 45 * time.Second
 

@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
-	"strconv"
 	"syscall"
 	"time"
 
@@ -27,11 +25,7 @@ import (
 const fkEcMidSpread faultKind = "ec-abandoned-mid-spread"
 
 func init() {
-	weight := 8
-	if v, err := strconv.Atoi(os.Getenv("GK_FAULT_WEIGHT_EC_MIDSPREAD")); err == nil && v >= 0 {
-		weight = v
-	}
-	registerFault(fkEcMidSpread, weight, (*faultRun).ecAbandonedMidSpread)
+	registerFault(fkEcMidSpread, 8, (*faultRun).ecAbandonedMidSpread)
 	registerFinalCheck("EC volumes not 14 distinct shards each listed once", (*faultRun).checkEcShardsOnce)
 }
 

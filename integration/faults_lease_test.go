@@ -44,14 +44,8 @@ var leaseStats struct {
 	rounds, inWindow, unl int
 }
 
-// GK_FAULT_LEASE_WEIGHT overrides its weight (10), e.g. to run mostly this
-// fault while working on it.
 func init() {
-	weight := 10
-	if n, err := envInt("GK_FAULT_LEASE_WEIGHT", 10); err == nil {
-		weight = int(n)
-	}
-	registerFault(fkRestartAtLease, weight, func(r *faultRun) { r.restartWorkerAtLease(fkRestartAtLease) })
+	registerFault(fkRestartAtLease, 10, func(r *faultRun) { r.restartWorkerAtLease(fkRestartAtLease) })
 }
 
 // restartWorkerAtLease runs one fkRestartAtLease round.

@@ -94,6 +94,21 @@ var faultWeights = []struct {
 	{fkRollingUpgrade, 3}, // faults_versions_test.go
 }
 
+// overrideFaultWeights applies GK_FAULT_WEIGHT_<KIND> (the kind in capitals,
+// '-' as '_': GK_FAULT_WEIGHT_ADMIN_WIPED=40) to every kind, to run mostly
+// one fault while working on it (0 never draws it).
+func overrideFaultWeights() error {
+	for i, w := range faultWeights {
+		name := "GK_FAULT_WEIGHT_" + strings.ToUpper(strings.ReplaceAll(string(w.kind), "-", "_"))
+		n, err := envInt(name, uint64(w.weight))
+		if err != nil {
+			return err
+		}
+		faultWeights[i].weight = int(n)
+	}
+	return nil
+}
+
 // extraFaults are fault kinds defined in other files (faults_*_test.go),
 // registered from their init with registerFault.
 var extraFaults = map[faultKind]func(*faultRun){}
@@ -266,6 +281,9 @@ func TestRandomizedFaults(t *testing.T) {
 	}
 	rounds, err := envInt("GK_FAULT_ROUNDS", 200)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := overrideFaultWeights(); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("fault harness: seed %d, %d rounds (reproduce with GK_FAULT_SEED=%d GK_FAULT_ROUNDS=%d)\n", seed, rounds, seed, rounds)
