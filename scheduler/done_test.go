@@ -94,3 +94,39 @@ func TestCompleteDone(t *testing.T) {
 		}
 	})
 }
+
+// TestAssignWaitRequeues: a retried move that must wait for an earlier
+// attempt's server is requeued with backoff (a retry counted), never failed
+// outright and never sent to a worker.
+func TestAssignWaitRequeues(t *testing.T) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	s := New(Config{Now: func() time.Time { return now }, MaxRetries: 3}, a, f, nil)
+	for _, c := range []*pb.Command{
+		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}}},
+		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1", Move: &pb.Move{Source: swa(1), Target: swa(9)}}}},
+		{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: 1, Reason: "lease expired"}}},
+	} {
+		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
+			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
+		}
+	}
+	var task *pb.Task
+	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+	if len(task.EarlierMoves) == 0 { // this applier's command version keeps no history
+		task.EarlierMoves = []*pb.Move{{Source: swa(1), Target: swa(9)}}
+	}
+	// vs9, the earlier target, is away.
+	topo := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10))
+	spec, planErr := PlanSpec(task, topo, DefaultThresholds())
+	if !errors.Is(planErr, ErrPlanWait) {
+		t.Fatalf("PlanSpec = %v, %v; want ErrPlanWait", spec, planErr)
+	}
+	s.assignOne(context.Background(), task, "w9", spec, planErr)
+	f.Read(func(st *fsm.State) {
+		got, _ := st.Task(1)
+		if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 1 || got.NotBefore == 0 || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
+			t.Fatalf("task after a wait refusal: %v; want pending, one retry counted, backoff, the reason", got)
+		}
+	})
+}

@@ -40,6 +40,7 @@ type vol struct {
 	modified int64
 	coll     string
 	rp       uint32
+	ro       bool
 }
 
 func v(id uint32, size uint64) vol { return vol{id: id, size: size, modified: ago(48 * time.Hour)} }
@@ -47,6 +48,7 @@ func v(id uint32, size uint64) vol { return vol{id: id, size: size, modified: ag
 func (x vol) garbage(deleted uint64) vol { x.deleted = deleted; return x }
 func (x vol) mod(unix int64) vol         { x.modified = unix; return x }
 func (x vol) in(coll string) vol         { x.coll = coll; return x }
+func (x vol) readOnly() vol              { x.ro = true; return x }
 
 // vrp is a replica of a volume with replica placement rp (001: two copies).
 func vrp(id uint32, size uint64, rp uint32) vol { x := v(id, size); x.rp = rp; return x }
@@ -110,7 +112,7 @@ func (n *node) dataNode(rng *rand.Rand) *master_pb.DataNodeInfo {
 	}
 	for _, x := range n.vols {
 		disk.VolumeInfos = append(disk.VolumeInfos, &master_pb.VolumeInformationMessage{
-			Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp,
+			Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro,
 		})
 	}
 	ecIDs := make([]uint32, 0, len(n.ec))

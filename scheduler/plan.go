@@ -19,6 +19,45 @@ func planErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrPlan, fmt.Sprintf(format, args...))
 }
 
+// ErrPlanWait marks a task that must not be planned against this topology
+// but may be against a later one (a server an earlier attempt acted on is
+// missing from it): the attempt is retried with backoff, touching nothing.
+var ErrPlanWait = errors.New("cannot plan task yet")
+
+func planWait(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrPlanWait, fmt.Sprintf(format, args...))
+}
+
+// earlierMoveAbsent refuses to judge a retried move while a server of an
+// earlier attempt is missing from the topology: every earlier move's target
+// (a copy it made may come back with it: planning a move elsewhere and
+// deleting the source would leave that copy a stale writable replica) and
+// the source of the newest earlier move whose target holds the volume (a
+// restarting source is not a deleted one: completing the move would leave
+// the volume over-replicated when it returns).
+func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
+	if task.Type != pb.TaskType_TASK_TYPE_BALANCE {
+		return nil
+	}
+	for _, m := range task.EarlierMoves {
+		if t := m.GetTarget(); t != "" {
+			if _, ok := findServer(topo, t); !ok {
+				return planWait("volume %d: waiting for earlier move target %s to come back (it may hold a copy of the volume), or cancel the task", task.VolumeId, t)
+			}
+		}
+	}
+	v, ok := topo.Volumes[task.VolumeId]
+	if !ok {
+		return nil
+	}
+	if m, _, _, ok := lastLandedMove(task, v, topo); ok {
+		if _, okS := findServer(topo, m.GetSource()); !okS {
+			return planWait("volume %d: waiting for earlier move source %s to come back (it may still hold the volume), or cancel the task", task.VolumeId, m.GetSource())
+		}
+	}
+	return nil
+}
+
 // AlreadyDone is PlanSpec's answer for a retried erasure coding or move
 // whose end state the master already shows: an earlier attempt finished the
 // work but its completion never got committed (its worker lost the leader,
@@ -78,6 +117,15 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 			if src != nil {
 				return nil, false // its source still holds it: planMove retries it
 			}
+			if _, okS := findServer(topo, m.GetSource()); !okS {
+				return nil, false // a restarting source is not a deleted one
+			}
+			if v.ReadOnly {
+				// Its copy may still be frozen (an adopting attempt stopped
+				// between the source's delete and the copy's unfreeze):
+				// planMove sends the move again, and its executor finishes it.
+				return nil, false
+			}
 			return movedDone(task, v, m.GetSource(), m.GetTarget()), true
 		}
 		if task.Source == "" || task.Target == "" {
@@ -102,7 +150,8 @@ func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *Already
 // holds a replica now: an earlier attempt's copy (a move's target never
 // holds the volume before it, see planMove and the executor's probe). src
 // is that move's source if it still holds a replica (the attempt was
-// abandoned before deleting it), nil if it does not (the move finished).
+// abandoned before deleting it), nil if it does not (the move finished) or
+// is missing from the topology (PlanSpec waits for it: earlierMoveAbsent).
 func lastLandedMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m *pb.Move, src, dst *seaweed.Server, ok bool) {
 	for i := len(task.EarlierMoves) - 1; i >= 0; i-- {
 		m := task.EarlierMoves[i]
@@ -128,6 +177,9 @@ func placementCopies(rp uint32) int {
 // returned spec carries the task as given (with its fence). A retry whose
 // work the topology shows done gets an *AlreadyDone error.
 func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
+	if err := earlierMoveAbsent(task, topo); err != nil {
+		return nil, err
+	}
 	if done, ok := doneBefore(task, topo); ok {
 		return nil, done
 	}
@@ -357,6 +409,19 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 	// replica would cost one (doneBefore completes a move whose source is
 	// gone). A volume that would end below its placement's copies is not
 	// touched: the target's replica may not be that attempt's copy.
+	if m, es, ed, ok := lastLandedMove(task, v, topo); ok && es == nil {
+		// The move finished but the volume is read-only (doneBefore): the
+		// executor, finding the source gone and this copy frozen by the
+		// attempt, makes it writable and completes.
+		s, okS := findServer(topo, m.GetSource())
+		if !okS {
+			return nil, nil, planWait("volume %d: waiting for earlier move source %s to come back, or cancel the task", v.ID, m.GetSource())
+		}
+		if task.Source != "" && !sameID(topo, task.Source, s.ID) || task.Target != "" && !sameID(topo, task.Target, ed.ID) {
+			return nil, nil, planErr("volume %d: an earlier attempt's copy on %s from %s is not the move asked for", v.ID, ed.ID, s.ID)
+		}
+		return s, ed, nil
+	}
 	if _, es, ed, ok := lastLandedMove(task, v, topo); ok && es != nil {
 		if task.Source != "" && !sameID(topo, task.Source, es.ID) || task.Target != "" && !sameID(topo, task.Target, ed.ID) {
 			return nil, nil, planErr("volume %d: an earlier attempt's copy on %s from %s is not the move asked for", v.ID, ed.ID, es.ID)

@@ -371,3 +371,69 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 		t.Errorf("SpecServers(vacuum) = %v, want none", got)
 	}
 }
+
+// TestPlanSpecBalanceEarlierServersAbsent: a retried move is not judged
+// while a server of an earlier attempt is missing from the topology. An
+// earlier target that is away may hold a copy that comes back stale after a
+// move elsewhere deleted the source; an earlier source that is away (a
+// restart) has not deleted its replica. Either way the plan waits
+// (ErrPlanWait, retryable) instead of moving or reporting done. A finished
+// move whose volume is read-only (its copy left frozen) is sent again, for
+// its executor to unfreeze the copy.
+func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
+	const gone = "10.0.0.9:8080.18080" // in no topology
+	for _, tc := range []struct {
+		name             string
+		nodes            []*node
+		source, target   string
+		moves            []*pb.Move
+		wantWait         string // an ErrPlanWait saying this
+		wantDone         bool   // an *AlreadyDone
+		wantSrc, wantDst string
+	}{
+		{name: "earlier target away, neither named", moves: []*pb.Move{{Source: swa(1), Target: gone}},
+			nodes:    []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8), srv(sid(3), 8)},
+			wantWait: "waiting for earlier move target " + gone},
+		{name: "earlier target away, both named", source: sid(1), target: sid(2), moves: []*pb.Move{{Source: swa(1), Target: gone}},
+			nodes:    []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8), srv(sid(3), 8)},
+			wantWait: "waiting for earlier move target " + gone},
+		{name: "an older target away behind a landed move", moves: []*pb.Move{{Source: swa(1), Target: gone}, {Source: swa(1), Target: swa(2)}},
+			nodes:    []*node{srv(sid(2), 8, v(1, 10)), srv(sid(1), 8), srv(sid(3), 8)},
+			wantWait: "waiting for earlier move target " + gone},
+		{name: "landed move, source away (restarting), not done", moves: []*pb.Move{{Source: gone, Target: swa(2)}},
+			nodes:    []*node{srv(sid(2), 8, v(1, 10)), srv(sid(3), 8)},
+			wantWait: "waiting for earlier move source " + gone},
+		{name: "landed move, source present without it: done", moves: []*pb.Move{{Source: swa(1), Target: swa(2)}},
+			nodes:    []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10)), srv(sid(3), 8)},
+			wantDone: true},
+		{name: "landed move, copy read-only: sent again to finish", moves: []*pb.Move{{Source: swa(1), Target: swa(2)}},
+			nodes:   []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10).readOnly()), srv(sid(3), 8)},
+			wantSrc: swa(1), wantDst: swa(2)},
+		{name: "every earlier server present: planned as before", moves: []*pb.Move{{Source: swa(1), Target: swa(3)}},
+			nodes:   []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(2, 10)), srv(sid(3), 8)},
+			wantSrc: swa(1), wantDst: swa(3)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: 1, Source: tc.source, Target: tc.target, Fence: 4, Attempt: 2, EarlierMoves: tc.moves}
+			spec, err := PlanSpec(task, build(100, tc.nodes...), DefaultThresholds())
+			var done *AlreadyDone
+			switch {
+			case tc.wantWait != "":
+				if !errors.Is(err, ErrPlanWait) || errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantWait, "or cancel the task") {
+					t.Fatalf("PlanSpec = %v, %v; want an ErrPlanWait saying %q", spec, err, tc.wantWait)
+				}
+			case tc.wantDone:
+				if !errors.As(err, &done) {
+					t.Fatalf("PlanSpec = %v, %v; want AlreadyDone", spec, err)
+				}
+			default:
+				if err != nil {
+					t.Fatalf("PlanSpec: %v", err)
+				}
+				if spec.Source != tc.wantSrc || spec.Target != tc.wantDst {
+					t.Fatalf("move %s -> %s, want %s -> %s", spec.Source, spec.Target, tc.wantSrc, tc.wantDst)
+				}
+			}
+		})
+	}
+}

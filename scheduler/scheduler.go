@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -1024,6 +1025,15 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 	if err != nil {
 		if !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("assign", "task", t.Id, "worker", worker, "error", err)
+		}
+		return
+	}
+	if errors.Is(planErr, ErrPlanWait) {
+		// Retryable: the attempt is requeued with backoff (and fails once
+		// the retries are spent); nothing was sent to a worker.
+		reason := strings.TrimPrefix(planErr.Error(), ErrPlanWait.Error()+": ")
+		if err := s.finishAttempt(ctx, res.Task, res.Task.Fence, reason, true); err != nil {
+			s.log.Warn("requeue unplannable task", "task", t.Id, "error", err)
 		}
 		return
 	}

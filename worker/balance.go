@@ -85,6 +85,11 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 	cctx, cancel := call(ctx)
 	st, err := e.c.VolumeStatus(cctx, source, vid)
 	cancel()
+	if seaweed.IsNotFound(err) && slices.ContainsFunc(spec.GetTask().GetEarlierMoves(), func(m *pb.Move) bool {
+		return sameServer(m.GetSource(), source) && sameServer(m.GetTarget(), target)
+	}) {
+		return e.finishEarlier(ctx, spec, p, source, target)
+	}
 	if err != nil {
 		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
 	}
@@ -225,13 +230,63 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		return nil, failure(ctx, StepBalanceDelete, fmt.Errorf("the copy on %s is complete; the source stays read-only: %w", target, err), false, nil)
 	}
 	if adopted {
-		// The adopted copy was frozen for the comparison; it is the volume now.
+		// The adopted copy was frozen for the comparison; it is the volume
+		// now. It is unfrozen only after the source's delete, never before:
+		// writable beside the frozen source, a write it took would make it
+		// look to a rollback (source present) like a copy to compare and
+		// maybe delete. Stopped between the two, the attempt leaves the
+		// copy frozen and the source gone; its retry finds exactly that
+		// and unfreezes it (finishEarlier).
 		cctx, cancel = call(ctx)
 		err = e.c.VolumeMarkWritable(cctx, target, vid)
 		cancel()
 		if err != nil {
 			return nil, failure(ctx, StepBalanceDelete, fmt.Errorf("the source is deleted and the copy on %s is complete but stays read-only: %w", target, err), false, nil)
 		}
+	}
+	p.done()
+	return &pb.CapacityChange{
+		TaskId:      spec.GetTask().GetId(),
+		Type:        pb.TaskType_TASK_TYPE_BALANCE,
+		VolumeId:    vid,
+		Collection:  collection,
+		OldSize:     spec.GetSize(),
+		NewSize:     dst.GetDatFileSize(),
+		Source:      source,
+		Target:      target,
+		CompletedAt: time.Now().UnixNano(),
+	}, nil
+}
+
+// finishEarlier completes a move an earlier attempt of this task got past
+// its irreversible step: the source no longer has the volume and the target
+// holds it. An adopting attempt deletes the source while its copy is still
+// frozen (so that no write lands on either side while both exist: a
+// rollback in that window could not tell a copy that took writes from a
+// partial one) and unfreezes the copy after; stopped in between, it leaves
+// the copy, now the volume, read-only. The copy is made writable here if the
+// freeze is a non-persistent one, as the attempt's is (an operator's
+// persisted `volume.mark -readonly` stays). Nothing is deleted: the only
+// change is the unfreeze of the one copy this move has left.
+func (e *balanceExecutor) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *progressReporter, source, target string) (*pb.CapacityChange, error) {
+	vid, collection := volumeOf(spec)
+	frozen, err := frozenUnpersisted(ctx, e.c, target, vid)
+	if err != nil {
+		return nil, failure(ctx, StepBalanceProbe, fmt.Errorf("volume %d is gone from the source %s; cannot read its copy on %s: %w", vid, source, target, err), true, nil)
+	}
+	if frozen {
+		cctx, cancel := call(ctx)
+		err = e.c.VolumeMarkWritable(cctx, target, vid)
+		cancel()
+		if err != nil {
+			return nil, failure(ctx, StepBalanceDelete, fmt.Errorf("the source is deleted and the copy on %s is complete but stays read-only: %w", target, err), true, nil)
+		}
+	}
+	cctx, cancel := call(ctx)
+	dst, err := e.c.ReadVolumeFileStatus(cctx, target, vid)
+	cancel()
+	if err != nil {
+		return nil, failure(ctx, StepBalanceVerify, err, true, nil)
 	}
 	p.done()
 	return &pb.CapacityChange{
