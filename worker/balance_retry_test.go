@@ -21,10 +21,7 @@ import (
 func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vid := e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
 	task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
 	first := e.plan(t, task)
 	abandonMove(t, e, first)
@@ -70,10 +67,7 @@ func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 func TestBalanceRetryAfterCompletedMoveKeepsReplicas(t *testing.T) {
 	e := newSimEnv(t, 4)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 8 << 20, FileCount: 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vid := e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
 	task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Attempt: 1, Fence: 10}
 	first := e.plan(t, task)
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, first, nil); err != nil {
