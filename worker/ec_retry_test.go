@@ -139,9 +139,7 @@ func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, 
 func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
-	first := e.plan(t, task)
+	vid, task, first := e.planFirstEC(t)
 	src := first.Replicas[0]
 	other, moved := firstTargetOffSource(first, src)
 	// Abandoned after the copy, before mounting it and before any
@@ -179,8 +177,7 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	vid, _, first := e.planFirstEC(t)
 	src := first.Replicas[0]
 	other, moved := firstTargetOffSource(first, src)
 	abandonAfterCopy(ctx, t, e, vid, src, other, moved)

@@ -77,6 +77,24 @@ func (e *simEnv) volume(t *testing.T, spec sim.VolumeSpec) uint32 {
 	return vid
 }
 
+// planFirstMove adds an 8 MiB volume on server 0 and plans the first
+// attempt of balance task 2, moving it to server 1.
+func (e *simEnv) planFirstMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+	t.Helper()
+	vid = e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
+	task = &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
+	return vid, task, e.plan(t, task)
+}
+
+// planFirstEC adds a 20 MiB volume on server 0 and plans the first attempt
+// of EC task 1 of it.
+func (e *simEnv) planFirstEC(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+	t.Helper()
+	vid = e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
+	task = &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+	return vid, task, e.plan(t, task)
+}
+
 // firstTargetOffSource returns the first server after src among spec's
 // shard targets and the shards planned there: where an attempt abandoned
 // mid-spread moved its first shards before its worker died.
@@ -120,9 +138,7 @@ func requireShardsOnce(t *testing.T, e *simEnv, vid uint32) {
 func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
-	first := e.plan(t, task)
+	vid, task, first := e.planFirstEC(t)
 	src := first.Replicas[0]
 	// The first target after the source: where the abandoned attempt moved
 	// its first shards before its worker died.
@@ -207,9 +223,7 @@ func TestBalanceRetryAfterAbandonedMove(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSimEnv(t, 3)
 			ctx := testCtx(t)
-			vid := e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-			task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
-			first := e.plan(t, task)
+			vid, task, first := e.planFirstMove(t)
 			abandonMove(t, e, first)
 			if tc.diverge != nil {
 				if err := tc.diverge(e, vid, first.Source, first.Target); err != nil {
