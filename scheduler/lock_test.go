@@ -232,6 +232,35 @@ func submitManualVacuum(t *testing.T, s *Scheduler, vol uint32) {
 	}
 }
 
+// waitFivePolls waits for five polls of a complete topology during which
+// cond held, the state named by held: five rounds that would each have
+// detected and assigned.
+func waitFivePolls(t *testing.T, s *Scheduler, held string, cond func(*pb.Maintenance) bool) {
+	t.Helper()
+	var polls []int64
+	waitUntil(t, 20*time.Second, "five polls of a complete topology with "+held, func() (bool, string) {
+		st, ok := s.Status()
+		if !ok || !cond(st) {
+			return false, st.String()
+		}
+		if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
+			polls = append(polls, st.LastPoll)
+		}
+		return len(polls) >= 5, st.String()
+	})
+}
+
+// taskStates returns the state of each volume's task in f.
+func taskStates(f *fsm.FSM) map[uint32]pb.TaskState {
+	byVol := map[uint32]pb.TaskState{}
+	f.Read(func(st *fsm.State) {
+		for _, tk := range st.Tasks(fsm.TaskFilter{}) {
+			byVol[tk.VolumeId] = tk.State
+		}
+	})
+	return byVol
+}
+
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -269,16 +298,8 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 
 			// Several polls of a complete topology while the lock is held
 			// elsewhere: each would have detected and assigned.
-			var polls []int64
-			waitUntil(t, 20*time.Second, "five polls of a complete topology with the admin lock held elsewhere", func() (bool, string) {
-				st, ok := s.Status()
-				if !ok || st.MasterState != "ok" || st.AdminLock != "held elsewhere" {
-					return false, st.String()
-				}
-				if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
-					polls = append(polls, st.LastPoll)
-				}
-				return len(polls) >= 5, st.String()
+			waitFivePolls(t, s, "the admin lock held elsewhere", func(st *pb.Maintenance) bool {
+				return st.MasterState == "ok" && st.AdminLock == "held elsewhere"
 			})
 			st, _ := s.Status()
 			if st.AdminLockHeld || st.AdminLockHolder != "admin-server" || st.AdminLockSince == 0 ||
@@ -303,13 +324,7 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 				other.crash()
 			}
 			waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the lock is ours", func() (bool, string) {
-				var byVol map[uint32]pb.TaskState
-				f.Read(func(st *fsm.State) {
-					byVol = map[uint32]pb.TaskState{}
-					for _, tk := range st.Tasks(fsm.TaskFilter{}) {
-						byVol[tk.VolumeId] = tk.State
-					}
-				})
+				byVol := taskStates(f)
 				ok := byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED
 				return ok, fmt.Sprint(byVol)
 			})
@@ -392,16 +407,8 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 
 	// Several polls of a complete topology with the admin lock ours and
 	// the shell lock held: each would have detected and assigned.
-	var polls []int64
-	waitUntil(t, 20*time.Second, "five polls of a complete topology with the admin lock ours", func() (bool, string) {
-		st, ok := s.Status()
-		if !ok || st.MasterState != "ok" || !st.AdminLockHeld || st.Volumes != 2 {
-			return false, st.String()
-		}
-		if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
-			polls = append(polls, st.LastPoll)
-		}
-		return len(polls) >= 5, st.String()
+	waitFivePolls(t, s, "the admin lock ours", func(st *pb.Maintenance) bool {
+		return st.MasterState == "ok" && st.AdminLockHeld && st.Volumes == 2
 	})
 	var tasks []*pb.Task
 	f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{}) })
@@ -415,12 +422,7 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 
 	shell.release()
 	waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the shell lock is free", func() (bool, string) {
-		byVol := map[uint32]pb.TaskState{}
-		f.Read(func(st *fsm.State) {
-			for _, tk := range st.Tasks(fsm.TaskFilter{}) {
-				byVol[tk.VolumeId] = tk.State
-			}
-		})
+		byVol := taskStates(f)
 		return byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(byVol)
 	})
 	if st, _ := s.Status(); st.ShellLockHolder != "" || st.Paused != "" {
