@@ -362,3 +362,15 @@ func freeAddr(t testing.TB) string {
 	t.Helper()
 	return testaddr.Free(t)
 }
+
+// openRefused opens cfg and, should the node start, shuts it down and fails
+// the test with startedMsg; it returns the error Open refused with.
+func openRefused(ctx context.Context, t *testing.T, cfg Config, startedMsg string) error {
+	t.Helper()
+	n, err := Open(ctx, cfg)
+	if err == nil {
+		n.Shutdown()
+		t.Fatal(startedMsg)
+	}
+	return err
+}

@@ -58,17 +58,10 @@ func TestPartialWipeRefuses(t *testing.T) {
 			wCfg.FSM = fsm.New()
 			ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 			defer cancel()
-			n, err := Open(ctx, wCfg)
-			if err == nil {
-				n.Shutdown()
-				t.Fatalf("%s started after losing %v; it must refuse", wCfg.ID, tc.remove)
-			}
+			err := openRefused(ctx, t, wCfg, fmt.Sprintf("%s started after losing %v; it must refuse", wCfg.ID, tc.remove))
 			oneSentence(t, err, wCfg.DataDir, tc.says, "ctl peers remove "+wCfg.ID, "ctl peers add "+wCfg.ID+" "+wCfg.RaftAddr)
 			// Refused again on the next try: nothing it wrote made the dir look whole.
-			if n, err := Open(ctx, wCfg); err == nil {
-				n.Shutdown()
-				t.Fatal("the second start was not refused")
-			}
+			openRefused(ctx, t, wCfg, "the second start was not refused")
 			c.start(l)
 			c.waitLeader()
 			for _, i := range []int{l, b} {

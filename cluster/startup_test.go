@@ -313,11 +313,7 @@ func TestWipedVoterRefusesToRejoin(t *testing.T) {
 	wCfg.FSM = fsm.New()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	n, err := Open(ctx, wCfg)
-	if err == nil {
-		n.Shutdown()
-		t.Fatalf("wiped %s started; it must refuse while %s counts it as a voter", wCfg.ID, c.nodes[b].cfg.ID)
-	}
+	err := openRefused(ctx, t, wCfg, fmt.Sprintf("wiped %s started; it must refuse while %s counts it as a voter", wCfg.ID, c.nodes[b].cfg.ID))
 	oneSentence(t, err, wCfg.ID, c.nodes[b].cfg.ID, "ctl peers remove "+wCfg.ID, "ctl peers add "+wCfg.ID+" "+wCfg.RaftAddr)
 	if errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("W waited instead of refusing: %v", err)

@@ -43,6 +43,14 @@ func (c *testCluster) advertise(id string, v uint32) {
 	}
 }
 
+// advertiseAll commits version v as what every node publishes.
+func (c *testCluster) advertiseAll(v uint32) {
+	c.t.Helper()
+	for _, tn := range c.nodes {
+		c.advertise(tn.cfg.ID, v)
+	}
+}
+
 func (c *testCluster) leaderNode() *Node {
 	c.t.Helper()
 	return c.nodes[c.waitLeader()].node
@@ -85,9 +93,7 @@ func TestGateOnEveryProposal(t *testing.T) {
 	if errs[0] != nil || outs[0] == nil || !errors.Is(errs[1], ErrVersionNotAgreed) {
 		t.Fatalf("ApplyMany: %v %v; want the base command applied and the version-2 one refused", outs, errs)
 	}
-	for _, tn := range c.nodes {
-		c.advertise(tn.cfg.ID, fsm.TestCommandVersion)
-	}
+	c.advertiseAll(fsm.TestCommandVersion)
 	// A non-voter applies every entry too: it must count.
 	l = c.leaderNode()
 	if err := l.raft.AddNonvoter("x", raft.ServerAddress(freeAddr(t)), 0, waitTimeout).Error(); err != nil {
@@ -121,9 +127,7 @@ func TestMembershipAndVersions(t *testing.T) {
 	c := versionedCluster(t, 3, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	for _, tn := range c.nodes {
-		c.advertise(tn.cfg.ID, fsm.TestCommandVersion)
-	}
+	c.advertiseAll(fsm.TestCommandVersion)
 	li := c.waitLeader()
 	victim := (li + 1) % 3
 	vid := c.nodes[victim].cfg.ID
@@ -200,9 +204,7 @@ func TestFollowerRefusesNewerSnapshot(t *testing.T) {
 	c := versionedCluster(t, 3, versions, func(cfg *Config) { cfg.TrailingLogs = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	for _, tn := range c.nodes {
-		c.advertise(tn.cfg.ID, fsm.TestCommandVersion)
-	}
+	c.advertiseAll(fsm.TestCommandVersion)
 	li := c.waitLeader()
 	f := (li + 1) % 3
 	fid := c.nodes[f].cfg.ID

@@ -26,16 +26,12 @@ func (r *faultRun) wipeFollower(leader *faultAdmin) {
 		r.fail("wipe %s: %v", victim.ID, err)
 	}
 	victim.startArgs(r.t, victim.argv...)
-	st := victim.waitExit(r.t)
+	st, last, missing := victim.wipedRefusal(r.t, "still counts node "+victim.ID)
 	if st == nil || st.ExitCode() == 0 {
 		r.fail("wiped %s exited with %v, want a refusal with a non-zero exit", victim.ID, st)
 	}
-	lines := nonEmptyLines(victim.log())
-	last := lines[len(lines)-1]
-	for _, want := range []string{"still counts node " + victim.ID, "ctl peers remove " + victim.ID, "ctl peers add " + victim.ID + " " + victim.RaftAddr} {
-		if !strings.Contains(last, want) {
-			r.fail("wiped %s's refusal does not say %q: %q", victim.ID, want, last)
-		}
+	for _, want := range missing {
+		r.fail("wiped %s's refusal does not say %q: %q", victim.ID, want, last)
 	}
 	r.note("%s: %s refused: %s", fkAdminWiped, victim.ID, last)
 

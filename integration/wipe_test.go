@@ -58,16 +58,12 @@ func TestWipedAdminRefusesToRejoin(t *testing.T) {
 		return false, w.ID + " still running, no leader yet"
 	})
 	if refused {
-		st := w.waitExit(t)
+		st, last, missing := w.wipedRefusal(t, "peer "+b.ID)
 		if st == nil || st.ExitCode() == 0 {
 			t.Errorf("%s exited with %v, want a non-zero exit", w.ID, st)
 		}
-		lines := nonEmptyLines(w.log())
-		last := lines[len(lines)-1]
-		for _, want := range []string{"peer " + b.ID, "ctl peers remove " + w.ID, "ctl peers add " + w.ID + " " + w.RaftAddr} {
-			if !strings.Contains(last, want) {
-				t.Errorf("%s's refusal does not say %q: %q", w.ID, want, last)
-			}
+		for _, want := range missing {
+			t.Errorf("%s's refusal does not say %q: %q", w.ID, want, last)
 		}
 		if strings.Contains(last, ". ") {
 			t.Errorf("%s's refusal is not one sentence: %q", w.ID, last)
@@ -143,4 +139,22 @@ func TestWipedAdminRefusesToRejoin(t *testing.T) {
 		t.Fatalf("task id %d after the recovery, not above %d", last.ID, next.ID)
 	}
 	checkTasks(b, false, acked.taskJSON, next.taskJSON, last.taskJSON)
+}
+
+// wipedRefusal waits for n, started with its data dir wiped while the
+// cluster still counts it, to exit, and returns how it exited, the last
+// line it logged, and which of what that line must say it does not: why
+// (mention) and the recovery, ctl peers remove then add.
+func (n *node) wipedRefusal(t testing.TB, mention string) (st *os.ProcessState, last string, missing []string) {
+	t.Helper()
+	st = n.waitExit(t)
+	if lines := nonEmptyLines(n.log()); len(lines) > 0 {
+		last = lines[len(lines)-1]
+	}
+	for _, want := range []string{mention, "ctl peers remove " + n.ID, "ctl peers add " + n.ID + " " + n.RaftAddr} {
+		if !strings.Contains(last, want) {
+			missing = append(missing, want)
+		}
+	}
+	return st, last, missing
 }

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -172,6 +173,94 @@ func (h *otherHolder) release() {
 	}
 }
 
+// vacuumConfig: a leader that polls every 100 ms and vacuums volumes of
+// 30 % garbage or more, and nothing else.
+var vacuumConfig = Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
+	Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}}
+
+// garbageSpec: a volume half of whose bytes are deleted.
+var garbageSpec = sim.VolumeSpec{Size: 4 << 20, FileCount: 400, DeletedBytes: 2 << 20, DeleteCount: 200}
+
+// volumePair adds a volume of spec on each of c's first two servers.
+func volumePair(t *testing.T, c *sim.Cluster, spec sim.VolumeSpec) (onFirst, onSecond uint32) {
+	t.Helper()
+	for i, vol := range []*uint32{&onFirst, &onSecond} {
+		spec.Servers = []int{i}
+		v, err := c.AddVolume(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		*vol = v
+	}
+	return onFirst, onSecond
+}
+
+// newLeader builds a scheduler of cfg against master, applying to an
+// FSM of its own; it does not run it.
+func newLeader(master *seaweed.Master, cfg Config) (*Scheduler, *fsm.FSM) {
+	f := fsm.New()
+	return New(cfg, &syncApplier{a: fsmApplier{f: f}}, f, master), f
+}
+
+// addVacuumWorker connects a vacuum worker "w1" (4 slots) to s; what s
+// sends it waits in the session's out channel.
+func addVacuumWorker(s *Scheduler) *Session {
+	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
+		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
+	s.mu.Lock()
+	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
+	s.mu.Unlock()
+	return sess
+}
+
+// runScheduler runs s until the test ends, or until stop.
+func runScheduler(t *testing.T, s *Scheduler) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); s.Run(ctx) }()
+	stop = func() { cancel(); <-stopped }
+	t.Cleanup(stop)
+	return stop
+}
+
+// submitManualVacuum submits a vacuum of vol as an operator does.
+func submitManualVacuum(t *testing.T, s *Scheduler, vol uint32) {
+	t.Helper()
+	if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+		Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFivePolls waits for five polls of a complete topology during which
+// cond held, the state named by held: five rounds that would each have
+// detected and assigned.
+func waitFivePolls(t *testing.T, s *Scheduler, held string, cond func(*pb.Maintenance) bool) {
+	t.Helper()
+	var polls []int64
+	waitUntil(t, 20*time.Second, "five polls of a complete topology with "+held, func() (bool, string) {
+		st, ok := s.Status()
+		if !ok || !cond(st) {
+			return false, st.String()
+		}
+		if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
+			polls = append(polls, st.LastPoll)
+		}
+		return len(polls) >= 5, st.String()
+	})
+}
+
+// taskStates returns the state of each volume's task in f.
+func taskStates(f *fsm.FSM) map[uint32]pb.TaskState {
+	byVol := map[uint32]pb.TaskState{}
+	f.Read(func(st *fsm.State) {
+		for _, tk := range st.Tasks(fsm.TaskFilter{}) {
+			byVol[tk.VolumeId] = tk.State
+		}
+	})
+	return byVol
+}
+
 // waitUntil polls cond until it holds or the deadline passes.
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
@@ -198,59 +287,19 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 		t.Run(ends, func(t *testing.T) {
 			cfg := sim.DefaultConfig()
 			cfg.Servers, cfg.AdminLockDuration, cfg.MasterRefillDelay = 2, 2*time.Second, 100*time.Millisecond
-			c, err := sim.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			garbage := sim.VolumeSpec{Size: 4 << 20, FileCount: 400, DeletedBytes: 2 << 20, DeleteCount: 200}
-			garbage.Servers = []int{0}
-			detected, err := c.AddVolume(garbage)
-			if err != nil {
-				t.Fatal(err)
-			}
-			garbage.Servers = []int{1}
-			manual, err := c.AddVolume(garbage)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := simtest.Start(t, cfg)
+			detected, manual := volumePair(t, c, garbageSpec)
 			other := holdAdminLock(t, c.MasterServerAddress().GRPC, 500*time.Millisecond)
 
-			master, err := seaweed.DialMaster(c.MasterServerAddress().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { master.Close() })
-			f := fsm.New()
-			s := New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
-				Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}},
-				&syncApplier{a: fsmApplier{f: f}}, f, master)
-			if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
-				Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: manual, Origin: "manual"}}}); err != nil {
-				t.Fatal(err)
-			}
-			sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
-				out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-			s.mu.Lock()
-			s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
-			s.mu.Unlock()
-			ctx, cancel := context.WithCancel(context.Background())
-			stopped := make(chan struct{})
-			go func() { defer close(stopped); s.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-stopped })
+			s, f := newLeader(simtest.Master(t, c), vacuumConfig)
+			submitManualVacuum(t, s, manual)
+			sess := addVacuumWorker(s)
+			runScheduler(t, s)
 
 			// Several polls of a complete topology while the lock is held
 			// elsewhere: each would have detected and assigned.
-			var polls []int64
-			waitUntil(t, 20*time.Second, "five polls of a complete topology with the admin lock held elsewhere", func() (bool, string) {
-				st, ok := s.Status()
-				if !ok || st.MasterState != "ok" || st.AdminLock != "held elsewhere" {
-					return false, st.String()
-				}
-				if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
-					polls = append(polls, st.LastPoll)
-				}
-				return len(polls) >= 5, st.String()
+			waitFivePolls(t, s, "the admin lock held elsewhere", func(st *pb.Maintenance) bool {
+				return st.MasterState == "ok" && st.AdminLock == "held elsewhere"
 			})
 			st, _ := s.Status()
 			if st.AdminLockHeld || st.AdminLockHolder != "admin-server" || st.AdminLockSince == 0 ||
@@ -275,13 +324,7 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 				other.crash()
 			}
 			waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the lock is ours", func() (bool, string) {
-				var byVol map[uint32]pb.TaskState
-				f.Read(func(st *fsm.State) {
-					byVol = map[uint32]pb.TaskState{}
-					for _, tk := range st.Tasks(fsm.TaskFilter{}) {
-						byVol[tk.VolumeId] = tk.State
-					}
-				})
+				byVol := taskStates(f)
 				ok := byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED
 				return ok, fmt.Sprint(byVol)
 			})
@@ -307,51 +350,15 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 2 // the lease: 10 s, as SeaweedFS
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	spec := sim.VolumeSpec{Size: 4 << 20, FileCount: 400}
-	spec.Servers = []int{0}
-	early, err := c.AddVolume(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	spec.Servers = []int{1}
-	late, err := c.AddVolume(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	f := fsm.New()
-	s := New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
-		Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}},
-		&syncApplier{a: fsmApplier{f: f}}, f, master)
-	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
-		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-	s.mu.Lock()
-	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
-	s.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	c := simtest.Start(t, cfg)
+	early, late := volumePair(t, c, sim.VolumeSpec{Size: 4 << 20, FileCount: 400})
+	s, f := newLeader(simtest.Master(t, c), vacuumConfig)
+	addVacuumWorker(s)
+	runScheduler(t, s)
 	waitUntil(t, 20*time.Second, "the lock ours and a complete topology", func() (bool, string) {
 		st, ok := s.Status()
 		return ok && st.AdminLockHeld && st.MasterState == "ok" && st.Volumes == 2, st.String()
 	})
-	submit := func(vol uint32) {
-		t.Helper()
-		if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
-			Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	state := func(vol uint32) pb.TaskState {
 		var tasks []*pb.Task
 		f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{VolumeID: vol}) })
@@ -362,7 +369,7 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 	}
 
 	c.StopMaster()
-	submit(early)
+	submitManualVacuum(t, s, early)
 	waitUntil(t, 20*time.Second, "a vacuum assigned during the outage, within the lease", func() (bool, string) {
 		var tk []*pb.Task
 		f.Read(func(st *fsm.State) { tk = st.Tasks(fsm.TaskFilter{VolumeID: early}) })
@@ -372,7 +379,7 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 		st, _ := s.Status()
 		return st.AssignmentPaused && !st.AdminLockHeld && contains(st.Paused, "run out"), st.String()
 	})
-	submit(late)
+	submitManualVacuum(t, s, late)
 	s.Kick()
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if st := state(late); st != pb.TaskState_TASK_STATE_PENDING {
@@ -389,59 +396,19 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 func TestPausedWhileShellLockHeld(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers, cfg.MasterRefillDelay = 2, 100*time.Millisecond
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	garbage := sim.VolumeSpec{Size: 4 << 20, FileCount: 400, DeletedBytes: 2 << 20, DeleteCount: 200}
-	garbage.Servers = []int{0}
-	detected, err := c.AddVolume(garbage)
-	if err != nil {
-		t.Fatal(err)
-	}
-	garbage.Servers = []int{1}
-	manual, err := c.AddVolume(garbage)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := simtest.Start(t, cfg)
+	detected, manual := volumePair(t, c, garbageSpec)
 	shell := holdLock(t, c.MasterServerAddress().GRPC, seaweed.ShellLockName, "admin-plugin", 500*time.Millisecond)
 
-	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	f := fsm.New()
-	s := New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour,
-		Thresholds: Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 1e9}},
-		&syncApplier{a: fsmApplier{f: f}}, f, master)
-	if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
-		Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: manual, Origin: "manual"}}}); err != nil {
-		t.Fatal(err)
-	}
-	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
-		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-	s.mu.Lock()
-	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
-	s.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-stopped })
+	s, f := newLeader(simtest.Master(t, c), vacuumConfig)
+	submitManualVacuum(t, s, manual)
+	sess := addVacuumWorker(s)
+	runScheduler(t, s)
 
 	// Several polls of a complete topology with the admin lock ours and
 	// the shell lock held: each would have detected and assigned.
-	var polls []int64
-	waitUntil(t, 20*time.Second, "five polls of a complete topology with the admin lock ours", func() (bool, string) {
-		st, ok := s.Status()
-		if !ok || st.MasterState != "ok" || !st.AdminLockHeld || st.Volumes != 2 {
-			return false, st.String()
-		}
-		if len(polls) == 0 || polls[len(polls)-1] != st.LastPoll {
-			polls = append(polls, st.LastPoll)
-		}
-		return len(polls) >= 5, st.String()
+	waitFivePolls(t, s, "the admin lock ours", func(st *pb.Maintenance) bool {
+		return st.MasterState == "ok" && st.AdminLockHeld && st.Volumes == 2
 	})
 	var tasks []*pb.Task
 	f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{}) })
@@ -455,12 +422,7 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 
 	shell.release()
 	waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the shell lock is free", func() (bool, string) {
-		byVol := map[uint32]pb.TaskState{}
-		f.Read(func(st *fsm.State) {
-			for _, tk := range st.Tasks(fsm.TaskFilter{}) {
-				byVol[tk.VolumeId] = tk.State
-			}
-		})
+		byVol := taskStates(f)
 		return byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(byVol)
 	})
 	if st, _ := s.Status(); st.ShellLockHolder != "" || st.Paused != "" {
@@ -473,23 +435,9 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 // master's own vacuum switched off.
 func startLeader(t *testing.T, c *sim.Cluster) (s *Scheduler, stop func()) {
 	t.Helper()
-	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	f := fsm.New()
-	s = New(Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour}, &syncApplier{a: fsmApplier{f: f}}, f, master)
-	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
-		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
-	s.mu.Lock()
-	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
-	s.mu.Unlock()
-	ctx, cancel := context.WithCancel(context.Background())
-	stopped := make(chan struct{})
-	go func() { defer close(stopped); s.Run(ctx) }()
-	stop = func() { cancel(); <-stopped }
-	t.Cleanup(stop)
+	s, _ = newLeader(simtest.Master(t, c), Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour})
+	addVacuumWorker(s)
+	stop = runScheduler(t, s)
 	waitUntil(t, 20*time.Second, "the lock ours and the master's vacuum off", func() (bool, string) {
 		st, ok := s.Status()
 		_, byPlugin := c.VacuumDisabled()
@@ -504,11 +452,7 @@ func startLeader(t *testing.T, c *sim.Cluster) (s *Scheduler, stop func()) {
 func TestVacuumSwitchedBackOnBeforeRelease(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 1
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := simtest.Start(t, cfg)
 	_, stop := startLeader(t, c)
 	// Record the switch as the release reaches the master (the fault only
 	// reports it; the release itself happens).
@@ -535,11 +479,7 @@ func TestVacuumSwitchedBackOnBeforeRelease(t *testing.T) {
 func TestVacuumNotOursWhileLockHeldElsewhere(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers, cfg.AdminLockDuration = 1, 2*time.Second
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := simtest.Start(t, cfg)
 	s, _ := startLeader(t, c)
 	// The simulated lease (2 s) runs out between our renewals (every 4 s):
 	// weed admin takes the lock in that gap.
@@ -580,19 +520,10 @@ func TestVacuumNotOursWhileLockHeldElsewhere(t *testing.T) {
 func TestLockChangesDoNotFloodDetection(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 1
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
-	f := fsm.New()
+	c := simtest.Start(t, cfg)
 	const interval = 10 * time.Second
-	s := New(Config{NodeID: "a1", DetectInterval: interval}, &syncApplier{a: fsmApplier{f: f}}, f, master)
+	master := simtest.Master(t, c)
+	s, _ := newLeader(master, Config{NodeID: "a1", DetectInterval: interval})
 	s.lock = master.NewAdminLock("groundskeeper a1")
 	changed := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())

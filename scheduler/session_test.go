@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -323,16 +324,8 @@ func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 func TestResendLostWaitsForAdminLock(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers, cfg.AdminLockDuration = 1, 2*time.Second
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	master, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { master.Close() })
+	c := simtest.Start(t, cfg)
+	master := simtest.Master(t, c)
 
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)

@@ -11,9 +11,20 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
+
+// runLock runs the lock keeper l until the test ends, or until stop.
+func runLock(t *testing.T, l *seaweed.AdminLock) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); l.Run(ctx) }()
+	stop = func() { cancel(); <-done }
+	t.Cleanup(stop)
+	return stop
+}
 
 func waitLock(t *testing.T, l *seaweed.AdminLock, what string, cond func(seaweed.LockState) bool) seaweed.LockState {
 	t.Helper()
@@ -38,11 +49,7 @@ func waitLock(t *testing.T, l *seaweed.AdminLock, what string, cond func(seaweed
 func TestAdminLockKeeper(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 1 // the lease: 10 s, as SeaweedFS
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := simtest.Start(t, cfg)
 	conn, err := grpc.NewClient(c.MasterServerAddress().GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -55,16 +62,9 @@ func TestAdminLockKeeper(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	m := simtest.Master(t, c)
 	l := m.NewAdminLock("groundskeeper a1")
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); l.Run(rctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	stop := runLock(t, l)
 
 	st := waitLock(t, l, "the lock refused to us, held by admin-server", func(s seaweed.LockState) bool {
 		return s.Status == seaweed.LockOther && s.Holder == "admin-server"
@@ -101,8 +101,7 @@ func TestAdminLockKeeper(t *testing.T) {
 	})
 
 	// Leaving releases it at once.
-	cancel()
-	<-done
+	stop()
 	if _, held := c.AdminLock(seaweed.AdminLockName); held {
 		t.Fatal("the lock is still held after the keeper stopped")
 	}
@@ -118,21 +117,10 @@ func TestAdminLockReleasedAfterFailedRenewal(t *testing.T) {
 		t.Run(tc, func(t *testing.T) {
 			cfg := sim.DefaultConfig()
 			cfg.Servers = 1 // the lease: 10 s, as SeaweedFS
-			c, err := sim.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { c.Close() })
-			m, err := seaweed.DialMaster(c.MasterServerAddress().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { m.Close() })
+			c := simtest.Start(t, cfg)
+			m := simtest.Master(t, c)
 			l := m.NewAdminLock("groundskeeper a1")
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { defer close(done); l.Run(ctx) }()
-			t.Cleanup(func() { cancel(); <-done })
+			stop := runLock(t, l)
 			waitLock(t, l, "the lock ours", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
 
 			if tc == "renewal failed" {
@@ -145,8 +133,7 @@ func TestAdminLockReleasedAfterFailedRenewal(t *testing.T) {
 				c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", Latency: time.Second, After: true})
 				waitLock(t, l, "a renewal in flight", func(seaweed.LockState) bool { return c.CallCount("LeaseAdminToken") > calls })
 			}
-			cancel()
-			<-done
+			stop()
 			if holder, held := c.AdminLock(seaweed.AdminLockName); held {
 				t.Fatalf("the lock is still held by %q after the keeper stopped; want it released", holder)
 			}
@@ -161,21 +148,10 @@ func TestAdminLockReleasedAfterFailedRenewal(t *testing.T) {
 func TestAdminLockTokenLost(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers, cfg.AdminLockDuration = 1, 3*time.Second
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	c := simtest.Start(t, cfg)
+	m := simtest.Master(t, c)
 	l := m.NewAdminLock("groundskeeper a1")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); l.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runLock(t, l)
 	waitLock(t, l, "the lock ours", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
 
 	c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", FailNext: 1, After: true})
@@ -194,23 +170,12 @@ func TestAdminLockTokenLost(t *testing.T) {
 func TestAdminLockUntil(t *testing.T) {
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 1
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	c := simtest.Start(t, cfg)
+	m := simtest.Master(t, c)
 	c.InjectFault(sim.Fault{Server: sim.MasterName, Method: "LeaseAdminToken", Latency: time.Second})
 	l := m.NewAdminLock("groundskeeper a1")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
 	start := time.Now()
-	go func() { defer close(done); l.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	runLock(t, l)
 	st := waitLock(t, l, "the lock ours", func(s seaweed.LockState) bool { return s.Status == seaweed.LockOurs })
 	seen := time.Now()
 	const valid = 10*time.Second - 1500*time.Millisecond

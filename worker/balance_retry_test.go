@@ -21,12 +21,7 @@ import (
 func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
-	first := e.plan(t, task)
+	vid, task, first := e.planFirstMove(t)
 	abandonMove(t, e, first)
 	// The source took a write after a partial rollback: the copy is behind.
 	if err := e.vc.VolumeMarkWritable(ctx, first.Source, vid); err != nil {
@@ -70,10 +65,7 @@ func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 func TestBalanceRetryAfterCompletedMoveKeepsReplicas(t *testing.T) {
 	e := newSimEnv(t, 4)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 8 << 20, FileCount: 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vid := e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
 	task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Attempt: 1, Fence: 10}
 	first := e.plan(t, task)
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, first, nil); err != nil {

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -17,14 +18,11 @@ import (
 // is gone. It returns the volume and the first attempt's spec.
 func ecPartlyDeleted(t *testing.T, e *simEnv) (uint32, *pb.TaskSpec) {
 	t.Helper()
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
 	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	s1, _ := e.c.ServerByAddress(first.Replicas[1])
 	h := e.c.InjectFault(sim.Fault{Method: "VolumeDelete", Server: s1.ID(), FailNext: 100})
-	_, err = worker.NewECExecutor(e.vc).Execute(testCtx(t), first, nil)
+	_, err := worker.NewECExecutor(e.vc).Execute(testCtx(t), first, nil)
 	h.Remove()
 	var f *worker.Failure
 	if !errors.As(err, &f) || f.Retryable {
@@ -118,6 +116,20 @@ func TestECNeverSweepsShardsItDidNotMake(t *testing.T) {
 	}
 }
 
+// abandonAfterCopy plays an EC attempt on vid abandoned after generating
+// the shards on src and copying moved to other, before mounting them
+// there and before any rollback.
+func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, src, other string, moved []uint32) {
+	t.Helper()
+	if err := errors.Join(
+		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
+		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
+		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
+	); err != nil {
+		t.Fatalf("abandoned attempt: %v", err)
+	}
+}
+
 // TestECRetrySweepsUnmountedLeftoversOfEarlierServers: an abandoned
 // attempt copied shards to a server but died before mounting them there;
 // the master does not list them (only mounted shards are reported), and
@@ -127,31 +139,13 @@ func TestECNeverSweepsShardsItDidNotMake(t *testing.T) {
 func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
-	first := e.plan(t, task)
+	vid, task, first := e.planFirstEC(t)
 	src := first.Replicas[0]
-	var other string
-	var moved []uint32
-	for _, st := range first.ShardTargets {
-		if st.Server != src && (other == "" || st.Server == other) {
-			other = st.Server
-			moved = append(moved, st.ShardId)
-		}
-	}
+	other, moved := firstTargetOffSource(first, src)
 	// Abandoned after the copy, before mounting it and before any
 	// rollback; the source's own shards are torn down by a restart of the
 	// source's server (nothing of this generation is mounted anywhere).
-	if err := errors.Join(
-		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
-		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
-		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
-	); err != nil {
-		t.Fatalf("abandoned attempt: %v", err)
-	}
+	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
 	s, _ := e.c.ServerByAddress(other)
 	if st, ok := s.EcShards(vid); !ok || len(st.Files) == 0 || len(st.Mounted) != 0 {
 		t.Fatalf("%s: %+v; want unmounted shard files", other, st)
@@ -183,31 +177,15 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	first := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	vid, _, first := e.planFirstEC(t)
 	src := first.Replicas[0]
-	var other string
-	var moved []uint32
-	for _, st := range first.ShardTargets {
-		if st.Server != src && (other == "" || st.Server == other) {
-			other, moved = st.Server, append(moved, st.ShardId)
-		}
-	}
-	if err := errors.Join(
-		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
-		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
-		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
-	); err != nil {
-		t.Fatalf("abandoned attempt: %v", err)
-	}
+	other, moved := firstTargetOffSource(first, src)
+	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
 	s, _ := e.c.ServerByAddress(other)
 	s.Stop()
 	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
 	retry := e.plan(t, task)
-	_, err = worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || !f.Retryable || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "submit a new one") {
 		t.Fatalf("retry with %s down: %v; want a retryable failure naming it and the way out", other, err)

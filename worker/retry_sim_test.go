@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -32,16 +33,8 @@ func newSimEnv(t *testing.T, servers int) *simEnv {
 
 func newSimEnvConfig(t *testing.T, cfg sim.Config) *simEnv {
 	t.Helper()
-	c, err := sim.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	m, err := seaweed.DialMaster(c.MasterServerAddress().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
+	c := simtest.Start(t, cfg)
+	m := simtest.Master(t, c)
 	vc := seaweed.NewVolumeClient()
 	t.Cleanup(func() { vc.Close() })
 	return &simEnv{c: c, vc: vc, m: m}
@@ -74,6 +67,47 @@ func (e *simEnv) plan(t *testing.T, task *pb.Task) *pb.TaskSpec {
 
 func (e *simEnv) addr(i int) string { return e.c.Server(i).Address().String() }
 
+// volume adds a volume of spec to the cluster.
+func (e *simEnv) volume(t *testing.T, spec sim.VolumeSpec) uint32 {
+	t.Helper()
+	vid, err := e.c.AddVolume(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vid
+}
+
+// planFirstMove adds an 8 MiB volume on server 0 and plans the first
+// attempt of balance task 2, moving it to server 1.
+func (e *simEnv) planFirstMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+	t.Helper()
+	vid = e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
+	task = &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
+	return vid, task, e.plan(t, task)
+}
+
+// planFirstEC adds a 20 MiB volume on server 0 and plans the first attempt
+// of EC task 1 of it.
+func (e *simEnv) planFirstEC(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+	t.Helper()
+	vid = e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
+	task = &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+	return vid, task, e.plan(t, task)
+}
+
+// firstTargetOffSource returns the first server after src among spec's
+// shard targets and the shards planned there: where an attempt abandoned
+// mid-spread moved its first shards before its worker died.
+func firstTargetOffSource(spec *pb.TaskSpec, src string) (other string, moved []uint32) {
+	for _, st := range spec.ShardTargets {
+		if st.Server != src && (other == "" || st.Server == other) {
+			other = st.Server
+			moved = append(moved, st.ShardId)
+		}
+	}
+	return other, moved
+}
+
 // requireShardsOnce checks that the master lists the volume as 14 distinct
 // shards, each on exactly one server, and no longer as a regular volume.
 func requireShardsOnce(t *testing.T, e *simEnv, vid uint32) {
@@ -104,23 +138,11 @@ func requireShardsOnce(t *testing.T, e *simEnv, vid uint32) {
 func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
-	first := e.plan(t, task)
+	vid, task, first := e.planFirstEC(t)
 	src := first.Replicas[0]
 	// The first target after the source: where the abandoned attempt moved
 	// its first shards before its worker died.
-	var other string
-	var moved []uint32
-	for _, st := range first.ShardTargets {
-		if st.Server != src && (other == "" || st.Server == other) {
-			other = st.Server
-			moved = append(moved, st.ShardId)
-		}
-	}
+	other, moved := firstTargetOffSource(first, src)
 	steps := []error{
 		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
 		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
@@ -201,12 +223,7 @@ func TestBalanceRetryAfterAbandonedMove(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSimEnv(t, 3)
 			ctx := testCtx(t)
-			vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
-			first := e.plan(t, task)
+			vid, task, first := e.planFirstMove(t)
 			abandonMove(t, e, first)
 			if tc.diverge != nil {
 				if err := tc.diverge(e, vid, first.Source, first.Target); err != nil {
@@ -281,10 +298,7 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 		t.Run(fmt.Sprintf("behind=%v", behind), func(t *testing.T) {
 			e := newSimEnv(t, 5)
 			ctx := testCtx(t)
-			vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 10 << 20, FileCount: 30, DeleteCount: 5, DeletedBytes: 1 << 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
-			if err != nil {
-				t.Fatal(err)
-			}
+			vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, DeleteCount: 5, DeletedBytes: 1 << 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
 			task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
 			spec := e.plan(t, task)
 			stale, complete := spec.Replicas[0], spec.Replicas[1] // the first replica keeps the most shards

@@ -18,10 +18,7 @@ import (
 func TestECRetryDoesNotFinishLopsidedGeneration(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
 	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	var h2 *sim.FaultHandle
 	h1 := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", Skip: 1, FailNext: 1, OnFire: func() {
