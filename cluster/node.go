@@ -940,6 +940,9 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return n.notLeader()
 		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("add voter %s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows whether %s is a member (adding it again is harmless): %w", id, id, err)
+		}
 		return fmt.Errorf("add voter %s: %w", id, err)
 	}
 	return nil
@@ -967,6 +970,9 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx)).Error(); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) {
 			return n.notLeader()
+		}
+		if errors.Is(err, raft.ErrLeadershipLost) {
+			return fmt.Errorf("remove %s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows whether %s is still a member: %w", id, id, err)
 		}
 		return fmt.Errorf("remove %s: %w", id, err)
 	}

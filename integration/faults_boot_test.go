@@ -36,7 +36,9 @@ func (r *faultRun) wipeFollower(leader *faultAdmin) {
 	r.note("%s: %s refused: %s", fkAdminWiped, victim.ID, last)
 
 	// The recovery the sentence names.
-	r.ctlUntil("peers", "remove", victim.ID)
+	// A removal cut short by a leader change may have been committed all
+	// the same: on a retry, "not a member" means it was.
+	r.ctlUntil("is not a member of the cluster", "peers", "remove", victim.ID)
 	victim.startArgs(r.t, victim.argv...)
 	// Add it only once it waits (its API answers once raft runs): added
 	// while it still asks its peers, it would find itself listed by a peer
@@ -51,7 +53,7 @@ func (r *faultRun) wipeFollower(leader *faultAdmin) {
 		}
 		time.Sleep(pollEvery)
 	}
-	r.ctlUntil("peers", "add", victim.ID, victim.RaftAddr)
+	r.ctlUntil("", "peers", "add", victim.ID, victim.RaftAddr)
 	victim.restarted++
 	deadline = time.Now().Add(faultRecoverWait)
 	for {
@@ -67,16 +69,21 @@ func (r *faultRun) wipeFollower(leader *faultAdmin) {
 	r.note("%s: %s removed, restarted empty, added back and caught up", fkAdminWiped, victim.ID)
 }
 
-// ctlUntil runs a ctl command against the current leader until it succeeds.
-func (r *faultRun) ctlUntil(args ...string) {
+// ctlUntil runs a ctl command against the current leader until it
+// succeeds, or, once an attempt has failed, until one fails saying
+// doneOnRetry (when not ""): an attempt whose outcome its caller could not
+// learn (the leader changed while committing it) may have taken effect.
+func (r *faultRun) ctlUntil(doneOnRetry string, args ...string) {
 	deadline := time.Now().Add(faultRecoverWait)
+	failed := false
 	for {
 		l := r.leader()
 		if l != nil {
 			res := ctl(r.t, l.GRPCAddr, args...)
-			if res.Code == 0 {
+			if res.Code == 0 || (failed && doneOnRetry != "" && strings.Contains(res.Stderr, doneOnRetry)) {
 				return
 			}
+			failed = true
 			if time.Now().After(deadline) {
 				r.fail("ctl %s: %s", strings.Join(args, " "), res)
 			}
