@@ -245,17 +245,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		}
 	}
 	p.done()
-	return &pb.CapacityChange{
-		TaskId:      spec.GetTask().GetId(),
-		Type:        pb.TaskType_TASK_TYPE_BALANCE,
-		VolumeId:    vid,
-		Collection:  collection,
-		OldSize:     spec.GetSize(),
-		NewSize:     dst.GetDatFileSize(),
-		Source:      source,
-		Target:      target,
-		CompletedAt: time.Now().UnixNano(),
-	}, nil
+	return moveChange(spec, source, target, dst.GetDatFileSize()), nil
 }
 
 // finishEarlier completes a move an earlier attempt of this task got past
@@ -269,7 +259,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 // persisted `volume.mark -readonly` stays). Nothing is deleted: the only
 // change is the unfreeze of the one copy this move has left.
 func (e *balanceExecutor) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *progressReporter, source, target string) (*pb.CapacityChange, error) {
-	vid, collection := volumeOf(spec)
+	vid, _ := volumeOf(spec)
 	frozen, err := frozenUnpersisted(ctx, e.c, target, vid)
 	if err != nil {
 		return nil, failure(ctx, StepBalanceProbe, fmt.Errorf("volume %d is gone from the source %s; cannot read its copy on %s: %w", vid, source, target, err), true, nil)
@@ -289,17 +279,24 @@ func (e *balanceExecutor) finishEarlier(ctx context.Context, spec *pb.TaskSpec, 
 		return nil, failure(ctx, StepBalanceVerify, err, true, nil)
 	}
 	p.done()
+	return moveChange(spec, source, target, dst.GetDatFileSize()), nil
+}
+
+// moveChange is the capacity change of a move of spec's volume from source
+// to target, whose copy holds newSize bytes.
+func moveChange(spec *pb.TaskSpec, source, target string, newSize uint64) *pb.CapacityChange {
+	vid, collection := volumeOf(spec)
 	return &pb.CapacityChange{
 		TaskId:      spec.GetTask().GetId(),
 		Type:        pb.TaskType_TASK_TYPE_BALANCE,
 		VolumeId:    vid,
 		Collection:  collection,
 		OldSize:     spec.GetSize(),
-		NewSize:     dst.GetDatFileSize(),
+		NewSize:     newSize,
 		Source:      source,
 		Target:      target,
 		CompletedAt: time.Now().UnixNano(),
-	}, nil
+	}
 }
 
 // rollback deletes whatever copy reached the target (the target had none
