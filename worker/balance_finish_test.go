@@ -22,12 +22,7 @@ import (
 func TestBalanceAdoptStoppedBeforeUnfreeze(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, err := e.c.AddVolume(sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
-	first := e.plan(t, task)
+	vid, task, first := e.planFirstMove(t)
 	abandonMove(t, e, first)
 
 	dst, _ := e.c.ServerByAddress(first.Target)
