@@ -21,9 +21,9 @@ import (
 
 // TestPartialWipeRefuses: a data dir that lost raft.db (the log, the term
 // and the vote) but kept its snapshots, with or without node-id, is a
-// wiped voter too: issue 10's scenario (B down, a task acknowledged by L
-// and W, L down, W loses raft.db) must not let W rejoin with term 0 and no
-// vote record and elect B. A data dir that lost its snapshots behind a
+// wiped voter too: TestWipedVoterRefusesToRejoin's scenario (B down, a task
+// acknowledged by L and W, L down, W loses raft.db) must not let W rejoin
+// with term 0 and no vote record and elect B. A data dir that lost its snapshots behind a
 // compacted log is refused the same way (raft could not rebuild it).
 func TestPartialWipeRefuses(t *testing.T) {
 	for _, tc := range []struct {

@@ -287,10 +287,11 @@ func TestDecideStart(t *testing.T) {
 	}
 }
 
-// TestWipedVoterRefusesToRejoin is issue 10's scenario in process: three
-// nodes L, B, W; B down; a task acknowledged (on L and W); L and W down and
-// W's data dir wiped; W restarted with its usual config (--bootstrap kept)
-// and B: W must refuse at once although L is down (otherwise B is elected
+// TestWipedVoterRefusesToRejoin: a wiped data dir must not rejoin as a
+// voter that forgot its vote and log (docs/architecture.md §9.1). In
+// process: three nodes L, B, W; B down; a task acknowledged (on L and W);
+// L and W down and W's data dir wiped; W restarted with its usual config
+// (--bootstrap kept) and B: W must refuse at once although L is down (otherwise B is elected
 // with W's vote and the task is lost). After L returns the task is there;
 // the documented recovery (remove W, start it empty, add it) brings W back
 // with the state, and new tasks get fresh ids.

@@ -11,7 +11,7 @@ import (
 )
 
 // TestLegalTable checks every (from, to) pair of the six states, plus the
-// unspecified state, against the table in DESIGN.md §3.
+// unspecified state, against the diagram in docs/architecture.md §4.2.
 func TestLegalTable(t *testing.T) {
 	want := map[[2]pb.TaskState]bool{
 		{pending, assigned}:   true,

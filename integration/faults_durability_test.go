@@ -5,8 +5,9 @@ import (
 	"sync"
 )
 
-// The simulator's durability check in the fault harness (issue 16): after
-// every round, while work is still running, no volume may have lost data
+// The simulator's durability check in the fault harness (redundancy is
+// never made worse, docs/architecture.md §9.6): after every round, while
+// work is still running, no volume may have lost data
 // (sim.Cluster.Durability); once the work has drained, every volume must be
 // held exactly as promised (sim.Cluster.DurabilityAtRest). A violation
 // prints the volume's history from the op log.

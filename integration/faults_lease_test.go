@@ -17,8 +17,8 @@ import (
 // after. The restarted worker finds the attempt in its journal and lists
 // it; whether the leader re-attaches it or requeues it, exactly one of
 // them may touch the volume: a rollback judged the owner against a state
-// about to change would run beside the attempt that replaces it (issue 10,
-// item 2).
+// about to change would run beside the attempt that replaces it
+// (docs/architecture.md §9.2).
 const fkRestartAtLease faultKind = "worker-restart-lease"
 
 // adminTestEnv is added to every admin's environment by the fault harness.

@@ -1,6 +1,7 @@
 package integration
 
-// TestRandomizedFaults: the randomized fault harness (issue 4). Three real
+// TestRandomizedFaults: the randomized fault harness (docs/architecture.md
+// §12.2), which checks the invariants of §9 under faults. Three real
 // admin processes and three real worker processes run against a simulated
 // SeaweedFS living in the test process, which keeps making maintenance work
 // (garbage on volumes, full quiet volumes to erasure code, manual vacuum

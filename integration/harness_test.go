@@ -93,7 +93,7 @@ func moduleRoot() (string, error) {
 }
 
 // ---------------------------------------------------------------------------
-// JSON shapes of DESIGN.md section 8 (only the documented fields, plus a few
+// JSON shapes of docs/architecture.md §11 (only the documented fields, plus a few
 // stable extras used for comparisons).
 
 type statusJSON struct {
@@ -156,7 +156,7 @@ func checkKeys(obj map[string]json.RawMessage, keys []string) error {
 }
 
 // checkDocumentedKeys verifies that the raw output of a --json command has the
-// keys DESIGN.md section 8 promises; typed decoding alone would zero-fill them.
+// keys docs/architecture.md §11 promises; typed decoding alone would zero-fill them.
 func checkDocumentedKeys(kind string, raw []byte) error {
 	switch kind {
 	case "status":

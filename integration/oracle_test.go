@@ -1,6 +1,6 @@
 package integration
 
-// The capacity oracle (DESIGN.md section 6) on a real SeaweedFS, across a
+// The capacity oracle (docs/architecture.md §7) on a real SeaweedFS, across a
 // master outage: a vacuum detected but not run, then completed by a worker
 // while the master is dead, then seen by the restarted master. Every figure
 // the oracle gives is checked against what SeaweedFS itself reports — the
@@ -301,7 +301,7 @@ type maintenanceStatus struct {
 
 // ---------------------------------------------------------------------------
 
-// TestOracleAcrossMasterOutageOnRealSeaweedFS (issue 5): a volume with half
+// TestOracleAcrossMasterOutageOnRealSeaweedFS: a volume with half
 // its files deleted gets a pending vacuum from three admins with no worker;
 // the oracle projects its size minus its garbage. The master is killed, a
 // worker vacuums the volume with volume-server RPCs alone, and the oracle

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// TestWipedAdminRefusesToRejoin is issue 10's scenario with the real binary:
+// TestWipedAdminRefusesToRejoin: a replaced disk must not cost an
+// acknowledged write (docs/architecture.md §9.1), with the real binary:
 // three admins L (leader), B and W. B is killed; a task is acknowledged (it
 // is on L and W); L and W are killed and W's data dir is wiped (a replaced
 // disk); W is restarted with its usual command line, and B. W must refuse

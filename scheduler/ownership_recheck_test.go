@@ -102,7 +102,7 @@ func (x *expiryFixture) hello(ctx context.Context, running ...*pb.Task) (*Sessio
 // handled, and whose stream then broke, may still roll back under its
 // lease guard for lease + 0.8·grace: requeueing its attempt now would let
 // the next attempt run beside that rollback. Before, the re-check counted
-// only a connected worker alive and requeued (issue 10 item 2 review).
+// only a connected worker alive and requeued.
 func TestRecheckCountsAFreshDisconnectedWorkerAlive(t *testing.T) {
 	x := newExpiryFixture(t, 1, true)
 	sess, err := x.hello(context.Background(), x.tasks[0])

@@ -53,7 +53,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // committed must not leave the worker owning it. Before, the hello was
 // reconciled against the state from before the requeue, judged the owner,
 // and got no cancel: the worker rolled the journalled attempt back under a
-// fresh lease while the task was pending or reassigned (issue 10, item 2).
+// fresh lease while the task was pending or reassigned.
 // The interleaving is forced: the requeue is held in the applier while the
 // hello is handled (or, with the fix, blocks on the worker's ownership lock).
 func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {

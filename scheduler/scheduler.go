@@ -994,9 +994,9 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 // the master answers with a complete one right now. While it is unreachable
 // or refilling, tasks already detected that need no master (vacuum: volume
 // servers only) still go out, planned from the last complete topology of
-// this term (DESIGN.md section 4: workers talk to volume servers directly;
-// only detection pauses); a leader that never saw one assigns nothing. Call
-// with s.mu held.
+// this term (docs/architecture.md §10.3: workers talk to volume servers
+// directly; only detection pauses); a leader that never saw one assigns
+// nothing. Call with s.mu held.
 func (s *Scheduler) assignTopology() (*seaweed.Topology, bool) {
 	if s.topoOK {
 		return s.topo, true

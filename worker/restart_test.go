@@ -121,7 +121,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // stops such a rollback. Before, only the hello listed them: a leader that
 // judged them its own at the hello (racing its own requeue of them) never
 // heard of them again, and the rollback ran on against the attempt that
-// replaced it (issue 10, item 2).
+// replaced it: two attempts of one task touched the volume at once.
 func TestRestoredAttemptsAreListedInHeartbeats(t *testing.T) {
 	dir := t.TempDir()
 	j, err := OpenJournal(dir)
@@ -185,9 +185,9 @@ func goroutineIn(fn string) bool {
 // TestNoGapBetweenAttemptsAndOutbox: while an ended attempt's outcome is
 // being journalled, a cancel is not answered "not running here" ahead of
 // the outcome, and a re-sent assignment does not run the attempt again.
-// Before, the attempt had left attempts and was not in the outbox yet
-// (issue 10, item 6). The journal write is held by an open bbolt write
-// transaction.
+// Before, the attempt had left attempts and was not in the outbox yet, so
+// a cancel or re-sent assignment found it in neither. The journal write is
+// held by an open bbolt write transaction.
 func TestNoGapBetweenAttemptsAndOutbox(t *testing.T) {
 	ex := &gateExecutor{began: make(chan string, 4), release: make(chan struct{})}
 	w := newTestWorker(t, t.TempDir(), ex)

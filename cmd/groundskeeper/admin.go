@@ -19,7 +19,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// maintenanceFlags are the detection settings of DESIGN.md section 8,
+// maintenanceFlags are the detection settings of docs/architecture.md §11,
 // validated at start so a bad value is refused before anything runs.
 type maintenanceFlags struct {
 	master         string

@@ -11,7 +11,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// JSON shapes of `ctl capacity` (DESIGN.md section 8: volumes[] with
+// JSON shapes of `ctl capacity` (docs/architecture.md §11: volumes[] with
 // volume_id, master_size, projected_size, adjustments[]).
 
 type adjustmentJSON struct {

@@ -1,8 +1,9 @@
 package main
 
-// Capacity oracle scenarios on the simulated SeaweedFS (issue 5): erasure
-// coding and balance projected while in flight, kept as committed-but-
-// unreported while the master is down, retired once the master shows them;
+// Capacity oracle scenarios (docs/architecture.md §7) on the simulated
+// SeaweedFS: erasure coding and balance projected while in flight, kept as
+// committed-but-unreported while the master is down, retired once the
+// master shows them;
 // the same projection on every admin across a leader change; and a
 // WatchCapacity stream following a vacuum through all of it.
 

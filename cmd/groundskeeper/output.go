@@ -11,7 +11,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 )
 
-// JSON shapes of DESIGN.md section 8; field names are a contract.
+// JSON shapes of docs/architecture.md §11; field names are a contract.
 
 type memberJSON struct {
 	ID           string `json:"id"`
