@@ -1,0 +1,270 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// detectLoop polls the master, retires reflected capacity changes, proposes
+// detected work and keeps the master's own vacuum off while we vacuum, every
+// DetectInterval. A change of the admin lock (changed) starts an assignment
+// round at once (work resumes as soon as the lock is ours) and brings the
+// next detection round forward, to no sooner than DetectInterval/2 after
+// the last: a round reads the whole topology (tens of MB on a large
+// cluster), and a flapping master can change the lock every second.
+func (s *Scheduler) detectLoop(ctx context.Context, changed <-chan struct{}) {
+	minGap := s.cfg.DetectInterval / 2
+	next := time.NewTimer(0)
+	defer next.Stop()
+	var last, due time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			s.Kick()
+			if at := last.Add(minGap); at.Before(due) {
+				due = at
+				next.Reset(time.Until(at))
+			}
+			continue
+		case <-next.C:
+		}
+		last = time.Now()
+		s.detectOnce(ctx)
+		due = time.Now().Add(s.cfg.DetectInterval)
+		next.Reset(s.cfg.DetectInterval)
+	}
+}
+
+// gate is what the admin lock allows now (everything without a master),
+// logging when that changes. Call with s.mu held.
+func (s *Scheduler) gate() Gate {
+	if s.lock == nil {
+		return Gate{Detect: true, Assign: true}
+	}
+	g := LockGate(s.lock.State(), s.shell, time.Now())
+	if g.Paused != s.paused {
+		if g.Paused != "" {
+			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
+		} else {
+			s.log.Info("maintenance resumed: the admin lock is ours and the shell lock free", "lock", seaweed.AdminLockName)
+		}
+		s.paused = g.Paused
+	}
+	return g
+}
+
+// checkShell asks the master who holds SeaweedFS's shell lock. A failed ask
+// keeps the last answer. Call without s.mu.
+func (s *Scheduler) checkShell(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	holder, held, err := s.master.LockHolder(cctx, seaweed.ShellLockName)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.shellChecked = time.Now()
+	if err != nil {
+		if s.shell.Err == nil {
+			s.log.Warn("cannot ask the master who holds the shell lock", "error", err)
+		}
+		s.shell.Err = err
+		return
+	}
+	if held != s.shell.Held || holder != s.shell.Holder || s.shell.Since.IsZero() {
+		if held {
+			s.log.Warn("SeaweedFS's shell lock is held: maintenance pauses", "holder", holder)
+		} else if s.shell.Held {
+			s.log.Info("SeaweedFS's shell lock is free again", "was", s.shell.Holder)
+		}
+		s.shell = OtherLock{Held: held, Holder: holder, Since: s.cfg.Now()}
+		return
+	}
+	s.shell.Err = nil
+}
+
+// refreshShell asks about the shell lock again before assigning, unless it
+// was asked within the last second or the master does not answer (then
+// the last answer stands, and the admin lock's lease bounds how long).
+func (s *Scheduler) refreshShell(ctx context.Context) {
+	s.mu.Lock()
+	skip := s.master == nil || s.topoErr != nil || time.Since(s.shellChecked) < time.Second
+	s.mu.Unlock()
+	if !skip {
+		s.checkShell(ctx)
+	}
+}
+
+func (s *Scheduler) detectOnce(ctx context.Context) {
+	begin := time.Now()
+	defer func() {
+		if ctx.Err() == nil {
+			s.cfg.Observe(EventDetection, pb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
+		}
+	}()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	topo, err := s.master.Topology(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		s.checkShell(ctx)
+	}
+	s.mu.Lock()
+	s.lastPoll = s.cfg.Now()
+	if err != nil {
+		if s.topoErr == nil {
+			s.log.Warn("master unreachable: detection paused, running tasks continue", "error", err)
+		}
+		s.topoErr, s.topoOK = err, false
+		s.mu.Unlock()
+		return
+	}
+	if s.topoErr != nil {
+		s.log.Info("master reachable again")
+	}
+	s.topoErr = nil
+	s.topo, s.topoOK = topo, s.trustTopology(topo)
+	if s.topoOK {
+		s.trusted = topo
+	}
+	ok := s.topoOK
+	vacuumWorkers := false
+	for _, sess := range s.sessions {
+		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
+	}
+	detect := s.gate().Detect
+	lock := s.lock.State()
+	if lock.Status == seaweed.LockOther {
+		// Whoever holds the admin lock now decides the master's vacuum
+		// (our last switch stays in effect until it does).
+		s.vacuumOff = nil
+	}
+	s.mu.Unlock()
+	// The master's vacuum is ours to switch while the admin lock is (the
+	// master keeps a by-plugin switch only while the lock is held), whether
+	// or not the shell lock pauses detection.
+	if lock.OursAt(time.Now()) {
+		if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
+			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
+		} else {
+			s.mu.Lock()
+			if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
+				s.log.Info("master automatic vacuum", "off", vacuumWorkers)
+			}
+			s.vacuumOff = &vacuumWorkers
+			s.mu.Unlock()
+		}
+	}
+	if !detect {
+		// Another process holds a lock (or the admin lock is not known to
+		// be ours): nothing is detected. Capacity changes of our finished
+		// work are still retired.
+		if ok {
+			s.reconcile(ctx, topo)
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	s.reconcile(ctx, topo)
+	s.detect(ctx, topo)
+	s.Kick()
+}
+
+// trustTopology decides whether a topology is complete enough to act on: a
+// drop in servers (a master restarting, volume servers re-registering) is
+// trusted only once it has held, unchanged, for three polls; an empty one
+// never is. Call with s.mu held.
+func (s *Scheduler) trustTopology(t *seaweed.Topology) bool {
+	n, expected := len(t.Servers), s.refill.Expected()
+	switch s.refill.Trust(n) {
+	case seaweed.Trusted:
+		return true
+	case seaweed.Smaller:
+		s.log.Info("accepting a smaller topology", "servers", n, "was", expected)
+		return true
+	case seaweed.Waiting:
+		s.log.Info("waiting for a stable topology before detecting", "servers", n)
+	default:
+		if expected > 0 {
+			s.log.Info("topology is refilling: detection paused", "servers", n, "expected", expected)
+		}
+	}
+	return false
+}
+
+func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
+	var retire []uint64
+	s.state.Read(func(st *fsm.State) {
+		for _, c := range st.CapacityChanges() {
+			if Reflected(c, topo) {
+				retire = append(retire, c.TaskId)
+			}
+		}
+	})
+	if len(retire) == 0 {
+		return
+	}
+	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: retire}}}); err != nil {
+		s.log.Warn("retire capacity changes", "error", err)
+		return
+	}
+	s.log.Info("master reflects completed work", "retired", len(retire))
+}
+
+func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
+	var busyVols map[uint32]bool
+	var moves []ActiveMove
+	cooldown := s.cfg.Now().Add(-s.cfg.FailureCooldown).UnixNano()
+	s.state.Read(func(st *fsm.State) {
+		busyVols = map[uint32]bool{}
+		// A task that failed, or that an operator cancelled, keeps detection
+		// off its volume for the cooldown; operators' own submissions and
+		// retries are not held back.
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED}}) {
+			if t.FinishedAt >= cooldown {
+				busyVols[t.VolumeId] = true
+			}
+		}
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
+			busyVols[t.VolumeId] = true
+			if t.Type == pb.TaskType_TASK_TYPE_BALANCE {
+				moves = append(moves, ActiveMove{Source: t.Source, Target: t.Target})
+			}
+		}
+		for _, c := range st.CapacityChanges() {
+			busyVols[c.VolumeId] = true
+		}
+	})
+	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, s.cfg.Now())
+	for _, p := range props {
+		res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
+			Priority: p.Priority, Origin: "detector",
+		}}})
+		if err != nil {
+			if errors.Is(err, fsm.ErrVolumeBusy) {
+				continue
+			}
+			s.log.Warn("propose detected task", "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "error", err)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if !res.Existing {
+			s.log.Info("detected", "task", res.Task.Id, "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "why", p.Reason)
+		}
+	}
+}
