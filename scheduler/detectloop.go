@@ -224,30 +224,16 @@ func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 }
 
 func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
+	now := s.cfg.Now()
 	var busyVols map[uint32]bool
 	var moves []ActiveMove
-	cooldown := s.cfg.Now().Add(-s.cfg.FailureCooldown).UnixNano()
 	s.state.Read(func(st *fsm.State) {
-		busyVols = map[uint32]bool{}
-		// A task that failed, or that an operator cancelled, keeps detection
-		// off its volume for the cooldown; operators' own submissions and
-		// retries are not held back.
-		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED}}) {
-			if t.FinishedAt >= cooldown {
-				busyVols[t.VolumeId] = true
-			}
-		}
-		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
-			busyVols[t.VolumeId] = true
-			if t.Type == pb.TaskType_TASK_TYPE_BALANCE {
-				moves = append(moves, ActiveMove{Source: t.Source, Target: t.Target})
-			}
-		}
-		for _, c := range st.CapacityChanges() {
-			busyVols[c.VolumeId] = true
-		}
+		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []pb.TaskState{
+			pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED,
+			pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING,
+		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
-	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, s.cfg.Now())
+	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)
 	for _, p := range props {
 		res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,

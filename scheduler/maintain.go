@@ -89,46 +89,23 @@ func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 	return false
 }
 
-// expireLeases requeues the attempts of workers silent for lease+grace. A
-// new leader first gives every worker one lease+grace to reconnect.
+// expireLeases requeues the attempts of workers silent for lease+grace and
+// drops their sessions (see expiredLeases).
 func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now time.Time) {
-	limit := s.cfg.Lease + s.cfg.Grace
 	s.mu.Lock()
-	if now.Sub(s.started) < limit {
-		s.mu.Unlock()
-		return
+	connected := make([]string, 0, len(s.sessions))
+	for id := range s.sessions {
+		connected = append(connected, id)
 	}
-	var expired []*pb.Task
-	for _, t := range active {
-		seen, ok := s.lastSeen[t.WorkerId]
-		if _, conn := s.sessions[t.WorkerId]; conn && ok && now.Sub(seen) < limit {
-			continue
-		}
-		if !ok {
-			seen = s.started
-		}
-		if now.Sub(seen) >= limit && now.Sub(time.Unix(0, t.AssignedAt)) >= limit {
-			expired = append(expired, t)
-		}
-	}
-	for id, sess := range s.sessions {
-		if now.Sub(s.lastSeen[id]) >= limit {
-			s.log.Warn("worker lease expired", "worker", id)
-			sess.close()
-			delete(s.sessions, id)
-		}
+	d := expiredLeases(active, s.started, s.lastSeen, connected, now, s.cfg.Lease, s.cfg.Grace)
+	for _, id := range d.drop {
+		s.log.Warn("worker lease expired", "worker", id)
+		s.sessions[id].close()
+		delete(s.sessions, id)
 	}
 	s.mu.Unlock()
-	byWorker := map[string][]*pb.Task{}
-	var workers []string
-	for _, t := range expired {
-		if _, ok := byWorker[t.WorkerId]; !ok {
-			workers = append(workers, t.WorkerId)
-		}
-		byWorker[t.WorkerId] = append(byWorker[t.WorkerId], t)
-	}
-	for _, w := range workers {
-		s.requeueExpired(ctx, w, byWorker[w], limit)
+	for _, e := range d.expired {
+		s.requeueExpired(ctx, e.worker, e.tasks, s.cfg.Lease+s.cfg.Grace)
 	}
 }
 
@@ -156,7 +133,7 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 	defer unlock()
 	s.mu.Lock()
 	seen, ok := s.lastSeen[worker]
-	alive := ok && s.cfg.Now().Sub(seen) < limit
+	alive := leaseHeld(seen, ok, s.cfg.Now(), limit)
 	if alive {
 		for _, t := range tasks {
 			s.confirm[t.Id] = t.Fence
@@ -187,21 +164,13 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 func (s *Scheduler) cancelRequested(active []*pb.Task, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, t := range active {
-		if !t.CancelRequested {
+	for _, u := range cancelsToSend(active, s.cancelling, now) {
+		s.cancelling[u.task.Id] = u.info
+		if !u.send {
 			continue
 		}
-		if ci, ok := s.cancelling[t.Id]; ok && ci.fence == t.Fence {
-			if ci.retry {
-				// A stuck cancel already asked the worker to stop: make its
-				// end final instead of a retry.
-				ci.retry, ci.reason = false, t.CancelReason
-				s.cancelling[t.Id] = ci
-			}
-			continue
-		}
+		t := u.task
 		s.log.Info("cancelling task on request: stopping its attempt", "task", t.Id, "worker", t.WorkerId, "reason", t.CancelReason)
-		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: t.CancelReason, at: now, sent: now}
 		if sess, ok := s.sessions[t.WorkerId]; ok {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: t.CancelReason}}})
 		}
@@ -239,27 +208,21 @@ func (s *Scheduler) noteRestored() {
 	s.mu.Unlock()
 }
 
-// checkStuck tells workers to stop attempts that made no progress for too long.
+// checkStuck tells workers to stop attempts that made no progress for too
+// long (see stuckTasks).
 func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, t := range active {
-		if _, ok := s.cancelling[t.Id]; ok {
-			continue
-		}
-		p, ok := s.progress[t.Id]
-		if !ok || p.fence != t.Fence {
-			s.progress[t.Id] = progressInfo{fence: t.Fence, at: now}
-			continue
-		}
-		if now.Sub(p.at) < s.cfg.StuckAfter[t.Type] {
-			continue
-		}
-		reason := fmt.Sprintf("stuck: no progress for %s in step %q", now.Sub(p.at).Truncate(time.Second), p.step)
-		s.log.Warn("task stuck, cancelling its attempt", "task", t.Id, "worker", t.WorkerId, "reason", reason)
-		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: reason, retry: true, at: now, sent: now}
+	d := stuckTasks(active, s.progress, s.cancelling, now, s.cfg.StuckAfter)
+	for _, t := range d.track {
+		s.progress[t.Id] = progressInfo{fence: t.Fence, at: now}
+	}
+	for _, st := range d.stuck {
+		t := st.task
+		s.log.Warn("task stuck, cancelling its attempt", "task", t.Id, "worker", t.WorkerId, "reason", st.reason)
+		s.cancelling[t.Id] = cancelInfo{fence: t.Fence, reason: st.reason, retry: true, at: now, sent: now}
 		if sess, ok := s.sessions[t.WorkerId]; ok {
-			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: reason}}})
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: t.Id, Fence: t.Fence, Reason: st.reason}}})
 		}
 	}
 }

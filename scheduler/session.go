@@ -152,7 +152,7 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 		}
 		// An attempt told to stop is still running: say it again now and
 		// then (the Cancel may have gone down a stream that since broke).
-		resend := owned && cancelling && ci.fence == r.Fence && now.Sub(ci.sent) >= 2*s.cfg.Heartbeat
+		resend := owned && cancelling && resendCancel(ci, r.Fence, now, s.cfg.Heartbeat)
 		if resend {
 			ci.sent = now
 			s.cancelling[r.TaskId] = ci
