@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -107,21 +106,20 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 		}
 		return
 	}
-	if errors.Is(planErr, ErrPlanWait) {
+	if reason, ok := planWaitReason(planErr); ok {
 		// Retryable: the attempt is requeued with backoff (and fails once
 		// the retries are spent); nothing was sent to a worker.
-		reason := strings.TrimPrefix(planErr.Error(), ErrPlanWait.Error()+": ")
 		if err := s.finishAttempt(ctx, res.Task, res.Task.Fence, reason, true); err != nil {
 			s.log.Warn("requeue unplannable task", "task", t.Id, "error", err)
 		}
 		return
 	}
 	if planErr != nil {
-		reason := planErr.Error()
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: res.Task.Fence, Error: trimPlan(reason)}}}); err != nil {
+		reason := planFailReason(planErr)
+		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: res.Task.Fence, Error: reason}}}); err != nil {
 			s.log.Warn("fail unplannable task", "task", t.Id, "error", err)
 		} else {
-			s.log.Warn("task failed", "task", t.Id, "reason", trimPlan(reason))
+			s.log.Warn("task failed", "task", t.Id, "reason", reason)
 		}
 		return
 	}
@@ -160,12 +158,24 @@ func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyD
 	s.log.Info("task completed: an earlier attempt did the work", "task", t.Id, "detail", done.Error())
 }
 
-func trimPlan(s string) string {
-	const p = "cannot plan task: "
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):]
+// planWaitReason is the reason of a plan error that is a wait (see
+// ErrPlanWait), without its marker.
+func planWaitReason(err error) (string, bool) {
+	var pe *PlanError
+	if errors.As(err, &pe) && pe.Wait {
+		return pe.Reason, true
 	}
-	return s
+	return "", false
+}
+
+// planFailReason is what a task that cannot be planned records as its
+// error: a PlanError's reason without its marker, any other error whole.
+func planFailReason(err error) string {
+	var pe *PlanError
+	if errors.As(err, &pe) {
+		return pe.Reason
+	}
+	return err.Error()
 }
 
 // requeue puts an attempt back to pending (fence-checked).
