@@ -95,11 +95,12 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 	if planErr != nil {
 		worker = schedulerWorker
 	}
-	assign := &pb.AssignTask{TaskId: t.Id, WorkerId: worker}
+	var servers []string
+	var move *pb.Move
 	if planErr == nil {
-		assign.Servers, assign.Move = SpecServers(spec), SpecMove(spec)
+		servers, move = SpecServers(spec), SpecMove(spec)
 	}
-	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: assign}})
+	res, err := s.propose(ctx, fsm.AssignCmd(t.Id, worker, servers, move))
 	if err != nil {
 		if !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("assign", "task", t.Id, "worker", worker, "error", err)
@@ -116,7 +117,7 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 	}
 	if planErr != nil {
 		reason := planFailReason(planErr)
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: res.Task.Fence, Error: reason}}}); err != nil {
+		if _, err := s.propose(ctx, fsm.FailCmd(t.Id, res.Task.Fence, reason)); err != nil {
 			s.log.Warn("fail unplannable task", "task", t.Id, "error", err)
 		} else {
 			s.log.Warn("task failed", "task", t.Id, "reason", reason)
@@ -139,7 +140,7 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 // change the topology shows. A step that fails leaves the attempt with the
 // leader's own pseudo-worker, whose lease then expires and requeues it.
 func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyDone) {
-	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: t.Id, WorkerId: schedulerWorker}}})
+	res, err := s.propose(ctx, fsm.AssignCmd(t.Id, schedulerWorker, nil, nil))
 	if err != nil {
 		if !errors.Is(err, fsm.ErrIllegalTransition) {
 			s.log.Warn("assign a task found done", "task", t.Id, "error", err)
@@ -147,11 +148,11 @@ func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyD
 		return
 	}
 	fence := res.Task.Fence
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: t.Id, Fence: fence}}}); err != nil {
+	if _, err := s.propose(ctx, fsm.StartCmd(t.Id, fence)); err != nil {
 		s.log.Warn("start a task found done", "task", t.Id, "error", err)
 		return
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: t.Id, Fence: fence, Change: done.Change}}}); err != nil {
+	if _, err := s.propose(ctx, fsm.CompleteCmd(t.Id, fence, done.Change)); err != nil {
 		s.log.Warn("complete a task found done", "task", t.Id, "error", err)
 		return
 	}
@@ -184,9 +185,7 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
 	}
-	res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{
-		TaskId: t.Id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry,
-	}}})
+	res, err := s.propose(ctx, fsm.RequeueCmd(t.Id, fence, reason, notBefore, retry))
 	if err == nil || isRefusal(err) {
 		// Only once the outcome is known: a report re-sent after an unknown
 		// outcome must still find the cancel it answers.

@@ -216,7 +216,7 @@ func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 	if len(retire) == 0 {
 		return
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: retire}}}); err != nil {
+	if _, err := s.propose(ctx, fsm.RetireCmd(retire...)); err != nil {
 		s.log.Warn("retire capacity changes", "error", err)
 		return
 	}
@@ -235,10 +235,10 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	})
 	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)
 	for _, p := range props {
-		res, err := s.propose(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+		res, err := s.propose(ctx, fsm.SubmitCmd(&pb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
 			Priority: p.Priority, Origin: "detector",
-		}}})
+		}))
 		if err != nil {
 			if errors.Is(err, fsm.ErrVolumeBusy) {
 				continue

@@ -36,8 +36,8 @@ func TestAssignDuringMasterOutage(t *testing.T) {
 			a := &fsmApplier{f: f, at: now}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 			for _, c := range []*pb.Command{
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}}},
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}),
 			} {
 				if _, err := s.propose(context.Background(), c); err != nil {
 					t.Fatal(err)

@@ -46,7 +46,7 @@ func TestUnplannableTaskFailsWithTheReasonAlone(t *testing.T) {
 	f := fsm.New()
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-	if res, err := a.Apply(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3}}}); err != nil || fsm.ResultError(res) != nil {
+	if res, err := a.Apply(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3})); err != nil || fsm.ResultError(res) != nil {
 		t.Fatalf("submit: %v %v", err, fsm.ResultError(res))
 	}
 	var task *pb.Task

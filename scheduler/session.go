@@ -105,9 +105,9 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 		}
 	})
 	if registered == nil || !sameCaps(registered.Capabilities, h.Capabilities) || registered.MaxConcurrent != h.MaxConcurrent {
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{
+		if _, err := s.propose(ctx, fsm.RegisterCmd(&pb.Worker{
 			Id: h.WorkerId, Capabilities: h.Capabilities, MaxConcurrent: h.MaxConcurrent,
-		}}}}); err != nil {
+		})); err != nil {
 			s.detach(sess)
 			return nil, nil, fmt.Errorf("register worker: %w", err)
 		}
@@ -346,7 +346,7 @@ func (s *Scheduler) handleHeartbeat(ctx, runCtx context.Context, sess *Session, 
 // handleStarted commits the start of an attempt, or tells the worker to
 // drop an attempt that is not its to run.
 func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.TaskStarted) error {
-	_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: st.TaskId, Fence: st.Fence}}})
+	_, err := s.propose(ctx, fsm.StartCmd(st.TaskId, st.Fence))
 	if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(st.TaskId)) {
 		// Not this attempt's to run (any more): a task that has ended,
 		// e.g. cancelled meanwhile, must not be worked on, and another
@@ -365,7 +365,7 @@ func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.Tas
 	s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
 	s.mu.Unlock()
 	if p.Checkpoint {
-		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: p.TaskId, Fence: p.Fence, Progress: p.Progress, Step: p.Step}}})
+		_, err := s.propose(ctx, fsm.ProgressCmd(p.TaskId, p.Fence, p.Progress, p.Step))
 		if err != nil && errors.Is(err, fsm.ErrStaleFence) {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error(), Superseded: true}}})
 		}
@@ -379,7 +379,7 @@ func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.Ta
 	if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
 		return err // outcome unknown: no ack, the worker re-sends
 	}
-	_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: c.TaskId, Fence: c.Fence, Change: c.Change}}})
+	_, err := s.propose(ctx, fsm.CompleteCmd(c.TaskId, c.Fence, c.Change))
 	if err != nil && !isRefusal(err) {
 		return err
 	}
@@ -444,7 +444,7 @@ func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64) error
 	if t == nil || t.State != pb.TaskState_TASK_STATE_ASSIGNED || t.Fence != fence {
 		return nil
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}}); err != nil && !isRefusal(err) {
+	if _, err := s.propose(ctx, fsm.StartCmd(id, fence)); err != nil && !isRefusal(err) {
 		return fmt.Errorf("start task %d before its completion: %w", id, err)
 	}
 	return nil
@@ -501,7 +501,7 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 		if detail == t.CancelReason {
 			detail = ""
 		}
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: t.Id, Fence: fence, Reason: detail}}}); err != nil {
+		if _, err := s.propose(ctx, fsm.CancelCmd(t.Id, fence, detail)); err != nil {
 			if !isRefusal(err) {
 				s.log.Warn("cancel task", "task", t.Id, "error", err)
 				return fmt.Errorf("cancel task %d: %w", t.Id, err)
@@ -517,7 +517,7 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 	if retryable {
 		reason = fmt.Sprintf("%s (gave up after %d retries)", reason, t.RetryCount)
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil {
+	if _, err := s.propose(ctx, fsm.FailCmd(t.Id, fence, reason)); err != nil {
 		if !isRefusal(err) {
 			s.log.Warn("fail task", "task", t.Id, "error", err)
 			return fmt.Errorf("fail task %d: %w", t.Id, err)

@@ -36,10 +36,10 @@ func TestResendLostAssignment(t *testing.T) {
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)
 	applyAll(t, f, assignedAt,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 2, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
+		fsm.AssignCmd(1, "w1", nil, nil),
+		fsm.AssignCmd(2, "w1", nil, nil),
 	)
 	s := New(Config{Now: func() time.Time { return now }}, nil, f, nil)
 	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20), v(2, 10<<20))), true
@@ -101,8 +101,8 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 			a := &fsmApplier{f: f, at: now}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 			for _, c := range []*pb.Command{
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.AssignCmd(1, "w1", nil, nil),
 			} {
 				if _, err := s.propose(context.Background(), c); err != nil {
 					t.Fatal(err)
@@ -163,8 +163,8 @@ func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
 			a := &flakyApplier{fsmApplier: fsmApplier{f: f, at: now}}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 			for _, c := range []*pb.Command{
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.AssignCmd(1, "w1", nil, nil),
 			} {
 				if _, err := s.propose(context.Background(), c); err != nil {
 					t.Fatal(err)
@@ -278,8 +278,8 @@ func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
 // harness (a kill -9 of the leader 11 ms after an assignment).
 func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 	s, f, sess := leadingWith(t,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.AssignCmd(1, "w1", nil, nil),
 	)
 	change := &pb.CapacityChange{OldSize: 100, NewSize: 60}
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 1, Fence: 2, Change: change}}}); err != nil {
@@ -299,8 +299,8 @@ func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 	}
 	// A completion carrying another attempt's fence still changes nothing.
 	for _, c := range []*pb.Command{
-		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}}},
-		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 2, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
+		fsm.AssignCmd(2, "w1", nil, nil),
 	} {
 		if _, err := s.propose(context.Background(), c); err != nil {
 			t.Fatal(err)
@@ -330,8 +330,8 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)
 	applyAll(t, f, assignedAt,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.AssignCmd(1, "w1", nil, nil),
 	)
 	s := New(Config{NodeID: "a1", Now: func() time.Time { return now }}, nil, f, master)
 	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20))), true
