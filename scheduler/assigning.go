@@ -76,10 +76,10 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 // only detection pauses); a leader that never saw one assigns nothing. Call
 // with s.mu held.
 func (s *Scheduler) assignTopology() (*seaweed.Topology, bool) {
-	if s.topoOK {
-		return s.topo, true
+	if s.view.topoOK {
+		return s.view.topo, true
 	}
-	return s.trusted, false
+	return s.view.trusted, false
 }
 
 // schedulerWorker is the worker id under which the leader itself fails a

@@ -45,17 +45,17 @@ func (s *Scheduler) detectLoop(ctx context.Context, changed <-chan struct{}) {
 // gate is what the admin lock allows now (everything without a master),
 // logging when that changes. Call with s.mu held.
 func (s *Scheduler) gate() Gate {
-	if s.lock == nil {
+	if s.view.lock == nil {
 		return Gate{Detect: true, Assign: true}
 	}
-	g := LockGate(s.lock.State(), s.shell, time.Now())
-	if g.Paused != s.paused {
+	g := LockGate(s.view.lock.State(), s.view.shell, time.Now())
+	if g.Paused != s.view.paused {
 		if g.Paused != "" {
 			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
 		} else {
 			s.log.Info("maintenance resumed: the admin lock is ours and the shell lock free", "lock", seaweed.AdminLockName)
 		}
-		s.paused = g.Paused
+		s.view.paused = g.Paused
 	}
 	return g
 }
@@ -71,24 +71,24 @@ func (s *Scheduler) checkShell(ctx context.Context) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.shellChecked = time.Now()
+	s.view.shellChecked = time.Now()
 	if err != nil {
-		if s.shell.Err == nil {
+		if s.view.shell.Err == nil {
 			s.log.Warn("cannot ask the master who holds the shell lock", "error", err)
 		}
-		s.shell.Err = err
+		s.view.shell.Err = err
 		return
 	}
-	if held != s.shell.Held || holder != s.shell.Holder || s.shell.Since.IsZero() {
+	if held != s.view.shell.Held || holder != s.view.shell.Holder || s.view.shell.Since.IsZero() {
 		if held {
 			s.log.Warn("SeaweedFS's shell lock is held: maintenance pauses", "holder", holder)
-		} else if s.shell.Held {
-			s.log.Info("SeaweedFS's shell lock is free again", "was", s.shell.Holder)
+		} else if s.view.shell.Held {
+			s.log.Info("SeaweedFS's shell lock is free again", "was", s.view.shell.Holder)
 		}
-		s.shell = OtherLock{Held: held, Holder: holder, Since: s.cfg.Now()}
+		s.view.shell = OtherLock{Held: held, Holder: holder, Since: s.cfg.Now()}
 		return
 	}
-	s.shell.Err = nil
+	s.view.shell.Err = nil
 }
 
 // refreshShell asks about the shell lock again before assigning, unless it
@@ -96,7 +96,7 @@ func (s *Scheduler) checkShell(ctx context.Context) {
 // the last answer stands, and the admin lock's lease bounds how long).
 func (s *Scheduler) refreshShell(ctx context.Context) {
 	s.mu.Lock()
-	skip := s.master == nil || s.topoErr != nil || time.Since(s.shellChecked) < time.Second
+	skip := s.master == nil || s.view.topoErr != nil || time.Since(s.view.shellChecked) < time.Second
 	s.mu.Unlock()
 	if !skip {
 		s.checkShell(ctx)
@@ -120,34 +120,34 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		s.checkShell(ctx)
 	}
 	s.mu.Lock()
-	s.lastPoll = s.cfg.Now()
+	s.view.lastPoll = s.cfg.Now()
 	if err != nil {
-		if s.topoErr == nil {
+		if s.view.topoErr == nil {
 			s.log.Warn("master unreachable: detection paused, running tasks continue", "error", err)
 		}
-		s.topoErr, s.topoOK = err, false
+		s.view.topoErr, s.view.topoOK = err, false
 		s.mu.Unlock()
 		return
 	}
-	if s.topoErr != nil {
+	if s.view.topoErr != nil {
 		s.log.Info("master reachable again")
 	}
-	s.topoErr = nil
-	s.topo, s.topoOK = topo, s.trustTopology(topo)
-	if s.topoOK {
-		s.trusted = topo
+	s.view.topoErr = nil
+	s.view.topo, s.view.topoOK = topo, s.trustTopology(topo)
+	if s.view.topoOK {
+		s.view.trusted = topo
 	}
-	ok := s.topoOK
+	ok := s.view.topoOK
 	vacuumWorkers := false
 	for _, sess := range s.sessions {
 		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
 	}
 	detect := s.gate().Detect
-	lock := s.lock.State()
+	lock := s.view.lock.State()
 	if lock.Status == seaweed.LockOther {
 		// Whoever holds the admin lock now decides the master's vacuum
 		// (our last switch stays in effect until it does).
-		s.vacuumOff = nil
+		s.view.vacuumOff = nil
 	}
 	s.mu.Unlock()
 	// The master's vacuum is ours to switch while the admin lock is (the
@@ -158,10 +158,10 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
 		} else {
 			s.mu.Lock()
-			if s.vacuumOff == nil || *s.vacuumOff != vacuumWorkers {
+			if s.view.vacuumOff == nil || *s.view.vacuumOff != vacuumWorkers {
 				s.log.Info("master automatic vacuum", "off", vacuumWorkers)
 			}
-			s.vacuumOff = &vacuumWorkers
+			s.view.vacuumOff = &vacuumWorkers
 			s.mu.Unlock()
 		}
 	}
@@ -187,8 +187,8 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 // trusted only once it has held, unchanged, for three polls; an empty one
 // never is. Call with s.mu held.
 func (s *Scheduler) trustTopology(t *seaweed.Topology) bool {
-	n, expected := len(t.Servers), s.refill.Expected()
-	switch s.refill.Trust(n) {
+	n, expected := len(t.Servers), s.view.refill.Expected()
+	switch s.view.refill.Trust(n) {
 	case seaweed.Trusted:
 		return true
 	case seaweed.Smaller:

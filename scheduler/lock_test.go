@@ -524,7 +524,7 @@ func TestLockChangesDoNotFloodDetection(t *testing.T) {
 	const interval = 10 * time.Second
 	master := simtest.Master(t, c)
 	s, _ := newLeader(master, Config{NodeID: "a1", DetectInterval: interval})
-	s.lock = master.NewAdminLock("groundskeeper a1")
+	s.view.lock = master.NewAdminLock("groundskeeper a1")
 	changed := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -43,7 +43,7 @@ func TestAssignDuringMasterOutage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			s.topo, s.topoOK, s.topoErr, s.trusted = tc.topo, false, errors.New("connection refused"), tc.trusted
+			s.view.topo, s.view.topoOK, s.view.topoErr, s.view.trusted = tc.topo, false, errors.New("connection refused"), tc.trusted
 			sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING},
 				max: 4, out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 			s.sessions["w1"], s.lastSeen["w1"] = sess, now

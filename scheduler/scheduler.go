@@ -162,24 +162,9 @@ type Scheduler struct {
 	// state says are active; after a worker re-attached as its lease
 	// expired, the attempts the expiry would have requeued.
 	confirm map[uint64]uint64
-	topo    *seaweed.Topology
-	topoOK  bool
-	topoErr error
-	// trusted is the last topology trusted this term (complete); it plans
-	// the work that may still go out while the master is unreachable or
-	// refilling (see assignTopology).
-	trusted *seaweed.Topology
-	// refill judges whether a polled topology is complete enough to act on.
-	refill    seaweed.RefillGuard
-	vacuumOff *bool
-	lock      *seaweed.AdminLock
-	// shell is SeaweedFS's shell lock as last asked, and when.
-	shell        OtherLock
-	shellChecked time.Time
-	// paused is the last Gate's reason, to log its changes once.
-	paused   string
-	lastPoll time.Time
-	kick     chan struct{}
+	// view is what this leader knows of the SeaweedFS master (guarded by mu).
+	view masterView
+	kick chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
@@ -238,10 +223,10 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
-	s.topo, s.topoOK, s.topoErr, s.vacuumOff, s.trusted = nil, false, nil, nil, nil
-	s.lock, s.paused, s.shell, s.shellChecked = nil, "", OtherLock{}, time.Time{}
+	s.view.topo, s.view.topoOK, s.view.topoErr, s.view.vacuumOff, s.view.trusted = nil, false, nil, nil, nil
+	s.view.lock, s.view.paused, s.view.shell, s.view.shellChecked = nil, "", OtherLock{}, time.Time{}
 	// A new leader has no baseline: it waits for two agreeing polls.
-	s.refill = seaweed.RefillGuard{Agree: true}
+	s.view.refill = seaweed.RefillGuard{Agree: true}
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
@@ -254,7 +239,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	if s.master != nil {
 		lock = s.master.NewAdminLock("groundskeeper " + s.cfg.NodeID)
 		s.mu.Lock()
-		s.lock = lock
+		s.view.lock = lock
 		s.mu.Unlock()
 		wg.Add(1)
 		go func() { defer close(lockDone); lock.Run(lockCtx) }()
@@ -298,7 +283,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 // nobody holds the lock).
 func (s *Scheduler) restoreVacuum(lock *seaweed.AdminLock) {
 	s.mu.Lock()
-	off := s.vacuumOff != nil && *s.vacuumOff
+	off := s.view.vacuumOff != nil && *s.view.vacuumOff
 	s.mu.Unlock()
 	if !off {
 		return
@@ -317,7 +302,7 @@ func (s *Scheduler) restoreVacuum(lock *seaweed.AdminLock) {
 	s.log.Info("master automatic vacuum switched back on")
 	s.mu.Lock()
 	on := false
-	s.vacuumOff = &on
+	s.view.vacuumOff = &on
 	s.mu.Unlock()
 }
 
@@ -335,24 +320,24 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 		return st, true
 	}
 	st.Master = s.master.Addr().String()
-	if !s.lastPoll.IsZero() {
-		st.LastPoll = s.lastPoll.UnixNano()
+	if !s.view.lastPoll.IsZero() {
+		st.LastPoll = s.view.lastPoll.UnixNano()
 	}
 	switch {
-	case s.topoErr != nil:
-		st.MasterState, st.MasterError = "unreachable", s.topoErr.Error()
-	case s.topo == nil:
+	case s.view.topoErr != nil:
+		st.MasterState, st.MasterError = "unreachable", s.view.topoErr.Error()
+	case s.view.topo == nil:
 		st.MasterState = "starting"
-	case !s.topoOK:
+	case !s.view.topoOK:
 		st.MasterState = "refilling"
 	default:
 		st.MasterState = "ok"
 	}
-	if s.topo != nil {
-		st.Servers, st.Volumes = uint32(len(s.topo.Servers)), uint32(len(s.topo.Volumes))
+	if s.view.topo != nil {
+		st.Servers, st.Volumes = uint32(len(s.view.topo.Servers)), uint32(len(s.view.topo.Volumes))
 	}
-	if s.lock != nil {
-		l := s.lock.State()
+	if s.view.lock != nil {
+		l := s.view.lock.State()
 		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.OursAt(time.Now()), l.Status.String(), l.Holder
 		if !l.Since.IsZero() {
 			st.AdminLockSince = l.Since.UnixNano()
@@ -364,22 +349,22 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 			st.AdminLock, st.AdminLockError = seaweed.LockUnknown.String(), "no renewal confirmed within the lease"
 		}
 	}
-	if s.shell.Held {
-		st.ShellLockHolder = s.shell.Holder
+	if s.view.shell.Held {
+		st.ShellLockHolder = s.view.shell.Holder
 		if st.ShellLockHolder == "" {
 			st.ShellLockHolder = "(not named)"
 		}
-		st.ShellLockSince = s.shell.Since.UnixNano()
+		st.ShellLockSince = s.view.shell.Since.UnixNano()
 	}
 	g := s.gate()
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
-	st.MasterVacuumOff = s.vacuumOff != nil && *s.vacuumOff
+	st.MasterVacuumOff = s.view.vacuumOff != nil && *s.view.vacuumOff
 	switch {
-	case s.lock != nil && s.lock.State().Status == seaweed.LockOther:
+	case s.view.lock != nil && s.view.lock.State().Status == seaweed.LockOther:
 		st.MasterVacuum, st.MasterVacuumOff = MasterVacuumNotOurs, false
-	case s.vacuumOff == nil:
+	case s.view.vacuumOff == nil:
 		st.MasterVacuum = MasterVacuumNotSet
-	case *s.vacuumOff:
+	case *s.view.vacuumOff:
 		st.MasterVacuum = MasterVacuumOff
 	default:
 		st.MasterVacuum = MasterVacuumOn

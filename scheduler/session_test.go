@@ -42,7 +42,7 @@ func TestResendLostAssignment(t *testing.T) {
 		fsm.AssignCmd(2, "w1", nil, nil),
 	)
 	s := New(Config{Now: func() time.Time { return now }}, nil, f, nil)
-	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20), v(2, 10<<20))), true
+	s.view.topo, s.view.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20), v(2, 10<<20))), true
 	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 
 	// The worker runs task 2 but never heard of task 1.
@@ -334,11 +334,11 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 		fsm.AssignCmd(1, "w1", nil, nil),
 	)
 	s := New(Config{NodeID: "a1", Now: func() time.Time { return now }}, nil, f, master)
-	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20))), true
+	s.view.topo, s.view.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20))), true
 	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 
 	// A new leader: the lock keeper has no answer yet.
-	s.lock = master.NewAdminLock("groundskeeper a1")
+	s.view.lock = master.NewAdminLock("groundskeeper a1")
 	s.resendLost(sess, nil)
 	if len(sess.Out()) != 0 {
 		t.Fatalf("re-sent an assignment before the admin lock was known to be ours: %v", <-sess.Out())
@@ -348,10 +348,10 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	other := holdAdminLock(t, c.MasterServerAddress().GRPC, 500*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.lock.Run(ctx) }()
+	go func() { defer close(done); s.view.lock.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitUntil(t, 20*time.Second, "the lock refused to us", func() (bool, string) {
-		st := s.lock.State()
+		st := s.view.lock.State()
 		return st.Status == seaweed.LockOther, fmt.Sprintf("%+v", st)
 	})
 	s.resendLost(sess, nil)
@@ -361,7 +361,7 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 
 	other.release()
 	waitUntil(t, 20*time.Second, "the lock ours", func() (bool, string) {
-		st := s.lock.State()
+		st := s.view.lock.State()
 		return st.Status == seaweed.LockOurs, fmt.Sprintf("%+v", st)
 	})
 	s.resendLost(sess, nil)
