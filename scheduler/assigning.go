@@ -10,7 +10,6 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // assign hands ready tasks to workers with free slots.
@@ -21,8 +20,8 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	}
 	s.refreshShell(ctx)
 	s.mu.Lock()
-	topo, topoOK := s.assignTopology()
-	if !s.gate().Assign {
+	topo, topoOK := s.view.assignTopology()
+	if !s.view.gate(time.Now()).Assign {
 		topo = nil
 	}
 	running := map[string]int{}
@@ -66,20 +65,6 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 		}(t, id, spec, planErr)
 	}
 	wg.Wait()
-}
-
-// assignTopology is the topology assignments are planned from, and whether
-// the master answers with a complete one right now. While it is unreachable
-// or refilling, tasks already detected that need no master (vacuum: volume
-// servers only) still go out, planned from the last complete topology of
-// this term (DESIGN.md section 4: workers talk to volume servers directly;
-// only detection pauses); a leader that never saw one assigns nothing. Call
-// with s.mu held.
-func (s *Scheduler) assignTopology() (*seaweed.Topology, bool) {
-	if s.view.topoOK {
-		return s.view.topo, true
-	}
-	return s.view.trusted, false
 }
 
 // schedulerWorker is the worker id under which the leader itself fails a

@@ -42,24 +42,6 @@ func (s *Scheduler) detectLoop(ctx context.Context, changed <-chan struct{}) {
 	}
 }
 
-// gate is what the admin lock allows now (everything without a master),
-// logging when that changes. Call with s.mu held.
-func (s *Scheduler) gate() Gate {
-	if s.view.lock == nil {
-		return Gate{Detect: true, Assign: true}
-	}
-	g := LockGate(s.view.lock.State(), s.view.shell, time.Now())
-	if g.Paused != s.view.paused {
-		if g.Paused != "" {
-			s.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
-		} else {
-			s.log.Info("maintenance resumed: the admin lock is ours and the shell lock free", "lock", seaweed.AdminLockName)
-		}
-		s.view.paused = g.Paused
-	}
-	return g
-}
-
 // checkShell asks the master who holds SeaweedFS's shell lock. A failed ask
 // keeps the last answer. Call without s.mu.
 func (s *Scheduler) checkShell(ctx context.Context) {
@@ -71,24 +53,7 @@ func (s *Scheduler) checkShell(ctx context.Context) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.view.shellChecked = time.Now()
-	if err != nil {
-		if s.view.shell.Err == nil {
-			s.log.Warn("cannot ask the master who holds the shell lock", "error", err)
-		}
-		s.view.shell.Err = err
-		return
-	}
-	if held != s.view.shell.Held || holder != s.view.shell.Holder || s.view.shell.Since.IsZero() {
-		if held {
-			s.log.Warn("SeaweedFS's shell lock is held: maintenance pauses", "holder", holder)
-		} else if s.view.shell.Held {
-			s.log.Info("SeaweedFS's shell lock is free again", "was", s.view.shell.Holder)
-		}
-		s.view.shell = OtherLock{Held: held, Holder: holder, Since: s.cfg.Now()}
-		return
-	}
-	s.view.shell.Err = nil
+	s.view.shellAnswer(holder, held, err, time.Now(), s.cfg.Now())
 }
 
 // refreshShell asks about the shell lock again before assigning, unless it
@@ -96,7 +61,7 @@ func (s *Scheduler) checkShell(ctx context.Context) {
 // the last answer stands, and the admin lock's lease bounds how long).
 func (s *Scheduler) refreshShell(ctx context.Context) {
 	s.mu.Lock()
-	skip := s.master == nil || s.view.topoErr != nil || time.Since(s.view.shellChecked) < time.Second
+	skip := s.master == nil || !s.view.shellStale(time.Now())
 	s.mu.Unlock()
 	if !skip {
 		s.checkShell(ctx)
@@ -120,35 +85,19 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		s.checkShell(ctx)
 	}
 	s.mu.Lock()
-	s.view.lastPoll = s.cfg.Now()
+	s.view.polled(topo, err, s.cfg.Now())
 	if err != nil {
-		if s.view.topoErr == nil {
-			s.log.Warn("master unreachable: detection paused, running tasks continue", "error", err)
-		}
-		s.view.topoErr, s.view.topoOK = err, false
 		s.mu.Unlock()
 		return
-	}
-	if s.view.topoErr != nil {
-		s.log.Info("master reachable again")
-	}
-	s.view.topoErr = nil
-	s.view.topo, s.view.topoOK = topo, s.trustTopology(topo)
-	if s.view.topoOK {
-		s.view.trusted = topo
 	}
 	ok := s.view.topoOK
 	vacuumWorkers := false
 	for _, sess := range s.sessions {
 		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
 	}
-	detect := s.gate().Detect
+	detect := s.view.gate(time.Now()).Detect
 	lock := s.view.lock.State()
-	if lock.Status == seaweed.LockOther {
-		// Whoever holds the admin lock now decides the master's vacuum
-		// (our last switch stays in effect until it does).
-		s.view.vacuumOff = nil
-	}
+	s.view.lockSeen(lock)
 	s.mu.Unlock()
 	// The master's vacuum is ours to switch while the admin lock is (the
 	// master keeps a by-plugin switch only while the lock is held), whether
@@ -158,10 +107,9 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
 		} else {
 			s.mu.Lock()
-			if s.view.vacuumOff == nil || *s.view.vacuumOff != vacuumWorkers {
+			if s.view.vacuumSwitched(vacuumWorkers) {
 				s.log.Info("master automatic vacuum", "off", vacuumWorkers)
 			}
-			s.view.vacuumOff = &vacuumWorkers
 			s.mu.Unlock()
 		}
 	}
@@ -180,28 +128,6 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	s.reconcile(ctx, topo)
 	s.detect(ctx, topo)
 	s.Kick()
-}
-
-// trustTopology decides whether a topology is complete enough to act on: a
-// drop in servers (a master restarting, volume servers re-registering) is
-// trusted only once it has held, unchanged, for three polls; an empty one
-// never is. Call with s.mu held.
-func (s *Scheduler) trustTopology(t *seaweed.Topology) bool {
-	n, expected := len(t.Servers), s.view.refill.Expected()
-	switch s.view.refill.Trust(n) {
-	case seaweed.Trusted:
-		return true
-	case seaweed.Smaller:
-		s.log.Info("accepting a smaller topology", "servers", n, "was", expected)
-		return true
-	case seaweed.Waiting:
-		s.log.Info("waiting for a stable topology before detecting", "servers", n)
-	default:
-		if expected > 0 {
-			s.log.Info("topology is refilling: detection paused", "servers", n, "expected", expected)
-		}
-	}
-	return false
 }
 
 func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {

@@ -75,10 +75,10 @@ func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.gate().Assign {
+	if !s.view.gate(time.Now()).Assign {
 		return false
 	}
-	if topo, _ := s.assignTopology(); topo == nil {
+	if topo, _ := s.view.assignTopology(); topo == nil {
 		return false
 	}
 	for _, sess := range s.sessions {

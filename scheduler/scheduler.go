@@ -201,7 +201,7 @@ type cancelInfo struct {
 // New creates a scheduler. master may be nil.
 func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler {
 	cfg.defaults()
-	s := &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger,
+	s := &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger, view: masterView{log: cfg.Logger},
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
 		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
 	if v := os.Getenv(testRequeueDelayEnv); v != "" {
@@ -223,10 +223,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
-	s.view.topo, s.view.topoOK, s.view.topoErr, s.view.vacuumOff, s.view.trusted = nil, false, nil, nil, nil
-	s.view.lock, s.view.paused, s.view.shell, s.view.shellChecked = nil, "", OtherLock{}, time.Time{}
-	// A new leader has no baseline: it waits for two agreeing polls.
-	s.view.refill = seaweed.RefillGuard{Agree: true}
+	s.view.reset()
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
@@ -283,7 +280,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 // nobody holds the lock).
 func (s *Scheduler) restoreVacuum(lock *seaweed.AdminLock) {
 	s.mu.Lock()
-	off := s.view.vacuumOff != nil && *s.view.vacuumOff
+	off := s.view.vacuumIsOff()
 	s.mu.Unlock()
 	if !off {
 		return
@@ -301,8 +298,7 @@ func (s *Scheduler) restoreVacuum(lock *seaweed.AdminLock) {
 	}
 	s.log.Info("master automatic vacuum switched back on")
 	s.mu.Lock()
-	on := false
-	s.view.vacuumOff = &on
+	s.view.vacuumSwitched(false)
 	s.mu.Unlock()
 }
 
@@ -320,55 +316,7 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 		return st, true
 	}
 	st.Master = s.master.Addr().String()
-	if !s.view.lastPoll.IsZero() {
-		st.LastPoll = s.view.lastPoll.UnixNano()
-	}
-	switch {
-	case s.view.topoErr != nil:
-		st.MasterState, st.MasterError = "unreachable", s.view.topoErr.Error()
-	case s.view.topo == nil:
-		st.MasterState = "starting"
-	case !s.view.topoOK:
-		st.MasterState = "refilling"
-	default:
-		st.MasterState = "ok"
-	}
-	if s.view.topo != nil {
-		st.Servers, st.Volumes = uint32(len(s.view.topo.Servers)), uint32(len(s.view.topo.Volumes))
-	}
-	if s.view.lock != nil {
-		l := s.view.lock.State()
-		st.AdminLockHeld, st.AdminLock, st.AdminLockHolder = l.OursAt(time.Now()), l.Status.String(), l.Holder
-		if !l.Since.IsZero() {
-			st.AdminLockSince = l.Since.UnixNano()
-		}
-		if l.Err != nil {
-			st.AdminLockError = l.Err.Error()
-		}
-		if l.Status == seaweed.LockOurs && !st.AdminLockHeld {
-			st.AdminLock, st.AdminLockError = seaweed.LockUnknown.String(), "no renewal confirmed within the lease"
-		}
-	}
-	if s.view.shell.Held {
-		st.ShellLockHolder = s.view.shell.Holder
-		if st.ShellLockHolder == "" {
-			st.ShellLockHolder = "(not named)"
-		}
-		st.ShellLockSince = s.view.shell.Since.UnixNano()
-	}
-	g := s.gate()
-	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
-	st.MasterVacuumOff = s.view.vacuumOff != nil && *s.view.vacuumOff
-	switch {
-	case s.view.lock != nil && s.view.lock.State().Status == seaweed.LockOther:
-		st.MasterVacuum, st.MasterVacuumOff = MasterVacuumNotOurs, false
-	case s.view.vacuumOff == nil:
-		st.MasterVacuum = MasterVacuumNotSet
-	case *s.view.vacuumOff:
-		st.MasterVacuum = MasterVacuumOff
-	default:
-		st.MasterVacuum = MasterVacuumOn
-	}
+	s.view.status(st, time.Now())
 	return st, true
 }
 

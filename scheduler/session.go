@@ -199,8 +199,8 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	// The task stays assigned; it is re-sent once the lock is ours, or the
 	// stuck timer requeues it.
 	s.mu.Lock()
-	topo, _ := s.assignTopology()
-	if !s.gate().Assign {
+	topo, _ := s.view.assignTopology()
+	if !s.view.gate(time.Now()).Assign {
 		topo = nil
 	}
 	s.mu.Unlock()
