@@ -35,60 +35,46 @@ var allStates = []pb.TaskState{pending, assigned, running, completed, failed, ca
 // ---- command builders -------------------------------------------------------
 
 func submitCmd(typ pb.TaskType, vol uint32) *pb.Command {
-	return submitWith(&pb.SubmitTask{Type: typ, VolumeId: vol})
+	return SubmitCmd(&pb.SubmitTask{Type: typ, VolumeId: vol})
 }
 
-func submitWith(c *pb.SubmitTask) *pb.Command {
-	return &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: c}}
-}
+func submitWith(c *pb.SubmitTask) *pb.Command { return SubmitCmd(c) }
 
-func assignCmd(id uint64, worker string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: worker}}}
-}
+func assignCmd(id uint64, worker string) *pb.Command { return AssignCmd(id, worker, nil, nil) }
 
-func startCmd(id, fence uint64) *pb.Command {
-	return &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}}
-}
+func startCmd(id, fence uint64) *pb.Command { return StartCmd(id, fence) }
 
 func progressCmd(id, fence uint64, p float64, step string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: id, Fence: fence, Progress: p, Step: step}}}
+	return ProgressCmd(id, fence, p, step)
 }
 
 func completeCmd(id, fence uint64, ch *pb.CapacityChange) *pb.Command {
-	return &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: id, Fence: fence, Change: ch}}}
+	return CompleteCmd(id, fence, ch)
 }
 
-func failCmd(id, fence uint64, msg string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: id, Fence: fence, Error: msg}}}
-}
+func failCmd(id, fence uint64, msg string) *pb.Command { return FailCmd(id, fence, msg) }
 
 func requeueCmd(id, fence uint64, reason string, retry bool) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: id, Fence: fence, Reason: reason, CountAsRetry: retry}}}
+	return RequeueCmd(id, fence, reason, 0, retry)
 }
 
-func cancelCmd(id uint64, reason string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: id, Reason: reason}}}
-}
+func cancelCmd(id uint64, reason string) *pb.Command { return CancelCmd(id, 0, reason) }
 
-func requestCancelCmd(id uint64, reason string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: id, Reason: reason}}}
-}
+func requestCancelCmd(id uint64, reason string) *pb.Command { return RequestCancelCmd(id, reason) }
 
-func retireCmd(ids ...uint64) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: ids}}}
-}
+func retireCmd(ids ...uint64) *pb.Command { return RetireCmd(ids...) }
 
-func registerCmd(w *pb.Worker) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: w}}}
-}
+func registerCmd(w *pb.Worker) *pb.Command { return RegisterCmd(w) }
 
+// pruneCmd carries CommandVersion: the generator returns it without
+// stamping a version as it does the other commands.
 func pruneCmd(ids ...uint64) *pb.Command {
-	return &pb.Command{Version: CommandVersion, Body: &pb.Command_PruneTasks{PruneTasks: &pb.PruneTasks{TaskIds: ids}}}
+	c := PruneCmd(ids...)
+	c.Version = CommandVersion
+	return c
 }
 
-func deregisterCmd(id string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_DeregisterWorker{DeregisterWorker: &pb.DeregisterWorker{WorkerId: id}}}
-}
+func deregisterCmd(id string) *pb.Command { return DeregisterCmd(id) }
 
 func adminCmd(id, addr string) *pb.Command {
 	return &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: id, GrpcAddr: addr}}}

@@ -28,10 +28,10 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, f, sess := leadingWith(t,
-				&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-				&pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: 1, Fence: 2}}},
-				&pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: 1, Reason: "operator"}}},
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.AssignCmd(1, "w1", nil, nil),
+				fsm.StartCmd(1, 2),
+				fsm.RequestCancelCmd(1, "operator"),
 			)
 			task := func() *pb.Task {
 				var tk *pb.Task
@@ -101,9 +101,9 @@ func recv(t *testing.T, sess *Session) *pb.AdminMessage {
 // attempt of a task that has ended meanwhile (cancelled) is told to stop.
 func TestStartedForEndedTaskIsCancelled(t *testing.T) {
 	s, _, sess := leadingWith(t,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-		&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: 1, Reason: "operator", Fence: 2}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.AssignCmd(1, "w1", nil, nil),
+		fsm.CancelCmd(1, 2, "operator"),
 	)
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: 1, Fence: 2}}}); err != nil {
 		t.Fatal(err)

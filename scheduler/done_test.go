@@ -71,9 +71,9 @@ func TestCompleteDone(t *testing.T) {
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 	for _, c := range []*pb.Command{
-		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}}},
-		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-		{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: 1, Reason: "lease expired"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
+		fsm.AssignCmd(1, "w1", nil, nil),
+		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
 	} {
 		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
 			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
@@ -103,9 +103,9 @@ func TestAssignWaitRequeues(t *testing.T) {
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }, MaxRetries: 3}, a, f, nil)
 	for _, c := range []*pb.Command{
-		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}}},
-		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1", Move: &pb.Move{Source: swa(1), Target: swa(9)}}}},
-		{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: 1, Reason: "lease expired"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}),
+		fsm.AssignCmd(1, "w1", nil, &pb.Move{Source: swa(1), Target: swa(9)}),
+		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
 	} {
 		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
 			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))

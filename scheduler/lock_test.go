@@ -226,8 +226,8 @@ func runScheduler(t *testing.T, s *Scheduler) (stop func()) {
 // submitManualVacuum submits a vacuum of vol as an operator does.
 func submitManualVacuum(t *testing.T, s *Scheduler, vol uint32) {
 	t.Helper()
-	if _, err := s.propose(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
-		Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"}}}); err != nil {
+	if _, err := s.propose(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{
+		Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"})); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -524,7 +524,7 @@ func TestLockChangesDoNotFloodDetection(t *testing.T) {
 	const interval = 10 * time.Second
 	master := simtest.Master(t, c)
 	s, _ := newLeader(master, Config{NodeID: "a1", DetectInterval: interval})
-	s.lock = master.NewAdminLock("groundskeeper a1")
+	s.view.lock = master.NewAdminLock("groundskeeper a1")
 	changed := make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

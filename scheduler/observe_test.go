@@ -25,10 +25,10 @@ func TestObserveCompletedAndLoad(t *testing.T) {
 			t.Fatalf("command %d: %v", index, err)
 		}
 	}
-	apply(t0, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}})
-	apply(t0, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}})
-	apply(t0.Add(time.Second), &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: 1, Fence: 2}}})
-	apply(t0.Add(91*time.Second), &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: 1, Fence: 2}}})
+	apply(t0, fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}))
+	apply(t0, fsm.AssignCmd(1, "w1", nil, nil))
+	apply(t0.Add(time.Second), fsm.StartCmd(1, 2))
+	apply(t0.Add(91*time.Second), fsm.CompleteCmd(1, 2, nil))
 
 	type event struct {
 		name string

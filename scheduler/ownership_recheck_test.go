@@ -40,13 +40,13 @@ func newExpiryFixture(t *testing.T, n int, open bool) *expiryFixture {
 	t.Helper()
 	f := fsm.New()
 	long := now.Add(-time.Minute)
-	cmds := []*pb.Command{{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{Id: "w1",
-		Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: uint32(n)}}}}}
+	cmds := []*pb.Command{fsm.RegisterCmd(&pb.Worker{Id: "w1",
+		Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: uint32(n)})}
 	for i := 1; i <= n; i++ {
-		cmds = append(cmds, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i)}}})
+		cmds = append(cmds, fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i)}))
 	}
 	for i := 1; i <= n; i++ {
-		cmds = append(cmds, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: uint64(i), WorkerId: "w1"}}})
+		cmds = append(cmds, fsm.AssignCmd(uint64(i), "w1", nil, nil))
 	}
 	applyAll(t, f, long, cmds...)
 	// Start each at the fence its assignment got.
@@ -54,7 +54,7 @@ func newExpiryFixture(t *testing.T, n int, open bool) *expiryFixture {
 	f.Read(func(st *fsm.State) {
 		for i := 1; i <= n; i++ {
 			tk, _ := st.Task(uint64(i))
-			starts = append(starts, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: tk.Id, Fence: tk.Fence}}})
+			starts = append(starts, fsm.StartCmd(tk.Id, tk.Fence))
 		}
 	})
 	x := &expiryFixture{f: f, clock: now}

@@ -60,10 +60,10 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 	f := fsm.New()
 	long := now.Add(-time.Minute)
 	applyAll(t, f, long,
-		&pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{Id: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: 1}}}},
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-		&pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: 1, Fence: 3}}},
+		fsm.RegisterCmd(&pb.Worker{Id: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: 1}),
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.AssignCmd(1, "w1", nil, nil),
+		fsm.StartCmd(1, 3),
 	)
 	a := &gatedApplier{fsmApplier: fsmApplier{f: f, at: now, index: 4}, entered: make(chan struct{}), release: make(chan struct{})}
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)

@@ -85,7 +85,7 @@ func (s *Scheduler) prune(ctx context.Context, now time.Time) {
 	for len(ids) > 0 && ctx.Err() == nil {
 		chunk := ids[:min(len(ids), fsm.MaxPrune)]
 		ids = ids[len(chunk):]
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_PruneTasks{PruneTasks: &pb.PruneTasks{TaskIds: chunk}}}); err != nil {
+		if _, err := s.propose(ctx, fsm.PruneCmd(chunk...)); err != nil {
 			s.log.Warn("prune finished tasks", "error", err)
 			return
 		}

@@ -93,21 +93,21 @@ func TestPruneProposes(t *testing.T) {
 	var cmds []*pb.Command
 	n := fsm.MaxPrune + 5
 	for i := range n {
-		cmds = append(cmds, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i + 1)}}})
+		cmds = append(cmds, fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i + 1)}))
 	}
 	for i := range n - 2 {
-		cmds = append(cmds, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: uint64(i + 1), Reason: "test"}}})
+		cmds = append(cmds, fsm.CancelCmd(uint64(i+1), 0, "test"))
 	}
 	// Task n-1 completes with a change the master has not reported; task n stays pending.
 	last := uint64(n - 1)
 	cmds = append(cmds,
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: last, WorkerId: "w1"}}})
+		fsm.AssignCmd(last, "w1", nil, nil))
 	applyAll(t, f, old, cmds...)
 	a := &fsmApplier{f: f, index: uint64(len(cmds)), at: old}
 	fence := uint64(len(cmds))
 	for _, c := range []*pb.Command{
-		{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: last, Fence: fence}}},
-		{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: last, Fence: fence, Change: &pb.CapacityChange{TaskId: last, VolumeId: uint32(last)}}}},
+		fsm.StartCmd(last, fence),
+		fsm.CompleteCmd(last, fence, &pb.CapacityChange{TaskId: last, VolumeId: uint32(last)}),
 	} {
 		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
 			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))

@@ -105,9 +105,9 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 		}
 	})
 	if registered == nil || !sameCaps(registered.Capabilities, h.Capabilities) || registered.MaxConcurrent != h.MaxConcurrent {
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{
+		if _, err := s.propose(ctx, fsm.RegisterCmd(&pb.Worker{
 			Id: h.WorkerId, Capabilities: h.Capabilities, MaxConcurrent: h.MaxConcurrent,
-		}}}}); err != nil {
+		})); err != nil {
 			s.detach(sess)
 			return nil, nil, fmt.Errorf("register worker: %w", err)
 		}
@@ -152,7 +152,7 @@ func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 		}
 		// An attempt told to stop is still running: say it again now and
 		// then (the Cancel may have gone down a stream that since broke).
-		resend := owned && cancelling && ci.fence == r.Fence && now.Sub(ci.sent) >= 2*s.cfg.Heartbeat
+		resend := owned && cancelling && resendCancel(ci, r.Fence, now, s.cfg.Heartbeat)
 		if resend {
 			ci.sent = now
 			s.cancelling[r.TaskId] = ci
@@ -199,8 +199,8 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	// The task stays assigned; it is re-sent once the lock is ours, or the
 	// stuck timer requeues it.
 	s.mu.Lock()
-	topo, _ := s.assignTopology()
-	if !s.gate().Assign {
+	topo, _ := s.view.assignTopology()
+	if !s.view.gate(time.Now()).Assign {
 		topo = nil
 	}
 	s.mu.Unlock()
@@ -301,104 +301,135 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 	}
 	switch b := m.Body.(type) {
 	case *pb.WorkerMessage_Heartbeat:
-		// Only a leader that still leads after the heartbeat arrived may
-		// acknowledge it (see leadershipCheck).
-		if err := s.leadership.confirm(ctx, runCtx, received, s.cfg.Now); err != nil {
-			return fmt.Errorf("confirm leadership before acknowledging a heartbeat: %w", err)
-		}
-		// Cancels for attempts that are no longer this worker's go out
-		// before the ack: a worker treats attempts not cancelled by the
-		// time the ack arrives as still its own. No requeue of its attempts
-		// may be in flight meanwhile (see ownership).
-		unlock, err := s.owners.lock(ctx, sess.id)
-		if err != nil {
-			return fmt.Errorf("wait for an ownership decision about %s: %w", sess.id, err)
-		}
-		s.reconcileRunning(sess, b.Heartbeat.Running)
-		s.confirmRunning(ctx, sess, b.Heartbeat.Running)
-		s.resendLost(sess, b.Heartbeat.Running)
-		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
-		unlock()
+		return s.handleHeartbeat(ctx, runCtx, sess, received, b.Heartbeat)
 	case *pb.WorkerMessage_Started:
-		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: b.Started.TaskId, Fence: b.Started.Fence}}})
-		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(b.Started.TaskId)) {
-			// Not this attempt's to run (any more): a task that has ended,
-			// e.g. cancelled meanwhile, must not be worked on, and another
-			// attempt may own the volume, so the worker must not touch it.
-			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: b.Started.TaskId, Fence: b.Started.Fence, Reason: err.Error(), Superseded: true}}})
-		} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
-			return err
-		}
+		return s.handleStarted(ctx, sess, b.Started)
 	case *pb.WorkerMessage_Progress:
-		p := b.Progress
-		s.mu.Lock()
-		s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
-		s.mu.Unlock()
-		if p.Checkpoint {
-			_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: p.TaskId, Fence: p.Fence, Progress: p.Progress, Step: p.Step}}})
-			if err != nil && errors.Is(err, fsm.ErrStaleFence) {
-				sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error(), Superseded: true}}})
-			}
-		}
+		return s.handleProgress(ctx, sess, b.Progress)
 	case *pb.WorkerMessage_Completed:
-		c := b.Completed
-		if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
-			return err // outcome unknown: no ack, the worker re-sends
-		}
-		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: c.TaskId, Fence: c.Fence, Change: c.Change}}})
-		if err != nil && !isRefusal(err) {
-			return err
-		}
-		// A stale report must not wipe what is known of the current attempt.
-		if !errors.Is(err, fsm.ErrStaleFence) {
-			s.forget(c.TaskId)
-		}
-		s.ack(sess, c.TaskId, c.Fence, err)
-		if err == nil {
-			s.log.Info("task completed", "task", c.TaskId, "worker", sess.id)
-			s.observeCompleted(c.TaskId)
-		}
-		s.Kick()
+		return s.handleCompleted(ctx, sess, b.Completed)
 	case *pb.WorkerMessage_Failed:
 		return s.handleFailed(ctx, sess, b.Failed)
 	case *pb.WorkerMessage_Released:
-		r := b.Released
-		s.mu.Lock()
-		ci, cancelling := s.cancelling[r.TaskId]
-		s.mu.Unlock()
-		var t *pb.Task
-		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
-		switch {
-		case cancelling && ci.fence == r.Fence && t != nil:
-			reason := ci.reason
-			if !r.RolledBack && r.Error != "" && r.Error != notRunningHere {
-				// The operator must know the volume may need a look.
-				reason += " (rollback incomplete: " + r.Error + ")"
-			}
-			if err := s.finishAttempt(ctx, t, r.Fence, reason, ci.retry); err != nil {
-				// Not acknowledged: the worker re-sends it to the next leader.
-				return err
-			}
-		case t != nil && t.Fence == r.Fence && t.WorkerId == sess.id &&
-			(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING):
-			// The current attempt, released without this leader having
-			// asked (a previous leader cancelled it, then lost leadership
-			// before requeueing): its worker no longer runs it, so it is
-			// requeued now rather than left running on nobody.
-			if err := s.requeue(ctx, t, r.Fence, "released by its worker: "+r.Error, false); err != nil {
-				return err
-			}
-		}
-		if t == nil || t.Fence == r.Fence {
-			s.forget(r.TaskId)
-		}
-		s.ack(sess, r.TaskId, r.Fence, nil)
-		s.Kick()
+		return s.handleReleased(ctx, sess, b.Released)
 	case *pb.WorkerMessage_Hello:
 		return errors.New("unexpected second hello")
 	default:
 		return errors.New("empty worker message")
 	}
+}
+
+// handleHeartbeat reconciles what a worker says it runs with what it owns,
+// then acknowledges the heartbeat, which arrived at received.
+func (s *Scheduler) handleHeartbeat(ctx, runCtx context.Context, sess *Session, received time.Time, hb *pb.Heartbeat) error {
+	// Only a leader that still leads after the heartbeat arrived may
+	// acknowledge it (see leadershipCheck).
+	if err := s.leadership.confirm(ctx, runCtx, received, s.cfg.Now); err != nil {
+		return fmt.Errorf("confirm leadership before acknowledging a heartbeat: %w", err)
+	}
+	// Cancels for attempts that are no longer this worker's go out
+	// before the ack: a worker treats attempts not cancelled by the
+	// time the ack arrives as still its own. No requeue of its attempts
+	// may be in flight meanwhile (see ownership).
+	unlock, err := s.owners.lock(ctx, sess.id)
+	if err != nil {
+		return fmt.Errorf("wait for an ownership decision about %s: %w", sess.id, err)
+	}
+	s.reconcileRunning(sess, hb.Running)
+	s.confirmRunning(ctx, sess, hb.Running)
+	s.resendLost(sess, hb.Running)
+	sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+	unlock()
+	return nil
+}
+
+// handleStarted commits the start of an attempt, or tells the worker to
+// drop an attempt that is not its to run.
+func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.TaskStarted) error {
+	_, err := s.propose(ctx, fsm.StartCmd(st.TaskId, st.Fence))
+	if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(st.TaskId)) {
+		// Not this attempt's to run (any more): a task that has ended,
+		// e.g. cancelled meanwhile, must not be worked on, and another
+		// attempt may own the volume, so the worker must not touch it.
+		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: st.TaskId, Fence: st.Fence, Reason: err.Error(), Superseded: true}}})
+	} else if err != nil && !errors.Is(err, fsm.ErrIllegalTransition) {
+		return err
+	}
+	return nil
+}
+
+// handleProgress records an attempt's progress (leader-local), and commits
+// it when the worker marks it a checkpoint.
+func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.TaskProgress) error {
+	s.mu.Lock()
+	s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
+	s.mu.Unlock()
+	if p.Checkpoint {
+		_, err := s.propose(ctx, fsm.ProgressCmd(p.TaskId, p.Fence, p.Progress, p.Step))
+		if err != nil && errors.Is(err, fsm.ErrStaleFence) {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error(), Superseded: true}}})
+		}
+	}
+	return nil
+}
+
+// handleCompleted commits an attempt's completion and acknowledges the
+// report once its outcome is known.
+func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.TaskCompleted) error {
+	if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
+		return err // outcome unknown: no ack, the worker re-sends
+	}
+	_, err := s.propose(ctx, fsm.CompleteCmd(c.TaskId, c.Fence, c.Change))
+	if err != nil && !isRefusal(err) {
+		return err
+	}
+	// A stale report must not wipe what is known of the current attempt.
+	if !errors.Is(err, fsm.ErrStaleFence) {
+		s.forget(c.TaskId)
+	}
+	s.ack(sess, c.TaskId, c.Fence, err)
+	if err == nil {
+		s.log.Info("task completed", "task", c.TaskId, "worker", sess.id)
+		s.observeCompleted(c.TaskId)
+	}
+	s.Kick()
+	return nil
+}
+
+// handleReleased ends an attempt its worker stopped and released: as the
+// cancel this leader asked for decided, or requeued if nobody asked.
+func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.TaskReleased) error {
+	s.mu.Lock()
+	ci, cancelling := s.cancelling[r.TaskId]
+	s.mu.Unlock()
+	var t *pb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
+	switch {
+	case cancelling && ci.fence == r.Fence && t != nil:
+		reason := ci.reason
+		if !r.RolledBack && r.Error != "" && r.Error != notRunningHere {
+			// The operator must know the volume may need a look.
+			reason += " (rollback incomplete: " + r.Error + ")"
+		}
+		if err := s.finishAttempt(ctx, t, r.Fence, reason, ci.retry); err != nil {
+			// Not acknowledged: the worker re-sends it to the next leader.
+			return err
+		}
+	case t != nil && t.Fence == r.Fence && t.WorkerId == sess.id &&
+		(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING):
+		// The current attempt, released without this leader having
+		// asked (a previous leader cancelled it, then lost leadership
+		// before requeueing): its worker no longer runs it, so it is
+		// requeued now rather than left running on nobody.
+		if err := s.requeue(ctx, t, r.Fence, "released by its worker: "+r.Error, false); err != nil {
+			return err
+		}
+	}
+	if t == nil || t.Fence == r.Fence {
+		s.forget(r.TaskId)
+	}
+	s.ack(sess, r.TaskId, r.Fence, nil)
+	s.Kick()
 	return nil
 }
 
@@ -413,7 +444,7 @@ func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64) error
 	if t == nil || t.State != pb.TaskState_TASK_STATE_ASSIGNED || t.Fence != fence {
 		return nil
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}}); err != nil && !isRefusal(err) {
+	if _, err := s.propose(ctx, fsm.StartCmd(id, fence)); err != nil && !isRefusal(err) {
 		return fmt.Errorf("start task %d before its completion: %w", id, err)
 	}
 	return nil
@@ -470,7 +501,7 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 		if detail == t.CancelReason {
 			detail = ""
 		}
-		if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: t.Id, Fence: fence, Reason: detail}}}); err != nil {
+		if _, err := s.propose(ctx, fsm.CancelCmd(t.Id, fence, detail)); err != nil {
 			if !isRefusal(err) {
 				s.log.Warn("cancel task", "task", t.Id, "error", err)
 				return fmt.Errorf("cancel task %d: %w", t.Id, err)
@@ -486,7 +517,7 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 	if retryable {
 		reason = fmt.Sprintf("%s (gave up after %d retries)", reason, t.RetryCount)
 	}
-	if _, err := s.propose(ctx, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: t.Id, Fence: fence, Error: reason}}}); err != nil {
+	if _, err := s.propose(ctx, fsm.FailCmd(t.Id, fence, reason)); err != nil {
 		if !isRefusal(err) {
 			s.log.Warn("fail task", "task", t.Id, "error", err)
 			return fmt.Errorf("fail task %d: %w", t.Id, err)

@@ -36,13 +36,13 @@ func TestResendLostAssignment(t *testing.T) {
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)
 	applyAll(t, f, assignedAt,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 2, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
+		fsm.AssignCmd(1, "w1", nil, nil),
+		fsm.AssignCmd(2, "w1", nil, nil),
 	)
 	s := New(Config{Now: func() time.Time { return now }}, nil, f, nil)
-	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20), v(2, 10<<20))), true
+	s.view.topo, s.view.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20), v(2, 10<<20))), true
 	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 
 	// The worker runs task 2 but never heard of task 1.
@@ -101,8 +101,8 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 			a := &fsmApplier{f: f, at: now}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 			for _, c := range []*pb.Command{
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.AssignCmd(1, "w1", nil, nil),
 			} {
 				if _, err := s.propose(context.Background(), c); err != nil {
 					t.Fatal(err)
@@ -163,8 +163,8 @@ func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
 			a := &flakyApplier{fsmApplier: fsmApplier{f: f, at: now}}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 			for _, c := range []*pb.Command{
-				{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-				{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.AssignCmd(1, "w1", nil, nil),
 			} {
 				if _, err := s.propose(context.Background(), c); err != nil {
 					t.Fatal(err)
@@ -278,8 +278,8 @@ func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
 // harness (a kill -9 of the leader 11 ms after an assignment).
 func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 	s, f, sess := leadingWith(t,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.AssignCmd(1, "w1", nil, nil),
 	)
 	change := &pb.CapacityChange{OldSize: 100, NewSize: 60}
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 1, Fence: 2, Change: change}}}); err != nil {
@@ -299,8 +299,8 @@ func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 	}
 	// A completion carrying another attempt's fence still changes nothing.
 	for _, c := range []*pb.Command{
-		{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}}},
-		{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 2, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
+		fsm.AssignCmd(2, "w1", nil, nil),
 	} {
 		if _, err := s.propose(context.Background(), c); err != nil {
 			t.Fatal(err)
@@ -330,15 +330,15 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)
 	applyAll(t, f, assignedAt,
-		&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}}},
-		&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w1"}}},
+		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.AssignCmd(1, "w1", nil, nil),
 	)
 	s := New(Config{NodeID: "a1", Now: func() time.Time { return now }}, nil, f, master)
-	s.topo, s.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20))), true
+	s.view.topo, s.view.topoOK = build(30, srv(sid(1), 8, v(1, 10<<20))), true
 	sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 
 	// A new leader: the lock keeper has no answer yet.
-	s.lock = master.NewAdminLock("groundskeeper a1")
+	s.view.lock = master.NewAdminLock("groundskeeper a1")
 	s.resendLost(sess, nil)
 	if len(sess.Out()) != 0 {
 		t.Fatalf("re-sent an assignment before the admin lock was known to be ours: %v", <-sess.Out())
@@ -348,10 +348,10 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	other := holdAdminLock(t, c.MasterServerAddress().GRPC, 500*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); s.lock.Run(ctx) }()
+	go func() { defer close(done); s.view.lock.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	waitUntil(t, 20*time.Second, "the lock refused to us", func() (bool, string) {
-		st := s.lock.State()
+		st := s.view.lock.State()
 		return st.Status == seaweed.LockOther, fmt.Sprintf("%+v", st)
 	})
 	s.resendLost(sess, nil)
@@ -361,7 +361,7 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 
 	other.release()
 	waitUntil(t, 20*time.Second, "the lock ours", func() (bool, string) {
-		st := s.lock.State()
+		st := s.view.lock.State()
 		return st.Status == seaweed.LockOurs, fmt.Sprintf("%+v", st)
 	})
 	s.resendLost(sess, nil)

@@ -1,0 +1,198 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// assign hands ready tasks to workers with free slots.
+func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time) {
+	ready := Ready(pending, now)
+	if len(ready) == 0 {
+		return
+	}
+	s.refreshShell(ctx)
+	s.mu.Lock()
+	topo, topoOK := s.view.assignTopology()
+	if !s.view.gate(time.Now()).Assign {
+		topo = nil
+	}
+	running := map[string]int{}
+	for _, t := range active {
+		running[t.WorkerId]++
+	}
+	var loads []WorkerLoad
+	for _, sess := range s.sessions {
+		loads = append(loads, WorkerLoad{ID: sess.id, Capabilities: sess.caps, MaxConcurrent: sess.max, Running: running[sess.id]})
+	}
+	s.mu.Unlock()
+	sort.Slice(loads, func(i, j int) bool { return loads[i].ID < loads[j].ID })
+	if len(loads) == 0 || topo == nil {
+		return
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	for _, t := range ready {
+		if ctx.Err() != nil {
+			break
+		}
+		if !topoOK && NeedsMaster(t.Type) {
+			continue
+		}
+		id, ok := PickWorker(t.Type, loads)
+		if !ok {
+			continue
+		}
+		for i := range loads {
+			if loads[i].ID == id {
+				loads[i].Running++
+			}
+		}
+		spec, planErr := PlanSpec(t, topo, s.cfg.Thresholds)
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			s.assignOne(ctx, t, worker, spec, planErr)
+		}(t, id, spec, planErr)
+	}
+	wg.Wait()
+}
+
+// schedulerWorker is the worker id under which the leader itself fails a
+// task that cannot be planned (assigned -> failed is the legal path).
+const schedulerWorker = "(scheduler)"
+
+func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+	var done *AlreadyDone
+	if errors.As(planErr, &done) {
+		s.completeDone(ctx, t, done)
+		return
+	}
+	if planErr != nil {
+		worker = schedulerWorker
+	}
+	var servers []string
+	var move *pb.Move
+	if planErr == nil {
+		servers, move = SpecServers(spec), SpecMove(spec)
+	}
+	res, err := s.propose(ctx, fsm.AssignCmd(t.Id, worker, servers, move))
+	if err != nil {
+		if !errors.Is(err, fsm.ErrIllegalTransition) {
+			s.log.Warn("assign", "task", t.Id, "worker", worker, "error", err)
+		}
+		return
+	}
+	if reason, ok := planWaitReason(planErr); ok {
+		// Retryable: the attempt is requeued with backoff (and fails once
+		// the retries are spent); nothing was sent to a worker.
+		if err := s.finishAttempt(ctx, res.Task, res.Task.Fence, reason, true); err != nil {
+			s.log.Warn("requeue unplannable task", "task", t.Id, "error", err)
+		}
+		return
+	}
+	if planErr != nil {
+		reason := planFailReason(planErr)
+		if _, err := s.propose(ctx, fsm.FailCmd(t.Id, res.Task.Fence, reason)); err != nil {
+			s.log.Warn("fail unplannable task", "task", t.Id, "error", err)
+		} else {
+			s.log.Warn("task failed", "task", t.Id, "reason", reason)
+		}
+		return
+	}
+	spec.Task = res.Task
+	s.mu.Lock()
+	sess, ok := s.sessions[worker]
+	s.progress[t.Id] = progressInfo{fence: res.Task.Fence, at: s.cfg.Now()}
+	s.mu.Unlock()
+	if ok {
+		sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Assign{Assign: &pb.Assign{Spec: spec}}})
+	}
+	s.log.Debug("assigned", "task", t.Id, "worker", worker, "fence", res.Task.Fence)
+}
+
+// completeDone completes a retried task whose work an earlier attempt did
+// (see AlreadyDone): the leader takes the attempt itself and commits the
+// change the topology shows. A step that fails leaves the attempt with the
+// leader's own pseudo-worker, whose lease then expires and requeues it.
+func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyDone) {
+	res, err := s.propose(ctx, fsm.AssignCmd(t.Id, schedulerWorker, nil, nil))
+	if err != nil {
+		if !errors.Is(err, fsm.ErrIllegalTransition) {
+			s.log.Warn("assign a task found done", "task", t.Id, "error", err)
+		}
+		return
+	}
+	fence := res.Task.Fence
+	if _, err := s.propose(ctx, fsm.StartCmd(t.Id, fence)); err != nil {
+		s.log.Warn("start a task found done", "task", t.Id, "error", err)
+		return
+	}
+	if _, err := s.propose(ctx, fsm.CompleteCmd(t.Id, fence, done.Change)); err != nil {
+		s.log.Warn("complete a task found done", "task", t.Id, "error", err)
+		return
+	}
+	s.log.Info("task completed: an earlier attempt did the work", "task", t.Id, "detail", done.Error())
+}
+
+// planWaitReason is the reason of a plan error that is a wait (see
+// ErrPlanWait), without its marker.
+func planWaitReason(err error) (string, bool) {
+	var pe *PlanError
+	if errors.As(err, &pe) && pe.Wait {
+		return pe.Reason, true
+	}
+	return "", false
+}
+
+// planFailReason is what a task that cannot be planned records as its
+// error: a PlanError's reason without its marker, any other error whole.
+func planFailReason(err error) string {
+	var pe *PlanError
+	if errors.As(err, &pe) {
+		return pe.Reason
+	}
+	return err.Error()
+}
+
+// requeue puts an attempt back to pending (fence-checked).
+func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) error {
+	var notBefore int64
+	if retry {
+		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
+	}
+	res, err := s.propose(ctx, fsm.RequeueCmd(t.Id, fence, reason, notBefore, retry))
+	if err == nil || isRefusal(err) {
+		// Only once the outcome is known: a report re-sent after an unknown
+		// outcome must still find the cancel it answers.
+		s.mu.Lock()
+		delete(s.progress, t.Id)
+		delete(s.cancelling, t.Id)
+		s.mu.Unlock()
+	}
+	if err != nil {
+		if !errors.Is(err, fsm.ErrStaleFence) && !errors.Is(err, fsm.ErrIllegalTransition) {
+			s.log.Warn("requeue", "task", t.Id, "error", err)
+		}
+		if isRefusal(err) {
+			return nil
+		}
+		return fmt.Errorf("requeue task %d: %w", t.Id, err)
+	}
+	if res.Task.GetState() == pb.TaskState_TASK_STATE_CANCELLED {
+		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", reason)
+	} else {
+		s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)
+	}
+	s.Kick()
+	return nil
+}

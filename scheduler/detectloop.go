@@ -1,0 +1,182 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// detectLoop polls the master, retires reflected capacity changes, proposes
+// detected work and keeps the master's own vacuum off while we vacuum, every
+// DetectInterval. A change of the admin lock (changed) starts an assignment
+// round at once (work resumes as soon as the lock is ours) and brings the
+// next detection round forward, to no sooner than DetectInterval/2 after
+// the last: a round reads the whole topology (tens of MB on a large
+// cluster), and a flapping master can change the lock every second.
+func (s *Scheduler) detectLoop(ctx context.Context, changed <-chan struct{}) {
+	minGap := s.cfg.DetectInterval / 2
+	next := time.NewTimer(0)
+	defer next.Stop()
+	var last, due time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+			s.Kick()
+			if at := last.Add(minGap); at.Before(due) {
+				due = at
+				next.Reset(time.Until(at))
+			}
+			continue
+		case <-next.C:
+		}
+		last = time.Now()
+		s.detectOnce(ctx)
+		due = time.Now().Add(s.cfg.DetectInterval)
+		next.Reset(s.cfg.DetectInterval)
+	}
+}
+
+// checkShell asks the master who holds SeaweedFS's shell lock. A failed ask
+// keeps the last answer. Call without s.mu.
+func (s *Scheduler) checkShell(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	holder, held, err := s.master.LockHolder(cctx, seaweed.ShellLockName)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.view.shellAnswer(holder, held, err, time.Now(), s.cfg.Now())
+}
+
+// refreshShell asks about the shell lock again before assigning, unless it
+// was asked within the last second or the master does not answer (then
+// the last answer stands, and the admin lock's lease bounds how long).
+func (s *Scheduler) refreshShell(ctx context.Context) {
+	s.mu.Lock()
+	skip := s.master == nil || !s.view.shellStale(time.Now())
+	s.mu.Unlock()
+	if !skip {
+		s.checkShell(ctx)
+	}
+}
+
+func (s *Scheduler) detectOnce(ctx context.Context) {
+	begin := time.Now()
+	defer func() {
+		if ctx.Err() == nil {
+			s.cfg.Observe(EventDetection, pb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
+		}
+	}()
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	topo, err := s.master.Topology(pctx)
+	cancel()
+	if ctx.Err() != nil {
+		return
+	}
+	if err == nil {
+		s.checkShell(ctx)
+	}
+	s.mu.Lock()
+	s.view.polled(topo, err, s.cfg.Now())
+	if err != nil {
+		s.mu.Unlock()
+		return
+	}
+	ok := s.view.topoOK
+	vacuumWorkers := false
+	for _, sess := range s.sessions {
+		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
+	}
+	detect := s.view.gate(time.Now()).Detect
+	lock := s.view.lock.State()
+	s.view.lockSeen(lock)
+	s.mu.Unlock()
+	// The master's vacuum is ours to switch while the admin lock is (the
+	// master keeps a by-plugin switch only while the lock is held), whether
+	// or not the shell lock pauses detection.
+	if lock.OursAt(time.Now()) {
+		if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
+			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
+		} else {
+			s.mu.Lock()
+			if s.view.vacuumSwitched(vacuumWorkers) {
+				s.log.Info("master automatic vacuum", "off", vacuumWorkers)
+			}
+			s.mu.Unlock()
+		}
+	}
+	if !detect {
+		// Another process holds a lock (or the admin lock is not known to
+		// be ours): nothing is detected. Capacity changes of our finished
+		// work are still retired.
+		if ok {
+			s.reconcile(ctx, topo)
+		}
+		return
+	}
+	if !ok {
+		return
+	}
+	s.reconcile(ctx, topo)
+	s.detect(ctx, topo)
+	s.Kick()
+}
+
+func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
+	var retire []uint64
+	s.state.Read(func(st *fsm.State) {
+		for _, c := range st.CapacityChanges() {
+			if Reflected(c, topo) {
+				retire = append(retire, c.TaskId)
+			}
+		}
+	})
+	if len(retire) == 0 {
+		return
+	}
+	if _, err := s.propose(ctx, fsm.RetireCmd(retire...)); err != nil {
+		s.log.Warn("retire capacity changes", "error", err)
+		return
+	}
+	s.log.Info("master reflects completed work", "retired", len(retire))
+}
+
+func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
+	now := s.cfg.Now()
+	var busyVols map[uint32]bool
+	var moves []ActiveMove
+	s.state.Read(func(st *fsm.State) {
+		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []pb.TaskState{
+			pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED,
+			pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING,
+		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
+	})
+	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)
+	for _, p := range props {
+		res, err := s.propose(ctx, fsm.SubmitCmd(&pb.SubmitTask{
+			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
+			Priority: p.Priority, Origin: "detector",
+		}))
+		if err != nil {
+			if errors.Is(err, fsm.ErrVolumeBusy) {
+				continue
+			}
+			s.log.Warn("propose detected task", "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "error", err)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		if !res.Existing {
+			s.log.Info("detected", "task", res.Task.Id, "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "why", p.Reason)
+		}
+	}
+}

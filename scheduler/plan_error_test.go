@@ -1,0 +1,65 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// TestPlanErrorMatchesItsMarker: a plan error says its marker then its
+// reason, and matches exactly one of ErrPlan and ErrPlanWait.
+func TestPlanErrorMatchesItsMarker(t *testing.T) {
+	for _, tc := range []struct {
+		err            error
+		text           string
+		isPlan, isWait bool
+	}{
+		{planErr("volume %d gone", 7), "cannot plan task: volume 7 gone", true, false},
+		{planWait("volume %d: waiting", 7), "cannot plan task yet: volume 7: waiting", false, true},
+	} {
+		if tc.err.Error() != tc.text || errors.Is(tc.err, ErrPlan) != tc.isPlan || errors.Is(tc.err, ErrPlanWait) != tc.isWait {
+			t.Errorf("%q: Is(ErrPlan) %v, Is(ErrPlanWait) %v; want %q, %v, %v", tc.err, errors.Is(tc.err, ErrPlan), errors.Is(tc.err, ErrPlanWait), tc.text, tc.isPlan, tc.isWait)
+		}
+	}
+	if r, ok := planWaitReason(planWait("later")); !ok || r != "later" {
+		t.Errorf("planWaitReason(wait) = %q, %v", r, ok)
+	}
+	if _, ok := planWaitReason(planErr("never")); ok {
+		t.Errorf("planWaitReason took a final plan error for a wait")
+	}
+	if r := planFailReason(planErr("never")); r != "never" {
+		t.Errorf("planFailReason(plan error) = %q, want the reason alone", r)
+	}
+	if r := planFailReason(errors.New("cannot plan task: not a PlanError")); r != "cannot plan task: not a PlanError" {
+		t.Errorf("planFailReason(other error) = %q, want it whole", r)
+	}
+}
+
+// TestUnplannableTaskFailsWithTheReasonAlone: a task that cannot be planned
+// fails, its recorded error the plan error's reason without the marker
+// (what `ctl` shows operators).
+func TestUnplannableTaskFailsWithTheReasonAlone(t *testing.T) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	if res, err := a.Apply(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3})); err != nil || fsm.ResultError(res) != nil {
+		t.Fatalf("submit: %v %v", err, fsm.ResultError(res))
+	}
+	var task *pb.Task
+	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+	spec, planErr := PlanSpec(task, build(30, srv(sid(1), 10, v(4, 7<<20))), DefaultThresholds())
+	if !errors.Is(planErr, ErrPlan) {
+		t.Fatalf("PlanSpec = %v, %v; want ErrPlan", spec, planErr)
+	}
+	s.assignOne(context.Background(), task, "w1", spec, planErr)
+	f.Read(func(st *fsm.State) {
+		got, _ := st.Task(1)
+		if want := "volume 3 not found in the master's topology"; got.State != pb.TaskState_TASK_STATE_FAILED || got.LastError != want {
+			t.Fatalf("task after a plan refusal: %s %q; want failed %q", fsm.StateName(got.State), got.LastError, want)
+		}
+	})
+}
