@@ -66,8 +66,9 @@ func (v *masterView) gate(now time.Time) Gate {
 // the master answers with a complete one right now. While it is unreachable
 // or refilling, tasks already detected that need no master (vacuum: volume
 // servers only) still go out, planned from the last complete topology of
-// this term (DESIGN.md section 4: workers talk to volume servers directly;
-// only detection pauses); a leader that never saw one assigns nothing.
+// this term (docs/architecture.md §10.3: workers talk to volume servers
+// directly; only detection pauses); a leader that never saw one assigns
+// nothing.
 func (v *masterView) assignTopology() (*seaweed.Topology, bool) {
 	if v.topoOK {
 		return v.topo, true
