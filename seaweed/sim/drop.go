@@ -62,3 +62,11 @@ func (c *Cluster) DroppedVolumes() int {
 	}
 	return n
 }
+
+// FreeSlots is the server's own count of free volume slots: its maximum,
+// less its volumes, less a slot per started ten EC shard files.
+func (s *VolumeServer) FreeSlots() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.freeSlotsLocked()
+}
