@@ -2,8 +2,11 @@ package integration
 
 import (
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -135,4 +138,39 @@ func stepTable(windows []faultWindow, ops []sim.Op, tasks []*pb.Task, rounds map
 	}
 	b.WriteString("\n")
 	return b.String()
+}
+
+// A round hits a step when one of the step's operations overlaps its
+// window; a VolumeDelete is an EC step or a move step by its task's type.
+func TestStepHitsClassifiesByTaskType(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	tasks := []*pb.Task{{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING}, {Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE}, {Id: 3, Type: pb.TaskType_TASK_TYPE_VACUUM}}
+	ops := []sim.Op{
+		{Method: "VolumeDelete", TaskID: "1", Start: at(1), End: at(1)},
+		{Method: "VolumeDelete", TaskID: "2", Start: at(5), End: at(5.1)},
+		{Method: "VacuumVolumeCommit", TaskID: "3", Start: at(2.5), End: at(3.5)},
+		{Method: "VolumeCopy", TaskID: "2", Start: at(0), End: at(9)},
+	}
+	windows := []faultWindow{
+		{kind: fkKillWorker, from: at(0.5), to: at(3)},   // EC delete and the commit
+		{kind: fkKillWorker, from: at(0.9), to: at(1.1)}, // the EC delete again
+		{kind: fkKillLeader, from: at(4), to: at(6)},     // the move's delete
+		{kind: fkMasterOutage, from: at(7), to: at(8)},   // only a copy
+	}
+	got := stepHits(windows, ops, tasks)
+	want := map[faultKind][]int{fkKillWorker: {2, 0, 1}, fkKillLeader: {0, 1, 0}, fkMasterOutage: {0, 0, 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stepHits = %v, want %v", got, want)
+	}
+	line, warning := taskMix(tasks, 100)
+	if !strings.Contains(line, "erasure_coding 1 (33.3%)") || warning != "" {
+		t.Errorf("taskMix of an even mix: %q, warning %q", line, warning)
+	}
+	if _, warning := taskMix(tasks[1:], 100); !strings.Contains(warning, "erasure_coding 0.0%") {
+		t.Errorf("taskMix without EC over 100 rounds: warning %q", warning)
+	}
+	if _, warning := taskMix(tasks[1:], 99); warning != "" {
+		t.Errorf("taskMix of a short run warns: %q", warning)
+	}
 }
