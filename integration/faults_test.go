@@ -179,6 +179,9 @@ type faultRun struct {
 	round        int
 	// windows are the rounds' fault intervals (inject to heal).
 	windows []faultWindow
+	// retired are the volumes the work generator retired
+	// (faults_workmix_test.go).
+	retired retiredLog
 }
 
 type faultWindow struct {
@@ -346,6 +349,9 @@ func (r *faultRun) startSim() {
 	cfg.AdminLockDuration = 3 * time.Second
 	// Slow enough that a round's fault finds calls in flight.
 	cfg.CompactDuration, cfg.CopyDuration, cfg.EcGenerateDuration, cfg.EcCopyDuration = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
+	// Plus a second per 100 MB: copying or encoding a full volume takes
+	// long enough for a fault to land inside it (faults_workmix_test.go).
+	cfg.IOBytesPerSecond = 100 << 20
 	cfg.Seed = int64(r.seed)
 	c, err := sim.New(cfg)
 	if err != nil {
@@ -453,51 +459,6 @@ func (r *faultRun) startWorkers(n int) {
 	})
 	for _, w := range r.workers {
 		w.startArgs(r.t, w.argv...)
-	}
-}
-
-// generateWork keeps maintenance work coming: garbage on random volumes
-// (vacuum), now and then a full quiet volume (erasure coding), and manual
-// vacuum submissions through a random admin.
-func (r *faultRun) generateWork(ctx context.Context) {
-	rng := rand.New(rand.NewPCG(r.seed+1, r.seed+2))
-	tick := time.NewTicker(150 * time.Millisecond)
-	defer tick.Stop()
-	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
-	added := 0
-	for n := 0; ; n++ {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		var vols []sim.VolumeState
-		for _, s := range r.sim.Servers() {
-			for _, v := range s.Volumes() {
-				if !v.ReadOnly && v.Size < 60<<20 {
-					vols = append(vols, v)
-				}
-			}
-		}
-		if len(vols) > 0 {
-			v := vols[rng.IntN(len(vols))]
-			live := v.Size - v.DeletedBytes
-			_ = r.sim.DeleteData(v.ID, live/2, max(v.FileCount/4, 1))
-			// Keep the volume from shrinking to nothing over many vacuums.
-			_ = r.sim.Write(v.ID, 8<<20, 80)
-		}
-		if n%20 == 10 && added < 12 {
-			if _, err := r.sim.AddVolume(sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: dayAgo, Servers: []int{rng.IntN(6)}}); err == nil {
-				added++
-			}
-		}
-		if n%5 == 2 && len(vols) > 0 {
-			a := r.admins[rng.IntN(len(r.admins))]
-			v := vols[rng.IntN(len(vols))]
-			cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-			_, _ = pb.NewAdminClient(a.conn).SubmitTask(cctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: v.ID})
-			cancel()
-		}
 	}
 }
 
@@ -912,6 +873,10 @@ func (r *faultRun) finalChecks() {
 		fmt.Fprintf(&b, "    %-20s %3d (%d)\n", w.kind, r.roundsByKind[w.kind], hit[w.kind])
 	}
 	fmt.Fprintf(&b, "  tasks: %d (%s) by state: %s\n", len(tasks), fmtCounts(byType), fmtCounts(byState))
+	mixLine, mixWarning := taskMix(tasks, sumKinds(r.roundsByKind))
+	fmt.Fprintf(&b, "  %s\n", mixLine)
+	fmt.Fprintf(&b, "  %s\n", r.retired.summary(tasks))
+	b.WriteString(stepTable(r.windows, ops, tasks, r.roundsByKind))
 	shown := 0
 	for _, tk := range tasks {
 		if tk.State == pb.TaskState_TASK_STATE_FAILED && shown < 5 {
@@ -938,6 +903,9 @@ func (r *faultRun) finalChecks() {
 		}
 	}
 	fmt.Fprintf(&b, "  state hashes: %s\n", hashes)
+	if mixWarning != "" {
+		fmt.Fprintf(&b, "  %s\n", mixWarning)
+	}
 	fmt.Print(b.String())
 	r.t.Log(b.String())
 

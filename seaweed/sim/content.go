@@ -111,6 +111,8 @@ type volLedger struct {
 	held     bool // it held data at creation or got a write since
 	acked    map[int64]struct{}
 	ackedAt  int64 // last acknowledged write (unix ns)
+	// dropped: DropVolume retired it on purpose; it is no longer checked.
+	dropped bool
 }
 
 type contentLedger struct {

@@ -48,6 +48,7 @@ func (v Violation) String() string {
 // legitimately leaves (a copy not yet tailed, an encode not yet spread,
 // leftovers of an encode beside the regular replicas) is not reported.
 // Volume servers that are down still count: their disks keep the data.
+// Volumes retired with DropVolume are not checked.
 func (c *Cluster) Durability() []Violation { return c.durability(false) }
 
 // DurabilityAtRest is Durability for a cluster with no task in flight,
@@ -86,6 +87,7 @@ func (g *genView) consistent() bool { return g.missing == 0 && g.extra == 0 }
 type volumeView struct {
 	replicas int
 	held     bool
+	dropped  bool // retired by DropVolume: not checked
 	acked    int
 	ackedAt  int64
 	regular  []replicaView
@@ -106,6 +108,7 @@ func (c *Cluster) durability(atRest bool) []Violation {
 			v = &volumeView{replicas: 1}
 			if l != nil {
 				v.replicas, v.held, v.acked, v.ackedAt = max(l.replicas, 1), l.held, len(l.acked), l.ackedAt
+				v.dropped = l.dropped
 			}
 			views[vid] = v
 		}
@@ -150,6 +153,9 @@ func (c *Cluster) durability(atRest bool) []Violation {
 	var ops []Op
 	for _, vid := range vids {
 		v := views[vid]
+		if v.dropped {
+			continue
+		}
 		problems := v.problems(atRest)
 		if len(problems) == 0 {
 			continue

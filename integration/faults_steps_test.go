@@ -1,0 +1,176 @@
+package integration
+
+import (
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+)
+
+// The fault harness's account of its work (issue 16): the tasks by type
+// with their shares, and, per fault kind, how many rounds had a destructive
+// step of a task running inside the fault's window. A step is classified
+// from the simulator's op log, its task's type taken from the final task
+// list.
+
+// mixMinShare is the share of the tasks erasure coding and balance must
+// each reach; mixMinRounds the run length from which falling short is
+// worth a warning.
+const (
+	mixMinShare  = 0.20
+	mixMinRounds = 100
+)
+
+// destructiveStep is a step that destroys data if it comes too early.
+type destructiveStep struct {
+	name  string
+	match func(o sim.Op, typ pb.TaskType) bool
+}
+
+var destructiveSteps = []destructiveStep{
+	{"ec delete originals", func(o sim.Op, typ pb.TaskType) bool {
+		return o.Method == "VolumeDelete" && typ == pb.TaskType_TASK_TYPE_ERASURE_CODING
+	}},
+	{"move delete source", func(o sim.Op, typ pb.TaskType) bool {
+		return o.Method == "VolumeDelete" && typ == pb.TaskType_TASK_TYPE_BALANCE
+	}},
+	{"vacuum commit", func(o sim.Op, _ pb.TaskType) bool { return o.Method == "VacuumVolumeCommit" }},
+}
+
+// stepHits counts, by fault kind and step, the rounds whose fault window
+// overlaps an operation of that step; a round counts once per step.
+func stepHits(windows []faultWindow, ops []sim.Op, tasks []*pb.Task) map[faultKind][]int {
+	typeOf := map[string]pb.TaskType{}
+	for _, tk := range tasks {
+		typeOf[strconv.FormatUint(tk.Id, 10)] = tk.Type
+	}
+	byStep := make([][]sim.Op, len(destructiveSteps))
+	for _, o := range ops {
+		for i, st := range destructiveSteps {
+			if st.match(o, typeOf[o.TaskID]) {
+				byStep[i] = append(byStep[i], o)
+			}
+		}
+	}
+	out := map[faultKind][]int{}
+	for _, w := range windows {
+		row := out[w.kind]
+		if row == nil {
+			row = make([]int, len(destructiveSteps))
+			out[w.kind] = row
+		}
+		for i, list := range byStep {
+			for _, o := range list {
+				if !o.Start.After(w.to) && !o.End.Before(w.from) {
+					row[i]++
+					break
+				}
+			}
+		}
+	}
+	return out
+}
+
+// taskMix is the tasks-by-type line, with shares, and a warning when a run
+// of at least mixMinRounds rounds fell short of the mix issue 16 asks.
+func taskMix(tasks []*pb.Task, rounds int) (line, warning string) {
+	n := map[pb.TaskType]int{}
+	for _, tk := range tasks {
+		n[tk.Type]++
+	}
+	share := func(t pb.TaskType) float64 {
+		if len(tasks) == 0 {
+			return 0
+		}
+		return float64(n[t]) / float64(len(tasks))
+	}
+	var parts []string
+	for _, t := range []pb.TaskType{pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE, pb.TaskType_TASK_TYPE_VACUUM} {
+		parts = append(parts, fmt.Sprintf("%s %d (%.1f%%)", typeNames[t], n[t], 100*share(t)))
+	}
+	line = fmt.Sprintf("tasks by type: %s of %d", strings.Join(parts, ", "), len(tasks))
+	var short []string
+	for _, t := range []pb.TaskType{pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE} {
+		if share(t) < mixMinShare {
+			short = append(short, fmt.Sprintf("%s %.1f%%", typeNames[t], 100*share(t)))
+		}
+	}
+	if rounds >= mixMinRounds && len(short) > 0 {
+		warning = fmt.Sprintf("WARNING: work mix below the %.0f%% each issue 16 asks: %s", 100*mixMinShare, strings.Join(short, ", "))
+	}
+	return line, warning
+}
+
+// stepTable renders stepHits as a table, one row per fault kind in
+// faultWeights order, with the rounds run and a total row.
+func stepTable(windows []faultWindow, ops []sim.Op, tasks []*pb.Task, rounds map[faultKind]int) string {
+	hits := stepHits(windows, ops, tasks)
+	var b strings.Builder
+	fmt.Fprintf(&b, "  destructive steps inside the fault window (rounds hitting each step):\n")
+	fmt.Fprintf(&b, "    %-26s %6s", "fault kind", "rounds")
+	for _, st := range destructiveSteps {
+		fmt.Fprintf(&b, " %20s", st.name)
+	}
+	b.WriteString("\n")
+	total := make([]int, len(destructiveSteps))
+	totalRounds := 0
+	for _, w := range faultWeights {
+		fmt.Fprintf(&b, "    %-26s %6d", w.kind, rounds[w.kind])
+		totalRounds += rounds[w.kind]
+		for i := range destructiveSteps {
+			n := 0
+			if row := hits[w.kind]; row != nil {
+				n = row[i]
+			}
+			total[i] += n
+			fmt.Fprintf(&b, " %20d", n)
+		}
+		b.WriteString("\n")
+	}
+	fmt.Fprintf(&b, "    %-26s %6d", "all", totalRounds)
+	for _, n := range total {
+		fmt.Fprintf(&b, " %20d", n)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+// A round hits a step when one of the step's operations overlaps its
+// window; a VolumeDelete is an EC step or a move step by its task's type.
+func TestStepHitsClassifiesByTaskType(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	tasks := []*pb.Task{{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING}, {Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE}, {Id: 3, Type: pb.TaskType_TASK_TYPE_VACUUM}}
+	ops := []sim.Op{
+		{Method: "VolumeDelete", TaskID: "1", Start: at(1), End: at(1)},
+		{Method: "VolumeDelete", TaskID: "2", Start: at(5), End: at(5.1)},
+		{Method: "VacuumVolumeCommit", TaskID: "3", Start: at(2.5), End: at(3.5)},
+		{Method: "VolumeCopy", TaskID: "2", Start: at(0), End: at(9)},
+	}
+	windows := []faultWindow{
+		{kind: fkKillWorker, from: at(0.5), to: at(3)},   // EC delete and the commit
+		{kind: fkKillWorker, from: at(0.9), to: at(1.1)}, // the EC delete again
+		{kind: fkKillLeader, from: at(4), to: at(6)},     // the move's delete
+		{kind: fkMasterOutage, from: at(7), to: at(8)},   // only a copy
+	}
+	got := stepHits(windows, ops, tasks)
+	want := map[faultKind][]int{fkKillWorker: {2, 0, 1}, fkKillLeader: {0, 1, 0}, fkMasterOutage: {0, 0, 0}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("stepHits = %v, want %v", got, want)
+	}
+	line, warning := taskMix(tasks, 100)
+	if !strings.Contains(line, "erasure_coding 1 (33.3%)") || warning != "" {
+		t.Errorf("taskMix of an even mix: %q, warning %q", line, warning)
+	}
+	if _, warning := taskMix(tasks[1:], 100); !strings.Contains(warning, "erasure_coding 0.0%") {
+		t.Errorf("taskMix without EC over 100 rounds: warning %q", warning)
+	}
+	if _, warning := taskMix(tasks[1:], 99); warning != "" {
+		t.Errorf("taskMix of a short run warns: %q", warning)
+	}
+}
