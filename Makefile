@@ -1,19 +1,29 @@
-# Regenerate the committed protobuf code: needs protoc (Debian: protobuf-compiler)
-# and the Go plugins installed by `make tools`.
+# Regenerate the committed protobuf code: needs protoc (Debian: protobuf-compiler,
+# v3.21.12); the Go plugins at their pinned versions are installed into
+# ~/.cache/groundskeeper by scripts/protoc-plugins.sh. OUT is where the
+# generated files go (make check regenerates into a temporary copy).
 PROTO_DIR := rpc/proto
-GOBIN := $(shell go env GOPATH)/bin
+OUT := .
 
-.PHONY: proto tools test
+.PHONY: proto tools test check check-imports
 
 tools:
-	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
-	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+	./scripts/protoc-plugins.sh
 
 proto:
-	PATH="$(GOBIN):$$PATH" protoc -I $(PROTO_DIR) \
-		--go_out=. --go_opt=module=github.com/groundskeeper-dev/groundskeeper \
-		--go-grpc_out=. --go-grpc_opt=module=github.com/groundskeeper-dev/groundskeeper \
+	PATH="$$(./scripts/protoc-plugins.sh):$$PATH" protoc -I $(PROTO_DIR) \
+		--go_out=$(OUT) --go_opt=module=github.com/groundskeeper-dev/groundskeeper \
+		--go-grpc_out=$(OUT) --go-grpc_opt=module=github.com/groundskeeper-dev/groundskeeper \
 		$(PROTO_DIR)/groundskeeper/v1/*.proto
 
+# gofmt, go vet, staticcheck, protobuf regenerate-and-diff, go mod tidy diff
+# and the import rule; every step runs, the failures are listed at the end.
+check:
+	./scripts/check.sh
+
+# fsm, scheduler, worker (and capacity) must not link hashicorp/raft.
+check-imports:
+	./scripts/check.sh imports
+
 test:
-	bash .ci/test
+	./scripts/test.sh

@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 const (
@@ -214,7 +215,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		},
 	})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open log store: %s is locked by another process", filepath.Join(cfg.DataDir, raftDBFile))
 		}
 		return nil, fmt.Errorf("open log store: %w", err)

@@ -1035,9 +1035,6 @@ func (r *faultRun) waitEqualHashes() (string, error) {
 	}
 }
 
-// attemptKey is one attempt of a task as the op log names it.
-type attemptKey struct{ task, fence string }
-
 type span struct {
 	first, last sim.Op // by start, by end
 	n           int

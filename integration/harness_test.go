@@ -39,8 +39,14 @@ const (
 	cmdTimeout = 60 * time.Second
 )
 
-// binary is the groundskeeper binary built once by TestMain.
+// binary is the groundskeeper binary built once by TestMain, with the race
+// detector, so the admins and workers the tests start are checked too: a
+// report in a process's log fails the test that started it (node.startArgs),
+// one in a ctl run's output fails that call's test (runBinWithin).
 var binary string
+
+// raceReport opens every report the race detector prints.
+const raceReport = "WARNING: DATA RACE"
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -64,10 +70,10 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "groundskeeper")
-	build := exec.Command("go", "build", "-o", binary, "./cmd/groundskeeper")
+	build := exec.Command("go", "build", "-race", "-o", binary, "./cmd/groundskeeper")
 	build.Dir = root
 	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "integration: go build ./cmd/groundskeeper failed: %v\n%s", err, out)
+		fmt.Fprintf(os.Stderr, "integration: go build -race ./cmd/groundskeeper failed: %v\n%s", err, out)
 		return 1
 	}
 	return m.Run()
@@ -245,6 +251,9 @@ func runBinWithin(t testing.TB, timeout time.Duration, args ...string) cmdResult
 	start := time.Now()
 	err := cmd.Run()
 	res := cmdResult{Stdout: stdout.String(), Stderr: stderr.String(), Elapsed: time.Since(start)}
+	if report, ok := raceReportIn(res.Stderr); ok {
+		t.Errorf("groundskeeper %s: the race detector reported a data race:\n%s", strings.Join(args, " "), report)
+	}
 	var ee *exec.ExitError
 	switch {
 	case err == nil:
@@ -400,11 +409,14 @@ type node struct {
 	// Env is added to the environment of the node's next starts.
 	Env []string
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	state   *os.ProcessState
-	logFile *os.File
+	mu sync.Mutex
+	// raceChecked holds the tests that check this node's log for race
+	// reports when they end.
+	raceChecked map[testing.TB]bool
+	cmd         *exec.Cmd
+	done        chan struct{}
+	state       *os.ProcessState
+	logFile     *os.File
 }
 
 func (n *node) args() []string {
@@ -434,38 +446,11 @@ func (n *node) running() bool {
 	}
 }
 
-// start launches the admin in its own process group, appending its output
-// to the node's log file.
+// start launches the admin in its own process group with its usual flags,
+// appending its output to the node's log file.
 func (n *node) start(t testing.TB) {
 	t.Helper()
-	if n.running() {
-		t.Fatalf("start %s: already running", n.ID)
-	}
-	f, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatalf("open log of %s: %v", n.ID, err)
-	}
-	fmt.Fprintf(f, "===== test harness: starting %s at %s: %s\n", n.ID, time.Now().Format(time.RFC3339Nano), strings.Join(n.args(), " "))
-	cmd := exec.Command(binary, n.args()...)
-	cmd.Env = append(cleanEnv(), n.Env...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		f.Close()
-		t.Fatalf("start %s: %v", n.ID, err)
-	}
-	done := make(chan struct{})
-	n.mu.Lock()
-	n.cmd, n.done, n.state, n.logFile = cmd, done, nil, f
-	n.mu.Unlock()
-	go func() {
-		_ = cmd.Wait()
-		n.mu.Lock()
-		n.state = cmd.ProcessState
-		n.mu.Unlock()
-		f.Close()
-		close(done)
-	}()
+	n.startArgs(t, n.args()...)
 }
 
 // signal sends sig to the node's process group (SIGKILL) or process.

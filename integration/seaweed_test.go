@@ -52,7 +52,7 @@ var (
 )
 
 // weedBinary finds the weed binary: $WEED_BIN, else scripts/weed.sh. The
-// test is skipped when neither gives one.
+// test is skipped when neither gives one, and fails under CI=true.
 func weedBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
@@ -74,9 +74,21 @@ func weedBinary(t *testing.T) string {
 		weedPath, weedErr = p, nil
 	})
 	if weedPath == "" {
-		t.Skipf("no SeaweedFS weed binary (set WEED_BIN or make scripts/weed.sh work): %v", weedErr)
+		skipOrFailInCI(t, os.Getenv("CI") == "true", fmt.Sprintf("no SeaweedFS weed binary (set WEED_BIN or make scripts/weed.sh work): %v", weedErr))
 	}
 	return weedPath
+}
+
+// skipOrFailInCI skips the test for a missing tool on a developer's machine,
+// and fails it in CI, where a skip would pass the real-SeaweedFS tests
+// without running them.
+func skipOrFailInCI(t testing.TB, ci bool, why string) {
+	t.Helper()
+	if ci {
+		t.Fatalf("CI=true but this test cannot run: %s", why)
+		return
+	}
+	t.Skip(why)
 }
 
 // toolFromScript runs scripts/NAME (which installs a tool once into the

@@ -55,6 +55,7 @@ func (n *node) startArgs(t testing.TB, args ...string) {
 		f.Close()
 		t.Fatalf("start %s: %v", n.ID, err)
 	}
+	n.failOnRace(t)
 	done := make(chan struct{})
 	n.mu.Lock()
 	n.cmd, n.done, n.state, n.logFile = cmd, done, nil, f

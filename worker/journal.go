@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -55,7 +56,7 @@ func OpenJournal(dir string) (*Journal, error) {
 	path := filepath.Join(dir, "journal.db")
 	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
 	if err != nil {
-		if errors.Is(err, bbolt.ErrTimeout) {
+		if errors.Is(err, bolterrors.ErrTimeout) {
 			return nil, fmt.Errorf("open journal: %s is locked by another worker process", path)
 		}
 		return nil, fmt.Errorf("open journal: %w", err)

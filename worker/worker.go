@@ -71,7 +71,6 @@ type Worker struct {
 	hbSent      []time.Time
 	hint        string
 	next        int
-	restarts    chan struct{}
 	// stopping is set when Run's context ended: the worker is shutting down.
 	stopping bool
 

@@ -122,7 +122,7 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 	defer conn.Close()
 	admin := pb.NewAdminClient(conn)
 	if b.N > volumes {
-		b.N = volumes
+		b.Fatalf("-benchtime asks for %d tasks but the simulated master has %d volumes (one task each); use -benchtime %dx or less", b.N, volumes, volumes)
 	}
 	completed := func() int {
 		n := 0

@@ -200,7 +200,7 @@ func TestSystemMetrics(t *testing.T) {
 		volumes.Close()
 	})
 
-	l := s.waitConnected("mw")
+	s.waitConnected("mw")
 	tasks := s.waitQuiet()
 	if len(tasks) != 1 || tasks[0].State != completedS {
 		t.Fatalf("tasks %v; want one completed vacuum", tasks)
@@ -215,7 +215,7 @@ func TestSystemMetrics(t *testing.T) {
 	wantMetric(t, body, `groundskeeper_worker_attempts_finished_total{outcome="failed"}`, 0)
 
 	// The leader may have changed since: the histogram is on whichever led.
-	l = s.waitConnected("mw")
+	l := s.waitConnected("mw")
 	_, body = scrape(t, s.node(l).metricsHandler(), "/metrics")
 	wantMetric(t, body, `groundskeeper_tasks{state="completed",type="vacuum"}`, 1)
 	wantMetric(t, body, `groundskeeper_workers_connected`, 1)

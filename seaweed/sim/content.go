@@ -31,8 +31,6 @@ type content struct {
 	writes int
 }
 
-func (a content) equal(b content) bool { return a == b }
-
 // writeHash spreads one write's id over 64 bits (splitmix64).
 func writeHash(ts int64) uint64 {
 	z := uint64(ts) + 0x9e3779b97f4a7c15

@@ -136,6 +136,4 @@ func volumeCopy(ctx context.Context, vc volume_server_pb.VolumeServerClient, vid
 	return drain(st.Recv)
 }
 
-func serverIDs(ss []string) string { return strings.Join(ss, ",") }
-
 const mib = 1 << 20

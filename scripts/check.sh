@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The project's machine-checked habits (`make check`, run by .ci/run before
+# the tests): gofmt, go vet, staticcheck (pinned), the committed protobuf code
+# equals what the .proto files generate, go.mod/go.sum are tidy, and the
+# import rule (fsm, scheduler, worker and capacity do not link hashicorp/raft:
+# raft stays in cluster). Every step runs; the failed ones are listed at the
+# end. `scripts/check.sh STEP...` runs only the named steps (gofmt vet
+# staticcheck proto tidy imports).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+root="$(pwd)"
+
+step_gofmt() {
+  local out
+  out="$(gofmt -l .)" || return 1
+  if [ -n "$out" ]; then
+    echo "$out"
+    echo "these files are not gofmt-formatted: run \`gofmt -w .\`"
+    return 1
+  fi
+}
+
+step_vet() {
+  go vet ./...
+}
+
+step_staticcheck() {
+  local bin
+  bin="$(./scripts/staticcheck.sh)" || return 1
+  "$bin" ./...
+}
+
+step_proto() {
+  if ! command -v protoc >/dev/null; then
+    echo "protoc is missing: install Debian's protobuf-compiler (apt-get install protobuf-compiler, v3.21.12)"
+    return 1
+  fi
+  local tmp rc=0 f rel
+  tmp="$(mktemp -d)"
+  # shellcheck disable=SC2064
+  trap "rm -rf '$tmp'" RETURN
+  make -s proto OUT="$tmp" || return 1
+  # Every generated file must be committed unchanged, and every committed
+  # *.pb.go must still be generated.
+  while IFS= read -r f; do
+    rel="${f#"$tmp"/}"
+    if ! cmp -s "$f" "$root/$rel"; then
+      echo "$rel differs from what protoc generates"
+      rc=1
+    fi
+  done < <(find "$tmp" -type f | sort)
+  while IFS= read -r rel; do
+    if [ ! -f "$tmp/$rel" ]; then
+      echo "$rel is committed but no .proto file generates it"
+      rc=1
+    fi
+  done < <(git ls-files '*.pb.go')
+  if [ "$rc" -ne 0 ]; then
+    echo "the committed protobuf code is not what the .proto files generate (protoc $(protoc --version | awk '{print $2}')): run \`make proto\` and commit the result"
+  fi
+  return "$rc"
+}
+
+step_tidy() {
+  if ! go mod tidy -diff; then
+    echo "go.mod or go.sum is not tidy: run \`go mod tidy\` and commit the result"
+    return 1
+  fi
+}
+
+step_imports() {
+  local pkgs=(./fsm ./scheduler ./worker) p rc=0 bad
+  [ -d capacity ] && pkgs+=(./capacity)
+  for p in "${pkgs[@]}"; do
+    # Every package in p's dependency graph that imports raft directly.
+    bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' "$p" |
+      awk '{for (i = 2; i <= NF; i++) if ($i ~ /^github\.com\/hashicorp\/raft($|[-\/])/) print "  " $1 " imports " $i}')" || return 1
+    if [ -n "$bad" ]; then
+      echo "${p#./} links github.com/hashicorp/raft; raft stays in cluster (move the code that needs it there):"
+      echo "$bad"
+      rc=1
+    fi
+  done
+  return "$rc"
+}
+
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(gofmt vet staticcheck proto tidy imports)
+failed=()
+for s in "${steps[@]}"; do
+  if ! declare -F "step_$s" >/dev/null; then
+    echo "check.sh: unknown step $s (the steps are gofmt vet staticcheck proto tidy imports)" >&2
+    exit 2
+  fi
+  echo "== check: $s"
+  if ! "step_$s"; then
+    failed+=("$s")
+  fi
+done
+if [ ${#failed[@]} -ne 0 ]; then
+  echo "check FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "check: all passed"
