@@ -428,7 +428,7 @@ func (r *leaderRuns) activeOnlyOn(id string) bool {
 // slowFSM delays applying, so a node's FSM can lag behind what the cluster
 // has committed (as it may on a loaded machine).
 type slowFSM struct {
-	*fsm.FSM
+	raft.BatchingFSM
 	delay *atomic.Int64 // per log entry, in nanoseconds
 }
 
@@ -440,7 +440,7 @@ func (s *slowFSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		time.Sleep(d * time.Duration(len(logs)))
 	}
-	return s.FSM.ApplyBatch(logs)
+	return s.BatchingFSM.ApplyBatch(logs)
 }
 
 func TestOnLeader(t *testing.T) {
@@ -455,9 +455,10 @@ func TestOnLeader(t *testing.T) {
 	handles := map[string]*handle{"n1": {}, "n2": {}, "n3": {}}
 	c := newCluster(t, 3, func(cfg *Config) {
 		h := handles[cfg.ID]
-		inner := cfg.FSM.(*fsm.FSM)
-		h.fsm.Store(inner)
-		cfg.FSM = &slowFSM{FSM: inner, delay: &h.delay}
+		h.fsm.Store(cfg.FSM)
+		cfg.wrapFSM = func(inner raft.FSM) raft.FSM {
+			return &slowFSM{BatchingFSM: inner.(raft.BatchingFSM), delay: &h.delay}
+		}
 		id := cfg.ID
 		cfg.OnLeader = func(ctx context.Context) {
 			// Every submit acknowledged so far was committed before this

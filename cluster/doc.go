@@ -3,7 +3,9 @@
 // exactly once, membership changes, leadership notifications, applying a
 // command on the leader and confirming leadership for linearizable reads.
 //
-// It knows nothing about tasks: commands are opaque bytes and the state
-// machine is whatever raft.FSM it is given. Forwarding to the leader is the
-// caller's job; Apply on a follower returns an error wrapping ErrNotLeader.
+// It is the only package that imports hashicorp/raft. It runs the fsm
+// package's FSM under raft (fsm.go is the thin adapter that hands it raft's
+// log entries and snapshots), but knows nothing about tasks: commands are
+// opaque bytes. Forwarding to the leader is the caller's job; Apply on a
+// follower returns an error wrapping ErrNotLeader.
 package cluster

@@ -123,9 +123,7 @@ func (c *testCluster) open(i int) error {
 	cfg.FSM = f
 	if c.tweak != nil {
 		c.tweak(&cfg)
-		if tf, ok := cfg.FSM.(*fsm.FSM); ok {
-			f = tf // the tweak chose the FSM (e.g. of another command version)
-		}
+		f = cfg.FSM // the tweak may choose the FSM (e.g. of another command version)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()

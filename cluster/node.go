@@ -20,6 +20,8 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
 )
 
 const (
@@ -62,8 +64,9 @@ type Config struct {
 	// when the data dir has state, or when the peers already run a cluster
 	// without this node.
 	Bootstrap bool
-	FSM       raft.FSM
-	Logger    hclog.Logger
+	// FSM is the state machine raft applies committed entries to.
+	FSM    *fsm.FSM
+	Logger hclog.Logger
 
 	// OnLeader runs in its own goroutine each time this node becomes leader,
 	// after a barrier has applied every earlier entry. Its context is
@@ -78,6 +81,9 @@ type Config struct {
 	SnapshotInterval  time.Duration // 30s
 	TrailingLogs      uint64        // 10240
 	MaxAppendEntries  int           // 512
+
+	// wrapFSM, if set (by tests), wraps the raft adapter of FSM.
+	wrapFSM func(raft.FSM) raft.FSM
 }
 
 // Node is a running raft member.
@@ -112,11 +118,6 @@ type Node struct {
 	gateMu   sync.Mutex
 	proposed uint32
 }
-
-// Halter is implemented by an FSM that can stop applying for good (a
-// committed command this build does not know); the node passes the
-// reason on through Fatal.
-type Halter interface{ OnHalt(func(error)) }
 
 // Fatal delivers, at most once, an error this node cannot go on after:
 // its FSM stopped at an entry it cannot apply. The process should log it
@@ -353,15 +354,19 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 
 	fatal := make(chan error, 1)
-	if h, ok := cfg.FSM.(Halter); ok {
-		h.OnHalt(func(err error) {
-			select {
-			case fatal <- err:
-			default:
-			}
-		})
+	// The FSM stops applying for good at a committed command this build
+	// does not know; the node passes the reason on through Fatal.
+	cfg.FSM.OnHalt(func(err error) {
+		select {
+		case fatal <- err:
+		default:
+		}
+	})
+	var rf raft.FSM = &raftFSM{f: cfg.FSM}
+	if cfg.wrapFSM != nil {
+		rf = cfg.wrapFSM(rf)
 	}
-	r, err := raft.NewRaft(rc, cfg.FSM, logs, store, snaps, transport)
+	r, err := raft.NewRaft(rc, rf, logs, store, snaps, transport)
 	if err != nil {
 		select {
 		case ferr := <-fatal:
@@ -396,14 +401,8 @@ func (n *Node) probeInfo() ProbeInfo {
 	return info
 }
 
-// maxCommandVersion is what probe answers advertise (0: the FSM has no
-// command versions).
-func (n *Node) maxCommandVersion() uint32 {
-	if v := n.versioned(); v != nil {
-		return v.MaxCommandVersion()
-	}
-	return 0
-}
+// maxCommandVersion is what probe answers advertise.
+func (n *Node) maxCommandVersion() uint32 { return n.versioned().MaxCommandVersion() }
 
 // probeLogEvery is how often a node waiting on its peers says so.
 const probeLogEvery = 5 * time.Second

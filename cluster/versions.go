@@ -8,8 +8,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Versioned is implemented by an FSM whose commands carry versions (the
-// fsm package's FSM). The node then gates, in one leader-side place that
+// Versioned is the FSM's side of the command versions (the fsm package's
+// FSM implements it). The node gates, in one leader-side place that
 // every proposal passes through, what may be written and who may join:
 //   - a command above the base version is written only once every server
 //     of the configuration (voters and non-voters) advertised it applies it;
@@ -36,11 +36,8 @@ type Versioned interface {
 	ForgetAdmin(id string) (cmd []byte, ok bool, err error)
 }
 
-// versioned returns the FSM's Versioned side, or nil.
-func (n *Node) versioned() Versioned {
-	v, _ := n.cfg.FSM.(Versioned)
-	return v
-}
+// versioned returns the FSM's Versioned side.
+func (n *Node) versioned() Versioned { return n.cfg.FSM }
 
 // configIDs returns the ids of every server in the latest configuration.
 func (n *Node) configIDs() ([]string, error) {
@@ -64,9 +61,6 @@ func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyF
 	versions := make([]uint32, len(cmds))
 	anyGated := false
 	for i, c := range cmds {
-		if v == nil {
-			continue
-		}
 		if ver, gated := v.GatedVersion(c); gated {
 			versions[i], anyGated = ver, true
 		}
@@ -111,9 +105,6 @@ func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyF
 // the base version was written.
 func (n *Node) checkJoin(ctx context.Context, id, addr string) error {
 	v := n.versioned()
-	if v == nil {
-		return nil
-	}
 	written, gated := v.WrittenVersion()
 	if n.proposed > written {
 		written, gated = n.proposed, true
@@ -139,9 +130,6 @@ func (n *Node) checkJoin(ctx context.Context, id, addr string) error {
 // published, if it published anything.
 func (n *Node) forgetAdmin(ctx context.Context, id string) error {
 	v := n.versioned()
-	if v == nil {
-		return nil
-	}
 	cmd, ok, err := v.ForgetAdmin(id)
 	if err != nil || !ok {
 		return err

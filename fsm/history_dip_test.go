@@ -4,8 +4,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -25,7 +23,7 @@ func TestEncodingVersionNeverDipsBelowWritten(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b})
+		f.Apply(Entry{Index: idx, Command: true, Data: b})
 		idx++
 	}
 	task := func() *pb.Task {

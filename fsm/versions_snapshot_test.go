@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
@@ -20,8 +19,8 @@ func persisted(t *testing.T, f *FSM) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
+	var sink strings.Builder
+	if _, err := snap.WriteTo(&sink); err != nil {
 		t.Fatal(err)
 	}
 	return sink.String()
@@ -38,9 +37,9 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	up := NewWithVersion(TestCommandVersion)
-	up.ApplyBatch([]*raft.Log{
-		{Index: 3, Type: raft.LogCommand, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
-		{Index: 4, Type: raft.LogCommand, Data: v2},
+	up.ApplyBatch([]Entry{
+		{Index: 3, Command: true, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
+		{Index: 4, Command: true, Data: v2},
 	})
 	data := persisted(t, up)
 
@@ -48,7 +47,7 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 	var halts []error
 	old.OnHalt(func(err error) { halts = append(halts, err) })
 	before := old.Hash()
-	err = old.Restore(&readCloser{Reader: strings.NewReader(data)})
+	err = old.Restore(strings.NewReader(data))
 	var tooNew *SnapshotTooNewError
 	if !errors.As(err, &tooNew) || tooNew.Version != TestCommandVersion || tooNew.Index != 4 {
 		t.Fatalf("restore of a snapshot past a version-%d entry: %v; want a SnapshotTooNewError at 4", TestCommandVersion, err)
@@ -66,12 +65,12 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 	}
 	// Raft installs it again (the leader resends; a restart restores it
 	// from disk): still refused, and the halt is not reported twice.
-	if err := old.Restore(&readCloser{Reader: strings.NewReader(data)}); err == nil || len(halts) != 1 {
+	if err := old.Restore(strings.NewReader(data)); err == nil || len(halts) != 1 {
 		t.Errorf("second restore: %v, %d halts; want a refusal and still one halt", err, len(halts))
 	}
 
 	again := NewWithVersion(TestCommandVersion)
-	if err := again.Restore(&readCloser{Reader: strings.NewReader(data)}); err != nil {
+	if err := again.Restore(strings.NewReader(data)); err != nil {
 		t.Fatalf("a build that knows version 2 refused the snapshot: %v", err)
 	}
 	if again.Hash() != up.Hash() {
@@ -89,7 +88,7 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 // them), and restores from an earlier build's snapshot to the same hash.
 func TestBaseVersionSnapshotUnchanged(t *testing.T) {
 	f := New()
-	f.ApplyBatch([]*raft.Log{{Index: 3, Type: raft.LogCommand, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})}})
+	f.ApplyBatch([]Entry{{Index: 3, Command: true, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})}})
 	var snap *pb.StateSnapshot
 	f.Read(func(s *State) { snap = s.Snapshot() })
 	if snap.MaxCommandVersion != 0 {
@@ -155,11 +154,11 @@ func TestFSMHaltsAtUnknownNestedField(t *testing.T) {
 			f := New()
 			var halts []error
 			f.OnHalt(func(err error) { halts = append(halts, err) })
-			var logs []*raft.Log
+			var logs []Entry
 			for i, b := range known {
-				logs = append(logs, &raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b})
+				logs = append(logs, Entry{Index: uint64(i + 1), Command: true, Data: b})
 			}
-			logs = append(logs, &raft.Log{Index: 10, Type: raft.LogCommand, Data: tc.data})
+			logs = append(logs, Entry{Index: 10, Command: true, Data: tc.data})
 			out := f.ApplyBatch(logs)
 			for i := range known {
 				if _, ok := out[i].(*pb.ApplyResult); !ok {
@@ -197,9 +196,9 @@ func TestHaltedEntryOutcomeUnknown(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := New()
-	out := f.ApplyBatch([]*raft.Log{
-		{Index: 4, Type: raft.LogCommand, Data: v2},
-		{Index: 5, Type: raft.LogCommand, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
+	out := f.ApplyBatch([]Entry{
+		{Index: 4, Command: true, Data: v2},
+		{Index: 5, Command: true, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
 	})
 	for i, o := range out {
 		var h *HaltedError

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -48,12 +47,12 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 			s1 := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 1, Body: submitCmd(vacuum, 1).Body})
 			s2 := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 2, Body: submitCmd(vacuum, 2).Body})
 			s3 := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 4, Body: submitCmd(vacuum, 3).Body})
-			logs := []*raft.Log{
-				{Index: 1, Type: raft.LogCommand, Data: s1},
-				{Index: 2, Type: raft.LogNoop},
-				{Index: 3, Type: raft.LogCommand, Data: s2},
-				{Index: 4, Type: raft.LogCommand, Data: tc.unknown},
-				{Index: 5, Type: raft.LogCommand, Data: s3},
+			logs := []Entry{
+				{Index: 1, Command: true, Data: s1},
+				{Index: 2},
+				{Index: 3, Command: true, Data: s2},
+				{Index: 4, Command: true, Data: tc.unknown},
+				{Index: 5, Command: true, Data: s3},
 			}
 			f := New()
 			var halts []error
@@ -63,7 +62,7 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 				t.Fatal(err)
 			}
 			f.ApplyBatch(logs)
-			f.ApplyBatch([]*raft.Log{{Index: 6, Type: raft.LogCommand, Data: s3}})
+			f.ApplyBatch([]Entry{{Index: 6, Command: true, Data: s3}})
 
 			var tasks int
 			f.Read(func(s *State) { tasks = len(s.Tasks(TaskFilter{})) })
@@ -89,11 +88,11 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 			if _, err := f.Snapshot(); err == nil {
 				t.Error("a snapshot was taken past the unknown entry")
 			}
-			sink := &memSink{}
-			if err := snapBefore.Persist(sink); err != nil {
+			var sink strings.Builder
+			if _, err := snapBefore.WriteTo(&sink); err != nil {
 				t.Fatal(err)
 			}
-			if err := f.Restore(&readCloser{Reader: strings.NewReader(sink.String())}); err == nil {
+			if err := f.Restore(strings.NewReader(sink.String())); err == nil {
 				t.Error("a snapshot was installed past the unknown entry")
 			}
 

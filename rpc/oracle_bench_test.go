@@ -1,4 +1,4 @@
-package gkrpc
+package rpc
 
 import (
 	"context"
@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
@@ -58,7 +57,7 @@ func benchServer(b *testing.B) *Server {
 		if err != nil {
 			b.Fatal(err)
 		}
-		f.Apply(&raft.Log{Index: i, Term: 1, Type: raft.LogCommand, Data: cmd})
+		f.Apply(fsm.Entry{Index: i, Command: true, Data: cmd})
 	}
 	s := NewServer(nil, f, "127.0.0.1:1", nil)
 	b.Cleanup(s.Close)

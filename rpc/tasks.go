@@ -1,4 +1,4 @@
-package gkrpc
+package rpc
 
 import (
 	"context"

@@ -1,11 +1,9 @@
-package gkrpc
+package rpc
 
 import (
 	"context"
 	"strings"
 	"testing"
-
-	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -55,7 +53,7 @@ func TestStatusShowsHalted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// As if raft handed it the entry of a newer leader.
-	n.fsm.ApplyBatch([]*raft.Log{{Index: 1 << 40, Type: raft.LogCommand, Data: v2}})
+	n.fsm.ApplyBatch([]fsm.Entry{{Index: 1 << 40, Command: true, Data: v2}})
 	st, err := n.server.Status(context.Background(), &pb.StatusRequest{LocalOnly: true})
 	if err != nil {
 		t.Fatal(err)

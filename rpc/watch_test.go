@@ -1,4 +1,4 @@
-package gkrpc
+package rpc
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -98,7 +97,7 @@ func (e *watchEnv) apply(cmd *pb.Command) *pb.ApplyResult {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res := e.fsm.Apply(&raft.Log{Index: e.index, Type: raft.LogCommand, Data: b}).(*pb.ApplyResult)
+	res := e.fsm.Apply(fsm.Entry{Index: e.index, Command: true, Data: b}).(*pb.ApplyResult)
 	if res.ErrorCode != pb.ErrorCode_ERROR_CODE_NONE {
 		e.t.Fatalf("apply %v: %s", cmd, res.Error)
 	}

@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -21,7 +19,7 @@ func TestObserveCompletedAndLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 		index++
-		if err := fsm.ResultError(f.Apply(&raft.Log{Index: index, Type: raft.LogCommand, Data: b}).(*pb.ApplyResult)); err != nil {
+		if err := fsm.ResultError(f.Apply(fsm.Entry{Index: index, Command: true, Data: b}).(*pb.ApplyResult)); err != nil {
 			t.Fatalf("command %d: %v", index, err)
 		}
 	}

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -25,7 +23,7 @@ func applyAll(t *testing.T, f *fsm.FSM, at time.Time, cmds ...*pb.Command) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: b}).(*pb.ApplyResult)
+		res := f.Apply(fsm.Entry{Index: uint64(i + 1), Command: true, Data: b}).(*pb.ApplyResult)
 		if err := fsm.ResultError(res); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
@@ -83,7 +81,7 @@ func (a *fsmApplier) Apply(_ context.Context, cmd *pb.Command) (*pb.ApplyResult,
 		return nil, err
 	}
 	a.index++
-	return a.f.Apply(&raft.Log{Index: a.index, Type: raft.LogCommand, Data: b}).(*pb.ApplyResult), nil
+	return a.f.Apply(fsm.Entry{Index: a.index, Command: true, Data: b}).(*pb.ApplyResult), nil
 }
 
 func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {

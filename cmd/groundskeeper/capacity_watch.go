@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -44,7 +44,7 @@ func (o *ctlOpts) watchCapacity(ids []uint32, names []string) error {
 	if len(addrs) == 0 {
 		return usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
 	}
-	c, err := gkrpc.Dial(addrs)
+	c, err := rpc.Dial(addrs)
 	if err != nil {
 		return usagef("%s", err)
 	}
@@ -73,7 +73,7 @@ func (o *ctlOpts) watchCapacity(ids []uint32, names []string) error {
 
 // openWatch starts a stream through whichever admin answers, within
 // --timeout, and returns it with its first update.
-func (o *ctlOpts) openWatch(ctx context.Context, c *gkrpc.Client, req *pb.WatchCapacityRequest) (pb.CapacityOracle_WatchCapacityClient, *pb.CapacityUpdate, context.CancelFunc, error) {
+func (o *ctlOpts) openWatch(ctx context.Context, c *rpc.Client, req *pb.WatchCapacityRequest) (pb.CapacityOracle_WatchCapacityClient, *pb.CapacityUpdate, context.CancelFunc, error) {
 	type opened struct {
 		st     pb.CapacityOracle_WatchCapacityClient
 		first  *pb.CapacityUpdate
@@ -81,7 +81,7 @@ func (o *ctlOpts) openWatch(ctx context.Context, c *gkrpc.Client, req *pb.WatchC
 	}
 	octx, ocancel := context.WithTimeout(ctx, o.timeout)
 	defer ocancel()
-	got, err := gkrpc.DoConn(octx, c, min(o.timeout, 5*time.Second), func(try context.Context, conn grpc.ClientConnInterface) (opened, error) {
+	got, err := rpc.DoConn(octx, c, min(o.timeout, 5*time.Second), func(try context.Context, conn grpc.ClientConnInterface) (opened, error) {
 		// The stream outlives this try; the try's deadline only bounds
 		// the wait for the first update.
 		sctx, scancel := context.WithCancel(ctx)

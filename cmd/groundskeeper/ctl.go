@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -170,26 +170,26 @@ func runCtlIO(args []string, out, errOut io.Writer) error {
 
 // call dials the admins and runs one RPC with retries across addresses.
 func ctlCall[T any](o *ctlOpts, call func(ctx context.Context, a pb.AdminClient) (T, error)) (T, error) {
-	return ctlDo(o, func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (T, error) {
-		return gkrpc.Do(ctx, c, perTry, call)
+	return ctlDo(o, func(ctx context.Context, c *rpc.Client, perTry time.Duration) (T, error) {
+		return rpc.Do(ctx, c, perTry, call)
 	})
 }
 
 // ctlOracleCall is ctlCall for the CapacityOracle service.
 func ctlOracleCall[T any](o *ctlOpts, call func(ctx context.Context, a pb.CapacityOracleClient) (T, error)) (T, error) {
-	return ctlDo(o, func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (T, error) {
-		return gkrpc.DoOracle(ctx, c, perTry, call)
+	return ctlDo(o, func(ctx context.Context, c *rpc.Client, perTry time.Duration) (T, error) {
+		return rpc.DoOracle(ctx, c, perTry, call)
 	})
 }
 
 // ctlDo dials the admins and runs do under the overall timeout.
-func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (T, error)) (T, error) {
+func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *rpc.Client, perTry time.Duration) (T, error)) (T, error) {
 	var zero T
 	addrs := splitList(o.admin)
 	if len(addrs) == 0 {
 		return zero, usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
 	}
-	c, err := gkrpc.Dial(addrs)
+	c, err := rpc.Dial(addrs)
 	if err != nil {
 		return zero, usagef("%s", err)
 	}

@@ -14,7 +14,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -50,7 +50,7 @@ type adminNode struct {
 	sched  *scheduler.Scheduler
 	master *seaweed.Master
 	topo   *seaweed.TopologyCache
-	server *gkrpc.Server
+	server *rpc.Server
 	grpc   *grpc.Server
 	// metrics is the node's own registry and the histograms observed on
 	// its hot paths; the rest is read at scrape time.
@@ -59,7 +59,7 @@ type adminNode struct {
 	wg      sync.WaitGroup
 	// changes wakes capacity watches: every applied batch and every new
 	// master topology notifies it.
-	changes *gkrpc.ChangeFeed
+	changes *rpc.ChangeFeed
 	logger  hclog.Logger
 }
 
@@ -70,7 +70,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
-	n := &adminNode{fsm: fsm.NewWithVersion(cfg.MaxCommandVersion), metrics: newAdminMetrics(), changes: gkrpc.NewChangeFeed(), logger: cfg.Logger}
+	n := &adminNode{fsm: fsm.NewWithVersion(cfg.MaxCommandVersion), metrics: newAdminMetrics(), changes: rpc.NewChangeFeed(), logger: cfg.Logger}
 	// Notification lives here, outside fsm.Apply: Apply stays deterministic
 	// and the feed never blocks raft's apply goroutine.
 	n.fsm.OnApply(func(uint64) { n.changes.Notify() })
@@ -120,7 +120,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 		}
 		return nil, err
 	}
-	n.server = gkrpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
+	n.server = rpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
 	n.server.SetLive(n.sched)
 	n.server.SetChanges(n.changes)
 	if n.topo != nil {
@@ -136,7 +136,7 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
 	n.server.Register(n.grpc)
-	pb.RegisterWorkerServiceServer(n.grpc, gkrpc.NewWorkerServer(n.server, n.sched))
+	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)
 	n.metrics.reg.MustRegister(newAdminCollector(n))
 	runCtx, cancel := context.WithCancel(context.Background())

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -21,7 +21,7 @@ func TestPrintStatusSaysWhatIsKnown(t *testing.T) {
 		Members: []*pb.Member{
 			{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"},
 			{Id: "a2", RaftAddr: "127.0.0.1:7002", GrpcAddr: "127.0.0.1:9002", State: "follower", Suffrage: "Voter"},
-			{Id: "a3", RaftAddr: "127.0.0.1:7003", State: gkrpc.MemberAddressUnknown, Suffrage: "Voter"},
+			{Id: "a3", RaftAddr: "127.0.0.1:7003", State: rpc.MemberAddressUnknown, Suffrage: "Voter"},
 		},
 		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", Servers: 3, Volumes: 7,
 			AdminLock: "held elsewhere", AdminLockHolder: "admin-server", AdminLockSince: since.UnixNano(), MasterVacuum: "not ours to set",

@@ -16,7 +16,7 @@ import (
 
 	"google.golang.org/grpc"
 
-	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -32,7 +32,7 @@ const (
 	snapshotHeaderFmt = snapshotMagic + "v%d index=%020d term=%020d size=%020d sha256=%64s\n"
 )
 
-var snapshotHeaderLen = len(fmt.Sprintf(snapshotHeaderFmt, gkrpc.SnapshotFormatVersion, 0, 0, 0, strings.Repeat("0", 64)))
+var snapshotHeaderLen = len(fmt.Sprintf(snapshotHeaderFmt, rpc.SnapshotFormatVersion, 0, 0, 0, strings.Repeat("0", 64)))
 
 func formatSnapshotHeader(h *pb.SnapshotHeader) []byte {
 	return []byte(fmt.Sprintf(snapshotHeaderFmt, h.FormatVersion, h.Index, h.Term, h.Size, h.Sha256))
@@ -80,8 +80,8 @@ func (o *ctlOpts) snapshotSave(args []string) error {
 	p := newProgressLine(o.errOut)
 	defer p.done()
 	var tmp string
-	hdr, err := ctlDo(o, func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (*pb.SnapshotHeader, error) {
-		return gkrpc.DoConn(ctx, c, o.timeout, func(ctx context.Context, conn grpc.ClientConnInterface) (*pb.SnapshotHeader, error) {
+	hdr, err := ctlDo(o, func(ctx context.Context, c *rpc.Client, perTry time.Duration) (*pb.SnapshotHeader, error) {
+		return rpc.DoConn(ctx, c, o.timeout, func(ctx context.Context, conn grpc.ClientConnInterface) (*pb.SnapshotHeader, error) {
 			if tmp != "" {
 				os.Remove(tmp)
 			}
@@ -134,8 +134,8 @@ func receiveSnapshotFile(ctx context.Context, conn grpc.ClientConnInterface, dir
 	if hdr == nil {
 		return "", nil, errors.New("the server's snapshot stream did not start with a header")
 	}
-	if hdr.FormatVersion != gkrpc.SnapshotFormatVersion {
-		return "", nil, fmt.Errorf("the server sends snapshot format %d; this ctl writes format %d", hdr.FormatVersion, gkrpc.SnapshotFormatVersion)
+	if hdr.FormatVersion != rpc.SnapshotFormatVersion {
+		return "", nil, fmt.Errorf("the server sends snapshot format %d; this ctl writes format %d", hdr.FormatVersion, rpc.SnapshotFormatVersion)
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
@@ -227,12 +227,12 @@ func readSnapshotFile(file string) (*snapshotFileData, error) {
 	hdr := &pb.SnapshotHeader{}
 	if _, err := fmt.Sscanf(line, snapshotHeaderFmt, &hdr.FormatVersion, &hdr.Index, &hdr.Term, &hdr.Size, &hdr.Sha256); err != nil {
 		var v uint32
-		if _, verr := fmt.Sscanf(line, snapshotMagic+"v%d", &v); verr == nil && v != gkrpc.SnapshotFormatVersion {
-			return nil, fmt.Errorf("%s is a snapshot of format version %d, which this build cannot read (it reads version %d)", file, v, gkrpc.SnapshotFormatVersion)
+		if _, verr := fmt.Sscanf(line, snapshotMagic+"v%d", &v); verr == nil && v != rpc.SnapshotFormatVersion {
+			return nil, fmt.Errorf("%s is a snapshot of format version %d, which this build cannot read (it reads version %d)", file, v, rpc.SnapshotFormatVersion)
 		}
 		return nil, fmt.Errorf("%s has a damaged snapshot header", file)
 	}
-	if err := gkrpc.CheckSnapshotHeader(hdr); err != nil {
+	if err := rpc.CheckSnapshotHeader(hdr); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	data, err := io.ReadAll(io.LimitReader(r, hdr.Size+1))
@@ -242,7 +242,7 @@ func readSnapshotFile(file string) (*snapshotFileData, error) {
 	if int64(len(data)) > hdr.Size {
 		return nil, fmt.Errorf("%s holds more data than its header gives (%d bytes): it is corrupt", file, hdr.Size)
 	}
-	if err := gkrpc.CheckSnapshotData(hdr, data); err != nil {
+	if err := rpc.CheckSnapshotData(hdr, data); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return &snapshotFileData{hdr: hdr, data: data}, nil
@@ -265,13 +265,13 @@ func (o *ctlOpts) snapshotRestore(args []string) error {
 	p := newProgressLine(o.errOut)
 	defer p.done()
 	size := snap.hdr.Size
-	resp, err := ctlDo(o, func(ctx context.Context, c *gkrpc.Client, perTry time.Duration) (*pb.RestoreSnapshotResponse, error) {
-		return gkrpc.DoConn(ctx, c, o.timeout, func(ctx context.Context, conn grpc.ClientConnInterface) (*pb.RestoreSnapshotResponse, error) {
+	resp, err := ctlDo(o, func(ctx context.Context, c *rpc.Client, perTry time.Duration) (*pb.RestoreSnapshotResponse, error) {
+		return rpc.DoConn(ctx, c, o.timeout, func(ctx context.Context, conn grpc.ClientConnInterface) (*pb.RestoreSnapshotResponse, error) {
 			up, err := pb.NewAdminClient(conn).RestoreSnapshot(ctx)
 			if err != nil {
 				return nil, err
 			}
-			if err := gkrpc.SendSnapshot(up, snap.hdr, bytes.NewReader(snap.data), func(sent int64) {
+			if err := rpc.SendSnapshot(up, snap.hdr, bytes.NewReader(snap.data), func(sent int64) {
 				p.throttled(fmt.Sprintf("restoring snapshot: sent %s of %s", humanBytes(uint64(sent)), humanBytes(uint64(size))), sent == size)
 			}); err != nil {
 				return nil, err

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	gkrpc "github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -151,7 +151,7 @@ func (o *ctlOpts) printFinal(t *pb.Task) error {
 // progress on stderr.
 func (o *ctlOpts) waitTask(id uint64) (*pb.Task, error) {
 	addrs := splitList(o.admin)
-	c, err := gkrpc.Dial(addrs)
+	c, err := rpc.Dial(addrs)
 	if err != nil {
 		return nil, usagef("%s", err)
 	}
@@ -168,7 +168,7 @@ func (o *ctlOpts) waitTask(id uint64) (*pb.Task, error) {
 	defer tick.Stop()
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
-		resp, err := gkrpc.Do(ctx, c, min(o.timeout, 5*time.Second), func(ctx context.Context, a pb.AdminClient) (*pb.GetTaskResponse, error) {
+		resp, err := rpc.Do(ctx, c, min(o.timeout, 5*time.Second), func(ctx context.Context, a pb.AdminClient) (*pb.GetTaskResponse, error) {
 			return a.GetTask(ctx, &pb.GetTaskRequest{Id: id})
 		})
 		cancel()

@@ -5,15 +5,16 @@ import (
 	"io"
 	"sync"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// FSM adapts State to raft.FSM and raft.BatchingFSM, and guards it for
-// concurrent readers.
+// FSM applies committed log entries to a State, halts for good at a
+// command this build does not know, snapshots and restores the State, and
+// guards it for concurrent readers. It knows nothing of raft: cluster adapts
+// it to raft.FSM.
 type FSM struct {
 	mu    sync.RWMutex
 	state *State
@@ -87,10 +88,15 @@ func (e *HaltedError) Error() string {
 
 func (e *HaltedError) Unwrap() error { return e.Cause }
 
-var (
-	_ raft.FSM         = (*FSM)(nil)
-	_ raft.BatchingFSM = (*FSM)(nil)
-)
+// Entry is one committed log entry, as the FSM sees it.
+type Entry struct {
+	Index uint64
+	// Command is false for an entry of the log's own (a configuration
+	// change, a no-op, a barrier): it only advances the applied index.
+	Command bool
+	// Data is the encoded command (see Encode).
+	Data []byte
+}
 
 // New returns an FSM over an empty state that applies the command versions
 // this build knows (up to CurrentVersion).
@@ -184,23 +190,23 @@ func (f *FSM) OnApply(fn func(index uint64)) { f.onApply = fn }
 func (f *FSM) OnRestore(fn func()) { f.onRestore = fn }
 
 // Apply applies a single committed log entry.
-func (f *FSM) Apply(l *raft.Log) interface{} {
-	return f.ApplyBatch([]*raft.Log{l})[0]
+func (f *FSM) Apply(e Entry) interface{} {
+	return f.ApplyBatch([]Entry{e})[0]
 }
 
 // ApplyBatch applies committed entries under one lock acquisition. Each result
-// is a *pb.ApplyResult (nil for configuration entries), or a *HaltedError
+// is a *pb.ApplyResult (nil for an entry that is not a command), or a *HaltedError
 // once the FSM halted.
-func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
-	out := make([]interface{}, len(logs))
-	cmds := make([]*pb.Command, len(logs))
-	for i, l := range logs {
-		if l.Type != raft.LogCommand {
+func (f *FSM) ApplyBatch(entries []Entry) []interface{} {
+	out := make([]interface{}, len(entries))
+	cmds := make([]*pb.Command, len(entries))
+	for i, e := range entries {
+		if !e.Command {
 			continue
 		}
-		cmd, err := Decode(l.Data)
+		cmd, err := Decode(e.Data)
 		if err != nil {
-			out[i] = &pb.ApplyResult{Index: l.Index, ErrorCode: pb.ErrorCode_ERROR_CODE_INVALID, Error: err.Error()}
+			out[i] = &pb.ApplyResult{Index: e.Index, ErrorCode: pb.ErrorCode_ERROR_CODE_INVALID, Error: err.Error()}
 			continue
 		}
 		cmds[i] = cmd
@@ -208,28 +214,28 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	var last uint64
 	var halt error
 	f.mu.Lock()
-	for i, l := range logs {
+	for i, e := range entries {
 		if f.halted == nil && cmds[i] != nil {
-			if u := f.unknown(l.Index, cmds[i]); u != nil {
+			if u := f.unknown(e.Index, cmds[i]); u != nil {
 				f.halted, halt = u, u
 			}
 		}
 		if f.halted != nil {
-			// Not applied here: raft keeps the entry, and the upgraded
+			// Not applied here: the log keeps the entry, and the upgraded
 			// binary applies it (and everything after it) on restart. The
 			// other nodes may well have applied it: its outcome is unknown
 			// here, which is not a refusal.
-			out[i] = &HaltedError{Index: l.Index, Cause: f.halted}
+			out[i] = &HaltedError{Index: e.Index, Cause: f.halted}
 			continue
 		}
-		last = l.Index
+		last = e.Index
 		if cmds[i] == nil {
-			if l.Index > f.state.appliedIndex {
-				f.state.appliedIndex = l.Index
+			if e.Index > f.state.appliedIndex {
+				f.state.appliedIndex = e.Index
 			}
 			continue
 		}
-		out[i] = f.state.Apply(l.Index, cmds[i])
+		out[i] = f.state.Apply(e.Index, cmds[i])
 	}
 	f.mu.Unlock()
 	if f.onApply != nil && last > 0 {
@@ -266,8 +272,8 @@ func (f *FSM) HashAt() (index uint64, hash string) {
 	return f.state.appliedIndex, f.state.Hash()
 }
 
-// Snapshot captures the state quickly; the encoding happens in Persist.
-func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+// Snapshot captures the state quickly; the encoding happens in WriteTo.
+func (f *FSM) Snapshot() (*Snapshot, error) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.halted != nil {
@@ -275,13 +281,13 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		// let raft drop them from the log before the upgraded binary runs.
 		return nil, fmt.Errorf("no snapshot: %w", f.halted)
 	}
-	return &fsmSnapshot{snap: f.state.Snapshot()}, nil
+	return &Snapshot{snap: f.state.Snapshot()}, nil
 }
 
-// Restore replaces the state with one read from a snapshot.
-func (f *FSM) Restore(rc io.ReadCloser) error {
-	defer rc.Close()
-	b, err := io.ReadAll(rc)
+// Restore replaces the state with one read from a snapshot (as WriteTo
+// wrote it).
+func (f *FSM) Restore(r io.Reader) error {
+	b, err := io.ReadAll(r)
 	if err != nil {
 		return fmt.Errorf("read snapshot: %w", err)
 	}
@@ -321,21 +327,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	return nil
 }
 
-type fsmSnapshot struct{ snap *pb.StateSnapshot }
+// Snapshot is the state at one point, captured by FSM.Snapshot; entries
+// applied after it do not change it.
+type Snapshot struct{ snap *pb.StateSnapshot }
 
-func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+// WriteTo encodes the snapshot into w.
+func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 	b, err := MarshalSnapshot(s.snap)
-	if err == nil {
-		_, err = sink.Write(b)
-	}
 	if err != nil {
-		_ = sink.Cancel()
-		return fmt.Errorf("persist snapshot: %w", err)
+		return 0, err
 	}
-	return sink.Close()
+	n, err := w.Write(b)
+	return int64(n), err
 }
-
-func (s *fsmSnapshot) Release() {}
 
 // DecodeSnapshot decodes and checks the bytes of a persisted snapshot,
 // returning the state they hold. It changes nothing: callers use it to

@@ -7,72 +7,45 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// memSink is a raft.SnapshotSink over a bytes.Buffer.
-type memSink struct {
-	bytes.Buffer
-	failWrite         bool
-	closed, cancelled bool
-}
-
-func (m *memSink) ID() string { return "mem" }
-
-func (m *memSink) Write(p []byte) (int, error) {
-	if m.failWrite {
-		return 0, errors.New("disk full")
-	}
-	return m.Buffer.Write(p)
-}
-
-func (m *memSink) Close() error  { m.closed = true; return nil }
-func (m *memSink) Cancel() error { m.cancelled = true; return nil }
-
-var _ raft.SnapshotSink = (*memSink)(nil)
-
-// readCloser records whether Restore closed it.
-type readCloser struct {
-	io.Reader
-	closed bool
-}
-
-func (r *readCloser) Close() error { r.closed = true; return nil }
-
 type errReader struct{}
 
 func (errReader) Read([]byte) (int, error) { return 0, errors.New("network reset") }
 
-// raftLogs wraps encoded commands as raft log entries and sprinkles
-// non-command entries (configuration, no-op, barrier) and one undecodable
-// command between them, numbering everything 1, 2, 3, ...
-func raftLogs(log [][]byte, seed uint64) []*raft.Log {
+type errWriter struct{}
+
+func (errWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+// logEntries wraps encoded commands as log entries and sprinkles entries
+// that are not commands (raft's configuration, no-op and barrier entries,
+// with or without data) and one undecodable command between them,
+// numbering everything 1, 2, 3, ...
+func logEntries(log [][]byte, seed uint64) []Entry {
 	r := rand.New(rand.NewPCG(seed, 1))
-	var out []*raft.Log
-	add := func(typ raft.LogType, data []byte) {
-		out = append(out, &raft.Log{Index: uint64(len(out) + 1), Term: 1, Type: typ, Data: data})
+	var out []Entry
+	add := func(command bool, data []byte) {
+		out = append(out, Entry{Index: uint64(len(out) + 1), Command: command, Data: data})
 	}
 	for i, b := range log {
 		switch r.IntN(12) {
 		case 0:
-			add(raft.LogConfiguration, []byte("not a command"))
-		case 1:
-			add(raft.LogNoop, nil)
-		case 2:
-			add(raft.LogBarrier, nil)
+			add(false, []byte("not a command"))
+		case 1, 2:
+			add(false, nil)
 		}
 		if i == len(log)/2 {
-			add(raft.LogCommand, []byte{0xff, 0xff, 0xff}) // undecodable
+			add(true, []byte{0xff, 0xff, 0xff}) // undecodable
 		}
 		if cmd, err := Decode(b); err == nil && (cmd.Version != CommandVersion || cmd.Body == nil) {
 			// A command this build does not know halts the FSM (see
 			// TestFSMHaltsAtUnknownCommand); these logs stay within the known.
 			continue
 		}
-		add(raft.LogCommand, b)
+		add(true, b)
 	}
 	return out
 }
@@ -82,7 +55,7 @@ func raftLogs(log [][]byte, seed uint64) []*raft.Log {
 // same results and the same Hash.
 func TestFSMApplyBatchMatchesOneByOne(t *testing.T) {
 	for seed := uint64(3000); seed < 3010; seed++ {
-		logs := raftLogs(randomLog(t, seed, propSteps), seed)
+		logs := logEntries(randomLog(t, seed, propSteps), seed)
 		batched, single := New(), New()
 		var notified []uint64
 		batched.OnApply(func(i uint64) { notified = append(notified, i) })
@@ -107,9 +80,9 @@ func TestFSMApplyBatchMatchesOneByOne(t *testing.T) {
 		direct := NewState()
 		for i, l := range logs {
 			got := single.Apply(l)
-			if l.Type != raft.LogCommand {
+			if !l.Command {
 				if got != nil || batchOut[i] != nil {
-					t.Fatalf("entry %d (%v): response %v / %v, want nil", l.Index, l.Type, got, batchOut[i])
+					t.Fatalf("entry %d (not a command): response %v / %v, want nil", l.Index, got, batchOut[i])
 				}
 				continue
 			}
@@ -159,16 +132,17 @@ func equalU64(a, b []uint64) bool {
 	return true
 }
 
-// TestFSMNonCommandEntries: configuration, no-op and barrier entries give a
-// nil response, change nothing but the applied index.
+// TestFSMNonCommandEntries: entries that are not commands give a nil
+// response and change nothing but the applied index, even with data that
+// decodes as a command.
 func TestFSMNonCommandEntries(t *testing.T) {
 	f := New()
 	b, _ := Encode(1, submitCmd(vacuum, 1))
-	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b})
+	f.Apply(Entry{Index: 1, Command: true, Data: b})
 	before := f.Hash()
-	for i, typ := range []raft.LogType{raft.LogConfiguration, raft.LogNoop, raft.LogBarrier, raft.LogAddPeerDeprecated} {
-		if resp := f.Apply(&raft.Log{Index: uint64(2 + i), Type: typ, Data: b}); resp != nil {
-			t.Fatalf("%v: response %v", typ, resp)
+	for i := uint64(2); i <= 5; i++ {
+		if resp := f.Apply(Entry{Index: i, Data: b}); resp != nil {
+			t.Fatalf("entry %d: response %v", i, resp)
 		}
 	}
 	var st *State
@@ -181,11 +155,11 @@ func TestFSMNonCommandEntries(t *testing.T) {
 	}
 }
 
-// TestFSMSnapshotRestore: Snapshot + Persist into a sink, Restore on a new FSM
-// gives the same Hash, and both stay equal as more entries are applied. The
-// snapshot is point-in-time even if Persist runs after more applies.
+// TestFSMSnapshotRestore: Snapshot + WriteTo, Restore on a new FSM gives the
+// same Hash, and both stay equal as more entries are applied. The snapshot
+// is point-in-time even if WriteTo runs after more applies.
 func TestFSMSnapshotRestore(t *testing.T) {
-	logs := raftLogs(randomLog(t, 4000, 2*propSteps), 4000)
+	logs := logEntries(randomLog(t, 4000, 2*propSteps), 4000)
 	half := len(logs) / 2
 	a := New()
 	a.ApplyBatch(logs[:half])
@@ -197,24 +171,16 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 	// raft may persist after further entries are applied.
 	a.ApplyBatch(logs[half : half+10])
-	sink := &memSink{}
-	if err := snap.Persist(sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	if !sink.closed || sink.cancelled {
-		t.Fatalf("sink closed=%v cancelled=%v", sink.closed, sink.cancelled)
+	var sink bytes.Buffer
+	if n, err := snap.WriteTo(&sink); err != nil || n != int64(sink.Len()) {
+		t.Fatalf("WriteTo: %d bytes, %v; wrote %d", n, err, sink.Len())
 	}
 
 	b := New()
 	var restoredAt uint64
 	b.OnApply(func(i uint64) { restoredAt = i })
-	rc := &readCloser{Reader: bytes.NewReader(sink.Bytes())}
-	if err := b.Restore(rc); err != nil {
+	if err := b.Restore(bytes.NewReader(sink.Bytes())); err != nil {
 		t.Fatal(err)
-	}
-	if !rc.closed {
-		t.Fatalf("Restore did not close the reader")
 	}
 	if b.Hash() != want {
 		t.Fatalf("restored hash differs from the state at snapshot time")
@@ -241,25 +207,21 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	}
 }
 
-func TestFSMPersistWriteError(t *testing.T) {
+func TestFSMSnapshotWriteError(t *testing.T) {
 	f := New()
 	b, _ := Encode(1, submitCmd(vacuum, 1))
-	f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b})
+	f.Apply(Entry{Index: 1, Command: true, Data: b})
 	snap, _ := f.Snapshot()
-	sink := &memSink{failWrite: true}
-	if err := snap.Persist(sink); err == nil {
-		t.Fatalf("Persist ignored a write error")
-	}
-	if !sink.cancelled || sink.closed {
-		t.Fatalf("sink closed=%v cancelled=%v, want cancelled only", sink.closed, sink.cancelled)
+	if _, err := snap.WriteTo(errWriter{}); err == nil {
+		t.Fatalf("WriteTo ignored a write error")
 	}
 }
 
 // TestFSMRestoreGarbage: a bad snapshot makes Restore fail and leaves the
-// current state (and its reader) intact.
+// current state (and its readers) intact.
 func TestFSMRestoreGarbage(t *testing.T) {
 	f := New()
-	f.ApplyBatch(raftLogs(randomLog(t, 5000, propSteps), 5000))
+	f.ApplyBatch(logEntries(randomLog(t, 5000, propSteps), 5000))
 	want := f.Hash()
 	called := false
 	f.OnApply(func(uint64) { called = true })
@@ -288,12 +250,8 @@ func TestFSMRestoreGarbage(t *testing.T) {
 		"task id beyond": bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 1, Tasks: []*pb.Task{{Id: 1, VolumeId: 1, State: completed}}})),
 	}
 	for name, rd := range cases {
-		rc := &readCloser{Reader: rd}
-		if err := f.Restore(rc); err == nil {
+		if err := f.Restore(rd); err == nil {
 			t.Errorf("%s: Restore accepted it", name)
-		}
-		if !rc.closed {
-			t.Errorf("%s: reader not closed", name)
 		}
 		if f.Hash() != want {
 			t.Fatalf("%s: failed Restore changed the state", name)
