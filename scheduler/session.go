@@ -345,9 +345,13 @@ func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessa
 		if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
 			return err // outcome unknown: no ack, the worker re-sends
 		}
+		s.testCrash(crashBeforeCommit, c.TaskId)
 		_, err := s.propose(ctx, &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: c.TaskId, Fence: c.Fence, Change: c.Change}}})
 		if err != nil && !isRefusal(err) {
 			return err
+		}
+		if err == nil {
+			s.testCrash(crashAfterCommit, c.TaskId)
 		}
 		// A stale report must not wipe what is known of the current attempt.
 		if !errors.Is(err, fsm.ErrStaleFence) {
