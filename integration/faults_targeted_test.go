@@ -52,6 +52,15 @@ const (
 
 func init() {
 	// Weights: a 200-round run draws each a few times.
+	//
+	// Known bug found by kill9-worker-at-delete "ec after-delete" (not
+	// fixed yet; the round does not fail the run, its table row shows it):
+	// with every original deleted, the retry of the EC task ends FAILED
+	// although the encode is complete and the volume safe: the retry's
+	// spec still names the deleted replica (the leader's topology is a
+	// second behind), and the worker's prepare fails on its NotFound before
+	// reaching finishEarlier; planned later, it fails "already erasure
+	// coded". See the branch's report.
 	registerFault(fkKillAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkKillAtDelete) })
 	registerFault(fkStopAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkStopAtDelete) })
 	registerFault(fkLeaderAtCommit, 3, (*faultRun).leaderAtCompletion)

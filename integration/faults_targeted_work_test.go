@@ -186,9 +186,34 @@ func (r *faultRun) start(w *targetWork) error {
 	if w.typ == pb.TaskType_TASK_TYPE_BALANCE {
 		req.Source, req.Target = w.source.ID(), w.target.ID()
 	}
-	id, err := r.submit(req)
-	w.task = id
-	return err
+	// The leader plans from its cached copy of the master's topology, which
+	// may not list the volume yet: such a task fails at once, before any
+	// volume-server call, and is submitted again.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		id, err := r.submit(req)
+		w.task = id
+		if err != nil {
+			return err
+		}
+		for {
+			tk := r.taskNow(id)
+			if tk == nil || !terminalStates[tk.State] {
+				if tk != nil && tk.State == pb.TaskState_TASK_STATE_RUNNING {
+					return nil
+				}
+				if time.Now().After(deadline) {
+					return nil
+				}
+				time.Sleep(pollEvery)
+				continue
+			}
+			if !strings.Contains(tk.LastError, "not found in the master's topology") || time.Now().After(deadline) {
+				return nil
+			}
+			break
+		}
+	}
 }
 
 // taskNow is the task's current state (nil if it cannot be read).
