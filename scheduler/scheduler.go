@@ -68,6 +68,9 @@ type Config struct {
 	// its completion) and EventDetection (one detection round; typ is
 	// unspecified). It must not block.
 	Observe func(event string, typ pb.TaskType, d time.Duration)
+	// TestCrashDir is where the TEST-ONLY completion failpoint looks for
+	// its arm file (testcrash.go): the node's data directory.
+	TestCrashDir string
 }
 
 // Events passed to Config.Observe.

@@ -379,9 +379,13 @@ func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.Ta
 	if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
 		return err // outcome unknown: no ack, the worker re-sends
 	}
+	s.testCrash(crashBeforeCommit, c.TaskId)
 	_, err := s.propose(ctx, fsm.CompleteCmd(c.TaskId, c.Fence, c.Change))
 	if err != nil && !isRefusal(err) {
 		return err
+	}
+	if err == nil {
+		s.testCrash(crashAfterCommit, c.TaskId)
 	}
 	// A stale report must not wipe what is known of the current attempt.
 	if !errors.Is(err, fsm.ErrStaleFence) {

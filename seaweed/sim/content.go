@@ -76,6 +76,9 @@ type ecGen struct {
 	id      int64 // the encode's EncodeTsNs; 0: no generation recorded
 	content content
 	writes  map[int64]struct{} // the encoded writes (shared, never modified)
+	// partial: a truncated file (a copy cut short by a crash); it holds no
+	// shard of any generation.
+	partial bool
 }
 
 // encodeSnapshot captures what an encode of r encodes (s.mu held).

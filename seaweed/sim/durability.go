@@ -74,6 +74,7 @@ type shardView struct {
 	gen            int64
 	missing, extra int
 	file, mounted  bool
+	partial        bool // a truncated file: no shard of any generation
 }
 
 type genView struct {
@@ -135,7 +136,7 @@ func (c *Cluster) durability(atRest bool) []Violation {
 				g := e.gens[sh]
 				miss, extra := diffSets(acked, g.writes)
 				v.shards = append(v.shards, shardView{server: s.id, shard: sh, gen: g.id, missing: miss, extra: extra,
-					file: e.files&(1<<sh) != 0, mounted: e.mounted&(1<<sh) != 0})
+					file: e.files&(1<<sh) != 0, mounted: e.mounted&(1<<sh) != 0, partial: g.partial})
 			}
 		}
 	}
@@ -186,7 +187,7 @@ func (v *volumeView) ledgerText() string {
 func (v *volumeView) generations() []*genView {
 	byID := map[int64]*genView{}
 	for _, sh := range v.shards {
-		if !sh.file {
+		if !sh.file || sh.partial {
 			continue
 		}
 		g := byID[sh.gen]
@@ -236,11 +237,25 @@ func (v *volumeView) problems(atRest bool) []string {
 		}
 		out = append(out, s)
 	}
+	// A truncated shard file is never served, and at rest none is left.
+	var partial []string
+	for _, sh := range v.shards {
+		if sh.partial && (sh.mounted || atRest) {
+			where := "on disk"
+			if sh.mounted {
+				where = "mounted"
+			}
+			partial = append(partial, fmt.Sprintf("shard %d on %s (%s)", sh.shard, sh.server, where))
+		}
+	}
+	if len(partial) > 0 {
+		out = append(out, "truncated shard files (a copy cut short by a crash) are left: "+strings.Join(partial, ", "))
+	}
 	// A volume served as EC only must not mount a shard of another generation.
 	if good != nil && (atRest || len(v.regular) == 0) {
 		var stale []string
 		for _, sh := range v.shards {
-			if sh.gen != good.id && (sh.mounted || atRest) {
+			if sh.gen != good.id && !sh.partial && (sh.mounted || atRest) {
 				where := "on disk"
 				if sh.mounted {
 					where = "mounted"

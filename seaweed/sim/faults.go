@@ -23,7 +23,9 @@ import (
 //
 // With After unset the latency and the failure happen before the handler
 // runs (the call has no effect). With After set they happen after it ran:
-// the change is made but the caller sees the error (a lost response).
+// the change is made but the caller sees the error (a lost response). With
+// Mid set (copies only: VolumeCopy, VolumeEcShardsCopy) they happen halfway
+// through the copy, e.g. to stop the server while the copy is half done.
 type Fault struct {
 	// Method is the short ("VacuumVolumeCommit") or full
 	// ("/volume_server_pb.VolumeServer/VacuumVolumeCommit") method name.
@@ -38,6 +40,10 @@ type Fault struct {
 	FailNext    int
 	Probability float64
 	After       bool
+	Mid         bool
+	// Pass makes a firing rule run OnFire (and count) without failing the
+	// call: a hook at an exact step that leaves the call's outcome alone.
+	Pass bool
 	// Skip lets the first Skip matching calls through untouched (no
 	// latency, no failure): "fail the third copy" is Skip 2, FailNext 1.
 	Skip int
@@ -116,7 +122,26 @@ type ident struct {
 	volume       bool // a volume server (not the master)
 }
 
-func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (time.Duration, []func(), error) {
+// phase is when a rule applies to a call.
+type phase int
+
+const (
+	phaseBefore phase = iota
+	phaseMid          // halfway through a copy
+	phaseAfter
+)
+
+func (f *Fault) phase() phase {
+	switch {
+	case f.After:
+		return phaseAfter
+	case f.Mid:
+		return phaseMid
+	}
+	return phaseBefore
+}
+
+func (fs *faultSet) decide(method string, who ident, vid uint32, at phase) (time.Duration, []func(), error) {
 	fs.mu.Lock()
 	defer fs.mu.Unlock()
 	var lat time.Duration
@@ -124,7 +149,7 @@ func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (ti
 	var hooks []func()
 	for _, h := range fs.rules {
 		f := &h.f
-		if f.After != after || (f.Method != "" && f.Method != method) ||
+		if f.phase() != at || (f.Method != "" && f.Method != method) ||
 			(f.Server != "" && f.Server != who.id && f.Server != who.grpcAddr) ||
 			(f.VolumeID != 0 && f.VolumeID != vid) {
 			continue
@@ -149,6 +174,13 @@ func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (ti
 		case f.Err != nil:
 			fail = true
 		}
+		if fail && f.Pass {
+			h.fired++
+			if f.OnFire != nil {
+				hooks = append(hooks, f.OnFire)
+			}
+			continue
+		}
 		if fail {
 			h.fired++
 			err = f.Err
@@ -163,8 +195,8 @@ func (fs *faultSet) decide(method string, who ident, vid uint32, after bool) (ti
 	return lat, hooks, err
 }
 
-func (fs *faultSet) apply(ctx context.Context, method string, who ident, vid uint32, after bool) error {
-	lat, hooks, err := fs.decide(method, who, vid, after)
+func (fs *faultSet) apply(ctx context.Context, method string, who ident, vid uint32, at phase) error {
+	lat, hooks, err := fs.decide(method, who, vid, at)
 	for _, h := range hooks {
 		h()
 	}
@@ -257,13 +289,13 @@ func (c *Cluster) unaryInterceptor(who ident) grpc.UnaryServerInterceptor {
 		method := shortMethod(info.FullMethod)
 		c.countCall(method)
 		vid := volumeIDOf(req)
-		if err := c.faults.apply(ctx, method, who, vid, false); err != nil {
+		if err := c.faults.apply(ctx, method, who, vid, phaseBefore); err != nil {
 			return nil, err
 		}
 		start := time.Now()
 		resp, err := handler(ctx, req)
 		c.record(ctx, who, method, vid, start, err)
-		if aerr := c.faults.apply(ctx, method, who, vid, true); aerr != nil {
+		if aerr := c.faults.apply(ctx, method, who, vid, phaseAfter); aerr != nil {
 			return nil, aerr
 		}
 		return resp, err
@@ -289,7 +321,7 @@ func (w *interceptStream) RecvMsg(m any) error {
 	}
 	w.got = true
 	w.vid = volumeIDOf(m)
-	if err := w.c.faults.apply(w.Context(), w.method, w.who, w.vid, false); err != nil {
+	if err := w.c.faults.apply(w.Context(), w.method, w.who, w.vid, phaseBefore); err != nil {
 		w.failed = true
 		return err
 	}
@@ -307,7 +339,7 @@ func (c *Cluster) streamInterceptor(who ident) grpc.StreamServerInterceptor {
 			return err
 		}
 		c.record(ss.Context(), who, method, w.vid, w.start, err)
-		if aerr := c.faults.apply(ss.Context(), method, who, w.vid, true); aerr != nil {
+		if aerr := c.faults.apply(ss.Context(), method, who, w.vid, phaseAfter); aerr != nil {
 			return aerr
 		}
 		return err

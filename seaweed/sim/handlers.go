@@ -427,9 +427,21 @@ func (h *vsHandler) VolumeCopy(req *volume_server_pb.VolumeCopyRequest, stream v
 	}
 	s.mu.Unlock()
 
-	err = runTimed(stream.Context(), c.opDuration(c.cfg.CopyDuration, snap.size), snap.size, func(p int64) error {
+	// Halfway through, rules with Mid set apply (a test stops the server
+	// there). SeaweedFS stages a copy in a copying/ directory its volume
+	// loader never scans and mounts it only once complete, so a copy cut
+	// short by a crash leaves nothing a restarted server serves.
+	total := c.opDuration(c.cfg.CopyDuration, snap.size)
+	report := func(p int64) error {
 		return stream.Send(&volume_server_pb.VolumeCopyResponse{ProcessedBytes: p})
-	})
+	}
+	err = runTimed(stream.Context(), total/2, snap.size/2, report)
+	if err == nil {
+		err = c.faults.apply(stream.Context(), "VolumeCopy", s.ident(), vid, phaseMid)
+	}
+	if err == nil {
+		err = runTimed(stream.Context(), total-total/2, snap.size-snap.size/2, func(p int64) error { return report(int64(snap.size/2) + p) })
+	}
 	if err != nil {
 		return fmt.Errorf("failed to copy %d.dat file: interrupted copy operation: %w", vid, err)
 	}
@@ -667,7 +679,9 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	}
 	free := (s.maxVolumes.Load()-int64(len(s.vols)))*DataShards - int64(held)
 	life := s.life
+	s.ecCopies.Add(1)
 	s.mu.Unlock()
+	defer s.ecCopies.Done()
 	if need := int64(bits.OnesCount32(want &^ have)); need > free {
 		return nil, status.Error(codes.ResourceExhausted, "no space left")
 	}
@@ -695,7 +709,19 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	if req.CopyEcxFile && !snap.hasIndex {
 		return nil, notFound(".ecx")
 	}
-	if err := sleepCtx(ctx, c.opDuration(c.cfg.EcCopyDuration, uint64(snap.shardSize())*uint64(len(req.ShardIds)))); err != nil {
+	// Halfway through, rules with Mid set apply (a test stops the server
+	// there). A server stopped during the copy keeps what reached its disk.
+	total := c.opDuration(c.cfg.EcCopyDuration, uint64(snap.shardSize())*uint64(len(req.ShardIds)))
+	start := time.Now()
+	err = sleepCtx(ctx, total/2)
+	if err == nil {
+		err = c.faults.apply(ctx, "VolumeEcShardsCopy", s.ident(), vid, phaseMid)
+	}
+	if err == nil {
+		err = sleepCtx(ctx, total-total/2)
+	}
+	if err != nil {
+		s.keepInterruptedEcCopy(life, vid, &snap, req.ShardIds, time.Since(start), total)
 		return nil, err
 	}
 	if _, err := c.peer(req.SourceDataNode); err != nil {
@@ -721,6 +747,42 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 		e.hasIndex = true
 	}
 	return &volume_server_pb.VolumeEcShardsCopyResponse{}, nil
+}
+
+// keepInterruptedEcCopy leaves on disk what a shard copy cut short by a
+// server stop had written, as SeaweedFS does: it copies the shard files one
+// after the other straight to their final names (each truncated first), then
+// the .ecx, .ecj and .vif. Stopped after elapsed of total, the shards copied
+// by then are complete files, the one in progress a truncated file, and no
+// index came: nothing is mounted when the server starts again (it mounts
+// only shards with an .ecx; one without, beside no .dat, is left alone). A
+// copy that failed for another reason (no stop) is left as before: nothing.
+func (s *VolumeServer) keepInterruptedEcCopy(life uint64, vid uint32, snap *ecVol, ids []uint32, elapsed, total time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.life == life || len(ids) == 0 {
+		return
+	}
+	done := len(ids)
+	if total > 0 && elapsed < total {
+		done = int(float64(len(ids)) * float64(elapsed) / float64(total))
+	}
+	e := s.ecs[vid]
+	if e == nil {
+		e = &ecVol{collection: snap.collection}
+		s.ecs[vid] = e
+	}
+	for i, sh := range ids {
+		if i > done || sh >= TotalShards {
+			break
+		}
+		e.files |= 1 << sh
+		e.mounted &^= 1 << sh // the file was truncated under the mount
+		e.gens[sh] = snap.gens[sh]
+		if i == done {
+			e.gens[sh].partial = true
+		}
+	}
 }
 
 func firstShard(ids []uint32) uint32 {

@@ -44,6 +44,9 @@ type VolumeServer struct {
 	vols        map[uint32]*replica
 	ecs         map[uint32]*ecVol
 	copying     map[uint32]bool
+	// ecCopies counts shard copies in flight: Start waits for those of
+	// the previous life to leave on disk what they had written.
+	ecCopies sync.WaitGroup
 
 	pmu     sync.Mutex
 	pending map[uint64]struct{}
@@ -155,6 +158,7 @@ func (s *VolumeServer) Start() error {
 	if up {
 		return nil
 	}
+	s.ecCopies.Wait()
 	lis, err := net.Listen("tcp", s.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("sim: restart %s: %w", s.id, err)

@@ -1,0 +1,366 @@
+package integration
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+)
+
+// Targeted faults (issue 16): faults aimed at the irreversible steps of an
+// erasure coding or a balance move, landed by simulator hooks on an exact
+// RPC of the round's own task rather than by timing luck.
+//
+//   - kill9-worker-at-delete: kill -9 the worker just before the original
+//     replicas (EC) or the source (move) are deleted (the delete does not
+//     happen), or just after (it did);
+//   - sigstop-worker-at-delete: the same points, the worker frozen for a
+//     draw across its lease and grace, then continued;
+//   - kill9-leader-at-completion: the leader kills itself (a test-only
+//     failpoint, scheduler/testcrash.go) between a worker's completion
+//     report and its commit, or after the commit before the ack;
+//   - crash-server-mid-copy: the volume server receiving a shard copy or a
+//     volume copy is stopped halfway through it and restarted with what it
+//     had on disk;
+//   - lost-answer: a volume server does the work of a destructive or
+//     stateful RPC of the task and its answer is lost.
+//
+// Each round reports whether its hook fired; the final table lists armed /
+// fired and the task outcomes per kind and variant.
+
+const (
+	fkKillAtDelete   faultKind = "kill9-worker-at-delete"
+	fkStopAtDelete   faultKind = "sigstop-worker-at-delete"
+	fkLeaderAtCommit faultKind = "kill9-leader-at-completion"
+	fkCrashMidCopy   faultKind = "crash-server-mid-copy"
+	fkLostAnswer     faultKind = "lost-answer"
+	targetedFireWait           = 60 * time.Second
+	targetedEndWait            = 90 * time.Second
+	targetedSaltDel            = 0x7a11
+	targetedSaltLead           = 0x1ead
+	targetedSaltCopy           = 0xc0b1
+	targetedSaltLost           = 0x1057
+	// testCrashArmedRel is the admin's arm file in its data directory
+	// (scheduler/testcrash.go).
+	testCrashArmedRel = "test-crash-armed"
+)
+
+func init() {
+	// Weights: a 200-round run draws each a few times.
+	//
+	// Known bug found by kill9-worker-at-delete "ec after-delete" (not
+	// fixed yet; the round does not fail the run, its table row shows it):
+	// with every original deleted, the retry of the EC task ends FAILED
+	// although the encode is complete and the volume safe: the retry's
+	// spec still names the deleted replica (the leader's topology is a
+	// second behind), and the worker's prepare fails on its NotFound before
+	// reaching finishEarlier; planned later, it fails "already erasure
+	// coded". See the branch's report.
+	registerFault(fkKillAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkKillAtDelete) })
+	registerFault(fkStopAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkStopAtDelete) })
+	registerFault(fkLeaderAtCommit, 3, (*faultRun).leaderAtCompletion)
+	registerFault(fkCrashMidCopy, 3, (*faultRun).crashMidCopy)
+	registerFault(fkLostAnswer, 3, (*faultRun).lostAnswer)
+	// The admins' completion failpoint is on in every harness run; it fires
+	// only when a round arms it.
+	adminTestEnv = append(adminTestEnv, "GROUNDSKEEPER_TEST_CRASH=completion")
+}
+
+// makeEcOrBalance makes an EC (even) or a balance (odd) work item.
+func (r *faultRun) makeEcOrBalance(salt uint64, ec bool) (*targetWork, error) {
+	rng := r.roundRng(salt)
+	if ec {
+		return r.makeEcWork(rng)
+	}
+	return r.makeBalanceWork(rng)
+}
+
+// deleteRule is the rule matching the irreversible delete of w: an EC's
+// (single) original replica, or a move's source.
+func deleteRule(w *targetWork) sim.Fault {
+	f := sim.Fault{Method: "VolumeDelete", VolumeID: w.vid, FailNext: 1}
+	if w.source != nil {
+		f.Server = w.source.ID()
+	}
+	return f
+}
+
+func (r *faultRun) workerAtDelete(kind faultKind) {
+	rng := r.roundRng(targetedSaltDel)
+	ec, after := rng.IntN(2) == 0, rng.IntN(2) == 0
+	variant := map[bool]string{true: "ec", false: "balance"}[ec] + map[bool]string{true: " after-delete", false: " before-delete"}[after]
+	w, err := r.makeEcOrBalance(targetedSaltDel, ec)
+	if err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "no work")
+		return
+	}
+	d := r.hold(faultLease-300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
+	var victim *faultWorker
+	var hookErr string
+	fired := make(chan struct{})
+	var once sync.Once
+	f := deleteRule(w)
+	// Before: the delete fails (it never happened) and the worker is gone
+	// or frozen; after: the delete happened, the answer reaches a dead or
+	// frozen worker.
+	f.After, f.Pass = after, after
+	f.OnFire = func() {
+		defer once.Do(func() { close(fired) })
+		victim = r.workerOf(w.task)
+		if victim == nil || !victim.running() {
+			hookErr = "no running worker holds the task"
+			victim = nil
+			return
+		}
+		if kind == fkKillAtDelete {
+			if err := victim.signal(syscall.SIGKILL); err != nil || !waitGone(victim.node, 10*time.Second) {
+				hookErr = fmt.Sprintf("kill -9 %s: %v", victim.ID, err)
+			}
+			return
+		}
+		if err := victim.signal(syscall.SIGSTOP); err != nil {
+			hookErr = fmt.Sprintf("SIGSTOP %s: %v", victim.ID, err)
+			victim = nil
+			return
+		}
+		victim.stopped = true
+	}
+	rule := r.sim.InjectFault(f)
+	defer rule.Remove()
+	if err := r.start(w); err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "not submitted")
+		return
+	}
+	r.note("%s: %s, task %d of volume %d armed", kind, variant, w.task, w.vid)
+	if !r.waitFired(fired, w.task) {
+		rule.Remove()
+		outcome, tk := r.waitEnded(w.task, targetedEndWait)
+		r.noteEnd(kind, w, "hook did not fire; "+outcome, tk)
+		targeted.add(kind, variant, true, false, outcome)
+		return
+	}
+	rule.Remove()
+	if victim != nil {
+		if kind == fkKillAtDelete {
+			r.note("%s: killed %s at the delete (%s)", kind, victim.ID, variant)
+			time.Sleep(r.hold(100*time.Millisecond, 1000*time.Millisecond))
+			victim.startArgs(r.t, victim.argv...)
+		} else {
+			r.note("%s: froze %s at the delete (%s) for %s", kind, victim.ID, variant, d)
+			time.Sleep(d)
+			if err := victim.signal(syscall.SIGCONT); err != nil {
+				r.fail("SIGCONT %s: %v", victim.ID, err)
+			}
+			victim.stopped = false
+		}
+	} else {
+		r.note("%s: hook: %s", kind, hookErr)
+	}
+	outcome, tk := r.waitEnded(w.task, targetedEndWait)
+	r.noteEnd(kind, w, outcome, tk)
+	targeted.add(kind, variant, true, victim != nil, outcome)
+}
+
+// leaderAtCompletion arms the leader's completion failpoint from a hook on
+// the task's last RPC (the irreversible delete, after it ran), so the
+// leader dies when the worker's completion report reaches it.
+func (r *faultRun) leaderAtCompletion() {
+	kind := fkLeaderAtCommit
+	rng := r.roundRng(targetedSaltLead)
+	ec := rng.IntN(2) == 0
+	point := []string{"complete-before-commit", "complete-after-commit"}[rng.IntN(2)]
+	variant := map[bool]string{true: "ec ", false: "balance "}[ec] + point
+	w, err := r.makeEcOrBalance(targetedSaltLead, ec)
+	if err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "no work")
+		return
+	}
+	var armedOn *faultAdmin
+	var armPath string
+	armed := make(chan struct{})
+	var once sync.Once
+	f := deleteRule(w)
+	f.After, f.Pass = true, true
+	f.OnFire = func() {
+		defer once.Do(func() { close(armed) })
+		armedOn = r.leader()
+		if armedOn == nil {
+			return
+		}
+		armPath = filepath.Join(armedOn.DataDir, testCrashArmedRel)
+		if err := os.WriteFile(armPath, []byte(fmt.Sprintf("%s %d\n", point, w.task)), 0o644); err != nil {
+			armedOn = nil
+		}
+	}
+	rule := r.sim.InjectFault(f)
+	defer rule.Remove()
+	if err := r.start(w); err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "not submitted")
+		return
+	}
+	r.note("%s: %s, task %d of volume %d", kind, variant, w.task, w.vid)
+	r.waitFired(armed, w.task)
+	rule.Remove()
+	fired := false
+	if armedOn != nil {
+		r.note("%s: armed %s at the last delete of task %d", kind, armedOn.ID, w.task)
+		fired = waitGone(armedOn.node, 20*time.Second)
+		if _, err := os.Stat(armPath); err == nil {
+			_ = os.Remove(armPath) // not fired: disarm
+			fired = false
+		}
+		if fired {
+			r.note("%s: %s killed itself at %s of task %d", kind, armedOn.ID, point, w.task)
+			time.Sleep(r.hold(150*time.Millisecond, 900*time.Millisecond))
+			armedOn.startArgs(r.t, armedOn.argv...)
+			armedOn.restarted++
+		}
+	}
+	outcome, tk := r.waitEnded(w.task, targetedEndWait)
+	r.noteEnd(kind, w, outcome, tk)
+	targeted.add(kind, variant, armedOn != nil, fired, outcome)
+	if fired && outcome != "completed" {
+		targeted.violation("%s %s: task %d (%s of volume %d) ended %s, not completed: %v", kind, variant, w.task, typeNames[w.typ], w.vid, outcome, tk)
+	}
+}
+
+// crashMidCopy stops the volume server receiving the task's shard copy (EC)
+// or volume copy (move) halfway through the copy and restarts it.
+func (r *faultRun) crashMidCopy() {
+	kind := fkCrashMidCopy
+	rng := r.roundRng(targetedSaltCopy)
+	ec := rng.IntN(2) == 0
+	variant := map[bool]string{true: "VolumeEcShardsCopy", false: "VolumeCopy"}[ec]
+	w, err := r.makeEcOrBalance(targetedSaltCopy, ec)
+	if err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "no work")
+		return
+	}
+	var victim *sim.VolumeServer
+	fired := make(chan struct{})
+	var mu sync.Mutex
+	var rules []*sim.FaultHandle
+	// One rule per server (the hook must know which server it stops); the
+	// first to fire stops its server, the others stand down.
+	for _, s := range r.sim.Servers() {
+		if w.target != nil && s != w.target {
+			continue
+		}
+		s := s
+		rules = append(rules, r.sim.InjectFault(sim.Fault{Method: variant, VolumeID: w.vid, Server: s.ID(), Mid: true, Pass: true, FailNext: 1,
+			OnFire: func() {
+				mu.Lock()
+				defer mu.Unlock()
+				if victim != nil {
+					return
+				}
+				victim = s
+				// Stopped from another goroutine: the hook runs inside a
+				// handler of the server being stopped.
+				go s.Stop()
+				for s.Up() {
+					time.Sleep(time.Millisecond)
+				}
+				close(fired)
+			}}))
+	}
+	removeAll := func() {
+		for _, h := range rules {
+			h.Remove()
+		}
+	}
+	defer removeAll()
+	if err := r.start(w); err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "not submitted")
+		return
+	}
+	r.note("%s: %s of task %d (volume %d) armed", kind, variant, w.task, w.vid)
+	hit := r.waitFired(fired, w.task)
+	removeAll()
+	if hit {
+		d := r.hold(300*time.Millisecond, 1500*time.Millisecond)
+		r.note("%s: %s stopped halfway through the %s of volume %d; restarting it after %s", kind, victim.ID(), variant, w.vid, d)
+		time.Sleep(d)
+		if err := victim.Start(); err != nil {
+			r.fail("restart volume server %s: %v", victim.ID(), err)
+		}
+	}
+	outcome, tk := r.waitEnded(w.task, targetedEndWait)
+	r.noteEnd(kind, w, outcome, tk)
+	targeted.add(kind, variant, true, hit, outcome)
+}
+
+// lostAnswerMethods are the destructive or stateful RPCs whose answer a
+// lost-answer round drops, with the task type that issues them (-1: EC or
+// balance, drawn).
+var lostAnswerMethods = []struct {
+	method string
+	typ    pb.TaskType
+}{
+	{"VolumeDelete", -1},
+	{"VolumeMarkReadonly", -1},
+	{"VolumeEcShardsGenerate", pb.TaskType_TASK_TYPE_ERASURE_CODING},
+	{"VolumeEcShardsMount", pb.TaskType_TASK_TYPE_ERASURE_CODING},
+	{"VolumeEcShardsCopy", pb.TaskType_TASK_TYPE_ERASURE_CODING},
+	{"VolumeCopy", pb.TaskType_TASK_TYPE_BALANCE},
+	{"VacuumVolumeCommit", pb.TaskType_TASK_TYPE_VACUUM},
+	// VolumeMount is not listed: no executor calls it.
+}
+
+func (r *faultRun) lostAnswer() {
+	kind := fkLostAnswer
+	rng := r.roundRng(targetedSaltLost)
+	m := lostAnswerMethods[rng.IntN(len(lostAnswerMethods))]
+	typ := m.typ
+	if typ == -1 {
+		typ = []pb.TaskType{pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE}[rng.IntN(2)]
+	}
+	variant := typeNames[typ] + " " + m.method
+	var w *targetWork
+	var err error
+	switch typ {
+	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		w, err = r.makeEcWork(rng)
+	case pb.TaskType_TASK_TYPE_BALANCE:
+		w, err = r.makeBalanceWork(rng)
+	default:
+		w, err = r.makeVacuumWork(rng)
+	}
+	if err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "no work")
+		return
+	}
+	var once sync.Once
+	fired := make(chan struct{})
+	// Shard copies and mounts come in several calls: drop a random one.
+	skip := 0
+	if m.method == "VolumeEcShardsCopy" || m.method == "VolumeEcShardsMount" {
+		skip = rng.IntN(2)
+	}
+	rule := r.sim.InjectFault(sim.Fault{Method: m.method, VolumeID: w.vid, After: true, FailNext: 1, Skip: skip,
+		OnFire: func() { once.Do(func() { close(fired) }) }})
+	defer rule.Remove()
+	if err := r.start(w); err != nil {
+		r.note("%s: %v", kind, err)
+		targeted.add(kind, variant, false, false, "not submitted")
+		return
+	}
+	r.note("%s: %s (skip %d) of task %d (volume %d) armed", kind, variant, skip, w.task, w.vid)
+	hit := r.waitFired(fired, w.task)
+	rule.Remove()
+	outcome, tk := r.waitEnded(w.task, targetedEndWait)
+	r.noteEnd(kind, w, outcome, tk)
+	targeted.add(kind, variant, true, hit, outcome)
+}
