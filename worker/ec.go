@@ -657,16 +657,15 @@ func (a *ecAttempt) teardown(ctx context.Context, server string) error {
 }
 
 // rollback undoes the attempt: tear the shards down wherever they may have
-// been created, and make writable the replicas it froze.
+// been created, and make writable the replicas it froze, unless the shards
+// took deletes (see tearDownUnlessJournalled).
 func (a *ecAttempt) rollback(ctx context.Context) error {
 	rctx, cancel := detached(ctx, rollbackTimeout)
 	defer cancel()
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(a.touched)) {
-		if err := a.teardown(rctx, a.touched[k]); err != nil {
-			errs = append(errs, err)
-		}
+	if err := a.tearDownUnlessJournalled(rctx, slices.Collect(maps.Values(a.touched))); err != nil {
+		return err
 	}
+	var errs []error
 	for _, r := range a.frozen {
 		if a.wasReadOnly[r] {
 			continue
@@ -681,11 +680,84 @@ func (a *ecAttempt) rollback(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// tearDownUnlessJournalled tears down the volume's EC shards on servers,
+// unless they took deletes. Once mounted, the shards take every delete of
+// the volume sent to a server mounting some (SeaweedFS routes it to the EC
+// volume, which journals it in the .ecj of a holder of the needle's
+// primary shard, store_ec_delete.go): the frozen replicas never see it, and
+// tearing the shards down would bring the deleted files back. So the
+// shards are first unmounted everywhere (a server mounting none sends the
+// delete to its replica, which is frozen and refuses it), then every
+// .ecj is read. With none journalled, the shards are torn down. Otherwise,
+// or when a journal cannot be read, the shards are mounted again as they
+// were and nothing is torn down: the replicas must stay read-only beside
+// them. Rolling forward instead would delete the originals before the
+// shards are verified and spread (fewer copies on fewer servers); keeping
+// both loses nothing and lowers no redundancy. Journalled deletes make the
+// error permanent: only an operator can reconcile the two.
+func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []string) error {
+	slices.SortFunc(servers, func(x, y string) int { return strings.Compare(x, y) })
+	mounted := map[string][]uint32{}
+	var errs []error
+	for _, s := range servers {
+		cctx, cancel := call(ctx)
+		m, err := a.c.MountedEcShards(cctx, s, a.vid)
+		if err == nil && len(m) > 0 {
+			mounted[s] = slices.Sorted(maps.Keys(m))
+			err = a.c.VolumeEcShardsUnmount(cctx, s, a.vid, seaweed.EveryEcShardID())
+		}
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var journalled []string
+	n := 0
+	if len(errs) == 0 {
+		for _, s := range servers {
+			ids, err := a.c.EcJournal(ctx, s, a.vid, a.collection)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if len(ids) > 0 {
+				n += len(ids)
+				journalled = append(journalled, s)
+			}
+		}
+	}
+	if len(errs) == 0 && n == 0 {
+		for _, s := range servers {
+			if err := a.teardown(ctx, s); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, s := range servers {
+		if len(mounted[s]) == 0 {
+			continue
+		}
+		cctx, cancel := call(ctx)
+		if err := a.c.VolumeEcShardsMount(cctx, s, a.vid, a.collection, mounted[s]); err != nil {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if n > 0 {
+		errs = append([]error{permanent("the EC shards of volume %d took %d deletes (journalled on %s) that its replicas lack; keeping the shards and the replicas, read-only, instead of rolling back: apply the deletes to the replicas or finish the encode by hand (weed shell ec.encode), then submit a new task",
+			a.vid, n, strings.Join(journalled, ", "))}, errs...)
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("cannot tell whether the EC shards of volume %d took deletes; keeping them and the replicas read-only: %w", a.vid, errors.Join(errs...))
+}
+
 // Rollback undoes what an interrupted attempt left. If an original replica
 // is gone and every shard is mounted where the spec says, the attempt got
 // past its irreversible step and nothing is changed. If every replica is
 // still there, EC files of the volume are torn down on every involved server
-// and replicas frozen by a non-persistent mark (as the attempt freezes them)
+// (unless they took deletes: then nothing changes, see
+// tearDownUnlessJournalled) and replicas frozen by a non-persistent mark (as the attempt freezes them)
 // are made writable; a mark persisted in the .vif, as an operator's
 // `volume.mark -readonly` is, stays.
 func (e *ecExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
@@ -713,12 +785,10 @@ func (e *ecExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
 		}
 		return nil
 	}
-	var errs []error
-	for _, s := range pl.servers {
-		if err := a.teardown(ctx, s); err != nil {
-			errs = append(errs, err)
-		}
+	if err := a.tearDownUnlessJournalled(ctx, slices.Clone(pl.servers)); err != nil {
+		return err
 	}
+	var errs []error
 	for _, r := range pl.replicas {
 		if !frozen[r] {
 			continue

@@ -1,0 +1,108 @@
+package worker_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+	"github.com/groundskeeper-dev/groundskeeper/worker"
+)
+
+// A rollback inside one attempt must not destroy a copy that took
+// acknowledged changes the original lacks: the EC shards once mounted (the
+// server routes deletes of the volume to their .ecj) and a move's target
+// once mounted (writable until the source is deleted). The client's change
+// lands in the window through a fault's OnFire, and the fault fails the
+// attempt's next step so that it rolls back.
+
+// requireKeptBoth checks the attempt failed for good, not rolled back,
+// saying why, with nothing lost.
+func requireKeptBoth(t *testing.T, c *sim.Cluster, err error, texts ...string) {
+	t.Helper()
+	if v := c.Durability(); len(v) > 0 {
+		for _, x := range v {
+			t.Errorf("durability: %s", x)
+		}
+		t.FailNow()
+	}
+	var f *worker.Failure
+	if !errors.As(err, &f) {
+		t.Fatalf("want a *worker.Failure, got %v", err)
+	}
+	t.Logf("attempt: %v", f)
+	if f.Retryable || f.RolledBack {
+		t.Errorf("retryable %v, rolled back %v: want neither (both copies kept)", f.Retryable, f.RolledBack)
+	}
+	for _, text := range texts {
+		if !strings.Contains(f.Error(), text) {
+			t.Errorf("the failure does not say %q", text)
+		}
+	}
+}
+
+// TestECRollbackKeepsShardsThatTookDeletes: a client deletes a file while
+// the shards are mounted (on the source only, or spread in part), then a
+// shard copy fails. Tearing the shards down would lose the delete, which
+// only their .ecj holds.
+func TestECRollbackKeepsShardsThatTookDeletes(t *testing.T) {
+	for _, skip := range []int{0, 1} {
+		t.Run(map[int]string{0: "before-spread", 1: "mid-spread"}[skip], func(t *testing.T) {
+			e := newSimEnv(t, 6)
+			ctx := testCtx(t)
+			vid, _, spec := e.planFirstEC(t)
+			var delErr error
+			e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, Skip: skip, FailNext: 1,
+				OnFire: func() { delErr = e.c.DeleteData(vid, 1<<10, 3) }})
+			_, err := worker.NewECExecutor(e.vc).Execute(ctx, spec, nil)
+			if err == nil {
+				t.Fatal("the attempt succeeded despite the failed shard copy")
+			}
+			if delErr != nil {
+				t.Fatalf("the delete the test needs was refused: %v", delErr)
+			}
+			requireKeptBoth(t, e.c, err, "took 3 deletes", "read-only")
+			if st, ok := e.c.Server(0).Volume(vid); !ok || !st.ReadOnly {
+				t.Errorf("the original: present %v %+v; want it kept read-only", ok, st)
+			}
+		})
+	}
+}
+
+// TestBalanceRollbackKeepsTargetThatTookChanges: a client deletes a file,
+// or overwrites one with data of the same size, through the move's
+// mounted target (a single-copy volume: the target alone acknowledges it),
+// then the tail fails. The live needle sets cannot tell the overwrite, nor
+// a delete from a copy that is behind; deleting the target loses the change.
+func TestBalanceRollbackKeepsTargetThatTookChanges(t *testing.T) {
+	for _, kind := range []string{"delete", "overwrite"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newSimEnv(t, 3)
+			ctx := testCtx(t)
+			vid, _, spec := e.planFirstMove(t)
+			dst, _ := e.c.ServerByAddress(spec.Target)
+			var werr error
+			e.c.InjectFault(sim.Fault{Method: "VolumeTailReceiver", VolumeID: vid, FailNext: 1, OnFire: func() {
+				if kind == "delete" {
+					werr = e.c.DeleteDataOn(vid, dst.ID(), 1<<10, 1)
+				} else {
+					werr = e.c.OverwriteOn(vid, dst.ID(), 1)
+				}
+			}})
+			_, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, spec, nil)
+			if err == nil {
+				t.Fatal("the move succeeded despite the failed tail")
+			}
+			if werr != nil {
+				t.Fatalf("the %s the test needs was refused: %v", kind, werr)
+			}
+			requireKeptBoth(t, e.c, err, "1 index entries the source", "read-only")
+			if st, ok := dst.Volume(vid); !ok || !st.ReadOnly {
+				t.Errorf("the target: present %v %+v; want it kept read-only", ok, st)
+			}
+			if st, ok := e.c.Server(0).Volume(vid); !ok || !st.ReadOnly {
+				t.Errorf("the source: present %v %+v; want it kept read-only", ok, st)
+			}
+		})
+	}
+}
