@@ -145,11 +145,12 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		if err != nil {
 			return fail(StepBalanceFreeze, err)
 		}
-		// Compare the earlier copy with the frozen source: identical, it is
-		// adopted; holding nothing the source lacks, it is replaced; holding
-		// needles the source lacks, it may be the only good copy of them and
-		// neither side is touched: both stay read-only, so that neither
-		// takes writes the other lacks.
+		// Compare the earlier copy with the frozen source: identical (the
+		// same live needles and the same index entries), it is adopted;
+		// holding nothing the source lacks, it is replaced; holding needles
+		// or index entries the source lacks, it may be the only good copy
+		// of them and neither side is touched: both stay read-only, the
+		// marks persisted, so that neither takes writes the other lacks.
 		srcSet, err := e.c.LiveNeedles(ctx, source, vid, collection)
 		if err != nil {
 			return fail(StepBalanceFreeze, err)
@@ -160,13 +161,17 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		}
 		switch srcOnly, dstOnly := srcSet.Diff(dstSet); {
 		case dstOnly > 0:
-			return nil, failure(ctx, StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", target, vid, dstOnly, source), false, nil)
-		case srcOnly == 0:
-			adopted = true
+			return nil, failure(ctx, StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", target, vid, dstOnly, source), false, keepReadOnly(ctx, e.c, vid, source, target))
 		default:
-			// Fewer live needles may be deletes the copy took itself.
+			// Fewer live needles may be deletes the copy took itself, and
+			// the same live needles may hide a same-size overwrite: a copy
+			// whose index is not a prefix of the source's is kept.
 			if err := keepChangedCopy(ctx, e.c, source, target, vid, collection); err != nil {
-				return nil, failure(ctx, StepBalanceFreeze, err, false, nil)
+				return nil, failure(ctx, StepBalanceFreeze, err, false, keepIfChanged(ctx, e.c, err, vid, source, target))
+			}
+			if srcOnly == 0 {
+				adopted = true
+				break
 			}
 			if err := deleteVolume(ctx, e.c, target, vid, true); err != nil {
 				return fail(StepBalanceFreeze, fmt.Errorf("delete the earlier attempt's partial copy of volume %d on %s: %w", vid, target, err))
@@ -320,6 +325,11 @@ func (a *balanceAttempt) rollback(ctx context.Context) error {
 			kept = true
 		}
 	}
+	if kept {
+		if err := keepIfChanged(rctx, a.c, errors.Join(errs...), a.vid, a.source, a.target); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if a.frozen && a.sourceWasWritable && !kept {
 		cctx, ccancel := call(rctx)
 		if err := a.c.VolumeMarkWritable(cctx, a.source, a.vid); err != nil {
@@ -352,7 +362,7 @@ func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error
 		return fmt.Errorf("cannot tell whether volume %d is still on %s; changing nothing: %w", vid, source, err)
 	}
 	if err := deleteCopy(ctx, e.c, source, target, vid, spec.GetTask().GetCollection()); err != nil {
-		return err
+		return errors.Join(err, keepIfChanged(ctx, e.c, err, vid, source, target))
 	}
 	if frozen {
 		cctx, cancel := call(ctx)
@@ -397,7 +407,7 @@ func deleteCopy(ctx context.Context, c *seaweed.VolumeClient, source, target str
 // and nil when it may be deleted: it took nothing of its own, or it is not
 // there (not mounted yet).
 func keepChangedCopy(ctx context.Context, c *seaweed.VolumeClient, source, target string, vid uint32, collection string) error {
-	beyond, err := c.IndexBeyond(ctx, target, source, vid, collection)
+	beyond, err := indexBeyond(ctx, c, target, source, vid, collection)
 	switch {
 	case err != nil && seaweed.IsNotFound(err):
 		if present, perr := probeVolume(ctx, c, target, vid); perr == nil && !present {
@@ -407,7 +417,17 @@ func keepChangedCopy(ctx context.Context, c *seaweed.VolumeClient, source, targe
 	case err != nil:
 		return fmt.Errorf("cannot tell whether the copy of volume %d on %s holds changes of its own; keeping it and the source read-only: %w", vid, target, err)
 	case beyond > 0:
-		return permanent("the copy of volume %d on %s has %d index entries the source %s lacks (writes or deletes it acknowledged after it was mounted); keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", vid, target, beyond, source)
+		return permanent("the copy of volume %d on %s has %d index entries the source %s lacks (writes or deletes it may have acknowledged after it was mounted); keeping both, read-only: %s", vid, target, beyond, source, compactedHint(vid, source, target))
 	}
 	return nil
+}
+
+// keepIfChanged persists the read-only marks of source and target when err
+// (from keepChangedCopy or deleteCopy) is permanent: both copies are kept
+// and must not diverge further after a volume server restart.
+func keepIfChanged(ctx context.Context, c *seaweed.VolumeClient, err error, vid uint32, source, target string) error {
+	if !errors.Is(err, errPermanent) {
+		return nil
+	}
+	return keepReadOnly(ctx, c, vid, source, target)
 }

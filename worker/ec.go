@@ -48,6 +48,8 @@ type ecPlan struct {
 	placement map[uint32]string
 	// servers: every server involved (replicas and shard targets), once.
 	servers []string
+	// copies is how many copies the volume's replica placement asks for.
+	copies int
 }
 
 func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
@@ -59,7 +61,7 @@ func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
 	if len(replicas) == 0 {
 		return nil, permanent("the spec names no replica of volume %d", vid)
 	}
-	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}}
+	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}, copies: placementCopies(spec.GetReplicaPlacement())}
 	for _, st := range spec.GetShardTargets() {
 		if st.GetShardId() >= seaweed.EcTotalShards {
 			return nil, permanent("shard target for shard %d: only shards 0..%d exist", st.GetShardId(), seaweed.EcTotalShards-1)
@@ -531,6 +533,16 @@ func (a *ecAttempt) sweepServers(spec *pb.TaskSpec) []string {
 // differ between replicas that hold the same needles. Replicas that
 // disagree are refused, not repaired: the shards replace every replica, so
 // encoding one that is behind (or ahead) would lose what the others hold.
+//
+// A volume with more replicas than its placement asks for is compared on
+// raw .idx entries too (IndexBeyond, both ways): such a pair is what a move
+// leaves when it kept both copies because its target took a write or a
+// delete alone (a single-copy volume's copies do not replicate to each
+// other), and a same-size overwrite changes no live needle's id or size.
+// Copies of a placement's own replicas take every acknowledged write
+// together, and their indexes may differ in order (concurrent writes
+// replicated in different orders), so they are compared on live needles
+// only.
 func (a *ecAttempt) chooseSource(ctx context.Context) error {
 	if len(a.replicas) > 1 {
 		var ref seaweed.NeedleSet
@@ -551,6 +563,11 @@ func (a *ecAttempt) chooseSource(ctx context.Context) error {
 		if len(disagree) > 0 {
 			return permanent("replicas of volume %d disagree (%s); not encoding, which would replace every replica with one of them: reconcile them first (weed shell volume.check.disk)", a.vid, strings.Join(disagree, "; "))
 		}
+		if len(a.replicas) > a.copies {
+			if err := a.sameIndexes(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	best, bestCount := "", -1
 	for _, r := range a.replicas {
@@ -560,6 +577,29 @@ func (a *ecAttempt) chooseSource(ctx context.Context) error {
 	}
 	a.source = best
 	return nil
+}
+
+// sameIndexes returns a permanent error unless every replica's .idx holds
+// the same entries as the first's, in the same order (see chooseSource).
+func (a *ecAttempt) sameIndexes(ctx context.Context) error {
+	ref := a.replicas[0]
+	var differ []string
+	for _, r := range a.replicas[1:] {
+		for _, pair := range [][2]string{{r, ref}, {ref, r}} {
+			n, err := indexBeyond(ctx, a.c, pair[0], pair[1], a.vid, a.collection)
+			if err != nil {
+				return fmt.Errorf("volume %d has %d replicas, more than the %d its placement asks for; cannot compare their indexes: %w", a.vid, len(a.replicas), a.copies, err)
+			}
+			if n > 0 {
+				differ = append(differ, fmt.Sprintf("%s has %d index entries %s lacks", pair[0], n, pair[1]))
+			}
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	return permanent("volume %d has %d replicas, more than the %d its placement asks for (a move that kept both copies because one took a write or delete alone), and their indexes differ (%s): one may hold acknowledged changes the other lacks, and encoding would replace both with one; not encoding: compare them (weed shell volume.check.disk -volumeId %d), keep the complete copy, delete the other (volume.delete), then submit a new task",
+		a.vid, len(a.replicas), a.copies, strings.Join(differ, "; "), a.vid)
 }
 
 // move copies shards from the source to target, mounts them there, checks
@@ -745,6 +785,11 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 		cancel()
 	}
 	if n > 0 {
+		// Persisted, so that a volume server restart does not make the
+		// replicas writable beside shards holding deletes they lack.
+		if err := keepReadOnly(ctx, a.c, a.vid, a.replicas...); err != nil {
+			errs = append(errs, err)
+		}
 		errs = append([]error{permanent("the EC shards of volume %d took %d deletes (journalled on %s) that its replicas lack; keeping the shards and the replicas, read-only, instead of rolling back: apply the deletes to the replicas or finish the encode by hand (weed shell ec.encode), then submit a new task",
 			a.vid, n, strings.Join(journalled, ", "))}, errs...)
 		return errors.Join(errs...)

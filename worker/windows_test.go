@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -62,9 +63,7 @@ func TestECRollbackKeepsShardsThatTookDeletes(t *testing.T) {
 				t.Fatalf("the delete the test needs was refused: %v", delErr)
 			}
 			requireKeptBoth(t, e.c, err, "took 3 deletes", "read-only")
-			if st, ok := e.c.Server(0).Volume(vid); !ok || !st.ReadOnly {
-				t.Errorf("the original: present %v %+v; want it kept read-only", ok, st)
-			}
+			requireReadOnlyAfterRestart(t, e.c, vid, e.c.Server(0))
 		})
 	}
 }
@@ -96,13 +95,67 @@ func TestBalanceRollbackKeepsTargetThatTookChanges(t *testing.T) {
 			if werr != nil {
 				t.Fatalf("the %s the test needs was refused: %v", kind, werr)
 			}
-			requireKeptBoth(t, e.c, err, "1 index entries the source", "read-only")
-			if st, ok := dst.Volume(vid); !ok || !st.ReadOnly {
-				t.Errorf("the target: present %v %+v; want it kept read-only", ok, st)
-			}
-			if st, ok := e.c.Server(0).Volume(vid); !ok || !st.ReadOnly {
-				t.Errorf("the source: present %v %+v; want it kept read-only", ok, st)
-			}
+			requireKeptBoth(t, e.c, err, "1 index entries the source", "read-only", "volume.check.disk -volumeId")
+			requireReadOnlyAfterRestart(t, e.c, vid, dst, e.c.Server(0))
 		})
 	}
 }
+
+// requireReadOnlyAfterRestart restarts each server and checks it still
+// holds the volume read-only: a kept copy's mark must be persisted, since a
+// restart drops one that is not and two writable copies would diverge.
+func requireReadOnlyAfterRestart(t *testing.T, c *sim.Cluster, vid uint32, servers ...*sim.VolumeServer) {
+	t.Helper()
+	for _, s := range servers {
+		if err := s.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		if st, ok := s.Volume(vid); !ok || !st.ReadOnly {
+			t.Errorf("after a restart of %s: present %v %+v; want the kept copy read-only", s.ID(), ok, st)
+		}
+	}
+}
+
+// TestECRefusesAKeptPairThatDiffers: a move kept both copies of a
+// single-copy volume because its target took a same-size overwrite alone.
+// A later EC task of the volume finds two replicas with equal live needles;
+// encoding one and deleting both would lose the overwrite or the original.
+func TestECRefusesAKeptPairThatDiffers(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	vid, _, spec := e.planFirstMove(t)
+	dst, _ := e.c.ServerByAddress(spec.Target)
+	var werr error
+	e.c.InjectFault(sim.Fault{Method: "VolumeTailReceiver", VolumeID: vid, FailNext: 1, OnFire: func() {
+		werr = e.c.OverwriteOn(vid, dst.ID(), 1)
+	}})
+	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, spec, nil); err == nil || werr != nil {
+		t.Fatalf("the move: %v; the overwrite: %v", err, werr)
+	}
+	ecSpec := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 20})
+	if len(ecSpec.GetReplicas()) != 2 {
+		t.Fatalf("the EC spec names replicas %v, want the kept pair", ecSpec.GetReplicas())
+	}
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, ecSpec, nil)
+	if err == nil {
+		t.Fatal("the EC task encoded one of two differing copies")
+	}
+	var f *worker.Failure
+	if !errors.As(err, &f) || f.Retryable {
+		t.Fatalf("want a permanent *worker.Failure, got %v", err)
+	}
+	for _, text := range []string{"more than the 1 its placement asks for", "index entries", "not encoding"} {
+		if !strings.Contains(f.Error(), text) {
+			t.Errorf("the failure does not say %q: %v", text, f)
+		}
+	}
+	for _, v := range e.c.Durability() {
+		t.Errorf("durability: %s", v)
+	}
+	for _, s := range []*sim.VolumeServer{e.c.Server(0), dst} {
+		if st, ok := s.Volume(vid); !ok || !st.ReadOnly {
+			t.Errorf("%s: present %v %+v; want the copy kept read-only", s.ID(), ok, st)
+		}
+	}
+}
+
