@@ -170,8 +170,16 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 				return nil, failure(ctx, StepBalanceFreeze, err, false, keepIfChanged(ctx, e.c, err, vid, source, target))
 			}
 			if srcOnly == 0 {
-				adopted = true
-				break
+				// Adopted only if it is not behind either: a same-size
+				// overwrite the source took since the copy hides in equal
+				// live needles.
+				behind, err := indexBeyond(ctx, e.c, source, target, vid, collection)
+				if err != nil {
+					return fail(StepBalanceFreeze, fmt.Errorf("cannot tell whether the earlier attempt's copy of volume %d on %s lacks changes of the source: %w", vid, target, err))
+				}
+				if adopted = behind == 0; adopted {
+					break
+				}
 			}
 			if err := deleteVolume(ctx, e.c, target, vid, true); err != nil {
 				return fail(StepBalanceFreeze, fmt.Errorf("delete the earlier attempt's partial copy of volume %d on %s: %w", vid, target, err))

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -159,3 +160,28 @@ func TestECRefusesAKeptPairThatDiffers(t *testing.T) {
 	}
 }
 
+// TestBalanceRetryReplacesACopyBehindASameSizeOverwrite: an abandoned move
+// left a complete copy; the source, made writable again, took a same-size
+// overwrite. The live needle sets are equal, but the copy lacks the
+// overwrite: the retry must copy again, not adopt the copy and delete the
+// source.
+func TestBalanceRetryReplacesACopyBehindASameSizeOverwrite(t *testing.T) {
+	e := newSimEnv(t, 3)
+	ctx := testCtx(t)
+	vid, task, first := e.planFirstMove(t)
+	abandonMove(t, e, first)
+	if err := e.vc.VolumeMarkWritable(ctx, first.Source, vid); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.OverwriteOn(vid, first.Source, 1); err != nil {
+		t.Fatal(err)
+	}
+	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
+		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, e.plan(t, task), nil); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	for _, v := range e.c.Durability() {
+		t.Errorf("durability: %s", v)
+	}
+}
