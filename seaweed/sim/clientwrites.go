@@ -97,7 +97,10 @@ type ecJournalEntry struct {
 // ecDeleteLocked journals rec's deletes as SeaweedFS does (c.content.mu
 // held): each needle on the first server (by index) that mounts its
 // primary data shard, which here is the needle id modulo the data shards.
-// The needles deleted are the oldest live ones of the EC volume's index.
+// With none mounting it, a server that still has the shard's file on disk
+// is asked, as a stale location cache would: it journals only with the EC
+// volume loaded, and acknowledges the delete either way. The needles
+// deleted are the oldest live ones of the EC volume's index.
 func (c *Cluster) ecDeleteLocked(vid uint32, rec appendRec) error {
 	for _, s := range c.servers {
 		s.mu.Lock()
@@ -135,11 +138,33 @@ func (c *Cluster) ecDeleteLocked(vid uint32, rec appendRec) error {
 	holders := make([]*ecVol, len(needles))
 	for i, id := range needles {
 		shard := uint32(id % DataShards)
+		var stale *VolumeServer
 		for _, s := range c.servers {
-			if e := s.ecs[vid]; s.up && e != nil && e.hasIndex && e.mounted&(1<<shard) != 0 {
-				holders[i] = e
+			e := s.ecs[vid]
+			if !s.up || e == nil {
+				continue
+			}
+			if e.hasIndex && e.mounted&(1<<shard) != 0 {
+				holders[i], stale = e, nil
 				break
 			}
+			if stale == nil && e.files&(1<<shard) != 0 {
+				stale = s
+			}
+		}
+		if stale != nil {
+			// The shard's file is there but not mounted: the sending
+			// server's cached shard locations (refreshed from the master
+			// only now and then) still name this server. Its
+			// VolumeEcBlobDelete journals the delete if it has the EC
+			// volume loaded (some shard mounted, the .ecx open), and
+			// otherwise answers OK having journalled nothing
+			// (volume_grpc_erasure_coding.go): the delete is acknowledged
+			// and lost.
+			if e := stale.ecs[vid]; e.hasIndex && e.mounted != 0 {
+				holders[i] = e
+			}
+			continue
 		}
 		if holders[i] == nil {
 			return fmt.Errorf("sim: ec shard %d.%d: ec shard missing", vid, shard)
@@ -147,8 +172,9 @@ func (c *Cluster) ecDeleteLocked(vid uint32, rec appendRec) error {
 	}
 	rec.ts = c.nowNs()
 	for i, id := range needles {
-		e := holders[i]
-		e.journal = append(e.journal, ecJournalEntry{needle: id, ts: rec.ts, gen: e.encodeTsNs})
+		if e := holders[i]; e != nil {
+			e.journal = append(e.journal, ecJournalEntry{needle: id, ts: rec.ts, gen: e.encodeTsNs})
+		}
 	}
 	c.content.ackLocked(vid, rec.ts)
 	return nil

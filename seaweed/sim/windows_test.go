@@ -130,3 +130,35 @@ func TestDurabilityWritesToAMovesTarget(t *testing.T) {
 		t.Fatalf("a replicated delete with a frozen replica: %v", err)
 	}
 }
+
+// TestEcDeleteToAnUnloadedPrimaryHolderIsLost: a server mounting shards
+// sends a delete to the server its cached locations name for the needle's
+// primary shard. That server no longer mounts any shard of the volume (a
+// rollback unmounted it first) but still has the file: SeaweedFS answers
+// OK there without journalling, so the delete is acknowledged and lost.
+func TestEcDeleteToAnUnloadedPrimaryHolderIsLost(t *testing.T) {
+	c := newCluster(t, Config{Servers: 3})
+	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 7, Size: 100 * mib, FileCount: 100, DeleteCount: 2, Servers: []int{0}}))
+	ctx := ctxT(t)
+	v0, v1 := vsClient(t, c.Server(0)), vsClient(t, c.Server(1))
+	must[*vpb.VolumeMarkReadonlyResponse](t)(v0.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 7}))
+	must[*vpb.VolumeEcShardsGenerateResponse](t)(v0.VolumeEcShardsGenerate(ctx, &vpb.VolumeEcShardsGenerateRequest{VolumeId: 7}))
+	must[*vpb.VolumeEcShardsMountResponse](t)(v0.VolumeEcShardsMount(ctx, &vpb.VolumeEcShardsMountRequest{VolumeId: 7, ShardIds: allShards()}))
+	// Shard 3 (the primary shard of needle 3, the oldest live one) moves
+	// to server 1, which then unmounts it and keeps the file.
+	must[*vpb.VolumeEcShardsCopyResponse](t)(v1.VolumeEcShardsCopy(ctx, &vpb.VolumeEcShardsCopyRequest{VolumeId: 7, ShardIds: []uint32{3},
+		CopyEcxFile: true, CopyEcjFile: true, CopyVifFile: true, SourceDataNode: c.Server(0).Address().String()}))
+	must[*vpb.VolumeEcShardsMountResponse](t)(v1.VolumeEcShardsMount(ctx, &vpb.VolumeEcShardsMountRequest{VolumeId: 7, ShardIds: []uint32{3}}))
+	must[*vpb.VolumeEcShardsUnmountResponse](t)(v0.VolumeEcShardsUnmount(ctx, &vpb.VolumeEcShardsUnmountRequest{VolumeId: 7, ShardIds: []uint32{3}}))
+	must[*vpb.VolumeEcShardsDeleteResponse](t)(v0.VolumeEcShardsDelete(ctx, &vpb.VolumeEcShardsDeleteRequest{VolumeId: 7, ShardIds: []uint32{3}}))
+	must[*vpb.VolumeEcShardsUnmountResponse](t)(v1.VolumeEcShardsUnmount(ctx, &vpb.VolumeEcShardsUnmountRequest{VolumeId: 7, ShardIds: allShards()}))
+
+	// Server 0 still mounts the other shards: it takes the delete.
+	ok(t, c.DeleteDataOn(7, c.Server(0).ID(), mib, 1))
+	for i := range 2 {
+		if ids := ecjIDs(t, c.Server(i), 7); len(ids) != 0 {
+			t.Fatalf(".ecj on server %d holds %v; the unloaded holder journals nothing", i, ids)
+		}
+	}
+	oneViolation(t, c.Durability(), 7, []string{"missed 1 acknowledged writes"})
+}
