@@ -735,8 +735,32 @@ func (a *ecAttempt) rollback(ctx context.Context) error {
 // shards are verified and spread (fewer copies on fewer servers); keeping
 // both loses nothing and lowers no redundancy. Journalled deletes make the
 // error permanent: only an operator can reconcile the two.
+//
+// The servers holding original replicas are unmounted first, the rest
+// after. While originals exist, the master lists the volume at its
+// replicas, so only those servers take a client's delete; one still
+// mounting shards sends it on (VolumeEcBlobDelete) to the server its cached
+// locations name for the needle's primary shard, and a server that no
+// longer has the EC volume loaded answers OK there without journalling
+// anything (volume_grpc_erasure_coding.go): the delete would be
+// acknowledged and lost. Once no replica server mounts a shard, a delete
+// goes to a frozen replica, which refuses it. One window is left: a delete
+// a replica server received before its unmount and forwards after the
+// primary holder's unmount; closing it would need the volume server to
+// refuse deletes while it unmounts.
 func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []string) error {
-	slices.SortFunc(servers, func(x, y string) int { return strings.Compare(x, y) })
+	isReplica := func(s string) bool {
+		return slices.ContainsFunc(a.replicas, func(r string) bool { return sameServer(r, s) })
+	}
+	slices.SortFunc(servers, func(x, y string) int {
+		if rx, ry := isReplica(x), isReplica(y); rx != ry {
+			if rx {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x, y)
+	})
 	mounted := map[string][]uint32{}
 	var errs []error
 	for _, s := range servers {

@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,5 +184,74 @@ func TestBalanceRetryReplacesACopyBehindASameSizeOverwrite(t *testing.T) {
 	}
 	for _, v := range e.c.Durability() {
 		t.Errorf("durability: %s", v)
+	}
+}
+
+// TestECRollbackUnmountsReplicaServersFirst: the rollback unmounts the
+// shards everywhere before reading the journals. A server holding an
+// original replica takes client deletes while it mounts shards and sends
+// each to the holder of the needle's primary shard; a holder already
+// unmounted acknowledges it without journalling. So the replica servers
+// must be unmounted first: the test puts the original on the server whose
+// address sorts last, and deletes through it as the first shard target
+// is unmounted.
+func TestECRollbackUnmountsReplicaServersFirst(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	last := 0
+	for i := range 6 {
+		if e.addr(i) > e.addr(last) {
+			last = i
+		}
+	}
+	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{last}})
+	spec := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	src := e.addr(last)
+	first, moved := firstTargetOffSource(spec, src)
+	if !slices.ContainsFunc(moved, func(id uint32) bool { return id < 10 }) {
+		t.Fatalf("the first target %s gets no data shard (%v)", first, moved)
+	}
+	// The second target's copy fails: the first holds its shards.
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, Skip: 1, FailNext: 1})
+	// As the rollback unmounts the first target (its first unmount is the
+	// sweep's), clients send ten deletes, one needle each, through the
+	// original's server: the oldest live needles, whose primary shards
+	// run through the data shards until one is on the first target.
+	acked, fired := 0, false
+	firstSrv, _ := e.c.ServerByAddress(first)
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", Server: firstSrv.ID(), VolumeID: vid, Skip: 1, FailNext: 1, After: true,
+		OnFire: func() {
+			fired = true
+			for range 10 {
+				if e.c.DeleteDataOn(vid, src, 1<<10, 1) == nil {
+					acked++
+				}
+			}
+		}})
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, spec, nil)
+	if err == nil {
+		t.Fatal("the attempt succeeded despite the failed shard copy")
+	}
+	if !fired {
+		t.Fatalf("the rollback never unmounted %s: %v", first, err)
+	}
+	t.Logf("attempt: %v; %d of 10 deletes acknowledged", err, acked)
+	for _, v := range e.c.Durability() {
+		t.Errorf("durability: %s", v)
+	}
+	// The frozen original refuses a delete; one the shards acknowledged
+	// must be in some .ecj, or a rollback cannot tell it happened.
+	if acked > 0 {
+		n := 0
+		for i := range 6 {
+			ids, err := e.vc.EcJournal(ctx, e.addr(i), vid, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(ids)
+		}
+		if n != acked {
+			t.Errorf("%d deletes acknowledged, %d journalled: the rest are lost", acked, n)
+		}
 	}
 }
