@@ -455,20 +455,38 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 		return nil, failure(ctx, StepEcVerify, err, true, nil), true
 	}
 	genSet = genSet.Without(journal)
+	// undo makes the replicas frozen here writable again (a.touched is
+	// empty: the generation is not this attempt's to tear down), unless the
+	// generation took deletes the replicas lack: then they stay read-only,
+	// the marks persisted, and the task fails for good, as the caller
+	// would fail it (Execute's journalled check) once they were writable.
+	undo := func(step string, cause error) *Failure {
+		if len(journal) == 0 {
+			if cause == nil {
+				return nil
+			}
+			return failure(ctx, step, cause, true, a.rollback(ctx))
+		}
+		err := permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; keeping the shards and the replicas, read-only, instead of finishing or re-encoding: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", a.vid, len(journal), strings.Join(holderNames(holders), ", "))
+		if cause != nil {
+			err = fmt.Errorf("%w (and: %w)", err, cause)
+		}
+		return failure(ctx, step, err, false, keepReadOnly(ctx, a.c, a.vid, a.replicas...))
+	}
 	for _, r := range a.replicas {
 		a.frozen = append(a.frozen, r)
 		cctx, cancel := call(ctx)
 		err := a.c.VolumeMarkReadonly(cctx, r, a.vid, false)
 		cancel()
 		if err != nil {
-			return nil, failure(ctx, StepEcFreeze, err, true, a.rollback(ctx)), true
+			return nil, undo(StepEcFreeze, err), true
 		}
 	}
 	var differ []string
 	for _, r := range a.replicas {
 		set, err := a.c.LiveNeedles(ctx, r, a.vid, a.collection)
 		if err != nil {
-			return nil, failure(ctx, StepEcVerify, err, true, a.rollback(ctx)), true
+			return nil, undo(StepEcVerify, err), true
 		}
 		if genOnly, rOnly := genSet.Diff(set.Without(journal)); genOnly > 0 || rOnly > 0 {
 			differ = append(differ, fmt.Sprintf("%s lacks %d and adds %d of the generation's %d live needles", r, genOnly, rOnly, genSet.Len()))
@@ -477,13 +495,16 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 	if len(differ) > 0 {
 		if len(a.replicas) >= placementCopies(spec.GetReplicaPlacement()) {
 			// Every copy is there: unfreeze, and let the caller decide.
+			if f := undo(StepEcVerify, nil); f != nil {
+				return nil, f, true
+			}
 			if err := a.rollback(ctx); err != nil {
 				return nil, failure(ctx, StepEcVerify, err, true, nil), true
 			}
 			a.frozen = nil
 			return nil, nil, false
 		}
-		return nil, failure(ctx, StepEcVerify, permanent("an earlier attempt left a complete EC generation of volume %d and deleted original replicas, but the rest differ from it (%s); deleting nothing, the replicas left read-only: compare them (weed shell volume.check.disk) and keep the complete data", a.vid, strings.Join(differ, "; ")), false, nil), true
+		return nil, failure(ctx, StepEcVerify, permanent("an earlier attempt left a complete EC generation of volume %d and deleted original replicas, but the rest differ from it (%s); deleting nothing, the replicas left read-only: compare them (weed shell volume.check.disk) and keep the complete data", a.vid, strings.Join(differ, "; ")), false, keepReadOnly(ctx, a.c, a.vid, a.replicas...)), true
 	}
 	p.begin(StepEcDelete, 90)
 	if f := a.deleteOriginals(ctx); f != nil {

@@ -255,3 +255,47 @@ func TestECRollbackUnmountsReplicaServersFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestECRetryKeepsReplicasFrozenBesideAJournal: an earlier attempt left a
+// complete, spread generation whose .ecj holds a delete, and kept the
+// original read-only; an operator made it writable and it took writes. The
+// retry freezes the original to compare it with the generation, finds it
+// differs, and must not make it writable again: beside shards holding a
+// delete it lacks, it would diverge further.
+func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	vid, _, first := e.planFirstEC(t)
+	deleted := false
+	var delErr error
+	e.c.InjectFault(sim.Fault{Method: "VolumeDelete", VolumeID: vid, FailNext: 100, OnFire: func() {
+		if !deleted {
+			deleted, delErr = true, e.c.DeleteData(vid, 1<<10, 1)
+		}
+	}})
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil)
+	e.c.ClearFaults()
+	if !deleted || delErr != nil {
+		t.Fatalf("the delete the test needs: reached %v, %v", deleted, delErr)
+	}
+	requireKeptBoth(t, e.c, err, "took 1 deletes")
+	orig := first.Replicas[0]
+	if err := e.vc.VolumeMarkWritable(ctx, orig, vid); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.c.WriteReplica(vid, orig, 1<<20, 2); err != nil {
+		t.Fatal(err)
+	}
+	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	_, err = worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
+	var f *worker.Failure
+	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "took 1 deletes") {
+		t.Fatalf("retry: %v; want a permanent refusal naming the journalled delete", err)
+	}
+	t.Logf("retry: %v", err)
+	s, _ := e.c.ServerByAddress(orig)
+	if st, ok := s.Volume(vid); !ok || !st.ReadOnly {
+		t.Errorf("the original: present %v %+v; want it kept read-only", ok, st)
+	}
+	requireReadOnlyAfterRestart(t, e.c, vid, s)
+}
