@@ -189,13 +189,6 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d has EC shards left on %s that are not a complete, spread generation to finish, and only %d of the %d replicas its placement %03d asks for: an earlier attempt may have deleted the others, so those shards may be all that is left of them; changing nothing (bring the missing replica back, or check the shards with weed shell ec.decode)",
 				pl.vid, strings.Join(holderNames(holders), ", "), len(pl.replicas), placementCopies(spec.GetReplicaPlacement()), spec.GetReplicaPlacement()), true, nil)
 		}
-		// A generation that took deletes (its .ecj) holds them alone: the
-		// frozen replicas never saw them.
-		if n, on, err := a.journalled(ctx, holders); err != nil {
-			return nil, failure(ctx, StepEcPrepare, err, true, nil)
-		} else if n > 0 {
-			return nil, failure(ctx, StepEcPrepare, permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; re-encoding would sweep those shards and bring the deleted files back: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", pl.vid, n, strings.Join(on, ", ")), true, nil)
-		}
 	}
 	// Sweep EC leftovers so that no generation mixes with the new one: on
 	// the servers of this plan, of every earlier attempt, and every server
@@ -204,6 +197,13 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// Every one answered the survey; one that fails now fails the attempt
 	// (retryable; every original is there).
 	//
+	// Leftovers that took deletes (their .ecj) hold them alone: the frozen
+	// replicas never saw them, and sweeping would bring the deleted files
+	// back. The sweep unmounts every leftover first, so that no delete
+	// lands after the journals are read, reads every server's .ecj
+	// (mounted or not), and refuses for good if one holds a delete
+	// (tearDownUnlessJournalled).
+	//
 	// A server of an earlier attempt that is down is not skipped, although
 	// `weed shell ec.encode` skips servers the master no longer lists: a
 	// volume server mounts the EC files it finds on disk when it starts, so
@@ -211,10 +211,8 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// The failure is retryable: the task waits for the server. If it is gone
 	// for good, a new task submitted without this one's history does not
 	// look for it.
-	for _, s := range a.sweepServers(spec) {
-		if err := a.teardown(ctx, s); err != nil {
-			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot sweep EC leftovers of volume %d from %s: %w", pl.vid, s, err), true, nil)
-		}
+	if err := a.tearDownUnlessJournalled(ctx, a.sweepServers(spec)); err != nil {
+		return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot sweep EC leftovers of volume %d: %w", pl.vid, err), true, nil)
 	}
 	// Freeze every replica: writes after the index is cut would be lost.
 	p.begin(StepEcFreeze, 5)
@@ -358,24 +356,6 @@ func (a *ecAttempt) survey(ctx context.Context, spec *pb.TaskSpec) ([]ecHolder, 
 	return out, nil
 }
 
-// journalled counts the deletes in the .ecj of every holder and names the
-// holders that have some.
-func (a *ecAttempt) journalled(ctx context.Context, holders []ecHolder) (int, []string, error) {
-	n := 0
-	var on []string
-	for _, h := range holders {
-		ids, err := a.c.EcJournal(ctx, h.server, a.vid, a.collection)
-		if err != nil {
-			return 0, nil, err
-		}
-		if len(ids) > 0 {
-			n += len(ids)
-			on = append(on, h.server)
-		}
-	}
-	return n, on, nil
-}
-
 // generation returns the placement of the holders' shards if they are one
 // complete generation an encode of this task could have left to finish:
 // each of the 14 shards mounted once, spread as a fresh plan spreads them
@@ -425,7 +405,7 @@ func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (placeme
 // finishEarlier finishes an earlier attempt that left a complete
 // generation (see generation). The remaining replicas are frozen and
 // compared with the generation's index: its .ecx with the deletes every
-// holder journalled (.ecj; SeaweedFS journals each EC delete on one
+// server journalled (.ecj; SeaweedFS journals each EC delete on one
 // holder) taken out; a needle only a replica has counts as agreement when
 // the journal deleted it. Each replica that agrees is deleted, as that
 // attempt would have. ok is false when there is no such generation, or
@@ -442,13 +422,19 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 		return nil, nil, false
 	}
 	p.begin(StepEcVerify, 85)
+	// Every server's .ecj, not only the holders': one whose shards were
+	// unmounted may still keep a journal.
 	var journal []uint64
-	for _, h := range holders {
-		ids, err := a.c.EcJournal(ctx, h.server, a.vid, a.collection)
+	var journalled []string
+	for _, s := range a.sweepServers(spec) {
+		ids, err := a.c.EcJournal(ctx, s, a.vid, a.collection)
 		if err != nil {
 			return nil, failure(ctx, StepEcVerify, err, true, nil), true
 		}
-		journal = append(journal, ids...)
+		if len(ids) > 0 {
+			journal = append(journal, ids...)
+			journalled = append(journalled, s)
+		}
 	}
 	genSet, err := a.c.EcLiveNeedles(ctx, placement[0], a.vid, a.collection)
 	if err != nil {
@@ -467,7 +453,7 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 			}
 			return failure(ctx, step, cause, true, a.rollback(ctx))
 		}
-		err := permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; keeping the shards and the replicas, read-only, instead of finishing or re-encoding: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", a.vid, len(journal), strings.Join(holderNames(holders), ", "))
+		err := permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; keeping the shards and the replicas, read-only, instead of finishing or re-encoding: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", a.vid, len(journal), strings.Join(journalled, ", "))
 		if cause != nil {
 			err = fmt.Errorf("%w (and: %w)", err, cause)
 		}
@@ -835,11 +821,11 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 		if err := keepReadOnly(ctx, a.c, a.vid, a.replicas...); err != nil {
 			errs = append(errs, err)
 		}
-		errs = append([]error{permanent("the EC shards of volume %d took %d deletes (journalled on %s) that its replicas lack; keeping the shards and the replicas, read-only, instead of rolling back: apply the deletes to the replicas or finish the encode by hand (weed shell ec.encode), then submit a new task",
+		errs = append([]error{permanent("the EC shards of volume %d took %d deletes (journalled on %s) that its replicas lack; keeping the shards and the replicas, read-only, rather than tearing the shards down: apply the deletes to the replicas or finish the encode by hand (weed shell ec.encode), then submit a new task",
 			a.vid, n, strings.Join(journalled, ", "))}, errs...)
 		return errors.Join(errs...)
 	}
-	return fmt.Errorf("cannot tell whether the EC shards of volume %d took deletes; keeping them and the replicas read-only: %w", a.vid, errors.Join(errs...))
+	return fmt.Errorf("cannot tell whether the EC shards of volume %d took deletes; keeping them, and the replicas as they are: %w", a.vid, errors.Join(errs...))
 }
 
 // Rollback undoes what an interrupted attempt left. If an original replica

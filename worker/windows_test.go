@@ -8,6 +8,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -298,4 +299,43 @@ func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
 		t.Errorf("the original: present %v %+v; want it kept read-only", ok, st)
 	}
 	requireReadOnlyAfterRestart(t, e.c, vid, s)
+}
+
+// TestECSweepKeepsLeftoversThatTookADelete: an abandoned attempt left
+// mounted shards (not a generation to finish) beside the frozen original.
+// The retry sweeps them; a client delete landing as the sweep starts is
+// journalled in their .ecj, which the sweep must read after unmounting
+// everything and before tearing anything down.
+func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	vid, task, first := e.planFirstEC(t)
+	src := first.Replicas[0]
+	other, moved := firstTargetOffSource(first, src)
+	if err := errors.Join(
+		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
+		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
+		e.vc.VolumeEcShardsMount(ctx, src, vid, "", seaweed.AllEcShards()),
+		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
+		e.vc.VolumeEcShardsMount(ctx, other, vid, "", moved),
+	); err != nil {
+		t.Fatalf("abandoned attempt: %v", err)
+	}
+	var delErr error
+	fired := false
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", VolumeID: vid, FailNext: 1, Pass: true,
+		OnFire: func() { fired, delErr = true, e.c.DeleteData(vid, 1<<10, 1) }})
+	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
+	if !fired || delErr != nil {
+		t.Fatalf("the delete the test needs: reached %v, %v", fired, delErr)
+	}
+	t.Logf("retry: %v", err)
+	for _, v := range e.c.Durability() {
+		t.Errorf("durability: %s", v)
+	}
+	var f *worker.Failure
+	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "took 1 deletes") {
+		t.Fatalf("retry: %v; want a permanent refusal naming the journalled delete", err)
+	}
 }
