@@ -773,9 +773,11 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 	for _, s := range servers {
 		cctx, cancel := call(ctx)
 		m, err := a.c.MountedEcShards(cctx, s, a.vid)
-		if err == nil && len(m) > 0 {
+		if err != nil {
+			err = stepOn("list the mounted shards", s, err)
+		} else if len(m) > 0 {
 			mounted[s] = slices.Sorted(maps.Keys(m))
-			err = a.c.VolumeEcShardsUnmount(cctx, s, a.vid, seaweed.EveryEcShardID())
+			err = stepOn("unmount the shards", s, a.c.VolumeEcShardsUnmount(cctx, s, a.vid, seaweed.EveryEcShardID()))
 		}
 		cancel()
 		if err != nil {
@@ -788,7 +790,7 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 		for _, s := range servers {
 			ids, err := a.c.EcJournal(ctx, s, a.vid, a.collection)
 			if err != nil {
-				errs = append(errs, err)
+				errs = append(errs, stepOn("read the journal", s, err))
 				continue
 			}
 			if len(ids) > 0 {
@@ -800,7 +802,7 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 	if len(errs) == 0 && n == 0 {
 		for _, s := range servers {
 			if err := a.teardown(ctx, s); err != nil {
-				errs = append(errs, err)
+				errs = append(errs, stepOn("tear down the shards", s, err))
 			}
 		}
 		return errors.Join(errs...)
@@ -811,7 +813,7 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 		}
 		cctx, cancel := call(ctx)
 		if err := a.c.VolumeEcShardsMount(cctx, s, a.vid, a.collection, mounted[s]); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, stepOn("mount the shards again", s, err))
 		}
 		cancel()
 	}
@@ -826,6 +828,14 @@ func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []stri
 		return errors.Join(errs...)
 	}
 	return fmt.Errorf("cannot tell whether the EC shards of volume %d took deletes; keeping them, and the replicas as they are: %w", a.vid, errors.Join(errs...))
+}
+
+// stepOn names the step and the server of err (nil stays nil).
+func stepOn(step, server string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s on %s: %w", step, server, err)
 }
 
 // Rollback undoes what an interrupted attempt left. If an original replica

@@ -51,5 +51,5 @@ func keepReadOnly(ctx context.Context, c *seaweed.VolumeClient, vid uint32, serv
 // from a rounded timestamp and appended entries twice), and how to resolve
 // either case.
 func compactedHint(vid uint32, source, target string) string {
-	return fmt.Sprintf("the copies may differ only because the source was compacted (vacuumed) after the copy was made; check with `weed shell volume.check.disk -volumeId %d` (it compares the live needles of the two copies): if they hold the same needles, delete the copy on %s (volume.delete -node %s -volumeId %d) and make the source writable (volume.mark -node %s -volumeId %d -writable); otherwise reconcile them first (volume.check.disk -force)", vid, target, target, vid, source, vid)
+	return fmt.Sprintf("the copies may differ only because the source was compacted (vacuumed) after the copy was made, or a tail that started again appended entries twice; check with `weed shell volume.check.disk -volumeId %d` (it compares the live needles of the two copies): if they hold the same needles, delete the copy on %s (volume.delete -node %s -volumeId %d) and make the source writable (volume.mark -node %s -volumeId %d -writable); otherwise reconcile them first (volume.check.disk -force)", vid, target, target, vid, source, vid)
 }

@@ -339,3 +339,26 @@ func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 		t.Fatalf("retry: %v; want a permanent refusal naming the journalled delete", err)
 	}
 }
+
+// TestECRollbackErrorsNameServerAndStep: a rollback that cannot list the
+// source's mounted shards keeps everything and says which server failed
+// at which step.
+func TestECRollbackErrorsNameServerAndStep(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	vid, _, spec := e.planFirstEC(t)
+	src, _ := e.c.ServerByAddress(spec.Replicas[0])
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, FailNext: 1})
+	// The survey and the sweep ask first; the rollback's is the third.
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsInfo", Server: src.ID(), VolumeID: vid, Skip: 2, FailNext: 1})
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, spec, nil)
+	if err == nil {
+		t.Fatal("the attempt succeeded despite the failed shard copy")
+	}
+	if want := "list the mounted shards on " + spec.Replicas[0]; !strings.Contains(err.Error(), want) {
+		t.Fatalf("the failure does not say %q: %v", want, err)
+	}
+	for _, v := range e.c.Durability() {
+		t.Errorf("durability: %s", v)
+	}
+}
