@@ -776,3 +776,111 @@ func (s NeedleSet) Without(ids []uint64) NeedleSet {
 	}
 	return out
 }
+
+// IndexBeyond counts the entries of server a's .idx of the volume that lie
+// beyond the longest common prefix with server b's .idx, comparing entries
+// by needle id and size (a tombstone as a tombstone). 0 means a's index is
+// a prefix of b's: every write and delete a ever took, b has too, in the
+// same order. Unlike live needle sets, raw entries show a delete (a
+// tombstone) and an overwrite with data of the same size (a second put of
+// a live id). Both indexes are streamed side by side (CopyFile), in constant
+// memory. Meant for a copy made from b (VolumeCopy copies the .idx as is and
+// VolumeTailReceiver appends b's later entries in order); replicas
+// compacted apart differ whatever they hold.
+func (c *VolumeClient) IndexBeyond(ctx context.Context, a, b string, vid uint32, collection string) (int, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ra, err := c.openIndex(ctx, a, vid, collection)
+	if err != nil {
+		return 0, err
+	}
+	rb, err := c.openIndex(ctx, b, vid, collection)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		ea, ok, err := ra.next()
+		if err != nil || !ok {
+			return 0, err
+		}
+		eb, okb, err := rb.next()
+		if err != nil {
+			return 0, err
+		}
+		if okb && ra.key(ea) == rb.key(eb) {
+			continue
+		}
+		n := 1
+		for {
+			_, ok, err := ra.next()
+			if err != nil {
+				return 0, err
+			}
+			if !ok {
+				return n, nil
+			}
+			n++
+		}
+	}
+}
+
+// indexReader pulls whole entries from a CopyFile stream of an .idx.
+type indexReader struct {
+	server string
+	stream volume_server_pb.VolumeServer_CopyFileClient
+	size   int
+	buf    []byte
+}
+
+func (c *VolumeClient) openIndex(ctx context.Context, server string, vid uint32, collection string) (*indexReader, error) {
+	size, err := c.idxEntrySize(ctx, server)
+	if err != nil {
+		return nil, fmt.Errorf("read the index of volume %d: %w", vid, err)
+	}
+	cl, err := c.client(server)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := cl.CopyFile(ctx, &volume_server_pb.CopyFileRequest{
+		VolumeId: vid, Ext: ".idx", Collection: collection,
+		CompactionRevision: math.MaxUint32, StopOffset: math.MaxInt64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read the index of volume %d on %s: %w", vid, server, err)
+	}
+	return &indexReader{server: server, stream: stream, size: size}, nil
+}
+
+// next returns the next entry; ok is false at the end of the file.
+func (r *indexReader) next() (entry []byte, ok bool, err error) {
+	for len(r.buf) < r.size {
+		msg, err := r.stream.Recv()
+		if err == io.EOF {
+			if len(r.buf) != 0 {
+				return nil, false, fmt.Errorf("%d trailing bytes in the .idx on %s (not a whole %d-byte entry)", len(r.buf), r.server, r.size)
+			}
+			return nil, false, nil
+		}
+		if err != nil {
+			return nil, false, fmt.Errorf("read the index on %s: %w", r.server, err)
+		}
+		r.buf = append(r.buf, msg.GetFileContent()...)
+	}
+	entry, r.buf = r.buf[:r.size], r.buf[r.size:]
+	return entry, true, nil
+}
+
+// key is what IndexBeyond compares of an entry: the needle id and its size,
+// any tombstone (a negative size or a zero offset) as deletedSize.
+func (r *indexReader) key(e []byte) [2]uint64 {
+	id := binary.BigEndian.Uint64(e[0:8])
+	size := int32(binary.BigEndian.Uint32(e[r.size-4 : r.size]))
+	zero := true
+	for _, b := range e[8 : r.size-4] {
+		zero = zero && b == 0
+	}
+	if zero || size < 0 {
+		return [2]uint64{id, deletedSize}
+	}
+	return [2]uint64{id, uint64(size)}
+}

@@ -145,11 +145,12 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		if err != nil {
 			return fail(StepBalanceFreeze, err)
 		}
-		// Compare the earlier copy with the frozen source: identical, it is
-		// adopted; holding nothing the source lacks, it is replaced; holding
-		// needles the source lacks, it may be the only good copy of them and
-		// neither side is touched: both stay read-only, so that neither
-		// takes writes the other lacks.
+		// Compare the earlier copy with the frozen source: identical (the
+		// same live needles and the same index entries), it is adopted;
+		// holding nothing the source lacks, it is replaced; holding needles
+		// or index entries the source lacks, it may be the only good copy
+		// of them and neither side is touched: both stay read-only, the
+		// marks persisted, so that neither takes writes the other lacks.
 		srcSet, err := e.c.LiveNeedles(ctx, source, vid, collection)
 		if err != nil {
 			return fail(StepBalanceFreeze, err)
@@ -160,10 +161,26 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		}
 		switch srcOnly, dstOnly := srcSet.Diff(dstSet); {
 		case dstOnly > 0:
-			return nil, failure(ctx, StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", target, vid, dstOnly, source), false, nil)
-		case srcOnly == 0:
-			adopted = true
+			return nil, failure(ctx, StepBalanceFreeze, permanent("target %s holds an earlier attempt's copy of volume %d with %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", target, vid, dstOnly, source), false, keepReadOnly(ctx, e.c, vid, source, target))
 		default:
+			// Fewer live needles may be deletes the copy took itself, and
+			// the same live needles may hide a same-size overwrite: a copy
+			// whose index is not a prefix of the source's is kept.
+			if err := keepChangedCopy(ctx, e.c, source, target, vid, collection); err != nil {
+				return nil, failure(ctx, StepBalanceFreeze, err, false, keepIfChanged(ctx, e.c, err, vid, source, target))
+			}
+			if srcOnly == 0 {
+				// Adopted only if it is not behind either: a same-size
+				// overwrite the source took since the copy hides in equal
+				// live needles.
+				behind, err := indexBeyond(ctx, e.c, source, target, vid, collection)
+				if err != nil {
+					return fail(StepBalanceFreeze, fmt.Errorf("cannot tell whether the earlier attempt's copy of volume %d on %s lacks changes of the source: %w", vid, target, err))
+				}
+				if adopted = behind == 0; adopted {
+					break
+				}
+			}
 			if err := deleteVolume(ctx, e.c, target, vid, true); err != nil {
 				return fail(StepBalanceFreeze, fmt.Errorf("delete the earlier attempt's partial copy of volume %d on %s: %w", vid, target, err))
 			}
@@ -316,6 +333,11 @@ func (a *balanceAttempt) rollback(ctx context.Context) error {
 			kept = true
 		}
 	}
+	if kept {
+		if err := keepIfChanged(rctx, a.c, errors.Join(errs...), a.vid, a.source, a.target); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if a.frozen && a.sourceWasWritable && !kept {
 		cctx, ccancel := call(rctx)
 		if err := a.c.VolumeMarkWritable(cctx, a.source, a.vid); err != nil {
@@ -348,7 +370,7 @@ func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error
 		return fmt.Errorf("cannot tell whether volume %d is still on %s; changing nothing: %w", vid, source, err)
 	}
 	if err := deleteCopy(ctx, e.c, source, target, vid, spec.GetTask().GetCollection()); err != nil {
-		return err
+		return errors.Join(err, keepIfChanged(ctx, e.c, err, vid, source, target))
 	}
 	if frozen {
 		cctx, cancel := call(ctx)
@@ -358,12 +380,23 @@ func (e *balanceExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error
 	return nil
 }
 
-// deleteCopy deletes the move's copy on the target unless it holds needles
-// the source lacks (it took writes of its own: it may be the only good copy
-// of them). The copy is frozen first, so that no write lands between the
-// comparison and the delete; a kept copy stays frozen. A target without the
-// volume, or with a copy still in flight (not mounted yet), is deleted as
-// before: the delete waits the copy out.
+// deleteCopy deletes the move's copy on the target unless its .idx holds
+// entries the source's lacks. The copy is mounted and writable from the end
+// of its VolumeCopy until the source is deleted, and of a single-copy volume
+// it acknowledges a client's write or delete alone: it may be the only copy
+// of that change. Raw index entries are compared, not live needle sets: a
+// delete on the copy looks like a copy that is behind, and an overwrite
+// with data of the same size changes no live needle's id or size. A copy
+// made from the source holds the source's entries in order (VolumeCopy
+// copies the .idx, the tail appends), so one whose index is a prefix of the
+// source's took nothing of its own. A copy that took something is kept,
+// and the source with it, both read-only, and the task fails for good:
+// neither rolling forward (the move has not verified its copy) nor
+// deleting either side keeps every acknowledged change, and two writable
+// copies would diverge. The copy is frozen first, so that no write lands
+// between the comparison and the delete; a kept copy stays frozen. A
+// target without the volume, or with a copy still in flight (not mounted
+// yet), is deleted as before: the delete waits the copy out.
 func deleteCopy(ctx context.Context, c *seaweed.VolumeClient, source, target string, vid uint32, collection string) error {
 	cctx, cancel := call(ctx)
 	err := c.VolumeMarkReadonly(cctx, target, vid, false)
@@ -371,19 +404,38 @@ func deleteCopy(ctx context.Context, c *seaweed.VolumeClient, source, target str
 	if err != nil && !seaweed.IsNotFound(err) {
 		return fmt.Errorf("cannot freeze the copy of volume %d on %s to compare it with the source; keeping it and the source read-only: %w", vid, target, err)
 	}
-	dstSet, err := c.LiveNeedles(ctx, target, vid, collection)
-	switch {
-	case seaweed.IsNotFound(err):
-	case err != nil:
-		return fmt.Errorf("cannot tell whether the copy of volume %d on %s holds data of its own; keeping it and the source read-only: %w", vid, target, err)
-	default:
-		srcSet, err := c.LiveNeedles(ctx, source, vid, collection)
-		if err != nil {
-			return fmt.Errorf("cannot compare the copy of volume %d on %s with the source %s; keeping both read-only: %w", vid, target, source, err)
-		}
-		if _, dstOnly := srcSet.Diff(dstSet); dstOnly > 0 {
-			return fmt.Errorf("the copy of volume %d on %s holds %d needles the source %s lacks; keeping both, read-only: reconcile them (weed shell volume.check.disk), then make the volume writable (weed shell volume.mark -writable)", vid, target, dstOnly, source)
-		}
+	if err := keepChangedCopy(ctx, c, source, target, vid, collection); err != nil {
+		return err
 	}
 	return deleteVolume(ctx, c, target, vid, true)
+}
+
+// keepChangedCopy returns a permanent error when the frozen copy of the
+// volume on target holds index entries the source lacks (see deleteCopy),
+// and nil when it may be deleted: it took nothing of its own, or it is not
+// there (not mounted yet).
+func keepChangedCopy(ctx context.Context, c *seaweed.VolumeClient, source, target string, vid uint32, collection string) error {
+	beyond, err := indexBeyond(ctx, c, target, source, vid, collection)
+	switch {
+	case err != nil && seaweed.IsNotFound(err):
+		if present, perr := probeVolume(ctx, c, target, vid); perr == nil && !present {
+			return nil
+		}
+		return fmt.Errorf("cannot compare the copy of volume %d on %s with the source %s; keeping both read-only: %w", vid, target, source, err)
+	case err != nil:
+		return fmt.Errorf("cannot tell whether the copy of volume %d on %s holds changes of its own; keeping it and the source read-only: %w", vid, target, err)
+	case beyond > 0:
+		return permanent("the copy of volume %d on %s has %d index entries the source %s lacks (writes or deletes it may have acknowledged after it was mounted); keeping both, read-only: %s", vid, target, beyond, source, compactedHint(vid, source, target))
+	}
+	return nil
+}
+
+// keepIfChanged persists the read-only marks of source and target when err
+// (from keepChangedCopy or deleteCopy) is permanent: both copies are kept
+// and must not diverge further after a volume server restart.
+func keepIfChanged(ctx context.Context, c *seaweed.VolumeClient, err error, vid uint32, source, target string) error {
+	if !errors.Is(err, errPermanent) {
+		return nil
+	}
+	return keepReadOnly(ctx, c, vid, source, target)
 }

@@ -48,6 +48,8 @@ type ecPlan struct {
 	placement map[uint32]string
 	// servers: every server involved (replicas and shard targets), once.
 	servers []string
+	// copies is how many copies the volume's replica placement asks for.
+	copies int
 }
 
 func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
@@ -59,7 +61,7 @@ func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
 	if len(replicas) == 0 {
 		return nil, permanent("the spec names no replica of volume %d", vid)
 	}
-	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}}
+	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}, copies: placementCopies(spec.GetReplicaPlacement())}
 	for _, st := range spec.GetShardTargets() {
 		if st.GetShardId() >= seaweed.EcTotalShards {
 			return nil, permanent("shard target for shard %d: only shards 0..%d exist", st.GetShardId(), seaweed.EcTotalShards-1)
@@ -187,13 +189,6 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d has EC shards left on %s that are not a complete, spread generation to finish, and only %d of the %d replicas its placement %03d asks for: an earlier attempt may have deleted the others, so those shards may be all that is left of them; changing nothing (bring the missing replica back, or check the shards with weed shell ec.decode)",
 				pl.vid, strings.Join(holderNames(holders), ", "), len(pl.replicas), placementCopies(spec.GetReplicaPlacement()), spec.GetReplicaPlacement()), true, nil)
 		}
-		// A generation that took deletes (its .ecj) holds them alone: the
-		// frozen replicas never saw them.
-		if n, on, err := a.journalled(ctx, holders); err != nil {
-			return nil, failure(ctx, StepEcPrepare, err, true, nil)
-		} else if n > 0 {
-			return nil, failure(ctx, StepEcPrepare, permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; re-encoding would sweep those shards and bring the deleted files back: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", pl.vid, n, strings.Join(on, ", ")), true, nil)
-		}
 	}
 	// Sweep EC leftovers so that no generation mixes with the new one: on
 	// the servers of this plan, of every earlier attempt, and every server
@@ -202,6 +197,13 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// Every one answered the survey; one that fails now fails the attempt
 	// (retryable; every original is there).
 	//
+	// Leftovers that took deletes (their .ecj) hold them alone: the frozen
+	// replicas never saw them, and sweeping would bring the deleted files
+	// back. The sweep unmounts every leftover first, so that no delete
+	// lands after the journals are read, reads every server's .ecj
+	// (mounted or not), and refuses for good if one holds a delete
+	// (tearDownUnlessJournalled).
+	//
 	// A server of an earlier attempt that is down is not skipped, although
 	// `weed shell ec.encode` skips servers the master no longer lists: a
 	// volume server mounts the EC files it finds on disk when it starts, so
@@ -209,10 +211,8 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// The failure is retryable: the task waits for the server. If it is gone
 	// for good, a new task submitted without this one's history does not
 	// look for it.
-	for _, s := range a.sweepServers(spec) {
-		if err := a.teardown(ctx, s); err != nil {
-			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot sweep EC leftovers of volume %d from %s: %w", pl.vid, s, err), true, nil)
-		}
+	if err := a.tearDownUnlessJournalled(ctx, a.sweepServers(spec)); err != nil {
+		return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot sweep EC leftovers of volume %d: %w", pl.vid, err), true, nil)
 	}
 	// Freeze every replica: writes after the index is cut would be lost.
 	p.begin(StepEcFreeze, 5)
@@ -356,24 +356,6 @@ func (a *ecAttempt) survey(ctx context.Context, spec *pb.TaskSpec) ([]ecHolder, 
 	return out, nil
 }
 
-// journalled counts the deletes in the .ecj of every holder and names the
-// holders that have some.
-func (a *ecAttempt) journalled(ctx context.Context, holders []ecHolder) (int, []string, error) {
-	n := 0
-	var on []string
-	for _, h := range holders {
-		ids, err := a.c.EcJournal(ctx, h.server, a.vid, a.collection)
-		if err != nil {
-			return 0, nil, err
-		}
-		if len(ids) > 0 {
-			n += len(ids)
-			on = append(on, h.server)
-		}
-	}
-	return n, on, nil
-}
-
 // generation returns the placement of the holders' shards if they are one
 // complete generation an encode of this task could have left to finish:
 // each of the 14 shards mounted once, spread as a fresh plan spreads them
@@ -423,7 +405,7 @@ func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (placeme
 // finishEarlier finishes an earlier attempt that left a complete
 // generation (see generation). The remaining replicas are frozen and
 // compared with the generation's index: its .ecx with the deletes every
-// holder journalled (.ecj; SeaweedFS journals each EC delete on one
+// server journalled (.ecj; SeaweedFS journals each EC delete on one
 // holder) taken out; a needle only a replica has counts as agreement when
 // the journal deleted it. Each replica that agrees is deleted, as that
 // attempt would have. ok is false when there is no such generation, or
@@ -440,33 +422,57 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 		return nil, nil, false
 	}
 	p.begin(StepEcVerify, 85)
+	// Every server's .ecj, not only the holders': one whose shards were
+	// unmounted may still keep a journal.
 	var journal []uint64
-	for _, h := range holders {
-		ids, err := a.c.EcJournal(ctx, h.server, a.vid, a.collection)
+	var journalled []string
+	for _, s := range a.sweepServers(spec) {
+		ids, err := a.c.EcJournal(ctx, s, a.vid, a.collection)
 		if err != nil {
 			return nil, failure(ctx, StepEcVerify, err, true, nil), true
 		}
-		journal = append(journal, ids...)
+		if len(ids) > 0 {
+			journal = append(journal, ids...)
+			journalled = append(journalled, s)
+		}
 	}
 	genSet, err := a.c.EcLiveNeedles(ctx, placement[0], a.vid, a.collection)
 	if err != nil {
 		return nil, failure(ctx, StepEcVerify, err, true, nil), true
 	}
 	genSet = genSet.Without(journal)
+	// undo makes the replicas frozen here writable again (a.touched is
+	// empty: the generation is not this attempt's to tear down), unless the
+	// generation took deletes the replicas lack: then they stay read-only,
+	// the marks persisted, and the task fails for good, as the caller
+	// would fail it (Execute's journalled check) once they were writable.
+	undo := func(step string, cause error) *Failure {
+		if len(journal) == 0 {
+			if cause == nil {
+				return nil
+			}
+			return failure(ctx, step, cause, true, a.rollback(ctx))
+		}
+		err := permanent("an earlier attempt's EC shards of volume %d took %d deletes (journalled on %s) that the replicas do not have; keeping the shards and the replicas, read-only, instead of finishing or re-encoding: apply the deletes to the replicas, or finish the encode by hand, then submit a new task", a.vid, len(journal), strings.Join(journalled, ", "))
+		if cause != nil {
+			err = fmt.Errorf("%w (and: %w)", err, cause)
+		}
+		return failure(ctx, step, err, false, keepReadOnly(ctx, a.c, a.vid, a.replicas...))
+	}
 	for _, r := range a.replicas {
 		a.frozen = append(a.frozen, r)
 		cctx, cancel := call(ctx)
 		err := a.c.VolumeMarkReadonly(cctx, r, a.vid, false)
 		cancel()
 		if err != nil {
-			return nil, failure(ctx, StepEcFreeze, err, true, a.rollback(ctx)), true
+			return nil, undo(StepEcFreeze, err), true
 		}
 	}
 	var differ []string
 	for _, r := range a.replicas {
 		set, err := a.c.LiveNeedles(ctx, r, a.vid, a.collection)
 		if err != nil {
-			return nil, failure(ctx, StepEcVerify, err, true, a.rollback(ctx)), true
+			return nil, undo(StepEcVerify, err), true
 		}
 		if genOnly, rOnly := genSet.Diff(set.Without(journal)); genOnly > 0 || rOnly > 0 {
 			differ = append(differ, fmt.Sprintf("%s lacks %d and adds %d of the generation's %d live needles", r, genOnly, rOnly, genSet.Len()))
@@ -475,13 +481,16 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 	if len(differ) > 0 {
 		if len(a.replicas) >= placementCopies(spec.GetReplicaPlacement()) {
 			// Every copy is there: unfreeze, and let the caller decide.
+			if f := undo(StepEcVerify, nil); f != nil {
+				return nil, f, true
+			}
 			if err := a.rollback(ctx); err != nil {
 				return nil, failure(ctx, StepEcVerify, err, true, nil), true
 			}
 			a.frozen = nil
 			return nil, nil, false
 		}
-		return nil, failure(ctx, StepEcVerify, permanent("an earlier attempt left a complete EC generation of volume %d and deleted original replicas, but the rest differ from it (%s); deleting nothing, the replicas left read-only: compare them (weed shell volume.check.disk) and keep the complete data", a.vid, strings.Join(differ, "; ")), false, nil), true
+		return nil, failure(ctx, StepEcVerify, permanent("an earlier attempt left a complete EC generation of volume %d and deleted original replicas, but the rest differ from it (%s); deleting nothing, the replicas left read-only: compare them (weed shell volume.check.disk) and keep the complete data", a.vid, strings.Join(differ, "; ")), false, keepReadOnly(ctx, a.c, a.vid, a.replicas...)), true
 	}
 	p.begin(StepEcDelete, 90)
 	if f := a.deleteOriginals(ctx); f != nil {
@@ -531,6 +540,16 @@ func (a *ecAttempt) sweepServers(spec *pb.TaskSpec) []string {
 // differ between replicas that hold the same needles. Replicas that
 // disagree are refused, not repaired: the shards replace every replica, so
 // encoding one that is behind (or ahead) would lose what the others hold.
+//
+// A volume with more replicas than its placement asks for is compared on
+// raw .idx entries too (IndexBeyond, both ways): such a pair is what a move
+// leaves when it kept both copies because its target took a write or a
+// delete alone (a single-copy volume's copies do not replicate to each
+// other), and a same-size overwrite changes no live needle's id or size.
+// Copies of a placement's own replicas take every acknowledged write
+// together, and their indexes may differ in order (concurrent writes
+// replicated in different orders), so they are compared on live needles
+// only.
 func (a *ecAttempt) chooseSource(ctx context.Context) error {
 	if len(a.replicas) > 1 {
 		var ref seaweed.NeedleSet
@@ -551,6 +570,11 @@ func (a *ecAttempt) chooseSource(ctx context.Context) error {
 		if len(disagree) > 0 {
 			return permanent("replicas of volume %d disagree (%s); not encoding, which would replace every replica with one of them: reconcile them first (weed shell volume.check.disk)", a.vid, strings.Join(disagree, "; "))
 		}
+		if len(a.replicas) > a.copies {
+			if err := a.sameIndexes(ctx); err != nil {
+				return err
+			}
+		}
 	}
 	best, bestCount := "", -1
 	for _, r := range a.replicas {
@@ -560,6 +584,29 @@ func (a *ecAttempt) chooseSource(ctx context.Context) error {
 	}
 	a.source = best
 	return nil
+}
+
+// sameIndexes returns a permanent error unless every replica's .idx holds
+// the same entries as the first's, in the same order (see chooseSource).
+func (a *ecAttempt) sameIndexes(ctx context.Context) error {
+	ref := a.replicas[0]
+	var differ []string
+	for _, r := range a.replicas[1:] {
+		for _, pair := range [][2]string{{r, ref}, {ref, r}} {
+			n, err := indexBeyond(ctx, a.c, pair[0], pair[1], a.vid, a.collection)
+			if err != nil {
+				return fmt.Errorf("volume %d has %d replicas, more than the %d its placement asks for; cannot compare their indexes: %w", a.vid, len(a.replicas), a.copies, err)
+			}
+			if n > 0 {
+				differ = append(differ, fmt.Sprintf("%s has %d index entries %s lacks", pair[0], n, pair[1]))
+			}
+		}
+	}
+	if len(differ) == 0 {
+		return nil
+	}
+	return permanent("volume %d has %d replicas, more than the %d its placement asks for (a move that kept both copies because one took a write or delete alone), and their indexes differ (%s): one may hold acknowledged changes the other lacks, and encoding would replace both with one; not encoding: compare them (weed shell volume.check.disk -volumeId %d), keep the complete copy, delete the other (volume.delete), then submit a new task",
+		a.vid, len(a.replicas), a.copies, strings.Join(differ, "; "), a.vid)
 }
 
 // move copies shards from the source to target, mounts them there, checks
@@ -657,16 +704,15 @@ func (a *ecAttempt) teardown(ctx context.Context, server string) error {
 }
 
 // rollback undoes the attempt: tear the shards down wherever they may have
-// been created, and make writable the replicas it froze.
+// been created, and make writable the replicas it froze, unless the shards
+// took deletes (see tearDownUnlessJournalled).
 func (a *ecAttempt) rollback(ctx context.Context) error {
 	rctx, cancel := detached(ctx, rollbackTimeout)
 	defer cancel()
-	var errs []error
-	for _, k := range slices.Sorted(maps.Keys(a.touched)) {
-		if err := a.teardown(rctx, a.touched[k]); err != nil {
-			errs = append(errs, err)
-		}
+	if err := a.tearDownUnlessJournalled(rctx, slices.Collect(maps.Values(a.touched))); err != nil {
+		return err
 	}
+	var errs []error
 	for _, r := range a.frozen {
 		if a.wasReadOnly[r] {
 			continue
@@ -681,11 +727,123 @@ func (a *ecAttempt) rollback(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// tearDownUnlessJournalled tears down the volume's EC shards on servers,
+// unless they took deletes. Once mounted, the shards take every delete of
+// the volume sent to a server mounting some (SeaweedFS routes it to the EC
+// volume, which journals it in the .ecj of a holder of the needle's
+// primary shard, store_ec_delete.go): the frozen replicas never see it, and
+// tearing the shards down would bring the deleted files back. So the
+// shards are first unmounted everywhere (a server mounting none sends the
+// delete to its replica, which is frozen and refuses it), then every
+// .ecj is read. With none journalled, the shards are torn down. Otherwise,
+// or when a journal cannot be read, the shards are mounted again as they
+// were and nothing is torn down: the replicas must stay read-only beside
+// them. Rolling forward instead would delete the originals before the
+// shards are verified and spread (fewer copies on fewer servers); keeping
+// both loses nothing and lowers no redundancy. Journalled deletes make the
+// error permanent: only an operator can reconcile the two.
+//
+// The servers holding original replicas are unmounted first, the rest
+// after. While originals exist, the master lists the volume at its
+// replicas, so only those servers take a client's delete; one still
+// mounting shards sends it on (VolumeEcBlobDelete) to the server its cached
+// locations name for the needle's primary shard, and a server that no
+// longer has the EC volume loaded answers OK there without journalling
+// anything (volume_grpc_erasure_coding.go): the delete would be
+// acknowledged and lost. Once no replica server mounts a shard, a delete
+// goes to a frozen replica, which refuses it. One window is left: a delete
+// a replica server received before its unmount and forwards after the
+// primary holder's unmount; closing it would need the volume server to
+// refuse deletes while it unmounts.
+func (a *ecAttempt) tearDownUnlessJournalled(ctx context.Context, servers []string) error {
+	isReplica := func(s string) bool {
+		return slices.ContainsFunc(a.replicas, func(r string) bool { return sameServer(r, s) })
+	}
+	slices.SortFunc(servers, func(x, y string) int {
+		if rx, ry := isReplica(x), isReplica(y); rx != ry {
+			if rx {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(x, y)
+	})
+	mounted := map[string][]uint32{}
+	var errs []error
+	for _, s := range servers {
+		cctx, cancel := call(ctx)
+		m, err := a.c.MountedEcShards(cctx, s, a.vid)
+		if err != nil {
+			err = stepOn("list the mounted shards", s, err)
+		} else if len(m) > 0 {
+			mounted[s] = slices.Sorted(maps.Keys(m))
+			err = stepOn("unmount the shards", s, a.c.VolumeEcShardsUnmount(cctx, s, a.vid, seaweed.EveryEcShardID()))
+		}
+		cancel()
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	var journalled []string
+	n := 0
+	if len(errs) == 0 {
+		for _, s := range servers {
+			ids, err := a.c.EcJournal(ctx, s, a.vid, a.collection)
+			if err != nil {
+				errs = append(errs, stepOn("read the journal", s, err))
+				continue
+			}
+			if len(ids) > 0 {
+				n += len(ids)
+				journalled = append(journalled, s)
+			}
+		}
+	}
+	if len(errs) == 0 && n == 0 {
+		for _, s := range servers {
+			if err := a.teardown(ctx, s); err != nil {
+				errs = append(errs, stepOn("tear down the shards", s, err))
+			}
+		}
+		return errors.Join(errs...)
+	}
+	for _, s := range servers {
+		if len(mounted[s]) == 0 {
+			continue
+		}
+		cctx, cancel := call(ctx)
+		if err := a.c.VolumeEcShardsMount(cctx, s, a.vid, a.collection, mounted[s]); err != nil {
+			errs = append(errs, stepOn("mount the shards again", s, err))
+		}
+		cancel()
+	}
+	if n > 0 {
+		// Persisted, so that a volume server restart does not make the
+		// replicas writable beside shards holding deletes they lack.
+		if err := keepReadOnly(ctx, a.c, a.vid, a.replicas...); err != nil {
+			errs = append(errs, err)
+		}
+		errs = append([]error{permanent("the EC shards of volume %d took %d deletes (journalled on %s) that its replicas lack; keeping the shards and the replicas, read-only, rather than tearing the shards down: apply the deletes to the replicas or finish the encode by hand (weed shell ec.encode), then submit a new task",
+			a.vid, n, strings.Join(journalled, ", "))}, errs...)
+		return errors.Join(errs...)
+	}
+	return fmt.Errorf("cannot tell whether the EC shards of volume %d took deletes; keeping them, and the replicas as they are: %w", a.vid, errors.Join(errs...))
+}
+
+// stepOn names the step and the server of err (nil stays nil).
+func stepOn(step, server string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s on %s: %w", step, server, err)
+}
+
 // Rollback undoes what an interrupted attempt left. If an original replica
 // is gone and every shard is mounted where the spec says, the attempt got
 // past its irreversible step and nothing is changed. If every replica is
 // still there, EC files of the volume are torn down on every involved server
-// and replicas frozen by a non-persistent mark (as the attempt freezes them)
+// (unless they took deletes: then nothing changes, see
+// tearDownUnlessJournalled) and replicas frozen by a non-persistent mark (as the attempt freezes them)
 // are made writable; a mark persisted in the .vif, as an operator's
 // `volume.mark -readonly` is, stays.
 func (e *ecExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
@@ -713,12 +871,10 @@ func (e *ecExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
 		}
 		return nil
 	}
-	var errs []error
-	for _, s := range pl.servers {
-		if err := a.teardown(ctx, s); err != nil {
-			errs = append(errs, err)
-		}
+	if err := a.tearDownUnlessJournalled(ctx, slices.Clone(pl.servers)); err != nil {
+		return err
 	}
+	var errs []error
 	for _, r := range pl.replicas {
 		if !frozen[r] {
 			continue

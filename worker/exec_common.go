@@ -91,7 +91,9 @@ func classify(err error) error {
 // ctx.Err(); a missing volume is never retryable.
 func failure(ctx context.Context, step string, err error, rolledBack bool, rollbackErr error) *Failure {
 	err = classify(err)
-	retryable := !errors.Is(err, ErrVolumeNotFound) && !errors.Is(err, errPermanent)
+	// A rollback that refused to destroy a copy holding acknowledged
+	// changes leaves a state only an operator resolves: not retryable.
+	retryable := !errors.Is(err, ErrVolumeNotFound) && !errors.Is(err, errPermanent) && !errors.Is(rollbackErr, errPermanent)
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		err = fmt.Errorf("%w: %w", cerr, err)
 	}

@@ -223,3 +223,31 @@ func TestAssignOfARestoredAttemptIsNotRun(t *testing.T) {
 	}
 	assertUnfinishedInJournal(t, w, 5, 50)
 }
+
+// TestRestoredRollbackThatKeepsCopiesIsNotRetryable: a restored attempt's
+// rollback that refuses to destroy a copy holding acknowledged changes
+// (a permanent error: both copies kept read-only for an operator) must be
+// reported as not retryable, and not as an interruption, which the leader
+// requeues at once: a retry would run into the same copies.
+func TestRestoredRollbackThatKeepsCopiesIsNotRetryable(t *testing.T) {
+	ex := newRollbackProbe()
+	w := newTestWorker(t, journalled(t, 5, 50), ex)
+	rs := &recordStream{}
+	w.stream = rs
+	w.handle(t.Context(), &pb.AdminMessage{Body: &pb.AdminMessage_HeartbeatAck{HeartbeatAck: &pb.HeartbeatAck{}}})
+	<-ex.ctxs
+	ex.result <- permanent("the copy took a write; keeping both, read-only")
+	var f *pb.TaskFailed
+	waitFor(t, "the failure of the restored attempt", func() bool {
+		for _, m := range rs.messages() {
+			if m.GetFailed().GetTaskId() == 5 {
+				f = m.GetFailed()
+				return true
+			}
+		}
+		return false
+	})
+	if f.Retryable || f.RolledBack || f.Interrupted {
+		t.Fatalf("failed %+v; want neither retryable, rolled back nor an interruption (which the leader requeues)", f)
+	}
+}

@@ -808,7 +808,12 @@ func (w *Worker) rollbackRestored(a *attempt) {
 		}
 		msg = &pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: r}}
 	} else {
-		f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: true, RolledBack: err == nil, Interrupted: true}
+		// A rollback that kept copies holding acknowledged changes left
+		// what only an operator resolves: a retry would meet it again, so
+		// it is neither retryable nor an interruption (which the leader
+		// requeues whatever Retryable says).
+		kept := errors.Is(err, errPermanent)
+		f := &pb.TaskFailed{TaskId: t.Id, Fence: t.Fence, Step: "restart", Error: "worker restarted during the attempt", Retryable: !kept, RolledBack: err == nil, Interrupted: !kept}
 		if err != nil {
 			f.Error += "; rollback: " + err.Error()
 		}

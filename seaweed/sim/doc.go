@@ -62,7 +62,11 @@
 // of the writes that were acknowledged (a write reaches every replica or
 // fails, and a read-only replica refuses it); every EC shard file carries
 // the generation it belongs to (the encode's EncodeTsNs and the content it
-// encoded). Durability (any moment) and DurabilityAtRest (no task in
+// encoded); deletes a server takes while it mounts shards of the volume
+// are journalled in an .ecj and count as part of that generation, and a
+// write sent to one server of a single-copy volume (a move's writable
+// target) is acknowledged by that copy alone (clientwrites.go: WriteTo,
+// DeleteDataOn, OverwriteOn). Durability (any moment) and DurabilityAtRest (no task in
 // flight) compare the disks against the ledgers and report each volume
 // whose data is not held as promised, with its op-log history.
 //

@@ -121,6 +121,41 @@ func (c *Cluster) durability(atRest bool) []Violation {
 	for _, vid := range c.content.sortedVidsLocked() {
 		ledger(vid)
 	}
+	// What a generation holds: what it encoded plus the deletes any holder
+	// journalled since (an .ecj counts wherever it is on disk).
+	journalled := map[uint32]map[int64]map[int64]struct{}{}
+	for _, s := range c.servers {
+		for vid, e := range s.ecs {
+			for _, j := range e.journal {
+				if journalled[vid] == nil {
+					journalled[vid] = map[int64]map[int64]struct{}{}
+				}
+				if journalled[vid][j.gen] == nil {
+					journalled[vid][j.gen] = map[int64]struct{}{}
+				}
+				journalled[vid][j.gen][j.ts] = struct{}{}
+			}
+		}
+	}
+	holds := map[uint32]map[int64]map[int64]struct{}{}
+	genWrites := func(vid uint32, g ecGen) map[int64]struct{} {
+		js := journalled[vid][g.id]
+		if len(js) == 0 {
+			return g.writes
+		}
+		if set := holds[vid][g.id]; set != nil {
+			return set
+		}
+		set := cloneSet(g.writes)
+		for ts := range js {
+			set[ts] = struct{}{}
+		}
+		if holds[vid] == nil {
+			holds[vid] = map[int64]map[int64]struct{}{}
+		}
+		holds[vid][g.id] = set
+		return set
+	}
 	for _, s := range c.servers {
 		for vid, r := range s.vols {
 			acked, v := ledger(vid)
@@ -134,7 +169,7 @@ func (c *Cluster) durability(atRest bool) []Violation {
 					continue
 				}
 				g := e.gens[sh]
-				miss, extra := diffSets(acked, g.writes)
+				miss, extra := diffSets(acked, genWrites(vid, g))
 				v.shards = append(v.shards, shardView{server: s.id, shard: sh, gen: g.id, missing: miss, extra: extra,
 					file: e.files&(1<<sh) != 0, mounted: e.mounted&(1<<sh) != 0, partial: g.partial})
 			}

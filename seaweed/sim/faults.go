@@ -51,6 +51,9 @@ type Fault struct {
 	// call returns (outside the simulator's locks): a test's hook into an
 	// exact step of an operation, e.g. to kill the worker running it.
 	OnFire func()
+	// Pass lets the calls the rule picks succeed: only OnFire runs (and
+	// Latency applies), a hook into a step without failing it.
+	Pass bool
 }
 
 // FaultHandle is an injected rule.
@@ -183,9 +186,11 @@ func (fs *faultSet) decide(method string, who ident, vid uint32, at phase) (time
 		}
 		if fail {
 			h.fired++
-			err = f.Err
-			if err == nil {
-				err = status.Error(codes.Unavailable, "sim: injected fault")
+			if !f.Pass {
+				err = f.Err
+				if err == nil {
+					err = status.Error(codes.Unavailable, "sim: injected fault")
+				}
 			}
 			if f.OnFire != nil {
 				hooks = append(hooks, f.OnFire)

@@ -196,6 +196,7 @@ func (h *vsHandler) VacuumVolumeCommit(ctx context.Context, req *volume_server_p
 	r.fileCount -= dropped
 	r.deleteCount -= dropped
 	r.idBase += dropped
+	r.overwrites = 0
 	r.revision++
 	r.cpd, r.cpdDelBytes, r.cpdDels = cpdNone, 0, 0
 	s.changedLocked(volKey(vid))
@@ -302,7 +303,7 @@ func (s *VolumeServer) fileStatusLocked(r *replica) *volume_server_pb.ReadVolume
 	return &volume_server_pb.ReadVolumeFileStatusResponse{
 		VolumeId:                r.id,
 		IdxFileTimestampSeconds: uint64(r.modifiedAt),
-		IdxFileSize:             (r.fileCount + r.deleteCount) * idxEntrySize,
+		IdxFileSize:             r.idxEntries() * idxEntrySize,
 		DatFileTimestampSeconds: uint64(r.modifiedAt),
 		DatFileSize:             r.size,
 		FileCount:               r.fileCount,
@@ -638,7 +639,7 @@ func (h *vsHandler) VolumeEcShardsDelete(ctx context.Context, req *volume_server
 		}
 	}
 	if e.files == 0 {
-		e.hasIndex = false
+		e.hasIndex, e.journal = false, nil
 		if e.mounted == 0 {
 			delete(s.ecs, vid)
 		}
@@ -746,6 +747,9 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	if req.CopyEcxFile {
 		e.hasIndex = true
 	}
+	if req.CopyEcjFile {
+		e.mergeJournal(snap.journal)
+	}
 	return &volume_server_pb.VolumeEcShardsCopyResponse{}, nil
 }
 
@@ -848,6 +852,8 @@ type simFile struct {
 	base       uint64 // needle ids start after base
 	files      uint64
 	dels       uint64
+	overwrites uint64   // puts of the newest live id after the tombstones
+	journal    []uint64 // an .ecj's needle ids
 	modifiedNs int64
 	content    []byte // served as is when set (an EC .vif)
 }
@@ -855,6 +861,13 @@ type simFile struct {
 func (f simFile) chunk(off, n uint64) []byte {
 	if f.content != nil {
 		return slices.Clone(f.content[off : off+n])
+	}
+	if f.journal != nil {
+		buf := make([]byte, 0, len(f.journal)*8)
+		for _, id := range f.journal {
+			buf = binary.BigEndian.AppendUint64(buf, id)
+		}
+		return buf[off : off+n]
 	}
 	buf := make([]byte, n)
 	if !f.index {
@@ -867,6 +880,8 @@ func (f simFile) chunk(off, n uint64) []byte {
 		switch {
 		case f.sortedIdx && k < f.dels:
 			size = tombstoneSize
+		case !f.sortedIdx && k >= f.files+f.dels:
+			id = f.base + f.files // an overwrite of the newest live needle
 		case !f.sortedIdx && k >= f.files:
 			id, size = f.base+k-f.files+1, tombstoneSize
 		}
@@ -910,8 +925,8 @@ func (h *vsHandler) CopyFile(req *volume_server_pb.CopyFileRequest, stream volum
 		case ".dat":
 			exists, f.size = true, r.size
 		case ".idx":
-			exists, f.index, f.base, f.files, f.dels = true, true, r.idBase, r.fileCount, r.deleteCount
-			f.size = (r.fileCount + r.deleteCount) * idxEntrySize
+			exists, f.index, f.base, f.files, f.dels, f.overwrites = true, true, r.idBase, r.fileCount, r.deleteCount, r.overwrites
+			f.size = r.idxEntries() * idxEntrySize
 		case ".vif":
 			exists, f.size = true, 64
 		case ".cpd":
@@ -934,7 +949,11 @@ func (h *vsHandler) CopyFile(req *volume_server_pb.CopyFileRequest, stream volum
 				exists, f.index, f.sortedIdx, f.base, f.files, f.dels = e.hasIndex, true, true, e.idBase, e.fileCount, e.deleteCount
 				f.size = e.fileCount * idxEntrySize
 			case req.Ext == ".ecj":
-				exists, f.size = e.hasIndex, e.deleteCount*8
+				f.journal = make([]uint64, 0, len(e.journal))
+				for _, j := range e.journal {
+					f.journal = append(f.journal, j.needle)
+				}
+				exists, f.size = e.hasIndex, uint64(len(e.journal))*8
 			case req.Ext == ".vif":
 				// SeaweedFS writes the EC .vif as protojson with the
 				// encode run in ecShardConfig.encodeTsNs.

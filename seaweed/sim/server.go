@@ -324,6 +324,7 @@ const (
 type appendRec struct {
 	ts                           int64
 	bytes, files, delBytes, dels uint64
+	overwrites                   uint64 // same-size overwrites of live needles
 }
 
 type replica struct {
@@ -342,6 +343,10 @@ type replica struct {
 	// deleteCount of them, so that replicas holding the same needles list the
 	// same live ids whatever their compaction history.
 	idBase uint64
+	// overwrites is how many same-size overwrites the .idx holds since the
+	// last compaction: each a put of the newest live id, after the
+	// tombstones (compaction keeps only the last entry of an id).
+	overwrites uint64
 
 	roMark, canDeleteMark       bool // in memory
 	persistRO, persistCanDelete bool // in the .vif
@@ -387,6 +392,7 @@ func (r *replica) apply(rec appendRec) {
 	r.fileCount += rec.files
 	r.deletedBytes = min(r.deletedBytes+rec.delBytes, r.size-superBlockSize)
 	r.deleteCount += rec.dels
+	r.overwrites += rec.overwrites
 	r.modifiedAt = rec.ts / int64(time.Second)
 	r.lastAppendNs = uint64(rec.ts)
 }
@@ -433,6 +439,9 @@ type ecVol struct {
 	mounted     uint32 // shards mounted
 	hasIndex    bool
 	gens        [TotalShards]ecGen // each shard file's generation (content.go)
+	// journal is the .ecj beside the .ecx: the EC deletes this server
+	// took (clientwrites.go), kept while the index is.
+	journal []ecJournalEntry
 }
 
 func (e *ecVol) shardSize() int64 {
@@ -494,3 +503,7 @@ func (s *VolumeServer) flush() {
 	}
 	s.c.master.updateLocked(s, keys)
 }
+
+// idxEntries is the number of entries in the replica's .idx: a put per
+// file, a tombstone per delete, a put per same-size overwrite.
+func (r *replica) idxEntries() uint64 { return r.fileCount + r.deleteCount + r.overwrites }

@@ -569,26 +569,48 @@ func (c *Cluster) WriteReplica(vid uint32, server string, bytes, files uint64) e
 }
 
 // DeleteData simulates deleting files files holding bytes bytes from every
-// replica of vid, which creates garbage for vacuum.
+// replica of vid, which creates garbage for vacuum. While a server holding
+// a replica of vid has shards of it mounted (an encode between its mount and
+// the originals' delete), or when only shards are left, the delete is an EC
+// delete journalled in an .ecj, as a client's delete would be there (see
+// clientwrites.go).
 func (c *Cluster) DeleteData(vid uint32, bytes, files uint64) error {
-	return c.mutateReplicas(vid, appendRec{delBytes: bytes, dels: files})
+	rec := appendRec{delBytes: bytes, dels: files}
+	c.content.mu.Lock()
+	defer c.content.mu.Unlock()
+	regular, mounted, both := false, false, false
+	for _, s := range c.servers {
+		s.mu.Lock()
+		r, e := s.vols[vid], s.ecs[vid]
+		s.mu.Unlock()
+		m := e != nil && e.mounted != 0
+		regular, mounted, both = regular || r != nil, mounted || m, both || (m && r != nil)
+	}
+	if both || (mounted && !regular) {
+		// Without a regular replica left, the master's lookup lists the
+		// shard holders; with one, a server that also mounts shards.
+		return c.ecDeleteLocked(vid, rec)
+	}
+	return c.mutateReplicasLocked(vid, rec)
 }
 
 func (c *Cluster) mutateReplicas(vid uint32, rec appendRec) error {
 	c.content.mu.Lock()
 	defer c.content.mu.Unlock()
+	return c.mutateReplicasLocked(vid, rec)
+}
+
+// mutateReplicasLocked applies rec to every replica of vid, or to none
+// when one refuses it (c.content.mu held).
+func (c *Cluster) mutateReplicasLocked(vid uint32, rec appendRec) error {
 	var holders []*VolumeServer
 	for _, s := range c.servers {
 		s.mu.Lock()
 		r := s.vols[vid]
 		if r != nil {
-			if r.unloaded {
+			if err := r.check(rec); err != nil {
 				s.mu.Unlock()
-				return fmt.Errorf("sim: volume %d on %s is not loaded", vid, s.id)
-			}
-			if r.noWrite() && (rec.bytes > 0 || rec.files > 0 || !r.canDeleteMark) {
-				s.mu.Unlock()
-				return fmt.Errorf("sim: volume %d on %s is read only", vid, s.id)
+				return fmt.Errorf("sim: volume %d on %s %w", vid, s.id, err)
 			}
 			holders = append(holders, s)
 		}
