@@ -51,9 +51,6 @@ type Fault struct {
 	// call returns (outside the simulator's locks): a test's hook into an
 	// exact step of an operation, e.g. to kill the worker running it.
 	OnFire func()
-	// Pass lets the calls the rule picks succeed: only OnFire runs (and
-	// Latency applies), a hook into a step without failing it.
-	Pass bool
 }
 
 // FaultHandle is an injected rule.
@@ -186,11 +183,9 @@ func (fs *faultSet) decide(method string, who ident, vid uint32, at phase) (time
 		}
 		if fail {
 			h.fired++
-			if !f.Pass {
-				err = f.Err
-				if err == nil {
-					err = status.Error(codes.Unavailable, "sim: injected fault")
-				}
+			err = f.Err
+			if err == nil {
+				err = status.Error(codes.Unavailable, "sim: injected fault")
 			}
 			if f.OnFire != nil {
 				hooks = append(hooks, f.OnFire)
