@@ -53,14 +53,13 @@ const (
 func init() {
 	// Weights: a 200-round run draws each a few times.
 	//
-	// Known bug found by kill9-worker-at-delete "ec after-delete" (not
-	// fixed yet; the round does not fail the run, its table row shows it):
-	// with every original deleted, the retry of the EC task ends FAILED
-	// although the encode is complete and the volume safe: the retry's
-	// spec still names the deleted replica (the leader's topology is a
-	// second behind), and the worker's prepare fails on its NotFound before
-	// reaching finishEarlier; planned later, it fails "already erasure
-	// coded". See the branch's report.
+	// kill9-worker-at-delete "ec after-delete" found that the retry of an
+	// EC task whose originals were all deleted ended FAILED although the
+	// encode was complete: its spec still named the deleted replica (the
+	// leader's topology a second behind) and the worker's prepare failed
+	// on its NotFound; planned later, it failed "already erasure coded".
+	// Fixed (worker/ec.go, scheduler.finishSpec): that variant must now
+	// complete, and a round where it does not fails the run.
 	registerFault(fkKillAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkKillAtDelete) })
 	registerFault(fkStopAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkStopAtDelete) })
 	registerFault(fkLeaderAtCommit, 3, (*faultRun).leaderAtCompletion)
@@ -166,6 +165,9 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 	outcome, tk := r.waitEnded(w.task, targetedEndWait)
 	r.noteEnd(kind, w, outcome, tk)
 	targeted.add(kind, variant, true, victim != nil, outcome)
+	if ec && after && victim != nil && outcome != "completed" {
+		targeted.violation("%s %s: task %d (%s of volume %d) ended %s, not completed: %v", kind, variant, w.task, typeNames[w.typ], w.vid, outcome, tk)
+	}
 }
 
 // leaderAtCompletion arms the leader's completion failpoint from a hook on

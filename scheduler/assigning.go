@@ -21,6 +21,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	s.refreshShell(ctx)
 	s.mu.Lock()
 	topo, topoOK := s.view.assignTopology()
+	asked := s.view.assignAsked()
 	if !s.view.gate(time.Now()).Assign {
 		topo = nil
 	}
@@ -55,7 +56,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 				loads[i].Running++
 			}
 		}
-		spec, planErr := PlanSpec(t, topo, s.cfg.Thresholds)
+		spec, planErr := PlanSpecAsOf(t, topo, asked, s.cfg.Thresholds)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {

@@ -75,6 +75,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 			s.cfg.Observe(EventDetection, pb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
 		}
 	}()
+	asked := s.cfg.Now()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	topo, err := s.master.Topology(pctx)
 	cancel()
@@ -85,7 +86,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		s.checkShell(ctx)
 	}
 	s.mu.Lock()
-	s.view.polled(topo, err, s.cfg.Now())
+	s.view.polled(topo, err, asked, s.cfg.Now())
 	if err != nil {
 		s.mu.Unlock()
 		return

@@ -25,6 +25,10 @@ type masterView struct {
 	// the work that may still go out while the master is unreachable or
 	// refilling (see assignTopology).
 	trusted *seaweed.Topology
+	// topoAsked and trustedAsked are when topo and trusted were asked for
+	// (before the poll began): planning waits for a volume submitted after
+	// the topology it plans from (PlanSpecAsOf).
+	topoAsked, trustedAsked time.Time
 	// refill judges whether a polled topology is complete enough to act on.
 	refill    seaweed.RefillGuard
 	vacuumOff *bool
@@ -76,9 +80,18 @@ func (v *masterView) assignTopology() (*seaweed.Topology, bool) {
 	return v.trusted, false
 }
 
-// polled records a poll of the topology at at: the topology and whether it
-// is trusted (see trust), or why the master did not answer.
-func (v *masterView) polled(topo *seaweed.Topology, err error, at time.Time) {
+// assignAsked is when the topology assignTopology returns was asked for.
+func (v *masterView) assignAsked() time.Time {
+	if v.topoOK {
+		return v.topoAsked
+	}
+	return v.trustedAsked
+}
+
+// polled records a poll of the topology asked for at asked and answered at
+// at: the topology and whether it is trusted (see trust), or why the master
+// did not answer.
+func (v *masterView) polled(topo *seaweed.Topology, err error, asked, at time.Time) {
 	v.lastPoll = at
 	if err != nil {
 		if v.topoErr == nil {
@@ -91,9 +104,9 @@ func (v *masterView) polled(topo *seaweed.Topology, err error, at time.Time) {
 		v.log.Info("master reachable again")
 	}
 	v.topoErr = nil
-	v.topo, v.topoOK = topo, v.trust(topo)
+	v.topo, v.topoOK, v.topoAsked = topo, v.trust(topo), asked
 	if v.topoOK {
-		v.trusted = topo
+		v.trusted, v.trustedAsked = topo, asked
 	}
 }
 

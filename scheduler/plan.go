@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -201,8 +202,19 @@ func placementCopies(rp uint32) int {
 
 // PlanSpec resolves where a task's attempt must act, from the topology. The
 // returned spec carries the task as given (with its fence). A retry whose
-// work the topology shows done gets an *AlreadyDone error.
+// work the topology shows done gets an *AlreadyDone error. It is
+// PlanSpecAsOf for a topology of unknown age.
 func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
+	return PlanSpecAsOf(task, topo, time.Time{}, th)
+}
+
+// PlanSpecAsOf is PlanSpec for a topology the leader asked the master for
+// at asked (zero: unknown). A volume the topology does not list is waited
+// for (ErrPlanWait) while the topology was asked for before the task was
+// submitted (its CreatedAt, stamped by the proposer): the submitter saw a
+// newer one. Only a topology asked for after the submission fails it as
+// unknown.
+func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}
@@ -213,7 +225,13 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+			if finish, ok := finishSpec(task, topo, spec); ok {
+				return finish, nil
+			}
 			return nil, planErr("volume %d is already erasure coded", task.VolumeId)
+		}
+		if !asked.IsZero() && asked.UnixNano() < task.CreatedAt {
+			return nil, planWait("volume %d is not in the master's topology yet: it was fetched before the task was submitted; waiting for a newer one", task.VolumeId)
 		}
 		return nil, planErr("volume %d not found in the master's topology", task.VolumeId)
 	}
@@ -245,6 +263,26 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 		return spec, nil
 	}
 	return nil, planErr("unknown task type %d", int32(task.Type))
+}
+
+// finishSpec plans a retried erasure coding whose volume the topology lists
+// as EC-only without a complete generation (doneBefore takes that): an
+// earlier attempt deleted the originals and its worker died before
+// reporting, while the master does not list every shard yet (or any more).
+// Only when every server the master lists with shards is one of the
+// earlier attempts': the spec then names no replica and no target, only
+// those servers, and the worker finishes the earlier attempt if it finds a
+// complete, verified generation there; it never sweeps or encodes.
+func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, bool) {
+	if !retried(task) || len(task.EarlierServers) == 0 {
+		return nil, false
+	}
+	holders := shardHolders(topo, task.VolumeId)
+	if len(holders) == 0 || len(foreignHolders(topo, holders, task.EarlierServers)) > 0 {
+		return nil, false
+	}
+	spec.EcShardHolders = holders
+	return spec, true
 }
 
 // SpecServers are the servers an attempt of spec acts on: for erasure

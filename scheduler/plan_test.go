@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -435,5 +436,96 @@ func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A retried erasure coding whose volume the master lists as EC-only, with
+// fewer than 14 shards (doneBefore completes a full set), gets a finish
+// spec: no replica, no target, the holders and the earlier servers, for
+// the worker to finish an earlier attempt that deleted the originals. Not
+// a first attempt, nor shards where no earlier attempt of the task was.
+func TestPlanSpecErasureCodingFinish(t *testing.T) {
+	first13 := allShards()[:13]
+	for _, tc := range []struct {
+		name        string
+		nodes       []*node
+		attempt     uint32
+		earlier     []string
+		wantHolders []string // a finish spec with these holders
+		want        string   // else an ErrPlan saying this
+	}{
+		{name: "retry, holders are earlier servers: finish",
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:5]...), srv(sid(2), 8).shards(5, first13[5:9]...), srv(sid(3), 8).shards(5, first13[9:]...)},
+			attempt: 2, earlier: addrOf(1, 2, 3, 4), wantHolders: addrOf(1, 2, 3)},
+		{name: "ctl task retry (attempt 1, history): finish",
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
+			attempt: 1, earlier: addrOf(1, 2), wantHolders: addrOf(1, 2)},
+		{name: "first attempt: already erasure coded",
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13...), srv(sid(2), 8)},
+			attempt: 1, want: "already erasure coded"},
+		{name: "a holder no earlier attempt used: already erasure coded",
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
+			attempt: 3, earlier: addrOf(1, 3), want: "already erasure coded"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := &pb.Task{Id: 9, Type: ecT, VolumeId: 5, Attempt: tc.attempt, Fence: 4, EarlierServers: tc.earlier}
+			spec, err := PlanSpec(task, build(100, tc.nodes...), DefaultThresholds())
+			if tc.want != "" {
+				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.want) {
+					t.Fatalf("PlanSpec = %v, %v; want an ErrPlan saying %q", spec, err, tc.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("PlanSpec: %v", err)
+			}
+			if len(spec.Replicas) != 0 || len(spec.ShardTargets) != 0 || !reflect.DeepEqual(spec.EcShardHolders, tc.wantHolders) || !reflect.DeepEqual(spec.EarlierServers, tc.earlier) || spec.Task != task {
+				t.Fatalf("finish spec: replicas %v, targets %v, holders %v, earlier %v; want none, none, %v, %v", spec.Replicas, spec.ShardTargets, spec.EcShardHolders, spec.EarlierServers, tc.wantHolders, tc.earlier)
+			}
+			if s := SpecServers(spec); len(s) != 0 {
+				t.Errorf("a finish spec records servers %v for its attempt, want none", s)
+			}
+		})
+	}
+}
+
+// A task whose volume the topology does not list waits while the topology
+// was asked for before the task's submission (the submitter saw a newer
+// one), and fails as unknown only on a topology asked for after it, or of
+// unknown age.
+func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
+	topo := build(100, srv(sid(1), 10, v(1, 100)), srv(sid(2), 10))
+	created := now.UnixNano()
+	for _, tc := range []struct {
+		name  string
+		typ   pb.TaskType
+		vid   uint32
+		asked time.Time
+		wait  bool
+	}{
+		{"vacuum, topology older than the task", vacuumT, 7, now.Add(-time.Second), true},
+		{"EC, topology older than the task", ecT, 7, now.Add(-time.Second), true},
+		{"balance, topology older than the task", balanceT, 7, now.Add(-time.Second), true},
+		{"topology asked for after the task", vacuumT, 7, now.Add(time.Millisecond), false},
+		{"topology of unknown age", vacuumT, 7, time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			task := &pb.Task{Id: 3, Type: tc.typ, VolumeId: tc.vid, Attempt: 1, CreatedAt: created}
+			spec, err := PlanSpecAsOf(task, topo, tc.asked, DefaultThresholds())
+			if tc.wait {
+				if !errors.Is(err, ErrPlanWait) || !contains(err.Error(), "not in the master's topology yet") {
+					t.Fatalf("PlanSpecAsOf = %v, %v; want an ErrPlanWait", spec, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrPlan) || !contains(err.Error(), "volume 7 not found") {
+				t.Fatalf("PlanSpecAsOf = %v, %v; want ErrPlan: not found", spec, err)
+			}
+		})
+	}
+	// A listed volume plans the same whatever the topology's age.
+	task := &pb.Task{Id: 4, Type: vacuumT, VolumeId: 1, Attempt: 1, CreatedAt: created}
+	if _, err := PlanSpecAsOf(task, topo, now.Add(-time.Second), DefaultThresholds()); err != nil {
+		t.Fatalf("listed volume, old topology: %v", err)
 	}
 }

@@ -58,7 +58,10 @@ func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(replicas) == 0 {
+	// A finish spec (scheduler.PlanSpec, a retry once the volume is EC-only)
+	// names no replica and no target: only the earlier attempts' servers.
+	finish := len(replicas) == 0 && len(spec.GetEarlierServers()) > 0 && len(spec.GetShardTargets()) == 0
+	if len(replicas) == 0 && !finish {
 		return nil, permanent("the spec names no replica of volume %d", vid)
 	}
 	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}, copies: placementCopies(spec.GetReplicaPlacement())}
@@ -74,7 +77,7 @@ func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
 		}
 		pl.placement[st.GetShardId()] = st.GetServer()
 	}
-	if len(pl.placement) != seaweed.EcTotalShards {
+	if len(pl.placement) != seaweed.EcTotalShards && !finish {
 		return nil, permanent("the spec places %d of the %d shards", len(pl.placement), seaweed.EcTotalShards)
 	}
 	all := slices.Clone(replicas)
@@ -135,10 +138,27 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 	// retry finds the replicas an abandoned attempt froze (a mark that is
 	// not persisted, as attempts freeze) read-only: they were writable.
 	retry := len(spec.GetEarlierServers()) > 0
-	for _, r := range pl.replicas {
+	// On a retry, a replica that is not found may be one an earlier
+	// attempt deleted after its verify (the leader plans from a topology a
+	// moment behind): it is left out of the plan, and only finishEarlier
+	// may go on without it (see missingErr below). With no replica left,
+	// finishEarlier has nothing to compare the generation with and deletes
+	// nothing: the generation itself is the evidence (14 distinct shards
+	// each mounted once on servers of this task's earlier attempts, spread
+	// as a plan spreads them, of one encode run, equal sizes and .ecx
+	// lengths; see generation). An attempt deletes originals only after
+	// such a generation verified, so completing then only records it.
+	var missing []string
+	var missingErr error
+	for _, r := range slices.Clone(pl.replicas) {
 		cctx, cancel := call(ctx)
 		st, err := e.c.VolumeStatus(cctx, r, pl.vid)
 		cancel()
+		if err != nil && retry && seaweed.IsNotFound(err) {
+			missing, missingErr = append(missing, r), err
+			pl.replicas = slices.DeleteFunc(pl.replicas, func(x string) bool { return x == r })
+			continue
+		}
 		if err != nil {
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
@@ -185,10 +205,22 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 		}
 		// Otherwise the leftovers are swept, but only while every original
 		// is there: with one missing, they may be all that is left of it.
+		if len(missing) > 0 || len(pl.replicas) == 0 {
+			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d has EC shards left on %s that are not a complete, spread generation to finish, and is gone from %s, which the spec names: an earlier attempt may have deleted it, so those shards may be all that is left of it; changing nothing (bring the missing replica back, or check the shards with weed shell ec.decode)",
+				pl.vid, strings.Join(holderNames(holders), ", "), strings.Join(missing, ", ")), true, nil)
+		}
 		if len(pl.replicas) < placementCopies(spec.GetReplicaPlacement()) {
 			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d has EC shards left on %s that are not a complete, spread generation to finish, and only %d of the %d replicas its placement %03d asks for: an earlier attempt may have deleted the others, so those shards may be all that is left of them; changing nothing (bring the missing replica back, or check the shards with weed shell ec.decode)",
 				pl.vid, strings.Join(holderNames(holders), ", "), len(pl.replicas), placementCopies(spec.GetReplicaPlacement()), spec.GetReplicaPlacement()), true, nil)
 		}
+	}
+	// Nothing to finish: a replica the spec names is missing (a first
+	// attempt fails on it at once) or there is none to encode.
+	if missingErr != nil {
+		return nil, failure(ctx, StepEcPrepare, missingErr, true, nil)
+	}
+	if len(pl.replicas) == 0 {
+		return nil, failure(ctx, StepEcPrepare, permanent("volume %d has no replica left and no EC shards on the earlier attempts' servers (%s): nothing to encode or finish", pl.vid, strings.Join(spec.GetEarlierServers(), ", ")), true, nil)
 	}
 	// Sweep EC leftovers so that no generation mixes with the new one: on
 	// the servers of this plan, of every earlier attempt, and every server
