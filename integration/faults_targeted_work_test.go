@@ -128,7 +128,7 @@ func init() {
 			for o, n := range row.outcomes {
 				outs[o] = n
 			}
-			fmt.Fprintf(&b, "    %-48s %3d / %3d; %d; %s\n", k, row.armed, row.fired, row.resubmits, fmtCounts(outs))
+			fmt.Fprintf(&b, "    %-58s %3d / %3d; %d; %s\n", k, row.armed, row.fired, row.resubmits, fmtCounts(outs))
 		}
 		// Resubmits stop once the leader plans from a topology newer than
 		// the submission; until then they show here.
