@@ -1,7 +1,9 @@
 package integration
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -31,7 +33,9 @@ import (
 //     stateful RPC of the task and its answer is lost.
 //
 // Each round reports whether its hook fired; the final table lists armed /
-// fired and the task outcomes per kind and variant.
+// fired and the task outcomes per kind and variant. A round whose hook
+// fired must end with its task completed, and a kind armed three times or
+// more whose hook never fired fails the run (its rounds tested nothing).
 
 const (
 	fkKillAtDelete   faultKind = "kill9-worker-at-delete"
@@ -52,14 +56,6 @@ const (
 
 func init() {
 	// Weights: a 200-round run draws each a few times.
-	//
-	// kill9-worker-at-delete "ec after-delete" found that the retry of an
-	// EC task whose originals were all deleted ended FAILED although the
-	// encode was complete: its spec still named the deleted replica (the
-	// leader's topology a second behind) and the worker's prepare failed
-	// on its NotFound; planned later, it failed "already erasure coded".
-	// Fixed (worker/ec.go, scheduler.finishSpec): that variant must now
-	// complete, and a round where it does not fails the run.
 	registerFault(fkKillAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkKillAtDelete) })
 	registerFault(fkStopAtDelete, 3, func(r *faultRun) { r.workerAtDelete(fkStopAtDelete) })
 	registerFault(fkLeaderAtCommit, 3, (*faultRun).leaderAtCompletion)
@@ -102,6 +98,7 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 	d := r.hold(faultLease-300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
 	var victim *faultWorker
 	var hookErr string
+	killTimedOut := false
 	fired := make(chan struct{})
 	var once sync.Once
 	f := deleteRule(w)
@@ -118,8 +115,11 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 			return
 		}
 		if kind == fkKillAtDelete {
-			if err := victim.signal(syscall.SIGKILL); err != nil || !waitGone(victim.node, 10*time.Second) {
+			if err := victim.signal(syscall.SIGKILL); err != nil {
 				hookErr = fmt.Sprintf("kill -9 %s: %v", victim.ID, err)
+				victim = nil
+			} else if !waitGone(victim.node, 10*time.Second) {
+				killTimedOut = true
 			}
 			return
 		}
@@ -141,11 +141,21 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 	if !r.waitFired(fired, w.task) {
 		rule.Remove()
 		outcome, tk := r.waitEnded(w.task, targetedEndWait)
-		r.noteEnd(kind, w, "hook did not fire; "+outcome, tk)
-		targeted.add(kind, variant, true, false, outcome)
+		r.note("%s: hook did not fire", kind)
+		r.ended(kind, variant, w, false, outcome, tk)
 		return
 	}
 	rule.Remove()
+	if killTimedOut {
+		// Restarting a worker that still runs would stop the run on
+		// "already running": say what happened instead.
+		targeted.violation("round %d, %s %s: worker %s still runs 10s after kill -9", r.round, kind, variant, victim.ID)
+		if waitGone(victim.node, 60*time.Second) {
+			victim.startArgs(r.t, victim.argv...)
+		}
+		victim = nil
+		hookErr = "kill -9 did not take effect"
+	}
 	if victim != nil {
 		if kind == fkKillAtDelete {
 			r.note("%s: killed %s at the delete (%s)", kind, victim.ID, variant)
@@ -163,11 +173,7 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 		r.note("%s: hook: %s", kind, hookErr)
 	}
 	outcome, tk := r.waitEnded(w.task, targetedEndWait)
-	r.noteEnd(kind, w, outcome, tk)
-	targeted.add(kind, variant, true, victim != nil, outcome)
-	if ec && after && victim != nil && outcome != "completed" {
-		targeted.violation("%s %s: task %d (%s of volume %d) ended %s, not completed: %v", kind, variant, w.task, typeNames[w.typ], w.vid, outcome, tk)
-	}
+	r.ended(kind, variant, w, victim != nil, outcome, tk)
 }
 
 // leaderAtCompletion arms the leader's completion failpoint from a hook on
@@ -209,18 +215,29 @@ func (r *faultRun) leaderAtCompletion() {
 		targeted.add(kind, variant, false, false, "not submitted")
 		return
 	}
+	// Armed from here on: a hook that never runs shows as armed, not fired.
 	r.note("%s: %s, task %d of volume %d", kind, variant, w.task, w.vid)
 	r.waitFired(armed, w.task)
 	rule.Remove()
 	fired := false
 	if armedOn != nil {
 		r.note("%s: armed %s at the last delete of task %d", kind, armedOn.ID, w.task)
-		fired = waitGone(armedOn.node, 20*time.Second)
-		if _, err := os.Stat(armPath); err == nil {
-			_ = os.Remove(armPath) // not fired: disarm
-			fired = false
+		waitGone(armedOn.node, 20*time.Second)
+		// Disarm by renaming: the admin consumes the file as it fires, so
+		// a file that is gone means it fired (perhaps just now), one that
+		// is renamed away can no longer fire.
+		switch err := os.Rename(armPath, armPath+".disarmed"); {
+		case err == nil:
+			_ = os.Remove(armPath + ".disarmed")
+		case errors.Is(err, fs.ErrNotExist):
+			fired = true
+		default:
+			r.fail("%s: disarm %s: %v", kind, armPath, err)
 		}
 		if fired {
+			if !waitGone(armedOn.node, 30*time.Second) {
+				r.fail("%s: %s consumed its arm file at %s of task %d but still runs 30s later", kind, armedOn.ID, point, w.task)
+			}
 			r.note("%s: %s killed itself at %s of task %d", kind, armedOn.ID, point, w.task)
 			time.Sleep(r.hold(150*time.Millisecond, 900*time.Millisecond))
 			armedOn.startArgs(r.t, armedOn.argv...)
@@ -228,11 +245,7 @@ func (r *faultRun) leaderAtCompletion() {
 		}
 	}
 	outcome, tk := r.waitEnded(w.task, targetedEndWait)
-	r.noteEnd(kind, w, outcome, tk)
-	targeted.add(kind, variant, armedOn != nil, fired, outcome)
-	if fired && outcome != "completed" {
-		targeted.violation("%s %s: task %d (%s of volume %d) ended %s, not completed: %v", kind, variant, w.task, typeNames[w.typ], w.vid, outcome, tk)
-	}
+	r.ended(kind, variant, w, fired, outcome, tk)
 }
 
 // crashMidCopy stops the volume server receiving the task's shard copy (EC)
@@ -299,8 +312,7 @@ func (r *faultRun) crashMidCopy() {
 		}
 	}
 	outcome, tk := r.waitEnded(w.task, targetedEndWait)
-	r.noteEnd(kind, w, outcome, tk)
-	targeted.add(kind, variant, true, hit, outcome)
+	r.ended(kind, variant, w, hit, outcome, tk)
 }
 
 // lostAnswerMethods are the destructive or stateful RPCs whose answer a
@@ -363,6 +375,5 @@ func (r *faultRun) lostAnswer() {
 	hit := r.waitFired(fired, w.task)
 	rule.Remove()
 	outcome, tk := r.waitEnded(w.task, targetedEndWait)
-	r.noteEnd(kind, w, outcome, tk)
-	targeted.add(kind, variant, true, hit, outcome)
+	r.ended(kind, variant, w, hit, outcome, tk)
 }

@@ -30,11 +30,22 @@ type targetedStats struct {
 }
 
 type targetedRow struct {
+	kind         faultKind
 	armed, fired int
-	outcomes     map[string]int
+	// resubmits counts tasks submitted again because the leader's cached
+	// topology did not list the new volume yet (see start).
+	resubmits int
+	outcomes  map[string]int
 }
 
 var targeted = &targetedStats{rows: map[string]*targetedRow{}}
+
+// reset empties the stats for a new run (go test -count=2).
+func (s *targetedStats) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rows, s.fails = map[string]*targetedRow{}, nil
+}
 
 func (s *targetedStats) row(kind faultKind, variant string) *targetedRow {
 	s.mu.Lock()
@@ -42,7 +53,7 @@ func (s *targetedStats) row(kind faultKind, variant string) *targetedRow {
 	k := string(kind) + " " + variant
 	r := s.rows[k]
 	if r == nil {
-		r = &targetedRow{outcomes: map[string]int{}}
+		r = &targetedRow{kind: kind, outcomes: map[string]int{}}
 		s.rows[k] = r
 	}
 	return r
@@ -69,7 +80,28 @@ func (s *targetedStats) violation(format string, args ...any) {
 	s.fails = append(s.fails, fmt.Sprintf(format, args...))
 }
 
+// ended records how an armed round's task ended (its resubmits counted),
+// and a violation if its hook fired and the task did not complete: every
+// targeted fault hits a step the task must survive.
+func (r *faultRun) ended(kind faultKind, variant string, w *targetWork, fired bool, outcome string, tk *pb.Task) {
+	r.noteEnd(kind, w, outcome, tk)
+	targeted.add(kind, variant, true, fired, outcome)
+	row := targeted.row(kind, variant)
+	targeted.mu.Lock()
+	row.resubmits += w.resubmits
+	targeted.mu.Unlock()
+	if fired && outcome != "completed" {
+		lastErr := "(task unreadable)"
+		if tk != nil {
+			lastErr = fmt.Sprintf("after %d attempts, last error %q", tk.Attempt, tk.LastError)
+		}
+		targeted.violation("round %d, %s %s: task %d (%s of volume %d) ended %s, not completed, %s",
+			r.round, kind, variant, w.task, typeNames[w.typ], w.vid, outcome, lastErr)
+	}
+}
+
 func init() {
+	registerRunReset(targeted.reset)
 	registerFinalCheck("targeted-fault rounds whose task ended wrongly", func(r *faultRun) (int, []string) {
 		targeted.mu.Lock()
 		defer targeted.mu.Unlock()
@@ -79,20 +111,42 @@ func init() {
 		}
 		sort.Strings(keys)
 		var b strings.Builder
-		fmt.Fprintf(&b, "  targeted faults (kind variant: armed / fired; task outcomes):\n")
-		armed := 0
+		fmt.Fprintf(&b, "  targeted faults (kind variant: armed / fired; resubmitted; task outcomes):\n")
+		armed, resubmits := 0, 0
+		type kindSum struct{ armed, fired int }
+		byKind := map[faultKind]*kindSum{}
 		for _, k := range keys {
 			row := targeted.rows[k]
 			armed += row.armed
+			resubmits += row.resubmits
+			if byKind[row.kind] == nil {
+				byKind[row.kind] = &kindSum{}
+			}
+			byKind[row.kind].armed += row.armed
+			byKind[row.kind].fired += row.fired
 			outs := map[string]int{}
 			for o, n := range row.outcomes {
 				outs[o] = n
 			}
-			fmt.Fprintf(&b, "    %-48s %3d / %3d; %s\n", k, row.armed, row.fired, fmtCounts(outs))
+			fmt.Fprintf(&b, "    %-58s %3d / %3d; %d; %s\n", k, row.armed, row.fired, row.resubmits, fmtCounts(outs))
 		}
+		// Resubmits stop once the leader plans from a topology newer than
+		// the submission; until then they show here.
+		fmt.Fprintf(&b, "  tasks resubmitted because the leader's topology lacked the new volume: %d\n", resubmits)
 		fmt.Print(b.String())
 		r.t.Log(b.String())
-		return armed, slices.Clone(targeted.fails)
+		fails := slices.Clone(targeted.fails)
+		kinds := make([]string, 0, len(byKind))
+		for k := range byKind {
+			kinds = append(kinds, string(k))
+		}
+		sort.Strings(kinds)
+		for _, k := range kinds {
+			if sum := byKind[faultKind(k)]; sum.armed >= 3 && sum.fired == 0 {
+				fails = append(fails, fmt.Sprintf("%s: armed %d times, its hook never fired (the rounds test nothing)", k, sum.armed))
+			}
+		}
+		return armed, fails
 	})
 }
 
@@ -107,6 +161,7 @@ type targetWork struct {
 	vid            uint32
 	task           uint64
 	source, target *sim.VolumeServer // balance
+	resubmits      int               // see start
 }
 
 // submit submits a task through any admin that answers (a follower
@@ -188,7 +243,9 @@ func (r *faultRun) start(w *targetWork) error {
 	}
 	// The leader plans from its cached copy of the master's topology, which
 	// may not list the volume yet: such a task fails at once, before any
-	// volume-server call, and is submitted again.
+	// volume-server call, and is submitted again. Counted (the targeted
+	// table's "resubmitted"): 0 once planning waits for a topology newer
+	// than the submission.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		id, err := r.submit(req)
@@ -211,6 +268,7 @@ func (r *faultRun) start(w *targetWork) error {
 			if !strings.Contains(tk.LastError, "not found in the master's topology") || time.Now().After(deadline) {
 				return nil
 			}
+			w.resubmits++
 			break
 		}
 	}

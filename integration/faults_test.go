@@ -136,6 +136,12 @@ func registerFinalCheck(name string, check func(*faultRun) (int, []string)) {
 	}{name, check})
 }
 
+// runResets run as a run starts: stats kept by other files begin empty
+// (go test -count=2).
+var runResets []func()
+
+func registerRunReset(f func()) { runResets = append(runResets, f) }
+
 // roundHooks run after every round (its fault healed), defined in other
 // files and registered from their init with registerRoundHook.
 var roundHooks []func(*faultRun)
@@ -289,6 +295,9 @@ func TestRandomizedFaults(t *testing.T) {
 	}
 	if err := overrideFaultWeights(); err != nil {
 		t.Fatal(err)
+	}
+	for _, reset := range runResets {
+		reset()
 	}
 	fmt.Printf("fault harness: seed %d, %d rounds (reproduce with GK_FAULT_SEED=%d GK_FAULT_ROUNDS=%d)\n", seed, rounds, seed, rounds)
 	t.Logf("seed %d, %d rounds", seed, rounds)

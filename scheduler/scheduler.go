@@ -69,7 +69,8 @@ type Config struct {
 	// unspecified). It must not block.
 	Observe func(event string, typ pb.TaskType, d time.Duration)
 	// TestCrashDir is where the TEST-ONLY completion failpoint looks for
-	// its arm file (testcrash.go): the node's data directory.
+	// its arm file (testcrash.go): the admin's data directory, set by the
+	// admin subcommand only (empty: the failpoint is off).
 	TestCrashDir string
 }
 
@@ -207,6 +208,9 @@ func New(cfg Config, apply Applier, state StateReader, master Master) *Scheduler
 	s := &Scheduler{cfg: cfg, apply: apply, state: state, master: master, log: cfg.Logger, view: masterView{log: cfg.Logger},
 		sessions: map[string]*Session{}, lastSeen: map[string]time.Time{}, progress: map[uint64]progressInfo{},
 		cancelling: map[uint64]cancelInfo{}, confirm: map[uint64]uint64{}, kick: make(chan struct{}, 1), leadership: &leadershipCheck{verify: cfg.VerifyLeader}}
+	if cfg.TestCrashDir != "" {
+		announceTestCrash()
+	}
 	if v := os.Getenv(testRequeueDelayEnv); v != "" {
 		if d, err := time.ParseDuration(v); err == nil && d > 0 {
 			s.log.Warn("test-only delay before re-checking expired leases", "env", testRequeueDelayEnv, "delay", d)

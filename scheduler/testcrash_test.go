@@ -29,3 +29,21 @@ func TestTestCrashArming(t *testing.T) {
 		t.Fatalf("an arm file for another point or task was consumed: %v", err)
 	}
 }
+
+// TestTestCrashNeedsDir: a scheduler without TestCrashDir (every one but an
+// admin's) never reads the failpoint's switch, so a test flipping it does
+// not race them (run with -race).
+func TestTestCrashNeedsDir(t *testing.T) {
+	s := &Scheduler{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 1000 {
+			s.testCrash(crashBeforeCommit, 1)
+		}
+	}()
+	was := testCrashOn
+	testCrashOn = !was
+	testCrashOn = was
+	<-done
+}

@@ -180,7 +180,7 @@ func runAdmin(args []string) error {
 	node, err := startNode(runCtx, nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
-			Retention: m.retention},
+			Retention: m.retention, TestCrashDir: *dataDir},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion})
 	if err != nil {
 		if metricsLis != nil {

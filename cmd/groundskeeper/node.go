@@ -96,7 +96,6 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 	}
 	schedCfg := cfg.Scheduler
 	schedCfg.NodeID, schedCfg.Logger = cfg.ID, cfg.Logger.Named("scheduler")
-	schedCfg.TestCrashDir = cfg.DataDir
 	if prev := schedCfg.Observe; prev != nil {
 		schedCfg.Observe = func(event string, typ pb.TaskType, d time.Duration) {
 			n.metrics.observe(event, typ, d)

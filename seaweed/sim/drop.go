@@ -64,7 +64,7 @@ func (c *Cluster) DroppedVolumes() int {
 }
 
 // FreeSlots is the server's own count of free volume slots: its maximum,
-// less its volumes, less a slot per started ten EC shard files.
+// less its volumes, less a slot per started ten mounted EC shards.
 func (s *VolumeServer) FreeSlots() int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -669,20 +669,31 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 		}
 		want |= 1 << sh
 	}
+	// Free shard slots as SeaweedFS's FindEcShardTargetLocation counts
+	// them: from the mounted shards (ecFreeShardCount), a copy of shards
+	// the server already mounts always finding room.
 	s.mu.Lock()
-	held := 0
-	for _, e := range s.ecs {
-		held += bits.OnesCount32(e.files)
-	}
 	var have uint32
 	if e := s.ecs[vid]; e != nil {
-		have = e.files
+		have = e.mounted
 	}
-	free := (s.maxVolumes.Load()-int64(len(s.vols)))*DataShards - int64(held)
+	free := (s.maxVolumes.Load()-int64(len(s.vols)))*DataShards - int64(s.mountedShardsLocked())
 	life := s.life
-	s.ecCopies.Add(1)
+	if !s.up || ctx.Err() != nil {
+		// A handler of a stopped gRPC server that ran late: it copies
+		// nothing (its connection is gone).
+		s.mu.Unlock()
+		return nil, fmt.Errorf("VolumeEcShardsCopy volume %d: server stopped", vid)
+	}
+	s.ecCopies++
 	s.mu.Unlock()
-	defer s.ecCopies.Done()
+	defer func() {
+		s.mu.Lock()
+		if s.ecCopies--; s.ecCopies == 0 {
+			s.ecCopiesDone.Broadcast()
+		}
+		s.mu.Unlock()
+	}()
 	if need := int64(bits.OnesCount32(want &^ have)); need > free {
 		return nil, status.Error(codes.ResourceExhausted, "no space left")
 	}
@@ -728,11 +739,18 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	if _, err := c.peer(req.SourceDataNode); err != nil {
 		return nil, fmt.Errorf("VolumeEcShardsCopy volume %d: %v", vid, err)
 	}
+	if c.afterEcCopy != nil {
+		c.afterEcCopy(s)
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.life != life {
+		// Stopped after the last byte but before the answer: what the
+		// copy wrote stays, as for a stop during it.
+		s.mu.Unlock()
+		s.keepInterruptedEcCopy(life, vid, &snap, req.ShardIds, time.Since(start), total)
 		return nil, fmt.Errorf("VolumeEcShardsCopy volume %d: server stopped", vid)
 	}
+	defer s.mu.Unlock()
 	e := s.ecs[vid]
 	if e == nil {
 		e = &ecVol{}

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +123,108 @@ func TestVolumeCopyCutShortByCrash(t *testing.T) {
 	if v := c.Durability(); len(v) != 1 || !strings.Contains(v[0].Problems[0], "data lost") {
 		t.Fatalf("a partial copy counted as a replica: %v", v)
 	}
+}
+
+// TestEcShardCopyStoppedBeforeAnswer: a target stopped after the last byte
+// of a shard copy but before it answered keeps the shard files it wrote
+// (unmounted: no index came), as for a stop during the copy; they take no
+// free slot.
+func TestEcShardCopyStoppedBeforeAnswer(t *testing.T) {
+	c := newCluster(t, Config{Servers: 2, EcCopyDuration: 100 * time.Millisecond})
+	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 7, Size: 100 * mib, FileCount: 40, Servers: []int{0}}))
+	s0, s1 := c.Server(0), c.Server(1)
+	ctx := ctxT(t)
+	must[*vpb.VolumeEcShardsGenerateResponse](t)(vsClient(t, s0).VolumeEcShardsGenerate(ctx, &vpb.VolumeEcShardsGenerateRequest{VolumeId: 7}))
+	free := s1.FreeSlots()
+	c.afterEcCopy = func(s *VolumeServer) {
+		if s != s1 {
+			return
+		}
+		go s.Stop()
+		for s.Up() {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	move := []uint32{10, 11, 12, 13}
+	req := &vpb.VolumeEcShardsCopyRequest{VolumeId: 7, ShardIds: move, CopyEcxFile: true, SourceDataNode: s0.Address().String()}
+	if _, err := vsClient(t, s1).VolumeEcShardsCopy(ctx, req); err == nil {
+		t.Fatal("a copy whose target stopped before answering succeeded")
+	}
+	ok(t, s1.Start())
+	e, held := s1.EcShards(7)
+	if !held || len(e.Files) != len(move) || len(e.Mounted) != 0 || e.HasIndex {
+		t.Fatalf("after a stop between the last byte and the answer the target holds %+v (held %v), want files %v unmounted", e, held, move)
+	}
+	if got := s1.FreeSlots(); got != free {
+		t.Fatalf("unmounted shard files take slots: %d free, %d before", got, free)
+	}
+}
+
+// TestOrphanedShardsBesideDatDeletedAtStart: shard files without an .ecx
+// beside the volume's .dat (an encode or a copy cut short) are deleted when
+// the server starts, as SeaweedFS's checkOrphanedShards does.
+func TestOrphanedShardsBesideDatDeletedAtStart(t *testing.T) {
+	c := newCluster(t, Config{Servers: 2, EcCopyDuration: 400 * time.Millisecond})
+	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 7, Size: 100 * mib, FileCount: 40, Servers: []int{0, 1}}))
+	s0, s1 := c.Server(0), c.Server(1)
+	ctx := ctxT(t)
+	must[*vpb.VolumeEcShardsGenerateResponse](t)(vsClient(t, s0).VolumeEcShardsGenerate(ctx, &vpb.VolumeEcShardsGenerateRequest{VolumeId: 7}))
+	_, stopped := stopMidCopy(c, "VolumeEcShardsCopy", 7, s1)
+	req := &vpb.VolumeEcShardsCopyRequest{VolumeId: 7, ShardIds: []uint32{10, 11, 12, 13}, CopyEcxFile: true, SourceDataNode: s0.Address().String()}
+	if _, err := vsClient(t, s1).VolumeEcShardsCopy(ctx, req); err == nil {
+		t.Fatal("a copy whose target stopped halfway succeeded")
+	}
+	<-stopped
+	eventually(t, 5*time.Second, "the copy cut short leaves shard files", func() bool {
+		e, _ := s1.EcShards(7)
+		return len(e.Files) > 0
+	})
+	ok(t, s1.Start())
+	if e, held := s1.EcShards(7); held {
+		t.Fatalf("shard files without an .ecx beside the .dat survived a restart: %+v", e)
+	}
+	if _, held := s1.Volume(7); !held {
+		t.Fatal("the restart lost the volume's .dat")
+	}
+}
+
+// TestEcShardCopiesRaceRestarts: shard copies arriving while the target
+// stops and starts again (gRPC's Stop does not wait for its handlers) never
+// trip the in-flight count; run with -race.
+func TestEcShardCopiesRaceRestarts(t *testing.T) {
+	c := newCluster(t, Config{Servers: 2, EcCopyDuration: 20 * time.Millisecond})
+	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 7, Size: 10 * mib, FileCount: 40, Servers: []int{0}}))
+	s0, s1 := c.Server(0), c.Server(1)
+	ctx := ctxT(t)
+	must[*vpb.VolumeEcShardsGenerateResponse](t)(vsClient(t, s0).VolumeEcShardsGenerate(ctx, &vpb.VolumeEcShardsGenerateRequest{VolumeId: 7}))
+	req := &vpb.VolumeEcShardsCopyRequest{VolumeId: 7, ShardIds: []uint32{10, 11}, CopyEcxFile: true, SourceDataNode: s0.Address().String()}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cl := vsClient(t, s1)
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				_, _ = cl.VolumeEcShardsCopy(ctx, req)
+			}
+		}()
+	}
+	for range 20 {
+		s1.Stop()
+		time.Sleep(5 * time.Millisecond)
+		ok(t, s1.Start())
+		time.Sleep(15 * time.Millisecond)
+	}
+	close(done)
+	wg.Wait()
+	eventually(t, 5*time.Second, "a copy succeeds after the restarts", func() bool {
+		_, err := vsClient(t, s1).VolumeEcShardsCopy(ctx, req)
+		return err == nil
+	})
 }

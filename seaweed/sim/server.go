@@ -44,9 +44,12 @@ type VolumeServer struct {
 	vols        map[uint32]*replica
 	ecs         map[uint32]*ecVol
 	copying     map[uint32]bool
-	// ecCopies counts shard copies in flight: Start waits for those of
-	// the previous life to leave on disk what they had written.
-	ecCopies sync.WaitGroup
+	// ecCopies counts shard copies in flight (under mu): Start waits, on
+	// ecCopiesDone, for those of the previous life to leave on disk what
+	// they had written. Not a WaitGroup: gRPC's Stop does not wait for its
+	// handlers, so a copy can begin (Add) while Start waits.
+	ecCopies     int
+	ecCopiesDone *sync.Cond
 
 	pmu     sync.Mutex
 	pending map[uint64]struct{}
@@ -64,6 +67,7 @@ func newVolumeServer(c *Cluster, idx int, lis net.Listener, dc, rack string) *Vo
 		vols: map[uint32]*replica{}, ecs: map[uint32]*ecVol{}, copying: map[uint32]bool{},
 		pending: map[uint64]struct{}{},
 	}
+	s.ecCopiesDone = sync.NewCond(&s.mu)
 	s.maxVolumes.Store(c.cfg.MaxVolumesPerServer)
 	s.gs = c.newGRPCServer(s.ident())
 	volume_server_pb.RegisterVolumeServerServer(s.gs, &vsHandler{s: s})
@@ -154,11 +158,13 @@ func (s *VolumeServer) Start() error {
 	}
 	s.mu.Lock()
 	up := s.up
+	for !up && s.ecCopies > 0 {
+		s.ecCopiesDone.Wait()
+	}
 	s.mu.Unlock()
 	if up {
 		return nil
 	}
-	s.ecCopies.Wait()
 	lis, err := net.Listen("tcp", s.grpcAddr)
 	if err != nil {
 		return fmt.Errorf("sim: restart %s: %w", s.id, err)
@@ -171,7 +177,9 @@ func (s *VolumeServer) Start() error {
 		r.compacting, r.cpd, r.unloaded = false, cpdNone, false
 	}
 	for vid, e := range s.ecs {
-		if e.files == 0 {
+		// SeaweedFS's checkOrphanedShards: shard files without an .ecx
+		// beside the volume's .dat are an encode cut short, and deleted.
+		if e.files == 0 || (!e.hasIndex && s.vols[vid] != nil) {
 			delete(s.ecs, vid)
 			continue
 		}
@@ -215,13 +223,20 @@ func (s *VolumeServer) shutdown() {
 }
 
 // freeSlotsLocked is the server's own count of free volume slots: max −
-// volumes − ceil(EC shard files / 10).
+// volumes − ceil(mounted EC shards / 10). As SeaweedFS's EcShardCount it
+// counts the shards loaded, not the files: unmounted shard files (an
+// interrupted copy's, or ones never mounted) take no slot.
 func (s *VolumeServer) freeSlotsLocked() int64 {
+	return s.maxVolumes.Load() - int64(len(s.vols)) - int64((s.mountedShardsLocked()+DataShards-1)/DataShards)
+}
+
+// mountedShardsLocked counts the EC shards the server has mounted.
+func (s *VolumeServer) mountedShardsLocked() int {
 	shards := 0
 	for _, e := range s.ecs {
-		shards += bits.OnesCount32(e.files)
+		shards += bits.OnesCount32(e.mounted)
 	}
-	return s.maxVolumes.Load() - int64(len(s.vols)) - int64((shards+DataShards-1)/DataShards)
+	return shards
 }
 
 func (s *VolumeServer) addReplicas(reps []*replica) {

@@ -174,6 +174,10 @@ type Cluster struct {
 	closed atomic.Bool
 
 	content contentLedger // what each volume must hold: see content.go
+
+	// afterEcCopy (tests only) runs between a shard copy's last byte and
+	// its commit on the target.
+	afterEcCopy func(*VolumeServer)
 }
 
 // New starts a cluster: the master and every volume server are listening
