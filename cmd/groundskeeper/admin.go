@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -177,7 +178,7 @@ func runAdmin(args []string) error {
 	// raft or gRPC start) is not lost but stops the node once it runs.
 	runCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
-	node, err := startNode(runCtx, nodeConfig{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
+	node, err := admin.Start(runCtx, admin.Config{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention, TestCrashDir: *dataDir},
@@ -193,7 +194,7 @@ func runAdmin(args []string) error {
 		return err
 	}
 	if metricsLis != nil {
-		defer serveMetrics(metricsLis, node.metricsHandler())()
+		defer serveMetrics(metricsLis, adminHandler(node))()
 	}
 	// Only once the node runs: a refused start prints its one sentence alone.
 	if m.master == "" {
@@ -205,17 +206,17 @@ func runAdmin(args []string) error {
 	select {
 	case <-runCtx.Done():
 		logger.Info("shutting down", "signal", context.Cause(runCtx).Error())
-	case err := <-node.raft.Fatal():
+	case err := <-node.Fatal():
 		// The FSM stopped at a command this build does not know: exit
 		// non-zero (main prints err); raft keeps the entry for the upgrade.
 		stopSignals()
-		if serr := node.stop(); serr != nil {
+		if serr := node.Stop(); serr != nil {
 			logger.Warn("shutdown after the stop", "error", serr)
 		}
 		return err
 	}
 	stopSignals()
-	if err := node.stop(); err != nil {
+	if err := node.Stop(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	logger.Info("stopped cleanly")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -84,12 +85,12 @@ func runDev(args []string) error {
 		th.ECMinSizeMB = 30
 	}
 	var peers []cluster.Peer
-	var cfgs []nodeConfig
+	var cfgs []admin.Config
 	for i := 0; i < 3; i++ {
 		id := fmt.Sprintf("a%d", i+1)
 		raftAddr := fmt.Sprintf("%s:%d", *host, *raftPort+i)
 		peers = append(peers, cluster.Peer{ID: id, RaftAddr: raftAddr})
-		cfgs = append(cfgs, nodeConfig{
+		cfgs = append(cfgs, admin.Config{
 			ID: id, DataDir: filepath.Join(dir, id), RaftAddr: raftAddr, GRPCAddr: fmt.Sprintf("%s:%d", *host, *grpcPort+i),
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "admin." + id, Level: level, Output: os.Stderr}),
 			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect},
@@ -104,13 +105,13 @@ func runDev(args []string) error {
 	// the nodes start is not lost.
 	runCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
-	nodes, err := startNodes(runCtx, cfgs)
+	nodes, err := admin.StartNodes(runCtx, cfgs)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		for _, n := range nodes {
-			n.stop()
+			n.Stop()
 		}
 	}()
 	admins := strings.Join(grpcAddrs, ",")
@@ -163,22 +164,22 @@ func runDev(args []string) error {
 		}
 		for _, n := range nodes {
 			select {
-			case err := <-n.raft.Fatal():
+			case err := <-n.Fatal():
 				// As the admin command does: one admin stopped applying, so
 				// stop them all and exit non-zero with the reason.
-				return fmt.Errorf("admin %s stopped: %w", n.raft.ID(), err)
+				return fmt.Errorf("admin %s stopped: %w", n.ID(), err)
 			default:
 			}
 		}
 		for _, n := range nodes {
-			if !n.raft.IsLeader() {
+			if !n.Raft().IsLeader() {
 				continue
 			}
-			if id := n.raft.ID(); id != lastLeader {
-				fmt.Printf("%s  leader is now %s (term %d)\n", time.Now().Format("15:04:05"), id, n.raft.Status().Term)
+			if id := n.ID(); id != lastLeader {
+				fmt.Printf("%s  leader is now %s (term %d)\n", time.Now().Format("15:04:05"), id, n.Raft().Status().Term)
 				lastLeader = id
 			}
-			n.fsm.Read(func(st *fsm.State) {
+			n.FSM().Read(func(st *fsm.State) {
 				for _, t := range st.Tasks(fsm.TaskFilter{}) {
 					if prev, ok := seen[t.Id]; !ok || prev != t.State {
 						extra := ""

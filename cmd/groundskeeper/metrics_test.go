@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,101 +15,47 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/cluster"
-	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
 
-// scrape GETs path from h and returns the status code and body.
-func scrape(t *testing.T, h http.Handler, path string) (int, string) {
-	t.Helper()
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-	body, _ := io.ReadAll(rec.Result().Body)
-	return rec.Code, string(body)
-}
-
-// metricValue finds one series, written as exposed (labels sorted by
-// name), in a text exposition.
-func metricValue(body, series string) (float64, bool) {
-	for _, line := range strings.Split(body, "\n") {
-		rest, ok := strings.CutPrefix(line, series+" ")
-		if !ok {
-			continue
-		}
-		v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
-		return v, err == nil
-	}
-	return 0, false
-}
-
-func wantMetric(t *testing.T, body, series string, want float64) {
-	t.Helper()
-	got, ok := metricValue(body, series)
-	if !ok {
-		t.Errorf("metric %s missing", series)
-		return
-	}
-	if got != want {
-		t.Errorf("%s = %v; want %v", series, got, want)
-	}
-}
-
-// startSingleAdmin starts a one-voter admin node without a master and
-// returns it with its gRPC address.
-func startSingleAdmin(t *testing.T) (*adminNode, string) {
-	t.Helper()
-	raftAddr, grpcAddr := sysFreeAddr(t), sysFreeAddr(t)
-	n, err := startNode(context.Background(), nodeConfig{ID: "m1", DataDir: filepath.Join(t.TempDir(), "m1"), RaftAddr: raftAddr, GRPCAddr: grpcAddr,
-		Peers: []cluster.Peer{{ID: "m1", RaftAddr: raftAddr}}, Bootstrap: true, Logger: sysLogger("admin.m1"), Scheduler: sysSchedConfig()})
-	if err != nil {
-		t.Fatalf("start admin: %v", err)
-	}
-	t.Cleanup(func() { n.stop() })
-	sysWaitFor(t, sysWait, "the single node to lead", func() bool { return n.raft.IsLeader() })
-	return n, grpcAddr
-}
-
 func TestAdminMetrics(t *testing.T) {
 	t.Parallel()
-	n, grpcAddr := startSingleAdmin(t)
-	h := n.metricsHandler()
+	n, grpcAddr := admintest.StartSingleAdmin(t)
+	h := adminHandler(n)
 
-	if code, _ := scrape(t, h, "/healthz"); code != http.StatusOK {
+	if code, _ := admintest.Scrape(t, h, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d; want 200", code)
 	}
-	if code, body := scrape(t, h, "/readyz"); code != http.StatusOK {
+	if code, body := admintest.Scrape(t, h, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz on the leader: %d %q; want 200", code, body)
 	}
 
-	code, body := scrape(t, h, "/metrics")
+	code, body := admintest.Scrape(t, h, "/metrics")
 	if code != http.StatusOK {
 		t.Fatalf("/metrics: %d", code)
 	}
-	wantMetric(t, body, `groundskeeper_raft_state{state="leader"}`, 1)
-	wantMetric(t, body, `groundskeeper_raft_state{state="follower"}`, 0)
-	wantMetric(t, body, `groundskeeper_tasks{state="pending",type="vacuum"}`, 0)
-	wantMetric(t, body, `groundskeeper_queue_depth`, 0)
-	wantMetric(t, body, `groundskeeper_workers_connected`, 0)
-	wantMetric(t, body, `groundskeeper_worker_slots`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_raft_state{state="leader"}`, 1)
+	admintest.WantMetric(t, body, `groundskeeper_raft_state{state="follower"}`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_tasks{state="pending",type="vacuum"}`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_queue_depth`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_workers_connected`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_worker_slots`, 0)
 	for _, name := range []string{"groundskeeper_raft_term", "groundskeeper_raft_commit_index", "groundskeeper_raft_applied_index",
 		"groundskeeper_raft_last_log_index", "groundskeeper_detection_duration_seconds_count", "go_goroutines"} {
-		if v, ok := metricValue(body, name); !ok || (strings.HasPrefix(name, "groundskeeper_raft") && v < 1) {
+		if v, ok := admintest.MetricValue(body, name); !ok || (strings.HasPrefix(name, "groundskeeper_raft") && v < 1) {
 			t.Errorf("metric %s = %v (present %v); want present and, for raft, at least 1", name, v, ok)
 		}
 	}
-	applied0, _ := metricValue(body, "groundskeeper_raft_applied_index")
+	applied0, _ := admintest.MetricValue(body, "groundskeeper_raft_applied_index")
 
 	// Two submitted vacuums: pending and, with no worker, ready to assign.
 	for _, vid := range []uint32{7, 8} {
-		res, err := localApplier{n}.Apply(context.Background(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
-			Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid}}})
-		if err == nil {
-			err = fsm.ResultError(res)
-		}
-		if err != nil {
+		if _, err := n.API().SubmitTask(context.Background(), &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid}); err != nil {
 			t.Fatalf("submit vacuum of volume %d: %v", vid, err)
 		}
 	}
@@ -127,37 +70,24 @@ func TestAdminMetrics(t *testing.T) {
 		t.Fatalf("oracle without a master: %v; want FailedPrecondition", err)
 	}
 
-	_, body = scrape(t, h, "/metrics")
-	wantMetric(t, body, `groundskeeper_tasks{state="pending",type="vacuum"}`, 2)
-	wantMetric(t, body, `groundskeeper_tasks{state="pending",type="balance"}`, 0)
-	wantMetric(t, body, `groundskeeper_queue_depth`, 2)
-	wantMetric(t, body, `groundskeeper_oracle_requests_total{code="FailedPrecondition",method="GetVolumeCapacity"}`, 1)
-	wantMetric(t, body, `groundskeeper_oracle_request_duration_seconds_count{method="GetVolumeCapacity"}`, 1)
-	if applied, _ := metricValue(body, "groundskeeper_raft_applied_index"); applied < applied0+2 {
+	_, body = admintest.Scrape(t, h, "/metrics")
+	admintest.WantMetric(t, body, `groundskeeper_tasks{state="pending",type="vacuum"}`, 2)
+	admintest.WantMetric(t, body, `groundskeeper_tasks{state="pending",type="balance"}`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_queue_depth`, 2)
+	admintest.WantMetric(t, body, `groundskeeper_oracle_requests_total{code="FailedPrecondition",method="GetVolumeCapacity"}`, 1)
+	admintest.WantMetric(t, body, `groundskeeper_oracle_request_duration_seconds_count{method="GetVolumeCapacity"}`, 1)
+	if applied, _ := admintest.MetricValue(body, "groundskeeper_raft_applied_index"); applied < applied0+2 {
 		t.Errorf("applied index %v after two submits; want at least %v", applied, applied0+2)
 	}
 }
 
-func TestAdminReady(t *testing.T) {
-	for _, c := range []struct {
-		st   cluster.Status
-		want bool
-	}{
-		{cluster.Status{State: "leader", LeaderID: "a"}, true},
-		{cluster.Status{State: "follower", LeaderID: "a"}, true},
-		{cluster.Status{State: "follower"}, false},
-		{cluster.Status{State: "candidate", LeaderID: "a"}, false},
-		{cluster.Status{State: "shutdown"}, false},
-	} {
-		if ok, why := adminReady(c.st); ok != c.want || (!ok && why == "") {
-			t.Errorf("adminReady(%+v) = %v %q; want %v with a reason when not ready", c.st, ok, why, c.want)
-		}
-	}
-	h := metricsHandler(newAdminMetrics().reg, func() (bool, string) { return false, "no known leader" })
-	if code, body := scrape(t, h, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no known leader") {
+// TestReadyzNotReady: /readyz says why a node is not ready, with a 503.
+func TestReadyzNotReady(t *testing.T) {
+	h := metricsHandler(prometheus.NewRegistry(), func() (bool, string) { return false, "no known leader" })
+	if code, body := admintest.Scrape(t, h, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "no known leader") {
 		t.Errorf("/readyz when not ready: %d %q; want 503 with the reason", code, body)
 	}
-	if code, _ := scrape(t, h, "/healthz"); code != http.StatusOK {
+	if code, _ := admintest.Scrape(t, h, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz: %d; want 200", code)
 	}
 }
@@ -166,24 +96,24 @@ func TestAdminReady(t *testing.T) {
 // the leader's task and detection histograms and the worker's metrics.
 func TestSystemMetrics(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, sysSimConfig(3))
-	s.addOn(garbageSpec, 0)
-	s.startAdmins(sysSchedConfig())
+	s := newSystem(t, admintest.SimConfig(3))
+	s.AddOn(admintest.GarbageSpec, 0)
+	s.StartAdmins(admintest.SchedConfig())
 
 	volumes := seaweed.NewVolumeClient()
-	w, err := worker.New(worker.Config{ID: "mw", Admins: s.grpcAddrs(), DataDir: filepath.Join(s.dir, "mw"), MaxConcurrent: 3,
-		Capabilities: allCaps, Executors: worker.Executors(volumes), Logger: sysLogger("worker.mw"), Version: "metrics-test"})
+	w, err := worker.New(worker.Config{ID: "mw", Admins: s.GRPCAddrs(), DataDir: filepath.Join(s.Dir, "mw"), MaxConcurrent: 3,
+		Capabilities: admintest.AllCaps, Executors: worker.Executors(volumes), Logger: admintest.Logger("worker.mw"), Version: "metrics-test"})
 	if err != nil {
 		volumes.Close()
 		t.Fatalf("worker: %v", err)
 	}
 	wh := workerHandler(w)
-	if code, body := scrape(t, wh, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not connected") {
+	if code, body := admintest.Scrape(t, wh, "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not connected") {
 		t.Errorf("worker /readyz before connecting: %d %q; want 503 not connected", code, body)
 	}
-	_, body := scrape(t, wh, "/metrics")
-	wantMetric(t, body, "groundskeeper_worker_connected", 0)
-	wantMetric(t, body, "groundskeeper_worker_max_concurrent", 3)
+	_, body := admintest.Scrape(t, wh, "/metrics")
+	admintest.WantMetric(t, body, "groundskeeper_worker_connected", 0)
+	admintest.WantMetric(t, body, "groundskeeper_worker_max_concurrent", 3)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -200,38 +130,38 @@ func TestSystemMetrics(t *testing.T) {
 		volumes.Close()
 	})
 
-	s.waitConnected("mw")
-	tasks := s.waitQuiet()
+	s.WaitConnected("mw")
+	tasks := s.WaitQuiet()
 	if len(tasks) != 1 || tasks[0].State != completedS {
 		t.Fatalf("tasks %v; want one completed vacuum", tasks)
 	}
-	if code, _ := scrape(t, wh, "/readyz"); code != http.StatusOK {
+	if code, _ := admintest.Scrape(t, wh, "/readyz"); code != http.StatusOK {
 		t.Errorf("worker /readyz while connected: %d; want 200", code)
 	}
-	_, body = scrape(t, wh, "/metrics")
-	wantMetric(t, body, "groundskeeper_worker_connected", 1)
-	wantMetric(t, body, "groundskeeper_worker_running_attempts", 0)
-	wantMetric(t, body, `groundskeeper_worker_attempts_finished_total{outcome="completed"}`, 1)
-	wantMetric(t, body, `groundskeeper_worker_attempts_finished_total{outcome="failed"}`, 0)
+	_, body = admintest.Scrape(t, wh, "/metrics")
+	admintest.WantMetric(t, body, "groundskeeper_worker_connected", 1)
+	admintest.WantMetric(t, body, "groundskeeper_worker_running_attempts", 0)
+	admintest.WantMetric(t, body, `groundskeeper_worker_attempts_finished_total{outcome="completed"}`, 1)
+	admintest.WantMetric(t, body, `groundskeeper_worker_attempts_finished_total{outcome="failed"}`, 0)
 
 	// The leader may have changed since: the histogram is on whichever led.
-	l := s.waitConnected("mw")
-	_, body = scrape(t, s.node(l).metricsHandler(), "/metrics")
-	wantMetric(t, body, `groundskeeper_tasks{state="completed",type="vacuum"}`, 1)
-	wantMetric(t, body, `groundskeeper_workers_connected`, 1)
-	wantMetric(t, body, `groundskeeper_worker_slots`, 3)
-	wantMetric(t, body, `groundskeeper_admin_lock_held`, 1)
-	wantMetric(t, body, `groundskeeper_maintenance_paused{what="detection"}`, 0)
-	wantMetric(t, body, `groundskeeper_maintenance_paused{what="assignment"}`, 0)
-	wantMetric(t, body, `groundskeeper_lock_held_elsewhere{lock="admin-server"}`, 0)
-	wantMetric(t, body, `groundskeeper_lock_held_elsewhere{lock="shell"}`, 0)
+	l := s.WaitConnected("mw")
+	_, body = admintest.Scrape(t, adminHandler(s.Node(l)), "/metrics")
+	admintest.WantMetric(t, body, `groundskeeper_tasks{state="completed",type="vacuum"}`, 1)
+	admintest.WantMetric(t, body, `groundskeeper_workers_connected`, 1)
+	admintest.WantMetric(t, body, `groundskeeper_worker_slots`, 3)
+	admintest.WantMetric(t, body, `groundskeeper_admin_lock_held`, 1)
+	admintest.WantMetric(t, body, `groundskeeper_maintenance_paused{what="detection"}`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_maintenance_paused{what="assignment"}`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_lock_held_elsewhere{lock="admin-server"}`, 0)
+	admintest.WantMetric(t, body, `groundskeeper_lock_held_elsewhere{lock="shell"}`, 0)
 	total := 0.0
-	for i := range s.cfgs {
-		if n := s.node(i); n != nil {
-			_, b := scrape(t, n.metricsHandler(), "/metrics")
-			v, _ := metricValue(b, `groundskeeper_task_duration_seconds_count{type="vacuum"}`)
+	for i := range s.Cfgs {
+		if n := s.Node(i); n != nil {
+			_, b := admintest.Scrape(t, adminHandler(n), "/metrics")
+			v, _ := admintest.MetricValue(b, `groundskeeper_task_duration_seconds_count{type="vacuum"}`)
 			total += v
-			if d, ok := metricValue(b, "groundskeeper_detection_duration_seconds_count"); i == l && (!ok || d < 1) {
+			if d, ok := admintest.MetricValue(b, "groundskeeper_detection_duration_seconds_count"); i == l && (!ok || d < 1) {
 				t.Errorf("leader's detection_duration_seconds_count = %v; want at least 1", d)
 			}
 		}
@@ -240,7 +170,7 @@ func TestSystemMetrics(t *testing.T) {
 		t.Errorf("task_duration_seconds_count{type=vacuum} summed over the nodes = %v; want 1", total)
 	}
 	// Every node's copy of the topology, as the master holds it.
-	m, err := seaweed.DialMaster(s.sim.MasterServerAddress().String())
+	m, err := seaweed.DialMaster(s.Sim.MasterServerAddress().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,13 +179,13 @@ func TestSystemMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range s.cfgs {
-		_, b := scrape(t, s.node(i).metricsHandler(), "/metrics")
-		wantMetric(t, b, "groundskeeper_master_reachable", 1)
-		wantMetric(t, b, "groundskeeper_topology_servers", float64(len(want.Servers)))
-		wantMetric(t, b, `groundskeeper_topology_volumes{kind="normal"}`, float64(len(want.Volumes)))
-		wantMetric(t, b, `groundskeeper_topology_volumes{kind="ec"}`, float64(len(want.EcVolumes)))
-		if age, ok := metricValue(b, "groundskeeper_topology_age_seconds"); !ok || age < 0 || age > 30 {
+	for i := range s.Cfgs {
+		_, b := admintest.Scrape(t, adminHandler(s.Node(i)), "/metrics")
+		admintest.WantMetric(t, b, "groundskeeper_master_reachable", 1)
+		admintest.WantMetric(t, b, "groundskeeper_topology_servers", float64(len(want.Servers)))
+		admintest.WantMetric(t, b, `groundskeeper_topology_volumes{kind="normal"}`, float64(len(want.Volumes)))
+		admintest.WantMetric(t, b, `groundskeeper_topology_volumes{kind="ec"}`, float64(len(want.EcVolumes)))
+		if age, ok := admintest.MetricValue(b, "groundskeeper_topology_age_seconds"); !ok || age < 0 || age > 30 {
 			t.Errorf("a%d: topology_age_seconds = %v (present %v); want the last poll's age", i+1, age, ok)
 		}
 	}
@@ -285,7 +215,7 @@ func TestMetricsAddrFlag(t *testing.T) {
 	if err == nil || errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "listen on --metrics-addr") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("worker with a busy --metrics-addr: %v; want a one-line listen error", err)
 	}
-	err = runAdmin([]string{"--id", "a1", "--data-dir", filepath.Join(dir, "a"), "--raft-addr", sysFreeAddr(t), "--grpc-addr", sysFreeAddr(t),
+	err = runAdmin([]string{"--id", "a1", "--data-dir", filepath.Join(dir, "a"), "--raft-addr", admintest.FreeAddr(t), "--grpc-addr", admintest.FreeAddr(t),
 		"--metrics-addr", busy.Addr().String()})
 	if err == nil || errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "listen on --metrics-addr") {
 		t.Errorf("admin with a busy --metrics-addr: %v; want a listen error", err)

@@ -14,15 +14,33 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
+const (
+	vacuumT = pb.TaskType_TASK_TYPE_VACUUM
+
+	pendingS   = pb.TaskState_TASK_STATE_PENDING
+	runningS   = pb.TaskState_TASK_STATE_RUNNING
+	completedS = pb.TaskState_TASK_STATE_COMPLETED
+	failedS    = pb.TaskState_TASK_STATE_FAILED
+)
+
+// system is the harness with ctl as a method.
+type system struct{ *admintest.System }
+
+// newSystem starts the simulated SeaweedFS; seed volumes, then StartAdmins.
+func newSystem(t testing.TB, simCfg sim.Config) *system {
+	return &system{admintest.NewSystem(t, simCfg)}
+}
+
 // ctlRun runs ctl in-process against the system's admins.
 func (s *system) ctlRun(args ...string) (stdout, stderr string, err error) {
 	var out, errOut bytes.Buffer
-	full := append([]string{"--admin", strings.Join(s.grpcAddrs(), ","), "--timeout", "10s"}, args...)
+	full := append([]string{"--admin", strings.Join(s.GRPCAddrs(), ","), "--timeout", "10s"}, args...)
 	err = runCtlIO(full, &out, &errOut)
 	return out.String(), errOut.String(), err
 }
@@ -61,24 +79,24 @@ func decodeTask(t *testing.T, what, out string) taskJSON {
 // and the volume is writable again with no shards left.
 func TestSystemCancelRunningTask(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, sysSimConfig(4))
-	vid := s.addOn(fullQuietSpec(), 1)
-	hang := s.sim.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, Latency: time.Minute})
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.FullQuietSpec(), 1)
+	hang := s.Sim.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, Latency: time.Minute})
 	defer hang.Remove()
-	s.startAdmins(sysSchedConfig())
-	s.startWorker("w1", s.grpcAddrs(), 1)
+	s.StartAdmins(admintest.SchedConfig())
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	sysWaitFor(t, sysWait, "the erasure coding to have generated shards", func() bool {
-		for _, o := range s.opsOf(vid) {
+	admintest.WaitFor(t, admintest.Wait, "the erasure coding to have generated shards", func() bool {
+		for _, o := range s.OpsOf(vid) {
 			if o.Method == "VolumeEcShardsGenerate" && o.Err == "" {
 				return true
 			}
 		}
 		return false
 	})
-	task := s.waitTask(vid, "running", func(t *pb.Task) bool { return t.State == runningS })
-	if !s.replica(1, vid).ReadOnly || s.ecFiles(vid) == 0 {
-		t.Fatalf("volume %d before the cancel: %+v, %d shard files; want read-only with shards", vid, s.replica(1, vid), s.ecFiles(vid))
+	task := s.WaitTask(vid, "running", func(t *pb.Task) bool { return t.State == runningS })
+	if !s.Replica(1, vid).ReadOnly || s.ECFiles(vid) == 0 {
+		t.Fatalf("volume %d before the cancel: %+v, %d shard files; want read-only with shards", vid, s.Replica(1, vid), s.ECFiles(vid))
 	}
 	id := strconv.FormatUint(task.Id, 10)
 
@@ -94,13 +112,13 @@ func TestSystemCancelRunningTask(t *testing.T) {
 		t.Errorf("no progress shown while waiting for the rollback: %q", progress)
 	}
 
-	final := s.task(task.Id)
+	final := s.Task(task.Id)
 	if final.State != pb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.RetryCount != 0 {
 		t.Fatalf("task ended %s on attempt %d with %d retries; want cancelled on attempt 1", fsm.StateName(final.State), final.Attempt, final.RetryCount)
 	}
-	wantContains(t, "cancelled task's error", final.LastError, "maintenance window over")
+	admintest.WantContains(t, "cancelled task's error", final.LastError, "maintenance window over")
 
-	ops := s.opsOf(vid)
+	ops := s.OpsOf(vid)
 	finished := time.Unix(0, final.FinishedAt)
 	var rolledBack bool
 	for _, o := range ops {
@@ -116,18 +134,18 @@ func TestSystemCancelRunningTask(t *testing.T) {
 		}
 	}
 	if !rolledBack {
-		t.Errorf("no rollback (VolumeMarkWritable) before the cancel was committed:%s", opsString(ops))
+		t.Errorf("no rollback (VolumeMarkWritable) before the cancel was committed:%s", admintest.OpsString(ops))
 	}
-	if err := s.sim.Write(vid, 4096, 1); err != nil {
+	if err := s.Sim.Write(vid, 4096, 1); err != nil {
 		t.Errorf("volume %d is not writable after the cancel: %v", vid, err)
 	}
-	if files := s.ecFiles(vid); files != 0 {
+	if files := s.ECFiles(vid); files != 0 {
 		t.Errorf("%d shard files of volume %d left after the rollback", files, vid)
 	}
-	if n := len(s.tasksFor(vid)); n != 1 {
+	if n := len(s.TasksFor(vid)); n != 1 {
 		t.Errorf("volume %d has %d tasks after the cancel; detection must leave a cancelled volume alone for the cooldown", vid, n)
 	}
-	s.checkNoOverlaps()
+	s.CheckNoOverlaps()
 
 	// A terminal task cannot be cancelled; an active one cannot be retried.
 	_, _, err = s.ctlRun("task", "cancel", id)
@@ -143,21 +161,21 @@ func TestSystemCancelRunningTask(t *testing.T) {
 // as a new task; a completed task's retry is refused in one sentence.
 func TestSystemRetryFailedTask(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, sysSimConfig(4))
-	vid := s.addOn(garbageSpec, 2)
-	fault := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, FailNext: 100})
-	sc := sysSchedConfig()
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.GarbageSpec, 2)
+	fault := s.Sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, FailNext: 100})
+	sc := admintest.SchedConfig()
 	sc.FailureCooldown = time.Hour
-	s.startAdmins(sc)
-	s.startWorker("w1", s.grpcAddrs(), 1)
+	s.StartAdmins(sc)
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	failed := s.waitTask(vid, "failed after its retries", func(t *pb.Task) bool { return t.State == failedS })
+	failed := s.WaitTask(vid, "failed after its retries", func(t *pb.Task) bool { return t.State == failedS })
 	fault.Remove()
 	id := strconv.FormatUint(failed.Id, 10)
 
 	// Detection honours the cooldown: no new task appears by itself.
-	s.waitPolls(2)
-	if n := len(s.tasksFor(vid)); n != 1 {
+	s.WaitPolls(2)
+	if n := len(s.TasksFor(vid)); n != 1 {
 		t.Fatalf("detection proposed work for volume %d within its failure cooldown (%d tasks)", vid, n)
 	}
 
@@ -175,7 +193,7 @@ func TestSystemRetryFailedTask(t *testing.T) {
 	if !strings.Contains(progress, "task "+strconv.FormatUint(j.ID, 10)) {
 		t.Errorf("no progress shown while waiting: %q", progress)
 	}
-	s.checkVacuumed(2, vid, 2*mb)
+	s.CheckVacuumed(2, vid, 2*admintest.MB)
 
 	_, _, err = s.ctlRun("task", "retry", strconv.FormatUint(j.ID, 10))
 	wantSentence(t, "retry of a completed task", err, "completed", "only a failed or cancelled task can be retried")
@@ -189,14 +207,14 @@ func TestSystemRetryFailedTask(t *testing.T) {
 // one sentence and changes nothing.
 func TestSystemSnapshotSaveRestore(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, sysSimConfig(2))
-	s.startAdmins(sysSchedConfig())
-	l := s.waitLeader()
+	s := newSystem(t, admintest.SimConfig(2))
+	s.StartAdmins(admintest.SchedConfig())
+	l := s.WaitLeader()
 	follower := (l + 1) % 3
 	other := (l + 2) % 3
 	ctlVia := func(i int, args ...string) (string, string, error) {
 		var out, errOut bytes.Buffer
-		err := runCtlIO(append([]string{"--admin", s.cfgs[i].GRPCAddr, "--timeout", "10s"}, args...), &out, &errOut)
+		err := runCtlIO(append([]string{"--admin", s.Cfgs[i].GRPCAddr, "--timeout", "10s"}, args...), &out, &errOut)
 		return out.String(), errOut.String(), err
 	}
 	// No workers: submitted tasks stay pending.
@@ -208,7 +226,7 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	if _, _, err := ctlVia(l, "task", "cancel", "2"); err != nil {
 		t.Fatalf("cancel of a pending task: %v", err)
 	}
-	savedHash := s.waitHashes(0, 1, 2)
+	savedHash := s.WaitHashes(0, 1, 2)
 
 	dir := t.TempDir()
 	file := filepath.Join(dir, "gk.snap")
@@ -220,8 +238,8 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &saved); err != nil || saved.Index == 0 || saved.Size == 0 || len(saved.Sha256) != 64 {
 		t.Fatalf("snapshot save printed %q (%v)", out, err)
 	}
-	if saved.NodeID != s.cfgs[l].ID {
-		t.Errorf("snapshot taken by %s, want the leader %s", saved.NodeID, s.cfgs[l].ID)
+	if saved.NodeID != s.Cfgs[l].ID {
+		t.Errorf("snapshot taken by %s, want the leader %s", saved.NodeID, s.Cfgs[l].ID)
 	}
 	if !strings.Contains(progress, "saving snapshot") {
 		t.Errorf("no progress shown while saving: %q", progress)
@@ -248,7 +266,7 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	if _, _, err := ctlVia(l, "task", "cancel", "1"); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
-	changed := s.waitHashes(0, 1, 2)
+	changed := s.WaitHashes(0, 1, 2)
 	if changed == savedHash {
 		t.Fatal("the state did not change after the save")
 	}
@@ -276,7 +294,7 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	}
 	_, _, err = ctlVia(other, "snapshot", "restore", filepath.Join(dir, "missing"))
 	wantSentence(t, "restore of a missing file", err, "does not exist")
-	if h := s.waitHashes(0, 1, 2); h != changed {
+	if h := s.WaitHashes(0, 1, 2); h != changed {
 		t.Fatalf("a refused restore changed the state")
 	}
 
@@ -292,18 +310,18 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	if !strings.Contains(progress, "restoring snapshot") {
 		t.Errorf("no progress shown while restoring: %q", progress)
 	}
-	if h := s.waitHashes(0, 1, 2); h != savedHash {
+	if h := s.WaitHashes(0, 1, 2); h != savedHash {
 		t.Fatalf("after the restore the admins agree on state %s, want the saved %s", h, savedHash)
 	}
 	for i := range 3 {
 		var n int
 		var t1 *pb.Task
-		s.node(i).fsm.Read(func(st *fsm.State) {
+		s.Node(i).FSM().Read(func(st *fsm.State) {
 			n = len(st.Tasks(fsm.TaskFilter{}))
 			t1, _ = st.Task(1)
 		})
 		if n != 3 || t1 == nil || t1.State != pendingS {
-			t.Errorf("admin %s after the restore: %d tasks, task 1 %v; want the 3 saved tasks, task 1 pending", s.cfgs[i].ID, n, t1)
+			t.Errorf("admin %s after the restore: %d tasks, task 1 %v; want the 3 saved tasks, task 1 pending", s.Cfgs[i].ID, n, t1)
 		}
 	}
 	// The cluster carries on: new work gets the next id everywhere, and
@@ -315,7 +333,7 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	if j := decodeTask(t, "submit after the restore", out); j.ID != 4 {
 		t.Errorf("first task after the restore has id %d, want 4", j.ID)
 	}
-	s.waitHashes(0, 1, 2)
+	s.WaitHashes(0, 1, 2)
 }
 
 // TestSystemRestoreReconcilesRunning: a snapshot taken while a vacuum ran
@@ -326,15 +344,15 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 // submitted after the snapshot is forgotten.
 func TestSystemRestoreReconcilesRunning(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, sysSimConfig(4))
-	vid := s.addOn(garbageSpec, 0)
-	slow := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: 3 * time.Second})
-	sc := sysSchedConfig()
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.GarbageSpec, 0)
+	slow := s.Sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: 3 * time.Second})
+	sc := admintest.SchedConfig()
 	sc.StuckAfter = map[pb.TaskType]time.Duration{vacuumT: time.Hour}
-	s.startAdmins(sc)
-	s.startWorker("w1", s.grpcAddrs(), 1)
+	s.StartAdmins(sc)
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	running := s.waitTask(vid, "compacting", inCompaction)
+	running := s.WaitTask(vid, "compacting", admintest.InCompaction)
 	file := filepath.Join(t.TempDir(), "running.snap")
 	if _, _, err := s.ctlRun("snapshot", "save", file); err != nil {
 		t.Fatalf("snapshot save: %v", err)
@@ -350,21 +368,21 @@ func TestSystemRestoreReconcilesRunning(t *testing.T) {
 	if saved, _ := st.Task(running.Id); saved == nil || saved.State != runningS || saved.Fence != running.Fence {
 		t.Fatalf("the snapshot holds task %v; want it running under fence %d (saved too late?)", saved, running.Fence)
 	}
-	s.waitTask(vid, "completed", func(t *pb.Task) bool { return t.State == completedS })
+	s.WaitTask(vid, "completed", func(t *pb.Task) bool { return t.State == completedS })
 	slow.Remove()
 
 	if _, _, err := s.ctlRun("snapshot", "restore", file); err != nil {
 		t.Fatalf("snapshot restore: %v", err)
 	}
-	again := s.waitTask(vid, "requeued and done again after the restore", func(t *pb.Task) bool {
-		return t.Attempt >= 2 && !active(t)
+	again := s.WaitTask(vid, "requeued and done again after the restore", func(t *pb.Task) bool {
+		return t.Attempt >= 2 && !admintest.Active(t)
 	})
 	if again.Id != running.Id || again.Attempt != 2 || again.State != completedS {
 		t.Errorf("after the restore task %d ended %s on attempt %d (%q); want task %d completed on attempt 2",
 			again.Id, fsm.StateName(again.State), again.Attempt, again.LastError, running.Id)
 	}
-	s.waitHashes(0, 1, 2)
-	s.checkNoOverlaps()
+	s.WaitHashes(0, 1, 2)
+	s.CheckNoOverlaps()
 }
 
 // TestSystemCancelWhileWorkerGone: a running task whose worker has lost
@@ -372,17 +390,17 @@ func TestSystemRestoreReconcilesRunning(t *testing.T) {
 // and rolls back by itself when its lease runs out, and the leader's lease
 // expiry then ends the task cancelled, not requeued.
 func TestSystemCancelWhileWorkerGone(t *testing.T) {
-	s := newSystem(t, sysSimConfig(4))
-	vid := s.addOn(garbageSpec, 1)
-	hang := s.sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: time.Minute})
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.GarbageSpec, 1)
+	hang := s.Sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: time.Minute})
 	defer hang.Remove()
-	s.startAdmins(sysSchedConfig())
-	leader := s.waitLeader()
-	proxy := startProxy(t, s.cfgs[leader].GRPCAddr)
-	s.startWorker("wA", []string{proxy.Addr()}, 1)
-	running := s.waitTask(vid, "compacting on wA", inCompaction)
-	s.startWorker("wB", s.grpcAddrs(), 1) // ready to take the task, were it requeued
-	s.waitConnected("wB")
+	s.StartAdmins(admintest.SchedConfig())
+	leader := s.WaitLeader()
+	proxy := admintest.StartProxy(t, s.Cfgs[leader].GRPCAddr)
+	s.StartWorker("wA", []string{proxy.Addr()}, 1)
+	running := s.WaitTask(vid, "compacting on wA", admintest.InCompaction)
+	s.StartWorker("wB", s.GRPCAddrs(), 1) // ready to take the task, were it requeued
+	s.WaitConnected("wB")
 
 	proxy.Cut()
 	out, _, err := s.ctlRun("task", "cancel", strconv.FormatUint(running.Id, 10), "--json")
@@ -390,23 +408,23 @@ func TestSystemCancelWhileWorkerGone(t *testing.T) {
 		t.Fatalf("ctl task cancel: %v", err)
 	}
 	j := decodeTask(t, "task cancel --json", out)
-	final := s.task(running.Id)
+	final := s.Task(running.Id)
 	if j.State != "cancelled" || final.State != pb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.WorkerId != "wA" {
 		t.Fatalf("task ended %s on attempt %d by %s (%q); want cancelled in wA's attempt 1",
 			fsm.StateName(final.State), final.Attempt, final.WorkerId, final.LastError)
 	}
-	wantContains(t, "cancelled task's error", final.LastError, "cancelled by operator", "stopped responding")
-	for _, o := range s.opsOf(vid) {
-		if o.Fence != fenceStr(running.Fence) {
+	admintest.WantContains(t, "cancelled task's error", final.LastError, "cancelled by operator", "stopped responding")
+	for _, o := range s.OpsOf(vid) {
+		if o.Fence != strconv.FormatUint(running.Fence, 10) {
 			t.Errorf("operation of another attempt on volume %d: %s", vid, o)
 		}
 	}
-	sysWaitFor(t, sysWait, "wA's compaction to be stopped on the volume server", func() bool {
-		v := s.replica(1, vid)
+	admintest.WaitFor(t, admintest.Wait, "wA's compaction to be stopped on the volume server", func() bool {
+		v := s.Replica(1, vid)
 		return !v.Compacting && !v.ReadOnly
 	})
-	if n := len(s.tasksFor(vid)); n != 1 {
+	if n := len(s.TasksFor(vid)); n != 1 {
 		t.Errorf("volume %d has %d tasks; want only the cancelled one", vid, n)
 	}
-	s.checkNoOverlaps()
+	s.CheckNoOverlaps()
 }

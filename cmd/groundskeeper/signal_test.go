@@ -5,6 +5,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 )
 
 // TestAdminSignalDuringStartStops: a SIGTERM that arrives after the node
@@ -12,7 +14,7 @@ import (
 // the gRPC setup) stops it; it used to be consumed by the start's signal
 // context and the admin kept running.
 func TestAdminSignalDuringStartStops(t *testing.T) {
-	raftAddr, grpcAddr := sysFreeAddr(t), sysFreeAddr(t)
+	raftAddr, grpcAddr := admintest.FreeAddr(t), admintest.FreeAddr(t)
 	afterStartHook = func() {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 			t.Error(err)

@@ -1,4 +1,4 @@
-package main
+package admin_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -74,7 +75,7 @@ func BenchmarkFailover(b *testing.B) {
 		for _, id := range c.workerIDs {
 			per = append(per, fmt.Sprintf("%s=%d", id, r.workers[id].Milliseconds()))
 		}
-		fmt.Fprintf(&tbl, "%5d %-8s %9d %9d %9d  %s\n", i+1, c.cfgs[r.old].ID+"->"+c.cfgs[r.leader].ID,
+		fmt.Fprintf(&tbl, "%5d %-8s %9d %9d %9d  %s\n", i+1, c.Cfgs[r.old].ID+"->"+c.Cfgs[r.leader].ID,
 			r.elect.Milliseconds(), r.write.Milliseconds(), r.attach.Milliseconds(), strings.Join(per, " "))
 	}
 	b.Log(tbl.String())
@@ -118,7 +119,7 @@ type failoverRound struct {
 
 func newFailoverCluster(b *testing.B) *failoverCluster {
 	b.Helper()
-	c := &failoverCluster{system: newSystem(b, sysSimConfig(2)), b: b}
+	c := &failoverCluster{system: newSystem(b, admintest.SimConfig(2)), b: b}
 	c.nextVol.Store(1_000_000)
 	return c
 }
@@ -128,7 +129,7 @@ func (c *failoverCluster) start() {
 	b.Helper()
 	// Zero timings: the scheduler's defaults (lease 10 s, heartbeat 2 s).
 	// Thresholds no volume meets.
-	c.startAdmins(scheduler.Config{Thresholds: scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour,
+	c.StartAdmins(scheduler.Config{Thresholds: scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour,
 		ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9}})
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -136,13 +137,13 @@ func (c *failoverCluster) start() {
 	// Registered after the system's own cleanup, so it runs first: the
 	// workers stop before the admins do.
 	b.Cleanup(func() { cancel(); workers.Wait() })
-	addrs := c.grpcAddrs()
+	addrs := c.GRPCAddrs()
 	for i := 0; i < failoverWorkers; i++ {
 		id := fmt.Sprintf("w%d", i+1)
-		w, err := worker.New(worker.Config{ID: id, Admins: addrs, DataDir: filepath.Join(c.dir, id), MaxConcurrent: 2,
+		w, err := worker.New(worker.Config{ID: id, Admins: addrs, DataDir: filepath.Join(c.Dir, id), MaxConcurrent: 2,
 			Version: "failover-bench", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM},
 			Executors: map[pb.TaskType]worker.Executor{pb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}},
-			Logger:    sysLogger("worker." + id)})
+			Logger:    admintest.Logger("worker." + id)})
 		if err != nil {
 			b.Fatalf("start worker %s: %v", id, err)
 		}
@@ -156,8 +157,8 @@ func (c *failoverCluster) start() {
 			}
 		}()
 	}
-	sysWaitFor(b, sysWait, "every worker connected to the leader", func() bool {
-		l := c.leader()
+	admintest.WaitFor(b, admintest.Wait, "every worker connected to the leader", func() bool {
+		l := c.Leader()
 		return l >= 0 && len(c.missing(l)) == 0
 	})
 	// A first write and every node caught up: the first round starts from
@@ -170,11 +171,11 @@ func (c *failoverCluster) start() {
 
 // missing lists the workers without a session on node l's scheduler.
 func (c *failoverCluster) missing(l int) []string {
-	n := c.node(l)
+	n := c.Node(l)
 	if n == nil {
 		return c.workerIDs
 	}
-	conn := n.sched.Connected()
+	conn := n.Scheduler().Connected()
 	var out []string
 	for _, id := range c.workerIDs {
 		if !conn[id] {
@@ -203,12 +204,12 @@ func (c *failoverCluster) submit(ctx context.Context, addrs []string) (time.Time
 			return time.Time{}, err
 		}
 		defer conn.Close()
-		admin := pb.NewAdminClient(conn)
+		client := pb.NewAdminClient(conn)
 		go func() {
 			var last error
 			for ctx.Err() == nil {
 				tctx, tcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				_, err := admin.SubmitTask(tctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vol,
+				_, err := client.SubmitTask(tctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vol,
 					Source: "failover-bench", Target: "failover-bench"})
 				tcancel()
 				if err == nil {
@@ -240,21 +241,21 @@ func (c *failoverCluster) submit(ctx context.Context, addrs []string) (time.Time
 func (c *failoverCluster) round(i int) failoverRound {
 	b := c.b
 	b.Helper()
-	old := c.leader()
+	old := c.Leader()
 	if old < 0 {
 		b.Fatalf("round %d: no leader before the kill", i+1)
 	}
 	var survivors []string
-	for j, cfg := range c.cfgs {
+	for j, cfg := range c.Cfgs {
 		if j != old {
 			survivors = append(survivors, cfg.GRPCAddr)
 		}
 	}
 	r := failoverRound{old: old, leader: -1, workers: map[string]time.Duration{}}
-	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait)
 	defer cancel()
 	kill := time.Now()
-	c.stopNode(old)
+	c.StopNode(old)
 
 	type writeResult struct {
 		at  time.Time
@@ -272,11 +273,11 @@ func (c *failoverCluster) round(i int) failoverRound {
 			}
 			r.write, writeDone = w.at.Sub(kill), true
 		case <-ctx.Done():
-			b.Fatalf("round %d: after %s: write done %v, leader %d, workers missing %v", i+1, sysWait, writeDone, c.leader(), c.missing(max(c.leader(), 0)))
+			b.Fatalf("round %d: after %s: write done %v, leader %d, workers missing %v", i+1, admintest.Wait, writeDone, c.Leader(), c.missing(max(c.Leader(), 0)))
 		case <-time.After(failoverPoll):
 		}
 		now := time.Since(kill)
-		l := c.leader()
+		l := c.Leader()
 		if l < 0 || l == old {
 			continue
 		}
@@ -303,24 +304,24 @@ func (c *failoverCluster) round(i int) failoverRound {
 // restart brings the killed node back on its data dir and ports and waits
 // until every node has applied the same index under a ready leader.
 func (c *failoverCluster) restart(i int) {
-	c.startNode(i)
+	c.StartNode(i)
 	c.waitCaughtUp()
 }
 
 func (c *failoverCluster) waitCaughtUp() {
 	c.b.Helper()
-	sysWaitFor(c.b, sysWait, "every admin caught up with the leader", func() bool {
-		l := c.leader()
+	admintest.WaitFor(c.b, admintest.Wait, "every admin caught up with the leader", func() bool {
+		l := c.Leader()
 		if l < 0 {
 			return false
 		}
-		want := c.node(l).raft.Status().AppliedIndex
-		for j := range c.cfgs {
-			n := c.node(j)
-			if n == nil || n.raft.Status().AppliedIndex != want {
+		want := c.Node(l).Raft().Status().AppliedIndex
+		for j := range c.Cfgs {
+			n := c.Node(j)
+			if n == nil || n.Raft().Status().AppliedIndex != want {
 				return false
 			}
-			if id, _ := n.raft.Leader(); id != c.cfgs[l].ID {
+			if id, _ := n.Raft().Leader(); id != c.Cfgs[l].ID {
 				return false
 			}
 		}

@@ -1,4 +1,4 @@
-package main
+package admin
 
 import (
 	"context"
@@ -20,15 +20,18 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// nodeConfig is everything needed to run one admin node.
-type nodeConfig struct {
+// Config is everything needed to run one admin node. The command line
+// (cmd/groundskeeper) validates the flags it builds this from; Start
+// refuses only what it cannot run.
+type Config struct {
 	ID, DataDir, RaftAddr, GRPCAddr string
 	// RaftAdvertise is --raft-advertise ("" : RaftAddr).
 	RaftAdvertise string
 	Peers         []cluster.Peer
 	// Bootstrap is --bootstrap: Peers form a new cluster (cluster.Config).
 	Bootstrap bool
-	Logger    hclog.Logger
+	// Logger receives the node's logs (nil: none).
+	Logger hclog.Logger
 	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
 	Master    string
 	Scheduler scheduler.Config
@@ -43,8 +46,9 @@ type nodeConfig struct {
 	MaxCommandVersion uint32
 }
 
-// adminNode is a running admin: raft, the replicated state and the gRPC API.
-type adminNode struct {
+// Node is a running admin: raft, the replicated state, the scheduler (which
+// runs while this node leads) and the gRPC API.
+type Node struct {
 	raft   *cluster.Node
 	fsm    *fsm.FSM
 	sched  *scheduler.Scheduler
@@ -63,14 +67,18 @@ type adminNode struct {
 	logger  hclog.Logger
 }
 
-// startNode starts an admin node. With an empty data dir it first waits in
-// cluster.Open until its peers have answered (ctx ends the wait).
-func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
+// Start starts an admin node. With an empty data dir it first waits in
+// cluster.Open until its peers have answered (ctx ends the wait; ctx does
+// not bound the node's life once Start returns: Stop does).
+func Start(ctx context.Context, cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on --grpc-addr %s: %w", cfg.GRPCAddr, err)
 	}
-	n := &adminNode{fsm: fsm.NewWithVersion(cfg.MaxCommandVersion), metrics: newAdminMetrics(), changes: rpc.NewChangeFeed(), logger: cfg.Logger}
+	n := &Node{fsm: fsm.NewWithVersion(cfg.MaxCommandVersion), metrics: newAdminMetrics(), changes: rpc.NewChangeFeed(), logger: cfg.Logger}
 	// Notification lives here, outside fsm.Apply: Apply stays deterministic
 	// and the feed never blocks raft's apply goroutine.
 	n.fsm.OnApply(func(uint64) { n.changes.Notify() })
@@ -163,20 +171,20 @@ func startNode(ctx context.Context, cfg nodeConfig) (*adminNode, error) {
 	return n, nil
 }
 
-// startNodes starts the admins of cfgs at once (empty nodes of a new
+// StartNodes starts the admins of cfgs at once (empty nodes of a new
 // cluster wait in Open for each other). If one fails, the others are
 // stopped and the first error is returned.
-func startNodes(ctx context.Context, cfgs []nodeConfig) ([]*adminNode, error) {
+func StartNodes(ctx context.Context, cfgs []Config) ([]*Node, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	nodes := make([]*adminNode, len(cfgs))
+	nodes := make([]*Node, len(cfgs))
 	errs := make([]error, len(cfgs))
 	var wg sync.WaitGroup
 	for i, c := range cfgs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if nodes[i], errs[i] = startNode(ctx, c); errs[i] != nil {
+			if nodes[i], errs[i] = Start(ctx, c); errs[i] != nil {
 				errs[i] = fmt.Errorf("start %s: %w", c.ID, errs[i])
 				cancel() // the others need not wait for this one
 			}
@@ -187,7 +195,7 @@ func startNodes(ctx context.Context, cfgs []nodeConfig) ([]*adminNode, error) {
 		if err != nil {
 			for _, n := range nodes {
 				if n != nil {
-					n.stop()
+					n.Stop()
 				}
 			}
 			return nil, err
@@ -199,10 +207,10 @@ func startNodes(ctx context.Context, cfgs []nodeConfig) ([]*adminNode, error) {
 // streamWorkers is how many goroutines the gRPC server keeps for calls.
 const streamWorkers = 256
 
-// stop shuts the node down: raft first (which ends leadership, so the
+// Stop shuts the node down: raft first (which ends leadership, so the
 // scheduler stops and closes the worker streams), then the API, then the
 // stores.
-func (n *adminNode) stop() error {
+func (n *Node) Stop() error {
 	n.cancel()
 	n.changes.Close() // capacity watches end now, not at the graceful-stop timeout
 	err := n.raft.Shutdown()
@@ -223,7 +231,7 @@ func (n *adminNode) stop() error {
 
 // lead runs this node's leader-only work for one term: the scheduler and,
 // in a build that knows the test-only command version, its emitter.
-func (n *adminNode) lead(ctx context.Context) {
+func (n *Node) lead(ctx context.Context) {
 	if n.fsm.MaxCommandVersion() >= fsm.TestCommandVersion {
 		done := make(chan struct{})
 		defer func() { <-done }()
@@ -239,7 +247,7 @@ func (n *adminNode) lead(ctx context.Context) {
 // GROUNDSKEEPER_TEST_COMMAND_VERSION=3) writes one TestCommand (version
 // fsm.TestCommandVersion) as soon as every voter advertises that version,
 // unless the state has one.
-func (n *adminNode) emitTestCommand(ctx context.Context) {
+func (n *Node) emitTestCommand(ctx context.Context) {
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -265,7 +273,7 @@ func (n *adminNode) emitTestCommand(ctx context.Context) {
 // agreedVersion is the command version this leader writes in: the highest
 // every server of the configuration advertised, never below the version
 // already written (fsm.EncodingVersion).
-func (n *adminNode) agreedVersion() uint32 {
+func (n *Node) agreedVersion() uint32 {
 	members, err := n.raft.Members()
 	if err != nil {
 		return min(fsm.CommandVersion, n.fsm.MaxCommandVersion())
@@ -279,7 +287,7 @@ var _ cluster.Versioned = (*fsm.FSM)(nil)
 
 // localApplier proposes the scheduler's commands on this node only: a
 // scheduler that lost leadership must fail, never forward to the new leader.
-type localApplier struct{ n *adminNode }
+type localApplier struct{ n *Node }
 
 func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
 	agreed := a.n.agreedVersion()

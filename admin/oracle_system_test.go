@@ -1,4 +1,4 @@
-package main
+package admin_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -25,15 +26,15 @@ func oracleVolume(c pb.CapacityOracleClient, cons pb.Consistency, vid uint32) (*
 // waitOracle waits until every running admin's STALE answer, and a
 // LINEARIZABLE one through each running admin, satisfies cond.
 func (s *system) waitOracle(vid uint32, what string, cond func(v *pb.VolumeCapacity) error) {
-	s.t.Helper()
+	s.T.Helper()
 	var last error
-	clients := make([]pb.CapacityOracleClient, len(s.cfgs))
-	for i, c := range s.cfgs {
-		clients[i] = pb.NewCapacityOracleClient(s.conn(c.GRPCAddr))
+	clients := make([]pb.CapacityOracleClient, len(s.Cfgs))
+	for i, c := range s.Cfgs {
+		clients[i] = pb.NewCapacityOracleClient(s.Conn(c.GRPCAddr))
 	}
-	sysWaitFor(s.t, sysWait, fmt.Sprintf("volume %d: every admin's oracle to answer %s", vid, what), func() bool {
-		for i := range s.cfgs {
-			if s.node(i) == nil {
+	admintest.WaitFor(s.T, admintest.Wait, fmt.Sprintf("volume %d: every admin's oracle to answer %s", vid, what), func() bool {
+		for i := range s.Cfgs {
+			if s.Node(i) == nil {
 				continue
 			}
 			for _, cons := range []pb.Consistency{pb.Consistency_CONSISTENCY_STALE, pb.Consistency_CONSISTENCY_LINEARIZABLE} {
@@ -42,15 +43,15 @@ func (s *system) waitOracle(vid uint32, what string, cond func(v *pb.VolumeCapac
 					err = cond(v)
 				}
 				if err != nil {
-					last = fmt.Errorf("%s %s: %w", s.cfgs[i].ID, cons, err)
+					last = fmt.Errorf("%s %s: %w", s.Cfgs[i].ID, cons, err)
 					return false
 				}
 			}
 		}
 		return true
 	})
-	if s.t.Failed() && last != nil {
-		s.t.Logf("last answer: %v", last)
+	if s.T.Failed() && last != nil {
+		s.T.Logf("last answer: %v", last)
 	}
 }
 
@@ -60,15 +61,15 @@ func (s *system) waitOracle(vid uint32, what string, cond func(v *pb.VolumeCapac
 // the master reported, also after a leader change; once the master reports
 // again it retires and the projection is the master's new size.
 func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
-	cfg := sysSimConfig(4)
+	cfg := admintest.SimConfig(4)
 	s := newSystem(t, cfg)
-	vid := s.addOn(sim.VolumeSpec{Size: 4 * mb, FileCount: 400, DeletedBytes: 2 * mb, DeleteCount: 200}, 0)
-	s.startAdmins(sysSchedConfig())
+	vid := s.AddOn(sim.VolumeSpec{Size: 4 * admintest.MB, FileCount: 400, DeletedBytes: 2 * admintest.MB, DeleteCount: 200}, 0)
+	s.StartAdmins(admintest.SchedConfig())
 
-	pending := s.waitTask(vid, "a pending vacuum", func(tk *pb.Task) bool { return tk.Type == vacuumT })
+	pending := s.WaitTask(vid, "a pending vacuum", func(tk *pb.Task) bool { return tk.Type == vacuumT })
 	var masterSize uint64
 	s.waitOracle(vid, "size − garbage", func(v *pb.VolumeCapacity) error {
-		if v.MasterSize < 4*mb || v.DeletedBytes != 2*mb || v.ProjectedSize != v.MasterSize-v.DeletedBytes {
+		if v.MasterSize < 4*admintest.MB || v.DeletedBytes != 2*admintest.MB || v.ProjectedSize != v.MasterSize-v.DeletedBytes {
 			return fmt.Errorf("master %d, garbage %d, projected %d", v.MasterSize, v.DeletedBytes, v.ProjectedSize)
 		}
 		if len(v.Adjustments) != 1 || v.Adjustments[0].TaskId != pending.Id || v.Adjustments[0].Kind != pb.Adjustment_IN_PROGRESS {
@@ -78,14 +79,14 @@ func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
 		return nil
 	})
 
-	s.sim.StopMaster()
-	s.startWorker("w1", s.grpcAddrs(), 1)
-	done := s.waitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !active(tk) })
+	s.Sim.StopMaster()
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
+	done := s.WaitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !admintest.Active(tk) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %v (%q)", done.Id, done.State, done.LastError)
 	}
 	var newSize uint64
-	for _, c := range s.changes() {
+	for _, c := range s.Changes() {
 		if c.TaskId == done.Id {
 			newSize = c.NewSize
 		}
@@ -107,14 +108,14 @@ func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
 
 	// The leader fails: the survivors, one of them the new leader, answer
 	// the same projection.
-	old := s.waitLeader()
-	s.stopNode(old)
-	if l := s.waitLeader(); l == old {
-		t.Fatalf("admin %s still leads after being stopped", s.cfgs[old].ID)
+	old := s.WaitLeader()
+	s.StopNode(old)
+	if l := s.WaitLeader(); l == old {
+		t.Fatalf("admin %s still leads after being stopped", s.Cfgs[old].ID)
 	}
 	s.waitOracle(vid, "the same projection after a leader change", unreported)
 
-	if err := s.sim.StartMaster(); err != nil {
+	if err := s.Sim.StartMaster(); err != nil {
 		t.Fatal(err)
 	}
 	s.waitOracle(vid, "the master's new size", func(v *pb.VolumeCapacity) error {
@@ -123,5 +124,5 @@ func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
 		}
 		return nil
 	})
-	sysWaitFor(t, sysWait, "the change to retire", func() bool { return !hasChange(s.changes(), done.Id) })
+	admintest.WaitFor(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
 }

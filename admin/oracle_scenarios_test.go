@@ -1,4 +1,4 @@
-package main
+package admin_test
 
 // Capacity oracle scenarios (docs/architecture.md §7) on the simulated
 // SeaweedFS: erasure coding and balance projected while in flight, kept as
@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -54,8 +55,8 @@ func (p projection) String() string {
 
 // ask queries admin i's oracle about vids and servers (by name).
 func (s *system) ask(i int, cons pb.Consistency, vids []uint32, servers []string) (projection, error) {
-	c := pb.NewCapacityOracleClient(s.conn(s.cfgs[i].GRPCAddr))
-	ctx, cancel := context.WithTimeout(context.Background(), sysWait/6)
+	c := pb.NewCapacityOracleClient(s.Conn(s.Cfgs[i].GRPCAddr))
+	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait/6)
 	defer cancel()
 	var p projection
 	if len(vids) > 0 {
@@ -78,12 +79,12 @@ func (s *system) ask(i int, cons pb.Consistency, vids []uint32, servers []string
 // waitProjection waits until every running admin answers, STALE and
 // LINEARIZABLE, a projection cond accepts, and returns one of them.
 func (s *system) waitProjection(what string, vids []uint32, servers []string, cond func(p projection) error) projection {
-	s.t.Helper()
+	s.T.Helper()
 	var last error
 	var got projection
-	sysWaitFor(s.t, sysWait, "every admin's oracle to answer "+what, func() bool {
-		for i := range s.cfgs {
-			if s.node(i) == nil {
+	admintest.WaitFor(s.T, admintest.Wait, "every admin's oracle to answer "+what, func() bool {
+		for i := range s.Cfgs {
+			if s.Node(i) == nil {
 				continue
 			}
 			for _, cons := range bothConsistencies {
@@ -92,7 +93,7 @@ func (s *system) waitProjection(what string, vids []uint32, servers []string, co
 					err = cond(p)
 				}
 				if err != nil {
-					last = fmt.Errorf("%s %s: %w", s.cfgs[i].ID, cons, err)
+					last = fmt.Errorf("%s %s: %w", s.Cfgs[i].ID, cons, err)
 					return false
 				}
 				if cons == pb.Consistency_CONSISTENCY_LINEARIZABLE {
@@ -102,8 +103,8 @@ func (s *system) waitProjection(what string, vids []uint32, servers []string, co
 		}
 		return true
 	})
-	if s.t.Failed() && last != nil {
-		s.t.Logf("last answer: %v", last)
+	if s.T.Failed() && last != nil {
+		s.T.Logf("last answer: %v", last)
 	}
 	return got
 }
@@ -111,7 +112,7 @@ func (s *system) waitProjection(what string, vids []uint32, servers []string, co
 // serverNames are the simulator's servers in SeaweedFS's address form.
 func (s *system) serverNames() []string {
 	var out []string
-	for _, srv := range s.sim.Servers() {
+	for _, srv := range s.Sim.Servers() {
 		out = append(out, srv.Address().String())
 	}
 	return out
@@ -176,36 +177,36 @@ func oneAdjustment(v *pb.VolumeCapacity, task uint64, typ pb.TaskType, kind pb.A
 // the shards where the worker put them; once the master reports the shards
 // it retires and the projection is the master's.
 func TestSystemOracleErasureCoding(t *testing.T) {
-	cfg := sysSimConfig(4)
+	cfg := admintest.SimConfig(4)
 	// Marking read-only needs the master (the volume server tells it);
 	// the master goes down during the generation that follows.
 	cfg.EcGenerateDuration = 3 * time.Second
 	s := newSystem(t, cfg)
-	vid := s.addOn(fullQuietSpec(), 0)
+	vid := s.AddOn(admintest.FullQuietSpec(), 0)
 	// Free slots 9, 10, 9, 8: the scheduler places shards round-robin on
 	// the source first, then by free slots: 4, 4, 3 and 3 shards.
-	s.addOn(fillerSpec, 2)
-	s.addOn(fillerSpec, 3)
-	s.addOn(fillerSpec, 3)
-	s.startAdmins(sysSchedConfig())
+	s.AddOn(admintest.FillerSpec, 2)
+	s.AddOn(admintest.FillerSpec, 3)
+	s.AddOn(admintest.FillerSpec, 3)
+	s.StartAdmins(admintest.SchedConfig())
 	names := s.serverNames()
-	size := s.replica(0, vid).Size
+	size := s.Replica(0, vid).Size
 	shard := size / 10
 	shards := []uint32{4, 4, 3, 3}
 
-	pending := s.waitTask(vid, "a pending erasure coding", func(tk *pb.Task) bool { return tk.Type == ecT })
+	pending := s.WaitTask(vid, "a pending erasure coding", func(tk *pb.Task) bool { return tk.Type == ecT })
 	master := []figures{
 		{used: 1, bytes: size, volumes: 1},
 		{},
-		{used: 1, bytes: fillerSpec.Size, volumes: 1},
-		{used: 2, bytes: 2 * fillerSpec.Size, volumes: 2},
+		{used: 1, bytes: admintest.FillerSpec.Size, volumes: 1},
+		{used: 2, bytes: 2 * admintest.FillerSpec.Size, volumes: 2},
 	}
 	// The original leaves server 0; every server gains a slot of shards.
 	projected := []figures{
 		{used: 1, ecShards: shards[0], ecShardBytes: uint64(shards[0]) * shard},
 		{used: 1, ecShards: shards[1], ecShardBytes: uint64(shards[1]) * shard},
-		{used: 2, bytes: fillerSpec.Size, volumes: 1, ecShards: shards[2], ecShardBytes: uint64(shards[2]) * shard},
-		{used: 3, bytes: 2 * fillerSpec.Size, volumes: 2, ecShards: shards[3], ecShardBytes: uint64(shards[3]) * shard},
+		{used: 2, bytes: admintest.FillerSpec.Size, volumes: 1, ecShards: shards[2], ecShardBytes: uint64(shards[2]) * shard},
+		{used: 3, bytes: 2 * admintest.FillerSpec.Size, volumes: 2, ecShards: shards[3], ecShardBytes: uint64(shards[3]) * shard},
 	}
 	s.waitProjection("the volume's removal and the planned shards", []uint32{vid}, names, func(p projection) error {
 		v := p.vols[0]
@@ -218,18 +219,18 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 		return checkServers(p.srvs, master, projected)
 	})
 
-	s.startWorker("w1", s.grpcAddrs(), 1)
-	s.waitTask(vid, "generating shards", func(tk *pb.Task) bool { return tk.State == runningS && tk.Step == worker.StepEcGenerate })
-	s.sim.StopMaster()
-	done := s.waitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !active(tk) })
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
+	s.WaitTask(vid, "generating shards", func(tk *pb.Task) bool { return tk.State == runningS && tk.Step == worker.StepEcGenerate })
+	s.Sim.StopMaster()
+	done := s.WaitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !admintest.Active(tk) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %v (%q)", done.Id, done.State, done.LastError)
 	}
-	s.checkErasureCoded(vid)
+	s.CheckErasureCoded(vid)
 	// Where the worker put the shards is where the change says and where
 	// the plan said.
 	mounted := map[int]uint32{}
-	for _, on := range s.ecMounted(vid) {
+	for _, on := range s.ECMounted(vid) {
 		mounted[on[0]]++
 	}
 	for i, n := range shards {
@@ -238,7 +239,7 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 		}
 	}
 	var change *pb.CapacityChange
-	for _, c := range s.changes() {
+	for _, c := range s.Changes() {
 		if c.TaskId == done.Id {
 			change = c
 		}
@@ -257,7 +258,7 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 		return checkServers(p.srvs, master, projected)
 	})
 
-	if err := s.sim.StartMaster(); err != nil {
+	if err := s.Sim.StartMaster(); err != nil {
 		t.Fatal(err)
 	}
 	// The master now lists the shards (no shard bytes: it reports none)
@@ -265,8 +266,8 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 	reported := []figures{
 		{used: 1, ecShards: shards[0]},
 		{used: 1, ecShards: shards[1]},
-		{used: 2, bytes: fillerSpec.Size, volumes: 1, ecShards: shards[2]},
-		{used: 3, bytes: 2 * fillerSpec.Size, volumes: 2, ecShards: shards[3]},
+		{used: 2, bytes: admintest.FillerSpec.Size, volumes: 1, ecShards: shards[2]},
+		{used: 3, bytes: 2 * admintest.FillerSpec.Size, volumes: 2, ecShards: shards[3]},
 	}
 	s.waitProjection("the master's shards", []uint32{vid}, names, func(p projection) error {
 		v := p.vols[0]
@@ -275,7 +276,7 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 		}
 		return checkServers(p.srvs, reported, reported)
 	})
-	sysWaitFor(t, sysWait, "the change to retire", func() bool { return !hasChange(s.changes(), done.Id) })
+	admintest.WaitFor(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
 }
 
 // TestSystemOracleBalanceAcrossLeaderChange: a move in flight takes the
@@ -284,34 +285,34 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 // LINEARIZABLE, answer the same projection; the move completes with the
 // master down and stays COMMITTED_UNREPORTED; then it retires.
 func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
-	cfg := sysSimConfig(3)
+	cfg := admintest.SimConfig(3)
 	// The master goes down during the copy (marking the source read-only
 	// before it needs the master).
 	cfg.CopyDuration = 3 * time.Second
 	s := newSystem(t, cfg)
-	moveSpec := sim.VolumeSpec{Size: 3 * mb, FileCount: 300}
-	vid := s.addOn(moveSpec, 0)
-	s.addOn(fillerSpec, 0)
-	s.addOn(fillerSpec, 1)
-	s.startAdmins(sysSchedConfig())
+	moveSpec := sim.VolumeSpec{Size: 3 * admintest.MB, FileCount: 300}
+	vid := s.AddOn(moveSpec, 0)
+	s.AddOn(admintest.FillerSpec, 0)
+	s.AddOn(admintest.FillerSpec, 1)
+	s.StartAdmins(admintest.SchedConfig())
 	names := s.serverNames()
 	vids := []uint32{vid}
 
-	ctx, cancel := context.WithTimeout(context.Background(), sysWait)
+	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait)
 	defer cancel()
-	resp, err := s.adminClient(s.waitLeader()).SubmitTask(ctx, &pb.SubmitTaskRequest{Type: balanceT, VolumeId: vid, Source: names[0], Target: names[2]})
+	resp, err := s.AdminClient(s.WaitLeader()).SubmitTask(ctx, &pb.SubmitTaskRequest{Type: balanceT, VolumeId: vid, Source: names[0], Target: names[2]})
 	if err != nil {
 		t.Fatalf("submit the move: %v", err)
 	}
 	task := resp.Task.Id
 	master := []figures{
-		{used: 2, bytes: moveSpec.Size + fillerSpec.Size, volumes: 2},
-		{used: 1, bytes: fillerSpec.Size, volumes: 1},
+		{used: 2, bytes: moveSpec.Size + admintest.FillerSpec.Size, volumes: 2},
+		{used: 1, bytes: admintest.FillerSpec.Size, volumes: 1},
 		{},
 	}
 	projected := []figures{
-		{used: 1, bytes: fillerSpec.Size, volumes: 1},
-		{used: 1, bytes: fillerSpec.Size, volumes: 1},
+		{used: 1, bytes: admintest.FillerSpec.Size, volumes: 1},
+		{used: 1, bytes: admintest.FillerSpec.Size, volumes: 1},
 		{used: 1, bytes: moveSpec.Size, volumes: 1},
 	}
 	inFlight := s.waitProjection("the move in flight", vids, names, func(p projection) error {
@@ -326,10 +327,10 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 	})
 
 	// The leader dies with the adjustment outstanding.
-	old := s.waitLeader()
-	s.stopNode(old)
-	if l := s.waitLeader(); l == old {
-		t.Fatalf("admin %s still leads after being stopped", s.cfgs[old].ID)
+	old := s.WaitLeader()
+	s.StopNode(old)
+	if l := s.WaitLeader(); l == old {
+		t.Fatalf("admin %s still leads after being stopped", s.Cfgs[old].ID)
 	}
 	s.waitProjection("the same projection after the leader change", vids, names, func(p projection) error {
 		if !p.equal(inFlight) {
@@ -338,14 +339,14 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 		return nil
 	})
 
-	s.startWorker("w1", s.grpcAddrs(), 1)
-	s.waitTask(vid, "copying", func(tk *pb.Task) bool { return tk.State == runningS && tk.Step == worker.StepBalanceCopy })
-	s.sim.StopMaster()
-	done := s.waitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !active(tk) })
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
+	s.WaitTask(vid, "copying", func(tk *pb.Task) bool { return tk.State == runningS && tk.Step == worker.StepBalanceCopy })
+	s.Sim.StopMaster()
+	done := s.WaitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !admintest.Active(tk) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %v (%q)", done.Id, done.State, done.LastError)
 	}
-	if h := s.holders(vid); len(h) != 1 || h[0] != 2 {
+	if h := s.Holders(vid); len(h) != 1 || h[0] != 2 {
 		t.Fatalf("volume %d is on servers %v after the move, want [2]", vid, h)
 	}
 	s.waitProjection("a committed-unreported move", vids, names, func(p projection) error {
@@ -359,7 +360,7 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 		return checkServers(p.srvs, master, projected)
 	})
 
-	if err := s.sim.StartMaster(); err != nil {
+	if err := s.Sim.StartMaster(); err != nil {
 		t.Fatal(err)
 	}
 	s.waitProjection("the master's view of the move", vids, names, func(p projection) error {
@@ -369,7 +370,7 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 		}
 		return checkServers(p.srvs, projected, projected)
 	})
-	sysWaitFor(t, sysWait, "the change to retire", func() bool { return !hasChange(s.changes(), done.Id) })
+	admintest.WaitFor(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
 }
 
 // TestSystemWatchVacuum: a WatchCapacity stream on a follower sees a
@@ -377,16 +378,16 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 // while the master is down), then retired once the master reports the new
 // size, each update stamped with the state's index and the topology time.
 func TestSystemWatchVacuum(t *testing.T) {
-	s := newSystem(t, sysSimConfig(4))
-	vid := s.addOn(garbageSpec, 0)
-	s.startAdmins(sysSchedConfig())
-	follower := (s.waitLeader() + 1) % len(s.cfgs)
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.GarbageSpec, 0)
+	s.StartAdmins(admintest.SchedConfig())
+	follower := (s.WaitLeader() + 1) % len(s.Cfgs)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c := pb.NewCapacityOracleClient(s.conn(s.cfgs[follower].GRPCAddr))
+	c := pb.NewCapacityOracleClient(s.Conn(s.Cfgs[follower].GRPCAddr))
 	var st pb.CapacityOracle_WatchCapacityClient
-	sysWaitFor(t, sysWait, "a watch to open", func() bool {
+	admintest.WaitFor(t, admintest.Wait, "a watch to open", func() bool {
 		var err error
 		st, err = c.WatchCapacity(ctx, &pb.WatchCapacityRequest{VolumeIds: []uint32{vid}})
 		return err == nil
@@ -409,7 +410,7 @@ func TestSystemWatchVacuum(t *testing.T) {
 	// await reads updates until one satisfies cond.
 	await := func(what string, cond func(v *pb.VolumeCapacity) bool) *pb.VolumeCapacity {
 		t.Helper()
-		deadline := time.After(sysWait)
+		deadline := time.After(admintest.Wait)
 		for {
 			select {
 			case u, ok := <-updates:
@@ -429,7 +430,7 @@ func TestSystemWatchVacuum(t *testing.T) {
 					return v
 				}
 			case <-deadline:
-				t.Fatalf("no update with %s within %s (seen %v)", what, sysWait, seen)
+				t.Fatalf("no update with %s within %s (seen %v)", what, admintest.Wait, seen)
 			}
 		}
 	}
@@ -439,17 +440,17 @@ func TestSystemWatchVacuum(t *testing.T) {
 
 	v := await("the vacuum in progress", func(v *pb.VolumeCapacity) bool { return kind(v, pb.Adjustment_IN_PROGRESS) })
 	masterSize := v.MasterSize
-	if masterSize != garbageSpec.Size || v.ProjectedSize != garbageSpec.Size-garbageSpec.DeletedBytes {
-		t.Fatalf("in progress: master %d, projected %d; want %d and %d", masterSize, v.ProjectedSize, garbageSpec.Size, garbageSpec.Size-garbageSpec.DeletedBytes)
+	if masterSize != admintest.GarbageSpec.Size || v.ProjectedSize != admintest.GarbageSpec.Size-admintest.GarbageSpec.DeletedBytes {
+		t.Fatalf("in progress: master %d, projected %d; want %d and %d", masterSize, v.ProjectedSize, admintest.GarbageSpec.Size, admintest.GarbageSpec.Size-admintest.GarbageSpec.DeletedBytes)
 	}
-	s.sim.StopMaster()
-	s.startWorker("w1", s.grpcAddrs(), 1)
+	s.Sim.StopMaster()
+	s.StartWorker("w1", s.GRPCAddrs(), 1)
 	v = await("a committed-unreported vacuum", func(v *pb.VolumeCapacity) bool { return kind(v, pb.Adjustment_COMMITTED_UNREPORTED) })
-	newSize := garbageSpec.Size - garbageSpec.DeletedBytes
+	newSize := admintest.GarbageSpec.Size - admintest.GarbageSpec.DeletedBytes
 	if v.MasterSize != masterSize || v.ProjectedSize != newSize || v.Adjustments[0].DeltaBytes != int64(newSize)-int64(masterSize) {
 		t.Fatalf("committed unreported: %v; want master %d, projected %d", v, masterSize, newSize)
 	}
-	if err := s.sim.StartMaster(); err != nil {
+	if err := s.Sim.StartMaster(); err != nil {
 		t.Fatal(err)
 	}
 	await("the master's new size", func(v *pb.VolumeCapacity) bool {
@@ -463,12 +464,12 @@ func TestSystemWatchVacuum(t *testing.T) {
 		if status.Code(err) != codes.Canceled {
 			t.Fatalf("the watch ended with %v after cancel", err)
 		}
-	case <-time.After(sysWait):
+	case <-time.After(admintest.Wait):
 		t.Fatal("the watch did not end after cancel")
 	}
 	// The metrics count the stream once it ended.
-	sysWaitFor(t, sysWait, "the ended watch to be counted", func() bool {
-		mfs, err := s.node(follower).metrics.reg.Gather()
+	admintest.WaitFor(t, admintest.Wait, "the ended watch to be counted", func() bool {
+		mfs, err := s.Node(follower).Metrics().Gather()
 		if err != nil {
 			return false
 		}

@@ -1,4 +1,4 @@
-package main
+package admin_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -71,26 +72,26 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 	// Thresholds no volume meets: every task comes from the benchmark.
 	th := scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour, ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9}
 	dir := b.TempDir()
-	var cfgs []nodeConfig
+	var cfgs []admin.Config
 	var addrs []string
 	for i, p := range peers {
 		addr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
-		cfgs = append(cfgs, nodeConfig{ID: p.ID, DataDir: filepath.Join(dir, p.ID), RaftAddr: p.RaftAddr, GRPCAddr: addr, Peers: peers, Bootstrap: true,
+		cfgs = append(cfgs, admin.Config{ID: p.ID, DataDir: filepath.Join(dir, p.ID), RaftAddr: p.RaftAddr, GRPCAddr: addr, Peers: peers, Bootstrap: true,
 			Logger: hclog.NewNullLogger(), Master: simc.MasterServerAddress().String(),
 			Scheduler: scheduler.Config{Thresholds: th, DetectInterval: time.Second}})
 		addrs = append(addrs, addr)
 	}
-	nodes, err := startNodes(context.Background(), cfgs)
+	nodes, err := admin.StartNodes(context.Background(), cfgs)
 	if err != nil {
 		b.Fatal(err)
 	}
 	for _, n := range nodes {
-		defer n.stop()
+		defer n.Stop()
 	}
-	var leader *adminNode
+	var leader *admin.Node
 	if err := cluster.WaitFor(context.Background(), 20*time.Millisecond, func() bool {
 		for _, n := range nodes {
-			if n.raft.IsLeader() {
+			if n.Raft().IsLeader() {
 				leader = n
 				return true
 			}
@@ -112,7 +113,7 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 		wg.Add(1)
 		go func() { defer wg.Done(); defer w.Close(); w.Run(ctx) }()
 	}
-	if err := cluster.WaitFor(context.Background(), 20*time.Millisecond, func() bool { return len(leader.sched.Connected()) == workers }); err != nil {
+	if err := cluster.WaitFor(context.Background(), 20*time.Millisecond, func() bool { return len(leader.Scheduler().Connected()) == workers }); err != nil {
 		b.Fatal(err)
 	}
 	conn, err := grpc.NewClient(leaderAddr(leader, nodes, addrs), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -120,13 +121,13 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer conn.Close()
-	admin := pb.NewAdminClient(conn)
+	client := pb.NewAdminClient(conn)
 	if b.N > volumes {
 		b.Fatalf("-benchtime asks for %d tasks but the simulated master has %d volumes (one task each); use -benchtime %dx or less", b.N, volumes, volumes)
 	}
 	completed := func() int {
 		n := 0
-		leader.fsm.Read(func(st *fsm.State) { n = st.CountByState(pb.TaskState_TASK_STATE_COMPLETED) })
+		leader.FSM().Read(func(st *fsm.State) { n = st.CountByState(pb.TaskState_TASK_STATE_COMPLETED) })
 		return n
 	}
 	base := completed()
@@ -143,7 +144,7 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 				if int(v) > b.N {
 					return
 				}
-				if _, err := admin.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: v}); err != nil {
+				if _, err := client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: v}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -159,7 +160,7 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "tasks/s")
 }
 
-func leaderAddr(leader *adminNode, nodes []*adminNode, addrs []string) string {
+func leaderAddr(leader *admin.Node, nodes []*admin.Node, addrs []string) string {
 	for i, n := range nodes {
 		if n == leader {
 			return addrs[i]
