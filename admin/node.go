@@ -319,5 +319,12 @@ type cachedMaster struct {
 }
 
 func (m cachedMaster) Topology(ctx context.Context) (*seaweed.Topology, error) {
+	topo, _, err := m.cache.Fetch(ctx)
+	return topo, err
+}
+
+// TopologyAsked is Topology with when the poll that answered began (see
+// scheduler.SharedPollMaster).
+func (m cachedMaster) TopologyAsked(ctx context.Context) (*seaweed.Topology, time.Time, error) {
 	return m.cache.Fetch(ctx)
 }

@@ -94,9 +94,15 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 		return
 	}
 	if reason, ok := planWaitReason(planErr); ok {
-		// Retryable: the attempt is requeued with backoff (and fails once
-		// the retries are spent); nothing was sent to a worker.
-		if err := s.finishAttempt(ctx, res.Task, res.Task.Fence, reason, true); err != nil {
+		// Not a retry: nothing ran and nothing was sent to a worker, so the
+		// wait spends none of the task's retries (counted, they failed a
+		// task for good some 14 s into a wait for a topology newer than it,
+		// or for a restarting server). The attempt is requeued without
+		// counting and planned again after the next topology poll; it
+		// waits until a topology lets it be planned, or an operator
+		// cancels it (the requeue then ends it cancelled).
+		notBefore := s.cfg.Now().Add(s.cfg.DetectInterval).UnixNano()
+		if err := s.requeueAt(ctx, res.Task, res.Task.Fence, reason, notBefore, false); err != nil {
 			s.log.Warn("requeue unplannable task", "task", t.Id, "error", err)
 		}
 		return
@@ -171,6 +177,12 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
 	}
+	return s.requeueAt(ctx, t, fence, reason, notBefore, retry)
+}
+
+// requeueAt is requeue with the next attempt not before notBefore (unix
+// ns, 0: at once); retry counts it against the task's retries.
+func (s *Scheduler) requeueAt(ctx context.Context, t *pb.Task, fence uint64, reason string, notBefore int64, retry bool) error {
 	res, err := s.propose(ctx, fsm.RequeueCmd(t.Id, fence, reason, notBefore, retry))
 	if err == nil || isRefusal(err) {
 		// Only once the outcome is known: a report re-sent after an unknown

@@ -75,9 +75,8 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 			s.cfg.Observe(EventDetection, pb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
 		}
 	}()
-	asked := s.cfg.Now()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	topo, err := s.master.Topology(pctx)
+	topo, asked, err := s.askTopology(pctx)
 	cancel()
 	if ctx.Err() != nil {
 		return
@@ -180,4 +179,23 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			s.log.Info("detected", "task", res.Task.Id, "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "why", p.Reason)
 		}
 	}
+}
+
+// SharedPollMaster is a Master whose topology polls may be shared with
+// other callers (the node's topology cache): TopologyAsked also says when
+// the poll that answered began, which may be before the call.
+type SharedPollMaster interface {
+	TopologyAsked(ctx context.Context) (topo *seaweed.Topology, asked time.Time, err error)
+}
+
+// askTopology polls the master's topology and says when it was asked for:
+// the start of the poll that answered (a shared one may have begun before
+// this call), so that planning never takes it for newer than it is.
+func (s *Scheduler) askTopology(ctx context.Context) (*seaweed.Topology, time.Time, error) {
+	if m, ok := s.master.(SharedPollMaster); ok {
+		return m.TopologyAsked(ctx)
+	}
+	asked := s.cfg.Now()
+	topo, err := s.master.Topology(ctx)
+	return topo, asked, err
 }

@@ -15,8 +15,13 @@ import (
 // retry whose work is only partly visible, is planned (or refused) as usual.
 func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	th := DefaultThresholds()
+	// A retry carries the servers its earlier attempts acted on.
 	ecTask := func(attempt uint32) *pb.Task {
-		return &pb.Task{Id: 9, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 5, Attempt: attempt, Collection: "c"}
+		t := &pb.Task{Id: 9, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 5, Attempt: attempt, Collection: "c"}
+		if attempt > 1 {
+			t.EarlierServers = []string{sid(1), sid(2), sid(3), sid(4)}
+		}
+		return t
 	}
 	encoded := build(30,
 		srv(sid(1), 10).shards(5, 0, 1, 2, 3),
@@ -36,13 +41,24 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(ecTask(1), encoded, th); errors.As(err, &done) || !errors.Is(err, ErrPlan) {
 		t.Errorf("EC first attempt on an encoded volume: %v, want a plan error", err)
 	}
+	// Requeued by plan waits only: no attempt ran, so the encode the
+	// master shows is someone else's (weed shell ec.encode meanwhile).
+	waited := ecTask(3)
+	waited.EarlierServers = nil
+	if _, err := PlanSpec(waited, encoded, th); errors.As(err, &done) || !errors.Is(err, ErrPlan) {
+		t.Errorf("EC task that never ran (attempt 3 after plan waits) on an encoded volume: %v, want a plan error", err)
+	}
 	partial := build(30, srv(sid(1), 10).shards(5, 0, 1, 2, 3), srv(sid(2), 10).shards(5, 4, 5, 6, 7))
 	if _, err := PlanSpec(ecTask(3), partial, th); errors.As(err, &done) {
 		t.Errorf("EC retry with 8 shards: %v, want no AlreadyDone", err)
 	}
 
 	mv := func(attempt uint32) *pb.Task {
-		return &pb.Task{Id: 4, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Attempt: attempt, Source: sid(1), Target: sid(2)}
+		t := &pb.Task{Id: 4, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Attempt: attempt, Source: sid(1), Target: sid(2)}
+		if attempt > 1 {
+			t.EarlierServers = []string{sid(1), sid(2)}
+		}
+		return t
 	}
 	moved := build(30, srv(sid(1), 10), srv(sid(2), 10, v(3, 7<<20)), srv(sid(3), 10))
 	_, err = PlanSpec(mv(2), moved, th)
@@ -58,6 +74,11 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(mv(1), moved, th); errors.As(err, &done) {
 		t.Errorf("move first attempt: %v, want no AlreadyDone", err)
 	}
+	waitedMv := mv(4)
+	waitedMv.EarlierServers = nil
+	if _, err := PlanSpec(waitedMv, moved, th); errors.As(err, &done) {
+		t.Errorf("move that never ran (attempt 4 after plan waits): %v, want no AlreadyDone", err)
+	}
 	both := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10, v(3, 7<<20)), srv(sid(3), 10))
 	if _, err := PlanSpec(mv(2), both, th); errors.As(err, &done) {
 		t.Errorf("move retry with the volume still on the source: %v, want no AlreadyDone", err)
@@ -72,7 +93,7 @@ func TestCompleteDone(t *testing.T) {
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 	for _, c := range []*pb.Command{
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
-		fsm.AssignCmd(1, "w1", nil, nil),
+		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &pb.Move{Source: sid(1), Target: sid(2)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
 	} {
 		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
@@ -81,6 +102,9 @@ func TestCompleteDone(t *testing.T) {
 	}
 	var task *pb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
+	if len(task.EarlierServers) == 0 { // this applier's command version keeps no history
+		task.EarlierServers = []string{sid(1), sid(2)}
+	}
 	moved := build(30, srv(sid(1), 10), srv(sid(2), 10, v(3, 7<<20)))
 	_, planErr := PlanSpec(task, moved, DefaultThresholds())
 	s.assignOne(context.Background(), task, "w9", nil, planErr)
@@ -96,8 +120,8 @@ func TestCompleteDone(t *testing.T) {
 }
 
 // TestAssignWaitRequeues: a retried move that must wait for an earlier
-// attempt's server is requeued with backoff (a retry counted), never failed
-// outright and never sent to a worker.
+// attempt's server is requeued until the next poll, never failed (however
+// often it waits: a wait is no retry) and never sent to a worker.
 func TestAssignWaitRequeues(t *testing.T) {
 	f := fsm.New()
 	a := &fsmApplier{f: f, at: now}
@@ -122,11 +146,17 @@ func TestAssignWaitRequeues(t *testing.T) {
 	if !errors.Is(planErr, ErrPlanWait) {
 		t.Fatalf("PlanSpec = %v, %v; want ErrPlanWait", spec, planErr)
 	}
-	s.assignOne(context.Background(), task, "w9", spec, planErr)
-	f.Read(func(st *fsm.State) {
-		got, _ := st.Task(1)
-		if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 1 || got.NotBefore == 0 || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
-			t.Fatalf("task after a wait refusal: %v; want pending, one retry counted, backoff, the reason", got)
+	for i := 0; i < 6; i++ { // twice MaxRetries
+		s.assignOne(context.Background(), task, "w9", spec, planErr)
+		f.Read(func(st *fsm.State) {
+			got, _ := st.Task(1)
+			if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(s.cfg.DetectInterval).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
+				t.Fatalf("task after wait %d: %v; want pending, no retry counted, until the next poll, the reason", i+1, got)
+			}
+			task, _ = st.Task(1)
+		})
+		if len(task.EarlierMoves) == 0 {
+			task.EarlierMoves = []*pb.Move{{Source: swa(1), Target: swa(9)}}
 		}
-	})
+	}
 }

@@ -106,11 +106,14 @@ func typeWord(t pb.TaskType) string {
 	return "move"
 }
 
-// retried reports whether the task has attempts before this one: a
-// requeued attempt, or a task `ctl task retry` submitted with the history
-// of the one it retries.
+// retried reports whether an earlier attempt of the task acted on servers:
+// a requeued attempt that was assigned, or a task `ctl task retry`
+// submitted with the history of the one it retries. Not the attempt
+// number: an attempt requeued while planning waited (ErrPlanWait) never
+// ran, and a task that never ran must not take work someone else did
+// meanwhile (weed shell ec.encode, volume.move) for its own.
 func retried(task *pb.Task) bool {
-	return task.Attempt > 1 || len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
+	return len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
 }
 
 // doneBefore reports whether a retried task's goal is what the topology
@@ -208,12 +211,19 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 	return PlanSpecAsOf(task, topo, time.Time{}, th)
 }
 
+// ClockSkewMargin is how much later than a task's CreatedAt a topology must
+// have been asked for to prove its volume unknown. CreatedAt is the
+// proposing leader's clock and asked the current leader's: a new leader
+// whose clock runs ahead by less than this does not fail a fresh task at
+// once. It only delays such a failure (by at most this plus a poll).
+const ClockSkewMargin = 2 * time.Second
+
 // PlanSpecAsOf is PlanSpec for a topology the leader asked the master for
 // at asked (zero: unknown). A volume the topology does not list is waited
 // for (ErrPlanWait) while the topology was asked for before the task was
-// submitted (its CreatedAt, stamped by the proposer): the submitter saw a
-// newer one. Only a topology asked for after the submission fails it as
-// unknown.
+// submitted (its CreatedAt, stamped by the proposer) plus ClockSkewMargin:
+// the submitter saw a newer one. Only a topology asked for after that fails
+// it as unknown.
 func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
@@ -225,12 +235,16 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
-			if finish, ok := finishSpec(task, topo, spec); ok {
+			finish, err := finishSpec(task, topo, spec)
+			if err != nil {
+				return nil, err
+			}
+			if finish != nil {
 				return finish, nil
 			}
 			return nil, planErr("volume %d is already erasure coded", task.VolumeId)
 		}
-		if !asked.IsZero() && asked.UnixNano() < task.CreatedAt {
+		if !asked.IsZero() && asked.UnixNano() < task.CreatedAt+int64(ClockSkewMargin) {
 			return nil, planWait("volume %d is not in the master's topology yet: it was fetched before the task was submitted; waiting for a newer one", task.VolumeId)
 		}
 		return nil, planErr("volume %d not found in the master's topology", task.VolumeId)
@@ -273,16 +287,28 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 // earlier attempts': the spec then names no replica and no target, only
 // those servers, and the worker finishes the earlier attempt if it finds a
 // complete, verified generation there; it never sweeps or encodes.
-func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, bool) {
+//
+// A topology that does not list the volume's originals does not say they
+// are gone: a replica's server may be restarting, not re-registered yet or
+// cut off from the master. So the finish spec waits (ErrPlanWait) until
+// every earlier server of the task is in the topology; the worker then
+// asks each of them for the volume too (it trusts no topology for that).
+// nil, nil: not a finish.
+func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
 	if !retried(task) || len(task.EarlierServers) == 0 {
-		return nil, false
+		return nil, nil
 	}
 	holders := shardHolders(topo, task.VolumeId)
 	if len(holders) == 0 || len(foreignHolders(topo, holders, task.EarlierServers)) > 0 {
-		return nil, false
+		return nil, nil
+	}
+	for _, e := range task.EarlierServers {
+		if _, ok := findServer(topo, e); !ok {
+			return nil, planWait("volume %d is EC-only in the master's topology, but earlier server %s is missing from it (it may still hold an original): waiting for it to come back before finishing, or cancel the task", task.VolumeId, e)
+		}
 	}
 	spec.EcShardHolders = holders
-	return spec, true
+	return spec, nil
 }
 
 // SpecServers are the servers an attempt of spec acts on: for erasure

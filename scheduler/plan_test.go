@@ -453,10 +453,17 @@ func TestPlanSpecErasureCodingFinish(t *testing.T) {
 		earlier     []string
 		wantHolders []string // a finish spec with these holders
 		want        string   // else an ErrPlan saying this
+		wantWait    string   // or an ErrPlanWait saying this
 	}{
 		{name: "retry, holders are earlier servers: finish",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:5]...), srv(sid(2), 8).shards(5, first13[5:9]...), srv(sid(3), 8).shards(5, first13[9:]...)},
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:5]...), srv(sid(2), 8).shards(5, first13[5:9]...), srv(sid(3), 8).shards(5, first13[9:]...), srv(sid(4), 8)},
 			attempt: 2, earlier: addrOf(1, 2, 3, 4), wantHolders: addrOf(1, 2, 3)},
+		{name: "retry, an earlier server missing from the topology: wait (it may hold an original)",
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:5]...), srv(sid(2), 8).shards(5, first13[5:9]...), srv(sid(3), 8).shards(5, first13[9:]...)},
+			attempt: 2, earlier: addrOf(1, 2, 3, 4), wantWait: "earlier server " + addrOf(4)[0] + " is missing"},
+		{name: "requeued after a plan wait, never ran (no history): already erasure coded",
+			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
+			attempt: 3, want: "already erasure coded"},
 		{name: "ctl task retry (attempt 1, history): finish",
 			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
 			attempt: 1, earlier: addrOf(1, 2), wantHolders: addrOf(1, 2)},
@@ -470,6 +477,12 @@ func TestPlanSpecErasureCodingFinish(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			task := &pb.Task{Id: 9, Type: ecT, VolumeId: 5, Attempt: tc.attempt, Fence: 4, EarlierServers: tc.earlier}
 			spec, err := PlanSpec(task, build(100, tc.nodes...), DefaultThresholds())
+			if tc.wantWait != "" {
+				if !errors.Is(err, ErrPlanWait) || !contains(err.Error(), tc.wantWait) {
+					t.Fatalf("PlanSpec = %v, %v; want an ErrPlanWait saying %q", spec, err, tc.wantWait)
+				}
+				return
+			}
 			if tc.want != "" {
 				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.want) {
 					t.Fatalf("PlanSpec = %v, %v; want an ErrPlan saying %q", spec, err, tc.want)
@@ -506,7 +519,8 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 		{"vacuum, topology older than the task", vacuumT, 7, now.Add(-time.Second), true},
 		{"EC, topology older than the task", ecT, 7, now.Add(-time.Second), true},
 		{"balance, topology older than the task", balanceT, 7, now.Add(-time.Second), true},
-		{"topology asked for after the task", vacuumT, 7, now.Add(time.Millisecond), false},
+		{"topology asked for just after the task, within the clock skew margin", vacuumT, 7, now.Add(ClockSkewMargin - time.Millisecond), true},
+		{"topology asked for after the task and the margin", vacuumT, 7, now.Add(ClockSkewMargin + time.Millisecond), false},
 		{"topology of unknown age", vacuumT, 7, time.Time{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -71,26 +71,30 @@ func (c *TopologyCache) Run(ctx context.Context) {
 
 // Poll fetches the topology once; on failure the last one is kept.
 func (c *TopologyCache) Poll(ctx context.Context) {
-	_, _ = c.Fetch(ctx)
+	_, _, _ = c.Fetch(ctx)
 }
 
 // Fetch polls the master now, keeps the answer as Poll does, and returns the
 // topology fetched (which the refill guard may not have let replace the kept
-// one) or the poll's error. A call while another poll is under way shares
-// that poll's answer instead of asking the master again.
-func (c *TopologyCache) Fetch(ctx context.Context) (*Topology, error) {
+// one) or the poll's error, and when the poll that answered began. A call
+// while another poll is under way shares that poll's answer instead of
+// asking the master again: asked is then before the call, and a caller
+// that must know the topology is newer than some moment (the scheduler
+// waits for one asked for after a task's submission) uses asked, not the
+// time of its call.
+func (c *TopologyCache) Fetch(ctx context.Context) (topo *Topology, asked time.Time, err error) {
 	c.mu.Lock()
 	if f := c.inflight; f != nil {
 		f.waiters++
 		c.mu.Unlock()
 		select {
 		case <-f.done:
-			return f.topo, f.err
+			return f.topo, f.asked, f.err
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, f.asked, ctx.Err()
 		}
 	}
-	f := &fetch{done: make(chan struct{})}
+	f := &fetch{done: make(chan struct{}), asked: c.now()}
 	c.inflight = f
 	c.mu.Unlock()
 
@@ -105,7 +109,7 @@ func (c *TopologyCache) Fetch(ctx context.Context) (*Topology, error) {
 			cancel()
 		}
 	})
-	topo, err := c.src.Topology(pctx)
+	topo, err = c.src.Topology(pctx)
 	stop()
 	cancel()
 	if err == nil && topo == nil {
@@ -119,7 +123,7 @@ func (c *TopologyCache) Fetch(ctx context.Context) (*Topology, error) {
 	if ctx.Err() != nil && err != nil {
 		// Cut short by our own caller: nothing was learnt about the master.
 		c.mu.Unlock()
-		return nil, err
+		return nil, f.asked, err
 	}
 	c.lastPoll = c.now()
 	if err == nil {
@@ -140,12 +144,13 @@ func (c *TopologyCache) Fetch(ctx context.Context) (*Topology, error) {
 	if updated && c.OnUpdate != nil {
 		c.OnUpdate()
 	}
-	return topo, err
+	return topo, f.asked, err
 }
 
 // fetch is one poll of the master, shared by the callers that overlap it.
 type fetch struct {
 	done    chan struct{}
+	asked   time.Time // when the poll began
 	waiters int
 	topo    *Topology
 	err     error

@@ -173,7 +173,7 @@ func TestTopologyCacheFetchSharesAPollUnderWay(t *testing.T) {
 	answers := make(chan answer, 3)
 	for range 3 {
 		go func() {
-			topo, err := c.Fetch(ctx)
+			topo, _, err := c.Fetch(ctx)
 			answers <- answer{topo, err}
 		}()
 	}
@@ -222,7 +222,7 @@ func TestTopologyCacheRunCountsFromTheLastFetch(t *testing.T) {
 	fetches := 0
 	for range 12 {
 		<-tick.C
-		if _, err := c.Fetch(ctx); err != nil {
+		if _, _, err := c.Fetch(ctx); err != nil {
 			t.Fatal(err)
 		}
 		fetches++
@@ -240,5 +240,56 @@ func TestTopologyCacheRunCountsFromTheLastFetch(t *testing.T) {
 		case <-c.Polled():
 		case <-time.After(interval):
 		}
+	}
+}
+
+// A fetch that joins a poll under way answers with when that poll began,
+// not when the fetch was called: the topology is no newer than that.
+func TestTopologyCacheFetchTellsWhenThePollBegan(t *testing.T) {
+	src := &countingSource{gate: make(chan struct{}), topo: &Topology{}}
+	c := NewTopologyCache(src, time.Hour)
+	var mu sync.Mutex
+	clock := time.Unix(1000, 0)
+	c.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	ctx := context.Background()
+	first := make(chan time.Time, 1)
+	go func() {
+		_, asked, _ := c.Fetch(ctx)
+		first <- asked
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for src.count() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first fetch never polled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	clock = clock.Add(5 * time.Second)
+	mu.Unlock()
+	joined := make(chan time.Time, 1)
+	go func() {
+		_, asked, _ := c.Fetch(ctx)
+		joined <- asked
+	}()
+	for {
+		c.mu.Lock()
+		in := c.inflight != nil && c.inflight.waiters == 1
+		c.mu.Unlock()
+		if in {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the second fetch never joined the poll")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(src.gate)
+	want := time.Unix(1000, 0)
+	if a := <-first; !a.Equal(want) {
+		t.Errorf("the polling fetch says it asked at %v, want %v", a, want)
+	}
+	if a := <-joined; !a.Equal(want) {
+		t.Errorf("the joining fetch says it asked at %v, want the poll's start %v", a, want)
 	}
 }

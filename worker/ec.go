@@ -111,6 +111,12 @@ type ecAttempt struct {
 	// touched: servers where this attempt may have created EC files.
 	touched map[string]string // gRPC address -> server
 	source  string
+	// finishing: a retry without every original in its plan (a finish
+	// spec, or replicas that answered "not found"); it may only finish an
+	// earlier attempt (probeOriginals).
+	finishing bool
+	// gone: servers that answered "not found" for the volume.
+	gone []string
 }
 
 func (a *ecAttempt) touch(server string, err error) {
@@ -157,18 +163,25 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 		if err != nil && retry && seaweed.IsNotFound(err) {
 			missing, missingErr = append(missing, r), err
 			pl.replicas = slices.DeleteFunc(pl.replicas, func(x string) bool { return x == r })
+			a.gone = append(a.gone, r)
 			continue
 		}
 		if err != nil {
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
-		a.wasReadOnly[r] = st.GetIsReadOnly()
-		if a.wasReadOnly[r] && retry {
-			frozen, err := frozenUnpersisted(ctx, e.c, r, pl.vid)
-			if err != nil {
-				return nil, failure(ctx, StepEcPrepare, err, true, nil)
-			}
-			a.wasReadOnly[r] = !frozen
+		if err := a.noteReplica(ctx, r, st, retry); err != nil {
+			return nil, failure(ctx, StepEcPrepare, err, true, nil)
+		}
+	}
+	// A retry without every original in its plan (a finish spec, or
+	// replicas that answered "not found") may only finish: it asks every
+	// server that may hold an original whether one is still there (see
+	// probeOriginals, and confirmGone before finishEarlier acts).
+	finishOnly := len(spec.GetReplicas()) == 0
+	a.finishing = retry && (len(missing) > 0 || finishOnly)
+	if a.finishing {
+		if err := a.probeOriginals(ctx, spec); err != nil {
+			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
 	}
 	// Shards the master lists on a server no earlier attempt of this task
@@ -213,6 +226,12 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 			return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d has EC shards left on %s that are not a complete, spread generation to finish, and only %d of the %d replicas its placement %03d asks for: an earlier attempt may have deleted the others, so those shards may be all that is left of them; changing nothing (bring the missing replica back, or check the shards with weed shell ec.decode)",
 				pl.vid, strings.Join(holderNames(holders), ", "), len(pl.replicas), placementCopies(spec.GetReplicaPlacement()), spec.GetReplicaPlacement()), true, nil)
 		}
+	}
+	// A finish spec places no shard: it never encodes. An original found
+	// on an earlier server without a generation to finish waits for a plan
+	// from a topology that lists it.
+	if finishOnly && len(pl.replicas) > 0 {
+		return nil, failure(ctx, StepEcPrepare, fmt.Errorf("volume %d is still on %s, which the master's topology did not list, and there is no complete EC generation to finish: changing nothing until the leader plans the encode from a topology that lists it", pl.vid, strings.Join(pl.replicas, ", ")), true, nil)
 	}
 	// Nothing to finish: a replica the spec names is missing (a first
 	// attempt fails on it at once) or there is none to encode.
@@ -452,6 +471,11 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 	}
 	if placement == nil {
 		return nil, nil, false
+	}
+	if a.finishing {
+		if err := a.confirmGone(ctx); err != nil {
+			return nil, failure(ctx, StepEcPrepare, err, true, nil), true
+		}
 	}
 	p.begin(StepEcVerify, 85)
 	// Every server's .ecj, not only the holders': one whose shards were

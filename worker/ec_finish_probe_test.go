@@ -1,0 +1,121 @@
+package worker_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+	"github.com/groundskeeper-dev/groundskeeper/worker"
+)
+
+// A retry that finishes an earlier attempt without the originals in its
+// spec (a finish spec, or replicas that answered "not found") must ask
+// every earlier server whether an original is still there: the leader's
+// topology may not list a replica whose server is restarting or cut off
+// from the master, and SeaweedFS answers "not found" for a volume still
+// loading. Completing beside a surviving original leaves it to come back
+// writable next to the EC volume.
+
+// survivingOriginal runs a first attempt of a two-copy volume (rp 001)
+// that deletes one original and fails to delete the other, and returns it,
+// the volume and the surviving original's server.
+func survivingOriginal(t *testing.T, e *simEnv) (first *pb.TaskSpec, vid uint32, orig *sim.VolumeServer) {
+	t.Helper()
+	ctx := testCtx(t)
+	vid = e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
+	first = e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	orig, _ = e.c.ServerByAddress(first.Replicas[1])
+	h := e.c.InjectFault(sim.Fault{Method: "VolumeDelete", Server: orig.ID(), FailNext: 100})
+	_, _ = worker.NewECExecutor(e.vc).Execute(ctx, first, nil) // the worker dies: its answer is dropped
+	h.Remove()
+	if _, ok := orig.Volume(vid); !ok {
+		t.Fatalf("setup: the original of volume %d is gone", vid)
+	}
+	return first, vid, orig
+}
+
+func finishSpecOf(first *pb.TaskSpec) *pb.TaskSpec {
+	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	return &pb.TaskSpec{Task: task, EarlierServers: task.EarlierServers}
+}
+
+// TestECFinishSpecFindsSurvivingOriginal: the master's topology did not
+// list the original (its server had not re-registered), so the leader sent
+// a finish spec. The worker finds the original on an earlier server and
+// finishes as for a named replica: compared with the generation, deleted.
+func TestECFinishSpecFindsSurvivingOriginal(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	first, vid, orig := survivingOriginal(t, e)
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
+	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
+	if err != nil {
+		t.Fatalf("finish spec with a surviving original: %v", err)
+	}
+	if len(change.GetShards()) != seaweed.EcTotalShards {
+		t.Fatalf("change places %d shards", len(change.GetShards()))
+	}
+	if _, ok := orig.Volume(vid); ok {
+		t.Fatalf("the finish completed while the original of volume %d is still on %s", vid, orig.ID())
+	}
+	requireShardsOnce(t, e, vid)
+	requireDurable(t, e.c)
+}
+
+// TestECFinishSpecWaitsForUnansweringServer: an earlier server that cannot
+// say whether it holds the volume fails the finish retryably, changing
+// nothing.
+func TestECFinishSpecWaitsForUnansweringServer(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	first, vid, orig := survivingOriginal(t, e)
+	e.c.InjectFault(sim.Fault{Method: "VolumeStatus", Server: orig.ID(), FailNext: 100})
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
+	_, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
+	var f *worker.Failure
+	if !errors.As(err, &f) || !f.Retryable || !strings.Contains(err.Error(), "may still be there") {
+		t.Fatalf("finish with %s not answering: %v, want a retryable wait", orig.ID(), err)
+	}
+	if _, ok := orig.Volume(vid); !ok {
+		t.Fatalf("the original of volume %d is gone after the refused finish", vid)
+	}
+	n := 0
+	for i := 0; i < 6; i++ {
+		if st, ok := e.c.Server(i).EcShards(vid); ok {
+			n += len(st.Mounted)
+		}
+	}
+	if n != seaweed.EcTotalShards {
+		t.Fatalf("%d shards mounted after the refused finish, want all %d kept", n, seaweed.EcTotalShards)
+	}
+}
+
+// TestECRetryNotFoundOnceIsNotDeleted: the original answers "not found"
+// once (still loading) and is there on the second probe: it is a replica,
+// compared and deleted as usual, never left beside the EC volume.
+func TestECRetryNotFoundOnceIsNotDeleted(t *testing.T) {
+	e := newSimEnv(t, 6)
+	ctx := testCtx(t)
+	first, vid, orig := survivingOriginal(t, e)
+	e.c.InjectFault(sim.Fault{Method: "VolumeStatus", Server: orig.ID(), FailNext: 1, Err: status.Error(codes.NotFound, "volume not found")})
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
+	change, err := worker.NewECExecutor(e.vc).Execute(ctx, staleRetry(first), nil)
+	if _, ok := orig.Volume(vid); ok && err == nil {
+		t.Fatalf("the retry completed while the original of volume %d is still on %s", vid, orig.ID())
+	}
+	if err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if len(change.GetShards()) != seaweed.EcTotalShards {
+		t.Fatalf("change places %d shards", len(change.GetShards()))
+	}
+	requireShardsOnce(t, e, vid)
+	requireDurable(t, e.c)
+}

@@ -1,0 +1,105 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+)
+
+// noteReplica records replica r of the attempt's volume, whose status is
+// st: whether it was read-only before the attempt. A retry finds the
+// replicas an abandoned attempt froze (a mark that is not persisted, as
+// attempts freeze) read-only: they were writable.
+func (a *ecAttempt) noteReplica(ctx context.Context, r string, st *volume_server_pb.VolumeStatusResponse, retry bool) error {
+	a.wasReadOnly[r] = st.GetIsReadOnly()
+	if a.wasReadOnly[r] && retry {
+		frozen, err := frozenUnpersisted(ctx, a.c, r, a.vid)
+		if err != nil {
+			return err
+		}
+		a.wasReadOnly[r] = !frozen
+	}
+	return nil
+}
+
+// probeOriginals asks every server that may hold an original of the volume
+// (the plan's, the earlier attempts', the master's shard holders) whether
+// it does, when the plan lacks originals: the leader plans a finish spec
+// whenever its topology (up to a poll old) does not list the volume, also
+// while a replica's server is restarting, has not re-registered or is cut
+// off from the master. One that holds it is a replica: it joins the plan
+// and finishEarlier compares it with the generation as any other. One that
+// answers "not found" is noted (a.gone) and asked again by confirmGone.
+// Any other answer fails the attempt, retryably, before anything changed:
+// finishing beside a surviving original would leave it to come back
+// writable next to the EC volume.
+func (a *ecAttempt) probeOriginals(ctx context.Context, spec *pb.TaskSpec) error {
+	for _, s := range a.sweepServers(spec) {
+		known := func(x string) bool { return sameServer(x, s) }
+		if slices.ContainsFunc(a.replicas, known) || slices.ContainsFunc(a.gone, known) {
+			continue
+		}
+		cctx, cancel := call(ctx)
+		st, err := a.c.VolumeStatus(cctx, s, a.vid)
+		cancel()
+		switch {
+		case err == nil:
+			if err := a.noteReplica(ctx, s, st, true); err != nil {
+				return waitingFor(s, a.vid, err)
+			}
+			a.replicas = append(a.replicas, s)
+		case seaweed.IsNotFound(err):
+			a.gone = append(a.gone, s)
+		default:
+			return waitingFor(s, a.vid, err)
+		}
+	}
+	return nil
+}
+
+// confirmGone asks again, once the survey and the generation checks are
+// done and before finishEarlier freezes or deletes anything, every server
+// that answered "not found": SeaweedFS gives that answer for a deleted
+// volume, but also for one that is still loading, failed to load or was
+// unmounted. A "not found" counts only when both probes give it and the
+// server answered the survey in between (it is reachable: the survey asks
+// every server probeOriginals asked, and fails the attempt on any other
+// answer). One that now holds the volume joins the plan as a replica.
+//
+// What remains: a replica that failed to load (a bad disk) answers "not
+// found" every time and is treated as lost; from then on the generation is
+// the volume's redundancy. That never leaves the volume less redundant
+// than the completed encode would: the generation was verified complete
+// (14 distinct shards of one encode run, spread as a plan spreads them,
+// equal sizes and indexes), an unloadable replica serves nothing whether
+// or not the task completes, and every replica that does answer is
+// compared with the generation and deleted only if it agrees. If the disk
+// is repaired, the volume comes back beside the EC volume, as it would
+// after any encode (weed shell ec.encode included) that could not reach it.
+func (a *ecAttempt) confirmGone(ctx context.Context) error {
+	for _, s := range slices.Clone(a.gone) {
+		cctx, cancel := call(ctx)
+		st, err := a.c.VolumeStatus(cctx, s, a.vid)
+		cancel()
+		switch {
+		case err == nil:
+			if err := a.noteReplica(ctx, s, st, true); err != nil {
+				return waitingFor(s, a.vid, err)
+			}
+			a.replicas = append(a.replicas, s)
+			a.gone = slices.DeleteFunc(a.gone, func(x string) bool { return x == s })
+		case seaweed.IsNotFound(err):
+		default:
+			return waitingFor(s, a.vid, err)
+		}
+	}
+	return nil
+}
+
+func waitingFor(server string, vid uint32, err error) error {
+	return fmt.Errorf("waiting for %s to answer: an original of volume %d may still be there; changing nothing: %w", server, vid, err)
+}
