@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -222,7 +223,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	// same id and data dir.
 	var victimTask sysTask
 	var victim *node
-	pollUntil(t, 90*time.Second, 100*time.Millisecond, "a task running on a worker", func() (bool, string) {
+	testutil.Poll(t, 90*time.Second, 100*time.Millisecond, "a task running on a worker", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -248,7 +249,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	for i := 1; i <= chaosLeaderKills; i++ {
 		var leader string
 		var term uint64
-		pollUntil(t, waitTimeout, pollEvery, "a leader to kill", func() (bool, string) {
+		testutil.Poll(t, waitTimeout, pollEvery, "a leader to kill", func() (bool, string) {
 			id, tm, err := chaosLeader(t, adminAddrs)
 			if err != nil {
 				return false, err.Error()
@@ -266,7 +267,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 		killedLeaders = append(killedLeaders, leader)
 		var next string
 		var nextTerm uint64
-		pollUntil(t, waitTimeout, pollEvery, "a new leader after the kill", func() (bool, string) {
+		testutil.Poll(t, waitTimeout, pollEvery, "a new leader after the kill", func() (bool, string) {
 			id, tm, err := chaosLeader(t, adminAddrs)
 			if err != nil {
 				return false, err.Error()
@@ -302,7 +303,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	if remaining < time.Minute {
 		remaining = time.Minute
 	}
-	pollUntil(t, remaining, systemPollEvery, "vacuum, erasure coding and balance to complete after the failures", func() (bool, string) {
+	testutil.Poll(t, remaining, systemPollEvery, "vacuum, erasure coding and balance to complete after the failures", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -340,7 +341,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	// restart a volume server replays EC shard deltas queued while it was
 	// disconnected after its full heartbeat, and the master may list a
 	// shard twice until the next full EC heartbeat (17 pulses): poll.
-	rawLag := pollUntil(t, chaosRawTimeout, systemPollEvery, "the master's own VolumeList to show the outcome exactly", func() (bool, string) {
+	rawLag := testutil.Poll(t, chaosRawTimeout, systemPollEvery, "the master's own VolumeList to show the outcome exactly", func() (bool, string) {
 		raw, err := wc.rawView(context.Background())
 		if err != nil {
 			return false, "VolumeList: " + err.Error()
@@ -383,7 +384,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	}
 	reads := 0
 	readBegan := time.Now()
-	pollUntil(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
+	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
 		reads = 0
 		for _, r := range roles {
 			servers := everyServer

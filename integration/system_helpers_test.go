@@ -30,6 +30,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -108,7 +109,7 @@ func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
 	t.Helper()
 	bin := weedBinary(t)
 	dir := t.TempDir()
-	p := freeWeedPort(t)
+	p := testutil.FreePortPair(t, 10000)
 	name := fmt.Sprintf("volume%d", len(c.servers))
 	vdir := filepath.Join(dir, "vol")
 	if err := os.MkdirAll(vdir, 0o755); err != nil {

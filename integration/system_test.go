@@ -18,6 +18,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -48,23 +49,6 @@ type volumeRole struct {
 	// before is the master's view of the volume once it reflects the writes
 	// and deletions.
 	before seaweed.Volume
-}
-
-// pollUntil checks cond every interval until it holds or timeout passes.
-func pollUntil(t *testing.T, timeout, every time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	began := time.Now()
-	deadline := began.Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return time.Since(began)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last check: %s", timeout, what, msg)
-		}
-		time.Sleep(every)
-	}
 }
 
 // TestMaintenanceOnRealSeaweedFS: files are written to a real SeaweedFS
@@ -195,7 +179,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	lastSummary := ""
 	var final []sysTask
 	var finalTopo *seaweed.Topology
-	pollUntil(t, maintenanceTimeout, systemPollEvery, "vacuum, erasure coding and balance to complete and the system to go quiet", func() (bool, string) {
+	testutil.Poll(t, maintenanceTimeout, systemPollEvery, "vacuum, erasure coding and balance to complete and the system to go quiet", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -331,7 +315,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 		everyServer = append(everyServer, s.HTTP)
 	}
 	reads := 0
-	pollUntil(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
+	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
 		reads = 0
 		for _, r := range roles {
 			servers := everyServer
@@ -358,7 +342,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 		live, countDeleted(allFiles), reads, time.Since(readBegan).Round(time.Millisecond))
 
 	// ---- 6. The control plane: both workers connected, three healthy admins.
-	pollUntil(t, waitTimeout, systemPollEvery, "both workers to be listed as connected", func() (bool, string) {
+	testutil.Poll(t, waitTimeout, systemPollEvery, "both workers to be listed as connected", func() (bool, string) {
 		ws, res, err := ctlJSONErr[[]sysWorker](t, "", adminAddrs, "workers")
 		if err != nil {
 			return false, err.Error()
@@ -382,7 +366,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 		t.Fatalf("status lists %d members, want 3: %+v", len(st.Members), st.Members)
 	}
 	// docs/architecture.md §8.2: the leader holds the master's admin lock.
-	pollUntil(t, waitTimeout, systemPollEvery, "the master's admin lock to name the groundskeeper leader", func() (bool, string) {
+	testutil.Poll(t, waitTimeout, systemPollEvery, "the master's admin lock to name the groundskeeper leader", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		resp, err := wc.mc.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: seaweed.AdminLockName})

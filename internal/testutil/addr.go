@@ -87,6 +87,52 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
+// FreePortPair returns a loopback port p such that p and p+offset were both
+// free a moment ago and never handed out before in this process, both below
+// the ephemeral range when there is room: for servers that derive a second
+// port from the first (SeaweedFS listens for gRPC on port+10000).
+func FreePortPair(t testing.TB, offset int) int {
+	t.Helper()
+	lo, hi := 10000, ephemeralLow()-offset
+	mu.Lock()
+	defer mu.Unlock()
+	for try := 0; try < 1000; try++ {
+		var p int
+		if hi-lo > 1000 {
+			p = lo + rand.IntN(hi-lo)
+		} else if p = kernelPort(); p == 0 {
+			continue
+		}
+		a, b := net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), net.JoinHostPort("127.0.0.1", strconv.Itoa(p+offset))
+		if p+offset > 65535 || used[a] || used[b] || !listenable(a) || !listenable(b) {
+			continue
+		}
+		used[a], used[b] = true, true
+		return p
+	}
+	t.Fatalf("could not find a free port p with p+%d free too", offset)
+	return 0
+}
+
+// kernelPort is a port the kernel chose as free, or 0.
+func kernelPort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func listenable(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
 // ephemeralLow is the first port the kernel hands out for port 0.
 func ephemeralLow() int {
 	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")

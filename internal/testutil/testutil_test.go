@@ -31,6 +31,10 @@ func TestFreeAddrBelowEphemeralRange(t *testing.T) {
 		}
 		l.Close()
 	}
+	p := FreePortPair(t, 10000)
+	if p < 10000 || p+10000 >= ephemeralLow() {
+		t.Fatalf("pair %d, %d is outside [10000, %d)", p, p+10000, ephemeralLow())
+	}
 	ports, err := FreePorts(3)
 	if err != nil || len(ports) != 3 {
 		t.Fatalf("FreePorts(3) = %v, %v", ports, err)
