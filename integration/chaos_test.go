@@ -115,56 +115,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
 		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
 	}
-	used := map[uint32]bool{}
-	reassigns := 0
-	for ri, r := range roles {
-		var a assignResult
-		for {
-			var vid uint32
-			a, vid = wc.assignWithin(t, 60*time.Second, systemCollection, r.files, r.minSize+r.minSize/16)
-			if !used[vid] {
-				r.vid = vid
-				used[vid] = true
-				break
-			}
-			if reassigns++; reassigns > 40 {
-				t.Fatalf("the master keeps assigning volumes already written (%v)", used)
-			}
-		}
-		r.stored = wc.writeAssigned(t, a, r.vid, r.files, r.minSize, uint64(ri+1))
-		var del []*storedFile
-		for i, f := range r.stored {
-			if r.deleted(i) {
-				del = append(del, f)
-			}
-		}
-		wc.deleteFiles(t, a.URL, del)
-	}
-	var allFiles []*storedFile
-	for _, r := range roles {
-		allFiles = append(allFiles, r.stored...)
-	}
-	topo := wc.waitTopology(t, "the master to reflect the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
-		for _, r := range roles {
-			v := topo.Volumes[r.vid]
-			ndel := countDeleted(r.stored)
-			if v == nil || v.FileCount < uint64(r.files) || v.DeleteCount < uint64(ndel) {
-				return false, fmt.Sprintf("%s volume %d: %+v (want %d files, %d deletions)", r.name, r.vid, v, r.files, ndel)
-			}
-		}
-		return true, ""
-	})
-	for _, r := range roles {
-		v := topo.Volumes[r.vid]
-		r.before = *v
-		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
-		if r.ec && (full < ecFullness || v.GarbageRatio() >= garbageThreshold) {
-			t.Fatalf("set-up: %s volume %d is %.2f full with garbage %.2f", r.name, r.vid, full, v.GarbageRatio())
-		}
-		if !r.ec && v.GarbageRatio() < garbageThreshold {
-			t.Fatalf("set-up: %s volume %d has garbage %.2f < %.2f", r.name, r.vid, v.GarbageRatio(), garbageThreshold)
-		}
-	}
+	_, allFiles, _, reassigns := seedRoles(t, wc, roles, th)
 	t.Logf("wrote %d files (%d deleted) to volumes %v; %d re-assigns", len(allFiles), countDeleted(allFiles), roleVids(roles), reassigns)
 
 	// ---- 2. Three admins, two workers, one added volume server.
@@ -172,14 +123,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	cl := newCluster(t, 3)
 	var admins []*chaosAdmin
 	for _, nd := range cl.nodes {
-		argv := append(nd.args(),
-			"--master", wc.masterHTTP,
-			"--detect-interval", "2s",
-			"--vacuum-garbage-threshold", fmt.Sprint(th.VacuumGarbage),
-			"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
-			"--ec-quiet-for", th.ECQuietFor.String(),
-			"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
-			"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
+		argv := detectingArgs(nd, wc, th)
 		nd.startArgs(t, argv...)
 		admins = append(admins, &chaosAdmin{node: nd, argv: argv})
 	}

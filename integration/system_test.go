@@ -81,62 +81,13 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
 	}
 	writeBegan := time.Now()
-	used := map[uint32]bool{}
-	reassigns := 0
-	for ri, r := range roles {
-		// The master picks the volume; a role needs one of its own.
-		var a assignResult
-		for {
-			// The first assign on a fresh master waits for its volume growth.
-			var vid uint32
-			a, vid = wc.assignWithin(t, 60*time.Second, systemCollection, r.files, r.minSize+r.minSize/16)
-			if !used[vid] {
-				r.vid = vid
-				used[vid] = true
-				break
-			}
-			if reassigns++; reassigns > 40 {
-				t.Fatalf("the master keeps assigning volumes already written (%v)", used)
-			}
-		}
-		r.stored = wc.writeAssigned(t, a, r.vid, r.files, r.minSize, uint64(ri+1))
-		var del []*storedFile
-		for i, f := range r.stored {
-			if r.deleted(i) {
-				del = append(del, f)
-			}
-		}
-		wc.deleteFiles(t, a.URL, del)
-	}
-	var allFiles []*storedFile
-	for _, r := range roles {
-		allFiles = append(allFiles, r.stored...)
-	}
+	topo, allFiles, used, reassigns := seedRoles(t, wc, roles, th)
 	t.Logf("wrote %d files to volumes %v in %s (%d re-assigns)", len(allFiles), roleVids(roles), time.Since(writeBegan).Round(time.Millisecond), reassigns)
-
-	topo := wc.waitTopology(t, "the master to reflect the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
-		for _, r := range roles {
-			v := topo.Volumes[r.vid]
-			ndel := countDeleted(r.stored)
-			if v == nil || v.FileCount < uint64(r.files) || v.DeleteCount < uint64(ndel) {
-				return false, fmt.Sprintf("%s volume %d: %+v (want %d files, %d deletions)", r.name, r.vid, v, r.files, ndel)
-			}
-		}
-		return true, ""
-	})
 	for _, r := range roles {
 		v := topo.Volumes[r.vid]
-		r.before = *v
 		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
 		t.Logf("before: %-12s volume %d on %v: %d bytes (%.0f%% full), %d files, %d deleted, garbage %.0f%%",
 			r.name, r.vid, holders(topo, r.vid), v.Size, full*100, v.FileCount, v.DeleteCount, v.GarbageRatio()*100)
-		// The set-up itself must produce what the thresholds look for.
-		if r.ec && (full < ecFullness || v.GarbageRatio() >= garbageThreshold) {
-			t.Fatalf("set-up: %s volume %d is %.2f full with garbage %.2f; want >= %.2f full, garbage < %.2f", r.name, r.vid, full, v.GarbageRatio(), ecFullness, garbageThreshold)
-		}
-		if !r.ec && v.GarbageRatio() < garbageThreshold {
-			t.Fatalf("set-up: %s volume %d has garbage %.2f < %.2f", r.name, r.vid, v.GarbageRatio(), garbageThreshold)
-		}
 	}
 	// No other volume qualifies: the roles are the whole expected work
 	// (besides balance).
@@ -154,14 +105,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	maintBegan := time.Now()
 	admins := newCluster(t, 3)
 	for _, nd := range admins.nodes {
-		args := append(nd.args(),
-			"--master", wc.masterHTTP,
-			"--detect-interval", "2s",
-			"--vacuum-garbage-threshold", fmt.Sprint(th.VacuumGarbage),
-			"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
-			"--ec-quiet-for", th.ECQuietFor.String(),
-			"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
-			"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
+		args := detectingArgs(nd, wc, th)
 		nd.startArgs(t, args...)
 	}
 	admins.waitStable(t, admins.nodes...)
