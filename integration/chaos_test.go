@@ -104,17 +104,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 
 	// ---- 1. Data, as in TestMaintenanceOnRealSeaweedFS (more volumes to
 	// erasure code would leave too few regular ones for a balance).
-	const (
-		garbageThreshold = 0.3
-		ecFullness       = 0.8
-	)
-	th := scheduler.Thresholds{VacuumGarbage: garbageThreshold, ECFullness: ecFullness, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
-	roles := []*volumeRole{
-		{name: "ec-a", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 7 }},
-		{name: "ec-b", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 13 }},
-		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
-		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
-	}
+	th, roles := systemThresholds, systemRoles()
 	_, allFiles, _, reassigns := seedRoles(t, wc, roles, th)
 	t.Logf("wrote %d files (%d deleted) to volumes %v; %d re-assigns", len(allFiles), countDeleted(allFiles), roleVids(roles), reassigns)
 

@@ -423,3 +423,21 @@ func detectingArgs(nd *node, wc *weedCluster, th scheduler.Thresholds) []string 
 		"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
 		"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
 }
+
+// systemThresholds are the detection thresholds of the real-SeaweedFS
+// system and chaos tests.
+var systemThresholds = scheduler.Thresholds{VacuumGarbage: 0.3, ECFullness: 0.8, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
+
+// systemRoles are the volumes those tests write: two nearly full ones
+// (erasure coding), one nearly full with 60% of its files deleted (vacuum
+// wins over erasure coding) and a small one with half of its files
+// deleted. 60 files of 112-126 KiB: 6.9-7.7 MB of an 8 MiB volume
+// (0.82-0.92 full).
+func systemRoles() []*volumeRole {
+	return []*volumeRole{
+		{name: "ec-a", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 7 }},
+		{name: "ec-b", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 13 }},
+		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
+		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
+	}
+}

@@ -68,18 +68,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	// ---- 1. Data: two nearly full volumes (erasure coding), one nearly
 	// full volume with 60% of its files deleted (vacuum wins over erasure
 	// coding) and a small one with half of its files deleted.
-	const (
-		garbageThreshold = 0.3
-		ecFullness       = 0.8
-	)
-	th := scheduler.Thresholds{VacuumGarbage: garbageThreshold, ECFullness: ecFullness, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
-	// 60 files of 112-126 KiB: 6.9-7.7 MB of an 8 MiB volume (0.82-0.92 full).
-	roles := []*volumeRole{
-		{name: "ec-a", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 7 }},
-		{name: "ec-b", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 13 }},
-		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
-		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
-	}
+	th, roles := systemThresholds, systemRoles()
 	writeBegan := time.Now()
 	topo, allFiles, used, reassigns := seedRoles(t, wc, roles, th)
 	t.Logf("wrote %d files to volumes %v in %s (%d re-assigns)", len(allFiles), roleVids(roles), time.Since(writeBegan).Round(time.Millisecond), reassigns)
@@ -93,7 +82,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	// (besides balance).
 	for vid, v := range topo.Volumes {
 		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
-		if used[vid] || (v.GarbageRatio() < garbageThreshold && full < ecFullness) {
+		if used[vid] || (v.GarbageRatio() < th.VacuumGarbage && full < th.ECFullness) {
 			continue
 		}
 		t.Fatalf("set-up: volume %d, written by nobody, is %.2f full with garbage %.2f", vid, full, v.GarbageRatio())
