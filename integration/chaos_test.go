@@ -316,30 +316,8 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	for _, s := range wc.servers {
 		everyServer = append(everyServer, s.HTTP)
 	}
-	reads := 0
 	readBegan := time.Now()
-	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
-		reads = 0
-		for _, r := range roles {
-			servers := everyServer
-			if !r.ec {
-				locs, err := wc.lookup(r.vid)
-				if err != nil {
-					return false, err.Error()
-				}
-				servers = locs
-			}
-			for _, s := range servers {
-				for _, f := range r.stored {
-					if err := wc.checkFile(s, f); err != nil {
-						return false, fmt.Sprintf("%s volume %d through %s: %v", r.name, r.vid, s, err)
-					}
-					reads++
-				}
-			}
-		}
-		return true, ""
-	})
+	reads := readBack(t, wc, roles, everyServer, func(r *volumeRole) bool { return r.ec })
 	t.Logf("read back %d live files intact and %d deleted ones as 404 (%d reads) in %s",
 		len(allFiles)-countDeleted(allFiles), countDeleted(allFiles), reads, time.Since(readBegan).Round(time.Millisecond))
 

@@ -441,3 +441,35 @@ func systemRoles() []*volumeRole {
 		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
 	}
 }
+
+// readBack polls until every role's files read back as they should (live
+// ones intact, deleted ones 404) through every server holding them (all
+// of everyServer for an erasure-coded role, which any server may serve)
+// and returns how many reads the last, successful pass took.
+func readBack(t *testing.T, wc *weedCluster, roles []*volumeRole, everyServer []string, erasureCoded func(*volumeRole) bool) int {
+	t.Helper()
+	reads := 0
+	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
+		reads = 0
+		for _, r := range roles {
+			servers := everyServer
+			if !erasureCoded(r) {
+				locs, err := wc.lookup(r.vid)
+				if err != nil {
+					return false, err.Error()
+				}
+				servers = locs
+			}
+			for _, s := range servers {
+				for _, f := range r.stored {
+					if err := wc.checkFile(s, f); err != nil {
+						return false, fmt.Sprintf("%s volume %d through %s: %v", r.name, r.vid, s, err)
+					}
+					reads++
+				}
+			}
+		}
+		return true, ""
+	})
+	return reads
+}

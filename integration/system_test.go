@@ -247,29 +247,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	for _, s := range wc.servers {
 		everyServer = append(everyServer, s.HTTP)
 	}
-	reads := 0
-	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
-		reads = 0
-		for _, r := range roles {
-			servers := everyServer
-			if !ecVids[r.vid] {
-				locs, err := wc.lookup(r.vid)
-				if err != nil {
-					return false, err.Error()
-				}
-				servers = locs
-			}
-			for _, s := range servers {
-				for _, f := range r.stored {
-					if err := wc.checkFile(s, f); err != nil {
-						return false, fmt.Sprintf("%s volume %d through %s: %v", r.name, r.vid, s, err)
-					}
-					reads++
-				}
-			}
-		}
-		return true, ""
-	})
+	reads := readBack(t, wc, roles, everyServer, func(r *volumeRole) bool { return ecVids[r.vid] })
 	live := len(allFiles) - countDeleted(allFiles)
 	t.Logf("read back %d live files intact and %d deleted ones as 404 (%d reads) in %s",
 		live, countDeleted(allFiles), reads, time.Since(readBegan).Round(time.Millisecond))
