@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -143,7 +144,7 @@ func (c *failoverCluster) start() {
 		w, err := worker.New(worker.Config{ID: id, Admins: addrs, DataDir: filepath.Join(c.Dir, id), MaxConcurrent: 2,
 			Version: "failover-bench", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM},
 			Executors: map[pb.TaskType]worker.Executor{pb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}},
-			Logger:    admintest.Logger("worker." + id)})
+			Logger:    testutil.Logger("worker." + id)})
 		if err != nil {
 			b.Fatalf("start worker %s: %v", id, err)
 		}
@@ -157,7 +158,7 @@ func (c *failoverCluster) start() {
 			}
 		}()
 	}
-	admintest.WaitFor(b, admintest.Wait, "every worker connected to the leader", func() bool {
+	testutil.EventuallyTrue(b, admintest.Wait, "every worker connected to the leader", func() bool {
 		l := c.Leader()
 		return l >= 0 && len(c.missing(l)) == 0
 	})
@@ -310,7 +311,7 @@ func (c *failoverCluster) restart(i int) {
 
 func (c *failoverCluster) waitCaughtUp() {
 	c.b.Helper()
-	admintest.WaitFor(c.b, admintest.Wait, "every admin caught up with the leader", func() bool {
+	testutil.EventuallyTrue(c.b, admintest.Wait, "every admin caught up with the leader", func() bool {
 		l := c.Leader()
 		if l < 0 {
 			return false

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -82,7 +83,7 @@ func (s *system) waitProjection(what string, vids []uint32, servers []string, co
 	s.T.Helper()
 	var last error
 	var got projection
-	admintest.WaitFor(s.T, admintest.Wait, "every admin's oracle to answer "+what, func() bool {
+	testutil.EventuallyTrue(s.T, admintest.Wait, "every admin's oracle to answer "+what, func() bool {
 		for i := range s.Cfgs {
 			if s.Node(i) == nil {
 				continue
@@ -276,7 +277,7 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 		}
 		return checkServers(p.srvs, reported, reported)
 	})
-	admintest.WaitFor(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
+	testutil.EventuallyTrue(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
 }
 
 // TestSystemOracleBalanceAcrossLeaderChange: a move in flight takes the
@@ -370,7 +371,7 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 		}
 		return checkServers(p.srvs, projected, projected)
 	})
-	admintest.WaitFor(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
+	testutil.EventuallyTrue(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
 }
 
 // TestSystemWatchVacuum: a WatchCapacity stream on a follower sees a
@@ -387,7 +388,7 @@ func TestSystemWatchVacuum(t *testing.T) {
 	defer cancel()
 	c := pb.NewCapacityOracleClient(s.Conn(s.Cfgs[follower].GRPCAddr))
 	var st pb.CapacityOracle_WatchCapacityClient
-	admintest.WaitFor(t, admintest.Wait, "a watch to open", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "a watch to open", func() bool {
 		var err error
 		st, err = c.WatchCapacity(ctx, &pb.WatchCapacityRequest{VolumeIds: []uint32{vid}})
 		return err == nil
@@ -468,7 +469,7 @@ func TestSystemWatchVacuum(t *testing.T) {
 		t.Fatal("the watch did not end after cancel")
 	}
 	// The metrics count the stream once it ended.
-	admintest.WaitFor(t, admintest.Wait, "the ended watch to be counted", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "the ended watch to be counted", func() bool {
 		mfs, err := s.Node(follower).Metrics().Gather()
 		if err != nil {
 			return false

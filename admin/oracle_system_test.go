@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -32,7 +33,7 @@ func (s *system) waitOracle(vid uint32, what string, cond func(v *pb.VolumeCapac
 	for i, c := range s.Cfgs {
 		clients[i] = pb.NewCapacityOracleClient(s.Conn(c.GRPCAddr))
 	}
-	admintest.WaitFor(s.T, admintest.Wait, fmt.Sprintf("volume %d: every admin's oracle to answer %s", vid, what), func() bool {
+	testutil.EventuallyTrue(s.T, admintest.Wait, fmt.Sprintf("volume %d: every admin's oracle to answer %s", vid, what), func() bool {
 		for i := range s.Cfgs {
 			if s.Node(i) == nil {
 				continue
@@ -124,5 +125,5 @@ func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
 		}
 		return nil
 	})
-	admintest.WaitFor(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
+	testutil.EventuallyTrue(t, admintest.Wait, "the change to retire", func() bool { return !admintest.HasChange(s.Changes(), done.Id) })
 }

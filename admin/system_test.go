@@ -23,6 +23,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -242,7 +243,7 @@ func TestSystemWorkerVanishes(t *testing.T) {
 	proxy := admintest.StartProxy(t, s.Cfgs[leader].GRPCAddr)
 	a := s.StartWorker("wA", []string{proxy.Addr()}, 1)
 	first := s.WaitTask(vid, "compacting on wA", func(t *pb.Task) bool { return admintest.InCompaction(t) && t.WorkerId == "wA" })
-	admintest.WaitFor(t, admintest.Wait, "the compaction to run on the volume server", func() bool { return s.Replica(1, vid).Compacting })
+	testutil.EventuallyTrue(t, admintest.Wait, "the compaction to run on the volume server", func() bool { return s.Replica(1, vid).Compacting })
 	s.StartWorker("wB", s.GRPCAddrs(), 1)
 	s.WaitConnected("wB")
 
@@ -427,7 +428,7 @@ func TestSystemMasterOutage(t *testing.T) {
 	// and the topology the oracle answers from older than the outage.
 	for i := range s.Cfgs {
 		n := s.Node(i)
-		admintest.WaitFor(t, 10*time.Second, "a"+strconv.Itoa(i+1)+"'s metrics to show the master unreachable", func() bool {
+		testutil.EventuallyTrue(t, 10*time.Second, "a"+strconv.Itoa(i+1)+"'s metrics to show the master unreachable", func() bool {
 			body := admintest.MetricsBody(t, n)
 			down, _ := admintest.MetricValue(body, "groundskeeper_master_reachable")
 			age, _ := admintest.MetricValue(body, "groundskeeper_topology_age_seconds")
@@ -454,7 +455,7 @@ func TestSystemMasterOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	refilled := restartAt.Add(cfg.MasterRefillDelay)
-	admintest.WaitFor(t, admintest.Wait, "the change to retire after the restart", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "the change to retire after the restart", func() bool {
 		known := s.Sim.RegisteredServers()
 		retired := !admintest.HasChange(s.Changes(), done.Id)
 		if retired && known < cfg.Servers && s.Sim.RegisteredServers() < cfg.Servers {
@@ -498,7 +499,7 @@ func TestSystemUnknownVolume(t *testing.T) {
 		t.Fatalf("task submit: %v", err)
 	}
 	var got *pb.Task
-	admintest.WaitFor(t, admintest.Wait, "the task to end", func() bool { got = s.Task(resp.Task.Id); return !admintest.Active(got) })
+	testutil.EventuallyTrue(t, admintest.Wait, "the task to end", func() bool { got = s.Task(resp.Task.Id); return !admintest.Active(got) })
 	// Planning waits (no retry spent) until a topology asked for after the
 	// submission, then fails the task: no retries, no worker ever ran it.
 	if got.State != failedS || got.RetryCount != 0 || len(got.EarlierServers) != 0 {
@@ -588,7 +589,7 @@ func TestSystemVacuumWithDeletesDuringCompaction(t *testing.T) {
 	s.StartAdmins(admintest.SchedConfig())
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 	s.WaitTask(vid, "compacting", admintest.InCompaction)
-	admintest.WaitFor(t, admintest.Wait, "the compaction to run on the volume server", func() bool { return s.Replica(1, vid).Compacting })
+	testutil.EventuallyTrue(t, admintest.Wait, "the compaction to run on the volume server", func() bool { return s.Replica(1, vid).Compacting })
 	// Delete 1.5 MB of the 2 MB that survive the compaction.
 	if err := s.Sim.DeleteData(vid, 3*admintest.MB/2, 150); err != nil {
 		t.Fatal(err)

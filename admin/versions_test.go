@@ -11,6 +11,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -27,11 +28,11 @@ func newVersionCluster(t *testing.T, versions ...uint32) *versionCluster {
 	dir := t.TempDir()
 	var peers []cluster.Peer
 	for i := range versions {
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("v%d", i+1), RaftAddr: admintest.FreeAddr(t)})
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("v%d", i+1), RaftAddr: testutil.FreeAddr(t)})
 	}
 	for i, v := range versions {
 		c.cfgs = append(c.cfgs, admin.Config{ID: peers[i].ID, DataDir: filepath.Join(dir, peers[i].ID), RaftAddr: peers[i].RaftAddr,
-			GRPCAddr: admintest.FreeAddr(t), Peers: peers, Bootstrap: true, Logger: admintest.Logger("admin." + peers[i].ID), Scheduler: admintest.SchedConfig(), MaxCommandVersion: v})
+			GRPCAddr: testutil.FreeAddr(t), Peers: peers, Bootstrap: true, Logger: testutil.Logger("admin." + peers[i].ID), Scheduler: admintest.SchedConfig(), MaxCommandVersion: v})
 	}
 	c.nodes = make([]*admin.Node, len(versions))
 	t.Cleanup(func() {
@@ -96,7 +97,7 @@ func (c *versionCluster) testCommandIndex(n *admin.Node) uint64 {
 // the three states agree.
 func TestVersionGate(t *testing.T) {
 	c := newVersionCluster(t, fsm.TestCommandVersion, fsm.TestCommandVersion, fsm.CommandVersion)
-	admintest.WaitFor(t, admintest.Wait, "a leader and all three versions advertised", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "a leader and all three versions advertised", func() bool {
 		for i := range c.nodes {
 			if v := c.advertised(i); v == 0 {
 				return false
@@ -137,7 +138,7 @@ func TestVersionGate(t *testing.T) {
 	c.Stop(2)
 	c.cfgs[2].MaxCommandVersion = fsm.TestCommandVersion
 	c.start(2)
-	admintest.WaitFor(t, admintest.Wait, "the version-3 command on all three", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "the version-3 command on all three", func() bool {
 		for _, n := range c.nodes {
 			if c.testCommandIndex(n) == 0 {
 				return false
@@ -150,7 +151,7 @@ func TestVersionGate(t *testing.T) {
 			t.Errorf("%s advertised version %d; want %d", c.cfgs[i].ID, v, fsm.TestCommandVersion)
 		}
 	}
-	admintest.WaitFor(t, admintest.Wait, "equal state hashes", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "equal state hashes", func() bool {
 		var hashes []string
 		for _, n := range c.nodes {
 			_, h := n.FSM().HashAt()

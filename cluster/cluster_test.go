@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -616,7 +617,7 @@ func TestAddVoterAndRemoveServer(t *testing.T) {
 	for _, tn := range c.nodes {
 		members = append(members, Peer{ID: tn.cfg.ID, RaftAddr: tn.cfg.RaftAddr})
 	}
-	joinCfg := fastConfig("n4", freeAddr(t), filepath.Join(t.TempDir(), "n4"), members)
+	joinCfg := fastConfig("n4", testutil.FreeAddr(t), filepath.Join(t.TempDir(), "n4"), members)
 	joinFSM := fsm.New()
 	joinCfg.FSM = joinFSM
 	n4, err := Open(context.Background(), joinCfg)

@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -22,15 +19,6 @@ import (
 // and busy (race detector, concurrent builds), so it is generous; a healthy
 // run needs a fraction of it.
 const waitTimeout = 20 * time.Second
-
-// testLogger is silent unless GK_TEST_LOG names a level (e.g. debug, info).
-func testLogger(name string) hclog.Logger {
-	lvl := os.Getenv("GK_TEST_LOG")
-	if lvl == "" {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
-}
 
 // fastConfig returns a Config for tests that bootstraps a new cluster of
 // peers (those that include id; else it waits to be added).
@@ -45,7 +33,7 @@ func fastConfig(id, raftAddr, dataDir string, peers []Peer) Config {
 		DataDir:   dataDir,
 		Peers:     peers,
 		Bootstrap: self,
-		Logger:    testLogger(id),
+		Logger:    testutil.Logger(id),
 	}
 }
 
@@ -72,7 +60,7 @@ func newCluster(t *testing.T, n int, tweak func(c *Config)) *testCluster {
 	c := &testCluster{t: t, tweak: tweak}
 	var peers []Peer
 	for i := 1; i <= n; i++ {
-		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), RaftAddr: freeAddr(t)})
+		peers = append(peers, Peer{ID: fmt.Sprintf("n%d", i), RaftAddr: testutil.FreeAddr(t)})
 	}
 	for _, p := range peers {
 		cfg := fastConfig(p.ID, p.RaftAddr, filepath.Join(t.TempDir(), p.ID), peers)
@@ -331,15 +319,7 @@ func hasTask(f *fsm.FSM, id uint64) bool {
 // waitFor polls cond every 20ms until it holds or waitTimeout passes.
 func waitFor(t testing.TB, what string, cond func() bool, detail ...func() string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := WaitFor(ctx, 20*time.Millisecond, cond); err != nil {
-		msg := fmt.Sprintf("timed out after %s waiting for %s", waitTimeout, what)
-		for _, d := range detail {
-			msg += ": " + d()
-		}
-		t.Fatal(msg)
-	}
+	testutil.EventuallyTrue(t, waitTimeout, what, cond, detail...)
 }
 
 // notLeaderError returns err as a *NotLeaderError after checking errors.Is.
@@ -353,12 +333,6 @@ func notLeaderError(t testing.TB, err error) *NotLeaderError {
 		t.Fatalf("error %v (%T) is not a *NotLeaderError", err, err)
 	}
 	return nl
-}
-
-// freeAddr is testaddr.Free.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	return testaddr.Free(t)
 }
 
 // openRefused opens cfg and, should the node start, shuts it down and fails

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // oneSentence checks an operator-facing error is a single line, a single
@@ -89,7 +90,7 @@ func TestParsePeers(t *testing.T) {
 }
 
 func TestOpenRefuses(t *testing.T) {
-	addr, other := freeAddr(t), freeAddr(t)
+	addr, other := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	base := func(dir string) Config {
 		cfg := fastConfig("a1", addr, dir, []Peer{{"a1", addr}})
 		cfg.FSM = fsm.New()
@@ -106,7 +107,7 @@ func TestOpenRefuses(t *testing.T) {
 	t.Run("peers without own id", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")
 		cfg := base(dir)
-		cfg.Peers = []Peer{{"a2", other}, {"a3", freeAddr(t)}}
+		cfg.Peers = []Peer{{"a2", other}, {"a3", testutil.FreeAddr(t)}}
 		n, err := Open(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown()
@@ -149,7 +150,7 @@ func TestOpenRefuses(t *testing.T) {
 	t.Run("own id with another address", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "d")
 		cfg := base(dir)
-		cfg.Peers = []Peer{{"a1", other}, {"a2", freeAddr(t)}}
+		cfg.Peers = []Peer{{"a1", other}, {"a2", testutil.FreeAddr(t)}}
 		n, err := Open(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown()

@@ -17,6 +17,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // TestPartialWipeRefuses: a data dir that lost raft.db (the log, the term
@@ -78,7 +79,7 @@ func TestPartialWipeRefuses(t *testing.T) {
 // the cluster's at the same index and term, which log matching would keep:
 // it starts empty and the leader brings it the cluster's log.
 func TestVouchedLateStarterTakesClusterLog(t *testing.T) {
-	peers := []Peer{{"a", freeAddr(t)}, {"b", freeAddr(t)}, {"c", freeAddr(t)}}
+	peers := []Peer{{"a", testutil.FreeAddr(t)}, {"b", testutil.FreeAddr(t)}, {"c", testutil.FreeAddr(t)}}
 	c := &testCluster{t: t}
 	for _, p := range peers {
 		c.nodes = append(c.nodes, &tnode{cfg: fastConfig(p.ID, p.RaftAddr, filepath.Join(t.TempDir(), p.ID), peers)})
@@ -122,7 +123,7 @@ func TestVouchedLateStarterTakesClusterLog(t *testing.T) {
 	task := c.submit(1)
 
 	// c returns with --peers that give a an address it no longer has.
-	stale := []Peer{{"a", freeAddr(t)}, peers[1], peers[2]}
+	stale := []Peer{{"a", testutil.FreeAddr(t)}, peers[1], peers[2]}
 	cCfg.Peers = stale
 	c.start(2)
 	c.waitConverged(1)
@@ -147,7 +148,7 @@ func TestVouchedLateStarterTakesClusterLog(t *testing.T) {
 // clusters sharing a and b if each waited only for its own peers to be
 // empty and waiting: nobody bootstraps, and the log says why.
 func TestBootstrappersWithDifferentPeersWait(t *testing.T) {
-	addr := map[string]string{"a": freeAddr(t), "b": freeAddr(t), "c": freeAddr(t), "d": freeAddr(t)}
+	addr := map[string]string{"a": testutil.FreeAddr(t), "b": testutil.FreeAddr(t), "c": testutil.FreeAddr(t), "d": testutil.FreeAddr(t)}
 	set := func(ids ...string) []Peer {
 		var out []Peer
 		for _, id := range ids {
@@ -205,7 +206,7 @@ func TestBootstrappersWithDifferentPeersWait(t *testing.T) {
 // TestProbeWarningsRateLimited: a peer address answered by another node is
 // worth a warning, but not one per probe round (every 250ms).
 func TestProbeWarningsRateLimited(t *testing.T) {
-	addr, wrong := freeAddr(t), freeAddr(t)
+	addr, wrong := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	impostor, err := newStreamLayer(wrong, nil)
 	if err != nil {
 		t.Fatal(err)

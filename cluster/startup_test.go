@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 func TestProbeCodec(t *testing.T) {
@@ -369,8 +370,8 @@ func TestWipedVoterRefusesToRejoin(t *testing.T) {
 // TestOpenWaitEndsWithContext: an empty node whose peers never answer waits
 // in Open until its context ends, then returns and frees its port and store.
 func TestOpenWaitEndsWithContext(t *testing.T) {
-	addr := freeAddr(t)
-	cfg := fastConfig("a1", addr, t.TempDir(), []Peer{{"a1", addr}, {"a2", freeAddr(t)}, {"a3", freeAddr(t)}})
+	addr := testutil.FreeAddr(t)
+	cfg := fastConfig("a1", addr, t.TempDir(), []Peer{{"a1", addr}, {"a2", testutil.FreeAddr(t)}, {"a3", testutil.FreeAddr(t)}})
 	cfg.FSM = fsm.New()
 	ctx, cancel := context.WithTimeout(context.Background(), 700*time.Millisecond)
 	defer cancel()

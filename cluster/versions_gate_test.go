@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -63,7 +64,7 @@ func (c *testCluster) joiner(id string, version uint32) (*Node, *fsm.FSM) {
 	for _, tn := range c.nodes {
 		members = append(members, Peer{ID: tn.cfg.ID, RaftAddr: tn.cfg.RaftAddr})
 	}
-	cfg := fastConfig(id, freeAddr(c.t), filepath.Join(c.t.TempDir(), id), members)
+	cfg := fastConfig(id, testutil.FreeAddr(c.t), filepath.Join(c.t.TempDir(), id), members)
 	f := fsm.NewWithVersion(version)
 	cfg.FSM = f
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -96,7 +97,7 @@ func TestGateOnEveryProposal(t *testing.T) {
 	c.advertiseAll(fsm.TestCommandVersion)
 	// A non-voter applies every entry too: it must count.
 	l = c.leaderNode()
-	if err := l.raft.AddNonvoter("x", raft.ServerAddress(freeAddr(t)), 0, waitTimeout).Error(); err != nil {
+	if err := l.raft.AddNonvoter("x", raft.ServerAddress(testutil.FreeAddr(t)), 0, waitTimeout).Error(); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Apply(ctx, testCommand(t)); !errors.Is(err, ErrVersionNotAgreed) {

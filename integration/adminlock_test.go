@@ -11,6 +11,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -54,7 +55,7 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 	// `weed admin` first: it takes the admin-server lock as client
 	// "admin-server" and renews it every 4 s.
 	dir := t.TempDir()
-	port := freeWeedPort(t)
+	port := testutil.FreePortPair(t, 10000)
 	admin := startWeed(t, bin, "weed admin", filepath.Join(dir, "weed-admin.log"), "admin",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", port), "-port.legacy=0", "-master="+wc.masterHTTP,
 		"-dataDir="+dir, "-iceberg.port=0", "-lance.port=0")
@@ -67,7 +68,7 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 		}
 		return resp.ClientName, resp.IsLocked
 	}
-	eventuallyWithin(t, 90*time.Second, "weed admin to hold the admin-server lock", func() (bool, string) {
+	testutil.Poll(t, 90*time.Second, pollEvery, "weed admin to hold the admin-server lock", func() (bool, string) {
 		if admin.exited() {
 			t.Fatalf("weed admin exited:\n%s", admin.logTail(30))
 		}
@@ -89,7 +90,7 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 	// have detected the volume and assigned the manual task.
 	var polls []string
 	var st lockStatusJSON
-	eventuallyWithin(t, 90*time.Second, "five polls of the master while weed admin holds the lock", func() (bool, string) {
+	testutil.Poll(t, 90*time.Second, pollEvery, "five polls of the master while weed admin holds the lock", func() (bool, string) {
 		var err error
 		if st, _, err = ctlJSONErr[lockStatusJSON](t, "", addrs, "status"); err != nil {
 			return false, err.Error()
@@ -126,12 +127,12 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 	if err := syscall.Kill(admin.cmd.Process.Pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	eventuallyWithin(t, 60*time.Second, "the leader to hold the lock once weed admin stops", func() (bool, string) {
+	testutil.Poll(t, 60*time.Second, pollEvery, "the leader to hold the lock once weed admin stops", func() (bool, string) {
 		holder, held := lockHolder()
 		return held && strings.HasPrefix(holder, "groundskeeper "), fmt.Sprintf("held %v by %q", held, holder)
 	})
 	t.Logf("the leader holds the lock %s after weed admin was told to stop", time.Since(stopped).Round(10*time.Millisecond))
-	eventuallyWithin(t, 90*time.Second, "the manual vacuum to complete once the lock is ours", func() (bool, string) {
+	testutil.Poll(t, 90*time.Second, pollEvery, "the manual vacuum to complete once the lock is ours", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", addrs, "tasks")
 		if err != nil {
 			return false, err.Error()

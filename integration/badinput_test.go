@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -124,7 +125,7 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("unreachable admin", func(t *testing.T) {
-		dead := freeAddr(t) // nothing listens here
+		dead := testutil.FreeAddr(t) // nothing listens here
 		for _, args := range [][]string{{"status"}, {"tasks"}, {"task", "submit", "--type", "vacuum", "--volume", "5"}} {
 			res := ctl(t, dead, args...)
 			requireOneSentenceError(t, "ctl "+strings.Join(args, " ")+" against "+dead, res)
@@ -138,7 +139,7 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("malformed peers", func(t *testing.T) {
-		raft, grpcAddr := freeAddr(t), freeAddr(t)
+		raft, grpcAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		for _, peers := range []string{
 			"a1=127.0.0.1",
 			"a1",
@@ -160,7 +161,7 @@ func TestBadInput(t *testing.T) {
 	})
 
 	t.Run("peers not matching this node", func(t *testing.T) {
-		raft, grpcAddr, other := freeAddr(t), freeAddr(t), freeAddr(t)
+		raft, grpcAddr, other := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
 		for _, tc := range []struct{ name, id, peers string }{
 			{"id missing from peers", "a1", "a2=" + other + ",a3=" + raft},
 			{"own address differs", "a1", "a1=" + other},
@@ -178,7 +179,7 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatalf("a1 has no node-id file: %v", err)
 		}
-		raft, grpcAddr := freeAddr(t), freeAddr(t)
+		raft, grpcAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 		res := runBinWithin(t, refusalTimeout, "admin", "--id", "a2", "--data-dir", a1.DataDir, "--raft-addr", raft, "--grpc-addr", grpcAddr, "--peers", "a2="+raft)
 		requireOneSentenceError(t, "a2 started on a1's data dir", res)
 		if !strings.Contains(res.Stderr, "a1") || !strings.Contains(res.Stderr, "a2") {

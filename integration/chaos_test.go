@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -103,67 +104,8 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 
 	// ---- 1. Data, as in TestMaintenanceOnRealSeaweedFS (more volumes to
 	// erasure code would leave too few regular ones for a balance).
-	const (
-		garbageThreshold = 0.3
-		ecFullness       = 0.8
-	)
-	th := scheduler.Thresholds{VacuumGarbage: garbageThreshold, ECFullness: ecFullness, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
-	roles := []*volumeRole{
-		{name: "ec-a", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 7 }},
-		{name: "ec-b", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 13 }},
-		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
-		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
-	}
-	used := map[uint32]bool{}
-	reassigns := 0
-	for ri, r := range roles {
-		var a assignResult
-		for {
-			var vid uint32
-			a, vid = wc.assignWithin(t, 60*time.Second, systemCollection, r.files, r.minSize+r.minSize/16)
-			if !used[vid] {
-				r.vid = vid
-				used[vid] = true
-				break
-			}
-			if reassigns++; reassigns > 40 {
-				t.Fatalf("the master keeps assigning volumes already written (%v)", used)
-			}
-		}
-		r.stored = wc.writeAssigned(t, a, r.vid, r.files, r.minSize, uint64(ri+1))
-		var del []*storedFile
-		for i, f := range r.stored {
-			if r.deleted(i) {
-				del = append(del, f)
-			}
-		}
-		wc.deleteFiles(t, a.URL, del)
-	}
-	var allFiles []*storedFile
-	for _, r := range roles {
-		allFiles = append(allFiles, r.stored...)
-	}
-	topo := wc.waitTopology(t, "the master to reflect the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
-		for _, r := range roles {
-			v := topo.Volumes[r.vid]
-			ndel := countDeleted(r.stored)
-			if v == nil || v.FileCount < uint64(r.files) || v.DeleteCount < uint64(ndel) {
-				return false, fmt.Sprintf("%s volume %d: %+v (want %d files, %d deletions)", r.name, r.vid, v, r.files, ndel)
-			}
-		}
-		return true, ""
-	})
-	for _, r := range roles {
-		v := topo.Volumes[r.vid]
-		r.before = *v
-		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
-		if r.ec && (full < ecFullness || v.GarbageRatio() >= garbageThreshold) {
-			t.Fatalf("set-up: %s volume %d is %.2f full with garbage %.2f", r.name, r.vid, full, v.GarbageRatio())
-		}
-		if !r.ec && v.GarbageRatio() < garbageThreshold {
-			t.Fatalf("set-up: %s volume %d has garbage %.2f < %.2f", r.name, r.vid, v.GarbageRatio(), garbageThreshold)
-		}
-	}
+	th, roles := systemThresholds, systemRoles()
+	_, allFiles, _, reassigns := seedRoles(t, wc, roles, th)
 	t.Logf("wrote %d files (%d deleted) to volumes %v; %d re-assigns", len(allFiles), countDeleted(allFiles), roleVids(roles), reassigns)
 
 	// ---- 2. Three admins, two workers, one added volume server.
@@ -171,14 +113,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	cl := newCluster(t, 3)
 	var admins []*chaosAdmin
 	for _, nd := range cl.nodes {
-		argv := append(nd.args(),
-			"--master", wc.masterHTTP,
-			"--detect-interval", "2s",
-			"--vacuum-garbage-threshold", fmt.Sprint(th.VacuumGarbage),
-			"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
-			"--ec-quiet-for", th.ECQuietFor.String(),
-			"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
-			"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
+		argv := detectingArgs(nd, wc, th)
 		nd.startArgs(t, argv...)
 		admins = append(admins, &chaosAdmin{node: nd, argv: argv})
 	}
@@ -222,7 +157,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	// same id and data dir.
 	var victimTask sysTask
 	var victim *node
-	pollUntil(t, 90*time.Second, 100*time.Millisecond, "a task running on a worker", func() (bool, string) {
+	testutil.Poll(t, 90*time.Second, 100*time.Millisecond, "a task running on a worker", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -248,7 +183,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	for i := 1; i <= chaosLeaderKills; i++ {
 		var leader string
 		var term uint64
-		pollUntil(t, waitTimeout, pollEvery, "a leader to kill", func() (bool, string) {
+		testutil.Poll(t, waitTimeout, pollEvery, "a leader to kill", func() (bool, string) {
 			id, tm, err := chaosLeader(t, adminAddrs)
 			if err != nil {
 				return false, err.Error()
@@ -266,7 +201,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 		killedLeaders = append(killedLeaders, leader)
 		var next string
 		var nextTerm uint64
-		pollUntil(t, waitTimeout, pollEvery, "a new leader after the kill", func() (bool, string) {
+		testutil.Poll(t, waitTimeout, pollEvery, "a new leader after the kill", func() (bool, string) {
 			id, tm, err := chaosLeader(t, adminAddrs)
 			if err != nil {
 				return false, err.Error()
@@ -302,7 +237,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	if remaining < time.Minute {
 		remaining = time.Minute
 	}
-	pollUntil(t, remaining, systemPollEvery, "vacuum, erasure coding and balance to complete after the failures", func() (bool, string) {
+	testutil.Poll(t, remaining, systemPollEvery, "vacuum, erasure coding and balance to complete after the failures", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -340,7 +275,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	// restart a volume server replays EC shard deltas queued while it was
 	// disconnected after its full heartbeat, and the master may list a
 	// shard twice until the next full EC heartbeat (17 pulses): poll.
-	rawLag := pollUntil(t, chaosRawTimeout, systemPollEvery, "the master's own VolumeList to show the outcome exactly", func() (bool, string) {
+	rawLag := testutil.Poll(t, chaosRawTimeout, systemPollEvery, "the master's own VolumeList to show the outcome exactly", func() (bool, string) {
 		raw, err := wc.rawView(context.Background())
 		if err != nil {
 			return false, "VolumeList: " + err.Error()
@@ -381,30 +316,8 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 	for _, s := range wc.servers {
 		everyServer = append(everyServer, s.HTTP)
 	}
-	reads := 0
 	readBegan := time.Now()
-	pollUntil(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
-		reads = 0
-		for _, r := range roles {
-			servers := everyServer
-			if !r.ec {
-				locs, err := wc.lookup(r.vid)
-				if err != nil {
-					return false, err.Error()
-				}
-				servers = locs
-			}
-			for _, s := range servers {
-				for _, f := range r.stored {
-					if err := wc.checkFile(s, f); err != nil {
-						return false, fmt.Sprintf("%s volume %d through %s: %v", r.name, r.vid, s, err)
-					}
-					reads++
-				}
-			}
-		}
-		return true, ""
-	})
+	reads := readBack(t, wc, roles, everyServer, func(r *volumeRole) bool { return r.ec })
 	t.Logf("read back %d live files intact and %d deleted ones as 404 (%d reads) in %s",
 		len(allFiles)-countDeleted(allFiles), countDeleted(allFiles), reads, time.Since(readBegan).Round(time.Millisecond))
 

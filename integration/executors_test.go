@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -345,7 +346,7 @@ func TestErasureCodingExecutor(t *testing.T) {
 	t.Run("unreachable shard target is refused before anything changes", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
-		p := freeWeedPort(t) // nothing listens there
+		p := testutil.FreePortPair(t, 10000) // nothing listens there
 		bad := fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000)
 		spec := cloneSpec(spec)
 		for _, st := range spec.ShardTargets {

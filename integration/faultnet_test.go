@@ -175,13 +175,3 @@ func (p *raftProxy) handle(in net.Conn) {
 func (p *raftProxy) close() {
 	p.lis.Close()
 }
-
-// listenOn returns a free port on ip as "ip:port".
-func listenOn(ip string) (string, error) {
-	l, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}

@@ -46,6 +46,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -392,11 +393,11 @@ func (r *faultRun) startAdmins() {
 	for i := 1; i <= 3; i++ {
 		id := fmt.Sprintf("a%d", i)
 		ip := fmt.Sprintf("127.0.0.%d", 10+i)
-		raftBind, err := listenOn(ip)
+		raftBind, err := testutil.FreeAddrOn(ip)
 		if err != nil {
 			r.t.Skipf("cannot listen on the loopback address %s (needed for partitions): %v", ip, err)
 		}
-		grpcAddr, err := listenOn(ip)
+		grpcAddr, err := testutil.FreeAddrOn(ip)
 		if err != nil {
 			r.t.Fatalf("pick a gRPC port on %s: %v", ip, err)
 		}

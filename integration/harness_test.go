@@ -11,7 +11,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -344,52 +344,7 @@ func requireOneSentenceError(t testing.TB, what string, res cmdResult) {
 // message of the last failed check is reported on timeout.
 func eventually(t testing.TB, what string, cond func() (bool, string)) {
 	t.Helper()
-	eventuallyWithin(t, waitTimeout, what, cond)
-}
-
-func eventuallyWithin(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last check: %s", timeout, what, msg)
-		}
-		time.Sleep(pollEvery)
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Ports.
-
-var (
-	portsMu sync.Mutex
-	used    = map[string]bool{}
-)
-
-// freeAddr returns a loopback address nothing listens on, never the same one
-// twice in this test binary.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 100; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a free port: %v", err)
-		}
-		addr := l.Addr().String()
-		l.Close()
-		if !used[addr] {
-			used[addr] = true
-			return addr
-		}
-	}
-	t.Fatal("could not find an unused free port")
-	return ""
+	testutil.Poll(t, waitTimeout, pollEvery, what, cond)
 }
 
 // ---------------------------------------------------------------------------
@@ -591,8 +546,8 @@ func newCluster(t *testing.T, n int) *cluster {
 func (c *cluster) newNode(id string) *node {
 	nd := &node{
 		ID:       id,
-		RaftAddr: freeAddr(c.t),
-		GRPCAddr: freeAddr(c.t),
+		RaftAddr: testutil.FreeAddr(c.t),
+		GRPCAddr: testutil.FreeAddr(c.t),
 		DataDir:  filepath.Join(c.dir, id, "data"),
 		LogPath:  filepath.Join(c.dir, id+".log"),
 	}

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -344,7 +345,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	var before *master_pb.VolumeInformationMessage
 	var holder, holderGRPC string
 	var onBefore onServer
-	pollUntil(t, topologyTimeout, weedPollEvery, "the master to report volume "+fmt.Sprint(vid)+" as the volume server has it", func() (bool, string) {
+	testutil.Poll(t, topologyTimeout, weedPollEvery, "the master to report volume "+fmt.Sprint(vid)+" as the volume server has it", func() (bool, string) {
 		vi, node, err := wc.masterVolume(vid)
 		if err != nil {
 			return false, err.Error()
@@ -397,7 +398,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	}
 
 	var vacuum sysTask
-	detected := pollUntil(t, oracleWait, systemPollEvery, fmt.Sprintf("a pending vacuum of volume %d", vid), func() (bool, string) {
+	detected := testutil.Poll(t, oracleWait, systemPollEvery, fmt.Sprintf("a pending vacuum of volume %d", vid), func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -421,7 +422,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	size0, deleted0 := before.GetSize(), before.GetDeletedByteCount()
 	wantPending := capVolume{VolumeID: vid, Collection: oracleCollection, MasterSize: size0, ProjectedSize: size0 - deleted0, DeletedBytes: deleted0,
 		Adjustments: []capAdjustment{{TaskID: vacuum.ID, Type: "vacuum", Kind: "in_progress", DeltaBytes: -int64(deleted0)}}}
-	pollUntil(t, oracleWait, systemPollEvery, "the oracle to project size − garbage for the pending vacuum", func() (bool, string) {
+	testutil.Poll(t, oracleWait, systemPollEvery, "the oracle to project size − garbage for the pending vacuum", func() (bool, string) {
 		_, msg := oracleAgrees(t, gcurl, adminList, vid, wantPending)
 		return msg == "", msg
 	})
@@ -432,7 +433,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	if !wc.master.exited() {
 		t.Fatal("the weed master did not exit after SIGKILL")
 	}
-	pollUntil(t, oracleWait, systemPollEvery, "the leader to see the master unreachable", func() (bool, string) {
+	testutil.Poll(t, oracleWait, systemPollEvery, "the leader to see the master unreachable", func() (bool, string) {
 		st, _, err := ctlJSONErr[maintenanceStatus](t, "", adminAddrs, "status")
 		if err != nil {
 			return false, err.Error()
@@ -460,7 +461,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	})
 	workerStart := time.Now()
 	w.startArgs(t, "worker", "--id", w.ID, "--admin", adminAddrs, "--data-dir", w.DataDir, "--capabilities", "vacuum")
-	pollUntil(t, oracleWait, systemPollEvery, fmt.Sprintf("the vacuum of volume %d to complete with the master down", vid), func() (bool, string) {
+	testutil.Poll(t, oracleWait, systemPollEvery, fmt.Sprintf("the vacuum of volume %d to complete with the master down", vid), func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks", "--volume", fmt.Sprint(vid))
 		if err != nil {
 			return false, err.Error()
@@ -501,7 +502,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	// master will learn from the server's next heartbeat.
 	wantCommitted := capVolume{VolumeID: vid, Collection: oracleCollection, MasterSize: size0, ProjectedSize: onAfter.DatSize, DeletedBytes: deleted0,
 		Adjustments: []capAdjustment{{TaskID: vacuum.ID, Type: "vacuum", Kind: "committed_unreported", DeltaBytes: int64(onAfter.DatSize) - int64(size0)}}}
-	pollUntil(t, oracleWait, systemPollEvery, "the oracle to project the compacted size as committed but unreported", func() (bool, string) {
+	testutil.Poll(t, oracleWait, systemPollEvery, "the oracle to project the compacted size as committed but unreported", func() (bool, string) {
 		_, msg := oracleAgrees(t, gcurl, adminList, vid, wantCommitted)
 		return msg == "", msg
 	})
@@ -519,7 +520,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	took := wc.restartWeedMaster(t)
 	t.Logf("restarted the weed master; it listed both volume servers after %s", took.Round(time.Millisecond))
 	var after *master_pb.VolumeInformationMessage
-	pollUntil(t, oracleWait, weedPollEvery, "the restarted master to report the compacted volume", func() (bool, string) {
+	testutil.Poll(t, oracleWait, weedPollEvery, "the restarted master to report the compacted volume", func() (bool, string) {
 		vi, node, err := wc.masterVolume(vid)
 		if err != nil {
 			return false, err.Error()
@@ -532,7 +533,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 		return true, ""
 	})
 	wantRetired := capVolume{VolumeID: vid, Collection: oracleCollection, MasterSize: after.GetSize(), ProjectedSize: after.GetSize(), DeletedBytes: 0, Adjustments: []capAdjustment{}}
-	pollUntil(t, oracleWait, systemPollEvery, "the adjustment to retire once the master reports the new size", func() (bool, string) {
+	testutil.Poll(t, oracleWait, systemPollEvery, "the adjustment to retire once the master reports the new size", func() (bool, string) {
 		_, msg := oracleAgrees(t, gcurl, adminList, vid, wantRetired)
 		return msg == "", msg
 	})
@@ -540,7 +541,7 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 
 	// Every file through the servers the master names: live ones with their
 	// checksums, deleted ones 404 (the master refuses lookups while it warms up).
-	pollUntil(t, topologyTimeout, systemPollEvery, "every file to read back through the master's lookup", func() (bool, string) {
+	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back through the master's lookup", func() (bool, string) {
 		locs, err := wc.lookup(vid)
 		if err != nil {
 			return false, err.Error()

@@ -14,7 +14,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"mime/multipart"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -30,6 +29,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -121,35 +121,6 @@ func isExecutable(p string) bool {
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
 }
 
-// freeWeedPort returns a port p such that p and p+10000 (SeaweedFS's default
-// gRPC port) are both free and never handed out before in this test binary.
-func freeWeedPort(t testing.TB) int {
-	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for i := 0; i < 500; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("pick a free port: %v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		a, b := fmt.Sprintf("127.0.0.1:%d", p), fmt.Sprintf("127.0.0.1:%d", p+10000)
-		if p+10000 > 65535 || used[a] || used[b] {
-			continue
-		}
-		l2, err := net.Listen("tcp", b)
-		if err != nil {
-			continue
-		}
-		l2.Close()
-		used[a], used[b] = true, true
-		return p
-	}
-	t.Fatal("could not find a free port p with p+10000 free too")
-	return 0
-}
-
 // weedProc is one weed process in its own process group.
 type weedProc struct {
 	name    string
@@ -231,7 +202,7 @@ func startWeedCluster(t *testing.T, n int) *weedCluster {
 	t.Helper()
 	bin := weedBinary(t)
 	dir := t.TempDir()
-	mp := freeWeedPort(t)
+	mp := testutil.FreePortPair(t, 10000)
 	c := &weedCluster{masterHTTP: fmt.Sprintf("127.0.0.1:%d", mp), vc: seaweed.NewVolumeClient(), hc: &http.Client{Timeout: httpTimeout}}
 	mdir := filepath.Join(dir, "master")
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
@@ -240,7 +211,7 @@ func startWeedCluster(t *testing.T, n int) *weedCluster {
 	c.master = startWeed(t, bin, "master", filepath.Join(dir, "master.log"), "master",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", mp), "-mdir="+mdir, "-volumeSizeLimitMB=8", "-peers=none")
 	for i := 0; i < n; i++ {
-		p := freeWeedPort(t)
+		p := testutil.FreePortPair(t, 10000)
 		vdir := filepath.Join(dir, fmt.Sprintf("vol%d", i))
 		if err := os.MkdirAll(vdir, 0o755); err != nil {
 			t.Fatal(err)

@@ -30,6 +30,8 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -108,7 +110,7 @@ func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
 	t.Helper()
 	bin := weedBinary(t)
 	dir := t.TempDir()
-	p := freeWeedPort(t)
+	p := testutil.FreePortPair(t, 10000)
 	name := fmt.Sprintf("volume%d", len(c.servers))
 	vdir := filepath.Join(dir, "vol")
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
@@ -342,4 +344,132 @@ func (r *rawView) erasureCoded(vid uint32, collection string, minServers int) st
 		return fmt.Sprintf("volume %d: shards in collection %q, want %q", vid, r.ecCollection[vid], collection)
 	}
 	return ""
+}
+
+// seedRoles writes each role's files to a volume of its own and deletes
+// the ones it picks, waits until the master reflects that, records each
+// role's volume as the master then reports it (before) and fails the test
+// unless the set-up makes erasure-coding roles full but clean and the
+// others garbage-heavy by th. It returns that topology, every file
+// written, the volumes written and how often the master had to be asked
+// again for a volume not yet taken.
+func seedRoles(t *testing.T, wc *weedCluster, roles []*volumeRole, th scheduler.Thresholds) (*seaweed.Topology, []*storedFile, map[uint32]bool, int) {
+	t.Helper()
+	used := map[uint32]bool{}
+	reassigns := 0
+	for ri, r := range roles {
+		// The master picks the volume; a role needs one of its own.
+		var a assignResult
+		for {
+			// The first assign on a fresh master waits for its volume growth.
+			var vid uint32
+			a, vid = wc.assignWithin(t, 60*time.Second, systemCollection, r.files, r.minSize+r.minSize/16)
+			if !used[vid] {
+				r.vid = vid
+				used[vid] = true
+				break
+			}
+			if reassigns++; reassigns > 40 {
+				t.Fatalf("the master keeps assigning volumes already written (%v)", used)
+			}
+		}
+		r.stored = wc.writeAssigned(t, a, r.vid, r.files, r.minSize, uint64(ri+1))
+		var del []*storedFile
+		for i, f := range r.stored {
+			if r.deleted(i) {
+				del = append(del, f)
+			}
+		}
+		wc.deleteFiles(t, a.URL, del)
+	}
+	var allFiles []*storedFile
+	for _, r := range roles {
+		allFiles = append(allFiles, r.stored...)
+	}
+	topo := wc.waitTopology(t, "the master to reflect the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
+		for _, r := range roles {
+			v := topo.Volumes[r.vid]
+			ndel := countDeleted(r.stored)
+			if v == nil || v.FileCount < uint64(r.files) || v.DeleteCount < uint64(ndel) {
+				return false, fmt.Sprintf("%s volume %d: %+v (want %d files, %d deletions)", r.name, r.vid, v, r.files, ndel)
+			}
+		}
+		return true, ""
+	})
+	for _, r := range roles {
+		v := topo.Volumes[r.vid]
+		r.before = *v
+		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
+		// The set-up itself must produce what the thresholds look for.
+		if r.ec && (full < th.ECFullness || v.GarbageRatio() >= th.VacuumGarbage) {
+			t.Fatalf("set-up: %s volume %d is %.2f full with garbage %.2f; want >= %.2f full, garbage < %.2f", r.name, r.vid, full, v.GarbageRatio(), th.ECFullness, th.VacuumGarbage)
+		}
+		if !r.ec && v.GarbageRatio() < th.VacuumGarbage {
+			t.Fatalf("set-up: %s volume %d has garbage %.2f < %.2f", r.name, r.vid, v.GarbageRatio(), th.VacuumGarbage)
+		}
+	}
+	return topo, allFiles, used, reassigns
+}
+
+// detectingArgs are nd's admin arguments with detection on against wc's
+// master at thresholds th.
+func detectingArgs(nd *node, wc *weedCluster, th scheduler.Thresholds) []string {
+	return append(nd.args(),
+		"--master", wc.masterHTTP,
+		"--detect-interval", "2s",
+		"--vacuum-garbage-threshold", fmt.Sprint(th.VacuumGarbage),
+		"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
+		"--ec-quiet-for", th.ECQuietFor.String(),
+		"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
+		"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
+}
+
+// systemThresholds are the detection thresholds of the real-SeaweedFS
+// system and chaos tests.
+var systemThresholds = scheduler.Thresholds{VacuumGarbage: 0.3, ECFullness: 0.8, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
+
+// systemRoles are the volumes those tests write: two nearly full ones
+// (erasure coding), one nearly full with 60% of its files deleted (vacuum
+// wins over erasure coding) and a small one with half of its files
+// deleted. 60 files of 112-126 KiB: 6.9-7.7 MB of an 8 MiB volume
+// (0.82-0.92 full).
+func systemRoles() []*volumeRole {
+	return []*volumeRole{
+		{name: "ec-a", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 7 }},
+		{name: "ec-b", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 13 }},
+		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
+		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
+	}
+}
+
+// readBack polls until every role's files read back as they should (live
+// ones intact, deleted ones 404) through every server holding them (all
+// of everyServer for an erasure-coded role, which any server may serve)
+// and returns how many reads the last, successful pass took.
+func readBack(t *testing.T, wc *weedCluster, roles []*volumeRole, everyServer []string, erasureCoded func(*volumeRole) bool) int {
+	t.Helper()
+	reads := 0
+	testutil.Poll(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
+		reads = 0
+		for _, r := range roles {
+			servers := everyServer
+			if !erasureCoded(r) {
+				locs, err := wc.lookup(r.vid)
+				if err != nil {
+					return false, err.Error()
+				}
+				servers = locs
+			}
+			for _, s := range servers {
+				for _, f := range r.stored {
+					if err := wc.checkFile(s, f); err != nil {
+						return false, fmt.Sprintf("%s volume %d through %s: %v", r.name, r.vid, s, err)
+					}
+					reads++
+				}
+			}
+		}
+		return true, ""
+	})
+	return reads
 }

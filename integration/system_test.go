@@ -18,6 +18,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -50,23 +51,6 @@ type volumeRole struct {
 	before seaweed.Volume
 }
 
-// pollUntil checks cond every interval until it holds or timeout passes.
-func pollUntil(t *testing.T, timeout, every time.Duration, what string, cond func() (bool, string)) time.Duration {
-	t.Helper()
-	began := time.Now()
-	deadline := began.Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return time.Since(began)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last check: %s", timeout, what, msg)
-		}
-		time.Sleep(every)
-	}
-}
-
 // TestMaintenanceOnRealSeaweedFS: files are written to a real SeaweedFS
 // (some volumes nearly full, some with most of their files deleted), then
 // three admins and two workers are started and an empty volume server is
@@ -84,81 +68,21 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	// ---- 1. Data: two nearly full volumes (erasure coding), one nearly
 	// full volume with 60% of its files deleted (vacuum wins over erasure
 	// coding) and a small one with half of its files deleted.
-	const (
-		garbageThreshold = 0.3
-		ecFullness       = 0.8
-	)
-	th := scheduler.Thresholds{VacuumGarbage: garbageThreshold, ECFullness: ecFullness, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
-	// 60 files of 112-126 KiB: 6.9-7.7 MB of an 8 MiB volume (0.82-0.92 full).
-	roles := []*volumeRole{
-		{name: "ec-a", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 7 }},
-		{name: "ec-b", ec: true, files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%20 == 13 }},
-		{name: "vacuum-full", files: 60, minSize: 112 << 10, deleted: func(i int) bool { return i%5 >= 2 }},
-		{name: "vacuum-small", files: 40, minSize: 64 << 10, deleted: func(i int) bool { return i%2 == 1 }},
-	}
+	th, roles := systemThresholds, systemRoles()
 	writeBegan := time.Now()
-	used := map[uint32]bool{}
-	reassigns := 0
-	for ri, r := range roles {
-		// The master picks the volume; a role needs one of its own.
-		var a assignResult
-		for {
-			// The first assign on a fresh master waits for its volume growth.
-			var vid uint32
-			a, vid = wc.assignWithin(t, 60*time.Second, systemCollection, r.files, r.minSize+r.minSize/16)
-			if !used[vid] {
-				r.vid = vid
-				used[vid] = true
-				break
-			}
-			if reassigns++; reassigns > 40 {
-				t.Fatalf("the master keeps assigning volumes already written (%v)", used)
-			}
-		}
-		r.stored = wc.writeAssigned(t, a, r.vid, r.files, r.minSize, uint64(ri+1))
-		var del []*storedFile
-		for i, f := range r.stored {
-			if r.deleted(i) {
-				del = append(del, f)
-			}
-		}
-		wc.deleteFiles(t, a.URL, del)
-	}
-	var allFiles []*storedFile
-	for _, r := range roles {
-		allFiles = append(allFiles, r.stored...)
-	}
+	topo, allFiles, used, reassigns := seedRoles(t, wc, roles, th)
 	t.Logf("wrote %d files to volumes %v in %s (%d re-assigns)", len(allFiles), roleVids(roles), time.Since(writeBegan).Round(time.Millisecond), reassigns)
-
-	topo := wc.waitTopology(t, "the master to reflect the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
-		for _, r := range roles {
-			v := topo.Volumes[r.vid]
-			ndel := countDeleted(r.stored)
-			if v == nil || v.FileCount < uint64(r.files) || v.DeleteCount < uint64(ndel) {
-				return false, fmt.Sprintf("%s volume %d: %+v (want %d files, %d deletions)", r.name, r.vid, v, r.files, ndel)
-			}
-		}
-		return true, ""
-	})
 	for _, r := range roles {
 		v := topo.Volumes[r.vid]
-		r.before = *v
 		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
 		t.Logf("before: %-12s volume %d on %v: %d bytes (%.0f%% full), %d files, %d deleted, garbage %.0f%%",
 			r.name, r.vid, holders(topo, r.vid), v.Size, full*100, v.FileCount, v.DeleteCount, v.GarbageRatio()*100)
-		// The set-up itself must produce what the thresholds look for.
-		if r.ec && (full < ecFullness || v.GarbageRatio() >= garbageThreshold) {
-			t.Fatalf("set-up: %s volume %d is %.2f full with garbage %.2f; want >= %.2f full, garbage < %.2f", r.name, r.vid, full, v.GarbageRatio(), ecFullness, garbageThreshold)
-		}
-		if !r.ec && v.GarbageRatio() < garbageThreshold {
-			t.Fatalf("set-up: %s volume %d has garbage %.2f < %.2f", r.name, r.vid, v.GarbageRatio(), garbageThreshold)
-		}
 	}
 	// No other volume qualifies: the roles are the whole expected work
 	// (besides balance).
 	for vid, v := range topo.Volumes {
 		full := float64(v.Size) / float64(topo.VolumeSizeLimit)
-		if used[vid] || (v.GarbageRatio() < garbageThreshold && full < ecFullness) {
+		if used[vid] || (v.GarbageRatio() < th.VacuumGarbage && full < th.ECFullness) {
 			continue
 		}
 		t.Fatalf("set-up: volume %d, written by nobody, is %.2f full with garbage %.2f", vid, full, v.GarbageRatio())
@@ -170,14 +94,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	maintBegan := time.Now()
 	admins := newCluster(t, 3)
 	for _, nd := range admins.nodes {
-		args := append(nd.args(),
-			"--master", wc.masterHTTP,
-			"--detect-interval", "2s",
-			"--vacuum-garbage-threshold", fmt.Sprint(th.VacuumGarbage),
-			"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
-			"--ec-quiet-for", th.ECQuietFor.String(),
-			"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
-			"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
+		args := detectingArgs(nd, wc, th)
 		nd.startArgs(t, args...)
 	}
 	admins.waitStable(t, admins.nodes...)
@@ -195,7 +112,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	lastSummary := ""
 	var final []sysTask
 	var finalTopo *seaweed.Topology
-	pollUntil(t, maintenanceTimeout, systemPollEvery, "vacuum, erasure coding and balance to complete and the system to go quiet", func() (bool, string) {
+	testutil.Poll(t, maintenanceTimeout, systemPollEvery, "vacuum, erasure coding and balance to complete and the system to go quiet", func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -330,35 +247,13 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	for _, s := range wc.servers {
 		everyServer = append(everyServer, s.HTTP)
 	}
-	reads := 0
-	pollUntil(t, topologyTimeout, systemPollEvery, "every file to read back (live intact, deleted 404)", func() (bool, string) {
-		reads = 0
-		for _, r := range roles {
-			servers := everyServer
-			if !ecVids[r.vid] {
-				locs, err := wc.lookup(r.vid)
-				if err != nil {
-					return false, err.Error()
-				}
-				servers = locs
-			}
-			for _, s := range servers {
-				for _, f := range r.stored {
-					if err := wc.checkFile(s, f); err != nil {
-						return false, fmt.Sprintf("%s volume %d through %s: %v", r.name, r.vid, s, err)
-					}
-					reads++
-				}
-			}
-		}
-		return true, ""
-	})
+	reads := readBack(t, wc, roles, everyServer, func(r *volumeRole) bool { return ecVids[r.vid] })
 	live := len(allFiles) - countDeleted(allFiles)
 	t.Logf("read back %d live files intact and %d deleted ones as 404 (%d reads) in %s",
 		live, countDeleted(allFiles), reads, time.Since(readBegan).Round(time.Millisecond))
 
 	// ---- 6. The control plane: both workers connected, three healthy admins.
-	pollUntil(t, waitTimeout, systemPollEvery, "both workers to be listed as connected", func() (bool, string) {
+	testutil.Poll(t, waitTimeout, systemPollEvery, "both workers to be listed as connected", func() (bool, string) {
 		ws, res, err := ctlJSONErr[[]sysWorker](t, "", adminAddrs, "workers")
 		if err != nil {
 			return false, err.Error()
@@ -382,7 +277,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 		t.Fatalf("status lists %d members, want 3: %+v", len(st.Members), st.Members)
 	}
 	// docs/architecture.md §8.2: the leader holds the master's admin lock.
-	pollUntil(t, waitTimeout, systemPollEvery, "the master's admin lock to name the groundskeeper leader", func() (bool, string) {
+	testutil.Poll(t, waitTimeout, systemPollEvery, "the master's admin lock to name the groundskeeper leader", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		resp, err := wc.mc.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: seaweed.AdminLockName})

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // TestWipedAdminRefusesToRejoin: a replaced disk must not cost an
@@ -46,7 +48,7 @@ func TestWipedAdminRefusesToRejoin(t *testing.T) {
 
 	// W refuses as soon as B answers, though L is down.
 	refused := false
-	eventuallyWithin(t, 45*time.Second, w.ID+" to refuse to start (or to serve with "+b.ID+")", func() (bool, string) {
+	testutil.Poll(t, 45*time.Second, pollEvery, w.ID+" to refuse to start (or to serve with "+b.ID+")", func() (bool, string) {
 		if !w.running() {
 			refused = true
 			return true, ""

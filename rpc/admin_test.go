@@ -12,6 +12,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -346,7 +347,7 @@ func TestDoRetriesThroughLeaderFailover(t *testing.T) {
 }
 
 func TestDoAllDown(t *testing.T) {
-	client, err := Dial([]string{freeAddr(t), freeAddr(t)})
+	client, err := Dial([]string{testutil.FreeAddr(t), testutil.FreeAddr(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +411,7 @@ func TestAddAndRemovePeerThroughFollower(t *testing.T) {
 	for _, n := range c.nodes {
 		members = append(members, cluster.Peer{ID: n.id, RaftAddr: n.raftAddr})
 	}
-	n4 := startAdmin(t, "a4", freeAddr(t), t.TempDir(), members, false)
+	n4 := startAdmin(t, "a4", testutil.FreeAddr(t), t.TempDir(), members, false)
 	c.nodes = append(c.nodes, n4) // stopped by the cluster's cleanup
 	via := c.nodes[c.followers(leader)[0]]
 	if _, err := call(t, func(ctx context.Context) (*pb.AddPeerResponse, error) {

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -21,20 +18,13 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // waitTimeout bounds every poll; generous because the tests may share two
 // cores with the race detector and other builds.
 const waitTimeout = 20 * time.Second
-
-func testLogger(name string) hclog.Logger {
-	lvl := os.Getenv("GK_TEST_LOG")
-	if lvl == "" {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr})
-}
 
 // adminNode mirrors cmd/groundskeeper/node.go: raft + FSM + the gRPC API +
 // the loop that publishes this node's client address.
@@ -80,7 +70,7 @@ func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap, pu
 		return nil, err
 	}
 	n := &adminNode{id: id, raftAddr: raftAddr, grpcAddr: lis.Addr().String(), dataDir: dataDir, fsm: fsm.New()}
-	logger := testLogger(id)
+	logger := testutil.Logger(id)
 	openCtx, openCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer openCancel()
 	n.raft, err = cluster.Open(openCtx, cluster.Config{
@@ -152,7 +142,7 @@ func newCluster(t *testing.T) *testCluster {
 	t.Helper()
 	var peers []cluster.Peer
 	for i := 1; i <= 3; i++ {
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: freeAddr(t)})
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: testutil.FreeAddr(t)})
 	}
 	return newClusterOf(t, peers)
 }
@@ -277,11 +267,7 @@ func (c *testCluster) waitPublished() {
 
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	if err := cluster.WaitFor(ctx, 20*time.Millisecond, cond); err != nil {
-		t.Fatalf("timed out after %s waiting for %s", waitTimeout, what)
-	}
+	testutil.EventuallyTrue(t, waitTimeout, what, cond)
 }
 
 // call runs fn with a per-call timeout, retrying while the server answers
@@ -318,10 +304,4 @@ func taskIDs(tasks []*pb.Task) map[uint64]*pb.Task {
 		out[t.Id] = t
 	}
 	return out
-}
-
-// freeAddr is testaddr.Free.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	return testaddr.Free(t)
 }

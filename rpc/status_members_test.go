@@ -9,6 +9,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -18,7 +19,7 @@ import (
 func TestStatusMemberAddressUnknown(t *testing.T) {
 	var peers []cluster.Peer
 	for i := 1; i <= 3; i++ {
-		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: freeAddr(t)})
+		peers = append(peers, cluster.Peer{ID: fmt.Sprintf("a%d", i), RaftAddr: testutil.FreeAddr(t)})
 	}
 	// a1 and a2 form the quorum and publish; a3 is added to them without
 	// publishing (its log is behind, so it cannot lead): it runs and

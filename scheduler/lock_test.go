@@ -14,6 +14,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -238,7 +239,7 @@ func submitManualVacuum(t *testing.T, s *Scheduler, vol uint32) {
 func waitFivePolls(t *testing.T, s *Scheduler, held string, cond func(*pb.Maintenance) bool) {
 	t.Helper()
 	var polls []int64
-	waitUntil(t, 20*time.Second, "five polls of a complete topology with "+held, func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "five polls of a complete topology with "+held, func() (bool, string) {
 		st, ok := s.Status()
 		if !ok || !cond(st) {
 			return false, st.String()
@@ -259,22 +260,6 @@ func taskStates(f *fsm.FSM) map[uint32]pb.TaskState {
 		}
 	})
 	return byVol
-}
-
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, why := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestPausedWhileAdminLockHeldElsewhere: a leader that finds SeaweedFS's
@@ -323,7 +308,7 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 			} else {
 				other.crash()
 			}
-			waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the lock is ours", func() (bool, string) {
+			testutil.Eventually(t, 20*time.Second, "the detected and the manual vacuum assigned once the lock is ours", func() (bool, string) {
 				byVol := taskStates(f)
 				ok := byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED
 				return ok, fmt.Sprint(byVol)
@@ -355,7 +340,7 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 	s, f := newLeader(simtest.Master(t, c), vacuumConfig)
 	addVacuumWorker(s)
 	runScheduler(t, s)
-	waitUntil(t, 20*time.Second, "the lock ours and a complete topology", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "the lock ours and a complete topology", func() (bool, string) {
 		st, ok := s.Status()
 		return ok && st.AdminLockHeld && st.MasterState == "ok" && st.Volumes == 2, st.String()
 	})
@@ -370,12 +355,12 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 
 	c.StopMaster()
 	submitManualVacuum(t, s, early)
-	waitUntil(t, 20*time.Second, "a vacuum assigned during the outage, within the lease", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "a vacuum assigned during the outage, within the lease", func() (bool, string) {
 		var tk []*pb.Task
 		f.Read(func(st *fsm.State) { tk = st.Tasks(fsm.TaskFilter{VolumeID: early}) })
 		return state(early) == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(tk)
 	})
-	waitUntil(t, 20*time.Second, "assignment paused once the lease of the last renewal has run out", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "assignment paused once the lease of the last renewal has run out", func() (bool, string) {
 		st, _ := s.Status()
 		return st.AssignmentPaused && !st.AdminLockHeld && contains(st.Paused, "run out"), st.String()
 	})
@@ -421,7 +406,7 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 	}
 
 	shell.release()
-	waitUntil(t, 20*time.Second, "the detected and the manual vacuum assigned once the shell lock is free", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "the detected and the manual vacuum assigned once the shell lock is free", func() (bool, string) {
 		byVol := taskStates(f)
 		return byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(byVol)
 	})
@@ -438,7 +423,7 @@ func startLeader(t *testing.T, c *sim.Cluster) (s *Scheduler, stop func()) {
 	s, _ = newLeader(simtest.Master(t, c), Config{NodeID: "a1", DetectInterval: 100 * time.Millisecond, Lease: time.Hour})
 	addVacuumWorker(s)
 	stop = runScheduler(t, s)
-	waitUntil(t, 20*time.Second, "the lock ours and the master's vacuum off", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "the lock ours and the master's vacuum off", func() (bool, string) {
 		st, ok := s.Status()
 		_, byPlugin := c.VacuumDisabled()
 		return ok && st.AdminLockHeld && st.MasterVacuumOff && byPlugin, st.String()
@@ -500,7 +485,7 @@ func TestVacuumNotOursWhileLockHeldElsewhere(t *testing.T) {
 		}
 		return err
 	}
-	waitUntil(t, 20*time.Second, "weed admin to take the lock, then us to see it held elsewhere", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "weed admin to take the lock, then us to see it held elsewhere", func() (bool, string) {
 		if err := renew(); err != nil {
 			return false, err.Error()
 		}
@@ -531,7 +516,7 @@ func TestLockChangesDoNotFloodDetection(t *testing.T) {
 	go func() { defer close(done); s.detectLoop(ctx, changed) }()
 	t.Cleanup(func() { cancel(); <-done })
 	reads := func() int { return c.CallCount("VolumeList") }
-	waitUntil(t, 10*time.Second, "the first detection round", func() (bool, string) { return reads() == 1, fmt.Sprint(reads()) })
+	testutil.Eventually(t, 10*time.Second, "the first detection round", func() (bool, string) { return reads() == 1, fmt.Sprint(reads()) })
 	start := time.Now()
 
 	// The lock flaps every 10 ms for a second.
@@ -547,7 +532,7 @@ func TestLockChangesDoNotFloodDetection(t *testing.T) {
 	}
 	// A change brings the next round forward to half an interval after
 	// the last, well before the full interval.
-	waitUntil(t, interval, "a round brought forward by the lock changes", func() (bool, string) { return reads() == 2, fmt.Sprint(reads()) })
+	testutil.Eventually(t, interval, "a round brought forward by the lock changes", func() (bool, string) { return reads() == 2, fmt.Sprint(reads()) })
 	if d := time.Since(start); d < interval/2-time.Second || d >= interval-time.Second {
 		t.Fatalf("the round after the lock changes came %v after the first; want about %v", d, interval/2)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -45,7 +46,7 @@ func (a *gatedApplier) requeuesEntered() int {
 // waitFor polls cond until it holds, failing the test after a deadline.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, what, func() (bool, string) { return cond(), "" })
+	testutil.EventuallyTrue(t, 10*time.Second, what, cond)
 }
 
 // TestHelloDuringALeaseExpiryRequeue: a restarted worker's hello that

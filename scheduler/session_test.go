@@ -10,6 +10,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -348,7 +349,7 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	done := make(chan struct{})
 	go func() { defer close(done); s.view.lock.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	waitUntil(t, 20*time.Second, "the lock refused to us", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "the lock refused to us", func() (bool, string) {
 		st := s.view.lock.State()
 		return st.Status == seaweed.LockOther, fmt.Sprintf("%+v", st)
 	})
@@ -358,7 +359,7 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	}
 
 	other.release()
-	waitUntil(t, 20*time.Second, "the lock ours", func() (bool, string) {
+	testutil.Eventually(t, 20*time.Second, "the lock ours", func() (bool, string) {
 		st := s.view.lock.State()
 		return st.Status == seaweed.LockOurs, fmt.Sprintf("%+v", st)
 	})

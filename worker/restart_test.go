@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -106,13 +107,7 @@ func newTestWorker(t *testing.T, dir string, ex Executor) *Worker {
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.EventuallyTrue(t, 10*time.Second, what, cond)
 }
 
 // TestRestoredAttemptsAreListedInHeartbeats: a restarted worker lists the

@@ -16,6 +16,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // MetricsBody is node n's /metrics exposition, as Prometheus would scrape it.
@@ -65,13 +66,13 @@ func WantMetric(t testing.TB, body, series string, want float64) {
 // returns it with its gRPC address.
 func StartSingleAdmin(t testing.TB) (*admin.Node, string) {
 	t.Helper()
-	raftAddr, grpcAddr := FreeAddr(t), FreeAddr(t)
+	raftAddr, grpcAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	n, err := admin.Start(context.Background(), admin.Config{ID: "m1", DataDir: filepath.Join(t.TempDir(), "m1"), RaftAddr: raftAddr, GRPCAddr: grpcAddr,
-		Peers: []cluster.Peer{{ID: "m1", RaftAddr: raftAddr}}, Bootstrap: true, Logger: Logger("admin.m1"), Scheduler: SchedConfig()})
+		Peers: []cluster.Peer{{ID: "m1", RaftAddr: raftAddr}}, Bootstrap: true, Logger: testutil.Logger("admin.m1"), Scheduler: SchedConfig()})
 	if err != nil {
 		t.Fatalf("start admin: %v", err)
 	}
 	t.Cleanup(func() { n.Stop() })
-	WaitFor(t, Wait, "the single node to lead", func() bool { return n.Raft().IsLeader() })
+	testutil.EventuallyTrue(t, Wait, "the single node to lead", func() bool { return n.Raft().IsLeader() })
 	return n, grpcAddr
 }

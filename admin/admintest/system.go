@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -18,15 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/internal/testaddr"
-
-	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -39,15 +36,6 @@ import (
 const Wait = 30 * time.Second
 
 var AllCaps = []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE}
-
-// Logger is silent unless GK_TEST_LOG names a level (debug, info, ...).
-func Logger(name string) hclog.Logger {
-	lvl := os.Getenv("GK_TEST_LOG")
-	if lvl == "" {
-		return hclog.NewNullLogger()
-	}
-	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.LevelFromString(lvl), Output: os.Stderr, TimeFormat: "15:04:05.000"})
-}
 
 // SchedConfig is the scheduler configuration of the system tests: short
 // timings, and thresholds that find no balance work unless a test asks.
@@ -146,11 +134,11 @@ func (s *System) StartAdmins(sc scheduler.Config) {
 	var peers []cluster.Peer
 	for i := 0; i < 3; i++ {
 		id := fmt.Sprintf("a%d", i+1)
-		raftAddr := FreeAddr(s.T)
+		raftAddr := testutil.FreeAddr(s.T)
 		peers = append(peers, cluster.Peer{ID: id, RaftAddr: raftAddr})
 		s.Cfgs = append(s.Cfgs, admin.Config{
-			ID: id, DataDir: filepath.Join(s.Dir, id), RaftAddr: raftAddr, GRPCAddr: FreeAddr(s.T),
-			Logger: Logger("admin." + id), Master: s.Sim.MasterServerAddress().String(), Scheduler: sc,
+			ID: id, DataDir: filepath.Join(s.Dir, id), RaftAddr: raftAddr, GRPCAddr: testutil.FreeAddr(s.T),
+			Logger: testutil.Logger("admin." + id), Master: s.Sim.MasterServerAddress().String(), Scheduler: sc,
 		})
 	}
 	for i := range s.Cfgs {
@@ -173,7 +161,7 @@ func (s *System) StartAdmins(sc scheduler.Config) {
 // address (followers forward and redirect with it).
 func (s *System) WaitPublished() {
 	s.T.Helper()
-	WaitFor(s.T, Wait, "every admin's published gRPC address", func() bool {
+	testutil.EventuallyTrue(s.T, Wait, "every admin's published gRPC address", func() bool {
 		for i := range s.Cfgs {
 			n := s.Node(i)
 			if n == nil {
@@ -242,7 +230,7 @@ func (s *System) Leader() int {
 func (s *System) WaitLeader() int {
 	s.T.Helper()
 	l := -1
-	WaitFor(s.T, Wait, "a leader", func() bool { l = s.Leader(); return l >= 0 })
+	testutil.EventuallyTrue(s.T, Wait, "a leader", func() bool { l = s.Leader(); return l >= 0 })
 	return l
 }
 
@@ -300,7 +288,7 @@ func (s *System) TasksFor(vid uint32) []*pb.Task {
 func (s *System) WaitTask(vid uint32, what string, cond func(t *pb.Task) bool) *pb.Task {
 	s.T.Helper()
 	var got *pb.Task
-	WaitFor(s.T, Wait, fmt.Sprintf("volume %d: %s", vid, what), func() bool {
+	testutil.EventuallyTrue(s.T, Wait, fmt.Sprintf("volume %d: %s", vid, what), func() bool {
 		ts := s.TasksFor(vid)
 		if len(ts) != 1 {
 			return false
@@ -335,7 +323,7 @@ func (s *System) WaitPolls(n int) {
 	s.T.Helper()
 	var seen int64
 	count := -1 // the first look only sets the baseline
-	WaitFor(s.T, Wait, fmt.Sprintf("%d more detection rounds of the leader", n), func() bool {
+	testutil.EventuallyTrue(s.T, Wait, fmt.Sprintf("%d more detection rounds of the leader", n), func() bool {
 		i := s.Leader()
 		if i < 0 {
 			return false
@@ -359,7 +347,7 @@ func (s *System) WaitQuiet() []*pb.Task {
 	deadline := time.Now().Add(2 * Wait)
 	for time.Now().Before(deadline) {
 		var tasks []*pb.Task
-		WaitFor(s.T, 2*Wait, "every task to finish and every change to retire", func() bool {
+		testutil.EventuallyTrue(s.T, 2*Wait, "every task to finish and every change to retire", func() bool {
 			tasks = s.Tasks()
 			for _, t := range tasks {
 				if Active(t) {
@@ -384,7 +372,7 @@ func (s *System) WaitHashes(idx ...int) string {
 	s.T.Helper()
 	var last []string
 	var hash string
-	WaitFor(s.T, Wait, "equal fsm hashes", func() bool {
+	testutil.EventuallyTrue(s.T, Wait, "equal fsm hashes", func() bool {
 		last = last[:0]
 		for _, i := range idx {
 			last = append(last, s.Node(i).FSM().Hash())
@@ -424,7 +412,7 @@ func (s *System) StartWorker(id string, admins []string, maxConcurrent int) *Wor
 	volumes := seaweed.NewVolumeClient()
 	w, err := worker.New(worker.Config{
 		ID: id, Admins: admins, DataDir: filepath.Join(s.Dir, id), MaxConcurrent: maxConcurrent, Version: "system-test",
-		Capabilities: AllCaps, Executors: worker.Executors(volumes), Logger: Logger("worker." + id),
+		Capabilities: AllCaps, Executors: worker.Executors(volumes), Logger: testutil.Logger("worker." + id),
 	})
 	if err != nil {
 		volumes.Close()
@@ -456,7 +444,7 @@ func (w *Worker) Stop() {
 func (s *System) WaitConnected(ids ...string) int {
 	s.T.Helper()
 	l := -1
-	WaitFor(s.T, Wait, fmt.Sprintf("workers %v connected to the leader", ids), func() bool {
+	testutil.EventuallyTrue(s.T, Wait, fmt.Sprintf("workers %v connected to the leader", ids), func() bool {
 		l = s.Leader()
 		if l < 0 {
 			return false
@@ -613,24 +601,6 @@ func (s *System) RawSession(ctx context.Context, addr string, hello *pb.Hello) (
 }
 
 // ---- polling and ports ----
-
-// WaitFor polls cond until it holds, failing the test at the deadline.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// FreeAddr is testaddr.Free.
-func FreeAddr(t testing.TB) string {
-	t.Helper()
-	return testaddr.Free(t)
-}
 
 // ---- a network cut between one worker and the admins ----
 

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -81,7 +81,7 @@ func TestCtlCapacityWatch(t *testing.T) {
 		}
 		done := make(chan error, 1)
 		go func() { done <- runCtl(args, &out) }()
-		admintest.WaitFor(t, 10*time.Second, "two updates printed", func() bool { return strings.Count(out.String(), "\n") >= 2+boolInt(!asJSON) })
+		testutil.EventuallyTrue(t, 10*time.Second, "two updates printed", func() bool { return strings.Count(out.String(), "\n") >= 2+boolInt(!asJSON) })
 		cancel()
 		select {
 		case err := <-done:

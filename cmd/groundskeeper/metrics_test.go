@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -102,7 +103,7 @@ func TestSystemMetrics(t *testing.T) {
 
 	volumes := seaweed.NewVolumeClient()
 	w, err := worker.New(worker.Config{ID: "mw", Admins: s.GRPCAddrs(), DataDir: filepath.Join(s.Dir, "mw"), MaxConcurrent: 3,
-		Capabilities: admintest.AllCaps, Executors: worker.Executors(volumes), Logger: admintest.Logger("worker.mw"), Version: "metrics-test"})
+		Capabilities: admintest.AllCaps, Executors: worker.Executors(volumes), Logger: testutil.Logger("worker.mw"), Version: "metrics-test"})
 	if err != nil {
 		volumes.Close()
 		t.Fatalf("worker: %v", err)
@@ -215,7 +216,7 @@ func TestMetricsAddrFlag(t *testing.T) {
 	if err == nil || errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "listen on --metrics-addr") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("worker with a busy --metrics-addr: %v; want a one-line listen error", err)
 	}
-	err = runAdmin([]string{"--id", "a1", "--data-dir", filepath.Join(dir, "a"), "--raft-addr", admintest.FreeAddr(t), "--grpc-addr", admintest.FreeAddr(t),
+	err = runAdmin([]string{"--id", "a1", "--data-dir", filepath.Join(dir, "a"), "--raft-addr", testutil.FreeAddr(t), "--grpc-addr", testutil.FreeAddr(t),
 		"--metrics-addr", busy.Addr().String()})
 	if err == nil || errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "listen on --metrics-addr") {
 		t.Errorf("admin with a busy --metrics-addr: %v; want a listen error", err)

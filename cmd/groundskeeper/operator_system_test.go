@@ -16,6 +16,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -86,7 +87,7 @@ func TestSystemCancelRunningTask(t *testing.T) {
 	s.StartAdmins(admintest.SchedConfig())
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	admintest.WaitFor(t, admintest.Wait, "the erasure coding to have generated shards", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "the erasure coding to have generated shards", func() bool {
 		for _, o := range s.OpsOf(vid) {
 			if o.Method == "VolumeEcShardsGenerate" && o.Err == "" {
 				return true
@@ -419,7 +420,7 @@ func TestSystemCancelWhileWorkerGone(t *testing.T) {
 			t.Errorf("operation of another attempt on volume %d: %s", vid, o)
 		}
 	}
-	admintest.WaitFor(t, admintest.Wait, "wA's compaction to be stopped on the volume server", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "wA's compaction to be stopped on the volume server", func() bool {
 		v := s.Replica(1, vid)
 		return !v.Compacting && !v.ReadOnly
 	})

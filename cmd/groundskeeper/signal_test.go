@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // TestAdminSignalDuringStartStops: a SIGTERM that arrives after the node
@@ -14,7 +14,7 @@ import (
 // the gRPC setup) stops it; it used to be consumed by the start's signal
 // context and the admin kept running.
 func TestAdminSignalDuringStartStops(t *testing.T) {
-	raftAddr, grpcAddr := admintest.FreeAddr(t), admintest.FreeAddr(t)
+	raftAddr, grpcAddr := testutil.FreeAddr(t), testutil.FreeAddr(t)
 	afterStartHook = func() {
 		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
 			t.Error(err)

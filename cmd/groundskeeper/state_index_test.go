@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -26,13 +27,13 @@ func TestStateIndexIsRaftsAppliedIndex(t *testing.T) {
 	}
 	settled := func(what string) *pb.StatusResponse {
 		var st *pb.StatusResponse
-		admintest.WaitFor(t, admintest.Wait, what, func() bool {
+		testutil.EventuallyTrue(t, admintest.Wait, what, func() bool {
 			st = status()
 			return st.StateIndex != 0 && st.StateIndex == st.AppliedIndex && st.StateIndex == st.CommitIndex
 		})
 		return st
 	}
-	admintest.WaitFor(t, admintest.Wait, "the address published", func() bool { return status().Members[0].GrpcAddr != "" })
+	testutil.EventuallyTrue(t, admintest.Wait, "the address published", func() bool { return status().Members[0].GrpcAddr != "" })
 	before := settled("the state index to reach raft's applied index")
 	_, body := admintest.Scrape(t, adminHandler(n), "/metrics")
 	if v, _ := admintest.MetricValue(body, "groundskeeper_raft_applied_index"); uint64(v) < before.StateIndex {

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // etcd is driven over its gRPC API with hand-encoded protobuf messages, so
@@ -32,7 +34,7 @@ type etcdCluster struct {
 }
 
 func startEtcd(ctx context.Context, bin, dir string) (*etcdCluster, error) {
-	ports, err := freePorts(6)
+	ports, err := testutil.FreePorts(6)
 	if err != nil {
 		return nil, err
 	}

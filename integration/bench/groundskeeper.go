@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -21,7 +22,7 @@ type gkCluster struct {
 }
 
 func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error) {
-	ports, err := freePorts(6)
+	ports, err := testutil.FreePorts(6)
 	if err != nil {
 		return nil, err
 	}

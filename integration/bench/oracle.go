@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -198,7 +199,7 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 	ids := sc.ids
 	fmt.Printf("  built in %v\n", time.Since(start).Round(time.Millisecond))
 
-	ports, err := freePorts(9)
+	ports, err := testutil.FreePorts(9)
 	if err != nil {
 		return err
 	}

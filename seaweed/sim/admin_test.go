@@ -7,6 +7,8 @@ import (
 	mpb "github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 func TestMarkReadonlyWritable(t *testing.T) {
@@ -71,7 +73,7 @@ func TestMarkReadonlyWritable(t *testing.T) {
 	if v, _ := s.Volume(1); v.ReadOnly {
 		t.Fatal("a non-persisted mark must not survive a restart")
 	}
-	eventually(t, 5*time.Second, "server back", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "server back", func() bool {
 		_, err := vc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1, Persist: true})
 		return err == nil
 	})
@@ -151,7 +153,7 @@ func TestAdminLock(t *testing.T) {
 	wantErr(t, err, codes.Unknown, "already locked by a")
 	// A master restart drops every lock.
 	ok(t, c.RestartMaster())
-	eventually(t, 5*time.Second, "master back", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "master back", func() bool {
 		_, err := lease(nil, "c")
 		return err == nil
 	})
@@ -175,7 +177,7 @@ func TestVacuumSwitch(t *testing.T) {
 		t.Fatal("a master restart turns vacuum back on")
 	}
 	var cfg *mpb.GetMasterConfigurationResponse
-	eventually(t, 5*time.Second, "master back", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "master back", func() bool {
 		var err error
 		cfg, err = mc.GetMasterConfiguration(ctx, &mpb.GetMasterConfigurationRequest{})
 		return err == nil

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // Deleting every replica of a volume loses its data, unless an operator
@@ -41,7 +43,7 @@ func TestDropVolumeIsAnIntentionalDeletion(t *testing.T) {
 			t.Errorf("%s still holds shards of volume 3", s.ID())
 		}
 	}
-	eventually(t, 5*time.Second, "the master to forget volumes 1 and 3", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the master to forget volumes 1 and 3", func() bool {
 		topo := topology(t, mc)
 		return topo.Volumes[1] == nil && topo.EcVolumes[3] == nil && len(topo.Servers) == 3
 	})
@@ -60,7 +62,7 @@ func TestDropVolumeRefusesWhileCompacting(t *testing.T) {
 	c := newCluster(t, Config{Servers: 2, CompactDuration: 2 * time.Second})
 	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 1, Size: 10 * mib, FileCount: 10, DeleteCount: 5, DeletedBytes: 5 * mib, Servers: []int{0}}))
 	go func() { _, _ = compact(ctxT(t), vsClient(t, c.Server(0)), 1) }()
-	eventually(t, 5*time.Second, "the compaction to start", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the compaction to start", func() bool {
 		v, _ := c.Server(0).Volume(1)
 		return v.Compacting
 	})

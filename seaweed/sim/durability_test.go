@@ -8,6 +8,8 @@ import (
 	"time"
 
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // noViolations fails on any violation of either check.
@@ -134,7 +136,7 @@ func TestDurabilityCopyAndTail(t *testing.T) {
 			}
 			done <- msgs
 		}()
-		eventually(t, 5*time.Second, "copy to start", func() bool {
+		testutil.EventuallyTrue(t, 5*time.Second, "copy to start", func() bool {
 			dst.mu.Lock()
 			defer dst.mu.Unlock()
 			return dst.copying[vid]

@@ -67,10 +67,12 @@ type faultSet struct {
 	mu    sync.Mutex
 	rules []*FaultHandle
 	rnd   *rand.Rand
+	clock Clock // injected latency waits on it
 }
 
-func (fs *faultSet) init(seed int64) {
+func (fs *faultSet) init(seed int64, clock Clock) {
 	fs.rnd = rand.New(rand.NewPCG(uint64(seed), uint64(seed)^0x9e3779b97f4a7c15))
+	fs.clock = clock
 }
 
 // InjectFault adds a rule; it applies until removed.
@@ -201,26 +203,24 @@ func (fs *faultSet) apply(ctx context.Context, method string, who ident, vid uin
 		h()
 	}
 	if lat > 0 {
-		if werr := sleepCtx(ctx, lat); werr != nil {
+		if werr := sleepCtx(ctx, fs.clock, lat); werr != nil {
 			return werr
 		}
 	}
 	return err
 }
 
-// sleepCtx waits d or until ctx ends (then it returns the gRPC status of
-// the context error).
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// sleepCtx waits d on clk or until ctx ends (then it returns the gRPC
+// status of the context error).
+func sleepCtx(ctx context.Context, clk Clock, d time.Duration) error {
 	if d <= 0 {
 		if err := ctx.Err(); err != nil {
 			return status.FromContextError(err).Err()
 		}
 		return nil
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
-	case <-t.C:
+	case <-clk.After(d):
 		return nil
 	case <-ctx.Done():
 		return status.FromContextError(ctx.Err()).Err()

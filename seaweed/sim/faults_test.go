@@ -9,6 +9,8 @@ import (
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 func TestFaultLatencyAndErrors(t *testing.T) {
@@ -106,13 +108,13 @@ func TestServerDownAndUp(t *testing.T) {
 	vc, mc := vsClient(t, s), masterClient(t, c)
 	ctx := ctxT(t)
 	addr := s.GRPCAddress()
-	eventually(t, 2*time.Second, "registration", func() bool { return len(topology(t, mc).Volumes) == 1 })
+	testutil.EventuallyTrue(t, 2*time.Second, "registration", func() bool { return len(topology(t, mc).Volumes) == 1 })
 	must[*vpb.VolumeMarkReadonlyResponse](t)(vc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1}))
 
 	s.Stop()
 	_, err := vc.VolumeStatus(ctx, &vpb.VolumeStatusRequest{VolumeId: 1})
 	wantErr(t, err, codes.Unavailable, "")
-	eventually(t, 2*time.Second, "the master to drop the server", func() bool {
+	testutil.EventuallyTrue(t, 2*time.Second, "the master to drop the server", func() bool {
 		topo := topology(t, mc)
 		return len(topo.Servers) == 2 && len(topo.Volumes) == 0
 	})
@@ -121,11 +123,11 @@ func TestServerDownAndUp(t *testing.T) {
 	if s.GRPCAddress() != addr {
 		t.Fatal("a restarted server keeps its port")
 	}
-	eventually(t, 5*time.Second, "the server to answer again", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the server to answer again", func() bool {
 		st, err := vc.VolumeStatus(ctx, &vpb.VolumeStatusRequest{VolumeId: 1})
 		return err == nil && !st.IsReadOnly // the non-persisted mark is gone
 	})
-	eventually(t, 2*time.Second, "the master to see it again", func() bool {
+	testutil.EventuallyTrue(t, 2*time.Second, "the master to see it again", func() bool {
 		topo := topology(t, mc)
 		return len(topo.Servers) == 3 && len(topo.Volumes) == 1
 	})
@@ -149,7 +151,7 @@ func TestMasterRestartRefill(t *testing.T) {
 	// (A fresh connection: the old one may sit in reconnect backoff.)
 	mc = masterClient(t, c)
 	seen := map[int]bool{}
-	eventually(t, 5*time.Second, "the full topology", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the full topology", func() bool {
 		resp, err := mc.VolumeList(ctxT(t), &mpb.VolumeListRequest{})
 		if err != nil {
 			return false
@@ -180,13 +182,13 @@ func TestHeartbeatDelay(t *testing.T) {
 	c := newCluster(t, Config{Servers: 1, HeartbeatDelay: 500 * time.Millisecond})
 	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 1, Size: mib}))
 	mc := masterClient(t, c)
-	eventually(t, 2*time.Second, "the volume to be reported", func() bool { return topology(t, mc).Volumes[1] != nil })
+	testutil.EventuallyTrue(t, 2*time.Second, "the volume to be reported", func() bool { return topology(t, mc).Volumes[1] != nil })
 	ok(t, c.Write(1, mib, 1))
 	written := time.Now()
 	if topology(t, mc).Volumes[1].Size != mib {
 		t.Fatal("the master must not see the write before the next heartbeat")
 	}
-	eventually(t, 2*time.Second, "the write to be reported", func() bool { return topology(t, mc).Volumes[1].Size == 2*mib })
+	testutil.EventuallyTrue(t, 2*time.Second, "the write to be reported", func() bool { return topology(t, mc).Volumes[1].Size == 2*mib })
 	if d := time.Since(written); d < 450*time.Millisecond {
 		t.Fatalf("reported after %v, want about 500ms", d)
 	}

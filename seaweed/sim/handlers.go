@@ -92,22 +92,22 @@ func (c *Cluster) peer(addr string) (*VolumeServer, error) {
 
 // runTimed waits total, reporting progress every 128 MiB of size like
 // SeaweedFS (no report at all for small sizes).
-func runTimed(ctx context.Context, total time.Duration, size uint64, report func(processed int64) error) error {
-	start := time.Now()
+func runTimed(ctx context.Context, clk Clock, total time.Duration, size uint64, report func(processed int64) error) error {
+	start := clk.Now()
 	n := 0
 	if size > progressInterval {
 		n = int((size - 1) / progressInterval)
 	}
 	for i := 1; i <= n; i++ {
 		at := start.Add(total * time.Duration(i) / time.Duration(n+1))
-		if err := sleepCtx(ctx, time.Until(at)); err != nil {
+		if err := sleepCtx(ctx, clk, at.Sub(clk.Now())); err != nil {
 			return err
 		}
 		if err := report(int64(i) * progressInterval); err != nil {
 			return err
 		}
 	}
-	return sleepCtx(ctx, time.Until(start.Add(total)))
+	return sleepCtx(ctx, clk, start.Add(total).Sub(clk.Now()))
 }
 
 // ---- vacuum ----
@@ -149,7 +149,7 @@ func (h *vsHandler) VacuumVolumeCompact(req *volume_server_pb.VacuumVolumeCompac
 	size, delBytes, dels, life := r.size, r.deletedBytes, r.deleteCount, s.life
 	s.mu.Unlock()
 
-	err := runTimed(stream.Context(), s.c.opDuration(s.c.cfg.CompactDuration, size), size, func(p int64) error {
+	err := runTimed(stream.Context(), s.c.cfg.Clock, s.c.opDuration(s.c.cfg.CompactDuration, size), size, func(p int64) error {
 		return stream.Send(&volume_server_pb.VacuumVolumeCompactResponse{ProcessedBytes: p})
 	})
 
@@ -436,12 +436,12 @@ func (h *vsHandler) VolumeCopy(req *volume_server_pb.VolumeCopyRequest, stream v
 	report := func(p int64) error {
 		return stream.Send(&volume_server_pb.VolumeCopyResponse{ProcessedBytes: p})
 	}
-	err = runTimed(stream.Context(), total/2, snap.size/2, report)
+	err = runTimed(stream.Context(), c.cfg.Clock, total/2, snap.size/2, report)
 	if err == nil {
 		err = c.faults.apply(stream.Context(), "VolumeCopy", s.ident(), vid, phaseMid)
 	}
 	if err == nil {
-		err = runTimed(stream.Context(), total-total/2, snap.size-snap.size/2, func(p int64) error { return report(int64(snap.size/2) + p) })
+		err = runTimed(stream.Context(), c.cfg.Clock, total-total/2, snap.size-snap.size/2, func(p int64) error { return report(int64(snap.size/2) + p) })
 	}
 	if err != nil {
 		return fmt.Errorf("failed to copy %d.dat file: interrupted copy operation: %w", vid, err)
@@ -487,7 +487,7 @@ func (h *vsHandler) VolumeTailReceiver(ctx context.Context, req *volume_server_p
 	window := 2 * time.Duration(req.IdleTimeoutSeconds) * c.cfg.TailSecond
 	poll := max(c.cfg.TailSecond/2, time.Millisecond)
 	since := int64(req.SinceNs)
-	lastActivity := time.Now()
+	lastActivity := c.cfg.Clock.Now()
 	for {
 		src, err := c.peer(req.SourceVolumeServer)
 		if err != nil {
@@ -507,7 +507,7 @@ func (h *vsHandler) VolumeTailReceiver(ctx context.Context, req *volume_server_p
 		}
 		src.mu.Unlock()
 		if len(recs) > 0 {
-			lastActivity = time.Now()
+			lastActivity = c.cfg.Clock.Now()
 			s.mu.Lock()
 			if cur := s.vols[vid]; cur != nil {
 				for _, rec := range recs {
@@ -518,10 +518,10 @@ func (h *vsHandler) VolumeTailReceiver(ctx context.Context, req *volume_server_p
 			}
 			s.mu.Unlock()
 		}
-		if req.IdleTimeoutSeconds > 0 && time.Since(lastActivity) >= window {
+		if req.IdleTimeoutSeconds > 0 && c.cfg.Clock.Now().Sub(lastActivity) >= window {
 			return &volume_server_pb.VolumeTailReceiverResponse{}, nil
 		}
-		if err := sleepCtx(ctx, poll); err != nil {
+		if err := sleepCtx(ctx, c.cfg.Clock, poll); err != nil {
 			return nil, err
 		}
 	}
@@ -555,7 +555,7 @@ func (h *vsHandler) VolumeEcShardsGenerate(ctx context.Context, req *volume_serv
 	encoded := encodeSnapshot(r)
 	life := s.life
 	s.mu.Unlock()
-	if err := sleepCtx(ctx, c.opDuration(c.cfg.EcGenerateDuration, e.datSize)); err != nil {
+	if err := sleepCtx(ctx, c.cfg.Clock, c.opDuration(c.cfg.EcGenerateDuration, e.datSize)); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -724,16 +724,16 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 	// Halfway through, rules with Mid set apply (a test stops the server
 	// there). A server stopped during the copy keeps what reached its disk.
 	total := c.opDuration(c.cfg.EcCopyDuration, uint64(snap.shardSize())*uint64(len(req.ShardIds)))
-	start := time.Now()
-	err = sleepCtx(ctx, total/2)
+	start := c.cfg.Clock.Now()
+	err = sleepCtx(ctx, c.cfg.Clock, total/2)
 	if err == nil {
 		err = c.faults.apply(ctx, "VolumeEcShardsCopy", s.ident(), vid, phaseMid)
 	}
 	if err == nil {
-		err = sleepCtx(ctx, total-total/2)
+		err = sleepCtx(ctx, c.cfg.Clock, total-total/2)
 	}
 	if err != nil {
-		s.keepInterruptedEcCopy(life, vid, &snap, req.ShardIds, time.Since(start), total)
+		s.keepInterruptedEcCopy(life, vid, &snap, req.ShardIds, c.cfg.Clock.Now().Sub(start), total)
 		return nil, err
 	}
 	if _, err := c.peer(req.SourceDataNode); err != nil {
@@ -747,7 +747,7 @@ func (h *vsHandler) VolumeEcShardsCopy(ctx context.Context, req *volume_server_p
 		// Stopped after the last byte but before the answer: what the
 		// copy wrote stays, as for a stop during it.
 		s.mu.Unlock()
-		s.keepInterruptedEcCopy(life, vid, &snap, req.ShardIds, time.Since(start), total)
+		s.keepInterruptedEcCopy(life, vid, &snap, req.ShardIds, c.cfg.Clock.Now().Sub(start), total)
 		return nil, fmt.Errorf("VolumeEcShardsCopy volume %d: server stopped", vid)
 	}
 	defer s.mu.Unlock()

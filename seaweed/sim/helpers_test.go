@@ -94,17 +94,6 @@ func wantErr(t testing.TB, err error, code codes.Code, text string) {
 	}
 }
 
-func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // drain reads a server stream to its end.
 func drain[T any](recv func() (T, error)) ([]T, error) {
 	var out []T

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // stopMidCopy injects a Mid rule on method for vid that stops server s
@@ -90,7 +92,7 @@ func TestEcShardCopyCutShortByCrash(t *testing.T) {
 	if v := c2.DurabilityAtRest(); len(v) != 1 {
 		t.Fatalf("durability at rest with a truncated shard 13: %v", v)
 	}
-	eventually(t, 5*time.Second, "the restarted target answers", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the restarted target answers", func() bool {
 		_, err := w1.VolumeEcShardsCopy(ctx, req)
 		return err == nil
 	})
@@ -175,7 +177,7 @@ func TestOrphanedShardsBesideDatDeletedAtStart(t *testing.T) {
 		t.Fatal("a copy whose target stopped halfway succeeded")
 	}
 	<-stopped
-	eventually(t, 5*time.Second, "the copy cut short leaves shard files", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "the copy cut short leaves shard files", func() bool {
 		e, _ := s1.EcShards(7)
 		return len(e.Files) > 0
 	})
@@ -223,7 +225,7 @@ func TestEcShardCopiesRaceRestarts(t *testing.T) {
 	}
 	close(done)
 	wg.Wait()
-	eventually(t, 5*time.Second, "a copy succeeds after the restarts", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "a copy succeeds after the restarts", func() bool {
 		_, err := vsClient(t, s1).VolumeEcShardsCopy(ctx, req)
 		return err == nil
 	})

@@ -7,6 +7,8 @@ import (
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 func TestVolumeMove(t *testing.T) {
@@ -28,7 +30,7 @@ func TestVolumeMove(t *testing.T) {
 		msgs, err := volumeCopy(ctx, dc, 1, src.Address().String())
 		done <- result{msgs, err}
 	}()
-	eventually(t, 2*time.Second, "copy to start", func() bool {
+	testutil.EventuallyTrue(t, 2*time.Second, "copy to start", func() bool {
 		_, err := dc.VolumeDelete(ctx, &vpb.VolumeDeleteRequest{VolumeId: 1})
 		return status.Code(err) == codes.Unavailable // "volume 1 is being copied"; NotFound before
 	})
@@ -80,7 +82,7 @@ func TestVolumeMove(t *testing.T) {
 	ok(t, src.Start())
 
 	// A persisted read-only mark travels with the copy.
-	eventually(t, 5*time.Second, "source back", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "source back", func() bool {
 		_, err := sc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1, Persist: true})
 		return err == nil
 	})

@@ -9,6 +9,7 @@ import (
 	mpb "github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -62,7 +63,7 @@ func TestOpLogAndOverlaps(t *testing.T) {
 	parallel(
 		func() { must[[]*vpb.VacuumVolumeCompactResponse](t)(compact(t1, v0, 1)) },
 		func() {
-			eventually(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
+			testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
 			must[*vpb.VolumeMarkReadonlyResponse](t)(v1.VolumeMarkReadonly(withTask(ctx, "task-9/1"), &vpb.VolumeMarkReadonlyRequest{VolumeId: 1}))
 		},
 	)
@@ -75,7 +76,7 @@ func TestOpLogAndOverlaps(t *testing.T) {
 	parallel(
 		func() { must[[]*vpb.VacuumVolumeCompactResponse](t)(compact(t1, v0, 1)) },
 		func() {
-			eventually(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
+			testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
 			must[*vpb.VacuumVolumeCleanupResponse](t)(v1.VacuumVolumeCleanup(withTask(ctx, "task-1/4"), &vpb.VacuumVolumeCleanupRequest{VolumeId: 1}))
 		},
 	)

@@ -58,6 +58,10 @@ func (c Config) version() string {
 }
 
 type Config struct {
+	// Clock times the slow operations: compaction, copies, EC generation,
+	// injected latency and tailing (default the real clock). Heartbeat and
+	// refill delays and admin-lock expiry use the real clock regardless.
+	Clock Clock
 	// Servers is the number of volume servers (default 4).
 	Servers int
 	// Version is what VolumeServerStatus reports (default "30GB 4.53 sim",
@@ -153,6 +157,9 @@ func (c *Config) fill() error {
 	if c.TailSecond <= 0 {
 		c.TailSecond = 10 * time.Millisecond
 	}
+	if c.Clock == nil {
+		c.Clock = realClock{}
+	}
 	return nil
 }
 
@@ -187,7 +194,7 @@ func New(cfg Config) (*Cluster, error) {
 		return nil, err
 	}
 	c := &Cluster{cfg: cfg, byGRPC: map[string]*VolumeServer{}, nextID: 1}
-	c.faults.init(cfg.Seed)
+	c.faults.init(cfg.Seed, cfg.Clock)
 	m, err := newMaster(c)
 	if err != nil {
 		return nil, err

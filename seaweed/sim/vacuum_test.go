@@ -7,6 +7,8 @@ import (
 
 	vpb "github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
+
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 func TestVacuumLifecycle(t *testing.T) {
@@ -32,7 +34,7 @@ func TestVacuumLifecycle(t *testing.T) {
 		msgs, err := compact(ctx, vc, 1)
 		done <- result{msgs, err}
 	}()
-	eventually(t, 2*time.Second, "compaction to start", func() bool { v, _ := s.Volume(1); return v.Compacting })
+	testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := s.Volume(1); return v.Compacting })
 
 	// A second compaction while the first runs is an immediate no-op success.
 	msgs, err := compact(ctx, vc, 1)
@@ -91,7 +93,7 @@ func TestVacuumLifecycle(t *testing.T) {
 		t.Fatal("an unloaded volume must vanish from VolumeList")
 	}
 	ok(t, s.Restart())
-	eventually(t, 5*time.Second, "restarted server to answer", func() bool {
+	testutil.EventuallyTrue(t, 5*time.Second, "restarted server to answer", func() bool {
 		st, err := vc.VolumeStatus(ctx, &vpb.VolumeStatusRequest{VolumeId: 1})
 		return err == nil && st.VolumeSize == size-150*mib
 	})
@@ -118,10 +120,10 @@ func TestVacuumInterruptedCompaction(t *testing.T) {
 	ctx, cancel := context.WithCancel(ctxT(t))
 	errc := make(chan error, 1)
 	go func() { _, err := compact(ctx, vc, 1); errc <- err }()
-	eventually(t, 2*time.Second, "compaction to start", func() bool { v, _ := s.Volume(1); return v.Compacting })
+	testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := s.Volume(1); return v.Compacting })
 	cancel()
 	wantErr(t, <-errc, codes.Canceled, "")
-	eventually(t, 2*time.Second, "compaction to stop", func() bool { v, _ := s.Volume(1); return !v.Compacting })
+	testutil.EventuallyTrue(t, 2*time.Second, "compaction to stop", func() bool { v, _ := s.Volume(1); return !v.Compacting })
 	// Cleanup removes the leftovers; the volume is untouched.
 	must[*vpb.VacuumVolumeCleanupResponse](t)(vc.VacuumVolumeCleanup(ctxT(t), &vpb.VacuumVolumeCleanupRequest{VolumeId: 1}))
 	st := must[*vpb.VolumeStatusResponse](t)(vc.VolumeStatus(ctxT(t), &vpb.VolumeStatusRequest{VolumeId: 1}))
