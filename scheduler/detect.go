@@ -68,7 +68,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			full := float64(v.Size) / float64(topo.VolumeSizeLimit)
 			quiet := now.Sub(time.Unix(v.ModifiedAt, 0))
 			if full >= th.ECFullness && quiet >= th.ECQuietFor && v.Size >= th.ECMinSizeMB<<20 {
-				// Only what PlanSpec can place: placeShards uses every server
+				// Only what PlanSpec can place: PlaceShards uses every server
 				// with a free slot plus the generating replica.
 				if len(v.Replicas) == 0 {
 					continue
@@ -135,7 +135,7 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 		if name == "" {
 			return 0, false
 		}
-		s, ok := findServer(topo, name)
+		s, ok := topo.FindServer(name)
 		if !ok {
 			return 0, false
 		}

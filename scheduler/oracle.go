@@ -88,7 +88,7 @@ func FindServer(topo *seaweed.Topology, name string) (*seaweed.Server, bool) {
 	if topo == nil {
 		return nil, false
 	}
-	return findServer(topo, name)
+	return topo.FindServer(name)
 }
 
 // diskProj accumulates one disk's figures.
@@ -222,7 +222,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 		}
 	}
 	lookup := func(name string) *serverProj {
-		if s, ok := findServer(topo, name); ok {
+		if s, ok := topo.FindServer(name); ok {
 			return byID[s.ID]
 		}
 		return nil
@@ -257,7 +257,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 	addShards := func(v *seaweed.Volume, placements []*pb.ShardPlacement, size uint64) {
 		e := topo.EcVolumes[v.ID]
 		for _, p := range placements {
-			s, ok := findServer(topo, p.Server)
+			s, ok := topo.FindServer(p.Server)
 			if !ok {
 				continue
 			}
@@ -344,12 +344,12 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 				if removed {
 					continue
 				}
-				if src, ok := findServer(topo, c.Source); ok {
+				if src, ok := topo.FindServer(c.Source); ok {
 					if r := holds(v, src); r != nil {
 						removeReplica(v, r)
 					}
 				}
-				if dst, ok := findServer(topo, c.Target); ok && holds(v, dst) == nil {
+				if dst, ok := topo.FindServer(c.Target); ok && holds(v, dst) == nil {
 					addReplica(v, c.Target, v.Size)
 				}
 			}
@@ -359,7 +359,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 		}
 		switch t.Type {
 		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-			placements, err := placeShards(v, topo)
+			placements, err := PlaceShards(v, topo)
 			if err != nil {
 				continue
 			}
@@ -368,7 +368,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 			}
 			addShards(v, placements, v.Size)
 		case pb.TaskType_TASK_TYPE_BALANCE:
-			src, dst, err := planMove(t, v, topo)
+			src, dst, err := PlanMove(t, v, topo)
 			if err != nil {
 				continue
 			}

@@ -67,7 +67,7 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 	}
 	for _, m := range task.EarlierMoves {
 		if t := m.GetTarget(); t != "" {
-			if _, ok := findServer(topo, t); !ok {
+			if _, ok := topo.FindServer(t); !ok {
 				return planWait("volume %d: waiting for earlier move target %s to come back (it may hold a copy of the volume), or cancel the task", task.VolumeId, t)
 			}
 		}
@@ -77,7 +77,7 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 		return nil
 	}
 	if m, _, _, ok := lastLandedMove(task, v, topo); ok {
-		if _, okS := findServer(topo, m.GetSource()); !okS {
+		if _, okS := topo.FindServer(m.GetSource()); !okS {
 			return planWait("volume %d: waiting for earlier move source %s to come back (it may still hold the volume), or cancel the task", task.VolumeId, m.GetSource())
 		}
 	}
@@ -141,15 +141,15 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 		// its source gone, that move finished.
 		if m, src, _, ok := lastLandedMove(task, v, topo); ok {
 			if src != nil {
-				return nil, false // its source still holds it: planMove retries it
+				return nil, false // its source still holds it: PlanMove retries it
 			}
-			if _, okS := findServer(topo, m.GetSource()); !okS {
+			if _, okS := topo.FindServer(m.GetSource()); !okS {
 				return nil, false // a restarting source is not a deleted one
 			}
 			if v.ReadOnly {
 				// Its copy may still be frozen (an adopting attempt stopped
 				// between the source's delete and the copy's unfreeze):
-				// planMove sends the move again, and its executor finishes it.
+				// PlanMove sends the move again, and its executor finishes it.
 				return nil, false
 			}
 			return movedDone(task, v, m.GetSource(), m.GetTarget()), true
@@ -157,8 +157,8 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 		if task.Source == "" || task.Target == "" {
 			return nil, false
 		}
-		src, okS := findServer(topo, task.Source)
-		dst, okD := findServer(topo, task.Target)
+		src, okS := topo.FindServer(task.Source)
+		dst, okD := topo.FindServer(task.Target)
 		if !okS || !okD || hasReplica(v, src.ID) || !hasReplica(v, dst.ID) {
 			return nil, false
 		}
@@ -174,18 +174,18 @@ func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *Already
 
 // lastLandedMove finds the newest earlier move of the task whose target
 // holds a replica now: an earlier attempt's copy (a move's target never
-// holds the volume before it, see planMove and the executor's probe). src
+// holds the volume before it, see PlanMove and the executor's probe). src
 // is that move's source if it still holds a replica (the attempt was
 // abandoned before deleting it), nil if it does not (the move finished) or
 // is missing from the topology (PlanSpec waits for it: earlierMoveAbsent).
 func lastLandedMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m *pb.Move, src, dst *seaweed.Server, ok bool) {
 	for i := len(task.EarlierMoves) - 1; i >= 0; i-- {
 		m := task.EarlierMoves[i]
-		d, okD := findServer(topo, m.GetTarget())
+		d, okD := topo.FindServer(m.GetTarget())
 		if !okD || !hasReplica(v, d.ID) {
 			continue
 		}
-		if s, okS := findServer(topo, m.GetSource()); okS && hasReplica(v, s.ID) && s.ID != d.ID {
+		if s, okS := topo.FindServer(m.GetSource()); okS && hasReplica(v, s.ID) && s.ID != d.ID {
 			return m, s, d, true
 		}
 		return m, nil, d, true
@@ -225,7 +225,7 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 	case pb.TaskType_TASK_TYPE_VACUUM:
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-		targets, err := placeShards(v, topo)
+		targets, err := PlaceShards(v, topo)
 		if err != nil {
 			return nil, err
 		}
@@ -237,7 +237,7 @@ func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpe
 		}
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_BALANCE:
-		src, dst, err := planMove(task, v, topo)
+		src, dst, err := PlanMove(task, v, topo)
 		if err != nil {
 			return nil, err
 		}
@@ -290,9 +290,9 @@ func SpecMove(spec *pb.TaskSpec) *pb.Move {
 func foreignHolders(topo *seaweed.Topology, holders, earlier []string) []string {
 	var out []string
 	for _, h := range holders {
-		hs, ok := findServer(topo, h)
+		hs, ok := topo.FindServer(h)
 		if !slices.ContainsFunc(earlier, func(e string) bool {
-			es, eok := findServer(topo, e)
+			es, eok := topo.FindServer(e)
 			return e == h || ok && eok && es.ID == hs.ID
 		}) {
 			out = append(out, h)
@@ -314,7 +314,7 @@ func shardHolders(topo *seaweed.Topology, vid uint32) []string {
 	for _, ids := range e.Shards {
 		for _, id := range ids {
 			name := id
-			if s, ok := findServer(topo, id); ok {
+			if s, ok := topo.FindServer(id); ok {
 				name = s.Addr.String()
 			}
 			if !seen[name] {
@@ -327,10 +327,11 @@ func shardHolders(topo *seaweed.Topology, vid uint32) []string {
 	return out
 }
 
-// placeShards spreads the 14 shards round-robin over the servers with the
+// PlaceShards spreads the 14 shards round-robin over the servers with the
 // most free slots, starting with the volume's first replica (which generates
-// them), using at least MinECServers servers.
-func placeShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacement, error) {
+// them), using at least MinECServers servers. The capacity projection
+// places an encoding in flight where this would place it now.
+func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacement, error) {
 	if len(v.Replicas) == 0 {
 		return nil, planErr("volume %d has no replica to encode", v.ID)
 	}
@@ -370,13 +371,13 @@ func placeShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacemen
 	return out, nil
 }
 
-// MaxShardsPerServer is the most shards of one volume placeShards puts on
+// MaxShardsPerServer is the most shards of one volume PlaceShards puts on
 // one server (round-robin over at least MinECServers servers): losing any
 // one server then loses at most as many shards as there are parity shards.
 const MaxShardsPerServer = (TotalShards + MinECServers - 1) / MinECServers
 
 // CheckSpread checks a layout of the 14 shards (shard count by server)
-// against placeShards' spread rule: at least MinECServers servers, at most
+// against PlaceShards' spread rule: at least MinECServers servers, at most
 // MaxShardsPerServer shards on any one. nil if a fresh plan could have
 // placed it so.
 func CheckSpread(perServer map[string]int) error {
@@ -399,23 +400,11 @@ func CheckSpread(perServer map[string]int) error {
 	return nil
 }
 
-// findServer matches a server by id, HTTP address or SeaweedFS address form.
-func findServer(topo *seaweed.Topology, name string) (*seaweed.Server, bool) {
-	if s, ok := topo.Server(name); ok {
-		return s, true
-	}
-	for _, s := range topo.Servers {
-		if s.Addr.HTTP == name || s.Addr.String() == name || s.Addr.GRPC == name {
-			return s, true
-		}
-	}
-	return nil, false
-}
-
-// planMove resolves a balance task's source and target. Either may be left
+// PlanMove resolves a balance task's source and target. Either may be left
 // empty by an operator: the fullest replica holder and the emptiest server
-// without the volume are chosen.
-func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
+// without the volume are chosen. The capacity projection moves a balance in
+// flight as this would move it now.
+func PlanMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
 	usage := func(s *seaweed.Server) float64 {
 		var used, max int64
 		for _, d := range s.Disks {
@@ -439,7 +428,7 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		// The move finished but the volume is read-only (doneBefore): the
 		// executor, finding the source gone and this copy frozen by the
 		// attempt, makes it writable and completes.
-		s, okS := findServer(topo, m.GetSource())
+		s, okS := topo.FindServer(m.GetSource())
 		if !okS {
 			return nil, nil, planWait("volume %d: waiting for earlier move source %s to come back, or cancel the task", v.ID, m.GetSource())
 		}
@@ -459,7 +448,7 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		return es, ed, nil
 	}
 	if task.Source != "" {
-		s, ok := findServer(topo, task.Source)
+		s, ok := topo.FindServer(task.Source)
 		if !ok {
 			return nil, nil, planErr("source server %s is not in the topology", task.Source)
 		}
@@ -478,7 +467,7 @@ func planMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		}
 	}
 	if task.Target != "" {
-		s, ok := findServer(topo, task.Target)
+		s, ok := topo.FindServer(task.Target)
 		if !ok {
 			return nil, nil, planErr("target server %s is not in the topology", task.Target)
 		}
@@ -515,6 +504,6 @@ func freeSlots(s *seaweed.Server) int64 {
 
 // sameID reports whether name resolves to the server with the given id.
 func sameID(topo *seaweed.Topology, name, id string) bool {
-	s, ok := findServer(topo, name)
+	s, ok := topo.FindServer(name)
 	return ok && s.ID == id
 }
