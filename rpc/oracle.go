@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -99,7 +99,7 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	vols := make([]*seaweed.Volume, len(req.VolumeIds))
 	var unknown []uint32
 	for i, id := range req.VolumeIds {
-		v, ok := scheduler.FindVolume(topo, id)
+		v, ok := capacity.FindVolume(topo, id)
 		if !ok {
 			unknown = append(unknown, id)
 			continue
@@ -136,7 +136,7 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 		if changes != nil {
 			cs = changes[i]
 		}
-		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], cs)
+		resp.Volumes[i] = capacity.ProjectVolume(topo, v, active[i], cs)
 	}
 	return resp, nil
 }
@@ -204,7 +204,7 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	}
 	servers := make([]*seaweed.Server, 0, len(req.Servers))
 	for _, name := range req.Servers {
-		srv, ok := scheduler.FindServer(topo, name)
+		srv, ok := capacity.FindServer(topo, name)
 		if !ok {
 			return nil, invalid(fmt.Sprintf("server %s is not in the master's topology", name))
 		}
@@ -220,6 +220,6 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).
 	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
-	resp.Servers = scheduler.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)
+	resp.Servers = capacity.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)
 	return resp, nil
 }

@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -174,7 +174,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 	vols := make([]*seaweed.Volume, 0, len(w.volumes))
 	var goneVol []uint32
 	for _, id := range w.volumes {
-		if v, ok := scheduler.FindVolume(topo, id); ok {
+		if v, ok := capacity.FindVolume(topo, id); ok {
 			vols = append(vols, v)
 		} else {
 			goneVol = append(goneVol, id)
@@ -183,7 +183,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 	servers := make([]*seaweed.Server, 0, len(w.servers))
 	var goneSrv []string
 	for _, name := range w.servers {
-		if srv, ok := scheduler.FindServer(topo, name); ok {
+		if srv, ok := capacity.FindServer(topo, name); ok {
 			servers = append(servers, srv)
 			w.srvID[name] = srv.ID
 			delete(w.missingSrv, name)
@@ -233,7 +233,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 		}
 	}
 	for i, v := range vols {
-		vc := scheduler.ProjectVolume(topo, v, active[i], byVol[v.ID])
+		vc := capacity.ProjectVolume(topo, v, active[i], byVol[v.ID])
 		delete(w.missingVol, v.ID)
 		if prev, ok := w.lastVol[v.ID]; !ok || !proto.Equal(prev, vc) {
 			w.lastVol[v.ID] = vc
@@ -248,7 +248,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 		}
 	}
 	if len(servers) > 0 {
-		for _, sc := range scheduler.ProjectServers(topo, servers, allActive, changes) {
+		for _, sc := range capacity.ProjectServers(topo, servers, allActive, changes) {
 			if prev, ok := w.lastSrv[sc.Server]; !ok || !proto.Equal(prev, sc) {
 				w.lastSrv[sc.Server] = sc
 				upd.Servers = append(upd.Servers, sc)

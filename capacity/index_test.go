@@ -1,4 +1,4 @@
-package scheduler
+package capacity
 
 import (
 	"fmt"
@@ -64,7 +64,7 @@ func randomTopology(r *rand.Rand) *seaweed.Topology {
 	}
 	for id := uint32(1000); id < 1000+uint32(r.IntN(4)); id++ {
 		d := diskOf(nodes[r.IntN(nServers)])
-		d.EcShardInfos = append(d.EcShardInfos, &master_pb.VolumeEcShardInformationMessage{Id: id, EcIndexBits: uint32(r.IntN(1 << TotalShards))})
+		d.EcShardInfos = append(d.EcShardInfos, &master_pb.VolumeEcShardInformationMessage{Id: id, EcIndexBits: uint32(r.IntN(1 << seaweed.EcTotalShards))})
 	}
 	return seaweed.FromVolumeList(&master_pb.VolumeListResponse{VolumeSizeLimitMb: 1000, TopologyInfo: &master_pb.TopologyInfo{
 		DataCenterInfos: []*master_pb.DataCenterInfo{{Id: "dc1", RackInfos: []*master_pb.RackInfo{{Id: "r1", DataNodeInfos: nodes}}}}}})
@@ -103,7 +103,7 @@ func TestServerIndexMatchesScan(t *testing.T) {
 				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: balType, VolumeId: id, OldSize: v.Size, NewSize: v.Size, Source: src, Target: dst})
 			case 3:
 				var ps []*pb.ShardPlacement
-				for sh := range uint32(TotalShards) {
+				for sh := range uint32(seaweed.EcTotalShards) {
 					ps = append(ps, &pb.ShardPlacement{ShardId: sh, Server: topo.Servers[r.IntN(len(topo.Servers))].ID})
 				}
 				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: ecType, VolumeId: id, OldSize: v.Size, Shards: ps})

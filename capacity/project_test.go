@@ -1,4 +1,4 @@
-package scheduler
+package capacity
 
 import (
 	"fmt"
@@ -119,8 +119,8 @@ func TestProjectServers(t *testing.T) {
 		srv(sid(4), 10).shards(20, 0, 1).withFree(9))
 	shards := func(servers ...int) []*pb.ShardPlacement {
 		var out []*pb.ShardPlacement
-		for i := 0; i < TotalShards; i++ {
-			out = append(out, &pb.ShardPlacement{ShardId: uint32(i), Server: swa(servers[i*len(servers)/TotalShards])})
+		for i := 0; i < seaweed.EcTotalShards; i++ {
+			out = append(out, &pb.ShardPlacement{ShardId: uint32(i), Server: swa(servers[i*len(servers)/seaweed.EcTotalShards])})
 		}
 		return out
 	}
@@ -203,7 +203,7 @@ func TestProjectServersECInFlight(t *testing.T) {
 			t.Errorf("source after encoding: %+v", p)
 		}
 	}
-	if shards != TotalShards || shardBytes != TotalShards*10*mib {
-		t.Errorf("projected %d shards of %d MiB in all, want %d of %d", shards, shardBytes/mib, TotalShards, TotalShards*10)
+	if shards != seaweed.EcTotalShards || shardBytes != seaweed.EcTotalShards*10*mib {
+		t.Errorf("projected %d shards of %d MiB in all, want %d of %d", shards, shardBytes/mib, seaweed.EcTotalShards, seaweed.EcTotalShards*10)
 	}
 }

@@ -1,9 +1,10 @@
-package scheduler
+package capacity
 
 import (
 	"sort"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -51,7 +52,7 @@ func ProjectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, c
 	sort.Slice(cs, func(i, j int) bool { return cs[i].TaskId < cs[j].TaskId })
 	vacuumed := false
 	for _, c := range cs {
-		if c.VolumeId != v.ID || (topo != nil && Reflected(c, topo)) {
+		if c.VolumeId != v.ID || (topo != nil && scheduler.Reflected(c, topo)) {
 			continue
 		}
 		switch c.Type {
@@ -126,7 +127,7 @@ func (sp *serverProj) disk(typ string) *diskProj {
 	return sp.disks[keys[0]]
 }
 
-func ecSlots(shards int64) int64 { return (shards + DataShards - 1) / DataShards }
+func ecSlots(shards int64) int64 { return (shards + seaweed.EcDataShards - 1) / seaweed.EcDataShards }
 
 // ProjectServers projects the given servers (each resolved with FindServer;
 // all must exist). active are the active tasks and changes the unretired
@@ -267,7 +268,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 			if sp := byID[s.ID]; sp != nil {
 				if d := sp.disk(v.DiskType); d != nil {
 					d.projEC++
-					d.projECBytes += size / DataShards
+					d.projECBytes += size / seaweed.EcDataShards
 				}
 			}
 		}
@@ -295,7 +296,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 	}
 	changesByVol := map[uint32][]*pb.CapacityChange{}
 	for _, c := range changes {
-		if !Reflected(c, topo) {
+		if !scheduler.Reflected(c, topo) {
 			changesByVol[c.VolumeId] = append(changesByVol[c.VolumeId], c)
 		}
 	}
@@ -359,7 +360,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 		}
 		switch t.Type {
 		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-			placements, err := PlaceShards(v, topo)
+			placements, err := scheduler.PlaceShards(v, topo)
 			if err != nil {
 				continue
 			}
@@ -368,7 +369,7 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 			}
 			addShards(v, placements, v.Size)
 		case pb.TaskType_TASK_TYPE_BALANCE:
-			src, dst, err := PlanMove(t, v, topo)
+			src, dst, err := scheduler.PlanMove(t, v, topo)
 			if err != nil {
 				continue
 			}
