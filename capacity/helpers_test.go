@@ -6,6 +6,8 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -90,4 +92,18 @@ func build(limitMB uint64, nodes ...*node) *seaweed.Topology {
 	}
 	return seaweed.FromVolumeList(&master_pb.VolumeListResponse{VolumeSizeLimitMb: limitMB, TopologyInfo: &master_pb.TopologyInfo{
 		DataCenterInfos: []*master_pb.DataCenterInfo{{Id: "dc1", RackInfos: []*master_pb.RackInfo{{Id: "rack1", DataNodeInfos: dns}}}}}})
+}
+
+const (
+	vac     = pb.TaskType_TASK_TYPE_VACUUM
+	ecType  = pb.TaskType_TASK_TYPE_ERASURE_CODING
+	balType = pb.TaskType_TASK_TYPE_BALANCE
+)
+
+func task(id uint64, typ pb.TaskType, vol uint32) *pb.Task {
+	return &pb.Task{Id: id, Type: typ, VolumeId: vol, State: pb.TaskState_TASK_STATE_RUNNING}
+}
+
+func change(id uint64, typ pb.TaskType, vol uint32, oldSize, newSize uint64) *pb.CapacityChange {
+	return &pb.CapacityChange{TaskId: id, Type: typ, VolumeId: vol, OldSize: oldSize, NewSize: newSize}
 }
