@@ -50,14 +50,11 @@ func IndexServers(topo *seaweed.Topology) *ServerIndex {
 // ProjectServersIndexed is ProjectServers with the topology's index (from
 // IndexServers) already built.
 func ProjectServersIndexed(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
-	return projectServers(topo, func(byID map[string]*serverProj) {
-		for id, sp := range byID {
-			for _, u := range idx.byServer[id] {
-				if d := sp.disk(u.diskType); d != nil {
-					d.masterBytes += u.bytes
-					d.masterVol += u.volumes
-				}
-			}
+	p := newProjection(topo, servers)
+	for id := range p.byID {
+		for _, u := range idx.byServer[id] {
+			p.addMaster(id, u.diskType, u.bytes, u.volumes)
 		}
-	}, servers, active, changes)
+	}
+	return p.project(active, changes)
 }

@@ -12,19 +12,12 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// scanMasterUsage is the straightforward computation IndexServers replaces:
+// scanMaster is the straightforward computation IndexServers replaces:
 // every replica of every volume, added to its server if wanted.
-func scanMasterUsage(topo *seaweed.Topology) func(byID map[string]*serverProj) {
-	return func(byID map[string]*serverProj) {
-		for _, v := range topo.Volumes {
-			for _, r := range v.Replicas {
-				if sp := byID[r.Server.ID]; sp != nil {
-					if d := sp.disk(r.DiskType); d != nil {
-						d.masterBytes += r.Size
-						d.masterVol++
-					}
-				}
-			}
+func scanMaster(p *projection) {
+	for _, v := range p.topo.Volumes {
+		for _, r := range v.Replicas {
+			p.addMaster(r.Server.ID, r.DiskType, r.Size, 1)
 		}
 	}
 }
@@ -109,7 +102,9 @@ func TestServerIndexMatchesScan(t *testing.T) {
 				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: ecType, VolumeId: id, OldSize: v.Size, Shards: ps})
 			}
 		}
-		want := projectServers(topo, scanMasterUsage(topo), servers, active, changes)
+		p := newProjection(topo, servers)
+		scanMaster(p)
+		want := p.project(active, changes)
 		got := ProjectServersIndexed(topo, IndexServers(topo), servers, active, changes)
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d servers, want %d", round, len(got), len(want))

@@ -68,105 +68,55 @@ func ProjectServers(topo *seaweed.Topology, servers []*seaweed.Server, active []
 	return ProjectServersIndexed(topo, IndexServers(topo), servers, active, changes)
 }
 
-// projectServers does the work of ProjectServers; masterUsage adds the
-// master's bytes and volume counts of the replicas on the wanted servers.
-func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*serverProj), servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
-	byID := map[string]*serverProj{}
-	var order []*serverProj
+// projection is one projection of servers under way: the wanted servers'
+// disks, first with the master's figures, then with the changes and the
+// tasks in flight applied volume by volume.
+type projection struct {
+	topo  *seaweed.Topology
+	byID  map[string]*serverProj
+	order []*serverProj // as asked, without duplicates
+}
+
+// newProjection starts a projection of servers with the master's slot and
+// EC shard counts; the master's bytes and volumes come from addMaster.
+func newProjection(topo *seaweed.Topology, servers []*seaweed.Server) *projection {
+	p := &projection{topo: topo, byID: map[string]*serverProj{}}
 	for _, s := range servers {
-		if _, dup := byID[s.ID]; dup {
+		if _, dup := p.byID[s.ID]; dup {
 			continue
 		}
 		sp := &serverProj{s: s, disks: map[string]*diskProj{}}
 		for typ, d := range s.Disks {
-			dp := &diskProj{max: d.MaxVolumes, masterEC: int64(d.EcShards), usedSlots: d.MaxVolumes - d.FreeSlots, freeSlots: d.FreeSlots}
-			sp.disks[typ] = dp
+			sp.disks[typ] = &diskProj{max: d.MaxVolumes, masterEC: int64(d.EcShards), usedSlots: d.MaxVolumes - d.FreeSlots, freeSlots: d.FreeSlots}
 		}
-		byID[s.ID] = sp
-		order = append(order, sp)
+		p.byID[s.ID] = sp
+		p.order = append(p.order, sp)
 	}
-	// The master's bytes: every replica on a wanted server.
-	masterUsage(byID)
-	for _, sp := range order {
+	return p
+}
+
+// addMaster counts volumes replicas of disk type diskType, of bytes in
+// all, that the master lists on server (ignored unless wanted).
+func (p *projection) addMaster(server, diskType string, bytes uint64, volumes int64) {
+	if sp := p.byID[server]; sp != nil {
+		if d := sp.disk(diskType); d != nil {
+			d.masterBytes += bytes
+			d.masterVol += volumes
+		}
+	}
+}
+
+// project applies the unretired changes and the active tasks, volume by
+// volume in id order, and returns the figures.
+func (p *projection) project(active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+	for _, sp := range p.order {
 		for _, d := range sp.disks {
 			d.projBytes, d.projEC, d.projVol = d.masterBytes, d.masterEC, d.masterVol
 		}
 	}
-	lookup := func(name string) *serverProj {
-		if s, ok := topo.FindServer(name); ok {
-			return byID[s.ID]
-		}
-		return nil
-	}
-	holds := func(v *seaweed.Volume, s *seaweed.Server) *seaweed.Replica {
-		for i := range v.Replicas {
-			if v.Replicas[i].Server.ID == s.ID {
-				return &v.Replicas[i]
-			}
-		}
-		return nil
-	}
-	addBytes := func(d *diskProj, delta int64) {
-		d.projBytes = uint64(max(int64(d.projBytes)+delta, 0))
-	}
-	removeReplica := func(v *seaweed.Volume, r *seaweed.Replica) {
-		if sp := byID[r.Server.ID]; sp != nil {
-			if d := sp.disk(r.DiskType); d != nil {
-				addBytes(d, -int64(r.Size))
-				d.projVol--
-			}
-		}
-	}
-	addReplica := func(v *seaweed.Volume, name string, size uint64) {
-		if sp := lookup(name); sp != nil {
-			if d := sp.disk(v.DiskType); d != nil {
-				addBytes(d, int64(size))
-				d.projVol++
-			}
-		}
-	}
-	addShards := func(v *seaweed.Volume, placements []*pb.ShardPlacement, size uint64) {
-		e := topo.EcVolumes[v.ID]
-		for _, p := range placements {
-			s, ok := topo.FindServer(p.Server)
-			if !ok {
-				continue
-			}
-			if e != nil && listHas(e.Shards[p.ShardId], s.ID) {
-				continue // already reported
-			}
-			if sp := byID[s.ID]; sp != nil {
-				if d := sp.disk(v.DiskType); d != nil {
-					d.projEC++
-					d.projECBytes += size / seaweed.EcDataShards
-				}
-			}
-		}
-	}
-	// Volume-level deltas, for vacuum's effect on each replica.
-	vacuumDelta := func(v *seaweed.Volume, active *pb.Task, cs []*pb.CapacityChange) {
-		vc := ProjectVolume(topo, v, active, cs)
-		var delta int64
-		for _, a := range vc.Adjustments {
-			if a.Type == pb.TaskType_TASK_TYPE_VACUUM {
-				delta += a.DeltaBytes
-			}
-		}
-		if delta == 0 {
-			return
-		}
-		for i := range v.Replicas {
-			r := &v.Replicas[i]
-			if sp := byID[r.Server.ID]; sp != nil {
-				if d := sp.disk(r.DiskType); d != nil {
-					addBytes(d, delta)
-				}
-			}
-		}
-	}
 	changesByVol := map[uint32][]*pb.CapacityChange{}
 	for _, c := range changes {
-		if !scheduler.Reflected(c, topo) {
+		if !scheduler.Reflected(c, p.topo) {
 			changesByVol[c.VolumeId] = append(changesByVol[c.VolumeId], c)
 		}
 	}
@@ -187,72 +137,154 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 	}
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	for _, id := range ids {
-		v, ok := topo.Volumes[id]
-		if !ok {
-			// Gone from the master (or already erasure coded): only shards
-			// of an unreported encoding can still arrive.
-			for _, c := range changesByVol[id] {
-				if c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
-					addShards(&seaweed.Volume{ID: id}, c.Shards, c.OldSize)
-				}
-			}
-			continue
-		}
-		t := activeByVol[id]
-		vacuumDelta(v, t, changesByVol[id])
-		removed := false
-		for _, c := range changesByVol[id] {
-			switch c.Type {
-			case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-				if !removed {
-					for i := range v.Replicas {
-						removeReplica(v, &v.Replicas[i])
-					}
-					removed = true
-				}
-				addShards(v, c.Shards, c.OldSize)
-			case pb.TaskType_TASK_TYPE_BALANCE:
-				if removed {
-					continue
-				}
-				if src, ok := topo.FindServer(c.Source); ok {
-					if r := holds(v, src); r != nil {
-						removeReplica(v, r)
-					}
-				}
-				if dst, ok := topo.FindServer(c.Target); ok && holds(v, dst) == nil {
-					addReplica(v, c.Target, v.Size)
-				}
+		p.volume(id, activeByVol[id], changesByVol[id])
+	}
+	return p.figures()
+}
+
+// volume applies one volume's unreported changes (in the order given),
+// then its task in flight t (nil: none).
+func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange) {
+	v, ok := p.topo.Volumes[id]
+	if !ok {
+		// Gone from the master (or already erasure coded): only shards of
+		// an unreported encoding can still arrive.
+		for _, c := range changes {
+			if c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+				p.addShards(&seaweed.Volume{ID: id}, c.Shards, c.OldSize)
 			}
 		}
-		if t == nil || removed {
-			continue
-		}
-		switch t.Type {
+		return
+	}
+	p.vacuum(v, t, changes)
+	removed := false
+	for _, c := range changes {
+		switch c.Type {
 		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-			placements, err := scheduler.PlaceShards(v, topo)
-			if err != nil {
-				continue
+			if !removed {
+				p.removeReplicas(v)
+				removed = true
 			}
-			for i := range v.Replicas {
-				removeReplica(v, &v.Replicas[i])
-			}
-			addShards(v, placements, v.Size)
+			p.addShards(v, c.Shards, c.OldSize)
 		case pb.TaskType_TASK_TYPE_BALANCE:
-			src, dst, err := scheduler.PlanMove(t, v, topo)
-			if err != nil {
+			if removed {
 				continue
 			}
-			if r := holds(v, src); r != nil {
-				removeReplica(v, r)
+			if src, ok := p.topo.FindServer(c.Source); ok {
+				if r := replicaOn(v, src); r != nil {
+					p.removeReplica(r)
+				}
 			}
-			if holds(v, dst) == nil {
-				addReplica(v, dst.ID, v.Size)
+			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
+				p.addReplica(v, c.Target, v.Size)
 			}
 		}
 	}
-	out := make([]*pb.ServerCapacity, 0, len(order))
-	for _, sp := range order {
+	if t == nil || removed {
+		return
+	}
+	switch t.Type {
+	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		placements, err := scheduler.PlaceShards(v, p.topo)
+		if err != nil {
+			return
+		}
+		p.removeReplicas(v)
+		p.addShards(v, placements, v.Size)
+	case pb.TaskType_TASK_TYPE_BALANCE:
+		src, dst, err := scheduler.PlanMove(t, v, p.topo)
+		if err != nil {
+			return
+		}
+		if r := replicaOn(v, src); r != nil {
+			p.removeReplica(r)
+		}
+		if replicaOn(v, dst) == nil {
+			p.addReplica(v, dst.ID, v.Size)
+		}
+	}
+}
+
+// vacuum shrinks every replica of v by the volume's vacuum adjustments
+// (in flight and unreported), as ProjectVolume counts them.
+func (p *projection) vacuum(v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) {
+	vc := ProjectVolume(p.topo, v, active, changes)
+	var delta int64
+	for _, a := range vc.Adjustments {
+		if a.Type == pb.TaskType_TASK_TYPE_VACUUM {
+			delta += a.DeltaBytes
+		}
+	}
+	if delta == 0 {
+		return
+	}
+	for i := range v.Replicas {
+		r := &v.Replicas[i]
+		if sp := p.byID[r.Server.ID]; sp != nil {
+			if d := sp.disk(r.DiskType); d != nil {
+				d.addBytes(delta)
+			}
+		}
+	}
+}
+
+// removeReplicas takes every replica of v off its server.
+func (p *projection) removeReplicas(v *seaweed.Volume) {
+	for i := range v.Replicas {
+		p.removeReplica(&v.Replicas[i])
+	}
+}
+
+// removeReplica takes one replica off its server.
+func (p *projection) removeReplica(r *seaweed.Replica) {
+	if sp := p.byID[r.Server.ID]; sp != nil {
+		if d := sp.disk(r.DiskType); d != nil {
+			d.addBytes(-int64(r.Size))
+			d.projVol--
+		}
+	}
+}
+
+// addReplica puts a replica of v, of size bytes, on the server name.
+func (p *projection) addReplica(v *seaweed.Volume, name string, size uint64) {
+	s, ok := p.topo.FindServer(name)
+	if !ok {
+		return
+	}
+	if sp := p.byID[s.ID]; sp != nil {
+		if d := sp.disk(v.DiskType); d != nil {
+			d.addBytes(int64(size))
+			d.projVol++
+		}
+	}
+}
+
+// addShards puts v's shards, a tenth of size each, where placements say,
+// except those the master already lists there.
+func (p *projection) addShards(v *seaweed.Volume, placements []*pb.ShardPlacement, size uint64) {
+	e := p.topo.EcVolumes[v.ID]
+	for _, pl := range placements {
+		s, ok := p.topo.FindServer(pl.Server)
+		if !ok {
+			continue
+		}
+		if e != nil && listHas(e.Shards[pl.ShardId], s.ID) {
+			continue // already reported
+		}
+		if sp := p.byID[s.ID]; sp != nil {
+			if d := sp.disk(v.DiskType); d != nil {
+				d.projEC++
+				d.projECBytes += size / seaweed.EcDataShards
+			}
+		}
+	}
+}
+
+// figures are the master's and the projected figures of every server, in
+// the order asked, disks by type.
+func (p *projection) figures() []*pb.ServerCapacity {
+	out := make([]*pb.ServerCapacity, 0, len(p.order))
+	for _, sp := range p.order {
 		sc := &pb.ServerCapacity{Server: sp.s.ID, Address: sp.s.Addr.String()}
 		types := make([]string, 0, len(sp.disks))
 		for typ := range sp.disks {
@@ -260,17 +292,37 @@ func projectServers(topo *seaweed.Topology, masterUsage func(byID map[string]*se
 		}
 		sort.Strings(types)
 		for _, typ := range types {
-			d := sp.disks[typ]
-			m := &pb.CapacityFigures{UsedSlots: d.usedSlots, FreeSlots: d.freeSlots, VolumeBytes: d.masterBytes,
-				Volumes: uint32(d.masterVol), EcShards: uint32(d.masterEC)}
-			used := d.usedSlots + (d.projVol - d.masterVol) + ecSlots(d.projEC) - ecSlots(d.masterEC)
-			p := &pb.CapacityFigures{UsedSlots: used, FreeSlots: d.max - used, VolumeBytes: d.projBytes,
-				Volumes: uint32(max(d.projVol, 0)), EcShards: uint32(max(d.projEC, 0)), EcShardBytes: d.projECBytes}
-			sc.Disks = append(sc.Disks, &pb.DiskCapacity{DiskType: typ, MaxSlots: d.max, Master: m, Projected: p})
+			sc.Disks = append(sc.Disks, sp.disks[typ].figures(typ))
 		}
 		out = append(out, sc)
 	}
 	return out
+}
+
+// addBytes changes the projected bytes by delta, never below 0.
+func (d *diskProj) addBytes(delta int64) {
+	d.projBytes = uint64(max(int64(d.projBytes)+delta, 0))
+}
+
+// figures are the disk's master and projected figures. Ten EC shards take
+// one slot.
+func (d *diskProj) figures(typ string) *pb.DiskCapacity {
+	m := &pb.CapacityFigures{UsedSlots: d.usedSlots, FreeSlots: d.freeSlots, VolumeBytes: d.masterBytes,
+		Volumes: uint32(d.masterVol), EcShards: uint32(d.masterEC)}
+	used := d.usedSlots + (d.projVol - d.masterVol) + ecSlots(d.projEC) - ecSlots(d.masterEC)
+	pr := &pb.CapacityFigures{UsedSlots: used, FreeSlots: d.max - used, VolumeBytes: d.projBytes,
+		Volumes: uint32(max(d.projVol, 0)), EcShards: uint32(max(d.projEC, 0)), EcShardBytes: d.projECBytes}
+	return &pb.DiskCapacity{DiskType: typ, MaxSlots: d.max, Master: m, Projected: pr}
+}
+
+// replicaOn is v's replica on server s, or nil.
+func replicaOn(v *seaweed.Volume, s *seaweed.Server) *seaweed.Replica {
+	for i := range v.Replicas {
+		if v.Replicas[i].Server.ID == s.ID {
+			return &v.Replicas[i]
+		}
+	}
+	return nil
 }
 
 func listHas(list []string, s string) bool {
