@@ -3,12 +3,11 @@ package capacity
 import (
 	"sort"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // ServerIndex is what the master lists on each server, summed per replica
-// disk type: built once per topology, it spares ProjectServers a scan of
+// disk type: built once per topology, it spares projectServers a scan of
 // every volume on each call.
 type ServerIndex struct {
 	byServer map[string][]diskUsage
@@ -45,16 +44,4 @@ func IndexServers(topo *seaweed.Topology) *ServerIndex {
 		sort.Slice(us, func(i, j int) bool { return us[i].diskType < us[j].diskType })
 	}
 	return idx
-}
-
-// ProjectServersIndexed is ProjectServers with the topology's index (from
-// IndexServers) already built.
-func ProjectServersIndexed(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
-	p := newProjection(topo, servers)
-	for id := range p.byID {
-		for _, u := range idx.byServer[id] {
-			p.addMaster(id, u.diskType, u.bytes, u.volumes)
-		}
-	}
-	return p.project(active, changes)
 }

@@ -105,7 +105,7 @@ func TestServerIndexMatchesScan(t *testing.T) {
 		p := newProjection(topo, servers)
 		scanMaster(p)
 		want := p.project(active, changes)
-		got := ProjectServersIndexed(topo, IndexServers(topo), servers, active, changes)
+		got := projectServers(topo, IndexServers(topo), servers, active, changes)
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d servers, want %d", round, len(got), len(want))
 		}

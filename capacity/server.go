@@ -54,9 +54,10 @@ func (sp *serverProj) disk(typ string) *diskProj {
 
 func ecSlots(shards int64) int64 { return (shards + seaweed.EcDataShards - 1) / seaweed.EcDataShards }
 
-// ProjectServers projects the given servers (each resolved with FindServer;
-// all must exist). active are the active tasks and changes the unretired
-// capacity changes of the whole state.
+// projectServers projects the given servers (each resolved with FindServer;
+// all must exist) with the topology's index idx (IndexServers). active are
+// the active tasks and changes the unretired capacity changes of the whole
+// state.
 //
 // The master's figures are its slot counts and the bytes of the volumes it
 // lists on the server. Projected: a vacuum (in flight or unreported) shrinks
@@ -64,8 +65,14 @@ func ecSlots(shards int64) int64 { return (shards + seaweed.EcDataShards - 1) / 
 // replicas and adds shards of size/10 on their targets (for a task in
 // flight, the targets the scheduler would plan now); a balance moves the
 // volume from its source to its target. Ten EC shards take one slot.
-func ProjectServers(topo *seaweed.Topology, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
-	return ProjectServersIndexed(topo, IndexServers(topo), servers, active, changes)
+func projectServers(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+	p := newProjection(topo, servers)
+	for id := range p.byID {
+		for _, u := range idx.byServer[id] {
+			p.addMaster(id, u.diskType, u.bytes, u.volumes)
+		}
+	}
+	return p.project(active, changes)
 }
 
 // projection is one projection of servers under way: the wanted servers'
@@ -206,9 +213,9 @@ func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange)
 }
 
 // vacuum shrinks every replica of v by the volume's vacuum adjustments
-// (in flight and unreported), as ProjectVolume counts them.
+// (in flight and unreported), as projectVolume counts them.
 func (p *projection) vacuum(v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) {
-	vc := ProjectVolume(p.topo, v, active, changes)
+	vc := projectVolume(p.topo, v, active, changes)
 	var delta int64
 	for _, a := range vc.Adjustments {
 		if a.Type == pb.TaskType_TASK_TYPE_VACUUM {

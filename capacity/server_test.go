@@ -74,7 +74,7 @@ func TestProjectServers(t *testing.T) {
 				}
 				servers = append(servers, s)
 			}
-			got := ProjectServers(topo, servers, tc.active, tc.changes)
+			got := projectServers(topo, IndexServers(topo), servers, tc.active, tc.changes)
 			if len(got) != 4 {
 				t.Fatalf("got %d servers, want 4", len(got))
 			}
@@ -98,7 +98,7 @@ func TestProjectServersECInFlight(t *testing.T) {
 	topo := build(1000,
 		srv(sid(1), 10, v(8, 100*mib)),
 		srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10), srv(sid(5), 10))
-	got := ProjectServers(topo, topo.Servers, []*pb.Task{task(1, ecType, 8)}, nil)
+	got := projectServers(topo, IndexServers(topo), topo.Servers, []*pb.Task{task(1, ecType, 8)}, nil)
 	var shards uint32
 	var shardBytes uint64
 	for _, sc := range got {

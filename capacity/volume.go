@@ -28,7 +28,7 @@ func FindVolume(topo *seaweed.Topology, id uint32) (*seaweed.Volume, bool) {
 	return nil, false
 }
 
-// ProjectVolume projects one volume. active is its active (pending, assigned
+// projectVolume projects one volume. active is its active (pending, assigned
 // or running) task, if any; changes are its unretired capacity changes.
 // Changes the topology already reflects are left out, so a node whose
 // topology is newer than the leader's retirement does not count them twice.
@@ -38,7 +38,7 @@ func FindVolume(topo *seaweed.Topology, id uint32) (*seaweed.Volume, bool) {
 // in flight: vacuum −deleted_bytes (0 if a committed vacuum already counts
 // the garbage), erasure coding the removal of what is left, balance 0.
 // projected_size never drops below 0.
-func ProjectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) *pb.VolumeCapacity {
+func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) *pb.VolumeCapacity {
 	out := &pb.VolumeCapacity{VolumeId: v.ID, Collection: v.Collection, MasterSize: v.Size, DeletedBytes: v.DeletedBytes}
 	cur := int64(v.Size)
 	add := func(id uint64, typ pb.TaskType, kind pb.Adjustment_Kind, delta int64) {

@@ -55,7 +55,7 @@ func TestProjectVolume(t *testing.T) {
 			if !ok {
 				t.Fatalf("volume %d not found", tc.vol)
 			}
-			got := ProjectVolume(topo, vol, tc.active, tc.changes)
+			got := projectVolume(topo, vol, tc.active, tc.changes)
 			if got.VolumeId != tc.vol || got.MasterSize != vol.Size || got.DeletedBytes != vol.DeletedBytes {
 				t.Errorf("master figures: got %+v", got)
 			}

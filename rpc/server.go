@@ -61,7 +61,8 @@ type Server struct {
 	topo atomic.Pointer[topologyHolder]
 	// watch wakes WatchCapacity streams (nil: watches are refused).
 	watch atomic.Pointer[watchHolder]
-	// srvIdx sums the master's replicas per server for GetServerCapacity.
+	// srvIdx sums the master's replicas per server for the server
+	// projections of GetServerCapacity and WatchCapacity.
 	srvIdx serverIndexCache
 }
 
