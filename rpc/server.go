@@ -269,8 +269,7 @@ func (s *Server) PublishAddress(ctx context.Context) {
 		if cur != s.grpcAddr || curVersion != version {
 			if id, _ := s.raft.Leader(); id != "" {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := s.apply(cctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{
-					Id: s.raft.ID(), GrpcAddr: s.grpcAddr, MaxCommandVersion: version}}})
+				_, err := s.apply(cctx, fsm.SetAdminAddrCmd(s.raft.ID(), s.grpcAddr, version))
 				cancel()
 				if err != nil {
 					s.logger.Debug("publish gRPC address", "error", err)
