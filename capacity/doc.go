@@ -4,7 +4,7 @@
 // serves it from its own state (docs/architecture.md §7), so it is not a
 // leader loop and lives apart from the scheduler.
 //
-// It is pure: no I/O, no clock reads (the time is passed in), no
+// It is pure: no I/O, no clock of its own (the caller's is passed in), no
 // goroutines. It must not touch raft, speak gRPC or make scheduling
 // decisions; where a projection needs one (where an encoding in flight puts
 // its shards, which way a balance moves), it asks the scheduler's pure

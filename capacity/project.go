@@ -8,12 +8,6 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// StateReader runs fn with the replicated state under its read lock; an
-// *fsm.FSM.
-type StateReader interface {
-	Read(fn func(st *fsm.State))
-}
-
 // Query is what to project and against which topology.
 type Query struct {
 	Topology *seaweed.Topology
@@ -24,9 +18,11 @@ type Query struct {
 	// to project, in the order to answer them.
 	Volumes []*seaweed.Volume
 	Servers []*seaweed.Server
-	// Now dates the retired changes: those older than fsm.RetiredKeep no
-	// longer count.
-	Now time.Time
+	// Now is the caller's clock, dating the retired changes (those older
+	// than fsm.RetiredKeep no longer count). It is read only when a
+	// retired change is to be dated: most lookups have none, and a clock
+	// read costs more than the rest of a one-volume lookup.
+	Now func() time.Time
 }
 
 // Projection is the answer to a Query.
@@ -47,13 +43,17 @@ type Projection struct {
 // Changes retired within fsm.RetiredKeep count too: the leader retired them
 // on its own poll of the master, and this node's topology may not show them
 // yet (both projections leave out what the topology reflects).
-func Project(r StateReader, q Query) Projection {
+//
+// f is taken as the concrete *fsm.FSM, not an interface: a read through an
+// interface moves the closure and everything it captures to the heap, which
+// doubles the cost of a one-volume lookup.
+func Project(f *fsm.FSM, q Query) Projection {
 	var out Projection
 	active := make([]*pb.Task, len(q.Volumes))
 	var changes [][]*pb.CapacityChange // by volume, nil when none has any
 	var allActive []*pb.Task
 	var allChanges []*pb.CapacityChange
-	r.Read(func(st *fsm.State) {
+	f.Read(func(st *fsm.State) {
 		for i, v := range q.Volumes {
 			active[i], _ = st.ActiveTask(v.ID)
 			// From the state's per-volume index: no copy and sort of every
@@ -62,12 +62,12 @@ func Project(r StateReader, q Query) Projection {
 				if changes == nil {
 					changes = make([][]*pb.CapacityChange, len(q.Volumes))
 				}
-				changes[i] = append(st.VolumeChanges(v.ID), freshRetired(st.RecentlyRetired(v.ID), q.Now)...)
+				changes[i] = append(st.VolumeChanges(v.ID), fresh(st.RecentlyRetired(v.ID), q.Now)...)
 			}
 		}
 		if len(q.Servers) > 0 {
 			allActive = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
-			allChanges = append(st.CapacityChanges(), freshRetired(st.RetiredChanges(), q.Now)...)
+			allChanges = append(st.CapacityChanges(), fresh(st.RetiredChanges(), q.Now)...)
 		}
 		out.AppliedIndex = st.AppliedIndex()
 	})
@@ -87,6 +87,14 @@ func Project(r StateReader, q Query) Projection {
 		out.Servers = projectServers(q.Topology, idx, q.Servers, allActive, allChanges)
 	}
 	return out
+}
+
+// fresh is freshRetired at now's time, read only if there are any.
+func fresh(cs []*pb.CapacityChange, now func() time.Time) []*pb.CapacityChange {
+	if len(cs) == 0 {
+		return nil
+	}
+	return freshRetired(cs, now())
 }
 
 // freshRetired keeps the retired changes younger than fsm.RetiredKeep. The

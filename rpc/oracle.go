@@ -108,7 +108,7 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	if len(unknown) > 0 {
 		return nil, invalid(unknownVolumes(unknown))
 	}
-	p := capacity.Project(s.fsm, capacity.Query{Topology: topo, Volumes: vols, Now: s.now()})
+	p := capacity.Project(s.fsm, capacity.Query{Topology: topo, Volumes: vols, Now: s.now})
 	// The state's index as raft counts it (its no-op and barrier entries too).
 	return &pb.GetVolumeCapacityResponse{AppliedIndex: s.stateIndex(p.AppliedIndex), TopologyAt: stamp(at), Volumes: p.Volumes}, nil
 }
@@ -167,7 +167,7 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 		}
 		servers = append(servers, srv)
 	}
-	p := capacity.Project(s.fsm, capacity.Query{Topology: topo, Index: s.srvIdx.get(topo), Servers: servers, Now: s.now()})
+	p := capacity.Project(s.fsm, capacity.Query{Topology: topo, Index: s.srvIdx.get(topo), Servers: servers, Now: s.now})
 	// The state's index as raft counts it (its no-op and barrier entries too).
 	return &pb.GetServerCapacityResponse{AppliedIndex: s.stateIndex(p.AppliedIndex), TopologyAt: stamp(at), Servers: p.Servers}, nil
 }

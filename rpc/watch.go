@@ -202,7 +202,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 	}
 
 	// The same projection as GetVolumeCapacity and GetServerCapacity.
-	q := capacity.Query{Topology: topo, Volumes: vols, Servers: servers, Now: s.now()}
+	q := capacity.Query{Topology: topo, Volumes: vols, Servers: servers, Now: s.now}
 	if len(servers) > 0 {
 		q.Index = s.srvIdx.get(topo) // shared with GetServerCapacity, built once per topology
 	}
