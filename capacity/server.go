@@ -3,8 +3,8 @@ package capacity
 import (
 	"sort"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -123,7 +123,7 @@ func (p *projection) project(active []*pb.Task, changes []*pb.CapacityChange) []
 	}
 	changesByVol := map[uint32][]*pb.CapacityChange{}
 	for _, c := range changes {
-		if !scheduler.Reflected(c, p.topo) {
+		if !Reflected(c, p.topo) {
 			changesByVol[c.VolumeId] = append(changesByVol[c.VolumeId], c)
 		}
 	}
@@ -192,14 +192,14 @@ func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange)
 	}
 	switch t.Type {
 	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-		placements, err := scheduler.PlaceShards(v, p.topo)
+		placements, err := placement.PlaceShards(v, p.topo)
 		if err != nil {
 			return
 		}
 		p.removeReplicas(v)
 		p.addShards(v, placements, v.Size)
 	case pb.TaskType_TASK_TYPE_BALANCE:
-		src, dst, err := scheduler.PlanMove(t, v, p.topo)
+		src, dst, err := placement.PlanMove(t, v, p.topo)
 		if err != nil {
 			return
 		}

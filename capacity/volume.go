@@ -4,7 +4,6 @@ import (
 	"sort"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -49,7 +48,7 @@ func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, c
 	sort.Slice(cs, func(i, j int) bool { return cs[i].TaskId < cs[j].TaskId })
 	vacuumed := false
 	for _, c := range cs {
-		if c.VolumeId != v.ID || (topo != nil && scheduler.Reflected(c, topo)) {
+		if c.VolumeId != v.ID || (topo != nil && Reflected(c, topo)) {
 			continue
 		}
 		switch c.Type {
