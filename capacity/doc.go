@@ -7,6 +7,7 @@
 // It is pure: no I/O, no clock of its own (the caller's is passed in), no
 // goroutines. It must not touch raft, speak gRPC or make scheduling
 // decisions; where a projection needs one (where an encoding in flight puts
-// its shards, which way a balance moves), it asks the scheduler's pure
-// planners what they would decide now.
+// its shards, which way a balance moves), it asks package placement, the
+// pure planner below both it and the scheduler, what a plan would decide
+// now. It must not import the scheduler (scripts/check.sh enforces it).
 package capacity

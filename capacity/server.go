@@ -63,8 +63,9 @@ func ecSlots(shards int64) int64 { return (shards + seaweed.EcDataShards - 1) / 
 // lists on the server. Projected: a vacuum (in flight or unreported) shrinks
 // every replica by the volume's delta; erasure coding removes the volume's
 // replicas and adds shards of size/10 on their targets (for a task in
-// flight, the targets the scheduler would plan now); a balance moves the
-// volume from its source to its target. Ten EC shards take one slot.
+// flight, those placement.PlaceShards would pick now); a balance moves the
+// volume from its source to its target (for a task in flight, as
+// placement.PlanMove would now). Ten EC shards take one slot.
 func projectServers(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
 	p := newProjection(topo, servers)
 	for id := range p.byID {

@@ -6,19 +6,20 @@ import (
 )
 
 // ErrPlan marks a task that cannot be planned against the topology; another
-// attempt on the same topology would fail the same way. PlanSpec's
+// attempt on the same topology would fail the same way. A plan's
 // *PlanError matches it (errors.Is) unless it is a wait.
 var ErrPlan = errors.New("cannot plan task")
 
 // ErrPlanWait marks a task that must not be planned against this topology
 // but may be against a later one (a server an earlier attempt acted on is
 // missing from it): the attempt is retried with backoff, touching nothing.
-// PlanSpec's *PlanError matches it (errors.Is) when it is a wait.
+// A plan's *PlanError matches it (errors.Is) when it is a wait.
 var ErrPlanWait = errors.New("cannot plan task yet")
 
-// PlanError is why PlanSpec cannot plan a task. Its message is the marker
-// (ErrPlan's or ErrPlanWait's) followed by Reason; the task's recorded error
-// is Reason alone.
+// PlanError is why a task cannot be planned (PlaceShards, PlanMove, the
+// scheduler's PlanSpec). Its message is the marker (ErrPlan's or
+// ErrPlanWait's) followed by Reason; the task's recorded error is Reason
+// alone.
 type PlanError struct {
 	// Reason says why, for operators (e.g. "volume 7 not found in the
 	// master's topology").
@@ -40,10 +41,14 @@ func (e *PlanError) marker() error {
 	return ErrPlan
 }
 
+// Errorf is a plan error that another attempt on the same topology would
+// repeat (ErrPlan), with the formatted reason.
 func Errorf(format string, args ...any) error {
 	return &PlanError{Reason: fmt.Sprintf(format, args...)}
 }
 
+// Waitf is a plan error that a later topology may lift (ErrPlanWait), with
+// the formatted reason.
 func Waitf(format string, args ...any) error {
 	return &PlanError{Reason: fmt.Sprintf(format, args...), Wait: true}
 }

@@ -99,12 +99,12 @@ func PlanMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 	return src, dst, nil
 }
 
-// lastLandedMove finds the newest earlier move of the task whose target
+// LastLandedMove finds the newest earlier move of the task whose target
 // holds a replica now: an earlier attempt's copy (a move's target never
 // holds the volume before it, see PlanMove and the executor's probe). src
 // is that move's source if it still holds a replica (the attempt was
 // abandoned before deleting it), nil if it does not (the move finished) or
-// is missing from the topology (PlanSpec waits for it: earlierMoveAbsent).
+// is missing from the topology (the scheduler's PlanSpec waits for it).
 func LastLandedMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m *pb.Move, src, dst *seaweed.Server, ok bool) {
 	for i := len(task.EarlierMoves) - 1; i >= 0; i-- {
 		m := task.EarlierMoves[i]
