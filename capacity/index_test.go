@@ -103,7 +103,7 @@ func TestServerIndexMatchesScan(t *testing.T) {
 			}
 		}
 		p := newProjection(topo, servers)
-		scanMaster(p)
+		scanMaster(&p)
 		want := p.project(active, changes)
 		got := projectServers(topo, IndexServers(topo), servers, active, changes)
 		if len(got) != len(want) {

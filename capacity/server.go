@@ -87,8 +87,13 @@ type projection struct {
 
 // newProjection starts a projection of servers with the master's slot and
 // EC shard counts; the master's bytes and volumes come from addMaster.
-func newProjection(topo *seaweed.Topology, servers []*seaweed.Server) *projection {
-	p := &projection{topo: topo, byID: map[string]*serverProj{}}
+//
+// It returns the projection by value, for the caller's stack: one kept on
+// the heap would take topo there, and with it the whole Query that Project
+// was given, so a one-volume lookup's volume slice would escape too (an
+// allocation more; TestProjectOneVolumeAllocs).
+func newProjection(topo *seaweed.Topology, servers []*seaweed.Server) projection {
+	p := projection{topo: topo, byID: map[string]*serverProj{}}
 	for _, s := range servers {
 		if _, dup := p.byID[s.ID]; dup {
 			continue
