@@ -2,8 +2,9 @@ package fsm
 
 import "github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 
-// Constructors of the commands the leader proposes, shared by the code that
-// proposes them (the scheduler, the operator API) and the tests that apply
+// Constructors of the commands proposed to the replicated state, shared by
+// the code that proposes them (the scheduler, the gRPC layer's operator
+// calls and address publishing, the version gate) and the tests that apply
 // them, so both build a command the same way. Each returns a command
 // without a version: Encode sets it.
 
@@ -75,4 +76,15 @@ func RegisterCmd(w *pb.Worker) *pb.Command {
 // DeregisterCmd forgets a worker.
 func DeregisterCmd(id string) *pb.Command {
 	return &pb.Command{Body: &pb.Command_DeregisterWorker{DeregisterWorker: &pb.DeregisterWorker{WorkerId: id}}}
+}
+
+// SetAdminAddrCmd publishes admin id's client gRPC address and the highest
+// command version its build applies.
+func SetAdminAddrCmd(id, grpcAddr string, maxCommandVersion uint32) *pb.Command {
+	return &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: id, GrpcAddr: grpcAddr, MaxCommandVersion: maxCommandVersion}}}
+}
+
+// ForgetAdminCmd forgets a removed admin's address and version.
+func ForgetAdminCmd(id string) *pb.Command {
+	return &pb.Command{Body: &pb.Command_ForgetAdmin{ForgetAdmin: &pb.ForgetAdmin{Id: id}}}
 }

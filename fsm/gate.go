@@ -1,10 +1,6 @@
 package fsm
 
-import (
-	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-)
+import "google.golang.org/protobuf/encoding/protowire"
 
 // The FSM's side of cluster.Versioned: what the leader's gate needs to
 // know about command versions, read from the replicated state.
@@ -87,6 +83,6 @@ func (f *FSM) ForgetAdmin(id string) ([]byte, bool, error) {
 	if !published {
 		return nil, false, nil
 	}
-	b, err := Encode(0, &pb.Command{Body: &pb.Command_ForgetAdmin{ForgetAdmin: &pb.ForgetAdmin{Id: id}}})
+	b, err := Encode(0, ForgetAdminCmd(id))
 	return b, err == nil, err
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -282,7 +282,7 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 		}
 		for _, r := range roles {
 			if r.ec {
-				if msg := raw.erasureCoded(r.vid, systemCollection, scheduler.MinECServers); msg != "" {
+				if msg := raw.erasureCoded(r.vid, systemCollection, placement.MinECServers); msg != "" {
 					return false, fmt.Sprintf("%s volume %d: %s", r.name, r.vid, msg)
 				}
 				continue

@@ -19,6 +19,7 @@ import (
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -204,7 +205,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	}
 	for _, r := range roles {
 		if r.ec {
-			if msg := raw.erasureCoded(r.vid, systemCollection, scheduler.MinECServers); msg != "" {
+			if msg := raw.erasureCoded(r.vid, systemCollection, placement.MinECServers); msg != "" {
 				t.Errorf("master_pb: %s volume %d: %s", r.name, r.vid, msg)
 			}
 			continue
@@ -411,10 +412,10 @@ func ecDone(topo *seaweed.Topology, vid uint32) string {
 	if e == nil {
 		return fmt.Sprintf("master lists no EC shards of volume %d", vid)
 	}
-	if e.ShardCount() != scheduler.TotalShards {
+	if e.ShardCount() != placement.TotalShards {
 		return fmt.Sprintf("master lists %d EC shards of volume %d: %v", e.ShardCount(), vid, e.Shards)
 	}
-	if n := len(shardHolders(e)); n < scheduler.MinECServers {
+	if n := len(shardHolders(e)); n < placement.MinECServers {
 		return fmt.Sprintf("EC shards of volume %d on only %d servers: %v", vid, n, e.Shards)
 	}
 	return ""

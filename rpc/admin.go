@@ -151,10 +151,10 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 		}
 		seen[p.Key] = true
 	}
-	res, err := s.apply(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+	res, err := s.apply(ctx, fsm.SubmitCmd(&pb.SubmitTask{
 		Type: req.Type, VolumeId: req.VolumeId, Collection: req.Collection, Source: req.Source,
 		Target: req.Target, Params: req.Params, Priority: req.Priority, Origin: "manual",
-	}}})
+	}))
 	if err != nil {
 		return nil, err
 	}

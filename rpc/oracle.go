@@ -10,9 +10,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -99,7 +98,7 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	vols := make([]*seaweed.Volume, len(req.VolumeIds))
 	var unknown []uint32
 	for i, id := range req.VolumeIds {
-		v, ok := scheduler.FindVolume(topo, id)
+		v, ok := capacity.FindVolume(topo, id)
 		if !ok {
 			unknown = append(unknown, id)
 			continue
@@ -109,51 +108,9 @@ func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacit
 	if len(unknown) > 0 {
 		return nil, invalid(unknownVolumes(unknown))
 	}
-	active := make([]*pb.Task, len(vols))
-	// Each volume's own changes, from the state's per-volume index: no copy
-	// and sort of every unretired change when one volume has some.
-	var changes [][]*pb.CapacityChange
-	resp := &pb.GetVolumeCapacityResponse{TopologyAt: stamp(at), Volumes: make([]*pb.VolumeCapacity, len(vols))}
-	s.fsm.Read(func(st *fsm.State) {
-		for i, v := range vols {
-			active[i], _ = st.ActiveTask(v.ID)
-			// Recently retired changes too: the leader retired them on its
-			// own poll, and this node's topology may not show them yet
-			// (ProjectVolume skips what this topology reflects).
-			if st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID) {
-				if changes == nil {
-					changes = make([][]*pb.CapacityChange, len(vols))
-				}
-				changes[i] = append(st.VolumeChanges(v.ID), freshRetired(st.RecentlyRetired(v.ID), s.now())...)
-			}
-		}
-		resp.AppliedIndex = st.AppliedIndex()
-	})
+	p := capacity.Project(s.fsm, capacity.Query{Topology: topo, Volumes: vols, Now: s.now})
 	// The state's index as raft counts it (its no-op and barrier entries too).
-	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
-	for i, v := range vols {
-		var cs []*pb.CapacityChange
-		if changes != nil {
-			cs = changes[i]
-		}
-		resp.Volumes[i] = scheduler.ProjectVolume(topo, v, active[i], cs)
-	}
-	return resp, nil
-}
-
-// freshRetired keeps the retired changes younger than fsm.RetiredKeep. The
-// state forgets older ones only when the next retirement is applied, so on
-// a quiet cluster they would otherwise linger (and a move later undone
-// would be projected again).
-func freshRetired(cs []*pb.CapacityChange, now time.Time) []*pb.CapacityChange {
-	cut := now.UnixNano() - fsm.RetiredKeep
-	out := cs[:0:0]
-	for _, c := range cs {
-		if c.RetiredAt >= cut {
-			out = append(out, c)
-		}
-	}
-	return out
+	return &pb.GetVolumeCapacityResponse{AppliedIndex: s.stateIndex(p.AppliedIndex), TopologyAt: stamp(at), Volumes: p.Volumes}, nil
 }
 
 // unknownVolumes names up to ten unknown volume ids in one sentence.
@@ -204,22 +161,13 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	}
 	servers := make([]*seaweed.Server, 0, len(req.Servers))
 	for _, name := range req.Servers {
-		srv, ok := scheduler.FindServer(topo, name)
+		srv, ok := capacity.FindServer(topo, name)
 		if !ok {
 			return nil, invalid(fmt.Sprintf("server %s is not in the master's topology", name))
 		}
 		servers = append(servers, srv)
 	}
-	var active []*pb.Task
-	var changes []*pb.CapacityChange
-	resp := &pb.GetServerCapacityResponse{TopologyAt: stamp(at)}
-	s.fsm.Read(func(st *fsm.State) {
-		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
-		changes = append(st.CapacityChanges(), freshRetired(st.RetiredChanges(), s.now())...)
-		resp.AppliedIndex = st.AppliedIndex()
-	})
+	p := capacity.Project(s.fsm, capacity.Query{Topology: topo, Index: s.srvIdx.get(topo), Servers: servers, Now: s.now})
 	// The state's index as raft counts it (its no-op and barrier entries too).
-	resp.AppliedIndex = s.stateIndex(resp.AppliedIndex)
-	resp.Servers = scheduler.ProjectServersIndexed(topo, s.srvIdx.get(topo), servers, active, changes)
-	return resp, nil
+	return &pb.GetServerCapacityResponse{AppliedIndex: s.stateIndex(p.AppliedIndex), TopologyAt: stamp(at), Servers: p.Servers}, nil
 }

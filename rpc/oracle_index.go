@@ -4,7 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -19,11 +19,11 @@ type serverIndexCache struct {
 
 type indexedTopology struct {
 	topo *seaweed.Topology
-	idx  *scheduler.ServerIndex
+	idx  *capacity.ServerIndex
 }
 
 // get returns topo's index, building it on the first call for topo.
-func (c *serverIndexCache) get(topo *seaweed.Topology) *scheduler.ServerIndex {
+func (c *serverIndexCache) get(topo *seaweed.Topology) *capacity.ServerIndex {
 	if it := c.cur.Load(); it != nil && it.topo == topo {
 		return it.idx
 	}
@@ -32,7 +32,7 @@ func (c *serverIndexCache) get(topo *seaweed.Topology) *scheduler.ServerIndex {
 	if it := c.cur.Load(); it != nil && it.topo == topo {
 		return it.idx
 	}
-	idx := scheduler.IndexServers(topo)
+	idx := capacity.IndexServers(topo)
 	c.cur.Store(&indexedTopology{topo: topo, idx: idx})
 	return idx
 }

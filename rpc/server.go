@@ -61,7 +61,8 @@ type Server struct {
 	topo atomic.Pointer[topologyHolder]
 	// watch wakes WatchCapacity streams (nil: watches are refused).
 	watch atomic.Pointer[watchHolder]
-	// srvIdx sums the master's replicas per server for GetServerCapacity.
+	// srvIdx sums the master's replicas per server for the server
+	// projections of GetServerCapacity and WatchCapacity.
 	srvIdx serverIndexCache
 }
 
@@ -268,8 +269,7 @@ func (s *Server) PublishAddress(ctx context.Context) {
 		if cur != s.grpcAddr || curVersion != version {
 			if id, _ := s.raft.Leader(); id != "" {
 				cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				_, err := s.apply(cctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{
-					Id: s.raft.ID(), GrpcAddr: s.grpcAddr, MaxCommandVersion: version}}})
+				_, err := s.apply(cctx, fsm.SetAdminAddrCmd(s.raft.ID(), s.grpcAddr, version))
 				cancel()
 				if err != nil {
 					s.logger.Debug("publish gRPC address", "error", err)

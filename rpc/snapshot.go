@@ -119,8 +119,7 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 	// The restored state's index is not known until an entry follows it:
 	// republish this node's address (the restored state may hold an old
 	// one anyway), which every node applies.
-	if _, err := s.apply(ctx, &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{
-		Id: s.raft.ID(), GrpcAddr: s.grpcAddr, MaxCommandVersion: s.fsm.MaxCommandVersion()}}}); err != nil {
+	if _, err := s.apply(ctx, fsm.SetAdminAddrCmd(s.raft.ID(), s.grpcAddr, s.fsm.MaxCommandVersion())); err != nil {
 		s.logger.Warn("republish after the restore", "error", err)
 	}
 	return stream.SendAndClose(&pb.RestoreSnapshotResponse{Index: idx, StateHash: s.fsm.Hash()})

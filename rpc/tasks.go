@@ -29,7 +29,7 @@ func (s *Server) CancelTask(ctx context.Context, req *pb.CancelTaskRequest) (*pb
 	if len(req.Reason) > maxCancelReason || !utf8.ValidString(req.Reason) {
 		return nil, invalid(fmt.Sprintf("the reason must be valid UTF-8 of at most %d bytes", maxCancelReason))
 	}
-	res, err := s.apply(ctx, &pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: req.Id, Reason: req.Reason}}})
+	res, err := s.apply(ctx, fsm.RequestCancelCmd(req.Id, req.Reason))
 	if err != nil {
 		if status.Code(err) == codes.FailedPrecondition {
 			// The state machine says which terminal state the task is in.
@@ -84,11 +84,11 @@ func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.R
 	if (len(servers) > 0 || len(moves) > 0) && s.encodingVersion() < fsm.HistoryVersion {
 		return nil, status.Errorf(codes.FailedPrecondition, "task %d's attempt history (the servers its attempts used) can be written only once every member applies command version %d; the new task would not know where they left shards or copies: retry once every member runs this build", req.Id, fsm.HistoryVersion)
 	}
-	res, err := s.applyAgreed(ctx, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{
+	res, err := s.applyAgreed(ctx, fsm.SubmitCmd(&pb.SubmitTask{
 		Type: old.Type, VolumeId: old.VolumeId, Collection: old.Collection, Source: old.Source,
 		Target: old.Target, Params: old.Params, Priority: old.Priority, Origin: fsm.RetryOrigin(old.Id),
 		EarlierServers: servers, EarlierMoves: moves,
-	}}})
+	}))
 	if err != nil {
 		return nil, err
 	}

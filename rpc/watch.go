@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -84,8 +84,8 @@ func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityO
 		if err != nil {
 			return err
 		}
-		// A projection of many servers walks the whole topology: wait at
-		// least four times as long as it took before the next one, so a
+		// A projection of many servers (or the first on a new topology,
+		// which indexes every volume) is costly: wait at least four times as long as it took before the next one, so a
 		// watch never takes more than a fifth of a core however busy raft is.
 		pause := max(h.coalesce, 4*time.Since(began))
 		if upd != nil {
@@ -174,7 +174,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 	vols := make([]*seaweed.Volume, 0, len(w.volumes))
 	var goneVol []uint32
 	for _, id := range w.volumes {
-		if v, ok := scheduler.FindVolume(topo, id); ok {
+		if v, ok := capacity.FindVolume(topo, id); ok {
 			vols = append(vols, v)
 		} else {
 			goneVol = append(goneVol, id)
@@ -183,7 +183,7 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 	servers := make([]*seaweed.Server, 0, len(w.servers))
 	var goneSrv []string
 	for _, name := range w.servers {
-		if srv, ok := scheduler.FindServer(topo, name); ok {
+		if srv, ok := capacity.FindServer(topo, name); ok {
 			servers = append(servers, srv)
 			w.srvID[name] = srv.ID
 			delete(w.missingSrv, name)
@@ -201,43 +201,27 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 		return nil, invalid(fmt.Sprintf("servers %s are not in the master's topology", strings.Join(goneSrv[:min(len(goneSrv), 10)], ", ")))
 	}
 
-	// One read of the replicated state for every projection.
-	active := make([]*pb.Task, len(vols))
-	var changes []*pb.CapacityChange
-	var allActive []*pb.Task
-	s.fsm.Read(func(st *fsm.State) {
-		need := len(servers) > 0
-		for i, v := range vols {
-			active[i], _ = st.ActiveTask(v.ID)
-			need = need || st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID)
-		}
-		if need {
-			// As in GetVolumeCapacity: recently retired changes count
-			// until this node's own topology shows them.
-			changes = append(st.CapacityChanges(), freshRetired(st.RetiredChanges(), s.now())...)
-		}
-		if len(servers) > 0 {
-			allActive = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
-		}
-		applied = st.AppliedIndex()
-	})
-	applied = s.stateIndex(applied)
+	// The same projection as GetVolumeCapacity and GetServerCapacity.
+	q := capacity.Query{Topology: topo, Volumes: vols, Servers: servers, Now: s.now}
+	if len(servers) > 0 {
+		q.Index = s.srvIdx.get(topo) // shared with GetServerCapacity, built once per topology
+	}
+	p := capacity.Project(s.fsm, q)
+	applied = s.stateIndex(p.AppliedIndex)
 	w.topo, w.applied, w.initialised = topo, applied, true
 
 	upd := &pb.CapacityUpdate{AppliedIndex: applied, TopologyAt: stamp(at)}
-	var byVol map[uint32][]*pb.CapacityChange
-	if len(vols) > 0 && len(changes) > 0 {
-		byVol = map[uint32][]*pb.CapacityChange{}
-		for _, c := range changes {
-			byVol[c.VolumeId] = append(byVol[c.VolumeId], c)
+	for _, vc := range p.Volumes {
+		delete(w.missingVol, vc.VolumeId)
+		if prev, ok := w.lastVol[vc.VolumeId]; !ok || !proto.Equal(prev, vc) {
+			w.lastVol[vc.VolumeId] = vc
+			upd.Volumes = append(upd.Volumes, vc)
 		}
 	}
-	for i, v := range vols {
-		vc := scheduler.ProjectVolume(topo, v, active[i], byVol[v.ID])
-		delete(w.missingVol, v.ID)
-		if prev, ok := w.lastVol[v.ID]; !ok || !proto.Equal(prev, vc) {
-			w.lastVol[v.ID] = vc
-			upd.Volumes = append(upd.Volumes, vc)
+	for _, sc := range p.Servers {
+		if prev, ok := w.lastSrv[sc.Server]; !ok || !proto.Equal(prev, sc) {
+			w.lastSrv[sc.Server] = sc
+			upd.Servers = append(upd.Servers, sc)
 		}
 	}
 	for _, id := range goneVol {
@@ -245,14 +229,6 @@ func (s *Server) watchRound(w *capacityWatch, first bool) (*pb.CapacityUpdate, e
 			w.missingVol[id] = true
 			delete(w.lastVol, id)
 			upd.MissingVolumeIds = append(upd.MissingVolumeIds, id)
-		}
-	}
-	if len(servers) > 0 {
-		for _, sc := range scheduler.ProjectServers(topo, servers, allActive, changes) {
-			if prev, ok := w.lastSrv[sc.Server]; !ok || !proto.Equal(prev, sc) {
-				w.lastSrv[sc.Server] = sc
-				upd.Servers = append(upd.Servers, sc)
-			}
 		}
 	}
 	for _, name := range goneSrv {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -152,9 +153,9 @@ func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyD
 }
 
 // planWaitReason is the reason of a plan error that is a wait (see
-// ErrPlanWait), without its marker.
+// placement.ErrPlanWait), without its marker.
 func planWaitReason(err error) (string, bool) {
-	var pe *PlanError
+	var pe *placement.PlanError
 	if errors.As(err, &pe) && pe.Wait {
 		return pe.Reason, true
 	}
@@ -164,7 +165,7 @@ func planWaitReason(err error) (string, bool) {
 // planFailReason is what a task that cannot be planned records as its
 // error: a PlanError's reason without its marker, any other error whole.
 func planFailReason(err error) string {
-	var pe *PlanError
+	var pe *placement.PlanError
 	if errors.As(err, &pe) {
 		return pe.Reason
 	}

@@ -34,12 +34,3 @@ func (t Thresholds) Validate() error {
 	}
 	return nil
 }
-
-// Erasure coding layout used by SeaweedFS: 10 data + 4 parity shards.
-const (
-	DataShards   = 10
-	ParityShards = 4
-	TotalShards  = DataShards + ParityShards
-	// MinECServers is the fewest volume servers an EC layout may use.
-	MinECServers = 4
-)

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 )
 
 func TestDefaultThresholds(t *testing.T) {
@@ -15,8 +17,8 @@ func TestDefaultThresholds(t *testing.T) {
 	if err := DefaultThresholds().Validate(); err != nil {
 		t.Fatalf("defaults refused: %v", err)
 	}
-	if TotalShards != 14 || DataShards != 10 || ParityShards != 4 || MinECServers != 4 {
-		t.Fatalf("EC layout %d+%d=%d on >= %d servers, want 10+4=14 on >= 4", DataShards, ParityShards, TotalShards, MinECServers)
+	if placement.TotalShards != 14 || placement.DataShards != 10 || placement.ParityShards != 4 || placement.MinECServers != 4 {
+		t.Fatalf("EC layout %d+%d=%d on >= %d servers, want 10+4=14 on >= 4", placement.DataShards, placement.ParityShards, placement.TotalShards, placement.MinECServers)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -52,11 +53,11 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 	}
 	freeServers := 0
 	for _, srv := range topo.Servers {
-		if freeSlots(srv) > 0 {
+		if placement.FreeSlots(srv) > 0 {
 			freeServers++
 		}
 	}
-	if len(topo.Servers) >= MinECServers && topo.VolumeSizeLimit > 0 {
+	if len(topo.Servers) >= placement.MinECServers && topo.VolumeSizeLimit > 0 {
 		for _, id := range ids {
 			v := topo.Volumes[id]
 			if taken[id] || busy(id) {
@@ -68,16 +69,16 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			full := float64(v.Size) / float64(topo.VolumeSizeLimit)
 			quiet := now.Sub(time.Unix(v.ModifiedAt, 0))
 			if full >= th.ECFullness && quiet >= th.ECQuietFor && v.Size >= th.ECMinSizeMB<<20 {
-				// Only what PlanSpec can place: placeShards uses every server
+				// Only what PlanSpec can place: PlaceShards uses every server
 				// with a free slot plus the generating replica.
 				if len(v.Replicas) == 0 {
 					continue
 				}
 				usable := freeServers
-				if freeSlots(v.Replicas[0].Server) <= 0 {
+				if placement.FreeSlots(v.Replicas[0].Server) <= 0 {
 					usable++
 				}
-				if usable < MinECServers {
+				if usable < placement.MinECServers {
 					continue
 				}
 				out = append(out, Proposal{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeID: id, Collection: v.Collection,
@@ -135,7 +136,7 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 		if name == "" {
 			return 0, false
 		}
-		s, ok := findServer(topo, name)
+		s, ok := topo.FindServer(name)
 		if !ok {
 			return 0, false
 		}
@@ -177,7 +178,7 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 	// The smallest movable volume on the fullest server that the emptiest lacks.
 	var best *seaweed.Volume
 	for _, v := range topo.Volumes {
-		if taken[v.ID] || busy(v.ID) || !hasReplica(v, hi.server.ID) || hasReplica(v, lo.server.ID) {
+		if taken[v.ID] || busy(v.ID) || !placement.HasReplica(v, hi.server.ID) || placement.HasReplica(v, lo.server.ID) {
 			continue
 		}
 		if best == nil || v.Size < best.Size || (v.Size == best.Size && v.ID < best.ID) {
@@ -190,13 +191,4 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 	return Proposal{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
 		Source: hi.server.ID, Target: lo.server.ID, Priority: 1,
 		Reason: fmt.Sprintf("slot usage %s %.0f%% vs %s %.0f%% (avg %.0f%%)", hi.server.ID, hi.ratio()*100, lo.server.ID, lo.ratio()*100, avg*100)}, true
-}
-
-func hasReplica(v *seaweed.Volume, server string) bool {
-	for _, r := range v.Replicas {
-		if r.Server.ID == server {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -134,7 +135,7 @@ func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 	var retire []uint64
 	s.state.Read(func(st *fsm.State) {
 		for _, c := range st.CapacityChanges() {
-			if Reflected(c, topo) {
+			if capacity.Reflected(c, topo) {
 				retire = append(retire, c.TaskId)
 			}
 		}

@@ -3,7 +3,8 @@
 // worker leases, stuck detection, retries with backoff, and reconciliation of
 // committed capacity changes against the topology.
 //
-// Decisions are pure functions (detect.go, plan.go, assign.go, reconcile.go)
-// tested without a cluster; scheduler.go only wires them to raft, the master
-// and the worker sessions. It never performs a SeaweedFS operation itself.
+// Decisions are pure functions tested without a cluster (detect.go, plan.go,
+// assign.go; where shards and moves go is package placement's, whether the
+// topology shows a change capacity.Reflected); scheduler.go only wires them
+// to raft, the master and the worker sessions. It never performs a SeaweedFS operation itself.
 package scheduler

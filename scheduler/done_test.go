@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -34,18 +36,18 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if !errors.As(err, &done) {
 		t.Fatalf("EC retry with all 14 shards mounted: %v, want AlreadyDone", err)
 	}
-	if c := done.Change; c.TaskId != 9 || c.VolumeId != 5 || c.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING || len(c.Shards) != TotalShards ||
+	if c := done.Change; c.TaskId != 9 || c.VolumeId != 5 || c.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING || len(c.Shards) != placement.TotalShards ||
 		c.Shards[0].Server != sid(1) || c.Shards[13].Server != sid(4) {
 		t.Errorf("EC change %v", c)
 	}
-	if _, err := PlanSpec(ecTask(1), encoded, th); errors.As(err, &done) || !errors.Is(err, ErrPlan) {
+	if _, err := PlanSpec(ecTask(1), encoded, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC first attempt on an encoded volume: %v, want a plan error", err)
 	}
 	// Requeued by plan waits only: no attempt ran, so the encode the
 	// master shows is someone else's (weed shell ec.encode meanwhile).
 	waited := ecTask(3)
 	waited.EarlierServers = nil
-	if _, err := PlanSpec(waited, encoded, th); errors.As(err, &done) || !errors.Is(err, ErrPlan) {
+	if _, err := PlanSpec(waited, encoded, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC task that never ran (attempt 3 after plan waits) on an encoded volume: %v, want a plan error", err)
 	}
 	partial := build(30, srv(sid(1), 10).shards(5, 0, 1, 2, 3), srv(sid(2), 10).shards(5, 4, 5, 6, 7))
@@ -68,7 +70,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if c := done.Change; c.Source != sid(1) || c.Target != sid(2) || c.OldSize != 7<<20 || c.NewSize != 7<<20 {
 		t.Errorf("move change %v", c)
 	}
-	if !Reflected(done.Change, moved) {
+	if !capacity.Reflected(done.Change, moved) {
 		t.Error("the change of a move found done is not reflected by the topology it came from")
 	}
 	if _, err := PlanSpec(mv(1), moved, th); errors.As(err, &done) {
@@ -143,7 +145,7 @@ func TestAssignWaitRequeues(t *testing.T) {
 	// vs9, the earlier target, is away.
 	topo := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10))
 	spec, planErr := PlanSpec(task, topo, DefaultThresholds())
-	if !errors.Is(planErr, ErrPlanWait) {
+	if !errors.Is(planErr, placement.ErrPlanWait) {
 		t.Fatalf("PlanSpec = %v, %v; want ErrPlanWait", spec, planErr)
 	}
 	for i := 0; i < 6; i++ { // twice MaxRetries

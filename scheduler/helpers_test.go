@@ -9,6 +9,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -93,7 +94,7 @@ func (n *node) placed(dc, rack string) *node { n.dc, n.rack = dc, rack; return n
 
 // allShards is shard ids 0..13.
 func allShards() []uint32 {
-	out := make([]uint32, TotalShards)
+	out := make([]uint32, placement.TotalShards)
 	for i := range out {
 		out[i] = uint32(i)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -70,7 +71,7 @@ func TestPlanSpecUnplannable(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec, err := PlanSpec(tc.task, topo, DefaultThresholds())
-			if !errors.Is(err, ErrPlan) {
+			if !errors.Is(err, placement.ErrPlan) {
 				t.Fatalf("PlanSpec = %v, %v; want an ErrPlan", spec, err)
 			}
 			if !contains(err.Error(), tc.want) {
@@ -135,7 +136,7 @@ func TestPlanSpecErasureCoding(t *testing.T) {
 			task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7}
 			spec, err := PlanSpec(task, topo, DefaultThresholds())
 			if tc.wantErr != "" {
-				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantErr) {
+				if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), tc.wantErr) {
 					t.Fatalf("PlanSpec = %v, want an ErrPlan saying %q", err, tc.wantErr)
 				}
 				return
@@ -143,8 +144,8 @@ func TestPlanSpecErasureCoding(t *testing.T) {
 			if err != nil {
 				t.Fatalf("PlanSpec: %v", err)
 			}
-			if len(spec.ShardTargets) != TotalShards {
-				t.Fatalf("%d shard targets, want %d", len(spec.ShardTargets), TotalShards)
+			if len(spec.ShardTargets) != placement.TotalShards {
+				t.Fatalf("%d shard targets, want %d", len(spec.ShardTargets), placement.TotalShards)
 			}
 			var got []string
 			distinct := map[string]bool{}
@@ -173,11 +174,11 @@ func TestPlanSpecErasureCoding(t *testing.T) {
 					t.Errorf("shards placed on %s, which has no free slot", s.ID)
 				}
 			}
-			if want := min(usable, TotalShards); len(distinct) != want {
+			if want := min(usable, placement.TotalShards); len(distinct) != want {
 				t.Errorf("shards on %d distinct servers, want min(%d usable, 14) = %d: %v", len(distinct), usable, want, got)
 			}
-			if len(distinct) < MinECServers {
-				t.Errorf("shards on %d servers, want >= %d", len(distinct), MinECServers)
+			if len(distinct) < placement.MinECServers {
+				t.Errorf("shards on %d servers, want >= %d", len(distinct), placement.MinECServers)
 			}
 			if got[0] != source.Addr.String() {
 				t.Errorf("shard 0 on %s, want the generating replica %s", got[0], source.Addr.String())
@@ -273,7 +274,7 @@ func TestPlanSpecBalance(t *testing.T) {
 			}
 			spec, err := PlanSpec(task, topo, DefaultThresholds())
 			if tc.wantErr != "" {
-				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantErr) {
+				if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), tc.wantErr) {
 					t.Fatalf("PlanSpec = %v, %v; want an ErrPlan saying %q", spec, err, tc.wantErr)
 				}
 				return
@@ -343,7 +344,7 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	for _, earlier := range [][]string{nil, {swa(5), swa(9)}} {
 		task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
 		_, err := PlanSpec(task, topo, DefaultThresholds())
-		if !errors.Is(err, ErrPlan) || !contains(err.Error(), "already has EC shards on") || !contains(err.Error(), swa(6)) || (earlier != nil) == contains(err.Error(), swa(5)) {
+		if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), "already has EC shards on") || !contains(err.Error(), swa(6)) || (earlier != nil) == contains(err.Error(), swa(5)) {
 			t.Errorf("earlier %v: PlanSpec = %v; want a refusal naming %s (and %s unless an earlier attempt used it)", earlier, err, swa(6), swa(5))
 		}
 	}
@@ -388,7 +389,7 @@ func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
 		nodes            []*node
 		source, target   string
 		moves            []*pb.Move
-		wantWait         string // an ErrPlanWait saying this
+		wantWait         string // an placement.ErrPlanWait saying this
 		wantDone         bool   // an *AlreadyDone
 		wantSrc, wantDst string
 	}{
@@ -420,7 +421,7 @@ func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
 			var done *AlreadyDone
 			switch {
 			case tc.wantWait != "":
-				if !errors.Is(err, ErrPlanWait) || errors.Is(err, ErrPlan) || !contains(err.Error(), tc.wantWait, "or cancel the task") {
+				if !errors.Is(err, placement.ErrPlanWait) || errors.Is(err, placement.ErrPlan) || !contains(err.Error(), tc.wantWait, "or cancel the task") {
 					t.Fatalf("PlanSpec = %v, %v; want an ErrPlanWait saying %q", spec, err, tc.wantWait)
 				}
 			case tc.wantDone:
@@ -478,13 +479,13 @@ func TestPlanSpecErasureCodingFinish(t *testing.T) {
 			task := &pb.Task{Id: 9, Type: ecT, VolumeId: 5, Attempt: tc.attempt, Fence: 4, EarlierServers: tc.earlier}
 			spec, err := PlanSpec(task, build(100, tc.nodes...), DefaultThresholds())
 			if tc.wantWait != "" {
-				if !errors.Is(err, ErrPlanWait) || !contains(err.Error(), tc.wantWait) {
+				if !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), tc.wantWait) {
 					t.Fatalf("PlanSpec = %v, %v; want an ErrPlanWait saying %q", spec, err, tc.wantWait)
 				}
 				return
 			}
 			if tc.want != "" {
-				if !errors.Is(err, ErrPlan) || !contains(err.Error(), tc.want) {
+				if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), tc.want) {
 					t.Fatalf("PlanSpec = %v, %v; want an ErrPlan saying %q", spec, err, tc.want)
 				}
 				return
@@ -527,12 +528,12 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 			task := &pb.Task{Id: 3, Type: tc.typ, VolumeId: tc.vid, Attempt: 1, CreatedAt: created}
 			spec, err := PlanSpecAsOf(task, topo, tc.asked, DefaultThresholds())
 			if tc.wait {
-				if !errors.Is(err, ErrPlanWait) || !contains(err.Error(), "not in the master's topology yet") {
+				if !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "not in the master's topology yet") {
 					t.Fatalf("PlanSpecAsOf = %v, %v; want an ErrPlanWait", spec, err)
 				}
 				return
 			}
-			if !errors.Is(err, ErrPlan) || !contains(err.Error(), "volume 7 not found") {
+			if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), "volume 7 not found") {
 				t.Fatalf("PlanSpecAsOf = %v, %v; want ErrPlan: not found", spec, err)
 			}
 		})

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -102,8 +103,8 @@ func TestReflected(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := build(100, tc.nodes...)
-			if got := Reflected(tc.change, topo); got != tc.want {
-				t.Fatalf("Reflected(%v) = %v, want %v", tc.change, got, tc.want)
+			if got := capacity.Reflected(tc.change, topo); got != tc.want {
+				t.Fatalf("capacity.Reflected(%v) = %v, want %v", tc.change, got, tc.want)
 			}
 		})
 	}

@@ -2,10 +2,11 @@
 # The project's machine-checked habits (`make check`, run by .ci/run before
 # the tests): gofmt, go vet, staticcheck (pinned), the committed protobuf code
 # equals what the .proto files generate, go.mod/go.sum are tidy, and the
-# import rule (fsm, scheduler, worker and capacity do not link hashicorp/raft:
-# raft stays in cluster). Every step runs; the failed ones are listed at the
-# end. `scripts/check.sh STEP...` runs only the named steps (gofmt vet
-# staticcheck proto tidy imports).
+# import rules (fsm, scheduler, worker, capacity and placement do not link
+# hashicorp/raft: raft stays in cluster; capacity and placement do not link
+# the scheduler: they sit below it). Every step runs; the failed ones are
+# listed at the end. `scripts/check.sh STEP...` runs only the named steps
+# (gofmt vet staticcheck proto tidy imports).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
@@ -71,12 +72,26 @@ step_tidy() {
 step_imports() {
   local pkgs=(./fsm ./scheduler ./worker) p rc=0 bad
   [ -d capacity ] && pkgs+=(./capacity)
+  [ -d placement ] && pkgs+=(./placement)
   for p in "${pkgs[@]}"; do
     # Every package in p's dependency graph that imports raft directly.
     bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' "$p" |
       awk '{for (i = 2; i <= NF; i++) if ($i ~ /^github\.com\/hashicorp\/raft($|[-\/])/) print "  " $1 " imports " $i}')" || return 1
     if [ -n "$bad" ]; then
       echo "${p#./} links github.com/hashicorp/raft; raft stays in cluster (move the code that needs it there):"
+      echo "$bad"
+      rc=1
+    fi
+  done
+  # capacity and placement sit below the scheduler: the oracle must not link
+  # the leader's scheduling loops (the placement both need is package
+  # placement's).
+  for p in ./capacity ./placement; do
+    [ -d "$p" ] || continue
+    bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' "$p" |
+      awk '{for (i = 2; i <= NF; i++) if ($i == "github.com/groundskeeper-dev/groundskeeper/scheduler") print "  " $1 " imports " $i}')" || return 1
+    if [ -n "$bad" ]; then
+      echo "${p#./} links the scheduler; it must sit below it (move what both need to placement):"
       echo "$bad"
       rc=1
     fi

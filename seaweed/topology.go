@@ -225,3 +225,17 @@ func (t *Topology) Server(id string) (*Server, bool) {
 	}
 	return nil, false
 }
+
+// FindServer matches a server by id, HTTP address, gRPC address or
+// SeaweedFS's "host:port.grpcPort" form.
+func (t *Topology) FindServer(name string) (*Server, bool) {
+	if s, ok := t.Server(name); ok {
+		return s, true
+	}
+	for _, s := range t.Servers {
+		if s.Addr.HTTP == name || s.Addr.String() == name || s.Addr.GRPC == name {
+			return s, true
+		}
+	}
+	return nil, false
+}

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -410,30 +410,30 @@ func (a *ecAttempt) survey(ctx context.Context, spec *pb.TaskSpec) ([]ecHolder, 
 // generation returns the placement of the holders' shards if they are one
 // complete generation an encode of this task could have left to finish:
 // each of the 14 shards mounted once, spread as a fresh plan spreads them
-// (scheduler.CheckSpread), all of one encode run (EncodeTsNs from every
+// (placement.CheckSpread), all of one encode run (EncodeTsNs from every
 // holder's .vif, known and equal), with equal shard sizes and .ecx
 // lengths. why says what is not so; err is set when a holder could not be
 // read.
-func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (placement map[uint32]string, why string, err error) {
-	placement = map[uint32]string{}
+func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (layout map[uint32]string, why string, err error) {
+	layout = map[uint32]string{}
 	per := map[string]int{}
 	var size int64
 	for _, h := range holders {
 		for id, sz := range h.shards {
-			if prev, dup := placement[id]; dup {
+			if prev, dup := layout[id]; dup {
 				return nil, fmt.Sprintf("shard %d is mounted on both %s and %s", id, prev, h.server), nil
 			}
 			if size != 0 && sz != size {
 				return nil, fmt.Sprintf("shard sizes differ (%d and %d bytes)", size, sz), nil
 			}
-			placement[id], size = h.server, sz
+			layout[id], size = h.server, sz
 			per[h.server]++
 		}
 		if h.entries != holders[0].entries {
 			return nil, fmt.Sprintf("the .ecx on %s has %d entries, on %s %d", h.server, h.entries, holders[0].server, holders[0].entries), nil
 		}
 	}
-	if err := scheduler.CheckSpread(per); err != nil {
+	if err := placement.CheckSpread(per); err != nil {
 		return nil, err.Error(), nil
 	}
 	var ts int64
@@ -450,7 +450,7 @@ func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (placeme
 		}
 		ts = t
 	}
-	return placement, "", nil
+	return layout, "", nil
 }
 
 // finishEarlier finishes an earlier attempt that left a complete

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -42,7 +43,7 @@ func TestECRetryDoesNotFinishLopsidedGeneration(t *testing.T) {
 	for _, s := range change.GetShards() {
 		per[s.Server]++
 	}
-	if err := scheduler.CheckSpread(per); err != nil {
+	if err := placement.CheckSpread(per); err != nil {
 		t.Fatalf("the retry left the shards %v: %v", per, err)
 	}
 	topo := e.topo(t)
@@ -57,7 +58,7 @@ func TestECRetryDoesNotFinishLopsidedGeneration(t *testing.T) {
 			perTopo[s]++
 		}
 	}
-	if err := scheduler.CheckSpread(perTopo); err != nil {
+	if err := placement.CheckSpread(perTopo); err != nil {
 		t.Fatalf("the master lists the shards %v: %v", perTopo, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -101,7 +102,7 @@ func TestECNeverSweepsShardsItDidNotMake(t *testing.T) {
 	ctx := testCtx(t)
 	vid, first := ecPartlyDeleted(t, e)
 	task := &pb.Task{Id: 9, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 30}
-	if _, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds()); !errors.Is(err, scheduler.ErrPlan) || !strings.Contains(err.Error(), "already has EC shards") {
+	if _, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds()); !errors.Is(err, placement.ErrPlan) || !strings.Contains(err.Error(), "already has EC shards") {
 		t.Fatalf("plan: %v; want a refusal", err)
 	}
 	// A spec from a leader that does not refuse.

@@ -1,4 +1,4 @@
-package scheduler
+package capacity
 
 import (
 	"fmt"
@@ -12,19 +12,12 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// scanMasterUsage is the straightforward computation IndexServers replaces:
+// scanMaster is the straightforward computation IndexServers replaces:
 // every replica of every volume, added to its server if wanted.
-func scanMasterUsage(topo *seaweed.Topology) func(byID map[string]*serverProj) {
-	return func(byID map[string]*serverProj) {
-		for _, v := range topo.Volumes {
-			for _, r := range v.Replicas {
-				if sp := byID[r.Server.ID]; sp != nil {
-					if d := sp.disk(r.DiskType); d != nil {
-						d.masterBytes += r.Size
-						d.masterVol++
-					}
-				}
-			}
+func scanMaster(p *projection) {
+	for _, v := range p.topo.Volumes {
+		for _, r := range v.Replicas {
+			p.addMaster(r.Server.ID, r.DiskType, r.Size, 1)
 		}
 	}
 }
@@ -64,7 +57,7 @@ func randomTopology(r *rand.Rand) *seaweed.Topology {
 	}
 	for id := uint32(1000); id < 1000+uint32(r.IntN(4)); id++ {
 		d := diskOf(nodes[r.IntN(nServers)])
-		d.EcShardInfos = append(d.EcShardInfos, &master_pb.VolumeEcShardInformationMessage{Id: id, EcIndexBits: uint32(r.IntN(1 << TotalShards))})
+		d.EcShardInfos = append(d.EcShardInfos, &master_pb.VolumeEcShardInformationMessage{Id: id, EcIndexBits: uint32(r.IntN(1 << seaweed.EcTotalShards))})
 	}
 	return seaweed.FromVolumeList(&master_pb.VolumeListResponse{VolumeSizeLimitMb: 1000, TopologyInfo: &master_pb.TopologyInfo{
 		DataCenterInfos: []*master_pb.DataCenterInfo{{Id: "dc1", RackInfos: []*master_pb.RackInfo{{Id: "r1", DataNodeInfos: nodes}}}}}})
@@ -103,14 +96,16 @@ func TestServerIndexMatchesScan(t *testing.T) {
 				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: balType, VolumeId: id, OldSize: v.Size, NewSize: v.Size, Source: src, Target: dst})
 			case 3:
 				var ps []*pb.ShardPlacement
-				for sh := range uint32(TotalShards) {
+				for sh := range uint32(seaweed.EcTotalShards) {
 					ps = append(ps, &pb.ShardPlacement{ShardId: sh, Server: topo.Servers[r.IntN(len(topo.Servers))].ID})
 				}
 				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: ecType, VolumeId: id, OldSize: v.Size, Shards: ps})
 			}
 		}
-		want := projectServers(topo, scanMasterUsage(topo), servers, active, changes)
-		got := ProjectServersIndexed(topo, IndexServers(topo), servers, active, changes)
+		p := newProjection(topo, servers)
+		scanMaster(&p)
+		want := p.project(active, changes)
+		got := projectServers(topo, IndexServers(topo), servers, active, changes)
 		if len(got) != len(want) {
 			t.Fatalf("round %d: %d servers, want %d", round, len(got), len(want))
 		}

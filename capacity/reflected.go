@@ -1,4 +1,4 @@
-package scheduler
+package capacity
 
 import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -15,7 +15,7 @@ func Reflected(c *pb.CapacityChange, topo *seaweed.Topology) bool {
 		return !present || c.OldSize == c.NewSize || v.Size != c.OldSize
 	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
 		e, ec := topo.EcVolumes[c.VolumeId]
-		return !present && ec && e.ShardCount() >= TotalShards
+		return !present && ec && e.ShardCount() >= seaweed.EcTotalShards
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			// Reconciliation only runs on a trusted (complete) topology: a

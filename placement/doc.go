@@ -1,0 +1,10 @@
+// Package placement owns where a task's shards and moves go given a
+// topology: the EC layout and its spread rule (PlaceShards, CheckSpread),
+// a balance's source and target (PlanMove), and the free-slot and replica
+// questions they ask of the topology.
+//
+// It is pure: no I/O, no clock, no goroutines, no state of its own. It sits
+// below both the scheduler, which plans a task's attempt with it, and the
+// capacity projection, which places a task in flight where a plan would put
+// it now; neither may be imported here.
+package placement
