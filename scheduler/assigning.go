@@ -13,8 +13,9 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// assign hands ready tasks to workers with free slots.
-func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time) {
+// assign hands ready tasks to workers with free slots; history says
+// whether the cluster records attempt history (see retried).
+func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time, history bool) {
 	ready := Ready(pending, now)
 	if len(ready) == 0 {
 		return
@@ -57,7 +58,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 				loads[i].Running++
 			}
 		}
-		spec, planErr := PlanSpecAsOf(t, topo, asked, s.cfg.Thresholds)
+		spec, planErr := planSpec(t, topo, asked, s.cfg.Thresholds, history)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
