@@ -256,6 +256,11 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 	case pb.TaskType_TASK_TYPE_VACUUM:
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
+		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
+			return nil, placement.Errorf("volume %d already has EC shards on %s, where no earlier attempt of this task put any (another encode, or this replica came back after the volume was encoded elsewhere): not encoding over them; compare the shards with the replicas and delete whichever is stale first (weed shell ec.decode or volume.delete)",
+				task.VolumeId, strings.Join(foreign, ", "))
+		}
 		if err := replicasListed(task, v, history); err != nil {
 			return nil, err
 		}
@@ -264,11 +269,6 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 			return nil, err
 		}
 		spec.ShardTargets = targets
-		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
-		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
-			return nil, placement.Errorf("volume %d already has EC shards on %s, where no earlier attempt of this task put any (another encode, or this replica came back after the volume was encoded elsewhere): not encoding over them; compare the shards with the replicas and delete whichever is stale first (weed shell ec.decode or volume.delete)",
-				task.VolumeId, strings.Join(foreign, ", "))
-		}
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := placement.PlanMove(task, v, topo)
