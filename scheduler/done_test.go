@@ -174,17 +174,24 @@ func TestAssignWaitRequeues(t *testing.T) {
 	if !errors.Is(planErr, placement.ErrPlanWait) {
 		t.Fatalf("PlanSpec = %v, %v; want ErrPlanWait", spec, planErr)
 	}
+	wait := s.cfg.DetectInterval
 	for i := 0; i < 6; i++ { // twice MaxRetries
 		s.assignOne(context.Background(), task, "w9", spec, planErr)
 		f.Read(func(st *fsm.State) {
 			got, _ := st.Task(1)
-			if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(s.cfg.DetectInterval).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
-				t.Fatalf("task after wait %d: %v; want pending, no retry counted, until the next poll, the reason", i+1, got)
+			if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(wait).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
+				t.Fatalf("task after wait %d: %v; want pending, no retry counted, for %v (the next poll, doubling while the reason stays), the reason", i+1, got, wait)
 			}
 			task, _ = st.Task(1)
 		})
 		if len(task.EarlierMoves) == 0 {
 			task.EarlierMoves = []*pb.Move{{Source: swa(1), Target: swa(9)}}
 		}
+		wait = min(2*wait, MaxWaitBackoff)
+	}
+	// Another reason starts again at the next poll.
+	task.LastError = "another reason"
+	if got := waitBackoff(task, "waiting for earlier move target", s.cfg.DetectInterval); got != s.cfg.DetectInterval {
+		t.Errorf("wait for a new reason: %v, want %v", got, s.cfg.DetectInterval)
 	}
 }
