@@ -46,9 +46,9 @@ func PlanMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 		if task.Source != "" && !sameID(topo, task.Source, es.ID) || task.Target != "" && !sameID(topo, task.Target, ed.ID) {
 			return nil, nil, Errorf("volume %d: an earlier attempt's copy on %s from %s is not the move asked for", v.ID, ed.ID, es.ID)
 		}
-		if len(v.Replicas)-1 < placementCopies(v.ReplicaPlacement) {
+		if len(v.Replicas)-1 < Copies(v.ReplicaPlacement) {
 			return nil, nil, Errorf("volume %d has %d replicas, among them an earlier attempt's copy on %s from %s; deleting %s would leave fewer than the %d copies its placement %03d asks for: not moving (check the replicas with weed shell volume.check.disk, then delete the extra one)",
-				v.ID, len(v.Replicas), ed.ID, es.ID, es.ID, placementCopies(v.ReplicaPlacement), v.ReplicaPlacement)
+				v.ID, len(v.Replicas), ed.ID, es.ID, es.ID, Copies(v.ReplicaPlacement), v.ReplicaPlacement)
 		}
 		return es, ed, nil
 	}
@@ -120,9 +120,9 @@ func LastLandedMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m
 	return nil, nil, nil, false
 }
 
-// placementCopies is the number of copies a SeaweedFS replica placement
+// Copies is the number of copies a SeaweedFS replica placement
 // asks for ("xyz": 1 + x + y + z).
-func placementCopies(rp uint32) int {
+func Copies(rp uint32) int {
 	return 1 + int(rp/100%10) + int(rp/10%10) + int(rp%10)
 }
 

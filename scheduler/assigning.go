@@ -13,8 +13,9 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// assign hands ready tasks to workers with free slots.
-func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time) {
+// assign hands ready tasks to workers with free slots; history says
+// whether the cluster records attempt history (see retried).
+func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time, history bool) {
 	ready := Ready(pending, now)
 	if len(ready) == 0 {
 		return
@@ -52,12 +53,15 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 		if !ok {
 			continue
 		}
+		spec, planErr := planSpec(t, topo, asked, s.cfg.Thresholds, history)
+		// Only a task sent to the worker takes its slot: a plan error (a
+		// wait, a failure, work found done) is handled by the leader, and
+		// must not keep a younger task that can run out of this pass.
 		for i := range loads {
-			if loads[i].ID == id {
+			if loads[i].ID == id && planErr == nil {
 				loads[i].Running++
 			}
 		}
-		spec, planErr := PlanSpecAsOf(t, topo, asked, s.cfg.Thresholds)
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
@@ -67,6 +71,26 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 		}(t, id, spec, planErr)
 	}
 	wg.Wait()
+}
+
+// MaxWaitBackoff caps how long a task whose plan keeps waiting for the
+// same reason waits between plans.
+const MaxWaitBackoff = 5 * time.Minute
+
+// waitBackoff is how long task t (pending, as read before its plan) waits
+// before it is planned again after a plan wait for reason: the next poll
+// (base) the first time, then twice the previous wait while the reason
+// stays the same, up to MaxWaitBackoff (never below base). Each wait costs
+// an assignment and a requeue in the log, and a wait that lasts (a server
+// away for good, a replica lost) must not cost them every poll forever.
+// The previous wait is read from the task: its last requeue set NotBefore
+// that long after UpdatedAt.
+func waitBackoff(t *pb.Task, reason string, base time.Duration) time.Duration {
+	next := base
+	if t.LastError == reason && t.NotBefore > t.UpdatedAt {
+		next = 2 * time.Duration(t.NotBefore-t.UpdatedAt)
+	}
+	return max(min(next, MaxWaitBackoff), base)
 }
 
 // schedulerWorker is the worker id under which the leader itself fails a
@@ -102,7 +126,7 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 		// counting and planned again after the next topology poll; it
 		// waits until a topology lets it be planned, or an operator
 		// cancels it (the requeue then ends it cancelled).
-		notBefore := s.cfg.Now().Add(s.cfg.DetectInterval).UnixNano()
+		notBefore := s.cfg.Now().Add(waitBackoff(t, reason, s.cfg.DetectInterval)).UnixNano()
 		if err := s.requeueAt(ctx, res.Task, res.Task.Fence, reason, notBefore, false); err != nil {
 			s.log.Warn("requeue unplannable task", "task", t.Id, "error", err)
 		}

@@ -31,10 +31,28 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 		srv(sid(3), 10).shards(5, 8, 9, 10),
 		srv(sid(4), 10).shards(5, 11, 12, 13),
 	)
-	_, err := PlanSpec(ecTask(2), encoded, th)
+	// Never done from the topology alone: a finish spec, for the worker
+	// to ask every earlier server for an original before it completes.
+	spec, err := PlanSpec(ecTask(2), encoded, th)
 	var done *AlreadyDone
+	if err != nil || len(spec.Replicas) != 0 || len(spec.ShardTargets) != 0 || len(spec.EcShardHolders) != 4 || len(spec.EarlierServers) != 4 {
+		t.Fatalf("EC retry with all 14 shards mounted: %v, %v; want a finish spec naming the 4 holders and earlier servers", spec, err)
+	}
+	// An earlier server away (restarting) may hold an original the
+	// topology does not list: wait for it, neither done nor finished.
+	away := ecTask(2)
+	away.EarlierServers = append(away.EarlierServers, sid(9))
+	if spec, err := PlanSpec(away, encoded, th); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "earlier server "+sid(9)+" is missing") {
+		t.Fatalf("EC retry with all 14 shards mounted, earlier server %s away: %v, %v; want an ErrPlanWait", sid(9), spec, err)
+	}
+	// Without history (a cluster below fsm.HistoryVersion records none)
+	// a retry is told by its attempt number, and the topology is all
+	// there is to go by.
+	legacy := ecTask(2)
+	legacy.EarlierServers = nil
+	_, err = planSpec(legacy, encoded, time.Time{}, th, false)
 	if !errors.As(err, &done) {
-		t.Fatalf("EC retry with all 14 shards mounted: %v, want AlreadyDone", err)
+		t.Fatalf("EC retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}
 	if c := done.Change; c.TaskId != 9 || c.VolumeId != 5 || c.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING || len(c.Shards) != placement.TotalShards ||
 		c.Shards[0].Server != sid(1) || c.Shards[13].Server != sid(4) {
@@ -42,6 +60,9 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	}
 	if _, err := PlanSpec(ecTask(1), encoded, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC first attempt on an encoded volume: %v, want a plan error", err)
+	}
+	if _, err := planSpec(ecTask(1), encoded, time.Time{}, th, false); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
+		t.Errorf("EC first attempt on an encoded volume, no history kept: %v, want a plan error", err)
 	}
 	// Requeued by plan waits only: no attempt ran, so the encode the
 	// master shows is someone else's (weed shell ec.encode meanwhile).
@@ -80,6 +101,11 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	waitedMv.EarlierServers = nil
 	if _, err := PlanSpec(waitedMv, moved, th); errors.As(err, &done) {
 		t.Errorf("move that never ran (attempt 4 after plan waits): %v, want no AlreadyDone", err)
+	}
+	// No history kept: the retry (attempt 2, none recorded) is judged on
+	// its source and target.
+	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); !errors.As(err, &done) || done.Change.Source != sid(1) || done.Change.Target != sid(2) {
+		t.Errorf("move retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}
 	both := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10, v(3, 7<<20)), srv(sid(3), 10))
 	if _, err := PlanSpec(mv(2), both, th); errors.As(err, &done) {
@@ -148,17 +174,24 @@ func TestAssignWaitRequeues(t *testing.T) {
 	if !errors.Is(planErr, placement.ErrPlanWait) {
 		t.Fatalf("PlanSpec = %v, %v; want ErrPlanWait", spec, planErr)
 	}
+	wait := s.cfg.DetectInterval
 	for i := 0; i < 6; i++ { // twice MaxRetries
 		s.assignOne(context.Background(), task, "w9", spec, planErr)
 		f.Read(func(st *fsm.State) {
 			got, _ := st.Task(1)
-			if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(s.cfg.DetectInterval).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
-				t.Fatalf("task after wait %d: %v; want pending, no retry counted, until the next poll, the reason", i+1, got)
+			if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(wait).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
+				t.Fatalf("task after wait %d: %v; want pending, no retry counted, for %v (the next poll, doubling while the reason stays), the reason", i+1, got, wait)
 			}
 			task, _ = st.Task(1)
 		})
 		if len(task.EarlierMoves) == 0 {
 			task.EarlierMoves = []*pb.Move{{Source: swa(1), Target: swa(9)}}
 		}
+		wait = min(2*wait, MaxWaitBackoff)
+	}
+	// Another reason starts again at the next poll.
+	task.LastError = "another reason"
+	if got := waitBackoff(task, "waiting for earlier move target", s.cfg.DetectInterval); got != s.cfg.DetectInterval {
+		t.Errorf("wait for a new reason: %v, want %v", got, s.cfg.DetectInterval)
 	}
 }

@@ -32,8 +32,12 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	}
 	var pending []*pb.Task
 	unreported := map[uint32]bool{}
+	history := false
 	s.state.Read(func(st *fsm.State) {
 		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+		// Attempt history is recorded from the first entry of its version
+		// on (EncodingVersion never writes below it again).
+		history = st.WrittenVersion() >= fsm.HistoryVersion
 		for _, c := range st.CapacityChanges() {
 			// Only changes of placement: a vacuum leaves the replicas where
 			// they are (and its change may stay unretired for long while
@@ -43,7 +47,7 @@ func (s *Scheduler) maintain(ctx context.Context) {
 			}
 		}
 	})
-	s.assign(ctx, active, waitForMaster(pending, unreported), now)
+	s.assign(ctx, active, waitForMaster(pending, unreported), now, history)
 }
 
 // waitForMaster leaves out the pending tasks whose volume has a completed

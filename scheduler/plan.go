@@ -42,6 +42,42 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 	return nil
 }
 
+// earlierServerAbsent refuses to plan a retried erasure coding while a
+// server of an earlier attempt is missing from the topology: it may hold an
+// original the topology does not show (its server restarting, not
+// re-registered yet, cut off from the master). Planned without it, the
+// retry would finish or encode beside it, and the original would come back
+// writable next to the EC volume. Its executor asks every earlier server
+// for an original (probeOriginals), which a server away cannot answer.
+func earlierServerAbsent(task *pb.Task, topo *seaweed.Topology) error {
+	if task.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING {
+		return nil
+	}
+	for _, e := range task.EarlierServers {
+		if _, ok := topo.FindServer(e); !ok {
+			return placement.Waitf("volume %d: earlier server %s is missing from the master's topology (it may still hold an original): waiting for it to come back before encoding or finishing, or cancel the task", task.VolumeId, e)
+		}
+	}
+	return nil
+}
+
+// replicasListed refuses to plan an erasure coding that is not a retry
+// while the topology lists fewer replicas of v than its replica placement
+// asks for: the unlisted one (its server restarting or cut off) is not
+// encoded, frozen or deleted, and would come back writable beside the EC
+// volume. A retry is exempt: an earlier attempt may have deleted
+// originals, and its executor asks every earlier server (the first
+// attempt's replicas among them) for one.
+func replicasListed(task *pb.Task, v *seaweed.Volume, history bool) error {
+	if retried(task, history) {
+		return nil
+	}
+	if want := placement.Copies(v.ReplicaPlacement); len(v.Replicas) < want {
+		return placement.Waitf("volume %d: replica missing from the master's topology (it lists %d of the %d copies its placement %03d asks for; the missing one would survive the encode): waiting for it, or cancel the task (weed shell volume.fix.replication restores a lost copy)", v.ID, len(v.Replicas), want, v.ReplicaPlacement)
+	}
+	return nil
+}
+
 // AlreadyDone is PlanSpec's answer for a retried erasure coding or move
 // whose end state the master already shows: an earlier attempt finished the
 // work but its completion never got committed (its worker lost the leader,
@@ -69,20 +105,44 @@ func typeWord(t pb.TaskType) string {
 // number: an attempt requeued while planning waited (ErrPlanWait) never
 // ran, and a task that never ran must not take work someone else did
 // meanwhile (weed shell ec.encode, volume.move) for its own.
-func retried(task *pb.Task) bool {
+//
+// Unless the cluster keeps no history (history false: no entry of
+// fsm.HistoryVersion is written yet, during a rolling upgrade): no task
+// has any then, and a retry is told by its attempt number, as before the
+// history existed. A waited-only attempt counts as a retry then, the
+// lesser evil: failing a retry whose work is done would fail every such
+// task while the upgrade lasts. A task whose attempts ran before the first
+// history entry and that is planned after it has no history either, and
+// is judged as one that never ran.
+func retried(task *pb.Task, history bool) bool {
+	if !history && task.Attempt > 1 {
+		return true
+	}
 	return len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
 }
 
 // doneBefore reports whether a retried task's goal is what the topology
 // shows. Only retries count: a first attempt that finds the work done was
 // asked for something that already is, which is an error.
-func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
-	if !retried(task) {
+//
+// An erasure coding with history is never done from the topology alone:
+// a topology that lists every shard and no volume does not say the
+// originals are gone (a replica's server may be restarting, not
+// re-registered or cut off from the master, and its original would come
+// back writable beside the EC volume). finishSpec plans it instead: the
+// worker asks every earlier server for an original and deletes what it
+// finds before it completes. Without history (history false) there is no
+// earlier server to ask, and the topology is all there is.
+func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDone, bool) {
+	if !retried(task, history) {
 		return nil, false
 	}
 	v, present := topo.Volumes[task.VolumeId]
 	switch task.Type {
 	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		if len(task.EarlierServers) > 0 {
+			return nil, false
+		}
 		e, ec := topo.EcVolumes[task.VolumeId]
 		if present || !ec || e.ShardCount() < placement.TotalShards {
 			return nil, false
@@ -153,12 +213,21 @@ const ClockSkewMargin = 2 * time.Second
 // for (ErrPlanWait) while the topology was asked for before the task was
 // submitted (its CreatedAt, stamped by the proposer) plus ClockSkewMargin:
 // the submitter saw a newer one. Only a topology asked for after that fails
-// it as unknown.
+// it as unknown. It plans for a cluster that keeps attempt history.
 func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
+	return planSpec(task, topo, asked, th, true)
+}
+
+// planSpec is PlanSpecAsOf; history says whether the cluster keeps attempt
+// history (see retried).
+func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history bool) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}
-	if done, ok := doneBefore(task, topo); ok {
+	if err := earlierServerAbsent(task, topo); err != nil {
+		return nil, err
+	}
+	if done, ok := doneBefore(task, topo, history); ok {
 		return nil, done
 	}
 	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage, EarlierServers: task.EarlierServers}
@@ -187,16 +256,19 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 	case pb.TaskType_TASK_TYPE_VACUUM:
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
-		targets, err := placement.PlaceShards(v, topo)
-		if err != nil {
-			return nil, err
-		}
-		spec.ShardTargets = targets
 		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
 		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
 			return nil, placement.Errorf("volume %d already has EC shards on %s, where no earlier attempt of this task put any (another encode, or this replica came back after the volume was encoded elsewhere): not encoding over them; compare the shards with the replicas and delete whichever is stale first (weed shell ec.decode or volume.delete)",
 				task.VolumeId, strings.Join(foreign, ", "))
 		}
+		if err := replicasListed(task, v, history); err != nil {
+			return nil, err
+		}
+		targets, err := placement.PlaceShards(v, topo)
+		if err != nil {
+			return nil, err
+		}
+		spec.ShardTargets = targets
 		return spec, nil
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := placement.PlanMove(task, v, topo)
@@ -210,32 +282,25 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 }
 
 // finishSpec plans a retried erasure coding whose volume the topology lists
-// as EC-only without a complete generation (doneBefore takes that): an
-// earlier attempt deleted the originals and its worker died before
-// reporting, while the master does not list every shard yet (or any more).
-// Only when every server the master lists with shards is one of the
-// earlier attempts': the spec then names no replica and no target, only
-// those servers, and the worker finishes the earlier attempt if it finds a
-// complete, verified generation there; it never sweeps or encodes.
-//
-// A topology that does not list the volume's originals does not say they
-// are gone: a replica's server may be restarting, not re-registered yet or
-// cut off from the master. So the finish spec waits (ErrPlanWait) until
-// every earlier server of the task is in the topology; the worker then
-// asks each of them for the volume too (it trusts no topology for that).
-// nil, nil: not a finish.
+// as EC-only: an earlier attempt deleted the originals (or some of them:
+// a replica's server may be restarting, not re-registered or cut off from
+// the master) and its worker died before reporting, whether the master
+// lists every shard or not (yet, or any more). Only when every server the
+// master lists with shards is one of the earlier attempts': the spec then
+// names no replica and no target, only those servers, and the worker
+// finishes the earlier attempt if it finds a complete, verified generation
+// there; it never sweeps or encodes. It asks each earlier server for an
+// original (it trusts no topology for that) and deletes what it finds
+// once compared with the generation, so the leader never completes such a
+// task from the topology alone; earlierServerAbsent has made the spec wait
+// until every earlier server is in the topology. nil, nil: not a finish.
 func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
-	if !retried(task) || len(task.EarlierServers) == 0 {
+	if len(task.EarlierServers) == 0 {
 		return nil, nil
 	}
 	holders := shardHolders(topo, task.VolumeId)
 	if len(holders) == 0 || len(foreignHolders(topo, holders, task.EarlierServers)) > 0 {
 		return nil, nil
-	}
-	for _, e := range task.EarlierServers {
-		if _, ok := topo.FindServer(e); !ok {
-			return nil, placement.Waitf("volume %d is EC-only in the master's topology, but earlier server %s is missing from it (it may still hold an original): waiting for it to come back before finishing, or cancel the task", task.VolumeId, e)
-		}
 	}
 	spec.EcShardHolders = holders
 	return spec, nil

@@ -341,14 +341,20 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	topo := build(100,
 		srv(sid(1), 10, v(1, 100)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
 		srv(sid(5), 0).withFree(0).shards(1, 3, 4), srv(sid(6), 0).withFree(0).shards(1, 7))
-	for _, earlier := range [][]string{nil, {swa(5), swa(9)}} {
+	for _, earlier := range [][]string{nil, {swa(5), swa(4)}} {
 		task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
 		_, err := PlanSpec(task, topo, DefaultThresholds())
 		if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), "already has EC shards on") || !contains(err.Error(), swa(6)) || (earlier != nil) == contains(err.Error(), swa(5)) {
 			t.Errorf("earlier %v: PlanSpec = %v; want a refusal naming %s (and %s unless an earlier attempt used it)", earlier, err, swa(6), swa(5))
 		}
 	}
-	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
+	// An earlier server missing from the topology may hold an original
+	// (or shards) the topology does not show: the retry waits for it.
+	away := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
+	if spec, err := PlanSpec(away, topo, DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "earlier server "+swa(9)+" is missing") {
+		t.Fatalf("earlier server %s away: PlanSpec = %v, %v; want an ErrPlanWait", swa(9), spec, err)
+	}
+	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(4)}}
 	spec, err := PlanSpec(task, topo, DefaultThresholds())
 	if err != nil {
 		t.Fatalf("PlanSpec: %v", err)
@@ -473,7 +479,7 @@ func TestPlanSpecErasureCodingFinish(t *testing.T) {
 			attempt: 1, want: "already erasure coded"},
 		{name: "a holder no earlier attempt used: already erasure coded",
 			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
-			attempt: 3, earlier: addrOf(1, 3), want: "already erasure coded"},
+			attempt: 3, earlier: addrOf(1), want: "already erasure coded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			task := &pb.Task{Id: 9, Type: ecT, VolumeId: 5, Attempt: tc.attempt, Fence: 4, EarlierServers: tc.earlier}
@@ -542,5 +548,27 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 	task := &pb.Task{Id: 4, Type: vacuumT, VolumeId: 1, Attempt: 1, CreatedAt: created}
 	if _, err := PlanSpecAsOf(task, topo, now.Add(-time.Second), DefaultThresholds()); err != nil {
 		t.Fatalf("listed volume, old topology: %v", err)
+	}
+}
+
+// TestPlanSpecErasureCodingReplicaMissing: a first attempt is not planned
+// while the master lists fewer replicas than the volume's placement asks
+// for: the unlisted copy would be neither encoded nor deleted, and would
+// come back writable beside the EC volume. A retry is planned (an earlier
+// attempt may have deleted originals; its executor asks every earlier
+// server for one).
+func TestPlanSpecErasureCodingReplicaMissing(t *testing.T) {
+	one := build(100, srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10))
+	first := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 1}
+	if spec, err := PlanSpec(first, one, DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "replica missing from the master's topology", "1 of the 2 copies") {
+		t.Fatalf("first attempt, 1 of 2 replicas listed: PlanSpec = %v, %v; want an ErrPlanWait", spec, err)
+	}
+	retry := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: addrOf(1, 2, 3, 4)}
+	if _, err := PlanSpec(retry, one, DefaultThresholds()); err != nil {
+		t.Fatalf("retry, 1 of 2 replicas listed: %v, want a plan", err)
+	}
+	both := build(100, srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10, vrp(1, 100, 1)), srv(sid(3), 10), srv(sid(4), 10))
+	if spec, err := PlanSpec(first, both, DefaultThresholds()); err != nil || len(spec.Replicas) != 2 {
+		t.Fatalf("first attempt, both replicas listed: %v, %v; want a plan naming both", spec, err)
 	}
 }

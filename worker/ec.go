@@ -111,9 +111,9 @@ type ecAttempt struct {
 	// touched: servers where this attempt may have created EC files.
 	touched map[string]string // gRPC address -> server
 	source  string
-	// finishing: a retry without every original in its plan (a finish
-	// spec, or replicas that answered "not found"); it may only finish an
-	// earlier attempt (probeOriginals).
+	// finishing: a retry, which asks every earlier server for an original
+	// (probeOriginals) and confirms each "not found" before finishing an
+	// earlier attempt (confirmGone).
 	finishing bool
 	// gone: servers that answered "not found" for the volume.
 	gone []string
@@ -173,12 +173,16 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)
 		}
 	}
-	// A retry without every original in its plan (a finish spec, or
-	// replicas that answered "not found") may only finish: it asks every
-	// server that may hold an original whether one is still there (see
-	// probeOriginals, and confirmGone before finishEarlier acts).
+	// Every retry asks every server that may hold an original whether one
+	// is still there (see probeOriginals, and confirmGone before
+	// finishEarlier acts), not only one whose spec lacks originals: the
+	// leader plans from a topology that may not list a replica whose
+	// server was restarting or cut off from the master, so a spec whose
+	// replicas all answer may still omit one. Finishing or encoding beside
+	// it would leave it to come back writable next to the EC volume; found,
+	// it joins the plan as a replica.
 	finishOnly := len(spec.GetReplicas()) == 0
-	a.finishing = retry && (len(missing) > 0 || finishOnly)
+	a.finishing = retry
 	if a.finishing {
 		if err := a.probeOriginals(ctx, spec); err != nil {
 			return nil, failure(ctx, StepEcPrepare, err, true, nil)

@@ -28,11 +28,13 @@ func (a *ecAttempt) noteReplica(ctx context.Context, r string, st *volume_server
 
 // probeOriginals asks every server that may hold an original of the volume
 // (the plan's, the earlier attempts', the master's shard holders) whether
-// it does, when the plan lacks originals: the leader plans a finish spec
-// whenever its topology (up to a poll old) does not list the volume, also
-// while a replica's server is restarting, has not re-registered or is cut
-// off from the master. One that holds it is a replica: it joins the plan
-// and finishEarlier compares it with the generation as any other. One that
+// it does, on every retry, once each (the spec's replicas already
+// answered): the leader plans from a topology (up to a poll old) that does
+// not list a replica whose server is restarting, has not re-registered or
+// is cut off from the master, whether the spec it plans is a finish spec
+// or names the replicas the topology shows. One that holds it is a
+// replica: it joins the plan, and is compared with the generation by
+// finishEarlier, or frozen, encoded and deleted with the others. One that
 // answers "not found" is noted (a.gone) and asked again by confirmGone.
 // Any other answer fails the attempt, retryably, before anything changed:
 // finishing beside a surviving original would leave it to come back
@@ -64,22 +66,28 @@ func (a *ecAttempt) probeOriginals(ctx context.Context, spec *pb.TaskSpec) error
 // confirmGone asks again, once the survey and the generation checks are
 // done and before finishEarlier freezes or deletes anything, every server
 // that answered "not found": SeaweedFS gives that answer for a deleted
-// volume, but also for one that is still loading, failed to load or was
-// unmounted. A "not found" counts only when both probes give it and the
-// server answered the survey in between (it is reachable: the survey asks
-// every server probeOriginals asked, and fails the attempt on any other
-// answer). One that now holds the volume joins the plan as a replica.
+// volume, but also for one an operator unmounted (weed shell
+// volume.unmount; volume.mount brings it back), one whose disk failed to
+// load it, and one a copy is still receiving (VolumeCopy mounts it only
+// once its files are written). Not for one still loading at startup: in
+// this SeaweedFS version NewStore loads every disk's volumes before the
+// volume server starts serving gRPC. A "not found" counts only when both
+// probes give it and the server answered the survey in between (it is
+// reachable: the survey asks every server probeOriginals asked, and fails
+// the attempt on any other answer). One that now holds the volume joins
+// the plan as a replica.
 //
-// What remains: a replica that failed to load (a bad disk) answers "not
-// found" every time and is treated as lost; from then on the generation is
-// the volume's redundancy. That never leaves the volume less redundant
-// than the completed encode would: the generation was verified complete
-// (14 distinct shards of one encode run, spread as a plan spreads them,
-// equal sizes and indexes), an unloadable replica serves nothing whether
-// or not the task completes, and every replica that does answer is
-// compared with the generation and deleted only if it agrees. If the disk
-// is repaired, the volume comes back beside the EC volume, as it would
-// after any encode (weed shell ec.encode included) that could not reach it.
+// What remains: a replica that stays unmounted or failed to load (a bad
+// disk) answers "not found" every time and is treated as lost; from then
+// on the generation is the volume's redundancy. That never leaves the
+// volume less redundant than the completed encode would: the generation
+// was verified complete (14 distinct shards of one encode run, spread as a
+// plan spreads them, equal sizes and indexes), an unmounted or unloadable
+// replica serves nothing whether or not the task completes, and every
+// replica that does answer is compared with the generation and deleted
+// only if it agrees. If it is mounted again or the disk repaired, the
+// volume comes back beside the EC volume, as it would after any encode
+// (weed shell ec.encode included) that could not see it.
 func (a *ecAttempt) confirmGone(ctx context.Context) error {
 	for _, s := range slices.Clone(a.gone) {
 		cctx, cancel := call(ctx)
@@ -101,5 +109,5 @@ func (a *ecAttempt) confirmGone(ctx context.Context) error {
 }
 
 func waitingFor(server string, vid uint32, err error) error {
-	return fmt.Errorf("waiting for %s to answer: an original of volume %d may still be there; changing nothing: %w", server, vid, err)
+	return fmt.Errorf("waiting for %s to answer: an original of volume %d may still be there; changing nothing until it answers (if it is gone for good with its disks, cancel this task and submit a new one, which does not look there): %w", server, vid, err)
 }

@@ -172,9 +172,11 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 }
 
 // TestECRetryWaitsForDownEarlierServer: a server of an earlier attempt is
-// down (its leftovers would be mounted again when it starts): the retry
-// fails retryably, naming it and the way out, and changes nothing; once
-// the server is back the retry sweeps it and encodes.
+// down (its leftovers would be mounted again when it starts, and it may
+// hold an original): the leader does not plan the retry, and a spec
+// planned just before it went down fails retryably, naming it and the way
+// out, and changes nothing; once the server is back the retry sweeps it
+// and encodes.
 func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
@@ -183,9 +185,12 @@ func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	other, moved := firstTargetOffSource(first, src)
 	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
 	s, _ := e.c.ServerByAddress(other)
-	s.Stop()
 	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
 	retry := e.plan(t, task)
+	s.Stop()
+	if spec, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) || !strings.Contains(err.Error(), other) {
+		t.Fatalf("plan with %s down: %v, %v; want an ErrPlanWait naming it", other, spec, err)
+	}
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || !f.Retryable || !strings.Contains(err.Error(), other) || !strings.Contains(err.Error(), "submit a new one") {

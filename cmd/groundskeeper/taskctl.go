@@ -204,6 +204,11 @@ func progressText(t *pb.Task) string {
 	if t.Attempt > 1 && !fsm.Terminal(t.State) {
 		fmt.Fprintf(&b, ", attempt %d", t.Attempt)
 	}
+	if t.State == pb.TaskState_TASK_STATE_PENDING && t.LastError != "" {
+		// Why it is not running: a plan wait's reason, or the last
+		// attempt's error before its retry.
+		fmt.Fprintf(&b, ", last: %s", t.LastError)
+	}
 	if t.CancelRequested && !fsm.Terminal(t.State) {
 		b.WriteString(", cancelling: waiting for the worker to stop and roll back")
 	}
