@@ -56,17 +56,10 @@ func TestECFinishSpecFindsSurvivingOriginal(t *testing.T) {
 	first, vid, orig := survivingOriginal(t, e)
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
 	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
-	if err != nil {
-		t.Fatalf("finish spec with a surviving original: %v", err)
-	}
-	if len(change.GetShards()) != seaweed.EcTotalShards {
-		t.Fatalf("change places %d shards", len(change.GetShards()))
-	}
 	if _, ok := orig.Volume(vid); ok {
 		t.Fatalf("the finish completed while the original of volume %d is still on %s", vid, orig.ID())
 	}
-	requireShardsOnce(t, e, vid)
-	requireDurable(t, e.c)
+	requireFinished(t, e, vid, change, err, "finish spec with a surviving original")
 }
 
 // TestECFinishSpecWaitsForUnansweringServer: an earlier server that cannot
@@ -110,12 +103,5 @@ func TestECRetryNotFoundOnceIsNotDeleted(t *testing.T) {
 	if _, ok := orig.Volume(vid); ok && err == nil {
 		t.Fatalf("the retry completed while the original of volume %d is still on %s", vid, orig.ID())
 	}
-	if err != nil {
-		t.Fatalf("retry: %v", err)
-	}
-	if len(change.GetShards()) != seaweed.EcTotalShards {
-		t.Fatalf("change places %d shards", len(change.GetShards()))
-	}
-	requireShardsOnce(t, e, vid)
-	requireDurable(t, e.c)
+	requireFinished(t, e, vid, change, err, "retry")
 }

@@ -39,6 +39,20 @@ func requireDurable(t *testing.T, c *sim.Cluster) {
 	}
 }
 
+// requireFinished checks an EC attempt's outcome: what completed, placing
+// every shard, each mounted once, and nothing was lost.
+func requireFinished(t *testing.T, e *simEnv, vid uint32, change *pb.CapacityChange, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if len(change.GetShards()) != seaweed.EcTotalShards {
+		t.Fatalf("change places %d shards", len(change.GetShards()))
+	}
+	requireShardsOnce(t, e, vid)
+	requireDurable(t, e.c)
+}
+
 // TestECRetryFinishesWithOriginalsDeleted: every original deleted (rp 000
 // and 001), or one of two (the other's delete failed); the retry's spec
 // names them all.
@@ -73,14 +87,7 @@ func TestECRetryFinishesWithOriginalsDeleted(t *testing.T) {
 			e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsGenerate", FailNext: 100})
 			e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
 			change, err := worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
-			if err != nil {
-				t.Fatalf("retry naming deleted originals: %v", err)
-			}
-			if len(change.GetShards()) != seaweed.EcTotalShards {
-				t.Fatalf("change places %d shards", len(change.GetShards()))
-			}
-			requireShardsOnce(t, e, vid)
-			requireDurable(t, e.c)
+			requireFinished(t, e, vid, change, err, "retry naming deleted originals")
 		})
 	}
 }
@@ -96,18 +103,9 @@ func TestECFinishSpecCompletes(t *testing.T) {
 	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
-	finish := &pb.TaskSpec{Task: task, EarlierServers: task.EarlierServers}
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
-	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finish, nil)
-	if err != nil {
-		t.Fatalf("finish spec: %v", err)
-	}
-	if len(change.GetShards()) != seaweed.EcTotalShards {
-		t.Fatalf("change places %d shards", len(change.GetShards()))
-	}
-	requireShardsOnce(t, e, vid)
-	requireDurable(t, e.c)
+	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
+	requireFinished(t, e, vid, change, err, "finish spec")
 }
 
 // TestECRetryDeletedOriginalIncompleteGenerationRefused: the original is
