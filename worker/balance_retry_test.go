@@ -39,8 +39,7 @@ func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 		Err:    status.Errorf(codes.Unknown, "volume %d is being copied", vid),
 		OnFire: func() { fired, writeErr = true, e.c.WriteReplica(vid, first.Target, 1<<10, 1) }})
 
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = retryMove(task, first)
 	retry := e.plan(t, task)
 	change, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, retry, nil)
 	if err != nil {

@@ -230,8 +230,7 @@ func TestBalanceRetryAfterAbandonedMove(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-				EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+			task = retryMove(task, first)
 			retry := e.plan(t, task)
 			if retry.Target != first.Target {
 				t.Fatalf("retry moves to %s, want the earlier target %s", retry.Target, first.Target)
@@ -350,6 +349,14 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 }
 
 // movesOf is the history an assignment of spec records (AssignTask.move).
+// retryMove is the move task's second attempt as the leader requeues it
+// after first's lease expired: fence 20, first's servers and move as its
+// history.
+func retryMove(task *pb.Task, first *pb.TaskSpec) *pb.Task {
+	return &pb.Task{Id: task.Id, Type: task.Type, VolumeId: task.VolumeId, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
+		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+}
+
 func movesOf(spec *pb.TaskSpec) []*pb.Move {
 	if m := scheduler.SpecMove(spec); m != nil {
 		return []*pb.Move{m}

@@ -178,8 +178,7 @@ func TestBalanceRetryReplacesACopyBehindASameSizeOverwrite(t *testing.T) {
 	if err := e.c.OverwriteOn(vid, first.Source, 1); err != nil {
 		t.Fatal(err)
 	}
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = retryMove(task, first)
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, e.plan(t, task), nil); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
