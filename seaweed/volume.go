@@ -116,6 +116,20 @@ func unary[Req, Resp any](ctx context.Context, c *VolumeClient, server string,
 	return resp, nil
 }
 
+// pullClient is target's client and source in the form target is told to
+// pull from.
+func (c *VolumeClient) pullClient(target, source string) (volume_server_pb.VolumeServerClient, string, error) {
+	cl, err := c.client(target)
+	if err != nil {
+		return nil, "", err
+	}
+	src, err := SourceForm(source)
+	if err != nil {
+		return nil, "", err
+	}
+	return cl, src, nil
+}
+
 // SourceForm gives the "host:port.grpcPort" form a volume server expects as
 // the peer it should pull from (source_data_node, source_volume_server).
 func SourceForm(server string) (string, error) {
@@ -293,11 +307,7 @@ func (c *VolumeClient) VolumeDelete(ctx context.Context, server string, vid uint
 // the stream; progress (may be nil) receives processed bytes. It returns the
 // final message's last_append_at_ns (0 if the server sent none).
 func (c *VolumeClient) VolumeCopy(ctx context.Context, target string, vid uint32, collection, source, diskType string, progress func(processedBytes int64)) (uint64, error) {
-	cl, err := c.client(target)
-	if err != nil {
-		return 0, err
-	}
-	src, err := SourceForm(source)
+	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return 0, err
 	}
@@ -328,11 +338,7 @@ func (c *VolumeClient) VolumeCopy(ctx context.Context, target string, vid uint32
 // VolumeTailReceiver makes target apply the needles source appended after
 // sinceNs, returning once source was idle for about 2×idleSeconds.
 func (c *VolumeClient) VolumeTailReceiver(ctx context.Context, target string, vid uint32, sinceNs uint64, idleSeconds uint32, source string) error {
-	cl, err := c.client(target)
-	if err != nil {
-		return err
-	}
-	src, err := SourceForm(source)
+	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return err
 	}
@@ -373,11 +379,7 @@ func (c *VolumeClient) VolumeEcShardsUnmount(ctx context.Context, server string,
 // VolumeEcShardsCopy makes target pull the given shards, with .ecx, .ecj,
 // .vif and .ecsum, from source's disk. It does not mount them.
 func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string) error {
-	cl, err := c.client(target)
-	if err != nil {
-		return err
-	}
-	src, err := SourceForm(source)
+	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return err
 	}
