@@ -937,13 +937,7 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 		}
 	}
 	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutFrom(ctx)).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) {
-			return n.notLeader()
-		}
-		if errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("add voter %s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows whether %s is a member (adding it again is harmless): %w", id, id, err)
-		}
-		return fmt.Errorf("add voter %s: %w", id, err)
+		return n.membershipError(err, "add voter "+id, fmt.Sprintf("whether %s is a member (adding it again is harmless)", id))
 	}
 	return nil
 }
@@ -968,13 +962,7 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		return fmt.Errorf("%s is not a member of the cluster", id)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx)).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) {
-			return n.notLeader()
-		}
-		if errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("remove %s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows whether %s is still a member: %w", id, id, err)
-		}
-		return fmt.Errorf("remove %s: %w", id, err)
+		return n.membershipError(err, "remove "+id, fmt.Sprintf("whether %s is still a member", id))
 	}
 	if id == n.cfg.ID {
 		return nil // no longer the leader; the next AddVoter of id forgets
@@ -984,6 +972,20 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		n.logger.Warn("removed, but could not forget what it published", "id", id, "error", err)
 	}
 	return nil
+}
+
+// membershipError explains a failed membership change (what): not the
+// leader, or leadership lost before the change was known to be committed,
+// so that only the member list (`ctl peers list` shows check) tells
+// whether it took effect.
+func (n *Node) membershipError(err error, what, check string) error {
+	if errors.Is(err, raft.ErrNotLeader) {
+		return n.notLeader()
+	}
+	if errors.Is(err, raft.ErrLeadershipLost) {
+		return fmt.Errorf("%s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows %s: %w", what, check, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Snapshot asks raft to take a snapshot now (and truncate the log).
