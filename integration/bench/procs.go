@@ -46,15 +46,21 @@ func startProc(logPath, bin string, args ...string) (*proc, error) {
 
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	waitOrKill(p.cmd)
+	p.log.Close()
+}
+
+// waitOrKill waits for cmd, just asked to exit, killing its process group
+// if it has not exited within 10 s.
+func waitOrKill(cmd *exec.Cmd) {
 	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-	p.log.Close()
 }
 
 // poll retries fn until it succeeds or the deadline passes.
