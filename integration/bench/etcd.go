@@ -28,8 +28,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 type etcdCluster struct {
-	procs []*proc
-	conns []*grpc.ClientConn
+	procSet
 	value []byte
 }
 
@@ -137,13 +136,4 @@ func (e *etcdCluster) leader(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("etcd: no leader found")
-}
-
-func (e *etcdCluster) stop() {
-	for _, c := range e.conns {
-		c.Close()
-	}
-	for _, p := range e.procs {
-		p.stop()
-	}
 }

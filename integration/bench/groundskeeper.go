@@ -15,8 +15,7 @@ import (
 )
 
 type gkCluster struct {
-	procs   []*proc
-	conns   []*grpc.ClientConn
+	procSet
 	clients []pb.AdminClient
 	ids     []string
 }
@@ -116,13 +115,4 @@ func (g *gkCluster) leader(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no leader")
-}
-
-func (g *gkCluster) stop() {
-	for _, c := range g.conns {
-		c.Close()
-	}
-	for _, p := range g.procs {
-		p.stop()
-	}
 }

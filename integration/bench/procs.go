@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
@@ -60,6 +62,22 @@ func waitOrKill(cmd *exec.Cmd) {
 	case <-time.After(10 * time.Second):
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
+	}
+}
+
+// procSet is the processes of a benchmarked cluster and a connection to
+// each.
+type procSet struct {
+	procs []*proc
+	conns []*grpc.ClientConn
+}
+
+func (s *procSet) stop() {
+	for _, c := range s.conns {
+		c.Close()
+	}
+	for _, p := range s.procs {
+		p.stop()
 	}
 }
 
