@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -42,7 +41,7 @@ func survivingOriginal(t *testing.T, e *simEnv) (first *pb.TaskSpec, vid uint32,
 }
 
 func finishSpecOf(first *pb.TaskSpec) *pb.TaskSpec {
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(3, first)
 	return &pb.TaskSpec{Task: task, EarlierServers: task.EarlierServers}
 }
 

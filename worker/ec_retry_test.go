@@ -77,7 +77,7 @@ func TestECRetryRefusesDifferingSurvivor(t *testing.T) {
 	if err := e.c.WriteReplica(vid, survivor, 1<<20, 2); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(3, first)
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "differ") {
@@ -154,7 +154,7 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 	if _, ok := e.topo(t).EcVolumes[vid]; ok {
 		t.Fatalf("the master lists shards of volume %d; the test needs none listed", vid)
 	}
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task = retryEC(1, first)
 	s.SetMaxVolumes(0)
 	retry := e.plan(t, task)
 	for _, st := range retry.ShardTargets {
@@ -184,7 +184,7 @@ func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
 	s, _ := e.c.ServerByAddress(other)
 	s.Stop()
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(1, first)
 	retry := e.plan(t, task)
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
 	var f *worker.Failure

@@ -349,6 +349,13 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 }
 
 // movesOf is the history an assignment of spec records (AssignTask.move).
+// retryEC is the EC task id's second attempt as the leader requeues it
+// after first's lease expired: fence 20, first's servers as its history.
+func retryEC(id uint64, first *pb.TaskSpec) *pb.Task {
+	return &pb.Task{Id: id, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20,
+		EarlierServers: scheduler.SpecServers(first)}
+}
+
 // retryMove is the move task's second attempt as the leader requeues it
 // after first's lease expired: fence 20, first's servers and move as its
 // history.

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -286,7 +285,7 @@ func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
 	if err := e.c.WriteReplica(vid, orig, 1<<20, 2); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(1, first)
 	_, err = worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "took 1 deletes") {
@@ -324,7 +323,7 @@ func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 	fired := false
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", VolumeID: vid, FailNext: 1, Pass: true,
 		OnFire: func() { fired, delErr = true, e.c.DeleteData(vid, 1<<10, 1) }})
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task = retryEC(1, first)
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	if !fired || delErr != nil {
 		t.Fatalf("the delete the test needs: reached %v, %v", fired, delErr)
