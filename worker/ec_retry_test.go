@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -195,8 +196,7 @@ func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A fresh client: the old one's connection to the server backs off.
-	vc := seaweed.NewVolumeClient()
-	t.Cleanup(func() { vc.Close() })
+	vc := simtest.VolumeClient(t)
 	if _, err := worker.NewECExecutor(vc).Execute(ctx, e.plan(t, task), nil); err != nil {
 		t.Fatalf("retry with %s back: %v", other, err)
 	}

@@ -35,8 +35,7 @@ func newSimEnvConfig(t *testing.T, cfg sim.Config) *simEnv {
 	t.Helper()
 	c := simtest.Start(t, cfg)
 	m := simtest.Master(t, c)
-	vc := seaweed.NewVolumeClient()
-	t.Cleanup(func() { vc.Close() })
+	vc := simtest.VolumeClient(t)
 	return &simEnv{c: c, vc: vc, m: m}
 }
 
