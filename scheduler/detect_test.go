@@ -19,6 +19,19 @@ func noBalance() Thresholds {
 	return th
 }
 
+// caseSetup is what a table case runs with: noBalance's thresholds as
+// adjust (if set) changes them, and busy, or idle if unset.
+func caseSetup(adjust func(*Thresholds), busy Busy) (Thresholds, Busy) {
+	th := noBalance()
+	if adjust != nil {
+		adjust(&th)
+	}
+	if busy == nil {
+		busy = idle
+	}
+	return th, busy
+}
+
 // fourServers is four servers with 20 slots each; the first holds vols.
 // Used by EC cases, which need >= 4 servers.
 func fourServers(vols ...vol) []*node {
@@ -60,14 +73,7 @@ func TestDetectVacuum(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := noBalance()
-			if tc.th != nil {
-				tc.th(&th)
-			}
-			busy := tc.busy
-			if busy == nil {
-				busy = idle
-			}
+			th, busy := caseSetup(tc.th, tc.busy)
 			// One server: no balance, no EC (needs 4).
 			topo := build(100, srv(sid(1), 20, tc.vols...))
 			got := Detect(topo, busy, nil, th, now)
@@ -138,14 +144,7 @@ func TestDetectErasureCoding(t *testing.T) {
 			want: []string{"vacuum 5", "vacuum 9", "ec 2", "ec 8"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := noBalance()
-			if tc.th != nil {
-				tc.th(&th)
-			}
-			busy := tc.busy
-			if busy == nil {
-				busy = idle
-			}
+			th, busy := caseSetup(tc.th, tc.busy)
 			limitMB := uint64(limit)
 			switch {
 			case tc.noLimit:
