@@ -15,10 +15,10 @@ func Every(ctx context.Context, d time.Duration, fn func()) {
 	defer t.Stop()
 	for {
 		select {
+		case <-t.C:
+			fn()
 		case <-ctx.Done():
 			return
-		case <-t.C:
 		}
-		fn()
 	}
 }
