@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -37,6 +38,19 @@ func requireDurable(t *testing.T, c *sim.Cluster) {
 	if v := violations(c); len(v) > 0 {
 		t.Fatalf("durability violations: %v", v)
 	}
+}
+
+// encodedAndDeleted runs a whole first EC attempt (task 3) of a one-copy
+// volume: the shards are spread and the original
+// is deleted. It returns the volume and the attempt's spec.
+func encodedAndDeleted(ctx context.Context, t *testing.T, e *simEnv) (uint32, *pb.TaskSpec) {
+	t.Helper()
+	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
+	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	return vid, first
 }
 
 // requireFinished checks an EC attempt's outcome: what completed, placing
@@ -98,11 +112,7 @@ func TestECRetryFinishesWithOriginalsDeleted(t *testing.T) {
 func TestECFinishSpecCompletes(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
-	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
-		t.Fatal(err)
-	}
+	vid, first := encodedAndDeleted(ctx, t, e)
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
 	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
 	requireFinished(t, e, vid, change, err, "finish spec")
@@ -116,11 +126,7 @@ func TestECFinishSpecCompletes(t *testing.T) {
 func TestECRetryDeletedOriginalIncompleteGenerationRefused(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
-	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
-		t.Fatal(err)
-	}
+	vid, first := encodedAndDeleted(ctx, t, e)
 	holder := first.ShardTargets[13].Server
 	if err := e.vc.VolumeEcShardsUnmount(ctx, holder, vid, []uint32{13}); err != nil {
 		t.Fatal(err)
