@@ -22,8 +22,7 @@ import (
 func TestBalanceAdoptStoppedBeforeUnfreeze(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstMove(t)
-	abandonMove(t, e, first)
+	vid, task, first := e.abandonedMove(t)
 
 	dst, _ := e.c.ServerByAddress(first.Target)
 	src, _ := e.c.ServerByAddress(first.Source)

@@ -21,8 +21,7 @@ import (
 func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstMove(t)
-	abandonMove(t, e, first)
+	vid, task, first := e.abandonedMove(t)
 	// The source took a write after a partial rollback: the copy is behind.
 	if err := e.vc.VolumeMarkWritable(ctx, first.Source, vid); err != nil {
 		t.Fatal(err)

@@ -181,18 +181,20 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 	requireShardsOnce(t, e, vid)
 }
 
-// abandonMove leaves what a move killed after its copy leaves: the source
-// frozen (not persisted) and a writable copy on the target.
-func abandonMove(t *testing.T, e *simEnv, spec *pb.TaskSpec) {
+// abandonedMove plans a first move (planFirstMove) and leaves what the move
+// killed after its copy leaves: the source frozen (not persisted) and a
+// writable copy on the target.
+func (e *simEnv) abandonedMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
 	t.Helper()
+	vid, task, first = e.planFirstMove(t)
 	ctx := testCtx(t)
-	vid := spec.Task.VolumeId
-	if err := e.vc.VolumeMarkReadonly(ctx, spec.Source, vid, false); err != nil {
+	if err := e.vc.VolumeMarkReadonly(ctx, first.Source, vid, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.vc.VolumeCopy(ctx, spec.Target, vid, "", spec.Source, "", nil); err != nil {
+	if _, err := e.vc.VolumeCopy(ctx, first.Target, vid, "", first.Source, "", nil); err != nil {
 		t.Fatal(err)
 	}
+	return vid, task, first
 }
 
 // TestBalanceRetryAfterAbandonedMove: the retry of a move whose attempt was
@@ -222,8 +224,7 @@ func TestBalanceRetryAfterAbandonedMove(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSimEnv(t, 3)
 			ctx := testCtx(t)
-			vid, task, first := e.planFirstMove(t)
-			abandonMove(t, e, first)
+			vid, task, first := e.abandonedMove(t)
 			if tc.diverge != nil {
 				if err := tc.diverge(e, vid, first.Source, first.Target); err != nil {
 					t.Fatal(err)

@@ -169,8 +169,7 @@ func TestECRefusesAKeptPairThatDiffers(t *testing.T) {
 func TestBalanceRetryReplacesACopyBehindASameSizeOverwrite(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstMove(t)
-	abandonMove(t, e, first)
+	vid, task, first := e.abandonedMove(t)
 	if err := e.vc.VolumeMarkWritable(ctx, first.Source, vid); err != nil {
 		t.Fatal(err)
 	}
