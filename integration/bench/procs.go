@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -63,6 +64,17 @@ func waitOrKill(cmd *exec.Cmd) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
+}
+
+// memberList is a three-member cluster's "name=address" list, each entry
+// format applied to the member's number (1 to 3) and its port, the first
+// three of ports.
+func memberList(format string, ports []int) string {
+	var out []string
+	for i := 0; i < 3; i++ {
+		out = append(out, fmt.Sprintf(format, i+1, ports[i]))
+	}
+	return strings.Join(out, ",")
 }
 
 // procSet is the processes of a benchmarked cluster and a connection to
