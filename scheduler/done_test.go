@@ -93,15 +93,11 @@ func TestCompleteDone(t *testing.T) {
 	f := fsm.New()
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-	for _, c := range []*pb.Command{
+	a.applyAll(t,
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
 		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &pb.Move{Source: sid(1), Target: sid(2)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
-	} {
-		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
-			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
-		}
-	}
+	)
 	var task *pb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	if len(task.EarlierServers) == 0 { // this applier's command version keeps no history
@@ -128,15 +124,11 @@ func TestAssignWaitRequeues(t *testing.T) {
 	f := fsm.New()
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }, MaxRetries: 3}, a, f, nil)
-	for _, c := range []*pb.Command{
+	a.applyAll(t,
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}),
 		fsm.AssignCmd(1, "w1", nil, &pb.Move{Source: swa(1), Target: swa(9)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
-	} {
-		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
-			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
-		}
-	}
+	)
 	var task *pb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	if len(task.EarlierMoves) == 0 { // this applier's command version keeps no history

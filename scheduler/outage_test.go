@@ -35,14 +35,10 @@ func TestAssignDuringMasterOutage(t *testing.T) {
 			f := fsm.New()
 			a := &fsmApplier{f: f, at: now}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-			for _, c := range []*pb.Command{
+			proposeAll(t, s,
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}),
-			} {
-				if _, err := s.propose(context.Background(), c); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			s.view.topo, s.view.topoOK, s.view.topoErr, s.view.trusted = tc.topo, false, errors.New("connection refused"), tc.trusted
 			sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING},
 				max: 4, out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
