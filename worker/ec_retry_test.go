@@ -118,11 +118,15 @@ func TestECNeverSweepsShardsItDidNotMake(t *testing.T) {
 	}
 }
 
-// abandonAfterCopy plays an EC attempt on vid abandoned after generating
-// the shards on src and copying moved to other, before mounting them
-// there and before any rollback.
-func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, src, other string, moved []uint32) {
+// abandonedAfterCopy plans a first EC attempt (planFirstEC) and plays it
+// abandoned after generating the shards on its source and copying the
+// first target's shards to that target (other, served by s), before
+// mounting them there and before any rollback.
+func abandonedAfterCopy(ctx context.Context, t *testing.T, e *simEnv) (vid uint32, first *pb.TaskSpec, other string, s *sim.VolumeServer) {
 	t.Helper()
+	vid, _, first = e.planFirstEC(t)
+	src := first.Replicas[0]
+	other, moved := firstTargetOffSource(first, src)
 	if err := errors.Join(
 		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
 		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
@@ -130,6 +134,8 @@ func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, 
 	); err != nil {
 		t.Fatalf("abandoned attempt: %v", err)
 	}
+	s, _ = e.c.ServerByAddress(other)
+	return vid, first, other, s
 }
 
 // TestECRetrySweepsUnmountedLeftoversOfEarlierServers: an abandoned
@@ -141,21 +147,17 @@ func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, 
 func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstEC(t)
-	src := first.Replicas[0]
-	other, moved := firstTargetOffSource(first, src)
 	// Abandoned after the copy, before mounting it and before any
 	// rollback; the source's own shards are torn down by a restart of the
 	// source's server (nothing of this generation is mounted anywhere).
-	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
-	s, _ := e.c.ServerByAddress(other)
+	vid, first, other, s := abandonedAfterCopy(ctx, t, e)
 	if st, ok := s.EcShards(vid); !ok || len(st.Files) == 0 || len(st.Mounted) != 0 {
 		t.Fatalf("%s: %+v; want unmounted shard files", other, st)
 	}
 	if _, ok := e.topo(t).EcVolumes[vid]; ok {
 		t.Fatalf("the master lists shards of volume %d; the test needs none listed", vid)
 	}
-	task = retryEC(1, first)
+	task := retryEC(1, first)
 	s.SetMaxVolumes(0)
 	retry := e.plan(t, task)
 	for _, st := range retry.ShardTargets {
@@ -179,11 +181,7 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, _, first := e.planFirstEC(t)
-	src := first.Replicas[0]
-	other, moved := firstTargetOffSource(first, src)
-	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
-	s, _ := e.c.ServerByAddress(other)
+	vid, first, other, s := abandonedAfterCopy(ctx, t, e)
 	s.Stop()
 	task := retryEC(1, first)
 	retry := e.plan(t, task)
