@@ -90,9 +90,8 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 // TestCompleteDone: the leader completes a task found done itself, through
 // the log, with the change the topology shows.
 func TestCompleteDone(t *testing.T) {
-	f := fsm.New()
-	a := &fsmApplier{f: f, at: now}
-	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	s, a := schedulerAtNow()
+	f := a.f
 	a.applyAll(t,
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
 		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &pb.Move{Source: sid(1), Target: sid(2)}),

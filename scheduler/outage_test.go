@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -32,9 +31,8 @@ func TestAssignDuringMasterOutage(t *testing.T) {
 		{name: "no complete topology this term", topo: refilling, trusted: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := fsm.New()
-			a := &fsmApplier{f: f, at: now}
-			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+			s, a := schedulerAtNow()
+			f := a.f
 			proposeAll(t, s,
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}),

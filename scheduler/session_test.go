@@ -76,6 +76,14 @@ type fsmApplier struct {
 	at    time.Time
 }
 
+// schedulerAtNow is a scheduler over a fresh FSM, with its clock and its
+// applier standing at now.
+func schedulerAtNow() (*Scheduler, *fsmApplier) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	return New(Config{Now: func() time.Time { return now }}, a, f, nil), a
+}
+
 // applyAll applies cmds in order through a, failing the test on an error
 // or a refused command.
 func (a *fsmApplier) applyAll(t *testing.T, cmds ...*pb.Command) {
@@ -117,9 +125,8 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 		{name: "failed step", failed: &pb.TaskFailed{Step: "compact", Error: "disk full", Retryable: true, RolledBack: true}, wantRetries: 1, backoff: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := fsm.New()
-			a := &fsmApplier{f: f, at: now}
-			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+			s, a := schedulerAtNow()
+			f := a.f
 			proposeAll(t, s,
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
