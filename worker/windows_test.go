@@ -306,7 +306,7 @@ func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
 func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstEC(t)
+	vid, _, first := e.planFirstEC(t)
 	src := first.Replicas[0]
 	other, moved := firstTargetOffSource(first, src)
 	if err := errors.Join(
@@ -322,7 +322,7 @@ func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 	fired := false
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", VolumeID: vid, FailNext: 1, Pass: true,
 		OnFire: func() { fired, delErr = true, e.c.DeleteData(vid, 1<<10, 1) }})
-	task = retryEC(1, first)
+	task := retryEC(1, first)
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	if !fired || delErr != nil {
 		t.Fatalf("the delete the test needs: reached %v, %v", fired, delErr)
