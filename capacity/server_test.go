@@ -22,10 +22,10 @@ func figOf(f *pb.CapacityFigures) fig {
 
 func TestProjectServers(t *testing.T) {
 	topo := build(1000,
-		srv(sid(1), 10, v(7, 100*mib).garbage(30*mib), v(8, 50*mib)),
-		srv(sid(2), 10, v(7, 100*mib).garbage(30*mib)),
+		srv(sid(1), 10, v(7, 100*mib).Garbage(30*mib), v(8, 50*mib)),
+		srv(sid(2), 10, v(7, 100*mib).Garbage(30*mib)),
 		srv(sid(3), 10),
-		srv(sid(4), 10).shards(20, 0, 1).withFree(9))
+		srv(sid(4), 10).Shards(20, 0, 1).WithFree(9))
 	shards := func(servers ...int) []*pb.ShardPlacement {
 		var out []*pb.ShardPlacement
 		for i := 0; i < seaweed.EcTotalShards; i++ {

@@ -23,8 +23,8 @@ func adjustments(as []*pb.Adjustment) string {
 
 func TestProjectVolume(t *testing.T) {
 	topo := build(1000,
-		srv(sid(1), 10, v(7, 100*mib).garbage(30*mib), v(8, 50*mib)),
-		srv(sid(2), 10, v(7, 100*mib).garbage(30*mib)),
+		srv(sid(1), 10, v(7, 100*mib).Garbage(30*mib), v(8, 50*mib)),
+		srv(sid(2), 10, v(7, 100*mib).Garbage(30*mib)),
 		srv(sid(3), 10))
 	tests := []struct {
 		name      string
@@ -70,7 +70,7 @@ func TestProjectVolume(t *testing.T) {
 }
 
 func TestFindVolumeErasureCoded(t *testing.T) {
-	topo := build(1000, srv(sid(1), 10).shards(9, 0, 1, 2))
+	topo := build(1000, srv(sid(1), 10).Shards(9, 0, 1, 2))
 	vol, ok := FindVolume(topo, 9)
 	if !ok || vol.Size != 0 {
 		t.Fatalf("an EC volume: got %+v %v, want size 0", vol, ok)

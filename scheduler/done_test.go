@@ -26,10 +26,10 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 		return t
 	}
 	encoded := build(30,
-		srv(sid(1), 10).shards(5, 0, 1, 2, 3),
-		srv(sid(2), 10).shards(5, 4, 5, 6, 7),
-		srv(sid(3), 10).shards(5, 8, 9, 10),
-		srv(sid(4), 10).shards(5, 11, 12, 13),
+		srv(sid(1), 10).Shards(5, 0, 1, 2, 3),
+		srv(sid(2), 10).Shards(5, 4, 5, 6, 7),
+		srv(sid(3), 10).Shards(5, 8, 9, 10),
+		srv(sid(4), 10).Shards(5, 11, 12, 13),
 	)
 	_, err := PlanSpec(ecTask(2), encoded, th)
 	var done *AlreadyDone
@@ -50,7 +50,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(waited, encoded, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC task that never ran (attempt 3 after plan waits) on an encoded volume: %v, want a plan error", err)
 	}
-	partial := build(30, srv(sid(1), 10).shards(5, 0, 1, 2, 3), srv(sid(2), 10).shards(5, 4, 5, 6, 7))
+	partial := build(30, srv(sid(1), 10).Shards(5, 0, 1, 2, 3), srv(sid(2), 10).Shards(5, 4, 5, 6, 7))
 	if _, err := PlanSpec(ecTask(3), partial, th); errors.As(err, &done) {
 		t.Errorf("EC retry with 8 shards: %v, want no AlreadyDone", err)
 	}

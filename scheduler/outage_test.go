@@ -17,7 +17,7 @@ import (
 // the master, wait; a leader that never saw a complete topology assigns
 // nothing.
 func TestAssignDuringMasterOutage(t *testing.T) {
-	full := build(30, srv(sid(1), 8, v(1, 10<<20).garbage(6<<20), v(2, 29<<20)).at(sid(1), 18080),
+	full := build(30, srv(sid(1), 8, v(1, 10<<20).Garbage(6<<20), v(2, 29<<20)).At(sid(1), 18080),
 		srv(sid(2), 8), srv(sid(3), 8), srv(sid(4), 8))
 	refilling := build(30, srv(sid(2), 8)) // one server re-registered so far
 	for _, tc := range []struct {
