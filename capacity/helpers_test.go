@@ -1,29 +1,14 @@
 package capacity
 
 import (
-	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// Test topologies are built the way production builds them: as a
+// Test topologies come from internal/topotest (shared with the scheduler's
+// tests), built the way production builds them: as a
 // master_pb.VolumeListResponse passed through seaweed.FromVolumeList.
 
 const mib = 1 << 20
-
-// The builder is internal/topotest's (shared with the scheduler's tests),
-// under the short names the tests use.
-type (
-	vol  = topotest.Vol
-	node = topotest.Node
-)
-
-var (
-	sid   = topotest.SID
-	swa   = topotest.SWA
-	v     = topotest.V
-	srv   = topotest.Srv
-	build = topotest.Build
-)
 
 const (
 	vac     = pb.TaskType_TASK_TYPE_VACUUM

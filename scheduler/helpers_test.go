@@ -2,12 +2,16 @@ package scheduler
 
 import (
 	"fmt"
+	"math/rand"
 	"strings"
 	"time"
+
+	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
 	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // Test topologies are built the way production builds them: as a
@@ -22,19 +26,19 @@ var now = time.Unix(1_700_000_000, 0)
 func ago(d time.Duration) int64 { return now.Add(-d).Unix() }
 
 // The builder is internal/topotest's, under the short names the tests use.
-type (
-	vol  = topotest.Vol
-	node = topotest.Node
-)
+type vol = topotest.Vol
+type node = topotest.Node
 
-var (
-	sid        = topotest.SID
-	swa        = topotest.SWA
-	grpcAddr   = topotest.GRPCAddr
-	srv        = topotest.Srv
-	build      = topotest.Build
-	volumeList = topotest.VolumeList
-)
+func sid(n int) string                            { return topotest.SID(n) }
+func swa(n int) string                            { return topotest.SWA(n) }
+func grpcAddr(n int) string                       { return topotest.GRPCAddr(n) }
+func srv(id string, max int64, vols ...vol) *node { return topotest.Srv(id, max, vols...) }
+func build(limitMB uint64, nodes ...*node) *seaweed.Topology {
+	return topotest.Build(limitMB, nodes...)
+}
+func volumeList(limitMB uint64, rng *rand.Rand, nodes ...*node) *master_pb.VolumeListResponse {
+	return topotest.VolumeList(limitMB, rng, nodes...)
+}
 
 // v is a replica of volume id holding size bytes, last modified two days
 // ago (cold enough for erasure coding).
