@@ -78,12 +78,7 @@ func TestECFinishSpecWaitsForUnansweringServer(t *testing.T) {
 	if _, ok := orig.Volume(vid); !ok {
 		t.Fatalf("the original of volume %d is gone after the refused finish", vid)
 	}
-	n := 0
-	for i := 0; i < 6; i++ {
-		if st, ok := e.c.Server(i).EcShards(vid); ok {
-			n += len(st.Mounted)
-		}
-	}
+	n := mountedShards(e, vid, 6)
 	if n != seaweed.EcTotalShards {
 		t.Fatalf("%d shards mounted after the refused finish, want all %d kept", n, seaweed.EcTotalShards)
 	}

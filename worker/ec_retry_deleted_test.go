@@ -136,12 +136,7 @@ func TestECRetryDeletedOriginalIncompleteGenerationRefused(t *testing.T) {
 	if !errors.As(err, &f) || !f.Retryable || !strings.Contains(err.Error(), "changing nothing") {
 		t.Fatalf("retry over an incomplete generation: %v, want a retryable refusal that changes nothing", err)
 	}
-	n := 0
-	for i := 0; i < 6; i++ {
-		if st, ok := e.c.Server(i).EcShards(vid); ok {
-			n += len(st.Mounted)
-		}
-	}
+	n := mountedShards(e, vid, 6)
 	if n != 13 {
 		t.Fatalf("%d shards mounted after the refused retry, want the 13 left", n)
 	}

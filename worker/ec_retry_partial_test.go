@@ -87,12 +87,7 @@ func TestECRetryHolderDownTouchesNothing(t *testing.T) {
 		t.Fatalf("retry with a holder down: %v, want a retryable failure that changes nothing", err)
 	}
 	h.Remove()
-	n := 0
-	for i := 0; i < 6; i++ {
-		if st, ok := e.c.Server(i).EcShards(vid); ok {
-			n += len(st.Mounted)
-		}
-	}
+	n := mountedShards(e, vid, 6)
 	if n != 14 {
 		t.Fatalf("%d shards mounted after the refused retry, want all 14", n)
 	}

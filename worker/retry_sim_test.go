@@ -107,6 +107,18 @@ func firstTargetOffSource(spec *pb.TaskSpec, src string) (other string, moved []
 	return other, moved
 }
 
+// mountedShards counts the shards of vid mounted on the first servers of
+// e's cluster.
+func mountedShards(e *simEnv, vid uint32, servers int) int {
+	n := 0
+	for i := 0; i < servers; i++ {
+		if st, ok := e.c.Server(i).EcShards(vid); ok {
+			n += len(st.Mounted)
+		}
+	}
+	return n
+}
+
 // requireShardsOnce checks that the master lists the volume as 14 distinct
 // shards, each on exactly one server, and no longer as a regular volume.
 func requireShardsOnce(t *testing.T, e *simEnv, vid uint32) {
