@@ -214,13 +214,7 @@ func (n *Node) Stop() error {
 	n.cancel()
 	n.changes.Close() // capacity watches end now, not at the graceful-stop timeout
 	err := n.raft.Shutdown()
-	stopped := make(chan struct{})
-	go func() { n.grpc.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(3 * time.Second):
-		n.grpc.Stop()
-	}
+	rpc.StopGRPC(n.grpc, 3*time.Second)
 	n.wg.Wait()
 	n.server.Close()
 	if n.master != nil {

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -33,7 +34,7 @@ func TestFreshRetired(t *testing.T) {
 // makes the whole Query leak, and the volumes with it (escape analysis does
 // not tell a struct's fields apart).
 func TestProjectOneVolumeAllocs(t *testing.T) {
-	topo := build(30, srv(sid(1), 8, v(1, 100*mib)), srv(sid(2), 8), srv(sid(3), 8), srv(sid(4), 8))
+	topo := topotest.Build(30, topotest.Srv(topotest.SID(1), 8, topotest.V(1, 100*mib)), topotest.Srv(topotest.SID(2), 8), topotest.Srv(topotest.SID(3), 8), topotest.Srv(topotest.SID(4), 8))
 	f := fsm.New()
 	now := func() time.Time { return time.Unix(10_000, 0) }
 	vol := topo.Volumes[1]

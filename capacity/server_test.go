@@ -3,6 +3,7 @@ package capacity
 import (
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -21,15 +22,15 @@ func figOf(f *pb.CapacityFigures) fig {
 }
 
 func TestProjectServers(t *testing.T) {
-	topo := build(1000,
-		srv(sid(1), 10, v(7, 100*mib).garbage(30*mib), v(8, 50*mib)),
-		srv(sid(2), 10, v(7, 100*mib).garbage(30*mib)),
-		srv(sid(3), 10),
-		srv(sid(4), 10).shards(20, 0, 1).withFree(9))
+	topo := topotest.Build(1000,
+		topotest.Srv(topotest.SID(1), 10, topotest.V(7, 100*mib).Garbage(30*mib), topotest.V(8, 50*mib)),
+		topotest.Srv(topotest.SID(2), 10, topotest.V(7, 100*mib).Garbage(30*mib)),
+		topotest.Srv(topotest.SID(3), 10),
+		topotest.Srv(topotest.SID(4), 10).Shards(20, 0, 1).WithFree(9))
 	shards := func(servers ...int) []*pb.ShardPlacement {
 		var out []*pb.ShardPlacement
 		for i := 0; i < seaweed.EcTotalShards; i++ {
-			out = append(out, &pb.ShardPlacement{ShardId: uint32(i), Server: swa(servers[i*len(servers)/seaweed.EcTotalShards])})
+			out = append(out, &pb.ShardPlacement{ShardId: uint32(i), Server: topotest.SWA(servers[i*len(servers)/seaweed.EcTotalShards])})
 		}
 		return out
 	}
@@ -47,9 +48,9 @@ func TestProjectServers(t *testing.T) {
 			want: want{1: {s1, fig{used: 2, free: 8, vols: 2, mib: 120}}, 2: {s2, fig{used: 1, free: 9, vols: 1, mib: 70}}, 3: {s3, s3}}},
 		{name: "vacuum committed, unreported", changes: []*pb.CapacityChange{change(1, vac, 7, 100*mib, 60*mib)},
 			want: want{1: {s1, fig{used: 2, free: 8, vols: 2, mib: 110}}, 2: {s2, fig{used: 1, free: 9, vols: 1, mib: 60}}}},
-		{name: "balance in flight moves the volume", active: []*pb.Task{{Id: 2, Type: balType, VolumeId: 8, Source: sid(1), Target: sid(3), State: pb.TaskState_TASK_STATE_ASSIGNED}},
+		{name: "balance in flight moves the volume", active: []*pb.Task{{Id: 2, Type: balType, VolumeId: 8, Source: topotest.SID(1), Target: topotest.SID(3), State: pb.TaskState_TASK_STATE_ASSIGNED}},
 			want: want{1: {s1, fig{used: 1, free: 9, vols: 1, mib: 100}}, 3: {s3, fig{used: 1, free: 9, vols: 1, mib: 50}}, 2: {s2, s2}}},
-		{name: "balance committed, unreported", changes: []*pb.CapacityChange{{TaskId: 2, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: sid(1), Target: swa(3)}},
+		{name: "balance committed, unreported", changes: []*pb.CapacityChange{{TaskId: 2, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SID(1), Target: topotest.SWA(3)}},
 			want: want{1: {s1, fig{used: 1, free: 9, vols: 1, mib: 100}}, 3: {s3, fig{used: 1, free: 9, vols: 1, mib: 50}}}},
 		{name: "ec committed, unreported: volume gone, shards arrive", changes: []*pb.CapacityChange{{TaskId: 3, Type: ecType, VolumeId: 8, OldSize: 50 * mib, Shards: shards(1, 2, 3)}},
 			want: want{
@@ -68,7 +69,7 @@ func TestProjectServers(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var servers []*seaweed.Server
 			for i := 1; i <= 4; i++ {
-				s, ok := FindServer(topo, sid(i))
+				s, ok := FindServer(topo, topotest.SID(i))
 				if !ok {
 					t.Fatalf("server %d not found", i)
 				}
@@ -80,7 +81,7 @@ func TestProjectServers(t *testing.T) {
 			}
 			for i, w := range tc.want {
 				sc := got[i-1]
-				if sc.Server != sid(i) || len(sc.Disks) != 1 || sc.Disks[0].MaxSlots != 10 {
+				if sc.Server != topotest.SID(i) || len(sc.Disks) != 1 || sc.Disks[0].MaxSlots != 10 {
 					t.Fatalf("server %d: got %+v", i, sc)
 				}
 				if m := figOf(sc.Disks[0].Master); m != w[0] {
@@ -95,9 +96,9 @@ func TestProjectServers(t *testing.T) {
 }
 
 func TestProjectServersECInFlight(t *testing.T) {
-	topo := build(1000,
-		srv(sid(1), 10, v(8, 100*mib)),
-		srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10), srv(sid(5), 10))
+	topo := topotest.Build(1000,
+		topotest.Srv(topotest.SID(1), 10, topotest.V(8, 100*mib)),
+		topotest.Srv(topotest.SID(2), 10), topotest.Srv(topotest.SID(3), 10), topotest.Srv(topotest.SID(4), 10), topotest.Srv(topotest.SID(5), 10))
 	got := projectServers(topo, IndexServers(topo), topo.Servers, []*pb.Task{task(1, ecType, 8)}, nil)
 	var shards uint32
 	var shardBytes uint64
@@ -108,7 +109,7 @@ func TestProjectServersECInFlight(t *testing.T) {
 		if p.UsedSlots+p.FreeSlots != 10 {
 			t.Errorf("%s: used %d + free %d != 10", sc.Server, p.UsedSlots, p.FreeSlots)
 		}
-		if sc.Server == sid(1) && (p.Volumes != 0 || p.VolumeBytes != 0 || p.EcShards == 0) {
+		if sc.Server == topotest.SID(1) && (p.Volumes != 0 || p.VolumeBytes != 0 || p.EcShards == 0) {
 			t.Errorf("source after encoding: %+v", p)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -22,10 +23,10 @@ func adjustments(as []*pb.Adjustment) string {
 }
 
 func TestProjectVolume(t *testing.T) {
-	topo := build(1000,
-		srv(sid(1), 10, v(7, 100*mib).garbage(30*mib), v(8, 50*mib)),
-		srv(sid(2), 10, v(7, 100*mib).garbage(30*mib)),
-		srv(sid(3), 10))
+	topo := topotest.Build(1000,
+		topotest.Srv(topotest.SID(1), 10, topotest.V(7, 100*mib).Garbage(30*mib), topotest.V(8, 50*mib)),
+		topotest.Srv(topotest.SID(2), 10, topotest.V(7, 100*mib).Garbage(30*mib)),
+		topotest.Srv(topotest.SID(3), 10))
 	tests := []struct {
 		name      string
 		vol       uint32
@@ -44,8 +45,8 @@ func TestProjectVolume(t *testing.T) {
 		{name: "ec committed, volume still listed", vol: 8, changes: []*pb.CapacityChange{change(5, ecType, 8, 50*mib, 0)}, projected: 0, adj: "5 ERASURE_CODING committed -50"},
 		{name: "vacuum committed then ec in flight", vol: 7, active: task(6, ecType, 7), changes: []*pb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 0, adj: "2 VACUUM committed -30; 6 ERASURE_CODING in_progress -70"},
 		{name: "balance in flight", vol: 8, active: task(7, balType, 8), projected: 50, adj: "7 BALANCE in_progress 0"},
-		{name: "balance committed, not reflected", vol: 8, changes: []*pb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: sid(1), Target: sid(3)}}, projected: 50, adj: "8 BALANCE committed 0"},
-		{name: "balance committed and reflected", vol: 7, changes: []*pb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 7, Source: sid(3), Target: sid(2)}}, projected: 100},
+		{name: "balance committed, not reflected", vol: 8, changes: []*pb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SID(1), Target: topotest.SID(3)}}, projected: 50, adj: "8 BALANCE committed 0"},
+		{name: "balance committed and reflected", vol: 7, changes: []*pb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 7, Source: topotest.SID(3), Target: topotest.SID(2)}}, projected: 100},
 		{name: "never below zero", vol: 8, changes: []*pb.CapacityChange{change(9, ecType, 8, 80*mib, 0)}, projected: 0, adj: "9 ERASURE_CODING committed -80"},
 		{name: "other volumes ignored", vol: 8, active: task(1, vac, 7), changes: []*pb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 50},
 	}
@@ -70,7 +71,7 @@ func TestProjectVolume(t *testing.T) {
 }
 
 func TestFindVolumeErasureCoded(t *testing.T) {
-	topo := build(1000, srv(sid(1), 10).shards(9, 0, 1, 2))
+	topo := topotest.Build(1000, topotest.Srv(topotest.SID(1), 10).Shards(9, 0, 1, 2))
 	vol, ok := FindVolume(topo, 9)
 	if !ok || vol.Size != 0 {
 		t.Fatalf("an EC volume: got %+v %v, want size 0", vol, ok)

@@ -898,6 +898,22 @@ func sortMembers(m []Member) {
 	sort.Slice(m, func(i, j int) bool { return m[i].ID < m[j].ID })
 }
 
+// changeMembers runs change with the current members, on the leader only
+// and under gateMu, so that no command above the agreed version is
+// proposed while the configuration changes.
+func (n *Node) changeMembers(change func(members []Member) error) error {
+	if !n.IsLeader() {
+		return n.notLeader()
+	}
+	n.gateMu.Lock()
+	defer n.gateMu.Unlock()
+	members, err := n.Members()
+	if err != nil {
+		return err
+	}
+	return change(members)
+}
+
 // AddVoter adds (or re-addresses) a voting member. Leader only. Once the
 // cluster wrote a command above the base version, the node must answer a
 // probe saying it applies that version. A node that is not a member has
@@ -909,81 +925,69 @@ func (n *Node) AddVoter(ctx context.Context, id, addr string) error {
 	if err := ValidateAddr("raft address", addr); err != nil {
 		return err
 	}
-	if !n.IsLeader() {
-		return n.notLeader()
-	}
-	n.gateMu.Lock()
-	defer n.gateMu.Unlock()
-	members, err := n.Members()
-	if err != nil {
-		return err
-	}
-	member := false
-	for _, m := range members {
-		if m.ID == id && m.RaftAddr == addr {
-			return nil
+	return n.changeMembers(func(members []Member) error {
+		member := false
+		for _, m := range members {
+			if m.ID == id && m.RaftAddr == addr {
+				return nil
+			}
+			if m.ID != id && m.RaftAddr == addr {
+				return fmt.Errorf("raft address %s already belongs to member %s", addr, m.ID)
+			}
+			member = member || m.ID == id
 		}
-		if m.ID != id && m.RaftAddr == addr {
-			return fmt.Errorf("raft address %s already belongs to member %s", addr, m.ID)
+		if err := n.checkJoin(ctx, id, addr); err != nil {
+			return err
 		}
-		member = member || m.ID == id
-	}
-	if err := n.checkJoin(ctx, id, addr); err != nil {
-		return err
-	}
-	if !member {
-		if err := n.forgetAdmin(ctx, id); err != nil {
-			return fmt.Errorf("forget what an earlier %s published: %w", id, err)
+		if !member {
+			if err := n.forgetAdmin(ctx, id); err != nil {
+				return fmt.Errorf("forget what an earlier %s published: %w", id, err)
+			}
 		}
-	}
-	if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutFrom(ctx)).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) {
-			return n.notLeader()
+		if err := n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, timeoutFrom(ctx)).Error(); err != nil {
+			return n.membershipError(err, "add voter "+id, fmt.Sprintf("whether %s is a member (adding it again is harmless)", id))
 		}
-		if errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("add voter %s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows whether %s is a member (adding it again is harmless): %w", id, id, err)
-		}
-		return fmt.Errorf("add voter %s: %w", id, err)
-	}
-	return nil
+		return nil
+	})
 }
 
 // RemoveServer removes a member, then forgets what it published (its
 // address and command version). Leader only.
 func (n *Node) RemoveServer(ctx context.Context, id string) error {
-	if !n.IsLeader() {
+	return n.changeMembers(func(members []Member) error {
+		found := false
+		for _, m := range members {
+			found = found || m.ID == id
+		}
+		if !found {
+			return fmt.Errorf("%s is not a member of the cluster", id)
+		}
+		if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx)).Error(); err != nil {
+			return n.membershipError(err, "remove "+id, fmt.Sprintf("whether %s is still a member", id))
+		}
+		if id == n.cfg.ID {
+			return nil // no longer the leader; the next AddVoter of id forgets
+		}
+		if err := n.forgetAdmin(ctx, id); err != nil {
+			// Removed all the same: an AddVoter of id forgets it first.
+			n.logger.Warn("removed, but could not forget what it published", "id", id, "error", err)
+		}
+		return nil
+	})
+}
+
+// membershipError explains a failed membership change (what): not the
+// leader, or leadership lost before the change was known to be committed,
+// so that only the member list (`ctl peers list` shows check) tells
+// whether it took effect.
+func (n *Node) membershipError(err error, what, check string) error {
+	if errors.Is(err, raft.ErrNotLeader) {
 		return n.notLeader()
 	}
-	n.gateMu.Lock()
-	defer n.gateMu.Unlock()
-	members, err := n.Members()
-	if err != nil {
-		return err
+	if errors.Is(err, raft.ErrLeadershipLost) {
+		return fmt.Errorf("%s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows %s: %w", what, check, err)
 	}
-	found := false
-	for _, m := range members {
-		found = found || m.ID == id
-	}
-	if !found {
-		return fmt.Errorf("%s is not a member of the cluster", id)
-	}
-	if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx)).Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) {
-			return n.notLeader()
-		}
-		if errors.Is(err, raft.ErrLeadershipLost) {
-			return fmt.Errorf("remove %s: leadership changed before the change was known to be committed, so it may or may not have taken effect: `ctl peers list` shows whether %s is still a member: %w", id, id, err)
-		}
-		return fmt.Errorf("remove %s: %w", id, err)
-	}
-	if id == n.cfg.ID {
-		return nil // no longer the leader; the next AddVoter of id forgets
-	}
-	if err := n.forgetAdmin(ctx, id); err != nil {
-		// Removed all the same: an AddVoter of id forgets it first.
-		n.logger.Warn("removed, but could not forget what it published", "id", id, "error", err)
-	}
-	return nil
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Snapshot asks raft to take a snapshot now (and truncate the log).

@@ -63,18 +63,24 @@ func TestVerifyBatcherRoundStartsAfterArrival(t *testing.T) {
 	}
 }
 
-// TestVerifyBatcherShares: callers that arrive while a round is in flight
-// share the next one.
-func TestVerifyBatcherShares(t *testing.T) {
-	release := make(chan struct{})
-	var started atomic.Int64
-	b := newVerifyBatcher(func() error {
+// blockedBatcher is a batcher whose rounds are counted in started and
+// answer result(round number), the first one only once release is closed.
+func blockedBatcher(result func(n int64) error) (b *verifyBatcher, started *atomic.Int64, release chan struct{}) {
+	started, release = new(atomic.Int64), make(chan struct{})
+	b = newVerifyBatcher(func() error {
 		n := started.Add(1)
 		if n == 1 {
 			<-release
 		}
-		return roundErr{n}
+		return result(n)
 	})
+	return b, started, release
+}
+
+// TestVerifyBatcherShares: callers that arrive while a round is in flight
+// share the next one.
+func TestVerifyBatcherShares(t *testing.T) {
+	b, started, release := blockedBatcher(func(n int64) error { return roundErr{n} })
 	first := make(chan error, 1)
 	go func() { first <- b.do(context.Background()) }()
 	waitFor(t, "the first round to start", func() bool { return started.Load() == 1 })
@@ -106,15 +112,7 @@ func TestVerifyBatcherShares(t *testing.T) {
 // TestVerifyBatcherCancel: a caller whose context ends returns at once; the
 // round still answers the others, and later calls get fresh rounds.
 func TestVerifyBatcherCancel(t *testing.T) {
-	release := make(chan struct{})
-	var started atomic.Int64
-	b := newVerifyBatcher(func() error {
-		n := started.Add(1)
-		if n == 1 {
-			<-release
-		}
-		return nil
-	})
+	b, started, release := blockedBatcher(func(int64) error { return nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() { gaveUp <- b.do(ctx) }()

@@ -28,6 +28,36 @@ func execCtx(t *testing.T) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), execTimeout)
 }
 
+// executeSteps runs spec with a recorder, logs how long what took, and
+// requires exactly the checkpoints want.
+func executeSteps(ctx context.Context, t *testing.T, ex worker.Executor, spec *pb.TaskSpec, what string, want []string) (*pb.CapacityChange, *recorder) {
+	t.Helper()
+	rec := &recorder{}
+	began := time.Now()
+	change, err := ex.Execute(ctx, spec, rec.report)
+	if err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	t.Logf("%s took %s", what, time.Since(began).Round(time.Millisecond))
+	if got := rec.checkpoints(); !slices.Equal(got, want) {
+		t.Fatalf("checkpoints %v, want %v", got, want)
+	}
+	return change, rec
+}
+
+// rollbackTwice rolls spec back, runs check on what it left, and rolls back
+// again: Rollback must be idempotent.
+func rollbackTwice(ctx context.Context, t *testing.T, ex worker.Executor, spec *pb.TaskSpec, check func()) {
+	t.Helper()
+	if err := ex.Rollback(ctx, spec); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	check()
+	if err := ex.Rollback(ctx, spec); err != nil {
+		t.Fatalf("second Rollback: %v", err)
+	}
+}
+
 // requireFailure checks err is a *worker.Failure at step.
 func requireFailure(t *testing.T, err error, step string) *worker.Failure {
 	t.Helper()
@@ -219,35 +249,22 @@ func TestVacuumExecutor(t *testing.T) {
 		if !tempFiles() {
 			t.Fatal("setup: compaction left no .cpd")
 		}
-		if err := ex.Rollback(ctx, spec); err != nil {
-			t.Fatalf("Rollback: %v", err)
-		}
-		if tempFiles() {
-			t.Fatal("the .cpd is still there after Rollback")
-		}
-		if got := revision(); got != rev0 {
-			t.Fatalf("Rollback changed the compaction revision from %d to %d", rev0, got)
-		}
-		// Idempotent.
-		if err := ex.Rollback(ctx, spec); err != nil {
-			t.Fatalf("second Rollback: %v", err)
-		}
+		rollbackTwice(ctx, t, ex, spec, func() {
+			if tempFiles() {
+				t.Fatal("the .cpd is still there after Rollback")
+			}
+			if got := revision(); got != rev0 {
+				t.Fatalf("Rollback changed the compaction revision from %d to %d", rev0, got)
+			}
+		})
 	})
 
 	t.Run("compacts the garbage away", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
-		rec := &recorder{}
-		began := time.Now()
-		change, err := ex.Execute(ctx, spec, rec.report)
-		if err != nil {
-			t.Fatalf("Execute: %v", err)
-		}
-		t.Logf("vacuum took %s: %d -> %d bytes", time.Since(began).Round(time.Millisecond), change.GetOldSize(), change.GetNewSize())
-		want := []string{worker.StepVacuumCheck, worker.StepVacuumCompact, worker.StepVacuumCommit, worker.StepVacuumVerify, "done"}
-		if got := rec.checkpoints(); !slices.Equal(got, want) {
-			t.Fatalf("checkpoints %v, want %v", got, want)
-		}
+		change, rec := executeSteps(ctx, t, ex, spec, "vacuum",
+			[]string{worker.StepVacuumCheck, worker.StepVacuumCompact, worker.StepVacuumCommit, worker.StepVacuumVerify, "done"})
+		t.Logf("vacuum: %d -> %d bytes", change.GetOldSize(), change.GetNewSize())
 		if !rec.monotonic() {
 			t.Fatalf("progress went backwards: %v", rec.events)
 		}
@@ -407,29 +424,14 @@ func TestErasureCodingExecutor(t *testing.T) {
 			e := topo.EcVolumes[vid]
 			return e != nil && e.ShardCount() == seaweed.EcTotalShards && topo.Volumes[vid] != nil && topo.Volumes[vid].ReadOnly, fmt.Sprintf("%+v", e)
 		})
-		if err := ex.Rollback(ctx, spec); err != nil {
-			t.Fatalf("Rollback: %v", err)
-		}
-		intact(t)
-		if err := ex.Rollback(ctx, spec); err != nil {
-			t.Fatalf("second Rollback: %v", err)
-		}
+		rollbackTwice(ctx, t, ex, spec, func() { intact(t) })
 	})
 
 	t.Run("encodes and spreads the shards", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
-		rec := &recorder{}
-		began := time.Now()
-		change, err := ex.Execute(ctx, spec, rec.report)
-		if err != nil {
-			t.Fatalf("Execute: %v", err)
-		}
-		t.Logf("erasure coding took %s", time.Since(began).Round(time.Millisecond))
-		want := []string{worker.StepEcPrepare, worker.StepEcFreeze, worker.StepEcGenerate, worker.StepEcMount, worker.StepEcSpread, worker.StepEcVerify, worker.StepEcDelete, "done"}
-		if got := rec.checkpoints(); !slices.Equal(got, want) {
-			t.Fatalf("checkpoints %v, want %v", got, want)
-		}
+		change, rec := executeSteps(ctx, t, ex, spec, "erasure coding",
+			[]string{worker.StepEcPrepare, worker.StepEcFreeze, worker.StepEcGenerate, worker.StepEcMount, worker.StepEcSpread, worker.StepEcVerify, worker.StepEcDelete, "done"})
 		if !rec.monotonic() {
 			t.Fatalf("progress went backwards: %v", rec.events)
 		}
@@ -616,29 +618,14 @@ func TestBalanceExecutor(t *testing.T) {
 		if !targetHas(t) {
 			t.Fatal("setup: the copy is not on the target")
 		}
-		if err := ex.Rollback(ctx, spec); err != nil {
-			t.Fatalf("Rollback: %v", err)
-		}
-		intact(t)
-		if err := ex.Rollback(ctx, spec); err != nil {
-			t.Fatalf("second Rollback: %v", err)
-		}
+		rollbackTwice(ctx, t, ex, spec, func() { intact(t) })
 	})
 
 	t.Run("moves the volume", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
-		rec := &recorder{}
-		began := time.Now()
-		change, err := ex.Execute(ctx, spec, rec.report)
-		if err != nil {
-			t.Fatalf("Execute: %v", err)
-		}
-		t.Logf("move took %s", time.Since(began).Round(time.Millisecond))
-		want := []string{worker.StepBalanceProbe, worker.StepBalanceFreeze, worker.StepBalanceCopy, worker.StepBalanceTail, worker.StepBalanceVerify, worker.StepBalanceDelete, "done"}
-		if got := rec.checkpoints(); !slices.Equal(got, want) {
-			t.Fatalf("checkpoints %v, want %v", got, want)
-		}
+		change, _ := executeSteps(ctx, t, ex, spec, "move",
+			[]string{worker.StepBalanceProbe, worker.StepBalanceFreeze, worker.StepBalanceCopy, worker.StepBalanceTail, worker.StepBalanceVerify, worker.StepBalanceDelete, "done"})
 		if change.GetType() != pb.TaskType_TASK_TYPE_BALANCE || change.GetSource() != source || change.GetTarget() != target ||
 			change.GetOldSize() != spec.Size || change.GetNewSize() < spec.Size {
 			t.Fatalf("change %v", change)

@@ -14,12 +14,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,28 +45,15 @@ const (
 // ---------------------------------------------------------------------------
 // grpcurl.
 
-var (
-	grpcurlOnce sync.Once
-	grpcurlPath string
-	grpcurlErr  error
-)
+// grpcurlTool is grpcurl: $GRPCURL_BIN (a bad one is an error), else
+// scripts/grpcurl.sh, which installs it once into the cache.
+var grpcurlTool = &tool{env: "GRPCURL_BIN", script: "grpcurl.sh", timeout: 10 * time.Minute}
 
-// grpcurlBinary finds grpcurl: $GRPCURL_BIN, else scripts/grpcurl.sh (which
-// installs it once into the cache). Unlike the weed binary, a missing
-// grpcurl fails the test: CI's test script always provides one.
+// grpcurlBinary finds grpcurl. Unlike the weed binary, a missing grpcurl
+// fails the test: CI's test script always provides one.
 func grpcurlBinary(t *testing.T) string {
 	t.Helper()
-	grpcurlOnce.Do(func() {
-		if p := os.Getenv("GRPCURL_BIN"); p != "" {
-			if isExecutable(p) {
-				grpcurlPath = p
-				return
-			}
-			grpcurlErr = fmt.Errorf("GRPCURL_BIN=%q is not an executable file", p)
-			return
-		}
-		grpcurlPath, grpcurlErr = toolFromScript("grpcurl.sh", "GRPCURL_BIN", 10*time.Minute)
-	})
+	grpcurlPath, grpcurlErr := grpcurlTool.find()
 	if grpcurlPath == "" {
 		t.Fatalf("this test needs grpcurl and found none: %v.\nInstall it with ./scripts/grpcurl.sh (it runs `go install github.com/fullstorydev/grpcurl/cmd/grpcurl@%s` into ~/.cache/groundskeeper and prints the path), or set GRPCURL_BIN to a grpcurl binary; ./scripts/test.sh does the former", grpcurlErr, grpcurlVersion)
 	}

@@ -45,34 +45,18 @@ const (
 	httpTimeout = 30 * time.Second
 )
 
-var (
-	weedOnce sync.Once
-	weedPath string
-	weedErr  error
-)
+// weedTool is the weed binary: $WEED_BIN, else (also when $WEED_BIN is
+// bad) scripts/weed.sh.
+var weedTool = &tool{env: "WEED_BIN", script: "weed.sh", timeout: 15 * time.Minute, scriptAfterBadEnv: true}
 
-// weedBinary finds the weed binary: $WEED_BIN, else scripts/weed.sh. The
-// test is skipped when neither gives one, and fails under CI=true.
+// weedBinary finds the weed binary. The test is skipped when there is
+// none, and fails under CI=true.
 func weedBinary(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a real SeaweedFS cluster")
 	}
-	weedOnce.Do(func() {
-		if p := os.Getenv("WEED_BIN"); p != "" {
-			if isExecutable(p) {
-				weedPath = p
-				return
-			}
-			weedErr = fmt.Errorf("WEED_BIN=%q is not an executable file", p)
-		}
-		p, err := toolFromScript("weed.sh", "WEED_BIN", 15*time.Minute)
-		if err != nil {
-			weedErr = errors.Join(weedErr, err)
-			return
-		}
-		weedPath, weedErr = p, nil
-	})
+	weedPath, weedErr := weedTool.find()
 	if weedPath == "" {
 		skipOrFailInCI(t, os.Getenv("CI") == "true", fmt.Sprintf("no SeaweedFS weed binary (set WEED_BIN or make scripts/weed.sh work): %v", weedErr))
 	}
@@ -89,6 +73,42 @@ func skipOrFailInCI(t testing.TB, ci bool, why string) {
 		return
 	}
 	t.Skip(why)
+}
+
+// tool is a binary the tests need, found once per run: $env when it names
+// an executable, else the path scripts/<script> prints.
+type tool struct {
+	env, script string
+	timeout     time.Duration // for the script
+	// scriptAfterBadEnv runs the script also when $env is set but not an
+	// executable (the errors of both are reported).
+	scriptAfterBadEnv bool
+
+	once sync.Once
+	path string
+	err  error
+}
+
+func (x *tool) find() (string, error) {
+	x.once.Do(func() {
+		if p := os.Getenv(x.env); p != "" {
+			if isExecutable(p) {
+				x.path = p
+				return
+			}
+			x.err = fmt.Errorf("%s=%q is not an executable file", x.env, p)
+			if !x.scriptAfterBadEnv {
+				return
+			}
+		}
+		p, err := toolFromScript(x.script, x.env, x.timeout)
+		if err != nil {
+			x.err = errors.Join(x.err, err)
+			return
+		}
+		x.path, x.err = p, nil
+	})
+	return x.path, x.err
 }
 
 // toolFromScript runs scripts/NAME (which installs a tool once into the

@@ -116,13 +116,7 @@ func (n *adminNode) stop() error {
 		return nil
 	}
 	n.cancel()
-	stopped := make(chan struct{})
-	go func() { n.grpc.GracefulStop(); close(stopped) }()
-	select {
-	case <-stopped:
-	case <-time.After(3 * time.Second):
-		n.grpc.Stop()
-	}
+	StopGRPC(n.grpc, 3*time.Second)
 	n.wg.Wait()
 	n.server.Close()
 	n.conn.Close()

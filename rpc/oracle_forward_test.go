@@ -19,12 +19,7 @@ import (
 // a request naming a volume the leader does not know fails alone.
 func TestOracleForwardMerged(t *testing.T) {
 	c := newCluster(t)
-	leader := c.waitLeader()
-	fs := c.followers(leader)
-	c.nodes[leader].server.SetTopology(oracleTopology(100 * oracleMiB))
-	for _, i := range fs {
-		c.nodes[i].server.SetTopology(oracleTopology(90 * oracleMiB))
-	}
+	_, fs := c.splitMasterViews()
 	c.waitPublished()
 	f := c.nodes[fs[0]]
 	// Warm up: the first forwarded call finds the leader's address.

@@ -130,17 +130,23 @@ func TestOracleValidation(t *testing.T) {
 	}
 }
 
-func TestOracleStaleAndLinearizable(t *testing.T) {
-	c := newCluster(t)
-	leader := c.waitLeader()
-	fs := c.followers(leader)
-	// The leader's master cache says 100 MiB for volume 7; the followers'
-	// (polled at another moment) 90 MiB: which node answered shows in
-	// master_size.
+// splitMasterViews waits for a leader and gives it a master cache saying
+// 100 MiB for volume 7, the followers one (polled at another moment) saying
+// 90 MiB: which node answered shows in master_size. It returns the leader
+// and the followers.
+func (c *testCluster) splitMasterViews() (leader int, followers []int) {
+	leader = c.waitLeader()
+	followers = c.followers(leader)
 	c.nodes[leader].server.SetTopology(oracleTopology(100 * oracleMiB))
-	for _, i := range fs {
+	for _, i := range followers {
 		c.nodes[i].server.SetTopology(oracleTopology(90 * oracleMiB))
 	}
+	return leader, followers
+}
+
+func TestOracleStaleAndLinearizable(t *testing.T) {
+	c := newCluster(t)
+	leader, fs := c.splitMasterViews()
 	sub, err := submit(t, c.nodes[fs[0]], pb.TaskType_TASK_TYPE_VACUUM, 7)
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,18 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
+// StopGRPC stops s gracefully, letting the calls in flight finish, and
+// forcibly once that has taken longer than within.
+func StopGRPC(s *grpc.Server, within time.Duration) {
+	stopped := make(chan struct{})
+	go func() { s.GracefulStop(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-time.After(within):
+		s.Stop()
+	}
+}
+
 // Raft is what the servers need from the local raft node.
 type Raft interface {
 	ID() string

@@ -14,16 +14,16 @@ func benchTopology(volumes, servers int) []*node {
 		nodes[i] = srv(fmt.Sprintf("10.0.%d.%d:8080", i/250, i%250), int64(volumes*2/servers+100))
 	}
 	for id := 1; id <= volumes; id++ {
-		x := v(uint32(id), 10<<20).mod(ago(time.Minute))
+		x := v(uint32(id), 10<<20).Mod(ago(time.Minute))
 		switch id % 10 {
 		case 1:
-			x = x.garbage(5 << 20)
+			x = x.Garbage(5 << 20)
 		case 2:
 			x = v(uint32(id), 30<<20)
 		}
 		a, b := id%(servers-1), (id+1)%(servers-1)
-		nodes[a].vols = append(nodes[a].vols, x)
-		nodes[b].vols = append(nodes[b].vols, x)
+		nodes[a].Holding(x)
+		nodes[b].Holding(x)
 	}
 	return nodes
 }

@@ -19,6 +19,19 @@ func noBalance() Thresholds {
 	return th
 }
 
+// caseSetup is what a table case runs with: noBalance's thresholds as
+// adjust (if set) changes them, and busy, or idle if unset.
+func caseSetup(adjust func(*Thresholds), busy Busy) (Thresholds, Busy) {
+	th := noBalance()
+	if adjust != nil {
+		adjust(&th)
+	}
+	if busy == nil {
+		busy = idle
+	}
+	return th, busy
+}
+
 // fourServers is four servers with 20 slots each; the first holds vols.
 // Used by EC cases, which need >= 4 servers.
 func fourServers(vols ...vol) []*node {
@@ -35,20 +48,20 @@ func TestDetectVacuum(t *testing.T) {
 		check func(*testing.T, []Proposal)
 	}{
 		{name: "no garbage", vols: []vol{v(1, 1000)}, want: []string{}},
-		{name: "garbage below threshold", vols: []vol{v(1, 1000).garbage(299)}, want: []string{}},
-		{name: "garbage at threshold", vols: []vol{v(1, 1000).garbage(300)}, want: []string{"vacuum 1"}},
-		{name: "garbage above threshold", vols: []vol{v(1, 1000).garbage(301)}, want: []string{"vacuum 1"}},
-		{name: "all garbage", vols: []vol{v(1, 1000).garbage(1000)}, want: []string{"vacuum 1"}},
-		{name: "configured threshold", vols: []vol{v(1, 1000).garbage(300), v(2, 1000).garbage(500)},
+		{name: "garbage below threshold", vols: []vol{v(1, 1000).Garbage(299)}, want: []string{}},
+		{name: "garbage at threshold", vols: []vol{v(1, 1000).Garbage(300)}, want: []string{"vacuum 1"}},
+		{name: "garbage above threshold", vols: []vol{v(1, 1000).Garbage(301)}, want: []string{"vacuum 1"}},
+		{name: "all garbage", vols: []vol{v(1, 1000).Garbage(1000)}, want: []string{"vacuum 1"}},
+		{name: "configured threshold", vols: []vol{v(1, 1000).Garbage(300), v(2, 1000).Garbage(500)},
 			th: func(th *Thresholds) { th.VacuumGarbage = 0.5 }, want: []string{"vacuum 2"}},
-		{name: "empty volume never vacuumed", vols: []vol{v(1, 0).garbage(50)}, want: []string{}},
+		{name: "empty volume never vacuumed", vols: []vol{v(1, 0).Garbage(50)}, want: []string{}},
 		{name: "empty volume never vacuumed even at the lowest threshold", vols: []vol{v(1, 0)},
 			th: func(th *Thresholds) { th.VacuumGarbage = 1e-9 }, want: []string{}},
-		{name: "busy volume skipped", vols: []vol{v(1, 1000).garbage(900), v(2, 1000).garbage(900)},
+		{name: "busy volume skipped", vols: []vol{v(1, 1000).Garbage(900), v(2, 1000).Garbage(900)},
 			busy: busyOn(1), want: []string{"vacuum 2"}},
-		{name: "several, in volume id order", vols: []vol{v(9, 1000).garbage(400), v(3, 1000).garbage(400), v(5, 1000).garbage(100), v(4, 1000).garbage(999)},
+		{name: "several, in volume id order", vols: []vol{v(9, 1000).Garbage(400), v(3, 1000).Garbage(400), v(5, 1000).Garbage(100), v(4, 1000).Garbage(999)},
 			want: []string{"vacuum 3", "vacuum 4", "vacuum 9"}},
-		{name: "proposal fields", vols: []vol{v(7, 1000).garbage(500).in("pics")}, want: []string{"vacuum 7"},
+		{name: "proposal fields", vols: []vol{v(7, 1000).Garbage(500).In("pics")}, want: []string{"vacuum 7"},
 			check: func(t *testing.T, ps []Proposal) {
 				p := ps[0]
 				if p.Collection != "pics" || p.Priority != 10 || p.Source != "" || p.Target != "" {
@@ -60,14 +73,7 @@ func TestDetectVacuum(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := noBalance()
-			if tc.th != nil {
-				tc.th(&th)
-			}
-			busy := tc.busy
-			if busy == nil {
-				busy = idle
-			}
+			th, busy := caseSetup(tc.th, tc.busy)
 			// One server: no balance, no EC (needs 4).
 			topo := build(100, srv(sid(1), 20, tc.vols...))
 			got := Detect(topo, busy, nil, th, now)
@@ -84,7 +90,7 @@ func TestDetectVacuum(t *testing.T) {
 func TestDetectVacuumUsesLargestReplica(t *testing.T) {
 	// Replicas disagree: the volume's size and garbage are the largest any
 	// replica reports (seaweed.FromVolumeList), so 400/1000 is vacuumed.
-	topo := build(100, srv(sid(1), 20, v(1, 1000).garbage(100)), srv(sid(2), 20, v(1, 900).garbage(400)))
+	topo := build(100, srv(sid(1), 20, v(1, 1000).Garbage(100)), srv(sid(2), 20, v(1, 900).Garbage(400)))
 	if got := summary(Detect(topo, idle, nil, noBalance(), now)); !reflect.DeepEqual(got, []string{"vacuum 1"}) {
 		t.Fatalf("Detect = %v, want [vacuum 1]", got)
 	}
@@ -102,50 +108,43 @@ func TestDetectErasureCoding(t *testing.T) {
 		th      func(*Thresholds)
 		want    []string
 	}{
-		{name: "full, quiet, big, 4 servers", nodes: fourServers(v(1, full).mod(ago(2 * time.Hour))), want: []string{"ec 1"}},
-		{name: "fullness exactly at ratio", nodes: fourServers(v(1, 95*mib).mod(ago(2 * time.Hour))), want: []string{"ec 1"}},
-		{name: "fullness just below ratio", nodes: fourServers(v(1, 95*mib-1).mod(ago(2 * time.Hour))), want: []string{}},
-		{name: "quiet exactly the quiet period", nodes: fourServers(v(1, full).mod(ago(time.Hour))), want: []string{"ec 1"}},
-		{name: "quiet one second short", nodes: fourServers(v(1, full).mod(ago(time.Hour - time.Second))), want: []string{}},
-		{name: "modified in the future (clock skew) is not quiet", nodes: fourServers(v(1, full).mod(now.Add(time.Minute).Unix())), want: []string{}},
-		{name: "configured quiet period", nodes: fourServers(v(1, full).mod(ago(10 * time.Minute))),
+		{name: "full, quiet, big, 4 servers", nodes: fourServers(v(1, full).Mod(ago(2 * time.Hour))), want: []string{"ec 1"}},
+		{name: "fullness exactly at ratio", nodes: fourServers(v(1, 95*mib).Mod(ago(2 * time.Hour))), want: []string{"ec 1"}},
+		{name: "fullness just below ratio", nodes: fourServers(v(1, 95*mib-1).Mod(ago(2 * time.Hour))), want: []string{}},
+		{name: "quiet exactly the quiet period", nodes: fourServers(v(1, full).Mod(ago(time.Hour))), want: []string{"ec 1"}},
+		{name: "quiet one second short", nodes: fourServers(v(1, full).Mod(ago(time.Hour - time.Second))), want: []string{}},
+		{name: "modified in the future (clock skew) is not quiet", nodes: fourServers(v(1, full).Mod(now.Add(time.Minute).Unix())), want: []string{}},
+		{name: "configured quiet period", nodes: fourServers(v(1, full).Mod(ago(10 * time.Minute))),
 			th: func(th *Thresholds) { th.ECQuietFor = 5 * time.Minute }, want: []string{"ec 1"}},
 		// Limit 20 MB: 19.5 MiB is 97.5% full but below the 30 MB minimum.
-		{name: "full but below minimum size", limitMB: 20, nodes: fourServers(v(1, 19*mib+mib/2).mod(ago(2 * time.Hour))), want: []string{}},
-		{name: "exactly the minimum size", limitMB: 30, nodes: fourServers(v(1, 30*mib).mod(ago(2 * time.Hour))), want: []string{"ec 1"}},
-		{name: "one byte under the minimum size", limitMB: 30, nodes: fourServers(v(1, 30*mib-1).mod(ago(2 * time.Hour))),
+		{name: "full but below minimum size", limitMB: 20, nodes: fourServers(v(1, 19*mib+mib/2).Mod(ago(2 * time.Hour))), want: []string{}},
+		{name: "exactly the minimum size", limitMB: 30, nodes: fourServers(v(1, 30*mib).Mod(ago(2 * time.Hour))), want: []string{"ec 1"}},
+		{name: "one byte under the minimum size", limitMB: 30, nodes: fourServers(v(1, 30*mib-1).Mod(ago(2 * time.Hour))),
 			th: func(th *Thresholds) { th.ECFullness = 0.5 }, want: []string{}},
-		{name: "configured minimum size", limitMB: 20, nodes: fourServers(v(1, 19*mib+mib/2).mod(ago(2 * time.Hour))),
+		{name: "configured minimum size", limitMB: 20, nodes: fourServers(v(1, 19*mib+mib/2).Mod(ago(2 * time.Hour))),
 			th: func(th *Thresholds) { th.ECMinSizeMB = 19 }, want: []string{"ec 1"}},
-		{name: "only 3 servers", nodes: fourServers(v(1, full).mod(ago(2 * time.Hour)))[:3], want: []string{}},
-		{name: "many servers", nodes: append(fourServers(v(1, full).mod(ago(2*time.Hour))), srv(sid(5), 20), srv(sid(6), 20)), want: []string{"ec 1"}},
+		{name: "only 3 servers", nodes: fourServers(v(1, full).Mod(ago(2 * time.Hour)))[:3], want: []string{}},
+		{name: "many servers", nodes: append(fourServers(v(1, full).Mod(ago(2*time.Hour))), srv(sid(5), 20), srv(sid(6), 20)), want: []string{"ec 1"}},
 		{name: "already erasure coded (shards present)", nodes: []*node{
-			srv(sid(1), 20, v(1, full).mod(ago(2*time.Hour))).shards(1, 0, 1, 2, 3),
+			srv(sid(1), 20, v(1, full).Mod(ago(2*time.Hour))).Shards(1, 0, 1, 2, 3),
 			srv(sid(2), 20), srv(sid(3), 20), srv(sid(4), 20)}, want: []string{}},
 		{name: "shards of another volume do not matter", nodes: []*node{
-			srv(sid(1), 20, v(1, full).mod(ago(2*time.Hour))).shards(2, allShards()...),
+			srv(sid(1), 20, v(1, full).Mod(ago(2*time.Hour))).Shards(2, allShards()...),
 			srv(sid(2), 20), srv(sid(3), 20), srv(sid(4), 20)}, want: []string{"ec 1"}},
-		{name: "busy volume skipped", nodes: fourServers(v(1, full).mod(ago(2*time.Hour)), v(2, full).mod(ago(2*time.Hour))),
+		{name: "busy volume skipped", nodes: fourServers(v(1, full).Mod(ago(2*time.Hour)), v(2, full).Mod(ago(2*time.Hour))),
 			busy: busyOn(1), want: []string{"ec 2"}},
-		{name: "unknown size limit", noLimit: true, nodes: fourServers(v(1, full).mod(ago(2 * time.Hour))), want: []string{}},
-		{name: "vacuum wins over EC", nodes: fourServers(v(1, full).mod(ago(2*time.Hour)).garbage(full/2), v(2, full).mod(ago(2*time.Hour))),
+		{name: "unknown size limit", noLimit: true, nodes: fourServers(v(1, full).Mod(ago(2 * time.Hour))), want: []string{}},
+		{name: "vacuum wins over EC", nodes: fourServers(v(1, full).Mod(ago(2*time.Hour)).Garbage(full/2), v(2, full).Mod(ago(2*time.Hour))),
 			want: []string{"vacuum 1", "ec 2"}},
 		{name: "replicated volume: one proposal", nodes: []*node{
-			srv(sid(1), 20, v(1, full).mod(ago(2*time.Hour))), srv(sid(2), 20, v(1, full).mod(ago(2*time.Hour))),
+			srv(sid(1), 20, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 20, v(1, full).Mod(ago(2*time.Hour))),
 			srv(sid(3), 20), srv(sid(4), 20)}, want: []string{"ec 1"}},
 		{name: "EC in volume id order after all vacuums", nodes: fourServers(
-			v(8, full).mod(ago(2*time.Hour)), v(2, full).mod(ago(2*time.Hour)), v(5, 1000).garbage(999), v(9, 1000).garbage(999)),
+			v(8, full).Mod(ago(2*time.Hour)), v(2, full).Mod(ago(2*time.Hour)), v(5, 1000).Garbage(999), v(9, 1000).Garbage(999)),
 			want: []string{"vacuum 5", "vacuum 9", "ec 2", "ec 8"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := noBalance()
-			if tc.th != nil {
-				tc.th(&th)
-			}
-			busy := tc.busy
-			if busy == nil {
-				busy = idle
-			}
+			th, busy := caseSetup(tc.th, tc.busy)
 			limitMB := uint64(limit)
 			switch {
 			case tc.noLimit:
@@ -205,7 +204,7 @@ func TestDetectBalance(t *testing.T) {
 		{name: "all movable volumes busy", busy: busyOn(1, 2, 3), nodes: []*node{
 			srv(s1, 8, v(1, 10), v(2, 20), v(3, 30)), srv(s2, 8)}, want: []string{}},
 		{name: "volume taken by vacuum not also moved", nodes: []*node{
-			srv(s1, 8, v(1, 10).garbage(9), v(2, 20), v(3, 30)), srv(s2, 8)}, want: []string{"vacuum 1", "balance 2 " + s1 + "->" + s2}},
+			srv(s1, 8, v(1, 10).Garbage(9), v(2, 20), v(3, 30)), srv(s2, 8)}, want: []string{"vacuum 1", "balance 2 " + s1 + "->" + s2}},
 		{name: "move that would only swap which server is fuller", nodes: []*node{
 			srv(s1, 8, fillers(1, 2)...), srv(s2, 8, v(20, mib))}, want: []string{}},
 		// 2/4 = 0.5 vs 4/16 = 0.25; after a move 1/4 = 0.25 < 5/16.
@@ -239,10 +238,10 @@ func TestDetectBalance(t *testing.T) {
 		// them. PlanSpec would refuse the move ("no free volume slot"), and the
 		// refused task would be detected again on the next poll.
 		{name: "emptiest server without a free slot gets nothing", nodes: []*node{
-			srv(s1, 8, fillers(1, 4)...), srv(s2, 8).withFree(0).shards(100, allShards()...)}, want: []string{}},
+			srv(s1, 8, fillers(1, 4)...), srv(s2, 8).WithFree(0).Shards(100, allShards()...)}, want: []string{}},
 		{name: "target slot already promised to a move in flight", busy: busyOn(1),
 			moves: []ActiveMove{{Source: s3, Target: s2}},
-			nodes: []*node{srv(s1, 8, fillers(1, 6)...), srv(s2, 8).withFree(1), srv(s3, 8, fillers(10, 6)...)}, want: []string{}},
+			nodes: []*node{srv(s1, 8, fillers(1, 6)...), srv(s2, 8).WithFree(1), srv(s3, 8, fillers(10, 6)...)}, want: []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			th := DefaultThresholds()
@@ -285,7 +284,7 @@ func TestDetectBusySkippedForEveryType(t *testing.T) {
 	full := uint64(96 * mib)
 	// 1: vacuum, 2: EC, 3 (smallest on the fullest server): balance.
 	nodes := []*node{
-		srv(sid(1), 10, v(1, 1000).garbage(900), v(2, full).mod(ago(2*time.Hour)), v(3, 10), v(4, 20), v(5, 30), v(6, 40)),
+		srv(sid(1), 10, v(1, 1000).Garbage(900), v(2, full).Mod(ago(2*time.Hour)), v(3, 10), v(4, 20), v(5, 30), v(6, 40)),
 		srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10, v(7, 10)),
 	}
 	// s2 and s3 are equally empty; the emptiest is the one sorted last (s3).
@@ -323,13 +322,13 @@ func TestDetectECNeedsUsableServers(t *testing.T) {
 		want  []string
 	}{
 		{name: "4 servers, 2 full", nodes: []*node{
-			srv(sid(1), 4, v(1, full).mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 1, v(10, mib)), srv(sid(4), 1, v(11, mib))},
+			srv(sid(1), 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 1, v(10, mib)), srv(sid(4), 1, v(11, mib))},
 			want: []string{}},
 		{name: "4 servers, only the source full: still 4 usable", nodes: []*node{
-			srv(sid(1), 1, v(1, full).mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4), srv(sid(4), 4)},
+			srv(sid(1), 1, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4), srv(sid(4), 4)},
 			want: []string{"ec 1"}},
 		{name: "5 servers, 1 full", nodes: []*node{
-			srv(sid(1), 4, v(1, full).mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4), srv(sid(4), 4), srv(sid(5), 1, v(10, mib))},
+			srv(sid(1), 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4), srv(sid(4), 4), srv(sid(5), 1, v(10, mib))},
 			want: []string{"ec 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -348,13 +347,13 @@ func TestDetectECNeedsUsableServers(t *testing.T) {
 func mixed() []*node {
 	full := uint64(97 * mib)
 	return []*node{
-		srv(sid(1), 12, v(1, 1000).garbage(500), v(2, full).mod(ago(3*time.Hour)), v(3, 30), v(4, 20), v(5, 20), v(6, 1000).garbage(310),
-			v(7, full).mod(ago(5*time.Hour)), v(8, 40)).placed("dc1", "r1"),
-		srv(sid(2), 12, v(1, 1000).garbage(480), v(9, full).mod(ago(2*time.Hour)), v(10, 10)).placed("dc1", "r2"),
-		srv(sid(3), 12, v(11, 50)).placed("dc2", "r1").shards(40, 0, 1, 2, 3, 4),
-		srv(sid(4), 12, v(12, 1000).garbage(700)).placed("dc2", "r1").shards(40, 5, 6, 7, 8, 9),
-		srv(sid(5), 12).placed("dc3", "r9").shards(40, 10, 11, 12, 13),
-		srv(sid(6), 12, v(13, 60), v(2, full).mod(ago(4*time.Hour))).placed("dc1", "r1"),
+		srv(sid(1), 12, v(1, 1000).Garbage(500), v(2, full).Mod(ago(3*time.Hour)), v(3, 30), v(4, 20), v(5, 20), v(6, 1000).Garbage(310),
+			v(7, full).Mod(ago(5*time.Hour)), v(8, 40)).Placed("dc1", "r1"),
+		srv(sid(2), 12, v(1, 1000).Garbage(480), v(9, full).Mod(ago(2*time.Hour)), v(10, 10)).Placed("dc1", "r2"),
+		srv(sid(3), 12, v(11, 50)).Placed("dc2", "r1").Shards(40, 0, 1, 2, 3, 4),
+		srv(sid(4), 12, v(12, 1000).Garbage(700)).Placed("dc2", "r1").Shards(40, 5, 6, 7, 8, 9),
+		srv(sid(5), 12).Placed("dc3", "r9").Shards(40, 10, 11, 12, 13),
+		srv(sid(6), 12, v(13, 60), v(2, full).Mod(ago(4*time.Hour))).Placed("dc1", "r1"),
 	}
 }
 

@@ -26,10 +26,10 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 		return t
 	}
 	encoded := build(30,
-		srv(sid(1), 10).shards(5, 0, 1, 2, 3),
-		srv(sid(2), 10).shards(5, 4, 5, 6, 7),
-		srv(sid(3), 10).shards(5, 8, 9, 10),
-		srv(sid(4), 10).shards(5, 11, 12, 13),
+		srv(sid(1), 10).Shards(5, 0, 1, 2, 3),
+		srv(sid(2), 10).Shards(5, 4, 5, 6, 7),
+		srv(sid(3), 10).Shards(5, 8, 9, 10),
+		srv(sid(4), 10).Shards(5, 11, 12, 13),
 	)
 	// Never done from the topology alone: a finish spec, for the worker
 	// to ask every earlier server for an original before it completes.
@@ -71,7 +71,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(waited, encoded, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC task that never ran (attempt 3 after plan waits) on an encoded volume: %v, want a plan error", err)
 	}
-	partial := build(30, srv(sid(1), 10).shards(5, 0, 1, 2, 3), srv(sid(2), 10).shards(5, 4, 5, 6, 7))
+	partial := build(30, srv(sid(1), 10).Shards(5, 0, 1, 2, 3), srv(sid(2), 10).Shards(5, 4, 5, 6, 7))
 	if _, err := PlanSpec(ecTask(3), partial, th); errors.As(err, &done) {
 		t.Errorf("EC retry with 8 shards: %v, want no AlreadyDone", err)
 	}
@@ -116,18 +116,13 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 // TestCompleteDone: the leader completes a task found done itself, through
 // the log, with the change the topology shows.
 func TestCompleteDone(t *testing.T) {
-	f := fsm.New()
-	a := &fsmApplier{f: f, at: now}
-	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-	for _, c := range []*pb.Command{
+	s, a := schedulerAtNow()
+	f := a.f
+	a.applyAll(t,
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
 		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &pb.Move{Source: sid(1), Target: sid(2)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
-	} {
-		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
-			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
-		}
-	}
+	)
 	var task *pb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	if len(task.EarlierServers) == 0 { // this applier's command version keeps no history
@@ -154,15 +149,11 @@ func TestAssignWaitRequeues(t *testing.T) {
 	f := fsm.New()
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }, MaxRetries: 3}, a, f, nil)
-	for _, c := range []*pb.Command{
+	a.applyAll(t,
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}),
 		fsm.AssignCmd(1, "w1", nil, &pb.Move{Source: swa(1), Target: swa(9)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
-	} {
-		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
-			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
-		}
-	}
+	)
 	var task *pb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	if len(task.EarlierMoves) == 0 { // this applier's command version keeps no history

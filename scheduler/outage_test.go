@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -18,7 +17,7 @@ import (
 // the master, wait; a leader that never saw a complete topology assigns
 // nothing.
 func TestAssignDuringMasterOutage(t *testing.T) {
-	full := build(30, srv(sid(1), 8, v(1, 10<<20).garbage(6<<20), v(2, 29<<20)).at(sid(1), 18080),
+	full := build(30, srv(sid(1), 8, v(1, 10<<20).Garbage(6<<20), v(2, 29<<20)).At(sid(1), 18080),
 		srv(sid(2), 8), srv(sid(3), 8), srv(sid(4), 8))
 	refilling := build(30, srv(sid(2), 8)) // one server re-registered so far
 	for _, tc := range []struct {
@@ -32,17 +31,12 @@ func TestAssignDuringMasterOutage(t *testing.T) {
 		{name: "no complete topology this term", topo: refilling, trusted: nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := fsm.New()
-			a := &fsmApplier{f: f, at: now}
-			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-			for _, c := range []*pb.Command{
+			s, a := schedulerAtNow()
+			f := a.f
+			proposeAll(t, s,
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}),
-			} {
-				if _, err := s.propose(context.Background(), c); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			s.view.topo, s.view.topoOK, s.view.topoErr, s.view.trusted = tc.topo, false, errors.New("connection refused"), tc.trusted
 			sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING},
 				max: 4, out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"testing"
-	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
@@ -32,9 +31,8 @@ func TestPlanErrorReasons(t *testing.T) {
 // fails, its recorded error the plan error's reason without the marker
 // (what `ctl` shows operators).
 func TestUnplannableTaskFailsWithTheReasonAlone(t *testing.T) {
-	f := fsm.New()
-	a := &fsmApplier{f: f, at: now}
-	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	s, a := schedulerAtNow()
+	f := a.f
 	if res, err := a.Apply(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3})); err != nil || fsm.ResultError(res) != nil {
 		t.Fatalf("submit: %v %v", err, fsm.ResultError(res))
 	}

@@ -19,9 +19,9 @@ var (
 
 func TestPlanSpecVacuum(t *testing.T) {
 	topo := build(100,
-		srv(sid(1), 10, v(7, 5000).garbage(2000), v(8, 10)),
-		srv(sid(2), 10, v(7, 5000).garbage(1500)).at(sid(2), 19999), // non-default gRPC port
-		srv("vs3", 10, v(7, 4000)).at("10.0.0.3:8080", 18080),       // id is not the address
+		srv(sid(1), 10, v(7, 5000).Garbage(2000), v(8, 10)),
+		srv(sid(2), 10, v(7, 5000).Garbage(1500)).At(sid(2), 19999), // non-default gRPC port
+		srv("vs3", 10, v(7, 4000)).At("10.0.0.3:8080", 18080),       // id is not the address
 		srv("10.0.0.4:8080.28080", 10, v(7, 5000)),                  // id carries the gRPC port
 		srv(sid(5), 10, v(9, 10)),
 	)
@@ -55,7 +55,7 @@ func TestPlanSpecVacuum(t *testing.T) {
 
 func TestPlanSpecUnplannable(t *testing.T) {
 	topo := build(100,
-		srv(sid(1), 10, v(1, 100)).shards(50, allShards()...),
+		srv(sid(1), 10, v(1, 100)).Shards(50, allShards()...),
 		srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10))
 	for _, tc := range []struct {
 		name string
@@ -113,7 +113,7 @@ func TestPlanSpecErasureCoding(t *testing.T) {
 			order: addrOf(1, 2, 3, 4)},
 		{name: "servers without a free slot are skipped", nodes: []*node{
 			srv(sid(1), 10, v(1, 100)), srv(sid(2), 1, v(10, 1)), srv(sid(3), 6), srv(sid(4), 7),
-			srv(sid(5), 8).withFree(0).shards(60, allShards()...), srv(sid(6), 9)},
+			srv(sid(5), 8).WithFree(0).Shards(60, allShards()...), srv(sid(6), 9)},
 			order: addrOf(1, 6, 4, 3)},
 		{name: "sixteen servers: exactly 14 used", nodes: sixteen,
 			order: addrOf(1, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4)},
@@ -121,8 +121,8 @@ func TestPlanSpecErasureCoding(t *testing.T) {
 			srv(sid(1), 10), srv(sid(2), 10, v(1, 100)), srv(sid(3), 10, v(1, 100)), srv(sid(4), 10)},
 			order: addrOf(2, 1, 4, 3)},
 		{name: "gRPC ports as the master reports them", nodes: []*node{
-			srv(sid(1), 10, v(1, 100)).at(sid(1), 17001), srv(sid(2), 9).at(sid(2), 17002),
-			srv(sid(3), 8).at(sid(3), 17003), srv(sid(4), 7).at(sid(4), 17004)},
+			srv(sid(1), 10, v(1, 100)).At(sid(1), 17001), srv(sid(2), 9).At(sid(2), 17002),
+			srv(sid(3), 8).At(sid(3), 17003), srv(sid(4), 7).At(sid(4), 17004)},
 			order: []string{"10.0.0.1:8080.17001", "10.0.0.2:8080.17002", "10.0.0.3:8080.17003", "10.0.0.4:8080.17004"}},
 		{name: "three usable servers of four", nodes: []*node{
 			srv(sid(1), 10, v(1, 100)), srv(sid(2), 5), srv(sid(3), 5), srv(sid(4), 1, v(10, 1))},
@@ -194,11 +194,11 @@ func TestPlanSpecBalance(t *testing.T) {
 	// Ids differ from addresses so that each way of naming a server is tested.
 	nodes := func() []*node {
 		return []*node{
-			srv("vs1", 10, v(5, 100), v(6, 10), v(7, 10)).at("10.0.0.1:8080", 18080),        // 3/10, holds 5
-			srv("vs2", 10, v(5, 100)).at("10.0.0.2:8080", 18080),                            // 1/10, holds 5
-			srv("vs3", 10, v(8, 10)).at("10.0.0.3:8080", 19999),                             // 1/10
-			srv("vs4", 4, v(9, 1), v(10, 1), v(11, 1), v(12, 1)).at("10.0.0.4:8080", 18080), // full
-			srv("vs5", 10).at("10.0.0.5:8080", 18080),                                       // empty
+			srv("vs1", 10, v(5, 100), v(6, 10), v(7, 10)).At("10.0.0.1:8080", 18080),        // 3/10, holds 5
+			srv("vs2", 10, v(5, 100)).At("10.0.0.2:8080", 18080),                            // 1/10, holds 5
+			srv("vs3", 10, v(8, 10)).At("10.0.0.3:8080", 19999),                             // 1/10
+			srv("vs4", 4, v(9, 1), v(10, 1), v(11, 1), v(12, 1)).At("10.0.0.4:8080", 18080), // full
+			srv("vs5", 10).At("10.0.0.5:8080", 18080),                                       // empty
 		}
 	}
 	const (
@@ -235,7 +235,7 @@ func TestPlanSpecBalance(t *testing.T) {
 		{name: "target is the source", source: "vs1", target: a1, wantErr: "already holds"},
 		{name: "target has no free slot", source: "vs1", target: "vs4", wantErr: "no free volume slot"},
 		{name: "target with free slots used by EC shards", volume: 1, nodes: []*node{
-			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8).withFree(0).shards(60, allShards()...)},
+			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8).WithFree(0).Shards(60, allShards()...)},
 			target: sid(2), wantErr: "no free volume slot"},
 		{name: "every server holds it", volume: 1, nodes: []*node{
 			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(1, 10))}, wantErr: "no server without a replica"},
@@ -316,7 +316,7 @@ func TestDetectThenPlan(t *testing.T) {
 				n := srv(sid(i), slots, vols...)
 				if (seed+i)%4 == 0 {
 					// Some slots taken by EC shards: fewer free slots than max-count.
-					n.withFree(max(0, slots-int64(count)-int64((seed+i)%3)))
+					n.WithFree(max(0, slots-int64(count)-int64((seed+i)%3)))
 				}
 				ns = append(ns, n)
 			}
@@ -340,7 +340,7 @@ func TestDetectThenPlan(t *testing.T) {
 func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	topo := build(100,
 		srv(sid(1), 10, v(1, 100)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
-		srv(sid(5), 0).withFree(0).shards(1, 3, 4), srv(sid(6), 0).withFree(0).shards(1, 7))
+		srv(sid(5), 0).WithFree(0).Shards(1, 3, 4), srv(sid(6), 0).WithFree(0).Shards(1, 7))
 	for _, earlier := range [][]string{nil, {swa(5), swa(4)}} {
 		task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
 		_, err := PlanSpec(task, topo, DefaultThresholds())
@@ -415,7 +415,7 @@ func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
 			nodes:    []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10)), srv(sid(3), 8)},
 			wantDone: true},
 		{name: "landed move, copy read-only: sent again to finish", moves: []*pb.Move{{Source: swa(1), Target: swa(2)}},
-			nodes:   []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10).readOnly()), srv(sid(3), 8)},
+			nodes:   []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10).ReadOnly()), srv(sid(3), 8)},
 			wantSrc: swa(1), wantDst: swa(2)},
 		{name: "every earlier server present: planned as before", moves: []*pb.Move{{Source: swa(1), Target: swa(3)}},
 			nodes:   []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(2, 10)), srv(sid(3), 8)},
@@ -463,22 +463,22 @@ func TestPlanSpecErasureCodingFinish(t *testing.T) {
 		wantWait    string   // or an ErrPlanWait saying this
 	}{
 		{name: "retry, holders are earlier servers: finish",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:5]...), srv(sid(2), 8).shards(5, first13[5:9]...), srv(sid(3), 8).shards(5, first13[9:]...), srv(sid(4), 8)},
+			nodes:   []*node{srv(sid(1), 8).Shards(5, first13[:5]...), srv(sid(2), 8).Shards(5, first13[5:9]...), srv(sid(3), 8).Shards(5, first13[9:]...), srv(sid(4), 8)},
 			attempt: 2, earlier: addrOf(1, 2, 3, 4), wantHolders: addrOf(1, 2, 3)},
 		{name: "retry, an earlier server missing from the topology: wait (it may hold an original)",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:5]...), srv(sid(2), 8).shards(5, first13[5:9]...), srv(sid(3), 8).shards(5, first13[9:]...)},
+			nodes:   []*node{srv(sid(1), 8).Shards(5, first13[:5]...), srv(sid(2), 8).Shards(5, first13[5:9]...), srv(sid(3), 8).Shards(5, first13[9:]...)},
 			attempt: 2, earlier: addrOf(1, 2, 3, 4), wantWait: "earlier server " + addrOf(4)[0] + " is missing"},
 		{name: "requeued after a plan wait, never ran (no history): already erasure coded",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
+			nodes:   []*node{srv(sid(1), 8).Shards(5, first13[:7]...), srv(sid(2), 8).Shards(5, first13[7:]...)},
 			attempt: 3, want: "already erasure coded"},
 		{name: "ctl task retry (attempt 1, history): finish",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
+			nodes:   []*node{srv(sid(1), 8).Shards(5, first13[:7]...), srv(sid(2), 8).Shards(5, first13[7:]...)},
 			attempt: 1, earlier: addrOf(1, 2), wantHolders: addrOf(1, 2)},
 		{name: "first attempt: already erasure coded",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13...), srv(sid(2), 8)},
+			nodes:   []*node{srv(sid(1), 8).Shards(5, first13...), srv(sid(2), 8)},
 			attempt: 1, want: "already erasure coded"},
 		{name: "a holder no earlier attempt used: already erasure coded",
-			nodes:   []*node{srv(sid(1), 8).shards(5, first13[:7]...), srv(sid(2), 8).shards(5, first13[7:]...)},
+			nodes:   []*node{srv(sid(1), 8).Shards(5, first13[:7]...), srv(sid(2), 8).Shards(5, first13[7:]...)},
 			attempt: 3, earlier: addrOf(1), want: "already erasure coded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -105,14 +105,10 @@ func TestPruneProposes(t *testing.T) {
 	applyAll(t, f, old, cmds...)
 	a := &fsmApplier{f: f, index: uint64(len(cmds)), at: old}
 	fence := uint64(len(cmds))
-	for _, c := range []*pb.Command{
+	a.applyAll(t,
 		fsm.StartCmd(last, fence),
 		fsm.CompleteCmd(last, fence, &pb.CapacityChange{TaskId: last, VolumeId: uint32(last)}),
-	} {
-		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
-			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
-		}
-	}
+	)
 
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 	before := a.index

@@ -12,7 +12,7 @@ func TestReflected(t *testing.T) {
 	// naming a server in a capacity change is distinguishable.
 	at := func(n int) string { return sid(n) }
 	vs := func(n int, max int64, vols ...vol) *node {
-		return srv("vs"+string(rune('0'+n)), max, vols...).at(at(n), 18080)
+		return srv("vs"+string(rune('0'+n)), max, vols...).At(at(n), 18080)
 	}
 	for _, tc := range []struct {
 		name   string
@@ -43,30 +43,30 @@ func TestReflected(t *testing.T) {
 		// Erasure coding.
 		{name: "EC: volume gone, 14 shards on one server", want: true,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
-			nodes:  []*node{vs(1, 8).shards(1, allShards()...)}},
+			nodes:  []*node{vs(1, 8).Shards(1, allShards()...)}},
 		{name: "EC: volume gone, 14 shards spread", want: true,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
 			nodes: []*node{
-				vs(1, 8).shards(1, 0, 4, 8, 12), vs(2, 8).shards(1, 1, 5, 9, 13),
-				vs(3, 8).shards(1, 2, 6, 10), vs(4, 8).shards(1, 3, 7, 11)}},
+				vs(1, 8).Shards(1, 0, 4, 8, 12), vs(2, 8).Shards(1, 1, 5, 9, 13),
+				vs(3, 8).Shards(1, 2, 6, 10), vs(4, 8).Shards(1, 3, 7, 11)}},
 		{name: "EC: 13 shards", want: false,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
 			nodes: []*node{
-				vs(1, 8).shards(1, 0, 4, 8, 12), vs(2, 8).shards(1, 1, 5, 9),
-				vs(3, 8).shards(1, 2, 6, 10), vs(4, 8).shards(1, 3, 7, 11)}},
+				vs(1, 8).Shards(1, 0, 4, 8, 12), vs(2, 8).Shards(1, 1, 5, 9),
+				vs(3, 8).Shards(1, 2, 6, 10), vs(4, 8).Shards(1, 3, 7, 11)}},
 		{name: "EC: 13 distinct shards, one held twice", want: false,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
 			nodes: []*node{
-				vs(1, 8).shards(1, 0, 1, 2, 3, 4, 5, 6), vs(2, 8).shards(1, 6, 7, 8, 9, 10, 11, 12)}},
+				vs(1, 8).Shards(1, 0, 1, 2, 3, 4, 5, 6), vs(2, 8).Shards(1, 6, 7, 8, 9, 10, 11, 12)}},
 		{name: "EC: all shards but the volume still present", want: false,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
-			nodes:  []*node{vs(1, 8, v(1, 100)).shards(1, allShards()...)}},
+			nodes:  []*node{vs(1, 8, v(1, 100)).Shards(1, allShards()...)}},
 		{name: "EC: neither volume nor shards", want: false,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
 			nodes:  []*node{vs(1, 8, v(2, 100))}},
 		{name: "EC: shards of another volume", want: false,
 			change: &pb.CapacityChange{Type: ecT, VolumeId: 1},
-			nodes:  []*node{vs(1, 8).shards(2, allShards()...)}},
+			nodes:  []*node{vs(1, 8).Shards(2, allShards()...)}},
 
 		// Balance.
 		{name: "balance: moved (ids)", want: true,

@@ -76,6 +76,35 @@ type fsmApplier struct {
 	at    time.Time
 }
 
+// schedulerAtNow is a scheduler over a fresh FSM, with its clock and its
+// applier standing at now.
+func schedulerAtNow() (*Scheduler, *fsmApplier) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now}
+	return New(Config{Now: func() time.Time { return now }}, a, f, nil), a
+}
+
+// applyAll applies cmds in order through a, failing the test on an error
+// or a refused command.
+func (a *fsmApplier) applyAll(t *testing.T, cmds ...*pb.Command) {
+	t.Helper()
+	for _, c := range cmds {
+		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
+			t.Fatalf("%T: %v %v", c.Body, err, fsm.ResultError(res))
+		}
+	}
+}
+
+// proposeAll has s propose cmds in order, failing the test on an error.
+func proposeAll(t *testing.T, s *Scheduler, cmds ...*pb.Command) {
+	t.Helper()
+	for _, c := range cmds {
+		if _, err := s.propose(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func (a *fsmApplier) Apply(_ context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
 	b, err := fsm.Encode(a.at.UnixNano(), cmd)
 	if err != nil {
@@ -96,17 +125,12 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 		{name: "failed step", failed: &pb.TaskFailed{Step: "compact", Error: "disk full", Retryable: true, RolledBack: true}, wantRetries: 1, backoff: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := fsm.New()
-			a := &fsmApplier{f: f, at: now}
-			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-			for _, c := range []*pb.Command{
+			s, a := schedulerAtNow()
+			f := a.f
+			proposeAll(t, s,
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
-			} {
-				if _, err := s.propose(context.Background(), c); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 			tc.failed.TaskId, tc.failed.Fence = 1, 2
 			if err := s.handleFailed(context.Background(), sess, tc.failed); err != nil {
@@ -161,14 +185,10 @@ func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
 			f := fsm.New()
 			a := &flakyApplier{fsmApplier: fsmApplier{f: f, at: now}}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
-			for _, c := range []*pb.Command{
+			proposeAll(t, s,
 				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
-			} {
-				if _, err := s.propose(context.Background(), c); err != nil {
-					t.Fatal(err)
-				}
-			}
+			)
 			s.running = true
 			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 			s.sessions["w1"] = sess
@@ -297,14 +317,10 @@ func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 		t.Fatalf("worker got %v, want a clean ack of task 1", m)
 	}
 	// A completion carrying another attempt's fence still changes nothing.
-	for _, c := range []*pb.Command{
+	proposeAll(t, s,
 		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
 		fsm.AssignCmd(2, "w1", nil, nil),
-	} {
-		if _, err := s.propose(context.Background(), c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 2, Fence: 1}}}); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -20,18 +21,10 @@ import (
 // (the simulator's operation log stays empty), even on a context detached
 // from the guarded one; with a guard that allows, they run.
 func TestCallGuardStopsCallsBeforeTheyLeave(t *testing.T) {
-	c, err := sim.New(sim.Config{Servers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	vid, err := c.AddVolume(sim.VolumeSpec{Size: 1 << 20, FileCount: 10, DeleteCount: 5, DeletedBytes: 1 << 19})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := simtest.Start(t, sim.Config{Servers: 1})
+	vid := simtest.Volume(t, c, sim.VolumeSpec{Size: 1 << 20, FileCount: 10, DeleteCount: 5, DeletedBytes: 1 << 19})
 	server := c.Server(0).Address().String()
-	vc := seaweed.NewVolumeClient()
-	defer vc.Close()
+	vc := simtest.VolumeClient(t)
 
 	allowed := true
 	ctx := seaweed.WithCallGuard(context.Background(), func() (time.Time, error) {
@@ -67,18 +60,10 @@ func TestCallGuardStopsCallsBeforeTheyLeave(t *testing.T) {
 // runs is cancelled (and the server's handler stops with it), with the
 // guard's error; one whose permission is renewed meanwhile runs to its end.
 func TestCallGuardCancelsARunningCall(t *testing.T) {
-	c, err := sim.New(sim.Config{Servers: 1, CompactDuration: 600 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	vid, err := c.AddVolume(sim.VolumeSpec{Size: 1 << 20, FileCount: 10, DeleteCount: 5, DeletedBytes: 1 << 19})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := simtest.Start(t, sim.Config{Servers: 1, CompactDuration: 600 * time.Millisecond})
+	vid := simtest.Volume(t, c, sim.VolumeSpec{Size: 1 << 20, FileCount: 10, DeleteCount: 5, DeletedBytes: 1 << 19})
 	server := c.Server(0).Address().String()
-	vc := seaweed.NewVolumeClient()
-	defer vc.Close()
+	vc := simtest.VolumeClient(t)
 
 	// Renewed: every check extends the permission by 100 ms.
 	var checks atomic.Int32
@@ -105,7 +90,7 @@ func TestCallGuardCancelsARunningCall(t *testing.T) {
 		return time.Time{}, errors.New("lease lost")
 	})
 	began := time.Now()
-	err = vc.VacuumVolumeCompact(lapsing, server, vid, nil)
+	err := vc.VacuumVolumeCompact(lapsing, server, vid, nil)
 	if status.Code(err) != codes.Aborted || !seaweed.GuardRefused(err) {
 		t.Fatalf("compaction whose permission lapsed: %v, want Aborted and GuardRefused", err)
 	}

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
@@ -15,18 +15,10 @@ import (
 // .idx's puts before its tombstones, so the volume starts without deletes
 // for the source's later write to append in order.)
 func TestIndexBeyond(t *testing.T) {
-	c, err := sim.New(sim.Config{Servers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	vid, err := c.AddVolume(sim.VolumeSpec{Size: 1 << 20, FileCount: 10, Servers: []int{0}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := simtest.Start(t, sim.Config{Servers: 2})
+	vid := simtest.Volume(t, c, sim.VolumeSpec{Size: 1 << 20, FileCount: 10, Servers: []int{0}})
 	src, dst := c.Server(0).Address().String(), c.Server(1).Address().String()
-	vc := seaweed.NewVolumeClient()
-	defer vc.Close()
+	vc := simtest.VolumeClient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := vc.VolumeCopy(ctx, dst, vid, "", src, "", nil); err != nil {

@@ -99,6 +99,37 @@ func (c *VolumeClient) client(server string) (volume_server_pb.VolumeServerClien
 	return volume_server_pb.NewVolumeServerClient(conn), nil
 }
 
+// unary makes one call on server's client; a failure of the call itself is
+// wrapped as "<what> on <server>", what being format with args.
+func unary[Req, Resp any](ctx context.Context, c *VolumeClient, server string,
+	rpc func(volume_server_pb.VolumeServerClient, context.Context, Req, ...grpc.CallOption) (Resp, error),
+	req Req, format string, args ...any) (Resp, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		var zero Resp
+		return zero, err
+	}
+	resp, err := rpc(cl, ctx, req)
+	if err != nil {
+		return resp, fmt.Errorf("%s on %s: %w", fmt.Sprintf(format, args...), server, err)
+	}
+	return resp, nil
+}
+
+// pullClient is target's client and source in the form target is told to
+// pull from.
+func (c *VolumeClient) pullClient(target, source string) (volume_server_pb.VolumeServerClient, string, error) {
+	cl, err := c.client(target)
+	if err != nil {
+		return nil, "", err
+	}
+	src, err := SourceForm(source)
+	if err != nil {
+		return nil, "", err
+	}
+	return cl, src, nil
+}
+
 // SourceForm gives the "host:port.grpcPort" form a volume server expects as
 // the peer it should pull from (source_data_node, source_volume_server).
 func SourceForm(server string) (string, error) {
@@ -159,15 +190,8 @@ func IsBeingCopied(err error) bool {
 // VacuumVolumeCheck returns the volume's garbage ratio as the server computes
 // it from its needle map.
 func (c *VolumeClient) VacuumVolumeCheck(ctx context.Context, server string, vid uint32) (*volume_server_pb.VacuumVolumeCheckResponse, error) {
-	cl, err := c.client(server)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cl.VacuumVolumeCheck(ctx, &volume_server_pb.VacuumVolumeCheckRequest{VolumeId: vid})
-	if err != nil {
-		return nil, fmt.Errorf("vacuum check volume %d on %s: %w", vid, server, err)
-	}
-	return resp, nil
+	return unary(ctx, c, server, volume_server_pb.VolumeServerClient.VacuumVolumeCheck, &volume_server_pb.VacuumVolumeCheckRequest{VolumeId: vid},
+		"vacuum check volume %d", vid)
 }
 
 // VacuumVolumeCompact runs a compaction and drains its stream; progress (may
@@ -198,27 +222,15 @@ func (c *VolumeClient) VacuumVolumeCompact(ctx context.Context, server string, v
 
 // VacuumVolumeCommit swaps in the compacted files. Not retry-safe.
 func (c *VolumeClient) VacuumVolumeCommit(ctx context.Context, server string, vid uint32) (*volume_server_pb.VacuumVolumeCommitResponse, error) {
-	cl, err := c.client(server)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cl.VacuumVolumeCommit(ctx, &volume_server_pb.VacuumVolumeCommitRequest{VolumeId: vid})
-	if err != nil {
-		return resp, fmt.Errorf("vacuum commit volume %d on %s: %w", vid, server, err)
-	}
-	return resp, nil
+	return unary(ctx, c, server, volume_server_pb.VolumeServerClient.VacuumVolumeCommit, &volume_server_pb.VacuumVolumeCommitRequest{VolumeId: vid},
+		"vacuum commit volume %d", vid)
 }
 
 // VacuumVolumeCleanup removes a compaction's temporary files.
 func (c *VolumeClient) VacuumVolumeCleanup(ctx context.Context, server string, vid uint32) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VacuumVolumeCleanup(ctx, &volume_server_pb.VacuumVolumeCleanupRequest{VolumeId: vid}); err != nil {
-		return fmt.Errorf("vacuum cleanup volume %d on %s: %w", vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VacuumVolumeCleanup, &volume_server_pb.VacuumVolumeCleanupRequest{VolumeId: vid},
+		"vacuum cleanup volume %d", vid)
+	return err
 }
 
 // HasVolumeFile reports whether the volume's file with extension ext (".cpd",
@@ -256,65 +268,36 @@ func (c *VolumeClient) HasVolumeFile(ctx context.Context, server string, vid uin
 // VolumeMarkReadonly marks the volume read-only. The volume server first
 // tells the master, so this fails while the master is unreachable.
 func (c *VolumeClient) VolumeMarkReadonly(ctx context.Context, server string, vid uint32, persist bool) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeMarkReadonly(ctx, &volume_server_pb.VolumeMarkReadonlyRequest{VolumeId: vid, Persist: persist}); err != nil {
-		return fmt.Errorf("mark volume %d read-only on %s: %w", vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeMarkReadonly, &volume_server_pb.VolumeMarkReadonlyRequest{VolumeId: vid, Persist: persist},
+		"mark volume %d read-only", vid)
+	return err
 }
 
 // VolumeMarkWritable clears the read-only marks and tells the master.
 func (c *VolumeClient) VolumeMarkWritable(ctx context.Context, server string, vid uint32) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeMarkWritable(ctx, &volume_server_pb.VolumeMarkWritableRequest{VolumeId: vid}); err != nil {
-		return fmt.Errorf("mark volume %d writable on %s: %w", vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeMarkWritable, &volume_server_pb.VolumeMarkWritableRequest{VolumeId: vid},
+		"mark volume %d writable", vid)
+	return err
 }
 
 // VolumeStatus returns read-only state, .dat size and counts.
 func (c *VolumeClient) VolumeStatus(ctx context.Context, server string, vid uint32) (*volume_server_pb.VolumeStatusResponse, error) {
-	cl, err := c.client(server)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cl.VolumeStatus(ctx, &volume_server_pb.VolumeStatusRequest{VolumeId: vid})
-	if err != nil {
-		return nil, fmt.Errorf("status of volume %d on %s: %w", vid, server, err)
-	}
-	return resp, nil
+	return unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeStatus, &volume_server_pb.VolumeStatusRequest{VolumeId: vid},
+		"status of volume %d", vid)
 }
 
 // ReadVolumeFileStatus returns file sizes, counts and the compaction revision.
 func (c *VolumeClient) ReadVolumeFileStatus(ctx context.Context, server string, vid uint32) (*volume_server_pb.ReadVolumeFileStatusResponse, error) {
-	cl, err := c.client(server)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cl.ReadVolumeFileStatus(ctx, &volume_server_pb.ReadVolumeFileStatusRequest{VolumeId: vid})
-	if err != nil {
-		return nil, fmt.Errorf("file status of volume %d on %s: %w", vid, server, err)
-	}
-	return resp, nil
+	return unary(ctx, c, server, volume_server_pb.VolumeServerClient.ReadVolumeFileStatus, &volume_server_pb.ReadVolumeFileStatusRequest{VolumeId: vid},
+		"file status of volume %d", vid)
 }
 
 // VolumeDelete unmounts and deletes the volume on the server, whatever it
 // holds (only_empty=false).
 func (c *VolumeClient) VolumeDelete(ctx context.Context, server string, vid uint32, keepRemoteData bool) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeDelete(ctx, &volume_server_pb.VolumeDeleteRequest{VolumeId: vid, KeepRemoteData: keepRemoteData}); err != nil {
-		return fmt.Errorf("delete volume %d on %s: %w", vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeDelete, &volume_server_pb.VolumeDeleteRequest{VolumeId: vid, KeepRemoteData: keepRemoteData},
+		"delete volume %d", vid)
+	return err
 }
 
 // ---------------------------------------------------------------------------
@@ -324,11 +307,7 @@ func (c *VolumeClient) VolumeDelete(ctx context.Context, server string, vid uint
 // the stream; progress (may be nil) receives processed bytes. It returns the
 // final message's last_append_at_ns (0 if the server sent none).
 func (c *VolumeClient) VolumeCopy(ctx context.Context, target string, vid uint32, collection, source, diskType string, progress func(processedBytes int64)) (uint64, error) {
-	cl, err := c.client(target)
-	if err != nil {
-		return 0, err
-	}
-	src, err := SourceForm(source)
+	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return 0, err
 	}
@@ -359,11 +338,7 @@ func (c *VolumeClient) VolumeCopy(ctx context.Context, target string, vid uint32
 // VolumeTailReceiver makes target apply the needles source appended after
 // sinceNs, returning once source was idle for about 2×idleSeconds.
 func (c *VolumeClient) VolumeTailReceiver(ctx context.Context, target string, vid uint32, sinceNs uint64, idleSeconds uint32, source string) error {
-	cl, err := c.client(target)
-	if err != nil {
-		return err
-	}
-	src, err := SourceForm(source)
+	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return err
 	}
@@ -381,49 +356,30 @@ func (c *VolumeClient) VolumeTailReceiver(ctx context.Context, target string, vi
 // VolumeEcShardsGenerate writes .ecx, the 14 shards and the .vif next to the
 // volume. Each call is a new encode generation.
 func (c *VolumeClient) VolumeEcShardsGenerate(ctx context.Context, server string, vid uint32, collection string) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeEcShardsGenerate(ctx, &volume_server_pb.VolumeEcShardsGenerateRequest{VolumeId: vid, Collection: collection}); err != nil {
-		return fmt.Errorf("generate EC shards of volume %d on %s: %w", vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsGenerate, &volume_server_pb.VolumeEcShardsGenerateRequest{VolumeId: vid, Collection: collection},
+		"generate EC shards of volume %d", vid)
+	return err
 }
 
 // VolumeEcShardsMount mounts the given shards from local files.
 func (c *VolumeClient) VolumeEcShardsMount(ctx context.Context, server string, vid uint32, collection string, shards []uint32) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeEcShardsMount(ctx, &volume_server_pb.VolumeEcShardsMountRequest{VolumeId: vid, Collection: collection, ShardIds: shards}); err != nil {
-		return fmt.Errorf("mount EC shards %v of volume %d on %s: %w", shards, vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsMount, &volume_server_pb.VolumeEcShardsMountRequest{VolumeId: vid, Collection: collection, ShardIds: shards},
+		"mount EC shards %v of volume %d", shards, vid)
+	return err
 }
 
 // VolumeEcShardsUnmount unmounts the given shards (every generation); files
 // stay.
 func (c *VolumeClient) VolumeEcShardsUnmount(ctx context.Context, server string, vid uint32, shards []uint32) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeEcShardsUnmount(ctx, &volume_server_pb.VolumeEcShardsUnmountRequest{VolumeId: vid, ShardIds: shards}); err != nil {
-		return fmt.Errorf("unmount EC shards %v of volume %d on %s: %w", shards, vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsUnmount, &volume_server_pb.VolumeEcShardsUnmountRequest{VolumeId: vid, ShardIds: shards},
+		"unmount EC shards %v of volume %d", shards, vid)
+	return err
 }
 
 // VolumeEcShardsCopy makes target pull the given shards, with .ecx, .ecj,
 // .vif and .ecsum, from source's disk. It does not mount them.
 func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string) error {
-	cl, err := c.client(target)
-	if err != nil {
-		return err
-	}
-	src, err := SourceForm(source)
+	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return err
 	}
@@ -439,27 +395,19 @@ func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vi
 // VolumeEcShardsDelete deletes the given shard files (and the index files
 // once no shard is left). Unmount first.
 func (c *VolumeClient) VolumeEcShardsDelete(ctx context.Context, server string, vid uint32, collection string, shards []uint32) error {
-	cl, err := c.client(server)
-	if err != nil {
-		return err
-	}
-	if _, err := cl.VolumeEcShardsDelete(ctx, &volume_server_pb.VolumeEcShardsDeleteRequest{VolumeId: vid, Collection: collection, ShardIds: shards}); err != nil {
-		return fmt.Errorf("delete EC shards %v of volume %d on %s: %w", shards, vid, server, err)
-	}
-	return nil
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsDelete, &volume_server_pb.VolumeEcShardsDeleteRequest{VolumeId: vid, Collection: collection, ShardIds: shards},
+		"delete EC shards %v of volume %d", shards, vid)
+	return err
 }
 
 // VolumeEcShardsTeardown unloads the EC volume and wipes every EC artifact of
 // it on every disk of the server (full_teardown, all generations). The .vif
 // of a regular volume living there is kept.
 func (c *VolumeClient) VolumeEcShardsTeardown(ctx context.Context, server string, vid uint32, collection string) error {
-	cl, err := c.client(server)
+	resp, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsDelete, &volume_server_pb.VolumeEcShardsDeleteRequest{VolumeId: vid, Collection: collection, FullTeardown: true},
+		"tear down EC volume %d", vid)
 	if err != nil {
 		return err
-	}
-	resp, err := cl.VolumeEcShardsDelete(ctx, &volume_server_pb.VolumeEcShardsDeleteRequest{VolumeId: vid, Collection: collection, FullTeardown: true})
-	if err != nil {
-		return fmt.Errorf("tear down EC volume %d on %s: %w", vid, server, err)
 	}
 	if !resp.GetFullTeardownDone() {
 		return fmt.Errorf("tear down EC volume %d on %s: the server does not support full teardown", vid, server)
@@ -469,15 +417,8 @@ func (c *VolumeClient) VolumeEcShardsTeardown(ctx context.Context, server string
 
 // VolumeEcShardsInfo lists the shards of the volume mounted on the server.
 func (c *VolumeClient) VolumeEcShardsInfo(ctx context.Context, server string, vid uint32) (*volume_server_pb.VolumeEcShardsInfoResponse, error) {
-	cl, err := c.client(server)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := cl.VolumeEcShardsInfo(ctx, &volume_server_pb.VolumeEcShardsInfoRequest{VolumeId: vid})
-	if err != nil {
-		return nil, fmt.Errorf("EC shards of volume %d on %s: %w", vid, server, err)
-	}
-	return resp, nil
+	return unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsInfo, &volume_server_pb.VolumeEcShardsInfoRequest{VolumeId: vid},
+		"EC shards of volume %d", vid)
 }
 
 // MountedEcShards returns the shard ids the server has mounted for the

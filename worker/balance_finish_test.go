@@ -22,16 +22,14 @@ import (
 func TestBalanceAdoptStoppedBeforeUnfreeze(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstMove(t)
-	abandonMove(t, e, first)
+	vid, task, first := e.abandonedMove(t)
 
 	dst, _ := e.c.ServerByAddress(first.Target)
 	src, _ := e.c.ServerByAddress(first.Source)
 	stopped := false
 	e.c.InjectFault(sim.Fault{Method: "VolumeMarkWritable", Server: dst.ID(), VolumeID: vid, FailNext: 1,
 		Err: status.Error(codes.Unavailable, "worker crashed"), OnFire: func() { stopped = true }})
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = retryMove(task, first)
 	second := e.plan(t, task)
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, second, nil); err == nil || !stopped {
 		t.Fatalf("the adopting attempt: err %v, stopped before the unfreeze %v", err, stopped)

@@ -21,8 +21,7 @@ import (
 func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstMove(t)
-	abandonMove(t, e, first)
+	vid, task, first := e.abandonedMove(t)
 	// The source took a write after a partial rollback: the copy is behind.
 	if err := e.vc.VolumeMarkWritable(ctx, first.Source, vid); err != nil {
 		t.Fatal(err)
@@ -39,8 +38,7 @@ func TestBalanceRetryFreezesEarlierCopyBeforeComparing(t *testing.T) {
 		Err:    status.Errorf(codes.Unknown, "volume %d is being copied", vid),
 		OnFire: func() { fired, writeErr = true, e.c.WriteReplica(vid, first.Target, 1<<10, 1) }})
 
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = retryMove(task, first)
 	retry := e.plan(t, task)
 	change, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, retry, nil)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -45,7 +44,7 @@ func survivingOriginal(t *testing.T, e *simEnv) (first *pb.TaskSpec, vid uint32,
 }
 
 func finishSpecOf(first *pb.TaskSpec) *pb.TaskSpec {
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(3, first)
 	return &pb.TaskSpec{Task: task, EarlierServers: task.EarlierServers}
 }
 
@@ -59,17 +58,10 @@ func TestECFinishSpecFindsSurvivingOriginal(t *testing.T) {
 	first, vid, orig := survivingOriginal(t, e)
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
 	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
-	if err != nil {
-		t.Fatalf("finish spec with a surviving original: %v", err)
-	}
-	if len(change.GetShards()) != seaweed.EcTotalShards {
-		t.Fatalf("change places %d shards", len(change.GetShards()))
-	}
 	if _, ok := orig.Volume(vid); ok {
 		t.Fatalf("the finish completed while the original of volume %d is still on %s", vid, orig.ID())
 	}
-	requireShardsOnce(t, e, vid)
-	requireDurable(t, e.c)
+	requireFinished(t, e, vid, change, err, "finish spec with a surviving original")
 }
 
 // TestECFinishSpecWaitsForUnansweringServer: an earlier server that cannot
@@ -89,12 +81,7 @@ func TestECFinishSpecWaitsForUnansweringServer(t *testing.T) {
 	if _, ok := orig.Volume(vid); !ok {
 		t.Fatalf("the original of volume %d is gone after the refused finish", vid)
 	}
-	n := 0
-	for i := 0; i < 6; i++ {
-		if st, ok := e.c.Server(i).EcShards(vid); ok {
-			n += len(st.Mounted)
-		}
-	}
+	n := mountedShards(e, vid, 6)
 	if n != seaweed.EcTotalShards {
 		t.Fatalf("%d shards mounted after the refused finish, want all %d kept", n, seaweed.EcTotalShards)
 	}
@@ -114,14 +101,7 @@ func TestECRetryNotFoundOnceIsNotDeleted(t *testing.T) {
 	if _, ok := orig.Volume(vid); ok && err == nil {
 		t.Fatalf("the retry completed while the original of volume %d is still on %s", vid, orig.ID())
 	}
-	if err != nil {
-		t.Fatalf("retry: %v", err)
-	}
-	if len(change.GetShards()) != seaweed.EcTotalShards {
-		t.Fatalf("change places %d shards", len(change.GetShards()))
-	}
-	requireShardsOnce(t, e, vid)
-	requireDurable(t, e.c)
+	requireFinished(t, e, vid, change, err, "retry")
 }
 
 // TestECRetryProbesOriginalsTheSpecOmits: a three-copy volume (rp 002)

@@ -45,22 +45,36 @@ func (a *ecAttempt) probeOriginals(ctx context.Context, spec *pb.TaskSpec) error
 		if slices.ContainsFunc(a.replicas, known) || slices.ContainsFunc(a.gone, known) {
 			continue
 		}
-		cctx, cancel := call(ctx)
-		st, err := a.c.VolumeStatus(cctx, s, a.vid)
-		cancel()
-		switch {
-		case err == nil:
-			if err := a.noteReplica(ctx, s, st, true); err != nil {
-				return waitingFor(s, a.vid, err)
-			}
-			a.replicas = append(a.replicas, s)
-		case seaweed.IsNotFound(err):
+		found, err := a.probeOriginal(ctx, s)
+		if err != nil {
+			return err
+		}
+		if !found {
 			a.gone = append(a.gone, s)
-		default:
-			return waitingFor(s, a.vid, err)
 		}
 	}
 	return nil
+}
+
+// probeOriginal asks s for the volume. One it holds is noted and joins the
+// plan as a replica (true); "not found" gives false; any other answer is
+// an error: the attempt waits for s.
+func (a *ecAttempt) probeOriginal(ctx context.Context, s string) (bool, error) {
+	cctx, cancel := call(ctx)
+	st, err := a.c.VolumeStatus(cctx, s, a.vid)
+	cancel()
+	switch {
+	case err == nil:
+		if err := a.noteReplica(ctx, s, st, true); err != nil {
+			return false, waitingFor(s, a.vid, err)
+		}
+		a.replicas = append(a.replicas, s)
+		return true, nil
+	case seaweed.IsNotFound(err):
+		return false, nil
+	default:
+		return false, waitingFor(s, a.vid, err)
+	}
 }
 
 // confirmGone asks again, once the survey and the generation checks are
@@ -90,19 +104,12 @@ func (a *ecAttempt) probeOriginals(ctx context.Context, spec *pb.TaskSpec) error
 // (weed shell ec.encode included) that could not see it.
 func (a *ecAttempt) confirmGone(ctx context.Context) error {
 	for _, s := range slices.Clone(a.gone) {
-		cctx, cancel := call(ctx)
-		st, err := a.c.VolumeStatus(cctx, s, a.vid)
-		cancel()
-		switch {
-		case err == nil:
-			if err := a.noteReplica(ctx, s, st, true); err != nil {
-				return waitingFor(s, a.vid, err)
-			}
-			a.replicas = append(a.replicas, s)
+		found, err := a.probeOriginal(ctx, s)
+		if err != nil {
+			return err
+		}
+		if found {
 			a.gone = slices.DeleteFunc(a.gone, func(x string) bool { return x == s })
-		case seaweed.IsNotFound(err):
-		default:
-			return waitingFor(s, a.vid, err)
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -39,6 +40,33 @@ func requireDurable(t *testing.T, c *sim.Cluster) {
 	}
 }
 
+// encodedAndDeleted runs a whole first EC attempt (task 3) of a one-copy
+// volume: the shards are spread and the original
+// is deleted. It returns the volume and the attempt's spec.
+func encodedAndDeleted(ctx context.Context, t *testing.T, e *simEnv) (uint32, *pb.TaskSpec) {
+	t.Helper()
+	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
+	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
+		t.Fatal(err)
+	}
+	return vid, first
+}
+
+// requireFinished checks an EC attempt's outcome: what completed, placing
+// every shard, each mounted once, and nothing was lost.
+func requireFinished(t *testing.T, e *simEnv, vid uint32, change *pb.CapacityChange, err error, what string) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if len(change.GetShards()) != seaweed.EcTotalShards {
+		t.Fatalf("change places %d shards", len(change.GetShards()))
+	}
+	requireShardsOnce(t, e, vid)
+	requireDurable(t, e.c)
+}
+
 // TestECRetryFinishesWithOriginalsDeleted: every original deleted (rp 000
 // and 001), or one of two (the other's delete failed); the retry's spec
 // names them all.
@@ -73,14 +101,7 @@ func TestECRetryFinishesWithOriginalsDeleted(t *testing.T) {
 			e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsGenerate", FailNext: 100})
 			e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
 			change, err := worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
-			if err != nil {
-				t.Fatalf("retry naming deleted originals: %v", err)
-			}
-			if len(change.GetShards()) != seaweed.EcTotalShards {
-				t.Fatalf("change places %d shards", len(change.GetShards()))
-			}
-			requireShardsOnce(t, e, vid)
-			requireDurable(t, e.c)
+			requireFinished(t, e, vid, change, err, "retry naming deleted originals")
 		})
 	}
 }
@@ -91,23 +112,10 @@ func TestECRetryFinishesWithOriginalsDeleted(t *testing.T) {
 func TestECFinishSpecCompletes(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
-	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
-		t.Fatal(err)
-	}
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
-	finish := &pb.TaskSpec{Task: task, EarlierServers: task.EarlierServers}
+	vid, first := encodedAndDeleted(ctx, t, e)
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
-	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finish, nil)
-	if err != nil {
-		t.Fatalf("finish spec: %v", err)
-	}
-	if len(change.GetShards()) != seaweed.EcTotalShards {
-		t.Fatalf("change places %d shards", len(change.GetShards()))
-	}
-	requireShardsOnce(t, e, vid)
-	requireDurable(t, e.c)
+	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finishSpecOf(first), nil)
+	requireFinished(t, e, vid, change, err, "finish spec")
 }
 
 // TestECRetryDeletedOriginalIncompleteGenerationRefused: the original is
@@ -118,11 +126,7 @@ func TestECFinishSpecCompletes(t *testing.T) {
 func TestECRetryDeletedOriginalIncompleteGenerationRefused(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
-	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
-		t.Fatal(err)
-	}
+	vid, first := encodedAndDeleted(ctx, t, e)
 	holder := first.ShardTargets[13].Server
 	if err := e.vc.VolumeEcShardsUnmount(ctx, holder, vid, []uint32{13}); err != nil {
 		t.Fatal(err)
@@ -132,12 +136,7 @@ func TestECRetryDeletedOriginalIncompleteGenerationRefused(t *testing.T) {
 	if !errors.As(err, &f) || !f.Retryable || !strings.Contains(err.Error(), "changing nothing") {
 		t.Fatalf("retry over an incomplete generation: %v, want a retryable refusal that changes nothing", err)
 	}
-	n := 0
-	for i := 0; i < 6; i++ {
-		if st, ok := e.c.Server(i).EcShards(vid); ok {
-			n += len(st.Mounted)
-		}
-	}
+	n := mountedShards(e, vid, 6)
 	if n != 13 {
 		t.Fatalf("%d shards mounted after the refused retry, want the 13 left", n)
 	}

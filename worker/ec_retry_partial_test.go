@@ -7,7 +7,6 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -33,7 +32,7 @@ func TestECRetryDoesNotFinishLopsidedGeneration(t *testing.T) {
 		t.Fatal("the copy fault never fired")
 	}
 	h2.Remove()
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(3, first)
 	retry := e.plan(t, task)
 	change, err := worker.NewECExecutor(e.vc).Execute(ctx, retry, nil)
 	if err != nil {
@@ -78,7 +77,7 @@ func TestECRetryHolderDownTouchesNothing(t *testing.T) {
 			break
 		}
 	}
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(3, first)
 	retry := e.plan(t, task)
 	s, _ := e.c.ServerByAddress(down)
 	h := e.c.InjectFault(sim.Fault{Server: s.ID(), FailNext: 100000})
@@ -88,12 +87,7 @@ func TestECRetryHolderDownTouchesNothing(t *testing.T) {
 		t.Fatalf("retry with a holder down: %v, want a retryable failure that changes nothing", err)
 	}
 	h.Remove()
-	n := 0
-	for i := 0; i < 6; i++ {
-		if st, ok := e.c.Server(i).EcShards(vid); ok {
-			n += len(st.Mounted)
-		}
-	}
+	n := mountedShards(e, vid, 6)
 	if n != 14 {
 		t.Fatalf("%d shards mounted after the refused retry, want all 14", n)
 	}

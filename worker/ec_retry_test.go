@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -77,7 +78,7 @@ func TestECRetryRefusesDifferingSurvivor(t *testing.T) {
 	if err := e.c.WriteReplica(vid, survivor, 1<<20, 2); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(3, first)
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "differ") {
@@ -117,11 +118,15 @@ func TestECNeverSweepsShardsItDidNotMake(t *testing.T) {
 	}
 }
 
-// abandonAfterCopy plays an EC attempt on vid abandoned after generating
-// the shards on src and copying moved to other, before mounting them
-// there and before any rollback.
-func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, src, other string, moved []uint32) {
+// abandonedAfterCopy plans a first EC attempt (planFirstEC) and plays it
+// abandoned after generating the shards on its source and copying the
+// first target's shards to that target (other, served by s), before
+// mounting them there and before any rollback.
+func abandonedAfterCopy(ctx context.Context, t *testing.T, e *simEnv) (vid uint32, first *pb.TaskSpec, other string, s *sim.VolumeServer) {
 	t.Helper()
+	vid, _, first = e.planFirstEC(t)
+	src := first.Replicas[0]
+	other, moved := firstTargetOffSource(first, src)
 	if err := errors.Join(
 		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
 		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
@@ -129,6 +134,8 @@ func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, 
 	); err != nil {
 		t.Fatalf("abandoned attempt: %v", err)
 	}
+	s, _ = e.c.ServerByAddress(other)
+	return vid, first, other, s
 }
 
 // TestECRetrySweepsUnmountedLeftoversOfEarlierServers: an abandoned
@@ -140,21 +147,17 @@ func abandonAfterCopy(ctx context.Context, t *testing.T, e *simEnv, vid uint32, 
 func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstEC(t)
-	src := first.Replicas[0]
-	other, moved := firstTargetOffSource(first, src)
 	// Abandoned after the copy, before mounting it and before any
 	// rollback; the source's own shards are torn down by a restart of the
 	// source's server (nothing of this generation is mounted anywhere).
-	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
-	s, _ := e.c.ServerByAddress(other)
+	vid, first, other, s := abandonedAfterCopy(ctx, t, e)
 	if st, ok := s.EcShards(vid); !ok || len(st.Files) == 0 || len(st.Mounted) != 0 {
 		t.Fatalf("%s: %+v; want unmounted shard files", other, st)
 	}
 	if _, ok := e.topo(t).EcVolumes[vid]; ok {
 		t.Fatalf("the master lists shards of volume %d; the test needs none listed", vid)
 	}
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(1, first)
 	s.SetMaxVolumes(0)
 	retry := e.plan(t, task)
 	for _, st := range retry.ShardTargets {
@@ -180,12 +183,8 @@ func TestECRetrySweepsUnmountedLeftoversOfEarlierServers(t *testing.T) {
 func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 	e := newSimEnv(t, 8)
 	ctx := testCtx(t)
-	vid, _, first := e.planFirstEC(t)
-	src := first.Replicas[0]
-	other, moved := firstTargetOffSource(first, src)
-	abandonAfterCopy(ctx, t, e, vid, src, other, moved)
-	s, _ := e.c.ServerByAddress(other)
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	vid, first, other, s := abandonedAfterCopy(ctx, t, e)
+	task := retryEC(1, first)
 	retry := e.plan(t, task)
 	s.Stop()
 	if spec, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) || !strings.Contains(err.Error(), other) {
@@ -200,8 +199,7 @@ func TestECRetryWaitsForDownEarlierServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A fresh client: the old one's connection to the server backs off.
-	vc := seaweed.NewVolumeClient()
-	t.Cleanup(func() { vc.Close() })
+	vc := simtest.VolumeClient(t)
 	if _, err := worker.NewECExecutor(vc).Execute(ctx, e.plan(t, task), nil); err != nil {
 		t.Fatalf("retry with %s back: %v", other, err)
 	}

@@ -35,8 +35,7 @@ func newSimEnvConfig(t *testing.T, cfg sim.Config) *simEnv {
 	t.Helper()
 	c := simtest.Start(t, cfg)
 	m := simtest.Master(t, c)
-	vc := seaweed.NewVolumeClient()
-	t.Cleanup(func() { vc.Close() })
+	vc := simtest.VolumeClient(t)
 	return &simEnv{c: c, vc: vc, m: m}
 }
 
@@ -106,6 +105,18 @@ func firstTargetOffSource(spec *pb.TaskSpec, src string) (other string, moved []
 		}
 	}
 	return other, moved
+}
+
+// mountedShards counts the shards of vid mounted on the first servers of
+// e's cluster.
+func mountedShards(e *simEnv, vid uint32, servers int) int {
+	n := 0
+	for i := 0; i < servers; i++ {
+		if st, ok := e.c.Server(i).EcShards(vid); ok {
+			n += len(st.Mounted)
+		}
+	}
+	return n
 }
 
 // requireShardsOnce checks that the master lists the volume as 14 distinct
@@ -182,18 +193,20 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 	requireShardsOnce(t, e, vid)
 }
 
-// abandonMove leaves what a move killed after its copy leaves: the source
-// frozen (not persisted) and a writable copy on the target.
-func abandonMove(t *testing.T, e *simEnv, spec *pb.TaskSpec) {
+// abandonedMove plans a first move (planFirstMove) and leaves what the move
+// killed after its copy leaves: the source frozen (not persisted) and a
+// writable copy on the target.
+func (e *simEnv) abandonedMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
 	t.Helper()
+	vid, task, first = e.planFirstMove(t)
 	ctx := testCtx(t)
-	vid := spec.Task.VolumeId
-	if err := e.vc.VolumeMarkReadonly(ctx, spec.Source, vid, false); err != nil {
+	if err := e.vc.VolumeMarkReadonly(ctx, first.Source, vid, false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.vc.VolumeCopy(ctx, spec.Target, vid, "", spec.Source, "", nil); err != nil {
+	if _, err := e.vc.VolumeCopy(ctx, first.Target, vid, "", first.Source, "", nil); err != nil {
 		t.Fatal(err)
 	}
+	return vid, task, first
 }
 
 // TestBalanceRetryAfterAbandonedMove: the retry of a move whose attempt was
@@ -223,15 +236,13 @@ func TestBalanceRetryAfterAbandonedMove(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newSimEnv(t, 3)
 			ctx := testCtx(t)
-			vid, task, first := e.planFirstMove(t)
-			abandonMove(t, e, first)
+			vid, task, first := e.abandonedMove(t)
 			if tc.diverge != nil {
 				if err := tc.diverge(e, vid, first.Source, first.Target); err != nil {
 					t.Fatal(err)
 				}
 			}
-			task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-				EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+			task = retryMove(task, first)
 			retry := e.plan(t, task)
 			if retry.Target != first.Target {
 				t.Fatalf("retry moves to %s, want the earlier target %s", retry.Target, first.Target)
@@ -350,6 +361,21 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 }
 
 // movesOf is the history an assignment of spec records (AssignTask.move).
+// retryEC is the EC task id's second attempt as the leader requeues it
+// after first's lease expired: fence 20, first's servers as its history.
+func retryEC(id uint64, first *pb.TaskSpec) *pb.Task {
+	return &pb.Task{Id: id, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20,
+		EarlierServers: scheduler.SpecServers(first)}
+}
+
+// retryMove is the move task's second attempt as the leader requeues it
+// after first's lease expired: fence 20, first's servers and move as its
+// history.
+func retryMove(task *pb.Task, first *pb.TaskSpec) *pb.Task {
+	return &pb.Task{Id: task.Id, Type: task.Type, VolumeId: task.VolumeId, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
+		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+}
+
 func movesOf(spec *pb.TaskSpec) []*pb.Move {
 	if m := scheduler.SpecMove(spec); m != nil {
 		return []*pb.Move{m}

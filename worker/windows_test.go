@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
-	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -170,16 +169,14 @@ func TestECRefusesAKeptPairThatDiffers(t *testing.T) {
 func TestBalanceRetryReplacesACopyBehindASameSizeOverwrite(t *testing.T) {
 	e := newSimEnv(t, 3)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstMove(t)
-	abandonMove(t, e, first)
+	vid, task, first := e.abandonedMove(t)
 	if err := e.vc.VolumeMarkWritable(ctx, first.Source, vid); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.c.OverwriteOn(vid, first.Source, 1); err != nil {
 		t.Fatal(err)
 	}
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
-		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = retryMove(task, first)
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, e.plan(t, task), nil); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
@@ -287,7 +284,7 @@ func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
 	if err := e.c.WriteReplica(vid, orig, 1<<20, 2); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(1, first)
 	_, err = worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "took 1 deletes") {
@@ -309,7 +306,7 @@ func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
 func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
-	vid, task, first := e.planFirstEC(t)
+	vid, _, first := e.planFirstEC(t)
 	src := first.Replicas[0]
 	other, moved := firstTargetOffSource(first, src)
 	if err := errors.Join(
@@ -325,7 +322,7 @@ func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 	fired := false
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", VolumeID: vid, FailNext: 1, Pass: true,
 		OnFire: func() { fired, delErr = true, e.c.DeleteData(vid, 1<<10, 1) }})
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := retryEC(1, first)
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	if !fired || delErr != nil {
 		t.Fatalf("the delete the test needs: reached %v, %v", fired, delErr)

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/ticker"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -346,18 +347,7 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		hb = 2 * time.Second
 	}
 	w.sendHeartbeat(stream)
-	go func() {
-		t := time.NewTicker(hb)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-				w.sendHeartbeat(stream)
-			}
-		}
-	}()
+	go ticker.Every(sctx, hb, func() { w.sendHeartbeat(stream) })
 	for {
 		m, err := stream.Recv()
 		if err != nil {
@@ -826,14 +816,7 @@ func (w *Worker) rollbackRestored(a *attempt) {
 // heartbeat for a whole lease: the leader requeues them after lease+grace,
 // so they must be stopped (and rolled back) before then.
 func (w *Worker) watchLease(ctx context.Context) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticker.Every(ctx, 200*time.Millisecond, func() {
 		w.mu.Lock()
 		expired := w.lease > 0 && len(w.attempts) > 0 && time.Since(w.lastAck) > w.lease
 		w.mu.Unlock()
@@ -841,7 +824,7 @@ func (w *Worker) watchLease(ctx context.Context) {
 			w.log.Warn("no word from the leader for a lease: stopping attempts")
 			w.stopAll("lost contact with the leader")
 		}
-	}
+	})
 }
 
 func (w *Worker) stopAll(reason string) {
@@ -868,16 +851,9 @@ func (w *Worker) stopAll(reason string) {
 // flushJournal writes pending journal deletes once a second, so a quiet
 // worker does not keep acknowledged attempts on disk indefinitely.
 func (w *Worker) flushJournal(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := w.journal.Flush(); err != nil {
-				w.log.Error("journal flush", "error", err)
-			}
+	ticker.Every(ctx, time.Second, func() {
+		if err := w.journal.Flush(); err != nil {
+			w.log.Error("journal flush", "error", err)
 		}
-	}
+	})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/internal/ticker"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -234,22 +235,15 @@ func startSimulation(servers int) (*sim.Cluster, error) {
 // users do, so detection keeps finding vacuum work.
 func keepMakingGarbage(ctx context.Context, c *sim.Cluster) {
 	r := rand.New(rand.NewPCG(1, 2))
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	ticker.Every(ctx, 5*time.Second, func() {
 		var vols []sim.VolumeState
 		for _, s := range c.Servers() {
 			vols = append(vols, s.Volumes()...)
 		}
 		if len(vols) == 0 {
-			continue
+			return
 		}
 		v := vols[r.IntN(len(vols))]
 		_ = c.DeleteData(v.ID, v.Size/2, v.FileCount/2)
-	}
+	})
 }

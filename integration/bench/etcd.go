@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -28,8 +27,7 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 func (rawCodec) Name() string { return "proto" }
 
 type etcdCluster struct {
-	procs []*proc
-	conns []*grpc.ClientConn
+	procSet
 	value []byte
 }
 
@@ -38,10 +36,7 @@ func startEtcd(ctx context.Context, bin, dir string) (*etcdCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	var initial []string
-	for i := 0; i < 3; i++ {
-		initial = append(initial, fmt.Sprintf("e%d=http://127.0.0.1:%d", i+1, ports[i]))
-	}
+	initial := memberList("e%d=http://127.0.0.1:%d", ports)
 	e := &etcdCluster{value: make([]byte, 64)}
 	for i := 0; i < 3; i++ {
 		name := fmt.Sprintf("e%d", i+1)
@@ -51,7 +46,7 @@ func startEtcd(ctx context.Context, bin, dir string) (*etcdCluster, error) {
 			"--data-dir", filepath.Join(dir, name+".etcd"),
 			"--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
 			"--listen-client-urls", client, "--advertise-client-urls", client,
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new",
+			"--initial-cluster", initial, "--initial-cluster-state", "new",
 			"--initial-cluster-token", "gk-bench", "--log-level", "error")
 		if err != nil {
 			e.stop()
@@ -137,13 +132,4 @@ func (e *etcdCluster) leader(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("etcd: no leader found")
-}
-
-func (e *etcdCluster) stop() {
-	for _, c := range e.conns {
-		c.Close()
-	}
-	for _, p := range e.procs {
-		p.stop()
-	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,8 +14,7 @@ import (
 )
 
 type gkCluster struct {
-	procs   []*proc
-	conns   []*grpc.ClientConn
+	procSet
 	clients []pb.AdminClient
 	ids     []string
 }
@@ -26,10 +24,7 @@ func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error
 	if err != nil {
 		return nil, err
 	}
-	var peers []string
-	for i := 0; i < 3; i++ {
-		peers = append(peers, fmt.Sprintf("b%d=127.0.0.1:%d", i+1, ports[i]))
-	}
+	peers := memberList("b%d=127.0.0.1:%d", ports)
 	g := &gkCluster{}
 	var addrs []string
 	for i := 0; i < 3; i++ {
@@ -37,7 +32,7 @@ func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error
 		grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
 		p, err := startProc(filepath.Join(dir, id+".log"), bin, "admin", "--id", id,
 			"--data-dir", filepath.Join(dir, id), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--bootstrap", "--log-level", "warn")
+			"--grpc-addr", grpcAddr, "--peers", peers, "--bootstrap", "--log-level", "warn")
 		if err != nil {
 			g.stop()
 			return nil, err
@@ -116,13 +111,4 @@ func (g *gkCluster) leader(ctx context.Context) (int, error) {
 		}
 	}
 	return 0, fmt.Errorf("no leader")
-}
-
-func (g *gkCluster) stop() {
-	for _, c := range g.conns {
-		c.Close()
-	}
-	for _, p := range g.procs {
-		p.stop()
-	}
 }

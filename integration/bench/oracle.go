@@ -203,10 +203,7 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 	if err != nil {
 		return err
 	}
-	var peers []string
-	for i := 0; i < 3; i++ {
-		peers = append(peers, fmt.Sprintf("b%d=127.0.0.1:%d", i+1, ports[i]))
-	}
+	peers := memberList("b%d=127.0.0.1:%d", ports)
 	g := &gkCluster{}
 	defer func() { g.stop() }()
 	var addrs, debug []string
@@ -218,7 +215,7 @@ func runOracle(ctx context.Context, o oracleOpts) error {
 		// quiet during the measurement.
 		p, err := startProc(filepath.Join(o.dir, id+".log"), o.bin, "admin", "--id", id,
 			"--data-dir", filepath.Join(o.dir, id), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			"--grpc-addr", grpcAddr, "--peers", strings.Join(peers, ","), "--bootstrap", "--log-level", "warn",
+			"--grpc-addr", grpcAddr, "--peers", peers, "--bootstrap", "--log-level", "warn",
 			"--master", sc.addr, "--detect-interval", "1h", "--debug-addr", debugAddr)
 		if err != nil {
 			return err

@@ -7,8 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
@@ -46,15 +49,48 @@ func startProc(logPath, bin string, args ...string) (*proc, error) {
 
 func (p *proc) stop() {
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	waitOrKill(p.cmd)
+	p.log.Close()
+}
+
+// waitOrKill waits for cmd, just asked to exit, killing its process group
+// if it has not exited within 10 s.
+func waitOrKill(cmd *exec.Cmd) {
 	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
+	go func() { cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-done
 	}
-	p.log.Close()
+}
+
+// memberList is a three-member cluster's "name=address" list, each entry
+// format applied to the member's number (1 to 3) and its port, the first
+// three of ports.
+func memberList(format string, ports []int) string {
+	var out []string
+	for i := 0; i < 3; i++ {
+		out = append(out, fmt.Sprintf(format, i+1, ports[i]))
+	}
+	return strings.Join(out, ",")
+}
+
+// procSet is the processes of a benchmarked cluster and a connection to
+// each.
+type procSet struct {
+	procs []*proc
+	conns []*grpc.ClientConn
+}
+
+func (s *procSet) stop() {
+	for _, c := range s.conns {
+		c.Close()
+	}
+	for _, p := range s.procs {
+		p.stop()
+	}
 }
 
 // poll retries fn until it succeeds or the deadline passes.

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // The oracle benchmark's simulated master runs in a child process of its
@@ -91,12 +90,5 @@ func startSimProc(dir string, volumes, servers int) (*simProc, error) {
 
 func (p *simProc) stop() {
 	p.stdin.Close()
-	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	waitOrKill(p.cmd)
 }

@@ -31,3 +31,20 @@ func Master(t testing.TB, c *sim.Cluster) *seaweed.Master {
 	t.Cleanup(func() { m.Close() })
 	return m
 }
+
+// Volume adds a volume of spec to c, failing the test if it cannot.
+func Volume(t testing.TB, c *sim.Cluster, spec sim.VolumeSpec) uint32 {
+	t.Helper()
+	vid, err := c.AddVolume(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return vid
+}
+
+// VolumeClient is a volume-server client for the rest of the test.
+func VolumeClient(t testing.TB) *seaweed.VolumeClient {
+	vc := seaweed.NewVolumeClient()
+	t.Cleanup(func() { vc.Close() })
+	return vc
+}

@@ -58,28 +58,30 @@ func TestOpLogAndOverlaps(t *testing.T) {
 		t.Fatalf("first op %+v", first)
 	}
 
+	// duringCompaction runs call on a fresh op log once task-1's compaction
+	// of volume 1 is running.
+	duringCompaction := func(call func()) {
+		c.ResetOpLog()
+		parallel(
+			func() { must[[]*vpb.VacuumVolumeCompactResponse](t)(compact(t1, v0, 1)) },
+			func() {
+				testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
+				call()
+			},
+		)
+	}
 	// Positive: a different task touches volume 1 while task-1's compaction runs.
-	c.ResetOpLog()
-	parallel(
-		func() { must[[]*vpb.VacuumVolumeCompactResponse](t)(compact(t1, v0, 1)) },
-		func() {
-			testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
-			must[*vpb.VolumeMarkReadonlyResponse](t)(v1.VolumeMarkReadonly(withTask(ctx, "task-9/1"), &vpb.VolumeMarkReadonlyRequest{VolumeId: 1}))
-		},
-	)
+	duringCompaction(func() {
+		must[*vpb.VolumeMarkReadonlyResponse](t)(v1.VolumeMarkReadonly(withTask(ctx, "task-9/1"), &vpb.VolumeMarkReadonlyRequest{VolumeId: 1}))
+	})
 	o := c.Overlaps()
 	if len(o) != 1 || o[0].A.Method != "VacuumVolumeCompact" || o[0].B.TaskID != "task-9" {
 		t.Fatalf("want one overlap compact/task-9, got %v", o)
 	}
 	// Same task id, newer fence: a different attempt, so it overlaps too.
-	c.ResetOpLog()
-	parallel(
-		func() { must[[]*vpb.VacuumVolumeCompactResponse](t)(compact(t1, v0, 1)) },
-		func() {
-			testutil.EventuallyTrue(t, 2*time.Second, "compaction to start", func() bool { v, _ := c.Server(0).Volume(1); return v.Compacting })
-			must[*vpb.VacuumVolumeCleanupResponse](t)(v1.VacuumVolumeCleanup(withTask(ctx, "task-1/4"), &vpb.VacuumVolumeCleanupRequest{VolumeId: 1}))
-		},
-	)
+	duringCompaction(func() {
+		must[*vpb.VacuumVolumeCleanupResponse](t)(v1.VacuumVolumeCleanup(withTask(ctx, "task-1/4"), &vpb.VacuumVolumeCleanupRequest{VolumeId: 1}))
+	})
 	if o := c.Overlaps(); len(o) != 1 {
 		t.Fatalf("want one overlap across fences, got %v", o)
 	}

@@ -37,13 +37,23 @@ func idxEntries(t *testing.T, s *VolumeServer, vid uint32) [][2]uint64 {
 	return out
 }
 
-func TestDurabilityEcJournalledDeleteBeforeTheOriginalsAreGone(t *testing.T) {
-	c := newCluster(t, Config{Servers: 3})
+// encodedOnServer0 is a three-server cluster whose server 0 holds volume 7
+// (100 files, 2 deleted), frozen and encoded there, nothing mounted yet;
+// with clients of servers 0 and 1.
+func encodedOnServer0(t *testing.T) (c *Cluster, v0, v1 vpb.VolumeServerClient) {
+	t.Helper()
+	c = newCluster(t, Config{Servers: 3})
 	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 7, Size: 100 * mib, FileCount: 100, DeleteCount: 2, Servers: []int{0}}))
 	ctx := ctxT(t)
-	v0, v1 := vsClient(t, c.Server(0)), vsClient(t, c.Server(1))
+	v0, v1 = vsClient(t, c.Server(0)), vsClient(t, c.Server(1))
 	must[*vpb.VolumeMarkReadonlyResponse](t)(v0.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 7}))
 	must[*vpb.VolumeEcShardsGenerateResponse](t)(v0.VolumeEcShardsGenerate(ctx, &vpb.VolumeEcShardsGenerateRequest{VolumeId: 7}))
+	return c, v0, v1
+}
+
+func TestDurabilityEcJournalledDeleteBeforeTheOriginalsAreGone(t *testing.T) {
+	c, v0, v1 := encodedOnServer0(t)
+	ctx := ctxT(t)
 	if ids := ecjIDs(t, c.Server(0), 7); len(ids) != 0 {
 		t.Fatalf("a fresh encode's .ecj holds %v", ids)
 	}
@@ -137,12 +147,8 @@ func TestDurabilityWritesToAMovesTarget(t *testing.T) {
 // rollback unmounted it first) but still has the file: SeaweedFS answers
 // OK there without journalling, so the delete is acknowledged and lost.
 func TestEcDeleteToAnUnloadedPrimaryHolderIsLost(t *testing.T) {
-	c := newCluster(t, Config{Servers: 3})
-	must[uint32](t)(c.AddVolume(VolumeSpec{ID: 7, Size: 100 * mib, FileCount: 100, DeleteCount: 2, Servers: []int{0}}))
+	c, v0, v1 := encodedOnServer0(t)
 	ctx := ctxT(t)
-	v0, v1 := vsClient(t, c.Server(0)), vsClient(t, c.Server(1))
-	must[*vpb.VolumeMarkReadonlyResponse](t)(v0.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 7}))
-	must[*vpb.VolumeEcShardsGenerateResponse](t)(v0.VolumeEcShardsGenerate(ctx, &vpb.VolumeEcShardsGenerateRequest{VolumeId: 7}))
 	must[*vpb.VolumeEcShardsMountResponse](t)(v0.VolumeEcShardsMount(ctx, &vpb.VolumeEcShardsMountRequest{VolumeId: 7, ShardIds: allShards()}))
 	// Shard 3 (the primary shard of needle 3, the oldest live one) moves
 	// to server 1, which then unmounts it and keeps the file.
