@@ -46,10 +46,11 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 		t.Fatalf("EC retry with all 14 shards mounted, earlier server %s away: %v, %v; want an ErrPlanWait", sid(9), spec, err)
 	}
 	// Without history (a cluster below fsm.HistoryVersion records none)
-	// a retry is told by its attempt number, and the topology is all
+	// a retry is told by a started attempt, and the topology is all
 	// there is to go by.
 	legacy := ecTask(2)
 	legacy.EarlierServers = nil
+	legacy.StartedAt = now.UnixNano()
 	_, err = planSpec(legacy, encoded, time.Time{}, th, false)
 	if !errors.As(err, &done) {
 		t.Fatalf("EC retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
@@ -102,8 +103,13 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(waitedMv, moved, th); errors.As(err, &done) {
 		t.Errorf("move that never ran (attempt 4 after plan waits): %v, want no AlreadyDone", err)
 	}
-	// No history kept: the retry (attempt 2, none recorded) is judged on
-	// its source and target.
+	// No history kept: a retry (an attempt started, none recorded) is
+	// judged on its source and target; a task requeued by plan waits only
+	// never ran, whatever its attempt number.
+	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); errors.As(err, &done) {
+		t.Errorf("move that never ran (attempt 4 after plan waits), no history kept: %v, want no AlreadyDone", err)
+	}
+	waitedMv.StartedAt = now.UnixNano()
 	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); !errors.As(err, &done) || done.Change.Source != sid(1) || done.Change.Target != sid(2) {
 		t.Errorf("move retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}

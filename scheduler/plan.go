@@ -108,14 +108,19 @@ func typeWord(t pb.TaskType) string {
 //
 // Unless the cluster keeps no history (history false: no entry of
 // fsm.HistoryVersion is written yet, during a rolling upgrade): no task
-// has any then, and a retry is told by its attempt number, as before the
-// history existed. A waited-only attempt counts as a retry then, the
-// lesser evil: failing a retry whose work is done would fail every such
-// task while the upgrade lasts. A task whose attempts ran before the first
+// has any then, and a retry is told by whether an attempt started
+// (StartedAt, which only a worker's start sets; a plan wait assigns and
+// requeues, never starts). Not by the attempt number either: every
+// requeue counts one, plan waits included, so a first encode waiting for
+// a replica would count as a retry after one wait and be planned without
+// it. An attempt whose worker acted but whose start was never committed
+// (its leader died first) is judged as one that never ran: its plan waits
+// for every replica, or it fails as already encoded, but it is never
+// completed from the topology. A task whose attempts ran before the first
 // history entry and that is planned after it has no history either, and
 // is judged as one that never ran.
 func retried(task *pb.Task, history bool) bool {
-	if !history && task.Attempt > 1 {
+	if !history && task.StartedAt != 0 {
 		return true
 	}
 	return len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
