@@ -49,13 +49,28 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 // retry would finish or encode beside it, and the original would come back
 // writable next to the EC volume. Its executor asks every earlier server
 // for an original (probeOriginals), which a server away cannot answer.
+//
+// Unless the topology lists at least as many replicas of the volume as its
+// placement asks for: the earlier servers include the shard targets, and
+// the usual reason an attempt fails is a dead target, which may never come
+// back (or come back under another address). The absent server then holds
+// no original the placement asks for, only leftover shards (or a copy
+// beyond the placement, which any encode leaves behind): the retry is
+// planned, and its executor, which cannot ask the absent server, fails it
+// retryably before changing anything, so the task ends after its retries
+// instead of waiting forever. With fewer replicas listed (an earlier
+// attempt deleted some, or the volume is listed EC-only) an original may
+// be on the absent server, and the retry waits.
 func earlierServerAbsent(task *pb.Task, topo *seaweed.Topology) error {
 	if task.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING {
 		return nil
 	}
+	if v, ok := topo.Volumes[task.VolumeId]; ok && len(v.Replicas) >= placement.Copies(v.ReplicaPlacement) {
+		return nil
+	}
 	for _, e := range task.EarlierServers {
 		if _, ok := topo.FindServer(e); !ok {
-			return placement.Waitf("volume %d: earlier server %s is missing from the master's topology (it may still hold an original): waiting for it to come back before encoding or finishing, or cancel the task", task.VolumeId, e)
+			return placement.Waitf("volume %d: earlier server %s is missing from the master's topology (it may still hold an original): waiting for it to come back before encoding or finishing, or cancel the task; if %s is gone for good, cancel this task and submit a new one (a retry keeps the history and would wait again)", task.VolumeId, e, e)
 		}
 	}
 	return nil
