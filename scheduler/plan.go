@@ -145,13 +145,15 @@ func retried(task *pb.Task, history bool) bool {
 // shows. Only retries count: a first attempt that finds the work done was
 // asked for something that already is, which is an error.
 //
-// An erasure coding with history is never done from the topology alone:
+// An erasure coding with history is not done from the topology alone:
 // a topology that lists every shard and no volume does not say the
 // originals are gone (a replica's server may be restarting, not
 // re-registered or cut off from the master, and its original would come
 // back writable beside the EC volume). finishSpec plans it instead: the
 // worker asks every earlier server for an original and deletes what it
-// finds before it completes. Without history (history false) there is no
+// finds before it completes (unless a shard was moved where no attempt
+// put it, which a finish cannot handle: see movedShardsDone for why the
+// topology suffices then). Without history (history false) there is no
 // earlier server to ask, and the topology is all there is.
 func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDone, bool) {
 	if !retried(task, history) {
@@ -163,17 +165,10 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDo
 		if len(task.EarlierServers) > 0 {
 			return nil, false
 		}
-		e, ec := topo.EcVolumes[task.VolumeId]
-		if present || !ec || e.ShardCount() < placement.TotalShards {
+		if present {
 			return nil, false
 		}
-		ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
-		for shard := uint32(0); shard < placement.TotalShards; shard++ {
-			if servers := e.Shards[shard]; len(servers) > 0 {
-				ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
-			}
-		}
-		return &AlreadyDone{Change: ch}, true
+		return encodedDone(task, topo)
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			return nil, false
@@ -206,6 +201,25 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDo
 		return movedDone(task, v, task.Source, task.Target), true
 	}
 	return nil, false
+}
+
+// encodedDone is the change of an erasure coding the topology shows done:
+// every one of the 14 shards listed (the volume itself is the caller's to
+// check). Not done with a shard missing.
+func encodedDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+	e, ok := topo.EcVolumes[task.VolumeId]
+	if !ok {
+		return nil, false
+	}
+	ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
+	for shard := uint32(0); shard < placement.TotalShards; shard++ {
+		servers := e.Shards[shard]
+		if len(servers) == 0 {
+			return nil, false
+		}
+		ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
+	}
+	return &AlreadyDone{Change: ch}, true
 }
 
 func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
@@ -261,7 +275,10 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 			if finish != nil {
 				return finish, nil
 			}
-			return nil, placement.Errorf("volume %d is already erasure coded", task.VolumeId)
+			if done, ok := movedShardsDone(task, topo); ok {
+				return nil, done
+			}
+			return nil, placement.Errorf("volume %d is already erasure coded: the master lists its EC shards and no replica of it, and not as this task's earlier attempts left them", task.VolumeId)
 		}
 		if !asked.IsZero() && asked.UnixNano() < task.CreatedAt+int64(ClockSkewMargin) {
 			return nil, placement.Waitf("volume %d is not in the master's topology yet: it was fetched before the task was submitted; waiting for a newer one", task.VolumeId)
@@ -311,8 +328,8 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 // finishes the earlier attempt if it finds a complete, verified generation
 // there; it never sweeps or encodes. It asks each earlier server for an
 // original (it trusts no topology for that) and deletes what it finds
-// once compared with the generation, so the leader never completes such a
-// task from the topology alone; earlierServerAbsent has made the spec wait
+// once compared with the generation, so the leader does not complete such
+// a task from the topology alone; earlierServerAbsent has made the spec wait
 // until every earlier server is in the topology. nil, nil: not a finish.
 func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
 	if len(task.EarlierServers) == 0 {
@@ -324,6 +341,47 @@ func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.T
 	}
 	spec.EcShardHolders = holders
 	return spec, nil
+}
+
+// movedShardsDone completes a retried erasure coding (with history) whose
+// shards are listed beyond its earlier servers, all 14 of them, with no
+// replica listed: an earlier attempt encoded the volume, and weed shell
+// ec.balance (or ec.rebuild) has since moved some of its shards where no
+// attempt put them. finishSpec cannot plan it (its worker never touches
+// shards it did not make); failed as "already erasure coded", a done
+// encode would fail.
+//
+// It is done from the topology, which finishSpec avoids, only because no
+// original can hide from this one. An original outlives the encode only on
+// a server the encode did not ask: every replica the first attempt's spec
+// named is an earlier server (and replicasListed made that attempt wait
+// until the topology listed as many replicas as the placement asks for;
+// a copy beyond the placement is beyond any encode, weed shell ec.encode's
+// included). An earlier server away from the topology (restarting, cut
+// off) may hold one unlisted: none is, checked here and waited for before
+// (earlierServerAbsent, which exempts no volume the topology does not
+// list). An earlier server in the topology lists every volume it has
+// mounted (in this SeaweedFS version a volume server loads its disks
+// before its first heartbeat, which lists them all), and the topology
+// lists no replica. One it holds unmounted, or failed to load, answers a
+// worker's probe "not found" too, and the worker's finish treats it as
+// lost the same way (see the worker's confirmGone). The topology is up to
+// a poll old, but an original does not appear on a server after it
+// unless an operator mounts or copies one there, which a worker's probe,
+// itself the answer of a moment, would not stop either.
+func movedShardsDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+	if len(task.EarlierServers) == 0 {
+		return nil, false
+	}
+	if _, listed := topo.Volumes[task.VolumeId]; listed {
+		return nil, false
+	}
+	for _, e := range task.EarlierServers {
+		if _, ok := topo.FindServer(e); !ok {
+			return nil, false
+		}
+	}
+	return encodedDone(task, topo)
 }
 
 // SpecServers are the servers an attempt of spec acts on: for erasure
