@@ -40,6 +40,14 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 	if len(loads) == 0 || topo == nil {
 		return
 	}
+	// A plan that waits takes no slot, but costs two log entries (its
+	// assignment and its requeue): at most as many per pass as there are
+	// free slots, as when every plan took one. The waits left over are
+	// planned again next pass, once the oldest have backed off.
+	waits := 0
+	for _, l := range loads {
+		waits += max(l.MaxConcurrent-l.Running, 0)
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, t := range ready {
@@ -54,6 +62,12 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 			continue
 		}
 		spec, planErr := planSpec(t, topo, asked, s.cfg.Thresholds, history)
+		if errors.Is(planErr, placement.ErrPlanWait) {
+			if waits == 0 {
+				continue
+			}
+			waits--
+		}
 		// Only a task sent to the worker takes its slot: a plan error (a
 		// wait, a failure, work found done) is handled by the leader, and
 		// must not keep a younger task that can run out of this pass.

@@ -74,6 +74,13 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 				if len(v.Replicas) == 0 {
 					continue
 				}
+				// A volume with fewer replicas listed than its placement
+				// asks for needs a repair (or its server back), not an
+				// encode: PlanSpec would wait for the missing copy
+				// (replicasListed) for as long as it is missing.
+				if len(v.Replicas) < placement.Copies(v.ReplicaPlacement) {
+					continue
+				}
 				usable := freeServers
 				if placement.FreeSlots(v.Replicas[0].Server) <= 0 {
 					usable++

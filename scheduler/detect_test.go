@@ -139,6 +139,14 @@ func TestDetectErasureCoding(t *testing.T) {
 		{name: "replicated volume: one proposal", nodes: []*node{
 			srv(sid(1), 20, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 20, v(1, full).Mod(ago(2*time.Hour))),
 			srv(sid(3), 20), srv(sid(4), 20)}, want: []string{"ec 1"}},
+		// Placement 001 asks for two copies: one listed is a repair's
+		// business (or its server's return), not an encode's, which would
+		// wait for the missing copy for as long as it is missing.
+		{name: "under-replicated volume: no EC", nodes: fourServers(
+			vrp(1, full, 1).Mod(ago(2*time.Hour)), v(2, full).Mod(ago(2*time.Hour))), want: []string{"ec 2"}},
+		{name: "every copy of its placement listed: EC", nodes: []*node{
+			srv(sid(1), 20, vrp(1, full, 1).Mod(ago(2*time.Hour))), srv(sid(2), 20, vrp(1, full, 1).Mod(ago(2*time.Hour))),
+			srv(sid(3), 20), srv(sid(4), 20)}, want: []string{"ec 1"}},
 		{name: "EC in volume id order after all vacuums", nodes: fourServers(
 			v(8, full).Mod(ago(2*time.Hour)), v(2, full).Mod(ago(2*time.Hour)), v(5, 1000).Garbage(999), v(9, 1000).Garbage(999)),
 			want: []string{"vacuum 5", "vacuum 9", "ec 2", "ec 8"}},

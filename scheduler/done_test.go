@@ -10,6 +10,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // TestPlanSpecRetryFindsWorkDone: a retried erasure coding or move whose
@@ -45,11 +46,43 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if spec, err := PlanSpec(away, encoded, th); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "earlier server "+sid(9)+" is missing") {
 		t.Fatalf("EC retry with all 14 shards mounted, earlier server %s away: %v, %v; want an ErrPlanWait", sid(9), spec, err)
 	}
+	// Shards moved since (weed shell ec.balance) to servers no attempt
+	// used: a finish cannot touch them, but every shard is listed, no
+	// replica is, and every earlier server is in the topology, where an
+	// original would be listed: done, as a fresh failure would be wrong.
+	balanced := build(30,
+		srv(sid(1), 10).Shards(5, 0, 1, 2),
+		srv(sid(2), 10).Shards(5, 4, 5, 6, 7),
+		srv(sid(3), 10).Shards(5, 8, 9, 10),
+		srv(sid(4), 10).Shards(5, 11, 12),
+		srv(sid(5), 10).Shards(5, 3, 13),
+	)
+	if _, err := PlanSpec(ecTask(2), balanced, th); !errors.As(err, &done) || len(done.Change.Shards) != placement.TotalShards || done.Change.Shards[3].Server != sid(5) {
+		t.Fatalf("EC retry whose shards were moved beyond its earlier servers: %v; want AlreadyDone with the shards where they are", err)
+	}
+	// The same with an earlier server away (it may hold an original):
+	// wait, as for any retry.
+	if spec, err := PlanSpec(away, balanced, th); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "earlier server "+sid(9)+" is missing") {
+		t.Fatalf("EC retry with moved shards, earlier server %s away: %v, %v; want an ErrPlanWait", sid(9), spec, err)
+	}
+	// A shard missing, or a replica listed: not done, and not the task's
+	// to finish.
+	for name, topo := range map[string]*seaweed.Topology{
+		"13 shards": build(30, srv(sid(1), 10).Shards(5, 0, 1, 2), srv(sid(2), 10).Shards(5, 4, 5, 6, 7), srv(sid(3), 10).Shards(5, 8, 9, 10),
+			srv(sid(4), 10).Shards(5, 11, 12), srv(sid(5), 10).Shards(5, 3)),
+		"a replica listed": build(30, srv(sid(1), 10, v(5, 7<<20)).Shards(5, 0, 1, 2), srv(sid(2), 10).Shards(5, 4, 5, 6, 7), srv(sid(3), 10).Shards(5, 8, 9, 10),
+			srv(sid(4), 10).Shards(5, 11, 12), srv(sid(5), 10).Shards(5, 3, 13)),
+	} {
+		if _, err := PlanSpec(ecTask(2), topo, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), "already") {
+			t.Errorf("EC retry with moved shards, %s: %v; want a plan error saying the volume is already encoded", name, err)
+		}
+	}
 	// Without history (a cluster below fsm.HistoryVersion records none)
-	// a retry is told by its attempt number, and the topology is all
+	// a retry is told by a started attempt, and the topology is all
 	// there is to go by.
 	legacy := ecTask(2)
 	legacy.EarlierServers = nil
+	legacy.StartedAt = now.UnixNano()
 	_, err = planSpec(legacy, encoded, time.Time{}, th, false)
 	if !errors.As(err, &done) {
 		t.Fatalf("EC retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
@@ -102,8 +135,13 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(waitedMv, moved, th); errors.As(err, &done) {
 		t.Errorf("move that never ran (attempt 4 after plan waits): %v, want no AlreadyDone", err)
 	}
-	// No history kept: the retry (attempt 2, none recorded) is judged on
-	// its source and target.
+	// No history kept: a retry (an attempt started, none recorded) is
+	// judged on its source and target; a task requeued by plan waits only
+	// never ran, whatever its attempt number.
+	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); errors.As(err, &done) {
+		t.Errorf("move that never ran (attempt 4 after plan waits), no history kept: %v, want no AlreadyDone", err)
+	}
+	waitedMv.StartedAt = now.UnixNano()
 	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); !errors.As(err, &done) || done.Change.Source != sid(1) || done.Change.Target != sid(2) {
 		t.Errorf("move retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}

@@ -49,13 +49,28 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 // retry would finish or encode beside it, and the original would come back
 // writable next to the EC volume. Its executor asks every earlier server
 // for an original (probeOriginals), which a server away cannot answer.
+//
+// Unless the topology lists at least as many replicas of the volume as its
+// placement asks for: the earlier servers include the shard targets, and
+// the usual reason an attempt fails is a dead target, which may never come
+// back (or come back under another address). The absent server then holds
+// no original the placement asks for, only leftover shards (or a copy
+// beyond the placement, which any encode leaves behind): the retry is
+// planned, and its executor, which cannot ask the absent server, fails it
+// retryably before changing anything, so the task ends after its retries
+// instead of waiting forever. With fewer replicas listed (an earlier
+// attempt deleted some, or the volume is listed EC-only) an original may
+// be on the absent server, and the retry waits.
 func earlierServerAbsent(task *pb.Task, topo *seaweed.Topology) error {
 	if task.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING {
 		return nil
 	}
+	if v, ok := topo.Volumes[task.VolumeId]; ok && len(v.Replicas) >= placement.Copies(v.ReplicaPlacement) {
+		return nil
+	}
 	for _, e := range task.EarlierServers {
 		if _, ok := topo.FindServer(e); !ok {
-			return placement.Waitf("volume %d: earlier server %s is missing from the master's topology (it may still hold an original): waiting for it to come back before encoding or finishing, or cancel the task", task.VolumeId, e)
+			return placement.Waitf("volume %d: earlier server %s is missing from the master's topology (it may still hold an original): waiting for it to come back before encoding or finishing, or cancel the task; if %s is gone for good, cancel this task and submit a new one (a retry keeps the history and would wait again)", task.VolumeId, e, e)
 		}
 	}
 	return nil
@@ -108,14 +123,19 @@ func typeWord(t pb.TaskType) string {
 //
 // Unless the cluster keeps no history (history false: no entry of
 // fsm.HistoryVersion is written yet, during a rolling upgrade): no task
-// has any then, and a retry is told by its attempt number, as before the
-// history existed. A waited-only attempt counts as a retry then, the
-// lesser evil: failing a retry whose work is done would fail every such
-// task while the upgrade lasts. A task whose attempts ran before the first
+// has any then, and a retry is told by whether an attempt started
+// (StartedAt, which only a worker's start sets; a plan wait assigns and
+// requeues, never starts). Not by the attempt number either: every
+// requeue counts one, plan waits included, so a first encode waiting for
+// a replica would count as a retry after one wait and be planned without
+// it. An attempt whose worker acted but whose start was never committed
+// (its leader died first) is judged as one that never ran: its plan waits
+// for every replica, or it fails as already encoded, but it is never
+// completed from the topology. A task whose attempts ran before the first
 // history entry and that is planned after it has no history either, and
 // is judged as one that never ran.
 func retried(task *pb.Task, history bool) bool {
-	if !history && task.Attempt > 1 {
+	if !history && task.StartedAt != 0 {
 		return true
 	}
 	return len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
@@ -125,13 +145,15 @@ func retried(task *pb.Task, history bool) bool {
 // shows. Only retries count: a first attempt that finds the work done was
 // asked for something that already is, which is an error.
 //
-// An erasure coding with history is never done from the topology alone:
+// An erasure coding with history is not done from the topology alone:
 // a topology that lists every shard and no volume does not say the
 // originals are gone (a replica's server may be restarting, not
 // re-registered or cut off from the master, and its original would come
 // back writable beside the EC volume). finishSpec plans it instead: the
 // worker asks every earlier server for an original and deletes what it
-// finds before it completes. Without history (history false) there is no
+// finds before it completes (unless a shard was moved where no attempt
+// put it, which a finish cannot handle: see movedShardsDone for why the
+// topology suffices then). Without history (history false) there is no
 // earlier server to ask, and the topology is all there is.
 func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDone, bool) {
 	if !retried(task, history) {
@@ -143,17 +165,10 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDo
 		if len(task.EarlierServers) > 0 {
 			return nil, false
 		}
-		e, ec := topo.EcVolumes[task.VolumeId]
-		if present || !ec || e.ShardCount() < placement.TotalShards {
+		if present {
 			return nil, false
 		}
-		ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
-		for shard := uint32(0); shard < placement.TotalShards; shard++ {
-			if servers := e.Shards[shard]; len(servers) > 0 {
-				ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
-			}
-		}
-		return &AlreadyDone{Change: ch}, true
+		return encodedDone(task, topo)
 	case pb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			return nil, false
@@ -186,6 +201,25 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDo
 		return movedDone(task, v, task.Source, task.Target), true
 	}
 	return nil, false
+}
+
+// encodedDone is the change of an erasure coding the topology shows done:
+// every one of the 14 shards listed (the volume itself is the caller's to
+// check). Not done with a shard missing.
+func encodedDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+	e, ok := topo.EcVolumes[task.VolumeId]
+	if !ok {
+		return nil, false
+	}
+	ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
+	for shard := uint32(0); shard < placement.TotalShards; shard++ {
+		servers := e.Shards[shard]
+		if len(servers) == 0 {
+			return nil, false
+		}
+		ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
+	}
+	return &AlreadyDone{Change: ch}, true
 }
 
 func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
@@ -241,7 +275,10 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 			if finish != nil {
 				return finish, nil
 			}
-			return nil, placement.Errorf("volume %d is already erasure coded", task.VolumeId)
+			if done, ok := movedShardsDone(task, topo); ok {
+				return nil, done
+			}
+			return nil, placement.Errorf("volume %d is already erasure coded: the master lists its EC shards and no replica of it, and not as this task's earlier attempts left them", task.VolumeId)
 		}
 		if !asked.IsZero() && asked.UnixNano() < task.CreatedAt+int64(ClockSkewMargin) {
 			return nil, placement.Waitf("volume %d is not in the master's topology yet: it was fetched before the task was submitted; waiting for a newer one", task.VolumeId)
@@ -291,8 +328,8 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 // finishes the earlier attempt if it finds a complete, verified generation
 // there; it never sweeps or encodes. It asks each earlier server for an
 // original (it trusts no topology for that) and deletes what it finds
-// once compared with the generation, so the leader never completes such a
-// task from the topology alone; earlierServerAbsent has made the spec wait
+// once compared with the generation, so the leader does not complete such
+// a task from the topology alone; earlierServerAbsent has made the spec wait
 // until every earlier server is in the topology. nil, nil: not a finish.
 func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
 	if len(task.EarlierServers) == 0 {
@@ -304,6 +341,47 @@ func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.T
 	}
 	spec.EcShardHolders = holders
 	return spec, nil
+}
+
+// movedShardsDone completes a retried erasure coding (with history) whose
+// shards are listed beyond its earlier servers, all 14 of them, with no
+// replica listed: an earlier attempt encoded the volume, and weed shell
+// ec.balance (or ec.rebuild) has since moved some of its shards where no
+// attempt put them. finishSpec cannot plan it (its worker never touches
+// shards it did not make); failed as "already erasure coded", a done
+// encode would fail.
+//
+// It is done from the topology, which finishSpec avoids, only because no
+// original can hide from this one. An original outlives the encode only on
+// a server the encode did not ask: every replica the first attempt's spec
+// named is an earlier server (and replicasListed made that attempt wait
+// until the topology listed as many replicas as the placement asks for;
+// a copy beyond the placement is beyond any encode, weed shell ec.encode's
+// included). An earlier server away from the topology (restarting, cut
+// off) may hold one unlisted: none is, checked here and waited for before
+// (earlierServerAbsent, which exempts no volume the topology does not
+// list). An earlier server in the topology lists every volume it has
+// mounted (in this SeaweedFS version a volume server loads its disks
+// before its first heartbeat, which lists them all), and the topology
+// lists no replica. One it holds unmounted, or failed to load, answers a
+// worker's probe "not found" too, and the worker's finish treats it as
+// lost the same way (see the worker's confirmGone). The topology is up to
+// a poll old, but an original does not appear on a server after it
+// unless an operator mounts or copies one there, which a worker's probe,
+// itself the answer of a moment, would not stop either.
+func movedShardsDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+	if len(task.EarlierServers) == 0 {
+		return nil, false
+	}
+	if _, listed := topo.Volumes[task.VolumeId]; listed {
+		return nil, false
+	}
+	for _, e := range task.EarlierServers {
+		if _, ok := topo.FindServer(e); !ok {
+			return nil, false
+		}
+	}
+	return encodedDone(task, topo)
 }
 
 // SpecServers are the servers an attempt of spec acts on: for erasure

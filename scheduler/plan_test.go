@@ -3,6 +3,7 @@ package scheduler
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -349,10 +350,22 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 		}
 	}
 	// An earlier server missing from the topology may hold an original
-	// (or shards) the topology does not show: the retry waits for it.
+	// the topology does not show while it lists fewer replicas than the
+	// placement asks for: the retry waits for it.
 	away := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
-	if spec, err := PlanSpec(away, topo, DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "earlier server "+swa(9)+" is missing") {
-		t.Fatalf("earlier server %s away: PlanSpec = %v, %v; want an ErrPlanWait", swa(9), spec, err)
+	short := build(100,
+		srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
+		srv(sid(5), 0).WithFree(0).Shards(1, 3, 4), srv(sid(6), 0).WithFree(0).Shards(1, 7))
+	if spec, err := PlanSpec(away, short, DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) ||
+		!contains(err.Error(), "earlier server "+swa(9)+" is missing", "if "+swa(9)+" is gone for good, cancel this task and submit a new one") {
+		t.Fatalf("earlier server %s away, 1 of 2 replicas listed: PlanSpec = %v, %v; want an ErrPlanWait", swa(9), spec, err)
+	}
+	// With every copy the placement asks for listed, the absent server
+	// (a dead shard target, the usual reason an attempt fails) holds no
+	// original the encode needs: the retry is planned, naming it for the
+	// worker to ask, instead of waiting for a server that may never return.
+	if spec, err := PlanSpec(away, topo, DefaultThresholds()); err != nil || !slices.Contains(spec.EarlierServers, swa(9)) || len(spec.ShardTargets) != placement.TotalShards {
+		t.Fatalf("earlier server %s away, every replica listed: PlanSpec = %v, %v; want a plan naming it among the earlier servers", swa(9), spec, err)
 	}
 	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(4)}}
 	spec, err := PlanSpec(task, topo, DefaultThresholds())
@@ -447,10 +460,11 @@ func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
 }
 
 // A retried erasure coding whose volume the master lists as EC-only, with
-// fewer than 14 shards (doneBefore completes a full set), gets a finish
-// spec: no replica, no target, the holders and the earlier servers, for
-// the worker to finish an earlier attempt that deleted the originals. Not
-// a first attempt, nor shards where no earlier attempt of the task was.
+// every holder an earlier server, gets a finish spec (whether the master
+// lists all 14 shards or fewer): no replica, no target, the holders and
+// the earlier servers, for the worker to finish an earlier attempt that
+// deleted the originals. Not a first attempt, nor shards where no earlier
+// attempt of the task was.
 func TestPlanSpecErasureCodingFinish(t *testing.T) {
 	first13 := allShards()[:13]
 	for _, tc := range []struct {
@@ -566,6 +580,19 @@ func TestPlanSpecErasureCodingReplicaMissing(t *testing.T) {
 	retry := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: addrOf(1, 2, 3, 4)}
 	if _, err := PlanSpec(retry, one, DefaultThresholds()); err != nil {
 		t.Fatalf("retry, 1 of 2 replicas listed: %v, want a plan", err)
+	}
+	// A cluster without history (a rolling upgrade): every requeue counts
+	// an attempt, plan waits included, so after one wait the first
+	// attempt is attempt 2. It never started: it still waits for the
+	// missing replica (it is no retry, and no earlier server is asked).
+	waited := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2}
+	if spec, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "replica missing from the master's topology") {
+		t.Fatalf("no history, attempt 2 after a plan wait, 1 of 2 replicas listed: planSpec = %v, %v; want an ErrPlanWait", spec, err)
+	}
+	// One whose attempt started is a retry, planned as one.
+	waited.StartedAt = now.UnixNano()
+	if _, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false); err != nil {
+		t.Fatalf("no history, an attempt started, 1 of 2 replicas listed: %v, want a plan", err)
 	}
 	both := build(100, srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10, vrp(1, 100, 1)), srv(sid(3), 10), srv(sid(4), 10))
 	if spec, err := PlanSpec(first, both, DefaultThresholds()); err != nil || len(spec.Replicas) != 2 {

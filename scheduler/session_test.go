@@ -71,6 +71,7 @@ func TestResendLostAssignment(t *testing.T) {
 
 // fsmApplier applies proposals straight to an FSM at the next raft index.
 type fsmApplier struct {
+	mu    sync.Mutex // a pass proposes from several goroutines; a log applies one entry at a time
 	f     *fsm.FSM
 	index uint64
 	at    time.Time
@@ -106,6 +107,8 @@ func proposeAll(t *testing.T, s *Scheduler, cmds ...*pb.Command) {
 }
 
 func (a *fsmApplier) Apply(_ context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	b, err := fsm.Encode(a.at.UnixNano(), cmd)
 	if err != nil {
 		return nil, err
