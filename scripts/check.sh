@@ -40,9 +40,15 @@ step_proto() {
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" RETURN
+  # Every committed .proto must be one `make proto` compiles (a file outside
+  # the Makefile's PROTO_DIRS would silently generate nothing).
+  while IFS= read -r rel; do
+    echo "$rel is committed but \`make proto\` does not compile it (add its include root to PROTO_DIRS in the Makefile)"
+    rc=1
+  done < <(comm -23 <(git ls-files '*.proto' | sort) <(make -s proto-files | sort))
   make -s proto OUT="$tmp" || return 1
-  # Every generated file must be committed unchanged, and every committed
-  # *.pb.go must still be generated.
+  # Every generated file (fsm/fsmpb and rpc/pb alike) must be committed
+  # unchanged, and every committed *.pb.go must still be generated.
   while IFS= read -r f; do
     rel="${f#"$tmp"/}"
     if ! cmp -s "$f" "$root/$rel"; then
