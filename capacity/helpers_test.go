@@ -6,7 +6,7 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -95,15 +95,15 @@ func build(limitMB uint64, nodes ...*node) *seaweed.Topology {
 }
 
 const (
-	vac     = pb.TaskType_TASK_TYPE_VACUUM
-	ecType  = pb.TaskType_TASK_TYPE_ERASURE_CODING
-	balType = pb.TaskType_TASK_TYPE_BALANCE
+	vac     = fsmpb.TaskType_TASK_TYPE_VACUUM
+	ecType  = fsmpb.TaskType_TASK_TYPE_ERASURE_CODING
+	balType = fsmpb.TaskType_TASK_TYPE_BALANCE
 )
 
-func task(id uint64, typ pb.TaskType, vol uint32) *pb.Task {
-	return &pb.Task{Id: id, Type: typ, VolumeId: vol, State: pb.TaskState_TASK_STATE_RUNNING}
+func task(id uint64, typ fsmpb.TaskType, vol uint32) *fsmpb.Task {
+	return &fsmpb.Task{Id: id, Type: typ, VolumeId: vol, State: fsmpb.TaskState_TASK_STATE_RUNNING}
 }
 
-func change(id uint64, typ pb.TaskType, vol uint32, oldSize, newSize uint64) *pb.CapacityChange {
-	return &pb.CapacityChange{TaskId: id, Type: typ, VolumeId: vol, OldSize: oldSize, NewSize: newSize}
+func change(id uint64, typ fsmpb.TaskType, vol uint32, oldSize, newSize uint64) *fsmpb.CapacityChange {
+	return &fsmpb.CapacityChange{TaskId: id, Type: typ, VolumeId: vol, OldSize: oldSize, NewSize: newSize}
 }

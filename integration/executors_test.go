@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -42,7 +43,7 @@ func requireFailure(t *testing.T, err error, step string) *worker.Failure {
 }
 
 // requireNotFound checks the failure a spec for a missing volume gives.
-func requireNotFound(t *testing.T, change *pb.CapacityChange, err error, step string) {
+func requireNotFound(t *testing.T, change *fsmpb.CapacityChange, err error, step string) {
 	t.Helper()
 	if change != nil {
 		t.Fatalf("a missing volume returned a change: %v", change)
@@ -143,7 +144,7 @@ func TestVacuumExecutor(t *testing.T) {
 	})
 	v := topo.Volumes[vid]
 	spec := &pb.TaskSpec{
-		Task:             &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid, Collection: collection, Attempt: 1},
+		Task:             &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid, Collection: collection, Attempt: 1},
 		Replicas:         replicaServers(v),
 		Size:             v.Size,
 		DeletedBytes:     v.DeletedBytes,
@@ -251,7 +252,7 @@ func TestVacuumExecutor(t *testing.T) {
 		if !rec.monotonic() {
 			t.Fatalf("progress went backwards: %v", rec.events)
 		}
-		if change.GetType() != pb.TaskType_TASK_TYPE_VACUUM || change.GetVolumeId() != vid || change.GetTaskId() != 1 {
+		if change.GetType() != fsmpb.TaskType_TASK_TYPE_VACUUM || change.GetVolumeId() != vid || change.GetTaskId() != 1 {
 			t.Fatalf("change names the wrong task: %v", change)
 		}
 		if change.GetOldSize() != spec.Size || change.GetNewSize() == 0 || change.GetNewSize() >= change.GetOldSize() {
@@ -296,7 +297,7 @@ func TestVacuumExecutor(t *testing.T) {
 	t.Run("missing volume", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
-		missing := &pb.TaskSpec{Task: &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 4242, Collection: collection}, Replicas: spec.Replicas}
+		missing := &pb.TaskSpec{Task: &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 4242, Collection: collection}, Replicas: spec.Replicas}
 		change, err := ex.Execute(ctx, missing, nil)
 		requireNotFound(t, change, err, worker.StepVacuumCheck)
 		if err := ex.Rollback(ctx, missing); err != nil {
@@ -324,12 +325,12 @@ func TestErasureCodingExecutor(t *testing.T) {
 	replicas := replicaServers(v)
 	// Shard i goes to server i mod 5: every server gets 2 or 3 shards.
 	servers := c.serverAddrs()
-	var placement []*pb.ShardPlacement
+	var placement []*fsmpb.ShardPlacement
 	for i := uint32(0); i < seaweed.EcTotalShards; i++ {
-		placement = append(placement, &pb.ShardPlacement{ShardId: i, Server: servers[int(i)%len(servers)]})
+		placement = append(placement, &fsmpb.ShardPlacement{ShardId: i, Server: servers[int(i)%len(servers)]})
 	}
 	spec := &pb.TaskSpec{
-		Task:         &pb.Task{Id: 10, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: collection, Attempt: 1},
+		Task:         &fsmpb.Task{Id: 10, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: collection, Attempt: 1},
 		Replicas:     replicas,
 		ShardTargets: placement,
 		Size:         v.Size,
@@ -433,7 +434,7 @@ func TestErasureCodingExecutor(t *testing.T) {
 		if !rec.monotonic() {
 			t.Fatalf("progress went backwards: %v", rec.events)
 		}
-		if change.GetType() != pb.TaskType_TASK_TYPE_ERASURE_CODING || change.GetOldSize() != spec.Size || change.GetNewSize() != 0 {
+		if change.GetType() != fsmpb.TaskType_TASK_TYPE_ERASURE_CODING || change.GetOldSize() != spec.Size || change.GetNewSize() != 0 {
 			t.Fatalf("change %v", change)
 		}
 		if len(change.GetShards()) != seaweed.EcTotalShards {
@@ -555,7 +556,7 @@ func TestBalanceExecutor(t *testing.T) {
 		t.Fatalf("setup: every server holds volume %d", vid)
 	}
 	spec := &pb.TaskSpec{
-		Task:     &pb.Task{Id: 20, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Collection: collection, Source: source, Target: target, Attempt: 1},
+		Task:     &fsmpb.Task{Id: 20, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Collection: collection, Source: source, Target: target, Attempt: 1},
 		Replicas: replicaServers(v),
 		Source:   source,
 		Target:   target,
@@ -639,7 +640,7 @@ func TestBalanceExecutor(t *testing.T) {
 		if got := rec.checkpoints(); !slices.Equal(got, want) {
 			t.Fatalf("checkpoints %v, want %v", got, want)
 		}
-		if change.GetType() != pb.TaskType_TASK_TYPE_BALANCE || change.GetSource() != source || change.GetTarget() != target ||
+		if change.GetType() != fsmpb.TaskType_TASK_TYPE_BALANCE || change.GetSource() != source || change.GetTarget() != target ||
 			change.GetOldSize() != spec.Size || change.GetNewSize() < spec.Size {
 			t.Fatalf("change %v", change)
 		}

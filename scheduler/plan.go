@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -19,8 +20,8 @@ import (
 // the source of the newest earlier move whose target holds the volume (a
 // restarting source is not a deleted one: completing the move would leave
 // the volume over-replicated when it returns).
-func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
-	if task.Type != pb.TaskType_TASK_TYPE_BALANCE {
+func earlierMoveAbsent(task *fsmpb.Task, topo *seaweed.Topology) error {
+	if task.Type != fsmpb.TaskType_TASK_TYPE_BALANCE {
 		return nil
 	}
 	for _, m := range task.EarlierMoves {
@@ -49,15 +50,15 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 // again, it would fail ("already erasure coded", "not on the source"); it
 // is completed instead, with Change describing what the topology shows.
 type AlreadyDone struct {
-	Change *pb.CapacityChange
+	Change *fsmpb.CapacityChange
 }
 
 func (a *AlreadyDone) Error() string {
 	return fmt.Sprintf("volume %d: the master already shows the %s done", a.Change.VolumeId, typeWord(a.Change.Type))
 }
 
-func typeWord(t pb.TaskType) string {
-	if t == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+func typeWord(t fsmpb.TaskType) string {
+	if t == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 		return "erasure coding"
 	}
 	return "move"
@@ -69,32 +70,32 @@ func typeWord(t pb.TaskType) string {
 // number: an attempt requeued while planning waited (ErrPlanWait) never
 // ran, and a task that never ran must not take work someone else did
 // meanwhile (weed shell ec.encode, volume.move) for its own.
-func retried(task *pb.Task) bool {
+func retried(task *fsmpb.Task) bool {
 	return len(task.EarlierServers) > 0 || len(task.EarlierMoves) > 0
 }
 
 // doneBefore reports whether a retried task's goal is what the topology
 // shows. Only retries count: a first attempt that finds the work done was
 // asked for something that already is, which is an error.
-func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+func doneBefore(task *fsmpb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 	if !retried(task) {
 		return nil, false
 	}
 	v, present := topo.Volumes[task.VolumeId]
 	switch task.Type {
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		e, ec := topo.EcVolumes[task.VolumeId]
 		if present || !ec || e.ShardCount() < placement.TotalShards {
 			return nil, false
 		}
-		ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
+		ch := &fsmpb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
 		for shard := uint32(0); shard < placement.TotalShards; shard++ {
 			if servers := e.Shards[shard]; len(servers) > 0 {
-				ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
+				ch.Shards = append(ch.Shards, &fsmpb.ShardPlacement{ShardId: shard, Server: servers[0]})
 			}
 		}
 		return &AlreadyDone{Change: ch}, true
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			return nil, false
 		}
@@ -128,8 +129,8 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 	return nil, false
 }
 
-func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
-	return &AlreadyDone{Change: &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
+func movedDone(task *fsmpb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
+	return &AlreadyDone{Change: &fsmpb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
 		OldSize: v.Size, NewSize: v.Size, Source: source, Target: target}}
 }
 
@@ -137,7 +138,7 @@ func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *Already
 // returned spec carries the task as given (with its fence). A retry whose
 // work the topology shows done gets an *AlreadyDone error. It is
 // PlanSpecAsOf for a topology of unknown age.
-func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
+func PlanSpec(task *fsmpb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
 	return PlanSpecAsOf(task, topo, time.Time{}, th)
 }
 
@@ -154,7 +155,7 @@ const ClockSkewMargin = 2 * time.Second
 // submitted (its CreatedAt, stamped by the proposer) plus ClockSkewMargin:
 // the submitter saw a newer one. Only a topology asked for after that fails
 // it as unknown.
-func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
+func PlanSpecAsOf(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}
@@ -164,7 +165,7 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage, EarlierServers: task.EarlierServers}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
-		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 			finish, err := finishSpec(task, topo, spec)
 			if err != nil {
 				return nil, err
@@ -184,9 +185,9 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 		spec.Replicas = append(spec.Replicas, r.Server.Addr.String())
 	}
 	switch task.Type {
-	case pb.TaskType_TASK_TYPE_VACUUM:
+	case fsmpb.TaskType_TASK_TYPE_VACUUM:
 		return spec, nil
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		targets, err := placement.PlaceShards(v, topo)
 		if err != nil {
 			return nil, err
@@ -198,7 +199,7 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 				task.VolumeId, strings.Join(foreign, ", "))
 		}
 		return spec, nil
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := placement.PlanMove(task, v, topo)
 		if err != nil {
 			return nil, err
@@ -224,7 +225,7 @@ func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thr
 // every earlier server of the task is in the topology; the worker then
 // asks each of them for the volume too (it trusts no topology for that).
 // nil, nil: not a finish.
-func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
+func finishSpec(task *fsmpb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
 	if !retried(task) || len(task.EarlierServers) == 0 {
 		return nil, nil
 	}
@@ -249,12 +250,12 @@ func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.T
 func SpecServers(spec *pb.TaskSpec) []string {
 	var out []string
 	switch spec.GetTask().GetType() {
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		out = append(out, spec.GetReplicas()...)
 		for _, st := range spec.GetShardTargets() {
 			out = append(out, st.GetServer())
 		}
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		out = append(out, spec.GetSource(), spec.GetTarget())
 	}
 	seen := map[string]bool{}
@@ -271,11 +272,11 @@ func SpecServers(spec *pb.TaskSpec) []string {
 
 // SpecMove is a move spec's source and target (AssignTask.move), nil for
 // other tasks.
-func SpecMove(spec *pb.TaskSpec) *pb.Move {
-	if spec.GetTask().GetType() != pb.TaskType_TASK_TYPE_BALANCE {
+func SpecMove(spec *pb.TaskSpec) *fsmpb.Move {
+	if spec.GetTask().GetType() != fsmpb.TaskType_TASK_TYPE_BALANCE {
 		return nil
 	}
-	return &pb.Move{Source: spec.GetSource(), Target: spec.GetTarget()}
+	return &fsmpb.Move{Source: spec.GetSource(), Target: spec.GetTarget()}
 }
 
 // foreignHolders lists the holders that are none of the earlier servers:

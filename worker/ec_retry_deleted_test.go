@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -57,7 +58,7 @@ func TestECRetryFinishesWithOriginalsDeleted(t *testing.T) {
 			e := newSimEnv(t, 6)
 			ctx := testCtx(t)
 			vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: tc.rp, Servers: tc.servers})
-			first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+			first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 			var h *sim.FaultHandle
 			if tc.partial {
 				s1, _ := e.c.ServerByAddress(first.Replicas[1])
@@ -92,11 +93,11 @@ func TestECFinishSpecCompletes(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
 	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
 	finish := &pb.TaskSpec{Task: task, EarlierServers: task.EarlierServers}
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsTeardown", FailNext: 100})
 	change, err := worker.NewECExecutor(e.vc).Execute(ctx, finish, nil)
@@ -119,7 +120,7 @@ func TestECRetryDeletedOriginalIncompleteGenerationRefused(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
 	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
 		t.Fatal(err)
 	}

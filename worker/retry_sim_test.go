@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -56,7 +57,7 @@ func (e *simEnv) topo(t *testing.T) *seaweed.Topology {
 	return topo
 }
 
-func (e *simEnv) plan(t *testing.T, task *pb.Task) *pb.TaskSpec {
+func (e *simEnv) plan(t *testing.T, task *fsmpb.Task) *pb.TaskSpec {
 	t.Helper()
 	spec, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds())
 	if err != nil {
@@ -79,19 +80,19 @@ func (e *simEnv) volume(t *testing.T, spec sim.VolumeSpec) uint32 {
 
 // planFirstMove adds an 8 MiB volume on server 0 and plans the first
 // attempt of balance task 2, moving it to server 1.
-func (e *simEnv) planFirstMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+func (e *simEnv) planFirstMove(t *testing.T) (vid uint32, task *fsmpb.Task, first *pb.TaskSpec) {
 	t.Helper()
 	vid = e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-	task = &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
+	task = &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
 	return vid, task, e.plan(t, task)
 }
 
 // planFirstEC adds a 20 MiB volume on server 0 and plans the first attempt
 // of EC task 1 of it.
-func (e *simEnv) planFirstEC(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+func (e *simEnv) planFirstEC(t *testing.T) (vid uint32, task *fsmpb.Task, first *pb.TaskSpec) {
 	t.Helper()
 	vid = e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	task = &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+	task = &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
 	return vid, task, e.plan(t, task)
 }
 
@@ -158,7 +159,7 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 	}
 	// The lease expired: the task is requeued, the assignment's servers are
 	// its history. The abandoned target fills up, so the retry avoids it.
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = &fsmpb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
 	s, _ := e.c.ServerByAddress(other)
 	s.SetMaxVolumes(1)
 	retry := e.plan(t, task)
@@ -230,7 +231,7 @@ func TestBalanceRetryAfterAbandonedMove(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
+			task = &fsmpb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
 				EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
 			retry := e.plan(t, task)
 			if retry.Target != first.Target {
@@ -299,7 +300,7 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 			e := newSimEnv(t, 5)
 			ctx := testCtx(t)
 			vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, DeleteCount: 5, DeletedBytes: 1 << 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
-			task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+			task := &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
 			spec := e.plan(t, task)
 			stale, complete := spec.Replicas[0], spec.Replicas[1] // the first replica keeps the most shards
 			// Vacuum compacts the first replica only.
@@ -350,9 +351,9 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 }
 
 // movesOf is the history an assignment of spec records (AssignTask.move).
-func movesOf(spec *pb.TaskSpec) []*pb.Move {
+func movesOf(spec *pb.TaskSpec) []*fsmpb.Move {
 	if m := scheduler.SpecMove(spec); m != nil {
-		return []*pb.Move{m}
+		return []*fsmpb.Move{m}
 	}
 	return nil
 }

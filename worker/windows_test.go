@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -135,7 +135,7 @@ func TestECRefusesAKeptPairThatDiffers(t *testing.T) {
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, spec, nil); err == nil || werr != nil {
 		t.Fatalf("the move: %v; the overwrite: %v", err, werr)
 	}
-	ecSpec := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 20})
+	ecSpec := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 20})
 	if len(ecSpec.GetReplicas()) != 2 {
 		t.Fatalf("the EC spec names replicas %v, want the kept pair", ecSpec.GetReplicas())
 	}
@@ -178,7 +178,7 @@ func TestBalanceRetryReplacesACopyBehindASameSizeOverwrite(t *testing.T) {
 	if err := e.c.OverwriteOn(vid, first.Source, 1); err != nil {
 		t.Fatal(err)
 	}
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
+	task = &fsmpb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
 		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, e.plan(t, task), nil); err != nil {
 		t.Fatalf("retry: %v", err)
@@ -206,7 +206,7 @@ func TestECRollbackUnmountsReplicaServersFirst(t *testing.T) {
 		}
 	}
 	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{last}})
-	spec := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	spec := e.plan(t, &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	src := e.addr(last)
 	first, moved := firstTargetOffSource(spec, src)
 	if !slices.ContainsFunc(moved, func(id uint32) bool { return id < 10 }) {
@@ -287,7 +287,7 @@ func TestECRetryKeepsReplicasFrozenBesideAJournal(t *testing.T) {
 	if err := e.c.WriteReplica(vid, orig, 1<<20, 2); err != nil {
 		t.Fatal(err)
 	}
-	task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task := &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
 	_, err = worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	var f *worker.Failure
 	if !errors.As(err, &f) || f.Retryable || !strings.Contains(err.Error(), "took 1 deletes") {
@@ -325,7 +325,7 @@ func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 	fired := false
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", VolumeID: vid, FailNext: 1, Pass: true,
 		OnFire: func() { fired, delErr = true, e.c.DeleteData(vid, 1<<10, 1) }})
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+	task = &fsmpb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, e.plan(t, task), nil)
 	if !fired || delErr != nil {
 		t.Fatalf("the delete the test needs: reached %v, %v", fired, delErr)
