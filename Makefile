@@ -32,7 +32,8 @@ proto-files:
 check:
 	./scripts/check.sh
 
-# fsm, scheduler, worker (and capacity) must not link hashicorp/raft.
+# fsm, scheduler, worker (and capacity) must not link hashicorp/raft; fsm
+# must not link rpc or rpc/pb.
 check-imports:
 	./scripts/check.sh imports
 
