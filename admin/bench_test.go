@@ -18,6 +18,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -28,8 +29,8 @@ import (
 // control plane (detection aside), not SeaweedFS.
 type instantExecutor struct{}
 
-func (instantExecutor) Execute(_ context.Context, spec *pb.TaskSpec, report worker.Reporter) (*pb.CapacityChange, error) {
-	return &pb.CapacityChange{OldSize: spec.Size, NewSize: spec.Size}, nil
+func (instantExecutor) Execute(_ context.Context, spec *pb.TaskSpec, report worker.Reporter) (*fsmpb.CapacityChange, error) {
+	return &fsmpb.CapacityChange{OldSize: spec.Size, NewSize: spec.Size}, nil
 }
 func (instantExecutor) Rollback(context.Context, *pb.TaskSpec) error { return nil }
 
@@ -103,10 +104,10 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	caps := []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}
+	caps := []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}
 	for i := 0; i < workers; i++ {
 		w, err := worker.New(worker.Config{ID: fmt.Sprintf("w%03d", i), Admins: addrs, DataDir: filepath.Join(benchJournalDir(b, dir), fmt.Sprintf("w%03d", i)),
-			Capabilities: caps, MaxConcurrent: 4, Executors: map[pb.TaskType]worker.Executor{pb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}}})
+			Capabilities: caps, MaxConcurrent: 4, Executors: map[fsmpb.TaskType]worker.Executor{fsmpb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}}})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -127,7 +128,7 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 	}
 	completed := func() int {
 		n := 0
-		leader.FSM().Read(func(st *fsm.State) { n = st.CountByState(pb.TaskState_TASK_STATE_COMPLETED) })
+		leader.FSM().Read(func(st *fsm.State) { n = st.CountByState(fsmpb.TaskState_TASK_STATE_COMPLETED) })
 		return n
 	}
 	base := completed()
@@ -144,7 +145,7 @@ func BenchmarkEndToEndTasks(b *testing.B) {
 				if int(v) > b.N {
 					return
 				}
-				if _, err := client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: v}); err != nil {
+				if _, err := client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: v}); err != nil {
 					b.Error(err)
 					return
 				}

@@ -3,13 +3,13 @@ package admin
 import (
 	"context"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // Propose, for this package's tests only, proposes cmd on node n as its
 // scheduler does: never forwarded, refused unless n leads, written in the
 // command version every member agreed on.
-func Propose(ctx context.Context, n *Node, cmd *pb.Command) (*pb.ApplyResult, error) {
+func Propose(ctx context.Context, n *Node, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	return localApplier{n}.Apply(ctx, cmd)
 }
 

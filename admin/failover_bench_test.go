@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -142,8 +143,8 @@ func (c *failoverCluster) start() {
 	for i := 0; i < failoverWorkers; i++ {
 		id := fmt.Sprintf("w%d", i+1)
 		w, err := worker.New(worker.Config{ID: id, Admins: addrs, DataDir: filepath.Join(c.Dir, id), MaxConcurrent: 2,
-			Version: "failover-bench", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM},
-			Executors: map[pb.TaskType]worker.Executor{pb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}},
+			Version: "failover-bench", Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM},
+			Executors: map[fsmpb.TaskType]worker.Executor{fsmpb.TaskType_TASK_TYPE_VACUUM: instantExecutor{}},
 			Logger:    testutil.Logger("worker." + id)})
 		if err != nil {
 			b.Fatalf("start worker %s: %v", id, err)
@@ -210,7 +211,7 @@ func (c *failoverCluster) submit(ctx context.Context, addrs []string) (time.Time
 			var last error
 			for ctx.Err() == nil {
 				tctx, tcancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				_, err := client.SubmitTask(tctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vol,
+				_, err := client.SubmitTask(tctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vol,
 					Source: "failover-bench", Target: "failover-bench"})
 				tcancel()
 				if err == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -65,7 +66,7 @@ func newAdminMetrics() *adminMetrics {
 }
 
 // observe is the scheduler's Config.Observe hook.
-func (m *adminMetrics) observe(event string, typ pb.TaskType, d time.Duration) {
+func (m *adminMetrics) observe(event string, typ fsmpb.TaskType, d time.Duration) {
 	switch event {
 	case scheduler.EventTaskCompleted:
 		m.taskDuration.WithLabelValues(fsm.TypeName(typ)).Observe(d.Seconds())
@@ -161,16 +162,16 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 
 	counts := map[[2]string]int{}
 	for _, typ := range fsm.TaskTypes {
-		for s := pb.TaskState_TASK_STATE_PENDING; s <= pb.TaskState_TASK_STATE_CANCELLED; s++ {
+		for s := fsmpb.TaskState_TASK_STATE_PENDING; s <= fsmpb.TaskState_TASK_STATE_CANCELLED; s++ {
 			counts[[2]string{fsm.TypeName(typ), fsm.StateName(s)}] = 0
 		}
 	}
-	var pending []*pb.Task
+	var pending []*fsmpb.Task
 	c.n.fsm.Read(func(s *fsm.State) {
-		s.CountByTypeAndState(func(typ pb.TaskType, state pb.TaskState, n int) {
+		s.CountByTypeAndState(func(typ fsmpb.TaskType, state fsmpb.TaskState, n int) {
 			counts[[2]string{fsm.TypeName(typ), fsm.StateName(state)}] += n
 		})
-		pending = s.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+		pending = s.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}})
 	})
 	for k, n := range counts {
 		gauge(c.tasks, float64(n), k[0], k[1])

@@ -14,6 +14,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -105,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	schedCfg := cfg.Scheduler
 	schedCfg.NodeID, schedCfg.Logger = cfg.ID, cfg.Logger.Named("scheduler")
 	if prev := schedCfg.Observe; prev != nil {
-		schedCfg.Observe = func(event string, typ pb.TaskType, d time.Duration) {
+		schedCfg.Observe = func(event string, typ fsmpb.TaskType, d time.Duration) {
 			n.metrics.observe(event, typ, d)
 			prev(event, typ, d)
 		}
@@ -251,8 +252,8 @@ func (n *Node) emitTestCommand(ctx context.Context) {
 			return
 		}
 		if n.agreedVersion() >= fsm.TestCommandVersion {
-			res, err := localApplier{n}.Apply(ctx, &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
-			if err == nil && res.ErrorCode == pb.ErrorCode_ERROR_CODE_NONE {
+			res, err := localApplier{n}.Apply(ctx, &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}})
+			if err == nil && res.ErrorCode == fsmpb.ErrorCode_ERROR_CODE_NONE {
 				n.logger.Info("wrote the test-only command", "version", fsm.TestCommandVersion, "index", res.Index)
 			}
 		}
@@ -283,7 +284,7 @@ var _ cluster.Versioned = (*fsm.FSM)(nil)
 // scheduler that lost leadership must fail, never forward to the new leader.
 type localApplier struct{ n *Node }
 
-func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (a localApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	agreed := a.n.agreedVersion()
 	if need := fsm.RequiredVersion(cmd); need > agreed {
 		return nil, fmt.Errorf("command needs version %d but not every voter applies it yet (agreed version %d)", need, agreed)
@@ -298,7 +299,7 @@ func (a localApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResu
 	if err != nil {
 		return nil, err
 	}
-	res, ok := out.(*pb.ApplyResult)
+	res, ok := out.(*fsmpb.ApplyResult)
 	if !ok {
 		return nil, fmt.Errorf("unexpected apply result %T", out)
 	}

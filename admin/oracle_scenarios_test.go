@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -161,7 +162,7 @@ func checkServers(srvs []*pb.ServerCapacity, master, projected []figures) error 
 	return nil
 }
 
-func oneAdjustment(v *pb.VolumeCapacity, task uint64, typ pb.TaskType, kind pb.Adjustment_Kind, delta int64) error {
+func oneAdjustment(v *pb.VolumeCapacity, task uint64, typ fsmpb.TaskType, kind pb.Adjustment_Kind, delta int64) error {
 	if len(v.Adjustments) != 1 {
 		return fmt.Errorf("volume %d: adjustments %v, want one", v.VolumeId, v.Adjustments)
 	}
@@ -195,7 +196,7 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 	shard := size / 10
 	shards := []uint32{4, 4, 3, 3}
 
-	pending := s.WaitTask(vid, "a pending erasure coding", func(tk *pb.Task) bool { return tk.Type == ecT })
+	pending := s.WaitTask(vid, "a pending erasure coding", func(tk *fsmpb.Task) bool { return tk.Type == ecT })
 	master := []figures{
 		{used: 1, bytes: size, volumes: 1},
 		{},
@@ -221,9 +222,9 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 	})
 
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
-	s.WaitTask(vid, "generating shards", func(tk *pb.Task) bool { return tk.State == runningS && tk.Step == worker.StepEcGenerate })
+	s.WaitTask(vid, "generating shards", func(tk *fsmpb.Task) bool { return tk.State == runningS && tk.Step == worker.StepEcGenerate })
 	s.Sim.StopMaster()
-	done := s.WaitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !admintest.Active(tk) })
+	done := s.WaitTask(vid, "completed with the master down", func(tk *fsmpb.Task) bool { return !admintest.Active(tk) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %v (%q)", done.Id, done.State, done.LastError)
 	}
@@ -239,7 +240,7 @@ func TestSystemOracleErasureCoding(t *testing.T) {
 			t.Fatalf("server %d mounts %d shards, want %d (all: %v)", i, mounted[i], n, mounted)
 		}
 	}
-	var change *pb.CapacityChange
+	var change *fsmpb.CapacityChange
 	for _, c := range s.Changes() {
 		if c.TaskId == done.Id {
 			change = c
@@ -341,9 +342,9 @@ func TestSystemOracleBalanceAcrossLeaderChange(t *testing.T) {
 	})
 
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
-	s.WaitTask(vid, "copying", func(tk *pb.Task) bool { return tk.State == runningS && tk.Step == worker.StepBalanceCopy })
+	s.WaitTask(vid, "copying", func(tk *fsmpb.Task) bool { return tk.State == runningS && tk.Step == worker.StepBalanceCopy })
 	s.Sim.StopMaster()
-	done := s.WaitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !admintest.Active(tk) })
+	done := s.WaitTask(vid, "completed with the master down", func(tk *fsmpb.Task) bool { return !admintest.Active(tk) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %v (%q)", done.Id, done.State, done.LastError)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -67,7 +68,7 @@ func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
 	vid := s.AddOn(sim.VolumeSpec{Size: 4 * admintest.MB, FileCount: 400, DeletedBytes: 2 * admintest.MB, DeleteCount: 200}, 0)
 	s.StartAdmins(admintest.SchedConfig())
 
-	pending := s.WaitTask(vid, "a pending vacuum", func(tk *pb.Task) bool { return tk.Type == vacuumT })
+	pending := s.WaitTask(vid, "a pending vacuum", func(tk *fsmpb.Task) bool { return tk.Type == vacuumT })
 	var masterSize uint64
 	s.waitOracle(vid, "size − garbage", func(v *pb.VolumeCapacity) error {
 		if v.MasterSize < 4*admintest.MB || v.DeletedBytes != 2*admintest.MB || v.ProjectedSize != v.MasterSize-v.DeletedBytes {
@@ -82,7 +83,7 @@ func TestSystemOracleVacuumAcrossMasterOutage(t *testing.T) {
 
 	s.Sim.StopMaster()
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
-	done := s.WaitTask(vid, "completed with the master down", func(tk *pb.Task) bool { return !admintest.Active(tk) })
+	done := s.WaitTask(vid, "completed with the master down", func(tk *fsmpb.Task) bool { return !admintest.Active(tk) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %v (%q)", done.Id, done.State, done.LastError)
 	}

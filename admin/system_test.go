@@ -23,6 +23,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -31,14 +32,14 @@ import (
 )
 
 const (
-	vacuumT  = pb.TaskType_TASK_TYPE_VACUUM
-	ecT      = pb.TaskType_TASK_TYPE_ERASURE_CODING
-	balanceT = pb.TaskType_TASK_TYPE_BALANCE
+	vacuumT  = fsmpb.TaskType_TASK_TYPE_VACUUM
+	ecT      = fsmpb.TaskType_TASK_TYPE_ERASURE_CODING
+	balanceT = fsmpb.TaskType_TASK_TYPE_BALANCE
 
-	pendingS   = pb.TaskState_TASK_STATE_PENDING
-	runningS   = pb.TaskState_TASK_STATE_RUNNING
-	completedS = pb.TaskState_TASK_STATE_COMPLETED
-	failedS    = pb.TaskState_TASK_STATE_FAILED
+	pendingS   = fsmpb.TaskState_TASK_STATE_PENDING
+	runningS   = fsmpb.TaskState_TASK_STATE_RUNNING
+	completedS = fsmpb.TaskState_TASK_STATE_COMPLETED
+	failedS    = fsmpb.TaskState_TASK_STATE_FAILED
 )
 
 // TestSystemCompletesAllWork: every kind of work the detectors find is done
@@ -62,8 +63,8 @@ func TestSystemCompletesAllWork(t *testing.T) {
 	s.StartWorker("w2", s.GRPCAddrs(), 2)
 
 	tasks := s.WaitQuiet()
-	lastMove := map[uint32]*pb.Task{}
-	kinds := map[pb.TaskType]int{}
+	lastMove := map[uint32]*fsmpb.Task{}
+	kinds := map[fsmpb.TaskType]int{}
 	for _, tk := range tasks {
 		kinds[tk.Type]++
 		if tk.State != completedS || tk.Attempt != 1 {
@@ -141,7 +142,7 @@ func TestSystemRetriesFailedStep(t *testing.T) {
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 	s.StartWorker("w2", s.GRPCAddrs(), 1)
 
-	requeued := func(t *pb.Task) bool { return t.State == pendingS && t.Attempt == 2 }
+	requeued := func(t *fsmpb.Task) bool { return t.State == pendingS && t.Attempt == 2 }
 	// After attempt 1 of the vacuum failed: the volume is as it was.
 	vt := s.WaitTask(vacVol, "attempt 1 failed and requeued", requeued)
 	vstate := s.Replica(0, vacVol)
@@ -179,7 +180,7 @@ func TestSystemRetriesFailedStep(t *testing.T) {
 	admintest.WantContains(t, "last error after the failed shard copy", et.LastError, worker.StepEcSpread, "injected fault")
 
 	for _, vid := range []uint32{vacVol, ecVol} {
-		done := s.WaitTask(vid, "completed", func(t *pb.Task) bool { return !admintest.Active(t) })
+		done := s.WaitTask(vid, "completed", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 		if done.State != completedS || done.Attempt != 2 || done.RetryCount != 1 {
 			t.Errorf("task %d of volume %d ended %s on attempt %d with %d retries (%q); want completed on attempt 2 after 1 retry",
 				done.Id, vid, fsm.StateName(done.State), done.Attempt, done.RetryCount, done.LastError)
@@ -205,7 +206,7 @@ func TestSystemGivesUpWithReason(t *testing.T) {
 	s.StartAdmins(sc)
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	failed := s.WaitTask(vid, "failed", func(t *pb.Task) bool { return !admintest.Active(t) })
+	failed := s.WaitTask(vid, "failed", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 	if failed.State != failedS || failed.Attempt != sc.MaxRetries+1 || failed.RetryCount != sc.MaxRetries {
 		t.Fatalf("task %d ended %s on attempt %d after %d retries; want failed on attempt %d after %d",
 			failed.Id, fsm.StateName(failed.State), failed.Attempt, failed.RetryCount, sc.MaxRetries+1, sc.MaxRetries)
@@ -242,19 +243,19 @@ func TestSystemWorkerVanishes(t *testing.T) {
 	// Worker A reaches the leader only through a proxy that can be cut.
 	proxy := admintest.StartProxy(t, s.Cfgs[leader].GRPCAddr)
 	a := s.StartWorker("wA", []string{proxy.Addr()}, 1)
-	first := s.WaitTask(vid, "compacting on wA", func(t *pb.Task) bool { return admintest.InCompaction(t) && t.WorkerId == "wA" })
+	first := s.WaitTask(vid, "compacting on wA", func(t *fsmpb.Task) bool { return admintest.InCompaction(t) && t.WorkerId == "wA" })
 	testutil.EventuallyTrue(t, admintest.Wait, "the compaction to run on the volume server", func() bool { return s.Replica(1, vid).Compacting })
 	s.StartWorker("wB", s.GRPCAddrs(), 1)
 	s.WaitConnected("wB")
 
 	proxy.Cut()
 	cutAt := time.Now()
-	second := s.WaitTask(vid, "requeued onto wB", func(t *pb.Task) bool { return t.Attempt == 2 && t.WorkerId == "wB" })
+	second := s.WaitTask(vid, "requeued onto wB", func(t *fsmpb.Task) bool { return t.Attempt == 2 && t.WorkerId == "wB" })
 	t.Logf("attempt 2 assigned %s after the cut", time.Unix(0, second.AssignedAt).Sub(cutAt).Round(time.Millisecond))
 	if second.RetryCount != 0 {
 		t.Errorf("a lost worker counted as a failed attempt: retry count %d", second.RetryCount)
 	}
-	done := s.WaitTask(vid, "completed", func(t *pb.Task) bool { return !admintest.Active(t) })
+	done := s.WaitTask(vid, "completed", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 	if done.State != completedS || done.Attempt != 2 || done.WorkerId != "wB" || done.Fence == first.Fence {
 		t.Fatalf("task ended %s on attempt %d by %s with fence %d (first fence %d); want completed on attempt 2 by wB",
 			fsm.StateName(done.State), done.Attempt, done.WorkerId, done.Fence, first.Fence)
@@ -297,11 +298,11 @@ func TestSystemWorkerVanishes(t *testing.T) {
 	defer cancel()
 	leader = s.WaitLeader()
 	stream, welcome, err := s.RawSession(ctx, s.Cfgs[leader].GRPCAddr, &pb.Hello{WorkerId: "wA",
-		Capabilities: []pb.TaskType{balanceT}, MaxConcurrent: 1}) // balance: nothing to be given
+		Capabilities: []fsmpb.TaskType{balanceT}, MaxConcurrent: 1}) // balance: nothing to be given
 	if err != nil || welcome.GetWelcome() == nil {
 		t.Fatalf("raw session: %v, first message %v", err, welcome)
 	}
-	late := &pb.TaskCompleted{TaskId: done.Id, Fence: first.Fence, Change: &pb.CapacityChange{OldSize: admintest.GarbageSpec.Size, NewSize: 1}}
+	late := &pb.TaskCompleted{TaskId: done.Id, Fence: first.Fence, Change: &fsmpb.CapacityChange{OldSize: admintest.GarbageSpec.Size, NewSize: 1}}
 	if err := stream.Send(&pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: late}}); err != nil {
 		t.Fatal(err)
 	}
@@ -318,7 +319,7 @@ func TestSystemWorkerVanishes(t *testing.T) {
 		}
 	}
 	// The same report as a raft command through the leader: STALE_FENCE.
-	res, err := admin.Propose(ctx, s.Node(leader), &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{
+	res, err := admin.Propose(ctx, s.Node(leader), &fsmpb.Command{Body: &fsmpb.Command_CompleteTask{CompleteTask: &fsmpb.CompleteTask{
 		TaskId: done.Id, Fence: first.Fence, Change: late.Change}}})
 	if err != nil {
 		t.Fatal(err)
@@ -353,7 +354,7 @@ func TestSystemLeaderFailover(t *testing.T) {
 	s.StartWorker("w1", s.GRPCAddrs(), 2)
 	s.StartWorker("w2", s.GRPCAddrs(), 2)
 
-	before := map[uint32]*pb.Task{}
+	before := map[uint32]*fsmpb.Task{}
 	for vid := range vols {
 		before[vid] = s.WaitTask(vid, "compacting", admintest.InCompaction)
 	}
@@ -369,7 +370,7 @@ func TestSystemLeaderFailover(t *testing.T) {
 		}
 	}
 	for vid, tk := range before {
-		done := s.WaitTask(vid, "completed", func(t *pb.Task) bool { return !admintest.Active(t) })
+		done := s.WaitTask(vid, "completed", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 		if done.State != completedS || done.Attempt != 1 || done.Fence != tk.Fence || done.WorkerId != tk.WorkerId {
 			t.Errorf("task %d ended %s on attempt %d by %s with fence %d (%q); want completed by the same attempt (1, %s, fence %d)",
 				done.Id, fsm.StateName(done.State), done.Attempt, done.WorkerId, done.Fence, done.LastError, tk.WorkerId, tk.Fence)
@@ -416,7 +417,7 @@ func TestSystemMasterOutage(t *testing.T) {
 	s.WaitTask(vid, "compacting", admintest.InCompaction)
 	stopAt := time.Now()
 	s.Sim.StopMaster()
-	done := s.WaitTask(vid, "completed with the master down", func(t *pb.Task) bool { return !admintest.Active(t) })
+	done := s.WaitTask(vid, "completed with the master down", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 	if done.State != completedS {
 		t.Fatalf("task %d ended %s (%q) while the master was down; want completed", done.Id, fsm.StateName(done.State), done.LastError)
 	}
@@ -498,7 +499,7 @@ func TestSystemUnknownVolume(t *testing.T) {
 	if err != nil {
 		t.Fatalf("task submit: %v", err)
 	}
-	var got *pb.Task
+	var got *fsmpb.Task
 	testutil.EventuallyTrue(t, admintest.Wait, "the task to end", func() bool { got = s.Task(resp.Task.Id); return !admintest.Active(got) })
 	// Planning waits (no retry spent) until a topology asked for after the
 	// submission, then fails the task: no retries, no worker ever ran it.
@@ -515,8 +516,8 @@ func TestSystemBadCapability(t *testing.T) {
 	volumes := seaweed.NewVolumeClient()
 	defer volumes.Close()
 	_, err := worker.New(worker.Config{ID: "wx", Admins: []string{"127.0.0.1:9"}, DataDir: t.TempDir(), MaxConcurrent: 1,
-		Capabilities: []pb.TaskType{vacuumT, ecT},
-		Executors:    map[pb.TaskType]worker.Executor{vacuumT: worker.NewVacuumExecutor(volumes)}})
+		Capabilities: []fsmpb.TaskType{vacuumT, ecT},
+		Executors:    map[fsmpb.TaskType]worker.Executor{vacuumT: worker.NewVacuumExecutor(volumes)}})
 	if err == nil {
 		t.Fatal("worker.New accepted a capability without an executor")
 	}
@@ -529,7 +530,7 @@ func TestSystemBadCapability(t *testing.T) {
 	defer cancel()
 	for _, i := range []int{leader, (leader + 1) % 3} {
 		_, first, err := s.RawSession(ctx, s.Cfgs[i].GRPCAddr, &pb.Hello{WorkerId: "wbad",
-			Capabilities: []pb.TaskType{vacuumT, pb.TaskType(99)}, MaxConcurrent: 1})
+			Capabilities: []fsmpb.TaskType{vacuumT, fsmpb.TaskType(99)}, MaxConcurrent: 1})
 		if status.Code(err) != codes.InvalidArgument {
 			t.Errorf("hello with capability 99 to %s: first message %v, error %v; want InvalidArgument", s.Cfgs[i].ID, first, err)
 		} else {
@@ -557,17 +558,17 @@ func TestSystemStuckAttemptRetried(t *testing.T) {
 	vid := s.AddOn(admintest.GarbageSpec, 3)
 	hang := s.Sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: time.Minute})
 	sc := admintest.SchedConfig()
-	sc.StuckAfter = map[pb.TaskType]time.Duration{vacuumT: 2 * time.Second}
+	sc.StuckAfter = map[fsmpb.TaskType]time.Duration{vacuumT: 2 * time.Second}
 	s.StartAdmins(sc)
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	stuck := s.WaitTask(vid, "the stuck attempt to be cancelled and requeued", func(t *pb.Task) bool { return t.Attempt == 2 })
+	stuck := s.WaitTask(vid, "the stuck attempt to be cancelled and requeued", func(t *fsmpb.Task) bool { return t.Attempt == 2 })
 	hang.Remove()
 	admintest.WantContains(t, "requeue reason", stuck.LastError, "stuck", worker.StepVacuumCompact)
 	if stuck.RetryCount != 1 {
 		t.Errorf("retry count %d after a stuck attempt, want 1", stuck.RetryCount)
 	}
-	done := s.WaitTask(vid, "completed", func(t *pb.Task) bool { return !admintest.Active(t) })
+	done := s.WaitTask(vid, "completed", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 	if done.State != completedS || done.Attempt != 2 {
 		t.Errorf("task ended %s on attempt %d (%q); want completed on attempt 2", fsm.StateName(done.State), done.Attempt, done.LastError)
 	}
@@ -594,7 +595,7 @@ func TestSystemVacuumWithDeletesDuringCompaction(t *testing.T) {
 	if err := s.Sim.DeleteData(vid, 3*admintest.MB/2, 150); err != nil {
 		t.Fatal(err)
 	}
-	done := s.WaitTask(vid, "finished", func(t *pb.Task) bool { return !admintest.Active(t) })
+	done := s.WaitTask(vid, "finished", func(t *fsmpb.Task) bool { return !admintest.Active(t) })
 	if done.State != completedS || done.Attempt != 1 || done.RetryCount != 0 {
 		t.Fatalf("task ended %s on attempt %d (%d retries): %s; want completed on the first attempt", fsm.StateName(done.State), done.Attempt, done.RetryCount, done.LastError)
 	}

@@ -11,8 +11,8 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // versionCluster is three in-process admins without a master, each of a
@@ -127,7 +127,7 @@ func TestVersionGate(t *testing.T) {
 				t.Fatalf("agreed version %d with a version-1 voter", v)
 			}
 			// The gate holds for any caller of the leader's applier too.
-			if _, err := admin.Propose(context.Background(), l, &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}}); err == nil {
+			if _, err := admin.Propose(context.Background(), l, &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}}); err == nil {
 				t.Fatal("the leader's applier wrote a version-3 command a voter does not apply")
 			}
 		}

@@ -1,7 +1,7 @@
 package capacity
 
 import (
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // Test topologies come from internal/topotest (shared with the scheduler's
@@ -11,15 +11,15 @@ import (
 const mib = 1 << 20
 
 const (
-	vac     = pb.TaskType_TASK_TYPE_VACUUM
-	ecType  = pb.TaskType_TASK_TYPE_ERASURE_CODING
-	balType = pb.TaskType_TASK_TYPE_BALANCE
+	vac     = fsmpb.TaskType_TASK_TYPE_VACUUM
+	ecType  = fsmpb.TaskType_TASK_TYPE_ERASURE_CODING
+	balType = fsmpb.TaskType_TASK_TYPE_BALANCE
 )
 
-func task(id uint64, typ pb.TaskType, vol uint32) *pb.Task {
-	return &pb.Task{Id: id, Type: typ, VolumeId: vol, State: pb.TaskState_TASK_STATE_RUNNING}
+func task(id uint64, typ fsmpb.TaskType, vol uint32) *fsmpb.Task {
+	return &fsmpb.Task{Id: id, Type: typ, VolumeId: vol, State: fsmpb.TaskState_TASK_STATE_RUNNING}
 }
 
-func change(id uint64, typ pb.TaskType, vol uint32, oldSize, newSize uint64) *pb.CapacityChange {
-	return &pb.CapacityChange{TaskId: id, Type: typ, VolumeId: vol, OldSize: oldSize, NewSize: newSize}
+func change(id uint64, typ fsmpb.TaskType, vol uint32, oldSize, newSize uint64) *fsmpb.CapacityChange {
+	return &fsmpb.CapacityChange{TaskId: id, Type: typ, VolumeId: vol, OldSize: oldSize, NewSize: newSize}
 }

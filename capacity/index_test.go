@@ -8,7 +8,7 @@ import (
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -78,8 +78,8 @@ func TestServerIndexMatchesScan(t *testing.T) {
 		for id := range topo.Volumes {
 			vols = append(vols, id)
 		}
-		var active []*pb.Task
-		var changes []*pb.CapacityChange
+		var active []*fsmpb.Task
+		var changes []*fsmpb.CapacityChange
 		for i, id := range vols {
 			if i%3 != 0 {
 				continue
@@ -93,13 +93,13 @@ func TestServerIndexMatchesScan(t *testing.T) {
 			case 2:
 				src := v.Replicas[0].Server.ID
 				dst := topo.Servers[r.IntN(len(topo.Servers))].ID
-				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: balType, VolumeId: id, OldSize: v.Size, NewSize: v.Size, Source: src, Target: dst})
+				changes = append(changes, &fsmpb.CapacityChange{TaskId: uint64(i + 1), Type: balType, VolumeId: id, OldSize: v.Size, NewSize: v.Size, Source: src, Target: dst})
 			case 3:
-				var ps []*pb.ShardPlacement
+				var ps []*fsmpb.ShardPlacement
 				for sh := range uint32(seaweed.EcTotalShards) {
-					ps = append(ps, &pb.ShardPlacement{ShardId: sh, Server: topo.Servers[r.IntN(len(topo.Servers))].ID})
+					ps = append(ps, &fsmpb.ShardPlacement{ShardId: sh, Server: topo.Servers[r.IntN(len(topo.Servers))].ID})
 				}
-				changes = append(changes, &pb.CapacityChange{TaskId: uint64(i + 1), Type: ecType, VolumeId: id, OldSize: v.Size, Shards: ps})
+				changes = append(changes, &fsmpb.CapacityChange{TaskId: uint64(i + 1), Type: ecType, VolumeId: id, OldSize: v.Size, Shards: ps})
 			}
 		}
 		p := newProjection(topo, servers)

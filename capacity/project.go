@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -49,10 +50,10 @@ type Projection struct {
 // doubles the cost of a one-volume lookup.
 func Project(f *fsm.FSM, q Query) Projection {
 	var out Projection
-	active := make([]*pb.Task, len(q.Volumes))
-	var changes [][]*pb.CapacityChange // by volume, nil when none has any
-	var allActive []*pb.Task
-	var allChanges []*pb.CapacityChange
+	active := make([]*fsmpb.Task, len(q.Volumes))
+	var changes [][]*fsmpb.CapacityChange // by volume, nil when none has any
+	var allActive []*fsmpb.Task
+	var allChanges []*fsmpb.CapacityChange
 	f.Read(func(st *fsm.State) {
 		for i, v := range q.Volumes {
 			active[i], _ = st.ActiveTask(v.ID)
@@ -60,20 +61,20 @@ func Project(f *fsm.FSM, q Query) Projection {
 			// change when one volume has some.
 			if st.HasUnreportedChange(v.ID) || st.HasRetiredChange(v.ID) {
 				if changes == nil {
-					changes = make([][]*pb.CapacityChange, len(q.Volumes))
+					changes = make([][]*fsmpb.CapacityChange, len(q.Volumes))
 				}
 				changes[i] = append(st.VolumeChanges(v.ID), fresh(st.RecentlyRetired(v.ID), q.Now)...)
 			}
 		}
 		if len(q.Servers) > 0 {
-			allActive = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+			allActive = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}})
 			allChanges = append(st.CapacityChanges(), fresh(st.RetiredChanges(), q.Now)...)
 		}
 		out.AppliedIndex = st.AppliedIndex()
 	})
 	out.Volumes = make([]*pb.VolumeCapacity, len(q.Volumes))
 	for i, v := range q.Volumes {
-		var cs []*pb.CapacityChange
+		var cs []*fsmpb.CapacityChange
 		if changes != nil {
 			cs = changes[i]
 		}
@@ -90,7 +91,7 @@ func Project(f *fsm.FSM, q Query) Projection {
 }
 
 // fresh is freshRetired at now's time, read only if there are any.
-func fresh(cs []*pb.CapacityChange, now func() time.Time) []*pb.CapacityChange {
+func fresh(cs []*fsmpb.CapacityChange, now func() time.Time) []*fsmpb.CapacityChange {
 	if len(cs) == 0 {
 		return nil
 	}
@@ -101,7 +102,7 @@ func fresh(cs []*pb.CapacityChange, now func() time.Time) []*pb.CapacityChange {
 // state forgets older ones only when the next retirement is applied, so on
 // a quiet cluster they would otherwise linger (and a move later undone
 // would be projected again).
-func freshRetired(cs []*pb.CapacityChange, now time.Time) []*pb.CapacityChange {
+func freshRetired(cs []*fsmpb.CapacityChange, now time.Time) []*fsmpb.CapacityChange {
 	cut := now.UnixNano() - fsm.RetiredKeep
 	out := cs[:0:0]
 	for _, c := range cs {

@@ -5,8 +5,8 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -14,10 +14,10 @@ import (
 // count, even before a later retirement makes the state forget them.
 func TestFreshRetired(t *testing.T) {
 	now := time.Unix(10_000, 0)
-	old := &pb.CapacityChange{TaskId: 1, RetiredAt: now.UnixNano() - fsm.RetiredKeep - 1}
-	edge := &pb.CapacityChange{TaskId: 2, RetiredAt: now.UnixNano() - fsm.RetiredKeep}
-	recent := &pb.CapacityChange{TaskId: 3, RetiredAt: now.UnixNano() - 1}
-	in := []*pb.CapacityChange{old, edge, recent}
+	old := &fsmpb.CapacityChange{TaskId: 1, RetiredAt: now.UnixNano() - fsm.RetiredKeep - 1}
+	edge := &fsmpb.CapacityChange{TaskId: 2, RetiredAt: now.UnixNano() - fsm.RetiredKeep}
+	recent := &fsmpb.CapacityChange{TaskId: 3, RetiredAt: now.UnixNano() - 1}
+	in := []*fsmpb.CapacityChange{old, edge, recent}
 	got := freshRetired(in, now)
 	if len(got) != 2 || got[0] != edge || got[1] != recent {
 		t.Fatalf("fresh: %v", got)

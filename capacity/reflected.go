@@ -1,22 +1,22 @@
 package capacity
 
 import (
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // Reflected reports whether the master's topology now shows a committed
 // capacity change, so it can be retired.
-func Reflected(c *pb.CapacityChange, topo *seaweed.Topology) bool {
+func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 	v, present := topo.Volumes[c.VolumeId]
 	switch c.Type {
-	case pb.TaskType_TASK_TYPE_VACUUM:
+	case fsmpb.TaskType_TASK_TYPE_VACUUM:
 		// Gone entirely (deleted by someone) or no longer at the old size.
 		return !present || c.OldSize == c.NewSize || v.Size != c.OldSize
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		e, ec := topo.EcVolumes[c.VolumeId]
 		return !present && ec && e.ShardCount() >= seaweed.EcTotalShards
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			// Reconciliation only runs on a trusted (complete) topology: a
 			// volume missing from it was deleted, and nothing is left to move.

@@ -3,6 +3,7 @@ package capacity
 import (
 	"sort"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -66,7 +67,7 @@ func ecSlots(shards int64) int64 { return (shards + seaweed.EcDataShards - 1) / 
 // flight, those placement.PlaceShards would pick now); a balance moves the
 // volume from its source to its target (for a task in flight, as
 // placement.PlanMove would now). Ten EC shards take one slot.
-func projectServers(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+func projectServers(topo *seaweed.Topology, idx *ServerIndex, servers []*seaweed.Server, active []*fsmpb.Task, changes []*fsmpb.CapacityChange) []*pb.ServerCapacity {
 	p := newProjection(topo, servers)
 	for id := range p.byID {
 		for _, u := range idx.byServer[id] {
@@ -121,19 +122,19 @@ func (p *projection) addMaster(server, diskType string, bytes uint64, volumes in
 
 // project applies the unretired changes and the active tasks, volume by
 // volume in id order, and returns the figures.
-func (p *projection) project(active []*pb.Task, changes []*pb.CapacityChange) []*pb.ServerCapacity {
+func (p *projection) project(active []*fsmpb.Task, changes []*fsmpb.CapacityChange) []*pb.ServerCapacity {
 	for _, sp := range p.order {
 		for _, d := range sp.disks {
 			d.projBytes, d.projEC, d.projVol = d.masterBytes, d.masterEC, d.masterVol
 		}
 	}
-	changesByVol := map[uint32][]*pb.CapacityChange{}
+	changesByVol := map[uint32][]*fsmpb.CapacityChange{}
 	for _, c := range changes {
 		if !Reflected(c, p.topo) {
 			changesByVol[c.VolumeId] = append(changesByVol[c.VolumeId], c)
 		}
 	}
-	activeByVol := map[uint32]*pb.Task{}
+	activeByVol := map[uint32]*fsmpb.Task{}
 	for _, t := range active {
 		activeByVol[t.VolumeId] = t
 	}
@@ -157,13 +158,13 @@ func (p *projection) project(active []*pb.Task, changes []*pb.CapacityChange) []
 
 // volume applies one volume's unreported changes (in the order given),
 // then its task in flight t (nil: none).
-func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange) {
+func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityChange) {
 	v, ok := p.topo.Volumes[id]
 	if !ok {
 		// Gone from the master (or already erasure coded): only shards of
 		// an unreported encoding can still arrive.
 		for _, c := range changes {
-			if c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+			if c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 				p.addShards(&seaweed.Volume{ID: id}, c.Shards, c.OldSize)
 			}
 		}
@@ -173,13 +174,13 @@ func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange)
 	removed := false
 	for _, c := range changes {
 		switch c.Type {
-		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			if !removed {
 				p.removeReplicas(v)
 				removed = true
 			}
 			p.addShards(v, c.Shards, c.OldSize)
-		case pb.TaskType_TASK_TYPE_BALANCE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE:
 			if removed {
 				continue
 			}
@@ -197,14 +198,14 @@ func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange)
 		return
 	}
 	switch t.Type {
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		placements, err := placement.PlaceShards(v, p.topo)
 		if err != nil {
 			return
 		}
 		p.removeReplicas(v)
 		p.addShards(v, placements, v.Size)
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := placement.PlanMove(t, v, p.topo)
 		if err != nil {
 			return
@@ -220,11 +221,11 @@ func (p *projection) volume(id uint32, t *pb.Task, changes []*pb.CapacityChange)
 
 // vacuum shrinks every replica of v by the volume's vacuum adjustments
 // (in flight and unreported), as projectVolume counts them.
-func (p *projection) vacuum(v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) {
+func (p *projection) vacuum(v *seaweed.Volume, active *fsmpb.Task, changes []*fsmpb.CapacityChange) {
 	vc := projectVolume(p.topo, v, active, changes)
 	var delta int64
 	for _, a := range vc.Adjustments {
-		if a.Type == pb.TaskType_TASK_TYPE_VACUUM {
+		if a.Type == fsmpb.TaskType_TASK_TYPE_VACUUM {
 			delta += a.DeltaBytes
 		}
 	}
@@ -274,7 +275,7 @@ func (p *projection) addReplica(v *seaweed.Volume, name string, size uint64) {
 
 // addShards puts v's shards, a tenth of size each, where placements say,
 // except those the master already lists there.
-func (p *projection) addShards(v *seaweed.Volume, placements []*pb.ShardPlacement, size uint64) {
+func (p *projection) addShards(v *seaweed.Volume, placements []*fsmpb.ShardPlacement, size uint64) {
 	e := p.topo.EcVolumes[v.ID]
 	for _, pl := range placements {
 		s, ok := p.topo.FindServer(pl.Server)

@@ -3,6 +3,7 @@ package capacity
 import (
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -27,10 +28,10 @@ func TestProjectServers(t *testing.T) {
 		topotest.Srv(topotest.SID(2), 10, topotest.V(7, 100*mib).Garbage(30*mib)),
 		topotest.Srv(topotest.SID(3), 10),
 		topotest.Srv(topotest.SID(4), 10).Shards(20, 0, 1).WithFree(9))
-	shards := func(servers ...int) []*pb.ShardPlacement {
-		var out []*pb.ShardPlacement
+	shards := func(servers ...int) []*fsmpb.ShardPlacement {
+		var out []*fsmpb.ShardPlacement
 		for i := 0; i < seaweed.EcTotalShards; i++ {
-			out = append(out, &pb.ShardPlacement{ShardId: uint32(i), Server: topotest.SWA(servers[i*len(servers)/seaweed.EcTotalShards])})
+			out = append(out, &fsmpb.ShardPlacement{ShardId: uint32(i), Server: topotest.SWA(servers[i*len(servers)/seaweed.EcTotalShards])})
 		}
 		return out
 	}
@@ -39,27 +40,27 @@ func TestProjectServers(t *testing.T) {
 	s4 := fig{used: 1, free: 9, shards: 2}
 	tests := []struct {
 		name    string
-		active  []*pb.Task
-		changes []*pb.CapacityChange
+		active  []*fsmpb.Task
+		changes []*fsmpb.CapacityChange
 		want    want
 	}{
 		{name: "nothing in flight", want: want{1: {s1, s1}, 2: {s2, s2}, 3: {s3, s3}, 4: {s4, s4}}},
-		{name: "vacuum in flight reclaims on every replica", active: []*pb.Task{task(1, vac, 7)},
+		{name: "vacuum in flight reclaims on every replica", active: []*fsmpb.Task{task(1, vac, 7)},
 			want: want{1: {s1, fig{used: 2, free: 8, vols: 2, mib: 120}}, 2: {s2, fig{used: 1, free: 9, vols: 1, mib: 70}}, 3: {s3, s3}}},
-		{name: "vacuum committed, unreported", changes: []*pb.CapacityChange{change(1, vac, 7, 100*mib, 60*mib)},
+		{name: "vacuum committed, unreported", changes: []*fsmpb.CapacityChange{change(1, vac, 7, 100*mib, 60*mib)},
 			want: want{1: {s1, fig{used: 2, free: 8, vols: 2, mib: 110}}, 2: {s2, fig{used: 1, free: 9, vols: 1, mib: 60}}}},
-		{name: "balance in flight moves the volume", active: []*pb.Task{{Id: 2, Type: balType, VolumeId: 8, Source: topotest.SID(1), Target: topotest.SID(3), State: pb.TaskState_TASK_STATE_ASSIGNED}},
+		{name: "balance in flight moves the volume", active: []*fsmpb.Task{{Id: 2, Type: balType, VolumeId: 8, Source: topotest.SID(1), Target: topotest.SID(3), State: fsmpb.TaskState_TASK_STATE_ASSIGNED}},
 			want: want{1: {s1, fig{used: 1, free: 9, vols: 1, mib: 100}}, 3: {s3, fig{used: 1, free: 9, vols: 1, mib: 50}}, 2: {s2, s2}}},
-		{name: "balance committed, unreported", changes: []*pb.CapacityChange{{TaskId: 2, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SID(1), Target: topotest.SWA(3)}},
+		{name: "balance committed, unreported", changes: []*fsmpb.CapacityChange{{TaskId: 2, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SID(1), Target: topotest.SWA(3)}},
 			want: want{1: {s1, fig{used: 1, free: 9, vols: 1, mib: 100}}, 3: {s3, fig{used: 1, free: 9, vols: 1, mib: 50}}}},
-		{name: "ec committed, unreported: volume gone, shards arrive", changes: []*pb.CapacityChange{{TaskId: 3, Type: ecType, VolumeId: 8, OldSize: 50 * mib, Shards: shards(1, 2, 3)}},
+		{name: "ec committed, unreported: volume gone, shards arrive", changes: []*fsmpb.CapacityChange{{TaskId: 3, Type: ecType, VolumeId: 8, OldSize: 50 * mib, Shards: shards(1, 2, 3)}},
 			want: want{
 				1: {s1, fig{used: 2, free: 8, vols: 1, mib: 100, shards: 5, shardMiB: 25}},
 				2: {s2, fig{used: 2, free: 8, vols: 1, mib: 100, shards: 5, shardMiB: 25}},
 				3: {s3, fig{used: 1, free: 9, shards: 4, shardMiB: 20}},
 				4: {s4, s4},
 			}},
-		{name: "ec committed, some shards reported", changes: []*pb.CapacityChange{{TaskId: 3, Type: ecType, VolumeId: 20, OldSize: 100 * mib, Shards: shards(4, 3)}},
+		{name: "ec committed, some shards reported", changes: []*fsmpb.CapacityChange{{TaskId: 3, Type: ecType, VolumeId: 20, OldSize: 100 * mib, Shards: shards(4, 3)}},
 			want: want{
 				4: {s4, fig{used: 1, free: 9, shards: 7, shardMiB: 50}},
 				3: {s3, fig{used: 1, free: 9, shards: 7, shardMiB: 70}},
@@ -99,7 +100,7 @@ func TestProjectServersECInFlight(t *testing.T) {
 	topo := topotest.Build(1000,
 		topotest.Srv(topotest.SID(1), 10, topotest.V(8, 100*mib)),
 		topotest.Srv(topotest.SID(2), 10), topotest.Srv(topotest.SID(3), 10), topotest.Srv(topotest.SID(4), 10), topotest.Srv(topotest.SID(5), 10))
-	got := projectServers(topo, IndexServers(topo), topo.Servers, []*pb.Task{task(1, ecType, 8)}, nil)
+	got := projectServers(topo, IndexServers(topo), topo.Servers, []*fsmpb.Task{task(1, ecType, 8)}, nil)
 	var shards uint32
 	var shardBytes uint64
 	for _, sc := range got {

@@ -3,6 +3,7 @@ package capacity
 import (
 	"sort"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -37,14 +38,14 @@ func FindVolume(topo *seaweed.Topology, id uint32) (*seaweed.Volume, bool) {
 // in flight: vacuum −deleted_bytes (0 if a committed vacuum already counts
 // the garbage), erasure coding the removal of what is left, balance 0.
 // projected_size never drops below 0.
-func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, changes []*pb.CapacityChange) *pb.VolumeCapacity {
+func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *fsmpb.Task, changes []*fsmpb.CapacityChange) *pb.VolumeCapacity {
 	out := &pb.VolumeCapacity{VolumeId: v.ID, Collection: v.Collection, MasterSize: v.Size, DeletedBytes: v.DeletedBytes}
 	cur := int64(v.Size)
-	add := func(id uint64, typ pb.TaskType, kind pb.Adjustment_Kind, delta int64) {
+	add := func(id uint64, typ fsmpb.TaskType, kind pb.Adjustment_Kind, delta int64) {
 		out.Adjustments = append(out.Adjustments, &pb.Adjustment{TaskId: id, Type: typ, Kind: kind, DeltaBytes: delta})
 		cur = max(cur+delta, 0)
 	}
-	cs := append([]*pb.CapacityChange(nil), changes...)
+	cs := append([]*fsmpb.CapacityChange(nil), changes...)
 	sort.Slice(cs, func(i, j int) bool { return cs[i].TaskId < cs[j].TaskId })
 	vacuumed := false
 	for _, c := range cs {
@@ -52,26 +53,26 @@ func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *pb.Task, c
 			continue
 		}
 		switch c.Type {
-		case pb.TaskType_TASK_TYPE_VACUUM:
+		case fsmpb.TaskType_TASK_TYPE_VACUUM:
 			add(c.TaskId, c.Type, committed, int64(c.NewSize)-int64(c.OldSize))
 			vacuumed = true
-		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			add(c.TaskId, c.Type, committed, -int64(c.OldSize))
-		case pb.TaskType_TASK_TYPE_BALANCE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE:
 			add(c.TaskId, c.Type, committed, 0)
 		}
 	}
 	if active != nil && active.VolumeId == v.ID {
 		switch active.Type {
-		case pb.TaskType_TASK_TYPE_VACUUM:
+		case fsmpb.TaskType_TASK_TYPE_VACUUM:
 			var d int64
 			if !vacuumed {
 				d = -int64(v.DeletedBytes)
 			}
 			add(active.Id, active.Type, inProgress, d)
-		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			add(active.Id, active.Type, inProgress, -cur)
-		case pb.TaskType_TASK_TYPE_BALANCE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE:
 			add(active.Id, active.Type, inProgress, 0)
 		}
 	}

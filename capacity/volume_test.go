@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -30,25 +31,25 @@ func TestProjectVolume(t *testing.T) {
 	tests := []struct {
 		name      string
 		vol       uint32
-		active    *pb.Task
-		changes   []*pb.CapacityChange
+		active    *fsmpb.Task
+		changes   []*fsmpb.CapacityChange
 		projected uint64 // MiB
 		adj       string
 	}{
 		{name: "nothing in flight", vol: 7, projected: 100},
 		{name: "vacuum in flight", vol: 7, active: task(1, vac, 7), projected: 70, adj: "1 VACUUM in_progress -30"},
-		{name: "pending vacuum counts too", vol: 7, active: &pb.Task{Id: 1, Type: vac, VolumeId: 7, State: pb.TaskState_TASK_STATE_PENDING}, projected: 70, adj: "1 VACUUM in_progress -30"},
-		{name: "vacuum committed, master not updated", vol: 7, changes: []*pb.CapacityChange{change(2, vac, 7, 100*mib, 72*mib)}, projected: 72, adj: "2 VACUUM committed -28"},
-		{name: "vacuum committed and reflected", vol: 7, changes: []*pb.CapacityChange{change(2, vac, 7, 130*mib, 100*mib)}, projected: 100},
-		{name: "vacuum committed then another vacuum", vol: 7, active: task(3, vac, 7), changes: []*pb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 70, adj: "2 VACUUM committed -30; 3 VACUUM in_progress 0"},
+		{name: "pending vacuum counts too", vol: 7, active: &fsmpb.Task{Id: 1, Type: vac, VolumeId: 7, State: fsmpb.TaskState_TASK_STATE_PENDING}, projected: 70, adj: "1 VACUUM in_progress -30"},
+		{name: "vacuum committed, master not updated", vol: 7, changes: []*fsmpb.CapacityChange{change(2, vac, 7, 100*mib, 72*mib)}, projected: 72, adj: "2 VACUUM committed -28"},
+		{name: "vacuum committed and reflected", vol: 7, changes: []*fsmpb.CapacityChange{change(2, vac, 7, 130*mib, 100*mib)}, projected: 100},
+		{name: "vacuum committed then another vacuum", vol: 7, active: task(3, vac, 7), changes: []*fsmpb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 70, adj: "2 VACUUM committed -30; 3 VACUUM in_progress 0"},
 		{name: "ec in flight", vol: 7, active: task(4, ecType, 7), projected: 0, adj: "4 ERASURE_CODING in_progress -100"},
-		{name: "ec committed, volume still listed", vol: 8, changes: []*pb.CapacityChange{change(5, ecType, 8, 50*mib, 0)}, projected: 0, adj: "5 ERASURE_CODING committed -50"},
-		{name: "vacuum committed then ec in flight", vol: 7, active: task(6, ecType, 7), changes: []*pb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 0, adj: "2 VACUUM committed -30; 6 ERASURE_CODING in_progress -70"},
+		{name: "ec committed, volume still listed", vol: 8, changes: []*fsmpb.CapacityChange{change(5, ecType, 8, 50*mib, 0)}, projected: 0, adj: "5 ERASURE_CODING committed -50"},
+		{name: "vacuum committed then ec in flight", vol: 7, active: task(6, ecType, 7), changes: []*fsmpb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 0, adj: "2 VACUUM committed -30; 6 ERASURE_CODING in_progress -70"},
 		{name: "balance in flight", vol: 8, active: task(7, balType, 8), projected: 50, adj: "7 BALANCE in_progress 0"},
-		{name: "balance committed, not reflected", vol: 8, changes: []*pb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SID(1), Target: topotest.SID(3)}}, projected: 50, adj: "8 BALANCE committed 0"},
-		{name: "balance committed and reflected", vol: 7, changes: []*pb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 7, Source: topotest.SID(3), Target: topotest.SID(2)}}, projected: 100},
-		{name: "never below zero", vol: 8, changes: []*pb.CapacityChange{change(9, ecType, 8, 80*mib, 0)}, projected: 0, adj: "9 ERASURE_CODING committed -80"},
-		{name: "other volumes ignored", vol: 8, active: task(1, vac, 7), changes: []*pb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 50},
+		{name: "balance committed, not reflected", vol: 8, changes: []*fsmpb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SID(1), Target: topotest.SID(3)}}, projected: 50, adj: "8 BALANCE committed 0"},
+		{name: "balance committed and reflected", vol: 7, changes: []*fsmpb.CapacityChange{{TaskId: 8, Type: balType, VolumeId: 7, Source: topotest.SID(3), Target: topotest.SID(2)}}, projected: 100},
+		{name: "never below zero", vol: 8, changes: []*fsmpb.CapacityChange{change(9, ecType, 8, 80*mib, 0)}, projected: 0, adj: "9 ERASURE_CODING committed -80"},
+		{name: "other volumes ignored", vol: 8, active: task(1, vac, 7), changes: []*fsmpb.CapacityChange{change(2, vac, 7, 100*mib, 70*mib)}, projected: 50},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,8 +16,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 func TestThreeNodesElectAndReplicate(t *testing.T) {
@@ -50,7 +50,7 @@ func TestThreeNodesElectAndReplicate(t *testing.T) {
 	// Apply on a follower is refused with the leader's identity. Views lag
 	// elections (and a busy machine can cause one), so poll until every
 	// follower of the stable leader refuses, naming it.
-	cmd := encode(t, submitCmd(99, pb.TaskType_TASK_TYPE_VACUUM))
+	cmd := encode(t, submitCmd(99, fsmpb.TaskType_TASK_TYPE_VACUUM))
 	accident := false // a node became leader and applied cmd after all
 	var last string
 	waitFor(t, "every follower to refuse Apply naming the leader", func() bool {
@@ -92,7 +92,7 @@ func TestThreeNodesElectAndReplicate(t *testing.T) {
 
 	// Apply on the leader lands everywhere.
 	task := c.submit(7)
-	if (!accident && task.Id != 1) || task.VolumeId != 7 || task.State != pb.TaskState_TASK_STATE_PENDING {
+	if (!accident && task.Id != 1) || task.VolumeId != 7 || task.State != fsmpb.TaskState_TASK_STATE_PENDING {
 		t.Fatalf("unexpected task %v", task)
 	}
 	hash := c.waitConverged(1)
@@ -102,7 +102,7 @@ func TestThreeNodesElectAndReplicate(t *testing.T) {
 		}
 	}
 	// Applying the same submit again returns the existing task.
-	res := c.apply(submitCmd(7, pb.TaskType_TASK_TYPE_VACUUM))
+	res := c.apply(submitCmd(7, fsmpb.TaskType_TASK_TYPE_VACUUM))
 	if !res.Existing || res.Task.GetId() != task.Id {
 		t.Fatalf("resubmit gave %v, want the existing task %d", res, task.Id)
 	}
@@ -179,7 +179,7 @@ func TestCatchUpFromSnapshot(t *testing.T) {
 		go func(v uint32) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			res, err := c.tryApply(submitCmd(v, pb.TaskType_TASK_TYPE_VACUUM))
+			res, err := c.tryApply(submitCmd(v, fsmpb.TaskType_TASK_TYPE_VACUUM))
 			if err == nil {
 				err = fsm.ResultError(res)
 			}
@@ -517,7 +517,7 @@ func TestOnLeader(t *testing.T) {
 		wg.Add(1)
 		go func(v uint32) {
 			defer wg.Done()
-			res, err := c.tryApply(submitCmd(v, pb.TaskType_TASK_TYPE_VACUUM))
+			res, err := c.tryApply(submitCmd(v, fsmpb.TaskType_TASK_TYPE_VACUUM))
 			if err == nil {
 				err = fsm.ResultError(res)
 			}
@@ -631,7 +631,7 @@ func TestAddVoterAndRemoveServer(t *testing.T) {
 	if m, err := n4.Members(); err != nil || len(m) != 0 {
 		t.Errorf("waiting node members %v (%v), want none", m, err)
 	}
-	_, err = n4.Apply(context.Background(), encode(t, submitCmd(9, pb.TaskType_TASK_TYPE_VACUUM)))
+	_, err = n4.Apply(context.Background(), encode(t, submitCmd(9, fsmpb.TaskType_TASK_TYPE_VACUUM)))
 	if nl := notLeaderError(t, err); nl.LeaderID != "" {
 		t.Errorf("waiting node names leader %q", nl.LeaderID)
 	}
@@ -720,10 +720,10 @@ func TestApplyMany(t *testing.T) {
 	c := newCluster(t, 3, nil)
 	c.submit(1) // volume 1 is busy with a vacuum from here on
 	cmds := [][]byte{
-		encode(t, submitCmd(2, pb.TaskType_TASK_TYPE_VACUUM)),
-		encode(t, submitCmd(1, pb.TaskType_TASK_TYPE_ERASURE_CODING)), // refused by the FSM
-		encode(t, submitCmd(3, pb.TaskType_TASK_TYPE_BALANCE)),
-		encode(t, submitCmd(2, pb.TaskType_TASK_TYPE_VACUUM)), // the first one again
+		encode(t, submitCmd(2, fsmpb.TaskType_TASK_TYPE_VACUUM)),
+		encode(t, submitCmd(1, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING)), // refused by the FSM
+		encode(t, submitCmd(3, fsmpb.TaskType_TASK_TYPE_BALANCE)),
+		encode(t, submitCmd(2, fsmpb.TaskType_TASK_TYPE_VACUUM)), // the first one again
 	}
 	var outs []any
 	var errs []error
@@ -746,9 +746,9 @@ func TestApplyMany(t *testing.T) {
 	if len(outs) != len(cmds) || len(errs) != len(cmds) {
 		t.Fatalf("ApplyMany returned %d results and %d errors for %d commands", len(outs), len(errs), len(cmds))
 	}
-	res := make([]*pb.ApplyResult, len(outs))
+	res := make([]*fsmpb.ApplyResult, len(outs))
 	for i, o := range outs {
-		r, ok := o.(*pb.ApplyResult)
+		r, ok := o.(*fsmpb.ApplyResult)
 		if !ok {
 			t.Fatalf("result %d is %T", i, o)
 		}
@@ -762,7 +762,7 @@ func TestApplyMany(t *testing.T) {
 	if !errors.Is(fsm.ResultError(res[1]), fsm.ErrVolumeBusy) {
 		t.Errorf("result 1: %v, want a volume-busy refusal", res[1])
 	}
-	if res[2].Task.GetVolumeId() != 3 || res[2].Task.GetType() != pb.TaskType_TASK_TYPE_BALANCE {
+	if res[2].Task.GetVolumeId() != 3 || res[2].Task.GetType() != fsmpb.TaskType_TASK_TYPE_BALANCE {
 		t.Errorf("result 2: %v", res[2])
 	}
 	if res[3].Task.GetId() != res[0].Task.GetId() {

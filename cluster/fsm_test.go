@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // memSink is a raft.SnapshotSink over a bytes.Buffer.
@@ -45,12 +45,12 @@ func (r *readCloser) Close() error { r.closed = true; return nil }
 // commands; its own entries (configuration, no-op, barrier, ...) give a nil
 // response and only advance the applied index, one by one or batched.
 func TestRaftFSMLogTypes(t *testing.T) {
-	b := encode(t, submitCmd(1, pb.TaskType_TASK_TYPE_VACUUM))
+	b := encode(t, submitCmd(1, fsmpb.TaskType_TASK_TYPE_VACUUM))
 	own := []raft.LogType{raft.LogConfiguration, raft.LogNoop, raft.LogBarrier, raft.LogAddPeerDeprecated, raft.LogRemovePeerDeprecated}
 	t.Run("Apply", func(t *testing.T) {
 		f := fsm.New()
 		a := &raftFSM{f: f}
-		if res, ok := a.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}).(*pb.ApplyResult); !ok || fsm.ResultError(res) != nil {
+		if res, ok := a.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: b}).(*fsmpb.ApplyResult); !ok || fsm.ResultError(res) != nil {
 			t.Fatalf("command entry: %v", res)
 		}
 		before := f.Hash()
@@ -76,7 +76,7 @@ func TestRaftFSMLogTypes(t *testing.T) {
 		if len(out) != len(logs) {
 			t.Fatalf("%d results for %d entries", len(out), len(logs))
 		}
-		if _, ok := out[0].(*pb.ApplyResult); !ok {
+		if _, ok := out[0].(*fsmpb.ApplyResult); !ok {
 			t.Fatalf("command entry: %v", out[0])
 		}
 		for i, resp := range out[1:] {
@@ -95,7 +95,7 @@ func TestRaftFSMLogTypes(t *testing.T) {
 // two hash alike.
 func TestRaftFSMSnapshotRestore(t *testing.T) {
 	a := &raftFSM{f: fsm.New()}
-	a.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: encode(t, submitCmd(1, pb.TaskType_TASK_TYPE_VACUUM))})
+	a.Apply(&raft.Log{Index: 7, Type: raft.LogCommand, Data: encode(t, submitCmd(1, fsmpb.TaskType_TASK_TYPE_VACUUM))})
 	snap, err := a.Snapshot()
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestRaftFSMSnapshotRestore(t *testing.T) {
 // not closed, and Persist says so.
 func TestRaftFSMPersistWriteError(t *testing.T) {
 	a := &raftFSM{f: fsm.New()}
-	a.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: encode(t, submitCmd(1, pb.TaskType_TASK_TYPE_VACUUM))})
+	a.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: encode(t, submitCmd(1, fsmpb.TaskType_TASK_TYPE_VACUUM))})
 	snap, err := a.Snapshot()
 	if err != nil {
 		t.Fatal(err)

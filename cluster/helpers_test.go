@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // waitTimeout bounds every poll. The machine running the tests may be small
@@ -204,7 +204,7 @@ func (c *testCluster) waitLeader() int {
 }
 
 // apply applies cmd on whichever node leads, retrying through elections.
-func (c *testCluster) apply(cmd *pb.Command) *pb.ApplyResult {
+func (c *testCluster) apply(cmd *fsmpb.Command) *fsmpb.ApplyResult {
 	c.t.Helper()
 	res, err := c.tryApply(cmd)
 	if err != nil {
@@ -214,7 +214,7 @@ func (c *testCluster) apply(cmd *pb.Command) *pb.ApplyResult {
 }
 
 // tryApply is apply without failing the test, for use off the test goroutine.
-func (c *testCluster) tryApply(cmd *pb.Command) (*pb.ApplyResult, error) {
+func (c *testCluster) tryApply(cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
 	if err != nil {
 		return nil, err
@@ -233,7 +233,7 @@ func (c *testCluster) tryApply(cmd *pb.Command) (*pb.ApplyResult, error) {
 				lastErr = err
 				continue
 			}
-			r, ok := out.(*pb.ApplyResult)
+			r, ok := out.(*fsmpb.ApplyResult)
 			if !ok {
 				return nil, fmt.Errorf("apply returned %T, want *pb.ApplyResult", out)
 			}
@@ -245,20 +245,20 @@ func (c *testCluster) tryApply(cmd *pb.Command) (*pb.ApplyResult, error) {
 }
 
 // submit applies a SubmitTask for a vacuum of volume vol and checks it succeeded.
-func (c *testCluster) submit(vol uint32) *pb.Task {
+func (c *testCluster) submit(vol uint32) *fsmpb.Task {
 	c.t.Helper()
-	res := c.apply(submitCmd(vol, pb.TaskType_TASK_TYPE_VACUUM))
+	res := c.apply(submitCmd(vol, fsmpb.TaskType_TASK_TYPE_VACUUM))
 	if err := fsm.ResultError(res); err != nil {
 		c.t.Fatalf("submit volume %d: %v", vol, err)
 	}
 	return res.Task
 }
 
-func submitCmd(vol uint32, typ pb.TaskType) *pb.Command {
-	return &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: typ, VolumeId: vol, Origin: "manual"}}}
+func submitCmd(vol uint32, typ fsmpb.TaskType) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: typ, VolumeId: vol, Origin: "manual"}}}
 }
 
-func encode(t testing.TB, cmd *pb.Command) []byte {
+func encode(t testing.TB, cmd *fsmpb.Command) []byte {
 	t.Helper()
 	b, err := fsm.Encode(time.Now().UnixNano(), cmd)
 	if err != nil {

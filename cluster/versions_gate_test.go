@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // versionedCluster starts n nodes whose builds apply command versions up
@@ -32,13 +32,13 @@ func versionedCluster(t *testing.T, n int, versions map[string]uint32, tweak fun
 }
 
 func testCommand(t *testing.T) []byte {
-	return encode(t, &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
+	return encode(t, &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}})
 }
 
 // advertise commits what admin id publishes: an address and its version.
 func (c *testCluster) advertise(id string, v uint32) {
 	c.t.Helper()
-	res := c.apply(&pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: id, GrpcAddr: "127.0.0.1:1", MaxCommandVersion: v}}})
+	res := c.apply(&fsmpb.Command{Body: &fsmpb.Command_SetAdminAddr{SetAdminAddr: &fsmpb.SetAdminAddr{Id: id, GrpcAddr: "127.0.0.1:1", MaxCommandVersion: v}}})
 	if err := fsm.ResultError(res); err != nil {
 		c.t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestGateOnEveryProposal(t *testing.T) {
 	if _, err := l.Apply(ctx, testCommand(t)); !errors.Is(err, ErrVersionNotAgreed) {
 		t.Fatalf("version-2 command with no version advertised: %v; want ErrVersionNotAgreed", err)
 	}
-	outs, errs := l.ApplyMany(ctx, [][]byte{encode(t, submitCmd(1, pb.TaskType_TASK_TYPE_VACUUM)), testCommand(t)})
+	outs, errs := l.ApplyMany(ctx, [][]byte{encode(t, submitCmd(1, fsmpb.TaskType_TASK_TYPE_VACUUM)), testCommand(t)})
 	if errs[0] != nil || outs[0] == nil || !errors.Is(errs[1], ErrVersionNotAgreed) {
 		t.Fatalf("ApplyMany: %v %v; want the base command applied and the version-2 one refused", outs, errs)
 	}
@@ -106,7 +106,7 @@ func TestGateOnEveryProposal(t *testing.T) {
 	if err := l.RemoveServer(ctx, "x"); err != nil {
 		t.Fatal(err)
 	}
-	res := c.apply(&pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
+	res := c.apply(&fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}})
 	if err := fsm.ResultError(res); err != nil {
 		t.Fatalf("version-2 command once every server advertised it: %v", err)
 	}

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // TestVerifyReadRechecksReadinessAfterRound: leadership lost and regained
@@ -47,7 +47,7 @@ func TestFatalOnUnknownCommand(t *testing.T) {
 	li := c.waitLeader()
 	n, f := c.nodes[li].node, c.nodes[li].fsm
 	c.submit(1)
-	b, err := fsm.Encode(time.Now().UnixNano(), &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
+	b, err := fsm.Encode(time.Now().UnixNano(), &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestFatalOnUnknownCommand(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("no fatal error after a committed command of an unknown version")
 	}
-	_, err = n.Apply(ctx, encode(t, submitCmd(2, pb.TaskType_TASK_TYPE_VACUUM)))
+	_, err = n.Apply(ctx, encode(t, submitCmd(2, fsmpb.TaskType_TASK_TYPE_VACUUM)))
 	var h *fsm.HaltedError
 	if !errors.As(err, &h) || !strings.Contains(err.Error(), "outcome is unknown") {
 		t.Fatalf("apply after the halt: %v; want a HaltedError saying the outcome is unknown here", err)

@@ -6,66 +6,66 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // Apply applies one decoded command at a raft index and reports the outcome.
 // Refusals are results, not panics: the state is left exactly as it was.
 // The result's Task is the stored immutable value: callers must not modify it.
-func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
+func (s *State) Apply(index uint64, cmd *fsmpb.Command) *fsmpb.ApplyResult {
 	if index > s.appliedIndex {
 		s.appliedIndex = index
 	}
-	res := &pb.ApplyResult{Index: index}
+	res := &fsmpb.ApplyResult{Index: index}
 	var (
-		task     *pb.Task
+		task     *fsmpb.Task
 		existing bool
 		err      *Error
 	)
 	if cmd.Version < CommandVersion || cmd.Version > s.MaxVersion() {
-		err = errorf(pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, "command version %d is not supported (this build applies versions %d to %d)", cmd.Version, CommandVersion, s.MaxVersion())
+		err = errorf(fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION, "command version %d is not supported (this build applies versions %d to %d)", cmd.Version, CommandVersion, s.MaxVersion())
 	} else if need := RequiredVersion(cmd); need > cmd.Version {
-		err = errorf(pb.ErrorCode_ERROR_CODE_INVALID, "command body needs version %d, not %d", need, cmd.Version)
+		err = errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "command body needs version %d, not %d", need, cmd.Version)
 	} else {
 		// Deterministic: every node applies the same versions in order.
 		s.written = max(s.written, cmd.Version)
 		switch b := cmd.Body.(type) {
-		case *pb.Command_SubmitTask:
+		case *fsmpb.Command_SubmitTask:
 			task, existing, err = s.submitTask(cmd.Version, cmd.Now, b.SubmitTask)
-		case *pb.Command_AssignTask:
+		case *fsmpb.Command_AssignTask:
 			task, err = s.assignTask(cmd.Version, index, cmd.Now, b.AssignTask)
-		case *pb.Command_StartTask:
+		case *fsmpb.Command_StartTask:
 			task, err = s.startTask(cmd.Now, b.StartTask)
-		case *pb.Command_ReportProgress:
+		case *fsmpb.Command_ReportProgress:
 			task, err = s.reportProgress(cmd.Now, b.ReportProgress)
-		case *pb.Command_CompleteTask:
+		case *fsmpb.Command_CompleteTask:
 			task, err = s.completeTask(cmd.Now, b.CompleteTask)
-		case *pb.Command_FailTask:
+		case *fsmpb.Command_FailTask:
 			task, err = s.failTask(cmd.Now, b.FailTask)
-		case *pb.Command_RequeueTask:
+		case *fsmpb.Command_RequeueTask:
 			task, err = s.requeueTask(cmd.Version, cmd.Now, b.RequeueTask)
-		case *pb.Command_CancelTask:
+		case *fsmpb.Command_CancelTask:
 			task, err = s.cancelTask(cmd.Now, b.CancelTask)
-		case *pb.Command_RequestCancel:
+		case *fsmpb.Command_RequestCancel:
 			task, err = s.requestCancel(cmd.Now, b.RequestCancel)
-		case *pb.Command_RetireCapacityChanges:
+		case *fsmpb.Command_RetireCapacityChanges:
 			s.retireCapacityChanges(cmd.Now, b.RetireCapacityChanges)
-		case *pb.Command_RegisterWorker:
+		case *fsmpb.Command_RegisterWorker:
 			err = s.registerWorker(cmd.Now, b.RegisterWorker)
-		case *pb.Command_DeregisterWorker:
+		case *fsmpb.Command_DeregisterWorker:
 			err = s.deregisterWorker(b.DeregisterWorker)
-		case *pb.Command_SetAdminAddr:
+		case *fsmpb.Command_SetAdminAddr:
 			err = s.setAdminAddr(b.SetAdminAddr)
-		case *pb.Command_ForgetAdmin:
+		case *fsmpb.Command_ForgetAdmin:
 			err = s.forgetAdmin(b.ForgetAdmin)
-		case *pb.Command_TestCommand:
+		case *fsmpb.Command_TestCommand:
 			if s.testCommandIndex == 0 {
 				s.testCommandIndex = index
 			}
-		case *pb.Command_PruneTasks:
+		case *fsmpb.Command_PruneTasks:
 			err = s.pruneTasks(b.PruneTasks)
 		default:
-			err = errorf(pb.ErrorCode_ERROR_CODE_INVALID, "command has no known body")
+			err = errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "command has no known body")
 		}
 	}
 	if err != nil {
@@ -75,31 +75,31 @@ func (s *State) Apply(index uint64, cmd *pb.Command) *pb.ApplyResult {
 	return res
 }
 
-func (s *State) submitTask(version uint32, now int64, c *pb.SubmitTask) (*pb.Task, bool, *Error) {
+func (s *State) submitTask(version uint32, now int64, c *fsmpb.SubmitTask) (*fsmpb.Task, bool, *Error) {
 	if !ValidType(c.Type) {
-		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "unknown task type %d", int32(c.Type))
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "unknown task type %d", int32(c.Type))
 	}
 	if c.VolumeId == 0 {
-		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "volume id must be greater than 0")
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "volume id must be greater than 0")
 	}
-	params := make([]*pb.Param, len(c.Params))
+	params := make([]*fsmpb.Param, len(c.Params))
 	for i, p := range c.Params {
-		params[i] = proto.Clone(p).(*pb.Param)
+		params[i] = proto.Clone(p).(*fsmpb.Param)
 	}
 	sort.SliceStable(params, func(i, j int) bool { return params[i].Key < params[j].Key })
 	for i := 1; i < len(params); i++ {
 		if params[i].Key == params[i-1].Key {
-			return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "parameter %q is given twice", params[i].Key)
+			return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "parameter %q is given twice", params[i].Key)
 		}
 	}
 	if version >= HistoryVersion && (len(c.EarlierServers) > MaxEarlierServers || len(c.EarlierMoves) > MaxEarlierMoves) {
-		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "a submission carries at most %d earlier servers and %d earlier moves", MaxEarlierServers, MaxEarlierMoves)
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "a submission carries at most %d earlier servers and %d earlier moves", MaxEarlierServers, MaxEarlierMoves)
 	}
 	if t, ok := s.ActiveTask(c.VolumeId); ok {
 		if t.Type == c.Type {
 			return t, true, nil
 		}
-		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d already has an active %s task (%d)", c.VolumeId, TypeName(t.Type), t.Id)
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d already has an active %s task (%d)", c.VolumeId, TypeName(t.Type), t.Id)
 	}
 	origin := c.Origin
 	if origin == "" {
@@ -108,9 +108,9 @@ func (s *State) submitTask(version uint32, now int64, c *pb.SubmitTask) (*pb.Tas
 	// Only detection waits for the master to report completed work; an
 	// operator's task (manual, or a retry) may run at once.
 	if !OperatorOrigin(origin) && s.HasUnreportedChange(c.VolumeId) {
-		return nil, false, errorf(pb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d has a completed change the master has not reported yet", c.VolumeId)
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY, "volume %d has a completed change the master has not reported yet", c.VolumeId)
 	}
-	t := &pb.Task{
+	t := &fsmpb.Task{
 		Id:         s.nextTaskID,
 		Type:       c.Type,
 		VolumeId:   c.VolumeId,
@@ -137,29 +137,29 @@ func (s *State) submitTask(version uint32, now int64, c *pb.SubmitTask) (*pb.Tas
 
 // mutable returns a private copy of task id for modification, checking that
 // the move to state `to` is legal and, when fence is non-zero, that it matches.
-func (s *State) mutable(id uint64, to pb.TaskState, fence uint64, checkFence bool) (*pb.Task, *Error) {
+func (s *State) mutable(id uint64, to fsmpb.TaskState, fence uint64, checkFence bool) (*fsmpb.Task, *Error) {
 	t, ok := s.tasks[id]
 	if !ok {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "task %d not found", id)
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_NOT_FOUND, "task %d not found", id)
 	}
 	if checkFence && fence != t.Fence {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_STALE_FENCE, "task %d: fence %d is stale (current attempt has fence %d)", id, fence, t.Fence)
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE, "task %d: fence %d is stale (current attempt has fence %d)", id, fence, t.Fence)
 	}
 	// A terminal task never changes again (a retried CompleteTask must not
 	// re-record its capacity change); otherwise only a legal move, or staying
 	// put (progress on a running task), is allowed.
 	if Terminal(t.State) || (to != t.State && !Legal(t.State, to)) {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", id, StateName(t.State), StateName(to))
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", id, StateName(t.State), StateName(to))
 	}
-	return proto.Clone(t).(*pb.Task), nil
+	return proto.Clone(t).(*fsmpb.Task), nil
 }
 
-func (s *State) assignTask(version uint32, index uint64, now int64, c *pb.AssignTask) (*pb.Task, *Error) {
+func (s *State) assignTask(version uint32, index uint64, now int64, c *fsmpb.AssignTask) (*fsmpb.Task, *Error) {
 	if c.WorkerId == "" {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "assignment names no worker")
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "assignment names no worker")
 	}
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != pending {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(assigned))
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(assigned))
 	}
 	t, err := s.mutable(c.TaskId, assigned, 0, false)
 	if err != nil {
@@ -172,7 +172,7 @@ func (s *State) assignTask(version uint32, index uint64, now int64, c *pb.Assign
 		t.AttemptServers = sortedUnion(nil, c.Servers)
 		t.AttemptMove = nil
 		if m := c.GetMove(); m.GetSource() != "" || m.GetTarget() != "" {
-			t.AttemptMove = &pb.Move{Source: m.GetSource(), Target: m.GetTarget()}
+			t.AttemptMove = &fsmpb.Move{Source: m.GetSource(), Target: m.GetTarget()}
 		}
 	}
 	s.putTask(t)
@@ -183,16 +183,16 @@ func (s *State) assignTask(version uint32, index uint64, now int64, c *pb.Assign
 // (source, target) once at its newest place, keeping the newest
 // MaxEarlierMoves: a repeated move must not push an older distinct one
 // out of the history.
-func appendMoves(l []*pb.Move, moves ...*pb.Move) []*pb.Move {
+func appendMoves(l []*fsmpb.Move, moves ...*fsmpb.Move) []*fsmpb.Move {
 	all := append(slices.Clone(l), moves...)
-	out := make([]*pb.Move, 0, len(all))
+	out := make([]*fsmpb.Move, 0, len(all))
 	seen := map[[2]string]bool{}
 	for i := len(all) - 1; i >= 0; i-- {
 		m := all[i]
 		k := [2]string{m.GetSource(), m.GetTarget()}
 		if (k[0] != "" || k[1] != "") && !seen[k] {
 			seen[k] = true
-			out = append(out, &pb.Move{Source: k[0], Target: k[1]})
+			out = append(out, &fsmpb.Move{Source: k[0], Target: k[1]})
 		}
 	}
 	slices.Reverse(out)
@@ -220,9 +220,9 @@ func sortedUnion(a, b []string) []string {
 	return out
 }
 
-func (s *State) startTask(now int64, c *pb.StartTask) (*pb.Task, *Error) {
+func (s *State) startTask(now int64, c *fsmpb.StartTask) (*fsmpb.Task, *Error) {
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != assigned && cur.Fence == c.Fence {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(running))
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(running))
 	}
 	t, err := s.mutable(c.TaskId, running, c.Fence, true)
 	if err != nil {
@@ -233,12 +233,12 @@ func (s *State) startTask(now int64, c *pb.StartTask) (*pb.Task, *Error) {
 	return t, nil
 }
 
-func (s *State) reportProgress(now int64, c *pb.ReportProgress) (*pb.Task, *Error) {
+func (s *State) reportProgress(now int64, c *fsmpb.ReportProgress) (*fsmpb.Task, *Error) {
 	if c.Progress < 0 || c.Progress > 100 || c.Progress != c.Progress {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_INVALID, "progress %v is outside 0-100", c.Progress)
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "progress %v is outside 0-100", c.Progress)
 	}
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != running && cur.Fence == c.Fence {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is %s, not running", c.TaskId, StateName(cur.State))
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is %s, not running", c.TaskId, StateName(cur.State))
 	}
 	t, err := s.mutable(c.TaskId, running, c.Fence, true)
 	if err != nil {
@@ -249,7 +249,7 @@ func (s *State) reportProgress(now int64, c *pb.ReportProgress) (*pb.Task, *Erro
 	return t, nil
 }
 
-func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
+func (s *State) completeTask(now int64, c *fsmpb.CompleteTask) (*fsmpb.Task, *Error) {
 	t, err := s.mutable(c.TaskId, completed, c.Fence, true)
 	if err != nil {
 		return nil, err
@@ -258,7 +258,7 @@ func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
 	t.LastError = ""
 	s.putTask(t)
 	if c.Change != nil {
-		ch := proto.Clone(c.Change).(*pb.CapacityChange)
+		ch := proto.Clone(c.Change).(*fsmpb.CapacityChange)
 		ch.TaskId, ch.Type, ch.VolumeId, ch.CompletedAt = t.Id, t.Type, t.VolumeId, now
 		if ch.Collection == "" {
 			ch.Collection = t.Collection
@@ -269,7 +269,7 @@ func (s *State) completeTask(now int64, c *pb.CompleteTask) (*pb.Task, *Error) {
 	return t, nil
 }
 
-func (s *State) failTask(now int64, c *pb.FailTask) (*pb.Task, *Error) {
+func (s *State) failTask(now int64, c *fsmpb.FailTask) (*fsmpb.Task, *Error) {
 	t, err := s.mutable(c.TaskId, failed, c.Fence, true)
 	if err != nil {
 		return nil, err
@@ -279,9 +279,9 @@ func (s *State) failTask(now int64, c *pb.FailTask) (*pb.Task, *Error) {
 	return t, nil
 }
 
-func (s *State) requeueTask(version uint32, now int64, c *pb.RequeueTask) (*pb.Task, *Error) {
+func (s *State) requeueTask(version uint32, now int64, c *fsmpb.RequeueTask) (*fsmpb.Task, *Error) {
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State == pending {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already pending", c.TaskId)
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already pending", c.TaskId)
 	}
 	t, err := s.mutable(c.TaskId, pending, c.Fence, c.Fence != 0)
 	if err != nil {
@@ -310,13 +310,13 @@ func (s *State) requeueTask(version uint32, now int64, c *pb.RequeueTask) (*pb.T
 	return t, nil
 }
 
-func (s *State) cancelTask(now int64, c *pb.CancelTask) (*pb.Task, *Error) {
+func (s *State) cancelTask(now int64, c *fsmpb.CancelTask) (*fsmpb.Task, *Error) {
 	t, err := s.mutable(c.TaskId, cancelled, c.Fence, c.Fence != 0)
 	if err != nil {
 		return nil, err
 	}
 	if t.State == cancelled {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already cancelled", c.TaskId)
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already cancelled", c.TaskId)
 	}
 	reason := c.Reason
 	if t.CancelRequested {
@@ -331,13 +331,13 @@ func (s *State) cancelTask(now int64, c *pb.CancelTask) (*pb.Task, *Error) {
 // requestCancel is an operator's cancel: a pending task holds no worker and
 // is cancelled at once; an assigned or running one is only marked, so its
 // volume stays reserved until the leader has stopped the attempt.
-func (s *State) requestCancel(now int64, c *pb.RequestCancel) (*pb.Task, *Error) {
+func (s *State) requestCancel(now int64, c *fsmpb.RequestCancel) (*fsmpb.Task, *Error) {
 	cur, ok := s.tasks[c.TaskId]
 	if !ok {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "task %d not found", c.TaskId)
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_NOT_FOUND, "task %d not found", c.TaskId)
 	}
 	if Terminal(cur.State) {
-		return nil, errorf(pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already %s, so there is nothing to cancel", c.TaskId, StateName(cur.State))
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already %s, so there is nothing to cancel", c.TaskId, StateName(cur.State))
 	}
 	if cur.CancelRequested {
 		return cur, nil
@@ -359,7 +359,7 @@ func (s *State) requestCancel(now int64, c *pb.RequestCancel) (*pb.Task, *Error)
 }
 
 // cancelError is the error a task cancelled on request ends with.
-func cancelError(t *pb.Task, detail string) string {
+func cancelError(t *fsmpb.Task, detail string) string {
 	if detail == "" {
 		return t.CancelReason
 	}
@@ -369,9 +369,9 @@ func cancelError(t *pb.Task, detail string) string {
 // MaxPrune bounds the task ids of one PruneTasks command.
 const MaxPrune = 10000
 
-func (s *State) pruneTasks(c *pb.PruneTasks) *Error {
+func (s *State) pruneTasks(c *fsmpb.PruneTasks) *Error {
 	if len(c.TaskIds) == 0 || len(c.TaskIds) > MaxPrune {
-		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "a prune must name between 1 and %d tasks, not %d", MaxPrune, len(c.TaskIds))
+		return errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "a prune must name between 1 and %d tasks, not %d", MaxPrune, len(c.TaskIds))
 	}
 	for _, id := range c.TaskIds {
 		if s.Prunable(id) {
@@ -386,7 +386,7 @@ func (s *State) pruneTasks(c *pb.PruneTasks) *Error {
 // one poll of the master.
 const RetiredKeep int64 = 5 * 60 * 1e9
 
-func (s *State) retireCapacityChanges(now int64, c *pb.RetireCapacityChanges) {
+func (s *State) retireCapacityChanges(now int64, c *fsmpb.RetireCapacityChanges) {
 	for id, ch := range s.retired {
 		if ch.RetiredAt < now-RetiredKeep {
 			s.forget(id)
@@ -402,7 +402,7 @@ func (s *State) retireCapacityChanges(now int64, c *pb.RetireCapacityChanges) {
 			delete(s.changesByVolume, ch.VolumeId)
 		}
 		// A new slice, not an edit in place: nothing shares the old one.
-		var rest []*pb.CapacityChange
+		var rest []*fsmpb.CapacityChange
 		for _, c := range s.volumeChanges[ch.VolumeId] {
 			if c.TaskId != id {
 				rest = append(rest, c)
@@ -413,40 +413,40 @@ func (s *State) retireCapacityChanges(now int64, c *pb.RetireCapacityChanges) {
 		} else {
 			s.volumeChanges[ch.VolumeId] = rest
 		}
-		r := proto.Clone(ch).(*pb.CapacityChange)
+		r := proto.Clone(ch).(*fsmpb.CapacityChange)
 		r.RetiredAt = now
 		s.remember(r)
 	}
 }
 
-func (s *State) registerWorker(now int64, c *pb.RegisterWorker) *Error {
+func (s *State) registerWorker(now int64, c *fsmpb.RegisterWorker) *Error {
 	w := c.Worker
 	if w == nil || w.Id == "" {
-		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "worker registration has no id")
+		return errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "worker registration has no id")
 	}
 	for _, capability := range w.Capabilities {
 		if !ValidType(capability) {
-			return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "worker %s: unknown capability %d", w.Id, int32(capability))
+			return errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "worker %s: unknown capability %d", w.Id, int32(capability))
 		}
 	}
-	w = proto.Clone(w).(*pb.Worker)
+	w = proto.Clone(w).(*fsmpb.Worker)
 	sort.Slice(w.Capabilities, func(i, j int) bool { return w.Capabilities[i] < w.Capabilities[j] })
 	w.RegisteredAt = now
 	s.workers[w.Id] = w
 	return nil
 }
 
-func (s *State) deregisterWorker(c *pb.DeregisterWorker) *Error {
+func (s *State) deregisterWorker(c *fsmpb.DeregisterWorker) *Error {
 	if _, ok := s.workers[c.WorkerId]; !ok {
-		return errorf(pb.ErrorCode_ERROR_CODE_NOT_FOUND, "worker %s is not registered", c.WorkerId)
+		return errorf(fsmpb.ErrorCode_ERROR_CODE_NOT_FOUND, "worker %s is not registered", c.WorkerId)
 	}
 	delete(s.workers, c.WorkerId)
 	return nil
 }
 
-func (s *State) setAdminAddr(c *pb.SetAdminAddr) *Error {
+func (s *State) setAdminAddr(c *fsmpb.SetAdminAddr) *Error {
 	if c.Id == "" || c.GrpcAddr == "" {
-		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "admin address needs an id and a gRPC address")
+		return errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "admin address needs an id and a gRPC address")
 	}
 	s.admins[c.Id] = c.GrpcAddr
 	// 0, from builds before versions were advertised, means the base
@@ -457,9 +457,9 @@ func (s *State) setAdminAddr(c *pb.SetAdminAddr) *Error {
 
 // forgetAdmin drops an admin's address and advertised version; an admin
 // that published nothing is already forgotten.
-func (s *State) forgetAdmin(c *pb.ForgetAdmin) *Error {
+func (s *State) forgetAdmin(c *fsmpb.ForgetAdmin) *Error {
 	if c.Id == "" {
-		return errorf(pb.ErrorCode_ERROR_CODE_INVALID, "forget admin needs an id")
+		return errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "forget admin needs an id")
 	}
 	delete(s.admins, c.Id)
 	delete(s.versions, c.Id)

@@ -3,7 +3,7 @@ package fsm
 import (
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // TestRequestCancelPendingIsImmediate: a pending task holds no worker, so an
@@ -24,7 +24,7 @@ func TestRequestCancelPendingIsImmediate(t *testing.T) {
 // only marked; its volume stays reserved until the stopped attempt is
 // committed, which then ends it cancelled, whichever way it stopped.
 func TestRequestCancelActiveKeepsReservation(t *testing.T) {
-	for _, st := range []pb.TaskState{assigned, running} {
+	for _, st := range []fsmpb.TaskState{assigned, running} {
 		for _, end := range []string{"released", "requeued by lease expiry", "stale cancel"} {
 			h := newHarness(t)
 			tk := h.taskIn(st, 1)
@@ -43,15 +43,15 @@ func TestRequestCancelActiveKeepsReservation(t *testing.T) {
 			if res := h.apply(submitCmd(ecType, 1)); res.ErrorCode != codeBusy {
 				t.Fatalf("submit on a volume being cancelled: %v", res)
 			}
-			var final *pb.Task
+			var final *fsmpb.Task
 			switch end {
 			case "released":
-				final = h.ok(&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: tk.Id, Fence: tk.Fence}}})
+				final = h.ok(&fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: tk.Id, Fence: tk.Fence}}})
 			case "requeued by lease expiry":
 				final = h.ok(requeueCmd(tk.Id, 0, "worker w1 stopped responding", false))
 			case "stale cancel":
-				h.refuse(codeStale, &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: tk.Id, Fence: tk.Fence + 99}}})
-				final = h.ok(&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: tk.Id, Fence: tk.Fence}}})
+				h.refuse(codeStale, &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: tk.Id, Fence: tk.Fence + 99}}})
+				final = h.ok(&fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: tk.Id, Fence: tk.Fence}}})
 			}
 			if final.State != cancelled || final.Attempt != tk.Attempt {
 				t.Fatalf("%s/%s: ended %v, want cancelled in the same attempt", StateName(st), end, final)
@@ -68,7 +68,7 @@ func TestRequestCancelActiveKeepsReservation(t *testing.T) {
 
 // TestRequestCancelTerminalRefused: nothing to cancel in an ended task.
 func TestRequestCancelTerminalRefused(t *testing.T) {
-	for _, st := range []pb.TaskState{completed, failed, cancelled} {
+	for _, st := range []fsmpb.TaskState{completed, failed, cancelled} {
 		h := newHarness(t)
 		tk := h.taskIn(st, 1)
 		h.refuse(codeIllegal, requestCancelCmd(tk.Id, ""))
@@ -82,9 +82,9 @@ func TestRequestCancelTerminalRefused(t *testing.T) {
 func TestRetryOriginIsOperator(t *testing.T) {
 	h := newHarness(t)
 	tk := h.taskIn(running, 1)
-	h.ok(completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{OldSize: 10, NewSize: 5}))
-	h.refuse(codeBusy, submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: "detector"}))
-	got := h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: RetryOrigin(7)}))
+	h.ok(completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{OldSize: 10, NewSize: 5}))
+	h.refuse(codeBusy, submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: "detector"}))
+	got := h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: RetryOrigin(7)}))
 	if got.Origin != "retry of task 7" {
 		t.Fatalf("origin %q", got.Origin)
 	}

@@ -5,7 +5,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // CommandVersion is the base envelope version: every build writes and
@@ -39,8 +39,8 @@ const MaxEarlierServers = 4096
 
 // RequiredVersion is the lowest command version that can carry cmd's body:
 // the version Encode stamps and the leader must know every voter applies.
-func RequiredVersion(cmd *pb.Command) uint32 {
-	if _, ok := cmd.Body.(*pb.Command_TestCommand); ok {
+func RequiredVersion(cmd *fsmpb.Command) uint32 {
+	if _, ok := cmd.Body.(*fsmpb.Command_TestCommand); ok {
 		return TestCommandVersion
 	}
 	return CommandVersion
@@ -70,15 +70,15 @@ func AgreedVersion(ids []string, advertised map[string]uint32) uint32 {
 // time and marshals cmd. A command that carries attempt history is written
 // as version 1, its history dropped: EncodeAgreed writes it as version 2
 // when every voter applies that.
-func Encode(now int64, cmd *pb.Command) ([]byte, error) {
+func Encode(now int64, cmd *fsmpb.Command) ([]byte, error) {
 	return EncodeAgreed(now, CommandVersion, cmd)
 }
 
 // historyBody reports whether cmd's body is one whose version-2 form
 // records attempt history.
-func historyBody(cmd *pb.Command) bool {
+func historyBody(cmd *fsmpb.Command) bool {
 	switch cmd.Body.(type) {
-	case *pb.Command_AssignTask, *pb.Command_RequeueTask, *pb.Command_SubmitTask:
+	case *fsmpb.Command_AssignTask, *fsmpb.Command_RequeueTask, *fsmpb.Command_SubmitTask:
 		return true
 	}
 	return false
@@ -89,16 +89,16 @@ func historyBody(cmd *pb.Command) bool {
 // stamped version 2 if agreed allows it; otherwise it is stamped version 1
 // and its history fields are cleared (a version-1 command never carries
 // what it would not apply).
-func EncodeAgreed(now int64, agreed uint32, cmd *pb.Command) ([]byte, error) {
+func EncodeAgreed(now int64, agreed uint32, cmd *fsmpb.Command) ([]byte, error) {
 	cmd.Version = RequiredVersion(cmd)
 	if historyBody(cmd) {
 		if agreed >= HistoryVersion {
 			cmd.Version = max(cmd.Version, HistoryVersion)
 		} else {
 			switch b := cmd.Body.(type) {
-			case *pb.Command_AssignTask:
+			case *fsmpb.Command_AssignTask:
 				b.AssignTask.Servers, b.AssignTask.Move = nil, nil
-			case *pb.Command_SubmitTask:
+			case *fsmpb.Command_SubmitTask:
 				b.SubmitTask.EarlierServers, b.SubmitTask.EarlierMoves = nil, nil
 			}
 		}
@@ -112,8 +112,8 @@ func EncodeAgreed(now int64, agreed uint32, cmd *pb.Command) ([]byte, error) {
 }
 
 // Decode unmarshals a command from a log entry.
-func Decode(b []byte) (*pb.Command, error) {
-	var cmd pb.Command
+func Decode(b []byte) (*fsmpb.Command, error) {
+	var cmd fsmpb.Command
 	if err := proto.Unmarshal(b, &cmd); err != nil {
 		return nil, fmt.Errorf("decode command: %w", err)
 	}

@@ -1,6 +1,6 @@
 package fsm
 
-import "github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+import "github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 
 // Constructors of the commands proposed to the replicated state, shared by
 // the code that proposes them (the scheduler, the gRPC layer's operator
@@ -9,82 +9,82 @@ import "github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 // without a version: Encode sets it.
 
 // SubmitCmd submits a task as c describes it.
-func SubmitCmd(c *pb.SubmitTask) *pb.Command {
-	return &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: c}}
+func SubmitCmd(c *fsmpb.SubmitTask) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: c}}
 }
 
 // AssignCmd assigns task id's next attempt to worker, recording the
 // servers it may touch and its move (nil: none).
-func AssignCmd(id uint64, worker string, servers []string, move *pb.Move) *pb.Command {
-	return &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: worker, Servers: servers, Move: move}}}
+func AssignCmd(id uint64, worker string, servers []string, move *fsmpb.Move) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: id, WorkerId: worker, Servers: servers, Move: move}}}
 }
 
 // StartCmd records that attempt fence of task id started.
-func StartCmd(id, fence uint64) *pb.Command {
-	return &pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}}
+func StartCmd(id, fence uint64) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_StartTask{StartTask: &fsmpb.StartTask{TaskId: id, Fence: fence}}}
 }
 
 // ProgressCmd records a checkpoint of attempt fence of task id.
-func ProgressCmd(id, fence uint64, progress float64, step string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_ReportProgress{ReportProgress: &pb.ReportProgress{TaskId: id, Fence: fence, Progress: progress, Step: step}}}
+func ProgressCmd(id, fence uint64, progress float64, step string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_ReportProgress{ReportProgress: &fsmpb.ReportProgress{TaskId: id, Fence: fence, Progress: progress, Step: step}}}
 }
 
 // CompleteCmd completes task id by its attempt fence, with the capacity
 // change it made (nil: none).
-func CompleteCmd(id, fence uint64, change *pb.CapacityChange) *pb.Command {
-	return &pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: id, Fence: fence, Change: change}}}
+func CompleteCmd(id, fence uint64, change *fsmpb.CapacityChange) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_CompleteTask{CompleteTask: &fsmpb.CompleteTask{TaskId: id, Fence: fence, Change: change}}}
 }
 
 // FailCmd fails task id for good by its attempt fence.
-func FailCmd(id, fence uint64, msg string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: id, Fence: fence, Error: msg}}}
+func FailCmd(id, fence uint64, msg string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_FailTask{FailTask: &fsmpb.FailTask{TaskId: id, Fence: fence, Error: msg}}}
 }
 
 // RequeueCmd puts attempt fence of task id back to pending, not to be
 // assigned before notBefore (unix nanoseconds; 0: at once), counting a
 // retry if retry.
-func RequeueCmd(id, fence uint64, reason string, notBefore int64, retry bool) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry}}}
+func RequeueCmd(id, fence uint64, reason string, notBefore int64, retry bool) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_RequeueTask{RequeueTask: &fsmpb.RequeueTask{TaskId: id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry}}}
 }
 
 // CancelCmd cancels task id (fence: its stopped attempt; 0 for a task that
 // has none running), with how the attempt ended as reason.
-func CancelCmd(id, fence uint64, reason string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: id, Fence: fence, Reason: reason}}}
+func CancelCmd(id, fence uint64, reason string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Fence: fence, Reason: reason}}}
 }
 
 // RequestCancelCmd records an operator's request to cancel task id.
-func RequestCancelCmd(id uint64, reason string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RequestCancel{RequestCancel: &pb.RequestCancel{TaskId: id, Reason: reason}}}
+func RequestCancelCmd(id uint64, reason string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_RequestCancel{RequestCancel: &fsmpb.RequestCancel{TaskId: id, Reason: reason}}}
 }
 
 // RetireCmd retires the capacity changes of the given tasks.
-func RetireCmd(ids ...uint64) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: ids}}}
+func RetireCmd(ids ...uint64) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_RetireCapacityChanges{RetireCapacityChanges: &fsmpb.RetireCapacityChanges{TaskIds: ids}}}
 }
 
 // PruneCmd drops the given finished tasks.
-func PruneCmd(ids ...uint64) *pb.Command {
-	return &pb.Command{Body: &pb.Command_PruneTasks{PruneTasks: &pb.PruneTasks{TaskIds: ids}}}
+func PruneCmd(ids ...uint64) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_PruneTasks{PruneTasks: &fsmpb.PruneTasks{TaskIds: ids}}}
 }
 
 // RegisterCmd registers (or refreshes) a worker.
-func RegisterCmd(w *pb.Worker) *pb.Command {
-	return &pb.Command{Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: w}}}
+func RegisterCmd(w *fsmpb.Worker) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_RegisterWorker{RegisterWorker: &fsmpb.RegisterWorker{Worker: w}}}
 }
 
 // DeregisterCmd forgets a worker.
-func DeregisterCmd(id string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_DeregisterWorker{DeregisterWorker: &pb.DeregisterWorker{WorkerId: id}}}
+func DeregisterCmd(id string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_DeregisterWorker{DeregisterWorker: &fsmpb.DeregisterWorker{WorkerId: id}}}
 }
 
 // SetAdminAddrCmd publishes admin id's client gRPC address and the highest
 // command version its build applies.
-func SetAdminAddrCmd(id, grpcAddr string, maxCommandVersion uint32) *pb.Command {
-	return &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: id, GrpcAddr: grpcAddr, MaxCommandVersion: maxCommandVersion}}}
+func SetAdminAddrCmd(id, grpcAddr string, maxCommandVersion uint32) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_SetAdminAddr{SetAdminAddr: &fsmpb.SetAdminAddr{Id: id, GrpcAddr: grpcAddr, MaxCommandVersion: maxCommandVersion}}}
 }
 
 // ForgetAdminCmd forgets a removed admin's address and version.
-func ForgetAdminCmd(id string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_ForgetAdmin{ForgetAdmin: &pb.ForgetAdmin{Id: id}}}
+func ForgetAdminCmd(id string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_ForgetAdmin{ForgetAdmin: &fsmpb.ForgetAdmin{Id: id}}}
 }

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // Error is a deterministic refusal to apply a command. The same log produces
 // the same errors on every node.
 type Error struct {
-	Code pb.ErrorCode
+	Code fsmpb.ErrorCode
 	Msg  string
 }
 
@@ -27,21 +27,21 @@ func (e *Error) Is(target error) bool {
 
 // Sentinels for errors.Is; they carry only a code.
 var (
-	ErrInvalid           = &Error{Code: pb.ErrorCode_ERROR_CODE_INVALID}
-	ErrNotFound          = &Error{Code: pb.ErrorCode_ERROR_CODE_NOT_FOUND}
-	ErrIllegalTransition = &Error{Code: pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION}
-	ErrStaleFence        = &Error{Code: pb.ErrorCode_ERROR_CODE_STALE_FENCE}
-	ErrVolumeBusy        = &Error{Code: pb.ErrorCode_ERROR_CODE_VOLUME_BUSY}
-	ErrUnknownVersion    = &Error{Code: pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION}
+	ErrInvalid           = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_INVALID}
+	ErrNotFound          = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_NOT_FOUND}
+	ErrIllegalTransition = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION}
+	ErrStaleFence        = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE}
+	ErrVolumeBusy        = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY}
+	ErrUnknownVersion    = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION}
 )
 
-func errorf(code pb.ErrorCode, format string, args ...any) *Error {
+func errorf(code fsmpb.ErrorCode, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...)}
 }
 
 // ResultError turns a refused ApplyResult back into an *Error (nil if it succeeded).
-func ResultError(r *pb.ApplyResult) error {
-	if r == nil || r.ErrorCode == pb.ErrorCode_ERROR_CODE_NONE {
+func ResultError(r *fsmpb.ApplyResult) error {
+	if r == nil || r.ErrorCode == fsmpb.ErrorCode_ERROR_CODE_NONE {
 		return nil
 	}
 	return &Error{Code: r.ErrorCode, Msg: r.Error}

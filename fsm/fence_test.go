@@ -3,7 +3,7 @@ package fsm
 import (
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // TestFenceIsAssignIndex: the fence of an attempt is the raft index of the
@@ -50,13 +50,13 @@ func staleSetup(t *testing.T, started bool) (h *harness, id, old, cur uint64) {
 func TestStaleFence(t *testing.T) {
 	reports := []struct {
 		name string
-		cmd  func(id, fence uint64) *pb.Command
+		cmd  func(id, fence uint64) *fsmpb.Command
 	}{
-		{"start", func(id, f uint64) *pb.Command { return startCmd(id, f) }},
-		{"progress", func(id, f uint64) *pb.Command { return progressCmd(id, f, 99, "done soon") }},
-		{"complete", func(id, f uint64) *pb.Command { return completeCmd(id, f, &pb.CapacityChange{NewSize: 1}) }},
-		{"fail", func(id, f uint64) *pb.Command { return failCmd(id, f, "old worker gave up") }},
-		{"requeue", func(id, f uint64) *pb.Command { return requeueCmd(id, f, "old", true) }},
+		{"start", func(id, f uint64) *fsmpb.Command { return startCmd(id, f) }},
+		{"progress", func(id, f uint64) *fsmpb.Command { return progressCmd(id, f, 99, "done soon") }},
+		{"complete", func(id, f uint64) *fsmpb.Command { return completeCmd(id, f, &fsmpb.CapacityChange{NewSize: 1}) }},
+		{"fail", func(id, f uint64) *fsmpb.Command { return failCmd(id, f, "old worker gave up") }},
+		{"requeue", func(id, f uint64) *fsmpb.Command { return requeueCmd(id, f, "old", true) }},
 	}
 	for _, started := range []bool{false, true} {
 		for _, r := range reports {

@@ -8,7 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // FSM applies committed log entries to a State, halts for good at a
@@ -137,7 +137,7 @@ func (f *FSM) Halted() error {
 // version outside the ones it applies, a body it cannot read, or fields
 // anywhere in it that it does not know. (A known body in a version too old
 // for it is merely invalid: Apply refuses it.)
-func (f *FSM) unknown(index uint64, cmd *pb.Command) *UnknownCommandError {
+func (f *FSM) unknown(index uint64, cmd *fsmpb.Command) *UnknownCommandError {
 	if cmd.Version > f.maxVersion || cmd.Version < CommandVersion {
 		return &UnknownCommandError{Index: index, Version: cmd.Version, Known: f.maxVersion, Body: true}
 	}
@@ -195,18 +195,18 @@ func (f *FSM) Apply(e Entry) interface{} {
 }
 
 // ApplyBatch applies committed entries under one lock acquisition. Each result
-// is a *pb.ApplyResult (nil for an entry that is not a command), or a *HaltedError
+// is a *fsmpb.ApplyResult (nil for an entry that is not a command), or a *HaltedError
 // once the FSM halted.
 func (f *FSM) ApplyBatch(entries []Entry) []interface{} {
 	out := make([]interface{}, len(entries))
-	cmds := make([]*pb.Command, len(entries))
+	cmds := make([]*fsmpb.Command, len(entries))
 	for i, e := range entries {
 		if !e.Command {
 			continue
 		}
 		cmd, err := Decode(e.Data)
 		if err != nil {
-			out[i] = &pb.ApplyResult{Index: e.Index, ErrorCode: pb.ErrorCode_ERROR_CODE_INVALID, Error: err.Error()}
+			out[i] = &fsmpb.ApplyResult{Index: e.Index, ErrorCode: fsmpb.ErrorCode_ERROR_CODE_INVALID, Error: err.Error()}
 			continue
 		}
 		cmds[i] = cmd
@@ -329,7 +329,7 @@ func (f *FSM) Restore(r io.Reader) error {
 
 // Snapshot is the state at one point, captured by FSM.Snapshot; entries
 // applied after it do not change it.
-type Snapshot struct{ snap *pb.StateSnapshot }
+type Snapshot struct{ snap *fsmpb.StateSnapshot }
 
 // WriteTo encodes the snapshot into w.
 func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
@@ -344,8 +344,8 @@ func (s *Snapshot) WriteTo(w io.Writer) (int64, error) {
 // DecodeSnapshot decodes and checks the bytes of a persisted snapshot,
 // returning the state they hold. It changes nothing: callers use it to
 // vet a snapshot before handing it to raft (which cannot take a refusal).
-func DecodeSnapshot(b []byte) (*State, *pb.StateSnapshot, error) {
-	var snap pb.StateSnapshot
+func DecodeSnapshot(b []byte) (*State, *fsmpb.StateSnapshot, error) {
+	var snap fsmpb.StateSnapshot
 	if err := proto.Unmarshal(b, &snap); err != nil {
 		return nil, nil, fmt.Errorf("decode snapshot: %w", err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 type errReader struct{}
@@ -86,8 +86,8 @@ func TestFSMApplyBatchMatchesOneByOne(t *testing.T) {
 				}
 				continue
 			}
-			ra, ok1 := got.(*pb.ApplyResult)
-			rb, ok2 := batchOut[i].(*pb.ApplyResult)
+			ra, ok1 := got.(*fsmpb.ApplyResult)
+			rb, ok2 := batchOut[i].(*fsmpb.ApplyResult)
 			if !ok1 || !ok2 || !proto.Equal(ra, rb) {
 				t.Fatalf("entry %d: %v vs %v", l.Index, got, batchOut[i])
 			}
@@ -197,7 +197,7 @@ func TestFSMSnapshotRestore(t *testing.T) {
 	for _, l := range logs[half+10:] {
 		ra, rb := a.Apply(l), b.Apply(l)
 		if ra != nil || rb != nil {
-			if !proto.Equal(ra.(*pb.ApplyResult), rb.(*pb.ApplyResult)) {
+			if !proto.Equal(ra.(*fsmpb.ApplyResult), rb.(*fsmpb.ApplyResult)) {
 				t.Fatalf("entry %d: %v vs %v", l.Index, ra, rb)
 			}
 		}
@@ -226,7 +226,7 @@ func TestFSMRestoreGarbage(t *testing.T) {
 	called := false
 	f.OnApply(func(uint64) { called = true })
 
-	mk := func(snap *pb.StateSnapshot) []byte {
+	mk := func(snap *fsmpb.StateSnapshot) []byte {
 		b, err := MarshalSnapshot(snap)
 		if err != nil {
 			t.Fatal(err)
@@ -244,10 +244,10 @@ func TestFSMRestoreGarbage(t *testing.T) {
 		"random":         bytes.NewReader(random),
 		"empty":          bytes.NewReader(nil),
 		"truncated":      bytes.NewReader(mk(f.state.Snapshot())[:100]),
-		"wrong version":  bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion + 1, NextTaskId: 1})),
-		"two active":     bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 3, Tasks: []*pb.Task{{Id: 1, VolumeId: 1, State: pending}, {Id: 2, VolumeId: 1, State: running}}})),
+		"wrong version":  bytes.NewReader(mk(&fsmpb.StateSnapshot{Version: SnapshotVersion + 1, NextTaskId: 1})),
+		"two active":     bytes.NewReader(mk(&fsmpb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 3, Tasks: []*fsmpb.Task{{Id: 1, VolumeId: 1, State: pending}, {Id: 2, VolumeId: 1, State: running}}})),
 		"read error":     io.MultiReader(bytes.NewReader(good), errReader{}),
-		"task id beyond": bytes.NewReader(mk(&pb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 1, Tasks: []*pb.Task{{Id: 1, VolumeId: 1, State: completed}}})),
+		"task id beyond": bytes.NewReader(mk(&fsmpb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 1, Tasks: []*fsmpb.Task{{Id: 1, VolumeId: 1, State: completed}}})),
 	}
 	for name, rd := range cases {
 		if err := f.Restore(rd); err == nil {

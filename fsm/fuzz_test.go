@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // fuzzState is a small state with a task in every state, a requeued task whose
@@ -20,13 +20,13 @@ import (
 func fuzzState(t testing.TB) (*State, uint64) {
 	t.Helper()
 	h := newHarness(t)
-	h.ok(registerCmd(&pb.Worker{Id: "w1", Capabilities: []pb.TaskType{vacuum, ecType, balance}}))
+	h.ok(registerCmd(&fsmpb.Worker{Id: "w1", Capabilities: []fsmpb.TaskType{vacuum, ecType, balance}}))
 	h.ok(adminCmd("a1", "10.0.0.1:7000"))
 	h.taskIn(pending, 1)
 	h.taskIn(assigned, 2)
 	h.taskIn(running, 3)
 	tk := h.taskIn(running, 4)
-	h.ok(completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{OldSize: 10, NewSize: 4}))
+	h.ok(completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{OldSize: 10, NewSize: 4}))
 	h.taskIn(failed, 5)
 	h.taskIn(cancelled, 6)
 	tk = h.taskIn(running, 7)
@@ -36,23 +36,23 @@ func fuzzState(t testing.TB) (*State, uint64) {
 	return h.s, h.idx + 1
 }
 
-func fuzzSeeds(t testing.TB) []*pb.Command {
+func fuzzSeeds(t testing.TB) []*fsmpb.Command {
 	s, _ := fuzzState(t)
 	fence := func(id uint64) uint64 { tk, _ := s.Task(id); return tk.Fence }
-	cmds := []*pb.Command{
+	cmds := []*fsmpb.Command{
 		submitCmd(vacuum, 1), submitCmd(ecType, 1), submitCmd(vacuum, 8), submitCmd(0, 8), submitCmd(vacuum, 0),
-		submitWith(&pb.SubmitTask{Type: balance, VolumeId: 4, Origin: "detector"}),
-		submitWith(&pb.SubmitTask{Type: balance, VolumeId: 4, Params: []*pb.Param{{Key: "k"}, {Key: "k"}}}),
+		submitWith(&fsmpb.SubmitTask{Type: balance, VolumeId: 4, Origin: "detector"}),
+		submitWith(&fsmpb.SubmitTask{Type: balance, VolumeId: 4, Params: []*fsmpb.Param{{Key: "k"}, {Key: "k"}}}),
 		assignCmd(1, "w1"), assignCmd(2, "w1"), assignCmd(1, ""), assignCmd(99, "w1"),
 		startCmd(2, fence(2)), startCmd(2, 0), startCmd(3, fence(3)), startCmd(7, 21),
 		progressCmd(3, fence(3), 50, "half"), progressCmd(3, fence(3), math.NaN(), ""), progressCmd(7, 21, 50, ""),
-		completeCmd(3, fence(3), &pb.CapacityChange{Shards: []*pb.ShardPlacement{{ShardId: 2}, {ShardId: 1}}}),
-		completeCmd(4, fence(4), &pb.CapacityChange{}), completeCmd(7, 21, nil), completeCmd(7, fence(7), nil),
+		completeCmd(3, fence(3), &fsmpb.CapacityChange{Shards: []*fsmpb.ShardPlacement{{ShardId: 2}, {ShardId: 1}}}),
+		completeCmd(4, fence(4), &fsmpb.CapacityChange{}), completeCmd(7, 21, nil), completeCmd(7, fence(7), nil),
 		failCmd(2, fence(2), "x"), failCmd(5, fence(5), "again"), failCmd(7, 21, "old"),
 		requeueCmd(3, 0, "lease", false), requeueCmd(7, 21, "", true), requeueCmd(1, 0, "", false), requeueCmd(4, 0, "", false),
 		cancelCmd(1, ""), cancelCmd(4, ""), cancelCmd(6, ""), cancelCmd(0, ""),
 		retireCmd(4), retireCmd(4, 4, 1, 99),
-		registerCmd(&pb.Worker{Id: "w2", Capabilities: []pb.TaskType{balance, vacuum}}), registerCmd(nil),
+		registerCmd(&fsmpb.Worker{Id: "w2", Capabilities: []fsmpb.TaskType{balance, vacuum}}), registerCmd(nil),
 		deregisterCmd("w1"), deregisterCmd("nobody"),
 		adminCmd("a2", "x:1"), adminCmd("", ""),
 		{},

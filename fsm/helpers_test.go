@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // Test vocabulary shared by every fsm test: hand-made commands, a harness that
@@ -17,71 +17,71 @@ import (
 // clock or sleeps; every "time" is a number the test chose.
 
 const (
-	vacuum  = pb.TaskType_TASK_TYPE_VACUUM
-	ecType  = pb.TaskType_TASK_TYPE_ERASURE_CODING
-	balance = pb.TaskType_TASK_TYPE_BALANCE
+	vacuum  = fsmpb.TaskType_TASK_TYPE_VACUUM
+	ecType  = fsmpb.TaskType_TASK_TYPE_ERASURE_CODING
+	balance = fsmpb.TaskType_TASK_TYPE_BALANCE
 
-	codeNone    = pb.ErrorCode_ERROR_CODE_NONE
-	codeInvalid = pb.ErrorCode_ERROR_CODE_INVALID
-	codeNotFnd  = pb.ErrorCode_ERROR_CODE_NOT_FOUND
-	codeIllegal = pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION
-	codeStale   = pb.ErrorCode_ERROR_CODE_STALE_FENCE
-	codeBusy    = pb.ErrorCode_ERROR_CODE_VOLUME_BUSY
-	codeVersion = pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION
+	codeNone    = fsmpb.ErrorCode_ERROR_CODE_NONE
+	codeInvalid = fsmpb.ErrorCode_ERROR_CODE_INVALID
+	codeNotFnd  = fsmpb.ErrorCode_ERROR_CODE_NOT_FOUND
+	codeIllegal = fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION
+	codeStale   = fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE
+	codeBusy    = fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY
+	codeVersion = fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION
 )
 
-var allStates = []pb.TaskState{pending, assigned, running, completed, failed, cancelled}
+var allStates = []fsmpb.TaskState{pending, assigned, running, completed, failed, cancelled}
 
 // ---- command builders -------------------------------------------------------
 
-func submitCmd(typ pb.TaskType, vol uint32) *pb.Command {
-	return SubmitCmd(&pb.SubmitTask{Type: typ, VolumeId: vol})
+func submitCmd(typ fsmpb.TaskType, vol uint32) *fsmpb.Command {
+	return SubmitCmd(&fsmpb.SubmitTask{Type: typ, VolumeId: vol})
 }
 
-func submitWith(c *pb.SubmitTask) *pb.Command { return SubmitCmd(c) }
+func submitWith(c *fsmpb.SubmitTask) *fsmpb.Command { return SubmitCmd(c) }
 
-func assignCmd(id uint64, worker string) *pb.Command { return AssignCmd(id, worker, nil, nil) }
+func assignCmd(id uint64, worker string) *fsmpb.Command { return AssignCmd(id, worker, nil, nil) }
 
-func startCmd(id, fence uint64) *pb.Command { return StartCmd(id, fence) }
+func startCmd(id, fence uint64) *fsmpb.Command { return StartCmd(id, fence) }
 
-func progressCmd(id, fence uint64, p float64, step string) *pb.Command {
+func progressCmd(id, fence uint64, p float64, step string) *fsmpb.Command {
 	return ProgressCmd(id, fence, p, step)
 }
 
-func completeCmd(id, fence uint64, ch *pb.CapacityChange) *pb.Command {
+func completeCmd(id, fence uint64, ch *fsmpb.CapacityChange) *fsmpb.Command {
 	return CompleteCmd(id, fence, ch)
 }
 
-func failCmd(id, fence uint64, msg string) *pb.Command { return FailCmd(id, fence, msg) }
+func failCmd(id, fence uint64, msg string) *fsmpb.Command { return FailCmd(id, fence, msg) }
 
-func requeueCmd(id, fence uint64, reason string, retry bool) *pb.Command {
+func requeueCmd(id, fence uint64, reason string, retry bool) *fsmpb.Command {
 	return RequeueCmd(id, fence, reason, 0, retry)
 }
 
-func cancelCmd(id uint64, reason string) *pb.Command { return CancelCmd(id, 0, reason) }
+func cancelCmd(id uint64, reason string) *fsmpb.Command { return CancelCmd(id, 0, reason) }
 
-func requestCancelCmd(id uint64, reason string) *pb.Command { return RequestCancelCmd(id, reason) }
+func requestCancelCmd(id uint64, reason string) *fsmpb.Command { return RequestCancelCmd(id, reason) }
 
-func retireCmd(ids ...uint64) *pb.Command { return RetireCmd(ids...) }
+func retireCmd(ids ...uint64) *fsmpb.Command { return RetireCmd(ids...) }
 
-func registerCmd(w *pb.Worker) *pb.Command { return RegisterCmd(w) }
+func registerCmd(w *fsmpb.Worker) *fsmpb.Command { return RegisterCmd(w) }
 
 // pruneCmd carries CommandVersion: the generator returns it without
 // stamping a version as it does the other commands.
-func pruneCmd(ids ...uint64) *pb.Command {
+func pruneCmd(ids ...uint64) *fsmpb.Command {
 	c := PruneCmd(ids...)
 	c.Version = CommandVersion
 	return c
 }
 
-func deregisterCmd(id string) *pb.Command { return DeregisterCmd(id) }
+func deregisterCmd(id string) *fsmpb.Command { return DeregisterCmd(id) }
 
-func adminCmd(id, addr string) *pb.Command {
-	return &pb.Command{Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: id, GrpcAddr: addr}}}
+func adminCmd(id, addr string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_SetAdminAddr{SetAdminAddr: &fsmpb.SetAdminAddr{Id: id, GrpcAddr: addr}}}
 }
 
 // rawBytes marshals cmd exactly as given (unlike Encode, it keeps a wrong Version).
-func rawBytes(t testing.TB, cmd *pb.Command) []byte {
+func rawBytes(t testing.TB, cmd *fsmpb.Command) []byte {
 	t.Helper()
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
 	if err != nil {
@@ -124,7 +124,7 @@ func newHarness(t testing.TB) *harness {
 	return &harness{t: t, s: NewState(), now: 1_000_000}
 }
 
-func (h *harness) apply(cmd *pb.Command) *pb.ApplyResult {
+func (h *harness) apply(cmd *fsmpb.Command) *fsmpb.ApplyResult {
 	h.t.Helper()
 	h.idx++
 	h.now += 1000
@@ -148,7 +148,7 @@ func (h *harness) apply(cmd *pb.Command) *pb.ApplyResult {
 }
 
 // ok applies cmd, requires success and returns the task it produced.
-func (h *harness) ok(cmd *pb.Command) *pb.Task {
+func (h *harness) ok(cmd *fsmpb.Command) *fsmpb.Task {
 	h.t.Helper()
 	res := h.apply(cmd)
 	if res.ErrorCode != codeNone {
@@ -159,7 +159,7 @@ func (h *harness) ok(cmd *pb.Command) *pb.Task {
 
 // refuse applies cmd, requires the given error code, and that nothing but the
 // applied index changed.
-func (h *harness) refuse(code pb.ErrorCode, cmd *pb.Command) *pb.ApplyResult {
+func (h *harness) refuse(code fsmpb.ErrorCode, cmd *fsmpb.Command) *fsmpb.ApplyResult {
 	h.t.Helper()
 	before := contentKey(h.t, h.s)
 	res := h.apply(cmd)
@@ -178,7 +178,7 @@ func (h *harness) refuse(code pb.ErrorCode, cmd *pb.Command) *pb.ApplyResult {
 	return res
 }
 
-func (h *harness) task(id uint64) *pb.Task {
+func (h *harness) task(id uint64) *fsmpb.Task {
 	h.t.Helper()
 	t, ok := h.s.Task(id)
 	if !ok {
@@ -190,7 +190,7 @@ func (h *harness) task(id uint64) *pb.Task {
 // taskIn creates a vacuum task on vol and drives it to state st through the
 // ordinary commands. Cancelled and failed tasks are reached from running, so
 // they carry a fence.
-func (h *harness) taskIn(st pb.TaskState, vol uint32) *pb.Task {
+func (h *harness) taskIn(st fsmpb.TaskState, vol uint32) *fsmpb.Task {
 	h.t.Helper()
 	t := h.ok(submitCmd(vacuum, vol))
 	if st == pending {
@@ -374,26 +374,26 @@ func checkInvariants(t testing.TB, s *State) {
 type checker struct {
 	t testing.TB
 	// The state's contents before the command (immutable values).
-	prev        map[uint64]*pb.Task
-	prevChanges map[uint64]*pb.CapacityChange
+	prev        map[uint64]*fsmpb.Task
+	prevChanges map[uint64]*fsmpb.CapacityChange
 	// pruned counts tasks a PruneTasks removed.
 	pruned      int
-	prevWorkers map[string]*pb.Worker
+	prevWorkers map[string]*fsmpb.Worker
 	prevAdmins  map[string]string
 	prevNext    uint64
 	// Every fullEvery steps, a whole snapshot taken earlier must still encode
 	// to the bytes it had then.
 	fullEvery, steps int
-	heldSnap         *pb.StateSnapshot
+	heldSnap         *fsmpb.StateSnapshot
 	heldBytes        []byte
 	// Observed (from, to) state changes and result codes, to show coverage.
-	transitions map[[2]pb.TaskState]int
-	codes       map[pb.ErrorCode]int
+	transitions map[[2]fsmpb.TaskState]int
+	codes       map[fsmpb.ErrorCode]int
 }
 
 func newChecker(t testing.TB, s *State, fullEvery int) *checker {
 	t.Helper()
-	c := &checker{t: t, fullEvery: max(fullEvery, 1), transitions: map[[2]pb.TaskState]int{}, codes: map[pb.ErrorCode]int{}}
+	c := &checker{t: t, fullEvery: max(fullEvery, 1), transitions: map[[2]fsmpb.TaskState]int{}, codes: map[fsmpb.ErrorCode]int{}}
 	checkInvariants(t, s)
 	c.remember(s)
 	c.hold(s)
@@ -401,15 +401,15 @@ func newChecker(t testing.TB, s *State, fullEvery int) *checker {
 }
 
 func (c *checker) remember(s *State) {
-	c.prev = make(map[uint64]*pb.Task, len(s.tasks))
+	c.prev = make(map[uint64]*fsmpb.Task, len(s.tasks))
 	for id, tk := range s.tasks {
 		c.prev[id] = tk
 	}
-	c.prevChanges = make(map[uint64]*pb.CapacityChange, len(s.changes))
+	c.prevChanges = make(map[uint64]*fsmpb.CapacityChange, len(s.changes))
 	for id, ch := range s.changes {
 		c.prevChanges[id] = ch
 	}
-	c.prevWorkers = make(map[string]*pb.Worker, len(s.workers))
+	c.prevWorkers = make(map[string]*fsmpb.Worker, len(s.workers))
 	for id, w := range s.workers {
 		c.prevWorkers[id] = w
 	}
@@ -460,7 +460,7 @@ func (c *checker) unchanged(s *State) bool {
 	return true
 }
 
-func marshalTask(t testing.TB, tk *pb.Task) []byte {
+func marshalTask(t testing.TB, tk *fsmpb.Task) []byte {
 	t.Helper()
 	if tk == nil {
 		return nil
@@ -472,44 +472,44 @@ func marshalTask(t testing.TB, tk *pb.Task) []byte {
 	return b
 }
 
-func taskIDOf(cmd *pb.Command) (uint64, bool) {
+func taskIDOf(cmd *fsmpb.Command) (uint64, bool) {
 	switch b := cmd.Body.(type) {
-	case *pb.Command_AssignTask:
+	case *fsmpb.Command_AssignTask:
 		return b.AssignTask.TaskId, true
-	case *pb.Command_StartTask:
+	case *fsmpb.Command_StartTask:
 		return b.StartTask.TaskId, true
-	case *pb.Command_ReportProgress:
+	case *fsmpb.Command_ReportProgress:
 		return b.ReportProgress.TaskId, true
-	case *pb.Command_CompleteTask:
+	case *fsmpb.Command_CompleteTask:
 		return b.CompleteTask.TaskId, true
-	case *pb.Command_FailTask:
+	case *fsmpb.Command_FailTask:
 		return b.FailTask.TaskId, true
-	case *pb.Command_RequeueTask:
+	case *fsmpb.Command_RequeueTask:
 		return b.RequeueTask.TaskId, true
-	case *pb.Command_CancelTask:
+	case *fsmpb.Command_CancelTask:
 		return b.CancelTask.TaskId, true
-	case *pb.Command_RequestCancel:
+	case *fsmpb.Command_RequestCancel:
 		return b.RequestCancel.TaskId, true
 	}
 	return 0, false
 }
 
 // workerFence returns the fence of a worker report (start/progress/complete/fail).
-func workerFence(cmd *pb.Command) (uint64, bool) {
+func workerFence(cmd *fsmpb.Command) (uint64, bool) {
 	switch b := cmd.Body.(type) {
-	case *pb.Command_StartTask:
+	case *fsmpb.Command_StartTask:
 		return b.StartTask.Fence, true
-	case *pb.Command_ReportProgress:
+	case *fsmpb.Command_ReportProgress:
 		return b.ReportProgress.Fence, true
-	case *pb.Command_CompleteTask:
+	case *fsmpb.Command_CompleteTask:
 		return b.CompleteTask.Fence, true
-	case *pb.Command_FailTask:
+	case *fsmpb.Command_FailTask:
 		return b.FailTask.Fence, true
 	}
 	return 0, false
 }
 
-func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult {
+func (c *checker) step(s *State, index uint64, cmd *fsmpb.Command) *fsmpb.ApplyResult {
 	t := c.t
 	t.Helper()
 	prevApplied, prevNext := s.appliedIndex, s.nextTaskID
@@ -519,7 +519,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		prevChangesByVol[ch.VolumeId]++
 		hadChange[id] = true
 	}
-	prevActive := map[uint32]*pb.Task{}
+	prevActive := map[uint32]*fsmpb.Task{}
 	for _, tk := range c.prev {
 		if Active(tk.State) {
 			prevActive[tk.VolumeId] = tk
@@ -575,7 +575,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 
 	// Which tasks changed, and how.
 	pruned := map[uint64]bool{}
-	if p, ok := cmd.Body.(*pb.Command_PruneTasks); ok && !refused {
+	if p, ok := cmd.Body.(*fsmpb.Command_PruneTasks); ok && !refused {
 		for _, id := range p.PruneTasks.TaskIds {
 			pruned[id] = true
 		}
@@ -605,10 +605,10 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 			if !Legal(before.State, after.State) {
 				t.Fatalf("index %d: task %d moved %s -> %s, which is not Legal", index, id, StateName(before.State), StateName(after.State))
 			}
-			c.transitions[[2]pb.TaskState{before.State, after.State}]++
-		} else if _, isRequest := cmd.Body.(*pb.Command_RequestCancel); isRequest && after.CancelRequested && !before.CancelRequested {
+			c.transitions[[2]fsmpb.TaskState{before.State, after.State}]++
+		} else if _, isRequest := cmd.Body.(*fsmpb.Command_RequestCancel); isRequest && after.CancelRequested && !before.CancelRequested {
 			// An operator's cancel marks an assigned or running task.
-		} else if _, isProgress := cmd.Body.(*pb.Command_ReportProgress); !isProgress || after.State != running {
+		} else if _, isProgress := cmd.Body.(*fsmpb.Command_ReportProgress); !isProgress || after.State != running {
 			t.Fatalf("index %d: %T changed task %d without a state change", index, cmd.Body, id)
 		}
 	}
@@ -616,7 +616,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 	for id := range s.tasks {
 		if _, ok := prev[id]; !ok {
 			newTasks++
-			if _, isSubmit := cmd.Body.(*pb.Command_SubmitTask); !isSubmit || refused || res.Existing {
+			if _, isSubmit := cmd.Body.(*fsmpb.Command_SubmitTask); !isSubmit || refused || res.Existing {
 				t.Fatalf("index %d: task %d appeared from %T", index, id, cmd.Body)
 			}
 		}
@@ -635,7 +635,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 			if res.ErrorCode != codeStale && res.ErrorCode != codeInvalid {
 				t.Fatalf("index %d: stale %T gave %v", index, cmd.Body, res.ErrorCode)
 			}
-			if _, isProgress := cmd.Body.(*pb.Command_ReportProgress); !isProgress && res.ErrorCode != codeStale {
+			if _, isProgress := cmd.Body.(*fsmpb.Command_ReportProgress); !isProgress && res.ErrorCode != codeStale {
 				t.Fatalf("index %d: stale %T gave %v, want STALE_FENCE", index, cmd.Body, res.ErrorCode)
 			}
 		}
@@ -660,7 +660,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		t.Fatalf("index %d: result task %v, stored %v", index, res.Task, after)
 	}
 	switch b := cmd.Body.(type) {
-	case *pb.Command_SubmitTask:
+	case *fsmpb.Command_SubmitTask:
 		vol := b.SubmitTask.VolumeId
 		if res.Existing {
 			if changed || s.nextTaskID != prevNext {
@@ -682,21 +682,21 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		if nt == nil || nt.Id != prevNext || s.nextTaskID != prevNext+1 || nt.State != pending || nt.Attempt != 1 || nt.Fence != 0 || nt.CreatedAt != cmd.Now {
 			t.Fatalf("index %d: submit produced %v (next id was %d, now %d)", index, nt, prevNext, s.nextTaskID)
 		}
-	case *pb.Command_AssignTask:
+	case *fsmpb.Command_AssignTask:
 		if before.State != pending || after.State != assigned || after.Fence != index || after.WorkerId != b.AssignTask.WorkerId || after.Attempt != before.Attempt {
 			t.Fatalf("index %d: assign %v -> %v", index, before, after)
 		}
-	case *pb.Command_StartTask:
+	case *fsmpb.Command_StartTask:
 		if before.State != assigned || after.State != running || after.StartedAt != cmd.Now {
 			t.Fatalf("index %d: start %v -> %v", index, before, after)
 		}
 		sameAttempt()
-	case *pb.Command_ReportProgress:
+	case *fsmpb.Command_ReportProgress:
 		if before.State != running || after.State != running || after.Progress != b.ReportProgress.Progress || after.Step != b.ReportProgress.Step {
 			t.Fatalf("index %d: progress %v -> %v", index, before, after)
 		}
 		sameAttempt()
-	case *pb.Command_CompleteTask:
+	case *fsmpb.Command_CompleteTask:
 		if before.State != running || after.State != completed || after.Progress != 100 {
 			t.Fatalf("index %d: complete %v -> %v", index, before, after)
 		}
@@ -704,12 +704,12 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 		if _, has := s.changes[named]; has != (b.CompleteTask.Change != nil) {
 			t.Fatalf("index %d: complete with change=%v left change recorded=%v", index, b.CompleteTask.Change != nil, has)
 		}
-	case *pb.Command_FailTask:
+	case *fsmpb.Command_FailTask:
 		if (before.State != assigned && before.State != running) || after.State != failed || after.LastError != b.FailTask.Error {
 			t.Fatalf("index %d: fail %v -> %v", index, before, after)
 		}
 		sameAttempt()
-	case *pb.Command_RequeueTask:
+	case *fsmpb.Command_RequeueTask:
 		f := b.RequeueTask.Fence
 		wantRetry := before.RetryCount
 		if b.RequeueTask.CountAsRetry {
@@ -728,12 +728,12 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 			after.RetryCount != wantRetry || after.NotBefore != b.RequeueTask.NotBefore {
 			t.Fatalf("index %d: requeue(fence %d, retry %v) %v -> %v", index, f, b.RequeueTask.CountAsRetry, before, after)
 		}
-	case *pb.Command_CancelTask:
+	case *fsmpb.Command_CancelTask:
 		if f := b.CancelTask.Fence; !Active(before.State) || after.State != cancelled || (f != 0 && f != before.Fence) {
 			t.Fatalf("index %d: cancel %v -> %v", index, before, after)
 		}
 		sameAttempt()
-	case *pb.Command_RequestCancel:
+	case *fsmpb.Command_RequestCancel:
 		want := before.State
 		if before.State == pending {
 			want = cancelled
@@ -742,7 +742,7 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 			t.Fatalf("index %d: cancel request %v -> %v", index, before, after)
 		}
 		sameAttempt()
-	case *pb.Command_RetireCapacityChanges:
+	case *fsmpb.Command_RetireCapacityChanges:
 		for _, id := range b.RetireCapacityChanges.TaskIds {
 			if _, still := s.changes[id]; still {
 				t.Fatalf("index %d: change %d not retired", index, id)
@@ -756,22 +756,22 @@ func (c *checker) step(s *State, index uint64, cmd *pb.Command) *pb.ApplyResult 
 				t.Fatalf("index %d: change %d retired at %d still remembered at %d", index, id, r.RetiredAt, cmd.Now)
 			}
 		}
-	case *pb.Command_RegisterWorker:
+	case *fsmpb.Command_RegisterWorker:
 		if _, ok := s.workers[b.RegisterWorker.Worker.GetId()]; !ok {
 			t.Fatalf("index %d: worker not registered", index)
 		}
-	case *pb.Command_DeregisterWorker:
+	case *fsmpb.Command_DeregisterWorker:
 		if _, ok := s.workers[b.DeregisterWorker.WorkerId]; ok {
 			t.Fatalf("index %d: worker still registered", index)
 		}
-	case *pb.Command_PruneTasks:
+	case *fsmpb.Command_PruneTasks:
 		for _, id := range b.PruneTasks.TaskIds {
 			before, existed := prev[id]
 			if _, still := s.tasks[id]; still && existed && Terminal(before.State) && !hadChange[id] {
 				t.Fatalf("index %d: terminal task %d without a change was not pruned", index, id)
 			}
 		}
-	case *pb.Command_SetAdminAddr:
+	case *fsmpb.Command_SetAdminAddr:
 		if a, _ := s.AdminAddr(b.SetAdminAddr.Id); a != b.SetAdminAddr.GrpcAddr {
 			t.Fatalf("index %d: admin addr %q", index, a)
 		}
@@ -808,7 +808,7 @@ func newGen(seed uint64) *gen {
 
 // learn records the fence a result handed out, so later commands can reuse it
 // once it is stale.
-func (g *gen) learn(res *pb.ApplyResult) {
+func (g *gen) learn(res *fsmpb.ApplyResult) {
 	if res != nil && res.Task != nil && res.Task.Fence != 0 {
 		fs := g.fences[res.Task.Id]
 		if len(fs) == 0 || fs[len(fs)-1] != res.Task.Fence {
@@ -826,12 +826,12 @@ func (g *gen) volume() uint32 {
 	return genVolumes[g.r.IntN(len(genVolumes))]
 }
 
-func (g *gen) taskType() pb.TaskType {
+func (g *gen) taskType() fsmpb.TaskType {
 	switch g.r.IntN(25) {
 	case 0:
-		return pb.TaskType_TASK_TYPE_UNSPECIFIED
+		return fsmpb.TaskType_TASK_TYPE_UNSPECIFIED
 	case 1:
-		return pb.TaskType(99)
+		return fsmpb.TaskType(99)
 	}
 	return TaskTypes[g.r.IntN(len(TaskTypes))]
 }
@@ -855,7 +855,7 @@ func (g *gen) taskID(s *State) uint64 {
 // taskFor returns, half of the time, an active task in state st (looking at
 // the volumes from a random start), so that deep sequences (complete, then
 // retire, then a detector submit) happen often; otherwise taskID.
-func (g *gen) taskFor(s *State, st pb.TaskState) uint64 {
+func (g *gen) taskFor(s *State, st fsmpb.TaskState) uint64 {
 	if g.r.IntN(2) == 0 {
 		off := g.r.IntN(len(genVolumes))
 		for i := range genVolumes {
@@ -900,24 +900,24 @@ func (g *gen) progress() float64 {
 	return float64(g.r.IntN(101))
 }
 
-func (g *gen) change() *pb.CapacityChange {
+func (g *gen) change() *fsmpb.CapacityChange {
 	if g.r.IntN(2) == 0 {
 		return nil
 	}
-	ch := &pb.CapacityChange{OldSize: g.r.Uint64N(1 << 30), NewSize: g.r.Uint64N(1 << 30), Source: "s1", Target: "s2"}
+	ch := &fsmpb.CapacityChange{OldSize: g.r.Uint64N(1 << 30), NewSize: g.r.Uint64N(1 << 30), Source: "s1", Target: "s2"}
 	// Foreign ids the fsm must overwrite.
 	ch.TaskId, ch.VolumeId = g.r.Uint64N(5), uint32(g.r.IntN(5))
 	for _, id := range g.r.Perm(g.r.IntN(4)) {
-		ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: uint32(id), Server: g.pick(genWorkers)})
+		ch.Shards = append(ch.Shards, &fsmpb.ShardPlacement{ShardId: uint32(id), Server: g.pick(genWorkers)})
 	}
 	return ch
 }
 
 // next returns the next command, stamped with a version (occasionally a wrong
 // one) and the proposer time.
-func (g *gen) next(s *State) *pb.Command {
+func (g *gen) next(s *State) *fsmpb.Command {
 	g.now += int64(1 + g.r.IntN(1_000_000))
-	var cmd *pb.Command
+	var cmd *fsmpb.Command
 	if g.r.IntN(30) == 0 {
 		// Prune a few ids: terminal ones mostly, but also live, unknown
 		// and change-holding ones, which must be kept; rarely none at all.
@@ -931,10 +931,10 @@ func (g *gen) next(s *State) *pb.Command {
 	}
 	switch x := g.r.IntN(100); {
 	case x < 16:
-		c := &pb.SubmitTask{Type: g.taskType(), VolumeId: g.volume(), Collection: g.pick([]string{"", "c1"}), Priority: int32(g.r.IntN(5))}
+		c := &fsmpb.SubmitTask{Type: g.taskType(), VolumeId: g.volume(), Collection: g.pick([]string{"", "c1"}), Priority: int32(g.r.IntN(5))}
 		c.Origin = []string{"", "manual", "detector", "vacuum_detector"}[g.r.IntN(4)]
 		for range g.r.IntN(4) {
-			c.Params = append(c.Params, &pb.Param{Key: g.pick(genKeys), Value: g.pick(genWorkers)})
+			c.Params = append(c.Params, &fsmpb.Param{Key: g.pick(genKeys), Value: g.pick(genWorkers)})
 		}
 		cmd = submitWith(c)
 	case x < 30:
@@ -985,9 +985,9 @@ func (g *gen) next(s *State) *pb.Command {
 		}
 		cmd = retireCmd(ids...)
 	case x < 92:
-		var w *pb.Worker
+		var w *fsmpb.Worker
 		if g.r.IntN(20) != 0 {
-			w = &pb.Worker{Id: g.pick(genWorkers), MaxConcurrent: uint32(g.r.IntN(4)), Address: "10.0.0.1:1"}
+			w = &fsmpb.Worker{Id: g.pick(genWorkers), MaxConcurrent: uint32(g.r.IntN(4)), Address: "10.0.0.1:1"}
 			if g.r.IntN(20) == 0 {
 				w.Id = ""
 			}
@@ -995,7 +995,7 @@ func (g *gen) next(s *State) *pb.Command {
 				w.Capabilities = append(w.Capabilities, TaskTypes[i])
 			}
 			if g.r.IntN(20) == 0 {
-				w.Capabilities = append(w.Capabilities, pb.TaskType(7))
+				w.Capabilities = append(w.Capabilities, fsmpb.TaskType(7))
 			}
 		}
 		cmd = registerCmd(w)
@@ -1005,7 +1005,7 @@ func (g *gen) next(s *State) *pb.Command {
 		id, addr := g.pick([]string{"a1", "a2", ""}), g.pick([]string{"10.0.0.9:7000", "10.0.0.8:7000", ""})
 		cmd = adminCmd(id, addr)
 	case x < 99:
-		cmd = &pb.Command{} // no body
+		cmd = &fsmpb.Command{} // no body
 	default:
 		cmd = cancelCmd(g.taskID(s), "from the future")
 		cmd.Version = CurrentVersion + 1 + uint32(g.r.IntN(2))
@@ -1037,9 +1037,9 @@ func randomLog(t testing.TB, seed uint64, n int) [][]byte {
 	return out
 }
 
-func decodeAll(t testing.TB, log [][]byte) []*pb.Command {
+func decodeAll(t testing.TB, log [][]byte) []*fsmpb.Command {
 	t.Helper()
-	out := make([]*pb.Command, len(log))
+	out := make([]*fsmpb.Command, len(log))
 	for i, b := range log {
 		c, err := Decode(b)
 		if err != nil {

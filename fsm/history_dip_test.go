@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // TestEncodingVersionNeverDipsBelowWritten: while a member is being added
@@ -17,7 +17,7 @@ func TestEncodingVersionNeverDipsBelowWritten(t *testing.T) {
 	f := New()
 	idx := uint64(1)
 	ids := []string{"leader", "joining"} // neither advertised anything
-	apply := func(agreed uint32, c *pb.Command) {
+	apply := func(agreed uint32, c *fsmpb.Command) {
 		t.Helper()
 		b, err := EncodeAgreed(int64(idx), agreed, c)
 		if err != nil {
@@ -26,19 +26,19 @@ func TestEncodingVersionNeverDipsBelowWritten(t *testing.T) {
 		f.Apply(Entry{Index: idx, Command: true, Data: b})
 		idx++
 	}
-	task := func() *pb.Task {
-		var tk *pb.Task
+	task := func() *fsmpb.Task {
+		var tk *fsmpb.Task
 		f.Read(func(s *State) { tk, _ = s.Task(1) })
 		return tk
 	}
 	apply(HistoryVersion, submitCmd(ecType, 7))
-	apply(HistoryVersion, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w", Servers: []string{"a:1.2", "b:1.2"}}}})
+	apply(HistoryVersion, &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: 1, WorkerId: "w", Servers: []string{"a:1.2", "b:1.2"}}}})
 	if v := f.EncodingVersion(ids); v != HistoryVersion {
 		t.Fatalf("EncodingVersion after a version-%d entry, members not advertised: %d", HistoryVersion, v)
 	}
-	apply(f.EncodingVersion(ids), &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: 1, Fence: task().Fence}}})
-	apply(f.EncodingVersion(ids), &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w", Servers: []string{"c:1.2"}}}})
-	apply(f.EncodingVersion(ids), &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: 1, Fence: task().Fence}}})
+	apply(f.EncodingVersion(ids), &fsmpb.Command{Body: &fsmpb.Command_RequeueTask{RequeueTask: &fsmpb.RequeueTask{TaskId: 1, Fence: task().Fence}}})
+	apply(f.EncodingVersion(ids), &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: 1, WorkerId: "w", Servers: []string{"c:1.2"}}}})
+	apply(f.EncodingVersion(ids), &fsmpb.Command{Body: &fsmpb.Command_RequeueTask{RequeueTask: &fsmpb.RequeueTask{TaskId: 1, Fence: task().Fence}}})
 	got := task().EarlierServers
 	for _, want := range []string{"a:1.2", "b:1.2", "c:1.2"} {
 		if !slices.Contains(got, want) {

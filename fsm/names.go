@@ -4,33 +4,33 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
-var typeNames = map[pb.TaskType]string{
-	pb.TaskType_TASK_TYPE_VACUUM:         "vacuum",
-	pb.TaskType_TASK_TYPE_ERASURE_CODING: "erasure_coding",
-	pb.TaskType_TASK_TYPE_BALANCE:        "balance",
+var typeNames = map[fsmpb.TaskType]string{
+	fsmpb.TaskType_TASK_TYPE_VACUUM:         "vacuum",
+	fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: "erasure_coding",
+	fsmpb.TaskType_TASK_TYPE_BALANCE:        "balance",
 }
 
-var stateNames = map[pb.TaskState]string{
-	pb.TaskState_TASK_STATE_PENDING:   "pending",
-	pb.TaskState_TASK_STATE_ASSIGNED:  "assigned",
-	pb.TaskState_TASK_STATE_RUNNING:   "running",
-	pb.TaskState_TASK_STATE_COMPLETED: "completed",
-	pb.TaskState_TASK_STATE_FAILED:    "failed",
-	pb.TaskState_TASK_STATE_CANCELLED: "cancelled",
+var stateNames = map[fsmpb.TaskState]string{
+	fsmpb.TaskState_TASK_STATE_PENDING:   "pending",
+	fsmpb.TaskState_TASK_STATE_ASSIGNED:  "assigned",
+	fsmpb.TaskState_TASK_STATE_RUNNING:   "running",
+	fsmpb.TaskState_TASK_STATE_COMPLETED: "completed",
+	fsmpb.TaskState_TASK_STATE_FAILED:    "failed",
+	fsmpb.TaskState_TASK_STATE_CANCELLED: "cancelled",
 }
 
 // TaskTypes lists the known task types in a fixed order.
-var TaskTypes = []pb.TaskType{
-	pb.TaskType_TASK_TYPE_VACUUM,
-	pb.TaskType_TASK_TYPE_ERASURE_CODING,
-	pb.TaskType_TASK_TYPE_BALANCE,
+var TaskTypes = []fsmpb.TaskType{
+	fsmpb.TaskType_TASK_TYPE_VACUUM,
+	fsmpb.TaskType_TASK_TYPE_ERASURE_CODING,
+	fsmpb.TaskType_TASK_TYPE_BALANCE,
 }
 
 // TypeName is the operator-facing name of a task type ("vacuum", ...).
-func TypeName(t pb.TaskType) string {
+func TypeName(t fsmpb.TaskType) string {
 	if n, ok := typeNames[t]; ok {
 		return n
 	}
@@ -38,7 +38,7 @@ func TypeName(t pb.TaskType) string {
 }
 
 // StateName is the operator-facing name of a task state ("pending", ...).
-func StateName(s pb.TaskState) string {
+func StateName(s fsmpb.TaskState) string {
 	if n, ok := stateNames[s]; ok {
 		return n
 	}
@@ -46,26 +46,26 @@ func StateName(s pb.TaskState) string {
 }
 
 // ValidType reports whether t is a task type this version knows.
-func ValidType(t pb.TaskType) bool {
+func ValidType(t fsmpb.TaskType) bool {
 	_, ok := typeNames[t]
 	return ok
 }
 
 // ParseTaskType turns "vacuum", "erasure_coding" (or "ec") or "balance" into a type.
-func ParseTaskType(s string) (pb.TaskType, error) {
+func ParseTaskType(s string) (fsmpb.TaskType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "vacuum":
-		return pb.TaskType_TASK_TYPE_VACUUM, nil
+		return fsmpb.TaskType_TASK_TYPE_VACUUM, nil
 	case "erasure_coding", "ec", "erasure-coding":
-		return pb.TaskType_TASK_TYPE_ERASURE_CODING, nil
+		return fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, nil
 	case "balance":
-		return pb.TaskType_TASK_TYPE_BALANCE, nil
+		return fsmpb.TaskType_TASK_TYPE_BALANCE, nil
 	}
 	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding or balance)", s)
 }
 
 // ParseTaskState turns a state name such as "pending" into a state.
-func ParseTaskState(s string) (pb.TaskState, error) {
+func ParseTaskState(s string) (fsmpb.TaskState, error) {
 	for st, n := range stateNames {
 		if n == strings.ToLower(strings.TrimSpace(s)) {
 			return st, nil

@@ -6,7 +6,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 const (
@@ -23,8 +23,8 @@ func TestPropertyRandomLogs(t *testing.T) {
 	if testing.Short() {
 		seeds = 30
 	}
-	transitions := map[[2]pb.TaskState]int{}
-	codes := map[pb.ErrorCode]int{}
+	transitions := map[[2]fsmpb.TaskState]int{}
+	codes := map[fsmpb.ErrorCode]int{}
 	maxTasks, pruned := 0, 0
 	for seed := range seeds {
 		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
@@ -54,16 +54,16 @@ func TestPropertyRandomLogs(t *testing.T) {
 	}
 	// The generator must actually exercise the machine: every legal move and
 	// every error code, many times.
-	for from, tos := range map[pb.TaskState][]pb.TaskState{
+	for from, tos := range map[fsmpb.TaskState][]fsmpb.TaskState{
 		pending: {assigned, cancelled}, assigned: {running, failed, pending, cancelled}, running: {completed, failed, pending, cancelled},
 	} {
 		for _, to := range tos {
-			if n := transitions[[2]pb.TaskState{from, to}]; n < 10 {
+			if n := transitions[[2]fsmpb.TaskState{from, to}]; n < 10 {
 				t.Errorf("transition %s -> %s seen only %d times", StateName(from), StateName(to), n)
 			}
 		}
 	}
-	for _, code := range []pb.ErrorCode{codeNone, codeInvalid, codeNotFnd, codeIllegal, codeStale, codeBusy, codeVersion} {
+	for _, code := range []fsmpb.ErrorCode{codeNone, codeInvalid, codeNotFnd, codeIllegal, codeStale, codeBusy, codeVersion} {
 		if codes[code] < 10 {
 			t.Errorf("result code %v seen only %d times", code, codes[code])
 		}
@@ -125,7 +125,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var snap pb.StateSnapshot
+			var snap fsmpb.StateSnapshot
 			if err := proto.Unmarshal(b, &snap); err != nil {
 				t.Fatal(err)
 			}

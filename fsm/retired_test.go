@@ -3,7 +3,7 @@ package fsm
 import (
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // TestRetiredChangesRemembered: a retired change stays readable as recently
@@ -11,10 +11,10 @@ import (
 func TestRetiredChangesRemembered(t *testing.T) {
 	h := newHarness(t)
 	complete := func(vol uint32) uint64 {
-		id := h.ok(submitCmd(pb.TaskType_TASK_TYPE_VACUUM, vol)).Id
+		id := h.ok(submitCmd(fsmpb.TaskType_TASK_TYPE_VACUUM, vol)).Id
 		fence := h.ok(assignCmd(id, "w1")).Fence
 		h.ok(startCmd(id, fence))
-		h.ok(completeCmd(id, fence, &pb.CapacityChange{TaskId: id, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, OldSize: 100, NewSize: 40}))
+		h.ok(completeCmd(id, fence, &fsmpb.CapacityChange{TaskId: id, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, OldSize: 100, NewSize: 40}))
 		return id
 	}
 	a, b := complete(1), complete(2)

@@ -8,7 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // SnapshotVersion is the snapshot format this build writes and reads.
@@ -17,8 +17,8 @@ const SnapshotVersion = 1
 // Snapshot captures the whole state with every list sorted by key. It shares
 // the immutable values with the state, so it is cheap and safe to take under
 // the apply lock and to marshal after the lock is released.
-func (s *State) Snapshot() *pb.StateSnapshot {
-	snap := &pb.StateSnapshot{
+func (s *State) Snapshot() *fsmpb.StateSnapshot {
+	snap := &fsmpb.StateSnapshot{
 		Version:          SnapshotVersion,
 		NextTaskId:       s.nextTaskID,
 		AppliedIndex:     s.appliedIndex,
@@ -34,14 +34,14 @@ func (s *State) Snapshot() *pb.StateSnapshot {
 		snap.MaxCommandVersion = s.written
 	}
 	for id, addr := range s.admins {
-		snap.Admins = append(snap.Admins, &pb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: s.versions[id]})
+		snap.Admins = append(snap.Admins, &fsmpb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: s.versions[id]})
 	}
 	sort.Slice(snap.Admins, func(i, j int) bool { return snap.Admins[i].Id < snap.Admins[j].Id })
 	return snap
 }
 
 // FromSnapshot builds a fresh state from a snapshot, checking it is coherent.
-func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
+func FromSnapshot(snap *fsmpb.StateSnapshot) (*State, error) {
 	if snap.Version != SnapshotVersion {
 		return nil, fmt.Errorf("snapshot version %d is not supported (this build reads version %d)", snap.Version, SnapshotVersion)
 	}
@@ -91,7 +91,7 @@ func FromSnapshot(snap *pb.StateSnapshot) (*State, error) {
 }
 
 // MarshalSnapshot encodes a snapshot deterministically.
-func MarshalSnapshot(snap *pb.StateSnapshot) ([]byte, error) {
+func MarshalSnapshot(snap *fsmpb.StateSnapshot) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(snap)
 }
 

@@ -4,22 +4,22 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
-func validSnapshot() *pb.StateSnapshot {
-	return &pb.StateSnapshot{
+func validSnapshot() *fsmpb.StateSnapshot {
+	return &fsmpb.StateSnapshot{
 		Version:      SnapshotVersion,
 		NextTaskId:   5,
 		AppliedIndex: 40,
-		Tasks: []*pb.Task{
+		Tasks: []*fsmpb.Task{
 			{Id: 1, Type: vacuum, VolumeId: 1, State: completed, Attempt: 1, Fence: 3},
 			{Id: 2, Type: vacuum, VolumeId: 1, State: running, Attempt: 2, Fence: 30, WorkerId: "w1"},
 			{Id: 4, Type: ecType, VolumeId: 2, State: pending, Attempt: 1},
 		},
-		CapacityChanges: []*pb.CapacityChange{{TaskId: 1, Type: vacuum, VolumeId: 1}},
-		Workers:         []*pb.Worker{{Id: "w1", Capabilities: []pb.TaskType{vacuum}}},
-		Admins:          []*pb.AdminNode{{Id: "a1", GrpcAddr: "x:1"}},
+		CapacityChanges: []*fsmpb.CapacityChange{{TaskId: 1, Type: vacuum, VolumeId: 1}},
+		Workers:         []*fsmpb.Worker{{Id: "w1", Capabilities: []fsmpb.TaskType{vacuum}}},
+		Admins:          []*fsmpb.AdminNode{{Id: "a1", GrpcAddr: "x:1"}},
 	}
 }
 
@@ -57,36 +57,36 @@ func TestFromSnapshotAcceptsValid(t *testing.T) {
 func TestFromSnapshotRejects(t *testing.T) {
 	cases := []struct {
 		name   string
-		mutate func(*pb.StateSnapshot)
+		mutate func(*fsmpb.StateSnapshot)
 		want   string
 	}{
-		{"version 0", func(s *pb.StateSnapshot) { s.Version = 0 }, "version"},
-		{"version 2", func(s *pb.StateSnapshot) { s.Version = SnapshotVersion + 1 }, "version"},
-		{"two active on one volume", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 3, Type: balance, VolumeId: 1, State: assigned, Attempt: 1, Fence: 9})
+		{"version 0", func(s *fsmpb.StateSnapshot) { s.Version = 0 }, "version"},
+		{"version 2", func(s *fsmpb.StateSnapshot) { s.Version = SnapshotVersion + 1 }, "version"},
+		{"two active on one volume", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 3, Type: balance, VolumeId: 1, State: assigned, Attempt: 1, Fence: 9})
 		}, "two active"},
-		{"two pending on one volume", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 3, Type: balance, VolumeId: 2, State: pending, Attempt: 1})
+		{"two pending on one volume", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 3, Type: balance, VolumeId: 2, State: pending, Attempt: 1})
 		}, "two active"},
-		{"duplicate task id", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 1, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
+		{"duplicate task id", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 1, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
 		}, "twice"},
-		{"duplicate active task id", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 4, Type: ecType, VolumeId: 2, State: pending, Attempt: 1})
+		{"duplicate active task id", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 4, Type: ecType, VolumeId: 2, State: pending, Attempt: 1})
 		}, ""},
-		{"task id == next", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 5, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
+		{"task id == next", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 5, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
 		}, "outside"},
-		{"task id > next", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 500, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
+		{"task id > next", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 500, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
 		}, "outside"},
-		{"task id 0", func(s *pb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &pb.Task{Id: 0, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
+		{"task id 0", func(s *fsmpb.StateSnapshot) {
+			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 0, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
 		}, "outside"},
-		{"next id 0 with tasks", func(s *pb.StateSnapshot) { s.NextTaskId = 0 }, "next task id 0"},
-		{"next id 0 without tasks", func(s *pb.StateSnapshot) { s.NextTaskId = 0; s.Tasks = nil; s.CapacityChanges = nil }, "next task id 0"},
-		{"duplicate capacity change", func(s *pb.StateSnapshot) {
-			s.CapacityChanges = append(s.CapacityChanges, &pb.CapacityChange{TaskId: 1, VolumeId: 1}, &pb.CapacityChange{TaskId: 1, VolumeId: 1})
+		{"next id 0 with tasks", func(s *fsmpb.StateSnapshot) { s.NextTaskId = 0 }, "next task id 0"},
+		{"next id 0 without tasks", func(s *fsmpb.StateSnapshot) { s.NextTaskId = 0; s.Tasks = nil; s.CapacityChanges = nil }, "next task id 0"},
+		{"duplicate capacity change", func(s *fsmpb.StateSnapshot) {
+			s.CapacityChanges = append(s.CapacityChanges, &fsmpb.CapacityChange{TaskId: 1, VolumeId: 1}, &fsmpb.CapacityChange{TaskId: 1, VolumeId: 1})
 		}, "twice"},
 	}
 	for _, tc := range cases {
@@ -113,10 +113,10 @@ func TestSnapshotSorted(t *testing.T) {
 	h := newHarness(t)
 	for _, vol := range []uint32{9, 3, 7, 1, 5} {
 		tk := h.taskIn(running, vol)
-		h.ok(completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{}))
+		h.ok(completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{}))
 	}
 	for _, w := range []string{"w9", "w1", "w5"} {
-		h.ok(registerCmd(&pb.Worker{Id: w}))
+		h.ok(registerCmd(&fsmpb.Worker{Id: w}))
 	}
 	for _, a := range []string{"z", "a", "m"} {
 		h.ok(adminCmd(a, a+":1"))
@@ -135,8 +135,8 @@ func TestSnapshotSorted(t *testing.T) {
 	if snap.Workers[0].Id != "w1" || snap.Workers[2].Id != "w9" || snap.Admins[0].Id != "a" || snap.Admins[2].Id != "z" {
 		t.Fatalf("workers/admins unsorted: %v %v", snap.Workers, snap.Admins)
 	}
-	if len(h.s.Tasks(TaskFilter{VolumeID: 3})) != 1 || len(h.s.Tasks(TaskFilter{States: []pb.TaskState{completed}})) != 5 ||
-		len(h.s.Tasks(TaskFilter{States: []pb.TaskState{pending, running}})) != 0 {
+	if len(h.s.Tasks(TaskFilter{VolumeID: 3})) != 1 || len(h.s.Tasks(TaskFilter{States: []fsmpb.TaskState{completed}})) != 5 ||
+		len(h.s.Tasks(TaskFilter{States: []fsmpb.TaskState{pending, running}})) != 0 {
 		t.Fatalf("TaskFilter")
 	}
 }

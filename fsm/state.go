@@ -3,35 +3,35 @@ package fsm
 import (
 	"sort"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // State is the replicated state machine without any raft or locking. Stored
-// *pb.Task, *pb.CapacityChange and *pb.Worker values are immutable: a change
+// *fsmpb.Task, *fsmpb.CapacityChange and *fsmpb.Worker values are immutable: a change
 // replaces the pointer with a modified copy, so readers and snapshots may keep
 // pointers without copying.
 type State struct {
 	nextTaskID   uint64
 	appliedIndex uint64
-	tasks        map[uint64]*pb.Task
+	tasks        map[uint64]*fsmpb.Task
 	// byState indexes task ids by state, so the scheduler's frequent reads of
 	// pending and running tasks do not scan the whole history.
-	byState map[pb.TaskState]map[uint64]struct{}
+	byState map[fsmpb.TaskState]map[uint64]struct{}
 	// active maps a volume to its one active (pending/assigned/running) task.
 	active map[uint32]uint64
 	// changes holds committed-but-unreported capacity changes by task id.
-	changes map[uint64]*pb.CapacityChange
+	changes map[uint64]*fsmpb.CapacityChange
 	// retired holds changes retired within RetiredKeep, by task id (see
 	// RecentlyRetired).
-	retired map[uint64]*pb.CapacityChange
+	retired map[uint64]*fsmpb.CapacityChange
 	// retiredByVolume counts the remembered retired changes per volume.
 	retiredByVolume map[uint32]int
 	// changesByVolume counts unretired changes per volume.
 	changesByVolume map[uint32]int
 	// volumeChanges lists each volume's unretired changes, so a read of one
 	// volume does not copy and sort every change.
-	volumeChanges map[uint32][]*pb.CapacityChange
-	workers       map[string]*pb.Worker
+	volumeChanges map[uint32][]*fsmpb.CapacityChange
+	workers       map[string]*fsmpb.Worker
 	admins        map[string]string
 	// versions holds each admin's advertised command version (at least
 	// CommandVersion for every admin with an address).
@@ -51,15 +51,15 @@ type State struct {
 func NewState() *State {
 	return &State{
 		nextTaskID:      1,
-		tasks:           map[uint64]*pb.Task{},
-		byState:         map[pb.TaskState]map[uint64]struct{}{},
+		tasks:           map[uint64]*fsmpb.Task{},
+		byState:         map[fsmpb.TaskState]map[uint64]struct{}{},
 		active:          map[uint32]uint64{},
-		changes:         map[uint64]*pb.CapacityChange{},
-		retired:         map[uint64]*pb.CapacityChange{},
+		changes:         map[uint64]*fsmpb.CapacityChange{},
+		retired:         map[uint64]*fsmpb.CapacityChange{},
 		retiredByVolume: map[uint32]int{},
 		changesByVolume: map[uint32]int{},
-		volumeChanges:   map[uint32][]*pb.CapacityChange{},
-		workers:         map[string]*pb.Worker{},
+		volumeChanges:   map[uint32][]*fsmpb.CapacityChange{},
+		workers:         map[string]*fsmpb.Worker{},
 		admins:          map[string]string{},
 		versions:        map[string]uint32{},
 		written:         CommandVersion,
@@ -102,13 +102,13 @@ func (s *State) TestCommandIndex() uint64 { return s.testCommandIndex }
 func (s *State) AppliedIndex() uint64 { return s.appliedIndex }
 
 // Task returns the task with the given id. The result must not be modified.
-func (s *State) Task(id uint64) (*pb.Task, bool) {
+func (s *State) Task(id uint64) (*fsmpb.Task, bool) {
 	t, ok := s.tasks[id]
 	return t, ok
 }
 
 // ActiveTask returns the active task holding a volume's reservation, if any.
-func (s *State) ActiveTask(volume uint32) (*pb.Task, bool) {
+func (s *State) ActiveTask(volume uint32) (*fsmpb.Task, bool) {
 	id, ok := s.active[volume]
 	if !ok {
 		return nil, false
@@ -118,11 +118,11 @@ func (s *State) ActiveTask(volume uint32) (*pb.Task, bool) {
 
 // TaskFilter selects tasks; zero values match everything.
 type TaskFilter struct {
-	States   []pb.TaskState
+	States   []fsmpb.TaskState
 	VolumeID uint32
 }
 
-func (f TaskFilter) match(t *pb.Task) bool {
+func (f TaskFilter) match(t *fsmpb.Task) bool {
 	if f.VolumeID != 0 && t.VolumeId != f.VolumeID {
 		return false
 	}
@@ -138,17 +138,17 @@ func (f TaskFilter) match(t *pb.Task) bool {
 }
 
 // Tasks returns the matching tasks ordered by id. Results must not be modified.
-func (s *State) Tasks(f TaskFilter) []*pb.Task {
-	var out []*pb.Task
+func (s *State) Tasks(f TaskFilter) []*fsmpb.Task {
+	var out []*fsmpb.Task
 	if len(f.States) == 0 {
-		out = make([]*pb.Task, 0, len(s.tasks))
+		out = make([]*fsmpb.Task, 0, len(s.tasks))
 		for _, t := range s.tasks {
 			if f.match(t) {
 				out = append(out, t)
 			}
 		}
 	} else {
-		seen := map[pb.TaskState]bool{}
+		seen := map[fsmpb.TaskState]bool{}
 		for _, st := range f.States {
 			if seen[st] {
 				continue
@@ -166,8 +166,8 @@ func (s *State) Tasks(f TaskFilter) []*pb.Task {
 }
 
 // CapacityChanges returns the unretired capacity changes ordered by task id.
-func (s *State) CapacityChanges() []*pb.CapacityChange {
-	out := make([]*pb.CapacityChange, 0, len(s.changes))
+func (s *State) CapacityChanges() []*fsmpb.CapacityChange {
+	out := make([]*fsmpb.CapacityChange, 0, len(s.changes))
 	for _, c := range s.changes {
 		out = append(out, c)
 	}
@@ -179,8 +179,8 @@ func (s *State) CapacityChanges() []*pb.CapacityChange {
 // ordered by task id. The leader retires a change once its own poll of the
 // master shows it; another node's copy of the topology may be up to a poll
 // older, and with these it can tell whether its copy shows the change yet.
-func (s *State) RecentlyRetired(volume uint32) []*pb.CapacityChange {
-	var out []*pb.CapacityChange
+func (s *State) RecentlyRetired(volume uint32) []*fsmpb.CapacityChange {
+	var out []*fsmpb.CapacityChange
 	for _, c := range s.retired {
 		if c.VolumeId == volume {
 			out = append(out, c)
@@ -193,12 +193,12 @@ func (s *State) RecentlyRetired(volume uint32) []*pb.CapacityChange {
 // VolumeChanges returns one volume's unretired capacity changes ordered by
 // task id (nil if none): CapacityChanges filtered to the volume, without a
 // pass over every change. The changes must not be modified.
-func (s *State) VolumeChanges(volume uint32) []*pb.CapacityChange {
+func (s *State) VolumeChanges(volume uint32) []*fsmpb.CapacityChange {
 	cs := s.volumeChanges[volume]
 	if len(cs) == 0 {
 		return nil
 	}
-	out := append([]*pb.CapacityChange(nil), cs...)
+	out := append([]*fsmpb.CapacityChange(nil), cs...)
 	sort.Slice(out, func(i, j int) bool { return out[i].TaskId < out[j].TaskId })
 	return out
 }
@@ -207,7 +207,7 @@ func (s *State) VolumeChanges(volume uint32) []*pb.CapacityChange {
 func (s *State) HasRetiredChange(volume uint32) bool { return s.retiredByVolume[volume] > 0 }
 
 // remember and forget keep the retired changes and their per-volume count.
-func (s *State) remember(c *pb.CapacityChange) {
+func (s *State) remember(c *fsmpb.CapacityChange) {
 	s.retired[c.TaskId] = c
 	s.retiredByVolume[c.VolumeId]++
 }
@@ -221,8 +221,8 @@ func (s *State) forget(id uint64) {
 }
 
 // RetiredChanges returns every recently retired change ordered by task id.
-func (s *State) RetiredChanges() []*pb.CapacityChange {
-	out := make([]*pb.CapacityChange, 0, len(s.retired))
+func (s *State) RetiredChanges() []*fsmpb.CapacityChange {
+	out := make([]*fsmpb.CapacityChange, 0, len(s.retired))
 	for _, c := range s.retired {
 		out = append(out, c)
 	}
@@ -231,7 +231,7 @@ func (s *State) RetiredChanges() []*pb.CapacityChange {
 }
 
 // addChange records an unretired capacity change.
-func (s *State) addChange(c *pb.CapacityChange) {
+func (s *State) addChange(c *fsmpb.CapacityChange) {
 	s.changes[c.TaskId] = c
 	s.changesByVolume[c.VolumeId]++
 	s.volumeChanges[c.VolumeId] = append(s.volumeChanges[c.VolumeId], c)
@@ -242,8 +242,8 @@ func (s *State) addChange(c *pb.CapacityChange) {
 func (s *State) HasUnreportedChange(volume uint32) bool { return s.changesByVolume[volume] > 0 }
 
 // Workers returns the registered workers ordered by id.
-func (s *State) Workers() []*pb.Worker {
-	out := make([]*pb.Worker, 0, len(s.workers))
+func (s *State) Workers() []*fsmpb.Worker {
+	out := make([]*fsmpb.Worker, 0, len(s.workers))
 	for _, w := range s.workers {
 		out = append(out, w)
 	}
@@ -259,7 +259,7 @@ func (s *State) AdminAddr(id string) (string, bool) {
 
 // putTask stores t and keeps the state and volume reservation indexes in
 // step with its state.
-func (s *State) putTask(t *pb.Task) {
+func (s *State) putTask(t *fsmpb.Task) {
 	if old, ok := s.tasks[t.Id]; ok && old.State != t.State {
 		delete(s.byState[old.State], t.Id)
 	}
@@ -297,11 +297,11 @@ func (s *State) removeTask(id uint64) {
 }
 
 // CountByState is the number of tasks in a state.
-func (s *State) CountByState(st pb.TaskState) int { return len(s.byState[st]) }
+func (s *State) CountByState(st fsmpb.TaskState) int { return len(s.byState[st]) }
 
 // CountByTypeAndState calls fn once for every (type, state) pair that has
 // tasks, with their number; for metrics, without sorting the history.
-func (s *State) CountByTypeAndState(fn func(typ pb.TaskType, st pb.TaskState, n int)) {
+func (s *State) CountByTypeAndState(fn func(typ fsmpb.TaskType, st fsmpb.TaskState, n int)) {
 	counts := map[[2]int32]int{}
 	for st, ids := range s.byState {
 		for id := range ids {
@@ -311,6 +311,6 @@ func (s *State) CountByTypeAndState(fn func(typ pb.TaskType, st pb.TaskState, n 
 		}
 	}
 	for k, n := range counts {
-		fn(pb.TaskType(k[0]), pb.TaskState(k[1]), n)
+		fn(fsmpb.TaskType(k[0]), fsmpb.TaskState(k[1]), n)
 	}
 }

@@ -3,30 +3,30 @@ package fsm
 import (
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 func TestSubmitInvalid(t *testing.T) {
 	h := newHarness(t)
-	h.refuse(codeInvalid, submitCmd(pb.TaskType_TASK_TYPE_UNSPECIFIED, 1))
-	h.refuse(codeInvalid, submitCmd(pb.TaskType(42), 1))
+	h.refuse(codeInvalid, submitCmd(fsmpb.TaskType_TASK_TYPE_UNSPECIFIED, 1))
+	h.refuse(codeInvalid, submitCmd(fsmpb.TaskType(42), 1))
 	h.refuse(codeInvalid, submitCmd(vacuum, 0))
-	h.refuse(codeInvalid, submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Params: []*pb.Param{
+	h.refuse(codeInvalid, submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Params: []*fsmpb.Param{
 		{Key: "b", Value: "1"}, {Key: "a", Value: "2"}, {Key: "b", Value: "3"},
 	}}))
-	h.refuse(codeInvalid, submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Params: []*pb.Param{{Key: ""}, {Key: ""}}}))
+	h.refuse(codeInvalid, submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Params: []*fsmpb.Param{{Key: ""}, {Key: ""}}}))
 	if h.s.nextTaskID != 1 || len(h.s.tasks) != 0 {
 		t.Fatalf("refused submits created tasks")
 	}
 	// Distinct keys are fine.
-	h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Params: []*pb.Param{{Key: "b"}, {Key: "a"}}}))
+	h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Params: []*fsmpb.Param{{Key: "b"}, {Key: "a"}}}))
 }
 
 func TestSubmitExistingAndBusy(t *testing.T) {
 	h := newHarness(t)
-	first := h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Collection: "c1"}))
+	first := h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Collection: "c1"}))
 
-	for _, st := range []pb.TaskState{pending, assigned, running} {
+	for _, st := range []fsmpb.TaskState{pending, assigned, running} {
 		switch st {
 		case assigned:
 			h.ok(assignCmd(first.Id, "w1"))
@@ -35,7 +35,7 @@ func TestSubmitExistingAndBusy(t *testing.T) {
 		}
 		// Same type + volume while active: the existing task, no new id.
 		before := contentKey(t, h.s)
-		res := h.apply(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Collection: "other", Origin: "detector"}))
+		res := h.apply(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Collection: "other", Origin: "detector"}))
 		if res.ErrorCode != codeNone || !res.Existing || res.Task == nil || res.Task.Id != first.Id || res.Task.State != st {
 			t.Fatalf("%s: duplicate submit gave %v", StateName(st), res)
 		}
@@ -77,15 +77,15 @@ func TestSubmitAfterFailure(t *testing.T) {
 func TestUnreportedChangeBlocksDetector(t *testing.T) {
 	h := newHarness(t)
 	tk := h.taskIn(running, 1)
-	h.ok(completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{OldSize: 10, NewSize: 5}))
+	h.ok(completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{OldSize: 10, NewSize: 5}))
 	other := h.taskIn(running, 2)
-	h.ok(completeCmd(other.Id, other.Fence, &pb.CapacityChange{OldSize: 10, NewSize: 5}))
+	h.ok(completeCmd(other.Id, other.Fence, &fsmpb.CapacityChange{OldSize: 10, NewSize: 5}))
 
 	for _, origin := range []string{"detector", "vacuum_detector"} {
-		h.refuse(codeBusy, submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: origin}))
+		h.refuse(codeBusy, submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: origin}))
 	}
 	// A volume without a change is fine for detectors.
-	h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 3, Origin: "detector"}))
+	h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 3, Origin: "detector"}))
 
 	// Retire: unknown ids (and repeats) are ignored.
 	h.ok(retireCmd(999, 0, other.Id, other.Id))
@@ -97,10 +97,10 @@ func TestUnreportedChangeBlocksDetector(t *testing.T) {
 	if contentKey(t, h.s) != before {
 		t.Fatalf("retiring an unknown id changed the state")
 	}
-	h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 2, Origin: "detector"}))
+	h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 2, Origin: "detector"}))
 
 	// Manual (explicit or empty origin) is allowed despite the change.
-	m := h.ok(submitWith(&pb.SubmitTask{Type: ecType, VolumeId: 1, Origin: "manual"}))
+	m := h.ok(submitWith(&fsmpb.SubmitTask{Type: ecType, VolumeId: 1, Origin: "manual"}))
 	h.ok(cancelCmd(m.Id, ""))
 	if m := h.ok(submitCmd(ecType, 1)); m.Origin != "manual" {
 		t.Fatalf("empty origin stored as %q", m.Origin)
@@ -112,7 +112,7 @@ func TestUnreportedChangeBlocksDetector(t *testing.T) {
 	if h.s.HasUnreportedChange(1) {
 		t.Fatalf("change not retired")
 	}
-	if d := h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: "detector"})); d.Origin != "detector" {
+	if d := h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: "detector"})); d.Origin != "detector" {
 		t.Fatalf("origin %q", d.Origin)
 	}
 }
@@ -125,17 +125,17 @@ func TestUnreportedChangeBlocksDetector(t *testing.T) {
 func TestDuplicateCompleteDoesNotReRecordChange(t *testing.T) {
 	h := newHarness(t)
 	tk := h.taskIn(running, 3)
-	done := h.ok(completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{NewSize: 1}))
-	h.refuse(codeIllegal, completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{NewSize: 1}))
+	done := h.ok(completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{NewSize: 1}))
+	h.refuse(codeIllegal, completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{NewSize: 1}))
 	if h.task(tk.Id) != done {
 		t.Fatalf("completed task rewritten")
 	}
 	h.ok(retireCmd(tk.Id))
-	h.refuse(codeIllegal, completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{NewSize: 1}))
+	h.refuse(codeIllegal, completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{NewSize: 1}))
 	if h.s.HasUnreportedChange(3) {
 		t.Fatalf("retired change came back")
 	}
-	h.ok(submitWith(&pb.SubmitTask{Type: vacuum, VolumeId: 3, Origin: "detector"}))
+	h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 3, Origin: "detector"}))
 }
 
 func TestUnknownVersion(t *testing.T) {
@@ -143,7 +143,7 @@ func TestUnknownVersion(t *testing.T) {
 		h := newHarness(t)
 		h.ok(submitCmd(vacuum, 1))
 		before := contentKey(t, h.s)
-		for i, body := range []*pb.Command{submitCmd(ecType, 2), assignCmd(1, "w1"), cancelCmd(1, ""), adminCmd("a", "b"), {}} {
+		for i, body := range []*fsmpb.Command{submitCmd(ecType, 2), assignCmd(1, "w1"), cancelCmd(1, ""), adminCmd("a", "b"), {}} {
 			body.Version, body.Now = v, 99
 			res := h.s.Apply(uint64(10+i), body)
 			if res.ErrorCode != codeVersion || res.Task != nil || res.Index != uint64(10+i) {
@@ -208,7 +208,7 @@ func TestAppliedIndexMonotonic(t *testing.T) {
 // ApplyBatch, so that cannot bite through the FSM.)
 func TestApplyDoesNotAliasCommand(t *testing.T) {
 	s := NewState()
-	apply := func(i uint64, c *pb.Command) *pb.ApplyResult {
+	apply := func(i uint64, c *fsmpb.Command) *fsmpb.ApplyResult {
 		c.Version = CommandVersion
 		r := s.Apply(i, c)
 		if r.ErrorCode != codeNone {
@@ -216,19 +216,19 @@ func TestApplyDoesNotAliasCommand(t *testing.T) {
 		}
 		return r
 	}
-	sub := submitWith(&pb.SubmitTask{Type: ecType, VolumeId: 1, Params: []*pb.Param{{Key: "b"}, {Key: "a"}}})
+	sub := submitWith(&fsmpb.SubmitTask{Type: ecType, VolumeId: 1, Params: []*fsmpb.Param{{Key: "b"}, {Key: "a"}}})
 	apply(1, sub)
 	if p := sub.GetSubmitTask().Params; p[0].Key != "b" {
 		t.Fatalf("submit reordered the command's params")
 	}
 	apply(2, assignCmd(1, "w1"))
 	apply(3, startCmd(1, 2))
-	ch := &pb.CapacityChange{TaskId: 77, OldSize: 9, Shards: []*pb.ShardPlacement{{ShardId: 5}, {ShardId: 1}}}
+	ch := &fsmpb.CapacityChange{TaskId: 77, OldSize: 9, Shards: []*fsmpb.ShardPlacement{{ShardId: 5}, {ShardId: 1}}}
 	apply(4, completeCmd(1, 2, ch))
 	if ch.TaskId != 77 || ch.Shards[0].ShardId != 5 || ch.CompletedAt != 0 {
 		t.Fatalf("complete modified the command's change: %v", ch)
 	}
-	w := &pb.Worker{Id: "w1", Capabilities: []pb.TaskType{balance, vacuum}}
+	w := &fsmpb.Worker{Id: "w1", Capabilities: []fsmpb.TaskType{balance, vacuum}}
 	apply(5, registerCmd(w))
 	if w.Capabilities[0] != balance || w.RegisteredAt != 0 {
 		t.Fatalf("register modified the command's worker: %v", w)

@@ -1,18 +1,18 @@
 package fsm
 
-import "github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+import "github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 
 const (
-	pending   = pb.TaskState_TASK_STATE_PENDING
-	assigned  = pb.TaskState_TASK_STATE_ASSIGNED
-	running   = pb.TaskState_TASK_STATE_RUNNING
-	completed = pb.TaskState_TASK_STATE_COMPLETED
-	failed    = pb.TaskState_TASK_STATE_FAILED
-	cancelled = pb.TaskState_TASK_STATE_CANCELLED
+	pending   = fsmpb.TaskState_TASK_STATE_PENDING
+	assigned  = fsmpb.TaskState_TASK_STATE_ASSIGNED
+	running   = fsmpb.TaskState_TASK_STATE_RUNNING
+	completed = fsmpb.TaskState_TASK_STATE_COMPLETED
+	failed    = fsmpb.TaskState_TASK_STATE_FAILED
+	cancelled = fsmpb.TaskState_TASK_STATE_CANCELLED
 )
 
 // legal lists every allowed (from, to) pair; nothing else may happen to a task.
-var legal = map[[2]pb.TaskState]bool{
+var legal = map[[2]fsmpb.TaskState]bool{
 	{pending, assigned}:   true,
 	{assigned, running}:   true,
 	{running, completed}:  true,
@@ -26,10 +26,10 @@ var legal = map[[2]pb.TaskState]bool{
 }
 
 // Legal reports whether a task may move from one state to another.
-func Legal(from, to pb.TaskState) bool { return legal[[2]pb.TaskState{from, to}] }
+func Legal(from, to fsmpb.TaskState) bool { return legal[[2]fsmpb.TaskState{from, to}] }
 
 // Terminal reports whether s is an end state (completed, failed, cancelled).
-func Terminal(s pb.TaskState) bool { return s == completed || s == failed || s == cancelled }
+func Terminal(s fsmpb.TaskState) bool { return s == completed || s == failed || s == cancelled }
 
 // Active reports whether a task in state s holds its volume's reservation.
-func Active(s pb.TaskState) bool { return s == pending || s == assigned || s == running }
+func Active(s fsmpb.TaskState) bool { return s == pending || s == assigned || s == running }

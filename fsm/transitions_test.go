@@ -7,13 +7,13 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // TestLegalTable checks every (from, to) pair of the six states, plus the
 // unspecified state, against the diagram in docs/architecture.md §4.2.
 func TestLegalTable(t *testing.T) {
-	want := map[[2]pb.TaskState]bool{
+	want := map[[2]fsmpb.TaskState]bool{
 		{pending, assigned}:   true,
 		{assigned, running}:   true,
 		{running, completed}:  true,
@@ -25,12 +25,12 @@ func TestLegalTable(t *testing.T) {
 		{assigned, cancelled}: true,
 		{running, cancelled}:  true,
 	}
-	states := append([]pb.TaskState{pb.TaskState_TASK_STATE_UNSPECIFIED}, allStates...)
+	states := append([]fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_UNSPECIFIED}, allStates...)
 	n := 0
 	for _, from := range states {
 		for _, to := range states {
 			t.Run(StateName(from)+"->"+StateName(to), func(t *testing.T) {
-				if got := Legal(from, to); got != want[[2]pb.TaskState{from, to}] {
+				if got := Legal(from, to); got != want[[2]fsmpb.TaskState{from, to}] {
 					t.Fatalf("Legal(%s, %s) = %v", StateName(from), StateName(to), got)
 				}
 			})
@@ -63,7 +63,7 @@ func TestTerminalActiveClassification(t *testing.T) {
 			t.Errorf("%s: Terminal=%v Active=%v", StateName(st), Terminal(st), Active(st))
 		}
 	}
-	if Terminal(pb.TaskState_TASK_STATE_UNSPECIFIED) || Active(pb.TaskState_TASK_STATE_UNSPECIFIED) {
+	if Terminal(fsmpb.TaskState_TASK_STATE_UNSPECIFIED) || Active(fsmpb.TaskState_TASK_STATE_UNSPECIFIED) {
 		t.Errorf("unspecified state classified")
 	}
 }
@@ -72,9 +72,9 @@ func TestTerminalActiveClassification(t *testing.T) {
 // and checks every field the commands are supposed to set.
 func TestLifecycle(t *testing.T) {
 	h := newHarness(t)
-	sub := submitWith(&pb.SubmitTask{
+	sub := submitWith(&fsmpb.SubmitTask{
 		Type: ecType, VolumeId: 7, Collection: "pics", Source: "s1", Target: "s2", Priority: 3,
-		Params: []*pb.Param{{Key: "z", Value: "1"}, {Key: "a", Value: "2"}},
+		Params: []*fsmpb.Param{{Key: "z", Value: "1"}, {Key: "a", Value: "2"}},
 	})
 	tk := h.ok(sub)
 	if tk.Id != 1 || tk.State != pending || tk.Attempt != 1 || tk.Fence != 0 || tk.Origin != "manual" ||
@@ -107,7 +107,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("progress %v", tk)
 	}
 
-	ch := &pb.CapacityChange{OldSize: 100, NewSize: 40, TaskId: 999, VolumeId: 999, Shards: []*pb.ShardPlacement{
+	ch := &fsmpb.CapacityChange{OldSize: 100, NewSize: 40, TaskId: 999, VolumeId: 999, Shards: []*fsmpb.ShardPlacement{
 		{ShardId: 3, Server: "c"}, {ShardId: 0, Server: "a"}, {ShardId: 1, Server: "b"},
 	}}
 	tk = h.ok(completeCmd(1, fence, ch))
@@ -135,7 +135,7 @@ func TestLifecycle(t *testing.T) {
 }
 
 func TestRequeue(t *testing.T) {
-	for _, from := range []pb.TaskState{assigned, running} {
+	for _, from := range []fsmpb.TaskState{assigned, running} {
 		for _, useFence := range []bool{false, true} {
 			for _, retry := range []bool{false, true} {
 				name := StateName(from)
@@ -189,7 +189,7 @@ func TestRequeue(t *testing.T) {
 }
 
 func TestCancel(t *testing.T) {
-	for _, from := range []pb.TaskState{pending, assigned, running} {
+	for _, from := range []fsmpb.TaskState{pending, assigned, running} {
 		t.Run(StateName(from), func(t *testing.T) {
 			h := newHarness(t)
 			tk := h.taskIn(from, 5)
@@ -209,7 +209,7 @@ func TestCancel(t *testing.T) {
 }
 
 func TestFail(t *testing.T) {
-	for _, from := range []pb.TaskState{assigned, running} {
+	for _, from := range []fsmpb.TaskState{assigned, running} {
 		t.Run(StateName(from), func(t *testing.T) {
 			h := newHarness(t)
 			tk := h.taskIn(from, 5)
@@ -227,60 +227,60 @@ func TestFail(t *testing.T) {
 // TestIllegalMoves drives a task to a state and sends a command that must be
 // refused with the given code, leaving the state unchanged.
 func TestIllegalMoves(t *testing.T) {
-	type mk func(tk *pb.Task) *pb.Command
+	type mk func(tk *fsmpb.Task) *fsmpb.Command
 	cases := []struct {
 		name string
-		from pb.TaskState
+		from fsmpb.TaskState
 		cmd  mk
-		code pb.ErrorCode
+		code fsmpb.ErrorCode
 	}{
-		{"complete pending", pending, func(tk *pb.Task) *pb.Command { return completeCmd(tk.Id, 0, nil) }, codeIllegal},
-		{"fail pending", pending, func(tk *pb.Task) *pb.Command { return failCmd(tk.Id, 0, "x") }, codeIllegal},
-		{"start pending", pending, func(tk *pb.Task) *pb.Command { return startCmd(tk.Id, 0) }, codeIllegal},
-		{"progress pending", pending, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, 0, 5, "") }, codeIllegal},
-		{"requeue pending", pending, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id, 0, "", false) }, codeIllegal},
-		{"requeue pending with fence", pending, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id, 7, "", true) }, codeIllegal},
-		{"assign assigned", assigned, func(tk *pb.Task) *pb.Command { return assignCmd(tk.Id, "w2") }, codeIllegal},
-		{"complete assigned", assigned, func(tk *pb.Task) *pb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
-		{"progress assigned", assigned, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, 5, "") }, codeIllegal},
-		{"assign running", running, func(tk *pb.Task) *pb.Command { return assignCmd(tk.Id, "w2") }, codeIllegal},
-		{"start running", running, func(tk *pb.Task) *pb.Command { return startCmd(tk.Id, tk.Fence) }, codeIllegal},
-		{"start completed", completed, func(tk *pb.Task) *pb.Command { return startCmd(tk.Id, tk.Fence) }, codeIllegal},
-		{"assign completed", completed, func(tk *pb.Task) *pb.Command { return assignCmd(tk.Id, "w1") }, codeIllegal},
-		{"progress completed", completed, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, 5, "") }, codeIllegal},
-		{"complete completed", completed, func(tk *pb.Task) *pb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
-		{"complete completed with change", completed, func(tk *pb.Task) *pb.Command {
-			return completeCmd(tk.Id, tk.Fence, &pb.CapacityChange{NewSize: 1})
+		{"complete pending", pending, func(tk *fsmpb.Task) *fsmpb.Command { return completeCmd(tk.Id, 0, nil) }, codeIllegal},
+		{"fail pending", pending, func(tk *fsmpb.Task) *fsmpb.Command { return failCmd(tk.Id, 0, "x") }, codeIllegal},
+		{"start pending", pending, func(tk *fsmpb.Task) *fsmpb.Command { return startCmd(tk.Id, 0) }, codeIllegal},
+		{"progress pending", pending, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, 0, 5, "") }, codeIllegal},
+		{"requeue pending", pending, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id, 0, "", false) }, codeIllegal},
+		{"requeue pending with fence", pending, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id, 7, "", true) }, codeIllegal},
+		{"assign assigned", assigned, func(tk *fsmpb.Task) *fsmpb.Command { return assignCmd(tk.Id, "w2") }, codeIllegal},
+		{"complete assigned", assigned, func(tk *fsmpb.Task) *fsmpb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
+		{"progress assigned", assigned, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, 5, "") }, codeIllegal},
+		{"assign running", running, func(tk *fsmpb.Task) *fsmpb.Command { return assignCmd(tk.Id, "w2") }, codeIllegal},
+		{"start running", running, func(tk *fsmpb.Task) *fsmpb.Command { return startCmd(tk.Id, tk.Fence) }, codeIllegal},
+		{"start completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return startCmd(tk.Id, tk.Fence) }, codeIllegal},
+		{"assign completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return assignCmd(tk.Id, "w1") }, codeIllegal},
+		{"progress completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, 5, "") }, codeIllegal},
+		{"complete completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
+		{"complete completed with change", completed, func(tk *fsmpb.Task) *fsmpb.Command {
+			return completeCmd(tk.Id, tk.Fence, &fsmpb.CapacityChange{NewSize: 1})
 		}, codeIllegal},
-		{"fail completed", completed, func(tk *pb.Task) *pb.Command { return failCmd(tk.Id, tk.Fence, "late") }, codeIllegal},
-		{"cancel completed", completed, func(tk *pb.Task) *pb.Command { return cancelCmd(tk.Id, "") }, codeIllegal},
-		{"requeue completed", completed, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id, 0, "", false) }, codeIllegal},
-		{"requeue completed with fence", completed, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id, tk.Fence, "", false) }, codeIllegal},
-		{"fail failed", failed, func(tk *pb.Task) *pb.Command { return failCmd(tk.Id, tk.Fence, "again") }, codeIllegal},
-		{"complete failed", failed, func(tk *pb.Task) *pb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
-		{"cancel failed", failed, func(tk *pb.Task) *pb.Command { return cancelCmd(tk.Id, "") }, codeIllegal},
-		{"requeue failed", failed, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id, 0, "", true) }, codeIllegal},
-		{"cancel cancelled", cancelled, func(tk *pb.Task) *pb.Command { return cancelCmd(tk.Id, "") }, codeIllegal},
-		{"start cancelled", cancelled, func(tk *pb.Task) *pb.Command { return startCmd(tk.Id, tk.Fence) }, codeIllegal},
-		{"complete cancelled", cancelled, func(tk *pb.Task) *pb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
-		{"progress cancelled", cancelled, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, 1, "") }, codeIllegal},
-		{"assign cancelled", cancelled, func(tk *pb.Task) *pb.Command { return assignCmd(tk.Id, "w1") }, codeIllegal},
-		{"requeue cancelled", cancelled, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id, 0, "", false) }, codeIllegal},
+		{"fail completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return failCmd(tk.Id, tk.Fence, "late") }, codeIllegal},
+		{"cancel completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return cancelCmd(tk.Id, "") }, codeIllegal},
+		{"requeue completed", completed, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id, 0, "", false) }, codeIllegal},
+		{"requeue completed with fence", completed, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id, tk.Fence, "", false) }, codeIllegal},
+		{"fail failed", failed, func(tk *fsmpb.Task) *fsmpb.Command { return failCmd(tk.Id, tk.Fence, "again") }, codeIllegal},
+		{"complete failed", failed, func(tk *fsmpb.Task) *fsmpb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
+		{"cancel failed", failed, func(tk *fsmpb.Task) *fsmpb.Command { return cancelCmd(tk.Id, "") }, codeIllegal},
+		{"requeue failed", failed, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id, 0, "", true) }, codeIllegal},
+		{"cancel cancelled", cancelled, func(tk *fsmpb.Task) *fsmpb.Command { return cancelCmd(tk.Id, "") }, codeIllegal},
+		{"start cancelled", cancelled, func(tk *fsmpb.Task) *fsmpb.Command { return startCmd(tk.Id, tk.Fence) }, codeIllegal},
+		{"complete cancelled", cancelled, func(tk *fsmpb.Task) *fsmpb.Command { return completeCmd(tk.Id, tk.Fence, nil) }, codeIllegal},
+		{"progress cancelled", cancelled, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, 1, "") }, codeIllegal},
+		{"assign cancelled", cancelled, func(tk *fsmpb.Task) *fsmpb.Command { return assignCmd(tk.Id, "w1") }, codeIllegal},
+		{"requeue cancelled", cancelled, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id, 0, "", false) }, codeIllegal},
 
-		{"assign without worker", pending, func(tk *pb.Task) *pb.Command { return assignCmd(tk.Id, "") }, codeInvalid},
-		{"progress below 0", running, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, -0.5, "") }, codeInvalid},
-		{"progress above 100", running, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, 100.01, "") }, codeInvalid},
-		{"progress NaN", running, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, math.NaN(), "") }, codeInvalid},
-		{"progress +Inf", running, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id, tk.Fence, math.Inf(1), "") }, codeInvalid},
+		{"assign without worker", pending, func(tk *fsmpb.Task) *fsmpb.Command { return assignCmd(tk.Id, "") }, codeInvalid},
+		{"progress below 0", running, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, -0.5, "") }, codeInvalid},
+		{"progress above 100", running, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, 100.01, "") }, codeInvalid},
+		{"progress NaN", running, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, math.NaN(), "") }, codeInvalid},
+		{"progress +Inf", running, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id, tk.Fence, math.Inf(1), "") }, codeInvalid},
 
-		{"assign unknown", pending, func(tk *pb.Task) *pb.Command { return assignCmd(tk.Id+100, "w1") }, codeNotFnd},
-		{"start unknown", running, func(tk *pb.Task) *pb.Command { return startCmd(tk.Id+100, tk.Fence) }, codeNotFnd},
-		{"progress unknown", running, func(tk *pb.Task) *pb.Command { return progressCmd(tk.Id+100, tk.Fence, 1, "") }, codeNotFnd},
-		{"complete unknown", running, func(tk *pb.Task) *pb.Command { return completeCmd(tk.Id+100, tk.Fence, nil) }, codeNotFnd},
-		{"fail unknown", running, func(tk *pb.Task) *pb.Command { return failCmd(tk.Id+100, tk.Fence, "") }, codeNotFnd},
-		{"requeue unknown", running, func(tk *pb.Task) *pb.Command { return requeueCmd(tk.Id+100, 0, "", false) }, codeNotFnd},
-		{"cancel unknown", running, func(tk *pb.Task) *pb.Command { return cancelCmd(tk.Id+100, "") }, codeNotFnd},
-		{"cancel id 0", running, func(tk *pb.Task) *pb.Command { return cancelCmd(0, "") }, codeNotFnd},
+		{"assign unknown", pending, func(tk *fsmpb.Task) *fsmpb.Command { return assignCmd(tk.Id+100, "w1") }, codeNotFnd},
+		{"start unknown", running, func(tk *fsmpb.Task) *fsmpb.Command { return startCmd(tk.Id+100, tk.Fence) }, codeNotFnd},
+		{"progress unknown", running, func(tk *fsmpb.Task) *fsmpb.Command { return progressCmd(tk.Id+100, tk.Fence, 1, "") }, codeNotFnd},
+		{"complete unknown", running, func(tk *fsmpb.Task) *fsmpb.Command { return completeCmd(tk.Id+100, tk.Fence, nil) }, codeNotFnd},
+		{"fail unknown", running, func(tk *fsmpb.Task) *fsmpb.Command { return failCmd(tk.Id+100, tk.Fence, "") }, codeNotFnd},
+		{"requeue unknown", running, func(tk *fsmpb.Task) *fsmpb.Command { return requeueCmd(tk.Id+100, 0, "", false) }, codeNotFnd},
+		{"cancel unknown", running, func(tk *fsmpb.Task) *fsmpb.Command { return cancelCmd(tk.Id+100, "") }, codeNotFnd},
+		{"cancel id 0", running, func(tk *fsmpb.Task) *fsmpb.Command { return cancelCmd(0, "") }, codeNotFnd},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -305,23 +305,23 @@ func TestIllegalMoves(t *testing.T) {
 func TestOtherRefusals(t *testing.T) {
 	h := newHarness(t)
 	h.taskIn(running, 1)
-	h.ok(registerCmd(&pb.Worker{Id: "w1"}))
+	h.ok(registerCmd(&fsmpb.Worker{Id: "w1"}))
 	h.ok(adminCmd("a1", "x:1"))
 
 	h.refuse(codeInvalid, registerCmd(nil))
-	h.refuse(codeInvalid, registerCmd(&pb.Worker{}))
-	h.refuse(codeInvalid, registerCmd(&pb.Worker{Id: "w2", Capabilities: []pb.TaskType{vacuum, 0}}))
-	h.refuse(codeInvalid, registerCmd(&pb.Worker{Id: "w2", Capabilities: []pb.TaskType{42}}))
+	h.refuse(codeInvalid, registerCmd(&fsmpb.Worker{}))
+	h.refuse(codeInvalid, registerCmd(&fsmpb.Worker{Id: "w2", Capabilities: []fsmpb.TaskType{vacuum, 0}}))
+	h.refuse(codeInvalid, registerCmd(&fsmpb.Worker{Id: "w2", Capabilities: []fsmpb.TaskType{42}}))
 	h.refuse(codeNotFnd, deregisterCmd("w2"))
 	h.refuse(codeNotFnd, deregisterCmd(""))
 	h.refuse(codeInvalid, adminCmd("", "x:1"))
 	h.refuse(codeInvalid, adminCmd("a2", ""))
-	h.refuse(codeInvalid, &pb.Command{})
+	h.refuse(codeInvalid, &fsmpb.Command{})
 }
 
 func TestWorkersAndAdmins(t *testing.T) {
 	h := newHarness(t)
-	w := &pb.Worker{Id: "w1", Capabilities: []pb.TaskType{balance, vacuum, ecType}, MaxConcurrent: 2, Address: "a:1", RegisteredAt: 5}
+	w := &fsmpb.Worker{Id: "w1", Capabilities: []fsmpb.TaskType{balance, vacuum, ecType}, MaxConcurrent: 2, Address: "a:1", RegisteredAt: 5}
 	h.ok(registerCmd(w))
 	ws := h.s.Workers()
 	if len(ws) != 1 || ws[0].RegisteredAt != h.now || ws[0].Capabilities[0] != vacuum || ws[0].Capabilities[2] != balance {
@@ -331,11 +331,11 @@ func TestWorkersAndAdmins(t *testing.T) {
 		t.Fatalf("register modified the command's worker: %v", w)
 	}
 	// Re-registering replaces identity and capabilities.
-	h.ok(registerCmd(&pb.Worker{Id: "w1", Capabilities: []pb.TaskType{vacuum}}))
+	h.ok(registerCmd(&fsmpb.Worker{Id: "w1", Capabilities: []fsmpb.TaskType{vacuum}}))
 	if ws := h.s.Workers(); len(ws) != 1 || len(ws[0].Capabilities) != 1 {
 		t.Fatalf("workers after re-register %v", ws)
 	}
-	h.ok(registerCmd(&pb.Worker{Id: "w0"}))
+	h.ok(registerCmd(&fsmpb.Worker{Id: "w0"}))
 	if ws := h.s.Workers(); len(ws) != 2 || ws[0].Id != "w0" {
 		t.Fatalf("workers not ordered: %v", ws)
 	}
@@ -355,14 +355,14 @@ func TestWorkersAndAdmins(t *testing.T) {
 }
 
 func TestErrorsIsAndResultError(t *testing.T) {
-	if ResultError(nil) != nil || ResultError(&pb.ApplyResult{Index: 3}) != nil {
+	if ResultError(nil) != nil || ResultError(&fsmpb.ApplyResult{Index: 3}) != nil {
 		t.Fatalf("success gave an error")
 	}
-	err := ResultError(&pb.ApplyResult{ErrorCode: codeStale, Error: "task 1: fence 2 is stale"})
+	err := ResultError(&fsmpb.ApplyResult{ErrorCode: codeStale, Error: "task 1: fence 2 is stale"})
 	if !errors.Is(err, ErrStaleFence) || errors.Is(err, ErrIllegalTransition) || err.Error() != "task 1: fence 2 is stale" {
 		t.Fatalf("ResultError: %v", err)
 	}
-	for code, sentinel := range map[pb.ErrorCode]error{
+	for code, sentinel := range map[fsmpb.ErrorCode]error{
 		codeInvalid: ErrInvalid, codeNotFnd: ErrNotFound, codeIllegal: ErrIllegalTransition,
 		codeStale: ErrStaleFence, codeBusy: ErrVolumeBusy, codeVersion: ErrUnknownVersion,
 	} {
@@ -408,8 +408,8 @@ func TestNames(t *testing.T) {
 // spec sweeps, sorted and deduplicated whatever order the commands used.
 func TestAttemptServersHistory(t *testing.T) {
 	h := newHarness(t)
-	tk := h.ok(submitCmd(pb.TaskType_TASK_TYPE_ERASURE_CODING, 7))
-	assign := func(servers ...string) *pb.Task {
+	tk := h.ok(submitCmd(fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, 7))
+	assign := func(servers ...string) *fsmpb.Task {
 		cmd := assignCmd(tk.Id, "w1")
 		cmd.GetAssignTask().Servers = servers
 		return h.ok(cmd)
@@ -439,8 +439,8 @@ func TestAttemptServersHistory(t *testing.T) {
 // both builds reach the same state; EncodeAgreed with agreed version 1
 // writes version 1 without them.
 func TestAttemptHistoryIsVersion2(t *testing.T) {
-	mv := &pb.Move{Source: "a:1", Target: "b:1"}
-	apply := func(h *harness, version uint32, cmd *pb.Command) *pb.Task {
+	mv := &fsmpb.Move{Source: "a:1", Target: "b:1"}
+	apply := func(h *harness, version uint32, cmd *fsmpb.Command) *fsmpb.Task {
 		t.Helper()
 		h.idx++
 		cmd.Version, cmd.Now = version, h.now
@@ -452,9 +452,9 @@ func TestAttemptHistoryIsVersion2(t *testing.T) {
 	}
 	for _, version := range []uint32{CommandVersion, HistoryVersion} {
 		h := newHarness(t)
-		sub := submitCmd(pb.TaskType_TASK_TYPE_BALANCE, 7)
+		sub := submitCmd(fsmpb.TaskType_TASK_TYPE_BALANCE, 7)
 		sub.GetSubmitTask().EarlierServers = []string{"z:1", "c:1", "z:1"}
-		sub.GetSubmitTask().EarlierMoves = []*pb.Move{{Source: "c:1", Target: "z:1"}}
+		sub.GetSubmitTask().EarlierMoves = []*fsmpb.Move{{Source: "c:1", Target: "z:1"}}
 		tk := apply(h, version, sub)
 		as := assignCmd(tk.Id, "w1")
 		as.GetAssignTask().Servers, as.GetAssignTask().Move = []string{"b:1", "a:1"}, mv
@@ -489,19 +489,19 @@ func TestAttemptHistoryIsVersion2(t *testing.T) {
 
 	// Moves are bounded, the newest kept; a submission carrying more is refused.
 	h := newHarness(t)
-	tk := h.ok(submitCmd(pb.TaskType_TASK_TYPE_BALANCE, 8))
-	var got *pb.Task
+	tk := h.ok(submitCmd(fsmpb.TaskType_TASK_TYPE_BALANCE, 8))
+	var got *fsmpb.Task
 	for i := range MaxEarlierMoves + 3 {
 		as := assignCmd(tk.Id, "w1")
-		as.GetAssignTask().Move = &pb.Move{Source: "s:1", Target: fmt.Sprintf("t%d:1", i)}
+		as.GetAssignTask().Move = &fsmpb.Move{Source: "s:1", Target: fmt.Sprintf("t%d:1", i)}
 		got = h.ok(as)
 		got = h.ok(requeueCmd(tk.Id, got.Fence, "lost", true))
 	}
 	if n := len(got.EarlierMoves); n != MaxEarlierMoves || got.EarlierMoves[n-1].Target != fmt.Sprintf("t%d:1", MaxEarlierMoves+2) {
 		t.Errorf("earlier moves %d, newest %v", n, got.EarlierMoves[n-1])
 	}
-	sub := submitCmd(pb.TaskType_TASK_TYPE_BALANCE, 9)
-	sub.GetSubmitTask().EarlierMoves = make([]*pb.Move, MaxEarlierMoves+1)
+	sub := submitCmd(fsmpb.TaskType_TASK_TYPE_BALANCE, 9)
+	sub.GetSubmitTask().EarlierMoves = make([]*fsmpb.Move, MaxEarlierMoves+1)
 	if res := h.apply(sub); res.ErrorCode != codeInvalid {
 		t.Errorf("an oversized history: %v", res)
 	}

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // persisted returns the bytes raft would store for f's snapshot now.
@@ -38,7 +38,7 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 	}
 	up := NewWithVersion(TestCommandVersion)
 	up.ApplyBatch([]Entry{
-		{Index: 3, Command: true, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
+		{Index: 3, Command: true, Data: rawBytes(t, &fsmpb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
 		{Index: 4, Command: true, Data: v2},
 	})
 	data := persisted(t, up)
@@ -88,8 +88,8 @@ func TestRestoreRefusesNewerSnapshot(t *testing.T) {
 // them), and restores from an earlier build's snapshot to the same hash.
 func TestBaseVersionSnapshotUnchanged(t *testing.T) {
 	f := New()
-	f.ApplyBatch([]Entry{{Index: 3, Command: true, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})}})
-	var snap *pb.StateSnapshot
+	f.ApplyBatch([]Entry{{Index: 3, Command: true, Data: rawBytes(t, &fsmpb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})}})
+	var snap *fsmpb.StateSnapshot
 	f.Read(func(s *State) { snap = s.Snapshot() })
 	if snap.MaxCommandVersion != 0 {
 		t.Errorf("base-version snapshot records version %d; want 0 (unset)", snap.MaxCommandVersion)
@@ -101,13 +101,13 @@ func TestBaseVersionSnapshotUnchanged(t *testing.T) {
 // snapshot covering it hold equal states, and stay equal after the admin
 // republishes: the record is the version alone, not when it was seen.
 func TestOldBuildSnapshotHashesLikeReplay(t *testing.T) {
-	old := func() *pb.Command {
-		return &pb.Command{Version: 1, Body: &pb.Command_SetAdminAddr{SetAdminAddr: &pb.SetAdminAddr{Id: "a", GrpcAddr: "10.0.0.1:7000"}}}
+	old := func() *fsmpb.Command {
+		return &fsmpb.Command{Version: 1, Body: &fsmpb.Command_SetAdminAddr{SetAdminAddr: &fsmpb.SetAdminAddr{Id: "a", GrpcAddr: "10.0.0.1:7000"}}}
 	}
 	replayed := NewState()
 	replayed.Apply(50, old())
-	restored, err := FromSnapshot(&pb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 1, AppliedIndex: 50,
-		Admins: []*pb.AdminNode{{Id: "a", GrpcAddr: "10.0.0.1:7000"}}})
+	restored, err := FromSnapshot(&fsmpb.StateSnapshot{Version: SnapshotVersion, NextTaskId: 1, AppliedIndex: 50,
+		Admins: []*fsmpb.AdminNode{{Id: "a", GrpcAddr: "10.0.0.1:7000"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +118,7 @@ func TestOldBuildSnapshotHashesLikeReplay(t *testing.T) {
 		rep := old()
 		rep.GetSetAdminAddr().MaxCommandVersion = v
 		replayed.Apply(120+uint64(v), rep)
-		restored.Apply(120+uint64(v), proto.Clone(rep).(*pb.Command))
+		restored.Apply(120+uint64(v), proto.Clone(rep).(*fsmpb.Command))
 		if replayed.Hash() != restored.Hash() {
 			t.Errorf("after republishing version %d: replayed and restored states differ", v)
 		}
@@ -131,20 +131,20 @@ func TestOldBuildSnapshotHashesLikeReplay(t *testing.T) {
 // commands whose every field this build knows, nested lists included, do
 // not.
 func TestFSMHaltsAtUnknownNestedField(t *testing.T) {
-	withUnknown := &pb.SubmitTask{Type: vacuum, VolumeId: 7, Params: []*pb.Param{{Key: "k", Value: "v"}}}
+	withUnknown := &fsmpb.SubmitTask{Type: vacuum, VolumeId: 7, Params: []*fsmpb.Param{{Key: "k", Value: "v"}}}
 	withUnknown.ProtoReflect().SetUnknown(protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 1))
-	bad := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 1, Body: &pb.Command_SubmitTask{SubmitTask: withUnknown}})
+	bad := rawBytes(t, &fsmpb.Command{Version: CommandVersion, Now: 1, Body: &fsmpb.Command_SubmitTask{SubmitTask: withUnknown}})
 
 	// Also deeper: an unknown field in a ShardPlacement of a CompleteTask.
-	sp := &pb.ShardPlacement{ShardId: 1, Server: "s1"}
+	sp := &fsmpb.ShardPlacement{ShardId: 1, Server: "s1"}
 	sp.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 42, protowire.BytesType), []byte("x")))
-	deep := rawBytes(t, completeCmdV(9, 9, &pb.CapacityChange{TaskId: 9, Shards: []*pb.ShardPlacement{{ShardId: 0, Server: "s0"}, sp}}))
+	deep := rawBytes(t, completeCmdV(9, 9, &fsmpb.CapacityChange{TaskId: 9, Shards: []*fsmpb.ShardPlacement{{ShardId: 0, Server: "s0"}, sp}}))
 
 	known := [][]byte{
-		rawBytes(t, &pb.Command{Version: CommandVersion, Now: 1, Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: vacuum, VolumeId: 8, Params: []*pb.Param{{Key: "k", Value: "v"}}}}}),
-		rawBytes(t, completeCmdV(9, 9, &pb.CapacityChange{TaskId: 9, Shards: []*pb.ShardPlacement{{ShardId: 0, Server: "s0"}}})),
-		rawBytes(t, &pb.Command{Version: CommandVersion, Body: &pb.Command_RegisterWorker{RegisterWorker: &pb.RegisterWorker{Worker: &pb.Worker{Id: "w", Capabilities: []pb.TaskType{vacuum}}}}}),
-		rawBytes(t, &pb.Command{Version: CommandVersion, Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: 1, WorkerId: "w", Servers: []string{"a"}}}}),
+		rawBytes(t, &fsmpb.Command{Version: CommandVersion, Now: 1, Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: vacuum, VolumeId: 8, Params: []*fsmpb.Param{{Key: "k", Value: "v"}}}}}),
+		rawBytes(t, completeCmdV(9, 9, &fsmpb.CapacityChange{TaskId: 9, Shards: []*fsmpb.ShardPlacement{{ShardId: 0, Server: "s0"}}})),
+		rawBytes(t, &fsmpb.Command{Version: CommandVersion, Body: &fsmpb.Command_RegisterWorker{RegisterWorker: &fsmpb.RegisterWorker{Worker: &fsmpb.Worker{Id: "w", Capabilities: []fsmpb.TaskType{vacuum}}}}}),
+		rawBytes(t, &fsmpb.Command{Version: CommandVersion, Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: 1, WorkerId: "w", Servers: []string{"a"}}}}),
 	}
 	for _, tc := range []struct {
 		name string
@@ -161,7 +161,7 @@ func TestFSMHaltsAtUnknownNestedField(t *testing.T) {
 			logs = append(logs, Entry{Index: 10, Command: true, Data: tc.data})
 			out := f.ApplyBatch(logs)
 			for i := range known {
-				if _, ok := out[i].(*pb.ApplyResult); !ok {
+				if _, ok := out[i].(*fsmpb.ApplyResult); !ok {
 					t.Errorf("known command %d: result %v; want it applied", i+1, out[i])
 				}
 			}
@@ -181,7 +181,7 @@ func TestFSMHaltsAtUnknownNestedField(t *testing.T) {
 	}
 }
 
-func completeCmdV(id, fence uint64, ch *pb.CapacityChange) *pb.Command {
+func completeCmdV(id, fence uint64, ch *fsmpb.CapacityChange) *fsmpb.Command {
 	c := completeCmd(id, fence, ch)
 	c.Version = CommandVersion
 	return c
@@ -198,7 +198,7 @@ func TestHaltedEntryOutcomeUnknown(t *testing.T) {
 	f := New()
 	out := f.ApplyBatch([]Entry{
 		{Index: 4, Command: true, Data: v2},
-		{Index: 5, Command: true, Data: rawBytes(t, &pb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
+		{Index: 5, Command: true, Data: rawBytes(t, &fsmpb.Command{Version: CommandVersion, Body: submitCmd(vacuum, 1).Body})},
 	})
 	for i, o := range out {
 		var h *HaltedError

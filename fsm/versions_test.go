@@ -7,20 +7,20 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // unknownBodyBytes is a version-1 command whose body is a oneof member
 // this build has no field for (tag 99): what a newer build's new command
 // looks like to this one.
 func unknownBodyBytes(t *testing.T) []byte {
-	b := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 5})
+	b := rawBytes(t, &fsmpb.Command{Version: CommandVersion, Now: 5})
 	b = protowire.AppendTag(b, 99, protowire.BytesType)
 	return protowire.AppendBytes(b, []byte{0x08, 0x01})
 }
 
-func testCmd() *pb.Command {
-	return &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}}
+func testCmd() *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}}
 }
 
 // TestFSMHaltsAtUnknownCommand: a committed entry of a command version, or
@@ -44,9 +44,9 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s1 := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 1, Body: submitCmd(vacuum, 1).Body})
-			s2 := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 2, Body: submitCmd(vacuum, 2).Body})
-			s3 := rawBytes(t, &pb.Command{Version: CommandVersion, Now: 4, Body: submitCmd(vacuum, 3).Body})
+			s1 := rawBytes(t, &fsmpb.Command{Version: CommandVersion, Now: 1, Body: submitCmd(vacuum, 1).Body})
+			s2 := rawBytes(t, &fsmpb.Command{Version: CommandVersion, Now: 2, Body: submitCmd(vacuum, 2).Body})
+			s3 := rawBytes(t, &fsmpb.Command{Version: CommandVersion, Now: 4, Body: submitCmd(vacuum, 3).Body})
 			logs := []Entry{
 				{Index: 1, Command: true, Data: s1},
 				{Index: 2},
@@ -161,7 +161,7 @@ func TestAdvertisedVersion(t *testing.T) {
 	if v, _ := c.AdminVersion("a"); v != 2 || c.Hash() != s.Hash() {
 		t.Fatalf("after a snapshot: version %d, hashes equal %v", v, c.Hash() == s.Hash())
 	}
-	forget := &pb.Command{Version: CommandVersion, Body: &pb.Command_ForgetAdmin{ForgetAdmin: &pb.ForgetAdmin{Id: "a"}}}
+	forget := &fsmpb.Command{Version: CommandVersion, Body: &fsmpb.Command_ForgetAdmin{ForgetAdmin: &fsmpb.ForgetAdmin{Id: "a"}}}
 	if r := s.Apply(10, forget); r.ErrorCode != 0 {
 		t.Fatalf("forget: %v", r.Error)
 	}

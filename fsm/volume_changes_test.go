@@ -5,14 +5,14 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // checkVolumeChanges: VolumeChanges of every volume is CapacityChanges
 // filtered to that volume, in task order.
 func checkVolumeChanges(t *testing.T, s *State, at string) {
 	t.Helper()
-	want := map[uint32][]*pb.CapacityChange{}
+	want := map[uint32][]*fsmpb.CapacityChange{}
 	for _, c := range s.CapacityChanges() {
 		want[c.VolumeId] = append(want[c.VolumeId], c)
 	}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -111,9 +112,9 @@ func TestBadInput(t *testing.T) {
 	t.Run("server rejects what the CLI would", func(t *testing.T) {
 		cl := dialAdmins(t, []string{admin})
 		for _, req := range []*pb.SubmitTaskRequest{
-			{Type: pb.TaskType(99), VolumeId: 3},
-			{Type: pb.TaskType_TASK_TYPE_UNSPECIFIED, VolumeId: 3},
-			{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 0},
+			{Type: fsmpb.TaskType(99), VolumeId: 3},
+			{Type: fsmpb.TaskType_TASK_TYPE_UNSPECIFIED, VolumeId: 3},
+			{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 0},
 		} {
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_, err := pb.NewAdminClient(cl.conns[0]).SubmitTask(ctx, req)

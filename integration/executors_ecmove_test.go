@@ -13,6 +13,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -79,7 +80,7 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 	c := startWeedCluster(t, 5)
 	ec := worker.NewECExecutor(c.vc)
 
-	plan := func(t *testing.T, task *pb.Task, ready func(v *seaweed.Volume) bool) *pb.TaskSpec {
+	plan := func(t *testing.T, task *fsmpb.Task, ready func(v *seaweed.Volume) bool) *pb.TaskSpec {
 		t.Helper()
 		topo := c.waitTopology(t, "the master to list the volume", func(topo *seaweed.Topology) (bool, string) {
 			v := topo.Volumes[task.VolumeId]
@@ -101,7 +102,7 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 			files[i] = &storedFile{Fid: fmt.Sprintf("%s_%d", a.Fid, i+1)}
 		}
 		c.deleteFiles(t, a.URL, files)
-		task := &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: "agree", Attempt: 1}
+		task := &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: "agree", Attempt: 1}
 		spec := plan(t, task, func(v *seaweed.Volume) bool { return len(v.Replicas) == 2 && v.DeleteCount >= 3 })
 		// Vacuum one replica only.
 		if err := c.vc.VacuumVolumeCompact(ctx, spec.Replicas[0], vid, nil); err != nil {
@@ -136,7 +137,7 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
 		vid, a := c.writeReplicated(t, "diverge", "001", 8)
-		task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: "diverge", Attempt: 1}
+		task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: "diverge", Attempt: 1}
 		spec := plan(t, task, func(v *seaweed.Volume) bool { return len(v.Replicas) == 2 && v.FileCount >= 8 })
 		c.uploadLocal(t, httpOf(t, spec.Replicas[1]), fmt.Sprintf("%s_%d", a.Fid, 9))
 		_, err := ec.Execute(ctx, spec, nil)
@@ -158,7 +159,7 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 			defer cancel()
 			coll := "half" // one collection: the cluster has few free slots
 			vid, a := c.writeReplicated(t, coll, "001", 8)
-			task := &pb.Task{Id: 5, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: coll, Attempt: 1}
+			task := &fsmpb.Task{Id: 5, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: coll, Attempt: 1}
 			first := plan(t, task, func(v *seaweed.Volume) bool { return len(v.Replicas) == 2 && v.FileCount >= 8 })
 			survivor := first.Replicas[1]
 			// The first attempt as far as its first delete: encode over
@@ -171,7 +172,7 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 			if diverge {
 				c.uploadLocal(t, httpOf(t, survivor), fmt.Sprintf("%s_%d", a.Fid, 9))
 			}
-			retryTask := &pb.Task{Id: 5, Type: task.Type, VolumeId: vid, Collection: coll, Attempt: 2, EarlierServers: scheduler.SpecServers(first)}
+			retryTask := &fsmpb.Task{Id: 5, Type: task.Type, VolumeId: vid, Collection: coll, Attempt: 2, EarlierServers: scheduler.SpecServers(first)}
 			retry := plan(t, retryTask, func(v *seaweed.Volume) bool { return len(v.Replicas) == 1 })
 			_, err := ec.Execute(ctx, retry, nil)
 			if diverge {
@@ -203,7 +204,7 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 		defer cancel()
 		files := c.writeFiles(t, "move", 10, 8<<10)
 		vid := files[0].Vid
-		task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Collection: "move", Attempt: 1}
+		task := &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Collection: "move", Attempt: 1}
 		first := plan(t, task, func(v *seaweed.Volume) bool { return v.FileCount >= 10 })
 		// The abandoned attempt: source frozen, copy made, then killed.
 		if err := c.vc.VolumeMarkReadonly(ctx, first.Source, vid, false); err != nil {
@@ -212,8 +213,8 @@ func TestExecutorsReplicaAgreementAndRetriesWeed(t *testing.T) {
 		if _, err := c.vc.VolumeCopy(ctx, first.Target, vid, "move", first.Source, "", nil); err != nil {
 			t.Fatal(err)
 		}
-		retryTask := &pb.Task{Id: 3, Type: task.Type, VolumeId: vid, Collection: "move", Attempt: 2, EarlierServers: scheduler.SpecServers(first),
-			EarlierMoves: []*pb.Move{scheduler.SpecMove(first)}}
+		retryTask := &fsmpb.Task{Id: 3, Type: task.Type, VolumeId: vid, Collection: "move", Attempt: 2, EarlierServers: scheduler.SpecServers(first),
+			EarlierMoves: []*fsmpb.Move{scheduler.SpecMove(first)}}
 		retry := plan(t, retryTask, func(v *seaweed.Volume) bool { return len(v.Replicas) == 2 })
 		if retry.Target != first.Target {
 			t.Fatalf("retry targets %s, want the earlier target %s", retry.Target, first.Target)

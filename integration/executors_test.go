@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -30,7 +31,7 @@ func execCtx(t *testing.T) (context.Context, context.CancelFunc) {
 
 // executeSteps runs spec with a recorder, logs how long what took, and
 // requires exactly the checkpoints want.
-func executeSteps(ctx context.Context, t *testing.T, ex worker.Executor, spec *pb.TaskSpec, what string, want []string) (*pb.CapacityChange, *recorder) {
+func executeSteps(ctx context.Context, t *testing.T, ex worker.Executor, spec *pb.TaskSpec, what string, want []string) (*fsmpb.CapacityChange, *recorder) {
 	t.Helper()
 	rec := &recorder{}
 	began := time.Now()
@@ -72,7 +73,7 @@ func requireFailure(t *testing.T, err error, step string) *worker.Failure {
 }
 
 // requireNotFound checks the failure a spec for a missing volume gives.
-func requireNotFound(t *testing.T, change *pb.CapacityChange, err error, step string) {
+func requireNotFound(t *testing.T, change *fsmpb.CapacityChange, err error, step string) {
 	t.Helper()
 	if change != nil {
 		t.Fatalf("a missing volume returned a change: %v", change)
@@ -173,7 +174,7 @@ func TestVacuumExecutor(t *testing.T) {
 	})
 	v := topo.Volumes[vid]
 	spec := &pb.TaskSpec{
-		Task:             &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid, Collection: collection, Attempt: 1},
+		Task:             &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid, Collection: collection, Attempt: 1},
 		Replicas:         replicaServers(v),
 		Size:             v.Size,
 		DeletedBytes:     v.DeletedBytes,
@@ -268,7 +269,7 @@ func TestVacuumExecutor(t *testing.T) {
 		if !rec.monotonic() {
 			t.Fatalf("progress went backwards: %v", rec.events)
 		}
-		if change.GetType() != pb.TaskType_TASK_TYPE_VACUUM || change.GetVolumeId() != vid || change.GetTaskId() != 1 {
+		if change.GetType() != fsmpb.TaskType_TASK_TYPE_VACUUM || change.GetVolumeId() != vid || change.GetTaskId() != 1 {
 			t.Fatalf("change names the wrong task: %v", change)
 		}
 		if change.GetOldSize() != spec.Size || change.GetNewSize() == 0 || change.GetNewSize() >= change.GetOldSize() {
@@ -313,7 +314,7 @@ func TestVacuumExecutor(t *testing.T) {
 	t.Run("missing volume", func(t *testing.T) {
 		ctx, cancel := execCtx(t)
 		defer cancel()
-		missing := &pb.TaskSpec{Task: &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 4242, Collection: collection}, Replicas: spec.Replicas}
+		missing := &pb.TaskSpec{Task: &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 4242, Collection: collection}, Replicas: spec.Replicas}
 		change, err := ex.Execute(ctx, missing, nil)
 		requireNotFound(t, change, err, worker.StepVacuumCheck)
 		if err := ex.Rollback(ctx, missing); err != nil {
@@ -341,12 +342,12 @@ func TestErasureCodingExecutor(t *testing.T) {
 	replicas := replicaServers(v)
 	// Shard i goes to server i mod 5: every server gets 2 or 3 shards.
 	servers := c.serverAddrs()
-	var placement []*pb.ShardPlacement
+	var placement []*fsmpb.ShardPlacement
 	for i := uint32(0); i < seaweed.EcTotalShards; i++ {
-		placement = append(placement, &pb.ShardPlacement{ShardId: i, Server: servers[int(i)%len(servers)]})
+		placement = append(placement, &fsmpb.ShardPlacement{ShardId: i, Server: servers[int(i)%len(servers)]})
 	}
 	spec := &pb.TaskSpec{
-		Task:         &pb.Task{Id: 10, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: collection, Attempt: 1},
+		Task:         &fsmpb.Task{Id: 10, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Collection: collection, Attempt: 1},
 		Replicas:     replicas,
 		ShardTargets: placement,
 		Size:         v.Size,
@@ -435,7 +436,7 @@ func TestErasureCodingExecutor(t *testing.T) {
 		if !rec.monotonic() {
 			t.Fatalf("progress went backwards: %v", rec.events)
 		}
-		if change.GetType() != pb.TaskType_TASK_TYPE_ERASURE_CODING || change.GetOldSize() != spec.Size || change.GetNewSize() != 0 {
+		if change.GetType() != fsmpb.TaskType_TASK_TYPE_ERASURE_CODING || change.GetOldSize() != spec.Size || change.GetNewSize() != 0 {
 			t.Fatalf("change %v", change)
 		}
 		if len(change.GetShards()) != seaweed.EcTotalShards {
@@ -557,7 +558,7 @@ func TestBalanceExecutor(t *testing.T) {
 		t.Fatalf("setup: every server holds volume %d", vid)
 	}
 	spec := &pb.TaskSpec{
-		Task:     &pb.Task{Id: 20, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Collection: collection, Source: source, Target: target, Attempt: 1},
+		Task:     &fsmpb.Task{Id: 20, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Collection: collection, Source: source, Target: target, Attempt: 1},
 		Replicas: replicaServers(v),
 		Source:   source,
 		Target:   target,
@@ -626,7 +627,7 @@ func TestBalanceExecutor(t *testing.T) {
 		defer cancel()
 		change, _ := executeSteps(ctx, t, ex, spec, "move",
 			[]string{worker.StepBalanceProbe, worker.StepBalanceFreeze, worker.StepBalanceCopy, worker.StepBalanceTail, worker.StepBalanceVerify, worker.StepBalanceDelete, "done"})
-		if change.GetType() != pb.TaskType_TASK_TYPE_BALANCE || change.GetSource() != source || change.GetTarget() != target ||
+		if change.GetType() != fsmpb.TaskType_TASK_TYPE_BALANCE || change.GetSource() != source || change.GetTarget() != target ||
 			change.GetOldSize() != spec.Size || change.GetNewSize() < spec.Size {
 			t.Fatalf("change %v", change)
 		}

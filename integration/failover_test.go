@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // maxFailover is the pass/fail bound on leader failover; deliberately
@@ -19,9 +19,9 @@ const maxFailover = 10 * time.Second
 
 // submitMany submits count tasks on volumes first, first+1, ... with mixed
 // types through a round-robin gRPC client and returns the acknowledged tasks.
-func submitMany(t *testing.T, cl *grpcClient, first uint32, count int) []*pb.Task {
+func submitMany(t *testing.T, cl *grpcClient, first uint32, count int) []*fsmpb.Task {
 	t.Helper()
-	var out []*pb.Task
+	var out []*fsmpb.Task
 	for i := 0; i < count; i++ {
 		typ := allTypes[i%len(allTypes)]
 		resp := cl.submit(t, typ, first+uint32(i))
@@ -35,7 +35,7 @@ func submitMany(t *testing.T, cl *grpcClient, first uint32, count int) []*pb.Tas
 
 // requireTasksPresent fails unless every task in want is listed with the same
 // id, type and volume.
-func requireTasksPresent(t *testing.T, listed []taskJSON, want []*pb.Task) {
+func requireTasksPresent(t *testing.T, listed []taskJSON, want []*fsmpb.Task) {
 	t.Helper()
 	m := tasksByID(t, listed)
 	for _, w := range want {
@@ -90,7 +90,7 @@ func TestLeaderKillFailover(t *testing.T) {
 		if sub.VolumeID != vol || sub.Type != "vacuum" || sub.ID == 0 {
 			t.Fatalf("post-failover submission returned %+v", sub.taskJSON)
 		}
-		acked = append(acked, &pb.Task{Id: sub.ID, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
+		acked = append(acked, &fsmpb.Task{Id: sub.ID, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
 
 		// The new leader is a different node, and the survivors agree on it.
 		newSt := ctlJSON[statusJSON](t, "status", survivors[0].GRPCAddr, "status")
@@ -192,7 +192,7 @@ func TestFullClusterKill9Restart(t *testing.T) {
 		// requests is in flight when the processes die.
 		const submitters = 4
 		var mu sync.Mutex
-		var acked []*pb.Task
+		var acked []*fsmpb.Task
 		failures := 0
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
@@ -244,7 +244,7 @@ func TestFullClusterKill9Restart(t *testing.T) {
 		cancel()
 		wg.Wait()
 		mu.Lock()
-		ackedCopy := append([]*pb.Task(nil), acked...)
+		ackedCopy := append([]*fsmpb.Task(nil), acked...)
 		fails := failures
 		mu.Unlock()
 		t.Logf("%d submissions acknowledged before the kill, %d failed", len(ackedCopy), fails)
@@ -266,7 +266,7 @@ func TestFullClusterKill9Restart(t *testing.T) {
 		t.Logf("%d tasks present after restart (%d acknowledged; the rest had an unknown outcome)", len(listed), len(ackedCopy))
 
 		// The restarted cluster accepts new work.
-		resp := cl.submit(t, pb.TaskType_TASK_TYPE_VACUUM, 9000)
+		resp := cl.submit(t, fsmpb.TaskType_TASK_TYPE_VACUUM, 9000)
 		if resp.Existing || resp.Task.GetVolumeId() != 9000 {
 			t.Fatalf("submission after restart returned %v existing %v", resp.Task, resp.Existing)
 		}

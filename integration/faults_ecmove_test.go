@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -71,7 +71,7 @@ func (r *faultRun) ecAbandonedMidSpread() {
 			return
 		}
 		for _, tk := range tasks {
-			if tk.VolumeId == vid && tk.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING && !terminalStates[tk.State] {
+			if tk.VolumeId == vid && tk.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING && !terminalStates[tk.State] {
 				f.task = tk.Id
 				for _, w := range r.workers {
 					if w.ID == tk.WorkerId {
@@ -134,7 +134,7 @@ func (r *faultRun) ecAbandonedMidSpread() {
 	for time.Now().Before(deadline) {
 		tasks, err := r.listTasks()
 		if err == nil {
-			i := slices.IndexFunc(tasks, func(tk *pb.Task) bool { return tk.Id == f.task })
+			i := slices.IndexFunc(tasks, func(tk *fsmpb.Task) bool { return tk.Id == f.task })
 			if i >= 0 && terminalStates[tasks[i].State] {
 				tk := tasks[i]
 				r.note("%s: task %d ended %s after %d attempts: %s", kind, tk.Id, tk.State, tk.Attempt, tk.LastError)

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // fkRestartAtLease: kill -9 a worker holding a running attempt and restart
@@ -148,9 +148,9 @@ func (r *faultRun) workerWithRunningAttempt(wait time.Duration) (*faultWorker, s
 	for {
 		tasks, err := r.listTasks()
 		if err == nil {
-			var cands []*pb.Task
+			var cands []*fsmpb.Task
 			for _, tk := range tasks {
-				if tk.State == pb.TaskState_TASK_STATE_RUNNING || tk.State == pb.TaskState_TASK_STATE_ASSIGNED {
+				if tk.State == fsmpb.TaskState_TASK_STATE_RUNNING || tk.State == fsmpb.TaskState_TASK_STATE_ASSIGNED {
 					for _, w := range r.workers {
 						if w.ID == tk.WorkerId && w.running() && !w.stopped {
 							cands = append(cands, tk)

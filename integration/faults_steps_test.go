@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
@@ -29,23 +29,23 @@ const (
 // destructiveStep is a step that destroys data if it comes too early.
 type destructiveStep struct {
 	name  string
-	match func(o sim.Op, typ pb.TaskType) bool
+	match func(o sim.Op, typ fsmpb.TaskType) bool
 }
 
 var destructiveSteps = []destructiveStep{
-	{"ec delete originals", func(o sim.Op, typ pb.TaskType) bool {
-		return o.Method == "VolumeDelete" && typ == pb.TaskType_TASK_TYPE_ERASURE_CODING
+	{"ec delete originals", func(o sim.Op, typ fsmpb.TaskType) bool {
+		return o.Method == "VolumeDelete" && typ == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING
 	}},
-	{"move delete source", func(o sim.Op, typ pb.TaskType) bool {
-		return o.Method == "VolumeDelete" && typ == pb.TaskType_TASK_TYPE_BALANCE
+	{"move delete source", func(o sim.Op, typ fsmpb.TaskType) bool {
+		return o.Method == "VolumeDelete" && typ == fsmpb.TaskType_TASK_TYPE_BALANCE
 	}},
-	{"vacuum commit", func(o sim.Op, _ pb.TaskType) bool { return o.Method == "VacuumVolumeCommit" }},
+	{"vacuum commit", func(o sim.Op, _ fsmpb.TaskType) bool { return o.Method == "VacuumVolumeCommit" }},
 }
 
 // stepHits counts, by fault kind and step, the rounds whose fault window
 // overlaps an operation of that step; a round counts once per step.
-func stepHits(windows []faultWindow, ops []sim.Op, tasks []*pb.Task) map[faultKind][]int {
-	typeOf := map[string]pb.TaskType{}
+func stepHits(windows []faultWindow, ops []sim.Op, tasks []*fsmpb.Task) map[faultKind][]int {
+	typeOf := map[string]fsmpb.TaskType{}
 	for _, tk := range tasks {
 		typeOf[strconv.FormatUint(tk.Id, 10)] = tk.Type
 	}
@@ -78,24 +78,24 @@ func stepHits(windows []faultWindow, ops []sim.Op, tasks []*pb.Task) map[faultKi
 
 // taskMix is the tasks-by-type line, with shares, and a warning when a run
 // of at least mixMinRounds rounds fell short of the mix issue 16 asks.
-func taskMix(tasks []*pb.Task, rounds int) (line, warning string) {
-	n := map[pb.TaskType]int{}
+func taskMix(tasks []*fsmpb.Task, rounds int) (line, warning string) {
+	n := map[fsmpb.TaskType]int{}
 	for _, tk := range tasks {
 		n[tk.Type]++
 	}
-	share := func(t pb.TaskType) float64 {
+	share := func(t fsmpb.TaskType) float64 {
 		if len(tasks) == 0 {
 			return 0
 		}
 		return float64(n[t]) / float64(len(tasks))
 	}
 	var parts []string
-	for _, t := range []pb.TaskType{pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE, pb.TaskType_TASK_TYPE_VACUUM} {
+	for _, t := range []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_VACUUM} {
 		parts = append(parts, fmt.Sprintf("%s %d (%.1f%%)", typeNames[t], n[t], 100*share(t)))
 	}
 	line = fmt.Sprintf("tasks by type: %s of %d", strings.Join(parts, ", "), len(tasks))
 	var short []string
-	for _, t := range []pb.TaskType{pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE} {
+	for _, t := range []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE} {
 		if share(t) < mixMinShare {
 			short = append(short, fmt.Sprintf("%s %.1f%%", typeNames[t], 100*share(t)))
 		}
@@ -108,7 +108,7 @@ func taskMix(tasks []*pb.Task, rounds int) (line, warning string) {
 
 // stepTable renders stepHits as a table, one row per fault kind in
 // faultWeights order, with the rounds run and a total row.
-func stepTable(windows []faultWindow, ops []sim.Op, tasks []*pb.Task, rounds map[faultKind]int) string {
+func stepTable(windows []faultWindow, ops []sim.Op, tasks []*fsmpb.Task, rounds map[faultKind]int) string {
 	hits := stepHits(windows, ops, tasks)
 	var b strings.Builder
 	fmt.Fprintf(&b, "  destructive steps inside the fault window (rounds hitting each step):\n")
@@ -145,7 +145,7 @@ func stepTable(windows []faultWindow, ops []sim.Op, tasks []*pb.Task, rounds map
 func TestStepHitsClassifiesByTaskType(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	tasks := []*pb.Task{{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING}, {Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE}, {Id: 3, Type: pb.TaskType_TASK_TYPE_VACUUM}}
+	tasks := []*fsmpb.Task{{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING}, {Id: 2, Type: fsmpb.TaskType_TASK_TYPE_BALANCE}, {Id: 3, Type: fsmpb.TaskType_TASK_TYPE_VACUUM}}
 	ops := []sim.Op{
 		{Method: "VolumeDelete", TaskID: "1", Start: at(1), End: at(1)},
 		{Method: "VolumeDelete", TaskID: "2", Start: at(5), End: at(5.1)},

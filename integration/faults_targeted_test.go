@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
@@ -320,15 +320,15 @@ func (r *faultRun) crashMidCopy() {
 // balance, drawn).
 var lostAnswerMethods = []struct {
 	method string
-	typ    pb.TaskType
+	typ    fsmpb.TaskType
 }{
 	{"VolumeDelete", -1},
 	{"VolumeMarkReadonly", -1},
-	{"VolumeEcShardsGenerate", pb.TaskType_TASK_TYPE_ERASURE_CODING},
-	{"VolumeEcShardsMount", pb.TaskType_TASK_TYPE_ERASURE_CODING},
-	{"VolumeEcShardsCopy", pb.TaskType_TASK_TYPE_ERASURE_CODING},
-	{"VolumeCopy", pb.TaskType_TASK_TYPE_BALANCE},
-	{"VacuumVolumeCommit", pb.TaskType_TASK_TYPE_VACUUM},
+	{"VolumeEcShardsGenerate", fsmpb.TaskType_TASK_TYPE_ERASURE_CODING},
+	{"VolumeEcShardsMount", fsmpb.TaskType_TASK_TYPE_ERASURE_CODING},
+	{"VolumeEcShardsCopy", fsmpb.TaskType_TASK_TYPE_ERASURE_CODING},
+	{"VolumeCopy", fsmpb.TaskType_TASK_TYPE_BALANCE},
+	{"VacuumVolumeCommit", fsmpb.TaskType_TASK_TYPE_VACUUM},
 	// VolumeMount is not listed: no executor calls it.
 }
 
@@ -338,15 +338,15 @@ func (r *faultRun) lostAnswer() {
 	m := lostAnswerMethods[rng.IntN(len(lostAnswerMethods))]
 	typ := m.typ
 	if typ == -1 {
-		typ = []pb.TaskType{pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE}[rng.IntN(2)]
+		typ = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE}[rng.IntN(2)]
 	}
 	variant := typeNames[typ] + " " + m.method
 	var w *targetWork
 	var err error
 	switch typ {
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		w, err = r.makeEcWork(rng)
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		w, err = r.makeBalanceWork(rng)
 	default:
 		w, err = r.makeVacuumWork(rng)

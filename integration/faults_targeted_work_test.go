@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -83,7 +84,7 @@ func (s *targetedStats) violation(format string, args ...any) {
 // ended records how an armed round's task ended (its resubmits counted),
 // and a violation if its hook fired and the task did not complete: every
 // targeted fault hits a step the task must survive.
-func (r *faultRun) ended(kind faultKind, variant string, w *targetWork, fired bool, outcome string, tk *pb.Task) {
+func (r *faultRun) ended(kind faultKind, variant string, w *targetWork, fired bool, outcome string, tk *fsmpb.Task) {
 	r.noteEnd(kind, w, outcome, tk)
 	targeted.add(kind, variant, true, fired, outcome)
 	row := targeted.row(kind, variant)
@@ -157,7 +158,7 @@ func (r *faultRun) roundRng(salt uint64) *rand.Rand {
 
 // targetWork is a task a targeted round made for itself.
 type targetWork struct {
-	typ            pb.TaskType
+	typ            fsmpb.TaskType
 	vid            uint32
 	task           uint64
 	source, target *sim.VolumeServer // balance
@@ -195,7 +196,7 @@ func (r *faultRun) makeEcWork(rng *rand.Rand) (*targetWork, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add a volume to encode: %w", err)
 	}
-	return &targetWork{typ: pb.TaskType_TASK_TYPE_ERASURE_CODING, vid: vid}, nil
+	return &targetWork{typ: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, vid: vid}, nil
 }
 
 // makeBalanceWork adds a volume (written to just now: never quiet enough to
@@ -217,7 +218,7 @@ func (r *faultRun) makeBalanceWork(rng *rand.Rand) (*targetWork, error) {
 	if len(dsts) == 0 {
 		return nil, fmt.Errorf("no server has a free slot for volume %d", vid)
 	}
-	return &targetWork{typ: pb.TaskType_TASK_TYPE_BALANCE, vid: vid, source: servers[src], target: dsts[rng.IntN(len(dsts))]}, nil
+	return &targetWork{typ: fsmpb.TaskType_TASK_TYPE_BALANCE, vid: vid, source: servers[src], target: dsts[rng.IntN(len(dsts))]}, nil
 }
 
 // makeVacuumWork adds a volume with half its bytes garbage and submits its
@@ -228,7 +229,7 @@ func (r *faultRun) makeVacuumWork(rng *rand.Rand) (*targetWork, error) {
 	if err != nil {
 		return nil, fmt.Errorf("add a volume to vacuum: %w", err)
 	}
-	return &targetWork{typ: pb.TaskType_TASK_TYPE_VACUUM, vid: vid}, nil
+	return &targetWork{typ: fsmpb.TaskType_TASK_TYPE_VACUUM, vid: vid}, nil
 }
 
 // start submits the work's task once the master lists its volume (arm the
@@ -238,7 +239,7 @@ func (r *faultRun) start(w *targetWork) error {
 		return err
 	}
 	req := &pb.SubmitTaskRequest{Type: w.typ, VolumeId: w.vid}
-	if w.typ == pb.TaskType_TASK_TYPE_BALANCE {
+	if w.typ == fsmpb.TaskType_TASK_TYPE_BALANCE {
 		req.Source, req.Target = w.source.ID(), w.target.ID()
 	}
 	// The leader plans from its cached copy of the master's topology, which
@@ -256,7 +257,7 @@ func (r *faultRun) start(w *targetWork) error {
 		for {
 			tk := r.taskNow(id)
 			if tk == nil || !terminalStates[tk.State] {
-				if tk != nil && tk.State == pb.TaskState_TASK_STATE_RUNNING {
+				if tk != nil && tk.State == fsmpb.TaskState_TASK_STATE_RUNNING {
 					return nil
 				}
 				if time.Now().After(deadline) {
@@ -275,12 +276,12 @@ func (r *faultRun) start(w *targetWork) error {
 }
 
 // taskNow is the task's current state (nil if it cannot be read).
-func (r *faultRun) taskNow(id uint64) *pb.Task {
+func (r *faultRun) taskNow(id uint64) *fsmpb.Task {
 	tasks, err := r.listTasks()
 	if err != nil {
 		return nil
 	}
-	i := slices.IndexFunc(tasks, func(tk *pb.Task) bool { return tk.Id == id })
+	i := slices.IndexFunc(tasks, func(tk *fsmpb.Task) bool { return tk.Id == id })
 	if i < 0 {
 		return nil
 	}
@@ -303,7 +304,7 @@ func (r *faultRun) workerOf(id uint64) *faultWorker {
 
 // waitEnded waits for the task to be terminal and says how it ended
 // ("completed", "failed", ...; "open" if it did not end within timeout).
-func (r *faultRun) waitEnded(id uint64, timeout time.Duration) (string, *pb.Task) {
+func (r *faultRun) waitEnded(id uint64, timeout time.Duration) (string, *fsmpb.Task) {
 	deadline := time.Now().Add(timeout)
 	for {
 		tk := r.taskNow(id)
@@ -318,7 +319,7 @@ func (r *faultRun) waitEnded(id uint64, timeout time.Duration) (string, *pb.Task
 }
 
 // noteEnd records how the round's task ended.
-func (r *faultRun) noteEnd(kind faultKind, w *targetWork, outcome string, tk *pb.Task) {
+func (r *faultRun) noteEnd(kind faultKind, w *targetWork, outcome string, tk *fsmpb.Task) {
 	if tk == nil {
 		r.note("%s: task %d (%s of volume %d): %s", kind, w.task, typeNames[w.typ], w.vid, outcome)
 		return

@@ -46,6 +46,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -546,7 +547,7 @@ func (r *faultRun) waitLeaderFor(timeout time.Duration) *faultAdmin {
 	}
 }
 
-func (r *faultRun) listTasks() ([]*pb.Task, error) {
+func (r *faultRun) listTasks() ([]*fsmpb.Task, error) {
 	var lastErr error
 	for _, a := range r.admins {
 		if a.stopped || !a.running() {
@@ -569,7 +570,7 @@ func (r *faultRun) waitSomeTaskRunning() {
 		tasks, err := r.listTasks()
 		if err == nil {
 			for _, tk := range tasks {
-				if tk.State == pb.TaskState_TASK_STATE_RUNNING {
+				if tk.State == fsmpb.TaskState_TASK_STATE_RUNNING {
 					r.note("first task running: %d (%s of volume %d)", tk.Id, typeNames[tk.Type], tk.VolumeId)
 					return
 				}
@@ -801,14 +802,14 @@ func (r *faultRun) healAll() {
 // ---------------------------------------------------------------------------
 // Final checks.
 
-var terminalStates = map[pb.TaskState]bool{
-	pb.TaskState_TASK_STATE_COMPLETED: true, pb.TaskState_TASK_STATE_FAILED: true, pb.TaskState_TASK_STATE_CANCELLED: true,
+var terminalStates = map[fsmpb.TaskState]bool{
+	fsmpb.TaskState_TASK_STATE_COMPLETED: true, fsmpb.TaskState_TASK_STATE_FAILED: true, fsmpb.TaskState_TASK_STATE_CANCELLED: true,
 }
 
 func (r *faultRun) finalChecks() {
 	// Drain: every task terminal, and the set of tasks stable for a while
 	// (detection may still find leftover garbage right after the last round).
-	var tasks []*pb.Task
+	var tasks []*fsmpb.Task
 	deadline := time.Now().Add(faultDrainTimeout)
 	stableSince, lastCount := time.Time{}, -1
 	for {
@@ -839,7 +840,7 @@ func (r *faultRun) finalChecks() {
 		time.Sleep(300 * time.Millisecond)
 	}
 	byState := map[string]int{}
-	var open []*pb.Task
+	var open []*fsmpb.Task
 	for _, tk := range tasks {
 		byState[strings.TrimPrefix(strings.ToLower(tk.State.String()), "task_state_")]++
 		if !terminalStates[tk.State] {
@@ -889,7 +890,7 @@ func (r *faultRun) finalChecks() {
 	b.WriteString(stepTable(r.windows, ops, tasks, r.roundsByKind))
 	shown := 0
 	for _, tk := range tasks {
-		if tk.State == pb.TaskState_TASK_STATE_FAILED && shown < 5 {
+		if tk.State == fsmpb.TaskState_TASK_STATE_FAILED && shown < 5 {
 			shown++
 			fmt.Fprintf(&b, "    failed: task %d (%s of volume %d, attempt %d): %s\n", tk.Id, typeNames[tk.Type], tk.VolumeId, tk.Attempt, tk.LastError)
 		}
@@ -1153,12 +1154,12 @@ func findInterleavedTasks(ops []sim.Op) []string {
 // findConcurrentTasks: two tasks of one volume whose lives in the replicated
 // state (created to finished) overlap: the reservation allows one active
 // task per volume.
-func findConcurrentTasks(tasks []*pb.Task) []string {
-	byVol := map[uint32][]*pb.Task{}
+func findConcurrentTasks(tasks []*fsmpb.Task) []string {
+	byVol := map[uint32][]*fsmpb.Task{}
 	for _, tk := range tasks {
 		byVol[tk.VolumeId] = append(byVol[tk.VolumeId], tk)
 	}
-	end := func(tk *pb.Task) int64 {
+	end := func(tk *fsmpb.Task) int64 {
 		if tk.FinishedAt == 0 {
 			return 1<<63 - 1
 		}

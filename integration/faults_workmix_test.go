@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -80,10 +81,10 @@ func (l *retiredLog) add(vid uint32, at time.Time) {
 // the volume that was active (created, not yet finished) at that moment.
 // The generator checks the open tasks just before, so only a task created
 // in between can race it; the task then fails on the missing volume.
-func (l *retiredLog) summary(tasks []*pb.Task) string {
+func (l *retiredLog) summary(tasks []*fsmpb.Task) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	byVol := map[uint32][]*pb.Task{}
+	byVol := map[uint32][]*fsmpb.Task{}
 	for _, tk := range tasks {
 		byVol[tk.VolumeId] = append(byVol[tk.VolumeId], tk)
 	}
@@ -171,7 +172,7 @@ func (m *workMix) submitVacuum(ctx context.Context) {
 	a := m.r.admins[m.rng.IntN(len(m.r.admins))]
 	v := vols[m.rng.IntN(len(vols))]
 	cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-	_, _ = pb.NewAdminClient(a.conn).SubmitTask(cctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: v.ID})
+	_, _ = pb.NewAdminClient(a.conn).SubmitTask(cctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: v.ID})
 	cancel()
 }
 
@@ -251,7 +252,7 @@ func (m *workMix) openTaskVolumes(ctx context.Context) (map[uint32]bool, bool) {
 		cctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 		resp, err := pb.NewAdminClient(a.conn).ListTasks(cctx, &pb.ListTasksRequest{
 			Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE,
-			States:      []pb.TaskState{pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING},
+			States:      []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING},
 		})
 		cancel()
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -676,13 +677,13 @@ func ids(nodes []*node) string {
 // ---------------------------------------------------------------------------
 // gRPC.
 
-var typeNames = map[pb.TaskType]string{
-	pb.TaskType_TASK_TYPE_VACUUM:         "vacuum",
-	pb.TaskType_TASK_TYPE_ERASURE_CODING: "erasure_coding",
-	pb.TaskType_TASK_TYPE_BALANCE:        "balance",
+var typeNames = map[fsmpb.TaskType]string{
+	fsmpb.TaskType_TASK_TYPE_VACUUM:         "vacuum",
+	fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: "erasure_coding",
+	fsmpb.TaskType_TASK_TYPE_BALANCE:        "balance",
 }
 
-var allTypes = []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE}
+var allTypes = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE}
 
 // grpcClient is a plain round-robin client over several admin addresses,
 // independent of the product's retrying client.
@@ -710,7 +711,7 @@ func dialAdmins(t testing.TB, addrs []string) *grpcClient {
 }
 
 // submitOnce tries one address (the next in turn) with a timeout.
-func (c *grpcClient) submitOnce(ctx context.Context, timeout time.Duration, typ pb.TaskType, vol uint32) (*pb.SubmitTaskResponse, error) {
+func (c *grpcClient) submitOnce(ctx context.Context, timeout time.Duration, typ fsmpb.TaskType, vol uint32) (*pb.SubmitTaskResponse, error) {
 	conn := c.conns[c.next%len(c.conns)]
 	c.next++
 	cctx, cancel := context.WithTimeout(ctx, timeout)
@@ -720,7 +721,7 @@ func (c *grpcClient) submitOnce(ctx context.Context, timeout time.Duration, typ 
 
 // submit retries across addresses until the submission is acknowledged or
 // waitTimeout passes.
-func (c *grpcClient) submit(t testing.TB, typ pb.TaskType, vol uint32) *pb.SubmitTaskResponse {
+func (c *grpcClient) submit(t testing.TB, typ fsmpb.TaskType, vol uint32) *pb.SubmitTaskResponse {
 	t.Helper()
 	var resp *pb.SubmitTaskResponse
 	eventually(t, fmt.Sprintf("submission of %s of volume %d", typeNames[typ], vol), func() (bool, string) {

@@ -1,7 +1,7 @@
 package placement
 
 import (
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -9,7 +9,7 @@ import (
 // empty by an operator: the fullest replica holder and the emptiest server
 // without the volume are chosen. The capacity projection moves a balance in
 // flight as this would move it now.
-func PlanMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
+func PlanMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
 	usage := func(s *seaweed.Server) float64 {
 		var used, max int64
 		for _, d := range s.Disks {
@@ -105,7 +105,7 @@ func PlanMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, ds
 // is that move's source if it still holds a replica (the attempt was
 // abandoned before deleting it), nil if it does not (the move finished) or
 // is missing from the topology (the scheduler's PlanSpec waits for it).
-func LastLandedMove(task *pb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m *pb.Move, src, dst *seaweed.Server, ok bool) {
+func LastLandedMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (m *fsmpb.Move, src, dst *seaweed.Server, ok bool) {
 	for i := len(task.EarlierMoves) - 1; i >= 0; i-- {
 		m := task.EarlierMoves[i]
 		d, okD := topo.FindServer(m.GetTarget())

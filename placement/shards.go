@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -21,7 +21,7 @@ const (
 // most free slots, starting with the volume's first replica (which generates
 // them), using at least MinECServers servers. The capacity projection
 // places an encoding in flight where this would place it now.
-func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacement, error) {
+func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlacement, error) {
 	if len(v.Replicas) == 0 {
 		return nil, Errorf("volume %d has no replica to encode", v.ID)
 	}
@@ -54,9 +54,9 @@ func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*pb.ShardPlacemen
 		return cands[i].s.ID < cands[j].s.ID
 	})
 	n := min(len(cands), TotalShards)
-	out := make([]*pb.ShardPlacement, TotalShards)
+	out := make([]*fsmpb.ShardPlacement, TotalShards)
 	for shard := 0; shard < TotalShards; shard++ {
-		out[shard] = &pb.ShardPlacement{ShardId: uint32(shard), Server: cands[shard%n].s.Addr.String()}
+		out[shard] = &fsmpb.ShardPlacement{ShardId: uint32(shard), Server: cands[shard%n].s.Addr.String()}
 	}
 	return out, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -151,7 +152,7 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 		}
 		seen[p.Key] = true
 	}
-	res, err := s.apply(ctx, fsm.SubmitCmd(&pb.SubmitTask{
+	res, err := s.apply(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 		Type: req.Type, VolumeId: req.VolumeId, Collection: req.Collection, Source: req.Source,
 		Target: req.Target, Params: req.Params, Priority: req.Priority, Origin: "manual",
 	}))
@@ -164,7 +165,7 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 // ListTasks lists tasks, optionally filtered by state and volume.
 func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.ListTasksResponse, error) {
 	for _, st := range req.States {
-		if _, ok := pb.TaskState_name[int32(st)]; !ok || st == pb.TaskState_TASK_STATE_UNSPECIFIED {
+		if _, ok := fsmpb.TaskState_name[int32(st)]; !ok || st == fsmpb.TaskState_TASK_STATE_UNSPECIFIED {
 			return nil, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
 		}
 	}
@@ -188,15 +189,15 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 
 // withLiveProgress overlays the leader's live progress on a running task
 // (a copy: stored tasks are immutable).
-func (s *Server) withLiveProgress(t *pb.Task) *pb.Task {
-	if s.live == nil || t.State != pb.TaskState_TASK_STATE_RUNNING {
+func (s *Server) withLiveProgress(t *fsmpb.Task) *fsmpb.Task {
+	if s.live == nil || t.State != fsmpb.TaskState_TASK_STATE_RUNNING {
 		return t
 	}
 	p, step, ok := s.live.Progress(t.Id)
 	if !ok || (p == t.Progress && step == t.Step) || step == "" {
 		return t
 	}
-	c := proto.Clone(t).(*pb.Task)
+	c := proto.Clone(t).(*fsmpb.Task)
 	c.Progress, c.Step = p, step
 	return c
 }
@@ -240,7 +241,7 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 	}
 	s.fsm.Read(func(st *fsm.State) {
 		running := map[string][]uint64{}
-		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}}) {
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}}) {
 			running[t.WorkerId] = append(running[t.WorkerId], t.Id)
 		}
 		for _, w := range st.Workers() {

@@ -12,11 +12,12 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-func submit(t testing.TB, n *adminNode, typ pb.TaskType, vol uint32) (*pb.SubmitTaskResponse, error) {
+func submit(t testing.TB, n *adminNode, typ fsmpb.TaskType, vol uint32) (*pb.SubmitTaskResponse, error) {
 	t.Helper()
 	return call(t, func(ctx context.Context) (*pb.SubmitTaskResponse, error) {
 		return n.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: typ, VolumeId: vol})
@@ -31,13 +32,13 @@ func TestSubmitTaskThroughEveryNode(t *testing.T) {
 	ids := map[uint64]uint32{}
 	for i, n := range c.nodes {
 		vol := uint32(10 + i)
-		resp, err := submit(t, n, pb.TaskType_TASK_TYPE_VACUUM, vol)
+		resp, err := submit(t, n, fsmpb.TaskType_TASK_TYPE_VACUUM, vol)
 		if err != nil {
 			t.Fatalf("submit through %s (leader: %v): %v", n.id, i == leader, err)
 		}
 		task := resp.Task
-		if resp.Existing || task.GetId() == 0 || task.VolumeId != vol || task.Type != pb.TaskType_TASK_TYPE_VACUUM ||
-			task.State != pb.TaskState_TASK_STATE_PENDING || task.Origin != "manual" || resp.Index == 0 {
+		if resp.Existing || task.GetId() == 0 || task.VolumeId != vol || task.Type != fsmpb.TaskType_TASK_TYPE_VACUUM ||
+			task.State != fsmpb.TaskState_TASK_STATE_PENDING || task.Origin != "manual" || resp.Index == 0 {
 			t.Fatalf("submit through %s gave %v", n.id, resp)
 		}
 		if _, dup := ids[task.Id]; dup {
@@ -62,7 +63,7 @@ func TestSubmitTaskThroughEveryNode(t *testing.T) {
 	// The same type and volume through another node returns the existing task.
 	for i, n := range c.nodes {
 		vol := uint32(10 + (i+1)%3)
-		resp, err := submit(t, n, pb.TaskType_TASK_TYPE_VACUUM, vol)
+		resp, err := submit(t, n, fsmpb.TaskType_TASK_TYPE_VACUUM, vol)
 		if err != nil {
 			t.Fatalf("resubmit through %s: %v", n.id, err)
 		}
@@ -73,21 +74,21 @@ func TestSubmitTaskThroughEveryNode(t *testing.T) {
 
 	// Another type on a busy volume is refused, through leader and followers.
 	for _, n := range c.nodes {
-		_, err := submit(t, n, pb.TaskType_TASK_TYPE_ERASURE_CODING, 10)
+		_, err := submit(t, n, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, 10)
 		wantCode(t, "erasure coding on a volume with an active vacuum via "+n.id, err, codes.FailedPrecondition)
 	}
 
 	// Bad input is refused before anything is proposed.
 	for _, n := range c.nodes {
-		_, err := submit(t, n, pb.TaskType_TASK_TYPE_UNSPECIFIED, 20)
+		_, err := submit(t, n, fsmpb.TaskType_TASK_TYPE_UNSPECIFIED, 20)
 		wantCode(t, "unspecified type via "+n.id, err, codes.InvalidArgument)
-		_, err = submit(t, n, pb.TaskType(99), 20)
+		_, err = submit(t, n, fsmpb.TaskType(99), 20)
 		wantCode(t, "unknown type via "+n.id, err, codes.InvalidArgument)
-		_, err = submit(t, n, pb.TaskType_TASK_TYPE_VACUUM, 0)
+		_, err = submit(t, n, fsmpb.TaskType_TASK_TYPE_VACUUM, 0)
 		wantCode(t, "volume 0 via "+n.id, err, codes.InvalidArgument)
 		_, err = call(t, func(ctx context.Context) (*pb.SubmitTaskResponse, error) {
-			return n.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 20,
-				Params: []*pb.Param{{Key: "a", Value: "1"}, {Key: "a", Value: "2"}}})
+			return n.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 20,
+				Params: []*fsmpb.Param{{Key: "a", Value: "1"}, {Key: "a", Value: "2"}}})
 		})
 		wantCode(t, "duplicate parameter via "+n.id, err, codes.InvalidArgument)
 	}
@@ -116,7 +117,7 @@ func TestListTasksConsistency(t *testing.T) {
 	pairs := []pair{{fs[0], fs[1]}, {fs[1], fs[0]}, {leader, fs[0]}, {fs[0], fs[0]}, {fs[1], leader}}
 	for k, p := range pairs {
 		vol := uint32(100 + k)
-		sub, err := submit(t, c.nodes[p.via], pb.TaskType_TASK_TYPE_VACUUM, vol)
+		sub, err := submit(t, c.nodes[p.via], fsmpb.TaskType_TASK_TYPE_VACUUM, vol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestListTasksConsistency(t *testing.T) {
 	}
 
 	// A stale read through a follower is served locally and catches up.
-	sub, err := submit(t, c.nodes[leader], pb.TaskType_TASK_TYPE_BALANCE, 200)
+	sub, err := submit(t, c.nodes[leader], fsmpb.TaskType_TASK_TYPE_BALANCE, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,13 +164,13 @@ func TestListTasksConsistency(t *testing.T) {
 	// Filters work on either path.
 	for _, n := range c.nodes {
 		resp, err := call(t, func(ctx context.Context) (*pb.ListTasksResponse, error) {
-			return n.client.ListTasks(ctx, &pb.ListTasksRequest{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}, VolumeId: 200})
+			return n.client.ListTasks(ctx, &pb.ListTasksRequest{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}, VolumeId: 200})
 		})
-		if err != nil || len(resp.Tasks) != 1 || resp.Tasks[0].Type != pb.TaskType_TASK_TYPE_BALANCE {
+		if err != nil || len(resp.Tasks) != 1 || resp.Tasks[0].Type != fsmpb.TaskType_TASK_TYPE_BALANCE {
 			t.Errorf("filtered list through %s: %v, %v", n.id, resp, err)
 		}
 		resp, err = call(t, func(ctx context.Context) (*pb.ListTasksResponse, error) {
-			return n.client.ListTasks(ctx, &pb.ListTasksRequest{States: []pb.TaskState{pb.TaskState_TASK_STATE_COMPLETED}})
+			return n.client.ListTasks(ctx, &pb.ListTasksRequest{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_COMPLETED}})
 		})
 		if err != nil || len(resp.Tasks) != 0 {
 			t.Errorf("list of completed tasks through %s: %v, %v", n.id, resp, err)
@@ -180,7 +181,7 @@ func TestListTasksConsistency(t *testing.T) {
 	for _, n := range c.nodes {
 		_, err := n.client.ListTasks(context.Background(), &pb.ListTasksRequest{Consistency: pb.Consistency(42)})
 		wantCode(t, "unknown consistency via "+n.id, err, codes.InvalidArgument)
-		_, err = n.client.ListTasks(context.Background(), &pb.ListTasksRequest{States: []pb.TaskState{pb.TaskState_TASK_STATE_UNSPECIFIED}})
+		_, err = n.client.ListTasks(context.Background(), &pb.ListTasksRequest{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_UNSPECIFIED}})
 		wantCode(t, "unspecified state filter via "+n.id, err, codes.InvalidArgument)
 		_, err = n.client.GetTask(context.Background(), &pb.GetTaskRequest{Id: 0})
 		wantCode(t, "task id 0 via "+n.id, err, codes.InvalidArgument)
@@ -289,7 +290,7 @@ func TestDoRetriesThroughLeaderFailover(t *testing.T) {
 	defer client.Close()
 	submitVia := func(ctx context.Context, vol uint32) (*pb.SubmitTaskResponse, error) {
 		return Do(ctx, client, 2*time.Second, func(ctx context.Context, a pb.AdminClient) (*pb.SubmitTaskResponse, error) {
-			return a.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
+			return a.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
 		})
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
@@ -341,7 +342,7 @@ func TestDoRetriesThroughLeaderFailover(t *testing.T) {
 	}
 	// Errors that no other node would change come back at once.
 	_, err = Do(ctx, client, 2*time.Second, func(ctx context.Context, a pb.AdminClient) (*pb.SubmitTaskResponse, error) {
-		return a.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM})
+		return a.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM})
 	})
 	wantCode(t, "volume 0 through Do", err, codes.InvalidArgument)
 }
@@ -402,7 +403,7 @@ func TestPeerRequestValidation(t *testing.T) {
 func TestAddAndRemovePeerThroughFollower(t *testing.T) {
 	c := newCluster(t)
 	leader := c.waitLeader()
-	if _, err := submit(t, c.nodes[leader], pb.TaskType_TASK_TYPE_VACUUM, 1); err != nil {
+	if _, err := submit(t, c.nodes[leader], fsmpb.TaskType_TASK_TYPE_VACUUM, 1); err != nil {
 		t.Fatal(err)
 	}
 	// A fourth node, given the cluster's members and no bootstrap, waits to
@@ -461,7 +462,7 @@ func TestAddAndRemovePeerThroughFollower(t *testing.T) {
 func TestInternalService(t *testing.T) {
 	c := newCluster(t)
 	encode := func(vol uint32) []byte {
-		b, err := fsm.Encode(time.Now().UnixNano(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol}}})
+		b, err := fsm.Encode(time.Now().UnixNano(), &fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -530,7 +531,7 @@ func TestInternalService(t *testing.T) {
 		if l < 0 {
 			return nil, status.Error(codes.Unavailable, "no leader yet")
 		}
-		ec, err := fsm.Encode(time.Now().UnixNano(), &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 6}}})
+		ec, err := fsm.Encode(time.Now().UnixNano(), &fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 6}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -551,7 +552,7 @@ func TestInternalService(t *testing.T) {
 	if r0.Task.GetVolumeId() != 6 || r2.Task.GetVolumeId() != 7 || r0.Index >= r1.Index || r1.Index >= r2.Index {
 		t.Errorf("ApplyBatch results out of order: %v / %v / %v", r0, r1, r2)
 	}
-	if r1.ErrorCode != pb.ErrorCode_ERROR_CODE_VOLUME_BUSY {
+	if r1.ErrorCode != fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY {
 		t.Errorf("an erasure coding on a volume with a vacuum gave %v, want a volume-busy refusal", r1)
 	}
 }
@@ -584,7 +585,7 @@ func TestConcurrentSubmitsThroughFollowers(t *testing.T) {
 			defer wg.Done()
 			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 			defer cancel()
-			resp, err := n.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
+			resp, err := n.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol})
 			results <- result{vol, resp, err}
 		}()
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -292,8 +293,8 @@ func wantCode(t testing.TB, what string, err error, code codes.Code) {
 	}
 }
 
-func taskIDs(tasks []*pb.Task) map[uint64]*pb.Task {
-	out := map[uint64]*pb.Task{}
+func taskIDs(tasks []*fsmpb.Task) map[uint64]*fsmpb.Task {
+	out := map[uint64]*fsmpb.Task{}
 	for _, t := range tasks {
 		out[t.Id] = t
 	}

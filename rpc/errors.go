@@ -9,7 +9,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // toStatus maps internal errors onto gRPC status codes.
@@ -41,13 +41,13 @@ func toStatus(err error) error {
 	return status.Error(codes.Internal, err.Error())
 }
 
-func fsmCode(c pb.ErrorCode) codes.Code {
+func fsmCode(c fsmpb.ErrorCode) codes.Code {
 	switch c {
-	case pb.ErrorCode_ERROR_CODE_INVALID, pb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION:
+	case fsmpb.ErrorCode_ERROR_CODE_INVALID, fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION:
 		return codes.InvalidArgument
-	case pb.ErrorCode_ERROR_CODE_NOT_FOUND:
+	case fsmpb.ErrorCode_ERROR_CODE_NOT_FOUND:
 		return codes.NotFound
-	case pb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, pb.ErrorCode_ERROR_CODE_STALE_FENCE, pb.ErrorCode_ERROR_CODE_VOLUME_BUSY:
+	case fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE, fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY:
 		return codes.FailedPrecondition
 	}
 	return codes.Internal

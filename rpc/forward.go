@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -27,7 +28,7 @@ type forwardReq struct {
 }
 
 type forwardResp struct {
-	res *pb.ApplyResult
+	res *fsmpb.ApplyResult
 	err error
 }
 
@@ -44,7 +45,7 @@ func newForwarder(s *Server) *forwarder {
 }
 
 // forward sends cmd to the leader as part of a batch and waits for its result.
-func (f *forwarder) forward(ctx context.Context, cmd []byte) (*pb.ApplyResult, error) {
+func (f *forwarder) forward(ctx context.Context, cmd []byte) (*fsmpb.ApplyResult, error) {
 	req := forwardReq{ctx: ctx, cmd: cmd, done: make(chan forwardResp, 1)}
 	select {
 	case f.queue <- req:
@@ -157,7 +158,7 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 		if errs[i] != nil {
 			st := status.Convert(toStatus(errs[i]))
 			it.Code, it.Message = int32(st.Code()), st.Message()
-		} else if res, ok := outs[i].(*pb.ApplyResult); ok {
+		} else if res, ok := outs[i].(*fsmpb.ApplyResult); ok {
 			it.Result = res
 		} else {
 			it.Code, it.Message = int32(codes.Internal), "unexpected apply result"

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -31,7 +32,7 @@ func wantMessage(t *testing.T, what string, err error, want ...string) {
 
 // applyOn proposes a raw command on the leader (what the scheduler would),
 // in the command version every build of the test cluster applies.
-func applyOn(t *testing.T, n *adminNode, cmd *pb.Command) *pb.Task {
+func applyOn(t *testing.T, n *adminNode, cmd *fsmpb.Command) *fsmpb.Task {
 	t.Helper()
 	b, err := fsm.EncodeAgreed(time.Now().UnixNano(), fsm.CurrentVersion, cmd)
 	if err != nil {
@@ -43,7 +44,7 @@ func applyOn(t *testing.T, n *adminNode, cmd *pb.Command) *pb.Task {
 	if err != nil {
 		t.Fatalf("apply: %v", err)
 	}
-	res := out.(*pb.ApplyResult)
+	res := out.(*fsmpb.ApplyResult)
 	if err := fsm.ResultError(res); err != nil {
 		t.Fatalf("apply refused: %v", err)
 	}
@@ -76,8 +77,8 @@ func TestCancelAndRetryTask(t *testing.T) {
 	// A pending task is cancelled at once, through a follower, and its
 	// volume is free again.
 	sub, err := call(t, func(ctx context.Context) (*pb.SubmitTaskResponse, error) {
-		return f.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 20,
-			Params: []*pb.Param{{Key: "k", Value: "v"}}, Priority: 3})
+		return f.client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 20,
+			Params: []*fsmpb.Param{{Key: "k", Value: "v"}}, Priority: 3})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -86,24 +87,24 @@ func TestCancelAndRetryTask(t *testing.T) {
 	cr, err := call(t, func(ctx context.Context) (*pb.CancelTaskResponse, error) {
 		return f.client.CancelTask(ctx, &pb.CancelTaskRequest{Id: pending.Id})
 	})
-	if err != nil || cr.Task.State != pb.TaskState_TASK_STATE_CANCELLED || cr.Task.LastError != "cancelled by operator" {
+	if err != nil || cr.Task.State != fsmpb.TaskState_TASK_STATE_CANCELLED || cr.Task.LastError != "cancelled by operator" {
 		t.Fatalf("cancel of a pending task: %v, %v", cr, err)
 	}
 
 	// An assigned task is only marked: it stays assigned (its volume
 	// reserved) until the leader has stopped its attempt.
-	sub2, err := submit(t, leader, pb.TaskType_TASK_TYPE_ERASURE_CODING, 21)
+	sub2, err := submit(t, leader, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, 21)
 	if err != nil {
 		t.Fatal(err)
 	}
-	applyOn(t, leader, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: sub2.Task.Id, WorkerId: "w1"}}})
+	applyOn(t, leader, &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: sub2.Task.Id, WorkerId: "w1"}}})
 	cr, err = call(t, func(ctx context.Context) (*pb.CancelTaskResponse, error) {
 		return f.client.CancelTask(ctx, &pb.CancelTaskRequest{Id: sub2.Task.Id, Reason: "not now"})
 	})
-	if err != nil || cr.Task.State != pb.TaskState_TASK_STATE_ASSIGNED || !cr.Task.CancelRequested || cr.Task.CancelReason != "not now" {
+	if err != nil || cr.Task.State != fsmpb.TaskState_TASK_STATE_ASSIGNED || !cr.Task.CancelRequested || cr.Task.CancelReason != "not now" {
 		t.Fatalf("cancel of an assigned task: %v, %v; want it still assigned, marked", cr, err)
 	}
-	_, err = submit(t, leader, pb.TaskType_TASK_TYPE_VACUUM, 21)
+	_, err = submit(t, leader, fsmpb.TaskType_TASK_TYPE_VACUUM, 21)
 	wantCode(t, "another task on a volume whose task is being cancelled", err, codes.FailedPrecondition)
 	_, err = call(t, func(ctx context.Context) (*pb.RetryTaskResponse, error) {
 		return f.client.RetryTask(ctx, &pb.RetryTaskRequest{Id: sub2.Task.Id})
@@ -126,7 +127,7 @@ func TestCancelAndRetryTask(t *testing.T) {
 		t.Fatalf("retry: %v", err)
 	}
 	nt := rr.Task
-	if rr.Existing || rr.RetryOf != pending.Id || nt.Id == pending.Id || nt.State != pb.TaskState_TASK_STATE_PENDING ||
+	if rr.Existing || rr.RetryOf != pending.Id || nt.Id == pending.Id || nt.State != fsmpb.TaskState_TASK_STATE_PENDING ||
 		nt.Type != pending.Type || nt.VolumeId != 20 || nt.Priority != 3 || len(nt.Params) != 1 || nt.Params[0].Key != "k" ||
 		nt.Origin != "retry of task 1" {
 		t.Fatalf("retry gave %v, want a copy of %v", rr, pending)
@@ -161,16 +162,16 @@ func TestRetryCarriesHistory(t *testing.T) {
 		})
 		return ok
 	})
-	sub, err := submit(t, leader, pb.TaskType_TASK_TYPE_BALANCE, 31)
+	sub, err := submit(t, leader, fsmpb.TaskType_TASK_TYPE_BALANCE, 31)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := sub.Task.Id
-	m1, m2 := &pb.Move{Source: "a:1.2", Target: "b:1.2"}, &pb.Move{Source: "a:1.2", Target: "c:1.2"}
-	tk := applyOn(t, leader, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: "w1", Servers: []string{"a:1.2", "b:1.2"}, Move: m1}}})
-	applyOn(t, leader, &pb.Command{Body: &pb.Command_RequeueTask{RequeueTask: &pb.RequeueTask{TaskId: id, Fence: tk.Fence, Reason: "lease expired"}}})
-	tk = applyOn(t, leader, &pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: "w1", Servers: []string{"a:1.2", "c:1.2"}, Move: m2}}})
-	applyOn(t, leader, &pb.Command{Body: &pb.Command_FailTask{FailTask: &pb.FailTask{TaskId: id, Fence: tk.Fence, Error: "needles the source lacks"}}})
+	m1, m2 := &fsmpb.Move{Source: "a:1.2", Target: "b:1.2"}, &fsmpb.Move{Source: "a:1.2", Target: "c:1.2"}
+	tk := applyOn(t, leader, &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: id, WorkerId: "w1", Servers: []string{"a:1.2", "b:1.2"}, Move: m1}}})
+	applyOn(t, leader, &fsmpb.Command{Body: &fsmpb.Command_RequeueTask{RequeueTask: &fsmpb.RequeueTask{TaskId: id, Fence: tk.Fence, Reason: "lease expired"}}})
+	tk = applyOn(t, leader, &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: id, WorkerId: "w1", Servers: []string{"a:1.2", "c:1.2"}, Move: m2}}})
+	applyOn(t, leader, &fsmpb.Command{Body: &fsmpb.Command_FailTask{FailTask: &fsmpb.FailTask{TaskId: id, Fence: tk.Fence, Error: "needles the source lacks"}}})
 
 	rr, err := call(t, func(ctx context.Context) (*pb.RetryTaskResponse, error) {
 		return f.client.RetryTask(ctx, &pb.RetryTaskRequest{Id: id})
@@ -265,7 +266,7 @@ func TestSnapshotSaveRestoreRPC(t *testing.T) {
 	l := c.waitLeader()
 	f := c.nodes[c.followers(l)[0]]
 	for vol := uint32(30); vol < 33; vol++ {
-		if _, err := submit(t, c.nodes[l], pb.TaskType_TASK_TYPE_VACUUM, vol); err != nil {
+		if _, err := submit(t, c.nodes[l], fsmpb.TaskType_TASK_TYPE_VACUUM, vol); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -278,7 +279,7 @@ func TestSnapshotSaveRestoreRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	savedHash := st.Hash()
-	if _, err := submit(t, c.nodes[l], pb.TaskType_TASK_TYPE_VACUUM, 40); err != nil {
+	if _, err := submit(t, c.nodes[l], fsmpb.TaskType_TASK_TYPE_VACUUM, 40); err != nil {
 		t.Fatal(err)
 	}
 	hashes := func() string {

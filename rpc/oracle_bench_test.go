@@ -10,6 +10,7 @@ import (
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -53,7 +54,7 @@ func benchServer(b *testing.B) *Server {
 	b.Helper()
 	f := fsm.New()
 	for i := uint64(1); i <= 1000; i++ {
-		cmd, err := fsm.Encode(1, &pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i * 997)}}})
+		cmd, err := fsm.Encode(1, &fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i * 997)}}})
 		if err != nil {
 			b.Fatal(err)
 		}

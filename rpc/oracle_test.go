@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -147,7 +148,7 @@ func (c *testCluster) splitMasterViews() (leader int, followers []int) {
 func TestOracleStaleAndLinearizable(t *testing.T) {
 	c := newCluster(t)
 	leader, fs := c.splitMasterViews()
-	sub, err := submit(t, c.nodes[fs[0]], pb.TaskType_TASK_TYPE_VACUUM, 7)
+	sub, err := submit(t, c.nodes[fs[0]], fsmpb.TaskType_TASK_TYPE_VACUUM, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,7 +172,7 @@ func TestOracleStaleAndLinearizable(t *testing.T) {
 				t.Errorf("%s through %s: volume 7 = %v, want the leader's 100 MiB projected to 70 MiB", cons, c.nodes[i].id, v7)
 			}
 			if len(v7.Adjustments) != 1 || v7.Adjustments[0].TaskId != sub.Task.Id || v7.Adjustments[0].Kind != pb.Adjustment_IN_PROGRESS ||
-				v7.Adjustments[0].DeltaBytes != -30*oracleMiB || v7.Adjustments[0].Type != pb.TaskType_TASK_TYPE_VACUUM {
+				v7.Adjustments[0].DeltaBytes != -30*oracleMiB || v7.Adjustments[0].Type != fsmpb.TaskType_TASK_TYPE_VACUUM {
 				t.Errorf("%s through %s: adjustments %v", cons, c.nodes[i].id, v7.Adjustments)
 			}
 			if v8.VolumeId != 8 || v8.MasterSize != 50*oracleMiB || v8.ProjectedSize != 50*oracleMiB || len(v8.Adjustments) != 0 {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -20,7 +21,7 @@ func TestOracleRetiredChangeUntilOwnTopologyShowsIt(t *testing.T) {
 	for _, n := range c.nodes {
 		n.server.SetTopology(oracleTopology(100 * oracleMiB))
 	}
-	apply := func(body *pb.Command) *pb.ApplyResult {
+	apply := func(body *fsmpb.Command) *fsmpb.ApplyResult {
 		t.Helper()
 		b, err := fsm.Encode(time.Now().UnixNano(), body)
 		if err != nil {
@@ -32,24 +33,24 @@ func TestOracleRetiredChangeUntilOwnTopologyShowsIt(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := out.(*pb.ApplyResult)
+		res := out.(*fsmpb.ApplyResult)
 		if err := fsm.ResultError(res); err != nil {
 			t.Fatalf("%T: %v", body.Body, err)
 		}
 		return res
 	}
-	sub, err := submit(t, ln, pb.TaskType_TASK_TYPE_VACUUM, 7)
+	sub, err := submit(t, ln, fsmpb.TaskType_TASK_TYPE_VACUUM, 7)
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := sub.Task.Id
-	fence := apply(&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: "w1"}}}).Index
-	apply(&pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}})
-	apply(&pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: id, Fence: fence, Change: &pb.CapacityChange{
-		TaskId: id, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}}}})
+	fence := apply(&fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: id, WorkerId: "w1"}}}).Index
+	apply(&fsmpb.Command{Body: &fsmpb.Command_StartTask{StartTask: &fsmpb.StartTask{TaskId: id, Fence: fence}}})
+	apply(&fsmpb.Command{Body: &fsmpb.Command_CompleteTask{CompleteTask: &fsmpb.CompleteTask{TaskId: id, Fence: fence, Change: &fsmpb.CapacityChange{
+		TaskId: id, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}}}})
 	// The leader's poll shows the vacuum: it retires the change.
 	ln.server.SetTopology(oracleTopology(70 * oracleMiB))
-	retired := apply(&pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: []uint64{id}}}}).Index
+	retired := apply(&fsmpb.Command{Body: &fsmpb.Command_RetireCapacityChanges{RetireCapacityChanges: &fsmpb.RetireCapacityChanges{TaskIds: []uint64{id}}}}).Index
 
 	for _, i := range c.followers(leader) {
 		n := c.nodes[i]

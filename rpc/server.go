@@ -17,6 +17,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -158,13 +159,13 @@ func (s *Server) leaderConn() (*grpc.ClientConn, error) {
 // apply encodes cmd in the base command version, applies it on the leader
 // (forwarding if this node is a follower) and returns the FSM result, or
 // its refusal as an error.
-func (s *Server) apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (s *Server) apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	return s.applyIn(ctx, fsm.CommandVersion, cmd)
 }
 
 // applyIn is apply with cmd encoded for a cluster whose members all apply
 // command versions up to agreed (fsm.EncodeAgreed).
-func (s *Server) applyIn(ctx context.Context, agreed uint32, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (s *Server) applyIn(ctx context.Context, agreed uint32, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	b, err := fsm.EncodeAgreed(s.now().UnixNano(), agreed, cmd)
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -193,14 +194,14 @@ func (s *Server) encodingVersion() uint32 {
 // applyAgreed is apply for a command whose newer form (command version 2:
 // attempt history) is written only when every member applies it; called on
 // the leader.
-func (s *Server) applyAgreed(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (s *Server) applyAgreed(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	return s.applyIn(ctx, s.encodingVersion(), cmd)
 }
 
-func (s *Server) applyBytes(ctx context.Context, b []byte) (*pb.ApplyResult, error) {
+func (s *Server) applyBytes(ctx context.Context, b []byte) (*fsmpb.ApplyResult, error) {
 	out, err := s.raft.Apply(ctx, b)
 	if err == nil {
-		res, ok := out.(*pb.ApplyResult)
+		res, ok := out.(*fsmpb.ApplyResult)
 		if !ok {
 			return nil, status.Errorf(codes.Internal, "unexpected apply result %T", out)
 		}

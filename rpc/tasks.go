@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -54,15 +55,15 @@ func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.R
 	}); forwarded || err != nil {
 		return resp, err
 	}
-	var old *pb.Task
+	var old *fsmpb.Task
 	var ok bool
 	s.fsm.Read(func(st *fsm.State) { old, ok = st.Task(req.Id) })
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "task %d not found", req.Id)
 	}
 	switch old.State {
-	case pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED:
-	case pb.TaskState_TASK_STATE_COMPLETED:
+	case fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED:
+	case fsmpb.TaskState_TASK_STATE_COMPLETED:
 		return nil, status.Errorf(codes.FailedPrecondition, "task %d completed, so there is nothing to retry; only a failed or cancelled task can be retried", req.Id)
 	default:
 		return nil, status.Errorf(codes.FailedPrecondition, "task %d is still %s; only a failed or cancelled task can be retried", req.Id, fsm.StateName(old.State))
@@ -77,14 +78,14 @@ func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.R
 	if n := len(servers); n > fsm.MaxEarlierServers {
 		servers = servers[n-fsm.MaxEarlierServers:]
 	}
-	moves = slices.DeleteFunc(moves, func(m *pb.Move) bool { return m == nil })
+	moves = slices.DeleteFunc(moves, func(m *fsmpb.Move) bool { return m == nil })
 	if n := len(moves); n > fsm.MaxEarlierMoves {
 		moves = moves[n-fsm.MaxEarlierMoves:]
 	}
 	if (len(servers) > 0 || len(moves) > 0) && s.encodingVersion() < fsm.HistoryVersion {
 		return nil, status.Errorf(codes.FailedPrecondition, "task %d's attempt history (the servers its attempts used) can be written only once every member applies command version %d; the new task would not know where they left shards or copies: retry once every member runs this build", req.Id, fsm.HistoryVersion)
 	}
-	res, err := s.applyAgreed(ctx, fsm.SubmitCmd(&pb.SubmitTask{
+	res, err := s.applyAgreed(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 		Type: old.Type, VolumeId: old.VolumeId, Collection: old.Collection, Source: old.Source,
 		Target: old.Target, Params: old.Params, Priority: old.Priority, Origin: fsm.RetryOrigin(old.Id),
 		EarlierServers: servers, EarlierMoves: moves,

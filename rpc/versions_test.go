@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -18,7 +19,7 @@ func TestReadsReportRaftsAppliedIndex(t *testing.T) {
 	c := newCluster(t)
 	l := c.waitLeader()
 	if _, err := call(t, func(ctx context.Context) (*pb.SubmitTaskResponse, error) {
-		return c.nodes[l].client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 5})
+		return c.nodes[l].client.SubmitTask(ctx, &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 5})
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func TestReadsReportRaftsAppliedIndex(t *testing.T) {
 func TestStatusShowsHalted(t *testing.T) {
 	c := newCluster(t)
 	n := c.nodes[c.waitLeader()]
-	v2, err := fsm.Encode(1, &pb.Command{Body: &pb.Command_TestCommand{TestCommand: &pb.TestCommand{}}})
+	v2, err := fsm.Encode(1, &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}})
 	if err != nil {
 		t.Fatal(err)
 	}

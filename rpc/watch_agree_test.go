@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -22,14 +23,14 @@ func TestWatchAgreesWithUnary(t *testing.T) {
 	t.Cleanup(s.Close)
 	s.SetTopology(oracleTopology(100 * oracleMiB))
 	var index uint64
-	apply := func(cmd *pb.Command) *pb.ApplyResult {
+	apply := func(cmd *fsmpb.Command) *fsmpb.ApplyResult {
 		t.Helper()
 		index++
 		b, err := fsm.Encode(time.Now().UnixNano(), cmd) // retired changes stay fresh
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := f.Apply(fsm.Entry{Index: index, Command: true, Data: b}).(*pb.ApplyResult)
+		res := f.Apply(fsm.Entry{Index: index, Command: true, Data: b}).(*fsmpb.ApplyResult)
 		if err := fsm.ResultError(res); err != nil {
 			t.Fatalf("apply %v: %v", cmd, err)
 		}
@@ -66,21 +67,21 @@ func TestWatchAgreesWithUnary(t *testing.T) {
 	check("nothing in flight")
 
 	// A vacuum of volume 7 runs and completes: in flight, then committed.
-	vac := apply(fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7})).Task.Id
+	vac := apply(fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7})).Task.Id
 	check("vacuum pending")
 	fence := apply(fsm.AssignCmd(vac, "w1", []string{"10.0.0.1:8080", "10.0.0.2:8080"}, nil)).Index
 	apply(fsm.StartCmd(vac, fence))
 	check("vacuum running")
-	apply(fsm.CompleteCmd(vac, fence, &pb.CapacityChange{TaskId: vac, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}))
+	apply(fsm.CompleteCmd(vac, fence, &fsmpb.CapacityChange{TaskId: vac, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}))
 	check("vacuum committed, unreported")
 	// The leader retired it on its own poll; this node's topology is older.
 	apply(fsm.RetireCmd(vac))
 	check("vacuum retired, not in this topology")
 
 	// A balance of volume 8 in flight, then an erasure coding of volume 7.
-	bal := apply(fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 8, Source: "10.0.0.1:8080", Target: "10.0.0.3:8080"})).Task.Id
+	bal := apply(fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 8, Source: "10.0.0.1:8080", Target: "10.0.0.3:8080"})).Task.Id
 	check("balance pending")
 	apply(fsm.CancelCmd(bal, 0, "test"))
-	apply(fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 7}))
+	apply(fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 7}))
 	check("erasure coding pending")
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -90,15 +91,15 @@ func serveOracle(t *testing.T, g *grpc.Server, srv *Server, opts ...grpc.DialOpt
 	return pb.NewCapacityOracleClient(conn)
 }
 
-func (e *watchEnv) apply(cmd *pb.Command) *pb.ApplyResult {
+func (e *watchEnv) apply(cmd *fsmpb.Command) *fsmpb.ApplyResult {
 	e.t.Helper()
 	e.index++
 	b, err := fsm.Encode(int64(e.index), cmd)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	res := e.fsm.Apply(fsm.Entry{Index: e.index, Command: true, Data: b}).(*pb.ApplyResult)
-	if res.ErrorCode != pb.ErrorCode_ERROR_CODE_NONE {
+	res := e.fsm.Apply(fsm.Entry{Index: e.index, Command: true, Data: b}).(*fsmpb.ApplyResult)
+	if res.ErrorCode != fsmpb.ErrorCode_ERROR_CODE_NONE {
 		e.t.Fatalf("apply %v: %s", cmd, res.Error)
 	}
 	return res
@@ -214,7 +215,7 @@ func TestWatchCapacitySendsOnlyChanges(t *testing.T) {
 
 	// A vacuum of volume 7: only volume 7 and server 10.0.0.1 (holding a
 	// replica) change; 10.0.0.3 and volume 8 stay as they were.
-	e.apply(&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7}}})
+	e.apply(&fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7}}})
 	e.changes.fire()
 	u := next(t, st)
 	if len(u.Volumes) != 1 || u.Volumes[0].VolumeId != 7 {
@@ -259,10 +260,10 @@ func TestWatchCapacityCoalesces(t *testing.T) {
 	next(t, st)
 	var last uint64
 	for i := 0; i < 50; i++ {
-		res := e.apply(&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7}}})
+		res := e.apply(&fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7}}})
 		last = res.Task.GetId()
 		if i < 49 {
-			e.apply(&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: last, Reason: "burst"}}})
+			e.apply(&fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: last, Reason: "burst"}}})
 		}
 	}
 	e.changes.fire()
@@ -281,7 +282,7 @@ func TestWatchCapacityVacuumLifecycle(t *testing.T) {
 	defer cancel()
 	st := e.watch(ctx, &pb.WatchCapacityRequest{VolumeIds: []uint32{7}})
 	next(t, st)
-	step := func(what string, cmds ...*pb.Command) *pb.VolumeCapacity {
+	step := func(what string, cmds ...*fsmpb.Command) *pb.VolumeCapacity {
 		t.Helper()
 		for _, c := range cmds {
 			e.apply(c)
@@ -293,18 +294,18 @@ func TestWatchCapacityVacuumLifecycle(t *testing.T) {
 		}
 		return v
 	}
-	sub := e.apply(&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7}}})
+	sub := e.apply(&fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7}}})
 	id := sub.Task.Id
 	v := step("submitted")
 	if len(v.Adjustments) != 1 || v.Adjustments[0].Kind != pb.Adjustment_IN_PROGRESS {
 		t.Fatalf("submitted: %v", v)
 	}
-	asg := e.apply(&pb.Command{Body: &pb.Command_AssignTask{AssignTask: &pb.AssignTask{TaskId: id, WorkerId: "w1"}}})
+	asg := e.apply(&fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: id, WorkerId: "w1"}}})
 	fence := asg.Task.Fence
 	v = step("completed",
-		&pb.Command{Body: &pb.Command_StartTask{StartTask: &pb.StartTask{TaskId: id, Fence: fence}}},
-		&pb.Command{Body: &pb.Command_CompleteTask{CompleteTask: &pb.CompleteTask{TaskId: id, Fence: fence, Change: &pb.CapacityChange{
-			TaskId: id, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}}}})
+		&fsmpb.Command{Body: &fsmpb.Command_StartTask{StartTask: &fsmpb.StartTask{TaskId: id, Fence: fence}}},
+		&fsmpb.Command{Body: &fsmpb.Command_CompleteTask{CompleteTask: &fsmpb.CompleteTask{TaskId: id, Fence: fence, Change: &fsmpb.CapacityChange{
+			TaskId: id, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}}}})
 	if v.ProjectedSize != 70*oracleMiB || len(v.Adjustments) != 1 || v.Adjustments[0].Kind != pb.Adjustment_COMMITTED_UNREPORTED {
 		t.Fatalf("completed: %v", v)
 	}
@@ -312,7 +313,7 @@ func TestWatchCapacityVacuumLifecycle(t *testing.T) {
 	fresh := oracleTopology(70 * oracleMiB)
 	e.topo.topo = fresh.topo
 	e.topo.mu.Unlock()
-	v = step("reported", &pb.Command{Body: &pb.Command_RetireCapacityChanges{RetireCapacityChanges: &pb.RetireCapacityChanges{TaskIds: []uint64{id}}}})
+	v = step("reported", &fsmpb.Command{Body: &fsmpb.Command_RetireCapacityChanges{RetireCapacityChanges: &fsmpb.RetireCapacityChanges{TaskIds: []uint64{id}}}})
 	if v.MasterSize != 70*oracleMiB || v.ProjectedSize != 70*oracleMiB || len(v.Adjustments) != 0 {
 		t.Fatalf("reported: %v", v)
 	}
@@ -409,10 +410,10 @@ func TestWatchCapacitySlowClient(t *testing.T) {
 		var last uint64
 		for i := 0; i < n; i++ {
 			vol := uint32(7 + i%2)
-			res := e.apply(&pb.Command{Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol}}})
+			res := e.apply(&fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol}}})
 			last = res.Task.GetId()
 			if i < n-2 {
-				e.apply(&pb.Command{Body: &pb.Command_CancelTask{CancelTask: &pb.CancelTask{TaskId: last, Reason: "churn"}}})
+				e.apply(&fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: last, Reason: "churn"}}})
 			}
 		}
 		applied <- time.Since(begin)

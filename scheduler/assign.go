@@ -4,18 +4,18 @@ import (
 	"sort"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // WorkerLoad is a connected worker as assignment sees it.
 type WorkerLoad struct {
 	ID            string
-	Capabilities  []pb.TaskType
+	Capabilities  []fsmpb.TaskType
 	MaxConcurrent int
 	Running       int
 }
 
-func (w WorkerLoad) can(t pb.TaskType) bool {
+func (w WorkerLoad) can(t fsmpb.TaskType) bool {
 	for _, c := range w.Capabilities {
 		if c == t {
 			return true
@@ -28,11 +28,11 @@ func (w WorkerLoad) can(t pb.TaskType) bool {
 // master. Erasure coding and balance mark the volume read-only, which a
 // volume server does through the master (docs/seaweedfs-rpcs.md §4.2); a
 // vacuum calls volume servers only (§4.1), so it can run during an outage.
-func NeedsMaster(t pb.TaskType) bool { return t != pb.TaskType_TASK_TYPE_VACUUM }
+func NeedsMaster(t fsmpb.TaskType) bool { return t != fsmpb.TaskType_TASK_TYPE_VACUUM }
 
 // PickWorker chooses the capable worker with a free slot and the lowest load
 // (running/max), ties broken by most free slots, then id.
-func PickWorker(t pb.TaskType, workers []WorkerLoad) (string, bool) {
+func PickWorker(t fsmpb.TaskType, workers []WorkerLoad) (string, bool) {
 	best := -1
 	for i, w := range workers {
 		if !w.can(t) || w.Running >= w.MaxConcurrent {
@@ -62,10 +62,10 @@ func better(a, b WorkerLoad) bool {
 
 // Ready returns the pending tasks that may be assigned now, highest priority
 // first, then oldest, then lowest id.
-func Ready(pending []*pb.Task, now time.Time) []*pb.Task {
-	out := make([]*pb.Task, 0, len(pending))
+func Ready(pending []*fsmpb.Task, now time.Time) []*fsmpb.Task {
+	out := make([]*fsmpb.Task, 0, len(pending))
 	for _, t := range pending {
-		if t.State == pb.TaskState_TASK_STATE_PENDING && t.NotBefore <= now.UnixNano() {
+		if t.State == fsmpb.TaskState_TASK_STATE_PENDING && t.NotBefore <= now.UnixNano() {
 			out = append(out, t)
 		}
 	}
@@ -93,6 +93,6 @@ func Backoff(n uint32) time.Duration {
 
 // Retry decides what a failed attempt leads to: another attempt (after
 // Backoff) while the budget lasts and the failure is retryable, else failed.
-func Retry(task *pb.Task, retryable bool, maxRetries uint32) bool {
+func Retry(task *fsmpb.Task, retryable bool, maxRetries uint32) bool {
 	return retryable && task.RetryCount < maxRetries
 }

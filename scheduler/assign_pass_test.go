@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -20,12 +21,12 @@ func TestAssignPassWaitsTakeNoSlot(t *testing.T) {
 	a := &fsmApplier{f: f, at: now.Add(-time.Hour)}
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 	for _, vid := range []uint32{1, 3, 4} {
-		if _, err := s.propose(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid})); err != nil {
+		if _, err := s.propose(context.Background(), fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid})); err != nil {
 			t.Fatal(err)
 		}
 	}
 	a.at = now.Add(-time.Minute) // younger than every waiting task
-	if _, err := s.propose(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2})); err != nil {
+	if _, err := s.propose(context.Background(), fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2})); err != nil {
 		t.Fatal(err)
 	}
 	a.at = now
@@ -34,7 +35,7 @@ func TestAssignPassWaitsTakeNoSlot(t *testing.T) {
 		srv(sid(1), 20, vrp(1, 96*mib, 1), vrp(3, 96*mib, 1), vrp(4, 96*mib, 1), v(2, 10*mib).Garbage(6*mib)),
 		srv(sid(2), 20), srv(sid(3), 20), srv(sid(4), 20))
 	s.view.topoOK, s.view.topoAsked = true, now
-	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING},
+	sess := &Session{id: "w1", caps: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING},
 		max: 1, out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 	s.sessions["w1"], s.lastSeen["w1"] = sess, now
 
@@ -42,13 +43,13 @@ func TestAssignPassWaitsTakeNoSlot(t *testing.T) {
 
 	f.Read(func(st *fsm.State) {
 		vacuum, _ := st.Task(4)
-		if vacuum.State != pb.TaskState_TASK_STATE_ASSIGNED || vacuum.WorkerId != "w1" {
+		if vacuum.State != fsmpb.TaskState_TASK_STATE_ASSIGNED || vacuum.WorkerId != "w1" {
 			t.Errorf("vacuum is %v on %q, want assigned to w1 in the pass where older tasks waited", vacuum.State, vacuum.WorkerId)
 		}
 		waited := 0
 		for id := uint64(1); id <= 3; id++ {
 			ec, _ := st.Task(id)
-			if ec.State != pb.TaskState_TASK_STATE_PENDING {
+			if ec.State != fsmpb.TaskState_TASK_STATE_PENDING {
 				t.Errorf("erasure coding %d is %v, want pending", id, ec.State)
 			}
 			if ec.LastError != "" {

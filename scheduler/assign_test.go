@@ -5,12 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 func TestPickWorker(t *testing.T) {
-	all := []pb.TaskType{vacuumT, ecT, balanceT}
-	w := func(id string, max, running int, caps ...pb.TaskType) WorkerLoad {
+	all := []fsmpb.TaskType{vacuumT, ecT, balanceT}
+	w := func(id string, max, running int, caps ...fsmpb.TaskType) WorkerLoad {
 		if caps == nil {
 			caps = all
 		}
@@ -18,7 +18,7 @@ func TestPickWorker(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name    string
-		typ     pb.TaskType
+		typ     fsmpb.TaskType
 		workers []WorkerLoad
 		want    string // "" = none
 	}{
@@ -56,54 +56,54 @@ func TestPickWorker(t *testing.T) {
 }
 
 func TestReady(t *testing.T) {
-	pending, running := pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_RUNNING
-	task := func(id uint64, state pb.TaskState, prio int32, created, notBefore time.Time) *pb.Task {
+	pending, running := fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_RUNNING
+	task := func(id uint64, state fsmpb.TaskState, prio int32, created, notBefore time.Time) *fsmpb.Task {
 		nb := int64(0)
 		if !notBefore.IsZero() {
 			nb = notBefore.UnixNano()
 		}
-		return &pb.Task{Id: id, State: state, Priority: prio, CreatedAt: created.UnixNano(), NotBefore: nb}
+		return &fsmpb.Task{Id: id, State: state, Priority: prio, CreatedAt: created.UnixNano(), NotBefore: nb}
 	}
 	at := func(s int) time.Time { return now.Add(time.Duration(s) * time.Second) }
 	var never time.Time
 	for _, tc := range []struct {
 		name  string
-		tasks []*pb.Task
+		tasks []*fsmpb.Task
 		want  []uint64
 	}{
 		{name: "none", want: []uint64{}},
-		{name: "non-pending excluded", tasks: []*pb.Task{
+		{name: "non-pending excluded", tasks: []*fsmpb.Task{
 			task(1, pending, 0, at(-10), never),
 			task(2, running, 9, at(-10), never),
-			task(3, pb.TaskState_TASK_STATE_ASSIGNED, 9, at(-10), never),
-			task(4, pb.TaskState_TASK_STATE_COMPLETED, 9, at(-10), never),
-			task(5, pb.TaskState_TASK_STATE_FAILED, 9, at(-10), never),
-			task(6, pb.TaskState_TASK_STATE_CANCELLED, 9, at(-10), never),
-			task(7, pb.TaskState_TASK_STATE_UNSPECIFIED, 9, at(-10), never),
+			task(3, fsmpb.TaskState_TASK_STATE_ASSIGNED, 9, at(-10), never),
+			task(4, fsmpb.TaskState_TASK_STATE_COMPLETED, 9, at(-10), never),
+			task(5, fsmpb.TaskState_TASK_STATE_FAILED, 9, at(-10), never),
+			task(6, fsmpb.TaskState_TASK_STATE_CANCELLED, 9, at(-10), never),
+			task(7, fsmpb.TaskState_TASK_STATE_UNSPECIFIED, 9, at(-10), never),
 		}, want: []uint64{1}},
-		{name: "not_before in the future excluded", tasks: []*pb.Task{
+		{name: "not_before in the future excluded", tasks: []*fsmpb.Task{
 			task(1, pending, 0, at(-10), at(1)),
 			task(2, pending, 0, at(-10), at(0)),
 			task(3, pending, 0, at(-10), at(-1)),
 			task(4, pending, 0, at(-10), now.Add(time.Nanosecond)),
 		}, want: []uint64{2, 3}},
-		{name: "priority desc", tasks: []*pb.Task{
+		{name: "priority desc", tasks: []*fsmpb.Task{
 			task(1, pending, 1, at(-30), never),
 			task(2, pending, 10, at(-10), never),
 			task(3, pending, 5, at(-20), never),
 			task(4, pending, -1, at(-40), never),
 		}, want: []uint64{2, 3, 1, 4}},
-		{name: "then oldest first", tasks: []*pb.Task{
+		{name: "then oldest first", tasks: []*fsmpb.Task{
 			task(1, pending, 5, at(-10), never),
 			task(2, pending, 5, at(-30), never),
 			task(3, pending, 5, at(-20), never),
 		}, want: []uint64{2, 3, 1}},
-		{name: "then lowest id", tasks: []*pb.Task{
+		{name: "then lowest id", tasks: []*fsmpb.Task{
 			task(9, pending, 5, at(-10), never),
 			task(3, pending, 5, at(-10), never),
 			task(7, pending, 5, at(-10), never),
 		}, want: []uint64{3, 7, 9}},
-		{name: "all keys together", tasks: []*pb.Task{
+		{name: "all keys together", tasks: []*fsmpb.Task{
 			task(6, pending, 1, at(-50), never),
 			task(5, pending, 10, at(-5), never),
 			task(4, pending, 10, at(-5), at(5)),
@@ -131,7 +131,7 @@ func TestReady(t *testing.T) {
 				}
 			}
 			// Reversing the input gives the same answer.
-			rev := make([]*pb.Task, len(tc.tasks))
+			rev := make([]*fsmpb.Task, len(tc.tasks))
 			for i, x := range tc.tasks {
 				rev[len(rev)-1-i] = x
 			}
@@ -193,7 +193,7 @@ func TestRetry(t *testing.T) {
 		{name: "no retries allowed", retries: 0, retryable: true, maxRetries: 0, want: false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			task := &pb.Task{Id: 1, RetryCount: tc.retries}
+			task := &fsmpb.Task{Id: 1, RetryCount: tc.retries}
 			if got := Retry(task, tc.retryable, tc.maxRetries); got != tc.want {
 				t.Fatalf("Retry(retries=%d, retryable=%v, max=%d) = %v, want %v", tc.retries, tc.retryable, tc.maxRetries, got, tc.want)
 			}

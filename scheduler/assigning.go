@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // assign hands ready tasks to workers with free slots; history says
 // whether the cluster records attempt history (see retried).
-func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now time.Time, history bool) {
+func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, now time.Time, history bool) {
 	ready := Ready(pending, now)
 	if len(ready) == 0 {
 		return
@@ -78,7 +79,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*pb.Task, now 
 		}
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+		go func(t *fsmpb.Task, worker string, spec *pb.TaskSpec, planErr error) {
 			defer wg.Done()
 			defer func() { <-sem }()
 			s.assignOne(ctx, t, worker, spec, planErr)
@@ -99,7 +100,7 @@ const MaxWaitBackoff = 5 * time.Minute
 // away for good, a replica lost) must not cost them every poll forever.
 // The previous wait is read from the task: its last requeue set NotBefore
 // that long after UpdatedAt.
-func waitBackoff(t *pb.Task, reason string, base time.Duration) time.Duration {
+func waitBackoff(t *fsmpb.Task, reason string, base time.Duration) time.Duration {
 	next := base
 	if t.LastError == reason && t.NotBefore > t.UpdatedAt {
 		next = 2 * time.Duration(t.NotBefore-t.UpdatedAt)
@@ -111,7 +112,7 @@ func waitBackoff(t *pb.Task, reason string, base time.Duration) time.Duration {
 // task that cannot be planned (assigned -> failed is the legal path).
 const schedulerWorker = "(scheduler)"
 
-func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, spec *pb.TaskSpec, planErr error) {
+func (s *Scheduler) assignOne(ctx context.Context, t *fsmpb.Task, worker string, spec *pb.TaskSpec, planErr error) {
 	var done *AlreadyDone
 	if errors.As(planErr, &done) {
 		s.completeDone(ctx, t, done)
@@ -121,7 +122,7 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 		worker = schedulerWorker
 	}
 	var servers []string
-	var move *pb.Move
+	var move *fsmpb.Move
 	if planErr == nil {
 		servers, move = SpecServers(spec), SpecMove(spec)
 	}
@@ -170,7 +171,7 @@ func (s *Scheduler) assignOne(ctx context.Context, t *pb.Task, worker string, sp
 // (see AlreadyDone): the leader takes the attempt itself and commits the
 // change the topology shows. A step that fails leaves the attempt with the
 // leader's own pseudo-worker, whose lease then expires and requeues it.
-func (s *Scheduler) completeDone(ctx context.Context, t *pb.Task, done *AlreadyDone) {
+func (s *Scheduler) completeDone(ctx context.Context, t *fsmpb.Task, done *AlreadyDone) {
 	res, err := s.propose(ctx, fsm.AssignCmd(t.Id, schedulerWorker, nil, nil))
 	if err != nil {
 		if !errors.Is(err, fsm.ErrIllegalTransition) {
@@ -211,7 +212,7 @@ func planFailReason(err error) string {
 }
 
 // requeue puts an attempt back to pending (fence-checked).
-func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reason string, retry bool) error {
+func (s *Scheduler) requeue(ctx context.Context, t *fsmpb.Task, fence uint64, reason string, retry bool) error {
 	var notBefore int64
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
@@ -221,7 +222,7 @@ func (s *Scheduler) requeue(ctx context.Context, t *pb.Task, fence uint64, reaso
 
 // requeueAt is requeue with the next attempt not before notBefore (unix
 // ns, 0: at once); retry counts it against the task's retries.
-func (s *Scheduler) requeueAt(ctx context.Context, t *pb.Task, fence uint64, reason string, notBefore int64, retry bool) error {
+func (s *Scheduler) requeueAt(ctx context.Context, t *fsmpb.Task, fence uint64, reason string, notBefore int64, retry bool) error {
 	res, err := s.propose(ctx, fsm.RequeueCmd(t.Id, fence, reason, notBefore, retry))
 	if err == nil || isRefusal(err) {
 		// Only once the outcome is known: a report re-sent after an unknown
@@ -240,7 +241,7 @@ func (s *Scheduler) requeueAt(ctx context.Context, t *pb.Task, fence uint64, rea
 		}
 		return fmt.Errorf("requeue task %d: %w", t.Id, err)
 	}
-	if res.Task.GetState() == pb.TaskState_TASK_STATE_CANCELLED {
+	if res.Task.GetState() == fsmpb.TaskState_TASK_STATE_CANCELLED {
 		s.log.Info("task cancelled on request once its attempt stopped", "task", t.Id, "reason", reason)
 	} else {
 		s.log.Info("requeued", "task", t.Id, "reason", reason, "retry", retry)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -28,13 +29,13 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, f, sess := leadingWith(t,
-				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
 				fsm.StartCmd(1, 2),
 				fsm.RequestCancelCmd(1, "operator"),
 			)
-			task := func() *pb.Task {
-				var tk *pb.Task
+			task := func() *fsmpb.Task {
+				var tk *fsmpb.Task
 				f.Read(func(st *fsm.State) { tk, _ = st.Task(1) })
 				return tk
 			}
@@ -48,7 +49,7 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 			if len(sess.Out()) != 0 {
 				t.Fatalf("Cancel sent again within the same heartbeat period")
 			}
-			if tk := task(); tk.State != pb.TaskState_TASK_STATE_RUNNING {
+			if tk := task(); tk.State != fsmpb.TaskState_TASK_STATE_RUNNING {
 				t.Fatalf("task %s before its attempt stopped; want still running", fsm.StateName(tk.State))
 			}
 			// The worker's heartbeat still lists it: say it again, later.
@@ -72,7 +73,7 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 			if tc.want != "" && !strings.Contains(tk.LastError, tc.want) {
 				t.Errorf("cancelled task's error %q does not say %q", tk.LastError, tc.want)
 			}
-			if tk.State != pb.TaskState_TASK_STATE_CANCELLED || tk.Attempt != 1 || tk.RetryCount != 0 {
+			if tk.State != fsmpb.TaskState_TASK_STATE_CANCELLED || tk.Attempt != 1 || tk.RetryCount != 0 {
 				t.Fatalf("task ended %s on attempt %d with %d retries (%q); want cancelled on attempt 1",
 					fsm.StateName(tk.State), tk.Attempt, tk.RetryCount, tk.LastError)
 			}
@@ -101,7 +102,7 @@ func recv(t *testing.T, sess *Session) *pb.AdminMessage {
 // attempt of a task that has ended meanwhile (cancelled) is told to stop.
 func TestStartedForEndedTaskIsCancelled(t *testing.T) {
 	s, _, sess := leadingWith(t,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 		fsm.AssignCmd(1, "w1", nil, nil),
 		fsm.CancelCmd(1, 2, "operator"),
 	)
@@ -117,7 +118,7 @@ func TestStartedForEndedTaskIsCancelled(t *testing.T) {
 
 // leadingWith returns a leading scheduler over a fresh FSM with worker w1's
 // session attached, after proposing cmds in order.
-func leadingWith(t *testing.T, cmds ...*pb.Command) (*Scheduler, *fsm.FSM, *Session) {
+func leadingWith(t *testing.T, cmds ...*fsmpb.Command) (*Scheduler, *fsm.FSM, *Session) {
 	t.Helper()
 	f := fsm.New()
 	s := New(Config{Now: func() time.Time { return now }}, &fsmApplier{f: f, at: now}, f, nil)

@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // The maintenance round's decisions, as functions of what the leader knows
@@ -31,7 +31,7 @@ func leaseHeld(seen time.Time, heard bool, now time.Time, limit time.Duration) b
 // workerExpiry is a silent worker and its attempts to requeue.
 type workerExpiry struct {
 	worker string
-	tasks  []*pb.Task
+	tasks  []*fsmpb.Task
 }
 
 // leaseExpiry is expiredLeases' decision.
@@ -51,7 +51,7 @@ type leaseExpiry struct {
 // was last heard from, connected the ids of workers with a session. An
 // attempt assigned within lease+grace does not expire (its worker may not
 // have received it yet).
-func expiredLeases(active []*pb.Task, started time.Time, lastSeen map[string]time.Time, connected []string, now time.Time, lease, grace time.Duration) leaseExpiry {
+func expiredLeases(active []*fsmpb.Task, started time.Time, lastSeen map[string]time.Time, connected []string, now time.Time, lease, grace time.Duration) leaseExpiry {
 	limit := lease + grace
 	var d leaseExpiry
 	if heardWithin(started, now, limit) {
@@ -87,7 +87,7 @@ func expiredLeases(active []*pb.Task, started time.Time, lastSeen map[string]tim
 // cancelUpdate is an attempt's cancelling entry to store, and whether to
 // send its worker a Cancel now.
 type cancelUpdate struct {
-	task *pb.Task
+	task *fsmpb.Task
 	info cancelInfo
 	send bool
 }
@@ -98,7 +98,7 @@ type cancelUpdate struct {
 // heartbeats list it). An attempt a stuck check already told to stop (a
 // retry) is not told again, but its end becomes final, with the
 // operator's reason.
-func cancelsToSend(active []*pb.Task, cancelling map[uint64]cancelInfo, now time.Time) []cancelUpdate {
+func cancelsToSend(active []*fsmpb.Task, cancelling map[uint64]cancelInfo, now time.Time) []cancelUpdate {
 	var out []cancelUpdate
 	for _, t := range active {
 		if !t.CancelRequested {
@@ -126,7 +126,7 @@ func resendCancel(ci cancelInfo, fence uint64, now time.Time, heartbeat time.Dur
 
 // stuckAttempt is an attempt to stop for want of progress, and why.
 type stuckAttempt struct {
-	task   *pb.Task
+	task   *fsmpb.Task
 	reason string
 }
 
@@ -134,14 +134,14 @@ type stuckAttempt struct {
 type stuckCheck struct {
 	// track lists attempts whose progress clock starts now: not seen
 	// before, or a new attempt of the task.
-	track []*pb.Task
+	track []*fsmpb.Task
 	stuck []stuckAttempt
 }
 
 // stuckTasks decides which active attempts made no progress for their
 // type's stuckAfter (a type without one is stuck at once), by the
 // leader-local progress; attempts already being cancelled are left alone.
-func stuckTasks(active []*pb.Task, progress map[uint64]progressInfo, cancelling map[uint64]cancelInfo, now time.Time, stuckAfter map[pb.TaskType]time.Duration) stuckCheck {
+func stuckTasks(active []*fsmpb.Task, progress map[uint64]progressInfo, cancelling map[uint64]cancelInfo, now time.Time, stuckAfter map[fsmpb.TaskType]time.Duration) stuckCheck {
 	var d stuckCheck
 	for _, t := range active {
 		if _, ok := cancelling[t.Id]; ok {
@@ -169,19 +169,19 @@ func stuckTasks(active []*pb.Task, progress map[uint64]progressInfo, cancelling 
 // held back, only detection), and one with a capacity change the master
 // does not reflect yet. It also lists the balance moves in flight, for
 // projecting server loads.
-func busyVolumes(tasks []*pb.Task, changes []*pb.CapacityChange, now time.Time, cooldown time.Duration) (map[uint32]bool, []ActiveMove) {
+func busyVolumes(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (map[uint32]bool, []ActiveMove) {
 	busy := map[uint32]bool{}
 	var moves []ActiveMove
 	since := now.Add(-cooldown).UnixNano()
 	for _, t := range tasks {
 		switch t.State {
-		case pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED:
+		case fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED:
 			if t.FinishedAt >= since {
 				busy[t.VolumeId] = true
 			}
-		case pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING:
+		case fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING:
 			busy[t.VolumeId] = true
-			if t.Type == pb.TaskType_TASK_TYPE_BALANCE {
+			if t.Type == fsmpb.TaskType_TASK_TYPE_BALANCE {
 				moves = append(moves, ActiveMove{Source: t.Source, Target: t.Target})
 			}
 		}

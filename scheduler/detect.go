@@ -5,14 +5,14 @@ import (
 	"sort"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // Proposal is work detection wants submitted.
 type Proposal struct {
-	Type       pb.TaskType
+	Type       fsmpb.TaskType
 	VolumeID   uint32
 	Collection string
 	Source     string // balance: server id to move from
@@ -46,7 +46,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			continue
 		}
 		if g := v.GarbageRatio(); g >= th.VacuumGarbage {
-			out = append(out, Proposal{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeID: id, Collection: v.Collection,
+			out = append(out, Proposal{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeID: id, Collection: v.Collection,
 				Priority: 10, Reason: fmt.Sprintf("garbage %.0f%% >= %.0f%%", g*100, th.VacuumGarbage*100)})
 			taken[id] = true
 		}
@@ -88,7 +88,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 				if usable < placement.MinECServers {
 					continue
 				}
-				out = append(out, Proposal{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeID: id, Collection: v.Collection,
+				out = append(out, Proposal{Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeID: id, Collection: v.Collection,
 					Priority: 5, Reason: fmt.Sprintf("%.0f%% full, quiet for %s", full*100, quiet.Truncate(time.Second))})
 				taken[id] = true
 			}
@@ -195,7 +195,7 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 	if best == nil {
 		return Proposal{}, false
 	}
-	return Proposal{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
+	return Proposal{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
 		Source: hi.server.ID, Target: lo.server.ID, Priority: 1,
 		Reason: fmt.Sprintf("slot usage %s %.0f%% vs %s %.0f%% (avg %.0f%%)", hi.server.ID, hi.ratio()*100, lo.server.ID, lo.ratio()*100, avg*100)}, true
 }

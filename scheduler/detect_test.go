@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -166,7 +166,7 @@ func TestDetectErasureCoding(t *testing.T) {
 				t.Fatalf("Detect = %v, want %v", summary(got), tc.want)
 			}
 			for _, p := range got {
-				if p.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING && (p.Priority != 5 || p.Reason == "") {
+				if p.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING && (p.Priority != 5 || p.Reason == "") {
 					t.Errorf("EC proposal %+v: want priority 5 and a reason", p)
 				}
 			}
@@ -266,7 +266,7 @@ func TestDetectBalance(t *testing.T) {
 				t.Fatalf("Detect = %v, want %v", summary(got), tc.want)
 			}
 			for _, p := range got {
-				if p.Type == pb.TaskType_TASK_TYPE_BALANCE && (p.Priority != 1 || p.Reason == "") {
+				if p.Type == fsmpb.TaskType_TASK_TYPE_BALANCE && (p.Priority != 1 || p.Reason == "") {
 					t.Errorf("balance proposal %+v: want priority 1 and a reason", p)
 				}
 			}
@@ -281,7 +281,7 @@ func TestDetectBalance(t *testing.T) {
 func assertPlannable(t *testing.T, topo *seaweed.Topology, ps []Proposal) {
 	t.Helper()
 	for _, p := range ps {
-		task := &pb.Task{Id: 1, Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target}
+		task := &fsmpb.Task{Id: 1, Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target}
 		if _, err := PlanSpec(task, topo, DefaultThresholds()); err != nil {
 			t.Errorf("Detect proposed %v, which PlanSpec refuses: %v", summary([]Proposal{p}), err)
 		}

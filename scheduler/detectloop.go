@@ -7,7 +7,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -73,7 +73,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	begin := time.Now()
 	defer func() {
 		if ctx.Err() == nil {
-			s.cfg.Observe(EventDetection, pb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
+			s.cfg.Observe(EventDetection, fsmpb.TaskType_TASK_TYPE_UNSPECIFIED, time.Since(begin))
 		}
 	}()
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -94,7 +94,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	ok := s.view.topoOK
 	vacuumWorkers := false
 	for _, sess := range s.sessions {
-		vacuumWorkers = vacuumWorkers || sess.can(pb.TaskType_TASK_TYPE_VACUUM)
+		vacuumWorkers = vacuumWorkers || sess.can(fsmpb.TaskType_TASK_TYPE_VACUUM)
 	}
 	detect := s.view.gate(time.Now()).Detect
 	lock := s.view.lock.State()
@@ -155,14 +155,14 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	var busyVols map[uint32]bool
 	var moves []ActiveMove
 	s.state.Read(func(st *fsm.State) {
-		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []pb.TaskState{
-			pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED,
-			pb.TaskState_TASK_STATE_PENDING, pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING,
+		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
+			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED,
+			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
 		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)
 	for _, p := range props {
-		res, err := s.propose(ctx, fsm.SubmitCmd(&pb.SubmitTask{
+		res, err := s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
 			Priority: p.Priority, Origin: "detector",
 		}))

@@ -8,8 +8,8 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/capacity"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -19,8 +19,8 @@ import (
 func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	th := DefaultThresholds()
 	// A retry carries the servers its earlier attempts acted on.
-	ecTask := func(attempt uint32) *pb.Task {
-		t := &pb.Task{Id: 9, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 5, Attempt: attempt, Collection: "c"}
+	ecTask := func(attempt uint32) *fsmpb.Task {
+		t := &fsmpb.Task{Id: 9, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 5, Attempt: attempt, Collection: "c"}
 		if attempt > 1 {
 			t.EarlierServers = []string{sid(1), sid(2), sid(3), sid(4)}
 		}
@@ -87,7 +87,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if !errors.As(err, &done) {
 		t.Fatalf("EC retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}
-	if c := done.Change; c.TaskId != 9 || c.VolumeId != 5 || c.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING || len(c.Shards) != placement.TotalShards ||
+	if c := done.Change; c.TaskId != 9 || c.VolumeId != 5 || c.Type != fsmpb.TaskType_TASK_TYPE_ERASURE_CODING || len(c.Shards) != placement.TotalShards ||
 		c.Shards[0].Server != sid(1) || c.Shards[13].Server != sid(4) {
 		t.Errorf("EC change %v", c)
 	}
@@ -109,8 +109,8 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 		t.Errorf("EC retry with 8 shards: %v, want no AlreadyDone", err)
 	}
 
-	mv := func(attempt uint32) *pb.Task {
-		t := &pb.Task{Id: 4, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Attempt: attempt, Source: sid(1), Target: sid(2)}
+	mv := func(attempt uint32) *fsmpb.Task {
+		t := &fsmpb.Task{Id: 4, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Attempt: attempt, Source: sid(1), Target: sid(2)}
 		if attempt > 1 {
 			t.EarlierServers = []string{sid(1), sid(2)}
 		}
@@ -157,11 +157,11 @@ func TestCompleteDone(t *testing.T) {
 	s, a := schedulerAtNow()
 	f := a.f
 	a.applyAll(t,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
-		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &pb.Move{Source: sid(1), Target: sid(2)}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
+		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &fsmpb.Move{Source: sid(1), Target: sid(2)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
 	)
-	var task *pb.Task
+	var task *fsmpb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	if len(task.EarlierServers) == 0 { // this applier's command version keeps no history
 		task.EarlierServers = []string{sid(1), sid(2)}
@@ -171,7 +171,7 @@ func TestCompleteDone(t *testing.T) {
 	s.assignOne(context.Background(), task, "w9", nil, planErr)
 	f.Read(func(st *fsm.State) {
 		got, _ := st.Task(1)
-		if got.State != pb.TaskState_TASK_STATE_COMPLETED || got.WorkerId != schedulerWorker || got.Attempt != 2 {
+		if got.State != fsmpb.TaskState_TASK_STATE_COMPLETED || got.WorkerId != schedulerWorker || got.Attempt != 2 {
 			t.Fatalf("task after completeDone: %v", got)
 		}
 		if cs := st.CapacityChanges(); len(cs) != 1 || cs[0].TaskId != 1 || cs[0].Target != sid(2) {
@@ -188,14 +188,14 @@ func TestAssignWaitRequeues(t *testing.T) {
 	a := &fsmApplier{f: f, at: now}
 	s := New(Config{Now: func() time.Time { return now }, MaxRetries: 3}, a, f, nil)
 	a.applyAll(t,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}),
-		fsm.AssignCmd(1, "w1", nil, &pb.Move{Source: swa(1), Target: swa(9)}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}),
+		fsm.AssignCmd(1, "w1", nil, &fsmpb.Move{Source: swa(1), Target: swa(9)}),
 		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
 	)
-	var task *pb.Task
+	var task *fsmpb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	if len(task.EarlierMoves) == 0 { // this applier's command version keeps no history
-		task.EarlierMoves = []*pb.Move{{Source: swa(1), Target: swa(9)}}
+		task.EarlierMoves = []*fsmpb.Move{{Source: swa(1), Target: swa(9)}}
 	}
 	// vs9, the earlier target, is away.
 	topo := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10))
@@ -208,13 +208,13 @@ func TestAssignWaitRequeues(t *testing.T) {
 		s.assignOne(context.Background(), task, "w9", spec, planErr)
 		f.Read(func(st *fsm.State) {
 			got, _ := st.Task(1)
-			if got.State != pb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(wait).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
+			if got.State != fsmpb.TaskState_TASK_STATE_PENDING || got.RetryCount != 0 || got.NotBefore != now.Add(wait).UnixNano() || !contains(got.LastError, "waiting for earlier move target "+swa(9)) {
 				t.Fatalf("task after wait %d: %v; want pending, no retry counted, for %v (the next poll, doubling while the reason stays), the reason", i+1, got, wait)
 			}
 			task, _ = st.Task(1)
 		})
 		if len(task.EarlierMoves) == 0 {
-			task.EarlierMoves = []*pb.Move{{Source: swa(1), Target: swa(9)}}
+			task.EarlierMoves = []*fsmpb.Move{{Source: swa(1), Target: swa(9)}}
 		}
 		wait = min(2*wait, MaxWaitBackoff)
 	}

@@ -8,9 +8,9 @@ import (
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
@@ -73,11 +73,11 @@ func summary(ps []Proposal) []string {
 	out := []string{}
 	for _, p := range ps {
 		switch p.Type {
-		case pb.TaskType_TASK_TYPE_VACUUM:
+		case fsmpb.TaskType_TASK_TYPE_VACUUM:
 			out = append(out, fmt.Sprintf("vacuum %d", p.VolumeID))
-		case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			out = append(out, fmt.Sprintf("ec %d", p.VolumeID))
-		case pb.TaskType_TASK_TYPE_BALANCE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE:
 			out = append(out, fmt.Sprintf("balance %d %s->%s", p.VolumeID, p.Source, p.Target))
 		default:
 			out = append(out, fmt.Sprintf("%v %d", p.Type, p.VolumeID))

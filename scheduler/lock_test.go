@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -84,7 +85,7 @@ type syncApplier struct {
 	a  fsmApplier
 }
 
-func (s *syncApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (s *syncApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.a.at = time.Now()
@@ -206,7 +207,7 @@ func newLeader(master *seaweed.Master, cfg Config) (*Scheduler, *fsm.FSM) {
 // addVacuumWorker connects a vacuum worker "w1" (4 slots) to s; what s
 // sends it waits in the session's out channel.
 func addVacuumWorker(s *Scheduler) *Session {
-	sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, max: 4,
+	sess := &Session{id: "w1", caps: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}, max: 4,
 		out: make(chan *pb.AdminMessage, 16), done: make(chan struct{})}
 	s.mu.Lock()
 	s.sessions["w1"], s.lastSeen["w1"] = sess, time.Now()
@@ -227,8 +228,8 @@ func runScheduler(t *testing.T, s *Scheduler) (stop func()) {
 // submitManualVacuum submits a vacuum of vol as an operator does.
 func submitManualVacuum(t *testing.T, s *Scheduler, vol uint32) {
 	t.Helper()
-	if _, err := s.propose(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{
-		Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"})); err != nil {
+	if _, err := s.propose(context.Background(), fsm.SubmitCmd(&fsmpb.SubmitTask{
+		Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vol, Origin: "manual"})); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -252,8 +253,8 @@ func waitFivePolls(t *testing.T, s *Scheduler, held string, cond func(*pb.Mainte
 }
 
 // taskStates returns the state of each volume's task in f.
-func taskStates(f *fsm.FSM) map[uint32]pb.TaskState {
-	byVol := map[uint32]pb.TaskState{}
+func taskStates(f *fsm.FSM) map[uint32]fsmpb.TaskState {
+	byVol := map[uint32]fsmpb.TaskState{}
 	f.Read(func(st *fsm.State) {
 		for _, tk := range st.Tasks(fsm.TaskFilter{}) {
 			byVol[tk.VolumeId] = tk.State
@@ -291,9 +292,9 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 				!st.DetectionPaused || !st.AssignmentPaused || !contains(st.Paused, `"admin-server"`) {
 				t.Errorf("status while another process holds the lock: %v; want held elsewhere by admin-server, since set, both paused", st)
 			}
-			var tasks []*pb.Task
+			var tasks []*fsmpb.Task
 			f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{}) })
-			if len(tasks) != 1 || tasks[0].State != pb.TaskState_TASK_STATE_PENDING {
+			if len(tasks) != 1 || tasks[0].State != fsmpb.TaskState_TASK_STATE_PENDING {
 				t.Fatalf("tasks while another process holds the admin lock: %v; want only the manual one, pending", tasks)
 			}
 			if len(sess.out) != 0 {
@@ -310,7 +311,7 @@ func TestPausedWhileAdminLockHeldElsewhere(t *testing.T) {
 			}
 			testutil.Eventually(t, 20*time.Second, "the detected and the manual vacuum assigned once the lock is ours", func() (bool, string) {
 				byVol := taskStates(f)
-				ok := byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED
+				ok := byVol[detected] == fsmpb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == fsmpb.TaskState_TASK_STATE_ASSIGNED
 				return ok, fmt.Sprint(byVol)
 			})
 			st, _ = s.Status()
@@ -344,11 +345,11 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 		st, ok := s.Status()
 		return ok && st.AdminLockHeld && st.MasterState == "ok" && st.Volumes == 2, st.String()
 	})
-	state := func(vol uint32) pb.TaskState {
-		var tasks []*pb.Task
+	state := func(vol uint32) fsmpb.TaskState {
+		var tasks []*fsmpb.Task
 		f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{VolumeID: vol}) })
 		if len(tasks) != 1 {
-			return pb.TaskState_TASK_STATE_UNSPECIFIED
+			return fsmpb.TaskState_TASK_STATE_UNSPECIFIED
 		}
 		return tasks[0].State
 	}
@@ -356,9 +357,9 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 	c.StopMaster()
 	submitManualVacuum(t, s, early)
 	testutil.Eventually(t, 20*time.Second, "a vacuum assigned during the outage, within the lease", func() (bool, string) {
-		var tk []*pb.Task
+		var tk []*fsmpb.Task
 		f.Read(func(st *fsm.State) { tk = st.Tasks(fsm.TaskFilter{VolumeID: early}) })
-		return state(early) == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(tk)
+		return state(early) == fsmpb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(tk)
 	})
 	testutil.Eventually(t, 20*time.Second, "assignment paused once the lease of the last renewal has run out", func() (bool, string) {
 		st, _ := s.Status()
@@ -367,7 +368,7 @@ func TestAssignmentStopsWhenTheLockLeaseRunsOut(t *testing.T) {
 	submitManualVacuum(t, s, late)
 	s.Kick()
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if st := state(late); st != pb.TaskState_TASK_STATE_PENDING {
+		if st := state(late); st != fsmpb.TaskState_TASK_STATE_PENDING {
 			t.Fatalf("a vacuum submitted after the lease ran out is %v; want it pending", st)
 		}
 	}
@@ -395,9 +396,9 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 	waitFivePolls(t, s, "the admin lock ours", func(st *pb.Maintenance) bool {
 		return st.MasterState == "ok" && st.AdminLockHeld && st.Volumes == 2
 	})
-	var tasks []*pb.Task
+	var tasks []*fsmpb.Task
 	f.Read(func(st *fsm.State) { tasks = st.Tasks(fsm.TaskFilter{}) })
-	if len(tasks) != 1 || tasks[0].State != pb.TaskState_TASK_STATE_PENDING || len(sess.out) != 0 {
+	if len(tasks) != 1 || tasks[0].State != fsmpb.TaskState_TASK_STATE_PENDING || len(sess.out) != 0 {
 		t.Fatalf("tasks while the shell lock is held: %v, %d messages to the worker; want only the manual one, pending, none", tasks, len(sess.out))
 	}
 	st, _ := s.Status()
@@ -408,7 +409,7 @@ func TestPausedWhileShellLockHeld(t *testing.T) {
 	shell.release()
 	testutil.Eventually(t, 20*time.Second, "the detected and the manual vacuum assigned once the shell lock is free", func() (bool, string) {
 		byVol := taskStates(f)
-		return byVol[detected] == pb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == pb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(byVol)
+		return byVol[detected] == fsmpb.TaskState_TASK_STATE_ASSIGNED && byVol[manual] == fsmpb.TaskState_TASK_STATE_ASSIGNED, fmt.Sprint(byVol)
 	})
 	if st, _ := s.Status(); st.ShellLockHolder != "" || st.Paused != "" {
 		t.Errorf("status once the shell lock is free: %v", st)

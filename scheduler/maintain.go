@@ -7,15 +7,16 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // maintain runs one round of lease checks, stuck checks and assignment.
 func (s *Scheduler) maintain(ctx context.Context) {
 	now := s.cfg.Now()
-	var active []*pb.Task
+	var active []*fsmpb.Task
 	s.state.Read(func(st *fsm.State) {
-		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+		active = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}})
 	})
 	s.noteRestored()
 	s.expireLeases(ctx, active, now)
@@ -30,11 +31,11 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	if !s.mayAssign(active) {
 		return
 	}
-	var pending []*pb.Task
+	var pending []*fsmpb.Task
 	unreported := map[uint32]bool{}
 	history := false
 	s.state.Read(func(st *fsm.State) {
-		pending = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_PENDING}})
+		pending = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}})
 		// Attempt history is recorded from the first entry of its version
 		// on (EncodingVersion never writes below it again).
 		history = st.WrittenVersion() >= fsm.HistoryVersion
@@ -42,7 +43,7 @@ func (s *Scheduler) maintain(ctx context.Context) {
 			// Only changes of placement: a vacuum leaves the replicas where
 			// they are (and its change may stay unretired for long while
 			// users keep writing and deleting).
-			if c.Type == pb.TaskType_TASK_TYPE_BALANCE || c.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+			if c.Type == fsmpb.TaskType_TASK_TYPE_BALANCE || c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 				unreported[c.VolumeId] = true
 			}
 		}
@@ -56,7 +57,7 @@ func (s *Scheduler) maintain(ctx context.Context) {
 // that are gone. They are planned once the master
 // reflects the change and it is retired. (Detection already skips such
 // volumes; manual submissions and retries do not go through detection.)
-func waitForMaster(pending []*pb.Task, unreported map[uint32]bool) []*pb.Task {
+func waitForMaster(pending []*fsmpb.Task, unreported map[uint32]bool) []*fsmpb.Task {
 	if len(unreported) == 0 {
 		return pending
 	}
@@ -72,7 +73,7 @@ func waitForMaster(pending []*pb.Task, unreported map[uint32]bool) []*pb.Task {
 // mayAssign reports whether the admin lock allows assigning (see LockGate),
 // and a topology to plan from (see assignTopology) and a connected worker
 // with a free slot exist, without which assign has nothing to do.
-func (s *Scheduler) mayAssign(active []*pb.Task) bool {
+func (s *Scheduler) mayAssign(active []*fsmpb.Task) bool {
 	running := map[string]int{}
 	for _, t := range active {
 		running[t.WorkerId]++
@@ -95,7 +96,7 @@ func (s *Scheduler) mayAssign(active []*pb.Task) bool {
 
 // expireLeases requeues the attempts of workers silent for lease+grace and
 // drops their sessions (see expiredLeases).
-func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now time.Time) {
+func (s *Scheduler) expireLeases(ctx context.Context, active []*fsmpb.Task, now time.Time) {
 	s.mu.Lock()
 	connected := make([]string, 0, len(s.sessions))
 	for id := range s.sessions {
@@ -126,7 +127,7 @@ func (s *Scheduler) expireLeases(ctx context.Context, active []*pb.Task, now tim
 // else would requeue them before they count as stuck. Not at once: an
 // attempt its hello did not list may have ended, its outcome re-sent after
 // the hello and before that heartbeat.
-func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*pb.Task, limit time.Duration) {
+func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*fsmpb.Task, limit time.Duration) {
 	if s.beforeRecheck != nil {
 		s.beforeRecheck(ctx, worker)
 	}
@@ -165,7 +166,7 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 // cancelled. The task stays active (its volume reserved) until the worker
 // reports the attempt stopped, or its lease expires; either ends it
 // cancelled. The request is replicated, so a new leader picks it up here.
-func (s *Scheduler) cancelRequested(active []*pb.Task, now time.Time) {
+func (s *Scheduler) cancelRequested(active []*fsmpb.Task, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, u := range cancelsToSend(active, s.cancelling, now) {
@@ -199,9 +200,9 @@ func (s *Scheduler) noteRestored() {
 		return
 	}
 	s.log.Warn("the replicated state was replaced by a snapshot: reconciling running attempts with workers")
-	var active []*pb.Task
+	var active []*fsmpb.Task
 	s.state.Read(func(st *fsm.State) {
-		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED, pb.TaskState_TASK_STATE_RUNNING}})
+		active = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}})
 	})
 	confirm := map[uint64]uint64{}
 	for _, t := range active {
@@ -214,7 +215,7 @@ func (s *Scheduler) noteRestored() {
 
 // checkStuck tells workers to stop attempts that made no progress for too
 // long (see stuckTasks).
-func (s *Scheduler) checkStuck(active []*pb.Task, now time.Time) {
+func (s *Scheduler) checkStuck(active []*fsmpb.Task, now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	d := stuckTasks(active, s.progress, s.cancelling, now, s.cfg.StuckAfter)

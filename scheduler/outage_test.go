@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -34,28 +35,28 @@ func TestAssignDuringMasterOutage(t *testing.T) {
 			s, a := schedulerAtNow()
 			f := a.f
 			proposeAll(t, s,
-				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
-				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}),
+				fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 2}),
 			)
 			s.view.topo, s.view.topoOK, s.view.topoErr, s.view.trusted = tc.topo, false, errors.New("connection refused"), tc.trusted
-			sess := &Session{id: "w1", caps: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING},
+			sess := &Session{id: "w1", caps: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING},
 				max: 4, out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
 			s.sessions["w1"], s.lastSeen["w1"] = sess, now
 
 			s.maintain(context.Background())
 
-			var vacuum, ec *pb.Task
+			var vacuum, ec *fsmpb.Task
 			f.Read(func(st *fsm.State) { vacuum, _ = st.Task(1); ec, _ = st.Task(2) })
-			if ec.State != pb.TaskState_TASK_STATE_PENDING {
+			if ec.State != fsmpb.TaskState_TASK_STATE_PENDING {
 				t.Errorf("erasure coding is %v during the outage, want pending (it needs the master)", ec.State)
 			}
 			if !tc.wantAssigned {
-				if vacuum.State != pb.TaskState_TASK_STATE_PENDING || len(sess.out) != 0 {
+				if vacuum.State != fsmpb.TaskState_TASK_STATE_PENDING || len(sess.out) != 0 {
 					t.Fatalf("vacuum is %v with %d messages sent; want pending and nothing sent", vacuum.State, len(sess.out))
 				}
 				return
 			}
-			if vacuum.State != pb.TaskState_TASK_STATE_ASSIGNED || vacuum.WorkerId != "w1" {
+			if vacuum.State != fsmpb.TaskState_TASK_STATE_ASSIGNED || vacuum.WorkerId != "w1" {
 				t.Fatalf("vacuum is %v on %q, want assigned to w1", vacuum.State, vacuum.WorkerId)
 			}
 			if len(sess.out) != 1 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -18,7 +19,7 @@ type expiryFixture struct {
 	f     *fsm.FSM
 	a     *gatedApplier
 	s     *Scheduler
-	tasks []*pb.Task // the running attempts, as the leader read them
+	tasks []*fsmpb.Task // the running attempts, as the leader read them
 
 	mu    sync.Mutex
 	clock time.Time
@@ -40,17 +41,17 @@ func newExpiryFixture(t *testing.T, n int, open bool) *expiryFixture {
 	t.Helper()
 	f := fsm.New()
 	long := now.Add(-time.Minute)
-	cmds := []*pb.Command{fsm.RegisterCmd(&pb.Worker{Id: "w1",
-		Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: uint32(n)})}
+	cmds := []*fsmpb.Command{fsm.RegisterCmd(&fsmpb.Worker{Id: "w1",
+		Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: uint32(n)})}
 	for i := 1; i <= n; i++ {
-		cmds = append(cmds, fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i)}))
+		cmds = append(cmds, fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i)}))
 	}
 	for i := 1; i <= n; i++ {
 		cmds = append(cmds, fsm.AssignCmd(uint64(i), "w1", nil, nil))
 	}
 	applyAll(t, f, long, cmds...)
 	// Start each at the fence its assignment got.
-	var starts []*pb.Command
+	var starts []*fsmpb.Command
 	f.Read(func(st *fsm.State) {
 		for i := 1; i <= n; i++ {
 			tk, _ := st.Task(uint64(i))
@@ -71,7 +72,7 @@ func newExpiryFixture(t *testing.T, n int, open bool) *expiryFixture {
 	x.s = New(Config{Now: x.now}, x.a, f, nil)
 	x.s.running, x.s.started, x.s.lastSeen["w1"] = true, long, long
 	f.Read(func(st *fsm.State) {
-		x.tasks = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_RUNNING}})
+		x.tasks = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_RUNNING}})
 	})
 	if len(x.tasks) != n {
 		t.Fatalf("set-up: %d running, want %d", len(x.tasks), n)
@@ -81,14 +82,14 @@ func newExpiryFixture(t *testing.T, n int, open bool) *expiryFixture {
 
 func (x *expiryFixture) limit() time.Duration { return x.s.cfg.Lease + x.s.cfg.Grace }
 
-func (x *expiryFixture) state(id uint64) pb.TaskState {
-	var tk *pb.Task
+func (x *expiryFixture) state(id uint64) fsmpb.TaskState {
+	var tk *fsmpb.Task
 	x.f.Read(func(st *fsm.State) { tk, _ = st.Task(id) })
 	return tk.State
 }
 
-func (x *expiryFixture) hello(ctx context.Context, running ...*pb.Task) (*Session, error) {
-	h := &pb.Hello{WorkerId: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: uint32(len(x.tasks))}
+func (x *expiryFixture) hello(ctx context.Context, running ...*fsmpb.Task) (*Session, error) {
+	h := &pb.Hello{WorkerId: "w1", Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: uint32(len(x.tasks))}
 	for _, tk := range running {
 		h.Running = append(h.Running, &pb.RunningTask{TaskId: tk.Id, Fence: tk.Fence, Step: "interrupted by a worker restart"})
 	}
@@ -111,7 +112,7 @@ func TestRecheckCountsAFreshDisconnectedWorkerAlive(t *testing.T) {
 	}
 	x.s.Detach(sess)
 	x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
-	if st := x.state(x.tasks[0].Id); st != pb.TaskState_TASK_STATE_RUNNING {
+	if st := x.state(x.tasks[0].Id); st != fsmpb.TaskState_TASK_STATE_RUNNING {
 		t.Fatalf("task of a worker heard from just now: %s, want running (not requeued under its live lease)", fsm.StateName(st))
 	}
 }
@@ -135,7 +136,7 @@ func TestHelloBetweenExpiryDecisionAndRecheck(t *testing.T) {
 	if helloErr != nil {
 		t.Fatal(helloErr)
 	}
-	if st := x.state(x.tasks[0].Id); st != pb.TaskState_TASK_STATE_RUNNING {
+	if st := x.state(x.tasks[0].Id); st != fsmpb.TaskState_TASK_STATE_RUNNING {
 		t.Fatalf("task after a hello in the re-check window: %s, want running (re-attached)", fsm.StateName(st))
 	}
 	if x.a.requeuesEntered() != 0 {
@@ -155,7 +156,7 @@ func TestHelloBetweenExpiryDecisionAndRecheck(t *testing.T) {
 // stuck. Not at the hello already: an attempt that ended before the
 // restart has its outcome re-sent after the hello, and must complete.
 func TestHelloInRecheckWindowRequeuesUnlistedAttempts(t *testing.T) {
-	heartbeat := func(x *expiryFixture, sess *Session, running ...*pb.Task) {
+	heartbeat := func(x *expiryFixture, sess *Session, running ...*fsmpb.Task) {
 		t.Helper()
 		hb := &pb.Heartbeat{}
 		for _, tk := range running {
@@ -174,10 +175,10 @@ func TestHelloInRecheckWindowRequeuesUnlistedAttempts(t *testing.T) {
 		}
 		x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
 		heartbeat(x, sess, listed)
-		if st := x.state(listed.Id); st != pb.TaskState_TASK_STATE_RUNNING {
+		if st := x.state(listed.Id); st != fsmpb.TaskState_TASK_STATE_RUNNING {
 			t.Fatalf("listed attempt: %s, want running", fsm.StateName(st))
 		}
-		if st := x.state(unlisted.Id); st != pb.TaskState_TASK_STATE_PENDING {
+		if st := x.state(unlisted.Id); st != fsmpb.TaskState_TASK_STATE_PENDING {
 			t.Fatalf("expired attempt neither hello nor heartbeat listed: %s, want pending (requeued)", fsm.StateName(st))
 		}
 	})
@@ -190,14 +191,14 @@ func TestHelloInRecheckWindowRequeuesUnlistedAttempts(t *testing.T) {
 		}
 		x.s.requeueExpired(context.Background(), "w1", x.tasks, x.limit())
 		if err := x.s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{
-			TaskId: ended.Id, Fence: ended.Fence, Change: &pb.CapacityChange{OldSize: 2, NewSize: 1}}}}); err != nil {
+			TaskId: ended.Id, Fence: ended.Fence, Change: &fsmpb.CapacityChange{OldSize: 2, NewSize: 1}}}}); err != nil {
 			t.Fatal(err)
 		}
 		heartbeat(x, sess, listed)
-		if st := x.state(ended.Id); st != pb.TaskState_TASK_STATE_COMPLETED {
+		if st := x.state(ended.Id); st != fsmpb.TaskState_TASK_STATE_COMPLETED {
 			t.Fatalf("attempt whose outcome came after the hello: %s, want completed", fsm.StateName(st))
 		}
-		if st := x.state(listed.Id); st != pb.TaskState_TASK_STATE_RUNNING {
+		if st := x.state(listed.Id); st != fsmpb.TaskState_TASK_STATE_RUNNING {
 			t.Fatalf("listed attempt: %s, want running", fsm.StateName(st))
 		}
 	})
@@ -247,7 +248,7 @@ func TestHeartbeatWhileARequeueIsInFlight(t *testing.T) {
 	if herr != nil {
 		t.Fatal(herr)
 	}
-	if st := x.state(tk.Id); st != pb.TaskState_TASK_STATE_PENDING {
+	if st := x.state(tk.Id); st != fsmpb.TaskState_TASK_STATE_PENDING {
 		t.Fatalf("task: %s, want pending (requeued)", fsm.StateName(st))
 	}
 	cancelled := false
@@ -317,7 +318,7 @@ func TestRequeuesOfOneWorkerAreProposedTogether(t *testing.T) {
 		t.Fatalf("%d of 3 requeues in flight while the first was uncommitted, want all 3 together", got)
 	}
 	for _, tk := range x.tasks {
-		if st := x.state(tk.Id); st != pb.TaskState_TASK_STATE_PENDING {
+		if st := x.state(tk.Id); st != fsmpb.TaskState_TASK_STATE_PENDING {
 			t.Fatalf("task %d: %s, want pending", tk.Id, fsm.StateName(st))
 		}
 	}

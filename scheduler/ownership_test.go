@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -21,7 +22,7 @@ type gatedApplier struct {
 	requeues int
 }
 
-func (a *gatedApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (a *gatedApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	if cmd.GetRequeueTask() != nil {
 		a.mu.Lock()
 		a.requeues++
@@ -61,8 +62,8 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 	f := fsm.New()
 	long := now.Add(-time.Minute)
 	applyAll(t, f, long,
-		fsm.RegisterCmd(&pb.Worker{Id: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: 1}),
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.RegisterCmd(&fsmpb.Worker{Id: "w1", Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: 1}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 		fsm.AssignCmd(1, "w1", nil, nil),
 		fsm.StartCmd(1, 3),
 	)
@@ -70,9 +71,9 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 	// Leading for a minute; w1 last heard from a minute ago, session gone.
 	s.running, s.started, s.lastSeen["w1"] = true, long, long
-	var active []*pb.Task
+	var active []*fsmpb.Task
 	f.Read(func(st *fsm.State) {
-		active = st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_RUNNING}})
+		active = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_RUNNING}})
 	})
 	if len(active) != 1 || active[0].Id != 1 || active[0].Fence != 3 {
 		t.Fatalf("set-up: active %v, want task 1 running under fence 3", active)
@@ -88,7 +89,7 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 	}
 	hello := make(chan attached, 1)
 	go func() {
-		sess, _, err := s.Attach(context.Background(), &pb.Hello{WorkerId: "w1", Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM},
+		sess, _, err := s.Attach(context.Background(), &pb.Hello{WorkerId: "w1", Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM},
 			MaxConcurrent: 1, Running: []*pb.RunningTask{{TaskId: 1, Fence: 3, Step: "interrupted by a worker restart"}}})
 		hello <- attached{sess, err}
 	}()
@@ -114,9 +115,9 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 		t.Fatal(got.err)
 	}
 
-	var task *pb.Task
+	var task *fsmpb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
-	if task.State != pb.TaskState_TASK_STATE_PENDING {
+	if task.State != fsmpb.TaskState_TASK_STATE_PENDING {
 		t.Fatalf("task after the expiry: %s, want pending (requeued)", fsm.StateName(task.State))
 	}
 	var cancelled bool

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -19,8 +20,8 @@ import (
 // the source of the newest earlier move whose target holds the volume (a
 // restarting source is not a deleted one: completing the move would leave
 // the volume over-replicated when it returns).
-func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
-	if task.Type != pb.TaskType_TASK_TYPE_BALANCE {
+func earlierMoveAbsent(task *fsmpb.Task, topo *seaweed.Topology) error {
+	if task.Type != fsmpb.TaskType_TASK_TYPE_BALANCE {
 		return nil
 	}
 	for _, m := range task.EarlierMoves {
@@ -61,8 +62,8 @@ func earlierMoveAbsent(task *pb.Task, topo *seaweed.Topology) error {
 // instead of waiting forever. With fewer replicas listed (an earlier
 // attempt deleted some, or the volume is listed EC-only) an original may
 // be on the absent server, and the retry waits.
-func earlierServerAbsent(task *pb.Task, topo *seaweed.Topology) error {
-	if task.Type != pb.TaskType_TASK_TYPE_ERASURE_CODING {
+func earlierServerAbsent(task *fsmpb.Task, topo *seaweed.Topology) error {
+	if task.Type != fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 		return nil
 	}
 	if v, ok := topo.Volumes[task.VolumeId]; ok && len(v.Replicas) >= placement.Copies(v.ReplicaPlacement) {
@@ -83,7 +84,7 @@ func earlierServerAbsent(task *pb.Task, topo *seaweed.Topology) error {
 // volume. A retry is exempt: an earlier attempt may have deleted
 // originals, and its executor asks every earlier server (the first
 // attempt's replicas among them) for one.
-func replicasListed(task *pb.Task, v *seaweed.Volume, history bool) error {
+func replicasListed(task *fsmpb.Task, v *seaweed.Volume, history bool) error {
 	if retried(task, history) {
 		return nil
 	}
@@ -100,15 +101,15 @@ func replicasListed(task *pb.Task, v *seaweed.Volume, history bool) error {
 // again, it would fail ("already erasure coded", "not on the source"); it
 // is completed instead, with Change describing what the topology shows.
 type AlreadyDone struct {
-	Change *pb.CapacityChange
+	Change *fsmpb.CapacityChange
 }
 
 func (a *AlreadyDone) Error() string {
 	return fmt.Sprintf("volume %d: the master already shows the %s done", a.Change.VolumeId, typeWord(a.Change.Type))
 }
 
-func typeWord(t pb.TaskType) string {
-	if t == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+func typeWord(t fsmpb.TaskType) string {
+	if t == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 		return "erasure coding"
 	}
 	return "move"
@@ -134,7 +135,7 @@ func typeWord(t pb.TaskType) string {
 // completed from the topology. A task whose attempts ran before the first
 // history entry and that is planned after it has no history either, and
 // is judged as one that never ran.
-func retried(task *pb.Task, history bool) bool {
+func retried(task *fsmpb.Task, history bool) bool {
 	if !history && task.StartedAt != 0 {
 		return true
 	}
@@ -155,13 +156,13 @@ func retried(task *pb.Task, history bool) bool {
 // put it, which a finish cannot handle: see movedShardsDone for why the
 // topology suffices then). Without history (history false) there is no
 // earlier server to ask, and the topology is all there is.
-func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDone, bool) {
+func doneBefore(task *fsmpb.Task, topo *seaweed.Topology, history bool) (*AlreadyDone, bool) {
 	if !retried(task, history) {
 		return nil, false
 	}
 	v, present := topo.Volumes[task.VolumeId]
 	switch task.Type {
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		if len(task.EarlierServers) > 0 {
 			return nil, false
 		}
@@ -169,7 +170,7 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDo
 			return nil, false
 		}
 		return encodedDone(task, topo)
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			return nil, false
 		}
@@ -206,24 +207,24 @@ func doneBefore(task *pb.Task, topo *seaweed.Topology, history bool) (*AlreadyDo
 // encodedDone is the change of an erasure coding the topology shows done:
 // every one of the 14 shards listed (the volume itself is the caller's to
 // check). Not done with a shard missing.
-func encodedDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+func encodedDone(task *fsmpb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 	e, ok := topo.EcVolumes[task.VolumeId]
 	if !ok {
 		return nil, false
 	}
-	ch := &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
+	ch := &fsmpb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection}
 	for shard := uint32(0); shard < placement.TotalShards; shard++ {
 		servers := e.Shards[shard]
 		if len(servers) == 0 {
 			return nil, false
 		}
-		ch.Shards = append(ch.Shards, &pb.ShardPlacement{ShardId: shard, Server: servers[0]})
+		ch.Shards = append(ch.Shards, &fsmpb.ShardPlacement{ShardId: shard, Server: servers[0]})
 	}
 	return &AlreadyDone{Change: ch}, true
 }
 
-func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
-	return &AlreadyDone{Change: &pb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
+func movedDone(task *fsmpb.Task, v *seaweed.Volume, source, target string) *AlreadyDone {
+	return &AlreadyDone{Change: &fsmpb.CapacityChange{TaskId: task.Id, Type: task.Type, VolumeId: task.VolumeId, Collection: task.Collection,
 		OldSize: v.Size, NewSize: v.Size, Source: source, Target: target}}
 }
 
@@ -231,7 +232,7 @@ func movedDone(task *pb.Task, v *seaweed.Volume, source, target string) *Already
 // returned spec carries the task as given (with its fence). A retry whose
 // work the topology shows done gets an *AlreadyDone error. It is
 // PlanSpecAsOf for a topology of unknown age.
-func PlanSpec(task *pb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
+func PlanSpec(task *fsmpb.Task, topo *seaweed.Topology, th Thresholds) (*pb.TaskSpec, error) {
 	return PlanSpecAsOf(task, topo, time.Time{}, th)
 }
 
@@ -248,13 +249,13 @@ const ClockSkewMargin = 2 * time.Second
 // submitted (its CreatedAt, stamped by the proposer) plus ClockSkewMargin:
 // the submitter saw a newer one. Only a topology asked for after that fails
 // it as unknown. It plans for a cluster that keeps attempt history.
-func PlanSpecAsOf(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
+func PlanSpecAsOf(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
 	return planSpec(task, topo, asked, th, true)
 }
 
 // planSpec is PlanSpecAsOf; history says whether the cluster keeps attempt
 // history (see retried).
-func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history bool) (*pb.TaskSpec, error) {
+func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history bool) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}
@@ -267,7 +268,7 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage, EarlierServers: task.EarlierServers}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
-		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == pb.TaskType_TASK_TYPE_ERASURE_CODING {
+		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
 			finish, err := finishSpec(task, topo, spec)
 			if err != nil {
 				return nil, err
@@ -290,9 +291,9 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 		spec.Replicas = append(spec.Replicas, r.Server.Addr.String())
 	}
 	switch task.Type {
-	case pb.TaskType_TASK_TYPE_VACUUM:
+	case fsmpb.TaskType_TASK_TYPE_VACUUM:
 		return spec, nil
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
 		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
 			return nil, placement.Errorf("volume %d already has EC shards on %s, where no earlier attempt of this task put any (another encode, or this replica came back after the volume was encoded elsewhere): not encoding over them; compare the shards with the replicas and delete whichever is stale first (weed shell ec.decode or volume.delete)",
@@ -307,7 +308,7 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 		}
 		spec.ShardTargets = targets
 		return spec, nil
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		src, dst, err := placement.PlanMove(task, v, topo)
 		if err != nil {
 			return nil, err
@@ -331,7 +332,7 @@ func planSpec(task *pb.Task, topo *seaweed.Topology, asked time.Time, th Thresho
 // once compared with the generation, so the leader does not complete such
 // a task from the topology alone; earlierServerAbsent has made the spec wait
 // until every earlier server is in the topology. nil, nil: not a finish.
-func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
+func finishSpec(task *fsmpb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.TaskSpec, error) {
 	if len(task.EarlierServers) == 0 {
 		return nil, nil
 	}
@@ -369,7 +370,7 @@ func finishSpec(task *pb.Task, topo *seaweed.Topology, spec *pb.TaskSpec) (*pb.T
 // a poll old, but an original does not appear on a server after it
 // unless an operator mounts or copies one there, which a worker's probe,
 // itself the answer of a moment, would not stop either.
-func movedShardsDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
+func movedShardsDone(task *fsmpb.Task, topo *seaweed.Topology) (*AlreadyDone, bool) {
 	if len(task.EarlierServers) == 0 {
 		return nil, false
 	}
@@ -392,12 +393,12 @@ func movedShardsDone(task *pb.Task, topo *seaweed.Topology) (*AlreadyDone, bool)
 func SpecServers(spec *pb.TaskSpec) []string {
 	var out []string
 	switch spec.GetTask().GetType() {
-	case pb.TaskType_TASK_TYPE_ERASURE_CODING:
+	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		out = append(out, spec.GetReplicas()...)
 		for _, st := range spec.GetShardTargets() {
 			out = append(out, st.GetServer())
 		}
-	case pb.TaskType_TASK_TYPE_BALANCE:
+	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		out = append(out, spec.GetSource(), spec.GetTarget())
 	}
 	seen := map[string]bool{}
@@ -414,11 +415,11 @@ func SpecServers(spec *pb.TaskSpec) []string {
 
 // SpecMove is a move spec's source and target (AssignTask.move), nil for
 // other tasks.
-func SpecMove(spec *pb.TaskSpec) *pb.Move {
-	if spec.GetTask().GetType() != pb.TaskType_TASK_TYPE_BALANCE {
+func SpecMove(spec *pb.TaskSpec) *fsmpb.Move {
+	if spec.GetTask().GetType() != fsmpb.TaskType_TASK_TYPE_BALANCE {
 		return nil
 	}
-	return &pb.Move{Source: spec.GetSource(), Target: spec.GetTarget()}
+	return &fsmpb.Move{Source: spec.GetSource(), Target: spec.GetTarget()}
 }
 
 // foreignHolders lists the holders that are none of the earlier servers:

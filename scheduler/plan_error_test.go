@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // TestPlanErrorReasons: a plan error's task error is its reason without
@@ -33,10 +33,10 @@ func TestPlanErrorReasons(t *testing.T) {
 func TestUnplannableTaskFailsWithTheReasonAlone(t *testing.T) {
 	s, a := schedulerAtNow()
 	f := a.f
-	if res, err := a.Apply(context.Background(), fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3})); err != nil || fsm.ResultError(res) != nil {
+	if res, err := a.Apply(context.Background(), fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3})); err != nil || fsm.ResultError(res) != nil {
 		t.Fatalf("submit: %v %v", err, fsm.ResultError(res))
 	}
-	var task *pb.Task
+	var task *fsmpb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
 	spec, planErr := PlanSpec(task, build(30, srv(sid(1), 10, v(4, 7<<20))), DefaultThresholds())
 	if !errors.Is(planErr, placement.ErrPlan) {
@@ -45,7 +45,7 @@ func TestUnplannableTaskFailsWithTheReasonAlone(t *testing.T) {
 	s.assignOne(context.Background(), task, "w1", spec, planErr)
 	f.Read(func(st *fsm.State) {
 		got, _ := st.Task(1)
-		if want := "volume 3 not found in the master's topology"; got.State != pb.TaskState_TASK_STATE_FAILED || got.LastError != want {
+		if want := "volume 3 not found in the master's topology"; got.State != fsmpb.TaskState_TASK_STATE_FAILED || got.LastError != want {
 			t.Fatalf("task after a plan refusal: %s %q; want failed %q", fsm.StateName(got.State), got.LastError, want)
 		}
 	})

@@ -7,15 +7,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 var (
-	vacuumT  = pb.TaskType_TASK_TYPE_VACUUM
-	ecT      = pb.TaskType_TASK_TYPE_ERASURE_CODING
-	balanceT = pb.TaskType_TASK_TYPE_BALANCE
+	vacuumT  = fsmpb.TaskType_TASK_TYPE_VACUUM
+	ecT      = fsmpb.TaskType_TASK_TYPE_ERASURE_CODING
+	balanceT = fsmpb.TaskType_TASK_TYPE_BALANCE
 )
 
 func TestPlanSpecVacuum(t *testing.T) {
@@ -26,7 +27,7 @@ func TestPlanSpecVacuum(t *testing.T) {
 		srv("10.0.0.4:8080.28080", 10, v(7, 5000)),                  // id carries the gRPC port
 		srv(sid(5), 10, v(9, 10)),
 	)
-	task := &pb.Task{Id: 42, Type: vacuumT, VolumeId: 7, Fence: 99, Attempt: 2}
+	task := &fsmpb.Task{Id: 42, Type: vacuumT, VolumeId: 7, Fence: 99, Attempt: 2}
 	th := DefaultThresholds()
 	th.VacuumGarbage = 0.4
 	spec, err := PlanSpec(task, topo, th)
@@ -60,15 +61,15 @@ func TestPlanSpecUnplannable(t *testing.T) {
 		srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10))
 	for _, tc := range []struct {
 		name string
-		task *pb.Task
+		task *fsmpb.Task
 		want string
 	}{
-		{name: "vacuum of unknown volume", task: &pb.Task{Type: vacuumT, VolumeId: 77}, want: "not found"},
-		{name: "EC of unknown volume", task: &pb.Task{Type: ecT, VolumeId: 77}, want: "not found"},
-		{name: "balance of unknown volume", task: &pb.Task{Type: balanceT, VolumeId: 77}, want: "not found"},
-		{name: "EC of an already erasure-coded volume", task: &pb.Task{Type: ecT, VolumeId: 50}, want: "already erasure coded"},
-		{name: "vacuum of an erasure-coded volume", task: &pb.Task{Type: vacuumT, VolumeId: 50}, want: "not found"},
-		{name: "unknown task type", task: &pb.Task{Type: pb.TaskType_TASK_TYPE_UNSPECIFIED, VolumeId: 1}, want: "unknown task type"},
+		{name: "vacuum of unknown volume", task: &fsmpb.Task{Type: vacuumT, VolumeId: 77}, want: "not found"},
+		{name: "EC of unknown volume", task: &fsmpb.Task{Type: ecT, VolumeId: 77}, want: "not found"},
+		{name: "balance of unknown volume", task: &fsmpb.Task{Type: balanceT, VolumeId: 77}, want: "not found"},
+		{name: "EC of an already erasure-coded volume", task: &fsmpb.Task{Type: ecT, VolumeId: 50}, want: "already erasure coded"},
+		{name: "vacuum of an erasure-coded volume", task: &fsmpb.Task{Type: vacuumT, VolumeId: 50}, want: "not found"},
+		{name: "unknown task type", task: &fsmpb.Task{Type: fsmpb.TaskType_TASK_TYPE_UNSPECIFIED, VolumeId: 1}, want: "unknown task type"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			spec, err := PlanSpec(tc.task, topo, DefaultThresholds())
@@ -134,7 +135,7 @@ func TestPlanSpecErasureCoding(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := build(100, tc.nodes...)
-			task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7}
+			task := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7}
 			spec, err := PlanSpec(task, topo, DefaultThresholds())
 			if tc.wantErr != "" {
 				if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), tc.wantErr) {
@@ -213,7 +214,7 @@ func TestPlanSpecBalance(t *testing.T) {
 		nodes          []*node // nil: nodes()
 		volume         uint32  // 0: 5
 		source, target string
-		moves          []*pb.Move // earlier attempts' moves, oldest first (a retry)
+		moves          []*fsmpb.Move // earlier attempts' moves, oldest first (a retry)
 		wantSrc        string
 		wantDst        string
 		wantErr        string
@@ -242,22 +243,22 @@ func TestPlanSpecBalance(t *testing.T) {
 			srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(1, 10))}, wantErr: "no server without a replica"},
 		// A retry whose abandoned attempt's copy on its target is listed
 		// while that attempt's source still holds the volume.
-		{name: "retry: target holds the earlier attempt's copy", source: "vs1", target: "vs2", moves: []*pb.Move{{Source: a1, Target: a2}}, wantSrc: a1, wantDst: a2},
-		{name: "retry: neither named, back to the earlier move", moves: []*pb.Move{{Source: a1, Target: a2}}, wantSrc: a1, wantDst: a2},
-		{name: "retry: the earlier copy is never the source", moves: []*pb.Move{{Source: a2, Target: a1}}, wantSrc: a2, wantDst: a1},
-		{name: "retry: an earlier target without the volume changes nothing", source: "vs1", target: "vs3", moves: []*pb.Move{{Source: a1, Target: a5}}, wantSrc: a1, wantDst: a3},
-		{name: "retry: another holder is not the earlier target", source: "vs1", target: "vs2", moves: []*pb.Move{{Source: a1, Target: a3}}, wantErr: "already holds"},
-		{name: "retry: the newest landed move decides", moves: []*pb.Move{{Source: a1, Target: a5}, {Source: a2, Target: a1}}, wantSrc: a2, wantDst: a1},
-		{name: "retry: the earlier copy from another source than named", source: "vs2", target: "vs1", moves: []*pb.Move{{Source: a1, Target: a2}}, wantErr: "not the move asked for"},
+		{name: "retry: target holds the earlier attempt's copy", source: "vs1", target: "vs2", moves: []*fsmpb.Move{{Source: a1, Target: a2}}, wantSrc: a1, wantDst: a2},
+		{name: "retry: neither named, back to the earlier move", moves: []*fsmpb.Move{{Source: a1, Target: a2}}, wantSrc: a1, wantDst: a2},
+		{name: "retry: the earlier copy is never the source", moves: []*fsmpb.Move{{Source: a2, Target: a1}}, wantSrc: a2, wantDst: a1},
+		{name: "retry: an earlier target without the volume changes nothing", source: "vs1", target: "vs3", moves: []*fsmpb.Move{{Source: a1, Target: a5}}, wantSrc: a1, wantDst: a3},
+		{name: "retry: another holder is not the earlier target", source: "vs1", target: "vs2", moves: []*fsmpb.Move{{Source: a1, Target: a3}}, wantErr: "already holds"},
+		{name: "retry: the newest landed move decides", moves: []*fsmpb.Move{{Source: a1, Target: a5}, {Source: a2, Target: a1}}, wantSrc: a2, wantDst: a1},
+		{name: "retry: the earlier copy from another source than named", source: "vs2", target: "vs1", moves: []*fsmpb.Move{{Source: a1, Target: a2}}, wantErr: "not the move asked for"},
 		// rp 001 on vs1, vs2 plus the earlier copy on vs3 from vs1: deleting
 		// vs1 leaves two; with only vs1 and the copy (one replica lost
 		// meanwhile), deleting vs1 would leave one of two.
 		{name: "retry: adopt keeps the placement's copies", volume: 1, nodes: []*node{
 			srv(sid(1), 8, vrp(1, 10, 1)), srv(sid(2), 8, vrp(1, 10, 1)), srv(sid(3), 8, vrp(1, 10, 1)), srv(sid(4), 8)},
-			moves: []*pb.Move{{Source: swa(1), Target: swa(3)}}, wantSrc: swa(1), wantDst: swa(3)},
+			moves: []*fsmpb.Move{{Source: swa(1), Target: swa(3)}}, wantSrc: swa(1), wantDst: swa(3)},
 		{name: "retry: adopt never below the placement", volume: 1, nodes: []*node{
 			srv(sid(1), 8, vrp(1, 10, 1)), srv(sid(3), 8, vrp(1, 10, 1)), srv(sid(4), 8)},
-			moves: []*pb.Move{{Source: swa(1), Target: swa(3)}}, wantErr: "fewer than the 2 copies"},
+			moves: []*fsmpb.Move{{Source: swa(1), Target: swa(3)}}, wantErr: "fewer than the 2 copies"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := tc.nodes
@@ -269,7 +270,7 @@ func TestPlanSpecBalance(t *testing.T) {
 				id = 5
 			}
 			topo := build(100, ns...)
-			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4, EarlierMoves: tc.moves}
+			task := &fsmpb.Task{Id: 9, Type: balanceT, VolumeId: id, Source: tc.source, Target: tc.target, Fence: 4, EarlierMoves: tc.moves}
 			if tc.moves != nil {
 				task.Attempt = 2
 			}
@@ -343,7 +344,7 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 		srv(sid(1), 10, v(1, 100)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
 		srv(sid(5), 0).WithFree(0).Shards(1, 3, 4), srv(sid(6), 0).WithFree(0).Shards(1, 7))
 	for _, earlier := range [][]string{nil, {swa(5), swa(4)}} {
-		task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
+		task := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: earlier}
 		_, err := PlanSpec(task, topo, DefaultThresholds())
 		if !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), "already has EC shards on") || !contains(err.Error(), swa(6)) || (earlier != nil) == contains(err.Error(), swa(5)) {
 			t.Errorf("earlier %v: PlanSpec = %v; want a refusal naming %s (and %s unless an earlier attempt used it)", earlier, err, swa(6), swa(5))
@@ -352,7 +353,7 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	// An earlier server missing from the topology may hold an original
 	// the topology does not show while it lists fewer replicas than the
 	// placement asks for: the retry waits for it.
-	away := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
+	away := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(9)}}
 	short := build(100,
 		srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10),
 		srv(sid(5), 0).WithFree(0).Shards(1, 3, 4), srv(sid(6), 0).WithFree(0).Shards(1, 7))
@@ -367,7 +368,7 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	if spec, err := PlanSpec(away, topo, DefaultThresholds()); err != nil || !slices.Contains(spec.EarlierServers, swa(9)) || len(spec.ShardTargets) != placement.TotalShards {
 		t.Fatalf("earlier server %s away, every replica listed: PlanSpec = %v, %v; want a plan naming it among the earlier servers", swa(9), spec, err)
 	}
-	task := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(4)}}
+	task := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: []string{swa(5), sid(6), swa(4)}}
 	spec, err := PlanSpec(task, topo, DefaultThresholds())
 	if err != nil {
 		t.Fatalf("PlanSpec: %v", err)
@@ -381,14 +382,14 @@ func TestPlanSpecErasureCodingLeftovers(t *testing.T) {
 	if want := addrOf(1, 2, 3, 4); !reflect.DeepEqual(SpecServers(spec), want) {
 		t.Errorf("SpecServers = %v, want %v", SpecServers(spec), want)
 	}
-	move := &pb.TaskSpec{Task: &pb.Task{Type: balanceT}, Replicas: []string{swa(1)}, Source: swa(1), Target: swa(2)}
+	move := &pb.TaskSpec{Task: &fsmpb.Task{Type: balanceT}, Replicas: []string{swa(1)}, Source: swa(1), Target: swa(2)}
 	if want := []string{swa(1), swa(2)}; !reflect.DeepEqual(SpecServers(move), want) {
 		t.Errorf("SpecServers(move) = %v, want %v", SpecServers(move), want)
 	}
 	if m := SpecMove(move); m.GetSource() != swa(1) || m.GetTarget() != swa(2) {
 		t.Errorf("SpecMove(move) = %v", m)
 	}
-	if got := SpecServers(&pb.TaskSpec{Task: &pb.Task{Type: vacuumT}, Replicas: []string{swa(1)}}); len(got) != 0 {
+	if got := SpecServers(&pb.TaskSpec{Task: &fsmpb.Task{Type: vacuumT}, Replicas: []string{swa(1)}}); len(got) != 0 {
 		t.Errorf("SpecServers(vacuum) = %v, want none", got)
 	}
 }
@@ -407,35 +408,35 @@ func TestPlanSpecBalanceEarlierServersAbsent(t *testing.T) {
 		name             string
 		nodes            []*node
 		source, target   string
-		moves            []*pb.Move
+		moves            []*fsmpb.Move
 		wantWait         string // an placement.ErrPlanWait saying this
 		wantDone         bool   // an *AlreadyDone
 		wantSrc, wantDst string
 	}{
-		{name: "earlier target away, neither named", moves: []*pb.Move{{Source: swa(1), Target: gone}},
+		{name: "earlier target away, neither named", moves: []*fsmpb.Move{{Source: swa(1), Target: gone}},
 			nodes:    []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8), srv(sid(3), 8)},
 			wantWait: "waiting for earlier move target " + gone},
-		{name: "earlier target away, both named", source: sid(1), target: sid(2), moves: []*pb.Move{{Source: swa(1), Target: gone}},
+		{name: "earlier target away, both named", source: sid(1), target: sid(2), moves: []*fsmpb.Move{{Source: swa(1), Target: gone}},
 			nodes:    []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8), srv(sid(3), 8)},
 			wantWait: "waiting for earlier move target " + gone},
-		{name: "an older target away behind a landed move", moves: []*pb.Move{{Source: swa(1), Target: gone}, {Source: swa(1), Target: swa(2)}},
+		{name: "an older target away behind a landed move", moves: []*fsmpb.Move{{Source: swa(1), Target: gone}, {Source: swa(1), Target: swa(2)}},
 			nodes:    []*node{srv(sid(2), 8, v(1, 10)), srv(sid(1), 8), srv(sid(3), 8)},
 			wantWait: "waiting for earlier move target " + gone},
-		{name: "landed move, source away (restarting), not done", moves: []*pb.Move{{Source: gone, Target: swa(2)}},
+		{name: "landed move, source away (restarting), not done", moves: []*fsmpb.Move{{Source: gone, Target: swa(2)}},
 			nodes:    []*node{srv(sid(2), 8, v(1, 10)), srv(sid(3), 8)},
 			wantWait: "waiting for earlier move source " + gone},
-		{name: "landed move, source present without it: done", moves: []*pb.Move{{Source: swa(1), Target: swa(2)}},
+		{name: "landed move, source present without it: done", moves: []*fsmpb.Move{{Source: swa(1), Target: swa(2)}},
 			nodes:    []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10)), srv(sid(3), 8)},
 			wantDone: true},
-		{name: "landed move, copy read-only: sent again to finish", moves: []*pb.Move{{Source: swa(1), Target: swa(2)}},
+		{name: "landed move, copy read-only: sent again to finish", moves: []*fsmpb.Move{{Source: swa(1), Target: swa(2)}},
 			nodes:   []*node{srv(sid(1), 8), srv(sid(2), 8, v(1, 10).ReadOnly()), srv(sid(3), 8)},
 			wantSrc: swa(1), wantDst: swa(2)},
-		{name: "every earlier server present: planned as before", moves: []*pb.Move{{Source: swa(1), Target: swa(3)}},
+		{name: "every earlier server present: planned as before", moves: []*fsmpb.Move{{Source: swa(1), Target: swa(3)}},
 			nodes:   []*node{srv(sid(1), 8, v(1, 10)), srv(sid(2), 8, v(2, 10)), srv(sid(3), 8)},
 			wantSrc: swa(1), wantDst: swa(3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			task := &pb.Task{Id: 9, Type: balanceT, VolumeId: 1, Source: tc.source, Target: tc.target, Fence: 4, Attempt: 2, EarlierMoves: tc.moves}
+			task := &fsmpb.Task{Id: 9, Type: balanceT, VolumeId: 1, Source: tc.source, Target: tc.target, Fence: 4, Attempt: 2, EarlierMoves: tc.moves}
 			spec, err := PlanSpec(task, build(100, tc.nodes...), DefaultThresholds())
 			var done *AlreadyDone
 			switch {
@@ -496,7 +497,7 @@ func TestPlanSpecErasureCodingFinish(t *testing.T) {
 			attempt: 3, earlier: addrOf(1), want: "already erasure coded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			task := &pb.Task{Id: 9, Type: ecT, VolumeId: 5, Attempt: tc.attempt, Fence: 4, EarlierServers: tc.earlier}
+			task := &fsmpb.Task{Id: 9, Type: ecT, VolumeId: 5, Attempt: tc.attempt, Fence: 4, EarlierServers: tc.earlier}
 			spec, err := PlanSpec(task, build(100, tc.nodes...), DefaultThresholds())
 			if tc.wantWait != "" {
 				if !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), tc.wantWait) {
@@ -532,7 +533,7 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 	created := now.UnixNano()
 	for _, tc := range []struct {
 		name  string
-		typ   pb.TaskType
+		typ   fsmpb.TaskType
 		vid   uint32
 		asked time.Time
 		wait  bool
@@ -545,7 +546,7 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 		{"topology of unknown age", vacuumT, 7, time.Time{}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			task := &pb.Task{Id: 3, Type: tc.typ, VolumeId: tc.vid, Attempt: 1, CreatedAt: created}
+			task := &fsmpb.Task{Id: 3, Type: tc.typ, VolumeId: tc.vid, Attempt: 1, CreatedAt: created}
 			spec, err := PlanSpecAsOf(task, topo, tc.asked, DefaultThresholds())
 			if tc.wait {
 				if !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "not in the master's topology yet") {
@@ -559,7 +560,7 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 		})
 	}
 	// A listed volume plans the same whatever the topology's age.
-	task := &pb.Task{Id: 4, Type: vacuumT, VolumeId: 1, Attempt: 1, CreatedAt: created}
+	task := &fsmpb.Task{Id: 4, Type: vacuumT, VolumeId: 1, Attempt: 1, CreatedAt: created}
 	if _, err := PlanSpecAsOf(task, topo, now.Add(-time.Second), DefaultThresholds()); err != nil {
 		t.Fatalf("listed volume, old topology: %v", err)
 	}
@@ -573,11 +574,11 @@ func TestPlanSpecWaitsForTopologyNewerThanTheTask(t *testing.T) {
 // server for one).
 func TestPlanSpecErasureCodingReplicaMissing(t *testing.T) {
 	one := build(100, srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10), srv(sid(3), 10), srv(sid(4), 10))
-	first := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 1}
+	first := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 1}
 	if spec, err := PlanSpec(first, one, DefaultThresholds()); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "replica missing from the master's topology", "1 of the 2 copies") {
 		t.Fatalf("first attempt, 1 of 2 replicas listed: PlanSpec = %v, %v; want an ErrPlanWait", spec, err)
 	}
-	retry := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: addrOf(1, 2, 3, 4)}
+	retry := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2, EarlierServers: addrOf(1, 2, 3, 4)}
 	if _, err := PlanSpec(retry, one, DefaultThresholds()); err != nil {
 		t.Fatalf("retry, 1 of 2 replicas listed: %v, want a plan", err)
 	}
@@ -585,7 +586,7 @@ func TestPlanSpecErasureCodingReplicaMissing(t *testing.T) {
 	// an attempt, plan waits included, so after one wait the first
 	// attempt is attempt 2. It never started: it still waits for the
 	// missing replica (it is no retry, and no earlier server is asked).
-	waited := &pb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2}
+	waited := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2}
 	if spec, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "replica missing from the master's topology") {
 		t.Fatalf("no history, attempt 2 after a plan wait, 1 of 2 replicas listed: planSpec = %v, %v; want an ErrPlanWait", spec, err)
 	}

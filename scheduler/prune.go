@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
 // Retention is how many finished tasks the replicated state keeps, and for
@@ -44,7 +44,7 @@ const pruneEvery = time.Minute
 // A failed or cancelled task younger than cooldown stays (detection reads it
 // to leave its volume alone), and so does any task keep names (one still carrying an
 // unreported capacity change). The ids come back sorted.
-func PruneCandidates(terminal []*pb.Task, keep func(id uint64) bool, now time.Time, r Retention, cooldown time.Duration) []uint64 {
+func PruneCandidates(terminal []*fsmpb.Task, keep func(id uint64) bool, now time.Time, r Retention, cooldown time.Duration) []uint64 {
 	byAge := slices.Clone(terminal)
 	// Most recently finished first; ids break ties so the choice is stable.
 	sort.Slice(byAge, func(i, j int) bool {
@@ -62,7 +62,7 @@ func PruneCandidates(terminal []*pb.Task, keep func(id uint64) bool, now time.Ti
 		if !old && !surplus {
 			continue
 		}
-		if (t.State == pb.TaskState_TASK_STATE_FAILED || t.State == pb.TaskState_TASK_STATE_CANCELLED) && t.FinishedAt >= failCut {
+		if (t.State == fsmpb.TaskState_TASK_STATE_FAILED || t.State == fsmpb.TaskState_TASK_STATE_CANCELLED) && t.FinishedAt >= failCut {
 			continue
 		}
 		if keep != nil && keep(t.Id) {
@@ -79,7 +79,7 @@ func PruneCandidates(terminal []*pb.Task, keep func(id uint64) bool, now time.Ti
 func (s *Scheduler) prune(ctx context.Context, now time.Time) {
 	var ids []uint64
 	s.state.Read(func(st *fsm.State) {
-		terminal := st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_COMPLETED, pb.TaskState_TASK_STATE_FAILED, pb.TaskState_TASK_STATE_CANCELLED}})
+		terminal := st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_COMPLETED, fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED}})
 		ids = PruneCandidates(terminal, func(id uint64) bool { return !st.Prunable(id) }, now, s.cfg.Retention, s.cfg.FailureCooldown)
 	})
 	for len(ids) > 0 && ctx.Err() == nil {

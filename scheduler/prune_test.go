@@ -7,21 +7,21 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
-func finished(id uint64, st pb.TaskState, ago time.Duration) *pb.Task {
-	return &pb.Task{Id: id, State: st, FinishedAt: now.Add(-ago).UnixNano()}
+func finished(id uint64, st fsmpb.TaskState, ago time.Duration) *fsmpb.Task {
+	return &fsmpb.Task{Id: id, State: st, FinishedAt: now.Add(-ago).UnixNano()}
 }
 
 func TestPruneCandidates(t *testing.T) {
 	const (
-		done      = pb.TaskState_TASK_STATE_COMPLETED
-		failed    = pb.TaskState_TASK_STATE_FAILED
-		cancelled = pb.TaskState_TASK_STATE_CANCELLED
+		done      = fsmpb.TaskState_TASK_STATE_COMPLETED
+		failed    = fsmpb.TaskState_TASK_STATE_FAILED
+		cancelled = fsmpb.TaskState_TASK_STATE_CANCELLED
 	)
 	week, cooldown := 7*24*time.Hour, 30*time.Minute
-	tasks := []*pb.Task{
+	tasks := []*fsmpb.Task{
 		finished(1, done, 8*24*time.Hour),      // too old
 		finished(2, failed, 8*24*time.Hour),    // too old
 		finished(3, cancelled, 6*24*time.Hour), // young enough
@@ -90,10 +90,10 @@ func TestRetentionValidate(t *testing.T) {
 func TestPruneProposes(t *testing.T) {
 	f := fsm.New()
 	old := now.Add(-8 * 24 * time.Hour)
-	var cmds []*pb.Command
+	var cmds []*fsmpb.Command
 	n := fsm.MaxPrune + 5
 	for i := range n {
-		cmds = append(cmds, fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i + 1)}))
+		cmds = append(cmds, fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i + 1)}))
 	}
 	for i := range n - 2 {
 		cmds = append(cmds, fsm.CancelCmd(uint64(i+1), 0, "test"))
@@ -107,7 +107,7 @@ func TestPruneProposes(t *testing.T) {
 	fence := uint64(len(cmds))
 	a.applyAll(t,
 		fsm.StartCmd(last, fence),
-		fsm.CompleteCmd(last, fence, &pb.CapacityChange{TaskId: last, VolumeId: uint32(last)}),
+		fsm.CompleteCmd(last, fence, &fsmpb.CapacityChange{TaskId: last, VolumeId: uint32(last)}),
 	)
 
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
@@ -125,8 +125,8 @@ func TestPruneProposes(t *testing.T) {
 			}
 			t.Fatalf("left %v, want the completed task with a change (%d) and the pending one (%d)", ids, last, n)
 		}
-		if st.CountByState(pb.TaskState_TASK_STATE_CANCELLED) != 0 {
-			t.Errorf("%d cancelled tasks left in the state index", st.CountByState(pb.TaskState_TASK_STATE_CANCELLED))
+		if st.CountByState(fsmpb.TaskState_TASK_STATE_CANCELLED) != 0 {
+			t.Errorf("%d cancelled tasks left in the state index", st.CountByState(fsmpb.TaskState_TASK_STATE_CANCELLED))
 		}
 	})
 	// Nothing more to do: no further proposals.

@@ -11,13 +11,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // Applier proposes a command through raft on this (leader) node.
 type Applier interface {
-	Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error)
+	Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error)
 }
 
 // StateReader reads the replicated state.
@@ -54,7 +55,7 @@ type Config struct {
 	// Retention bounds the finished tasks kept in the replicated state.
 	Retention Retention
 	// StuckAfter is how long a running task may go without progress (per type).
-	StuckAfter map[pb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
+	StuckAfter map[fsmpb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
 	NodeID     string
 	Logger     hclog.Logger
 	// VerifyLeader, if set, confirms by a round of contact with a quorum
@@ -67,7 +68,7 @@ type Config struct {
 	// (a task's finished_at - started_at, by type, when this leader commits
 	// its completion) and EventDetection (one detection round; typ is
 	// unspecified). It must not block.
-	Observe func(event string, typ pb.TaskType, d time.Duration)
+	Observe func(event string, typ fsmpb.TaskType, d time.Duration)
 	// TestCrashDir is where the TEST-ONLY completion failpoint looks for
 	// its arm file (testcrash.go): the admin's data directory, set by the
 	// admin subcommand only (empty: the failpoint is off).
@@ -100,9 +101,9 @@ func (c *Config) defaults() {
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 3
 	}
-	stuck := map[pb.TaskType]time.Duration{
-		pb.TaskType_TASK_TYPE_VACUUM: 10 * time.Minute, pb.TaskType_TASK_TYPE_ERASURE_CODING: 30 * time.Minute,
-		pb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute,
+	stuck := map[fsmpb.TaskType]time.Duration{
+		fsmpb.TaskType_TASK_TYPE_VACUUM: 10 * time.Minute, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: 30 * time.Minute,
+		fsmpb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute,
 	}
 	for k, v := range c.StuckAfter {
 		stuck[k] = v
@@ -115,7 +116,7 @@ func (c *Config) defaults() {
 		c.Now = time.Now
 	}
 	if c.Observe == nil {
-		c.Observe = func(string, pb.TaskType, time.Duration) {}
+		c.Observe = func(string, fsmpb.TaskType, time.Duration) {}
 	}
 }
 
@@ -349,7 +350,7 @@ func (s *Scheduler) Kick() {
 	}
 }
 
-func (s *Scheduler) propose(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (s *Scheduler) propose(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	res, err := s.apply.Apply(cctx, cmd)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -19,7 +20,7 @@ const sendBuffer = 1024
 // Session is one connected worker's stream, as the scheduler sees it.
 type Session struct {
 	id   string
-	caps []pb.TaskType
+	caps []fsmpb.TaskType
 	max  int
 
 	out      chan *pb.AdminMessage
@@ -45,7 +46,7 @@ func (s *Session) send(m *pb.AdminMessage) {
 	}
 }
 
-func (s *Session) can(t pb.TaskType) bool {
+func (s *Session) can(t fsmpb.TaskType) bool {
 	for _, c := range s.caps {
 		if c == t {
 			return true
@@ -96,7 +97,7 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 	s.mu.Unlock()
 
 	// Register (or refresh) the worker's identity and capabilities.
-	var registered *pb.Worker
+	var registered *fsmpb.Worker
 	s.state.Read(func(st *fsm.State) {
 		for _, w := range st.Workers() {
 			if w.Id == h.WorkerId {
@@ -105,7 +106,7 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 		}
 	})
 	if registered == nil || !sameCaps(registered.Capabilities, h.Capabilities) || registered.MaxConcurrent != h.MaxConcurrent {
-		if _, err := s.propose(ctx, fsm.RegisterCmd(&pb.Worker{
+		if _, err := s.propose(ctx, fsm.RegisterCmd(&fsmpb.Worker{
 			Id: h.WorkerId, Capabilities: h.Capabilities, MaxConcurrent: h.MaxConcurrent,
 		})); err != nil {
 			s.detach(sess)
@@ -119,11 +120,11 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 		GraceMs: s.cfg.Grace.Milliseconds()}, nil
 }
 
-func sameCaps(a, b []pb.TaskType) bool {
+func sameCaps(a, b []fsmpb.TaskType) bool {
 	if len(a) != len(b) {
 		return false
 	}
-	seen := map[pb.TaskType]bool{}
+	seen := map[fsmpb.TaskType]bool{}
 	for _, c := range a {
 		seen[c] = true
 	}
@@ -139,10 +140,10 @@ func sameCaps(a, b []pb.TaskType) bool {
 func (s *Scheduler) reconcileRunning(sess *Session, running []*pb.RunningTask) {
 	now := s.cfg.Now()
 	for _, r := range running {
-		var t *pb.Task
+		var t *fsmpb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
 		owned := t != nil && t.WorkerId == sess.id && t.Fence == r.Fence &&
-			(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING)
+			(t.State == fsmpb.TaskState_TASK_STATE_ASSIGNED || t.State == fsmpb.TaskState_TASK_STATE_RUNNING)
 		s.mu.Lock()
 		ci, cancelling := s.cancelling[r.TaskId]
 		if owned && !cancelling {
@@ -182,9 +183,9 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 		have[[2]uint64{r.TaskId, r.Fence}] = true
 	}
 	cutoff := s.cfg.Now().Add(-2 * s.cfg.Heartbeat).UnixNano()
-	var lost []*pb.Task
+	var lost []*fsmpb.Task
 	s.state.Read(func(st *fsm.State) {
-		for _, t := range st.Tasks(fsm.TaskFilter{States: []pb.TaskState{pb.TaskState_TASK_STATE_ASSIGNED}}) {
+		for _, t := range st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED}}) {
 			if t.WorkerId == sess.id && !have[[2]uint64{t.Id, t.Fence}] && t.AssignedAt < cutoff {
 				lost = append(lost, t)
 			}
@@ -246,17 +247,17 @@ func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running [
 	}
 	s.mu.Unlock()
 	for _, id := range check {
-		var t *pb.Task
+		var t *fsmpb.Task
 		s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
 		s.mu.Lock()
 		fence, want := s.confirm[id]
 		s.mu.Unlock()
 		switch {
 		case !want:
-		case t == nil || t.Fence != fence || !fsm.Active(t.State) || t.State == pb.TaskState_TASK_STATE_PENDING:
+		case t == nil || t.Fence != fence || !fsm.Active(t.State) || t.State == fsmpb.TaskState_TASK_STATE_PENDING:
 			s.dropConfirm(id)
 		case t.WorkerId != sess.id:
-		case t.State == pb.TaskState_TASK_STATE_ASSIGNED:
+		case t.State == fsmpb.TaskState_TASK_STATE_ASSIGNED:
 			s.dropConfirm(id)
 		default:
 			s.dropConfirm(id)
@@ -406,7 +407,7 @@ func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.Tas
 	s.mu.Lock()
 	ci, cancelling := s.cancelling[r.TaskId]
 	s.mu.Unlock()
-	var t *pb.Task
+	var t *fsmpb.Task
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(r.TaskId) })
 	switch {
 	case cancelling && ci.fence == r.Fence && t != nil:
@@ -420,7 +421,7 @@ func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.Tas
 			return err
 		}
 	case t != nil && t.Fence == r.Fence && t.WorkerId == sess.id &&
-		(t.State == pb.TaskState_TASK_STATE_ASSIGNED || t.State == pb.TaskState_TASK_STATE_RUNNING):
+		(t.State == fsmpb.TaskState_TASK_STATE_ASSIGNED || t.State == fsmpb.TaskState_TASK_STATE_RUNNING):
 		// The current attempt, released without this leader having
 		// asked (a previous leader cancelled it, then lost leadership
 		// before requeueing): its worker no longer runs it, so it is
@@ -443,9 +444,9 @@ func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.Tas
 // start the completion would be refused (assigned -> completed is not a
 // legal move) and the task left assigned to a worker that no longer runs it.
 func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64) error {
-	var t *pb.Task
+	var t *fsmpb.Task
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
-	if t == nil || t.State != pb.TaskState_TASK_STATE_ASSIGNED || t.Fence != fence {
+	if t == nil || t.State != fsmpb.TaskState_TASK_STATE_ASSIGNED || t.Fence != fence {
 		return nil
 	}
 	if _, err := s.propose(ctx, fsm.StartCmd(id, fence)); err != nil && !isRefusal(err) {
@@ -455,7 +456,7 @@ func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64) error
 }
 
 func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskFailed) error {
-	var t *pb.Task
+	var t *fsmpb.Task
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(f.TaskId) })
 	if t == nil || t.Fence != f.Fence {
 		s.ack(sess, f.TaskId, f.Fence, errors.New("stale attempt"))
@@ -494,8 +495,8 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 // a task an operator cancelled ends cancelled instead. It returns an error
 // only when the proposal's outcome is unknown (not for a deterministic
 // refusal).
-func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64, reason string, retryable bool) error {
-	if t.State != pb.TaskState_TASK_STATE_ASSIGNED && t.State != pb.TaskState_TASK_STATE_RUNNING {
+func (s *Scheduler) finishAttempt(ctx context.Context, t *fsmpb.Task, fence uint64, reason string, retryable bool) error {
+	if t.State != fsmpb.TaskState_TASK_STATE_ASSIGNED && t.State != fsmpb.TaskState_TASK_STATE_RUNNING {
 		return nil
 	}
 	if t.CancelRequested {
@@ -534,9 +535,9 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *pb.Task, fence uint64,
 
 // observeCompleted reports a completed task's run time to Config.Observe.
 func (s *Scheduler) observeCompleted(id uint64) {
-	var t *pb.Task
+	var t *fsmpb.Task
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
-	if t == nil || t.State != pb.TaskState_TASK_STATE_COMPLETED {
+	if t == nil || t.State != fsmpb.TaskState_TASK_STATE_COMPLETED {
 		return
 	}
 	start := t.StartedAt
@@ -554,7 +555,7 @@ const notRunningHere = "not running here"
 
 // ended reports whether task id is in a terminal state.
 func (s *Scheduler) ended(id uint64) bool {
-	var t *pb.Task
+	var t *fsmpb.Task
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
 	return t != nil && fsm.Terminal(t.State)
 }
@@ -611,6 +612,6 @@ func subset(a, b []string) bool {
 }
 
 // sameMove reports whether two moves (nil: none) name the same servers.
-func sameMove(a, b *pb.Move) bool {
+func sameMove(a, b *fsmpb.Move) bool {
 	return a.GetSource() == b.GetSource() && a.GetTarget() == b.GetTarget()
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -17,14 +18,14 @@ import (
 )
 
 // applyAll feeds commands to an FSM as raft log entries at indexes 1, 2, ...
-func applyAll(t *testing.T, f *fsm.FSM, at time.Time, cmds ...*pb.Command) {
+func applyAll(t *testing.T, f *fsm.FSM, at time.Time, cmds ...*fsmpb.Command) {
 	t.Helper()
 	for i, c := range cmds {
 		b, err := fsm.Encode(at.UnixNano(), c)
 		if err != nil {
 			t.Fatal(err)
 		}
-		res := f.Apply(fsm.Entry{Index: uint64(i + 1), Command: true, Data: b}).(*pb.ApplyResult)
+		res := f.Apply(fsm.Entry{Index: uint64(i + 1), Command: true, Data: b}).(*fsmpb.ApplyResult)
 		if err := fsm.ResultError(res); err != nil {
 			t.Fatalf("command %d: %v", i, err)
 		}
@@ -35,8 +36,8 @@ func TestResendLostAssignment(t *testing.T) {
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)
 	applyAll(t, f, assignedAt,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
 		fsm.AssignCmd(1, "w1", nil, nil),
 		fsm.AssignCmd(2, "w1", nil, nil),
 	)
@@ -87,7 +88,7 @@ func schedulerAtNow() (*Scheduler, *fsmApplier) {
 
 // applyAll applies cmds in order through a, failing the test on an error
 // or a refused command.
-func (a *fsmApplier) applyAll(t *testing.T, cmds ...*pb.Command) {
+func (a *fsmApplier) applyAll(t *testing.T, cmds ...*fsmpb.Command) {
 	t.Helper()
 	for _, c := range cmds {
 		if res, err := a.Apply(context.Background(), c); err != nil || fsm.ResultError(res) != nil {
@@ -97,7 +98,7 @@ func (a *fsmApplier) applyAll(t *testing.T, cmds ...*pb.Command) {
 }
 
 // proposeAll has s propose cmds in order, failing the test on an error.
-func proposeAll(t *testing.T, s *Scheduler, cmds ...*pb.Command) {
+func proposeAll(t *testing.T, s *Scheduler, cmds ...*fsmpb.Command) {
 	t.Helper()
 	for _, c := range cmds {
 		if _, err := s.propose(context.Background(), c); err != nil {
@@ -106,7 +107,7 @@ func proposeAll(t *testing.T, s *Scheduler, cmds ...*pb.Command) {
 	}
 }
 
-func (a *fsmApplier) Apply(_ context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (a *fsmApplier) Apply(_ context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	b, err := fsm.Encode(a.at.UnixNano(), cmd)
@@ -114,7 +115,7 @@ func (a *fsmApplier) Apply(_ context.Context, cmd *pb.Command) (*pb.ApplyResult,
 		return nil, err
 	}
 	a.index++
-	return a.f.Apply(fsm.Entry{Index: a.index, Command: true, Data: b}).(*pb.ApplyResult), nil
+	return a.f.Apply(fsm.Entry{Index: a.index, Command: true, Data: b}).(*fsmpb.ApplyResult), nil
 }
 
 func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
@@ -131,7 +132,7 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 			s, a := schedulerAtNow()
 			f := a.f
 			proposeAll(t, s,
-				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
 			)
 			sess := &Session{id: "w1", out: make(chan *pb.AdminMessage, 8), done: make(chan struct{})}
@@ -139,9 +140,9 @@ func TestInterruptedAttemptDoesNotUseRetryBudget(t *testing.T) {
 			if err := s.handleFailed(context.Background(), sess, tc.failed); err != nil {
 				t.Fatal(err)
 			}
-			var task *pb.Task
+			var task *fsmpb.Task
 			f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
-			if task.State != pb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 || task.RetryCount != tc.wantRetries {
+			if task.State != fsmpb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 || task.RetryCount != tc.wantRetries {
 				t.Fatalf("task after the report: state %v attempt %d retries %d; want pending, 2, %d", task.State, task.Attempt, task.RetryCount, tc.wantRetries)
 			}
 			if got := task.NotBefore > now.UnixNano(); got != tc.backoff {
@@ -161,7 +162,7 @@ type flakyApplier struct {
 	fail bool
 }
 
-func (a *flakyApplier) Apply(ctx context.Context, cmd *pb.Command) (*pb.ApplyResult, error) {
+func (a *flakyApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	if a.fail {
 		return nil, errors.New("apply: leadership lost while applying; outcome unknown")
 	}
@@ -189,7 +190,7 @@ func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
 			a := &flakyApplier{fsmApplier: fsmApplier{f: f, at: now}}
 			s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
 			proposeAll(t, s,
-				fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+				fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
 			)
 			s.running = true
@@ -208,9 +209,9 @@ func TestReportNotAckedWhenItsOutcomeIsUnknown(t *testing.T) {
 			if err := s.Handle(context.Background(), sess, tc.msg); err != nil {
 				t.Fatal(err)
 			}
-			var task *pb.Task
+			var task *fsmpb.Task
 			f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
-			if task.State != pb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 {
+			if task.State != fsmpb.TaskState_TASK_STATE_PENDING || task.Attempt != 2 {
 				t.Fatalf("task after the re-sent report: state %v attempt %d; want pending, attempt 2", task.State, task.Attempt)
 			}
 			if m := <-sess.Out(); m.GetAck().GetTaskId() != 1 || !m.GetAck().GetAccepted() {
@@ -282,7 +283,7 @@ func TestHeartbeatAckedOnlyByAConfirmedLeader(t *testing.T) {
 // balance moved its volume was planned from the topology polled before the
 // move, sent to the old server, and failed for good with "volume not found".
 func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
-	pending := []*pb.Task{{Id: 1, VolumeId: 19}, {Id: 2, VolumeId: 20}}
+	pending := []*fsmpb.Task{{Id: 1, VolumeId: 19}, {Id: 2, VolumeId: 20}}
 	got := waitForMaster(pending, map[uint32]bool{19: true})
 	if len(got) != 1 || got[0].Id != 2 {
 		t.Fatalf("planned %v, want only task 2 (volume 19 has an unreported change)", got)
@@ -300,16 +301,16 @@ func TestPendingTaskWaitsForTheMasterToShowAFinishedChange(t *testing.T) {
 // harness (a kill -9 of the leader 11 ms after an assignment).
 func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 	s, f, sess := leadingWith(t,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 		fsm.AssignCmd(1, "w1", nil, nil),
 	)
-	change := &pb.CapacityChange{OldSize: 100, NewSize: 60}
+	change := &fsmpb.CapacityChange{OldSize: 100, NewSize: 60}
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 1, Fence: 2, Change: change}}}); err != nil {
 		t.Fatal(err)
 	}
 	f.Read(func(st *fsm.State) {
 		tk, _ := st.Task(1)
-		if tk.State != pb.TaskState_TASK_STATE_COMPLETED || tk.Fence != 2 {
+		if tk.State != fsmpb.TaskState_TASK_STATE_COMPLETED || tk.Fence != 2 {
 			t.Fatalf("task after the completion: %v", tk)
 		}
 		if !st.HasUnreportedChange(1) {
@@ -321,14 +322,14 @@ func TestCompletionOfAnAttemptWhoseStartWasLost(t *testing.T) {
 	}
 	// A completion carrying another attempt's fence still changes nothing.
 	proposeAll(t, s,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 2}),
 		fsm.AssignCmd(2, "w1", nil, nil),
 	)
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 2, Fence: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	f.Read(func(st *fsm.State) {
-		if tk, _ := st.Task(2); tk.State != pb.TaskState_TASK_STATE_ASSIGNED {
+		if tk, _ := st.Task(2); tk.State != fsmpb.TaskState_TASK_STATE_ASSIGNED {
 			t.Fatalf("a stale completion moved task 2 to %s", fsm.StateName(tk.State))
 		}
 	})
@@ -348,7 +349,7 @@ func TestResendLostWaitsForAdminLock(t *testing.T) {
 	f := fsm.New()
 	assignedAt := now.Add(-time.Minute)
 	applyAll(t, f, assignedAt,
-		fsm.SubmitCmd(&pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
+		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 		fsm.AssignCmd(1, "w1", nil, nil),
 	)
 	s := New(Config{NodeID: "a1", Now: func() time.Time { return now }}, nil, f, master)

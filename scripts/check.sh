@@ -3,8 +3,9 @@
 # the tests): gofmt, go vet, staticcheck (pinned), the committed protobuf code
 # equals what the .proto files generate, go.mod/go.sum are tidy, and the
 # import rules (fsm, scheduler, worker, capacity and placement do not link
-# hashicorp/raft: raft stays in cluster; capacity and placement do not link
-# the scheduler: they sit below it). Every step runs; the failed ones are
+# hashicorp/raft: raft stays in cluster; fsm does not link rpc or rpc/pb: the
+# replicated state does not depend on the API; capacity and placement do not
+# link the scheduler: they sit below it). Every step runs; the failed ones are
 # listed at the end. `scripts/check.sh STEP...` runs only the named steps
 # (gofmt vet staticcheck proto tidy imports).
 set -uo pipefail
@@ -40,9 +41,15 @@ step_proto() {
   tmp="$(mktemp -d)"
   # shellcheck disable=SC2064
   trap "rm -rf '$tmp'" RETURN
+  # Every committed .proto must be one `make proto` compiles (a file outside
+  # the Makefile's PROTO_DIRS would silently generate nothing).
+  while IFS= read -r rel; do
+    echo "$rel is committed but \`make proto\` does not compile it (add its include root to PROTO_DIRS in the Makefile)"
+    rc=1
+  done < <(comm -23 <(git ls-files '*.proto' | sort) <(make -s proto-files | sort))
   make -s proto OUT="$tmp" || return 1
-  # Every generated file must be committed unchanged, and every committed
-  # *.pb.go must still be generated.
+  # Every generated file (fsm/fsmpb and rpc/pb alike) must be committed
+  # unchanged, and every committed *.pb.go must still be generated.
   while IFS= read -r f; do
     rel="${f#"$tmp"/}"
     if ! cmp -s "$f" "$root/$rel"; then
@@ -83,6 +90,15 @@ step_imports() {
       rc=1
     fi
   done
+  # The replicated state does not depend on the API: fsm and its schema
+  # (fsm/fsmpb) link neither the gRPC layer nor its generated code.
+  bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' ./fsm |
+    awk '{for (i = 2; i <= NF; i++) if ($i ~ /^github\.com\/groundskeeper-dev\/groundskeeper\/rpc($|\/)/) print "  " $1 " imports " $i}')" || return 1
+  if [ -n "$bad" ]; then
+    echo "fsm links the gRPC layer; the replicated state's types are fsm/fsmpb's (run \`go run ./tools/pbsplit\`):"
+    echo "$bad"
+    rc=1
+  fi
   # capacity and placement sit below the scheduler: the oracle must not link
   # the leader's scheduling loops (the placement both need is package
   # placement's).

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prints a directory holding protoc-gen-go and protoc-gen-go-grpc at the
-# pinned versions (the ones the committed rpc/pb code was generated with),
-# installing them once into a cache. `make proto` puts it first on PATH;
+# pinned versions (the ones the committed fsm/fsmpb and rpc/pb code was
+# generated with), installing them once into a cache. `make proto` puts it first on PATH;
 # `make check` regenerates with it and compares. protoc itself comes from
 # Debian's protobuf-compiler (v3.21.12).
 set -euo pipefail

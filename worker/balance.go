@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
@@ -68,7 +69,7 @@ func planBalance(spec *pb.TaskSpec) (source, target string, err error) {
 	return source, target, nil
 }
 
-func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*pb.CapacityChange, error) {
+func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
 	vid, collection := volumeOf(spec)
 	p := newProgress(report)
 	p.begin(StepBalanceProbe, 0)
@@ -77,7 +78,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		return nil, failure(ctx, StepBalanceProbe, err, true, nil)
 	}
 	a := &balanceAttempt{c: e.c, vid: vid, collection: collection, source: source, target: target}
-	fail := func(step string, err error) (*pb.CapacityChange, error) {
+	fail := func(step string, err error) (*fsmpb.CapacityChange, error) {
 		return nil, failure(ctx, step, err, true, a.rollback(ctx))
 	}
 
@@ -85,7 +86,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 	cctx, cancel := call(ctx)
 	st, err := e.c.VolumeStatus(cctx, source, vid)
 	cancel()
-	if seaweed.IsNotFound(err) && slices.ContainsFunc(spec.GetTask().GetEarlierMoves(), func(m *pb.Move) bool {
+	if seaweed.IsNotFound(err) && slices.ContainsFunc(spec.GetTask().GetEarlierMoves(), func(m *fsmpb.Move) bool {
 		return sameServer(m.GetSource(), source) && sameServer(m.GetTarget(), target)
 	}) {
 		return e.finishEarlier(ctx, spec, p, source, target)
@@ -104,7 +105,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 	// source was writable before it.
 	earlier := false
 	if present {
-		if !slices.ContainsFunc(spec.GetTask().GetEarlierMoves(), func(m *pb.Move) bool {
+		if !slices.ContainsFunc(spec.GetTask().GetEarlierMoves(), func(m *fsmpb.Move) bool {
 			return sameServer(m.GetSource(), source) && sameServer(m.GetTarget(), target)
 		}) {
 			// A copy would replace that replica; never point a copy at a
@@ -275,7 +276,7 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 // freeze is a non-persistent one, as the attempt's is (an operator's
 // persisted `volume.mark -readonly` stays). Nothing is deleted: the only
 // change is the unfreeze of the one copy this move has left.
-func (e *balanceExecutor) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *progressReporter, source, target string) (*pb.CapacityChange, error) {
+func (e *balanceExecutor) finishEarlier(ctx context.Context, spec *pb.TaskSpec, p *progressReporter, source, target string) (*fsmpb.CapacityChange, error) {
 	vid, _ := volumeOf(spec)
 	frozen, err := frozenUnpersisted(ctx, e.c, target, vid)
 	if err != nil {
@@ -301,11 +302,11 @@ func (e *balanceExecutor) finishEarlier(ctx context.Context, spec *pb.TaskSpec, 
 
 // moveChange is the capacity change of a move of spec's volume from source
 // to target, whose copy holds newSize bytes.
-func moveChange(spec *pb.TaskSpec, source, target string, newSize uint64) *pb.CapacityChange {
+func moveChange(spec *pb.TaskSpec, source, target string, newSize uint64) *fsmpb.CapacityChange {
 	vid, collection := volumeOf(spec)
-	return &pb.CapacityChange{
+	return &fsmpb.CapacityChange{
 		TaskId:      spec.GetTask().GetId(),
-		Type:        pb.TaskType_TASK_TYPE_BALANCE,
+		Type:        fsmpb.TaskType_TASK_TYPE_BALANCE,
 		VolumeId:    vid,
 		Collection:  collection,
 		OldSize:     spec.GetSize(),

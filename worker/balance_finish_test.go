@@ -6,7 +6,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -45,7 +45,7 @@ func TestBalanceAdoptStoppedBeforeUnfreeze(t *testing.T) {
 		t.Fatalf("rollback: %v", err)
 	}
 
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 3, Fence: 30,
+	task = &fsmpb.Task{Id: 2, Type: task.Type, VolumeId: vid, Source: task.Source, Target: task.Target, Attempt: 3, Fence: 30,
 		EarlierServers: scheduler.SpecServers(second), EarlierMoves: movesOf(first)}
 	third, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds())
 	if err != nil {

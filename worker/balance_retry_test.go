@@ -7,7 +7,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -64,13 +64,13 @@ func TestBalanceRetryAfterCompletedMoveKeepsReplicas(t *testing.T) {
 	e := newSimEnv(t, 4)
 	ctx := testCtx(t)
 	vid := e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	task := &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Attempt: 1, Fence: 10}
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Attempt: 1, Fence: 10}
 	first := e.plan(t, task)
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, first, nil); err != nil {
 		t.Fatal(err)
 	}
 	// The completion is lost; the lease expires; the task is requeued.
-	task = &pb.Task{Id: 2, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = &fsmpb.Task{Id: 2, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
 	retry, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds())
 	var done *scheduler.AlreadyDone
 	if !errors.As(err, &done) {

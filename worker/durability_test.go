@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -58,7 +58,7 @@ func TestDurabilityCatchesEcDeleteBeforeVerify(t *testing.T) {
 			if err := e.c.Write(vid, 1<<20, 5); err != nil {
 				t.Fatal(err)
 			}
-			spec := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 1})
+			spec := e.plan(t, &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 1})
 			e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", FailNext: 1})
 			_, err = worker.NewECExecutor(e.vc).Execute(ctx, spec, nil)
 			if err == nil {
@@ -90,7 +90,7 @@ func TestDurabilityCatchesEcSkipFreeze(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			spec := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 1})
+			spec := e.plan(t, &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 1})
 			wrote := make(chan error, 1)
 			go func() {
 				deadline := time.Now().Add(20 * time.Second)

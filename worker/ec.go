@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -128,7 +129,7 @@ func (a *ecAttempt) touch(server string, err error) {
 	}
 }
 
-func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*pb.CapacityChange, error) {
+func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
 	p := newProgress(report)
 	p.begin(StepEcPrepare, 0)
 	pl, err := planEc(spec)
@@ -136,7 +137,7 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 		return nil, failure(ctx, StepEcPrepare, err, true, nil)
 	}
 	a := &ecAttempt{ecPlan: pl, c: e.c, wasReadOnly: map[string]bool{}, touched: map[string]string{}}
-	fail := func(step string, err error) (*pb.CapacityChange, error) {
+	fail := func(step string, err error) (*fsmpb.CapacityChange, error) {
 		return nil, failure(ctx, step, err, true, a.rollback(ctx))
 	}
 
@@ -355,9 +356,9 @@ func (e *ecExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Repo
 		return nil, err
 	}
 	p.done()
-	return &pb.CapacityChange{
+	return &fsmpb.CapacityChange{
 		TaskId:      spec.GetTask().GetId(),
-		Type:        pb.TaskType_TASK_TYPE_ERASURE_CODING,
+		Type:        fsmpb.TaskType_TASK_TYPE_ERASURE_CODING,
 		VolumeId:    pl.vid,
 		Collection:  pl.collection,
 		OldSize:     spec.GetSize(),
@@ -468,7 +469,7 @@ func (a *ecAttempt) generation(ctx context.Context, holders []ecHolder) (layout 
 // (the replicas are the volume then): the caller decides whether to sweep.
 // With copies missing, a differing replica is refused and left read-only:
 // the generation may be all that is left of the deleted ones.
-func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holders []ecHolder, p *progressReporter) (*pb.CapacityChange, error, bool) {
+func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holders []ecHolder, p *progressReporter) (*fsmpb.CapacityChange, error, bool) {
 	placement, _, err := a.generation(ctx, holders)
 	if err != nil {
 		return nil, failure(ctx, StepEcPrepare, fmt.Errorf("cannot tell whether the EC shards of volume %d are one generation; changing nothing: %w", a.vid, err), true, nil), true
@@ -557,9 +558,9 @@ func (a *ecAttempt) finishEarlier(ctx context.Context, spec *pb.TaskSpec, holder
 		return nil, f, true
 	}
 	p.done()
-	return &pb.CapacityChange{
+	return &fsmpb.CapacityChange{
 		TaskId:      spec.GetTask().GetId(),
-		Type:        pb.TaskType_TASK_TYPE_ERASURE_CODING,
+		Type:        fsmpb.TaskType_TASK_TYPE_ERASURE_CODING,
 		VolumeId:    a.vid,
 		Collection:  a.collection,
 		OldSize:     spec.GetSize(),
@@ -948,10 +949,10 @@ func (e *ecExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
 	return errors.Join(errs...)
 }
 
-func placementList(m map[uint32]string) []*pb.ShardPlacement {
-	out := make([]*pb.ShardPlacement, 0, len(m))
+func placementList(m map[uint32]string) []*fsmpb.ShardPlacement {
+	out := make([]*fsmpb.ShardPlacement, 0, len(m))
 	for id, s := range m {
-		out = append(out, &pb.ShardPlacement{ShardId: id, Server: s})
+		out = append(out, &fsmpb.ShardPlacement{ShardId: id, Server: s})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ShardId < out[j].ShardId })
 	return out

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -32,7 +33,7 @@ func survivingOriginal(t *testing.T, e *simEnv) (first *pb.TaskSpec, vid uint32,
 	t.Helper()
 	ctx := testCtx(t)
 	vid = e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	first = e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first = e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	orig, _ = e.c.ServerByAddress(first.Replicas[1])
 	h := e.c.InjectFault(sim.Fault{Method: "VolumeDelete", Server: orig.ID(), FailNext: 100})
 	_, _ = worker.NewECExecutor(e.vc).Execute(ctx, first, nil) // the worker dies: its answer is dropped
@@ -115,7 +116,7 @@ func TestECRetryProbesOriginalsTheSpecOmits(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
 	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 2, Servers: []int{0, 1, 2}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	if len(first.Replicas) != 3 {
 		t.Fatalf("setup: the first attempt names replicas %v, want 3", first.Replicas)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -46,7 +47,7 @@ func requireDurable(t *testing.T, c *sim.Cluster) {
 func encodedAndDeleted(ctx context.Context, t *testing.T, e *simEnv) (uint32, *pb.TaskSpec) {
 	t.Helper()
 	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, Servers: []int{0}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	if _, err := worker.NewECExecutor(e.vc).Execute(ctx, first, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +56,7 @@ func encodedAndDeleted(ctx context.Context, t *testing.T, e *simEnv) (uint32, *p
 
 // requireFinished checks an EC attempt's outcome: what completed, placing
 // every shard, each mounted once, and nothing was lost.
-func requireFinished(t *testing.T, e *simEnv, vid uint32, change *pb.CapacityChange, err error, what string) {
+func requireFinished(t *testing.T, e *simEnv, vid uint32, change *fsmpb.CapacityChange, err error, what string) {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("%s: %v", what, err)
@@ -85,7 +86,7 @@ func TestECRetryFinishesWithOriginalsDeleted(t *testing.T) {
 			e := newSimEnv(t, 6)
 			ctx := testCtx(t)
 			vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: tc.rp, Servers: tc.servers})
-			first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+			first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 			var h *sim.FaultHandle
 			if tc.partial {
 				s1, _ := e.c.ServerByAddress(first.Replicas[1])

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -19,7 +19,7 @@ func TestECRetryDoesNotFinishLopsidedGeneration(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
 	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	var h2 *sim.FaultHandle
 	h1 := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", Skip: 1, FailNext: 1, OnFire: func() {
 		h2 = e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsUnmount", FailNext: 1000})

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -22,7 +23,7 @@ import (
 func ecPartlyDeleted(t *testing.T, e *simEnv) (uint32, *pb.TaskSpec) {
 	t.Helper()
 	vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, ReplicaPlacement: 1, Servers: []int{0, 1}})
-	first := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	first := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	s1, _ := e.c.ServerByAddress(first.Replicas[1])
 	h := e.c.InjectFault(sim.Fault{Method: "VolumeDelete", Server: s1.ID(), FailNext: 100})
 	_, err := worker.NewECExecutor(e.vc).Execute(testCtx(t), first, nil)
@@ -48,7 +49,7 @@ func TestECRetryFinishesEarlierGeneration(t *testing.T) {
 		e := newSimEnv(t, 6)
 		ctx := testCtx(t)
 		vid, first := ecPartlyDeleted(t, e)
-		task := &pb.Task{Id: 4, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: attempt, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
+		task := &fsmpb.Task{Id: 4, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: attempt, Fence: 20, EarlierServers: scheduler.SpecServers(first)}
 		retry := e.plan(t, task)
 		e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", FailNext: 100})
 		e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsGenerate", FailNext: 100})
@@ -103,12 +104,12 @@ func TestECNeverSweepsShardsItDidNotMake(t *testing.T) {
 	e := newSimEnv(t, 6)
 	ctx := testCtx(t)
 	vid, first := ecPartlyDeleted(t, e)
-	task := &pb.Task{Id: 9, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 30}
+	task := &fsmpb.Task{Id: 9, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 30}
 	if _, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds()); !errors.Is(err, placement.ErrPlan) || !strings.Contains(err.Error(), "already has EC shards") {
 		t.Fatalf("plan: %v; want a refusal", err)
 	}
 	// A spec from a leader that does not refuse.
-	spec := e.plan(t, &pb.Task{Id: 9, Type: task.Type, VolumeId: vid, Attempt: 1, Fence: 30, EarlierServers: scheduler.SpecServers(first)})
+	spec := e.plan(t, &fsmpb.Task{Id: 9, Type: task.Type, VolumeId: vid, Attempt: 1, Fence: 30, EarlierServers: scheduler.SpecServers(first)})
 	spec.Task.EarlierServers, spec.EarlierServers = nil, nil
 	_, err := worker.NewECExecutor(e.vc).Execute(ctx, spec, nil)
 	if err == nil || !strings.Contains(err.Error(), "already has EC shards") {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -18,7 +19,7 @@ type Executor interface {
 	// Execute runs one attempt. On failure it rolls back what it changed
 	// before returning a *Failure. When ctx is cancelled it stops, rolls back
 	// and returns a *Failure wrapping ctx.Err().
-	Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*pb.CapacityChange, error)
+	Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error)
 	// Rollback undoes what an interrupted attempt may have left behind (after
 	// a worker restart found it in the journal). It must be safe to call for
 	// an attempt that changed nothing, or that already completed its

@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -14,7 +15,7 @@ import (
 // heartbeat they answer, in order; a welcome alone does not.
 func TestCallGuard(t *testing.T) {
 	w := &Worker{lease: time.Second, grace: 500 * time.Millisecond}
-	a := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 7, Fence: 42}}}
+	a := &attempt{spec: &pb.TaskSpec{Task: &fsmpb.Task{Id: 7, Fence: 42}}}
 	g := w.callGuard(a)
 	guard := func() error { _, err := g(); return err }
 	if until, err := g(); err != nil || until.IsZero() {
@@ -55,7 +56,7 @@ func TestCallGuard(t *testing.T) {
 		t.Fatal("superseded attempt: allowed")
 	}
 	// A stuck-attempt cancel (not superseded) keeps the rollback allowed.
-	b := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 8, Fence: 43}}, cancel: func() {}}
+	b := &attempt{spec: &pb.TaskSpec{Task: &fsmpb.Task{Id: 8, Fence: 43}}, cancel: func() {}}
 	w.attempts[8] = b
 	w.cancel(t.Context(), &pb.Cancel{TaskId: 8, Fence: 43, Reason: "stuck"})
 	if _, err := w.callGuard(b)(); err != nil || !b.released {
@@ -71,7 +72,7 @@ func TestCallGuard(t *testing.T) {
 // task's next attempt was compacting.
 func TestFirstHelloAnchorsTheLease(t *testing.T) {
 	w := &Worker{lease: time.Second, grace: 500 * time.Millisecond}
-	a := &attempt{spec: &pb.TaskSpec{Task: &pb.Task{Id: 7, Fence: 42}}}
+	a := &attempt{spec: &pb.TaskSpec{Task: &fsmpb.Task{Id: 7, Fence: 42}}}
 	g := w.callGuard(a)
 	hello := time.Now().Add(-2 * time.Second)
 	w.anchorFirstHello(hello)

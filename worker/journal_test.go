@@ -3,11 +3,12 @@ package worker
 import (
 	"testing"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 func spec(id, fence uint64) *pb.TaskSpec {
-	return &pb.TaskSpec{Task: &pb.Task{Id: id, Fence: fence, Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(id)}}
+	return &pb.TaskSpec{Task: &fsmpb.Task{Id: id, Fence: fence, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(id)}}
 }
 
 func ids(t *testing.T, j *Journal) map[uint64]*Entry {
@@ -32,7 +33,7 @@ func TestJournalSurvivesReopen(t *testing.T) {
 	if err := j.Put(&Entry{Spec: spec(1, 10)}); err != nil {
 		t.Fatal(err)
 	}
-	done := &pb.TaskCompleted{TaskId: 2, Fence: 20, Change: &pb.CapacityChange{OldSize: 5, NewSize: 3}}
+	done := &pb.TaskCompleted{TaskId: 2, Fence: 20, Change: &fsmpb.CapacityChange{OldSize: 5, NewSize: 3}}
 	if err := j.Put(&Entry{Spec: spec(2, 20), Completed: done}); err != nil {
 		t.Fatal(err)
 	}

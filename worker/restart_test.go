@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -80,14 +81,14 @@ func (e *gateExecutor) wait(ctx context.Context, what string) error {
 	return nil
 }
 
-func (e *gateExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, _ Reporter) (*pb.CapacityChange, error) {
+func (e *gateExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, _ Reporter) (*fsmpb.CapacityChange, error) {
 	e.mu.Lock()
 	e.executions++
 	e.mu.Unlock()
 	if err := e.wait(ctx, "execute"); err != nil {
 		return nil, &Failure{Step: "test", Err: err, Retryable: true, RolledBack: true}
 	}
-	return &pb.CapacityChange{OldSize: 2, NewSize: 1}, nil
+	return &fsmpb.CapacityChange{OldSize: 2, NewSize: 1}, nil
 }
 
 func (e *gateExecutor) Rollback(ctx context.Context, _ *pb.TaskSpec) error {
@@ -97,7 +98,7 @@ func (e *gateExecutor) Rollback(ctx context.Context, _ *pb.TaskSpec) error {
 func newTestWorker(t *testing.T, dir string, ex Executor) *Worker {
 	t.Helper()
 	w, err := New(Config{ID: "w1", Admins: []string{"127.0.0.1:1"}, DataDir: dir, MaxConcurrent: 2,
-		Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM}, Executors: map[pb.TaskType]Executor{pb.TaskType_TASK_TYPE_VACUUM: ex}})
+		Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}, Executors: map[fsmpb.TaskType]Executor{fsmpb.TaskType_TASK_TYPE_VACUUM: ex}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestJournalOfAnOlderWorkerIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := &pb.TaskCompleted{TaskId: 2, Fence: 20, Change: &pb.CapacityChange{OldSize: 5, NewSize: 3}}
+	done := &pb.TaskCompleted{TaskId: 2, Fence: 20, Change: &fsmpb.CapacityChange{OldSize: 5, NewSize: 3}}
 	if err := db.Update(func(tx *bbolt.Tx) error {
 		bk, err := tx.CreateBucket(attemptsBucket)
 		if err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -55,7 +56,7 @@ func (e *simEnv) topo(t *testing.T) *seaweed.Topology {
 	return topo
 }
 
-func (e *simEnv) plan(t *testing.T, task *pb.Task) *pb.TaskSpec {
+func (e *simEnv) plan(t *testing.T, task *fsmpb.Task) *pb.TaskSpec {
 	t.Helper()
 	spec, err := scheduler.PlanSpec(task, e.topo(t), scheduler.DefaultThresholds())
 	if err != nil {
@@ -78,19 +79,19 @@ func (e *simEnv) volume(t *testing.T, spec sim.VolumeSpec) uint32 {
 
 // planFirstMove adds an 8 MiB volume on server 0 and plans the first
 // attempt of balance task 2, moving it to server 1.
-func (e *simEnv) planFirstMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+func (e *simEnv) planFirstMove(t *testing.T) (vid uint32, task *fsmpb.Task, first *pb.TaskSpec) {
 	t.Helper()
 	vid = e.volume(t, sim.VolumeSpec{Size: 8 << 20, FileCount: 20, Servers: []int{0}})
-	task = &pb.Task{Id: 2, Type: pb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
+	task = &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: vid, Source: e.addr(0), Target: e.addr(1), Attempt: 1, Fence: 10}
 	return vid, task, e.plan(t, task)
 }
 
 // planFirstEC adds a 20 MiB volume on server 0 and plans the first attempt
 // of EC task 1 of it.
-func (e *simEnv) planFirstEC(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+func (e *simEnv) planFirstEC(t *testing.T) (vid uint32, task *fsmpb.Task, first *pb.TaskSpec) {
 	t.Helper()
 	vid = e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
-	task = &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+	task = &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
 	return vid, task, e.plan(t, task)
 }
 
@@ -169,7 +170,7 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 	}
 	// The lease expired: the task is requeued, the assignment's servers are
 	// its history. The abandoned target fills up, so the retry avoids it.
-	task = &pb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
+	task = &fsmpb.Task{Id: 1, Type: task.Type, VolumeId: vid, Attempt: 2, Fence: 20, EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
 	s, _ := e.c.ServerByAddress(other)
 	s.SetMaxVolumes(1)
 	retry := e.plan(t, task)
@@ -196,7 +197,7 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 // abandonedMove plans a first move (planFirstMove) and leaves what the move
 // killed after its copy leaves: the source frozen (not persisted) and a
 // writable copy on the target.
-func (e *simEnv) abandonedMove(t *testing.T) (vid uint32, task *pb.Task, first *pb.TaskSpec) {
+func (e *simEnv) abandonedMove(t *testing.T) (vid uint32, task *fsmpb.Task, first *pb.TaskSpec) {
 	t.Helper()
 	vid, task, first = e.planFirstMove(t)
 	ctx := testCtx(t)
@@ -310,7 +311,7 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 			e := newSimEnv(t, 5)
 			ctx := testCtx(t)
 			vid := e.volume(t, sim.VolumeSpec{Size: 10 << 20, FileCount: 30, DeleteCount: 5, DeletedBytes: 1 << 20, ReplicaPlacement: 1, Servers: []int{0, 1}})
-			task := &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+			task := &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
 			spec := e.plan(t, task)
 			stale, complete := spec.Replicas[0], spec.Replicas[1] // the first replica keeps the most shards
 			// Vacuum compacts the first replica only.
@@ -363,22 +364,22 @@ func TestECRefusesDisagreeingReplicas(t *testing.T) {
 // movesOf is the history an assignment of spec records (AssignTask.move).
 // retryEC is the EC task id's second attempt as the leader requeues it
 // after first's lease expired: fence 20, first's servers as its history.
-func retryEC(id uint64, first *pb.TaskSpec) *pb.Task {
-	return &pb.Task{Id: id, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20,
+func retryEC(id uint64, first *pb.TaskSpec) *fsmpb.Task {
+	return &fsmpb.Task{Id: id, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: first.Task.VolumeId, Attempt: 2, Fence: 20,
 		EarlierServers: scheduler.SpecServers(first)}
 }
 
 // retryMove is the move task's second attempt as the leader requeues it
 // after first's lease expired: fence 20, first's servers and move as its
 // history.
-func retryMove(task *pb.Task, first *pb.TaskSpec) *pb.Task {
-	return &pb.Task{Id: task.Id, Type: task.Type, VolumeId: task.VolumeId, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
+func retryMove(task *fsmpb.Task, first *pb.TaskSpec) *fsmpb.Task {
+	return &fsmpb.Task{Id: task.Id, Type: task.Type, VolumeId: task.VolumeId, Source: task.Source, Target: task.Target, Attempt: 2, Fence: 20,
 		EarlierServers: scheduler.SpecServers(first), EarlierMoves: movesOf(first)}
 }
 
-func movesOf(spec *pb.TaskSpec) []*pb.Move {
+func movesOf(spec *pb.TaskSpec) []*fsmpb.Move {
 	if m := scheduler.SpecMove(spec); m != nil {
-		return []*pb.Move{m}
+		return []*fsmpb.Move{m}
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -59,7 +60,7 @@ func committedOn(targets []*vacuumReplica) string {
 	return s
 }
 
-func (e *vacuumExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*pb.CapacityChange, error) {
+func (e *vacuumExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
 	vid, collection := volumeOf(spec)
 	p := newProgress(report)
 	threshold := spec.GetGarbageThreshold()
@@ -267,15 +268,15 @@ func (e *vacuumExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error 
 	return errors.Join(errs...)
 }
 
-func vacuumChange(spec *pb.TaskSpec, replicas []*vacuumReplica) *pb.CapacityChange {
+func vacuumChange(spec *pb.TaskSpec, replicas []*vacuumReplica) *fsmpb.CapacityChange {
 	vid, collection := volumeOf(spec)
 	var newSize uint64
 	for _, r := range replicas {
 		newSize = max(newSize, r.size)
 	}
-	return &pb.CapacityChange{
+	return &fsmpb.CapacityChange{
 		TaskId:      spec.GetTask().GetId(),
-		Type:        pb.TaskType_TASK_TYPE_VACUUM,
+		Type:        fsmpb.TaskType_TASK_TYPE_VACUUM,
 		VolumeId:    vid,
 		Collection:  collection,
 		OldSize:     spec.GetSize(),

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -134,7 +134,7 @@ func TestECRefusesAKeptPairThatDiffers(t *testing.T) {
 	if _, err := worker.NewBalanceExecutor(e.vc).Execute(ctx, spec, nil); err == nil || werr != nil {
 		t.Fatalf("the move: %v; the overwrite: %v", err, werr)
 	}
-	ecSpec := e.plan(t, &pb.Task{Id: 3, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 20})
+	ecSpec := e.plan(t, &fsmpb.Task{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 20})
 	if len(ecSpec.GetReplicas()) != 2 {
 		t.Fatalf("the EC spec names replicas %v, want the kept pair", ecSpec.GetReplicas())
 	}
@@ -203,7 +203,7 @@ func TestECRollbackUnmountsReplicaServersFirst(t *testing.T) {
 		}
 	}
 	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{last}})
-	spec := e.plan(t, &pb.Task{Id: 1, Type: pb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
+	spec := e.plan(t, &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10})
 	src := e.addr(last)
 	first, moved := firstTargetOffSource(spec, src)
 	if !slices.ContainsFunc(moved, func(id uint32) bool { return id < 10 }) {

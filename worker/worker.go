@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/ticker"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -29,9 +30,9 @@ type Config struct {
 	ID            string
 	Admins        []string
 	DataDir       string
-	Capabilities  []pb.TaskType
+	Capabilities  []fsmpb.TaskType
 	MaxConcurrent int
-	Executors     map[pb.TaskType]Executor
+	Executors     map[fsmpb.TaskType]Executor
 	Logger        hclog.Logger
 	// Version is sent in the hello.
 	Version string

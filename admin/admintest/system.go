@@ -23,6 +23,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
@@ -35,7 +36,7 @@ import (
 // detector, two cores); a healthy run needs a fraction of it.
 const Wait = 30 * time.Second
 
-var AllCaps = []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE}
+var AllCaps = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE}
 
 // SchedConfig is the scheduler configuration of the system tests: short
 // timings, and thresholds that find no balance work unless a test asks.
@@ -265,29 +266,29 @@ func (s *System) Read(fn func(st *fsm.State)) {
 }
 
 // Tasks returns every task, ordered by id.
-func (s *System) Tasks() []*pb.Task {
-	var out []*pb.Task
+func (s *System) Tasks() []*fsmpb.Task {
+	var out []*fsmpb.Task
 	s.Read(func(st *fsm.State) { out = st.Tasks(fsm.TaskFilter{}) })
 	return out
 }
 
-func (s *System) Task(id uint64) *pb.Task {
-	var t *pb.Task
+func (s *System) Task(id uint64) *fsmpb.Task {
+	var t *fsmpb.Task
 	s.Read(func(st *fsm.State) { t, _ = st.Task(id) })
 	return t
 }
 
 // TasksFor returns the tasks of one volume.
-func (s *System) TasksFor(vid uint32) []*pb.Task {
-	var out []*pb.Task
+func (s *System) TasksFor(vid uint32) []*fsmpb.Task {
+	var out []*fsmpb.Task
 	s.Read(func(st *fsm.State) { out = st.Tasks(fsm.TaskFilter{VolumeID: vid}) })
 	return out
 }
 
 // WaitTask waits until volume vid has exactly one task and cond holds for it.
-func (s *System) WaitTask(vid uint32, what string, cond func(t *pb.Task) bool) *pb.Task {
+func (s *System) WaitTask(vid uint32, what string, cond func(t *fsmpb.Task) bool) *fsmpb.Task {
 	s.T.Helper()
-	var got *pb.Task
+	var got *fsmpb.Task
 	testutil.EventuallyTrue(s.T, Wait, fmt.Sprintf("volume %d: %s", vid, what), func() bool {
 		ts := s.TasksFor(vid)
 		if len(ts) != 1 {
@@ -299,13 +300,13 @@ func (s *System) WaitTask(vid uint32, what string, cond func(t *pb.Task) bool) *
 	return got
 }
 
-func (s *System) Changes() []*pb.CapacityChange {
-	var out []*pb.CapacityChange
+func (s *System) Changes() []*fsmpb.CapacityChange {
+	var out []*fsmpb.CapacityChange
 	s.Read(func(st *fsm.State) { out = st.CapacityChanges() })
 	return out
 }
 
-func HasChange(changes []*pb.CapacityChange, taskID uint64) bool {
+func HasChange(changes []*fsmpb.CapacityChange, taskID uint64) bool {
 	for _, c := range changes {
 		if c.TaskId == taskID {
 			return true
@@ -314,7 +315,7 @@ func HasChange(changes []*pb.CapacityChange, taskID uint64) bool {
 	return false
 }
 
-func Active(t *pb.Task) bool { return fsm.Active(t.State) }
+func Active(t *fsmpb.Task) bool { return fsm.Active(t.State) }
 
 // WaitPolls waits until the leader has finished n more detection rounds
 // (master polls of its scheduler; the topology caches of every admin poll
@@ -342,11 +343,11 @@ func (s *System) WaitPolls(n int) {
 
 // WaitQuiet waits until every task is terminal, every capacity change is
 // retired, and two more detection rounds added no task.
-func (s *System) WaitQuiet() []*pb.Task {
+func (s *System) WaitQuiet() []*fsmpb.Task {
 	s.T.Helper()
 	deadline := time.Now().Add(2 * Wait)
 	for time.Now().Before(deadline) {
-		var tasks []*pb.Task
+		var tasks []*fsmpb.Task
 		testutil.EventuallyTrue(s.T, 2*Wait, "every task to finish and every change to retire", func() bool {
 			tasks = s.Tasks()
 			for _, t := range tasks {

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -43,8 +43,8 @@ func (s *System) AddOn(spec sim.VolumeSpec, servers ...int) uint32 {
 }
 
 // InCompaction: a vacuum attempt is in its compaction step.
-func InCompaction(t *pb.Task) bool {
-	return t.State == pb.TaskState_TASK_STATE_RUNNING && t.Step == worker.StepVacuumCompact
+func InCompaction(t *fsmpb.Task) bool {
+	return t.State == fsmpb.TaskState_TASK_STATE_RUNNING && t.Step == worker.StepVacuumCompact
 }
 
 // WantContains fails the test unless got mentions every want.

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -27,7 +28,7 @@ func (s *capacityOracleStub) GetVolumeCapacity(_ context.Context, req *pb.GetVol
 	resp := &pb.GetVolumeCapacityResponse{AppliedIndex: 42}
 	for _, id := range req.VolumeIds {
 		resp.Volumes = append(resp.Volumes, &pb.VolumeCapacity{VolumeId: id, Collection: "c", MasterSize: 100 << 20, ProjectedSize: 70 << 20,
-			DeletedBytes: 30 << 20, Adjustments: []*pb.Adjustment{{TaskId: 3, Type: pb.TaskType_TASK_TYPE_VACUUM, Kind: pb.Adjustment_IN_PROGRESS, DeltaBytes: -30 << 20}}})
+			DeletedBytes: 30 << 20, Adjustments: []*pb.Adjustment{{TaskId: 3, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, Kind: pb.Adjustment_IN_PROGRESS, DeltaBytes: -30 << 20}}})
 	}
 	return resp, nil
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -36,7 +37,7 @@ func (s *watchStub) WatchCapacity(req *pb.WatchCapacityRequest, st pb.CapacityOr
 	s.reqs = append(s.reqs, req)
 	s.mu.Unlock()
 	u := &pb.CapacityUpdate{AppliedIndex: uint64(40 + n), Volumes: []*pb.VolumeCapacity{{VolumeId: 7, MasterSize: 100 << 20, ProjectedSize: 70 << 20,
-		Adjustments: []*pb.Adjustment{{TaskId: 3, Type: pb.TaskType_TASK_TYPE_VACUUM, Kind: pb.Adjustment_IN_PROGRESS, DeltaBytes: -30 << 20}}}}}
+		Adjustments: []*pb.Adjustment{{TaskId: 3, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, Kind: pb.Adjustment_IN_PROGRESS, DeltaBytes: -30 << 20}}}}}
 	if n > 1 {
 		u.MissingServers = []string{"10.0.0.9:8080"}
 	}

@@ -17,8 +17,8 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/ticker"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -126,7 +126,7 @@ func runDev(args []string) error {
 		volumes := seaweed.NewVolumeClient()
 		w, err := worker.New(worker.Config{
 			ID: id, Admins: grpcAddrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2, Version: version,
-			Capabilities: []pb.TaskType{pb.TaskType_TASK_TYPE_VACUUM, pb.TaskType_TASK_TYPE_ERASURE_CODING, pb.TaskType_TASK_TYPE_BALANCE},
+			Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE},
 			Executors:    worker.Executors(volumes),
 			Logger:       hclog.New(&hclog.LoggerOptions{Name: "worker." + id, Level: level, Output: os.Stderr}),
 		})
@@ -155,7 +155,7 @@ func runDev(args []string) error {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	lastLeader := ""
-	seen := map[uint64]pb.TaskState{}
+	seen := map[uint64]fsmpb.TaskState{}
 	for {
 		select {
 		case <-runCtx.Done():
@@ -184,10 +184,10 @@ func runDev(args []string) error {
 				for _, t := range st.Tasks(fsm.TaskFilter{}) {
 					if prev, ok := seen[t.Id]; !ok || prev != t.State {
 						extra := ""
-						if t.WorkerId != "" && t.State != pb.TaskState_TASK_STATE_PENDING {
+						if t.WorkerId != "" && t.State != fsmpb.TaskState_TASK_STATE_PENDING {
 							extra = " on " + t.WorkerId
 						}
-						if t.LastError != "" && t.State != pb.TaskState_TASK_STATE_COMPLETED {
+						if t.LastError != "" && t.State != fsmpb.TaskState_TASK_STATE_COMPLETED {
 							extra += " (" + t.LastError + ")"
 						}
 						fmt.Printf("%s  task %d: %s of volume %d is %s%s\n", time.Now().Format("15:04:05"), t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State), extra)

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -56,7 +57,7 @@ func TestAdminMetrics(t *testing.T) {
 
 	// Two submitted vacuums: pending and, with no worker, ready to assign.
 	for _, vid := range []uint32{7, 8} {
-		if _, err := n.API().SubmitTask(context.Background(), &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid}); err != nil {
+		if _, err := n.API().SubmitTask(context.Background(), &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid}); err != nil {
 			t.Fatalf("submit vacuum of volume %d: %v", vid, err)
 		}
 	}

@@ -16,18 +16,18 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
 const (
-	vacuumT = pb.TaskType_TASK_TYPE_VACUUM
+	vacuumT = fsmpb.TaskType_TASK_TYPE_VACUUM
 
-	pendingS   = pb.TaskState_TASK_STATE_PENDING
-	runningS   = pb.TaskState_TASK_STATE_RUNNING
-	completedS = pb.TaskState_TASK_STATE_COMPLETED
-	failedS    = pb.TaskState_TASK_STATE_FAILED
+	pendingS   = fsmpb.TaskState_TASK_STATE_PENDING
+	runningS   = fsmpb.TaskState_TASK_STATE_RUNNING
+	completedS = fsmpb.TaskState_TASK_STATE_COMPLETED
+	failedS    = fsmpb.TaskState_TASK_STATE_FAILED
 )
 
 // system is the harness with ctl as a method.
@@ -95,7 +95,7 @@ func TestSystemCancelRunningTask(t *testing.T) {
 		}
 		return false
 	})
-	task := s.WaitTask(vid, "running", func(t *pb.Task) bool { return t.State == runningS })
+	task := s.WaitTask(vid, "running", func(t *fsmpb.Task) bool { return t.State == runningS })
 	if !s.Replica(1, vid).ReadOnly || s.ECFiles(vid) == 0 {
 		t.Fatalf("volume %d before the cancel: %+v, %d shard files; want read-only with shards", vid, s.Replica(1, vid), s.ECFiles(vid))
 	}
@@ -114,7 +114,7 @@ func TestSystemCancelRunningTask(t *testing.T) {
 	}
 
 	final := s.Task(task.Id)
-	if final.State != pb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.RetryCount != 0 {
+	if final.State != fsmpb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.RetryCount != 0 {
 		t.Fatalf("task ended %s on attempt %d with %d retries; want cancelled on attempt 1", fsm.StateName(final.State), final.Attempt, final.RetryCount)
 	}
 	admintest.WantContains(t, "cancelled task's error", final.LastError, "maintenance window over")
@@ -170,7 +170,7 @@ func TestSystemRetryFailedTask(t *testing.T) {
 	s.StartAdmins(sc)
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
-	failed := s.WaitTask(vid, "failed after its retries", func(t *pb.Task) bool { return t.State == failedS })
+	failed := s.WaitTask(vid, "failed after its retries", func(t *fsmpb.Task) bool { return t.State == failedS })
 	fault.Remove()
 	id := strconv.FormatUint(failed.Id, 10)
 
@@ -316,7 +316,7 @@ func TestSystemSnapshotSaveRestore(t *testing.T) {
 	}
 	for i := range 3 {
 		var n int
-		var t1 *pb.Task
+		var t1 *fsmpb.Task
 		s.Node(i).FSM().Read(func(st *fsm.State) {
 			n = len(st.Tasks(fsm.TaskFilter{}))
 			t1, _ = st.Task(1)
@@ -349,7 +349,7 @@ func TestSystemRestoreReconcilesRunning(t *testing.T) {
 	vid := s.AddOn(admintest.GarbageSpec, 0)
 	slow := s.Sim.InjectFault(sim.Fault{Method: "VacuumVolumeCompact", VolumeID: vid, Latency: 3 * time.Second})
 	sc := admintest.SchedConfig()
-	sc.StuckAfter = map[pb.TaskType]time.Duration{vacuumT: time.Hour}
+	sc.StuckAfter = map[fsmpb.TaskType]time.Duration{vacuumT: time.Hour}
 	s.StartAdmins(sc)
 	s.StartWorker("w1", s.GRPCAddrs(), 1)
 
@@ -369,13 +369,13 @@ func TestSystemRestoreReconcilesRunning(t *testing.T) {
 	if saved, _ := st.Task(running.Id); saved == nil || saved.State != runningS || saved.Fence != running.Fence {
 		t.Fatalf("the snapshot holds task %v; want it running under fence %d (saved too late?)", saved, running.Fence)
 	}
-	s.WaitTask(vid, "completed", func(t *pb.Task) bool { return t.State == completedS })
+	s.WaitTask(vid, "completed", func(t *fsmpb.Task) bool { return t.State == completedS })
 	slow.Remove()
 
 	if _, _, err := s.ctlRun("snapshot", "restore", file); err != nil {
 		t.Fatalf("snapshot restore: %v", err)
 	}
-	again := s.WaitTask(vid, "requeued and done again after the restore", func(t *pb.Task) bool {
+	again := s.WaitTask(vid, "requeued and done again after the restore", func(t *fsmpb.Task) bool {
 		return t.Attempt >= 2 && !admintest.Active(t)
 	})
 	if again.Id != running.Id || again.Attempt != 2 || again.State != completedS {
@@ -410,7 +410,7 @@ func TestSystemCancelWhileWorkerGone(t *testing.T) {
 	}
 	j := decodeTask(t, "task cancel --json", out)
 	final := s.Task(running.Id)
-	if j.State != "cancelled" || final.State != pb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.WorkerId != "wA" {
+	if j.State != "cancelled" || final.State != fsmpb.TaskState_TASK_STATE_CANCELLED || final.Attempt != 1 || final.WorkerId != "wA" {
 		t.Fatalf("task ended %s on attempt %d by %s (%q); want cancelled in wA's attempt 1",
 			fsm.StateName(final.State), final.Attempt, final.WorkerId, final.LastError)
 	}

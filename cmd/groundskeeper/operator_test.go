@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -59,7 +60,7 @@ func TestCtlOperatorUsage(t *testing.T) {
 func goodSnapshotFile(t *testing.T, dir string) (string, []byte) {
 	t.Helper()
 	st := fsm.NewState()
-	st.Apply(1, &pb.Command{Version: fsm.CommandVersion, Now: 1, Body: &pb.Command_SubmitTask{SubmitTask: &pb.SubmitTask{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3}}})
+	st.Apply(1, &fsmpb.Command{Version: fsm.CommandVersion, Now: 1, Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 3}}})
 	data, err := fsm.MarshalSnapshot(st.Snapshot())
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 )
@@ -116,7 +117,7 @@ func stamp(ns int64) string {
 	return time.Unix(0, ns).UTC().Format(time.RFC3339Nano)
 }
 
-func toTaskJSON(t *pb.Task) taskJSON {
+func toTaskJSON(t *fsmpb.Task) taskJSON {
 	return taskJSON{
 		ID: t.Id, Type: fsm.TypeName(t.Type), VolumeID: t.VolumeId, Collection: t.Collection,
 		State: fsm.StateName(t.State), WorkerID: t.WorkerId, Attempt: t.Attempt, Progress: t.Progress,
@@ -244,7 +245,7 @@ func adminLockLine(m *pb.Maintenance) string {
 	return s
 }
 
-func printTasks(o *ctlOpts, tasks []*pb.Task) error {
+func printTasks(o *ctlOpts, tasks []*fsmpb.Task) error {
 	if o.json {
 		out := make([]taskJSON, 0, len(tasks))
 		for _, t := range tasks {
@@ -286,7 +287,7 @@ func printSubmitted(o *ctlOpts, r *pb.SubmitTaskResponse) error {
 	return nil
 }
 
-func printTaskDetail(o *ctlOpts, t *pb.Task) error {
+func printTaskDetail(o *ctlOpts, t *fsmpb.Task) error {
 	if o.json {
 		return o.writeJSON(toTaskJSON(t))
 	}

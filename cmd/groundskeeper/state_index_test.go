@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -46,7 +47,7 @@ func TestStateIndexIsRaftsAppliedIndex(t *testing.T) {
 		t.Fatalf("snapshot save: %v %s", err, errOut.String())
 	}
 	for _, vid := range []uint32{7, 8, 9} {
-		if _, err := n.API().SubmitTask(context.Background(), &pb.SubmitTaskRequest{Type: pb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid}); err != nil {
+		if _, err := n.API().SubmitTask(context.Background(), &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: vid}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -54,7 +55,7 @@ func (o *ctlOpts) taskCancel(args []string) error {
 		if o.json {
 			return o.writeJSON(toTaskJSON(t))
 		}
-		if t.State == pb.TaskState_TASK_STATE_CANCELLED {
+		if t.State == fsmpb.TaskState_TASK_STATE_CANCELLED {
 			fmt.Fprintf(o.out, "cancelled task %d (%s of volume %d)\n", t.Id, fsm.TypeName(t.Type), t.VolumeId)
 		} else {
 			fmt.Fprintf(o.out, "task %d is %s on worker %s: asked it to stop and roll back; the task ends cancelled once it has (see ctl task show %d)\n",
@@ -70,9 +71,9 @@ func (o *ctlOpts) taskCancel(args []string) error {
 		return err
 	}
 	switch t.State {
-	case pb.TaskState_TASK_STATE_CANCELLED:
+	case fsmpb.TaskState_TASK_STATE_CANCELLED:
 		return nil
-	case pb.TaskState_TASK_STATE_COMPLETED:
+	case fsmpb.TaskState_TASK_STATE_COMPLETED:
 		return fmt.Errorf("task %d completed before it could be cancelled", id)
 	}
 	return fmt.Errorf("task %d %s before it could be cancelled: %s", id, fsm.StateName(t.State), t.LastError)
@@ -125,9 +126,9 @@ func (o *ctlOpts) waitAndReport(id uint64) error {
 		return err
 	}
 	switch t.State {
-	case pb.TaskState_TASK_STATE_COMPLETED:
+	case fsmpb.TaskState_TASK_STATE_COMPLETED:
 		return nil
-	case pb.TaskState_TASK_STATE_CANCELLED:
+	case fsmpb.TaskState_TASK_STATE_CANCELLED:
 		return fmt.Errorf("task %d was cancelled: %s", id, t.LastError)
 	}
 	return fmt.Errorf("task %d failed: %s", id, t.LastError)
@@ -135,12 +136,12 @@ func (o *ctlOpts) waitAndReport(id uint64) error {
 
 // printFinal prints the task a wait ended with: in full with --json, as
 // one line otherwise.
-func (o *ctlOpts) printFinal(t *pb.Task) error {
+func (o *ctlOpts) printFinal(t *fsmpb.Task) error {
 	if o.json {
 		return o.writeJSON(toTaskJSON(t))
 	}
 	fmt.Fprintf(o.out, "task %d %s: %s of volume %d", t.Id, fsm.StateName(t.State), fsm.TypeName(t.Type), t.VolumeId)
-	if t.LastError != "" && t.State != pb.TaskState_TASK_STATE_COMPLETED {
+	if t.LastError != "" && t.State != fsmpb.TaskState_TASK_STATE_COMPLETED {
 		fmt.Fprintf(o.out, " (%s)", t.LastError)
 	}
 	fmt.Fprintln(o.out)
@@ -149,7 +150,7 @@ func (o *ctlOpts) printFinal(t *pb.Task) error {
 
 // waitTask polls a task until it is terminal, showing its state, step and
 // progress on stderr.
-func (o *ctlOpts) waitTask(id uint64) (*pb.Task, error) {
+func (o *ctlOpts) waitTask(id uint64) (*fsmpb.Task, error) {
 	addrs := splitList(o.admin)
 	c, err := rpc.Dial(addrs)
 	if err != nil {
@@ -189,13 +190,13 @@ func (o *ctlOpts) waitTask(id uint64) (*pb.Task, error) {
 }
 
 // progressText is one line about a task for progress displays.
-func progressText(t *pb.Task) string {
+func progressText(t *fsmpb.Task) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "task %d %s volume %d: %s", t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State))
 	if t.WorkerId != "" && !fsm.Terminal(t.State) {
 		fmt.Fprintf(&b, " on %s", t.WorkerId)
 	}
-	if t.State == pb.TaskState_TASK_STATE_RUNNING {
+	if t.State == fsmpb.TaskState_TASK_STATE_RUNNING {
 		fmt.Fprintf(&b, ", %.0f%%", t.Progress)
 		if t.Step != "" {
 			fmt.Fprintf(&b, " (%s)", t.Step)
@@ -204,7 +205,7 @@ func progressText(t *pb.Task) string {
 	if t.Attempt > 1 && !fsm.Terminal(t.State) {
 		fmt.Fprintf(&b, ", attempt %d", t.Attempt)
 	}
-	if t.State == pb.TaskState_TASK_STATE_PENDING && t.LastError != "" {
+	if t.State == fsmpb.TaskState_TASK_STATE_PENDING && t.LastError != "" {
 		// Why it is not running: a plan wait's reason, or the last
 		// attempt's error before its retry.
 		fmt.Fprintf(&b, ", last: %s", t.LastError)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
-	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -99,9 +99,9 @@ func runWorker(args []string) error {
 }
 
 // parseCapabilities turns "vacuum,erasure_coding" into task types.
-func parseCapabilities(s string) ([]pb.TaskType, error) {
-	var out []pb.TaskType
-	seen := map[pb.TaskType]bool{}
+func parseCapabilities(s string) ([]fsmpb.TaskType, error) {
+	var out []fsmpb.TaskType
+	seen := map[fsmpb.TaskType]bool{}
 	for _, c := range splitList(s) {
 		t, err := fsm.ParseTaskType(c)
 		if err != nil {

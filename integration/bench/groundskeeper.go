@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -94,7 +95,7 @@ func (g *gkCluster) nodes() int   { return len(g.clients) }
 
 func (g *gkCluster) op(ctx context.Context, _, node int, seq uint64) error {
 	_, err := g.clients[node].SubmitTask(ctx, &pb.SubmitTaskRequest{
-		Type:     pb.TaskType_TASK_TYPE_VACUUM,
+		Type:     fsmpb.TaskType_TASK_TYPE_VACUUM,
 		VolumeId: uint32(seq%(1<<32-1)) + 1,
 	})
 	return err

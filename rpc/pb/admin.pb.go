@@ -7,6 +7,7 @@
 package pb
 
 import (
+	fsmpb "github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -118,7 +119,7 @@ func (x *ApplyBatchRequest) GetCommands() [][]byte {
 // gRPC status code and message if it could not be applied at all.
 type ApplyBatchItem struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Result        *ApplyResult           `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	Result        *fsmpb.ApplyResult     `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
 	Code          int32                  `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
 	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -155,7 +156,7 @@ func (*ApplyBatchItem) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{1}
 }
 
-func (x *ApplyBatchItem) GetResult() *ApplyResult {
+func (x *ApplyBatchItem) GetResult() *fsmpb.ApplyResult {
 	if x != nil {
 		return x.Result
 	}
@@ -737,12 +738,12 @@ func (x *Maintenance) GetMasterVacuum() string {
 
 type SubmitTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Type          TaskType               `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
+	Type          fsmpb.TaskType         `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
 	VolumeId      uint32                 `protobuf:"varint,2,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
 	Collection    string                 `protobuf:"bytes,3,opt,name=collection,proto3" json:"collection,omitempty"`
 	Source        string                 `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
 	Target        string                 `protobuf:"bytes,5,opt,name=target,proto3" json:"target,omitempty"`
-	Params        []*Param               `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
+	Params        []*fsmpb.Param         `protobuf:"bytes,6,rep,name=params,proto3" json:"params,omitempty"`
 	Priority      int32                  `protobuf:"varint,7,opt,name=priority,proto3" json:"priority,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -778,11 +779,11 @@ func (*SubmitTaskRequest) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
 }
 
-func (x *SubmitTaskRequest) GetType() TaskType {
+func (x *SubmitTaskRequest) GetType() fsmpb.TaskType {
 	if x != nil {
 		return x.Type
 	}
-	return TaskType_TASK_TYPE_UNSPECIFIED
+	return fsmpb.TaskType(0)
 }
 
 func (x *SubmitTaskRequest) GetVolumeId() uint32 {
@@ -813,7 +814,7 @@ func (x *SubmitTaskRequest) GetTarget() string {
 	return ""
 }
 
-func (x *SubmitTaskRequest) GetParams() []*Param {
+func (x *SubmitTaskRequest) GetParams() []*fsmpb.Param {
 	if x != nil {
 		return x.Params
 	}
@@ -829,7 +830,7 @@ func (x *SubmitTaskRequest) GetPriority() int32 {
 
 type SubmitTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	Task  *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Task  *fsmpb.Task            `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// True when an active task of this type for this volume already existed
 	// and is returned instead of a new one.
 	Existing      bool   `protobuf:"varint,2,opt,name=existing,proto3" json:"existing,omitempty"`
@@ -868,7 +869,7 @@ func (*SubmitTaskResponse) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
-func (x *SubmitTaskResponse) GetTask() *Task {
+func (x *SubmitTaskResponse) GetTask() *fsmpb.Task {
 	if x != nil {
 		return x.Task
 	}
@@ -893,8 +894,8 @@ type ListTasksRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Consistency Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=groundskeeper.v1.Consistency" json:"consistency,omitempty"`
 	// Optional filters.
-	States        []TaskState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=groundskeeper.v1.TaskState" json:"states,omitempty"`
-	VolumeId      uint32      `protobuf:"varint,3,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	States        []fsmpb.TaskState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=groundskeeper.v1.TaskState" json:"states,omitempty"`
+	VolumeId      uint32            `protobuf:"varint,3,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -936,7 +937,7 @@ func (x *ListTasksRequest) GetConsistency() Consistency {
 	return Consistency_CONSISTENCY_UNSPECIFIED
 }
 
-func (x *ListTasksRequest) GetStates() []TaskState {
+func (x *ListTasksRequest) GetStates() []fsmpb.TaskState {
 	if x != nil {
 		return x.States
 	}
@@ -952,7 +953,7 @@ func (x *ListTasksRequest) GetVolumeId() uint32 {
 
 type ListTasksResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*Task                `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	Tasks         []*fsmpb.Task          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
 	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -988,7 +989,7 @@ func (*ListTasksResponse) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
-func (x *ListTasksResponse) GetTasks() []*Task {
+func (x *ListTasksResponse) GetTasks() []*fsmpb.Task {
 	if x != nil {
 		return x.Tasks
 	}
@@ -1056,7 +1057,7 @@ func (x *GetTaskRequest) GetConsistency() Consistency {
 
 type GetTaskResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Task          *Task                  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Task          *fsmpb.Task            `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1092,7 +1093,7 @@ func (*GetTaskResponse) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
-func (x *GetTaskResponse) GetTask() *Task {
+func (x *GetTaskResponse) GetTask() *fsmpb.Task {
 	if x != nil {
 		return x.Task
 	}
@@ -1152,7 +1153,7 @@ func (x *ListWorkersRequest) GetConsistency() Consistency {
 
 type WorkerStatus struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Worker        *Worker                `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	Worker        *fsmpb.Worker          `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
 	Connected     bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
 	Running       []uint64               `protobuf:"varint,3,rep,packed,name=running,proto3" json:"running,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -1189,7 +1190,7 @@ func (*WorkerStatus) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
-func (x *WorkerStatus) GetWorker() *Worker {
+func (x *WorkerStatus) GetWorker() *fsmpb.Worker {
 	if x != nil {
 		return x.Worker
 	}
@@ -1487,7 +1488,7 @@ type CancelTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task after the request: cancelled (it was pending), or still
 	// assigned/running with cancel_requested set until its worker stops.
-	Task          *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Task          *fsmpb.Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1522,7 +1523,7 @@ func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
-func (x *CancelTaskResponse) GetTask() *Task {
+func (x *CancelTaskResponse) GetTask() *fsmpb.Task {
 	if x != nil {
 		return x.Task
 	}
@@ -1577,9 +1578,9 @@ type RetryTaskResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The new task (or, if the volume already has an active task of that
 	// type, that task with existing set).
-	Task          *Task  `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
-	Existing      bool   `protobuf:"varint,2,opt,name=existing,proto3" json:"existing,omitempty"`
-	RetryOf       uint64 `protobuf:"varint,3,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
+	Task          *fsmpb.Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Existing      bool        `protobuf:"varint,2,opt,name=existing,proto3" json:"existing,omitempty"`
+	RetryOf       uint64      `protobuf:"varint,3,opt,name=retry_of,json=retryOf,proto3" json:"retry_of,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1614,7 +1615,7 @@ func (*RetryTaskResponse) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
-func (x *RetryTaskResponse) GetTask() *Task {
+func (x *RetryTaskResponse) GetTask() *fsmpb.Task {
 	if x != nil {
 		return x.Task
 	}
@@ -2118,12 +2119,12 @@ var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(*SnapshotHeader)(nil),          // 26: groundskeeper.v1.SnapshotHeader
 	(*SnapshotChunk)(nil),           // 27: groundskeeper.v1.SnapshotChunk
 	(*RestoreSnapshotResponse)(nil), // 28: groundskeeper.v1.RestoreSnapshotResponse
-	(*ApplyResult)(nil),             // 29: groundskeeper.v1.ApplyResult
-	(TaskType)(0),                   // 30: groundskeeper.v1.TaskType
-	(*Param)(nil),                   // 31: groundskeeper.v1.Param
-	(*Task)(nil),                    // 32: groundskeeper.v1.Task
-	(TaskState)(0),                  // 33: groundskeeper.v1.TaskState
-	(*Worker)(nil),                  // 34: groundskeeper.v1.Worker
+	(*fsmpb.ApplyResult)(nil),       // 29: groundskeeper.v1.ApplyResult
+	(fsmpb.TaskType)(0),             // 30: groundskeeper.v1.TaskType
+	(*fsmpb.Param)(nil),             // 31: groundskeeper.v1.Param
+	(*fsmpb.Task)(nil),              // 32: groundskeeper.v1.Task
+	(fsmpb.TaskState)(0),            // 33: groundskeeper.v1.TaskState
+	(*fsmpb.Worker)(nil),            // 34: groundskeeper.v1.Worker
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
 	29, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
@@ -2180,8 +2181,6 @@ func file_groundskeeper_v1_admin_proto_init() {
 	if File_groundskeeper_v1_admin_proto != nil {
 		return
 	}
-	file_groundskeeper_v1_state_proto_init()
-	file_groundskeeper_v1_command_proto_init()
 	file_groundskeeper_v1_admin_proto_msgTypes[26].OneofWrappers = []any{
 		(*SnapshotChunk_Header)(nil),
 		(*SnapshotChunk_Data)(nil),

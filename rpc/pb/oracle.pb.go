@@ -7,6 +7,7 @@
 package pb
 
 import (
+	fsmpb "github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -277,7 +278,7 @@ func (x *VolumeCapacity) GetAdjustments() []*Adjustment {
 type Adjustment struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Type          TaskType               `protobuf:"varint,2,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
+	Type          fsmpb.TaskType         `protobuf:"varint,2,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
 	Kind          Adjustment_Kind        `protobuf:"varint,3,opt,name=kind,proto3,enum=groundskeeper.v1.Adjustment_Kind" json:"kind,omitempty"`
 	DeltaBytes    int64                  `protobuf:"varint,4,opt,name=delta_bytes,json=deltaBytes,proto3" json:"delta_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -321,11 +322,11 @@ func (x *Adjustment) GetTaskId() uint64 {
 	return 0
 }
 
-func (x *Adjustment) GetType() TaskType {
+func (x *Adjustment) GetType() fsmpb.TaskType {
 	if x != nil {
 		return x.Type
 	}
-	return TaskType_TASK_TYPE_UNSPECIFIED
+	return fsmpb.TaskType(0)
 }
 
 func (x *Adjustment) GetKind() Adjustment_Kind {
@@ -929,7 +930,7 @@ var file_groundskeeper_v1_oracle_proto_goTypes = []any{
 	(*WatchCapacityRequest)(nil),      // 10: groundskeeper.v1.WatchCapacityRequest
 	(*CapacityUpdate)(nil),            // 11: groundskeeper.v1.CapacityUpdate
 	(Consistency)(0),                  // 12: groundskeeper.v1.Consistency
-	(TaskType)(0),                     // 13: groundskeeper.v1.TaskType
+	(fsmpb.TaskType)(0),               // 13: groundskeeper.v1.TaskType
 }
 var file_groundskeeper_v1_oracle_proto_depIdxs = []int32{
 	12, // 0: groundskeeper.v1.GetVolumeCapacityRequest.consistency:type_name -> groundskeeper.v1.Consistency
@@ -962,7 +963,6 @@ func file_groundskeeper_v1_oracle_proto_init() {
 	if File_groundskeeper_v1_oracle_proto != nil {
 		return
 	}
-	file_groundskeeper_v1_state_proto_init()
 	file_groundskeeper_v1_admin_proto_init()
 	type x struct{}
 	out := protoimpl.TypeBuilder{

@@ -7,6 +7,7 @@
 package pb
 
 import (
+	fsmpb "github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -28,14 +29,14 @@ type TaskSpec struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The task as committed by the assignment: id, type, volume, attempt and
 	// fence are authoritative.
-	Task *Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
+	Task *fsmpb.Task `protobuf:"bytes,1,opt,name=task,proto3" json:"task,omitempty"`
 	// Volume servers holding a replica, SeaweedFS form "host:httpPort.grpcPort".
 	Replicas []string `protobuf:"bytes,2,rep,name=replicas,proto3" json:"replicas,omitempty"`
 	// Balance: move from source to target (same address form).
 	Source string `protobuf:"bytes,3,opt,name=source,proto3" json:"source,omitempty"`
 	Target string `protobuf:"bytes,4,opt,name=target,proto3" json:"target,omitempty"`
 	// Erasure coding: the server each of the 14 shards must end on.
-	ShardTargets []*ShardPlacement `protobuf:"bytes,5,rep,name=shard_targets,json=shardTargets,proto3" json:"shard_targets,omitempty"`
+	ShardTargets []*fsmpb.ShardPlacement `protobuf:"bytes,5,rep,name=shard_targets,json=shardTargets,proto3" json:"shard_targets,omitempty"`
 	// The volume as the master last reported it.
 	Size             uint64 `protobuf:"varint,6,opt,name=size,proto3" json:"size,omitempty"`
 	DeletedBytes     uint64 `protobuf:"varint,7,opt,name=deleted_bytes,json=deletedBytes,proto3" json:"deleted_bytes,omitempty"`
@@ -83,7 +84,7 @@ func (*TaskSpec) Descriptor() ([]byte, []int) {
 	return file_groundskeeper_v1_worker_proto_rawDescGZIP(), []int{0}
 }
 
-func (x *TaskSpec) GetTask() *Task {
+func (x *TaskSpec) GetTask() *fsmpb.Task {
 	if x != nil {
 		return x.Task
 	}
@@ -111,7 +112,7 @@ func (x *TaskSpec) GetTarget() string {
 	return ""
 }
 
-func (x *TaskSpec) GetShardTargets() []*ShardPlacement {
+func (x *TaskSpec) GetShardTargets() []*fsmpb.ShardPlacement {
 	if x != nil {
 		return x.ShardTargets
 	}
@@ -401,7 +402,7 @@ func (*WorkerMessage_Released) isWorkerMessage_Body() {}
 type Hello struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId      string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	Capabilities  []TaskType             `protobuf:"varint,2,rep,packed,name=capabilities,proto3,enum=groundskeeper.v1.TaskType" json:"capabilities,omitempty"`
+	Capabilities  []fsmpb.TaskType       `protobuf:"varint,2,rep,packed,name=capabilities,proto3,enum=groundskeeper.v1.TaskType" json:"capabilities,omitempty"`
 	MaxConcurrent uint32                 `protobuf:"varint,3,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
 	// Attempts still running (after a reconnect) or journalled (after a restart).
 	Running       []*RunningTask `protobuf:"bytes,4,rep,name=running,proto3" json:"running,omitempty"`
@@ -447,7 +448,7 @@ func (x *Hello) GetWorkerId() string {
 	return ""
 }
 
-func (x *Hello) GetCapabilities() []TaskType {
+func (x *Hello) GetCapabilities() []fsmpb.TaskType {
 	if x != nil {
 		return x.Capabilities
 	}
@@ -652,7 +653,7 @@ type TaskCompleted struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
 	Fence         uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
-	Change        *CapacityChange        `protobuf:"bytes,3,opt,name=change,proto3" json:"change,omitempty"`
+	Change        *fsmpb.CapacityChange  `protobuf:"bytes,3,opt,name=change,proto3" json:"change,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -701,7 +702,7 @@ func (x *TaskCompleted) GetFence() uint64 {
 	return 0
 }
 
-func (x *TaskCompleted) GetChange() *CapacityChange {
+func (x *TaskCompleted) GetChange() *fsmpb.CapacityChange {
 	if x != nil {
 		return x.Change
 	}
@@ -1558,28 +1559,28 @@ func file_groundskeeper_v1_worker_proto_rawDescGZIP() []byte {
 
 var file_groundskeeper_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_groundskeeper_v1_worker_proto_goTypes = []any{
-	(*TaskSpec)(nil),       // 0: groundskeeper.v1.TaskSpec
-	(*RunningTask)(nil),    // 1: groundskeeper.v1.RunningTask
-	(*WorkerMessage)(nil),  // 2: groundskeeper.v1.WorkerMessage
-	(*Hello)(nil),          // 3: groundskeeper.v1.Hello
-	(*Heartbeat)(nil),      // 4: groundskeeper.v1.Heartbeat
-	(*TaskStarted)(nil),    // 5: groundskeeper.v1.TaskStarted
-	(*TaskProgress)(nil),   // 6: groundskeeper.v1.TaskProgress
-	(*TaskCompleted)(nil),  // 7: groundskeeper.v1.TaskCompleted
-	(*TaskFailed)(nil),     // 8: groundskeeper.v1.TaskFailed
-	(*TaskReleased)(nil),   // 9: groundskeeper.v1.TaskReleased
-	(*AdminMessage)(nil),   // 10: groundskeeper.v1.AdminMessage
-	(*HeartbeatAck)(nil),   // 11: groundskeeper.v1.HeartbeatAck
-	(*Welcome)(nil),        // 12: groundskeeper.v1.Welcome
-	(*Redirect)(nil),       // 13: groundskeeper.v1.Redirect
-	(*Assign)(nil),         // 14: groundskeeper.v1.Assign
-	(*Cancel)(nil),         // 15: groundskeeper.v1.Cancel
-	(*Ack)(nil),            // 16: groundskeeper.v1.Ack
-	(*JournalEntry)(nil),   // 17: groundskeeper.v1.JournalEntry
-	(*Task)(nil),           // 18: groundskeeper.v1.Task
-	(*ShardPlacement)(nil), // 19: groundskeeper.v1.ShardPlacement
-	(TaskType)(0),          // 20: groundskeeper.v1.TaskType
-	(*CapacityChange)(nil), // 21: groundskeeper.v1.CapacityChange
+	(*TaskSpec)(nil),             // 0: groundskeeper.v1.TaskSpec
+	(*RunningTask)(nil),          // 1: groundskeeper.v1.RunningTask
+	(*WorkerMessage)(nil),        // 2: groundskeeper.v1.WorkerMessage
+	(*Hello)(nil),                // 3: groundskeeper.v1.Hello
+	(*Heartbeat)(nil),            // 4: groundskeeper.v1.Heartbeat
+	(*TaskStarted)(nil),          // 5: groundskeeper.v1.TaskStarted
+	(*TaskProgress)(nil),         // 6: groundskeeper.v1.TaskProgress
+	(*TaskCompleted)(nil),        // 7: groundskeeper.v1.TaskCompleted
+	(*TaskFailed)(nil),           // 8: groundskeeper.v1.TaskFailed
+	(*TaskReleased)(nil),         // 9: groundskeeper.v1.TaskReleased
+	(*AdminMessage)(nil),         // 10: groundskeeper.v1.AdminMessage
+	(*HeartbeatAck)(nil),         // 11: groundskeeper.v1.HeartbeatAck
+	(*Welcome)(nil),              // 12: groundskeeper.v1.Welcome
+	(*Redirect)(nil),             // 13: groundskeeper.v1.Redirect
+	(*Assign)(nil),               // 14: groundskeeper.v1.Assign
+	(*Cancel)(nil),               // 15: groundskeeper.v1.Cancel
+	(*Ack)(nil),                  // 16: groundskeeper.v1.Ack
+	(*JournalEntry)(nil),         // 17: groundskeeper.v1.JournalEntry
+	(*fsmpb.Task)(nil),           // 18: groundskeeper.v1.Task
+	(*fsmpb.ShardPlacement)(nil), // 19: groundskeeper.v1.ShardPlacement
+	(fsmpb.TaskType)(0),          // 20: groundskeeper.v1.TaskType
+	(*fsmpb.CapacityChange)(nil), // 21: groundskeeper.v1.CapacityChange
 }
 var file_groundskeeper_v1_worker_proto_depIdxs = []int32{
 	18, // 0: groundskeeper.v1.TaskSpec.task:type_name -> groundskeeper.v1.Task
@@ -1619,7 +1620,6 @@ func file_groundskeeper_v1_worker_proto_init() {
 	if File_groundskeeper_v1_worker_proto != nil {
 		return
 	}
-	file_groundskeeper_v1_state_proto_init()
 	file_groundskeeper_v1_worker_proto_msgTypes[2].OneofWrappers = []any{
 		(*WorkerMessage_Hello)(nil),
 		(*WorkerMessage_Heartbeat)(nil),

@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: groundskeeper/v1/command.proto
 
-package pb
+package fsmpb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1560,7 +1560,7 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x1dERROR_CODE_ILLEGAL_TRANSITION\x10\x03\x12\x1a\n" +
 	"\x16ERROR_CODE_STALE_FENCE\x10\x04\x12\x1a\n" +
 	"\x16ERROR_CODE_VOLUME_BUSY\x10\x05\x12\x1e\n" +
-	"\x1aERROR_CODE_UNKNOWN_VERSION\x10\x06B6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
+	"\x1aERROR_CODE_UNKNOWN_VERSION\x10\x06B<Z:github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb;fsmpbb\x06proto3"
 
 var (
 	file_groundskeeper_v1_command_proto_rawDescOnce sync.Once

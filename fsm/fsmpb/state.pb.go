@@ -4,7 +4,7 @@
 // 	protoc        v3.21.12
 // source: groundskeeper/v1/state.proto
 
-package pb
+package fsmpb
 
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
@@ -1081,7 +1081,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x12TASK_STATE_RUNNING\x10\x03\x12\x18\n" +
 	"\x14TASK_STATE_COMPLETED\x10\x04\x12\x15\n" +
 	"\x11TASK_STATE_FAILED\x10\x05\x12\x18\n" +
-	"\x14TASK_STATE_CANCELLED\x10\x06B6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
+	"\x14TASK_STATE_CANCELLED\x10\x06B<Z:github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb;fsmpbb\x06proto3"
 
 var (
 	file_groundskeeper_v1_state_proto_rawDescOnce sync.Once
