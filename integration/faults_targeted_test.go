@@ -75,6 +75,17 @@ func (r *faultRun) makeEcOrBalance(salt uint64, ec bool) (*targetWork, error) {
 	return r.makeBalanceWork(rng)
 }
 
+// skipped notes a targeted fault that could not be set up (err not nil) as
+// outcome ("no work", "not submitted") and says whether it was.
+func (r *faultRun) skipped(kind faultKind, variant string, err error, outcome string) bool {
+	if err == nil {
+		return false
+	}
+	r.note("%s: %v", kind, err)
+	targeted.add(kind, variant, false, false, outcome)
+	return true
+}
+
 // deleteRule is the rule matching the irreversible delete of w: an EC's
 // (single) original replica, or a move's source.
 func deleteRule(w *targetWork) sim.Fault {
@@ -90,9 +101,7 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 	ec, after := rng.IntN(2) == 0, rng.IntN(2) == 0
 	variant := map[bool]string{true: "ec", false: "balance"}[ec] + map[bool]string{true: " after-delete", false: " before-delete"}[after]
 	w, err := r.makeEcOrBalance(targetedSaltDel, ec)
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	d := r.hold(faultLease-300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
@@ -132,9 +141,7 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 	}
 	rule := r.sim.InjectFault(f)
 	defer rule.Remove()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	r.note("%s: %s, task %d of volume %d armed", kind, variant, w.task, w.vid)
@@ -186,9 +193,7 @@ func (r *faultRun) leaderAtCompletion() {
 	point := []string{"complete-before-commit", "complete-after-commit"}[rng.IntN(2)]
 	variant := map[bool]string{true: "ec ", false: "balance "}[ec] + point
 	w, err := r.makeEcOrBalance(targetedSaltLead, ec)
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	var armedOn *faultAdmin
@@ -210,9 +215,7 @@ func (r *faultRun) leaderAtCompletion() {
 	}
 	rule := r.sim.InjectFault(f)
 	defer rule.Remove()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	// Armed from here on: a hook that never runs shows as armed, not fired.
@@ -256,9 +259,7 @@ func (r *faultRun) crashMidCopy() {
 	ec := rng.IntN(2) == 0
 	variant := map[bool]string{true: "VolumeEcShardsCopy", false: "VolumeCopy"}[ec]
 	w, err := r.makeEcOrBalance(targetedSaltCopy, ec)
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	var victim *sim.VolumeServer
@@ -295,9 +296,7 @@ func (r *faultRun) crashMidCopy() {
 		}
 	}
 	defer removeAll()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	r.note("%s: %s of task %d (volume %d) armed", kind, variant, w.task, w.vid)
@@ -351,9 +350,7 @@ func (r *faultRun) lostAnswer() {
 	default:
 		w, err = r.makeVacuumWork(rng)
 	}
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	var once sync.Once
@@ -366,9 +363,7 @@ func (r *faultRun) lostAnswer() {
 	rule := r.sim.InjectFault(sim.Fault{Method: m.method, VolumeID: w.vid, After: true, FailNext: 1, Skip: skip,
 		OnFire: func() { once.Do(func() { close(fired) }) }})
 	defer rule.Remove()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	r.note("%s: %s (skip %d) of task %d (volume %d) armed", kind, variant, skip, w.task, w.vid)
