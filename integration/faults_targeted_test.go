@@ -96,6 +96,21 @@ func deleteRule(w *targetWork) sim.Fault {
 	return f
 }
 
+// armAtDelete injects deleteRule(w), firing after the delete ran when after
+// (and letting it through), whose hook runs once; the channel closes when
+// the hook has returned.
+func (r *faultRun) armAtDelete(w *targetWork, after bool, hook func()) (*sim.FaultHandle, <-chan struct{}) {
+	fired := make(chan struct{})
+	var once sync.Once
+	f := deleteRule(w)
+	f.After, f.Pass = after, after
+	f.OnFire = func() {
+		defer once.Do(func() { close(fired) })
+		hook()
+	}
+	return r.sim.InjectFault(f), fired
+}
+
 func (r *faultRun) workerAtDelete(kind faultKind) {
 	rng := r.roundRng(targetedSaltDel)
 	ec, after := rng.IntN(2) == 0, rng.IntN(2) == 0
@@ -108,15 +123,10 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 	var victim *faultWorker
 	var hookErr string
 	killTimedOut := false
-	fired := make(chan struct{})
-	var once sync.Once
-	f := deleteRule(w)
 	// Before: the delete fails (it never happened) and the worker is gone
 	// or frozen; after: the delete happened, the answer reaches a dead or
 	// frozen worker.
-	f.After, f.Pass = after, after
-	f.OnFire = func() {
-		defer once.Do(func() { close(fired) })
+	rule, fired := r.armAtDelete(w, after, func() {
 		victim = r.workerOf(w.task)
 		if victim == nil || !victim.running() {
 			hookErr = "no running worker holds the task"
@@ -138,8 +148,7 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 			return
 		}
 		victim.stopped = true
-	}
-	rule := r.sim.InjectFault(f)
+	})
 	defer rule.Remove()
 	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
@@ -198,12 +207,7 @@ func (r *faultRun) leaderAtCompletion() {
 	}
 	var armedOn *faultAdmin
 	var armPath string
-	armed := make(chan struct{})
-	var once sync.Once
-	f := deleteRule(w)
-	f.After, f.Pass = true, true
-	f.OnFire = func() {
-		defer once.Do(func() { close(armed) })
+	rule, armed := r.armAtDelete(w, true, func() {
 		armedOn = r.leader()
 		if armedOn == nil {
 			return
@@ -212,8 +216,7 @@ func (r *faultRun) leaderAtCompletion() {
 		if err := os.WriteFile(armPath, []byte(fmt.Sprintf("%s %d\n", point, w.task)), 0o644); err != nil {
 			armedOn = nil
 		}
-	}
-	rule := r.sim.InjectFault(f)
+	})
 	defer rule.Remove()
 	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
