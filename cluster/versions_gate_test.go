@@ -52,6 +52,15 @@ func (c *testCluster) advertiseAll(v uint32) {
 	}
 }
 
+// leaderAndFollower commits the test command's version as what every node
+// publishes and returns the leader's index and the next node's, a follower.
+func (c *testCluster) leaderAndFollower() (leader, follower int) {
+	c.t.Helper()
+	c.advertiseAll(fsm.TestCommandVersion)
+	leader = c.waitLeader()
+	return leader, (leader + 1) % len(c.nodes)
+}
+
 func (c *testCluster) leaderNode() *Node {
 	c.t.Helper()
 	return c.nodes[c.waitLeader()].node
@@ -128,9 +137,7 @@ func TestMembershipAndVersions(t *testing.T) {
 	c := versionedCluster(t, 3, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	c.advertiseAll(fsm.TestCommandVersion)
-	li := c.waitLeader()
-	victim := (li + 1) % 3
+	li, victim := c.leaderAndFollower()
 	vid := c.nodes[victim].cfg.ID
 	if err := c.nodes[li].node.RemoveServer(ctx, vid); err != nil {
 		t.Fatal(err)
@@ -205,9 +212,7 @@ func TestFollowerRefusesNewerSnapshot(t *testing.T) {
 	c := versionedCluster(t, 3, versions, func(cfg *Config) { cfg.TrailingLogs = 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	c.advertiseAll(fsm.TestCommandVersion)
-	li := c.waitLeader()
-	f := (li + 1) % 3
+	li, f := c.leaderAndFollower()
 	fid := c.nodes[f].cfg.ID
 	c.stop(f)
 	// Still a member advertising version 2, so the leader writes it.

@@ -55,6 +55,10 @@ func TestFromSnapshotAcceptsValid(t *testing.T) {
 
 // TestFromSnapshotRejects: incoherent snapshots are refused.
 func TestFromSnapshotRejects(t *testing.T) {
+	// withTask is the mutation that adds task to a snapshot's tasks.
+	withTask := func(task *fsmpb.Task) func(*fsmpb.StateSnapshot) {
+		return func(s *fsmpb.StateSnapshot) { s.Tasks = append(s.Tasks, task) }
+	}
 	cases := []struct {
 		name   string
 		mutate func(*fsmpb.StateSnapshot)
@@ -62,27 +66,13 @@ func TestFromSnapshotRejects(t *testing.T) {
 	}{
 		{"version 0", func(s *fsmpb.StateSnapshot) { s.Version = 0 }, "version"},
 		{"version 2", func(s *fsmpb.StateSnapshot) { s.Version = SnapshotVersion + 1 }, "version"},
-		{"two active on one volume", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 3, Type: balance, VolumeId: 1, State: assigned, Attempt: 1, Fence: 9})
-		}, "two active"},
-		{"two pending on one volume", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 3, Type: balance, VolumeId: 2, State: pending, Attempt: 1})
-		}, "two active"},
-		{"duplicate task id", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 1, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
-		}, "twice"},
-		{"duplicate active task id", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 4, Type: ecType, VolumeId: 2, State: pending, Attempt: 1})
-		}, ""},
-		{"task id == next", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 5, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
-		}, "outside"},
-		{"task id > next", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 500, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
-		}, "outside"},
-		{"task id 0", func(s *fsmpb.StateSnapshot) {
-			s.Tasks = append(s.Tasks, &fsmpb.Task{Id: 0, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1})
-		}, "outside"},
+		{"two active on one volume", withTask(&fsmpb.Task{Id: 3, Type: balance, VolumeId: 1, State: assigned, Attempt: 1, Fence: 9}), "two active"},
+		{"two pending on one volume", withTask(&fsmpb.Task{Id: 3, Type: balance, VolumeId: 2, State: pending, Attempt: 1}), "two active"},
+		{"duplicate task id", withTask(&fsmpb.Task{Id: 1, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1}), "twice"},
+		{"duplicate active task id", withTask(&fsmpb.Task{Id: 4, Type: ecType, VolumeId: 2, State: pending, Attempt: 1}), ""},
+		{"task id == next", withTask(&fsmpb.Task{Id: 5, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1}), "outside"},
+		{"task id > next", withTask(&fsmpb.Task{Id: 500, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1}), "outside"},
+		{"task id 0", withTask(&fsmpb.Task{Id: 0, Type: vacuum, VolumeId: 9, State: failed, Attempt: 1}), "outside"},
 		{"next id 0 with tasks", func(s *fsmpb.StateSnapshot) { s.NextTaskId = 0 }, "next task id 0"},
 		{"next id 0 without tasks", func(s *fsmpb.StateSnapshot) { s.NextTaskId = 0; s.Tasks = nil; s.CapacityChanges = nil }, "next task id 0"},
 		{"duplicate capacity change", func(s *fsmpb.StateSnapshot) {

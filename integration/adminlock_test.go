@@ -15,22 +15,6 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// lockStatusJSON is the part of `ctl status --json` about the admin lock.
-type lockStatusJSON struct {
-	LeaderID    string `json:"leader_id"`
-	Maintenance *struct {
-		MasterState      string `json:"master_state"`
-		LastPoll         string `json:"last_poll"`
-		AdminLockHeld    bool   `json:"admin_lock_held"`
-		AdminLock        string `json:"admin_lock"`
-		AdminLockHolder  string `json:"admin_lock_holder"`
-		AdminLockSince   string `json:"admin_lock_since"`
-		Paused           string `json:"paused"`
-		DetectionPaused  bool   `json:"detection_paused"`
-		AssignmentPaused bool   `json:"assignment_paused"`
-	} `json:"maintenance"`
-}
-
 // TestAdminLockHeldByWeedAdmin: a real `weed admin`, started first, holds
 // the master's admin-server lock; our admins, with a worker and work to do
 // (a volume with garbage, and a manual vacuum of it), detect and run
@@ -89,10 +73,10 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 	// Several detection rounds with the lock held elsewhere: each would
 	// have detected the volume and assigned the manual task.
 	var polls []string
-	var st lockStatusJSON
+	var st maintenanceStatus
 	testutil.Poll(t, 90*time.Second, pollEvery, "five polls of the master while weed admin holds the lock", func() (bool, string) {
 		var err error
-		if st, _, err = ctlJSONErr[lockStatusJSON](t, "", addrs, "status"); err != nil {
+		if st, _, err = ctlJSONErr[maintenanceStatus](t, "", addrs, "status"); err != nil {
 			return false, err.Error()
 		}
 		m := st.Maintenance
@@ -145,7 +129,7 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 		return false, joinTasks(tasks)
 	})
 	t.Logf("the manual vacuum completed %s after weed admin was told to stop", time.Since(stopped).Round(10*time.Millisecond))
-	st = ctlJSON[lockStatusJSON](t, "", addrs, "status")
+	st = ctlJSON[maintenanceStatus](t, "", addrs, "status")
 	if m := st.Maintenance; m == nil || !m.AdminLockHeld || m.AdminLock != "ours" || m.Paused != "" {
 		t.Errorf("ctl status once the lock is ours: %+v", m)
 	}

@@ -75,6 +75,17 @@ func (r *faultRun) makeEcOrBalance(salt uint64, ec bool) (*targetWork, error) {
 	return r.makeBalanceWork(rng)
 }
 
+// skipped notes a targeted fault that could not be set up (err not nil) as
+// outcome ("no work", "not submitted") and says whether it was.
+func (r *faultRun) skipped(kind faultKind, variant string, err error, outcome string) bool {
+	if err == nil {
+		return false
+	}
+	r.note("%s: %v", kind, err)
+	targeted.add(kind, variant, false, false, outcome)
+	return true
+}
+
 // deleteRule is the rule matching the irreversible delete of w: an EC's
 // (single) original replica, or a move's source.
 func deleteRule(w *targetWork) sim.Fault {
@@ -85,29 +96,37 @@ func deleteRule(w *targetWork) sim.Fault {
 	return f
 }
 
+// armAtDelete injects deleteRule(w), firing after the delete ran when after
+// (and letting it through), whose hook runs once; the channel closes when
+// the hook has returned.
+func (r *faultRun) armAtDelete(w *targetWork, after bool, hook func()) (*sim.FaultHandle, <-chan struct{}) {
+	fired := make(chan struct{})
+	var once sync.Once
+	f := deleteRule(w)
+	f.After, f.Pass = after, after
+	f.OnFire = func() {
+		defer once.Do(func() { close(fired) })
+		hook()
+	}
+	return r.sim.InjectFault(f), fired
+}
+
 func (r *faultRun) workerAtDelete(kind faultKind) {
 	rng := r.roundRng(targetedSaltDel)
 	ec, after := rng.IntN(2) == 0, rng.IntN(2) == 0
 	variant := map[bool]string{true: "ec", false: "balance"}[ec] + map[bool]string{true: " after-delete", false: " before-delete"}[after]
 	w, err := r.makeEcOrBalance(targetedSaltDel, ec)
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	d := r.hold(faultLease-300*time.Millisecond, faultLease+faultGrace+1000*time.Millisecond)
 	var victim *faultWorker
 	var hookErr string
 	killTimedOut := false
-	fired := make(chan struct{})
-	var once sync.Once
-	f := deleteRule(w)
 	// Before: the delete fails (it never happened) and the worker is gone
 	// or frozen; after: the delete happened, the answer reaches a dead or
 	// frozen worker.
-	f.After, f.Pass = after, after
-	f.OnFire = func() {
-		defer once.Do(func() { close(fired) })
+	rule, fired := r.armAtDelete(w, after, func() {
 		victim = r.workerOf(w.task)
 		if victim == nil || !victim.running() {
 			hookErr = "no running worker holds the task"
@@ -129,12 +148,9 @@ func (r *faultRun) workerAtDelete(kind faultKind) {
 			return
 		}
 		victim.stopped = true
-	}
-	rule := r.sim.InjectFault(f)
+	})
 	defer rule.Remove()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	r.note("%s: %s, task %d of volume %d armed", kind, variant, w.task, w.vid)
@@ -186,19 +202,12 @@ func (r *faultRun) leaderAtCompletion() {
 	point := []string{"complete-before-commit", "complete-after-commit"}[rng.IntN(2)]
 	variant := map[bool]string{true: "ec ", false: "balance "}[ec] + point
 	w, err := r.makeEcOrBalance(targetedSaltLead, ec)
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	var armedOn *faultAdmin
 	var armPath string
-	armed := make(chan struct{})
-	var once sync.Once
-	f := deleteRule(w)
-	f.After, f.Pass = true, true
-	f.OnFire = func() {
-		defer once.Do(func() { close(armed) })
+	rule, armed := r.armAtDelete(w, true, func() {
 		armedOn = r.leader()
 		if armedOn == nil {
 			return
@@ -207,12 +216,9 @@ func (r *faultRun) leaderAtCompletion() {
 		if err := os.WriteFile(armPath, []byte(fmt.Sprintf("%s %d\n", point, w.task)), 0o644); err != nil {
 			armedOn = nil
 		}
-	}
-	rule := r.sim.InjectFault(f)
+	})
 	defer rule.Remove()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	// Armed from here on: a hook that never runs shows as armed, not fired.
@@ -256,9 +262,7 @@ func (r *faultRun) crashMidCopy() {
 	ec := rng.IntN(2) == 0
 	variant := map[bool]string{true: "VolumeEcShardsCopy", false: "VolumeCopy"}[ec]
 	w, err := r.makeEcOrBalance(targetedSaltCopy, ec)
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	var victim *sim.VolumeServer
@@ -295,9 +299,7 @@ func (r *faultRun) crashMidCopy() {
 		}
 	}
 	defer removeAll()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	r.note("%s: %s of task %d (volume %d) armed", kind, variant, w.task, w.vid)
@@ -351,9 +353,7 @@ func (r *faultRun) lostAnswer() {
 	default:
 		w, err = r.makeVacuumWork(rng)
 	}
-	if err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "no work")
+	if r.skipped(kind, variant, err, "no work") {
 		return
 	}
 	var once sync.Once
@@ -366,9 +366,7 @@ func (r *faultRun) lostAnswer() {
 	rule := r.sim.InjectFault(sim.Fault{Method: m.method, VolumeID: w.vid, After: true, FailNext: 1, Skip: skip,
 		OnFire: func() { once.Do(func() { close(fired) }) }})
 	defer rule.Remove()
-	if err := r.start(w); err != nil {
-		r.note("%s: %v", kind, err)
-		targeted.add(kind, variant, false, false, "not submitted")
+	if r.skipped(kind, variant, r.start(w), "not submitted") {
 		return
 	}
 	r.note("%s: %s (skip %d) of task %d (volume %d) armed", kind, variant, skip, w.task, w.vid)

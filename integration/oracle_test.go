@@ -276,12 +276,21 @@ func (c *weedCluster) grpcAddrOf(t *testing.T, httpAddr string) string {
 	return ""
 }
 
-// maintenanceStatus is the part of `ctl status --json` about the master.
+// maintenanceStatus is the part of `ctl status --json` about the master
+// and the admin lock.
 type maintenanceStatus struct {
 	LeaderID    string `json:"leader_id"`
 	Maintenance *struct {
-		MasterState string `json:"master_state"`
-		Servers     uint32 `json:"servers"`
+		MasterState      string `json:"master_state"`
+		Servers          uint32 `json:"servers"`
+		LastPoll         string `json:"last_poll"`
+		AdminLockHeld    bool   `json:"admin_lock_held"`
+		AdminLock        string `json:"admin_lock"`
+		AdminLockHolder  string `json:"admin_lock_holder"`
+		AdminLockSince   string `json:"admin_lock_since"`
+		Paused           string `json:"paused"`
+		DetectionPaused  bool   `json:"detection_paused"`
+		AssignmentPaused bool   `json:"assignment_paused"`
 	} `json:"maintenance"`
 }
 

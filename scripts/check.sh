@@ -76,41 +76,38 @@ step_tidy() {
   fi
 }
 
+# forbid_imports PKG TEST WHY: fails, printing WHY and the offending imports,
+# when a package in PKG's dependency graph imports a path $i for which the awk
+# condition TEST holds (or when go list fails).
+forbid_imports() {
+  local bad
+  bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' "$1" |
+    awk '{for (i = 2; i <= NF; i++) if ('"$2"') print "  " $1 " imports " $i}')" || return 1
+  [ -z "$bad" ] && return 0
+  echo "$3"
+  echo "$bad"
+  return 1
+}
+
 step_imports() {
-  local pkgs=(./fsm ./scheduler ./worker) p rc=0 bad
+  local pkgs=(./fsm ./scheduler ./worker) p rc=0
   [ -d capacity ] && pkgs+=(./capacity)
   [ -d placement ] && pkgs+=(./placement)
   for p in "${pkgs[@]}"; do
-    # Every package in p's dependency graph that imports raft directly.
-    bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' "$p" |
-      awk '{for (i = 2; i <= NF; i++) if ($i ~ /^github\.com\/hashicorp\/raft($|[-\/])/) print "  " $1 " imports " $i}')" || return 1
-    if [ -n "$bad" ]; then
-      echo "${p#./} links github.com/hashicorp/raft; raft stays in cluster (move the code that needs it there):"
-      echo "$bad"
-      rc=1
-    fi
+    forbid_imports "$p" '$i ~ /^github\.com\/hashicorp\/raft($|[-\/])/' \
+      "${p#./} links github.com/hashicorp/raft; raft stays in cluster (move the code that needs it there):" || rc=1
   done
   # The replicated state does not depend on the API: fsm and its schema
   # (fsm/fsmpb) link neither the gRPC layer nor its generated code.
-  bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' ./fsm |
-    awk '{for (i = 2; i <= NF; i++) if ($i ~ /^github\.com\/groundskeeper-dev\/groundskeeper\/rpc($|\/)/) print "  " $1 " imports " $i}')" || return 1
-  if [ -n "$bad" ]; then
-    echo "fsm links the gRPC layer; the replicated state's types are fsm/fsmpb's (run \`go run ./tools/pbsplit\`):"
-    echo "$bad"
-    rc=1
-  fi
+  forbid_imports ./fsm '$i ~ /^github\.com\/groundskeeper-dev\/groundskeeper\/rpc($|\/)/' \
+    "fsm links the gRPC layer; the replicated state's types are fsm/fsmpb's (run \`go run ./tools/pbsplit\`):" || rc=1
   # capacity and placement sit below the scheduler: the oracle must not link
   # the leader's scheduling loops (the placement both need is package
   # placement's).
   for p in ./capacity ./placement; do
     [ -d "$p" ] || continue
-    bad="$(go list -deps -f '{{.ImportPath}}{{range .Imports}} {{.}}{{end}}' "$p" |
-      awk '{for (i = 2; i <= NF; i++) if ($i == "github.com/groundskeeper-dev/groundskeeper/scheduler") print "  " $1 " imports " $i}')" || return 1
-    if [ -n "$bad" ]; then
-      echo "${p#./} links the scheduler; it must sit below it (move what both need to placement):"
-      echo "$bad"
-      rc=1
-    fi
+    forbid_imports "$p" '$i == "github.com/groundskeeper-dev/groundskeeper/scheduler"' \
+      "${p#./} links the scheduler; it must sit below it (move what both need to placement):" || rc=1
   done
   return "$rc"
 }

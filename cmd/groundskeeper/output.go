@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"text/tabwriter"
 	"time"
 
@@ -253,14 +254,22 @@ func printTasks(o *ctlOpts, tasks []*fsmpb.Task) error {
 		}
 		return o.writeJSON(out)
 	}
-	if len(tasks) == 0 {
-		fmt.Fprintln(o.out, "no tasks")
+	return printRows(o, "no tasks", "ID\tTYPE\tVOLUME\tSTATE\tWORKER\tATTEMPT\tPROGRESS\tERROR", tasks, func(w io.Writer, t *fsmpb.Task) {
+		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%d\t%.0f%%\t%s\n", t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State), dash(t.WorkerId), t.Attempt, t.Progress, t.LastError)
+	})
+}
+
+// printRows prints one table line a row under header, or none alone when
+// there are no rows.
+func printRows[T any](o *ctlOpts, none, header string, rows []T, line func(io.Writer, T)) error {
+	if len(rows) == 0 {
+		fmt.Fprintln(o.out, none)
 		return nil
 	}
 	w := o.table()
-	fmt.Fprintln(w, "ID\tTYPE\tVOLUME\tSTATE\tWORKER\tATTEMPT\tPROGRESS\tERROR")
-	for _, t := range tasks {
-		fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%d\t%.0f%%\t%s\n", t.Id, fsm.TypeName(t.Type), t.VolumeId, fsm.StateName(t.State), dash(t.WorkerId), t.Attempt, t.Progress, t.LastError)
+	fmt.Fprintln(w, header)
+	for _, r := range rows {
+		line(w, r)
 	}
 	return w.Flush()
 }
@@ -322,16 +331,9 @@ func printWorkers(o *ctlOpts, ws []*pb.WorkerStatus) error {
 	if o.json {
 		return o.writeJSON(out)
 	}
-	if len(out) == 0 {
-		fmt.Fprintln(o.out, "no workers")
-		return nil
-	}
-	w := o.table()
-	fmt.Fprintln(w, "ID\tCONNECTED\tCAPABILITIES\tSLOTS\tRUNNING")
-	for _, j := range out {
+	return printRows(o, "no workers", "ID\tCONNECTED\tCAPABILITIES\tSLOTS\tRUNNING", out, func(w io.Writer, j workerJSON) {
 		fmt.Fprintf(w, "%s\t%v\t%v\t%d\t%v\n", j.ID, j.Connected, j.Capabilities, j.MaxConcurrent, j.Running)
-	}
-	return w.Flush()
+	})
 }
 
 func printDone(o *ctlOpts, msg string) error {

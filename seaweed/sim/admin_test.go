@@ -51,21 +51,24 @@ func TestMarkReadonlyWritable(t *testing.T) {
 
 	// Without a master, marking read-only fails and changes nothing;
 	// marking writable flips locally and then reports the failure.
-	c.StopMaster()
-	_, err = vc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1})
-	wantErr(t, err, codes.Unknown, "grpc VolumeMarkReadonly with master")
-	if v, _ := s.Volume(1); v.ReadOnly {
-		t.Fatal("a failed mark must leave the volume writable")
+	markWithoutMaster := func(mark func() error, why string) {
+		t.Helper()
+		c.StopMaster()
+		wantErr(t, mark(), codes.Unknown, "grpc VolumeMarkReadonly with master")
+		if v, _ := s.Volume(1); v.ReadOnly {
+			t.Fatal(why)
+		}
+		ok(t, c.StartMaster())
 	}
-	ok(t, c.StartMaster())
+	markWithoutMaster(func() error {
+		_, err := vc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1})
+		return err
+	}, "a failed mark must leave the volume writable")
 	must[*vpb.VolumeMarkReadonlyResponse](t)(vc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1}))
-	c.StopMaster()
-	_, err = vc.VolumeMarkWritable(ctx, &vpb.VolumeMarkWritableRequest{VolumeId: 1})
-	wantErr(t, err, codes.Unknown, "grpc VolumeMarkReadonly with master")
-	if v, _ := s.Volume(1); v.ReadOnly {
-		t.Fatal("mark writable flips locally before it calls the master")
-	}
-	ok(t, c.StartMaster())
+	markWithoutMaster(func() error {
+		_, err := vc.VolumeMarkWritable(ctx, &vpb.VolumeMarkWritableRequest{VolumeId: 1})
+		return err
+	}, "mark writable flips locally before it calls the master")
 
 	// persist=false is lost on restart, persist=true kept.
 	must[*vpb.VolumeMarkReadonlyResponse](t)(vc.VolumeMarkReadonly(ctx, &vpb.VolumeMarkReadonlyRequest{VolumeId: 1}))
