@@ -50,7 +50,7 @@ func (r *faultRun) ecAbandonedMidSpread() {
 	kind := fkEcMidSpread
 	rng := rand.New(rand.NewPCG(r.seed, uint64(r.round)))
 	home := rng.IntN(len(r.sim.Servers()))
-	vid, err := r.sim.AddVolume(sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: time.Now().Add(-24 * time.Hour).Unix(), Servers: []int{home}})
+	vid, err := r.addRoundVolume(sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: time.Now().Add(-24 * time.Hour).Unix(), Servers: []int{home}}, true)
 	if err != nil {
 		r.note("%s: no volume to encode: %v", kind, err)
 		return

@@ -192,7 +192,7 @@ func (r *faultRun) submit(req *pb.SubmitTaskRequest) (uint64, error) {
 // erasure coding.
 func (r *faultRun) makeEcWork(rng *rand.Rand) (*targetWork, error) {
 	home := rng.IntN(len(r.sim.Servers()))
-	vid, err := r.sim.AddVolume(sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: time.Now().Add(-24 * time.Hour).Unix(), Servers: []int{home}})
+	vid, err := r.addRoundVolume(sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: time.Now().Add(-24 * time.Hour).Unix(), Servers: []int{home}}, true)
 	if err != nil {
 		return nil, fmt.Errorf("add a volume to encode: %w", err)
 	}
@@ -205,7 +205,7 @@ func (r *faultRun) makeEcWork(rng *rand.Rand) (*targetWork, error) {
 func (r *faultRun) makeBalanceWork(rng *rand.Rand) (*targetWork, error) {
 	servers := r.sim.Servers()
 	src := rng.IntN(len(servers))
-	vid, err := r.sim.AddVolume(sim.VolumeSpec{Size: 64 << 20, FileCount: 500, ModifiedAt: time.Now().Unix(), Servers: []int{src}})
+	vid, err := r.addRoundVolume(sim.VolumeSpec{Size: 64 << 20, FileCount: 500, ModifiedAt: time.Now().Unix(), Servers: []int{src}}, false)
 	if err != nil {
 		return nil, fmt.Errorf("add a volume to move: %w", err)
 	}
@@ -224,8 +224,8 @@ func (r *faultRun) makeBalanceWork(rng *rand.Rand) (*targetWork, error) {
 // makeVacuumWork adds a volume with half its bytes garbage and submits its
 // vacuum.
 func (r *faultRun) makeVacuumWork(rng *rand.Rand) (*targetWork, error) {
-	vid, err := r.sim.AddVolume(sim.VolumeSpec{Size: 40 << 20, FileCount: 400, DeleteCount: 200, DeletedBytes: 20 << 20,
-		ModifiedAt: time.Now().Unix(), Servers: []int{rng.IntN(len(r.sim.Servers()))}})
+	vid, err := r.addRoundVolume(sim.VolumeSpec{Size: 40 << 20, FileCount: 400, DeleteCount: 200, DeletedBytes: 20 << 20,
+		ModifiedAt: time.Now().Unix(), Servers: []int{rng.IntN(len(r.sim.Servers()))}}, false)
 	if err != nil {
 		return nil, fmt.Errorf("add a volume to vacuum: %w", err)
 	}

@@ -190,6 +190,9 @@ type faultRun struct {
 	// retired are the volumes the work generator retired
 	// (faults_workmix_test.go).
 	retired retiredLog
+	// roundVols are the volumes rounds added for themselves
+	// (faults_roundvols_test.go).
+	roundVols roundVolumes
 }
 
 type faultWindow struct {
@@ -336,6 +339,7 @@ func TestRandomizedFaults(t *testing.T) {
 		from := time.Now()
 		r.runRound(kind)
 		r.windows = append(r.windows, faultWindow{kind: kind, from: from, to: time.Now()})
+		r.endRoundVolumes()
 		r.checkProcesses()
 		for _, h := range roundHooks {
 			h(r)
@@ -887,6 +891,7 @@ func (r *faultRun) finalChecks() {
 	mixLine, mixWarning := taskMix(tasks, sumKinds(r.roundsByKind))
 	fmt.Fprintf(&b, "  %s\n", mixLine)
 	fmt.Fprintf(&b, "  %s\n", r.retired.summary(tasks))
+	fmt.Fprintf(&b, "  %s\n", freeSlotsLine(r.sim.Servers(), tasks))
 	b.WriteString(stepTable(r.windows, ops, tasks, r.roundsByKind))
 	shown := 0
 	for _, tk := range tasks {

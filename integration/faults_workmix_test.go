@@ -29,6 +29,8 @@ import (
 // so the generator retires old data as an operator would (sim DropVolume):
 // the oldest EC volumes beyond mixMaxEC, and the oldest added volumes once
 // the regular replicas exceed mixMaxRegular, never one an open task names.
+// The volumes rounds added for themselves join these lists once their round
+// is over (faults_roundvols_test.go).
 
 const (
 	mixTick         = 250 * time.Millisecond
@@ -273,6 +275,15 @@ func (m *workMix) openTaskVolumes(ctx context.Context) (map[uint32]bool, bool) {
 // encoding never happened, and the oldest added volumes while the regular
 // replicas exceed mixMaxRegular; none that an open task names.
 func (m *workMix) retire(ctx context.Context) {
+	now := time.Now()
+	for _, v := range m.r.takeRoundVolumes() {
+		m.addedAt[v.vid] = now
+		if v.ec {
+			m.ecVols = append(m.ecVols, v.vid)
+		} else {
+			m.fills = append(m.fills, v.vid)
+		}
+	}
 	open, ok := m.openTaskVolumes(ctx)
 	if !ok {
 		return
