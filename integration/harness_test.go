@@ -58,7 +58,16 @@ func TestMain(m *testing.M) {
 	os.Exit(runMain(m))
 }
 
+// spawnerEnv makes the test binary the stand-in harness of
+// TestKilledTestBinaryLeavesNoChildren (procattr_kill_linux_test.go).
+const spawnerEnv = "GK_TEST_SPAWNER"
+
 func runMain(m *testing.M) int {
+	if os.Getenv(spawnerEnv) == "1" {
+		// The stand-in harness of TestKilledTestBinaryLeavesNoChildren
+		// starts no groundskeeper.
+		return m.Run()
+	}
 	root, err := moduleRoot()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
@@ -244,7 +253,7 @@ func runBinWithin(t testing.TB, timeout time.Duration, args ...string) cmdResult
 	defer cancel()
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Env = cleanEnv()
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	var stdout, stderr bytes.Buffer

@@ -158,7 +158,7 @@ func startWeed(t *testing.T, bin, name, logPath string, args ...string) *weedPro
 	defer f.Close()
 	cmd := exec.Command(bin, append([]string{"-logtostderr"}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

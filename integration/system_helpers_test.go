@@ -52,7 +52,7 @@ func (n *node) startArgs(t testing.TB, args ...string) {
 	cmd := exec.Command(binary, args...)
 	cmd.Env = append(cleanEnv(), n.Env...)
 	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatalf("start %s: %v", n.ID, err)

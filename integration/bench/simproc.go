@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 )
 
 // The oracle benchmark's simulated master runs in a child process of its
@@ -53,7 +52,7 @@ func startSimProc(dir string, volumes, servers int) (*simProc, error) {
 	idsPath := filepath.Join(dir, "sim-ids")
 	cmd := exec.Command(self, "-serve-sim", "-volumes", fmt.Sprint(volumes), "-servers", fmt.Sprint(servers), "-sim-ids", idsPath)
 	cmd.Stderr = os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = childAttr()
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		return nil, err
