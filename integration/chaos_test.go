@@ -110,12 +110,11 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 
 	// ---- 2. Three admins, two workers, one added volume server.
 	maintBegan := time.Now()
-	cl := newCluster(t, 3)
+	m := startMaintenance(t, wc, th)
+	cl, adminAddrs, workers, added, isAdded := m.cl, m.adminAddrs, m.workers, m.added, m.isAdded
 	var admins []*chaosAdmin
-	for _, nd := range cl.nodes {
-		argv := detectingArgs(nd, wc, th)
-		nd.startArgs(t, argv...)
-		admins = append(admins, &chaosAdmin{node: nd, argv: argv})
+	for i, nd := range cl.nodes {
+		admins = append(admins, &chaosAdmin{node: nd, argv: m.argv[i]})
 	}
 	adminByID := func(id string) *chaosAdmin {
 		for _, a := range admins {
@@ -126,19 +125,10 @@ func TestMaintenanceSurvivesFailures(t *testing.T) {
 		t.Fatalf("no admin %q", id)
 		return nil
 	}
-	cl.waitStable(t, cl.nodes...)
-	adminAddrs := strings.Join(cl.addrs(), ",")
-	workers := startWorkers(t, 2, cl.addrs())
 	workerByID := map[string]*node{}
 	for _, w := range workers {
 		workerByID[w.ID] = w
 	}
-	added := wc.addVolumeServer(t)
-	isAdded := func(name string) bool {
-		return name != "" && (name == added.HTTP || name == added.Addr)
-	}
-	t.Logf("admins %s, workers %s and added volume server %s up %s after the admins started",
-		adminAddrs, ids(workers), added.HTTP, time.Since(maintBegan).Round(time.Millisecond))
 
 	var chaosLog []string
 	note := func(format string, args ...any) {

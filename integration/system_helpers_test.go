@@ -473,3 +473,41 @@ func readBack(t *testing.T, wc *weedCluster, roles []*volumeRole, everyServer []
 	})
 	return reads
 }
+
+// maintenance is the control plane the real-SeaweedFS system and chaos
+// tests start against their seeded cluster: three admins with detection
+// on, two workers, then one more (empty) volume server so that balance has
+// a target.
+type maintenance struct {
+	cl         *cluster
+	argv       [][]string // each admin's command line, as cl.nodes
+	adminAddrs string     // comma-separated, for ctl
+	workers    []*node
+	added      *volumeServer
+}
+
+// startMaintenance starts the admins, waits for a stable leader, starts
+// the workers and adds the volume server.
+func startMaintenance(t *testing.T, wc *weedCluster, th scheduler.Thresholds) *maintenance {
+	t.Helper()
+	began := time.Now()
+	m := &maintenance{cl: newCluster(t, 3)}
+	for _, nd := range m.cl.nodes {
+		argv := detectingArgs(nd, wc, th)
+		nd.startArgs(t, argv...)
+		m.argv = append(m.argv, argv)
+	}
+	m.cl.waitStable(t, m.cl.nodes...)
+	m.adminAddrs = strings.Join(m.cl.addrs(), ",")
+	m.workers = startWorkers(t, 2, m.cl.addrs())
+	m.added = wc.addVolumeServer(t)
+	t.Logf("admins %s, workers %s and the added volume server %s up %s after the admins started",
+		m.adminAddrs, ids(m.workers), m.added.HTTP, time.Since(began).Round(time.Millisecond))
+	return m
+}
+
+// isAdded reports whether name (a topology's server name) is the added
+// volume server.
+func (m *maintenance) isAdded(name string) bool {
+	return name != "" && (name == m.added.HTTP || name == m.added.Addr)
+}

@@ -93,20 +93,8 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	// ---- 2. Three admins with detection on, two workers, then one more
 	// (empty) volume server so that balance has a target.
 	maintBegan := time.Now()
-	admins := newCluster(t, 3)
-	for _, nd := range admins.nodes {
-		args := detectingArgs(nd, wc, th)
-		nd.startArgs(t, args...)
-	}
-	admins.waitStable(t, admins.nodes...)
-	adminAddrs := strings.Join(admins.addrs(), ",")
-	workers := startWorkers(t, 2, admins.addrs())
-	added := wc.addVolumeServer(t)
-	t.Logf("admins %s, workers %s and the added volume server %s up %s after the admins started",
-		adminAddrs, ids(workers), added.HTTP, time.Since(maintBegan).Round(time.Millisecond))
-	isAdded := func(name string) bool {
-		return name != "" && (name == added.HTTP || name == added.Addr)
-	}
+	m := startMaintenance(t, wc, th)
+	admins, adminAddrs, workers, added, isAdded := m.cl, m.adminAddrs, m.workers, m.added, m.isAdded
 
 	// ---- 3. Wait for the maintenance to happen and the system to go quiet.
 	firstDone := map[string]time.Duration{}
