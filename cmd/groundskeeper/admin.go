@@ -99,7 +99,7 @@ func runAdmin(args []string) error {
 	peers := fs.String("peers", "", "the cluster's voters, id=host:port,... (the same on every node); an empty data dir asks them whether it may start (a new node lists the running cluster's members and waits for 'ctl peers add')")
 	bootstrap := fs.Bool("bootstrap", false, "the --peers form a new cluster: an empty data dir bootstraps it once every peer answers empty and started with --bootstrap too (safe to keep: ignored once the cluster exists)")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
-	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) on this host:port")
+	debugAddr := fs.String("debug-addr", "", "serve Go profiling (/debug/pprof/) and raft timings on this loopback host:port (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
 	heartbeat := fs.Duration("raft-heartbeat-timeout", cluster.DefaultHeartbeatTimeout, "a follower that hears nothing from the leader for this long (up to twice it) starts an election")
 	election := fs.Duration("raft-election-timeout", cluster.DefaultElectionTimeout, "how long a candidate waits for votes before it tries again")
@@ -147,6 +147,9 @@ func runAdmin(args []string) error {
 	}
 	if *debugAddr != "" {
 		if err := cluster.ValidateAddr("--debug-addr", *debugAddr); err != nil {
+			return usagef("%s", err)
+		}
+		if err := loopbackOnly("--debug-addr", *debugAddr); err != nil {
 			return usagef("%s", err)
 		}
 	}
