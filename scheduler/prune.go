@@ -39,7 +39,7 @@ func (r Retention) Validate(cooldown time.Duration) error {
 	if r.MaxAge < time.Hour || r.MaxAge < cooldown {
 		return fmt.Errorf("--task-retention %s is too short: finished tasks must be kept at least 1h (and the %s failure cooldown)", r.MaxAge, cooldown)
 	}
-	if r.ForgetWorkersAfter < time.Hour {
+	if r.ForgetWorkersAfter != 0 && r.ForgetWorkersAfter < time.Hour { // 0: the default
 		return fmt.Errorf("--worker-forget-after %s is too short: a worker must be gone at least 1h before it is forgotten", r.ForgetWorkersAfter)
 	}
 	return nil
