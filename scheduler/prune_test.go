@@ -74,6 +74,8 @@ func TestRetentionValidate(t *testing.T) {
 		{Retention{MaxAge: time.Hour}, true},
 		{Retention{MaxAge: 59 * time.Minute}, false},
 		{Retention{MaxAge: time.Hour, MaxCount: -1}, false},
+		{Retention{MaxAge: time.Hour, ForgetWorkersAfter: time.Hour}, true},
+		{Retention{MaxAge: time.Hour, ForgetWorkersAfter: 59 * time.Minute}, false},
 	} {
 		if err := tc.r.Validate(30 * time.Minute); (err == nil) != tc.ok {
 			t.Errorf("%+v: error %v, want ok=%v", tc.r, err, tc.ok)

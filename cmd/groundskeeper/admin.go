@@ -43,6 +43,7 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
 	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")
+	fs.DurationVar(&m.retention.ForgetWorkersAfter, "worker-forget-after", r.ForgetWorkersAfter, "deregister a worker not heard from for this long (counted from this leader's start at the earliest)")
 	fs.DurationVar(&m.lease, "worker-lease", 10*time.Second, "a worker silent this long stops its attempts and is presumed gone")
 	fs.DurationVar(&m.grace, "worker-grace", 5*time.Second, "a silent worker's tasks are requeued after its lease plus this")
 	fs.DurationVar(&m.heartbeat, "worker-heartbeat", 2*time.Second, "how often workers report (well under --worker-lease)")
