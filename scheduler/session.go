@@ -229,14 +229,22 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 // on its volume any more. Assigned ones are left to resendLost.
 func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running []*pb.RunningTask) {
 	s.mu.Lock()
-	if len(s.confirm) == 0 {
-		s.mu.Unlock()
+	pending := len(s.confirm)
+	s.mu.Unlock()
+	if pending == 0 {
 		return
 	}
+	// Only an attempt assigned to this session's worker is confirmed by
+	// its listing it: another worker's session cannot vouch for it.
 	have := map[[2]uint64]bool{}
-	for _, r := range running {
-		have[[2]uint64{r.TaskId, r.Fence}] = true
-	}
+	s.state.Read(func(st *fsm.State) {
+		for _, r := range running {
+			if t, ok := st.Task(r.TaskId); ok && t.WorkerId == sess.id {
+				have[[2]uint64{r.TaskId, r.Fence}] = true
+			}
+		}
+	})
+	s.mu.Lock()
 	var check []uint64
 	for id, fence := range s.confirm {
 		if have[[2]uint64{id, fence}] {
@@ -347,7 +355,12 @@ func (s *Scheduler) handleHeartbeat(ctx, runCtx context.Context, sess *Session, 
 // handleStarted commits the start of an attempt, or tells the worker to
 // drop an attempt that is not its to run.
 func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.TaskStarted) error {
-	_, err := s.propose(ctx, fsm.StartCmd(st.TaskId, st.Fence, sess.id))
+	var err error
+	if s.notOwner(sess, "started", st.TaskId, st.Fence) {
+		err = errNotOwner
+	} else {
+		_, err = s.propose(ctx, fsm.StartCmd(st.TaskId, st.Fence, sess.id))
+	}
 	if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotOwner) || errors.Is(err, fsm.ErrNotFound) || s.ended(st.TaskId)) {
 		// Not this attempt's to run (any more): a task that has ended,
 		// e.g. cancelled meanwhile, must not be worked on, and another
@@ -362,6 +375,14 @@ func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.Tas
 // handleProgress records an attempt's progress (leader-local), and commits
 // it when the worker marks it a checkpoint.
 func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.TaskProgress) error {
+	if s.notOwner(sess, "progress", p.TaskId, p.Fence) {
+		// Neither recorded (it would hide the owner's silence from the
+		// stuck timer) nor committed; answered as a stale checkpoint is.
+		if p.Checkpoint {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: errNotOwner.Error(), Superseded: true}}})
+		}
+		return nil
+	}
 	s.mu.Lock()
 	s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
 	s.mu.Unlock()
@@ -377,6 +398,12 @@ func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.Tas
 // handleCompleted commits an attempt's completion and acknowledges the
 // report once its outcome is known.
 func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.TaskCompleted) error {
+	if s.notOwner(sess, "completed", c.TaskId, c.Fence) {
+		// Refused as a stale completion is: acknowledged as not accepted,
+		// so the sender drops it rather than re-send it forever.
+		s.ack(sess, c.TaskId, c.Fence, errNotOwner)
+		return nil
+	}
 	if err := s.startIfAssigned(ctx, c.TaskId, c.Fence, sess.id); err != nil {
 		return err // outcome unknown: no ack, the worker re-sends
 	}
@@ -404,6 +431,12 @@ func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.Ta
 // handleReleased ends an attempt its worker stopped and released: as the
 // cancel this leader asked for decided, or requeued if nobody asked.
 func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.TaskReleased) error {
+	if s.notOwner(sess, "released", r.TaskId, r.Fence) {
+		// Acknowledged as a stale release is, and nothing else: the
+		// attempt, the cancel under way and the progress are its owner's.
+		s.ack(sess, r.TaskId, r.Fence, nil)
+		return nil
+	}
 	s.mu.Lock()
 	ci, cancelling := s.cancelling[r.TaskId]
 	s.mu.Unlock()
@@ -460,6 +493,10 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(f.TaskId) })
 	if t == nil || t.Fence != f.Fence {
 		s.ack(sess, f.TaskId, f.Fence, errors.New("stale attempt"))
+		return nil
+	}
+	if s.notOwner(sess, "failed", f.TaskId, f.Fence) {
+		s.ack(sess, f.TaskId, f.Fence, errNotOwner)
 		return nil
 	}
 	reason := f.Error
@@ -552,6 +589,26 @@ func (s *Scheduler) observeCompleted(id uint64) {
 
 // notRunningHere is what a worker says releasing an attempt it does not run.
 const notRunningHere = "not running here"
+
+// errNotOwner answers a worker's report on another worker's attempt: the
+// fsm's refusal (errors.Is(err, fsm.ErrNotOwner)), made before proposing.
+var errNotOwner error = &fsm.Error{Code: fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER, Msg: "this attempt is assigned to another worker"}
+
+// notOwner reports whether a report of sess's worker names the current
+// attempt (task id, fence) of a task assigned to another worker, and logs
+// it: such a report is refused here, where the session's worker id is
+// known, and answered as a stale one is (the fsm refuses it too, from
+// command version 3). A report with another fence is left to the fence
+// check, as before.
+func (s *Scheduler) notOwner(sess *Session, report string, id, fence uint64) bool {
+	var t *fsmpb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+	if t == nil || t.Fence != fence || t.WorkerId == sess.id {
+		return false
+	}
+	s.log.Warn("refused a worker's report on an attempt assigned to another worker", "report", report, "task", id, "fence", fence, "worker", sess.id, "owner", t.WorkerId)
+	return true
+}
 
 // ended reports whether task id is in a terminal state.
 func (s *Scheduler) ended(id uint64) bool {
