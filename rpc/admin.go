@@ -142,6 +142,9 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 	if req.VolumeId == 0 {
 		return nil, invalid("volume id must be greater than 0")
 	}
+	if err := checkSubmit(req); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for _, p := range req.Params {
 		if p.Key == "" {
@@ -256,8 +259,14 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 
 // AddPeer adds a voter; a follower forwards the call to the leader.
 func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPeerResponse, error) {
+	if err := checkLen("node id", req.Id, MaxIDLen); err != nil {
+		return nil, err
+	}
 	if err := cluster.ValidateID(req.Id); err != nil {
 		return nil, invalid(err.Error())
+	}
+	if err := checkLen("raft address", req.RaftAddr, MaxAddrLen); err != nil {
+		return nil, err
 	}
 	if err := cluster.ValidateAddr("raft address", req.RaftAddr); err != nil {
 		return nil, invalid(err.Error())
@@ -279,6 +288,9 @@ func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPe
 
 // RemovePeer removes a member; a follower forwards the call to the leader.
 func (s *Server) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
+	if err := checkLen("node id", req.Id, MaxIDLen); err != nil {
+		return nil, err
+	}
 	if err := cluster.ValidateID(req.Id); err != nil {
 		return nil, invalid(err.Error())
 	}

@@ -147,8 +147,12 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 		return nil, invalid("a batch must hold between 1 and 512 commands")
 	}
 	for _, c := range req.Commands {
-		if _, err := fsm.Decode(c); err != nil {
+		cmd, err := fsm.Decode(c)
+		if err != nil {
 			return nil, invalid(err.Error())
+		}
+		if err := checkForwarded(cmd); err != nil {
+			return nil, err
 		}
 	}
 	outs, errs := s.raft.ApplyMany(ctx, req.Commands)
