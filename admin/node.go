@@ -146,6 +146,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor, rpc.LimitUnary), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor, rpc.LimitStream))
+	n.server.SetSpoolDir(cfg.DataDir)
 	n.server.Register(n.grpc)
 	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)

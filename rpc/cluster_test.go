@@ -83,6 +83,7 @@ func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap, pu
 	}
 	n.server = NewServer(n.raft, n.fsm, n.grpcAddr, logger.Named("rpc"))
 	n.grpc = grpc.NewServer(ServerOptions()...)
+	n.server.SetSpoolDir(dataDir)
 	n.server.Register(n.grpc)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel

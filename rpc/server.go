@@ -70,6 +70,9 @@ type Server struct {
 
 	live LiveView
 
+	// restores spools restore streams and lets one run at a time.
+	restores restoreSpool
+
 	// topo is the master's topology for the capacity oracle (nil: no master).
 	topo atomic.Pointer[topologyHolder]
 	// watch wakes WatchCapacity streams (nil: watches are refused).
