@@ -165,12 +165,17 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 	return &pb.SubmitTaskResponse{Task: res.Task, Existing: res.Existing, Index: res.Index}, nil
 }
 
-// ListTasks lists tasks, optionally filtered by state and volume.
+// ListTasks lists a page of tasks in id order, optionally filtered by state
+// and volume (see pb.ListTasksRequest for paging).
 func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.ListTasksResponse, error) {
 	for _, st := range req.States {
 		if _, ok := fsmpb.TaskState_name[int32(st)]; !ok || st == fsmpb.TaskState_TASK_STATE_UNSPECIFIED {
 			return nil, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
 		}
+	}
+	size, after, err := taskPage(req)
+	if err != nil {
+		return nil, err
 	}
 	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.ListTasksResponse, error) {
 		return pb.NewAdminClient(c).ListTasks(ctx, req)
@@ -179,7 +184,7 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 	}
 	resp := &pb.ListTasksResponse{}
 	s.fsm.Read(func(st *fsm.State) {
-		resp.Tasks = st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId})
+		resp.Tasks, resp.NextPageToken = pageOf(st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId}), size, after)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).
