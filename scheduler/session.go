@@ -373,7 +373,9 @@ func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.Tas
 }
 
 // handleProgress records an attempt's progress (leader-local), and commits
-// it when the worker marks it a checkpoint.
+// it when the worker marks it a checkpoint. Progress is recorded only for
+// an active task whose current attempt the report's fence names: reports
+// for unknown tasks or ended attempts would otherwise fill the map.
 func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.TaskProgress) error {
 	if s.notOwner(sess, "progress", p.TaskId, p.Fence) {
 		// Neither recorded (it would hide the owner's silence from the
@@ -383,9 +385,14 @@ func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.Tas
 		}
 		return nil
 	}
-	s.mu.Lock()
-	s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
-	s.mu.Unlock()
+	var t *fsmpb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(p.TaskId) })
+	if t != nil && t.Fence != 0 && t.Fence == p.Fence &&
+		(t.State == fsmpb.TaskState_TASK_STATE_ASSIGNED || t.State == fsmpb.TaskState_TASK_STATE_RUNNING) {
+		s.mu.Lock()
+		s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
+		s.mu.Unlock()
+	}
 	if p.Checkpoint {
 		_, err := s.propose(ctx, fsm.ProgressCmd(p.TaskId, p.Fence, sess.id, p.Progress, p.Step))
 		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotOwner)) {
