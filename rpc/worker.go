@@ -3,7 +3,6 @@ package rpc
 import (
 	"context"
 	"errors"
-	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,29 +30,6 @@ type WorkerServer struct {
 // NewWorkerServer wires the worker service of a node.
 func NewWorkerServer(admin *Server, sessions Sessions) *WorkerServer {
 	return &WorkerServer{admin: admin, sessions: sessions}
-}
-
-// memberAddrs lists the client addresses the members of the raft
-// configuration published, sorted: the admins a welcomed worker may later
-// follow a redirect to (nil if the configuration cannot be read).
-func (w *WorkerServer) memberAddrs() []string {
-	if w.admin.raft == nil {
-		return nil
-	}
-	members, err := w.admin.raft.Members()
-	if err != nil {
-		return nil
-	}
-	var out []string
-	w.admin.fsm.Read(func(st *fsm.State) {
-		for _, m := range members {
-			if a, ok := st.AdminAddr(m.ID); ok && a != "" {
-				out = append(out, a)
-			}
-		}
-	})
-	slices.Sort(out)
-	return slices.Compact(out)
 }
 
 // Session runs one worker's stream.
@@ -84,7 +60,6 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	defer w.sessions.Detach(sess)
-	welcome.AdminGrpcAddrs = w.memberAddrs()
 	if err := stream.Send(&pb.AdminMessage{Body: &pb.AdminMessage_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
