@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/internal/errtext"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -24,8 +25,10 @@ const (
 	MaxStepLen = 256
 	// MaxReasonLen bounds the reason an operator gives for a cancel.
 	MaxReasonLen = 512
-	// MaxErrorLen bounds the error text a worker reports.
-	MaxErrorLen = 4096
+	// MaxErrorLen bounds the error text a worker reports. Longer text is
+	// cut to it (errtext.Truncate), never refused: refusing an outcome ends
+	// the session, and the worker re-sends it on every reconnect.
+	MaxErrorLen = errtext.MaxLen
 	// MaxVersionLen bounds the build version a worker gives in its hello.
 	MaxVersionLen = 128
 	// MaxParams bounds the parameters of one task; MaxParamKeyLen and
@@ -134,6 +137,10 @@ func checkChange(c *fsmpb.CapacityChange) error {
 }
 
 // checkWorkerMessage checks a message of a worker's session after its hello.
+// The error text of a failure or release is cut to MaxErrorLen in place
+// rather than refused: a worker reports what its executor said, and must
+// be able to report every outcome. The other fields hold what a worker
+// itself chooses (ids, step names) and are refused over their limits.
 func checkWorkerMessage(m *pb.WorkerMessage) error {
 	switch b := m.Body.(type) {
 	case *pb.WorkerMessage_Hello:
@@ -145,9 +152,14 @@ func checkWorkerMessage(m *pb.WorkerMessage) error {
 	case *pb.WorkerMessage_Completed:
 		return checkChange(b.Completed.GetChange())
 	case *pb.WorkerMessage_Failed:
-		return firstErr(checkLen("failure error", b.Failed.GetError(), MaxErrorLen), checkLen("failure step", b.Failed.GetStep(), MaxStepLen))
+		if b.Failed != nil {
+			b.Failed.Error = errtext.Truncate(b.Failed.Error, MaxErrorLen)
+		}
+		return checkLen("failure step", b.Failed.GetStep(), MaxStepLen)
 	case *pb.WorkerMessage_Released:
-		return checkLen("release error", b.Released.GetError(), MaxErrorLen)
+		if b.Released != nil {
+			b.Released.Error = errtext.Truncate(b.Released.Error, MaxErrorLen)
+		}
 	}
 	return nil
 }

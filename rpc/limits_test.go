@@ -162,14 +162,8 @@ func TestStringLimits(t *testing.T) {
 		{"progress step", "step", MaxStepLen, func() error {
 			return checkWorkerMessage(&pb.WorkerMessage{Body: &pb.WorkerMessage_Progress{Progress: &pb.TaskProgress{TaskId: 1, Step: long(MaxStepLen)}}})
 		}},
-		{"failed error", "error", MaxErrorLen, func() error {
-			return checkWorkerMessage(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Error: long(MaxErrorLen)}}})
-		}},
 		{"failed step", "step", MaxStepLen, func() error {
 			return checkWorkerMessage(&pb.WorkerMessage{Body: &pb.WorkerMessage_Failed{Failed: &pb.TaskFailed{TaskId: 1, Step: long(MaxStepLen)}}})
-		}},
-		{"released error", "error", MaxErrorLen, func() error {
-			return checkWorkerMessage(&pb.WorkerMessage{Body: &pb.WorkerMessage_Released{Released: &pb.TaskReleased{TaskId: 1, Error: long(MaxErrorLen)}}})
 		}},
 		{"completed collection", "collection", MaxCollectionLen, func() error {
 			return checkWorkerMessage(&pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{TaskId: 1,
