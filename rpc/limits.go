@@ -17,8 +17,9 @@ const (
 	// MaxIDLen bounds a worker id (admin node ids are bounded tighter by
 	// cluster.ValidateID).
 	MaxIDLen = 128
-	// MaxAddrLen bounds a server or admin address (host:port).
-	MaxAddrLen = 256
+	// MaxAddrLen bounds a server or admin address: a 253-byte DNS name
+	// with a SeaweedFS server's ":port.grpcPort" (12 bytes) fits, with room.
+	MaxAddrLen = 272
 	// MaxCollectionLen bounds a collection name.
 	MaxCollectionLen = 256
 	// MaxStepLen bounds the step a worker reports.

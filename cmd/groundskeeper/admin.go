@@ -16,6 +16,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -123,6 +124,11 @@ func runAdmin(args []string) error {
 	}
 	if err := cluster.ValidateAddr("--grpc-addr", *grpcAddr); err != nil {
 		return usagef("%s", err)
+	}
+	// The address is published through the log (SetAdminAddr), which
+	// refuses one over the API's limit: refuse it here, not after start.
+	if len(*grpcAddr) > rpc.MaxAddrLen {
+		return usagef("--grpc-addr is %d bytes long; at most %d are allowed", len(*grpcAddr), rpc.MaxAddrLen)
 	}
 	if err := cluster.ValidateAddr("--raft-addr", *raftAddr); err != nil {
 		return usagef("%s", err)
