@@ -155,33 +155,45 @@ func (f *forwarder) send(batch []forwardReq) {
 }
 
 // ApplyBatch is the Internal RPC behind the forwarder: every command is
-// proposed as its own entry and the outcomes are returned in order.
+// proposed as its own entry and the outcomes are returned in order. The
+// batch holds unrelated writes of many callers, so a command over a limit
+// is answered InvalidArgument in its own item and the others still apply;
+// only a malformed request (its size, an undecodable command) fails the
+// call.
 func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb.ApplyBatchResponse, error) {
 	if len(req.Commands) == 0 || len(req.Commands) > maxForwardBatch {
 		return nil, invalid("a batch must hold between 1 and 512 commands")
 	}
-	for _, c := range req.Commands {
+	resp := &pb.ApplyBatchResponse{Items: make([]*pb.ApplyBatchItem, len(req.Commands))}
+	var valid [][]byte
+	var at []int // at[j]: the index in req.Commands of valid[j]
+	for i, c := range req.Commands {
 		cmd, err := fsm.Decode(c)
 		if err != nil {
 			return nil, invalid(err.Error())
 		}
 		if err := checkForwarded(cmd); err != nil {
-			return nil, err
+			st := status.Convert(err)
+			resp.Items[i] = &pb.ApplyBatchItem{Code: int32(st.Code()), Message: st.Message()}
+			continue
 		}
+		valid, at = append(valid, c), append(at, i)
 	}
-	outs, errs := s.raft.ApplyMany(ctx, req.Commands)
-	resp := &pb.ApplyBatchResponse{Items: make([]*pb.ApplyBatchItem, len(outs))}
-	for i := range outs {
+	if len(valid) == 0 {
+		return resp, nil
+	}
+	outs, errs := s.raft.ApplyMany(ctx, valid)
+	for j := range outs {
 		it := &pb.ApplyBatchItem{}
-		if errs[i] != nil {
-			st := status.Convert(toStatus(errs[i]))
+		if errs[j] != nil {
+			st := status.Convert(toStatus(errs[j]))
 			it.Code, it.Message = int32(st.Code()), st.Message()
-		} else if res, ok := outs[i].(*fsmpb.ApplyResult); ok {
+		} else if res, ok := outs[j].(*fsmpb.ApplyResult); ok {
 			it.Result = res
 		} else {
 			it.Code, it.Message = int32(codes.Internal), "unexpected apply result"
 		}
-		resp.Items[i] = it
+		resp.Items[at[j]] = it
 	}
 	return resp, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -55,8 +56,15 @@ func applyBatch(s *Server, cmd *fsmpb.Command) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.ApplyBatch(context.Background(), &pb.ApplyBatchRequest{Commands: [][]byte{b}})
-	return err
+	resp, err := s.ApplyBatch(context.Background(), &pb.ApplyBatchRequest{Commands: [][]byte{b}})
+	if err != nil {
+		return err
+	}
+	// A command over a limit is refused in its own item, not the call.
+	if len(resp.Items) != 1 {
+		return fmt.Errorf("%d items for one command", len(resp.Items))
+	}
+	return status.Error(codes.Code(resp.Items[0].Code), resp.Items[0].Message)
 }
 
 // TestStringLimits: every handler that takes a client's string refuses one
