@@ -559,7 +559,7 @@ func (r *faultRun) listTasks() ([]*fsmpb.Task, error) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		tasks, _, err := rpc.ListAllTasks(ctx, pb.NewAdminClient(a.conn), &pb.ListTasksRequest{Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE})
+		tasks, _, err := rpc.ListAllTasks(ctx, pb.NewAdminClient(a.conn), &pb.ListTasksRequest{Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE, PageSize: rpc.DefaultTaskPageSize})
 		cancel()
 		if err == nil {
 			return tasks, nil

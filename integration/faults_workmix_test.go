@@ -255,6 +255,7 @@ func (m *workMix) openTaskVolumes(ctx context.Context) (map[uint32]bool, bool) {
 		cctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
 		tasks, _, err := rpc.ListAllTasks(cctx, pb.NewAdminClient(a.conn), &pb.ListTasksRequest{
 			Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE,
+			PageSize:    rpc.DefaultTaskPageSize,
 			States:      []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING},
 		})
 		cancel()

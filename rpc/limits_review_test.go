@@ -102,14 +102,15 @@ func TestAddressLimitFitsAnyHostName(t *testing.T) {
 // TestListTasksWithoutPagingIsNotSilentlyCut: a client built before
 // ListTasks had pages (an older ctl during a rolling upgrade, a grpcurl
 // script) sends no page size and ignores next_page_token. It must get
-// every task or an error, never the first 500 as if they were all.
+// every task, never the first 500 as if they were all: without a page
+// size, ListTasks answers as it did before pages (every task, no token).
 func TestListTasksWithoutPagingIsNotSilentlyCut(t *testing.T) {
 	f := fsm.New()
 	addTasks(t, f, 1, 600)
 	s := NewServer(nil, f, "", nil)
 	defer s.Close()
 	resp, err := s.ListTasks(context.Background(), &pb.ListTasksRequest{Consistency: pb.Consistency_CONSISTENCY_STALE})
-	if err == nil && len(resp.Tasks) != 600 {
-		t.Fatalf("a ListTasks without a page size answered %d of 600 tasks and no error: a client that does not know pages takes them for all", len(resp.Tasks))
+	if err != nil || len(resp.Tasks) != 600 || resp.NextPageToken != "" {
+		t.Fatalf("a ListTasks without a page size answered %d of 600 tasks, token %q, %v: a client that does not know pages takes them for all", len(resp.GetTasks()), resp.GetNextPageToken(), err)
 	}
 }

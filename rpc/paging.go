@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,9 +13,12 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// ListTasks pages: a request without a page size gets DefaultTaskPageSize
-// tasks, and one asking for more than MaxTaskPageSize gets that many (a
-// page must fit in a message whatever the state's size).
+// ListTasks pages: one asking for more than MaxTaskPageSize tasks gets that
+// many (a page must fit in a message whatever the state's size). A request
+// without a page size (a client from before pages, which ignores
+// next_page_token) gets every task and no token, as before, rather than a
+// first page it would take for the whole; paging clients send
+// DefaultTaskPageSize.
 const (
 	DefaultTaskPageSize = 500
 	MaxTaskPageSize     = 5000
@@ -30,7 +34,7 @@ func taskPage(req *pb.ListTasksRequest) (size int, after uint64, err error) {
 	size = int(req.PageSize)
 	switch {
 	case size == 0:
-		size = DefaultTaskPageSize
+		size = math.MaxInt // no paging: everything after the token
 	case size > MaxTaskPageSize:
 		size = MaxTaskPageSize
 	}
@@ -63,11 +67,14 @@ func pageOf(tasks []*fsmpb.Task, size int, after uint64) ([]*fsmpb.Task, string)
 
 // ListAllTasks calls ListTasks page by page until the last one and gives
 // every task, with the applied index of the first page. req's page token
-// is overwritten.
+// is overwritten, and its page size set to DefaultTaskPageSize if unset.
 func ListAllTasks(ctx context.Context, a pb.AdminClient, req *pb.ListTasksRequest, opts ...grpc.CallOption) ([]*fsmpb.Task, uint64, error) {
 	var tasks []*fsmpb.Task
 	var index uint64
 	req.PageToken = ""
+	if req.PageSize == 0 {
+		req.PageSize = DefaultTaskPageSize
+	}
 	for first := true; ; first = false {
 		resp, err := a.ListTasks(ctx, req, opts...)
 		if err != nil {

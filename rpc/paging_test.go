@@ -43,7 +43,7 @@ func (d *directAdmin) ListTasks(ctx context.Context, req *pb.ListTasksRequest, _
 }
 
 // TestListTasksPages: 1200 tasks list fully, in id order and once each,
-// across pages of the default 500; a page size above 5000 is cut to 5000;
+// across pages of the default 500 (ListAllTasks sets it when unset); a page size above 5000 is cut to 5000;
 // filters hold across pages; a token the server did not give is
 // InvalidArgument.
 func TestListTasksPages(t *testing.T) {
@@ -67,7 +67,7 @@ func TestListTasksPages(t *testing.T) {
 			t.Fatalf("task %d of the listing is %d, want %d", i, tk.Id, i+1)
 		}
 	}
-	first, err := s.ListTasks(ctx, &pb.ListTasksRequest{Consistency: stale})
+	first, err := s.ListTasks(ctx, &pb.ListTasksRequest{Consistency: stale, PageSize: DefaultTaskPageSize})
 	if err != nil || len(first.Tasks) != DefaultTaskPageSize || first.NextPageToken == "" {
 		t.Fatalf("first page: %d tasks, token %q, %v", len(first.GetTasks()), first.GetNextPageToken(), err)
 	}

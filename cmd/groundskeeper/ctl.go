@@ -268,7 +268,7 @@ func (o *ctlOpts) tasks(args []string) error {
 	if err := noArgs(fs); err != nil {
 		return err
 	}
-	req := &pb.ListTasksRequest{Consistency: o.consistency()}
+	req := &pb.ListTasksRequest{Consistency: o.consistency(), PageSize: rpc.DefaultTaskPageSize}
 	for _, s := range splitList(states) {
 		st, err := fsm.ParseTaskState(s)
 		if err != nil {

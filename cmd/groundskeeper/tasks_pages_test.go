@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // TestCtlTasksFollowsPages: `ctl tasks` prints every task of a state that
@@ -36,7 +39,15 @@ func TestCtlTasksFollowsPages(t *testing.T) {
 	// A raft-less server answers stale reads from its own state.
 	srv := rpc.NewServer(nil, f, lis.Addr().String(), nil)
 	defer srv.Close()
-	g := grpc.NewServer(rpc.ServerOptions()...)
+	// ctl pages explicitly: a request without a page size gets every task.
+	var unpaged atomic.Int32
+	opts := append(rpc.ServerOptions(), grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if r, ok := req.(*pb.ListTasksRequest); ok && r.PageSize == 0 {
+			unpaged.Add(1)
+		}
+		return h(ctx, req)
+	}))
+	g := grpc.NewServer(opts...)
 	srv.Register(g)
 	go func() { _ = g.Serve(lis) }()
 	defer g.Stop()
@@ -53,6 +64,9 @@ func TestCtlTasksFollowsPages(t *testing.T) {
 	}
 	if len(tasks) != n || tasks[0].ID != 1 || tasks[n-1].ID != n {
 		t.Fatalf("ctl tasks --json printed %d tasks, want %d in id order", len(tasks), n)
+	}
+	if k := unpaged.Load(); k != 0 {
+		t.Fatalf("ctl sent %d ListTasks without a page size, which answer every task in one message", k)
 	}
 	out.Reset()
 	if err := runCtl([]string{"--admin", lis.Addr().String(), "--timeout", "20s", "tasks", "--stale", "--state", "pending"}, &out); err != nil {

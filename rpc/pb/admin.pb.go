@@ -900,7 +900,8 @@ type ListTasksRequest struct {
 	// Optional filters.
 	States   []fsmpb.TaskState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=groundskeeper.v1.TaskState" json:"states,omitempty"`
 	VolumeId uint32            `protobuf:"varint,3,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
-	// At most this many tasks (0: 500; above 5000: 5000).
+	// At most this many tasks (above 5000: 5000). 0, as a client from before
+	// pages sends: every task and no token; paging clients send 500.
 	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// A next_page_token of an earlier answer; empty for the first page.
 	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
