@@ -15,6 +15,10 @@ import (
 const (
 	// maxForwardBatch bounds how many commands one ApplyBatch call carries.
 	maxForwardBatch = 512
+	// maxForwardBytes bounds the commands of one ApplyBatch call, well
+	// below the MaxRequestMessage the leader accepts (a command alone is
+	// bounded by the API's limits, far below this).
+	maxForwardBytes = MaxRequestMessage / 2
 	// forwardInFlight bounds concurrent ApplyBatch calls; while they are out,
 	// new commands gather into the next batch.
 	forwardInFlight = 4
@@ -62,12 +66,18 @@ func (f *forwarder) forward(ctx context.Context, cmd []byte) (*fsmpb.ApplyResult
 
 // run gathers queued writes into batches until ctx ends.
 func (f *forwarder) run(ctx context.Context) {
+	// next is a write taken from the queue that did not fit the last batch.
+	var next *forwardReq
 	for {
 		var first forwardReq
-		select {
-		case <-ctx.Done():
-			return
-		case first = <-f.queue:
+		if next != nil {
+			first, next = *next, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-f.queue:
+			}
 		}
 		select {
 		case f.slots <- struct{}{}:
@@ -75,12 +85,16 @@ func (f *forwarder) run(ctx context.Context) {
 			first.done <- forwardResp{err: status.Error(codes.Unavailable, "node is shutting down")}
 			return
 		}
-		batch := []forwardReq{first}
+		batch, size := []forwardReq{first}, len(first.cmd)
 	fill:
 		for len(batch) < maxForwardBatch {
 			select {
 			case r := <-f.queue:
-				batch = append(batch, r)
+				if size+len(r.cmd) > maxForwardBytes {
+					next = &r
+					break fill
+				}
+				batch, size = append(batch, r), size+len(r.cmd)
 			default:
 				break fill
 			}
@@ -141,29 +155,45 @@ func (f *forwarder) send(batch []forwardReq) {
 }
 
 // ApplyBatch is the Internal RPC behind the forwarder: every command is
-// proposed as its own entry and the outcomes are returned in order.
+// proposed as its own entry and the outcomes are returned in order. The
+// batch holds unrelated writes of many callers, so a command over a limit
+// is answered InvalidArgument in its own item and the others still apply;
+// only a malformed request (its size, an undecodable command) fails the
+// call.
 func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb.ApplyBatchResponse, error) {
 	if len(req.Commands) == 0 || len(req.Commands) > maxForwardBatch {
 		return nil, invalid("a batch must hold between 1 and 512 commands")
 	}
-	for _, c := range req.Commands {
-		if _, err := fsm.Decode(c); err != nil {
+	resp := &pb.ApplyBatchResponse{Items: make([]*pb.ApplyBatchItem, len(req.Commands))}
+	var valid [][]byte
+	var at []int // at[j]: the index in req.Commands of valid[j]
+	for i, c := range req.Commands {
+		cmd, err := fsm.Decode(c)
+		if err != nil {
 			return nil, invalid(err.Error())
 		}
+		if err := checkForwarded(cmd); err != nil {
+			st := status.Convert(err)
+			resp.Items[i] = &pb.ApplyBatchItem{Code: int32(st.Code()), Message: st.Message()}
+			continue
+		}
+		valid, at = append(valid, c), append(at, i)
 	}
-	outs, errs := s.raft.ApplyMany(ctx, req.Commands)
-	resp := &pb.ApplyBatchResponse{Items: make([]*pb.ApplyBatchItem, len(outs))}
-	for i := range outs {
+	if len(valid) == 0 {
+		return resp, nil
+	}
+	outs, errs := s.raft.ApplyMany(ctx, valid)
+	for j := range outs {
 		it := &pb.ApplyBatchItem{}
-		if errs[i] != nil {
-			st := status.Convert(toStatus(errs[i]))
+		if errs[j] != nil {
+			st := status.Convert(toStatus(errs[j]))
 			it.Code, it.Message = int32(st.Code()), st.Message()
-		} else if res, ok := outs[i].(*fsmpb.ApplyResult); ok {
+		} else if res, ok := outs[j].(*fsmpb.ApplyResult); ok {
 			it.Result = res
 		} else {
 			it.Code, it.Message = int32(codes.Internal), "unexpected apply result"
 		}
-		resp.Items[i] = it
+		resp.Items[at[j]] = it
 	}
 	return resp, nil
 }

@@ -43,6 +43,9 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a session must be hello")
 	}
+	if err := checkHello(hello); err != nil {
+		return err
+	}
 	sess, welcome, err := w.sessions.Attach(ctx, hello)
 	if errors.Is(err, scheduler.ErrNotRunning) {
 		id, _ := w.admin.raft.Leader()
@@ -83,6 +86,10 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 		for {
 			m, err := stream.Recv()
 			if err != nil {
+				recvErr <- err
+				return
+			}
+			if err := checkWorkerMessage(m); err != nil {
 				recvErr <- err
 				return
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/internal/errtext"
 	"github.com/groundskeeper-dev/groundskeeper/internal/ticker"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -660,14 +661,19 @@ func (w *Worker) report(msg *pb.WorkerMessage, spec *pb.TaskSpec) { w.reportThen
 func (w *Worker) reportThen(msg *pb.WorkerMessage, spec *pb.TaskSpec, locked func()) {
 	var id uint64
 	e := &Entry{Spec: spec}
+	// An executor's error may name hundreds of servers: cut it to what the
+	// leader accepts before it is journaled and sent, so the leader's
+	// record matches the journal's (it would cut it anyway).
 	switch b := msg.Body.(type) {
 	case *pb.WorkerMessage_Completed:
 		id, e.Completed = b.Completed.TaskId, b.Completed
 		w.finished[0].Add(1)
 	case *pb.WorkerMessage_Failed:
+		b.Failed.Error = errtext.Truncate(b.Failed.Error, errtext.MaxLen)
 		id, e.Failed = b.Failed.TaskId, b.Failed
 		w.finished[1].Add(1)
 	case *pb.WorkerMessage_Released:
+		b.Released.Error = errtext.Truncate(b.Released.Error, errtext.MaxLen)
 		id = b.Released.TaskId
 		w.finished[2].Add(1)
 	}

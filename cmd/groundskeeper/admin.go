@@ -16,6 +16,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -123,6 +124,11 @@ func runAdmin(args []string) error {
 	}
 	if err := cluster.ValidateAddr("--grpc-addr", *grpcAddr); err != nil {
 		return usagef("%s", err)
+	}
+	// The address is published through the log (SetAdminAddr), which
+	// refuses one over the API's limit: refuse it here, not after start.
+	if len(*grpcAddr) > rpc.MaxAddrLen {
+		return usagef("--grpc-addr is %d bytes long; at most %d are allowed", len(*grpcAddr), rpc.MaxAddrLen)
 	}
 	if err := cluster.ValidateAddr("--raft-addr", *raftAddr); err != nil {
 		return usagef("%s", err)
@@ -233,9 +239,10 @@ var afterStartHook func()
 
 // testCommandVersionEnv, test-only, names the highest command version an
 // admin applies (and its leader writes, once every voter advertises it):
-// 1 plays a build that predates the attempt history, 2 is this build
-// (fsm.CurrentVersion, the default) and 3 (fsm.TestCommandVersion) plays a
-// build that knows one more command version, whose leader writes one
+// 1 plays a build that predates the attempt history, 2 one that predates
+// the reports' worker check, 3 is this build (fsm.CurrentVersion, the
+// default) and 4 (fsm.TestCommandVersion) plays a build that knows one
+// more command version, whose leader writes one
 // test-only TestCommand: how tests play a rolling upgrade. Never set it in
 // production.
 const testCommandVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION"
@@ -249,7 +256,9 @@ func testCommandVersion(v string) (uint32, error) {
 	case "2":
 		return fsm.HistoryVersion, nil
 	case "3":
+		return fsm.OwnerVersion, nil
+	case "4":
 		return fsm.TestCommandVersion, nil
 	}
-	return 0, usagef("%s=%q: want 1, 2 or 3 (test-only)", testCommandVersionEnv, v)
+	return 0, usagef("%s=%q: want 1, 2, 3 or 4 (test-only)", testCommandVersionEnv, v)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
@@ -201,6 +202,11 @@ func TestMetricsAddrFlag(t *testing.T) {
 		"--peers", "a1=127.0.0.1:1", "--metrics-addr", "nonsense"})
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--metrics-addr") {
 		t.Errorf("admin with a bad --metrics-addr: %v; want a usage error naming the flag", err)
+	}
+	long := strings.Repeat("a", rpc.MaxAddrLen) + ":2"
+	err = runAdmin([]string{"--id", "a1", "--data-dir", dir, "--raft-addr", "127.0.0.1:1", "--grpc-addr", long, "--peers", "a1=127.0.0.1:1"})
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--grpc-addr") || !strings.Contains(err.Error(), "at most 272") {
+		t.Errorf("admin with a --grpc-addr of %d bytes: %v; want a usage error naming the flag and the limit", len(long), err)
 	}
 	err = runWorker([]string{"--id", "w1", "--admin", "127.0.0.1:2", "--data-dir", dir, "--metrics-addr", "localhost:99999"})
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--metrics-addr") {
