@@ -87,6 +87,9 @@ func FromSnapshot(snap *fsmpb.StateSnapshot) (*State, error) {
 		// nothing gives, so restored and replayed states hash alike.
 		s.versions[a.Id] = max(a.MaxCommandVersion, CommandVersion)
 	}
+	if err := checkRecords(s, snap); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
