@@ -40,8 +40,8 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
 	// MaxCommandVersion is the highest command version this node applies
 	// (0: fsm.CurrentVersion). Tests raise it to fsm.TestCommandVersion
-	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=3) to play a newer build, whose
-	// leader then writes one test-only version-3 command once every voter
+	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=4) to play a newer build, whose
+	// leader then writes one test-only version-4 command once every voter
 	// advertises that version, or lower it to 1 to play a build that
 	// predates the attempt history (version 2).
 	MaxCommandVersion uint32
@@ -135,7 +135,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if n.topo != nil {
 		n.server.SetTopology(n.topo)
 	}
-	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
+	// The message size limits of rpc.ServerOptions; its interceptors come
+	// after the metrics one, so a refused call is counted too.
+	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(rpc.MaxRequestMessage), grpc.MaxSendMsgSize(rpc.MaxResponseMessage),
 		// Capacity oracle reads are many and short: long-lived workers with
 		// grown stacks serve them instead of a fresh goroutine per call,
 		// whose stack growth was a sixth of a read's cost (more calls than
@@ -143,7 +145,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		grpc.NumStreamWorkers(streamWorkers),
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
+		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor, rpc.LimitUnary), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor, rpc.LimitStream))
+	n.server.SetSpoolDir(cfg.DataDir)
 	n.server.Register(n.grpc)
 	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)
@@ -239,7 +242,7 @@ func (n *Node) lead(ctx context.Context) {
 }
 
 // emitTestCommand (test-only: a build started with
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=3) writes one TestCommand (version
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=4) writes one TestCommand (version
 // fsm.TestCommandVersion) as soon as every voter advertises that version,
 // unless the state has one.
 func (n *Node) emitTestCommand(ctx context.Context) {

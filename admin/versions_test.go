@@ -90,9 +90,10 @@ func (c *versionCluster) testCommandIndex(n *admin.Node) uint64 {
 }
 
 // TestVersionGate: with one voter whose build applies only version 1, the
-// leader (test version 3) never writes the version-3 test command nor a
-// version-3 command (the attempt history) and nobody halts; once that voter
-// restarts into a version-3 build and advertises it, the
+// leader (fsm.TestCommandVersion) never writes the test command nor a
+// command above version 1 (the attempt history, the reports' worker) and
+// nobody halts; once that voter restarts into a test-version build and
+// advertises it, the
 // command is committed (after the advertisement), applied everywhere, and
 // the three states agree.
 func TestVersionGate(t *testing.T) {
@@ -114,7 +115,7 @@ func TestVersionGate(t *testing.T) {
 	for time.Now().Before(deadline) {
 		for i, n := range c.nodes {
 			if idx := c.testCommandIndex(n); idx != 0 {
-				t.Fatalf("%s applied the version-3 command at %d while v3 applies only version 1", c.cfgs[i].ID, idx)
+				t.Fatalf("%s applied the test command at %d while v3 applies only version 1", c.cfgs[i].ID, idx)
 			}
 			select {
 			case err := <-n.Fatal():
@@ -128,7 +129,7 @@ func TestVersionGate(t *testing.T) {
 			}
 			// The gate holds for any caller of the leader's applier too.
 			if _, err := admin.Propose(context.Background(), l, &fsmpb.Command{Body: &fsmpb.Command_TestCommand{TestCommand: &fsmpb.TestCommand{}}}); err == nil {
-				t.Fatal("the leader's applier wrote a version-3 command a voter does not apply")
+				t.Fatal("the leader's applier wrote a test-version command a voter does not apply")
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -138,7 +139,7 @@ func TestVersionGate(t *testing.T) {
 	c.Stop(2)
 	c.cfgs[2].MaxCommandVersion = fsm.TestCommandVersion
 	c.start(2)
-	testutil.EventuallyTrue(t, admintest.Wait, "the version-3 command on all three", func() bool {
+	testutil.EventuallyTrue(t, admintest.Wait, "the test command on all three", func() bool {
 		for _, n := range c.nodes {
 			if c.testCommandIndex(n) == 0 {
 				return false

@@ -35,17 +35,17 @@ func (s *State) Apply(index uint64, cmd *fsmpb.Command) *fsmpb.ApplyResult {
 		case *fsmpb.Command_AssignTask:
 			task, err = s.assignTask(cmd.Version, index, cmd.Now, b.AssignTask)
 		case *fsmpb.Command_StartTask:
-			task, err = s.startTask(cmd.Now, b.StartTask)
+			task, err = s.startTask(cmd.Version, cmd.Now, b.StartTask)
 		case *fsmpb.Command_ReportProgress:
-			task, err = s.reportProgress(cmd.Now, b.ReportProgress)
+			task, err = s.reportProgress(cmd.Version, cmd.Now, b.ReportProgress)
 		case *fsmpb.Command_CompleteTask:
-			task, err = s.completeTask(cmd.Now, b.CompleteTask)
+			task, err = s.completeTask(cmd.Version, cmd.Now, b.CompleteTask)
 		case *fsmpb.Command_FailTask:
-			task, err = s.failTask(cmd.Now, b.FailTask)
+			task, err = s.failTask(cmd.Version, cmd.Now, b.FailTask)
 		case *fsmpb.Command_RequeueTask:
 			task, err = s.requeueTask(cmd.Version, cmd.Now, b.RequeueTask)
 		case *fsmpb.Command_CancelTask:
-			task, err = s.cancelTask(cmd.Now, b.CancelTask)
+			task, err = s.cancelTask(cmd.Version, cmd.Now, b.CancelTask)
 		case *fsmpb.Command_RequestCancel:
 			task, err = s.requestCancel(cmd.Now, b.RequestCancel)
 		case *fsmpb.Command_RetireCapacityChanges:
@@ -220,7 +220,26 @@ func sortedUnion(a, b []string) []string {
 	return out
 }
 
-func (s *State) startTask(now int64, c *fsmpb.StartTask) (*fsmpb.Task, *Error) {
+// notOwner refuses a command made of worker's report (worker_id, from
+// OwnerVersion on; empty: the leader's own decision) about the attempt of
+// task id with fence (checkFence false: whatever attempt is current, as in
+// mutable) when that attempt is another worker's. An unknown task or a
+// stale fence is left to mutable.
+func (s *State) notOwner(version uint32, id, fence uint64, checkFence bool, worker string) *Error {
+	if version < OwnerVersion || worker == "" {
+		return nil
+	}
+	t, ok := s.tasks[id]
+	if !ok || (checkFence && fence != t.Fence) || t.WorkerId == worker {
+		return nil
+	}
+	return errorf(fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER, "task %d: worker %q reported on attempt %d, which is assigned to %q", id, worker, t.Fence, t.WorkerId)
+}
+
+func (s *State) startTask(version uint32, now int64, c *fsmpb.StartTask) (*fsmpb.Task, *Error) {
+	if err := s.notOwner(version, c.TaskId, c.Fence, true, c.WorkerId); err != nil {
+		return nil, err
+	}
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != assigned && cur.Fence == c.Fence {
 		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d cannot go from %s to %s", c.TaskId, StateName(cur.State), StateName(running))
 	}
@@ -233,9 +252,12 @@ func (s *State) startTask(now int64, c *fsmpb.StartTask) (*fsmpb.Task, *Error) {
 	return t, nil
 }
 
-func (s *State) reportProgress(now int64, c *fsmpb.ReportProgress) (*fsmpb.Task, *Error) {
+func (s *State) reportProgress(version uint32, now int64, c *fsmpb.ReportProgress) (*fsmpb.Task, *Error) {
 	if c.Progress < 0 || c.Progress > 100 || c.Progress != c.Progress {
 		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "progress %v is outside 0-100", c.Progress)
+	}
+	if err := s.notOwner(version, c.TaskId, c.Fence, true, c.WorkerId); err != nil {
+		return nil, err
 	}
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State != running && cur.Fence == c.Fence {
 		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is %s, not running", c.TaskId, StateName(cur.State))
@@ -249,7 +271,10 @@ func (s *State) reportProgress(now int64, c *fsmpb.ReportProgress) (*fsmpb.Task,
 	return t, nil
 }
 
-func (s *State) completeTask(now int64, c *fsmpb.CompleteTask) (*fsmpb.Task, *Error) {
+func (s *State) completeTask(version uint32, now int64, c *fsmpb.CompleteTask) (*fsmpb.Task, *Error) {
+	if err := s.notOwner(version, c.TaskId, c.Fence, true, c.WorkerId); err != nil {
+		return nil, err
+	}
 	t, err := s.mutable(c.TaskId, completed, c.Fence, true)
 	if err != nil {
 		return nil, err
@@ -269,7 +294,10 @@ func (s *State) completeTask(now int64, c *fsmpb.CompleteTask) (*fsmpb.Task, *Er
 	return t, nil
 }
 
-func (s *State) failTask(now int64, c *fsmpb.FailTask) (*fsmpb.Task, *Error) {
+func (s *State) failTask(version uint32, now int64, c *fsmpb.FailTask) (*fsmpb.Task, *Error) {
+	if err := s.notOwner(version, c.TaskId, c.Fence, true, c.WorkerId); err != nil {
+		return nil, err
+	}
 	t, err := s.mutable(c.TaskId, failed, c.Fence, true)
 	if err != nil {
 		return nil, err
@@ -280,6 +308,9 @@ func (s *State) failTask(now int64, c *fsmpb.FailTask) (*fsmpb.Task, *Error) {
 }
 
 func (s *State) requeueTask(version uint32, now int64, c *fsmpb.RequeueTask) (*fsmpb.Task, *Error) {
+	if err := s.notOwner(version, c.TaskId, c.Fence, c.Fence != 0, c.WorkerId); err != nil {
+		return nil, err
+	}
 	if cur, ok := s.tasks[c.TaskId]; ok && cur.State == pending {
 		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is already pending", c.TaskId)
 	}
@@ -310,7 +341,10 @@ func (s *State) requeueTask(version uint32, now int64, c *fsmpb.RequeueTask) (*f
 	return t, nil
 }
 
-func (s *State) cancelTask(now int64, c *fsmpb.CancelTask) (*fsmpb.Task, *Error) {
+func (s *State) cancelTask(version uint32, now int64, c *fsmpb.CancelTask) (*fsmpb.Task, *Error) {
+	if err := s.notOwner(version, c.TaskId, c.Fence, c.Fence != 0, c.WorkerId); err != nil {
+		return nil, err
+	}
 	t, err := s.mutable(c.TaskId, cancelled, c.Fence, c.Fence != 0)
 	if err != nil {
 		return nil, err

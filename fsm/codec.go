@@ -20,13 +20,22 @@ const CommandVersion = 1
 // them, as a build that predates them does.
 const HistoryVersion = 2
 
+// OwnerVersion (3) adds the reporting worker to the commands a worker's
+// report leads to (StartTask, ReportProgress, CompleteTask, FailTask,
+// RequeueTask, CancelTask: worker_id): one naming a worker other than the
+// attempt's is refused (ERROR_CODE_NOT_OWNER). A version-1 or -2 command
+// ignores the field, as a build that predates it would: a node of such a
+// build applies what a newer one refuses, so the field is written only
+// once every member applies version 3 (EncodeAgreed).
+const OwnerVersion = 3
+
 // CurrentVersion is the highest real command version this build writes and
 // applies.
-const CurrentVersion = HistoryVersion
+const CurrentVersion = OwnerVersion
 
 // TestCommandVersion is the version of the test-only TestCommand, one above
 // CurrentVersion. A build applies it only when told to
-// (GROUNDSKEEPER_TEST_COMMAND_VERSION=3), which is how tests play "a build
+// (GROUNDSKEEPER_TEST_COMMAND_VERSION=4), which is how tests play "a build
 // that knows one more command version".
 const TestCommandVersion = CurrentVersion + 1
 
@@ -84,13 +93,43 @@ func historyBody(cmd *fsmpb.Command) bool {
 	return false
 }
 
+// ownerField returns the address of the worker_id of cmd's body, for the
+// bodies that carry one from OwnerVersion on (nil for the others).
+func ownerField(cmd *fsmpb.Command) *string {
+	switch b := cmd.Body.(type) {
+	case *fsmpb.Command_StartTask:
+		return &b.StartTask.WorkerId
+	case *fsmpb.Command_ReportProgress:
+		return &b.ReportProgress.WorkerId
+	case *fsmpb.Command_CompleteTask:
+		return &b.CompleteTask.WorkerId
+	case *fsmpb.Command_FailTask:
+		return &b.FailTask.WorkerId
+	case *fsmpb.Command_RequeueTask:
+		return &b.RequeueTask.WorkerId
+	case *fsmpb.Command_CancelTask:
+		return &b.CancelTask.WorkerId
+	}
+	return nil
+}
+
 // EncodeAgreed is Encode for a leader whose voters all apply command
 // versions up to agreed: a command that records attempt history is
 // stamped version 2 if agreed allows it; otherwise it is stamped version 1
 // and its history fields are cleared (a version-1 command never carries
-// what it would not apply).
+// what it would not apply). Likewise a command naming the worker whose
+// report it is is stamped version 3 if agreed allows it, and otherwise
+// loses the worker id (and with it the ownership check: an older member
+// would apply it unchecked, and the states must not differ).
 func EncodeAgreed(now int64, agreed uint32, cmd *fsmpb.Command) ([]byte, error) {
 	cmd.Version = RequiredVersion(cmd)
+	if w := ownerField(cmd); w != nil && *w != "" {
+		if agreed >= OwnerVersion {
+			cmd.Version = max(cmd.Version, OwnerVersion)
+		} else {
+			*w = ""
+		}
+	}
 	if historyBody(cmd) {
 		if agreed >= HistoryVersion {
 			cmd.Version = max(cmd.Version, HistoryVersion)

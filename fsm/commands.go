@@ -19,38 +19,43 @@ func AssignCmd(id uint64, worker string, servers []string, move *fsmpb.Move) *fs
 	return &fsmpb.Command{Body: &fsmpb.Command_AssignTask{AssignTask: &fsmpb.AssignTask{TaskId: id, WorkerId: worker, Servers: servers, Move: move}}}
 }
 
-// StartCmd records that attempt fence of task id started.
-func StartCmd(id, fence uint64) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_StartTask{StartTask: &fsmpb.StartTask{TaskId: id, Fence: fence}}}
+// The commands a worker's report leads to name the worker whose report it
+// is (worker; empty for the leader's own decision): from OwnerVersion on,
+// Apply refuses one whose attempt is another worker's.
+
+// StartCmd records that attempt fence of task id, worker's, started.
+func StartCmd(id, fence uint64, worker string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_StartTask{StartTask: &fsmpb.StartTask{TaskId: id, Fence: fence, WorkerId: worker}}}
 }
 
-// ProgressCmd records a checkpoint of attempt fence of task id.
-func ProgressCmd(id, fence uint64, progress float64, step string) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_ReportProgress{ReportProgress: &fsmpb.ReportProgress{TaskId: id, Fence: fence, Progress: progress, Step: step}}}
+// ProgressCmd records a checkpoint of attempt fence of task id, worker's.
+func ProgressCmd(id, fence uint64, worker string, progress float64, step string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_ReportProgress{ReportProgress: &fsmpb.ReportProgress{TaskId: id, Fence: fence, Progress: progress, Step: step, WorkerId: worker}}}
 }
 
-// CompleteCmd completes task id by its attempt fence, with the capacity
-// change it made (nil: none).
-func CompleteCmd(id, fence uint64, change *fsmpb.CapacityChange) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_CompleteTask{CompleteTask: &fsmpb.CompleteTask{TaskId: id, Fence: fence, Change: change}}}
+// CompleteCmd completes task id by its attempt fence, worker's, with the
+// capacity change it made (nil: none).
+func CompleteCmd(id, fence uint64, worker string, change *fsmpb.CapacityChange) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_CompleteTask{CompleteTask: &fsmpb.CompleteTask{TaskId: id, Fence: fence, Change: change, WorkerId: worker}}}
 }
 
-// FailCmd fails task id for good by its attempt fence.
-func FailCmd(id, fence uint64, msg string) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_FailTask{FailTask: &fsmpb.FailTask{TaskId: id, Fence: fence, Error: msg}}}
+// FailCmd fails task id for good by its attempt fence, on worker's report.
+func FailCmd(id, fence uint64, worker, msg string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_FailTask{FailTask: &fsmpb.FailTask{TaskId: id, Fence: fence, Error: msg, WorkerId: worker}}}
 }
 
-// RequeueCmd puts attempt fence of task id back to pending, not to be
-// assigned before notBefore (unix nanoseconds; 0: at once), counting a
-// retry if retry.
-func RequeueCmd(id, fence uint64, reason string, notBefore int64, retry bool) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_RequeueTask{RequeueTask: &fsmpb.RequeueTask{TaskId: id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry}}}
+// RequeueCmd puts attempt fence of task id back to pending (on worker's
+// report), not to be assigned before notBefore (unix nanoseconds; 0: at
+// once), counting a retry if retry.
+func RequeueCmd(id, fence uint64, worker, reason string, notBefore int64, retry bool) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_RequeueTask{RequeueTask: &fsmpb.RequeueTask{TaskId: id, Fence: fence, Reason: reason, NotBefore: notBefore, CountAsRetry: retry, WorkerId: worker}}}
 }
 
 // CancelCmd cancels task id (fence: its stopped attempt; 0 for a task that
-// has none running), with how the attempt ended as reason.
-func CancelCmd(id, fence uint64, reason string) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Fence: fence, Reason: reason}}}
+// has none running), on worker's report, with how the attempt ended as
+// reason.
+func CancelCmd(id, fence uint64, worker, reason string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Fence: fence, Reason: reason, WorkerId: worker}}}
 }
 
 // RequestCancelCmd records an operator's request to cancel task id.

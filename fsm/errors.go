@@ -33,6 +33,7 @@ var (
 	ErrStaleFence        = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE}
 	ErrVolumeBusy        = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY}
 	ErrUnknownVersion    = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION}
+	ErrNotOwner          = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER}
 )
 
 func errorf(code fsmpb.ErrorCode, format string, args ...any) *Error {

@@ -28,6 +28,7 @@ const (
 	codeStale   = fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE
 	codeBusy    = fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY
 	codeVersion = fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION
+	codeOwner   = fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER
 )
 
 var allStates = []fsmpb.TaskState{pending, assigned, running, completed, failed, cancelled}
@@ -42,23 +43,23 @@ func submitWith(c *fsmpb.SubmitTask) *fsmpb.Command { return SubmitCmd(c) }
 
 func assignCmd(id uint64, worker string) *fsmpb.Command { return AssignCmd(id, worker, nil, nil) }
 
-func startCmd(id, fence uint64) *fsmpb.Command { return StartCmd(id, fence) }
+func startCmd(id, fence uint64) *fsmpb.Command { return StartCmd(id, fence, "") }
 
 func progressCmd(id, fence uint64, p float64, step string) *fsmpb.Command {
-	return ProgressCmd(id, fence, p, step)
+	return ProgressCmd(id, fence, "", p, step)
 }
 
 func completeCmd(id, fence uint64, ch *fsmpb.CapacityChange) *fsmpb.Command {
-	return CompleteCmd(id, fence, ch)
+	return CompleteCmd(id, fence, "", ch)
 }
 
-func failCmd(id, fence uint64, msg string) *fsmpb.Command { return FailCmd(id, fence, msg) }
+func failCmd(id, fence uint64, msg string) *fsmpb.Command { return FailCmd(id, fence, "", msg) }
 
 func requeueCmd(id, fence uint64, reason string, retry bool) *fsmpb.Command {
-	return RequeueCmd(id, fence, reason, 0, retry)
+	return RequeueCmd(id, fence, "", reason, 0, retry)
 }
 
-func cancelCmd(id uint64, reason string) *fsmpb.Command { return CancelCmd(id, 0, reason) }
+func cancelCmd(id uint64, reason string) *fsmpb.Command { return CancelCmd(id, 0, "", reason) }
 
 func requestCancelCmd(id uint64, reason string) *fsmpb.Command { return RequestCancelCmd(id, reason) }
 
@@ -640,6 +641,28 @@ func (c *checker) step(s *State, index uint64, cmd *fsmpb.Command) *fsmpb.ApplyR
 			}
 		}
 	}
+	// Ownership, from OwnerVersion on: a report naming another worker than
+	// its (current) attempt's is refused; a refusal for that is never given
+	// otherwise.
+	if w := ownerField(cmd); w != nil && hasNamed {
+		// A requeue or cancel with fence 0 names the current attempt.
+		f, report := workerFence(cmd)
+		if rq, ok := cmd.Body.(*fsmpb.Command_RequeueTask); ok {
+			f = rq.RequeueTask.Fence
+		}
+		if ct, ok := cmd.Body.(*fsmpb.Command_CancelTask); ok {
+			f = ct.CancelTask.Fence
+		}
+		before, exists := prev[named]
+		current := exists && (f == before.Fence || (!report && f == 0))
+		foreign := cmd.Version >= OwnerVersion && *w != "" && current && before.WorkerId != *w
+		if foreign && res.ErrorCode != codeOwner && res.ErrorCode != codeInvalid {
+			t.Fatalf("index %d: %T from worker %q on task %d of worker %q gave %v, want NOT_OWNER", index, cmd.Body, *w, named, before.WorkerId, res.ErrorCode)
+		}
+		if !foreign && res.ErrorCode == codeOwner {
+			t.Fatalf("index %d: %T from worker %q (version %d) on task %d of worker %q refused as NOT_OWNER", index, cmd.Body, *w, cmd.Version, named, before.WorkerId)
+		}
+	}
 	if hasNamed {
 		if _, exists := prev[named]; !exists && res.ErrorCode != codeNotFnd && res.ErrorCode != codeInvalid {
 			t.Fatalf("index %d: %T on unknown task %d gave %v", index, cmd.Body, named, res.ErrorCode)
@@ -1010,8 +1033,21 @@ func (g *gen) next(s *State) *fsmpb.Command {
 		cmd = cancelCmd(g.taskID(s), "from the future")
 		cmd.Version = CurrentVersion + 1 + uint32(g.r.IntN(2))
 	}
+	if w := ownerField(cmd); w != nil {
+		// A report from nobody (the leader's own), its attempt's worker or
+		// any worker.
+		switch g.r.IntN(3) {
+		case 1:
+			if id, ok := taskIDOf(cmd); ok && s.tasks[id] != nil {
+				*w = s.tasks[id].WorkerId
+			}
+		case 2:
+			*w = g.pick(genWorkers)
+		}
+	}
 	if cmd.Version == 0 {
-		// Either known version: they differ only in the attempt history.
+		// Any known version: they differ in the attempt history and the
+		// reports' worker check.
 		cmd.Version = CommandVersion + uint32(g.r.IntN(int(CurrentVersion)))
 	}
 	cmd.Now = g.now

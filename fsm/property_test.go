@@ -17,7 +17,9 @@ const (
 // TestPropertyRandomLogs replays random command sequences (valid, invalid,
 // stale, unknown) and checks, after every command, checkInvariants plus the
 // per-command checks of checker.step: refusals change nothing, only Legal
-// moves happen, terminal tasks stay frozen, stale fences are never accepted.
+// moves happen, terminal tasks stay frozen, stale fences are never accepted,
+// reports naming another worker than their attempt's are refused (from
+// command version 3).
 func TestPropertyRandomLogs(t *testing.T) {
 	seeds := propSeeds
 	if testing.Short() {
@@ -63,7 +65,7 @@ func TestPropertyRandomLogs(t *testing.T) {
 			}
 		}
 	}
-	for _, code := range []fsmpb.ErrorCode{codeNone, codeInvalid, codeNotFnd, codeIllegal, codeStale, codeBusy, codeVersion} {
+	for _, code := range []fsmpb.ErrorCode{codeNone, codeInvalid, codeNotFnd, codeIllegal, codeStale, codeOwner, codeBusy, codeVersion} {
 		if codes[code] < 10 {
 			t.Errorf("result code %v seen only %d times", code, codes[code])
 		}

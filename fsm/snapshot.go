@@ -93,6 +93,36 @@ func FromSnapshot(snap *fsmpb.StateSnapshot) (*State, error) {
 	return s, nil
 }
 
+// MaxCounter bounds the ids, indexes and terms of a snapshot an operator
+// restores: no cluster reaches them (it would take centuries of
+// commands), and counting on from near 2^64 would wrap.
+const MaxCounter = 1 << 62
+
+// CheckCounters checks, beyond what FromSnapshot checks (every task id
+// below the next one), that the counters of a snapshot an operator
+// restores are sane for a snapshot taken at raft index index: the next
+// task id is at most MaxCounter, and no index the state records (the one
+// it was applied to, its first test command's, a task's fence, which is
+// the index of its assignment) lies beyond index. It is not part of
+// FromSnapshot, so what raft itself restores is decoded as before.
+func CheckCounters(snap *fsmpb.StateSnapshot, index uint64) error {
+	if snap.NextTaskId > MaxCounter {
+		return fmt.Errorf("its next task id %d is beyond %d", snap.NextTaskId, uint64(MaxCounter))
+	}
+	if snap.AppliedIndex > index {
+		return fmt.Errorf("it was applied up to index %d, beyond the snapshot's own index %d", snap.AppliedIndex, index)
+	}
+	if snap.TestCommandIndex > index {
+		return fmt.Errorf("its first test command is at index %d, beyond the snapshot's own index %d", snap.TestCommandIndex, index)
+	}
+	for _, t := range snap.Tasks {
+		if t.Fence > index {
+			return fmt.Errorf("task %d's fence %d is beyond the snapshot's own index %d", t.Id, t.Fence, index)
+		}
+	}
+	return nil
+}
+
 // MarshalSnapshot encodes a snapshot deterministically.
 func MarshalSnapshot(snap *fsmpb.StateSnapshot) ([]byte, error) {
 	return proto.MarshalOptions{Deterministic: true}.Marshal(snap)

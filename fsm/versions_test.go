@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -30,7 +31,7 @@ func testCmd() *fsmpb.Command {
 // snapshot is taken or installed past it. A build that knows the version
 // applies the same log through.
 func TestFSMHaltsAtUnknownCommand(t *testing.T) {
-	v2, err := Encode(3, testCmd())
+	vTest, err := Encode(3, testCmd())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 		unknown []byte
 		version string
 	}{
-		{"newer version", v2, "version 3"},
+		{"newer version", vTest, fmt.Sprintf("version %d", TestCommandVersion)},
 		{"unknown body", unknownBodyBytes(t), "version 1"},
 	}
 	for _, tc := range cases {
@@ -99,7 +100,7 @@ func TestFSMHaltsAtUnknownCommand(t *testing.T) {
 			// The upgraded binary replays the kept log and applies it all.
 			if tc.name == "newer version" {
 				up := NewWithVersion(TestCommandVersion)
-				up.OnHalt(func(err error) { t.Errorf("version-3 build halted: %v", err) })
+				up.OnHalt(func(err error) { t.Errorf("test-version build halted: %v", err) })
 				up.ApplyBatch(logs)
 				up.Read(func(s *State) {
 					if n := len(s.Tasks(TaskFilter{})); n != 3 || s.TestCommandIndex() != 4 {

@@ -48,6 +48,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -558,10 +559,10 @@ func (r *faultRun) listTasks() ([]*fsmpb.Task, error) {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		resp, err := pb.NewAdminClient(a.conn).ListTasks(ctx, &pb.ListTasksRequest{Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE})
+		tasks, _, err := rpc.ListAllTasks(ctx, pb.NewAdminClient(a.conn), &pb.ListTasksRequest{Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE})
 		cancel()
 		if err == nil {
-			return resp.Tasks, nil
+			return tasks, nil
 		}
 		lastErr = err
 	}

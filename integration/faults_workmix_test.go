@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
@@ -252,7 +253,7 @@ func (m *workMix) ecOnly(vid uint32) bool {
 func (m *workMix) openTaskVolumes(ctx context.Context) (map[uint32]bool, bool) {
 	for _, a := range m.r.admins {
 		cctx, cancel := context.WithTimeout(ctx, 700*time.Millisecond)
-		resp, err := pb.NewAdminClient(a.conn).ListTasks(cctx, &pb.ListTasksRequest{
+		tasks, _, err := rpc.ListAllTasks(cctx, pb.NewAdminClient(a.conn), &pb.ListTasksRequest{
 			Consistency: pb.Consistency_CONSISTENCY_LINEARIZABLE,
 			States:      []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING},
 		})
@@ -261,7 +262,7 @@ func (m *workMix) openTaskVolumes(ctx context.Context) (map[uint32]bool, bool) {
 			continue
 		}
 		out := map[uint32]bool{}
-		for _, tk := range resp.Tasks {
+		for _, tk := range tasks {
 			if !terminalStates[tk.State] {
 				out[tk.VolumeId] = true
 			}

@@ -142,6 +142,9 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 	if req.VolumeId == 0 {
 		return nil, invalid("volume id must be greater than 0")
 	}
+	if err := checkSubmit(req); err != nil {
+		return nil, err
+	}
 	seen := map[string]bool{}
 	for _, p := range req.Params {
 		if p.Key == "" {
@@ -162,12 +165,17 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 	return &pb.SubmitTaskResponse{Task: res.Task, Existing: res.Existing, Index: res.Index}, nil
 }
 
-// ListTasks lists tasks, optionally filtered by state and volume.
+// ListTasks lists a page of tasks in id order, optionally filtered by state
+// and volume (see pb.ListTasksRequest for paging).
 func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.ListTasksResponse, error) {
 	for _, st := range req.States {
 		if _, ok := fsmpb.TaskState_name[int32(st)]; !ok || st == fsmpb.TaskState_TASK_STATE_UNSPECIFIED {
 			return nil, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
 		}
+	}
+	size, after, err := taskPage(req)
+	if err != nil {
+		return nil, err
 	}
 	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.ListTasksResponse, error) {
 		return pb.NewAdminClient(c).ListTasks(ctx, req)
@@ -176,7 +184,7 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 	}
 	resp := &pb.ListTasksResponse{}
 	s.fsm.Read(func(st *fsm.State) {
-		resp.Tasks = st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId})
+		resp.Tasks, resp.NextPageToken = pageOf(st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId}), size, after)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).
@@ -256,8 +264,14 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 
 // AddPeer adds a voter; a follower forwards the call to the leader.
 func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPeerResponse, error) {
+	if err := checkLen("node id", req.Id, MaxIDLen); err != nil {
+		return nil, err
+	}
 	if err := cluster.ValidateID(req.Id); err != nil {
 		return nil, invalid(err.Error())
+	}
+	if err := checkLen("raft address", req.RaftAddr, MaxAddrLen); err != nil {
+		return nil, err
 	}
 	if err := cluster.ValidateAddr("raft address", req.RaftAddr); err != nil {
 		return nil, invalid(err.Error())
@@ -279,6 +293,9 @@ func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPe
 
 // RemovePeer removes a member; a follower forwards the call to the leader.
 func (s *Server) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
+	if err := checkLen("node id", req.Id, MaxIDLen); err != nil {
+		return nil, err
+	}
 	if err := cluster.ValidateID(req.Id); err != nil {
 		return nil, invalid(err.Error())
 	}

@@ -33,7 +33,7 @@ func Dial(addrs []string) (*Client, error) {
 	}
 	c := &Client{addrs: addrs}
 	for _, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), CallLimits())
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("admin address %q: %w", a, err)

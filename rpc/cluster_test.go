@@ -82,7 +82,8 @@ func openAdmin(id, raftAddr, dataDir string, peers []cluster.Peer, bootstrap, pu
 		return nil, fmt.Errorf("open %s: %w", id, err)
 	}
 	n.server = NewServer(n.raft, n.fsm, n.grpcAddr, logger.Named("rpc"))
-	n.grpc = grpc.NewServer()
+	n.grpc = grpc.NewServer(ServerOptions()...)
+	n.server.SetSpoolDir(dataDir)
 	n.server.Register(n.grpc)
 	ctx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel

@@ -49,6 +49,8 @@ func fsmCode(c fsmpb.ErrorCode) codes.Code {
 		return codes.NotFound
 	case fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, fsmpb.ErrorCode_ERROR_CODE_STALE_FENCE, fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY:
 		return codes.FailedPrecondition
+	case fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER:
+		return codes.PermissionDenied
 	}
 	return codes.Internal
 }

@@ -15,6 +15,10 @@ import (
 const (
 	// maxForwardBatch bounds how many commands one ApplyBatch call carries.
 	maxForwardBatch = 512
+	// maxForwardBytes bounds the commands of one ApplyBatch call, well
+	// below the MaxRequestMessage the leader accepts (a command alone is
+	// bounded by the API's limits, far below this).
+	maxForwardBytes = MaxRequestMessage / 2
 	// forwardInFlight bounds concurrent ApplyBatch calls; while they are out,
 	// new commands gather into the next batch.
 	forwardInFlight = 4
@@ -62,12 +66,18 @@ func (f *forwarder) forward(ctx context.Context, cmd []byte) (*fsmpb.ApplyResult
 
 // run gathers queued writes into batches until ctx ends.
 func (f *forwarder) run(ctx context.Context) {
+	// next is a write taken from the queue that did not fit the last batch.
+	var next *forwardReq
 	for {
 		var first forwardReq
-		select {
-		case <-ctx.Done():
-			return
-		case first = <-f.queue:
+		if next != nil {
+			first, next = *next, nil
+		} else {
+			select {
+			case <-ctx.Done():
+				return
+			case first = <-f.queue:
+			}
 		}
 		select {
 		case f.slots <- struct{}{}:
@@ -75,12 +85,16 @@ func (f *forwarder) run(ctx context.Context) {
 			first.done <- forwardResp{err: status.Error(codes.Unavailable, "node is shutting down")}
 			return
 		}
-		batch := []forwardReq{first}
+		batch, size := []forwardReq{first}, len(first.cmd)
 	fill:
 		for len(batch) < maxForwardBatch {
 			select {
 			case r := <-f.queue:
-				batch = append(batch, r)
+				if size+len(r.cmd) > maxForwardBytes {
+					next = &r
+					break fill
+				}
+				batch, size = append(batch, r), size+len(r.cmd)
 			default:
 				break fill
 			}
@@ -147,8 +161,12 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 		return nil, invalid("a batch must hold between 1 and 512 commands")
 	}
 	for _, c := range req.Commands {
-		if _, err := fsm.Decode(c); err != nil {
+		cmd, err := fsm.Decode(c)
+		if err != nil {
 			return nil, invalid(err.Error())
+		}
+		if err := checkForwarded(cmd); err != nil {
+			return nil, err
 		}
 	}
 	outs, errs := s.raft.ApplyMany(ctx, req.Commands)

@@ -139,6 +139,9 @@ func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacit
 	case n > MaxOracleIDs:
 		return nil, invalid(fmt.Sprintf("%d servers given; at most %d per call", n, MaxOracleIDs))
 	}
+	if err := checkServers(req.Servers); err != nil {
+		return nil, err
+	}
 	for _, name := range req.Servers {
 		if strings.TrimSpace(name) == "" {
 			return nil, invalid("a server name is empty")

@@ -70,6 +70,9 @@ type Server struct {
 
 	live LiveView
 
+	// restores spools restore streams and lets one run at a time.
+	restores restoreSpool
+
 	// topo is the master's topology for the capacity oracle (nil: no master).
 	topo atomic.Pointer[topologyHolder]
 	// watch wakes WatchCapacity streams (nil: watches are refused).
@@ -130,7 +133,7 @@ func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := s.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), CallLimits())
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

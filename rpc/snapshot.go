@@ -7,6 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -18,10 +21,9 @@ import (
 const (
 	// SnapshotFormatVersion is the snapshot stream format this build speaks.
 	SnapshotFormatVersion = 1
-	// MaxSnapshotSize bounds a snapshot accepted for restore (it is held in
-	// memory to be checked before raft sees it).
+	// MaxSnapshotSize bounds a snapshot accepted for restore, in bytes
+	// received (it is held in memory to be checked before raft sees it).
 	MaxSnapshotSize = 1 << 30
-	snapshotChunk   = 64 << 10
 )
 
 // SaveSnapshot streams a snapshot of the replicated state. It is taken by the
@@ -66,7 +68,7 @@ func (s *Server) SaveSnapshot(req *pb.SaveSnapshotRequest, stream pb.Admin_SaveS
 		return err
 	}
 	h := sha256.New()
-	buf := make([]byte, snapshotChunk)
+	buf := make([]byte, SnapshotChunkSize)
 	var total int64
 	for {
 		n, rerr := rc.Read(buf)
@@ -91,13 +93,37 @@ func (s *Server) SaveSnapshot(req *pb.SaveSnapshotRequest, stream pb.Admin_SaveS
 }
 
 // RestoreSnapshot receives a snapshot, checks it completely (header, size,
-// sha256, and that it decodes to a coherent state) and only then has the
-// leader restore it through raft; a refused snapshot changes nothing. A
-// follower checks it too, then relays it to the leader.
+// sha256, and that it decodes to a coherent state with sane counters) and
+// only then has the leader restore it through raft; a refused snapshot
+// changes nothing. A follower checks it too, then relays it to the leader.
+// The stream is spooled to a temporary file as it arrives, so what is held
+// is what was received, never what the header claims; one restore runs at
+// a time on a node.
 func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
-	hdr, data, err := receiveSnapshot(stream)
+	if !s.restores.busy.CompareAndSwap(false, true) {
+		return status.Error(codes.ResourceExhausted, "another snapshot restore is under way on this node and only one runs at a time: retry once it has ended")
+	}
+	defer s.restores.busy.Store(false)
+	spool, err := os.CreateTemp(s.restores.spoolDir(), restoreSpoolPattern)
+	if err != nil {
+		return status.Errorf(codes.Internal, "cannot spool the snapshot: %v", err)
+	}
+	defer func() {
+		spool.Close()
+		os.Remove(spool.Name())
+	}()
+	hdr, err := receiveSnapshot(stream, spool)
 	if err != nil {
 		return err
+	}
+	// Exactly the bytes received (receiveSnapshot checked there are
+	// hdr.Size of them).
+	data := make([]byte, hdr.Size)
+	if _, err := spool.ReadAt(data, 0); err != nil {
+		return status.Errorf(codes.Internal, "read the spooled snapshot: %v", err)
+	}
+	if err := CheckSnapshotData(hdr, data); err != nil {
+		return invalid(err.Error())
 	}
 	ctx := stream.Context()
 	restored, err := fsm.WithoutIndex(data)
@@ -141,6 +167,37 @@ func (s *Server) relayRestore(stream pb.Admin_RestoreSnapshotServer, hdr *pb.Sna
 	return resp, s.forwardErr(err)
 }
 
+// restoreSpoolPattern names the temporary files restores spool to.
+const restoreSpoolPattern = "restore-*.snapshot.tmp"
+
+// restoreSpool is where restore streams are buffered, and whether one is
+// under way.
+type restoreSpool struct {
+	dir  string
+	busy atomic.Bool
+}
+
+func (r *restoreSpool) spoolDir() string {
+	if r.dir == "" {
+		return os.TempDir()
+	}
+	return r.dir
+}
+
+// SetSpoolDir makes restores spool their stream in dir (os.TempDir() if
+// never set) and removes what restores interrupted by a crash left there.
+// Call it before serving.
+func (s *Server) SetSpoolDir(dir string) {
+	s.restores.dir = dir
+	left, _ := filepath.Glob(filepath.Join(dir, restoreSpoolPattern))
+	for _, f := range left {
+		os.Remove(f)
+	}
+}
+
+// restoring reports whether a restore is under way (for tests).
+func (s *Server) restoring() bool { return s.restores.busy.Load() }
+
 // SendSnapshot sends a restore stream: the header, then r in chunks;
 // progress, if set, is told the bytes sent so far. The caller closes the
 // stream.
@@ -148,7 +205,7 @@ func SendSnapshot(up pb.Admin_RestoreSnapshotClient, hdr *pb.SnapshotHeader, r i
 	if err := up.Send(&pb.SnapshotChunk{Body: &pb.SnapshotChunk_Header{Header: hdr}}); err != nil {
 		return sendErr(up, err)
 	}
-	buf := make([]byte, snapshotChunk)
+	buf := make([]byte, SnapshotChunkSize)
 	var sent int64
 	for {
 		n, rerr := r.Read(buf)
@@ -181,44 +238,54 @@ func sendErr(up pb.Admin_RestoreSnapshotClient, err error) error {
 	return err
 }
 
-// receiveSnapshot reads and checks a whole restore stream.
-func receiveSnapshot(stream pb.Admin_RestoreSnapshotServer) (*pb.SnapshotHeader, []byte, error) {
+// receiveSnapshot reads a whole restore stream, writing its data to w:
+// it checks the header, refuses data beyond the size the header gives
+// and, at the end, data short of it or not matching its sha256.
+func receiveSnapshot(stream pb.Admin_RestoreSnapshotServer, w io.Writer) (*pb.SnapshotHeader, error) {
 	first, err := stream.Recv()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, invalid("no snapshot was sent")
+		return nil, invalid("no snapshot was sent")
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	hdr := first.GetHeader()
 	if hdr == nil {
-		return nil, nil, invalid("a restore must start with the snapshot header")
+		return nil, invalid("a restore must start with the snapshot header")
 	}
 	if err := CheckSnapshotHeader(hdr); err != nil {
-		return nil, nil, invalid(err.Error())
+		return nil, invalid(err.Error())
 	}
-	data := make([]byte, 0, hdr.Size)
+	h := sha256.New()
+	var got int64
 	for {
 		m, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		chunk, ok := m.Body.(*pb.SnapshotChunk_Data)
 		if !ok {
-			return nil, nil, invalid("after the snapshot header only data may follow")
+			return nil, invalid("after the snapshot header only data may follow")
 		}
-		if int64(len(data))+int64(len(chunk.Data)) > hdr.Size {
-			return nil, nil, invalid(fmt.Sprintf("the snapshot holds more data than the %d bytes its header gives", hdr.Size))
+		if got+int64(len(chunk.Data)) > hdr.Size {
+			return nil, invalid(fmt.Sprintf("the snapshot holds more data than the %d bytes its header gives", hdr.Size))
 		}
-		data = append(data, chunk.Data...)
+		got += int64(len(chunk.Data))
+		h.Write(chunk.Data)
+		if _, err := w.Write(chunk.Data); err != nil {
+			return nil, status.Errorf(codes.Internal, "cannot spool the snapshot: %v", err)
+		}
 	}
-	if err := CheckSnapshotData(hdr, data); err != nil {
-		return nil, nil, invalid(err.Error())
+	if got != hdr.Size {
+		return nil, invalid(fmt.Sprintf("the snapshot is truncated: %d of %d bytes", got, hdr.Size))
 	}
-	return hdr, data, nil
+	if hex.EncodeToString(h.Sum(nil)) != hdr.Sha256 {
+		return nil, invalid("the snapshot is corrupt: its data does not match the sha256 in its header")
+	}
+	return hdr, nil
 }
 
 // CheckSnapshotHeader checks what a header says before any data is read.
@@ -228,6 +295,12 @@ func CheckSnapshotHeader(hdr *pb.SnapshotHeader) error {
 	}
 	if hdr.Size <= 0 || hdr.Size > MaxSnapshotSize {
 		return fmt.Errorf("the snapshot header gives a size of %d bytes, outside 1..%d", hdr.Size, MaxSnapshotSize)
+	}
+	if hdr.Index > fsm.MaxCounter || hdr.Term > fsm.MaxCounter {
+		return fmt.Errorf("the snapshot header gives index %d and term %d; neither may exceed %d", hdr.Index, hdr.Term, uint64(fsm.MaxCounter))
+	}
+	if len(hdr.NodeId) > MaxIDLen {
+		return fmt.Errorf("the snapshot header's node id is %d bytes long; at most %d are allowed", len(hdr.NodeId), MaxIDLen)
 	}
 	if b, err := hex.DecodeString(hdr.Sha256); err != nil || len(b) != sha256.Size {
 		return errors.New("the snapshot header has no valid sha256")
@@ -245,8 +318,12 @@ func CheckSnapshotData(hdr *pb.SnapshotHeader, data []byte) error {
 	if hex.EncodeToString(sum[:]) != hdr.Sha256 {
 		return errors.New("the snapshot is corrupt: its data does not match the sha256 in its header")
 	}
-	if _, _, err := fsm.DecodeSnapshot(data); err != nil {
+	_, snap, err := fsm.DecodeSnapshot(data)
+	if err != nil {
 		return fmt.Errorf("the snapshot does not hold a valid groundskeeper state (%v)", err)
+	}
+	if err := fsm.CheckCounters(snap, hdr.Index); err != nil {
+		return fmt.Errorf("the snapshot does not hold a sane groundskeeper state: %v", err)
 	}
 	return nil
 }

@@ -2,9 +2,7 @@ package rpc
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -15,9 +13,6 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// maxCancelReason bounds the reason an operator gives for a cancel.
-const maxCancelReason = 512
-
 // CancelTask cancels a task. A pending one is cancelled at once; an assigned
 // or running one is marked, and the leader's scheduler stops its attempt (the
 // worker rolls back) before the cancel is committed, so its volume is never
@@ -27,8 +22,8 @@ func (s *Server) CancelTask(ctx context.Context, req *pb.CancelTaskRequest) (*pb
 	if req.Id == 0 {
 		return nil, invalid("task id must be greater than 0")
 	}
-	if len(req.Reason) > maxCancelReason || !utf8.ValidString(req.Reason) {
-		return nil, invalid(fmt.Sprintf("the reason must be valid UTF-8 of at most %d bytes", maxCancelReason))
+	if err := checkLen("the reason", req.Reason, MaxReasonLen); err != nil {
+		return nil, err
 	}
 	res, err := s.apply(ctx, fsm.RequestCancelCmd(req.Id, req.Reason))
 	if err != nil {

@@ -58,6 +58,9 @@ func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityO
 	case ns > MaxOracleIDs:
 		return invalid(fmt.Sprintf("%d servers given; at most %d per call", ns, MaxOracleIDs))
 	}
+	if err := checkServers(req.Servers); err != nil {
+		return err
+	}
 	for _, id := range req.VolumeIds {
 		if id == 0 {
 			return invalid("volume id must be greater than 0")

@@ -70,9 +70,9 @@ func TestWatchAgreesWithUnary(t *testing.T) {
 	vac := apply(fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7})).Task.Id
 	check("vacuum pending")
 	fence := apply(fsm.AssignCmd(vac, "w1", []string{"10.0.0.1:8080", "10.0.0.2:8080"}, nil)).Index
-	apply(fsm.StartCmd(vac, fence))
+	apply(fsm.StartCmd(vac, fence, ""))
 	check("vacuum running")
-	apply(fsm.CompleteCmd(vac, fence, &fsmpb.CapacityChange{TaskId: vac, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}))
+	apply(fsm.CompleteCmd(vac, fence, "", &fsmpb.CapacityChange{TaskId: vac, Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 7, OldSize: 100 * oracleMiB, NewSize: 70 * oracleMiB}))
 	check("vacuum committed, unreported")
 	// The leader retired it on its own poll; this node's topology is older.
 	apply(fsm.RetireCmd(vac))
@@ -81,7 +81,7 @@ func TestWatchAgreesWithUnary(t *testing.T) {
 	// A balance of volume 8 in flight, then an erasure coding of volume 7.
 	bal := apply(fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 8, Source: "10.0.0.1:8080", Target: "10.0.0.3:8080"})).Task.Id
 	check("balance pending")
-	apply(fsm.CancelCmd(bal, 0, "test"))
+	apply(fsm.CancelCmd(bal, 0, "", "test"))
 	apply(fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: 7}))
 	check("erasure coding pending")
 }

@@ -3,6 +3,7 @@ package rpc
 import (
 	"context"
 	"errors"
+	"slices"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -32,6 +33,29 @@ func NewWorkerServer(admin *Server, sessions Sessions) *WorkerServer {
 	return &WorkerServer{admin: admin, sessions: sessions}
 }
 
+// memberAddrs lists the client addresses the members of the raft
+// configuration published, sorted: the admins a welcomed worker may later
+// follow a redirect to (nil if the configuration cannot be read).
+func (w *WorkerServer) memberAddrs() []string {
+	if w.admin.raft == nil {
+		return nil
+	}
+	members, err := w.admin.raft.Members()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	w.admin.fsm.Read(func(st *fsm.State) {
+		for _, m := range members {
+			if a, ok := st.AdminAddr(m.ID); ok && a != "" {
+				out = append(out, a)
+			}
+		}
+	})
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Session runs one worker's stream.
 func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 	ctx := stream.Context()
@@ -42,6 +66,9 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 	hello := first.GetHello()
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a session must be hello")
+	}
+	if err := checkHello(hello); err != nil {
+		return err
 	}
 	sess, welcome, err := w.sessions.Attach(ctx, hello)
 	if errors.Is(err, scheduler.ErrNotRunning) {
@@ -57,6 +84,7 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
 	defer w.sessions.Detach(sess)
+	welcome.AdminGrpcAddrs = w.memberAddrs()
 	if err := stream.Send(&pb.AdminMessage{Body: &pb.AdminMessage_Welcome{Welcome: welcome}}); err != nil {
 		return err
 	}
@@ -83,6 +111,10 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 		for {
 			m, err := stream.Recv()
 			if err != nil {
+				recvErr <- err
+				return
+			}
+			if err := checkWorkerMessage(m); err != nil {
 				recvErr <- err
 				return
 			}

@@ -142,14 +142,14 @@ func (s *Scheduler) assignOne(ctx context.Context, t *fsmpb.Task, worker string,
 		// waits until a topology lets it be planned, or an operator
 		// cancels it (the requeue then ends it cancelled).
 		notBefore := s.cfg.Now().Add(waitBackoff(t, reason, s.cfg.DetectInterval)).UnixNano()
-		if err := s.requeueAt(ctx, res.Task, res.Task.Fence, reason, notBefore, false); err != nil {
+		if err := s.requeueAt(ctx, res.Task, res.Task.Fence, "", reason, notBefore, false); err != nil {
 			s.log.Warn("requeue unplannable task", "task", t.Id, "error", err)
 		}
 		return
 	}
 	if planErr != nil {
 		reason := planFailReason(planErr)
-		if _, err := s.propose(ctx, fsm.FailCmd(t.Id, res.Task.Fence, reason)); err != nil {
+		if _, err := s.propose(ctx, fsm.FailCmd(t.Id, res.Task.Fence, "", reason)); err != nil {
 			s.log.Warn("fail unplannable task", "task", t.Id, "error", err)
 		} else {
 			s.log.Warn("task failed", "task", t.Id, "reason", reason)
@@ -180,11 +180,11 @@ func (s *Scheduler) completeDone(ctx context.Context, t *fsmpb.Task, done *Alrea
 		return
 	}
 	fence := res.Task.Fence
-	if _, err := s.propose(ctx, fsm.StartCmd(t.Id, fence)); err != nil {
+	if _, err := s.propose(ctx, fsm.StartCmd(t.Id, fence, "")); err != nil {
 		s.log.Warn("start a task found done", "task", t.Id, "error", err)
 		return
 	}
-	if _, err := s.propose(ctx, fsm.CompleteCmd(t.Id, fence, done.Change)); err != nil {
+	if _, err := s.propose(ctx, fsm.CompleteCmd(t.Id, fence, "", done.Change)); err != nil {
 		s.log.Warn("complete a task found done", "task", t.Id, "error", err)
 		return
 	}
@@ -211,19 +211,20 @@ func planFailReason(err error) string {
 	return err.Error()
 }
 
-// requeue puts an attempt back to pending (fence-checked).
-func (s *Scheduler) requeue(ctx context.Context, t *fsmpb.Task, fence uint64, reason string, retry bool) error {
+// requeue puts an attempt back to pending (fence-checked), on worker's
+// report (empty: the leader's own decision; see fsm.StartCmd).
+func (s *Scheduler) requeue(ctx context.Context, t *fsmpb.Task, fence uint64, worker, reason string, retry bool) error {
 	var notBefore int64
 	if retry {
 		notBefore = s.cfg.Now().Add(Backoff(t.RetryCount + 1)).UnixNano()
 	}
-	return s.requeueAt(ctx, t, fence, reason, notBefore, retry)
+	return s.requeueAt(ctx, t, fence, worker, reason, notBefore, retry)
 }
 
 // requeueAt is requeue with the next attempt not before notBefore (unix
 // ns, 0: at once); retry counts it against the task's retries.
-func (s *Scheduler) requeueAt(ctx context.Context, t *fsmpb.Task, fence uint64, reason string, notBefore int64, retry bool) error {
-	res, err := s.propose(ctx, fsm.RequeueCmd(t.Id, fence, reason, notBefore, retry))
+func (s *Scheduler) requeueAt(ctx context.Context, t *fsmpb.Task, fence uint64, worker, reason string, notBefore int64, retry bool) error {
+	res, err := s.propose(ctx, fsm.RequeueCmd(t.Id, fence, worker, reason, notBefore, retry))
 	if err == nil || isRefusal(err) {
 		// Only once the outcome is known: a report re-sent after an unknown
 		// outcome must still find the cancel it answers.

@@ -31,7 +31,7 @@ func TestCancelRequestedStopsAttemptFirst(t *testing.T) {
 			s, f, sess := leadingWith(t,
 				fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 				fsm.AssignCmd(1, "w1", nil, nil),
-				fsm.StartCmd(1, 2),
+				fsm.StartCmd(1, 2, ""),
 				fsm.RequestCancelCmd(1, "operator"),
 			)
 			task := func() *fsmpb.Task {
@@ -104,7 +104,7 @@ func TestStartedForEndedTaskIsCancelled(t *testing.T) {
 	s, _, sess := leadingWith(t,
 		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 		fsm.AssignCmd(1, "w1", nil, nil),
-		fsm.CancelCmd(1, 2, "operator"),
+		fsm.CancelCmd(1, 2, "", "operator"),
 	)
 	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Started{Started: &pb.TaskStarted{TaskId: 1, Fence: 2}}}); err != nil {
 		t.Fatal(err)

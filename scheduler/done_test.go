@@ -159,7 +159,7 @@ func TestCompleteDone(t *testing.T) {
 	a.applyAll(t,
 		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3, Source: sid(1), Target: sid(2)}),
 		fsm.AssignCmd(1, "w1", []string{sid(1), sid(2)}, &fsmpb.Move{Source: sid(1), Target: sid(2)}),
-		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
+		fsm.RequeueCmd(1, 0, "", "lease expired", 0, false),
 	)
 	var task *fsmpb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })
@@ -190,7 +190,7 @@ func TestAssignWaitRequeues(t *testing.T) {
 	a.applyAll(t,
 		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 3}),
 		fsm.AssignCmd(1, "w1", nil, &fsmpb.Move{Source: swa(1), Target: swa(9)}),
-		fsm.RequeueCmd(1, 0, "lease expired", 0, false),
+		fsm.RequeueCmd(1, 0, "", "lease expired", 0, false),
 	)
 	var task *fsmpb.Task
 	f.Read(func(st *fsm.State) { task, _ = st.Task(1) })

@@ -156,7 +156,7 @@ func (s *Scheduler) requeueExpired(ctx context.Context, worker string, tasks []*
 		go func() {
 			defer wg.Done()
 			// A failed proposal is retried by the next tick.
-			_ = s.requeue(ctx, t, t.Fence, fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
+			_ = s.requeue(ctx, t, t.Fence, "", fmt.Sprintf("worker %s stopped responding", t.WorkerId), false)
 		}()
 	}
 	wg.Wait()

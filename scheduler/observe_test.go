@@ -25,8 +25,8 @@ func TestObserveCompletedAndLoad(t *testing.T) {
 	}
 	apply(t0, fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}))
 	apply(t0, fsm.AssignCmd(1, "w1", nil, nil))
-	apply(t0.Add(time.Second), fsm.StartCmd(1, 2))
-	apply(t0.Add(91*time.Second), fsm.CompleteCmd(1, 2, nil))
+	apply(t0.Add(time.Second), fsm.StartCmd(1, 2, ""))
+	apply(t0.Add(91*time.Second), fsm.CompleteCmd(1, 2, "", nil))
 
 	type event struct {
 		name string

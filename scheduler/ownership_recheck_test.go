@@ -55,7 +55,7 @@ func newExpiryFixture(t *testing.T, n int, open bool) *expiryFixture {
 	f.Read(func(st *fsm.State) {
 		for i := 1; i <= n; i++ {
 			tk, _ := st.Task(uint64(i))
-			starts = append(starts, fsm.StartCmd(tk.Id, tk.Fence))
+			starts = append(starts, fsm.StartCmd(tk.Id, tk.Fence, ""))
 		}
 	})
 	x := &expiryFixture{f: f, clock: now}

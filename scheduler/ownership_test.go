@@ -65,7 +65,7 @@ func TestHelloDuringALeaseExpiryRequeue(t *testing.T) {
 		fsm.RegisterCmd(&fsmpb.Worker{Id: "w1", Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM}, MaxConcurrent: 1}),
 		fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 1}),
 		fsm.AssignCmd(1, "w1", nil, nil),
-		fsm.StartCmd(1, 3),
+		fsm.StartCmd(1, 3, ""),
 	)
 	a := &gatedApplier{fsmApplier: fsmApplier{f: f, at: now, index: 4}, entered: make(chan struct{}), release: make(chan struct{})}
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)

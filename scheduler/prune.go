@@ -20,10 +20,16 @@ type Retention struct {
 	// MaxCount: beyond this many terminal tasks, the longest finished go
 	// (100,000; 0 means no limit).
 	MaxCount int
+	// ForgetWorkersAfter: a registered worker not heard from for this long
+	// is deregistered (7 days; see WorkersToForget).
+	ForgetWorkersAfter time.Duration
 }
 
-// DefaultRetention keeps a week of history, at most 100,000 tasks.
-func DefaultRetention() Retention { return Retention{MaxAge: 7 * 24 * time.Hour, MaxCount: 100_000} }
+// DefaultRetention keeps a week of history, at most 100,000 tasks, and
+// forgets workers gone for a week.
+func DefaultRetention() Retention {
+	return Retention{MaxAge: 7 * 24 * time.Hour, MaxCount: 100_000, ForgetWorkersAfter: 7 * 24 * time.Hour}
+}
 
 // Validate checks a retention policy in the terms of its flags.
 func (r Retention) Validate(cooldown time.Duration) error {
@@ -32,6 +38,9 @@ func (r Retention) Validate(cooldown time.Duration) error {
 	}
 	if r.MaxAge < time.Hour || r.MaxAge < cooldown {
 		return fmt.Errorf("--task-retention %s is too short: finished tasks must be kept at least 1h (and the %s failure cooldown)", r.MaxAge, cooldown)
+	}
+	if r.ForgetWorkersAfter != 0 && r.ForgetWorkersAfter < time.Hour { // 0: the default
+		return fmt.Errorf("--worker-forget-after %s is too short: a worker must be gone at least 1h before it is forgotten", r.ForgetWorkersAfter)
 	}
 	return nil
 }
@@ -77,6 +86,7 @@ func PruneCandidates(terminal []*fsmpb.Task, keep func(id uint64) bool, now time
 // prune forgets the finished tasks the retention policy lets go, in
 // commands of at most fsm.MaxPrune ids.
 func (s *Scheduler) prune(ctx context.Context, now time.Time) {
+	s.forgetWorkers(ctx, now)
 	var ids []uint64
 	s.state.Read(func(st *fsm.State) {
 		terminal := st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_COMPLETED, fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED}})

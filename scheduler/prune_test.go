@@ -74,6 +74,8 @@ func TestRetentionValidate(t *testing.T) {
 		{Retention{MaxAge: time.Hour}, true},
 		{Retention{MaxAge: 59 * time.Minute}, false},
 		{Retention{MaxAge: time.Hour, MaxCount: -1}, false},
+		{Retention{MaxAge: time.Hour, ForgetWorkersAfter: time.Hour}, true},
+		{Retention{MaxAge: time.Hour, ForgetWorkersAfter: 59 * time.Minute}, false},
 	} {
 		if err := tc.r.Validate(30 * time.Minute); (err == nil) != tc.ok {
 			t.Errorf("%+v: error %v, want ok=%v", tc.r, err, tc.ok)
@@ -96,7 +98,7 @@ func TestPruneProposes(t *testing.T) {
 		cmds = append(cmds, fsm.SubmitCmd(&fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: uint32(i + 1)}))
 	}
 	for i := range n - 2 {
-		cmds = append(cmds, fsm.CancelCmd(uint64(i+1), 0, "test"))
+		cmds = append(cmds, fsm.CancelCmd(uint64(i+1), 0, "", "test"))
 	}
 	// Task n-1 completes with a change the master has not reported; task n stays pending.
 	last := uint64(n - 1)
@@ -106,8 +108,8 @@ func TestPruneProposes(t *testing.T) {
 	a := &fsmApplier{f: f, index: uint64(len(cmds)), at: old}
 	fence := uint64(len(cmds))
 	a.applyAll(t,
-		fsm.StartCmd(last, fence),
-		fsm.CompleteCmd(last, fence, &fsmpb.CapacityChange{TaskId: last, VolumeId: uint32(last)}),
+		fsm.StartCmd(last, fence, ""),
+		fsm.CompleteCmd(last, fence, "", &fsmpb.CapacityChange{TaskId: last, VolumeId: uint32(last)}),
 	)
 
 	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)

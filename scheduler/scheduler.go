@@ -98,6 +98,7 @@ func (c *Config) defaults() {
 	if c.Retention == (Retention{}) {
 		c.Retention = DefaultRetention()
 	}
+	setDur(&c.Retention.ForgetWorkersAfter, DefaultRetention().ForgetWorkersAfter)
 	if c.MaxRetries == 0 {
 		c.MaxRetries = 3
 	}

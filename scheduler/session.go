@@ -229,14 +229,22 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 // on its volume any more. Assigned ones are left to resendLost.
 func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running []*pb.RunningTask) {
 	s.mu.Lock()
-	if len(s.confirm) == 0 {
-		s.mu.Unlock()
+	pending := len(s.confirm)
+	s.mu.Unlock()
+	if pending == 0 {
 		return
 	}
+	// Only an attempt assigned to this session's worker is confirmed by
+	// its listing it: another worker's session cannot vouch for it.
 	have := map[[2]uint64]bool{}
-	for _, r := range running {
-		have[[2]uint64{r.TaskId, r.Fence}] = true
-	}
+	s.state.Read(func(st *fsm.State) {
+		for _, r := range running {
+			if t, ok := st.Task(r.TaskId); ok && t.WorkerId == sess.id {
+				have[[2]uint64{r.TaskId, r.Fence}] = true
+			}
+		}
+	})
+	s.mu.Lock()
 	var check []uint64
 	for id, fence := range s.confirm {
 		if have[[2]uint64{id, fence}] {
@@ -262,7 +270,7 @@ func (s *Scheduler) confirmRunning(ctx context.Context, sess *Session, running [
 		default:
 			s.dropConfirm(id)
 			s.log.Warn("an attempt its worker was to confirm is not running there: requeueing it", "task", id, "worker", sess.id)
-			s.requeue(ctx, t, fence, "its worker was not running it (after a snapshot restore or a re-attach at lease expiry)", false)
+			s.requeue(ctx, t, fence, "", "its worker was not running it (after a snapshot restore or a re-attach at lease expiry)", false)
 		}
 	}
 }
@@ -347,8 +355,13 @@ func (s *Scheduler) handleHeartbeat(ctx, runCtx context.Context, sess *Session, 
 // handleStarted commits the start of an attempt, or tells the worker to
 // drop an attempt that is not its to run.
 func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.TaskStarted) error {
-	_, err := s.propose(ctx, fsm.StartCmd(st.TaskId, st.Fence))
-	if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotFound) || s.ended(st.TaskId)) {
+	var err error
+	if s.notOwner(sess, "started", st.TaskId, st.Fence) {
+		err = errNotOwner
+	} else {
+		_, err = s.propose(ctx, fsm.StartCmd(st.TaskId, st.Fence, sess.id))
+	}
+	if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotOwner) || errors.Is(err, fsm.ErrNotFound) || s.ended(st.TaskId)) {
 		// Not this attempt's to run (any more): a task that has ended,
 		// e.g. cancelled meanwhile, must not be worked on, and another
 		// attempt may own the volume, so the worker must not touch it.
@@ -360,14 +373,29 @@ func (s *Scheduler) handleStarted(ctx context.Context, sess *Session, st *pb.Tas
 }
 
 // handleProgress records an attempt's progress (leader-local), and commits
-// it when the worker marks it a checkpoint.
+// it when the worker marks it a checkpoint. Progress is recorded only for
+// an active task whose current attempt the report's fence names: reports
+// for unknown tasks or ended attempts would otherwise fill the map.
 func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.TaskProgress) error {
-	s.mu.Lock()
-	s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
-	s.mu.Unlock()
+	if s.notOwner(sess, "progress", p.TaskId, p.Fence) {
+		// Neither recorded (it would hide the owner's silence from the
+		// stuck timer) nor committed; answered as a stale checkpoint is.
+		if p.Checkpoint {
+			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: errNotOwner.Error(), Superseded: true}}})
+		}
+		return nil
+	}
+	var t *fsmpb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(p.TaskId) })
+	if t != nil && t.Fence != 0 && t.Fence == p.Fence &&
+		(t.State == fsmpb.TaskState_TASK_STATE_ASSIGNED || t.State == fsmpb.TaskState_TASK_STATE_RUNNING) {
+		s.mu.Lock()
+		s.progress[p.TaskId] = progressInfo{fence: p.Fence, progress: p.Progress, step: p.Step, at: s.cfg.Now()}
+		s.mu.Unlock()
+	}
 	if p.Checkpoint {
-		_, err := s.propose(ctx, fsm.ProgressCmd(p.TaskId, p.Fence, p.Progress, p.Step))
-		if err != nil && errors.Is(err, fsm.ErrStaleFence) {
+		_, err := s.propose(ctx, fsm.ProgressCmd(p.TaskId, p.Fence, sess.id, p.Progress, p.Step))
+		if err != nil && (errors.Is(err, fsm.ErrStaleFence) || errors.Is(err, fsm.ErrNotOwner)) {
 			sess.send(&pb.AdminMessage{Body: &pb.AdminMessage_Cancel{Cancel: &pb.Cancel{TaskId: p.TaskId, Fence: p.Fence, Reason: err.Error(), Superseded: true}}})
 		}
 	}
@@ -377,11 +405,17 @@ func (s *Scheduler) handleProgress(ctx context.Context, sess *Session, p *pb.Tas
 // handleCompleted commits an attempt's completion and acknowledges the
 // report once its outcome is known.
 func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.TaskCompleted) error {
-	if err := s.startIfAssigned(ctx, c.TaskId, c.Fence); err != nil {
+	if s.notOwner(sess, "completed", c.TaskId, c.Fence) {
+		// Refused as a stale completion is: acknowledged as not accepted,
+		// so the sender drops it rather than re-send it forever.
+		s.ack(sess, c.TaskId, c.Fence, errNotOwner)
+		return nil
+	}
+	if err := s.startIfAssigned(ctx, c.TaskId, c.Fence, sess.id); err != nil {
 		return err // outcome unknown: no ack, the worker re-sends
 	}
 	s.testCrash(crashBeforeCommit, c.TaskId)
-	_, err := s.propose(ctx, fsm.CompleteCmd(c.TaskId, c.Fence, c.Change))
+	_, err := s.propose(ctx, fsm.CompleteCmd(c.TaskId, c.Fence, sess.id, c.Change))
 	if err != nil && !isRefusal(err) {
 		return err
 	}
@@ -389,7 +423,7 @@ func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.Ta
 		s.testCrash(crashAfterCommit, c.TaskId)
 	}
 	// A stale report must not wipe what is known of the current attempt.
-	if !errors.Is(err, fsm.ErrStaleFence) {
+	if !errors.Is(err, fsm.ErrStaleFence) && !errors.Is(err, fsm.ErrNotOwner) {
 		s.forget(c.TaskId)
 	}
 	s.ack(sess, c.TaskId, c.Fence, err)
@@ -404,6 +438,12 @@ func (s *Scheduler) handleCompleted(ctx context.Context, sess *Session, c *pb.Ta
 // handleReleased ends an attempt its worker stopped and released: as the
 // cancel this leader asked for decided, or requeued if nobody asked.
 func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.TaskReleased) error {
+	if s.notOwner(sess, "released", r.TaskId, r.Fence) {
+		// Acknowledged as a stale release is, and nothing else: the
+		// attempt, the cancel under way and the progress are its owner's.
+		s.ack(sess, r.TaskId, r.Fence, nil)
+		return nil
+	}
 	s.mu.Lock()
 	ci, cancelling := s.cancelling[r.TaskId]
 	s.mu.Unlock()
@@ -416,7 +456,7 @@ func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.Tas
 			// The operator must know the volume may need a look.
 			reason += " (rollback incomplete: " + r.Error + ")"
 		}
-		if err := s.finishAttempt(ctx, t, r.Fence, reason, ci.retry); err != nil {
+		if err := s.finishAttempt(ctx, t, r.Fence, sess.id, reason, ci.retry); err != nil {
 			// Not acknowledged: the worker re-sends it to the next leader.
 			return err
 		}
@@ -426,7 +466,7 @@ func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.Tas
 		// asked (a previous leader cancelled it, then lost leadership
 		// before requeueing): its worker no longer runs it, so it is
 		// requeued now rather than left running on nobody.
-		if err := s.requeue(ctx, t, r.Fence, "released by its worker: "+r.Error, false); err != nil {
+		if err := s.requeue(ctx, t, r.Fence, sess.id, "released by its worker: "+r.Error, false); err != nil {
 			return err
 		}
 	}
@@ -443,13 +483,13 @@ func (s *Scheduler) handleReleased(ctx context.Context, sess *Session, r *pb.Tas
 // TaskStarted went to a leader that died before committing it. Without the
 // start the completion would be refused (assigned -> completed is not a
 // legal move) and the task left assigned to a worker that no longer runs it.
-func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64) error {
+func (s *Scheduler) startIfAssigned(ctx context.Context, id, fence uint64, worker string) error {
 	var t *fsmpb.Task
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
 	if t == nil || t.State != fsmpb.TaskState_TASK_STATE_ASSIGNED || t.Fence != fence {
 		return nil
 	}
-	if _, err := s.propose(ctx, fsm.StartCmd(id, fence)); err != nil && !isRefusal(err) {
+	if _, err := s.propose(ctx, fsm.StartCmd(id, fence, worker)); err != nil && !isRefusal(err) {
 		return fmt.Errorf("start task %d before its completion: %w", id, err)
 	}
 	return nil
@@ -460,6 +500,10 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	s.state.Read(func(st *fsm.State) { t, _ = st.Task(f.TaskId) })
 	if t == nil || t.Fence != f.Fence {
 		s.ack(sess, f.TaskId, f.Fence, errors.New("stale attempt"))
+		return nil
+	}
+	if s.notOwner(sess, "failed", f.TaskId, f.Fence) {
+		s.ack(sess, f.TaskId, f.Fence, errNotOwner)
 		return nil
 	}
 	reason := f.Error
@@ -473,10 +517,10 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 	if f.Interrupted {
 		// Not the task's fault: try again at once, without using its budget.
 		s.log.Info("attempt interrupted by its worker", "task", f.TaskId, "worker", sess.id, "reason", reason)
-		err = s.requeue(ctx, t, f.Fence, reason, false)
+		err = s.requeue(ctx, t, f.Fence, sess.id, reason, false)
 	} else {
 		s.log.Warn("attempt failed", "task", f.TaskId, "worker", sess.id, "error", reason, "retryable", f.Retryable)
-		err = s.finishAttempt(ctx, t, f.Fence, reason, f.Retryable)
+		err = s.finishAttempt(ctx, t, f.Fence, sess.id, reason, f.Retryable)
 	}
 	if err != nil {
 		// The outcome of the proposal is unknown (leadership lost, a
@@ -492,10 +536,10 @@ func (s *Scheduler) handleFailed(ctx context.Context, sess *Session, f *pb.TaskF
 }
 
 // finishAttempt retries a stopped attempt (with backoff) or fails the task;
-// a task an operator cancelled ends cancelled instead. It returns an error
-// only when the proposal's outcome is unknown (not for a deterministic
-// refusal).
-func (s *Scheduler) finishAttempt(ctx context.Context, t *fsmpb.Task, fence uint64, reason string, retryable bool) error {
+// a task an operator cancelled ends cancelled instead. worker is the
+// worker whose report this is (see fsm.StartCmd). It returns an error only
+// when the proposal's outcome is unknown (not for a deterministic refusal).
+func (s *Scheduler) finishAttempt(ctx context.Context, t *fsmpb.Task, fence uint64, worker, reason string, retryable bool) error {
 	if t.State != fsmpb.TaskState_TASK_STATE_ASSIGNED && t.State != fsmpb.TaskState_TASK_STATE_RUNNING {
 		return nil
 	}
@@ -506,7 +550,7 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *fsmpb.Task, fence uint
 		if detail == t.CancelReason {
 			detail = ""
 		}
-		if _, err := s.propose(ctx, fsm.CancelCmd(t.Id, fence, detail)); err != nil {
+		if _, err := s.propose(ctx, fsm.CancelCmd(t.Id, fence, worker, detail)); err != nil {
 			if !isRefusal(err) {
 				s.log.Warn("cancel task", "task", t.Id, "error", err)
 				return fmt.Errorf("cancel task %d: %w", t.Id, err)
@@ -517,12 +561,12 @@ func (s *Scheduler) finishAttempt(ctx context.Context, t *fsmpb.Task, fence uint
 		return nil
 	}
 	if Retry(t, retryable, s.cfg.MaxRetries) {
-		return s.requeue(ctx, t, fence, reason, true)
+		return s.requeue(ctx, t, fence, worker, reason, true)
 	}
 	if retryable {
 		reason = fmt.Sprintf("%s (gave up after %d retries)", reason, t.RetryCount)
 	}
-	if _, err := s.propose(ctx, fsm.FailCmd(t.Id, fence, reason)); err != nil {
+	if _, err := s.propose(ctx, fsm.FailCmd(t.Id, fence, worker, reason)); err != nil {
 		if !isRefusal(err) {
 			s.log.Warn("fail task", "task", t.Id, "error", err)
 			return fmt.Errorf("fail task %d: %w", t.Id, err)
@@ -552,6 +596,26 @@ func (s *Scheduler) observeCompleted(id uint64) {
 
 // notRunningHere is what a worker says releasing an attempt it does not run.
 const notRunningHere = "not running here"
+
+// errNotOwner answers a worker's report on another worker's attempt: the
+// fsm's refusal (errors.Is(err, fsm.ErrNotOwner)), made before proposing.
+var errNotOwner error = &fsm.Error{Code: fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER, Msg: "this attempt is assigned to another worker"}
+
+// notOwner reports whether a report of sess's worker names the current
+// attempt (task id, fence) of a task assigned to another worker, and logs
+// it: such a report is refused here, where the session's worker id is
+// known, and answered as a stale one is (the fsm refuses it too, from
+// command version 3). A report with another fence is left to the fence
+// check, as before.
+func (s *Scheduler) notOwner(sess *Session, report string, id, fence uint64) bool {
+	var t *fsmpb.Task
+	s.state.Read(func(st *fsm.State) { t, _ = st.Task(id) })
+	if t == nil || t.Fence != fence || t.WorkerId == sess.id {
+		return false
+	}
+	s.log.Warn("refused a worker's report on an attempt assigned to another worker", "report", report, "task", id, "fence", fence, "worker", sess.id, "owner", t.WorkerId)
+	return true
+}
 
 // ended reports whether task id is in a terminal state.
 func (s *Scheduler) ended(id uint64) bool {

@@ -76,6 +76,10 @@ type fsmApplier struct {
 	f     *fsm.FSM
 	index uint64
 	at    time.Time
+	// agreed is the command version every member applies (0: the base
+	// version, whose commands carry neither attempt history nor the
+	// reporting worker).
+	agreed uint32
 }
 
 // schedulerAtNow is a scheduler over a fresh FSM, with its clock and its
@@ -110,7 +114,7 @@ func proposeAll(t *testing.T, s *Scheduler, cmds ...*fsmpb.Command) {
 func (a *fsmApplier) Apply(_ context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	b, err := fsm.Encode(a.at.UnixNano(), cmd)
+	b, err := fsm.EncodeAgreed(a.at.UnixNano(), max(a.agreed, fsm.CommandVersion), cmd)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -73,6 +74,11 @@ type Worker struct {
 	hbSent      []time.Time
 	hint        string
 	next        int
+	// members are the client addresses of the admin configuration's
+	// members as the last leader that welcomed this worker listed them
+	// (Welcome.admin_grpc_addrs): with the configured admins, the only
+	// addresses a redirect is followed to.
+	members map[string]bool
 	// stopping is set when Run's context ended: the worker is shutting down.
 	stopping bool
 
@@ -241,6 +247,21 @@ func (w *Worker) Run(ctx context.Context) error {
 // errNoLeaderYet is an admin's answer while no leader is known to it.
 var errNoLeaderYet = errors.New("admin knows no leader yet")
 
+// errUnknownRedirect: an admin redirected the worker to an address it does
+// not know as an admin's, and it did not follow.
+var errUnknownRedirect = errors.New("redirect refused")
+
+// knownAdmin reports whether addr is a configured admin's address or one a
+// leader that welcomed this worker listed as a member's.
+func (w *Worker) knownAdmin(addr string) bool {
+	if slices.Contains(w.cfg.Admins, addr) {
+		return true
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.members[addr]
+}
+
 // reconnectDelay paces session attempts: quick at first, since a leader
 // election takes a second or two, then up to a second apart while no admin
 // answers at all.
@@ -303,12 +324,21 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		return false, false, err
 	}
 	if r := first.GetRedirect(); r != nil {
-		w.mu.Lock()
-		w.hint = r.LeaderGrpcAddr
-		w.mu.Unlock()
 		if r.LeaderGrpcAddr == "" {
 			return false, false, fmt.Errorf("%s: %w", addr, errNoLeaderYet)
 		}
+		if !w.knownAdmin(r.LeaderGrpcAddr) {
+			// Whoever answered (an impostor, or an admin whose state names
+			// a forged address) does not get to send this worker, and the
+			// specs it would run, anywhere else: the next known admin is
+			// tried instead.
+			w.log.Warn("refused a redirect to an address that is neither a configured admin nor a member a leader listed",
+				"admin", addr, "redirect", r.LeaderGrpcAddr, "leader", r.LeaderId)
+			return false, false, fmt.Errorf("%s redirected to %s, which is not a known admin: %w", addr, r.LeaderGrpcAddr, errUnknownRedirect)
+		}
+		w.mu.Lock()
+		w.hint = r.LeaderGrpcAddr
+		w.mu.Unlock()
 		return true, false, fmt.Errorf("%s is not the leader", addr)
 	}
 	welcome := first.GetWelcome()
@@ -316,6 +346,13 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		return false, false, errors.New("admin answered hello with neither welcome nor redirect")
 	}
 	w.mu.Lock()
+	if len(welcome.AdminGrpcAddrs) > 0 {
+		// A leader of an older build lists none: keep what is known.
+		w.members = make(map[string]bool, len(welcome.AdminGrpcAddrs))
+		for _, a := range welcome.AdminGrpcAddrs {
+			w.members[a] = true
+		}
+	}
 	w.stream, w.lastAck = stream, time.Now()
 	w.lease = time.Duration(welcome.LeaseMs) * time.Millisecond
 	w.grace = time.Duration(welcome.GraceMs) * time.Millisecond

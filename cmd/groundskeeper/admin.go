@@ -43,6 +43,7 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
 	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")
+	fs.DurationVar(&m.retention.ForgetWorkersAfter, "worker-forget-after", r.ForgetWorkersAfter, "deregister a worker not heard from for this long (counted from this leader's start at the earliest)")
 	fs.DurationVar(&m.lease, "worker-lease", 10*time.Second, "a worker silent this long stops its attempts and is presumed gone")
 	fs.DurationVar(&m.grace, "worker-grace", 5*time.Second, "a silent worker's tasks are requeued after its lease plus this")
 	fs.DurationVar(&m.heartbeat, "worker-heartbeat", 2*time.Second, "how often workers report (well under --worker-lease)")
@@ -232,9 +233,10 @@ var afterStartHook func()
 
 // testCommandVersionEnv, test-only, names the highest command version an
 // admin applies (and its leader writes, once every voter advertises it):
-// 1 plays a build that predates the attempt history, 2 is this build
-// (fsm.CurrentVersion, the default) and 3 (fsm.TestCommandVersion) plays a
-// build that knows one more command version, whose leader writes one
+// 1 plays a build that predates the attempt history, 2 one that predates
+// the reports' worker check, 3 is this build (fsm.CurrentVersion, the
+// default) and 4 (fsm.TestCommandVersion) plays a build that knows one
+// more command version, whose leader writes one
 // test-only TestCommand: how tests play a rolling upgrade. Never set it in
 // production.
 const testCommandVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION"
@@ -248,7 +250,9 @@ func testCommandVersion(v string) (uint32, error) {
 	case "2":
 		return fsm.HistoryVersion, nil
 	case "3":
+		return fsm.OwnerVersion, nil
+	case "4":
 		return fsm.TestCommandVersion, nil
 	}
-	return 0, usagef("%s=%q: want 1, 2 or 3 (test-only)", testCommandVersionEnv, v)
+	return 0, usagef("%s=%q: want 1, 2, 3 or 4 (test-only)", testCommandVersionEnv, v)
 }

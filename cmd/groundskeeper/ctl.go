@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -279,13 +280,27 @@ func (o *ctlOpts) tasks(args []string) error {
 		return usagef("--volume %d is out of range", volume)
 	}
 	req.VolumeId = uint32(volume)
-	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.ListTasksResponse, error) {
-		return a.ListTasks(ctx, req)
+	// Page by page (each page retried on its own) until the last one.
+	tasks, err := ctlDo(o, func(ctx context.Context, c *rpc.Client, perTry time.Duration) ([]*fsmpb.Task, error) {
+		var tasks []*fsmpb.Task
+		for {
+			resp, err := rpc.Do(ctx, c, perTry, func(ctx context.Context, a pb.AdminClient) (*pb.ListTasksResponse, error) {
+				return a.ListTasks(ctx, req)
+			})
+			if err != nil {
+				return nil, err
+			}
+			tasks = append(tasks, resp.Tasks...)
+			if resp.NextPageToken == "" {
+				return tasks, nil
+			}
+			req.PageToken = resp.NextPageToken
+		}
 	})
 	if err != nil {
 		return err
 	}
-	return printTasks(o, resp.Tasks)
+	return printTasks(o, tasks)
 }
 
 func (o *ctlOpts) taskSubmit(args []string) error {

@@ -96,7 +96,24 @@ func TestSnapshotFile(t *testing.T) {
 		b[i] ^= 0x01
 		return b
 	}
-	otherVersion := []byte(strings.Replace(string(raw), "groundskeeper-snapshot v1 ", "groundskeeper-snapshot v7 ", 1))
+	otherVersion := []byte(strings.Replace(string(raw), "groundskeeper-snapshot v2 ", "groundskeeper-snapshot v7 ", 1))
+	// The last digit of the index or the term: covered by the header's check.
+	digit := func(field string) int { return strings.Index(string(raw), field+"=") + len(field) + 20 }
+	// A state whose next task id is near 2^64, in a well-formed file.
+	insane := func() []byte {
+		_, snap, err := fsm.DecodeSnapshot(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		snap.NextTaskId = 1<<64 - 2
+		b, err := fsm.MarshalSnapshot(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(formatSnapshotHeader(&pb.SnapshotHeader{Index: 1, Term: 2, Size: int64(len(b)), Sha256: sum256(b)}), b...)
+	}()
+	// A well-formed file of a state applied beyond the index its header gives.
+	ahead := append(formatSnapshotHeader(&pb.SnapshotHeader{Index: 0, Term: 2, Size: int64(len(data)), Sha256: sum256(data)}), data...)
 	for name, tc := range map[string]struct {
 		b    []byte
 		want string
@@ -110,6 +127,10 @@ func TestSnapshotFile(t *testing.T) {
 		"corrupt data":  {flip(len(raw) - 2), "corrupt"},
 		"corrupt sha":   {flip(hdrLen - 3), ""},
 		"other version": {otherVersion, "format version 7"},
+		"flipped index": {flip(digit("index")), "checksum"},
+		"flipped term":  {flip(digit("term")), "checksum"},
+		"next id 2^64":  {insane, "next task id"},
+		"index ahead":   {ahead, "beyond the snapshot's own index"},
 	} {
 		f := filepath.Join(dir, strings.ReplaceAll(name, " ", "-"))
 		if err := os.WriteFile(f, tc.b, 0o600); err != nil {
@@ -127,6 +148,33 @@ func TestSnapshotFile(t *testing.T) {
 		if rerr == nil || !strings.Contains(rerr.Error(), "nothing restored") || strings.Contains(rerr.Error(), "127.0.0.1:1") {
 			t.Errorf("%s: restore gave %v; want the file refused before contacting an admin", name, rerr)
 		}
+	}
+}
+
+// TestSnapshotFileVersion1: files written before the header had a check
+// (format version 1) are still read.
+func TestSnapshotFileVersion1(t *testing.T) {
+	dir := t.TempDir()
+	_, data := goodSnapshotFile(t, dir)
+	f := filepath.Join(dir, "v1.snap")
+	line := fmt.Sprintf("groundskeeper-snapshot v1 index=%020d term=%020d size=%020d sha256=%64s\n", 1, 2, len(data), sum256(data))
+	if err := os.WriteFile(f, append([]byte(line), data...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := readSnapshotFile(f)
+	if err != nil {
+		t.Fatalf("read a version 1 file: %v", err)
+	}
+	if snap.hdr.Index != 1 || snap.hdr.Term != 2 || !bytes.Equal(snap.data, data) {
+		t.Fatalf("read back %v", snap.hdr)
+	}
+	raw, _ := os.ReadFile(f)
+	raw[len(line)-2] ^= 1 // the sha256 still covers the data
+	if err := os.WriteFile(f, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := readSnapshotFile(f); err == nil {
+		t.Fatal("a version 1 file with a damaged sha256 was read")
 	}
 }
 

@@ -42,7 +42,7 @@ type statusJSON struct {
 	// CommandVersion is the highest command version every voter applies.
 	CommandVersion uint32 `json:"command_version"`
 	// TestCommandIndex: test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION), the
-	// index of the first test-only command (version 3) (0: none).
+	// index of the first test-only command (version 4) (0: none).
 	TestCommandIndex uint64 `json:"test_command_index,omitempty"`
 }
 

@@ -23,19 +23,73 @@ import (
 // A snapshot file is one fixed-length text header line, then the snapshot
 // data exactly as raft stores it (the state machine's encoded state):
 //
-//	groundskeeper-snapshot v1 index=<20 digits> term=<20 digits> size=<20 digits> sha256=<64 hex>\n
+//	groundskeeper-snapshot v2 index=<20 digits> term=<20 digits> size=<20 digits> sha256=<64 hex> check=<64 hex>\n
 //
-// The header's length does not depend on its values, so it is written last,
-// over a placeholder, once the data has been streamed and hashed.
+// sha256 is the data's; check is the sha256 of the line's text before
+// " check=", so a changed index, term, size or data checksum is caught like
+// changed data. Version 1 files (the same line without check=, whose index
+// and term nothing covered) are still read; restore bounds their index
+// and term and checks the state's counters against them. The header's
+// length does not depend on its values, so it is written last, over a
+// placeholder, once the data has been streamed and hashed.
 const (
-	snapshotMagic     = "groundskeeper-snapshot "
-	snapshotHeaderFmt = snapshotMagic + "v%d index=%020d term=%020d size=%020d sha256=%64s\n"
+	snapshotMagic = "groundskeeper-snapshot "
+	// snapshotFileVersion is the file format this build writes; it reads
+	// it and version 1. It is not the stream's rpc.SnapshotFormatVersion.
+	snapshotFileVersion = 2
+	snapshotHeaderV1Fmt = snapshotMagic + "v1 index=%020d term=%020d size=%020d sha256=%64s\n"
+	snapshotCoveredFmt  = snapshotMagic + "v2 index=%020d term=%020d size=%020d sha256=%64s"
+	snapshotCheckFmt    = " check=%64s\n"
 )
 
-var snapshotHeaderLen = len(fmt.Sprintf(snapshotHeaderFmt, rpc.SnapshotFormatVersion, 0, 0, 0, strings.Repeat("0", 64)))
+var (
+	snapshotHeaderLen   = len(formatSnapshotHeader(&pb.SnapshotHeader{Sha256: strings.Repeat("0", 64)}))
+	snapshotHeaderV1Len = len(fmt.Sprintf(snapshotHeaderV1Fmt, 0, 0, 0, strings.Repeat("0", 64)))
+)
 
+// formatSnapshotHeader gives the header line of a file of the current
+// version for h (whose FormatVersion, the stream's, is not written).
 func formatSnapshotHeader(h *pb.SnapshotHeader) []byte {
-	return []byte(fmt.Sprintf(snapshotHeaderFmt, h.FormatVersion, h.Index, h.Term, h.Size, h.Sha256))
+	covered := fmt.Sprintf(snapshotCoveredFmt, h.Index, h.Term, h.Size, h.Sha256)
+	return []byte(covered + fmt.Sprintf(snapshotCheckFmt, headerCheck(covered)))
+}
+
+func headerCheck(covered string) string {
+	sum := sha256.Sum256([]byte(covered))
+	return hex.EncodeToString(sum[:])
+}
+
+// parseSnapshotHeader reads a header line of either version into the
+// header of a restore stream.
+func parseSnapshotHeader(file, line string) (*pb.SnapshotHeader, error) {
+	var v uint32
+	if _, err := fmt.Sscanf(line, snapshotMagic+"v%d ", &v); err != nil {
+		return nil, fmt.Errorf("%s has a damaged snapshot header", file)
+	}
+	hdr := &pb.SnapshotHeader{FormatVersion: rpc.SnapshotFormatVersion}
+	switch v {
+	case 1:
+		if len(line) != snapshotHeaderV1Len {
+			return nil, fmt.Errorf("%s has a damaged snapshot header", file)
+		}
+		if _, err := fmt.Sscanf(line, snapshotHeaderV1Fmt, &hdr.Index, &hdr.Term, &hdr.Size, &hdr.Sha256); err != nil {
+			return nil, fmt.Errorf("%s has a damaged snapshot header", file)
+		}
+	case 2:
+		covered, check, ok := strings.Cut(line, " check=")
+		if !ok || len(line) != snapshotHeaderLen {
+			return nil, fmt.Errorf("%s has a damaged snapshot header", file)
+		}
+		if strings.TrimSuffix(check, "\n") != headerCheck(covered) {
+			return nil, fmt.Errorf("%s is corrupt: its header does not match the header's checksum", file)
+		}
+		if _, err := fmt.Sscanf(covered, snapshotCoveredFmt, &hdr.Index, &hdr.Term, &hdr.Size, &hdr.Sha256); err != nil {
+			return nil, fmt.Errorf("%s has a damaged snapshot header", file)
+		}
+	default:
+		return nil, fmt.Errorf("%s is a snapshot of format version %d, which this build cannot read (it reads versions 1 and %d)", file, v, snapshotFileVersion)
+	}
+	return hdr, nil
 }
 
 // snapshotInfo is what save and restore print with --json.
@@ -221,16 +275,12 @@ func readSnapshotFile(file string) (*snapshotFileData, error) {
 	if !strings.HasPrefix(line, snapshotMagic) {
 		return nil, fmt.Errorf("%s is not a groundskeeper snapshot file", file)
 	}
-	if err != nil || len(line) != snapshotHeaderLen {
+	if err != nil {
 		return nil, fmt.Errorf("%s has a damaged snapshot header", file)
 	}
-	hdr := &pb.SnapshotHeader{}
-	if _, err := fmt.Sscanf(line, snapshotHeaderFmt, &hdr.FormatVersion, &hdr.Index, &hdr.Term, &hdr.Size, &hdr.Sha256); err != nil {
-		var v uint32
-		if _, verr := fmt.Sscanf(line, snapshotMagic+"v%d", &v); verr == nil && v != rpc.SnapshotFormatVersion {
-			return nil, fmt.Errorf("%s is a snapshot of format version %d, which this build cannot read (it reads version %d)", file, v, rpc.SnapshotFormatVersion)
-		}
-		return nil, fmt.Errorf("%s has a damaged snapshot header", file)
+	hdr, err := parseSnapshotHeader(file, line)
+	if err != nil {
+		return nil, err
 	}
 	if err := rpc.CheckSnapshotHeader(hdr); err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)

@@ -33,6 +33,8 @@ const (
 	ErrorCode_ERROR_CODE_STALE_FENCE        ErrorCode = 4
 	ErrorCode_ERROR_CODE_VOLUME_BUSY        ErrorCode = 5
 	ErrorCode_ERROR_CODE_UNKNOWN_VERSION    ErrorCode = 6
+	// A worker's report about an attempt assigned to another worker.
+	ErrorCode_ERROR_CODE_NOT_OWNER ErrorCode = 7
 )
 
 // Enum value maps for ErrorCode.
@@ -45,6 +47,7 @@ var (
 		4: "ERROR_CODE_STALE_FENCE",
 		5: "ERROR_CODE_VOLUME_BUSY",
 		6: "ERROR_CODE_UNKNOWN_VERSION",
+		7: "ERROR_CODE_NOT_OWNER",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":               0,
@@ -54,6 +57,7 @@ var (
 		"ERROR_CODE_STALE_FENCE":        4,
 		"ERROR_CODE_VOLUME_BUSY":        5,
 		"ERROR_CODE_UNKNOWN_VERSION":    6,
+		"ERROR_CODE_NOT_OWNER":          7,
 	}
 )
 
@@ -371,7 +375,7 @@ type Command_RequestCancel struct {
 }
 
 type Command_TestCommand struct {
-	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=3): needs command version 3.
+	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=4): needs command version 4.
 	TestCommand *TestCommand `protobuf:"bytes,24,opt,name=test_command,json=testCommand,proto3,oneof"`
 }
 
@@ -602,9 +606,14 @@ func (x *AssignTask) GetMove() *Move {
 }
 
 type StartTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Fence         uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Fence  uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	// Command version 3: the worker whose report this is (the session's
+	// worker id), or empty for the leader's own decision. When set, the
+	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
+	// is assigned to that worker. Ignored by a version-1 or -2 command.
+	WorkerId      string `protobuf:"bytes,3,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -653,12 +662,24 @@ func (x *StartTask) GetFence() uint64 {
 	return 0
 }
 
+func (x *StartTask) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
 type ReportProgress struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Fence         uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
-	Progress      float64                `protobuf:"fixed64,3,opt,name=progress,proto3" json:"progress,omitempty"`
-	Step          string                 `protobuf:"bytes,4,opt,name=step,proto3" json:"step,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TaskId   uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Fence    uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	Progress float64                `protobuf:"fixed64,3,opt,name=progress,proto3" json:"progress,omitempty"`
+	Step     string                 `protobuf:"bytes,4,opt,name=step,proto3" json:"step,omitempty"`
+	// Command version 3: the worker whose report this is (the session's
+	// worker id), or empty for the leader's own decision. When set, the
+	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
+	// is assigned to that worker. Ignored by a version-1 or -2 command.
+	WorkerId      string `protobuf:"bytes,5,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -721,11 +742,23 @@ func (x *ReportProgress) GetStep() string {
 	return ""
 }
 
+func (x *ReportProgress) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
 type CompleteTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Fence         uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
-	Change        *CapacityChange        `protobuf:"bytes,3,opt,name=change,proto3" json:"change,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Fence  uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	Change *CapacityChange        `protobuf:"bytes,3,opt,name=change,proto3" json:"change,omitempty"`
+	// Command version 3: the worker whose report this is (the session's
+	// worker id), or empty for the leader's own decision. When set, the
+	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
+	// is assigned to that worker. Ignored by a version-1 or -2 command.
+	WorkerId      string `protobuf:"bytes,4,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -781,11 +814,23 @@ func (x *CompleteTask) GetChange() *CapacityChange {
 	return nil
 }
 
+func (x *CompleteTask) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
 type FailTask struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TaskId        uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
-	Fence         uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
-	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
+	Fence  uint64                 `protobuf:"varint,2,opt,name=fence,proto3" json:"fence,omitempty"`
+	Error  string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	// Command version 3: the worker whose report this is (the session's
+	// worker id), or empty for the leader's own decision. When set, the
+	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
+	// is assigned to that worker. Ignored by a version-1 or -2 command.
+	WorkerId      string `protobuf:"bytes,4,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -841,6 +886,13 @@ func (x *FailTask) GetError() string {
 	return ""
 }
 
+func (x *FailTask) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
 type RequeueTask struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -850,7 +902,12 @@ type RequeueTask struct {
 	Reason    string `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	NotBefore int64  `protobuf:"varint,4,opt,name=not_before,json=notBefore,proto3" json:"not_before,omitempty"`
 	// Counts toward the retry budget (a failed or stuck attempt), not a lost lease.
-	CountAsRetry  bool `protobuf:"varint,5,opt,name=count_as_retry,json=countAsRetry,proto3" json:"count_as_retry,omitempty"`
+	CountAsRetry bool `protobuf:"varint,5,opt,name=count_as_retry,json=countAsRetry,proto3" json:"count_as_retry,omitempty"`
+	// Command version 3: the worker whose report this is (the session's
+	// worker id), or empty for the leader's own decision. When set, the
+	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
+	// is assigned to that worker. Ignored by a version-1 or -2 command.
+	WorkerId      string `protobuf:"bytes,6,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -920,6 +977,13 @@ func (x *RequeueTask) GetCountAsRetry() bool {
 	return false
 }
 
+func (x *RequeueTask) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
+}
+
 type CancelTask struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	TaskId uint64                 `protobuf:"varint,1,opt,name=task_id,json=taskId,proto3" json:"task_id,omitempty"`
@@ -928,7 +992,12 @@ type CancelTask struct {
 	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
 	// 0 cancels whatever attempt is current; otherwise it must match the
 	// current fence (the attempt that was stopped).
-	Fence         uint64 `protobuf:"varint,3,opt,name=fence,proto3" json:"fence,omitempty"`
+	Fence uint64 `protobuf:"varint,3,opt,name=fence,proto3" json:"fence,omitempty"`
+	// Command version 3: the worker whose report this is (the session's
+	// worker id), or empty for the leader's own decision. When set, the
+	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
+	// is assigned to that worker. Ignored by a version-1 or -2 command.
+	WorkerId      string `protobuf:"bytes,4,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -982,6 +1051,13 @@ func (x *CancelTask) GetFence() uint64 {
 		return x.Fence
 	}
 	return 0
+}
+
+func (x *CancelTask) GetWorkerId() string {
+	if x != nil {
+		return x.WorkerId
+	}
+	return ""
 }
 
 // RequestCancel is an operator's cancel: a pending task is cancelled at once;
@@ -1328,8 +1404,9 @@ func (x *ForgetAdmin) GetId() string {
 	return ""
 }
 
-// TestCommand is a test-only no-op of command version 2: a build knows it
-// only when started with GROUNDSKEEPER_TEST_COMMAND_VERSION=2, so tests can
+// TestCommand is a test-only no-op of command version 4 (one above the
+// newest real version): a build knows it only when started with
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=4, so tests can
 // upgrade a cluster into "a build that knows one more command version".
 // Applying it records its index (State.TestCommandIndex) and nothing else.
 type TestCommand struct {
@@ -1498,35 +1575,41 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x1b\n" +
 	"\tworker_id\x18\x02 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aservers\x18\x03 \x03(\tR\aservers\x12*\n" +
-	"\x04move\x18\x04 \x01(\v2\x16.groundskeeper.v1.MoveR\x04move\":\n" +
+	"\x04move\x18\x04 \x01(\v2\x16.groundskeeper.v1.MoveR\x04move\"W\n" +
 	"\tStartTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
-	"\x05fence\x18\x02 \x01(\x04R\x05fence\"o\n" +
+	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x1b\n" +
+	"\tworker_id\x18\x03 \x01(\tR\bworkerId\"\x8c\x01\n" +
 	"\x0eReportProgress\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x1a\n" +
 	"\bprogress\x18\x03 \x01(\x01R\bprogress\x12\x12\n" +
-	"\x04step\x18\x04 \x01(\tR\x04step\"w\n" +
+	"\x04step\x18\x04 \x01(\tR\x04step\x12\x1b\n" +
+	"\tworker_id\x18\x05 \x01(\tR\bworkerId\"\x94\x01\n" +
 	"\fCompleteTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x128\n" +
-	"\x06change\x18\x03 \x01(\v2 .groundskeeper.v1.CapacityChangeR\x06change\"O\n" +
+	"\x06change\x18\x03 \x01(\v2 .groundskeeper.v1.CapacityChangeR\x06change\x12\x1b\n" +
+	"\tworker_id\x18\x04 \x01(\tR\bworkerId\"l\n" +
 	"\bFailTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"\x99\x01\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1b\n" +
+	"\tworker_id\x18\x04 \x01(\tR\bworkerId\"\xb6\x01\n" +
 	"\vRequeueTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x1d\n" +
 	"\n" +
 	"not_before\x18\x04 \x01(\x03R\tnotBefore\x12$\n" +
-	"\x0ecount_as_retry\x18\x05 \x01(\bR\fcountAsRetry\"S\n" +
+	"\x0ecount_as_retry\x18\x05 \x01(\bR\fcountAsRetry\x12\x1b\n" +
+	"\tworker_id\x18\x06 \x01(\tR\bworkerId\"p\n" +
 	"\n" +
 	"CancelTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
-	"\x05fence\x18\x03 \x01(\x04R\x05fence\"@\n" +
+	"\x05fence\x18\x03 \x01(\x04R\x05fence\x12\x1b\n" +
+	"\tworker_id\x18\x04 \x01(\tR\bworkerId\"@\n" +
 	"\rRequestCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"2\n" +
@@ -1552,7 +1635,7 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"error_code\x18\x02 \x01(\x0e2\x1b.groundskeeper.v1.ErrorCodeR\terrorCode\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12*\n" +
 	"\x04task\x18\x04 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
-	"\bexisting\x18\x05 \x01(\bR\bexisting*\xcd\x01\n" +
+	"\bexisting\x18\x05 \x01(\bR\bexisting*\xe7\x01\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x16\n" +
 	"\x12ERROR_CODE_INVALID\x10\x01\x12\x18\n" +
@@ -1560,7 +1643,8 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x1dERROR_CODE_ILLEGAL_TRANSITION\x10\x03\x12\x1a\n" +
 	"\x16ERROR_CODE_STALE_FENCE\x10\x04\x12\x1a\n" +
 	"\x16ERROR_CODE_VOLUME_BUSY\x10\x05\x12\x1e\n" +
-	"\x1aERROR_CODE_UNKNOWN_VERSION\x10\x06B<Z:github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb;fsmpbb\x06proto3"
+	"\x1aERROR_CODE_UNKNOWN_VERSION\x10\x06\x12\x18\n" +
+	"\x14ERROR_CODE_NOT_OWNER\x10\aB<Z:github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb;fsmpbb\x06proto3"
 
 var (
 	file_groundskeeper_v1_command_proto_rawDescOnce sync.Once

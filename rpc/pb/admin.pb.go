@@ -890,12 +890,20 @@ func (x *SubmitTaskResponse) GetIndex() uint64 {
 	return 0
 }
 
+// ListTasks answers a page of tasks in id order. A caller wanting every
+// task passes each answer's next_page_token back (with the same filters)
+// until it is empty. Every page is read on its own: a task created or
+// forgotten between two pages may be missing from the whole.
 type ListTasksRequest struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
 	Consistency Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=groundskeeper.v1.Consistency" json:"consistency,omitempty"`
 	// Optional filters.
-	States        []fsmpb.TaskState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=groundskeeper.v1.TaskState" json:"states,omitempty"`
-	VolumeId      uint32            `protobuf:"varint,3,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	States   []fsmpb.TaskState `protobuf:"varint,2,rep,packed,name=states,proto3,enum=groundskeeper.v1.TaskState" json:"states,omitempty"`
+	VolumeId uint32            `protobuf:"varint,3,opt,name=volume_id,json=volumeId,proto3" json:"volume_id,omitempty"`
+	// At most this many tasks (0: 500; above 5000: 5000).
+	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// A next_page_token of an earlier answer; empty for the first page.
+	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -951,10 +959,26 @@ func (x *ListTasksRequest) GetVolumeId() uint32 {
 	return 0
 }
 
+func (x *ListTasksRequest) GetPageSize() uint32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListTasksRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 type ListTasksResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Tasks         []*fsmpb.Task          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
-	AppliedIndex  uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Tasks        []*fsmpb.Task          `protobuf:"bytes,1,rep,name=tasks,proto3" json:"tasks,omitempty"`
+	AppliedIndex uint64                 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Empty on the last page; else what to pass as page_token for the next.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1001,6 +1025,13 @@ func (x *ListTasksResponse) GetAppliedIndex() uint64 {
 		return x.AppliedIndex
 	}
 	return 0
+}
+
+func (x *ListTasksResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 type GetTaskRequest struct {
@@ -1994,14 +2025,18 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x12SubmitTaskResponse\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
 	"\bexisting\x18\x02 \x01(\bR\bexisting\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index\"\xa5\x01\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"\xe1\x01\n" +
 	"\x10ListTasksRequest\x12?\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x1d.groundskeeper.v1.ConsistencyR\vconsistency\x123\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x1b.groundskeeper.v1.TaskStateR\x06states\x12\x1b\n" +
-	"\tvolume_id\x18\x03 \x01(\rR\bvolumeId\"f\n" +
+	"\tvolume_id\x18\x03 \x01(\rR\bvolumeId\x12\x1b\n" +
+	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\"\x8e\x01\n" +
 	"\x11ListTasksResponse\x12,\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x16.groundskeeper.v1.TaskR\x05tasks\x12#\n" +
-	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"a\n" +
+	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"a\n" +
 	"\x0eGetTaskRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12?\n" +
 	"\vconsistency\x18\x02 \x01(\x0e2\x1d.groundskeeper.v1.ConsistencyR\vconsistency\"b\n" +

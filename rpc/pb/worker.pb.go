@@ -1067,9 +1067,13 @@ type Welcome struct {
 	HeartbeatMs int64                  `protobuf:"varint,3,opt,name=heartbeat_ms,json=heartbeatMs,proto3" json:"heartbeat_ms,omitempty"`
 	// The leader requeues a silent worker's attempts lease + grace after it
 	// last heard from it; the worker sends nothing to SeaweedFS past that.
-	GraceMs       int64 `protobuf:"varint,4,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	GraceMs int64 `protobuf:"varint,4,opt,name=grace_ms,json=graceMs,proto3" json:"grace_ms,omitempty"`
+	// The client gRPC addresses the members of the admin (raft)
+	// configuration published: besides its configured admins, the only
+	// addresses a worker follows a redirect to (empty from older leaders).
+	AdminGrpcAddrs []string `protobuf:"bytes,5,rep,name=admin_grpc_addrs,json=adminGrpcAddrs,proto3" json:"admin_grpc_addrs,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Welcome) Reset() {
@@ -1130,7 +1134,16 @@ func (x *Welcome) GetGraceMs() int64 {
 	return 0
 }
 
-// Redirect: this admin does not lead; try the leader (may be empty if unknown).
+func (x *Welcome) GetAdminGrpcAddrs() []string {
+	if x != nil {
+		return x.AdminGrpcAddrs
+	}
+	return nil
+}
+
+// Redirect: this admin does not lead; try the leader (may be empty if
+// unknown). A worker follows it only to a configured admin or to one the
+// last leader that welcomed it listed (Welcome.admin_grpc_addrs).
 type Redirect struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	LeaderId       string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
@@ -1515,12 +1528,13 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\x03ack\x18\x05 \x01(\v2\x15.groundskeeper.v1.AckH\x00R\x03ack\x12E\n" +
 	"\rheartbeat_ack\x18\x06 \x01(\v2\x1e.groundskeeper.v1.HeartbeatAckH\x00R\fheartbeatAckB\x06\n" +
 	"\x04body\"\x0e\n" +
-	"\fHeartbeatAck\"\x7f\n" +
+	"\fHeartbeatAck\"\xa9\x01\n" +
 	"\aWelcome\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x19\n" +
 	"\blease_ms\x18\x02 \x01(\x03R\aleaseMs\x12!\n" +
 	"\fheartbeat_ms\x18\x03 \x01(\x03R\vheartbeatMs\x12\x19\n" +
-	"\bgrace_ms\x18\x04 \x01(\x03R\agraceMs\"Q\n" +
+	"\bgrace_ms\x18\x04 \x01(\x03R\agraceMs\x12(\n" +
+	"\x10admin_grpc_addrs\x18\x05 \x03(\tR\x0eadminGrpcAddrs\"Q\n" +
 	"\bRedirect\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12(\n" +
 	"\x10leader_grpc_addr\x18\x02 \x01(\tR\x0eleaderGrpcAddr\"8\n" +

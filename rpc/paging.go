@@ -1,0 +1,85 @@
+package rpc
+
+import (
+	"context"
+	"sort"
+	"strconv"
+	"strings"
+
+	"google.golang.org/grpc"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// ListTasks pages: a request without a page size gets DefaultTaskPageSize
+// tasks, and one asking for more than MaxTaskPageSize gets that many (a
+// page must fit in a message whatever the state's size).
+const (
+	DefaultTaskPageSize = 500
+	MaxTaskPageSize     = 5000
+	// pageTokenPrefix versions the token, which holds the id of the last
+	// task of the page it follows.
+	pageTokenPrefix = "t1."
+	maxPageTokenLen = 64
+)
+
+// taskPage gives the page size and the id after which a ListTasks page
+// starts.
+func taskPage(req *pb.ListTasksRequest) (size int, after uint64, err error) {
+	size = int(req.PageSize)
+	switch {
+	case size == 0:
+		size = DefaultTaskPageSize
+	case size > MaxTaskPageSize:
+		size = MaxTaskPageSize
+	}
+	if req.PageToken == "" {
+		return size, 0, nil
+	}
+	rest, ok := strings.CutPrefix(req.PageToken, pageTokenPrefix)
+	if ok && len(req.PageToken) <= maxPageTokenLen {
+		after, err = strconv.ParseUint(rest, 10, 64)
+	}
+	if !ok || err != nil || after == 0 || len(req.PageToken) > maxPageTokenLen {
+		return 0, 0, invalid("the page token is not one a ListTasks answer gave: pass a next_page_token back unchanged, or none for the first page")
+	}
+	return size, after, nil
+}
+
+func pageToken(lastID uint64) string { return pageTokenPrefix + strconv.FormatUint(lastID, 10) }
+
+// pageOf cuts the page of at most size tasks after the id after out of
+// tasks (in id order), with the token of the page that follows ("" if none).
+func pageOf(tasks []*fsmpb.Task, size int, after uint64) ([]*fsmpb.Task, string) {
+	i := sort.Search(len(tasks), func(i int) bool { return tasks[i].Id > after })
+	page := tasks[i:]
+	if len(page) <= size {
+		return page, ""
+	}
+	page = page[:size]
+	return page, pageToken(page[size-1].Id)
+}
+
+// ListAllTasks calls ListTasks page by page until the last one and gives
+// every task, with the applied index of the first page. req's page token
+// is overwritten.
+func ListAllTasks(ctx context.Context, a pb.AdminClient, req *pb.ListTasksRequest, opts ...grpc.CallOption) ([]*fsmpb.Task, uint64, error) {
+	var tasks []*fsmpb.Task
+	var index uint64
+	req.PageToken = ""
+	for first := true; ; first = false {
+		resp, err := a.ListTasks(ctx, req, opts...)
+		if err != nil {
+			return nil, 0, err
+		}
+		tasks = append(tasks, resp.Tasks...)
+		if first {
+			index = resp.AppliedIndex
+		}
+		if resp.NextPageToken == "" {
+			return tasks, index, nil
+		}
+		req.PageToken = resp.NextPageToken
+	}
+}
