@@ -7,9 +7,9 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// FuzzDecodeSnapshot decodes arbitrary bytes as a persisted snapshot (what
-// a restore stream or a raft install hands a node). It must never panic; a
-// snapshot it accepts must be a state that keeps every invariant, survives
+// FuzzDecodeSnapshot decodes arbitrary bytes as a persisted snapshot and
+// checks them as a restore does (DecodeSnapshot, then CheckCounters). It
+// must never panic; a snapshot both accept must be a state that keeps every invariant, survives
 // its own snapshot round trip with the same hash, and goes on applying
 // commands: a submission either gets a fresh task id or is refused, never
 // a reused or zero id. Run with: go test -fuzz=FuzzDecodeSnapshot ./fsm/
@@ -22,7 +22,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte{})
 	f.Add([]byte{0xff, 0xff, 0xff})
-	for _, next := range []uint64{1, 2, math.MaxUint64 - 1} {
+	for _, next := range []uint64{1, 2, MaxCounter, math.MaxUint64 - 1, math.MaxUint64} {
 		snap := s.Snapshot()
 		snap.NextTaskId = next
 		snap.Tasks, snap.CapacityChanges, snap.RetiredChanges = nil, nil, nil
@@ -35,7 +35,7 @@ func FuzzDecodeSnapshot(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		st, snap, err := DecodeSnapshot(b)
-		if err != nil {
+		if err != nil || CheckCounters(snap, snap.AppliedIndex) != nil {
 			return
 		}
 		checkInvariants(t, st)

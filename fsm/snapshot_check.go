@@ -11,40 +11,44 @@ import (
 // checkRecords refuses a snapshot whose records no sequence of commands
 // could have produced: the state Apply keeps (each task's fields and fence,
 // each capacity change's task, each worker's capabilities) must hold from
-// the first entry applied after a restore, or a crafted or corrupt
-// snapshot that decodes cleanly would leave a node whose next command
-// panics or hands out nonsense. It goes through the snapshot's lists in
-// their (sorted) order, so every node names the same first fault.
-func checkRecords(s *State, snap *fsmpb.StateSnapshot) error {
+// the first entry applied after an operator's restore, or a crafted or
+// corrupt file that decodes cleanly would leave a cluster whose next
+// command meets a state Apply never makes. Like CheckCounters, which calls
+// it, it runs where a restore enters (not in FromSnapshot: raft's own
+// installs and restarts carry states this cluster made). It goes through
+// the snapshot's lists in their (sorted) order.
+func checkRecords(snap *fsmpb.StateSnapshot) error {
+	tasks := make(map[uint64]*fsmpb.Task, len(snap.Tasks))
 	for _, t := range snap.Tasks {
-		if err := checkTask(t, s.appliedIndex); err != nil {
-			return fmt.Errorf("snapshot task %d: %w", t.Id, err)
+		if err := checkTask(t, snap.AppliedIndex); err != nil {
+			return fmt.Errorf("task %d: %w", t.Id, err)
 		}
+		tasks[t.Id] = t
 	}
 	for _, c := range snap.CapacityChanges {
-		t, ok := s.tasks[c.TaskId]
+		t, ok := tasks[c.TaskId]
 		switch {
 		case !ok:
-			return fmt.Errorf("snapshot capacity change of task %d: no such task", c.TaskId)
+			return fmt.Errorf("capacity change of task %d: no such task", c.TaskId)
 		case t.State != completed || c.VolumeId != t.VolumeId || c.Type != t.Type:
-			return fmt.Errorf("snapshot capacity change of task %d does not match the task (%s, volume %d)", c.TaskId, StateName(t.State), t.VolumeId)
+			return fmt.Errorf("capacity change of task %d does not match the task (%s, volume %d)", c.TaskId, StateName(t.State), t.VolumeId)
 		case !slices.IsSortedFunc(c.Shards, func(a, b *fsmpb.ShardPlacement) int { return int(a.ShardId) - int(b.ShardId) }):
-			return fmt.Errorf("snapshot capacity change of task %d: shards not in order", c.TaskId)
+			return fmt.Errorf("capacity change of task %d: shards not in order", c.TaskId)
 		}
 	}
 	for _, w := range snap.Workers {
 		if w.Id == "" {
-			return fmt.Errorf("snapshot worker with an empty id")
+			return fmt.Errorf("a worker with an empty id")
 		}
 		for i, c := range w.Capabilities {
 			if !ValidType(c) || (i > 0 && w.Capabilities[i-1] > c) {
-				return fmt.Errorf("snapshot worker %q: capabilities %v are not distinct known task types in order", w.Id, w.Capabilities)
+				return fmt.Errorf("worker %q: capabilities %v are not distinct known task types in order", w.Id, w.Capabilities)
 			}
 		}
 	}
 	for _, a := range snap.Admins {
 		if a.Id == "" || a.GrpcAddr == "" {
-			return fmt.Errorf("snapshot admin %q with address %q", a.Id, a.GrpcAddr)
+			return fmt.Errorf("admin %q with address %q", a.Id, a.GrpcAddr)
 		}
 	}
 	return nil
