@@ -100,7 +100,8 @@ const MaxCounter = 1 << 62
 // restores are sane for a snapshot taken at raft index index: the next
 // task id is at most MaxCounter, and no index the state records (the one
 // it was applied to, its first test command's, a task's fence, which is
-// the index of its assignment) lies beyond index. It is not part of
+// the index of its assignment) lies beyond index; and that its records
+// could have come from commands (checkRecords). It is not part of
 // FromSnapshot, so what raft itself restores is decoded as before.
 func CheckCounters(snap *fsmpb.StateSnapshot, index uint64) error {
 	if snap.NextTaskId > MaxCounter {
@@ -117,7 +118,7 @@ func CheckCounters(snap *fsmpb.StateSnapshot, index uint64) error {
 			return fmt.Errorf("task %d's fence %d is beyond the snapshot's own index %d", t.Id, t.Fence, index)
 		}
 	}
-	return nil
+	return checkRecords(snap)
 }
 
 // MarshalSnapshot encodes a snapshot deterministically.

@@ -2,9 +2,10 @@
 # The project's test command (README "Test"), with the race detector on (the
 # cluster, rpc and integration packages are concurrent).
 #
-#   scripts/test.sh         everything: vet, the quick tier, then the
-#                           integration tests (real groundskeeper processes,
-#                           real SeaweedFS; about 11 minutes on 2 cores)
+#   scripts/test.sh         everything: vet, the quick tier, a short run of
+#                           every fuzz target (GK_FUZZ_TIME, 10s each), then
+#                           the integration tests (real groundskeeper
+#                           processes, real SeaweedFS)
 #   scripts/test.sh quick   the unit, property and in-process tests: every
 #                           package but ./integration/... (under 3 minutes)
 #
@@ -33,6 +34,18 @@ go vet ./...
 
 echo "== unit, property and in-process cluster tests (race detector on)"
 go test -race -count=1 "${quick_pkgs[@]}"
+
+echo "== fuzz targets, ${GK_FUZZ_TIME:=10s} each (GK_FUZZ_TIME=5m for a longer search)"
+# Every Fuzz function of every package; go test fuzzes one target per run.
+while read -r dir name; do
+  if ! out="$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "$GK_FUZZ_TIME" "./$dir/" 2>&1)"; then
+    printf '%s\n' "$out"
+    echo "fuzz target $name in ./$dir failed: its input is saved under ./$dir/testdata/fuzz/$name (commit it as a regression seed once fixed)" >&2
+    exit 1
+  fi
+  echo "$name: $(printf '%s\n' "$out" | tail -1)"
+done < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' . | grep -v '^./integration/' |
+  sed -E 's#^\./(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)$#\1 \2#' | sort -u)
 
 echo "== SeaweedFS weed binary for the integration tests (built once, then cached)"
 WEED_BIN="$(./scripts/weed.sh)"
