@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -45,6 +46,12 @@ type Config struct {
 	// advertises that version, or lower it to 1 to play a build that
 	// predates the attempt history (version 2).
 	MaxCommandVersion uint32
+	// TLS, when set, is the node's mutual-TLS material (--tls-ca,
+	// --tls-cert, --tls-key): the gRPC server and the raft transport
+	// require a client certificate from its CA, and every connection the
+	// node opens to another admin presents its certificate. nil is
+	// plaintext.
+	TLS *certs.Source
 }
 
 // Node is a running admin: raft, the replicated state, the scheduler (which
@@ -74,6 +81,15 @@ type Node struct {
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if cfg.TLS != nil {
+		role, name, err := cfg.TLS.Identity()
+		if err != nil {
+			return nil, fmt.Errorf("admin certificate: %w", err)
+		}
+		if role != certs.RoleAdmin || name != cfg.ID {
+			return nil, fmt.Errorf("the certificate names %s %q but this is admin %q: issue it with --role admin --name %s", role, name, cfg.ID, cfg.ID)
+		}
 	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -119,7 +135,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.fsm.OnRestore(n.sched.StateRestored)
 	n.raft, err = cluster.Open(ctx, cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers, Bootstrap: cfg.Bootstrap,
-		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.lead,
+		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.lead, TLS: cfg.TLS,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout, LeaderLease: cfg.LeaderLease,
 	})
 	if err != nil {
@@ -130,12 +146,13 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.server = rpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
+	n.server.SetTLS(cfg.TLS)
 	n.server.SetLive(n.sched)
 	n.server.SetChanges(n.changes)
 	if n.topo != nil {
 		n.server.SetTopology(n.topo)
 	}
-	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
+	opts := append(rpc.ServerCredentials(cfg.TLS), grpc.MaxRecvMsgSize(64<<20), grpc.MaxSendMsgSize(64<<20),
 		// Capacity oracle reads are many and short: long-lived workers with
 		// grown stacks serve them instead of a fresh goroutine per call,
 		// whose stack growth was a sixth of a read's cost (more calls than
@@ -144,6 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
+	n.grpc = grpc.NewServer(opts...)
 	n.server.Register(n.grpc)
 	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)

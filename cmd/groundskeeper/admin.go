@@ -106,6 +106,8 @@ func runAdmin(args []string) error {
 	lease := fs.Duration("raft-leader-lease", cluster.DefaultLeaderLease, "a leader that cannot reach a quorum for this long steps down; at most --raft-heartbeat-timeout")
 	var m maintenanceFlags
 	m.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -138,6 +140,9 @@ func runAdmin(args []string) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
+	if err := tf.validate(); err != nil {
+		return err
+	}
 	if err := validateRaftTimings(*heartbeat, *election, *lease); err != nil {
 		return err
 	}
@@ -160,6 +165,10 @@ func runAdmin(args []string) error {
 		return usagef("--log-level %q is not one of trace, debug, info, warn, error", *logLevel)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "admin." + *id, Level: level, Output: os.Stderr})
+	tlsSrc, err := tf.load(logger.Named("tls"))
+	if err != nil {
+		return err
+	}
 	if *debugAddr != "" {
 		stopDebug, err := serveDebug(*debugAddr)
 		if err != nil {
@@ -182,7 +191,7 @@ func runAdmin(args []string) error {
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention, TestCrashDir: *dataDir},
-		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion})
+		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion, TLS: tlsSrc})
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -44,6 +45,9 @@ Common flags (before or after the command):
   --stale                  read from the answering node's own state instead of the leader's
   --timeout D              give up on each call after D (default 15s)
   --wait-timeout D         commands that wait for a task give up after D (default: no limit)
+  --tls-ca F --tls-cert F --tls-key F
+                           mutual TLS with a certificate from groundskeeper tls cert
+                           (default: $GROUNDSKEEPER_TLS_CA, _CERT, _KEY); all three or none
 
 Commands that wait show progress on stderr and exit non-zero unless the task
 ends as asked (completed; cancelled for task cancel).
@@ -58,6 +62,8 @@ type ctlOpts struct {
 	out         io.Writer
 	// errOut takes progress displays (stderr).
 	errOut io.Writer
+	// tls is --tls-ca, --tls-cert, --tls-key (default: GROUNDSKEEPER_TLS_*).
+	tls tlsFlags
 }
 
 func (o *ctlOpts) register(fs *flag.FlagSet) {
@@ -65,6 +71,21 @@ func (o *ctlOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", o.json, "machine-readable output")
 	fs.BoolVar(&o.stale, "stale", o.stale, "serve reads from the answering node's own state")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "deadline of each call")
+	o.tls.register(fs)
+}
+
+// dial connects to the admins: with mutual TLS when the TLS files are
+// given (accepting only admin certificates), in plaintext otherwise.
+func (o *ctlOpts) dial(addrs []string) (*rpc.Client, error) {
+	src, err := o.tls.load(nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := rpc.Dial(addrs, rpc.ClientCredentials(src, certs.RoleAdmin))
+	if err != nil {
+		return nil, usagef("%s", err)
+	}
+	return c, nil
 }
 
 func (o *ctlOpts) consistency() pb.Consistency {
@@ -101,6 +122,7 @@ func runCtl(args []string, out io.Writer) error { return runCtlIO(args, out, os.
 // runCtlIO is runCtl with progress displays going to errOut.
 func runCtlIO(args []string, out, errOut io.Writer) error {
 	o := &ctlOpts{admin: os.Getenv("GROUNDSKEEPER_ADMIN"), timeout: 15 * time.Second, out: out, errOut: errOut}
+	o.tls.fromEnv()
 	fs := newFlagSet("ctl")
 	o.register(fs)
 	fs.Usage = func() {}
@@ -189,9 +211,9 @@ func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *rpc.Client, perTry
 	if len(addrs) == 0 {
 		return zero, usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
 	}
-	c, err := rpc.Dial(addrs)
+	c, err := o.dial(addrs)
 	if err != nil {
-		return zero, usagef("%s", err)
+		return zero, err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
