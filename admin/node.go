@@ -52,6 +52,9 @@ type Config struct {
 	// node opens to another admin presents its certificate. nil is
 	// plaintext.
 	TLS *certs.Source
+	// Insecure (--insecure) lets a node without TLS bind non-loopback
+	// addresses; it is logged loudly and shown by ctl status.
+	Insecure bool
 }
 
 // Node is a running admin: raft, the replicated state, the scheduler (which
@@ -81,6 +84,9 @@ type Node struct {
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := checkListeners(cfg); err != nil {
+		return nil, err
 	}
 	if cfg.TLS != nil {
 		role, name, err := cfg.TLS.Identity()
@@ -147,6 +153,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.server = rpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
 	n.server.SetTLS(cfg.TLS)
+	n.server.SetInsecure(cfg.TLS == nil && cfg.Insecure)
 	n.server.SetLive(n.sched)
 	n.server.SetChanges(n.changes)
 	if n.topo != nil {
@@ -186,7 +193,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			n.topo.Run(runCtx)
 		}()
 	}
-	cfg.Logger.Info("admin node started", "id", cfg.ID, "raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr)
+	cfg.Logger.Info("admin node started", "id", cfg.ID, "raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr, "tls", cfg.TLS != nil)
+	if cfg.TLS == nil && cfg.Insecure {
+		cfg.Logger.Warn("INSECURE: --insecure without TLS: the gRPC and raft ports are plaintext and unauthenticated; anyone who reaches them controls the cluster",
+			"raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr)
+	}
 	return n, nil
 }
 

@@ -73,6 +73,8 @@ type Server struct {
 	// tls, when set, is the mutual-TLS material this node dials the other
 	// admins with (forwarding); nil dials in plaintext.
 	tls *certs.Source
+	// insecure: plaintext beyond loopback (--insecure), shown by Status.
+	insecure bool
 
 	// topo is the master's topology for the capacity oracle (nil: no master).
 	topo atomic.Pointer[topologyHolder]
@@ -95,6 +97,10 @@ type LiveView interface {
 // (forwarding to the leader) use mutual TLS with src, accepting only admin
 // certificates. Call it before serving.
 func (s *Server) SetTLS(src *certs.Source) { s.tls = src }
+
+// SetInsecure records that the node runs in plaintext on a non-loopback
+// address (--insecure), for Status.
+func (s *Server) SetInsecure(v bool) { s.insecure = v }
 
 // SetLive lets reads served by the leader include live worker state.
 func (s *Server) SetLive(l LiveView) { s.live = l }

@@ -38,6 +38,7 @@ func runDev(args []string) error {
 	servers := fs.Int("servers", 6, "volume servers of the simulated SeaweedFS")
 	workers := fs.Int("workers", 2, "workers to run")
 	detect := fs.Duration("detect-interval", 2*time.Second, "how often the leader looks for work")
+	insecure := fs.Bool("insecure", false, "allow a non-loopback --host in plaintext (anyone who reaches the ports controls the cluster)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -94,7 +95,7 @@ func runDev(args []string) error {
 		cfgs = append(cfgs, admin.Config{
 			ID: id, DataDir: filepath.Join(dir, id), RaftAddr: raftAddr, GRPCAddr: fmt.Sprintf("%s:%d", *host, *grpcPort+i),
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "admin." + id, Level: level, Output: os.Stderr}),
-			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect},
+			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect}, Insecure: *insecure,
 		})
 	}
 	var grpcAddrs []string
