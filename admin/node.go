@@ -168,6 +168,8 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
+	// After the metrics: a refused call is counted too.
+	opts = append(opts, rpc.AuthzInterceptors(cfg.TLS)...)
 	n.grpc = grpc.NewServer(opts...)
 	n.server.Register(n.grpc)
 	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))

@@ -43,6 +43,9 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 	if hello == nil {
 		return status.Error(codes.InvalidArgument, "the first message of a session must be hello")
 	}
+	if err := w.checkWorkerIdentity(ctx, hello); err != nil {
+		return err
+	}
 	sess, welcome, err := w.sessions.Attach(ctx, hello)
 	if errors.Is(err, scheduler.ErrNotRunning) {
 		id, _ := w.admin.raft.Leader()
