@@ -221,6 +221,11 @@ func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *rpc.Client, perTry
 	perTry := min(o.timeout, 5*time.Second)
 	out, err := do(ctx, c, perTry)
 	if err != nil {
+		if errors.Is(err, rpc.ErrUnreachable) && !o.tls.files.Enabled() {
+			// A plaintext client's handshake with a TLS admin fails like a
+			// closed port.
+			return zero, fmt.Errorf("%w (if the admins run TLS, give --tls-ca, --tls-cert and --tls-key or set %s, %s and %s)", err, envTLSCA, envTLSCert, envTLSKey)
+		}
 		return zero, rpcError(err)
 	}
 	return out, nil

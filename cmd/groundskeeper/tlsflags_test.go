@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // TestTLSFlagsRefused: a half-given TLS configuration, --insecure with
@@ -48,5 +51,34 @@ func TestTLSEnvForCtl(t *testing.T) {
 	code, _, errOut := runArgs("ctl", "status", "--admin", "127.0.0.1:9001")
 	if code != 2 || !strings.Contains(errOut, "the certificate file is missing") {
 		t.Fatalf("exit %d, stderr %q; want a usage error naming the certificate file", code, errOut)
+	}
+}
+
+// TestStatusShowsTransport: ctl status says whether the answering node
+// runs mutual TLS, plaintext on loopback, or --insecure (loudly), in text
+// and in --json.
+func TestStatusShowsTransport(t *testing.T) {
+	for _, tc := range []struct {
+		st       *pb.StatusResponse
+		text     string
+		jsonPart string
+	}{
+		{&pb.StatusResponse{NodeId: "a1", Tls: true}, "transport: mutual TLS", `"tls":true`},
+		{&pb.StatusResponse{NodeId: "a1"}, "transport: plaintext on loopback only", `"tls":false`},
+		{&pb.StatusResponse{NodeId: "a1", Insecure: true}, "transport: INSECURE: plaintext on a non-loopback address (--insecure)", `"insecure":true`},
+	} {
+		var text, js bytes.Buffer
+		if err := printStatus(&ctlOpts{out: &text}, tc.st); err != nil {
+			t.Fatal(err)
+		}
+		if err := printStatus(&ctlOpts{out: &js, json: true}, tc.st); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text.String(), tc.text) {
+			t.Errorf("status text %q does not say %q", text.String(), tc.text)
+		}
+		if compact := strings.ReplaceAll(strings.ReplaceAll(js.String(), " ", ""), "\n", ""); !strings.Contains(compact, tc.jsonPart) {
+			t.Errorf("status --json %s lacks %s", js.String(), tc.jsonPart)
+		}
 	}
 }
