@@ -27,7 +27,7 @@ func intruderAppend(t *testing.T, src *certs.Source, target Config, term uint64)
 	var resp raft.AppendEntriesResponse
 	return tr.AppendEntries(raft.ServerID(target.ID), raft.ServerAddress(target.RaftAddr), &raft.AppendEntriesRequest{
 		RPCHeader: raft.RPCHeader{ID: []byte("intruder2"), Addr: []byte(s.Addr().String())},
-		Term:      term, Leader: []byte(s.Addr().String()),
+		Term:      term,
 	}, &resp)
 }
 
