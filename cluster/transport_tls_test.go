@@ -151,17 +151,21 @@ func TestTLSRaftPortRefuses(t *testing.T) {
 	if got := c.waitConverged(1); got != hash {
 		t.Fatalf("state changed: hash %s, was %s", got, hash)
 	}
-	if got := c.nodes[leader].node.Status().Term; got != term {
-		t.Fatalf("term moved from %d to %d", term, got)
+	// An honest election under load may move the term by one or two; the
+	// attacks' terms are far above.
+	termSane := func() {
+		t.Helper()
+		if got := c.nodes[leader].node.Status().Term; got >= term+50 {
+			t.Fatalf("term jumped from %d to %d: an attacker's term was taken", term, got)
+		}
 	}
+	termSane()
 	// A real raft transport with an admin certificate that is not a
 	// member: its AppendEntries of a far higher term gets no answer.
 	if err := intruderAppend(t, pki.source(certs.RoleAdmin, "intruder2"), c.nodes[leader].cfg, term+100); err == nil {
 		t.Error("the raft port answered an AppendEntries from an admin that is not a member")
 	}
-	if got := c.nodes[leader].node.Status().Term; got != term {
-		t.Fatalf("term moved from %d to %d", term, got)
-	}
+	termSane()
 	// The cluster still works.
 	c.submit(2)
 	c.waitConverged(2)
