@@ -47,14 +47,36 @@ func TestTLSSystem(t *testing.T) {
 	as := func(role certs.Role, name string) *grpc.ClientConn { return s.ConnAs(addr, role, name) }
 	submit := &pb.SubmitTaskRequest{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 4242}
 
-	st, err := pb.NewAdminClient(as(certs.RoleReader, "rita")).Status(ctx, &pb.StatusRequest{})
+	// Allowed calls may meet an election on this loaded machine: retry
+	// those (Unavailable) until the deadline; refusals come before any
+	// forwarding and need no retry.
+	retry := func(call func() error) error {
+		for {
+			err := call()
+			if status.Code(err) != codes.Unavailable || ctx.Err() != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	var st *pb.StatusResponse
+	err := retry(func() (err error) {
+		st, err = pb.NewAdminClient(as(certs.RoleReader, "rita")).Status(ctx, &pb.StatusRequest{})
+		return err
+	})
 	if err != nil {
 		t.Fatalf("reader status: %v", err)
 	}
 	if !st.Tls || st.Insecure {
 		t.Errorf("status says tls=%v insecure=%v, want tls and not insecure", st.Tls, st.Insecure)
 	}
-	if _, err := pb.NewAdminClient(as(certs.RoleReader, "rita")).ListTasks(ctx, &pb.ListTasksRequest{}); err != nil {
+	if err := retry(func() error {
+		_, err := pb.NewAdminClient(as(certs.RoleReader, "rita")).ListTasks(ctx, &pb.ListTasksRequest{})
+		return err
+	}); err != nil {
 		t.Errorf("reader list tasks: %v", err)
 	}
 	wantDenied := func(what string, err error, role string) {
@@ -73,7 +95,10 @@ func TestTLSSystem(t *testing.T) {
 	wantDenied("worker status", err, "reader")
 	_, err = pb.NewInternalClient(as(certs.RoleOperator, "olga")).ApplyBatch(ctx, &pb.ApplyBatchRequest{Commands: [][]byte{{1}}})
 	wantDenied("operator ApplyBatch", err, "admin")
-	if _, err := pb.NewAdminClient(as(certs.RoleOperator, "olga")).SubmitTask(ctx, submit); err != nil {
+	if err := retry(func() error {
+		_, err := pb.NewAdminClient(as(certs.RoleOperator, "olga")).SubmitTask(ctx, submit)
+		return err
+	}); err != nil {
 		t.Fatalf("operator submit through a follower: %v", err)
 	}
 
