@@ -63,6 +63,7 @@ func TestNewCA(t *testing.T) {
 		t.Errorf("CA is not self-signed: %v", err)
 	}
 	checkMode(t, filepath.Join(dir, CAKeyFile), 0o600)
+	checkMode(t, dir, 0o700) // docs/security.md: the directory tls ca creates is private
 	if _, _, err := loadCA(dir); err != nil {
 		t.Errorf("the CA's key does not match it: %v", err)
 	}
