@@ -57,16 +57,16 @@ func (s *Source) ServerConfig(roles ...Role) *tls.Config {
 // (a DNS name or an IP address, which must be among the server
 // certificate's SANs): TLS 1.3 only; it presents the certificate in use
 // (re-read when its files change, also for a configuration kept) and
-// verifies the server's certificate against the CA in use now. With roles,
-// a server certificate naming another role (or none) is refused: a worker
-// dials with RoleAdmin so that only an admin can hand it work. Both sides'
-// verified chains are in the connection state (FromConnectionState works
-// on the client side too).
+// verifies the server's certificate against the CA in use now. The server
+// must hold one of roles, RoleAdmin when none is given (only admins serve
+// in this system): a certificate of another role, or of none, is refused.
+// Both sides' verified chains are in the connection state
+// (FromConnectionState works on the client side too).
 //
 // The CA pool is the one in use when ClientConfig is called: make one per
 // connection, as a dialer does (raft: tls.Client(conn,
-// src.ClientConfig(host, certs.RoleAdmin))); gRPC keeps its configuration
-// for every reconnection, so use ClientCredentials there.
+// src.ClientConfig(host))); gRPC keeps its configuration for every
+// reconnection, so use ClientCredentials there.
 func (s *Source) ClientConfig(serverName string, roles ...Role) *tls.Config {
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS13,
@@ -76,11 +76,13 @@ func (s *Source) ClientConfig(serverName string, roles ...Role) *tls.Config {
 			return s.current().cert, nil
 		},
 	}
-	if len(roles) > 0 {
+	if len(roles) == 0 {
+		roles = []Role{RoleAdmin}
+	} else {
 		roles = slices.Clone(roles)
-		c.VerifyConnection = func(cs tls.ConnectionState) error {
-			return checkRole("server", cs.VerifiedChains, roles)
-		}
+	}
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		return checkRole("server", cs.VerifiedChains, roles)
 	}
 	return c
 }
@@ -94,8 +96,9 @@ func (s *Source) ServerCredentials(roles ...Role) credentials.TransportCredentia
 // ClientCredentials returns gRPC transport credentials for dialing with
 // ClientConfig: each connection, reconnections included, handshakes with a
 // configuration made for it, so the CA in use at that moment verifies the
-// server, for the host of the address dialed (grpc.NewClient(addr,
-// grpc.WithTransportCredentials(src.ClientCredentials(certs.RoleAdmin)))).
+// server, for the host of the address dialed, and the server must hold one
+// of roles, RoleAdmin when none is given (grpc.NewClient(addr,
+// grpc.WithTransportCredentials(src.ClientCredentials()))).
 func (s *Source) ClientCredentials(roles ...Role) credentials.TransportCredentials {
 	return &clientCreds{s: s, roles: slices.Clone(roles)}
 }

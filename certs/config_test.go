@@ -83,7 +83,8 @@ func TestHandshakeRefused(t *testing.T) {
 		{"client of another role", p.server.ServerConfig(RoleAdmin), p.client.ClientConfig("localhost"), `client certificate "alice" has role operator, want admin`, true},
 		{"server from another CA", foreignServer.ServerConfig(), p.client.ClientConfig("localhost"), "certificate signed by unknown authority", false},
 		{"server for another name", p.server.ServerConfig(), p.client.ClientConfig("10.9.9.9"), "not 10.9.9.9", false},
-		{"server of another role", workerServer.ServerConfig(), p.client.ClientConfig("localhost", RoleAdmin), `server certificate "w1" has role worker, want admin`, false},
+		{"server of another role", p.server.ServerConfig(), p.client.ClientConfig("localhost", RoleWorker), `server certificate "a1" has role admin, want worker`, false},
+		{"worker certificate serving", workerServer.ServerConfig(), p.client.ClientConfig("localhost", RoleAdmin), "not valid for any names", false},
 		{"no server name", p.server.ServerConfig(), p.client.ClientConfig(""), "either ServerName or InsecureSkipVerify must be specified", false},
 	} {
 		r := handshake(t, tc.server, tc.client)

@@ -39,10 +39,11 @@ const (
 // a Common Name).
 const MaxNameLen = 64
 
-// DefaultHosts are in every certificate Issue makes, besides the hosts
-// asked for: a process reached on its own machine (dev, tests, a ctl on
-// the admin's host) verifies without listing them. They name no other
-// machine, so they let no one impersonate a remote server.
+// DefaultHosts are in every admin certificate Issue makes, besides the
+// hosts asked for: an admin reached on its own machine (dev, tests, a ctl
+// on the admin's host) verifies without listing them. Only admins serve,
+// so only their certificates name hosts: a worker's or a person's
+// certificate names none and cannot pass for a server anywhere.
 var DefaultHosts = []string{"localhost", "127.0.0.1", "::1"}
 
 // IssuedFiles returns the files `tls cert --dir dir --name name` writes, with
@@ -155,11 +156,13 @@ func NewCA(dir string) (*x509.Certificate, error) {
 
 // Issue makes a key and a certificate for name with role, signed by the CA
 // in dir, valid for validity (0: DefaultValidity; not past the CA's own
-// expiry), for the hosts (DNS names or IP addresses, which a server's
-// certificate needs for every address its clients dial) and DefaultHosts,
-// usable to serve and to connect (ExtKeyUsage ServerAuth and ClientAuth:
-// an admin is both). It writes DIR/NAME-key.pem (mode 0600) and
-// DIR/NAME.pem and refuses to overwrite either.
+// expiry). Only an admin serves (raft, the gRPC services), so only an
+// admin's certificate can (ExtKeyUsage ServerAuth and ClientAuth) and
+// names the hosts (DNS names or IP addresses, every address its clients
+// dial) and DefaultHosts; every other role's certificate only connects
+// (ClientAuth), names no host, and hosts given for it are refused. It
+// writes DIR/NAME-key.pem (mode 0600) and DIR/NAME.pem and refuses to
+// overwrite either.
 func Issue(dir string, role Role, name string, hosts []string, validity time.Duration) (*x509.Certificate, error) {
 	if validity < 0 {
 		return nil, invalidError(fmt.Sprintf("validity %v is negative", validity))
@@ -183,9 +186,20 @@ func issue(dir string, role Role, name string, hosts []string, notBefore, notAft
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	ips, dns, err := parseHosts(hosts)
-	if err != nil {
-		return nil, err
+	// A certificate that serves passes for the server of every name it
+	// holds: a reader's with localhost in it would pass for the admin on
+	// the admin's own machine.
+	usage := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	var ips []net.IP
+	var dns []string
+	if role == RoleAdmin {
+		usage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
+		var err error
+		if ips, dns, err = parseHosts(hosts); err != nil {
+			return nil, err
+		}
+	} else if len(hosts) > 0 {
+		return nil, invalidError(fmt.Sprintf("only admin certificates name hosts (a %s only connects, it never serves): drop the hosts %s", role, strings.Join(hosts, ",")))
 	}
 	files := IssuedFiles(dir, name)
 	if err := refuseExisting(files.Cert, files.Key); err != nil {
@@ -217,7 +231,7 @@ func issue(dir string, role Role, name string, hosts []string, notBefore, notAft
 		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
+		ExtKeyUsage:           usage,
 		BasicConstraintsValid: true,
 		DNSNames:              dns,
 		IPAddresses:           ips,

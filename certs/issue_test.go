@@ -63,6 +63,7 @@ func TestNewCA(t *testing.T) {
 		t.Errorf("CA is not self-signed: %v", err)
 	}
 	checkMode(t, filepath.Join(dir, CAKeyFile), 0o600)
+	checkMode(t, dir, 0o700) // docs/security.md: the directory tls ca creates is private
 	if _, _, err := loadCA(dir); err != nil {
 		t.Errorf("the CA's key does not match it: %v", err)
 	}
@@ -139,11 +140,17 @@ func TestIssue(t *testing.T) {
 	}
 	checkMode(t, f.Key, 0o600)
 
-	// The default validity is a year.
+	// The default validity is a year; a reader's certificate only
+	// connects and names no host.
 	if c, err := Issue(dir, RoleReader, "r1", nil, 0); err != nil {
 		t.Fatal(err)
-	} else if d := time.Until(c.NotAfter); d < DefaultValidity-time.Hour || d > DefaultValidity {
-		t.Errorf("default validity %v, want %v", d, DefaultValidity)
+	} else {
+		if d := time.Until(c.NotAfter); d < DefaultValidity-time.Hour || d > DefaultValidity {
+			t.Errorf("default validity %v, want %v", d, DefaultValidity)
+		}
+		if !slices.Equal(c.ExtKeyUsage, []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}) || len(c.DNSNames)+len(c.IPAddresses) != 0 {
+			t.Errorf("reader certificate: ExtKeyUsage %v, SANs %v %v; want ClientAuth only and no SANs", c.ExtKeyUsage, c.DNSNames, c.IPAddresses)
+		}
 	}
 }
 
@@ -174,6 +181,8 @@ func TestIssueRejects(t *testing.T) {
 		{dir, RoleAdmin, "a1", []string{"10.0.0.1:9001"}, 0, `host "10.0.0.1:9001" has a port`, true},
 		{dir, RoleAdmin, "a1", []string{"bad_host!"}, 0, "neither an IP address nor a DNS name", true},
 		{dir, RoleAdmin, "a1", nil, -time.Hour, "negative", true},
+		{dir, RoleWorker, "w2", []string{"10.0.0.2"}, 0, "only admin certificates name hosts", true},
+		{dir, RoleReader, "r2", []string{"localhost"}, 0, "only admin certificates name hosts", true},
 		{dir, RoleAdmin, "a1", nil, CAValidity + 24*time.Hour, "would outlive the CA", true},
 		{dir, RoleWorker, "w1", nil, 0, "w1.pem already exists; refusing to overwrite it", false},
 		{t.TempDir(), RoleWorker, "w2", nil, 0, "ca.pem does not exist: make a CA first (groundskeeper tls ca --dir", false},

@@ -48,8 +48,8 @@ func ParseRole(s string) (Role, error) {
 }
 
 // RoleOf returns the role and the name a certificate names: its Subject
-// must hold exactly one Organizational Unit, a known role, and a non-empty
-// Common Name. It does not verify the certificate; pass a verified one.
+// must hold exactly one Organizational Unit, a known role, and a Common
+// Name that CheckName accepts (as Issue requires). It does not verify the certificate; pass a verified one.
 func RoleOf(cert *x509.Certificate) (Role, string, error) {
 	if cert == nil {
 		return "", "", errors.New("no certificate")
@@ -69,10 +69,19 @@ func RoleOf(cert *x509.Certificate) (Role, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("certificate %q has an unknown role %q in its Organizational Unit (want %s)", subject, ous[0], rolesText)
 	}
-	if cert.Subject.CommonName == "" {
+	cn := cert.Subject.CommonName
+	if cn == "" {
 		return "", "", fmt.Errorf("certificate with role %s (%s) has no Common Name, which must be its holder's name", role, subject)
 	}
-	return role, cert.Subject.CommonName, nil
+	// The name becomes a worker id or a raft id and goes into logs: hold
+	// another PKI's certificates to the names Issue accepts.
+	if len(cn) > MaxNameLen {
+		return "", "", fmt.Errorf("certificate with role %s has a Common Name of %d characters (%.20q...); a name is at most %d", role, len(cn), cn, MaxNameLen)
+	}
+	if err := CheckName(cn); err != nil {
+		return "", "", fmt.Errorf("certificate with role %s has a Common Name that is not a name: %w", role, err)
+	}
+	return role, cn, nil
 }
 
 // FromConnectionState returns the role and name of a connection's peer

@@ -1,8 +1,15 @@
 package certs
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -297,4 +304,90 @@ func TestConcurrentRotation(t *testing.T) {
 	clients.Wait()
 	close(stop)
 	rotator.Wait()
+}
+
+// issueServerOnly writes, in dir, a certificate signed by dir's CA whose
+// extended key usage is ServerAuth only (another PKI's server certificate).
+func issueServerOnly(t *testing.T, dir, name string) Files {
+	t.Helper()
+	ca, caKey, err := loadCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(42),
+		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{string(RoleAdmin)}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, key.Public(), caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := IssuedFiles(dir, name)
+	if err := writeKeyAndCert(key, der, f.Key, f.Cert); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestLoadWarnsAndRefusesUsage: a key file others may read loads, with a
+// warning reported and kept in Err; a certificate that cannot connect
+// (no ClientAuth) is refused in one sentence naming it.
+func TestLoadWarnsAndRefusesUsage(t *testing.T) {
+	dir := newCADir(t)
+	f := mustIssue(t, dir, RoleAdmin, "a1")
+	if err := os.Chmod(f.Key, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rep := &reports{}
+	src, err := Load(f, Options{Report: rep.report})
+	if err != nil {
+		t.Fatalf("Load with a group-readable key: %v", err)
+	}
+	errs := rep.take()
+	if len(errs) != 1 || !errors.Is(errs[0], ErrWarning) || !strings.Contains(errs[0].Error(), "mode 0640") {
+		t.Errorf("reports of a group-readable key: %v, want one warning naming the mode", errs)
+	}
+	if err := src.Err(); !errors.Is(err, ErrWarning) {
+		t.Errorf("Err with a group-readable key: %v, want the warning", err)
+	}
+
+	so := issueServerOnly(t, dir, "a2")
+	if _, err := Load(so, Options{}); err == nil || !strings.Contains(err.Error(), "lacks ClientAuth") || strings.Contains(err.Error(), "\n") {
+		t.Errorf("Load of a ServerAuth-only certificate: %v, want one sentence saying it lacks ClientAuth", err)
+	}
+}
+
+// TestCAWithdrawalWarns: a CA file that no longer verifies our own
+// certificate is applied, and Err says, as a warning, that the
+// certificate in use must be re-issued; the key pair rotated to one of
+// the new CA clears it.
+func TestCAWithdrawalWarns(t *testing.T) {
+	old, fresh := newCADir(t), newCADir(t)
+	clock := &fakeClock{t: time.Now()}
+	rep := &reports{}
+	sf := mustIssue(t, old, RoleAdmin, "a1")
+	server := mustLoad(t, sf, Options{CheckEvery: time.Second, Report: rep.report, now: clock.now})
+	writeFileAtomic(t, sf.CA, mustRead(t, filepath.Join(fresh, CAFile)))
+	if err := server.Reload(); !errors.Is(err, ErrWarning) || !strings.Contains(err.Error(), "no longer verifies") {
+		t.Errorf("Reload after the CA was withdrawn: %v, want a warning that our certificate no longer verifies", err)
+	}
+	if errs := rep.take(); len(errs) != 1 || !errors.Is(errs[0], ErrWarning) {
+		t.Errorf("reports: %v, want one warning", errs)
+	}
+	replaceFiles(t, mustIssue(t, fresh, RoleAdmin, "a1-new"), sf)
+	if err := server.Reload(); err != nil {
+		t.Errorf("Reload after re-issuing from the new CA: %v", err)
+	}
+	if cn := server.Leaf().Subject.CommonName; cn != "a1-new" {
+		t.Errorf("certificate in use %q, want a1-new", cn)
+	}
 }

@@ -22,8 +22,9 @@ Commands:
 cert flags:
   --role ROLE       admin, worker, operator or reader (the certificate's Organizational Unit)
   --name NAME       the admin's raft id, the worker's id, or a person's or tool's name (its Common Name)
-  --host H[,H...]   DNS names and IP addresses clients dial this process at (admins);
-                    localhost, 127.0.0.1 and ::1 are always included
+  --host H[,H...]   admins only: DNS names and IP addresses clients dial the admin at;
+                    localhost, 127.0.0.1 and ::1 are always included (only admin
+                    certificates serve: other roles name no host and only connect)
   --days N          validity in days (default 365; not past the CA's expiry)
 
 Existing files are never overwritten. Keys are written with mode 0600.
@@ -72,7 +73,7 @@ func tlsCert(args []string, out io.Writer) error {
 	dir := fs.String("dir", "", "directory holding the CA (ca.pem, ca-key.pem); the certificate is written there")
 	role := fs.String("role", "", "admin, worker, operator or reader")
 	name := fs.String("name", "", "the admin's raft id, the worker's id, or a person's or tool's name")
-	hosts := fs.String("host", "", "comma-separated DNS names and IP addresses the holder is dialed at")
+	hosts := fs.String("host", "", "admins only: comma-separated DNS names and IP addresses the admin is dialed at")
 	days := fs.Int("days", 365, "validity in days")
 	if err := parseTLSFlags(fs, args); err != nil {
 		return err
@@ -102,8 +103,12 @@ func tlsCert(args []string, out io.Writer) error {
 	for _, ip := range cert.IPAddresses {
 		sans = append(sans, ip.String())
 	}
-	fmt.Fprintf(out, "wrote %s and %s (key, mode 0600): role %s, name %s, valid until %s, hosts %s\n",
-		files.Cert, files.Key, r, *name, cert.NotAfter.UTC().Format(time.DateOnly), strings.Join(sans, ","))
+	serves := "hosts " + strings.Join(sans, ",")
+	if len(sans) == 0 {
+		serves = "connects only (no hosts: only admins serve)"
+	}
+	fmt.Fprintf(out, "wrote %s and %s (key, mode 0600): role %s, name %s, valid until %s, %s\n",
+		files.Cert, files.Key, r, *name, cert.NotAfter.UTC().Format(time.DateOnly), serves)
 	fmt.Fprintf(out, "use it with: --tls-ca %s --tls-cert %s --tls-key %s\n", files.CA, files.Cert, files.Key)
 	return nil
 }

@@ -49,6 +49,9 @@ func TestTLSCommands(t *testing.T) {
 	if role, name, err := src.Identity(); err != nil || role != certs.RoleAdmin || name != "a1" {
 		t.Errorf("identity %q %q %v", role, name, err)
 	}
+	if code, out, errOut := runArgs("tls", "cert", "--dir", dir, "--role", "reader", "--name", "r1"); code != 0 || !strings.Contains(out, "connects only") {
+		t.Errorf("tls cert reader: exit %d, %q, stderr %q; want it to say it connects only", code, out, errOut)
+	}
 	if fi, err := os.Stat(f.Key); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file mode: %v %v", fi.Mode(), err)
 	}
@@ -87,6 +90,7 @@ func TestTLSCommandErrors(t *testing.T) {
 		{[]string{"tls", "cert", "--dir", dir, "--role", "worker", "--name", "../w2"}, 2, `name "../w2" may hold only`},
 		{[]string{"tls", "cert", "--dir", dir, "--role", "admin", "--name", "a1", "--host", "10.0.0.1:9001"}, 2, "has a port"},
 		{[]string{"tls", "cert", "--dir", dir, "--role", "worker", "--name", "w2", "--days", "0"}, 2, "--days must be a positive number"},
+		{[]string{"tls", "cert", "--dir", dir, "--role", "reader", "--name", "r2", "--host", "localhost"}, 2, "only admin certificates name hosts"},
 		{[]string{"tls", "cert", "--dir", dir, "--role", "worker", "--name", "w2", "--days", "4000"}, 2, "would outlive the CA"},
 		{[]string{"tls", "cert", "--dir", dir, "--role", "worker", "--name", "w1"}, 1, "w1.pem already exists; refusing to overwrite it"},
 		{[]string{"tls", "cert", "--dir", noCA, "--role", "worker", "--name", "w2"}, 1, "ca.pem does not exist: make a CA first (groundskeeper tls ca --dir " + noCA + ")"},
