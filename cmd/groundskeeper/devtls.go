@@ -27,12 +27,17 @@ func newDevPKI(dataDir string) (*devPKI, error) {
 	return p, nil
 }
 
-// source issues (once) and loads the certificate of role named name,
-// valid for host.
+// source issues (once) and loads the certificate of role named name. An
+// admin's is valid for host; other roles only connect, and Issue refuses
+// hosts for them (only admin certificates serve).
 func (p *devPKI) source(role certs.Role, name, host string) (*certs.Source, error) {
 	files := certs.IssuedFiles(p.dir, name)
 	if _, err := os.Stat(files.Cert); errors.Is(err, fs.ErrNotExist) {
-		if _, err := certs.Issue(p.dir, role, name, []string{host}, 0); err != nil {
+		var hosts []string
+		if role == certs.RoleAdmin {
+			hosts = []string{host}
+		}
+		if _, err := certs.Issue(p.dir, role, name, hosts, 0); err != nil {
 			return nil, fmt.Errorf("dev certificate %s: %w", name, err)
 		}
 	}

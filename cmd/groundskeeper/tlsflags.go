@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -54,17 +55,39 @@ func (t *tlsFlags) load(logger hclog.Logger) (*certs.Source, error) {
 	}
 	opts := certs.Options{}
 	if logger != nil {
-		opts.Report = func(err error) {
-			if err != nil {
-				logger.Error("the TLS files changed but do not load: keeping the certificates in use", "error", err)
-			} else {
-				logger.Info("loaded the changed TLS files")
-			}
-		}
+		opts.Report = func(err error) { reportTLS(logger, err) }
 	}
 	src, err := certs.Load(t.files, opts)
 	if err != nil {
 		return nil, fmt.Errorf("TLS: %w", err)
 	}
 	return src, nil
+}
+
+// reportTLS logs what a Source reports: nil is a change loaded in full;
+// otherwise each part is either a warning (loaded, but a mistake to fix)
+// or a refusal (the last good CA pool or key pair kept). A warning logged
+// as an error would cry wolf, and a refusal logged as a warning would hide
+// a rotation that did not happen, so the parts are logged apart.
+func reportTLS(logger hclog.Logger, err error) {
+	if err == nil {
+		logger.Info("loaded the changed TLS files")
+		return
+	}
+	for _, e := range splitErrors(err) {
+		if errors.Is(e, certs.ErrWarning) {
+			logger.Warn("TLS files loaded with a warning", "warning", e)
+		} else {
+			logger.Error("the TLS files changed but do not load: keeping the certificates in use", "error", e)
+		}
+	}
+}
+
+// splitErrors returns the errors err joins (errors.Join or alike), or err
+// alone.
+func splitErrors(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
 }
