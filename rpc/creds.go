@@ -9,8 +9,11 @@ import (
 
 // ClientCredentials is the transport of every gRPC client of ours: mutual
 // TLS with src's certificate, accepting only a server whose certificate
-// names one of roles (an admin, for every caller), or plaintext when src is
-// nil (loopback and --insecure clusters, and the tests that run them).
+// names one of roles (RoleAdmin when none is given; every caller passes
+// certs.RoleAdmin anyway, as only admins serve: that check is what
+// authenticates the leader a worker or ctl is redirected to), or plaintext
+// when src is nil (loopback and --insecure clusters, and the tests that
+// run them).
 func ClientCredentials(src *certs.Source, roles ...certs.Role) grpc.DialOption {
 	if src == nil {
 		return grpc.WithTransportCredentials(insecure.NewCredentials())
