@@ -16,3 +16,15 @@ func Propose(ctx context.Context, n *Node, cmd *fsmpb.Command) (*fsmpb.ApplyResu
 // AgreedVersion, for this package's tests only, is the command version
 // leader n writes in (localApplier's gate).
 func AgreedVersion(n *Node) uint32 { return n.agreedVersion() }
+
+// Services, for this package's tests only, lists the services node n's
+// gRPC server registered, by name, with their methods.
+func Services(n *Node) map[string][]string {
+	out := map[string][]string{}
+	for name, info := range n.grpc.GetServiceInfo() {
+		for _, m := range info.Methods {
+			out[name] = append(out[name], m.Name)
+		}
+	}
+	return out
+}

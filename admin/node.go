@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -45,6 +46,15 @@ type Config struct {
 	// advertises that version, or lower it to 1 to play a build that
 	// predates the attempt history (version 2).
 	MaxCommandVersion uint32
+	// TLS, when set, is the node's mutual-TLS material (--tls-ca,
+	// --tls-cert, --tls-key): the gRPC server and the raft transport
+	// require a client certificate from its CA, and every connection the
+	// node opens to another admin presents its certificate. nil is
+	// plaintext.
+	TLS *certs.Source
+	// Insecure (--insecure) lets a node without TLS bind non-loopback
+	// addresses; it is logged loudly and shown by ctl status.
+	Insecure bool
 }
 
 // Node is a running admin: raft, the replicated state, the scheduler (which
@@ -74,6 +84,18 @@ type Node struct {
 func Start(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
+	}
+	if err := checkListeners(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.TLS != nil {
+		role, name, err := cfg.TLS.Identity()
+		if err != nil {
+			return nil, fmt.Errorf("admin certificate: %w", err)
+		}
+		if role != certs.RoleAdmin || name != cfg.ID {
+			return nil, fmt.Errorf("the certificate names %s %q but this is admin %q: issue it with --role admin --name %s", role, name, cfg.ID, cfg.ID)
+		}
 	}
 	lis, err := net.Listen("tcp", cfg.GRPCAddr)
 	if err != nil {
@@ -119,7 +141,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.fsm.OnRestore(n.sched.StateRestored)
 	n.raft, err = cluster.Open(ctx, cluster.Config{
 		ID: cfg.ID, RaftAddr: cfg.RaftAddr, RaftAdvertise: cfg.RaftAdvertise, DataDir: cfg.DataDir, Peers: cfg.Peers, Bootstrap: cfg.Bootstrap,
-		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.lead,
+		FSM: n.fsm, Logger: cfg.Logger, OnLeader: n.lead, TLS: cfg.TLS,
 		HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout, LeaderLease: cfg.LeaderLease,
 	})
 	if err != nil {
@@ -130,14 +152,17 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.server = rpc.NewServer(n.raft, n.fsm, cfg.GRPCAddr, cfg.Logger.Named("rpc"))
+	n.server.SetTLS(cfg.TLS)
+	n.server.SetInsecure(cfg.TLS == nil && cfg.Insecure)
 	n.server.SetLive(n.sched)
 	n.server.SetChanges(n.changes)
 	if n.topo != nil {
 		n.server.SetTopology(n.topo)
 	}
-	// The message size limits of rpc.ServerOptions; its interceptors come
-	// after the metrics one, so a refused call is counted too.
-	n.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(rpc.MaxRequestMessage), grpc.MaxSendMsgSize(rpc.MaxResponseMessage),
+	// The message size limits of rpc.ServerOptions; the role check and the
+	// limits' interceptors come after the metrics one, so a refused call is
+	// counted too.
+	opts := append(rpc.ServerCredentials(cfg.TLS), grpc.MaxRecvMsgSize(rpc.MaxRequestMessage), grpc.MaxSendMsgSize(rpc.MaxResponseMessage),
 		// Capacity oracle reads are many and short: long-lived workers with
 		// grown stacks serve them instead of a fresh goroutine per call,
 		// whose stack growth was a sixth of a read's cost (more calls than
@@ -145,7 +170,10 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		grpc.NumStreamWorkers(streamWorkers),
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
-		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor, rpc.LimitUnary), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor, rpc.LimitStream))
+		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
+	opts = append(opts, rpc.AuthzInterceptors(cfg.TLS)...)
+	opts = append(opts, grpc.ChainUnaryInterceptor(rpc.LimitUnary), grpc.ChainStreamInterceptor(rpc.LimitStream))
+	n.grpc = grpc.NewServer(opts...)
 	n.server.SetSpoolDir(cfg.DataDir)
 	n.server.Register(n.grpc)
 	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))
@@ -171,7 +199,11 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 			n.topo.Run(runCtx)
 		}()
 	}
-	cfg.Logger.Info("admin node started", "id", cfg.ID, "raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr)
+	cfg.Logger.Info("admin node started", "id", cfg.ID, "raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr, "tls", cfg.TLS != nil)
+	if cfg.TLS == nil && cfg.Insecure {
+		cfg.Logger.Warn("INSECURE: --insecure without TLS: the gRPC and raft ports are plaintext and unauthenticated; anyone who reaches them controls the cluster",
+			"raft_addr", cfg.RaftAddr, "grpc_addr", cfg.GRPCAddr)
+	}
 	return n, nil
 }
 

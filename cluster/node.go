@@ -21,6 +21,7 @@ import (
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 )
 
@@ -81,6 +82,12 @@ type Config struct {
 	SnapshotInterval  time.Duration // 30s
 	TrailingLogs      uint64        // 10240
 	MaxAppendEntries  int           // 512
+
+	// TLS, when set, makes the raft port mutual TLS: peers must present an
+	// admin certificate from its CA, and raft traffic is accepted only from
+	// admins named in the configuration or in Peers (transport_tls.go).
+	// nil is plaintext.
+	TLS *certs.Source
 
 	// wrapFSM, if set (by tests), wraps the raft adapter of FSM.
 	wrapFSM func(raft.FSM) raft.FSM
@@ -265,7 +272,14 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 			return nil, fmt.Errorf("resolve --raft-advertise %s: %w", cfg.RaftAdvertise, err)
 		}
 	}
-	stream, err := newStreamLayer(cfg.RaftAddr, advertise)
+	var ttls *transportTLS
+	if cfg.TLS != nil {
+		ttls = &transportTLS{src: cfg.TLS, logger: cfg.Logger.Named("transport")}
+		for _, p := range cfg.Peers {
+			ttls.peers = append(ttls.peers, p.ID)
+		}
+	}
+	stream, err := newStreamLayer(cfg.RaftAddr, advertise, ttls)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("listen on --raft-addr %s: %w", cfg.RaftAddr, err)
@@ -378,6 +392,9 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
 	n.raft = r
+	if ttls != nil {
+		ttls.raft.Store(r)
+	}
 	n.fatal = fatal
 	stream.setProbeInfo(n.probeInfo)
 	n.verifier = newVerifyBatcher(func() error { return r.VerifyLeader().Error() })

@@ -129,7 +129,13 @@ func (s *streamLayer) probePeer(ctx context.Context, addr string) (ProbeInfo, er
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	d := s.dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	var conn net.Conn
+	var err error
+	if s.tls != nil {
+		conn, err = s.dialTLS(ctx, &d, addr)
+	} else {
+		conn, err = d.DialContext(ctx, "tcp", addr)
+	}
 	if err != nil {
 		return ProbeInfo{}, err
 	}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -44,12 +45,17 @@ type streamLayer struct {
 	// Close so it need not wait out their deadlines.
 	mu      sync.Mutex
 	routing map[net.Conn]struct{}
+
+	// tls, when set, makes every connection mutual TLS (transport_tls.go);
+	// nil is plaintext. Set before the first connection is accepted.
+	tls *transportTLS
 }
 
 var _ raft.StreamLayer = (*streamLayer)(nil)
 
 // newStreamLayer listens on bind and advertises advertise (bind if nil).
-func newStreamLayer(bind string, advertise net.Addr) (*streamLayer, error) {
+// With t, every connection is mutual TLS (nil: plaintext).
+func newStreamLayer(bind string, advertise net.Addr, t ...*transportTLS) (*streamLayer, error) {
 	lis, err := net.Listen("tcp", bind)
 	if err != nil {
 		return nil, err
@@ -65,6 +71,9 @@ func newStreamLayer(bind string, advertise net.Addr) (*streamLayer, error) {
 	}
 	s := &streamLayer{advertise: advertise, listener: tl, conns: make(chan net.Conn), closed: make(chan struct{}),
 		routing: map[net.Conn]struct{}{}}
+	if len(t) > 0 {
+		s.tls = t[0]
+	}
 	if !local.IP.IsUnspecified() {
 		s.dialer.LocalAddr = &net.TCPAddr{IP: local.IP}
 	}
@@ -127,6 +136,16 @@ func (s *streamLayer) acceptLoop() {
 // route peeks at c's first byte and answers a probe or hands c to raft.
 func (s *streamLayer) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Now().Add(probeTimeout))
+	peerName := ""
+	if s.tls != nil {
+		tc, name, err := s.tls.accept(c)
+		if err != nil {
+			s.tls.refused(c, "TLS handshake", err)
+			c.Close()
+			return
+		}
+		c, peerName = tc, name
+	}
 	r := bufio.NewReaderSize(c, 16)
 	first, err := r.Peek(1)
 	if err != nil {
@@ -143,6 +162,11 @@ func (s *streamLayer) route(c net.Conn) {
 		return
 	}
 	if !s.raftOn.Load() {
+		c.Close()
+		return
+	}
+	if s.tls != nil && !s.tls.admits(peerName) {
+		s.tls.refused(c, "not a member", fmt.Errorf("admin %q is neither in the raft configuration nor in --peers", peerName))
 		c.Close()
 		return
 	}
@@ -167,7 +191,26 @@ func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := s.dialer
 	d.Timeout = timeout
-	return d.Dial("tcp", string(address))
+	if s.tls == nil {
+		return d.Dial("tcp", string(address))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.dialTLS(ctx, &d, string(address))
+}
+
+// dialTLS dials addr and handshakes TLS as the client, within ctx.
+func (s *streamLayer) dialTLS(ctx context.Context, d *net.Dialer, addr string) (net.Conn, error) {
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	tc, err := s.tls.dial(ctx, c, addr)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
 }
 
 // Accept implements net.Listener: the next connection for raft.

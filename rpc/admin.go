@@ -48,6 +48,8 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		CommitIndex:    st.CommitIndex,
 		AppliedIndex:   st.AppliedIndex,
 		LastLogIndex:   st.LastLogIndex,
+		Tls:            s.tls != nil,
+		Insecure:       s.insecure,
 	}
 	if err := s.fsm.Halted(); err != nil {
 		// Until the process exits (at once, in the admin command): the

@@ -27,13 +27,16 @@ type Client struct {
 var ErrUnreachable = errors.New("no admin answered")
 
 // Dial prepares connections to every address; nothing is contacted yet.
-func Dial(addrs []string) (*Client, error) {
+// Without options the connections are plaintext; pass
+// ClientCredentials(src, certs.RoleAdmin) for mutual TLS (later options
+// override earlier ones).
+func Dial(addrs []string, opts ...grpc.DialOption) (*Client, error) {
 	if len(addrs) == 0 {
 		return nil, errors.New("no admin address given")
 	}
 	c := &Client{addrs: addrs}
 	for _, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()), CallLimits())
+		conn, err := grpc.NewClient(a, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), CallLimits()}, opts...)...)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("admin address %q: %w", a, err)

@@ -12,9 +12,9 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -72,6 +72,11 @@ type Server struct {
 
 	// restores spools restore streams and lets one run at a time.
 	restores restoreSpool
+	// tls, when set, is the mutual-TLS material this node dials the other
+	// admins with (forwarding); nil dials in plaintext.
+	tls *certs.Source
+	// insecure: plaintext beyond loopback (--insecure), shown by Status.
+	insecure bool
 
 	// topo is the master's topology for the capacity oracle (nil: no master).
 	topo atomic.Pointer[topologyHolder]
@@ -89,6 +94,15 @@ type LiveView interface {
 	Progress(task uint64) (progress float64, step string, ok bool)
 	Status() (*pb.Maintenance, bool)
 }
+
+// SetTLS makes the connections this node opens to other admins
+// (forwarding to the leader) use mutual TLS with src, accepting only admin
+// certificates. Call it before serving.
+func (s *Server) SetTLS(src *certs.Source) { s.tls = src }
+
+// SetInsecure records that the node runs in plaintext on a non-loopback
+// address (--insecure), for Status.
+func (s *Server) SetInsecure(v bool) { s.insecure = v }
 
 // SetLive lets reads served by the leader include live worker state.
 func (s *Server) SetLive(l LiveView) { s.live = l }
@@ -133,7 +147,7 @@ func (s *Server) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := s.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()), CallLimits())
+	c, err := grpc.NewClient(addr, ClientCredentials(s.tls, certs.RoleAdmin), CallLimits())
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}

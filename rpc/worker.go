@@ -46,6 +46,9 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 	if err := checkHello(hello); err != nil {
 		return err
 	}
+	if err := w.checkWorkerIdentity(ctx, hello); err != nil {
+		return err
+	}
 	sess, welcome, err := w.sessions.Attach(ctx, hello)
 	if errors.Is(err, scheduler.ErrNotRunning) {
 		id, _ := w.admin.raft.Leader()

@@ -5,7 +5,8 @@
 # import rules (fsm, scheduler, worker, capacity and placement do not link
 # hashicorp/raft: raft stays in cluster; fsm does not link rpc or rpc/pb: the
 # replicated state does not depend on the API; capacity and placement do not
-# link the scheduler: they sit below it). Every step runs; the failed ones are
+# link the scheduler: they sit below it; certs links no package of ours and
+# not raft: every listener and dialer shares it). Every step runs; the failed ones are
 # listed at the end. `scripts/check.sh STEP...` runs only the named steps
 # (gofmt vet staticcheck proto tidy imports).
 set -uo pipefail
@@ -109,6 +110,11 @@ step_imports() {
     forbid_imports "$p" '$i == "github.com/groundskeeper-dev/groundskeeper/scheduler"' \
       "${p#./} links the scheduler; it must sit below it (move what both need to placement):" || rc=1
   done
+  # certs is the TLS layer under every listener and dialer (gRPC, raft, the
+  # SeaweedFS clients): it knows no service, state or raft, so it links no
+  # package of this module and not hashicorp/raft.
+  forbid_imports ./certs '$i ~ /^github\.com\/(groundskeeper-dev\/groundskeeper|hashicorp\/raft)($|[-\/])/' \
+    "certs links the project's packages or raft; it must stay below every listener (pass what it needs in):" || rc=1
   return "$rc"
 }
 

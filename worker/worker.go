@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/errtext"
@@ -37,6 +38,18 @@ type Config struct {
 	Logger        hclog.Logger
 	// Version is sent in the hello.
 	Version string
+	// TLS, when set, is the worker's mutual-TLS material (--tls-*): it
+	// dials the admins presenting its certificate, whose name must be ID,
+	// and accepts only admin certificates from the CA. nil is plaintext.
+	TLS *certs.Source
+}
+
+// transport returns the credentials the worker dials admins with.
+func (w *Worker) transport() grpc.DialOption {
+	if w.cfg.TLS == nil {
+		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return grpc.WithTransportCredentials(w.cfg.TLS.ClientCredentials(certs.RoleAdmin))
 }
 
 // Worker runs assignments from the leader.
@@ -137,6 +150,15 @@ func New(cfg Config) (*Worker, error) {
 			return nil, fmt.Errorf("no executor for capability %s", fsm.TypeName(c))
 		}
 	}
+	if cfg.TLS != nil {
+		role, name, err := cfg.TLS.Identity()
+		if err != nil {
+			return nil, fmt.Errorf("worker certificate: %w", err)
+		}
+		if role != certs.RoleWorker || name != cfg.ID {
+			return nil, fmt.Errorf("the certificate names %s %q but this is worker %q: issue it with --role worker --name %s", role, name, cfg.ID, cfg.ID)
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -191,7 +213,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		conn, ok := conns[addr]
 		if !ok {
 			var err error
-			conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			conn, err = grpc.NewClient(addr, w.transport(),
 				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}))
 			if err != nil {
 				return fmt.Errorf("admin address %q: %w", addr, err)

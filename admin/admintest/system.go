@@ -18,9 +18,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin"
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -69,6 +69,8 @@ type System struct {
 	nodes   []*admin.Node // nil while stopped
 	workers []*Worker
 	conns   []*grpc.ClientConn
+	// tls is the CA of EnableTLS (nil: plaintext).
+	tls *tlsState
 }
 
 type Worker struct {
@@ -140,6 +142,7 @@ func (s *System) StartAdmins(sc scheduler.Config) {
 		s.Cfgs = append(s.Cfgs, admin.Config{
 			ID: id, DataDir: filepath.Join(s.Dir, id), RaftAddr: raftAddr, GRPCAddr: testutil.FreeAddr(s.T),
 			Logger: testutil.Logger("admin." + id), Master: s.Sim.MasterServerAddress().String(), Scheduler: sc,
+			TLS: s.Source(certs.RoleAdmin, id),
 		})
 	}
 	for i := range s.Cfgs {
@@ -394,16 +397,11 @@ func (s *System) AdminClient(i int) pb.AdminClient {
 	return pb.NewAdminClient(s.Conn(s.Cfgs[i].GRPCAddr))
 }
 
+// Conn dials addr as an operator ("test-operator") with EnableTLS, in
+// plaintext without.
 func (s *System) Conn(addr string) *grpc.ClientConn {
 	s.T.Helper()
-	c, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		s.T.Fatalf("dial %s: %v", addr, err)
-	}
-	s.mu.Lock()
-	s.conns = append(s.conns, c)
-	s.mu.Unlock()
-	return c
+	return s.ConnAs(addr, certs.RoleOperator, "test-operator")
 }
 
 // StartWorker runs a real worker (real executors against the simulator)
@@ -414,6 +412,7 @@ func (s *System) StartWorker(id string, admins []string, maxConcurrent int) *Wor
 	w, err := worker.New(worker.Config{
 		ID: id, Admins: admins, DataDir: filepath.Join(s.Dir, id), MaxConcurrent: maxConcurrent, Version: "system-test",
 		Capabilities: AllCaps, Executors: worker.Executors(volumes), Logger: testutil.Logger("worker." + id),
+		TLS: s.Source(certs.RoleWorker, id),
 	})
 	if err != nil {
 		volumes.Close()

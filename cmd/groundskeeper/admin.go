@@ -108,6 +108,9 @@ func runAdmin(args []string) error {
 	lease := fs.Duration("raft-leader-lease", cluster.DefaultLeaderLease, "a leader that cannot reach a quorum for this long steps down; at most --raft-heartbeat-timeout")
 	var m maintenanceFlags
 	m.register(fs)
+	var tf tlsFlags
+	tf.register(fs)
+	insecure := fs.Bool("insecure", false, "without TLS, bind non-loopback addresses anyway: the ports are plaintext and unauthenticated (logged loudly, shown by ctl status)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -145,6 +148,19 @@ func runAdmin(args []string) error {
 	if err := m.validate(); err != nil {
 		return err
 	}
+	if err := tf.validate(); err != nil {
+		return err
+	}
+	if *insecure && tf.files.Enabled() {
+		return usagef("--insecure contradicts --tls-ca, --tls-cert and --tls-key: give one or the other")
+	}
+	if !*insecure && !tf.files.Enabled() {
+		for _, a := range []struct{ flag, addr string }{{"--grpc-addr", *grpcAddr}, {"--raft-addr", *raftAddr}} {
+			if !admin.IsLoopback(a.addr) {
+				return usagef("%s %s is not a loopback address and no TLS is configured: give --tls-ca, --tls-cert and --tls-key (see groundskeeper tls), or --insecure", a.flag, a.addr)
+			}
+		}
+	}
 	if err := validateRaftTimings(*heartbeat, *election, *lease); err != nil {
 		return err
 	}
@@ -170,6 +186,10 @@ func runAdmin(args []string) error {
 		return usagef("--log-level %q is not one of trace, debug, info, warn, error", *logLevel)
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "admin." + *id, Level: level, Output: os.Stderr})
+	tlsSrc, err := tf.load(logger.Named("tls"))
+	if err != nil {
+		return err
+	}
 	if *debugAddr != "" {
 		stopDebug, err := serveDebug(*debugAddr)
 		if err != nil {
@@ -192,7 +212,7 @@ func runAdmin(args []string) error {
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention, TestCrashDir: *dataDir},
-		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion})
+		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion, TLS: tlsSrc, Insecure: *insecure})
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()

@@ -44,9 +44,9 @@ func (o *ctlOpts) watchCapacity(ids []uint32, names []string) error {
 	if len(addrs) == 0 {
 		return usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
 	}
-	c, err := rpc.Dial(addrs)
+	c, err := o.dial(addrs)
 	if err != nil {
-		return usagef("%s", err)
+		return err
 	}
 	defer c.Close()
 	ctx, stop := ctlInterrupt()

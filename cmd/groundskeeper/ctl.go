@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
@@ -45,6 +46,9 @@ Common flags (before or after the command):
   --stale                  read from the answering node's own state instead of the leader's
   --timeout D              give up on each call after D (default 15s)
   --wait-timeout D         commands that wait for a task give up after D (default: no limit)
+  --tls-ca F --tls-cert F --tls-key F
+                           mutual TLS with a certificate from groundskeeper tls cert
+                           (default: $GROUNDSKEEPER_TLS_CA, _CERT, _KEY); all three or none
 
 Commands that wait show progress on stderr and exit non-zero unless the task
 ends as asked (completed; cancelled for task cancel).
@@ -59,6 +63,8 @@ type ctlOpts struct {
 	out         io.Writer
 	// errOut takes progress displays (stderr).
 	errOut io.Writer
+	// tls is --tls-ca, --tls-cert, --tls-key (default: GROUNDSKEEPER_TLS_*).
+	tls tlsFlags
 }
 
 func (o *ctlOpts) register(fs *flag.FlagSet) {
@@ -66,6 +72,21 @@ func (o *ctlOpts) register(fs *flag.FlagSet) {
 	fs.BoolVar(&o.json, "json", o.json, "machine-readable output")
 	fs.BoolVar(&o.stale, "stale", o.stale, "serve reads from the answering node's own state")
 	fs.DurationVar(&o.timeout, "timeout", o.timeout, "deadline of each call")
+	o.tls.register(fs)
+}
+
+// dial connects to the admins: with mutual TLS when the TLS files are
+// given (accepting only admin certificates), in plaintext otherwise.
+func (o *ctlOpts) dial(addrs []string) (*rpc.Client, error) {
+	src, err := o.tls.load(nil)
+	if err != nil {
+		return nil, err
+	}
+	c, err := rpc.Dial(addrs, rpc.ClientCredentials(src, certs.RoleAdmin))
+	if err != nil {
+		return nil, usagef("%s", err)
+	}
+	return c, nil
 }
 
 func (o *ctlOpts) consistency() pb.Consistency {
@@ -102,6 +123,7 @@ func runCtl(args []string, out io.Writer) error { return runCtlIO(args, out, os.
 // runCtlIO is runCtl with progress displays going to errOut.
 func runCtlIO(args []string, out, errOut io.Writer) error {
 	o := &ctlOpts{admin: os.Getenv("GROUNDSKEEPER_ADMIN"), timeout: 15 * time.Second, out: out, errOut: errOut}
+	o.tls.fromEnv()
 	fs := newFlagSet("ctl")
 	o.register(fs)
 	fs.Usage = func() {}
@@ -190,9 +212,9 @@ func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *rpc.Client, perTry
 	if len(addrs) == 0 {
 		return zero, usagef("--admin is required (or set GROUNDSKEEPER_ADMIN)")
 	}
-	c, err := rpc.Dial(addrs)
+	c, err := o.dial(addrs)
 	if err != nil {
-		return zero, usagef("%s", err)
+		return zero, err
 	}
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
@@ -200,6 +222,11 @@ func ctlDo[T any](o *ctlOpts, do func(ctx context.Context, c *rpc.Client, perTry
 	perTry := min(o.timeout, 5*time.Second)
 	out, err := do(ctx, c, perTry)
 	if err != nil {
+		if errors.Is(err, rpc.ErrUnreachable) && !o.tls.files.Enabled() {
+			// A plaintext client's handshake with a TLS admin fails like a
+			// closed port.
+			return zero, fmt.Errorf("%w (if the admins run TLS, give --tls-ca, --tls-cert and --tls-key or set %s, %s and %s)", err, envTLSCA, envTLSCert, envTLSKey)
+		}
 		return zero, rpcError(err)
 	}
 	return out, nil

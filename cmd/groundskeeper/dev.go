@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin"
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -38,6 +39,8 @@ func runDev(args []string) error {
 	servers := fs.Int("servers", 6, "volume servers of the simulated SeaweedFS")
 	workers := fs.Int("workers", 2, "workers to run")
 	detect := fs.Duration("detect-interval", 2*time.Second, "how often the leader looks for work")
+	insecure := fs.Bool("insecure", false, "with --tls=false, allow a non-loopback --host in plaintext (anyone who reaches the ports controls the cluster)")
+	useTLS := fs.Bool("tls", true, "run mutual TLS with a CA of dev's own in DATA_DIR/pki (prints the ctl flags); --tls=false for plaintext")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -85,6 +88,16 @@ func runDev(args []string) error {
 		// thresholds otherwise.
 		th.ECMinSizeMB = 30
 	}
+	var pki *devPKI
+	if *useTLS {
+		var err error
+		if pki, err = newDevPKI(dir); err != nil {
+			return err
+		}
+		if _, err := pki.source(certs.RoleOperator, "dev", *host); err != nil {
+			return err
+		}
+	}
 	var peers []cluster.Peer
 	var cfgs []admin.Config
 	for i := 0; i < 3; i++ {
@@ -94,8 +107,15 @@ func runDev(args []string) error {
 		cfgs = append(cfgs, admin.Config{
 			ID: id, DataDir: filepath.Join(dir, id), RaftAddr: raftAddr, GRPCAddr: fmt.Sprintf("%s:%d", *host, *grpcPort+i),
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "admin." + id, Level: level, Output: os.Stderr}),
-			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect},
+			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect}, Insecure: *insecure,
 		})
+		if pki != nil {
+			src, err := pki.source(certs.RoleAdmin, id, *host)
+			if err != nil {
+				return err
+			}
+			cfgs[i].TLS = src
+		}
 	}
 	var grpcAddrs []string
 	for i := range cfgs {
@@ -123,9 +143,17 @@ func runDev(args []string) error {
 	defer cancel()
 	for i := 0; i < *workers; i++ {
 		id := fmt.Sprintf("w%d", i+1)
+		var wsrc *certs.Source
+		if pki != nil {
+			var err error
+			if wsrc, err = pki.source(certs.RoleWorker, id, *host); err != nil {
+				return err
+			}
+		}
 		volumes := seaweed.NewVolumeClient()
 		w, err := worker.New(worker.Config{
-			ID: id, Admins: grpcAddrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2, Version: version,
+			TLS: wsrc,
+			ID:  id, Admins: grpcAddrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2, Version: version,
 			Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE},
 			Executors:    worker.Executors(volumes),
 			Logger:       hclog.New(&hclog.LoggerOptions{Name: "worker." + id, Level: level, Output: os.Stderr}),
@@ -146,6 +174,11 @@ func runDev(args []string) error {
 		go func() { defer wg.Done(); keepMakingGarbage(ctx, simc) }()
 	}
 	fmt.Printf("groundskeeper dev: three admins and %d workers running, state in %s\n", *workers, dir)
+	if pki != nil {
+		f := certs.IssuedFiles(pki.dir, "dev")
+		fmt.Printf("  mutual TLS with dev's own CA in %s: give ctl %s\n", pki.dir, pki.ctlFlags())
+		fmt.Printf("  or first: export %s=%s %s=%s %s=%s\n", envTLSCA, f.CA, envTLSCert, f.Cert, envTLSKey, f.Key)
+	}
 	fmt.Printf("  try: groundskeeper ctl --admin %s status\n", admins)
 	fmt.Printf("       groundskeeper ctl --admin %s task submit --type vacuum --volume 7\n", admins)
 	fmt.Printf("       groundskeeper ctl --admin %s tasks\n", admins)

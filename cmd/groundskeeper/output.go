@@ -44,6 +44,10 @@ type statusJSON struct {
 	// TestCommandIndex: test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION), the
 	// index of the first test-only command (version 4) (0: none).
 	TestCommandIndex uint64 `json:"test_command_index,omitempty"`
+	// TLS: the answering node runs mutual TLS; Insecure: it runs in
+	// plaintext on a non-loopback address (--insecure).
+	TLS      bool `json:"tls"`
+	Insecure bool `json:"insecure,omitempty"`
 }
 
 type maintenanceJSON struct {
@@ -139,7 +143,8 @@ func (o *ctlOpts) table() *tabwriter.Writer { return tabwriter.NewWriter(o.out, 
 func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	if o.json {
 		out := statusJSON{NodeID: st.NodeId, LeaderID: st.LeaderId, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Members: []memberJSON{},
-			StateHash: st.StateHash, StateIndex: st.StateIndex, CommandVersion: st.CommandVersion, TestCommandIndex: st.TestCommandIndex}
+			StateHash: st.StateHash, StateIndex: st.StateIndex, CommandVersion: st.CommandVersion, TestCommandIndex: st.TestCommandIndex,
+			TLS: st.Tls, Insecure: st.Insecure}
 		for _, m := range st.Members {
 			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex,
 				MaxCommandVersion: m.MaxCommandVersion})
@@ -157,7 +162,8 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	if leader == "" {
 		leader = "(none)"
 	}
-	fmt.Fprintf(o.out, "leader %s, term %d, commit index %d (answered by %s, applied %d), command version %d\n\n", leader, st.Term, st.CommitIndex, st.NodeId, st.AppliedIndex, st.CommandVersion)
+	fmt.Fprintf(o.out, "leader %s, term %d, commit index %d (answered by %s, applied %d), command version %d\n", leader, st.Term, st.CommitIndex, st.NodeId, st.AppliedIndex, st.CommandVersion)
+	fmt.Fprintf(o.out, "transport: %s\n\n", securityText(st))
 	w := o.table()
 	fmt.Fprintln(w, "ID\tSTATE\tRAFT ADDR\tGRPC ADDR\tAPPLIED\tSUFFRAGE\tCMD VERSION")
 	for _, m := range st.Members {
@@ -364,4 +370,15 @@ func printPeers(o *ctlOpts, st *pb.StatusResponse) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", m.Id, m.State, m.RaftAddr, m.GrpcAddr, m.Suffrage)
 	}
 	return w.Flush()
+}
+
+// securityText says how the answering node's ports are protected.
+func securityText(st *pb.StatusResponse) string {
+	switch {
+	case st.Tls:
+		return "mutual TLS"
+	case st.Insecure:
+		return "INSECURE: plaintext on a non-loopback address (--insecure); anyone who reaches the ports controls the cluster"
+	}
+	return "plaintext on loopback only"
 }

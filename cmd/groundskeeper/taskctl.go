@@ -152,9 +152,9 @@ func (o *ctlOpts) printFinal(t *fsmpb.Task) error {
 // progress on stderr.
 func (o *ctlOpts) waitTask(id uint64) (*fsmpb.Task, error) {
 	addrs := splitList(o.admin)
-	c, err := rpc.Dial(addrs)
+	c, err := o.dial(addrs)
 	if err != nil {
-		return nil, usagef("%s", err)
+		return nil, err
 	}
 	defer c.Close()
 	p := newProgressLine(o.errOut)

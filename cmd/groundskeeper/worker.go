@@ -26,6 +26,8 @@ func runWorker(args []string) error {
 	maxConc := fs.Int("max-concurrent", 2, "how many tasks it runs at once")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
+	var tf tlsFlags
+	tf.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -56,6 +58,9 @@ func runWorker(args []string) error {
 			return usagef("%s", err)
 		}
 	}
+	if err := tf.validate(); err != nil {
+		return err
+	}
 	capabilities, err := parseCapabilities(*caps)
 	if err != nil {
 		return err
@@ -75,11 +80,15 @@ func runWorker(args []string) error {
 		defer metricsLis.Close()
 	}
 	logger := hclog.New(&hclog.LoggerOptions{Name: "worker." + *id, Level: level, Output: os.Stderr})
+	tlsSrc, err := tf.load(logger.Named("tls"))
+	if err != nil {
+		return err
+	}
 	volumes := seaweed.NewVolumeClient()
 	defer volumes.Close()
 	w, err := worker.New(worker.Config{
 		ID: *id, Admins: addrs, DataDir: *dataDir, Capabilities: capabilities, MaxConcurrent: *maxConc,
-		Executors: worker.Executors(volumes), Logger: logger, Version: version,
+		Executors: worker.Executors(volumes), Logger: logger, Version: version, TLS: tlsSrc,
 	})
 	if err != nil {
 		return err

@@ -394,8 +394,15 @@ type StatusResponse struct {
 	CommandVersion uint32 `protobuf:"varint,14,opt,name=command_version,json=commandVersion,proto3" json:"command_version,omitempty"`
 	// Test-only: the index of the first TestCommand applied (0: none).
 	TestCommandIndex uint64 `protobuf:"varint,15,opt,name=test_command_index,json=testCommandIndex,proto3" json:"test_command_index,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// How the answering node's gRPC and raft ports are protected: true when
+	// they run mutual TLS (--tls-*).
+	Tls bool `protobuf:"varint,16,opt,name=tls,proto3" json:"tls,omitempty"`
+	// True when the answering node runs in plaintext on a non-loopback
+	// address because it was started with --insecure: anyone who reaches
+	// its ports owns the cluster.
+	Insecure      bool `protobuf:"varint,17,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatusResponse) Reset() {
@@ -531,6 +538,20 @@ func (x *StatusResponse) GetTestCommandIndex() uint64 {
 		return x.TestCommandIndex
 	}
 	return 0
+}
+
+func (x *StatusResponse) GetTls() bool {
+	if x != nil {
+		return x.Tls
+	}
+	return false
+}
+
+func (x *StatusResponse) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
 }
 
 // Maintenance is what the leader's scheduler knows, for operators.
@@ -1971,7 +1992,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x12\n" +
 	"\x04term\x18\a \x01(\x04R\x04term\x12.\n" +
-	"\x13max_command_version\x18\b \x01(\rR\x11maxCommandVersion\"\xbe\x04\n" +
+	"\x13max_command_version\x18\b \x01(\rR\x11maxCommandVersion\"\xec\x04\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -1990,7 +2011,9 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\vstate_index\x18\r \x01(\x04R\n" +
 	"stateIndex\x12'\n" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
-	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\"\xc7\x05\n" +
+	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\x12\x10\n" +
+	"\x03tls\x18\x10 \x01(\bR\x03tls\x12\x1a\n" +
+	"\binsecure\x18\x11 \x01(\bR\binsecure\"\xc7\x05\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +

@@ -1,0 +1,104 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestTLSQuorumAndRoles: certificates made with `groundskeeper tls`; three
+// admins form a quorum over mutual TLS and survive a leader kill; ctl with
+// a reader certificate reads and is refused a submit, with an operator
+// certificate submits, and without a certificate gets nothing.
+func TestTLSQuorumAndRoles(t *testing.T) {
+	c := newCluster(t, 3)
+	pki := filepath.Join(c.dir, "pki")
+	mustRun := func(args ...string) {
+		t.Helper()
+		if res := runBin(t, args...); res.Code != 0 {
+			t.Fatalf("groundskeeper %s: %s", strings.Join(args, " "), res)
+		}
+	}
+	tlsArgs := func(name string) []string {
+		return []string{"--tls-ca", filepath.Join(pki, "ca.pem"), "--tls-cert", filepath.Join(pki, name+".pem"), "--tls-key", filepath.Join(pki, name+"-key.pem")}
+	}
+	mustRun("tls", "ca", "--dir", pki)
+	for _, nd := range c.nodes {
+		var hosts []string
+		for _, a := range []string{nd.RaftAddr, nd.GRPCAddr} {
+			h, _, _ := net.SplitHostPort(a)
+			hosts = append(hosts, h)
+		}
+		mustRun("tls", "cert", "--dir", pki, "--role", "admin", "--name", nd.ID, "--host", strings.Join(hosts, ","))
+		nd.startArgs(t, append(nd.args(), tlsArgs(nd.ID)...)...)
+	}
+	mustRun("tls", "cert", "--dir", pki, "--role", "reader", "--name", "rita")
+	mustRun("tls", "cert", "--dir", pki, "--role", "operator", "--name", "olga")
+	ctlAs := func(who, admin string, args ...string) cmdResult {
+		t.Helper()
+		return runBin(t, append(append([]string{"ctl", "--admin", admin}, tlsArgs(who)...), args...)...)
+	}
+	all := strings.Join(c.addrs(), ",")
+	leaderOf := func(via []*node) string {
+		var leader string
+		eventually(t, "the TLS admins to agree on a leader", func() (bool, string) {
+			leader = ""
+			for _, nd := range via {
+				res := ctlAs("rita", nd.GRPCAddr, "status", "--json", "--timeout", "5s")
+				if res.Code != 0 {
+					return false, res.String()
+				}
+				var st struct {
+					LeaderID string `json:"leader_id"`
+					TLS      bool   `json:"tls"`
+				}
+				if err := json.Unmarshal([]byte(res.Stdout), &st); err != nil {
+					return false, err.Error()
+				}
+				if !st.TLS {
+					return false, nd.ID + " does not report TLS"
+				}
+				if st.LeaderID == "" || (leader != "" && st.LeaderID != leader) {
+					return false, fmt.Sprintf("%s says leader %q, another %q", nd.ID, st.LeaderID, leader)
+				}
+				leader = st.LeaderID
+			}
+			return true, ""
+		})
+		return leader
+	}
+	leader := leaderOf(c.nodes)
+
+	if res := ctlAs("rita", all, "task", "submit", "--type", "vacuum", "--volume", "7"); res.Code == 0 ||
+		!strings.Contains(res.Stderr, "needs role operator") {
+		t.Fatalf("a reader's submit: %s; want refused, naming the operator role", res)
+	}
+	if res := ctlAs("rita", all, "tasks"); res.Code != 0 {
+		t.Fatalf("a reader's tasks: %s", res)
+	}
+	if res := ctl(t, all, "status", "--timeout", "3s"); res.Code == 0 {
+		t.Fatalf("ctl without a certificate got an answer: %s", res)
+	}
+	if res := ctlAs("olga", all, "task", "submit", "--type", "vacuum", "--volume", "7"); res.Code != 0 {
+		t.Fatalf("an operator's submit: %s", res)
+	}
+
+	// The quorum survives its leader's death, over TLS.
+	var rest []*node
+	for _, nd := range c.nodes {
+		if nd.ID == leader {
+			nd.kill9(t)
+		} else {
+			rest = append(rest, nd)
+		}
+	}
+	if now := leaderOf(rest); now == leader {
+		t.Fatalf("leader is still %s after it was killed", leader)
+	}
+	if res := ctlAs("olga", strings.Join(c.addrs(rest...), ","), "task", "submit", "--type", "vacuum", "--volume", "8"); res.Code != 0 {
+		t.Fatalf("an operator's submit after the leader kill: %s", res)
+	}
+}

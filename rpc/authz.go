@@ -1,0 +1,128 @@
+package rpc
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/groundskeeper-dev/groundskeeper/certs"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// MethodRoles is the one table of who may call what on an admin's gRPC
+// server: each full method name maps to the least role that may call it.
+// Reader < operator < admin: an operator may do what a reader may, and an
+// admin (a peer forwarding a call) what an operator may. The worker role
+// is apart: it may open the worker session and nothing else, and nobody
+// else may. A method missing here is refused to everyone (a test checks
+// every registered method is listed).
+var MethodRoles = map[string]certs.Role{
+	pb.Admin_Status_FullMethodName:      certs.RoleReader,
+	pb.Admin_ListTasks_FullMethodName:   certs.RoleReader,
+	pb.Admin_GetTask_FullMethodName:     certs.RoleReader,
+	pb.Admin_ListWorkers_FullMethodName: certs.RoleReader,
+
+	pb.CapacityOracle_GetVolumeCapacity_FullMethodName: certs.RoleReader,
+	pb.CapacityOracle_GetServerCapacity_FullMethodName: certs.RoleReader,
+	pb.CapacityOracle_WatchCapacity_FullMethodName:     certs.RoleReader,
+
+	// Reflection only describes the services (grpcurl list, describe).
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      certs.RoleReader,
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": certs.RoleReader,
+
+	pb.Admin_SubmitTask_FullMethodName:      certs.RoleOperator,
+	pb.Admin_CancelTask_FullMethodName:      certs.RoleOperator,
+	pb.Admin_RetryTask_FullMethodName:       certs.RoleOperator,
+	pb.Admin_AddPeer_FullMethodName:         certs.RoleOperator,
+	pb.Admin_RemovePeer_FullMethodName:      certs.RoleOperator,
+	pb.Admin_SaveSnapshot_FullMethodName:    certs.RoleOperator,
+	pb.Admin_RestoreSnapshot_FullMethodName: certs.RoleOperator,
+
+	pb.Internal_ApplyBatch_FullMethodName: certs.RoleAdmin,
+
+	pb.WorkerService_Session_FullMethodName: certs.RoleWorker,
+}
+
+// rank orders the roles that include one another; the worker role has none.
+var rank = map[certs.Role]int{certs.RoleReader: 1, certs.RoleOperator: 2, certs.RoleAdmin: 3}
+
+// roleAllows reports whether a caller with role have may call a method
+// that needs role need.
+func roleAllows(have, need certs.Role) bool {
+	if need == certs.RoleWorker || have == certs.RoleWorker {
+		return have == need
+	}
+	return rank[have] >= rank[need] && rank[have] > 0
+}
+
+// authorize decides one call: nil, or PermissionDenied in one sentence
+// naming the role the method needs.
+func authorize(ctx context.Context, method string) error {
+	need, ok := MethodRoles[method]
+	if !ok {
+		return status.Errorf(codes.PermissionDenied, "%s is open to no role", method)
+	}
+	have, name, err := certs.FromContext(ctx)
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "%s needs a client certificate with role %s: %v", method, need, err)
+	}
+	if !roleAllows(have, need) {
+		return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; the certificate of %q has role %s", method, need, orAbove(need), name, have)
+	}
+	return nil
+}
+
+// orAbove names the roles that include need, for refusals.
+func orAbove(need certs.Role) string {
+	switch need {
+	case certs.RoleReader:
+		return " (or operator or admin)"
+	case certs.RoleOperator:
+		return " (or admin)"
+	}
+	return ""
+}
+
+// AuthzInterceptors returns the unary and stream interceptors that enforce
+// MethodRoles on a server running mutual TLS (src set); without TLS
+// (loopback or --insecure) they are nil and every call is allowed, as the
+// plaintext policy already limits who can connect.
+func AuthzInterceptors(src *certs.Source) []grpc.ServerOption {
+	if src == nil {
+		return nil
+	}
+	return []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := authorize(ctx, info.FullMethod); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}),
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := authorize(ss.Context(), info.FullMethod); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}),
+	}
+}
+
+// checkWorkerIdentity, on a TLS server, refuses a session whose hello names
+// another worker than the caller's certificate: a worker speaks only for
+// itself.
+func (w *WorkerServer) checkWorkerIdentity(ctx context.Context, hello *pb.Hello) error {
+	if w.admin.tls == nil {
+		return nil
+	}
+	_, name, err := certs.FromContext(ctx)
+	if err != nil {
+		return status.Errorf(codes.PermissionDenied, "a worker session needs a worker certificate: %v", err)
+	}
+	if hello.WorkerId != name {
+		return status.Error(codes.PermissionDenied, fmt.Sprintf("the certificate is worker %q's: it cannot open a session as worker %q", name, hello.WorkerId))
+	}
+	return nil
+}
