@@ -148,12 +148,16 @@ func newCluster(t *testing.T) *testCluster {
 func newClusterOf(t *testing.T, peers []cluster.Peer) *testCluster {
 	t.Helper()
 	c := &testCluster{t: t}
+	// Cleanups run last-registered first: the temporary directory's
+	// removal (registered by the first TempDir) must come after the nodes
+	// stop, or a node still writing its data dir makes RemoveAll fail.
+	base := t.TempDir()
 	t.Cleanup(c.stopAll)
 	c.nodes = make([]*adminNode, len(peers))
 	errs := make([]error, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
-		dir := filepath.Join(t.TempDir(), p.ID)
+		dir := filepath.Join(base, p.ID)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
