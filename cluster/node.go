@@ -85,7 +85,8 @@ type Config struct {
 
 	// TLS, when set, makes the raft port mutual TLS: peers must present an
 	// admin certificate from its CA, and raft traffic is accepted only from
-	// admins named in the configuration or in Peers (transport_tls.go).
+	// admins named in the latest configuration, or in Peers while there is
+	// none yet (transport_tls.go).
 	// nil is plaintext.
 	TLS *certs.Source
 

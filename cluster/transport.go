@@ -166,7 +166,7 @@ func (s *streamLayer) route(c net.Conn) {
 		return
 	}
 	if s.tls != nil && !s.tls.admits(peerName) {
-		s.tls.refused(c, "not a member", fmt.Errorf("admin %q is neither in the raft configuration nor in --peers", peerName))
+		s.tls.refused(c, "not a member", fmt.Errorf("admin %q is not in the raft configuration (nor in --peers before there is one)", peerName))
 		c.Close()
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -19,38 +18,48 @@ import (
 // handshakes (client certificate from the CA, role admin) before its first
 // byte is peeked, so probes and raft alike run inside TLS, and a raft
 // connection is handed to raft only when the certificate's name is a member
-// of the current configuration or one of --peers. Probes are answered to any
+// (members). Probes are answered to any
 // admin: a node being added (`ctl peers add`) probes the members before
 // their configuration lists it, and a probe only reads.
 type transportTLS struct {
 	src    *certs.Source
 	logger hclog.Logger
-	// peers are the --peers ids, always admitted.
+	// peers are the --peers ids, admitted only while raft has no
+	// configuration (bootstrapping, or waiting to be added).
 	peers []string
 	// raft is the running raft (nil before it starts): its latest
-	// configuration lists the other members admitted.
+	// configuration lists the members admitted.
 	raft atomic.Pointer[raft.Raft]
+}
+
+// members returns the ids admitted to raft: those of the latest raft
+// configuration, or --peers while raft has none yet. --peers is only what
+// the node was started with: once the configuration exists, a member
+// removed from it must not stay admitted because it is still listed there.
+func (t *transportTLS) members() (map[string]bool, error) {
+	out := map[string]bool{}
+	if r := t.raft.Load(); r != nil {
+		f := r.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return nil, fmt.Errorf("read the raft configuration: %w", err)
+		}
+		for _, s := range f.Configuration().Servers {
+			out[string(s.ID)] = true
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+	}
+	for _, p := range t.peers {
+		out[p] = true
+	}
+	return out, nil
 }
 
 // admits reports whether the admin named id may speak raft to this node.
 func (t *transportTLS) admits(id string) bool {
-	if slices.Contains(t.peers, id) {
-		return true
-	}
-	r := t.raft.Load()
-	if r == nil {
-		return false
-	}
-	f := r.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			return true
-		}
-	}
-	return false
+	m, err := t.members()
+	return err == nil && m[id]
 }
 
 // accept handshakes as the server on c and returns the TLS connection and
