@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,9 +19,17 @@ import (
 // handshakes (client certificate from the CA, role admin) before its first
 // byte is peeked, so probes and raft alike run inside TLS, and a raft
 // connection is handed to raft only when the certificate's name is a member
-// (members). Probes are answered to any
-// admin: a node being added (`ctl peers add`) probes the members before
-// their configuration lists it, and a probe only reads.
+// (members). Probes are answered to any admin: a node being added (`ctl
+// peers add`) probes the members before their configuration lists it, and
+// a probe only reads.
+//
+// Raft pools its connections, so a check at accept alone would let a member
+// removed later keep reaching raft over a connection it opened before: each
+// connection handed to raft is remembered with its peer's name (track), and
+// recheck closes those whose name is no longer a member. It runs when this
+// node changes the configuration (Node.RemoveServer), on raft's peer and
+// leader observations, and every memberRecheckEvery (a follower observes no
+// configuration change).
 type transportTLS struct {
 	src    *certs.Source
 	logger hclog.Logger
@@ -30,7 +39,15 @@ type transportTLS struct {
 	// raft is the running raft (nil before it starts): its latest
 	// configuration lists the members admitted.
 	raft atomic.Pointer[raft.Raft]
+
+	mu sync.Mutex
+	// routed are the connections handed to raft, by peer name.
+	routed map[*memberConn]string
 }
+
+// memberRecheckEvery is how often the raft port closes the connections of
+// peers no longer in the configuration, at the latest.
+const memberRecheckEvery = time.Second
 
 // members returns the ids admitted to raft: those of the latest raft
 // configuration, or --peers while raft has none yet. --peers is only what
@@ -60,6 +77,90 @@ func (t *transportTLS) members() (map[string]bool, error) {
 func (t *transportTLS) admits(id string) bool {
 	m, err := t.members()
 	return err == nil && m[id]
+}
+
+// track remembers c, a connection about to be handed to raft from the
+// admin named name, until it is closed; raw is the TCP connection under
+// its TLS, closed to cut it. Track before checking admits, so a recheck
+// between the two cannot miss it.
+func (t *transportTLS) track(c, raw net.Conn, name string) *memberConn {
+	mc := &memberConn{Conn: c, raw: raw, t: t}
+	t.mu.Lock()
+	if t.routed == nil {
+		t.routed = map[*memberConn]string{}
+	}
+	t.routed[mc] = name
+	t.mu.Unlock()
+	return mc
+}
+
+// recheck closes the raft connections of admins that are no longer
+// members. If the configuration cannot be read (raft stopping), it keeps
+// them: the transport's own close ends them then.
+func (t *transportTLS) recheck() {
+	m, err := t.members()
+	if err != nil {
+		return
+	}
+	var cut []*memberConn
+	t.mu.Lock()
+	for mc, name := range t.routed {
+		if !m[name] {
+			cut = append(cut, mc)
+			delete(t.routed, mc)
+			t.logger.Warn("closed a raft connection of an admin no longer in the configuration", "admin", name, "remote", mc.raw.RemoteAddr().String())
+		}
+	}
+	t.mu.Unlock()
+	for _, mc := range cut {
+		// The TCP connection, not the TLS one: a TLS close would wait to
+		// send its alert behind a write raft may have blocked.
+		_ = mc.raw.Close()
+	}
+}
+
+// watch rechecks the routed connections on raft's peer and leadership
+// observations and every memberRecheckEvery until stop is closed.
+func (t *transportTLS) watch(r *raft.Raft, stop <-chan struct{}) {
+	obs := make(chan raft.Observation, 4)
+	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.PeerObservation, raft.LeaderObservation:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(o)
+	defer r.DeregisterObserver(o)
+	tick := time.NewTicker(memberRecheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-obs:
+		case <-tick.C:
+		}
+		t.recheck()
+	}
+}
+
+// memberConn is a raft connection tracked by its peer's name.
+type memberConn struct {
+	net.Conn
+	raw  net.Conn
+	t    *transportTLS
+	once sync.Once
+}
+
+// Close forgets the connection and closes it.
+func (c *memberConn) Close() error {
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		delete(c.t.routed, c)
+		c.t.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // accept handshakes as the server on c and returns the TLS connection and
