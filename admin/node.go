@@ -171,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))
-	opts = append(opts, rpc.AuthzInterceptors(cfg.TLS)...)
+	opts = append(opts, rpc.AuthzInterceptors(cfg.TLS, n.raft)...)
 	opts = append(opts, grpc.ChainUnaryInterceptor(rpc.LimitUnary), grpc.ChainStreamInterceptor(rpc.LimitStream))
 	n.grpc = grpc.NewServer(opts...)
 	n.server.SetSpoolDir(cfg.DataDir)

@@ -85,7 +85,9 @@ type Config struct {
 
 	// TLS, when set, makes the raft port mutual TLS: peers must present an
 	// admin certificate from its CA, and raft traffic is accepted only from
-	// admins named in the configuration or in Peers (transport_tls.go).
+	// admins named in the latest configuration, or in Peers while there is
+	// none yet (transport_tls.go); a raft connection of a member that
+	// leaves the configuration is closed.
 	// nil is plaintext.
 	TLS *certs.Source
 
@@ -392,9 +394,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 		return fail(fmt.Errorf("start raft: %w", err))
 	}
 	n.raft = r
-	if ttls != nil {
-		ttls.raft.Store(r)
-	}
+	stream.watchMembers(r)
 	n.fatal = fatal
 	stream.setProbeInfo(n.probeInfo)
 	n.verifier = newVerifyBatcher(func() error { return r.VerifyLeader().Error() })
@@ -982,6 +982,9 @@ func (n *Node) RemoveServer(ctx context.Context, id string) error {
 		if err := n.raft.RemoveServer(raft.ServerID(id), 0, timeoutFrom(ctx)).Error(); err != nil {
 			return n.membershipError(err, "remove "+id, fmt.Sprintf("whether %s is still a member", id))
 		}
+		// Its pooled raft connections to this node end now, not at the
+		// next periodic check.
+		n.stream.recheckMembers()
 		if id == n.cfg.ID {
 			return nil // no longer the leader; the next AddVoter of id forgets
 		}

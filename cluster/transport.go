@@ -136,7 +136,7 @@ func (s *streamLayer) acceptLoop() {
 // route peeks at c's first byte and answers a probe or hands c to raft.
 func (s *streamLayer) route(c net.Conn) {
 	_ = c.SetReadDeadline(time.Now().Add(probeTimeout))
-	peerName := ""
+	raw, peerName := c, ""
 	if s.tls != nil {
 		tc, name, err := s.tls.accept(c)
 		if err != nil {
@@ -165,17 +165,42 @@ func (s *streamLayer) route(c net.Conn) {
 		c.Close()
 		return
 	}
-	if s.tls != nil && !s.tls.admits(peerName) {
-		s.tls.refused(c, "not a member", fmt.Errorf("admin %q is neither in the raft configuration nor in --peers", peerName))
-		c.Close()
-		return
+	var pc net.Conn = &peekedConn{Conn: c, r: r}
+	if s.tls != nil {
+		pc = s.tls.track(pc, raw, peerName)
+		if !s.tls.admits(peerName) {
+			s.tls.refused(c, "not a member", fmt.Errorf("admin %q is not in the raft configuration (nor in --peers before there is one)", peerName))
+			pc.Close()
+			return
+		}
 	}
 	_ = c.SetReadDeadline(time.Time{})
-	pc := &peekedConn{Conn: c, r: r}
 	select {
 	case s.conns <- pc:
 	case <-s.closed:
-		c.Close()
+		pc.Close()
+	}
+}
+
+// watchMembers, with TLS, cuts the raft connections of admins that leave
+// r's configuration (transportTLS.watch) until the stream layer closes.
+func (s *streamLayer) watchMembers(r *raft.Raft) {
+	if s.tls == nil {
+		return
+	}
+	s.tls.raft.Store(r)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.tls.watch(r, s.closed)
+	}()
+}
+
+// recheckMembers, with TLS, closes now the raft connections of admins no
+// longer in the configuration.
+func (s *streamLayer) recheckMembers() {
+	if s.tls != nil {
+		s.tls.recheck()
 	}
 }
 

@@ -5,7 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
-	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,38 +19,148 @@ import (
 // handshakes (client certificate from the CA, role admin) before its first
 // byte is peeked, so probes and raft alike run inside TLS, and a raft
 // connection is handed to raft only when the certificate's name is a member
-// of the current configuration or one of --peers. Probes are answered to any
-// admin: a node being added (`ctl peers add`) probes the members before
-// their configuration lists it, and a probe only reads.
+// (members). Probes are answered to any admin: a node being added (`ctl
+// peers add`) probes the members before their configuration lists it, and
+// a probe only reads.
+//
+// Raft pools its connections, so a check at accept alone would let a member
+// removed later keep reaching raft over a connection it opened before: each
+// connection handed to raft is remembered with its peer's name (track), and
+// recheck closes those whose name is no longer a member. It runs when this
+// node changes the configuration (Node.RemoveServer), on raft's peer and
+// leader observations, and every memberRecheckEvery (a follower observes no
+// configuration change).
 type transportTLS struct {
 	src    *certs.Source
 	logger hclog.Logger
-	// peers are the --peers ids, always admitted.
+	// peers are the --peers ids, admitted only while raft has no
+	// configuration (bootstrapping, or waiting to be added).
 	peers []string
 	// raft is the running raft (nil before it starts): its latest
-	// configuration lists the other members admitted.
+	// configuration lists the members admitted.
 	raft atomic.Pointer[raft.Raft]
+
+	mu sync.Mutex
+	// routed are the connections handed to raft, by peer name.
+	routed map[*memberConn]string
+}
+
+// memberRecheckEvery is how often the raft port closes the connections of
+// peers no longer in the configuration, at the latest.
+const memberRecheckEvery = time.Second
+
+// members returns the ids admitted to raft: those of the latest raft
+// configuration, or --peers while raft has none yet. --peers is only what
+// the node was started with: once the configuration exists, a member
+// removed from it must not stay admitted because it is still listed there.
+func (t *transportTLS) members() (map[string]bool, error) {
+	out := map[string]bool{}
+	if r := t.raft.Load(); r != nil {
+		f := r.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return nil, fmt.Errorf("read the raft configuration: %w", err)
+		}
+		for _, s := range f.Configuration().Servers {
+			out[string(s.ID)] = true
+		}
+		if len(out) > 0 {
+			return out, nil
+		}
+	}
+	for _, p := range t.peers {
+		out[p] = true
+	}
+	return out, nil
 }
 
 // admits reports whether the admin named id may speak raft to this node.
 func (t *transportTLS) admits(id string) bool {
-	if slices.Contains(t.peers, id) {
-		return true
+	m, err := t.members()
+	return err == nil && m[id]
+}
+
+// track remembers c, a connection about to be handed to raft from the
+// admin named name, until it is closed; raw is the TCP connection under
+// its TLS, closed to cut it. Track before checking admits, so a recheck
+// between the two cannot miss it.
+func (t *transportTLS) track(c, raw net.Conn, name string) *memberConn {
+	mc := &memberConn{Conn: c, raw: raw, t: t}
+	t.mu.Lock()
+	if t.routed == nil {
+		t.routed = map[*memberConn]string{}
 	}
-	r := t.raft.Load()
-	if r == nil {
-		return false
+	t.routed[mc] = name
+	t.mu.Unlock()
+	return mc
+}
+
+// recheck closes the raft connections of admins that are no longer
+// members. If the configuration cannot be read (raft stopping), it keeps
+// them: the transport's own close ends them then.
+func (t *transportTLS) recheck() {
+	m, err := t.members()
+	if err != nil {
+		return
 	}
-	f := r.GetConfiguration()
-	if f.Error() != nil {
-		return false
-	}
-	for _, s := range f.Configuration().Servers {
-		if string(s.ID) == id {
-			return true
+	var cut []*memberConn
+	t.mu.Lock()
+	for mc, name := range t.routed {
+		if !m[name] {
+			cut = append(cut, mc)
+			delete(t.routed, mc)
+			t.logger.Warn("closed a raft connection of an admin no longer in the configuration", "admin", name, "remote", mc.raw.RemoteAddr().String())
 		}
 	}
-	return false
+	t.mu.Unlock()
+	for _, mc := range cut {
+		// The TCP connection, not the TLS one: a TLS close would wait to
+		// send its alert behind a write raft may have blocked.
+		_ = mc.raw.Close()
+	}
+}
+
+// watch rechecks the routed connections on raft's peer and leadership
+// observations and every memberRecheckEvery until stop is closed.
+func (t *transportTLS) watch(r *raft.Raft, stop <-chan struct{}) {
+	obs := make(chan raft.Observation, 4)
+	o := raft.NewObserver(obs, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.PeerObservation, raft.LeaderObservation:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(o)
+	defer r.DeregisterObserver(o)
+	tick := time.NewTicker(memberRecheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-obs:
+		case <-tick.C:
+		}
+		t.recheck()
+	}
+}
+
+// memberConn is a raft connection tracked by its peer's name.
+type memberConn struct {
+	net.Conn
+	raw  net.Conn
+	t    *transportTLS
+	once sync.Once
+}
+
+// Close forgets the connection and closes it.
+func (c *memberConn) Close() error {
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		delete(c.t.routed, c)
+		c.t.mu.Unlock()
+	})
+	return c.Conn.Close()
 }
 
 // accept handshakes as the server on c and returns the TLS connection and

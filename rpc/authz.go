@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/certs"
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -58,9 +59,19 @@ func roleAllows(have, need certs.Role) bool {
 	return rank[have] >= rank[need] && rank[have] > 0
 }
 
+// MemberLister lists the members of the raft configuration (a
+// *cluster.Node).
+type MemberLister interface {
+	Members() ([]cluster.Member, error)
+}
+
 // authorize decides one call: nil, or PermissionDenied in one sentence
-// naming the role the method needs.
-func authorize(ctx context.Context, method string) error {
+// naming the role the method needs. A method that needs the admin role
+// (the Internal service) also needs the certificate's name to be a member
+// of the current raft configuration: certificates are not revoked, so the
+// role alone would let a removed admin, or one issued for a node never
+// added, commit commands.
+func authorize(ctx context.Context, method string, members MemberLister) error {
 	need, ok := MethodRoles[method]
 	if !ok {
 		return status.Errorf(codes.PermissionDenied, "%s is open to no role", method)
@@ -72,7 +83,25 @@ func authorize(ctx context.Context, method string) error {
 	if !roleAllows(have, need) {
 		return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; the certificate of %q has role %s", method, need, orAbove(need), name, have)
 	}
+	if need == certs.RoleAdmin {
+		return checkMember(method, name, members)
+	}
 	return nil
+}
+
+// checkMember refuses an admin-role call from an admin named name that is
+// not in the raft configuration.
+func checkMember(method, name string, members MemberLister) error {
+	ms, err := members.Members()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "%s could not check that admin %q is a member: %v", method, name, err)
+	}
+	for _, m := range ms {
+		if m.ID == name {
+			return nil
+		}
+	}
+	return status.Errorf(codes.PermissionDenied, "%s is open only to admins in the raft configuration, and %q is not a member", method, name)
 }
 
 // orAbove names the roles that include need, for refusals.
@@ -87,22 +116,23 @@ func orAbove(need certs.Role) string {
 }
 
 // AuthzInterceptors returns the unary and stream interceptors that enforce
-// MethodRoles on a server running mutual TLS (src set); without TLS
-// (loopback or --insecure) they are nil and every call is allowed, as the
-// plaintext policy already limits who can connect.
-func AuthzInterceptors(src *certs.Source) []grpc.ServerOption {
+// MethodRoles on a server running mutual TLS (src set), admin-role methods
+// only for the members listed by members; without TLS (loopback or
+// --insecure) they are nil and every call is allowed, as the plaintext
+// policy already limits who can connect.
+func AuthzInterceptors(src *certs.Source, members MemberLister) []grpc.ServerOption {
 	if src == nil {
 		return nil
 	}
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := authorize(ctx, info.FullMethod); err != nil {
+			if err := authorize(ctx, info.FullMethod, members); err != nil {
 				return nil, err
 			}
 			return h(ctx, req)
 		}),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := authorize(ss.Context(), info.FullMethod); err != nil {
+			if err := authorize(ss.Context(), info.FullMethod, members); err != nil {
 				return err
 			}
 			return h(srv, ss)
