@@ -2,13 +2,10 @@ package cluster
 
 import (
 	"context"
-	"io"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
-
-	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
 // TestTLSRemovedPeerCutAtFollower: a follower observes no membership
@@ -19,18 +16,7 @@ func TestTLSRemovedPeerCutAtFollower(t *testing.T) {
 	c, _ := newTLSCluster(t, 3)
 	leader := c.waitLeader()
 	victim, follower := (leader+1)%3, (leader+2)%3
-	c.submit(1)
-	c.waitConverged(1)
-	id := c.nodes[victim].cfg.ID
-	vcfg := c.nodes[victim].cfg
-	c.tweak(&vcfg)
-	c.stop(victim)
-	s, err := newStreamLayer("127.0.0.1:0", nil, &transportTLS{src: vcfg.TLS, logger: testutil.Logger("removed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := raft.NewNetworkTransport(s, 1, 5*time.Second, io.Discard)
-	defer tr.Close()
+	id, s, tr := stoppedMemberTransport(t, c, victim)
 	target := c.nodes[follower].cfg
 	// A stale term: answered without effect while the connection is admitted.
 	send := func() error {

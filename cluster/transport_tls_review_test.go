@@ -44,19 +44,7 @@ func TestTLSRemovedPeerRefusedOnRaft(t *testing.T) {
 func TestTLSRemovedPeerPooledConnCut(t *testing.T) {
 	c, _ := newTLSCluster(t, 3)
 	leader := c.waitLeader()
-	victim := (leader + 1) % 3
-	c.submit(1)
-	c.waitConverged(1)
-	id := c.nodes[victim].cfg.ID
-	vcfg := c.nodes[victim].cfg
-	c.tweak(&vcfg)
-	c.stop(victim)
-	s, err := newStreamLayer("127.0.0.1:0", nil, &transportTLS{src: vcfg.TLS, logger: testutil.Logger("removed")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := raft.NewNetworkTransport(s, 1, 5*time.Second, io.Discard)
-	defer tr.Close()
+	id, s, tr := stoppedMemberTransport(t, c, (leader+1)%3)
 	target := c.nodes[leader].cfg
 	send := func(term uint64) error {
 		var resp raft.AppendEntriesResponse
@@ -75,4 +63,24 @@ func TestTLSRemovedPeerPooledConnCut(t *testing.T) {
 	if err := send(term + 100); err == nil {
 		t.Fatalf("removed admin %s still reaches raft over the connection it opened while a member", id)
 	}
+}
+
+// stoppedMemberTransport stops member victim of c (after one converged
+// write) and returns its id with a raft transport of its own, dialing with
+// the victim's certificate: the removed or removable admin the membership
+// tests play.
+func stoppedMemberTransport(t *testing.T, c *testCluster, victim int) (string, *streamLayer, *raft.NetworkTransport) {
+	t.Helper()
+	c.submit(1)
+	c.waitConverged(1)
+	vcfg := c.nodes[victim].cfg
+	c.tweak(&vcfg) // the cluster's sources are set per Open
+	c.stop(victim)
+	s, err := newStreamLayer("127.0.0.1:0", nil, &transportTLS{src: vcfg.TLS, logger: testutil.Logger("removed")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := raft.NewNetworkTransport(s, 1, 5*time.Second, io.Discard)
+	t.Cleanup(func() { tr.Close() })
+	return vcfg.ID, s, tr
 }
