@@ -78,6 +78,10 @@ func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityO
 	if h == nil {
 		return status.Error(codes.FailedPrecondition, "this admin node does not publish capacity changes, so it cannot serve a watch")
 	}
+	if !s.watches.take(s.streams.MaxWatches) {
+		return status.Errorf(codes.ResourceExhausted, "this admin node already serves its limit of %d capacity watches: retry later, or watch through another admin", s.streams.MaxWatches)
+	}
+	defer s.watches.release()
 	w := newCapacityWatch(req)
 	ctx := stream.Context()
 	for first := true; ; first = false {
