@@ -253,12 +253,9 @@ func receiveSnapshot(stream pb.Admin_RestoreSnapshotServer, w io.Writer, idle ti
 	if err != nil {
 		return nil, err
 	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return nil, invalid("a restore must start with the snapshot header")
-	}
-	if err := CheckSnapshotHeader(hdr); err != nil {
-		return nil, invalid(err.Error())
+	hdr, err := validateRestoreHeader(first)
+	if err != nil {
+		return nil, err
 	}
 	h := sha256.New()
 	var got int64
