@@ -168,10 +168,14 @@ func workerChecks(testing.TB) []requestCheck {
 func oracleChecks(testing.TB) []requestCheck {
 	return []requestCheck{
 		{"GetVolumeCapacity", func() proto.Message { return &pb.GetVolumeCapacityRequest{} },
-			func(_ *testing.T, m proto.Message) error { return validateVolumeCapacity(m.(*pb.GetVolumeCapacityRequest)) },
+			func(_ *testing.T, m proto.Message) error {
+				return validateVolumeCapacity(m.(*pb.GetVolumeCapacityRequest))
+			},
 			[]proto.Message{&pb.GetVolumeCapacityRequest{VolumeIds: []uint32{7, 8, 7}, Consistency: pb.Consistency_CONSISTENCY_STALE}}},
 		{"GetServerCapacity", func() proto.Message { return &pb.GetServerCapacityRequest{} },
-			func(_ *testing.T, m proto.Message) error { return validateServerCapacity(m.(*pb.GetServerCapacityRequest)) },
+			func(_ *testing.T, m proto.Message) error {
+				return validateServerCapacity(m.(*pb.GetServerCapacityRequest))
+			},
 			[]proto.Message{&pb.GetServerCapacityRequest{Servers: []string{"10.0.0.1:8080", "volume-2.example:8080"}}}},
 		{"WatchCapacity", func() proto.Message { return &pb.WatchCapacityRequest{} },
 			func(_ *testing.T, m proto.Message) error { return validateWatch(m.(*pb.WatchCapacityRequest)) },
