@@ -47,8 +47,9 @@ func tlsFlagsFor(pki, name string) []string {
 
 // startTLSAdmins makes a CA, a certificate per admin (for its raft and
 // gRPC hosts), a reader "rita" and an operator "olga", starts three admins
-// with them and waits until they agree on a leader and a state.
-func startTLSAdmins(t *testing.T) *tlsAdmins {
+// with them (and extra) and waits until they agree on a leader and a
+// state.
+func startTLSAdmins(t *testing.T, extra ...string) *tlsAdmins {
 	t.Helper()
 	c := &tlsAdmins{cluster: newCluster(t, 3)}
 	c.pki = filepath.Join(c.dir, "pki")
@@ -60,7 +61,7 @@ func startTLSAdmins(t *testing.T) *tlsAdmins {
 			hosts = append(hosts, h)
 		}
 		c.mustRun("tls", "cert", "--dir", c.pki, "--role", "admin", "--name", nd.ID, "--host", strings.Join(hosts, ","))
-		nd.startArgs(t, append(nd.args(), tlsFlagsFor(c.pki, nd.ID)...)...)
+		nd.startArgs(t, append(append(nd.args(), tlsFlagsFor(c.pki, nd.ID)...), extra...)...)
 	}
 	c.mustRun("tls", "cert", "--dir", c.pki, "--role", "reader", "--name", "rita")
 	c.mustRun("tls", "cert", "--dir", c.pki, "--role", "operator", "--name", "olga")
