@@ -94,7 +94,10 @@ func planFreshMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 				return s, d, nil
 			}
 		}
-		return nil, nil, Errorf("moving volume %d to %s (data center %q, rack %q) would break its replica placement %03d, as its other copies are placed: pick a target in another rack or data center", v.ID, d.ID, d.DataCenter, d.Rack, v.ReplicaPlacement)
+		if t := ServerLocation(d); sharesHost(locs, t) {
+			return nil, nil, Errorf("target server %s is on machine %s, which already holds a copy of volume %d: pick a target on another machine", d.ID, t.Host, v.ID)
+		}
+		return nil, nil, Errorf("moving volume %d to %s (data center %q, rack %q) would break its replica placement %03d, given where its other copies are: pick a target in another rack or data center", v.ID, d.ID, d.DataCenter, d.Rack, v.ReplicaPlacement)
 	}
 	for _, s := range sources {
 		for _, d := range topo.Servers {

@@ -76,6 +76,13 @@ func TestPlanMovePlacementAndDiskType(t *testing.T) {
 				srv(sid(3), 10, v(3, 1)),
 			},
 			source: sid(1), wantSrc: sid(1), wantDst: sid(3)},
+		{name: "001: an operator's target on the other copy's machine is refused",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10).RP(1)),
+				srv(sid(2), 10, v(1, 10).RP(1)),
+				srv("10.0.0.2:8081", 10),
+			},
+			source: sid(1), target: "10.0.0.2:8081", wantErr: "is on machine 10.0.0.2, which already holds a copy of volume 1"},
 		{name: "ssd volume: only an ssd disk with a free slot",
 			nodes: []*topotest.Node{
 				srv(sid(1), 10).WithDisk("ssd", 4, v(1, 10), v(2, 1), v(3, 1)),
