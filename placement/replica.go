@@ -230,19 +230,23 @@ func Violations(rp uint32, locs []Location) int {
 }
 
 // MoveKeepsPlacement reports whether a move of the replica on from to target
-// is one a plan may make: IsGoodMove accepts it, or the volume is misplaced
-// already (Violations > 0) and the move neither lands on a server or machine
-// holding another replica nor raises Violations.
+// is one a plan may make: it lands on no server or machine holding another
+// replica, it does not raise Violations, and either IsGoodMove accepts it
+// or the volume is misplaced already (Violations > 0). The Violations
+// guard is stricter than SeaweedFS: its IsGoodMove judges the target as one
+// more copy among those that stay, so for a volume short of copies (a 110
+// volume with one copy in each of two data centres) it accepts moving the
+// copy out of one data centre into the other.
 func MoveKeepsPlacement(rp uint32, existing []Location, from string, target Location) bool {
-	if IsGoodMove(rp, existing, from, target) {
-		return true
-	}
-	before := Violations(rp, existing)
-	if before == 0 || target.Server == from {
+	if target.Server == from {
 		return false
 	}
 	after, ok := afterMove(existing, from)
 	if !ok || sharesHost(after, target) || sharesServer(after, target) {
+		return false
+	}
+	before := Violations(rp, existing)
+	if before == 0 && !IsGoodMove(rp, existing, from, target) {
 		return false
 	}
 	return Violations(rp, append(after, target)) <= before

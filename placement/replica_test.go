@@ -57,6 +57,7 @@ func TestIsGoodMove(t *testing.T) {
 		{"200 move to a third data center", "200", []Location{loc("dc1", "r1", "dn1"), loc("dc2", "r1", "dn2"), loc("dc3", "r1", "dn3")}, "dn3", loc("dc4", "r1", "dn4"), true},
 		{"200 move next to a copy in its data center", "200", []Location{loc("dc1", "r1", "dn1"), loc("dc2", "r1", "dn2"), loc("dc3", "r1", "dn3")}, "dn3", loc("dc1", "r2", "dn4"), false},
 		{"110 move within its data center to a new rack", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2"), loc("dc2", "r1", "dn3")}, "dn2", loc("dc1", "r3", "dn4"), true},
+		{"110 short of a copy: leaving its data center (SeaweedFS accepts it)", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc2", "r1", "dn2")}, "dn1", loc("dc2", "r2", "dn3"), true},
 		{"110 move onto the rack of its data center's other copy", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2"), loc("dc2", "r1", "dn3")}, "dn2", loc("dc1", "r1", "dn4"), false},
 	} {
 		if got := IsGoodMove(rp(t, tc.rp), tc.replicas, tc.from, tc.to); got != tc.want {
@@ -158,6 +159,8 @@ func TestMoveKeepsPlacement(t *testing.T) {
 		{"010 misplaced: never onto its other copy's server", "010", oneRack, "dn2", loc("dc1", "r1", "dn1"), false},
 		{"010 misplaced: never onto its other copy's machine", "010", []Location{loc("dc1", "r1", "10.0.0.1:1"), loc("dc1", "r1", "10.0.0.2:1")}, "10.0.0.2:1", loc("dc1", "r1", "10.0.0.1:2"), false},
 		{"100 misplaced: another data center fixes it", "100", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2")}, "dn2", loc("dc2", "r1", "dn3"), true},
+		{"110 short of a copy: IsGoodMove accepts leaving its data center, the plan does not", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc2", "r1", "dn2")}, "dn1", loc("dc2", "r2", "dn3"), false},
+		{"000: anywhere but the same server", "000", []Location{loc("dc1", "r1", "dn1")}, "dn1", loc("dc2", "r1", "dn2"), true},
 		{"110 misplaced: worse in a third data center", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r1", "dn2"), loc("dc2", "r2", "dn3")}, "dn2", loc("dc3", "r1", "dn4"), false},
 	} {
 		if got := MoveKeepsPlacement(rp(t, tc.rp), tc.replicas, tc.from, tc.to); got != tc.want {
