@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"net"
 	"testing"
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
@@ -162,5 +163,30 @@ func TestAddVolumesPlacement(t *testing.T) {
 	}
 	if _, err := c.AddVolume(VolumeSpec{ReplicaPlacement: 100, Servers: nil}); err == nil {
 		t.Fatal("no room anywhere must fail")
+	}
+}
+
+// TestDistinctHosts: with DistinctHosts every volume server is its own
+// machine (address host) in the master's topology, and still answers.
+func TestDistinctHosts(t *testing.T) {
+	c := newCluster(t, Config{Servers: 3, DataCenters: 2, RacksPerDataCenter: 2, DistinctHosts: true})
+	mc := masterClient(t, c)
+	resp := must[*master_pb.VolumeListResponse](t)(mc.VolumeList(ctxT(t), &master_pb.VolumeListRequest{}))
+	hosts := map[string]bool{}
+	racks := map[string]bool{}
+	for _, dc := range resp.TopologyInfo.DataCenterInfos {
+		for _, rack := range dc.RackInfos {
+			for _, dn := range rack.DataNodeInfos {
+				host, _, err := net.SplitHostPort(dn.Address)
+				if err != nil {
+					t.Fatalf("data node address %q: %v", dn.Address, err)
+				}
+				hosts[host] = true
+				racks[dc.Id+"/"+rack.Id] = true
+			}
+		}
+	}
+	if len(hosts) != 3 || len(racks) != 3 {
+		t.Fatalf("hosts %v racks %v: want 3 servers on 3 machines in 3 racks", hosts, racks)
 	}
 }
