@@ -67,6 +67,9 @@ func newVolumeServer(c *Cluster, idx int, lis net.Listener, host, dc, rack strin
 		vols: map[uint32]*replica{}, ecs: map[uint32]*ecVol{}, copying: map[uint32]bool{},
 		pending: map[uint64]struct{}{},
 	}
+	if n := len(c.cfg.DiskTypes); n > 0 {
+		s.diskType = c.cfg.DiskTypes[idx%n]
+	}
 	s.ecCopiesDone = sync.NewCond(&s.mu)
 	s.maxVolumes.Store(c.cfg.MaxVolumesPerServer)
 	s.gs = c.newGRPCServer(s.ident())

@@ -76,6 +76,10 @@ type Config struct {
 	MaxVolumesPerServer int64
 	// DiskType of every server's disk; "" is hdd (SeaweedFS's default).
 	DiskType string
+	// DiskTypes, if set, gives server i the disk type DiskTypes[i mod
+	// len] instead of DiskType (each server still has one disk); a copy
+	// asking for no disk type then wants hdd, as in SeaweedFS.
+	DiskTypes []string
 	// VolumeSizeLimitMB is the master's -volumeSizeLimitMB (default 30000).
 	VolumeSizeLimitMB uint64
 
