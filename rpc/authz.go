@@ -16,7 +16,8 @@ import (
 // MethodRoles is the one table of who may call what on an admin's gRPC
 // server: each full method name maps to the least role that may call it.
 // Reader < operator < admin: an operator may do what a reader may, and an
-// admin (a peer forwarding a call) what an operator may. The worker role
+// admin (a peer forwarding a call) what an operator may, but only while it
+// is a member of the raft configuration (authorize); otherwise a reader's. The worker role
 // is apart: it may open the worker session and nothing else, and nobody
 // else may. A method missing here is refused to everyone (a test checks
 // every registered method is listed).
@@ -66,11 +67,13 @@ type MemberLister interface {
 }
 
 // authorize decides one call: nil, or PermissionDenied in one sentence
-// naming the role the method needs. A method that needs the admin role
-// (the Internal service) also needs the certificate's name to be a member
-// of the current raft configuration: certificates are not revoked, so the
-// role alone would let a removed admin, or one issued for a node never
-// added, commit commands.
+// naming the role the method needs. An admin certificate counts as an
+// admin, and as an operator, only while its name is a member of the
+// current raft configuration: certificates are not revoked, so the role
+// alone would let a removed admin, or one issued for a node never added,
+// commit commands or change the cluster (peers add). Otherwise it has a
+// reader's rights: a node waiting to be added may still read (status, the
+// probes of ctl), and once added its forwarding works.
 func authorize(ctx context.Context, method string, members MemberLister) error {
 	need, ok := MethodRoles[method]
 	if !ok {
@@ -83,15 +86,15 @@ func authorize(ctx context.Context, method string, members MemberLister) error {
 	if !roleAllows(have, need) {
 		return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; the certificate of %q has role %s", method, need, orAbove(need), name, have)
 	}
-	if need == certs.RoleAdmin {
-		return checkMember(method, name, members)
+	if have == certs.RoleAdmin && need != certs.RoleReader {
+		return checkMember(method, name, need, members)
 	}
 	return nil
 }
 
-// checkMember refuses an admin-role call from an admin named name that is
-// not in the raft configuration.
-func checkMember(method, name string, members MemberLister) error {
+// checkMember refuses a call that needs more than a reader's rights from
+// an admin named name that is not in the raft configuration.
+func checkMember(method, name string, need certs.Role, members MemberLister) error {
 	ms, err := members.Members()
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "%s could not check that admin %q is a member: %v", method, name, err)
@@ -101,7 +104,10 @@ func checkMember(method, name string, members MemberLister) error {
 			return nil
 		}
 	}
-	return status.Errorf(codes.PermissionDenied, "%s is open only to admins in the raft configuration, and %q is not a member", method, name)
+	if need == certs.RoleAdmin {
+		return status.Errorf(codes.PermissionDenied, "%s is open only to admins in the raft configuration, and %q is not a member", method, name)
+	}
+	return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; admin %q is not in the raft configuration, so its certificate has only a reader's rights", method, need, orAbove(need), name)
 }
 
 // orAbove names the roles that include need, for refusals.
