@@ -130,19 +130,26 @@ func AuthzInterceptors(src *certs.Source, members MemberLister) []grpc.ServerOpt
 	if src == nil {
 		return nil
 	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := authorize(ctx, info.FullMethod, members); err != nil {
-				return nil, err
-			}
-			return h(ctx, req)
-		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := authorize(ss.Context(), info.FullMethod, members); err != nil {
-				return err
-			}
-			return h(srv, ss)
-		}),
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unaryAuthz(src, members)), grpc.ChainStreamInterceptor(streamAuthz(src, members))}
+}
+
+// unaryAuthz authorizes each unary call before its handler runs.
+func unaryAuthz(src *certs.Source, members MemberLister) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if err := authorize(ctx, info.FullMethod, members); err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
+	}
+}
+
+// streamAuthz authorizes each stream before its handler runs.
+func streamAuthz(src *certs.Source, members MemberLister) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		if err := authorize(ss.Context(), info.FullMethod, members); err != nil {
+			return err
+		}
+		return h(srv, ss)
 	}
 }
 
