@@ -174,8 +174,17 @@ func Issue(dir string, role Role, name string, hosts []string, validity time.Dur
 	return issue(dir, role, name, hosts, now.Add(-backdate), now.Add(validity))
 }
 
-// issue is Issue with the validity period given (tests issue expired
-// certificates with it).
+// IssueBetween is Issue with the validity period given: valid from
+// notBefore (not backdated) until notAfter. Tests issue certificates that
+// expire in a moment, or have expired, with it.
+func IssueBetween(dir string, role Role, name string, hosts []string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	if !notAfter.After(notBefore) {
+		return nil, invalidError(fmt.Sprintf("a certificate valid from %s must end after it, not at %s", notBefore.Format(time.RFC3339), notAfter.Format(time.RFC3339)))
+	}
+	return issue(dir, role, name, hosts, notBefore, notAfter)
+}
+
+// issue is Issue with the validity period given.
 func issue(dir string, role Role, name string, hosts []string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	if dir == "" {
 		return nil, invalidError("the directory holding the CA is required")
