@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -126,6 +127,12 @@ func orAbove(need certs.Role) string {
 // only for the members listed by members; without TLS (loopback or
 // --insecure) they are nil and every call is allowed, as the plaintext
 // policy already limits who can connect.
+//
+// A handshake verifies the client's certificate once, and a gRPC
+// connection lives for days: every call and stream start re-checks it
+// (certs.Source.CheckPeer: expired, or no longer trusted by the CA in use,
+// is Unauthenticated), and a stream is cut, Unauthenticated, when the
+// certificate expires or the CA file stops trusting it while it runs.
 func AuthzInterceptors(src *certs.Source, members MemberLister) []grpc.ServerOption {
 	if src == nil {
 		return nil
@@ -136,6 +143,9 @@ func AuthzInterceptors(src *certs.Source, members MemberLister) []grpc.ServerOpt
 // unaryAuthz authorizes each unary call before its handler runs.
 func unaryAuthz(src *certs.Source, members MemberLister) grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if _, err := checkCaller(ctx, src, info.FullMethod); err != nil {
+			return nil, err
+		}
 		if err := authorize(ctx, info.FullMethod, members); err != nil {
 			return nil, err
 		}
@@ -143,15 +153,67 @@ func unaryAuthz(src *certs.Source, members MemberLister) grpc.UnaryServerInterce
 	}
 }
 
-// streamAuthz authorizes each stream before its handler runs.
+// streamAuthz authorizes each stream before its handler runs, and cuts it
+// when the caller's certificate stops being good (cutOnPeer).
 func streamAuthz(src *certs.Source, members MemberLister) grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		chain, err := checkCaller(ss.Context(), src, info.FullMethod)
+		if err != nil {
+			return err
+		}
 		if err := authorize(ss.Context(), info.FullMethod, members); err != nil {
 			return err
 		}
-		return h(srv, ss)
+		return cutOnPeer(src, chain, info.FullMethod, ss, func(ss grpc.ServerStream) error { return h(srv, ss) })
 	}
 }
+
+// checkCaller returns the verified chain of the caller's certificate if it
+// is still good now, else Unauthenticated.
+func checkCaller(ctx context.Context, src *certs.Source, method string) ([]*x509.Certificate, error) {
+	chain, err := certs.PeerChainFromContext(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%s needs a verified client certificate: %v", method, err)
+	}
+	if err := src.CheckPeer(chain); err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%s refused: %v", method, err)
+	}
+	return chain, nil
+}
+
+// cutOnPeer runs a stream's handler and, while it runs, watches the
+// caller's certificate chain: when it expires or the CA in use no longer
+// verifies it, the handler's context is cancelled and the stream ends at
+// once with Unauthenticated. The handler may be blocked in Recv, which
+// only the stream's end unblocks, so it runs in a goroutine of its own and
+// is not waited for: ending the stream makes its Recv and Send fail, as
+// when a client goes away.
+func cutOnPeer(src *certs.Source, chain []*x509.Certificate, method string, ss grpc.ServerStream, run func(grpc.ServerStream) error) error {
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	cut := make(chan error, 1)
+	stop := src.WatchPeer(chain, func(err error) {
+		cut <- err
+		cancel(err)
+	})
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run(&ctxStream{ServerStream: ss, ctx: ctx}) }()
+	select {
+	case err := <-done:
+		return err
+	case err := <-cut:
+		return status.Errorf(codes.Unauthenticated, "%s cut: %v", method, err)
+	}
+}
+
+// ctxStream is a server stream with another context.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // checkWorkerIdentity, on a TLS server, refuses a session whose hello names
 // another worker than the caller's certificate: a worker speaks only for
