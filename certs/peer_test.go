@@ -181,3 +181,18 @@ func TestWatchPeer(t *testing.T) {
 		t.Error("a watch stopped before the CA changed cut its peer")
 	}
 }
+
+// TestClientConfigNamed: a client told which admin to expect accepts only
+// that admin's certificate.
+func TestClientConfigNamed(t *testing.T) {
+	dir := newCADir(t)
+	a1 := mustLoad(t, mustIssue(t, dir, RoleAdmin, "a1"), Options{})
+	w1 := mustLoad(t, mustIssue(t, dir, RoleWorker, "w1"), Options{})
+	if r := handshake(t, a1.ServerConfig(), w1.clientConfig("localhost", "a1", nil)); r.clientErr != nil {
+		t.Errorf("expecting a1, served by a1: %v", r.clientErr)
+	}
+	r := handshake(t, a1.ServerConfig(), w1.clientConfig("localhost", "a3", nil))
+	if r.clientErr == nil || !strings.Contains(r.clientErr.Error(), `server certificate is "a1"'s, want "a3"'s`) {
+		t.Errorf("expecting a3, served by a1: %v, want a refusal naming both", r.clientErr)
+	}
+}
