@@ -196,3 +196,35 @@ func TestClientConfigNamed(t *testing.T) {
 		t.Errorf("expecting a3, served by a1: %v, want a refusal naming both", r.clientErr)
 	}
 }
+
+// BenchmarkCheckPeer is the cost of re-checking a peer certificate at a
+// call once its verification is cached (the CA file unchanged).
+func BenchmarkCheckPeer(b *testing.B) {
+	dir := b.TempDir()
+	if _, err := NewCA(dir); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := Issue(dir, RoleAdmin, "a1", nil, 0); err != nil {
+		b.Fatal(err)
+	}
+	src, err := Load(IssuedFiles(dir, "a1"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pem, err := os.ReadFile(src.Files().CA)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(pem)
+	chains, err := src.Leaf().Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := src.CheckPeer(chains[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
