@@ -193,8 +193,8 @@ func cutOnPeer(src *certs.Source, chain []*x509.Certificate, method string, ss g
 	defer cancel(nil)
 	cut := make(chan error, 1)
 	stop := src.WatchPeer(chain, func(err error) {
+		cancel(err) // first: the handler sees its context end before the stream does
 		cut <- err
-		cancel(err)
 	})
 	defer stop()
 	done := make(chan error, 1)
