@@ -18,9 +18,9 @@ import (
 // server: each full method name maps to the least role that may call it.
 // Reader < operator < admin: an operator may do what a reader may, and an
 // admin (a peer forwarding a call) what an operator may, but only while it
-// is a member of the raft configuration (authorize); otherwise a reader's. The worker role
-// is apart: it may open the worker session and nothing else, and nobody
-// else may. A method missing here is refused to everyone (a test checks
+// is a member of the raft configuration (authorize); otherwise what a
+// reader may. The worker role is apart: it may open the worker session
+// and nothing else, and nobody else may. A method missing here is refused to everyone (a test checks
 // every registered method is listed).
 var MethodRoles = map[string]certs.Role{
 	pb.Admin_Status_FullMethodName:      certs.RoleReader,
@@ -73,8 +73,8 @@ type MemberLister interface {
 // current raft configuration: certificates are not revoked, so the role
 // alone would let a removed admin, or one issued for a node never added,
 // commit commands or change the cluster (peers add). Otherwise it has a
-// reader's rights: a node waiting to be added may still read (status, the
-// probes of ctl), and once added its forwarding works.
+// reader's rights: a node waiting to be added may still read (status,
+// tasks, the oracle), and once added its forwarding works.
 func authorize(ctx context.Context, method string, members MemberLister) error {
 	need, ok := MethodRoles[method]
 	if !ok {
