@@ -30,13 +30,14 @@ func TestThreeNodesElectAndReplicate(t *testing.T) {
 		if i != leader && tn.node.IsLeader() {
 			t.Errorf("%s also claims to lead", tn.cfg.ID)
 		}
-		members, err := tn.node.Members()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(members) != 3 {
-			t.Fatalf("%s sees %d members, want 3: %+v", tn.cfg.ID, len(members), members)
-		}
+		// A follower learns the configuration from the leader's log, which
+		// can reach it after the election is visible: wait for it.
+		var members []Member
+		waitFor(t, tn.cfg.ID+" to see the three members", func() bool {
+			var err error
+			members, err = tn.node.Members()
+			return err == nil && len(members) == 3
+		}, func() string { return fmt.Sprintf("%s sees %+v", tn.cfg.ID, members) })
 		for j, m := range members {
 			if m.ID != c.nodes[j].cfg.ID || m.RaftAddr != c.nodes[j].cfg.RaftAddr || m.Suffrage != "Voter" {
 				t.Errorf("%s: member %d is %+v, want %s at %s as Voter", tn.cfg.ID, j, m, c.nodes[j].cfg.ID, c.nodes[j].cfg.RaftAddr)
