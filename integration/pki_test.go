@@ -3,8 +3,10 @@ package integration
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,15 +35,24 @@ const (
 // test binary that starts no groundskeeper has none).
 var harnessPKI *testPKI
 
-// testPKI is a CA and the certificates issued from it on demand. Each role
-// has its own directory (the CA's files copied into it), so an admin and a
-// worker may share an id.
+// testPKI is a CA and the certificates issued from it on demand. Every
+// issue writes into a directory of its own (the CA's files copied into
+// it): an admin and a worker may share an id, and an admin whose
+// addresses are not all in its certificate yet gets a new one, for every
+// host it was seen with, beside the old (which a running process may
+// still read).
 type testPKI struct {
 	dir string
 
 	mu     sync.Mutex
-	issued map[string]certs.Files // role/name -> files
+	seq    int
+	issued map[string]issuedCert // role/name -> the newest certificate
 	creds  map[string]credentials.TransportCredentials
+}
+
+type issuedCert struct {
+	files certs.Files
+	hosts []string
 }
 
 // newTestPKI makes a CA in dir.
@@ -50,39 +61,49 @@ func newTestPKI(dir string) (*testPKI, error) {
 	if _, err := certs.NewCA(caDir); err != nil {
 		return nil, fmt.Errorf("make the integration CA: %w", err)
 	}
-	return &testPKI{dir: dir, issued: map[string]certs.Files{}, creds: map[string]credentials.TransportCredentials{}}, nil
+	return &testPKI{dir: dir, issued: map[string]issuedCert{}, creds: map[string]credentials.TransportCredentials{}}, nil
 }
 
 // files returns the TLS files of a certificate of role for name, issuing
-// it on first use. Admin certificates name 127.0.0.1 and localhost (the
-// certs package's DefaultHosts), where every test admin listens.
-func (p *testPKI) files(role certs.Role, name string) (certs.Files, error) {
+// it on first use. An admin certificate names hosts (the hosts of the
+// addresses it listens at and advertises) besides the certs package's
+// DefaultHosts (127.0.0.1, localhost, ::1); other roles name none.
+func (p *testPKI) files(role certs.Role, name string, hosts ...string) (certs.Files, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	key := string(role) + "/" + name
-	if f, ok := p.issued[key]; ok {
-		return f, nil
+	prev, ok := p.issued[key]
+	missing := false
+	for _, h := range hosts {
+		if !slices.Contains(prev.hosts, h) && !slices.Contains(certs.DefaultHosts, h) {
+			missing = true
+		}
 	}
-	roleDir := filepath.Join(p.dir, string(role))
-	if _, err := os.Stat(filepath.Join(roleDir, certs.CAFile)); err != nil {
-		if err := os.MkdirAll(roleDir, 0o700); err != nil {
+	if ok && !missing {
+		return prev.files, nil
+	}
+	all := append(slices.Clone(prev.hosts), hosts...)
+	slices.Sort(all)
+	all = slices.Compact(all)
+	p.seq++
+	dir := filepath.Join(p.dir, fmt.Sprintf("%s-%d", role, p.seq))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return certs.Files{}, err
+	}
+	for _, f := range []string{certs.CAFile, certs.CAKeyFile} {
+		b, err := os.ReadFile(filepath.Join(p.dir, "ca", f))
+		if err != nil {
 			return certs.Files{}, err
 		}
-		for _, f := range []string{certs.CAFile, certs.CAKeyFile} {
-			b, err := os.ReadFile(filepath.Join(p.dir, "ca", f))
-			if err != nil {
-				return certs.Files{}, err
-			}
-			if err := os.WriteFile(filepath.Join(roleDir, f), b, 0o600); err != nil {
-				return certs.Files{}, err
-			}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			return certs.Files{}, err
 		}
 	}
-	if _, err := certs.Issue(roleDir, role, name, nil, 0); err != nil {
+	if _, err := certs.Issue(dir, role, name, all, 0); err != nil {
 		return certs.Files{}, fmt.Errorf("issue a %s certificate for %s: %w", role, name, err)
 	}
-	f := certs.IssuedFiles(roleDir, name)
-	p.issued[key] = f
+	f := certs.IssuedFiles(dir, name)
+	p.issued[key] = issuedCert{files: f, hosts: all}
 	return f, nil
 }
 
@@ -157,38 +178,50 @@ func ownsTransport(args []string) bool {
 	return false
 }
 
-// harnessRole returns the role and certificate name the harness gives a
-// command line: an admin or a worker its --id, ctl the harness operator.
-// ok is false for anything else (tls, dev, version, a command line without
-// an id: bad input that never connects).
-func harnessRole(args []string) (role certs.Role, name string, ok bool) {
+// harnessRole returns the role, the certificate name and, for an admin,
+// the hosts the harness gives a command line: an admin or a worker its
+// --id (an admin the hosts of its --raft-addr, --raft-advertise and
+// --grpc-addr), ctl the harness operator. ok is false for anything else
+// (tls, dev, version, a command line without a usable id: bad input that
+// never connects).
+func harnessRole(args []string) (role certs.Role, name string, hosts []string, ok bool) {
 	if len(args) == 0 {
-		return "", "", false
+		return "", "", nil, false
 	}
 	switch args[0] {
 	case "ctl":
-		return certs.RoleOperator, harnessOperator, true
+		return certs.RoleOperator, harnessOperator, nil, true
 	case "admin":
 		role = certs.RoleAdmin
 	case "worker":
 		role = certs.RoleWorker
 	default:
-		return "", "", false
+		return "", "", nil, false
 	}
-	for i, a := range args[1:] {
-		switch {
-		case a == "--id" || a == "-id":
-			if i+2 < len(args) {
-				name = args[i+2]
+	for i := 1; i < len(args); i++ {
+		flagName, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") {
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				break
 			}
-		case strings.HasPrefix(a, "--id="), strings.HasPrefix(a, "-id="):
-			_, name, _ = strings.Cut(a, "=")
+			value = args[i+1]
+		}
+		switch flagName {
+		case "id":
+			name = value
+		case "raft-addr", "raft-advertise", "grpc-addr":
+			if h, _, err := net.SplitHostPort(value); err == nil && h != "" && role == certs.RoleAdmin {
+				hosts = append(hosts, h)
+			}
 		}
 	}
 	if certs.CheckName(name) != nil {
-		return "", "", false
+		return "", "", nil, false
 	}
-	return role, name, true
+	return role, name, hosts, true
 }
 
 // harnessTLSArgs returns args with the harness PKI's --tls-ca, --tls-cert
@@ -199,11 +232,11 @@ func (p *testPKI) harnessTLSArgs(args []string) ([]string, error) {
 	if p == nil || ownsTransport(args) {
 		return args, nil
 	}
-	role, name, ok := harnessRole(args)
+	role, name, hosts, ok := harnessRole(args)
 	if !ok {
 		return args, nil
 	}
-	f, err := p.files(role, name)
+	f, err := p.files(role, name, hosts...)
 	if err != nil {
 		return nil, err
 	}
@@ -230,7 +263,7 @@ func TestHarnessTLSArgs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	check := func(args []string, role certs.Role, name string) {
+	check := func(args []string, role certs.Role, name string, hosts ...string) {
 		t.Helper()
 		got, err := p.harnessTLSArgs(args)
 		if err != nil {
@@ -258,13 +291,21 @@ func TestHarnessTLSArgs(t *testing.T) {
 			t.Fatalf("%q: certificate of %s %s (%v), want %s %s", args, r, n, err, role, name)
 		}
 		if role == certs.RoleAdmin {
-			if err := src.Leaf().VerifyHostname("127.0.0.1"); err != nil {
-				t.Fatalf("%q: the admin certificate does not serve 127.0.0.1: %v", args, err)
+			for _, h := range append([]string{"127.0.0.1", "localhost"}, hosts...) {
+				if err := src.Leaf().VerifyHostname(h); err != nil {
+					t.Fatalf("%q: the admin certificate does not serve %s: %v", args, h, err)
+				}
 			}
+		} else if len(src.Leaf().IPAddresses)+len(src.Leaf().DNSNames) != 0 {
+			t.Fatalf("%q: a %s certificate names hosts", args, role)
 		}
 	}
 	check([]string{"admin", "--id", "a1", "--data-dir", "d"}, certs.RoleAdmin, "a1")
 	check([]string{"admin", "--data-dir", "d", "--id=x7"}, certs.RoleAdmin, "x7")
+	// An admin on other loopback addresses (the fault harness) is
+	// served for them, and a restart on another keeps the first.
+	check([]string{"admin", "--id", "f1", "--raft-addr", "127.0.0.11:1", "--grpc-addr=127.0.0.11:2", "--raft-advertise", "127.0.0.1:3"}, certs.RoleAdmin, "f1", "127.0.0.11")
+	check([]string{"admin", "--id", "f1", "--grpc-addr", "127.0.0.12:2"}, certs.RoleAdmin, "f1", "127.0.0.11", "127.0.0.12")
 	check([]string{"worker", "--id", "a1", "--admin", "127.0.0.1:1"}, certs.RoleWorker, "a1") // same id, other role
 	check([]string{"ctl", "--admin", "127.0.0.1:1", "status"}, certs.RoleOperator, harnessOperator)
 	check([]string{"ctl", "--admin", "x", "--tls-ca", "ca.pem", "status"}, "", "")
