@@ -44,7 +44,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
@@ -436,7 +435,7 @@ func (r *faultRun) startAdmins() {
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
 			"--worker-lease", faultLease.String(), "--worker-grace", faultGrace.String(), "--worker-heartbeat", faultHeartbeat.String(),
 		}
-		conn, err := grpc.NewClient(a.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(a.GRPCAddr, operatorDial(r.t))
 		if err != nil {
 			r.t.Fatalf("dial %s: %v", a.GRPCAddr, err)
 		}
@@ -496,6 +495,34 @@ func (r *faultRun) status(a *faultAdmin, timeout time.Duration) *pb.StatusRespon
 		return nil
 	}
 	return st
+}
+
+// transport describes what the running admins report of their transport
+// ("mutual TLS" when every one that answers runs it), and a problem when
+// one runs plaintext or none answers: the harness runs mutual TLS
+// (pki_test.go), and a run that silently fell back to plaintext would not
+// test it.
+func (r *faultRun) transport() (string, string) {
+	var plain []string
+	answered := 0
+	for _, a := range r.admins {
+		st := r.status(a, 5*time.Second)
+		if st == nil {
+			continue
+		}
+		answered++
+		if !st.GetTls() {
+			plain = append(plain, a.ID)
+		}
+	}
+	switch {
+	case answered == 0:
+		return "unknown (no admin answered)", "transport: no admin answered a status request at the end"
+	case len(plain) > 0:
+		msg := "PLAINTEXT on " + strings.Join(plain, ",")
+		return msg, "transport: " + msg + ", want mutual TLS"
+	}
+	return "mutual TLS", ""
 }
 
 // leader returns the admin that calls itself leader in the highest term, if any.
@@ -895,6 +922,8 @@ func (r *faultRun) finalChecks() {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "fault harness results (seed %d, %d rounds, %s)\n", r.seed, sumKinds(r.roundsByKind), time.Since(r.began).Round(time.Second))
+	transport, transportProblem := r.transport()
+	fmt.Fprintf(&b, "  transport: %s\n", transport)
 	hit := roundsHittingWork(r.windows, ops)
 	fmt.Fprintf(&b, "  rounds by fault kind (with volume operations in flight during the fault):\n")
 	for _, w := range faultWeights {
@@ -939,6 +968,9 @@ func (r *faultRun) finalChecks() {
 	r.t.Log(b.String())
 
 	var problems []string
+	if transportProblem != "" {
+		problems = append(problems, transportProblem)
+	}
 	for i, o := range overlaps {
 		if i == 10 {
 			break

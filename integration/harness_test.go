@@ -21,7 +21,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
@@ -86,6 +85,12 @@ func runMain(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "integration: go build -race ./cmd/groundskeeper failed: %v\n%s", err, out)
 		return 1
 	}
+	// Every admin, worker, ctl and test client runs mutual TLS with
+	// certificates of this one CA (pki_test.go).
+	if harnessPKI, err = newTestPKI(filepath.Join(dir, "pki")); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
 	return m.Run()
 }
 
@@ -119,6 +124,10 @@ type statusJSON struct {
 	CommitIndex  uint64       `json:"commit_index"`
 	AppliedIndex uint64       `json:"applied_index"`
 	Members      []memberJSON `json:"members"`
+	// TLS: the answering node runs mutual TLS; Insecure: plaintext on a
+	// non-loopback address.
+	TLS      bool `json:"tls"`
+	Insecure bool `json:"insecure"`
 }
 
 type memberJSON struct {
@@ -227,12 +236,13 @@ func (r cmdResult) String() string {
 	return fmt.Sprintf("exit %d after %s\nstdout: %s\nstderr: %s", r.Code, r.Elapsed.Round(time.Millisecond), r.Stdout, r.Stderr)
 }
 
-// cleanEnv is the environment without GROUNDSKEEPER_ADMIN, so no test picks
-// up an operator's default admin address.
+// cleanEnv is the environment without GROUNDSKEEPER_ADMIN and
+// GROUNDSKEEPER_TLS_*, so no test picks up an operator's default admin
+// address or certificates (the harness gives its own, see pki_test.go).
 func cleanEnv() []string {
 	var env []string
 	for _, e := range os.Environ() {
-		if !strings.HasPrefix(e, "GROUNDSKEEPER_ADMIN=") {
+		if !strings.HasPrefix(e, "GROUNDSKEEPER_ADMIN=") && !strings.HasPrefix(e, "GROUNDSKEEPER_TLS_") {
 			env = append(env, e)
 		}
 	}
@@ -246,8 +256,20 @@ func runBin(t testing.TB, args ...string) cmdResult {
 	return runBinWithin(t, cmdTimeout, args...)
 }
 
-// runBinWithin is runBin with its own time limit.
+// runBinWithin is runBin with its own time limit. A ctl command line gets
+// the harness operator's certificate unless it names its own transport
+// (harnessTLSArgs); runBinExact runs args as given.
 func runBinWithin(t testing.TB, timeout time.Duration, args ...string) cmdResult {
+	t.Helper()
+	if len(args) > 0 && args[0] == "ctl" {
+		args = withHarnessTLS(t, args)
+	}
+	return runBinExact(t, timeout, args...)
+}
+
+// runBinExact is runBinWithin without the harness's TLS flags: for a ctl
+// that must connect without a certificate.
+func runBinExact(t testing.TB, timeout time.Duration, args ...string) cmdResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -600,7 +622,7 @@ func (c *cluster) addrs(nodes ...*node) []string {
 }
 
 // stableCheck asks every given member for its status and reports whether
-// they agree on one leader, know exactly the given members (each with the
+// each runs mutual TLS, they agree on one leader, know exactly the given members (each with the
 // right addresses), and see one leader plus followers with the same applied
 // index. It returns the leader's status.
 func (c *cluster) stableCheck(t testing.TB, members []*node) (statusJSON, bool, string) {
@@ -610,6 +632,11 @@ func (c *cluster) stableCheck(t testing.TB, members []*node) (statusJSON, bool, 
 		st, _, err := ctlJSONErr[statusJSON](t, "status", nd.GRPCAddr, "status", "--timeout", "5s")
 		if err != nil {
 			return st, false, err.Error()
+		}
+		// The package runs mutual TLS (pki_test.go): a node in plaintext
+		// is a harness mistake that would hide what TLS breaks.
+		if !st.TLS || st.Insecure {
+			return st, false, fmt.Sprintf("%s does not run mutual TLS (ctl status --json: tls %v, insecure %v)", nd.ID, st.TLS, st.Insecure)
 		}
 		if st.LeaderID == "" {
 			return st, false, fmt.Sprintf("%s knows no leader", nd.ID)
@@ -705,7 +732,7 @@ func dialAdmins(t testing.TB, addrs []string) *grpcClient {
 	t.Helper()
 	c := &grpcClient{}
 	for _, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(a, operatorDial(t))
 		if err != nil {
 			t.Fatalf("dial %s: %v", a, err)
 		}

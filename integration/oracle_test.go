@@ -61,8 +61,14 @@ func grpcurlBinary(t *testing.T) string {
 }
 
 // grpcurl runs grpcurl with args and returns its stdout; an error carries
-// its exit code and stderr.
+// its exit code and stderr. It connects with mutual TLS as the harness's
+// reader (grpcurlTLS): the admins run the harness PKI (pki_test.go).
 func grpcurl(bin string, args ...string) (string, error) {
+	tlsArgs, err := grpcurlTLS()
+	if err != nil {
+		return "", err
+	}
+	args = append(tlsArgs, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -151,7 +157,7 @@ func ctlCapacity(t *testing.T, admins string, vid uint32) (capVolume, error) {
 // zero values left out), which protojson reads back exactly.
 func grpcurlCapacity(bin, admin, consistency string, vid uint32) (capVolume, error) {
 	req := fmt.Sprintf(`{"volume_ids":[%d],"consistency":%q}`, vid, consistency)
-	out, err := grpcurl(bin, "-plaintext", "-max-time", "20", "-d", req, admin, "groundskeeper.v1.CapacityOracle/GetVolumeCapacity")
+	out, err := grpcurl(bin, "-max-time", "20", "-d", req, admin, "groundskeeper.v1.CapacityOracle/GetVolumeCapacity")
 	if err != nil {
 		return capVolume{}, err
 	}
@@ -384,10 +390,10 @@ func TestOracleAcrossMasterOutageOnRealSeaweedFS(t *testing.T) {
 	adminAddrs := strings.Join(adminList, ",")
 
 	// Server reflection: a stock grpcurl lists and describes the oracle.
-	if out, err := grpcurl(gcurl, "-plaintext", adminList[0], "list"); err != nil || !strings.Contains(out, "groundskeeper.v1.CapacityOracle\n") {
+	if out, err := grpcurl(gcurl, adminList[0], "list"); err != nil || !strings.Contains(out, "groundskeeper.v1.CapacityOracle\n") {
 		t.Fatalf("grpcurl list via %s does not show groundskeeper.v1.CapacityOracle (%v):\n%s", adminList[0], err, out)
 	}
-	if out, err := grpcurl(gcurl, "-plaintext", adminList[1], "describe", "groundskeeper.v1.CapacityOracle"); err != nil || !strings.Contains(out, "rpc GetVolumeCapacity") {
+	if out, err := grpcurl(gcurl, adminList[1], "describe", "groundskeeper.v1.CapacityOracle"); err != nil || !strings.Contains(out, "rpc GetVolumeCapacity") {
 		t.Fatalf("grpcurl describe via %s does not show GetVolumeCapacity (%v):\n%s", adminList[1], err, out)
 	}
 

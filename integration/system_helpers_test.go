@@ -38,12 +38,15 @@ import (
 // startArgs is node.start with the whole command line given: it launches
 // the binary with args in its own process group, appending its output to
 // the node's log, and keeps the node's bookkeeping (running, signal,
-// waitExit, logTail) working.
+// waitExit, logTail) working. An admin or a worker gets the harness PKI's
+// certificate for its --id unless args name their own transport
+// (harnessTLSArgs).
 func (n *node) startArgs(t testing.TB, args ...string) {
 	t.Helper()
 	if n.running() {
 		t.Fatalf("start %s: already running", n.ID)
 	}
+	args = withHarnessTLS(t, args)
 	f, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatalf("open log of %s: %v", n.ID, err)

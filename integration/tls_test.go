@@ -85,7 +85,7 @@ func TestTLSQuorumAndRoles(t *testing.T) {
 	if res := ctlAs("rita", all, "tasks"); res.Code != 0 {
 		t.Fatalf("a reader's tasks: %s", res)
 	}
-	if res := ctl(t, all, "status", "--timeout", "3s"); res.Code == 0 {
+	if res := runBinExact(t, cmdTimeout, "ctl", "--admin", all, "status", "--timeout", "3s"); res.Code == 0 {
 		t.Fatalf("ctl without a certificate got an answer: %s", res)
 	}
 	if res := ctlAs("olga", all, "task", "submit", "--type", "vacuum", "--volume", "7"); res.Code != 0 {
