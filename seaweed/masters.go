@@ -195,7 +195,7 @@ func (m *Master) call(ctx context.Context, what string, fn func(context.Context,
 		return nil
 	}
 	first := fmt.Errorf("master %s: %w", m.conns[i].addr.HTTP, err)
-	j, derr := m.find(ctx)
+	j, derr := m.find(ctx, i)
 	if derr != nil {
 		return fmt.Errorf("%s: %v, and %w", what, first, derr)
 	}
@@ -215,7 +215,7 @@ func (m *Master) leaderIndex(ctx context.Context) (int, error) {
 	if i >= 0 {
 		return i, nil
 	}
-	return m.find(ctx)
+	return m.find(ctx, -1)
 }
 
 // movesOn reports whether err says the master called is not (or no
@@ -324,10 +324,17 @@ func (m *Master) survey(ctx context.Context) (leader []string, errs []error) {
 }
 
 // find looks for the master leader (see the comment at the top) and makes
-// it the one calls go to.
-func (m *Master) find(ctx context.Context) (int, error) {
+// it the one calls go to. A leader other than failed found by a concurrent
+// call while this one waited is taken as is.
+func (m *Master) find(ctx context.Context, failed int) (int, error) {
 	m.findMu.Lock()
 	defer m.findMu.Unlock()
+	m.mu.Lock()
+	known := m.leader
+	m.mu.Unlock()
+	if known >= 0 && known != failed {
+		return known, nil
+	}
 	leader, errs := m.survey(ctx)
 	votes := make([]int, len(m.conns))
 	for i, l := range leader {

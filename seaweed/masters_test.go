@@ -330,3 +330,40 @@ func TestAdminLockFollowsLeader(t *testing.T) {
 		t.Errorf("LockHolder = %q, %v, %v", h, held, err)
 	}
 }
+
+// Concurrent callers while the leader moves: no races, and once it has
+// settled every caller reaches it.
+func TestMasterConcurrentCallers(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for round := 0; round < 6; round++ {
+		f.setLeader(round % 3)
+		errs := make(chan error, 8)
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := m.Topology(ctx); err != nil {
+					errs <- err
+				}
+				_ = m.Masters()
+				_ = m.Addr()
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d (master %d leads): %v", round, round%3, err)
+		}
+		if got := m.Addr().String(); got != f.addrs[round%3] {
+			t.Errorf("round %d: Addr = %s, want %s", round, got, f.addrs[round%3])
+		}
+	}
+}
