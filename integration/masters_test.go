@@ -166,7 +166,7 @@ func (s mastersStatus) states() map[string]string {
 }
 
 // TestMasterLeaderKilled: SeaweedFS runs three masters in one raft; the
-// admin is given all three, a follower first. It finds the master leader,
+// admin is given all three (a follower first, or in -peers order). It finds the master leader,
 // holds the admin lock there, and `ctl status` lists the three with the
 // leader. The master leader is killed (SIGKILL): once the survivors elect
 // a new one, the admin follows it, takes the admin lock on it, status
@@ -176,10 +176,20 @@ func TestMasterLeaderKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three SeaweedFS masters, two volume servers, an admin and a worker")
 	}
+	t.Run("follower first", func(t *testing.T) { testMasterLeaderKilled(t, true) })
+	t.Run("in order", func(t *testing.T) { testMasterLeaderKilled(t, false) })
+}
+
+// testMasterLeaderKilled is TestMasterLeaderKilled with the masters given
+// a follower first, or in the order of -peers (whichever leads).
+func testMasterLeaderKilled(t *testing.T, followerFirst bool) {
 	wc := startWeedMasters(t, 3, 2)
 	old := wc.lead(t, -1)
 	follower := (old + 1) % 3
-	order := []string{wc.http[follower], wc.http[old], wc.http[(old+2)%3]}
+	order := wc.http
+	if followerFirst {
+		order = []string{wc.http[follower], wc.http[old], wc.http[(old+2)%3]}
+	}
 
 	// A volume of files, half of which are deleted after the kill: vacuum
 	// work only the new master leader shows.
@@ -199,7 +209,7 @@ func TestMasterLeaderKilled(t *testing.T) {
 		var st mastersStatus
 		testutil.Poll(t, 90*time.Second, pollEvery, what, func() (bool, string) {
 			var err error
-			if st, _, err = ctlJSONErr[mastersStatus](t, "", addr, "status"); err != nil {
+			if st, _, err = ctlJSONErr[mastersStatus](t, "status", addr, "status"); err != nil {
 				return false, err.Error()
 			}
 			if st.Maintenance == nil {
