@@ -161,7 +161,7 @@ var (
 	// The leader's maintenance view (README, ctl status): the master and
 	// every master given.
 	maintenanceKeys = []string{"master", "master_state", "masters"}
-	taskKeys   = []string{"id", "type", "volume_id", "state", "worker_id", "attempt", "progress", "error"}
+	taskKeys        = []string{"id", "type", "volume_id", "state", "worker_id", "attempt", "progress", "error"}
 )
 
 // checkKeys reports a documented key missing from a JSON object.
