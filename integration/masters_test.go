@@ -23,7 +23,10 @@ import (
 // master leader as last found (see lead).
 type weedMasters struct {
 	*weedCluster
+	bin   string
+	dir   string
 	procs []*weedProc
+	args  [][]string
 	http  []string // host:port of each master
 	mcs   []master_pb.SeaweedClient
 }
@@ -34,7 +37,7 @@ func startWeedMasters(t *testing.T, n, servers int) *weedMasters {
 	t.Helper()
 	bin := weedBinary(t)
 	dir := t.TempDir()
-	c := &weedMasters{weedCluster: &weedCluster{vc: seaweed.NewVolumeClient(), hc: &http.Client{Timeout: httpTimeout}}}
+	c := &weedMasters{weedCluster: &weedCluster{vc: seaweed.NewVolumeClient(), hc: &http.Client{Timeout: httpTimeout}}, bin: bin, dir: dir}
 	for i := 0; i < n; i++ {
 		c.http = append(c.http, fmt.Sprintf("127.0.0.1:%d", testutil.FreePortPair(t, 10000)))
 	}
@@ -47,8 +50,9 @@ func startWeedMasters(t *testing.T, n, servers int) *weedMasters {
 		_, port, _ := strings.Cut(addr, ":")
 		// A short election timeout (SeaweedFS's default is 10 s) keeps the
 		// test's wait for a new master leader short.
-		c.procs = append(c.procs, startWeed(t, bin, fmt.Sprintf("master%d", i), filepath.Join(dir, fmt.Sprintf("master%d.log", i)), "master",
-			"-ip=127.0.0.1", "-port="+port, "-mdir="+mdir, "-volumeSizeLimitMB=8", "-peers="+peers, "-electionTimeout=3s"))
+		args := []string{"master", "-ip=127.0.0.1", "-port=" + port, "-mdir=" + mdir, "-volumeSizeLimitMB=8", "-peers=" + peers, "-electionTimeout=3s"}
+		c.args = append(c.args, args)
+		c.procs = append(c.procs, startWeed(t, bin, fmt.Sprintf("master%d", i), filepath.Join(dir, fmt.Sprintf("master%d.log", i)), args...))
 		var grpcPort int
 		fmt.Sscan(port, &grpcPort)
 		conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort+10000), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -88,6 +92,25 @@ func startWeedMasters(t *testing.T, n, servers int) *weedMasters {
 		return true, ""
 	})
 	return c
+}
+
+// restart starts master i again (after stop), on its ports and data
+// directory, and waits until it names a master leader.
+func (c *weedMasters) restart(t *testing.T, i int) {
+	t.Helper()
+	c.procs[i] = startWeed(t, c.bin, fmt.Sprintf("master%d (restarted)", i), filepath.Join(c.dir, fmt.Sprintf("master%d-restarted.log", i)), c.args[i]...)
+	testutil.Poll(t, weedStartTimeout, weedPollEvery, fmt.Sprintf("restarted master %s to name a leader", c.http[i]), func() (bool, string) {
+		if c.procs[i].exited() {
+			t.Fatalf("%s exited:\n%s", c.procs[i].name, c.procs[i].logTail(25))
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		resp, err := c.mcs[i].GetMasterConfiguration(ctx, &master_pb.GetMasterConfigurationRequest{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return resp.Leader != "", fmt.Sprintf("leader %q", resp.Leader)
+	})
 }
 
 // leader is the master answering VolumeList (-1: none does).
@@ -170,8 +193,10 @@ func (s mastersStatus) states() map[string]string {
 // holds the admin lock there, and `ctl status` lists the three with the
 // leader. The master leader is killed (SIGKILL): once the survivors elect
 // a new one, the admin follows it, takes the admin lock on it, status
-// shows the dead master unreachable, and a vacuum submitted after the kill
-// completes; every file reads back.
+// shows the dead master unreachable, and a vacuum of garbage made after
+// the kill is detected and completes; every file reads back. Then the
+// killed master comes back, the second master leader is killed, and the
+// same holds on the third.
 func TestMasterLeaderKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts three SeaweedFS masters, two volume servers, an admin and a worker")
@@ -281,4 +306,43 @@ func testMasterLeaderKilled(t *testing.T, followerFirst bool) {
 		return v != nil && v.GarbageRatio() < 0.1, fmt.Sprintf("volume %d: %+v", vid, v)
 	})
 	wc.checkFiles(t, files[10:])
+
+	// Twice: the killed master comes back as a follower, and the second
+	// master leader is killed.
+	wc.restart(t, old)
+	killed = time.Now()
+	wc.procs[next].stop()
+	third := wc.lead(t, next)
+	elected = time.Now()
+	t.Logf("master %s killed; %s leads %s later", wc.http[next], wc.http[third], elected.Sub(killed).Round(10*time.Millisecond))
+	waitStatus("the admin to follow the third master leader and take the admin lock there", func(s mastersStatus) (bool, string) {
+		m := s.Maintenance
+		ss := s.states()
+		return m.AdminLock == "ours" && strings.HasPrefix(m.Master, wc.http[third]+".") &&
+			ss[wc.http[third]] == "leader" && ss[wc.http[next]] == "unreachable", fmt.Sprintf("%+v", *m)
+	})
+	if h, held, err := wc.lockHolder(third); err != nil || !held || h != "groundskeeper "+nd.ID {
+		t.Errorf("third master leader %s says the admin lock is held %v by %q (%v); want groundskeeper %s", wc.http[third], held, h, err, nd.ID)
+	}
+	wc.deleteFiles(t, a.URL, files[10:15])
+	testutil.Poll(t, 120*time.Second, pollEvery, "a second vacuum, detected after the second kill, to complete", func() (bool, string) {
+		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", addr, "tasks")
+		if err != nil {
+			return false, err.Error()
+		}
+		done := 0
+		for _, tk := range tasks {
+			if tk.VolumeID == vid && tk.Type == "vacuum" {
+				if tk.State == "failed" {
+					t.Fatalf("a vacuum failed: %s", tk.String())
+				}
+				if tk.State == "completed" {
+					done++
+				}
+			}
+		}
+		return done == 2, joinTasks(tasks)
+	})
+	t.Logf("second vacuum detected and completed %s after the third master leader's election", time.Since(elected).Round(10*time.Millisecond))
+	wc.checkFiles(t, files[15:])
 }
