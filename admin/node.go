@@ -168,6 +168,9 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 		// whose stack growth was a sixth of a read's cost (more calls than
 		// workers still get goroutines of their own).
 		grpc.NumStreamWorkers(streamWorkers),
+		// One connection holds at most this many calls at once (a worker
+		// needs one; the forwarders between admins queue beyond it).
+		grpc.MaxConcurrentStreams(rpc.MaxStreamsPerConn),
 		// Workers ping every 5 s to notice a dead leader quickly.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 2 * time.Second, PermitWithoutStream: true}),
 		grpc.ChainUnaryInterceptor(n.metrics.unaryInterceptor), grpc.ChainStreamInterceptor(n.metrics.streamInterceptor))

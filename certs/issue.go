@@ -174,8 +174,20 @@ func Issue(dir string, role Role, name string, hosts []string, validity time.Dur
 	return issue(dir, role, name, hosts, now.Add(-backdate), now.Add(validity))
 }
 
-// issue is Issue with the validity period given (tests issue expired
-// certificates with it).
+// IssueBetween is Issue with the validity period given: the certificate
+// is valid from notBefore to notAfter exactly (no backdating). It exists
+// for tests that need a certificate a server must refuse as expired (a
+// notAfter in the past) or not yet valid; `groundskeeper tls` never calls
+// it. notAfter must be after notBefore.
+func IssueBetween(dir string, role Role, name string, hosts []string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
+	if !notAfter.After(notBefore) {
+		return nil, invalidError(fmt.Sprintf("a certificate valid from %s until %s is never valid: the end must come after the start",
+			notBefore.UTC().Format(time.RFC3339), notAfter.UTC().Format(time.RFC3339)))
+	}
+	return issue(dir, role, name, hosts, notBefore, notAfter)
+}
+
+// issue is Issue with the validity period given.
 func issue(dir string, role Role, name string, hosts []string, notBefore, notAfter time.Time) (*x509.Certificate, error) {
 	if dir == "" {
 		return nil, invalidError("the directory holding the CA is required")

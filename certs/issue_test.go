@@ -247,3 +247,47 @@ func TestParseHostsNoDefaultsLost(t *testing.T) {
 		t.Errorf("parseHosts = %v, %v", ips, dns)
 	}
 }
+
+// TestIssueBetween: the certificate carries exactly the period asked for;
+// an expired one fails verification against its CA (what a server checks
+// in the handshake) while one of the same CA issued by Issue passes; a
+// period that ends before it starts is refused as invalid input and
+// writes nothing.
+func TestIssueBetween(t *testing.T) {
+	dir := newCADir(t)
+	from := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	until := time.Now().Add(-24 * time.Hour).Truncate(time.Second)
+	old, err := IssueBetween(dir, RoleReader, "old", nil, from, until)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !old.NotBefore.Equal(from) || !old.NotAfter.Equal(until) {
+		t.Errorf("valid %v to %v, want %v to %v", old.NotBefore, old.NotAfter, from, until)
+	}
+	if got := parseCertFile(t, IssuedFiles(dir, "old").Cert); !got.Equal(old) {
+		t.Error("the file does not hold the certificate returned")
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(parseCertFile(t, filepath.Join(dir, CAFile)))
+	opts := x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	var invalid x509.CertificateInvalidError
+	if _, err := old.Verify(opts); !errors.As(err, &invalid) || invalid.Reason != x509.Expired {
+		t.Errorf("verifying the expired certificate: %v, want x509.Expired", err)
+	}
+	fresh := parseCertFile(t, mustIssue(t, dir, RoleReader, "fresh").Cert)
+	if _, err := fresh.Verify(opts); err != nil {
+		t.Errorf("verifying a current certificate of the same CA: %v", err)
+	}
+
+	_, err = IssueBetween(dir, RoleReader, "backwards", nil, until, from)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "never valid") {
+		t.Errorf("an inverted period: %v, want ErrInvalid saying it is never valid", err)
+	}
+	if _, err := os.Stat(IssuedFiles(dir, "backwards").Key); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused IssueBetween left a key: %v", err)
+	}
+	// The CA's own expiry still bounds it.
+	if _, err := IssueBetween(dir, RoleReader, "forever", nil, from, time.Now().Add(2*CAValidity)); !errors.Is(err, ErrInvalid) {
+		t.Errorf("a period past the CA's expiry: %v, want ErrInvalid", err)
+	}
+}

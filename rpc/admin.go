@@ -2,7 +2,6 @@ package rpc
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
@@ -138,24 +137,8 @@ func (s *Server) maintenance(ctx context.Context, localOnly bool) *pb.Maintenanc
 // SubmitTask creates a manual task, or returns the active one of the same
 // type for the same volume.
 func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb.SubmitTaskResponse, error) {
-	if !fsm.ValidType(req.Type) {
-		return nil, invalid(fmt.Sprintf("unknown task type %d (want vacuum, erasure_coding or balance)", int32(req.Type)))
-	}
-	if req.VolumeId == 0 {
-		return nil, invalid("volume id must be greater than 0")
-	}
-	if err := checkSubmit(req); err != nil {
+	if err := validateSubmit(req); err != nil {
 		return nil, err
-	}
-	seen := map[string]bool{}
-	for _, p := range req.Params {
-		if p.Key == "" {
-			return nil, invalid("a task parameter has an empty key")
-		}
-		if seen[p.Key] {
-			return nil, invalid(fmt.Sprintf("task parameter %q is given twice", p.Key))
-		}
-		seen[p.Key] = true
 	}
 	res, err := s.apply(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 		Type: req.Type, VolumeId: req.VolumeId, Collection: req.Collection, Source: req.Source,
@@ -170,12 +153,7 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 // ListTasks lists a page of tasks in id order, optionally filtered by state
 // and volume (see pb.ListTasksRequest for paging).
 func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.ListTasksResponse, error) {
-	for _, st := range req.States {
-		if _, ok := fsmpb.TaskState_name[int32(st)]; !ok || st == fsmpb.TaskState_TASK_STATE_UNSPECIFIED {
-			return nil, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
-		}
-	}
-	size, after, err := taskPage(req)
+	size, after, err := validateListTasks(req)
 	if err != nil {
 		return nil, err
 	}
@@ -214,8 +192,8 @@ func (s *Server) withLiveProgress(t *fsmpb.Task) *fsmpb.Task {
 
 // GetTask returns one task by id.
 func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTaskResponse, error) {
-	if req.Id == 0 {
-		return nil, invalid("task id must be greater than 0")
+	if err := validateGetTask(req); err != nil {
+		return nil, err
 	}
 	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.GetTaskResponse, error) {
 		return pb.NewAdminClient(c).GetTask(ctx, req)
@@ -239,6 +217,9 @@ func (s *Server) GetTask(ctx context.Context, req *pb.GetTaskRequest) (*pb.GetTa
 
 // ListWorkers lists registered workers.
 func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*pb.ListWorkersResponse, error) {
+	if err := validateListWorkers(req); err != nil {
+		return nil, err
+	}
 	if resp, forwarded, err := viaLeader(s, ctx, req.Consistency, func(c *grpc.ClientConn) (*pb.ListWorkersResponse, error) {
 		return pb.NewAdminClient(c).ListWorkers(ctx, req)
 	}); forwarded || err != nil {
@@ -266,17 +247,8 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 
 // AddPeer adds a voter; a follower forwards the call to the leader.
 func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPeerResponse, error) {
-	if err := checkLen("node id", req.Id, MaxIDLen); err != nil {
+	if err := validateAddPeer(req); err != nil {
 		return nil, err
-	}
-	if err := cluster.ValidateID(req.Id); err != nil {
-		return nil, invalid(err.Error())
-	}
-	if err := checkLen("raft address", req.RaftAddr, MaxAddrLen); err != nil {
-		return nil, err
-	}
-	if err := cluster.ValidateAddr("raft address", req.RaftAddr); err != nil {
-		return nil, invalid(err.Error())
 	}
 	err := s.raft.AddVoter(ctx, req.Id, req.RaftAddr)
 	if isNotLeader(err) {
@@ -295,11 +267,8 @@ func (s *Server) AddPeer(ctx context.Context, req *pb.AddPeerRequest) (*pb.AddPe
 
 // RemovePeer removes a member; a follower forwards the call to the leader.
 func (s *Server) RemovePeer(ctx context.Context, req *pb.RemovePeerRequest) (*pb.RemovePeerResponse, error) {
-	if err := checkLen("node id", req.Id, MaxIDLen); err != nil {
+	if err := validateRemovePeer(req); err != nil {
 		return nil, err
-	}
-	if err := cluster.ValidateID(req.Id); err != nil {
-		return nil, invalid(err.Error())
 	}
 	err := s.raft.RemoveServer(ctx, req.Id)
 	if isNotLeader(err) {

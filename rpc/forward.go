@@ -7,7 +7,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -161,24 +160,11 @@ func (f *forwarder) send(batch []forwardReq) {
 // only a malformed request (its size, an undecodable command) fails the
 // call.
 func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb.ApplyBatchResponse, error) {
-	if len(req.Commands) == 0 || len(req.Commands) > maxForwardBatch {
-		return nil, invalid("a batch must hold between 1 and 512 commands")
+	items, valid, at, err := validateBatch(req)
+	if err != nil {
+		return nil, err
 	}
-	resp := &pb.ApplyBatchResponse{Items: make([]*pb.ApplyBatchItem, len(req.Commands))}
-	var valid [][]byte
-	var at []int // at[j]: the index in req.Commands of valid[j]
-	for i, c := range req.Commands {
-		cmd, err := fsm.Decode(c)
-		if err != nil {
-			return nil, invalid(err.Error())
-		}
-		if err := checkForwarded(cmd); err != nil {
-			st := status.Convert(err)
-			resp.Items[i] = &pb.ApplyBatchItem{Code: int32(st.Code()), Message: st.Message()}
-			continue
-		}
-		valid, at = append(valid, c), append(at, i)
-	}
+	resp := &pb.ApplyBatchResponse{Items: items}
 	if len(valid) == 0 {
 		return resp, nil
 	}

@@ -67,18 +67,7 @@ func stamp(t time.Time) int64 {
 // work in flight and of completed work the master has not reported, and the
 // size once they land.
 func (s *Server) GetVolumeCapacity(ctx context.Context, req *pb.GetVolumeCapacityRequest) (*pb.GetVolumeCapacityResponse, error) {
-	switch n := len(req.VolumeIds); {
-	case n == 0:
-		return nil, invalid("no volume ids given")
-	case n > MaxOracleIDs:
-		return nil, invalid(fmt.Sprintf("%d volume ids given; at most %d per call", n, MaxOracleIDs))
-	}
-	for _, id := range req.VolumeIds {
-		if id == 0 {
-			return nil, invalid("volume id must be greater than 0")
-		}
-	}
-	if err := validConsistency(req.Consistency); err != nil {
+	if err := validateVolumeCapacity(req); err != nil {
 		return nil, err
 	}
 	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {
@@ -133,21 +122,7 @@ func unknownVolumes(ids []uint32) string {
 // as the master reports them and as projected once work in flight and
 // unreported completed work land.
 func (s *Server) GetServerCapacity(ctx context.Context, req *pb.GetServerCapacityRequest) (*pb.GetServerCapacityResponse, error) {
-	switch n := len(req.Servers); {
-	case n == 0:
-		return nil, invalid("no servers given")
-	case n > MaxOracleIDs:
-		return nil, invalid(fmt.Sprintf("%d servers given; at most %d per call", n, MaxOracleIDs))
-	}
-	if err := checkServers(req.Servers); err != nil {
-		return nil, err
-	}
-	for _, name := range req.Servers {
-		if strings.TrimSpace(name) == "" {
-			return nil, invalid("a server name is empty")
-		}
-	}
-	if err := validConsistency(req.Consistency); err != nil {
+	if err := validateServerCapacity(req); err != nil {
 		return nil, err
 	}
 	if _, _, err := s.topology(); status.Code(err) == codes.FailedPrecondition {

@@ -31,12 +31,15 @@ const (
 // taskPage gives the page size and the id after which a ListTasks page
 // starts.
 func taskPage(req *pb.ListTasksRequest) (size int, after uint64, err error) {
-	size = int(req.PageSize)
+	// Compared as sent: int(PageSize) is negative above 2^31 where int
+	// has 32 bits.
 	switch {
-	case size == 0:
+	case req.PageSize == 0:
 		size = math.MaxInt // no paging: everything after the token
-	case size > MaxTaskPageSize:
+	case req.PageSize > MaxTaskPageSize:
 		size = MaxTaskPageSize
+	default:
+		size = int(req.PageSize)
 	}
 	if req.PageToken == "" {
 		return size, 0, nil
@@ -45,7 +48,9 @@ func taskPage(req *pb.ListTasksRequest) (size int, after uint64, err error) {
 	if ok && len(req.PageToken) <= maxPageTokenLen {
 		after, err = strconv.ParseUint(rest, 10, 64)
 	}
-	if !ok || err != nil || after == 0 || len(req.PageToken) > maxPageTokenLen {
+	// Only the form pageToken gives: "t1.007" names task 7 too, but no
+	// answer gave it, and accepting it would make two tokens of one page.
+	if !ok || err != nil || after == 0 || len(req.PageToken) > maxPageTokenLen || pageToken(after) != req.PageToken {
 		return 0, 0, invalid("the page token is not one a ListTasks answer gave: pass a next_page_token back unchanged, or none for the first page")
 	}
 	return size, after, nil

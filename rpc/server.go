@@ -72,6 +72,10 @@ type Server struct {
 
 	// restores spools restore streams and lets one run at a time.
 	restores restoreSpool
+	// streams are the caps and deadlines on streams (SetStreamLimits);
+	// watches counts the WatchCapacity streams held against its cap.
+	streams StreamLimits
+	watches slots
 	// tls, when set, is the mutual-TLS material this node dials the other
 	// admins with (forwarding); nil dials in plaintext.
 	tls *certs.Source
@@ -112,7 +116,8 @@ func NewServer(r Raft, f *fsm.FSM, grpcAddr string, logger hclog.Logger) *Server
 	if logger == nil {
 		logger = hclog.NewNullLogger()
 	}
-	s := &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{}}
+	s := &Server{raft: r, fsm: f, grpcAddr: grpcAddr, logger: logger, now: time.Now, conns: map[string]*grpc.ClientConn{},
+		streams: DefaultStreamLimits()}
 	s.fwd = newForwarder(s)
 	s.volFwd = newVolumeForwarder(s)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -112,7 +113,7 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 		spool.Close()
 		os.Remove(spool.Name())
 	}()
-	hdr, err := receiveSnapshot(stream, spool)
+	hdr, err := receiveSnapshot(stream, spool, s.streams.RestoreIdle)
 	if err != nil {
 		return err
 	}
@@ -240,26 +241,26 @@ func sendErr(up pb.Admin_RestoreSnapshotClient, err error) error {
 
 // receiveSnapshot reads a whole restore stream, writing its data to w:
 // it checks the header, refuses data beyond the size the header gives
-// and, at the end, data short of it or not matching its sha256.
-func receiveSnapshot(stream pb.Admin_RestoreSnapshotServer, w io.Writer) (*pb.SnapshotHeader, error) {
-	first, err := stream.Recv()
+// and, at the end, data short of it or not matching its sha256. A stream
+// that sends nothing for idle is abandoned (DeadlineExceeded).
+func receiveSnapshot(stream pb.Admin_RestoreSnapshotServer, w io.Writer, idle time.Duration) (*pb.SnapshotHeader, error) {
+	stalled := status.Errorf(codes.DeadlineExceeded, "the restore stream sent nothing for %s, so it was abandoned: send the snapshot again", idle)
+	recv := func() (*pb.SnapshotChunk, error) { return recvWithin(stream.Context(), idle, stream.Recv, stalled) }
+	first, err := recv()
 	if errors.Is(err, io.EOF) {
 		return nil, invalid("no snapshot was sent")
 	}
 	if err != nil {
 		return nil, err
 	}
-	hdr := first.GetHeader()
-	if hdr == nil {
-		return nil, invalid("a restore must start with the snapshot header")
-	}
-	if err := CheckSnapshotHeader(hdr); err != nil {
-		return nil, invalid(err.Error())
+	hdr, err := validateRestoreHeader(first)
+	if err != nil {
+		return nil, err
 	}
 	h := sha256.New()
 	var got int64
 	for {
-		m, err := stream.Recv()
+		m, err := recv()
 		if errors.Is(err, io.EOF) {
 			break
 		}

@@ -19,10 +19,7 @@ import (
 // free while a worker still touches it. The response holds the task as the
 // request left it; callers poll it until it is terminal.
 func (s *Server) CancelTask(ctx context.Context, req *pb.CancelTaskRequest) (*pb.CancelTaskResponse, error) {
-	if req.Id == 0 {
-		return nil, invalid("task id must be greater than 0")
-	}
-	if err := checkLen("the reason", req.Reason, MaxReasonLen); err != nil {
+	if err := validateCancel(req); err != nil {
 		return nil, err
 	}
 	res, err := s.apply(ctx, fsm.RequestCancelCmd(req.Id, req.Reason))
@@ -41,8 +38,8 @@ func (s *Server) CancelTask(ctx context.Context, req *pb.CancelTaskRequest) (*pb
 // ignores the detector's failure cooldown; if the volume already has an
 // active task of that type, that task is returned (existing).
 func (s *Server) RetryTask(ctx context.Context, req *pb.RetryTaskRequest) (*pb.RetryTaskResponse, error) {
-	if req.Id == 0 {
-		return nil, invalid("task id must be greater than 0")
+	if err := validateRetry(req); err != nil {
+		return nil, err
 	}
 	// The leader's state: a lagging follower might not know the task yet.
 	if resp, forwarded, err := viaLeader(s, ctx, pb.Consistency_CONSISTENCY_LINEARIZABLE, func(c *grpc.ClientConn) (*pb.RetryTaskResponse, error) {

@@ -49,27 +49,8 @@ func (s *Server) SetChanges(src ChangeSource) {
 // projects the latest state and sends what differs from what it sent last,
 // so a slow client skips intermediate states instead of queueing them.
 func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityOracle_WatchCapacityServer) error {
-	nv, ns := len(req.VolumeIds), len(req.Servers)
-	switch {
-	case nv == 0 && ns == 0:
-		return invalid("no volume ids or servers given")
-	case nv > MaxOracleIDs:
-		return invalid(fmt.Sprintf("%d volume ids given; at most %d per call", nv, MaxOracleIDs))
-	case ns > MaxOracleIDs:
-		return invalid(fmt.Sprintf("%d servers given; at most %d per call", ns, MaxOracleIDs))
-	}
-	if err := checkServers(req.Servers); err != nil {
+	if err := validateWatch(req); err != nil {
 		return err
-	}
-	for _, id := range req.VolumeIds {
-		if id == 0 {
-			return invalid("volume id must be greater than 0")
-		}
-	}
-	for _, name := range req.Servers {
-		if strings.TrimSpace(name) == "" {
-			return invalid("a server name is empty")
-		}
 	}
 	if _, _, err := s.topology(); err != nil {
 		return err
@@ -78,6 +59,10 @@ func (s *Server) WatchCapacity(req *pb.WatchCapacityRequest, stream pb.CapacityO
 	if h == nil {
 		return status.Error(codes.FailedPrecondition, "this admin node does not publish capacity changes, so it cannot serve a watch")
 	}
+	if !s.watches.take(s.streams.MaxWatches) {
+		return status.Errorf(codes.ResourceExhausted, "this admin node already serves its limit of %d capacity watches: retry later, or watch through another admin", s.streams.MaxWatches)
+	}
+	defer s.watches.release()
 	w := newCapacityWatch(req)
 	ctx := stream.Context()
 	for first := true; ; first = false {

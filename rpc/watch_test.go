@@ -56,11 +56,14 @@ type watchEnv struct {
 	ended   chan error // what each WatchCapacity handler returned
 }
 
-func newWatchEnv(t *testing.T) *watchEnv {
+func newWatchEnv(t *testing.T, setup ...func(*Server)) *watchEnv {
 	t.Helper()
 	e := &watchEnv{t: t, fsm: fsm.New(), topo: oracleTopology(100 * oracleMiB), changes: newFakeChanges(), ended: make(chan error, 10)}
 	srv := NewServer(nil, e.fsm, "", nil)
 	t.Cleanup(srv.Close)
+	for _, f := range setup {
+		f(srv) // before serving
+	}
 	srv.SetTopology(e.topo)
 	srv.SetChanges(e.changes)
 	g := grpc.NewServer(grpc.ChainStreamInterceptor(func(s any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {

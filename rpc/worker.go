@@ -35,7 +35,10 @@ func NewWorkerServer(admin *Server, sessions Sessions) *WorkerServer {
 // Session runs one worker's stream.
 func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 	ctx := stream.Context()
-	first, err := stream.Recv()
+	// A stream that never says hello would hold a connection slot forever.
+	wait := w.admin.streams.HelloTimeout
+	first, err := recvWithin(ctx, wait, stream.Recv,
+		status.Errorf(codes.DeadlineExceeded, "a worker session must start with its hello within %s, and none came", wait))
 	if err != nil {
 		return err
 	}

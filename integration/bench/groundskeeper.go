@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
-	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -18,39 +16,25 @@ type gkCluster struct {
 	procSet
 	clients []pb.AdminClient
 	ids     []string
+	addrs   []string
+	// creds is how the load generator dials the admins: plaintext, or
+	// mutual TLS with an operator certificate when tls.
+	creds grpc.DialOption
+	tls   bool
 }
 
-func startGroundskeeper(ctx context.Context, bin, dir string) (*gkCluster, error) {
-	ports, err := testutil.FreePorts(6)
-	if err != nil {
-		return nil, err
+func startGroundskeeper(ctx context.Context, bin, dir string, tls bool) (*gkCluster, error) {
+	name := "plain-"
+	if tls {
+		name = "tls-"
 	}
-	peers := memberList("b%d=127.0.0.1:%d", ports)
-	g := &gkCluster{}
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		id := fmt.Sprintf("b%d", i+1)
-		grpcAddr := fmt.Sprintf("127.0.0.1:%d", ports[3+i])
-		p, err := startProc(filepath.Join(dir, id+".log"), bin, "admin", "--id", id,
-			"--data-dir", filepath.Join(dir, id), "--raft-addr", fmt.Sprintf("127.0.0.1:%d", ports[i]),
-			"--grpc-addr", grpcAddr, "--peers", peers, "--bootstrap", "--log-level", "warn")
-		if err != nil {
-			g.stop()
-			return nil, err
-		}
-		g.procs = append(g.procs, p)
-		addrs = append(addrs, grpcAddr)
-	}
-	if err := g.connect(ctx, addrs); err != nil {
-		g.stop()
-		return nil, err
-	}
-	return g, nil
+	g, _, err := startAdmins(ctx, adminSpec{bin: bin, dir: dir, name: name, tls: tls})
+	return g, err
 }
 
 // connectGroundskeeper loads a cluster someone else started.
 func connectGroundskeeper(ctx context.Context, addrs []string) (*gkCluster, error) {
-	g := &gkCluster{}
+	g := &gkCluster{creds: grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if err := g.connect(ctx, addrs); err != nil {
 		g.stop()
 		return nil, err
@@ -59,8 +43,9 @@ func connectGroundskeeper(ctx context.Context, addrs []string) (*gkCluster, erro
 }
 
 func (g *gkCluster) connect(ctx context.Context, addrs []string) error {
+	g.addrs = addrs
 	for _, a := range addrs {
-		conn, err := grpc.NewClient(a, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(a, g.creds)
 		if err != nil {
 			return err
 		}
@@ -74,6 +59,9 @@ func (g *gkCluster) connect(ctx context.Context, addrs []string) error {
 			st, err := c.Status(ctx, &pb.StatusRequest{})
 			if err != nil {
 				return err
+			}
+			if st.Tls != g.tls {
+				return fmt.Errorf("admin %s reports tls=%v, the benchmark asked for %v", st.NodeId, st.Tls, g.tls)
 			}
 			g.ids = append(g.ids, st.NodeId)
 			for _, m := range st.Members {
