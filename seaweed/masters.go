@@ -250,7 +250,12 @@ func (m *Master) observe(i int, err error) {
 		if m.leader == i && len(m.conns) > 1 {
 			m.leader = -1
 		}
-	case status.Code(err) == codes.Unavailable:
+	case status.Code(err) == codes.Unavailable, status.Code(err) == codes.DeadlineExceeded:
+		// A master that does not answer in time (its machine gone, a
+		// partition: nothing refuses the connection) is as good as
+		// unreachable: the next call looks for the leader again rather
+		// than wait on it once more. The caller's own deadline may have
+		// been short; then the search finds the same leader again.
 		s.State, s.Err, s.Seen = MasterUnreachable, status.Convert(err).Message(), m.now()
 		if m.leader == i && len(m.conns) > 1 {
 			m.leader = -1

@@ -65,6 +65,7 @@ type fakeMasters struct {
 	addrs   []string
 	servers []*grpc.Server
 	locks   []string // client holding the admin lock on each master
+	hung    []bool   // masters that answer nothing (a vanished machine)
 	lists   []int    // VolumeList answers per master
 }
 
@@ -78,7 +79,7 @@ var errNotLeader = errors.New("raft.Server: Not current leader")
 
 func newFakeMasters(t *testing.T, n, leader int) *fakeMasters {
 	t.Helper()
-	f := &fakeMasters{leader: leader, locks: make([]string, n), lists: make([]int, n)}
+	f := &fakeMasters{leader: leader, locks: make([]string, n), lists: make([]int, n), hung: make([]bool, n)}
 	for i := 0; i < n; i++ {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -117,13 +118,35 @@ func (f *fakeMasters) lockHolder(i int) string {
 	return f.locks[i]
 }
 
+// hang makes master i answer nothing until the caller gives up.
+func (f *fakeMasters) hang(i int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hung[i] = true
+}
+
+// wait blocks a hung master's call until its caller gives up.
+func (m *fakeMaster) wait(ctx context.Context) error {
+	m.f.mu.Lock()
+	hung := m.f.hung[m.i]
+	m.f.mu.Unlock()
+	if hung {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	return nil
+}
+
 func (m *fakeMaster) leads() bool {
 	m.f.mu.Lock()
 	defer m.f.mu.Unlock()
 	return m.f.leader == m.i
 }
 
-func (m *fakeMaster) GetMasterConfiguration(context.Context, *master_pb.GetMasterConfigurationRequest) (*master_pb.GetMasterConfigurationResponse, error) {
+func (m *fakeMaster) GetMasterConfiguration(ctx context.Context, _ *master_pb.GetMasterConfigurationRequest) (*master_pb.GetMasterConfigurationResponse, error) {
+	if err := m.wait(ctx); err != nil {
+		return nil, err
+	}
 	m.f.mu.Lock()
 	defer m.f.mu.Unlock()
 	resp := &master_pb.GetMasterConfigurationResponse{}
@@ -136,7 +159,10 @@ func (m *fakeMaster) GetMasterConfiguration(context.Context, *master_pb.GetMaste
 	return resp, nil
 }
 
-func (m *fakeMaster) VolumeList(context.Context, *master_pb.VolumeListRequest) (*master_pb.VolumeListResponse, error) {
+func (m *fakeMaster) VolumeList(ctx context.Context, _ *master_pb.VolumeListRequest) (*master_pb.VolumeListResponse, error) {
+	if err := m.wait(ctx); err != nil {
+		return nil, err
+	}
 	if !m.leads() {
 		return nil, errNotLeader
 	}
@@ -146,7 +172,10 @@ func (m *fakeMaster) VolumeList(context.Context, *master_pb.VolumeListRequest) (
 	return &master_pb.VolumeListResponse{TopologyInfo: &master_pb.TopologyInfo{}}, nil
 }
 
-func (m *fakeMaster) GetAdminLockStatus(context.Context, *master_pb.GetAdminLockStatusRequest) (*master_pb.GetAdminLockStatusResponse, error) {
+func (m *fakeMaster) GetAdminLockStatus(ctx context.Context, _ *master_pb.GetAdminLockStatusRequest) (*master_pb.GetAdminLockStatusResponse, error) {
+	if err := m.wait(ctx); err != nil {
+		return nil, err
+	}
 	if !m.leads() {
 		return nil, errNotLeader
 	}
@@ -365,5 +394,36 @@ func TestMasterConcurrentCallers(t *testing.T) {
 		if got := m.Addr().String(); got != f.addrs[round%3] {
 			t.Errorf("round %d: Addr = %s, want %s", round, got, f.addrs[round%3])
 		}
+	}
+}
+
+// The master leader's machine vanishes: calls to it hang rather than being
+// refused. The call that times out gives it up, and the next one finds the
+// new leader without waiting on it again.
+func TestMasterLeaderHangs(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Topology(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.hang(0)
+	f.setLeader(1)
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	_, err = m.Topology(ctx)
+	cancel()
+	if err == nil {
+		t.Fatal("topology from a hung leader succeeded")
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := m.Topology(ctx); err != nil {
+		t.Fatalf("topology once master 1 leads: %v", err)
+	}
+	if got := states(m); got != "unreachable,leader,follower" {
+		t.Errorf("states = %s", got)
 	}
 }
