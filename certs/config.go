@@ -68,6 +68,12 @@ func (s *Source) ServerConfig(roles ...Role) *tls.Config {
 // src.ClientConfig(host))); gRPC keeps its configuration for every
 // reconnection, so use ClientCredentials there.
 func (s *Source) ClientConfig(serverName string, roles ...Role) *tls.Config {
+	return s.clientConfig(serverName, "", roles)
+}
+
+// clientConfig is ClientConfig; with peerName, the server's certificate
+// must also be named peerName.
+func (s *Source) clientConfig(serverName, peerName string, roles []Role) *tls.Config {
 	c := &tls.Config{
 		MinVersion: tls.VersionTLS13,
 		ServerName: serverName,
@@ -82,7 +88,15 @@ func (s *Source) ClientConfig(serverName string, roles ...Role) *tls.Config {
 		roles = slices.Clone(roles)
 	}
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
-		return checkRole("server", cs.VerifiedChains, roles)
+		if err := checkRole("server", cs.VerifiedChains, roles); err != nil {
+			return err
+		}
+		if peerName != "" {
+			if _, name, _ := RoleOf(cs.VerifiedChains[0][0]); name != peerName {
+				return fmt.Errorf("server certificate is %q's, want %q's", name, peerName)
+			}
+		}
+		return nil
 	}
 	return c
 }
@@ -103,10 +117,19 @@ func (s *Source) ClientCredentials(roles ...Role) credentials.TransportCredentia
 	return &clientCreds{s: s, roles: slices.Clone(roles)}
 }
 
+// ClientCredentialsFor is ClientCredentials accepting only a server whose
+// certificate is also named name (its Common Name): a client told that the
+// leader is the admin named name (a worker's redirect) must not take
+// whichever admin answers at the address it was given for it.
+func (s *Source) ClientCredentialsFor(name string, roles ...Role) credentials.TransportCredentials {
+	return &clientCreds{s: s, roles: slices.Clone(roles), name: name}
+}
+
 // clientCreds makes grpc's TLS credentials afresh for every handshake.
 type clientCreds struct {
 	s     *Source
 	roles []Role
+	name  string // the server's certificate's name; "" for any
 }
 
 // ClientHandshake verifies the server for the host of authority (the
@@ -117,7 +140,7 @@ func (c *clientCreds) ClientHandshake(ctx context.Context, authority string, con
 	if h, _, err := net.SplitHostPort(authority); err == nil {
 		host = h
 	}
-	return credentials.NewTLS(c.s.ClientConfig(host, c.roles...)).ClientHandshake(ctx, authority, conn)
+	return credentials.NewTLS(c.s.clientConfig(host, c.name, c.roles)).ClientHandshake(ctx, authority, conn)
 }
 
 func (c *clientCreds) ServerHandshake(net.Conn) (net.Conn, credentials.AuthInfo, error) {
@@ -129,7 +152,7 @@ func (c *clientCreds) Info() credentials.ProtocolInfo {
 }
 
 func (c *clientCreds) Clone() credentials.TransportCredentials {
-	return &clientCreds{s: c.s, roles: slices.Clone(c.roles)}
+	return &clientCreds{s: c.s, roles: slices.Clone(c.roles), name: c.name}
 }
 
 // OverrideServerName is unused by gRPC (deprecated there): the name

@@ -18,6 +18,10 @@ import (
 // again when it is used.
 const DefaultCheckEvery = 5 * time.Second
 
+// DefaultPeerCheckEvery is how often WatchPeer re-checks a peer's
+// certificate besides at its expiry.
+const DefaultPeerCheckEvery = time.Second
+
 // Options tunes a Source. The zero value is the default.
 type Options struct {
 	// CheckEvery is how often, at most, a handshake makes the Source
@@ -32,6 +36,11 @@ type Options struct {
 	// are reported once, not at every check. It runs inside a handshake:
 	// it must not block (logging is what it is for).
 	Report func(err error)
+	// PeerCheckEvery is how often WatchPeer re-checks a peer certificate
+	// against the CA in use, besides at its expiry (0:
+	// DefaultPeerCheckEvery). A CA withdrawn from the file cuts its peers'
+	// connections within CheckEvery plus this.
+	PeerCheckEvery time.Duration
 
 	// now is the clock of the checks (tests); nil is time.Now.
 	now func() time.Time
@@ -62,6 +71,8 @@ type Source struct {
 	// time since it, on the monotonic clock, so a wall clock stepped back
 	// does not stop them.
 	start time.Time
+	// peerEvery is Options.PeerCheckEvery.
+	peerEvery time.Duration
 
 	cur atomic.Pointer[material]
 	// last is when (time since start) the last check was claimed; the
@@ -71,15 +82,21 @@ type Source struct {
 	mu      sync.Mutex // serializes checks; guards the fields below
 	lastErr error
 	seen    [sha256.Size]byte // the state of the files at the last check
+
+	// peers caches CheckPeer's chain verifications (peer.go).
+	peers peerCache
 }
 
 // material is the CA pool and the key pair in use, each with the hash of
 // the contents it was loaded from.
 type material struct {
 	caSum, pairSum [sha256.Size]byte
-	pool           *x509.CertPool
-	cert           *tls.Certificate
-	leaf           *x509.Certificate
+	// gen is the CA pool's generation: 1 at Load, one more each time a
+	// changed CA file is applied (CheckPeer caches per generation).
+	gen  uint64
+	pool *x509.CertPool
+	cert *tls.Certificate
+	leaf *x509.Certificate
 }
 
 // Load reads the files and returns a Source serving them. The first load
@@ -92,9 +109,12 @@ func Load(files Files, opts Options) (*Source, error) {
 	if !files.Enabled() {
 		return nil, invalidError("no TLS files given")
 	}
-	s := &Source{files: files, every: opts.CheckEvery, now: opts.now, rep: opts.Report}
+	s := &Source{files: files, every: opts.CheckEvery, now: opts.now, rep: opts.Report, peerEvery: opts.PeerCheckEvery}
 	if s.every <= 0 {
 		s.every = DefaultCheckEvery
+	}
+	if s.peerEvery <= 0 {
+		s.peerEvery = DefaultPeerCheckEvery
 	}
 	if s.now == nil {
 		s.now = time.Now
@@ -116,7 +136,7 @@ func Load(files Files, opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.cur.Store(&material{caSum: caSum, pairSum: pairSum, pool: pool, cert: cert, leaf: leaf})
+	s.cur.Store(&material{caSum: caSum, pairSum: pairSum, gen: 1, pool: pool, cert: cert, leaf: leaf})
 	s.seen = stateSum(caSum, pairSum)
 	if warn := s.keyModeWarning(); warn != nil {
 		s.lastErr = warn
@@ -195,7 +215,7 @@ func (s *Source) check() error {
 	if caErr == nil && caSum != cur.caSum {
 		var pool *x509.CertPool
 		if pool, caErr = s.parsePool(caRaw); caErr == nil {
-			next.pool, next.caSum, changed = pool, caSum, true
+			next.pool, next.caSum, next.gen, changed = pool, caSum, cur.gen+1, true
 		}
 	}
 	if caErr != nil {

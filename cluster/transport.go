@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -167,7 +168,7 @@ func (s *streamLayer) route(c net.Conn) {
 	}
 	var pc net.Conn = &peekedConn{Conn: c, r: r}
 	if s.tls != nil {
-		pc = s.tls.track(pc, raw, peerName)
+		pc = s.tls.track(pc, raw, c.(*tls.Conn), peerName)
 		if !s.tls.admits(peerName) {
 			s.tls.refused(c, "not a member", fmt.Errorf("admin %q is not in the raft configuration (nor in --peers before there is one)", peerName))
 			pc.Close()

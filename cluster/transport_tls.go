@@ -29,7 +29,9 @@ import (
 // recheck closes those whose name is no longer a member. It runs when this
 // node changes the configuration (Node.RemoveServer), on raft's peer and
 // leader observations, and every memberRecheckEvery (a follower observes no
-// configuration change).
+// configuration change). Likewise every pooled connection, accepted or
+// dialed, is closed when its peer's certificate expires or the CA file in
+// use stops trusting it (watchPeer).
 type transportTLS struct {
 	src    *certs.Source
 	logger hclog.Logger
@@ -81,10 +83,12 @@ func (t *transportTLS) admits(id string) bool {
 
 // track remembers c, a connection about to be handed to raft from the
 // admin named name, until it is closed; raw is the TCP connection under
-// its TLS, closed to cut it. Track before checking admits, so a recheck
-// between the two cannot miss it.
-func (t *transportTLS) track(c, raw net.Conn, name string) *memberConn {
+// its TLS, closed to cut it, and tc the TLS connection, whose peer
+// certificate is watched (watchPeer) for as long as c is open. Track
+// before checking admits, so a recheck between the two cannot miss it.
+func (t *transportTLS) track(c, raw net.Conn, tc *tls.Conn, name string) *memberConn {
 	mc := &memberConn{Conn: c, raw: raw, t: t}
+	mc.stopWatch = t.watchPeer(tc, raw, "admin "+name)
 	t.mu.Lock()
 	if t.routed == nil {
 		t.routed = map[*memberConn]string{}
@@ -148,18 +152,53 @@ func (t *transportTLS) watch(r *raft.Raft, stop <-chan struct{}) {
 // memberConn is a raft connection tracked by its peer's name.
 type memberConn struct {
 	net.Conn
-	raw  net.Conn
-	t    *transportTLS
-	once sync.Once
+	raw       net.Conn
+	t         *transportTLS
+	stopWatch func()
+	once      sync.Once
 }
 
-// Close forgets the connection and closes it.
+// Close forgets the connection, stops watching its peer's certificate and
+// closes it.
 func (c *memberConn) Close() error {
 	c.once.Do(func() {
+		c.stopWatch()
 		c.t.mu.Lock()
 		delete(c.t.routed, c)
 		c.t.mu.Unlock()
 	})
+	return c.Conn.Close()
+}
+
+// watchPeer watches the certificate that tc's peer (who, for the log)
+// presented at the handshake, for as long as the connection is open (the
+// caller stops it at close): raft pools connections, so one lives as long
+// as its peer keeps using it, and a handshake's verification would
+// otherwise hold past the certificate's expiry and past its CA's
+// withdrawal from the CA file. When the certificate fails
+// certs.Source.CheckPeer the TCP connection raw under tc is closed.
+func (t *transportTLS) watchPeer(tc *tls.Conn, raw net.Conn, who string) (stop func()) {
+	chain, err := certs.PeerChain(tc.ConnectionState())
+	if err != nil { // not after a completed handshake; cut at once
+		chain = nil
+	}
+	return t.src.WatchPeer(chain, func(err error) {
+		t.logger.Warn("closed a raft connection whose peer certificate is no longer good", "peer", who, "remote", raw.RemoteAddr().String(), "error", err)
+		// The TCP connection, not the TLS one: a TLS close would wait to
+		// send its alert behind a write raft may have blocked.
+		_ = raw.Close()
+	})
+}
+
+// watchedConn is a raft connection this node dialed, whose server's
+// certificate is watched until it is closed.
+type watchedConn struct {
+	net.Conn
+	stop func()
+}
+
+func (c *watchedConn) Close() error {
+	c.stop()
 	return c.Conn.Close()
 }
 
@@ -181,7 +220,8 @@ func (t *transportTLS) accept(c net.Conn) (net.Conn, string, error) {
 }
 
 // dial wraps a connection this node opened to addr in TLS, verifying that
-// the server is an admin of the CA, within timeout.
+// the server is an admin of the CA, within timeout. The server's
+// certificate is watched as long as the connection is open (watchPeer).
 func (t *transportTLS) dial(ctx context.Context, c net.Conn, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -191,7 +231,7 @@ func (t *transportTLS) dial(ctx context.Context, c net.Conn, addr string) (net.C
 	if err := tc.HandshakeContext(ctx); err != nil {
 		return nil, fmt.Errorf("TLS handshake with %s: %w", addr, err)
 	}
-	return tc, nil
+	return &watchedConn{Conn: tc, stop: t.watchPeer(tc, c, "server "+addr)}, nil
 }
 
 // refused logs a connection the raft port turned away.

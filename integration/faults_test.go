@@ -361,6 +361,9 @@ func TestRandomizedFaults(t *testing.T) {
 func (r *faultRun) startSim() {
 	cfg := sim.DefaultConfig()
 	cfg.Servers, cfg.VolumeSizeLimitMB, cfg.MaxVolumesPerServer = 6, 100, 30
+	// One machine per server, as in production: the 001 volumes below
+	// may be balanced (never two copies on one machine).
+	cfg.DistinctHosts = true
 	cfg.MasterRefillDelay = 800 * time.Millisecond
 	cfg.AdminLockDuration = 3 * time.Second
 	// Slow enough that a round's fault finds calls in flight.

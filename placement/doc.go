@@ -1,6 +1,9 @@
 // Package placement owns where a task's shards and moves go given a
 // topology: the EC layout and its spread rule (PlaceShards, CheckSpread),
-// a balance's source and target (PlanMove), and the free-slot and replica
+// a balance's source and target (PlanMove), SeaweedFS's replica placement
+// rules (CanAdd, IsGoodMove, Misplaced, SatisfiesPlacement) with the
+// Violations measure and the move rule plans use (MoveKeepsPlacement),
+// disk types (DiskTypeKey, FreeSlotsOf), and the free-slot and replica
 // questions they ask of the topology.
 //
 // It is pure: no I/O, no clock, no goroutines, no state of its own. It sits

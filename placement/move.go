@@ -1,25 +1,20 @@
 package placement
 
 import (
+	"sort"
+
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // PlanMove resolves a balance task's source and target. Either may be left
-// empty by an operator: the fullest replica holder and the emptiest server
-// without the volume are chosen. The capacity projection moves a balance in
-// flight as this would move it now.
+// empty by an operator: the fullest replica holder (on the volume's disk
+// type) and the emptiest server with a free slot of that disk type, without
+// the volume, where the move keeps the volume's replica placement
+// (MoveKeepsPlacement), are chosen. A target an operator names must pass
+// the same checks. The capacity projection moves a balance in flight as
+// this would move it now.
 func PlanMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
-	usage := func(s *seaweed.Server) float64 {
-		var used, max int64
-		for _, d := range s.Disks {
-			used, max = used+d.VolumeCount, max+d.MaxVolumes
-		}
-		if max == 0 {
-			return 1
-		}
-		return float64(used) / float64(max)
-	}
 	// A retry whose earlier attempt left its copy (its target holds a
 	// replica while its source still does) repeats that move: its executor
 	// recognises the copy, adopts it if it is identical to the source or
@@ -52,6 +47,14 @@ func PlanMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src,
 		}
 		return es, ed, nil
 	}
+	return planFreshMove(task, v, topo)
+}
+
+// planFreshMove plans a move no earlier attempt has landed: a target of the
+// volume's disk type with a free slot there, that keeps its placement.
+func planFreshMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
+	typ := v.DiskType
+	var sources []*seaweed.Server
 	if task.Source != "" {
 		s, ok := topo.FindServer(task.Source)
 		if !ok {
@@ -60,43 +63,56 @@ func PlanMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src,
 		if !HasReplica(v, s.ID) {
 			return nil, nil, Errorf("volume %d not found on source server %s", v.ID, task.Source)
 		}
-		src = s
+		sources = []*seaweed.Server{s}
 	} else {
 		for _, r := range v.Replicas {
-			if src == nil || usage(r.Server) > usage(src) {
-				src = r.Server
-			}
+			sources = append(sources, r.Server)
 		}
-		if src == nil {
+		if len(sources) == 0 {
 			return nil, nil, Errorf("volume %d has no replica to move", v.ID)
 		}
+		// Fullest first; ties by id (Replicas are sorted by server id).
+		sort.SliceStable(sources, func(i, j int) bool { return DiskUsage(sources[i], typ) > DiskUsage(sources[j], typ) })
 	}
+	locs := VolumeLocations(v)
 	if task.Target != "" {
-		s, ok := topo.FindServer(task.Target)
+		d, ok := topo.FindServer(task.Target)
 		if !ok {
 			return nil, nil, Errorf("target server %s is not in the topology", task.Target)
 		}
-		dst = s
-	} else {
-		for _, s := range topo.Servers {
-			if HasReplica(v, s.ID) || FreeSlots(s) <= 0 {
-				continue
-			}
-			if dst == nil || usage(s) < usage(dst) {
-				dst = s
+		if HasReplica(v, d.ID) {
+			return nil, nil, Errorf("target server %s already holds volume %d", d.ID, v.ID)
+		}
+		if Disk(d, typ) == nil {
+			return nil, nil, Errorf("target server %s has no %s disk, the disk type of volume %d", d.ID, DiskTypeName(typ), v.ID)
+		}
+		if FreeSlotsOf(d, typ) <= 0 {
+			return nil, nil, Errorf("target server %s has no free volume slot on its %s disk", d.ID, DiskTypeName(typ))
+		}
+		for _, s := range sources {
+			if MoveKeepsPlacement(v.ReplicaPlacement, locs, s.ID, ServerLocation(d)) {
+				return s, d, nil
 			}
 		}
+		if t := ServerLocation(d); sharesHost(locs, t) {
+			return nil, nil, Errorf("target server %s is on machine %s, which already holds a copy of volume %d: pick a target on another machine", d.ID, t.Host, v.ID)
+		}
+		return nil, nil, Errorf("moving volume %d to %s (data center %q, rack %q) would break its replica placement %03d, given where its other copies are: pick a target in another rack or data center", v.ID, d.ID, d.DataCenter, d.Rack, v.ReplicaPlacement)
 	}
-	if dst == nil {
-		return nil, nil, Errorf("no server without a replica of volume %d has a free slot to move it to", v.ID)
+	for _, s := range sources {
+		for _, d := range topo.Servers {
+			if HasReplica(v, d.ID) || FreeSlotsOf(d, typ) <= 0 || !MoveKeepsPlacement(v.ReplicaPlacement, locs, s.ID, ServerLocation(d)) {
+				continue
+			}
+			if dst == nil || DiskUsage(d, typ) < DiskUsage(dst, typ) {
+				dst = d
+			}
+		}
+		if dst != nil {
+			return s, dst, nil
+		}
 	}
-	if HasReplica(v, dst.ID) {
-		return nil, nil, Errorf("target server %s already holds volume %d", dst.ID, v.ID)
-	}
-	if FreeSlots(dst) <= 0 {
-		return nil, nil, Errorf("target server %s has no free volume slot", dst.ID)
-	}
-	return src, dst, nil
+	return nil, nil, Errorf("no server without a replica of volume %d has a free %s slot where its replica placement %03d allows a copy", v.ID, DiskTypeName(typ), v.ReplicaPlacement)
 }
 
 // LastLandedMove finds the newest earlier move of the task whose target

@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 
 	"google.golang.org/grpc"
@@ -16,9 +17,10 @@ import (
 // MethodRoles is the one table of who may call what on an admin's gRPC
 // server: each full method name maps to the least role that may call it.
 // Reader < operator < admin: an operator may do what a reader may, and an
-// admin (a peer forwarding a call) what an operator may. The worker role
-// is apart: it may open the worker session and nothing else, and nobody
-// else may. A method missing here is refused to everyone (a test checks
+// admin (a peer forwarding a call) what an operator may, but only while it
+// is a member of the raft configuration (authorize); otherwise what a
+// reader may. The worker role is apart: it may open the worker session
+// and nothing else, and nobody else may. A method missing here is refused to everyone (a test checks
 // every registered method is listed).
 var MethodRoles = map[string]certs.Role{
 	pb.Admin_Status_FullMethodName:      certs.RoleReader,
@@ -66,11 +68,13 @@ type MemberLister interface {
 }
 
 // authorize decides one call: nil, or PermissionDenied in one sentence
-// naming the role the method needs. A method that needs the admin role
-// (the Internal service) also needs the certificate's name to be a member
-// of the current raft configuration: certificates are not revoked, so the
-// role alone would let a removed admin, or one issued for a node never
-// added, commit commands.
+// naming the role the method needs. An admin certificate counts as an
+// admin, and as an operator, only while its name is a member of the
+// current raft configuration: certificates are not revoked, so the role
+// alone would let a removed admin, or one issued for a node never added,
+// commit commands or change the cluster (peers add). Otherwise it has a
+// reader's rights: a node waiting to be added may still read (status,
+// tasks, the oracle), and once added its forwarding works.
 func authorize(ctx context.Context, method string, members MemberLister) error {
 	need, ok := MethodRoles[method]
 	if !ok {
@@ -83,15 +87,15 @@ func authorize(ctx context.Context, method string, members MemberLister) error {
 	if !roleAllows(have, need) {
 		return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; the certificate of %q has role %s", method, need, orAbove(need), name, have)
 	}
-	if need == certs.RoleAdmin {
-		return checkMember(method, name, members)
+	if have == certs.RoleAdmin && need != certs.RoleReader {
+		return checkMember(method, name, need, members)
 	}
 	return nil
 }
 
-// checkMember refuses an admin-role call from an admin named name that is
-// not in the raft configuration.
-func checkMember(method, name string, members MemberLister) error {
+// checkMember refuses a call that needs more than a reader's rights from
+// an admin named name that is not in the raft configuration.
+func checkMember(method, name string, need certs.Role, members MemberLister) error {
 	ms, err := members.Members()
 	if err != nil {
 		return status.Errorf(codes.Unavailable, "%s could not check that admin %q is a member: %v", method, name, err)
@@ -101,7 +105,10 @@ func checkMember(method, name string, members MemberLister) error {
 			return nil
 		}
 	}
-	return status.Errorf(codes.PermissionDenied, "%s is open only to admins in the raft configuration, and %q is not a member", method, name)
+	if need == certs.RoleAdmin {
+		return status.Errorf(codes.PermissionDenied, "%s is open only to admins in the raft configuration, and %q is not a member", method, name)
+	}
+	return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; admin %q is not in the raft configuration, so its certificate has only a reader's rights", method, need, orAbove(need), name)
 }
 
 // orAbove names the roles that include need, for refusals.
@@ -120,25 +127,93 @@ func orAbove(need certs.Role) string {
 // only for the members listed by members; without TLS (loopback or
 // --insecure) they are nil and every call is allowed, as the plaintext
 // policy already limits who can connect.
+//
+// A handshake verifies the client's certificate once, and a gRPC
+// connection lives for days: every call and stream start re-checks it
+// (certs.Source.CheckPeer: expired, or no longer trusted by the CA in use,
+// is Unauthenticated), and a stream is cut, Unauthenticated, when the
+// certificate expires or the CA file stops trusting it while it runs.
 func AuthzInterceptors(src *certs.Source, members MemberLister) []grpc.ServerOption {
 	if src == nil {
 		return nil
 	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := authorize(ctx, info.FullMethod, members); err != nil {
-				return nil, err
-			}
-			return h(ctx, req)
-		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := authorize(ss.Context(), info.FullMethod, members); err != nil {
-				return err
-			}
-			return h(srv, ss)
-		}),
+	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(unaryAuthz(src, members)), grpc.ChainStreamInterceptor(streamAuthz(src, members))}
+}
+
+// unaryAuthz authorizes each unary call before its handler runs.
+func unaryAuthz(src *certs.Source, members MemberLister) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if _, err := checkCaller(ctx, src, info.FullMethod); err != nil {
+			return nil, err
+		}
+		if err := authorize(ctx, info.FullMethod, members); err != nil {
+			return nil, err
+		}
+		return h(ctx, req)
 	}
 }
+
+// streamAuthz authorizes each stream before its handler runs, and cuts it
+// when the caller's certificate stops being good (cutOnPeer).
+func streamAuthz(src *certs.Source, members MemberLister) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+		chain, err := checkCaller(ss.Context(), src, info.FullMethod)
+		if err != nil {
+			return err
+		}
+		if err := authorize(ss.Context(), info.FullMethod, members); err != nil {
+			return err
+		}
+		return cutOnPeer(src, chain, info.FullMethod, ss, func(ss grpc.ServerStream) error { return h(srv, ss) })
+	}
+}
+
+// checkCaller returns the verified chain of the caller's certificate if it
+// is still good now, else Unauthenticated.
+func checkCaller(ctx context.Context, src *certs.Source, method string) ([]*x509.Certificate, error) {
+	chain, err := certs.PeerChainFromContext(ctx)
+	if err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%s needs a verified client certificate: %v", method, err)
+	}
+	if err := src.CheckPeer(chain); err != nil {
+		return nil, status.Errorf(codes.Unauthenticated, "%s refused: %v", method, err)
+	}
+	return chain, nil
+}
+
+// cutOnPeer runs a stream's handler and, while it runs, watches the
+// caller's certificate chain: when it expires or the CA in use no longer
+// verifies it, the handler's context is cancelled and the stream ends at
+// once with Unauthenticated. The handler may be blocked in Recv, which
+// only the stream's end unblocks, so it runs in a goroutine of its own and
+// is not waited for: ending the stream makes its Recv and Send fail, as
+// when a client goes away.
+func cutOnPeer(src *certs.Source, chain []*x509.Certificate, method string, ss grpc.ServerStream, run func(grpc.ServerStream) error) error {
+	ctx, cancel := context.WithCancelCause(ss.Context())
+	defer cancel(nil)
+	cut := make(chan error, 1)
+	stop := src.WatchPeer(chain, func(err error) {
+		cancel(err) // first: the handler sees its context end before the stream does
+		cut <- err
+	})
+	defer stop()
+	done := make(chan error, 1)
+	go func() { done <- run(&ctxStream{ServerStream: ss, ctx: ctx}) }()
+	select {
+	case err := <-done:
+		return err
+	case err := <-cut:
+		return status.Errorf(codes.Unauthenticated, "%s cut: %v", method, err)
+	}
+}
+
+// ctxStream is a server stream with another context.
+type ctxStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *ctxStream) Context() context.Context { return s.ctx }
 
 // checkWorkerIdentity, on a TLS server, refuses a session whose hello names
 // another worker than the caller's certificate: a worker speaks only for

@@ -182,7 +182,7 @@ func busyVolumes(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.
 		case fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING:
 			busy[t.VolumeId] = true
 			if t.Type == fsmpb.TaskType_TASK_TYPE_BALANCE {
-				moves = append(moves, ActiveMove{Source: t.Source, Target: t.Target})
+				moves = append(moves, ActiveMove{VolumeID: t.VolumeId, Source: t.Source, Target: t.Target})
 			}
 		}
 	}

@@ -258,7 +258,7 @@ func TestBusyVolumes(t *testing.T) {
 		{name: "balance moves in flight listed in task order; finished ones not", tasks: []*fsmpb.Task{
 			move(1, 1, fsmpb.TaskState_TASK_STATE_PENDING, "a", "b"), move(2, 2, fsmpb.TaskState_TASK_STATE_FAILED, "c", "d"),
 			move(3, 3, fsmpb.TaskState_TASK_STATE_RUNNING, "e", "f")},
-			wantBusy: []uint32{1, 3}, wantMoves: []ActiveMove{{"a", "b"}, {"e", "f"}}},
+			wantBusy: []uint32{1, 3}, wantMoves: []ActiveMove{{1, "a", "b"}, {3, "e", "f"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			busy, moves := busyVolumes(tc.tasks, tc.changes, now, cooldown)

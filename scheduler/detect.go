@@ -25,8 +25,12 @@ type Proposal struct {
 // capacity change the master has not reported yet.
 type Busy func(volume uint32) bool
 
-// ActiveMove is a balance task in flight, for projecting server loads.
-type ActiveMove struct{ Source, Target string }
+// ActiveMove is a balance task in flight, for projecting server loads: its
+// volume (for its disk type) and servers.
+type ActiveMove struct {
+	VolumeID       uint32
+	Source, Target string
+}
 
 // Detect returns the work the topology calls for, in a deterministic order
 // (vacuum, then erasure coding, then balance; by volume id within a type).
@@ -94,10 +98,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			}
 		}
 	}
-	if p, ok := detectBalance(topo, busy, taken, moves, th); ok {
-		out = append(out, p)
-	}
-	return out
+	return append(out, detectBalance(topo, busy, taken, moves, th)...)
 }
 
 // slotUsage is a server's share of used volume slots across its disks.
@@ -115,24 +116,50 @@ func (s slotUsage) ratio() float64 {
 	return float64(s.used) / float64(s.max)
 }
 
-// detectBalance proposes one move from the fullest to the emptiest server
-// when (max-min)/avg of slot usage reaches the threshold, counting moves in
-// flight as already done.
-func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, moves []ActiveMove, th Thresholds) (Proposal, bool) {
+// detectBalance proposes, for each disk type (hdd, ssd, custom types) on
+// its own, one move from a full to an empty server when (max-min)/avg of
+// that disk type's slot usage reaches the threshold, counting moves in
+// flight as already done. The move keeps the volume on its disk type and
+// its replica placement (placement.MoveKeepsPlacement, as PlanMove checks
+// it): when the fullest server's volumes may not go to the emptiest, the
+// next emptiest, then the next fullest, are tried.
+func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, moves []ActiveMove, th Thresholds) []Proposal {
+	types := map[string]bool{}
+	for _, s := range topo.Servers {
+		for name := range s.Disks {
+			types[placement.DiskTypeKey(name)] = true
+		}
+	}
+	keys := make([]string, 0, len(types))
+	for k := range types {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var out []Proposal
+	for _, typ := range keys {
+		if p, ok := detectBalanceOf(topo, typ, busy, taken, moves, th); ok {
+			out = append(out, p)
+			taken[p.VolumeID] = true
+		}
+	}
+	return out
+}
+
+// maxBalancePairs bounds the (source, target) pairs one disk type's
+// detection tries when placement refuses the best ones.
+const maxBalancePairs = 64
+
+// detectBalanceOf is detectBalance for the disk type typ (a DiskTypeKey).
+func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[uint32]bool, moves []ActiveMove, th Thresholds) (Proposal, bool) {
 	var usage []slotUsage
 	index := map[string]int{}
 	for _, s := range topo.Servers {
-		u := slotUsage{server: s}
-		for _, d := range s.Disks {
-			u.used += d.VolumeCount
-			u.max += d.MaxVolumes
-			u.free += d.FreeSlots
-		}
-		if u.max == 0 {
+		d := placement.Disk(s, typ)
+		if d == nil || d.MaxVolumes == 0 {
 			continue
 		}
 		index[s.ID] = len(usage)
-		usage = append(usage, u)
+		usage = append(usage, slotUsage{server: s, used: d.VolumeCount, max: d.MaxVolumes, free: d.FreeSlots})
 	}
 	if len(usage) < 2 {
 		return Proposal{}, false
@@ -151,6 +178,15 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 		return i, ok
 	}
 	for _, m := range moves {
+		// A move of a volume the topology no longer lists counts on the
+		// hard-drive type, the default.
+		mt := ""
+		if v, ok := topo.Volumes[m.VolumeID]; ok {
+			mt = placement.DiskTypeKey(v.DiskType)
+		}
+		if mt != typ {
+			continue
+		}
 		if i, ok := resolve(m.Source); ok {
 			usage[i].used--
 		}
@@ -170,32 +206,80 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 		sum += u.ratio()
 	}
 	avg := sum / float64(len(usage))
-	hi, lo := usage[0], usage[len(usage)-1]
-	if avg == 0 || (hi.ratio()-lo.ratio())/avg < th.BalanceImbalance {
+	if avg == 0 || (usage[0].ratio()-usage[len(usage)-1].ratio())/avg < th.BalanceImbalance {
 		return Proposal{}, false
 	}
-	// Moving one volume must not just swap which server is fuller.
-	if float64(hi.used-1)/float64(hi.max) < float64(lo.used+1)/float64(lo.max) {
-		return Proposal{}, false
-	}
-	// PlanSpec refuses a target without a free slot (EC shards use slots too).
-	if lo.used+1 > lo.max || lo.free < 1 {
-		return Proposal{}, false
-	}
-	// The smallest movable volume on the fullest server that the emptiest lacks.
-	var best *seaweed.Volume
+	// The volumes of this disk type each server holds, movable now.
+	held := map[string][]*seaweed.Volume{}
 	for _, v := range topo.Volumes {
-		if taken[v.ID] || busy(v.ID) || !placement.HasReplica(v, hi.server.ID) || placement.HasReplica(v, lo.server.ID) {
+		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) {
 			continue
 		}
-		if best == nil || v.Size < best.Size || (v.Size == best.Size && v.ID < best.ID) {
-			best = v
+		for _, r := range v.Replicas {
+			held[r.Server.ID] = append(held[r.Server.ID], v)
 		}
 	}
-	if best == nil {
-		return Proposal{}, false
+	pairs := 0
+	for i := 0; i < len(usage); i++ {
+		hi := usage[i]
+		for j := len(usage) - 1; j > i; j-- {
+			lo := usage[j]
+			if (hi.ratio()-lo.ratio())/avg < th.BalanceImbalance {
+				break // targets further up are fuller still
+			}
+			// Moving one volume must not just swap which server is fuller.
+			if float64(hi.used-1)/float64(hi.max) < float64(lo.used+1)/float64(lo.max) {
+				continue
+			}
+			// PlanSpec refuses a target without a free slot (EC shards use slots too).
+			if lo.used+1 > lo.max || lo.free < 1 {
+				continue
+			}
+			if pairs++; pairs > maxBalancePairs {
+				return Proposal{}, false
+			}
+			if best := pickMove(held[hi.server.ID], hi.server, lo.server); best != nil {
+				return Proposal{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
+					Source: hi.server.ID, Target: lo.server.ID, Priority: 1,
+					Reason: fmt.Sprintf("%s slot usage %s %.0f%% vs %s %.0f%% (avg %.0f%%)", placement.DiskTypeName(typ), hi.server.ID, hi.ratio()*100, lo.server.ID, lo.ratio()*100, avg*100)}, true
+			}
+		}
 	}
-	return Proposal{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
-		Source: hi.server.ID, Target: lo.server.ID, Priority: 1,
-		Reason: fmt.Sprintf("slot usage %s %.0f%% vs %s %.0f%% (avg %.0f%%)", hi.server.ID, hi.ratio()*100, lo.server.ID, lo.ratio()*100, avg*100)}, true
+	return Proposal{}, false
+}
+
+// pickMove is the volume among vols (held by from) to move to to: one to
+// lacks, whose move keeps its replica placement; the one whose move
+// lowers its placement's violations most (a misplaced volume gets fixed
+// first), then the smallest, then the lowest id.
+func pickMove(vols []*seaweed.Volume, from, to *seaweed.Server) *seaweed.Volume {
+	var best *seaweed.Volume
+	bestGain := 0
+	target := placement.ServerLocation(to)
+	for _, v := range vols {
+		if placement.HasReplica(v, to.ID) {
+			continue
+		}
+		gain := 0
+		if placement.Copies(v.ReplicaPlacement) > 1 || len(v.Replicas) > 1 {
+			locs := placement.VolumeLocations(v)
+			if !placement.MoveKeepsPlacement(v.ReplicaPlacement, locs, from.ID, target) {
+				continue
+			}
+			after := make([]placement.Location, 0, len(locs))
+			moved := false
+			for _, l := range locs {
+				if l.Server == from.ID && !moved {
+					moved = true
+					continue
+				}
+				after = append(after, l)
+			}
+			gain = placement.Violations(v.ReplicaPlacement, locs) - placement.Violations(v.ReplicaPlacement, append(after, target))
+		}
+		if best == nil || gain > bestGain || gain == bestGain && (v.Size < best.Size || v.Size == best.Size && v.ID < best.ID) {
+			best, bestGain = v, gain
+		}
+	}
+	return best
 }

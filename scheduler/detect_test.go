@@ -175,7 +175,7 @@ func TestDetectErasureCoding(t *testing.T) {
 }
 
 func TestDetectBalance(t *testing.T) {
-	s1, s2, s3 := sid(1), sid(2), sid(3)
+	s1, s2, s3, s4 := sid(1), sid(2), sid(3), sid(4)
 	for _, tc := range []struct {
 		name  string
 		nodes []*node
@@ -250,6 +250,51 @@ func TestDetectBalance(t *testing.T) {
 		{name: "target slot already promised to a move in flight", busy: busyOn(1),
 			moves: []ActiveMove{{Source: s3, Target: s2}},
 			nodes: []*node{srv(s1, 8, fillers(1, 6)...), srv(s2, 8).WithFree(1), srv(s3, 8, fillers(10, 6)...)}, want: []string{}},
+		// Replica placement: s3 (rack r2) is the emptiest, but volumes 1
+		// and 2 (010) have their other copy on s2 in r2.
+		{name: "010 never moved next to its other copy", nodes: []*node{
+			srv(s1, 8, v(1, 10).RP(10), v(2, 20).RP(10), v(3, 30).RP(10), v(4, 40).RP(10)).Placed("dc1", "r1"),
+			srv(s2, 8, v(1, 10).RP(10), v(2, 20).RP(10), v(3, 30).RP(10), v(4, 40).RP(10)).Placed("dc1", "r2"),
+			srv(s3, 8).Placed("dc1", "r2"),
+			srv(s4, 8, v(9, 1)).Placed("dc1", "r1")},
+			want: []string{"balance 1 " + s1 + "->" + s4}},
+		{name: "010: the copy already in the target's rack moves instead", nodes: []*node{
+			srv(s1, 8, v(1, 10).RP(10), v(2, 20).RP(10), v(3, 30).RP(10), v(4, 40).RP(10)).Placed("dc1", "r1"),
+			srv(s2, 8, v(1, 10).RP(10), v(2, 20).RP(10), v(3, 30).RP(10), v(4, 40).RP(10)).Placed("dc1", "r2"),
+			srv(s3, 8).Placed("dc1", "r2")},
+			want: []string{"balance 1 " + s2 + "->" + s3}},
+		{name: "010 with nowhere to go keeps its place", nodes: []*node{
+			srv(s1, 8, v(1, 10).RP(10), v(2, 20).RP(10), v(3, 30).RP(10), v(4, 40).RP(10)).Placed("dc1", "r1"),
+			srv(s2, 80, v(1, 10).RP(10), v(2, 20).RP(10), v(3, 30).RP(10), v(4, 40).RP(10)).Placed("dc1", "r2"),
+			srv(s3, 8).Placed("dc1", "r2")},
+			want: []string{}},
+		// Volume 3 (010) has both copies in r1: moving it to r2 fixes it,
+		// and it goes first though volume 1 is smaller.
+		{name: "misplaced volume is fixed first", nodes: []*node{
+			srv(s1, 8, v(1, 10), v(2, 20), v(3, 30).RP(10), v(4, 40)).Placed("dc1", "r1"),
+			srv(s2, 8, v(3, 30).RP(10)).Placed("dc1", "r1"),
+			srv(s3, 8).Placed("dc1", "r2")},
+			want: []string{"balance 3 " + s1 + "->" + s3}},
+		{name: "001 never onto the machine of its other copy", nodes: []*node{
+			srv(s1, 8, v(1, 10).RP(1), v(2, 20), v(3, 30)),
+			srv(s2, 8, v(1, 10).RP(1), v(5, 1)),
+			srv("10.0.0.2:8081", 8)},
+			want: []string{"balance 2 " + s1 + "->10.0.0.2:8081"}},
+		// Disk types balance apart: s1's ssd is full, s2 has hdd slots only,
+		// s3 an emptier ssd; s1's hdd is as full as s2's and s3's.
+		{name: "ssd volume goes to an ssd disk, never an hdd one", nodes: []*node{
+			srv(s1, 8, v(10, 1)).WithDisk("ssd", 4, v(1, 10), v(2, 20), v(3, 30), v(4, 40)),
+			srv(s2, 8, v(11, 1)),
+			srv(s3, 8, v(12, 1)).WithDisk("ssd", 4, v(5, 1))},
+			want: []string{"balance 1 " + s1 + "->" + s3}},
+		{name: "ssd imbalance with no other ssd disk proposes nothing", nodes: []*node{
+			srv(s1, 8, v(10, 1)).WithDisk("ssd", 4, v(1, 10), v(2, 20), v(3, 30), v(4, 40)),
+			srv(s2, 8, v(11, 1))},
+			want: []string{}},
+		{name: "each disk type balanced on its own", nodes: []*node{
+			srv(s1, 8, fillers(20, 6)...).WithDisk("ssd", 4, v(1, 10), v(2, 20), v(3, 30)),
+			srv(s2, 8).WithDisk("ssd", 4)},
+			want: []string{"balance 20 " + s1 + "->" + s2, "balance 1 " + s1 + "->" + s2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			th := DefaultThresholds()

@@ -29,7 +29,9 @@ type simEnv struct {
 
 func newSimEnv(t *testing.T, servers int) *simEnv {
 	t.Helper()
-	return newSimEnvConfig(t, sim.Config{Servers: servers, MaxVolumesPerServer: 10})
+	// One machine per server: balance never moves a copy of a replicated
+	// volume onto a machine holding another.
+	return newSimEnvConfig(t, sim.Config{Servers: servers, MaxVolumesPerServer: 10, DistinctHosts: true})
 }
 
 func newSimEnvConfig(t *testing.T, cfg sim.Config) *simEnv {

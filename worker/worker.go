@@ -44,10 +44,17 @@ type Config struct {
 	TLS *certs.Source
 }
 
-// transport returns the credentials the worker dials admins with.
-func (w *Worker) transport() grpc.DialOption {
+// transport returns the credentials the worker dials admins with: under
+// TLS any admin of the CA, or, with leader set (the leader an admin
+// redirected us to), only the admin named leader. A redirect is an
+// admin's word; the handshake makes sure the address it gave is the admin
+// it named, not whatever admin, or former admin, answers there.
+func (w *Worker) transport(leader string) grpc.DialOption {
 	if w.cfg.TLS == nil {
 		return grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	if leader != "" {
+		return grpc.WithTransportCredentials(w.cfg.TLS.ClientCredentialsFor(leader, certs.RoleAdmin))
 	}
 	return grpc.WithTransportCredentials(w.cfg.TLS.ClientCredentials(certs.RoleAdmin))
 }
@@ -85,7 +92,7 @@ type Worker struct {
 	// current session (acks come back in order).
 	leaseAnchor time.Time
 	hbSent      []time.Time
-	hint        string
+	hint        redirectHint
 	next        int
 	// stopping is set when Run's context ended: the worker is shutting down.
 	stopping bool
@@ -209,16 +216,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	}()
 	failures := 0
 	for ctx.Err() == nil {
-		addr := w.pickAddr()
-		conn, ok := conns[addr]
+		addr, leader := w.pickAddr()
+		key := addr
+		if w.cfg.TLS != nil && leader != "" {
+			key = addr + " as " + leader // checked for that admin's certificate
+		}
+		conn, ok := conns[key]
 		if !ok {
 			var err error
-			conn, err = grpc.NewClient(addr, w.transport(),
+			conn, err = grpc.NewClient(addr, w.transport(leader),
 				grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 5 * time.Second, Timeout: 3 * time.Second, PermitWithoutStream: true}))
 			if err != nil {
 				return fmt.Errorf("admin address %q: %w", addr, err)
 			}
-			conns[addr] = conn
+			conns[key] = conn
 		}
 		// This loop paces the attempts. Without the reset, a connection to
 		// an admin that was down keeps failing at once in gRPC's own
@@ -240,7 +251,11 @@ func (w *Worker) Run(ctx context.Context) error {
 			failures = 0
 		}
 		failures++
-		w.log.Debug("session ended", "admin", addr, "error", err)
+		if leader != "" && !welcomed {
+			w.log.Warn("did not reach the leader an admin redirected to", "leader", leader, "admin", addr, "error", err)
+		} else {
+			w.log.Debug("session ended", "admin", addr, "error", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(reconnectDelay(failures)):
@@ -261,6 +276,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
+// redirectHint is where the last redirect sent us: the leader's gRPC
+// address and its id, which its certificate must name under TLS.
+type redirectHint struct{ addr, id string }
+
 // errNoLeaderYet is an admin's answer while no leader is known to it.
 var errNoLeaderYet = errors.New("admin knows no leader yet")
 
@@ -271,17 +290,19 @@ func reconnectDelay(failures int) time.Duration {
 	return min(time.Duration(failures)*100*time.Millisecond, time.Second)
 }
 
-func (w *Worker) pickAddr() string {
+// pickAddr returns the admin to try next: the leader of the last
+// redirect, with its id, or the next of the configured admins (no id).
+func (w *Worker) pickAddr() (addr, leader string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.hint != "" {
+	if w.hint.addr != "" {
 		h := w.hint
-		w.hint = ""
-		return h
+		w.hint = redirectHint{}
+		return h.addr, h.id
 	}
 	a := w.cfg.Admins[w.next%len(w.cfg.Admins)]
 	w.next++
-	return a
+	return a, ""
 }
 
 // session runs one stream; it reports whether the admin redirected us and
@@ -326,12 +347,16 @@ func (w *Worker) session(ctx context.Context, c pb.WorkerServiceClient, addr str
 		return false, false, err
 	}
 	if r := first.GetRedirect(); r != nil {
-		w.mu.Lock()
-		w.hint = r.LeaderGrpcAddr
-		w.mu.Unlock()
 		if r.LeaderGrpcAddr == "" {
 			return false, false, fmt.Errorf("%s: %w", addr, errNoLeaderYet)
 		}
+		if w.cfg.TLS != nil && r.LeaderId == "" {
+			// Nothing to check the leader's certificate against.
+			return false, false, fmt.Errorf("%s redirected to %s without naming the leader: not followed", addr, r.LeaderGrpcAddr)
+		}
+		w.mu.Lock()
+		w.hint = redirectHint{addr: r.LeaderGrpcAddr, id: r.LeaderId}
+		w.mu.Unlock()
 		return true, false, fmt.Errorf("%s is not the leader", addr)
 	}
 	welcome := first.GetWelcome()

@@ -200,6 +200,29 @@ func (s *System) StartNode(i int) {
 	s.mu.Unlock()
 }
 
+// StartJoiner starts one more admin, named id, that is given the current
+// admins as --peers without --bootstrap: it waits to be added (`ctl peers
+// add`, AddPeer with its Cfgs entry's RaftAddr). It returns its index.
+func (s *System) StartJoiner(id string) int {
+	s.T.Helper()
+	var peers []cluster.Peer
+	for _, c := range s.Cfgs {
+		peers = append(peers, cluster.Peer{ID: c.ID, RaftAddr: c.RaftAddr})
+	}
+	cfg := admin.Config{
+		ID: id, DataDir: filepath.Join(s.Dir, id), RaftAddr: testutil.FreeAddr(s.T), GRPCAddr: testutil.FreeAddr(s.T),
+		Logger: testutil.Logger("admin." + id), Master: s.Sim.MasterServerAddress().String(), Scheduler: s.Cfgs[0].Scheduler,
+		TLS: s.Source(certs.RoleAdmin, id), Peers: peers,
+	}
+	s.mu.Lock()
+	s.Cfgs = append(s.Cfgs, cfg)
+	s.nodes = append(s.nodes, nil)
+	i := len(s.Cfgs) - 1
+	s.mu.Unlock()
+	s.StartNode(i)
+	return i
+}
+
 // StopNode stops admin i abruptly, as a crash would: its worker streams
 // break at once, then raft shuts down.
 func (s *System) StopNode(i int) {

@@ -66,6 +66,14 @@ type Node struct {
 	vols     []Vol
 	ec       map[uint32]uint32 // volume id -> ec_index_bits
 	dc, rack string
+	disks    []typedDisk
+}
+
+// typedDisk is a disk of a type other than the default one.
+type typedDisk struct {
+	typ  string
+	max  int64
+	vols []Vol
 }
 
 // Srv is a server in dc1/rack1 with max volume slots holding vols; its free
@@ -94,6 +102,13 @@ func (n *Node) Shards(id uint32, shardIDs ...uint32) *Node {
 
 // Holding adds replicas to the server.
 func (n *Node) Holding(vols ...Vol) *Node { n.vols = append(n.vols, vols...); return n }
+
+// WithDisk gives the server a disk of type typ (e.g. "ssd") with max
+// volume slots holding vols, which report that disk type.
+func (n *Node) WithDisk(typ string, max int64, vols ...Vol) *Node {
+	n.disks = append(n.disks, typedDisk{typ, max, vols})
+	return n
+}
 
 // Placed moves the server to data center dc, rack rack.
 func (n *Node) Placed(dc, rack string) *Node { n.dc, n.rack = dc, rack; return n }
@@ -133,7 +148,17 @@ func (n *Node) dataNode(rng *rand.Rand) *master_pb.DataNodeInfo {
 	if addr == "" {
 		addr = n.id
 	}
-	return &master_pb.DataNodeInfo{Id: n.id, Address: addr, GrpcPort: n.grpc, DiskInfos: map[string]*master_pb.DiskInfo{"": disk}}
+	infos := map[string]*master_pb.DiskInfo{"": disk}
+	for _, d := range n.disks {
+		di := &master_pb.DiskInfo{Type: d.typ, VolumeCount: int64(len(d.vols)), MaxVolumeCount: d.max, FreeVolumeCount: d.max - int64(len(d.vols))}
+		for _, x := range d.vols {
+			di.VolumeInfos = append(di.VolumeInfos, &master_pb.VolumeInformationMessage{
+				Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, DiskType: d.typ,
+			})
+		}
+		infos[d.typ] = di
+	}
+	return &master_pb.DataNodeInfo{Id: n.id, Address: addr, GrpcPort: n.grpc, DiskInfos: infos}
 }
 
 // VolumeList builds the master's answer. With rng non-nil, the order of

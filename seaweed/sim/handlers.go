@@ -37,6 +37,15 @@ func (s *VolumeServer) checkMaint() error {
 	return s.checkMaintLocked()
 }
 
+// diskTypeKey is SeaweedFS's types.ToDiskType: "" and "hdd" are one
+// type, names compared ignoring case.
+func diskTypeKey(t string) string {
+	if t = strings.ToLower(t); t == "hdd" {
+		return ""
+	}
+	return t
+}
+
 func readableDiskType(t string) string {
 	if t == "" {
 		return "hdd"
@@ -417,12 +426,12 @@ func (h *vsHandler) VolumeCopy(req *volume_server_pb.VolumeCopyRequest, stream v
 	src.mu.Unlock()
 
 	diskType := s.c.cfg.DiskType
-	if req.DiskType != "" {
+	if len(s.c.cfg.DiskTypes) > 0 || req.DiskType != "" {
 		diskType = req.DiskType
 	}
 	s.mu.Lock()
 	_, has := s.vols[vid]
-	if diskType != s.diskType || (!has && s.freeSlotsLocked() < 1) {
+	if diskTypeKey(diskType) != diskTypeKey(s.diskType) || (!has && s.freeSlotsLocked() < 1) {
 		s.mu.Unlock()
 		return fmt.Errorf("no space left for disk type %s", readableDiskType(diskType))
 	}

@@ -56,16 +56,19 @@ type VolumeServer struct {
 	armed   bool
 }
 
-func newVolumeServer(c *Cluster, idx int, lis net.Listener, dc, rack string) *VolumeServer {
+func newVolumeServer(c *Cluster, idx int, lis net.Listener, host, dc, rack string) *VolumeServer {
 	gp := lis.Addr().(*net.TCPAddr).Port
 	hp := gp - grpcPortOffset
 	s := &VolumeServer{
-		c: c, idx: idx, host: c.cfg.Host, httpPort: hp, grpcPort: gp,
-		id:       net.JoinHostPort(c.cfg.Host, strconv.Itoa(hp)),
-		grpcAddr: net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp)),
+		c: c, idx: idx, host: host, httpPort: hp, grpcPort: gp,
+		id:       net.JoinHostPort(host, strconv.Itoa(hp)),
+		grpcAddr: net.JoinHostPort(host, strconv.Itoa(gp)),
 		dc:       dc, rack: rack, diskType: c.cfg.DiskType,
 		vols: map[uint32]*replica{}, ecs: map[uint32]*ecVol{}, copying: map[uint32]bool{},
 		pending: map[uint64]struct{}{},
+	}
+	if n := len(c.cfg.DiskTypes); n > 0 {
+		s.diskType = c.cfg.DiskTypes[idx%n]
 	}
 	s.ecCopiesDone = sync.NewCond(&s.mu)
 	s.maxVolumes.Store(c.cfg.MaxVolumesPerServer)

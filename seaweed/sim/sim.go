@@ -76,11 +76,21 @@ type Config struct {
 	MaxVolumesPerServer int64
 	// DiskType of every server's disk; "" is hdd (SeaweedFS's default).
 	DiskType string
+	// DiskTypes, if set, gives server i the disk type DiskTypes[i mod
+	// len] instead of DiskType (each server still has one disk); a copy
+	// asking for no disk type then wants hdd, as in SeaweedFS.
+	DiskTypes []string
 	// VolumeSizeLimitMB is the master's -volumeSizeLimitMB (default 30000).
 	VolumeSizeLimitMB uint64
 
 	// Host to listen on (default 127.0.0.1).
 	Host string
+	// DistinctHosts puts volume server i on its own loopback address
+	// 127.0.0.(100+i) instead of Host, so replica placement sees one machine
+	// per server (SeaweedFS's balance never puts two copies of a volume on
+	// one machine). Linux only (the whole of 127.0.0.0/8 answers there);
+	// at most 150 servers.
+	DistinctHosts bool
 	// BaseHTTPPort, if set, gives server i the HTTP port BaseHTTPPort+i and
 	// the gRPC port BaseHTTPPort+i+10000. 0 picks free ports (HTTP = gRPC − 10000).
 	BaseHTTPPort int
@@ -151,6 +161,9 @@ func (c *Config) fill() error {
 	if c.Host == "" {
 		c.Host = "127.0.0.1"
 	}
+	if c.DistinctHosts && c.Servers > 150 {
+		return fmt.Errorf("sim: DistinctHosts with %d servers (at most 150)", c.Servers)
+	}
 	if c.AdminLockDuration == 0 {
 		c.AdminLockDuration = 10 * time.Second
 	}
@@ -214,12 +227,16 @@ func New(cfg Config) (*Cluster, error) {
 		if cfg.BaseHTTPPort != 0 {
 			port = cfg.BaseHTTPPort + i + grpcPortOffset
 		}
-		lis, err := listen(cfg.Host, port)
+		host := cfg.Host
+		if cfg.DistinctHosts {
+			host = "127.0.0." + strconv.Itoa(100+i)
+		}
+		lis, err := listen(host, port)
 		if err != nil {
 			c.Close()
 			return nil, fmt.Errorf("sim: volume server %d: %w", i, err)
 		}
-		s := newVolumeServer(c, i, lis, dc, rack)
+		s := newVolumeServer(c, i, lis, host, dc, rack)
 		c.servers = append(c.servers, s)
 		c.byGRPC[s.grpcAddr] = s
 	}

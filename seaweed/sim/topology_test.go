@@ -1,9 +1,12 @@
 package sim
 
 import (
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 	"google.golang.org/grpc/codes"
 
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -162,5 +165,73 @@ func TestAddVolumesPlacement(t *testing.T) {
 	}
 	if _, err := c.AddVolume(VolumeSpec{ReplicaPlacement: 100, Servers: nil}); err == nil {
 		t.Fatal("no room anywhere must fail")
+	}
+}
+
+// TestDistinctHosts: with DistinctHosts every volume server is its own
+// machine (address host) in the master's topology, and still answers.
+func TestDistinctHosts(t *testing.T) {
+	c := newCluster(t, Config{Servers: 3, DataCenters: 2, RacksPerDataCenter: 2, DistinctHosts: true})
+	mc := masterClient(t, c)
+	resp := must[*master_pb.VolumeListResponse](t)(mc.VolumeList(ctxT(t), &master_pb.VolumeListRequest{}))
+	hosts := map[string]bool{}
+	racks := map[string]bool{}
+	for _, dc := range resp.TopologyInfo.DataCenterInfos {
+		for _, rack := range dc.RackInfos {
+			for _, dn := range rack.DataNodeInfos {
+				host, _, err := net.SplitHostPort(dn.Address)
+				if err != nil {
+					t.Fatalf("data node address %q: %v", dn.Address, err)
+				}
+				hosts[host] = true
+				racks[dc.Id+"/"+rack.Id] = true
+			}
+		}
+	}
+	if len(hosts) != 3 || len(racks) != 3 {
+		t.Fatalf("hosts %v racks %v: want 3 servers on 3 machines in 3 racks", hosts, racks)
+	}
+}
+
+// TestDiskTypesPerServer: with DiskTypes the servers alternate disk types
+// in the master's topology, and a copy lands only on a server of the disk
+// type it asks for ("" and "hdd" being one type).
+func TestDiskTypesPerServer(t *testing.T) {
+	c := newCluster(t, Config{Servers: 4, DiskTypes: []string{"", "ssd"}})
+	m := must[uint32](t)
+	m(c.AddVolume(VolumeSpec{ID: 1, Size: mib, Servers: []int{1}}))
+	m(c.AddVolume(VolumeSpec{ID: 2, Size: mib, Servers: []int{0}}))
+	mc := masterClient(t, c)
+	resp := must[*master_pb.VolumeListResponse](t)(mc.VolumeList(ctxT(t), &master_pb.VolumeListRequest{}))
+	topo := seaweed.FromVolumeList(resp)
+	for i, want := range []string{"", "ssd", "", "ssd"} {
+		s, ok := topo.Server(c.Server(i).ID())
+		if _, has := s.Disks[want]; !ok || !has || len(s.Disks) != 1 {
+			t.Fatalf("server %d disks %v, want one %q disk", i, s.Disks, want)
+		}
+	}
+	if v := topo.Volumes[1]; v == nil || v.DiskType != "ssd" {
+		t.Fatalf("volume 1 %+v, want disk type ssd", v)
+	}
+	ctx := ctxT(t)
+	copyTo := func(server int, vid uint32, diskType string) error {
+		st, err := vsClient(t, c.Server(server)).VolumeCopy(ctx, &volume_server_pb.VolumeCopyRequest{VolumeId: vid, SourceDataNode: c.Server(int(vid % 2)).ID(), DiskType: diskType})
+		if err != nil {
+			return err
+		}
+		_, err = drain(st.Recv)
+		return err
+	}
+	if err := copyTo(2, 1, "ssd"); err == nil || !strings.Contains(err.Error(), "no space left for disk type ssd") {
+		t.Fatalf("ssd copy onto an hdd server: %v, want refused", err)
+	}
+	if err := copyTo(3, 1, "ssd"); err != nil {
+		t.Fatalf("ssd copy onto an ssd server: %v", err)
+	}
+	if err := copyTo(2, 2, "hdd"); err != nil {
+		t.Fatalf("hdd copy onto an hdd server: %v", err)
+	}
+	if err := copyTo(3, 2, ""); err == nil {
+		t.Fatal("hdd copy onto an ssd server accepted")
 	}
 }
