@@ -110,6 +110,7 @@ type adminCollector struct {
 	tasks, queue, workers, slots              *prometheus.Desc
 	topoVolumes, topoServers, topoAge, master *prometheus.Desc
 	adminLock, paused, heldElsewhere          *prometheus.Desc
+	masterState                               *prometheus.Desc
 }
 
 func newAdminCollector(n *Node) *adminCollector {
@@ -132,13 +133,14 @@ func newAdminCollector(n *Node) *adminCollector {
 		master:        d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
 		adminLock:     d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
 		paused:        d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin or shell lock, by what (leader with a master only).", "what"),
+		masterState:   d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
 		heldElsewhere: d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
-		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere} {
+		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState} {
 		ch <- d
 	}
 }
@@ -202,6 +204,11 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.master, 0)
 	case topo != nil:
 		gauge(c.master, 1)
+	}
+	for _, m := range c.n.master.Masters() {
+		for _, s := range []string{seaweed.MasterLeader, seaweed.MasterFollower, seaweed.MasterUnreachable, seaweed.MasterUnknown} {
+			gauge(c.masterState, b2f(m.State == s), m.Addr.String(), s)
+		}
 	}
 }
 

@@ -95,6 +95,9 @@ func TestBadInput(t *testing.T) {
 			{"zero election timeout", append(adminArgs, "--raft-election-timeout", "0s"), "--raft-election-timeout"},
 			{"task retention too short", append(adminArgs, "--task-retention", "10m"), "--task-retention"},
 			{"negative retention count", append(adminArgs, "--task-retention-count", "-5"), "--task-retention-count"},
+			{"master given twice", append(adminArgs, "--master", "127.0.0.1:9333,127.0.0.1:9333.19333"), "given twice"},
+			{"empty master entry", append(adminArgs, "--master", "127.0.0.1:9333,,127.0.0.1:9334"), "entry 2"},
+			{"bad master in a list", append(adminArgs, "--master", "127.0.0.1:9333,master2"), "master2"},
 		}
 		for _, tc := range cases {
 			res := runBin(t, tc.args...)

@@ -167,7 +167,10 @@ type submitJSON struct {
 var (
 	statusKeys = []string{"leader_id", "term", "commit_index", "applied_index", "members"}
 	memberKeys = []string{"id", "raft_addr", "grpc_addr", "state"}
-	taskKeys   = []string{"id", "type", "volume_id", "state", "worker_id", "attempt", "progress", "error"}
+	// The leader's maintenance view (README, ctl status): the master and
+	// every master given.
+	maintenanceKeys = []string{"master", "master_state", "masters"}
+	taskKeys        = []string{"id", "type", "volume_id", "state", "worker_id", "attempt", "progress", "error"}
 )
 
 // checkKeys reports a documented key missing from a JSON object.
@@ -195,6 +198,15 @@ func checkDocumentedKeys(kind string, raw []byte) error {
 		var members []map[string]json.RawMessage
 		if err := json.Unmarshal(obj["members"], &members); err != nil {
 			return err
+		}
+		if raw, ok := obj["maintenance"]; ok {
+			var m map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &m); err != nil {
+				return err
+			}
+			if err := checkKeys(m, maintenanceKeys); err != nil {
+				return fmt.Errorf("maintenance: %w", err)
+			}
 		}
 		for _, m := range members {
 			if err := checkKeys(m, memberKeys); err != nil {

@@ -265,7 +265,7 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 	if len(st.Members) != 3 {
 		t.Fatalf("status lists %d members, want 3: %+v", len(st.Members), st.Members)
 	}
-	// docs/architecture.md §8.2: the leader holds the master's admin lock.
+	// docs/architecture.md §8.3: the leader holds the master's admin lock.
 	testutil.Poll(t, waitTimeout, systemPollEvery, "the master's admin lock to name the groundskeeper leader", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

@@ -29,7 +29,10 @@ type StateReader interface {
 // Master is what the scheduler needs from the SeaweedFS master.
 type Master interface {
 	Topology(ctx context.Context) (*seaweed.Topology, error)
+	// Addr is the master calls go to (the master leader as last found).
 	Addr() seaweed.Address
+	// Masters is every master given, as last seen.
+	Masters() []seaweed.MasterStatus
 	SetAutoVacuum(ctx context.Context, on bool) error
 	NewAdminLock(client string) *seaweed.AdminLock
 	LockHolder(ctx context.Context, name string) (holder string, held bool, err error)
@@ -325,6 +328,13 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 		return st, true
 	}
 	st.Master = s.master.Addr().String()
+	for _, m := range s.master.Masters() {
+		pm := &pb.SeaweedMaster{Address: m.Addr.String(), State: m.State, Leader: m.Leader, Error: m.Err}
+		if !m.Seen.IsZero() {
+			pm.Seen = m.Seen.UnixNano()
+		}
+		st.Masters = append(st.Masters, pm)
+	}
 	s.view.status(st, time.Now())
 	return st, true
 }

@@ -1,5 +1,6 @@
 // Package seaweed is groundskeeper's adapter to SeaweedFS: the master client
-// (topology, admin lock, master-driven vacuum switch), the volume-server
+// (finding and following the master leader among several masters;
+// topology, admin lock, master-driven vacuum switch), the volume-server
 // operations each maintenance task needs, a pure topology model built from
 // the master's VolumeList, and (in sim/) a simulated SeaweedFS that speaks
 // the same gRPC protocol.

@@ -2,14 +2,13 @@ package seaweed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -45,67 +44,48 @@ const (
 // volumes is roughly 40 MB on the wire).
 const MaxTopologyMessage = 256 << 20
 
-// Master talks to a SeaweedFS master over gRPC.
-type Master struct {
-	addr Address
-	conn *grpc.ClientConn
-	c    master_pb.SeaweedClient
-}
-
-// DialMaster prepares a client for a master given as host:port or
-// host:port.grpcPort. Nothing is contacted yet.
-func DialMaster(addr string) (*Master, error) {
-	a, err := ParseAddress(addr)
-	if err != nil {
-		return nil, fmt.Errorf("--master: %w", err)
-	}
-	conn, err := grpc.NewClient(a.GRPC,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxTopologyMessage)))
-	if err != nil {
-		return nil, fmt.Errorf("dial master %s: %w", a.GRPC, err)
-	}
-	return &Master{addr: a, conn: conn, c: master_pb.NewSeaweedClient(conn)}, nil
-}
-
-// Addr is the master's address.
-func (m *Master) Addr() Address { return m.addr }
-
-// Close closes the connection.
-func (m *Master) Close() error { return m.conn.Close() }
-
-// Topology fetches the whole topology.
+// Topology fetches the whole topology from the master leader.
 func (m *Master) Topology(ctx context.Context) (*Topology, error) {
-	resp, err := m.c.VolumeList(ctx, &master_pb.VolumeListRequest{})
+	m.maybeSurvey()
+	var resp *master_pb.VolumeListResponse
+	err := m.call(ctx, "volume list", func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+		resp, err = c.VolumeList(ctx, &master_pb.VolumeListRequest{})
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("master %s: volume list: %w", m.addr.HTTP, err)
+		return nil, err
 	}
 	return FromVolumeList(resp), nil
 }
 
-// SetAutoVacuum switches the master's own periodic vacuum on or off. It uses
-// the plugin flag, which the master keeps only while AdminLockName is held,
-// and leaves the operator's own switch alone. The setting lives in the
-// master's memory, so callers re-send it periodically.
+// SetAutoVacuum switches the master leader's own periodic vacuum on or
+// off. It uses the plugin flag, which the master keeps only while
+// AdminLockName is held, and leaves the operator's own switch alone. The
+// setting lives in the master leader's memory, so callers re-send it
+// periodically (a new master leader starts without it). Followers accept
+// the call without a word (SeaweedFS does not check), so it goes to the
+// master that last answered a leader-only call.
 func (m *Master) SetAutoVacuum(ctx context.Context, on bool) error {
-	var err error
-	if on {
-		_, err = m.c.EnableVacuum(ctx, &master_pb.EnableVacuumRequest{ByPlugin: true})
-	} else {
-		_, err = m.c.DisableVacuum(ctx, &master_pb.DisableVacuumRequest{ByPlugin: true})
-	}
-	if err != nil {
-		return fmt.Errorf("master %s: set automatic vacuum %v: %w", m.addr.HTTP, on, err)
-	}
-	return nil
+	return m.call(ctx, fmt.Sprintf("set automatic vacuum %v", on), func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+		if on {
+			_, err = c.EnableVacuum(ctx, &master_pb.EnableVacuumRequest{ByPlugin: true})
+		} else {
+			_, err = c.DisableVacuum(ctx, &master_pb.DisableVacuumRequest{ByPlugin: true})
+		}
+		return err
+	})
 }
 
-// LockHolder asks the master who holds the named lock; held is false when
-// nobody does (or the holder's lease ran out).
+// LockHolder asks the master leader who holds the named lock; held is
+// false when nobody does (or the holder's lease ran out).
 func (m *Master) LockHolder(ctx context.Context, name string) (holder string, held bool, err error) {
-	resp, err := m.c.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: name})
+	var resp *master_pb.GetAdminLockStatusResponse
+	err = m.call(ctx, fmt.Sprintf("lock %q status", name), func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+		resp, err = c.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: name})
+		return err
+	})
 	if err != nil {
-		return "", false, fmt.Errorf("master %s: lock %q status: %w", m.addr.HTTP, name, err)
+		return "", false, err
 	}
 	return resp.GetClientName(), resp.GetIsLocked(), nil
 }
@@ -248,9 +228,16 @@ func (l *AdminLock) renew(ctx context.Context) {
 	// back (with the old one the successor waits for the lease to run out).
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockRPCTimeout)
 	defer cancel()
-	resp, err := l.m.c.LeaseAdminToken(rctx, &master_pb.LeaseAdminTokenRequest{
-		PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName, ClientName: l.client,
-		Message: "groundskeeper leader",
+	// The lock lives in the master leader's memory: after a leader change
+	// the call goes to the new leader, which knows no token of ours and
+	// grants the lock anew (or names whoever took it there first).
+	var resp *master_pb.LeaseAdminTokenResponse
+	err := l.m.call(rctx, "admin lock", func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+		resp, err = c.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{
+			PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName, ClientName: l.client,
+			Message: "groundskeeper leader",
+		})
+		return err
 	})
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -272,7 +259,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 	default:
 		// Keep the token: if our lease is still running, the next renewal
 		// with it succeeds.
-		l.setLocked(LockState{Status: LockUnknown, Err: fmt.Errorf("master %s: admin lock: %w", l.m.addr.HTTP, err)})
+		l.setLocked(LockState{Status: LockUnknown, Err: err})
 	}
 }
 
@@ -307,7 +294,11 @@ func lockedBy(err error) (holder string, refused bool) {
 	if err == nil {
 		return "", false
 	}
-	msg := status.Convert(err).Message()
+	var se interface{ GRPCStatus() *status.Status }
+	if !errors.As(err, &se) {
+		return "", false
+	}
+	msg := se.GRPCStatus().Message()
 	rest, ok := strings.CutPrefix(msg, lockedByPrefix)
 	if !ok {
 		return "", false
@@ -336,5 +327,8 @@ func (l *AdminLock) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockRPCTimeout)
 	defer cancel()
-	_, _ = l.m.c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName})
+	_ = l.m.call(ctx, "release admin lock", func(ctx context.Context, c master_pb.SeaweedClient) error {
+		_, err := c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName})
+		return err
+	})
 }

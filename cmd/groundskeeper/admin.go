@@ -34,7 +34,7 @@ type maintenanceFlags struct {
 
 func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	d := scheduler.DefaultThresholds()
-	fs.StringVar(&m.master, "master", "", "SeaweedFS master, host:httpPort or host:httpPort.grpcPort")
+	fs.StringVar(&m.master, "master", "", "SeaweedFS masters, comma-separated, each host:httpPort or host:httpPort.grpcPort (all of a cluster's masters: the master leader is found and followed)")
 	fs.DurationVar(&m.detectInterval, "detect-interval", 10*time.Second, "how often to look for maintenance work")
 	fs.Float64Var(&m.thresholds.VacuumGarbage, "vacuum-garbage-threshold", d.VacuumGarbage, "vacuum volumes whose garbage ratio is at least this")
 	fs.Float64Var(&m.thresholds.ECFullness, "ec-fullness-ratio", d.ECFullness, "erasure-code volumes at least this full")
@@ -67,7 +67,7 @@ func (m *maintenanceFlags) validate() error {
 		return usagef("--worker-grace %s must be positive", m.grace)
 	}
 	if m.master != "" {
-		if _, err := seaweed.ParseAddress(m.master); err != nil {
+		if _, err := seaweed.ParseMasters(m.master); err != nil {
 			return usagef("--master: %s", err)
 		}
 	}

@@ -35,7 +35,7 @@ func runDev(args []string) error {
 	raftPort := fs.Int("raft-port", 7001, "raft port of the first admin (the others use the next ones)")
 	grpcPort := fs.Int("grpc-port", 9001, "gRPC port of the first admin (the others use the next ones)")
 	logLevel := fs.String("log-level", "warn", "log level of the admins and workers")
-	master := fs.String("master", "", "use this real SeaweedFS master instead of the simulated one")
+	master := fs.String("master", "", "use these real SeaweedFS masters (comma-separated) instead of the simulated one")
 	servers := fs.Int("servers", 6, "volume servers of the simulated SeaweedFS")
 	workers := fs.Int("workers", 2, "workers to run")
 	detect := fs.Duration("detect-interval", 2*time.Second, "how often the leader looks for work")
@@ -79,7 +79,7 @@ func runDev(args []string) error {
 		defer simc.Close()
 		masterAddr = simc.MasterServerAddress().String()
 		fmt.Printf("groundskeeper dev: simulated SeaweedFS with %d volume servers, master at %s\n", *servers, masterAddr)
-	} else if _, err := seaweed.ParseAddress(masterAddr); err != nil {
+	} else if _, err := seaweed.ParseMasters(masterAddr); err != nil {
 		return usagef("--master: %s", err)
 	}
 	th := scheduler.DefaultThresholds()

@@ -190,6 +190,8 @@ func TestSystemMetrics(t *testing.T) {
 	for i := range s.Cfgs {
 		_, b := admintest.Scrape(t, adminHandler(s.Node(i)), "/metrics")
 		admintest.WantMetric(t, b, "groundskeeper_master_reachable", 1)
+		admintest.WantMetric(t, b, `groundskeeper_seaweed_master_state{master="`+m.Addr().String()+`",state="leader"}`, 1)
+		admintest.WantMetric(t, b, `groundskeeper_seaweed_master_state{master="`+m.Addr().String()+`",state="unreachable"}`, 0)
 		admintest.WantMetric(t, b, "groundskeeper_topology_servers", float64(len(want.Servers)))
 		admintest.WantMetric(t, b, `groundskeeper_topology_volumes{kind="normal"}`, float64(len(want.Volumes)))
 		admintest.WantMetric(t, b, `groundskeeper_topology_volumes{kind="ec"}`, float64(len(want.EcVolumes)))

@@ -11,6 +11,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // JSON shapes of docs/architecture.md §11; field names are a contract.
@@ -80,6 +81,18 @@ type maintenanceJSON struct {
 	Paused           string `json:"paused,omitempty"`
 	DetectionPaused  bool   `json:"detection_paused"`
 	AssignmentPaused bool   `json:"assignment_paused"`
+	// Masters is every SeaweedFS master given to --master, in order: its
+	// state (leader, follower, unreachable, unknown), the leader it names,
+	// why it is unreachable, and when it was last asked.
+	Masters []masterJSON `json:"masters"`
+}
+
+type masterJSON struct {
+	Address string `json:"address"`
+	State   string `json:"state"`
+	Leader  string `json:"leader,omitempty"`
+	Error   string `json:"error,omitempty"`
+	Seen    string `json:"seen,omitempty"`
 }
 
 type taskJSON struct {
@@ -154,7 +167,10 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, MasterVacuum: m.MasterVacuum, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
 				AdminLock: m.AdminLock, AdminLockHolder: m.AdminLockHolder, AdminLockSince: stamp(m.AdminLockSince), AdminLockError: m.AdminLockError,
 				ShellLockHolder: m.ShellLockHolder, ShellLockSince: stamp(m.ShellLockSince),
-				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused}
+				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused, Masters: []masterJSON{}}
+			for _, sm := range m.Masters {
+				out.Maintenance.Masters = append(out.Maintenance.Masters, masterJSON{Address: sm.Address, State: sm.State, Leader: sm.Leader, Error: sm.Error, Seen: stamp(sm.Seen)})
+			}
 		}
 		return o.writeJSON(out)
 	}
@@ -182,10 +198,21 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		case "not configured":
 			fmt.Fprintf(o.out, "SeaweedFS master: not configured (admins started without --master: nothing is detected or assigned)\n")
 		case "unreachable":
-			fmt.Fprintf(o.out, "SeaweedFS master %s: UNREACHABLE (%s); detection paused, running tasks continue\n", m.Master, m.MasterError)
+			if len(m.Masters) > 1 {
+				fmt.Fprintf(o.out, "SeaweedFS masters: NO MASTER LEADER REACHED (%s); detection paused, running tasks continue\n", m.MasterError)
+			} else {
+				fmt.Fprintf(o.out, "SeaweedFS master %s: UNREACHABLE (%s); detection paused, running tasks continue\n", m.Master, m.MasterError)
+			}
 		default:
-			fmt.Fprintf(o.out, "SeaweedFS master %s: %s, %d volume servers, %d volumes\n", m.Master, m.MasterState, m.Servers, m.Volumes)
+			what := "master"
+			if len(m.Masters) > 1 {
+				what = "master leader"
+			}
+			fmt.Fprintf(o.out, "SeaweedFS %s %s: %s, %d volume servers, %d volumes\n", what, m.Master, m.MasterState, m.Servers, m.Volumes)
 			fmt.Fprintf(o.out, "admin lock %s, master's own vacuum: %s\n", adminLockLine(m), masterVacuumText(m))
+		}
+		if len(m.Masters) > 1 {
+			printMasters(o, m.Masters)
 		}
 		if m.ShellLockHolder != "" {
 			since := ""
@@ -278,6 +305,29 @@ func printRows[T any](o *ctlOpts, none, header string, rows []T, line func(io.Wr
 		line(w, r)
 	}
 	return w.Flush()
+}
+
+// printMasters lists a cluster's masters, one a line, under the master
+// line of the status.
+func printMasters(o *ctlOpts, masters []*pb.SeaweedMaster) {
+	for _, sm := range masters {
+		line := "  master " + sm.Address + ": " + sm.State
+		switch sm.State {
+		case seaweed.MasterUnreachable:
+			line = "  master " + sm.Address + ": UNREACHABLE"
+			if sm.Error != "" {
+				line += " (" + sm.Error + ")"
+			}
+		case seaweed.MasterFollower:
+			if sm.Leader != "" {
+				line += ", names " + sm.Leader + " as leader"
+			}
+			if sm.Error != "" {
+				line += " (" + sm.Error + ")"
+			}
+		}
+		fmt.Fprintln(o.out, line)
+	}
 }
 
 func dash(s string) string {

@@ -116,3 +116,60 @@ func TestPrintStatusShellLock(t *testing.T) {
 		t.Errorf("--json maintenance: %+v", m)
 	}
 }
+
+// TestPrintStatusMasters: with several SeaweedFS masters, `ctl status`
+// names the master leader, lists every master with its state (an
+// unreachable one with why), and --json has them under maintenance.masters;
+// with none leading it says so.
+func TestPrintStatusMasters(t *testing.T) {
+	seen := time.Date(2026, 12, 3, 7, 0, 0, 0, time.UTC).UnixNano()
+	masters := []*pb.SeaweedMaster{
+		{Address: "10.0.0.1:9333.19333", State: "follower", Leader: "10.0.0.2:9333", Seen: seen},
+		{Address: "10.0.0.2:9333.19333", State: "leader", Leader: "10.0.0.2:9333", Seen: seen},
+		{Address: "10.0.0.3:9333.19333", State: "unreachable", Error: "connection refused", Seen: seen},
+	}
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Term: 2,
+		Members:     []*pb.Member{{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"}},
+		Maintenance: &pb.Maintenance{Master: "10.0.0.2:9333.19333", MasterState: "ok", Servers: 3, Volumes: 7, Masters: masters},
+	}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"SeaweedFS master leader 10.0.0.2:9333.19333: ok, 3 volume servers, 7 volumes",
+		"  master 10.0.0.1:9333.19333: follower, names 10.0.0.2:9333 as leader\n",
+		"  master 10.0.0.2:9333.19333: leader\n",
+		"  master 10.0.0.3:9333.19333: UNREACHABLE (connection refused)\n",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("status text lacks %q:\n%s", want, text.String())
+		}
+	}
+
+	var js bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &js, json: true}, st); err != nil {
+		t.Fatal(err)
+	}
+	var raw struct {
+		Maintenance struct {
+			Masters []map[string]string `json:"masters"`
+		} `json:"maintenance"`
+	}
+	if err := json.Unmarshal(js.Bytes(), &raw); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, js.String())
+	}
+	if got := raw.Maintenance.Masters; len(got) != 3 || got[1]["address"] != "10.0.0.2:9333.19333" || got[1]["state"] != "leader" ||
+		got[2]["state"] != "unreachable" || got[2]["error"] != "connection refused" || got[0]["leader"] != "10.0.0.2:9333" || got[0]["seen"] != "2026-12-03T07:00:00Z" {
+		t.Errorf("--json masters = %v", got)
+	}
+
+	st.Maintenance = &pb.Maintenance{Master: "10.0.0.1:9333.19333", MasterState: "unreachable", MasterError: "volume list: no SeaweedFS master leads (...)", Masters: masters}
+	text.Reset()
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "SeaweedFS masters: NO MASTER LEADER REACHED (volume list: no SeaweedFS master leads (...)); detection paused"; !strings.Contains(text.String(), want) {
+		t.Errorf("status text lacks %q:\n%s", want, text.String())
+	}
+}

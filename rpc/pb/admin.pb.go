@@ -556,8 +556,10 @@ func (x *StatusResponse) GetInsecure() bool {
 
 // Maintenance is what the leader's scheduler knows, for operators.
 type Maintenance struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Master string                 `protobuf:"bytes,1,opt,name=master,proto3" json:"master,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The SeaweedFS master calls go to: the master leader as last found (the
+	// first master given while none is known).
+	Master string `protobuf:"bytes,1,opt,name=master,proto3" json:"master,omitempty"`
 	// ok, unreachable, refilling, not configured, starting
 	MasterState   string `protobuf:"bytes,2,opt,name=master_state,json=masterState,proto3" json:"master_state,omitempty"`
 	MasterError   string `protobuf:"bytes,3,opt,name=master_error,json=masterError,proto3" json:"master_error,omitempty"`
@@ -589,7 +591,9 @@ type Maintenance struct {
 	ShellLockSince  int64  `protobuf:"varint,18,opt,name=shell_lock_since,json=shellLockSince,proto3" json:"shell_lock_since,omitempty"`
 	// The master's own periodic vacuum as we set it: off, on, not set yet, or
 	// not ours to set (another process holds the admin lock and decides it).
-	MasterVacuum  string `protobuf:"bytes,19,opt,name=master_vacuum,json=masterVacuum,proto3" json:"master_vacuum,omitempty"`
+	MasterVacuum string `protobuf:"bytes,19,opt,name=master_vacuum,json=masterVacuum,proto3" json:"master_vacuum,omitempty"`
+	// Every master given to --master, in order, as last seen.
+	Masters       []*SeaweedMaster `protobuf:"bytes,20,rep,name=masters,proto3" json:"masters,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -757,6 +761,95 @@ func (x *Maintenance) GetMasterVacuum() string {
 	return ""
 }
 
+func (x *Maintenance) GetMasters() []*SeaweedMaster {
+	if x != nil {
+		return x.Masters
+	}
+	return nil
+}
+
+// SeaweedMaster is one SeaweedFS master as the admin leader last saw it.
+type SeaweedMaster struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:httpPort.grpcPort
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// leader (calls go to it), follower, unreachable, unknown (not asked yet)
+	State string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	// The master leader this master last named ("" if none).
+	Leader string `protobuf:"bytes,3,opt,name=leader,proto3" json:"leader,omitempty"`
+	// Why it is unreachable.
+	Error string `protobuf:"bytes,4,opt,name=error,proto3" json:"error,omitempty"`
+	// When it last answered or failed to (unix ns).
+	Seen          int64 `protobuf:"varint,5,opt,name=seen,proto3" json:"seen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SeaweedMaster) Reset() {
+	*x = SeaweedMaster{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SeaweedMaster) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SeaweedMaster) ProtoMessage() {}
+
+func (x *SeaweedMaster) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SeaweedMaster.ProtoReflect.Descriptor instead.
+func (*SeaweedMaster) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SeaweedMaster) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *SeaweedMaster) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *SeaweedMaster) GetLeader() string {
+	if x != nil {
+		return x.Leader
+	}
+	return ""
+}
+
+func (x *SeaweedMaster) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *SeaweedMaster) GetSeen() int64 {
+	if x != nil {
+		return x.Seen
+	}
+	return 0
+}
+
 type SubmitTaskRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Type          fsmpb.TaskType         `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
@@ -772,7 +865,7 @@ type SubmitTaskRequest struct {
 
 func (x *SubmitTaskRequest) Reset() {
 	*x = SubmitTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -784,7 +877,7 @@ func (x *SubmitTaskRequest) String() string {
 func (*SubmitTaskRequest) ProtoMessage() {}
 
 func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[7]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -797,7 +890,7 @@ func (x *SubmitTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskRequest.ProtoReflect.Descriptor instead.
 func (*SubmitTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SubmitTaskRequest) GetType() fsmpb.TaskType {
@@ -862,7 +955,7 @@ type SubmitTaskResponse struct {
 
 func (x *SubmitTaskResponse) Reset() {
 	*x = SubmitTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -874,7 +967,7 @@ func (x *SubmitTaskResponse) String() string {
 func (*SubmitTaskResponse) ProtoMessage() {}
 
 func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[8]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -887,7 +980,7 @@ func (x *SubmitTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitTaskResponse.ProtoReflect.Descriptor instead.
 func (*SubmitTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{8}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SubmitTaskResponse) GetTask() *fsmpb.Task {
@@ -932,7 +1025,7 @@ type ListTasksRequest struct {
 
 func (x *ListTasksRequest) Reset() {
 	*x = ListTasksRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1037,7 @@ func (x *ListTasksRequest) String() string {
 func (*ListTasksRequest) ProtoMessage() {}
 
 func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1050,7 @@ func (x *ListTasksRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksRequest.ProtoReflect.Descriptor instead.
 func (*ListTasksRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{9}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ListTasksRequest) GetConsistency() Consistency {
@@ -1007,7 +1100,7 @@ type ListTasksResponse struct {
 
 func (x *ListTasksResponse) Reset() {
 	*x = ListTasksResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1019,7 +1112,7 @@ func (x *ListTasksResponse) String() string {
 func (*ListTasksResponse) ProtoMessage() {}
 
 func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1032,7 +1125,7 @@ func (x *ListTasksResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTasksResponse.ProtoReflect.Descriptor instead.
 func (*ListTasksResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{10}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListTasksResponse) GetTasks() []*fsmpb.Task {
@@ -1066,7 +1159,7 @@ type GetTaskRequest struct {
 
 func (x *GetTaskRequest) Reset() {
 	*x = GetTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1171,7 @@ func (x *GetTaskRequest) String() string {
 func (*GetTaskRequest) ProtoMessage() {}
 
 func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[11]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1184,7 @@ func (x *GetTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskRequest.ProtoReflect.Descriptor instead.
 func (*GetTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{11}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GetTaskRequest) GetId() uint64 {
@@ -1118,7 +1211,7 @@ type GetTaskResponse struct {
 
 func (x *GetTaskResponse) Reset() {
 	*x = GetTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1130,7 +1223,7 @@ func (x *GetTaskResponse) String() string {
 func (*GetTaskResponse) ProtoMessage() {}
 
 func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[12]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1143,7 +1236,7 @@ func (x *GetTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTaskResponse.ProtoReflect.Descriptor instead.
 func (*GetTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{12}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *GetTaskResponse) GetTask() *fsmpb.Task {
@@ -1169,7 +1262,7 @@ type ListWorkersRequest struct {
 
 func (x *ListWorkersRequest) Reset() {
 	*x = ListWorkersRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1181,7 +1274,7 @@ func (x *ListWorkersRequest) String() string {
 func (*ListWorkersRequest) ProtoMessage() {}
 
 func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[13]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1194,7 +1287,7 @@ func (x *ListWorkersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersRequest.ProtoReflect.Descriptor instead.
 func (*ListWorkersRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ListWorkersRequest) GetConsistency() Consistency {
@@ -1215,7 +1308,7 @@ type WorkerStatus struct {
 
 func (x *WorkerStatus) Reset() {
 	*x = WorkerStatus{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1320,7 @@ func (x *WorkerStatus) String() string {
 func (*WorkerStatus) ProtoMessage() {}
 
 func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[14]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1333,7 @@ func (x *WorkerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WorkerStatus.ProtoReflect.Descriptor instead.
 func (*WorkerStatus) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *WorkerStatus) GetWorker() *fsmpb.Worker {
@@ -1274,7 +1367,7 @@ type ListWorkersResponse struct {
 
 func (x *ListWorkersResponse) Reset() {
 	*x = ListWorkersResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1286,7 +1379,7 @@ func (x *ListWorkersResponse) String() string {
 func (*ListWorkersResponse) ProtoMessage() {}
 
 func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[15]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1299,7 +1392,7 @@ func (x *ListWorkersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWorkersResponse.ProtoReflect.Descriptor instead.
 func (*ListWorkersResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListWorkersResponse) GetWorkers() []*WorkerStatus {
@@ -1326,7 +1419,7 @@ type AddPeerRequest struct {
 
 func (x *AddPeerRequest) Reset() {
 	*x = AddPeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1338,7 +1431,7 @@ func (x *AddPeerRequest) String() string {
 func (*AddPeerRequest) ProtoMessage() {}
 
 func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1351,7 +1444,7 @@ func (x *AddPeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerRequest.ProtoReflect.Descriptor instead.
 func (*AddPeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *AddPeerRequest) GetId() string {
@@ -1376,7 +1469,7 @@ type AddPeerResponse struct {
 
 func (x *AddPeerResponse) Reset() {
 	*x = AddPeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1481,7 @@ func (x *AddPeerResponse) String() string {
 func (*AddPeerResponse) ProtoMessage() {}
 
 func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1494,7 @@ func (x *AddPeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddPeerResponse.ProtoReflect.Descriptor instead.
 func (*AddPeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{17}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
 }
 
 type RemovePeerRequest struct {
@@ -1413,7 +1506,7 @@ type RemovePeerRequest struct {
 
 func (x *RemovePeerRequest) Reset() {
 	*x = RemovePeerRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1518,7 @@ func (x *RemovePeerRequest) String() string {
 func (*RemovePeerRequest) ProtoMessage() {}
 
 func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[18]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1531,7 @@ func (x *RemovePeerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerRequest.ProtoReflect.Descriptor instead.
 func (*RemovePeerRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{18}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RemovePeerRequest) GetId() string {
@@ -1456,7 +1549,7 @@ type RemovePeerResponse struct {
 
 func (x *RemovePeerResponse) Reset() {
 	*x = RemovePeerResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1468,7 +1561,7 @@ func (x *RemovePeerResponse) String() string {
 func (*RemovePeerResponse) ProtoMessage() {}
 
 func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[19]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1481,7 +1574,7 @@ func (x *RemovePeerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovePeerResponse.ProtoReflect.Descriptor instead.
 func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{19}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{20}
 }
 
 type CancelTaskRequest struct {
@@ -1495,7 +1588,7 @@ type CancelTaskRequest struct {
 
 func (x *CancelTaskRequest) Reset() {
 	*x = CancelTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1600,7 @@ func (x *CancelTaskRequest) String() string {
 func (*CancelTaskRequest) ProtoMessage() {}
 
 func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[20]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1613,7 @@ func (x *CancelTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskRequest.ProtoReflect.Descriptor instead.
 func (*CancelTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{20}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *CancelTaskRequest) GetId() uint64 {
@@ -1548,7 +1641,7 @@ type CancelTaskResponse struct {
 
 func (x *CancelTaskResponse) Reset() {
 	*x = CancelTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[21]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1653,7 @@ func (x *CancelTaskResponse) String() string {
 func (*CancelTaskResponse) ProtoMessage() {}
 
 func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[21]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1666,7 @@ func (x *CancelTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelTaskResponse.ProtoReflect.Descriptor instead.
 func (*CancelTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{21}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *CancelTaskResponse) GetTask() *fsmpb.Task {
@@ -1592,7 +1685,7 @@ type RetryTaskRequest struct {
 
 func (x *RetryTaskRequest) Reset() {
 	*x = RetryTaskRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[22]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1604,7 +1697,7 @@ func (x *RetryTaskRequest) String() string {
 func (*RetryTaskRequest) ProtoMessage() {}
 
 func (x *RetryTaskRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[22]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1617,7 +1710,7 @@ func (x *RetryTaskRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryTaskRequest.ProtoReflect.Descriptor instead.
 func (*RetryTaskRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{22}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RetryTaskRequest) GetId() uint64 {
@@ -1640,7 +1733,7 @@ type RetryTaskResponse struct {
 
 func (x *RetryTaskResponse) Reset() {
 	*x = RetryTaskResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[23]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1652,7 +1745,7 @@ func (x *RetryTaskResponse) String() string {
 func (*RetryTaskResponse) ProtoMessage() {}
 
 func (x *RetryTaskResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[23]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1665,7 +1758,7 @@ func (x *RetryTaskResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetryTaskResponse.ProtoReflect.Descriptor instead.
 func (*RetryTaskResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{23}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RetryTaskResponse) GetTask() *fsmpb.Task {
@@ -1697,7 +1790,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[24]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1709,7 +1802,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[24]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1722,7 +1815,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{24}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{25}
 }
 
 // SnapshotHeader describes a snapshot of the replicated state.
@@ -1745,7 +1838,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[25]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1757,7 +1850,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[25]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1770,7 +1863,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{25}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *SnapshotHeader) GetFormatVersion() uint32 {
@@ -1829,7 +1922,7 @@ type SnapshotChunk struct {
 
 func (x *SnapshotChunk) Reset() {
 	*x = SnapshotChunk{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[26]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1841,7 +1934,7 @@ func (x *SnapshotChunk) String() string {
 func (*SnapshotChunk) ProtoMessage() {}
 
 func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[26]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1854,7 +1947,7 @@ func (x *SnapshotChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotChunk.ProtoReflect.Descriptor instead.
 func (*SnapshotChunk) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{26}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *SnapshotChunk) GetBody() isSnapshotChunk_Body {
@@ -1926,7 +2019,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[27]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1938,7 +2031,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_admin_proto_msgTypes[27]
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1951,7 +2044,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{27}
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RestoreSnapshotResponse) GetIndex() uint64 {
@@ -2013,7 +2106,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
 	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\x12\x10\n" +
 	"\x03tls\x18\x10 \x01(\bR\x03tls\x12\x1a\n" +
-	"\binsecure\x18\x11 \x01(\bR\binsecure\"\xc7\x05\n" +
+	"\binsecure\x18\x11 \x01(\bR\binsecure\"\x82\x06\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -2035,7 +2128,14 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\x12*\n" +
 	"\x11shell_lock_holder\x18\x11 \x01(\tR\x0fshellLockHolder\x12(\n" +
 	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\x12#\n" +
-	"\rmaster_vacuum\x18\x13 \x01(\tR\fmasterVacuum\"\xfd\x01\n" +
+	"\rmaster_vacuum\x18\x13 \x01(\tR\fmasterVacuum\x129\n" +
+	"\amasters\x18\x14 \x03(\v2\x1f.groundskeeper.v1.SeaweedMasterR\amasters\"\x81\x01\n" +
+	"\rSeaweedMaster\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
+	"\x06leader\x18\x03 \x01(\tR\x06leader\x12\x14\n" +
+	"\x05error\x18\x04 \x01(\tR\x05error\x12\x12\n" +
+	"\x04seen\x18\x05 \x01(\x03R\x04seen\"\xfd\x01\n" +
 	"\x11SubmitTaskRequest\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1b\n" +
 	"\tvolume_id\x18\x02 \x01(\rR\bvolumeId\x12\x1e\n" +
@@ -2147,7 +2247,7 @@ func file_groundskeeper_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(Consistency)(0),                // 0: groundskeeper.v1.Consistency
 	(*ApplyBatchRequest)(nil),       // 1: groundskeeper.v1.ApplyBatchRequest
@@ -2157,82 +2257,84 @@ var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(*Member)(nil),                  // 5: groundskeeper.v1.Member
 	(*StatusResponse)(nil),          // 6: groundskeeper.v1.StatusResponse
 	(*Maintenance)(nil),             // 7: groundskeeper.v1.Maintenance
-	(*SubmitTaskRequest)(nil),       // 8: groundskeeper.v1.SubmitTaskRequest
-	(*SubmitTaskResponse)(nil),      // 9: groundskeeper.v1.SubmitTaskResponse
-	(*ListTasksRequest)(nil),        // 10: groundskeeper.v1.ListTasksRequest
-	(*ListTasksResponse)(nil),       // 11: groundskeeper.v1.ListTasksResponse
-	(*GetTaskRequest)(nil),          // 12: groundskeeper.v1.GetTaskRequest
-	(*GetTaskResponse)(nil),         // 13: groundskeeper.v1.GetTaskResponse
-	(*ListWorkersRequest)(nil),      // 14: groundskeeper.v1.ListWorkersRequest
-	(*WorkerStatus)(nil),            // 15: groundskeeper.v1.WorkerStatus
-	(*ListWorkersResponse)(nil),     // 16: groundskeeper.v1.ListWorkersResponse
-	(*AddPeerRequest)(nil),          // 17: groundskeeper.v1.AddPeerRequest
-	(*AddPeerResponse)(nil),         // 18: groundskeeper.v1.AddPeerResponse
-	(*RemovePeerRequest)(nil),       // 19: groundskeeper.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),      // 20: groundskeeper.v1.RemovePeerResponse
-	(*CancelTaskRequest)(nil),       // 21: groundskeeper.v1.CancelTaskRequest
-	(*CancelTaskResponse)(nil),      // 22: groundskeeper.v1.CancelTaskResponse
-	(*RetryTaskRequest)(nil),        // 23: groundskeeper.v1.RetryTaskRequest
-	(*RetryTaskResponse)(nil),       // 24: groundskeeper.v1.RetryTaskResponse
-	(*SaveSnapshotRequest)(nil),     // 25: groundskeeper.v1.SaveSnapshotRequest
-	(*SnapshotHeader)(nil),          // 26: groundskeeper.v1.SnapshotHeader
-	(*SnapshotChunk)(nil),           // 27: groundskeeper.v1.SnapshotChunk
-	(*RestoreSnapshotResponse)(nil), // 28: groundskeeper.v1.RestoreSnapshotResponse
-	(*fsmpb.ApplyResult)(nil),       // 29: groundskeeper.v1.ApplyResult
-	(fsmpb.TaskType)(0),             // 30: groundskeeper.v1.TaskType
-	(*fsmpb.Param)(nil),             // 31: groundskeeper.v1.Param
-	(*fsmpb.Task)(nil),              // 32: groundskeeper.v1.Task
-	(fsmpb.TaskState)(0),            // 33: groundskeeper.v1.TaskState
-	(*fsmpb.Worker)(nil),            // 34: groundskeeper.v1.Worker
+	(*SeaweedMaster)(nil),           // 8: groundskeeper.v1.SeaweedMaster
+	(*SubmitTaskRequest)(nil),       // 9: groundskeeper.v1.SubmitTaskRequest
+	(*SubmitTaskResponse)(nil),      // 10: groundskeeper.v1.SubmitTaskResponse
+	(*ListTasksRequest)(nil),        // 11: groundskeeper.v1.ListTasksRequest
+	(*ListTasksResponse)(nil),       // 12: groundskeeper.v1.ListTasksResponse
+	(*GetTaskRequest)(nil),          // 13: groundskeeper.v1.GetTaskRequest
+	(*GetTaskResponse)(nil),         // 14: groundskeeper.v1.GetTaskResponse
+	(*ListWorkersRequest)(nil),      // 15: groundskeeper.v1.ListWorkersRequest
+	(*WorkerStatus)(nil),            // 16: groundskeeper.v1.WorkerStatus
+	(*ListWorkersResponse)(nil),     // 17: groundskeeper.v1.ListWorkersResponse
+	(*AddPeerRequest)(nil),          // 18: groundskeeper.v1.AddPeerRequest
+	(*AddPeerResponse)(nil),         // 19: groundskeeper.v1.AddPeerResponse
+	(*RemovePeerRequest)(nil),       // 20: groundskeeper.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),      // 21: groundskeeper.v1.RemovePeerResponse
+	(*CancelTaskRequest)(nil),       // 22: groundskeeper.v1.CancelTaskRequest
+	(*CancelTaskResponse)(nil),      // 23: groundskeeper.v1.CancelTaskResponse
+	(*RetryTaskRequest)(nil),        // 24: groundskeeper.v1.RetryTaskRequest
+	(*RetryTaskResponse)(nil),       // 25: groundskeeper.v1.RetryTaskResponse
+	(*SaveSnapshotRequest)(nil),     // 26: groundskeeper.v1.SaveSnapshotRequest
+	(*SnapshotHeader)(nil),          // 27: groundskeeper.v1.SnapshotHeader
+	(*SnapshotChunk)(nil),           // 28: groundskeeper.v1.SnapshotChunk
+	(*RestoreSnapshotResponse)(nil), // 29: groundskeeper.v1.RestoreSnapshotResponse
+	(*fsmpb.ApplyResult)(nil),       // 30: groundskeeper.v1.ApplyResult
+	(fsmpb.TaskType)(0),             // 31: groundskeeper.v1.TaskType
+	(*fsmpb.Param)(nil),             // 32: groundskeeper.v1.Param
+	(*fsmpb.Task)(nil),              // 33: groundskeeper.v1.Task
+	(fsmpb.TaskState)(0),            // 34: groundskeeper.v1.TaskState
+	(*fsmpb.Worker)(nil),            // 35: groundskeeper.v1.Worker
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
-	29, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
+	30, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
 	2,  // 1: groundskeeper.v1.ApplyBatchResponse.items:type_name -> groundskeeper.v1.ApplyBatchItem
 	5,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
 	7,  // 3: groundskeeper.v1.StatusResponse.maintenance:type_name -> groundskeeper.v1.Maintenance
-	30, // 4: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
-	31, // 5: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
-	32, // 6: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 7: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	33, // 8: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	32, // 9: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
-	0,  // 10: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	32, // 11: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 12: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	34, // 13: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
-	15, // 14: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	32, // 15: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
-	32, // 16: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
-	26, // 17: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
-	4,  // 18: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	8,  // 19: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	10, // 20: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	12, // 21: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	14, // 22: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	17, // 23: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	19, // 24: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	21, // 25: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
-	23, // 26: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
-	25, // 27: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
-	27, // 28: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
-	1,  // 29: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
-	6,  // 30: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	9,  // 31: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	11, // 32: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	13, // 33: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	16, // 34: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	18, // 35: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	20, // 36: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	22, // 37: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
-	24, // 38: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
-	27, // 39: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
-	28, // 40: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
-	3,  // 41: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
-	30, // [30:42] is the sub-list for method output_type
-	18, // [18:30] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	8,  // 4: groundskeeper.v1.Maintenance.masters:type_name -> groundskeeper.v1.SeaweedMaster
+	31, // 5: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
+	32, // 6: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
+	33, // 7: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 8: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	34, // 9: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
+	33, // 10: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	0,  // 11: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	33, // 12: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 13: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	35, // 14: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	16, // 15: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
+	33, // 16: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
+	33, // 17: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
+	27, // 18: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
+	4,  // 19: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	9,  // 20: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	11, // 21: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	13, // 22: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	15, // 23: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	18, // 24: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	20, // 25: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	22, // 26: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
+	24, // 27: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
+	26, // 28: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
+	28, // 29: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
+	1,  // 30: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	6,  // 31: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	10, // 32: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	12, // 33: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	14, // 34: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	17, // 35: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	19, // 36: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	21, // 37: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	23, // 38: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
+	25, // 39: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
+	28, // 40: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
+	29, // 41: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
+	3,  // 42: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_admin_proto_init() }
@@ -2240,7 +2342,7 @@ func file_groundskeeper_v1_admin_proto_init() {
 	if File_groundskeeper_v1_admin_proto != nil {
 		return
 	}
-	file_groundskeeper_v1_admin_proto_msgTypes[26].OneofWrappers = []any{
+	file_groundskeeper_v1_admin_proto_msgTypes[27].OneofWrappers = []any{
 		(*SnapshotChunk_Header)(nil),
 		(*SnapshotChunk_Data)(nil),
 		(*SnapshotChunk_Sha256)(nil),
@@ -2251,7 +2353,7 @@ func file_groundskeeper_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_admin_proto_rawDesc), len(file_groundskeeper_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
