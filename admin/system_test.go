@@ -13,6 +13,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -236,6 +237,11 @@ func TestSystemGivesUpWithReason(t *testing.T) {
 func TestSystemWorkerVanishes(t *testing.T) {
 	cfg := admintest.SimConfig(4)
 	cfg.CompactDuration = 4 * time.Second
+	// wA's compaction must still run when its link is cut, however slow
+	// the machine: the simulator's slow operations wait until the cut.
+	held := newHeldClock()
+	t.Cleanup(held.release)
+	cfg.Clock = held
 	s := newSystem(t, cfg)
 	vid := s.AddOn(admintest.GarbageSpec, 1)
 	s.StartAdmins(admintest.SchedConfig())
@@ -250,6 +256,7 @@ func TestSystemWorkerVanishes(t *testing.T) {
 
 	proxy.Cut()
 	cutAt := time.Now()
+	held.release()
 	second := s.WaitTask(vid, "requeued onto wB", func(t *fsmpb.Task) bool { return t.Attempt == 2 && t.WorkerId == "wB" })
 	t.Logf("attempt 2 assigned %s after the cut", time.Unix(0, second.AssignedAt).Sub(cutAt).Round(time.Millisecond))
 	if second.RetryCount != 0 {
@@ -604,4 +611,28 @@ func TestSystemVacuumWithDeletesDuringCompaction(t *testing.T) {
 		t.Fatalf("replica after the vacuum: %+v; want a new revision still holding the garbage deleted during the compaction", v)
 	}
 	s.CheckNoOverlaps()
+}
+
+// heldClock is the real clock, except that its timers fire only once
+// release was called (and their time has passed): a simulated operation
+// started before the release cannot finish before it.
+type heldClock struct {
+	released chan struct{}
+	once     sync.Once
+}
+
+func newHeldClock() *heldClock { return &heldClock{released: make(chan struct{})} }
+
+func (c *heldClock) release() { c.once.Do(func() { close(c.released) }) }
+
+func (c *heldClock) Now() time.Time { return time.Now() }
+
+func (c *heldClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	timer := time.After(d)
+	go func() {
+		<-c.released
+		ch <- <-timer
+	}()
+	return ch
 }
