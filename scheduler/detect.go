@@ -55,10 +55,14 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			taken[id] = true
 		}
 	}
-	freeServers := 0
+	// Servers with a free slot, by disk type (a DiskTypeKey): PlaceShards
+	// puts a volume's shards only on its own disk type.
+	freeServers := map[string]int{}
 	for _, srv := range topo.Servers {
-		if placement.FreeSlots(srv) > 0 {
-			freeServers++
+		for name, d := range srv.Disks {
+			if d.FreeSlots > 0 {
+				freeServers[placement.DiskTypeKey(name)]++
+			}
 		}
 	}
 	if len(topo.Servers) >= placement.MinECServers && topo.VolumeSizeLimit > 0 {
@@ -74,7 +78,8 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			quiet := now.Sub(time.Unix(v.ModifiedAt, 0))
 			if full >= th.ECFullness && quiet >= th.ECQuietFor && v.Size >= th.ECMinSizeMB<<20 {
 				// Only what PlanSpec can place: PlaceShards uses every server
-				// with a free slot plus the generating replica.
+				// with a free slot on the volume's disk type plus the
+				// generating replica.
 				if len(v.Replicas) == 0 {
 					continue
 				}
@@ -85,8 +90,8 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 				if len(v.Replicas) < placement.Copies(v.ReplicaPlacement) {
 					continue
 				}
-				usable := freeServers
-				if placement.FreeSlots(v.Replicas[0].Server) <= 0 {
+				usable := freeServers[placement.DiskTypeKey(v.DiskType)]
+				if placement.FreeSlotsOf(v.Replicas[0].Server, v.DiskType) <= 0 {
 					usable++
 				}
 				if usable < placement.MinECServers {

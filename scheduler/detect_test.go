@@ -383,6 +383,12 @@ func TestDetectECNeedsUsableServers(t *testing.T) {
 		{name: "5 servers, 1 full", nodes: []*node{
 			srv(sid(1), 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4), srv(sid(4), 4), srv(sid(5), 1, v(10, mib))},
 			want: []string{"ec 1"}},
+		{name: "ssd volume, 3 servers with ssd: the hdd slots do not count", nodes: []*node{
+			srv(sid(1), 4).WithDisk("ssd", 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4).WithDisk("ssd", 4), srv(sid(3), 4).WithDisk("ssd", 4), srv(sid(4), 4), srv(sid(5), 4)},
+			want: []string{}},
+		{name: "ssd volume, 4 servers with ssd", nodes: []*node{
+			srv(sid(1), 4).WithDisk("ssd", 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4).WithDisk("ssd", 4), srv(sid(3), 4).WithDisk("ssd", 4), srv(sid(4), 4).WithDisk("ssd", 4)},
+			want: []string{"ec 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := build(100, tc.nodes...)
