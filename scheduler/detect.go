@@ -34,7 +34,7 @@ type ActiveMove struct {
 
 // Detect returns the work the topology calls for, in a deterministic order
 // (vacuum, then erasure coding, then balance; by volume id within a type).
-// A volume gets at most one proposal.
+// A volume gets at most one proposal; a cloud-tiered one gets none.
 func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds, now time.Time) []Proposal {
 	var out []Proposal
 	taken := map[uint32]bool{}
@@ -46,7 +46,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 
 	for _, id := range ids {
 		v := topo.Volumes[id]
-		if busy(id) || v.Size == 0 {
+		if busy(id) || v.Size == 0 || v.CloudTiered() {
 			continue
 		}
 		if g := v.GarbageRatio(); g >= th.VacuumGarbage {
@@ -68,7 +68,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 	if len(topo.Servers) >= placement.MinECServers && topo.VolumeSizeLimit > 0 {
 		for _, id := range ids {
 			v := topo.Volumes[id]
-			if taken[id] || busy(id) {
+			if taken[id] || busy(id) || v.CloudTiered() {
 				continue
 			}
 			if _, already := topo.EcVolumes[id]; already {
@@ -217,7 +217,7 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 	// The volumes of this disk type each server holds, movable now.
 	held := map[string][]*seaweed.Volume{}
 	for _, v := range topo.Volumes {
-		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) {
+		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) || v.CloudTiered() {
 			continue
 		}
 		for _, r := range v.Replicas {
