@@ -38,6 +38,13 @@ type ActiveMove struct {
 func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds, now time.Time) []Proposal {
 	var out []Proposal
 	taken := map[uint32]bool{}
+	// A cloud-tiered volume is never vacuumed, encoded or moved: no
+	// detector sees it.
+	callerBusy := busy
+	busy = func(id uint32) bool {
+		v, ok := topo.Volumes[id]
+		return ok && v.CloudTiered() || callerBusy(id)
+	}
 	ids := make([]uint32, 0, len(topo.Volumes))
 	for id := range topo.Volumes {
 		ids = append(ids, id)
@@ -46,7 +53,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 
 	for _, id := range ids {
 		v := topo.Volumes[id]
-		if busy(id) || v.Size == 0 || v.CloudTiered() {
+		if busy(id) || v.Size == 0 {
 			continue
 		}
 		if g := v.GarbageRatio(); g >= th.VacuumGarbage {
@@ -68,7 +75,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 	if len(topo.Servers) >= placement.MinECServers && topo.VolumeSizeLimit > 0 {
 		for _, id := range ids {
 			v := topo.Volumes[id]
-			if taken[id] || busy(id) || v.CloudTiered() {
+			if taken[id] || busy(id) {
 				continue
 			}
 			if _, already := topo.EcVolumes[id]; already {
@@ -217,7 +224,7 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 	// The volumes of this disk type each server holds, movable now.
 	held := map[string][]*seaweed.Volume{}
 	for _, v := range topo.Volumes {
-		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) || v.CloudTiered() {
+		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) {
 			continue
 		}
 		for _, r := range v.Replicas {
