@@ -49,7 +49,7 @@ func TestDetectSkipsCloudTiered(t *testing.T) {
 					t.Fatalf("volume %d: RemoteStorage %q, the topology lost the master's remote storage name", id, v.RemoteStorage)
 				}
 			}
-			got := Detect(topo, idle, nil, DefaultThresholds(), now)
+			got := Detect(topo, idle, nil, oneMove(), now)
 			if !reflect.DeepEqual(summary(got), tc.want) {
 				t.Fatalf("Detect = %v, want %v", summary(got), tc.want)
 			}

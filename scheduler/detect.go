@@ -26,10 +26,14 @@ type Proposal struct {
 type Busy func(volume uint32) bool
 
 // ActiveMove is a balance task in flight, for projecting server loads: its
-// volume (for its disk type) and servers.
+// volume (for its disk type) and servers. Done marks instead a balance
+// that completed inside the detection cooldown: not projected (the
+// topology shows it), but its volume is not moved again until the
+// cooldown ends, so moves never oscillate.
 type ActiveMove struct {
 	VolumeID       uint32
 	Source, Target string
+	Done           bool
 }
 
 // Detect returns the work the topology calls for, in a deterministic order
@@ -129,7 +133,9 @@ func (s slotUsage) ratio() float64 {
 }
 
 // detectBalance proposes, for each disk type (hdd, ssd, custom types) on
-// its own, one move from a full to an empty server when (max-min)/avg of
+// its own, up to Thresholds.BalanceMovesPerRound moves (each of another
+// volume, never one moved inside the cooldown), one at a time from a full
+// to an empty server while (max-min)/avg of
 // that disk type's slot usage reaches the threshold, counting moves in
 // flight as already done. The move keeps the volume on its disk type and
 // its replica placement (placement.MoveKeepsPlacement, as PlanMove checks
@@ -147,11 +153,29 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// A volume moved inside the cooldown stays where it went.
+	var inflight []ActiveMove
+	for _, m := range moves {
+		if m.Done {
+			taken[m.VolumeID] = true
+		} else {
+			inflight = append(inflight, m)
+		}
+	}
 	var out []Proposal
 	for _, typ := range keys {
-		if p, ok := detectBalanceOf(topo, typ, busy, taken, moves, th); ok {
+		// Each move proposed counts as in flight for the next, so the
+		// usage math (threshold, no swap of which server is fuller, free
+		// slots) holds for the moves together.
+		proj := inflight[:len(inflight):len(inflight)]
+		for n := 0; n < th.movesPerRound(); n++ {
+			p, ok := detectBalanceOf(topo, typ, busy, taken, proj, th)
+			if !ok {
+				break
+			}
 			out = append(out, p)
 			taken[p.VolumeID] = true
+			proj = append(proj, ActiveMove{VolumeID: p.VolumeID, Source: p.Source, Target: p.Target})
 		}
 	}
 	return out

@@ -19,6 +19,14 @@ func noBalance() Thresholds {
 	return th
 }
 
+// oneMove is the default thresholds with one balance move per round and
+// disk type, for cases about which move balance picks.
+func oneMove() Thresholds {
+	th := DefaultThresholds()
+	th.BalanceMovesPerRound = 1
+	return th
+}
+
 // caseSetup is what a table case runs with: noBalance's thresholds as
 // adjust (if set) changes them, and busy, or idle if unset.
 func caseSetup(adjust func(*Thresholds), busy Busy) (Thresholds, Busy) {
@@ -297,7 +305,7 @@ func TestDetectBalance(t *testing.T) {
 			want: []string{"balance 20 " + s1 + "->" + s2, "balance 1 " + s1 + "->" + s2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := DefaultThresholds()
+			th := oneMove()
 			if tc.th != 0 {
 				th.BalanceImbalance = tc.th
 			}
@@ -355,7 +363,7 @@ func TestDetectBusySkippedForEveryType(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := build(100, nodes...)
-			got := Detect(topo, tc.busy, nil, DefaultThresholds(), now)
+			got := Detect(topo, tc.busy, nil, oneMove(), now)
 			if !reflect.DeepEqual(summary(got), tc.want) {
 				t.Fatalf("Detect = %v, want %v", summary(got), tc.want)
 			}
@@ -419,7 +427,8 @@ func mixed() []*node {
 func TestDetectDeterministic(t *testing.T) {
 	th := DefaultThresholds()
 	want := Detect(build(100, mixed()...), idle, nil, th, now)
-	wantSummary := []string{"vacuum 1", "vacuum 6", "vacuum 12", "ec 2", "ec 7", "ec 9", "balance 4 " + sid(1) + "->" + sid(5)}
+	wantSummary := []string{"vacuum 1", "vacuum 6", "vacuum 12", "ec 2", "ec 7", "ec 9",
+		"balance 4 " + sid(1) + "->" + sid(5), "balance 5 " + sid(1) + "->" + sid(5), "balance 3 " + sid(1) + "->" + sid(4), "balance 8 " + sid(1) + "->" + sid(3)}
 	if !reflect.DeepEqual(summary(want), wantSummary) {
 		t.Fatalf("Detect = %v, want %v", summary(want), wantSummary)
 	}
