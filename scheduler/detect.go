@@ -68,12 +68,17 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 	}
 	// Servers with a free slot, by disk type (a DiskTypeKey): PlaceShards
 	// puts a volume's shards only on its own disk type.
+	// A server counts once per type, as FreeSlotsOf reads it (a master
+	// could list one type under two spellings).
 	freeServers := map[string]int{}
 	for _, srv := range topo.Servers {
-		for name, d := range srv.Disks {
-			if d.FreeSlots > 0 {
-				freeServers[placement.DiskTypeKey(name)]++
+		seen := map[string]bool{}
+		for name := range srv.Disks {
+			k := placement.DiskTypeKey(name)
+			if !seen[k] && placement.FreeSlotsOf(srv, k) > 0 {
+				freeServers[k]++
 			}
+			seen[k] = true
 		}
 	}
 	if len(topo.Servers) >= placement.MinECServers && topo.VolumeSizeLimit > 0 {
