@@ -131,6 +131,12 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 	if err != nil {
 		return invalid(fmt.Sprintf("snapshot: %v", err))
 	}
+	// A stream cut meanwhile (cutOnPeer: the client's certificate expired
+	// or lost its CA while the snapshot was checked) restores nothing; the
+	// raft layer checks again as it proposes.
+	if err := ctx.Err(); err != nil {
+		return toStatus(err)
+	}
 	idx, err := s.raft.RestoreSnapshot(ctx, hdr.Index, hdr.Term, restored)
 	if isNotLeader(err) {
 		resp, err := s.relayRestore(stream, hdr, data)
