@@ -6,6 +6,9 @@ import (
 	"testing"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -27,7 +30,9 @@ func (s *cutRestoreStream) Context() context.Context { return s.ctx }
 
 func (s *cutRestoreStream) Recv() (*pb.SnapshotChunk, error) {
 	if len(s.msgs) == 0 {
-		s.cut(errCutForTest)
+		if s.cut != nil {
+			s.cut(errCutForTest)
+		}
 		return nil, io.EOF
 	}
 	m := s.msgs[0]
@@ -71,5 +76,37 @@ func TestCutRestoreRestoresNothing(t *testing.T) {
 	}
 	if h := leader.fsm.Hash(); h != before {
 		t.Fatalf("a restore cut before it was applied changed the state (hash %s, was %s)", h, before)
+	}
+}
+
+// TestRestoreRechecksMembership: the membership of an admin certificate
+// is checked when its restore stream opens, and a restore stream may stay
+// open as long as a chunk comes every RestoreIdle; an admin removed from
+// the configuration meanwhile (ctl peers remove, say because its key
+// leaked) must not then replace the whole state. The handler checks again
+// before restoring: here the caller is admin a9, no member, as if removed
+// after the stream opened.
+func TestRestoreRechecksMembership(t *testing.T) {
+	c := newCluster(t)
+	l := c.waitLeader()
+	leader := c.nodes[l]
+	hdr, data := save(t, leader)
+	if _, err := submit(t, leader, fsmpb.TaskType_TASK_TYPE_VACUUM, 30); err != nil {
+		t.Fatal(err)
+	}
+	before := leader.fsm.Hash()
+	dir, _ := testPKI(t)
+	if _, err := certs.Issue(dir, certs.RoleAdmin, "a9", nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	src, err := certs.Load(certs.IssuedFiles(dir, "a9"), certs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := &cutRestoreStream{ctx: verifiedCtx(t, src), msgs: []*pb.SnapshotChunk{hdrChunk(hdr), dataChunk(data)}}
+	err = leader.server.RestoreSnapshot(stream)
+	wantCode(t, "a restore by an admin no longer a member", err, codes.PermissionDenied)
+	if h := leader.fsm.Hash(); h != before {
+		t.Fatalf("a restore by an admin no longer a member changed the state (hash %s, was %s)", h, before)
 	}
 }

@@ -137,6 +137,12 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 	if err := ctx.Err(); err != nil {
 		return toStatus(err)
 	}
+	// The caller was authorized when the stream opened, which may be long
+	// ago (a chunk every RestoreIdle keeps it open): an admin removed from
+	// the configuration since must not replace the state now.
+	if err := s.reauthorize(ctx, pb.Admin_RestoreSnapshot_FullMethodName); err != nil {
+		return err
+	}
 	idx, err := s.raft.RestoreSnapshot(ctx, hdr.Index, hdr.Term, restored)
 	if isNotLeader(err) {
 		resp, err := s.relayRestore(stream, hdr, data)
