@@ -212,7 +212,7 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 	// The volumes of this disk type each server holds, movable now.
 	held := map[string][]*seaweed.Volume{}
 	for _, v := range topo.Volumes {
-		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) {
+		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) || placement.MoveBlocked(v) != nil {
 			continue
 		}
 		for _, r := range v.Replicas {
