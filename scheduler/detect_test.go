@@ -290,6 +290,14 @@ func TestDetectBalance(t *testing.T) {
 			srv(s2, 8, v(2, 20), v(3, 30), v(4, 40), v(5, 50)).WithDisk("ssd", 4, v(1, 5)),
 			srv(s3, 8)},
 			want: []string{"balance 2 " + s2 + "->" + s3}},
+		// Volume 1 (001) has copies in r1 and r2: SeaweedFS calls it
+		// misplaced, but moving s2's copy into r1 would put both in one
+		// rack, so the smaller volume 2 moves instead.
+		{name: "001 in two racks is not collapsed into one", nodes: []*node{
+			srv(s1, 8, v(1, 30).RP(1)).Placed("dc1", "r1"),
+			srv(s2, 8, v(1, 30).RP(1), v(2, 10), v(3, 20), v(4, 40)).Placed("dc1", "r2"),
+			srv(s3, 8).Placed("dc1", "r1")},
+			want: []string{"balance 2 " + s2 + "->" + s3}},
 		{name: "001 never onto the machine of its other copy", nodes: []*node{
 			srv(s1, 8, v(1, 10).RP(1), v(2, 20), v(3, 30)),
 			srv(s2, 8, v(1, 10).RP(1), v(5, 1)),
