@@ -186,6 +186,10 @@ func TestServerLocationHost(t *testing.T) {
 		{seaweed.Server{ID: "10.0.0.1:8080", Addr: seaweed.Address{HTTP: "10.0.0.1:8080"}}, "10.0.0.1"},
 		{seaweed.Server{ID: "dn1"}, "dn1"},
 		{seaweed.Server{ID: "x", Addr: seaweed.Address{HTTP: "[::1]:8080"}}, "::1"},
+		// No address: the id, in SeaweedFS's host:port.grpcPort form too.
+		{seaweed.Server{ID: "10.0.0.1:8080.18080"}, "10.0.0.1"},
+		{seaweed.Server{ID: "[fd00::1]:8080.18080"}, "fd00::1"},
+		{seaweed.Server{ID: "[fd00::1]"}, "fd00::1"},
 	} {
 		if got := ServerLocation(&tc.s).Host; got != tc.host {
 			t.Errorf("%+v: host %q, want %q", tc.s, got, tc.host)
