@@ -74,7 +74,7 @@ func planFreshMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 		// Fullest first; ties by id (Replicas are sorted by server id).
 		sort.SliceStable(sources, func(i, j int) bool { return DiskUsage(sources[i], typ) > DiskUsage(sources[j], typ) })
 	}
-	if err := MoveBlocked(v); err != nil {
+	if err := MoveBlocked(topo, v); err != nil {
 		return nil, nil, err
 	}
 	locs := VolumeLocations(v)
@@ -125,8 +125,13 @@ func planFreshMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 // without it can land in its rack or on its machine (a 010 copy moved into
 // its absent twin's rack looks no worse). A volume whose replicas sit on
 // disks of different types is not moved (ErrPlan): the copy would be made
-// on the volume's disk type, which is not the moving replica's.
-func MoveBlocked(v *seaweed.Volume) error {
+// on the volume's disk type, which is not the moving replica's. Nor is a
+// volume the topology also lists EC shards of (ErrPlan): an encode that did
+// not finish or a stale copy come back, for the operator to resolve.
+func MoveBlocked(topo *seaweed.Topology, v *seaweed.Volume) error {
+	if _, ec := topo.EcVolumes[v.ID]; ec {
+		return Errorf("volume %d also has EC shards in the master's topology (an erasure coding that did not finish, or a stale replica come back): not moving its replicas; resolve which to keep first (weed shell ec.decode or volume.delete)", v.ID)
+	}
 	if want := Copies(v.ReplicaPlacement); len(v.Replicas) < want {
 		return Waitf("volume %d: replica missing from the master's topology (it lists %d of the %d copies its placement %03d asks for; a move judged without the missing one could put two copies in one rack or on one machine): waiting for it, or cancel the task (weed shell volume.fix.replication restores a lost copy)", v.ID, len(v.Replicas), want, v.ReplicaPlacement)
 	}

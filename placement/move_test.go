@@ -106,6 +106,12 @@ func TestPlanMovePlacementAndDiskType(t *testing.T) {
 				srv(sid(3), 10).WithDisk("ssd", 4),
 			},
 			source: sid(2), wantErr: "replicas on more than one disk type"},
+		{name: "a volume with EC shards listed is not moved",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10), v(2, 1)).Shards(1, 0, 1, 2),
+				srv(sid(2), 10),
+			},
+			wantErr: "also has EC shards"},
 		{name: "ssd volume: only an ssd disk with a free slot",
 			nodes: []*topotest.Node{
 				srv(sid(1), 10).WithDisk("ssd", 4, v(1, 10), v(2, 1), v(3, 1)),

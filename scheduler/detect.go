@@ -264,7 +264,7 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 			if pairs++; pairs > maxBalancePairs {
 				return Proposal{}, false
 			}
-			if best := pickMove(heldBy(hi.server), hi.server, lo.server); best != nil {
+			if best := pickMove(topo, heldBy(hi.server), hi.server, lo.server); best != nil {
 				return Proposal{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
 					Source: hi.server.ID, Target: lo.server.ID, Priority: 1,
 					Reason: fmt.Sprintf("%s slot usage %s %.0f%% vs %s %.0f%% (avg %.0f%%)", placement.DiskTypeName(typ), hi.server.ID, hi.ratio()*100, lo.server.ID, lo.ratio()*100, avg*100)}, true
@@ -278,12 +278,12 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 // lacks, whose move keeps its replica placement; the one whose move
 // lowers its placement's violations most (a misplaced volume gets fixed
 // first), then the smallest, then the lowest id.
-func pickMove(vols []*seaweed.Volume, from, to *seaweed.Server) *seaweed.Volume {
+func pickMove(topo *seaweed.Topology, vols []*seaweed.Volume, from, to *seaweed.Server) *seaweed.Volume {
 	var best *seaweed.Volume
 	bestGain := 0
 	target := placement.ServerLocation(to)
 	for _, v := range vols {
-		if placement.HasReplica(v, to.ID) || placement.MoveBlocked(v) != nil {
+		if placement.HasReplica(v, to.ID) || placement.MoveBlocked(topo, v) != nil {
 			continue
 		}
 		gain := 0

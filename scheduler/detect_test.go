@@ -298,6 +298,12 @@ func TestDetectBalance(t *testing.T) {
 			srv(s2, 8, v(1, 30).RP(1), v(2, 10), v(3, 20), v(4, 40)).Placed("dc1", "r2"),
 			srv(s3, 8).Placed("dc1", "r1")},
 			want: []string{"balance 2 " + s2 + "->" + s3}},
+		// Volume 1 has a replica and EC shards (an encode that did not
+		// finish, or a stale copy back): left for the operator, not moved.
+		{name: "volume with EC shards listed is not moved", nodes: []*node{
+			srv(s1, 8, v(1, 5), v(2, 20), v(3, 30), v(4, 40)).Shards(1, 0, 1, 2),
+			srv(s2, 8)},
+			want: []string{"balance 2 " + s1 + "->" + s2}},
 		{name: "001 never onto the machine of its other copy", nodes: []*node{
 			srv(s1, 8, v(1, 10).RP(1), v(2, 20), v(3, 30)),
 			srv(s2, 8, v(1, 10).RP(1), v(5, 1)),
