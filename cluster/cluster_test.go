@@ -789,3 +789,32 @@ func TestApplyMany(t *testing.T) {
 		}
 	}
 }
+
+// TestEndedContextAppliesNothing: Apply, ApplyMany and RestoreSnapshot
+// with a context already ended propose nothing on the leader: a stream
+// cut at its certificate's expiry has its context cancelled while its
+// handler may still hold a message it received before (a worker's report,
+// a whole snapshot), and nothing may be applied for it after the cut.
+func TestEndedContextAppliesNothing(t *testing.T) {
+	c := newCluster(t, 1, nil)
+	l := c.waitLeader()
+	n := c.nodes[l].node
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := n.raft.LastIndex()
+	cmd := encode(t, submitCmd(9, fsmpb.TaskType_TASK_TYPE_VACUUM))
+	if _, err := n.Apply(ctx, cmd); !errors.Is(err, context.Canceled) {
+		t.Errorf("Apply with an ended context: %v; want context.Canceled", err)
+	}
+	for i, err := range func() []error { _, errs := n.ApplyMany(ctx, [][]byte{cmd, cmd}); return errs }() {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("ApplyMany command %d with an ended context: %v; want context.Canceled", i, err)
+		}
+	}
+	if _, err := n.RestoreSnapshot(ctx, 1, 1, []byte("not even decoded")); !errors.Is(err, context.Canceled) {
+		t.Errorf("RestoreSnapshot with an ended context: %v; want context.Canceled", err)
+	}
+	if after := n.raft.LastIndex(); after != before {
+		t.Fatalf("the log grew from %d to %d for calls whose context had ended", before, after)
+	}
+}

@@ -734,7 +734,13 @@ func timeoutFrom(ctx context.Context) time.Duration {
 
 // Apply proposes cmd and waits until it is applied on this node, returning
 // the FSM's response. On a follower it returns an error matching ErrNotLeader.
+// A ctx already ended proposes nothing: its caller has gone, or its stream
+// was cut (a client certificate that expired mid-stream), and nothing may
+// be applied on its behalf after that.
 func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
 	}
@@ -760,9 +766,15 @@ func (n *Node) result(f raft.ApplyFuture) (any, error) {
 
 // ApplyMany proposes every command, each as its own log entry (raft commits
 // queued entries together), then waits for all of them. Results and errors
-// are index-aligned with cmds.
+// are index-aligned with cmds. A ctx already ended proposes nothing (Apply).
 func (n *Node) ApplyMany(ctx context.Context, cmds [][]byte) ([]any, []error) {
 	out, errs := make([]any, len(cmds)), make([]error, len(cmds))
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("apply: %w", err)
+		}
+		return out, errs
+	}
 	if n.raft.State() != raft.Leader {
 		err := n.notLeader()
 		for i := range errs {
@@ -1063,8 +1075,12 @@ func (n *Node) openLatestSnapshot() (SnapshotMeta, io.ReadCloser, error) {
 // snapshot data (which the caller has vetted: raft stops the node if the
 // FSM refuses it). Only the leader can do it. The cluster's membership is
 // kept; the log continues past max(current, index)+1, so fences keep
-// growing. It returns the new last log index.
+// growing. It returns the new last log index. A ctx already ended restores
+// nothing (Apply).
 func (n *Node) RestoreSnapshot(ctx context.Context, index, term uint64, data []byte) (uint64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
 	if !n.IsLeader() {
 		return 0, n.notLeader()
 	}

@@ -74,6 +74,9 @@ func planFreshMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 		// Fullest first; ties by id (Replicas are sorted by server id).
 		sort.SliceStable(sources, func(i, j int) bool { return DiskUsage(sources[i], typ) > DiskUsage(sources[j], typ) })
 	}
+	if err := MoveBlocked(topo, v); err != nil {
+		return nil, nil, err
+	}
 	locs := VolumeLocations(v)
 	if task.Target != "" {
 		d, ok := topo.FindServer(task.Target)
@@ -113,6 +116,32 @@ func planFreshMove(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 		}
 	}
 	return nil, nil, Errorf("no server without a replica of volume %d has a free %s slot where its replica placement %03d allows a copy", v.ID, DiskTypeName(typ), v.ReplicaPlacement)
+}
+
+// MoveBlocked is why no replica of v may be moved now, nil if one may.
+// A volume listing fewer replicas than its placement asks for is not
+// moved (ErrPlanWait): the missing copy's server may only be away from
+// this topology (restarting, cut off from the master), and a move judged
+// without it can land in its rack or on its machine (a 010 copy moved into
+// its absent twin's rack looks no worse). A volume whose replicas sit on
+// disks of different types is not moved (ErrPlan): the copy would be made
+// on the volume's disk type, which is not the moving replica's. Nor is a
+// volume the topology also lists EC shards of (ErrPlan): an encode that did
+// not finish or a stale copy come back, for the operator to resolve.
+func MoveBlocked(topo *seaweed.Topology, v *seaweed.Volume) error {
+	if _, ec := topo.EcVolumes[v.ID]; ec {
+		return Errorf("volume %d also has EC shards in the master's topology (an erasure coding that did not finish, or a stale replica come back): not moving its replicas; resolve which to keep first (weed shell ec.decode or volume.delete)", v.ID)
+	}
+	if want := Copies(v.ReplicaPlacement); len(v.Replicas) < want {
+		return Waitf("volume %d: replica missing from the master's topology (it lists %d of the %d copies its placement %03d asks for; a move judged without the missing one could put two copies in one rack or on one machine): waiting for it, or cancel the task (weed shell volume.fix.replication restores a lost copy)", v.ID, len(v.Replicas), want, v.ReplicaPlacement)
+	}
+	for _, r := range v.Replicas[1:] {
+		if DiskTypeKey(r.DiskType) != DiskTypeKey(v.Replicas[0].DiskType) {
+			return Errorf("volume %d has replicas on more than one disk type (%s on %s, %s on %s): not moving it (weed shell volume.tier.move puts them on one)", v.ID,
+				DiskTypeName(v.Replicas[0].DiskType), v.Replicas[0].Server.ID, DiskTypeName(r.DiskType), r.Server.ID)
+		}
+	}
+	return nil
 }
 
 // LastLandedMove finds the newest earlier move of the task whose target

@@ -21,6 +21,7 @@ func TestPlanMovePlacementAndDiskType(t *testing.T) {
 		wantSrc        string
 		wantDst        string
 		wantErr        string
+		wait           bool // wantErr is an ErrPlanWait
 	}{
 		{name: "010: chosen target is in another rack than the other copy",
 			nodes: []*topotest.Node{
@@ -83,6 +84,34 @@ func TestPlanMovePlacementAndDiskType(t *testing.T) {
 				srv("10.0.0.2:8081", 10),
 			},
 			source: sid(1), target: "10.0.0.2:8081", wantErr: "is on machine 10.0.0.2, which already holds a copy of volume 1"},
+		// The twin of volume 1 (010) is on a server missing from this
+		// topology, in r2: moving the listed copy into r2 would look no
+		// worse, and put both copies in one rack once the twin is back.
+		{name: "010 with a copy missing from the topology waits",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10).RP(10), v(2, 1)).Placed("dc1", "r1"),
+				srv(sid(3), 10).Placed("dc1", "r2"),
+			},
+			wait: true, wantErr: "lists 1 of the 2 copies"},
+		{name: "010 with a copy missing: an operator's target waits too",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10).RP(10), v(2, 1)).Placed("dc1", "r1"),
+				srv(sid(3), 10).Placed("dc1", "r2"),
+			},
+			source: sid(1), target: sid(3), wait: true, wantErr: "lists 1 of the 2 copies"},
+		{name: "replicas on two disk types are not moved",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10).RP(1)),
+				srv(sid(2), 10).WithDisk("ssd", 4, v(1, 10).RP(1)),
+				srv(sid(3), 10).WithDisk("ssd", 4),
+			},
+			source: sid(2), wantErr: "replicas on more than one disk type"},
+		{name: "a volume with EC shards listed is not moved",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10), v(2, 1)).Shards(1, 0, 1, 2),
+				srv(sid(2), 10),
+			},
+			wantErr: "also has EC shards"},
 		{name: "ssd volume: only an ssd disk with a free slot",
 			nodes: []*topotest.Node{
 				srv(sid(1), 10).WithDisk("ssd", 4, v(1, 10), v(2, 1), v(3, 1)),
@@ -116,8 +145,12 @@ func TestPlanMovePlacementAndDiskType(t *testing.T) {
 			task := &fsmpb.Task{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 1, Source: tc.source, Target: tc.target}
 			src, dst, err := PlanMove(task, topo.Volumes[1], topo)
 			if tc.wantErr != "" {
-				if err == nil || !errors.Is(err, ErrPlan) || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("PlanMove = %v, %v, %v; want an ErrPlan saying %q", src, dst, err, tc.wantErr)
+				want := ErrPlan
+				if tc.wait {
+					want = ErrPlanWait
+				}
+				if err == nil || !errors.Is(err, want) || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("PlanMove = %v, %v, %v; want %v saying %q", src, dst, err, want, tc.wantErr)
 				}
 				return
 			}

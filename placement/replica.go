@@ -231,7 +231,8 @@ func Violations(rp uint32, locs []Location) int {
 
 // MoveKeepsPlacement reports whether a move of the replica on from to target
 // is one a plan may make: it lands on no server or machine holding another
-// replica, it does not raise Violations, and either IsGoodMove accepts it
+// replica, it does not raise Violations nor make the replicas span fewer
+// data centres, racks or machines, and either IsGoodMove accepts it
 // or the volume is misplaced already (Violations > 0). The Violations
 // guard is stricter than SeaweedFS: its IsGoodMove judges the target as one
 // more copy among those that stay, so for a volume short of copies (a 110
@@ -249,7 +250,38 @@ func MoveKeepsPlacement(rp uint32, existing []Location, from string, target Loca
 	if before == 0 && !IsGoodMove(rp, existing, from, target) {
 		return false
 	}
-	return Violations(rp, append(after, target)) <= before
+	moved := append(after, target)
+	return Violations(rp, moved) <= before && !spreadShrinks(existing, moved)
+}
+
+// spreadShrinks reports whether the replicas at after span fewer data
+// centres, racks or machines than those at before: a move that lets one
+// failure take more copies than it could before makes redundancy worse,
+// whatever the placement asks for (SeaweedFS calls a 001 volume in two
+// racks misplaced, and would fix it by moving a copy into its twin's rack).
+func spreadShrinks(before, after []Location) bool {
+	b, a := spreadOf(before), spreadOf(after)
+	return a[0] < b[0] || a[1] < b[1] || a[2] < b[2]
+}
+
+// spreadOf is the number of distinct data centres, racks and machines
+// (Host, or the server when its host is unknown) the replicas at locs use.
+func spreadOf(locs []Location) [3]int {
+	var n [3]int
+	for i, l := range locs {
+		newDC, newRack, newHost := true, true, true
+		for _, p := range locs[:i] {
+			newDC = newDC && p.DC != l.DC
+			newRack = newRack && (p.DC != l.DC || p.Rack != l.Rack)
+			newHost = newHost && (p.Host != l.Host || l.Host == "" && p.Server != l.Server)
+		}
+		for k, isNew := range [3]bool{newDC, newRack, newHost} {
+			if isNew {
+				n[k]++
+			}
+		}
+	}
+	return n
 }
 
 // afterMove is existing less one replica on from; false if from holds none.

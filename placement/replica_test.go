@@ -160,6 +160,13 @@ func TestMoveKeepsPlacement(t *testing.T) {
 		{"010 misplaced: never onto its other copy's machine", "010", []Location{loc("dc1", "r1", "10.0.0.1:1"), loc("dc1", "r1", "10.0.0.2:1")}, "10.0.0.2:1", loc("dc1", "r1", "10.0.0.1:2"), false},
 		{"100 misplaced: another data center fixes it", "100", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2")}, "dn2", loc("dc2", "r1", "dn3"), true},
 		{"110 short of a copy: IsGoodMove accepts leaving its data center, the plan does not", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc2", "r1", "dn2")}, "dn1", loc("dc2", "r2", "dn3"), false},
+		// SeaweedFS calls a 001 volume in two racks misplaced (z asks for
+		// the same rack), but moving its copy into its twin's rack would
+		// let one rack's failure take both copies: redundancy never shrinks.
+		{"001 across racks: never into its twin's rack", "001", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2")}, "dn2", loc("dc1", "r1", "dn3"), false},
+		{"001 across racks: to a third rack", "001", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2")}, "dn2", loc("dc1", "r3", "dn3"), true},
+		{"100 in two data centres, over-replicated: never leaves a data centre empty", "100", []Location{loc("dc1", "r1", "dn1"), loc("dc2", "r1", "dn2"), loc("dc2", "r2", "dn3")}, "dn1", loc("dc2", "r3", "dn4"), false},
+		{"000 over-replicated in two racks: never into one rack", "000", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r2", "dn2")}, "dn2", loc("dc1", "r1", "dn3"), false},
 		{"000: anywhere but the same server", "000", []Location{loc("dc1", "r1", "dn1")}, "dn1", loc("dc2", "r1", "dn2"), true},
 		{"110 misplaced: worse in a third data center", "110", []Location{loc("dc1", "r1", "dn1"), loc("dc1", "r1", "dn2"), loc("dc2", "r2", "dn3")}, "dn2", loc("dc3", "r1", "dn4"), false},
 	} {
@@ -179,6 +186,10 @@ func TestServerLocationHost(t *testing.T) {
 		{seaweed.Server{ID: "10.0.0.1:8080", Addr: seaweed.Address{HTTP: "10.0.0.1:8080"}}, "10.0.0.1"},
 		{seaweed.Server{ID: "dn1"}, "dn1"},
 		{seaweed.Server{ID: "x", Addr: seaweed.Address{HTTP: "[::1]:8080"}}, "::1"},
+		// No address: the id, in SeaweedFS's host:port.grpcPort form too.
+		{seaweed.Server{ID: "10.0.0.1:8080.18080"}, "10.0.0.1"},
+		{seaweed.Server{ID: "[fd00::1]:8080.18080"}, "fd00::1"},
+		{seaweed.Server{ID: "[fd00::1]"}, "fd00::1"},
 	} {
 		if got := ServerLocation(&tc.s).Host; got != tc.host {
 			t.Errorf("%+v: host %q, want %q", tc.s, got, tc.host)

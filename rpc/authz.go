@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/certs"
@@ -205,6 +207,22 @@ func cutOnPeer(src *certs.Source, chain []*x509.Certificate, method string, ss g
 	case err := <-cut:
 		return status.Errorf(codes.Unauthenticated, "%s cut: %v", method, err)
 	}
+}
+
+// reauthorize checks again, before a stream acts, that its caller may
+// still call method (authorize): the interceptors check when a stream
+// opens and cut it when the certificate stops being good, but an admin's
+// membership can end while its stream is open. A call that did not come
+// over TLS is on a server without authorization, and allowed.
+func (s *Server) reauthorize(ctx context.Context, method string) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if _, overTLS := p.AuthInfo.(credentials.TLSInfo); !overTLS {
+		return nil
+	}
+	return authorize(ctx, method, s.raft)
 }
 
 // ctxStream is a server stream with another context.

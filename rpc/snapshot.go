@@ -131,6 +131,18 @@ func (s *Server) RestoreSnapshot(stream pb.Admin_RestoreSnapshotServer) error {
 	if err != nil {
 		return invalid(fmt.Sprintf("snapshot: %v", err))
 	}
+	// A stream cut meanwhile (cutOnPeer: the client's certificate expired
+	// or lost its CA while the snapshot was checked) restores nothing; the
+	// raft layer checks again as it proposes.
+	if err := ctx.Err(); err != nil {
+		return toStatus(err)
+	}
+	// The caller was authorized when the stream opened, which may be long
+	// ago (a chunk every RestoreIdle keeps it open): an admin removed from
+	// the configuration since must not replace the state now.
+	if err := s.reauthorize(ctx, pb.Admin_RestoreSnapshot_FullMethodName); err != nil {
+		return err
+	}
 	idx, err := s.raft.RestoreSnapshot(ctx, hdr.Index, hdr.Term, restored)
 	if isNotLeader(err) {
 		resp, err := s.relayRestore(stream, hdr, data)

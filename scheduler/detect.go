@@ -250,15 +250,41 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 	if avg == 0 || (usage[0].ratio()-usage[len(usage)-1].ratio())/avg < th.BalanceImbalance {
 		return Proposal{}, false
 	}
-	// The volumes of this disk type each server holds, movable now.
-	held := map[string][]*seaweed.Volume{}
-	for _, v := range topo.Volumes {
-		if taken[v.ID] || placement.DiskTypeKey(v.DiskType) != typ || busy(v.ID) {
-			continue
+	// The volumes of this disk type a server holds, movable now: the first
+	// source tried (nearly always the last) costs one pass over the
+	// volumes; a second source builds the index of every server's.
+	// (MoveBlocked is asked in pickMove, of the tried servers' volumes.)
+	movable := func(v *seaweed.Volume) bool {
+		return (v.DiskType == typ || placement.DiskTypeKey(v.DiskType) == typ) && !taken[v.ID] && !busy(v.ID)
+	}
+	var first *seaweed.Server
+	var firstVols []*seaweed.Volume
+	var held map[*seaweed.Server][]*seaweed.Volume
+	heldBy := func(s *seaweed.Server) []*seaweed.Volume {
+		switch {
+		case held != nil:
+			return held[s]
+		case first == nil:
+			first = s
+			for _, v := range topo.Volumes {
+				if placement.HasReplica(v, s.ID) && movable(v) {
+					firstVols = append(firstVols, v)
+				}
+			}
+			return firstVols
+		case s == first:
+			return firstVols
 		}
-		for _, r := range v.Replicas {
-			held[r.Server.ID] = append(held[r.Server.ID], v)
+		held = make(map[*seaweed.Server][]*seaweed.Volume, len(usage))
+		for _, v := range topo.Volumes {
+			if !movable(v) {
+				continue
+			}
+			for _, r := range v.Replicas {
+				held[r.Server] = append(held[r.Server], v)
+			}
 		}
+		return held[s]
 	}
 	pairs := 0
 	for i := 0; i < len(usage); i++ {
@@ -279,7 +305,7 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 			if pairs++; pairs > maxBalancePairs {
 				return Proposal{}, false
 			}
-			if best := pickMove(held[hi.server.ID], hi.server, lo.server); best != nil {
+			if best := pickMove(topo, heldBy(hi.server), hi.server, lo.server); best != nil {
 				return Proposal{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeID: best.ID, Collection: best.Collection,
 					Source: hi.server.ID, Target: lo.server.ID, Priority: 1,
 					Reason: fmt.Sprintf("%s slot usage %s %.0f%% vs %s %.0f%% (avg %.0f%%)", placement.DiskTypeName(typ), hi.server.ID, hi.ratio()*100, lo.server.ID, lo.ratio()*100, avg*100)}, true
@@ -293,12 +319,12 @@ func detectBalanceOf(topo *seaweed.Topology, typ string, busy Busy, taken map[ui
 // lacks, whose move keeps its replica placement; the one whose move
 // lowers its placement's violations most (a misplaced volume gets fixed
 // first), then the smallest, then the lowest id.
-func pickMove(vols []*seaweed.Volume, from, to *seaweed.Server) *seaweed.Volume {
+func pickMove(topo *seaweed.Topology, vols []*seaweed.Volume, from, to *seaweed.Server) *seaweed.Volume {
 	var best *seaweed.Volume
 	bestGain := 0
 	target := placement.ServerLocation(to)
 	for _, v := range vols {
-		if placement.HasReplica(v, to.ID) {
+		if placement.HasReplica(v, to.ID) || placement.MoveBlocked(topo, v) != nil {
 			continue
 		}
 		gain := 0

@@ -283,6 +283,35 @@ func TestDetectBalance(t *testing.T) {
 			srv(s2, 8, v(3, 30).RP(10)).Placed("dc1", "r1"),
 			srv(s3, 8).Placed("dc1", "r2")},
 			want: []string{"balance 3 " + s1 + "->" + s3}},
+		// Volume 1 (010) lists one copy: its twin's server (in r2) is
+		// missing from this topology (restarting, cut off). Moving the
+		// listed copy into r2 looks no worse here, but would put both copies
+		// in one rack when the twin's server is back: not moved.
+		{name: "010 with a copy missing from the topology is not moved", nodes: []*node{
+			srv(s1, 8, v(1, 10).RP(10), v(2, 20), v(3, 30), v(4, 40)).Placed("dc1", "r1"),
+			srv(s3, 8).Placed("dc1", "r2")},
+			want: []string{"balance 2 " + s1 + "->" + s3}},
+		// Volume 1 has a replica on s1's hdd and one on s2's ssd: balancing
+		// hdd must not move the ssd replica (copying it onto an hdd disk).
+		{name: "replicas on two disk types: neither is moved", nodes: []*node{
+			srv(s1, 8, v(1, 5)),
+			srv(s2, 8, v(2, 20), v(3, 30), v(4, 40), v(5, 50)).WithDisk("ssd", 4, v(1, 5)),
+			srv(s3, 8)},
+			want: []string{"balance 2 " + s2 + "->" + s3}},
+		// Volume 1 (001) has copies in r1 and r2: SeaweedFS calls it
+		// misplaced, but moving s2's copy into r1 would put both in one
+		// rack, so the smaller volume 2 moves instead.
+		{name: "001 in two racks is not collapsed into one", nodes: []*node{
+			srv(s1, 8, v(1, 30).RP(1)).Placed("dc1", "r1"),
+			srv(s2, 8, v(1, 30).RP(1), v(2, 10), v(3, 20), v(4, 40)).Placed("dc1", "r2"),
+			srv(s3, 8).Placed("dc1", "r1")},
+			want: []string{"balance 2 " + s2 + "->" + s3}},
+		// Volume 1 has a replica and EC shards (an encode that did not
+		// finish, or a stale copy back): left for the operator, not moved.
+		{name: "volume with EC shards listed is not moved", nodes: []*node{
+			srv(s1, 8, v(1, 5), v(2, 20), v(3, 30), v(4, 40)).Shards(1, 0, 1, 2),
+			srv(s2, 8)},
+			want: []string{"balance 2 " + s1 + "->" + s2}},
 		{name: "001 never onto the machine of its other copy", nodes: []*node{
 			srv(s1, 8, v(1, 10).RP(1), v(2, 20), v(3, 30)),
 			srv(s2, 8, v(1, 10).RP(1), v(5, 1)),

@@ -19,7 +19,9 @@
 // and is always gRPC port − 10000, SeaweedFS's default offset, so both
 // address forms resolve: "host:httpPort" (gRPC at httpPort+10000) and
 // "host:httpPort.grpcPort". A data node's id and address in VolumeList are
-// "127.0.0.1:<httpPort>" and its grpc_port is the listening port, so
+// "<Host>:<httpPort>" (Host is 127.0.0.1 by default; with DistinctHosts
+// volume server i is on 127.0.0.<100+i>) and its grpc_port is the
+// listening port, so
 // seaweed.FromVolumeList derives the dialable address. The master's gRPC
 // address is Cluster.MasterAddress().
 //

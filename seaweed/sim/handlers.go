@@ -425,8 +425,10 @@ func (h *vsHandler) VolumeCopy(req *volume_server_pb.VolumeCopyRequest, stream v
 	snap := sr.clone()
 	src.mu.Unlock()
 
-	diskType := s.c.cfg.DiskType
-	if len(s.c.cfg.DiskTypes) > 0 || req.DiskType != "" {
+	// As SeaweedFS's VolumeCopy: the disk type asked for, else the source
+	// volume's.
+	diskType := src.diskType
+	if req.DiskType != "" {
 		diskType = req.DiskType
 	}
 	s.mu.Lock()

@@ -78,7 +78,7 @@ type Config struct {
 	DiskType string
 	// DiskTypes, if set, gives server i the disk type DiskTypes[i mod
 	// len] instead of DiskType (each server still has one disk); a copy
-	// asking for no disk type then wants hdd, as in SeaweedFS.
+	// asking for no disk type wants its source's, as in SeaweedFS.
 	DiskTypes []string
 	// VolumeSizeLimitMB is the master's -volumeSizeLimitMB (default 30000).
 	VolumeSizeLimitMB uint64

@@ -234,4 +234,13 @@ func TestDiskTypesPerServer(t *testing.T) {
 	if err := copyTo(3, 2, ""); err == nil {
 		t.Fatal("hdd copy onto an ssd server accepted")
 	}
+	// No disk type asked for: the source volume's (SeaweedFS's
+	// VolumeCopy takes the source's VolumeFileStatus disk type).
+	m(c.AddVolume(VolumeSpec{ID: 3, Size: mib, Servers: []int{1}}))
+	if err := copyTo(3, 3, ""); err != nil {
+		t.Fatalf("ssd copy asking for no disk type onto an ssd server: %v", err)
+	}
+	if err := copyTo(2, 3, ""); err == nil {
+		t.Fatal("ssd copy asking for no disk type onto an hdd server accepted")
+	}
 }
