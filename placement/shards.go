@@ -48,7 +48,7 @@ func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlace
 	}
 	counts, err := SpreadShards(cands, TotalShards)
 	if err != nil {
-		return nil, Errorf("erasure coding volume %d: %v", v.ID, err)
+		return nil, Errorf("volume %d: %v", v.ID, err)
 	}
 	// Round-robin over the chosen servers: source first, then the most
 	// free slots, then by id, each taking shards until its count is used
@@ -103,7 +103,7 @@ type ShardCandidate struct {
 // fewer than MinECServers candidates.
 func SpreadShards(cands []ShardCandidate, total int) ([]int, error) {
 	if len(cands) < MinECServers {
-		return nil, fmt.Errorf("it needs at least %d volume servers with a free slot on the volume's disk type; the topology has %d", MinECServers, len(cands))
+		return nil, fmt.Errorf("erasure coding needs at least %d volume servers with a free slot on the volume's disk type; %d given", MinECServers, len(cands))
 	}
 	all := make([]int, len(cands))
 	for i := range all {
@@ -130,7 +130,7 @@ func SpreadShards(cands []ShardCandidate, total int) ([]int, error) {
 		sum += c
 	}
 	if sum < total {
-		return nil, fmt.Errorf("its %d candidate servers take at most %d of the %d shards", len(cands), sum, total)
+		return nil, fmt.Errorf("%d candidate servers take at most %d of the %d shards", len(cands), sum, total)
 	}
 	return counts, nil
 }
