@@ -3,6 +3,8 @@ package placement
 import (
 	"errors"
 	"fmt"
+
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // ErrPlan marks a task that cannot be planned against the topology; another
@@ -51,4 +53,14 @@ func Errorf(format string, args ...any) error {
 // the formatted reason.
 func Waitf(format string, args ...any) error {
 	return &PlanError{Reason: fmt.Sprintf(format, args...), Wait: true}
+}
+
+// CloudTiered is the plan error for a task on a volume whose data lives in
+// remote storage (seaweed.Volume.CloudTiered), nil for any other volume:
+// such a volume is never vacuumed, erasure coded or moved, whoever asks.
+func CloudTiered(v *seaweed.Volume) error {
+	if !v.CloudTiered() {
+		return nil
+	}
+	return Errorf("volume %d is cloud-tiered (its data is in remote storage %s), so it is never vacuumed, erasure coded or moved; bring it back first with weed shell volume.tier.download if it needs maintenance", v.ID, v.RemoteStorage)
 }

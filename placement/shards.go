@@ -17,53 +17,181 @@ const (
 	MinECServers = 4
 )
 
-// PlaceShards spreads the 14 shards round-robin over the servers with the
-// most free slots, starting with the volume's first replica (which generates
-// them), using at least MinECServers servers. The capacity projection
-// places an encoding in flight where this would place it now.
+// PlaceShards places the 14 shards of v on servers with a disk of its disk
+// type, spread as SpreadShards spreads them: evenly over data centres, then
+// over each data centre's racks, then over each rack's servers. The
+// volume's first replica (which generates them) always takes part, even
+// without a free slot (its original is deleted once the shards are made);
+// every other server needs a free slot on that disk type. Shard ids go
+// round-robin over the chosen servers, the generating replica first (it
+// holds shard 0), then the rest by free slots (most first) and id. The capacity
+// projection places an encoding in flight where this would place it now.
 func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlacement, error) {
 	if len(v.Replicas) == 0 {
 		return nil, Errorf("volume %d has no replica to encode", v.ID)
 	}
 	source := v.Replicas[0].Server
-	type cand struct {
-		s    *seaweed.Server
-		free int64
-	}
-	var cands []cand
+	typ := v.DiskType
+	var servers []*seaweed.Server
+	var cands []ShardCandidate
 	for _, s := range topo.Servers {
-		var free int64
-		for _, d := range s.Disks {
-			free += d.FreeSlots
-		}
-		if s.ID != source.ID && free <= 0 {
+		isSource := s.ID == source.ID
+		free := FreeSlotsOf(s, typ)
+		if !isSource && free <= 0 {
 			continue
 		}
-		cands = append(cands, cand{s, free})
+		servers = append(servers, s)
+		cands = append(cands, ShardCandidate{Loc: ServerLocation(s), Free: free, Source: isSource})
 	}
 	if len(cands) < MinECServers {
-		return nil, Errorf("erasure coding needs at least %d volume servers with free slots; the topology has %d", MinECServers, len(cands))
+		return nil, Errorf("erasure coding volume %d needs at least %d volume servers with a free slot on a %s disk, its disk type; the topology has %d", v.ID, MinECServers, DiskTypeName(typ), len(cands))
 	}
-	sort.SliceStable(cands, func(i, j int) bool {
-		if (cands[i].s.ID == source.ID) != (cands[j].s.ID == source.ID) {
-			return cands[i].s.ID == source.ID
+	counts, err := SpreadShards(cands, TotalShards)
+	if err != nil {
+		return nil, Errorf("volume %d: %v", v.ID, err)
+	}
+	// Round-robin over the chosen servers: source first, then the most
+	// free slots, then by id, each taking shards until its count is used
+	// (which shard ids a server gets does not matter to durability: any
+	// ParityShards of them may be lost).
+	order := make([]int, 0, len(cands))
+	for i := range cands {
+		if counts[i] > 0 {
+			order = append(order, i)
 		}
-		if cands[i].free != cands[j].free {
-			return cands[i].free > cands[j].free
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ca, cb := cands[order[a]], cands[order[b]]
+		if ca.Source != cb.Source {
+			return ca.Source
 		}
-		return cands[i].s.ID < cands[j].s.ID
+		if ca.Free != cb.Free {
+			return ca.Free > cb.Free
+		}
+		return ca.Loc.Server < cb.Loc.Server
 	})
-	n := min(len(cands), TotalShards)
-	out := make([]*fsmpb.ShardPlacement, TotalShards)
-	for shard := 0; shard < TotalShards; shard++ {
-		out[shard] = &fsmpb.ShardPlacement{ShardId: uint32(shard), Server: cands[shard%n].s.Addr.String()}
+	out := make([]*fsmpb.ShardPlacement, 0, TotalShards)
+	left := append([]int(nil), counts...)
+	for len(out) < TotalShards {
+		for _, i := range order {
+			if left[i] > 0 && len(out) < TotalShards {
+				left[i]--
+				out = append(out, &fsmpb.ShardPlacement{ShardId: uint32(len(out)), Server: servers[i].Addr.String()})
+			}
+		}
 	}
 	return out, nil
 }
 
+// ShardCandidate is a server that may take shards of a volume being
+// encoded: where it is, its free slots on the volume's disk type, and
+// whether it holds the replica that generates the shards.
+type ShardCandidate struct {
+	Loc    Location
+	Free   int64
+	Source bool
+}
+
+// SpreadShards decides how many of total shards each candidate takes, as
+// SeaweedFS's ec.encode and ec.balance aim to spread them: evenly over the
+// data centres (at most ceil(total/n) in each of n where the others have
+// room), then each data centre's share evenly over its racks, then each
+// rack's share evenly over its servers, never more than MaxShardsPerServer
+// on one server. Ties go to the unit holding the generating replica, then
+// to the one with more free slots, then by name, so the answer depends on
+// nothing but the candidates (not their order). It fails, saying why, with
+// fewer than MinECServers candidates.
+func SpreadShards(cands []ShardCandidate, total int) ([]int, error) {
+	if len(cands) < MinECServers {
+		return nil, fmt.Errorf("erasure coding needs at least %d volume servers with a free slot on the volume's disk type; %d given", MinECServers, len(cands))
+	}
+	all := make([]int, len(cands))
+	for i := range all {
+		all[i] = i
+	}
+	counts := make([]int, len(cands))
+	// Each level splits a group's share over its sub-groups.
+	dcs := groupBy(cands, all, func(l Location) string { return l.DC })
+	dcShares := fill(cands, dcs, total)
+	for d, dc := range dcs {
+		racks := groupBy(cands, dc, func(l Location) string { return l.Rack })
+		rackShares := fill(cands, racks, dcShares[d])
+		for r, rack := range racks {
+			servers := groupBy(cands, rack, func(l Location) string { return l.Server })
+			for s, n := range fill(cands, servers, rackShares[r]) {
+				for _, i := range servers[s] {
+					counts[i] += n // one candidate per server id
+				}
+			}
+		}
+	}
+	sum := 0
+	for _, c := range counts {
+		sum += c
+	}
+	if sum < total {
+		return nil, fmt.Errorf("%d candidate servers take at most %d of the %d shards", len(cands), sum, total)
+	}
+	return counts, nil
+}
+
+// groupBy splits the candidates idx by key, in key order.
+func groupBy(cands []ShardCandidate, idx []int, key func(Location) string) [][]int {
+	byKey := map[string][]int{}
+	var keys []string
+	for _, i := range idx {
+		k := key(cands[i].Loc)
+		if _, ok := byKey[k]; !ok {
+			keys = append(keys, k)
+		}
+		byKey[k] = append(byKey[k], i)
+	}
+	sort.Strings(keys)
+	out := make([][]int, len(keys))
+	for j, k := range keys {
+		out[j] = byKey[k]
+	}
+	return out
+}
+
+// fill splits n shards over groups one at a time, each to the group with
+// the fewest so far that has room (MaxShardsPerServer per server in it);
+// ties to the group with the generating replica, then the most free slots,
+// then the first (groups come in key order).
+func fill(cands []ShardCandidate, groups [][]int, n int) []int {
+	room := make([]int, len(groups))
+	free := make([]int64, len(groups))
+	source := make([]bool, len(groups))
+	for g, idx := range groups {
+		for _, i := range idx {
+			room[g] += MaxShardsPerServer
+			free[g] += cands[i].Free
+			source[g] = source[g] || cands[i].Source
+		}
+	}
+	got := make([]int, len(groups))
+	for ; n > 0; n-- {
+		best := -1
+		for g := range groups {
+			if got[g] >= room[g] {
+				continue
+			}
+			if best < 0 || got[g] < got[best] ||
+				got[g] == got[best] && (source[g] && !source[best] || source[g] == source[best] && free[g] > free[best]) {
+				best = g
+			}
+		}
+		if best < 0 {
+			break
+		}
+		got[best]++
+	}
+	return got
+}
+
 // MaxShardsPerServer is the most shards of one volume PlaceShards puts on
-// one server (round-robin over at least MinECServers servers): losing any
-// one server then loses at most as many shards as there are parity shards.
+// one server (it uses at least MinECServers servers): losing any one
+// server then loses at most as many shards as there are parity shards.
 const MaxShardsPerServer = (TotalShards + MinECServers - 1) / MinECServers
 
 // CheckSpread checks a layout of the 14 shards (shard count by server)

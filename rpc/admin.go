@@ -2,6 +2,7 @@ package rpc
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
@@ -140,6 +142,9 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 	if err := validateSubmit(req); err != nil {
 		return nil, err
 	}
+	if err := s.refuseCloudTiered(req.VolumeId); err != nil {
+		return nil, err
+	}
 	res, err := s.apply(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 		Type: req.Type, VolumeId: req.VolumeId, Collection: req.Collection, Source: req.Source,
 		Target: req.Target, Params: req.Params, Priority: req.Priority, Origin: "manual",
@@ -148,6 +153,30 @@ func (s *Server) SubmitTask(ctx context.Context, req *pb.SubmitTaskRequest) (*pb
 		return nil, err
 	}
 	return &pb.SubmitTaskResponse{Task: res.Task, Existing: res.Existing, Index: res.Index}, nil
+}
+
+// refuseCloudTiered refuses a submit for a volume the master's last
+// topology (as this admin has it) lists as cloud-tiered, with the reason a
+// plan would give. Without a topology, or with the volume not listed, the
+// plan decides (placement.CloudTiered refuses it there too).
+func (s *Server) refuseCloudTiered(vid uint32) error {
+	h := s.topo.Load()
+	if h == nil {
+		return nil
+	}
+	t, _ := h.src.Latest()
+	if t == nil {
+		return nil
+	}
+	v, ok := t.Volumes[vid]
+	if !ok {
+		return nil
+	}
+	var pe *placement.PlanError
+	if err := placement.CloudTiered(v); errors.As(err, &pe) {
+		return status.Error(codes.FailedPrecondition, pe.Reason)
+	}
+	return nil
 }
 
 // ListTasks lists a page of tasks in id order, optionally filtered by state

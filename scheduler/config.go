@@ -13,11 +13,26 @@ type Thresholds struct {
 	ECQuietFor       time.Duration // ... and unmodified for this long (1h)
 	ECMinSizeMB      uint64        // ... and at least this big (30 MB)
 	BalanceImbalance float64       // balance when (max-min)/avg slot usage >= this (0.2)
+	// BalanceMovesPerRound bounds the moves one detection round proposes
+	// per disk type (0: DefaultBalanceMovesPerRound).
+	BalanceMovesPerRound int
+}
+
+// DefaultBalanceMovesPerRound is Thresholds.BalanceMovesPerRound's default.
+const DefaultBalanceMovesPerRound = 8
+
+// movesPerRound is BalanceMovesPerRound, or its default when unset.
+func (t Thresholds) movesPerRound() int {
+	if t.BalanceMovesPerRound <= 0 {
+		return DefaultBalanceMovesPerRound
+	}
+	return t.BalanceMovesPerRound
 }
 
 // DefaultThresholds are SeaweedFS's defaults.
 func DefaultThresholds() Thresholds {
-	return Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2}
+	return Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2,
+		BalanceMovesPerRound: DefaultBalanceMovesPerRound}
 }
 
 // Validate refuses out-of-range values with one sentence.
@@ -31,6 +46,8 @@ func (t Thresholds) Validate() error {
 		return fmt.Errorf("EC quiet period %s must not be negative", t.ECQuietFor)
 	case !(t.BalanceImbalance > 0):
 		return fmt.Errorf("balance imbalance threshold %v must be greater than 0", t.BalanceImbalance)
+	case t.BalanceMovesPerRound < 0:
+		return fmt.Errorf("balance moves per round %d must not be negative", t.BalanceMovesPerRound)
 	}
 	return nil
 }

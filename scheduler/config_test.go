@@ -10,7 +10,7 @@ import (
 )
 
 func TestDefaultThresholds(t *testing.T) {
-	want := Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2}
+	want := Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2, BalanceMovesPerRound: DefaultBalanceMovesPerRound}
 	if got := DefaultThresholds(); got != want {
 		t.Fatalf("DefaultThresholds() = %+v, want SeaweedFS's %+v", got, want)
 	}
@@ -36,6 +36,9 @@ func TestThresholdsValidate(t *testing.T) {
 		{name: "EC quiet 0", mod: func(th *Thresholds) { th.ECQuietFor = 0 }},
 		{name: "EC min size 0", mod: func(th *Thresholds) { th.ECMinSizeMB = 0 }},
 		{name: "balance imbalance above 1", mod: func(th *Thresholds) { th.BalanceImbalance = 1.5 }},
+		{name: "one balance move per round", mod: func(th *Thresholds) { th.BalanceMovesPerRound = 1 }},
+		{name: "balance moves per round unset (the default)", mod: func(th *Thresholds) { th.BalanceMovesPerRound = 0 }},
+		{name: "balance moves per round negative", mod: func(th *Thresholds) { th.BalanceMovesPerRound = -1 }, wantErr: []string{"balance moves per round", "-1"}},
 
 		{name: "vacuum garbage 0", mod: func(th *Thresholds) { th.VacuumGarbage = 0 }, wantErr: []string{"vacuum garbage threshold", "0"}},
 		{name: "vacuum garbage negative", mod: func(th *Thresholds) { th.VacuumGarbage = -0.1 }, wantErr: []string{"vacuum garbage threshold", "-0.1"}},

@@ -168,7 +168,8 @@ func stuckTasks(active []*fsmpb.Task, progress map[uint64]progressInfo, cancelli
 // (at the boundary included: operators' own submissions and retries are not
 // held back, only detection), and one with a capacity change the master
 // does not reflect yet. It also lists the balance moves in flight, for
-// projecting server loads.
+// projecting server loads, and those completed within cooldown (Done),
+// whose volumes balance leaves where they went.
 func busyVolumes(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (map[uint32]bool, []ActiveMove) {
 	busy := map[uint32]bool{}
 	var moves []ActiveMove
@@ -178,6 +179,10 @@ func busyVolumes(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.
 		case fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED:
 			if t.FinishedAt >= since {
 				busy[t.VolumeId] = true
+			}
+		case fsmpb.TaskState_TASK_STATE_COMPLETED:
+			if t.Type == fsmpb.TaskType_TASK_TYPE_BALANCE && t.FinishedAt >= since {
+				moves = append(moves, ActiveMove{VolumeID: t.VolumeId, Source: t.Source, Target: t.Target, Done: true})
 			}
 		case fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING:
 			busy[t.VolumeId] = true

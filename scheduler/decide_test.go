@@ -258,7 +258,15 @@ func TestBusyVolumes(t *testing.T) {
 		{name: "balance moves in flight listed in task order; finished ones not", tasks: []*fsmpb.Task{
 			move(1, 1, fsmpb.TaskState_TASK_STATE_PENDING, "a", "b"), move(2, 2, fsmpb.TaskState_TASK_STATE_FAILED, "c", "d"),
 			move(3, 3, fsmpb.TaskState_TASK_STATE_RUNNING, "e", "f")},
-			wantBusy: []uint32{1, 3}, wantMoves: []ActiveMove{{1, "a", "b"}, {3, "e", "f"}}},
+			wantBusy: []uint32{1, 3}, wantMoves: []ActiveMove{{VolumeID: 1, Source: "a", Target: "b"}, {VolumeID: 3, Source: "e", Target: "f"}}},
+		{name: "a move completed inside the cooldown is listed done, its volume free for other work", tasks: func() []*fsmpb.Task {
+			recent := move(1, 1, fsmpb.TaskState_TASK_STATE_COMPLETED, "a", "b")
+			recent.FinishedAt = now.Add(-cooldown).UnixNano()
+			old := move(2, 2, fsmpb.TaskState_TASK_STATE_COMPLETED, "c", "d")
+			old.FinishedAt = now.Add(-cooldown - 1).UnixNano()
+			vacuum := task(3, 3, fsmpb.TaskState_TASK_STATE_COMPLETED, now)
+			return []*fsmpb.Task{recent, old, vacuum}
+		}(), wantMoves: []ActiveMove{{VolumeID: 1, Source: "a", Target: "b", Done: true}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			busy, moves := busyVolumes(tc.tasks, tc.changes, now, cooldown)

@@ -26,18 +26,29 @@ type Proposal struct {
 type Busy func(volume uint32) bool
 
 // ActiveMove is a balance task in flight, for projecting server loads: its
-// volume (for its disk type) and servers.
+// volume (for its disk type) and servers. Done marks instead a balance
+// that completed inside the detection cooldown: not projected (the
+// topology shows it), but its volume is not moved again until the
+// cooldown ends, so moves never oscillate.
 type ActiveMove struct {
 	VolumeID       uint32
 	Source, Target string
+	Done           bool
 }
 
 // Detect returns the work the topology calls for, in a deterministic order
 // (vacuum, then erasure coding, then balance; by volume id within a type).
-// A volume gets at most one proposal.
+// A volume gets at most one proposal; a cloud-tiered one gets none.
 func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds, now time.Time) []Proposal {
 	var out []Proposal
 	taken := map[uint32]bool{}
+	// A cloud-tiered volume is never vacuumed, encoded or moved: no
+	// detector sees it.
+	callerBusy := busy
+	busy = func(id uint32) bool {
+		v, ok := topo.Volumes[id]
+		return ok && v.CloudTiered() || callerBusy(id)
+	}
 	ids := make([]uint32, 0, len(topo.Volumes))
 	for id := range topo.Volumes {
 		ids = append(ids, id)
@@ -55,10 +66,19 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			taken[id] = true
 		}
 	}
-	freeServers := 0
+	// Servers with a free slot, by disk type (a DiskTypeKey): PlaceShards
+	// puts a volume's shards only on its own disk type.
+	// A server counts once per type, as FreeSlotsOf reads it (a master
+	// could list one type under two spellings).
+	freeServers := map[string]int{}
 	for _, srv := range topo.Servers {
-		if placement.FreeSlots(srv) > 0 {
-			freeServers++
+		seen := map[string]bool{}
+		for name := range srv.Disks {
+			k := placement.DiskTypeKey(name)
+			if !seen[k] && placement.FreeSlotsOf(srv, k) > 0 {
+				freeServers[k]++
+			}
+			seen[k] = true
 		}
 	}
 	if len(topo.Servers) >= placement.MinECServers && topo.VolumeSizeLimit > 0 {
@@ -74,7 +94,8 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 			quiet := now.Sub(time.Unix(v.ModifiedAt, 0))
 			if full >= th.ECFullness && quiet >= th.ECQuietFor && v.Size >= th.ECMinSizeMB<<20 {
 				// Only what PlanSpec can place: PlaceShards uses every server
-				// with a free slot plus the generating replica.
+				// with a free slot on the volume's disk type plus the
+				// generating replica.
 				if len(v.Replicas) == 0 {
 					continue
 				}
@@ -85,8 +106,8 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 				if len(v.Replicas) < placement.Copies(v.ReplicaPlacement) {
 					continue
 				}
-				usable := freeServers
-				if placement.FreeSlots(v.Replicas[0].Server) <= 0 {
+				usable := freeServers[placement.DiskTypeKey(v.DiskType)]
+				if placement.FreeSlotsOf(v.Replicas[0].Server, v.DiskType) <= 0 {
 					usable++
 				}
 				if usable < placement.MinECServers {
@@ -117,7 +138,9 @@ func (s slotUsage) ratio() float64 {
 }
 
 // detectBalance proposes, for each disk type (hdd, ssd, custom types) on
-// its own, one move from a full to an empty server when (max-min)/avg of
+// its own, up to Thresholds.BalanceMovesPerRound moves (each of another
+// volume, never one moved inside the cooldown), one at a time from a full
+// to an empty server while (max-min)/avg of
 // that disk type's slot usage reaches the threshold, counting moves in
 // flight as already done. The move keeps the volume on its disk type and
 // its replica placement (placement.MoveKeepsPlacement, as PlanMove checks
@@ -135,11 +158,29 @@ func detectBalance(topo *seaweed.Topology, busy Busy, taken map[uint32]bool, mov
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	// A volume moved inside the cooldown stays where it went.
+	var inflight []ActiveMove
+	for _, m := range moves {
+		if m.Done {
+			taken[m.VolumeID] = true
+		} else {
+			inflight = append(inflight, m)
+		}
+	}
 	var out []Proposal
 	for _, typ := range keys {
-		if p, ok := detectBalanceOf(topo, typ, busy, taken, moves, th); ok {
+		// Each move proposed counts as in flight for the next, so the
+		// usage math (threshold, no swap of which server is fuller, free
+		// slots) holds for the moves together.
+		proj := inflight[:len(inflight):len(inflight)]
+		for n := 0; n < th.movesPerRound(); n++ {
+			p, ok := detectBalanceOf(topo, typ, busy, taken, proj, th)
+			if !ok {
+				break
+			}
 			out = append(out, p)
 			taken[p.VolumeID] = true
+			proj = append(proj, ActiveMove{VolumeID: p.VolumeID, Source: p.Source, Target: p.Target})
 		}
 	}
 	return out

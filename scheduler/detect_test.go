@@ -19,6 +19,14 @@ func noBalance() Thresholds {
 	return th
 }
 
+// oneMove is the default thresholds with one balance move per round and
+// disk type, for cases about which move balance picks.
+func oneMove() Thresholds {
+	th := DefaultThresholds()
+	th.BalanceMovesPerRound = 1
+	return th
+}
+
 // caseSetup is what a table case runs with: noBalance's thresholds as
 // adjust (if set) changes them, and busy, or idle if unset.
 func caseSetup(adjust func(*Thresholds), busy Busy) (Thresholds, Busy) {
@@ -326,7 +334,7 @@ func TestDetectBalance(t *testing.T) {
 			want: []string{"balance 20 " + s1 + "->" + s2, "balance 1 " + s1 + "->" + s2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			th := DefaultThresholds()
+			th := oneMove()
 			if tc.th != 0 {
 				th.BalanceImbalance = tc.th
 			}
@@ -384,7 +392,7 @@ func TestDetectBusySkippedForEveryType(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := build(100, nodes...)
-			got := Detect(topo, tc.busy, nil, DefaultThresholds(), now)
+			got := Detect(topo, tc.busy, nil, oneMove(), now)
 			if !reflect.DeepEqual(summary(got), tc.want) {
 				t.Fatalf("Detect = %v, want %v", summary(got), tc.want)
 			}
@@ -411,6 +419,12 @@ func TestDetectECNeedsUsableServers(t *testing.T) {
 			want: []string{"ec 1"}},
 		{name: "5 servers, 1 full", nodes: []*node{
 			srv(sid(1), 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4), srv(sid(4), 4), srv(sid(5), 1, v(10, mib))},
+			want: []string{"ec 1"}},
+		{name: "ssd volume, 3 servers with ssd: the hdd slots do not count", nodes: []*node{
+			srv(sid(1), 4).WithDisk("ssd", 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4).WithDisk("ssd", 4), srv(sid(3), 4).WithDisk("ssd", 4), srv(sid(4), 4), srv(sid(5), 4)},
+			want: []string{}},
+		{name: "ssd volume, 4 servers with ssd", nodes: []*node{
+			srv(sid(1), 4).WithDisk("ssd", 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4).WithDisk("ssd", 4), srv(sid(3), 4).WithDisk("ssd", 4), srv(sid(4), 4).WithDisk("ssd", 4)},
 			want: []string{"ec 1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -442,7 +456,8 @@ func mixed() []*node {
 func TestDetectDeterministic(t *testing.T) {
 	th := DefaultThresholds()
 	want := Detect(build(100, mixed()...), idle, nil, th, now)
-	wantSummary := []string{"vacuum 1", "vacuum 6", "vacuum 12", "ec 2", "ec 7", "ec 9", "balance 4 " + sid(1) + "->" + sid(5)}
+	wantSummary := []string{"vacuum 1", "vacuum 6", "vacuum 12", "ec 2", "ec 7", "ec 9",
+		"balance 4 " + sid(1) + "->" + sid(5), "balance 5 " + sid(1) + "->" + sid(5), "balance 3 " + sid(1) + "->" + sid(4), "balance 8 " + sid(1) + "->" + sid(3)}
 	if !reflect.DeepEqual(summary(want), wantSummary) {
 		t.Fatalf("Detect = %v, want %v", summary(want), wantSummary)
 	}

@@ -156,7 +156,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	var moves []ActiveMove
 	s.state.Read(func(st *fsm.State) {
 		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
-			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED,
+			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED, fsmpb.TaskState_TASK_STATE_COMPLETED,
 			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
 		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})

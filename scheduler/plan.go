@@ -286,6 +286,9 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 		}
 		return nil, placement.Errorf("volume %d not found in the master's topology", task.VolumeId)
 	}
+	if err := placement.CloudTiered(v); err != nil {
+		return nil, err
+	}
 	spec.Size, spec.DeletedBytes, spec.DiskType, spec.ReplicaPlacement = v.Size, v.DeletedBytes, v.DiskType, v.ReplicaPlacement
 	for _, r := range v.Replicas {
 		spec.Replicas = append(spec.Replicas, r.Server.Addr.String())

@@ -50,8 +50,8 @@ const pruneEvery = time.Minute
 
 // PruneCandidates picks, from the terminal tasks, those to forget: finished
 // more than MaxAge before now, or beyond the MaxCount most recently finished.
-// A failed or cancelled task younger than cooldown stays (detection reads it
-// to leave its volume alone), and so does any task keep names (one still carrying an
+// A failed or cancelled task or a completed move younger than cooldown stays
+// (detection reads it to leave its volume alone), and so does any task keep names (one still carrying an
 // unreported capacity change). The ids come back sorted.
 func PruneCandidates(terminal []*fsmpb.Task, keep func(id uint64) bool, now time.Time, r Retention, cooldown time.Duration) []uint64 {
 	byAge := slices.Clone(terminal)
@@ -71,7 +71,7 @@ func PruneCandidates(terminal []*fsmpb.Task, keep func(id uint64) bool, now time
 		if !old && !surplus {
 			continue
 		}
-		if (t.State == fsmpb.TaskState_TASK_STATE_FAILED || t.State == fsmpb.TaskState_TASK_STATE_CANCELLED) && t.FinishedAt >= failCut {
+		if coolingDown(t) && t.FinishedAt >= failCut {
 			continue
 		}
 		if keep != nil && keep(t.Id) {
@@ -81,6 +81,19 @@ func PruneCandidates(terminal []*fsmpb.Task, keep func(id uint64) bool, now time
 	}
 	slices.Sort(out)
 	return out
+}
+
+// coolingDown reports whether detection reads the finished task t while it
+// is younger than the cooldown: a failed or cancelled task (its volume is
+// left alone) or a completed move (its volume is not moved again).
+func coolingDown(t *fsmpb.Task) bool {
+	switch t.State {
+	case fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED:
+		return true
+	case fsmpb.TaskState_TASK_STATE_COMPLETED:
+		return t.Type == fsmpb.TaskType_TASK_TYPE_BALANCE
+	}
+	return false
 }
 
 // prune forgets the finished tasks the retention policy lets go, in

@@ -138,3 +138,22 @@ func TestPruneProposes(t *testing.T) {
 		t.Errorf("a second prune proposed %d commands", a.index-before)
 	}
 }
+
+// TestPruneKeepsMovesInCooldown: a completed move inside the cooldown stays
+// (detection reads it to leave its volume where it went), beyond the count
+// limit too; a completed vacuum or an older move goes.
+func TestPruneKeepsMovesInCooldown(t *testing.T) {
+	cooldown := 30 * time.Minute
+	move := func(id uint64, ago time.Duration) *fsmpb.Task {
+		x := finished(id, fsmpb.TaskState_TASK_STATE_COMPLETED, ago)
+		x.Type = fsmpb.TaskType_TASK_TYPE_BALANCE
+		return x
+	}
+	vacuum := finished(3, fsmpb.TaskState_TASK_STATE_COMPLETED, 10*time.Minute)
+	vacuum.Type = fsmpb.TaskType_TASK_TYPE_VACUUM
+	tasks := []*fsmpb.Task{move(1, 5*time.Minute), move(2, 40*time.Minute), vacuum, move(4, time.Minute)}
+	got := PruneCandidates(tasks, nil, now, Retention{MaxAge: 20 * time.Minute, MaxCount: 1}, cooldown)
+	if !slices.Equal(got, []uint64{2, 3}) {
+		t.Errorf("pruned %v, want [2 3]: the moves inside the cooldown stay", got)
+	}
+}

@@ -61,10 +61,19 @@ type Volume struct {
 	DeleteCount  uint64
 	ReadOnly     bool
 	replicaCount int32 // FromVolumeList's count, before Replicas is filled
+	// RemoteStorage names the remote storage (cloud tier) holding the
+	// volume's data, as any replica reports it (RemoteStorageName in the
+	// master's VolumeInformationMessage, set by volume.tier.upload); "" for
+	// a volume whose data is local.
+	RemoteStorage string
 	// ModifiedAt is the latest modification (unix seconds) of any replica.
 	ModifiedAt int64
 	Replicas   []Replica
 }
+
+// CloudTiered reports whether the volume's data lives in remote storage
+// (a cloud tier): such a volume is never vacuumed, erasure coded or moved.
+func (v *Volume) CloudTiered() bool { return v.RemoteStorage != "" }
 
 // GarbageRatio is deleted bytes over size (0 for an empty volume).
 func (v *Volume) GarbageRatio() float64 {
@@ -214,6 +223,9 @@ func (b *builder) merge(vi *master_pb.VolumeInformationMessage) {
 	v.DeleteCount = max(v.DeleteCount, vi.GetDeleteCount())
 	v.ModifiedAt = max(v.ModifiedAt, vi.GetModifiedAtSecond())
 	v.ReadOnly = v.ReadOnly || vi.GetReadOnly()
+	if r := vi.GetRemoteStorageName(); r != "" {
+		v.RemoteStorage = b.name(r)
+	}
 	v.replicaCount++
 }
 

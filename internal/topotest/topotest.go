@@ -36,6 +36,7 @@ type Vol struct {
 	coll     string
 	rp       uint32
 	ro       bool
+	remote   string
 }
 
 // V is a replica of volume id holding size bytes, nothing else set.
@@ -52,6 +53,9 @@ func (x Vol) In(coll string) Vol { x.coll = coll; return x }
 
 // ReadOnly marks the replica read-only.
 func (x Vol) ReadOnly() Vol { x.ro = true; return x }
+
+// Remote makes the volume cloud-tiered in the named remote storage.
+func (x Vol) Remote(name string) Vol { x.remote = name; return x }
 
 // RP sets the replica placement (001: two copies).
 func (x Vol) RP(rp uint32) Vol { x.rp = rp; return x }
@@ -125,7 +129,7 @@ func (n *Node) dataNode(rng *rand.Rand) *master_pb.DataNodeInfo {
 	}
 	for _, x := range n.vols {
 		disk.VolumeInfos = append(disk.VolumeInfos, &master_pb.VolumeInformationMessage{
-			Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro,
+			Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, RemoteStorageName: x.remote,
 		})
 	}
 	ecIDs := make([]uint32, 0, len(n.ec))
@@ -153,7 +157,7 @@ func (n *Node) dataNode(rng *rand.Rand) *master_pb.DataNodeInfo {
 		di := &master_pb.DiskInfo{Type: d.typ, VolumeCount: int64(len(d.vols)), MaxVolumeCount: d.max, FreeVolumeCount: d.max - int64(len(d.vols))}
 		for _, x := range d.vols {
 			di.VolumeInfos = append(di.VolumeInfos, &master_pb.VolumeInformationMessage{
-				Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, DiskType: d.typ,
+				Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, DiskType: d.typ, RemoteStorageName: x.remote,
 			})
 		}
 		infos[d.typ] = di

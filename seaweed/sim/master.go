@@ -281,6 +281,7 @@ func (m *master) setReadOnlyLocked(s *VolumeServer, vid uint32, ro bool) {
 			DeletedByteCount: vi.DeletedByteCount, ReadOnly: ro, ReadOnlyCanDelete: vi.ReadOnlyCanDelete && ro,
 			ReplicaPlacement: vi.ReplicaPlacement, Version: vi.Version, Ttl: vi.Ttl, CompactRevision: vi.CompactRevision,
 			ModifiedAtSecond: vi.ModifiedAtSecond, DiskType: vi.DiskType, DiskId: vi.DiskId,
+			RemoteStorageName: vi.RemoteStorageName, RemoteStorageKey: vi.RemoteStorageKey,
 		}
 		n.vols[vid] = nvi
 		n.dirty = true

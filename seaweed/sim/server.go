@@ -374,6 +374,8 @@ type replica struct {
 	cpdDelBytes, cpdDels uint64 // garbage the finished compaction removes
 	unloaded             bool
 
+	remoteName, remoteKey string // cloud tier (VolumeSpec.RemoteStorageName/Key)
+
 	appends []appendRec        // writes made through Cluster.Write/DeleteData
 	applied map[int64]struct{} // append ids present here
 }
@@ -385,6 +387,7 @@ func newReplica(spec VolumeSpec) *replica {
 		deleteCount: spec.DeleteCount, deletedBytes: min(spec.DeletedBytes, size-superBlockSize),
 		rp: spec.ReplicaPlacement, modifiedAt: spec.ModifiedAt, lastAppendNs: uint64(spec.ModifiedAt) * uint64(time.Second),
 		roMark: spec.ReadOnly, persistRO: spec.ReadOnly,
+		remoteName: spec.RemoteStorageName, remoteKey: spec.RemoteStorageKey,
 	}
 }
 
@@ -440,7 +443,7 @@ func (s *VolumeServer) volumeMessage(r *replica) *master_pb.VolumeInformationMes
 		Id: r.id, Size: r.size, Collection: r.collection, FileCount: r.fileCount, DeleteCount: r.deleteCount,
 		DeletedByteCount: r.deletedBytes, ReadOnly: r.noWrite(), ReadOnlyCanDelete: r.canDeleteMark && !r.roMark,
 		ReplicaPlacement: r.rp, Version: volumeVersion, CompactRevision: r.revision, ModifiedAtSecond: r.modifiedAt,
-		DiskType: s.diskType,
+		DiskType: s.diskType, RemoteStorageName: r.remoteName, RemoteStorageKey: r.remoteKey,
 	}
 }
 

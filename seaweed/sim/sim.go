@@ -374,6 +374,10 @@ type VolumeSpec struct {
 	// Servers are the indexes of the servers holding replicas; nil places
 	// them round-robin over servers with free slots.
 	Servers []int
+	// RemoteStorageName and RemoteStorageKey, when set, make the volume
+	// cloud-tiered (as volume.tier.upload leaves it): its replicas report
+	// them to the master.
+	RemoteStorageName, RemoteStorageKey string
 }
 
 // ReplicaCount is the number of copies a placement byte asks for.
