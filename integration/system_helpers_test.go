@@ -119,7 +119,7 @@ func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	proc := startWeed(t, bin, name, filepath.Join(dir, name+".log"), "volume",
+	proc := startWeedIn(t, bin, name, filepath.Join(dir, name+".log"), c.opts.cwd, "volume",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
 		"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
 	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)}
