@@ -76,9 +76,9 @@ func (n *node) startArgs(t testing.TB, args ...string) {
 }
 
 // startWorkers starts `groundskeeper worker` processes w1..wN against the
-// given admin addresses. Their process groups are killed when the test
+// given admin addresses, with extra flags if any. Their process groups are killed when the test
 // ends, and their logs' tails printed if it failed.
-func startWorkers(t *testing.T, n int, admins []string) []*node {
+func startWorkers(t *testing.T, n int, admins []string, extra ...string) []*node {
 	t.Helper()
 	dir := t.TempDir()
 	var ws []*node
@@ -101,7 +101,7 @@ func startWorkers(t *testing.T, n int, admins []string) []*node {
 		}
 	})
 	for _, w := range ws {
-		w.startArgs(t, "worker", "--id", w.ID, "--admin", strings.Join(admins, ","), "--data-dir", w.DataDir)
+		w.startArgs(t, append([]string{"worker", "--id", w.ID, "--admin", strings.Join(admins, ","), "--data-dir", w.DataDir}, extra...)...)
 	}
 	return ws
 }
