@@ -100,7 +100,7 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 		return v != nil && v.FileCount >= 40 && v.DeleteCount >= 26 && v.GarbageRatio() >= 0.3, fmt.Sprintf("volume %d: %+v", vid, v)
 	})
 	th := systemThresholds
-	th.ECMinSizeMB, th.BalanceImbalance = 1 << 20, 1000 // vacuum only
+	th.ECMinSizeMB, th.BalanceImbalance = 1<<20, 1000 // vacuum only
 
 	// A client certificate of another CA: the admin runs, but the master
 	// is unreachable, and ctl status says why.
