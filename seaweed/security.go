@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/grpc"
@@ -344,7 +345,32 @@ func (c *seaweedCreds) ClientHandshake(ctx context.Context, authority string, co
 	if err != nil {
 		return nil, nil, fmt.Errorf("SeaweedFS mutual TLS with %s as %s (certificate %s) failed: %w", authority, c.s.component, c.s.src.Files().Cert, err)
 	}
-	return nc, info, nil
+	return &refusalConn{Conn: nc, c: c, authority: authority}, info, nil
+}
+
+// refusalConn names a refusal of our certificate. In TLS 1.3 the server
+// judges the client's certificate after the client's side of the
+// handshake is done, so its refusal (another CA, a name not in its
+// allowed_commonNames) arrives as an alert on the first read, which grpc
+// would report as a bare "remote error: tls: bad certificate".
+type refusalConn struct {
+	net.Conn
+	c         *seaweedCreds
+	authority string
+	read      atomic.Bool // a read succeeded: the server accepted us
+}
+
+func (r *refusalConn) Read(p []byte) (int, error) {
+	n, err := r.Conn.Read(p)
+	if err == nil || n > 0 {
+		r.read.Store(true)
+		return n, err
+	}
+	if !r.read.Load() && strings.Contains(err.Error(), "remote error: tls:") {
+		return n, fmt.Errorf("SeaweedFS at %s refused our certificate %s (%s): it must be signed by the cluster's grpc.ca and, where the server sets allowed_commonNames, be named there: %w",
+			r.authority, r.c.s.src.Files().Cert, r.c.s.component, err)
+	}
+	return n, err
 }
 
 func (c *seaweedCreds) Clone() credentials.TransportCredentials {

@@ -1,6 +1,7 @@
 package seaweed
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/credentials"
 )
 
 // testCA is a plain x509 CA of the kind SeaweedFS operators make (no
@@ -262,13 +265,19 @@ func TestSecurityHalfFilled(t *testing.T) {
 // against grpc.ca) and returns its address and the handshake's outcome.
 func serveTLS(t *testing.T, ca *testCA, cert, key string) (string, <-chan error) {
 	t.Helper()
+	return serveTLSFor(t, ca, ca, cert, key)
+}
+
+// serveTLSFor is serveTLS accepting clients of clientCA.
+func serveTLSFor(t *testing.T, ca, clientCA *testCA, cert, key string) (string, <-chan error) {
+	t.Helper()
 	pair, err := tls.LoadX509KeyPair(cert, key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.cert)
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert})
+	pool.AddCert(clientCA.cert)
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert, NextProtos: []string{"h2"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,8 +361,26 @@ func TestSecurityHandshake(t *testing.T) {
 		t.Fatalf("master allowed by [grpc]: %v", err)
 	}
 
-	// A client certificate the server's CA does not know is refused by the
-	// server.
+	// The server refuses our certificate (it trusts another CA for
+	// clients): the first read says so, not a bare TLS alert.
+	addr, _ = serveTLSFor(t, p.ca, other, p.masterCert, p.masterKy)
+	raw, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	creds := &seaweedCreds{TransportCredentials: credentials.NewTLS(s.clientConfig()), s: s}
+	conn, _, err := creds.ClientHandshake(context.Background(), addr, raw)
+	if err != nil {
+		t.Fatalf("client side of the handshake: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Read(make([]byte, 1)); err == nil || !strings.Contains(err.Error(), "refused our certificate "+p.adminCert) {
+		t.Fatalf("refused client: %v", err)
+	}
+
+	// A client certificate that grpc.ca does not verify is refused at
+	// load.
 	dir := t.TempDir()
 	wrong := newTestCA(t, dir, "wrong")
 	wc, wk := wrong.leaf(t, dir, "admin")
