@@ -50,10 +50,11 @@ func writeSecurity(t *testing.T, dir, text string) string {
 
 // TestSeaweedFSMutualTLS: a SeaweedFS cluster whose gRPC ports require
 // mutual TLS (security.toml in each weed process's working directory,
-// [grpc.master] and [grpc.volume]). A plaintext client is refused. An
-// admin whose [grpc.admin] certificate is of another CA starts, but says
-// in ctl status that the master is unreachable through SeaweedFS's TLS,
-// and nothing is done; one whose security.toml sets grpc.ca without
+// [grpc.master] with allowed_commonNames, and [grpc.volume]). A plaintext
+// client is refused. An admin whose [grpc.admin] certificate is of
+// another CA, or of the cluster's CA but not allowed by the master,
+// starts, but says in ctl status that the master is unreachable through
+// SeaweedFS's TLS, and nothing is done; one whose security.toml sets grpc.ca without
 // [grpc.admin] refuses to start in one sentence. An admin and a worker
 // given the cluster's security.toml (--seaweedfs-security, [grpc.admin]
 // and [grpc.worker]) vacuum the volume with garbage, and the files read
@@ -66,6 +67,8 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 	secText := seaweedPKI(t, pkiDir,
 		[]string{"grpc.master", "grpc.volume", "grpc.admin", "grpc.worker"},
 		[]string{"master", "volume", "gk-admin", "gk-worker"})
+	// The master admits only the cluster's own names.
+	secText = strings.Replace(secText, "[grpc.master]\n", "[grpc.master]\nallowed_commonNames = \"master,volume,gk-admin\"\n", 1)
 	secFile := writeSecurity(t, weedDir, secText)
 	sec, err := seaweed.LoadSecurity(seaweed.SecurityOptions{File: secFile, Component: seaweed.ComponentAdmin})
 	if err != nil || !sec.TLS() {
@@ -102,29 +105,42 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 	th := systemThresholds
 	th.ECMinSizeMB, th.BalanceImbalance = 1<<20, 1000 // vacuum only
 
-	// A client certificate of another CA: the admin runs, but the master
-	// is unreachable, and ctl status says why.
+	// Refused certificates: the admin runs, but the master is
+	// unreachable, ctl status says why in SeaweedFS's terms, and nothing
+	// is done. One admin holds another CA's certificate (so it refuses the
+	// master's); one holds a certificate of the cluster's CA whose name the
+	// master's allowed_commonNames lacks (so the master refuses it).
 	wrongDir := t.TempDir()
 	wrong := writeSecurity(t, wrongDir, seaweedPKI(t, wrongDir, []string{"grpc.admin"}, []string{"gk-admin"}))
+	if _, err := certs.Issue(pkiDir, certs.RoleAdmin, "intruder", nil, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	in := certs.IssuedFiles(pkiDir, "intruder")
+	intruder := writeSecurity(t, t.TempDir(), fmt.Sprintf("[grpc]\nca = %q\n[grpc.admin]\ncert = %q\nkey = %q\n", in.CA, in.Cert, in.Key))
 	bad := newCluster(t, 1)
 	nd := bad.nodes[0]
-	nd.startArgs(t, append(detectingArgs(nd, wc, th), "--seaweedfs-security", wrong)...)
-	bad.waitStable(t, nd)
-	var st mastersStatus
-	testutil.Poll(t, 60*time.Second, pollEvery, "status to show the master unreachable through SeaweedFS's TLS", func() (bool, string) {
-		var err error
-		if st, _, err = ctlJSONErr[mastersStatus](t, "status", nd.GRPCAddr, "status"); err != nil {
-			return false, err.Error()
+	for _, tc := range []struct{ name, file, want string }{
+		{"a certificate of another CA", wrong, "does not verify against grpc.ca"},
+		{"a name the master does not allow", intruder, "refused our certificate " + in.Cert},
+	} {
+		nd.startArgs(t, append(detectingArgs(nd, wc, th), "--seaweedfs-security", tc.file)...)
+		bad.waitStable(t, nd)
+		var st mastersStatus
+		testutil.Poll(t, 60*time.Second, pollEvery, "status to show the master unreachable through SeaweedFS's TLS", func() (bool, string) {
+			var err error
+			if st, _, err = ctlJSONErr[mastersStatus](t, "status", nd.GRPCAddr, "status"); err != nil {
+				return false, err.Error()
+			}
+			m := st.Maintenance
+			return m != nil && m.MasterState == "unreachable" && strings.Contains(m.MasterError, tc.want), fmt.Sprintf("%+v", m)
+		})
+		t.Logf("admin with %s: status says %q", tc.name, st.Maintenance.MasterError)
+		if tasks := ctlJSON[[]sysTask](t, "tasks", nd.GRPCAddr, "tasks"); len(tasks) != 0 {
+			t.Fatalf("an admin that cannot reach the master made tasks: %s", joinTasks(tasks))
 		}
-		m := st.Maintenance
-		return m != nil && m.MasterState == "unreachable" && strings.Contains(m.MasterError, "SeaweedFS mutual TLS"), fmt.Sprintf("%+v", m)
-	})
-	t.Logf("admin with a certificate of another CA: status says %q", st.Maintenance.MasterError)
-	if tasks := ctlJSON[[]sysTask](t, "tasks", nd.GRPCAddr, "tasks"); len(tasks) != 0 {
-		t.Fatalf("an admin that cannot reach the master made tasks: %s", joinTasks(tasks))
+		_ = nd.signal(syscall.SIGKILL)
+		nd.waitExit(t)
 	}
-	_ = nd.signal(syscall.SIGKILL)
-	nd.waitExit(t)
 
 	// grpc.ca but no [grpc.admin]: refused at start, in one sentence.
 	halfDir := t.TempDir()
