@@ -58,6 +58,9 @@ func runDev(args []string) error {
 	if *detect < time.Second {
 		return usagef("--detect-interval %s is too short (at least 1s)", *detect)
 	}
+	if *master == "" && swsec.file != "" {
+		return usagef("--seaweedfs-security needs --master: the simulated SeaweedFS is plaintext")
+	}
 	dir := *dataDir
 	if dir == "" {
 		tmp, err := os.MkdirTemp("", "groundskeeper-dev-")
@@ -96,8 +99,6 @@ func runDev(args []string) error {
 		if workerSec, err = swsec.load(logger, seaweed.ComponentWorker); err != nil {
 			return err
 		}
-	} else if swsec.file != "" {
-		return usagef("--seaweedfs-security needs --master: the simulated SeaweedFS is plaintext")
 	}
 	th := scheduler.DefaultThresholds()
 	if simc != nil {
