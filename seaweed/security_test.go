@@ -407,3 +407,41 @@ func TestMatchesWildcardDomain(t *testing.T) {
 		}
 	}
 }
+
+// The certificate files are a certs.Source: rewritten in place, the new
+// certificate is what the next handshake presents, with no restart.
+func TestSecurityRotation(t *testing.T) {
+	p := newPKI(t)
+	file := filepath.Join(t.TempDir(), "security.toml")
+	writeFile(t, file, p.toml())
+	s, err := LoadSecurity(SecurityOptions{File: file, Component: ComponentAdmin, lookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.clientConfig()
+	presented := func() string {
+		c, err := cfg.GetClientCertificate(&tls.CertificateRequestInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.Leaf.Subject.CommonName
+	}
+	if got := presented(); got != "admin" {
+		t.Fatalf("presents %q, want admin", got)
+	}
+	dir := t.TempDir()
+	nc, nk := p.ca.leaf(t, dir, "admin2")
+	for src, dst := range map[string]string{nc: p.adminCert, nk: p.adminKey} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, dst, string(b))
+	}
+	if err := s.Source().Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := presented(); got != "admin2" {
+		t.Fatalf("after the rotation presents %q, want admin2", got)
+	}
+}
