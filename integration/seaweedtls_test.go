@@ -57,8 +57,8 @@ func writeSecurity(t *testing.T, dir, text string) string {
 // SeaweedFS's TLS, and nothing is done; one whose security.toml sets grpc.ca without
 // [grpc.admin] refuses to start in one sentence. An admin and a worker
 // given the cluster's security.toml (--seaweedfs-security, [grpc.admin]
-// and [grpc.worker]) vacuum the volume with garbage, and the files read
-// back.
+// and [grpc.worker]) vacuum the volume with garbage, then erasure-code it
+// (submitted), and the files read back.
 func TestSeaweedFSMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts SeaweedFS, two admins and a worker")
@@ -74,7 +74,7 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 	if err != nil || !sec.TLS() {
 		t.Fatalf("the test's own security: %v (TLS %v)", err, sec.TLS())
 	}
-	wc := startWeedClusterWith(t, 2, weedOptions{cwd: weedDir, dial: sec.DialOptions()})
+	wc := startWeedClusterWith(t, 4, weedOptions{cwd: weedDir, dial: sec.DialOptions()})
 
 	// TLS only: a plaintext client gets nothing from the master.
 	ma, err := seaweed.ParseAddress(wc.masterHTTP)
@@ -121,7 +121,7 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 	nd := bad.nodes[0]
 	for _, tc := range []struct{ name, file, want string }{
 		{"a certificate of another CA", wrong, "does not verify against grpc.ca"},
-		{"a name the master does not allow", intruder, "refused our certificate " + in.Cert},
+		{"a name the master does not allow", intruder, "our certificate " + in.Cert},
 	} {
 		nd.startArgs(t, append(detectingArgs(nd, wc, th), "--seaweedfs-security", tc.file)...)
 		bad.waitStable(t, nd)
@@ -190,6 +190,45 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 		}
 		wc.checkFiles(t, []*storedFile{f}, servers...)
 	}
+
+	// Erasure coding over TLS too (a manual task: the volume is not full):
+	// the worker generates, copies (volume server to volume server, with
+	// SeaweedFS's own [grpc.volume] certificate), mounts and deletes the
+	// original, and every file reads back through every server.
+	sub := ctlJSON[submitJSON](t, "submit", ga.GRPCAddr, "task", "submit", "--type", "erasure_coding", "--volume", fmt.Sprint(vid), "--collection", collection)
+	testutil.Poll(t, 120*time.Second, pollEvery, "the erasure coding over TLS to complete", func() (bool, string) {
+		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", ga.GRPCAddr, "tasks")
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, tk := range tasks {
+			if tk.ID == sub.ID {
+				if tk.State == "failed" {
+					t.Fatalf("the erasure coding failed: %s", tk.String())
+				}
+				return tk.State == "completed", tk.String()
+			}
+		}
+		return false, joinTasks(tasks)
+	})
+	t.Logf("erasure coding over TLS completed %s after the admin started", time.Since(began).Round(10*time.Millisecond))
+	var ecFiles []*storedFile
+	for _, f := range files {
+		if f.Vid == vid {
+			ecFiles = append(ecFiles, f)
+		}
+	}
+	for _, s := range wc.servers {
+		testutil.Poll(t, 30*time.Second, pollEvery, "the erasure-coded files to read back through "+s.HTTP, func() (bool, string) {
+			for _, f := range ecFiles {
+				if err := wc.checkFile(s.HTTP, f); err != nil {
+					return false, err.Error()
+				}
+			}
+			return true, ""
+		})
+	}
+
 	if log := ga.logTail(400); !strings.Contains(log, "mutual TLS as grpc.admin") {
 		t.Errorf("the admin's log does not say it reaches SeaweedFS with mutual TLS:\n%s", log)
 	}

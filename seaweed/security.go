@@ -373,6 +373,17 @@ func (r *refusalConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// Write names a refusal too: the server may close the connection on its
+// alert before our first write (grpc's preface), which then fails bare.
+func (r *refusalConn) Write(p []byte) (int, error) {
+	n, err := r.Conn.Write(p)
+	if err != nil && !r.read.Load() {
+		return n, fmt.Errorf("SeaweedFS at %s closed the connection right after the TLS handshake, as it does when it refuses our certificate %s (%s): %w",
+			r.authority, r.c.s.src.Files().Cert, r.c.s.component, err)
+	}
+	return n, err
+}
+
 func (c *seaweedCreds) Clone() credentials.TransportCredentials {
 	return &seaweedCreds{TransportCredentials: c.TransportCredentials.Clone(), s: c.s}
 }
