@@ -58,7 +58,7 @@ func writeSecurity(t *testing.T, dir, text string) string {
 // [grpc.admin] refuses to start in one sentence. An admin and a worker
 // given the cluster's security.toml (--seaweedfs-security, [grpc.admin]
 // and [grpc.worker]) vacuum the volume with garbage, then erasure-code it
-// (submitted), and the files read back.
+// and move another volume (both submitted), and the files read back.
 func TestSeaweedFSMutualTLS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts SeaweedFS, two admins and a worker")
@@ -96,6 +96,7 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 
 	const collection = "tls"
 	files := wc.writeFiles(t, collection, 40, 24<<10)
+	moved := wc.writeFiles(t, "tlsmove", 6, 16<<10) // a volume to balance
 	vid, holder := files[0].Vid, files[0].URL
 	wc.deleteFiles(t, holder, files[:26])
 	wc.waitTopology(t, "the master to see the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
@@ -195,22 +196,26 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 	// the worker generates, copies (volume server to volume server, with
 	// SeaweedFS's own [grpc.volume] certificate), mounts and deletes the
 	// original, and every file reads back through every server.
-	sub := ctlJSON[submitJSON](t, "submit", ga.GRPCAddr, "task", "submit", "--type", "erasure_coding", "--volume", fmt.Sprint(vid), "--collection", collection)
-	testutil.Poll(t, 120*time.Second, pollEvery, "the erasure coding over TLS to complete", func() (bool, string) {
-		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", ga.GRPCAddr, "tasks")
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, tk := range tasks {
-			if tk.ID == sub.ID {
-				if tk.State == "failed" {
-					t.Fatalf("the erasure coding failed: %s", tk.String())
-				}
-				return tk.State == "completed", tk.String()
+	waitTask := func(what string, id uint64) {
+		t.Helper()
+		testutil.Poll(t, 120*time.Second, pollEvery, what+" over TLS to complete", func() (bool, string) {
+			tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", ga.GRPCAddr, "tasks")
+			if err != nil {
+				return false, err.Error()
 			}
-		}
-		return false, joinTasks(tasks)
-	})
+			for _, tk := range tasks {
+				if tk.ID == id {
+					if tk.State == "failed" {
+						t.Fatalf("%s failed: %s", what, tk.String())
+					}
+					return tk.State == "completed", tk.String()
+				}
+			}
+			return false, joinTasks(tasks)
+		})
+	}
+	sub := ctlJSON[submitJSON](t, "submit", ga.GRPCAddr, "task", "submit", "--type", "erasure_coding", "--volume", fmt.Sprint(vid), "--collection", collection)
+	waitTask("the erasure coding", sub.ID)
 	t.Logf("erasure coding over TLS completed %s after the admin started", time.Since(began).Round(10*time.Millisecond))
 	var ecFiles []*storedFile
 	for _, f := range files {
@@ -228,6 +233,38 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 			return true, ""
 		})
 	}
+
+	// A balance move over TLS (submitted): another volume goes to a
+	// server that does not hold it.
+	for _, f := range moved[1:] {
+		if f.Vid != moved[0].Vid {
+			t.Fatalf("set-up: the files to move are in volumes %d and %d", moved[0].Vid, f.Vid)
+		}
+	}
+	mv := moved[0].Vid
+	from, err := wc.lookup(mv)
+	if err != nil || len(from) != 1 {
+		t.Fatalf("lookup volume %d: %v %v", mv, from, err)
+	}
+	to := ""
+	for _, srv := range wc.servers {
+		if srv.HTTP != from[0] {
+			to = srv.HTTP
+			break
+		}
+	}
+	bal := ctlJSON[submitJSON](t, "submit", ga.GRPCAddr, "task", "submit", "--type", "balance", "--volume", fmt.Sprint(mv),
+		"--collection", "tlsmove", "--source", from[0], "--target", to)
+	waitTask("the balance move", bal.ID)
+	testutil.Poll(t, 30*time.Second, pollEvery, fmt.Sprintf("volume %d to be on %s only", mv, to), func() (bool, string) {
+		locs, err := wc.lookup(mv)
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(locs) == 1 && locs[0] == to, fmt.Sprint(locs)
+	})
+	wc.checkFiles(t, moved, to)
+	t.Logf("balance move of volume %d from %s to %s over TLS completed %s after the admin started", mv, from[0], to, time.Since(began).Round(10*time.Millisecond))
 
 	if log := ga.logTail(400); !strings.Contains(log, "mutual TLS as grpc.admin") {
 		t.Errorf("the admin's log does not say it reaches SeaweedFS with mutual TLS:\n%s", log)
