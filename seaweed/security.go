@@ -87,8 +87,8 @@ type Security struct {
 // searchDirs is weed's search path for security.toml, in order
 // (LoadConfiguration; -config_dir is empty unless given to weed).
 func searchDirs(lookupEnv func(string) (string, bool)) []string {
-	home, _ := lookupEnv("HOME") // viper expands "$HOME/.seaweedfs"
-	return []string{".", filepath.Join(home, ".seaweedfs"), "/usr/local/etc/seaweedfs", "/etc/seaweedfs"}
+	home, _ := lookupEnv("HOME") // viper expands "$HOME/.seaweedfs" ("/.seaweedfs" without HOME)
+	return []string{".", home + "/.seaweedfs", "/usr/local/etc/seaweedfs", "/etc/seaweedfs"}
 }
 
 // LoadSecurity finds and reads security.toml for opts.Component and

@@ -161,6 +161,9 @@ func TestSecurityDefaultSearchPath(t *testing.T) {
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("search path %v, want %v", got, want)
 	}
+	if got := searchDirs(noEnv)[1]; got != "/.seaweedfs" {
+		t.Fatalf("without HOME the search looks in %q, want /.seaweedfs as viper", got)
+	}
 }
 
 func TestSecurityComponents(t *testing.T) {
