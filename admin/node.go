@@ -35,7 +35,10 @@ type Config struct {
 	// Logger receives the node's logs (nil: none).
 	Logger hclog.Logger
 	// Master is the SeaweedFS master ("" : none, nothing is detected or planned).
-	Master    string
+	Master string
+	// Seaweed is how the masters are reached (security.toml's
+	// [grpc.admin]); nil is plaintext.
+	Seaweed   *seaweed.Security
 	Scheduler scheduler.Config
 	// Raft timings; zero means the cluster package's defaults.
 	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
@@ -107,7 +110,7 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	n.fsm.OnApply(func(uint64) { n.changes.Notify() })
 	var master scheduler.Master
 	if cfg.Master != "" {
-		if n.master, err = seaweed.DialMaster(cfg.Master); err != nil {
+		if n.master, err = seaweed.DialMaster(cfg.Master, cfg.Seaweed.DialOptions()...); err != nil {
 			lis.Close()
 			return nil, err
 		}

@@ -172,6 +172,16 @@ func (s *Source) Reload() error {
 	return s.check()
 }
 
+// Current returns the CA pool and the key pair to use now, re-reading the
+// files first when the last check is CheckEvery old (as a handshake of
+// ServerConfig or ClientConfig does). It is for a TLS configuration built
+// elsewhere, to other rules than ours (a SeaweedFS client's): call it in
+// each handshake, not once.
+func (s *Source) Current() (*x509.CertPool, *tls.Certificate) {
+	m := s.current()
+	return m.pool, m.cert
+}
+
 // elapsed is the time since start (monotonic when the clock is time.Now).
 func (s *Source) elapsed() int64 { return int64(s.now().Sub(s.start)) }
 

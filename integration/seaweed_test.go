@@ -151,6 +151,13 @@ type weedProc struct {
 
 func startWeed(t *testing.T, bin, name, logPath string, args ...string) *weedProc {
 	t.Helper()
+	return startWeedIn(t, bin, name, logPath, "", args...)
+}
+
+// startWeedIn is startWeed in working directory cwd ("": the test's),
+// where weed looks for its security.toml first.
+func startWeedIn(t *testing.T, bin, name, logPath, cwd string, args ...string) *weedProc {
+	t.Helper()
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatalf("create %s: %v", logPath, err)
@@ -158,6 +165,7 @@ func startWeed(t *testing.T, bin, name, logPath string, args ...string) *weedPro
 	defer f.Close()
 	cmd := exec.Command(bin, append([]string{"-logtostderr"}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.Dir = cwd
 	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
@@ -214,21 +222,36 @@ type weedCluster struct {
 	servers    []*volumeServer
 	vc         *seaweed.VolumeClient
 	hc         *http.Client
+	opts       weedOptions
+}
+
+// weedOptions are a weedCluster's security: the working directory of its
+// weed processes (holding their security.toml) and the dial options of
+// the test's own gRPC clients. The zero value is plaintext.
+type weedOptions struct {
+	cwd  string
+	dial []grpc.DialOption
 }
 
 // startWeedCluster starts a master and n volume servers and waits until the
 // master lists all of them.
 func startWeedCluster(t *testing.T, n int) *weedCluster {
 	t.Helper()
+	return startWeedClusterWith(t, n, weedOptions{})
+}
+
+// startWeedClusterWith is startWeedCluster with opts.
+func startWeedClusterWith(t *testing.T, n int, opts weedOptions) *weedCluster {
+	t.Helper()
 	bin := weedBinary(t)
 	dir := t.TempDir()
 	mp := testutil.FreePortPair(t, 10000)
-	c := &weedCluster{masterHTTP: fmt.Sprintf("127.0.0.1:%d", mp), vc: seaweed.NewVolumeClient(), hc: &http.Client{Timeout: httpTimeout}}
+	c := &weedCluster{masterHTTP: fmt.Sprintf("127.0.0.1:%d", mp), vc: seaweed.NewVolumeClient(opts.dial...), hc: &http.Client{Timeout: httpTimeout}, opts: opts}
 	mdir := filepath.Join(dir, "master")
 	if err := os.MkdirAll(mdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	c.master = startWeed(t, bin, "master", filepath.Join(dir, "master.log"), "master",
+	c.master = startWeedIn(t, bin, "master", filepath.Join(dir, "master.log"), opts.cwd, "master",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", mp), "-mdir="+mdir, "-volumeSizeLimitMB=8", "-peers=none")
 	for i := 0; i < n; i++ {
 		p := testutil.FreePortPair(t, 10000)
@@ -236,13 +259,13 @@ func startWeedCluster(t *testing.T, n int) *weedCluster {
 		if err := os.MkdirAll(vdir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		proc := startWeed(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), "volume",
+		proc := startWeedIn(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), opts.cwd, "volume",
 			"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
 			"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
 		c.servers = append(c.servers, &volumeServer{weedProc: proc,
 			Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)})
 	}
-	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", mp+10000), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", mp+10000), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.dial...)...)
 	if err != nil {
 		t.Fatalf("dial master: %v", err)
 	}

@@ -76,9 +76,9 @@ func (n *node) startArgs(t testing.TB, args ...string) {
 }
 
 // startWorkers starts `groundskeeper worker` processes w1..wN against the
-// given admin addresses. Their process groups are killed when the test
+// given admin addresses, with extra flags if any. Their process groups are killed when the test
 // ends, and their logs' tails printed if it failed.
-func startWorkers(t *testing.T, n int, admins []string) []*node {
+func startWorkers(t *testing.T, n int, admins []string, extra ...string) []*node {
 	t.Helper()
 	dir := t.TempDir()
 	var ws []*node
@@ -101,7 +101,7 @@ func startWorkers(t *testing.T, n int, admins []string) []*node {
 		}
 	})
 	for _, w := range ws {
-		w.startArgs(t, "worker", "--id", w.ID, "--admin", strings.Join(admins, ","), "--data-dir", w.DataDir)
+		w.startArgs(t, append([]string{"worker", "--id", w.ID, "--admin", strings.Join(admins, ","), "--data-dir", w.DataDir}, extra...)...)
 	}
 	return ws
 }
@@ -119,7 +119,7 @@ func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	proc := startWeed(t, bin, name, filepath.Join(dir, name+".log"), "volume",
+	proc := startWeedIn(t, bin, name, filepath.Join(dir, name+".log"), c.opts.cwd, "volume",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
 		"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
 	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)}

@@ -50,6 +50,7 @@ func shardRange(n int) []uint32 {
 // volume-server gRPC address. Servers are named in either SeaweedFS form,
 // "host:port" or "host:port.grpcPort". It is safe for concurrent use.
 type VolumeClient struct {
+	opts   []grpc.DialOption // after the defaults (Security.DialOptions)
 	mu     sync.Mutex
 	conns  map[string]*grpc.ClientConn
 	closed bool
@@ -57,9 +58,10 @@ type VolumeClient struct {
 	entrySizes sync.Map
 }
 
-// NewVolumeClient returns an empty connection cache.
-func NewVolumeClient() *VolumeClient {
-	return &VolumeClient{conns: map[string]*grpc.ClientConn{}}
+// NewVolumeClient returns an empty connection cache. Its connections are
+// plaintext unless opts say otherwise (Security.DialOptions).
+func NewVolumeClient(opts ...grpc.DialOption) *VolumeClient {
+	return &VolumeClient{conns: map[string]*grpc.ClientConn{}, opts: opts}
 }
 
 // Close closes every cached connection. Later calls fail.
@@ -89,8 +91,8 @@ func (c *VolumeClient) client(server string) (volume_server_pb.VolumeServerClien
 	}
 	conn := c.conns[a.GRPC]
 	if conn == nil {
-		conn, err = grpc.NewClient(a.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithChainUnaryInterceptor(guardUnary), grpc.WithChainStreamInterceptor(guardStream))
+		conn, err = grpc.NewClient(a.GRPC, append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithChainUnaryInterceptor(guardUnary), grpc.WithChainStreamInterceptor(guardStream)}, c.opts...)...)
 		if err != nil {
 			return nil, fmt.Errorf("dial volume server %s: %w", a.GRPC, err)
 		}

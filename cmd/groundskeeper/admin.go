@@ -111,6 +111,8 @@ func runAdmin(args []string) error {
 	m.register(fs)
 	var tf tlsFlags
 	tf.register(fs)
+	var swsec seaweedSecurity
+	swsec.register(fs)
 	insecure := fs.Bool("insecure", false, "without TLS, bind non-loopback addresses anyway: the ports are plaintext and unauthenticated (logged loudly, shown by ctl status)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -191,6 +193,12 @@ func runAdmin(args []string) error {
 	if err != nil {
 		return err
 	}
+	var seaweedSec *seaweed.Security
+	if m.master != "" || swsec.file != "" {
+		if seaweedSec, err = swsec.load(logger, seaweed.ComponentAdmin); err != nil {
+			return err
+		}
+	}
 	if *debugAddr != "" {
 		stopDebug, err := serveDebug(*debugAddr)
 		if err != nil {
@@ -210,7 +218,7 @@ func runAdmin(args []string) error {
 	runCtx, stopSignals := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stopSignals()
 	node, err := admin.Start(runCtx, admin.Config{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
-		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master,
+		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master, Seaweed: seaweedSec,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention, TestCrashDir: *dataDir},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion, TLS: tlsSrc, Insecure: *insecure})

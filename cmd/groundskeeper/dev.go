@@ -40,6 +40,8 @@ func runDev(args []string) error {
 	workers := fs.Int("workers", 2, "workers to run")
 	detect := fs.Duration("detect-interval", 2*time.Second, "how often the leader looks for work")
 	insecure := fs.Bool("insecure", false, "with --tls=false, allow a non-loopback --host in plaintext (anyone who reaches the ports controls the cluster)")
+	var swsec seaweedSecurity
+	swsec.register(fs)
 	useTLS := fs.Bool("tls", true, "run mutual TLS with a CA of dev's own in DATA_DIR/pki (prints the ctl flags); --tls=false for plaintext")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,6 +57,9 @@ func runDev(args []string) error {
 	}
 	if *detect < time.Second {
 		return usagef("--detect-interval %s is too short (at least 1s)", *detect)
+	}
+	if *master == "" && swsec.file != "" {
+		return usagef("--seaweedfs-security needs --master: the simulated SeaweedFS is plaintext")
 	}
 	dir := *dataDir
 	if dir == "" {
@@ -82,6 +87,19 @@ func runDev(args []string) error {
 	} else if _, err := seaweed.ParseMasters(masterAddr); err != nil {
 		return usagef("--master: %s", err)
 	}
+	// Real masters are reached as SeaweedFS's own admin and workers would
+	// (security.toml); the simulated one is plaintext.
+	var adminSec, workerSec *seaweed.Security
+	if simc == nil {
+		var err error
+		logger := hclog.New(&hclog.LoggerOptions{Name: "dev", Level: level, Output: os.Stderr})
+		if adminSec, err = swsec.load(logger, seaweed.ComponentAdmin); err != nil {
+			return err
+		}
+		if workerSec, err = swsec.load(logger, seaweed.ComponentWorker); err != nil {
+			return err
+		}
+	}
 	th := scheduler.DefaultThresholds()
 	if simc != nil {
 		// The simulated volumes were "last written" long ago; keep SeaweedFS's
@@ -107,7 +125,7 @@ func runDev(args []string) error {
 		cfgs = append(cfgs, admin.Config{
 			ID: id, DataDir: filepath.Join(dir, id), RaftAddr: raftAddr, GRPCAddr: fmt.Sprintf("%s:%d", *host, *grpcPort+i),
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "admin." + id, Level: level, Output: os.Stderr}),
-			Master: masterAddr, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect}, Insecure: *insecure,
+			Master: masterAddr, Seaweed: adminSec, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect}, Insecure: *insecure,
 		})
 		if pki != nil {
 			src, err := pki.source(certs.RoleAdmin, id, *host)
@@ -150,7 +168,7 @@ func runDev(args []string) error {
 				return err
 			}
 		}
-		volumes := seaweed.NewVolumeClient()
+		volumes := seaweed.NewVolumeClient(workerSec.DialOptions()...)
 		w, err := worker.New(worker.Config{
 			TLS: wsrc,
 			ID:  id, Admins: grpcAddrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2, Version: version,

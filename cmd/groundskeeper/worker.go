@@ -28,6 +28,8 @@ func runWorker(args []string) error {
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
 	var tf tlsFlags
 	tf.register(fs)
+	var swsec seaweedSecurity
+	swsec.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -84,7 +86,11 @@ func runWorker(args []string) error {
 	if err != nil {
 		return err
 	}
-	volumes := seaweed.NewVolumeClient()
+	seaweedSec, err := swsec.load(logger, seaweed.ComponentWorker)
+	if err != nil {
+		return err
+	}
+	volumes := seaweed.NewVolumeClient(seaweedSec.DialOptions()...)
 	defer volumes.Close()
 	w, err := worker.New(worker.Config{
 		ID: *id, Admins: addrs, DataDir: *dataDir, Capabilities: capabilities, MaxConcurrent: *maxConc,
