@@ -478,11 +478,40 @@ func (n *node) waitExit(t testing.TB) *os.ProcessState {
 	select {
 	case <-done:
 	case <-time.After(exitTimeout):
-		t.Fatalf("%s did not exit within %s", n.ID, exitTimeout)
+		// SIGQUIT makes the Go runtime write every goroutine's stack to
+		// the log and exit: the hang is then readable in the failure.
+		_ = n.signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+		}
+		t.Fatalf("%s did not exit within %s; its goroutines at SIGQUIT:\n%s", n.ID, exitTimeout, n.stackDump())
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.state
+}
+
+// stackDump is the runtime's SIGQUIT dump from the node's log, kept to
+// the goroutines with a frame of ours (the rest are gRPC and raft
+// plumbing), at most 600 lines; the whole log stays in the node's dir.
+func (n *node) stackDump() string {
+	log := n.log()
+	i := strings.LastIndex(log, "SIGQUIT")
+	if i < 0 {
+		return n.logTail(50)
+	}
+	var ours []string
+	for _, g := range strings.Split(log[i:], "\n\n") {
+		if strings.Contains(g, "groundskeeper-dev/groundskeeper/") {
+			ours = append(ours, g)
+		}
+	}
+	lines := strings.Split(strings.Join(ours, "\n\n"), "\n")
+	if len(lines) > 600 {
+		lines = lines[:600]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // kill9 SIGKILLs the node's process group and waits for it to be gone.
