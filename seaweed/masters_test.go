@@ -427,3 +427,57 @@ func TestMasterLeaderHangs(t *testing.T) {
 		t.Errorf("states = %s", got)
 	}
 }
+
+// setLock makes client hold the admin lock on master i (another process
+// taking it there, as `weed admin` does on a new master leader).
+func (f *fakeMasters) setLock(i int, client string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locks[i] = client
+}
+
+// The admin lock lives in one master leader's memory: once we follow
+// another master leader, the lease the old one granted counts for nothing
+// (the new one never granted it, and another process may already hold it
+// there), whatever its time left. It counts again only once the new leader
+// grants it; here another client holds it there, so it never does.
+func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	lock := m.NewAdminLock("gk")
+	done := make(chan struct{})
+	go func() { defer close(done); lock.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !lock.State().OursAt(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never became ours: %+v", lock.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Master 0 steps down (and stays up); weed admin takes the lock on
+	// master 1 before our next renewal; a topology poll finds master 1.
+	f.setLeader(1)
+	f.setLock(1, "weed-admin")
+	if _, err := m.Topology(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := lock.State(); st.OursAt(time.Now()) {
+		t.Fatalf("lock still ours after the master leader moved to one that never granted it: %+v", st)
+	}
+	if held, _ := lock.Held(); held {
+		t.Fatal("Held() true after the master leader moved")
+	}
+	// The keeper asks the new leader and learns who holds it there.
+	for st := lock.State(); st.Status != seaweed.LockOther || st.Holder != "weed-admin"; st = lock.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("lock state %+v, want held elsewhere by weed-admin", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
