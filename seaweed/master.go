@@ -192,7 +192,7 @@ func (l *AdminLock) State() LockState {
 	l.mu.Lock()
 	st, granted := l.state, l.epoch
 	l.mu.Unlock()
-	if st.Status != LockOurs && (st.Status != LockUnknown || st.Last != LockOurs) {
+	if l.m == nil || st.Status != LockOurs && (st.Status != LockUnknown || st.Last != LockOurs) {
 		return st
 	}
 	epoch, since, _ := l.m.leaderEpoch()
