@@ -164,12 +164,21 @@ type LockState struct {
 	// confirmed since (the master does not answer, a new master leader
 	// that never granted it, a process pause), another client may hold it.
 	Until time.Time
+	// From is, for a lock granted by a master leader that took over from
+	// another one we followed, when it starts to count as ours: SeaweedFS's
+	// lease after we moved to it. A new master leader starts with no
+	// locks, so it grants ours at once while a process that held this lock
+	// (or the shell lock) on the old leader may still believe it does, and
+	// answers "not held" for the shell lock until that holder's renewal
+	// reaches it; by From every lease of the old leader has lapsed and live
+	// holders have renewed on the new one. Zero: at once.
+	From time.Time
 }
 
 // OursAt reports whether the lock is surely ours at now (a time from the
 // same clock as Until, e.g. time.Now()).
 func (s LockState) OursAt(now time.Time) bool {
-	return s.Status == LockOurs && now.Before(s.Until)
+	return s.Status == LockOurs && !now.Before(s.From) && now.Before(s.Until)
 }
 
 // lockedByPrefix starts the master's refusal (master_grpc_server_admin.go).
@@ -226,8 +235,15 @@ func (l *AdminLock) Run(ctx context.Context) {
 		_, _, moved := l.m.leaderEpoch()
 		l.renew(ctx)
 		every := lockRetryEvery
-		if l.State().Status == LockOurs {
+		st := l.State()
+		waiting := false
+		if st.Status == LockOurs {
 			every = lockRenewEvery
+			if d := time.Until(st.From); d > 0 && d <= every {
+				// Wake when it starts to count, so work resumes then
+				// rather than at the next detection round.
+				every, waiting = d, true
+			}
 		}
 		t := time.NewTimer(every)
 		select {
@@ -241,6 +257,9 @@ func (l *AdminLock) Run(ctx context.Context) {
 			t.Stop()
 			l.signal()
 		case <-t.C:
+			if waiting {
+				l.signal()
+			}
 		}
 	}
 }
@@ -277,7 +296,14 @@ func (l *AdminLock) renew(ctx context.Context) {
 			// this one granted it: that lease counts for nothing there.
 			l.epoch = ^uint64(0)
 		}
-		l.setLocked(LockState{Status: LockOurs, Holder: l.client, Until: sent.Add(lockLease - lockMargin)})
+		var from time.Time
+		if e, moved, _ := l.m.leaderEpoch(); e == epoch && e > 1 {
+			// Not the first master leader we follow (see LockState.From).
+			// The first one found may have just taken over too; that, and
+			// two masters both believing they lead, are not covered.
+			from = moved.Add(lockLease)
+		}
+		l.setLocked(LockState{Status: LockOurs, Holder: l.client, Until: sent.Add(lockLease - lockMargin), From: from})
 	case refused && holder == l.client:
 		// The master renewed for us once without our hearing the answer
 		// (a reply lost, a call timed out after it was processed): our
@@ -301,7 +327,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 func (l *AdminLock) setLocked(next LockState) {
 	prev := l.state
 	if next.Status == LockUnknown {
-		next.Holder, next.Last, next.Until = prev.Holder, prev.Status, prev.Until
+		next.Holder, next.Last, next.Until, next.From = prev.Holder, prev.Status, prev.Until, prev.From
 		if prev.Status == LockUnknown {
 			next.Last = prev.Last
 		}

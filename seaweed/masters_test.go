@@ -481,3 +481,63 @@ func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A new master leader starts with no locks: it grants ours at once, while
+// a process that held the lock (or the shell lock) on the old one may
+// still believe it does until its next renewal reaches the new leader, and
+// the new leader answers "shell lock not held" until then. A lock granted
+// after a master leader change therefore counts as ours only once
+// SeaweedFS's lease (10 s) has run since we moved: every lease the old
+// leader granted has lapsed, and its holders have renewed on the new one.
+func TestAdminLockWaitsOutTheOldLeadersLeases(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	lock := m.NewAdminLock("gk")
+	done := make(chan struct{})
+	go func() { defer close(done); lock.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !lock.State().OursAt(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never became ours on the first master leader: %+v", lock.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.setLeader(1)
+	moved := time.Now()
+	if _, err := m.Topology(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for f.lockHolder(1) != "gk" || lock.State().Status != seaweed.LockOurs {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never granted by the new master leader: %+v", lock.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := lock.State()
+	if now := time.Now(); st.OursAt(now) && now.Sub(moved) < 8*time.Second {
+		t.Fatalf("a grant %s after the master leader moved counts as ours: %+v", now.Sub(moved), st)
+	}
+	if st.From.Before(moved.Add(9*time.Second)) || st.OursAt(st.From.Add(-time.Millisecond)) {
+		t.Errorf("From = %s after the move, want about 10 s; state %+v", st.From.Sub(moved), st)
+	}
+	// Renewed on the new leader, it counts from then on.
+	deadline = time.Now().Add(30 * time.Second)
+	for !lock.State().OursAt(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never counted as ours on the new master leader: %+v", lock.State())
+		}
+		select {
+		case <-lock.Changed():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if d := time.Since(moved); d < 9*time.Second {
+		t.Errorf("the lock counted as ours %s after the move", d)
+	}
+}
