@@ -67,6 +67,9 @@ type fakeMasters struct {
 	locks   []string // client holding the admin lock on each master
 	hung    []bool   // masters that answer nothing (a vanished machine)
 	lists   []int    // VolumeList answers per master
+	// vacuumGate, if set, holds EnableVacuum calls until it is closed.
+	vacuumGate chan struct{}
+	vacuumIn   chan int // master i received an EnableVacuum
 }
 
 type fakeMaster struct {
@@ -539,5 +542,66 @@ func TestAdminLockWaitsOutTheOldLeadersLeases(t *testing.T) {
 	}
 	if d := time.Since(moved); d < 9*time.Second {
 		t.Errorf("the lock counted as ours %s after the move", d)
+	}
+}
+
+// EnableVacuum is accepted by every master, follower or not, as in
+// SeaweedFS.
+func (m *fakeMaster) EnableVacuum(ctx context.Context, _ *master_pb.EnableVacuumRequest) (*master_pb.EnableVacuumResponse, error) {
+	m.f.mu.Lock()
+	gate, in := m.f.vacuumGate, m.f.vacuumIn
+	m.f.mu.Unlock()
+	if in != nil {
+		in <- m.i
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return &master_pb.EnableVacuumResponse{}, nil
+}
+
+// A vacuum switch answered by a master that has meanwhile stepped down
+// (followers accept it) does not make us follow that master again after a
+// concurrent call found the new leader: only leader-only calls say who
+// leads.
+func TestMasterVacuumSwitchDoesNotConfirmALeader(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := m.Topology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gate, in := make(chan struct{}), make(chan int, 1)
+	f.mu.Lock()
+	f.vacuumGate, f.vacuumIn = gate, in
+	f.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- m.SetAutoVacuum(ctx, true) }()
+	if got := <-in; got != 0 {
+		t.Fatalf("vacuum switch sent to master %d, want 0", got)
+	}
+	// Master 0 steps down while the switch is in flight; a poll finds 1.
+	f.setLeader(1)
+	if _, err := m.Topology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Addr().String(); got != f.addrs[1] {
+		t.Errorf("after a follower accepted the vacuum switch, Addr = %s, want the leader %s", got, f.addrs[1])
+	}
+	if got := states(m); got != "follower,leader,follower" {
+		t.Errorf("states = %s", got)
 	}
 }
