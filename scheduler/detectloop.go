@@ -102,8 +102,11 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	s.mu.Unlock()
 	// The master's vacuum is ours to switch while the admin lock is (the
 	// master keeps a by-plugin switch only while the lock is held), whether
-	// or not the shell lock pauses detection.
-	if lock.OursAt(time.Now()) {
+	// or not the shell lock pauses detection, and already while a grant by
+	// a new master leader waits out the old one's leases (LockState.From):
+	// the master holds it for us, and our vacuums still running should not
+	// meet the new leader's own.
+	if lock.Status == seaweed.LockOurs && time.Now().Before(lock.Until) {
 		if err := s.master.SetAutoVacuum(ctx, !vacuumWorkers); err != nil {
 			s.log.Warn("could not switch the master's automatic vacuum", "off", vacuumWorkers, "error", err)
 		} else {

@@ -80,6 +80,9 @@ func adminLockGate(l seaweed.LockState, now time.Time) Gate {
 		if l.OursAt(now) {
 			return Gate{Detect: true, Assign: true}
 		}
+		if now.Before(l.From) && now.Before(l.Until) {
+			return Gate{Paused: fmt.Sprintf("SeaweedFS's admin lock %q was granted by a new master leader: waiting %s for the previous leader's leases to lapse (their holders may still act)", seaweed.AdminLockName, l.From.Sub(now).Round(100*time.Millisecond))}
+		}
 		return Gate{Paused: fmt.Sprintf("SeaweedFS's admin lock %q: no renewal confirmed within its lease (the master answers too slowly, or this process was paused)", seaweed.AdminLockName)}
 	case seaweed.LockOther:
 		return Gate{Paused: fmt.Sprintf("SeaweedFS's admin lock %q is held by %s", seaweed.AdminLockName, holderName(l.Holder))}
@@ -88,7 +91,7 @@ func adminLockGate(l seaweed.LockState, now time.Time) Gate {
 	}
 	switch l.Last {
 	case seaweed.LockOurs:
-		if now.Before(l.Until) {
+		if now.Before(l.Until) && !now.Before(l.From) {
 			return Gate{Assign: true, Paused: "detection paused: the admin lock cannot be renewed (the master does not answer)"}
 		}
 		return Gate{Paused: fmt.Sprintf("SeaweedFS's admin lock %q cannot be renewed (the master does not answer) and the lease of its last renewal has run out: another process may hold it", seaweed.AdminLockName)}

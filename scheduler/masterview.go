@@ -211,7 +211,9 @@ func (v *masterView) status(st *pb.Maintenance, now time.Time) {
 		if l.Err != nil {
 			st.AdminLockError = l.Err.Error()
 		}
-		if l.Status == seaweed.LockOurs && !st.AdminLockHeld {
+		// Granted by a new master leader and waiting out the old one's
+		// leases (LockState.From): ours, not held yet; paused says why.
+		if l.Status == seaweed.LockOurs && !st.AdminLockHeld && !now.Before(l.From) {
 			st.AdminLock, st.AdminLockError = seaweed.LockUnknown.String(), "no renewal confirmed within the lease"
 		}
 	}

@@ -48,7 +48,7 @@ const MaxTopologyMessage = 256 << 20
 func (m *Master) Topology(ctx context.Context) (*Topology, error) {
 	m.maybeSurvey()
 	var resp *master_pb.VolumeListResponse
-	err := m.call(ctx, "volume list", func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+	err := m.call(ctx, "volume list", true, func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
 		resp, err = c.VolumeList(ctx, &master_pb.VolumeListRequest{})
 		return err
 	})
@@ -66,7 +66,7 @@ func (m *Master) Topology(ctx context.Context) (*Topology, error) {
 // the call without a word (SeaweedFS does not check), so it goes to the
 // master that last answered a leader-only call.
 func (m *Master) SetAutoVacuum(ctx context.Context, on bool) error {
-	return m.call(ctx, fmt.Sprintf("set automatic vacuum %v", on), func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+	return m.call(ctx, fmt.Sprintf("set automatic vacuum %v", on), false, func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
 		if on {
 			_, err = c.EnableVacuum(ctx, &master_pb.EnableVacuumRequest{ByPlugin: true})
 		} else {
@@ -80,7 +80,7 @@ func (m *Master) SetAutoVacuum(ctx context.Context, on bool) error {
 // false when nobody does (or the holder's lease ran out).
 func (m *Master) LockHolder(ctx context.Context, name string) (holder string, held bool, err error) {
 	var resp *master_pb.GetAdminLockStatusResponse
-	err = m.call(ctx, fmt.Sprintf("lock %q status", name), func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+	err = m.call(ctx, fmt.Sprintf("lock %q status", name), true, func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
 		resp, err = c.GetAdminLockStatus(ctx, &master_pb.GetAdminLockStatusRequest{LockName: name})
 		return err
 	})
@@ -104,9 +104,12 @@ type AdminLock struct {
 	client string
 	now    func() time.Time
 
-	mu      sync.Mutex
-	token   int64
-	ts      int64
+	mu    sync.Mutex
+	token int64
+	ts    int64
+	// epoch is the master leader epoch (Master.leaderEpoch) of the last
+	// grant: the lease counts only while that master leader is followed.
+	epoch   uint64
 	state   LockState
 	changed chan struct{}
 }
@@ -161,12 +164,21 @@ type LockState struct {
 	// confirmed since (the master does not answer, a new master leader
 	// that never granted it, a process pause), another client may hold it.
 	Until time.Time
+	// From is, for a lock granted by a master leader that took over from
+	// another one we followed, when it starts to count as ours: SeaweedFS's
+	// lease after we moved to it. A new master leader starts with no
+	// locks, so it grants ours at once while a process that held this lock
+	// (or the shell lock) on the old leader may still believe it does, and
+	// answers "not held" for the shell lock until that holder's renewal
+	// reaches it; by From every lease of the old leader has lapsed and live
+	// holders have renewed on the new one. Zero: at once.
+	From time.Time
 }
 
 // OursAt reports whether the lock is surely ours at now (a time from the
 // same clock as Until, e.g. time.Now()).
 func (s LockState) OursAt(now time.Time) bool {
-	return s.Status == LockOurs && now.Before(s.Until)
+	return s.Status == LockOurs && !now.Before(s.From) && now.Before(s.Until)
 }
 
 // lockedByPrefix starts the master's refusal (master_grpc_server_admin.go).
@@ -180,11 +192,29 @@ func (m *Master) NewAdminLock(client string) *AdminLock {
 // Client is the name this keeper gives the master.
 func (l *AdminLock) Client() string { return l.client }
 
-// State is the lock as last seen.
+// State is the lock as last seen. A lease granted by a master leader we
+// no longer follow counts for nothing from when we moved on: the new
+// master leader never granted it, and another process may hold the lock
+// there already (it is the keeper's next renewal, on the new leader, that
+// tells).
 func (l *AdminLock) State() LockState {
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.state
+	st, granted := l.state, l.epoch
+	l.mu.Unlock()
+	if l.m == nil || st.Status != LockOurs && (st.Status != LockUnknown || st.Last != LockOurs) {
+		return st
+	}
+	epoch, since, _ := l.m.leaderEpoch()
+	if epoch == granted {
+		return st
+	}
+	cut := st
+	cut.Status, cut.Last, cut.Since = LockUnknown, LockOurs, since
+	if since.Before(cut.Until) {
+		cut.Until = since
+	}
+	cut.Err = fmt.Errorf("the SeaweedFS master leader changed to %s after it was granted, which has not granted it yet", l.m.Addr().HTTP)
+	return cut
 }
 
 // Held reports whether the lock is surely ours now, and the last error.
@@ -202,10 +232,18 @@ func (l *AdminLock) Changed() <-chan struct{} { return l.changed }
 // second; State tells the current state.
 func (l *AdminLock) Run(ctx context.Context) {
 	for {
+		_, _, moved := l.m.leaderEpoch()
 		l.renew(ctx)
 		every := lockRetryEvery
-		if l.State().Status == LockOurs {
+		st := l.State()
+		waiting := false
+		if st.Status == LockOurs {
 			every = lockRenewEvery
+			if d := time.Until(st.From); d > 0 && d <= every {
+				// Wake when it starts to count, so work resumes then
+				// rather than at the next detection round.
+				every, waiting = d, true
+			}
 		}
 		t := time.NewTimer(every)
 		select {
@@ -213,7 +251,15 @@ func (l *AdminLock) Run(ctx context.Context) {
 			t.Stop()
 			l.release()
 			return
+		case <-moved:
+			// Another master leader is followed: ask it at once rather
+			// than stay paused until the next renewal.
+			t.Stop()
+			l.signal()
 		case <-t.C:
+			if waiting {
+				l.signal()
+			}
 		}
 	}
 }
@@ -232,7 +278,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 	// the call goes to the new leader, which knows no token of ours and
 	// grants the lock anew (or names whoever took it there first).
 	var resp *master_pb.LeaseAdminTokenResponse
-	err := l.m.call(rctx, "admin lock", func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+	epoch, followed, err := l.m.callAt(rctx, "admin lock", true, func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
 		resp, err = c.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{
 			PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName, ClientName: l.client,
 			Message: "groundskeeper leader",
@@ -244,7 +290,20 @@ func (l *AdminLock) renew(ctx context.Context) {
 	switch holder, refused := lockedBy(err); {
 	case err == nil:
 		l.token, l.ts = resp.GetToken(), resp.GetLockTsNs()
-		l.setLocked(LockState{Status: LockOurs, Holder: l.client, Until: sent.Add(lockLease - lockMargin)})
+		l.epoch = epoch
+		if !followed {
+			// A concurrent call moved on to another master leader while
+			// this one granted it: that lease counts for nothing there.
+			l.epoch = ^uint64(0)
+		}
+		var from time.Time
+		if e, moved, _ := l.m.leaderEpoch(); e == epoch && e > 1 {
+			// Not the first master leader we follow (see LockState.From).
+			// The first one found may have just taken over too; that, and
+			// two masters both believing they lead, are not covered.
+			from = moved.Add(lockLease)
+		}
+		l.setLocked(LockState{Status: LockOurs, Holder: l.client, Until: sent.Add(lockLease - lockMargin), From: from})
 	case refused && holder == l.client:
 		// The master renewed for us once without our hearing the answer
 		// (a reply lost, a call timed out after it was processed): our
@@ -268,7 +327,7 @@ func (l *AdminLock) renew(ctx context.Context) {
 func (l *AdminLock) setLocked(next LockState) {
 	prev := l.state
 	if next.Status == LockUnknown {
-		next.Holder, next.Last, next.Until = prev.Holder, prev.Status, prev.Until
+		next.Holder, next.Last, next.Until, next.From = prev.Holder, prev.Status, prev.Until, prev.From
 		if prev.Status == LockUnknown {
 			next.Last = prev.Last
 		}
@@ -280,10 +339,15 @@ func (l *AdminLock) setLocked(next LockState) {
 	}
 	l.state = next
 	if prev.Status != next.Status || prev.Holder != next.Holder {
-		select {
-		case l.changed <- struct{}{}:
-		default:
-		}
+		l.signal()
+	}
+}
+
+// signal wakes whoever waits on Changed, without blocking.
+func (l *AdminLock) signal() {
+	select {
+	case l.changed <- struct{}{}:
+	default:
 	}
 }
 
@@ -327,7 +391,7 @@ func (l *AdminLock) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockRPCTimeout)
 	defer cancel()
-	_ = l.m.call(ctx, "release admin lock", func(ctx context.Context, c master_pb.SeaweedClient) error {
+	_ = l.m.call(ctx, "release admin lock", true, func(ctx context.Context, c master_pb.SeaweedClient) error {
 		_, err := c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName})
 		return err
 	})

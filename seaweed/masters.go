@@ -94,6 +94,14 @@ type Master struct {
 	seen       []MasterStatus
 	lastSurvey time.Time
 	surveying  bool
+	// followed is the master last made leader (-1: none yet); epoch counts
+	// its changes to another master, when, and moved is closed (and
+	// replaced) on each. The admin lock counts as ours only within the
+	// epoch that granted it: a lease lives in one master leader's memory.
+	followed int
+	epoch    uint64
+	movedAt  time.Time
+	moved    chan struct{}
 }
 
 // ParseMasters parses --master: a comma-separated list of masters, each
@@ -128,7 +136,7 @@ func DialMaster(list string, opts ...grpc.DialOption) (*Master, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--master: %w", err)
 	}
-	m := &Master{now: time.Now, leader: -1}
+	m := &Master{now: time.Now, leader: -1, followed: -1, moved: make(chan struct{})}
 	m.bg, m.stop = context.WithCancel(context.Background())
 	for _, a := range addrs {
 		conn, err := grpc.NewClient(a.GRPC, append([]grpc.DialOption{
@@ -181,31 +189,48 @@ func (m *Master) Close() error {
 
 // call runs fn against the master leader. If the leader refuses ("not
 // leader") or cannot be reached, and there are other masters, it finds the
-// leader again and runs fn once more there.
-func (m *Master) call(ctx context.Context, what string, fn func(context.Context, master_pb.SeaweedClient) error) error {
+// leader again and runs fn once more there. leaderOnly says whether fn's
+// call is one only the master leader answers (then an answer confirms the
+// master leads; EnableVacuum and DisableVacuum also succeed on followers).
+func (m *Master) call(ctx context.Context, what string, leaderOnly bool, fn func(context.Context, master_pb.SeaweedClient) error) error {
+	_, _, err := m.callAt(ctx, what, leaderOnly, fn)
+	return err
+}
+
+// callAt is call, also telling, on success, the epoch of the master leader
+// that answered and whether it is still the one followed.
+func (m *Master) callAt(ctx context.Context, what string, leaderOnly bool, fn func(context.Context, master_pb.SeaweedClient) error) (epoch uint64, followed bool, err error) {
 	i, err := m.leaderIndex(ctx)
 	if err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return 0, false, fmt.Errorf("%s: %w", what, err)
 	}
 	err = fn(ctx, m.conns[i].c)
-	m.observe(i, err)
+	epoch, followed = m.observe(i, err, leaderOnly)
 	if err == nil || len(m.conns) == 1 || ctx.Err() != nil || !movesOn(err) {
 		if err != nil {
-			return fmt.Errorf("master %s: %s: %w", m.conns[i].addr.HTTP, what, err)
+			return 0, false, fmt.Errorf("master %s: %s: %w", m.conns[i].addr.HTTP, what, err)
 		}
-		return nil
+		return epoch, followed, nil
 	}
 	first := fmt.Errorf("master %s: %w", m.conns[i].addr.HTTP, err)
 	j, derr := m.find(ctx, i)
 	if derr != nil {
-		return fmt.Errorf("%s: %v, and %w", what, first, derr)
+		return 0, false, fmt.Errorf("%s: %v, and %w", what, first, derr)
 	}
 	err = fn(ctx, m.conns[j].c)
-	m.observe(j, err)
+	epoch, followed = m.observe(j, err, leaderOnly)
 	if err != nil {
-		return fmt.Errorf("%s: %v, then master %s: %w", what, first, m.conns[j].addr.HTTP, err)
+		return 0, false, fmt.Errorf("%s: %v, then master %s: %w", what, first, m.conns[j].addr.HTTP, err)
 	}
-	return nil
+	return epoch, followed, nil
+}
+
+// leaderEpoch is the current epoch of the followed master leader (see
+// Master.followed), when it began, and a channel closed when it ends.
+func (m *Master) leaderEpoch() (epoch uint64, since time.Time, moved <-chan struct{}) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.epoch, m.movedAt, m.moved
 }
 
 // leaderIndex is the master calls go to, found first if none is known.
@@ -236,16 +261,21 @@ func notLeader(err error) bool {
 }
 
 // observe records what a call to master i said about it: an answer to a
-// call routed to the leader confirms it leads; a refusal as a follower or
-// an unreachable master means it does not (and is forgotten as leader).
-// Other errors say nothing about leadership.
-func (m *Master) observe(i int, err error) {
+// leader-only call confirms it leads, unless a concurrent search has moved
+// on to another master meanwhile; a refusal as a follower or an
+// unreachable master means it does not (and is forgotten as leader).
+// Other errors, and answers to calls followers also answer, say nothing
+// about leadership. It returns the leader epoch, and whether master i is
+// the leader followed now.
+func (m *Master) observe(i int, err error, leaderOnly bool) (epoch uint64, followed bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	s := &m.seen[i]
 	switch {
 	case err == nil:
-		m.setLeader(i)
+		if leaderOnly && (m.leader == i || m.leader < 0) {
+			m.setLeader(i)
+		}
 	case notLeader(err):
 		s.State, s.Err, s.Seen = MasterFollower, "", m.now()
 		if m.leader == i && len(m.conns) > 1 {
@@ -262,10 +292,16 @@ func (m *Master) observe(i int, err error) {
 			m.leader = -1
 		}
 	}
+	return m.epoch, m.leader == i
 }
 
 // setLeader makes master i the one calls go to. Call with m.mu held.
 func (m *Master) setLeader(i int) {
+	if i != m.followed {
+		m.followed, m.epoch, m.movedAt = i, m.epoch+1, m.now()
+		close(m.moved)
+		m.moved = make(chan struct{})
+	}
 	for j := range m.seen {
 		if j != i && m.seen[j].State == MasterLeader {
 			m.seen[j].State = MasterFollower
@@ -373,7 +409,7 @@ func (m *Master) find(ctx context.Context, failed int) (int, error) {
 			m.mu.Unlock()
 			return i, nil
 		}
-		m.observe(i, err)
+		m.observe(i, err, true)
 		if !movesOn(err) {
 			// It answered, but not as either: record it as not leading.
 			m.mu.Lock()

@@ -67,6 +67,9 @@ type fakeMasters struct {
 	locks   []string // client holding the admin lock on each master
 	hung    []bool   // masters that answer nothing (a vanished machine)
 	lists   []int    // VolumeList answers per master
+	// vacuumGate, if set, holds EnableVacuum calls until it is closed.
+	vacuumGate chan struct{}
+	vacuumIn   chan int // master i received an EnableVacuum
 }
 
 type fakeMaster struct {
@@ -424,6 +427,181 @@ func TestMasterLeaderHangs(t *testing.T) {
 		t.Fatalf("topology once master 1 leads: %v", err)
 	}
 	if got := states(m); got != "unreachable,leader,follower" {
+		t.Errorf("states = %s", got)
+	}
+}
+
+// setLock makes client hold the admin lock on master i (another process
+// taking it there, as `weed admin` does on a new master leader).
+func (f *fakeMasters) setLock(i int, client string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.locks[i] = client
+}
+
+// The admin lock lives in one master leader's memory: once we follow
+// another master leader, the lease the old one granted counts for nothing
+// (the new one never granted it, and another process may already hold it
+// there), whatever its time left. It counts again only once the new leader
+// grants it; here another client holds it there, so it never does.
+func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	lock := m.NewAdminLock("gk")
+	done := make(chan struct{})
+	go func() { defer close(done); lock.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !lock.State().OursAt(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never became ours: %+v", lock.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Master 0 steps down (and stays up); weed admin takes the lock on
+	// master 1 before our next renewal; a topology poll finds master 1.
+	f.setLeader(1)
+	f.setLock(1, "weed-admin")
+	if _, err := m.Topology(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := lock.State(); st.OursAt(time.Now()) {
+		t.Fatalf("lock still ours after the master leader moved to one that never granted it: %+v", st)
+	}
+	if held, _ := lock.Held(); held {
+		t.Fatal("Held() true after the master leader moved")
+	}
+	// The keeper asks the new leader and learns who holds it there.
+	for st := lock.State(); st.Status != seaweed.LockOther || st.Holder != "weed-admin"; st = lock.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("lock state %+v, want held elsewhere by weed-admin", st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A new master leader starts with no locks: it grants ours at once, while
+// a process that held the lock (or the shell lock) on the old one may
+// still believe it does until its next renewal reaches the new leader, and
+// the new leader answers "shell lock not held" until then. A lock granted
+// after a master leader change therefore counts as ours only once
+// SeaweedFS's lease (10 s) has run since we moved: every lease the old
+// leader granted has lapsed, and its holders have renewed on the new one.
+func TestAdminLockWaitsOutTheOldLeadersLeases(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	lock := m.NewAdminLock("gk")
+	done := make(chan struct{})
+	go func() { defer close(done); lock.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for !lock.State().OursAt(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never became ours on the first master leader: %+v", lock.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f.setLeader(1)
+	moved := time.Now()
+	if _, err := m.Topology(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for f.lockHolder(1) != "gk" || lock.State().Status != seaweed.LockOurs {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never granted by the new master leader: %+v", lock.State())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := lock.State()
+	if now := time.Now(); st.OursAt(now) && now.Sub(moved) < 8*time.Second {
+		t.Fatalf("a grant %s after the master leader moved counts as ours: %+v", now.Sub(moved), st)
+	}
+	if st.From.Before(moved.Add(9*time.Second)) || st.OursAt(st.From.Add(-time.Millisecond)) {
+		t.Errorf("From = %s after the move, want about 10 s; state %+v", st.From.Sub(moved), st)
+	}
+	// Renewed on the new leader, it counts from then on.
+	deadline = time.Now().Add(30 * time.Second)
+	for !lock.State().OursAt(time.Now()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the lock never counted as ours on the new master leader: %+v", lock.State())
+		}
+		select {
+		case <-lock.Changed():
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if d := time.Since(moved); d < 9*time.Second {
+		t.Errorf("the lock counted as ours %s after the move", d)
+	}
+}
+
+// EnableVacuum is accepted by every master, follower or not, as in
+// SeaweedFS.
+func (m *fakeMaster) EnableVacuum(ctx context.Context, _ *master_pb.EnableVacuumRequest) (*master_pb.EnableVacuumResponse, error) {
+	m.f.mu.Lock()
+	gate, in := m.f.vacuumGate, m.f.vacuumIn
+	m.f.mu.Unlock()
+	if in != nil {
+		in <- m.i
+	}
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return &master_pb.EnableVacuumResponse{}, nil
+}
+
+// A vacuum switch answered by a master that has meanwhile stepped down
+// (followers accept it) does not make us follow that master again after a
+// concurrent call found the new leader: only leader-only calls say who
+// leads.
+func TestMasterVacuumSwitchDoesNotConfirmALeader(t *testing.T) {
+	f := newFakeMasters(t, 3, 0)
+	m, err := seaweed.DialMaster(f.list(0, 1, 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := m.Topology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	gate, in := make(chan struct{}), make(chan int, 1)
+	f.mu.Lock()
+	f.vacuumGate, f.vacuumIn = gate, in
+	f.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- m.SetAutoVacuum(ctx, true) }()
+	if got := <-in; got != 0 {
+		t.Fatalf("vacuum switch sent to master %d, want 0", got)
+	}
+	// Master 0 steps down while the switch is in flight; a poll finds 1.
+	f.setLeader(1)
+	if _, err := m.Topology(ctx); err != nil {
+		t.Fatal(err)
+	}
+	close(gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := m.Addr().String(); got != f.addrs[1] {
+		t.Errorf("after a follower accepted the vacuum switch, Addr = %s, want the leader %s", got, f.addrs[1])
+	}
+	if got := states(m); got != "follower,leader,follower" {
 		t.Errorf("states = %s", got)
 	}
 }
