@@ -70,7 +70,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	for name, topo := range map[string]*seaweed.Topology{
 		"13 shards": build(30, srv(sid(1), 10).Shards(5, 0, 1, 2), srv(sid(2), 10).Shards(5, 4, 5, 6, 7), srv(sid(3), 10).Shards(5, 8, 9, 10),
 			srv(sid(4), 10).Shards(5, 11, 12), srv(sid(5), 10).Shards(5, 3)),
-		"a replica listed": build(30, srv(sid(1), 10, v(5, 7<<20)).Shards(5, 0, 1, 2), srv(sid(2), 10).Shards(5, 4, 5, 6, 7), srv(sid(3), 10).Shards(5, 8, 9, 10),
+		"a replica listed": build(30, srv(sid(1), 10, v(5, 7<<20).In("c")).Shards(5, 0, 1, 2), srv(sid(2), 10).Shards(5, 4, 5, 6, 7), srv(sid(3), 10).Shards(5, 8, 9, 10),
 			srv(sid(4), 10).Shards(5, 11, 12), srv(sid(5), 10).Shards(5, 3, 13)),
 	} {
 		if _, err := PlanSpec(ecTask(2), topo, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) || !contains(err.Error(), "already") {

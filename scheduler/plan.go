@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -288,6 +290,18 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 	}
 	if err := placement.CloudTiered(v); err != nil {
 		return nil, err
+	}
+	if task.Collection != v.Collection {
+		if task.Collection != "" {
+			return nil, placement.Errorf("volume %d is in collection %q, not %q as the task names: submit it with --collection %q",
+				task.VolumeId, v.Collection, task.Collection, v.Collection)
+		}
+		// A manual submit that named no collection: the volume servers'
+		// RPCs need the volume's own (SeaweedFS refuses EC generation and
+		// copies under another), so the spec carries the master's.
+		named := proto.Clone(task).(*fsmpb.Task)
+		named.Collection = v.Collection
+		spec.Task = named
 	}
 	spec.Size, spec.DeletedBytes, spec.DiskType, spec.ReplicaPlacement = v.Size, v.DeletedBytes, v.DiskType, v.ReplicaPlacement
 	for _, r := range v.Replicas {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -598,5 +599,41 @@ func TestPlanSpecErasureCodingReplicaMissing(t *testing.T) {
 	both := build(100, srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10, vrp(1, 100, 1)), srv(sid(3), 10), srv(sid(4), 10))
 	if spec, err := PlanSpec(first, both, DefaultThresholds()); err != nil || len(spec.Replicas) != 2 {
 		t.Fatalf("first attempt, both replicas listed: %v, %v; want a plan naming both", spec, err)
+	}
+}
+
+// TestPlanSpecCollection: a task that names no collection (a manual
+// submit without --collection) is planned with the volume's own, which
+// SeaweedFS's EC and copy RPCs need; one that names another collection is
+// refused in one sentence; the task in the state is not changed.
+func TestPlanSpecCollection(t *testing.T) {
+	topo := build(100,
+		srv(sid(1), 10, v(7, 5000).In("pics").Garbage(2000)),
+		srv(sid(2), 10, v(7, 5000).In("pics").Garbage(2000)),
+		srv(sid(3), 10), srv(sid(4), 10), srv(sid(5), 10))
+	for _, typ := range []fsmpb.TaskType{vacuumT, ecT, balanceT} {
+		task := &fsmpb.Task{Id: 1, Type: typ, VolumeId: 7, Fence: 3}
+		spec, err := PlanSpec(task, topo, DefaultThresholds())
+		if err != nil {
+			t.Fatalf("%s without a collection: %v", typ, err)
+		}
+		if spec.Task.Collection != "pics" || spec.Task.Fence != 3 || spec.Task.Id != 1 {
+			t.Errorf("%s: spec task %v, want the task with collection pics", typ, spec.Task)
+		}
+		if task.Collection != "" {
+			t.Errorf("%s: planning changed the task itself: %v", typ, task)
+		}
+
+		same := &fsmpb.Task{Id: 2, Type: typ, VolumeId: 7, Collection: "pics"}
+		if spec, err := PlanSpec(same, topo, DefaultThresholds()); err != nil || spec.Task != same {
+			t.Errorf("%s with the right collection: %v (spec task %p, want the task as given)", typ, err, spec.GetTask())
+		}
+
+		wrong := &fsmpb.Task{Id: 3, Type: typ, VolumeId: 7, Collection: "docs"}
+		_, err = PlanSpec(wrong, topo, DefaultThresholds())
+		var pe *placement.PlanError
+		if !errors.As(err, &pe) || !strings.Contains(err.Error(), `is in collection "pics", not "docs"`) {
+			t.Errorf("%s with another collection: %v, want a plan error naming both", typ, err)
+		}
 	}
 }
