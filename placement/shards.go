@@ -117,7 +117,7 @@ func SpreadShards(cands []ShardCandidate, total int) ([]int, error) {
 	// data centre's share into its one rack (7 of 14 with two data
 	// centres) while other racks have room. The cap is raised only as far
 	// as the racks' room forces.
-	rackCap := rackShardCap(cands, groupBy(cands, all, func(l Location) string { return l.DC + "\x00" + l.Rack }), total)
+	rackCap := rackShardCap(groupBy(cands, all, func(l Location) string { return l.DC + "\x00" + l.Rack }), total)
 	rackRoom := func(idx []int) int { return min(serverRoom(idx), rackCap) }
 	dcRoom := func(idx []int) int {
 		room := 0
@@ -159,7 +159,7 @@ func serverRoom(idx []int) int { return len(idx) * MaxShardsPerServer }
 // (losing the rack then leaves the volume readable) or, with too few racks
 // for that, an even share; raised only while the racks' server room
 // cannot otherwise hold total.
-func rackShardCap(cands []ShardCandidate, racks [][]int, total int) int {
+func rackShardCap(racks [][]int, total int) int {
 	limit := max(ParityShards, (total+len(racks)-1)/len(racks))
 	for ; limit < total; limit++ {
 		room := 0
