@@ -253,3 +253,36 @@ func TestSpreadShardsSurvivesARack(t *testing.T) {
 		}
 	}
 }
+
+// TestSpreadShardsSurvivesAMachine: two volume servers on one machine
+// (one per disk, a common layout) are one failure. With five servers on
+// four machines an even split over servers puts 6 shards on that machine,
+// so losing it loses the volume; at most ParityShards per machine fit.
+func TestSpreadShardsSurvivesAMachine(t *testing.T) {
+	onHost := func(c ShardCandidate, host string) ShardCandidate { c.Loc.Host = host; return c }
+	cands := []ShardCandidate{
+		source(onHost(cand("dc1", "r1", "h1:8080", 5), "h1")), onHost(cand("dc1", "r1", "h1:8081", 5), "h1"),
+		onHost(cand("dc1", "r1", "h2:8080", 5), "h2"), onHost(cand("dc1", "r1", "h3:8080", 5), "h3"), onHost(cand("dc1", "r1", "h4:8080", 5), "h4"),
+	}
+	got, err := SpreadShards(cands, TotalShards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perHost := map[string]int{}
+	sum := 0
+	for i, c := range cands {
+		perHost[c.Loc.Host] += got[i]
+		sum += got[i]
+		if got[i] > MaxShardsPerServer {
+			t.Errorf("%s takes %d shards, more than %d", c.Loc.Server, got[i], MaxShardsPerServer)
+		}
+	}
+	if sum != TotalShards {
+		t.Fatalf("spread %v places %d shards, want %d", got, sum, TotalShards)
+	}
+	for h, n := range perHost {
+		if n > ParityShards {
+			t.Errorf("machine %s holds %d shards (spread %v): losing it loses the volume, though four machines allow at most %d each", h, n, got, ParityShards)
+		}
+	}
+}
