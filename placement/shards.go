@@ -97,7 +97,9 @@ type ShardCandidate struct {
 // data centres (at most ceil(total/n) in each of n where the others have
 // room), then each data centre's share evenly over its racks, then each
 // rack's share evenly over its servers, never more than MaxShardsPerServer
-// on one server. Ties go to the unit holding the generating replica, then
+// on one server nor, where the others have room, more than ParityShards
+// on one machine (host) or in one rack (so losing one never loses the
+// volume). Ties go to the unit holding the generating replica, then
 // to the one with more free slots, then by name, so the answer depends on
 // nothing but the candidates (not their order). It fails, saying why, with
 // fewer than MinECServers candidates.
@@ -110,17 +112,52 @@ func SpreadShards(cands []ShardCandidate, total int) ([]int, error) {
 		all[i] = i
 	}
 	counts := make([]int, len(cands))
+	// A machine (servers sharing a host) and a rack each take at most
+	// ParityShards where the others have room, so losing one loses no
+	// more than the volume survives: an even split over data centres
+	// alone could pile a small data centre's share into its one rack (7 of
+	// 14 with two data centres), and an even split over servers puts two
+	// servers' shares on a machine running two volume servers. A cap is
+	// raised only as far as the room below it forces.
+	host := func(l Location) string {
+		if l.Host == "" {
+			return l.Server
+		}
+		return l.Host
+	}
+	hostCap := shardCap(groupBy(cands, all, func(l Location) string { return l.DC + "\x00" + l.Rack + "\x00" + host(l) }), serverRoom, total)
+	hostRoom := func(idx []int) int { return min(serverRoom(idx), hostCap) }
+	rackFree := func(idx []int) int {
+		room := 0
+		for _, h := range groupBy(cands, idx, host) {
+			room += hostRoom(h)
+		}
+		return room
+	}
+	rackCap := shardCap(groupBy(cands, all, func(l Location) string { return l.DC + "\x00" + l.Rack }), rackFree, total)
+	rackRoom := func(idx []int) int { return min(rackFree(idx), rackCap) }
+	dcRoom := func(idx []int) int {
+		room := 0
+		for _, rack := range groupBy(cands, idx, func(l Location) string { return l.Rack }) {
+			room += rackRoom(rack)
+		}
+		return room
+	}
 	// Each level splits a group's share over its sub-groups.
 	dcs := groupBy(cands, all, func(l Location) string { return l.DC })
-	dcShares := fill(cands, dcs, total)
+	dcShares := fill(cands, dcs, total, dcRoom)
 	for d, dc := range dcs {
 		racks := groupBy(cands, dc, func(l Location) string { return l.Rack })
-		rackShares := fill(cands, racks, dcShares[d])
+		rackShares := fill(cands, racks, dcShares[d], rackRoom)
 		for r, rack := range racks {
-			servers := groupBy(cands, rack, func(l Location) string { return l.Server })
-			for s, n := range fill(cands, servers, rackShares[r]) {
-				for _, i := range servers[s] {
-					counts[i] += n // one candidate per server id
+			hosts := groupBy(cands, rack, host)
+			hostShares := fill(cands, hosts, rackShares[r], hostRoom)
+			for h, hi := range hosts {
+				servers := groupBy(cands, hi, func(l Location) string { return l.Server })
+				for s, n := range fill(cands, servers, hostShares[h], serverRoom) {
+					for _, i := range servers[s] {
+						counts[i] += n // one candidate per server id
+					}
 				}
 			}
 		}
@@ -133,6 +170,28 @@ func SpreadShards(cands []ShardCandidate, total int) ([]int, error) {
 		return nil, fmt.Errorf("%d candidate servers take at most %d of the %d shards", len(cands), sum, total)
 	}
 	return counts, nil
+}
+
+// serverRoom is the most shards the candidates idx take by the
+// per-server limit alone.
+func serverRoom(idx []int) int { return len(idx) * MaxShardsPerServer }
+
+// shardCap is the most shards one of groups (machines or racks) takes:
+// ParityShards (losing it then leaves the volume readable) or, with too
+// few groups for that, an even share; raised only while the groups' room
+// (roomOf) cannot otherwise hold total.
+func shardCap(groups [][]int, roomOf func(idx []int) int, total int) int {
+	limit := max(ParityShards, (total+len(groups)-1)/len(groups))
+	for ; limit < total; limit++ {
+		room := 0
+		for _, g := range groups {
+			room += min(roomOf(g), limit)
+		}
+		if room >= total {
+			break
+		}
+	}
+	return limit
 }
 
 // groupBy splits the candidates idx by key, in key order.
@@ -155,16 +214,16 @@ func groupBy(cands []ShardCandidate, idx []int, key func(Location) string) [][]i
 }
 
 // fill splits n shards over groups one at a time, each to the group with
-// the fewest so far that has room (MaxShardsPerServer per server in it);
+// the fewest so far that has room (roomOf the group's candidates);
 // ties to the group with the generating replica, then the most free slots,
 // then the first (groups come in key order).
-func fill(cands []ShardCandidate, groups [][]int, n int) []int {
+func fill(cands []ShardCandidate, groups [][]int, n int, roomOf func(idx []int) int) []int {
 	room := make([]int, len(groups))
 	free := make([]int64, len(groups))
 	source := make([]bool, len(groups))
 	for g, idx := range groups {
+		room[g] = roomOf(idx)
 		for _, i := range idx {
-			room[g] += MaxShardsPerServer
 			free[g] += cands[i].Free
 			source[g] = source[g] || cands[i].Source
 		}

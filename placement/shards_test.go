@@ -220,3 +220,69 @@ func TestPlaceShardsAcrossRacks(t *testing.T) {
 		}
 	}
 }
+
+// TestSpreadShardsSurvivesARack: with a data centre of four one-server
+// racks and another of a single two-server rack, an even split over the
+// data centres would put 7 shards in that one rack, so losing it would
+// lose the volume (more than ParityShards shards). Five racks allow at
+// most ParityShards in every rack; the spread must find that.
+func TestSpreadShardsSurvivesARack(t *testing.T) {
+	cands := []ShardCandidate{
+		source(cand("dc1", "r1", "a1", 5)), cand("dc1", "r2", "a2", 5), cand("dc1", "r3", "a3", 5), cand("dc1", "r4", "a4", 5),
+		cand("dc2", "r1", "b1", 5), cand("dc2", "r1", "b2", 5),
+	}
+	got, err := SpreadShards(cands, TotalShards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRack := map[string]int{}
+	sum := 0
+	for i, c := range cands {
+		perRack[c.Loc.DC+"/"+c.Loc.Rack] += got[i]
+		sum += got[i]
+		if got[i] > MaxShardsPerServer {
+			t.Errorf("%s takes %d shards, more than %d", c.Loc.Server, got[i], MaxShardsPerServer)
+		}
+	}
+	if sum != TotalShards {
+		t.Fatalf("spread %v places %d shards, want %d", got, sum, TotalShards)
+	}
+	for r, n := range perRack {
+		if n > ParityShards {
+			t.Errorf("rack %s holds %d shards (spread %v): losing it loses the volume, though 5 racks allow at most %d each", r, n, got, ParityShards)
+		}
+	}
+}
+
+// TestSpreadShardsSurvivesAMachine: two volume servers on one machine
+// (one per disk, a common layout) are one failure. With five servers on
+// four machines an even split over servers puts 6 shards on that machine,
+// so losing it loses the volume; at most ParityShards per machine fit.
+func TestSpreadShardsSurvivesAMachine(t *testing.T) {
+	onHost := func(c ShardCandidate, host string) ShardCandidate { c.Loc.Host = host; return c }
+	cands := []ShardCandidate{
+		source(onHost(cand("dc1", "r1", "h1:8080", 5), "h1")), onHost(cand("dc1", "r1", "h1:8081", 5), "h1"),
+		onHost(cand("dc1", "r1", "h2:8080", 5), "h2"), onHost(cand("dc1", "r1", "h3:8080", 5), "h3"), onHost(cand("dc1", "r1", "h4:8080", 5), "h4"),
+	}
+	got, err := SpreadShards(cands, TotalShards)
+	if err != nil {
+		t.Fatal(err)
+	}
+	perHost := map[string]int{}
+	sum := 0
+	for i, c := range cands {
+		perHost[c.Loc.Host] += got[i]
+		sum += got[i]
+		if got[i] > MaxShardsPerServer {
+			t.Errorf("%s takes %d shards, more than %d", c.Loc.Server, got[i], MaxShardsPerServer)
+		}
+	}
+	if sum != TotalShards {
+		t.Fatalf("spread %v places %d shards, want %d", got, sum, TotalShards)
+	}
+	for h, n := range perHost {
+		if n > ParityShards {
+			t.Errorf("machine %s holds %d shards (spread %v): losing it loses the volume, though four machines allow at most %d each", h, n, got, ParityShards)
+		}
+	}
+}

@@ -426,6 +426,9 @@ func TestDetectECNeedsUsableServers(t *testing.T) {
 		{name: "ssd volume, 4 servers with ssd", nodes: []*node{
 			srv(sid(1), 4).WithDisk("ssd", 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4).WithDisk("ssd", 4), srv(sid(3), 4).WithDisk("ssd", 4), srv(sid(4), 4).WithDisk("ssd", 4)},
 			want: []string{"ec 1"}},
+		{name: "3 servers with a free hard drive slot, one listing hdd under two spellings: still 3", nodes: []*node{
+			srv(sid(1), 4, v(1, full).Mod(ago(2*time.Hour))), srv(sid(2), 4), srv(sid(3), 4).WithDisk("hdd", 4), srv(sid(4), 1, v(10, mib))},
+			want: []string{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			topo := build(100, tc.nodes...)
