@@ -152,7 +152,7 @@ func TestWeedShellDuringMaintenance(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("weed shell did not exit 60 s after unlock and end of input:\n%s", out.String())
 	}
-	if !strings.Contains(out.String(), fmt.Sprintf("id:%d", vid)) {
+	if !strings.Contains(out.String(), fmt.Sprintf("volume Id:%d,", vid)) {
 		t.Errorf("weed shell's volume.list does not list volume %d:\n%s", vid, out.String())
 	}
 	testutil.Poll(t, 90*time.Second, pollEvery, "the vacuum to complete once the shell unlocks", func() (bool, string) {
@@ -179,7 +179,7 @@ func TestWeedShellDuringMaintenance(t *testing.T) {
 	again.Stdin = strings.NewReader("lock; volume.list; unlock\n")
 	started := time.Now()
 	b, err := again.CombinedOutput()
-	if err != nil || !strings.Contains(string(b), fmt.Sprintf("id:%d", vid)) {
+	if err != nil || !strings.Contains(string(b), fmt.Sprintf("volume Id:%d,", vid)) {
 		t.Fatalf("`lock; volume.list; unlock` during maintenance: %v\n%s", err, b)
 	}
 	t.Logf("`lock; volume.list; unlock` took %s while groundskeeper maintains the cluster", time.Since(started).Round(10*time.Millisecond))
