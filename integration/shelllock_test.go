@@ -43,7 +43,9 @@ func (s *syncBuffer) String() string {
 // `ctl status` names the shell's holder, the garbage volume stays
 // unvacuumed. After `volume.list; unlock` the shell exits 0 and the vacuum
 // runs; every remaining file reads back. A second `lock; volume.list;
-// unlock` run while groundskeeper keeps maintaining succeeds too.
+// unlock` run while groundskeeper keeps maintaining succeeds too, and a
+// command that changes the cluster typed without `lock` is refused in
+// SeaweedFS's one line.
 func TestWeedShellDuringMaintenance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real SeaweedFS cluster, weed shell, three admins and a worker")
@@ -183,5 +185,15 @@ func TestWeedShellDuringMaintenance(t *testing.T) {
 		t.Fatalf("`lock; volume.list; unlock` during maintenance: %v\n%s", err, b)
 	}
 	t.Logf("`lock; volume.list; unlock` took %s while groundskeeper maintains the cluster", time.Since(started).Round(10*time.Millisecond))
+
+	// A command that changes the cluster, typed without `lock`: SeaweedFS
+	// refuses it in one line, and it changes nothing.
+	nolock := exec.CommandContext(sctx, bin, "shell", "-master="+wc.masterHTTP)
+	nolock.SysProcAttr = childAttr()
+	nolock.Stdin = strings.NewReader("volume.vacuum.disable\n")
+	b, _ = nolock.CombinedOutput()
+	if !strings.Contains(string(b), `need to run "lock" first to continue`) {
+		t.Errorf("volume.vacuum.disable without lock: want SeaweedFS's refusal, got:\n%s", b)
+	}
 	wc.checkFiles(t, files[10:], a.URL)
 }
