@@ -294,6 +294,7 @@ type maintenanceStatus struct {
 		AdminLock        string `json:"admin_lock"`
 		AdminLockHolder  string `json:"admin_lock_holder"`
 		AdminLockSince   string `json:"admin_lock_since"`
+		ShellLockHolder  string `json:"shell_lock_holder"`
 		Paused           string `json:"paused"`
 		DetectionPaused  bool   `json:"detection_paused"`
 		AssignmentPaused bool   `json:"assignment_paused"`
