@@ -6,6 +6,7 @@ import (
 	"time"
 
 	mpb "github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -22,10 +23,11 @@ func masterClients(t *testing.T, c *Cluster) []mpb.SeaweedClient {
 	return out
 }
 
-// leaderNamed is what GetMasterConfiguration on mc names as the leader.
+// leaderNamed is what GetMasterConfiguration on mc names as the leader. It
+// waits for the connection (a revived master's client may be in backoff).
 func leaderNamed(t *testing.T, mc mpb.SeaweedClient) string {
 	t.Helper()
-	resp, err := mc.GetMasterConfiguration(ctxT(t), &mpb.GetMasterConfigurationRequest{})
+	resp, err := mc.GetMasterConfiguration(ctxT(t), &mpb.GetMasterConfigurationRequest{}, grpc.WaitForReady(true))
 	if err != nil {
 		t.Fatalf("GetMasterConfiguration: %v", err)
 	}
