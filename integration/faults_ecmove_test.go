@@ -149,7 +149,7 @@ func (r *faultRun) ecAbandonedMidSpread() {
 // checkEcShardsOnce: every EC volume the master lists has the 14 shards,
 // each on exactly one server.
 func (r *faultRun) checkEcShardsOnce() (checked int, problems []string) {
-	m, err := seaweed.DialMaster(r.sim.MasterServerAddress().String())
+	m, err := seaweed.DialMaster(r.masterList())
 	if err != nil {
 		return 0, []string{err.Error()}
 	}

@@ -330,7 +330,7 @@ func (r *faultRun) noteEnd(kind faultKind, w *targetWork, outcome string, tk *fs
 // waitListed polls the master until its topology lists the volume (a task
 // for a volume the master does not list fails at once).
 func (r *faultRun) waitListed(vid uint32) error {
-	m, err := seaweed.DialMaster(r.sim.MasterServerAddress().String())
+	m, err := seaweed.DialMaster(r.masterList())
 	if err != nil {
 		return err
 	}

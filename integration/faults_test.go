@@ -364,6 +364,8 @@ func (r *faultRun) startSim() {
 	// may be balanced (never two copies on one machine).
 	cfg.DistinctHosts = true
 	cfg.MasterRefillDelay = 800 * time.Millisecond
+	// Several masters, so the master leader can die (faults_masterleader_test.go).
+	cfg.Masters, cfg.MasterElectionDelay = faultMasters, faultMasterElection
 	cfg.AdminLockDuration = 3 * time.Second
 	// Slow enough that a round's fault finds calls in flight.
 	cfg.CompactDuration, cfg.CopyDuration, cfg.EcGenerateDuration, cfg.EcCopyDuration = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond, 100*time.Millisecond
@@ -430,7 +432,7 @@ func (r *faultRun) startAdmins() {
 		a.argv = []string{"admin", "--id", a.ID, "--data-dir", a.DataDir,
 			"--raft-addr", a.raftBind, "--raft-advertise", a.RaftAddr, "--grpc-addr", a.GRPCAddr,
 			"--peers", strings.Join(peers, ","), "--bootstrap",
-			"--master", r.sim.MasterServerAddress().String(),
+			"--master", r.masterList(),
 			"--detect-interval", "1s",
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
 			"--worker-lease", faultLease.String(), "--worker-grace", faultGrace.String(), "--worker-heartbeat", faultHeartbeat.String(),

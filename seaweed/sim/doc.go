@@ -54,6 +54,10 @@
 // same for the master, which then forgets every registration, admin lock and
 // vacuum switch, and re-learns the volume servers over Config.MasterRefillDelay
 // (VolumeList answers with a partial topology meanwhile, without error).
+// With Config.Masters > 1 several master endpoints share the state; one
+// leads and the others refuse leader-only calls as SeaweedFS followers do.
+// KillMaster/ReviveMaster and StepDown move the leadership; the leader's
+// memory is lost with its term, as above.
 //
 // # Durability
 //

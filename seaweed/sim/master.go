@@ -19,18 +19,38 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-type master struct {
-	c        *Cluster
+// errNotLeader is raft.NotLeaderError's text: what a SeaweedFS master
+// that is not the raft leader answers to leader-only calls.
+var errNotLeader = errors.New("raft.Server: Not current leader")
+
+// endpoint is one master process's gRPC listener. With Config.Masters > 1
+// the endpoints share one master state, as raft peers share the cluster;
+// only the leader's endpoint serves it, the others are followers.
+type endpoint struct {
+	idx      int
 	id       string // host:httpPort
 	grpcAddr string
 	grpcPort int
 
+	gs  *grpc.Server // guarded by master.lifeMu
+	lis net.Listener // guarded by master.lifeMu
+
+	alive bool // guarded by master.mu: listening
+}
+
+type master struct {
+	c        *Cluster
+	id       string // endpoint 0's host:httpPort
+	grpcAddr string // endpoint 0's
+	grpcPort int
+
 	lifeMu sync.Mutex
-	gs     *grpc.Server
-	lis    net.Listener
+	eps    []*endpoint
 
 	mu          sync.Mutex
-	up          bool
+	up          bool // a leader serves
+	leader      int  // index into eps; -1 while no leader
+	electGen    uint64
 	epoch       uint64
 	nodes       map[*VolumeServer]*nodeView
 	locks       map[string]*adminLock
@@ -55,30 +75,51 @@ type nodeView struct {
 }
 
 func newMaster(c *Cluster) (*master, error) {
-	port := 0
-	if c.cfg.MasterHTTPPort != 0 {
-		port = c.cfg.MasterHTTPPort + grpcPortOffset
-	}
-	lis, err := listen(c.cfg.Host, port)
-	if err != nil {
-		return nil, fmt.Errorf("sim: master: %w", err)
-	}
-	gp := lis.Addr().(*net.TCPAddr).Port
 	m := &master{
-		c: c, grpcPort: gp,
-		id:       net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp-grpcPortOffset)),
-		grpcAddr: net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp)),
-		up:       true, epoch: 1,
+		c: c, up: true, leader: 0, epoch: 1,
 		nodes: map[*VolumeServer]*nodeView{}, locks: map[string]*adminLock{},
 	}
-	m.gs = c.newGRPCServer(m.ident())
-	m.lis = lis
-	master_pb.RegisterSeaweedServer(m.gs, &masterHandler{m: m})
-	go m.gs.Serve(lis)
+	for i := 0; i < c.cfg.Masters; i++ {
+		port := 0
+		if c.cfg.MasterHTTPPort != 0 {
+			port = c.cfg.MasterHTTPPort + i + grpcPortOffset
+		}
+		lis, err := listen(c.cfg.Host, port)
+		if err != nil {
+			for _, ep := range m.eps {
+				ep.gs.Stop()
+				ep.lis.Close()
+			}
+			return nil, fmt.Errorf("sim: master %d: %w", i, err)
+		}
+		gp := lis.Addr().(*net.TCPAddr).Port
+		ep := &endpoint{idx: i, grpcPort: gp, alive: true,
+			id:       net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp-grpcPortOffset)),
+			grpcAddr: net.JoinHostPort(c.cfg.Host, strconv.Itoa(gp)),
+		}
+		m.serve(ep, lis)
+		m.eps = append(m.eps, ep)
+	}
+	m.id, m.grpcAddr, m.grpcPort = m.eps[0].id, m.eps[0].grpcAddr, m.eps[0].grpcPort
 	return m, nil
 }
 
-func (m *master) ident() ident { return ident{id: MasterName, grpcAddr: m.grpcAddr} }
+// serve starts ep's gRPC server on lis (lifeMu held, or during newMaster).
+func (m *master) serve(ep *endpoint, lis net.Listener) {
+	gs := m.c.newGRPCServer(ident{id: MasterName, grpcAddr: ep.grpcAddr})
+	master_pb.RegisterSeaweedServer(gs, &masterHandler{m: m, ep: ep})
+	ep.gs, ep.lis = gs, lis
+	go gs.Serve(lis)
+}
+
+// halt stops ep's gRPC server (lifeMu held).
+func (ep *endpoint) halt() {
+	if ep.gs != nil {
+		ep.gs.Stop()
+		ep.lis.Close()
+		ep.gs, ep.lis = nil, nil
+	}
+}
 
 func (m *master) currentEpoch() uint64 {
 	m.mu.Lock()
@@ -86,52 +127,32 @@ func (m *master) currentEpoch() uint64 {
 	return m.epoch
 }
 
-func (m *master) stop() {
-	m.lifeMu.Lock()
-	defer m.lifeMu.Unlock()
-	m.mu.Lock()
-	if !m.up {
-		m.mu.Unlock()
-		return
-	}
+// loseLeaderLocked ends the leader's term: the leader's memory (who
+// registered, admin locks, vacuum switches) goes with it, and any pending
+// election is cancelled.
+func (m *master) loseLeaderLocked() {
 	m.up = false
+	m.leader = -1
 	m.epoch++
+	m.electGen++
 	m.nodes = map[*VolumeServer]*nodeView{}
 	m.locks = map[string]*adminLock{}
 	m.vacOperator, m.vacPlugin = false, false
-	gs := m.gs
-	m.gs = nil
-	m.mu.Unlock()
-	gs.Stop()
-	m.lis.Close()
 }
 
-func (m *master) start() error {
-	m.lifeMu.Lock()
-	defer m.lifeMu.Unlock()
-	if m.c.closed.Load() {
-		return errors.New("sim: cluster closed")
-	}
-	m.mu.Lock()
-	up := m.up
-	m.mu.Unlock()
-	if up {
-		return nil
-	}
-	lis, err := net.Listen("tcp", m.grpcAddr)
-	if err != nil {
-		return fmt.Errorf("sim: restart master: %w", err)
-	}
-	gs := m.c.newGRPCServer(m.ident())
-	master_pb.RegisterSeaweedServer(gs, &masterHandler{m: m})
-	m.mu.Lock()
+// leadLocked makes endpoint i the leader with an empty memory; the caller
+// then calls refill with the returned epoch.
+func (m *master) leadLocked(i int) uint64 {
+	m.leader = i
 	m.up = true
 	m.epoch++
-	epoch := m.epoch
-	m.gs = gs
-	m.lis = lis
-	m.mu.Unlock()
-	go gs.Serve(lis)
+	m.electGen++
+	return m.epoch
+}
+
+// refill re-registers every volume server with the new master life over
+// Config.MasterRefillDelay, as their heartbeats reach a new leader.
+func (m *master) refill(epoch uint64) {
 	n := len(m.c.servers)
 	for i, s := range m.c.servers {
 		d := m.c.cfg.MasterRefillDelay * time.Duration(i+1) / time.Duration(n)
@@ -141,6 +162,160 @@ func (m *master) start() error {
 		}
 		time.AfterFunc(d, func() { m.register(s, 0, epoch) })
 	}
+}
+
+// scheduleElectionLocked elects a leader after Config.MasterElectionDelay,
+// preferring an endpoint other than avoid.
+func (m *master) scheduleElectionLocked(avoid int) {
+	gen := m.electGen
+	time.AfterFunc(m.c.cfg.MasterElectionDelay, func() { m.elect(gen, avoid) })
+}
+
+func (m *master) elect(gen uint64, avoid int) {
+	if m.c.closed.Load() {
+		return
+	}
+	m.mu.Lock()
+	if m.electGen != gen || m.leader != -1 {
+		m.mu.Unlock()
+		return
+	}
+	pick := -1
+	for _, ep := range m.eps {
+		if ep.alive && (pick == -1 || (pick == avoid && ep.idx != avoid)) {
+			pick = ep.idx
+		}
+	}
+	if pick == -1 { // nobody alive: the next revived endpoint elects
+		m.mu.Unlock()
+		return
+	}
+	epoch := m.leadLocked(pick)
+	m.mu.Unlock()
+	m.refill(epoch)
+}
+
+func (m *master) stop() {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	m.mu.Lock()
+	wasUp := false
+	for _, ep := range m.eps {
+		wasUp = wasUp || ep.alive
+		ep.alive = false
+	}
+	if !wasUp {
+		m.mu.Unlock()
+		return
+	}
+	m.loseLeaderLocked()
+	m.mu.Unlock()
+	for _, ep := range m.eps {
+		ep.halt()
+	}
+}
+
+// start brings every stopped endpoint back on its port and, with no leader,
+// makes the lowest one the leader at once.
+func (m *master) start() error {
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	if m.c.closed.Load() {
+		return errors.New("sim: cluster closed")
+	}
+	for _, ep := range m.eps {
+		if err := m.reviveLocked(ep); err != nil {
+			return err
+		}
+	}
+	m.mu.Lock()
+	if m.leader != -1 {
+		m.mu.Unlock()
+		return nil
+	}
+	epoch := m.leadLocked(0)
+	m.mu.Unlock()
+	m.refill(epoch)
+	return nil
+}
+
+// reviveLocked listens again on ep's address (lifeMu held).
+func (m *master) reviveLocked(ep *endpoint) error {
+	m.mu.Lock()
+	alive := ep.alive
+	m.mu.Unlock()
+	if alive {
+		return nil
+	}
+	lis, err := net.Listen("tcp", ep.grpcAddr)
+	if err != nil {
+		return fmt.Errorf("sim: restart master %d: %w", ep.idx, err)
+	}
+	m.serve(ep, lis)
+	m.mu.Lock()
+	ep.alive = true
+	m.mu.Unlock()
+	return nil
+}
+
+// kill makes endpoint i unreachable; when it led, the others elect a new
+// leader after Config.MasterElectionDelay.
+func (m *master) kill(i int) error {
+	if i < 0 || i >= len(m.eps) {
+		return fmt.Errorf("sim: no master %d (there are %d)", i, len(m.eps))
+	}
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	ep := m.eps[i]
+	m.mu.Lock()
+	if !ep.alive {
+		m.mu.Unlock()
+		return nil
+	}
+	ep.alive = false
+	if m.leader == i {
+		m.loseLeaderLocked()
+		m.scheduleElectionLocked(i)
+	}
+	m.mu.Unlock()
+	ep.halt()
+	return nil
+}
+
+// revive brings endpoint i back as a follower; with no leader it starts an
+// election.
+func (m *master) revive(i int) error {
+	if i < 0 || i >= len(m.eps) {
+		return fmt.Errorf("sim: no master %d (there are %d)", i, len(m.eps))
+	}
+	m.lifeMu.Lock()
+	defer m.lifeMu.Unlock()
+	if m.c.closed.Load() {
+		return errors.New("sim: cluster closed")
+	}
+	if err := m.reviveLocked(m.eps[i]); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.leader == -1 {
+		m.electGen++
+		m.scheduleElectionLocked(-1)
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// stepDown ends the leader's term; another endpoint (if one is alive) leads
+// after Config.MasterElectionDelay.
+func (m *master) stepDown() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.leader == -1 {
+		return errors.New("sim: no master leader to step down")
+	}
+	old := m.leader
+	m.loseLeaderLocked()
+	m.scheduleElectionLocked(old)
 	return nil
 }
 
@@ -149,13 +324,15 @@ func (m *master) shutdown() {
 	defer m.lifeMu.Unlock()
 	m.mu.Lock()
 	m.up = false
+	m.leader = -1
 	m.epoch++
-	gs := m.gs
-	m.gs = nil
+	m.electGen++
+	for _, ep := range m.eps {
+		ep.alive = false
+	}
 	m.mu.Unlock()
-	if gs != nil {
-		gs.Stop()
-		m.lis.Close()
+	for _, ep := range m.eps {
+		ep.halt()
 	}
 }
 
@@ -479,10 +656,25 @@ func (m *master) topologyLocked(f volumeFilter) *master_pb.TopologyInfo {
 
 type masterHandler struct {
 	master_pb.UnimplementedSeaweedServer
-	m *master
+	m  *master
+	ep *endpoint
+}
+
+// leading is nil when this endpoint is the leader, else SeaweedFS's
+// follower refusal (raft.NotLeaderError, sent as codes.Unknown).
+func (h *masterHandler) leading() error {
+	h.m.mu.Lock()
+	defer h.m.mu.Unlock()
+	if h.m.up && h.m.leader == h.ep.idx {
+		return nil
+	}
+	return errNotLeader
 }
 
 func (h *masterHandler) VolumeList(ctx context.Context, req *master_pb.VolumeListRequest) (*master_pb.VolumeListResponse, error) {
+	if err := h.leading(); err != nil {
+		return nil, err
+	}
 	f, err := newVolumeFilter(req)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -495,6 +687,9 @@ func (h *masterHandler) VolumeList(ctx context.Context, req *master_pb.VolumeLis
 }
 
 func (h *masterHandler) LeaseAdminToken(ctx context.Context, req *master_pb.LeaseAdminTokenRequest) (*master_pb.LeaseAdminTokenResponse, error) {
+	if err := h.leading(); err != nil {
+		return nil, err
+	}
 	m := h.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -515,6 +710,9 @@ func (h *masterHandler) LeaseAdminToken(ctx context.Context, req *master_pb.Leas
 }
 
 func (h *masterHandler) ReleaseAdminToken(ctx context.Context, req *master_pb.ReleaseAdminTokenRequest) (*master_pb.ReleaseAdminTokenResponse, error) {
+	if err := h.leading(); err != nil {
+		return nil, err
+	}
 	m := h.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -525,6 +723,9 @@ func (h *masterHandler) ReleaseAdminToken(ctx context.Context, req *master_pb.Re
 }
 
 func (h *masterHandler) GetAdminLockStatus(ctx context.Context, req *master_pb.GetAdminLockStatusRequest) (*master_pb.GetAdminLockStatusResponse, error) {
+	if err := h.leading(); err != nil {
+		return nil, err
+	}
 	m := h.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -536,6 +737,9 @@ func (h *masterHandler) GetAdminLockStatus(ctx context.Context, req *master_pb.G
 }
 
 func (h *masterHandler) DisableVacuum(ctx context.Context, req *master_pb.DisableVacuumRequest) (*master_pb.DisableVacuumResponse, error) {
+	if h.leading() != nil { // a follower sets its own topology, which nobody reads
+		return &master_pb.DisableVacuumResponse{}, nil
+	}
 	m := h.m
 	m.mu.Lock()
 	if req.ByPlugin {
@@ -548,6 +752,9 @@ func (h *masterHandler) DisableVacuum(ctx context.Context, req *master_pb.Disabl
 }
 
 func (h *masterHandler) EnableVacuum(ctx context.Context, req *master_pb.EnableVacuumRequest) (*master_pb.EnableVacuumResponse, error) {
+	if h.leading() != nil { // a follower sets its own topology, which nobody reads
+		return &master_pb.EnableVacuumResponse{}, nil
+	}
 	m := h.m
 	m.mu.Lock()
 	if req.ByPlugin {
@@ -560,6 +767,9 @@ func (h *masterHandler) EnableVacuum(ctx context.Context, req *master_pb.EnableV
 }
 
 func (h *masterHandler) VolumeMarkReadonly(ctx context.Context, req *master_pb.VolumeMarkReadonlyRequest) (*master_pb.VolumeMarkReadonlyResponse, error) {
+	if h.leading() != nil { // a follower sets its own topology, which nobody reads
+		return &master_pb.VolumeMarkReadonlyResponse{}, nil
+	}
 	m := h.m
 	addr := net.JoinHostPort(req.Ip, strconv.Itoa(int(req.Port)))
 	s, ok := m.c.ServerByAddress(addr)
@@ -573,8 +783,15 @@ func (h *masterHandler) VolumeMarkReadonly(ctx context.Context, req *master_pb.V
 
 func (h *masterHandler) GetMasterConfiguration(ctx context.Context, req *master_pb.GetMasterConfigurationRequest) (*master_pb.GetMasterConfigurationResponse, error) {
 	m := h.m
+	leader := ""
+	m.mu.Lock()
+	if m.up && m.leader >= 0 {
+		l := m.eps[m.leader]
+		leader = l.id + "." + strconv.Itoa(l.grpcPort)
+	}
+	m.mu.Unlock()
 	return &master_pb.GetMasterConfigurationResponse{
-		Leader:             m.id + "." + strconv.Itoa(m.grpcPort),
+		Leader:             leader,
 		VolumeSizeLimitMB:  uint32(m.c.cfg.VolumeSizeLimitMB),
 		DefaultReplication: "000",
 	}, nil
@@ -613,6 +830,9 @@ func (h *masterHandler) LookupVolume(ctx context.Context, req *master_pb.LookupV
 }
 
 func (h *masterHandler) LookupEcVolume(ctx context.Context, req *master_pb.LookupEcVolumeRequest) (*master_pb.LookupEcVolumeResponse, error) {
+	if err := h.leading(); err != nil {
+		return nil, err
+	}
 	m := h.m
 	m.mu.Lock()
 	defer m.mu.Unlock()

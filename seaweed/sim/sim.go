@@ -94,9 +94,17 @@ type Config struct {
 	// BaseHTTPPort, if set, gives server i the HTTP port BaseHTTPPort+i and
 	// the gRPC port BaseHTTPPort+i+10000. 0 picks free ports (HTTP = gRPC − 10000).
 	BaseHTTPPort int
-	// MasterHTTPPort, if set, makes the master listen for gRPC on
-	// MasterHTTPPort+10000. 0 picks a free port.
+	// MasterHTTPPort, if set, makes master i listen for gRPC on
+	// MasterHTTPPort+i+10000. 0 picks free ports.
 	MasterHTTPPort int
+	// Masters is how many master endpoints serve (default 1). They share
+	// one cluster state; one is the raft leader, the others are followers
+	// that name the leader in GetMasterConfiguration and refuse the
+	// leader-only calls with "raft.Server: Not current leader".
+	Masters int
+	// MasterElectionDelay is how long the masters are leaderless after the
+	// leader is killed or steps down (default 1 s).
+	MasterElectionDelay time.Duration
 
 	// HeartbeatDelay is how long volume-server changes take to reach the
 	// master's VolumeList. 0 means immediately. Read-only marks always reach
@@ -163,6 +171,15 @@ func (c *Config) fill() error {
 	}
 	if c.DistinctHosts && c.Servers > 150 {
 		return fmt.Errorf("sim: DistinctHosts with %d servers (at most 150)", c.Servers)
+	}
+	if c.Masters == 0 {
+		c.Masters = 1
+	}
+	if c.Masters < 0 {
+		return fmt.Errorf("sim: %d masters", c.Masters)
+	}
+	if c.MasterElectionDelay == 0 {
+		c.MasterElectionDelay = time.Second
 	}
 	if c.AdminLockDuration == 0 {
 		c.AdminLockDuration = 10 * time.Second
@@ -290,9 +307,43 @@ func (c *Cluster) Config() Config { return c.cfg }
 func (c *Cluster) MasterAddress() string { return c.master.grpcAddr }
 
 // MasterServerAddress is the master in SeaweedFS's "host:httpPort.grpcPort" form.
+// With several masters it is master 0.
 func (c *Cluster) MasterServerAddress() seaweed.Address {
 	return seaweed.Address{HTTP: c.master.id, GRPC: c.master.grpcAddr}
 }
+
+// MasterServerAddresses lists every master endpoint in index order.
+func (c *Cluster) MasterServerAddresses() []seaweed.Address {
+	out := make([]seaweed.Address, len(c.master.eps))
+	for i, ep := range c.master.eps {
+		out[i] = seaweed.Address{HTTP: ep.id, GRPC: ep.grpcAddr}
+	}
+	return out
+}
+
+// MasterLeader is the index of the master leader, or -1 while there is
+// none (an election is under way, or every master is down).
+func (c *Cluster) MasterLeader() int {
+	c.master.mu.Lock()
+	defer c.master.mu.Unlock()
+	return c.master.leader
+}
+
+// KillMaster makes master i unreachable (listener and connections closed).
+// If it led, the leader's memory (registrations, admin locks, vacuum
+// switches) is lost and another live master leads after
+// Config.MasterElectionDelay, hearing from the volume servers over
+// Config.MasterRefillDelay.
+func (c *Cluster) KillMaster(i int) error { return c.master.kill(i) }
+
+// ReviveMaster brings a killed master i back on its port as a follower; if
+// no master leads, an election follows after Config.MasterElectionDelay.
+func (c *Cluster) ReviveMaster(i int) error { return c.master.revive(i) }
+
+// StepDown ends the master leader's term without killing it: its memory is
+// lost and another master (if one is alive) leads after
+// Config.MasterElectionDelay.
+func (c *Cluster) StepDown() error { return c.master.stepDown() }
 
 // Servers lists the volume servers in index order.
 func (c *Cluster) Servers() []*VolumeServer { return append([]*VolumeServer(nil), c.servers...) }
@@ -691,12 +742,13 @@ func (c *Cluster) AdminLock(name string) (client string, held bool) {
 	return l.client, true
 }
 
-// StopMaster takes the master down: its gRPC server stops and it forgets
-// every registration, admin lock and vacuum flag.
+// StopMaster takes every master down: their gRPC servers stop and the
+// leader's registrations, admin locks and vacuum flags are forgotten.
 func (c *Cluster) StopMaster() { c.master.stop() }
 
-// StartMaster brings the master back on the same port. Volume servers
-// re-register over Config.MasterRefillDelay.
+// StartMaster brings every stopped master back on its port; with no leader,
+// master 0 leads at once. Volume servers re-register over
+// Config.MasterRefillDelay.
 func (c *Cluster) StartMaster() error { return c.master.start() }
 
 // RestartMaster is StopMaster followed by StartMaster.
@@ -705,10 +757,15 @@ func (c *Cluster) RestartMaster() error {
 	return c.master.start()
 }
 
-// MasterUp reports whether the master is serving.
+// MasterUp reports whether every master is listening and one leads.
 func (c *Cluster) MasterUp() bool {
 	c.master.mu.Lock()
 	defer c.master.mu.Unlock()
+	for _, ep := range c.master.eps {
+		if !ep.alive {
+			return false
+		}
+	}
 	return c.master.up
 }
 
