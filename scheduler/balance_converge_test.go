@@ -28,8 +28,9 @@ type convergeResult struct {
 // an eighth 001 (two servers of a rack), the rest single-copy. Two thirds
 // of the copies land on every third server (a third of the cluster holds
 // four times the volumes of the rest), placed so every volume satisfies
-// its placement.
-func skewedCluster(servers, dcs, racks, volumes int) *seaweed.Topology {
+// its placement. With allReplicated, every volume is 010 or 001 instead
+// (odd ids 001), so every move must find a target its placement allows.
+func skewedCluster(servers, dcs, racks, volumes int, allReplicated bool) *seaweed.Topology {
 	rng := rand.New(rand.NewSource(1))
 	nodes := make([]*node, servers)
 	// Server i is in data centre i%dcs, rack (i/dcs)%racks; hot when i%3 == 0.
@@ -51,7 +52,11 @@ func skewedCluster(servers, dcs, racks, volumes int) *seaweed.Topology {
 	for id := 1; id <= volumes; id++ {
 		x := v(uint32(id), 10<<20)
 		a := pick()
-		switch id % 8 {
+		kind := id % 8
+		if allReplicated {
+			kind = id % 2 * 4 // 0: 010, 4: 001
+		}
+		switch kind {
 		case 0: // 010: another rack, same data centre
 			x = x.RP(10)
 			b := pick()
@@ -139,9 +144,23 @@ func runBalanceRounds(topo *seaweed.Topology, perRound, maxRounds int) convergeR
 // never move a volume back to a server it left, and never make a volume's
 // placement worse.
 func TestBalanceConverges(t *testing.T) {
-	for _, perRound := range []int{0, 64} {
-		t.Run(fmt.Sprintf("moves per round %d", perRound), func(t *testing.T) {
-			topo := skewedCluster(50, 2, 5, 5000)
+	for _, tc := range []struct {
+		perRound      int
+		allReplicated bool
+		volumes       int
+		maxSpread     int64
+	}{
+		// Settled means within the imbalance threshold: 0.2 of the
+		// average, 125 copies per server.
+		{0, false, 5000, 25}, {64, false, 5000, 25},
+		// Every volume 010 or 001 (80 copies per server): placement
+		// refuses many pairs, and detection stops once maxBalancePairs
+		// pairs find no allowed move, short of the threshold.
+		{0, true, 2000, 30},
+	} {
+		perRound := tc.perRound
+		t.Run(fmt.Sprintf("moves per round %d, all replicated %v", perRound, tc.allReplicated), func(t *testing.T) {
+			topo := skewedCluster(50, 2, 5, tc.volumes, tc.allReplicated)
 			start := placement.Disk(topo.Servers[0], "").VolumeCount
 			r := runBalanceRounds(topo, perRound, 2000)
 			t.Logf("rounds %d, moves %d, undone %d, worsened %d, detection %s, %d..%d volumes per server (server 0 began with %d)",
@@ -149,15 +168,13 @@ func TestBalanceConverges(t *testing.T) {
 			if !r.settled {
 				t.Fatalf("not settled after %d rounds", r.rounds)
 			}
-			if r.moves < 1000 {
+			if r.moves < tc.volumes/5 {
 				t.Fatalf("only %d moves: the cluster is not skewed", r.moves)
 			}
 			if r.undone != 0 || r.worsened != 0 {
 				t.Fatalf("%d moves undone, %d made a placement worse", r.undone, r.worsened)
 			}
-			// Settled means within the imbalance threshold (0.2 of the
-			// average usage, 10,000 copies over 50 servers: 200 each).
-			if r.spread[1]-r.spread[0] > 40 {
+			if r.spread[1]-r.spread[0] > tc.maxSpread {
 				t.Fatalf("settled with %d..%d volumes per server", r.spread[0], r.spread[1])
 			}
 		})
@@ -174,7 +191,7 @@ func BenchmarkBalanceConverges1000(b *testing.B) {
 		b.Run(fmt.Sprintf("per-round=%d", perRound), func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
-				topo := skewedCluster(1000, 4, 10, 200_000)
+				topo := skewedCluster(1000, 4, 10, 200_000, false)
 				b.StartTimer()
 				r := runBalanceRounds(topo, perRound, 100_000)
 				if !r.settled {
