@@ -39,7 +39,10 @@ const (
 type volumeRole struct {
 	name string
 	// ec marks a volume that must be erasure coded; the others must be vacuumed.
-	ec      bool
+	ec bool
+	// target is the collection (systemCollection if none), replica
+	// placement and disk type of the volume.
+	target  assignTarget
 	files   int
 	minSize int
 	// deleted picks the files deleted to make garbage.
