@@ -75,7 +75,36 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 	t.Logf("3 masters (%s) and %d volume servers up with mutual TLS in %s", wc.masterPeers, len(wc.servers), time.Since(testStart).Round(time.Millisecond))
 
 	th, roles := systemThresholds, productionRoles()
-	topo, allFiles, _, reassigns := seedRoles(t, wc.weedCluster, roles, th)
+	topo, allFiles, used, reassigns := seedRoles(t, wc.weedCluster, roles, th)
+	// Two clean volumes, one per kill, made garbage-heavy only once a new
+	// master leader is elected: vacuum work that only it shows.
+	late := []*volumeRole{
+		{name: "late-001", target: assignTarget{Collection: "r001", Replication: "001"}, files: 20, minSize: 32 << 10},
+		{name: "late-010", target: assignTarget{Collection: "r010", Replication: "010"}, files: 20, minSize: 32 << 10},
+	}
+	for i, r := range late {
+		for r.vid == 0 || used[r.vid] {
+			var a assignResult
+			a, r.vid = wc.assignTo(t, 60*time.Second, r.target, r.files, r.minSize+r.minSize/8)
+			if !used[r.vid] {
+				used[r.vid] = true
+				r.stored = wc.writeAssigned(t, a, r.vid, r.files, r.minSize, uint64(100+i))
+				break
+			}
+		}
+	}
+	wc.waitTopology(t, "the master to list the late volumes' files", func(topo *seaweed.Topology) (bool, string) {
+		for _, r := range late {
+			if v := topo.Volumes[r.vid]; v == nil || v.FileCount < uint64(r.files) {
+				return false, fmt.Sprintf("%s volume %d: %+v", r.name, r.vid, v)
+			}
+		}
+		return true, ""
+	})
+	topo, err = wc.topology(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, r := range roles {
 		v := topo.Volumes[r.vid]
 		t.Logf("before: %-8s volume %d (%s, placement %03d, disk %q) on %v: garbage %.0f%%",
@@ -96,14 +125,14 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 	maintBegan := time.Now()
 	m := startMaintenanceWith(t, wc.weedCluster, th, productionAdded, "--seaweedfs-security", secFile)
 
-	// Kill the master leader once a task has completed, and again (after
-	// restarting the first killed one) once a task has completed after the
-	// first new leader's election. Each time, note how long after the
-	// election the next task completes.
+	// Kill the master leader as soon as the maintenance runs, and again
+	// (after restarting the first killed one) once the work made after the
+	// first kill is done. After each election, half of a late volume's
+	// files are deleted: the time from the election to that volume's
+	// vacuum completing is how long maintenance takes to carry on.
 	var kills []int
 	var elected time.Time
-	completedAtKill := 0
-	killLeader := func(completed int) {
+	killLeader := func() {
 		t.Helper()
 		if len(kills) > 0 {
 			wc.restart(t, kills[len(kills)-1])
@@ -117,9 +146,20 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 		next := wc.lead(t, old)
 		elected = time.Now()
 		kills = append(kills, old)
-		completedAtKill = completed
 		t.Logf("%5.1fs master leader %s killed (kill %d); %s leads %s later", time.Since(maintBegan).Seconds(),
 			wc.http[old], len(kills), wc.http[next], elected.Sub(killed).Round(10*time.Millisecond))
+		r := late[len(kills)-1]
+		locs, err := wc.lookup(r.vid)
+		if err != nil {
+			t.Fatalf("lookup %s volume %d: %v", r.name, r.vid, err)
+		}
+		var del []*storedFile
+		for i, f := range r.stored {
+			if i%2 == 0 {
+				del = append(del, f)
+			}
+		}
+		wc.deleteFiles(t, locs[0], del)
 	}
 	var resumed []time.Duration
 	lastSummary := ""
@@ -137,13 +177,13 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 			t.Logf("%5.1fs tasks: %s", time.Since(maintBegan).Seconds(), s)
 			lastSummary = s
 		}
-		completed := len(tasksIn(tasks, "completed"))
-		if len(kills) > len(resumed) && completed > completedAtKill {
+		if len(kills) > len(resumed) && hasTask(tasks, "vacuum", late[len(kills)-1].vid, "completed") {
 			resumed = append(resumed, time.Since(elected))
-			t.Logf("%5.1fs a task completed %s after the new master leader's election", time.Since(maintBegan).Seconds(), resumed[len(resumed)-1].Round(10*time.Millisecond))
+			t.Logf("%5.1fs the vacuum of garbage made after kill %d completed %s after the new master leader's election",
+				time.Since(maintBegan).Seconds(), len(kills), resumed[len(resumed)-1].Round(10*time.Millisecond))
 		}
-		if len(kills) < 2 && len(kills) == len(resumed) && completed > completedAtKill {
-			killLeader(completed)
+		if len(kills) < 2 && len(kills) == len(resumed) {
+			killLeader()
 			return false, "master leader killed"
 		}
 		topo, err := wc.topology(context.Background())
@@ -154,7 +194,7 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 			return false, "VolumeList: " + err.Error()
 		}
 		if len(kills) < 2 || len(resumed) < 2 {
-			return false, fmt.Sprintf("%d master leaders killed, %d followed by a completed task", len(kills), len(resumed))
+			return false, fmt.Sprintf("%d master leaders killed, the vacuums made after %d of them completed", len(kills), len(resumed))
 		}
 		if msg := maintenanceDone(tasks, topo, roles, m.added, m.isAdded); msg != "" {
 			return false, msg
@@ -170,6 +210,18 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 		return true, ""
 	})
 	quietAfter := time.Since(maintBegan)
+	for i, d := range resumed {
+		// Detection every 2 s, the master's view of the deletions within
+		// a heartbeat or two, then the vacuum itself.
+		if d > time.Minute {
+			t.Errorf("the vacuum of garbage made after kill %d completed only %s after the new master leader's election", i+1, d)
+		}
+	}
+	for _, r := range late {
+		if n := len(tasksFor(final, "vacuum", r.vid, "completed")); n != 1 {
+			t.Errorf("%s volume %d was vacuumed %d times, want once", r.name, r.vid, n)
+		}
+	}
 
 	// Placement, spread and disk types, as the master reports them.
 	if msg := placementViolations(finalTopo); msg != "" {
@@ -212,7 +264,7 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 	for _, r := range roles {
 		ecVids[r.vid] = r.ec
 	}
-	reads := readBack(t, wc.weedCluster, roles, everyServer, func(r *volumeRole) bool { return ecVids[r.vid] })
+	reads := readBack(t, wc.weedCluster, append(roles, late...), everyServer, func(r *volumeRole) bool { return ecVids[r.vid] })
 	t.Logf("SUMMARY: %d tasks (%s), %d balance moves, all placements kept; master leader killed %d times, next task completed %v after each election; "+
 		"maintenance done and quiet after %s; %d reads back intact; whole test %s",
 		len(final), typeSummary(final), len(moves), len(kills), resumed, quietAfter.Round(100*time.Millisecond), reads, time.Since(testStart).Round(100*time.Millisecond))
