@@ -149,10 +149,16 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 		t.Logf("%5.1fs master leader %s killed (kill %d); %s leads %s later", time.Since(maintBegan).Seconds(),
 			wc.http[old], len(kills), wc.http[next], elected.Sub(killed).Round(10*time.Millisecond))
 		r := late[len(kills)-1]
-		locs, err := wc.lookup(r.vid)
-		if err != nil {
-			t.Fatalf("lookup %s volume %d: %v", r.name, r.vid, err)
-		}
+		// A new master leader answers lookups once it is warmed up (the
+		// volume servers' deletions, replicated, ask it too).
+		var locs []string
+		testutil.Poll(t, 30*time.Second, weedPollEvery, fmt.Sprintf("the new master leader to look up %s volume %d", r.name, r.vid), func() (bool, string) {
+			var err error
+			if locs, err = wc.lookup(r.vid); err != nil {
+				return false, err.Error()
+			}
+			return true, ""
+		})
 		var del []*storedFile
 		for i, f := range r.stored {
 			if i%2 == 0 {
