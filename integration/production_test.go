@@ -76,7 +76,7 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 	t.Logf("3 masters (%s) and %d volume servers up with mutual TLS in %s", wc.masterPeers, len(wc.servers), time.Since(testStart).Round(time.Millisecond))
 
 	th, roles := systemThresholds, productionRoles()
-	topo, allFiles, used, reassigns := seedRoles(t, wc.weedCluster, roles, th)
+	_, allFiles, used, reassigns := seedRoles(t, wc.weedCluster, roles, th)
 	// Two clean volumes, one per kill, made garbage-heavy only once a new
 	// master leader is elected: vacuum work that only it shows.
 	late := []*volumeRole{
@@ -102,7 +102,7 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 		}
 		return true, ""
 	})
-	topo, err = wc.topology(context.Background())
+	topo, err := wc.topology(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
