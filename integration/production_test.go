@@ -150,15 +150,21 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 		t.Logf("%5.1fs master leader %s killed (kill %d); %s leads %s later", time.Since(maintBegan).Seconds(),
 			wc.http[old], len(kills), wc.http[next], elected.Sub(killed).Round(10*time.Millisecond))
 		r := late[len(kills)-1]
-		// A new master leader answers lookups once it is warmed up (the
-		// volume servers' deletions, replicated, ask it too).
+		// A new master leader answers lookups once it is warmed up, and
+		// knows every copy once every holder's heartbeat reached it: the
+		// volume server deleting asks it for the copies to replicate to,
+		// and refuses while it names fewer than the placement's.
+		copies := 1
+		for _, d := range r.target.Replication {
+			copies += int(d - '0')
+		}
 		var locs []string
-		testutil.Poll(t, 30*time.Second, weedPollEvery, fmt.Sprintf("the new master leader to look up %s volume %d", r.name, r.vid), func() (bool, string) {
+		testutil.Poll(t, 30*time.Second, weedPollEvery, fmt.Sprintf("the new master leader to name %d copies of %s volume %d", copies, r.name, r.vid), func() (bool, string) {
 			var err error
 			if locs, err = wc.lookup(r.vid); err != nil {
 				return false, err.Error()
 			}
-			return true, ""
+			return len(locs) >= copies, fmt.Sprint(locs)
 		})
 		var del []*storedFile
 		for i, f := range r.stored {
