@@ -52,6 +52,11 @@ func startWeedMastersWith(t *testing.T, n int, specs []volumeSpec, opts weedOpti
 	}
 	peers := strings.Join(c.http, ",")
 	c.masterPeers = peers
+	c.refind = func() {
+		if i, _ := c.leader(); i >= 0 {
+			c.point(i)
+		}
+	}
 	for i, addr := range c.http {
 		mdir := filepath.Join(dir, fmt.Sprintf("master%d", i))
 		if err := os.MkdirAll(mdir, 0o755); err != nil {

@@ -201,9 +201,7 @@ func TestProductionShapedSeaweedFS(t *testing.T) {
 		}
 		topo, err := wc.topology(context.Background())
 		if err != nil {
-			if i, _ := wc.leader(); i >= 0 {
-				wc.point(i)
-			}
+			wc.refind()
 			return false, "VolumeList: " + err.Error()
 		}
 		if len(kills) < 2 || len(resumed) < 2 {

@@ -222,6 +222,10 @@ type weedCluster struct {
 	// masterPeers is every master, comma-separated, when the cluster has
 	// several (weedMasters); "" with one.
 	masterPeers string
+	// refind, with several masters, points the cluster at the master
+	// leader again after a VolumeList failed (leadership moves even
+	// without a kill on a loaded machine).
+	refind func()
 	mc          master_pb.SeaweedClient
 	servers     []*volumeServer
 	vc          *seaweed.VolumeClient
@@ -385,6 +389,9 @@ func (c *weedCluster) waitTopologyWithin(t *testing.T, timeout time.Duration, wh
 			last = msg
 		} else {
 			last = "VolumeList: " + err.Error()
+			if c.refind != nil {
+				c.refind()
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s; last check: %s", timeout, what, last)
