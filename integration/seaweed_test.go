@@ -225,12 +225,12 @@ type weedCluster struct {
 	// refind, with several masters, points the cluster at the master
 	// leader again after a VolumeList failed (leadership moves even
 	// without a kill on a loaded machine).
-	refind func()
-	mc          master_pb.SeaweedClient
-	servers     []*volumeServer
-	vc          *seaweed.VolumeClient
-	hc          *http.Client
-	opts        weedOptions
+	refind  func()
+	mc      master_pb.SeaweedClient
+	servers []*volumeServer
+	vc      *seaweed.VolumeClient
+	hc      *http.Client
+	opts    weedOptions
 }
 
 // weedOptions are a weedCluster's security: the working directory of its
