@@ -35,13 +35,28 @@ type weedMasters struct {
 // that know all of them, and waits until a master leads and lists them all.
 func startWeedMasters(t *testing.T, n, servers int) *weedMasters {
 	t.Helper()
+	return startWeedMastersWith(t, n, make([]volumeSpec, servers), weedOptions{})
+}
+
+// startWeedMastersWith is startWeedMasters with a volume server placed by
+// each of specs and the cluster's security opts (every weed process runs
+// in opts.cwd).
+func startWeedMastersWith(t *testing.T, n int, specs []volumeSpec, opts weedOptions) *weedMasters {
+	t.Helper()
+	servers := len(specs)
 	bin := weedBinary(t)
 	dir := t.TempDir()
-	c := &weedMasters{weedCluster: &weedCluster{vc: seaweed.NewVolumeClient(), hc: &http.Client{Timeout: httpTimeout}}, bin: bin, dir: dir}
+	c := &weedMasters{weedCluster: &weedCluster{vc: seaweed.NewVolumeClient(opts.dial...), hc: &http.Client{Timeout: httpTimeout}, opts: opts}, bin: bin, dir: dir}
 	for i := 0; i < n; i++ {
 		c.http = append(c.http, fmt.Sprintf("127.0.0.1:%d", testutil.FreePortPair(t, 10000)))
 	}
 	peers := strings.Join(c.http, ",")
+	c.masterPeers = peers
+	c.refind = func() {
+		if i, _ := c.leader(); i >= 0 {
+			c.point(i)
+		}
+	}
 	for i, addr := range c.http {
 		mdir := filepath.Join(dir, fmt.Sprintf("master%d", i))
 		if err := os.MkdirAll(mdir, 0o755); err != nil {
@@ -52,27 +67,18 @@ func startWeedMasters(t *testing.T, n, servers int) *weedMasters {
 		// test's wait for a new master leader short.
 		args := []string{"master", "-ip=127.0.0.1", "-port=" + port, "-mdir=" + mdir, "-volumeSizeLimitMB=8", "-peers=" + peers, "-electionTimeout=3s"}
 		c.args = append(c.args, args)
-		c.procs = append(c.procs, startWeed(t, bin, fmt.Sprintf("master%d", i), filepath.Join(dir, fmt.Sprintf("master%d.log", i)), args...))
+		c.procs = append(c.procs, startWeedIn(t, bin, fmt.Sprintf("master%d", i), filepath.Join(dir, fmt.Sprintf("master%d.log", i)), opts.cwd, args...))
 		var grpcPort int
 		fmt.Sscan(port, &grpcPort)
-		conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort+10000), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort+10000), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.dial...)...)
 		if err != nil {
 			t.Fatalf("dial master %s: %v", addr, err)
 		}
 		t.Cleanup(func() { _ = conn.Close() })
 		c.mcs = append(c.mcs, master_pb.NewSeaweedClient(conn))
 	}
-	for i := 0; i < servers; i++ {
-		p := testutil.FreePortPair(t, 10000)
-		vdir := filepath.Join(dir, fmt.Sprintf("vol%d", i))
-		if err := os.MkdirAll(vdir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		proc := startWeed(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), "volume",
-			"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+peers,
-			"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
-		c.servers = append(c.servers, &volumeServer{weedProc: proc,
-			Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)})
+	for _, spec := range specs {
+		c.startVolume(t, bin, dir, spec)
 	}
 	t.Cleanup(func() {
 		_ = c.vc.Close()
@@ -98,7 +104,7 @@ func startWeedMasters(t *testing.T, n, servers int) *weedMasters {
 // directory, and waits until it names a master leader.
 func (c *weedMasters) restart(t *testing.T, i int) {
 	t.Helper()
-	c.procs[i] = startWeed(t, c.bin, fmt.Sprintf("master%d (restarted)", i), filepath.Join(c.dir, fmt.Sprintf("master%d-restarted.log", i)), c.args[i]...)
+	c.procs[i] = startWeedIn(t, c.bin, fmt.Sprintf("master%d (restarted)", i), filepath.Join(c.dir, fmt.Sprintf("master%d-restarted.log", i)), c.opts.cwd, c.args[i]...)
 	testutil.Poll(t, weedStartTimeout, weedPollEvery, fmt.Sprintf("restarted master %s to name a leader", c.http[i]), func() (bool, string) {
 		if c.procs[i].exited() {
 			t.Fatalf("%s exited:\n%s", c.procs[i].name, c.procs[i].logTail(25))
@@ -147,8 +153,13 @@ func (c *weedMasters) lead(t *testing.T, not int) int {
 		i, why = c.leader()
 		return i >= 0 && i != not, why
 	})
-	c.master, c.masterHTTP, c.mc = c.procs[i], c.http[i], c.mcs[i]
+	c.point(i)
 	return i
+}
+
+// point makes master i the one the weedCluster asks.
+func (c *weedMasters) point(i int) {
+	c.master, c.masterHTTP, c.mc = c.procs[i], c.http[i], c.mcs[i]
 }
 
 // lockHolder asks master i who holds the admin lock.

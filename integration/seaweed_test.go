@@ -6,6 +6,7 @@ package integration
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -218,11 +219,18 @@ type volumeServer struct {
 type weedCluster struct {
 	master     *weedProc
 	masterHTTP string
-	mc         master_pb.SeaweedClient
-	servers    []*volumeServer
-	vc         *seaweed.VolumeClient
-	hc         *http.Client
-	opts       weedOptions
+	// masterPeers is every master, comma-separated, when the cluster has
+	// several (weedMasters); "" with one.
+	masterPeers string
+	// refind, with several masters, points the cluster at the master
+	// leader again after a VolumeList failed (leadership moves even
+	// without a kill on a loaded machine).
+	refind  func()
+	mc      master_pb.SeaweedClient
+	servers []*volumeServer
+	vc      *seaweed.VolumeClient
+	hc      *http.Client
+	opts    weedOptions
 }
 
 // weedOptions are a weedCluster's security: the working directory of its
@@ -254,16 +262,7 @@ func startWeedClusterWith(t *testing.T, n int, opts weedOptions) *weedCluster {
 	c.master = startWeedIn(t, bin, "master", filepath.Join(dir, "master.log"), opts.cwd, "master",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", mp), "-mdir="+mdir, "-volumeSizeLimitMB=8", "-peers=none")
 	for i := 0; i < n; i++ {
-		p := testutil.FreePortPair(t, 10000)
-		vdir := filepath.Join(dir, fmt.Sprintf("vol%d", i))
-		if err := os.MkdirAll(vdir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		proc := startWeedIn(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), opts.cwd, "volume",
-			"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
-			"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
-		c.servers = append(c.servers, &volumeServer{weedProc: proc,
-			Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)})
+		c.startVolume(t, bin, dir, volumeSpec{})
 	}
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", mp+10000), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.dial...)...)
 	if err != nil {
@@ -296,6 +295,55 @@ func startWeedClusterWith(t *testing.T, n int, opts weedOptions) *weedCluster {
 	})
 	t.Logf("SeaweedFS master %s and %d volume servers up in %s", c.masterHTTP, n, time.Since(start).Round(time.Millisecond))
 	return c
+}
+
+// volumeSpec is where a volume server stands: its own loopback IP
+// ("": 127.0.0.1; SeaweedFS treats servers sharing a host as one machine,
+// so servers meant as separate machines need IPs of their own, and Linux
+// routes all of 127.0.0.0/8 to lo), data centre, rack, disk type and
+// volume slots ("": SeaweedFS's defaults, 0: 10 slots).
+type volumeSpec struct {
+	IP, DC, Rack, Disk string
+	Max                int
+}
+
+// masterFlag is the -master (and --master) value naming the cluster's
+// masters: all of them when it has several.
+func (c *weedCluster) masterFlag() string {
+	if c.masterPeers != "" {
+		return c.masterPeers
+	}
+	return c.masterHTTP
+}
+
+// startVolume starts one volume server as spec places it, on the
+// cluster's masters, in the cluster's working directory, with its data
+// and log under dir, and adds it to c.servers (it does not wait for the
+// master to list it).
+func (c *weedCluster) startVolume(t *testing.T, bin, dir string, spec volumeSpec) *volumeServer {
+	t.Helper()
+	i := len(c.servers)
+	ip := cmp.Or(spec.IP, "127.0.0.1")
+	p := testutil.FreePortPair(t, 10000)
+	vdir := filepath.Join(dir, fmt.Sprintf("vol%d", i))
+	if err := os.MkdirAll(vdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"volume", "-ip=" + ip, fmt.Sprintf("-port=%d", p), "-dir=" + vdir, fmt.Sprintf("-max=%d", cmp.Or(spec.Max, 10)),
+		"-master=" + c.masterFlag(), "-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints"}
+	if spec.DC != "" {
+		args = append(args, "-dataCenter="+spec.DC)
+	}
+	if spec.Rack != "" {
+		args = append(args, "-rack="+spec.Rack)
+	}
+	if spec.Disk != "" {
+		args = append(args, "-disk="+spec.Disk)
+	}
+	proc := startWeedIn(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), c.opts.cwd, args...)
+	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("%s:%d.%d", ip, p, p+10000), HTTP: fmt.Sprintf("%s:%d", ip, p)}
+	c.servers = append(c.servers, vs)
+	return vs
 }
 
 func procs(vs []*volumeServer) []*weedProc {
@@ -341,6 +389,9 @@ func (c *weedCluster) waitTopologyWithin(t *testing.T, timeout time.Duration, wh
 			last = msg
 		} else {
 			last = "VolumeList: " + err.Error()
+			if c.refind != nil {
+				c.refind()
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %s waiting for %s; last check: %s", timeout, what, last)

@@ -7,6 +7,7 @@ package integration
 // servers the master names.
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	enc "encoding/binary"
@@ -31,6 +32,7 @@ import (
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
 
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -109,21 +111,10 @@ func startWorkers(t *testing.T, n int, admins []string, extra ...string) []*node
 // addVolumeServer starts one more (empty) volume server on the cluster's
 // master, with the flags startWeedCluster uses, and waits until the master
 // lists it.
-func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
+func (c *weedCluster) addVolumeServer(t *testing.T, spec volumeSpec) *volumeServer {
 	t.Helper()
-	bin := weedBinary(t)
-	dir := t.TempDir()
-	p := testutil.FreePortPair(t, 10000)
-	name := fmt.Sprintf("volume%d", len(c.servers))
-	vdir := filepath.Join(dir, "vol")
-	if err := os.MkdirAll(vdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	proc := startWeedIn(t, bin, name, filepath.Join(dir, name+".log"), c.opts.cwd, "volume",
-		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", p), "-dir="+vdir, "-max=10", "-master="+c.masterHTTP,
-		"-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints")
-	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("127.0.0.1:%d.%d", p, p+10000), HTTP: fmt.Sprintf("127.0.0.1:%d", p)}
-	c.servers = append(c.servers, vs)
+	vs := c.startVolume(t, weedBinary(t), t.TempDir(), spec)
+	proc, name := vs.weedProc, vs.name
 	c.waitTopologyWithin(t, weedStartTimeout, "the master to list the added volume server "+vs.HTTP, func(topo *seaweed.Topology) (bool, string) {
 		if proc.exited() {
 			t.Fatalf("%s exited during start-up:\n%s", name, proc.logTail(25))
@@ -141,13 +132,32 @@ func (c *weedCluster) addVolumeServer(t *testing.T) *volumeServer {
 // (volume growth still in progress) until timeout.
 func (c *weedCluster) assignWithin(t *testing.T, timeout time.Duration, collection string, count, dataSize int) (assignResult, uint32) {
 	t.Helper()
-	u := fmt.Sprintf("http://%s/dir/assign?count=%d&collection=%s&dataSize=%d", c.masterHTTP, count, url.QueryEscape(collection), dataSize)
+	return c.assignTo(t, timeout, assignTarget{Collection: collection}, count, dataSize)
+}
+
+// assignTarget is what an assignment asks the master for: a collection,
+// and a replica placement and disk type ("": the master's defaults).
+type assignTarget struct {
+	Collection, Replication, Disk string
+}
+
+// assignTo is assignWithin for volumes of a placement and disk type.
+func (c *weedCluster) assignTo(t *testing.T, timeout time.Duration, to assignTarget, count, dataSize int) (assignResult, uint32) {
+	t.Helper()
+	q := url.Values{"count": {fmt.Sprint(count)}, "collection": {to.Collection}, "dataSize": {fmt.Sprint(dataSize)}}
+	if to.Replication != "" {
+		q.Set("replication", to.Replication)
+	}
+	if to.Disk != "" {
+		q.Set("disk", to.Disk)
+	}
+	collection := to.Collection
 	deadline := time.Now().Add(timeout)
 	last := ""
 	for {
 		a, err := func() (assignResult, error) {
 			var a assignResult
-			resp, err := c.hc.Get(u)
+			resp, err := c.hc.Get("http://" + c.masterHTTP + "/dir/assign?" + q.Encode())
 			if err != nil {
 				return a, err
 			}
@@ -291,6 +301,8 @@ type rawView struct {
 	ecBits map[uint32]map[string]uint32
 	// ecCollection: volume id -> collection of its shards.
 	ecCollection map[uint32]string
+	// ecDisks: volume id -> the disk types (placement.DiskTypeKey) holding its shards.
+	ecDisks map[uint32]map[string]bool
 }
 
 func (c *weedCluster) rawView(ctx context.Context) (*rawView, error) {
@@ -300,7 +312,7 @@ func (c *weedCluster) rawView(ctx context.Context) (*rawView, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &rawView{replicas: map[uint32]map[string]*master_pb.VolumeInformationMessage{}, ecBits: map[uint32]map[string]uint32{}, ecCollection: map[uint32]string{}}
+	r := &rawView{replicas: map[uint32]map[string]*master_pb.VolumeInformationMessage{}, ecBits: map[uint32]map[string]uint32{}, ecCollection: map[uint32]string{}, ecDisks: map[uint32]map[string]bool{}}
 	for _, dc := range resp.GetTopologyInfo().GetDataCenterInfos() {
 		for _, rack := range dc.GetRackInfos() {
 			for _, dn := range rack.GetDataNodeInfos() {
@@ -317,6 +329,10 @@ func (c *weedCluster) rawView(ctx context.Context) (*rawView, error) {
 						}
 						r.ecBits[ec.GetId()][dn.GetId()] |= ec.GetEcIndexBits()
 						r.ecCollection[ec.GetId()] = ec.GetCollection()
+						if r.ecDisks[ec.GetId()] == nil {
+							r.ecDisks[ec.GetId()] = map[string]bool{}
+						}
+						r.ecDisks[ec.GetId()][placement.DiskTypeKey(disk.GetType())] = true
 					}
 				}
 			}
@@ -366,7 +382,9 @@ func seedRoles(t *testing.T, wc *weedCluster, roles []*volumeRole, th scheduler.
 		for {
 			// The first assign on a fresh master waits for its volume growth.
 			var vid uint32
-			a, vid = wc.assignWithin(t, 60*time.Second, systemCollection, r.files, r.minSize+r.minSize/16)
+			to := r.target
+			to.Collection = cmp.Or(to.Collection, systemCollection)
+			a, vid = wc.assignTo(t, 60*time.Second, to, r.files, r.minSize+r.minSize/16)
 			if !used[vid] {
 				r.vid = vid
 				used[vid] = true
@@ -418,7 +436,7 @@ func seedRoles(t *testing.T, wc *weedCluster, roles []*volumeRole, th scheduler.
 // master at thresholds th.
 func detectingArgs(nd *node, wc *weedCluster, th scheduler.Thresholds) []string {
 	return append(nd.args(),
-		"--master", wc.masterHTTP,
+		"--master", wc.masterFlag(),
 		"--detect-interval", "2s",
 		"--vacuum-garbage-threshold", fmt.Sprint(th.VacuumGarbage),
 		"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
@@ -493,17 +511,24 @@ type maintenance struct {
 // the workers and adds the volume server.
 func startMaintenance(t *testing.T, wc *weedCluster, th scheduler.Thresholds) *maintenance {
 	t.Helper()
+	return startMaintenanceWith(t, wc, th, volumeSpec{})
+}
+
+// startMaintenanceWith is startMaintenance with the added volume server
+// placed by added and extra flags given to every admin and worker.
+func startMaintenanceWith(t *testing.T, wc *weedCluster, th scheduler.Thresholds, added volumeSpec, extra ...string) *maintenance {
+	t.Helper()
 	began := time.Now()
 	m := &maintenance{cl: newCluster(t, 3)}
 	for _, nd := range m.cl.nodes {
-		argv := detectingArgs(nd, wc, th)
+		argv := append(detectingArgs(nd, wc, th), extra...)
 		nd.startArgs(t, argv...)
 		m.argv = append(m.argv, argv)
 	}
 	m.cl.waitStable(t, m.cl.nodes...)
 	m.adminAddrs = strings.Join(m.cl.addrs(), ",")
-	m.workers = startWorkers(t, 2, m.cl.addrs())
-	m.added = wc.addVolumeServer(t)
+	m.workers = startWorkers(t, 2, m.cl.addrs(), extra...)
+	m.added = wc.addVolumeServer(t, added)
 	t.Logf("admins %s, workers %s and the added volume server %s up %s after the admins started",
 		m.adminAddrs, ids(m.workers), m.added.HTTP, time.Since(began).Round(time.Millisecond))
 	return m
