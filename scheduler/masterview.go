@@ -34,8 +34,8 @@ type masterView struct {
 	// leaderEpoch is the SeaweedFS master leader epoch of the last poll
 	// (LeaderEpochMaster; 0: unknown): a new master leader engages refill.
 	leaderEpoch uint64
-	vacuumOff *bool
-	lock      *seaweed.AdminLock
+	vacuumOff   *bool
+	lock        *seaweed.AdminLock
 	// shell is SeaweedFS's shell lock as last asked, and when.
 	shell        OtherLock
 	shellChecked time.Time
