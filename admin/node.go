@@ -354,6 +354,9 @@ type cachedMaster struct {
 	cache *seaweed.TopologyCache
 }
 
+// The scheduler follows the master leader's changes through it.
+var _ scheduler.LeaderEpochMaster = cachedMaster{}
+
 func (m cachedMaster) Topology(ctx context.Context) (*seaweed.Topology, error) {
 	topo, _, err := m.cache.Fetch(ctx)
 	return topo, err

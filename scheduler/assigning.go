@@ -62,7 +62,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		if !ok {
 			continue
 		}
-		spec, planErr := planSpec(t, topo, asked, s.cfg.Thresholds, history)
+		spec, planErr := planSpec(t, topo, asked, s.cfg.Thresholds, history, !topoOK)
 		if errors.Is(planErr, placement.ErrPlanWait) {
 			if waits == 0 {
 				continue

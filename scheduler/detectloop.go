@@ -79,6 +79,10 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	topo, asked, err := s.askTopology(pctx)
 	cancel()
+	var epoch uint64
+	if m, ok := s.master.(LeaderEpochMaster); ok {
+		epoch = m.LeaderEpoch()
+	}
 	if ctx.Err() != nil {
 		return
 	}
@@ -86,7 +90,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 		s.checkShell(ctx)
 	}
 	s.mu.Lock()
-	s.view.polled(topo, err, asked, s.cfg.Now())
+	s.view.polled(topo, err, asked, s.cfg.Now(), epoch)
 	if err != nil {
 		s.mu.Unlock()
 		return
@@ -190,6 +194,14 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 // the poll that answered began, which may be before the call.
 type SharedPollMaster interface {
 	TopologyAsked(ctx context.Context) (topo *seaweed.Topology, asked time.Time, err error)
+}
+
+// LeaderEpochMaster is a Master with several SeaweedFS masters that counts
+// its master leaders (seaweed.Master.LeaderEpoch): a new one refills its
+// topology as the volume servers re-register, and is judged as a
+// restarted master is.
+type LeaderEpochMaster interface {
+	LeaderEpoch() uint64
 }
 
 // askTopology polls the master's topology and says when it was asked for:

@@ -83,7 +83,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	legacy := ecTask(2)
 	legacy.EarlierServers = nil
 	legacy.StartedAt = now.UnixNano()
-	_, err = planSpec(legacy, encoded, time.Time{}, th, false)
+	_, err = planSpec(legacy, encoded, time.Time{}, th, false, false)
 	if !errors.As(err, &done) {
 		t.Fatalf("EC retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}
@@ -94,7 +94,7 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	if _, err := PlanSpec(ecTask(1), encoded, th); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC first attempt on an encoded volume: %v, want a plan error", err)
 	}
-	if _, err := planSpec(ecTask(1), encoded, time.Time{}, th, false); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
+	if _, err := planSpec(ecTask(1), encoded, time.Time{}, th, false, false); errors.As(err, &done) || !errors.Is(err, placement.ErrPlan) {
 		t.Errorf("EC first attempt on an encoded volume, no history kept: %v, want a plan error", err)
 	}
 	// Requeued by plan waits only: no attempt ran, so the encode the
@@ -138,11 +138,11 @@ func TestPlanSpecRetryFindsWorkDone(t *testing.T) {
 	// No history kept: a retry (an attempt started, none recorded) is
 	// judged on its source and target; a task requeued by plan waits only
 	// never ran, whatever its attempt number.
-	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); errors.As(err, &done) {
+	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false, false); errors.As(err, &done) {
 		t.Errorf("move that never ran (attempt 4 after plan waits), no history kept: %v, want no AlreadyDone", err)
 	}
 	waitedMv.StartedAt = now.UnixNano()
-	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false); !errors.As(err, &done) || done.Change.Source != sid(1) || done.Change.Target != sid(2) {
+	if _, err := planSpec(waitedMv, moved, time.Time{}, th, false, false); !errors.As(err, &done) || done.Change.Source != sid(1) || done.Change.Target != sid(2) {
 		t.Errorf("move retry without history on a cluster that keeps none: %v, want AlreadyDone", err)
 	}
 	both := build(30, srv(sid(1), 10, v(3, 7<<20)), srv(sid(2), 10, v(3, 7<<20)), srv(sid(3), 10))

@@ -30,9 +30,12 @@ type masterView struct {
 	// the topology it plans from (PlanSpecAsOf).
 	topoAsked, trustedAsked time.Time
 	// refill judges whether a polled topology is complete enough to act on.
-	refill    seaweed.RefillGuard
-	vacuumOff *bool
-	lock      *seaweed.AdminLock
+	refill seaweed.RefillGuard
+	// leaderEpoch is the SeaweedFS master leader epoch of the last poll
+	// (LeaderEpochMaster; 0: unknown): a new master leader engages refill.
+	leaderEpoch uint64
+	vacuumOff   *bool
+	lock        *seaweed.AdminLock
 	// shell is SeaweedFS's shell lock as last asked, and when.
 	shell        OtherLock
 	shellChecked time.Time
@@ -90,8 +93,9 @@ func (v *masterView) assignAsked() time.Time {
 
 // polled records a poll of the topology asked for at asked and answered at
 // at: the topology and whether it is trusted (see trust), or why the master
-// did not answer.
-func (v *masterView) polled(topo *seaweed.Topology, err error, asked, at time.Time) {
+// did not answer. epoch is the master leader epoch the poll was answered in
+// (0: unknown).
+func (v *masterView) polled(topo *seaweed.Topology, err error, asked, at time.Time, epoch uint64) {
 	v.lastPoll = at
 	if err != nil {
 		if v.topoErr == nil {
@@ -104,6 +108,16 @@ func (v *masterView) polled(topo *seaweed.Topology, err error, asked, at time.Ti
 		v.log.Info("master reachable again")
 	}
 	v.topoErr = nil
+	if epoch != 0 && v.leaderEpoch != 0 && epoch != v.leaderEpoch {
+		// A new master leader heard from no volume server yet: its
+		// topology refills as they re-register, as after a master restart.
+		v.log.Info("SeaweedFS master leader changed: its topology is trusted once it has refilled",
+			"servers", len(topo.Servers), "expected", v.refill.Expected())
+		v.refill.LeaderChanged()
+	}
+	if epoch != 0 {
+		v.leaderEpoch = epoch
+	}
 	v.topo, v.topoOK, v.topoAsked = topo, v.trust(topo), asked
 	if v.topoOK {
 		v.trusted, v.trustedAsked = topo, asked

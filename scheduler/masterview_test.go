@@ -33,7 +33,7 @@ func TestMasterViewPolls(t *testing.T) {
 		t.Fatalf("before any poll: plans from %v, want nothing", topo)
 	}
 	two := build(30, srv(sid(1), 8), srv(sid(2), 8))
-	v.polled(two, nil, now, now)
+	v.polled(two, nil, now, now, 0)
 	if s, n := state(); s != "refilling" || n != 2 || v.topoOK {
 		t.Fatalf("first poll: %q (%d servers, ok %v), want refilling: a new leader waits for two agreeing polls", s, n, v.topoOK)
 	}
@@ -41,14 +41,14 @@ func TestMasterViewPolls(t *testing.T) {
 		t.Fatalf("first poll: plans from %v (%v), want nothing trusted yet", topo, ok)
 	}
 	asked := now.Add(500 * time.Millisecond)
-	v.polled(two, nil, asked, now.Add(time.Second))
+	v.polled(two, nil, asked, now.Add(time.Second), 0)
 	if s, _ := state(); s != "ok" {
 		t.Fatalf("second agreeing poll: %q, want ok", s)
 	}
 	if topo, ok := v.assignTopology(); topo != two || !ok || !v.assignAsked().Equal(asked) {
 		t.Fatalf("second poll: plans from %v (%v, asked %v), want the polled topology, complete, asked %v", topo, ok, v.assignAsked(), asked)
 	}
-	v.polled(nil, errors.New("connection refused"), now.Add(2*time.Second), now.Add(2*time.Second))
+	v.polled(nil, errors.New("connection refused"), now.Add(2*time.Second), now.Add(2*time.Second), 0)
 	st := &pb.Maintenance{}
 	v.status(st, now)
 	if st.MasterState != "unreachable" || st.MasterError != "connection refused" || st.LastPoll != now.Add(2*time.Second).UnixNano() {
@@ -59,7 +59,7 @@ func TestMasterViewPolls(t *testing.T) {
 	}
 	// A smaller answer right after is a master refilling: not trusted.
 	one := build(30, srv(sid(1), 8))
-	v.polled(one, nil, now.Add(3*time.Second), now.Add(3*time.Second))
+	v.polled(one, nil, now.Add(3*time.Second), now.Add(3*time.Second), 0)
 	if topo, ok := v.assignTopology(); topo != two || ok || !v.assignAsked().Equal(asked) {
 		t.Fatalf("refilling: plans from %v (%v, asked %v), want the last trusted topology, asked %v", topo, ok, v.assignAsked(), asked)
 	}
@@ -94,7 +94,7 @@ func TestMasterViewShell(t *testing.T) {
 	if !v.shell.Since.Equal(now) || v.shell.Err != nil {
 		t.Fatalf("shell after the same answer: %+v; want since unchanged, no error", v.shell)
 	}
-	v.polled(nil, errors.New("down"), now, now)
+	v.polled(nil, errors.New("down"), now, now, 0)
 	if v.shellStale(now.Add(time.Hour)) {
 		t.Fatal("master unreachable: want the last answer to stand")
 	}

@@ -252,12 +252,14 @@ const ClockSkewMargin = 2 * time.Second
 // the submitter saw a newer one. Only a topology asked for after that fails
 // it as unknown. It plans for a cluster that keeps attempt history.
 func PlanSpecAsOf(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds) (*pb.TaskSpec, error) {
-	return planSpec(task, topo, asked, th, true)
+	return planSpec(task, topo, asked, th, true, false)
 }
 
 // planSpec is PlanSpecAsOf; history says whether the cluster keeps attempt
-// history (see retried).
-func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history bool) (*pb.TaskSpec, error) {
+// history (see retried), refilling whether topo is the last complete one
+// while the master's own is not (refilling, or unreachable): a volume it
+// does not list then waits for a complete topology rather than failing.
+func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history, refilling bool) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}
@@ -285,6 +287,9 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 		}
 		if !asked.IsZero() && asked.UnixNano() < task.CreatedAt+int64(ClockSkewMargin) {
 			return nil, placement.Waitf("volume %d is not in the master's topology yet: it was fetched before the task was submitted; waiting for a newer one", task.VolumeId)
+		}
+		if refilling {
+			return nil, placement.Waitf("volume %d is not in the last complete topology, and the master's is not complete now (refilling or unreachable): waiting for a complete one", task.VolumeId)
 		}
 		return nil, placement.Errorf("volume %d not found in the master's topology", task.VolumeId)
 	}

@@ -588,12 +588,12 @@ func TestPlanSpecErasureCodingReplicaMissing(t *testing.T) {
 	// attempt is attempt 2. It never started: it still waits for the
 	// missing replica (it is no retry, and no earlier server is asked).
 	waited := &fsmpb.Task{Id: 3, Type: ecT, VolumeId: 1, Fence: 7, Attempt: 2}
-	if spec, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "replica missing from the master's topology") {
+	if spec, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false, false); !errors.Is(err, placement.ErrPlanWait) || !contains(err.Error(), "replica missing from the master's topology") {
 		t.Fatalf("no history, attempt 2 after a plan wait, 1 of 2 replicas listed: planSpec = %v, %v; want an ErrPlanWait", spec, err)
 	}
 	// One whose attempt started is a retry, planned as one.
 	waited.StartedAt = now.UnixNano()
-	if _, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false); err != nil {
+	if _, err := planSpec(waited, one, time.Time{}, DefaultThresholds(), false, false); err != nil {
 		t.Fatalf("no history, an attempt started, 1 of 2 replicas listed: %v, want a plan", err)
 	}
 	both := build(100, srv(sid(1), 10, vrp(1, 100, 1)), srv(sid(2), 10, vrp(1, 100, 1)), srv(sid(3), 10), srv(sid(4), 10))

@@ -31,7 +31,10 @@ type TopologyCache struct {
 	at      time.Time
 	lastErr error
 	guard   RefillGuard
-	polled  chan struct{} // closed and replaced after every poll
+	// epoch is the source's master leader epoch at the last poll (see
+	// Master.LeaderEpoch; 0: the source does not count leaders).
+	epoch  uint64
+	polled chan struct{} // closed and replaced after every poll
 	// lastPoll is when the last poll ended; inflight is the poll under way.
 	lastPoll time.Time
 	inflight *fetch
@@ -161,6 +164,15 @@ type fetch struct {
 // they re-register, and its partial view must not hide the sizes it
 // reported before (see RefillGuard). Call with c.mu held.
 func (c *TopologyCache) accept(t *Topology) bool {
+	if m, ok := c.src.(interface{ LeaderEpoch() uint64 }); ok {
+		// A new master leader refills as a restarted master does.
+		if e := m.LeaderEpoch(); e != c.epoch {
+			if c.epoch != 0 {
+				c.guard.LeaderChanged()
+			}
+			c.epoch = e
+		}
+	}
 	v := c.guard.Trust(len(t.Servers))
 	// With nothing kept yet, even an empty cluster is better than no answer.
 	return c.topo == nil || v == Trusted || v == Smaller

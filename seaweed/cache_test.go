@@ -293,3 +293,44 @@ func TestTopologyCacheFetchTellsWhenThePollBegan(t *testing.T) {
 		t.Errorf("the joining fetch says it asked at %v, want the poll's start %v", a, want)
 	}
 }
+
+// epochSource is a fakeSource that counts master leaders.
+type epochSource struct {
+	fakeSource
+	epoch uint64
+}
+
+func (s *epochSource) LeaderEpoch() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
+
+// TestTopologyCacheLeaderChange: a new master leader's partial topology
+// does not replace the kept one on the strength of the old leader's polls.
+func TestTopologyCacheLeaderChange(t *testing.T) {
+	servers := func(n int) *Topology {
+		t := &Topology{}
+		for i := 0; i < n; i++ {
+			t.Servers = append(t.Servers, &Server{ID: string(rune('a' + i))})
+		}
+		return t
+	}
+	src := &epochSource{epoch: 1}
+	c := NewTopologyCache(src, time.Hour)
+	ctx := context.Background()
+	full := servers(3)
+	src.set(full, nil)
+	c.Poll(ctx)
+	src.set(servers(2), nil)
+	for i := 1; i < RefillPolls; i++ {
+		c.Poll(ctx)
+	}
+	src.mu.Lock()
+	src.epoch = 2
+	src.mu.Unlock()
+	c.Poll(ctx)
+	if got, _ := c.Latest(); got != full {
+		t.Fatal("a new master leader's partial topology replaced the full one at its first poll")
+	}
+}

@@ -233,6 +233,14 @@ func (m *Master) leaderEpoch() (epoch uint64, since time.Time, moved <-chan stru
 	return m.epoch, m.movedAt, m.moved
 }
 
+// LeaderEpoch counts the master leaders followed so far: it changes when
+// calls move to another master leader, whose topology refills as the volume
+// servers re-register with it (see RefillGuard.LeaderChanged).
+func (m *Master) LeaderEpoch() uint64 {
+	e, _, _ := m.leaderEpoch()
+	return e
+}
+
 // leaderIndex is the master calls go to, found first if none is known.
 func (m *Master) leaderIndex(ctx context.Context) (int, error) {
 	m.mu.Lock()

@@ -57,5 +57,12 @@ func (g *RefillGuard) Trust(n int) Verdict {
 	return Refilling
 }
 
+// LeaderChanged engages the guard for a new master leader, which, like a
+// restarted master, answers at once with only the volume servers that have
+// re-registered with it so far: its topology is judged afresh against the
+// last trusted server count (polls of the old leader count for nothing
+// toward accepting a smaller topology, nor toward agreement).
+func (g *RefillGuard) LeaderChanged() { g.last, g.lowPolls = 0, 0 }
+
 // Expected is the server count of the last trusted topology (0: none).
 func (g *RefillGuard) Expected() int { return g.expected }

@@ -25,3 +25,27 @@ func TestRefillGuard(t *testing.T) {
 		}
 	}
 }
+
+// TestRefillGuardLeaderChanged: a new master leader's smaller topology is
+// judged afresh: the old leader's polls at the same count do not make it
+// accepted sooner, and it is trusted once it reaches the expected count.
+func TestRefillGuardLeaderChanged(t *testing.T) {
+	var g RefillGuard
+	if v := g.Trust(3); v != Trusted {
+		t.Fatalf("first topology: %v", v)
+	}
+	for i := 0; i < RefillPolls-1; i++ {
+		if v := g.Trust(2); v != Refilling {
+			t.Fatalf("old leader, a server fewer, poll %d: %v, want refilling", i, v)
+		}
+	}
+	g.LeaderChanged()
+	for i := 0; i < RefillPolls-1; i++ {
+		if v := g.Trust(2); v != Refilling {
+			t.Fatalf("new leader at 2 of 3 servers, poll %d: %v, want refilling", i, v)
+		}
+	}
+	if v := g.Trust(3); v != Trusted || g.Expected() != 3 {
+		t.Fatalf("new leader refilled: %v (expected %d), want trusted at 3", v, g.Expected())
+	}
+}
