@@ -7,7 +7,7 @@
 #                           the integration tests (real groundskeeper
 #                           processes, real SeaweedFS)
 #   scripts/test.sh quick   the unit, property and in-process tests: every
-#                           package but ./integration/... (under 3 minutes)
+#                           package but ./integration/... (about 3.5 minutes)
 #
 # `make check` (scripts/check.sh) runs gofmt, vet, staticcheck and the other
 # static checks; CI (.ci/run) runs it first.
