@@ -28,7 +28,14 @@ func runLock(t *testing.T, l *seaweed.AdminLock) (stop func()) {
 
 func waitLock(t *testing.T, l *seaweed.AdminLock, what string, cond func(seaweed.LockState) bool) seaweed.LockState {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	return waitLockWithin(t, l, 20*time.Second, what, cond)
+}
+
+// waitLockWithin polls cond on the lock's state, waking on each of its
+// changes, until it holds or within has passed.
+func waitLockWithin(t *testing.T, l *seaweed.AdminLock, within time.Duration, what string, cond func(seaweed.LockState) bool) seaweed.LockState {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
 		st := l.State()
 		if cond(st) {
@@ -37,7 +44,10 @@ func waitLock(t *testing.T, l *seaweed.AdminLock, what string, cond func(seaweed
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s: lock state %+v", what, st)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-l.Changed():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 

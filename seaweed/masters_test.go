@@ -221,11 +221,7 @@ func states(m *seaweed.Master) string {
 func TestMasterFollowsLeader(t *testing.T) {
 	f := newFakeMasters(t, 3, 1)
 	// A follower first: the leader is found all the same.
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := dialFake(t, f.list(0, 1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := m.Topology(ctx); err != nil {
@@ -262,7 +258,7 @@ func TestMasterFollowsLeader(t *testing.T) {
 
 	// Nobody leads: calls fail, naming every master's state.
 	f.setLeader(-1)
-	_, err = m.Topology(ctx)
+	_, err := m.Topology(ctx)
 	if !errors.Is(err, seaweed.ErrNoMasterLeader) {
 		t.Fatalf("topology with no leader: %v, want ErrNoMasterLeader", err)
 	}
@@ -288,11 +284,7 @@ func TestMasterFollowsLeader(t *testing.T) {
 func TestMasterLeaderNamedOtherwise(t *testing.T) {
 	f := newFakeMasters(t, 3, 2)
 	f.name = "master-c.example:9333"
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := dialFake(t, f.list(0, 1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := m.Topology(ctx); err != nil {
@@ -309,12 +301,8 @@ func TestMasterLeaderNamedOtherwise(t *testing.T) {
 // A single master is called whatever it answers, as before lists.
 func TestMasterSingleFollower(t *testing.T) {
 	f := newFakeMasters(t, 2, 1)
-	m, err := seaweed.DialMaster(f.list(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	_, err = m.Topology(context.Background())
+	m := dialFake(t, f.list(0))
+	_, err := m.Topology(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "Not current leader") {
 		t.Fatalf("topology from a lone follower: %v, want its refusal", err)
 	}
@@ -327,34 +315,15 @@ func TestMasterSingleFollower(t *testing.T) {
 // dies it is taken anew on the next one.
 func TestAdminLockFollowsLeader(t *testing.T) {
 	f := newFakeMasters(t, 3, 0)
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	lock := m.NewAdminLock("gk")
-	done := make(chan struct{})
-	go func() { defer close(done); lock.Run(ctx) }()
-	defer func() { cancel(); <-done }()
-
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s; lock state %+v, masters %+v", what, lock.State(), m.Masters())
-			}
-			select {
-			case <-lock.Changed():
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}
-	waitFor("the lock on master 0", func() bool { return f.lockHolder(0) == "gk" && lock.State().Status == seaweed.LockOurs })
+	m, lock := keepFakeLock(t, f)
+	waitLockWithin(t, lock, 20*time.Second, "the lock on master 0", func(seaweed.LockState) bool {
+		return f.lockHolder(0) == "gk" && lock.State().Status == seaweed.LockOurs
+	})
 	f.kill(0)
 	f.setLeader(2)
-	waitFor("the lock on master 2", func() bool { return f.lockHolder(2) == "gk" && lock.State().Status == seaweed.LockOurs })
+	waitLockWithin(t, lock, 20*time.Second, "the lock on master 2", func(seaweed.LockState) bool {
+		return f.lockHolder(2) == "gk" && lock.State().Status == seaweed.LockOurs
+	})
 	if got := states(m); got != "unreachable,follower,leader" {
 		t.Errorf("states = %s", got)
 	}
@@ -367,11 +336,7 @@ func TestAdminLockFollowsLeader(t *testing.T) {
 // settled every caller reaches it.
 func TestMasterConcurrentCallers(t *testing.T) {
 	f := newFakeMasters(t, 3, 0)
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := dialFake(t, f.list(0, 1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -405,18 +370,14 @@ func TestMasterConcurrentCallers(t *testing.T) {
 // new leader without waiting on it again.
 func TestMasterLeaderHangs(t *testing.T) {
 	f := newFakeMasters(t, 3, 0)
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := dialFake(t, f.list(0, 1, 2))
 	if _, err := m.Topology(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	f.hang(0)
 	f.setLeader(1)
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	_, err = m.Topology(ctx)
+	_, err := m.Topology(ctx)
 	cancel()
 	if err == nil {
 		t.Fatal("topology from a hung leader succeeded")
@@ -446,23 +407,9 @@ func (f *fakeMasters) setLock(i int, client string) {
 // grants it; here another client holds it there, so it never does.
 func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
 	f := newFakeMasters(t, 3, 0)
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	lock := m.NewAdminLock("gk")
-	done := make(chan struct{})
-	go func() { defer close(done); lock.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	m, lock := keepFakeLock(t, f)
+	waitLockWithin(t, lock, 20*time.Second, "the lock to be ours", func(seaweed.LockState) bool { return lock.State().OursAt(time.Now()) })
 	deadline := time.Now().Add(20 * time.Second)
-	for !lock.State().OursAt(time.Now()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the lock never became ours: %+v", lock.State())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	// Master 0 steps down (and stays up); weed admin takes the lock on
 	// master 1 before our next renewal; a topology poll finds master 1.
 	f.setLeader(1)
@@ -494,23 +441,9 @@ func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
 // leader granted has lapsed, and its holders have renewed on the new one.
 func TestAdminLockWaitsOutTheOldLeadersLeases(t *testing.T) {
 	f := newFakeMasters(t, 3, 0)
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	lock := m.NewAdminLock("gk")
-	done := make(chan struct{})
-	go func() { defer close(done); lock.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	m, lock := keepFakeLock(t, f)
+	waitLockWithin(t, lock, 20*time.Second, "the lock to be ours on the first master leader", func(seaweed.LockState) bool { return lock.State().OursAt(time.Now()) })
 	deadline := time.Now().Add(20 * time.Second)
-	for !lock.State().OursAt(time.Now()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the lock never became ours on the first master leader: %+v", lock.State())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 	f.setLeader(1)
 	moved := time.Now()
 	if _, err := m.Topology(context.Background()); err != nil {
@@ -530,16 +463,7 @@ func TestAdminLockWaitsOutTheOldLeadersLeases(t *testing.T) {
 		t.Errorf("From = %s after the move, want about 10 s; state %+v", st.From.Sub(moved), st)
 	}
 	// Renewed on the new leader, it counts from then on.
-	deadline = time.Now().Add(30 * time.Second)
-	for !lock.State().OursAt(time.Now()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the lock never counted as ours on the new master leader: %+v", lock.State())
-		}
-		select {
-		case <-lock.Changed():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
+	waitLockWithin(t, lock, 30*time.Second, "the lock to count as ours on the new master leader", func(seaweed.LockState) bool { return lock.State().OursAt(time.Now()) })
 	if d := time.Since(moved); d < 9*time.Second {
 		t.Errorf("the lock counted as ours %s after the move", d)
 	}
@@ -570,11 +494,7 @@ func (m *fakeMaster) EnableVacuum(ctx context.Context, _ *master_pb.EnableVacuum
 // leads.
 func TestMasterVacuumSwitchDoesNotConfirmALeader(t *testing.T) {
 	f := newFakeMasters(t, 3, 0)
-	m, err := seaweed.DialMaster(f.list(0, 1, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := dialFake(t, f.list(0, 1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if _, err := m.Topology(ctx); err != nil {
@@ -604,4 +524,25 @@ func TestMasterVacuumSwitchDoesNotConfirmALeader(t *testing.T) {
 	if got := states(m); got != "follower,leader,follower" {
 		t.Errorf("states = %s", got)
 	}
+}
+
+// keepFakeLock dials the fake masters 0, 1 and 2 and keeps the admin lock
+// as "gk" on them until the test ends.
+func keepFakeLock(t *testing.T, f *fakeMasters) (*seaweed.Master, *seaweed.AdminLock) {
+	t.Helper()
+	m := dialFake(t, f.list(0, 1, 2))
+	lock := m.NewAdminLock("gk")
+	runLock(t, lock)
+	return m, lock
+}
+
+// dialFake dials the masters of list, closed when the test ends.
+func dialFake(t *testing.T, list string) *seaweed.Master {
+	t.Helper()
+	m, err := seaweed.DialMaster(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
 }
