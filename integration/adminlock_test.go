@@ -72,22 +72,7 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 
 	// Several detection rounds with the lock held elsewhere: each would
 	// have detected the volume and assigned the manual task.
-	var polls []string
-	var st maintenanceStatus
-	testutil.Poll(t, 90*time.Second, pollEvery, "five polls of the master while weed admin holds the lock", func() (bool, string) {
-		var err error
-		if st, _, err = ctlJSONErr[maintenanceStatus](t, "", addrs, "status"); err != nil {
-			return false, err.Error()
-		}
-		m := st.Maintenance
-		if m == nil || m.MasterState != "ok" || m.AdminLock != "held elsewhere" {
-			return false, fmt.Sprintf("%+v", m)
-		}
-		if len(polls) == 0 || polls[len(polls)-1] != m.LastPoll {
-			polls = append(polls, m.LastPoll)
-		}
-		return len(polls) >= 5, fmt.Sprintf("%d polls", len(polls))
-	})
+	st := fivePolls(t, addrs, "weed admin", "held elsewhere")
 	if m := st.Maintenance; m.AdminLockHeld || m.AdminLockHolder != "admin-server" || m.AdminLockSince == "" ||
 		!m.DetectionPaused || !m.AssignmentPaused || !strings.Contains(m.Paused, "admin-server") {
 		t.Errorf("ctl status while weed admin holds the lock: %+v; want it held elsewhere by admin-server, since set, both paused", *m)
@@ -136,4 +121,28 @@ func TestAdminLockHeldByWeedAdmin(t *testing.T) {
 	if holder, held := lockHolder(); !held || holder != "groundskeeper "+st.LeaderID {
 		t.Errorf("the master says the lock is held %v by %q; want groundskeeper %s", held, holder, st.LeaderID)
 	}
+}
+
+// fivePolls waits, through ctl status, for five polls of the master by the
+// leader while who holds a lock and our admin lock reads adminLock, and
+// returns the last status.
+func fivePolls(t *testing.T, addrs, who, adminLock string) maintenanceStatus {
+	t.Helper()
+	var polls []string
+	var st maintenanceStatus
+	testutil.Poll(t, 90*time.Second, pollEvery, "five polls of the master while "+who+" holds the lock", func() (bool, string) {
+		var err error
+		if st, _, err = ctlJSONErr[maintenanceStatus](t, "", addrs, "status"); err != nil {
+			return false, err.Error()
+		}
+		m := st.Maintenance
+		if m == nil || m.MasterState != "ok" || m.AdminLock != adminLock {
+			return false, fmt.Sprintf("%+v", m)
+		}
+		if len(polls) == 0 || polls[len(polls)-1] != m.LastPoll {
+			polls = append(polls, m.LastPoll)
+		}
+		return len(polls) >= 5, fmt.Sprintf("%d polls", len(polls))
+	})
+	return st
 }

@@ -108,22 +108,7 @@ func TestWeedShellDuringMaintenance(t *testing.T) {
 
 	// Five detection rounds while the shell holds its lock: each would
 	// have vacuumed the volume.
-	var polls []string
-	var st maintenanceStatus
-	testutil.Poll(t, 90*time.Second, pollEvery, "five polls of the master while weed shell holds the lock", func() (bool, string) {
-		var err error
-		if st, _, err = ctlJSONErr[maintenanceStatus](t, "", addrs, "status"); err != nil {
-			return false, err.Error()
-		}
-		m := st.Maintenance
-		if m == nil || m.MasterState != "ok" || m.AdminLock != "ours" {
-			return false, fmt.Sprintf("%+v", m)
-		}
-		if len(polls) == 0 || polls[len(polls)-1] != m.LastPoll {
-			polls = append(polls, m.LastPoll)
-		}
-		return len(polls) >= 5, fmt.Sprintf("%d polls", len(polls))
-	})
+	st := fivePolls(t, addrs, "weed shell", "ours")
 	if m := st.Maintenance; m.ShellLockHolder != holder || !m.DetectionPaused || !m.AssignmentPaused ||
 		!strings.Contains(m.Paused, `"shell"`) || !strings.Contains(m.Paused, holder) {
 		t.Errorf("ctl status while weed shell holds the lock: %+v; want the shell lock held by %q, both paused", *m, holder)
