@@ -296,21 +296,7 @@ func testMasterLeaderKilled(t *testing.T, followerFirst bool) {
 	// Garbage made now: detection on the new master leader's topology
 	// finds it and a worker vacuums it.
 	wc.deleteFiles(t, a.URL, files[:10])
-	testutil.Poll(t, 120*time.Second, pollEvery, "a vacuum detected after the kill to complete", func() (bool, string) {
-		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", addr, "tasks")
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, tk := range tasks {
-			if tk.VolumeID == vid && tk.Type == "vacuum" {
-				if tk.State == "failed" {
-					t.Fatalf("the vacuum failed: %s", tk.String())
-				}
-				return tk.State == "completed", tk.String()
-			}
-		}
-		return false, joinTasks(tasks)
-	})
+	waitVacuums(t, addr, vid, 1, "a vacuum detected after the kill to complete")
 	t.Logf("vacuum detected and completed %s after the new master leader's election", time.Since(elected).Round(10*time.Millisecond))
 	wc.waitTopology(t, "the new master leader to show the vacuumed volume", func(topo *seaweed.Topology) (bool, string) {
 		v := topo.Volumes[vid]
@@ -336,7 +322,16 @@ func testMasterLeaderKilled(t *testing.T, followerFirst bool) {
 		t.Errorf("third master leader %s says the admin lock is held %v by %q (%v); want groundskeeper %s", wc.http[third], held, h, err, nd.ID)
 	}
 	wc.deleteFiles(t, a.URL, files[10:15])
-	testutil.Poll(t, 120*time.Second, pollEvery, "a second vacuum, detected after the second kill, to complete", func() (bool, string) {
+	waitVacuums(t, addr, vid, 2, "a second vacuum, detected after the second kill, to complete")
+	t.Logf("second vacuum detected and completed %s after the third master leader's election", time.Since(elected).Round(10*time.Millisecond))
+	wc.checkFiles(t, files[15:])
+}
+
+// waitVacuums waits, through ctl tasks on addr, until n vacuums of volume
+// vid have completed; a failed one fails the test.
+func waitVacuums(t *testing.T, addr string, vid uint32, n int, what string) {
+	t.Helper()
+	testutil.Poll(t, 120*time.Second, pollEvery, what, func() (bool, string) {
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", addr, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -352,8 +347,6 @@ func testMasterLeaderKilled(t *testing.T, followerFirst bool) {
 				}
 			}
 		}
-		return done == 2, joinTasks(tasks)
+		return done >= n, joinTasks(tasks)
 	})
-	t.Logf("second vacuum detected and completed %s after the third master leader's election", time.Since(elected).Round(10*time.Millisecond))
-	wc.checkFiles(t, files[15:])
 }

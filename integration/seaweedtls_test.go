@@ -160,21 +160,7 @@ func TestSeaweedFSMutualTLS(t *testing.T) {
 	good.waitStable(t, ga)
 	startWorkers(t, 1, good.addrs(), "--seaweedfs-security", secFile)
 	began := time.Now()
-	testutil.Poll(t, 120*time.Second, pollEvery, "the vacuum over TLS to complete", func() (bool, string) {
-		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", ga.GRPCAddr, "tasks")
-		if err != nil {
-			return false, err.Error()
-		}
-		for _, tk := range tasks {
-			if tk.VolumeID == vid && tk.Type == "vacuum" {
-				if tk.State == "failed" {
-					t.Fatalf("the vacuum failed: %s", tk.String())
-				}
-				return tk.State == "completed", tk.String()
-			}
-		}
-		return false, joinTasks(tasks)
-	})
+	waitVacuums(t, ga.GRPCAddr, vid, 1, "the vacuum over TLS to complete")
 	t.Logf("vacuum over TLS completed %s after the admin started", time.Since(began).Round(10*time.Millisecond))
 	wc.waitTopology(t, "the master to show the vacuumed volume", func(topo *seaweed.Topology) (bool, string) {
 		v := topo.Volumes[vid]
