@@ -52,20 +52,7 @@ func serveTLS(t *testing.T, src *certs.Source, svc pb.WorkerServiceServer) strin
 // answers: the worker does not open a session there and goes back to its
 // admins; told the leader is a2, it follows.
 func TestTLSRedirectNeedsTheNamedLeader(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := certs.NewCA(dir); err != nil {
-		t.Fatal(err)
-	}
-	load := func(role certs.Role, name string) *certs.Source {
-		if _, err := certs.Issue(dir, role, name, nil, 0); err != nil {
-			t.Fatal(err)
-		}
-		src, err := certs.Load(certs.IssuedFiles(dir, name), certs.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return src
-	}
+	load := newTestCA(t)
 	a2 := &redirectingAdmin{leaderAddr: "127.0.0.1:1"} // counts who reaches it
 	empty := ""
 	a2.leaderID.Store(&empty)
