@@ -23,12 +23,7 @@ import (
 // and once added its forwarding works.
 func TestTLSNonMemberAdminIsReader(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, admintest.SimConfig(3))
-	s.EnableTLS()
-	s.StartAdmins(admintest.SchedConfig())
-	leader := s.WaitLeader()
-	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait)
-	defer cancel()
+	s, leader, ctx := startTLSAdmins(t)
 	// Allowed calls may meet an election on this loaded machine: retry
 	// those (Unavailable) until the deadline.
 	retry := func(call func() error) error {
@@ -91,4 +86,18 @@ func TestTLSNonMemberAdminIsReader(t *testing.T) {
 	if resp.GetTask().GetVolumeId() != 4242 {
 		t.Errorf("submit through a4 returned %v, want a task for volume 4242", resp)
 	}
+}
+
+// startTLSAdmins starts three admins over mutual TLS on a simulated
+// SeaweedFS of three servers and returns them, the leader's index and a
+// context that ends at admintest.Wait or with the test.
+func startTLSAdmins(t *testing.T) (*system, int, context.Context) {
+	t.Helper()
+	s := newSystem(t, admintest.SimConfig(3))
+	s.EnableTLS()
+	s.StartAdmins(admintest.SchedConfig())
+	leader := s.WaitLeader()
+	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait)
+	t.Cleanup(cancel)
+	return s, leader, ctx
 }

@@ -1,14 +1,12 @@
 package admin_test
 
 import (
-	"context"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -23,12 +21,7 @@ import (
 // be refused with PermissionDenied.
 func TestTLSApplyBatchNeedsMember(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, admintest.SimConfig(3))
-	s.EnableTLS()
-	s.StartAdmins(admintest.SchedConfig())
-	leader := s.WaitLeader()
-	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait)
-	defer cancel()
+	s, leader, ctx := startTLSAdmins(t)
 	b, err := fsm.Encode(time.Now().UnixNano(), &fsmpb.Command{Body: &fsmpb.Command_SetAdminAddr{
 		SetAdminAddr: &fsmpb.SetAdminAddr{Id: s.Cfgs[leader].ID, GrpcAddr: "203.0.113.9:7000"}}})
 	if err != nil {
