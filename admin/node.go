@@ -44,7 +44,7 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
 	// MaxCommandVersion is the highest command version this node applies
 	// (0: fsm.CurrentVersion). Tests raise it to fsm.TestCommandVersion
-	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=4) to play a newer build, whose
+	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=5) to play a newer build, whose
 	// leader then writes one test-only version-4 command once every voter
 	// advertises that version, or lower it to 1 to play a build that
 	// predates the attempt history (version 2).
@@ -280,7 +280,7 @@ func (n *Node) lead(ctx context.Context) {
 }
 
 // emitTestCommand (test-only: a build started with
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=4) writes one TestCommand (version
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=5) writes one TestCommand (version
 // fsm.TestCommandVersion) as soon as every voter advertises that version,
 // unless the state has one.
 func (n *Node) emitTestCommand(ctx context.Context) {
@@ -328,7 +328,7 @@ type localApplier struct{ n *Node }
 func (a localApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	agreed := a.n.agreedVersion()
 	if need := fsm.RequiredVersion(cmd); need > agreed {
-		return nil, fmt.Errorf("command needs version %d but not every voter applies it yet (agreed version %d)", need, agreed)
+		return nil, fmt.Errorf("command needs version %d, agreed version is %d: %w", need, agreed, fsm.ErrVersionNotAgreed)
 	}
 	// Attempt history (servers, moves) is written only once every voter
 	// applies it; before, the command is written as version 1 without it.

@@ -29,13 +29,21 @@ const HistoryVersion = 2
 // once every member applies version 3 (EncodeAgreed).
 const OwnerVersion = 3
 
+// RepairVersion (4) adds the repair task types (fsm.RepairType: replicate,
+// ec_rebuild): a SubmitTask of one, or a RegisterWorker that names one
+// among its capabilities, needs version 4. A build that predates them
+// refuses both as unknown types, so the leader writes them only once every
+// member applies version 4; until then no repair is submitted and a
+// worker registers without its repair capabilities.
+const RepairVersion = 4
+
 // CurrentVersion is the highest real command version this build writes and
 // applies.
-const CurrentVersion = OwnerVersion
+const CurrentVersion = RepairVersion
 
 // TestCommandVersion is the version of the test-only TestCommand, one above
 // CurrentVersion. A build applies it only when told to
-// (GROUNDSKEEPER_TEST_COMMAND_VERSION=4), which is how tests play "a build
+// (GROUNDSKEEPER_TEST_COMMAND_VERSION=5), which is how tests play "a build
 // that knows one more command version".
 const TestCommandVersion = CurrentVersion + 1
 
@@ -49,8 +57,19 @@ const MaxEarlierServers = 4096
 // RequiredVersion is the lowest command version that can carry cmd's body:
 // the version Encode stamps and the leader must know every voter applies.
 func RequiredVersion(cmd *fsmpb.Command) uint32 {
-	if _, ok := cmd.Body.(*fsmpb.Command_TestCommand); ok {
+	switch b := cmd.Body.(type) {
+	case *fsmpb.Command_TestCommand:
 		return TestCommandVersion
+	case *fsmpb.Command_SubmitTask:
+		if RepairType(b.SubmitTask.GetType()) {
+			return RepairVersion
+		}
+	case *fsmpb.Command_RegisterWorker:
+		for _, c := range b.RegisterWorker.GetWorker().GetCapabilities() {
+			if RepairType(c) {
+				return RepairVersion
+			}
+		}
 	}
 	return CommandVersion
 }

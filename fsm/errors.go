@@ -25,6 +25,11 @@ func (e *Error) Is(target error) bool {
 	return false
 }
 
+// ErrVersionNotAgreed is returned by a leader asked to propose a command
+// whose version (RequiredVersion) not every member applies yet: nothing
+// was written.
+var ErrVersionNotAgreed = errors.New("not every admin applies this command's version yet")
+
 // Sentinels for errors.Is; they carry only a code.
 var (
 	ErrInvalid           = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_INVALID}

@@ -11,6 +11,8 @@ var typeNames = map[fsmpb.TaskType]string{
 	fsmpb.TaskType_TASK_TYPE_VACUUM:         "vacuum",
 	fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: "erasure_coding",
 	fsmpb.TaskType_TASK_TYPE_BALANCE:        "balance",
+	fsmpb.TaskType_TASK_TYPE_REPLICATE:      "replicate",
+	fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     "ec_rebuild",
 }
 
 var stateNames = map[fsmpb.TaskState]string{
@@ -27,6 +29,15 @@ var TaskTypes = []fsmpb.TaskType{
 	fsmpb.TaskType_TASK_TYPE_VACUUM,
 	fsmpb.TaskType_TASK_TYPE_ERASURE_CODING,
 	fsmpb.TaskType_TASK_TYPE_BALANCE,
+	fsmpb.TaskType_TASK_TYPE_REPLICATE,
+	fsmpb.TaskType_TASK_TYPE_EC_REBUILD,
+}
+
+// RepairType reports whether t is a repair (replicate, ec_rebuild): a type
+// that needs command version RepairVersion to be submitted or named as a
+// worker's capability.
+func RepairType(t fsmpb.TaskType) bool {
+	return t == fsmpb.TaskType_TASK_TYPE_REPLICATE || t == fsmpb.TaskType_TASK_TYPE_EC_REBUILD
 }
 
 // TypeName is the operator-facing name of a task type ("vacuum", ...).
@@ -51,7 +62,8 @@ func ValidType(t fsmpb.TaskType) bool {
 	return ok
 }
 
-// ParseTaskType turns "vacuum", "erasure_coding" (or "ec") or "balance" into a type.
+// ParseTaskType turns "vacuum", "erasure_coding" (or "ec"), "balance",
+// "replicate" or "ec_rebuild" into a type.
 func ParseTaskType(s string) (fsmpb.TaskType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "vacuum":
@@ -60,8 +72,12 @@ func ParseTaskType(s string) (fsmpb.TaskType, error) {
 		return fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, nil
 	case "balance":
 		return fsmpb.TaskType_TASK_TYPE_BALANCE, nil
+	case "replicate":
+		return fsmpb.TaskType_TASK_TYPE_REPLICATE, nil
+	case "ec_rebuild", "ec-rebuild":
+		return fsmpb.TaskType_TASK_TYPE_EC_REBUILD, nil
 	}
-	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding or balance)", s)
+	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate or ec_rebuild)", s)
 }
 
 // ParseTaskState turns a state name such as "pending" into a state.

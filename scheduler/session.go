@@ -105,19 +105,36 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 			}
 		}
 	})
-	if registered == nil || !sameCaps(registered.Capabilities, h.Capabilities) || registered.MaxConcurrent != h.MaxConcurrent {
-		if _, err := s.propose(ctx, fsm.RegisterCmd(&fsmpb.Worker{
-			Id: h.WorkerId, Capabilities: h.Capabilities, MaxConcurrent: h.MaxConcurrent,
-		})); err != nil {
-			s.detach(sess)
-			return nil, nil, fmt.Errorf("register worker: %w", err)
-		}
+	if err := s.register(ctx, registered, h); err != nil {
+		s.detach(sess)
+		return nil, nil, fmt.Errorf("register worker: %w", err)
 	}
 	s.reconcileRunning(sess, h.Running)
 	s.log.Info("worker connected", "worker", h.WorkerId, "capabilities", len(h.Capabilities), "slots", h.MaxConcurrent, "running", len(h.Running))
 	s.Kick()
 	return sess, &pb.Welcome{LeaderId: s.cfg.NodeID, LeaseMs: s.cfg.Lease.Milliseconds(), HeartbeatMs: s.cfg.Heartbeat.Milliseconds(),
 		GraceMs: s.cfg.Grace.Milliseconds()}, nil
+}
+
+// register records the worker's identity, capabilities and slots unless
+// registered already says the same. While some admin of the cluster runs
+// a build that predates the repair task types (fsm.RepairVersion), the
+// worker is registered without its repair capabilities, which such an
+// admin would refuse; it registers them on a later hello, once every admin
+// applies them.
+func (s *Scheduler) register(ctx context.Context, registered *fsmpb.Worker, h *pb.Hello) error {
+	caps := h.Capabilities
+	for {
+		if registered != nil && sameCaps(registered.Capabilities, caps) && registered.MaxConcurrent == h.MaxConcurrent {
+			return nil
+		}
+		_, err := s.propose(ctx, fsm.RegisterCmd(&fsmpb.Worker{Id: h.WorkerId, Capabilities: caps, MaxConcurrent: h.MaxConcurrent}))
+		if !errors.Is(err, fsm.ErrVersionNotAgreed) || !slices.ContainsFunc(caps, fsm.RepairType) {
+			return err
+		}
+		s.log.Info("worker registered without its repair capabilities: not every admin applies them yet", "worker", h.WorkerId)
+		caps = slices.DeleteFunc(slices.Clone(caps), fsm.RepairType)
+	}
 }
 
 func sameCaps(a, b []fsmpb.TaskType) bool {

@@ -114,6 +114,10 @@ func proposeAll(t *testing.T, s *Scheduler, cmds ...*fsmpb.Command) {
 func (a *fsmApplier) Apply(_ context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// The leader's gate, as admin's localApplier has it.
+	if need := fsm.RequiredVersion(cmd); need > max(a.agreed, fsm.CommandVersion) {
+		return nil, fmt.Errorf("command needs version %d: %w", need, fsm.ErrVersionNotAgreed)
+	}
 	b, err := fsm.EncodeAgreed(a.at.UnixNano(), max(a.agreed, fsm.CommandVersion), cmd)
 	if err != nil {
 		return nil, err

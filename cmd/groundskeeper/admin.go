@@ -269,8 +269,9 @@ var afterStartHook func()
 // testCommandVersionEnv, test-only, names the highest command version an
 // admin applies (and its leader writes, once every voter advertises it):
 // 1 plays a build that predates the attempt history, 2 one that predates
-// the reports' worker check, 3 is this build (fsm.CurrentVersion, the
-// default) and 4 (fsm.TestCommandVersion) plays a build that knows one
+// the reports' worker check, 3 one that predates the repair task types,
+// 4 is this build (fsm.CurrentVersion, the default) and 5
+// (fsm.TestCommandVersion) plays a build that knows one
 // more command version, whose leader writes one
 // test-only TestCommand: how tests play a rolling upgrade. Never set it in
 // production.
@@ -287,7 +288,9 @@ func testCommandVersion(v string) (uint32, error) {
 	case "3":
 		return fsm.OwnerVersion, nil
 	case "4":
+		return fsm.RepairVersion, nil
+	case "5":
 		return fsm.TestCommandVersion, nil
 	}
-	return 0, usagef("%s=%q: want 1, 2, 3 or 4 (test-only)", testCommandVersionEnv, v)
+	return 0, usagef("%s=%q: want 1, 2, 3, 4 or 5 (test-only)", testCommandVersionEnv, v)
 }

@@ -29,6 +29,10 @@ const (
 	TaskType_TASK_TYPE_VACUUM         TaskType = 1
 	TaskType_TASK_TYPE_ERASURE_CODING TaskType = 2
 	TaskType_TASK_TYPE_BALANCE        TaskType = 3
+	// Repairs (command version 4, fsm.RepairVersion): restore a lost replica
+	// of a regular volume; regenerate the lost shards of an EC volume.
+	TaskType_TASK_TYPE_REPLICATE  TaskType = 4
+	TaskType_TASK_TYPE_EC_REBUILD TaskType = 5
 )
 
 // Enum value maps for TaskType.
@@ -38,12 +42,16 @@ var (
 		1: "TASK_TYPE_VACUUM",
 		2: "TASK_TYPE_ERASURE_CODING",
 		3: "TASK_TYPE_BALANCE",
+		4: "TASK_TYPE_REPLICATE",
+		5: "TASK_TYPE_EC_REBUILD",
 	}
 	TaskType_value = map[string]int32{
 		"TASK_TYPE_UNSPECIFIED":    0,
 		"TASK_TYPE_VACUUM":         1,
 		"TASK_TYPE_ERASURE_CODING": 2,
 		"TASK_TYPE_BALANCE":        3,
+		"TASK_TYPE_REPLICATE":      4,
+		"TASK_TYPE_EC_REBUILD":     5,
 	}
 )
 
@@ -1068,12 +1076,14 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x0fretired_changes\x18\b \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0eretiredChanges\x12,\n" +
 	"\x12test_command_index\x18\t \x01(\x04R\x10testCommandIndex\x12.\n" +
 	"\x13max_command_version\x18\n" +
-	" \x01(\rR\x11maxCommandVersion*p\n" +
+	" \x01(\rR\x11maxCommandVersion*\xa3\x01\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
 	"\x18TASK_TYPE_ERASURE_CODING\x10\x02\x12\x15\n" +
-	"\x11TASK_TYPE_BALANCE\x10\x03*\xbb\x01\n" +
+	"\x11TASK_TYPE_BALANCE\x10\x03\x12\x17\n" +
+	"\x13TASK_TYPE_REPLICATE\x10\x04\x12\x18\n" +
+	"\x14TASK_TYPE_EC_REBUILD\x10\x05*\xbb\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x17\n" +
