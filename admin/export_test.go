@@ -2,8 +2,10 @@ package admin
 
 import (
 	"context"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc"
 )
 
 // Propose, for this package's tests only, proposes cmd on node n as its
@@ -27,4 +29,12 @@ func Services(n *Node) map[string][]string {
 		}
 	}
 	return out
+}
+
+// SetHelloTimeout, for this package's tests only, sets how long node n
+// waits for a new worker session's hello (rpc.StreamLimits.HelloTimeout).
+func SetHelloTimeout(n *Node, d time.Duration) {
+	l := rpc.DefaultStreamLimits()
+	l.HelloTimeout = d
+	n.server.SetStreamLimits(l)
 }

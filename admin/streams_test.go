@@ -10,49 +10,67 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // TestStreamsPerConnectionCapped: one client connection holds at most
-// rpc.MaxStreamsPerConn calls at once on an admin; worker sessions that
-// never say hello are ended after rpc.DefaultHelloTimeout, which frees
-// their streams for new calls.
+// rpc.MaxStreamsPerConn calls at once on an admin: with the connection
+// full of worker sessions that have not said hello yet (their hello
+// deadline an hour away, so a slow machine cannot end them first), one
+// more call is held until its own deadline.
 func TestStreamsPerConnectionCapped(t *testing.T) {
-	_, addr := admintest.StartSingleAdmin(t)
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
+	n, addr := admintest.StartSingleAdmin(t)
+	admin.SetHelloTimeout(n, time.Hour)
+	client, ctx := sessionClient(t, addr)
+	for i := 0; i < rpc.MaxStreamsPerConn; i++ {
+		if _, err := client.Session(ctx); err != nil {
+			t.Fatalf("session %d of %d: %v", i+1, rpc.MaxStreamsPerConn, err)
+		}
 	}
-	defer conn.Close()
-	client := pb.NewWorkerServiceClient(conn)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	octx, ocancel := context.WithTimeout(ctx, time.Second)
+	defer ocancel()
+	if _, err := client.Session(octx); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a call beyond %d streams on one connection: %v, want it held until its deadline", rpc.MaxStreamsPerConn, err)
+	}
+}
 
-	began := time.Now()
+// TestSilentSessionsEndAtHelloDeadline: worker sessions that never say
+// hello are ended at the hello deadline with DeadlineExceeded, which frees
+// their streams: a connection they filled takes a new call again.
+func TestSilentSessionsEndAtHelloDeadline(t *testing.T) {
+	n, addr := admintest.StartSingleAdmin(t)
+	admin.SetHelloTimeout(n, 2*time.Second)
+	client, ctx := sessionClient(t, addr)
 	silent := make([]pb.WorkerService_SessionClient, rpc.MaxStreamsPerConn)
 	for i := range silent {
+		var err error
 		if silent[i], err = client.Session(ctx); err != nil {
 			t.Fatalf("session %d of %d: %v", i+1, rpc.MaxStreamsPerConn, err)
 		}
 	}
-	if time.Since(began) < rpc.DefaultHelloTimeout/2 {
-		octx, ocancel := context.WithTimeout(ctx, time.Second)
-		_, err := client.Session(octx)
-		ocancel()
-		if status.Code(err) != codes.DeadlineExceeded {
-			t.Fatalf("a call beyond %d streams on one connection: %v, want it held until its deadline", rpc.MaxStreamsPerConn, err)
+	for i, s := range silent {
+		if _, err := s.Recv(); status.Code(err) != codes.DeadlineExceeded {
+			t.Fatalf("session %d without a hello ended with %v, want DeadlineExceeded", i+1, err)
 		}
-	} else {
-		t.Logf("opening the sessions took %s: the machine is too slow to try one more before their hello deadline", time.Since(began))
-	}
-
-	_, err = silent[0].Recv()
-	if status.Code(err) != codes.DeadlineExceeded {
-		t.Fatalf("a session without a hello ended with %v, want DeadlineExceeded", err)
 	}
 	if _, err := client.Session(ctx); err != nil {
 		t.Fatalf("a call once the silent sessions were ended: %v", err)
 	}
+}
+
+// sessionClient is a plaintext worker-service client of the admin at addr
+// and a context for its calls, both ended with the test.
+func sessionClient(t *testing.T, addr string) (pb.WorkerServiceClient, context.Context) {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return pb.NewWorkerServiceClient(conn), ctx
 }
