@@ -63,7 +63,7 @@ func (s *State) Apply(index uint64, cmd *fsmpb.Command) *fsmpb.ApplyResult {
 				s.testCommandIndex = index
 			}
 		case *fsmpb.Command_SetPolicy:
-			res.Policy, err = s.setPolicy(cmd.Now, b.SetPolicy)
+			res.Policy, existing, err = s.setPolicy(cmd.Now, b.SetPolicy)
 		case *fsmpb.Command_PruneTasks:
 			err = s.pruneTasks(b.PruneTasks)
 		default:

@@ -46,19 +46,25 @@ func ValidatePolicy(p *fsmpb.Policy) []string {
 		errs = append(errs, "a pause reason is given but the policy is not paused")
 	}
 	seen := map[fsmpb.TaskType]bool{}
+	var typeErrs []string
 	for _, tp := range p.Types {
 		switch {
 		case tp == nil:
-			errs = append(errs, "a task type entry is empty")
+			typeErrs = append(typeErrs, "a task type entry is empty")
 		case !ValidType(tp.Type):
-			errs = append(errs, fmt.Sprintf("unknown task type %d (want %s)", int32(tp.Type), typeList()))
+			typeErrs = append(typeErrs, fmt.Sprintf("unknown task type %d (want %s)", int32(tp.Type), typeList()))
 		case seen[tp.Type]:
-			errs = append(errs, fmt.Sprintf("task type %s is given twice", TypeName(tp.Type)))
+			typeErrs = append(typeErrs, fmt.Sprintf("task type %s is given twice", TypeName(tp.Type)))
 		default:
 			seen[tp.Type] = true
 		}
 	}
-	return errs
+	// A bounded answer to any input: the first few, and how many more.
+	const maxTypeErrs = 3
+	if n := len(typeErrs) - maxTypeErrs; n > 0 {
+		typeErrs = append(typeErrs[:maxTypeErrs], fmt.Sprintf("%d more task type entries are wrong", n))
+	}
+	return append(errs, typeErrs...)
 }
 
 // typeList names the known task types for refusals.
@@ -156,13 +162,13 @@ func (s *State) PolicyHistory() []*fsmpb.PolicyChange {
 // setPolicy applies a SetPolicy: validated as a whole before anything
 // changes, compare-and-set on the revision unless pause_only, recorded
 // only if it changes something.
-func (s *State) setPolicy(now int64, c *fsmpb.SetPolicy) (*fsmpb.Policy, *Error) {
+func (s *State) setPolicy(now int64, c *fsmpb.SetPolicy) (p *fsmpb.Policy, unchanged bool, err *Error) {
 	cur := s.Policy()
 	if len(c.By) > MaxPolicyByLen {
-		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "the identity of a policy change is %d bytes long, more than %d", len(c.By), MaxPolicyByLen)
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "the identity of a policy change is %d bytes long, more than %d", len(c.By), MaxPolicyByLen)
 	}
 	if errs := ValidatePolicy(c.Policy); len(errs) > 0 {
-		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "invalid policy: %s", strings.Join(errs, "; "))
+		return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_INVALID, "invalid policy: %s", strings.Join(errs, "; "))
 	}
 	var next *fsmpb.Policy
 	if c.PauseOnly {
@@ -170,13 +176,13 @@ func (s *State) setPolicy(now int64, c *fsmpb.SetPolicy) (*fsmpb.Policy, *Error)
 		next.Paused, next.PauseReason = c.Policy.Paused, c.Policy.PauseReason
 	} else {
 		if c.ExpectedRevision != cur.Revision {
-			return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_CONFLICT, "the policy changed meanwhile: it is at revision %d, not %d (last changed by %s); read it again and redo the change", cur.Revision, c.ExpectedRevision, orNobody(cur.UpdatedBy))
+			return nil, false, errorf(fsmpb.ErrorCode_ERROR_CODE_CONFLICT, "the policy changed meanwhile: it is at revision %d, not %d (last changed by %s); read it again and redo the change", cur.Revision, c.ExpectedRevision, orNobody(cur.UpdatedBy))
 		}
 		next = NormalizePolicy(c.Policy)
 	}
 	summary := PolicySummary(cur, next)
 	if summary == "" {
-		return cur, nil
+		return cur, true, nil
 	}
 	next.Revision, next.UpdatedAt, next.UpdatedBy = cur.Revision+1, now, c.By
 	s.policy = next
@@ -184,7 +190,7 @@ func (s *State) setPolicy(now int64, c *fsmpb.SetPolicy) (*fsmpb.Policy, *Error)
 	if n := len(s.policyHistory) - MaxPolicyHistory; n > 0 {
 		s.policyHistory = slices.Clone(s.policyHistory[n:])
 	}
-	return next, nil
+	return next, false, nil
 }
 
 func orNobody(by string) string {

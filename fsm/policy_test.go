@@ -102,7 +102,7 @@ func TestPauseIgnoresRevision(t *testing.T) {
 		}
 	}
 	// Pausing again with the same reason records nothing.
-	if res := h.apply(PauseCmd(true, "incident 42", "carol")); res.ErrorCode != codeNone || res.Policy.Revision != 3 {
+	if res := h.apply(PauseCmd(true, "incident 42", "carol")); res.ErrorCode != codeNone || res.Policy.Revision != 3 || !res.Existing {
 		t.Fatalf("second pause: %v %s %v", res.ErrorCode, res.Error, res.Policy)
 	}
 	h.ok(PauseCmd(false, "", "bob"))

@@ -1552,6 +1552,7 @@ type ApplyResult struct {
 	// The task the command created or changed.
 	Task *Task `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
 	// For SubmitTask: the task already existed and was returned instead.
+	// For SetPolicy: the policy already was as asked (nothing recorded).
 	Existing bool `protobuf:"varint,5,opt,name=existing,proto3" json:"existing,omitempty"`
 	// For SetPolicy: the policy after the command.
 	Policy        *Policy `protobuf:"bytes,6,opt,name=policy,proto3" json:"policy,omitempty"`
