@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // TestPolicySettings: KEY=VALUE settings apply to the current policy, and
@@ -80,5 +82,42 @@ func TestCtlPolicyUsage(t *testing.T) {
 		if out.Len() != 0 {
 			t.Errorf("%v: printed %q on stdout", tc.args, out.String())
 		}
+	}
+}
+
+// TestPrintStatusPolicy: ctl status shows a pause with its reason, who
+// and when, and the types the policy disables; --json carries the policy.
+func TestPrintStatusPolicy(t *testing.T) {
+	at := time.Date(2026, 12, 3, 11, 0, 0, 0, time.UTC)
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Policy: &fsmpb.Policy{Revision: 4, Paused: true, PauseReason: "disk swap",
+		UpdatedBy: "alice (operator)", UpdatedAt: at.UnixNano(), Types: []*fsmpb.TaskTypePolicy{{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, Disabled: true}}}}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"maintenance: PAUSED (disk swap, by alice (operator), 2026-12-03T11:00:00Z)",
+		"disabled by policy: balance",
+	} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("status %q does not show %q", text.String(), want)
+		}
+	}
+	text.Reset()
+	st.Policy = &fsmpb.Policy{}
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text.String(), "maintenance:") || strings.Contains(text.String(), "disabled by policy") {
+		t.Errorf("status of the default policy mentions it: %q", text.String())
+	}
+	text.Reset()
+	st.Policy.Paused = true
+	if err := printStatus(&ctlOpts{out: &text, json: true}, st); err != nil {
+		t.Fatal(err)
+	}
+	var j statusJSON
+	if err := json.Unmarshal(text.Bytes(), &j); err != nil || j.Policy == nil || !j.Policy.Paused || !j.Policy.Types["vacuum"] {
+		t.Errorf("status --json policy %+v (%v)", j.Policy, err)
 	}
 }
