@@ -75,7 +75,10 @@ func TestSystemPolicyReplicated(t *testing.T) {
 	for what, call := range map[string]func() error{
 		"pause":  func() error { _, err := reader.Pause(ctx, &pb.PauseRequest{Reason: "mine"}); return err },
 		"resume": func() error { _, err := reader.Resume(ctx, &pb.ResumeRequest{}); return err },
-		"set":    func() error { _, err := reader.SetPolicy(ctx, &pb.SetPolicyRequest{Policy: &fsmpb.Policy{}}); return err },
+		"set": func() error {
+			_, err := reader.SetPolicy(ctx, &pb.SetPolicyRequest{Policy: &fsmpb.Policy{}})
+			return err
+		},
 	} {
 		if err := call(); status.Code(err) != codes.PermissionDenied {
 			t.Errorf("a reader's %s: %v; want PermissionDenied", what, err)
