@@ -267,6 +267,11 @@ func (o *ctlOpts) status(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The answering node's copy of the policy may trail a change just
+	// made through another: show the leader's (unless --stale).
+	if p, err := o.getPolicy(); err == nil {
+		st.Policy = p.Policy
+	}
 	return printStatus(o, st)
 }
 
