@@ -97,6 +97,14 @@ func TestSystemPolicyReplicated(t *testing.T) {
 	if !want.Paused || want.PauseReason != "incident 7" || want.Revision != 2 || fsm.TypeEnabled(want, fsmpb.TaskType_TASK_TYPE_BALANCE) || len(hist) != 2 {
 		t.Fatalf("policy after set and pause: %v, history %v", want, hist)
 	}
+	// Every node's metrics show it (alerting on a forgotten pause).
+	for i := range s.Cfgs {
+		body := admintest.MetricsBody(t, s.Node(i))
+		admintest.WantMetric(t, body, "groundskeeper_policy_paused", 1)
+		admintest.WantMetric(t, body, "groundskeeper_policy_revision", 2)
+		admintest.WantMetric(t, body, `groundskeeper_policy_type_enabled{type="balance"}`, 0)
+		admintest.WantMetric(t, body, `groundskeeper_policy_type_enabled{type="vacuum"}`, 1)
+	}
 
 	s.StopNode(l)
 	nl := s.WaitLeader()
