@@ -111,6 +111,7 @@ type adminCollector struct {
 	topoVolumes, topoServers, topoAge, master *prometheus.Desc
 	adminLock, paused, heldElsewhere          *prometheus.Desc
 	masterState                               *prometheus.Desc
+	policyPaused, policyType, policyRevision  *prometheus.Desc
 }
 
 func newAdminCollector(n *Node) *adminCollector {
@@ -118,29 +119,33 @@ func newAdminCollector(n *Node) *adminCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNS, "", name), help, labels, nil)
 	}
 	return &adminCollector{n: n,
-		raftState:     d("raft_state", "1 for this node's current raft state, 0 for the others.", "state"),
-		term:          d("raft_term", "Current raft term."),
-		commit:        d("raft_commit_index", "Raft commit index."),
-		applied:       d("raft_applied_index", "Raft index last applied to the state machine."),
-		lastLog:       d("raft_last_log_index", "Last index in the raft log."),
-		tasks:         d("tasks", "Tasks in the replicated state, by type and state.", "type", "state"),
-		queue:         d("queue_depth", "Pending tasks ready to be assigned now."),
-		workers:       d("workers_connected", "Workers connected to this node's scheduler (leader only; 0 elsewhere)."),
-		slots:         d("worker_slots", "Total task slots of the connected workers (leader only; 0 elsewhere)."),
-		topoVolumes:   d("topology_volumes", "Volumes in this node's copy of the master's topology, which the capacity oracle answers from.", "kind"),
-		topoServers:   d("topology_servers", "Volume servers in this node's copy of the master's topology."),
-		topoAge:       d("topology_age_seconds", "Seconds since this node's copy of the master's topology was fetched (absent before the first)."),
-		master:        d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
-		adminLock:     d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
-		paused:        d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin or shell lock, by what (leader with a master only).", "what"),
-		masterState:   d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
-		heldElsewhere: d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
+		raftState:      d("raft_state", "1 for this node's current raft state, 0 for the others.", "state"),
+		term:           d("raft_term", "Current raft term."),
+		commit:         d("raft_commit_index", "Raft commit index."),
+		applied:        d("raft_applied_index", "Raft index last applied to the state machine."),
+		lastLog:        d("raft_last_log_index", "Last index in the raft log."),
+		tasks:          d("tasks", "Tasks in the replicated state, by type and state.", "type", "state"),
+		queue:          d("queue_depth", "Pending tasks ready to be assigned now."),
+		workers:        d("workers_connected", "Workers connected to this node's scheduler (leader only; 0 elsewhere)."),
+		slots:          d("worker_slots", "Total task slots of the connected workers (leader only; 0 elsewhere)."),
+		topoVolumes:    d("topology_volumes", "Volumes in this node's copy of the master's topology, which the capacity oracle answers from.", "kind"),
+		topoServers:    d("topology_servers", "Volume servers in this node's copy of the master's topology."),
+		topoAge:        d("topology_age_seconds", "Seconds since this node's copy of the master's topology was fetched (absent before the first)."),
+		master:         d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
+		adminLock:      d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
+		paused:         d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin or shell lock, by what (leader with a master only).", "what"),
+		masterState:    d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
+		policyPaused:   d("policy_paused", "1 while the replicated maintenance policy is paused (ctl pause): nothing new is detected or assigned."),
+		policyType:     d("policy_type_enabled", "1 if the maintenance policy lets the task type be detected and assigned, 0 if it disables it.", "type"),
+		policyRevision: d("policy_revision", "Revision of the maintenance policy in this node's state (0: never changed)."),
+		heldElsewhere:  d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
-		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState} {
+		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState,
+		c.policyPaused, c.policyType, c.policyRevision} {
 		ch <- d
 	}
 }
@@ -169,7 +174,9 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	var pending []*fsmpb.Task
+	var policy *fsmpb.Policy
 	c.n.fsm.Read(func(s *fsm.State) {
+		policy = s.Policy()
 		s.CountByTypeAndState(func(typ fsmpb.TaskType, state fsmpb.TaskState, n int) {
 			counts[[2]string{fsm.TypeName(typ), fsm.StateName(state)}] += n
 		})
@@ -177,6 +184,11 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	})
 	for k, n := range counts {
 		gauge(c.tasks, float64(n), k[0], k[1])
+	}
+	gauge(c.policyPaused, b2f(policy.Paused))
+	gauge(c.policyRevision, float64(policy.Revision))
+	for _, typ := range fsm.TaskTypes {
+		gauge(c.policyType, b2f(fsm.TypeEnabled(policy, typ)), fsm.TypeName(typ))
 	}
 	gauge(c.queue, float64(len(scheduler.Ready(pending, time.Now()))))
 	workers, slots, _ := c.n.sched.Load()

@@ -62,6 +62,8 @@ func (s *State) Apply(index uint64, cmd *fsmpb.Command) *fsmpb.ApplyResult {
 			if s.testCommandIndex == 0 {
 				s.testCommandIndex = index
 			}
+		case *fsmpb.Command_SetPolicy:
+			res.Policy, existing, err = s.setPolicy(cmd.Now, b.SetPolicy)
 		case *fsmpb.Command_PruneTasks:
 			err = s.pruneTasks(b.PruneTasks)
 		default:

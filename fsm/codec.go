@@ -37,6 +37,14 @@ const OwnerVersion = 3
 // worker registers without its repair capabilities.
 const RepairVersion = 4
 
+// PolicyVersion (4, the same version as RepairVersion: both are new in
+// it, and it was never released without either) adds the maintenance
+// policy (SetPolicy). A build that predates it halts on the unknown body,
+// so the leader writes a SetPolicy only once every member applies version
+// 4; until then a policy change is refused and the default policy (no
+// pause, every type enabled) holds.
+const PolicyVersion = RepairVersion
+
 // CurrentVersion is the highest real command version this build writes and
 // applies.
 const CurrentVersion = RepairVersion
@@ -64,6 +72,8 @@ func RequiredVersion(cmd *fsmpb.Command) uint32 {
 		if RepairType(b.SubmitTask.GetType()) {
 			return RepairVersion
 		}
+	case *fsmpb.Command_SetPolicy:
+		return PolicyVersion
 	case *fsmpb.Command_RegisterWorker:
 		for _, c := range b.RegisterWorker.GetWorker().GetCapabilities() {
 			if RepairType(c) {

@@ -73,6 +73,18 @@ func PruneCmd(ids ...uint64) *fsmpb.Command {
 	return &fsmpb.Command{Body: &fsmpb.Command_PruneTasks{PruneTasks: &fsmpb.PruneTasks{TaskIds: ids}}}
 }
 
+// SetPolicyCmd replaces the maintenance policy with p if its revision is
+// still expected, recording by as who changed it.
+func SetPolicyCmd(p *fsmpb.Policy, expected uint64, by string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_SetPolicy{SetPolicy: &fsmpb.SetPolicy{Policy: p, ExpectedRevision: expected, By: by}}}
+}
+
+// PauseCmd pauses maintenance (paused, with reason) or resumes it, whatever
+// the policy's revision, recording by as who did.
+func PauseCmd(paused bool, reason, by string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_SetPolicy{SetPolicy: &fsmpb.SetPolicy{Policy: &fsmpb.Policy{Paused: paused, PauseReason: reason}, By: by, PauseOnly: true}}}
+}
+
 // RegisterCmd registers (or refreshes) a worker.
 func RegisterCmd(w *fsmpb.Worker) *fsmpb.Command {
 	return &fsmpb.Command{Body: &fsmpb.Command_RegisterWorker{RegisterWorker: &fsmpb.RegisterWorker{Worker: w}}}

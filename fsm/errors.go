@@ -39,6 +39,7 @@ var (
 	ErrVolumeBusy        = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_VOLUME_BUSY}
 	ErrUnknownVersion    = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_UNKNOWN_VERSION}
 	ErrNotOwner          = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER}
+	ErrConflict          = &Error{Code: fsmpb.ErrorCode_ERROR_CODE_CONFLICT}
 )
 
 func errorf(code fsmpb.ErrorCode, format string, args ...any) *Error {

@@ -62,7 +62,16 @@ func fuzzSeeds(t testing.TB) []*fsmpb.Command {
 	}
 	wrong := cancelCmd(1, "")
 	wrong.Version = CurrentVersion + 1
-	return append(cmds, wrong)
+	cmds = append(cmds, wrong)
+	for _, c := range []*fsmpb.Command{
+		SetPolicyCmd(&fsmpb.Policy{Paused: true, PauseReason: "r", Types: []*fsmpb.TaskTypePolicy{{Type: balance, Disabled: true}, {Type: vacuum}}}, 0, "op"),
+		SetPolicyCmd(&fsmpb.Policy{Types: []*fsmpb.TaskTypePolicy{{Type: 9, Disabled: true}, {Type: vacuum}, {Type: vacuum}}}, 0, "op"),
+		SetPolicyCmd(&fsmpb.Policy{}, 3, ""), PauseCmd(true, "x", "op"), PauseCmd(false, "", "op"),
+	} {
+		c.Version, c.Now = PolicyVersion, 2_000_000
+		cmds = append(cmds, c)
+	}
+	return cmds
 }
 
 // FuzzApply decodes arbitrary bytes as a command and applies it to a state
@@ -98,6 +107,10 @@ func FuzzApply(f *testing.F) {
 		snap, err := FromSnapshot(s.Snapshot())
 		if err != nil {
 			t.Fatalf("snapshot of a valid state refused: %v", err)
+		}
+		// Whatever policy Apply leaves, a restore of it is accepted.
+		if raw := s.Snapshot(); checkPolicy(raw.Policy, raw.PolicyHistory) != nil {
+			t.Fatalf("the policy Apply left fails the restore check: %v", checkPolicy(raw.Policy, raw.PolicyHistory))
 		}
 		if s2.Hash() != s.Hash() || snap.Hash() != s.Hash() {
 			t.Fatalf("non-deterministic apply or snapshot round trip")

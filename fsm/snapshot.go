@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -32,6 +33,11 @@ func (s *State) Snapshot() *fsmpb.StateSnapshot {
 		// 0 for the base version keeps such snapshots (and hashes) as
 		// earlier builds wrote them.
 		snap.MaxCommandVersion = s.written
+	}
+	if s.policy != nil {
+		// Only once set: the default policy leaves snapshots (and
+		// hashes) as builds before the policy wrote them.
+		snap.Policy, snap.PolicyHistory = s.policy, s.PolicyHistory()
 	}
 	for id, addr := range s.admins {
 		snap.Admins = append(snap.Admins, &fsmpb.AdminNode{Id: id, GrpcAddr: addr, MaxCommandVersion: s.versions[id]})
@@ -81,6 +87,9 @@ func FromSnapshot(snap *fsmpb.StateSnapshot) (*State, error) {
 		s.workers[w.Id] = w
 	}
 	s.written = max(snap.MaxCommandVersion, CommandVersion)
+	if snap.Policy != nil {
+		s.policy, s.policyHistory = snap.Policy, slices.Clone(snap.PolicyHistory)
+	}
 	for _, a := range snap.Admins {
 		s.admins[a.Id] = a.GrpcAddr
 		// What replaying the SetAdminAddr of a build that advertised

@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
@@ -45,6 +48,9 @@ func checkRecords(snap *fsmpb.StateSnapshot) error {
 				return fmt.Errorf("worker %q: capabilities %v are not distinct known task types in order", w.Id, w.Capabilities)
 			}
 		}
+	}
+	if err := checkPolicy(snap.Policy, snap.PolicyHistory); err != nil {
+		return err
 	}
 	for _, a := range snap.Admins {
 		if a.Id == "" || a.GrpcAddr == "" {
@@ -89,4 +95,37 @@ func checkTask(t *fsmpb.Task, applied uint64) error {
 func knownState(s fsmpb.TaskState) bool {
 	_, ok := stateNames[s]
 	return ok
+}
+
+// checkPolicy holds a snapshot's policy and history to what SetPolicy
+// leaves: a valid policy in canonical form, set at least once, and at most
+// MaxPolicyHistory changes in revision order, the last one the policy's.
+func checkPolicy(p *fsmpb.Policy, history []*fsmpb.PolicyChange) error {
+	if p == nil {
+		if len(history) > 0 {
+			return fmt.Errorf("a policy history without a policy")
+		}
+		return nil
+	}
+	if errs := ValidatePolicy(p); len(errs) > 0 {
+		return fmt.Errorf("policy: %s", strings.Join(errs, "; "))
+	}
+	canon := NormalizePolicy(p)
+	canon.Revision, canon.UpdatedAt, canon.UpdatedBy = p.Revision, p.UpdatedAt, p.UpdatedBy
+	switch {
+	case p.Revision == 0:
+		return fmt.Errorf("policy at revision 0 (a set policy is at 1 or above)")
+	case !proto.Equal(canon, p):
+		return fmt.Errorf("policy not in canonical form (types sorted, distinct, none at the default)")
+	case len(history) == 0 || len(history) > MaxPolicyHistory:
+		return fmt.Errorf("policy history of %d changes (1 to %d)", len(history), MaxPolicyHistory)
+	case history[len(history)-1].GetRevision() != p.Revision:
+		return fmt.Errorf("policy history ends at revision %d, not at the policy's %d", history[len(history)-1].GetRevision(), p.Revision)
+	}
+	for i := 1; i < len(history); i++ {
+		if history[i].GetRevision() != history[i-1].GetRevision()+1 {
+			return fmt.Errorf("policy history revisions %d, %d are not consecutive", history[i-1].GetRevision(), history[i].GetRevision())
+		}
+	}
+	return nil
 }

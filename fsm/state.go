@@ -42,6 +42,10 @@ type State struct {
 	// least CommandVersion): a build that applies less may not hold this
 	// state, and a node that applies less may not join (the ratchet).
 	written uint32
+	// policy is the maintenance policy (nil: never set, the default) and
+	// policyHistory its last changes, oldest first (MaxPolicyHistory).
+	policy        *fsmpb.Policy
+	policyHistory []*fsmpb.PolicyChange
 	// maxVersion is the highest command version this build applies (0:
 	// CurrentVersion). A property of the build, not of the replicated state.
 	maxVersion uint32

@@ -71,6 +71,7 @@ func (s *Server) Status(ctx context.Context, req *pb.StatusRequest) (*pb.StatusR
 		}
 		advertised = f.AdminVersions()
 		resp.TestCommandIndex = f.TestCommandIndex()
+		resp.Policy = f.Policy()
 	})
 	resp.CommandVersion = fsm.AgreedVersion(cluster.MemberIDs(members), advertised)
 	resp.LeaderGrpcAddr = addrs[st.LeaderID]

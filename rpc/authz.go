@@ -29,6 +29,7 @@ var MethodRoles = map[string]certs.Role{
 	pb.Admin_ListTasks_FullMethodName:   certs.RoleReader,
 	pb.Admin_GetTask_FullMethodName:     certs.RoleReader,
 	pb.Admin_ListWorkers_FullMethodName: certs.RoleReader,
+	pb.Admin_GetPolicy_FullMethodName:   certs.RoleReader,
 
 	pb.CapacityOracle_GetVolumeCapacity_FullMethodName: certs.RoleReader,
 	pb.CapacityOracle_GetServerCapacity_FullMethodName: certs.RoleReader,
@@ -45,6 +46,9 @@ var MethodRoles = map[string]certs.Role{
 	pb.Admin_RemovePeer_FullMethodName:      certs.RoleOperator,
 	pb.Admin_SaveSnapshot_FullMethodName:    certs.RoleOperator,
 	pb.Admin_RestoreSnapshot_FullMethodName: certs.RoleOperator,
+	pb.Admin_SetPolicy_FullMethodName:       certs.RoleOperator,
+	pb.Admin_Pause_FullMethodName:           certs.RoleOperator,
+	pb.Admin_Resume_FullMethodName:          certs.RoleOperator,
 
 	pb.Internal_ApplyBatch_FullMethodName: certs.RoleAdmin,
 

@@ -51,6 +51,8 @@ func fsmCode(c fsmpb.ErrorCode) codes.Code {
 		return codes.FailedPrecondition
 	case fsmpb.ErrorCode_ERROR_CODE_NOT_OWNER:
 		return codes.PermissionDenied
+	case fsmpb.ErrorCode_ERROR_CODE_CONFLICT:
+		return codes.Aborted
 	}
 	return codes.Internal
 }

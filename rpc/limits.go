@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/errtext"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
@@ -195,6 +196,10 @@ func checkForwarded(cmd *fsmpb.Command) error {
 		}
 	case *fsmpb.Command_RequestCancel:
 		return checkLen("the reason", b.RequestCancel.GetReason(), MaxReasonLen)
+	case *fsmpb.Command_SetPolicy:
+		c := b.SetPolicy
+		return firstErr(checkLen("the policy change's identity", c.GetBy(), fsm.MaxPolicyByLen), checkLen("the pause reason", c.GetPolicy().GetPauseReason(), fsm.MaxPolicyReasonLen),
+			checkCount("the policy's task types", len(c.GetPolicy().GetTypes()), len(fsm.TaskTypes)))
 	case *fsmpb.Command_SetAdminAddr:
 		return firstErr(checkLen("admin id", b.SetAdminAddr.GetId(), MaxIDLen), checkLen("admin address", b.SetAdminAddr.GetGrpcAddr(), MaxAddrLen))
 	}

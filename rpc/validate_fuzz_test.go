@@ -102,6 +102,19 @@ func adminChecks(t testing.TB) []requestCheck {
 		{"RemovePeer", func() proto.Message { return &pb.RemovePeerRequest{} },
 			func(_ *testing.T, m proto.Message) error { return validateRemovePeer(m.(*pb.RemovePeerRequest)) },
 			[]proto.Message{&pb.RemovePeerRequest{Id: "a4"}}},
+		{"GetPolicy", func() proto.Message { return &pb.GetPolicyRequest{} },
+			func(_ *testing.T, m proto.Message) error { return validateGetPolicy(m.(*pb.GetPolicyRequest)) },
+			[]proto.Message{&pb.GetPolicyRequest{Consistency: pb.Consistency_CONSISTENCY_STALE}}},
+		{"SetPolicy", func() proto.Message { return &pb.SetPolicyRequest{} },
+			func(_ *testing.T, m proto.Message) error { return validateSetPolicy(m.(*pb.SetPolicyRequest)) },
+			[]proto.Message{
+				&pb.SetPolicyRequest{Policy: &fsmpb.Policy{}},
+				&pb.SetPolicyRequest{ExpectedRevision: 4, Policy: &fsmpb.Policy{Paused: true, PauseReason: "disk swap on rack 3",
+					Types: []*fsmpb.TaskTypePolicy{{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, Disabled: true}, {Type: vacuum}}}},
+			}},
+		{"Pause", func() proto.Message { return &pb.PauseRequest{} },
+			func(_ *testing.T, m proto.Message) error { return validatePause(m.(*pb.PauseRequest)) },
+			[]proto.Message{&pb.PauseRequest{}, &pb.PauseRequest{Reason: "incident 4711: master failover"}}},
 		{"RestoreSnapshot header", func() proto.Message { return &pb.SnapshotChunk{} },
 			func(_ *testing.T, m proto.Message) error {
 				_, err := validateRestoreHeader(m.(*pb.SnapshotChunk))

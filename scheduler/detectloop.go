@@ -161,13 +161,16 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	now := s.cfg.Now()
 	var busyVols map[uint32]bool
 	var moves []ActiveMove
+	var policy *fsmpb.Policy
 	s.state.Read(func(st *fsm.State) {
+		policy = st.Policy()
 		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
 			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED, fsmpb.TaskState_TASK_STATE_COMPLETED,
 			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
 		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
-	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)
+	// The policy (policy.go): nothing while paused, no disabled type.
+	props := AllowedProposals(Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now), policy)
 	for _, p := range props {
 		res, err := s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,

@@ -15,8 +15,10 @@ import (
 func (s *Scheduler) maintain(ctx context.Context) {
 	now := s.cfg.Now()
 	var active []*fsmpb.Task
+	var policy *fsmpb.Policy
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}})
+		policy = st.Policy()
 	})
 	s.noteRestored()
 	s.expireLeases(ctx, active, now)
@@ -26,9 +28,11 @@ func (s *Scheduler) maintain(ctx context.Context) {
 		s.lastPrune = now
 		s.prune(ctx, now)
 	}
+	s.notePolicy(policy)
 	// The pending queue can be long (a master outage, no workers): read it
-	// only when something could be assigned, not on every kick.
-	if !s.mayAssign(active) {
+	// only when something could be assigned, not on every kick. Paused
+	// (policy.go), nothing new is assigned; running attempts go on.
+	if policy.Paused || !s.mayAssign(active) {
 		return
 	}
 	var pending []*fsmpb.Task
@@ -48,7 +52,7 @@ func (s *Scheduler) maintain(ctx context.Context) {
 			}
 		}
 	})
-	s.assign(ctx, active, waitForMaster(pending, unreported), now, history)
+	s.assign(ctx, active, waitForMaster(AllowedPending(pending, policy), unreported), now, history)
 }
 
 // waitForMaster leaves out the pending tasks whose volume has a completed

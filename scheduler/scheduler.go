@@ -159,6 +159,9 @@ type Scheduler struct {
 	runCtx context.Context
 	// lastPrune is when maintain last pruned (only Run's goroutine uses it).
 	lastPrune time.Time
+	// policyPaused is whether the policy was paused at the last round
+	// (only Run's goroutine uses it: notePolicy).
+	policyPaused bool
 	// lastSeen is the last time each worker was heard from (survives detach).
 	lastSeen map[string]time.Time
 	// progress is leader-local progress of running attempts, by task id.

@@ -39,6 +39,11 @@ Commands:
   peers remove ID                          remove a member
   snapshot save FILE                       save a snapshot of the replicated state to FILE
   snapshot restore FILE                    replace the replicated state with a saved snapshot
+  policy show                              the maintenance policy (replicated: every admin answers alike)
+  policy set KEY=VALUE...                  change it: paused=true|false, reason=TEXT, TYPE.enabled=true|false
+  policy history                           its last 50 changes: who, when, what
+  pause [--reason TEXT]                    stop new maintenance (detection and assignment, repairs too); running tasks finish
+  resume                                   lift a pause
 
 Common flags (before or after the command):
   --admin ADDR[,ADDR...]   admin gRPC addresses; any one will do (default: $GROUNDSKEEPER_ADMIN)
@@ -136,7 +141,7 @@ func runCtlIO(args []string, out, errOut io.Writer) error {
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usagef("a command is required: status, tasks, task, workers, capacity, peers or snapshot (see groundskeeper ctl --help)")
+		return usagef("a command is required: status, tasks, task, workers, capacity, peers, snapshot, policy, pause or resume (see groundskeeper ctl --help)")
 	}
 	cmd, rest := rest[0], rest[1:]
 	switch cmd {
@@ -176,6 +181,12 @@ func runCtlIO(args []string, out, errOut io.Writer) error {
 			return o.peersRemove(rest[1:])
 		}
 		return usagef("unknown peers subcommand %q (want list, add or remove)", rest[0])
+	case "policy":
+		return o.policy(rest)
+	case "pause":
+		return o.pause(rest)
+	case "resume":
+		return o.resume(rest)
 	case "snapshot":
 		if len(rest) == 0 {
 			return usagef("snapshot needs a subcommand: save FILE or restore FILE")
@@ -188,7 +199,7 @@ func runCtlIO(args []string, out, errOut io.Writer) error {
 		}
 		return usagef("unknown snapshot subcommand %q (want save or restore)", rest[0])
 	}
-	return usagef("unknown ctl command %q (want status, tasks, task, workers, capacity, peers or snapshot)", cmd)
+	return usagef("unknown ctl command %q (want status, tasks, task, workers, capacity, peers, snapshot, policy, pause or resume)", cmd)
 }
 
 // call dials the admins and runs one RPC with retries across addresses.
@@ -255,6 +266,11 @@ func (o *ctlOpts) status(args []string) error {
 	st, err := o.fetchStatus("status", args)
 	if err != nil {
 		return err
+	}
+	// The answering node's copy of the policy may trail a change just
+	// made through another: show the leader's (unless --stale).
+	if p, err := o.getPolicy(); err == nil {
+		st.Policy = p.Policy
 	}
 	return printStatus(o, st)
 }

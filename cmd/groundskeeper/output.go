@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -49,6 +50,8 @@ type statusJSON struct {
 	// plaintext on a non-loopback address (--insecure).
 	TLS      bool `json:"tls"`
 	Insecure bool `json:"insecure,omitempty"`
+	// Policy is the answering node's copy of the maintenance policy.
+	Policy *policyJSON `json:"policy,omitempty"`
 }
 
 type maintenanceJSON struct {
@@ -158,6 +161,9 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		out := statusJSON{NodeID: st.NodeId, LeaderID: st.LeaderId, Term: st.Term, CommitIndex: st.CommitIndex, AppliedIndex: st.AppliedIndex, Members: []memberJSON{},
 			StateHash: st.StateHash, StateIndex: st.StateIndex, CommandVersion: st.CommandVersion, TestCommandIndex: st.TestCommandIndex,
 			TLS: st.Tls, Insecure: st.Insecure}
+		if st.Policy != nil {
+			out.Policy = toPolicyJSON(st.Policy)
+		}
 		for _, m := range st.Members {
 			out.Members = append(out.Members, memberJSON{ID: m.Id, RaftAddr: m.RaftAddr, GRPCAddr: m.GrpcAddr, State: m.State, Suffrage: m.Suffrage, AppliedIndex: m.AppliedIndex,
 				MaxCommandVersion: m.MaxCommandVersion})
@@ -191,6 +197,18 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 	}
 	if err := w.Flush(); err != nil {
 		return err
+	}
+	if p := st.Policy; p.GetPaused() {
+		fmt.Fprintf(o.out, "\nmaintenance: %s\n", maintenanceText(p))
+	}
+	var off []string
+	for _, t := range fsm.TaskTypes {
+		if !fsm.TypeEnabled(st.Policy, t) {
+			off = append(off, fsm.TypeName(t))
+		}
+	}
+	if len(off) > 0 {
+		fmt.Fprintf(o.out, "disabled by policy: %s\n", strings.Join(off, ", "))
 	}
 	if m := st.Maintenance; m != nil {
 		fmt.Fprintln(o.out)

@@ -35,6 +35,8 @@ const (
 	ErrorCode_ERROR_CODE_UNKNOWN_VERSION    ErrorCode = 6
 	// A worker's report about an attempt assigned to another worker.
 	ErrorCode_ERROR_CODE_NOT_OWNER ErrorCode = 7
+	// A compare-and-set whose expected revision is not the current one.
+	ErrorCode_ERROR_CODE_CONFLICT ErrorCode = 8
 )
 
 // Enum value maps for ErrorCode.
@@ -48,6 +50,7 @@ var (
 		5: "ERROR_CODE_VOLUME_BUSY",
 		6: "ERROR_CODE_UNKNOWN_VERSION",
 		7: "ERROR_CODE_NOT_OWNER",
+		8: "ERROR_CODE_CONFLICT",
 	}
 	ErrorCode_value = map[string]int32{
 		"ERROR_CODE_NONE":               0,
@@ -58,6 +61,7 @@ var (
 		"ERROR_CODE_VOLUME_BUSY":        5,
 		"ERROR_CODE_UNKNOWN_VERSION":    6,
 		"ERROR_CODE_NOT_OWNER":          7,
+		"ERROR_CODE_CONFLICT":           8,
 	}
 )
 
@@ -114,6 +118,7 @@ type Command struct {
 	//	*Command_RequestCancel
 	//	*Command_TestCommand
 	//	*Command_ForgetAdmin
+	//	*Command_SetPolicy
 	Body          isCommand_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -314,6 +319,15 @@ func (x *Command) GetForgetAdmin() *ForgetAdmin {
 	return nil
 }
 
+func (x *Command) GetSetPolicy() *SetPolicy {
+	if x != nil {
+		if x, ok := x.Body.(*Command_SetPolicy); ok {
+			return x.SetPolicy
+		}
+	}
+	return nil
+}
+
 type isCommand_Body interface {
 	isCommand_Body()
 }
@@ -383,6 +397,11 @@ type Command_ForgetAdmin struct {
 	ForgetAdmin *ForgetAdmin `protobuf:"bytes,25,opt,name=forget_admin,json=forgetAdmin,proto3,oneof"`
 }
 
+type Command_SetPolicy struct {
+	// Command version 4 (fsm.PolicyVersion).
+	SetPolicy *SetPolicy `protobuf:"bytes,26,opt,name=set_policy,json=setPolicy,proto3,oneof"`
+}
+
 func (*Command_SubmitTask) isCommand_Body() {}
 
 func (*Command_AssignTask) isCommand_Body() {}
@@ -414,6 +433,8 @@ func (*Command_RequestCancel) isCommand_Body() {}
 func (*Command_TestCommand) isCommand_Body() {}
 
 func (*Command_ForgetAdmin) isCommand_Body() {}
+
+func (*Command_SetPolicy) isCommand_Body() {}
 
 type SubmitTask struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
@@ -1404,6 +1425,83 @@ func (x *ForgetAdmin) GetId() string {
 	return ""
 }
 
+// SetPolicy replaces the maintenance policy (command version 4,
+// fsm.PolicyVersion). Compare-and-set: refused (ERROR_CODE_CONFLICT) unless
+// the current revision is expected_revision, so that two operators cannot
+// silently overwrite each other. The policy's revision, updated_at and
+// updated_by are ignored: Apply sets them (the command's now, by). A
+// command that changes nothing is accepted and records nothing.
+type SetPolicy struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Policy           *Policy                `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	ExpectedRevision uint64                 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	// Who asks: the caller's certificate identity, or "insecure".
+	By string `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	// Pause and resume: only paused and pause_reason are taken from policy,
+	// whatever the revision (the incident brake never loses a race).
+	PauseOnly     bool `protobuf:"varint,4,opt,name=pause_only,json=pauseOnly,proto3" json:"pause_only,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicy) Reset() {
+	*x = SetPolicy{}
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicy) ProtoMessage() {}
+
+func (x *SetPolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicy.ProtoReflect.Descriptor instead.
+func (*SetPolicy) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SetPolicy) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicy) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+func (x *SetPolicy) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *SetPolicy) GetPauseOnly() bool {
+	if x != nil {
+		return x.PauseOnly
+	}
+	return false
+}
+
 // TestCommand is a test-only no-op of command version 4 (one above the
 // newest real version): a build knows it only when started with
 // GROUNDSKEEPER_TEST_COMMAND_VERSION=5, so tests can
@@ -1417,7 +1515,7 @@ type TestCommand struct {
 
 func (x *TestCommand) Reset() {
 	*x = TestCommand{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1429,7 +1527,7 @@ func (x *TestCommand) String() string {
 func (*TestCommand) ProtoMessage() {}
 
 func (x *TestCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[16]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1442,7 +1540,7 @@ func (x *TestCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TestCommand.ProtoReflect.Descriptor instead.
 func (*TestCommand) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{16}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{17}
 }
 
 // ApplyResult is what applying one command produced.
@@ -1454,14 +1552,17 @@ type ApplyResult struct {
 	// The task the command created or changed.
 	Task *Task `protobuf:"bytes,4,opt,name=task,proto3" json:"task,omitempty"`
 	// For SubmitTask: the task already existed and was returned instead.
-	Existing      bool `protobuf:"varint,5,opt,name=existing,proto3" json:"existing,omitempty"`
+	// For SetPolicy: the policy already was as asked (nothing recorded).
+	Existing bool `protobuf:"varint,5,opt,name=existing,proto3" json:"existing,omitempty"`
+	// For SetPolicy: the policy after the command.
+	Policy        *Policy `protobuf:"bytes,6,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ApplyResult) Reset() {
 	*x = ApplyResult{}
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1473,7 +1574,7 @@ func (x *ApplyResult) String() string {
 func (*ApplyResult) ProtoMessage() {}
 
 func (x *ApplyResult) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_command_proto_msgTypes[17]
+	mi := &file_groundskeeper_v1_command_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1486,7 +1587,7 @@ func (x *ApplyResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResult.ProtoReflect.Descriptor instead.
 func (*ApplyResult) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{17}
+	return file_groundskeeper_v1_command_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ApplyResult) GetIndex() uint64 {
@@ -1524,11 +1625,18 @@ func (x *ApplyResult) GetExisting() bool {
 	return false
 }
 
+func (x *ApplyResult) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
 var File_groundskeeper_v1_command_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
-	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xaf\t\n" +
+	"\x1egroundskeeper/v1/command.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xed\t\n" +
 	"\aCommand\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\x03R\x03now\x12?\n" +
@@ -1553,7 +1661,9 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"pruneTasks\x12H\n" +
 	"\x0erequest_cancel\x18\x17 \x01(\v2\x1f.groundskeeper.v1.RequestCancelH\x00R\rrequestCancel\x12B\n" +
 	"\ftest_command\x18\x18 \x01(\v2\x1d.groundskeeper.v1.TestCommandH\x00R\vtestCommand\x12B\n" +
-	"\fforget_admin\x18\x19 \x01(\v2\x1d.groundskeeper.v1.ForgetAdminH\x00R\vforgetAdminB\x06\n" +
+	"\fforget_admin\x18\x19 \x01(\v2\x1d.groundskeeper.v1.ForgetAdminH\x00R\vforgetAdmin\x12<\n" +
+	"\n" +
+	"set_policy\x18\x1a \x01(\v2\x1b.groundskeeper.v1.SetPolicyH\x00R\tsetPolicyB\x06\n" +
 	"\x04body\"\xf4\x02\n" +
 	"\n" +
 	"SubmitTask\x12.\n" +
@@ -1627,15 +1737,22 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12.\n" +
 	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersion\"\x1d\n" +
 	"\vForgetAdmin\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\r\n" +
-	"\vTestCommand\"\xbd\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x99\x01\n" +
+	"\tSetPolicy\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12+\n" +
+	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x1d\n" +
+	"\n" +
+	"pause_only\x18\x04 \x01(\bR\tpauseOnly\"\r\n" +
+	"\vTestCommand\"\xef\x01\n" +
 	"\vApplyResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12:\n" +
 	"\n" +
 	"error_code\x18\x02 \x01(\x0e2\x1b.groundskeeper.v1.ErrorCodeR\terrorCode\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12*\n" +
 	"\x04task\x18\x04 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
-	"\bexisting\x18\x05 \x01(\bR\bexisting*\xe7\x01\n" +
+	"\bexisting\x18\x05 \x01(\bR\bexisting\x120\n" +
+	"\x06policy\x18\x06 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy*\x80\x02\n" +
 	"\tErrorCode\x12\x13\n" +
 	"\x0fERROR_CODE_NONE\x10\x00\x12\x16\n" +
 	"\x12ERROR_CODE_INVALID\x10\x01\x12\x18\n" +
@@ -1644,7 +1761,8 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\x16ERROR_CODE_STALE_FENCE\x10\x04\x12\x1a\n" +
 	"\x16ERROR_CODE_VOLUME_BUSY\x10\x05\x12\x1e\n" +
 	"\x1aERROR_CODE_UNKNOWN_VERSION\x10\x06\x12\x18\n" +
-	"\x14ERROR_CODE_NOT_OWNER\x10\aB<Z:github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb;fsmpbb\x06proto3"
+	"\x14ERROR_CODE_NOT_OWNER\x10\a\x12\x17\n" +
+	"\x13ERROR_CODE_CONFLICT\x10\bB<Z:github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb;fsmpbb\x06proto3"
 
 var (
 	file_groundskeeper_v1_command_proto_rawDescOnce sync.Once
@@ -1659,7 +1777,7 @@ func file_groundskeeper_v1_command_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_command_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_groundskeeper_v1_command_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(ErrorCode)(0),                // 0: groundskeeper.v1.ErrorCode
 	(*Command)(nil),               // 1: groundskeeper.v1.Command
@@ -1678,14 +1796,16 @@ var file_groundskeeper_v1_command_proto_goTypes = []any{
 	(*PruneTasks)(nil),            // 14: groundskeeper.v1.PruneTasks
 	(*SetAdminAddr)(nil),          // 15: groundskeeper.v1.SetAdminAddr
 	(*ForgetAdmin)(nil),           // 16: groundskeeper.v1.ForgetAdmin
-	(*TestCommand)(nil),           // 17: groundskeeper.v1.TestCommand
-	(*ApplyResult)(nil),           // 18: groundskeeper.v1.ApplyResult
-	(TaskType)(0),                 // 19: groundskeeper.v1.TaskType
-	(*Param)(nil),                 // 20: groundskeeper.v1.Param
-	(*Move)(nil),                  // 21: groundskeeper.v1.Move
-	(*CapacityChange)(nil),        // 22: groundskeeper.v1.CapacityChange
-	(*Worker)(nil),                // 23: groundskeeper.v1.Worker
-	(*Task)(nil),                  // 24: groundskeeper.v1.Task
+	(*SetPolicy)(nil),             // 17: groundskeeper.v1.SetPolicy
+	(*TestCommand)(nil),           // 18: groundskeeper.v1.TestCommand
+	(*ApplyResult)(nil),           // 19: groundskeeper.v1.ApplyResult
+	(TaskType)(0),                 // 20: groundskeeper.v1.TaskType
+	(*Param)(nil),                 // 21: groundskeeper.v1.Param
+	(*Move)(nil),                  // 22: groundskeeper.v1.Move
+	(*CapacityChange)(nil),        // 23: groundskeeper.v1.CapacityChange
+	(*Worker)(nil),                // 24: groundskeeper.v1.Worker
+	(*Policy)(nil),                // 25: groundskeeper.v1.Policy
+	(*Task)(nil),                  // 26: groundskeeper.v1.Task
 }
 var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	2,  // 0: groundskeeper.v1.Command.submit_task:type_name -> groundskeeper.v1.SubmitTask
@@ -1702,21 +1822,24 @@ var file_groundskeeper_v1_command_proto_depIdxs = []int32{
 	15, // 11: groundskeeper.v1.Command.set_admin_addr:type_name -> groundskeeper.v1.SetAdminAddr
 	14, // 12: groundskeeper.v1.Command.prune_tasks:type_name -> groundskeeper.v1.PruneTasks
 	10, // 13: groundskeeper.v1.Command.request_cancel:type_name -> groundskeeper.v1.RequestCancel
-	17, // 14: groundskeeper.v1.Command.test_command:type_name -> groundskeeper.v1.TestCommand
+	18, // 14: groundskeeper.v1.Command.test_command:type_name -> groundskeeper.v1.TestCommand
 	16, // 15: groundskeeper.v1.Command.forget_admin:type_name -> groundskeeper.v1.ForgetAdmin
-	19, // 16: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
-	20, // 17: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
-	21, // 18: groundskeeper.v1.SubmitTask.earlier_moves:type_name -> groundskeeper.v1.Move
-	21, // 19: groundskeeper.v1.AssignTask.move:type_name -> groundskeeper.v1.Move
-	22, // 20: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
-	23, // 21: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
-	0,  // 22: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
-	24, // 23: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	17, // 16: groundskeeper.v1.Command.set_policy:type_name -> groundskeeper.v1.SetPolicy
+	20, // 17: groundskeeper.v1.SubmitTask.type:type_name -> groundskeeper.v1.TaskType
+	21, // 18: groundskeeper.v1.SubmitTask.params:type_name -> groundskeeper.v1.Param
+	22, // 19: groundskeeper.v1.SubmitTask.earlier_moves:type_name -> groundskeeper.v1.Move
+	22, // 20: groundskeeper.v1.AssignTask.move:type_name -> groundskeeper.v1.Move
+	23, // 21: groundskeeper.v1.CompleteTask.change:type_name -> groundskeeper.v1.CapacityChange
+	24, // 22: groundskeeper.v1.RegisterWorker.worker:type_name -> groundskeeper.v1.Worker
+	25, // 23: groundskeeper.v1.SetPolicy.policy:type_name -> groundskeeper.v1.Policy
+	0,  // 24: groundskeeper.v1.ApplyResult.error_code:type_name -> groundskeeper.v1.ErrorCode
+	26, // 25: groundskeeper.v1.ApplyResult.task:type_name -> groundskeeper.v1.Task
+	25, // 26: groundskeeper.v1.ApplyResult.policy:type_name -> groundskeeper.v1.Policy
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_command_proto_init() }
@@ -1742,6 +1865,7 @@ func file_groundskeeper_v1_command_proto_init() {
 		(*Command_RequestCancel)(nil),
 		(*Command_TestCommand)(nil),
 		(*Command_ForgetAdmin)(nil),
+		(*Command_SetPolicy)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1749,7 +1873,7 @@ func file_groundskeeper_v1_command_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_command_proto_rawDesc), len(file_groundskeeper_v1_command_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -879,8 +879,13 @@ type StateSnapshot struct {
 	// The highest command version among the entries the state reflects (0:
 	// the base version 1). A build that applies less refuses the snapshot.
 	MaxCommandVersion uint32 `protobuf:"varint,10,opt,name=max_command_version,json=maxCommandVersion,proto3" json:"max_command_version,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The maintenance policy (absent: never set, the default policy:
+	// nothing paused, every type enabled) and its last changes, oldest
+	// first (at most fsm.MaxPolicyHistory).
+	Policy        *Policy         `protobuf:"bytes,11,opt,name=policy,proto3" json:"policy,omitempty"`
+	PolicyHistory []*PolicyChange `protobuf:"bytes,12,rep,name=policy_history,json=policyHistory,proto3" json:"policy_history,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StateSnapshot) Reset() {
@@ -983,6 +988,241 @@ func (x *StateSnapshot) GetMaxCommandVersion() uint32 {
 	return 0
 }
 
+func (x *StateSnapshot) GetPolicy() *Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *StateSnapshot) GetPolicyHistory() []*PolicyChange {
+	if x != nil {
+		return x.PolicyHistory
+	}
+	return nil
+}
+
+// Policy is the maintenance policy operators set (SetPolicy, command
+// version 4, fsm.PolicyVersion): part of the replicated state, so every
+// admin answers with the same one. The zero value is the default policy.
+type Policy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Counts the changes: +1 for each SetPolicy that changed something
+	// (0: never set).
+	Revision uint64 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The incident brake: no new detection proposals and no new
+	// assignments (repairs included) while set; running attempts finish.
+	Paused bool `protobuf:"varint,2,opt,name=paused,proto3" json:"paused,omitempty"`
+	// Why, one line (only while paused).
+	PauseReason string `protobuf:"bytes,3,opt,name=pause_reason,json=pauseReason,proto3" json:"pause_reason,omitempty"`
+	// Per task type settings, sorted by type, at most one per type, only
+	// types that differ from the default (enabled).
+	Types []*TaskTypePolicy `protobuf:"bytes,4,rep,name=types,proto3" json:"types,omitempty"`
+	// When and by whom the policy last changed (the command's proposer
+	// time, unix ns; the caller's certificate identity, or "insecure").
+	UpdatedAt     int64  `protobuf:"varint,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy     string `protobuf:"bytes,6,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Policy) Reset() {
+	*x = Policy{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Policy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Policy) ProtoMessage() {}
+
+func (x *Policy) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Policy.ProtoReflect.Descriptor instead.
+func (*Policy) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *Policy) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *Policy) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
+func (x *Policy) GetPauseReason() string {
+	if x != nil {
+		return x.PauseReason
+	}
+	return ""
+}
+
+func (x *Policy) GetTypes() []*TaskTypePolicy {
+	if x != nil {
+		return x.Types
+	}
+	return nil
+}
+
+func (x *Policy) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+func (x *Policy) GetUpdatedBy() string {
+	if x != nil {
+		return x.UpdatedBy
+	}
+	return ""
+}
+
+// TaskTypePolicy is the policy of one task type.
+type TaskTypePolicy struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Type  TaskType               `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
+	// No new detection proposals of this type, and its pending tasks are
+	// not assigned (manual submissions are still accepted and wait).
+	Disabled      bool `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TaskTypePolicy) Reset() {
+	*x = TaskTypePolicy{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskTypePolicy) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskTypePolicy) ProtoMessage() {}
+
+func (x *TaskTypePolicy) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskTypePolicy.ProtoReflect.Descriptor instead.
+func (*TaskTypePolicy) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TaskTypePolicy) GetType() TaskType {
+	if x != nil {
+		return x.Type
+	}
+	return TaskType_TASK_TYPE_UNSPECIFIED
+}
+
+func (x *TaskTypePolicy) GetDisabled() bool {
+	if x != nil {
+		return x.Disabled
+	}
+	return false
+}
+
+// PolicyChange is one entry of the policy's history.
+type PolicyChange struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Revision uint64                 `protobuf:"varint,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	At       int64                  `protobuf:"varint,2,opt,name=at,proto3" json:"at,omitempty"`
+	By       string                 `protobuf:"bytes,3,opt,name=by,proto3" json:"by,omitempty"`
+	// What changed, one line ("paused (reason: disk swap); vacuum disabled").
+	Summary       string `protobuf:"bytes,4,opt,name=summary,proto3" json:"summary,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyChange) Reset() {
+	*x = PolicyChange{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyChange) ProtoMessage() {}
+
+func (x *PolicyChange) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyChange.ProtoReflect.Descriptor instead.
+func (*PolicyChange) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PolicyChange) GetRevision() uint64 {
+	if x != nil {
+		return x.Revision
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetAt() int64 {
+	if x != nil {
+		return x.At
+	}
+	return 0
+}
+
+func (x *PolicyChange) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *PolicyChange) GetSummary() string {
+	if x != nil {
+		return x.Summary
+	}
+	return ""
+}
+
 var File_groundskeeper_v1_state_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_state_proto_rawDesc = "" +
@@ -1063,7 +1303,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\tAdminNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tgrpc_addr\x18\x02 \x01(\tR\bgrpcAddr\x12.\n" +
-	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersionJ\x04\b\x04\x10\x05\"\xfd\x03\n" +
+	"\x13max_command_version\x18\x03 \x01(\rR\x11maxCommandVersionJ\x04\b\x04\x10\x05\"\xf6\x04\n" +
 	"\rStateSnapshot\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\rR\aversion\x12 \n" +
 	"\fnext_task_id\x18\x02 \x01(\x04R\n" +
@@ -1076,7 +1316,26 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x0fretired_changes\x18\b \x03(\v2 .groundskeeper.v1.CapacityChangeR\x0eretiredChanges\x12,\n" +
 	"\x12test_command_index\x18\t \x01(\x04R\x10testCommandIndex\x12.\n" +
 	"\x13max_command_version\x18\n" +
-	" \x01(\rR\x11maxCommandVersion*\xa3\x01\n" +
+	" \x01(\rR\x11maxCommandVersion\x120\n" +
+	"\x06policy\x18\v \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12E\n" +
+	"\x0epolicy_history\x18\f \x03(\v2\x1e.groundskeeper.v1.PolicyChangeR\rpolicyHistory\"\xd5\x01\n" +
+	"\x06Policy\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
+	"\x06paused\x18\x02 \x01(\bR\x06paused\x12!\n" +
+	"\fpause_reason\x18\x03 \x01(\tR\vpauseReason\x126\n" +
+	"\x05types\x18\x04 \x03(\v2 .groundskeeper.v1.TaskTypePolicyR\x05types\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x05 \x01(\x03R\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"updated_by\x18\x06 \x01(\tR\tupdatedBy\"\\\n" +
+	"\x0eTaskTypePolicy\x12.\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1a\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"d\n" +
+	"\fPolicyChange\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x0e\n" +
+	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x0e\n" +
+	"\x02by\x18\x03 \x01(\tR\x02by\x12\x18\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary*\xa3\x01\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
@@ -1106,7 +1365,7 @@ func file_groundskeeper_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_groundskeeper_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_groundskeeper_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_groundskeeper_v1_state_proto_goTypes = []any{
 	(TaskType)(0),          // 0: groundskeeper.v1.TaskType
 	(TaskState)(0),         // 1: groundskeeper.v1.TaskState
@@ -1118,6 +1377,9 @@ var file_groundskeeper_v1_state_proto_goTypes = []any{
 	(*Worker)(nil),         // 7: groundskeeper.v1.Worker
 	(*AdminNode)(nil),      // 8: groundskeeper.v1.AdminNode
 	(*StateSnapshot)(nil),  // 9: groundskeeper.v1.StateSnapshot
+	(*Policy)(nil),         // 10: groundskeeper.v1.Policy
+	(*TaskTypePolicy)(nil), // 11: groundskeeper.v1.TaskTypePolicy
+	(*PolicyChange)(nil),   // 12: groundskeeper.v1.PolicyChange
 }
 var file_groundskeeper_v1_state_proto_depIdxs = []int32{
 	0,  // 0: groundskeeper.v1.Task.type:type_name -> groundskeeper.v1.TaskType
@@ -1133,11 +1395,15 @@ var file_groundskeeper_v1_state_proto_depIdxs = []int32{
 	7,  // 10: groundskeeper.v1.StateSnapshot.workers:type_name -> groundskeeper.v1.Worker
 	8,  // 11: groundskeeper.v1.StateSnapshot.admins:type_name -> groundskeeper.v1.AdminNode
 	5,  // 12: groundskeeper.v1.StateSnapshot.retired_changes:type_name -> groundskeeper.v1.CapacityChange
-	13, // [13:13] is the sub-list for method output_type
-	13, // [13:13] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	10, // 13: groundskeeper.v1.StateSnapshot.policy:type_name -> groundskeeper.v1.Policy
+	12, // 14: groundskeeper.v1.StateSnapshot.policy_history:type_name -> groundskeeper.v1.PolicyChange
+	11, // 15: groundskeeper.v1.Policy.types:type_name -> groundskeeper.v1.TaskTypePolicy
+	0,  // 16: groundskeeper.v1.TaskTypePolicy.type:type_name -> groundskeeper.v1.TaskType
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_state_proto_init() }
@@ -1151,7 +1417,7 @@ func file_groundskeeper_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_state_proto_rawDesc), len(file_groundskeeper_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

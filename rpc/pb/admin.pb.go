@@ -400,7 +400,9 @@ type StatusResponse struct {
 	// True when the answering node runs in plaintext on a non-loopback
 	// address because it was started with --insecure: anyone who reaches
 	// its ports owns the cluster.
-	Insecure      bool `protobuf:"varint,17,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	Insecure bool `protobuf:"varint,17,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	// This node's copy of the replicated maintenance policy.
+	Policy        *fsmpb.Policy `protobuf:"bytes,18,opt,name=policy,proto3" json:"policy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -552,6 +554,13 @@ func (x *StatusResponse) GetInsecure() bool {
 		return x.Insecure
 	}
 	return false
+}
+
+func (x *StatusResponse) GetPolicy() *fsmpb.Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
 }
 
 // Maintenance is what the leader's scheduler knows, for operators.
@@ -2061,6 +2070,429 @@ func (x *RestoreSnapshotResponse) GetStateHash() string {
 	return ""
 }
 
+type GetPolicyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Consistency   Consistency            `protobuf:"varint,1,opt,name=consistency,proto3,enum=groundskeeper.v1.Consistency" json:"consistency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyRequest) Reset() {
+	*x = GetPolicyRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyRequest) ProtoMessage() {}
+
+func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *GetPolicyRequest) GetConsistency() Consistency {
+	if x != nil {
+		return x.Consistency
+	}
+	return Consistency_CONSISTENCY_UNSPECIFIED
+}
+
+type GetPolicyResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Policy *fsmpb.Policy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The last changes, oldest first.
+	History       []*fsmpb.PolicyChange `protobuf:"bytes,2,rep,name=history,proto3" json:"history,omitempty"`
+	AppliedIndex  uint64                `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetPolicyResponse) Reset() {
+	*x = GetPolicyResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetPolicyResponse) ProtoMessage() {}
+
+func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *GetPolicyResponse) GetPolicy() *fsmpb.Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetHistory() []*fsmpb.PolicyChange {
+	if x != nil {
+		return x.History
+	}
+	return nil
+}
+
+func (x *GetPolicyResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+type SetPolicyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The whole new policy; its revision, updated_at and updated_by are
+	// ignored (the admins set them).
+	Policy *fsmpb.Policy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The revision the change was made from (GetPolicy's policy.revision).
+	ExpectedRevision uint64 `protobuf:"varint,2,opt,name=expected_revision,json=expectedRevision,proto3" json:"expected_revision,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *SetPolicyRequest) Reset() {
+	*x = SetPolicyRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyRequest) ProtoMessage() {}
+
+func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
+func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *SetPolicyRequest) GetPolicy() *fsmpb.Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicyRequest) GetExpectedRevision() uint64 {
+	if x != nil {
+		return x.ExpectedRevision
+	}
+	return 0
+}
+
+type SetPolicyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The policy after the call.
+	Policy *fsmpb.Policy `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	// False when the new policy was the current one (nothing recorded).
+	Changed       bool   `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	Index         uint64 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPolicyResponse) Reset() {
+	*x = SetPolicyResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPolicyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPolicyResponse) ProtoMessage() {}
+
+func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
+func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *SetPolicyResponse) GetPolicy() *fsmpb.Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *SetPolicyResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *SetPolicyResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type PauseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why, one line; shown by ctl status and recorded in the history.
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseRequest) Reset() {
+	*x = PauseRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseRequest) ProtoMessage() {}
+
+func (x *PauseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseRequest.ProtoReflect.Descriptor instead.
+func (*PauseRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *PauseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type PauseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *fsmpb.Policy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Changed       bool                   `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseResponse) Reset() {
+	*x = PauseResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseResponse) ProtoMessage() {}
+
+func (x *PauseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseResponse.ProtoReflect.Descriptor instead.
+func (*PauseResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *PauseResponse) GetPolicy() *fsmpb.Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *PauseResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *PauseResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type ResumeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeRequest) Reset() {
+	*x = ResumeRequest{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeRequest) ProtoMessage() {}
+
+func (x *ResumeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeRequest.ProtoReflect.Descriptor instead.
+func (*ResumeRequest) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{35}
+}
+
+type ResumeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Policy        *fsmpb.Policy          `protobuf:"bytes,1,opt,name=policy,proto3" json:"policy,omitempty"`
+	Changed       bool                   `protobuf:"varint,2,opt,name=changed,proto3" json:"changed,omitempty"`
+	Index         uint64                 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeResponse) Reset() {
+	*x = ResumeResponse{}
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeResponse) ProtoMessage() {}
+
+func (x *ResumeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_admin_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeResponse.ProtoReflect.Descriptor instead.
+func (*ResumeResponse) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_admin_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ResumeResponse) GetPolicy() *fsmpb.Policy {
+	if x != nil {
+		return x.Policy
+	}
+	return nil
+}
+
+func (x *ResumeResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
+	}
+	return false
+}
+
+func (x *ResumeResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 var File_groundskeeper_v1_admin_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_admin_proto_rawDesc = "" +
@@ -2085,7 +2517,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\bsuffrage\x18\x05 \x01(\tR\bsuffrage\x12#\n" +
 	"\rapplied_index\x18\x06 \x01(\x04R\fappliedIndex\x12\x12\n" +
 	"\x04term\x18\a \x01(\x04R\x04term\x12.\n" +
-	"\x13max_command_version\x18\b \x01(\rR\x11maxCommandVersion\"\xec\x04\n" +
+	"\x13max_command_version\x18\b \x01(\rR\x11maxCommandVersion\"\x9e\x05\n" +
 	"\x0eStatusResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x1b\n" +
@@ -2106,7 +2538,8 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x0fcommand_version\x18\x0e \x01(\rR\x0ecommandVersion\x12,\n" +
 	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\x12\x10\n" +
 	"\x03tls\x18\x10 \x01(\bR\x03tls\x12\x1a\n" +
-	"\binsecure\x18\x11 \x01(\bR\binsecure\"\x82\x06\n" +
+	"\binsecure\x18\x11 \x01(\bR\binsecure\x120\n" +
+	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\x82\x06\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -2210,11 +2643,36 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x17RestoreSnapshotResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x1d\n" +
 	"\n" +
-	"state_hash\x18\x02 \x01(\tR\tstateHash*_\n" +
+	"state_hash\x18\x02 \x01(\tR\tstateHash\"S\n" +
+	"\x10GetPolicyRequest\x12?\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x1d.groundskeeper.v1.ConsistencyR\vconsistency\"\xa4\x01\n" +
+	"\x11GetPolicyResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x128\n" +
+	"\ahistory\x18\x02 \x03(\v2\x1e.groundskeeper.v1.PolicyChangeR\ahistory\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\"q\n" +
+	"\x10SetPolicyRequest\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12+\n" +
+	"\x11expected_revision\x18\x02 \x01(\x04R\x10expectedRevision\"u\n" +
+	"\x11SetPolicyResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achanged\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"&\n" +
+	"\fPauseRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"q\n" +
+	"\rPauseResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achanged\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"\x0f\n" +
+	"\rResumeRequest\"r\n" +
+	"\x0eResumeResponse\x120\n" +
+	"\x06policy\x18\x01 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12\x18\n" +
+	"\achanged\x18\x02 \x01(\bR\achanged\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index*_\n" +
 	"\vConsistency\x12\x1b\n" +
 	"\x17CONSISTENCY_UNSPECIFIED\x10\x00\x12\x15\n" +
 	"\x11CONSISTENCY_STALE\x10\x01\x12\x1c\n" +
-	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\xc2\a\n" +
+	"\x18CONSISTENCY_LINEARIZABLE\x10\x022\x85\n" +
+	"\n" +
 	"\x05Admin\x12K\n" +
 	"\x06Status\x12\x1f.groundskeeper.v1.StatusRequest\x1a .groundskeeper.v1.StatusResponse\x12W\n" +
 	"\n" +
@@ -2229,7 +2687,11 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"CancelTask\x12#.groundskeeper.v1.CancelTaskRequest\x1a$.groundskeeper.v1.CancelTaskResponse\x12T\n" +
 	"\tRetryTask\x12\".groundskeeper.v1.RetryTaskRequest\x1a#.groundskeeper.v1.RetryTaskResponse\x12X\n" +
 	"\fSaveSnapshot\x12%.groundskeeper.v1.SaveSnapshotRequest\x1a\x1f.groundskeeper.v1.SnapshotChunk0\x01\x12_\n" +
-	"\x0fRestoreSnapshot\x12\x1f.groundskeeper.v1.SnapshotChunk\x1a).groundskeeper.v1.RestoreSnapshotResponse(\x012c\n" +
+	"\x0fRestoreSnapshot\x12\x1f.groundskeeper.v1.SnapshotChunk\x1a).groundskeeper.v1.RestoreSnapshotResponse(\x01\x12T\n" +
+	"\tGetPolicy\x12\".groundskeeper.v1.GetPolicyRequest\x1a#.groundskeeper.v1.GetPolicyResponse\x12T\n" +
+	"\tSetPolicy\x12\".groundskeeper.v1.SetPolicyRequest\x1a#.groundskeeper.v1.SetPolicyResponse\x12H\n" +
+	"\x05Pause\x12\x1e.groundskeeper.v1.PauseRequest\x1a\x1f.groundskeeper.v1.PauseResponse\x12K\n" +
+	"\x06Resume\x12\x1f.groundskeeper.v1.ResumeRequest\x1a .groundskeeper.v1.ResumeResponse2c\n" +
 	"\bInternal\x12W\n" +
 	"\n" +
 	"ApplyBatch\x12#.groundskeeper.v1.ApplyBatchRequest\x1a$.groundskeeper.v1.ApplyBatchResponseB6Z4github.com/groundskeeper-dev/groundskeeper/rpc/pb;pbb\x06proto3"
@@ -2247,7 +2709,7 @@ func file_groundskeeper_v1_admin_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_admin_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_groundskeeper_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(Consistency)(0),                // 0: groundskeeper.v1.Consistency
 	(*ApplyBatchRequest)(nil),       // 1: groundskeeper.v1.ApplyBatchRequest
@@ -2279,62 +2741,88 @@ var file_groundskeeper_v1_admin_proto_goTypes = []any{
 	(*SnapshotHeader)(nil),          // 27: groundskeeper.v1.SnapshotHeader
 	(*SnapshotChunk)(nil),           // 28: groundskeeper.v1.SnapshotChunk
 	(*RestoreSnapshotResponse)(nil), // 29: groundskeeper.v1.RestoreSnapshotResponse
-	(*fsmpb.ApplyResult)(nil),       // 30: groundskeeper.v1.ApplyResult
-	(fsmpb.TaskType)(0),             // 31: groundskeeper.v1.TaskType
-	(*fsmpb.Param)(nil),             // 32: groundskeeper.v1.Param
-	(*fsmpb.Task)(nil),              // 33: groundskeeper.v1.Task
-	(fsmpb.TaskState)(0),            // 34: groundskeeper.v1.TaskState
-	(*fsmpb.Worker)(nil),            // 35: groundskeeper.v1.Worker
+	(*GetPolicyRequest)(nil),        // 30: groundskeeper.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),       // 31: groundskeeper.v1.GetPolicyResponse
+	(*SetPolicyRequest)(nil),        // 32: groundskeeper.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),       // 33: groundskeeper.v1.SetPolicyResponse
+	(*PauseRequest)(nil),            // 34: groundskeeper.v1.PauseRequest
+	(*PauseResponse)(nil),           // 35: groundskeeper.v1.PauseResponse
+	(*ResumeRequest)(nil),           // 36: groundskeeper.v1.ResumeRequest
+	(*ResumeResponse)(nil),          // 37: groundskeeper.v1.ResumeResponse
+	(*fsmpb.ApplyResult)(nil),       // 38: groundskeeper.v1.ApplyResult
+	(*fsmpb.Policy)(nil),            // 39: groundskeeper.v1.Policy
+	(fsmpb.TaskType)(0),             // 40: groundskeeper.v1.TaskType
+	(*fsmpb.Param)(nil),             // 41: groundskeeper.v1.Param
+	(*fsmpb.Task)(nil),              // 42: groundskeeper.v1.Task
+	(fsmpb.TaskState)(0),            // 43: groundskeeper.v1.TaskState
+	(*fsmpb.Worker)(nil),            // 44: groundskeeper.v1.Worker
+	(*fsmpb.PolicyChange)(nil),      // 45: groundskeeper.v1.PolicyChange
 }
 var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
-	30, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
+	38, // 0: groundskeeper.v1.ApplyBatchItem.result:type_name -> groundskeeper.v1.ApplyResult
 	2,  // 1: groundskeeper.v1.ApplyBatchResponse.items:type_name -> groundskeeper.v1.ApplyBatchItem
 	5,  // 2: groundskeeper.v1.StatusResponse.members:type_name -> groundskeeper.v1.Member
 	7,  // 3: groundskeeper.v1.StatusResponse.maintenance:type_name -> groundskeeper.v1.Maintenance
-	8,  // 4: groundskeeper.v1.Maintenance.masters:type_name -> groundskeeper.v1.SeaweedMaster
-	31, // 5: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
-	32, // 6: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
-	33, // 7: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 8: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	34, // 9: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	33, // 10: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
-	0,  // 11: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	33, // 12: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 13: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	35, // 14: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
-	16, // 15: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	33, // 16: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
-	33, // 17: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
-	27, // 18: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
-	4,  // 19: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	9,  // 20: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	11, // 21: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	13, // 22: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	15, // 23: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	18, // 24: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	20, // 25: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	22, // 26: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
-	24, // 27: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
-	26, // 28: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
-	28, // 29: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
-	1,  // 30: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
-	6,  // 31: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	10, // 32: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	12, // 33: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	14, // 34: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	17, // 35: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	19, // 36: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	21, // 37: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	23, // 38: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
-	25, // 39: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
-	28, // 40: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
-	29, // 41: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
-	3,  // 42: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
-	31, // [31:43] is the sub-list for method output_type
-	19, // [19:31] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	39, // 4: groundskeeper.v1.StatusResponse.policy:type_name -> groundskeeper.v1.Policy
+	8,  // 5: groundskeeper.v1.Maintenance.masters:type_name -> groundskeeper.v1.SeaweedMaster
+	40, // 6: groundskeeper.v1.SubmitTaskRequest.type:type_name -> groundskeeper.v1.TaskType
+	41, // 7: groundskeeper.v1.SubmitTaskRequest.params:type_name -> groundskeeper.v1.Param
+	42, // 8: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 9: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	43, // 10: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
+	42, // 11: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	0,  // 12: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	42, // 13: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 14: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	44, // 15: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	16, // 16: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
+	42, // 17: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
+	42, // 18: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
+	27, // 19: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
+	0,  // 20: groundskeeper.v1.GetPolicyRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	39, // 21: groundskeeper.v1.GetPolicyResponse.policy:type_name -> groundskeeper.v1.Policy
+	45, // 22: groundskeeper.v1.GetPolicyResponse.history:type_name -> groundskeeper.v1.PolicyChange
+	39, // 23: groundskeeper.v1.SetPolicyRequest.policy:type_name -> groundskeeper.v1.Policy
+	39, // 24: groundskeeper.v1.SetPolicyResponse.policy:type_name -> groundskeeper.v1.Policy
+	39, // 25: groundskeeper.v1.PauseResponse.policy:type_name -> groundskeeper.v1.Policy
+	39, // 26: groundskeeper.v1.ResumeResponse.policy:type_name -> groundskeeper.v1.Policy
+	4,  // 27: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	9,  // 28: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	11, // 29: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	13, // 30: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	15, // 31: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	18, // 32: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	20, // 33: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	22, // 34: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
+	24, // 35: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
+	26, // 36: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
+	28, // 37: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
+	30, // 38: groundskeeper.v1.Admin.GetPolicy:input_type -> groundskeeper.v1.GetPolicyRequest
+	32, // 39: groundskeeper.v1.Admin.SetPolicy:input_type -> groundskeeper.v1.SetPolicyRequest
+	34, // 40: groundskeeper.v1.Admin.Pause:input_type -> groundskeeper.v1.PauseRequest
+	36, // 41: groundskeeper.v1.Admin.Resume:input_type -> groundskeeper.v1.ResumeRequest
+	1,  // 42: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	6,  // 43: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	10, // 44: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	12, // 45: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	14, // 46: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	17, // 47: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	19, // 48: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	21, // 49: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	23, // 50: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
+	25, // 51: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
+	28, // 52: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
+	29, // 53: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
+	31, // 54: groundskeeper.v1.Admin.GetPolicy:output_type -> groundskeeper.v1.GetPolicyResponse
+	33, // 55: groundskeeper.v1.Admin.SetPolicy:output_type -> groundskeeper.v1.SetPolicyResponse
+	35, // 56: groundskeeper.v1.Admin.Pause:output_type -> groundskeeper.v1.PauseResponse
+	37, // 57: groundskeeper.v1.Admin.Resume:output_type -> groundskeeper.v1.ResumeResponse
+	3,  // 58: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	43, // [43:59] is the sub-list for method output_type
+	27, // [27:43] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_admin_proto_init() }
@@ -2353,7 +2841,7 @@ func file_groundskeeper_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_admin_proto_rawDesc), len(file_groundskeeper_v1_admin_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   29,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+)
+
+// ctl's maintenance policy commands: policy show, policy set, policy
+// history, pause and resume.
+
+// policyJSON is the policy as ctl --json shows it (docs/architecture.md
+// §11): every known type, enabled or not.
+type policyJSON struct {
+	Revision    uint64          `json:"revision"`
+	Paused      bool            `json:"paused"`
+	PauseReason string          `json:"pause_reason,omitempty"`
+	Types       map[string]bool `json:"types_enabled"`
+	UpdatedAt   string          `json:"updated_at,omitempty"`
+	UpdatedBy   string          `json:"updated_by,omitempty"`
+}
+
+type policyChangeJSON struct {
+	Revision uint64 `json:"revision"`
+	At       string `json:"at"`
+	By       string `json:"by"`
+	Summary  string `json:"summary"`
+}
+
+func toPolicyJSON(p *fsmpb.Policy) *policyJSON {
+	out := &policyJSON{Revision: p.GetRevision(), Paused: p.GetPaused(), PauseReason: p.GetPauseReason(), Types: map[string]bool{},
+		UpdatedAt: stamp(p.GetUpdatedAt()), UpdatedBy: p.GetUpdatedBy()}
+	for _, t := range fsm.TaskTypes {
+		out.Types[fsm.TypeName(t)] = fsm.TypeEnabled(p, t)
+	}
+	return out
+}
+
+// policySetKeys names the keys of policy set, for refusals.
+func policySetKeys() string {
+	return "paused, reason, or TYPE.enabled with TYPE one of " + typeNames()
+}
+
+func typeNames() string {
+	names := make([]string, len(fsm.TaskTypes))
+	for i, t := range fsm.TaskTypes {
+		names[i] = fsm.TypeName(t)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (o *ctlOpts) policy(args []string) error {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return o.policyShow(args)
+	}
+	switch args[0] {
+	case "show":
+		return o.policyShow(args[1:])
+	case "set":
+		return o.policySet(args[1:])
+	case "history":
+		return o.policyHistory(args[1:])
+	}
+	return usagef("unknown policy subcommand %q (want show, set or history)", args[0])
+}
+
+// getPolicy reads the policy (from the leader unless --stale).
+func (o *ctlOpts) getPolicy() (*pb.GetPolicyResponse, error) {
+	return ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.GetPolicyResponse, error) {
+		return a.GetPolicy(ctx, &pb.GetPolicyRequest{Consistency: o.consistency()})
+	})
+}
+
+func (o *ctlOpts) policyShow(args []string) error {
+	fs, err := o.subFlags("policy show", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	resp, err := o.getPolicy()
+	if err != nil {
+		return err
+	}
+	return printPolicy(o, resp.Policy)
+}
+
+func printPolicy(o *ctlOpts, p *fsmpb.Policy) error {
+	if o.json {
+		return o.writeJSON(toPolicyJSON(p))
+	}
+	if p.GetRevision() == 0 {
+		fmt.Fprintln(o.out, "policy revision 0: the default, never changed")
+	} else {
+		fmt.Fprintf(o.out, "policy revision %d, changed %s by %s\n", p.Revision, stamp(p.UpdatedAt), p.UpdatedBy)
+	}
+	fmt.Fprintf(o.out, "maintenance: %s\n\n", maintenanceText(p))
+	w := o.table()
+	fmt.Fprintln(w, "TYPE\tENABLED")
+	for _, t := range fsm.TaskTypes {
+		fmt.Fprintf(w, "%s\t%v\n", fsm.TypeName(t), fsm.TypeEnabled(p, t))
+	}
+	return w.Flush()
+}
+
+// maintenanceText says whether the policy lets maintenance run.
+func maintenanceText(p *fsmpb.Policy) string {
+	if !p.GetPaused() {
+		return "running"
+	}
+	reason := p.GetPauseReason()
+	if reason == "" {
+		reason = "no reason given"
+	}
+	return fmt.Sprintf("PAUSED (%s, by %s, %s): nothing new is detected or assigned; running tasks finish", reason, p.GetUpdatedBy(), stamp(p.GetUpdatedAt()))
+}
+
+// policySettings are the KEY=VALUE settings of policy set, parsed.
+type policySettings struct {
+	paused  *bool
+	reason  *string
+	enabled map[fsmpb.TaskType]bool
+}
+
+// parsePolicySettings parses KEY=VALUE settings, giving one sentence per
+// mistake, before any admin is asked.
+func parsePolicySettings(settings []string) (policySettings, []string) {
+	ps := policySettings{enabled: map[fsmpb.TaskType]bool{}}
+	var errs []string
+	seen := map[string]bool{}
+	for _, kv := range settings {
+		key, value, ok := strings.Cut(kv, "=")
+		key = strings.ToLower(strings.TrimSpace(key))
+		if !ok || key == "" {
+			errs = append(errs, fmt.Sprintf("%q is not KEY=VALUE (keys: %s)", kv, policySetKeys()))
+			continue
+		}
+		if seen[key] {
+			errs = append(errs, fmt.Sprintf("%s is given twice", key))
+			continue
+		}
+		seen[key] = true
+		switch {
+		case key == "paused":
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("paused=%q: want true or false", value))
+				continue
+			}
+			ps.paused = &b
+		case key == "reason":
+			ps.reason = &value
+		case strings.HasSuffix(key, ".enabled"):
+			t, err := fsm.ParseTaskType(strings.TrimSuffix(key, ".enabled"))
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s: %s", key, err))
+				continue
+			}
+			b, err := strconv.ParseBool(value)
+			if err != nil {
+				errs = append(errs, fmt.Sprintf("%s=%q: want true or false", key, value))
+				continue
+			}
+			if _, dup := ps.enabled[t]; dup {
+				errs = append(errs, fmt.Sprintf("task type %s is given twice", fsm.TypeName(t)))
+				continue
+			}
+			ps.enabled[t] = b
+		default:
+			errs = append(errs, fmt.Sprintf("unknown key %q (want %s)", key, policySetKeys()))
+		}
+	}
+	return ps, errs
+}
+
+// apply gives policy p with the settings applied, in canonical form, or
+// one sentence per mistake (fsm.ValidatePolicy) and no policy.
+func (ps policySettings) apply(p *fsmpb.Policy) (*fsmpb.Policy, []string) {
+	next := fsm.NormalizePolicy(p)
+	if ps.paused != nil {
+		next.Paused = *ps.paused
+	}
+	switch {
+	case ps.reason != nil:
+		next.PauseReason = *ps.reason
+	case !next.Paused:
+		// Resuming drops the reason of the pause.
+		next.PauseReason = ""
+	}
+	for _, t := range fsm.TaskTypes {
+		on, ok := ps.enabled[t]
+		if !ok {
+			continue
+		}
+		next.Types = slices.DeleteFunc(next.Types, func(tp *fsmpb.TaskTypePolicy) bool { return tp.Type == t })
+		if !on {
+			next.Types = append(next.Types, &fsmpb.TaskTypePolicy{Type: t, Disabled: true})
+		}
+	}
+	if errs := fsm.ValidatePolicy(next); len(errs) > 0 {
+		return nil, errs
+	}
+	return fsm.NormalizePolicy(next), nil
+}
+
+func (o *ctlOpts) policySet(args []string) error {
+	fs, err := o.subFlags("policy set", args, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("policy set needs at least one KEY=VALUE (keys: %s)", policySetKeys())
+	}
+	ps, errs := parsePolicySettings(fs.Args())
+	if len(errs) > 0 {
+		return usagef("nothing changed: %s", strings.Join(errs, "; "))
+	}
+	cur, err := o.getPolicy()
+	if err != nil {
+		return err
+	}
+	next, errs := ps.apply(cur.Policy)
+	if len(errs) > 0 {
+		return usagef("nothing changed: %s", strings.Join(errs, "; "))
+	}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.SetPolicyResponse, error) {
+		return a.SetPolicy(ctx, &pb.SetPolicyRequest{Policy: next, ExpectedRevision: cur.Policy.GetRevision()})
+	})
+	if err != nil {
+		return err
+	}
+	return printPolicyChange(o, cur.Policy, resp.Policy, resp.Changed)
+}
+
+// printPolicyChange reports a change from before to after.
+func printPolicyChange(o *ctlOpts, before, after *fsmpb.Policy, changed bool) error {
+	if o.json {
+		return o.writeJSON(map[string]any{"changed": changed, "policy": toPolicyJSON(after)})
+	}
+	if !changed {
+		fmt.Fprintf(o.out, "policy unchanged (revision %d): it already was as asked\n", after.GetRevision())
+		return nil
+	}
+	summary := fsm.PolicySummary(before, after)
+	if summary == "" {
+		summary = "changed"
+	}
+	fmt.Fprintf(o.out, "policy revision %d: %s\n", after.GetRevision(), summary)
+	return nil
+}
+
+func (o *ctlOpts) policyHistory(args []string) error {
+	fs, err := o.subFlags("policy history", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	resp, err := o.getPolicy()
+	if err != nil {
+		return err
+	}
+	out := []policyChangeJSON{}
+	for _, c := range resp.History {
+		out = append(out, policyChangeJSON{Revision: c.Revision, At: stamp(c.At), By: c.By, Summary: c.Summary})
+	}
+	return printRows(o, "no policy changes (the default policy holds)", "REVISION\tAT\tBY\tCHANGE", out, func(w io.Writer, c policyChangeJSON) {
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\n", c.Revision, c.At, c.By, c.Summary)
+	})
+}
+
+func (o *ctlOpts) pause(args []string) error {
+	var reason string
+	fs, err := o.subFlags("pause", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&reason, "reason", "", "why, one line (shown by ctl status)")
+	})
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.PauseResponse, error) {
+		return a.Pause(ctx, &pb.PauseRequest{Reason: reason})
+	})
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return o.writeJSON(map[string]any{"changed": resp.Changed, "policy": toPolicyJSON(resp.Policy)})
+	}
+	if !resp.Changed {
+		fmt.Fprintf(o.out, "maintenance was already paused (policy revision %d)\n", resp.Policy.GetRevision())
+		return nil
+	}
+	fmt.Fprintf(o.out, "maintenance paused (policy revision %d): nothing new is detected or assigned from the next round; running tasks finish\n", resp.Policy.GetRevision())
+	return nil
+}
+
+func (o *ctlOpts) resume(args []string) error {
+	fs, err := o.subFlags("resume", args, nil)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(fs); err != nil {
+		return err
+	}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.ResumeResponse, error) {
+		return a.Resume(ctx, &pb.ResumeRequest{})
+	})
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return o.writeJSON(map[string]any{"changed": resp.Changed, "policy": toPolicyJSON(resp.Policy)})
+	}
+	if !resp.Changed {
+		fmt.Fprintf(o.out, "maintenance was not paused (policy revision %d)\n", resp.Policy.GetRevision())
+		return nil
+	}
+	fmt.Fprintf(o.out, "maintenance resumed (policy revision %d)\n", resp.Policy.GetRevision())
+	return nil
+}
