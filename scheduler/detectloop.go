@@ -138,6 +138,26 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	s.Kick()
 }
 
+// cancelWholeAgain cancels the pending replicate tasks whose volume the
+// trusted topology shows whole again (WholeAgain): the lost server came
+// back before the repair was assigned.
+func (s *Scheduler) cancelWholeAgain(ctx context.Context, topo *seaweed.Topology) {
+	var ids []uint64
+	s.state.Read(func(st *fsm.State) {
+		ids = WholeAgain(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}}), topo)
+	})
+	for _, id := range ids {
+		if _, err := s.propose(ctx, fsm.CancelCmd(id, 0, "", "the volume has all its copies again (its server came back): no repair needed")); err != nil {
+			s.log.Warn("cancel a repair no longer needed", "task", id, "error", err)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		s.log.Info("repair no longer needed: the volume has all its copies again", "task", id)
+	}
+}
+
 func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 	var retire []uint64
 	s.state.Read(func(st *fsm.State) {
@@ -167,7 +187,20 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
 		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
-	props := Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)
+	// Repairs first: a volume at reduced redundancy gets its repair before
+	// routine work can take it (a pending vacuum would hold it for its
+	// whole run).
+	s.cancelWholeAgain(ctx, topo)
+	losses := Losses(topo, RepairDetectors)
+	s.mu.Lock()
+	s.repairs = TrackLosses(s.repairs, losses, now)
+	tracked := s.repairs
+	s.mu.Unlock()
+	props := RepairProposals(tracked, func(v uint32) bool { return busyVols[v] }, s.cfg.Thresholds.RepairAfter, now)
+	for _, p := range props {
+		busyVols[p.VolumeID] = true
+	}
+	props = append(props, Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)...)
 	for _, p := range props {
 		res, err := s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,

@@ -173,7 +173,10 @@ type Scheduler struct {
 	confirm map[uint64]uint64
 	// view is what this leader knows of the SeaweedFS master (guarded by mu).
 	view masterView
-	kick chan struct{}
+	// repairs tracks the volumes at reduced redundancy this term, as the
+	// last detection round saw them (guarded by mu; see repair.go).
+	repairs RepairTracker
+	kick    chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
@@ -236,6 +239,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
 	s.view.reset()
+	s.repairs = nil
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
