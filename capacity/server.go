@@ -192,6 +192,14 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
 				p.addReplica(v, c.Target, v.Size)
 			}
+		case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+			// The target gained a copy; the source keeps its own.
+			if removed {
+				continue
+			}
+			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
+				p.addReplica(v, c.Target, v.Size)
+			}
 		}
 	}
 	if t == nil || removed {
@@ -212,6 +220,14 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 		}
 		if r := replicaOn(v, src); r != nil {
 			p.removeReplica(r)
+		}
+		if replicaOn(v, dst) == nil {
+			p.addReplica(v, dst.ID, v.Size)
+		}
+	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+		_, dst, err := placement.PlanReplicate(t, v, p.topo)
+		if err != nil {
+			return
 		}
 		if replicaOn(v, dst) == nil {
 			p.addReplica(v, dst.ID, v.Size)

@@ -183,3 +183,21 @@ func TestRepairAfterValidated(t *testing.T) {
 		t.Fatalf("negative repair-after: %v", err)
 	}
 }
+
+// TestPlanSpecReplicate: a replicate's spec names the replica to copy from
+// and the server to copy to, and its attempt records the target (where a
+// partial copy may be left) for a retry.
+func TestPlanSpecReplicate(t *testing.T) {
+	topo := build(100, srv(sid(1), 10, vrp(1, 8*mib, 1).In("c")), srv(sid(2), 10), srv(sid(3), 10, v(9, mib)))
+	task := &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_REPLICATE, VolumeId: 1, Collection: "c"}
+	spec, err := PlanSpec(task, topo, DefaultThresholds())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if spec.Source != swa(1) || spec.Target != swa(2) || spec.Size != 8*mib || spec.ReplicaPlacement != 1 {
+		t.Fatalf("spec %s -> %s size %d rp %d, want %s -> %s", spec.Source, spec.Target, spec.Size, spec.ReplicaPlacement, swa(1), swa(2))
+	}
+	if got := SpecServers(spec); !slices.Equal(got, []string{swa(2)}) {
+		t.Fatalf("attempt servers %v, want the target only", got)
+	}
+}
