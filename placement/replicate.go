@@ -23,10 +23,13 @@ import (
 // attempt's, is refused: nothing is missing.
 //
 // A target has a free slot on the volume's disk type, holds no replica,
-// shares no machine with one, and is a place CanAdd accepts given the
-// replicas left (SeaweedFS's SatisfyReplicaPlacement); among those the one
-// whose copy leaves the fewest Violations, then the most free slots, then
-// the lowest id. None such: ErrPlan, naming the placement.
+// and is a place CanAdd accepts given the replicas left (SeaweedFS's
+// SatisfyReplicaPlacement); among those the one whose copy leaves the
+// fewest Violations (a machine already holding a copy counts as one, so
+// it is chosen only when no other machine qualifies: a second copy there
+// still survives the loss of a disk, and SeaweedFS would make it), then
+// the most free slots, then the lowest id. None such: ErrPlan, naming the
+// placement.
 func PlanReplicate(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
 	if _, ec := topo.EcVolumes[v.ID]; ec {
 		return nil, nil, Errorf("volume %d also has EC shards in the master's topology (an erasure coding that did not finish, or a stale replica come back): not copying it; resolve which to keep first (weed shell ec.decode or volume.delete)", v.ID)
@@ -62,7 +65,7 @@ func ReplicaTarget(v *seaweed.Volume, topo *seaweed.Topology) *seaweed.Server {
 	bestViol := 0
 	for _, d := range topo.Servers {
 		t := ServerLocation(d)
-		if HasReplica(v, d.ID) || FreeSlotsOf(d, v.DiskType) <= 0 || sharesHost(locs, t) || !CanAdd(v.ReplicaPlacement, locs, t) {
+		if HasReplica(v, d.ID) || FreeSlotsOf(d, v.DiskType) <= 0 || !CanAdd(v.ReplicaPlacement, locs, t) {
 			continue
 		}
 		viol := Violations(v.ReplicaPlacement, append(slices.Clip(locs), t))

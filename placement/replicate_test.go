@@ -57,12 +57,19 @@ func TestPlanReplicate(t *testing.T) {
 				srv(sid(2), 10).Placed("dc1", "r1"),
 			},
 			wantErr: "free ssd slot"},
-		{name: "not on the same machine as a copy",
+		{name: "on another machine than the copy's when one qualifies",
+			nodes: []*topotest.Node{
+				srv(sid(1), 10, v(1, 10).RP(1)).Placed("dc1", "r1"),
+				srv("10.0.0.1:8081", 10).At("10.0.0.1:8081", 18081).Placed("dc1", "r1"),
+				srv(sid(3), 10, v(2, 1), v(3, 1)).Placed("dc1", "r1"),
+			},
+			wantSrc: sid(1), wantDst: sid(3)},
+		{name: "on the copy's machine only as a last resort",
 			nodes: []*topotest.Node{
 				srv(sid(1), 10, v(1, 10).RP(1)).Placed("dc1", "r1"),
 				srv("10.0.0.1:8081", 10).At("10.0.0.1:8081", 18081).Placed("dc1", "r1"),
 			},
-			wantErr: "placement 001 allows one"},
+			wantSrc: sid(1), wantDst: "10.0.0.1:8081"},
 		{name: "nothing missing",
 			nodes: []*topotest.Node{
 				srv(sid(1), 10, v(1, 10).RP(1)).Placed("dc1", "r1"),

@@ -1,0 +1,144 @@
+package admin_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+)
+
+const replicateT = fsmpb.TaskType_TASK_TYPE_REPLICATE
+
+func replicates(tasks []*fsmpb.Task) []*fsmpb.Task {
+	var out []*fsmpb.Task
+	for _, t := range tasks {
+		if t.Type == replicateT {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// TestSystemReplicateAfterLoss: a 001 volume whose server is lost for
+// good (its data gone) is repaired by a replicate task once it has been
+// under-replicated for --repair-after, not before: two copies again, both
+// holding every acknowledged write, on servers other than the lost one,
+// nothing overlapping, the durability check clean again.
+func TestSystemReplicateAfterLoss(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.FillerSpec, 0, 1)
+	s.AddOn(admintest.FillerSpec, 2)
+	if err := s.Sim.Write(vid, admintest.MB, 20); err != nil {
+		t.Fatal(err)
+	}
+	sc := admintest.SchedConfig()
+	const repairAfter = 2 * time.Second
+	sc.Thresholds.RepairAfter = repairAfter
+	s.StartAdmins(sc)
+	s.StartWorker("w1", s.GRPCAddrs(), 2)
+	s.WaitConnected("w1")
+
+	lost := time.Now()
+	s.Sim.Server(1).Lose()
+	if v := s.Sim.Durability(); len(v) != 1 || v[0].VolumeID != vid || !strings.Contains(v[0].String(), "redundancy lost") {
+		t.Fatalf("durability right after the loss: %v; want volume %d's redundancy lost", v, vid)
+	}
+
+	testutil.EventuallyTrue(t, admintest.Wait, "a replicate task", func() bool { return len(replicates(s.Tasks())) > 0 })
+	tasks := s.WaitQuiet()
+	reps := replicates(tasks)
+	if len(reps) != 1 || len(tasks) != 1 {
+		t.Fatalf("tasks %d, of them replicate %d; want exactly one replicate", len(tasks), len(reps))
+	}
+	rt := reps[0]
+	if rt.VolumeId != vid || rt.State != completedS || rt.Attempt != 1 {
+		t.Fatalf("replicate task %d of volume %d ended %s on attempt %d (%q); want volume %d completed on attempt 1",
+			rt.Id, rt.VolumeId, fsm.StateName(rt.State), rt.Attempt, rt.LastError, vid)
+	}
+	if created := time.Unix(0, rt.CreatedAt); created.Sub(lost) < repairAfter {
+		t.Errorf("replicate submitted %s after the loss, before --repair-after %s", created.Sub(lost), repairAfter)
+	}
+	if rt.Priority <= 10 {
+		t.Errorf("replicate priority %d is not above routine work", rt.Priority)
+	}
+	if h := s.Holders(vid); len(h) != 2 || slices.Contains(h, 1) || !slices.Contains(h, 0) {
+		t.Fatalf("volume %d on servers %v after the repair; want 2 copies, server 0's among them, none on the lost server 1", vid, h)
+	}
+	for _, i := range s.Holders(vid) {
+		if v := s.Replica(i, vid); v.ReadOnly {
+			t.Errorf("copy of volume %d on server %d is read-only", vid, i)
+		}
+	}
+	if v := s.Sim.DurabilityAtRest(); len(v) != 0 {
+		t.Fatalf("durability after the repair: %v", v)
+	}
+	s.CheckNoOverlaps()
+	s.WaitHashes(0, 1, 2)
+}
+
+// TestSystemNoReplicateWhenServerReturns: a server back within
+// --repair-after causes no replicate task.
+func TestSystemNoReplicateWhenServerReturns(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, admintest.SimConfig(4))
+	s.AddOn(admintest.FillerSpec, 0, 1)
+	sc := admintest.SchedConfig()
+	sc.Thresholds.RepairAfter = 10 * time.Second
+	s.StartAdmins(sc)
+	s.StartWorker("w1", s.GRPCAddrs(), 2)
+	s.WaitConnected("w1")
+
+	s.Sim.Server(1).Stop()
+	waitRegistered(s, 3)
+	s.WaitPolls(2)
+	if err := s.Sim.Server(1).Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitRegistered(s, 4)
+	s.WaitPolls(3)
+	if reps := replicates(s.Tasks()); len(reps) != 0 {
+		t.Fatalf("a server back within --repair-after led to replicate tasks: %v", reps)
+	}
+}
+
+// TestSystemPendingReplicateCancelled: a replicate pending (no worker to
+// take it) when its volume's server comes back is cancelled.
+func TestSystemPendingReplicateCancelled(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.FillerSpec, 0, 1)
+	sc := admintest.SchedConfig()
+	sc.Thresholds.RepairAfter = 0
+	s.StartAdmins(sc)
+	s.WaitPolls(1)
+
+	s.Sim.Server(1).Stop()
+	waitRegistered(s, 3)
+	testutil.EventuallyTrue(t, admintest.Wait, "a pending replicate", func() bool {
+		reps := replicates(s.Tasks())
+		return len(reps) == 1 && reps[0].State == pendingS
+	})
+	if err := s.Sim.Server(1).Start(); err != nil {
+		t.Fatal(err)
+	}
+	rt := s.WaitTask(vid, "replicate cancelled", func(t *fsmpb.Task) bool {
+		return t.State == fsmpb.TaskState_TASK_STATE_CANCELLED
+	})
+	if !strings.Contains(rt.LastError, "all its copies again") {
+		t.Errorf("cancelled replicate says %q", rt.LastError)
+	}
+	if v := s.Sim.DurabilityAtRest(); len(v) != 0 {
+		t.Fatalf("durability: %v", v)
+	}
+}
+
+func waitRegistered(s *system, n int) {
+	s.T.Helper()
+	testutil.EventuallyTrue(s.T, admintest.Wait, "the master to list the servers", func() bool { return s.Sim.RegisteredServers() == n })
+}
