@@ -50,6 +50,17 @@ func TestSystemReplicateAfterLoss(t *testing.T) {
 		t.Fatalf("durability right after the loss: %v; want volume %d's redundancy lost", v, vid)
 	}
 
+	// Seen at once, repaired only after --repair-after: the status and the
+	// metrics count it meanwhile.
+	testutil.EventuallyTrue(t, admintest.Wait, "the loss counted in status and metrics", func() bool {
+		l := s.Leader()
+		if l < 0 {
+			return false
+		}
+		st, ok := s.Node(l).Scheduler().Status()
+		return ok && st.VolumesUnderreplicated == 1 && st.OldestLoss != 0 &&
+			gaugeValue(t, s, l, "groundskeeper_volumes_underreplicated") == 1 && gaugeValue(t, s, l, "groundskeeper_oldest_unrepaired_loss_seconds") > 0
+	})
 	testutil.EventuallyTrue(t, admintest.Wait, "a replicate task", func() bool { return len(replicates(s.Tasks())) > 0 })
 	tasks := s.WaitQuiet()
 	reps := replicates(tasks)
@@ -78,8 +89,32 @@ func TestSystemReplicateAfterLoss(t *testing.T) {
 	if v := s.Sim.DurabilityAtRest(); len(v) != 0 {
 		t.Fatalf("durability after the repair: %v", v)
 	}
+	testutil.EventuallyTrue(t, admintest.Wait, "no loss counted after the repair", func() bool {
+		l := s.Leader()
+		if l < 0 {
+			return false
+		}
+		st, ok := s.Node(l).Scheduler().Status()
+		return ok && st.VolumesUnderreplicated == 0 && st.OldestLoss == 0 &&
+			gaugeValue(t, s, l, "groundskeeper_volumes_underreplicated") == 0 && gaugeValue(t, s, l, "groundskeeper_oldest_unrepaired_loss_seconds") == 0
+	})
 	s.CheckNoOverlaps()
 	s.WaitHashes(0, 1, 2)
+}
+
+// gaugeValue is the value of an unlabelled gauge of node i (-1: absent).
+func gaugeValue(t *testing.T, s *system, i int, name string) float64 {
+	t.Helper()
+	mfs, err := s.Node(i).Metrics().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	return -1
 }
 
 // TestSystemNoReplicateWhenServerReturns: a server back within

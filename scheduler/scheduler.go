@@ -340,7 +340,24 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 		st.Masters = append(st.Masters, pm)
 	}
 	s.view.status(st, time.Now())
+	r := s.repairs.Summary()
+	st.VolumesUnderreplicated, st.EcVolumesMissingShards, st.VolumesUnrepairable = uint32(r.Underreplicated), uint32(r.ECMissingShards), uint32(r.Unrepairable)
+	if !r.Oldest.IsZero() {
+		st.OldestLoss = r.Oldest.UnixNano()
+	}
 	return st, true
+}
+
+// Repairs summarises the volumes at reduced redundancy as the last
+// detection round saw them; ok is false when the scheduler is not running
+// here.
+func (s *Scheduler) Repairs() (r RepairSummary, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return RepairSummary{}, false
+	}
+	return s.repairs.Summary(), true
 }
 
 // Load reports the connected workers and their total slots; ok is false
