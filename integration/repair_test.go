@@ -51,7 +51,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 		vids[vid] = true
 	}
 	topo := wc.waitTopology(t, "every written volume listed with 2 copies", func(topo *seaweed.Topology) (bool, string) {
-		return repairedMsg(topo, repairCollection, "") == "", repairedMsg(topo, repairCollection, "")
+		return repairedMsg(topo, repairCollection, nil) == "", repairedMsg(topo, repairCollection, nil)
 	})
 	t.Logf("wrote %d files to volumes %v; %d volumes in %s", len(files), slices.Sorted(maps.Keys(vids)), countCollection(topo, repairCollection), repairCollection)
 
@@ -77,7 +77,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 	waitDetections(t, adminAddrs, 2)
 	wc.restartVolume(t, restarted)
 	wc.waitTopology(t, "the restarted server's volumes listed again", func(topo *seaweed.Topology) (bool, string) {
-		msg := repairedMsg(topo, repairCollection, "")
+		msg := repairedMsg(topo, repairCollection, nil)
 		return msg == "", msg
 	})
 	waitDetections(t, adminAddrs, 2)
@@ -93,13 +93,13 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 	adminAddrs = startAdmins("5s")
 	waitWorkers(t, adminAddrs, workers)
 	topo = wc.waitTopology(t, "every volume whole", func(topo *seaweed.Topology) (bool, string) {
-		msg := repairedMsg(topo, repairCollection, "")
+		msg := repairedMsg(topo, repairCollection, nil)
 		return msg == "", msg
 	})
 	lost := holderOf(t, wc, topo, repairCollection, 1)
 	var lostVols []uint32
 	for id, v := range topo.Volumes {
-		if v.Collection == repairCollection && slices.Contains(replicaServers(v), lost.HTTP) {
+		if v.Collection == repairCollection && slices.ContainsFunc(replicaServers(v), lost.is) {
 			lostVols = append(lostVols, id)
 		}
 	}
@@ -127,7 +127,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 		if err != nil {
 			return false, err.Error()
 		}
-		if msg := repairedMsg(topo, repairCollection, lost.HTTP); msg != "" {
+		if msg := repairedMsg(topo, repairCollection, lost); msg != "" {
 			return false, msg
 		}
 		final = tasks
@@ -162,7 +162,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(servers) != 2 || slices.Contains(servers, lost.HTTP) {
+		if len(servers) != 2 || slices.ContainsFunc(servers, lost.is) {
 			t.Fatalf("volume %d served by %v, want 2 servers, not the lost %s", f.Vid, servers, lost.HTTP)
 		}
 		for _, s := range servers {
@@ -179,7 +179,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 		if v.Collection != repairCollection {
 			continue
 		}
-		if nodes := listed[id]; len(nodes) != 2 || slices.Contains(nodes, lost.HTTP) {
+		if nodes := listed[id]; len(nodes) != 2 || slices.ContainsFunc(nodes, lost.is) {
 			t.Errorf("weed shell volume.list: volume %d on %v, want 2 servers, not the lost %s", id, nodes, lost.HTTP)
 		}
 	}
@@ -192,14 +192,14 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 // repairedMsg says why the collection's volumes are not all at their
 // placement's copies, or one sits on the server named lost ("" if all
 // are, and none does).
-func repairedMsg(topo *seaweed.Topology, collection, lost string) string {
+func repairedMsg(topo *seaweed.Topology, collection string, lost *volumeServer) string {
 	var bad []string
 	for id, v := range topo.Volumes {
 		if v.Collection != collection {
 			continue
 		}
 		hs := replicaServers(v)
-		if len(hs) != 2 || lost != "" && slices.Contains(hs, lost) {
+		if len(hs) != 2 || lost != nil && slices.ContainsFunc(hs, lost.is) {
 			bad = append(bad, fmt.Sprintf("volume %d on %v", id, hs))
 		}
 	}
@@ -224,12 +224,17 @@ func holderOf(t *testing.T, wc *weedCluster, topo *seaweed.Topology, collection 
 		t.Fatalf("only %d servers hold volumes of %s", len(names), collection)
 	}
 	for _, s := range wc.servers {
-		if s.HTTP == names[i] {
+		if s.is(names[i]) {
 			return s
 		}
 	}
 	t.Fatalf("no volume server %s in the cluster", names[i])
 	return nil
+}
+
+// is reports whether name (an id, HTTP or SeaweedFS address) is vs.
+func (vs *volumeServer) is(name string) bool {
+	return name == vs.HTTP || name == vs.Addr || strings.HasPrefix(name, vs.HTTP+".")
 }
 
 // repairStatus is the part of `ctl status --json` the repair test reads.

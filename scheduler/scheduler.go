@@ -58,7 +58,8 @@ type Config struct {
 	// Retention bounds the finished tasks kept in the replicated state.
 	Retention Retention
 	// StuckAfter is how long a running task may go without progress (per type).
-	StuckAfter map[fsmpb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
+	// A type it does not list gets DefaultStuckAfter.
+	StuckAfter map[fsmpb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m, replicate 30m
 	NodeID     string
 	Logger     hclog.Logger
 	// VerifyLeader, if set, confirms by a round of contact with a quorum
@@ -77,6 +78,10 @@ type Config struct {
 	// admin subcommand only (empty: the failpoint is off).
 	TestCrashDir string
 }
+
+// DefaultStuckAfter is the stuck limit of a task type Config.StuckAfter
+// does not list: never 0, which would stop every attempt at once.
+const DefaultStuckAfter = 30 * time.Minute
 
 // Events passed to Config.Observe.
 const (
@@ -107,7 +112,7 @@ func (c *Config) defaults() {
 	}
 	stuck := map[fsmpb.TaskType]time.Duration{
 		fsmpb.TaskType_TASK_TYPE_VACUUM: 10 * time.Minute, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: 30 * time.Minute,
-		fsmpb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute,
+		fsmpb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute, fsmpb.TaskType_TASK_TYPE_REPLICATE: 30 * time.Minute,
 	}
 	for k, v := range c.StuckAfter {
 		stuck[k] = v
