@@ -113,6 +113,12 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 
 	var final []sysTask
 	testutil.Poll(t, 3*time.Minute, systemPollEvery, "every volume back at 2 copies, off the lost server, by completed replicate tasks", func() (bool, string) {
+		// The topology first: a copy it lists was made by a task the
+		// list asked for after it shows.
+		topo, err := wc.topology(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
 		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
 		if err != nil {
 			return false, err.Error()
@@ -123,12 +129,11 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 		if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
 			return false, "active: " + joinTasks(active)
 		}
-		topo, err := wc.topology(context.Background())
-		if err != nil {
-			return false, err.Error()
-		}
 		if msg := repairedMsg(topo, repairCollection, lost); msg != "" {
 			return false, msg
+		}
+		if len(tasks) < len(lostVols) {
+			return false, fmt.Sprintf("%d tasks for %d lost copies", len(tasks), len(lostVols))
 		}
 		final = tasks
 		return true, ""
@@ -294,7 +299,8 @@ func (c *weedCluster) restartVolume(t *testing.T, vs *volumeServer) {
 	})
 }
 
-var volumeLine = regexp.MustCompile(`volume id:(\d+) .*collection:"([^"]*)"`)
+// volumeLine is a volume of volume.list's output: "volume Id:3, Size:...".
+var volumeLine = regexp.MustCompile(`^volume Id:(\d+),`)
 
 // weedVolumeList runs `weed shell`'s volume.list and returns, for each
 // volume id, the data nodes it lists the volume on.
