@@ -177,3 +177,36 @@ func waitRegistered(s *system, n int) {
 	s.T.Helper()
 	testutil.EventuallyTrue(s.T, admintest.Wait, "the master to list the servers", func() bool { return s.Sim.RegisteredServers() == n })
 }
+
+// TestSystemNoRepairFromRefillingTopology: a restarted master lists the
+// volume servers only as they re-register; even with --repair-after 0,
+// the copies missing from its refilling topology are not taken for lost.
+func TestSystemNoRepairFromRefillingTopology(t *testing.T) {
+	t.Parallel()
+	cfg := admintest.SimConfig(4)
+	cfg.MasterRefillDelay = 4 * time.Second
+	s := newSystem(t, cfg)
+	for i := 0; i < 4; i++ {
+		s.AddOn(admintest.FillerSpec, i, (i+1)%4)
+	}
+	sc := admintest.SchedConfig()
+	sc.Thresholds.RepairAfter = 0
+	s.StartAdmins(sc)
+	s.WaitPolls(2)
+	if err := s.Sim.RestartMaster(); err != nil {
+		t.Fatal(err)
+	}
+	refilling := false
+	testutil.EventuallyTrue(t, admintest.Wait, "the master to have every server back, seen refilling meanwhile", func() bool {
+		if l := s.Leader(); l >= 0 {
+			if st, ok := s.Node(l).Scheduler().Status(); ok && st.MasterState == "refilling" {
+				refilling = true
+			}
+		}
+		return refilling && s.Sim.RegisteredServers() == 4
+	})
+	s.WaitPolls(3)
+	if reps := replicates(s.Tasks()); len(reps) != 0 {
+		t.Fatalf("replicate tasks from a refilling topology: %v", reps)
+	}
+}
