@@ -17,20 +17,23 @@ func TestReplicateCapacity(t *testing.T) {
 		topotest.Srv(topotest.SID(2), 10, topotest.V(9, 10*mib)),
 		topotest.Srv(topotest.SID(3), 10))
 	committed := &fsmpb.CapacityChange{TaskId: 2, Type: rep, VolumeId: 8, OldSize: 50 * mib, NewSize: 50 * mib, Source: topotest.SWA(1), Target: topotest.SWA(3)}
+	onThird := []fig{{used: 1, free: 9, vols: 1, mib: 50}, {used: 1, free: 9, vols: 1, mib: 10}, {used: 1, free: 9, vols: 1, mib: 50}}
+	onSecond := []fig{{used: 1, free: 9, vols: 1, mib: 50}, {used: 2, free: 8, vols: 2, mib: 60}, {used: 0, free: 10}}
 	for _, tc := range []struct {
 		name    string
 		active  []*fsmpb.Task
 		changes []*fsmpb.CapacityChange
+		want    []fig
 	}{
-		{name: "in flight", active: []*fsmpb.Task{task(2, rep, 8)}},
-		{name: "committed, unreported", changes: []*fsmpb.CapacityChange{committed}},
+		{name: "in flight, not assigned yet: where a plan puts it", active: []*fsmpb.Task{task(2, rep, 8)}, want: onThird},
+		{name: "in flight to its assigned target", active: []*fsmpb.Task{{Id: 2, Type: rep, VolumeId: 8, State: fsmpb.TaskState_TASK_STATE_RUNNING, AttemptServers: []string{topotest.SWA(2)}}}, want: onSecond},
+		{name: "committed, unreported", changes: []*fsmpb.CapacityChange{committed}, want: onThird},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := projectServers(topo, IndexServers(topo), topo.Servers, tc.active, tc.changes)
-			want := []fig{{used: 1, free: 9, vols: 1, mib: 50}, {used: 1, free: 9, vols: 1, mib: 10}, {used: 1, free: 9, vols: 1, mib: 50}}
 			for i, sc := range got {
-				if p := figOf(sc.Disks[0].Projected); p != want[i] {
-					t.Errorf("%s projected %+v, want %+v", sc.Server, p, want[i])
+				if p := figOf(sc.Disks[0].Projected); p != tc.want[i] {
+					t.Errorf("%s projected %+v, want %+v", sc.Server, p, tc.want[i])
 				}
 			}
 		})

@@ -225,9 +225,17 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 			p.addReplica(v, dst.ID, v.Size)
 		}
 	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
-		_, dst, err := placement.PlanReplicate(t, v, p.topo)
-		if err != nil {
-			return
+		// The target its attempt was assigned (the attempt records only
+		// its target), else the one a plan would choose now.
+		var dst *seaweed.Server
+		if len(t.AttemptServers) == 1 {
+			dst, _ = p.topo.FindServer(t.AttemptServers[0])
+		}
+		if dst == nil {
+			var err error
+			if _, dst, err = placement.PlanReplicate(t, v, p.topo); err != nil {
+				return
+			}
 		}
 		if replicaOn(v, dst) == nil {
 			p.addReplica(v, dst.ID, v.Size)

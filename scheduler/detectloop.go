@@ -201,6 +201,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		busyVols[p.VolumeID] = true
 	}
 	props = append(props, Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)...)
+	repairsRefused := 0
 	for _, p := range props {
 		res, err := s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
@@ -208,6 +209,14 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		}))
 		if err != nil {
 			if errors.Is(err, fsm.ErrVolumeBusy) {
+				continue
+			}
+			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.RepairType(p.Type) {
+				// An admin of an older build is a member: repairs wait
+				// for the upgrade (one line per round, not per volume).
+				if repairsRefused++; repairsRefused == 1 {
+					s.log.Warn("repairs not submitted: not every admin runs a build that knows them yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)
+				}
 				continue
 			}
 			s.log.Warn("propose detected task", "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "error", err)
