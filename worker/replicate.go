@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 )
 
 // Replicate steps.
@@ -26,7 +28,8 @@ const (
 // healthy replica), and then what a move does before it trusts its copy:
 // tail what the source appended meanwhile and check the copy is not behind
 // the source. The copy is left writable when the source is. The source is
-// never changed. A failure deletes the copy it made, and only that: a
+// never changed; a planned source that does not answer, or is in
+// maintenance, is replaced by another replica of the spec. A failure deletes the copy it made, and only that: a
 // target that held the volume before the attempt keeps it.
 func NewReplicateExecutor(c *seaweed.VolumeClient) Executor { return &replicateExecutor{c: c} }
 
@@ -40,11 +43,9 @@ func (e *replicateExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	if err != nil {
 		return nil, failure(ctx, StepReplicateProbe, err, true, nil)
 	}
-	cctx, cancel := call(ctx)
-	st, err := e.c.VolumeStatus(cctx, source, vid)
-	cancel()
+	source, st, err := e.pickSource(ctx, spec, source, target, vid)
 	if err != nil {
-		return nil, failure(ctx, StepReplicateProbe, fmt.Errorf("source %s: %w", source, err), true, nil)
+		return nil, failure(ctx, StepReplicateProbe, err, true, nil)
 	}
 	held, err := probeVolume(ctx, e.c, target, vid)
 	if err != nil {
@@ -119,7 +120,7 @@ func (e *replicateExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	// mounted volume) and writable as the source is: a copy mounted
 	// read-only would keep the volume from taking writes.
 	p.begin(StepReplicateMount, 95)
-	cctx, cancel = call(ctx)
+	cctx, cancel := call(ctx)
 	tst, err := e.c.VolumeStatus(cctx, target, vid)
 	cancel()
 	if err != nil {
@@ -145,6 +146,40 @@ func (e *replicateExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 		Target:      target,
 		CompletedAt: time.Now().UnixNano(),
 	}, nil
+}
+
+// pickSource is the replica to copy from: the planned source if it
+// answers for the volume and is not in maintenance, else the first other
+// replica of the spec (not the target) that does.
+func (e *replicateExecutor) pickSource(ctx context.Context, spec *pb.TaskSpec, planned, target string, vid uint32) (string, *volume_server_pb.VolumeStatusResponse, error) {
+	var errs []error
+	tried := map[string]bool{}
+	for _, s := range append([]string{planned}, spec.GetReplicas()...) {
+		if tried[s] || sameServer(s, target) {
+			continue
+		}
+		tried[s] = true
+		if _, err := seaweed.ParseAddress(s); err != nil {
+			errs = append(errs, permanent("replica %q: %v", s, err))
+			continue
+		}
+		cctx, cancel := call(ctx)
+		st, err := e.c.VolumeStatus(cctx, s, vid)
+		var maint bool
+		if err == nil {
+			maint, err = e.c.InMaintenance(cctx, s)
+		}
+		cancel()
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("source %s: %w", s, err))
+		case maint:
+			errs = append(errs, fmt.Errorf("source %s is in maintenance mode", s))
+		default:
+			return s, st, nil
+		}
+	}
+	return "", nil, fmt.Errorf("no replica of volume %d to copy from: %w", vid, errors.Join(errs...))
 }
 
 // Rollback undoes what an interrupted replicate left (after a worker

@@ -155,3 +155,26 @@ func TestReplicateRetryAdoptsEarlierCopy(t *testing.T) {
 		t.Fatalf("durability: %v", v)
 	}
 }
+
+// TestReplicateSourceInMaintenance: a planned source in maintenance mode
+// is passed over for another replica.
+func TestReplicateSourceInMaintenance(t *testing.T) {
+	e := newSimEnv(t, 4)
+	ctx := testCtx(t)
+	vid := e.volume(t, sim.VolumeSpec{Size: 4 << 20, FileCount: 20, ReplicaPlacement: 2, Servers: []int{0, 1, 2}})
+	e.c.Server(2).Lose()
+	waitUnlisted(t, e, 2)
+	spec := e.plan(t, &fsmpb.Task{Id: 5, Type: fsmpb.TaskType_TASK_TYPE_REPLICATE, VolumeId: vid, Attempt: 1, Fence: 10})
+	src, _ := e.c.ServerByAddress(spec.Source)
+	src.SetMaintenance(true)
+	change, err := worker.NewReplicateExecutor(e.vc).Execute(ctx, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sameAddr := change.Source == spec.Source; sameAddr {
+		t.Fatalf("copied from %s, in maintenance", change.Source)
+	}
+	if h := holders(e, vid); len(h) != 3 {
+		t.Fatalf("volume %d on servers %v; want three copies", vid, h)
+	}
+}
