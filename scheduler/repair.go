@@ -77,7 +77,9 @@ func (l Loss) String() string {
 // EC set, added to RepairDetectors. The tracker, the repair-after wait,
 // the priorities, the metrics and the status count then cover it with no
 // other change; RepairProposals turns its due losses into ec_rebuild
-// proposals (for the ec_rebuild planner to plan).
+// proposals (for the ec_rebuild planner to plan). WholeAgain cancels only
+// pending replicate tasks: a pending ec_rebuild whose volume has its 14
+// shards again needs the same rule beside it.
 type LossDetector func(topo *seaweed.Topology) []Loss
 
 // RepairDetectors are the loss detectors a detection round runs.
