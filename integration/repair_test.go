@@ -67,7 +67,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 	adminAddrs := startAdmins("30s")
 	workers := startWorkers(t, 2, cl.addrs())
 	waitWorkers(t, adminAddrs, workers)
-	restarted := holderOf(t, wc, topo, repairCollection, 0)
+	restarted := holderOf(t, wc, topo, vids, nil)
 	began := time.Now()
 	restarted.stop()
 	wc.waitTopology(t, "the master to drop the stopped server", func(topo *seaweed.Topology) (bool, string) {
@@ -96,7 +96,7 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 		msg := repairedMsg(topo, repairCollection, nil)
 		return msg == "", msg
 	})
-	lost := holderOf(t, wc, topo, repairCollection, 1)
+	lost := holderOf(t, wc, topo, vids, restarted)
 	var lostVols []uint32
 	for id, v := range topo.Volumes {
 		if v.Collection == repairCollection && slices.ContainsFunc(replicaServers(v), lost.is) {
@@ -212,29 +212,31 @@ func repairedMsg(topo *seaweed.Topology, collection string, lost *volumeServer) 
 	return strings.Join(bad, ", ")
 }
 
-// holderOf is the volume server holding a copy of the collection's
-// volumes, the i-th of those that hold any (by address).
-func holderOf(t *testing.T, wc *weedCluster, topo *seaweed.Topology, collection string, i int) *volumeServer {
+// holderOf is the volume server holding copies of the most volumes
+// written (ties: the lowest address), other than except: losing it tests
+// the repair of real data.
+func holderOf(t *testing.T, wc *weedCluster, topo *seaweed.Topology, written map[uint32]bool, except *volumeServer) *volumeServer {
 	t.Helper()
-	held := map[string]bool{}
-	for _, v := range topo.Volumes {
-		if v.Collection == collection {
-			for _, h := range replicaServers(v) {
-				held[h] = true
+	var best *volumeServer
+	bestN := 0
+	for _, s := range wc.servers {
+		if s == except {
+			continue
+		}
+		n := 0
+		for id, v := range topo.Volumes {
+			if written[id] && slices.ContainsFunc(replicaServers(v), s.is) {
+				n++
 			}
 		}
-	}
-	names := slices.Sorted(maps.Keys(held))
-	if i >= len(names) {
-		t.Fatalf("only %d servers hold volumes of %s", len(names), collection)
-	}
-	for _, s := range wc.servers {
-		if s.is(names[i]) {
-			return s
+		if n > bestN || n == bestN && best != nil && n > 0 && s.HTTP < best.HTTP {
+			best, bestN = s, n
 		}
 	}
-	t.Fatalf("no volume server %s in the cluster", names[i])
-	return nil
+	if best == nil {
+		t.Fatalf("no server holds a written volume %v", written)
+	}
+	return best
 }
 
 // is reports whether name (an id, HTTP or SeaweedFS address) is vs.
