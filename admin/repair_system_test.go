@@ -1,6 +1,7 @@
 package admin_test
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 const replicateT = fsmpb.TaskType_TASK_TYPE_REPLICATE
@@ -208,5 +210,45 @@ func TestSystemNoRepairFromRefillingTopology(t *testing.T) {
 	s.WaitPolls(3)
 	if reps := replicates(s.Tasks()); len(reps) != 0 {
 		t.Fatalf("replicate tasks from a refilling topology: %v", reps)
+	}
+}
+
+// TestSystemRepairPreemptsPendingRoutineTask: a balance of a 001 volume
+// waits, pending, while no worker can run it; the volume then loses a
+// copy for good. The balance would wait for that copy for ever (a move is
+// not planned for a volume short of copies): the repair takes its place,
+// the balance is cancelled saying why, and the volume has two copies again.
+func TestSystemRepairPreemptsPendingRoutineTask(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.FillerSpec, 0, 1)
+	sc := admintest.SchedConfig()
+	sc.Thresholds.RepairAfter = 0
+	s.StartAdmins(sc)
+	s.WaitPolls(1)
+	ctx, cancel := context.WithTimeout(context.Background(), admintest.Wait)
+	defer cancel()
+	l := s.WaitLeader()
+	resp, err := s.AdminClient(l).SubmitTask(ctx, &pb.SubmitTaskRequest{Type: balanceT, VolumeId: vid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Sim.Server(1).Lose()
+	var bal *fsmpb.Task
+	testutil.EventuallyTrue(t, admintest.Wait, "the balance cancelled for the repair", func() bool {
+		bal = s.Task(resp.Task.Id)
+		return bal.State == fsmpb.TaskState_TASK_STATE_CANCELLED
+	})
+	admintest.WantContains(t, "cancelled balance's error", bal.LastError, "lost a copy", "repair goes first")
+	s.StartWorker("w1", s.GRPCAddrs(), 2)
+	testutil.EventuallyTrue(t, admintest.Wait, "the repair completed", func() bool {
+		reps := replicates(s.Tasks())
+		return len(reps) == 1 && reps[0].State == completedS
+	})
+	if h := s.Holders(vid); len(h) != 2 || slices.Contains(h, 1) {
+		t.Fatalf("volume %d on servers %v; want 2 copies, none on the lost server", vid, h)
+	}
+	if v := s.Sim.DurabilityAtRest(); len(v) != 0 {
+		t.Fatalf("durability: %v", v)
 	}
 }

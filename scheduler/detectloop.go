@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/capacity"
@@ -179,26 +180,37 @@ func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 
 func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	now := s.cfg.Now()
-	var busyVols map[uint32]bool
-	var moves []ActiveMove
-	s.state.Read(func(st *fsm.State) {
-		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
-			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED, fsmpb.TaskState_TASK_STATE_COMPLETED,
-			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
-		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
-	})
 	// Repairs first: a volume at reduced redundancy gets its repair before
 	// routine work can take it (a pending vacuum would hold it for its
-	// whole run).
+	// whole run), and takes the place of a routine task still pending
+	// (repairHolds).
 	s.cancelWholeAgain(ctx, topo)
 	losses := Losses(topo, RepairDetectors)
 	s.mu.Lock()
 	s.repairs = TrackLosses(s.repairs, losses, now)
 	tracked := s.repairs
 	s.mu.Unlock()
-	props := RepairProposals(tracked, func(v uint32) bool { return busyVols[v] }, s.cfg.Thresholds.RepairAfter, now)
+	var busyVols, repairBusy map[uint32]bool
+	var preemptible map[uint32]uint64
+	var moves []ActiveMove
+	s.state.Read(func(st *fsm.State) {
+		tasks := st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
+			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED, fsmpb.TaskState_TASK_STATE_COMPLETED,
+			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
+		}})
+		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+	})
+	props := RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, s.cfg.Thresholds.RepairAfter, now)
 	for _, p := range props {
 		busyVols[p.VolumeID] = true
+		if id, ok := preemptible[p.VolumeID]; ok {
+			if _, err := s.propose(ctx, fsm.CancelCmd(id, 0, "", fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); err != nil {
+				s.log.Warn("cancel a pending task for a repair", "task", id, "volume", p.VolumeID, "error", err)
+			} else {
+				s.log.Info("pending task cancelled: its volume's repair goes first", "task", id, "volume", p.VolumeID)
+			}
+		}
 	}
 	props = append(props, Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now)...)
 	repairsRefused := 0

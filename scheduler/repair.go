@@ -5,6 +5,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -275,4 +276,55 @@ func copiesOf(v *seaweed.Volume) int {
 		}
 	}
 	return n
+}
+
+// repairHolds decides, from the replicated tasks and the unretired
+// capacity changes, which volumes a repair must leave alone now, and
+// which pending routine tasks a due repair takes the place of.
+//
+// A repair is held back by an assigned or running task of its volume
+// (which may be touching it), by a pending repair, by a change the master
+// does not show yet, and, within cooldown before now, by a repair of the
+// volume that failed or that an operator cancelled (so a doomed repair is
+// not resubmitted every round, and a cancel is not undone). Unlike
+// routine detection, it is not held back by a routine task that failed or
+// was cancelled (another kind of work), nor by a repair cancelled because
+// its volume was whole again.
+//
+// A pending routine task never assigned (its first attempt, no earlier
+// servers: no attempt of it can have left anything) is preemptible: a balance or an erasure coding waits while
+// its volume lacks a copy (placement.MoveBlocked, replicasListed), and
+// would hold the volume from its repair for ever. The repair takes its
+// place: the task is cancelled and the repair submitted.
+func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
+	busy, preemptible = map[uint32]bool{}, map[uint32]uint64{}
+	since := now.Add(-cooldown).UnixNano()
+	for _, t := range tasks {
+		repair := fsm.RepairType(t.Type)
+		switch t.State {
+		case fsmpb.TaskState_TASK_STATE_FAILED:
+			if repair && t.FinishedAt >= since {
+				busy[t.VolumeId] = true
+			}
+		case fsmpb.TaskState_TASK_STATE_CANCELLED:
+			if repair && t.CancelRequested && t.FinishedAt >= since {
+				busy[t.VolumeId] = true
+			}
+		case fsmpb.TaskState_TASK_STATE_PENDING:
+			if repair || t.Attempt > 1 || len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0 || t.CancelRequested {
+				busy[t.VolumeId] = true
+			} else {
+				preemptible[t.VolumeId] = t.Id
+			}
+		case fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING:
+			busy[t.VolumeId] = true
+		}
+	}
+	for _, c := range changes {
+		busy[c.VolumeId] = true
+	}
+	for v := range busy {
+		delete(preemptible, v)
+	}
+	return busy, preemptible
 }

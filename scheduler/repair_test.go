@@ -201,3 +201,39 @@ func TestPlanSpecReplicate(t *testing.T) {
 		t.Fatalf("attempt servers %v, want the target only", got)
 	}
 }
+
+func TestRepairHolds(t *testing.T) {
+	const cooldown = 30 * time.Minute
+	rep, vac, bal := fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_BALANCE
+	pending, assigned, running := fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING
+	failed, cancelled := fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED
+	recent, old := now.Add(-time.Minute).UnixNano(), now.Add(-time.Hour).UnixNano()
+	tasks := []*fsmpb.Task{
+		{Id: 1, Type: bal, State: pending, VolumeId: 1, Attempt: 1},                                  // preemptible
+		{Id: 2, Type: vac, State: pending, VolumeId: 2, Attempt: 2},                                  // retrying: may have left something
+		{Id: 3, Type: vac, State: running, VolumeId: 3},                                              // running
+		{Id: 4, Type: rep, State: pending, VolumeId: 4},                                              // a repair pending already
+		{Id: 5, Type: rep, State: failed, VolumeId: 5, FinishedAt: recent},                           // failed repair, in cooldown
+		{Id: 6, Type: rep, State: failed, VolumeId: 6, FinishedAt: old},                              // after cooldown
+		{Id: 7, Type: rep, State: cancelled, VolumeId: 7, FinishedAt: recent},                        // whole again: no hold
+		{Id: 8, Type: rep, State: cancelled, VolumeId: 8, FinishedAt: recent, CancelRequested: true}, // operator's cancel
+		{Id: 9, Type: vac, State: failed, VolumeId: 9, FinishedAt: recent},                           // routine failure: no hold
+		{Id: 10, Type: bal, State: pending, VolumeId: 10, CancelRequested: true},                     // cancelling
+		{Id: 11, Type: vac, State: assigned, VolumeId: 11},
+		{Id: 12, Type: bal, State: pending, VolumeId: 12},                                            // but an unretired change
+		{Id: 13, Type: bal, State: pending, VolumeId: 13, Attempt: 1, EarlierServers: []string{"a"}}, // a retry of a task
+	}
+	changes := []*fsmpb.CapacityChange{{TaskId: 99, VolumeId: 12}}
+	busy, pre := repairHolds(tasks, changes, now, cooldown)
+	var gotBusy []uint32
+	for v := range busy {
+		gotBusy = append(gotBusy, v)
+	}
+	slices.Sort(gotBusy)
+	if want := []uint32{2, 3, 4, 5, 8, 10, 11, 12, 13}; !slices.Equal(gotBusy, want) {
+		t.Fatalf("busy %v, want %v", gotBusy, want)
+	}
+	if len(pre) != 1 || pre[1] != 1 {
+		t.Fatalf("preemptible %v, want volume 1's task 1", pre)
+	}
+}
