@@ -112,6 +112,7 @@ type adminCollector struct {
 	adminLock, paused, heldElsewhere          *prometheus.Desc
 	masterState                               *prometheus.Desc
 	policyPaused, policyType, policyRevision  *prometheus.Desc
+	underreplicated, ecMissing, oldestLoss    *prometheus.Desc
 }
 
 func newAdminCollector(n *Node) *adminCollector {
@@ -119,33 +120,36 @@ func newAdminCollector(n *Node) *adminCollector {
 		return prometheus.NewDesc(prometheus.BuildFQName(metricsNS, "", name), help, labels, nil)
 	}
 	return &adminCollector{n: n,
-		raftState:      d("raft_state", "1 for this node's current raft state, 0 for the others.", "state"),
-		term:           d("raft_term", "Current raft term."),
-		commit:         d("raft_commit_index", "Raft commit index."),
-		applied:        d("raft_applied_index", "Raft index last applied to the state machine."),
-		lastLog:        d("raft_last_log_index", "Last index in the raft log."),
-		tasks:          d("tasks", "Tasks in the replicated state, by type and state.", "type", "state"),
-		queue:          d("queue_depth", "Pending tasks ready to be assigned now."),
-		workers:        d("workers_connected", "Workers connected to this node's scheduler (leader only; 0 elsewhere)."),
-		slots:          d("worker_slots", "Total task slots of the connected workers (leader only; 0 elsewhere)."),
-		topoVolumes:    d("topology_volumes", "Volumes in this node's copy of the master's topology, which the capacity oracle answers from.", "kind"),
-		topoServers:    d("topology_servers", "Volume servers in this node's copy of the master's topology."),
-		topoAge:        d("topology_age_seconds", "Seconds since this node's copy of the master's topology was fetched (absent before the first)."),
-		master:         d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
-		adminLock:      d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
-		paused:         d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin or shell lock, by what (leader with a master only).", "what"),
-		masterState:    d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
-		policyPaused:   d("policy_paused", "1 while the replicated maintenance policy is paused (ctl pause): nothing new is detected or assigned."),
-		policyType:     d("policy_type_enabled", "1 if the maintenance policy lets the task type be detected and assigned, 0 if it disables it.", "type"),
-		policyRevision: d("policy_revision", "Revision of the maintenance policy in this node's state (0: never changed)."),
-		heldElsewhere:  d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
+		raftState:       d("raft_state", "1 for this node's current raft state, 0 for the others.", "state"),
+		term:            d("raft_term", "Current raft term."),
+		commit:          d("raft_commit_index", "Raft commit index."),
+		applied:         d("raft_applied_index", "Raft index last applied to the state machine."),
+		lastLog:         d("raft_last_log_index", "Last index in the raft log."),
+		tasks:           d("tasks", "Tasks in the replicated state, by type and state.", "type", "state"),
+		queue:           d("queue_depth", "Pending tasks ready to be assigned now."),
+		workers:         d("workers_connected", "Workers connected to this node's scheduler (leader only; 0 elsewhere)."),
+		slots:           d("worker_slots", "Total task slots of the connected workers (leader only; 0 elsewhere)."),
+		topoVolumes:     d("topology_volumes", "Volumes in this node's copy of the master's topology, which the capacity oracle answers from.", "kind"),
+		topoServers:     d("topology_servers", "Volume servers in this node's copy of the master's topology."),
+		topoAge:         d("topology_age_seconds", "Seconds since this node's copy of the master's topology was fetched (absent before the first)."),
+		master:          d("master_reachable", "1 if this node's last poll of the SeaweedFS master succeeded, 0 if it failed."),
+		adminLock:       d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
+		paused:          d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin or shell lock, by what (leader with a master only).", "what"),
+		masterState:     d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
+		underreplicated: d("volumes_underreplicated", "Regular volumes with fewer copies than their replica placement asks for, as the leader's last detection round saw them (leader with a master only)."),
+		ecMissing:       d("ec_volumes_missing_shards", "Erasure-coded volumes with fewer than 14 distinct shards mounted, as the leader's last detection round saw them (leader with a master only)."),
+		oldestLoss:      d("oldest_unrepaired_loss_seconds", "Seconds since the oldest loss of redundancy still unrepaired was first seen; 0 when every volume is whole (leader with a master only)."),
+		policyPaused:    d("policy_paused", "1 while the replicated maintenance policy is paused (ctl pause): nothing new is detected or assigned."),
+		policyType:      d("policy_type_enabled", "1 if the maintenance policy lets the task type be detected and assigned, 0 if it disables it.", "type"),
+		policyRevision:  d("policy_revision", "Revision of the maintenance policy in this node's state (0: never changed)."),
+		heldElsewhere:   d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
 		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState,
-		c.policyPaused, c.policyType, c.policyRevision} {
+		c.policyPaused, c.policyType, c.policyRevision, c.underreplicated, c.ecMissing, c.oldestLoss} {
 		ch <- d
 	}
 }
@@ -200,6 +204,15 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.paused, b2f(m.AssignmentPaused), "assignment")
 		gauge(c.heldElsewhere, b2f(m.AdminLock == seaweed.LockOther.String()), seaweed.AdminLockName)
 		gauge(c.heldElsewhere, b2f(m.ShellLockHolder != ""), seaweed.ShellLockName)
+	}
+	if m, ok := c.n.sched.Status(); ok && m.MasterState != "not configured" {
+		gauge(c.underreplicated, float64(m.VolumesUnderreplicated))
+		gauge(c.ecMissing, float64(m.EcVolumesMissingShards))
+		oldest := 0.0
+		if m.OldestLoss != 0 {
+			oldest = time.Since(time.Unix(0, m.OldestLoss)).Seconds()
+		}
+		gauge(c.oldestLoss, oldest)
 	}
 	if c.n.topo == nil {
 		return // no master configured

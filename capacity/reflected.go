@@ -29,6 +29,24 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 			onSource = onSource || a == c.Source || r.Server.ID == c.Source || r.Server.Addr.HTTP == c.Source || r.Server.Addr.GRPC == c.Source
 		}
 		return onTarget && !onSource
+	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+		// Deleted since (the topology is a trusted one, as for a move), or
+		// its new copy listed: the target gained the volume.
+		if !present {
+			return true
+		}
+		for _, r := range v.Replicas {
+			if serverNamed(r.Server, c.Target) {
+				return true
+			}
+		}
+		return false
 	}
 	return true
+}
+
+// serverNamed reports whether name is s in any form a change names a
+// server (id, SeaweedFS address, HTTP or gRPC address).
+func serverNamed(s *seaweed.Server, name string) bool {
+	return s.Addr.String() == name || s.ID == name || s.Addr.HTTP == name || s.Addr.GRPC == name
 }

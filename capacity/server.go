@@ -192,6 +192,14 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
 				p.addReplica(v, c.Target, v.Size)
 			}
+		case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+			// The target gained a copy; the source keeps its own.
+			if removed {
+				continue
+			}
+			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
+				p.addReplica(v, c.Target, v.Size)
+			}
 		}
 	}
 	if t == nil || removed {
@@ -212,6 +220,22 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 		}
 		if r := replicaOn(v, src); r != nil {
 			p.removeReplica(r)
+		}
+		if replicaOn(v, dst) == nil {
+			p.addReplica(v, dst.ID, v.Size)
+		}
+	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+		// The target its attempt was assigned (the attempt records only
+		// its target), else the one a plan would choose now.
+		var dst *seaweed.Server
+		if len(t.AttemptServers) == 1 {
+			dst, _ = p.topo.FindServer(t.AttemptServers[0])
+		}
+		if dst == nil {
+			var err error
+			if _, dst, err = placement.PlanReplicate(t, v, p.topo); err != nil {
+				return
+			}
 		}
 		if replicaOn(v, dst) == nil {
 			p.addReplica(v, dst.ID, v.Size)

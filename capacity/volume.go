@@ -58,7 +58,7 @@ func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *fsmpb.Task
 			vacuumed = true
 		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			add(c.TaskId, c.Type, committed, -int64(c.OldSize))
-		case fsmpb.TaskType_TASK_TYPE_BALANCE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE:
 			add(c.TaskId, c.Type, committed, 0)
 		}
 	}
@@ -72,7 +72,7 @@ func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *fsmpb.Task
 			add(active.Id, active.Type, inProgress, d)
 		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			add(active.Id, active.Type, inProgress, -cur)
-		case fsmpb.TaskType_TASK_TYPE_BALANCE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE:
 			add(active.Id, active.Type, inProgress, 0)
 		}
 	}

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"slices"
 	"sort"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -124,10 +125,15 @@ func (s *State) ActiveTask(volume uint32) (*fsmpb.Task, bool) {
 type TaskFilter struct {
 	States   []fsmpb.TaskState
 	VolumeID uint32
+	// Types, if any, are the task types to select.
+	Types []fsmpb.TaskType
 }
 
 func (f TaskFilter) match(t *fsmpb.Task) bool {
 	if f.VolumeID != 0 && t.VolumeId != f.VolumeID {
+		return false
+	}
+	if len(f.Types) > 0 && !slices.Contains(f.Types, t.Type) {
 		return false
 	}
 	if len(f.States) == 0 {

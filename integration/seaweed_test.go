@@ -213,6 +213,10 @@ type volumeServer struct {
 	// Addr in SeaweedFS's "host:port.grpcPort" form, as a TaskSpec names it.
 	Addr string
 	HTTP string
+	// Dir is its data directory; args its command line (restartVolume).
+	Dir  string
+	args []string
+	cwd  string
 }
 
 // weedCluster is a master and its volume servers.
@@ -341,7 +345,7 @@ func (c *weedCluster) startVolume(t *testing.T, bin, dir string, spec volumeSpec
 		args = append(args, "-disk="+spec.Disk)
 	}
 	proc := startWeedIn(t, bin, fmt.Sprintf("volume%d", i), filepath.Join(dir, fmt.Sprintf("volume%d.log", i)), c.opts.cwd, args...)
-	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("%s:%d.%d", ip, p, p+10000), HTTP: fmt.Sprintf("%s:%d", ip, p)}
+	vs := &volumeServer{weedProc: proc, Addr: fmt.Sprintf("%s:%d.%d", ip, p, p+10000), HTTP: fmt.Sprintf("%s:%d", ip, p), Dir: vdir, args: args, cwd: c.opts.cwd}
 	c.servers = append(c.servers, vs)
 	return vs
 }

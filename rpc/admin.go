@@ -194,7 +194,7 @@ func (s *Server) ListTasks(ctx context.Context, req *pb.ListTasksRequest) (*pb.L
 	}
 	resp := &pb.ListTasksResponse{}
 	s.fsm.Read(func(st *fsm.State) {
-		resp.Tasks, resp.NextPageToken = pageOf(st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId}), size, after)
+		resp.Tasks, resp.NextPageToken = pageOf(st.Tasks(fsm.TaskFilter{States: req.States, VolumeID: req.VolumeId, Types: req.Types}), size, after)
 		resp.AppliedIndex = st.AppliedIndex()
 	})
 	// The state's index as raft counts it (its no-op and barrier entries too).

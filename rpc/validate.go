@@ -50,6 +50,11 @@ func validateListTasks(req *pb.ListTasksRequest) (size int, after uint64, err er
 			return 0, 0, invalid(fmt.Sprintf("unknown task state %d", int32(st)))
 		}
 	}
+	for _, t := range req.Types {
+		if _, ok := fsmpb.TaskType_name[int32(t)]; !ok || t == fsmpb.TaskType_TASK_TYPE_UNSPECIFIED {
+			return 0, 0, invalid(fmt.Sprintf("unknown task type %d", int32(t)))
+		}
+	}
 	return taskPage(req)
 }
 

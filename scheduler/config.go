@@ -16,7 +16,16 @@ type Thresholds struct {
 	// BalanceMovesPerRound bounds the moves one detection round proposes
 	// per disk type (0: DefaultBalanceMovesPerRound).
 	BalanceMovesPerRound int
+	// RepairAfter is how long a volume must stay at reduced redundancy
+	// (a server gone, its copies with it) before a repair is proposed
+	// (DefaultRepairAfter; 0: at once), so a restart or a short network
+	// blip causes no copying.
+	RepairAfter time.Duration
 }
+
+// DefaultRepairAfter is Thresholds.RepairAfter's default: as HDFS and Ceph,
+// wait ten minutes before re-replicating.
+const DefaultRepairAfter = 10 * time.Minute
 
 // DefaultBalanceMovesPerRound is Thresholds.BalanceMovesPerRound's default.
 const DefaultBalanceMovesPerRound = 8
@@ -32,7 +41,7 @@ func (t Thresholds) movesPerRound() int {
 // DefaultThresholds are SeaweedFS's defaults.
 func DefaultThresholds() Thresholds {
 	return Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2,
-		BalanceMovesPerRound: DefaultBalanceMovesPerRound}
+		BalanceMovesPerRound: DefaultBalanceMovesPerRound, RepairAfter: DefaultRepairAfter}
 }
 
 // Validate refuses out-of-range values with one sentence.
@@ -48,6 +57,8 @@ func (t Thresholds) Validate() error {
 		return fmt.Errorf("balance imbalance threshold %v must be greater than 0", t.BalanceImbalance)
 	case t.BalanceMovesPerRound < 0:
 		return fmt.Errorf("balance moves per round %d must not be negative", t.BalanceMovesPerRound)
+	case t.RepairAfter < 0:
+		return fmt.Errorf("repair-after %s must not be negative (0 repairs at once)", t.RepairAfter)
 	}
 	return nil
 }

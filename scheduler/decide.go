@@ -152,7 +152,11 @@ func stuckTasks(active []*fsmpb.Task, progress map[uint64]progressInfo, cancelli
 			d.track = append(d.track, t)
 			continue
 		}
-		if now.Sub(p.at) < stuckAfter[t.Type] {
+		limit, ok := stuckAfter[t.Type]
+		if !ok {
+			limit = DefaultStuckAfter
+		}
+		if now.Sub(p.at) < limit {
 			continue
 		}
 		d.stuck = append(d.stuck, stuckAttempt{task: t,

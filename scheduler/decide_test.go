@@ -201,9 +201,11 @@ func TestStuckTasks(t *testing.T) {
 		{name: "already being cancelled: left alone", active: []*fsmpb.Task{a},
 			progress:   map[uint64]progressInfo{1: {fence: 10, at: now.Add(-time.Hour)}},
 			cancelling: map[uint64]cancelInfo{1: {fence: 10}}},
-		{name: "a type without a limit is stuck at once", active: []*fsmpb.Task{ec},
-			progress:  map[uint64]progressInfo{2: {fence: 20, at: now}},
-			wantStuck: []string{`2: stuck: no progress for 0s in step ""`}},
+		{name: "a type without a limit gets the default, not 0", active: []*fsmpb.Task{ec},
+			progress: map[uint64]progressInfo{2: {fence: 20, at: now.Add(-DefaultStuckAfter + time.Second)}}},
+		{name: "a type without a limit is stuck after the default", active: []*fsmpb.Task{ec},
+			progress:  map[uint64]progressInfo{2: {fence: 20, at: now.Add(-DefaultStuckAfter)}},
+			wantStuck: []string{`2: stuck: no progress for 30m0s in step ""`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			d := stuckTasks(tc.active, tc.progress, tc.cancelling, now, after)

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/capacity"
@@ -138,6 +139,26 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	s.Kick()
 }
 
+// cancelWholeAgain cancels the pending replicate tasks whose volume the
+// trusted topology shows whole again (WholeAgain): the lost server came
+// back before the repair was assigned.
+func (s *Scheduler) cancelWholeAgain(ctx context.Context, topo *seaweed.Topology) {
+	var ids []uint64
+	s.state.Read(func(st *fsm.State) {
+		ids = WholeAgain(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}}), topo)
+	})
+	for _, id := range ids {
+		if _, err := s.propose(ctx, fsm.CancelCmd(id, 0, "", "the volume has all its copies again (its server came back): no repair needed")); err != nil {
+			s.log.Warn("cancel a repair no longer needed", "task", id, "error", err)
+			if ctx.Err() != nil {
+				return
+			}
+			continue
+		}
+		s.log.Info("repair no longer needed: the volume has all its copies again", "task", id)
+	}
+}
+
 func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 	var retire []uint64
 	s.state.Read(func(st *fsm.State) {
@@ -159,18 +180,44 @@ func (s *Scheduler) reconcile(ctx context.Context, topo *seaweed.Topology) {
 
 func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	now := s.cfg.Now()
-	var busyVols map[uint32]bool
+	// Repairs first: a volume at reduced redundancy gets its repair before
+	// routine work can take it (a pending vacuum would hold it for its
+	// whole run), and takes the place of a routine task still pending
+	// (repairHolds).
+	s.cancelWholeAgain(ctx, topo)
+	losses := Losses(topo, RepairDetectors)
+	s.mu.Lock()
+	s.repairs = TrackLosses(s.repairs, losses, now)
+	tracked := s.repairs
+	s.mu.Unlock()
+	var busyVols, repairBusy map[uint32]bool
+	var preemptible map[uint32]uint64
 	var moves []ActiveMove
 	var policy *fsmpb.Policy
 	s.state.Read(func(st *fsm.State) {
 		policy = st.Policy()
-		busyVols, moves = busyVolumes(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
+		tasks := st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{
 			fsmpb.TaskState_TASK_STATE_FAILED, fsmpb.TaskState_TASK_STATE_CANCELLED, fsmpb.TaskState_TASK_STATE_COMPLETED,
 			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
-		}}), st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		}})
+		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
-	// The policy (policy.go): nothing while paused, no disabled type.
-	props := AllowedProposals(Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now), policy)
+	// The policy (policy.go): nothing while paused, no disabled type,
+	// repairs included; a repair it holds back cancels nothing.
+	props := AllowedProposals(RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, s.cfg.Thresholds.RepairAfter, now), policy)
+	for _, p := range props {
+		busyVols[p.VolumeID] = true
+		if id, ok := preemptible[p.VolumeID]; ok {
+			if _, err := s.propose(ctx, fsm.CancelCmd(id, 0, "", fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); err != nil {
+				s.log.Warn("cancel a pending task for a repair", "task", id, "volume", p.VolumeID, "error", err)
+			} else {
+				s.log.Info("pending task cancelled: its volume's repair goes first", "task", id, "volume", p.VolumeID)
+			}
+		}
+	}
+	props = append(props, AllowedProposals(Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now), policy)...)
+	repairsRefused := 0
 	for _, p := range props {
 		res, err := s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
@@ -178,6 +225,14 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		}))
 		if err != nil {
 			if errors.Is(err, fsm.ErrVolumeBusy) {
+				continue
+			}
+			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.RepairType(p.Type) {
+				// An admin of an older build is a member: repairs wait
+				// for the upgrade (one line per round, not per volume).
+				if repairsRefused++; repairsRefused == 1 {
+					s.log.Warn("repairs not submitted: not every admin runs a build that knows them yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)
+				}
 				continue
 			}
 			s.log.Warn("propose detected task", "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "error", err)

@@ -47,7 +47,7 @@ func (s *Scheduler) maintain(ctx context.Context) {
 			// Only changes of placement: a vacuum leaves the replicas where
 			// they are (and its change may stay unretired for long while
 			// users keep writing and deleting).
-			if c.Type == fsmpb.TaskType_TASK_TYPE_BALANCE || c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
+			if c.Type == fsmpb.TaskType_TASK_TYPE_BALANCE || c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING || c.Type == fsmpb.TaskType_TASK_TYPE_REPLICATE {
 				unreported[c.VolumeId] = true
 			}
 		}

@@ -337,6 +337,13 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 		}
 		spec.Source, spec.Target = src.Addr.String(), dst.Addr.String()
 		return spec, nil
+	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+		src, dst, err := placement.PlanReplicate(task, v, topo)
+		if err != nil {
+			return nil, err
+		}
+		spec.Source, spec.Target = src.Addr.String(), dst.Addr.String()
+		return spec, nil
 	}
 	return nil, placement.Errorf("unknown task type %d", int32(task.Type))
 }
@@ -409,7 +416,7 @@ func movedShardsDone(task *fsmpb.Task, topo *seaweed.Topology) (*AlreadyDone, bo
 
 // SpecServers are the servers an attempt of spec acts on: for erasure
 // coding the replicas (one generates the shards) and the shard targets, for
-// a move its source and target. The assignment records them in the task
+// a move its source and target, for a replicate its target. The assignment records them in the task
 // (AssignTask.servers), so that a retry knows where an abandoned attempt
 // may have left shards or a partial copy.
 func SpecServers(spec *pb.TaskSpec) []string {
@@ -422,6 +429,10 @@ func SpecServers(spec *pb.TaskSpec) []string {
 		}
 	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		out = append(out, spec.GetSource(), spec.GetTarget())
+	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+		// Only the target: the source's replica is never changed, and a
+		// retry finds the copy this attempt may leave (PlanReplicate).
+		out = append(out, spec.GetTarget())
 	}
 	seen := map[string]bool{}
 	var uniq []string

@@ -58,7 +58,8 @@ type Config struct {
 	// Retention bounds the finished tasks kept in the replicated state.
 	Retention Retention
 	// StuckAfter is how long a running task may go without progress (per type).
-	StuckAfter map[fsmpb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m
+	// A type it does not list gets DefaultStuckAfter.
+	StuckAfter map[fsmpb.TaskType]time.Duration // vacuum 10m, ec 30m, balance 30m, replicate 30m
 	NodeID     string
 	Logger     hclog.Logger
 	// VerifyLeader, if set, confirms by a round of contact with a quorum
@@ -77,6 +78,10 @@ type Config struct {
 	// admin subcommand only (empty: the failpoint is off).
 	TestCrashDir string
 }
+
+// DefaultStuckAfter is the stuck limit of a task type Config.StuckAfter
+// does not list: never 0, which would stop every attempt at once.
+const DefaultStuckAfter = 30 * time.Minute
 
 // Events passed to Config.Observe.
 const (
@@ -107,7 +112,7 @@ func (c *Config) defaults() {
 	}
 	stuck := map[fsmpb.TaskType]time.Duration{
 		fsmpb.TaskType_TASK_TYPE_VACUUM: 10 * time.Minute, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: 30 * time.Minute,
-		fsmpb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute,
+		fsmpb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute, fsmpb.TaskType_TASK_TYPE_REPLICATE: 30 * time.Minute,
 	}
 	for k, v := range c.StuckAfter {
 		stuck[k] = v
@@ -176,7 +181,10 @@ type Scheduler struct {
 	confirm map[uint64]uint64
 	// view is what this leader knows of the SeaweedFS master (guarded by mu).
 	view masterView
-	kick chan struct{}
+	// repairs tracks the volumes at reduced redundancy this term, as the
+	// last detection round saw them (guarded by mu; see repair.go).
+	repairs RepairTracker
+	kick    chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
@@ -239,6 +247,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
 	s.view.reset()
+	s.repairs = nil
 	s.mu.Unlock()
 	s.log.Info("scheduler started")
 	var wg sync.WaitGroup
@@ -339,7 +348,24 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 		st.Masters = append(st.Masters, pm)
 	}
 	s.view.status(st, time.Now())
+	r := s.repairs.Summary()
+	st.VolumesUnderreplicated, st.EcVolumesMissingShards, st.VolumesUnrepairable = uint32(r.Underreplicated), uint32(r.ECMissingShards), uint32(r.Unrepairable)
+	if !r.Oldest.IsZero() {
+		st.OldestLoss = r.Oldest.UnixNano()
+	}
 	return st, true
+}
+
+// Repairs summarises the volumes at reduced redundancy as the last
+// detection round saw them; ok is false when the scheduler is not running
+// here.
+func (s *Scheduler) Repairs() (r RepairSummary, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return RepairSummary{}, false
+	}
+	return s.repairs.Summary(), true
 }
 
 // Load reports the connected workers and their total slots; ok is false

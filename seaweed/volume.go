@@ -470,6 +470,21 @@ func IdxEntrySizeOf(version string) (int, error) {
 	return 0, fmt.Errorf("cannot tell the index entry size from the volume server version %q (want one starting with 30GB or 8000GB)", version)
 }
 
+// InMaintenance reports whether the volume server says it is in
+// maintenance mode (VolumeServerStatus' state), when it refuses the RPCs
+// that change volumes.
+func (c *VolumeClient) InMaintenance(ctx context.Context, server string) (bool, error) {
+	cl, err := c.client(server)
+	if err != nil {
+		return false, err
+	}
+	st, err := cl.VolumeServerStatus(ctx, &volume_server_pb.VolumeServerStatusRequest{})
+	if err != nil {
+		return false, fmt.Errorf("status of volume server %s: %w", server, err)
+	}
+	return st.GetState().GetMaintenance(), nil
+}
+
 // idxEntrySize returns the server's index entry size, asked once per server.
 func (c *VolumeClient) idxEntrySize(ctx context.Context, server string) (int, error) {
 	if n, ok := c.entrySizes.Load(server); ok {

@@ -10,7 +10,6 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
-	"github.com/seaweedfs/seaweedfs/weed/pb/volume_server_pb"
 )
 
 // Balance steps.
@@ -193,45 +192,21 @@ func (e *balanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report
 		return fail(StepBalanceCopy, err)
 	}
 	a.copied = true
+	cp := volumeCopy{c: e.c, vid: vid, collection: collection, source: source, target: target, diskType: spec.GetDiskType(),
+		size: max(spec.GetSize(), st.GetVolumeSize())}
 	if !adopted {
-		size := max(spec.GetSize(), st.GetVolumeSize())
-		lastAppendAtNs, err := e.c.VolumeCopy(ctx, target, vid, collection, source, spec.GetDiskType(), func(processed int64) {
-			if size > 0 {
-				p.within(10 + 70*min(1, float64(processed)/float64(size)))
-			}
-		})
-		if err != nil {
-			return fail(StepBalanceCopy, err)
-		}
-
-		p.begin(StepBalanceTail, 80)
-		if err := ctx.Err(); err != nil {
-			return fail(StepBalanceTail, err)
-		}
-		if err := e.c.VolumeTailReceiver(ctx, target, vid, lastAppendAtNs, tailIdleSeconds, source); err != nil {
-			return fail(StepBalanceTail, err)
+		if step, err := cp.copyAndTail(ctx, p, StepBalanceCopy, StepBalanceTail, 10, 80); err != nil {
+			return fail(step, err)
 		}
 	}
 
-	// Verify: read the source after the tail, then the target; the target
-	// must not be behind (it may be ahead: it is writable already).
 	p.begin(StepBalanceVerify, 90)
 	if err := ctx.Err(); err != nil {
 		return fail(StepBalanceVerify, err)
 	}
-	cctx, cancel = call(ctx)
-	src, err := e.c.ReadVolumeFileStatus(cctx, source, vid)
-	var dst *volume_server_pb.ReadVolumeFileStatusResponse
-	if err == nil {
-		dst, err = e.c.ReadVolumeFileStatus(cctx, target, vid)
-	}
-	cancel()
+	dst, err := cp.verify(ctx)
 	if err != nil {
 		return fail(StepBalanceVerify, err)
-	}
-	if dst.GetDatFileSize() < src.GetDatFileSize() || dst.GetIdxFileSize() < src.GetIdxFileSize() || dst.GetFileCount() < src.GetFileCount() {
-		return fail(StepBalanceVerify, fmt.Errorf("copy of volume %d on %s is behind the source %s (dat %d < %d, idx %d < %d or files %d < %d)",
-			vid, target, source, dst.GetDatFileSize(), src.GetDatFileSize(), dst.GetIdxFileSize(), src.GetIdxFileSize(), dst.GetFileCount(), src.GetFileCount()))
 	}
 
 	// The irreversible step: delete the source. It runs to the end even if

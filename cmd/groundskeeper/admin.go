@@ -42,6 +42,7 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&m.thresholds.ECMinSizeMB, "ec-min-size-mb", d.ECMinSizeMB, "erasure-code only volumes of at least this many MB")
 	fs.Float64Var(&m.thresholds.BalanceImbalance, "balance-imbalance-threshold", d.BalanceImbalance, "balance when (max-min)/avg slot usage reaches this")
 	fs.IntVar(&m.thresholds.BalanceMovesPerRound, "balance-moves-per-round", d.BalanceMovesPerRound, "propose at most this many balance moves per detection round and disk type")
+	fs.DurationVar(&m.thresholds.RepairAfter, "repair-after", d.RepairAfter, "repair a volume (copy a lost replica) only once it has been at reduced redundancy this long, so a restart causes no copying (0: at once)")
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
 	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,7 +26,7 @@ const ctlUsage = `Usage: groundskeeper ctl --admin ADDR[,ADDR...] COMMAND [flags
 
 Commands:
   status                                   raft state of every admin
-  tasks [--state S,...] [--volume N]       list tasks
+  tasks [--state S,...] [--type T,...] [--volume N]  list tasks
   task submit --type T --volume N [...]    submit a manual task (--wait: until it ends, showing progress)
   task show ID                             one task in full
   task cancel ID [--reason TEXT]           cancel a task; waits until it has ended (--no-wait: return at once)
@@ -299,10 +300,11 @@ func (o *ctlOpts) fetchStatus(name string, args []string) (*pb.StatusResponse, e
 }
 
 func (o *ctlOpts) tasks(args []string) error {
-	var states string
+	var states, types string
 	var volume uint64
 	fs, err := o.subFlags("tasks", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&states, "state", "", "only tasks in these states, comma-separated")
+		fs.StringVar(&types, "type", "", "only tasks of these types (vacuum, erasure_coding, balance, replicate, ec_rebuild), comma-separated")
 		fs.Uint64Var(&volume, "volume", 0, "only tasks of this volume")
 	})
 	if err != nil {
@@ -318,6 +320,13 @@ func (o *ctlOpts) tasks(args []string) error {
 			return usagef("--state: %s", err)
 		}
 		req.States = append(req.States, st)
+	}
+	for _, s := range splitList(types) {
+		t, err := fsm.ParseTaskType(s)
+		if err != nil {
+			return usagef("--type: %s", err)
+		}
+		req.Types = append(req.Types, t)
 	}
 	if volume > 1<<32-1 {
 		return usagef("--volume %d is out of range", volume)
@@ -342,6 +351,10 @@ func (o *ctlOpts) tasks(args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if len(req.Types) > 0 {
+		// A leader of an older build ignores the type filter.
+		tasks = slices.DeleteFunc(tasks, func(t *fsmpb.Task) bool { return !slices.Contains(req.Types, t.Type) })
 	}
 	return printTasks(o, tasks)
 }

@@ -88,6 +88,14 @@ type maintenanceJSON struct {
 	// state (leader, follower, unreachable, unknown), the leader it names,
 	// why it is unreachable, and when it was last asked.
 	Masters []masterJSON `json:"masters"`
+	// Volumes at reduced redundancy as the leader's last detection round
+	// saw them (regular volumes short of copies, EC volumes short of
+	// shards, and those no repair can restore), and since when the oldest
+	// loss still unrepaired was seen.
+	VolumesUnderreplicated uint32 `json:"volumes_underreplicated"`
+	ECVolumesMissingShards uint32 `json:"ec_volumes_missing_shards"`
+	VolumesUnrepairable    uint32 `json:"volumes_unrepairable"`
+	OldestLoss             string `json:"oldest_loss,omitempty"`
 }
 
 type masterJSON struct {
@@ -173,7 +181,9 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, MasterVacuum: m.MasterVacuum, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
 				AdminLock: m.AdminLock, AdminLockHolder: m.AdminLockHolder, AdminLockSince: stamp(m.AdminLockSince), AdminLockError: m.AdminLockError,
 				ShellLockHolder: m.ShellLockHolder, ShellLockSince: stamp(m.ShellLockSince),
-				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused, Masters: []masterJSON{}}
+				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused, Masters: []masterJSON{},
+				VolumesUnderreplicated: m.VolumesUnderreplicated, ECVolumesMissingShards: m.EcVolumesMissingShards, VolumesUnrepairable: m.VolumesUnrepairable,
+				OldestLoss: stamp(m.OldestLoss)}
 			for _, sm := range m.Masters {
 				out.Maintenance.Masters = append(out.Maintenance.Masters, masterJSON{Address: sm.Address, State: sm.State, Leader: sm.Leader, Error: sm.Error, Seen: stamp(sm.Seen)})
 			}
@@ -249,9 +259,28 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 			}
 			fmt.Fprintf(o.out, "MAINTENANCE PAUSED (%s): %s; running tasks continue\n", what, m.Paused)
 		}
+		if m.MasterState != "not configured" {
+			fmt.Fprintf(o.out, "%s\n", redundancyLine(m))
+		}
 		fmt.Fprintf(o.out, "workers connected: %d\n", m.WorkersConnected)
 	}
 	return nil
+}
+
+// redundancyLine counts the volumes at reduced redundancy.
+func redundancyLine(m *pb.Maintenance) string {
+	n := m.VolumesUnderreplicated + m.EcVolumesMissingShards
+	if n == 0 {
+		return "reduced redundancy: none"
+	}
+	s := fmt.Sprintf("REDUCED REDUNDANCY: %d volumes (%d short of copies, %d EC volumes short of shards)", n, m.VolumesUnderreplicated, m.EcVolumesMissingShards)
+	if m.VolumesUnrepairable > 0 {
+		s += fmt.Sprintf(", %d NOT REPAIRABLE (no copy, or fewer than 10 shards, left)", m.VolumesUnrepairable)
+	}
+	if m.OldestLoss != 0 {
+		s += ", oldest seen " + stamp(m.OldestLoss)
+	}
+	return s
 }
 
 // masterVacuumText says how we set the master's own periodic vacuum.

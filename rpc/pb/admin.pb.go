@@ -602,7 +602,16 @@ type Maintenance struct {
 	// not ours to set (another process holds the admin lock and decides it).
 	MasterVacuum string `protobuf:"bytes,19,opt,name=master_vacuum,json=masterVacuum,proto3" json:"master_vacuum,omitempty"`
 	// Every master given to --master, in order, as last seen.
-	Masters       []*SeaweedMaster `protobuf:"bytes,20,rep,name=masters,proto3" json:"masters,omitempty"`
+	Masters []*SeaweedMaster `protobuf:"bytes,20,rep,name=masters,proto3" json:"masters,omitempty"`
+	// Volumes at reduced redundancy as the last detection round saw them:
+	// regular volumes with fewer copies than their replica placement asks
+	// for, EC volumes with fewer than 14 distinct shards, and how many of
+	// those no repair can restore (no copy, or fewer than 10 shards, left).
+	VolumesUnderreplicated uint32 `protobuf:"varint,21,opt,name=volumes_underreplicated,json=volumesUnderreplicated,proto3" json:"volumes_underreplicated,omitempty"`
+	EcVolumesMissingShards uint32 `protobuf:"varint,22,opt,name=ec_volumes_missing_shards,json=ecVolumesMissingShards,proto3" json:"ec_volumes_missing_shards,omitempty"`
+	VolumesUnrepairable    uint32 `protobuf:"varint,23,opt,name=volumes_unrepairable,json=volumesUnrepairable,proto3" json:"volumes_unrepairable,omitempty"`
+	// When the oldest loss still unrepaired was first seen (unix ns; 0: none).
+	OldestLoss    int64 `protobuf:"varint,24,opt,name=oldest_loss,json=oldestLoss,proto3" json:"oldest_loss,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -775,6 +784,34 @@ func (x *Maintenance) GetMasters() []*SeaweedMaster {
 		return x.Masters
 	}
 	return nil
+}
+
+func (x *Maintenance) GetVolumesUnderreplicated() uint32 {
+	if x != nil {
+		return x.VolumesUnderreplicated
+	}
+	return 0
+}
+
+func (x *Maintenance) GetEcVolumesMissingShards() uint32 {
+	if x != nil {
+		return x.EcVolumesMissingShards
+	}
+	return 0
+}
+
+func (x *Maintenance) GetVolumesUnrepairable() uint32 {
+	if x != nil {
+		return x.VolumesUnrepairable
+	}
+	return 0
+}
+
+func (x *Maintenance) GetOldestLoss() int64 {
+	if x != nil {
+		return x.OldestLoss
+	}
+	return 0
 }
 
 // SeaweedMaster is one SeaweedFS master as the admin leader last saw it.
@@ -1027,7 +1064,9 @@ type ListTasksRequest struct {
 	// pages sends: every task and no token; paging clients send 500.
 	PageSize uint32 `protobuf:"varint,4,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// A next_page_token of an earlier answer; empty for the first page.
-	PageToken     string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	PageToken string `protobuf:"bytes,5,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// Optional filter: only tasks of these types.
+	Types         []fsmpb.TaskType `protobuf:"varint,6,rep,packed,name=types,proto3,enum=groundskeeper.v1.TaskType" json:"types,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1095,6 +1134,13 @@ func (x *ListTasksRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListTasksRequest) GetTypes() []fsmpb.TaskType {
+	if x != nil {
+		return x.Types
+	}
+	return nil
 }
 
 type ListTasksResponse struct {
@@ -2539,7 +2585,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\x12\x10\n" +
 	"\x03tls\x18\x10 \x01(\bR\x03tls\x12\x1a\n" +
 	"\binsecure\x18\x11 \x01(\bR\binsecure\x120\n" +
-	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\x82\x06\n" +
+	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\xca\a\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -2562,7 +2608,12 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x11shell_lock_holder\x18\x11 \x01(\tR\x0fshellLockHolder\x12(\n" +
 	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\x12#\n" +
 	"\rmaster_vacuum\x18\x13 \x01(\tR\fmasterVacuum\x129\n" +
-	"\amasters\x18\x14 \x03(\v2\x1f.groundskeeper.v1.SeaweedMasterR\amasters\"\x81\x01\n" +
+	"\amasters\x18\x14 \x03(\v2\x1f.groundskeeper.v1.SeaweedMasterR\amasters\x127\n" +
+	"\x17volumes_underreplicated\x18\x15 \x01(\rR\x16volumesUnderreplicated\x129\n" +
+	"\x19ec_volumes_missing_shards\x18\x16 \x01(\rR\x16ecVolumesMissingShards\x121\n" +
+	"\x14volumes_unrepairable\x18\x17 \x01(\rR\x13volumesUnrepairable\x12\x1f\n" +
+	"\voldest_loss\x18\x18 \x01(\x03R\n" +
+	"oldestLoss\"\x81\x01\n" +
 	"\rSeaweedMaster\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +
@@ -2582,14 +2633,15 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x12SubmitTaskResponse\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
 	"\bexisting\x18\x02 \x01(\bR\bexisting\x12\x14\n" +
-	"\x05index\x18\x03 \x01(\x04R\x05index\"\xe1\x01\n" +
+	"\x05index\x18\x03 \x01(\x04R\x05index\"\x93\x02\n" +
 	"\x10ListTasksRequest\x12?\n" +
 	"\vconsistency\x18\x01 \x01(\x0e2\x1d.groundskeeper.v1.ConsistencyR\vconsistency\x123\n" +
 	"\x06states\x18\x02 \x03(\x0e2\x1b.groundskeeper.v1.TaskStateR\x06states\x12\x1b\n" +
 	"\tvolume_id\x18\x03 \x01(\rR\bvolumeId\x12\x1b\n" +
 	"\tpage_size\x18\x04 \x01(\rR\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x05 \x01(\tR\tpageToken\"\x8e\x01\n" +
+	"page_token\x18\x05 \x01(\tR\tpageToken\x120\n" +
+	"\x05types\x18\x06 \x03(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x05types\"\x8e\x01\n" +
 	"\x11ListTasksResponse\x12,\n" +
 	"\x05tasks\x18\x01 \x03(\v2\x16.groundskeeper.v1.TaskR\x05tasks\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\x12&\n" +
@@ -2770,59 +2822,60 @@ var file_groundskeeper_v1_admin_proto_depIdxs = []int32{
 	42, // 8: groundskeeper.v1.SubmitTaskResponse.task:type_name -> groundskeeper.v1.Task
 	0,  // 9: groundskeeper.v1.ListTasksRequest.consistency:type_name -> groundskeeper.v1.Consistency
 	43, // 10: groundskeeper.v1.ListTasksRequest.states:type_name -> groundskeeper.v1.TaskState
-	42, // 11: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
-	0,  // 12: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	42, // 13: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
-	0,  // 14: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	44, // 15: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
-	16, // 16: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
-	42, // 17: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
-	42, // 18: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
-	27, // 19: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
-	0,  // 20: groundskeeper.v1.GetPolicyRequest.consistency:type_name -> groundskeeper.v1.Consistency
-	39, // 21: groundskeeper.v1.GetPolicyResponse.policy:type_name -> groundskeeper.v1.Policy
-	45, // 22: groundskeeper.v1.GetPolicyResponse.history:type_name -> groundskeeper.v1.PolicyChange
-	39, // 23: groundskeeper.v1.SetPolicyRequest.policy:type_name -> groundskeeper.v1.Policy
-	39, // 24: groundskeeper.v1.SetPolicyResponse.policy:type_name -> groundskeeper.v1.Policy
-	39, // 25: groundskeeper.v1.PauseResponse.policy:type_name -> groundskeeper.v1.Policy
-	39, // 26: groundskeeper.v1.ResumeResponse.policy:type_name -> groundskeeper.v1.Policy
-	4,  // 27: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
-	9,  // 28: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
-	11, // 29: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
-	13, // 30: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
-	15, // 31: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
-	18, // 32: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
-	20, // 33: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
-	22, // 34: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
-	24, // 35: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
-	26, // 36: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
-	28, // 37: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
-	30, // 38: groundskeeper.v1.Admin.GetPolicy:input_type -> groundskeeper.v1.GetPolicyRequest
-	32, // 39: groundskeeper.v1.Admin.SetPolicy:input_type -> groundskeeper.v1.SetPolicyRequest
-	34, // 40: groundskeeper.v1.Admin.Pause:input_type -> groundskeeper.v1.PauseRequest
-	36, // 41: groundskeeper.v1.Admin.Resume:input_type -> groundskeeper.v1.ResumeRequest
-	1,  // 42: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
-	6,  // 43: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
-	10, // 44: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
-	12, // 45: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
-	14, // 46: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
-	17, // 47: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
-	19, // 48: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
-	21, // 49: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
-	23, // 50: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
-	25, // 51: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
-	28, // 52: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
-	29, // 53: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
-	31, // 54: groundskeeper.v1.Admin.GetPolicy:output_type -> groundskeeper.v1.GetPolicyResponse
-	33, // 55: groundskeeper.v1.Admin.SetPolicy:output_type -> groundskeeper.v1.SetPolicyResponse
-	35, // 56: groundskeeper.v1.Admin.Pause:output_type -> groundskeeper.v1.PauseResponse
-	37, // 57: groundskeeper.v1.Admin.Resume:output_type -> groundskeeper.v1.ResumeResponse
-	3,  // 58: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
-	43, // [43:59] is the sub-list for method output_type
-	27, // [27:43] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	40, // 11: groundskeeper.v1.ListTasksRequest.types:type_name -> groundskeeper.v1.TaskType
+	42, // 12: groundskeeper.v1.ListTasksResponse.tasks:type_name -> groundskeeper.v1.Task
+	0,  // 13: groundskeeper.v1.GetTaskRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	42, // 14: groundskeeper.v1.GetTaskResponse.task:type_name -> groundskeeper.v1.Task
+	0,  // 15: groundskeeper.v1.ListWorkersRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	44, // 16: groundskeeper.v1.WorkerStatus.worker:type_name -> groundskeeper.v1.Worker
+	16, // 17: groundskeeper.v1.ListWorkersResponse.workers:type_name -> groundskeeper.v1.WorkerStatus
+	42, // 18: groundskeeper.v1.CancelTaskResponse.task:type_name -> groundskeeper.v1.Task
+	42, // 19: groundskeeper.v1.RetryTaskResponse.task:type_name -> groundskeeper.v1.Task
+	27, // 20: groundskeeper.v1.SnapshotChunk.header:type_name -> groundskeeper.v1.SnapshotHeader
+	0,  // 21: groundskeeper.v1.GetPolicyRequest.consistency:type_name -> groundskeeper.v1.Consistency
+	39, // 22: groundskeeper.v1.GetPolicyResponse.policy:type_name -> groundskeeper.v1.Policy
+	45, // 23: groundskeeper.v1.GetPolicyResponse.history:type_name -> groundskeeper.v1.PolicyChange
+	39, // 24: groundskeeper.v1.SetPolicyRequest.policy:type_name -> groundskeeper.v1.Policy
+	39, // 25: groundskeeper.v1.SetPolicyResponse.policy:type_name -> groundskeeper.v1.Policy
+	39, // 26: groundskeeper.v1.PauseResponse.policy:type_name -> groundskeeper.v1.Policy
+	39, // 27: groundskeeper.v1.ResumeResponse.policy:type_name -> groundskeeper.v1.Policy
+	4,  // 28: groundskeeper.v1.Admin.Status:input_type -> groundskeeper.v1.StatusRequest
+	9,  // 29: groundskeeper.v1.Admin.SubmitTask:input_type -> groundskeeper.v1.SubmitTaskRequest
+	11, // 30: groundskeeper.v1.Admin.ListTasks:input_type -> groundskeeper.v1.ListTasksRequest
+	13, // 31: groundskeeper.v1.Admin.GetTask:input_type -> groundskeeper.v1.GetTaskRequest
+	15, // 32: groundskeeper.v1.Admin.ListWorkers:input_type -> groundskeeper.v1.ListWorkersRequest
+	18, // 33: groundskeeper.v1.Admin.AddPeer:input_type -> groundskeeper.v1.AddPeerRequest
+	20, // 34: groundskeeper.v1.Admin.RemovePeer:input_type -> groundskeeper.v1.RemovePeerRequest
+	22, // 35: groundskeeper.v1.Admin.CancelTask:input_type -> groundskeeper.v1.CancelTaskRequest
+	24, // 36: groundskeeper.v1.Admin.RetryTask:input_type -> groundskeeper.v1.RetryTaskRequest
+	26, // 37: groundskeeper.v1.Admin.SaveSnapshot:input_type -> groundskeeper.v1.SaveSnapshotRequest
+	28, // 38: groundskeeper.v1.Admin.RestoreSnapshot:input_type -> groundskeeper.v1.SnapshotChunk
+	30, // 39: groundskeeper.v1.Admin.GetPolicy:input_type -> groundskeeper.v1.GetPolicyRequest
+	32, // 40: groundskeeper.v1.Admin.SetPolicy:input_type -> groundskeeper.v1.SetPolicyRequest
+	34, // 41: groundskeeper.v1.Admin.Pause:input_type -> groundskeeper.v1.PauseRequest
+	36, // 42: groundskeeper.v1.Admin.Resume:input_type -> groundskeeper.v1.ResumeRequest
+	1,  // 43: groundskeeper.v1.Internal.ApplyBatch:input_type -> groundskeeper.v1.ApplyBatchRequest
+	6,  // 44: groundskeeper.v1.Admin.Status:output_type -> groundskeeper.v1.StatusResponse
+	10, // 45: groundskeeper.v1.Admin.SubmitTask:output_type -> groundskeeper.v1.SubmitTaskResponse
+	12, // 46: groundskeeper.v1.Admin.ListTasks:output_type -> groundskeeper.v1.ListTasksResponse
+	14, // 47: groundskeeper.v1.Admin.GetTask:output_type -> groundskeeper.v1.GetTaskResponse
+	17, // 48: groundskeeper.v1.Admin.ListWorkers:output_type -> groundskeeper.v1.ListWorkersResponse
+	19, // 49: groundskeeper.v1.Admin.AddPeer:output_type -> groundskeeper.v1.AddPeerResponse
+	21, // 50: groundskeeper.v1.Admin.RemovePeer:output_type -> groundskeeper.v1.RemovePeerResponse
+	23, // 51: groundskeeper.v1.Admin.CancelTask:output_type -> groundskeeper.v1.CancelTaskResponse
+	25, // 52: groundskeeper.v1.Admin.RetryTask:output_type -> groundskeeper.v1.RetryTaskResponse
+	28, // 53: groundskeeper.v1.Admin.SaveSnapshot:output_type -> groundskeeper.v1.SnapshotChunk
+	29, // 54: groundskeeper.v1.Admin.RestoreSnapshot:output_type -> groundskeeper.v1.RestoreSnapshotResponse
+	31, // 55: groundskeeper.v1.Admin.GetPolicy:output_type -> groundskeeper.v1.GetPolicyResponse
+	33, // 56: groundskeeper.v1.Admin.SetPolicy:output_type -> groundskeeper.v1.SetPolicyResponse
+	35, // 57: groundskeeper.v1.Admin.Pause:output_type -> groundskeeper.v1.PauseResponse
+	37, // 58: groundskeeper.v1.Admin.Resume:output_type -> groundskeeper.v1.ResumeResponse
+	3,  // 59: groundskeeper.v1.Internal.ApplyBatch:output_type -> groundskeeper.v1.ApplyBatchResponse
+	44, // [44:60] is the sub-list for method output_type
+	28, // [28:44] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_admin_proto_init() }

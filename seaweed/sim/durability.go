@@ -47,7 +47,10 @@ func (v Violation) String() string {
 // only as EC mounts no shard of another generation. What a task in flight
 // legitimately leaves (a copy not yet tailed, an encode not yet spread,
 // leftovers of an encode beside the regular replicas) is not reported.
-// Volume servers that are down still count: their disks keep the data.
+// Volume servers that are down still count: their disks keep the data. A
+// server lost for good (VolumeServer.Lose) holds nothing: the copies it
+// had are gone, and each volume it held a copy of shows "redundancy lost"
+// until a repair restores its promised copies elsewhere.
 // Volumes retired with DropVolume are not checked.
 func (c *Cluster) Durability() []Violation { return c.durability(false) }
 

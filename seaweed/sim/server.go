@@ -203,6 +203,26 @@ func (s *VolumeServer) Start() error {
 	return nil
 }
 
+// Lose takes the server down for good, as a machine whose disks are gone:
+// it stops (the master drops it after the heartbeat delay) and every
+// volume and EC shard it held is lost. The durability check no longer
+// counts them: the volumes they were copies of are at reduced redundancy
+// until a repair copies them elsewhere. Start brings it back empty, as a
+// replacement machine at the same address.
+func (s *VolumeServer) Lose() {
+	s.Stop()
+	s.lifeMu.Lock()
+	defer s.lifeMu.Unlock()
+	s.mu.Lock()
+	for s.ecCopies > 0 {
+		s.ecCopiesDone.Wait()
+	}
+	s.vols = map[uint32]*replica{}
+	s.ecs = map[uint32]*ecVol{}
+	s.copying = map[uint32]bool{}
+	s.mu.Unlock()
+}
+
 // Restart is Stop then Start.
 func (s *VolumeServer) Restart() error {
 	s.Stop()

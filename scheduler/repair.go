@@ -1,0 +1,330 @@
+package scheduler
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// Repair detection: which volumes are at reduced redundancy, since when,
+// and which of them are due a repair. Pure functions of the topology, the
+// previous tracker and the time; the detection round (Scheduler.detect)
+// gathers the inputs and proposes. Detection of repairs runs only where
+// routine detection runs: on a trusted topology (masterView.trust: never a
+// refilling or partial one, which would make every server still to
+// re-register look lost) while the locks allow it (gate). A round that is
+// not allowed to detect leaves the tracker as it was.
+
+// Loss is a volume at reduced redundancy as a loss detector reports it:
+// Have of the Want copies (a regular volume) or distinct shards (an EC
+// volume, EC set) are present.
+type Loss struct {
+	Volume     uint32
+	Collection string
+	EC         bool
+	Have, Want int
+}
+
+// minimum is the fewest copies (shards) the volume's data survives with.
+func (l Loss) minimum() int {
+	if l.EC {
+		return placement.DataShards
+	}
+	return 1
+}
+
+// Repairable reports whether a repair can restore the loss: a replica
+// left to copy from, or at least DataShards shards to rebuild from. One
+// that is not is reported (operators' status, metrics) and never touched.
+func (l Loss) Repairable() bool { return l.Have >= l.minimum() }
+
+// RepairPriorityBase is the priority of every repair task: above each
+// routine type's (vacuum 10, erasure coding 5, balance 1), so Ready
+// assigns repairs first.
+const RepairPriorityBase = 100
+
+// Priority orders repairs: the least redundant first. It is
+// RepairPriorityBase plus the share (in percent) of the spare copies (those
+// beyond the minimum the data survives with) the volume has lost: a 001
+// volume with one copy left and an EC volume with 10 shards left both get
+// 200, a 002 volume with two of its three copies 150, an EC volume with 13
+// shards 125.
+func (l Loss) Priority() int32 {
+	spare := l.Want - l.minimum()
+	if spare <= 0 {
+		return RepairPriorityBase
+	}
+	lost := min(max(l.Want-l.Have, 0), spare)
+	return int32(RepairPriorityBase + 100*lost/spare)
+}
+
+func (l Loss) String() string {
+	if l.EC {
+		return fmt.Sprintf("%d of %d EC shards", l.Have, l.Want)
+	}
+	return fmt.Sprintf("%d of %d copies", l.Have, l.Want)
+}
+
+// LossDetector finds the losses of one kind in a trusted topology.
+//
+// The seam for other kinds of loss: ReplicaLosses is the regular volumes'
+// detector; the erasure-coded volumes' detector (fewer than TotalShards
+// distinct shards mounted) is another LossDetector returning Losses with
+// EC set, added to RepairDetectors. The tracker, the repair-after wait,
+// the priorities, the metrics and the status count then cover it with no
+// other change; RepairProposals turns its due losses into ec_rebuild
+// proposals (for the ec_rebuild planner to plan). WholeAgain cancels only
+// pending replicate tasks: a pending ec_rebuild whose volume has its 14
+// shards again needs the same rule beside it.
+type LossDetector func(topo *seaweed.Topology) []Loss
+
+// RepairDetectors are the loss detectors a detection round runs.
+var RepairDetectors = []LossDetector{ReplicaLosses}
+
+// ReplicaLosses lists the regular volumes held by fewer servers than
+// their replica placement asks for (SeaweedFS's "xyz": 1+x+y+z copies),
+// by volume id. A cloud-tiered volume (its data is remote) and a volume
+// the topology also lists EC shards of (an encode that did not finish, or
+// a stale copy come back: the operator's to resolve) are left out.
+func ReplicaLosses(topo *seaweed.Topology) []Loss {
+	var out []Loss
+	for id, v := range topo.Volumes {
+		if v.CloudTiered() {
+			continue
+		}
+		if _, ec := topo.EcVolumes[id]; ec {
+			continue
+		}
+		if have, want := copiesOf(v), placement.Copies(v.ReplicaPlacement); have < want {
+			out = append(out, Loss{Volume: id, Collection: v.Collection, Have: have, Want: want})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Volume < out[j].Volume })
+	return out
+}
+
+// Losses runs the detectors over topo, by volume id (a regular volume
+// before an EC one of the same id).
+func Losses(topo *seaweed.Topology, detectors []LossDetector) []Loss {
+	var out []Loss
+	for _, d := range detectors {
+		out = append(out, d(topo)...)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Volume != out[j].Volume {
+			return out[i].Volume < out[j].Volume
+		}
+		return !out[i].EC && out[j].EC
+	})
+	return out
+}
+
+// lossKey names a tracked loss: a volume id, regular or erasure coded.
+type lossKey struct {
+	volume uint32
+	ec     bool
+}
+
+// TrackedLoss is a loss and when it was first seen, in a row of rounds
+// that all saw it.
+type TrackedLoss struct {
+	Loss
+	Since time.Time
+}
+
+// RepairTracker is the leader-local record of the volumes at reduced
+// redundancy. It is not replicated: a new leader starts an empty one, so
+// a failover restarts the repair-after wait (a repair comes later, never
+// sooner).
+type RepairTracker map[lossKey]TrackedLoss
+
+// TrackLosses is the tracker after a detection round at now that found
+// losses: a loss seen before keeps when it was first seen (its counts are
+// updated), a new one is seen now, and a volume whole again drops out.
+func TrackLosses(prev RepairTracker, losses []Loss, now time.Time) RepairTracker {
+	next := make(RepairTracker, len(losses))
+	for _, l := range losses {
+		k := lossKey{l.Volume, l.EC}
+		since := now
+		if p, ok := prev[k]; ok {
+			since = p.Since
+		}
+		next[k] = TrackedLoss{Loss: l, Since: since}
+	}
+	return next
+}
+
+// Sorted lists the tracked losses by volume id.
+func (t RepairTracker) Sorted() []TrackedLoss {
+	out := make([]TrackedLoss, 0, len(t))
+	for _, l := range t {
+		out = append(out, l)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Volume != out[j].Volume {
+			return out[i].Volume < out[j].Volume
+		}
+		return !out[i].EC && out[j].EC
+	})
+	return out
+}
+
+// RepairSummary is the tracker as operators see it.
+type RepairSummary struct {
+	// Underreplicated counts regular volumes with fewer copies than their
+	// placement asks for; ECMissingShards EC volumes with fewer than 14.
+	Underreplicated, ECMissingShards int
+	// Unrepairable counts losses no repair can restore (no copy, or fewer
+	// than 10 shards, left).
+	Unrepairable int
+	// Oldest is when the oldest loss still tracked was first seen (zero:
+	// none).
+	Oldest time.Time
+}
+
+// Summary counts the tracked losses.
+func (t RepairTracker) Summary() RepairSummary {
+	var s RepairSummary
+	for _, l := range t {
+		if l.EC {
+			s.ECMissingShards++
+		} else {
+			s.Underreplicated++
+		}
+		if !l.Repairable() {
+			s.Unrepairable++
+		}
+		if s.Oldest.IsZero() || l.Since.Before(s.Oldest) {
+			s.Oldest = l.Since
+		}
+	}
+	return s
+}
+
+// RepairProposals are the repairs due at now: the tracked, repairable
+// losses first seen at least after ago, whose volume busy does not
+// report, highest priority first (then by volume id). A regular volume
+// gets a replicate, an EC volume an ec_rebuild.
+func RepairProposals(t RepairTracker, busy Busy, after time.Duration, now time.Time) []Proposal {
+	var out []Proposal
+	for _, l := range t.Sorted() {
+		if !l.Repairable() || now.Sub(l.Since) < after || busy(l.Volume) {
+			continue
+		}
+		typ := fsmpb.TaskType_TASK_TYPE_REPLICATE
+		if l.EC {
+			typ = fsmpb.TaskType_TASK_TYPE_EC_REBUILD
+		}
+		out = append(out, Proposal{Type: typ, VolumeID: l.Volume, Collection: l.Collection, Priority: l.Priority(),
+			Reason: fmt.Sprintf("%s since %s", l, now.Sub(l.Since).Truncate(time.Second))})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Priority > out[j].Priority })
+	return out
+}
+
+// WholeAgain lists, sorted, the pending replicate tasks (not assigned yet,
+// not cancelling) whose volume the topology shows whole again: a server
+// came back before the repair started. A task whose earlier attempt left a
+// copy on a server that now holds the volume is not listed: that copy may
+// be what makes the volume whole, and the retry verifies it
+// (PlanSpec plans it).
+func WholeAgain(pending []*fsmpb.Task, topo *seaweed.Topology) []uint64 {
+	var out []uint64
+	for _, t := range pending {
+		if t.Type != fsmpb.TaskType_TASK_TYPE_REPLICATE || t.State != fsmpb.TaskState_TASK_STATE_PENDING || t.CancelRequested {
+			continue
+		}
+		v, ok := topo.Volumes[t.VolumeId]
+		if !ok || copiesOf(v) < placement.Copies(v.ReplicaPlacement) {
+			continue
+		}
+		if earlierCopy(t, v, topo) {
+			continue
+		}
+		out = append(out, t.Id)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
+}
+
+// earlierCopy reports whether a server of an earlier attempt of t holds a
+// replica of v.
+func earlierCopy(t *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) bool {
+	for _, e := range t.EarlierServers {
+		if s, ok := topo.FindServer(e); ok && placement.HasReplica(v, s.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// copiesOf is the number of distinct servers holding a replica of v.
+func copiesOf(v *seaweed.Volume) int {
+	n := 0
+	for i, r := range v.Replicas {
+		dup := false
+		for _, p := range v.Replicas[:i] {
+			dup = dup || p.Server.ID == r.Server.ID
+		}
+		if !dup {
+			n++
+		}
+	}
+	return n
+}
+
+// repairHolds decides, from the replicated tasks and the unretired
+// capacity changes, which volumes a repair must leave alone now, and
+// which pending routine tasks a due repair takes the place of.
+//
+// A repair is held back by an assigned or running task of its volume
+// (which may be touching it), by a pending repair, by a change the master
+// does not show yet, and, within cooldown before now, by a repair of the
+// volume that failed or that an operator cancelled (so a doomed repair is
+// not resubmitted every round, and a cancel is not undone). Unlike
+// routine detection, it is not held back by a routine task that failed or
+// was cancelled (another kind of work), nor by a repair cancelled because
+// its volume was whole again.
+//
+// A pending routine task never assigned (its first attempt, no earlier
+// servers: no attempt of it can have left anything) is preemptible: a balance or an erasure coding waits while
+// its volume lacks a copy (placement.MoveBlocked, replicasListed), and
+// would hold the volume from its repair for ever. The repair takes its
+// place: the task is cancelled and the repair submitted.
+func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
+	busy, preemptible = map[uint32]bool{}, map[uint32]uint64{}
+	since := now.Add(-cooldown).UnixNano()
+	for _, t := range tasks {
+		repair := fsm.RepairType(t.Type)
+		switch t.State {
+		case fsmpb.TaskState_TASK_STATE_FAILED:
+			if repair && t.FinishedAt >= since {
+				busy[t.VolumeId] = true
+			}
+		case fsmpb.TaskState_TASK_STATE_CANCELLED:
+			if repair && t.CancelRequested && t.FinishedAt >= since {
+				busy[t.VolumeId] = true
+			}
+		case fsmpb.TaskState_TASK_STATE_PENDING:
+			if repair || t.Attempt > 1 || len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0 || t.CancelRequested {
+				busy[t.VolumeId] = true
+			} else {
+				preemptible[t.VolumeId] = t.Id
+			}
+		case fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING:
+			busy[t.VolumeId] = true
+		}
+	}
+	for _, c := range changes {
+		busy[c.VolumeId] = true
+	}
+	for v := range busy {
+		delete(preemptible, v)
+	}
+	return busy, preemptible
+}

@@ -1,0 +1,40 @@
+package sim
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestLoseServer: a server lost for good takes its copies with it: the
+// durability check reports the volume's redundancy lost (not its data:
+// another copy holds every write) until a copy on another server restores
+// it; started again, the lost server comes back empty.
+func TestLoseServer(t *testing.T) {
+	c := newCluster(t, Config{Servers: 3})
+	vid, err := c.AddVolume(VolumeSpec{Size: mib, FileCount: 10, ReplicaPlacement: 1, Servers: []int{0, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Write(vid, mib, 5); err != nil {
+		t.Fatal(err)
+	}
+	c.Server(1).Lose()
+	oneViolation(t, c.Durability(), vid, []string{"redundancy lost: 1 of the 2 promised regular copies"})
+	if c.Server(1).Up() {
+		t.Fatal("a lost server is still up")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := volumeCopy(ctx, vsClient(t, c.Server(2)), vid, c.Server(0).ID()); err != nil {
+		t.Fatal(err)
+	}
+	noViolations(t, c, "after a copy restored the second copy")
+	if err := c.Server(1).Start(); err != nil {
+		t.Fatal(err)
+	}
+	if vols := c.Server(1).Volumes(); len(vols) != 0 {
+		t.Fatalf("the lost server came back with volumes %v; want none", vols)
+	}
+	noViolations(t, c, "after the lost server came back empty")
+}
