@@ -12,5 +12,6 @@ func Executors(c *seaweed.VolumeClient) map[fsmpb.TaskType]Executor {
 		fsmpb.TaskType_TASK_TYPE_VACUUM:         NewVacuumExecutor(c),
 		fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: NewECExecutor(c),
 		fsmpb.TaskType_TASK_TYPE_BALANCE:        NewBalanceExecutor(c),
+		fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     NewECRebuildExecutor(c),
 	}
 }
