@@ -125,6 +125,8 @@ type rebuildAttempt struct {
 	placed map[string][]uint32
 	// moved: regenerated shards no longer on the rebuilder.
 	moved []uint32
+	// shardSize: the largest shard a survey saw mounted.
+	shardSize int64
 }
 
 func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
@@ -269,6 +271,7 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 		Type:        fsmpb.TaskType_TASK_TYPE_EC_REBUILD,
 		VolumeId:    pl.vid,
 		Collection:  pl.collection,
+		OldSize:     uint64(a.shardSize) * seaweed.EcDataShards, // the capacity oracle counts a tenth per shard
 		Shards:      placementList(pl.targets),
 		CompletedAt: time.Now().UnixNano(),
 	}
@@ -316,9 +319,10 @@ func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
 			return nil, stepOn("list the mounted shards", s, err)
 		}
 		ids := map[uint32]bool{}
-		for id := range m {
+		for id, size := range m {
 			if id < seaweed.EcTotalShards {
 				ids[id] = true
+				a.shardSize = max(a.shardSize, size)
 			}
 		}
 		out[s] = ids
