@@ -160,8 +160,18 @@ func TestECRebuildExecutor(t *testing.T) {
 	for id, on := range mounted {
 		perServer[on[0]] = append(perServer[on[0]], id)
 	}
+	// Servers holding a regenerated shard go last: the 10 shards left then
+	// include the regenerated ones, which every read must use.
+	regenerated := func(s string) bool {
+		return slices.ContainsFunc(spec.ShardTargets, func(st *fsmpb.ShardPlacement) bool { return st.Server == s })
+	}
 	order := slices.Clone(servers)
-	sort.SliceStable(order, func(i, j int) bool { return len(perServer[order[i]]) < len(perServer[order[j]]) })
+	sort.SliceStable(order, func(i, j int) bool {
+		if ri, rj := regenerated(order[i]), regenerated(order[j]); ri != rj {
+			return rj
+		}
+		return len(perServer[order[i]]) < len(perServer[order[j]])
+	})
 	down := 0
 	var stopped []string
 	for _, s := range order {
@@ -184,7 +194,15 @@ func TestECRebuildExecutor(t *testing.T) {
 		if slices.Contains(stopped, s) || len(perServer[s]) <= 1 {
 			continue
 		}
-		ids := perServer[s][:min(4-down, len(perServer[s])-1)]
+		var ids []uint32
+		for _, id := range perServer[s] {
+			if rebuilt := slices.ContainsFunc(spec.ShardTargets, func(st *fsmpb.ShardPlacement) bool { return st.ShardId == id }); !rebuilt && len(ids) < 4-down {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
 		if err := c.vc.VolumeEcShardsUnmount(ctx, s, vid, ids); err != nil {
 			t.Fatal(err)
 		}
@@ -194,6 +212,11 @@ func TestECRebuildExecutor(t *testing.T) {
 		t.Fatalf("made %d shards unavailable, want 4", down)
 	}
 	t.Logf("stopped %v; 4 shards unavailable", stopped)
+	for _, st := range spec.ShardTargets {
+		if slices.Contains(stopped, st.Server) {
+			t.Logf("regenerated shard %d is among the unavailable ones", st.ShardId)
+		}
+	}
 	waitShards(t, c, vid, seaweed.EcTotalShards-4)
 	var live []string
 	for _, vs := range c.servers {
