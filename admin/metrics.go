@@ -111,6 +111,7 @@ type adminCollector struct {
 	topoVolumes, topoServers, topoAge, master *prometheus.Desc
 	adminLock, paused, heldElsewhere          *prometheus.Desc
 	masterState                               *prometheus.Desc
+	ecMissing                                 *prometheus.Desc
 }
 
 func newAdminCollector(n *Node) *adminCollector {
@@ -134,13 +135,14 @@ func newAdminCollector(n *Node) *adminCollector {
 		adminLock:     d("admin_lock_held", "1 while this leader holds SeaweedFS's admin lock, 0 while it does not (then another process may hold it; leader with a master only)."),
 		paused:        d("maintenance_paused", "1 while the leader's detection or assignment is paused for SeaweedFS's admin or shell lock, by what (leader with a master only).", "what"),
 		masterState:   d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
+		ecMissing:     d("ec_volumes_missing_shards", "EC volumes in this node's copy of the master's topology with fewer than 14 distinct shards (scheduler.ECLosses; a refilling master's copy may list some falsely)."),
 		heldElsewhere: d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
-		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState} {
+		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState, c.ecMissing} {
 		ch <- d
 	}
 }
@@ -198,6 +200,8 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.topoVolumes, float64(len(topo.EcVolumes)), "ec")
 		gauge(c.topoServers, float64(len(topo.Servers)))
 		gauge(c.topoAge, time.Since(at).Seconds())
+		missing, _ := scheduler.ECVolumesMissingShards(topo)
+		gauge(c.ecMissing, float64(missing))
 	}
 	switch err := c.n.topo.LastError(); {
 	case err != nil:
