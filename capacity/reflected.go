@@ -1,6 +1,8 @@
 package capacity
 
 import (
+	"slices"
+
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -16,6 +18,20 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		e, ec := topo.EcVolumes[c.VolumeId]
 		return !present && ec && e.ShardCount() >= seaweed.EcTotalShards
+	case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
+		// Every regenerated shard listed where the rebuild put it (or the
+		// EC volume gone: deleted, nothing left to count).
+		e, ec := topo.EcVolumes[c.VolumeId]
+		if !ec {
+			return true
+		}
+		for _, sp := range c.Shards {
+			s, ok := topo.FindServer(sp.Server)
+			if !ok || !slices.Contains(e.Shards[sp.ShardId], s.ID) {
+				return false
+			}
+		}
+		return true
 	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			// Reconciliation only runs on a trusted (complete) topology: a

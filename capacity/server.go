@@ -164,8 +164,17 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 		// Gone from the master (or already erasure coded): only shards of
 		// an unreported encoding can still arrive.
 		for _, c := range changes {
-			if c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
+			switch c.Type {
+			case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 				p.addShards(&seaweed.Volume{ID: id}, c.Shards, c.OldSize)
+			case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
+				// The regenerated shards, on the disk type of the volume's
+				// other shards; OldSize is the volume's size (10 shards).
+				v := &seaweed.Volume{ID: id}
+				if e := p.topo.EcVolumes[id]; e != nil {
+					v.DiskType = e.DiskType
+				}
+				p.addShards(v, c.Shards, c.OldSize)
 			}
 		}
 		return

@@ -270,6 +270,9 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 		return nil, done
 	}
 	spec := &pb.TaskSpec{Task: task, GarbageThreshold: th.VacuumGarbage, EarlierServers: task.EarlierServers}
+	if task.Type == fsmpb.TaskType_TASK_TYPE_EC_REBUILD {
+		return planEcRebuild(task, topo, spec, history)
+	}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
@@ -416,7 +419,8 @@ func movedShardsDone(task *fsmpb.Task, topo *seaweed.Topology) (*AlreadyDone, bo
 
 // SpecServers are the servers an attempt of spec acts on: for erasure
 // coding the replicas (one generates the shards) and the shard targets, for
-// a move its source and target, for a replicate its target. The assignment records them in the task
+// a move its source and target, for a replicate its target, for an EC
+// rebuild the rebuilder and the targets of the regenerated shards. The assignment records them in the task
 // (AssignTask.servers), so that a retry knows where an abandoned attempt
 // may have left shards or a partial copy.
 func SpecServers(spec *pb.TaskSpec) []string {
@@ -433,6 +437,11 @@ func SpecServers(spec *pb.TaskSpec) []string {
 		// Only the target: the source's replica is never changed, and a
 		// retry finds the copy this attempt may leave (PlanReplicate).
 		out = append(out, spec.GetTarget())
+	case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
+		out = append(out, spec.GetRebuilder())
+		for _, st := range spec.GetShardTargets() {
+			out = append(out, st.GetServer())
+		}
 	}
 	seen := map[string]bool{}
 	var uniq []string

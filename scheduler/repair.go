@@ -70,21 +70,16 @@ func (l Loss) String() string {
 	return fmt.Sprintf("%d of %d copies", l.Have, l.Want)
 }
 
-// LossDetector finds the losses of one kind in a trusted topology.
-//
-// The seam for other kinds of loss: ReplicaLosses is the regular volumes'
-// detector; the erasure-coded volumes' detector (fewer than TotalShards
-// distinct shards mounted) is another LossDetector returning Losses with
-// EC set, added to RepairDetectors. The tracker, the repair-after wait,
-// the priorities, the metrics and the status count then cover it with no
-// other change; RepairProposals turns its due losses into ec_rebuild
-// proposals (for the ec_rebuild planner to plan). WholeAgain cancels only
-// pending replicate tasks: a pending ec_rebuild whose volume has its 14
-// shards again needs the same rule beside it.
+// LossDetector finds the losses of one kind in a trusted topology:
+// ReplicaLosses for regular volumes, ECShardLosses (fewer than
+// TotalShards distinct shards mounted) for erasure-coded ones. The
+// tracker, the repair-after wait, the priorities, the metrics and the
+// status count cover every detector alike; RepairProposals makes a
+// regular volume's due loss a replicate and an EC volume's an ec_rebuild.
 type LossDetector func(topo *seaweed.Topology) []Loss
 
 // RepairDetectors are the loss detectors a detection round runs.
-var RepairDetectors = []LossDetector{ReplicaLosses}
+var RepairDetectors = []LossDetector{ReplicaLosses, ECShardLosses}
 
 // ReplicaLosses lists the regular volumes held by fewer servers than
 // their replica placement asks for (SeaweedFS's "xyz": 1+x+y+z copies),
@@ -227,29 +222,48 @@ func RepairProposals(t RepairTracker, busy Busy, after time.Duration, now time.T
 	return out
 }
 
-// WholeAgain lists, sorted, the pending replicate tasks (not assigned yet,
-// not cancelling) whose volume the topology shows whole again: a server
-// came back before the repair started. A task whose earlier attempt left a
+// WholeAgain lists, sorted, the pending repairs (not assigned yet, not
+// cancelling) whose volume the topology shows whole again: a server came
+// back before the repair started. A replicate whose earlier attempt left a
 // copy on a server that now holds the volume is not listed: that copy may
-// be what makes the volume whole, and the retry verifies it
-// (PlanSpec plans it).
+// be what makes the volume whole, and the retry verifies it (PlanSpec
+// plans it); likewise an ec_rebuild with an earlier attempt, whose retry
+// removes the shards that attempt gathered.
 func WholeAgain(pending []*fsmpb.Task, topo *seaweed.Topology) []uint64 {
 	var out []uint64
 	for _, t := range pending {
-		if t.Type != fsmpb.TaskType_TASK_TYPE_REPLICATE || t.State != fsmpb.TaskState_TASK_STATE_PENDING || t.CancelRequested {
+		if t.State != fsmpb.TaskState_TASK_STATE_PENDING || t.CancelRequested {
 			continue
 		}
-		v, ok := topo.Volumes[t.VolumeId]
-		if !ok || copiesOf(v) < placement.Copies(v.ReplicaPlacement) {
-			continue
-		}
-		if earlierCopy(t, v, topo) {
+		switch t.Type {
+		case fsmpb.TaskType_TASK_TYPE_REPLICATE:
+			v, ok := topo.Volumes[t.VolumeId]
+			if !ok || copiesOf(v) < placement.Copies(v.ReplicaPlacement) || earlierCopy(t, v, topo) {
+				continue
+			}
+		case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
+			e, ok := topo.EcVolumes[t.VolumeId]
+			if !ok || len(t.EarlierServers) > 0 || !everyShardListed(e) {
+				continue
+			}
+		default:
 			continue
 		}
 		out = append(out, t.Id)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
 	return out
+}
+
+// everyShardListed reports whether every one of the TotalShards shards of e is
+// listed on some server.
+func everyShardListed(e *seaweed.EcVolume) bool {
+	for shard := uint32(0); shard < placement.TotalShards; shard++ {
+		if len(e.Shards[shard]) == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // earlierCopy reports whether a server of an earlier attempt of t holds a

@@ -87,7 +87,10 @@ func (v *Volume) GarbageRatio() float64 {
 type EcVolume struct {
 	ID         uint32
 	Collection string
-	Shards     map[uint32][]string
+	// DiskType is the disk type the master lists the shards under (the
+	// first seen, in server order, if servers disagree).
+	DiskType string
+	Shards   map[uint32][]string
 }
 
 // ShardCount is the number of distinct shards present.
@@ -147,7 +150,7 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 					for _, ec := range di.GetEcShardInfos() {
 						e := t.EcVolumes[ec.GetId()]
 						if e == nil {
-							e = &EcVolume{ID: ec.GetId(), Collection: b.name(ec.GetCollection()), Shards: map[uint32][]string{}}
+							e = &EcVolume{ID: ec.GetId(), Collection: b.name(ec.GetCollection()), DiskType: b.name(typ), Shards: map[uint32][]string{}}
 							t.EcVolumes[ec.GetId()] = e
 						}
 						for bits, shard := ec.GetEcIndexBits(), uint32(0); bits != 0; bits, shard = bits>>1, shard+1 {

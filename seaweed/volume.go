@@ -394,6 +394,48 @@ func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vi
 	return nil
 }
 
+// VolumeEcShardsGather makes target pull the given shards from source's
+// disk for a rebuild, as `weed shell ec.rebuild` does: always the .ecj,
+// and the .ecx, .vif and .ecsum only with withIndex (a target already
+// holding shards of the volume keeps its own index). It does not mount
+// them.
+func (c *VolumeClient) VolumeEcShardsGather(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string, withIndex bool) error {
+	cl, src, err := c.pullClient(target, source)
+	if err != nil {
+		return err
+	}
+	if _, err := cl.VolumeEcShardsCopy(ctx, &volume_server_pb.VolumeEcShardsCopyRequest{
+		VolumeId: vid, Collection: collection, ShardIds: shards, SourceDataNode: src,
+		CopyEcxFile: withIndex, CopyEcjFile: true, CopyVifFile: withIndex, CopyEcsumFile: withIndex,
+	}); err != nil {
+		return fmt.Errorf("copy EC shards %v of volume %d from %s to %s: %w", shards, vid, source, target, err)
+	}
+	return nil
+}
+
+// VolumeEcShardsRebuild regenerates, on server, every shard of the volume
+// whose file is missing there from the shards it holds (at least 10), and
+// rebuilds its .ecx. It returns the regenerated shard ids, also when it
+// fails after regenerating some (SeaweedFS reports them in the error's
+// details), so that the caller knows which files it created. They are not
+// mounted.
+func (c *VolumeClient) VolumeEcShardsRebuild(ctx context.Context, server string, vid uint32, collection string) ([]uint32, error) {
+	resp, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeEcShardsRebuild, &volume_server_pb.VolumeEcShardsRebuildRequest{VolumeId: vid, Collection: collection},
+		"rebuild EC shards of volume %d", vid)
+	if err == nil {
+		return resp.GetRebuiltShardIds(), nil
+	}
+	var ids []uint32
+	if st, ok := grpcStatus(err); ok {
+		for _, d := range st.Details() {
+			if r, ok := d.(*volume_server_pb.VolumeEcShardsRebuildResponse); ok {
+				ids = r.GetRebuiltShardIds()
+			}
+		}
+	}
+	return ids, err
+}
+
 // VolumeEcShardsDelete deletes the given shard files (and the index files
 // once no shard is left). Unmount first.
 func (c *VolumeClient) VolumeEcShardsDelete(ctx context.Context, server string, vid uint32, collection string, shards []uint32) error {

@@ -673,29 +673,41 @@ func (a *ecAttempt) sameIndexes(ctx context.Context) error {
 // move copies shards from the source to target, mounts them there, checks
 // them, and only then removes them from the source.
 func (a *ecAttempt) move(ctx context.Context, target string, shards []uint32) error {
-	err := a.c.VolumeEcShardsCopy(ctx, target, a.vid, a.collection, shards, a.source)
-	a.touch(target, err)
+	return moveShards(ctx, a.c, a.vid, a.collection, a.source, target, shards, func(err error) { a.touch(target, err) })
+}
+
+// moveShards copies shards of a volume from source to target (with the
+// index files), mounts them there, checks that the target has every one
+// mounted, and only then unmounts and deletes them at the source: a shard
+// is never deleted before its copy is mounted. copied (may be nil) is told
+// the copy's outcome, before anything else, so that a caller records the
+// target as touched even when the copy failed half-way.
+func moveShards(ctx context.Context, c *seaweed.VolumeClient, vid uint32, collection, source, target string, shards []uint32, copied func(error)) error {
+	err := c.VolumeEcShardsCopy(ctx, target, vid, collection, shards, source)
+	if copied != nil {
+		copied(err)
+	}
 	if err != nil {
 		return err
 	}
 	cctx, cancel := call(ctx)
 	defer cancel()
-	if err := a.c.VolumeEcShardsMount(cctx, target, a.vid, a.collection, shards); err != nil {
+	if err := c.VolumeEcShardsMount(cctx, target, vid, collection, shards); err != nil {
 		return err
 	}
-	mounted, err := a.c.MountedEcShards(cctx, target, a.vid)
+	mounted, err := c.MountedEcShards(cctx, target, vid)
 	if err != nil {
 		return err
 	}
 	for _, id := range shards {
 		if mounted[id] <= 0 {
-			return fmt.Errorf("shard %d of volume %d is not mounted on %s after the copy", id, a.vid, target)
+			return fmt.Errorf("shard %d of volume %d is not mounted on %s after the copy", id, vid, target)
 		}
 	}
-	if err := a.c.VolumeEcShardsUnmount(cctx, a.source, a.vid, shards); err != nil {
+	if err := c.VolumeEcShardsUnmount(cctx, source, vid, shards); err != nil {
 		return err
 	}
-	return a.c.VolumeEcShardsDelete(cctx, a.source, a.vid, a.collection, shards)
+	return c.VolumeEcShardsDelete(cctx, source, vid, collection, shards)
 }
 
 // verify asks every involved server which shards it has mounted and

@@ -13,5 +13,6 @@ func Executors(c *seaweed.VolumeClient) map[fsmpb.TaskType]Executor {
 		fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: NewECExecutor(c),
 		fsmpb.TaskType_TASK_TYPE_BALANCE:        NewBalanceExecutor(c),
 		fsmpb.TaskType_TASK_TYPE_REPLICATE:      NewReplicateExecutor(c),
+		fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     NewECRebuildExecutor(c),
 	}
 }

@@ -50,8 +50,15 @@ type TaskSpec struct {
 	// Erasure coding: every server the master lists with shards of the volume
 	// (leftovers of earlier attempts), same address form as replicas.
 	EcShardHolders []string `protobuf:"bytes,12,rep,name=ec_shard_holders,json=ecShardHolders,proto3" json:"ec_shard_holders,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// EC rebuild: the server that gathers at least 10 distinct shards,
+	// regenerates the missing ones and mounts them (shard_targets then says
+	// where each regenerated shard must end, the rebuilder or another server).
+	Rebuilder string `protobuf:"bytes,16,opt,name=rebuilder,proto3" json:"rebuilder,omitempty"`
+	// EC rebuild: every shard copy the master lists for the volume (a shard
+	// listed on two servers appears twice), same address form as replicas.
+	PresentShards []*fsmpb.ShardPlacement `protobuf:"bytes,17,rep,name=present_shards,json=presentShards,proto3" json:"present_shards,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskSpec) Reset() {
@@ -164,6 +171,20 @@ func (x *TaskSpec) GetEarlierServers() []string {
 func (x *TaskSpec) GetEcShardHolders() []string {
 	if x != nil {
 		return x.EcShardHolders
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetRebuilder() string {
+	if x != nil {
+		return x.Rebuilder
+	}
+	return ""
+}
+
+func (x *TaskSpec) GetPresentShards() []*fsmpb.ShardPlacement {
+	if x != nil {
+		return x.PresentShards
 	}
 	return nil
 }
@@ -1439,7 +1460,7 @@ var File_groundskeeper_v1_worker_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x1dgroundskeeper/v1/worker.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xcc\x03\n" +
+	"\x1dgroundskeeper/v1/worker.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xb3\x04\n" +
 	"\bTaskSpec\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
 	"\breplicas\x18\x02 \x03(\tR\breplicas\x12\x16\n" +
@@ -1453,7 +1474,9 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\x11garbage_threshold\x18\n" +
 	" \x01(\x01R\x10garbageThreshold\x12'\n" +
 	"\x0fearlier_servers\x18\v \x03(\tR\x0eearlierServers\x12(\n" +
-	"\x10ec_shard_holders\x18\f \x03(\tR\x0eecShardHolders\"l\n" +
+	"\x10ec_shard_holders\x18\f \x03(\tR\x0eecShardHolders\x12\x1c\n" +
+	"\trebuilder\x18\x10 \x01(\tR\trebuilder\x12G\n" +
+	"\x0epresent_shards\x18\x11 \x03(\v2 .groundskeeper.v1.ShardPlacementR\rpresentShards\"l\n" +
 	"\vRunningTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x12\n" +
@@ -1585,34 +1608,35 @@ var file_groundskeeper_v1_worker_proto_goTypes = []any{
 var file_groundskeeper_v1_worker_proto_depIdxs = []int32{
 	18, // 0: groundskeeper.v1.TaskSpec.task:type_name -> groundskeeper.v1.Task
 	19, // 1: groundskeeper.v1.TaskSpec.shard_targets:type_name -> groundskeeper.v1.ShardPlacement
-	3,  // 2: groundskeeper.v1.WorkerMessage.hello:type_name -> groundskeeper.v1.Hello
-	4,  // 3: groundskeeper.v1.WorkerMessage.heartbeat:type_name -> groundskeeper.v1.Heartbeat
-	5,  // 4: groundskeeper.v1.WorkerMessage.started:type_name -> groundskeeper.v1.TaskStarted
-	6,  // 5: groundskeeper.v1.WorkerMessage.progress:type_name -> groundskeeper.v1.TaskProgress
-	7,  // 6: groundskeeper.v1.WorkerMessage.completed:type_name -> groundskeeper.v1.TaskCompleted
-	8,  // 7: groundskeeper.v1.WorkerMessage.failed:type_name -> groundskeeper.v1.TaskFailed
-	9,  // 8: groundskeeper.v1.WorkerMessage.released:type_name -> groundskeeper.v1.TaskReleased
-	20, // 9: groundskeeper.v1.Hello.capabilities:type_name -> groundskeeper.v1.TaskType
-	1,  // 10: groundskeeper.v1.Hello.running:type_name -> groundskeeper.v1.RunningTask
-	1,  // 11: groundskeeper.v1.Heartbeat.running:type_name -> groundskeeper.v1.RunningTask
-	21, // 12: groundskeeper.v1.TaskCompleted.change:type_name -> groundskeeper.v1.CapacityChange
-	12, // 13: groundskeeper.v1.AdminMessage.welcome:type_name -> groundskeeper.v1.Welcome
-	13, // 14: groundskeeper.v1.AdminMessage.redirect:type_name -> groundskeeper.v1.Redirect
-	14, // 15: groundskeeper.v1.AdminMessage.assign:type_name -> groundskeeper.v1.Assign
-	15, // 16: groundskeeper.v1.AdminMessage.cancel:type_name -> groundskeeper.v1.Cancel
-	16, // 17: groundskeeper.v1.AdminMessage.ack:type_name -> groundskeeper.v1.Ack
-	11, // 18: groundskeeper.v1.AdminMessage.heartbeat_ack:type_name -> groundskeeper.v1.HeartbeatAck
-	0,  // 19: groundskeeper.v1.Assign.spec:type_name -> groundskeeper.v1.TaskSpec
-	0,  // 20: groundskeeper.v1.JournalEntry.spec:type_name -> groundskeeper.v1.TaskSpec
-	7,  // 21: groundskeeper.v1.JournalEntry.completed:type_name -> groundskeeper.v1.TaskCompleted
-	8,  // 22: groundskeeper.v1.JournalEntry.failed:type_name -> groundskeeper.v1.TaskFailed
-	2,  // 23: groundskeeper.v1.WorkerService.Session:input_type -> groundskeeper.v1.WorkerMessage
-	10, // 24: groundskeeper.v1.WorkerService.Session:output_type -> groundskeeper.v1.AdminMessage
-	24, // [24:25] is the sub-list for method output_type
-	23, // [23:24] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	19, // 2: groundskeeper.v1.TaskSpec.present_shards:type_name -> groundskeeper.v1.ShardPlacement
+	3,  // 3: groundskeeper.v1.WorkerMessage.hello:type_name -> groundskeeper.v1.Hello
+	4,  // 4: groundskeeper.v1.WorkerMessage.heartbeat:type_name -> groundskeeper.v1.Heartbeat
+	5,  // 5: groundskeeper.v1.WorkerMessage.started:type_name -> groundskeeper.v1.TaskStarted
+	6,  // 6: groundskeeper.v1.WorkerMessage.progress:type_name -> groundskeeper.v1.TaskProgress
+	7,  // 7: groundskeeper.v1.WorkerMessage.completed:type_name -> groundskeeper.v1.TaskCompleted
+	8,  // 8: groundskeeper.v1.WorkerMessage.failed:type_name -> groundskeeper.v1.TaskFailed
+	9,  // 9: groundskeeper.v1.WorkerMessage.released:type_name -> groundskeeper.v1.TaskReleased
+	20, // 10: groundskeeper.v1.Hello.capabilities:type_name -> groundskeeper.v1.TaskType
+	1,  // 11: groundskeeper.v1.Hello.running:type_name -> groundskeeper.v1.RunningTask
+	1,  // 12: groundskeeper.v1.Heartbeat.running:type_name -> groundskeeper.v1.RunningTask
+	21, // 13: groundskeeper.v1.TaskCompleted.change:type_name -> groundskeeper.v1.CapacityChange
+	12, // 14: groundskeeper.v1.AdminMessage.welcome:type_name -> groundskeeper.v1.Welcome
+	13, // 15: groundskeeper.v1.AdminMessage.redirect:type_name -> groundskeeper.v1.Redirect
+	14, // 16: groundskeeper.v1.AdminMessage.assign:type_name -> groundskeeper.v1.Assign
+	15, // 17: groundskeeper.v1.AdminMessage.cancel:type_name -> groundskeeper.v1.Cancel
+	16, // 18: groundskeeper.v1.AdminMessage.ack:type_name -> groundskeeper.v1.Ack
+	11, // 19: groundskeeper.v1.AdminMessage.heartbeat_ack:type_name -> groundskeeper.v1.HeartbeatAck
+	0,  // 20: groundskeeper.v1.Assign.spec:type_name -> groundskeeper.v1.TaskSpec
+	0,  // 21: groundskeeper.v1.JournalEntry.spec:type_name -> groundskeeper.v1.TaskSpec
+	7,  // 22: groundskeeper.v1.JournalEntry.completed:type_name -> groundskeeper.v1.TaskCompleted
+	8,  // 23: groundskeeper.v1.JournalEntry.failed:type_name -> groundskeeper.v1.TaskFailed
+	2,  // 24: groundskeeper.v1.WorkerService.Session:input_type -> groundskeeper.v1.WorkerMessage
+	10, // 25: groundskeeper.v1.WorkerService.Session:output_type -> groundskeeper.v1.AdminMessage
+	25, // [25:26] is the sub-list for method output_type
+	24, // [24:25] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_worker_proto_init() }

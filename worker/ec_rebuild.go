@@ -1,0 +1,473 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+)
+
+// EC rebuild steps.
+const (
+	StepRebuildPrepare = "prepare"
+	StepRebuildGather  = "gather"
+	StepRebuildRebuild = "rebuild"
+	StepRebuildMount   = "mount"
+	StepRebuildSpread  = "spread"
+	StepRebuildVerify  = "verify"
+	StepRebuildCleanup = "cleanup"
+)
+
+// NewECRebuildExecutor returns the executor of ec_rebuild tasks. It follows
+// `weed shell ec.rebuild` (weed/ec/ec_rebuild.go): the rebuilder copies in
+// every present shard it does not hold (VolumeEcShardsCopy, with the index
+// files if it holds none), so that VolumeEcShardsRebuild regenerates
+// exactly the missing ones; it mounts them, moves each whose planned server
+// is another (copy, mount, check there, then unmount and delete on the
+// rebuilder), asks every involved server that each of the 14 shards is
+// mounted as planned, and only then deletes the gathered copies, each of
+// which is mounted elsewhere: a shard is never deleted while it is the only
+// copy. A failure before the verify removes what the attempt created (the
+// gathered copies and the regenerated shards), and the volume is as it was.
+func NewECRebuildExecutor(c *seaweed.VolumeClient) Executor { return &ecRebuildExecutor{c: c} }
+
+type ecRebuildExecutor struct{ c *seaweed.VolumeClient }
+
+// rebuildPlan is a validated ec_rebuild spec.
+type rebuildPlan struct {
+	vid        uint32
+	collection string
+	rebuilder  string
+	// holders: present shard -> every server the plan lists with it.
+	holders map[uint32][]string
+	// targets: missing shard -> the server it must end on.
+	targets map[uint32]string
+	// servers: every server involved (rebuilder, holders, targets, the
+	// master's shard holders), once.
+	servers []string
+}
+
+func planRebuild(spec *pb.TaskSpec) (*rebuildPlan, error) {
+	vid, collection := volumeOf(spec)
+	if _, err := seaweed.ParseAddress(spec.GetRebuilder()); err != nil {
+		return nil, permanent("rebuilder: %v", err)
+	}
+	pl := &rebuildPlan{vid: vid, collection: collection, rebuilder: spec.GetRebuilder(), holders: map[uint32][]string{}, targets: map[uint32]string{}}
+	all := []string{pl.rebuilder}
+	for _, ps := range spec.GetPresentShards() {
+		if ps.GetShardId() >= seaweed.EcTotalShards {
+			return nil, permanent("present shard %d: only shards 0..%d exist", ps.GetShardId(), seaweed.EcTotalShards-1)
+		}
+		if _, err := seaweed.ParseAddress(ps.GetServer()); err != nil {
+			return nil, permanent("holder of shard %d: %v", ps.GetShardId(), err)
+		}
+		if !slices.ContainsFunc(pl.holders[ps.GetShardId()], func(h string) bool { return sameServer(h, ps.GetServer()) }) {
+			pl.holders[ps.GetShardId()] = append(pl.holders[ps.GetShardId()], ps.GetServer())
+		}
+		all = append(all, ps.GetServer())
+	}
+	for _, st := range spec.GetShardTargets() {
+		id := st.GetShardId()
+		if id >= seaweed.EcTotalShards {
+			return nil, permanent("shard target for shard %d: only shards 0..%d exist", id, seaweed.EcTotalShards-1)
+		}
+		if _, dup := pl.targets[id]; dup {
+			return nil, permanent("shard %d has two targets", id)
+		}
+		if len(pl.holders[id]) > 0 {
+			return nil, permanent("shard %d is both present (on %s) and to be rebuilt", id, strings.Join(pl.holders[id], ", "))
+		}
+		if _, err := seaweed.ParseAddress(st.GetServer()); err != nil {
+			return nil, permanent("shard %d target: %v", id, err)
+		}
+		pl.targets[id] = st.GetServer()
+		all = append(all, st.GetServer())
+	}
+	if len(pl.targets) == 0 {
+		return nil, permanent("the spec rebuilds no shard of volume %d", vid)
+	}
+	if len(pl.holders) < seaweed.EcDataShards {
+		return nil, permanent("the spec lists %d distinct shards of volume %d, fewer than the %d a rebuild needs", len(pl.holders), vid, seaweed.EcDataShards)
+	}
+	if len(pl.holders)+len(pl.targets) != seaweed.EcTotalShards {
+		return nil, permanent("the spec accounts for %d of the %d shards of volume %d", len(pl.holders)+len(pl.targets), seaweed.EcTotalShards, vid)
+	}
+	all = append(all, spec.GetEcShardHolders()...)
+	servers, err := parseServers("servers", all)
+	if err != nil {
+		return nil, err
+	}
+	pl.servers = servers
+	return pl, nil
+}
+
+// missing is the shards to rebuild, ascending.
+func (pl *rebuildPlan) missing() []uint32 { return slices.Sorted(maps.Keys(pl.targets)) }
+
+// rebuildAttempt is the state of one Execute, for its rollback: exactly
+// what the attempt created.
+type rebuildAttempt struct {
+	*rebuildPlan
+	c *seaweed.VolumeClient
+	// gathered: shards the rebuilder copied in (or may have, a copy that
+	// failed half-way); none of them was mounted there before.
+	gathered []uint32
+	// rebuilt: shards the rebuild regenerated on the rebuilder.
+	rebuilt []uint32
+	// placed: target -> regenerated shards copied (or being copied) there.
+	placed map[string][]uint32
+	// moved: regenerated shards no longer on the rebuilder.
+	moved []uint32
+	// shardSize: the largest shard a survey saw mounted.
+	shardSize int64
+}
+
+func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
+	p := newProgress(report)
+	p.begin(StepRebuildPrepare, 0)
+	pl, err := planRebuild(spec)
+	if err != nil {
+		return nil, failure(ctx, StepRebuildPrepare, err, true, nil)
+	}
+	a := &rebuildAttempt{rebuildPlan: pl, c: e.c, placed: map[string][]uint32{}}
+	fail := func(step string, err error) (*fsmpb.CapacityChange, error) {
+		return nil, failure(ctx, step, err, true, a.rollback(ctx))
+	}
+
+	// Ask every involved server what it has mounted: the shards the plan
+	// calls missing must be mounted nowhere (a server that came back may
+	// hold them: the leader plans again from a newer topology), and each
+	// present shard must be mounted by a holder to gather it from.
+	mounted, err := a.survey(ctx)
+	if err != nil {
+		return nil, failure(ctx, StepRebuildPrepare, err, true, nil)
+	}
+	for _, id := range pl.missing() {
+		if on := mounted.holders(id); len(on) > 0 {
+			return nil, failure(ctx, StepRebuildPrepare, fmt.Errorf("shard %d of volume %d, which the spec rebuilds, is mounted on %s: planning again", id, pl.vid, strings.Join(on, ", ")), true, nil)
+		}
+	}
+	onRebuilder := mounted.of(pl.rebuilder)
+	sources := map[uint32][]string{}
+	for id, holders := range pl.holders {
+		if onRebuilder[id] {
+			continue
+		}
+		for _, h := range holders {
+			if mounted.of(h)[id] {
+				sources[id] = append(sources[id], h)
+			}
+		}
+		if len(sources[id]) == 0 {
+			return nil, failure(ctx, StepRebuildPrepare, fmt.Errorf("shard %d of volume %d is mounted on none of %s, where the spec lists it: planning again", id, pl.vid, strings.Join(holders, ", ")), true, nil)
+		}
+	}
+
+	// Gather every present shard on the rebuilder: with every one there,
+	// the rebuild regenerates exactly the missing ones (it regenerates every
+	// shard whose file it lacks).
+	p.begin(StepRebuildGather, 5)
+	withIndex := len(onRebuilder) == 0
+	need := slices.Sorted(maps.Keys(sources))
+	for i, id := range need {
+		if err := ctx.Err(); err != nil {
+			return fail(StepRebuildGather, err)
+		}
+		var errs []error
+		ok := false
+		for _, src := range sources[id] {
+			if !slices.Contains(a.gathered, id) {
+				a.gathered = append(a.gathered, id)
+			}
+			err := e.c.VolumeEcShardsGather(ctx, pl.rebuilder, pl.vid, pl.collection, []uint32{id}, src, withIndex)
+			if err == nil {
+				ok = true
+				break
+			}
+			errs = append(errs, err)
+		}
+		if !ok {
+			return fail(StepRebuildGather, errors.Join(errs...))
+		}
+		withIndex = false
+		p.within(5 + 40*float64(i+1)/float64(len(need)))
+	}
+
+	p.begin(StepRebuildRebuild, 45)
+	if err := ctx.Err(); err != nil {
+		return fail(StepRebuildRebuild, err)
+	}
+	rebuilt, err := e.c.VolumeEcShardsRebuild(ctx, pl.rebuilder, pl.vid, pl.collection)
+	a.rebuilt = rebuilt
+	if err != nil {
+		return fail(StepRebuildRebuild, err)
+	}
+	if got := slices.Sorted(slices.Values(rebuilt)); !slices.Equal(got, pl.missing()) {
+		// A shard not regenerated had a file on the rebuilder that no
+		// server mounts (not this attempt's: it is never deleted).
+		return fail(StepRebuildRebuild, permanent("the rebuild of volume %d on %s regenerated shards %v, not the missing %v: the rebuilder holds unmounted files of shards %v; mount or remove them, then submit a new task",
+			pl.vid, pl.rebuilder, got, pl.missing(), without(pl.missing(), got)))
+	}
+
+	p.begin(StepRebuildMount, 60)
+	cctx, cancel := call(ctx)
+	err = e.c.VolumeEcShardsMount(cctx, pl.rebuilder, pl.vid, pl.collection, rebuilt)
+	cancel()
+	if err != nil {
+		return fail(StepRebuildMount, err)
+	}
+
+	// Move each regenerated shard whose planned server is another one.
+	p.begin(StepRebuildSpread, 65)
+	moves := map[string][]uint32{}
+	var targets []string
+	for _, id := range pl.missing() {
+		if t := pl.targets[id]; !sameServer(t, pl.rebuilder) {
+			if moves[t] == nil {
+				targets = append(targets, t)
+			}
+			moves[t] = append(moves[t], id)
+		}
+	}
+	for i, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return fail(StepRebuildSpread, err)
+		}
+		a.placed[t] = moves[t]
+		err := moveShards(ctx, e.c, pl.vid, pl.collection, pl.rebuilder, t, moves[t], nil)
+		if err != nil {
+			return fail(StepRebuildSpread, err)
+		}
+		a.moved = append(a.moved, moves[t]...)
+		p.within(65 + 20*float64(i+1)/float64(len(targets)))
+	}
+
+	p.begin(StepRebuildVerify, 85)
+	if err := ctx.Err(); err != nil {
+		return fail(StepRebuildVerify, err)
+	}
+	after, err := a.verify(ctx)
+	if err != nil {
+		return fail(StepRebuildVerify, err)
+	}
+
+	// The volume is whole: the gathered copies go, each mounted elsewhere.
+	// This runs to the end even if the attempt is cancelled now, and a
+	// failure leaves the repair in place (unmounted leftover files only).
+	p.begin(StepRebuildCleanup, 95)
+	if err := a.removeGathered(ctx, after); err != nil {
+		return nil, failure(ctx, StepRebuildCleanup, fmt.Errorf("%w: volume %d is whole again, but the copies gathered on %s are left (unmounted): %w", errPermanent, pl.vid, pl.rebuilder, err), false, nil)
+	}
+	p.done()
+	change := &fsmpb.CapacityChange{
+		TaskId:      spec.GetTask().GetId(),
+		Type:        fsmpb.TaskType_TASK_TYPE_EC_REBUILD,
+		VolumeId:    pl.vid,
+		Collection:  pl.collection,
+		OldSize:     uint64(a.shardSize) * seaweed.EcDataShards, // the capacity oracle counts a tenth per shard
+		Shards:      placementList(pl.targets),
+		CompletedAt: time.Now().UnixNano(),
+	}
+	return change, nil
+}
+
+// mountedSet is, for each surveyed server (by the name the plan gives
+// it), the shard ids it has mounted.
+type mountedSet map[string]map[uint32]bool
+
+// of is what server (in any address form) has mounted.
+func (m mountedSet) of(server string) map[uint32]bool {
+	if ids, ok := m[server]; ok {
+		return ids
+	}
+	for s, ids := range m {
+		if sameServer(s, server) {
+			return ids
+		}
+	}
+	return nil
+}
+
+// holders lists the servers with shard id mounted.
+func (m mountedSet) holders(id uint32) []string {
+	var out []string
+	for s, ids := range m {
+		if ids[id] {
+			out = append(out, s)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// survey asks every involved server which shards of the volume it has
+// mounted.
+func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
+	out := mountedSet{}
+	for _, s := range a.servers {
+		cctx, cancel := call(ctx)
+		m, err := a.c.MountedEcShards(cctx, s, a.vid)
+		cancel()
+		if err != nil {
+			return nil, stepOn("list the mounted shards", s, err)
+		}
+		ids := map[uint32]bool{}
+		for id, size := range m {
+			if id < seaweed.EcTotalShards {
+				ids[id] = true
+				a.shardSize = max(a.shardSize, size)
+			}
+		}
+		out[s] = ids
+	}
+	return out, nil
+}
+
+// verify requires every one of the 14 shards mounted: each regenerated one
+// exactly once, on its planned server, and each present one as many times
+// as the plan lists it (the rebuild adds no copy of it: the gathered
+// copies are not mounted).
+func (a *rebuildAttempt) verify(ctx context.Context) (mountedSet, error) {
+	m, err := a.survey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var bad []string
+	for id := uint32(0); id < seaweed.EcTotalShards; id++ {
+		on := m.holders(id)
+		if t, ok := a.targets[id]; ok {
+			if len(on) != 1 || !sameServer(on[0], t) {
+				bad = append(bad, fmt.Sprintf("regenerated shard %d is mounted on [%s], want %s only", id, strings.Join(on, " "), t))
+			}
+			continue
+		}
+		if len(on) == 0 {
+			bad = append(bad, fmt.Sprintf("shard %d is mounted nowhere", id))
+		} else if len(on) > len(a.holders[id]) {
+			bad = append(bad, fmt.Sprintf("shard %d is mounted on [%s], more than the spec's [%s]", id, strings.Join(on, " "), strings.Join(a.holders[id], " ")))
+		}
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("volume %d after the rebuild: %s", a.vid, strings.Join(bad, "; "))
+	}
+	return m, nil
+}
+
+// removeGathered deletes the rebuilder's gathered copies, each only if it
+// is not mounted there and is mounted on another server (m, a verify's
+// survey): never the only copy of a shard.
+func (a *rebuildAttempt) removeGathered(ctx context.Context, m mountedSet) error {
+	var del []uint32
+	for _, id := range a.gathered {
+		if m.of(a.rebuilder)[id] {
+			continue
+		}
+		elsewhere := slices.ContainsFunc(m.holders(id), func(s string) bool { return !sameServer(s, a.rebuilder) })
+		if !elsewhere {
+			return fmt.Errorf("shard %d is mounted on no server but %s: keeping its copy there", id, a.rebuilder)
+		}
+		del = append(del, id)
+	}
+	if len(del) == 0 {
+		return nil
+	}
+	dctx, cancel := detached(ctx, finishTimeout)
+	defer cancel()
+	return a.c.VolumeEcShardsDelete(dctx, a.rebuilder, a.vid, a.collection, del)
+}
+
+// rollback removes what the attempt created: the regenerated shards on
+// their targets and on the rebuilder, and the gathered copies (never
+// mounted; every one was mounted elsewhere when gathered).
+func (a *rebuildAttempt) rollback(ctx context.Context) error {
+	rctx, cancel := detached(ctx, rollbackTimeout)
+	defer cancel()
+	var errs []error
+	for _, t := range slices.Sorted(maps.Keys(a.placed)) {
+		errs = append(errs, stepOn("remove the regenerated shards", t, unmountAndDelete(rctx, a.c, t, a.vid, a.collection, a.placed[t])))
+	}
+	var onRebuilder []uint32
+	for _, id := range a.rebuilt {
+		if !slices.Contains(a.moved, id) {
+			onRebuilder = append(onRebuilder, id)
+		}
+	}
+	errs = append(errs, stepOn("remove the regenerated shards", a.rebuilder, unmountAndDelete(rctx, a.c, a.rebuilder, a.vid, a.collection, onRebuilder)))
+	if len(a.gathered) > 0 {
+		cctx, ccancel := call(rctx)
+		errs = append(errs, stepOn("remove the gathered shards", a.rebuilder, a.c.VolumeEcShardsDelete(cctx, a.rebuilder, a.vid, a.collection, a.gathered)))
+		ccancel()
+	}
+	return errors.Join(errs...)
+}
+
+// unmountAndDelete unmounts the shards on server and deletes their files.
+func unmountAndDelete(ctx context.Context, c *seaweed.VolumeClient, server string, vid uint32, collection string, ids []uint32) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	cctx, cancel := call(ctx)
+	defer cancel()
+	if err := c.VolumeEcShardsUnmount(cctx, server, vid, ids); err != nil && !seaweed.IsNotFound(err) {
+		return err
+	}
+	return c.VolumeEcShardsDelete(cctx, server, vid, collection, ids)
+}
+
+// without is the ids of all not in some.
+func without(all, some []uint32) []uint32 {
+	var out []uint32
+	for _, id := range all {
+		if !slices.Contains(some, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Rollback undoes what an interrupted attempt may have left. If every
+// shard is mounted as planned (the attempt got past its verify), the
+// repair stays and only the gathered copies are removed (each mounted
+// elsewhere). Otherwise the regenerated shards are removed from their
+// targets and the rebuilder (no server held them when the task was
+// planned: they are this task's), and the rebuilder's files of the
+// present shards it does not mount (gathered copies; each is mounted
+// elsewhere, checked first).
+func (e *ecRebuildExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
+	pl, err := planRebuild(spec)
+	if err != nil {
+		return err
+	}
+	a := &rebuildAttempt{rebuildPlan: pl, c: e.c, placed: map[string][]uint32{}}
+	m, err := a.survey(ctx)
+	if err != nil {
+		return fmt.Errorf("cannot tell what an interrupted rebuild of volume %d left; changing nothing: %w", pl.vid, err)
+	}
+	for id := range pl.holders {
+		if !m.of(pl.rebuilder)[id] {
+			a.gathered = append(a.gathered, id)
+		}
+	}
+	slices.Sort(a.gathered)
+	if after, verr := a.verify(ctx); verr == nil {
+		return a.removeGathered(ctx, after)
+	}
+	// Only gathered copies mounted elsewhere are deleted.
+	a.gathered = slices.DeleteFunc(a.gathered, func(id uint32) bool {
+		return !slices.ContainsFunc(m.holders(id), func(s string) bool { return !sameServer(s, pl.rebuilder) })
+	})
+	for id, t := range pl.targets {
+		if !sameServer(t, pl.rebuilder) {
+			a.placed[t] = append(a.placed[t], id)
+		}
+	}
+	a.rebuilt = pl.missing()
+	return a.rollback(ctx)
+}

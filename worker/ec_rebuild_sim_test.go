@@ -1,0 +1,252 @@
+package worker_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
+	"github.com/groundskeeper-dev/groundskeeper/worker"
+)
+
+// encodedSimVolume writes a volume with client writes on server 0 of an
+// 8-server cluster (two racks) and erasure codes it with the EC executor,
+// so that its shards carry the sim's content model.
+func encodedSimVolume(t *testing.T) (*simEnv, uint32) {
+	t.Helper()
+	e := newSimEnvConfig(t, sim.Config{Servers: 8, RacksPerDataCenter: 2, MaxVolumesPerServer: 10, DistinctHosts: true})
+	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
+	for i := 0; i < 5; i++ {
+		if err := e.c.Write(vid, 1<<20, 3); err != nil {
+			t.Fatal(err)
+		}
+	}
+	task := &fsmpb.Task{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, VolumeId: vid, Attempt: 1, Fence: 10}
+	if _, err := worker.NewECExecutor(e.vc).Execute(testCtx(t), e.plan(t, task), nil); err != nil {
+		t.Fatalf("encode: %v", err)
+	}
+	requireShardsOnce(t, e, vid)
+	return e, vid
+}
+
+// destroyHolders destroys, for good, servers holding shards of vid until
+// at least lose shards are gone, and waits for the master to drop them.
+// It returns the servers' indexes.
+func destroyHolders(t *testing.T, e *simEnv, vid uint32, lose int) []int {
+	t.Helper()
+	var gone []int
+	lost := 0
+	for i, s := range e.c.Servers() {
+		if lost >= lose {
+			break
+		}
+		st, ok := s.EcShards(vid)
+		if !ok || len(st.Mounted) == 0 {
+			continue
+		}
+		lost += len(st.Mounted)
+		gone = append(gone, i)
+		s.Destroy()
+	}
+	want := len(e.c.Servers()) - len(gone)
+	testutil.EventuallyTrue(t, 10*time.Second, "the master to drop the destroyed servers", func() bool {
+		return len(e.topo(t).Servers) == want
+	})
+	return gone
+}
+
+// TestECRebuildSim: an EC volume loses shards for good (their server is
+// destroyed); detection proposes a rebuild, the planner plans it, and the
+// executor restores 14 distinct shards, each mounted once, with no
+// gathered copy left, no two operations of a volume overlapping, and the
+// durability check clean (the regenerated shards encode exactly the
+// acknowledged writes).
+func TestECRebuildSim(t *testing.T) {
+	e, vid := encodedSimVolume(t)
+	destroyHolders(t, e, vid, 2)
+	if v := e.c.Durability(); len(v) == 0 {
+		t.Fatal("no durability violation with shards lost: the check would not see a bad rebuild")
+	}
+	topo := e.topo(t)
+	losses := scheduler.ECLosses(topo)
+	props := scheduler.ECRebuildProposals(losses, nil)
+	if len(props) != 1 || props[0].VolumeID != vid {
+		t.Fatalf("proposals %+v for losses %+v, want a rebuild of %d", props, losses, vid)
+	}
+	task := &fsmpb.Task{Id: 2, Type: props[0].Type, VolumeId: vid, Collection: props[0].Collection, Attempt: 1, Fence: 11}
+	spec := e.plan(t, task)
+	var steps []string
+	change, err := worker.NewECRebuildExecutor(e.vc).Execute(testCtx(t), spec, func(step string, _ float64, checkpoint bool) {
+		if checkpoint {
+			steps = append(steps, step)
+		}
+	})
+	if err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	requireShardsOnce(t, e, vid)
+	if len(change.Shards) != len(spec.ShardTargets) || change.OldSize == 0 {
+		t.Errorf("capacity change %+v, want the %d regenerated shards and the volume size", change, len(spec.ShardTargets))
+	}
+	want := []string{worker.StepRebuildPrepare, worker.StepRebuildGather, worker.StepRebuildRebuild, worker.StepRebuildMount,
+		worker.StepRebuildSpread, worker.StepRebuildVerify, worker.StepRebuildCleanup, "done"}
+	if !slices.Equal(steps, want) {
+		t.Errorf("steps %v, want %v", steps, want)
+	}
+	// The rebuilder keeps only the shards it mounts: its gathered copies
+	// are gone.
+	for _, s := range e.c.Servers() {
+		if st, ok := s.EcShards(vid); ok && !slices.Equal(st.Files, st.Mounted) {
+			t.Errorf("%s holds shard files %v but mounts %v: leftovers", s.ID(), st.Files, st.Mounted)
+		}
+	}
+	if v := e.c.DurabilityAtRest(); len(v) != 0 {
+		t.Errorf("durability after the rebuild: %v", v)
+	}
+	if o := e.c.Overlaps(); len(o) != 0 {
+		t.Errorf("overlapping operations: %v", o)
+	}
+	if ls := scheduler.ECLosses(e.topo(t)); len(ls) != 0 {
+		t.Errorf("losses after the rebuild: %+v", ls)
+	}
+}
+
+// TestECRebuildUnrepairableSim: with fewer than 10 shards left the loss is
+// reported, never proposed, and a submitted rebuild is not planned.
+func TestECRebuildUnrepairableSim(t *testing.T) {
+	e, vid := encodedSimVolume(t)
+	destroyHolders(t, e, vid, 5)
+	topo := e.topo(t)
+	losses := scheduler.ECLosses(topo)
+	if len(losses) != 1 || losses[0].Repairable || losses[0].Present >= placement.DataShards {
+		t.Fatalf("losses %+v, want volume %d unrepairable", losses, vid)
+	}
+	if props := scheduler.ECRebuildProposals(losses, nil); len(props) != 0 {
+		t.Fatalf("proposals %+v for an unrepairable volume", props)
+	}
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
+	if _, err := scheduler.PlanSpec(task, topo, scheduler.DefaultThresholds()); !errors.Is(err, placement.ErrPlan) {
+		t.Fatalf("PlanSpec: %v, want a plan error", err)
+	}
+}
+
+// TestECRebuildRollbackSim: the move of a regenerated shard fails; the
+// attempt removes everything it created (regenerated shards, gathered
+// copies) and leaves the volume as it found it.
+func TestECRebuildRollbackSim(t *testing.T) {
+	e, vid := encodedSimVolume(t)
+	destroyHolders(t, e, vid, 2)
+	before := shardFiles(e, vid)
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
+	spec := e.plan(t, task)
+	moving := false
+	for _, st := range spec.ShardTargets {
+		moving = moving || st.Server != spec.Rebuilder
+	}
+	if !moving {
+		t.Skip("the plan moves no regenerated shard")
+	}
+	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsMount", VolumeID: vid, Skip: 1, FailNext: 1})
+	_, err := worker.NewECRebuildExecutor(e.vc).Execute(testCtx(t), spec, nil)
+	var f *worker.Failure
+	if !errors.As(err, &f) || !f.RolledBack || f.Step != worker.StepRebuildSpread {
+		t.Fatalf("rebuild: %v, want a rolled-back failure in spread", err)
+	}
+	if after := shardFiles(e, vid); !maps2Equal(before, after) {
+		t.Errorf("shard files after the rollback %v, want as before %v", after, before)
+	}
+	// A second attempt, planned afresh, succeeds.
+	e.c.ClearFaults()
+	task = &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 2, Fence: 12, EarlierServers: scheduler.SpecServers(spec)}
+	if _, err := worker.NewECRebuildExecutor(e.vc).Execute(testCtx(t), e.plan(t, task), nil); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	requireShardsOnce(t, e, vid)
+	if v := e.c.DurabilityAtRest(); len(v) != 0 {
+		t.Errorf("durability after the retry: %v", v)
+	}
+}
+
+// shardFiles is server id -> shard files of vid it holds (up servers).
+func shardFiles(e *simEnv, vid uint32) map[string][]uint32 {
+	out := map[string][]uint32{}
+	for _, s := range e.c.Servers() {
+		if st, ok := s.EcShards(vid); ok && len(st.Files) > 0 {
+			out[s.ID()] = st.Files
+		}
+	}
+	return out
+}
+
+func maps2Equal(a, b map[string][]uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// TestECRebuildInterruptedRollbackSim: a worker died after gathering,
+// rebuilding and mounting on the rebuilder; Rollback from the spec alone
+// removes what it made and leaves the present shards. After a complete
+// attempt, Rollback changes nothing.
+func TestECRebuildInterruptedRollbackSim(t *testing.T) {
+	e, vid := encodedSimVolume(t)
+	destroyHolders(t, e, vid, 2)
+	before := shardFiles(e, vid)
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
+	spec := e.plan(t, task)
+	ctx := testCtx(t)
+	held := map[uint32]bool{}
+	for _, ps := range spec.PresentShards {
+		if ps.Server == spec.Rebuilder {
+			held[ps.ShardId] = true
+		}
+	}
+	first := len(held) == 0
+	for _, ps := range spec.PresentShards {
+		if held[ps.ShardId] {
+			continue
+		}
+		held[ps.ShardId] = true
+		if err := e.vc.VolumeEcShardsGather(ctx, spec.Rebuilder, vid, "", []uint32{ps.ShardId}, ps.Server, first); err != nil {
+			t.Fatal(err)
+		}
+		first = false
+	}
+	rebuilt, err := e.vc.VolumeEcShardsRebuild(ctx, spec.Rebuilder, vid, "")
+	if err != nil || len(rebuilt) != len(spec.ShardTargets) {
+		t.Fatalf("rebuild: %v %v", rebuilt, err)
+	}
+	if err := e.vc.VolumeEcShardsMount(ctx, spec.Rebuilder, vid, "", rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	ex := worker.NewECRebuildExecutor(e.vc)
+	if err := ex.Rollback(ctx, spec); err != nil {
+		t.Fatalf("Rollback: %v", err)
+	}
+	if after := shardFiles(e, vid); !maps2Equal(before, after) {
+		t.Errorf("shard files after the rollback %v, want as before %v", after, before)
+	}
+	spec = e.plan(t, task)
+	if _, err := ex.Execute(ctx, spec, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := shardFiles(e, vid)
+	if err := ex.Rollback(ctx, spec); err != nil {
+		t.Fatalf("Rollback after a complete attempt: %v", err)
+	}
+	if after := shardFiles(e, vid); !maps2Equal(done, after) {
+		t.Errorf("Rollback after a complete attempt changed the shards: %v, want %v", after, done)
+	}
+	requireShardsOnce(t, e, vid)
+}
