@@ -195,7 +195,12 @@ func TestSystemMetrics(t *testing.T) {
 		admintest.WantMetric(t, b, "groundskeeper_topology_servers", float64(len(want.Servers)))
 		admintest.WantMetric(t, b, `groundskeeper_topology_volumes{kind="normal"}`, float64(len(want.Volumes)))
 		admintest.WantMetric(t, b, `groundskeeper_topology_volumes{kind="ec"}`, float64(len(want.EcVolumes)))
-		admintest.WantMetric(t, b, "groundskeeper_ec_volumes_missing_shards", 0)
+		// The repair tracker's counts are the leader's (a follower has no
+		// tracker): every EC volume whole, every replica in place.
+		if i == l {
+			admintest.WantMetric(t, b, "groundskeeper_ec_volumes_missing_shards", 0)
+			admintest.WantMetric(t, b, "groundskeeper_volumes_underreplicated", 0)
+		}
 		if age, ok := admintest.MetricValue(b, "groundskeeper_topology_age_seconds"); !ok || age < 0 || age > 30 {
 			t.Errorf("a%d: topology_age_seconds = %v (present %v); want the last poll's age", i+1, age, ok)
 		}
