@@ -51,7 +51,7 @@ func destroyHolders(t *testing.T, e *simEnv, vid uint32, lose int) []int {
 		}
 		lost += len(st.Mounted)
 		gone = append(gone, i)
-		s.Destroy()
+		s.Lose()
 	}
 	want := len(e.c.Servers()) - len(gone)
 	testutil.EventuallyTrue(t, 10*time.Second, "the master to drop the destroyed servers", func() bool {

@@ -94,17 +94,3 @@ func (s *VolumeServer) LoseEcShards(vid uint32, shards ...uint32) {
 	}
 	s.changedLocked(ecKey(vid))
 }
-
-// Destroy stops the server for good and removes its data, as a machine
-// lost with its disks: every volume and EC shard it held is gone, also if
-// it is started again (then empty).
-func (s *VolumeServer) Destroy() {
-	s.Stop()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for s.ecCopies > 0 {
-		s.ecCopiesDone.Wait()
-	}
-	s.vols = map[uint32]*replica{}
-	s.ecs = map[uint32]*ecVol{}
-}
