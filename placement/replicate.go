@@ -30,7 +30,23 @@ import (
 // still survives the loss of a disk, and SeaweedFS would make it), then
 // the most free slots, then the lowest id. None such: ErrPlan, naming the
 // placement.
+//
+// PlanReplicate knows nothing of other attempts in flight: see
+// PlanReplicateLoaded.
 func PlanReplicate(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) (src, dst *seaweed.Server, err error) {
+	return PlanReplicateLoaded(task, v, topo, nil)
+}
+
+// PlanReplicateLoaded is PlanReplicate given load, the number of attempts
+// in flight that may create data on each server (by server id; those the
+// master does not show yet): each takes one of the server's free slots
+// (a reservation the master's counts do not have yet), and among targets
+// equally good for the placement the least loaded is chosen before the
+// one with the most free slots. So the repairs of a lost server's volumes
+// spread over the servers that qualify instead of all copying to the
+// emptiest one, and never more of them land on a server than it has
+// slots.
+func PlanReplicateLoaded(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology, load map[string]int) (src, dst *seaweed.Server, err error) {
 	if _, ec := topo.EcVolumes[v.ID]; ec {
 		return nil, nil, Errorf("volume %d also has EC shards in the master's topology (an erasure coding that did not finish, or a stale replica come back): not copying it; resolve which to keep first (weed shell ec.decode or volume.delete)", v.ID)
 	}
@@ -49,7 +65,7 @@ func PlanReplicate(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 		return nil, nil, Errorf("volume %d already has %d of the %d copies its placement %03d asks for: nothing to replicate", v.ID, n, want, v.ReplicaPlacement)
 	}
 	src = pickSource(v, "")
-	dst = ReplicaTarget(v, topo)
+	dst = ReplicaTarget(v, topo, load)
 	if dst == nil {
 		return nil, nil, Errorf("no server without a copy of volume %d has a free %s slot where its replica placement %03d allows one, given where its %d copies are: add a volume server (or free a slot) in a place the placement allows",
 			v.ID, DiskTypeName(v.DiskType), v.ReplicaPlacement, distinctServers(v))
@@ -58,19 +74,25 @@ func PlanReplicate(task *fsmpb.Task, v *seaweed.Volume, topo *seaweed.Topology) 
 }
 
 // ReplicaTarget is the server PlanReplicate copies a new replica of v to,
-// nil if none qualifies.
-func ReplicaTarget(v *seaweed.Volume, topo *seaweed.Topology) *seaweed.Server {
+// nil if none qualifies; load as for PlanReplicateLoaded (nil: none). The
+// choice is a function of its arguments: ties end on the server id, never
+// on the map's order.
+func ReplicaTarget(v *seaweed.Volume, topo *seaweed.Topology, load map[string]int) *seaweed.Server {
 	locs := VolumeLocations(v)
 	var best *seaweed.Server
-	bestViol := 0
+	bestViol, bestLoad, bestFree := 0, 0, int64(0)
 	for _, d := range topo.Servers {
 		t := ServerLocation(d)
-		if HasReplica(v, d.ID) || FreeSlotsOf(d, v.DiskType) <= 0 || !CanAdd(v.ReplicaPlacement, locs, t) {
+		free := FreeSlotsOf(d, v.DiskType) - int64(load[d.ID])
+		if HasReplica(v, d.ID) || free <= 0 || !CanAdd(v.ReplicaPlacement, locs, t) {
 			continue
 		}
 		viol := Violations(v.ReplicaPlacement, append(slices.Clip(locs), t))
-		if best == nil || viol < bestViol || viol == bestViol && FreeSlotsOf(d, v.DiskType) > FreeSlotsOf(best, v.DiskType) {
-			best, bestViol = d, viol
+		better := best == nil || viol < bestViol ||
+			viol == bestViol && (load[d.ID] < bestLoad ||
+				load[d.ID] == bestLoad && (free > bestFree || free == bestFree && d.ID < best.ID))
+		if better {
+			best, bestViol, bestLoad, bestFree = d, viol, load[d.ID], free
 		}
 	}
 	return best

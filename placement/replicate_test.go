@@ -114,3 +114,55 @@ func TestPlanReplicate(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicaTargetsSpreadOverLoad: the repairs of many volumes that lost
+// a copy to the same server, planned one after another with each plan
+// counted as load, land on every qualifying server in turn rather than all
+// on the emptiest, never more on a server than it has free slots, and the
+// same inputs always give the same targets (ties end on the server id).
+func TestReplicaTargetsSpreadOverLoad(t *testing.T) {
+	srv, sid, v := topotest.Srv, topotest.SID, topotest.V
+	var vols []topotest.Vol
+	for id := uint32(1); id <= 12; id++ {
+		vols = append(vols, v(id, 10).RP(1))
+	}
+	topo := topotest.Build(100,
+		srv(sid(1), 20, vols...).Placed("dc1", "r1"),
+		srv(sid(2), 3).Placed("dc1", "r1"), // emptiest, three free slots
+		srv(sid(3), 5, v(20, 1), v(21, 1)).Placed("dc1", "r1"),
+		srv(sid(4), 5, v(22, 1), v(23, 1)).Placed("dc1", "r1"),
+	)
+	plan := func() []string {
+		load := map[string]int{}
+		var got []string
+		for id := uint32(1); id <= 12; id++ {
+			task := &fsmpb.Task{Id: uint64(id), Type: fsmpb.TaskType_TASK_TYPE_REPLICATE, VolumeId: id}
+			_, dst, err := PlanReplicateLoaded(task, topo.Volumes[id], topo, load)
+			if err != nil {
+				got = append(got, "none")
+				continue
+			}
+			load[dst.ID]++
+			got = append(got, dst.ID)
+		}
+		return got
+	}
+	got := plan()
+	count := map[string]int{}
+	for _, d := range got {
+		count[d]++
+	}
+	// Free slots: s2 3, s3 3, s4 3; nine copies fit, three wait.
+	if count[sid(2)] != 3 || count[sid(3)] != 3 || count[sid(4)] != 3 || count["none"] != 3 {
+		t.Fatalf("targets %v (by server %v); want three on each of %s, %s, %s and three without a slot", got, count, sid(2), sid(3), sid(4))
+	}
+	// Spread, not filled one after another: the first three go to three servers.
+	if got[0] == got[1] || got[1] == got[2] || got[0] == got[2] {
+		t.Fatalf("the first three targets %v share a server", got[:3])
+	}
+	for i := 0; i < 20; i++ {
+		if again := plan(); strings.Join(again, ",") != strings.Join(got, ",") {
+			t.Fatalf("planned %v, then %v from the same inputs", got, again)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
 // assign hands ready tasks to workers with free slots; history says
@@ -49,6 +50,9 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 	for _, l := range loads {
 		waits += max(l.MaxConcurrent-l.Running, 0)
 	}
+	// Where the attempts in flight, and those this pass plans, may create
+	// data: a replicate's target is chosen among the least loaded.
+	load := attemptLoad(topo, active)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, t := range ready {
@@ -62,7 +66,10 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		if !ok {
 			continue
 		}
-		spec, planErr := planSpec(t, topo, asked, s.cfg.Thresholds, history, !topoOK)
+		spec, planErr := planSpecLoaded(t, topo, asked, s.cfg.Thresholds, history, !topoOK, load)
+		if planErr == nil {
+			addLoad(load, topo, SpecServers(spec))
+		}
 		if errors.Is(planErr, placement.ErrPlanWait) {
 			if waits == 0 {
 				continue
@@ -86,6 +93,29 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		}(t, id, spec, planErr)
 	}
 	wg.Wait()
+}
+
+// attemptLoad counts, by server id, the assigned and running attempts
+// whose spec may create data on each server (Task.attempt_servers; a
+// server the topology does not list is left out).
+func attemptLoad(topo *seaweed.Topology, active []*fsmpb.Task) map[string]int {
+	load := map[string]int{}
+	for _, t := range active {
+		addLoad(load, topo, t.AttemptServers)
+	}
+	return load
+}
+
+// addLoad counts one attempt on each of servers (any address form
+// FindServer accepts), once per server.
+func addLoad(load map[string]int, topo *seaweed.Topology, servers []string) {
+	seen := map[string]bool{}
+	for _, a := range servers {
+		if srv, ok := topo.FindServer(a); ok && !seen[srv.ID] {
+			seen[srv.ID] = true
+			load[srv.ID]++
+		}
+	}
 }
 
 // MaxWaitBackoff caps how long a task whose plan keeps waiting for the

@@ -260,6 +260,13 @@ func PlanSpecAsOf(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th 
 // while the master's own is not (refilling, or unreachable): a volume it
 // does not list then waits for a complete topology rather than failing.
 func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history, refilling bool) (*pb.TaskSpec, error) {
+	return planSpecLoaded(task, topo, asked, th, history, refilling, nil)
+}
+
+// planSpecLoaded is planSpec given load, the attempts in flight that may
+// create data on each server (by server id), which a replicate's target
+// takes into account (placement.PlanReplicateLoaded).
+func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history, refilling bool, load map[string]int) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}
@@ -341,7 +348,7 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 		spec.Source, spec.Target = src.Addr.String(), dst.Addr.String()
 		return spec, nil
 	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
-		src, dst, err := placement.PlanReplicate(task, v, topo)
+		src, dst, err := placement.PlanReplicateLoaded(task, v, topo, load)
 		if err != nil {
 			return nil, err
 		}
