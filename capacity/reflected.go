@@ -8,7 +8,11 @@ import (
 )
 
 // Reflected reports whether the master's topology now shows a committed
-// capacity change, so it can be retired.
+// capacity change, so it can be retired. topo is a trusted (complete)
+// topology: a server the change put data on that is absent from it has
+// died or left since, and what it held can never be listed; such a change
+// is retired too (a repair then sees the loss as it is), or it would hold
+// its volume's repair, and all other work on it, for ever.
 func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 	v, present := topo.Volumes[c.VolumeId]
 	switch c.Type {
@@ -17,7 +21,7 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 		return !present || c.OldSize == c.NewSize || v.Size != c.OldSize
 	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		e, ec := topo.EcVolumes[c.VolumeId]
-		return !present && ec && e.ShardCount() >= seaweed.EcTotalShards
+		return !present && ec && (e.ShardCount() >= seaweed.EcTotalShards || anyGone(c.Shards, topo))
 	case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
 		// Every regenerated shard listed where the rebuild put it (or the
 		// EC volume gone: deleted, nothing left to count).
@@ -27,7 +31,7 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 		}
 		for _, sp := range c.Shards {
 			s, ok := topo.FindServer(sp.Server)
-			if !ok || !slices.Contains(e.Shards[sp.ShardId], s.ID) {
+			if ok && !slices.Contains(e.Shards[sp.ShardId], s.ID) {
 				return false
 			}
 		}
@@ -44,7 +48,7 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 			onTarget = onTarget || a == c.Target || r.Server.ID == c.Target || r.Server.Addr.HTTP == c.Target || r.Server.Addr.GRPC == c.Target
 			onSource = onSource || a == c.Source || r.Server.ID == c.Source || r.Server.Addr.HTTP == c.Source || r.Server.Addr.GRPC == c.Source
 		}
-		return onTarget && !onSource
+		return onTarget && !onSource || gone(c.Target, topo)
 	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
 		// Deleted since (the topology is a trusted one, as for a move), or
 		// its new copy listed: the target gained the volume.
@@ -56,9 +60,26 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 				return true
 			}
 		}
-		return false
+		return gone(c.Target, topo)
 	}
 	return true
+}
+
+// gone reports whether the server a change names is absent from topo.
+func gone(server string, topo *seaweed.Topology) bool {
+	_, ok := topo.FindServer(server)
+	return !ok
+}
+
+// anyGone reports whether a server some of shards went to is absent from
+// topo.
+func anyGone(shards []*fsmpb.ShardPlacement, topo *seaweed.Topology) bool {
+	for _, sp := range shards {
+		if gone(sp.Server, topo) {
+			return true
+		}
+	}
+	return false
 }
 
 // serverNamed reports whether name is s in any form a change names a
