@@ -208,21 +208,24 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	props := AllowedProposals(RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, s.cfg.Thresholds.RepairAfter, now), policy)
 	for _, p := range props {
 		busyVols[p.VolumeID] = true
-		if id, ok := preemptible[p.VolumeID]; ok {
-			if _, err := s.propose(ctx, fsm.CancelCmd(id, 0, "", fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); err != nil {
-				s.log.Warn("cancel a pending task for a repair", "task", id, "volume", p.VolumeID, "error", err)
-			} else {
-				s.log.Info("pending task cancelled: its volume's repair goes first", "task", id, "volume", p.VolumeID)
-			}
-		}
 	}
 	props = append(props, AllowedProposals(Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now), policy)...)
 	repairsRefused := 0
 	for _, p := range props {
-		res, err := s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
-			Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
-			Priority: p.Priority, Origin: "detector",
-		}))
+		res, err := s.submitDetected(ctx, p)
+		if id, ok := preemptible[p.VolumeID]; ok && fsm.RepairType(p.Type) && errors.Is(err, fsm.ErrVolumeBusy) {
+			// Refused for the pending routine task the repair takes the
+			// place of (repairHolds): cancel it, then submit again. Only
+			// after a refusal for that reason, so a repair that cannot be
+			// submitted (an older admin, ErrVersionNotAgreed) cancels
+			// nothing.
+			if _, cerr := s.propose(ctx, fsm.CancelCmd(id, 0, "", fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); cerr != nil {
+				s.log.Warn("cancel a pending task for a repair", "task", id, "volume", p.VolumeID, "error", cerr)
+			} else {
+				s.log.Info("pending task cancelled: its volume's repair goes first", "task", id, "volume", p.VolumeID)
+				res, err = s.submitDetected(ctx, p)
+			}
+		}
 		if err != nil {
 			if errors.Is(err, fsm.ErrVolumeBusy) {
 				continue
@@ -245,6 +248,14 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			s.log.Info("detected", "task", res.Task.Id, "type", fsm.TypeName(p.Type), "volume", p.VolumeID, "why", p.Reason)
 		}
 	}
+}
+
+// submitDetected proposes the task a detector proposed.
+func (s *Scheduler) submitDetected(ctx context.Context, p Proposal) (*fsmpb.ApplyResult, error) {
+	return s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
+		Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
+		Priority: p.Priority, Origin: "detector",
+	}))
 }
 
 // SharedPollMaster is a Master whose topology polls may be shared with

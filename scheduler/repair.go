@@ -306,10 +306,16 @@ func copiesOf(v *seaweed.Volume) int {
 // its volume was whole again.
 //
 // A pending routine task never assigned (its first attempt, no earlier
-// servers: no attempt of it can have left anything) is preemptible: a balance or an erasure coding waits while
-// its volume lacks a copy (placement.MoveBlocked, replicasListed), and
-// would hold the volume from its repair for ever. The repair takes its
-// place: the task is cancelled and the repair submitted.
+// servers: no attempt of it can have left anything) is preemptible: a
+// balance or an erasure coding waits while its volume lacks a copy
+// (placement.MoveBlocked, replicasListed), and would hold the volume from
+// its repair for ever. The repair takes its place: the task is cancelled
+// and the repair submitted. So is a pending balance retry: it too waits
+// for the missing copy for ever, and cancelling it changes nothing on any
+// server (what an earlier attempt left on its target is either a listed
+// replica, which the repair counts and copies from, or unmounted files
+// that neither count nor stop a copy). An erasure coding retry is not:
+// an earlier attempt may have left shards the retry must sweep.
 func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
 	busy, preemptible = map[uint32]bool{}, map[uint32]uint64{}
 	since := now.Add(-cooldown).UnixNano()
@@ -325,7 +331,8 @@ func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.
 				busy[t.VolumeId] = true
 			}
 		case fsmpb.TaskState_TASK_STATE_PENDING:
-			if repair || t.Attempt > 1 || len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0 || t.CancelRequested {
+			retry := t.Attempt > 1 || len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0
+			if repair || t.CancelRequested || retry && t.Type != fsmpb.TaskType_TASK_TYPE_BALANCE {
 				busy[t.VolumeId] = true
 			} else {
 				preemptible[t.VolumeId] = t.Id

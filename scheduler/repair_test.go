@@ -220,8 +220,9 @@ func TestRepairHolds(t *testing.T) {
 		{Id: 9, Type: vac, State: failed, VolumeId: 9, FinishedAt: recent},                           // routine failure: no hold
 		{Id: 10, Type: bal, State: pending, VolumeId: 10, CancelRequested: true},                     // cancelling
 		{Id: 11, Type: vac, State: assigned, VolumeId: 11},
-		{Id: 12, Type: bal, State: pending, VolumeId: 12},                                            // but an unretired change
-		{Id: 13, Type: bal, State: pending, VolumeId: 13, Attempt: 1, EarlierServers: []string{"a"}}, // a retry of a task
+		{Id: 12, Type: bal, State: pending, VolumeId: 12},                                                                                // but an unretired change
+		{Id: 13, Type: bal, State: pending, VolumeId: 13, Attempt: 2, EarlierServers: []string{"a"}},                                     // a move retry: preemptible (waits for the lost copy for ever)
+		{Id: 14, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 14, Attempt: 2, EarlierServers: []string{"a"}}, // EC retry: may have left shards
 	}
 	changes := []*fsmpb.CapacityChange{{TaskId: 99, VolumeId: 12}}
 	busy, pre := repairHolds(tasks, changes, now, cooldown)
@@ -230,10 +231,10 @@ func TestRepairHolds(t *testing.T) {
 		gotBusy = append(gotBusy, v)
 	}
 	slices.Sort(gotBusy)
-	if want := []uint32{2, 3, 4, 5, 8, 10, 11, 12, 13}; !slices.Equal(gotBusy, want) {
+	if want := []uint32{2, 3, 4, 5, 8, 10, 11, 12, 14}; !slices.Equal(gotBusy, want) {
 		t.Fatalf("busy %v, want %v", gotBusy, want)
 	}
-	if len(pre) != 1 || pre[1] != 1 {
-		t.Fatalf("preemptible %v, want volume 1's task 1", pre)
+	if len(pre) != 2 || pre[1] != 1 || pre[13] != 13 {
+		t.Fatalf("preemptible %v, want volume 1's task 1 and volume 13's task 13", pre)
 	}
 }
