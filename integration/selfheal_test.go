@@ -267,7 +267,9 @@ func TestSelfHealOnRealSeaweedFS(t *testing.T) {
 
 // onAny reports whether a server name is one of vs.
 func onAny(vs []*volumeServer) func(string) bool {
-	return func(name string) bool { return slices.ContainsFunc(vs, func(v *volumeServer) bool { return v.is(name) }) }
+	return func(name string) bool {
+		return slices.ContainsFunc(vs, func(v *volumeServer) bool { return v.is(name) })
+	}
 }
 
 // ecWholeMsg says why an EC volume of vids is not at 14 shards each listed
