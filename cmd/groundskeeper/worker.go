@@ -22,7 +22,7 @@ func runWorker(args []string) error {
 	id := fs.String("id", "", "this worker's id, unique among workers (required)")
 	admins := fs.String("admin", "", "admin gRPC addresses, comma-separated; any one will do (required)")
 	dataDir := fs.String("data-dir", "", "directory for the worker's journal (required)")
-	caps := fs.String("capabilities", "vacuum,erasure_coding,balance,replicate", "task types this worker runs")
+	caps := fs.String("capabilities", "vacuum,erasure_coding,balance,replicate,ec_rebuild", "task types this worker runs")
 	maxConc := fs.Int("max-concurrent", 2, "how many tasks it runs at once")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
