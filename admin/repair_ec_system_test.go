@@ -62,7 +62,7 @@ func TestSystemECRebuildAfterLoss(t *testing.T) {
 	}
 
 	lost := time.Now()
-	s.Sim.Server(3).Destroy()
+	s.Sim.Server(3).Lose()
 	testutil.EventuallyTrue(t, admintest.Wait, "the loss counted in status and metrics", func() bool {
 		l := s.Leader()
 		if l < 0 {
