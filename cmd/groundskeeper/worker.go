@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
@@ -17,12 +18,23 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
 
+// defaultCapabilities is every task type this build knows
+// (fsm.TaskTypes), comma-separated: a worker runs everything unless told
+// otherwise.
+func defaultCapabilities() string {
+	names := make([]string, len(fsm.TaskTypes))
+	for i, t := range fsm.TaskTypes {
+		names[i] = fsm.TypeName(t)
+	}
+	return strings.Join(names, ",")
+}
+
 func runWorker(args []string) error {
 	fs := newFlagSet("worker")
 	id := fs.String("id", "", "this worker's id, unique among workers (required)")
 	admins := fs.String("admin", "", "admin gRPC addresses, comma-separated; any one will do (required)")
 	dataDir := fs.String("data-dir", "", "directory for the worker's journal (required)")
-	caps := fs.String("capabilities", "vacuum,erasure_coding,balance,replicate,ec_rebuild", "task types this worker runs")
+	caps := fs.String("capabilities", defaultCapabilities(), "task types this worker runs")
 	maxConc := fs.Int("max-concurrent", 2, "how many tasks it runs at once")
 	logLevel := fs.String("log-level", "info", "log level: trace, debug, info, warn or error")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus /metrics, /healthz and /readyz on this host:port")
