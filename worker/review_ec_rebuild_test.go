@@ -75,3 +75,98 @@ func TestReviewECRebuildVerifyFailureDestroysRepair(t *testing.T) {
 		t.Fatalf("after the failed verify only %d distinct shards survive on live servers (%v): the rollback destroyed a working repair and the gathered copies of the dead server's shards; data lost", len(live), live)
 	}
 }
+
+// reviewMounted is the distinct shard ids some up server mounts.
+func reviewMounted(e *simEnv, vid uint32) map[uint32]bool {
+	out := map[uint32]bool{}
+	for _, s := range e.c.Servers() {
+		if st, ok := s.EcShards(vid); ok {
+			for _, id := range st.Mounted {
+				out[id] = true
+			}
+		}
+	}
+	return out
+}
+
+// TestReviewECRebuildRestartRollbackDeletesSpreadShards: a worker died
+// after gathering, rebuilding and spreading every regenerated shard to
+// its target (only the verify/cleanup were left). Before it restarts, one
+// present shard is lost on a server that still answers (a disk failure:
+// its shard unmounted and gone). Rollback's verify fails ("mounted
+// nowhere") and it deletes all the regenerated shards, which were mounted
+// and correct: the volume goes from 13 mounted shards to 9, below the 10
+// needed to read it.
+func TestReviewECRebuildRestartRollbackDeletesSpreadShards(t *testing.T) {
+	e, vid := encodedSimVolume(t)
+	destroyHolders(t, e, vid, 4)
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
+	spec := e.plan(t, task)
+	ctx := testCtx(t)
+	held := map[uint32]bool{}
+	for _, ps := range spec.PresentShards {
+		if ps.Server == spec.Rebuilder {
+			held[ps.ShardId] = true
+		}
+	}
+	first := len(held) == 0
+	for _, ps := range spec.PresentShards {
+		if held[ps.ShardId] {
+			continue
+		}
+		held[ps.ShardId] = true
+		if err := e.vc.VolumeEcShardsGather(ctx, spec.Rebuilder, vid, "", []uint32{ps.ShardId}, ps.Server, first); err != nil {
+			t.Fatal(err)
+		}
+		first = false
+	}
+	rebuilt, err := e.vc.VolumeEcShardsRebuild(ctx, spec.Rebuilder, vid, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.vc.VolumeEcShardsMount(ctx, spec.Rebuilder, vid, "", rebuilt); err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range spec.ShardTargets { // the spread, as moveShards does it
+		if st.Server == spec.Rebuilder {
+			continue
+		}
+		ids := []uint32{st.ShardId}
+		if err := e.vc.VolumeEcShardsCopy(ctx, st.Server, vid, "", ids, spec.Rebuilder); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.vc.VolumeEcShardsMount(ctx, st.Server, vid, "", ids); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.vc.VolumeEcShardsUnmount(ctx, spec.Rebuilder, vid, ids); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.vc.VolumeEcShardsDelete(ctx, spec.Rebuilder, vid, "", ids); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(reviewMounted(e, vid)); n != 14 {
+		t.Fatalf("after the spread %d shards mounted, want 14", n)
+	}
+	// A disk failure on a holder that is neither rebuilder nor target.
+	var lost *fsmpb.ShardPlacement
+	for _, ps := range spec.PresentShards {
+		if ps.Server != spec.Rebuilder {
+			lost = ps
+			break
+		}
+	}
+	if err := e.vc.VolumeEcShardsUnmount(ctx, lost.Server, vid, []uint32{lost.ShardId}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.vc.VolumeEcShardsDelete(ctx, lost.Server, vid, "", []uint32{lost.ShardId}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(reviewMounted(e, vid))
+	rerr := worker.NewECRebuildExecutor(e.vc).Rollback(ctx, spec)
+	after := reviewMounted(e, vid)
+	t.Logf("Rollback: %v; mounted shards %d -> %d", rerr, before, len(after))
+	if len(after) < placement.DataShards {
+		t.Fatalf("the restart rollback deleted spread, mounted regenerated shards: %d distinct shards mounted (%v), fewer than %d (it had %d)", len(after), after, placement.DataShards, before)
+	}
+}
