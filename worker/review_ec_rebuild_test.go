@@ -62,7 +62,7 @@ func TestReviewECRebuildVerifyFailureDestroysRepair(t *testing.T) {
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsInfo", Server: vs.ID(), Skip: 1, FailNext: 100, OnFire: func() {
 		if !fired {
 			fired = true
-			vs.Destroy()
+			vs.Lose()
 		}
 	}})
 	_, err := worker.NewECRebuildExecutor(e.vc).Execute(testCtx(t), spec, nil)
