@@ -21,14 +21,14 @@ func liveShards(e *simEnv, vid uint32) map[uint32]bool {
 	return out
 }
 
-// TestReviewECRebuildVerifyFailureDestroysRepair: a volume down to 10
-// shards is rebuilt; regenerated shards are spread; during verify a holder
-// of present shards dies. The verify's survey fails, and the in-Execute
-// rollback deletes the spread regenerated shards AND the rebuilder's
-// gathered copies (without checking they are still mounted elsewhere):
-// the volume drops below 10 shards, while without the rollback 14
-// distinct shards would survive.
-func TestReviewECRebuildVerifyFailureDestroysRepair(t *testing.T) {
+// TestECRebuildVerifyFailureKeepsRepairSim: a volume down to 10 shards
+// is rebuilt and the regenerated shards are spread; during the verify a
+// server holding present shards dies, so the verify's survey fails. The
+// rollback must keep the regenerated shards mounted on their targets and
+// the rebuilder's gathered copies of the dead server's shards (no live
+// server mounts them): at least 10 distinct shards survive on live
+// servers. The old rollback deleted both and left 8: the volume lost.
+func TestECRebuildVerifyFailureKeepsRepairSim(t *testing.T) {
 	e, vid := encodedSimVolume(t)
 	destroyHolders(t, e, vid, 4)
 	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
@@ -74,10 +74,19 @@ func TestReviewECRebuildVerifyFailureDestroysRepair(t *testing.T) {
 	if len(live) < placement.DataShards {
 		t.Fatalf("after the failed verify only %d distinct shards survive on live servers (%v): the rollback destroyed a working repair and the gathered copies of the dead server's shards; data lost", len(live), live)
 	}
+	mounted := mountedShardIDs(e, vid)
+	for _, st := range spec.ShardTargets {
+		if !mounted[st.ShardId] {
+			t.Errorf("regenerated shard %d is no longer mounted: the rollback undid the repair", st.ShardId)
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "kept") {
+		t.Errorf("execute: %v, want a failure naming what the rollback kept", err)
+	}
 }
 
-// reviewMounted is the distinct shard ids some up server mounts.
-func reviewMounted(e *simEnv, vid uint32) map[uint32]bool {
+// mountedShardIDs is the distinct shard ids some up server mounts.
+func mountedShardIDs(e *simEnv, vid uint32) map[uint32]bool {
 	out := map[uint32]bool{}
 	for _, s := range e.c.Servers() {
 		if st, ok := s.EcShards(vid); ok {
@@ -89,15 +98,14 @@ func reviewMounted(e *simEnv, vid uint32) map[uint32]bool {
 	return out
 }
 
-// TestReviewECRebuildRestartRollbackDeletesSpreadShards: a worker died
-// after gathering, rebuilding and spreading every regenerated shard to
-// its target (only the verify/cleanup were left). Before it restarts, one
-// present shard is lost on a server that still answers (a disk failure:
-// its shard unmounted and gone). Rollback's verify fails ("mounted
-// nowhere") and it deletes all the regenerated shards, which were mounted
-// and correct: the volume goes from 13 mounted shards to 9, below the 10
-// needed to read it.
-func TestReviewECRebuildRestartRollbackDeletesSpreadShards(t *testing.T) {
+// TestECRebuildRestartRollbackKeepsSpreadShardsSim: a worker died after
+// gathering, rebuilding and spreading every regenerated shard to its
+// target; before it restarts, a present shard is lost on a server that
+// still answers, so Rollback's verify fails. Rollback must keep the
+// regenerated shards mounted on their targets (it never lowers the number
+// of distinct mounted shards): the volume keeps its 13. The old fallback
+// deleted them all and left 9, below the 10 needed to read it.
+func TestECRebuildRestartRollbackKeepsSpreadShardsSim(t *testing.T) {
 	e, vid := encodedSimVolume(t)
 	destroyHolders(t, e, vid, 4)
 	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
@@ -145,7 +153,7 @@ func TestReviewECRebuildRestartRollbackDeletesSpreadShards(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := len(reviewMounted(e, vid)); n != 14 {
+	if n := len(mountedShardIDs(e, vid)); n != 14 {
 		t.Fatalf("after the spread %d shards mounted, want 14", n)
 	}
 	// A disk failure on a holder that is neither rebuilder nor target.
@@ -162,11 +170,17 @@ func TestReviewECRebuildRestartRollbackDeletesSpreadShards(t *testing.T) {
 	if err := e.vc.VolumeEcShardsDelete(ctx, lost.Server, vid, "", []uint32{lost.ShardId}); err != nil {
 		t.Fatal(err)
 	}
-	before := len(reviewMounted(e, vid))
+	before := len(mountedShardIDs(e, vid))
 	rerr := worker.NewECRebuildExecutor(e.vc).Rollback(ctx, spec)
-	after := reviewMounted(e, vid)
+	after := mountedShardIDs(e, vid)
 	t.Logf("Rollback: %v; mounted shards %d -> %d", rerr, before, len(after))
 	if len(after) < placement.DataShards {
 		t.Fatalf("the restart rollback deleted spread, mounted regenerated shards: %d distinct shards mounted (%v), fewer than %d (it had %d)", len(after), after, placement.DataShards, before)
+	}
+	if len(after) < before {
+		t.Errorf("the restart rollback lowered the distinct mounted shards from %d to %d (%v)", before, len(after), after)
+	}
+	if rerr == nil || !strings.Contains(rerr.Error(), "kept regenerated shards") {
+		t.Errorf("Rollback: %v, want an error naming the regenerated shards it kept", rerr)
 	}
 }
