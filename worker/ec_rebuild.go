@@ -34,8 +34,9 @@ const (
 // rebuilder), asks every involved server that each of the 14 shards is
 // mounted as planned, and only then deletes the gathered copies, each of
 // which is mounted elsewhere: a shard is never deleted while it is the only
-// copy. A failure before the verify removes what the attempt created (the
-// gathered copies and the regenerated shards), and the volume is as it was.
+// copy. A failure removes only what a fresh survey shows the volume does
+// not need (see rollback): a regenerated shard mounted on its target is
+// kept, and so is a gathered copy no other server is seen mounting.
 func NewECRebuildExecutor(c *seaweed.VolumeClient) Executor { return &ecRebuildExecutor{c: c} }
 
 type ecRebuildExecutor struct{ c *seaweed.VolumeClient }
@@ -573,11 +574,12 @@ func without(all, some []uint32) []uint32 {
 // Rollback undoes what an interrupted attempt may have left. If every
 // shard is mounted as planned (the attempt got past its verify), the
 // repair stays and only the gathered copies are removed (each mounted
-// elsewhere). Otherwise the regenerated shards are removed from their
-// targets and the rebuilder (no server held them when the task was
-// planned: they are this task's), and the rebuilder's files of the
-// present shards it does not mount (gathered copies; each is mounted
-// elsewhere, checked first).
+// elsewhere). Otherwise it rolls back as an attempt does (rollback), from
+// the spec alone: every regenerated shard may be on its target and on the
+// rebuilder, every present shard the rebuilder does not mount may have a
+// gathered copy there. A regenerated shard mounted on its target is kept
+// whatever made the verify fail (a present shard lost meanwhile, say): the
+// number of distinct mounted shards is never lowered by it.
 func (e *ecRebuildExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
 	pl, err := planRebuild(spec)
 	if err != nil {
