@@ -3,9 +3,12 @@ package worker_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
+	"github.com/groundskeeper-dev/groundskeeper/scheduler"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -82,6 +85,32 @@ func TestECRebuildVerifyFailureKeepsRepairSim(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "kept") {
 		t.Errorf("execute: %v, want a failure naming what the rollback kept", err)
+	}
+
+	// The retry, planned from the current topology, counts the kept
+	// regenerated shards as present: it regenerates only the dead
+	// server's shards, or fails without deleting any shard.
+	e.c.ClearFaults()
+	servers := 0
+	for _, s := range e.c.Servers() {
+		if s.Up() {
+			servers++
+		}
+	}
+	testutil.EventuallyTrue(t, 10*time.Second, "the master to drop the dead server", func() bool {
+		return len(e.topo(t).Servers) == servers
+	})
+	task = &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 2, Fence: 12, EarlierServers: scheduler.SpecServers(spec)}
+	retry := e.plan(t, task)
+	for _, st := range retry.ShardTargets {
+		if mounted[st.ShardId] {
+			t.Errorf("the retry regenerates shard %d again, which is mounted", st.ShardId)
+		}
+	}
+	_, rerr := worker.NewECRebuildExecutor(e.vc).Execute(testCtx(t), retry, nil)
+	t.Logf("retry: %v", rerr)
+	if n := len(liveShards(e, vid)); n < len(live) {
+		t.Errorf("the retry lowered the distinct shards on live servers from %d to %d", len(live), n)
 	}
 }
 
