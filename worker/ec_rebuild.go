@@ -34,8 +34,9 @@ const (
 // rebuilder), asks every involved server that each of the 14 shards is
 // mounted as planned, and only then deletes the gathered copies, each of
 // which is mounted elsewhere: a shard is never deleted while it is the only
-// copy. A failure before the verify removes what the attempt created (the
-// gathered copies and the regenerated shards), and the volume is as it was.
+// copy. A failure removes only what a fresh survey shows the volume does
+// not need (see rollback): a regenerated shard mounted on its target is
+// kept, and so is a gathered copy no other server is seen mounting.
 func NewECRebuildExecutor(c *seaweed.VolumeClient) Executor { return &ecRebuildExecutor{c: c} }
 
 type ecRebuildExecutor struct{ c *seaweed.VolumeClient }
@@ -383,29 +384,167 @@ func (a *rebuildAttempt) removeGathered(ctx context.Context, m mountedSet) error
 	return a.c.VolumeEcShardsDelete(dctx, a.rebuilder, a.vid, a.collection, del)
 }
 
-// rollback removes what the attempt created: the regenerated shards on
-// their targets and on the rebuilder, and the gathered copies (never
-// mounted; every one was mounted elsewhere when gathered).
+// surveyAnswering is survey, except that a server that does not answer is
+// left out (and named in the error) instead of failing the whole survey:
+// for the rollback, which deletes a copy only on positive evidence (a
+// server seen mounting the shard), so an unknown server only keeps more.
+func (a *rebuildAttempt) surveyAnswering(ctx context.Context) (mountedSet, error) {
+	out := mountedSet{}
+	var errs []error
+	for _, s := range a.servers {
+		cctx, cancel := call(ctx)
+		m, err := a.c.MountedEcShards(cctx, s, a.vid)
+		cancel()
+		if err != nil {
+			errs = append(errs, stepOn("list the mounted shards", s, err))
+			continue
+		}
+		ids := map[uint32]bool{}
+		for id := range m {
+			if id < seaweed.EcTotalShards {
+				ids[id] = true
+			}
+		}
+		out[s] = ids
+	}
+	return out, errors.Join(errs...)
+}
+
+// answered reports whether server is in the survey m.
+func (m mountedSet) answered(server string) bool {
+	if _, ok := m[server]; ok {
+		return true
+	}
+	for s := range m {
+		if sameServer(s, server) {
+			return true
+		}
+	}
+	return false
+}
+
+// mountedElsewhere reports whether a server other than not is seen
+// mounting shard id.
+func (m mountedSet) mountedElsewhere(id uint32, not string) bool {
+	return slices.ContainsFunc(m.holders(id), func(s string) bool { return !sameServer(s, not) })
+}
+
+// rollback removes what the attempt created, but never a shard the volume
+// may need: it deletes only on positive evidence from a fresh survey
+// (taken now, at delete time; a server that does not answer counts as
+// unknown, and what it would decide is kept):
+//   - a regenerated shard mounted on its target is kept: the repair it
+//     made stays. The task fails; the next plan (from the current
+//     topology) sees the shard present and does not regenerate it again.
+//   - a regenerated shard's copy on a target that does not mount it (a
+//     copy cut short) is deleted.
+//   - a regenerated shard's copy on the rebuilder (target elsewhere, not
+//     yet moved, or target the rebuilder but not yet mounted) is deleted
+//     if its target mounts it (a duplicate), or if every present shard of
+//     the plan is seen mounted: the volume is then back to the state it
+//     was planned from. Otherwise it is kept (it may be what keeps the
+//     volume readable).
+//   - a gathered copy on the rebuilder is deleted only if another server
+//     is seen mounting that same shard; otherwise kept: an unmounted
+//     leftover file is harmless, losing an only copy is not.
+//
+// It returns nil if it removed everything, else an error naming what it
+// kept and what happens next.
 func (a *rebuildAttempt) rollback(ctx context.Context) error {
 	rctx, cancel := detached(ctx, rollbackTimeout)
 	defer cancel()
-	var errs []error
-	for _, t := range slices.Sorted(maps.Keys(a.placed)) {
-		errs = append(errs, stepOn("remove the regenerated shards", t, unmountAndDelete(rctx, a.c, t, a.vid, a.collection, a.placed[t])))
-	}
-	var onRebuilder []uint32
-	for _, id := range a.rebuilt {
-		if !slices.Contains(a.moved, id) {
-			onRebuilder = append(onRebuilder, id)
+	m, serr := a.surveyAnswering(rctx)
+	var errs, kept []string
+	note := func(err error) {
+		if err != nil {
+			errs = append(errs, err.Error())
 		}
 	}
-	errs = append(errs, stepOn("remove the regenerated shards", a.rebuilder, unmountAndDelete(rctx, a.c, a.rebuilder, a.vid, a.collection, onRebuilder)))
-	if len(a.gathered) > 0 {
+	if serr != nil {
+		errs = append(errs, serr.Error())
+	}
+
+	// Regenerated shards on their targets.
+	for _, t := range slices.Sorted(maps.Keys(a.placed)) {
+		if !m.answered(t) {
+			kept = append(kept, fmt.Sprintf("regenerated shards %v on %s (it did not answer)", a.placed[t], t))
+			continue
+		}
+		var del, on []uint32
+		for _, id := range a.placed[t] {
+			if m.of(t)[id] {
+				on = append(on, id)
+			} else {
+				del = append(del, id)
+			}
+		}
+		if len(on) > 0 {
+			kept = append(kept, fmt.Sprintf("regenerated shards %v mounted on %s (the repair stays)", on, t))
+		}
+		note(stepOn("remove the unmounted regenerated shards", t, unmountAndDelete(rctx, a.c, t, a.vid, a.collection, del)))
+	}
+
+	// Regenerated shards still on the rebuilder.
+	present := true
+	for id := range a.holders {
+		present = present && len(m.holders(id)) > 0
+	}
+	var onRebuilder, keptRebuilt []uint32
+	for _, id := range a.rebuilt {
+		if slices.Contains(a.moved, id) {
+			continue
+		}
+		t := a.targets[id]
+		switch {
+		case !m.answered(a.rebuilder):
+			keptRebuilt = append(keptRebuilt, id)
+		case sameServer(t, a.rebuilder) && m.of(a.rebuilder)[id]:
+			kept = append(kept, fmt.Sprintf("regenerated shard %d mounted on %s (the repair stays)", id, t))
+		case !sameServer(t, a.rebuilder) && m.answered(t) && m.of(t)[id]:
+			onRebuilder = append(onRebuilder, id) // a duplicate: its target mounts it
+		case present:
+			onRebuilder = append(onRebuilder, id)
+		default:
+			keptRebuilt = append(keptRebuilt, id)
+		}
+	}
+	if len(keptRebuilt) > 0 {
+		kept = append(kept, fmt.Sprintf("regenerated shards %v on %s (not every present shard is seen mounted: they may be needed)", keptRebuilt, a.rebuilder))
+	}
+	note(stepOn("remove the regenerated shards", a.rebuilder, unmountAndDelete(rctx, a.c, a.rebuilder, a.vid, a.collection, onRebuilder)))
+
+	// Gathered copies on the rebuilder.
+	var del, keptGathered []uint32
+	for _, id := range a.gathered {
+		if m.answered(a.rebuilder) && !m.of(a.rebuilder)[id] && m.mountedElsewhere(id, a.rebuilder) {
+			del = append(del, id)
+		} else {
+			keptGathered = append(keptGathered, id)
+		}
+	}
+	if len(keptGathered) > 0 {
+		kept = append(kept, fmt.Sprintf("gathered copies %v on %s (not seen mounted on another server)", keptGathered, a.rebuilder))
+	}
+	if len(del) > 0 {
 		cctx, ccancel := call(rctx)
-		errs = append(errs, stepOn("remove the gathered shards", a.rebuilder, a.c.VolumeEcShardsDelete(cctx, a.rebuilder, a.vid, a.collection, a.gathered)))
+		note(stepOn("remove the gathered shards", a.rebuilder, a.c.VolumeEcShardsDelete(cctx, a.rebuilder, a.vid, a.collection, del)))
 		ccancel()
 	}
-	return errors.Join(errs...)
+
+	if len(kept) == 0 && len(errs) == 0 {
+		return nil
+	}
+	msg := fmt.Sprintf("volume %d: ", a.vid)
+	if len(kept) > 0 {
+		msg += "kept " + strings.Join(kept, "; ") + ": nothing a volume may need is deleted; a new plan from the current topology counts the mounted shards as present (an unmounted leftover file on " + a.rebuilder + " can be removed once the volume is whole)"
+	}
+	if len(errs) > 0 {
+		if len(kept) > 0 {
+			msg += "; "
+		}
+		msg += strings.Join(errs, "; ")
+	}
+	return errors.New(msg)
 }
 
 // unmountAndDelete unmounts the shards on server and deletes their files.
@@ -435,11 +574,12 @@ func without(all, some []uint32) []uint32 {
 // Rollback undoes what an interrupted attempt may have left. If every
 // shard is mounted as planned (the attempt got past its verify), the
 // repair stays and only the gathered copies are removed (each mounted
-// elsewhere). Otherwise the regenerated shards are removed from their
-// targets and the rebuilder (no server held them when the task was
-// planned: they are this task's), and the rebuilder's files of the
-// present shards it does not mount (gathered copies; each is mounted
-// elsewhere, checked first).
+// elsewhere). Otherwise it rolls back as an attempt does (rollback), from
+// the spec alone: every regenerated shard may be on its target and on the
+// rebuilder, every present shard the rebuilder does not mount may have a
+// gathered copy there. A regenerated shard mounted on its target is kept
+// whatever made the verify fail (a present shard lost meanwhile, say): the
+// number of distinct mounted shards is never lowered by it.
 func (e *ecRebuildExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) error {
 	pl, err := planRebuild(spec)
 	if err != nil {
@@ -459,10 +599,6 @@ func (e *ecRebuildExecutor) Rollback(ctx context.Context, spec *pb.TaskSpec) err
 	if after, verr := a.verify(ctx); verr == nil {
 		return a.removeGathered(ctx, after)
 	}
-	// Only gathered copies mounted elsewhere are deleted.
-	a.gathered = slices.DeleteFunc(a.gathered, func(id uint32) bool {
-		return !slices.ContainsFunc(m.holders(id), func(s string) bool { return !sameServer(s, pl.rebuilder) })
-	})
 	for id, t := range pl.targets {
 		if !sameServer(t, pl.rebuilder) {
 			a.placed[t] = append(a.placed[t], id)
