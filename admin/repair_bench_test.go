@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -92,22 +93,27 @@ func BenchmarkRepairAfterServerLoss(b *testing.B) {
 			t     time.Time
 			delta int
 		}
-		evs := map[string][]ev{}
-		for _, o := range s.Sim.OpLog() {
-			if o.Method != "VolumeCopy" && o.Method != "VolumeEcShardsCopy" {
-				continue
+		// peakOf is the most overlapping ops of the methods on one server.
+		peakOf := func(methods ...string) int {
+			evs := map[string][]ev{}
+			for _, o := range s.Sim.OpLog() {
+				if slices.Contains(methods, o.Method) {
+					evs[o.Server] = append(evs[o.Server], ev{o.Start, 1}, ev{o.End, -1})
+				}
 			}
-			evs[o.Server] = append(evs[o.Server], ev{o.Start, 1}, ev{o.End, -1})
-		}
-		peak := 0
-		for _, e := range evs {
-			sort.Slice(e, func(i, j int) bool { return e[i].t.Before(e[j].t) || e[i].t.Equal(e[j].t) && e[i].delta < e[j].delta })
-			cur := 0
-			for _, x := range e {
-				cur += x.delta
-				peak = max(peak, cur)
+			peak := 0
+			for _, e := range evs {
+				sort.Slice(e, func(i, j int) bool { return e[i].t.Before(e[j].t) || e[i].t.Equal(e[j].t) && e[i].delta < e[j].delta })
+				cur := 0
+				for _, x := range e {
+					cur += x.delta
+					peak = max(peak, cur)
+				}
 			}
+			return peak
 		}
+		peak := peakOf("VolumeCopy", "VolumeEcShardsCopy")
+		b.ReportMetric(float64(peakOf("VolumeCopy")), "peak_volume_copies_per_target")
 		ideal := bytes / float64(bw*slots)
 		b.ReportMetric(full.Seconds(), "seconds_to_full")
 		b.ReportMetric(ideal, "ideal_copy_seconds")
