@@ -367,7 +367,7 @@ func (o *ctlOpts) taskSubmit(args []string) error {
 	fs, err := o.subFlags("task submit", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&wait, "wait", false, "wait for the task to end, showing its progress")
 		fs.DurationVar(&o.waitTimeout, "wait-timeout", o.waitTimeout, "give up waiting after this long (0: wait as long as it takes)")
-		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding or balance (required)")
+		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding, balance, replicate or ec_rebuild (required)")
 		fs.Uint64Var(&volume, "volume", 0, "volume id (required)")
 		fs.StringVar(&collection, "collection", "", "the volume's collection")
 		fs.StringVar(&source, "source", "", "source server (balance)")
