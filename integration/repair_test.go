@@ -113,21 +113,9 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 
 	var final []sysTask
 	testutil.Poll(t, 3*time.Minute, systemPollEvery, "every volume back at 2 copies, off the lost server, by completed replicate tasks", func() (bool, string) {
-		// The topology first: a copy it lists was made by a task the
-		// list asked for after it shows.
-		topo, err := wc.topology(context.Background())
-		if err != nil {
-			return false, err.Error()
-		}
-		tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
-		if err != nil {
-			return false, err.Error()
-		}
-		if failed := tasksIn(tasks, "failed"); len(failed) > 0 {
-			t.Fatalf("tasks failed:\n%s", joinTasks(failed))
-		}
-		if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
-			return false, "active: " + joinTasks(active)
+		topo, tasks, msg := quietState(t, wc, adminAddrs)
+		if msg != "" {
+			return false, msg
 		}
 		if msg := repairedMsg(topo, repairCollection, lost); msg != "" {
 			return false, msg
@@ -197,6 +185,28 @@ func TestReplicateOnRealSeaweedFS(t *testing.T) {
 // repairedMsg says why the collection's volumes are not all at their
 // placement's copies, or one sits on the server named lost ("" if all
 // are, and none does).
+// quietState reads the master's topology, then the admins' tasks (so a
+// copy the topology lists was made by a task the list shows), fails the
+// test on a failed task, and says what is not done yet: a read that
+// failed, or tasks still active ("" when every task is terminal).
+func quietState(t *testing.T, wc *weedCluster, adminAddrs string) (*seaweed.Topology, []sysTask, string) {
+	topo, err := wc.topology(context.Background())
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
+	if err != nil {
+		return nil, nil, err.Error()
+	}
+	if failed := tasksIn(tasks, "failed"); len(failed) > 0 {
+		t.Fatalf("tasks failed:\n%s", joinTasks(failed))
+	}
+	if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
+		return nil, nil, "active: " + joinTasks(active)
+	}
+	return topo, tasks, ""
+}
+
 func repairedMsg(topo *seaweed.Topology, collection string, lost *volumeServer) string {
 	var bad []string
 	for id, v := range topo.Volumes {

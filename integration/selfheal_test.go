@@ -144,19 +144,9 @@ func TestSelfHealOnRealSeaweedFS(t *testing.T) {
 
 		var final []sysTask
 		testutil.Poll(t, 3*time.Minute, systemPollEvery, fmt.Sprintf("loss %d repaired by completed tasks", round), func() (bool, string) {
-			topo2, err := wc.topology(context.Background())
-			if err != nil {
-				return false, err.Error()
-			}
-			tasks, _, err := ctlJSONErr[[]sysTask](t, "tasks", adminAddrs, "tasks")
-			if err != nil {
-				return false, err.Error()
-			}
-			if failed := tasksIn(tasks, "failed"); len(failed) > 0 {
-				t.Fatalf("tasks failed:\n%s", joinTasks(failed))
-			}
-			if active := tasksIn(tasks, "pending", "assigned", "running"); len(active) > 0 {
-				return false, "active: " + joinTasks(active)
+			topo2, tasks, msg := quietState(t, wc, adminAddrs)
+			if msg != "" {
+				return false, msg
 			}
 			for _, l := range lost {
 				if msg := repairedMsg(topo2, repairCollection, l); msg != "" {
