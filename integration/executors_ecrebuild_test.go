@@ -70,7 +70,7 @@ func TestECRebuildExecutor(t *testing.T) {
 	}
 	topo = waitShards(t, c, vid, seaweed.EcTotalShards-3)
 	losses := scheduler.ECLosses(topo)
-	props := scheduler.ECRebuildProposals(losses, nil)
+	props := scheduler.ECRebuildProposals(topo, nil)
 	if len(props) != 1 || props[0].VolumeID != vid {
 		t.Fatalf("proposals %+v for losses %+v", props, losses)
 	}

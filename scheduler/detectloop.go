@@ -139,7 +139,7 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 	s.Kick()
 }
 
-// cancelWholeAgain cancels the pending replicate tasks whose volume the
+// cancelWholeAgain cancels the pending repairs whose volume the
 // trusted topology shows whole again (WholeAgain): the lost server came
 // back before the repair was assigned.
 func (s *Scheduler) cancelWholeAgain(ctx context.Context, topo *seaweed.Topology) {

@@ -5,8 +5,8 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"time"
 
-	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
@@ -85,29 +85,6 @@ func ECLosses(topo *seaweed.Topology) []ECLoss {
 	return out
 }
 
-// ECVolumesMissingShards counts the EC volumes of topo with fewer than 14
-// distinct shards (the groundskeeper_ec_volumes_missing_shards metric),
-// and of those the ones too damaged to rebuild.
-func ECVolumesMissingShards(topo *seaweed.Topology) (missing, unrepairable int) {
-	for _, l := range ECLosses(topo) {
-		if l.Lost() {
-			missing++
-			if !l.Repairable {
-				unrepairable++
-			}
-		}
-	}
-	return missing, unrepairable
-}
-
-// ECRebuildPriority is the priority of rebuilding a volume with present
-// distinct shards left: a repair's (Loss.Priority), above every routine
-// task, the fewer shards left the higher (with 10 left, one more loss
-// loses data).
-func ECRebuildPriority(present int) int32 {
-	return Loss{EC: true, Have: present, Want: placement.TotalShards}.Priority()
-}
-
 // ECShardLosses is the erasure-coded volumes' LossDetector (in
 // RepairDetectors): the EC volumes with missing shards, as Losses the
 // repair tracker holds for --repair-after before RepairProposals makes
@@ -122,25 +99,15 @@ func ECShardLosses(topo *seaweed.Topology) []Loss {
 	return out
 }
 
-// ECRebuildProposals turns the repairable losses into ec_rebuild
-// proposals, most urgent (fewest shards left) first, then by volume id. A
-// loss that is not repairable, or only duplicated, is never proposed, nor a
-// volume busy says has work in flight (busy may be nil).
-func ECRebuildProposals(losses []ECLoss, busy Busy) []Proposal {
-	var out []Proposal
-	for _, l := range losses {
-		if !l.Repairable || !l.Lost() || busy != nil && busy(l.VolumeID) {
-			continue
-		}
-		out = append(out, Proposal{Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeID: l.VolumeID, Collection: l.Collection,
-			Priority: ECRebuildPriority(l.Present),
-			Reason:   fmt.Sprintf("%d of %d EC shards left (missing %v)", l.Present, placement.TotalShards, l.Missing)})
+// ECRebuildProposals is what the repair path (ECShardLosses, the
+// tracker, RepairProposals) proposes for topo's EC volumes once their
+// losses are due: an ec_rebuild of each repairable one that busy (nil:
+// none) does not report, fewest shards left first. For tests and tools
+// that want the rebuild a topology calls for without waiting.
+func ECRebuildProposals(topo *seaweed.Topology, busy Busy) []Proposal {
+	if busy == nil {
+		busy = func(uint32) bool { return false }
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Priority != out[j].Priority {
-			return out[i].Priority > out[j].Priority
-		}
-		return out[i].VolumeID < out[j].VolumeID
-	})
-	return out
+	var at time.Time
+	return RepairProposals(TrackLosses(nil, ECShardLosses(topo), at), busy, 0, at)
 }

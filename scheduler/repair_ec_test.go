@@ -66,7 +66,7 @@ func TestECLosses(t *testing.T) {
 			if !slices.Equal(dups, tc.dups) {
 				t.Errorf("duplicates %v, want %v", dups, tc.dups)
 			}
-			props := ECRebuildProposals(got, idle)
+			props := ECRebuildProposals(topo, idle)
 			if tc.repairable != (len(props) == 1) {
 				t.Fatalf("proposals %+v for a loss repairable=%v", props, tc.repairable)
 			}
@@ -88,15 +88,17 @@ func TestECRebuildProposalsOrder(t *testing.T) {
 		srv(sid(2), 10).Shards(1, 4, 5, 6, 7).Shards(2, 4, 5, 6, 7).Shards(3, 4, 5, 6, 7).Shards(4, 4, 5, 6, 7),
 		srv(sid(3), 10).Shards(1, 8, 9, 10, 11, 12).Shards(2, 8, 9).Shards(3, 8, 9, 10).Shards(4, 8),
 	}
-	losses := ECLosses(build(1024, nodes...))
+	topo := build(1024, nodes...)
+	losses := ECLosses(topo)
 	if len(losses) != 4 {
 		t.Fatalf("losses %+v, want 4", losses)
 	}
-	missing, unrepairable := ECVolumesMissingShards(build(1024, nodes...))
-	if missing != 4 || unrepairable != 1 {
-		t.Errorf("ECVolumesMissingShards = %d, %d; want 4, 1", missing, unrepairable)
+	// What the metric and status count (the tracker's summary).
+	sum := TrackLosses(nil, ECShardLosses(topo), now).Summary()
+	if sum.ECMissingShards != 4 || sum.Unrepairable != 1 {
+		t.Errorf("EC volumes missing shards %d, unrepairable %d; want 4, 1", sum.ECMissingShards, sum.Unrepairable)
 	}
-	props := ECRebuildProposals(losses, func(id uint32) bool { return id == 3 })
+	props := ECRebuildProposals(topo, func(id uint32) bool { return id == 3 })
 	var order []uint32
 	for _, p := range props {
 		order = append(order, p.VolumeID)

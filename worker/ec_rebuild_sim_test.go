@@ -74,7 +74,7 @@ func TestECRebuildSim(t *testing.T) {
 	}
 	topo := e.topo(t)
 	losses := scheduler.ECLosses(topo)
-	props := scheduler.ECRebuildProposals(losses, nil)
+	props := scheduler.ECRebuildProposals(topo, nil)
 	if len(props) != 1 || props[0].VolumeID != vid {
 		t.Fatalf("proposals %+v for losses %+v, want a rebuild of %d", props, losses, vid)
 	}
@@ -126,7 +126,7 @@ func TestECRebuildUnrepairableSim(t *testing.T) {
 	if len(losses) != 1 || losses[0].Repairable || losses[0].Present >= placement.DataShards {
 		t.Fatalf("losses %+v, want volume %d unrepairable", losses, vid)
 	}
-	if props := scheduler.ECRebuildProposals(losses, nil); len(props) != 0 {
+	if props := scheduler.ECRebuildProposals(topo, nil); len(props) != 0 {
 		t.Fatalf("proposals %+v for an unrepairable volume", props)
 	}
 	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
