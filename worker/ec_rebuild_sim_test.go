@@ -149,7 +149,7 @@ func TestECRebuildRollbackSim(t *testing.T) {
 		moving = moving || st.Server != spec.Rebuilder
 	}
 	if !moving {
-		t.Skip("the plan moves no regenerated shard")
+		t.Fatal("the fixture's plan moves no regenerated shard: the test would prove nothing")
 	}
 	e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsMount", VolumeID: vid, Skip: 1, FailNext: 1})
 	_, err := worker.NewECRebuildExecutor(e.vc).Execute(testCtx(t), spec, nil)
