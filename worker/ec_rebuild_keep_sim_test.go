@@ -118,7 +118,7 @@ func TestECRebuildVerifyFailureKeepsRepairSim(t *testing.T) {
 func mountedShardIDs(e *simEnv, vid uint32) map[uint32]bool {
 	out := map[uint32]bool{}
 	for _, s := range e.c.Servers() {
-		if st, ok := s.EcShards(vid); ok {
+		if st, ok := s.EcShards(vid); ok && s.Up() {
 			for _, id := range st.Mounted {
 				out[id] = true
 			}
