@@ -45,13 +45,19 @@ const RepairVersion = 4
 // pause, every type enabled) holds.
 const PolicyVersion = RepairVersion
 
+// ControlVersion (5) adds what operators and self-healing needed next: new
+// task types and policy fields that a version-4 build would refuse or
+// ignore, so a command that carries one is written only once every member
+// applies version 5 (see RequiredVersion for exactly which).
+const ControlVersion = 5
+
 // CurrentVersion is the highest real command version this build writes and
 // applies.
-const CurrentVersion = RepairVersion
+const CurrentVersion = ControlVersion
 
 // TestCommandVersion is the version of the test-only TestCommand, one above
 // CurrentVersion. A build applies it only when told to
-// (GROUNDSKEEPER_TEST_COMMAND_VERSION=5), which is how tests play "a build
+// (GROUNDSKEEPER_TEST_COMMAND_VERSION=6), which is how tests play "a build
 // that knows one more command version".
 const TestCommandVersion = CurrentVersion + 1
 

@@ -389,7 +389,7 @@ type Command_RequestCancel struct {
 }
 
 type Command_TestCommand struct {
-	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=5): needs command version 5.
+	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=6): needs command version 6.
 	TestCommand *TestCommand `protobuf:"bytes,24,opt,name=test_command,json=testCommand,proto3,oneof"`
 }
 
@@ -1504,7 +1504,7 @@ func (x *SetPolicy) GetPauseOnly() bool {
 
 // TestCommand is a test-only no-op of command version 4 (one above the
 // newest real version): a build knows it only when started with
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=5, so tests can
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=6, so tests can
 // upgrade a cluster into "a build that knows one more command version".
 // Applying it records its index (State.TestCommandIndex) and nothing else.
 type TestCommand struct {
