@@ -1,14 +1,17 @@
 package admin_test
 
 import (
+	"maps"
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
@@ -17,10 +20,28 @@ import (
 // spread over the rest) and one or two shards of every EC volume (the
 // other shards spread). Server 0 is lost for good; the benchmark measures
 // the time from --repair-after expiry to full redundancy (sim Durability
-// empty) with 3 admins and one worker of 20 slots, against the ideal copy
-// time bytes / (IOBytesPerSecond x 20), and the peak number of copies one
-// server receives at once (from the sim OpLog; a copy is logged on the
-// server that pulls it, so the source side is not visible there).
+// empty) with 3 admins and one worker of 20 slots, and breaks that time
+// down so the gap to an ideal can be read:
+//
+//   - ideal_lost_bytes_seconds: the bytes lost / (IOBytesPerSecond x 20).
+//     A lower bound no method reaches: an EC rebuild reads at least 10
+//     shards to regenerate one, and moves what it regenerated.
+//   - work_io_seconds: the simulated IO the repairs actually did (per task,
+//     the union of its operations' intervals in the sim OpLog, so a task's
+//     parallel copies count once), summed and divided by 20 slots: the time
+//     to full redundancy if all 20 slots were busy with IO from the first
+//     instant to the last.
+//   - task_slot_seconds: the tasks' own times (assigned to finished),
+//     summed and divided by 20: the above plus each task's RPC and report
+//     overhead.
+//   - first_assign_seconds: from --repair-after expiry to the first repair
+//     assigned (detection and planning latency).
+//   - seconds_to_full minus task_slot_seconds is the time slots sat idle:
+//     scheduling rounds, the tail where fewer than 20 tasks remain.
+//
+// It also reports the peak number of copies one server receives at once
+// (from the sim OpLog; a copy is logged on the server that pulls it, so the
+// source side is not visible there).
 //
 // Default size: 300 volumes / 600 shards on the lost server; set
 // GK_BENCH_REPAIR_FULL=1 for 1,000 volumes / 2,000 shards.
@@ -116,7 +137,29 @@ func BenchmarkRepairAfterServerLoss(b *testing.B) {
 		b.ReportMetric(float64(peakOf("VolumeCopy")), "peak_volume_copies_per_target")
 		ideal := bytes / float64(bw*slots)
 		b.ReportMetric(full.Seconds(), "seconds_to_full")
-		b.ReportMetric(ideal, "ideal_copy_seconds")
+		b.ReportMetric(ideal, "ideal_lost_bytes_seconds")
+		ioByTask := taskIOByTask(s.Sim.OpLog())
+		var ioSecs float64
+		for _, d := range ioByTask {
+			ioSecs += d.Seconds()
+		}
+		b.ReportMetric(ioSecs/slots, "work_io_seconds")
+		logPerType(b, tasks, ioByTask)
+		var slotSecs float64
+		firstAssign := time.Time{}
+		for _, t := range tasks {
+			if t.GetAssignedAt() == 0 || t.GetFinishedAt() == 0 {
+				continue
+			}
+			slotSecs += time.Duration(t.GetFinishedAt() - t.GetAssignedAt()).Seconds()
+			if a := time.Unix(0, t.GetAssignedAt()); firstAssign.IsZero() || a.Before(firstAssign) {
+				firstAssign = a
+			}
+		}
+		b.ReportMetric(slotSecs/slots, "task_slot_seconds")
+		if !firstAssign.IsZero() {
+			b.ReportMetric(firstAssign.Sub(lost.Add(repairAfter)).Seconds(), "first_assign_seconds")
+		}
 		b.ReportMetric(float64(peak), "peak_copies_per_target")
 		b.ReportMetric(float64(len(tasks)), "tasks")
 		var failed []string
@@ -129,4 +172,65 @@ func BenchmarkRepairAfterServerLoss(b *testing.B) {
 			b.Logf("%d tasks with an error, first: %s", len(failed), strings.Join(failed[:1], ""))
 		}
 	}
+}
+
+// logPerType logs, per task type, how many tasks ran and their mean time
+// (assigned to finished) beside their mean IO time: where a task's time
+// goes that is not simulated IO.
+func logPerType(b *testing.B, tasks []*fsmpb.Task, io map[string]time.Duration) {
+	type agg struct {
+		n        int
+		wall, io time.Duration
+	}
+	by := map[fsmpb.TaskType]*agg{}
+	for _, t := range tasks {
+		if t.GetAssignedAt() == 0 || t.GetFinishedAt() == 0 {
+			continue
+		}
+		a := by[t.GetType()]
+		if a == nil {
+			a = &agg{}
+			by[t.GetType()] = a
+		}
+		a.n++
+		a.wall += time.Duration(t.GetFinishedAt() - t.GetAssignedAt())
+		a.io += io[strconv.FormatUint(t.GetId(), 10)]
+	}
+	for _, typ := range slices.Sorted(maps.Keys(by)) {
+		a := by[typ]
+		b.Logf("%s: %d tasks, mean %.2fs assigned to finished, of which %.2fs simulated IO", typ, a.n,
+			(a.wall / time.Duration(a.n)).Seconds(), (a.io / time.Duration(a.n)).Seconds())
+	}
+}
+
+// taskIOByTask is, per task id that tagged its operations, the length of
+// the union of the task's operation intervals: the IO time the task spent,
+// with its overlapping operations counted once.
+func taskIOByTask(ops []sim.Op) map[string]time.Duration {
+	type span struct{ start, end time.Time }
+	byTask := map[string][]span{}
+	for _, o := range ops {
+		if o.TaskID == "" || !o.End.After(o.Start) {
+			continue
+		}
+		byTask[o.TaskID] = append(byTask[o.TaskID], span{o.Start, o.End})
+	}
+	out := make(map[string]time.Duration, len(byTask))
+	for id, spans := range byTask {
+		sort.Slice(spans, func(i, j int) bool { return spans[i].start.Before(spans[j].start) })
+		var total time.Duration
+		cur := spans[0]
+		for _, sp := range spans[1:] {
+			if sp.start.After(cur.end) {
+				total += cur.end.Sub(cur.start)
+				cur = sp
+				continue
+			}
+			if sp.end.After(cur.end) {
+				cur.end = sp.end
+			}
+		}
+		out[id] = total + cur.end.Sub(cur.start)
+	}
+	return out
 }
