@@ -141,7 +141,7 @@ func BenchmarkRepairAfterServerLoss(b *testing.B) {
 		ioByTask := taskIOByTask(s.Sim.OpLog())
 		var ioSecs float64
 		for _, d := range ioByTask {
-			ioSecs += d.Seconds()
+			ioSecs += d.busy.Seconds()
 		}
 		b.ReportMetric(ioSecs/slots, "work_io_seconds")
 		logPerType(b, tasks, ioByTask)
@@ -174,17 +174,19 @@ func BenchmarkRepairAfterServerLoss(b *testing.B) {
 	}
 }
 
-// logPerType logs, per task type, how many tasks ran and their mean time
-// (assigned to finished) beside their mean IO time: where a task's time
-// goes that is not simulated IO.
-func logPerType(b *testing.B, tasks []*fsmpb.Task, io map[string]time.Duration) {
+// logPerType logs, per task type, how many tasks ran and where a task's
+// time (assigned to finished) goes: to the worker's start report, before
+// its first volume-server operation, in simulated IO, and from its last
+// operation to the committed completion.
+func logPerType(b *testing.B, tasks []*fsmpb.Task, io map[string]taskIO) {
 	type agg struct {
-		n        int
-		wall, io time.Duration
+		n                                    int
+		wall, toStart, toFirst, io, toFinish time.Duration
 	}
 	by := map[fsmpb.TaskType]*agg{}
 	for _, t := range tasks {
-		if t.GetAssignedAt() == 0 || t.GetFinishedAt() == 0 {
+		tio, ok := io[strconv.FormatUint(t.GetId(), 10)]
+		if t.GetAssignedAt() == 0 || t.GetStartedAt() == 0 || t.GetFinishedAt() == 0 || !ok {
 			continue
 		}
 		a := by[t.GetType()]
@@ -194,19 +196,29 @@ func logPerType(b *testing.B, tasks []*fsmpb.Task, io map[string]time.Duration) 
 		}
 		a.n++
 		a.wall += time.Duration(t.GetFinishedAt() - t.GetAssignedAt())
-		a.io += io[strconv.FormatUint(t.GetId(), 10)]
+		a.toStart += time.Duration(t.GetStartedAt() - t.GetAssignedAt())
+		a.toFirst += tio.first.Sub(time.Unix(0, t.GetStartedAt()))
+		a.io += tio.busy
+		a.toFinish += time.Unix(0, t.GetFinishedAt()).Sub(tio.last)
 	}
 	for _, typ := range slices.Sorted(maps.Keys(by)) {
 		a := by[typ]
-		b.Logf("%s: %d tasks, mean %.2fs assigned to finished, of which %.2fs simulated IO", typ, a.n,
-			(a.wall / time.Duration(a.n)).Seconds(), (a.io / time.Duration(a.n)).Seconds())
+		mean := func(d time.Duration) float64 { return (d / time.Duration(a.n)).Seconds() }
+		b.Logf("%s: %d tasks, mean %.2fs assigned to finished: %.2fs to the start report, %.2fs more to the first operation, %.2fs simulated IO, %.2fs from the last operation to the completion",
+			typ, a.n, mean(a.wall), mean(a.toStart), mean(a.toFirst), mean(a.io), mean(a.toFinish))
 	}
 }
 
-// taskIOByTask is, per task id that tagged its operations, the length of
-// the union of the task's operation intervals: the IO time the task spent,
-// with its overlapping operations counted once.
-func taskIOByTask(ops []sim.Op) map[string]time.Duration {
+// taskIO is one task's volume-server operations: the union of their
+// intervals (busy: overlapping operations count once), the first start
+// and the last end.
+type taskIO struct {
+	busy        time.Duration
+	first, last time.Time
+}
+
+// taskIOByTask is taskIO per task id that tagged its operations.
+func taskIOByTask(ops []sim.Op) map[string]taskIO {
 	type span struct{ start, end time.Time }
 	byTask := map[string][]span{}
 	for _, o := range ops {
@@ -215,14 +227,15 @@ func taskIOByTask(ops []sim.Op) map[string]time.Duration {
 		}
 		byTask[o.TaskID] = append(byTask[o.TaskID], span{o.Start, o.End})
 	}
-	out := make(map[string]time.Duration, len(byTask))
+	out := make(map[string]taskIO, len(byTask))
 	for id, spans := range byTask {
 		sort.Slice(spans, func(i, j int) bool { return spans[i].start.Before(spans[j].start) })
-		var total time.Duration
+		t := taskIO{first: spans[0].start}
 		cur := spans[0]
 		for _, sp := range spans[1:] {
 			if sp.start.After(cur.end) {
-				total += cur.end.Sub(cur.start)
+				t.busy += cur.end.Sub(cur.start)
+				t.last = maxTime(t.last, cur.end)
 				cur = sp
 				continue
 			}
@@ -230,7 +243,16 @@ func taskIOByTask(ops []sim.Op) map[string]time.Duration {
 				cur.end = sp.end
 			}
 		}
-		out[id] = total + cur.end.Sub(cur.start)
+		t.busy += cur.end.Sub(cur.start)
+		t.last = maxTime(t.last, cur.end)
+		out[id] = t
 	}
 	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

@@ -47,8 +47,10 @@ func (n noSessions) Attach(context.Context, *pb.Hello) (*scheduler.Session, *pb.
 	n.t.Error("a hello over the limits reached the scheduler")
 	return nil, nil, errors.New("refused")
 }
-func (n noSessions) Handle(context.Context, *scheduler.Session, *pb.WorkerMessage) error { return nil }
-func (n noSessions) Detach(*scheduler.Session)                                           {}
+func (n noSessions) Dispatch(context.Context, *scheduler.Session, *pb.WorkerMessage) error {
+	return nil
+}
+func (n noSessions) Detach(*scheduler.Session) {}
 
 // applyBatch hands cmd to s's Internal ApplyBatch as a follower would.
 func applyBatch(s *Server, cmd *fsmpb.Command) error {

@@ -92,7 +92,7 @@ func (c *countSessions) Attach(context.Context, *pb.Hello) (*scheduler.Session, 
 	c.attached.Add(1)
 	return nil, nil, errors.New("refused by the test")
 }
-func (c *countSessions) Handle(context.Context, *scheduler.Session, *pb.WorkerMessage) error {
+func (c *countSessions) Dispatch(context.Context, *scheduler.Session, *pb.WorkerMessage) error {
 	return nil
 }
 func (c *countSessions) Detach(*scheduler.Session) {}

@@ -15,7 +15,8 @@ import (
 // Sessions is what the worker service needs from the leader's scheduler.
 type Sessions interface {
 	Attach(ctx context.Context, h *pb.Hello) (*scheduler.Session, *pb.Welcome, error)
-	Handle(ctx context.Context, s *scheduler.Session, m *pb.WorkerMessage) error
+	// Dispatch hands over one received message (scheduler.Dispatch).
+	Dispatch(ctx context.Context, s *scheduler.Session, m *pb.WorkerMessage) error
 	Detach(s *scheduler.Session)
 }
 
@@ -99,7 +100,7 @@ func (w *WorkerServer) Session(stream pb.WorkerService_SessionServer) error {
 				recvErr <- err
 				return
 			}
-			if err := w.sessions.Handle(ctx, sess, m); err != nil {
+			if err := w.sessions.Dispatch(ctx, sess, m); err != nil {
 				recvErr <- status.Error(codes.Unavailable, err.Error())
 				return
 			}

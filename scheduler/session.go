@@ -26,6 +26,8 @@ type Session struct {
 	out      chan *pb.AdminMessage
 	done     chan struct{}
 	doneOnce sync.Once
+
+	lanes lanes // the task reports in flight (Dispatch)
 }
 
 // Out is the queue of messages for the stream writer; Done closes when the
