@@ -4,13 +4,22 @@ import (
 	"context"
 	"sync"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// maxQueuedReports bounds the task reports one session has accepted but
-// not handled yet; Dispatch blocks the stream's reader beyond it (the
-// same back-pressure a synchronous handler gives).
-const maxQueuedReports = 256
+// maxQueuedReports and maxQueuedReportBytes bound the task reports one
+// session has accepted but not handled yet (their number, so the raft
+// proposals one stream has in flight, and their encoded size, so the
+// memory a hostile worker can pin); beyond either, Dispatch blocks the
+// stream's reader until reports finish. One report larger than the byte
+// bound is still taken when nothing else is queued, as a synchronous
+// reader would hold it.
+const (
+	maxQueuedReports     = 64
+	maxQueuedReportBytes = 4 << 20
+)
 
 // lanes runs one session's task reports (started, progress, completed,
 // failed, released) concurrently across tasks and in stream order within a
@@ -24,34 +33,43 @@ const maxQueuedReports = 256
 // A message that is not a task report (a heartbeat) is a barrier: it is
 // handled only once every report received before it has been, as when
 // everything was handled in turn, so its reconciliation sees them. The
-// first error ends the session's handling: the reports queued after it are
-// dropped unacknowledged (the worker re-sends them on its next stream),
-// and Dispatch returns the error.
+// first error ends the session's handling: the session is closed at once
+// (its stream ends, as when a synchronous handler failed), the reports
+// queued after it are dropped unacknowledged (the worker re-sends them on
+// its next stream), and Dispatch returns the error.
 //
 // The zero value is ready to use.
 type lanes struct {
 	mu      sync.Mutex
 	cond    *sync.Cond // signalled when queued drops or err is set
 	queued  int        // reports accepted, not finished
-	running map[uint64][]func() error
+	bytes   int        // their encoded size
+	running map[uint64][]queuedReport
 	err     error
+	waiting int // callers blocked in enqueue or barrier (tests observe it)
+}
+
+type queuedReport struct {
+	run  func() error
+	size int
 }
 
 func (l *lanes) init() {
 	if l.cond == nil {
 		l.cond = sync.NewCond(&l.mu)
-		l.running = map[uint64][]func() error{}
+		l.running = map[uint64][]queuedReport{}
 	}
 }
 
-// enqueue runs fn after every earlier report of task, blocking while the
-// session has maxQueuedReports outstanding. It returns the error that
-// ended the session's handling, if one did.
-func (l *lanes) enqueue(ctx context.Context, task uint64, fn func() error) error {
+// enqueue runs fn (a report of size encoded bytes) after every earlier
+// report of task, blocking while the session is at a bound. It returns the
+// error that ended the session's handling, if one did.
+func (l *lanes) enqueue(ctx context.Context, task uint64, size int, fn func() error, onErr func()) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.init()
-	for l.err == nil && l.queued >= maxQueuedReports && ctx.Err() == nil {
+	for l.err == nil && ctx.Err() == nil && l.queued > 0 &&
+		(l.queued >= maxQueuedReports || l.bytes+size > maxQueuedReportBytes) {
 		l.waitLocked(ctx)
 	}
 	if l.err != nil {
@@ -61,16 +79,19 @@ func (l *lanes) enqueue(ctx context.Context, task uint64, fn func() error) error
 		return err
 	}
 	l.queued++
+	l.bytes += size
 	q, busy := l.running[task]
-	l.running[task] = append(q, fn)
+	l.running[task] = append(q, queuedReport{run: fn, size: size})
 	if !busy {
-		go l.drain(task)
+		go l.drain(task, onErr)
 	}
 	return nil
 }
 
-// drain runs task's queued reports in order until none is left.
-func (l *lanes) drain(task uint64) {
+// drain runs task's queued reports in order until none is left. The first
+// error is kept, and onErr (closing the session, which ends the stream)
+// runs once for it.
+func (l *lanes) drain(task uint64, onErr func()) {
 	for {
 		l.mu.Lock()
 		q := l.running[task]
@@ -79,23 +100,28 @@ func (l *lanes) drain(task uint64) {
 			l.mu.Unlock()
 			return
 		}
-		fn := q[0]
+		r := q[0]
 		failed := l.err != nil
 		l.mu.Unlock()
 
 		var err error
 		if !failed {
-			err = fn()
+			err = r.run()
 		}
 
 		l.mu.Lock()
 		l.running[task] = l.running[task][1:]
 		l.queued--
-		if err != nil && l.err == nil {
+		l.bytes -= r.size
+		first := err != nil && l.err == nil
+		if first {
 			l.err = err
 		}
 		l.cond.Broadcast()
 		l.mu.Unlock()
+		if first && onErr != nil {
+			onErr()
+		}
 	}
 }
 
@@ -121,7 +147,9 @@ func (l *lanes) waitLocked(ctx context.Context) {
 		l.cond.Broadcast()
 		l.mu.Unlock()
 	})
+	l.waiting++
 	l.cond.Wait()
+	l.waiting--
 	stop()
 }
 
@@ -150,7 +178,7 @@ func reportTask(m *pb.WorkerMessage) (uint64, bool) {
 // then ends and the worker reconnects.
 func (s *Scheduler) Dispatch(ctx context.Context, sess *Session, m *pb.WorkerMessage) error {
 	if task, ok := reportTask(m); ok {
-		return sess.lanes.enqueue(ctx, task, func() error { return s.Handle(ctx, sess, m) })
+		return sess.lanes.enqueue(ctx, task, proto.Size(m), func() error { return s.Handle(ctx, sess, m) }, sess.close)
 	}
 	if err := sess.lanes.barrier(ctx); err != nil {
 		return err

@@ -11,15 +11,23 @@ import (
 
 const lanesWait = 10 * time.Second
 
+// put queues a one-byte report with no error hook.
+func (l *lanes) put(ctx context.Context, task uint64, fn func() error) error {
+	return l.enqueue(ctx, task, 1, fn, nil)
+}
+
 // TestLanesKeepOrderWithinATask: a task's reports run in the order they
-// were received, even when each one is slow to start.
+// were received, while other tasks' reports run beside them.
 func TestLanesKeepOrderWithinATask(t *testing.T) {
 	var l lanes
 	ctx := context.Background()
 	var mu sync.Mutex
 	var got []int
 	for i := range 200 {
-		if err := l.enqueue(ctx, 7, func() error {
+		if err := l.put(ctx, uint64(100+i), func() error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.put(ctx, 7, func() error {
 			mu.Lock()
 			got = append(got, i)
 			mu.Unlock()
@@ -45,10 +53,10 @@ func TestLanesRunTasksConcurrently(t *testing.T) {
 	ctx := context.Background()
 	release := make(chan struct{})
 	bDone := make(chan struct{})
-	if err := l.enqueue(ctx, 1, func() error { <-release; return nil }); err != nil {
+	if err := l.put(ctx, 1, func() error { <-release; return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.enqueue(ctx, 2, func() error { close(bDone); return nil }); err != nil {
+	if err := l.put(ctx, 2, func() error { close(bDone); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -72,10 +80,10 @@ func TestLanesBarrierWaitsForEarlierReports(t *testing.T) {
 	note := func(e string) { mu.Lock(); events = append(events, e); mu.Unlock() }
 	release := make(chan struct{})
 	started := make(chan struct{})
-	if err := l.enqueue(ctx, 1, func() error { close(started); <-release; note("report 1 done"); return nil }); err != nil {
+	if err := l.put(ctx, 1, func() error { close(started); <-release; note("report 1 done"); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.enqueue(ctx, 2, func() error { note("report 2 done"); return nil }); err != nil {
+	if err := l.put(ctx, 2, func() error { note("report 2 done"); return nil }); err != nil {
 		t.Fatal(err)
 	}
 	<-started
@@ -96,29 +104,35 @@ func TestLanesBarrierWaitsForEarlierReports(t *testing.T) {
 	}
 }
 
-// TestLanesFirstErrorEndsHandling: once a report fails, the reports queued
-// after it are dropped (the worker re-sends them) and every later call
-// returns that error.
+// TestLanesFirstErrorEndsHandling: once a report fails, the session is
+// closed at once (its stream ends), the reports queued after it are dropped
+// (the worker re-sends them) and every later call returns that error.
 func TestLanesFirstErrorEndsHandling(t *testing.T) {
 	var l lanes
 	ctx := context.Background()
 	boom := errors.New("outcome unknown")
 	release := make(chan struct{})
 	ran := false
-	if err := l.enqueue(ctx, 1, func() error { <-release; return boom }); err != nil {
+	closed := make(chan struct{})
+	if err := l.enqueue(ctx, 1, 1, func() error { <-release; return boom }, func() { close(closed) }); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.enqueue(ctx, 1, func() error { ran = true; return nil }); err != nil {
+	if err := l.put(ctx, 1, func() error { ran = true; return nil }); err != nil {
 		t.Fatal(err)
 	}
 	close(release)
+	select {
+	case <-closed:
+	case <-time.After(lanesWait):
+		t.Fatal("the session was not closed after a report failed")
+	}
 	if err := l.barrier(ctx); !errors.Is(err, boom) {
 		t.Fatalf("barrier: %v; want %v", err, boom)
 	}
 	if ran {
 		t.Error("a report queued after the failed one ran")
 	}
-	if err := l.enqueue(ctx, 3, func() error { return nil }); !errors.Is(err, boom) {
+	if err := l.put(ctx, 3, func() error { return nil }); !errors.Is(err, boom) {
 		t.Fatalf("enqueue after the failure: %v; want %v", err, boom)
 	}
 }
@@ -129,13 +143,13 @@ func TestLanesBoundQueuedReports(t *testing.T) {
 	var l lanes
 	release := make(chan struct{})
 	for i := range maxQueuedReports {
-		if err := l.enqueue(context.Background(), uint64(i), func() error { <-release; return nil }); err != nil {
+		if err := l.put(context.Background(), uint64(i), func() error { <-release; return nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- l.enqueue(ctx, 9999, func() error { return nil }) }()
+	go func() { done <- l.put(ctx, 9999, func() error { return nil }) }()
 	cancel()
 	select {
 	case err := <-done:
@@ -151,12 +165,49 @@ func TestLanesBoundQueuedReports(t *testing.T) {
 	if queued != maxQueuedReports {
 		t.Fatalf("%d reports queued; want the bound %d (the refused one not counted)", queued, maxQueuedReports)
 	}
-	go func() { done <- l.enqueue(context.Background(), 9999, func() error { return nil }) }()
+	go func() { done <- l.put(context.Background(), 9999, func() error { return nil }) }()
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if err := l.barrier(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestLanesBoundQueuedBytes: the reports queued are bounded by their size
+// too, so a worker sending large messages for tasks whose proposals are
+// slow cannot pin more than the bound; a single report over the bound is
+// still taken when nothing else is queued.
+func TestLanesBoundQueuedBytes(t *testing.T) {
+	var l lanes
+	release := make(chan struct{})
+	half := maxQueuedReportBytes / 2
+	for i := range 2 {
+		if err := l.enqueue(context.Background(), uint64(i), half, func() error { <-release; return nil }, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.enqueue(ctx, 3, 1, func() error { return nil }, nil) }()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("a report past the byte bound: %v; want it held until the stream ended", err)
+	}
+	close(release)
+	if err := l.barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.enqueue(context.Background(), 4, 2*maxQueuedReportBytes, func() error { return nil }, nil); err != nil {
+		t.Fatalf("a lone report over the byte bound on an idle session: %v; want it taken", err)
+	}
+	if err := l.barrier(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.queued != 0 || l.bytes != 0 {
+		t.Fatalf("%d reports and %d bytes still counted after all finished", l.queued, l.bytes)
 	}
 }

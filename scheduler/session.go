@@ -313,7 +313,8 @@ func (s *Scheduler) detach(sess *Session) {
 	sess.close()
 }
 
-// Handle processes one message from a worker, in stream order.
+// Handle processes one message from a worker (the stream's reader calls
+// Dispatch, which orders the calls).
 func (s *Scheduler) Handle(ctx context.Context, sess *Session, m *pb.WorkerMessage) error {
 	s.mu.Lock()
 	if cur, ok := s.sessions[sess.id]; !ok || cur != sess {
