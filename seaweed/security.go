@@ -406,5 +406,5 @@ func explainRefusal(err error) error {
 	if err == nil || !strings.Contains(err.Error(), prefaceRefusal) || strings.Contains(err.Error(), plaintextAdvice) {
 		return err
 	}
-	return fmt.Errorf("it closed the connection before answering, as SeaweedFS with gRPC TLS on does to a client without a certificate, and this process %s: give it the cluster's security.toml (grpc.ca and this component's cert and key) with --seaweedfs-security or in ./, ~/.seaweedfs or /etc/seaweedfs (%w)", plaintextAdvice, err)
+	return fmt.Errorf("it closed the connection before answering, as SeaweedFS with gRPC TLS on does to a client without a certificate, and this process %s: give it the cluster's security.toml (grpc.ca and this component's cert and key) with --seaweedfs-security or in ., ~/.seaweedfs, /usr/local/etc/seaweedfs or /etc/seaweedfs (%w)", plaintextAdvice, err)
 }
