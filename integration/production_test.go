@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"math/bits"
+	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
@@ -404,4 +407,101 @@ func ecLayout(topo *seaweed.Topology, bitsBy map[string]uint32) string {
 	}
 	sort.Strings(s)
 	return strings.Join(s, ", ")
+}
+
+// TestProductionShapedRefusedCertificate is the rest of issue 12's
+// production must-show, apart from TestProductionShapedSeaweedFS so that
+// it does not lengthen it: on the same shape (three masters, servers in
+// two data centres, gRPC mutual TLS from the same security.toml), the
+// admin given all three masters and work to do (a volume with garbage),
+// but a client certificate of another CA, or none (no security.toml:
+// plaintext), starts, says in one sentence in ctl status why it reaches
+// no master leader, keeps detection paused, and makes no task; SeaweedFS
+// is left as it was (the volume keeps its copies and its garbage). A
+// security.toml that sets grpc.ca but gives the admin no certificate is
+// refused at start in one sentence.
+func TestProductionShapedRefusedCertificate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three SeaweedFS masters, three volume servers and admins")
+	}
+	pkiDir, weedDir := t.TempDir(), t.TempDir()
+	secFile := writeSecurity(t, weedDir, seaweedPKI(t, pkiDir,
+		[]string{"grpc.master", "grpc.volume", "grpc.admin", "grpc.worker"},
+		[]string{"master", "volume", "gk-admin", "gk-worker"}))
+	sec, err := seaweed.LoadSecurity(seaweed.SecurityOptions{File: secFile, Component: seaweed.ComponentAdmin})
+	if err != nil || !sec.TLS() {
+		t.Fatalf("the test's own security: %v (TLS %v)", err, sec.TLS())
+	}
+	wc := startWeedMastersWith(t, 3, []volumeSpec{productionSpecs[0], productionSpecs[2], productionSpecs[3]}, weedOptions{cwd: weedDir, dial: sec.DialOptions()})
+
+	files := wc.writeFiles(t, "refused", 40, 24<<10)
+	vid := files[0].Vid
+	wc.deleteFiles(t, files[0].URL, files[:26])
+	before := wc.waitTopology(t, "the master leader to see the writes and deletions", func(topo *seaweed.Topology) (bool, string) {
+		v := topo.Volumes[vid]
+		return v != nil && v.FileCount >= 40 && v.DeleteCount >= 26 && v.GarbageRatio() >= 0.3, fmt.Sprintf("volume %d: %+v", vid, v)
+	})
+	th := systemThresholds
+
+	otherDir := t.TempDir()
+	otherCA := writeSecurity(t, otherDir, seaweedPKI(t, otherDir, []string{"grpc.admin"}, []string{"gk-admin"}))
+	bad := newCluster(t, 1)
+	nd := bad.nodes[0]
+	for _, tc := range []struct {
+		name  string
+		extra []string
+		want  string
+	}{
+		{"a client certificate of another CA", []string{"--seaweedfs-security", otherCA}, "does not verify against grpc.ca"},
+		{"no client certificate (no security.toml: plaintext)", nil, "dials in plaintext"},
+	} {
+		nd.startArgs(t, append(detectingArgs(nd, wc.weedCluster, th), tc.extra...)...)
+		bad.waitStable(t, nd)
+		var st mastersStatus
+		testutil.Poll(t, 60*time.Second, pollEvery, "status to show no master leader reached", func() (bool, string) {
+			var err error
+			if st, _, err = ctlJSONErr[mastersStatus](t, "status", nd.GRPCAddr, "status"); err != nil {
+				return false, err.Error()
+			}
+			m := st.Maintenance
+			return m != nil && m.MasterState == "unreachable" && strings.Contains(m.MasterError, tc.want) && len(m.Masters) == 3, fmt.Sprintf("%+v", m)
+		})
+		msg := st.Maintenance.MasterError
+		t.Logf("admin with %s: status says %q", tc.name, msg)
+		if strings.Contains(msg, "\n") || strings.Count(msg, tc.want) != 1 || !strings.Contains(msg, "all 3 masters") {
+			t.Errorf("admin with %s: status does not say why once, for all 3 masters: %q", tc.name, msg)
+		}
+		if out := ctl(t, nd.GRPCAddr, "status"); !strings.Contains(out.Stdout, "detection paused") {
+			t.Errorf("admin with %s: status does not say detection is paused:\n%s", tc.name, out)
+		}
+		if tasks := ctlJSON[[]sysTask](t, "tasks", nd.GRPCAddr, "tasks"); len(tasks) != 0 {
+			t.Fatalf("admin with %s made tasks: %s", tc.name, joinTasks(tasks))
+		}
+		_ = nd.signal(syscall.SIGKILL)
+		nd.waitExit(t)
+	}
+
+	// grpc.ca without [grpc.admin]: refused at start, in one sentence.
+	halfDir := t.TempDir()
+	half := writeSecurity(t, halfDir, "[grpc]\nca = \""+filepath.Join(pkiDir, certs.CAFile)+"\"\n")
+	hc := newCluster(t, 1)
+	res := runBin(t, append(detectingArgs(hc.nodes[0], wc.weedCluster, th), "--seaweedfs-security", half)...)
+	if res.Code == 0 || !strings.Contains(res.Stderr, "sets grpc.ca but no grpc.admin.cert and grpc.admin.key") {
+		t.Fatalf("admin with grpc.ca and no [grpc.admin]: %s", res)
+	}
+
+	// Nothing half done: the volume is where it was, with its garbage,
+	// and nothing was erasure coded.
+	after, err := wc.topology(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, a := before.Volumes[vid], after.Volumes[vid]
+	if a == nil || a.GarbageRatio() < 0.3 || a.FileCount != b.FileCount || fmt.Sprint(holders(after, vid)) != fmt.Sprint(holders(before, vid)) {
+		t.Errorf("volume %d changed: before %v on %v, after %+v on %v", vid, b, holders(before, vid), a, holders(after, vid))
+	}
+	if len(after.Volumes) != len(before.Volumes) {
+		t.Errorf("the master lists %d volumes, %d before", len(after.Volumes), len(before.Volumes))
+	}
+	wc.checkFiles(t, files[26:], files[0].URL)
 }

@@ -204,7 +204,7 @@ func (m *Master) callAt(ctx context.Context, what string, leaderOnly bool, fn fu
 	if err != nil {
 		return 0, false, fmt.Errorf("%s: %w", what, err)
 	}
-	err = fn(ctx, m.conns[i].c)
+	err = explainRefusal(fn(ctx, m.conns[i].c))
 	epoch, followed = m.observe(i, err, leaderOnly)
 	if err == nil || len(m.conns) == 1 || ctx.Err() != nil || !movesOn(err) {
 		if err != nil {
@@ -217,7 +217,7 @@ func (m *Master) callAt(ctx context.Context, what string, leaderOnly bool, fn fu
 	if derr != nil {
 		return 0, false, fmt.Errorf("%s: %v, and %w", what, first, derr)
 	}
-	err = fn(ctx, m.conns[j].c)
+	err = explainRefusal(fn(ctx, m.conns[j].c))
 	epoch, followed = m.observe(j, err, leaderOnly)
 	if err != nil {
 		return 0, false, fmt.Errorf("%s: %v, then master %s: %w", what, first, m.conns[j].addr.HTTP, err)
@@ -295,7 +295,7 @@ func (m *Master) observe(i int, err error, leaderOnly bool) (epoch uint64, follo
 		// unreachable: the next call looks for the leader again rather
 		// than wait on it once more. The caller's own deadline may have
 		// been short; then the search finds the same leader again.
-		s.State, s.Err, s.Seen = MasterUnreachable, status.Convert(err).Message(), m.now()
+		s.State, s.Err, s.Seen = MasterUnreachable, unreachableReason(err), m.now()
 		if m.leader == i && len(m.conns) > 1 {
 			m.leader = -1
 		}
@@ -357,7 +357,7 @@ func (m *Master) survey(ctx context.Context) (leader []string, errs []error) {
 		s := &m.seen[i]
 		if err != nil {
 			if ctx.Err() == nil {
-				s.State, s.Err, s.Leader, s.Seen = MasterUnreachable, status.Convert(err).Message(), "", m.now()
+				s.State, s.Err, s.Leader, s.Seen = MasterUnreachable, unreachableReason(err), "", m.now()
 				if m.leader == i && len(m.conns) > 1 {
 					m.leader = -1
 				}
@@ -431,10 +431,24 @@ func (m *Master) find(ctx context.Context, failed int) (int, error) {
 	return -1, fmt.Errorf("%w (%s)", ErrNoMasterLeader, m.describe())
 }
 
-// describe lists the masters' states, for errors.
+// describe lists the masters' states, for errors. When every master is
+// unreachable for the same reason (a certificate the cluster refuses, a
+// plaintext dial of a TLS cluster), the reason is said once.
 func (m *Master) describe() string {
+	ms := m.Masters()
+	if len(ms) > 1 {
+		same := true
+		var names []string
+		for _, s := range ms {
+			names = append(names, s.Addr.HTTP)
+			same = same && s.State == MasterUnreachable && s.Err != "" && withoutAddr(s) == withoutAddr(ms[0])
+		}
+		if same {
+			return fmt.Sprintf("all %d masters (%s) unreachable, %s: %s", len(ms), strings.Join(names, ", "), ms[0].Addr.HTTP, ms[0].Err)
+		}
+	}
 	var parts []string
-	for _, s := range m.Masters() {
+	for _, s := range ms {
 		p := s.Addr.HTTP + " " + s.State
 		if s.Err != "" {
 			p += ": " + s.Err
@@ -442,6 +456,17 @@ func (m *Master) describe() string {
 		parts = append(parts, p)
 	}
 	return strings.Join(parts, "; ")
+}
+
+// unreachableReason is why a master did not answer, as status shows it.
+func unreachableReason(err error) string {
+	return explainRefusal(errors.New(status.Convert(err).Message())).Error()
+}
+
+// withoutAddr is s's error with its own addresses taken out, so that two
+// masters failing for the same reason compare equal.
+func withoutAddr(s MasterStatus) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s.Err, s.Addr.GRPC, ""), s.Addr.HTTP, "")
 }
 
 // maybeSurvey starts a background survey of the masters when the last one

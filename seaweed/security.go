@@ -387,3 +387,24 @@ func (r *refusalConn) Write(p []byte) (int, error) {
 func (c *seaweedCreds) Clone() credentials.TransportCredentials {
 	return &seaweedCreds{TransportCredentials: c.TransportCredentials.Clone(), s: c.s}
 }
+
+// prefaceRefusal is how a plaintext gRPC client sees a server that speaks
+// only TLS: the server reads our HTTP/2 preface as a bad TLS handshake and
+// closes the connection before sending its own.
+const (
+	prefaceRefusal  = "error reading server preface"
+	plaintextAdvice = "dials in plaintext"
+)
+
+// explainRefusal says what err means when it is a TLS-only SeaweedFS
+// refusing a client that dialled in plaintext (no security.toml, or one
+// without grpc.ca): grpc's own words ("error reading server preface: EOF")
+// name neither TLS nor the fix. Other errors are returned as they are. A
+// TLS client never sees this error bare: seaweedCreds names a refusal
+// after the handshake (refusalConn).
+func explainRefusal(err error) error {
+	if err == nil || !strings.Contains(err.Error(), prefaceRefusal) || strings.Contains(err.Error(), plaintextAdvice) {
+		return err
+	}
+	return fmt.Errorf("it closed the connection before answering, as SeaweedFS with gRPC TLS on does to a client without a certificate, and this process %s: give it the cluster's security.toml (grpc.ca and this component's cert and key) with --seaweedfs-security or in ., ~/.seaweedfs, /usr/local/etc/seaweedfs or /etc/seaweedfs (%w)", plaintextAdvice, err)
+}

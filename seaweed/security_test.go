@@ -17,7 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 )
 
 // testCA is a plain x509 CA of the kind SeaweedFS operators make (no
@@ -446,5 +448,43 @@ func TestSecurityRotation(t *testing.T) {
 	}
 	if got := presented(); got != "admin2" {
 		t.Fatalf("after the rotation presents %q, want admin2", got)
+	}
+}
+
+// A TLS-only SeaweedFS closing a plaintext client's connection is named
+// as such, once, with the fix; other errors pass unchanged.
+func TestExplainRefusal(t *testing.T) {
+	bare := status.Error(codes.Unavailable, `connection error: desc = "error reading server preface: EOF"`)
+	got := explainRefusal(bare)
+	if !strings.Contains(got.Error(), "dials in plaintext") || !strings.Contains(got.Error(), "--seaweedfs-security") || status.Code(got) != codes.Unavailable {
+		t.Fatalf("explainRefusal: %v (code %v)", got, status.Code(got))
+	}
+	if again := explainRefusal(got); again.Error() != got.Error() {
+		t.Fatalf("explained twice: %v", again)
+	}
+	other := status.Error(codes.Unavailable, "connection refused")
+	if explainRefusal(other) != other || explainRefusal(nil) != nil {
+		t.Fatal("other errors changed")
+	}
+}
+
+// Masters all unreachable for one reason are described with it once;
+// otherwise each is listed.
+func TestDescribeSameReasonOnce(t *testing.T) {
+	m := &Master{}
+	for _, port := range []string{"9333", "9334", "9335"} {
+		a, err := ParseAddress("127.0.0.1:" + port)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.seen = append(m.seen, MasterStatus{Addr: a, State: MasterUnreachable, Err: "handshake with " + a.GRPC + " failed: bad certificate"})
+	}
+	got := m.describe()
+	if strings.Count(got, "bad certificate") != 1 || !strings.Contains(got, "all 3 masters (127.0.0.1:9333, 127.0.0.1:9334, 127.0.0.1:9335) unreachable") {
+		t.Fatalf("describe: %q", got)
+	}
+	m.seen[1].Err = "connection refused"
+	if got := m.describe(); strings.Count(got, "bad certificate") != 2 || !strings.Contains(got, "connection refused") {
+		t.Fatalf("describe with two reasons: %q", got)
 	}
 }
