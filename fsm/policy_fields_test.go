@@ -24,10 +24,10 @@ func TestValidatePolicyFields(t *testing.T) {
 			Thresholds:         &fsmpb.PolicyThresholds{VacuumGarbageRatio: f64(0.4), EcQuietSeconds: i64(0), RepairAfterSeconds: i64(600)},
 			IncludeCollections: []string{"", "photos"}, ExcludeCollections: []string{"tmp"},
 			ExcludeDataCenters: []string{"dc2"}, ExcludeRacks: []string{"dc1/r3"}, ExcludeServers: []string{"10.0.0.1:8080"},
-			Caps:               &fsmpb.PolicyCaps{Global: 10, PerServer: 2, PerCollection: 4},
-			Types:              []*fsmpb.TaskTypePolicy{{Type: vacuum, MaxConcurrent: 3}},
-			Windows:            []*fsmpb.MaintenanceWindow{{Days: []uint32{6, 0}, StartHour: 1, EndHour: 24}},
-			TimeZone:           "America/Argentina/Buenos_Aires", RepairsIgnoreWindows: true,
+			Caps:     &fsmpb.PolicyCaps{Global: 10, PerServer: 2, PerCollection: 4},
+			Types:    []*fsmpb.TaskTypePolicy{{Type: vacuum, MaxConcurrent: 3}},
+			Windows:  []*fsmpb.MaintenanceWindow{{Days: []uint32{6, 0}, StartHour: 1, EndHour: 24}},
+			TimeZone: "America/Argentina/Buenos_Aires", RepairsIgnoreWindows: true,
 		}, nil},
 		{"ratio", &fsmpb.Policy{Thresholds: &fsmpb.PolicyThresholds{VacuumGarbageRatio: f64(0), EcFullnessRatio: f64(1.5)}},
 			[]string{"vacuum_garbage_ratio 0 is out of range", "ec_fullness_ratio 1.5 is out of range"}},
@@ -98,8 +98,10 @@ func TestSetPolicyFields(t *testing.T) {
 	}
 }
 
-func slicesEq(a, b []string) bool   { return strings.Join(a, ",") == strings.Join(b, ",") }
-func slicesEq32(a, b []uint32) bool { return proto.Equal(&fsmpb.MaintenanceWindow{Days: a}, &fsmpb.MaintenanceWindow{Days: b}) }
+func slicesEq(a, b []string) bool { return strings.Join(a, ",") == strings.Join(b, ",") }
+func slicesEq32(a, b []uint32) bool {
+	return proto.Equal(&fsmpb.MaintenanceWindow{Days: a}, &fsmpb.MaintenanceWindow{Days: b})
+}
 
 // TestPolicyFieldsNeedControlVersion: a SetPolicy that sets any version-5
 // field is written as version 5; one that does not (and a pause) stays at
