@@ -62,6 +62,7 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		inFlight = append(inFlight, CapWork{Type: t.Type, Collection: t.Collection, Servers: TouchedServers(topo, t.VolumeId, t.AttemptServers)})
 	}
 	usage := NewCapUsage(inFlight)
+	routineTopo := PlanningTopology(topo, policy)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, t := range ready {
@@ -75,11 +76,20 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		if !fsm.RepairType(t.Type) && !CollectionAllowed(policy, t.Collection) || !usage.TypeAdmits(policy, work) {
 			continue
 		}
+		// Routine work touches no excluded server: its volume's holders
+		// are checked first, and its plan sees none (policy_scope.go).
+		planTopo := topo
+		if !fsm.RepairType(t.Type) {
+			if srv := Excluded(policy, topo, t.Type, TouchedServers(topo, t.VolumeId, nil), nil); srv != "" {
+				continue
+			}
+			planTopo = routineTopo
+		}
 		id, ok := PickWorker(t.Type, loads)
 		if !ok {
 			continue
 		}
-		spec, planErr := planSpecLoaded(t, topo, asked, th, history, !topoOK, load)
+		spec, planErr := planSpecLoaded(t, planTopo, asked, th, history, !topoOK, load)
 		if planErr == nil {
 			targets := SpecServers(spec)
 			work.Servers = TouchedServers(topo, t.VolumeId, targets)

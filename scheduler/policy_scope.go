@@ -88,6 +88,25 @@ ec:
 	return out
 }
 
+// PlanningTopology is the view routine work is planned on under policy
+// p: topo itself when p excludes no server, else a copy without the
+// excluded servers (volumes and shards as in topo), so that no balance
+// move or erasure-coding shard targets one. Only for tasks whose volume
+// touches no excluded server (Excluded, before planning).
+func PlanningTopology(topo *seaweed.Topology, p *fsmpb.Policy) *seaweed.Topology {
+	if !hasExclusions(p) {
+		return topo
+	}
+	out := *topo
+	out.Servers = nil
+	for _, s := range topo.Servers {
+		if !ServerExcluded(p, s) {
+			out.Servers = append(out.Servers, s)
+		}
+	}
+	return &out
+}
+
 // ExcludedLoad marks the servers policy p excludes as full in load (a
 // target choice's load by server id): no replicate targets one.
 func ExcludedLoad(load map[string]int, topo *seaweed.Topology, p *fsmpb.Policy) {
@@ -174,14 +193,4 @@ func PolicyThresholds(p *fsmpb.Policy, flags Thresholds) Thresholds {
 		out.RepairAfter = time.Duration(*th.RepairAfterSeconds) * time.Second
 	}
 	return out
-}
-
-// SeedThresholds is the policy thresholds that record flags: what the
-// leader writes when the policy has none yet.
-func SeedThresholds(flags Thresholds) *fsmpb.PolicyThresholds {
-	f := func(v float64) *float64 { return &v }
-	i := func(d time.Duration) *int64 { s := int64(d / time.Second); return &s }
-	mb, moves := flags.ECMinSizeMB, uint32(flags.movesPerRound())
-	return &fsmpb.PolicyThresholds{VacuumGarbageRatio: f(flags.VacuumGarbage), EcFullnessRatio: f(flags.ECFullness), EcQuietSeconds: i(flags.ECQuietFor),
-		EcMinSizeMb: &mb, BalanceImbalance: f(flags.BalanceImbalance), BalanceMovesPerRound: &moves, RepairAfterSeconds: i(flags.RepairAfter)}
 }

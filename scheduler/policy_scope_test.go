@@ -38,6 +38,9 @@ func TestPolicyScope(t *testing.T) {
 	if got := Excluded(p, topo, fsmpb.TaskType_TASK_TYPE_REPLICATE, touched, []string{"s3"}); got != "s3" {
 		t.Fatalf("repair writing to s3: excluded %q", got)
 	}
+	if pt := PlanningTopology(topo, p); len(pt.Servers) != 2 || pt.Volumes[2] == nil {
+		t.Fatalf("planning view: servers %v volumes %v", pt.Servers, pt.Volumes)
+	}
 	load := map[string]int{}
 	ExcludedLoad(load, topo, p)
 	if load["s3"] == 0 || load["s1"] != 0 {
@@ -49,7 +52,7 @@ func TestPolicyScope(t *testing.T) {
 }
 
 // TestPolicyThresholds: the policy's thresholds replace the flags' one by
-// one; unset ones keep the flags'; SeedThresholds records the flags.
+// one; unset ones keep the flags'.
 func TestPolicyThresholds(t *testing.T) {
 	flags := DefaultThresholds()
 	zero := int64(0)
@@ -59,8 +62,5 @@ func TestPolicyThresholds(t *testing.T) {
 	want.VacuumGarbage, want.RepairAfter = 0.5, 0
 	if got != want {
 		t.Fatalf("got %+v; want %+v", got, want)
-	}
-	if back := PolicyThresholds(&fsmpb.Policy{Thresholds: SeedThresholds(flags)}, Thresholds{}); back != flags {
-		t.Fatalf("seeded %+v; flags %+v", back, flags)
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 // ctl's maintenance policy commands: policy show, policy set, policy
-// history, pause and resume.
+// history, policy edit, pause and resume (the policy file form: policy_doc.go).
 
 // policyJSON is the policy as ctl --json shows it (docs/architecture.md
 // §11): every known type, enabled or not.
