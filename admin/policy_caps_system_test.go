@@ -136,7 +136,7 @@ func TestSystemPolicyWindowClosed(t *testing.T) {
 	testutil.EventuallyTrue(t, admintest.Wait, "two vacuums detected", func() bool { return len(s.Tasks()) == 2 })
 	ctx := context.Background()
 	// Open only on the day after tomorrow (UTC): closed now.
-	other := uint32(time.Now().UTC().Add(48*time.Hour).Weekday())
+	other := uint32(time.Now().UTC().Add(48 * time.Hour).Weekday())
 	closed, err := s.AdminClient(s.WaitLeader()).SetPolicy(ctx, &pb.SetPolicyRequest{Policy: &fsmpb.Policy{
 		Windows: []*fsmpb.MaintenanceWindow{{Days: []uint32{other}, StartHour: 0, EndHour: 24}}}})
 	if err != nil {

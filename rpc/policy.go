@@ -3,10 +3,10 @@ package rpc
 import (
 	"context"
 	"fmt"
-	"time"
-	_ "time/tzdata" // the same zones on every admin, whatever its system holds
 	"net"
 	"strings"
+	"time"
+	_ "time/tzdata" // the same zones on every admin, whatever its system holds
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
