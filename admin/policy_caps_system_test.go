@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
@@ -59,6 +62,25 @@ func maxConcurrentPerServer(ops []sim.Op) map[string]int {
 	return out
 }
 
+// setPolicy sets p through the leader at expected, retrying while an
+// election on this loaded machine leaves no leader (Unavailable: nothing
+// was proposed).
+func setPolicy(t *testing.T, s *system, p *fsmpb.Policy, expected uint64) *pb.SetPolicyResponse {
+	t.Helper()
+	var resp *pb.SetPolicyResponse
+	var err error
+	testutil.EventuallyTrue(t, admintest.Wait, "the policy to be set", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err = s.AdminClient(s.WaitLeader()).SetPolicy(ctx, &pb.SetPolicyRequest{Policy: p, ExpectedRevision: expected})
+		return status.Code(err) != codes.Unavailable
+	})
+	if err != nil {
+		t.Fatalf("set policy %v: %v", p, err)
+	}
+	return resp
+}
+
 func minTime(a, b time.Time) time.Time {
 	if b.Before(a) {
 		return b
@@ -87,10 +109,7 @@ func TestSystemPolicyPerServerCap(t *testing.T) {
 		vols = append(vols, s.AddOn(admintest.GarbageSpec, i%2))
 	}
 	s.StartAdmins(admintest.SchedConfig())
-	ctx := context.Background()
-	if _, err := s.AdminClient(s.WaitLeader()).SetPolicy(ctx, &pb.SetPolicyRequest{Policy: &fsmpb.Policy{Caps: &fsmpb.PolicyCaps{PerServer: 1}}}); err != nil {
-		t.Fatalf("set the cap: %v", err)
-	}
+	setPolicy(t, s, &fsmpb.Policy{Caps: &fsmpb.PolicyCaps{PerServer: 1}}, 0)
 	testutil.EventuallyTrue(t, admintest.Wait, "six vacuums detected", func() bool { return len(s.Tasks()) == 6 })
 	s.StartWorker("w1", s.GRPCAddrs(), 4)
 	tasks := s.WaitQuiet()
@@ -134,14 +153,9 @@ func TestSystemPolicyWindowClosed(t *testing.T) {
 	early := []uint32{s.AddOn(admintest.GarbageSpec, 0), s.AddOn(admintest.GarbageSpec, 0)}
 	s.StartAdmins(admintest.SchedConfig())
 	testutil.EventuallyTrue(t, admintest.Wait, "two vacuums detected", func() bool { return len(s.Tasks()) == 2 })
-	ctx := context.Background()
 	// Open only on the day after tomorrow (UTC): closed now.
 	other := uint32(time.Now().UTC().Add(48 * time.Hour).Weekday())
-	closed, err := s.AdminClient(s.WaitLeader()).SetPolicy(ctx, &pb.SetPolicyRequest{Policy: &fsmpb.Policy{
-		Windows: []*fsmpb.MaintenanceWindow{{Days: []uint32{other}, StartHour: 0, EndHour: 24}}}})
-	if err != nil {
-		t.Fatalf("close the window: %v", err)
-	}
+	closed := setPolicy(t, s, &fsmpb.Policy{Windows: []*fsmpb.MaintenanceWindow{{Days: []uint32{other}, StartHour: 0, EndHour: 24}}}, 0)
 	s.StartWorker("w1", s.GRPCAddrs(), 2)
 	s.WaitConnected("w1")
 	late := s.AddOn(admintest.GarbageSpec, 0)
@@ -156,10 +170,7 @@ func TestSystemPolicyWindowClosed(t *testing.T) {
 	}
 	admintest.WantMetric(t, admintest.MetricsBody(t, s.Node(s.WaitLeader())), "groundskeeper_policy_window_open", 0)
 
-	if _, err := s.AdminClient(s.WaitLeader()).SetPolicy(ctx, &pb.SetPolicyRequest{ExpectedRevision: closed.Policy.Revision,
-		Policy: &fsmpb.Policy{Windows: []*fsmpb.MaintenanceWindow{{StartHour: 0, EndHour: 24}}}}); err != nil {
-		t.Fatalf("open the window: %v", err)
-	}
+	setPolicy(t, s, &fsmpb.Policy{Windows: []*fsmpb.MaintenanceWindow{{StartHour: 0, EndHour: 24}}}, closed.Policy.Revision)
 	tasks := s.WaitQuiet()
 	done := map[uint32]bool{}
 	for _, task := range tasks {
