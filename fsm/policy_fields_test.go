@@ -163,3 +163,31 @@ func TestPolicyFieldsNeedControlVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestPolicyFieldsSnapshot: a policy with every version-5 field survives
+// a snapshot and its restore checks (canonical form included), and a
+// snapshot holding an unsorted list is refused.
+func TestPolicyFieldsSnapshot(t *testing.T) {
+	h := newHarness(t)
+	moves := uint32(2)
+	h.apply(SetPolicyCmd(&fsmpb.Policy{
+		Thresholds:         &fsmpb.PolicyThresholds{EcQuietSeconds: i64(0), BalanceMovesPerRound: &moves},
+		IncludeCollections: []string{"b", ""}, ExcludeRacks: []string{"dc1/r1"}, ExcludeDataCenters: []string{"dc9"},
+		Caps:               &fsmpb.PolicyCaps{Global: 5}, Types: []*fsmpb.TaskTypePolicy{{Type: ecType, MaxConcurrent: 1}},
+		Windows:            []*fsmpb.MaintenanceWindow{{Days: []uint32{5, 2}, StartHour: 3, EndHour: 4}, {EndHour: 24}},
+		TimeZone:           "Asia/Tokyo", RepairsIgnoreWindows: true,
+	}, 0, "alice"))
+	snap := h.s.Snapshot()
+	if err := checkPolicy(snap.Policy, snap.PolicyHistory); err != nil {
+		t.Fatalf("restore check of a valid policy: %v", err)
+	}
+	r, err := FromSnapshot(snap)
+	if err != nil || r.Hash() != h.s.Hash() || !proto.Equal(r.Policy(), h.s.Policy()) {
+		t.Fatalf("restored %v, %v; want %v", r.Policy(), err, h.s.Policy())
+	}
+	bad := proto.Clone(snap.Policy).(*fsmpb.Policy)
+	bad.IncludeCollections = []string{"b", ""}
+	if err := checkPolicy(bad, snap.PolicyHistory); err == nil {
+		t.Fatal("an unsorted collection list passed the restore check")
+	}
+}

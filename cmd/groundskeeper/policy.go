@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -123,13 +124,59 @@ func printPolicy(o *ctlOpts, p *fsmpb.Policy) error {
 	} else {
 		fmt.Fprintf(o.out, "policy revision %d, changed %s by %s\n", p.Revision, stamp(p.UpdatedAt), p.UpdatedBy)
 	}
-	fmt.Fprintf(o.out, "maintenance: %s\n\n", maintenanceText(p))
+	fmt.Fprintf(o.out, "maintenance: %s\n", maintenanceText(p))
+	for _, line := range policyLines(p) {
+		fmt.Fprintln(o.out, line)
+	}
+	fmt.Fprintln(o.out)
 	w := o.table()
-	fmt.Fprintln(w, "TYPE\tENABLED")
+	fmt.Fprintln(w, "TYPE\tENABLED\tMAX CONCURRENT")
 	for _, t := range fsm.TaskTypes {
-		fmt.Fprintf(w, "%s\t%v\n", fsm.TypeName(t), fsm.TypeEnabled(p, t))
+		limit := "-"
+		if n := fsm.TypeCap(p, t); n > 0 {
+			limit = strconv.Itoa(int(n))
+		}
+		fmt.Fprintf(w, "%s\t%v\t%s\n", fsm.TypeName(t), fsm.TypeEnabled(p, t), limit)
 	}
 	return w.Flush()
+}
+
+// policyLines says what the version-5 settings are, one line each, only
+// those that are set (policy show --format toml prints them all).
+func policyLines(p *fsmpb.Policy) []string {
+	var out []string
+	d := toPolicyDoc(p)
+	if th, err := json.Marshal(d.Thresholds); err == nil && string(th) != "{}" {
+		out = append(out, "thresholds: "+string(th)+" (the others: the leader's flags)")
+	}
+	if c := p.GetCaps(); c != nil {
+		out = append(out, fmt.Sprintf("caps: global %d, per server %d, per collection %d (0: none)", c.Global, c.PerServer, c.PerCollection))
+	}
+	for _, l := range []struct {
+		name  string
+		names []string
+	}{{"include collections", p.GetIncludeCollections()}, {"exclude collections", p.GetExcludeCollections()},
+		{"exclude data centres", p.GetExcludeDataCenters()}, {"exclude racks", p.GetExcludeRacks()}, {"exclude servers", p.GetExcludeServers()}} {
+		if len(l.names) > 0 {
+			out = append(out, fmt.Sprintf("%s: %q", l.name, l.names))
+		}
+	}
+	if len(d.Windows) > 0 {
+		var ws []string
+		for _, w := range d.Windows {
+			days := "*"
+			if len(w.Days) > 0 {
+				days = strings.Join(w.Days, ",")
+			}
+			ws = append(ws, fmt.Sprintf("%s %d-%d", days, w.StartHour, w.EndHour))
+		}
+		zone := p.GetTimeZone()
+		if zone == "" {
+			zone = "UTC"
+		}
+		out = append(out, fmt.Sprintf("windows: %s (%s), repairs ignore them: %v", strings.Join(ws, "; "), zone, p.GetRepairsIgnoreWindows()))
+	}
+	return out
 }
 
 // maintenanceText says whether the policy lets maintenance run.

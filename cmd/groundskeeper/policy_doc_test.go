@@ -23,6 +23,16 @@ func TestPolicyDocRoundTrip(t *testing.T) {
 		Types:      []*fsmpb.TaskTypePolicy{{Type: fsmpb.TaskType_TASK_TYPE_BALANCE, Disabled: true}, {Type: fsmpb.TaskType_TASK_TYPE_VACUUM, MaxConcurrent: 4}},
 		Windows:    []*fsmpb.MaintenanceWindow{{Days: []uint32{0, 6}, StartHour: 1, EndHour: 6}, {StartHour: 22, EndHour: 24}},
 	})
+	var text strings.Builder
+	if err := printPolicy(&ctlOpts{out: &text}, full); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"caps: global 0, per server 2, per collection 0", `exclude servers: ["10.0.0.1:8080"]`,
+		"windows: sun,sat 1-6; * 22-24 (Europe/Paris), repairs ignore them: true", `"vacuum_garbage_ratio":0.4`, `"ec_quiet":"1h30m0s"`} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("policy show does not say %q:\n%s", want, text.String())
+		}
+	}
 	for _, p := range []*fsmpb.Policy{{}, full} {
 		for _, format := range []string{"toml", "json"} {
 			text, err := marshalPolicyDoc(toPolicyDoc(p), format)
