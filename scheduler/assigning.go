@@ -80,7 +80,8 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		// are checked first, and its plan sees none (policy_scope.go).
 		planTopo := topo
 		if !fsm.RepairType(t.Type) {
-			if srv := Excluded(policy, topo, t.Type, TouchedServers(topo, t.VolumeId, nil), nil); srv != "" {
+			// (A balance's source and target too: a manual one may name them.)
+			if srv := Excluded(policy, topo, t.Type, TouchedServers(topo, t.VolumeId, nonEmpty(t.Source, t.Target)), nil); srv != "" {
 				continue
 			}
 			planTopo = routineTopo

@@ -194,3 +194,14 @@ func PolicyThresholds(p *fsmpb.Policy, flags Thresholds) Thresholds {
 	}
 	return out
 }
+
+// nonEmpty returns the non-empty strings of ss.
+func nonEmpty(ss ...string) []string {
+	out := ss[:0:0]
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
