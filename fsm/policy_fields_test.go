@@ -173,9 +173,9 @@ func TestPolicyFieldsSnapshot(t *testing.T) {
 	h.apply(SetPolicyCmd(&fsmpb.Policy{
 		Thresholds:         &fsmpb.PolicyThresholds{EcQuietSeconds: i64(0), BalanceMovesPerRound: &moves},
 		IncludeCollections: []string{"b", ""}, ExcludeRacks: []string{"dc1/r1"}, ExcludeDataCenters: []string{"dc9"},
-		Caps:               &fsmpb.PolicyCaps{Global: 5}, Types: []*fsmpb.TaskTypePolicy{{Type: ecType, MaxConcurrent: 1}},
-		Windows:            []*fsmpb.MaintenanceWindow{{Days: []uint32{5, 2}, StartHour: 3, EndHour: 4}, {EndHour: 24}},
-		TimeZone:           "Asia/Tokyo", RepairsIgnoreWindows: true,
+		Caps: &fsmpb.PolicyCaps{Global: 5}, Types: []*fsmpb.TaskTypePolicy{{Type: ecType, MaxConcurrent: 1}},
+		Windows:  []*fsmpb.MaintenanceWindow{{Days: []uint32{5, 2}, StartHour: 3, EndHour: 4}, {EndHour: 24}},
+		TimeZone: "Asia/Tokyo", RepairsIgnoreWindows: true,
 	}, 0, "alice"))
 	snap := h.s.Snapshot()
 	if err := checkPolicy(snap.Policy, snap.PolicyHistory); err != nil {
