@@ -112,6 +112,7 @@ type adminCollector struct {
 	adminLock, paused, heldElsewhere          *prometheus.Desc
 	masterState                               *prometheus.Desc
 	policyPaused, policyType, policyRevision  *prometheus.Desc
+	policyWindow, policyCap                   *prometheus.Desc
 	underreplicated, ecMissing, oldestLoss    *prometheus.Desc
 }
 
@@ -142,6 +143,8 @@ func newAdminCollector(n *Node) *adminCollector {
 		policyPaused:    d("policy_paused", "1 while the replicated maintenance policy is paused (ctl pause): nothing new is detected or assigned."),
 		policyType:      d("policy_type_enabled", "1 if the maintenance policy lets the task type be detected and assigned, 0 if it disables it.", "type"),
 		policyRevision:  d("policy_revision", "Revision of the maintenance policy in this node's state (0: never changed)."),
+		policyWindow:    d("policy_window_open", "1 while the maintenance policy's windows are open (or it has none): routine work may start; 0 outside them, or when its time zone does not load."),
+		policyCap:       d("policy_cap", "The maintenance policy's concurrency caps on assigned and running attempts (0: no cap), by scope (global, per_server, per_collection, or a task type).", "scope"),
 		heldElsewhere:   d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
 	}
 }
@@ -149,7 +152,7 @@ func newAdminCollector(n *Node) *adminCollector {
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
 		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState,
-		c.policyPaused, c.policyType, c.policyRevision, c.underreplicated, c.ecMissing, c.oldestLoss} {
+		c.policyPaused, c.policyType, c.policyRevision, c.policyWindow, c.policyCap, c.underreplicated, c.ecMissing, c.oldestLoss} {
 		ch <- d
 	}
 }
@@ -193,7 +196,13 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.policyRevision, float64(policy.Revision))
 	for _, typ := range fsm.TaskTypes {
 		gauge(c.policyType, b2f(fsm.TypeEnabled(policy, typ)), fsm.TypeName(typ))
+		gauge(c.policyCap, float64(fsm.TypeCap(policy, typ)), fsm.TypeName(typ))
 	}
+	open, _ := scheduler.WindowOpen(policy, time.Now())
+	gauge(c.policyWindow, b2f(open))
+	gauge(c.policyCap, float64(policy.GetCaps().GetGlobal()), "global")
+	gauge(c.policyCap, float64(policy.GetCaps().GetPerServer()), "per_server")
+	gauge(c.policyCap, float64(policy.GetCaps().GetPerCollection()), "per_collection")
 	gauge(c.queue, float64(len(scheduler.Ready(pending, time.Now()))))
 	workers, slots, _ := c.n.sched.Load()
 	gauge(c.workers, float64(workers))

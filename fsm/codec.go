@@ -79,6 +79,9 @@ func RequiredVersion(cmd *fsmpb.Command) uint32 {
 			return RepairVersion
 		}
 	case *fsmpb.Command_SetPolicy:
+		if usesControlFields(b.SetPolicy.GetPolicy()) {
+			return ControlVersion
+		}
 		return PolicyVersion
 	case *fsmpb.Command_RegisterWorker:
 		for _, c := range b.RegisterWorker.GetWorker().GetCapabilities() {

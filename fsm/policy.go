@@ -64,7 +64,8 @@ func ValidatePolicy(p *fsmpb.Policy) []string {
 	if n := len(typeErrs) - maxTypeErrs; n > 0 {
 		typeErrs = append(typeErrs[:maxTypeErrs], fmt.Sprintf("%d more task type entries are wrong", n))
 	}
-	return append(errs, typeErrs...)
+	errs = append(errs, typeErrs...)
+	return append(errs, validateControlFields(p)...)
 }
 
 // typeList names the known task types for refusals.
@@ -88,6 +89,7 @@ func NormalizePolicy(p *fsmpb.Policy) *fsmpb.Policy {
 		out.Types = append(out.Types, proto.Clone(tp).(*fsmpb.TaskTypePolicy))
 	}
 	slices.SortFunc(out.Types, func(a, b *fsmpb.TaskTypePolicy) int { return int(a.Type) - int(b.Type) })
+	normalizeControlFields(out, p)
 	return out
 }
 
@@ -134,7 +136,7 @@ func PolicySummary(a, b *fsmpb.Policy) string {
 			parts = append(parts, TypeName(t)+" enabled")
 		}
 	}
-	return strings.Join(parts, "; ")
+	return strings.Join(append(parts, controlSummary(a, b)...), "; ")
 }
 
 func pausedText(p *fsmpb.Policy) string {

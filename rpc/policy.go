@@ -2,8 +2,11 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
+	"time"
+	_ "time/tzdata" // the same zones on every admin, whatever its system holds
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/peer"
@@ -103,7 +106,21 @@ func validateSetPolicy(req *pb.SetPolicyRequest) error {
 	if req.Policy == nil {
 		return invalid("the request carries no policy")
 	}
-	return firstErr(checkLen("the pause reason", req.Policy.PauseReason, fsm.MaxPolicyReasonLen), checkPolicy(req.Policy))
+	return firstErr(checkLen("the pause reason", req.Policy.PauseReason, fsm.MaxPolicyReasonLen), checkPolicy(req.Policy), checkTimeZone(req.Policy.TimeZone))
+}
+
+// checkTimeZone refuses a time zone this admin's build cannot load (Apply
+// checks only the name's form: it must not depend on a node's zone
+// database). The binary embeds the database (time/tzdata), so every
+// admin of this build loads the same zones.
+func checkTimeZone(z string) error {
+	if z == "" {
+		return nil
+	}
+	if _, err := time.LoadLocation(z); err != nil {
+		return invalid(fmt.Sprintf("invalid policy: time zone %q is unknown (want an IANA name like Europe/Paris)", z))
+	}
+	return nil
 }
 
 func validatePause(req *pb.PauseRequest) error {

@@ -64,6 +64,11 @@ func TestPolicyRPC(t *testing.T) {
 		wantMessage(t, "two mistakes", err, "not paused", "unknown task type 42")
 		_, err = n.client.Pause(context.Background(), &pb.PauseRequest{Reason: strings.Repeat("r", 300)})
 		wantCode(t, "long reason via "+n.id, err, codes.InvalidArgument)
+		// A zone of the right form that does not exist: refused before
+		// proposing (Apply checks only the form).
+		_, err = n.client.SetPolicy(context.Background(), &pb.SetPolicyRequest{Policy: &fsmpb.Policy{TimeZone: "Nowhere/Atlantis"}})
+		wantCode(t, "unknown zone via "+n.id, err, codes.InvalidArgument)
+		wantMessage(t, "unknown zone", err, `time zone "Nowhere/Atlantis" is unknown`)
 	}
 
 	set, err := call(t, func(ctx context.Context) (*pb.SetPolicyResponse, error) {

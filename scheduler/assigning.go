@@ -17,7 +17,7 @@ import (
 
 // assign hands ready tasks to workers with free slots; history says
 // whether the cluster records attempt history (see retried).
-func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, now time.Time, history bool) {
+func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, now time.Time, history bool, policy *fsmpb.Policy) {
 	ready := Ready(pending, now)
 	if len(ready) == 0 {
 		return
@@ -53,6 +53,16 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 	// Where the attempts in flight, and those this pass plans, may create
 	// data: a replicate's target is chosen among the least loaded.
 	load := attemptLoad(topo, active)
+	ExcludedLoad(load, topo, policy)
+	// The policy's caps (policy_caps.go) count the attempts in flight and
+	// those this pass assigns, on every server each touches.
+	th := PolicyThresholds(policy, s.cfg.Thresholds)
+	inFlight := make([]CapWork, 0, len(active))
+	for _, t := range active {
+		inFlight = append(inFlight, CapWork{Type: t.Type, Collection: t.Collection, Servers: TouchedServers(topo, t.VolumeId, t.AttemptServers)})
+	}
+	usage := NewCapUsage(inFlight)
+	routineTopo := PlanningTopology(topo, policy)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 64)
 	for _, t := range ready {
@@ -62,13 +72,38 @@ func (s *Scheduler) assign(ctx context.Context, active, pending []*fsmpb.Task, n
 		if !topoOK && NeedsMaster(t.Type) {
 			continue
 		}
+		work := CapWork{Type: t.Type, Collection: t.Collection}
+		if !fsm.RepairType(t.Type) && !CollectionAllowed(policy, t.Collection) || !usage.TypeAdmits(policy, work) {
+			continue
+		}
+		// Routine work touches no excluded server: its volume's holders
+		// are checked first, and its plan sees none (policy_scope.go).
+		planTopo := topo
+		if !fsm.RepairType(t.Type) {
+			// (A balance's source and target too: a manual one may name them.)
+			if srv := Excluded(policy, topo, t.Type, TouchedServers(topo, t.VolumeId, nonEmpty(t.Source, t.Target)), nil); srv != "" {
+				continue
+			}
+			planTopo = routineTopo
+		}
 		id, ok := PickWorker(t.Type, loads)
 		if !ok {
 			continue
 		}
-		spec, planErr := planSpecLoaded(t, topo, asked, s.cfg.Thresholds, history, !topoOK, load)
+		spec, planErr := planSpecLoaded(t, planTopo, asked, th, history, !topoOK, load)
 		if planErr == nil {
-			addLoad(load, topo, SpecServers(spec))
+			targets := SpecServers(spec)
+			work.Servers = TouchedServers(topo, t.VolumeId, targets)
+			if srv := Excluded(policy, topo, t.Type, work.Servers, targets); srv != "" {
+				s.log.Debug("task not assigned: its plan touches a server the policy excludes", "task", t.Id, "server", srv)
+				continue
+			}
+			if cp := usage.Admits(policy, work); cp != "" {
+				s.log.Debug("task not assigned: it would exceed a policy cap", "task", t.Id, "cap", cp)
+				continue
+			}
+			usage.Add(work)
+			addLoad(load, topo, targets)
 		}
 		if errors.Is(planErr, placement.ErrPlanWait) {
 			if waits == 0 {

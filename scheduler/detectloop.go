@@ -205,11 +205,16 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,
 	// repairs included; a repair it holds back cancels nothing.
-	props := AllowedProposals(RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, s.cfg.Thresholds.RepairAfter, now), policy)
+	// Its thresholds, windows, collections and exclusions (policy_*.go).
+	th := PolicyThresholds(policy, s.cfg.Thresholds)
+	open := s.policyWindow(policy, now)
+	props := WindowedProposals(AllowedProposals(RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, th.RepairAfter, now), policy), policy, open)
 	for _, p := range props {
 		busyVols[p.VolumeID] = true
 	}
-	props = append(props, AllowedProposals(Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now), policy)...)
+	if open {
+		props = append(props, AllowedProposals(Detect(DetectionTopology(topo, policy), func(v uint32) bool { return busyVols[v] }, moves, th, now), policy)...)
+	}
 	repairsRefused := 0
 	for _, p := range props {
 		res, err := s.submitDetected(ctx, p)

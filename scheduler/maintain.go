@@ -52,7 +52,8 @@ func (s *Scheduler) maintain(ctx context.Context) {
 			}
 		}
 	})
-	s.assign(ctx, active, waitForMaster(AllowedPending(pending, policy), unreported), now, history)
+	pending = WindowedPending(AllowedPending(pending, policy), policy, s.policyWindow(policy, now))
+	s.assign(ctx, active, waitForMaster(pending, unreported), now, history, policy)
 }
 
 // waitForMaster leaves out the pending tasks whose volume has a completed

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"time"
+
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
@@ -61,4 +63,47 @@ func (s *Scheduler) notePolicy(p *fsmpb.Policy) {
 	} else {
 		s.log.Info("maintenance resumed by policy", "revision", p.Revision, "by", p.UpdatedBy)
 	}
+}
+
+// WindowedPending returns the pending tasks that may start with the
+// maintenance windows open or not (see mayStart), in their order.
+func WindowedPending(pending []*fsmpb.Task, p *fsmpb.Policy, open bool) []*fsmpb.Task {
+	out := pending[:0:0]
+	for _, t := range pending {
+		if mayStart(p, t.Type, open) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// WindowedProposals returns the proposals that may be submitted with the
+// maintenance windows open or not, in their order: a routine proposal made
+// outside a window would only wait (and hold its volume) until one opens.
+func WindowedProposals(props []Proposal, p *fsmpb.Policy, open bool) []Proposal {
+	out := props[:0:0]
+	for _, pr := range props {
+		if mayStart(p, pr.Type, open) {
+			out = append(out, pr)
+		}
+	}
+	return out
+}
+
+// policyWindow is WindowOpen for this leader at now, logging (once per
+// change) a time zone that does not load.
+func (s *Scheduler) policyWindow(p *fsmpb.Policy, now time.Time) bool {
+	open, err := WindowOpen(p, now)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	s.mu.Lock()
+	changed := msg != s.windowErr
+	s.windowErr = msg
+	s.mu.Unlock()
+	if changed && err != nil {
+		s.log.Warn("maintenance windows", "error", err)
+	}
+	return open
 }

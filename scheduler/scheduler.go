@@ -168,6 +168,8 @@ type Scheduler struct {
 	// policyPaused is whether the policy was paused at the last round
 	// (only Run's goroutine uses it: notePolicy).
 	policyPaused bool
+	// windowErr is the last error opening the maintenance windows (under mu).
+	windowErr string
 	// lastSeen is the last time each worker was heard from (survives detach).
 	lastSeen map[string]time.Time
 	// progress is leader-local progress of running attempts, by task id.

@@ -34,15 +34,17 @@ type maintenanceFlags struct {
 
 func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	d := scheduler.DefaultThresholds()
+	// The detection thresholds below hold only where the replicated
+	// policy leaves them unset (ctl policy set thresholds.KEY=...).
 	fs.StringVar(&m.master, "master", "", "SeaweedFS masters, comma-separated, each host:httpPort or host:httpPort.grpcPort (all of a cluster's masters: the master leader is found and followed)")
 	fs.DurationVar(&m.detectInterval, "detect-interval", 10*time.Second, "how often to look for maintenance work")
-	fs.Float64Var(&m.thresholds.VacuumGarbage, "vacuum-garbage-threshold", d.VacuumGarbage, "vacuum volumes whose garbage ratio is at least this")
+	fs.Float64Var(&m.thresholds.VacuumGarbage, "vacuum-garbage-threshold", d.VacuumGarbage, "vacuum volumes whose garbage ratio is at least this (unless the policy sets thresholds.vacuum_garbage_ratio)")
 	fs.Float64Var(&m.thresholds.ECFullness, "ec-fullness-ratio", d.ECFullness, "erasure-code volumes at least this full")
 	fs.DurationVar(&m.thresholds.ECQuietFor, "ec-quiet-for", d.ECQuietFor, "erasure-code only volumes unmodified for this long")
 	fs.Uint64Var(&m.thresholds.ECMinSizeMB, "ec-min-size-mb", d.ECMinSizeMB, "erasure-code only volumes of at least this many MB")
 	fs.Float64Var(&m.thresholds.BalanceImbalance, "balance-imbalance-threshold", d.BalanceImbalance, "balance when (max-min)/avg slot usage reaches this")
 	fs.IntVar(&m.thresholds.BalanceMovesPerRound, "balance-moves-per-round", d.BalanceMovesPerRound, "propose at most this many balance moves per detection round and disk type")
-	fs.DurationVar(&m.thresholds.RepairAfter, "repair-after", d.RepairAfter, "repair a volume (copy a lost replica) only once it has been at reduced redundancy this long, so a restart causes no copying (0: at once)")
+	fs.DurationVar(&m.thresholds.RepairAfter, "repair-after", d.RepairAfter, "repair a volume (copy a lost replica) only once it has been at reduced redundancy this long, so a restart causes no copying (0: at once; unless the policy sets thresholds.repair_after)")
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
 	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")

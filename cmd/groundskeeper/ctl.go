@@ -40,8 +40,11 @@ Commands:
   peers remove ID                          remove a member
   snapshot save FILE                       save a snapshot of the replicated state to FILE
   snapshot restore FILE                    replace the replicated state with a saved snapshot
-  policy show                              the maintenance policy (replicated: every admin answers alike)
-  policy set KEY=VALUE...                  change it: paused=true|false, reason=TEXT, TYPE.enabled=true|false
+  policy show [--format toml|json]         the maintenance policy (replicated: every admin answers alike)
+  policy set KEY=VALUE...                  change it: paused=true|false, reason=TEXT, TYPE.enabled=true|false,
+                                           TYPE.max_concurrent=N, caps.per_server=N, windows="sat,sun 1-6",
+                                           exclude_servers=a,b, thresholds.repair_after=10m, ... (README)
+  policy edit FILE                         set the whole policy from a file policy show --format printed
   policy history                           its last 50 changes: who, when, what
   pause [--reason TEXT]                    stop new maintenance (detection and assignment, repairs too); running tasks finish
   resume                                   lift a pause

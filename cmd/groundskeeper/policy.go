@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +17,7 @@ import (
 )
 
 // ctl's maintenance policy commands: policy show, policy set, policy
-// history, pause and resume.
+// history, policy edit, pause and resume (the policy file form: policy_doc.go).
 
 // policyJSON is the policy as ctl --json shows it (docs/architecture.md
 // §11): every known type, enabled or not.
@@ -46,7 +48,10 @@ func toPolicyJSON(p *fsmpb.Policy) *policyJSON {
 
 // policySetKeys names the keys of policy set, for refusals.
 func policySetKeys() string {
-	return "paused, reason, or TYPE.enabled with TYPE one of " + typeNames()
+	return "paused, reason, time_zone, repairs_ignore_windows, windows (\"sat,sun 1-6; * 22-24\"), include_collections, exclude_collections, " +
+		"exclude_data_centers, exclude_racks, exclude_servers (comma lists), caps.global, caps.per_server, caps.per_collection, " +
+		"thresholds.vacuum_garbage_ratio, thresholds.ec_fullness_ratio, thresholds.ec_quiet, thresholds.ec_min_size_mb, thresholds.balance_imbalance, " +
+		"thresholds.balance_moves_per_round, thresholds.repair_after, or TYPE.enabled, TYPE.max_concurrent with TYPE one of " + typeNames()
 }
 
 func typeNames() string {
@@ -68,8 +73,10 @@ func (o *ctlOpts) policy(args []string) error {
 		return o.policySet(args[1:])
 	case "history":
 		return o.policyHistory(args[1:])
+	case "edit":
+		return o.policyEdit(args[1:])
 	}
-	return usagef("unknown policy subcommand %q (want show, set or history)", args[0])
+	return usagef("unknown policy subcommand %q (want show, set, edit or history)", args[0])
 }
 
 // getPolicy reads the policy (from the leader unless --stale).
@@ -80,15 +87,29 @@ func (o *ctlOpts) getPolicy() (*pb.GetPolicyResponse, error) {
 }
 
 func (o *ctlOpts) policyShow(args []string) error {
-	fs, err := o.subFlags("policy show", args, nil)
+	var format string
+	fs, err := o.subFlags("policy show", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&format, "format", "", "print the whole policy as toml or json, the form policy edit reads")
+	})
 	if err != nil {
 		return err
 	}
 	if err := noArgs(fs); err != nil {
 		return err
 	}
+	if format != "" && format != "toml" && format != "json" {
+		return usagef("unknown format %q (want toml or json)", format)
+	}
 	resp, err := o.getPolicy()
 	if err != nil {
+		return err
+	}
+	if format != "" {
+		b, err := marshalPolicyDoc(toPolicyDoc(resp.Policy), format)
+		if err != nil {
+			return err
+		}
+		_, err = o.out.Write(b)
 		return err
 	}
 	return printPolicy(o, resp.Policy)
@@ -103,13 +124,59 @@ func printPolicy(o *ctlOpts, p *fsmpb.Policy) error {
 	} else {
 		fmt.Fprintf(o.out, "policy revision %d, changed %s by %s\n", p.Revision, stamp(p.UpdatedAt), p.UpdatedBy)
 	}
-	fmt.Fprintf(o.out, "maintenance: %s\n\n", maintenanceText(p))
+	fmt.Fprintf(o.out, "maintenance: %s\n", maintenanceText(p))
+	for _, line := range policyLines(p) {
+		fmt.Fprintln(o.out, line)
+	}
+	fmt.Fprintln(o.out)
 	w := o.table()
-	fmt.Fprintln(w, "TYPE\tENABLED")
+	fmt.Fprintln(w, "TYPE\tENABLED\tMAX CONCURRENT")
 	for _, t := range fsm.TaskTypes {
-		fmt.Fprintf(w, "%s\t%v\n", fsm.TypeName(t), fsm.TypeEnabled(p, t))
+		limit := "-"
+		if n := fsm.TypeCap(p, t); n > 0 {
+			limit = strconv.Itoa(int(n))
+		}
+		fmt.Fprintf(w, "%s\t%v\t%s\n", fsm.TypeName(t), fsm.TypeEnabled(p, t), limit)
 	}
 	return w.Flush()
+}
+
+// policyLines says what the version-5 settings are, one line each, only
+// those that are set (policy show --format toml prints them all).
+func policyLines(p *fsmpb.Policy) []string {
+	var out []string
+	d := toPolicyDoc(p)
+	if th, err := json.Marshal(d.Thresholds); err == nil && string(th) != "{}" {
+		out = append(out, "thresholds: "+string(th)+" (the others: the leader's flags)")
+	}
+	if c := p.GetCaps(); c != nil {
+		out = append(out, fmt.Sprintf("caps: global %d, per server %d, per collection %d (0: none)", c.Global, c.PerServer, c.PerCollection))
+	}
+	for _, l := range []struct {
+		name  string
+		names []string
+	}{{"include collections", p.GetIncludeCollections()}, {"exclude collections", p.GetExcludeCollections()},
+		{"exclude data centres", p.GetExcludeDataCenters()}, {"exclude racks", p.GetExcludeRacks()}, {"exclude servers", p.GetExcludeServers()}} {
+		if len(l.names) > 0 {
+			out = append(out, fmt.Sprintf("%s: %q", l.name, l.names))
+		}
+	}
+	if len(d.Windows) > 0 {
+		var ws []string
+		for _, w := range d.Windows {
+			days := "*"
+			if len(w.Days) > 0 {
+				days = strings.Join(w.Days, ",")
+			}
+			ws = append(ws, fmt.Sprintf("%s %d-%d", days, w.StartHour, w.EndHour))
+		}
+		zone := p.GetTimeZone()
+		if zone == "" {
+			zone = "UTC"
+		}
+		out = append(out, fmt.Sprintf("windows: %s (%s), repairs ignore them: %v", strings.Join(ws, "; "), zone, p.GetRepairsIgnoreWindows()))
+	}
+	return out
 }
 
 // maintenanceText says whether the policy lets maintenance run.
@@ -129,6 +196,8 @@ type policySettings struct {
 	paused  *bool
 	reason  *string
 	enabled map[fsmpb.TaskType]bool
+	// The other keys (policy_doc.go's setDocKey), in order.
+	doc [][2]string
 }
 
 // parsePolicySettings parses KEY=VALUE settings, giving one sentence per
@@ -176,7 +245,15 @@ func parsePolicySettings(settings []string) (policySettings, []string) {
 			}
 			ps.enabled[t] = b
 		default:
-			errs = append(errs, fmt.Sprintf("unknown key %q (want %s)", key, policySetKeys()))
+			ok, err := setDocKey(toPolicyDoc(&fsmpb.Policy{}), key, value)
+			switch {
+			case !ok:
+				errs = append(errs, fmt.Sprintf("unknown key %q (want %s)", key, policySetKeys()))
+			case err != nil:
+				errs = append(errs, err.Error())
+			default:
+				ps.doc = append(ps.doc, [2]string{key, value})
+			}
 		}
 	}
 	return ps, errs
@@ -204,6 +281,18 @@ func (ps policySettings) apply(p *fsmpb.Policy) (*fsmpb.Policy, []string) {
 		next.Types = slices.DeleteFunc(next.Types, func(tp *fsmpb.TaskTypePolicy) bool { return tp.Type == t })
 		if !on {
 			next.Types = append(next.Types, &fsmpb.TaskTypePolicy{Type: t, Disabled: true})
+		}
+	}
+	if len(ps.doc) > 0 {
+		d := toPolicyDoc(next)
+		for _, kv := range ps.doc {
+			if _, err := setDocKey(d, kv[0], kv[1]); err != nil {
+				return nil, []string{err.Error()}
+			}
+		}
+		var errs []string
+		if next, errs = d.policy(); len(errs) > 0 {
+			return nil, errs
 		}
 	}
 	if errs := fsm.ValidatePolicy(next); len(errs) > 0 {
@@ -330,4 +419,39 @@ func (o *ctlOpts) resume(args []string) error {
 	}
 	fmt.Fprintf(o.out, "maintenance resumed (policy revision %d)\n", resp.Policy.GetRevision())
 	return nil
+}
+
+// policyEdit sets the whole policy from a file in the form policy show
+// --format prints, if the policy is still at the file's revision.
+func (o *ctlOpts) policyEdit(args []string) error {
+	fs, err := o.subFlags("policy edit", args, nil)
+	if err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("policy edit needs one FILE (write one with policy show --format toml)")
+	}
+	b, err := os.ReadFile(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("read the policy file: %w", err)
+	}
+	d, err := parsePolicyDoc(b)
+	if err != nil {
+		return usagef("nothing changed: %s", err)
+	}
+	next, errs := d.policy()
+	if len(errs) > 0 {
+		return usagef("nothing changed: %s", strings.Join(errs, "; "))
+	}
+	cur, err := o.getPolicy()
+	if err != nil {
+		return err
+	}
+	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.SetPolicyResponse, error) {
+		return a.SetPolicy(ctx, &pb.SetPolicyRequest{Policy: next, ExpectedRevision: d.Revision})
+	})
+	if err != nil {
+		return err
+	}
+	return printPolicyChange(o, cur.Policy, resp.Policy, resp.Changed)
 }

@@ -64,7 +64,7 @@ func TestCtlPolicyUsage(t *testing.T) {
 	}{
 		{[]string{"policy", "set"}, "at least one KEY=VALUE"},
 		{[]string{"policy", "set", "paused=perhaps", "nope=1"}, "nothing changed"},
-		{[]string{"policy", "frob"}, "want show, set or history"},
+		{[]string{"policy", "frob"}, "want show, set, edit or history"},
 		{[]string{"policy", "history", "x"}, "unexpected argument"},
 		{[]string{"pause", "now"}, "unexpected argument"},
 		{[]string{"resume", "--bogus"}, "bogus"},

@@ -1020,10 +1020,33 @@ type Policy struct {
 	Types []*TaskTypePolicy `protobuf:"bytes,4,rep,name=types,proto3" json:"types,omitempty"`
 	// When and by whom the policy last changed (the command's proposer
 	// time, unix ns; the caller's certificate identity, or "insecure").
-	UpdatedAt     int64  `protobuf:"varint,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	UpdatedBy     string `protobuf:"bytes,6,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	UpdatedAt int64  `protobuf:"varint,5,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	UpdatedBy string `protobuf:"bytes,6,opt,name=updated_by,json=updatedBy,proto3" json:"updated_by,omitempty"`
+	// From here on, command version 5 (fsm.ControlVersion): a SetPolicy that
+	// sets any of these needs it (a version-4 build would drop them).
+	//
+	// Detection thresholds (unset fields: the leader's flag values; the
+	// leader seeds them from its flags while the policy has none).
+	Thresholds *PolicyThresholds `protobuf:"bytes,7,opt,name=thresholds,proto3" json:"thresholds,omitempty"`
+	// Routine work only on volumes of these collections (empty: all; "" names
+	// the default collection), and never on those of exclude_collections.
+	IncludeCollections []string `protobuf:"bytes,8,rep,name=include_collections,json=includeCollections,proto3" json:"include_collections,omitempty"`
+	ExcludeCollections []string `protobuf:"bytes,9,rep,name=exclude_collections,json=excludeCollections,proto3" json:"exclude_collections,omitempty"`
+	// No routine work touches a server in these data centres, racks
+	// ("dc/rack") or servers (ids), and no work, repairs included, targets one.
+	ExcludeDataCenters []string `protobuf:"bytes,10,rep,name=exclude_data_centers,json=excludeDataCenters,proto3" json:"exclude_data_centers,omitempty"`
+	ExcludeRacks       []string `protobuf:"bytes,11,rep,name=exclude_racks,json=excludeRacks,proto3" json:"exclude_racks,omitempty"`
+	ExcludeServers     []string `protobuf:"bytes,12,rep,name=exclude_servers,json=excludeServers,proto3" json:"exclude_servers,omitempty"`
+	// Concurrency caps (0: no cap) on assigned+running attempts.
+	Caps *PolicyCaps `protobuf:"bytes,13,opt,name=caps,proto3" json:"caps,omitempty"`
+	// Maintenance windows (none: always open), read in time_zone (an IANA
+	// name; "": UTC). Outside every window routine work does not start.
+	Windows  []*MaintenanceWindow `protobuf:"bytes,14,rep,name=windows,proto3" json:"windows,omitempty"`
+	TimeZone string               `protobuf:"bytes,15,opt,name=time_zone,json=timeZone,proto3" json:"time_zone,omitempty"`
+	// Repairs start outside the windows too.
+	RepairsIgnoreWindows bool `protobuf:"varint,16,opt,name=repairs_ignore_windows,json=repairsIgnoreWindows,proto3" json:"repairs_ignore_windows,omitempty"`
+	unknownFields        protoimpl.UnknownFields
+	sizeCache            protoimpl.SizeCache
 }
 
 func (x *Policy) Reset() {
@@ -1098,20 +1121,312 @@ func (x *Policy) GetUpdatedBy() string {
 	return ""
 }
 
+func (x *Policy) GetThresholds() *PolicyThresholds {
+	if x != nil {
+		return x.Thresholds
+	}
+	return nil
+}
+
+func (x *Policy) GetIncludeCollections() []string {
+	if x != nil {
+		return x.IncludeCollections
+	}
+	return nil
+}
+
+func (x *Policy) GetExcludeCollections() []string {
+	if x != nil {
+		return x.ExcludeCollections
+	}
+	return nil
+}
+
+func (x *Policy) GetExcludeDataCenters() []string {
+	if x != nil {
+		return x.ExcludeDataCenters
+	}
+	return nil
+}
+
+func (x *Policy) GetExcludeRacks() []string {
+	if x != nil {
+		return x.ExcludeRacks
+	}
+	return nil
+}
+
+func (x *Policy) GetExcludeServers() []string {
+	if x != nil {
+		return x.ExcludeServers
+	}
+	return nil
+}
+
+func (x *Policy) GetCaps() *PolicyCaps {
+	if x != nil {
+		return x.Caps
+	}
+	return nil
+}
+
+func (x *Policy) GetWindows() []*MaintenanceWindow {
+	if x != nil {
+		return x.Windows
+	}
+	return nil
+}
+
+func (x *Policy) GetTimeZone() string {
+	if x != nil {
+		return x.TimeZone
+	}
+	return ""
+}
+
+func (x *Policy) GetRepairsIgnoreWindows() bool {
+	if x != nil {
+		return x.RepairsIgnoreWindows
+	}
+	return false
+}
+
+// PolicyThresholds are the detection thresholds (unset: see Policy).
+type PolicyThresholds struct {
+	state                protoimpl.MessageState `protogen:"open.v1"`
+	VacuumGarbageRatio   *float64               `protobuf:"fixed64,1,opt,name=vacuum_garbage_ratio,json=vacuumGarbageRatio,proto3,oneof" json:"vacuum_garbage_ratio,omitempty"`
+	EcFullnessRatio      *float64               `protobuf:"fixed64,2,opt,name=ec_fullness_ratio,json=ecFullnessRatio,proto3,oneof" json:"ec_fullness_ratio,omitempty"`
+	EcQuietSeconds       *int64                 `protobuf:"varint,3,opt,name=ec_quiet_seconds,json=ecQuietSeconds,proto3,oneof" json:"ec_quiet_seconds,omitempty"`
+	EcMinSizeMb          *uint64                `protobuf:"varint,4,opt,name=ec_min_size_mb,json=ecMinSizeMb,proto3,oneof" json:"ec_min_size_mb,omitempty"`
+	BalanceImbalance     *float64               `protobuf:"fixed64,5,opt,name=balance_imbalance,json=balanceImbalance,proto3,oneof" json:"balance_imbalance,omitempty"`
+	BalanceMovesPerRound *uint32                `protobuf:"varint,6,opt,name=balance_moves_per_round,json=balanceMovesPerRound,proto3,oneof" json:"balance_moves_per_round,omitempty"`
+	// Seconds at reduced redundancy before a repair is proposed (0: at once).
+	RepairAfterSeconds *int64 `protobuf:"varint,7,opt,name=repair_after_seconds,json=repairAfterSeconds,proto3,oneof" json:"repair_after_seconds,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *PolicyThresholds) Reset() {
+	*x = PolicyThresholds{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyThresholds) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyThresholds) ProtoMessage() {}
+
+func (x *PolicyThresholds) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyThresholds.ProtoReflect.Descriptor instead.
+func (*PolicyThresholds) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PolicyThresholds) GetVacuumGarbageRatio() float64 {
+	if x != nil && x.VacuumGarbageRatio != nil {
+		return *x.VacuumGarbageRatio
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetEcFullnessRatio() float64 {
+	if x != nil && x.EcFullnessRatio != nil {
+		return *x.EcFullnessRatio
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetEcQuietSeconds() int64 {
+	if x != nil && x.EcQuietSeconds != nil {
+		return *x.EcQuietSeconds
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetEcMinSizeMb() uint64 {
+	if x != nil && x.EcMinSizeMb != nil {
+		return *x.EcMinSizeMb
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetBalanceImbalance() float64 {
+	if x != nil && x.BalanceImbalance != nil {
+		return *x.BalanceImbalance
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetBalanceMovesPerRound() uint32 {
+	if x != nil && x.BalanceMovesPerRound != nil {
+		return *x.BalanceMovesPerRound
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetRepairAfterSeconds() int64 {
+	if x != nil && x.RepairAfterSeconds != nil {
+		return *x.RepairAfterSeconds
+	}
+	return 0
+}
+
+// PolicyCaps bound the attempts assigned or running at once (0: no cap).
+// An attempt counts once globally, for its type and its collection, and on
+// each volume server it touches. Per type caps are in TaskTypePolicy.
+type PolicyCaps struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Global        uint32                 `protobuf:"varint,1,opt,name=global,proto3" json:"global,omitempty"`
+	PerServer     uint32                 `protobuf:"varint,2,opt,name=per_server,json=perServer,proto3" json:"per_server,omitempty"`
+	PerCollection uint32                 `protobuf:"varint,3,opt,name=per_collection,json=perCollection,proto3" json:"per_collection,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PolicyCaps) Reset() {
+	*x = PolicyCaps{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PolicyCaps) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PolicyCaps) ProtoMessage() {}
+
+func (x *PolicyCaps) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PolicyCaps.ProtoReflect.Descriptor instead.
+func (*PolicyCaps) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PolicyCaps) GetGlobal() uint32 {
+	if x != nil {
+		return x.Global
+	}
+	return 0
+}
+
+func (x *PolicyCaps) GetPerServer() uint32 {
+	if x != nil {
+		return x.PerServer
+	}
+	return 0
+}
+
+func (x *PolicyCaps) GetPerCollection() uint32 {
+	if x != nil {
+		return x.PerCollection
+	}
+	return 0
+}
+
+// MaintenanceWindow is open on its days (0 Sunday .. 6 Saturday; none:
+// every day) from start_hour up to end_hour (0..24, start < end).
+type MaintenanceWindow struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Days          []uint32               `protobuf:"varint,1,rep,packed,name=days,proto3" json:"days,omitempty"`
+	StartHour     uint32                 `protobuf:"varint,2,opt,name=start_hour,json=startHour,proto3" json:"start_hour,omitempty"`
+	EndHour       uint32                 `protobuf:"varint,3,opt,name=end_hour,json=endHour,proto3" json:"end_hour,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MaintenanceWindow) Reset() {
+	*x = MaintenanceWindow{}
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MaintenanceWindow) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MaintenanceWindow) ProtoMessage() {}
+
+func (x *MaintenanceWindow) ProtoReflect() protoreflect.Message {
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MaintenanceWindow.ProtoReflect.Descriptor instead.
+func (*MaintenanceWindow) Descriptor() ([]byte, []int) {
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MaintenanceWindow) GetDays() []uint32 {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
+func (x *MaintenanceWindow) GetStartHour() uint32 {
+	if x != nil {
+		return x.StartHour
+	}
+	return 0
+}
+
+func (x *MaintenanceWindow) GetEndHour() uint32 {
+	if x != nil {
+		return x.EndHour
+	}
+	return 0
+}
+
 // TaskTypePolicy is the policy of one task type.
 type TaskTypePolicy struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Type  TaskType               `protobuf:"varint,1,opt,name=type,proto3,enum=groundskeeper.v1.TaskType" json:"type,omitempty"`
 	// No new detection proposals of this type, and its pending tasks are
 	// not assigned (manual submissions are still accepted and wait).
-	Disabled      bool `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Disabled bool `protobuf:"varint,2,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	// Command version 5: at most this many attempts of the type assigned or
+	// running at once (0: no cap).
+	MaxConcurrent uint32 `protobuf:"varint,3,opt,name=max_concurrent,json=maxConcurrent,proto3" json:"max_concurrent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TaskTypePolicy) Reset() {
 	*x = TaskTypePolicy{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1123,7 +1438,7 @@ func (x *TaskTypePolicy) String() string {
 func (*TaskTypePolicy) ProtoMessage() {}
 
 func (x *TaskTypePolicy) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[9]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1136,7 +1451,7 @@ func (x *TaskTypePolicy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskTypePolicy.ProtoReflect.Descriptor instead.
 func (*TaskTypePolicy) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{9}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskTypePolicy) GetType() TaskType {
@@ -1153,6 +1468,13 @@ func (x *TaskTypePolicy) GetDisabled() bool {
 	return false
 }
 
+func (x *TaskTypePolicy) GetMaxConcurrent() uint32 {
+	if x != nil {
+		return x.MaxConcurrent
+	}
+	return 0
+}
+
 // PolicyChange is one entry of the policy's history.
 type PolicyChange struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1167,7 +1489,7 @@ type PolicyChange struct {
 
 func (x *PolicyChange) Reset() {
 	*x = PolicyChange{}
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1179,7 +1501,7 @@ func (x *PolicyChange) String() string {
 func (*PolicyChange) ProtoMessage() {}
 
 func (x *PolicyChange) ProtoReflect() protoreflect.Message {
-	mi := &file_groundskeeper_v1_state_proto_msgTypes[10]
+	mi := &file_groundskeeper_v1_state_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1192,7 +1514,7 @@ func (x *PolicyChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PolicyChange.ProtoReflect.Descriptor instead.
 func (*PolicyChange) Descriptor() ([]byte, []int) {
-	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{10}
+	return file_groundskeeper_v1_state_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PolicyChange) GetRevision() uint64 {
@@ -1318,7 +1640,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x13max_command_version\x18\n" +
 	" \x01(\rR\x11maxCommandVersion\x120\n" +
 	"\x06policy\x18\v \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\x12E\n" +
-	"\x0epolicy_history\x18\f \x03(\v2\x1e.groundskeeper.v1.PolicyChangeR\rpolicyHistory\"\xd5\x01\n" +
+	"\x0epolicy_history\x18\f \x03(\v2\x1e.groundskeeper.v1.PolicyChangeR\rpolicyHistory\"\xbf\x05\n" +
 	"\x06Policy\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x16\n" +
 	"\x06paused\x18\x02 \x01(\bR\x06paused\x12!\n" +
@@ -1327,10 +1649,50 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x05 \x01(\x03R\tupdatedAt\x12\x1d\n" +
 	"\n" +
-	"updated_by\x18\x06 \x01(\tR\tupdatedBy\"\\\n" +
+	"updated_by\x18\x06 \x01(\tR\tupdatedBy\x12B\n" +
+	"\n" +
+	"thresholds\x18\a \x01(\v2\".groundskeeper.v1.PolicyThresholdsR\n" +
+	"thresholds\x12/\n" +
+	"\x13include_collections\x18\b \x03(\tR\x12includeCollections\x12/\n" +
+	"\x13exclude_collections\x18\t \x03(\tR\x12excludeCollections\x120\n" +
+	"\x14exclude_data_centers\x18\n" +
+	" \x03(\tR\x12excludeDataCenters\x12#\n" +
+	"\rexclude_racks\x18\v \x03(\tR\fexcludeRacks\x12'\n" +
+	"\x0fexclude_servers\x18\f \x03(\tR\x0eexcludeServers\x120\n" +
+	"\x04caps\x18\r \x01(\v2\x1c.groundskeeper.v1.PolicyCapsR\x04caps\x12=\n" +
+	"\awindows\x18\x0e \x03(\v2#.groundskeeper.v1.MaintenanceWindowR\awindows\x12\x1b\n" +
+	"\ttime_zone\x18\x0f \x01(\tR\btimeZone\x124\n" +
+	"\x16repairs_ignore_windows\x18\x10 \x01(\bR\x14repairsIgnoreWindows\"\x9a\x04\n" +
+	"\x10PolicyThresholds\x125\n" +
+	"\x14vacuum_garbage_ratio\x18\x01 \x01(\x01H\x00R\x12vacuumGarbageRatio\x88\x01\x01\x12/\n" +
+	"\x11ec_fullness_ratio\x18\x02 \x01(\x01H\x01R\x0fecFullnessRatio\x88\x01\x01\x12-\n" +
+	"\x10ec_quiet_seconds\x18\x03 \x01(\x03H\x02R\x0eecQuietSeconds\x88\x01\x01\x12(\n" +
+	"\x0eec_min_size_mb\x18\x04 \x01(\x04H\x03R\vecMinSizeMb\x88\x01\x01\x120\n" +
+	"\x11balance_imbalance\x18\x05 \x01(\x01H\x04R\x10balanceImbalance\x88\x01\x01\x12:\n" +
+	"\x17balance_moves_per_round\x18\x06 \x01(\rH\x05R\x14balanceMovesPerRound\x88\x01\x01\x125\n" +
+	"\x14repair_after_seconds\x18\a \x01(\x03H\x06R\x12repairAfterSeconds\x88\x01\x01B\x17\n" +
+	"\x15_vacuum_garbage_ratioB\x14\n" +
+	"\x12_ec_fullness_ratioB\x13\n" +
+	"\x11_ec_quiet_secondsB\x11\n" +
+	"\x0f_ec_min_size_mbB\x14\n" +
+	"\x12_balance_imbalanceB\x1a\n" +
+	"\x18_balance_moves_per_roundB\x17\n" +
+	"\x15_repair_after_seconds\"j\n" +
+	"\n" +
+	"PolicyCaps\x12\x16\n" +
+	"\x06global\x18\x01 \x01(\rR\x06global\x12\x1d\n" +
+	"\n" +
+	"per_server\x18\x02 \x01(\rR\tperServer\x12%\n" +
+	"\x0eper_collection\x18\x03 \x01(\rR\rperCollection\"a\n" +
+	"\x11MaintenanceWindow\x12\x12\n" +
+	"\x04days\x18\x01 \x03(\rR\x04days\x12\x1d\n" +
+	"\n" +
+	"start_hour\x18\x02 \x01(\rR\tstartHour\x12\x19\n" +
+	"\bend_hour\x18\x03 \x01(\rR\aendHour\"\x83\x01\n" +
 	"\x0eTaskTypePolicy\x12.\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1a.groundskeeper.v1.TaskTypeR\x04type\x12\x1a\n" +
-	"\bdisabled\x18\x02 \x01(\bR\bdisabled\"d\n" +
+	"\bdisabled\x18\x02 \x01(\bR\bdisabled\x12%\n" +
+	"\x0emax_concurrent\x18\x03 \x01(\rR\rmaxConcurrent\"d\n" +
 	"\fPolicyChange\x12\x1a\n" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x0e\n" +
@@ -1365,21 +1727,24 @@ func file_groundskeeper_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_groundskeeper_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_groundskeeper_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_groundskeeper_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_groundskeeper_v1_state_proto_goTypes = []any{
-	(TaskType)(0),          // 0: groundskeeper.v1.TaskType
-	(TaskState)(0),         // 1: groundskeeper.v1.TaskState
-	(*Param)(nil),          // 2: groundskeeper.v1.Param
-	(*Task)(nil),           // 3: groundskeeper.v1.Task
-	(*Move)(nil),           // 4: groundskeeper.v1.Move
-	(*CapacityChange)(nil), // 5: groundskeeper.v1.CapacityChange
-	(*ShardPlacement)(nil), // 6: groundskeeper.v1.ShardPlacement
-	(*Worker)(nil),         // 7: groundskeeper.v1.Worker
-	(*AdminNode)(nil),      // 8: groundskeeper.v1.AdminNode
-	(*StateSnapshot)(nil),  // 9: groundskeeper.v1.StateSnapshot
-	(*Policy)(nil),         // 10: groundskeeper.v1.Policy
-	(*TaskTypePolicy)(nil), // 11: groundskeeper.v1.TaskTypePolicy
-	(*PolicyChange)(nil),   // 12: groundskeeper.v1.PolicyChange
+	(TaskType)(0),             // 0: groundskeeper.v1.TaskType
+	(TaskState)(0),            // 1: groundskeeper.v1.TaskState
+	(*Param)(nil),             // 2: groundskeeper.v1.Param
+	(*Task)(nil),              // 3: groundskeeper.v1.Task
+	(*Move)(nil),              // 4: groundskeeper.v1.Move
+	(*CapacityChange)(nil),    // 5: groundskeeper.v1.CapacityChange
+	(*ShardPlacement)(nil),    // 6: groundskeeper.v1.ShardPlacement
+	(*Worker)(nil),            // 7: groundskeeper.v1.Worker
+	(*AdminNode)(nil),         // 8: groundskeeper.v1.AdminNode
+	(*StateSnapshot)(nil),     // 9: groundskeeper.v1.StateSnapshot
+	(*Policy)(nil),            // 10: groundskeeper.v1.Policy
+	(*PolicyThresholds)(nil),  // 11: groundskeeper.v1.PolicyThresholds
+	(*PolicyCaps)(nil),        // 12: groundskeeper.v1.PolicyCaps
+	(*MaintenanceWindow)(nil), // 13: groundskeeper.v1.MaintenanceWindow
+	(*TaskTypePolicy)(nil),    // 14: groundskeeper.v1.TaskTypePolicy
+	(*PolicyChange)(nil),      // 15: groundskeeper.v1.PolicyChange
 }
 var file_groundskeeper_v1_state_proto_depIdxs = []int32{
 	0,  // 0: groundskeeper.v1.Task.type:type_name -> groundskeeper.v1.TaskType
@@ -1396,14 +1761,17 @@ var file_groundskeeper_v1_state_proto_depIdxs = []int32{
 	8,  // 11: groundskeeper.v1.StateSnapshot.admins:type_name -> groundskeeper.v1.AdminNode
 	5,  // 12: groundskeeper.v1.StateSnapshot.retired_changes:type_name -> groundskeeper.v1.CapacityChange
 	10, // 13: groundskeeper.v1.StateSnapshot.policy:type_name -> groundskeeper.v1.Policy
-	12, // 14: groundskeeper.v1.StateSnapshot.policy_history:type_name -> groundskeeper.v1.PolicyChange
-	11, // 15: groundskeeper.v1.Policy.types:type_name -> groundskeeper.v1.TaskTypePolicy
-	0,  // 16: groundskeeper.v1.TaskTypePolicy.type:type_name -> groundskeeper.v1.TaskType
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	15, // 14: groundskeeper.v1.StateSnapshot.policy_history:type_name -> groundskeeper.v1.PolicyChange
+	14, // 15: groundskeeper.v1.Policy.types:type_name -> groundskeeper.v1.TaskTypePolicy
+	11, // 16: groundskeeper.v1.Policy.thresholds:type_name -> groundskeeper.v1.PolicyThresholds
+	12, // 17: groundskeeper.v1.Policy.caps:type_name -> groundskeeper.v1.PolicyCaps
+	13, // 18: groundskeeper.v1.Policy.windows:type_name -> groundskeeper.v1.MaintenanceWindow
+	0,  // 19: groundskeeper.v1.TaskTypePolicy.type:type_name -> groundskeeper.v1.TaskType
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_state_proto_init() }
@@ -1411,13 +1779,14 @@ func file_groundskeeper_v1_state_proto_init() {
 	if File_groundskeeper_v1_state_proto != nil {
 		return
 	}
+	file_groundskeeper_v1_state_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_state_proto_rawDesc), len(file_groundskeeper_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   11,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
