@@ -249,10 +249,3 @@ func taskIOByTask(ops []sim.Op) map[string]taskIO {
 	}
 	return out
 }
-
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
