@@ -11,8 +11,9 @@ import (
 
 // TestTLSQuorumAndRoles: certificates made with `groundskeeper tls`; three
 // admins form a quorum over mutual TLS and survive a leader kill; ctl with
-// a reader certificate reads and is refused a submit, with an operator
-// certificate submits, and without a certificate gets nothing.
+// a reader certificate reads and is refused a submit and a phantom peer,
+// with a worker certificate is refused a submit and a cancel, with an
+// operator certificate submits, and without a certificate gets nothing.
 func TestTLSQuorumAndRoles(t *testing.T) {
 	c := newCluster(t, 3)
 	pki := filepath.Join(c.dir, "pki")
@@ -37,6 +38,7 @@ func TestTLSQuorumAndRoles(t *testing.T) {
 	}
 	mustRun("tls", "cert", "--dir", pki, "--role", "reader", "--name", "rita")
 	mustRun("tls", "cert", "--dir", pki, "--role", "operator", "--name", "olga")
+	mustRun("tls", "cert", "--dir", pki, "--role", "worker", "--name", "w1")
 	ctlAs := func(who, admin string, args ...string) cmdResult {
 		t.Helper()
 		return runBin(t, append(append([]string{"ctl", "--admin", admin}, tlsArgs(who)...), args...)...)
@@ -81,6 +83,20 @@ func TestTLSQuorumAndRoles(t *testing.T) {
 	if res := ctlAs("rita", all, "task", "submit", "--type", "vacuum", "--volume", "7"); res.Code == 0 ||
 		!strings.Contains(res.Stderr, "needs role operator") {
 		t.Fatalf("a reader's submit: %s; want refused, naming the operator role", res)
+	}
+	// The issue's phantom voters: a reader may not add peers.
+	if res := ctlAs("rita", all, "peers", "add", "phantom1", "127.0.0.1:1"); res.Code == 0 ||
+		!strings.Contains(res.Stderr, "needs role operator") {
+		t.Fatalf("a reader's peers add: %s; want refused, naming the operator role", res)
+	}
+	// A worker certificate runs a worker session only: no submit, no cancel.
+	if res := ctlAs("w1", all, "task", "submit", "--type", "vacuum", "--volume", "7"); res.Code == 0 ||
+		!strings.Contains(res.Stderr, "needs role operator") {
+		t.Fatalf("a worker's submit: %s; want refused, naming the operator role", res)
+	}
+	if res := ctlAs("w1", all, "task", "cancel", "1", "--no-wait"); res.Code == 0 ||
+		!strings.Contains(res.Stderr, "needs role operator") {
+		t.Fatalf("a worker's cancel: %s; want refused, naming the operator role", res)
 	}
 	if res := ctlAs("rita", all, "tasks"); res.Code != 0 {
 		t.Fatalf("a reader's tasks: %s", res)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestParseAddress(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in, http, grpc, want string
 	}{
@@ -37,6 +38,7 @@ func TestParseAddress(t *testing.T) {
 }
 
 func TestNodeAddress(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		id, addr string
 		port     uint32

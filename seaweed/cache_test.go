@@ -27,6 +27,7 @@ func (f *fakeSource) set(t *Topology, err error) {
 }
 
 func TestTopologyCacheKeepsLastTopology(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{}
 	c := NewTopologyCache(src, time.Hour)
 	ctx := context.Background()
@@ -53,6 +54,7 @@ func TestTopologyCacheKeepsLastTopology(t *testing.T) {
 }
 
 func TestTopologyCacheRefilling(t *testing.T) {
+	t.Parallel()
 	servers := func(n int) *Topology {
 		t := &Topology{}
 		for i := 0; i < n; i++ {
@@ -95,6 +97,7 @@ func TestTopologyCacheRefilling(t *testing.T) {
 }
 
 func TestTopologyCacheRun(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{topo: &Topology{}}
 	c := NewTopologyCache(src, 100*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -114,6 +117,7 @@ func TestTopologyCacheRun(t *testing.T) {
 }
 
 func TestTopologyCacheOnUpdate(t *testing.T) {
+	t.Parallel()
 	src := &fakeSource{}
 	c := NewTopologyCache(src, time.Hour)
 	updates := 0
@@ -163,6 +167,7 @@ func (s *countingSource) count() int {
 }
 
 func TestTopologyCacheFetchSharesAPollUnderWay(t *testing.T) {
+	t.Parallel()
 	src := &countingSource{gate: make(chan struct{}), topo: &Topology{VolumeSizeLimit: 7}}
 	c := NewTopologyCache(src, time.Hour)
 	ctx := context.Background()
@@ -207,6 +212,7 @@ func TestTopologyCacheFetchSharesAPollUnderWay(t *testing.T) {
 }
 
 func TestTopologyCacheRunCountsFromTheLastFetch(t *testing.T) {
+	t.Parallel()
 	src := &countingSource{topo: &Topology{}}
 	const interval = 300 * time.Millisecond
 	c := NewTopologyCache(src, interval)
@@ -246,6 +252,7 @@ func TestTopologyCacheRunCountsFromTheLastFetch(t *testing.T) {
 // A fetch that joins a poll under way answers with when that poll began,
 // not when the fetch was called: the topology is no newer than that.
 func TestTopologyCacheFetchTellsWhenThePollBegan(t *testing.T) {
+	t.Parallel()
 	src := &countingSource{gate: make(chan struct{}), topo: &Topology{}}
 	c := NewTopologyCache(src, time.Hour)
 	var mu sync.Mutex
@@ -309,6 +316,7 @@ func (s *epochSource) LeaderEpoch() uint64 {
 // TestTopologyCacheLeaderChange: a new master leader's partial topology
 // does not replace the kept one on the strength of the old leader's polls.
 func TestTopologyCacheLeaderChange(t *testing.T) {
+	t.Parallel()
 	servers := func(n int) *Topology {
 		t := &Topology{}
 		for i := 0; i < n; i++ {

@@ -21,6 +21,7 @@ import (
 // (the simulator's operation log stays empty), even on a context detached
 // from the guarded one; with a guard that allows, they run.
 func TestCallGuardStopsCallsBeforeTheyLeave(t *testing.T) {
+	t.Parallel()
 	c := simtest.Start(t, sim.Config{Servers: 1})
 	vid := simtest.Volume(t, c, sim.VolumeSpec{Size: 1 << 20, FileCount: 10, DeleteCount: 5, DeletedBytes: 1 << 19})
 	server := c.Server(0).Address().String()
@@ -60,6 +61,7 @@ func TestCallGuardStopsCallsBeforeTheyLeave(t *testing.T) {
 // runs is cancelled (and the server's handler stops with it), with the
 // guard's error; one whose permission is renewed meanwhile runs to its end.
 func TestCallGuardCancelsARunningCall(t *testing.T) {
+	t.Parallel()
 	c := simtest.Start(t, sim.Config{Servers: 1, CompactDuration: 600 * time.Millisecond})
 	vid := simtest.Volume(t, c, sim.VolumeSpec{Size: 1 << 20, FileCount: 10, DeleteCount: 5, DeletedBytes: 1 << 19})
 	server := c.Server(0).Address().String()

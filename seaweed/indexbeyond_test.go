@@ -15,6 +15,7 @@ import (
 // .idx's puts before its tombstones, so the volume starts without deletes
 // for the source's later write to append in order.)
 func TestIndexBeyond(t *testing.T) {
+	t.Parallel()
 	c := simtest.Start(t, sim.Config{Servers: 2})
 	vid := simtest.Volume(t, c, sim.VolumeSpec{Size: 1 << 20, FileCount: 10, Servers: []int{0}})
 	src, dst := c.Server(0).Address().String(), c.Server(1).Address().String()

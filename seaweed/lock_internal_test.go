@@ -10,6 +10,7 @@ import (
 )
 
 func TestLockedBy(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		err     error
 		holder  string
@@ -36,6 +37,7 @@ func TestLockedBy(t *testing.T) {
 // not change; an unknown state keeps the last definite one's holder and
 // status; every change is signalled once.
 func TestLockStateSince(t *testing.T) {
+	t.Parallel()
 	t0 := time.Unix(1_700_000_000, 0)
 	clock := t0
 	l := &AdminLock{client: "groundskeeper a1", now: func() time.Time { return clock }, changed: make(chan struct{}, 1)}

@@ -57,6 +57,7 @@ func waitLockWithin(t *testing.T, l *seaweed.AdminLock, within time.Duration, wh
 // renews it instead of being refused as "already locked by" ourselves; a
 // master restart, which forgets the lock, gets it back.
 func TestAdminLockKeeper(t *testing.T) {
+	t.Parallel()
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 1 // the lease: 10 s, as SeaweedFS
 	c := simtest.Start(t, cfg)
@@ -123,6 +124,7 @@ func TestAdminLockKeeper(t *testing.T) {
 // stopping releases the lock at once instead of leaving the next leader to
 // wait for the lease to run out.
 func TestAdminLockReleasedAfterFailedRenewal(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []string{"renewal failed", "stopped during a renewal"} {
 		t.Run(tc, func(t *testing.T) {
 			cfg := sim.DefaultConfig()
@@ -156,6 +158,7 @@ func TestAdminLockReleasedAfterFailedRenewal(t *testing.T) {
 // know; the keeper says so (ours, token lost), not that another process
 // holds it, and takes the lock anew once that lease lapses.
 func TestAdminLockTokenLost(t *testing.T) {
+	t.Parallel()
 	cfg := sim.DefaultConfig()
 	cfg.Servers, cfg.AdminLockDuration = 1, 3*time.Second
 	c := simtest.Start(t, cfg)
@@ -178,6 +181,7 @@ func TestAdminLockTokenLost(t *testing.T) {
 // (10 s) less a margin (1.5 s) after the successful renewal was SENT, not
 // answered: a slow answer shortens what it confirms.
 func TestAdminLockUntil(t *testing.T) {
+	t.Parallel()
 	cfg := sim.DefaultConfig()
 	cfg.Servers = 1
 	c := simtest.Start(t, cfg)

@@ -16,6 +16,7 @@ import (
 )
 
 func TestParseMasters(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		in      string
 		want    []string // HTTP addresses
@@ -219,6 +220,7 @@ func states(m *seaweed.Master) string {
 }
 
 func TestMasterFollowsLeader(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 1)
 	// A follower first: the leader is found all the same.
 	m := dialFake(t, f.list(0, 1, 2))
@@ -282,6 +284,7 @@ func TestMasterFollowsLeader(t *testing.T) {
 // The masters name their leader by a name not in our list (a host name
 // we were given as an IP): every master that answers is tried.
 func TestMasterLeaderNamedOtherwise(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 2)
 	f.name = "master-c.example:9333"
 	m := dialFake(t, f.list(0, 1, 2))
@@ -300,6 +303,7 @@ func TestMasterLeaderNamedOtherwise(t *testing.T) {
 
 // A single master is called whatever it answers, as before lists.
 func TestMasterSingleFollower(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 2, 1)
 	m := dialFake(t, f.list(0))
 	_, err := m.Topology(context.Background())
@@ -314,6 +318,7 @@ func TestMasterSingleFollower(t *testing.T) {
 // The admin lock lives in the master leader's memory: after the leader
 // dies it is taken anew on the next one.
 func TestAdminLockFollowsLeader(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 0)
 	m, lock := keepFakeLock(t, f)
 	waitLockWithin(t, lock, 20*time.Second, "the lock on master 0", func(seaweed.LockState) bool {
@@ -335,6 +340,7 @@ func TestAdminLockFollowsLeader(t *testing.T) {
 // Concurrent callers while the leader moves: no races, and once it has
 // settled every caller reaches it.
 func TestMasterConcurrentCallers(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 0)
 	m := dialFake(t, f.list(0, 1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -369,6 +375,7 @@ func TestMasterConcurrentCallers(t *testing.T) {
 // refused. The call that times out gives it up, and the next one finds the
 // new leader without waiting on it again.
 func TestMasterLeaderHangs(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 0)
 	m := dialFake(t, f.list(0, 1, 2))
 	if _, err := m.Topology(context.Background()); err != nil {
@@ -406,6 +413,7 @@ func (f *fakeMasters) setLock(i int, client string) {
 // there), whatever its time left. It counts again only once the new leader
 // grants it; here another client holds it there, so it never does.
 func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 0)
 	m, lock := keepFakeLock(t, f)
 	waitLockWithin(t, lock, 20*time.Second, "the lock to be ours", func(seaweed.LockState) bool { return lock.State().OursAt(time.Now()) })
@@ -440,6 +448,7 @@ func TestAdminLockLeaseEndsWithItsMasterLeader(t *testing.T) {
 // SeaweedFS's lease (10 s) has run since we moved: every lease the old
 // leader granted has lapsed, and its holders have renewed on the new one.
 func TestAdminLockWaitsOutTheOldLeadersLeases(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 0)
 	m, lock := keepFakeLock(t, f)
 	waitLockWithin(t, lock, 20*time.Second, "the lock to be ours on the first master leader", func(seaweed.LockState) bool { return lock.State().OursAt(time.Now()) })
@@ -493,6 +502,7 @@ func (m *fakeMaster) EnableVacuum(ctx context.Context, _ *master_pb.EnableVacuum
 // concurrent call found the new leader: only leader-only calls say who
 // leads.
 func TestMasterVacuumSwitchDoesNotConfirmALeader(t *testing.T) {
+	t.Parallel()
 	f := newFakeMasters(t, 3, 0)
 	m := dialFake(t, f.list(0, 1, 2))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -3,6 +3,7 @@ package seaweed
 import "testing"
 
 func TestRefillGuard(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name  string
 		agree bool
@@ -30,6 +31,7 @@ func TestRefillGuard(t *testing.T) {
 // judged afresh: the old leader's polls at the same count do not make it
 // accepted sooner, and it is trusted once it reaches the expected count.
 func TestRefillGuardLeaderChanged(t *testing.T) {
+	t.Parallel()
 	var g RefillGuard
 	if v := g.Trust(3); v != Trusted {
 		t.Fatalf("first topology: %v", v)

@@ -123,6 +123,7 @@ func (p *pki) toml() string {
 }
 
 func TestSecuritySearchOrder(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	first, second := t.TempDir(), t.TempDir()
 	opts := SecurityOptions{Component: ComponentAdmin, lookupEnv: noEnv, dirs: []string{first, second}}
@@ -158,6 +159,7 @@ func TestSecuritySearchOrder(t *testing.T) {
 }
 
 func TestSecurityDefaultSearchPath(t *testing.T) {
+	t.Parallel()
 	got := searchDirs(envOf(map[string]string{"HOME": "/home/op"}))
 	want := []string{".", "/home/op/.seaweedfs", "/usr/local/etc/seaweedfs", "/etc/seaweedfs"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
@@ -169,6 +171,7 @@ func TestSecurityDefaultSearchPath(t *testing.T) {
 }
 
 func TestSecurityComponents(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "security.toml")
@@ -186,6 +189,7 @@ func TestSecurityComponents(t *testing.T) {
 }
 
 func TestSecurityEnvOverrides(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "security.toml"), p.toml())
@@ -231,6 +235,7 @@ func TestSecurityEnvOverrides(t *testing.T) {
 // Every configuration weed refuses, or left half done, is one sentence
 // naming what is wrong, never plaintext.
 func TestSecurityHalfFilled(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	bad := newTestCA(t, t.TempDir(), "other")
 	for _, tc := range []struct{ name, toml, want string }{
@@ -320,6 +325,7 @@ func handshake(t *testing.T, s *Security, addr string) error {
 }
 
 func TestSecurityHandshake(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	file := filepath.Join(t.TempDir(), "security.toml")
 	writeFile(t, file, p.toml())
@@ -396,6 +402,7 @@ func TestSecurityHandshake(t *testing.T) {
 }
 
 func TestMatchesWildcardDomain(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name, domain string
 		want         bool
@@ -416,6 +423,7 @@ func TestMatchesWildcardDomain(t *testing.T) {
 // The certificate files are a certs.Source: rewritten in place, the new
 // certificate is what the next handshake presents, with no restart.
 func TestSecurityRotation(t *testing.T) {
+	t.Parallel()
 	p := newPKI(t)
 	file := filepath.Join(t.TempDir(), "security.toml")
 	writeFile(t, file, p.toml())

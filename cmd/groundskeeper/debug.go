@@ -61,11 +61,16 @@ func serveDebug(addr string) (func(), error) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(data)
 	})
-	// Timeouts so that a slow or idle client cannot hold connections open;
-	// the write timeout leaves room for a 60 s CPU profile or trace (pprof
-	// refuses a longer one than the server's write timeout).
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
-		WriteTimeout: debugWriteTimeout, IdleTimeout: time.Minute}
+	srv := debugServer(mux)
 	go srv.Serve(lis)
 	return func() { srv.Close() }, nil
+}
+
+// debugServer serves h with timeouts, so that a slow or idle client cannot
+// hold connections open; the write timeout leaves room for a 60 s CPU
+// profile or trace (pprof refuses a longer one than the server's write
+// timeout).
+func debugServer(h http.Handler) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+		WriteTimeout: debugWriteTimeout, IdleTimeout: time.Minute}
 }

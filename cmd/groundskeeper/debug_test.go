@@ -2,8 +2,10 @@ package main
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestDebugAddrIsLoopbackOnly: the profiler, which serves no TLS, is
@@ -24,5 +26,23 @@ func TestDebugAddrIsLoopbackOnly(t *testing.T) {
 		if err := loopbackOnly("--debug-addr", addr); err != nil {
 			t.Errorf("--debug-addr %s refused: %v", addr, err)
 		}
+	}
+}
+
+// TestDebugServerTimeouts: the profiler's server bounds every phase of a
+// connection (issue 11: a client that sends nothing, or reads nothing,
+// does not hold it open), and its write timeout still fits pprof's
+// longest default request, a 60 s profile or trace.
+func TestDebugServerTimeouts(t *testing.T) {
+	t.Parallel()
+	srv := debugServer(http.NewServeMux())
+	for name, d := range map[string]time.Duration{"ReadHeaderTimeout": srv.ReadHeaderTimeout, "ReadTimeout": srv.ReadTimeout,
+		"WriteTimeout": srv.WriteTimeout, "IdleTimeout": srv.IdleTimeout} {
+		if d <= 0 || d > 2*time.Minute {
+			t.Errorf("debug server %s = %v; want a bound above 0 and at most 2m", name, d)
+		}
+	}
+	if srv.WriteTimeout <= 60*time.Second {
+		t.Errorf("debug server WriteTimeout = %v; pprof refuses a 60 s profile unless the write timeout is longer", srv.WriteTimeout)
 	}
 }
