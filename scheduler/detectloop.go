@@ -193,6 +193,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	var busyVols, repairBusy map[uint32]bool
 	var preemptible map[uint32]uint64
 	var moves []ActiveMove
+	var ecMoves []ECMove
 	var policy *fsmpb.Policy
 	s.state.Read(func(st *fsm.State) {
 		policy = st.Policy()
@@ -201,6 +202,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
 		}})
 		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		ecMoves = ActiveECMoves(tasks)
 		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,
@@ -210,6 +212,9 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		busyVols[p.VolumeID] = true
 	}
 	props = append(props, AllowedProposals(Detect(topo, func(v uint32) bool { return busyVols[v] }, moves, s.cfg.Thresholds, now), policy)...)
+	// EC shard moves last (routine, one shard at a time), never of a volume
+	// a repair or another task holds.
+	props = append(props, AllowedProposals(DetectECBalance(topo, func(v uint32) bool { return busyVols[v] }, ecMoves, s.cfg.Thresholds), policy)...)
 	repairsRefused := 0
 	for _, p := range props {
 		res, err := s.submitDetected(ctx, p)
@@ -255,7 +260,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 func (s *Scheduler) submitDetected(ctx context.Context, p Proposal) (*fsmpb.ApplyResult, error) {
 	return s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 		Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
-		Priority: p.Priority, Origin: "detector",
+		Priority: p.Priority, Origin: "detector", Params: p.Params,
 	}))
 }
 
