@@ -22,7 +22,8 @@ type Thresholds struct {
 	// blip causes no copying.
 	RepairAfter time.Duration
 	// ECBalanceSkew: ec_balance evens out servers whose EC shard counts
-	// differ by more than this (0: DefaultECBalanceSkew).
+	// differ by more than this (0: DefaultECBalanceSkew; -1: no ec_balance
+	// is detected at all, spread included).
 	ECBalanceSkew int
 }
 
@@ -60,8 +61,8 @@ func (t Thresholds) Validate() error {
 		return fmt.Errorf("balance imbalance threshold %v must be greater than 0", t.BalanceImbalance)
 	case t.BalanceMovesPerRound < 0:
 		return fmt.Errorf("balance moves per round %d must not be negative", t.BalanceMovesPerRound)
-	case t.ECBalanceSkew < 0:
-		return fmt.Errorf("EC balance skew %d must not be negative", t.ECBalanceSkew)
+	case t.ECBalanceSkew < -1:
+		return fmt.Errorf("EC balance skew %d must be -1 (no EC balancing) or more", t.ECBalanceSkew)
 	case t.RepairAfter < 0:
 		return fmt.Errorf("repair-after %s must not be negative (0 repairs at once)", t.RepairAfter)
 	}

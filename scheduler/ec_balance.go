@@ -67,8 +67,12 @@ func ActiveECMoves(tasks []*fsmpb.Task) []ECMove {
 // shown yet), one missing a shard (ec_rebuild's work) or holding a
 // duplicate, is never touched. Moves in flight count as done for the
 // servers' shard counts. A target needs a free slot on the volume's disk
-// type, as PlanSpec checks it.
+// type, as PlanSpec checks it. A negative Thresholds.ECBalanceSkew turns
+// it off.
 func DetectECBalance(topo *seaweed.Topology, busy Busy, inflight []ECMove, th Thresholds) []Proposal {
+	if th.ECBalanceSkew < 0 {
+		return nil // EC balancing is off
+	}
 	ids := make([]uint32, 0, len(topo.EcVolumes))
 	for id := range topo.EcVolumes {
 		ids = append(ids, id)

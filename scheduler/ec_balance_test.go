@@ -207,6 +207,12 @@ func TestDetectECBalanceLeavesAlone(t *testing.T) {
 	if len(props) != 1 || props[0].VolumeID != 3 {
 		t.Fatalf("proposals %+v; want one of volume 3", props)
 	}
+	// EC balancing off: nothing.
+	off := DefaultThresholds()
+	off.ECBalanceSkew = -1
+	if props := DetectECBalance(c.topo(), never, nil, off); len(props) != 0 {
+		t.Fatalf("proposals %+v with EC balancing off; want none", props)
+	}
 }
 
 // TestDetectECBalanceCountsMovesInFlight: a move in flight counts as done
