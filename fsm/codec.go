@@ -49,7 +49,8 @@ const PolicyVersion = RepairVersion
 // task types and policy fields that a version-4 build would refuse or
 // ignore, so a command that carries one is written only once every member
 // applies version 5 (see RequiredVersion for exactly which): the
-// ec_balance task type (a SubmitTask of it, or a RegisterWorker naming it).
+// ec_balance task type (a SubmitTask of it, a RegisterWorker naming it, or
+// a SetPolicy with an entry for it).
 const ControlVersion = 5
 
 // CurrentVersion is the highest real command version this build writes and
@@ -78,7 +79,13 @@ func RequiredVersion(cmd *fsmpb.Command) uint32 {
 	case *fsmpb.Command_SubmitTask:
 		return TypeVersion(b.SubmitTask.GetType())
 	case *fsmpb.Command_SetPolicy:
-		return PolicyVersion
+		// A per-type entry of a type newer than the policy (ec_balance)
+		// is refused as unknown by a build that predates the type.
+		need := uint32(PolicyVersion)
+		for _, tp := range b.SetPolicy.GetPolicy().GetTypes() {
+			need = max(need, TypeVersion(tp.GetType()))
+		}
+		return need
 	case *fsmpb.Command_RegisterWorker:
 		need := uint32(CommandVersion)
 		for _, c := range b.RegisterWorker.GetWorker().GetCapabilities() {

@@ -6,9 +6,9 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
-// TestECBalanceNeedsControlVersion: an ec_balance task and a worker naming
-// it among its capabilities are written as version 5 (ControlVersion), even
-// beside a repair capability; stamped version 4 they are refused as a
+// TestECBalanceNeedsControlVersion: an ec_balance task, a worker naming it
+// among its capabilities (even beside a repair capability) and a policy
+// with an entry for it are written as version 5 (ControlVersion); stamped version 4 they are refused as a
 // version-4 build refuses an unknown type (the state unchanged), and a
 // build that stops at version 4 halts on them instead of applying them.
 func TestECBalanceNeedsControlVersion(t *testing.T) {
@@ -24,6 +24,10 @@ func TestECBalanceNeedsControlVersion(t *testing.T) {
 		{"ec_balance worker", registerCmd(balanceWorker), ControlVersion},
 		{"repair worker", registerCmd(repairWorker), RepairVersion},
 		{"ec_rebuild", submitCmd(fsmpb.TaskType_TASK_TYPE_EC_REBUILD, 2), RepairVersion},
+		{"policy disabling ec_balance", &fsmpb.Command{Body: &fsmpb.Command_SetPolicy{SetPolicy: &fsmpb.SetPolicy{
+			Policy: &fsmpb.Policy{Types: []*fsmpb.TaskTypePolicy{{Type: ecBalance, Disabled: true}}}}}}, ControlVersion},
+		{"policy disabling vacuum", &fsmpb.Command{Body: &fsmpb.Command_SetPolicy{SetPolicy: &fsmpb.SetPolicy{
+			Policy: &fsmpb.Policy{Types: []*fsmpb.TaskTypePolicy{{Type: vacuum, Disabled: true}}}}}}, PolicyVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := RequiredVersion(tc.cmd); got != tc.want {
