@@ -69,6 +69,7 @@ func (s ECSpread) String() string {
 // disk of the volume's disk type.
 type ECLayout struct {
 	Volume *seaweed.EcVolume
+	keys   *ECKeys
 	// On is the server holding each shard.
 	On    [TotalShards]*seaweed.Server
 	cap   [levels]int
@@ -76,6 +77,89 @@ type ECLayout struct {
 	// Candidates are the servers with a disk of the volume's disk type
 	// (and every holder), by id.
 	Candidates []*seaweed.Server
+}
+
+// ECKeys caches, for the layouts of one topology (NewECLayoutKeys), each
+// server's group keys at every level and each disk type's candidates and
+// even shares: a detection round over many volumes computes them once, not
+// once per volume or per move it weighs.
+type ECKeys struct {
+	keys   map[*seaweed.Server]*[levels]string
+	byType map[string]*ecCandidates
+}
+
+type ecCandidates struct {
+	servers []*seaweed.Server // with a disk of the type, by id
+	ids     map[string]bool
+	cap     [levels]int
+}
+
+// NewECKeys is an empty cache.
+func NewECKeys() *ECKeys {
+	return &ECKeys{keys: map[*seaweed.Server]*[levels]string{}, byType: map[string]*ecCandidates{}}
+}
+
+func (k *ECKeys) of(s *seaweed.Server) *[levels]string {
+	if ks, ok := k.keys[s]; ok {
+		return ks
+	}
+	ks := levelKeys(s)
+	k.keys[s] = &ks
+	return &ks
+}
+
+// candidates are the servers of topo that hold a shard (held) or have a
+// disk of type typ, by id, and the even share at each level over them.
+func (k *ECKeys) candidates(topo *seaweed.Topology, typ string, held map[string]bool) ([]*seaweed.Server, [levels]int) {
+	c, ok := k.byType[typ]
+	if !ok {
+		c = &ecCandidates{ids: map[string]bool{}}
+		c.servers, c.cap = k.evenShares(topo, func(s *seaweed.Server) bool { return Disk(s, typ) != nil })
+		for _, s := range c.servers {
+			c.ids[s.ID] = true
+		}
+		k.byType[typ] = c
+	}
+	for id := range held {
+		if !c.ids[id] {
+			// A holder without a disk of the type (rare): this volume's
+			// own list.
+			return k.evenShares(topo, func(s *seaweed.Server) bool { return held[s.ID] || Disk(s, typ) != nil })
+		}
+	}
+	return c.servers, c.cap
+}
+
+func (k *ECKeys) evenShares(topo *seaweed.Topology, in func(*seaweed.Server) bool) ([]*seaweed.Server, [levels]int) {
+	var out []*seaweed.Server
+	for _, s := range topo.Servers {
+		if in(s) {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b *seaweed.Server) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	var groups [levels]map[string]bool
+	for lv := range levels {
+		groups[lv] = map[string]bool{}
+	}
+	for _, s := range out {
+		for lv, key := range k.of(s) {
+			groups[lv][key] = true
+		}
+	}
+	var caps [levels]int
+	for lv := range levels {
+		caps[lv] = (TotalShards + max(len(groups[lv]), 1) - 1) / max(len(groups[lv]), 1)
+	}
+	return out, caps
 }
 
 // levelKeys are a server's group at each level.
@@ -93,7 +177,13 @@ func levelKeys(s *seaweed.Server) [levels]string {
 // listed twice (a duplicate is removed by a repair, not moved), or has a
 // shard on a server the topology does not list.
 func NewECLayout(topo *seaweed.Topology, e *seaweed.EcVolume) (*ECLayout, error) {
-	l := &ECLayout{Volume: e}
+	return NewECLayoutKeys(topo, e, NewECKeys())
+}
+
+// NewECLayoutKeys is NewECLayout sharing keys (of the same topology) with
+// other layouts.
+func NewECLayoutKeys(topo *seaweed.Topology, e *seaweed.EcVolume, keys *ECKeys) (*ECLayout, error) {
+	l := &ECLayout{Volume: e, keys: keys}
 	for id, holders := range e.Shards {
 		if id >= TotalShards {
 			return nil, fmt.Errorf("EC volume %d lists shard %d, beyond the %d a volume has", e.ID, id, TotalShards)
@@ -115,35 +205,12 @@ func NewECLayout(topo *seaweed.Topology, e *seaweed.EcVolume) (*ECLayout, error)
 		l.On[id] = s
 		held[s.ID] = true
 	}
-	for _, s := range topo.Servers {
-		if held[s.ID] || Disk(s, e.DiskType) != nil {
-			l.Candidates = append(l.Candidates, s)
-		}
-	}
-	slices.SortFunc(l.Candidates, func(a, b *seaweed.Server) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
-	var groups [levels]map[string]bool
+	l.Candidates, l.cap = keys.candidates(topo, e.DiskType, held)
 	for lv := range levels {
-		groups[lv] = map[string]bool{}
 		l.count[lv] = map[string]int{}
 	}
-	for _, s := range l.Candidates {
-		for lv, k := range levelKeys(s) {
-			groups[lv][k] = true
-		}
-	}
-	for lv := range levels {
-		l.cap[lv] = (TotalShards + len(groups[lv]) - 1) / len(groups[lv])
-	}
 	for _, s := range l.On {
-		for lv, k := range levelKeys(s) {
+		for lv, k := range l.keys.of(s) {
 			l.count[lv][k]++
 		}
 	}
@@ -165,7 +232,7 @@ func (l *ECLayout) Spread() ECSpread {
 // dst.
 func (l *ECLayout) After(src, dst *seaweed.Server) ECSpread {
 	out := l.Spread()
-	ks, kd := levelKeys(src), levelKeys(dst)
+	ks, kd := l.keys.of(src), l.keys.of(dst)
 	for lv := range levels {
 		if ks[lv] == kd[lv] {
 			continue
@@ -193,10 +260,10 @@ func (l *ECLayout) Holds(id string) bool { return len(l.ShardsOn(id)) > 0 }
 // Move applies a planned move to the layout (for planning the next one).
 func (l *ECLayout) Move(shard uint32, dst *seaweed.Server) {
 	src := l.On[shard]
-	for lv, k := range levelKeys(src) {
+	for lv, k := range l.keys.of(src) {
 		l.count[lv][k]--
 	}
-	for lv, k := range levelKeys(dst) {
+	for lv, k := range l.keys.of(dst) {
 		l.count[lv][k]++
 	}
 	l.On[shard] = dst

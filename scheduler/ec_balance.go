@@ -109,11 +109,12 @@ func DetectECBalance(topo *seaweed.Topology, busy Busy, inflight []ECMove, th Th
 		}
 	}
 	layouts := map[uint32]*placement.ECLayout{}
+	keys := placement.NewECKeys()
 	for _, id := range ids {
 		if busy(id) {
 			continue
 		}
-		if l, err := placement.NewECLayout(topo, topo.EcVolumes[id]); err == nil {
+		if l, err := placement.NewECLayoutKeys(topo, topo.EcVolumes[id], keys); err == nil {
 			layouts[id] = l
 		}
 	}

@@ -306,3 +306,32 @@ func TestDetectECBalanceDeterministic(t *testing.T) {
 		t.Fatal("no proposals: nothing was tested")
 	}
 }
+
+// BenchmarkDetectECBalance: one detection round over 3,000 EC volumes on
+// 100 servers in 5 racks, each volume's shards on 7 servers of one rack
+// (every volume needs moves).
+func BenchmarkDetectECBalance(b *testing.B) {
+	var nodes []*node
+	for i := 1; i <= 100; i++ {
+		n := srv(sid(i), 1000).Placed("dc1", fmt.Sprintf("r%d", i%5))
+		for v := uint32(1); v <= 3000; v++ {
+			if int(v)%5 != i%5 {
+				continue
+			}
+			// Servers of rack i%5: i = r, r+5, ...; volume v uses 7 of them.
+			k := (i/5 + int(v)) % 20
+			if k < 7 {
+				n = n.Shards(v, uint32(2*k), uint32(2*k+1))
+			}
+		}
+		nodes = append(nodes, n)
+	}
+	topo := build(1024, nodes...)
+	th := DefaultThresholds()
+	b.ResetTimer()
+	for range b.N {
+		if len(DetectECBalance(topo, never, nil, th)) == 0 {
+			b.Fatal("no proposals")
+		}
+	}
+}
