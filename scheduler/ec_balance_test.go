@@ -1,15 +1,18 @@
 package scheduler
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
 	"strconv"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/topotest"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
@@ -333,5 +336,36 @@ func BenchmarkDetectECBalance(b *testing.B) {
 		if len(DetectECBalance(topo, never, nil, th)) == 0 {
 			b.Fatal("no proposals")
 		}
+	}
+}
+
+// TestECBalanceSubmittedOnlyOnceAgreed: the detection round proposes an
+// EC shard move, but while an admin applies only command version 4 it is
+// not submitted (no task, no error); once version 5 is agreed, the next
+// round submits it, naming its shard.
+func TestECBalanceSubmittedOnlyOnceAgreed(t *testing.T) {
+	f := fsm.New()
+	a := &fsmApplier{f: f, at: now, agreed: fsm.RepairVersion}
+	s := New(Config{Now: func() time.Time { return now }}, a, f, nil)
+	ctx := context.Background()
+	c := newECCluster([2]string{"dc1", "r1"}, [2]string{"dc1", "r1"}, [2]string{"dc1", "r1"}, [2]string{"dc1", "r1"}).
+		put(1, 1, 0, 1, 2, 3, 4, 5, 6, 7).put(2, 1, 8, 9, 10).put(3, 1, 11, 12, 13)
+	topo := c.topo()
+	tasks := func() (out []*fsmpb.Task) {
+		f.Read(func(st *fsm.State) { out = st.Tasks(fsm.TaskFilter{}) })
+		return out
+	}
+	s.detect(ctx, topo)
+	if got := tasks(); len(got) != 0 {
+		t.Fatalf("before version 5 is agreed: tasks %v; want none", got)
+	}
+	a.agreed = fsm.ControlVersion
+	s.detect(ctx, topo)
+	got := tasks()
+	if len(got) != 1 || got[0].Type != ecBalanceT || got[0].State != fsmpb.TaskState_TASK_STATE_PENDING || got[0].Source != sid(1) {
+		t.Fatalf("after version 5 is agreed: tasks %v; want one pending ec_balance from %s", got, sid(1))
+	}
+	if shard, err := placement.TaskShard(got[0]); err != nil || shard > 7 {
+		t.Fatalf("task shard %d, %v; want one of server 1's", shard, err)
 	}
 }
