@@ -36,6 +36,24 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 			}
 		}
 		return true
+	case fsmpb.TaskType_TASK_TYPE_EC_BALANCE:
+		// The shard listed on its target and no longer on its source (or
+		// the EC volume gone, or the target gone: it can never be listed).
+		e, ec := topo.EcVolumes[c.VolumeId]
+		if !ec || gone(c.Target, topo) {
+			return true
+		}
+		for _, sp := range c.Shards {
+			holders := e.Shards[sp.ShardId]
+			dst, _ := topo.FindServer(c.Target)
+			if !slices.Contains(holders, dst.ID) {
+				return false
+			}
+			if src, ok := topo.FindServer(c.Source); ok && slices.Contains(holders, src.ID) {
+				return false
+			}
+		}
+		return true
 	case fsmpb.TaskType_TASK_TYPE_BALANCE:
 		if !present {
 			// Reconciliation only runs on a trusted (complete) topology: a

@@ -175,6 +175,14 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 					v.DiskType = e.DiskType
 				}
 				p.addShards(v, c.Shards, c.OldSize)
+			case fsmpb.TaskType_TASK_TYPE_EC_BALANCE:
+				p.moveShards(id, c.Source, c.Shards, c.OldSize)
+			}
+		}
+		if t != nil && t.Type == fsmpb.TaskType_TASK_TYPE_EC_BALANCE {
+			// A shard move in flight, where its task says.
+			if shard, err := placement.TaskShard(t); err == nil {
+				p.moveShards(id, t.Source, []*fsmpb.ShardPlacement{{ShardId: shard, Server: t.Target}}, 0)
 			}
 		}
 		return
@@ -325,6 +333,31 @@ func (p *projection) addShards(v *seaweed.Volume, placements []*fsmpb.ShardPlace
 			}
 		}
 	}
+}
+
+// moveShards moves shards of EC volume id from source to where placements
+// say (a tenth of size each arriving; 0: the volume's size is unknown, no
+// bytes counted): each leaves source unless the master lists it there no
+// longer (a shard count only: EcShardBytes counts bytes arriving), and
+// arrives unless the master lists it there already.
+func (p *projection) moveShards(id uint32, source string, placements []*fsmpb.ShardPlacement, size uint64) {
+	e := p.topo.EcVolumes[id]
+	if e == nil {
+		return
+	}
+	v := &seaweed.Volume{ID: id, DiskType: e.DiskType}
+	if src, ok := p.topo.FindServer(source); ok {
+		if sp := p.byID[src.ID]; sp != nil {
+			if d := sp.disk(v.DiskType); d != nil {
+				for _, pl := range placements {
+					if listHas(e.Shards[pl.ShardId], src.ID) {
+						d.projEC--
+					}
+				}
+			}
+		}
+	}
+	p.addShards(v, placements, size)
 }
 
 // figures are the master's and the projected figures of every server, in

@@ -27,7 +27,7 @@ import (
 const repairCollection = "rep"
 
 // repairThresholds find no routine work: only repairs are detected.
-var repairThresholds = scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour, ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9}
+var repairThresholds = scheduler.Thresholds{VacuumGarbage: 1, ECFullness: 1, ECQuietFor: time.Hour, ECMinSizeMB: 1 << 20, BalanceImbalance: 1e9, ECBalanceSkew: -1}
 
 // TestReplicateOnRealSeaweedFS: files are written with checksums to a 001
 // collection on five volume servers. A server restarted within

@@ -442,12 +442,13 @@ func detectingArgs(nd *node, wc *weedCluster, th scheduler.Thresholds) []string 
 		"--ec-fullness-ratio", fmt.Sprint(th.ECFullness),
 		"--ec-quiet-for", th.ECQuietFor.String(),
 		"--ec-min-size-mb", fmt.Sprint(th.ECMinSizeMB),
-		"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance))
+		"--balance-imbalance-threshold", fmt.Sprint(th.BalanceImbalance),
+		"--ec-balance-skew", fmt.Sprint(th.ECBalanceSkew))
 }
 
 // systemThresholds are the detection thresholds of the real-SeaweedFS
 // system and chaos tests.
-var systemThresholds = scheduler.Thresholds{VacuumGarbage: 0.3, ECFullness: 0.8, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2}
+var systemThresholds = scheduler.Thresholds{VacuumGarbage: 0.3, ECFullness: 0.8, ECQuietFor: time.Second, ECMinSizeMB: 1, BalanceImbalance: 0.2, ECBalanceSkew: -1}
 
 // systemRoles are the volumes those tests write: two nearly full ones
 // (erasure coding), one nearly full with 60% of its files deleted (vacuum

@@ -21,6 +21,10 @@ type Thresholds struct {
 	// (DefaultRepairAfter; 0: at once), so a restart or a short network
 	// blip causes no copying.
 	RepairAfter time.Duration
+	// ECBalanceSkew: ec_balance evens out servers whose EC shard counts
+	// differ by more than this (0: DefaultECBalanceSkew; -1: no ec_balance
+	// is detected at all, spread included).
+	ECBalanceSkew int
 }
 
 // DefaultRepairAfter is Thresholds.RepairAfter's default: as HDFS and Ceph,
@@ -41,7 +45,7 @@ func (t Thresholds) movesPerRound() int {
 // DefaultThresholds are SeaweedFS's defaults.
 func DefaultThresholds() Thresholds {
 	return Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2,
-		BalanceMovesPerRound: DefaultBalanceMovesPerRound, RepairAfter: DefaultRepairAfter}
+		BalanceMovesPerRound: DefaultBalanceMovesPerRound, RepairAfter: DefaultRepairAfter, ECBalanceSkew: DefaultECBalanceSkew}
 }
 
 // Validate refuses out-of-range values with one sentence.
@@ -57,6 +61,8 @@ func (t Thresholds) Validate() error {
 		return fmt.Errorf("balance imbalance threshold %v must be greater than 0", t.BalanceImbalance)
 	case t.BalanceMovesPerRound < 0:
 		return fmt.Errorf("balance moves per round %d must not be negative", t.BalanceMovesPerRound)
+	case t.ECBalanceSkew < -1:
+		return fmt.Errorf("EC balance skew %d must be -1 (no EC balancing) or more", t.ECBalanceSkew)
 	case t.RepairAfter < 0:
 		return fmt.Errorf("repair-after %s must not be negative (0 repairs at once)", t.RepairAfter)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 func TestDefaultThresholds(t *testing.T) {
-	want := Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2, BalanceMovesPerRound: DefaultBalanceMovesPerRound, RepairAfter: 10 * time.Minute}
+	want := Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 30, BalanceImbalance: 0.2, BalanceMovesPerRound: DefaultBalanceMovesPerRound, RepairAfter: 10 * time.Minute, ECBalanceSkew: DefaultECBalanceSkew}
 	if got := DefaultThresholds(); got != want {
 		t.Fatalf("DefaultThresholds() = %+v, want SeaweedFS's %+v", got, want)
 	}

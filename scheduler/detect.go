@@ -22,6 +22,7 @@ type Proposal struct {
 	Target     string // balance: server id to move to
 	Priority   int32
 	Reason     string
+	Params     []*fsmpb.Param // ec_balance: the shard (placement.ShardParam)
 }
 
 // Busy reports volumes that must not get new work: an active task or a

@@ -193,6 +193,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	var busyVols, repairBusy map[uint32]bool
 	var preemptible map[uint32]uint64
 	var moves []ActiveMove
+	var ecMoves []ECMove
 	var policy *fsmpb.Policy
 	s.state.Read(func(st *fsm.State) {
 		policy = st.Policy()
@@ -201,6 +202,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			fsmpb.TaskState_TASK_STATE_PENDING, fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING,
 		}})
 		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		ecMoves = ActiveECMoves(tasks)
 		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,
@@ -213,7 +215,11 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		busyVols[p.VolumeID] = true
 	}
 	if open {
-		props = append(props, AllowedProposals(Detect(DetectionTopology(topo, policy), func(v uint32) bool { return busyVols[v] }, moves, th, now), policy)...)
+		dt := DetectionTopology(topo, policy)
+		props = append(props, AllowedProposals(Detect(dt, func(v uint32) bool { return busyVols[v] }, moves, th, now), policy)...)
+		// EC shard moves last (routine, one shard at a time), never of a
+		// volume a repair or another task holds.
+		props = append(props, AllowedProposals(DetectECBalance(dt, func(v uint32) bool { return busyVols[v] }, ecMoves, th), policy)...)
 	}
 	repairsRefused := 0
 	for _, p := range props {
@@ -235,11 +241,12 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			if errors.Is(err, fsm.ErrVolumeBusy) {
 				continue
 			}
-			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.RepairType(p.Type) {
-				// An admin of an older build is a member: repairs wait
-				// for the upgrade (one line per round, not per volume).
+			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.TypeVersion(p.Type) > fsm.CommandVersion {
+				// An admin of an older build is a member: repairs and EC
+				// balancing wait for the upgrade (one line per round, not
+				// per volume).
 				if repairsRefused++; repairsRefused == 1 {
-					s.log.Warn("repairs not submitted: not every admin runs a build that knows them yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)
+					s.log.Warn("tasks not submitted: not every admin runs a build that knows their type yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)
 				}
 				continue
 			}
@@ -259,7 +266,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 func (s *Scheduler) submitDetected(ctx context.Context, p Proposal) (*fsmpb.ApplyResult, error) {
 	return s.propose(ctx, fsm.SubmitCmd(&fsmpb.SubmitTask{
 		Type: p.Type, VolumeId: p.VolumeID, Collection: p.Collection, Source: p.Source, Target: p.Target,
-		Priority: p.Priority, Origin: "detector",
+		Priority: p.Priority, Origin: "detector", Params: p.Params,
 	}))
 }
 

@@ -280,6 +280,9 @@ func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, t
 	if task.Type == fsmpb.TaskType_TASK_TYPE_EC_REBUILD {
 		return planEcRebuild(task, topo, spec, history)
 	}
+	if task.Type == fsmpb.TaskType_TASK_TYPE_EC_BALANCE {
+		return planEcBalance(task, topo, spec, history)
+	}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
@@ -444,6 +447,10 @@ func SpecServers(spec *pb.TaskSpec) []string {
 		// Only the target: the source's replica is never changed, and a
 		// retry finds the copy this attempt may leave (PlanReplicate).
 		out = append(out, spec.GetTarget())
+	case fsmpb.TaskType_TASK_TYPE_EC_BALANCE:
+		// The target, where a copy may be left; the source's shard is
+		// removed only once the target's is verified.
+		out = append(out, ecBalanceTarget(spec)...)
 	case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
 		out = append(out, spec.GetRebuilder())
 		for _, st := range spec.GetShardTargets() {

@@ -113,7 +113,7 @@ func (c *Config) defaults() {
 	stuck := map[fsmpb.TaskType]time.Duration{
 		fsmpb.TaskType_TASK_TYPE_VACUUM: 10 * time.Minute, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: 30 * time.Minute,
 		fsmpb.TaskType_TASK_TYPE_BALANCE: 30 * time.Minute, fsmpb.TaskType_TASK_TYPE_REPLICATE: 30 * time.Minute,
-		fsmpb.TaskType_TASK_TYPE_EC_REBUILD: 30 * time.Minute,
+		fsmpb.TaskType_TASK_TYPE_EC_REBUILD: 30 * time.Minute, fsmpb.TaskType_TASK_TYPE_EC_BALANCE: 15 * time.Minute,
 	}
 	for k, v := range c.StuckAfter {
 		stuck[k] = v

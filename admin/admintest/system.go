@@ -36,15 +36,16 @@ import (
 // detector, two cores); a healthy run needs a fraction of it.
 const Wait = 30 * time.Second
 
-var AllCaps = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_REBUILD}
+var AllCaps = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_REBUILD, fsmpb.TaskType_TASK_TYPE_EC_BALANCE}
 
 // SchedConfig is the scheduler configuration of the system tests: short
-// timings, and thresholds that find no balance work and repair nothing (a
+// timings, and thresholds that find no balance work (no EC balancing
+// either) and repair nothing (a
 // server a test stops is back long before an hour) unless a test asks.
 func SchedConfig() scheduler.Config {
 	return scheduler.Config{
 		Thresholds: scheduler.Thresholds{VacuumGarbage: 0.3, ECFullness: 0.95, ECQuietFor: time.Hour, ECMinSizeMB: 5,
-			BalanceImbalance: 1e9, RepairAfter: time.Hour},
+			BalanceImbalance: 1e9, RepairAfter: time.Hour, ECBalanceSkew: -1},
 		DetectInterval: time.Second,
 		Lease:          2 * time.Second,
 		Grace:          time.Second,

@@ -44,6 +44,7 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&m.thresholds.ECMinSizeMB, "ec-min-size-mb", d.ECMinSizeMB, "erasure-code only volumes of at least this many MB")
 	fs.Float64Var(&m.thresholds.BalanceImbalance, "balance-imbalance-threshold", d.BalanceImbalance, "balance when (max-min)/avg slot usage reaches this")
 	fs.IntVar(&m.thresholds.BalanceMovesPerRound, "balance-moves-per-round", d.BalanceMovesPerRound, "propose at most this many balance moves per detection round and disk type")
+	fs.IntVar(&m.thresholds.ECBalanceSkew, "ec-balance-skew", d.ECBalanceSkew, "move EC shards between servers of a disk type whose EC shard counts differ by more than this (each volume's spread over data centres, racks and servers is evened out regardless; -1: no EC balancing at all)")
 	fs.DurationVar(&m.thresholds.RepairAfter, "repair-after", d.RepairAfter, "repair a volume (copy a lost replica) only once it has been at reduced redundancy this long, so a restart causes no copying (0: at once; unless the policy sets thresholds.repair_after)")
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")

@@ -18,6 +18,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/certs"
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -307,7 +308,7 @@ func (o *ctlOpts) tasks(args []string) error {
 	var volume uint64
 	fs, err := o.subFlags("tasks", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&states, "state", "", "only tasks in these states, comma-separated")
-		fs.StringVar(&types, "type", "", "only tasks of these types (vacuum, erasure_coding, balance, replicate, ec_rebuild), comma-separated")
+		fs.StringVar(&types, "type", "", "only tasks of these types (vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance), comma-separated")
 		fs.Uint64Var(&volume, "volume", 0, "only tasks of this volume")
 	})
 	if err != nil {
@@ -365,16 +366,17 @@ func (o *ctlOpts) tasks(args []string) error {
 func (o *ctlOpts) taskSubmit(args []string) error {
 	var typ, collection, source, target string
 	var volume uint64
-	var priority int
+	var priority, shard int
 	var wait bool
 	fs, err := o.subFlags("task submit", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&wait, "wait", false, "wait for the task to end, showing its progress")
 		fs.DurationVar(&o.waitTimeout, "wait-timeout", o.waitTimeout, "give up waiting after this long (0: wait as long as it takes)")
-		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding, balance, replicate or ec_rebuild (required)")
+		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding, balance, replicate, ec_rebuild or ec_balance (required)")
 		fs.Uint64Var(&volume, "volume", 0, "volume id (required)")
 		fs.StringVar(&collection, "collection", "", "the volume's collection")
-		fs.StringVar(&source, "source", "", "source server (balance)")
-		fs.StringVar(&target, "target", "", "target server (balance)")
+		fs.StringVar(&source, "source", "", "source server (balance, ec_balance)")
+		fs.StringVar(&target, "target", "", "target server (balance, ec_balance)")
+		fs.IntVar(&shard, "shard", -1, "the EC shard id to move (ec_balance, required)")
 		fs.IntVar(&priority, "priority", 0, "higher runs first")
 	})
 	if err != nil {
@@ -397,6 +399,14 @@ func (o *ctlOpts) taskSubmit(args []string) error {
 		return usagef("--volume %d is out of range", volume)
 	}
 	req := &pb.SubmitTaskRequest{Type: t, VolumeId: uint32(volume), Collection: collection, Source: source, Target: target, Priority: int32(priority)}
+	if t == fsmpb.TaskType_TASK_TYPE_EC_BALANCE {
+		if shard < 0 || shard >= placement.TotalShards || source == "" || target == "" {
+			return usagef("an ec_balance task needs --shard (0..%d), --source and --target", placement.TotalShards-1)
+		}
+		req.Params = []*fsmpb.Param{{Key: placement.ShardParam, Value: strconv.Itoa(shard)}}
+	} else if shard >= 0 {
+		return usagef("--shard is only for ec_balance tasks")
+	}
 	resp, err := ctlCall(o, func(ctx context.Context, a pb.AdminClient) (*pb.SubmitTaskResponse, error) {
 		return a.SubmitTask(ctx, req)
 	})
