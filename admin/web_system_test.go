@@ -8,12 +8,15 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/groundskeeper-dev/groundskeeper/admin"
 	"github.com/groundskeeper-dev/groundskeeper/admin/admintest"
 	"github.com/groundskeeper-dev/groundskeeper/certs"
+	"github.com/groundskeeper-dev/groundskeeper/cluster"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 )
 
@@ -259,5 +262,41 @@ func TestSystemDashboardAPI(t *testing.T) {
 	})
 	if r := webDo(t, op, "POST", leader+"/api/v1/resume", `{}`); r.code != 200 {
 		t.Errorf("operator resume = %d %s", r.code, r.body)
+	}
+}
+
+// TestDashboardPlaintextLoopback: without TLS the dashboard binds only
+// loopback (a wildcard --http-addr is refused at start, as --grpc-addr
+// is) and, as the plaintext gRPC port, allows every call: a loopback
+// client may act.
+func TestDashboardPlaintextLoopback(t *testing.T) {
+	raftAddr, grpcAddr, httpAddr := testutil.FreeAddr(t), testutil.FreeAddr(t), testutil.FreeAddr(t)
+	cfg := admin.Config{ID: "m1", DataDir: filepath.Join(t.TempDir(), "m1"), RaftAddr: raftAddr, GRPCAddr: grpcAddr, HTTPAddr: "0.0.0.0:0",
+		Peers: []cluster.Peer{{ID: "m1", RaftAddr: raftAddr}}, Bootstrap: true, Logger: testutil.Logger("admin.m1"), Scheduler: admintest.SchedConfig()}
+	if _, err := admin.Start(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "--http-addr") {
+		t.Fatalf("a wildcard --http-addr without TLS started: %v", err)
+	}
+	cfg.HTTPAddr = httpAddr
+	n, err := admin.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start admin: %v", err)
+	}
+	t.Cleanup(func() { n.Stop() })
+	testutil.EventuallyTrue(t, admintest.Wait, "the single node to lead", func() bool { return n.Raft().IsLeader() })
+	c := &http.Client{Timeout: 10 * time.Second}
+	base := "http://" + n.HTTPAddr()
+	if r := webDo(t, c, "GET", base+"/api/v1/overview", ""); r.code != 200 {
+		t.Errorf("overview = %d %s", r.code, r.body)
+	}
+	// 409 until the node has published its command version.
+	testutil.Eventually(t, admintest.Wait, "a loopback pause to be applied (every call, as plaintext gRPC)", func() (bool, string) {
+		r := webDo(t, c, "POST", base+"/api/v1/pause", `{"reason":"loopback"}`)
+		return r.code == 200, fmt.Sprintf("%d %s", r.code, r.body)
+	})
+	if r := webDo(t, c, "GET", base+"/", ""); r.code != 200 || !bytes.Contains(r.body, []byte(`id="resume"`)) {
+		t.Errorf("the loopback overview shows no resume button: %d", r.code)
+	}
+	if r := webDo(t, c, "GET", base+"/api/v1/capacity", ""); r.code != http.StatusConflict {
+		t.Errorf("capacity without a master = %d %s; want 409", r.code, r.body)
 	}
 }
