@@ -140,11 +140,15 @@ func TestSystemDashboardAPI(t *testing.T) {
 			Policy   struct {
 				Paused      bool   `json:"paused"`
 				PauseReason string `json:"pause_reason"`
+				UpdatedBy   string `json:"updated_by"`
 			}
 		}
 		ByState map[string]int `json:"tasks_by_state"`
 	}
 	webDo(t, reader, "GET", leader+"/api/v1/overview", "").json(t, &ov)
+	if ov.Status.Policy.UpdatedBy != "test-operator (operator)" {
+		t.Errorf("the pause is recorded as by %q; want the operator's certificate", ov.Status.Policy.UpdatedBy)
+	}
 	if ov.Status.LeaderID != s.Cfgs[l].ID || len(ov.Status.Members) != 3 || !ov.Status.Policy.Paused || ov.Status.Policy.PauseReason != "dashboard test" || ov.ByState["pending"] != 5 {
 		t.Errorf("overview = %+v; want leader %s, 3 members, paused by the test, 5 pending", ov, s.Cfgs[l].ID)
 	}

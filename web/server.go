@@ -13,6 +13,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/groundskeeper-dev/groundskeeper/certs"
@@ -113,10 +115,23 @@ func (h *Handler) authorize(r *http.Request, method string) (caller, error) {
 	return c, nil
 }
 
-// ctx bounds one request's work.
+// ctx bounds one request's work and carries its client as a gRPC call's
+// peer, so the rpc methods see who calls as they would over gRPC (the
+// policy history records the certificate's name and role, or "plaintext
+// from HOST").
 func (h *Handler) ctx(r *http.Request) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(r.Context(), h.cfg.Timeout)
+	p := &peer.Peer{Addr: remoteAddr(r.RemoteAddr)}
+	if r.TLS != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *r.TLS}
+	}
+	return context.WithTimeout(peer.NewContext(r.Context(), p), h.cfg.Timeout)
 }
+
+// remoteAddr is an HTTP client's address as a net.Addr.
+type remoteAddr string
+
+func (a remoteAddr) Network() string { return "tcp" }
+func (a remoteAddr) String() string  { return string(a) }
 
 // badRequest is a query or body that is not understood, in one sentence.
 type badRequest string
