@@ -32,11 +32,13 @@ const (
 // soloRaft is a leader alone: what the reads need of raft.
 type soloRaft struct{ rpc.Raft }
 
-func (soloRaft) ID() string                         { return "b1" }
-func (soloRaft) VerifyRead(context.Context) error   { return nil }
-func (soloRaft) Leader() (string, string)           { return "b1", "127.0.0.1:1" }
-func (soloRaft) StateIndex(i uint64) uint64         { return i }
-func (soloRaft) Members() ([]cluster.Member, error) { return []cluster.Member{{ID: "b1", Suffrage: "Voter"}}, nil }
+func (soloRaft) ID() string                       { return "b1" }
+func (soloRaft) VerifyRead(context.Context) error { return nil }
+func (soloRaft) Leader() (string, string)         { return "b1", "127.0.0.1:1" }
+func (soloRaft) StateIndex(i uint64) uint64       { return i }
+func (soloRaft) Members() ([]cluster.Member, error) {
+	return []cluster.Member{{ID: "b1", Suffrage: "Voter"}}, nil
+}
 func (soloRaft) Status() cluster.Status {
 	return cluster.Status{ID: "b1", State: "Leader", LeaderID: "b1"}
 }
