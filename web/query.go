@@ -166,3 +166,23 @@ func typeNames() []string {
 	sort.Strings(out)
 	return out
 }
+
+// HasState reports whether the filter names the state (for the form).
+func (q TaskQuery) HasState(name string) bool {
+	for _, s := range q.States {
+		if stateName(s) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// HasType reports whether the filter names the type (for the form).
+func (q TaskQuery) HasType(name string) bool {
+	for _, t := range q.Types {
+		if typeName(t) == name {
+			return true
+		}
+	}
+	return false
+}
