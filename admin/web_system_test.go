@@ -85,12 +85,17 @@ func TestSystemDashboardAPI(t *testing.T) {
 	s := newSystem(t, admintest.SimConfig(3))
 	s.EnableTLS()
 	var vols []uint32
+	collections := []string{"pics", "docs"}
 	for i := range 5 {
 		spec := admintest.GarbageSpec
-		spec.Collection = []string{"pics", "docs"}[i%2]
+		spec.Collection = collections[i%2]
 		vols = append(vols, s.AddOn(spec, i%3))
 	}
-	s.StartAdmins(admintest.SchedConfig())
+	// The detector stays out (no volume reaches the threshold): every task
+	// is the test's own.
+	sc := admintest.SchedConfig()
+	sc.Thresholds.VacuumGarbage = 0.99
+	s.StartAdmins(sc)
 	l := s.WaitLeader()
 	f := (l + 1) % 3
 	reader := s.HTTPClient(certs.RoleReader, "test-reader")
@@ -106,8 +111,8 @@ func TestSystemDashboardAPI(t *testing.T) {
 		t.Fatalf("operator pause = %d %s", r.code, r.body)
 	}
 	var ids []string
-	for _, v := range vols {
-		r := webDo(t, op, "POST", follower+"/api/v1/tasks", fmt.Sprintf(`{"type":"vacuum","volume_id":%d}`, v))
+	for i, v := range vols {
+		r := webDo(t, op, "POST", follower+"/api/v1/tasks", fmt.Sprintf(`{"type":"vacuum","volume_id":%d,"collection":%q}`, v, collections[i%2]))
 		if r.code != 200 {
 			t.Fatalf("submit vacuum of %d = %d %s", v, r.code, r.body)
 		}
