@@ -14,7 +14,10 @@ func checkListeners(cfg Config) error {
 	if cfg.TLS != nil || cfg.Insecure {
 		return nil
 	}
-	for _, a := range []struct{ flag, addr string }{{"--grpc-addr", cfg.GRPCAddr}, {"--raft-addr", cfg.RaftAddr}} {
+	for _, a := range []struct{ flag, addr string }{{"--grpc-addr", cfg.GRPCAddr}, {"--raft-addr", cfg.RaftAddr}, {"--http-addr", cfg.HTTPAddr}} {
+		if a.flag == "--http-addr" && a.addr == "" {
+			continue
+		}
 		if !IsLoopback(a.addr) {
 			return fmt.Errorf("%s %s is not a loopback address and no TLS is configured: give --tls-ca, --tls-cert and --tls-key (see groundskeeper tls), "+
 				"or --insecure to run in plaintext where anyone who reaches the port controls the cluster", a.flag, a.addr)

@@ -58,6 +58,11 @@ type Config struct {
 	// Insecure (--insecure) lets a node without TLS bind non-loopback
 	// addresses; it is logged loudly and shown by ctl status.
 	Insecure bool
+	// HTTPAddr (--http-addr) serves the web dashboard and JSON API
+	// (package web); "" serves none. Under TLS it is HTTPS requiring a
+	// client certificate from the CA; without, the loopback rule of the
+	// gRPC port applies.
+	HTTPAddr string
 }
 
 // Node is a running admin: raft, the replicated state, the scheduler (which
@@ -79,6 +84,8 @@ type Node struct {
 	// master topology notifies it.
 	changes *rpc.ChangeFeed
 	logger  hclog.Logger
+	// http serves the dashboard; nil without --http-addr.
+	http *dashboard
 }
 
 // Start starts an admin node. With an empty data dir it first waits in
@@ -185,6 +192,17 @@ func Start(ctx context.Context, cfg Config) (*Node, error) {
 	pb.RegisterWorkerServiceServer(n.grpc, rpc.NewWorkerServer(n.server, n.sched))
 	reflection.Register(n.grpc)
 	n.metrics.reg.MustRegister(newAdminCollector(n))
+	if cfg.HTTPAddr != "" {
+		if n.http, err = startDashboard(cfg, n); err != nil {
+			lis.Close()
+			n.raft.Shutdown()
+			n.server.Close()
+			if n.master != nil {
+				n.master.Close()
+			}
+			return nil, err
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	n.cancel = cancel
 	n.wg.Add(2)
@@ -257,6 +275,7 @@ func (n *Node) Stop() error {
 	n.changes.Close() // capacity watches end now, not at the graceful-stop timeout
 	err := n.raft.Shutdown()
 	rpc.StopGRPC(n.grpc, 3*time.Second)
+	n.http.stop()
 	n.wg.Wait()
 	n.server.Close()
 	if n.master != nil {

@@ -90,6 +90,17 @@ func authorize(ctx context.Context, method string, members MemberLister) error {
 	if err != nil {
 		return status.Errorf(codes.PermissionDenied, "%s needs a client certificate with role %s: %v", method, need, err)
 	}
+	return decide(method, have, name, members)
+}
+
+// decide is authorize once the caller's role and name are known (gRPC
+// takes them from the call's context, AuthorizeTLS from an HTTP request's
+// connection).
+func decide(method string, have certs.Role, name string, members MemberLister) error {
+	need, ok := MethodRoles[method]
+	if !ok {
+		return status.Errorf(codes.PermissionDenied, "%s is open to no role", method)
+	}
 	if !roleAllows(have, need) {
 		return status.Errorf(codes.PermissionDenied, "%s needs role %s%s; the certificate of %q has role %s", method, need, orAbove(need), name, have)
 	}

@@ -95,3 +95,8 @@ func ListAllTasks(ctx context.Context, a pb.AdminClient, req *pb.ListTasksReques
 		req.PageToken = resp.NextPageToken
 	}
 }
+
+// TaskPageToken is the ListTasks page token of the page after the task
+// lastID, for callers that cut pages of their own out of ListTasks pages
+// (the dashboard's collection and server filters).
+func TaskPageToken(lastID uint64) string { return pageToken(lastID) }

@@ -144,7 +144,8 @@ func (s *System) StartAdmins(sc scheduler.Config) {
 		s.Cfgs = append(s.Cfgs, admin.Config{
 			ID: id, DataDir: filepath.Join(s.Dir, id), RaftAddr: raftAddr, GRPCAddr: testutil.FreeAddr(s.T),
 			Logger: testutil.Logger("admin." + id), Master: s.Sim.MasterServerAddress().String(), Scheduler: sc,
-			TLS: s.Source(certs.RoleAdmin, id),
+			TLS:      s.Source(certs.RoleAdmin, id),
+			HTTPAddr: testutil.FreeAddr(s.T),
 		})
 	}
 	for i := range s.Cfgs {

@@ -117,6 +117,7 @@ func runAdmin(args []string) error {
 	tf.register(fs)
 	var swsec seaweedSecurity
 	swsec.register(fs)
+	httpAddr := fs.String("http-addr", "", "host:port for the web dashboard and JSON API (default off); HTTPS with client certificates under TLS, loopback only without TLS unless --insecure")
 	insecure := fs.Bool("insecure", false, "without TLS, bind non-loopback addresses anyway: the ports are plaintext and unauthenticated (logged loudly, shown by ctl status)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -162,7 +163,10 @@ func runAdmin(args []string) error {
 		return usagef("--insecure contradicts --tls-ca, --tls-cert and --tls-key: give one or the other")
 	}
 	if !*insecure && !tf.files.Enabled() {
-		for _, a := range []struct{ flag, addr string }{{"--grpc-addr", *grpcAddr}, {"--raft-addr", *raftAddr}} {
+		for _, a := range []struct{ flag, addr string }{{"--grpc-addr", *grpcAddr}, {"--raft-addr", *raftAddr}, {"--http-addr", *httpAddr}} {
+			if a.addr == "" {
+				continue
+			}
 			if !admin.IsLoopback(a.addr) {
 				return usagef("%s %s is not a loopback address and no TLS is configured: give --tls-ca, --tls-cert and --tls-key (see groundskeeper tls), or --insecure", a.flag, a.addr)
 			}
@@ -225,7 +229,7 @@ func runAdmin(args []string) error {
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master, Seaweed: seaweedSec,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
 			Retention: m.retention, TestCrashDir: *dataDir},
-		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion, TLS: tlsSrc, Insecure: *insecure})
+		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion, TLS: tlsSrc, Insecure: *insecure, HTTPAddr: *httpAddr})
 	if err != nil {
 		if metricsLis != nil {
 			metricsLis.Close()

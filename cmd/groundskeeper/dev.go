@@ -34,6 +34,7 @@ func runDev(args []string) error {
 	host := fs.String("host", "127.0.0.1", "address to listen on")
 	raftPort := fs.Int("raft-port", 7001, "raft port of the first admin (the others use the next ones)")
 	grpcPort := fs.Int("grpc-port", 9001, "gRPC port of the first admin (the others use the next ones)")
+	httpPort := fs.Int("http-port", 0, "dashboard port of the first admin (the others use the next ones); 0: no dashboard")
 	logLevel := fs.String("log-level", "warn", "log level of the admins and workers")
 	master := fs.String("master", "", "use these real SeaweedFS masters (comma-separated) instead of the simulated one")
 	servers := fs.Int("servers", 6, "volume servers of the simulated SeaweedFS")
@@ -127,6 +128,9 @@ func runDev(args []string) error {
 			Logger: hclog.New(&hclog.LoggerOptions{Name: "admin." + id, Level: level, Output: os.Stderr}),
 			Master: masterAddr, Seaweed: adminSec, Scheduler: scheduler.Config{Thresholds: th, DetectInterval: *detect}, Insecure: *insecure,
 		})
+		if *httpPort != 0 {
+			cfgs[i].HTTPAddr = fmt.Sprintf("%s:%d", *host, *httpPort+i)
+		}
 		if pki != nil {
 			src, err := pki.source(certs.RoleAdmin, id, *host)
 			if err != nil {
@@ -196,6 +200,9 @@ func runDev(args []string) error {
 		f := certs.IssuedFiles(pki.dir, "dev")
 		fmt.Printf("  mutual TLS with dev's own CA in %s: give ctl %s\n", pki.dir, pki.ctlFlags())
 		fmt.Printf("  or first: export %s=%s %s=%s %s=%s\n", envTLSCA, f.CA, envTLSCert, f.Cert, envTLSKey, f.Key)
+	}
+	if *httpPort != 0 {
+		fmt.Printf("  dashboard: %s://%s:%d/ (and the next ports)\n", map[bool]string{true: "https", false: "http"}[pki != nil], *host, *httpPort)
 	}
 	fmt.Printf("  try: groundskeeper ctl --admin %s status\n", admins)
 	fmt.Printf("       groundskeeper ctl --admin %s task submit --type vacuum --volume 7\n", admins)
