@@ -48,7 +48,9 @@ const PolicyVersion = RepairVersion
 // ControlVersion (5) adds what operators and self-healing needed next: new
 // task types and policy fields that a version-4 build would refuse or
 // ignore, so a command that carries one is written only once every member
-// applies version 5 (see RequiredVersion for exactly which).
+// applies version 5 (see RequiredVersion for exactly which): the
+// remove_extra task type (a SubmitTask of it, or a RegisterWorker naming
+// it).
 const ControlVersion = 5
 
 // CurrentVersion is the highest real command version this build writes and
@@ -75,17 +77,15 @@ func RequiredVersion(cmd *fsmpb.Command) uint32 {
 	case *fsmpb.Command_TestCommand:
 		return TestCommandVersion
 	case *fsmpb.Command_SubmitTask:
-		if RepairType(b.SubmitTask.GetType()) {
-			return RepairVersion
-		}
+		return TypeVersion(b.SubmitTask.GetType())
 	case *fsmpb.Command_SetPolicy:
 		return PolicyVersion
 	case *fsmpb.Command_RegisterWorker:
+		need := uint32(CommandVersion)
 		for _, c := range b.RegisterWorker.GetWorker().GetCapabilities() {
-			if RepairType(c) {
-				return RepairVersion
-			}
+			need = max(need, TypeVersion(c))
 		}
+		return need
 	}
 	return CommandVersion
 }

@@ -13,6 +13,7 @@ var typeNames = map[fsmpb.TaskType]string{
 	fsmpb.TaskType_TASK_TYPE_BALANCE:        "balance",
 	fsmpb.TaskType_TASK_TYPE_REPLICATE:      "replicate",
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     "ec_rebuild",
+	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:   "remove_extra",
 }
 
 var stateNames = map[fsmpb.TaskState]string{
@@ -31,6 +32,7 @@ var TaskTypes = []fsmpb.TaskType{
 	fsmpb.TaskType_TASK_TYPE_BALANCE,
 	fsmpb.TaskType_TASK_TYPE_REPLICATE,
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD,
+	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA,
 }
 
 // RepairType reports whether t is a repair (replicate, ec_rebuild): a type
@@ -38,6 +40,20 @@ var TaskTypes = []fsmpb.TaskType{
 // worker's capability.
 func RepairType(t fsmpb.TaskType) bool {
 	return t == fsmpb.TaskType_TASK_TYPE_REPLICATE || t == fsmpb.TaskType_TASK_TYPE_EC_REBUILD
+}
+
+// TypeVersion is the lowest command version that can carry a task of
+// type t (a SubmitTask of it, or a worker naming it as a capability): the
+// repairs need RepairVersion, remove_extra ControlVersion, the rest the
+// base version.
+func TypeVersion(t fsmpb.TaskType) uint32 {
+	switch {
+	case t == fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+		return ControlVersion
+	case RepairType(t):
+		return RepairVersion
+	}
+	return CommandVersion
 }
 
 // TypeName is the operator-facing name of a task type ("vacuum", ...).
@@ -63,7 +79,7 @@ func ValidType(t fsmpb.TaskType) bool {
 }
 
 // ParseTaskType turns "vacuum", "erasure_coding" (or "ec"), "balance",
-// "replicate" or "ec_rebuild" into a type.
+// "replicate", "ec_rebuild" or "remove_extra" into a type.
 func ParseTaskType(s string) (fsmpb.TaskType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "vacuum":
@@ -76,8 +92,10 @@ func ParseTaskType(s string) (fsmpb.TaskType, error) {
 		return fsmpb.TaskType_TASK_TYPE_REPLICATE, nil
 	case "ec_rebuild", "ec-rebuild":
 		return fsmpb.TaskType_TASK_TYPE_EC_REBUILD, nil
+	case "remove_extra", "remove-extra":
+		return fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA, nil
 	}
-	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate or ec_rebuild)", s)
+	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate, ec_rebuild or remove_extra)", s)
 }
 
 // ParseTaskState turns a state name such as "pending" into a state.

@@ -44,7 +44,7 @@ func checkVolumeChanges(t *testing.T, s *State, at string) {
 // changes equals the straightforward filter of all of them.
 func TestVolumeChangesIndex(t *testing.T) {
 	most := 0
-	for seed := uint64(1); seed <= 20; seed++ {
+	for seed := uint64(1); seed <= 40; seed++ {
 		log := decodeAll(t, randomLog(t, seed, propSteps))
 		s := NewState()
 		for i, cmd := range log {

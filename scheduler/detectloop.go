@@ -230,11 +230,12 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			if errors.Is(err, fsm.ErrVolumeBusy) {
 				continue
 			}
-			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.RepairType(p.Type) {
-				// An admin of an older build is a member: repairs wait
-				// for the upgrade (one line per round, not per volume).
+			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.TypeVersion(p.Type) > fsm.CommandVersion {
+				// An admin of an older build is a member: repairs and the
+				// newer types wait for the upgrade (one line per round, not
+				// per volume).
 				if repairsRefused++; repairsRefused == 1 {
-					s.log.Warn("repairs not submitted: not every admin runs a build that knows them yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)
+					s.log.Warn("tasks not submitted: not every admin runs a build that knows their type yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)
 				}
 				continue
 			}

@@ -46,3 +46,42 @@ func TestWorkerRegistersRepairsOnlyOnceAgreed(t *testing.T) {
 		t.Fatalf("registered capabilities %v after version 4 is agreed; want vacuum and replicate", got)
 	}
 }
+
+// TestWorkerRegistersRemoveExtraOnlyOnceAgreed: a worker that can remove extra
+// copies and repair registers, while every admin applies only version 4,
+// with its repairs but without remove_extra (version 5), while they apply
+// only version 3 with neither, and with all of them once version 5 is
+// agreed.
+func TestWorkerRegistersRemoveExtraOnlyOnceAgreed(t *testing.T) {
+	s, a := schedulerAtNow()
+	s.running, s.started = true, now
+	vacuum, replicate, removeExtra := fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA
+	hello := &pb.Hello{WorkerId: "w1", MaxConcurrent: 2, Capabilities: []fsmpb.TaskType{vacuum, replicate, removeExtra}}
+	registered := func() []fsmpb.TaskType {
+		var caps []fsmpb.TaskType
+		s.state.Read(func(st *fsm.State) {
+			for _, w := range st.Workers() {
+				if w.Id == "w1" {
+					caps = w.Capabilities
+				}
+			}
+		})
+		return caps
+	}
+	for _, tc := range []struct {
+		agreed uint32
+		want   []fsmpb.TaskType
+	}{
+		{fsm.OwnerVersion, []fsmpb.TaskType{vacuum}},
+		{fsm.RepairVersion, []fsmpb.TaskType{vacuum, replicate}},
+		{fsm.ControlVersion, []fsmpb.TaskType{vacuum, replicate, removeExtra}},
+	} {
+		a.agreed = tc.agreed
+		if _, _, err := s.Attach(context.Background(), hello); err != nil {
+			t.Fatalf("hello with version %d agreed: %v", tc.agreed, err)
+		}
+		if got := registered(); !slices.Equal(got, tc.want) {
+			t.Fatalf("registered capabilities %v with version %d agreed; want %v", got, tc.agreed, tc.want)
+		}
+	}
+}

@@ -118,10 +118,10 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 
 // register records the worker's identity, capabilities and slots unless
 // registered already says the same. While some admin of the cluster runs
-// a build that predates the repair task types (fsm.RepairVersion), the
-// worker is registered without its repair capabilities, which such an
-// admin would refuse; it registers them on a later hello, once every admin
-// applies them.
+// a build that predates a task type (fsm.TypeVersion: the repairs need
+// fsm.RepairVersion, remove_extra fsm.ControlVersion), the worker is
+// registered without those capabilities, which such an admin would refuse;
+// it registers them on a later hello, once every admin applies them.
 func (s *Scheduler) register(ctx context.Context, registered *fsmpb.Worker, h *pb.Hello) error {
 	caps := h.Capabilities
 	for {
@@ -129,11 +129,20 @@ func (s *Scheduler) register(ctx context.Context, registered *fsmpb.Worker, h *p
 			return nil
 		}
 		_, err := s.propose(ctx, fsm.RegisterCmd(&fsmpb.Worker{Id: h.WorkerId, Capabilities: caps, MaxConcurrent: h.MaxConcurrent}))
-		if !errors.Is(err, fsm.ErrVersionNotAgreed) || !slices.ContainsFunc(caps, fsm.RepairType) {
+		if !errors.Is(err, fsm.ErrVersionNotAgreed) {
 			return err
 		}
-		s.log.Info("worker registered without its repair capabilities: not every admin applies them yet", "worker", h.WorkerId)
-		caps = slices.DeleteFunc(slices.Clone(caps), fsm.RepairType)
+		// Drop the capabilities of the newest version named and try
+		// again (remove_extra needs version 5, the repairs version 4).
+		newest := uint32(fsm.CommandVersion)
+		for _, c := range caps {
+			newest = max(newest, fsm.TypeVersion(c))
+		}
+		if newest == fsm.CommandVersion {
+			return err
+		}
+		s.log.Info("worker registered without its newest capabilities: not every admin applies them yet", "worker", h.WorkerId, "version", newest)
+		caps = slices.DeleteFunc(slices.Clone(caps), func(c fsmpb.TaskType) bool { return fsm.TypeVersion(c) == newest })
 	}
 }
 

@@ -33,6 +33,11 @@ const (
 	// of a regular volume; regenerate the lost shards of an EC volume.
 	TaskType_TASK_TYPE_REPLICATE  TaskType = 4
 	TaskType_TASK_TYPE_EC_REBUILD TaskType = 5
+	// Command version 5 (fsm.ControlVersion): delete one copy beyond what
+	// the placement asks for (a replica of a regular volume beyond 1+x+y+z,
+	// or EC shards mounted on more than one server), once every required
+	// copy is verified in place and at least as up to date as it.
+	TaskType_TASK_TYPE_REMOVE_EXTRA TaskType = 7
 )
 
 // Enum value maps for TaskType.
@@ -44,6 +49,7 @@ var (
 		3: "TASK_TYPE_BALANCE",
 		4: "TASK_TYPE_REPLICATE",
 		5: "TASK_TYPE_EC_REBUILD",
+		7: "TASK_TYPE_REMOVE_EXTRA",
 	}
 	TaskType_value = map[string]int32{
 		"TASK_TYPE_UNSPECIFIED":    0,
@@ -52,6 +58,7 @@ var (
 		"TASK_TYPE_BALANCE":        3,
 		"TASK_TYPE_REPLICATE":      4,
 		"TASK_TYPE_EC_REBUILD":     5,
+		"TASK_TYPE_REMOVE_EXTRA":   7,
 	}
 )
 
@@ -1335,14 +1342,15 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x0e\n" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x18\n" +
-	"\asummary\x18\x04 \x01(\tR\asummary*\xa3\x01\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary*\xbf\x01\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
 	"\x18TASK_TYPE_ERASURE_CODING\x10\x02\x12\x15\n" +
 	"\x11TASK_TYPE_BALANCE\x10\x03\x12\x17\n" +
 	"\x13TASK_TYPE_REPLICATE\x10\x04\x12\x18\n" +
-	"\x14TASK_TYPE_EC_REBUILD\x10\x05*\xbb\x01\n" +
+	"\x14TASK_TYPE_EC_REBUILD\x10\x05\x12\x1a\n" +
+	"\x16TASK_TYPE_REMOVE_EXTRA\x10\a*\xbb\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x17\n" +
