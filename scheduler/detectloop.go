@@ -189,8 +189,10 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	s.mu.Lock()
 	s.repairs = TrackLosses(s.repairs, losses, now)
 	tracked := s.repairs
+	s.extras = TrackLosses(s.extras, Losses(topo, ExtraDetectors), now)
+	extras := s.extras
 	s.mu.Unlock()
-	var busyVols, repairBusy map[uint32]bool
+	var busyVols, repairBusy, extraBusy map[uint32]bool
 	var preemptible map[uint32]uint64
 	var moves []ActiveMove
 	var policy *fsmpb.Policy
@@ -202,10 +204,17 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		}})
 		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		extraBusy = extrasBusy(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,
 	// repairs included; a repair it holds back cancels nothing.
 	props := AllowedProposals(RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, s.cfg.Thresholds.RepairAfter, now), policy)
+	// Extra copies next (extras.go): only on a volume nothing is in
+	// flight for and no repair is proposed for now.
+	for _, p := range props {
+		extraBusy[p.VolumeID] = true
+	}
+	props = append(props, AllowedProposals(ExtraProposals(extras, func(v uint32) bool { return extraBusy[v] }, s.cfg.Thresholds.RepairAfter, now), policy)...)
 	for _, p := range props {
 		busyVols[p.VolumeID] = true
 	}

@@ -280,6 +280,9 @@ func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, t
 	if task.Type == fsmpb.TaskType_TASK_TYPE_EC_REBUILD {
 		return planEcRebuild(task, topo, spec, history)
 	}
+	if task.Type == fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA {
+		return planRemoveExtra(task, topo, spec)
+	}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
@@ -449,6 +452,10 @@ func SpecServers(spec *pb.TaskSpec) []string {
 		for _, st := range spec.GetShardTargets() {
 			out = append(out, st.GetServer())
 		}
+	case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+		// The planned victim (the worker may remove another candidate:
+		// a retry re-surveys every copy anyway).
+		out = append(out, spec.GetSource())
 	}
 	seen := map[string]bool{}
 	var uniq []string
