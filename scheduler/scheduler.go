@@ -188,7 +188,7 @@ type Scheduler struct {
 	// extras: the volumes with copies beyond their placement (extras.go),
 	// tracked as repairs are.
 	extras RepairTracker
-	kick    chan struct{}
+	kick   chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
