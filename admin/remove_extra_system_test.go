@@ -9,6 +9,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 )
 
 const removeExtraT = fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA
@@ -88,5 +89,61 @@ func TestSystemRemoveExtraAfterReturn(t *testing.T) {
 		st, ok := s.Node(l).Scheduler().Status()
 		return ok && st.VolumesOverreplicated == 0 && gaugeValue(t, s, l, "groundskeeper_volumes_overreplicated") == 0
 	})
+	s.CheckNoOverlaps()
+}
+
+// TestSystemRemoveExtraShardsAfterReturn: a server holding shards of an
+// EC volume is down past --repair-after, the volume is rebuilt elsewhere
+// and takes deletes; back, the server mounts its old shards again, now
+// duplicates, which remove_extra tasks remove: every shard mounted exactly
+// once, the durability check at rest clean, nothing overlapping.
+func TestSystemRemoveExtraShardsAfterReturn(t *testing.T) {
+	t.Parallel()
+	s := newSystem(t, admintest.SimConfig(8))
+	const vid = 7
+	addSpreadEc(s, vid, 0, 1, 2, 3, 4, 5, 6)
+	sc := admintest.SchedConfig()
+	sc.Thresholds.RepairAfter = 2 * time.Second
+	s.StartAdmins(sc)
+	s.StartWorker("w1", s.GRPCAddrs(), 2)
+	s.WaitConnected("w1")
+	s.WaitPolls(1)
+
+	s.Sim.Server(3).Stop()
+	waitRegistered(s, 7)
+	s.WaitTask(vid, "ec_rebuild completed", func(t *fsmpb.Task) bool {
+		return t.Type == ecRebuildT && t.State == completedS
+	})
+	// Deletes while the server is still away: its .ecj misses them.
+	if err := s.Sim.DeleteData(vid, admintest.MB/8, 10); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Sim.Server(3).Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitRegistered(s, 8)
+	testutil.EventuallyTrue(t, admintest.Wait, "a remove_extra task", func() bool { return len(tasksOf(s.Tasks(), removeExtraT)) > 0 })
+	testutil.EventuallyTrue(t, 2*admintest.Wait, "every shard mounted once", func() bool {
+		m := s.ECMounted(vid)
+		for sh := uint32(0); sh < sim.TotalShards; sh++ {
+			if len(m[sh]) != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	tasks := s.WaitQuiet()
+	for _, rx := range tasksOf(tasks, removeExtraT) {
+		if rx.State != completedS {
+			t.Errorf("remove_extra task %d ended %s (%q)", rx.Id, fsm.StateName(rx.State), rx.LastError)
+		}
+	}
+	s.CheckErasureCoded(vid)
+	if n := s.ECFiles(vid); n != sim.TotalShards {
+		t.Errorf("%d shard files of volume %d; want %d (the duplicates deleted)", n, vid, sim.TotalShards)
+	}
+	if v := s.Sim.DurabilityAtRest(); len(v) != 0 {
+		t.Fatalf("durability after the removal: %v", v)
+	}
 	s.CheckNoOverlaps()
 }

@@ -177,7 +177,7 @@ func TestPlanRemoveExtra(t *testing.T) {
 	if spec.Source != swa(2) || len(spec.Replicas) != 3 || spec.Replicas[0] != swa(2) || spec.ReplicaPlacement != 1 {
 		t.Fatalf("spec source %s replicas %v rp %d; want source %s first of three", spec.Source, spec.Replicas, spec.ReplicaPlacement, swa(2))
 	}
-	if got := SpecServers(spec); !slices.Equal(got, []string{swa(2)}) {
+	if got := SpecServers(spec); !slices.Equal(got, []string{swa(1), swa(2), swa(3)}) {
 		t.Fatalf("spec servers %v", got)
 	}
 	whole := build(100, srv(sid(1), 10, vrp(1, mib, 1)), srv(sid(2), 10, vrp(1, mib, 1)))

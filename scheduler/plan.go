@@ -453,9 +453,12 @@ func SpecServers(spec *pb.TaskSpec) []string {
 			out = append(out, st.GetServer())
 		}
 	case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
-		// The planned victim (the worker may remove another candidate:
-		// a retry re-surveys every copy anyway).
-		out = append(out, spec.GetSource())
+		// Every copy: the worker removes the planned victim or, having
+		// compared them, another one.
+		out = append(out, spec.GetReplicas()...)
+		for _, ps := range spec.GetPresentShards() {
+			out = append(out, ps.GetServer())
+		}
 	}
 	seen := map[string]bool{}
 	var uniq []string

@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -39,12 +40,18 @@ const (
 // only while at least the placement's copies stay, all fresh, and the
 // victim appended nothing after the newest of them.
 //
-// An EC volume (spec.ShardTargets: the shards to remove from spec.Source):
-// each is removed only while another server has the same shard mounted at
-// the same size, and every one of the 14 shards stays mounted somewhere.
-// When the removal leaves the victim no shard, SeaweedFS deletes its .ecx
-// and .ecj too: then every delete its .ecj journals must be journalled by
-// a server that keeps shards, or the delete would be undone.
+// An EC volume (spec.Source: the planned victim; spec.PresentShards: every
+// holder): every holder is surveyed (the shards it mounts, their sizes).
+// The victim is the planned one, else another holder (most shards first),
+// that mounts a shard another server mounts at the same size; it loses
+// every such shard, so each removed shard stays mounted elsewhere. When
+// that leaves it no shard, SeaweedFS deletes its .ecx and .ecj too: then
+// every delete its .ecj journals must be journalled by a server that keeps
+// shards (SeaweedFS journals an EC delete on one holder only), or the
+// delete would be undone; a holder that fails this is passed over for
+// the next (typically the planned victim is the rebuilt copy, whose .ecj
+// took the deletes, and the next the server come back, whose .ecj missed
+// them).
 //
 // Rollback deletes nothing: an attempt either deleted its victim (which a
 // retry finds gone, and fails on as nothing is extra any more) or did not.
@@ -186,82 +193,68 @@ func chooseReplicaVictim(copies []surveyed, want int) (victim surveyed, keep []s
 
 func (e *removeExtraExecutor) shards(ctx context.Context, spec *pb.TaskSpec, p *progressReporter) (*fsmpb.CapacityChange, error) {
 	vid, collection := volumeOf(spec)
-	victim := spec.GetSource()
-	if _, err := seaweed.ParseAddress(victim); err != nil {
-		return nil, failure(ctx, StepRemoveExtraSurvey, permanent("victim %q: %v", victim, err), true, nil)
+	planned := spec.GetSource()
+	if _, err := seaweed.ParseAddress(planned); err != nil {
+		return nil, failure(ctx, StepRemoveExtraSurvey, permanent("victim %q: %v", planned, err), true, nil)
 	}
-	var remove []uint32
-	for _, st := range spec.GetShardTargets() {
-		if !sameServer(st.GetServer(), victim) {
-			return nil, failure(ctx, StepRemoveExtraSurvey, permanent("shard %d to remove names %s, not the victim %s", st.GetShardId(), st.GetServer(), victim), true, nil)
-		}
-		remove = append(remove, st.GetShardId())
-	}
-	// Survey every server listed with shards of the volume, the victim
-	// included: which shards each has mounted, at what size.
-	var others []string
+	// Survey every server listed with shards of the volume, the planned
+	// victim first: which shards each has mounted, at what size.
+	servers := []string{planned}
 	for _, ps := range spec.GetPresentShards() {
-		if !sameServer(ps.GetServer(), victim) && !slices.ContainsFunc(others, func(o string) bool { return sameServer(o, ps.GetServer()) }) {
-			others = append(others, ps.GetServer())
+		if !slices.ContainsFunc(servers, func(o string) bool { return sameServer(o, ps.GetServer()) }) {
+			servers = append(servers, ps.GetServer())
 		}
 	}
-	mounted := func(s string) (map[uint32]int64, error) {
+	mounted := map[string]map[uint32]int64{}
+	for _, srv := range servers {
 		cctx, cancel := call(ctx)
-		defer cancel()
-		return e.c.MountedEcShards(cctx, s, vid)
-	}
-	mine, err := mounted(victim)
-	if err != nil {
-		return nil, failure(ctx, StepRemoveExtraSurvey, fmt.Errorf("survey the shards of volume %d on %s; deleting nothing: %w", vid, victim, err), true, nil)
-	}
-	theirs := map[string]map[uint32]int64{}
-	for _, o := range others {
-		m, err := mounted(o)
+		m, err := e.c.MountedEcShards(cctx, srv, vid)
+		cancel()
 		if err != nil {
 			// A server that does not answer may be the only other holder
 			// of a shard: no doubt is allowed.
-			return nil, failure(ctx, StepRemoveExtraSurvey, fmt.Errorf("survey the shards of volume %d on %s; deleting nothing: %w", vid, o, err), true, nil)
+			return nil, failure(ctx, StepRemoveExtraSurvey, fmt.Errorf("survey the shards of volume %d on %s; deleting nothing: %w", vid, srv, err), true, nil)
 		}
-		theirs[o] = m
+		mounted[srv] = m
 	}
-	remove = slices.DeleteFunc(remove, func(sh uint32) bool { _, ok := mine[sh]; return !ok })
-	if len(remove) == 0 {
-		return nil, failure(ctx, StepRemoveExtraSurvey, permanent("%s has none of the shards of volume %d to remove mounted any more; deleting nothing", victim, vid), true, nil)
+	for sh := uint32(0); sh < placement.TotalShards; sh++ {
+		if !slices.ContainsFunc(servers, func(srv string) bool { _, ok := mounted[srv][sh]; return ok }) {
+			return nil, failure(ctx, StepRemoveExtraSurvey, permanent("shard %d of volume %d is mounted nowhere: the volume is short of shards, which its rebuild restores first; deleting nothing", sh, vid), true, nil)
+		}
 	}
-	var keepers []string
-	for _, sh := range remove {
-		ok := false
-		for _, o := range others {
-			if size, has := theirs[o][sh]; has && size == mine[sh] {
-				ok = true
-				if !slices.Contains(keepers, o) {
-					keepers = append(keepers, o)
+	// Candidates: the planned victim, then the other servers, most shards
+	// first. The first one with a duplicate whose removal loses no
+	// journalled delete is the victim.
+	cands := slices.Clone(servers[1:])
+	slices.SortStableFunc(cands, func(a, b string) int { return len(mounted[b]) - len(mounted[a]) })
+	cands = append([]string{planned}, cands...)
+	var victim string
+	var remove []uint32
+	var refusals []error
+	for _, c := range cands {
+		dups := duplicatesOn(c, servers, mounted)
+		if len(dups) == 0 {
+			continue
+		}
+		if len(dups) == len(mounted[c]) {
+			// The victim would keep no shard: SeaweedFS deletes its .ecx
+			// and .ecj with the last one.
+			if err := e.journalCovered(ctx, vid, collection, c, servers, mounted); err != nil {
+				if !errors.Is(err, errPermanent) {
+					return nil, failure(ctx, StepRemoveExtraSurvey, err, true, nil)
 				}
+				refusals = append(refusals, err)
+				continue
 			}
 		}
-		if !ok {
-			return nil, failure(ctx, StepRemoveExtraSurvey, permanent("shard %d of volume %d is mounted at its size (%d bytes) on no server but %s: not removing it", sh, vid, mine[sh], victim), true, nil)
-		}
+		victim, remove = c, dups
+		break
 	}
-	// Every shard stays mounted somewhere.
-	for sh := uint32(0); sh < placement.TotalShards; sh++ {
-		_, onVictim := mine[sh]
-		stays := onVictim && !slices.Contains(remove, sh)
-		for _, o := range others {
-			_, has := theirs[o][sh]
-			stays = stays || has
+	if victim == "" {
+		if len(refusals) == 0 {
+			return nil, failure(ctx, StepRemoveExtraSurvey, permanent("no shard of volume %d is mounted at the same size on two servers any more; deleting nothing", vid), true, nil)
 		}
-		if !stays {
-			return nil, failure(ctx, StepRemoveExtraSurvey, permanent("shard %d of volume %d is mounted nowhere else: the volume is short of shards, which its rebuild restores first; deleting nothing", sh, vid), true, nil)
-		}
-	}
-	if len(mine) == len(remove) {
-		// The victim keeps no shard: SeaweedFS deletes its .ecx and .ecj
-		// with the last one. Its journalled deletes must be journalled
-		// by a server that keeps shards.
-		if err := e.journalCovered(ctx, vid, collection, victim, others, theirs); err != nil {
-			return nil, failure(ctx, StepRemoveExtraSurvey, err, true, nil)
-		}
+		return nil, failure(ctx, StepRemoveExtraSurvey, errors.Join(refusals...), true, nil)
 	}
 	p.begin(StepRemoveExtraDelete, 50)
 	if err := ctx.Err(); err != nil {
@@ -282,15 +275,33 @@ func (e *removeExtraExecutor) shards(ctx context.Context, spec *pb.TaskSpec, p *
 		Source: victim, CompletedAt: time.Now().UnixNano()}
 	for _, sh := range remove {
 		ch.Shards = append(ch.Shards, &fsmpb.ShardPlacement{ShardId: sh, Server: victim})
-		ch.OldSize += uint64(mine[sh])
+		ch.OldSize += uint64(mounted[victim][sh])
 	}
 	return ch, nil
+}
+
+// duplicatesOn lists, ascending, the shards mounted on c that another of
+// servers mounts at the same size.
+func duplicatesOn(c string, servers []string, mounted map[string]map[uint32]int64) []uint32 {
+	var out []uint32
+	for sh, size := range mounted[c] {
+		for _, o := range servers {
+			if o != c {
+				if other, ok := mounted[o][sh]; ok && other == size {
+					out = append(out, sh)
+					break
+				}
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // journalCovered checks that every needle id the victim's .ecj journals
 // is journalled by some other server that has shards of the volume
 // mounted.
-func (e *removeExtraExecutor) journalCovered(ctx context.Context, vid uint32, collection, victim string, others []string, theirs map[string]map[uint32]int64) error {
+func (e *removeExtraExecutor) journalCovered(ctx context.Context, vid uint32, collection, victim string, servers []string, mounted map[string]map[uint32]int64) error {
 	own, err := e.c.EcJournal(ctx, victim, vid, collection)
 	if err != nil {
 		return fmt.Errorf("deleting nothing: %w", err)
@@ -299,8 +310,8 @@ func (e *removeExtraExecutor) journalCovered(ctx context.Context, vid uint32, co
 		return nil
 	}
 	covered := map[uint64]bool{}
-	for _, o := range others {
-		if len(theirs[o]) == 0 {
+	for _, o := range servers {
+		if o == victim || len(mounted[o]) == 0 {
 			continue
 		}
 		ids, err := e.c.EcJournal(ctx, o, vid, collection)

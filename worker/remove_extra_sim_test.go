@@ -226,3 +226,42 @@ func TestRemoveExtraShardNotVerified(t *testing.T) {
 		t.Fatalf("server 0 mounts %v; want its five shards kept", st.Mounted)
 	}
 }
+
+// TestRemoveExtraKeepsJournal: the planned victim would lose its last
+// shards, and with them the .ecj journalling deletes no other holder
+// journals (SeaweedFS journals an EC delete on one holder): it is passed
+// over, and the duplicates go from the next holder, which keeps shards
+// (and its .ecj) after the removal.
+func TestRemoveExtraKeepsJournal(t *testing.T) {
+	e := newSimEnv(t, 4)
+	ctx := testCtx(t)
+	const vid = 42
+	err := e.c.AddEcVolume(sim.EcVolumeSpec{ID: vid, Size: 10 << 20, FileCount: 30, Shards: map[int][]uint32{
+		0: {0, 1, 2, 3, 4}, 1: {0, 1, 5, 6}, 2: {2, 3, 4, 7}, 3: {8, 9, 10, 11, 12, 13},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten deletes: one per primary data shard, those of shards 0-4
+	// journalled on server 0 (the first holder up).
+	if err := e.c.DeleteData(vid, 1<<16, 10); err != nil {
+		t.Fatal(err)
+	}
+	spec := e.plan(t, removeExtraTask(vid))
+	if spec.Source != e.addr(0) {
+		t.Fatalf("planned victim %s; want server 0 (most shards)", spec.Source)
+	}
+	change, err := worker.NewRemoveExtraExecutor(e.vc).Execute(ctx, spec, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if change.Source != e.addr(1) || len(change.Shards) != 2 {
+		t.Fatalf("removed %v from %s; want shards 0 and 1 from server 1", change.Shards, change.Source)
+	}
+	if st, _ := e.c.Server(0).EcShards(vid); len(st.Mounted) != 5 || !st.HasIndex {
+		t.Fatalf("server 0 mounts %v (index %v); want its five shards and its journal kept", st.Mounted, st.HasIndex)
+	}
+	if v := e.c.Durability(); len(v) != 0 {
+		t.Fatalf("durability after the removal: %v", v)
+	}
+}
