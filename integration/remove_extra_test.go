@@ -6,6 +6,7 @@ package integration
 // placement's copies, and every file still reads back.
 
 import (
+	"fmt"
 	"maps"
 	"slices"
 	"strings"
@@ -22,10 +23,12 @@ const extraCollection = "rx"
 // TestRemoveExtraOnRealSeaweedFS: files are written with checksums to a
 // 001 collection on four volume servers; one server holding copies is
 // stopped (its data directory kept) until replicate tasks have restored
-// every volume's second copy elsewhere, then started again: its volumes
-// have three copies, and remove_extra tasks (no failure) bring each back
-// to two; every file reads back with its checksum through both, and the
-// status counts no extra copy.
+// every volume's second copy elsewhere, files of those volumes are deleted
+// meanwhile, then the server is started again: its volumes have three
+// copies, its own stale where files were deleted (it still holds them).
+// remove_extra tasks (no failure) bring every volume back to two copies,
+// and no stale copy stays; every live file reads back with its checksum
+// and every deleted one is 404 through both.
 func TestRemoveExtraOnRealSeaweedFS(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a real SeaweedFS cluster, an admin and a worker")
@@ -52,8 +55,14 @@ func TestRemoveExtraOnRealSeaweedFS(t *testing.T) {
 	waitWorkers(t, adminAddrs, workers)
 
 	away := holderOf(t, wc, topo, vids, nil)
+	awayVols := map[uint32]bool{}
+	for id, v := range topo.Volumes {
+		if v.Collection == extraCollection && slices.ContainsFunc(replicaServers(v), away.is) {
+			awayVols[id] = true
+		}
+	}
 	away.stop()
-	t.Logf("stopped %s; volumes %v", away.HTTP, slices.Sorted(maps.Keys(vids)))
+	t.Logf("stopped %s, holding copies of volumes %v", away.HTTP, slices.Sorted(maps.Keys(awayVols)))
 	testutil.Poll(t, 3*time.Minute, systemPollEvery, "every volume back at 2 copies off the stopped server", func() (bool, string) {
 		topo, _, msg := quietState(t, wc, adminAddrs)
 		if msg != "" {
@@ -61,6 +70,29 @@ func TestRemoveExtraOnRealSeaweedFS(t *testing.T) {
 		}
 		return repairedMsg(topo, extraCollection, away) == "", repairedMsg(topo, extraCollection, away)
 	})
+	// Deletes while the server is away: its copies miss them, and come
+	// back stale (they still hold the deleted files).
+	deleted := 0
+	staleVols := map[uint32]bool{}
+	for vid := range awayVols {
+		servers, err := wc.lookup(vid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var some []*storedFile
+		for _, f := range files {
+			if f.Vid == vid && len(some) < 2 {
+				some = append(some, f)
+			}
+		}
+		if len(some) == 0 {
+			continue // a volume with no file of ours: its copies stay identical
+		}
+		wc.deleteFiles(t, servers[0], some)
+		deleted += len(some)
+		staleVols[vid] = true
+	}
+	t.Logf("deleted %d files from volumes %v while %s was away", deleted, slices.Sorted(maps.Keys(staleVols)), away.HTTP)
 	wc.restartVolume(t, away)
 	var final []sysTask
 	testutil.Poll(t, 3*time.Minute, systemPollEvery, "every volume back at 2 copies after the server's return, by remove_extra tasks", func() (bool, string) {
@@ -70,6 +102,11 @@ func TestRemoveExtraOnRealSeaweedFS(t *testing.T) {
 		}
 		if msg := repairedMsg(topo, extraCollection, nil); msg != "" {
 			return false, msg
+		}
+		for vid := range staleVols {
+			if v, ok := topo.Volumes[vid]; ok && slices.ContainsFunc(replicaServers(v), away.is) {
+				return false, fmt.Sprintf("the stale copy of volume %d still on %s", vid, away.HTTP)
+			}
 		}
 		if n := len(tasksOfType(tasks, "remove_extra")); n == 0 {
 			return false, "no remove_extra task yet"
