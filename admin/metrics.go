@@ -114,6 +114,7 @@ type adminCollector struct {
 	policyPaused, policyType, policyRevision  *prometheus.Desc
 	policyWindow, policyCap                   *prometheus.Desc
 	underreplicated, ecMissing, oldestLoss    *prometheus.Desc
+	overreplicated, ecDuplicates              *prometheus.Desc
 }
 
 func newAdminCollector(n *Node) *adminCollector {
@@ -139,6 +140,8 @@ func newAdminCollector(n *Node) *adminCollector {
 		masterState:     d("seaweed_master_state", "1 for each SeaweedFS master's state as this node last saw it (leader: calls go to it; follower; unreachable; unknown: not asked yet), 0 for the others.", "master", "state"),
 		underreplicated: d("volumes_underreplicated", "Regular volumes with fewer copies than their replica placement asks for, as the leader's last detection round saw them (leader with a master only)."),
 		ecMissing:       d("ec_volumes_missing_shards", "Erasure-coded volumes with fewer than 14 distinct shards mounted, as the leader's last detection round saw them (leader with a master only)."),
+		overreplicated:  d("volumes_overreplicated", "Regular volumes with more copies than their replica placement asks for, as the leader's last detection round saw them (leader with a master only)."),
+		ecDuplicates:    d("ec_volumes_duplicate_shards", "Erasure-coded volumes with a shard mounted on more than one server, as the leader's last detection round saw them (leader with a master only)."),
 		oldestLoss:      d("oldest_unrepaired_loss_seconds", "Seconds since the oldest loss of redundancy still unrepaired was first seen; 0 when every volume is whole (leader with a master only)."),
 		policyPaused:    d("policy_paused", "1 while the replicated maintenance policy is paused (ctl pause): nothing new is detected or assigned."),
 		policyType:      d("policy_type_enabled", "1 if the maintenance policy lets the task type be detected and assigned, 0 if it disables it.", "type"),
@@ -152,7 +155,7 @@ func newAdminCollector(n *Node) *adminCollector {
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
 		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState,
-		c.policyPaused, c.policyType, c.policyRevision, c.policyWindow, c.policyCap, c.underreplicated, c.ecMissing, c.oldestLoss} {
+		c.policyPaused, c.policyType, c.policyRevision, c.policyWindow, c.policyCap, c.underreplicated, c.ecMissing, c.oldestLoss, c.overreplicated, c.ecDuplicates} {
 		ch <- d
 	}
 }
@@ -217,6 +220,8 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	if m, ok := c.n.sched.Status(); ok && m.MasterState != "not configured" {
 		gauge(c.underreplicated, float64(m.VolumesUnderreplicated))
 		gauge(c.ecMissing, float64(m.EcVolumesMissingShards))
+		gauge(c.overreplicated, float64(m.VolumesOverreplicated))
+		gauge(c.ecDuplicates, float64(m.EcVolumesDuplicateShards))
 		oldest := 0.0
 		if m.OldestLoss != 0 {
 			oldest = time.Since(time.Unix(0, m.OldestLoss)).Seconds()

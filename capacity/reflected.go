@@ -67,6 +67,34 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 			onSource = onSource || a == c.Source || r.Server.ID == c.Source || r.Server.Addr.HTTP == c.Source || r.Server.Addr.GRPC == c.Source
 		}
 		return onTarget && !onSource || gone(c.Target, topo)
+	case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+		// The copy removed from Source no longer listed there (or the
+		// volume, or that server, gone).
+		if gone(c.Source, topo) {
+			return true
+		}
+		if len(c.Shards) > 0 {
+			e, ec := topo.EcVolumes[c.VolumeId]
+			if !ec {
+				return true
+			}
+			s, _ := topo.FindServer(c.Source)
+			for _, sp := range c.Shards {
+				if slices.Contains(e.Shards[sp.ShardId], s.ID) {
+					return false
+				}
+			}
+			return true
+		}
+		if !present {
+			return true
+		}
+		for _, r := range v.Replicas {
+			if serverNamed(r.Server, c.Source) {
+				return false
+			}
+		}
+		return true
 	case fsmpb.TaskType_TASK_TYPE_REPLICATE:
 		// Deleted since (the topology is a trusted one, as for a move), or
 		// its new copy listed: the target gained the volume.

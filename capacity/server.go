@@ -167,6 +167,9 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 			switch c.Type {
 			case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 				p.addShards(&seaweed.Volume{ID: id}, c.Shards, c.OldSize)
+			case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+				// Duplicate shards removed from their server.
+				p.removeShards(id, c.Shards)
 			case fsmpb.TaskType_TASK_TYPE_EC_REBUILD:
 				// The regenerated shards, on the disk type of the volume's
 				// other shards; OldSize is the volume's size (10 shards).
@@ -208,6 +211,16 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 			}
 			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
 				p.addReplica(v, c.Target, v.Size)
+			}
+		case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+			// An extra copy gone from Source.
+			if removed {
+				continue
+			}
+			if src, ok := p.topo.FindServer(c.Source); ok {
+				if r := replicaOn(v, src); r != nil {
+					p.removeReplica(r)
+				}
 			}
 		case fsmpb.TaskType_TASK_TYPE_REPLICATE:
 			// The target gained a copy; the source keeps its own.
@@ -310,6 +323,26 @@ func (p *projection) addReplica(v *seaweed.Volume, name string, size uint64) {
 		if d := sp.disk(v.DiskType); d != nil {
 			d.addBytes(int64(size))
 			d.projVol++
+		}
+	}
+}
+
+// removeShards takes the shards of EC volume id that placements name
+// off their servers, those the master still lists there only.
+func (p *projection) removeShards(id uint32, placements []*fsmpb.ShardPlacement) {
+	e := p.topo.EcVolumes[id]
+	if e == nil {
+		return
+	}
+	for _, pl := range placements {
+		s, ok := p.topo.FindServer(pl.Server)
+		if !ok || !listHas(e.Shards[pl.ShardId], s.ID) {
+			continue
+		}
+		if sp := p.byID[s.ID]; sp != nil {
+			if d := sp.disk(e.DiskType); d != nil {
+				d.projEC--
+			}
 		}
 	}
 }

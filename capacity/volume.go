@@ -58,7 +58,7 @@ func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *fsmpb.Task
 			vacuumed = true
 		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 			add(c.TaskId, c.Type, committed, -int64(c.OldSize))
-		case fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE:
+		case fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
 			add(c.TaskId, c.Type, committed, 0)
 		}
 	}

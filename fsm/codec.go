@@ -49,8 +49,8 @@ const PolicyVersion = RepairVersion
 // task types and policy fields that a version-4 build would refuse or
 // ignore, so a command that carries one is written only once every member
 // applies version 5 (see RequiredVersion for exactly which): the
-// ec_balance task type (a SubmitTask of it, a RegisterWorker naming it, or
-// a SetPolicy with an entry for it).
+// ec_balance and remove_extra task types (a SubmitTask of one, a
+// RegisterWorker naming one, or a SetPolicy with an entry for one).
 const ControlVersion = 5
 
 // CurrentVersion is the highest real command version this build writes and

@@ -14,6 +14,7 @@ var typeNames = map[fsmpb.TaskType]string{
 	fsmpb.TaskType_TASK_TYPE_REPLICATE:      "replicate",
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     "ec_rebuild",
 	fsmpb.TaskType_TASK_TYPE_EC_BALANCE:     "ec_balance",
+	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:   "remove_extra",
 }
 
 var stateNames = map[fsmpb.TaskState]string{
@@ -33,6 +34,7 @@ var TaskTypes = []fsmpb.TaskType{
 	fsmpb.TaskType_TASK_TYPE_REPLICATE,
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD,
 	fsmpb.TaskType_TASK_TYPE_EC_BALANCE,
+	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA,
 }
 
 // RepairType reports whether t is a repair (replicate, ec_rebuild): a type
@@ -44,11 +46,11 @@ func RepairType(t fsmpb.TaskType) bool {
 
 // TypeVersion is the lowest command version that can carry a task of
 // type t (a SubmitTask of it, or a worker naming it as a capability): the
-// repairs need RepairVersion, ec_balance ControlVersion, the rest the base
-// version.
+// repairs need RepairVersion, ec_balance and remove_extra ControlVersion,
+// the rest the base version.
 func TypeVersion(t fsmpb.TaskType) uint32 {
 	switch {
-	case t == fsmpb.TaskType_TASK_TYPE_EC_BALANCE:
+	case t == fsmpb.TaskType_TASK_TYPE_EC_BALANCE || t == fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
 		return ControlVersion
 	case RepairType(t):
 		return RepairVersion
@@ -79,7 +81,7 @@ func ValidType(t fsmpb.TaskType) bool {
 }
 
 // ParseTaskType turns "vacuum", "erasure_coding" (or "ec"), "balance",
-// "replicate", "ec_rebuild" or "ec_balance" into a type.
+// "replicate", "ec_rebuild", "ec_balance" or "remove_extra" into a type.
 func ParseTaskType(s string) (fsmpb.TaskType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "vacuum":
@@ -94,8 +96,10 @@ func ParseTaskType(s string) (fsmpb.TaskType, error) {
 		return fsmpb.TaskType_TASK_TYPE_EC_REBUILD, nil
 	case "ec_balance", "ec-balance":
 		return fsmpb.TaskType_TASK_TYPE_EC_BALANCE, nil
+	case "remove_extra", "remove-extra":
+		return fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA, nil
 	}
-	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate, ec_rebuild or ec_balance)", s)
+	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance or remove_extra)", s)
 }
 
 // ParseTaskState turns a state name such as "pending" into a state.

@@ -189,8 +189,10 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	s.mu.Lock()
 	s.repairs = TrackLosses(s.repairs, losses, now)
 	tracked := s.repairs
+	s.extras = TrackLosses(s.extras, Losses(topo, ExtraDetectors), now)
+	extras := s.extras
 	s.mu.Unlock()
-	var busyVols, repairBusy map[uint32]bool
+	var busyVols, repairBusy, extraBusy map[uint32]bool
 	var preemptible map[uint32]uint64
 	var moves []ActiveMove
 	var ecMoves []ECMove
@@ -204,6 +206,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 		ecMoves = ActiveECMoves(tasks)
 		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		extraBusy = extrasBusy(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,
 	// repairs included; a repair it holds back cancels nothing.
@@ -211,6 +214,12 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	th := PolicyThresholds(policy, s.cfg.Thresholds)
 	open := s.policyWindow(policy, now)
 	props := WindowedProposals(AllowedProposals(RepairProposals(tracked, func(v uint32) bool { return repairBusy[v] }, th.RepairAfter, now), policy), policy, open)
+	// Extra copies next (extras.go): only on a volume nothing is in
+	// flight for and no repair is proposed for now.
+	for _, p := range props {
+		extraBusy[p.VolumeID] = true
+	}
+	props = append(props, WindowedProposals(AllowedProposals(ExtraProposals(extras, func(v uint32) bool { return extraBusy[v] }, th.RepairAfter, now), policy), policy, open)...)
 	for _, p := range props {
 		busyVols[p.VolumeID] = true
 	}
@@ -242,8 +251,8 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 				continue
 			}
 			if errors.Is(err, fsm.ErrVersionNotAgreed) && fsm.TypeVersion(p.Type) > fsm.CommandVersion {
-				// An admin of an older build is a member: repairs and EC
-				// balancing wait for the upgrade (one line per round, not
+				// An admin of an older build is a member: repairs and the
+				// newer types wait for the upgrade (one line per round, not
 				// per volume).
 				if repairsRefused++; repairsRefused == 1 {
 					s.log.Warn("tasks not submitted: not every admin runs a build that knows their type yet", "type", fsm.TypeName(p.Type), "volume", p.VolumeID)

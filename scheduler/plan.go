@@ -283,6 +283,9 @@ func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, t
 	if task.Type == fsmpb.TaskType_TASK_TYPE_EC_BALANCE {
 		return planEcBalance(task, topo, spec, history)
 	}
+	if task.Type == fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA {
+		return planRemoveExtra(task, topo, spec)
+	}
 	v, ok := topo.Volumes[task.VolumeId]
 	if !ok {
 		if _, ec := topo.EcVolumes[task.VolumeId]; ec && task.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
@@ -455,6 +458,13 @@ func SpecServers(spec *pb.TaskSpec) []string {
 		out = append(out, spec.GetRebuilder())
 		for _, st := range spec.GetShardTargets() {
 			out = append(out, st.GetServer())
+		}
+	case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+		// Every copy: the worker removes the planned victim or, having
+		// compared them, another one.
+		out = append(out, spec.GetReplicas()...)
+		for _, ps := range spec.GetPresentShards() {
+			out = append(out, ps.GetServer())
 		}
 	}
 	seen := map[string]bool{}

@@ -47,16 +47,16 @@ func TestWorkerRegistersRepairsOnlyOnceAgreed(t *testing.T) {
 	}
 }
 
-// TestWorkerRegistersECBalanceOnlyOnceAgreed: a worker that can balance EC
-// shards and repair registers, while every admin applies only version 4,
-// with its repairs but without ec_balance (version 5), while they apply
+// TestWorkerRegistersNewTypesOnlyOnceAgreed: a worker that can balance EC
+// shards, remove extra copies and repair registers, while every admin applies only version 4,
+// with its repairs but without ec_balance and remove_extra (version 5), while they apply
 // only version 3 with neither, and with all of them once version 5 is
 // agreed.
-func TestWorkerRegistersECBalanceOnlyOnceAgreed(t *testing.T) {
+func TestWorkerRegistersNewTypesOnlyOnceAgreed(t *testing.T) {
 	s, a := schedulerAtNow()
 	s.running, s.started = true, now
-	vacuum, replicate, ecBalance := fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_BALANCE
-	hello := &pb.Hello{WorkerId: "w1", MaxConcurrent: 2, Capabilities: []fsmpb.TaskType{vacuum, replicate, ecBalance}}
+	vacuum, replicate, ecBalance, removeExtra := fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_BALANCE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA
+	hello := &pb.Hello{WorkerId: "w1", MaxConcurrent: 2, Capabilities: []fsmpb.TaskType{vacuum, replicate, ecBalance, removeExtra}}
 	registered := func() []fsmpb.TaskType {
 		var caps []fsmpb.TaskType
 		s.state.Read(func(st *fsm.State) {
@@ -74,7 +74,7 @@ func TestWorkerRegistersECBalanceOnlyOnceAgreed(t *testing.T) {
 	}{
 		{fsm.OwnerVersion, []fsmpb.TaskType{vacuum}},
 		{fsm.RepairVersion, []fsmpb.TaskType{vacuum, replicate}},
-		{fsm.ControlVersion, []fsmpb.TaskType{vacuum, replicate, ecBalance}},
+		{fsm.ControlVersion, []fsmpb.TaskType{vacuum, replicate, ecBalance, removeExtra}},
 	} {
 		a.agreed = tc.agreed
 		if _, _, err := s.Attach(context.Background(), hello); err != nil {

@@ -187,7 +187,10 @@ type Scheduler struct {
 	// repairs tracks the volumes at reduced redundancy this term, as the
 	// last detection round saw them (guarded by mu; see repair.go).
 	repairs RepairTracker
-	kick    chan struct{}
+	// extras: the volumes with copies beyond their placement (extras.go),
+	// tracked as repairs are.
+	extras RepairTracker
+	kick   chan struct{}
 	// restored is set (by the FSM's goroutine, so without s.mu) when a
 	// snapshot replaced the state; the next round reconciles.
 	restored atomic.Bool
@@ -356,6 +359,8 @@ func (s *Scheduler) Status() (st *pb.Maintenance, ok bool) {
 	if !r.Oldest.IsZero() {
 		st.OldestLoss = r.Oldest.UnixNano()
 	}
+	x := ExtraSummaryOf(s.extras)
+	st.VolumesOverreplicated, st.EcVolumesDuplicateShards = uint32(x.Overreplicated), uint32(x.ECDuplicateShards)
 	return st, true
 }
 

@@ -96,6 +96,10 @@ type maintenanceJSON struct {
 	ECVolumesMissingShards uint32 `json:"ec_volumes_missing_shards"`
 	VolumesUnrepairable    uint32 `json:"volumes_unrepairable"`
 	OldestLoss             string `json:"oldest_loss,omitempty"`
+	// Volumes with copies beyond their placement (regular volumes with
+	// more copies than it asks for, EC volumes with a duplicated shard).
+	VolumesOverreplicated    uint32 `json:"volumes_overreplicated"`
+	ECVolumesDuplicateShards uint32 `json:"ec_volumes_duplicate_shards"`
 }
 
 type masterJSON struct {
@@ -183,7 +187,7 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 				ShellLockHolder: m.ShellLockHolder, ShellLockSince: stamp(m.ShellLockSince),
 				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused, Masters: []masterJSON{},
 				VolumesUnderreplicated: m.VolumesUnderreplicated, ECVolumesMissingShards: m.EcVolumesMissingShards, VolumesUnrepairable: m.VolumesUnrepairable,
-				OldestLoss: stamp(m.OldestLoss)}
+				OldestLoss: stamp(m.OldestLoss), VolumesOverreplicated: m.VolumesOverreplicated, ECVolumesDuplicateShards: m.EcVolumesDuplicateShards}
 			for _, sm := range m.Masters {
 				out.Maintenance.Masters = append(out.Maintenance.Masters, masterJSON{Address: sm.Address, State: sm.State, Leader: sm.Leader, Error: sm.Error, Seen: stamp(sm.Seen)})
 			}
@@ -261,6 +265,10 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		}
 		if m.MasterState != "not configured" {
 			fmt.Fprintf(o.out, "%s\n", redundancyLine(m))
+			if m.VolumesOverreplicated+m.EcVolumesDuplicateShards > 0 {
+				fmt.Fprintf(o.out, "extra copies: %d volumes with more copies than their placement, %d EC volumes with duplicate shards (removed once they last --repair-after and every required copy is verified)\n",
+					m.VolumesOverreplicated, m.EcVolumesDuplicateShards)
+			}
 		}
 		fmt.Fprintf(o.out, "workers connected: %d\n", m.WorkersConnected)
 	}

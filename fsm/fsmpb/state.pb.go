@@ -36,6 +36,11 @@ const (
 	// Command version 5 (fsm.ControlVersion): move one EC shard so that the
 	// volume's shards spread evenly over data centres, racks and servers.
 	TaskType_TASK_TYPE_EC_BALANCE TaskType = 6
+	// Command version 5 (fsm.ControlVersion): delete one copy beyond what
+	// the placement asks for (a replica of a regular volume beyond 1+x+y+z,
+	// or EC shards mounted on more than one server), once every required
+	// copy is verified in place and at least as up to date as it.
+	TaskType_TASK_TYPE_REMOVE_EXTRA TaskType = 7
 )
 
 // Enum value maps for TaskType.
@@ -48,6 +53,7 @@ var (
 		4: "TASK_TYPE_REPLICATE",
 		5: "TASK_TYPE_EC_REBUILD",
 		6: "TASK_TYPE_EC_BALANCE",
+		7: "TASK_TYPE_REMOVE_EXTRA",
 	}
 	TaskType_value = map[string]int32{
 		"TASK_TYPE_UNSPECIFIED":    0,
@@ -57,6 +63,7 @@ var (
 		"TASK_TYPE_REPLICATE":      4,
 		"TASK_TYPE_EC_REBUILD":     5,
 		"TASK_TYPE_EC_BALANCE":     6,
+		"TASK_TYPE_REMOVE_EXTRA":   7,
 	}
 )
 
@@ -1702,7 +1709,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x0e\n" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x18\n" +
-	"\asummary\x18\x04 \x01(\tR\asummary*\xbd\x01\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary*\xd9\x01\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
@@ -1710,7 +1717,8 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x11TASK_TYPE_BALANCE\x10\x03\x12\x17\n" +
 	"\x13TASK_TYPE_REPLICATE\x10\x04\x12\x18\n" +
 	"\x14TASK_TYPE_EC_REBUILD\x10\x05\x12\x18\n" +
-	"\x14TASK_TYPE_EC_BALANCE\x10\x06*\xbb\x01\n" +
+	"\x14TASK_TYPE_EC_BALANCE\x10\x06\x12\x1a\n" +
+	"\x16TASK_TYPE_REMOVE_EXTRA\x10\a*\xbb\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x17\n" +

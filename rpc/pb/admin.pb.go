@@ -611,9 +611,16 @@ type Maintenance struct {
 	EcVolumesMissingShards uint32 `protobuf:"varint,22,opt,name=ec_volumes_missing_shards,json=ecVolumesMissingShards,proto3" json:"ec_volumes_missing_shards,omitempty"`
 	VolumesUnrepairable    uint32 `protobuf:"varint,23,opt,name=volumes_unrepairable,json=volumesUnrepairable,proto3" json:"volumes_unrepairable,omitempty"`
 	// When the oldest loss still unrepaired was first seen (unix ns; 0: none).
-	OldestLoss    int64 `protobuf:"varint,24,opt,name=oldest_loss,json=oldestLoss,proto3" json:"oldest_loss,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	OldestLoss int64 `protobuf:"varint,24,opt,name=oldest_loss,json=oldestLoss,proto3" json:"oldest_loss,omitempty"`
+	// Volumes with copies beyond their placement as the last detection round
+	// saw them (a server came back after its volumes were repaired
+	// elsewhere): regular volumes with more copies than their replica
+	// placement asks for, EC volumes with a shard on more than one server.
+	// remove_extra tasks remove them once they have lasted --repair-after.
+	VolumesOverreplicated    uint32 `protobuf:"varint,25,opt,name=volumes_overreplicated,json=volumesOverreplicated,proto3" json:"volumes_overreplicated,omitempty"`
+	EcVolumesDuplicateShards uint32 `protobuf:"varint,26,opt,name=ec_volumes_duplicate_shards,json=ecVolumesDuplicateShards,proto3" json:"ec_volumes_duplicate_shards,omitempty"`
+	unknownFields            protoimpl.UnknownFields
+	sizeCache                protoimpl.SizeCache
 }
 
 func (x *Maintenance) Reset() {
@@ -810,6 +817,20 @@ func (x *Maintenance) GetVolumesUnrepairable() uint32 {
 func (x *Maintenance) GetOldestLoss() int64 {
 	if x != nil {
 		return x.OldestLoss
+	}
+	return 0
+}
+
+func (x *Maintenance) GetVolumesOverreplicated() uint32 {
+	if x != nil {
+		return x.VolumesOverreplicated
+	}
+	return 0
+}
+
+func (x *Maintenance) GetEcVolumesDuplicateShards() uint32 {
+	if x != nil {
+		return x.EcVolumesDuplicateShards
 	}
 	return 0
 }
@@ -2585,7 +2606,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\x12\x10\n" +
 	"\x03tls\x18\x10 \x01(\bR\x03tls\x12\x1a\n" +
 	"\binsecure\x18\x11 \x01(\bR\binsecure\x120\n" +
-	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\xca\a\n" +
+	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\xc0\b\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -2613,7 +2634,9 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x19ec_volumes_missing_shards\x18\x16 \x01(\rR\x16ecVolumesMissingShards\x121\n" +
 	"\x14volumes_unrepairable\x18\x17 \x01(\rR\x13volumesUnrepairable\x12\x1f\n" +
 	"\voldest_loss\x18\x18 \x01(\x03R\n" +
-	"oldestLoss\"\x81\x01\n" +
+	"oldestLoss\x125\n" +
+	"\x16volumes_overreplicated\x18\x19 \x01(\rR\x15volumesOverreplicated\x12=\n" +
+	"\x1bec_volumes_duplicate_shards\x18\x1a \x01(\rR\x18ecVolumesDuplicateShards\"\x81\x01\n" +
 	"\rSeaweedMaster\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x16\n" +

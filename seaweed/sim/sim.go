@@ -683,13 +683,42 @@ func (c *Cluster) mutateReplicas(vid uint32, rec appendRec) error {
 	return c.mutateReplicasLocked(vid, rec)
 }
 
+// WriteUp simulates a client write of bytes in files new files to vid
+// that reaches only the replicas on servers that are up: SeaweedFS's
+// write once the master has dropped a server that went down (it
+// replicates to the locations the master still lists). The copy on the
+// down server misses it, and comes back stale when the server starts
+// again.
+func (c *Cluster) WriteUp(vid uint32, bytes, files uint64) error {
+	c.content.mu.Lock()
+	defer c.content.mu.Unlock()
+	return c.mutateReplicasUpLocked(vid, appendRec{bytes: bytes, files: files}, true)
+}
+
+// DeleteDataUp is WriteUp for a delete of files files holding bytes
+// bytes: the copy on a down server keeps them.
+func (c *Cluster) DeleteDataUp(vid uint32, bytes, files uint64) error {
+	c.content.mu.Lock()
+	defer c.content.mu.Unlock()
+	return c.mutateReplicasUpLocked(vid, appendRec{delBytes: bytes, dels: files}, true)
+}
+
 // mutateReplicasLocked applies rec to every replica of vid, or to none
 // when one refuses it (c.content.mu held).
 func (c *Cluster) mutateReplicasLocked(vid uint32, rec appendRec) error {
+	return c.mutateReplicasUpLocked(vid, rec, false)
+}
+
+// mutateReplicasUpLocked is mutateReplicasLocked, with upOnly for the
+// replicas on servers that are up only.
+func (c *Cluster) mutateReplicasUpLocked(vid uint32, rec appendRec, upOnly bool) error {
 	var holders []*VolumeServer
 	for _, s := range c.servers {
 		s.mu.Lock()
 		r := s.vols[vid]
+		if upOnly && !s.up {
+			r = nil
+		}
 		if r != nil {
 			if err := r.check(rec); err != nil {
 				s.mu.Unlock()
