@@ -38,3 +38,30 @@ func TestLoseServer(t *testing.T) {
 	}
 	noViolations(t, c, "after the lost server came back empty")
 }
+
+// TestDurabilityWithout: asked before a loss, the check says which
+// volumes a server's loss would leave repairable (another copy, or at
+// least 10 shards elsewhere) and which beyond repair (its only copy).
+func TestDurabilityWithout(t *testing.T) {
+	c := newCluster(t, Config{Servers: 3})
+	two, err := c.AddVolume(VolumeSpec{Size: mib, FileCount: 10, ReplicaPlacement: 1, Servers: []int{0, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, err := c.AddVolume(VolumeSpec{Size: mib, FileCount: 10, Servers: []int{1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := c.DurabilityWithout(2); len(v) != 0 {
+		t.Fatalf("losing a server with nothing: %v", v)
+	}
+	v := c.DurabilityWithout(1)
+	if len(v) != 2 || v[0].VolumeID != two || !v[0].Repairable || v[1].VolumeID != one || v[1].Repairable {
+		t.Fatalf("losing server 1: %v; want volume %d repairable and %d not", v, two, one)
+	}
+	noViolations(t, c, "after only asking")
+	c.Server(1).Lose()
+	if v := c.Durability(); len(v) != 2 || !v[0].Repairable || v[1].Repairable {
+		t.Fatalf("after the loss: %v", v)
+	}
+}
