@@ -381,17 +381,16 @@ func (r *faultRun) startSim() {
 	r.sim = c
 	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
 	// Regular volumes on all but the last server (so there is something to
-	// balance), some with two replicas, and full quiet ones to erasure code.
+	// balance), and full quiet ones to erasure code; all with two replicas
+	// (001), so a server lost for good (faults_loss_test.go) leaves another
+	// copy of each to repair from.
 	if _, err := c.AddVolumesFunc(24, func(i int, s *sim.VolumeSpec) {
-		s.Servers = []int{i % 5}
-		if i%4 == 3 {
-			s.ReplicaPlacement = 1
-			s.Servers = []int{i % 5, (i + 1) % 5}
-		}
+		s.ReplicaPlacement = 1
+		s.Servers = []int{i % 5, (i + 1) % 5}
 	}, sim.VolumeSpec{Size: 30 << 20, FileCount: 300}); err != nil {
 		r.t.Fatalf("seed volumes: %v", err)
 	}
-	if _, err := c.AddVolumesFunc(3, func(i int, s *sim.VolumeSpec) { s.Servers = []int{i % 5} },
+	if _, err := c.AddVolumesFunc(3, func(i int, s *sim.VolumeSpec) { s.ReplicaPlacement, s.Servers = 1, []int{i % 5, (i + 1) % 5} },
 		sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: dayAgo}); err != nil {
 		r.t.Fatalf("seed full volumes: %v", err)
 	}
@@ -435,6 +434,7 @@ func (r *faultRun) startAdmins() {
 			"--master", r.masterList(),
 			"--detect-interval", "1s",
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
+			"--repair-after", faultRepairAfter.String(),
 			"--worker-lease", faultLease.String(), "--worker-grace", faultGrace.String(), "--worker-heartbeat", faultHeartbeat.String(),
 		}
 		conn, err := grpc.NewClient(a.GRPCAddr, operatorDial(r.t))
@@ -935,6 +935,7 @@ func (r *faultRun) finalChecks() {
 	mixLine, mixWarning := taskMix(tasks, sumKinds(r.roundsByKind))
 	fmt.Fprintf(&b, "  %s\n", mixLine)
 	fmt.Fprintf(&b, "  %s\n", r.retired.summary(tasks))
+	fmt.Fprintf(&b, "  %s\n", r.lossSummary(tasks))
 	fmt.Fprintf(&b, "  %s\n", freeSlotsLine(r.sim.Servers(), tasks))
 	b.WriteString(stepTable(r.windows, ops, tasks, r.roundsByKind))
 	shown := 0

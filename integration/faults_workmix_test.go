@@ -24,7 +24,9 @@ import (
 //   - balance: new volumes land on one "hot" server, which changes every
 //     mixHotFor ticks, so slot usage keeps drifting past the admins'
 //     imbalance threshold;
-//   - vacuum: garbage on a random volume, and a manual vacuum submission.
+//   - vacuum: garbage on a random volume, and a manual vacuum submission;
+//   - repair: the volumes are all 001, and servers lost for good
+//     (faults_loss_test.go) leave replicas and EC shards to restore.
 //
 // Over a long run the slots would fill up with EC shards and new volumes,
 // so the generator retires old data as an operator would (sim DropVolume):
@@ -179,8 +181,8 @@ func (m *workMix) submitVacuum(ctx context.Context) {
 	cancel()
 }
 
-// addFull adds a full volume unmodified for a day on a random server with
-// room, unless enough already wait to be encoded.
+// addFull adds a full volume unmodified for a day, two replicas (001) on
+// random servers with room, unless enough already wait to be encoded.
 func (m *workMix) addFull() {
 	waiting := 0
 	for _, vid := range m.ecVols {
@@ -198,25 +200,34 @@ func (m *workMix) addFull() {
 			roomy = append(roomy, i)
 		}
 	}
-	if len(roomy) == 0 {
+	if len(roomy) < 2 {
 		return
 	}
 	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
-	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFullSize, FileCount: 900, ModifiedAt: dayAgo, Servers: []int{roomy[m.rng.IntN(len(roomy))]}})
+	pick := m.rng.Perm(len(roomy))
+	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFullSize, FileCount: 900, ModifiedAt: dayAgo, ReplicaPlacement: 1,
+		Servers: []int{roomy[pick[0]], roomy[pick[1]]}})
 	if err == nil {
 		m.ecVols = append(m.ecVols, vid)
 		m.addedAt[vid] = time.Now()
 	}
 }
 
-// addFill adds a half-full volume on the hot server.
+// addFill adds a half-full volume on the hot server, with its second
+// replica (001) on another: every volume the generator adds survives a
+// server lost for good (faults_loss_test.go).
 func (m *workMix) addFill() {
 	s := m.r.sim.Server(m.hot)
 	free := s.FreeSlots()
 	if m.r.sim.Config().MaxVolumesPerServer-free >= mixHotMaxUsed || free < 2 {
 		return
 	}
-	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFillSize, FileCount: 400, Servers: []int{m.hot}})
+	n := len(m.r.sim.Servers())
+	other := (m.hot + 1 + m.rng.IntN(n-1)) % n
+	if m.r.sim.Server(other).FreeSlots() < 2 {
+		return
+	}
+	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFillSize, FileCount: 400, ReplicaPlacement: 1, Servers: []int{m.hot, other}})
 	if err == nil {
 		m.fills = append(m.fills, vid)
 		m.addedAt[vid] = time.Now()
