@@ -291,7 +291,9 @@ func testCommandVersion(v string) (uint32, error) {
 	case "4":
 		return fsm.RepairVersion, nil
 	case "5":
+		return fsm.ControlVersion, nil
+	case "6":
 		return fsm.TestCommandVersion, nil
 	}
-	return 0, usagef("%s=%q: want 1, 2, 3, 4 or 5 (test-only)", testCommandVersionEnv, v)
+	return 0, usagef("%s=%q: want 1, 2, 3, 4, 5 or 6 (test-only)", testCommandVersionEnv, v)
 }
