@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -302,4 +303,44 @@ func (r *faultRun) lossSummary(tasks []*fsmpb.Task) string {
 		s += " (volumes " + strings.Join(stray, ", ") + ")"
 	}
 	return s
+}
+
+// The loss bookkeeping: only a pending volume's repairable violation is
+// tolerated, a whole sample settles it, and a repair submitted after a
+// master restart counts as a storm unless a loss touched its volume.
+func TestLossBookkeeping(t *testing.T) {
+	r := &faultRun{}
+	l := r.losses()
+	l.pending[5], l.everLost[5], l.everLost[3] = true, true, true
+	for _, c := range []struct {
+		v    sim.Violation
+		want bool
+	}{
+		{sim.Violation{VolumeID: 5, Repairable: true}, true},
+		{sim.Violation{VolumeID: 5}, false},
+		{sim.Violation{VolumeID: 6, Repairable: true}, false},
+	} {
+		if got := l.tolerated(c.v); got != c.want {
+			t.Errorf("tolerated(%+v) = %v, want %v", c.v, got, c.want)
+		}
+	}
+	l.settle([]sim.Violation{{VolumeID: 5}})
+	if !l.pending[5] {
+		t.Fatal("a volume still violating left pending")
+	}
+	l.settle(nil)
+	if l.pending[5] || l.tolerated(sim.Violation{VolumeID: 5, Repairable: true}) {
+		t.Fatal("a volume found whole is still tolerated")
+	}
+	from := time.Unix(100, 0)
+	at := func(s int64) int64 { return from.UnixNano() + s*int64(time.Second) }
+	r.checkRepairStorm([]*fsmpb.Task{
+		{Id: 1, Type: fsmpb.TaskType_TASK_TYPE_REPLICATE, VolumeId: 3, CreatedAt: at(1)},
+		{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: 4, CreatedAt: at(2)},
+		{Id: 3, Type: fsmpb.TaskType_TASK_TYPE_REPLICATE, VolumeId: 9, CreatedAt: at(-1)},
+		{Id: 4, Type: fsmpb.TaskType_TASK_TYPE_BALANCE, VolumeId: 4, CreatedAt: at(3)},
+	}, from)
+	if l.stormChecked != 2 || len(l.storm) != 1 || !strings.Contains(l.storm[0], "task 2 (ec_rebuild of volume 4)") {
+		t.Fatalf("storm check: %d checked, %q", l.stormChecked, l.storm)
+	}
 }

@@ -10,7 +10,8 @@ package integration
 // follower or of a worker, a restart or an outage of the SeaweedFS master,
 // SIGSTOP of an admin or a worker around and past its lease then SIGCONT,
 // and raft partitions (the leader isolated from both followers, or one follower
-// isolated). Afterwards it heals everything, lets the work drain and checks:
+// isolated), and, from other files, a volume server lost for good with or
+// without a master restart while it is gone (faults_loss_test.go). Afterwards it heals everything, lets the work drain and checks:
 //
 //   - no two mutating volume-server operations of different task attempts
 //     overlap on one volume (the simulator's operation log);
