@@ -101,8 +101,9 @@ func (l *losses) tolerated(v sim.Violation) bool {
 	return v.Repairable && l.pending[v.VolumeID]
 }
 
-// settle drops from pending the volumes a sample found whole.
-func (l *losses) settle(viols []sim.Violation) {
+// settle drops from pending the volumes a sample found whole and no open
+// task names.
+func (l *losses) settle(viols []sim.Violation, open map[uint32]bool) {
 	bad := map[uint32]bool{}
 	for _, v := range viols {
 		bad[v.VolumeID] = true
@@ -110,7 +111,7 @@ func (l *losses) settle(viols []sim.Violation) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for vid := range l.pending {
-		if !bad[vid] {
+		if !bad[vid] && !open[vid] {
 			delete(l.pending, vid)
 		}
 	}
@@ -324,11 +325,15 @@ func TestLossBookkeeping(t *testing.T) {
 			t.Errorf("tolerated(%+v) = %v, want %v", c.v, got, c.want)
 		}
 	}
-	l.settle([]sim.Violation{{VolumeID: 5}})
+	l.settle([]sim.Violation{{VolumeID: 5}}, nil)
 	if !l.pending[5] {
 		t.Fatal("a volume still violating left pending")
 	}
-	l.settle(nil)
+	l.settle(nil, map[uint32]bool{5: true})
+	if !l.pending[5] {
+		t.Fatal("a volume whole while a task is open on it (its copy may be rolled back) left pending")
+	}
+	l.settle(nil, nil)
 	if l.pending[5] || l.tolerated(sim.Violation{VolumeID: 5, Repairable: true}) {
 		t.Fatal("a volume found whole is still tolerated")
 	}
