@@ -2,6 +2,7 @@ package integration
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -209,6 +210,17 @@ func (r *faultRun) loseServerRound(restart bool) {
 		time.Sleep(r.hold(300*time.Millisecond, 1000*time.Millisecond))
 		return
 	}
+	// Every volume the victim holds a copy or shard of, not only those
+	// the check above found short: a copy it holds beside a move's new one
+	// is a third, until the move deletes its source.
+	for _, v := range victim.Volumes() {
+		vids = append(vids, v.ID)
+	}
+	for _, e := range victim.EcVolumes() {
+		vids = append(vids, e.ID)
+	}
+	slices.Sort(vids)
+	vids = slices.Compact(vids)
 	l.mu.Lock()
 	l.lost++
 	for _, vid := range vids {
@@ -216,7 +228,7 @@ func (r *faultRun) loseServerRound(restart bool) {
 	}
 	l.mu.Unlock()
 	victim.Lose()
-	r.note("%s: %s lost for good; %d volumes at reduced redundancy: %v", kind, victim.ID(), len(vids), vids)
+	r.note("%s: %s lost for good; %d volumes at reduced redundancy or with a copy or shard there: %v", kind, victim.ID(), len(vids), vids)
 	if restart {
 		r.restartMasterWhileLost(kind, len(r.sim.Servers())-1)
 	} else {
