@@ -283,6 +283,31 @@ func (r *faultRun) checkRepairStorm(tasks []*fsmpb.Task, from time.Time) {
 	}
 }
 
+// waitLossesRepaired polls, before the drain, until no volume a loss left
+// at reduced redundancy is still short or has a task open: the drain alone
+// could end within --repair-after of a last-round loss, before its repairs
+// were even submitted. A timeout is left to the check at rest to report.
+func (r *faultRun) waitLossesRepaired() {
+	l := r.losses()
+	deadline := time.Now().Add(faultDrainTimeout)
+	for {
+		if open, ok := r.openTaskVolumes(); ok {
+			l.settle(r.sim.Durability(), open)
+		}
+		l.mu.Lock()
+		left := len(l.pending)
+		l.mu.Unlock()
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.note("%d lost volumes still not repaired after %s", left, faultDrainTimeout)
+			return
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // waitRegistered polls until the master has exactly n servers registered.
 func (r *faultRun) waitRegistered(n int) {
 	deadline := time.Now().Add(lossRefillWait)

@@ -352,6 +352,7 @@ func TestRandomizedFaults(t *testing.T) {
 	genWG.Wait()
 	r.healAll()
 	r.note("all healed; draining")
+	r.waitLossesRepaired()
 	r.finalChecks()
 }
 
