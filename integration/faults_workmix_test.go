@@ -196,7 +196,7 @@ func (m *workMix) addFull() {
 	servers := m.r.sim.Servers()
 	var roomy []int
 	for i, s := range servers {
-		if s.FreeSlots() >= 2 {
+		if s.Up() && s.FreeSlots() >= 2 {
 			roomy = append(roomy, i)
 		}
 	}
@@ -224,7 +224,9 @@ func (m *workMix) addFill() {
 	}
 	n := len(m.r.sim.Servers())
 	other := (m.hot + 1 + m.rng.IntN(n-1)) % n
-	if m.r.sim.Server(other).FreeSlots() < 2 {
+	// Never onto a server that is down (lost for good, or crashed): its
+	// copy would be invisible, and its repair no loss's.
+	if !s.Up() || !m.r.sim.Server(other).Up() || m.r.sim.Server(other).FreeSlots() < 2 {
 		return
 	}
 	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFillSize, FileCount: 400, ReplicaPlacement: 1, Servers: []int{m.hot, other}})

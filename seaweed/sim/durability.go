@@ -21,7 +21,7 @@ type Violation struct {
 	// Repairable: the only problem is reduced redundancy that a repair can
 	// restore: a regular copy still holds every acknowledged write, or a
 	// consistent EC generation still has at least DataShards distinct
-	// shards on disk.
+	// shards mounted.
 	Repairable bool
 }
 
@@ -94,6 +94,7 @@ type shardView struct {
 type genView struct {
 	id             int64
 	files          uint32 // distinct shard ids with a file on some disk
+	mounted        uint32 // distinct shard ids mounted (what a master sees)
 	missing, extra int
 }
 
@@ -251,6 +252,9 @@ func (v *volumeView) generations() []*genView {
 			byID[sh.gen] = g
 		}
 		g.files |= 1 << sh.shard
+		if sh.mounted {
+			g.mounted |= 1 << sh.shard
+		}
 	}
 	out := make([]*genView, 0, len(byID))
 	for _, g := range byID {
@@ -262,7 +266,7 @@ func (v *volumeView) generations() []*genView {
 
 // problems lists what is wrong with the volume, and whether the first
 // (reduced redundancy) can be repaired: a current regular copy or a
-// consistent generation of at least DataShards shards remains.
+// consistent generation with at least DataShards shards mounted remains.
 func (v *volumeView) problems(atRest bool) (out []string, repairable bool) {
 	current := 0
 	for _, r := range v.regular {
@@ -281,7 +285,10 @@ func (v *volumeView) problems(atRest bool) (out []string, repairable bool) {
 	if v.held && current < v.replicas && good == nil {
 		repairable = current > 0
 		for _, g := range gens {
-			repairable = repairable || (bits.OnesCount32(g.files) >= DataShards && g.consistent())
+			// Mounted, not only on disk: a repair works from what the
+			// master lists (unmounted leftovers of an interrupted copy
+			// are invisible to it).
+			repairable = repairable || (bits.OnesCount32(g.mounted) >= DataShards && g.consistent())
 		}
 		s := "data lost: no regular copy holds exactly the acknowledged writes and no complete EC generation encodes them"
 		if current > 0 {
