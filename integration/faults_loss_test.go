@@ -46,8 +46,8 @@ const (
 )
 
 func init() {
-	registerFault(fkServerLost, 30, func(r *faultRun) { r.loseServerRound(false) })
-	registerFault(fkMasterRestartLost, 15, func(r *faultRun) { r.loseServerRound(true) })
+	registerFault(fkServerLost, 40, func(r *faultRun) { r.loseServerRound(false) })
+	registerFault(fkMasterRestartLost, 20, func(r *faultRun) { r.loseServerRound(true) })
 	registerRunReset(func() {
 		lossState.mu.Lock()
 		lossState.byRun = map[*faultRun]*losses{}

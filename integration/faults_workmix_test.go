@@ -37,9 +37,9 @@ import (
 
 const (
 	mixTick         = 250 * time.Millisecond
-	mixGarbageEvery = 6  // ticks between garbage injections (vacuum)
-	mixSubmitEvery  = 16 // ticks between manual vacuum submissions
-	mixECEvery      = 6  // ticks between full quiet volumes (erasure coding)
+	mixGarbageEvery = 9  // ticks between garbage injections (vacuum)
+	mixSubmitEvery  = 24 // ticks between manual vacuum submissions
+	mixECEvery      = 4  // ticks between full quiet volumes (erasure coding)
 	mixHotEvery     = 5  // ticks between volumes on the hot server (balance)
 	mixHotFor       = 40 // ticks before another server is the hot one
 	mixRetireEvery  = 4  // ticks between retirement passes
