@@ -41,13 +41,14 @@ var destructiveSteps = []destructiveStep{
 	}},
 	{"vacuum commit", func(o sim.Op, _ fsmpb.TaskType) bool { return o.Method == "VacuumVolumeCommit" }},
 	// The repairs (faults_loss_test.go): the copy that restores a replica
-	// (its rollback deletes it), the shards regenerated, and the gathered
-	// shard copies removed once all 14 are verified.
+	// (its rollback deletes it), the shards gathered onto the rebuilder
+	// (the simulator's op log does not record the regeneration itself),
+	// and the gathered copies removed once all 14 are verified.
 	{"replicate copy", func(o sim.Op, typ fsmpb.TaskType) bool {
 		return o.Method == "VolumeCopy" && typ == fsmpb.TaskType_TASK_TYPE_REPLICATE
 	}},
-	{"rebuild shards", func(o sim.Op, typ fsmpb.TaskType) bool {
-		return o.Method == "VolumeEcShardsRebuild" && typ == fsmpb.TaskType_TASK_TYPE_EC_REBUILD
+	{"rebuild gather", func(o sim.Op, typ fsmpb.TaskType) bool {
+		return o.Method == "VolumeEcShardsCopy" && typ == fsmpb.TaskType_TASK_TYPE_EC_REBUILD
 	}},
 	{"rebuild drop gathered", func(o sim.Op, typ fsmpb.TaskType) bool {
 		return o.Method == "VolumeEcShardsDelete" && typ == fsmpb.TaskType_TASK_TYPE_EC_REBUILD
