@@ -386,13 +386,23 @@ func (r *faultRun) startSim() {
 	// balance), and full quiet ones to erasure code; all with two replicas
 	// (001), so a server lost for good (faults_loss_test.go) leaves another
 	// copy of each to repair from.
+	// Without the losses (faultLosses), some volumes have one copy, as
+	// before they existed.
 	if _, err := c.AddVolumesFunc(24, func(i int, s *sim.VolumeSpec) {
 		s.ReplicaPlacement = 1
 		s.Servers = []int{i % 5, (i + 1) % 5}
+		if !faultLosses && i%4 != 3 {
+			s.ReplicaPlacement, s.Servers = 0, []int{i % 5}
+		}
 	}, sim.VolumeSpec{Size: 30 << 20, FileCount: 300}); err != nil {
 		r.t.Fatalf("seed volumes: %v", err)
 	}
-	if _, err := c.AddVolumesFunc(3, func(i int, s *sim.VolumeSpec) { s.ReplicaPlacement, s.Servers = 1, []int{i % 5, (i + 1) % 5} },
+	if _, err := c.AddVolumesFunc(3, func(i int, s *sim.VolumeSpec) {
+		s.ReplicaPlacement, s.Servers = 1, []int{i % 5, (i + 1) % 5}
+		if !faultLosses {
+			s.ReplicaPlacement, s.Servers = 0, []int{i % 5}
+		}
+	},
 		sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: dayAgo}); err != nil {
 		r.t.Fatalf("seed full volumes: %v", err)
 	}
@@ -436,8 +446,10 @@ func (r *faultRun) startAdmins() {
 			"--master", r.masterList(),
 			"--detect-interval", "1s",
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
-			"--repair-after", faultRepairAfter.String(),
 			"--worker-lease", faultLease.String(), "--worker-grace", faultGrace.String(), "--worker-heartbeat", faultHeartbeat.String(),
+		}
+		if faultLosses {
+			a.argv = append(a.argv, "--repair-after", faultRepairAfter.String())
 		}
 		conn, err := grpc.NewClient(a.GRPCAddr, operatorDial(r.t))
 		if err != nil {

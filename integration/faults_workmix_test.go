@@ -205,8 +205,12 @@ func (m *workMix) addFull() {
 	}
 	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
 	pick := m.rng.Perm(len(roomy))
-	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFullSize, FileCount: 900, ModifiedAt: dayAgo, ReplicaPlacement: 1,
-		Servers: []int{roomy[pick[0]], roomy[pick[1]]}})
+	spec := sim.VolumeSpec{Size: mixFullSize, FileCount: 900, ModifiedAt: dayAgo, ReplicaPlacement: 1,
+		Servers: []int{roomy[pick[0]], roomy[pick[1]]}}
+	if !faultLosses {
+		spec.ReplicaPlacement, spec.Servers = 0, spec.Servers[:1]
+	}
+	vid, err := m.r.sim.AddVolume(spec)
 	if err == nil {
 		m.ecVols = append(m.ecVols, vid)
 		m.addedAt[vid] = time.Now()
@@ -229,7 +233,11 @@ func (m *workMix) addFill() {
 	if !s.Up() || !m.r.sim.Server(other).Up() || m.r.sim.Server(other).FreeSlots() < 2 {
 		return
 	}
-	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFillSize, FileCount: 400, ReplicaPlacement: 1, Servers: []int{m.hot, other}})
+	spec := sim.VolumeSpec{Size: mixFillSize, FileCount: 400, ReplicaPlacement: 1, Servers: []int{m.hot, other}}
+	if !faultLosses {
+		spec.ReplicaPlacement, spec.Servers = 0, spec.Servers[:1]
+	}
+	vid, err := m.r.sim.AddVolume(spec)
 	if err == nil {
 		m.fills = append(m.fills, vid)
 		m.addedAt[vid] = time.Now()
