@@ -10,7 +10,8 @@ package integration
 // follower or of a worker, a restart or an outage of the SeaweedFS master,
 // SIGSTOP of an admin or a worker around and past its lease then SIGCONT,
 // and raft partitions (the leader isolated from both followers, or one follower
-// isolated). Afterwards it heals everything, lets the work drain and checks:
+// isolated), and, from other files, a volume server lost for good with or
+// without a master restart while it is gone (faults_loss_test.go). Afterwards it heals everything, lets the work drain and checks:
 //
 //   - no two mutating volume-server operations of different task attempts
 //     overlap on one volume (the simulator's operation log);
@@ -351,6 +352,7 @@ func TestRandomizedFaults(t *testing.T) {
 	genWG.Wait()
 	r.healAll()
 	r.note("all healed; draining")
+	r.waitLossesRepaired()
 	r.finalChecks()
 }
 
@@ -381,17 +383,26 @@ func (r *faultRun) startSim() {
 	r.sim = c
 	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
 	// Regular volumes on all but the last server (so there is something to
-	// balance), some with two replicas, and full quiet ones to erasure code.
+	// balance), and full quiet ones to erasure code; all with two replicas
+	// (001), so a server lost for good (faults_loss_test.go) leaves another
+	// copy of each to repair from.
+	// Without the losses (faultLosses), some volumes have one copy, as
+	// before they existed.
 	if _, err := c.AddVolumesFunc(24, func(i int, s *sim.VolumeSpec) {
-		s.Servers = []int{i % 5}
-		if i%4 == 3 {
-			s.ReplicaPlacement = 1
-			s.Servers = []int{i % 5, (i + 1) % 5}
+		s.ReplicaPlacement = 1
+		s.Servers = []int{i % 5, (i + 1) % 5}
+		if !faultLosses && i%4 != 3 {
+			s.ReplicaPlacement, s.Servers = 0, []int{i % 5}
 		}
 	}, sim.VolumeSpec{Size: 30 << 20, FileCount: 300}); err != nil {
 		r.t.Fatalf("seed volumes: %v", err)
 	}
-	if _, err := c.AddVolumesFunc(3, func(i int, s *sim.VolumeSpec) { s.Servers = []int{i % 5} },
+	if _, err := c.AddVolumesFunc(3, func(i int, s *sim.VolumeSpec) {
+		s.ReplicaPlacement, s.Servers = 1, []int{i % 5, (i + 1) % 5}
+		if !faultLosses {
+			s.ReplicaPlacement, s.Servers = 0, []int{i % 5}
+		}
+	},
 		sim.VolumeSpec{Size: 98 << 20, FileCount: 900, ModifiedAt: dayAgo}); err != nil {
 		r.t.Fatalf("seed full volumes: %v", err)
 	}
@@ -436,6 +447,9 @@ func (r *faultRun) startAdmins() {
 			"--detect-interval", "1s",
 			"--ec-quiet-for", "1h", "--ec-min-size-mb", "30",
 			"--worker-lease", faultLease.String(), "--worker-grace", faultGrace.String(), "--worker-heartbeat", faultHeartbeat.String(),
+		}
+		if faultLosses {
+			a.argv = append(a.argv, "--repair-after", faultRepairAfter.String())
 		}
 		conn, err := grpc.NewClient(a.GRPCAddr, operatorDial(r.t))
 		if err != nil {
@@ -935,6 +949,7 @@ func (r *faultRun) finalChecks() {
 	mixLine, mixWarning := taskMix(tasks, sumKinds(r.roundsByKind))
 	fmt.Fprintf(&b, "  %s\n", mixLine)
 	fmt.Fprintf(&b, "  %s\n", r.retired.summary(tasks))
+	fmt.Fprintf(&b, "  %s\n", r.lossSummary(tasks))
 	fmt.Fprintf(&b, "  %s\n", freeSlotsLine(r.sim.Servers(), tasks))
 	b.WriteString(stepTable(r.windows, ops, tasks, r.roundsByKind))
 	shown := 0

@@ -24,7 +24,9 @@ import (
 //   - balance: new volumes land on one "hot" server, which changes every
 //     mixHotFor ticks, so slot usage keeps drifting past the admins'
 //     imbalance threshold;
-//   - vacuum: garbage on a random volume, and a manual vacuum submission.
+//   - vacuum: garbage on a random volume, and a manual vacuum submission;
+//   - repair: the volumes are all 001, and servers lost for good
+//     (faults_loss_test.go) leave replicas and EC shards to restore.
 //
 // Over a long run the slots would fill up with EC shards and new volumes,
 // so the generator retires old data as an operator would (sim DropVolume):
@@ -35,9 +37,9 @@ import (
 
 const (
 	mixTick         = 250 * time.Millisecond
-	mixGarbageEvery = 6  // ticks between garbage injections (vacuum)
-	mixSubmitEvery  = 16 // ticks between manual vacuum submissions
-	mixECEvery      = 6  // ticks between full quiet volumes (erasure coding)
+	mixGarbageEvery = 9  // ticks between garbage injections (vacuum)
+	mixSubmitEvery  = 24 // ticks between manual vacuum submissions
+	mixECEvery      = 4  // ticks between full quiet volumes (erasure coding)
 	mixHotEvery     = 5  // ticks between volumes on the hot server (balance)
 	mixHotFor       = 40 // ticks before another server is the hot one
 	mixRetireEvery  = 4  // ticks between retirement passes
@@ -179,8 +181,8 @@ func (m *workMix) submitVacuum(ctx context.Context) {
 	cancel()
 }
 
-// addFull adds a full volume unmodified for a day on a random server with
-// room, unless enough already wait to be encoded.
+// addFull adds a full volume unmodified for a day, two replicas (001) on
+// random servers with room, unless enough already wait to be encoded.
 func (m *workMix) addFull() {
 	waiting := 0
 	for _, vid := range m.ecVols {
@@ -194,29 +196,48 @@ func (m *workMix) addFull() {
 	servers := m.r.sim.Servers()
 	var roomy []int
 	for i, s := range servers {
-		if s.FreeSlots() >= 2 {
+		if s.Up() && s.FreeSlots() >= 2 {
 			roomy = append(roomy, i)
 		}
 	}
-	if len(roomy) == 0 {
+	if len(roomy) < 2 {
 		return
 	}
 	dayAgo := time.Now().Add(-24 * time.Hour).Unix()
-	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFullSize, FileCount: 900, ModifiedAt: dayAgo, Servers: []int{roomy[m.rng.IntN(len(roomy))]}})
+	pick := m.rng.Perm(len(roomy))
+	spec := sim.VolumeSpec{Size: mixFullSize, FileCount: 900, ModifiedAt: dayAgo, ReplicaPlacement: 1,
+		Servers: []int{roomy[pick[0]], roomy[pick[1]]}}
+	if !faultLosses {
+		spec.ReplicaPlacement, spec.Servers = 0, spec.Servers[:1]
+	}
+	vid, err := m.r.sim.AddVolume(spec)
 	if err == nil {
 		m.ecVols = append(m.ecVols, vid)
 		m.addedAt[vid] = time.Now()
 	}
 }
 
-// addFill adds a half-full volume on the hot server.
+// addFill adds a half-full volume on the hot server, with its second
+// replica (001) on another: every volume the generator adds survives a
+// server lost for good (faults_loss_test.go).
 func (m *workMix) addFill() {
 	s := m.r.sim.Server(m.hot)
 	free := s.FreeSlots()
 	if m.r.sim.Config().MaxVolumesPerServer-free >= mixHotMaxUsed || free < 2 {
 		return
 	}
-	vid, err := m.r.sim.AddVolume(sim.VolumeSpec{Size: mixFillSize, FileCount: 400, Servers: []int{m.hot}})
+	n := len(m.r.sim.Servers())
+	other := (m.hot + 1 + m.rng.IntN(n-1)) % n
+	// Never onto a server that is down (lost for good, or crashed): its
+	// copy would be invisible, and its repair no loss's.
+	if !s.Up() || !m.r.sim.Server(other).Up() || m.r.sim.Server(other).FreeSlots() < 2 {
+		return
+	}
+	spec := sim.VolumeSpec{Size: mixFillSize, FileCount: 400, ReplicaPlacement: 1, Servers: []int{m.hot, other}}
+	if !faultLosses {
+		spec.ReplicaPlacement, spec.Servers = 0, spec.Servers[:1]
+	}
+	vid, err := m.r.sim.AddVolume(spec)
 	if err == nil {
 		m.fills = append(m.fills, vid)
 		m.addedAt[vid] = time.Now()

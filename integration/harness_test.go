@@ -758,6 +758,8 @@ var typeNames = map[fsmpb.TaskType]string{
 	fsmpb.TaskType_TASK_TYPE_VACUUM:         "vacuum",
 	fsmpb.TaskType_TASK_TYPE_ERASURE_CODING: "erasure_coding",
 	fsmpb.TaskType_TASK_TYPE_BALANCE:        "balance",
+	fsmpb.TaskType_TASK_TYPE_REPLICATE:      "replicate",
+	fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     "ec_rebuild",
 }
 
 var allTypes = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE}

@@ -18,6 +18,11 @@ type Violation struct {
 	Ledger string
 	// History is every operation the op log recorded on the volume.
 	History []Op
+	// Repairable: the only problem is reduced redundancy that a repair can
+	// restore: a regular copy still holds every acknowledged write, or a
+	// consistent EC generation still has at least DataShards distinct
+	// shards mounted.
+	Repairable bool
 }
 
 // historyShown bounds the operations String prints (the last ones).
@@ -52,7 +57,13 @@ func (v Violation) String() string {
 // had are gone, and each volume it held a copy of shows "redundancy lost"
 // until a repair restores its promised copies elsewhere.
 // Volumes retired with DropVolume are not checked.
-func (c *Cluster) Durability() []Violation { return c.durability(false) }
+func (c *Cluster) Durability() []Violation { return c.durability(false, nil) }
+
+// DurabilityWithout is Durability as if server i had been lost for good
+// (VolumeServer.Lose) this moment: a fault injector asks it before losing
+// a server, to lose none whose loss leaves a volume beyond repair (every
+// violation it returns must be Repairable).
+func (c *Cluster) DurabilityWithout(i int) []Violation { return c.durability(false, c.servers[i]) }
 
 // DurabilityAtRest is Durability for a cluster with no task in flight,
 // which must also be tidy: every regular replica holds exactly the
@@ -61,7 +72,7 @@ func (c *Cluster) Durability() []Violation { return c.durability(false) }
 // generation that encodes them (an encode whose original replicas were not
 // all deleted); and no shard file or mounted shard of another generation
 // is left.
-func (c *Cluster) DurabilityAtRest() []Violation { return c.durability(true) }
+func (c *Cluster) DurabilityAtRest() []Violation { return c.durability(true, nil) }
 
 type replicaView struct {
 	server          string
@@ -83,6 +94,7 @@ type shardView struct {
 type genView struct {
 	id             int64
 	files          uint32 // distinct shard ids with a file on some disk
+	mounted        uint32 // distinct shard ids mounted (what a master sees)
 	missing, extra int
 }
 
@@ -98,7 +110,7 @@ type volumeView struct {
 	shards   []shardView
 }
 
-func (c *Cluster) durability(atRest bool) []Violation {
+func (c *Cluster) durability(atRest bool, without *VolumeServer) []Violation {
 	views := map[uint32]*volumeView{}
 	c.content.mu.Lock()
 	for _, s := range c.servers {
@@ -128,6 +140,9 @@ func (c *Cluster) durability(atRest bool) []Violation {
 	// journalled since (an .ecj counts wherever it is on disk).
 	journalled := map[uint32]map[int64]map[int64]struct{}{}
 	for _, s := range c.servers {
+		if s == without {
+			continue
+		}
 		for vid, e := range s.ecs {
 			for _, j := range e.journal {
 				if journalled[vid] == nil {
@@ -160,6 +175,9 @@ func (c *Cluster) durability(atRest bool) []Violation {
 		return set
 	}
 	for _, s := range c.servers {
+		if s == without {
+			continue
+		}
 		for vid, r := range s.vols {
 			acked, v := ledger(vid)
 			miss, extra := diffSets(acked, r.applied)
@@ -195,14 +213,14 @@ func (c *Cluster) durability(atRest bool) []Violation {
 		if v.dropped {
 			continue
 		}
-		problems := v.problems(atRest)
+		problems, repairable := v.problems(atRest)
 		if len(problems) == 0 {
 			continue
 		}
 		if ops == nil {
 			ops = c.OpLog()
 		}
-		viol := Violation{VolumeID: vid, Problems: problems, Ledger: v.ledgerText()}
+		viol := Violation{VolumeID: vid, Problems: problems, Ledger: v.ledgerText(), Repairable: repairable && len(problems) == 1}
 		for _, o := range ops {
 			if o.VolumeID == vid {
 				viol.History = append(viol.History, o)
@@ -234,6 +252,9 @@ func (v *volumeView) generations() []*genView {
 			byID[sh.gen] = g
 		}
 		g.files |= 1 << sh.shard
+		if sh.mounted {
+			g.mounted |= 1 << sh.shard
+		}
 	}
 	out := make([]*genView, 0, len(byID))
 	for _, g := range byID {
@@ -243,8 +264,10 @@ func (v *volumeView) generations() []*genView {
 	return out
 }
 
-func (v *volumeView) problems(atRest bool) []string {
-	var out []string
+// problems lists what is wrong with the volume, and whether the first
+// (reduced redundancy) can be repaired: a current regular copy or a
+// consistent generation with at least DataShards shards mounted remains.
+func (v *volumeView) problems(atRest bool) (out []string, repairable bool) {
 	current := 0
 	for _, r := range v.regular {
 		if r.current() {
@@ -260,6 +283,13 @@ func (v *volumeView) problems(atRest bool) []string {
 		}
 	}
 	if v.held && current < v.replicas && good == nil {
+		repairable = current > 0
+		for _, g := range gens {
+			// Mounted, not only on disk: a repair works from what the
+			// master lists (unmounted leftovers of an interrupted copy
+			// are invisible to it).
+			repairable = repairable || (bits.OnesCount32(g.mounted) >= DataShards && g.consistent())
+		}
 		s := "data lost: no regular copy holds exactly the acknowledged writes and no complete EC generation encodes them"
 		if current > 0 {
 			s = fmt.Sprintf("redundancy lost: %d of the %d promised regular copies hold exactly the acknowledged writes, and no complete EC generation encodes them", current, v.replicas)
@@ -306,7 +336,7 @@ func (v *volumeView) problems(atRest bool) []string {
 		}
 	}
 	if !atRest {
-		return out
+		return out, repairable
 	}
 	if rs := v.describeReplicas(true); rs != "" {
 		out = append(out, "regular replicas that do not hold exactly the acknowledged writes: "+rs)
@@ -338,7 +368,7 @@ func (v *volumeView) problems(atRest bool) []string {
 			out = append(out, s)
 		}
 	}
-	return out
+	return out, repairable
 }
 
 // describeReplicas lists the replicas that are not current (onlyBad) or

@@ -339,6 +339,20 @@ func (s *VolumeServer) EcShards(vid uint32) (EcState, bool) {
 		Mounted: shardList(e.mounted), HasIndex: e.hasIndex, ShardSize: e.shardSize()}, true
 }
 
+// EcVolumes lists this server's EC state of every volume it holds shards
+// of, by volume id.
+func (s *VolumeServer) EcVolumes() []EcState {
+	s.mu.Lock()
+	out := make([]EcState, 0, len(s.ecs))
+	for vid, e := range s.ecs {
+		out = append(out, EcState{ID: vid, Collection: e.collection, EncodeTsNs: e.encodeTsNs, Files: shardList(e.files),
+			Mounted: shardList(e.mounted), HasIndex: e.hasIndex, ShardSize: e.shardSize()})
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
 func shardList(b uint32) []uint32 {
 	var out []uint32
 	for i := uint32(0); b != 0; i, b = i+1, b>>1 {
