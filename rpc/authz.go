@@ -218,6 +218,12 @@ func cutOnPeer(src *certs.Source, chain []*x509.Certificate, method string, ss g
 	go func() { done <- run(&ctxStream{ServerStream: ss, ctx: ctx}) }()
 	select {
 	case err := <-done:
+		// The handler may see its context end and return before the cut
+		// is delivered (both are ready, and select picks either): a
+		// context ended by the cut, not by the stream, is the cut.
+		if cause := context.Cause(ctx); cause != nil && ss.Context().Err() == nil {
+			return status.Errorf(codes.Unauthenticated, "%s cut: %v", method, cause)
+		}
 		return err
 	case err := <-cut:
 		return status.Errorf(codes.Unauthenticated, "%s cut: %v", method, err)
