@@ -1,0 +1,85 @@
+package fsm
+
+import (
+	"testing"
+
+	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+)
+
+// TestNewTypesNeedControlVersion: an ec_balance or remove_extra task, a
+// worker naming either among its capabilities (even beside a repair
+// capability) and a policy with an entry for either are written as version
+// 5 (ControlVersion); stamped version 4 they are refused as a version-4
+// build refuses an unknown type (the state unchanged), and a build that
+// stops at version 4 halts on them instead of applying them. Repairs and a
+// policy of older types keep their versions.
+func TestNewTypesNeedControlVersion(t *testing.T) {
+	ecBalance, removeExtra := fsmpb.TaskType_TASK_TYPE_EC_BALANCE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA
+	worker := func(id string, caps ...fsmpb.TaskType) *fsmpb.Command {
+		return registerCmd(&fsmpb.Worker{Id: id, MaxConcurrent: 1, Capabilities: append([]fsmpb.TaskType{vacuum}, caps...)})
+	}
+	disabling := func(tp fsmpb.TaskType) *fsmpb.Command {
+		return &fsmpb.Command{Body: &fsmpb.Command_SetPolicy{SetPolicy: &fsmpb.SetPolicy{
+			Policy: &fsmpb.Policy{Types: []*fsmpb.TaskTypePolicy{{Type: tp, Disabled: true}}}}}}
+	}
+	for _, tc := range []struct {
+		name string
+		cmd  *fsmpb.Command
+		want uint32
+	}{
+		{"ec_balance", submitCmd(ecBalance, 1), ControlVersion},
+		{"remove_extra", submitCmd(removeExtra, 1), ControlVersion},
+		{"ec_balance worker", worker("w1", fsmpb.TaskType_TASK_TYPE_REPLICATE, ecBalance), ControlVersion},
+		{"remove_extra worker", worker("w1", fsmpb.TaskType_TASK_TYPE_REPLICATE, removeExtra), ControlVersion},
+		{"repair worker", worker("w2", fsmpb.TaskType_TASK_TYPE_EC_REBUILD), RepairVersion},
+		{"ec_rebuild", submitCmd(fsmpb.TaskType_TASK_TYPE_EC_REBUILD, 2), RepairVersion},
+		{"policy disabling ec_balance", disabling(ecBalance), ControlVersion},
+		{"policy disabling remove_extra", disabling(removeExtra), ControlVersion},
+		{"policy disabling vacuum", disabling(vacuum), PolicyVersion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := RequiredVersion(tc.cmd); got != tc.want {
+				t.Fatalf("RequiredVersion = %d; want %d", got, tc.want)
+			}
+			if tc.want != ControlVersion {
+				return
+			}
+			b, err := EncodeAgreed(1, CurrentVersion, tc.cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dec, err := Decode(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if dec.Version != ControlVersion {
+				t.Fatalf("written as version %d; want %d", dec.Version, ControlVersion)
+			}
+			if res := NewState().Apply(1, dec); res.ErrorCode != codeNone {
+				t.Fatalf("version-5 %s refused: %s", tc.name, res.Error)
+			}
+			old := NewState()
+			dec.Version = RepairVersion
+			before := contentKey(t, old)
+			res := old.Apply(1, dec)
+			if res.ErrorCode != fsmpb.ErrorCode_ERROR_CODE_INVALID {
+				t.Fatalf("version-4 %s gave %v %q; want INVALID", tc.name, res.ErrorCode, res.Error)
+			}
+			if contentKey(t, old) != before {
+				t.Fatalf("refused version-4 %s changed the state", tc.name)
+			}
+			f := NewWithVersion(RepairVersion)
+			halted := false
+			f.OnHalt(func(error) { halted = true })
+			f.ApplyBatch([]Entry{{Index: 1, Command: true, Data: b}})
+			if !halted {
+				t.Fatalf("a version-4 build applied a version-5 %s", tc.name)
+			}
+		})
+	}
+	for name, want := range map[string]fsmpb.TaskType{"ec-balance": ecBalance, "ec_balance": ecBalance, "remove-extra": removeExtra, "remove_extra": removeExtra} {
+		if got, err := ParseTaskType(name); err != nil || got != want {
+			t.Errorf("ParseTaskType(%s) = %v, %v; want %v", name, got, err, want)
+		}
+	}
+}
