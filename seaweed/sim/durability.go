@@ -51,7 +51,10 @@ func (v Violation) String() string {
 // server lost for good (VolumeServer.Lose) holds nothing: the copies it
 // had are gone, and each volume it held a copy of shows "redundancy lost"
 // until a repair restores its promised copies elsewhere.
-// Volumes retired with DropVolume are not checked.
+// Volumes retired with DropVolume are not checked, nor is one a
+// VolumeDelete with only_empty/only_garbage deleted (the server verified
+// it held no live file) while no replica left holds a live file and no
+// shard of it exists: it held no data to lose.
 func (c *Cluster) Durability() []Violation { return c.durability(false) }
 
 // DurabilityAtRest is Durability for a cluster with no task in flight,
@@ -91,6 +94,11 @@ func (g *genView) consistent() bool { return g.missing == 0 && g.extra == 0 }
 type volumeView struct {
 	replicas int
 	held     bool
+	// emptied: a replica was deleted as verified empty (only_empty or
+	// only_garbage) and every replica left holds no live file: the volume
+	// holds no data to lose (delete_empty, volume.deleteEmpty).
+	emptied  bool
+	liveLeft bool
 	dropped  bool // retired by DropVolume: not checked
 	acked    int
 	ackedAt  int64
@@ -160,8 +168,13 @@ func (c *Cluster) durability(atRest bool) []Violation {
 		return set
 	}
 	for _, s := range c.servers {
+		for vid := range s.emptyDeleted {
+			_, v := ledger(vid)
+			v.emptied = true
+		}
 		for vid, r := range s.vols {
 			acked, v := ledger(vid)
+			v.liveLeft = v.liveLeft || r.fileCount > r.deleteCount
 			miss, extra := diffSets(acked, r.applied)
 			v.regular = append(v.regular, replicaView{server: s.id, missing: miss, extra: extra, readOnly: r.noWrite(), unldd: r.unloaded})
 		}
@@ -259,7 +272,7 @@ func (v *volumeView) problems(atRest bool) []string {
 			break
 		}
 	}
-	if v.held && current < v.replicas && good == nil {
+	if v.held && current < v.replicas && good == nil && !(v.emptied && !v.liveLeft && len(v.shards) == 0) {
 		s := "data lost: no regular copy holds exactly the acknowledged writes and no complete EC generation encodes them"
 		if current > 0 {
 			s = fmt.Sprintf("redundancy lost: %d of the %d promised regular copies hold exactly the acknowledged writes, and no complete EC generation encodes them", current, v.replicas)
