@@ -6,7 +6,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
-// TestRemoveExtraNeedsControlVersion: a remove_extra task and a worker naming
+// TestRemoveExtraNeedsControlVersion: a remove_extra (or delete_empty) task and a worker naming
 // it among its capabilities are written as version 5 (ControlVersion), even
 // beside a repair capability; stamped version 4 they are refused as a
 // version-4 build refuses an unknown type (the state unchanged), and a
@@ -24,6 +24,8 @@ func TestRemoveExtraNeedsControlVersion(t *testing.T) {
 		{"remove_extra worker", registerCmd(extraWorker), ControlVersion},
 		{"repair worker", registerCmd(repairWorker), RepairVersion},
 		{"ec_rebuild", submitCmd(fsmpb.TaskType_TASK_TYPE_EC_REBUILD, 2), RepairVersion},
+		{"delete_empty", submitCmd(fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY, 3), ControlVersion},
+		{"delete_empty worker", registerCmd(&fsmpb.Worker{Id: "w3", MaxConcurrent: 1, Capabilities: []fsmpb.TaskType{vacuum, fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY}}), ControlVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := RequiredVersion(tc.cmd); got != tc.want {
@@ -67,5 +69,8 @@ func TestRemoveExtraNeedsControlVersion(t *testing.T) {
 	}
 	if got, err := ParseTaskType("remove-extra"); err != nil || got != removeExtra {
 		t.Fatalf("ParseTaskType(remove-extra) = %v, %v", got, err)
+	}
+	if got, err := ParseTaskType("delete_empty"); err != nil || got != fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY {
+		t.Fatalf("ParseTaskType(delete_empty) = %v, %v", got, err)
 	}
 }
