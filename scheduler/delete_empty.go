@@ -36,7 +36,9 @@ func EmptyVolume(v *seaweed.Volume) bool {
 
 // DetectDeleteEmpty returns the delete_empty proposals, by volume id: the
 // regular volumes that are empty (EmptyVolume), not cloud-tiered (their
-// replicas share one remote object), not erasure coded, not busy, listed
+// replicas share one remote object), writable or read-only only as a
+// full volume is (read_only_can_delete; not an operator's read-only mark,
+// low disk space or I/O errors, as volume.deleteEmpty), not erasure coded, not busy, listed
 // with every replica their placement asks for (a volume short of one is a
 // repair's, and its missing copy might hold data), and unmodified for
 // th.DeleteEmptyQuiet (a volume the master reports no modification time
@@ -53,7 +55,7 @@ func DetectDeleteEmpty(topo *seaweed.Topology, busy Busy, th Thresholds, now tim
 	var out []Proposal
 	for _, id := range ids {
 		v := topo.Volumes[id]
-		if busy(id) || v.CloudTiered() || !EmptyVolume(v) || len(v.Replicas) == 0 {
+		if busy(id) || v.CloudTiered() || v.ReadOnlyNoDelete || !EmptyVolume(v) || len(v.Replicas) == 0 {
 			continue
 		}
 		if _, ec := topo.EcVolumes[id]; ec {

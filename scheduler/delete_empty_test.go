@@ -13,8 +13,9 @@ import (
 // TestDetectDeleteEmpty: only regular volumes empty on every replica
 // (nothing but the super block, or every file deleted), listed with all
 // the copies their placement asks for, not cloud-tiered, not erasure
-// coded, not busy and quiet for the quiet time are proposed, read-only
-// or not; none at all while the quiet time is 0.
+// coded, not busy, not read-only unless deletes are allowed (a full
+// volume), and quiet for the quiet time are proposed; none at all while
+// the quiet time is 0.
 func TestDetectDeleteEmpty(t *testing.T) {
 	old := now.Add(-2 * time.Hour).Unix()
 	recent := now.Add(-10 * time.Minute).Unix()
@@ -31,7 +32,8 @@ func TestDetectDeleteEmpty(t *testing.T) {
 		want  []uint32
 	}{
 		{name: "empty and quiet", nodes: two(topotest.V(1, 8).Mod(old)), want: []uint32{1}},
-		{name: "empty, read-only", nodes: two(topotest.V(1, 8).Mod(old).ReadOnly()), want: []uint32{1}},
+		{name: "empty, read-only as a full volume (deletes allowed)", nodes: two(topotest.V(1, 8).Mod(old).ReadOnlyCanDelete()), want: []uint32{1}},
+		{name: "empty, read-only by the operator (no deletes)", nodes: two(topotest.V(1, 8).Mod(old).ReadOnly())},
 		{name: "every file deleted", nodes: two(topotest.V(1, 5000).Garbage(4992).Files(3, 3).Mod(old)), want: []uint32{1}},
 		{name: "off: quiet time 0", nodes: two(topotest.V(1, 8).Mod(old)), th: func(t Thresholds) Thresholds { t.DeleteEmptyQuiet = 0; return t }},
 		{name: "a live file", nodes: two(topotest.V(1, 5000).Files(3, 2).Mod(old))},
