@@ -111,3 +111,39 @@ func TestDeleteEmptyRollback(t *testing.T) {
 		t.Fatalf("after rollback read-only: server 0 %v (want false), server 1 %v (want true: persisted)", s0.ReadOnly, s1.ReadOnly)
 	}
 }
+
+// TestDeleteEmptyPartialThenRetry: a delete that fails on the second
+// replica after the first is gone fails retryably; the retry, planned
+// from the replica left (its earlier servers recorded), deletes it. The
+// durability check stays clean throughout: what is left holds no file.
+func TestDeleteEmptyPartialThenRetry(t *testing.T) {
+	e := newSimEnv(t, 3)
+	ctx := testCtx(t)
+	vid := e.volume(t, sim.VolumeSpec{ReplicaPlacement: 1, Servers: []int{0, 1}})
+	task := deleteEmptyTask(vid)
+	spec := e.plan(t, task)
+	e.c.InjectFault(sim.Fault{Method: "VolumeDelete", VolumeID: vid, Skip: 1, FailNext: 1})
+	_, err := worker.NewDeleteEmptyExecutor(e.vc).Execute(ctx, spec, nil)
+	var f *worker.Failure
+	if !errors.As(err, &f) || !f.Retryable {
+		t.Fatalf("Execute = %v; want a retryable failure", err)
+	}
+	if on, _ := held(e, 3, vid); len(on) != 1 {
+		t.Fatalf("volume %d on %v after the failed delete; want one replica left", vid, on)
+	}
+	if v := e.c.Durability(); len(v) > 0 {
+		t.Fatalf("durability violations with one empty replica deleted: %v", v)
+	}
+	e.c.ClearFaults()
+	waitCopies(t, e, vid, 1)
+	task.Attempt, task.EarlierServers = 2, spec.GetReplicas()
+	if _, err := worker.NewDeleteEmptyExecutor(e.vc).Execute(ctx, e.plan(t, task), nil); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	if on, _ := held(e, 3, vid); len(on) != 0 {
+		t.Fatalf("volume %d still on %v after the retry", vid, on)
+	}
+	if v := e.c.DurabilityAtRest(); len(v) > 0 {
+		t.Fatalf("durability violations: %v", v)
+	}
+}
