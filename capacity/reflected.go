@@ -67,6 +67,9 @@ func Reflected(c *fsmpb.CapacityChange, topo *seaweed.Topology) bool {
 			onSource = onSource || a == c.Source || r.Server.ID == c.Source || r.Server.Addr.HTTP == c.Source || r.Server.Addr.GRPC == c.Source
 		}
 		return onTarget && !onSource || gone(c.Target, topo)
+	case fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:
+		// The volume deleted on every replica: the master lists it no more.
+		return !present
 	case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
 		// The copy removed from Source no longer listed there (or the
 		// volume, or that server, gone).

@@ -212,6 +212,13 @@ func (p *projection) volume(id uint32, t *fsmpb.Task, changes []*fsmpb.CapacityC
 			if dst, ok := p.topo.FindServer(c.Target); ok && replicaOn(v, dst) == nil {
 				p.addReplica(v, c.Target, v.Size)
 			}
+		case fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:
+			// An empty volume deleted: its slot freed on every server the
+			// master still lists it on.
+			if !removed {
+				p.removeReplicas(v)
+				removed = true
+			}
 		case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
 			// An extra copy gone from Source.
 			if removed {

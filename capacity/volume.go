@@ -56,7 +56,7 @@ func projectVolume(topo *seaweed.Topology, v *seaweed.Volume, active *fsmpb.Task
 		case fsmpb.TaskType_TASK_TYPE_VACUUM:
 			add(c.TaskId, c.Type, committed, int64(c.NewSize)-int64(c.OldSize))
 			vacuumed = true
-		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
+		case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:
 			add(c.TaskId, c.Type, committed, -int64(c.OldSize))
 		case fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
 			add(c.TaskId, c.Type, committed, 0)

@@ -49,7 +49,7 @@ const PolicyVersion = RepairVersion
 // task types and policy fields that a version-4 build would refuse or
 // ignore, so a command that carries one is written only once every member
 // applies version 5 (see RequiredVersion for exactly which): the
-// ec_balance and remove_extra task types (a SubmitTask of one, a
+// ec_balance, remove_extra and delete_empty task types (a SubmitTask of one, a
 // RegisterWorker naming one, or a SetPolicy with an entry for one).
 const ControlVersion = 5
 

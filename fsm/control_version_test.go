@@ -6,8 +6,8 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 )
 
-// TestNewTypesNeedControlVersion: an ec_balance or remove_extra task, a
-// worker naming either among its capabilities (even beside a repair
+// TestNewTypesNeedControlVersion: an ec_balance, remove_extra or
+// delete_empty task, a worker naming one among its capabilities (even beside a repair
 // capability) and a policy with an entry for either are written as version
 // 5 (ControlVersion); stamped version 4 they are refused as a version-4
 // build refuses an unknown type (the state unchanged), and a build that
@@ -35,6 +35,8 @@ func TestNewTypesNeedControlVersion(t *testing.T) {
 		{"ec_rebuild", submitCmd(fsmpb.TaskType_TASK_TYPE_EC_REBUILD, 2), RepairVersion},
 		{"policy disabling ec_balance", disabling(ecBalance), ControlVersion},
 		{"policy disabling remove_extra", disabling(removeExtra), ControlVersion},
+		{"delete_empty", submitCmd(fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY, 3), ControlVersion},
+		{"delete_empty worker", worker("w3", fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY), ControlVersion},
 		{"policy disabling vacuum", disabling(vacuum), PolicyVersion},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -77,7 +79,7 @@ func TestNewTypesNeedControlVersion(t *testing.T) {
 			}
 		})
 	}
-	for name, want := range map[string]fsmpb.TaskType{"ec-balance": ecBalance, "ec_balance": ecBalance, "remove-extra": removeExtra, "remove_extra": removeExtra} {
+	for name, want := range map[string]fsmpb.TaskType{"ec-balance": ecBalance, "ec_balance": ecBalance, "remove-extra": removeExtra, "remove_extra": removeExtra, "delete_empty": fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY} {
 		if got, err := ParseTaskType(name); err != nil || got != want {
 			t.Errorf("ParseTaskType(%s) = %v, %v; want %v", name, got, err, want)
 		}

@@ -15,6 +15,7 @@ var typeNames = map[fsmpb.TaskType]string{
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     "ec_rebuild",
 	fsmpb.TaskType_TASK_TYPE_EC_BALANCE:     "ec_balance",
 	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:   "remove_extra",
+	fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:   "delete_empty",
 }
 
 var stateNames = map[fsmpb.TaskState]string{
@@ -35,6 +36,7 @@ var TaskTypes = []fsmpb.TaskType{
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD,
 	fsmpb.TaskType_TASK_TYPE_EC_BALANCE,
 	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA,
+	fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY,
 }
 
 // RepairType reports whether t is a repair (replicate, ec_rebuild): a type
@@ -46,11 +48,12 @@ func RepairType(t fsmpb.TaskType) bool {
 
 // TypeVersion is the lowest command version that can carry a task of
 // type t (a SubmitTask of it, or a worker naming it as a capability): the
-// repairs need RepairVersion, ec_balance and remove_extra ControlVersion,
+// repairs need RepairVersion, ec_balance, remove_extra and delete_empty
+// ControlVersion,
 // the rest the base version.
 func TypeVersion(t fsmpb.TaskType) uint32 {
 	switch {
-	case t == fsmpb.TaskType_TASK_TYPE_EC_BALANCE || t == fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
+	case t == fsmpb.TaskType_TASK_TYPE_EC_BALANCE || t == fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA || t == fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:
 		return ControlVersion
 	case RepairType(t):
 		return RepairVersion
@@ -81,7 +84,7 @@ func ValidType(t fsmpb.TaskType) bool {
 }
 
 // ParseTaskType turns "vacuum", "erasure_coding" (or "ec"), "balance",
-// "replicate", "ec_rebuild", "ec_balance" or "remove_extra" into a type.
+// "replicate", "ec_rebuild", "ec_balance", "remove_extra" or "delete_empty" into a type.
 func ParseTaskType(s string) (fsmpb.TaskType, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "vacuum":
@@ -98,8 +101,10 @@ func ParseTaskType(s string) (fsmpb.TaskType, error) {
 		return fsmpb.TaskType_TASK_TYPE_EC_BALANCE, nil
 	case "remove_extra", "remove-extra":
 		return fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA, nil
+	case "delete_empty", "delete-empty":
+		return fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY, nil
 	}
-	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance or remove_extra)", s)
+	return 0, fmt.Errorf("unknown task type %q (want vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance, remove_extra or delete_empty)", s)
 }
 
 // ParseTaskState turns a state name such as "pending" into a state.

@@ -106,6 +106,7 @@ func validateThresholds(th *fsmpb.PolicyThresholds) []string {
 	ratio("ec_fullness_ratio", th.EcFullnessRatio)
 	seconds("ec_quiet_seconds", th.EcQuietSeconds)
 	seconds("repair_after_seconds", th.RepairAfterSeconds)
+	seconds("delete_empty_quiet_seconds", th.DeleteEmptyQuietSeconds)
 	if v := th.EcMinSizeMb; v != nil && *v > 1<<30 {
 		errs = append(errs, fmt.Sprintf("ec_min_size_mb %d is more than %d", *v, 1<<30))
 	}

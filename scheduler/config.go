@@ -25,6 +25,10 @@ type Thresholds struct {
 	// differ by more than this (0: DefaultECBalanceSkew; -1: no ec_balance
 	// is detected at all, spread included).
 	ECBalanceSkew int
+	// DeleteEmptyQuiet: delete_empty deletes a regular volume with no live
+	// file once unmodified this long (0, the default: delete_empty is
+	// never detected; manual submissions still run).
+	DeleteEmptyQuiet time.Duration
 }
 
 // DefaultRepairAfter is Thresholds.RepairAfter's default: as HDFS and Ceph,
@@ -63,6 +67,8 @@ func (t Thresholds) Validate() error {
 		return fmt.Errorf("balance moves per round %d must not be negative", t.BalanceMovesPerRound)
 	case t.ECBalanceSkew < -1:
 		return fmt.Errorf("EC balance skew %d must be -1 (no EC balancing) or more", t.ECBalanceSkew)
+	case t.DeleteEmptyQuiet < 0:
+		return fmt.Errorf("delete-empty quiet time %s must not be negative (0 deletes no empty volume)", t.DeleteEmptyQuiet)
 	case t.RepairAfter < 0:
 		return fmt.Errorf("repair-after %s must not be negative (0 repairs at once)", t.RepairAfter)
 	}

@@ -225,6 +225,13 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	}
 	if open {
 		dt := DetectionTopology(topo, policy)
+		// Empty volumes first (delete_empty.go; none unless a quiet time is
+		// set): deleting one beats vacuuming it.
+		empties := AllowedProposals(DetectDeleteEmpty(dt, func(v uint32) bool { return busyVols[v] }, th, now), policy)
+		for _, p := range empties {
+			busyVols[p.VolumeID] = true
+		}
+		props = append(props, empties...)
 		props = append(props, AllowedProposals(Detect(dt, func(v uint32) bool { return busyVols[v] }, moves, th, now), policy)...)
 		// EC shard moves last (routine, one shard at a time), never of a
 		// volume a repair or another task holds.

@@ -331,6 +331,8 @@ func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, t
 	switch task.Type {
 	case fsmpb.TaskType_TASK_TYPE_VACUUM:
 		return spec, nil
+	case fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:
+		return planDeleteEmpty(task, v, spec)
 	case fsmpb.TaskType_TASK_TYPE_ERASURE_CODING:
 		spec.EcShardHolders = shardHolders(topo, task.VolumeId)
 		if foreign := foreignHolders(topo, spec.EcShardHolders, task.EarlierServers); len(foreign) > 0 {
@@ -459,6 +461,9 @@ func SpecServers(spec *pb.TaskSpec) []string {
 		for _, st := range spec.GetShardTargets() {
 			out = append(out, st.GetServer())
 		}
+	case fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:
+		// Every replica: the worker marks each read-only, then deletes it.
+		out = append(out, spec.GetReplicas()...)
 	case fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:
 		// Every copy: the worker removes the planned victim or, having
 		// compared them, another one.

@@ -192,6 +192,9 @@ func PolicyThresholds(p *fsmpb.Policy, flags Thresholds) Thresholds {
 	if th.RepairAfterSeconds != nil {
 		out.RepairAfter = time.Duration(*th.RepairAfterSeconds) * time.Second
 	}
+	if th.DeleteEmptyQuietSeconds != nil {
+		out.DeleteEmptyQuiet = time.Duration(*th.DeleteEmptyQuietSeconds) * time.Second
+	}
 	return out
 }
 

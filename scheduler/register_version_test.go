@@ -55,8 +55,8 @@ func TestWorkerRegistersRepairsOnlyOnceAgreed(t *testing.T) {
 func TestWorkerRegistersNewTypesOnlyOnceAgreed(t *testing.T) {
 	s, a := schedulerAtNow()
 	s.running, s.started = true, now
-	vacuum, replicate, ecBalance, removeExtra := fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_BALANCE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA
-	hello := &pb.Hello{WorkerId: "w1", MaxConcurrent: 2, Capabilities: []fsmpb.TaskType{vacuum, replicate, ecBalance, removeExtra}}
+	vacuum, replicate, ecBalance, removeExtra, deleteEmpty := fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_BALANCE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA, fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY
+	hello := &pb.Hello{WorkerId: "w1", MaxConcurrent: 2, Capabilities: []fsmpb.TaskType{vacuum, replicate, ecBalance, removeExtra, deleteEmpty}}
 	registered := func() []fsmpb.TaskType {
 		var caps []fsmpb.TaskType
 		s.state.Read(func(st *fsm.State) {
@@ -74,7 +74,7 @@ func TestWorkerRegistersNewTypesOnlyOnceAgreed(t *testing.T) {
 	}{
 		{fsm.OwnerVersion, []fsmpb.TaskType{vacuum}},
 		{fsm.RepairVersion, []fsmpb.TaskType{vacuum, replicate}},
-		{fsm.ControlVersion, []fsmpb.TaskType{vacuum, replicate, ecBalance, removeExtra}},
+		{fsm.ControlVersion, []fsmpb.TaskType{vacuum, replicate, ecBalance, removeExtra, deleteEmpty}},
 	} {
 		a.agreed = tc.agreed
 		if _, _, err := s.Attach(context.Background(), hello); err != nil {

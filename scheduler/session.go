@@ -121,7 +121,7 @@ func (s *Scheduler) Attach(ctx context.Context, h *pb.Hello) (*Session, *pb.Welc
 // register records the worker's identity, capabilities and slots unless
 // registered already says the same. While some admin of the cluster runs
 // a build that predates a task type (fsm.TypeVersion: the repairs need
-// fsm.RepairVersion, ec_balance and remove_extra fsm.ControlVersion), the worker is
+// fsm.RepairVersion, ec_balance, remove_extra and delete_empty fsm.ControlVersion), the worker is
 // registered without those capabilities, which such an admin would refuse;
 // it registers them on a later hello, once every admin applies them.
 func (s *Scheduler) register(ctx context.Context, registered *fsmpb.Worker, h *pb.Hello) error {
@@ -135,7 +135,7 @@ func (s *Scheduler) register(ctx context.Context, registered *fsmpb.Worker, h *p
 			return err
 		}
 		// Drop the capabilities of the newest version named and try
-		// again (ec_balance and remove_extra needs version 5, the repairs version 4).
+		// again (ec_balance, remove_extra and delete_empty need version 5, the repairs version 4).
 		newest := uint32(fsm.CommandVersion)
 		for _, c := range caps {
 			newest = max(newest, fsm.TypeVersion(c))

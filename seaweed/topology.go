@@ -60,7 +60,11 @@ type Volume struct {
 	FileCount    uint64
 	DeleteCount  uint64
 	ReadOnly     bool
-	replicaCount int32 // FromVolumeList's count, before Replicas is filled
+	// ReadOnlyNoDelete: some replica is read-only for a reason that
+	// forbids deletes too (not read_only_can_delete, as a full volume is:
+	// an operator's mark, low disk space, I/O errors).
+	ReadOnlyNoDelete bool
+	replicaCount     int32 // FromVolumeList's count, before Replicas is filled
 	// RemoteStorage names the remote storage (cloud tier) holding the
 	// volume's data, as any replica reports it (RemoteStorageName in the
 	// master's VolumeInformationMessage, set by volume.tier.upload); "" for
@@ -226,6 +230,7 @@ func (b *builder) merge(vi *master_pb.VolumeInformationMessage) {
 	v.DeleteCount = max(v.DeleteCount, vi.GetDeleteCount())
 	v.ModifiedAt = max(v.ModifiedAt, vi.GetModifiedAtSecond())
 	v.ReadOnly = v.ReadOnly || vi.GetReadOnly()
+	v.ReadOnlyNoDelete = v.ReadOnlyNoDelete || vi.GetReadOnly() && !vi.GetReadOnlyCanDelete()
 	if r := vi.GetRemoteStorageName(); r != "" {
 		v.RemoteStorage = b.name(r)
 	}

@@ -302,6 +302,15 @@ func (c *VolumeClient) VolumeDelete(ctx context.Context, server string, vid uint
 	return err
 }
 
+// VolumeDeleteEmpty deletes the volume on the server only if it holds no
+// live file (only_empty and only_garbage: never written, or every file
+// written also deleted); the server refuses otherwise.
+func (c *VolumeClient) VolumeDeleteEmpty(ctx context.Context, server string, vid uint32) error {
+	_, err := unary(ctx, c, server, volume_server_pb.VolumeServerClient.VolumeDelete, &volume_server_pb.VolumeDeleteRequest{VolumeId: vid, OnlyEmpty: true, OnlyGarbage: true},
+		"delete empty volume %d", vid)
+	return err
+}
+
 // ---------------------------------------------------------------------------
 // Moving a volume.
 

@@ -16,5 +16,6 @@ func Executors(c *seaweed.VolumeClient) map[fsmpb.TaskType]Executor {
 		fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     NewECRebuildExecutor(c),
 		fsmpb.TaskType_TASK_TYPE_EC_BALANCE:     NewECBalanceExecutor(c),
 		fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:   NewRemoveExtraExecutor(c),
+		fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:   NewDeleteEmptyExecutor(c),
 	}
 }

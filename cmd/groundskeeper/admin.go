@@ -46,6 +46,7 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&m.thresholds.BalanceMovesPerRound, "balance-moves-per-round", d.BalanceMovesPerRound, "propose at most this many balance moves per detection round and disk type")
 	fs.IntVar(&m.thresholds.ECBalanceSkew, "ec-balance-skew", d.ECBalanceSkew, "move EC shards between servers of a disk type whose EC shard counts differ by more than this (each volume's spread over data centres, racks and servers is evened out regardless; -1: no EC balancing at all)")
 	fs.DurationVar(&m.thresholds.RepairAfter, "repair-after", d.RepairAfter, "repair a volume (copy a lost replica) only once it has been at reduced redundancy this long, so a restart causes no copying (0: at once; unless the policy sets thresholds.repair_after)")
+	fs.DurationVar(&m.thresholds.DeleteEmptyQuiet, "delete-empty-quiet", d.DeleteEmptyQuiet, "delete regular volumes with no live file on any replica once unmodified this long (delete_empty tasks; 0, the default: never, unless the policy sets thresholds.delete_empty_quiet)")
 	r := scheduler.DefaultRetention()
 	fs.DurationVar(&m.retention.MaxAge, "task-retention", r.MaxAge, "forget finished tasks this long after they finished")
 	fs.IntVar(&m.retention.MaxCount, "task-retention-count", r.MaxCount, "keep at most this many finished tasks, the most recent (0: no limit)")

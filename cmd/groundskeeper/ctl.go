@@ -308,7 +308,7 @@ func (o *ctlOpts) tasks(args []string) error {
 	var volume uint64
 	fs, err := o.subFlags("tasks", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&states, "state", "", "only tasks in these states, comma-separated")
-		fs.StringVar(&types, "type", "", "only tasks of these types (vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance), comma-separated")
+		fs.StringVar(&types, "type", "", "only tasks of these types (vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance, remove_extra, delete_empty), comma-separated")
 		fs.Uint64Var(&volume, "volume", 0, "only tasks of this volume")
 	})
 	if err != nil {
@@ -371,7 +371,7 @@ func (o *ctlOpts) taskSubmit(args []string) error {
 	fs, err := o.subFlags("task submit", args, func(fs *flag.FlagSet) {
 		fs.BoolVar(&wait, "wait", false, "wait for the task to end, showing its progress")
 		fs.DurationVar(&o.waitTimeout, "wait-timeout", o.waitTimeout, "give up waiting after this long (0: wait as long as it takes)")
-		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding, balance, replicate, ec_rebuild or ec_balance (required)")
+		fs.StringVar(&typ, "type", "", "vacuum, erasure_coding, balance, replicate, ec_rebuild, ec_balance, remove_extra or delete_empty (required)")
 		fs.Uint64Var(&volume, "volume", 0, "volume id (required)")
 		fs.StringVar(&collection, "collection", "", "the volume's collection")
 		fs.StringVar(&source, "source", "", "source server (balance, ec_balance)")

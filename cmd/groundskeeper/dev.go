@@ -176,7 +176,7 @@ func runDev(args []string) error {
 		w, err := worker.New(worker.Config{
 			TLS: wsrc,
 			ID:  id, Admins: grpcAddrs, DataDir: filepath.Join(dir, id), MaxConcurrent: 2, Version: version,
-			Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_REBUILD, fsmpb.TaskType_TASK_TYPE_EC_BALANCE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA},
+			Capabilities: []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE, fsmpb.TaskType_TASK_TYPE_REPLICATE, fsmpb.TaskType_TASK_TYPE_EC_REBUILD, fsmpb.TaskType_TASK_TYPE_EC_BALANCE, fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA, fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY},
 			Executors:    worker.Executors(volumes),
 			Logger:       hclog.New(&hclog.LoggerOptions{Name: "worker." + id, Level: level, Output: os.Stderr}),
 		})

@@ -51,7 +51,7 @@ func policySetKeys() string {
 	return "paused, reason, time_zone, repairs_ignore_windows, windows (\"sat,sun 1-6; * 22-24\"), include_collections, exclude_collections, " +
 		"exclude_data_centers, exclude_racks, exclude_servers (comma lists), caps.global, caps.per_server, caps.per_collection, " +
 		"thresholds.vacuum_garbage_ratio, thresholds.ec_fullness_ratio, thresholds.ec_quiet, thresholds.ec_min_size_mb, thresholds.balance_imbalance, " +
-		"thresholds.balance_moves_per_round, thresholds.repair_after, or TYPE.enabled, TYPE.max_concurrent with TYPE one of " + typeNames()
+		"thresholds.balance_moves_per_round, thresholds.repair_after, thresholds.delete_empty_quiet, or TYPE.enabled, TYPE.max_concurrent with TYPE one of " + typeNames()
 }
 
 func typeNames() string {

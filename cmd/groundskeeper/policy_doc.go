@@ -47,6 +47,7 @@ type thresholdsDoc struct {
 	BalanceImbalance     *float64 `toml:"balance_imbalance,omitempty" json:"balance_imbalance,omitempty"`
 	BalanceMovesPerRound *uint32  `toml:"balance_moves_per_round,omitempty" json:"balance_moves_per_round,omitempty"`
 	RepairAfter          string   `toml:"repair_after,omitempty" json:"repair_after,omitempty"`
+	DeleteEmptyQuiet     string   `toml:"delete_empty_quiet,omitempty" json:"delete_empty_quiet,omitempty"`
 }
 
 type capsDoc struct {
@@ -79,7 +80,8 @@ func toPolicyDoc(p *fsmpb.Policy) *policyDoc {
 	if th := p.GetThresholds(); th != nil {
 		d.Thresholds = thresholdsDoc{VacuumGarbageRatio: th.VacuumGarbageRatio, ECFullnessRatio: th.EcFullnessRatio, ECMinSizeMB: th.EcMinSizeMb,
 			BalanceImbalance: th.BalanceImbalance, BalanceMovesPerRound: th.BalanceMovesPerRound,
-			ECQuiet: secondsText(th.EcQuietSeconds), RepairAfter: secondsText(th.RepairAfterSeconds)}
+			ECQuiet: secondsText(th.EcQuietSeconds), RepairAfter: secondsText(th.RepairAfterSeconds),
+			DeleteEmptyQuiet: secondsText(th.DeleteEmptyQuietSeconds)}
 	}
 	for _, t := range fsm.TaskTypes {
 		d.Types[fsm.TypeName(t)] = &typePolicyDoc{Enabled: fsm.TypeEnabled(p, t), MaxConcurrent: fsm.TypeCap(p, t)}
@@ -125,6 +127,7 @@ func (d *policyDoc) policy() (*fsmpb.Policy, []string) {
 		return &sec
 	}
 	p.Thresholds.EcQuietSeconds, p.Thresholds.RepairAfterSeconds = dur("ec_quiet", th.ECQuiet), dur("repair_after", th.RepairAfter)
+	p.Thresholds.DeleteEmptyQuietSeconds = dur("delete_empty_quiet", th.DeleteEmptyQuiet)
 	names := make([]string, 0, len(d.Types))
 	for name := range d.Types {
 		names = append(names, name)
@@ -277,6 +280,8 @@ func setDocKey(d *policyDoc, key, value string) (ok bool, err error) {
 		th.ECQuiet = value
 	case "thresholds.repair_after":
 		th.RepairAfter = value
+	case "thresholds.delete_empty_quiet":
+		th.DeleteEmptyQuiet = value
 	case "thresholds.ec_min_size_mb", "thresholds.balance_moves_per_round":
 		if value == "" {
 			th.ECMinSizeMB, th.BalanceMovesPerRound = clearIf(key == "thresholds.ec_min_size_mb", th.ECMinSizeMB), clearIf(key != "thresholds.ec_min_size_mb", th.BalanceMovesPerRound)

@@ -59,7 +59,7 @@ func TestPolicyDocRoundTrip(t *testing.T) {
 // mistake is one sentence and nothing else.
 func TestPolicySetKeys(t *testing.T) {
 	ps, errs := parsePolicySettings([]string{"caps.per_server=2", "vacuum.max_concurrent=1", "exclude_servers=s1, s2", "windows=sat,sun 1-6; * 22-24",
-		"time_zone=Europe/Paris", "thresholds.repair_after=5m", "thresholds.vacuum_garbage_ratio=0.5"})
+		"time_zone=Europe/Paris", "thresholds.repair_after=5m", "thresholds.vacuum_garbage_ratio=0.5", "thresholds.delete_empty_quiet=24h", "delete_empty.enabled=true"})
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -68,7 +68,7 @@ func TestPolicySetKeys(t *testing.T) {
 		t.Fatal(errs)
 	}
 	if p.Caps.PerServer != 2 || fsm.TypeCap(p, fsmpb.TaskType_TASK_TYPE_VACUUM) != 1 || len(p.ExcludeServers) != 2 || len(p.Windows) != 2 ||
-		p.Thresholds.GetRepairAfterSeconds() != 300 || p.Thresholds.GetVacuumGarbageRatio() != 0.5 || p.TimeZone != "Europe/Paris" {
+		p.Thresholds.GetRepairAfterSeconds() != 300 || p.Thresholds.GetVacuumGarbageRatio() != 0.5 || p.Thresholds.GetDeleteEmptyQuietSeconds() != 86400 || p.TimeZone != "Europe/Paris" {
 		t.Fatalf("policy %v", p)
 	}
 	for _, tc := range []struct{ arg, want string }{

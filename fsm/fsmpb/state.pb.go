@@ -41,6 +41,11 @@ const (
 	// or EC shards mounted on more than one server), once every required
 	// copy is verified in place and at least as up to date as it.
 	TaskType_TASK_TYPE_REMOVE_EXTRA TaskType = 7
+	// Command version 5 (fsm.ControlVersion): delete a regular volume that
+	// holds no live file on any replica and has been quiet for the policy's
+	// quiet time (SeaweedFS's volume.deleteEmpty); off unless the policy
+	// enables it.
+	TaskType_TASK_TYPE_DELETE_EMPTY TaskType = 8
 )
 
 // Enum value maps for TaskType.
@@ -54,6 +59,7 @@ var (
 		5: "TASK_TYPE_EC_REBUILD",
 		6: "TASK_TYPE_EC_BALANCE",
 		7: "TASK_TYPE_REMOVE_EXTRA",
+		8: "TASK_TYPE_DELETE_EMPTY",
 	}
 	TaskType_value = map[string]int32{
 		"TASK_TYPE_UNSPECIFIED":    0,
@@ -64,6 +70,7 @@ var (
 		"TASK_TYPE_EC_REBUILD":     5,
 		"TASK_TYPE_EC_BALANCE":     6,
 		"TASK_TYPE_REMOVE_EXTRA":   7,
+		"TASK_TYPE_DELETE_EMPTY":   8,
 	}
 )
 
@@ -1214,8 +1221,13 @@ type PolicyThresholds struct {
 	BalanceMovesPerRound *uint32                `protobuf:"varint,6,opt,name=balance_moves_per_round,json=balanceMovesPerRound,proto3,oneof" json:"balance_moves_per_round,omitempty"`
 	// Seconds at reduced redundancy before a repair is proposed (0: at once).
 	RepairAfterSeconds *int64 `protobuf:"varint,7,opt,name=repair_after_seconds,json=repairAfterSeconds,proto3,oneof" json:"repair_after_seconds,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// delete_empty: a regular volume with no live file on any replica is
+	// deleted once unmodified this long (0: never; unset: the leader's
+	// --delete-empty-quiet, itself 0 by default, so the type is off until
+	// one of them sets a quiet time).
+	DeleteEmptyQuietSeconds *int64 `protobuf:"varint,8,opt,name=delete_empty_quiet_seconds,json=deleteEmptyQuietSeconds,proto3,oneof" json:"delete_empty_quiet_seconds,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *PolicyThresholds) Reset() {
@@ -1293,6 +1305,13 @@ func (x *PolicyThresholds) GetBalanceMovesPerRound() uint32 {
 func (x *PolicyThresholds) GetRepairAfterSeconds() int64 {
 	if x != nil && x.RepairAfterSeconds != nil {
 		return *x.RepairAfterSeconds
+	}
+	return 0
+}
+
+func (x *PolicyThresholds) GetDeleteEmptyQuietSeconds() int64 {
+	if x != nil && x.DeleteEmptyQuietSeconds != nil {
+		return *x.DeleteEmptyQuietSeconds
 	}
 	return 0
 }
@@ -1674,7 +1693,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x04caps\x18\r \x01(\v2\x1c.groundskeeper.v1.PolicyCapsR\x04caps\x12=\n" +
 	"\awindows\x18\x0e \x03(\v2#.groundskeeper.v1.MaintenanceWindowR\awindows\x12\x1b\n" +
 	"\ttime_zone\x18\x0f \x01(\tR\btimeZone\x124\n" +
-	"\x16repairs_ignore_windows\x18\x10 \x01(\bR\x14repairsIgnoreWindows\"\x9a\x04\n" +
+	"\x16repairs_ignore_windows\x18\x10 \x01(\bR\x14repairsIgnoreWindows\"\xfb\x04\n" +
 	"\x10PolicyThresholds\x125\n" +
 	"\x14vacuum_garbage_ratio\x18\x01 \x01(\x01H\x00R\x12vacuumGarbageRatio\x88\x01\x01\x12/\n" +
 	"\x11ec_fullness_ratio\x18\x02 \x01(\x01H\x01R\x0fecFullnessRatio\x88\x01\x01\x12-\n" +
@@ -1682,14 +1701,16 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x0eec_min_size_mb\x18\x04 \x01(\x04H\x03R\vecMinSizeMb\x88\x01\x01\x120\n" +
 	"\x11balance_imbalance\x18\x05 \x01(\x01H\x04R\x10balanceImbalance\x88\x01\x01\x12:\n" +
 	"\x17balance_moves_per_round\x18\x06 \x01(\rH\x05R\x14balanceMovesPerRound\x88\x01\x01\x125\n" +
-	"\x14repair_after_seconds\x18\a \x01(\x03H\x06R\x12repairAfterSeconds\x88\x01\x01B\x17\n" +
+	"\x14repair_after_seconds\x18\a \x01(\x03H\x06R\x12repairAfterSeconds\x88\x01\x01\x12@\n" +
+	"\x1adelete_empty_quiet_seconds\x18\b \x01(\x03H\aR\x17deleteEmptyQuietSeconds\x88\x01\x01B\x17\n" +
 	"\x15_vacuum_garbage_ratioB\x14\n" +
 	"\x12_ec_fullness_ratioB\x13\n" +
 	"\x11_ec_quiet_secondsB\x11\n" +
 	"\x0f_ec_min_size_mbB\x14\n" +
 	"\x12_balance_imbalanceB\x1a\n" +
 	"\x18_balance_moves_per_roundB\x17\n" +
-	"\x15_repair_after_seconds\"j\n" +
+	"\x15_repair_after_secondsB\x1d\n" +
+	"\x1b_delete_empty_quiet_seconds\"j\n" +
 	"\n" +
 	"PolicyCaps\x12\x16\n" +
 	"\x06global\x18\x01 \x01(\rR\x06global\x12\x1d\n" +
@@ -1709,7 +1730,7 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\x04R\brevision\x12\x0e\n" +
 	"\x02at\x18\x02 \x01(\x03R\x02at\x12\x0e\n" +
 	"\x02by\x18\x03 \x01(\tR\x02by\x12\x18\n" +
-	"\asummary\x18\x04 \x01(\tR\asummary*\xd9\x01\n" +
+	"\asummary\x18\x04 \x01(\tR\asummary*\xf5\x01\n" +
 	"\bTaskType\x12\x19\n" +
 	"\x15TASK_TYPE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10TASK_TYPE_VACUUM\x10\x01\x12\x1c\n" +
@@ -1718,7 +1739,8 @@ const file_groundskeeper_v1_state_proto_rawDesc = "" +
 	"\x13TASK_TYPE_REPLICATE\x10\x04\x12\x18\n" +
 	"\x14TASK_TYPE_EC_REBUILD\x10\x05\x12\x18\n" +
 	"\x14TASK_TYPE_EC_BALANCE\x10\x06\x12\x1a\n" +
-	"\x16TASK_TYPE_REMOVE_EXTRA\x10\a*\xbb\x01\n" +
+	"\x16TASK_TYPE_REMOVE_EXTRA\x10\a\x12\x1a\n" +
+	"\x16TASK_TYPE_DELETE_EMPTY\x10\b*\xbb\x01\n" +
 	"\tTaskState\x12\x1a\n" +
 	"\x16TASK_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12TASK_STATE_PENDING\x10\x01\x12\x17\n" +

@@ -37,6 +37,9 @@ type Vol struct {
 	rp       uint32
 	ro       bool
 	remote   string
+	files    uint64
+	canDel   bool
+	dels     uint64
 }
 
 // V is a replica of volume id holding size bytes, nothing else set.
@@ -47,6 +50,13 @@ func (x Vol) Garbage(deleted uint64) Vol { x.deleted = deleted; return x }
 
 // Mod sets the modification time, in unix seconds.
 func (x Vol) Mod(unix int64) Vol { x.modified = unix; return x }
+
+// ReadOnlyCanDelete marks the replica read-only as a full volume is:
+// deletes still allowed.
+func (x Vol) ReadOnlyCanDelete() Vol { x.ro, x.canDel = true, true; return x }
+
+// Files sets the file and delete counts.
+func (x Vol) Files(files, deletes uint64) Vol { x.files, x.dels = files, deletes; return x }
 
 // In sets the collection.
 func (x Vol) In(coll string) Vol { x.coll = coll; return x }
@@ -129,7 +139,7 @@ func (n *Node) dataNode(rng *rand.Rand) *master_pb.DataNodeInfo {
 	}
 	for _, x := range n.vols {
 		disk.VolumeInfos = append(disk.VolumeInfos, &master_pb.VolumeInformationMessage{
-			Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, RemoteStorageName: x.remote,
+			Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, RemoteStorageName: x.remote, FileCount: x.files, DeleteCount: x.dels, ReadOnlyCanDelete: x.canDel,
 		})
 	}
 	ecIDs := make([]uint32, 0, len(n.ec))
@@ -157,7 +167,7 @@ func (n *Node) dataNode(rng *rand.Rand) *master_pb.DataNodeInfo {
 		di := &master_pb.DiskInfo{Type: d.typ, VolumeCount: int64(len(d.vols)), MaxVolumeCount: d.max, FreeVolumeCount: d.max - int64(len(d.vols))}
 		for _, x := range d.vols {
 			di.VolumeInfos = append(di.VolumeInfos, &master_pb.VolumeInformationMessage{
-				Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, DiskType: d.typ, RemoteStorageName: x.remote,
+				Id: x.id, Size: x.size, DeletedByteCount: x.deleted, ModifiedAtSecond: x.modified, Collection: x.coll, ReplicaPlacement: x.rp, ReadOnly: x.ro, DiskType: d.typ, RemoteStorageName: x.remote, FileCount: x.files, DeleteCount: x.dels, ReadOnlyCanDelete: x.canDel,
 			})
 		}
 		infos[d.typ] = di

@@ -56,7 +56,10 @@ func (v Violation) String() string {
 // server lost for good (VolumeServer.Lose) holds nothing: the copies it
 // had are gone, and each volume it held a copy of shows "redundancy lost"
 // until a repair restores its promised copies elsewhere.
-// Volumes retired with DropVolume are not checked.
+// Volumes retired with DropVolume are not checked, nor is one a
+// VolumeDelete with only_empty/only_garbage deleted (the server verified
+// it held no live file) while no replica left holds a live file and no
+// shard of it exists: it held no data to lose.
 func (c *Cluster) Durability() []Violation { return c.durability(false, nil) }
 
 // DurabilityWithout is Durability as if server i had been lost for good
@@ -103,6 +106,11 @@ func (g *genView) consistent() bool { return g.missing == 0 && g.extra == 0 }
 type volumeView struct {
 	replicas int
 	held     bool
+	// emptied: a replica was deleted as verified empty (only_empty or
+	// only_garbage) and every replica left holds no live file: the volume
+	// holds no data to lose (delete_empty, volume.deleteEmpty).
+	emptied  bool
+	liveLeft bool
 	dropped  bool // retired by DropVolume: not checked
 	acked    int
 	ackedAt  int64
@@ -175,11 +183,17 @@ func (c *Cluster) durability(atRest bool, without *VolumeServer) []Violation {
 		return set
 	}
 	for _, s := range c.servers {
+		// A verified-empty delete happened whatever becomes of its server.
+		for vid := range s.emptyDeleted {
+			_, v := ledger(vid)
+			v.emptied = true
+		}
 		if s == without {
 			continue
 		}
 		for vid, r := range s.vols {
 			acked, v := ledger(vid)
+			v.liveLeft = v.liveLeft || r.fileCount > r.deleteCount
 			miss, extra := diffSets(acked, r.applied)
 			v.regular = append(v.regular, replicaView{server: s.id, missing: miss, extra: extra, readOnly: r.noWrite(), unldd: r.unloaded})
 		}
@@ -282,7 +296,7 @@ func (v *volumeView) problems(atRest bool) (out []string, repairable bool) {
 			break
 		}
 	}
-	if v.held && current < v.replicas && good == nil {
+	if v.held && current < v.replicas && good == nil && !(v.emptied && !v.liveLeft && len(v.shards) == 0) {
 		repairable = current > 0
 		for _, g := range gens {
 			// Mounted, not only on disk: a repair works from what the

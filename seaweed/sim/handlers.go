@@ -355,6 +355,10 @@ func (h *vsHandler) VolumeDelete(ctx context.Context, req *volume_server_pb.Volu
 		if !(req.OnlyEmpty && empty) && !(req.OnlyGarbage && allGarbage) {
 			return nil, status.Errorf(codes.FailedPrecondition, "DeleteVolume %d: volume not empty", vid)
 		}
+		if s.emptyDeleted == nil {
+			s.emptyDeleted = map[uint32]bool{}
+		}
+		s.emptyDeleted[vid] = true
 	}
 	delete(s.vols, vid)
 	s.changedLocked(volKey(vid))

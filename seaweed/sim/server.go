@@ -44,6 +44,11 @@ type VolumeServer struct {
 	vols        map[uint32]*replica
 	ecs         map[uint32]*ecVol
 	copying     map[uint32]bool
+	// emptyDeleted: volumes a VolumeDelete with only_empty/only_garbage
+	// deleted here (verified to hold no live file): the durability check
+	// counts no data lost for a volume with such a delete whose remaining
+	// replicas hold no live file either.
+	emptyDeleted map[uint32]bool
 	// ecCopies counts shard copies in flight (under mu): Start waits, on
 	// ecCopiesDone, for those of the previous life to leave on disk what
 	// they had written. Not a WaitGroup: gRPC's Stop does not wait for its
