@@ -16,9 +16,11 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	now := s.cfg.Now()
 	var active []*fsmpb.Task
 	var policy *fsmpb.Policy
+	pendingN := 0
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}})
 		policy = st.Policy()
+		pendingN = st.CountByState(fsmpb.TaskState_TASK_STATE_PENDING)
 	})
 	s.noteRestored()
 	s.expireLeases(ctx, active, now)
@@ -32,7 +34,10 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	// The pending queue can be long (a master outage, no workers): read it
 	// only when something could be assigned, not on every kick. Paused
 	// (policy.go), nothing new is assigned; running attempts go on.
-	if policy.Paused || !s.mayAssign(active) {
+	// Our hold of SeaweedFS's shell lock (shellhold.go): taken before
+	// work is assigned, kept while it runs.
+	s.stepShell(len(active), !policy.Paused && pendingN > 0 && s.mayAssign(active, false))
+	if policy.Paused || !s.mayAssign(active, true) {
 		return
 	}
 	var pending []*fsmpb.Task
@@ -78,14 +83,19 @@ func waitForMaster(pending []*fsmpb.Task, unreported map[uint32]bool) []*fsmpb.T
 // mayAssign reports whether the admin lock allows assigning (see LockGate),
 // and a topology to plan from (see assignTopology) and a connected worker
 // with a free slot exist, without which assign has nothing to do.
-func (s *Scheduler) mayAssign(active []*fsmpb.Task) bool {
+// Without hold, our own hold of the shell lock is left out.
+func (s *Scheduler) mayAssign(active []*fsmpb.Task, hold bool) bool {
 	running := map[string]int{}
 	for _, t := range active {
 		running[t.WorkerId]++
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.view.gate(time.Now()).Assign {
+	g := s.view.lockGate(time.Now())
+	if hold {
+		g = s.view.gate(time.Now())
+	}
+	if !g.Assign {
 		return false
 	}
 	if topo, _ := s.view.assignTopology(); topo == nil {
