@@ -275,6 +275,9 @@ func (v *masterView) status(st *pb.Maintenance, now time.Time) {
 		}
 		st.ShellLockSince = v.shell.Since.UnixNano()
 	}
+	if v.hold != nil && !v.hold.releasing && !v.hold.heldSince.IsZero() && v.hold.lock.State().OursAt(now) {
+		st.ShellLockOurs, st.ShellLockOursSince = true, v.hold.heldSince.UnixNano()
+	}
 	g := v.gate(now)
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = v.vacuumIsOff()
