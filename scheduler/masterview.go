@@ -279,6 +279,11 @@ func (v *masterView) status(st *pb.Maintenance, now time.Time) {
 		st.ShellLockOurs, st.ShellLockOursSince = true, v.hold.heldSince.UnixNano()
 	}
 	g := v.gate(now)
+	if !g.Assign && g.Paused == "" {
+		// Only our hold of the shell lock, idle with nothing to assign:
+		// it is taken once there is (ShellHoldDecide). Not a pause.
+		g.Assign = true
+	}
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = v.vacuumIsOff()
 	switch {

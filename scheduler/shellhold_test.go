@@ -13,6 +13,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/internal/simtest"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
@@ -238,14 +239,14 @@ func TestShellLockHeldAroundAttempts(t *testing.T) {
 	// The shell unlocks: we take the lock again and the work goes out.
 	shell.stopAndRelease()
 	deadline := time.After(20 * time.Second)
-	for assigned := false; !assigned; {
+	for spec = nil; spec == nil; {
 		select {
 		case m := <-sess.out:
 			if a := m.GetAssign(); a != nil {
 				if id := a.GetSpec().GetTask().GetVolumeId(); id != second {
 					t.Fatalf("assigned volume %d, want %d", id, second)
 				}
-				assigned = true
+				spec = a.GetSpec()
 			}
 		case <-deadline:
 			t.Fatal("the second vacuum was not assigned after the shell unlocked")
@@ -254,4 +255,16 @@ func TestShellLockHeldAroundAttempts(t *testing.T) {
 	if h := shellHolder(); h != "groundskeeper a1" {
 		t.Fatalf("shell lock holder while our second attempt is assigned: %s", h)
 	}
+
+	// Nothing left in flight: the lock is released, and an idle leader
+	// neither holds it nor says it is paused.
+	if err := s.Handle(context.Background(), sess, &pb.WorkerMessage{Body: &pb.WorkerMessage_Completed{Completed: &pb.TaskCompleted{
+		TaskId: spec.GetTask().GetId(), Fence: spec.GetTask().GetFence(), Change: &fsmpb.CapacityChange{OldSize: 2, NewSize: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 20*time.Second, "the shell lock released once nothing is in flight", func() (bool, string) {
+		st, _ := s.Status()
+		h := shellHolder()
+		return !st.ShellLockOurs && !st.AssignmentPaused && st.Paused == "" && h == "<nil>", fmt.Sprintf("holder %s; %v", h, st)
+	})
 }
