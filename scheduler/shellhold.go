@@ -31,8 +31,9 @@ const (
 type ShellHoldState struct {
 	// InFlight is how many attempts are assigned or running.
 	InFlight int
-	// Want says there is work the leader could assign now (ready pending
-	// tasks, a worker with a free slot, the admin lock allowing it).
+	// Want says there is work the leader could assign now (pending tasks
+	// ready now, not backing off; a worker with a free slot; the lock gate
+	// allowing it).
 	Want bool
 	// Keeping says our lock keeper runs (taking, holding or renewing the
 	// lock); Releasing, that it was stopped and its release not yet done.
