@@ -110,6 +110,7 @@ type adminCollector struct {
 	tasks, queue, workers, slots              *prometheus.Desc
 	topoVolumes, topoServers, topoAge, master *prometheus.Desc
 	adminLock, paused, heldElsewhere          *prometheus.Desc
+	shellLock                                 *prometheus.Desc
 	masterState                               *prometheus.Desc
 	policyPaused, policyType, policyRevision  *prometheus.Desc
 	policyWindow, policyCap                   *prometheus.Desc
@@ -148,13 +149,14 @@ func newAdminCollector(n *Node) *adminCollector {
 		policyRevision:  d("policy_revision", "Revision of the maintenance policy in this node's state (0: never changed)."),
 		policyWindow:    d("policy_window_open", "1 while the maintenance policy's windows are open (or it has none): routine work may start; 0 outside them, or when its time zone does not load."),
 		policyCap:       d("policy_cap", "The maintenance policy's concurrency caps on assigned and running attempts (0: no cap), by scope (global, per_server, per_collection, or a task type).", "scope"),
+		shellLock:       d("shell_lock_held", "1 while this leader holds SeaweedFS's shell lock itself, around its attempts (admin --hold-shell-lock), 0 while it does not (leader with a master only)."),
 		heldElsewhere:   d("lock_held_elsewhere", "1 while another process holds SeaweedFS's lock (admin-server: a weed admin; shell: a weed shell lock or weed admin running a job), by lock (leader with a master only).", "lock"),
 	}
 }
 
 func (c *adminCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.raftState, c.term, c.commit, c.applied, c.lastLog, c.tasks, c.queue, c.workers, c.slots,
-		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.paused, c.heldElsewhere, c.masterState,
+		c.topoVolumes, c.topoServers, c.topoAge, c.master, c.adminLock, c.shellLock, c.paused, c.heldElsewhere, c.masterState,
 		c.policyPaused, c.policyType, c.policyRevision, c.policyWindow, c.policyCap, c.underreplicated, c.ecMissing, c.oldestLoss, c.overreplicated, c.ecDuplicates} {
 		ch <- d
 	}
@@ -212,6 +214,7 @@ func (c *adminCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.slots, float64(slots))
 	if m, ok := c.n.sched.Status(); ok && m.AdminLock != "" {
 		gauge(c.adminLock, b2f(m.AdminLockHeld))
+		gauge(c.shellLock, b2f(m.ShellLockOurs))
 		gauge(c.paused, b2f(m.DetectionPaused), "detection")
 		gauge(c.paused, b2f(m.AssignmentPaused), "assignment")
 		gauge(c.heldElsewhere, b2f(m.AdminLock == seaweed.LockOther.String()), seaweed.AdminLockName)

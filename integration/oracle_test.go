@@ -295,6 +295,7 @@ type maintenanceStatus struct {
 		AdminLockHolder  string `json:"admin_lock_holder"`
 		AdminLockSince   string `json:"admin_lock_since"`
 		ShellLockHolder  string `json:"shell_lock_holder"`
+		ShellLockOurs    bool   `json:"shell_lock_ours"`
 		Paused           string `json:"paused"`
 		DetectionPaused  bool   `json:"detection_paused"`
 		AssignmentPaused bool   `json:"assignment_paused"`

@@ -14,10 +14,10 @@ import (
 // or `weed admin` running a detection or a job), the leader neither
 // detects nor assigns.
 //
-// This is not mutual exclusion: a `weed shell` or `weed admin` that takes
-// the shell lock after our attempts started is not kept away from them.
-// Holding the shell lock ourselves around running attempts, as weed
-// admin's AdminLockManager does around its jobs, is not built yet.
+// Our own hold of the shell lock around our attempts (ShellHoldDecide, as
+// weed admin's AdminLockManager around its jobs) is not "held" here: the
+// shell lock's holder is asked for, and our client's name ignored
+// (masterView.shellAnswer); masterView.gate adds the hold's own rule.
 //
 // Attempts already assigned are left to finish (they are not cancelled):
 // each holds its volume's reservation in the replicated state, and losing
@@ -60,8 +60,8 @@ type OtherLock struct {
 //     master lost its election, a one-way partition, a process pause);
 //   - not known yet (a new leader, no answer): pause both;
 //
-// and, whatever the admin lock, the shell lock held (by anybody: we never
-// take it) pauses both.
+// and, whatever the admin lock, the shell lock held by anybody else pauses
+// both.
 func LockGate(l seaweed.LockState, shell OtherLock, now time.Time) Gate {
 	g := adminLockGate(l, now)
 	if shell.Held {

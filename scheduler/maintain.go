@@ -16,9 +16,11 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	now := s.cfg.Now()
 	var active []*fsmpb.Task
 	var policy *fsmpb.Policy
+	pendingN := 0
 	s.state.Read(func(st *fsm.State) {
 		active = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING}})
 		policy = st.Policy()
+		pendingN = st.CountByState(fsmpb.TaskState_TASK_STATE_PENDING)
 	})
 	s.noteRestored()
 	s.expireLeases(ctx, active, now)
@@ -32,28 +34,35 @@ func (s *Scheduler) maintain(ctx context.Context) {
 	// The pending queue can be long (a master outage, no workers): read it
 	// only when something could be assigned, not on every kick. Paused
 	// (policy.go), nothing new is assigned; running attempts go on.
-	if policy.Paused || !s.mayAssign(active) {
+	var pending []*fsmpb.Task
+	history := false
+	if !policy.Paused && pendingN > 0 && s.mayAssign(active, false) {
+		unreported := map[uint32]bool{}
+		s.state.Read(func(st *fsm.State) {
+			pending = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}})
+			// Attempt history is recorded from the first entry of its version
+			// on (EncodingVersion never writes below it again).
+			history = st.WrittenVersion() >= fsm.HistoryVersion
+			for _, c := range st.CapacityChanges() {
+				// Only changes of placement: a vacuum leaves the replicas where
+				// they are (and its change may stay unretired for long while
+				// users keep writing and deleting).
+				if c.Type == fsmpb.TaskType_TASK_TYPE_BALANCE || c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING || c.Type == fsmpb.TaskType_TASK_TYPE_REPLICATE {
+					unreported[c.VolumeId] = true
+				}
+			}
+		})
+		pending = waitForMaster(WindowedPending(AllowedPending(pending, policy), policy, s.policyWindow(policy, now)), unreported)
+	}
+	// Our hold of SeaweedFS's shell lock (shellhold.go): taken before work
+	// is assigned (only for tasks ready now, not ones backing off), kept
+	// while it runs.
+	ready := len(pending) > 0 && len(Ready(pending, now)) > 0
+	s.stepShell(len(active), ready)
+	if !ready || !s.mayAssign(active, true) {
 		return
 	}
-	var pending []*fsmpb.Task
-	unreported := map[uint32]bool{}
-	history := false
-	s.state.Read(func(st *fsm.State) {
-		pending = st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}})
-		// Attempt history is recorded from the first entry of its version
-		// on (EncodingVersion never writes below it again).
-		history = st.WrittenVersion() >= fsm.HistoryVersion
-		for _, c := range st.CapacityChanges() {
-			// Only changes of placement: a vacuum leaves the replicas where
-			// they are (and its change may stay unretired for long while
-			// users keep writing and deleting).
-			if c.Type == fsmpb.TaskType_TASK_TYPE_BALANCE || c.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING || c.Type == fsmpb.TaskType_TASK_TYPE_REPLICATE {
-				unreported[c.VolumeId] = true
-			}
-		}
-	})
-	pending = WindowedPending(AllowedPending(pending, policy), policy, s.policyWindow(policy, now))
-	s.assign(ctx, active, waitForMaster(pending, unreported), now, history, policy)
+	s.assign(ctx, active, pending, now, history, policy)
 }
 
 // waitForMaster leaves out the pending tasks whose volume has a completed
@@ -78,14 +87,19 @@ func waitForMaster(pending []*fsmpb.Task, unreported map[uint32]bool) []*fsmpb.T
 // mayAssign reports whether the admin lock allows assigning (see LockGate),
 // and a topology to plan from (see assignTopology) and a connected worker
 // with a free slot exist, without which assign has nothing to do.
-func (s *Scheduler) mayAssign(active []*fsmpb.Task) bool {
+// Without hold, our own hold of the shell lock is left out.
+func (s *Scheduler) mayAssign(active []*fsmpb.Task, hold bool) bool {
 	running := map[string]int{}
 	for _, t := range active {
 		running[t.WorkerId]++
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.view.gate(time.Now()).Assign {
+	g := s.view.lockGate(time.Now())
+	if hold {
+		g = s.view.gate(time.Now())
+	}
+	if !g.Assign {
 		return false
 	}
 	if topo, _ := s.view.assignTopology(); topo == nil {

@@ -39,6 +39,15 @@ type masterView struct {
 	// shell is SeaweedFS's shell lock as last asked, and when.
 	shell        OtherLock
 	shellChecked time.Time
+	// hold is our own hold of the shell lock (nil: not held, not wanted),
+	// holdLast the last decision about it, and shellClient the name our
+	// keeper gives the master: its hold is not "held elsewhere".
+	hold        *shellKeeper
+	holdLast    ShellHold
+	holdOn      bool
+	shellClient string
+	// releasedAt is when our last hold of the shell lock was released.
+	releasedAt time.Time
 	// paused is the last Gate's reason, to log its changes once.
 	paused   string
 	lastPoll time.Time
@@ -48,7 +57,22 @@ type masterView struct {
 // polled, which operators are shown). A new leader has no baseline: it
 // waits for two agreeing polls.
 func (v *masterView) reset() {
-	*v = masterView{log: v.log, lastPoll: v.lastPoll, refill: seaweed.RefillGuard{Agree: true}}
+	*v = masterView{log: v.log, lastPoll: v.lastPoll, refill: seaweed.RefillGuard{Agree: true}, shellClient: v.shellClient}
+}
+
+// lockGate is what the admin and shell locks allow at now, before our own
+// hold of the shell lock (ShellHoldDecide) is considered.
+func (v *masterView) lockGate(now time.Time) Gate {
+	if v.lock == nil {
+		return Gate{Detect: true, Assign: true}
+	}
+	return LockGate(v.lock.State(), v.shell, now)
+}
+
+// resendGate is whether attempts already assigned may be re-sent at now:
+// as gate, but past the shell lock's fairness window too.
+func (v *masterView) resendGate(now time.Time) bool {
+	return v.lockGate(now).Assign && (!v.holdOn || v.holdLast.Resend)
 }
 
 // gate is what the admin lock allows at now (everything without a master),
@@ -58,6 +82,15 @@ func (v *masterView) gate(now time.Time) Gate {
 		return Gate{Detect: true, Assign: true}
 	}
 	g := LockGate(v.lock.State(), v.shell, now)
+	if v.holdOn && g.Assign && !v.holdLast.Assign {
+		// Our own hold of the shell lock (ShellHoldDecide): taking it
+		// before assigning, or giving shell users their turn.
+		g.Assign = false
+		if v.holdLast.Why != "" {
+			g.Paused = v.holdLast.Why
+		}
+		return g
+	}
 	if g.Paused != v.paused {
 		if g.Paused != "" {
 			v.log.Warn("maintenance paused", "why", g.Paused, "detect", g.Detect, "assign", g.Assign)
@@ -157,6 +190,10 @@ func (v *masterView) shellAnswer(holder string, held bool, err error, checked, n
 		v.shell.Err = err
 		return
 	}
+	if held && holder == v.shellClient && v.shellClient != "" {
+		// Our own hold (shellhold.go).
+		held, holder = false, ""
+	}
 	if held != v.shell.Held || holder != v.shell.Holder || v.shell.Since.IsZero() {
 		if held {
 			v.log.Warn("SeaweedFS's shell lock is held: maintenance pauses", "holder", holder)
@@ -238,7 +275,15 @@ func (v *masterView) status(st *pb.Maintenance, now time.Time) {
 		}
 		st.ShellLockSince = v.shell.Since.UnixNano()
 	}
+	if v.hold != nil && !v.hold.releasing && !v.hold.heldSince.IsZero() && v.hold.lock.State().OursAt(now) {
+		st.ShellLockOurs, st.ShellLockOursSince = true, v.hold.heldSince.UnixNano()
+	}
 	g := v.gate(now)
+	if !g.Assign && g.Paused == "" {
+		// Only our hold of the shell lock, idle with nothing to assign:
+		// it is taken once there is (ShellHoldDecide). Not a pause.
+		g.Assign = true
+	}
 	st.Paused, st.DetectionPaused, st.AssignmentPaused = g.Paused, !g.Detect, !g.Assign
 	st.MasterVacuumOff = v.vacuumIsOff()
 	switch {

@@ -77,6 +77,15 @@ type Config struct {
 	// its arm file (testcrash.go): the admin's data directory, set by the
 	// admin subcommand only (empty: the failpoint is off).
 	TestCrashDir string
+	// HoldShellLock makes the leader hold SeaweedFS's shell lock while any
+	// attempt is assigned or running, as `weed admin` does around its jobs
+	// (shellhold.go), so a `weed shell` user's `lock` waits for them.
+	// ShellYield (2s) is how long the lock is left free after our release
+	// before we take it again; ShellFairness (1m) how long it may be held
+	// continuously before nothing new is assigned until a full release
+	// (negative: never).
+	HoldShellLock             bool
+	ShellYield, ShellFairness time.Duration
 }
 
 // DefaultStuckAfter is the stuck limit of a task type Config.StuckAfter
@@ -103,6 +112,10 @@ func (c *Config) defaults() {
 	setDur(&c.Grace, 5*time.Second)
 	setDur(&c.Heartbeat, 2*time.Second)
 	setDur(&c.FailureCooldown, DefaultFailureCooldown)
+	setDur(&c.ShellYield, DefaultShellYield)
+	if c.ShellFairness == 0 {
+		c.ShellFairness = DefaultShellFairness
+	}
 	if c.Retention == (Retention{}) {
 		c.Retention = DefaultRetention()
 	}
@@ -252,6 +265,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 	s.mu.Lock()
 	s.running, s.started, s.runCtx = true, s.cfg.Now(), ctx
 	s.restored.Store(false)
+	s.view.shellClient = "groundskeeper " + s.cfg.NodeID
 	s.view.reset()
 	s.repairs = nil
 	s.mu.Unlock()
@@ -285,6 +299,7 @@ func (s *Scheduler) Run(ctx context.Context) {
 		}
 	}
 	wg.Wait()
+	s.stopShellHold()
 	if lock != nil {
 		s.restoreVacuum(lock)
 	}

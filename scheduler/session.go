@@ -229,7 +229,7 @@ func (s *Scheduler) resendLost(sess *Session, running []*pb.RunningTask) {
 	// stuck timer requeues it.
 	s.mu.Lock()
 	topo, _ := s.view.assignTopology()
-	if !s.view.gate(time.Now()).Assign {
+	if !s.view.resendGate(time.Now()) {
 		topo = nil
 	}
 	s.mu.Unlock()

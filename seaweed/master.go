@@ -23,8 +23,10 @@ const AdminLockName = "admin-server"
 
 // ShellLockName is the lock `weed shell`'s `lock` command takes, and
 // `weed admin` takes around each detection and job of its plugin
-// scheduler (AdminLockManager, client "admin-plugin"). The leader only
-// asks who holds it (LockHolder); it does not take it.
+// scheduler (AdminLockManager, client "admin-plugin"). The leader holds it
+// (NewLock) while its attempts are assigned or running, as weed admin
+// does around its jobs (scheduler.ShellHoldDecide), and asks who holds it
+// (LockHolder) otherwise.
 const ShellLockName = "shell"
 
 // Lock timing, as SeaweedFS's wdclient/exclusive_locks: the master grants
@@ -101,6 +103,7 @@ func (m *Master) LockHolder(ctx context.Context, name string) (holder string, he
 // 4 s.
 type AdminLock struct {
 	m      *Master
+	name   string
 	client string
 	now    func() time.Time
 
@@ -184,10 +187,21 @@ func (s LockState) OursAt(now time.Time) bool {
 // lockedByPrefix starts the master's refusal (master_grpc_server_admin.go).
 const lockedByPrefix = "already locked by "
 
-// NewAdminLock returns a lock keeper identifying itself as client.
+// NewAdminLock returns a keeper of the admin lock (AdminLockName)
+// identifying itself as client.
 func (m *Master) NewAdminLock(client string) *AdminLock {
-	return &AdminLock{m: m, client: client, now: time.Now, changed: make(chan struct{}, 1)}
+	return m.NewLock(AdminLockName, client)
 }
+
+// NewLock returns a keeper of the master lock name (AdminLockName,
+// ShellLockName) identifying itself as client. Every master lock is kept
+// the same way (exclusive_locks).
+func (m *Master) NewLock(name, client string) *AdminLock {
+	return &AdminLock{m: m, name: name, client: client, now: time.Now, changed: make(chan struct{}, 1)}
+}
+
+// Name is the master lock this keeper keeps.
+func (l *AdminLock) Name() string { return l.name }
 
 // Client is the name this keeper gives the master.
 func (l *AdminLock) Client() string { return l.client }
@@ -278,9 +292,9 @@ func (l *AdminLock) renew(ctx context.Context) {
 	// the call goes to the new leader, which knows no token of ours and
 	// grants the lock anew (or names whoever took it there first).
 	var resp *master_pb.LeaseAdminTokenResponse
-	epoch, followed, err := l.m.callAt(rctx, "admin lock", true, func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
+	epoch, followed, err := l.m.callAt(rctx, fmt.Sprintf("lock %q", l.name), true, func(ctx context.Context, c master_pb.SeaweedClient) (err error) {
 		resp, err = c.LeaseAdminToken(ctx, &master_pb.LeaseAdminTokenRequest{
-			PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName, ClientName: l.client,
+			PreviousToken: token, PreviousLockTime: ts, LockName: l.name, ClientName: l.client,
 			Message: "groundskeeper leader",
 		})
 		return err
@@ -391,8 +405,8 @@ func (l *AdminLock) release() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), lockRPCTimeout)
 	defer cancel()
-	_ = l.m.call(ctx, "release admin lock", true, func(ctx context.Context, c master_pb.SeaweedClient) error {
-		_, err := c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: token, PreviousLockTime: ts, LockName: AdminLockName})
+	_ = l.m.call(ctx, fmt.Sprintf("release lock %q", l.name), true, func(ctx context.Context, c master_pb.SeaweedClient) error {
+		_, err := c.ReleaseAdminToken(ctx, &master_pb.ReleaseAdminTokenRequest{PreviousToken: token, PreviousLockTime: ts, LockName: l.name})
 		return err
 	})
 }

@@ -30,6 +30,9 @@ type maintenanceFlags struct {
 	retention      scheduler.Retention
 	// Worker liveness (scheduler.Config): lease, grace and heartbeat.
 	lease, grace, heartbeat time.Duration
+	// SeaweedFS's shell lock held around our attempts (scheduler.Config).
+	holdShell                 bool
+	shellYield, shellFairness time.Duration
 }
 
 func (m *maintenanceFlags) register(fs *flag.FlagSet) {
@@ -54,6 +57,9 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&m.lease, "worker-lease", 10*time.Second, "a worker silent this long stops its attempts and is presumed gone")
 	fs.DurationVar(&m.grace, "worker-grace", 5*time.Second, "a silent worker's tasks are requeued after its lease plus this")
 	fs.DurationVar(&m.heartbeat, "worker-heartbeat", 2*time.Second, "how often workers report (well under --worker-lease)")
+	fs.BoolVar(&m.holdShell, "hold-shell-lock", true, "hold SeaweedFS's shell lock while our attempts are assigned or running, as weed admin does around its jobs, so a weed shell `lock` waits for them")
+	fs.DurationVar(&m.shellYield, "shell-lock-yield", scheduler.DefaultShellYield, "leave the shell lock free this long after releasing it, so a waiting weed shell gets it first")
+	fs.DurationVar(&m.shellFairness, "shell-lock-fairness", scheduler.DefaultShellFairness, "after holding the shell lock continuously this long, assign nothing new until it has been released (-1s: never)")
 }
 
 func (m *maintenanceFlags) validate() error {
@@ -71,6 +77,12 @@ func (m *maintenanceFlags) validate() error {
 	}
 	if m.grace <= 0 {
 		return usagef("--worker-grace %s must be positive", m.grace)
+	}
+	if m.shellYield <= 0 {
+		return usagef("--shell-lock-yield %s must be positive (a waiting weed shell asks once a second)", m.shellYield)
+	}
+	if m.shellFairness == 0 {
+		return usagef("--shell-lock-fairness 0s: give a positive window, or a negative one for never")
 	}
 	if m.master != "" {
 		if _, err := seaweed.ParseMasters(m.master); err != nil {
@@ -229,6 +241,7 @@ func runAdmin(args []string) error {
 	node, err := admin.Start(runCtx, admin.Config{ID: *id, DataDir: *dataDir, RaftAddr: *raftAddr, RaftAdvertise: *raftAdvertise, GRPCAddr: *grpcAddr,
 		Peers: parsedPeers, Bootstrap: *bootstrap, Logger: logger, Master: m.master, Seaweed: seaweedSec,
 		Scheduler: scheduler.Config{Thresholds: m.thresholds, DetectInterval: m.detectInterval, Lease: m.lease, Grace: m.grace, Heartbeat: m.heartbeat,
+			HoldShellLock: m.holdShell, ShellYield: m.shellYield, ShellFairness: m.shellFairness,
 			Retention: m.retention, TestCrashDir: *dataDir},
 		HeartbeatTimeout: *heartbeat, ElectionTimeout: *election, LeaderLease: *lease, MaxCommandVersion: maxVersion, TLS: tlsSrc, Insecure: *insecure, HTTPAddr: *httpAddr})
 	if err != nil {

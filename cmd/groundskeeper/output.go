@@ -80,6 +80,10 @@ type maintenanceJSON struct {
 	// pauses meanwhile. Absent while nobody does.
 	ShellLockHolder string `json:"shell_lock_holder,omitempty"`
 	ShellLockSince  string `json:"shell_lock_since,omitempty"`
+	// ShellLockOurs says this leader holds the shell lock itself (around
+	// its attempts), since ShellLockOursSince.
+	ShellLockOurs      bool   `json:"shell_lock_ours"`
+	ShellLockOursSince string `json:"shell_lock_ours_since,omitempty"`
 	// Paused says why detection or assignment is paused.
 	Paused           string `json:"paused,omitempty"`
 	DetectionPaused  bool   `json:"detection_paused"`
@@ -185,6 +189,7 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 				AdminLockHeld: m.AdminLockHeld, MasterVacuumOff: m.MasterVacuumOff, MasterVacuum: m.MasterVacuum, WorkersConnected: m.WorkersConnected, LastPoll: stamp(m.LastPoll),
 				AdminLock: m.AdminLock, AdminLockHolder: m.AdminLockHolder, AdminLockSince: stamp(m.AdminLockSince), AdminLockError: m.AdminLockError,
 				ShellLockHolder: m.ShellLockHolder, ShellLockSince: stamp(m.ShellLockSince),
+				ShellLockOurs: m.ShellLockOurs, ShellLockOursSince: stamp(m.ShellLockOursSince),
 				Paused: m.Paused, DetectionPaused: m.DetectionPaused, AssignmentPaused: m.AssignmentPaused, Masters: []masterJSON{},
 				VolumesUnderreplicated: m.VolumesUnderreplicated, ECVolumesMissingShards: m.EcVolumesMissingShards, VolumesUnrepairable: m.VolumesUnrepairable,
 				OldestLoss: stamp(m.OldestLoss), VolumesOverreplicated: m.VolumesOverreplicated, ECVolumesDuplicateShards: m.EcVolumesDuplicateShards}
@@ -245,6 +250,9 @@ func printStatus(o *ctlOpts, st *pb.StatusResponse) error {
 		}
 		if len(m.Masters) > 1 {
 			printMasters(o, m.Masters)
+		}
+		if m.ShellLockOurs {
+			fmt.Fprintf(o.out, "shell lock held by this leader around its attempts (since %s)\n", stamp(m.ShellLockOursSince))
 		}
 		if m.ShellLockHolder != "" {
 			since := ""

@@ -173,3 +173,33 @@ func TestPrintStatusMasters(t *testing.T) {
 		t.Errorf("status text lacks %q:\n%s", want, text.String())
 	}
 }
+
+// TestPrintStatusShellLockOurs: the leader's own hold of the shell lock
+// (around its attempts) is shown as ours, with since when, in text and
+// --json, and not as held by another process.
+func TestPrintStatusShellLockOurs(t *testing.T) {
+	since := time.Date(2026, 12, 3, 15, 0, 0, 0, time.UTC)
+	st := &pb.StatusResponse{NodeId: "a1", LeaderId: "a1", Term: 2,
+		Members: []*pb.Member{{Id: "a1", RaftAddr: "127.0.0.1:7001", GrpcAddr: "127.0.0.1:9001", State: "leader", Suffrage: "Voter"}},
+		Maintenance: &pb.Maintenance{Master: "127.0.0.1:9333.19333", MasterState: "ok", AdminLock: "ours", AdminLockHeld: true,
+			ShellLockOurs: true, ShellLockOursSince: since.UnixNano()},
+	}
+	var text bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &text}, st); err != nil {
+		t.Fatal(err)
+	}
+	if want := "shell lock held by this leader around its attempts (since 2026-12-03T15:00:00Z)"; !strings.Contains(text.String(), want) || strings.Contains(text.String(), "HELD BY") {
+		t.Errorf("status text lacks %q, or says another process holds it:\n%s", want, text.String())
+	}
+	var js bytes.Buffer
+	if err := printStatus(&ctlOpts{out: &js, json: true}, st); err != nil {
+		t.Fatal(err)
+	}
+	var got statusJSON
+	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if m := got.Maintenance; m == nil || !m.ShellLockOurs || m.ShellLockOursSince != "2026-12-03T15:00:00Z" || m.ShellLockHolder != "" {
+		t.Errorf("--json maintenance: %+v", m)
+	}
+}

@@ -598,6 +598,11 @@ type Maintenance struct {
 	// held. Since when it was first seen held (unix ns).
 	ShellLockHolder string `protobuf:"bytes,17,opt,name=shell_lock_holder,json=shellLockHolder,proto3" json:"shell_lock_holder,omitempty"`
 	ShellLockSince  int64  `protobuf:"varint,18,opt,name=shell_lock_since,json=shellLockSince,proto3" json:"shell_lock_since,omitempty"`
+	// Whether this leader holds the shell lock itself (around its attempts,
+	// as `weed admin` does around its jobs; admin --hold-shell-lock), and
+	// since when (unix ns). Our own hold is not shell_lock_holder.
+	ShellLockOurs      bool  `protobuf:"varint,27,opt,name=shell_lock_ours,json=shellLockOurs,proto3" json:"shell_lock_ours,omitempty"`
+	ShellLockOursSince int64 `protobuf:"varint,28,opt,name=shell_lock_ours_since,json=shellLockOursSince,proto3" json:"shell_lock_ours_since,omitempty"`
 	// The master's own periodic vacuum as we set it: off, on, not set yet, or
 	// not ours to set (another process holds the admin lock and decides it).
 	MasterVacuum string `protobuf:"bytes,19,opt,name=master_vacuum,json=masterVacuum,proto3" json:"master_vacuum,omitempty"`
@@ -775,6 +780,20 @@ func (x *Maintenance) GetShellLockHolder() string {
 func (x *Maintenance) GetShellLockSince() int64 {
 	if x != nil {
 		return x.ShellLockSince
+	}
+	return 0
+}
+
+func (x *Maintenance) GetShellLockOurs() bool {
+	if x != nil {
+		return x.ShellLockOurs
+	}
+	return false
+}
+
+func (x *Maintenance) GetShellLockOursSince() int64 {
+	if x != nil {
+		return x.ShellLockOursSince
 	}
 	return 0
 }
@@ -2606,7 +2625,7 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x12test_command_index\x18\x0f \x01(\x04R\x10testCommandIndex\x12\x10\n" +
 	"\x03tls\x18\x10 \x01(\bR\x03tls\x12\x1a\n" +
 	"\binsecure\x18\x11 \x01(\bR\binsecure\x120\n" +
-	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\xc0\b\n" +
+	"\x06policy\x18\x12 \x01(\v2\x18.groundskeeper.v1.PolicyR\x06policy\"\x9b\t\n" +
 	"\vMaintenance\x12\x16\n" +
 	"\x06master\x18\x01 \x01(\tR\x06master\x12!\n" +
 	"\fmaster_state\x18\x02 \x01(\tR\vmasterState\x12!\n" +
@@ -2627,7 +2646,9 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x10detection_paused\x18\x0f \x01(\bR\x0fdetectionPaused\x12+\n" +
 	"\x11assignment_paused\x18\x10 \x01(\bR\x10assignmentPaused\x12*\n" +
 	"\x11shell_lock_holder\x18\x11 \x01(\tR\x0fshellLockHolder\x12(\n" +
-	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\x12#\n" +
+	"\x10shell_lock_since\x18\x12 \x01(\x03R\x0eshellLockSince\x12&\n" +
+	"\x0fshell_lock_ours\x18\x1b \x01(\bR\rshellLockOurs\x121\n" +
+	"\x15shell_lock_ours_since\x18\x1c \x01(\x03R\x12shellLockOursSince\x12#\n" +
 	"\rmaster_vacuum\x18\x13 \x01(\tR\fmasterVacuum\x129\n" +
 	"\amasters\x18\x14 \x03(\v2\x1f.groundskeeper.v1.SeaweedMasterR\amasters\x127\n" +
 	"\x17volumes_underreplicated\x18\x15 \x01(\rR\x16volumesUnderreplicated\x129\n" +
