@@ -63,4 +63,7 @@ export GRPCURL_BIN
 echo "$GRPCURL_BIN"
 
 echo "== integration tests: real groundskeeper processes (built with -race), real SeaweedFS"
-go test -race -count=1 -timeout 45m ./integration/...
+# The randomized fault harness (TestRandomizedFaults) runs 100 rounds with a
+# fresh seed here, about 5 s a round; GK_FAULT_ROUNDS=1000 for a long run.
+export GK_FAULT_ROUNDS="${GK_FAULT_ROUNDS:-100}"
+go test -race -count=1 -timeout 60m ./integration/...
