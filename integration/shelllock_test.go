@@ -218,7 +218,7 @@ func TestWeedShellLockWaitsForOurAttempt(t *testing.T) {
 	for _, nd := range admins.nodes {
 		// A long worker lease: the stopped worker keeps its attempt.
 		nd.startArgs(t, append(nd.args(), "--master", wc.masterHTTP, "--detect-interval", "1s", "--worker-lease", "120s",
-			"--vacuum-garbage-threshold", "0.3", "--balance-imbalance-threshold", "1000")...)
+			"--hold-shell-lock", "--vacuum-garbage-threshold", "0.3", "--balance-imbalance-threshold", "1000")...)
 	}
 	admins.waitStable(t, admins.nodes...)
 	addrs := strings.Join(admins.addrs(), ",")

@@ -111,7 +111,12 @@ func DetectECBalance(topo *seaweed.Topology, busy Busy, inflight []ECMove, th Th
 	layouts := map[uint32]*placement.ECLayout{}
 	keys := placement.NewECKeys()
 	for _, id := range ids {
-		if busy(id) {
+		// A volume also listed as a regular volume is mid-encode (its
+		// originals not deleted yet) or has a replica back from before
+		// it was encoded: its shards are the erasure coding's to place,
+		// or for an operator to reconcile, never to move (a move under a
+		// retried encode made the encode refuse its own shards).
+		if _, regular := topo.Volumes[id]; regular || busy(id) {
 			continue
 		}
 		if l, err := placement.NewECLayoutKeys(topo, topo.EcVolumes[id], keys); err == nil {

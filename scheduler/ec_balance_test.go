@@ -210,6 +210,13 @@ func TestDetectECBalanceLeavesAlone(t *testing.T) {
 	if len(props) != 1 || props[0].VolumeID != 3 {
 		t.Fatalf("proposals %+v; want one of volume 3", props)
 	}
+	// Volume 3 also listed as a regular volume (mid-encode, or a replica
+	// back from before the encode): its shards are not moved.
+	mid := c.topo()
+	mid.Volumes[3] = &seaweed.Volume{ID: 3}
+	if props := DetectECBalance(mid, never, nil, DefaultThresholds()); len(props) != 0 {
+		t.Fatalf("proposals %+v for a volume also listed as regular; want none", props)
+	}
 	// EC balancing off: nothing.
 	off := DefaultThresholds()
 	off.ECBalanceSkew = -1

@@ -441,7 +441,7 @@ func (m *Master) describe() string {
 		var names []string
 		for _, s := range ms {
 			names = append(names, s.Addr.HTTP)
-			same = same && s.State == MasterUnreachable && s.Err != "" && withoutAddr(s) == withoutAddr(ms[0])
+			same = same && s.State == MasterUnreachable && s.Err != "" && reasonKey(s) == reasonKey(ms[0])
 		}
 		if same {
 			return fmt.Sprintf("all %d masters (%s) unreachable, %s: %s", len(ms), strings.Join(names, ", "), ms[0].Addr.HTTP, ms[0].Err)
@@ -461,6 +461,18 @@ func (m *Master) describe() string {
 // unreachableReason is why a master did not answer, as status shows it.
 func unreachableReason(err error) string {
 	return explainRefusal(errors.New(status.Convert(err).Message())).Error()
+}
+
+// reasonKey is what two masters failing for the same reason share: s's
+// error with its own addresses taken out and without the transport's own
+// words after an explanation of ours (a refused plaintext dial ends in
+// "EOF" from one master and "connection reset by peer" from another).
+func reasonKey(s MasterStatus) string {
+	r := withoutAddr(s)
+	if i := strings.Index(r, " (connection error:"); i > 0 {
+		r = r[:i]
+	}
+	return r
 }
 
 // withoutAddr is s's error with its own addresses taken out, so that two

@@ -495,4 +495,12 @@ func TestDescribeSameReasonOnce(t *testing.T) {
 	if got := m.describe(); strings.Count(got, "bad certificate") != 2 || !strings.Contains(got, "connection refused") {
 		t.Fatalf("describe with two reasons: %q", got)
 	}
+	// One explanation, the transport's own last words differing per
+	// master (a refused plaintext dial: EOF from one, a reset from another).
+	for i, tail := range []string{"EOF", "connection reset by peer", "EOF"} {
+		m.seen[i].Err = "it closed the connection before answering (connection error: desc = \"error reading server preface: " + tail + "\")"
+	}
+	if got := m.describe(); strings.Count(got, "closed the connection") != 1 || !strings.Contains(got, "all 3 masters") {
+		t.Fatalf("describe with one explanation and different transport errors: %q", got)
+	}
 }

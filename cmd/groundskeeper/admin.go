@@ -57,7 +57,7 @@ func (m *maintenanceFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&m.lease, "worker-lease", 10*time.Second, "a worker silent this long stops its attempts and is presumed gone")
 	fs.DurationVar(&m.grace, "worker-grace", 5*time.Second, "a silent worker's tasks are requeued after its lease plus this")
 	fs.DurationVar(&m.heartbeat, "worker-heartbeat", 2*time.Second, "how often workers report (well under --worker-lease)")
-	fs.BoolVar(&m.holdShell, "hold-shell-lock", true, "hold SeaweedFS's shell lock while our attempts are assigned or running, as weed admin does around its jobs, so a weed shell `lock` waits for them")
+	fs.BoolVar(&m.holdShell, "hold-shell-lock", false, "hold SeaweedFS's shell lock while our attempts are assigned or running, as weed admin does around its jobs, so a weed shell `lock` waits for them (off by default: while held, work is assigned only with a master reachable to take the lock)")
 	fs.DurationVar(&m.shellYield, "shell-lock-yield", scheduler.DefaultShellYield, "leave the shell lock free this long after releasing it, so a waiting weed shell gets it first")
 	fs.DurationVar(&m.shellFairness, "shell-lock-fairness", scheduler.DefaultShellFairness, "after holding the shell lock continuously this long, assign nothing new until it has been released (-1s: never)")
 }
