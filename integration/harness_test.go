@@ -760,6 +760,9 @@ var typeNames = map[fsmpb.TaskType]string{
 	fsmpb.TaskType_TASK_TYPE_BALANCE:        "balance",
 	fsmpb.TaskType_TASK_TYPE_REPLICATE:      "replicate",
 	fsmpb.TaskType_TASK_TYPE_EC_REBUILD:     "ec_rebuild",
+	fsmpb.TaskType_TASK_TYPE_EC_BALANCE:     "ec_balance",
+	fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA:   "remove_extra",
+	fsmpb.TaskType_TASK_TYPE_DELETE_EMPTY:   "delete_empty",
 }
 
 var allTypes = []fsmpb.TaskType{fsmpb.TaskType_TASK_TYPE_VACUUM, fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, fsmpb.TaskType_TASK_TYPE_BALANCE}
