@@ -130,36 +130,7 @@ func TestPolicyFieldsNeedControlVersion(t *testing.T) {
 			if tc.want != ControlVersion {
 				return
 			}
-			b, err := EncodeAgreed(1, CurrentVersion, tc.cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec, err := Decode(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dec.Version != ControlVersion {
-				t.Fatalf("written as version %d; want %d", dec.Version, ControlVersion)
-			}
-			if res := NewState().Apply(1, dec); res.ErrorCode != codeNone {
-				t.Fatalf("version-5 %s refused: %s", tc.name, res.Error)
-			}
-			old := NewState()
-			dec.Version = PolicyVersion
-			before := contentKey(t, old)
-			if res := old.Apply(1, dec); res.ErrorCode != fsmpb.ErrorCode_ERROR_CODE_INVALID {
-				t.Fatalf("version-4 %s gave %v %q; want INVALID", tc.name, res.ErrorCode, res.Error)
-			}
-			if contentKey(t, old) != before {
-				t.Fatalf("refused version-4 %s changed the state", tc.name)
-			}
-			f := NewWithVersion(PolicyVersion)
-			halted := false
-			f.OnHalt(func(error) { halted = true })
-			f.ApplyBatch([]Entry{{Index: 1, Command: true, Data: b}})
-			if !halted {
-				t.Fatalf("a version-4 build applied a version-5 %s", tc.name)
-			}
+			checkGated(t, tc.name, tc.cmd, ControlVersion)
 		})
 	}
 }

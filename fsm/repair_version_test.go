@@ -35,40 +35,7 @@ func TestRepairTypesNeedRepairVersion(t *testing.T) {
 			if tc.want == CommandVersion {
 				return
 			}
-			b, err := EncodeAgreed(1, CurrentVersion, tc.cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			dec, err := Decode(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if dec.Version != RepairVersion {
-				t.Fatalf("written as version %d; want %d", dec.Version, RepairVersion)
-			}
-			// This build applies it at version 4.
-			if res := NewState().Apply(1, dec); res.ErrorCode != codeNone {
-				t.Fatalf("version-4 %s refused: %s", tc.name, res.Error)
-			}
-			// Stamped version 3, it is refused and changes nothing.
-			old := NewState()
-			dec.Version = OwnerVersion
-			before := contentKey(t, old)
-			res := old.Apply(1, dec)
-			if res.ErrorCode != fsmpb.ErrorCode_ERROR_CODE_INVALID {
-				t.Fatalf("version-3 %s gave %v %q; want INVALID", tc.name, res.ErrorCode, res.Error)
-			}
-			if contentKey(t, old) != before {
-				t.Fatalf("refused version-3 %s changed the state", tc.name)
-			}
-			// A build that applies up to version 3 halts before it.
-			f := NewWithVersion(OwnerVersion)
-			halted := false
-			f.OnHalt(func(error) { halted = true })
-			f.ApplyBatch([]Entry{{Index: 1, Command: true, Data: b}})
-			if !halted {
-				t.Fatalf("a version-3 build applied a version-4 %s", tc.name)
-			}
+			checkGated(t, tc.name, tc.cmd, RepairVersion)
 		})
 	}
 }
