@@ -190,7 +190,9 @@ func ReplicaVictims(v *seaweed.Volume) []seaweed.Replica {
 // duplicated shard, the one holding the most shards of the volume (its
 // removal spreads the volume best), then the fullest (fewest free slots),
 // then by id; the shards are every one of its shards that another server
-// also holds. ok is false when no shard is duplicated.
+// also holds, and every truncated copy it holds of a shard another server
+// holds whole (seaweed.EcVolume.Short). ok is false when no shard is
+// duplicated.
 func ShardVictim(e *seaweed.EcVolume, topo *seaweed.Topology) (server string, shards []uint32, ok bool) {
 	held := map[string][]uint32{}
 	dup := map[string][]uint32{}
@@ -200,6 +202,16 @@ func ShardVictim(e *seaweed.EcVolume, topo *seaweed.Topology) (server string, sh
 			if len(holders) > 1 {
 				dup[h] = append(dup[h], shard)
 			}
+		}
+	}
+	// A truncated copy of a shard mounted whole elsewhere is extra.
+	for shard, short := range e.Short {
+		if len(e.Shards[shard]) == 0 {
+			continue
+		}
+		for _, h := range short {
+			held[h] = append(held[h], shard)
+			dup[h] = append(dup[h], shard)
 		}
 	}
 	if len(dup) == 0 {
@@ -271,7 +283,7 @@ func planRemoveExtra(task *fsmpb.Task, topo *seaweed.Topology, spec *pb.TaskSpec
 		spec.ShardTargets = append(spec.ShardTargets, &fsmpb.ShardPlacement{ShardId: sh, Server: spec.Source})
 	}
 	for shard := uint32(0); shard < placement.TotalShards; shard++ {
-		for _, h := range e.Shards[shard] {
+		for _, h := range slices.Concat(e.Shards[shard], e.Short[shard]) {
 			addr := h
 			if s, ok := topo.FindServer(h); ok {
 				addr = s.Addr.String()

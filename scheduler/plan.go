@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -511,8 +512,8 @@ func foreignHolders(topo *seaweed.Topology, holders, earlier []string) []string 
 }
 
 // shardHolders lists, sorted, every server the master reports with shards
-// of the volume (in the form replicas use); a volume being encoded has none
-// unless an earlier attempt left some.
+// of the volume, or truncated copies of them (in the form replicas use); a
+// volume being encoded has none unless an earlier attempt left some.
 func shardHolders(topo *seaweed.Topology, vid uint32) []string {
 	e, ok := topo.EcVolumes[vid]
 	if !ok {
@@ -520,7 +521,7 @@ func shardHolders(topo *seaweed.Topology, vid uint32) []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, ids := range e.Shards {
+	for _, ids := range slices.Concat(slices.Collect(maps.Values(e.Shards)), slices.Collect(maps.Values(e.Short))) {
 		for _, id := range ids {
 			name := id
 			if s, ok := topo.FindServer(id); ok {

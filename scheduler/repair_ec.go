@@ -23,7 +23,8 @@ type ECLoss struct {
 	// Missing are the shard ids no server lists, ascending.
 	Missing []uint32
 	// Duplicates: shard id -> every server listing it, for shards listed
-	// on more than one server.
+	// on more than one server (truncated copies of a shard listed whole
+	// elsewhere included: seaweed.EcVolume.Short).
 	Duplicates map[uint32][]string
 	// Repairable: shards are missing and at least placement.DataShards
 	// distinct ones remain, so the missing ones can be regenerated. A
@@ -62,6 +63,11 @@ func ECLosses(topo *seaweed.Topology) []ECLoss {
 		l := ECLoss{VolumeID: e.ID, Collection: e.Collection, DiskType: e.DiskType}
 		for shard := uint32(0); shard < placement.TotalShards; shard++ {
 			holders := e.Shards[shard]
+			if len(holders) > 0 {
+				// A truncated copy beside a whole one is an extra copy
+				// (remove_extra deletes it); alone, the shard is missing.
+				holders = slices.Concat(holders, e.Short[shard])
+			}
 			switch {
 			case len(holders) == 0:
 				l.Missing = append(l.Missing, shard)

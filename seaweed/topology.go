@@ -94,7 +94,16 @@ type EcVolume struct {
 	// DiskType is the disk type the master lists the shards under (the
 	// first seen, in server order, if servers disagree).
 	DiskType string
-	Shards   map[uint32][]string
+	// Shards is shard id -> the servers that mount it at the volume's
+	// shard size.
+	Shards map[uint32][]string
+	// Short is shard id -> the servers that mount it at a size below the
+	// largest any server reports for a shard of the volume (every shard
+	// of one encode has the same size): a truncated file, a copy a crash
+	// cut short and the server mounted when it started again beside the
+	// volume's .ecx. It is not a shard (it is in no Shards list), and it
+	// still takes room on its server. Nil when there is none.
+	Short map[uint32][]string
 }
 
 // ShardCount is the number of distinct shards present.
@@ -127,6 +136,14 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 		vi []*master_pb.VolumeInformationMessage
 	}
 	var all []placed
+	// sized: every mounted shard and the size its server reports, for
+	// the second pass that tells truncated copies apart.
+	type sized struct {
+		vid, shard uint32
+		server     string
+		size       int64
+	}
+	var shards []sized
 	for _, dc := range resp.GetTopologyInfo().GetDataCenterInfos() {
 		for _, rack := range dc.GetRackInfos() {
 			for _, dn := range rack.GetDataNodeInfos() {
@@ -157,9 +174,18 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 							e = &EcVolume{ID: ec.GetId(), Collection: b.name(ec.GetCollection()), DiskType: b.name(typ), Shards: map[uint32][]string{}}
 							t.EcVolumes[ec.GetId()] = e
 						}
+						// ShardSizes lists one size per set bit, in bit
+						// order; a master that sends none (an older
+						// SeaweedFS) leaves every size unknown (0).
+						sizes, j := ec.GetShardSizes(), 0
 						for bits, shard := ec.GetEcIndexBits(), uint32(0); bits != 0; bits, shard = bits>>1, shard+1 {
 							if bits&1 == 1 {
-								e.Shards[shard] = append(e.Shards[shard], s.ID)
+								var size int64
+								if j < len(sizes) {
+									size = sizes[j]
+								}
+								j++
+								shards = append(shards, sized{ec.GetId(), shard, s.ID, size})
 								d.EcShards++
 							}
 						}
@@ -167,6 +193,24 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 				}
 			}
 		}
+	}
+	// The shard size of each EC volume is the largest reported; a copy
+	// reported smaller is truncated (a size of 0 is unknown: counted as
+	// whole).
+	largest := map[uint32]int64{}
+	for _, sh := range shards {
+		largest[sh.vid] = max(largest[sh.vid], sh.size)
+	}
+	for _, sh := range shards {
+		e := t.EcVolumes[sh.vid]
+		if sh.size > 0 && sh.size < largest[sh.vid] {
+			if e.Short == nil {
+				e.Short = map[uint32][]string{}
+			}
+			e.Short[sh.shard] = append(e.Short[sh.shard], sh.server)
+			continue
+		}
+		e.Shards[sh.shard] = append(e.Shards[sh.shard], sh.server)
 	}
 	// Second pass: every volume's replicas, in one slab cut to the counts
 	// the first pass took.

@@ -103,6 +103,12 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	fail := func(step string, err error) (*fsmpb.CapacityChange, error) {
 		return nil, failure(ctx, step, err, true, rollback())
 	}
+	if srcHas {
+		if long := longestShard(onSource); size < long {
+			return nil, failure(ctx, StepECBalancePrepare, permanent("shard %d of volume %d on the source %s is %d bytes where its other shards there are %d: a truncated file, not moved (rebuild the shard)", pl.shard, pl.vid, pl.source, size, long), true, nil)
+		}
+	}
+	copyIt := false
 	switch {
 	case !srcHas && !dstHas:
 		return nil, failure(ctx, StepECBalancePrepare, fmt.Errorf("shard %d of volume %d is mounted on neither the source %s nor the target %s: planning again", pl.shard, pl.vid, pl.source, pl.target), true, nil)
@@ -110,6 +116,17 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 		// An earlier attempt finished the move but could not report it.
 		p.done()
 		return pl.change(spec, onTarget[pl.shard]), nil
+	case dstHas && onTarget[pl.shard] < size:
+		// Shorter than the source's: a copy an earlier attempt began and a
+		// crash of the target cut short, mounted when the target started
+		// again beside the volume's .ecx (SeaweedFS mounts every shard
+		// file it finds). It is this task's, and the source still serves
+		// the shard: removed, and copied again.
+		if err := e.removeTargetCopy(ctx, pl); err != nil {
+			return nil, failure(ctx, StepECBalancePrepare, fmt.Errorf("shard %d of volume %d on %s is %d bytes, %d on the source %s: a copy cut short, not removed: %w", pl.shard, pl.vid, pl.target, onTarget[pl.shard], size, pl.source, err), true, nil)
+		}
+		delete(onTarget, pl.shard)
+		copyIt = true
 	case dstHas:
 		// An earlier attempt copied and mounted it, then stopped before
 		// removing the source's: verify and finish.
@@ -117,6 +134,9 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 			return nil, failure(ctx, StepECBalancePrepare, permanent("shard %d of volume %d is mounted on both %s (%d bytes) and %s (%d bytes): they differ; compare them before removing either", pl.shard, pl.vid, pl.source, size, pl.target, onTarget[pl.shard]), true, nil)
 		}
 	default:
+		copyIt = true
+	}
+	if copyIt {
 		p.begin(StepECBalanceCopy, 5)
 		// The index files only to a server holding no shard of the volume
 		// (one that does keeps its own, mounted, .ecx); the .ecj always, as
@@ -171,6 +191,17 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	}
 	p.done()
 	return pl.change(spec, size), nil
+}
+
+// longestShard is the size of the largest of a server's mounted shards of
+// a volume: every shard of one encode has the same size, so one shorter
+// than another is a truncated file.
+func longestShard(m map[uint32]int64) int64 {
+	var long int64
+	for _, n := range m {
+		long = max(long, n)
+	}
+	return long
 }
 
 // change is the capacity change of the move: one shard from source to

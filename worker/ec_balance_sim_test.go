@@ -5,11 +5,14 @@ import (
 	"slices"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/internal/testutil"
 	"github.com/groundskeeper-dev/groundskeeper/placement"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 	"github.com/groundskeeper-dev/groundskeeper/scheduler"
+	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed/sim"
 	"github.com/groundskeeper-dev/groundskeeper/worker"
 )
@@ -238,5 +241,98 @@ func TestECBalanceInterruptedSim(t *testing.T) {
 	requireNoLeftovers(t, e, vid)
 	if v := e.c.DurabilityAtRest(); len(v) != 0 {
 		t.Errorf("durability: %v", v)
+	}
+}
+
+// TestECBalanceCopyCutShortSim: the target of a shard move crashes halfway
+// through the copy. It already held another shard of the volume, so when
+// it starts again it mounts the truncated file beside its .ecx, as
+// SeaweedFS does, and reports it at its size on disk. The retry sees a
+// copy shorter than the source's: it removes it (the source still serves
+// the shard) and copies again. Seen in the fault harness (seed
+// 1796315355912720500): the retry took the short copy for its own
+// finished one and deleted the source's, and the volume lost a shard.
+func TestECBalanceCopyCutShortSim(t *testing.T) {
+	e, vid := encodedSimVolumeConfig(t, sim.Config{Servers: 8, RacksPerDataCenter: 2, MaxVolumesPerServer: 10, DistinctHosts: true,
+		EcCopyDuration: 300 * time.Millisecond})
+	task, spec := firstECBalance(t, e, vid)
+	ctx := testCtx(t)
+	shard := spec.ShardTargets[0].ShardId
+	var target *sim.VolumeServer
+	for _, s := range e.c.Servers() {
+		if s.Address().String() == spec.Target {
+			target = s
+		}
+	}
+	if target == nil {
+		t.Fatalf("target %s is no server of the cluster", spec.Target)
+	}
+	// Another shard of the volume (and with it the .ecx) on the target
+	// first, moved there from the source.
+	onSource, err := e.vc.MountedEcShards(ctx, spec.Source, vid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := uint32(seaweed.EcTotalShards)
+	for id := range onSource {
+		if id != shard && (other == seaweed.EcTotalShards || id < other) {
+			other = id
+		}
+	}
+	if other == seaweed.EcTotalShards {
+		t.Fatalf("the source mounts only shard %d: %v", shard, onSource)
+	}
+	for _, err := range []error{
+		e.vc.VolumeEcShardsCopy(ctx, spec.Target, vid, "", []uint32{other}, spec.Source),
+		e.vc.VolumeEcShardsMount(ctx, spec.Target, vid, "", []uint32{other}),
+		e.vc.VolumeEcShardsUnmount(ctx, spec.Source, vid, []uint32{other}),
+		e.vc.VolumeEcShardsDelete(ctx, spec.Source, vid, "", []uint32{other}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	full := onSource[shard]
+
+	stopped := make(chan struct{})
+	h := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, Mid: true, Pass: true, FailNext: 1, OnFire: func() {
+		go func() { target.Stop(); close(stopped) }()
+		for target.Up() {
+			time.Sleep(time.Millisecond)
+		}
+	}})
+	exec := worker.NewECBalanceExecutor(e.vc)
+	if _, err := exec.Execute(ctx, spec, nil); err == nil {
+		t.Fatal("a move whose target stopped halfway through the copy succeeded")
+	}
+	<-stopped
+	if h.Fired() != 1 {
+		t.Fatalf("the mid-copy rule fired %d times", h.Fired())
+	}
+	h.Remove()
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var short map[uint32]int64
+	testutil.EventuallyTrue(t, 10*time.Second, "the restarted target answers", func() bool {
+		short, err = e.vc.MountedEcShards(ctx, spec.Target, vid)
+		return err == nil
+	})
+	if got := short[shard]; got == 0 || got >= full || short[other] != full {
+		t.Fatalf("after the crash the target mounts %v; want shard %d truncated (below %d bytes) beside shard %d", short, shard, full, other)
+	}
+
+	task.Attempt, task.Fence, task.EarlierServers = 2, 20, scheduler.SpecServers(spec)
+	if _, err := exec.Execute(ctx, e.plan(t, task), nil); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	m, err := e.vc.MountedEcShards(ctx, spec.Target, vid)
+	if err != nil || m[shard] != full {
+		t.Fatalf("after the retry the target mounts %v (%v); want shard %d at %d bytes", m, err, shard, full)
+	}
+	requireShardsOnce(t, e, vid)
+	requireNoLeftovers(t, e, vid)
+	if v := e.c.DurabilityAtRest(); len(v) != 0 {
+		t.Errorf("durability after the retry: %v", v)
 	}
 }

@@ -128,6 +128,9 @@ type rebuildAttempt struct {
 	moved []uint32
 	// shardSize: the largest shard a survey saw mounted.
 	shardSize int64
+	// short: server -> the shards the last survey saw it mount shorter
+	// than shardSize (truncated copies).
+	short map[string][]uint32
 }
 
 func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
@@ -148,6 +151,9 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	// present shard must be mounted by a holder to gather it from.
 	mounted, err := a.survey(ctx)
 	if err != nil {
+		return nil, failure(ctx, StepRebuildPrepare, err, true, nil)
+	}
+	if err := a.removeShort(ctx, mounted); err != nil {
 		return nil, failure(ctx, StepRebuildPrepare, err, true, nil)
 	}
 	for _, id := range pl.missing() {
@@ -312,6 +318,7 @@ func (m mountedSet) holders(id uint32) []string {
 // mounted.
 func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
 	out := mountedSet{}
+	sizes := map[string]map[uint32]int64{}
 	for _, s := range a.servers {
 		cctx, cancel := call(ctx)
 		m, err := a.c.MountedEcShards(cctx, s, a.vid)
@@ -319,16 +326,64 @@ func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
 		if err != nil {
 			return nil, stepOn("list the mounted shards", s, err)
 		}
+		for _, size := range m {
+			a.shardSize = max(a.shardSize, size)
+		}
+		sizes[s] = m
+	}
+	// Every shard of one encode has the same size: one mounted shorter
+	// than the largest is a truncated file (a copy a crash cut short,
+	// mounted when its server started again beside the .ecx). It is no
+	// shard: left out of the set, and kept in a.short.
+	a.short = map[string][]uint32{}
+	for s, m := range sizes {
 		ids := map[uint32]bool{}
 		for id, size := range m {
-			if id < seaweed.EcTotalShards {
+			switch {
+			case id >= seaweed.EcTotalShards:
+			case size < a.shardSize:
+				a.short[s] = append(a.short[s], id)
+			default:
 				ids[id] = true
-				a.shardSize = max(a.shardSize, size)
 			}
 		}
+		slices.Sort(a.short[s])
 		out[s] = ids
 	}
 	return out, nil
+}
+
+// removeShort unmounts and deletes the truncated copies the last survey
+// saw (a.short), each only if its shard is one this attempt regenerates or
+// is mounted whole on another server (m): a truncated file holds no shard,
+// and a rebuilder holding one would not regenerate that shard. Any other
+// one is an error: the plan is from an older topology.
+func (a *rebuildAttempt) removeShort(ctx context.Context, m mountedSet) error {
+	whole := map[uint32]bool{}
+	for _, ids := range m {
+		maps.Copy(whole, ids)
+	}
+	if n := len(whole); n < seaweed.EcDataShards && len(a.short) > 0 {
+		// The size taken as whole is corroborated by fewer shards than a
+		// rebuild needs: not proof enough that the others are the short ones.
+		return fmt.Errorf("volume %d: only %d distinct shards are mounted at %d bytes, and others shorter: not telling which are truncated; changing nothing", a.vid, n, a.shardSize)
+	}
+	for _, s := range slices.Sorted(maps.Keys(a.short)) {
+		ids := a.short[s]
+		if len(ids) == 0 {
+			continue
+		}
+		for _, id := range ids {
+			if _, regenerated := a.targets[id]; !regenerated && !m.mountedElsewhere(id, s) {
+				return fmt.Errorf("shard %d of volume %d is mounted truncated on %s and whole nowhere, and the spec does not rebuild it: planning again", id, a.vid, s)
+			}
+		}
+		if err := unmountAndDelete(ctx, a.c, s, a.vid, a.collection, ids); err != nil {
+			return stepOn(fmt.Sprintf("remove the truncated copies of shards %v", ids), s, err)
+		}
+		delete(a.short, s)
+	}
+	return nil
 }
 
 // verify requires every one of the 14 shards mounted: each regenerated one
@@ -341,6 +396,11 @@ func (a *rebuildAttempt) verify(ctx context.Context) (mountedSet, error) {
 		return nil, err
 	}
 	var bad []string
+	for _, s := range slices.Sorted(maps.Keys(a.short)) {
+		if len(a.short[s]) > 0 {
+			bad = append(bad, fmt.Sprintf("shards %v on %s are truncated copies", a.short[s], s))
+		}
+	}
 	for id := uint32(0); id < seaweed.EcTotalShards; id++ {
 		on := m.holders(id)
 		if t, ok := a.targets[id]; ok {

@@ -19,7 +19,13 @@ import (
 // so that its shards carry the sim's content model.
 func encodedSimVolume(t *testing.T) (*simEnv, uint32) {
 	t.Helper()
-	e := newSimEnvConfig(t, sim.Config{Servers: 8, RacksPerDataCenter: 2, MaxVolumesPerServer: 10, DistinctHosts: true})
+	return encodedSimVolumeConfig(t, sim.Config{Servers: 8, RacksPerDataCenter: 2, MaxVolumesPerServer: 10, DistinctHosts: true})
+}
+
+// encodedSimVolumeConfig is encodedSimVolume on a cluster of cfg.
+func encodedSimVolumeConfig(t *testing.T, cfg sim.Config) (*simEnv, uint32) {
+	t.Helper()
+	e := newSimEnvConfig(t, cfg)
 	vid := e.volume(t, sim.VolumeSpec{Size: 20 << 20, FileCount: 40, Servers: []int{0}})
 	for i := 0; i < 5; i++ {
 		if err := e.c.Write(vid, 1<<20, 3); err != nil {
@@ -249,4 +255,97 @@ func TestECRebuildInterruptedRollbackSim(t *testing.T) {
 		t.Errorf("Rollback after a complete attempt changed the shards: %v, want %v", after, done)
 	}
 	requireShardsOnce(t, e, vid)
+}
+
+// TestECRebuildSpreadCutShortSim: a server receiving a regenerated shard
+// crashes halfway through the copy. It already held other shards of the
+// volume, so when it starts again it mounts the truncated file beside its
+// .ecx (as SeaweedFS does) and reports it at its size on disk. The verify
+// must not count that file as the shard: the attempt fails, and a retry
+// leaves 14 full shards, each mounted once, and nothing truncated.
+func TestECRebuildSpreadCutShortSim(t *testing.T) {
+	e, vid := encodedSimVolumeConfig(t, sim.Config{Servers: 8, RacksPerDataCenter: 2, MaxVolumesPerServer: 10, DistinctHosts: true,
+		EcCopyDuration: 300 * time.Millisecond})
+	destroyHolders(t, e, vid, 2)
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
+	spec := e.plan(t, task)
+	var target *sim.VolumeServer
+	for _, st := range spec.ShardTargets {
+		if st.Server == spec.Rebuilder || !slices.Contains(spec.EcShardHolders, st.Server) {
+			continue
+		}
+		for _, s := range e.c.Servers() {
+			if s.Address().String() == st.Server {
+				target = s
+			}
+		}
+	}
+	if target == nil {
+		t.Fatalf("the fixture's plan (rebuilder %s, targets %v, holders %v) spreads no regenerated shard to a server holding others: the test would prove nothing",
+			spec.Rebuilder, spec.ShardTargets, spec.EcShardHolders)
+	}
+	stopped := make(chan struct{})
+	h := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", Server: target.ID(), VolumeID: vid, Mid: true, Pass: true, FailNext: 1, OnFire: func() {
+		go func() { target.Stop(); close(stopped) }()
+		for target.Up() {
+			time.Sleep(time.Millisecond)
+		}
+	}})
+	exec := worker.NewECRebuildExecutor(e.vc)
+	if _, err := exec.Execute(testCtx(t), spec, nil); err == nil {
+		t.Fatal("a rebuild whose target stopped halfway through a shard copy succeeded")
+	}
+	<-stopped
+	if h.Fired() != 1 {
+		t.Fatalf("the mid-copy rule fired %d times", h.Fired())
+	}
+	h.Remove()
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyTrue(t, 10*time.Second, "the restarted target answers", func() bool {
+		_, err := e.vc.MountedEcShards(testCtx(t), target.Address().String(), vid)
+		return err == nil
+	})
+	// The restarted target mounts the truncated file. What the scheduler
+	// would do next, until nothing is left to do: rebuild a shard held
+	// only truncated, remove a truncated copy of a shard held whole
+	// elsewhere (remove_extra).
+	for round, id := 0, uint64(3); ; round, id = round+1, id+1 {
+		if round == 6 {
+			t.Fatalf("still repairing after %d rounds: %+v", round, scheduler.ECLosses(e.topo(t)))
+		}
+		var l *scheduler.ECLoss
+		testutil.EventuallyTrue(t, 10*time.Second, "the restarted target to be listed", func() bool {
+			topo := e.topo(t)
+			for _, x := range scheduler.ECLosses(topo) {
+				if x.VolumeID == vid {
+					l = &x
+				}
+			}
+			_, listed := topo.FindServer(target.ID())
+			return listed
+		})
+		if l == nil {
+			break
+		}
+		task := &fsmpb.Task{Id: id, Type: fsmpb.TaskType_TASK_TYPE_REMOVE_EXTRA, VolumeId: vid, Attempt: 1, Fence: 20 + id}
+		exec := worker.NewRemoveExtraExecutor(e.vc)
+		if l.Lost() {
+			task.Type = fsmpb.TaskType_TASK_TYPE_EC_REBUILD
+			exec = worker.NewECRebuildExecutor(e.vc)
+		}
+		if _, err := exec.Execute(testCtx(t), e.plan(t, task), nil); err != nil {
+			t.Fatalf("round %d: %v of %s: %v", round, task.Type, l, err)
+		}
+		t.Logf("round %d: %v of %s", round, task.Type, l)
+	}
+	requireShardsOnce(t, e, vid)
+	// Unmounted whole copies the first attempt gathered may stay on the
+	// rebuilder (its rollback keeps a gathered copy unless it sees the
+	// shard mounted elsewhere, and the crashed target did not answer):
+	// harmless, and no truncated file may remain (the check at rest).
+	if v := e.c.DurabilityAtRest(); len(v) != 0 {
+		t.Errorf("durability at rest: %v", v)
+	}
 }

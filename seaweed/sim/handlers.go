@@ -844,7 +844,7 @@ func (h *vsHandler) VolumeEcShardsInfo(ctx context.Context, req *volume_server_p
 		EcShardConfig: &volume_server_pb.EcShardConfig{DataShards: DataShards, ParityShards: ParityShards},
 	}
 	for _, sh := range shardList(e.mounted) {
-		resp.EcShardInfos = append(resp.EcShardInfos, &volume_server_pb.EcShardInfo{ShardId: sh, Size: e.shardSize(), Collection: e.collection, VolumeId: vid})
+		resp.EcShardInfos = append(resp.EcShardInfos, &volume_server_pb.EcShardInfo{ShardId: sh, Size: e.fileSize(sh), Collection: e.collection, VolumeId: vid})
 	}
 	return resp, nil
 }
@@ -977,7 +977,7 @@ func (h *vsHandler) CopyFile(req *volume_server_pb.CopyFileRequest, stream volum
 			switch {
 			case strings.HasPrefix(req.Ext, ".ec") && len(req.Ext) == 5 && req.Ext[3] >= '0' && req.Ext[3] <= '9':
 				sh, _ := strconv.Atoi(req.Ext[3:])
-				exists, f.size = sh < 32 && e.files&(1<<sh) != 0, uint64(e.shardSize())
+				exists, f.size = sh < 32 && e.files&(1<<sh) != 0, uint64(e.fileSize(uint32(sh)))
 			case req.Ext == ".ecx":
 				exists, f.index, f.sortedIdx, f.base, f.files, f.dels = e.hasIndex, true, true, e.idBase, e.fileCount, e.deleteCount
 				f.size = e.fileCount * idxEntrySize

@@ -508,11 +508,20 @@ func (e *ecVol) shardSize() int64 {
 	return int64((e.datSize + DataShards - 1) / DataShards)
 }
 
+// fileSize is the size of shard sh's file: the shard's size, or half of
+// it for a truncated file (a copy cut short by a crash), which SeaweedFS
+// mounts and reports at the size it has on disk.
+func (e *ecVol) fileSize(sh uint32) int64 {
+	if sh < TotalShards && e.gens[sh].partial {
+		return e.shardSize() / 2
+	}
+	return e.shardSize()
+}
+
 func (s *VolumeServer) ecMessage(vid uint32, e *ecVol) *master_pb.VolumeEcShardInformationMessage {
-	n := bits.OnesCount32(e.mounted)
-	sizes := make([]int64, n)
-	for i := range sizes {
-		sizes[i] = e.shardSize()
+	sizes := make([]int64, 0, bits.OnesCount32(e.mounted))
+	for _, sh := range shardList(e.mounted) {
+		sizes = append(sizes, e.fileSize(sh))
 	}
 	return &master_pb.VolumeEcShardInformationMessage{
 		Id: vid, Collection: e.collection, EcIndexBits: e.mounted, DiskType: s.diskType, ShardSizes: sizes,
