@@ -211,6 +211,18 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	if err := ctx.Err(); err != nil {
 		return fail(StepRebuildRebuild, err)
 	}
+	// The rebuild regenerates only the shards whose file the rebuilder
+	// lacks: a file of a missing shard left there unmounted (by an earlier
+	// task's interrupted rebuild, or a copy cut short) would stop it. The
+	// survey saw every missing shard mounted nowhere, and the rebuilder
+	// now holds every present one, so such a file is no shard anyone
+	// counts, and the shard is regenerated from the gathered ones.
+	cctx, cancel := call(ctx)
+	err = e.c.VolumeEcShardsDelete(cctx, pl.rebuilder, pl.vid, pl.collection, pl.missing())
+	cancel()
+	if err != nil {
+		return fail(StepRebuildRebuild, stepOn("remove unmounted files of the shards to regenerate", pl.rebuilder, err))
+	}
 	rebuilt, err := e.c.VolumeEcShardsRebuild(ctx, pl.rebuilder, pl.vid, pl.collection)
 	a.rebuilt = rebuilt
 	if err != nil {
@@ -218,13 +230,13 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	}
 	if got := slices.Sorted(slices.Values(rebuilt)); !slices.Equal(got, pl.missing()) {
 		// A shard not regenerated had a file on the rebuilder that no
-		// server mounts (not this attempt's: it is never deleted).
+		// server mounts, come after the delete above.
 		return fail(StepRebuildRebuild, permanent("the rebuild of volume %d on %s regenerated shards %v, not the missing %v: the rebuilder holds unmounted files of shards %v; mount or remove them, then submit a new task",
 			pl.vid, pl.rebuilder, got, pl.missing(), without(pl.missing(), got)))
 	}
 
 	p.begin(StepRebuildMount, 60)
-	cctx, cancel := call(ctx)
+	cctx, cancel = call(ctx)
 	err = e.c.VolumeEcShardsMount(cctx, pl.rebuilder, pl.vid, pl.collection, rebuilt)
 	cancel()
 	if err != nil {

@@ -349,3 +349,48 @@ func TestECRebuildSpreadCutShortSim(t *testing.T) {
 		t.Errorf("durability at rest: %v", v)
 	}
 }
+
+// TestECRebuildOverStaleFilesSim: the rebuilder holds unmounted files of
+// the shards to regenerate (left by an earlier task's interrupted
+// rebuild; here copied there before their holder was lost). SeaweedFS
+// regenerates only the shards whose file the rebuilder lacks, so the
+// rebuild removes those files first: it regenerates every missing shard
+// instead of failing for good (seen in the fault harness with server
+// losses, seed 1796300000000000018: volume 25 stayed at 12 shards).
+func TestECRebuildOverStaleFilesSim(t *testing.T) {
+	e, vid := encodedSimVolume(t)
+	ctx := testCtx(t)
+	// The first holder's shards, copied unmounted to every other server
+	// (whichever the planner picks as rebuilder has them), then lost.
+	var doomed *sim.VolumeServer
+	for _, s := range e.c.Servers() {
+		if st, ok := s.EcShards(vid); ok && len(st.Mounted) > 0 && doomed == nil {
+			doomed = s
+		}
+	}
+	st, _ := doomed.EcShards(vid)
+	for _, s := range e.c.Servers() {
+		if s != doomed {
+			if err := e.vc.VolumeEcShardsCopy(ctx, s.Address().String(), vid, "", st.Mounted, doomed.Address().String()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	doomed.Lose()
+	testutil.EventuallyTrue(t, 10*time.Second, "the master to drop the lost server", func() bool {
+		_, listed := e.topo(t).FindServer(doomed.ID())
+		return !listed
+	})
+	task := &fsmpb.Task{Id: 2, Type: fsmpb.TaskType_TASK_TYPE_EC_REBUILD, VolumeId: vid, Attempt: 1, Fence: 11}
+	spec := e.plan(t, task)
+	if got := len(spec.ShardTargets); got != len(st.Mounted) {
+		t.Fatalf("the plan regenerates %d shards, want the %d lost", got, len(st.Mounted))
+	}
+	if _, err := worker.NewECRebuildExecutor(e.vc).Execute(ctx, spec, nil); err != nil {
+		t.Fatalf("rebuild over unmounted files of the missing shards: %v", err)
+	}
+	requireShardsOnce(t, e, vid)
+	if v := e.c.DurabilityAtRest(); len(v) != 0 {
+		t.Errorf("durability after the rebuild: %v", v)
+	}
+}
