@@ -273,6 +273,7 @@ type sysWorker struct {
 	Capabilities []string `json:"capabilities"`
 	Connected    bool     `json:"connected"`
 	Running      []uint64 `json:"running"`
+	LastHeardAt  string   `json:"last_heard_at"`
 }
 
 var workerKeys = []string{"id", "capabilities", "connected", "running"}

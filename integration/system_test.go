@@ -258,6 +258,17 @@ func TestMaintenanceOnRealSeaweedFS(t *testing.T) {
 				return false, fmt.Sprintf("worker %s not connected: %s", w.ID, res.Stdout)
 			}
 		}
+		// A connected worker says when the leader last heard from it: a
+		// heartbeat interval ago at most (with slack for a slow machine).
+		for _, w := range ws {
+			heard, err := time.Parse(time.RFC3339Nano, w.LastHeardAt)
+			if err != nil {
+				return false, fmt.Sprintf("worker %s: last_heard_at %q: %v", w.ID, w.LastHeardAt, err)
+			}
+			if ago := time.Since(heard); ago < -time.Second || ago > 30*time.Second {
+				t.Fatalf("worker %s: the leader last heard from it %s ago, but it is connected with a heartbeat every few seconds: %s", w.ID, ago, res.Stdout)
+			}
+		}
 		return true, ""
 	})
 	st := admins.waitStable(t, admins.nodes...)

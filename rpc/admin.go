@@ -257,8 +257,9 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 	}
 	resp := &pb.ListWorkersResponse{}
 	var connected map[string]bool
+	var heard map[string]time.Time
 	if s.live != nil {
-		connected = s.live.Connected()
+		connected, heard = s.live.Connected(), s.live.LastHeard()
 	}
 	s.fsm.Read(func(st *fsm.State) {
 		running := map[string][]uint64{}
@@ -266,7 +267,11 @@ func (s *Server) ListWorkers(ctx context.Context, req *pb.ListWorkersRequest) (*
 			running[t.WorkerId] = append(running[t.WorkerId], t.Id)
 		}
 		for _, w := range st.Workers() {
-			resp.Workers = append(resp.Workers, &pb.WorkerStatus{Worker: w, Running: running[w.Id], Connected: connected[w.Id]})
+			ws := &pb.WorkerStatus{Worker: w, Running: running[w.Id], Connected: connected[w.Id]}
+			if at, ok := heard[w.Id]; ok && ws.Connected {
+				ws.LastHeardAt = at.UnixNano()
+			}
+			resp.Workers = append(resp.Workers, ws)
 		}
 		resp.AppliedIndex = st.AppliedIndex()
 	})

@@ -95,6 +95,7 @@ type Server struct {
 // are connected and how far running attempts have got between checkpoints.
 type LiveView interface {
 	Connected() map[string]bool
+	LastHeard() map[string]time.Time
 	Progress(task uint64) (progress float64, step string, ok bool)
 	Status() (*pb.Maintenance, bool)
 }

@@ -686,6 +686,20 @@ func (s *Scheduler) Connected() map[string]bool {
 	return out
 }
 
+// LastHeard is, for each connected worker, when the leader last heard
+// from it (any message of its session, heartbeats included).
+func (s *Scheduler) LastHeard() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]time.Time, len(s.sessions))
+	for id := range s.sessions {
+		if at, ok := s.lastSeen[id]; ok {
+			out[id] = at
+		}
+	}
+	return out
+}
+
 // Progress returns the leader-local progress of a running attempt.
 func (s *Scheduler) Progress(id uint64) (progress float64, step string, ok bool) {
 	s.mu.Lock()

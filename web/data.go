@@ -4,6 +4,7 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -169,6 +170,9 @@ func (h *Handler) task(ctx context.Context, id uint64) (*TaskView, error) {
 type Workers struct {
 	Workers      []PB[*pb.WorkerStatus] `json:"workers"`
 	AppliedIndex uint64                 `json:"applied_index"`
+	// At is when this node read the list (unix nanoseconds): how long ago
+	// the leader heard from each worker is measured from it.
+	At int64 `json:"at"`
 }
 
 func (h *Handler) workers(ctx context.Context) (*Workers, error) {
@@ -176,7 +180,7 @@ func (h *Handler) workers(ctx context.Context) (*Workers, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Workers{Workers: wrap(resp.Workers), AppliedIndex: resp.AppliedIndex}, nil
+	return &Workers{Workers: wrap(resp.Workers), AppliedIndex: resp.AppliedIndex, At: time.Now().UnixNano()}, nil
 }
 
 // Capacity is one page of volume servers, used and projected.

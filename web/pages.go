@@ -37,6 +37,12 @@ var funcs = template.FuncMap{
 		}
 		return time.Duration(to - from).Round(time.Millisecond).String()
 	},
+	"ago": func(ns, now int64) string {
+		if ns == 0 || now == 0 {
+			return "–"
+		}
+		return max(0, time.Duration(now-ns)).Round(100*time.Millisecond).String() + " ago"
+	},
 	"bytes": humanBytes,
 	"pct": func(part, whole int64) float64 {
 		if whole <= 0 {

@@ -145,6 +145,10 @@ type workerJSON struct {
 	MaxConcurrent uint32   `json:"max_concurrent"`
 	Connected     bool     `json:"connected"`
 	Running       []uint64 `json:"running"`
+	// LastHeardAt: when the leader last heard from the worker (RFC 3339);
+	// empty when it is not connected.
+	LastHeardAt string `json:"last_heard_at,omitempty"`
+	lastHeard   int64
 }
 
 func stamp(ns int64) string {
@@ -438,7 +442,8 @@ func printTaskDetail(o *ctlOpts, t *fsmpb.Task) error {
 func printWorkers(o *ctlOpts, ws []*pb.WorkerStatus) error {
 	out := make([]workerJSON, 0, len(ws))
 	for _, w := range ws {
-		j := workerJSON{ID: w.Worker.Id, MaxConcurrent: w.Worker.MaxConcurrent, Connected: w.Connected, Running: w.Running, Capabilities: []string{}}
+		j := workerJSON{ID: w.Worker.Id, MaxConcurrent: w.Worker.MaxConcurrent, Connected: w.Connected, Running: w.Running, Capabilities: []string{},
+			LastHeardAt: stamp(w.LastHeardAt), lastHeard: w.LastHeardAt}
 		if j.Running == nil {
 			j.Running = []uint64{}
 		}
@@ -450,9 +455,19 @@ func printWorkers(o *ctlOpts, ws []*pb.WorkerStatus) error {
 	if o.json {
 		return o.writeJSON(out)
 	}
-	return printRows(o, "no workers", "ID\tCONNECTED\tCAPABILITIES\tSLOTS\tRUNNING", out, func(w io.Writer, j workerJSON) {
-		fmt.Fprintf(w, "%s\t%v\t%v\t%d\t%v\n", j.ID, j.Connected, j.Capabilities, j.MaxConcurrent, j.Running)
+	now := time.Now()
+	return printRows(o, "no workers", "ID\tCONNECTED\tLAST HEARD\tCAPABILITIES\tSLOTS\tRUNNING", out, func(w io.Writer, j workerJSON) {
+		fmt.Fprintf(w, "%s\t%v\t%s\t%v\t%d\t%v\n", j.ID, j.Connected, heardAgo(j.lastHeard, now), j.Capabilities, j.MaxConcurrent, j.Running)
 	})
+}
+
+// heardAgo says how long before now the leader last heard from a worker
+// ("-" when it is not connected), by this machine's clock.
+func heardAgo(ns int64, now time.Time) string {
+	if ns == 0 {
+		return "-"
+	}
+	return max(0, now.Sub(time.Unix(0, ns))).Round(100*time.Millisecond).String() + " ago"
 }
 
 func printDone(o *ctlOpts, msg string) error {

@@ -1393,10 +1393,14 @@ func (x *ListWorkersRequest) GetConsistency() Consistency {
 }
 
 type WorkerStatus struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Worker        *fsmpb.Worker          `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
-	Connected     bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
-	Running       []uint64               `protobuf:"varint,3,rep,packed,name=running,proto3" json:"running,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Worker    *fsmpb.Worker          `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	Connected bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
+	Running   []uint64               `protobuf:"varint,3,rep,packed,name=running,proto3" json:"running,omitempty"`
+	// When the leader last heard from the worker (any message of its
+	// session, heartbeats included; unix nanoseconds). 0 when not connected:
+	// the replicated state keeps no such times.
+	LastHeardAt   int64 `protobuf:"varint,4,opt,name=last_heard_at,json=lastHeardAt,proto3" json:"last_heard_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1450,6 +1454,13 @@ func (x *WorkerStatus) GetRunning() []uint64 {
 		return x.Running
 	}
 	return nil
+}
+
+func (x *WorkerStatus) GetLastHeardAt() int64 {
+	if x != nil {
+		return x.LastHeardAt
+	}
+	return 0
 }
 
 type ListWorkersResponse struct {
@@ -2697,11 +2708,12 @@ const file_groundskeeper_v1_admin_proto_rawDesc = "" +
 	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"U\n" +
 	"\x12ListWorkersRequest\x12?\n" +
-	"\vconsistency\x18\x01 \x01(\x0e2\x1d.groundskeeper.v1.ConsistencyR\vconsistency\"x\n" +
+	"\vconsistency\x18\x01 \x01(\x0e2\x1d.groundskeeper.v1.ConsistencyR\vconsistency\"\x9c\x01\n" +
 	"\fWorkerStatus\x120\n" +
 	"\x06worker\x18\x01 \x01(\v2\x18.groundskeeper.v1.WorkerR\x06worker\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x12\x18\n" +
-	"\arunning\x18\x03 \x03(\x04R\arunning\"t\n" +
+	"\arunning\x18\x03 \x03(\x04R\arunning\x12\"\n" +
+	"\rlast_heard_at\x18\x04 \x01(\x03R\vlastHeardAt\"t\n" +
 	"\x13ListWorkersResponse\x128\n" +
 	"\aworkers\x18\x01 \x03(\v2\x1e.groundskeeper.v1.WorkerStatusR\aworkers\x12#\n" +
 	"\rapplied_index\x18\x02 \x01(\x04R\fappliedIndex\"=\n" +
