@@ -1103,7 +1103,11 @@ func (n *Node) Shutdown() error {
 	n.shutOnce.Do(func() {
 		close(n.stop)
 		n.wg.Wait()
-		if e := n.raft.Shutdown().Error(); e != nil {
+		f := n.raft.Shutdown()
+		// Raft's goroutines may be blocked on a peer's connection for
+		// minutes (a snapshot to a frozen peer); Shutdown waits for them.
+		n.stream.cutRaftConns()
+		if e := f.Error(); e != nil {
 			err = fmt.Errorf("raft shutdown: %w", e)
 		}
 		if e := n.transport.Close(); e != nil && err == nil {

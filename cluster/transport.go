@@ -46,6 +46,10 @@ type streamLayer struct {
 	// Close so it need not wait out their deadlines.
 	mu      sync.Mutex
 	routing map[net.Conn]struct{}
+	// raftConns holds every connection handed to raft (accepted or
+	// dialed) and not closed yet; cut closes them all, and every later one.
+	raftConns map[*raftConn]struct{}
+	cut       bool
 
 	// tls, when set, makes every connection mutual TLS (transport_tls.go);
 	// nil is plaintext. Set before the first connection is accepted.
@@ -71,7 +75,7 @@ func newStreamLayer(bind string, advertise net.Addr, t ...*transportTLS) (*strea
 		return nil, fmt.Errorf("raft address %s is not advertisable (give a concrete IP)", advertise)
 	}
 	s := &streamLayer{advertise: advertise, listener: tl, conns: make(chan net.Conn), closed: make(chan struct{}),
-		routing: map[net.Conn]struct{}{}}
+		routing: map[net.Conn]struct{}{}, raftConns: map[*raftConn]struct{}{}}
 	if len(t) > 0 {
 		s.tls = t[0]
 	}
@@ -176,10 +180,66 @@ func (s *streamLayer) route(c net.Conn) {
 		}
 	}
 	_ = c.SetReadDeadline(time.Time{})
+	rc, ok := s.forRaft(pc)
+	if !ok {
+		return
+	}
 	select {
-	case s.conns <- pc:
+	case s.conns <- rc:
 	case <-s.closed:
-		pc.Close()
+		rc.Close()
+	}
+}
+
+// raftConn is a connection handed to raft, tracked until it is closed.
+type raftConn struct {
+	net.Conn
+	s    *streamLayer
+	once sync.Once
+}
+
+func (c *raftConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.raftConns, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// forRaft tracks c as a raft connection; after cutRaftConns it closes c
+// and reports false.
+func (s *streamLayer) forRaft(c net.Conn) (net.Conn, bool) {
+	rc := &raftConn{Conn: c, s: s}
+	s.mu.Lock()
+	cut := s.cut
+	if !cut {
+		s.raftConns[rc] = struct{}{}
+	}
+	s.mu.Unlock()
+	if cut {
+		c.Close()
+		return nil, false
+	}
+	return rc, true
+}
+
+// cutRaftConns closes every raft connection, and every one accepted or
+// dialed later. For shutdown: raft's goroutines block on a peer that
+// stopped reading or answering (frozen, or behind a network that drops
+// packets) up to the transport's timeout, which for an InstallSnapshot
+// grows with the snapshot's size (10 s per 256 KiB: minutes), and raft's
+// Shutdown waits for them. Raft sends nothing while it shuts down.
+func (s *streamLayer) cutRaftConns() {
+	s.mu.Lock()
+	s.cut = true
+	conns := make([]*raftConn, 0, len(s.raftConns))
+	for c := range s.raftConns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
 	}
 }
 
@@ -217,12 +277,23 @@ func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 func (s *streamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := s.dialer
 	d.Timeout = timeout
+	var c net.Conn
+	var err error
 	if s.tls == nil {
-		return d.Dial("tcp", string(address))
+		c, err = d.Dial("tcp", string(address))
+	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		c, err = s.dialTLS(ctx, &d, string(address))
+		cancel()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	return s.dialTLS(ctx, &d, string(address))
+	if err != nil {
+		return nil, err
+	}
+	rc, ok := s.forRaft(c)
+	if !ok {
+		return nil, fmt.Errorf("dial %s: %w", address, net.ErrClosed)
+	}
+	return rc, nil
 }
 
 // dialTLS dials addr and handshakes TLS as the client, within ctx.

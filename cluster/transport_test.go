@@ -65,3 +65,74 @@ func TestStreamLayerDialsFromBindIP(t *testing.T) {
 		t.Fatal("a wildcard bind with nothing to advertise was accepted")
 	}
 }
+
+// TestStreamLayerCutsRaftConns: cutRaftConns closes every connection handed
+// to raft, dialed and accepted, so a raft goroutine blocked reading from a
+// peer that stopped answering (or writing a snapshot to one that stopped
+// reading) returns and raft's Shutdown can finish; a later dial fails.
+// Seen in the fault harness: an admin restarted for a rolling upgrade did
+// not exit within 30 s, raft's Shutdown waiting for its goroutines.
+func TestStreamLayerCutsRaftConns(t *testing.T) {
+	a, err := newStreamLayer("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := newStreamLayer("127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.startRaft()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := b.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	out, err := a.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer out.Close()
+	if _, err := out.Write([]byte{0}); err != nil {
+		t.Fatal(err)
+	}
+	in := <-accepted
+	if in == nil {
+		t.Fatal("b's accept failed")
+	}
+	defer in.Close()
+	if _, err := in.Read(make([]byte, 1)); err != nil {
+		t.Fatalf("read the first byte: %v", err)
+	}
+	// Both ends blocked reading from a peer that sends nothing.
+	reads := make(chan error, 2)
+	for _, c := range []net.Conn{out, in} {
+		go func() {
+			_, err := c.Read(make([]byte, 1))
+			reads <- err
+		}()
+	}
+	a.cutRaftConns()
+	b.cutRaftConns()
+	for range 2 {
+		select {
+		case err := <-reads:
+			if err == nil {
+				t.Fatal("a read on a cut connection returned data")
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a read on a cut connection is still blocked")
+		}
+	}
+	if c, err := a.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second); err == nil {
+		c.Close()
+		t.Fatal("a dial after the cut succeeded")
+	}
+	if n := len(a.raftConns) + len(b.raftConns); n != 0 {
+		t.Errorf("%d raft connections still tracked after the cut", n)
+	}
+}

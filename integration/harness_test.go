@@ -503,7 +503,9 @@ func (n *node) stackDump() string {
 	}
 	var ours []string
 	for _, g := range strings.Split(log[i:], "\n\n") {
-		if strings.Contains(g, "groundskeeper-dev/groundskeeper/") {
+		// Ours, and raft's (its Shutdown waits for goroutines that may
+		// never call into ours).
+		if strings.Contains(g, "groundskeeper-dev/groundskeeper/") || strings.Contains(g, "hashicorp/raft") {
 			ours = append(ours, g)
 		}
 	}
