@@ -174,9 +174,8 @@ func levelKeys(s *seaweed.Server) [levels]string {
 
 // NewECLayout reads e's layout from topo. It refuses, saying why, a volume
 // that is not whole (a shard missing: ec_rebuild's work), has a shard
-// listed twice (a duplicate is removed by a repair, not moved) or a
-// truncated copy (seaweed.EcVolume.Short), or has a shard on a server the
-// topology does not list.
+// listed twice (a duplicate is removed by a repair, not moved), or has a
+// shard on a server the topology does not list.
 func NewECLayout(topo *seaweed.Topology, e *seaweed.EcVolume) (*ECLayout, error) {
 	return NewECLayoutKeys(topo, e, NewECKeys())
 }
@@ -193,11 +192,7 @@ func NewECLayoutKeys(topo *seaweed.Topology, e *seaweed.EcVolume, keys *ECKeys) 
 			return nil, fmt.Errorf("EC volume %d has shard %d on %d servers: a duplicate is not balanced", e.ID, id, len(holders))
 		}
 	}
-	for id, short := range e.Short {
-		if len(short) > 0 {
-			return nil, fmt.Errorf("EC volume %d has a truncated copy of shard %d on %s: it is removed (or the shard rebuilt) before the volume is balanced", e.ID, id, short[0])
-		}
-	}
+
 	held := map[string]bool{}
 	for id := uint32(0); id < TotalShards; id++ {
 		holders := e.Shards[id]

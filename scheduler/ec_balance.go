@@ -65,7 +65,8 @@ func ActiveECMoves(tasks []*fsmpb.Task) []ECMove {
 //
 // A volume busy reports (a task in flight, a change the master has not
 // shown yet), one missing a shard (ec_rebuild's work) or holding a
-// duplicate, is never touched. Moves in flight count as done for the
+// duplicate or a truncated copy (seaweed.EcVolume.Short), is never
+// touched. Moves in flight count as done for the
 // servers' shard counts. A target needs a free slot on the volume's disk
 // type, as PlanSpec checks it. A negative Thresholds.ECBalanceSkew turns
 // it off.
@@ -117,6 +118,13 @@ func DetectECBalance(topo *seaweed.Topology, busy Busy, inflight []ECMove, th Th
 		// or for an operator to reconcile, never to move (a move under a
 		// retried encode made the encode refuse its own shards).
 		if _, regular := topo.Volumes[id]; regular || busy(id) {
+			continue
+		}
+		// A truncated copy of a shard is removed (remove_extra) or the
+		// shard rebuilt before the volume's shards move. A retry of a move
+		// is planned all the same: its executor removes a truncated copy
+		// its own earlier attempt left on the target.
+		if len(topo.EcVolumes[id].Short) > 0 {
 			continue
 		}
 		if l, err := placement.NewECLayoutKeys(topo, topo.EcVolumes[id], keys); err == nil {

@@ -28,8 +28,8 @@ func ecList(aSizes, bSizes []int64) *master_pb.VolumeListResponse {
 
 // TestTruncatedShardCopies: a shard copy reported smaller than the
 // volume's shards is a truncated file (a copy a crash cut short, mounted
-// when its server restarted): the topology lists it apart (Short), not as
-// the shard. A shard held only truncated is missing (a rebuild regenerates
+// when its server restarted beside the .ecx of its other shards): the
+// topology lists it apart (Short), not as the shard. A shard held only truncated is missing (a rebuild regenerates
 // it); a truncated copy beside a whole one is a duplicate (remove_extra
 // deletes it, and only it). Without sizes every copy counts as whole.
 func TestTruncatedShardCopies(t *testing.T) {
@@ -59,6 +59,15 @@ func TestTruncatedShardCopies(t *testing.T) {
 	// only truncated, is missing, not a duplicate.
 	if victim, shards, ok := ShardVictim(e, topo); !ok || victim != "b:8080" || !slices.Equal(shards, []uint32{3}) {
 		t.Errorf("victim %s %v (%v), want b's truncated shard 3 only", victim, shards, ok)
+	}
+
+	// Another encode run on b (all its shards whole, of another size)
+	// is no truncation: sizes are compared on one server only. Shard 3
+	// is then listed twice (a duplicate remove_extra refuses to resolve
+	// by size, as before).
+	topo = seaweed.FromVolumeList(ecList(ten(100), []int64{80, 80, 80, 80, 80}))
+	if e := topo.EcVolumes[7]; e.Short != nil || len(e.Shards[3]) != 2 || e.ShardCount() != 14 {
+		t.Fatalf("another run on b: shards %v, short %v", e.Shards, e.Short)
 	}
 
 	// Without shard sizes nothing is told apart.

@@ -97,12 +97,13 @@ type EcVolume struct {
 	// Shards is shard id -> the servers that mount it at the volume's
 	// shard size.
 	Shards map[uint32][]string
-	// Short is shard id -> the servers that mount it at a size below the
-	// largest any server reports for a shard of the volume (every shard
-	// of one encode has the same size): a truncated file, a copy a crash
-	// cut short and the server mounted when it started again beside the
-	// volume's .ecx. It is not a shard (it is in no Shards list), and it
-	// still takes room on its server. Nil when there is none.
+	// Short is shard id -> the servers that mount it at a size below
+	// another shard of the volume they mount (every shard of one encode
+	// has the same size, and a server mounts one encode's, beside one
+	// .ecx): a truncated file, a copy a crash cut short and the server
+	// mounted when it started again beside the .ecx of its other shards.
+	// It is not a shard (it is in no Shards list), and it still takes room
+	// on its server. Nil when there is none.
 	Short map[uint32][]string
 }
 
@@ -194,16 +195,24 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 			}
 		}
 	}
-	// The shard size of each EC volume is the largest reported; a copy
-	// reported smaller is truncated (a size of 0 is unknown: counted as
-	// whole).
-	largest := map[uint32]int64{}
+	// A copy reported smaller than another shard of the volume on the same
+	// server is truncated: a server mounts a volume's shards beside one
+	// .ecx, of one encode run, all of one size (a size of 0 is unknown:
+	// counted as whole). Sizes are never compared across servers: another
+	// server may hold a whole shard of another encode run of the volume
+	// (one an encode's rollback could not reach), of another size.
+	type onServer struct {
+		vid    uint32
+		server string
+	}
+	largest := map[onServer]int64{}
 	for _, sh := range shards {
-		largest[sh.vid] = max(largest[sh.vid], sh.size)
+		k := onServer{sh.vid, sh.server}
+		largest[k] = max(largest[k], sh.size)
 	}
 	for _, sh := range shards {
 		e := t.EcVolumes[sh.vid]
-		if sh.size > 0 && sh.size < largest[sh.vid] {
+		if sh.size > 0 && sh.size < largest[onServer{sh.vid, sh.server}] {
 			if e.Short == nil {
 				e.Short = map[uint32][]string{}
 			}

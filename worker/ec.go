@@ -699,9 +699,19 @@ func moveShards(ctx context.Context, c *seaweed.VolumeClient, vid uint32, collec
 	if err != nil {
 		return err
 	}
+	// At the source's size: a target that already mounted a truncated
+	// copy of the shard (a crash cut an earlier copy short) keeps serving
+	// that one, whatever was copied under it.
+	onSource, err := c.MountedEcShards(cctx, source, vid)
+	if err != nil {
+		return err
+	}
 	for _, id := range shards {
 		if mounted[id] <= 0 {
 			return fmt.Errorf("shard %d of volume %d is not mounted on %s after the copy", id, vid, target)
+		}
+		if want, ok := onSource[id]; ok && mounted[id] != want {
+			return fmt.Errorf("shard %d of volume %d is mounted on %s at %d bytes after the copy, %d on the source %s", id, vid, target, mounted[id], want, source)
 		}
 	}
 	if err := c.VolumeEcShardsUnmount(cctx, source, vid, shards); err != nil {

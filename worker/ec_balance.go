@@ -116,12 +116,14 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 		// An earlier attempt finished the move but could not report it.
 		p.done()
 		return pl.change(spec, onTarget[pl.shard]), nil
-	case dstHas && onTarget[pl.shard] < size:
-		// Shorter than the source's: a copy an earlier attempt began and a
-		// crash of the target cut short, mounted when the target started
-		// again beside the volume's .ecx (SeaweedFS mounts every shard
-		// file it finds). It is this task's, and the source still serves
-		// the shard: removed, and copied again.
+	case dstHas && onTarget[pl.shard] < longestShard(onTarget) && onTarget[pl.shard] < size:
+		// Shorter than the target's other shards and the source's copy: a
+		// copy an earlier attempt began and a crash of the target cut
+		// short, mounted when the target started again beside the .ecx of
+		// its other shards (SeaweedFS mounts every shard file it finds).
+		// It is this task's, the source still serves the shard, and the
+		// target keeps its other shards (and its .ecx): removed, and
+		// copied again.
 		if err := e.removeTargetCopy(ctx, pl); err != nil {
 			return nil, failure(ctx, StepECBalancePrepare, fmt.Errorf("shard %d of volume %d on %s is %d bytes, %d on the source %s: a copy cut short, not removed: %w", pl.shard, pl.vid, pl.target, onTarget[pl.shard], size, pl.source, err), true, nil)
 		}

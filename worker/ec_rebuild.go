@@ -217,9 +217,9 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	// survey saw every missing shard mounted nowhere, and the rebuilder
 	// now holds every present one, so such a file is no shard anyone
 	// counts, and the shard is regenerated from the gathered ones.
-	cctx, cancel := call(ctx)
-	err = e.c.VolumeEcShardsDelete(cctx, pl.rebuilder, pl.vid, pl.collection, pl.missing())
-	cancel()
+	// Unmounted too: a rebuilder that restarted since the survey mounts
+	// such files again.
+	err = unmountAndDelete(ctx, e.c, pl.rebuilder, pl.vid, pl.collection, pl.missing())
 	if err != nil {
 		return fail(StepRebuildRebuild, stepOn("remove unmounted files of the shards to regenerate", pl.rebuilder, err))
 	}
@@ -236,7 +236,7 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	}
 
 	p.begin(StepRebuildMount, 60)
-	cctx, cancel = call(ctx)
+	cctx, cancel := call(ctx)
 	err = e.c.VolumeEcShardsMount(cctx, pl.rebuilder, pl.vid, pl.collection, rebuilt)
 	cancel()
 	if err != nil {
@@ -338,38 +338,51 @@ func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
 		if err != nil {
 			return nil, stepOn("list the mounted shards", s, err)
 		}
-		for _, size := range m {
-			a.shardSize = max(a.shardSize, size)
+		for id, size := range m {
+			if id < seaweed.EcTotalShards {
+				a.shardSize = max(a.shardSize, size)
+			}
 		}
 		sizes[s] = m
 	}
-	// Every shard of one encode has the same size: one mounted shorter
-	// than the largest is a truncated file (a copy a crash cut short,
-	// mounted when its server started again beside the .ecx). It is no
-	// shard: left out of the set, and kept in a.short.
 	a.short = map[string][]uint32{}
 	for s, m := range sizes {
-		ids := map[uint32]bool{}
-		for id, size := range m {
-			switch {
-			case id >= seaweed.EcTotalShards:
-			case size < a.shardSize:
-				a.short[s] = append(a.short[s], id)
-			default:
-				ids[id] = true
-			}
-		}
-		slices.Sort(a.short[s])
+		var ids map[uint32]bool
+		ids, a.short[s] = splitShort(m)
 		out[s] = ids
 	}
 	return out, nil
+}
+
+// splitShort splits the shards a server mounts (id -> size) into the whole
+// ones and, ascending, the truncated ones: a server mounts a volume's
+// shards beside one .ecx, of one encode run, all of one size, so one
+// shorter than another there is a truncated file (a copy a crash cut
+// short, mounted when the server started again). Sizes are not compared
+// across servers: another may hold a whole shard of another encode run.
+func splitShort(m map[uint32]int64) (whole map[uint32]bool, short []uint32) {
+	long := longestShard(m)
+	whole = map[uint32]bool{}
+	for id, size := range m {
+		switch {
+		case id >= seaweed.EcTotalShards:
+		case size < long:
+			short = append(short, id)
+		default:
+			whole[id] = true
+		}
+	}
+	slices.Sort(short)
+	return whole, short
 }
 
 // removeShort unmounts and deletes the truncated copies the last survey
 // saw (a.short), each only if its shard is one this attempt regenerates or
 // is mounted whole on another server (m): a truncated file holds no shard,
 // and a rebuilder holding one would not regenerate that shard. Any other
-// one is an error: the plan is from an older topology.
+// one is an error: the plan is from an older topology. A truncated copy
+// is shorter than another shard its server mounts, so deleting it never
+// deletes that server's last shard (and with it its .ecx and .ecj).
 func (a *rebuildAttempt) removeShort(ctx context.Context, m mountedSet) error {
 	whole := map[uint32]bool{}
 	for _, ids := range m {
@@ -471,13 +484,9 @@ func (a *rebuildAttempt) surveyAnswering(ctx context.Context) (mountedSet, error
 			errs = append(errs, stepOn("list the mounted shards", s, err))
 			continue
 		}
-		ids := map[uint32]bool{}
-		for id := range m {
-			if id < seaweed.EcTotalShards {
-				ids[id] = true
-			}
-		}
-		out[s] = ids
+		// A truncated copy counts as no shard here either: it is never
+		// the repair that stays, nor what makes another copy a duplicate.
+		out[s], _ = splitShort(m)
 	}
 	return out, errors.Join(errs...)
 }

@@ -43,9 +43,10 @@ const (
 // An EC volume (spec.Source: the planned victim; spec.PresentShards: every
 // holder): every holder is surveyed (the shards it mounts, their sizes).
 // The victim is the planned one, else another holder (most shards first),
-// that mounts a shard another server mounts at the same size or larger
-// (its own copy then truncated); it loses every such shard, so each
-// removed shard stays mounted whole elsewhere. When
+// that mounts a shard another server mounts at the same size, or mounts
+// one truncated (shorter than its other shards) that another server
+// mounts whole; it loses every such shard, so each removed shard stays
+// mounted whole elsewhere. When
 // that leaves it no shard, SeaweedFS deletes its .ecx and .ecj too: then
 // every delete its .ecj journals must be journalled by a server that keeps
 // shards (SeaweedFS journals an EC delete on one holder only), or the
@@ -282,16 +283,18 @@ func (e *removeExtraExecutor) shards(ctx context.Context, spec *pb.TaskSpec, p *
 }
 
 // duplicatesOn lists, ascending, the shards mounted on c that another of
-// servers mounts at the same size, or larger: every shard of one encode
-// has the same size, so c's shorter copy is a truncated file (a copy a
-// crash cut short, mounted when c started again) and the larger one the
-// shard. c's copy is never removed for a shorter one elsewhere.
+// servers mounts at the same size, and those c mounts truncated (shorter
+// than another shard c mounts: c's shards are of one encode run, beside
+// one .ecx, all of one size; see splitShort) that another server mounts at
+// the size of c's whole ones. Sizes alone never make c's copy the one to
+// go when it is whole on c: another server may hold another encode run.
 func duplicatesOn(c string, servers []string, mounted map[string]map[uint32]int64) []uint32 {
 	var out []uint32
+	long := longestShard(mounted[c])
 	for sh, size := range mounted[c] {
 		for _, o := range servers {
 			if o != c {
-				if other, ok := mounted[o][sh]; ok && other >= size {
+				if other, ok := mounted[o][sh]; ok && (other == size || size < long && other == long) {
 					out = append(out, sh)
 					break
 				}
