@@ -315,7 +315,10 @@ func copiesOf(v *seaweed.Volume) int {
 // server (what an earlier attempt left on its target is either a listed
 // replica, which the repair counts and copies from, or unmounted files
 // that neither count nor stop a copy). An erasure coding retry is not:
-// an earlier attempt may have left shards the retry must sweep.
+// an earlier attempt may have left shards the retry must sweep; unless
+// no attempt of it reached a worker (each was a wait for a topology that
+// lists every replica, which is what a lost server's volume never gets:
+// seed 1796319199732767519 kept volume 294 at one copy for good).
 func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
 	busy, preemptible = map[uint32]bool{}, map[uint32]uint64{}
 	since := now.Add(-cooldown).UnixNano()
@@ -331,7 +334,15 @@ func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.
 				busy[t.VolumeId] = true
 			}
 		case fsmpb.TaskState_TASK_STATE_PENDING:
-			retry := t.Attempt > 1 || len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0
+			touched := len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0
+			retry := t.Attempt > 1 || touched
+			if t.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING && !touched {
+				// Every earlier attempt was a planning wait (assigned to
+				// the scheduler itself, no server recorded: an attempt
+				// that reached a worker records the servers of its spec,
+				// shard targets included): nothing can have been left.
+				retry = false
+			}
 			if repair || t.CancelRequested || retry && t.Type != fsmpb.TaskType_TASK_TYPE_BALANCE {
 				busy[t.VolumeId] = true
 			} else {

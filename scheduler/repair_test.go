@@ -223,6 +223,7 @@ func TestRepairHolds(t *testing.T) {
 		{Id: 12, Type: bal, State: pending, VolumeId: 12},                                                                                // but an unretired change
 		{Id: 13, Type: bal, State: pending, VolumeId: 13, Attempt: 2, EarlierServers: []string{"a"}},                                     // a move retry: preemptible (waits for the lost copy for ever)
 		{Id: 14, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 14, Attempt: 2, EarlierServers: []string{"a"}}, // EC retry: may have left shards
+		{Id: 15, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 15, Attempt: 11},                               // EC whose attempts were all planning waits: preemptible
 	}
 	changes := []*fsmpb.CapacityChange{{TaskId: 99, VolumeId: 12}}
 	busy, pre := repairHolds(tasks, changes, now, cooldown)
@@ -234,7 +235,7 @@ func TestRepairHolds(t *testing.T) {
 	if want := []uint32{2, 3, 4, 5, 8, 10, 11, 12, 14}; !slices.Equal(gotBusy, want) {
 		t.Fatalf("busy %v, want %v", gotBusy, want)
 	}
-	if len(pre) != 2 || pre[1] != 1 || pre[13] != 13 {
-		t.Fatalf("preemptible %v, want volume 1's task 1 and volume 13's task 13", pre)
+	if len(pre) != 3 || pre[1] != 1 || pre[13] != 13 || pre[15] != 15 {
+		t.Fatalf("preemptible %v, want volume 1's task 1, volume 13's task 13 and volume 15's task 15", pre)
 	}
 }
