@@ -17,6 +17,23 @@ const (
 	MinECServers = 4
 )
 
+// FreeShardSlotsOf is the EC shards the server's disk of type t has room
+// for, as SeaweedFS's ec.encode counts them: DataShards per free volume
+// slot, less the shards it holds. The master's free volume count moves
+// only every DataShards shards, so as a tie-break between servers it sent
+// the odd shards of every encode to the same ones, and ec_balance then
+// moved them back.
+func FreeShardSlotsOf(s *seaweed.Server, t string) int64 {
+	d := Disk(s, t)
+	if d == nil {
+		return 0
+	}
+	if d.MaxVolumes <= 0 {
+		return d.FreeSlots * DataShards
+	}
+	return (d.MaxVolumes-d.VolumeCount)*DataShards - int64(d.EcShards)
+}
+
 // PlaceShards places the 14 shards of v on servers with a disk of its disk
 // type, spread as SpreadShards spreads them: evenly over data centres, then
 // over each data centre's racks, then over each rack's servers. The
@@ -24,7 +41,8 @@ const (
 // without a free slot (its original is deleted once the shards are made);
 // every other server needs a free slot on that disk type. Shard ids go
 // round-robin over the chosen servers, the generating replica first (it
-// holds shard 0), then the rest by free slots (most first) and id. The capacity
+// holds shard 0), then the rest by free shard slots (FreeShardSlotsOf,
+// most first) and id. The capacity
 // projection places an encoding in flight where this would place it now.
 func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlacement, error) {
 	if len(v.Replicas) == 0 {
@@ -41,7 +59,7 @@ func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlace
 			continue
 		}
 		servers = append(servers, s)
-		cands = append(cands, ShardCandidate{Loc: ServerLocation(s), Free: free, Source: isSource})
+		cands = append(cands, ShardCandidate{Loc: ServerLocation(s), Free: FreeShardSlotsOf(s, typ), Source: isSource})
 	}
 	if len(cands) < MinECServers {
 		return nil, Errorf("erasure coding volume %d needs at least %d volume servers with a free slot on a %s disk, its disk type; the topology has %d", v.ID, MinECServers, DiskTypeName(typ), len(cands))

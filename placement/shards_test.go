@@ -286,3 +286,43 @@ func TestSpreadShardsSurvivesAMachine(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceShardsEvensServersOverEncodes: encoding one volume after
+// another keeps the servers' EC shard counts even. The master's free
+// volume count moves only every 10 shards, so breaking ties by it sent
+// the two shards 14 leaves over after an even split to the same servers
+// on every encode (in the fault harness half of all tasks were then
+// ec_balance moves putting them back); free shard slots move with every
+// shard.
+func TestPlaceShardsEvensServersOverEncodes(t *testing.T) {
+	srv, sid, v := topotest.Srv, topotest.SID, topotest.V
+	var nodes []*topotest.Node
+	for i := 1; i <= 6; i++ {
+		nodes = append(nodes, srv(sid(i), 20, v(uint32(i), 100)))
+	}
+	topo := topotest.Build(100, nodes...)
+	held := map[string]int{}
+	for round := 0; round < 3; round++ {
+		for vid := uint32(1); vid <= 6; vid++ {
+			got, err := PlaceShards(topo.Volumes[vid], topo)
+			if err != nil {
+				t.Fatalf("PlaceShards(%d): %v", vid, err)
+			}
+			for _, p := range got {
+				held[p.Server]++
+				for _, s := range topo.Servers {
+					if s.Addr.String() == p.Server {
+						Disk(s, "").EcShards++
+					}
+				}
+			}
+		}
+	}
+	lo, hi := 1<<30, 0
+	for _, n := range held {
+		lo, hi = min(lo, n), max(hi, n)
+	}
+	if len(held) != 6 || hi-lo > 2 {
+		t.Fatalf("EC shards per server after 18 encodes: %v; want every server within 2 of the others", held)
+	}
+}
