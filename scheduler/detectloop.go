@@ -205,7 +205,8 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		}})
 		busyVols, moves = busyVolumes(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 		ecMoves = ActiveECMoves(tasks)
-		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
+		hold := RepairFailureHold(s.cfg.FailureCooldown, PolicyThresholds(policy, s.cfg.Thresholds).RepairAfter)
+		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, hold, s.cfg.FailureCooldown)
 		extraBusy = extrasBusy(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,

@@ -292,15 +292,26 @@ func copiesOf(v *seaweed.Volume) int {
 	return n
 }
 
+// RepairFailureHold is how long a failed repair keeps its volume from the
+// next: the failure cooldown, but at most the repair delay (at least a
+// minute). A repair fails most often for want of a server that a failure
+// still going on makes unreachable (retries spent while the master still
+// listed a dying server); half an hour at reduced redundancy for that is
+// too long, and a doomed repair is retried at most once per repair delay.
+func RepairFailureHold(cooldown, repairAfter time.Duration) time.Duration {
+	return min(cooldown, max(repairAfter, time.Minute))
+}
+
 // repairHolds decides, from the replicated tasks and the unretired
 // capacity changes, which volumes a repair must leave alone now, and
 // which pending routine tasks a due repair takes the place of.
 //
 // A repair is held back by an assigned or running task of its volume
 // (which may be touching it), by a pending repair, by a change the master
-// does not show yet, and, within cooldown before now, by a repair of the
-// volume that failed or that an operator cancelled (so a doomed repair is
-// not resubmitted every round, and a cancel is not undone). Unlike
+// does not show yet, within failedHold before now by a repair of the
+// volume that failed (so a doomed repair is not resubmitted every round;
+// RepairFailureHold), and within cooldown by one an operator cancelled (a
+// cancel is not undone). Unlike
 // routine detection, it is not held back by a routine task that failed or
 // was cancelled (another kind of work), nor by a repair cancelled because
 // its volume was whole again.
@@ -319,14 +330,15 @@ func copiesOf(v *seaweed.Volume) int {
 // no attempt of it reached a worker (each was a wait for a topology that
 // lists every replica, which is what a lost server's volume never gets:
 // seed 1796319199732767519 kept volume 294 at one copy for good).
-func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
+func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, failedHold, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
 	busy, preemptible = map[uint32]bool{}, map[uint32]uint64{}
 	since := now.Add(-cooldown).UnixNano()
+	failedSince := now.Add(-failedHold).UnixNano()
 	for _, t := range tasks {
 		repair := fsm.RepairType(t.Type)
 		switch t.State {
 		case fsmpb.TaskState_TASK_STATE_FAILED:
-			if repair && t.FinishedAt >= since {
+			if repair && t.FinishedAt >= failedSince {
 				busy[t.VolumeId] = true
 			}
 		case fsmpb.TaskState_TASK_STATE_CANCELLED:

@@ -226,7 +226,7 @@ func TestRepairHolds(t *testing.T) {
 		{Id: 15, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 15, Attempt: 11},                               // EC whose attempts were all planning waits: preemptible
 	}
 	changes := []*fsmpb.CapacityChange{{TaskId: 99, VolumeId: 12}}
-	busy, pre := repairHolds(tasks, changes, now, cooldown)
+	busy, pre := repairHolds(tasks, changes, now, cooldown, cooldown)
 	var gotBusy []uint32
 	for v := range busy {
 		gotBusy = append(gotBusy, v)
@@ -237,5 +237,32 @@ func TestRepairHolds(t *testing.T) {
 	}
 	if len(pre) != 3 || pre[1] != 1 || pre[13] != 13 || pre[15] != 15 {
 		t.Fatalf("preemptible %v, want volume 1's task 1, volume 13's task 13 and volume 15's task 15", pre)
+	}
+}
+
+// TestRepairFailureHold: a failed repair holds its volume for the repair
+// delay (at least a minute), not the half-hour failure cooldown; an
+// operator's cancel holds it for the whole cooldown.
+func TestRepairFailureHold(t *testing.T) {
+	for _, c := range []struct{ cooldown, after, want time.Duration }{
+		{30 * time.Minute, 10 * time.Minute, 10 * time.Minute},
+		{30 * time.Minute, 3 * time.Second, time.Minute},
+		{30 * time.Minute, 0, time.Minute},
+		{30 * time.Second, 10 * time.Minute, 30 * time.Second},
+		{30 * time.Minute, time.Hour, 30 * time.Minute},
+	} {
+		if got := RepairFailureHold(c.cooldown, c.after); got != c.want {
+			t.Errorf("RepairFailureHold(%s, %s) = %s, want %s", c.cooldown, c.after, got, c.want)
+		}
+	}
+	rep := fsmpb.TaskType_TASK_TYPE_REPLICATE
+	fiveAgo := now.Add(-5 * time.Minute).UnixNano()
+	tasks := []*fsmpb.Task{
+		{Id: 1, Type: rep, State: fsmpb.TaskState_TASK_STATE_FAILED, VolumeId: 1, FinishedAt: fiveAgo},
+		{Id: 2, Type: rep, State: fsmpb.TaskState_TASK_STATE_CANCELLED, VolumeId: 2, FinishedAt: fiveAgo, CancelRequested: true},
+	}
+	busy, _ := repairHolds(tasks, nil, now, time.Minute, 30*time.Minute)
+	if busy[1] || !busy[2] {
+		t.Fatalf("busy %v: want volume 1 free again (its repair failed 5 minutes ago, held 1 minute) and volume 2 held (cancelled by an operator)", busy)
 	}
 }
