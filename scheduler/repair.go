@@ -308,10 +308,11 @@ func RepairFailureHold(cooldown, repairAfter time.Duration) time.Duration {
 //
 // A repair is held back by an assigned or running task of its volume
 // (which may be touching it), by a pending repair, by a change the master
-// does not show yet, within failedHold before now by a repair of the
-// volume that failed (so a doomed repair is not resubmitted every round;
-// RepairFailureHold), and within cooldown by one an operator cancelled (a
-// cancel is not undone). Unlike
+// does not show yet, by a repair of the volume that failed within
+// failedHold before now (RepairFailureHold), doubled for each other repair
+// of it that failed within cooldown, up to cooldown (so a doomed repair is
+// not resubmitted every round), and within cooldown by one an operator
+// cancelled (a cancel is not undone). Unlike
 // routine detection, it is not held back by a routine task that failed or
 // was cancelled (another kind of work), nor by a repair cancelled because
 // its volume was whole again.
@@ -333,13 +334,21 @@ func RepairFailureHold(cooldown, repairAfter time.Duration) time.Duration {
 func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.Time, failedHold, cooldown time.Duration) (busy map[uint32]bool, preemptible map[uint32]uint64) {
 	busy, preemptible = map[uint32]bool{}, map[uint32]uint64{}
 	since := now.Add(-cooldown).UnixNano()
-	failedSince := now.Add(-failedHold).UnixNano()
+	// Failed repairs of each volume within the cooldown: how many, and
+	// the latest. Each failure doubles the hold (a doomed repair is not
+	// resubmitted every failedHold for half an hour).
+	type failures struct {
+		n    int
+		last int64
+	}
+	failed := map[uint32]failures{}
 	for _, t := range tasks {
 		repair := fsm.RepairType(t.Type)
 		switch t.State {
 		case fsmpb.TaskState_TASK_STATE_FAILED:
-			if repair && t.FinishedAt >= failedSince {
-				busy[t.VolumeId] = true
+			if repair && t.FinishedAt >= since {
+				f := failed[t.VolumeId]
+				failed[t.VolumeId] = failures{n: f.n + 1, last: max(f.last, t.FinishedAt)}
 			}
 		case fsmpb.TaskState_TASK_STATE_CANCELLED:
 			if repair && t.CancelRequested && t.FinishedAt >= since {
@@ -348,11 +357,13 @@ func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.
 		case fsmpb.TaskState_TASK_STATE_PENDING:
 			touched := len(t.EarlierServers) > 0 || len(t.EarlierMoves) > 0
 			retry := t.Attempt > 1 || touched
-			if t.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING && !touched {
+			if t.Type == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING && !touched && t.StartedAt == 0 {
 				// Every earlier attempt was a planning wait (assigned to
 				// the scheduler itself, no server recorded: an attempt
 				// that reached a worker records the servers of its spec,
-				// shard targets included): nothing can have been left.
+				// shard targets included) and none ever started (an
+				// attempt from before the history was written records no
+				// server, but its start): nothing can have been left.
 				retry = false
 			}
 			if repair || t.CancelRequested || retry && t.Type != fsmpb.TaskType_TASK_TYPE_BALANCE {
@@ -362,6 +373,15 @@ func repairHolds(tasks []*fsmpb.Task, changes []*fsmpb.CapacityChange, now time.
 			}
 		case fsmpb.TaskState_TASK_STATE_ASSIGNED, fsmpb.TaskState_TASK_STATE_RUNNING:
 			busy[t.VolumeId] = true
+		}
+	}
+	for v, f := range failed {
+		hold := failedHold
+		for i := 1; i < f.n && hold < cooldown; i++ {
+			hold *= 2
+		}
+		if f.last >= now.Add(-min(hold, cooldown)).UnixNano() {
+			busy[v] = true
 		}
 	}
 	for _, c := range changes {

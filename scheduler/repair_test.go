@@ -224,6 +224,7 @@ func TestRepairHolds(t *testing.T) {
 		{Id: 13, Type: bal, State: pending, VolumeId: 13, Attempt: 2, EarlierServers: []string{"a"}},                                     // a move retry: preemptible (waits for the lost copy for ever)
 		{Id: 14, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 14, Attempt: 2, EarlierServers: []string{"a"}}, // EC retry: may have left shards
 		{Id: 15, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 15, Attempt: 11},                               // EC whose attempts were all planning waits: preemptible
+		{Id: 16, Type: fsmpb.TaskType_TASK_TYPE_ERASURE_CODING, State: pending, VolumeId: 16, Attempt: 2, StartedAt: recent},             // EC that started before the history was written: may have left shards
 	}
 	changes := []*fsmpb.CapacityChange{{TaskId: 99, VolumeId: 12}}
 	busy, pre := repairHolds(tasks, changes, now, cooldown, cooldown)
@@ -232,7 +233,7 @@ func TestRepairHolds(t *testing.T) {
 		gotBusy = append(gotBusy, v)
 	}
 	slices.Sort(gotBusy)
-	if want := []uint32{2, 3, 4, 5, 8, 10, 11, 12, 14}; !slices.Equal(gotBusy, want) {
+	if want := []uint32{2, 3, 4, 5, 8, 10, 11, 12, 14, 16}; !slices.Equal(gotBusy, want) {
 		t.Fatalf("busy %v, want %v", gotBusy, want)
 	}
 	if len(pre) != 3 || pre[1] != 1 || pre[13] != 13 || pre[15] != 15 {
@@ -264,5 +265,17 @@ func TestRepairFailureHold(t *testing.T) {
 	busy, _ := repairHolds(tasks, nil, now, time.Minute, 30*time.Minute)
 	if busy[1] || !busy[2] {
 		t.Fatalf("busy %v: want volume 1 free again (its repair failed 5 minutes ago, held 1 minute) and volume 2 held (cancelled by an operator)", busy)
+	}
+	// Each failure doubles the hold: after three, 4 minutes; after four,
+	// 8, so a failure 5 minutes ago holds again.
+	for n, want := range map[int]bool{1: false, 3: false, 4: true, 10: true} {
+		var ts []*fsmpb.Task
+		for i := range n {
+			ts = append(ts, &fsmpb.Task{Id: uint64(10 + i), Type: rep, State: fsmpb.TaskState_TASK_STATE_FAILED, VolumeId: 1,
+				FinishedAt: now.Add(-time.Duration(5+i) * time.Minute).UnixNano()})
+		}
+		if busy, _ := repairHolds(ts, nil, now, time.Minute, 30*time.Minute); busy[1] != want {
+			t.Errorf("%d failed repairs, the last 5 minutes ago: held %v, want %v", n, busy[1], want)
+		}
 	}
 }

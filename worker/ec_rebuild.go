@@ -129,8 +129,10 @@ type rebuildAttempt struct {
 	// shardSize: the largest shard a survey saw mounted.
 	shardSize int64
 	// short: server -> the shards the last survey saw it mount shorter
-	// than shardSize (truncated copies).
+	// than another shard there (truncated copies).
 	short map[string][]uint32
+	// sizes: server -> shard -> size, as the last survey saw them mounted.
+	sizes map[string]map[uint32]int64
 }
 
 func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, report Reporter) (*fsmpb.CapacityChange, error) {
@@ -345,6 +347,7 @@ func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
 		}
 		sizes[s] = m
 	}
+	a.sizes = sizes
 	a.short = map[string][]uint32{}
 	for s, m := range sizes {
 		var ids map[uint32]bool
@@ -424,6 +427,25 @@ func (a *rebuildAttempt) verify(ctx context.Context) (mountedSet, error) {
 	for _, s := range slices.Sorted(maps.Keys(a.short)) {
 		if len(a.short[s]) > 0 {
 			bad = append(bad, fmt.Sprintf("shards %v on %s are truncated copies", a.short[s], s))
+		}
+	}
+	// A regenerated shard is as long as the present ones: a copy cut short
+	// on a target that holds no other shard is its longest there, and
+	// only this tells it apart.
+	var present int64
+	for srv, ids := range m {
+		for id := range ids {
+			if _, regenerated := a.targets[id]; !regenerated {
+				present = max(present, a.sizes[srv][id])
+			}
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(a.targets)) {
+		t := a.targets[id]
+		for _, srv := range slices.Sorted(maps.Keys(a.sizes)) {
+			if n, ok := a.sizes[srv][id]; ok && sameServer(srv, t) && present > 0 && n != present {
+				bad = append(bad, fmt.Sprintf("regenerated shard %d on %s is %d bytes, the present shards %d", id, t, n, present))
+			}
 		}
 	}
 	for id := uint32(0); id < seaweed.EcTotalShards; id++ {
