@@ -31,14 +31,7 @@ func TestStreamLayerDialsFromBindIP(t *testing.T) {
 	if got := a.Addr().(*net.TCPAddr).IP.String(); got != "127.0.0.21" {
 		t.Fatalf("a advertises %s, want its bind IP", a.Addr())
 	}
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := b.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
+	accepted := acceptOne(b)
 	conn, err := a.Dial(raft.ServerAddress(b.listener.Addr().String()), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -84,14 +77,7 @@ func TestStreamLayerCutsRaftConns(t *testing.T) {
 	}
 	defer b.Close()
 	b.startRaft()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := b.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
+	accepted := acceptOne(b)
 	out, err := a.Dial(raft.ServerAddress(b.Addr().String()), 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial: %v", err)
@@ -135,4 +121,18 @@ func TestStreamLayerCutsRaftConns(t *testing.T) {
 	if n := len(a.raftConns) + len(b.raftConns); n != 0 {
 		t.Errorf("%d raft connections still tracked after the cut", n)
 	}
+}
+
+// acceptOne accepts one raft connection on s in the background: the
+// channel yields it, or closes empty if the accept fails.
+func acceptOne(s *streamLayer) <-chan net.Conn {
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := s.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	return accepted
 }

@@ -294,30 +294,15 @@ func TestECBalanceCopyCutShortSim(t *testing.T) {
 	}
 	full := onSource[shard]
 
-	stopped := make(chan struct{})
-	h := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", VolumeID: vid, Mid: true, Pass: true, FailNext: 1, OnFire: func() {
-		go func() { target.Stop(); close(stopped) }()
-		for target.Up() {
-			time.Sleep(time.Millisecond)
-		}
-	}})
 	exec := worker.NewECBalanceExecutor(e.vc)
-	if _, err := exec.Execute(ctx, spec, nil); err == nil {
-		t.Fatal("a move whose target stopped halfway through the copy succeeded")
-	}
-	<-stopped
-	if h.Fired() != 1 {
-		t.Fatalf("the mid-copy rule fired %d times", h.Fired())
-	}
-	h.Remove()
-	if err := target.Start(); err != nil {
+	crashMidCopy(t, e, target, vid, func() error {
+		_, err := exec.Execute(ctx, spec, nil)
+		return err
+	})
+	short, err := e.vc.MountedEcShards(ctx, spec.Target, vid)
+	if err != nil {
 		t.Fatal(err)
 	}
-	var short map[uint32]int64
-	testutil.EventuallyTrue(t, 10*time.Second, "the restarted target answers", func() bool {
-		short, err = e.vc.MountedEcShards(ctx, spec.Target, vid)
-		return err == nil
-	})
 	if got := short[shard]; got == 0 || got >= full || short[other] != full {
 		t.Fatalf("after the crash the target mounts %v; want shard %d truncated (below %d bytes) beside shard %d", short, shard, full, other)
 	}
@@ -335,4 +320,33 @@ func TestECBalanceCopyCutShortSim(t *testing.T) {
 	if v := e.c.DurabilityAtRest(); len(v) != 0 {
 		t.Errorf("durability after the retry: %v", v)
 	}
+}
+
+// crashMidCopy runs an attempt (run) while target stops halfway through
+// its first VolumeEcShardsCopy of vid, then starts target again with what
+// it had on disk, and waits until it answers.
+func crashMidCopy(t *testing.T, e *simEnv, target *sim.VolumeServer, vid uint32, run func() error) {
+	t.Helper()
+	stopped := make(chan struct{})
+	h := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", Server: target.ID(), VolumeID: vid, Mid: true, Pass: true, FailNext: 1, OnFire: func() {
+		go func() { target.Stop(); close(stopped) }()
+		for target.Up() {
+			time.Sleep(time.Millisecond)
+		}
+	}})
+	if err := run(); err == nil {
+		t.Fatal("an attempt whose target stopped halfway through a shard copy succeeded")
+	}
+	<-stopped
+	if h.Fired() != 1 {
+		t.Fatalf("the mid-copy rule fired %d times", h.Fired())
+	}
+	h.Remove()
+	if err := target.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.EventuallyTrue(t, 10*time.Second, "the restarted target answers", func() bool {
+		_, err := e.vc.MountedEcShards(testCtx(t), target.Address().String(), vid)
+		return err == nil
+	})
 }

@@ -284,28 +284,10 @@ func TestECRebuildSpreadCutShortSim(t *testing.T) {
 		t.Fatalf("the fixture's plan (rebuilder %s, targets %v, holders %v) spreads no regenerated shard to a server holding others: the test would prove nothing",
 			spec.Rebuilder, spec.ShardTargets, spec.EcShardHolders)
 	}
-	stopped := make(chan struct{})
-	h := e.c.InjectFault(sim.Fault{Method: "VolumeEcShardsCopy", Server: target.ID(), VolumeID: vid, Mid: true, Pass: true, FailNext: 1, OnFire: func() {
-		go func() { target.Stop(); close(stopped) }()
-		for target.Up() {
-			time.Sleep(time.Millisecond)
-		}
-	}})
 	exec := worker.NewECRebuildExecutor(e.vc)
-	if _, err := exec.Execute(testCtx(t), spec, nil); err == nil {
-		t.Fatal("a rebuild whose target stopped halfway through a shard copy succeeded")
-	}
-	<-stopped
-	if h.Fired() != 1 {
-		t.Fatalf("the mid-copy rule fired %d times", h.Fired())
-	}
-	h.Remove()
-	if err := target.Start(); err != nil {
-		t.Fatal(err)
-	}
-	testutil.EventuallyTrue(t, 10*time.Second, "the restarted target answers", func() bool {
-		_, err := e.vc.MountedEcShards(testCtx(t), target.Address().String(), vid)
-		return err == nil
+	crashMidCopy(t, e, target, vid, func() error {
+		_, err := exec.Execute(testCtx(t), spec, nil)
+		return err
 	})
 	// The restarted target mounts the truncated file. What the scheduler
 	// would do next, until nothing is left to do: rebuild a shard held
