@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -44,20 +43,7 @@ var ExtraDetectors = []LossDetector{ReplicaExtras, ECShardExtras}
 // topology also lists EC shards of (the operator's to resolve), are left
 // out, as ReplicaLosses leaves them.
 func ReplicaExtras(topo *seaweed.Topology) []Loss {
-	var out []Loss
-	for id, v := range topo.Volumes {
-		if v.CloudTiered() {
-			continue
-		}
-		if _, ec := topo.EcVolumes[id]; ec {
-			continue
-		}
-		if have, want := copiesOf(v), placement.Copies(v.ReplicaPlacement); have > want {
-			out = append(out, Loss{Volume: id, Collection: v.Collection, Have: have, Want: want})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Volume < out[j].Volume })
-	return out
+	return replicaCounts(topo, func(have, want int) bool { return have > want })
 }
 
 // ECShardExtras lists the EC volumes with every shard mounted somewhere

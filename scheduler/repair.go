@@ -87,6 +87,14 @@ var RepairDetectors = []LossDetector{ReplicaLosses, ECShardLosses}
 // the topology also lists EC shards of (an encode that did not finish, or
 // a stale copy come back: the operator's to resolve) are left out.
 func ReplicaLosses(topo *seaweed.Topology) []Loss {
+	return replicaCounts(topo, func(have, want int) bool { return have < want })
+}
+
+// replicaCounts lists, by volume id, the regular volumes whose count of
+// servers holding them (have) against their placement's copies (want)
+// satisfies pick, leaving out cloud-tiered volumes and those the topology
+// also lists EC shards of (ReplicaLosses, ReplicaExtras).
+func replicaCounts(topo *seaweed.Topology, pick func(have, want int) bool) []Loss {
 	var out []Loss
 	for id, v := range topo.Volumes {
 		if v.CloudTiered() {
@@ -95,7 +103,7 @@ func ReplicaLosses(topo *seaweed.Topology) []Loss {
 		if _, ec := topo.EcVolumes[id]; ec {
 			continue
 		}
-		if have, want := copiesOf(v), placement.Copies(v.ReplicaPlacement); have < want {
+		if have, want := copiesOf(v), placement.Copies(v.ReplicaPlacement); pick(have, want) {
 			out = append(out, Loss{Volume: id, Collection: v.Collection, Have: have, Want: want})
 		}
 	}
