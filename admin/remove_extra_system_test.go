@@ -35,18 +35,8 @@ func tasksOf(tasks []*fsmpb.Task, typ fsmpb.TaskType) []*fsmpb.Task {
 // clean.
 func TestSystemRemoveExtraAfterReturn(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, admintest.SimConfig(4))
-	vid := s.AddOn(admintest.FillerSpec, 0, 1)
-	s.AddOn(admintest.FillerSpec, 2)
-	if err := s.Sim.Write(vid, admintest.MB, 20); err != nil {
-		t.Fatal(err)
-	}
-	sc := admintest.SchedConfig()
 	const repairAfter = 2 * time.Second
-	sc.Thresholds.RepairAfter = repairAfter
-	s.StartAdmins(sc)
-	s.StartWorker("w1", s.GRPCAddrs(), 2)
-	s.WaitConnected("w1")
+	s, vid := repairSystem(t, repairAfter)
 
 	s.Sim.Server(1).Stop()
 	waitRegistered(s, 3)

@@ -16,14 +16,23 @@ import (
 
 const replicateT = fsmpb.TaskType_TASK_TYPE_REPLICATE
 
-func replicates(tasks []*fsmpb.Task) []*fsmpb.Task {
-	var out []*fsmpb.Task
-	for _, t := range tasks {
-		if t.Type == replicateT {
-			out = append(out, t)
-		}
+// repairSystem starts four simulated servers, a 001 volume on servers 0
+// and 1 with 20 MB written to it, a filler on server 2, three admins
+// repairing after repairAfter and worker w1 (two slots), connected.
+func repairSystem(t *testing.T, repairAfter time.Duration) (*system, uint32) {
+	t.Helper()
+	s := newSystem(t, admintest.SimConfig(4))
+	vid := s.AddOn(admintest.FillerSpec, 0, 1)
+	s.AddOn(admintest.FillerSpec, 2)
+	if err := s.Sim.Write(vid, admintest.MB, 20); err != nil {
+		t.Fatal(err)
 	}
-	return out
+	sc := admintest.SchedConfig()
+	sc.Thresholds.RepairAfter = repairAfter
+	s.StartAdmins(sc)
+	s.StartWorker("w1", s.GRPCAddrs(), 2)
+	s.WaitConnected("w1")
+	return s, vid
 }
 
 // TestSystemReplicateAfterLoss: a 001 volume whose server is lost for
@@ -33,18 +42,8 @@ func replicates(tasks []*fsmpb.Task) []*fsmpb.Task {
 // nothing overlapping, the durability check clean again.
 func TestSystemReplicateAfterLoss(t *testing.T) {
 	t.Parallel()
-	s := newSystem(t, admintest.SimConfig(4))
-	vid := s.AddOn(admintest.FillerSpec, 0, 1)
-	s.AddOn(admintest.FillerSpec, 2)
-	if err := s.Sim.Write(vid, admintest.MB, 20); err != nil {
-		t.Fatal(err)
-	}
-	sc := admintest.SchedConfig()
 	const repairAfter = 2 * time.Second
-	sc.Thresholds.RepairAfter = repairAfter
-	s.StartAdmins(sc)
-	s.StartWorker("w1", s.GRPCAddrs(), 2)
-	s.WaitConnected("w1")
+	s, vid := repairSystem(t, repairAfter)
 
 	lost := time.Now()
 	s.Sim.Server(1).Lose()
@@ -63,9 +62,9 @@ func TestSystemReplicateAfterLoss(t *testing.T) {
 		return ok && st.VolumesUnderreplicated == 1 && st.OldestLoss != 0 &&
 			gaugeValue(t, s, l, "groundskeeper_volumes_underreplicated") == 1 && gaugeValue(t, s, l, "groundskeeper_oldest_unrepaired_loss_seconds") > 0
 	})
-	testutil.EventuallyTrue(t, admintest.Wait, "a replicate task", func() bool { return len(replicates(s.Tasks())) > 0 })
+	testutil.EventuallyTrue(t, admintest.Wait, "a replicate task", func() bool { return len(tasksOf(s.Tasks(), replicateT)) > 0 })
 	tasks := s.WaitQuiet()
-	reps := replicates(tasks)
+	reps := tasksOf(tasks, replicateT)
 	if len(reps) != 1 || len(tasks) != 1 {
 		t.Fatalf("tasks %d, of them replicate %d; want exactly one replicate", len(tasks), len(reps))
 	}
@@ -139,7 +138,7 @@ func TestSystemNoReplicateWhenServerReturns(t *testing.T) {
 	}
 	waitRegistered(s, 4)
 	s.WaitPolls(3)
-	if reps := replicates(s.Tasks()); len(reps) != 0 {
+	if reps := tasksOf(s.Tasks(), replicateT); len(reps) != 0 {
 		t.Fatalf("a server back within --repair-after led to replicate tasks: %v", reps)
 	}
 }
@@ -158,7 +157,7 @@ func TestSystemPendingReplicateCancelled(t *testing.T) {
 	s.Sim.Server(1).Stop()
 	waitRegistered(s, 3)
 	testutil.EventuallyTrue(t, admintest.Wait, "a pending replicate", func() bool {
-		reps := replicates(s.Tasks())
+		reps := tasksOf(s.Tasks(), replicateT)
 		return len(reps) == 1 && reps[0].State == pendingS
 	})
 	if err := s.Sim.Server(1).Start(); err != nil {
@@ -208,7 +207,7 @@ func TestSystemNoRepairFromRefillingTopology(t *testing.T) {
 		return refilling && s.Sim.RegisteredServers() == 4
 	})
 	s.WaitPolls(3)
-	if reps := replicates(s.Tasks()); len(reps) != 0 {
+	if reps := tasksOf(s.Tasks(), replicateT); len(reps) != 0 {
 		t.Fatalf("replicate tasks from a refilling topology: %v", reps)
 	}
 }
@@ -242,7 +241,7 @@ func TestSystemRepairPreemptsPendingRoutineTask(t *testing.T) {
 	admintest.WantContains(t, "cancelled balance's error", bal.LastError, "lost a copy", "repair goes first")
 	s.StartWorker("w1", s.GRPCAddrs(), 2)
 	testutil.EventuallyTrue(t, admintest.Wait, "the repair completed", func() bool {
-		reps := replicates(s.Tasks())
+		reps := tasksOf(s.Tasks(), replicateT)
 		return len(reps) == 1 && reps[0].State == completedS
 	})
 	if h := s.Holders(vid); len(h) != 2 || slices.Contains(h, 1) {
