@@ -2,11 +2,14 @@ package rpc
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -168,6 +171,10 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 	if len(valid) == 0 {
 		return resp, nil
 	}
+	valid, err = restamp(valid, s.now().UnixNano())
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
 	outs, errs := s.raft.ApplyMany(ctx, valid)
 	for j := range outs {
 		it := &pb.ApplyBatchItem{}
@@ -182,4 +189,33 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 		resp.Items[at[j]] = it
 	}
 	return resp, nil
+}
+
+// restamp gives each forwarded command the leader's clock at its arrival
+// when that is later than the time the follower stamped: a command
+// forwarded from a follower reaches raft after proposals the leader
+// stamped since, so its time could precede that of an entry committed
+// before it (the fault harness, seed 1796324126356219112, saw a task
+// created "before" its volume's previous task finished, though the log
+// created it after). A stamp never moves back, and nothing else in the
+// command changes.
+func restamp(cmds [][]byte, now int64) ([][]byte, error) {
+	out := make([][]byte, len(cmds))
+	for i, c := range cmds {
+		cmd, err := fsm.Decode(c)
+		if err != nil {
+			return nil, err
+		}
+		if cmd.Now >= now {
+			out[i] = c
+			continue
+		}
+		cmd.Now = now
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
+		if err != nil {
+			return nil, fmt.Errorf("restamp a forwarded command: %w", err)
+		}
+		out[i] = b
+	}
+	return out, nil
 }
