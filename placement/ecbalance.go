@@ -192,7 +192,6 @@ func NewECLayoutKeys(topo *seaweed.Topology, e *seaweed.EcVolume, keys *ECKeys) 
 			return nil, fmt.Errorf("EC volume %d has shard %d on %d servers: a duplicate is not balanced", e.ID, id, len(holders))
 		}
 	}
-
 	held := map[string]bool{}
 	for id := uint32(0); id < TotalShards; id++ {
 		holders := e.Shards[id]

@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -521,15 +520,20 @@ func shardHolders(topo *seaweed.Topology, vid uint32) []string {
 	}
 	seen := map[string]bool{}
 	var out []string
-	for _, ids := range slices.Concat(slices.Collect(maps.Values(e.Shards)), slices.Collect(maps.Values(e.Short))) {
-		for _, id := range ids {
-			name := id
-			if s, ok := topo.FindServer(id); ok {
-				name = s.Addr.String()
-			}
-			if !seen[name] {
-				seen[name] = true
-				out = append(out, name)
+	add := func(id string) {
+		name := id
+		if s, ok := topo.FindServer(id); ok {
+			name = s.Addr.String()
+		}
+		if !seen[name] {
+			seen[name] = true
+			out = append(out, name)
+		}
+	}
+	for _, byShard := range []map[uint32][]string{e.Shards, e.Short} {
+		for _, ids := range byShard {
+			for _, id := range ids {
+				add(id)
 			}
 		}
 	}

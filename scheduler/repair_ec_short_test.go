@@ -26,12 +26,13 @@ func ecList(aSizes, bSizes []int64) *master_pb.VolumeListResponse {
 		}}}}}}}
 }
 
-// TestTruncatedShardCopies: a shard copy reported smaller than the
-// volume's shards is a truncated file (a copy a crash cut short, mounted
-// when its server restarted beside the .ecx of its other shards): the
-// topology lists it apart (Short), not as the shard. A shard held only truncated is missing (a rebuild regenerates
-// it); a truncated copy beside a whole one is a duplicate (remove_extra
-// deletes it, and only it). Without sizes every copy counts as whole.
+// TestTruncatedShardCopies: a shard copy reported smaller than another
+// shard on its server is a truncated file (a copy a crash cut short,
+// mounted when its server restarted beside the .ecx of its other shards):
+// the topology lists it apart (Short), not as the shard. A shard held
+// only truncated is missing (a rebuild regenerates it); a truncated copy
+// beside a whole one is a duplicate (remove_extra deletes it, and only
+// it). Without sizes every copy counts as whole.
 func TestTruncatedShardCopies(t *testing.T) {
 	ten := func(n int64) []int64 {
 		s := make([]int64, 10)
