@@ -128,9 +128,6 @@ type rebuildAttempt struct {
 	moved []uint32
 	// shardSize: the largest shard a survey saw mounted.
 	shardSize int64
-	// short: server -> the shards the last survey saw it mount shorter
-	// than another shard there (truncated copies).
-	short map[string][]uint32
 	// sizes: server -> shard -> size, as the last survey saw them mounted.
 	sizes map[string]map[uint32]int64
 }
@@ -232,7 +229,7 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	}
 	if got := slices.Sorted(slices.Values(rebuilt)); !slices.Equal(got, pl.missing()) {
 		// A shard not regenerated had a file on the rebuilder that no
-		// server mounts, come after the delete above.
+		// server mounts, written there after the delete above.
 		return fail(StepRebuildRebuild, permanent("the rebuild of volume %d on %s regenerated shards %v, not the missing %v: the rebuilder holds unmounted files of shards %v; mount or remove them, then submit a new task",
 			pl.vid, pl.rebuilder, got, pl.missing(), without(pl.missing(), got)))
 	}
@@ -348,13 +345,22 @@ func (a *rebuildAttempt) survey(ctx context.Context) (mountedSet, error) {
 		sizes[s] = m
 	}
 	a.sizes = sizes
-	a.short = map[string][]uint32{}
 	for s, m := range sizes {
-		var ids map[uint32]bool
-		ids, a.short[s] = splitShort(m)
-		out[s] = ids
+		out[s], _ = splitShort(m)
 	}
 	return out, nil
+}
+
+// truncated is, by server, the truncated copies the last survey saw
+// (splitShort), for the servers that mount any.
+func (a *rebuildAttempt) truncated() map[string][]uint32 {
+	out := map[string][]uint32{}
+	for s, m := range a.sizes {
+		if _, short := splitShort(m); len(short) > 0 {
+			out[s] = short
+		}
+	}
+	return out
 }
 
 // splitShort splits the shards a server mounts (id -> size) into the whole
@@ -380,27 +386,28 @@ func splitShort(m map[uint32]int64) (whole map[uint32]bool, short []uint32) {
 }
 
 // removeShort unmounts and deletes the truncated copies the last survey
-// saw (a.short), each only if its shard is one this attempt regenerates or
+// saw (truncated), each only if its shard is one this attempt regenerates or
 // is mounted whole on another server (m): a truncated file holds no shard,
 // and a rebuilder holding one would not regenerate that shard. Any other
 // one is an error: the plan is from an older topology. A truncated copy
 // is shorter than another shard its server mounts, so deleting it never
 // deletes that server's last shard (and with it its .ecx and .ecj).
 func (a *rebuildAttempt) removeShort(ctx context.Context, m mountedSet) error {
+	short := a.truncated()
+	if len(short) == 0 {
+		return nil
+	}
 	whole := map[uint32]bool{}
 	for _, ids := range m {
 		maps.Copy(whole, ids)
 	}
-	if n := len(whole); n < seaweed.EcDataShards && len(a.short) > 0 {
-		// The size taken as whole is corroborated by fewer shards than a
-		// rebuild needs: not proof enough that the others are the short ones.
-		return fmt.Errorf("volume %d: only %d distinct shards are mounted at %d bytes, and others shorter: not telling which are truncated; changing nothing", a.vid, n, a.shardSize)
+	if n := len(whole); n < seaweed.EcDataShards {
+		// Fewer whole shards than a rebuild needs: not proof enough
+		// that the shorter copies are the truncated ones.
+		return fmt.Errorf("volume %d: only %d distinct shards are mounted whole, and others shorter: not telling which are truncated; changing nothing", a.vid, n)
 	}
-	for _, s := range slices.Sorted(maps.Keys(a.short)) {
-		ids := a.short[s]
-		if len(ids) == 0 {
-			continue
-		}
+	for _, s := range slices.Sorted(maps.Keys(short)) {
+		ids := short[s]
 		for _, id := range ids {
 			if _, regenerated := a.targets[id]; !regenerated && !m.mountedElsewhere(id, s) {
 				return fmt.Errorf("shard %d of volume %d is mounted truncated on %s and whole nowhere, and the spec does not rebuild it: planning again", id, a.vid, s)
@@ -409,7 +416,6 @@ func (a *rebuildAttempt) removeShort(ctx context.Context, m mountedSet) error {
 		if err := unmountAndDelete(ctx, a.c, s, a.vid, a.collection, ids); err != nil {
 			return stepOn(fmt.Sprintf("remove the truncated copies of shards %v", ids), s, err)
 		}
-		delete(a.short, s)
 	}
 	return nil
 }
@@ -424,10 +430,9 @@ func (a *rebuildAttempt) verify(ctx context.Context) (mountedSet, error) {
 		return nil, err
 	}
 	var bad []string
-	for _, s := range slices.Sorted(maps.Keys(a.short)) {
-		if len(a.short[s]) > 0 {
-			bad = append(bad, fmt.Sprintf("shards %v on %s are truncated copies", a.short[s], s))
-		}
+	short := a.truncated()
+	for _, s := range slices.Sorted(maps.Keys(short)) {
+		bad = append(bad, fmt.Sprintf("shards %v on %s are truncated copies", short[s], s))
 	}
 	// A regenerated shard is as long as the present ones: a copy cut short
 	// on a target that holds no other shard is its longest there, and
