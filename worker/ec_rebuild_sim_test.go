@@ -289,25 +289,29 @@ func TestECRebuildSpreadCutShortSim(t *testing.T) {
 		_, err := exec.Execute(testCtx(t), spec, nil)
 		return err
 	})
-	// The restarted target mounts the truncated file. What the scheduler
-	// would do next, until nothing is left to do: rebuild a shard held
-	// only truncated, remove a truncated copy of a shard held whole
-	// elsewhere (remove_extra).
+	// The restarted target mounts the truncated file, and the master
+	// lists it as such once it hears from the target again.
+	testutil.EventuallyTrue(t, 10*time.Second, "the master to list the target's truncated copy", func() bool {
+		for _, servers := range e.topo(t).EcVolumes[vid].Short {
+			if slices.Contains(servers, target.ID()) {
+				return true
+			}
+		}
+		return false
+	})
+	// What the scheduler would do next, until nothing is left to do:
+	// rebuild a shard held only truncated, remove a truncated copy of a
+	// shard held whole elsewhere (remove_extra).
 	for round, id := 0, uint64(3); ; round, id = round+1, id+1 {
 		if round == 6 {
 			t.Fatalf("still repairing after %d rounds: %+v", round, scheduler.ECLosses(e.topo(t)))
 		}
 		var l *scheduler.ECLoss
-		testutil.EventuallyTrue(t, 10*time.Second, "the restarted target to be listed", func() bool {
-			topo := e.topo(t)
-			for _, x := range scheduler.ECLosses(topo) {
-				if x.VolumeID == vid {
-					l = &x
-				}
+		for _, x := range scheduler.ECLosses(e.topo(t)) {
+			if x.VolumeID == vid {
+				l = &x
 			}
-			_, listed := topo.FindServer(target.ID())
-			return listed
-		})
+		}
 		if l == nil {
 			break
 		}
