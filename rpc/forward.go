@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
@@ -171,11 +170,11 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 	if len(valid) == 0 {
 		return resp, nil
 	}
-	valid, err = restamp(valid, s.now().UnixNano())
+	cmds, err := restamp(valid, s.now().UnixNano())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}
-	outs, errs := s.raft.ApplyMany(ctx, valid)
+	outs, errs := s.raft.ApplyMany(ctx, cmds)
 	for j := range outs {
 		it := &pb.ApplyBatchItem{}
 		if errs[j] != nil {
@@ -199,19 +198,15 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 // created "before" its volume's previous task finished, though the log
 // created it after). A stamp never moves back, and nothing else in the
 // command changes.
-func restamp(cmds [][]byte, now int64) ([][]byte, error) {
+func restamp(cmds []forwarded, now int64) ([][]byte, error) {
 	out := make([][]byte, len(cmds))
 	for i, c := range cmds {
-		cmd, err := fsm.Decode(c)
-		if err != nil {
-			return nil, err
-		}
-		if cmd.Now >= now {
-			out[i] = c
+		if c.cmd.Now >= now {
+			out[i] = c.raw
 			continue
 		}
-		cmd.Now = now
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(cmd)
+		c.cmd.Now = now
+		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c.cmd)
 		if err != nil {
 			return nil, fmt.Errorf("restamp a forwarded command: %w", err)
 		}

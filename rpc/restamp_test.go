@@ -7,6 +7,7 @@ import (
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
+	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
 // TestRestampForwarded: a forwarded command stamped before the leader's
@@ -22,7 +23,15 @@ func TestRestampForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := restamp([][]byte{early, late}, 200)
+	var batch []forwarded
+	for _, raw := range [][]byte{early, late} {
+		cmd, err := fsm.Decode(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, forwarded{raw: raw, cmd: cmd})
+	}
+	out, err := restamp(batch, 200)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +47,8 @@ func TestRestampForwarded(t *testing.T) {
 	if string(out[1]) != string(late) {
 		t.Fatal("a command stamped after the leader's clock was changed")
 	}
-	if _, err := restamp([][]byte{[]byte("not a command")}, 200); err == nil {
-		t.Fatal("a command that does not decode was restamped")
+	// A command that does not decode is refused before any restamp.
+	if _, _, _, err := validateBatch(&pb.ApplyBatchRequest{Commands: [][]byte{[]byte("not a command")}}); err == nil {
+		t.Fatal("a forwarded command that does not decode was accepted")
 	}
 }

@@ -117,7 +117,7 @@ func validateRestoreHeader(first *pb.SnapshotChunk) (*pb.SnapshotHeader, error) 
 // validateBatch decodes and checks a follower's batch: a malformed request
 // fails as a whole; a command over a limit gets its refusal in items[i]
 // and is left out of valid (at[j] is the index of valid[j] in the batch).
-func validateBatch(req *pb.ApplyBatchRequest) (items []*pb.ApplyBatchItem, valid [][]byte, at []int, err error) {
+func validateBatch(req *pb.ApplyBatchRequest) (items []*pb.ApplyBatchItem, valid []forwarded, at []int, err error) {
 	if len(req.Commands) == 0 || len(req.Commands) > maxForwardBatch {
 		return nil, nil, nil, invalid(fmt.Sprintf("a batch must hold between 1 and %d commands", maxForwardBatch))
 	}
@@ -132,9 +132,15 @@ func validateBatch(req *pb.ApplyBatchRequest) (items []*pb.ApplyBatchItem, valid
 			items[i] = &pb.ApplyBatchItem{Code: int32(st.Code()), Message: st.Message()}
 			continue
 		}
-		valid, at = append(valid, c), append(at, i)
+		valid, at = append(valid, forwarded{raw: c, cmd: cmd}), append(at, i)
 	}
 	return items, valid, at, nil
+}
+
+// forwarded is a command a follower forwarded: as it came, and decoded.
+type forwarded struct {
+	raw []byte
+	cmd *fsmpb.Command
 }
 
 func validateVolumeIDs(ids []uint32) error {
