@@ -44,8 +44,8 @@ type Config struct {
 	HeartbeatTimeout, ElectionTimeout, LeaderLease time.Duration
 	// MaxCommandVersion is the highest command version this node applies
 	// (0: fsm.CurrentVersion). Tests raise it to fsm.TestCommandVersion
-	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=6) to play a newer build, whose
-	// leader then writes one test-only version-4 command once every voter
+	// (GROUNDSKEEPER_TEST_COMMAND_VERSION=7) to play a newer build, whose
+	// leader then writes one test-only version-7 command once every voter
 	// advertises that version, or lower it to 1 to play a build that
 	// predates the attempt history (version 2).
 	MaxCommandVersion uint32
@@ -299,7 +299,7 @@ func (n *Node) lead(ctx context.Context) {
 }
 
 // emitTestCommand (test-only: a build started with
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=6) writes one TestCommand (version
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=7) writes one TestCommand (version
 // fsm.TestCommandVersion) as soon as every voter advertises that version,
 // unless the state has one.
 func (n *Node) emitTestCommand(ctx context.Context) {

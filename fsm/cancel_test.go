@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
@@ -87,5 +88,71 @@ func TestRetryOriginIsOperator(t *testing.T) {
 	got := h.ok(submitWith(&fsmpb.SubmitTask{Type: vacuum, VolumeId: 1, Origin: RetryOrigin(7)}))
 	if got.Origin != "retry of task 7" {
 		t.Fatalf("origin %q", got.Origin)
+	}
+}
+
+// TestCancelPendingOnly: the leader's own cancel (CancelPendingCmd) ends a
+// task still pending, but one assigned since the leader read it (or
+// running, or ended) is refused and left exactly as it was, its volume
+// still reserved: the race of a detection pass with the assignment pass.
+// The command is written as version 6; stamped version 5 every member
+// refuses it alike, and a build that stops at version 5 halts on it rather
+// than cancel the attempt.
+func TestCancelPendingOnly(t *testing.T) {
+	h := newHarness(t)
+	tk := h.taskIn(pending, 1)
+	got := h.ok(CancelPendingCmd(tk.Id, "no longer needed"))
+	if got.State != cancelled || got.LastError != "no longer needed" || got.FinishedAt == 0 {
+		t.Fatalf("pending-only cancel of a pending task gave %v", got)
+	}
+	for _, st := range []fsmpb.TaskState{assigned, running, completed, failed, cancelled} {
+		h := newHarness(t)
+		tk := h.taskIn(st, 1)
+		res := h.refuse(codeIllegal, CancelPendingCmd(tk.Id, "no longer needed"))
+		if Active(st) && !strings.Contains(res.Error, "no longer pending") {
+			t.Errorf("%s: refusal %q does not say the task is no longer pending", StateName(st), res.Error)
+		}
+		if a, busy := h.s.ActiveTask(1); Active(st) && (!busy || a.Id != tk.Id) {
+			t.Fatalf("%s: volume 1 released by a refused pending-only cancel", StateName(st))
+		}
+	}
+	h.refuse(codeNotFnd, CancelPendingCmd(42, ""))
+
+	cmd := CancelPendingCmd(1, "no longer needed")
+	if v := RequiredVersion(cmd); v != PendingCancelVersion {
+		t.Fatalf("RequiredVersion = %d; want %d", v, PendingCancelVersion)
+	}
+	if v := RequiredVersion(cancelCmd(1, "")); v != CommandVersion {
+		t.Fatalf("a plain cancel needs version %d; want %d", v, CommandVersion)
+	}
+	b, err := EncodeAgreed(1, CurrentVersion, cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec.Version != PendingCancelVersion || !dec.GetCancelTask().GetOnlyPending() {
+		t.Fatalf("written as version %d, only_pending %v", dec.Version, dec.GetCancelTask().GetOnlyPending())
+	}
+	// Stamped one version lower: refused as invalid, nothing changed.
+	old := newHarness(t)
+	atk := old.taskIn(assigned, 1)
+	dec = CancelPendingCmd(atk.Id, "x")
+	dec.Version = PendingCancelVersion - 1
+	before := contentKey(t, old.s)
+	if res := old.s.Apply(100, dec); res.ErrorCode != codeInvalid {
+		t.Fatalf("version-%d pending-only cancel gave %v %q; want INVALID", PendingCancelVersion-1, res.ErrorCode, res.Error)
+	}
+	if after := contentKey(t, old.s); after != before {
+		t.Fatalf("refused version-%d pending-only cancel changed the state", PendingCancelVersion-1)
+	}
+	f := NewWithVersion(PendingCancelVersion - 1)
+	halted := false
+	f.OnHalt(func(error) { halted = true })
+	f.ApplyBatch([]Entry{{Index: 1, Command: true, Data: b}})
+	if !halted {
+		t.Fatalf("a version-%d build applied a pending-only cancel", PendingCancelVersion-1)
 	}
 }

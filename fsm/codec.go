@@ -53,13 +53,24 @@ const PolicyVersion = RepairVersion
 // RegisterWorker naming one, or a SetPolicy with an entry for one).
 const ControlVersion = 5
 
+// PendingCancelVersion (6) adds CancelTask.only_pending: the leader cancels
+// a task it decided is no longer wanted (a repair whose volume is whole
+// again, a routine task a repair takes the place of) only if the task is
+// still pending when the command applies. Without it such a cancel,
+// proposed after the leader read the task as pending, also cancelled an
+// attempt assigned in between, releasing the volume while a worker ran on
+// it. A version-5 build would ignore the field and cancel the attempt, so
+// the command is written only once every member applies version 6; until
+// then those cancels are not made (the task runs, which is safe).
+const PendingCancelVersion = 6
+
 // CurrentVersion is the highest real command version this build writes and
 // applies.
-const CurrentVersion = ControlVersion
+const CurrentVersion = PendingCancelVersion
 
 // TestCommandVersion is the version of the test-only TestCommand, one above
 // CurrentVersion. A build applies it only when told to
-// (GROUNDSKEEPER_TEST_COMMAND_VERSION=6), which is how tests play "a build
+// (GROUNDSKEEPER_TEST_COMMAND_VERSION=7), which is how tests play "a build
 // that knows one more command version".
 const TestCommandVersion = CurrentVersion + 1
 
@@ -89,6 +100,11 @@ func RequiredVersion(cmd *fsmpb.Command) uint32 {
 			need = max(need, TypeVersion(tp.GetType()))
 		}
 		return need
+	case *fsmpb.Command_CancelTask:
+		if b.CancelTask.GetOnlyPending() {
+			return PendingCancelVersion
+		}
+		return CommandVersion
 	case *fsmpb.Command_RegisterWorker:
 		need := uint32(CommandVersion)
 		for _, c := range b.RegisterWorker.GetWorker().GetCapabilities() {

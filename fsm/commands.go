@@ -58,6 +58,13 @@ func CancelCmd(id, fence uint64, worker, reason string) *fsmpb.Command {
 	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Fence: fence, Reason: reason, WorkerId: worker}}}
 }
 
+// CancelPendingCmd cancels task id, the leader's own decision, only if it
+// is still pending when the command applies (refused otherwise: an attempt
+// assigned since the leader looked is left to run).
+func CancelPendingCmd(id uint64, reason string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Reason: reason, OnlyPending: true}}}
+}
+
 // RequestCancelCmd records an operator's request to cancel task id.
 func RequestCancelCmd(id uint64, reason string) *fsmpb.Command {
 	return &fsmpb.Command{Body: &fsmpb.Command_RequestCancel{RequestCancel: &fsmpb.RequestCancel{TaskId: id, Reason: reason}}}

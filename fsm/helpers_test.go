@@ -752,7 +752,8 @@ func (c *checker) step(s *State, index uint64, cmd *fsmpb.Command) *fsmpb.ApplyR
 			t.Fatalf("index %d: requeue(fence %d, retry %v) %v -> %v", index, f, b.RequeueTask.CountAsRetry, before, after)
 		}
 	case *fsmpb.Command_CancelTask:
-		if f := b.CancelTask.Fence; !Active(before.State) || after.State != cancelled || (f != 0 && f != before.Fence) {
+		if f := b.CancelTask.Fence; !Active(before.State) || after.State != cancelled || (f != 0 && f != before.Fence) ||
+			(b.CancelTask.OnlyPending && before.State != pending) {
 			t.Fatalf("index %d: cancel %v -> %v", index, before, after)
 		}
 		sameAttempt()
@@ -987,9 +988,11 @@ func (g *gen) next(s *State) *fsmpb.Command {
 		cmd = requeueCmd(id, f, "lease expired", g.r.IntN(2) == 0)
 		cmd.GetRequeueTask().NotBefore = g.now + int64(g.r.IntN(3))*1e9
 	case x < 82:
-		switch id := g.taskID(s); g.r.IntN(3) {
+		switch id := g.taskID(s); g.r.IntN(4) {
 		case 0:
 			cmd = cancelCmd(id, "operator")
+		case 3:
+			cmd = CancelPendingCmd(id, "no longer needed")
 		case 1:
 			cmd = requestCancelCmd(id, g.pick([]string{"", "operator"}))
 		default:

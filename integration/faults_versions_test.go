@@ -4,11 +4,11 @@ package integration
 // restarted one at a time (followers first, the leader last, SIGTERM and
 // start with the same flags, as an operator upgrades) into a build that
 // knows one more command version: the same binary with the test-only
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=6 (this build's real version is 5,
-// fsm.CurrentVersion). Checked all along the way: the test-only version-6
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=7 (this build's real version is 6,
+// fsm.CurrentVersion). Checked all along the way: the test-only version-7
 // command is never committed while any member still advertises a lower
 // version (and no admin stops at a command it does not know); after the
-// third admin advertises version 6 the command is committed and applied by
+// third admin advertises version 7 the command is committed and applied by
 // all three. The run's final checks then require the three state hashes to
 // agree. Drawn like any fault; if not drawn by the middle round, that round
 // does it. Later draws restart the admins one at a time into the same
@@ -27,9 +27,9 @@ import (
 
 const (
 	fkRollingUpgrade faultKind = "rolling-upgrade"
-	// testVersionEnv is the admins' test-only switch to command version 6
+	// testVersionEnv is the admins' test-only switch to command version 7
 	// (fsm.TestCommandVersion), one above this build's.
-	testVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION=6"
+	testVersionEnv = "GROUNDSKEEPER_TEST_COMMAND_VERSION=7"
 	testVersion    = fsm.TestCommandVersion
 	// haltSentence is what an admin that stopped at an unknown command says.
 	haltSentence = "upgrade this node's binary"
@@ -54,14 +54,14 @@ func (r *faultRun) upgraded(a *faultAdmin) bool {
 }
 
 // rollingUpgrade restarts every admin, one at a time, into the build that
-// knows command version 6, watching the version gate all the while.
+// knows command version 7, watching the version gate all the while.
 func (r *faultRun) rollingUpgrade() {
 	leader := r.waitLeaderFor(faultLeaderWait)
 	if leader == nil {
 		r.fail("no leader to start a rolling upgrade from")
 	}
 	order := append(r.followers(leader), leader)
-	r.note("%s: restart %s, %s, %s one at a time into command version 6", fkRollingUpgrade, order[0].ID, order[1].ID, order[2].ID)
+	r.note("%s: restart %s, %s, %s one at a time into command version 7", fkRollingUpgrade, order[0].ID, order[1].ID, order[2].ID)
 
 	// Once an earlier upgrade committed the command, a state holding it
 	// beside a member not (yet) advertised is no violation: a voter
@@ -93,12 +93,12 @@ func (r *faultRun) rollingUpgrade() {
 		}
 		a.startArgs(r.t, a.argv...)
 		a.restarted++
-		// Up again, caught up and advertising version 6 before the next.
+		// Up again, caught up and advertising version 7 before the next.
 		deadline := time.Now().Add(faultLeaderWait)
 		for !r.advertisesTestVersion(a) {
 			if time.Now().After(deadline) {
 				stopWatch()
-				r.fail("%s did not come back advertising command version 6 within %s", a.ID, faultLeaderWait)
+				r.fail("%s did not come back advertising command version 7 within %s", a.ID, faultLeaderWait)
 			}
 			if !a.running() {
 				stopWatch()
@@ -106,9 +106,9 @@ func (r *faultRun) rollingUpgrade() {
 			}
 			time.Sleep(pollEvery)
 		}
-		r.note("%s: %s runs command version 6", fkRollingUpgrade, a.ID)
+		r.note("%s: %s runs command version 7", fkRollingUpgrade, a.ID)
 	}
-	// Every voter advertises version 6 now: the leader writes the command.
+	// Every voter advertises version 7 now: the leader writes the command.
 	deadline := time.Now().Add(faultLeaderWait)
 	for {
 		all := true
@@ -132,7 +132,7 @@ func (r *faultRun) rollingUpgrade() {
 }
 
 // advertisesTestVersion reports whether a answers, a leader is known, and the
-// state a serves shows a at command version 6.
+// state a serves shows a at command version 7.
 func (r *faultRun) advertisesTestVersion(a *faultAdmin) bool {
 	st := r.status(a, time.Second)
 	if st == nil || st.LeaderId == "" {

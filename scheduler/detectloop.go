@@ -10,6 +10,7 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
+	"github.com/hashicorp/go-hclog"
 )
 
 // detectLoop polls the master, retires reflected capacity changes, proposes
@@ -148,7 +149,18 @@ func (s *Scheduler) cancelWholeAgain(ctx context.Context, topo *seaweed.Topology
 		ids = WholeAgain(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}}), topo)
 	})
 	for _, id := range ids {
-		if _, err := s.propose(ctx, fsm.CancelCmd(id, 0, "", "the volume has all its copies again (its server came back): no repair needed")); err != nil {
+		// Only while still pending: an attempt assigned since the read
+		// above runs (its volume stays reserved); remove_extra deals with
+		// the copy it adds.
+		if _, err := s.propose(ctx, fsm.CancelPendingCmd(id, "the volume has all its copies again (its server came back): no repair needed")); err != nil {
+			if isRefusal(err) {
+				level := hclog.Info
+				if errors.Is(err, fsm.ErrVersionNotAgreed) {
+					level = hclog.Debug
+				}
+				s.log.Log(level, "repair no longer needed, but not cancelled", "task", id, "reason", err)
+				continue
+			}
 			s.log.Warn("cancel a repair no longer needed", "task", id, "error", err)
 			if ctx.Err() != nil {
 				return
@@ -247,8 +259,19 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			// after a refusal for that reason, so a repair that cannot be
 			// submitted (an older admin, ErrVersionNotAgreed) cancels
 			// nothing.
-			if _, cerr := s.propose(ctx, fsm.CancelCmd(id, 0, "", fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); cerr != nil {
-				s.log.Warn("cancel a pending task for a repair", "task", id, "volume", p.VolumeID, "error", cerr)
+			// Only while still pending: one assigned since repairHolds read
+			// it runs to its end, and the repair waits for it.
+			if _, cerr := s.propose(ctx, fsm.CancelPendingCmd(id, fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); cerr != nil {
+				switch {
+				case errors.Is(cerr, fsm.ErrVersionNotAgreed):
+					// An admin of an older build is a member: every round
+					// would say so.
+					s.log.Debug("pending task not cancelled for a repair", "task", id, "volume", p.VolumeID, "reason", cerr)
+				case isRefusal(cerr):
+					s.log.Info("pending task not cancelled for a repair", "task", id, "volume", p.VolumeID, "reason", cerr)
+				default:
+					s.log.Warn("cancel a pending task for a repair", "task", id, "volume", p.VolumeID, "error", cerr)
+				}
 			} else {
 				s.log.Info("pending task cancelled: its volume's repair goes first", "task", id, "volume", p.VolumeID)
 				res, err = s.submitDetected(ctx, p)

@@ -80,6 +80,9 @@ type fsmApplier struct {
 	// version, whose commands carry neither attempt history nor the
 	// reporting worker).
 	agreed uint32
+	// interpose, if set, may return a command to commit just before cmd,
+	// as another proposer's entry lands between a read and a proposal.
+	interpose func(cmd *fsmpb.Command) *fsmpb.Command
 }
 
 // schedulerAtNow is a scheduler over a fresh FSM, with its clock and its
@@ -117,6 +120,16 @@ func (a *fsmApplier) Apply(_ context.Context, cmd *fsmpb.Command) (*fsmpb.ApplyR
 	// The leader's gate, as admin's localApplier has it.
 	if need := fsm.RequiredVersion(cmd); need > max(a.agreed, fsm.CommandVersion) {
 		return nil, fmt.Errorf("command needs version %d: %w", need, fsm.ErrVersionNotAgreed)
+	}
+	if a.interpose != nil {
+		if pre := a.interpose(cmd); pre != nil {
+			b, err := fsm.EncodeAgreed(a.at.UnixNano(), max(a.agreed, fsm.CommandVersion), pre)
+			if err != nil {
+				return nil, err
+			}
+			a.index++
+			a.f.Apply(fsm.Entry{Index: a.index, Command: true, Data: b})
+		}
 	}
 	b, err := fsm.EncodeAgreed(a.at.UnixNano(), max(a.agreed, fsm.CommandVersion), cmd)
 	if err != nil {

@@ -292,8 +292,10 @@ var afterStartHook func()
 // admin applies (and its leader writes, once every voter advertises it):
 // 1 plays a build that predates the attempt history, 2 one that predates
 // the reports' worker check, 3 one that predates the repair task types,
-// 4 is this build (fsm.CurrentVersion, the default) and 5
-// (fsm.TestCommandVersion) plays a build that knows one
+// 4 one that predates ec_balance, remove_extra and delete_empty, 5 one
+// that predates the pending-only cancel, 6 is this build
+// (fsm.CurrentVersion, the default) and 7 (fsm.TestCommandVersion) plays
+// a build that knows one
 // more command version, whose leader writes one
 // test-only TestCommand: how tests play a rolling upgrade. Never set it in
 // production.
@@ -314,7 +316,9 @@ func testCommandVersion(v string) (uint32, error) {
 	case "5":
 		return fsm.ControlVersion, nil
 	case "6":
+		return fsm.PendingCancelVersion, nil
+	case "7":
 		return fsm.TestCommandVersion, nil
 	}
-	return 0, usagef("%s=%q: want 1, 2, 3, 4, 5 or 6 (test-only)", testCommandVersionEnv, v)
+	return 0, usagef("%s=%q: want 1, 2, 3, 4, 5, 6 or 7 (test-only)", testCommandVersionEnv, v)
 }

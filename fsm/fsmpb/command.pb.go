@@ -389,7 +389,7 @@ type Command_RequestCancel struct {
 }
 
 type Command_TestCommand struct {
-	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=6): needs command version 6.
+	// Test-only (GROUNDSKEEPER_TEST_COMMAND_VERSION=7): needs command version 7.
 	TestCommand *TestCommand `protobuf:"bytes,24,opt,name=test_command,json=testCommand,proto3,oneof"`
 }
 
@@ -1018,7 +1018,12 @@ type CancelTask struct {
 	// worker id), or empty for the leader's own decision. When set, the
 	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
 	// is assigned to that worker. Ignored by a version-1 or -2 command.
-	WorkerId      string `protobuf:"bytes,4,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	WorkerId string `protobuf:"bytes,4,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
+	// Command version 6: cancel the task only while it is pending (the
+	// leader's own decision that a task not yet handed out is no longer
+	// wanted); an assigned or running task is left as it is and the command
+	// is refused. A command that sets it needs version 6.
+	OnlyPending   bool `protobuf:"varint,5,opt,name=only_pending,json=onlyPending,proto3" json:"only_pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1079,6 +1084,13 @@ func (x *CancelTask) GetWorkerId() string {
 		return x.WorkerId
 	}
 	return ""
+}
+
+func (x *CancelTask) GetOnlyPending() bool {
+	if x != nil {
+		return x.OnlyPending
+	}
+	return false
 }
 
 // RequestCancel is an operator's cancel: a pending task is cancelled at once;
@@ -1502,9 +1514,9 @@ func (x *SetPolicy) GetPauseOnly() bool {
 	return false
 }
 
-// TestCommand is a test-only no-op of command version 4 (one above the
+// TestCommand is a test-only no-op of command version 7 (one above the
 // newest real version): a build knows it only when started with
-// GROUNDSKEEPER_TEST_COMMAND_VERSION=6, so tests can
+// GROUNDSKEEPER_TEST_COMMAND_VERSION=7, so tests can
 // upgrade a cluster into "a build that knows one more command version".
 // Applying it records its index (State.TestCommandIndex) and nothing else.
 type TestCommand struct {
@@ -1713,13 +1725,14 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\x04 \x01(\x03R\tnotBefore\x12$\n" +
 	"\x0ecount_as_retry\x18\x05 \x01(\bR\fcountAsRetry\x12\x1b\n" +
-	"\tworker_id\x18\x06 \x01(\tR\bworkerId\"p\n" +
+	"\tworker_id\x18\x06 \x01(\tR\bworkerId\"\x93\x01\n" +
 	"\n" +
 	"CancelTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05fence\x18\x03 \x01(\x04R\x05fence\x12\x1b\n" +
-	"\tworker_id\x18\x04 \x01(\tR\bworkerId\"@\n" +
+	"\tworker_id\x18\x04 \x01(\tR\bworkerId\x12!\n" +
+	"\fonly_pending\x18\x05 \x01(\bR\vonlyPending\"@\n" +
 	"\rRequestCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"2\n" +
