@@ -126,6 +126,11 @@ type Node struct {
 	// the highest such version this node proposed.
 	gateMu   sync.Mutex
 	proposed uint32
+	// stampMu serializes stamping and enqueueing proposals (versions.go);
+	// lastStamp is the newest stamp this node proposed. Lock order:
+	// stampMu, then gateMu.
+	stampMu   sync.Mutex
+	lastStamp int64
 }
 
 // Fatal delivers, at most once, an error this node cannot go on after:

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -34,6 +35,11 @@ type Versioned interface {
 	// ForgetAdmin returns the encoded command that drops what admin id
 	// published (ok false: it published nothing).
 	ForgetAdmin(id string) (cmd []byte, ok bool, err error)
+	// Stamp returns the encoded command stamped no earlier than floor
+	// (unix nanoseconds) and its stamp: the leader raises every command it
+	// proposes to the newest stamp it proposed before, so stamps never go
+	// back along the log.
+	Stamp(cmd []byte, floor int64) ([]byte, int64, error)
 }
 
 // versioned returns the FSM's Versioned side.
@@ -58,6 +64,21 @@ func (n *Node) configIDs() ([]string, error) {
 func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyFuture, []error) {
 	futures, errs := make([]raft.ApplyFuture, len(cmds)), make([]error, len(cmds))
 	v := n.versioned()
+	// Stamped and enqueued under one lock, in the order raft appends them:
+	// a proposer that stamped its command and then lost the CPU to another
+	// that stamped and appended later would otherwise put an earlier time
+	// after a later one in the log.
+	n.stampMu.Lock()
+	defer n.stampMu.Unlock()
+	cmds = slices.Clone(cmds)
+	for i, c := range cmds {
+		b, now, err := v.Stamp(c, n.lastStamp)
+		if err != nil {
+			errs[i] = fmt.Errorf("apply: %w", err)
+			continue
+		}
+		cmds[i], n.lastStamp = b, now
+	}
 	versions := make([]uint32, len(cmds))
 	anyGated := false
 	for i, c := range cmds {
@@ -67,7 +88,9 @@ func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyF
 	}
 	if !anyGated {
 		for i, c := range cmds {
-			futures[i] = n.raft.Apply(c, timeout)
+			if errs[i] == nil {
+				futures[i] = n.raft.Apply(c, timeout)
+			}
 		}
 		return futures, errs
 	}
@@ -83,6 +106,9 @@ func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyF
 		agreed = max(v.AgreedVersion(ids), min(written, v.MaxCommandVersion()))
 	}
 	for i, c := range cmds {
+		if errs[i] != nil {
+			continue
+		}
 		if versions[i] != 0 {
 			if err != nil {
 				errs[i] = err

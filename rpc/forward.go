@@ -191,17 +191,19 @@ func (s *Server) ApplyBatch(ctx context.Context, req *pb.ApplyBatchRequest) (*pb
 }
 
 // restamp gives each forwarded command the leader's clock at its arrival
-// when that is later than the time the follower stamped: a command
-// forwarded from a follower reaches raft after proposals the leader
-// stamped since, so its time could precede that of an entry committed
-// before it (the fault harness, seed 1796324126356219112, saw a task
-// created "before" its volume's previous task finished, though the log
-// created it after). A stamp never moves back, and nothing else in the
-// command changes.
+// instead of the follower's: a command forwarded from a follower reaches
+// raft after proposals the leader stamped since, so its time could precede
+// that of an entry committed before it (the fault harness, seed
+// 1796324126356219112, saw a task created "before" its volume's previous
+// task finished, though the log created it after). One clock stamps what
+// this leader proposes (the cluster keeps its stamps from going back along
+// the log, cluster.Versioned.Stamp); a follower's clock running ahead must
+// not carry every later stamp with it. Nothing else in the command
+// changes.
 func restamp(cmds []forwarded, now int64) ([][]byte, error) {
 	out := make([][]byte, len(cmds))
 	for i, c := range cmds {
-		if c.cmd.Now >= now {
+		if c.cmd.Now == now {
 			out[i] = c.raw
 			continue
 		}

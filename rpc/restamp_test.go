@@ -10,9 +10,11 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/rpc/pb"
 )
 
-// TestRestampForwarded: a forwarded command stamped before the leader's
-// clock at arrival takes the leader's time, and nothing else in it
-// changes; one stamped later keeps its bytes.
+// TestRestampForwarded: a forwarded command takes the leader's clock at
+// arrival, whether the follower's stamp is behind it or ahead (a follower
+// whose clock runs ahead must not drag the leader's stamps along), and
+// nothing else in it changes; one stamped at that very time keeps its
+// bytes.
 func TestRestampForwarded(t *testing.T) {
 	cmd := &fsmpb.Command{Body: &fsmpb.Command_SubmitTask{SubmitTask: &fsmpb.SubmitTask{Type: fsmpb.TaskType_TASK_TYPE_VACUUM, VolumeId: 209}}}
 	early, err := fsm.Encode(100, proto.Clone(cmd).(*fsmpb.Command))
@@ -23,8 +25,12 @@ func TestRestampForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	same, err := fsm.Encode(200, proto.Clone(cmd).(*fsmpb.Command))
+	if err != nil {
+		t.Fatal(err)
+	}
 	var batch []forwarded
-	for _, raw := range [][]byte{early, late} {
+	for _, raw := range [][]byte{early, late, same} {
 		cmd, err := fsm.Decode(raw)
 		if err != nil {
 			t.Fatal(err)
@@ -35,17 +41,19 @@ func TestRestampForwarded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := fsm.Decode(out[0])
-	if err != nil {
-		t.Fatal(err)
+	for i, raw := range [][]byte{early, late} {
+		got, err := fsm.Decode(out[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := fsm.Decode(raw)
+		want.Now = 200
+		if !proto.Equal(got, want) {
+			t.Fatalf("restamped %v, want %v", got, want)
+		}
 	}
-	want, _ := fsm.Decode(early)
-	want.Now = 200
-	if !proto.Equal(got, want) {
-		t.Fatalf("restamped %v, want %v", got, want)
-	}
-	if string(out[1]) != string(late) {
-		t.Fatal("a command stamped after the leader's clock was changed")
+	if string(out[2]) != string(same) {
+		t.Fatal("a command stamped at the leader's time was re-encoded")
 	}
 	// A command that does not decode is refused before any restamp.
 	if _, _, _, err := validateBatch(&pb.ApplyBatchRequest{Commands: [][]byte{[]byte("not a command")}}); err == nil {
