@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -356,6 +357,11 @@ func (a localApplier) Apply(ctx context.Context, cmd *fsmpb.Command) (*fsmpb.App
 		return nil, err
 	}
 	out, err := a.n.raft.Apply(ctx, b)
+	if errors.Is(err, cluster.ErrVersionNotAgreed) {
+		// The gate's own refusal (a member joined since agreedVersion):
+		// the scheduler knows it by fsm's sentinel.
+		return nil, fmt.Errorf("%w: %w", fsm.ErrVersionNotAgreed, err)
+	}
 	if err != nil {
 		return nil, err
 	}

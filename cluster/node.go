@@ -749,7 +749,7 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (any, error) {
 	if n.raft.State() != raft.Leader {
 		return nil, n.notLeader()
 	}
-	futures, errs := n.proposeGated([][]byte{cmd}, timeoutFrom(ctx))
+	futures, errs := n.proposeGated(ctx, [][]byte{cmd})
 	if errs[0] != nil {
 		return nil, errs[0]
 	}
@@ -787,7 +787,7 @@ func (n *Node) ApplyMany(ctx context.Context, cmds [][]byte) ([]any, []error) {
 		}
 		return out, errs
 	}
-	futures, errs := n.proposeGated(cmds, timeoutFrom(ctx))
+	futures, errs := n.proposeGated(ctx, cmds)
 	for i, f := range futures {
 		if errs[i] == nil {
 			out[i], errs[i] = n.result(f)

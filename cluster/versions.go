@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -58,10 +59,18 @@ func (n *Node) configIDs() ([]string, error) {
 	return ids, nil
 }
 
+// stampRaiseLimit bounds how far the leader raises a command's stamp to
+// the last one it proposed: far enough for proposers that stamped and then
+// waited their turn (microseconds to milliseconds), not for a clock that
+// stepped back (a jump forward corrected), which would otherwise pin every
+// later stamp at the wrong time until the clock caught up.
+const stampRaiseLimit = time.Second
+
 // proposeGated enqueues the commands, refusing (in errs) those written in
 // a version some server of the configuration does not advertise. Commands
-// of the base version are enqueued without taking the gate.
-func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyFuture, []error) {
+// of the base version are enqueued without taking the gate. A ctx that
+// ended while the commands waited their turn proposes nothing.
+func (n *Node) proposeGated(ctx context.Context, cmds [][]byte) ([]raft.ApplyFuture, []error) {
 	futures, errs := make([]raft.ApplyFuture, len(cmds)), make([]error, len(cmds))
 	v := n.versioned()
 	// Stamped and enqueued under one lock, in the order raft appends them:
@@ -70,9 +79,19 @@ func (n *Node) proposeGated(cmds [][]byte, timeout time.Duration) ([]raft.ApplyF
 	// after a later one in the log.
 	n.stampMu.Lock()
 	defer n.stampMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		for i := range errs {
+			errs[i] = fmt.Errorf("apply: %w", err)
+		}
+		return futures, errs
+	}
+	timeout := timeoutFrom(ctx)
 	cmds = slices.Clone(cmds)
 	for i, c := range cmds {
-		b, now, err := v.Stamp(c, n.lastStamp)
+		b, now, err := v.Stamp(c, math.MinInt64) // its own stamp
+		if err == nil && now >= n.lastStamp-int64(stampRaiseLimit) {
+			b, now, err = v.Stamp(b, n.lastStamp)
+		}
 		if err != nil {
 			errs[i] = fmt.Errorf("apply: %w", err)
 			continue

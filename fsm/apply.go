@@ -347,10 +347,10 @@ func (s *State) cancelTask(version uint32, now int64, c *fsmpb.CancelTask) (*fsm
 	if err := s.notOwner(version, c.TaskId, c.Fence, c.Fence != 0, c.WorkerId); err != nil {
 		return nil, err
 	}
-	if cur, ok := s.tasks[c.TaskId]; ok && c.OnlyPending && cur.State != pending {
-		// RequiredVersion makes only_pending a version-6 command: every
+	if cur, ok := s.tasks[c.TaskId]; ok && c.PendingAttempt != 0 && (cur.State != pending || cur.Attempt != c.PendingAttempt) {
+		// RequiredVersion makes pending_attempt a version-6 command: every
 		// member refuses it alike.
-		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is %s, no longer pending: it is not cancelled", c.TaskId, StateName(cur.State))
+		return nil, errorf(fsmpb.ErrorCode_ERROR_CODE_ILLEGAL_TRANSITION, "task %d is %s in attempt %d, no longer pending in attempt %d: it is not cancelled", c.TaskId, StateName(cur.State), cur.Attempt, c.PendingAttempt)
 	}
 	t, err := s.mutable(c.TaskId, cancelled, c.Fence, c.Fence != 0)
 	if err != nil {

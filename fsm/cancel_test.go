@@ -92,23 +92,24 @@ func TestRetryOriginIsOperator(t *testing.T) {
 }
 
 // TestCancelPendingOnly: the leader's own cancel (CancelPendingCmd) ends a
-// task still pending, but one assigned since the leader read it (or
-// running, or ended) is refused and left exactly as it was, its volume
-// still reserved: the race of a detection pass with the assignment pass.
+// task still pending in the attempt the leader read, but one assigned
+// since (or running, or ended, or requeued into another attempt) is
+// refused and left exactly as it was, its volume still reserved: the race
+// of a detection pass with the assignment pass.
 // The command is written as version 6; stamped version 5 every member
 // refuses it alike, and a build that stops at version 5 halts on it rather
 // than cancel the attempt.
 func TestCancelPendingOnly(t *testing.T) {
 	h := newHarness(t)
 	tk := h.taskIn(pending, 1)
-	got := h.ok(CancelPendingCmd(tk.Id, "no longer needed"))
+	got := h.ok(CancelPendingCmd(tk.Id, tk.Attempt, "no longer needed"))
 	if got.State != cancelled || got.LastError != "no longer needed" || got.FinishedAt == 0 {
 		t.Fatalf("pending-only cancel of a pending task gave %v", got)
 	}
 	for _, st := range []fsmpb.TaskState{assigned, running, completed, failed, cancelled} {
 		h := newHarness(t)
 		tk := h.taskIn(st, 1)
-		res := h.refuse(codeIllegal, CancelPendingCmd(tk.Id, "no longer needed"))
+		res := h.refuse(codeIllegal, CancelPendingCmd(tk.Id, tk.Attempt, "no longer needed"))
 		if Active(st) && !strings.Contains(res.Error, "no longer pending") {
 			t.Errorf("%s: refusal %q does not say the task is no longer pending", StateName(st), res.Error)
 		}
@@ -116,9 +117,18 @@ func TestCancelPendingOnly(t *testing.T) {
 			t.Fatalf("%s: volume 1 released by a refused pending-only cancel", StateName(st))
 		}
 	}
-	h.refuse(codeNotFnd, CancelPendingCmd(42, ""))
+	h.refuse(codeNotFnd, CancelPendingCmd(42, 1, ""))
+	// Requeued into attempt 2 since the leader read attempt 1.
+	rh := newHarness(t)
+	rt := rh.taskIn(assigned, 1)
+	rh.ok(requeueCmd(rt.Id, 0, "worker stopped responding", false))
+	if again := rh.task(rt.Id); again.State != pending || again.Attempt != rt.Attempt+1 {
+		t.Fatalf("set-up: requeued task %v", again)
+	}
+	rh.refuse(codeIllegal, CancelPendingCmd(rt.Id, rt.Attempt, "read before the requeue"))
+	rh.ok(CancelPendingCmd(rt.Id, rt.Attempt+1, "read after it"))
 
-	cmd := CancelPendingCmd(1, "no longer needed")
+	cmd := CancelPendingCmd(1, 1, "no longer needed")
 	if v := RequiredVersion(cmd); v != PendingCancelVersion {
 		t.Fatalf("RequiredVersion = %d; want %d", v, PendingCancelVersion)
 	}
@@ -133,13 +143,13 @@ func TestCancelPendingOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if dec.Version != PendingCancelVersion || !dec.GetCancelTask().GetOnlyPending() {
-		t.Fatalf("written as version %d, only_pending %v", dec.Version, dec.GetCancelTask().GetOnlyPending())
+	if dec.Version != PendingCancelVersion || dec.GetCancelTask().GetPendingAttempt() != 1 {
+		t.Fatalf("written as version %d, pending_attempt %d", dec.Version, dec.GetCancelTask().GetPendingAttempt())
 	}
 	// Stamped one version lower: refused as invalid, nothing changed.
 	old := newHarness(t)
 	atk := old.taskIn(assigned, 1)
-	dec = CancelPendingCmd(atk.Id, "x")
+	dec = CancelPendingCmd(atk.Id, atk.Attempt, "x")
 	dec.Version = PendingCancelVersion - 1
 	before := contentKey(t, old.s)
 	if res := old.s.Apply(100, dec); res.ErrorCode != codeInvalid {

@@ -53,10 +53,11 @@ const PolicyVersion = RepairVersion
 // RegisterWorker naming one, or a SetPolicy with an entry for one).
 const ControlVersion = 5
 
-// PendingCancelVersion (6) adds CancelTask.only_pending: the leader cancels
-// a task it decided is no longer wanted (a repair whose volume is whole
-// again, a routine task a repair takes the place of) only if the task is
-// still pending when the command applies. Without it such a cancel,
+// PendingCancelVersion (6) adds CancelTask.pending_attempt: the leader
+// cancels a task it decided is no longer wanted (a repair whose volume is
+// whole again, a routine task a repair takes the place of) only if the
+// task is still pending, in the attempt the leader read, when the command
+// applies. Without it such a cancel,
 // proposed after the leader read the task as pending, also cancelled an
 // attempt assigned in between, releasing the volume while a worker ran on
 // it. A version-5 build would ignore the field and cancel the attempt, so
@@ -101,7 +102,7 @@ func RequiredVersion(cmd *fsmpb.Command) uint32 {
 		}
 		return need
 	case *fsmpb.Command_CancelTask:
-		if b.CancelTask.GetOnlyPending() {
+		if b.CancelTask.GetPendingAttempt() != 0 {
 			return PendingCancelVersion
 		}
 		return CommandVersion

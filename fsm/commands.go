@@ -59,10 +59,12 @@ func CancelCmd(id, fence uint64, worker, reason string) *fsmpb.Command {
 }
 
 // CancelPendingCmd cancels task id, the leader's own decision, only if it
-// is still pending when the command applies (refused otherwise: an attempt
-// assigned since the leader looked is left to run).
-func CancelPendingCmd(id uint64, reason string) *fsmpb.Command {
-	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Reason: reason, OnlyPending: true}}}
+// is still pending in attempt (the one the leader read; at least 1) when
+// the command applies (refused otherwise: an attempt assigned since the
+// leader looked is left to run, and one requeued since may carry history
+// the leader's decision did not see).
+func CancelPendingCmd(id uint64, attempt uint32, reason string) *fsmpb.Command {
+	return &fsmpb.Command{Body: &fsmpb.Command_CancelTask{CancelTask: &fsmpb.CancelTask{TaskId: id, Reason: reason, PendingAttempt: max(attempt, 1)}}}
 }
 
 // RequestCancelCmd records an operator's request to cancel task id.

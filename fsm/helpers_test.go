@@ -753,7 +753,7 @@ func (c *checker) step(s *State, index uint64, cmd *fsmpb.Command) *fsmpb.ApplyR
 		}
 	case *fsmpb.Command_CancelTask:
 		if f := b.CancelTask.Fence; !Active(before.State) || after.State != cancelled || (f != 0 && f != before.Fence) ||
-			(b.CancelTask.OnlyPending && before.State != pending) {
+			(b.CancelTask.PendingAttempt != 0 && (before.State != pending || before.Attempt != b.CancelTask.PendingAttempt)) {
 			t.Fatalf("index %d: cancel %v -> %v", index, before, after)
 		}
 		sameAttempt()
@@ -992,7 +992,11 @@ func (g *gen) next(s *State) *fsmpb.Command {
 		case 0:
 			cmd = cancelCmd(id, "operator")
 		case 3:
-			cmd = CancelPendingCmd(id, "no longer needed")
+			var attempt uint32 = 1
+			if tk, ok := s.tasks[id]; ok {
+				attempt = tk.Attempt + uint32(g.r.IntN(2))
+			}
+			cmd = CancelPendingCmd(id, attempt, "no longer needed")
 		case 1:
 			cmd = requestCancelCmd(id, g.pick([]string{"", "operator"}))
 		default:

@@ -121,13 +121,13 @@ func (r *faultRun) rollingUpgrade() {
 		}
 		if time.Now().After(deadline) {
 			stopWatch()
-			r.fail("the test-only version-6 command was not applied by all three admins within %s of the upgrade", faultLeaderWait)
+			r.fail("the test-only version-7 command was not applied by all three admins within %s of the upgrade", faultLeaderWait)
 		}
 		time.Sleep(pollEvery)
 	}
 	stopWatch()
 	if st := r.status(r.admins[0], time.Second); st != nil {
-		r.note("%s: version-6 command at index %d, cluster command version %d", fkRollingUpgrade, st.TestCommandIndex, st.CommandVersion)
+		r.note("%s: version-7 command at index %d, cluster command version %d", fkRollingUpgrade, st.TestCommandIndex, st.CommandVersion)
 	}
 }
 
@@ -147,7 +147,7 @@ func (r *faultRun) advertisesTestVersion(a *faultAdmin) bool {
 }
 
 // testCommandCommitted reports whether an admin's state already holds the
-// version-6 command (an earlier upgrade committed it).
+// version-7 command (an earlier upgrade committed it).
 func (r *faultRun) testCommandCommitted() bool {
 	for _, a := range r.admins {
 		if st := r.status(a, time.Second); st != nil && st.TestCommandIndex != 0 {
@@ -159,7 +159,7 @@ func (r *faultRun) testCommandCommitted() bool {
 
 // watchVersionGate polls every admin until ctx ends and returns the first
 // violation seen: an admin that stopped at a command it does not know, or
-// (gate) a state holding the version-6 command while a member is
+// (gate) a state holding the version-7 command while a member is
 // advertised at a lower version.
 func (r *faultRun) watchVersionGate(ctx context.Context, gate bool) string {
 	for {
@@ -193,5 +193,5 @@ func describeVersions(from string, st *pb.StatusResponse) string {
 	for _, m := range st.Members {
 		vs = append(vs, fmt.Sprintf("%s=v%d", m.Id, m.MaxCommandVersion))
 	}
-	return fmt.Sprintf("%s's state holds the version-6 command (index %d) while members advertise %s", from, st.TestCommandIndex, strings.Join(vs, " "))
+	return fmt.Sprintf("%s's state holds the version-7 command (index %d) while members advertise %s", from, st.TestCommandIndex, strings.Join(vs, " "))
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/fsm"
 	"github.com/groundskeeper-dev/groundskeeper/fsm/fsmpb"
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
-	"github.com/hashicorp/go-hclog"
 )
 
 // detectLoop polls the master, retires reflected capacity changes, proposes
@@ -145,20 +144,27 @@ func (s *Scheduler) detectOnce(ctx context.Context) {
 // back before the repair was assigned.
 func (s *Scheduler) cancelWholeAgain(ctx context.Context, topo *seaweed.Topology) {
 	var ids []uint64
+	attempts := map[uint64]uint32{}
 	s.state.Read(func(st *fsm.State) {
-		ids = WholeAgain(st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}}), topo)
+		pending := st.Tasks(fsm.TaskFilter{States: []fsmpb.TaskState{fsmpb.TaskState_TASK_STATE_PENDING}})
+		ids = WholeAgain(pending, topo)
+		for _, t := range pending {
+			attempts[t.Id] = t.Attempt
+		}
 	})
 	for _, id := range ids {
 		// Only while still pending: an attempt assigned since the read
 		// above runs (its volume stays reserved); remove_extra deals with
 		// the copy it adds.
-		if _, err := s.propose(ctx, fsm.CancelPendingCmd(id, "the volume has all its copies again (its server came back): no repair needed")); err != nil {
-			if isRefusal(err) {
-				level := hclog.Info
-				if errors.Is(err, fsm.ErrVersionNotAgreed) {
-					level = hclog.Debug
-				}
-				s.log.Log(level, "repair no longer needed, but not cancelled", "task", id, "reason", err)
+		if _, err := s.propose(ctx, fsm.CancelPendingCmd(id, attempts[id], "the volume has all its copies again (its server came back): no repair needed")); err != nil {
+			switch {
+			case errors.Is(err, fsm.ErrVersionNotAgreed):
+				// An admin of an older build is a member: every round
+				// would say so.
+				s.log.Debug("repair no longer needed, but not cancelled", "task", id, "reason", err)
+				continue
+			case isRefusal(err):
+				s.log.Info("repair no longer needed, but not cancelled", "task", id, "reason", err)
 				continue
 			}
 			s.log.Warn("cancel a repair no longer needed", "task", id, "error", err)
@@ -206,6 +212,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 	s.mu.Unlock()
 	var busyVols, repairBusy, extraBusy map[uint32]bool
 	var preemptible map[uint32]uint64
+	attempts := map[uint64]uint32{} // task id -> its attempt, as read
 	var moves []ActiveMove
 	var ecMoves []ECMove
 	var policy *fsmpb.Policy
@@ -219,6 +226,11 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 		ecMoves = ActiveECMoves(tasks)
 		hold := RepairFailureHold(s.cfg.FailureCooldown, PolicyThresholds(policy, s.cfg.Thresholds).RepairAfter)
 		repairBusy, preemptible = repairHolds(tasks, st.CapacityChanges(), now, hold, s.cfg.FailureCooldown)
+		for _, id := range preemptible {
+			if t, ok := st.Task(id); ok {
+				attempts[id] = t.Attempt
+			}
+		}
 		extraBusy = extrasBusy(tasks, st.CapacityChanges(), now, s.cfg.FailureCooldown)
 	})
 	// The policy (policy.go): nothing while paused, no disabled type,
@@ -261,7 +273,7 @@ func (s *Scheduler) detect(ctx context.Context, topo *seaweed.Topology) {
 			// nothing.
 			// Only while still pending: one assigned since repairHolds read
 			// it runs to its end, and the repair waits for it.
-			if _, cerr := s.propose(ctx, fsm.CancelPendingCmd(id, fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); cerr != nil {
+			if _, cerr := s.propose(ctx, fsm.CancelPendingCmd(id, attempts[id], fmt.Sprintf("its volume %d lost a copy (%s): the repair goes first", p.VolumeID, p.Reason))); cerr != nil {
 				switch {
 				case errors.Is(cerr, fsm.ErrVersionNotAgreed):
 					// An admin of an older build is a member: every round

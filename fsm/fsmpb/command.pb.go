@@ -1019,13 +1019,14 @@ type CancelTask struct {
 	// report is refused (ERROR_CODE_NOT_OWNER) unless the attempt it names
 	// is assigned to that worker. Ignored by a version-1 or -2 command.
 	WorkerId string `protobuf:"bytes,4,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
-	// Command version 6: cancel the task only while it is pending (the
-	// leader's own decision that a task not yet handed out is no longer
-	// wanted); an assigned or running task is left as it is and the command
-	// is refused. A command that sets it needs version 6.
-	OnlyPending   bool `protobuf:"varint,5,opt,name=only_pending,json=onlyPending,proto3" json:"only_pending,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// Command version 6: cancel the task only while it is pending in this
+	// attempt, the one the leader read (the leader's own decision that a
+	// task not yet handed out is no longer wanted); a task assigned, running
+	// or in another attempt since is left as it is and the command is
+	// refused. 0: unset. A command that sets it needs version 6.
+	PendingAttempt uint32 `protobuf:"varint,5,opt,name=pending_attempt,json=pendingAttempt,proto3" json:"pending_attempt,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CancelTask) Reset() {
@@ -1086,11 +1087,11 @@ func (x *CancelTask) GetWorkerId() string {
 	return ""
 }
 
-func (x *CancelTask) GetOnlyPending() bool {
+func (x *CancelTask) GetPendingAttempt() uint32 {
 	if x != nil {
-		return x.OnlyPending
+		return x.PendingAttempt
 	}
-	return false
+	return 0
 }
 
 // RequestCancel is an operator's cancel: a pending task is cancelled at once;
@@ -1725,14 +1726,14 @@ const file_groundskeeper_v1_command_proto_rawDesc = "" +
 	"\n" +
 	"not_before\x18\x04 \x01(\x03R\tnotBefore\x12$\n" +
 	"\x0ecount_as_retry\x18\x05 \x01(\bR\fcountAsRetry\x12\x1b\n" +
-	"\tworker_id\x18\x06 \x01(\tR\bworkerId\"\x93\x01\n" +
+	"\tworker_id\x18\x06 \x01(\tR\bworkerId\"\x99\x01\n" +
 	"\n" +
 	"CancelTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x14\n" +
 	"\x05fence\x18\x03 \x01(\x04R\x05fence\x12\x1b\n" +
-	"\tworker_id\x18\x04 \x01(\tR\bworkerId\x12!\n" +
-	"\fonly_pending\x18\x05 \x01(\bR\vonlyPending\"@\n" +
+	"\tworker_id\x18\x04 \x01(\tR\bworkerId\x12'\n" +
+	"\x0fpending_attempt\x18\x05 \x01(\rR\x0ependingAttempt\"@\n" +
 	"\rRequestCancel\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\"2\n" +
