@@ -415,7 +415,7 @@ func TestErasureCodingExecutor(t *testing.T) {
 			c.vc.VolumeMarkReadonly(ctx, src, vid, false),
 			c.vc.VolumeEcShardsGenerate(ctx, src, vid, collection),
 			c.vc.VolumeEcShardsMount(ctx, src, vid, collection, seaweed.AllEcShards()),
-			c.vc.VolumeEcShardsCopy(ctx, other, vid, collection, []uint32{1, 6}, src),
+			c.vc.VolumeEcShardsCopy(ctx, other, vid, collection, []uint32{1, 6}, src, 0),
 			c.vc.VolumeEcShardsMount(ctx, other, vid, collection, []uint32{1, 6}),
 		}
 		if err := errors.Join(steps...); err != nil {

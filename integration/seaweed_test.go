@@ -243,6 +243,9 @@ type weedCluster struct {
 type weedOptions struct {
 	cwd  string
 	dial []grpc.DialOption
+	// specs, if set, places the volume servers (startWeedClusterWith's n
+	// is then len(specs)).
+	specs []volumeSpec
 }
 
 // startWeedCluster starts a master and n volume servers and waits until the
@@ -265,8 +268,15 @@ func startWeedClusterWith(t *testing.T, n int, opts weedOptions) *weedCluster {
 	}
 	c.master = startWeedIn(t, bin, "master", filepath.Join(dir, "master.log"), opts.cwd, "master",
 		"-ip=127.0.0.1", fmt.Sprintf("-port=%d", mp), "-mdir="+mdir, "-volumeSizeLimitMB=8", "-peers=none")
+	if opts.specs != nil {
+		n = len(opts.specs)
+	}
 	for i := 0; i < n; i++ {
-		c.startVolume(t, bin, dir, volumeSpec{})
+		var spec volumeSpec
+		if opts.specs != nil {
+			spec = opts.specs[i]
+		}
+		c.startVolume(t, bin, dir, spec)
 	}
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", mp+10000), append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts.dial...)...)
 	if err != nil {
@@ -305,10 +315,14 @@ func startWeedClusterWith(t *testing.T, n int, opts weedOptions) *weedCluster {
 // ("": 127.0.0.1; SeaweedFS treats servers sharing a host as one machine,
 // so servers meant as separate machines need IPs of their own, and Linux
 // routes all of 127.0.0.0/8 to lo), data centre, rack, disk type and
-// volume slots ("": SeaweedFS's defaults, 0: 10 slots).
+// volume slots ("": SeaweedFS's defaults, 0: 10 slots). Disks, if set,
+// gives the server one data directory per entry, of that disk type, in
+// that order (location i is disk id i), each with Max slots; Disk is then
+// unused.
 type volumeSpec struct {
 	IP, DC, Rack, Disk string
 	Max                int
+	Disks              []string
 }
 
 // masterFlag is the -master (and --master) value naming the cluster's
@@ -333,7 +347,20 @@ func (c *weedCluster) startVolume(t *testing.T, bin, dir string, spec volumeSpec
 	if err := os.MkdirAll(vdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"volume", "-ip=" + ip, fmt.Sprintf("-port=%d", p), "-dir=" + vdir, fmt.Sprintf("-max=%d", cmp.Or(spec.Max, 10)),
+	dirs, maxes := vdir, fmt.Sprint(cmp.Or(spec.Max, 10))
+	if len(spec.Disks) > 0 {
+		var ds, ms []string
+		for j := range spec.Disks {
+			d := filepath.Join(vdir, fmt.Sprintf("disk%d", j))
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ds, ms = append(ds, d), append(ms, fmt.Sprint(cmp.Or(spec.Max, 10)))
+		}
+		dirs, maxes = strings.Join(ds, ","), strings.Join(ms, ",")
+		spec.Disk = strings.Join(spec.Disks, ",")
+	}
+	args := []string{"volume", "-ip=" + ip, fmt.Sprintf("-port=%d", p), "-dir=" + dirs, "-max=" + maxes,
 		"-master=" + c.masterFlag(), "-preStopSeconds=0", "-volume.allowUntrustedRemoteEndpoints"}
 	if spec.DC != "" {
 		args = append(args, "-dataCenter="+spec.DC)

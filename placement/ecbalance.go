@@ -114,7 +114,7 @@ func (k *ECKeys) candidates(topo *seaweed.Topology, typ string, held map[string]
 	c, ok := k.byType[typ]
 	if !ok {
 		c = &ecCandidates{ids: map[string]bool{}}
-		c.servers, c.cap = k.evenShares(topo, func(s *seaweed.Server) bool { return Disk(s, typ) != nil })
+		c.servers, c.cap = k.evenShares(topo, func(s *seaweed.Server) bool { return ShardTargetable(s, typ, false) })
 		for _, s := range c.servers {
 			c.ids[s.ID] = true
 		}
@@ -124,7 +124,7 @@ func (k *ECKeys) candidates(topo *seaweed.Topology, typ string, held map[string]
 		if !c.ids[id] {
 			// A holder without a disk of the type (rare): this volume's
 			// own list.
-			return k.evenShares(topo, func(s *seaweed.Server) bool { return held[s.ID] || Disk(s, typ) != nil })
+			return k.evenShares(topo, func(s *seaweed.Server) bool { return held[s.ID] || ShardTargetable(s, typ, false) })
 		}
 	}
 	return c.servers, c.cap
@@ -417,6 +417,9 @@ func PlanECShardMove(task *fsmpb.Task, topo *seaweed.Topology) (src, dst *seawee
 	}
 	if Disk(dst, e.DiskType) == nil {
 		return nil, nil, 0, Errorf("EC volume %d: target %s has no %s disk, the volume's disk type", task.VolumeId, dst.ID, DiskTypeName(e.DiskType))
+	}
+	if !ShardTargetable(dst, e.DiskType, HoldsShards(e, dst.ID)) {
+		return nil, nil, 0, Errorf("EC volume %d: target %s's only %s disk is its first data directory (disk 0), which a shard copy cannot name, and left to choose the server would put the shard on a disk of another type", task.VolumeId, dst.ID, DiskTypeName(e.DiskType))
 	}
 	if before, after := l.Spread(), l.After(src, dst); !after.Keeps(before) {
 		return nil, nil, 0, Errorf("EC volume %d: moving shard %d from %s to %s would make its spread worse (%s, now %s): proposing another move from the current layout", task.VolumeId, shard, src.ID, dst.ID, after, before)

@@ -52,10 +52,11 @@ func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlace
 	typ := v.DiskType
 	var servers []*seaweed.Server
 	var cands []ShardCandidate
+	ev := topo.EcVolumes[v.ID] // shards an earlier attempt left
 	for _, s := range topo.Servers {
 		isSource := s.ID == source.ID
 		free := FreeSlotsOf(s, typ)
-		if !isSource && free <= 0 {
+		if !isSource && (free <= 0 || !ShardTargetable(s, typ, HoldsShards(ev, s.ID))) {
 			continue
 		}
 		servers = append(servers, s)

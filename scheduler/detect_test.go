@@ -506,7 +506,7 @@ func TestDetectDoesNotMutateTopology(t *testing.T) {
 	ref := build(100, mixed()...)
 	for i, s := range topo.Servers {
 		for typ, d := range s.Disks {
-			if *d != *ref.Servers[i].Disks[typ] {
+			if !reflect.DeepEqual(*d, *ref.Servers[i].Disks[typ]) {
 				t.Errorf("server %s disk %q = %+v after Detect, want %+v", s.ID, typ, *d, *ref.Servers[i].Disks[typ])
 			}
 		}

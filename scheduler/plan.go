@@ -267,6 +267,42 @@ func planSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thre
 // create data on each server (by server id), which a replicate's target
 // takes into account (placement.PlanReplicateLoaded).
 func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history, refilling bool, load map[string]int) (*pb.TaskSpec, error) {
+	spec, err := planTypeSpec(task, topo, asked, th, history, refilling, load)
+	if err == nil && spec != nil {
+		fillShardDisks(spec, topo)
+	}
+	return spec, err
+}
+
+// fillShardDisks names, for an EC spec, the disk of the volume's disk type
+// each server a shard copy goes to (its shard targets, its rebuilder)
+// takes the copy on (placement.ShardDisk): left to choose, a server with
+// disks of two types puts an ssd volume's shard on its hdd. A server that
+// holds shards of the volume already is left to choose (the disk beside
+// them), as is one whose disk of the type cannot be named.
+func fillShardDisks(spec *pb.TaskSpec, topo *seaweed.Topology) {
+	typ := spec.GetDiskType()
+	e := topo.EcVolumes[spec.GetTask().GetVolumeId()]
+	servers := []string{spec.GetRebuilder()}
+	for _, st := range spec.GetShardTargets() {
+		servers = append(servers, st.GetServer())
+	}
+	for _, addr := range servers {
+		s, ok := topo.FindServer(addr)
+		if addr == "" || !ok || placement.HoldsShards(e, s.ID) {
+			continue
+		}
+		if id, ok := placement.ShardDisk(s, typ); ok && id != 0 {
+			if spec.ShardDisks == nil {
+				spec.ShardDisks = map[string]uint32{}
+			}
+			spec.ShardDisks[addr] = id
+		}
+	}
+}
+
+// planTypeSpec is planSpecLoaded before the shard disks are named.
+func planTypeSpec(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, th Thresholds, history, refilling bool, load map[string]int) (*pb.TaskSpec, error) {
 	if err := earlierMoveAbsent(task, topo); err != nil {
 		return nil, err
 	}

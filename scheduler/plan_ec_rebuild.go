@@ -74,7 +74,7 @@ func planEcRebuild(task *fsmpb.Task, topo *seaweed.Topology, spec *pb.TaskSpec, 
 	// 10 shards.
 	var rebuilder *seaweed.Server
 	for _, s := range topo.Servers {
-		if placement.Disk(s, typ) == nil {
+		if placement.Disk(s, typ) == nil || !placement.ShardTargetable(s, typ, placement.HoldsShards(e, s.ID)) {
 			continue
 		}
 		if placement.FreeSlotsOf(s, typ) < slotsFor(placement.TotalShards-count[s.ID]) {
@@ -135,7 +135,7 @@ func placeMissingShards(topo *seaweed.Topology, typ string, rebuilder *seaweed.S
 			rack[l.DC+"\x00"+l.Rack] += n
 			host[hostKey(l)] += n
 		}
-		if placement.Disk(s, typ) == nil {
+		if placement.Disk(s, typ) == nil || !placement.ShardTargetable(s, typ, count[s.ID] > 0 || s.ID == rebuilder.ID) {
 			continue
 		}
 		if s.ID != rebuilder.ID && placement.FreeSlotsOf(s, typ) <= 0 {

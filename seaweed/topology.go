@@ -1,6 +1,7 @@
 package seaweed
 
 import (
+	"math/bits"
 	"sort"
 
 	"github.com/seaweedfs/seaweedfs/weed/pb/master_pb"
@@ -36,6 +37,21 @@ type Disk struct {
 	FreeSlots   int64
 	// EcShards counts shards held; SeaweedFS charges one slot per 10 shards.
 	EcShards int
+	// Physical is the type's physical disks (the volume server's -dir
+	// locations, by disk id, the location's index), as the master lists
+	// them (max_volume_count_by_disk), in disk id order; nil when it does
+	// not (an older SeaweedFS).
+	Physical []PhysicalDisk
+}
+
+// PhysicalDisk is one of a server's disk locations of a disk type.
+type PhysicalDisk struct {
+	// ID is the location's index on its server: the disk_id SeaweedFS's
+	// RPCs take, where 0 also means "not given".
+	ID         uint32
+	MaxVolumes int64
+	Volumes    int64
+	EcShards   int
 }
 
 // Replica is one copy of a volume: the few fields of the master's
@@ -163,7 +179,7 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 				sort.Strings(types)
 				for _, typ := range types {
 					di := dn.GetDiskInfos()[typ]
-					d := &Disk{Type: typ, MaxVolumes: di.GetMaxVolumeCount(), VolumeCount: di.GetVolumeCount(), FreeSlots: di.GetFreeVolumeCount()}
+					d := &Disk{Type: typ, MaxVolumes: di.GetMaxVolumeCount(), VolumeCount: di.GetVolumeCount(), FreeSlots: di.GetFreeVolumeCount(), Physical: physicalDisks(di)}
 					s.Disks[typ] = d
 					for _, vi := range di.GetVolumeInfos() {
 						b.merge(vi)
@@ -241,6 +257,39 @@ func FromVolumeList(resp *master_pb.VolumeListResponse) *Topology {
 		sort.Slice(v.Replicas, func(i, j int) bool { return v.Replicas[i].Server.ID < v.Replicas[j].Server.ID })
 	}
 	return t
+}
+
+// physicalDisks is a disk type's physical disks as the master lists them,
+// with the volumes and EC shards each holds (nil when the master sends no
+// max_volume_count_by_disk).
+func physicalDisks(di *master_pb.DiskInfo) []PhysicalDisk {
+	byID := di.GetMaxVolumeCountByDisk()
+	if len(byID) == 0 {
+		return nil
+	}
+	out := make([]PhysicalDisk, 0, len(byID))
+	for id, m := range byID {
+		out = append(out, PhysicalDisk{ID: id, MaxVolumes: m})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	at := func(id uint32) *PhysicalDisk {
+		i := sort.Search(len(out), func(i int) bool { return out[i].ID >= id })
+		if i < len(out) && out[i].ID == id {
+			return &out[i]
+		}
+		return nil
+	}
+	for _, vi := range di.GetVolumeInfos() {
+		if p := at(vi.GetDiskId()); p != nil {
+			p.Volumes++
+		}
+	}
+	for _, ec := range di.GetEcShardInfos() {
+		if p := at(ec.GetDiskId()); p != nil {
+			p.EcShards += bits.OnesCount32(ec.GetEcIndexBits())
+		}
+	}
+	return out
 }
 
 // builder holds what FromVolumeList shares between volumes.

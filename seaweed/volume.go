@@ -388,15 +388,17 @@ func (c *VolumeClient) VolumeEcShardsUnmount(ctx context.Context, server string,
 }
 
 // VolumeEcShardsCopy makes target pull the given shards, with .ecx, .ecj,
-// .vif and .ecsum, from source's disk. It does not mount them.
-func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string) error {
+// .vif and .ecsum, from source's disk, onto target's disk diskID (its
+// location index; 0: the server picks, the disk holding the volume's
+// shards or index if any, else an hdd disk). It does not mount them.
+func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string, diskID uint32) error {
 	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return err
 	}
 	if _, err := cl.VolumeEcShardsCopy(ctx, &volume_server_pb.VolumeEcShardsCopyRequest{
 		VolumeId: vid, Collection: collection, ShardIds: shards, SourceDataNode: src,
-		CopyEcxFile: true, CopyEcjFile: true, CopyVifFile: true, CopyEcsumFile: true,
+		CopyEcxFile: true, CopyEcjFile: true, CopyVifFile: true, CopyEcsumFile: true, DiskId: diskID,
 	}); err != nil {
 		return fmt.Errorf("copy EC shards %v of volume %d from %s to %s: %w", shards, vid, source, target, err)
 	}
@@ -406,16 +408,16 @@ func (c *VolumeClient) VolumeEcShardsCopy(ctx context.Context, target string, vi
 // VolumeEcShardsGather makes target pull the given shards from source's
 // disk for a rebuild, as `weed shell ec.rebuild` does: always the .ecj,
 // and the .ecx, .vif and .ecsum only with withIndex (a target already
-// holding shards of the volume keeps its own index). It does not mount
-// them.
-func (c *VolumeClient) VolumeEcShardsGather(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string, withIndex bool) error {
+// holding shards of the volume keeps its own index), onto target's disk
+// diskID as VolumeEcShardsCopy. It does not mount them.
+func (c *VolumeClient) VolumeEcShardsGather(ctx context.Context, target string, vid uint32, collection string, shards []uint32, source string, withIndex bool, diskID uint32) error {
 	cl, src, err := c.pullClient(target, source)
 	if err != nil {
 		return err
 	}
 	if _, err := cl.VolumeEcShardsCopy(ctx, &volume_server_pb.VolumeEcShardsCopyRequest{
 		VolumeId: vid, Collection: collection, ShardIds: shards, SourceDataNode: src,
-		CopyEcxFile: withIndex, CopyEcjFile: true, CopyVifFile: withIndex, CopyEcsumFile: withIndex,
+		CopyEcxFile: withIndex, CopyEcjFile: true, CopyVifFile: withIndex, CopyEcsumFile: withIndex, DiskId: diskID,
 	}); err != nil {
 		return fmt.Errorf("copy EC shards %v of volume %d from %s to %s: %w", shards, vid, source, target, err)
 	}

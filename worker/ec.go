@@ -51,6 +51,8 @@ type ecPlan struct {
 	servers []string
 	// copies is how many copies the volume's replica placement asks for.
 	copies int
+	// disks: shard target -> the disk a copy to it names (spec.shard_disks).
+	disks map[string]uint32
 }
 
 func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
@@ -65,7 +67,7 @@ func planEc(spec *pb.TaskSpec) (*ecPlan, error) {
 	if len(replicas) == 0 && !finish {
 		return nil, permanent("the spec names no replica of volume %d", vid)
 	}
-	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}, copies: placementCopies(spec.GetReplicaPlacement())}
+	pl := &ecPlan{vid: vid, collection: collection, replicas: replicas, placement: map[uint32]string{}, copies: placementCopies(spec.GetReplicaPlacement()), disks: spec.GetShardDisks()}
 	for _, st := range spec.GetShardTargets() {
 		if st.GetShardId() >= seaweed.EcTotalShards {
 			return nil, permanent("shard target for shard %d: only shards 0..%d exist", st.GetShardId(), seaweed.EcTotalShards-1)
@@ -673,7 +675,7 @@ func (a *ecAttempt) sameIndexes(ctx context.Context) error {
 // move copies shards from the source to target, mounts them there, checks
 // them, and only then removes them from the source.
 func (a *ecAttempt) move(ctx context.Context, target string, shards []uint32) error {
-	return moveShards(ctx, a.c, a.vid, a.collection, a.source, target, shards, func(err error) { a.touch(target, err) })
+	return moveShards(ctx, a.c, a.vid, a.collection, a.source, target, a.disks[target], shards, func(err error) { a.touch(target, err) })
 }
 
 // moveShards copies shards of a volume from source to target (with the
@@ -681,9 +683,10 @@ func (a *ecAttempt) move(ctx context.Context, target string, shards []uint32) er
 // mounted, and only then unmounts and deletes them at the source: a shard
 // is never deleted before its copy is mounted. copied (may be nil) is told
 // the copy's outcome, before anything else, so that a caller records the
-// target as touched even when the copy failed half-way.
-func moveShards(ctx context.Context, c *seaweed.VolumeClient, vid uint32, collection, source, target string, shards []uint32, copied func(error)) error {
-	err := c.VolumeEcShardsCopy(ctx, target, vid, collection, shards, source)
+// target as touched even when the copy failed half-way. disk is the
+// target's disk the copy names (0: the server picks).
+func moveShards(ctx context.Context, c *seaweed.VolumeClient, vid uint32, collection, source, target string, disk uint32, shards []uint32, copied func(error)) error {
+	err := c.VolumeEcShardsCopy(ctx, target, vid, collection, shards, source, disk)
 	if copied != nil {
 		copied(err)
 	}

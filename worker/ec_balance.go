@@ -39,6 +39,8 @@ type ecBalancePlan struct {
 	collection     string
 	shard          uint32
 	source, target string
+	// disk: the target's disk a copy to it names (spec.shard_disks).
+	disk uint32
 }
 
 func planECBalance(spec *pb.TaskSpec) (*ecBalancePlan, error) {
@@ -61,7 +63,7 @@ func planECBalance(spec *pb.TaskSpec) (*ecBalancePlan, error) {
 	if sameServer(spec.GetSource(), spec.GetTarget()) {
 		return nil, permanent("source and target are the same server %s", spec.GetSource())
 	}
-	return &ecBalancePlan{vid: vid, collection: collection, shard: st.GetShardId(), source: spec.GetSource(), target: spec.GetTarget()}, nil
+	return &ecBalancePlan{vid: vid, collection: collection, shard: st.GetShardId(), source: spec.GetSource(), target: spec.GetTarget(), disk: spec.GetShardDisks()[spec.GetTarget()]}, nil
 }
 
 // mounted asks server which shards of the volume it has mounted, and
@@ -145,7 +147,13 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 		// ec.rebuild gathers.
 		withIndex := len(onTarget) == 0
 		copied = true
-		if err := e.c.VolumeEcShardsGather(ctx, pl.target, pl.vid, pl.collection, []uint32{pl.shard}, pl.source, withIndex); err != nil {
+		// The disk the plan names only on a target holding no shard of the
+		// volume: one that does keeps the copy beside its own.
+		var disk uint32
+		if withIndex {
+			disk = pl.disk
+		}
+		if err := e.c.VolumeEcShardsGather(ctx, pl.target, pl.vid, pl.collection, []uint32{pl.shard}, pl.source, withIndex, disk); err != nil {
 			return fail(StepECBalanceCopy, err)
 		}
 		p.begin(StepECBalanceMount, 60)

@@ -36,7 +36,7 @@ func skewShards(t *testing.T, e *simEnv, vid uint32, keep int) {
 			to := e.addr(next % keep)
 			next++
 			from := e.addr(i)
-			if err := e.vc.VolumeEcShardsCopy(ctx, to, vid, "", []uint32{id}, from); err != nil {
+			if err := e.vc.VolumeEcShardsCopy(ctx, to, vid, "", []uint32{id}, from, 0); err != nil {
 				t.Fatal(err)
 			}
 			if err := e.vc.VolumeEcShardsMount(ctx, to, vid, "", []uint32{id}); err != nil {
@@ -192,7 +192,7 @@ func TestECBalanceInterruptedSim(t *testing.T) {
 	exec := worker.NewECBalanceExecutor(e.vc)
 	copyMount := func() {
 		t.Helper()
-		if err := e.vc.VolumeEcShardsCopy(ctx, spec.Target, vid, "", []uint32{shard}, spec.Source); err != nil {
+		if err := e.vc.VolumeEcShardsCopy(ctx, spec.Target, vid, "", []uint32{shard}, spec.Source, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.vc.VolumeEcShardsMount(ctx, spec.Target, vid, "", []uint32{shard}); err != nil {
@@ -283,7 +283,7 @@ func TestECBalanceCopyCutShortSim(t *testing.T) {
 		t.Fatalf("the source mounts only shard %d: %v", shard, onSource)
 	}
 	for _, err := range []error{
-		e.vc.VolumeEcShardsCopy(ctx, spec.Target, vid, "", []uint32{other}, spec.Source),
+		e.vc.VolumeEcShardsCopy(ctx, spec.Target, vid, "", []uint32{other}, spec.Source, 0),
 		e.vc.VolumeEcShardsMount(ctx, spec.Target, vid, "", []uint32{other}),
 		e.vc.VolumeEcShardsUnmount(ctx, spec.Source, vid, []uint32{other}),
 		e.vc.VolumeEcShardsDelete(ctx, spec.Source, vid, "", []uint32{other}),

@@ -53,6 +53,8 @@ type rebuildPlan struct {
 	// servers: every server involved (rebuilder, holders, targets, the
 	// master's shard holders), once.
 	servers []string
+	// disks: server -> the disk a copy to it names (spec.shard_disks).
+	disks map[string]uint32
 }
 
 func planRebuild(spec *pb.TaskSpec) (*rebuildPlan, error) {
@@ -60,7 +62,7 @@ func planRebuild(spec *pb.TaskSpec) (*rebuildPlan, error) {
 	if _, err := seaweed.ParseAddress(spec.GetRebuilder()); err != nil {
 		return nil, permanent("rebuilder: %v", err)
 	}
-	pl := &rebuildPlan{vid: vid, collection: collection, rebuilder: spec.GetRebuilder(), holders: map[uint32][]string{}, targets: map[uint32]string{}}
+	pl := &rebuildPlan{vid: vid, collection: collection, rebuilder: spec.GetRebuilder(), holders: map[uint32][]string{}, targets: map[uint32]string{}, disks: spec.GetShardDisks()}
 	all := []string{pl.rebuilder}
 	for _, ps := range spec.GetPresentShards() {
 		if ps.GetShardId() >= seaweed.EcTotalShards {
@@ -181,6 +183,12 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	// shard whose file it lacks).
 	p.begin(StepRebuildGather, 5)
 	withIndex := len(onRebuilder) == 0
+	// The disk the plan names only on a rebuilder holding no shard of the
+	// volume: one that does keeps the gathered shards beside its own.
+	var disk uint32
+	if withIndex {
+		disk = pl.disks[pl.rebuilder]
+	}
 	need := slices.Sorted(maps.Keys(sources))
 	for i, id := range need {
 		if err := ctx.Err(); err != nil {
@@ -192,7 +200,7 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 			if !slices.Contains(a.gathered, id) {
 				a.gathered = append(a.gathered, id)
 			}
-			err := e.c.VolumeEcShardsGather(ctx, pl.rebuilder, pl.vid, pl.collection, []uint32{id}, src, withIndex)
+			err := e.c.VolumeEcShardsGather(ctx, pl.rebuilder, pl.vid, pl.collection, []uint32{id}, src, withIndex, disk)
 			if err == nil {
 				ok = true
 				break
@@ -259,7 +267,7 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 			return fail(StepRebuildSpread, err)
 		}
 		a.placed[t] = moves[t]
-		err := moveShards(ctx, e.c, pl.vid, pl.collection, pl.rebuilder, t, moves[t], nil)
+		err := moveShards(ctx, e.c, pl.vid, pl.collection, pl.rebuilder, t, pl.disks[t], moves[t], nil)
 		if err != nil {
 			return fail(StepRebuildSpread, err)
 		}

@@ -152,7 +152,7 @@ func TestECRebuildRestartRollbackKeepsSpreadShardsSim(t *testing.T) {
 			continue
 		}
 		held[ps.ShardId] = true
-		if err := e.vc.VolumeEcShardsGather(ctx, spec.Rebuilder, vid, "", []uint32{ps.ShardId}, ps.Server, first); err != nil {
+		if err := e.vc.VolumeEcShardsGather(ctx, spec.Rebuilder, vid, "", []uint32{ps.ShardId}, ps.Server, first, 0); err != nil {
 			t.Fatal(err)
 		}
 		first = false
@@ -169,7 +169,7 @@ func TestECRebuildRestartRollbackKeepsSpreadShardsSim(t *testing.T) {
 			continue
 		}
 		ids := []uint32{st.ShardId}
-		if err := e.vc.VolumeEcShardsCopy(ctx, st.Server, vid, "", ids, spec.Rebuilder); err != nil {
+		if err := e.vc.VolumeEcShardsCopy(ctx, st.Server, vid, "", ids, spec.Rebuilder, 0); err != nil {
 			t.Fatal(err)
 		}
 		if err := e.vc.VolumeEcShardsMount(ctx, st.Server, vid, "", ids); err != nil {

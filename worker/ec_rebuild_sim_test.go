@@ -224,7 +224,7 @@ func TestECRebuildInterruptedRollbackSim(t *testing.T) {
 			continue
 		}
 		held[ps.ShardId] = true
-		if err := e.vc.VolumeEcShardsGather(ctx, spec.Rebuilder, vid, "", []uint32{ps.ShardId}, ps.Server, first); err != nil {
+		if err := e.vc.VolumeEcShardsGather(ctx, spec.Rebuilder, vid, "", []uint32{ps.ShardId}, ps.Server, first, 0); err != nil {
 			t.Fatal(err)
 		}
 		first = false
@@ -357,7 +357,7 @@ func TestECRebuildOverStaleFilesSim(t *testing.T) {
 	st, _ := doomed.EcShards(vid)
 	for _, s := range e.c.Servers() {
 		if s != doomed {
-			if err := e.vc.VolumeEcShardsCopy(ctx, s.Address().String(), vid, "", st.Mounted, doomed.Address().String()); err != nil {
+			if err := e.vc.VolumeEcShardsCopy(ctx, s.Address().String(), vid, "", st.Mounted, doomed.Address().String(), 0); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -132,7 +132,7 @@ func abandonedAfterCopy(ctx context.Context, t *testing.T, e *simEnv) (vid uint3
 	if err := errors.Join(
 		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
 		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
-		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
+		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src, 0),
 	); err != nil {
 		t.Fatalf("abandoned attempt: %v", err)
 	}

@@ -161,7 +161,7 @@ func TestECRetrySweepsAbandonedShardsElsewhere(t *testing.T) {
 		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
 		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
 		e.vc.VolumeEcShardsMount(ctx, src, vid, "", seaweed.AllEcShards()),
-		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
+		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src, 0),
 		e.vc.VolumeEcShardsMount(ctx, other, vid, "", moved),
 		// Killed before unmounting them at the source: the generation is
 		// not complete as placed (two shards are listed twice), so the

@@ -313,7 +313,7 @@ func TestECSweepKeepsLeftoversThatTookADelete(t *testing.T) {
 		e.vc.VolumeMarkReadonly(ctx, src, vid, false),
 		e.vc.VolumeEcShardsGenerate(ctx, src, vid, ""),
 		e.vc.VolumeEcShardsMount(ctx, src, vid, "", seaweed.AllEcShards()),
-		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src),
+		e.vc.VolumeEcShardsCopy(ctx, other, vid, "", moved, src, 0),
 		e.vc.VolumeEcShardsMount(ctx, other, vid, "", moved),
 	); err != nil {
 		t.Fatalf("abandoned attempt: %v", err)

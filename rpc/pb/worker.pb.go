@@ -57,6 +57,13 @@ type TaskSpec struct {
 	// EC rebuild: every shard copy the master lists for the volume (a shard
 	// listed on two servers appears twice), same address form as replicas.
 	PresentShards []*fsmpb.ShardPlacement `protobuf:"bytes,17,rep,name=present_shards,json=presentShards,proto3" json:"present_shards,omitempty"`
+	// EC types: the disk (VolumeEcShardsCopyRequest.disk_id, the location's
+	// index) a copy of the volume's shards to a server, keyed by address as
+	// shard_targets and rebuilder are, is made on: a disk of the volume's
+	// disk type. Absent (or 0) for a server that holds shards of the volume
+	// already, or has one disk location of the type the server picks itself
+	// (placement.ShardDisk): the server then chooses, as before.
+	ShardDisks    map[string]uint32 `protobuf:"bytes,18,rep,name=shard_disks,json=shardDisks,proto3" json:"shard_disks,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,6 +192,13 @@ func (x *TaskSpec) GetRebuilder() string {
 func (x *TaskSpec) GetPresentShards() []*fsmpb.ShardPlacement {
 	if x != nil {
 		return x.PresentShards
+	}
+	return nil
+}
+
+func (x *TaskSpec) GetShardDisks() map[string]uint32 {
+	if x != nil {
+		return x.ShardDisks
 	}
 	return nil
 }
@@ -1460,7 +1474,7 @@ var File_groundskeeper_v1_worker_proto protoreflect.FileDescriptor
 
 const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\n" +
-	"\x1dgroundskeeper/v1/worker.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xb3\x04\n" +
+	"\x1dgroundskeeper/v1/worker.proto\x12\x10groundskeeper.v1\x1a\x1cgroundskeeper/v1/state.proto\"\xbf\x05\n" +
 	"\bTaskSpec\x12*\n" +
 	"\x04task\x18\x01 \x01(\v2\x16.groundskeeper.v1.TaskR\x04task\x12\x1a\n" +
 	"\breplicas\x18\x02 \x03(\tR\breplicas\x12\x16\n" +
@@ -1476,7 +1490,12 @@ const file_groundskeeper_v1_worker_proto_rawDesc = "" +
 	"\x0fearlier_servers\x18\v \x03(\tR\x0eearlierServers\x12(\n" +
 	"\x10ec_shard_holders\x18\f \x03(\tR\x0eecShardHolders\x12\x1c\n" +
 	"\trebuilder\x18\x10 \x01(\tR\trebuilder\x12G\n" +
-	"\x0epresent_shards\x18\x11 \x03(\v2 .groundskeeper.v1.ShardPlacementR\rpresentShards\"l\n" +
+	"\x0epresent_shards\x18\x11 \x03(\v2 .groundskeeper.v1.ShardPlacementR\rpresentShards\x12K\n" +
+	"\vshard_disks\x18\x12 \x03(\v2*.groundskeeper.v1.TaskSpec.ShardDisksEntryR\n" +
+	"shardDisks\x1a=\n" +
+	"\x0fShardDisksEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\"l\n" +
 	"\vRunningTask\x12\x17\n" +
 	"\atask_id\x18\x01 \x01(\x04R\x06taskId\x12\x14\n" +
 	"\x05fence\x18\x02 \x01(\x04R\x05fence\x12\x12\n" +
@@ -1580,7 +1599,7 @@ func file_groundskeeper_v1_worker_proto_rawDescGZIP() []byte {
 	return file_groundskeeper_v1_worker_proto_rawDescData
 }
 
-var file_groundskeeper_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_groundskeeper_v1_worker_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_groundskeeper_v1_worker_proto_goTypes = []any{
 	(*TaskSpec)(nil),             // 0: groundskeeper.v1.TaskSpec
 	(*RunningTask)(nil),          // 1: groundskeeper.v1.RunningTask
@@ -1600,43 +1619,45 @@ var file_groundskeeper_v1_worker_proto_goTypes = []any{
 	(*Cancel)(nil),               // 15: groundskeeper.v1.Cancel
 	(*Ack)(nil),                  // 16: groundskeeper.v1.Ack
 	(*JournalEntry)(nil),         // 17: groundskeeper.v1.JournalEntry
-	(*fsmpb.Task)(nil),           // 18: groundskeeper.v1.Task
-	(*fsmpb.ShardPlacement)(nil), // 19: groundskeeper.v1.ShardPlacement
-	(fsmpb.TaskType)(0),          // 20: groundskeeper.v1.TaskType
-	(*fsmpb.CapacityChange)(nil), // 21: groundskeeper.v1.CapacityChange
+	nil,                          // 18: groundskeeper.v1.TaskSpec.ShardDisksEntry
+	(*fsmpb.Task)(nil),           // 19: groundskeeper.v1.Task
+	(*fsmpb.ShardPlacement)(nil), // 20: groundskeeper.v1.ShardPlacement
+	(fsmpb.TaskType)(0),          // 21: groundskeeper.v1.TaskType
+	(*fsmpb.CapacityChange)(nil), // 22: groundskeeper.v1.CapacityChange
 }
 var file_groundskeeper_v1_worker_proto_depIdxs = []int32{
-	18, // 0: groundskeeper.v1.TaskSpec.task:type_name -> groundskeeper.v1.Task
-	19, // 1: groundskeeper.v1.TaskSpec.shard_targets:type_name -> groundskeeper.v1.ShardPlacement
-	19, // 2: groundskeeper.v1.TaskSpec.present_shards:type_name -> groundskeeper.v1.ShardPlacement
-	3,  // 3: groundskeeper.v1.WorkerMessage.hello:type_name -> groundskeeper.v1.Hello
-	4,  // 4: groundskeeper.v1.WorkerMessage.heartbeat:type_name -> groundskeeper.v1.Heartbeat
-	5,  // 5: groundskeeper.v1.WorkerMessage.started:type_name -> groundskeeper.v1.TaskStarted
-	6,  // 6: groundskeeper.v1.WorkerMessage.progress:type_name -> groundskeeper.v1.TaskProgress
-	7,  // 7: groundskeeper.v1.WorkerMessage.completed:type_name -> groundskeeper.v1.TaskCompleted
-	8,  // 8: groundskeeper.v1.WorkerMessage.failed:type_name -> groundskeeper.v1.TaskFailed
-	9,  // 9: groundskeeper.v1.WorkerMessage.released:type_name -> groundskeeper.v1.TaskReleased
-	20, // 10: groundskeeper.v1.Hello.capabilities:type_name -> groundskeeper.v1.TaskType
-	1,  // 11: groundskeeper.v1.Hello.running:type_name -> groundskeeper.v1.RunningTask
-	1,  // 12: groundskeeper.v1.Heartbeat.running:type_name -> groundskeeper.v1.RunningTask
-	21, // 13: groundskeeper.v1.TaskCompleted.change:type_name -> groundskeeper.v1.CapacityChange
-	12, // 14: groundskeeper.v1.AdminMessage.welcome:type_name -> groundskeeper.v1.Welcome
-	13, // 15: groundskeeper.v1.AdminMessage.redirect:type_name -> groundskeeper.v1.Redirect
-	14, // 16: groundskeeper.v1.AdminMessage.assign:type_name -> groundskeeper.v1.Assign
-	15, // 17: groundskeeper.v1.AdminMessage.cancel:type_name -> groundskeeper.v1.Cancel
-	16, // 18: groundskeeper.v1.AdminMessage.ack:type_name -> groundskeeper.v1.Ack
-	11, // 19: groundskeeper.v1.AdminMessage.heartbeat_ack:type_name -> groundskeeper.v1.HeartbeatAck
-	0,  // 20: groundskeeper.v1.Assign.spec:type_name -> groundskeeper.v1.TaskSpec
-	0,  // 21: groundskeeper.v1.JournalEntry.spec:type_name -> groundskeeper.v1.TaskSpec
-	7,  // 22: groundskeeper.v1.JournalEntry.completed:type_name -> groundskeeper.v1.TaskCompleted
-	8,  // 23: groundskeeper.v1.JournalEntry.failed:type_name -> groundskeeper.v1.TaskFailed
-	2,  // 24: groundskeeper.v1.WorkerService.Session:input_type -> groundskeeper.v1.WorkerMessage
-	10, // 25: groundskeeper.v1.WorkerService.Session:output_type -> groundskeeper.v1.AdminMessage
-	25, // [25:26] is the sub-list for method output_type
-	24, // [24:25] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	19, // 0: groundskeeper.v1.TaskSpec.task:type_name -> groundskeeper.v1.Task
+	20, // 1: groundskeeper.v1.TaskSpec.shard_targets:type_name -> groundskeeper.v1.ShardPlacement
+	20, // 2: groundskeeper.v1.TaskSpec.present_shards:type_name -> groundskeeper.v1.ShardPlacement
+	18, // 3: groundskeeper.v1.TaskSpec.shard_disks:type_name -> groundskeeper.v1.TaskSpec.ShardDisksEntry
+	3,  // 4: groundskeeper.v1.WorkerMessage.hello:type_name -> groundskeeper.v1.Hello
+	4,  // 5: groundskeeper.v1.WorkerMessage.heartbeat:type_name -> groundskeeper.v1.Heartbeat
+	5,  // 6: groundskeeper.v1.WorkerMessage.started:type_name -> groundskeeper.v1.TaskStarted
+	6,  // 7: groundskeeper.v1.WorkerMessage.progress:type_name -> groundskeeper.v1.TaskProgress
+	7,  // 8: groundskeeper.v1.WorkerMessage.completed:type_name -> groundskeeper.v1.TaskCompleted
+	8,  // 9: groundskeeper.v1.WorkerMessage.failed:type_name -> groundskeeper.v1.TaskFailed
+	9,  // 10: groundskeeper.v1.WorkerMessage.released:type_name -> groundskeeper.v1.TaskReleased
+	21, // 11: groundskeeper.v1.Hello.capabilities:type_name -> groundskeeper.v1.TaskType
+	1,  // 12: groundskeeper.v1.Hello.running:type_name -> groundskeeper.v1.RunningTask
+	1,  // 13: groundskeeper.v1.Heartbeat.running:type_name -> groundskeeper.v1.RunningTask
+	22, // 14: groundskeeper.v1.TaskCompleted.change:type_name -> groundskeeper.v1.CapacityChange
+	12, // 15: groundskeeper.v1.AdminMessage.welcome:type_name -> groundskeeper.v1.Welcome
+	13, // 16: groundskeeper.v1.AdminMessage.redirect:type_name -> groundskeeper.v1.Redirect
+	14, // 17: groundskeeper.v1.AdminMessage.assign:type_name -> groundskeeper.v1.Assign
+	15, // 18: groundskeeper.v1.AdminMessage.cancel:type_name -> groundskeeper.v1.Cancel
+	16, // 19: groundskeeper.v1.AdminMessage.ack:type_name -> groundskeeper.v1.Ack
+	11, // 20: groundskeeper.v1.AdminMessage.heartbeat_ack:type_name -> groundskeeper.v1.HeartbeatAck
+	0,  // 21: groundskeeper.v1.Assign.spec:type_name -> groundskeeper.v1.TaskSpec
+	0,  // 22: groundskeeper.v1.JournalEntry.spec:type_name -> groundskeeper.v1.TaskSpec
+	7,  // 23: groundskeeper.v1.JournalEntry.completed:type_name -> groundskeeper.v1.TaskCompleted
+	8,  // 24: groundskeeper.v1.JournalEntry.failed:type_name -> groundskeeper.v1.TaskFailed
+	2,  // 25: groundskeeper.v1.WorkerService.Session:input_type -> groundskeeper.v1.WorkerMessage
+	10, // 26: groundskeeper.v1.WorkerService.Session:output_type -> groundskeeper.v1.AdminMessage
+	26, // [26:27] is the sub-list for method output_type
+	25, // [25:26] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_groundskeeper_v1_worker_proto_init() }
@@ -1667,7 +1688,7 @@ func file_groundskeeper_v1_worker_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_groundskeeper_v1_worker_proto_rawDesc), len(file_groundskeeper_v1_worker_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
