@@ -149,8 +149,19 @@ func TestSystemDashboardAPI(t *testing.T) {
 			}
 		}
 		ByState map[string]int `json:"tasks_by_state"`
+		Policy  struct {
+			Paused     bool     `json:"paused"`
+			WindowOpen bool     `json:"window_open"`
+			Windows    []string `json:"windows"`
+		}
 	}
 	webDo(t, reader, "GET", leader+"/api/v1/overview", "").json(t, &ov)
+	if !ov.Policy.Paused || !ov.Policy.WindowOpen || ov.Policy.Windows != nil {
+		t.Errorf("overview policy = %+v; want paused, no windows (open)", ov.Policy)
+	}
+	if r := webDo(t, reader, "GET", leader+"/", ""); !strings.Contains(string(r.body), `id="policy-card"`) || !strings.Contains(string(r.body), "No maintenance windows") {
+		t.Errorf("the overview page shows no policy card saying there are no windows")
+	}
 	if ov.Status.Policy.UpdatedBy != "test-operator (operator)" {
 		t.Errorf("the pause is recorded as by %q; want the operator's certificate", ov.Status.Policy.UpdatedBy)
 	}

@@ -50,6 +50,8 @@ type Overview struct {
 	Counts  []TaskCount    `json:"task_counts"`
 	ByState map[string]int `json:"tasks_by_state"`
 	Tasks   int            `json:"tasks"`
+	// Policy is the status's policy in words, its windows read now.
+	Policy PolicyView `json:"policy"`
 }
 
 func (h *Handler) overview(ctx context.Context) (*Overview, error) {
@@ -57,7 +59,7 @@ func (h *Handler) overview(ctx context.Context) (*Overview, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &Overview{Status: PB[*pb.StatusResponse]{st}, ByState: map[string]int{}}
+	o := &Overview{Status: PB[*pb.StatusResponse]{st}, ByState: map[string]int{}, Policy: policyView(st.GetPolicy(), time.Now())}
 	if h.cfg.FSM != nil {
 		h.cfg.FSM.Read(func(s *fsm.State) {
 			s.CountByTypeAndState(func(typ fsmpb.TaskType, state fsmpb.TaskState, n int) {
