@@ -4,36 +4,34 @@ import "github.com/groundskeeper-dev/groundskeeper/seaweed"
 
 // ShardDisk is the disk a copy of EC shards of disk type t to server s,
 // which holds none of the volume's shards yet, names
-// (VolumeEcShardsCopyRequest.disk_id), and whether s can take such a copy
-// on a disk of that type at all.
+// (VolumeEcShardsCopyRequest.disk_id; 0: none), and whether s can take
+// such a copy on a disk of that type at all.
 //
-// SeaweedFS places a copy that names no disk (disk_id 0) on the disk that
-// already holds the volume's shards or index, else on any hdd disk, else
-// on any disk: on a server with disks of two types, an ssd volume's shard
-// would land on its hdd. A disk id names a location by its index, and
-// index 0 cannot be named (0 means "not given"). So: the server's disk of
-// type t with the most free slots among those it can name (an id above 0;
-// id 0 too when t is the hdd type, where the server's own choice is an hdd
-// disk, or when t is the server's only disk type); none (ok false) when
-// its only disks of type t are location 0 and it has disks of another type
-// the server would choose instead. A server with no disk of type t cannot
-// take the copy; a master that lists no physical disks (an older
+// SeaweedFS places a copy that names no disk on the disk that already
+// holds the volume's shards or index, else on any hdd disk, else on any
+// disk, and checks its room; a named disk gets neither check. So a disk is
+// named only where the server's own choice would be of the wrong type: a
+// type other than hdd on a server that also has disks of another type.
+// There the freest disk of the type with a free slot is named; location 0
+// cannot be (0 means "not given"), and a server whose only such disks are
+// location 0 or full cannot take the copy. A server with no disk of type t
+// cannot either; a master that lists no physical disks (an older
 // SeaweedFS) leaves the choice to the server, as before (0, true).
 //
 // A server that already holds shards of the volume needs no disk id: the
-// server's own choice is the disk beside them (FillShardDisks).
+// server's own choice is the disk beside them (fillShardDisks in the
+// scheduler).
 func ShardDisk(s *seaweed.Server, t string) (uint32, bool) {
 	d := Disk(s, t)
 	if d == nil {
 		return 0, false
 	}
-	if len(d.Physical) == 0 {
+	if len(d.Physical) == 0 || DiskTypeKey(t) == "" || diskTypes(s) == 1 {
 		return 0, true
 	}
-	zeroNameable := DiskTypeKey(t) == "" || len(s.Disks) == 1
 	best, found := seaweed.PhysicalDisk{}, false
 	for _, p := range d.Physical {
-		if p.ID == 0 && !zeroNameable {
+		if p.ID == 0 || physicalFree(p) <= 0 {
 			continue
 		}
 		if f, b := physicalFree(p), physicalFree(best); !found || f > b || f == b && p.ID < best.ID {
@@ -41,6 +39,16 @@ func ShardDisk(s *seaweed.Server, t string) (uint32, bool) {
 		}
 	}
 	return best.ID, found
+}
+
+// diskTypes is how many distinct disk types s has (a master could list
+// one type under two spellings).
+func diskTypes(s *seaweed.Server) int {
+	seen := map[string]bool{}
+	for name := range s.Disks {
+		seen[DiskTypeKey(name)] = true
+	}
+	return len(seen)
 }
 
 // physicalFree is a physical disk's free volume slots, EC shards charged

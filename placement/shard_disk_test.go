@@ -6,12 +6,12 @@ import (
 	"github.com/groundskeeper-dev/groundskeeper/seaweed"
 )
 
-// TestShardDisk: the disk a shard copy names is a disk of the volume's
-// type: the freest one that has an id above 0; location 0 only where the
-// server's own choice is a disk of that type anyway (the hdd type, or a
-// server of one disk type); a server whose only disk of the type is
-// location 0 beside a disk of another type cannot take the copy; a master
-// that lists no physical disks leaves the choice to the server.
+// TestShardDisk: a shard copy names a disk only where the server's own
+// choice would be of the wrong type (a type other than hdd on a server
+// with disks of another type too): then the freest disk of the type with a
+// free slot, above location 0, which cannot be named; a server with none
+// cannot take the copy. The hdd type, a server of one disk type, and a
+// master that lists no physical disks leave the choice to the server.
 func TestShardDisk(t *testing.T) {
 	phys := func(ps ...seaweed.PhysicalDisk) []seaweed.PhysicalDisk { return ps }
 	p := func(id uint32, max, vols int64, ec int) seaweed.PhysicalDisk {
@@ -34,12 +34,16 @@ func TestShardDisk(t *testing.T) {
 		{"hdd then ssd: ssd", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0)), "ssd": phys(p(1, 10, 0, 0))}, "ssd", 1, true},
 		{"hdd then ssd: hdd", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0)), "ssd": phys(p(1, 10, 0, 0))}, "hdd", 0, true},
 		{"ssd then hdd: ssd", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0)), "": phys(p(1, 10, 0, 0))}, "ssd", 0, false},
-		{"ssd then hdd: hdd", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0)), "": phys(p(1, 10, 0, 0))}, "", 1, true},
+		{"ssd then hdd: hdd", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0)), "": phys(p(1, 10, 0, 0))}, "", 0, true},
+		{"ssd beside hdd, full", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0)), "ssd": phys(p(1, 10, 10, 0), p(2, 10, 9, 10))}, "ssd", 0, false},
+		{"ssd beside hdd, one full", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0)), "ssd": phys(p(1, 10, 10, 0), p(2, 10, 9, 0))}, "ssd", 2, true},
+		{"ssd only, two disks", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0), p(1, 10, 0, 0))}, "ssd", 0, true},
+		{"one type under two spellings", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0)), "SSD": phys(p(0, 10, 0, 0))}, "ssd", 0, true},
 		{"ssd only", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0))}, "ssd", 0, true},
 		{"two ssd: the freer", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0)), "ssd": phys(p(1, 10, 6, 0), p(2, 10, 2, 25))}, "ssd", 2, true},
 		{"two ssd: a tie goes to the lower id", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0)), "ssd": phys(p(2, 10, 1, 0), p(1, 10, 1, 0))}, "ssd", 1, true},
 		{"ssd at 0 and 2 beside hdd", map[string][]seaweed.PhysicalDisk{"ssd": phys(p(0, 10, 0, 0), p(2, 10, 9, 0)), "": phys(p(1, 10, 0, 0))}, "ssd", 2, true},
-		{"two hdd: the freer, 0 included", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 1, 0), p(1, 10, 5, 0))}, "", 0, true},
+		{"two hdd beside ssd: the server picks", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 1, 0), p(1, 10, 5, 0)), "ssd": phys(p(2, 10, 0, 0))}, "", 0, true},
 		{"no physical disks listed", map[string][]seaweed.PhysicalDisk{"": nil, "ssd": nil}, "ssd", 0, true},
 		{"no disk of the type", map[string][]seaweed.PhysicalDisk{"": phys(p(0, 10, 0, 0))}, "ssd", 0, false},
 	} {

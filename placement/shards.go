@@ -52,11 +52,12 @@ func PlaceShards(v *seaweed.Volume, topo *seaweed.Topology) ([]*fsmpb.ShardPlace
 	typ := v.DiskType
 	var servers []*seaweed.Server
 	var cands []ShardCandidate
-	ev := topo.EcVolumes[v.ID] // shards an earlier attempt left
 	for _, s := range topo.Servers {
 		isSource := s.ID == source.ID
 		free := FreeSlotsOf(s, typ)
-		if !isSource && (free <= 0 || !ShardTargetable(s, typ, HoldsShards(ev, s.ID))) {
+		// Shards an earlier attempt left are torn down before the spread,
+		// so a server holding some is a target like any other.
+		if !isSource && (free <= 0 || !ShardTargetable(s, typ, false)) {
 			continue
 		}
 		servers = append(servers, s)

@@ -79,7 +79,7 @@ func Detect(topo *seaweed.Topology, busy Busy, moves []ActiveMove, th Thresholds
 		seen := map[string]bool{}
 		for name := range srv.Disks {
 			k := placement.DiskTypeKey(name)
-			if !seen[k] && placement.FreeSlotsOf(srv, k) > 0 {
+			if !seen[k] && placement.FreeSlotsOf(srv, k) > 0 && placement.ShardTargetable(srv, k, false) {
 				freeServers[k]++
 			}
 			seen[k] = true

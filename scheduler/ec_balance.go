@@ -196,7 +196,18 @@ func ecLoadMove(topo *seaweed.Topology, k string, load map[string]int, layouts m
 		}
 		return servers[i].ID < servers[j].ID
 	})
-	if load[servers[0].ID]-load[servers[len(servers)-1].ID] <= skew {
+	// Only a server a shard copy can reach (placement.ShardTargetable) is
+	// a target, and the skew is measured to the emptiest of those: one
+	// whose disk of the type cannot be named never receives, and must not
+	// keep the others moving.
+	lowest := -1
+	for j := len(servers) - 1; j >= 0; j-- {
+		if placement.ShardTargetable(servers[j], k, false) {
+			lowest = j
+			break
+		}
+	}
+	if lowest <= 0 || load[servers[0].ID]-load[servers[lowest].ID] <= skew {
 		return placement.ShardMove{}, false
 	}
 	var vols []uint32
@@ -214,7 +225,7 @@ func ecLoadMove(topo *seaweed.Topology, k string, load map[string]int, layouts m
 			if load[hi.ID]-load[lo.ID] < 2 {
 				break // the rest are fuller still
 			}
-			if placement.FreeSlotsOf(lo, k) <= 0 {
+			if placement.FreeSlotsOf(lo, k) <= 0 || !placement.ShardTargetable(lo, k, false) {
 				continue
 			}
 			if pairs++; pairs > maxBalancePairs {

@@ -279,10 +279,14 @@ func planSpecLoaded(task *fsmpb.Task, topo *seaweed.Topology, asked time.Time, t
 // takes the copy on (placement.ShardDisk): left to choose, a server with
 // disks of two types puts an ssd volume's shard on its hdd. A server that
 // holds shards of the volume already is left to choose (the disk beside
-// them), as is one whose disk of the type cannot be named.
+// them), except for an erasure coding, whose executor tears down what an
+// earlier attempt left before it spreads.
 func fillShardDisks(spec *pb.TaskSpec, topo *seaweed.Topology) {
 	typ := spec.GetDiskType()
 	e := topo.EcVolumes[spec.GetTask().GetVolumeId()]
+	if spec.GetTask().GetType() == fsmpb.TaskType_TASK_TYPE_ERASURE_CODING {
+		e = nil
+	}
 	servers := []string{spec.GetRebuilder()}
 	for _, st := range spec.GetShardTargets() {
 		servers = append(servers, st.GetServer())

@@ -672,6 +672,33 @@ func (a *ecAttempt) sameIndexes(ctx context.Context) error {
 		a.vid, len(a.replicas), a.copies, strings.Join(differ, "; "), a.vid)
 }
 
+// copyDisk is the disk a copy of shards of vid to target names: planned
+// (the plan's disk of the volume's type, spec.shard_disks; 0: the server
+// picks), unless the target mounts shards of the volume already, which
+// the copy then joins on the disk SeaweedFS itself picks (the one beside
+// them). Before a copy that names a disk, files of those shards the target
+// holds unmounted (an earlier copy cut short, perhaps onto another disk)
+// are deleted: SeaweedFS mounts a shard from the lowest disk that has its
+// file, which would be the stale one.
+func copyDisk(ctx context.Context, c *seaweed.VolumeClient, target string, vid uint32, collection string, shards []uint32, planned uint32) (uint32, error) {
+	if planned == 0 {
+		return 0, nil
+	}
+	cctx, cancel := call(ctx)
+	defer cancel()
+	mounted, err := c.MountedEcShards(cctx, target, vid)
+	if err != nil {
+		return 0, err
+	}
+	if len(mounted) > 0 {
+		return 0, nil
+	}
+	if err := c.VolumeEcShardsDelete(cctx, target, vid, collection, shards); err != nil {
+		return 0, err
+	}
+	return planned, nil
+}
+
 // move copies shards from the source to target, mounts them there, checks
 // them, and only then removes them from the source.
 func (a *ecAttempt) move(ctx context.Context, target string, shards []uint32) error {
@@ -686,7 +713,10 @@ func (a *ecAttempt) move(ctx context.Context, target string, shards []uint32) er
 // target as touched even when the copy failed half-way. disk is the
 // target's disk the copy names (0: the server picks).
 func moveShards(ctx context.Context, c *seaweed.VolumeClient, vid uint32, collection, source, target string, disk uint32, shards []uint32, copied func(error)) error {
-	err := c.VolumeEcShardsCopy(ctx, target, vid, collection, shards, source, disk)
+	disk, err := copyDisk(ctx, c, target, vid, collection, shards, disk)
+	if err == nil {
+		err = c.VolumeEcShardsCopy(ctx, target, vid, collection, shards, source, disk)
+	}
 	if copied != nil {
 		copied(err)
 	}

@@ -151,7 +151,10 @@ func (e *ecBalanceExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 		// volume: one that does keeps the copy beside its own.
 		var disk uint32
 		if withIndex {
-			disk = pl.disk
+			var err error
+			if disk, err = copyDisk(ctx, e.c, pl.target, pl.vid, pl.collection, []uint32{pl.shard}, pl.disk); err != nil {
+				return fail(StepECBalanceCopy, err)
+			}
 		}
 		if err := e.c.VolumeEcShardsGather(ctx, pl.target, pl.vid, pl.collection, []uint32{pl.shard}, pl.source, withIndex, disk); err != nil {
 			return fail(StepECBalanceCopy, err)

@@ -185,11 +185,14 @@ func (e *ecRebuildExecutor) Execute(ctx context.Context, spec *pb.TaskSpec, repo
 	withIndex := len(onRebuilder) == 0
 	// The disk the plan names only on a rebuilder holding no shard of the
 	// volume: one that does keeps the gathered shards beside its own.
+	need := slices.Sorted(maps.Keys(sources))
 	var disk uint32
 	if withIndex {
-		disk = pl.disks[pl.rebuilder]
+		var err error
+		if disk, err = copyDisk(ctx, e.c, pl.rebuilder, pl.vid, pl.collection, need, pl.disks[pl.rebuilder]); err != nil {
+			return fail(StepRebuildGather, err)
+		}
 	}
-	need := slices.Sorted(maps.Keys(sources))
 	for i, id := range need {
 		if err := ctx.Err(); err != nil {
 			return fail(StepRebuildGather, err)
