@@ -58,3 +58,42 @@ func TestECPlansNameShardDisks(t *testing.T) {
 		t.Fatalf("shard disks %v; want only %s on disk 1", got, swa(3))
 	}
 }
+
+// TestECBalanceSkipsUnreachableServers: a server whose only ssd disk is
+// location 0 beside an hdd one cannot receive a copied ssd shard, so the
+// servers' ssd shard counts are evened without it: no move targets it,
+// and its low count does not keep the others moving once they are even.
+func TestECBalanceSkipsUnreachableServers(t *testing.T) {
+	nodes := []*node{}
+	for i := 1; i <= 5; i++ {
+		nodes = append(nodes, srv(sid(i), 20).WithDisk("ssd", 20))
+	}
+	// Volumes 20..24: shards 0-13 round-robin over servers 1-5 from a
+	// different server each (the fifth again from the first), so every
+	// volume holds 3 or 2 shards per server and the servers 15, 14, 14,
+	// 14, 13: within a skew of 2, though 2 apart.
+	for i, vid := range []uint32{20, 21, 22, 23, 24} {
+		start := []int{0, 4, 3, 2, 0}[i]
+		for sh := uint32(0); sh < 14; sh++ {
+			nodes[(start+int(sh))%5].Shards(vid, sh)
+		}
+	}
+	nodes = append(nodes, srv(sid(6), 20).WithDisk("ssd", 20))
+	topo := build(100, nodes...)
+	for _, e := range topo.EcVolumes {
+		e.DiskType = "ssd"
+	}
+	for _, s := range topo.Servers {
+		hdd, ssd := uint32(0), uint32(1)
+		if s.ID == sid(6) {
+			hdd, ssd = 1, 0
+		}
+		s.Disks[""].Physical = []seaweed.PhysicalDisk{{ID: hdd, MaxVolumes: 20}}
+		s.Disks["ssd"].Physical = []seaweed.PhysicalDisk{{ID: ssd, MaxVolumes: 20}}
+	}
+	th := DefaultThresholds()
+	th.ECBalanceSkew = 2
+	for _, p := range DetectECBalance(topo, idle, nil, th) {
+		t.Errorf("proposed %s", p.Reason)
+	}
+}
