@@ -326,3 +326,40 @@ func TestPlaceShardsEvensServersOverEncodes(t *testing.T) {
 		t.Fatalf("EC shards per server after 18 encodes: %v; want every server within 2 of the others", held)
 	}
 }
+
+// TestPlaceShardsOddShardsToFewerHeld: between servers that take as many
+// shards of a volume, the odd shard goes to the one holding fewer EC
+// shards, not to the one with more free slots: encodes keep the servers'
+// shard counts even, as ec_balance would make them (to the freer server,
+// the odd shards of every encode landed where ec_balance then moved them
+// from).
+func TestPlaceShardsOddShardsToFewerHeld(t *testing.T) {
+	srv, sid, v := topotest.Srv, topotest.SID, topotest.V
+	var nodes []*topotest.Node
+	for i := 1; i <= 6; i++ {
+		n := srv(sid(i), 20, v(uint32(i), 100))
+		if i >= 4 {
+			n = n.Holding(v(uint32(10+i), 100), v(uint32(20+i), 100), v(uint32(30+i), 100)) // fewer free slots
+		}
+		nodes = append(nodes, n)
+	}
+	topo := topotest.Build(100, nodes...)
+	for _, s := range topo.Servers {
+		if s.ID == sid(2) || s.ID == sid(3) {
+			Disk(s, "").EcShards = 12 // the freer servers hold more shards
+		}
+	}
+	got, err := PlaceShards(topo.Volumes[1], topo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	per := map[string]int{}
+	for _, p := range got {
+		per[p.Server]++
+	}
+	// 14 over 6: the source (server 1) and one more take 3; that one is
+	// server 4 (fewest held, then the least id of 4..6), not 2 or 3.
+	if per[topotest.SWA(1)] != 3 || per[topotest.SWA(4)] != 3 || per[topotest.SWA(2)] != 2 || per[topotest.SWA(3)] != 2 {
+		t.Fatalf("shards per server %v; want 3 on the source and on %s, 2 on the servers holding 12", per, topotest.SWA(4))
+	}
+}
